@@ -1,0 +1,364 @@
+//! The portable cassette format: one pretty-printed, versioned JSON file per recorded request,
+//! holding its answers in order. Export is deterministic (same store, same bytes); import
+//! validates every file before anything is written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::uri::PathAndQuery;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::interaction::{Interaction, RecordedRequest, RecordedResponse, Recording};
+use crate::key::{MatchRules, RequestKey};
+
+/// Version of the cassette file format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One cassette file, as serialised. Field order here is the order in the file.
+#[derive(Debug, Serialize, Deserialize)]
+struct CassetteFile {
+    /// Always [`FORMAT_VERSION`]; files of another version are refused with a clear error.
+    format: u32,
+    /// `ims-vcr <version>` that wrote the file.
+    #[serde(default)]
+    tool: String,
+    /// The request (as first recorded).
+    request: RecordedRequest,
+    /// Its answers, oldest first; replay serves them in this order, then repeats the last.
+    answers: Vec<RecordedResponse>,
+}
+
+/// The file name for a recording: method, a slug of the path, and 12 hex digits of the key
+/// digest. Only `[a-z0-9._-]`, never a leading dot, never a separator: it cannot leave `--out`
+/// whatever the request path holds.
+pub fn file_name(recording: &Recording) -> String {
+    let request = &recording.answers[0].request;
+    let mut slug = String::new();
+    for ch in request.path.chars() {
+        let mapped = match ch {
+            'a'..='z' | '0'..='9' | '-' => ch,
+            'A'..='Z' => ch.to_ascii_lowercase(),
+            _ => '_',
+        };
+        if !(mapped == '_' && (slug.is_empty() || slug.ends_with('_'))) {
+            slug.push(mapped);
+        }
+        if slug.len() >= 80 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('_');
+    let slug = if slug.is_empty() { "root" } else { slug };
+    let method: String = request
+        .method
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("{method}_{slug}_{}.json", &recording.key.hex()[..12])
+}
+
+/// Renders a recording as the bytes of its cassette file.
+pub fn render(recording: &Recording) -> Vec<u8> {
+    let file = CassetteFile {
+        format: FORMAT_VERSION,
+        tool: format!("ims-vcr {}", env!("CARGO_PKG_VERSION")),
+        request: recording.answers[0].request.clone(),
+        answers: recording
+            .answers
+            .iter()
+            .map(|i| i.response.clone())
+            .collect(),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&file).expect("a cassette serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Parses and validates one cassette file.
+pub fn parse(path: &Path, bytes: &[u8], rules: &MatchRules) -> Result<Recording> {
+    // serde_path_to_error names the field (`answers[0].status`), not just line and column.
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    let file: CassetteFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let reason = e.into_inner();
+        match field.as_str() {
+            "." => Error::cassette(path, reason.to_string()),
+            _ => Error::cassette(path, format!("field `{field}`: {reason}")),
+        }
+    })?;
+    if file.format != FORMAT_VERSION {
+        return Err(Error::cassette(
+            path,
+            format!(
+                "field `format` is {}, this ims-vcr reads format {FORMAT_VERSION}",
+                file.format
+            ),
+        ));
+    }
+    validate_request(&file.request).map_err(|r| Error::cassette(path, format!("request.{r}")))?;
+    if file.answers.is_empty() {
+        return Err(Error::cassette(path, "field `answers` is empty"));
+    }
+    for (i, answer) in file.answers.iter().enumerate() {
+        validate_response(answer)
+            .map_err(|r| Error::cassette(path, format!("answers[{i}].{r}")))?;
+    }
+    let key = RequestKey::of_recorded(rules, &file.request)
+        .map_err(|r| Error::cassette(path, format!("request.body: {r}")))?;
+    let answers = file
+        .answers
+        .into_iter()
+        .map(|response| Interaction {
+            request: file.request.clone(),
+            response,
+        })
+        .collect();
+    Ok(Recording { key, answers })
+}
+
+fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
+    hyper::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| format!("method: {:?} is not an HTTP method", request.method))?;
+    let mut target = request.path.clone();
+    if let Some(q) = &request.query {
+        target.push('?');
+        target.push_str(q);
+    }
+    if !request.path.starts_with('/') || PathAndQuery::from_str(&target).is_err() {
+        return Err(format!(
+            "path: {target:?} is not an origin-form request target"
+        ));
+    }
+    validate_headers(&request.headers)?;
+    validate_body(&request.body)
+}
+
+fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
+    if !(100..=599).contains(&response.status) {
+        return Err(format!("status: {} is not in 100..=599", response.status));
+    }
+    validate_headers(&response.headers)?;
+    validate_body(&response.body)
+}
+
+fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), String> {
+    for (i, (name, value)) in headers.iter().enumerate() {
+        HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("headers[{i}]: {name:?} is not a valid header name"))?;
+        HeaderValue::from_str(value).map_err(|_| {
+            format!("headers[{i}]: the value of {name:?} is not a valid header value")
+        })?;
+        if crate::headers::is_credential(name) {
+            return Err(format!(
+                "headers[{i}]: {name:?} carries credentials and must not be in a cassette"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_body(body: &Option<crate::interaction::Body>) -> std::result::Result<(), String> {
+    crate::interaction::body_bytes(body)
+        .map(|_| ())
+        .map_err(|e| format!("body: {e}"))
+}
+
+/// Reads and validates every `*.json` file in `dir` (sorted by name). Fails on the first bad file,
+/// naming it, and on two files recording the same request.
+pub fn read_dir(dir: &Path, rules: &MatchRules) -> Result<Vec<Recording>> {
+    let mut recordings = Vec::new();
+    let mut seen: HashMap<[u8; 32], PathBuf> = HashMap::new();
+    for path in cassette_paths(dir)? {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let recording = parse(&path, &bytes, rules)?;
+        if let Some(first) = seen.insert(*recording.key.digest(), path.clone()) {
+            return Err(Error::cassette(
+                &path,
+                format!(
+                    "records the same request as {} ({}); keep one of them",
+                    first.display(),
+                    recording.key.request_line()
+                ),
+            ));
+        }
+        recordings.push(recording);
+    }
+    Ok(recordings)
+}
+
+/// The `*.json` files directly in `dir`, sorted.
+fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// What an export did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Cassette files written (one per recorded request).
+    pub files: usize,
+    /// Answers across all files.
+    pub answers: usize,
+    /// Stale cassette files removed (requests no longer in the store).
+    pub removed: usize,
+}
+
+/// Writes one file per recording into `dir` (created if needed). Each file is written to a
+/// temporary name and renamed, so a crash never leaves a half-written cassette. Older cassette
+/// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
+/// files that are not ims-vcr cassettes are left alone.
+pub fn write_dir(dir: &Path, recordings: &[Recording]) -> Result<ExportSummary> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for recording in recordings {
+        let mut name = file_name(recording);
+        if files.contains_key(&name) {
+            // 48 bits of digest collided: fall back to the full digest for this one.
+            name = name.replace(&recording.key.hex()[..12], &recording.key.hex());
+        }
+        files.insert(name, render(recording));
+    }
+    let mut summary = ExportSummary {
+        files: files.len(),
+        answers: recordings.iter().map(|r| r.answers.len()).sum(),
+        removed: 0,
+    };
+    for (name, bytes) in &files {
+        write_atomically(&dir.join(name), bytes)?;
+    }
+    for path in cassette_paths(dir)? {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !files.contains_key(name) && looks_like_cassette(&path) {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            summary.removed += 1;
+        }
+    }
+    Ok(summary)
+}
+
+fn looks_like_cassette(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("format").is_some() && v.get("answers").is_some())
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("cassette paths have a UTF-8 file name");
+    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interaction::Body;
+
+    fn recording(method: &str, path: &str) -> Recording {
+        let request = RecordedRequest {
+            method: method.into(),
+            path: path.into(),
+            query: None,
+            headers: vec![],
+            body: None,
+        };
+        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
+        let response = RecordedResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Body::from_bytes(br#"{"id":"x"}"#),
+            recorded_at: "2026-11-27T00:00:00Z".into(),
+            latency_ms: 1,
+            upstream: "https://ims.example".into(),
+        };
+        Recording {
+            key,
+            answers: vec![Interaction { request, response }],
+        }
+    }
+
+    #[test]
+    fn file_names_never_leave_the_folder() {
+        for path in [
+            "/../../etc/passwd",
+            "/..",
+            "/a/./../b",
+            "/%2e%2e/x",
+            "/\\..\\x",
+            "/.hidden",
+        ] {
+            let name = file_name(&recording("GET", path));
+            assert!(!name.contains('/') && !name.contains('\\'), "{name}");
+            assert!(!name.starts_with('.'), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                "{name}"
+            );
+            assert_eq!(Path::new(&name).components().count(), 1);
+        }
+    }
+
+    #[test]
+    fn file_names_read_like_the_request() {
+        let name = file_name(&recording("GET", "/v2/images/bc6bed6e-ba3a"));
+        assert!(name.starts_with("get_v2_images_bc6bed6e-ba3a_"), "{name}");
+        assert!(file_name(&recording("GET", "/")).starts_with("get_root_"));
+    }
+
+    #[test]
+    fn render_then_parse_round_trips() {
+        let rec = recording("GET", "/v2/images/x");
+        let bytes = render(&rec);
+        let back = parse(Path::new("x.json"), &bytes, &MatchRules::default()).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(render(&back), bytes);
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"))).unwrap();
+        v["answers"][0]["status"] = 42.into();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes(), &rules).unwrap_err();
+        assert!(
+            err.to_string().contains("f.json") && err.to_string().contains("answers[0].status"),
+            "{err}"
+        );
+
+        v["answers"][0]["status"] = 200.into();
+        v["format"] = 99.into();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes(), &rules).unwrap_err();
+        assert!(err.to_string().contains("`format` is 99"), "{err}");
+
+        v["format"] = 1.into();
+        v["request"]["headers"] = serde_json::json!([["X-Auth-Token", "t"]]);
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes(), &rules).unwrap_err();
+        assert!(err.to_string().contains("request.headers[0]"), "{err}");
+    }
+}

@@ -1,0 +1,330 @@
+//! The command line: clap definitions with help and examples, flag validation, and one function
+//! per subcommand, each a thin layer over the library.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cassette;
+use crate::error::{Error, Result};
+use crate::server::ProxyServer;
+use crate::store::Store;
+use crate::upstream::UpstreamConfig;
+
+/// Default `--listen`: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
+/// Default `--store`, relative to the working directory (git-ignored).
+pub const DEFAULT_STORE: &str = ".ims-vcr/store";
+/// Default cassette folder replayed when neither `--store` nor `--cassettes` is given.
+pub const DEFAULT_CASSETTES: &str = "cassettes";
+
+const EXAMPLES: &str = "\
+Examples:
+  # Replay the shipped cassettes on a free port (prints `listening on http://127.0.0.1:PORT`)
+  ims-vcr replay --listen 127.0.0.1:0
+
+  # Record against the real endpoint (token clients pass X-Auth-Token through)
+  ims-vcr record --upstream https://ims.cn-north-4.myhuaweicloud.com
+
+  # Share what was recorded, then replay it anywhere
+  ims-vcr export --out cassettes
+  ims-vcr replay --cassettes cassettes
+
+Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error.";
+
+/// Record-and-replay test proxy for the Huawei Cloud IMS image API.
+#[derive(Debug, Parser)]
+#[command(name = "ims-vcr", version = version_text(), about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const fn version_text() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (cassette format 1)")
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Forward every request to the upstream, answer live, and store each answer.
+    #[command(
+        after_help = "Example:\n  ims-vcr record --upstream https://ims.cn-north-4.myhuaweicloud.com --listen 127.0.0.1:0"
+    )]
+    Record(RecordArgs),
+    /// Serve stored answers only; never connects to any upstream.
+    #[command(
+        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0"
+    )]
+    Replay(ReplayArgs),
+    /// Write the store as cassette files (one JSON file per request) into --out.
+    #[command(after_help = "Example:\n  ims-vcr export --out cassettes")]
+    Export(ExportArgs),
+    /// Load cassette files into the store: all of them, or none if any is invalid.
+    #[command(after_help = "Example:\n  ims-vcr import cassettes")]
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Address to listen on: IP:PORT, localhost:PORT or PORT (port 0 picks a free one).
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    listen: String,
+    /// Allow --listen on a non-loopback address (anyone who reaches it gets the recordings).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, default_value_t = crate::proxy::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    max_body: usize,
+}
+
+#[derive(Debug, Args)]
+struct RecordArgs {
+    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local stand-ins).
+    #[arg(long, value_name = "URL")]
+    upstream: String,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Store directory (sled).
+    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
+    store: PathBuf,
+    /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
+    #[arg(long, value_name = "PEM")]
+    upstream_ca: Option<PathBuf>,
+    /// Limit in seconds on one upstream exchange (connect, answer and body).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    upstream_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Replay a store directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
+    store: Option<PathBuf>,
+    /// Replay a folder of cassette files [default: cassettes].
+    #[arg(long, value_name = "DIR")]
+    cassettes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Store directory to read.
+    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
+    store: PathBuf,
+    /// Folder to write cassette files into (created if needed).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Store directory to write.
+    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
+    store: PathBuf,
+    /// Folder of cassette files to import.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Record(args) => record(args).await,
+        Command::Replay(args) => replay(args).await,
+        Command::Export(args) => export(args),
+        Command::Import(args) => import(args).await,
+    }
+}
+
+async fn record(args: RecordArgs) -> Result<()> {
+    if !(args.upstream_timeout.is_finite() && args.upstream_timeout > 0.0) {
+        return Err(Error::Config(format!(
+            "--upstream-timeout {} must be a positive number of seconds",
+            args.upstream_timeout
+        )));
+    }
+    let mut upstream = UpstreamConfig::new(args.upstream);
+    upstream.ca_file = args.upstream_ca;
+    upstream.timeout = Duration::from_secs_f64(args.upstream_timeout);
+    let builder = ProxyServer::builder()
+        .record(upstream)
+        .store(args.store)
+        .listen(listen_addr(&args.listen)?)
+        .max_body(args.listen.max_body);
+    serve_until_signal(builder).await
+}
+
+async fn replay(args: ReplayArgs) -> Result<()> {
+    let builder = ProxyServer::builder()
+        .replay()
+        .listen(listen_addr(&args.listen)?)
+        .max_body(args.listen.max_body);
+    let builder = match (args.store, args.cassettes) {
+        (Some(store), _) => builder.store(existing(&store, "--store")?),
+        (None, Some(dir)) => builder.cassettes(existing(&dir, "--cassettes")?),
+        (None, None) => builder.cassettes(existing(Path::new(DEFAULT_CASSETTES), "--cassettes")?),
+    };
+    serve_until_signal(builder).await
+}
+
+async fn serve_until_signal(builder: crate::server::ProxyServerBuilder) -> Result<()> {
+    let signal = shutdown_signal();
+    let server = builder.start().await?;
+    // The one stdout line scripts read the port from.
+    println!("listening on {}", server.uri());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    signal.await;
+    tracing::info!("shutting down: draining connections");
+    server.shutdown().await
+}
+
+fn export(args: ExportArgs) -> Result<()> {
+    let store = Store::open(existing(&args.store, "--store")?)?;
+    let recordings = store.load(&store.rules()?)?;
+    let summary = cassette::write_dir(&args.out, &recordings)?;
+    eprintln!(
+        "exported {} requests ({} answers) to {}{}",
+        summary.files,
+        summary.answers,
+        args.out.display(),
+        if summary.removed > 0 {
+            format!(", removed {} stale cassettes", summary.removed)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+async fn import(args: ImportArgs) -> Result<()> {
+    // Validate every file before the store is even opened: all or nothing.
+    let dir = existing(&args.dir, "import DIR")?;
+    let store = Store::open(&args.store)?;
+    let recordings = cassette::read_dir(dir, &store.rules()?)?;
+    store.import(&recordings).await?;
+    eprintln!(
+        "imported {} requests ({} answers) into {}",
+        recordings.len(),
+        recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
+        args.store.display()
+    );
+    Ok(())
+}
+
+fn existing<'a>(path: &'a Path, flag: &str) -> Result<&'a Path> {
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(Error::Config(format!(
+            "{flag} {}: no such directory",
+            path.display()
+        )))
+    }
+}
+
+/// Parses `--listen`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT` (loopback).
+/// A non-loopback address needs `--allow-remote`.
+fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
+    let text = args.listen.trim();
+    let bad = || {
+        Error::Config(format!(
+            "--listen {text:?}: expected IP:PORT, localhost:PORT or PORT, e.g. 127.0.0.1:0"
+        ))
+    };
+    let addr = if let Ok(port) = text.parse::<u16>() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    } else if let Some(port) = text.strip_prefix("localhost:") {
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port.parse().map_err(|_| bad())?,
+        )
+    } else {
+        text.parse::<SocketAddr>().map_err(|_| bad())?
+    };
+    if !addr.ip().is_loopback() {
+        if !args.allow_remote {
+            return Err(Error::Config(format!(
+                "--listen {addr} is not a loopback address: anyone who can reach it gets the recordings; \
+                 add --allow-remote to bind it anyway"
+            )));
+        }
+        tracing::warn!(%addr, "listening on a non-loopback address (--allow-remote)");
+    }
+    Ok(addr)
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal sent right after the listening line is never lost to the
+/// default action (which would kill the process without draining or flushing).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = terminate => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn listen(text: &str, allow_remote: bool) -> Result<SocketAddr> {
+        listen_addr(&ListenArgs {
+            listen: text.into(),
+            allow_remote,
+            max_body: 1,
+        })
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn listen_accepts_the_documented_forms() {
+        assert_eq!(listen("0", false).unwrap(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(
+            listen("localhost:81", false).unwrap(),
+            "127.0.0.1:81".parse().unwrap()
+        );
+        assert_eq!(
+            listen("[::1]:0", false).unwrap(),
+            "[::1]:0".parse().unwrap()
+        );
+        assert!(
+            listen("nonsense", false)
+                .unwrap_err()
+                .to_string()
+                .contains("--listen")
+        );
+    }
+
+    #[test]
+    fn non_loopback_listen_needs_allow_remote() {
+        let err = listen("0.0.0.0:0", false).unwrap_err().to_string();
+        assert!(err.contains("--allow-remote"), "{err}");
+        assert!(listen("0.0.0.0:0", true).is_ok());
+    }
+}

@@ -1,0 +1,85 @@
+//! The error vocabulary of ims-vcr: one enum, messages that name the path, URL, flag or field at
+//! fault and, where there is an obvious fix, say it.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong outside the request path. (Inside it, failures become HTTP answers:
+/// see `proxy.rs`.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sled store could not be opened because another process holds its lock.
+    #[error(
+        "store {path} is in use by another process (an ims-vcr record/replay/export is running on it); \
+         stop that process first, or pass a different --store"
+    )]
+    StoreLocked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// Any other sled failure, with the store it happened in.
+    #[error("store {path}: {source}")]
+    Store {
+        /// The store directory.
+        path: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+    /// A store entry that does not decode (torn write, foreign data, older format).
+    #[error("store {path}: entry {entry} is corrupt: {reason}")]
+    StoreCorrupt {
+        /// The store directory.
+        path: PathBuf,
+        /// Hex of the sled key at fault.
+        entry: String,
+        /// What failed to decode.
+        reason: String,
+    },
+    /// A cassette file that cannot be read or does not validate.
+    #[error("cassette {path}: {reason}")]
+    Cassette {
+        /// The cassette file.
+        path: PathBuf,
+        /// What is wrong with it, naming the field when there is one.
+        reason: String,
+    },
+    /// A file-system operation on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for with --listen.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A setting (flag, environment variable, config entry) with a bad value.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A cassette validation error on `path`.
+    pub(crate) fn cassette(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Cassette {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Which headers are hop-by-hop, which carry credentials, and which are too volatile to store or
+//! match on. Every other module asks here; no header list is written twice.
+
+use hyper::header::{CONNECTION, HeaderMap, HeaderName};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy `Keep-Alive`/`Proxy-Connection`): they
+/// describe one connection, so a proxy never forwards or stores them.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers that carry credentials or signature material. They are forwarded upstream in record
+/// mode (the upstream needs them) but never written to the store, a cassette or a log.
+const CREDENTIALS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-auth-token",
+    "x-security-token",
+    "x-subject-token",
+    "x-auth-key",
+    "x-api-key",
+    "cookie",
+    "set-cookie",
+    "x-amz-security-token",
+];
+
+/// Request headers that change on every call or every machine (dates, user agents, request ids)
+/// or that the proxy rewrites itself (`Host`, `Accept-Encoding`, `Content-Length`). They never
+/// take part in matching and are not stored, so cassettes do not churn when re-recorded.
+const VOLATILE_REQUEST: &[&str] = &[
+    "host",
+    "user-agent",
+    "date",
+    "x-sdk-date",
+    "x-request-id",
+    "x-openstack-request-id",
+    "x-compute-request-id",
+    "x-client-request-id",
+    "accept-encoding",
+    "content-length",
+];
+
+/// True for a hop-by-hop header name (lower-case, as `http` normalises names).
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
+/// True for a header that carries a credential or signature.
+pub fn is_credential(name: &str) -> bool {
+    CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// True for a request header that is neither stored nor matched on (see [`VOLATILE_REQUEST`]).
+pub fn is_volatile_request(name: &str) -> bool {
+    VOLATILE_REQUEST
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Header pairs in wire order, as stored: lower-case names, values as text (non-UTF-8 bytes are
+/// replaced, which no IMS header carries), repeats kept.
+pub fn to_pairs(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| keep(name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn connection_named_headers_are_stripped_with_the_standard_ones() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, X-Custom"),
+        );
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("x-project-id", HeaderValue::from_static("p"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-project-id"]);
+    }
+
+    #[test]
+    fn credential_names_match_in_any_case() {
+        for name in [
+            "X-Auth-Token",
+            "authorization",
+            "Cookie",
+            "X-Security-Token",
+        ] {
+            assert!(is_credential(name), "{name}");
+        }
+        assert!(!is_credential("x-project-id"));
+    }
+
+    #[test]
+    fn pairs_keep_order_and_repeats() {
+        let mut h = HeaderMap::new();
+        h.append("vary", HeaderValue::from_static("a"));
+        h.append("x-b", HeaderValue::from_static("1"));
+        h.append("vary", HeaderValue::from_static("b"));
+        let pairs = to_pairs(&h, |_| true);
+        // HeaderMap groups repeats under the first occurrence; their relative order is kept.
+        assert_eq!(
+            pairs,
+            vec![
+                ("vary".into(), "a".into()),
+                ("vary".into(), "b".into()),
+                ("x-b".into(), "1".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! What makes two requests "the same": a canonical form (method, normalised path, query sorted
+//! and decoded, optional matched headers, canonical JSON body) and its stable SHA-256 digest.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::interaction::{RecordedRequest, body_bytes};
+
+/// Matching rules beyond the default (method + path + query, parameter order ignored). Stored with
+/// the recordings so replay matches the way the recording did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchRules {
+    /// Request headers (lower-case) whose values take part in matching, e.g. `x-project-id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_headers: Vec<String>,
+    /// Query parameters left out of matching, e.g. pagination markers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_query: Vec<String>,
+}
+
+/// A request's identity for matching. Two requests match when their digests are equal.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestKey {
+    canonical: String,
+    digest: [u8; 32],
+}
+
+impl RequestKey {
+    /// Builds the key of a live or recorded request. `header` returns the values of a header by
+    /// lower-case name (only consulted for [`MatchRules::match_headers`]).
+    pub fn new<'a>(
+        rules: &MatchRules,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        header: impl Fn(&str) -> Vec<&'a str>,
+        body: &[u8],
+    ) -> Self {
+        let mut canonical = format!("{} {}", method.to_ascii_uppercase(), normalise_path(path));
+        let query = canonical_query(query.unwrap_or(""), &rules.ignore_query);
+        if !query.is_empty() {
+            canonical.push('?');
+            canonical.push_str(&query);
+        }
+        for name in &rules.match_headers {
+            let values = header(name);
+            canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
+        }
+        if !body.is_empty() {
+            let digest = Sha256::digest(canonical_body(body));
+            canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
+        }
+        let digest = Sha256::digest(canonical.as_bytes()).into();
+        RequestKey { canonical, digest }
+    }
+
+    /// The key of a stored request. Fails only when its body does not decode.
+    pub fn of_recorded(rules: &MatchRules, request: &RecordedRequest) -> Result<Self, String> {
+        let body = body_bytes(&request.body)?;
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        Ok(Self::new(
+            rules,
+            &request.method,
+            &request.path,
+            request.query.as_deref(),
+            header,
+            &body,
+        ))
+    }
+
+    /// Human-readable canonical form, e.g. `GET /v2/images?limit=2&owner=x`.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// The first line of the canonical form: method, path and canonical query.
+    pub fn request_line(&self) -> &str {
+        self.canonical.lines().next().unwrap_or_default()
+    }
+
+    /// SHA-256 of the canonical form: the on-disk identity (stable across Rust releases).
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// Lower-case hex of [`RequestKey::digest`].
+    pub fn hex(&self) -> String {
+        hex(&self.digest)
+    }
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Decodes percent-escapes of unreserved characters and upper-cases the others, so `%7e`, `%7E`
+/// and `~` match, while `%2F` stays distinct from `/`.
+fn normalise_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            let hex_pair = &path[i + 1..i + 3];
+            let b = u8::from_str_radix(hex_pair, 16).expect("two ASCII hex digits");
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push('%');
+                out.push_str(&hex_pair.to_ascii_uppercase());
+            }
+            i += 3;
+            continue;
+        }
+        let ch = path[i..].chars().next().expect("i is on a char boundary");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Query pairs decoded (`+` and `%20` both mean space), ignored names dropped, sorted by name then
+/// value (repeated keys keep all values), and re-encoded.
+fn canonical_query(query: &str, ignore: &[String]) -> String {
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| !ignore.iter().any(|i| i == k))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// JSON bodies with keys sorted and whitespace removed; other bodies as they are.
+fn canonical_body(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => serde_json::to_vec(&sorted(value)).expect("a parsed value serialises"),
+        Err(_) => body.to_vec(),
+    }
+}
+
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestKey {
+        RequestKey::new(
+            &MatchRules::default(),
+            method,
+            path,
+            query,
+            |_| vec![],
+            body,
+        )
+    }
+
+    #[test]
+    fn query_order_and_encoding_do_not_matter() {
+        let a = key("GET", "/v2/images", Some("owner=a&limit=2&name=x+y"), b"");
+        let b = key("get", "/v2/images", Some("limit=2&name=x%20y&owner=a"), b"");
+        assert_eq!(a, b);
+        assert_eq!(a.canonical(), "GET /v2/images?limit=2&name=x+y&owner=a");
+    }
+
+    #[test]
+    fn repeated_query_keys_keep_every_value() {
+        let a = key("GET", "/v2/images", Some("tag=b&tag=a"), b"");
+        let b = key("GET", "/v2/images", Some("tag=a"), b"");
+        assert_ne!(a, b);
+        assert_eq!(a.canonical(), "GET /v2/images?tag=a&tag=b");
+    }
+
+    #[test]
+    fn empty_query_is_no_query() {
+        assert_eq!(
+            key("GET", "/v2", Some(""), b""),
+            key("GET", "/v2", None, b"")
+        );
+    }
+
+    #[test]
+    fn path_escapes_of_unreserved_characters_are_normalised() {
+        assert_eq!(
+            key("GET", "/a%7eb", None, b""),
+            key("GET", "/a~b", None, b"")
+        );
+        assert_eq!(key("GET", "/a%2fb", None, b"").canonical(), "GET /a%2Fb");
+        assert_ne!(
+            key("GET", "/a%2Fb", None, b""),
+            key("GET", "/a/b", None, b"")
+        );
+        // A truncated escape is kept literally, never a panic.
+        assert_eq!(key("GET", "/a%2", None, b"").canonical(), "GET /a%2");
+        assert_eq!(key("GET", "/é%", None, b"").canonical(), "GET /é%");
+    }
+
+    #[test]
+    fn json_bodies_match_whatever_their_key_order_and_whitespace() {
+        let a = key("POST", "/v2/images", None, br#"{"a":1,"b":{"y":2,"x":1}}"#);
+        let b = key(
+            "POST",
+            "/v2/images",
+            None,
+            b"{ \"b\": {\"x\":1, \"y\":2}, \"a\": 1 }",
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, key("POST", "/v2/images", None, br#"{"a":2}"#));
+    }
+
+    #[test]
+    fn ignored_query_names_and_matched_headers_follow_the_rules() {
+        let rules = MatchRules {
+            match_headers: vec!["x-project-id".into()],
+            ignore_query: vec!["marker".into()],
+        };
+        let k = |q: &str, project: &'static str| {
+            RequestKey::new(&rules, "GET", "/v2/images", Some(q), |_| vec![project], b"")
+        };
+        assert_eq!(k("limit=1&marker=a", "p1"), k("limit=1&marker=b", "p1"));
+        assert_ne!(k("limit=1", "p1"), k("limit=1", "p2"));
+    }
+
+    #[test]
+    fn digest_is_stable_across_releases() {
+        // Pinned: a change here silently orphans every store on disk.
+        assert_eq!(
+            key("GET", "/v2/images/x", None, b"").hex(),
+            hex(&Sha256::digest(b"GET /v2/images/x"))
+        );
+    }
+}

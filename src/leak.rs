@@ -1,0 +1,583 @@
+//! Finds secret values in bytes, whether written raw or in a common encoding (percent, form,
+//! JSON string escapes, base64, hex), so that an exported cassette can be checked for leaks.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::GeneralPurpose;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+/// Needles shorter than this many bytes are ignored: short values such as "admin" or a
+/// region code occur by chance in any body and would bury real leaks in false positives.
+pub const MIN_NEEDLE_LEN: usize = 6;
+
+/// One secret to look for: what it is (e.g. "header X-Auth-Token", "field owner") and its
+/// real value.
+#[derive(Clone)]
+pub struct Needle {
+    pub label: String,
+    pub value: String,
+}
+
+// Hand-written so that logging a needle cannot itself leak the secret it describes.
+impl fmt::Debug for Needle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Needle")
+            .field("label", &self.label)
+            .field(
+                "value",
+                &format_args!("<{} bytes hidden>", self.value.len()),
+            )
+            .finish()
+    }
+}
+
+/// A secret found: the needle's label, the encoding it was written in, and the byte offset in
+/// the haystack where the encoded form starts (for base64, where the characters that encode
+/// the secret alone start, which inside a larger blob may be a character or two later).
+///
+/// Encodings: `"raw"`, `"percent-encoded"`, `"form-encoded"` (a space written as `+`),
+/// `"json-escaped"`, `"base64"`, `"base64url"`, `"hex"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leak {
+    pub label: String,
+    pub encoding: &'static str,
+    pub offset: usize,
+}
+
+/// How one pattern is matched against the haystack.
+enum Matcher {
+    /// Exact bytes: the raw value and its base64 forms, with the encoding's name.
+    Exact(Vec<u8>, &'static str),
+    /// Lowercase hex digits, matched in either case.
+    Hex(Vec<u8>),
+    /// The value seen through percent-decoding (either hex case, `+` for space): covers every
+    /// choice of reserved set an encoder makes, which a fixed list of encodings would not.
+    Percent,
+    /// The value seen through JSON string unescaping: covers serde_json's escapes, `\/`,
+    /// and `\uXXXX` for any character (Python's ensure_ascii, Go's `\u003c`, surrogate pairs).
+    Json,
+}
+
+struct Pattern {
+    needle: usize,
+    matcher: Matcher,
+}
+
+/// Needles prepared in all their encodings, built once and searched many times.
+pub struct LeakScanner {
+    labels: Vec<String>,
+    values: Vec<Vec<u8>>,
+    patterns: Vec<Pattern>,
+    /// For each byte, the patterns that can start with it; lets one pass over the haystack
+    /// skip most positions without touching any pattern.
+    by_first_byte: Vec<Vec<usize>>,
+}
+
+impl LeakScanner {
+    /// Prepares the needles. Needles shorter than [`MIN_NEEDLE_LEN`] bytes are ignored, and a
+    /// value given twice is searched once, under the first label.
+    pub fn new(needles: impl IntoIterator<Item = Needle>) -> Self {
+        let mut scanner = Self {
+            labels: Vec::new(),
+            values: Vec::new(),
+            patterns: Vec::new(),
+            by_first_byte: vec![Vec::new(); 256],
+        };
+        for needle in needles {
+            let value = needle.value.into_bytes();
+            if value.len() < MIN_NEEDLE_LEN || scanner.values.contains(&value) {
+                continue;
+            }
+            let index = scanner.labels.len();
+            for matcher in matchers_for(&value) {
+                scanner.add_pattern(index, &value, matcher);
+            }
+            scanner.labels.push(needle.label);
+            scanner.values.push(value);
+        }
+        scanner
+    }
+
+    fn add_pattern(&mut self, needle: usize, value: &[u8], matcher: Matcher) {
+        let id = self.patterns.len();
+        let first = value[0];
+        let starts: Vec<u8> = match &matcher {
+            Matcher::Exact(bytes, _) => vec![bytes[0]],
+            Matcher::Hex(digits) => vec![digits[0], digits[0].to_ascii_uppercase()],
+            Matcher::Percent if first == b' ' => vec![first, b'%', b'+'],
+            Matcher::Percent => vec![first, b'%'],
+            Matcher::Json => vec![first, b'\\'],
+        };
+        for start in starts {
+            let slot = &mut self.by_first_byte[usize::from(start)];
+            // Start bytes can coincide (a digit has one case, a value may begin with '%' or a
+            // backslash); listing a pattern twice under one byte would only check it twice.
+            if slot.last() != Some(&id) {
+                slot.push(id);
+            }
+        }
+        self.patterns.push(Pattern { needle, matcher });
+    }
+
+    /// True when no needle was long enough to search for.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The leak that starts earliest in `haystack`, if any.
+    pub fn find(&self, haystack: &[u8]) -> Option<Leak> {
+        self.scan(haystack, true).into_iter().next()
+    }
+
+    /// Every leak, ordered by offset. Repeats of one pattern do not overlap: a value
+    /// such as "aaaaaa" inside "aaaaaaa" is reported once.
+    pub fn find_all(&self, haystack: &[u8]) -> Vec<Leak> {
+        self.scan(haystack, false)
+    }
+
+    fn scan(&self, haystack: &[u8], first_only: bool) -> Vec<Leak> {
+        let mut leaks = Vec::new();
+        let mut resume_at = vec![0usize; self.patterns.len()];
+        for (offset, &byte) in haystack.iter().enumerate() {
+            for &id in &self.by_first_byte[usize::from(byte)] {
+                if offset < resume_at[id] {
+                    continue;
+                }
+                let pattern = &self.patterns[id];
+                let value = &self.values[pattern.needle];
+                let Some((end, encoding)) = pattern.matcher.match_at(value, haystack, offset)
+                else {
+                    continue;
+                };
+                leaks.push(Leak {
+                    label: self.labels[pattern.needle].clone(),
+                    encoding,
+                    offset,
+                });
+                if first_only {
+                    return leaks;
+                }
+                resume_at[id] = end;
+            }
+        }
+        leaks
+    }
+}
+
+/// All the ways to look for one value, with forms identical to an earlier one dropped.
+fn matchers_for(value: &[u8]) -> Vec<Matcher> {
+    let mut exact: Vec<(Vec<u8>, &'static str)> = vec![(value.to_vec(), "raw")];
+    for (engine, name) in [
+        (&STANDARD_NO_PAD, "base64"),
+        (&URL_SAFE_NO_PAD, "base64url"),
+    ] {
+        for core in base64_cores(value, engine) {
+            if !exact.iter().any(|(bytes, _)| *bytes == core) {
+                exact.push((core, name));
+            }
+        }
+    }
+    let mut matchers: Vec<Matcher> = exact
+        .into_iter()
+        .map(|(bytes, name)| Matcher::Exact(bytes, name))
+        .collect();
+    matchers.push(Matcher::Percent);
+    matchers.push(Matcher::Json);
+    matchers.push(Matcher::Hex(lower_hex(value)));
+    matchers
+}
+
+/// The base64 characters that encode only `value`'s bits, for each of the three alignments
+/// the value can have inside a longer encoded blob.
+///
+/// With `k` bytes before the value, the first `ceil(8k/6)` characters mix in those bytes and
+/// the characters after `floor(8(k+n)/6)` mix in whatever follows (or padding), so only the
+/// characters between are fixed by the value alone.
+fn base64_cores(value: &[u8], engine: &GeneralPurpose) -> Vec<Vec<u8>> {
+    let mut cores = Vec::with_capacity(3);
+    let mut buf = Vec::with_capacity(value.len() + 2);
+    for lead in 0..3usize {
+        buf.clear();
+        buf.resize(lead, 0);
+        buf.extend_from_slice(value);
+        let encoded = engine.encode(&buf).into_bytes();
+        let start = (8 * lead).div_ceil(6);
+        let end = 8 * buf.len() / 6;
+        if end >= start + MIN_NEEDLE_LEN {
+            cores.push(encoded[start..end].to_vec());
+        }
+    }
+    cores
+}
+
+fn lower_hex(value: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    value
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]])
+        .collect()
+}
+
+impl Matcher {
+    /// Where a match starting at `start` ends, and the encoding it was written in.
+    fn match_at(
+        &self,
+        value: &[u8],
+        haystack: &[u8],
+        start: usize,
+    ) -> Option<(usize, &'static str)> {
+        match self {
+            Self::Exact(bytes, name) => haystack[start..]
+                .starts_with(bytes)
+                .then_some((start + bytes.len(), *name)),
+            Self::Hex(digits) => {
+                let end = start + digits.len();
+                let window = haystack.get(start..end)?;
+                window.eq_ignore_ascii_case(digits).then_some((end, "hex"))
+            }
+            Self::Percent => match_percent(value, haystack, start),
+            Self::Json => match_json(value, haystack, start).map(|end| (end, "json-escaped")),
+        }
+    }
+}
+
+/// Matches `value` against percent-decoded haystack bytes. Reports only matches that decoded
+/// something, since a fully literal match is the raw pattern's to report.
+fn match_percent(value: &[u8], haystack: &[u8], start: usize) -> Option<(usize, &'static str)> {
+    let (mut at, mut decoded, mut plus) = (start, false, false);
+    for &want in value {
+        // Decoding first matters for a value containing '%': "%25" must count as one '%'.
+        if percent_byte(haystack, at) == Some(want) {
+            at += 3;
+            decoded = true;
+        } else if haystack.get(at) == Some(&want) {
+            at += 1;
+        } else if want == b' ' && haystack.get(at) == Some(&b'+') {
+            at += 1;
+            plus = true;
+        } else {
+            return None;
+        }
+    }
+    match (decoded, plus) {
+        (_, true) => Some((at, "form-encoded")),
+        (true, false) => Some((at, "percent-encoded")),
+        (false, false) => None,
+    }
+}
+
+fn percent_byte(haystack: &[u8], at: usize) -> Option<u8> {
+    match haystack.get(at..at + 3)? {
+        [b'%', high, low] => Some(hex_value(*high)? << 4 | hex_value(*low)?),
+        _ => None,
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .map(|d| u8::try_from(d).expect("a hex digit is below 16"))
+}
+
+/// Matches `value` against JSON-unescaped haystack bytes; like [`match_percent`], a match
+/// that needed no escape is left to the raw pattern.
+fn match_json(value: &[u8], haystack: &[u8], start: usize) -> Option<usize> {
+    let (mut at, mut next, mut decoded) = (start, 0, false);
+    let mut utf8 = [0u8; 4];
+    while next < value.len() {
+        if let Some((c, used)) = json_escape(haystack, at) {
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            if value[next..].starts_with(bytes) {
+                at += used;
+                next += bytes.len();
+                decoded = true;
+                continue;
+            }
+        }
+        if haystack.get(at) != Some(&value[next]) {
+            return None;
+        }
+        at += 1;
+        next += 1;
+    }
+    decoded.then_some(at)
+}
+
+/// The character a JSON escape at `at` stands for, and how many bytes it takes.
+fn json_escape(haystack: &[u8], at: usize) -> Option<(char, usize)> {
+    let [b'\\', kind] = *haystack.get(at..at + 2)? else {
+        return None;
+    };
+    let c = match kind {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => return json_unicode_escape(haystack, at),
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+fn json_unicode_escape(haystack: &[u8], at: usize) -> Option<(char, usize)> {
+    let high = u16_escape(haystack, at)?;
+    if !(0xd800..0xdc00).contains(&high) {
+        return char::from_u32(u32::from(high)).map(|c| (c, 6));
+    }
+    // Characters outside the Basic Multilingual Plane are written as a surrogate pair.
+    let low = u16_escape(haystack, at + 6)?;
+    if !(0xdc00..0xe000).contains(&low) {
+        return None;
+    }
+    let code = 0x10000 + ((u32::from(high) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+    char::from_u32(code).map(|c| (c, 12))
+}
+
+fn u16_escape(haystack: &[u8], at: usize) -> Option<u16> {
+    match haystack.get(at..at + 6)? {
+        [b'\\', b'u', digits @ ..] => digits
+            .iter()
+            .try_fold(0u16, |acc, &d| Some(acc << 4 | u16::from(hex_value(d)?))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+    const TOKEN: &str = "MIIEhwYJKoZIhvcNAQcCoIIEeDCCBHQCAQExDTALBglghkgBZQMEAgEwggLq";
+
+    // RFC 3986 unreserved characters stay literal; everything else is escaped.
+    const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+
+    fn needle(label: &str, value: &str) -> Needle {
+        Needle {
+            label: label.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    fn scanner(value: &str) -> LeakScanner {
+        LeakScanner::new([needle("header X-Auth-Token", value)])
+    }
+
+    fn leak(encoding: &'static str, offset: usize) -> Option<Leak> {
+        Some(Leak {
+            label: "header X-Auth-Token".to_owned(),
+            encoding,
+            offset,
+        })
+    }
+
+    #[test]
+    fn a_raw_token_is_found_with_its_label_and_offset() {
+        let body = format!(r#"{{"token":"{TOKEN}"}}"#);
+        assert_eq!(scanner(TOKEN).find(body.as_bytes()), leak("raw", 10));
+    }
+
+    #[test]
+    fn a_percent_encoded_token_in_a_url_query_is_found_in_either_hex_case() {
+        let value = "tok/en+with=reserved&chars:é";
+        let encoded = utf8_percent_encode(value, RFC3986).to_string();
+        let url = format!("https://ims.example.com/v2/cloudimages?marker={encoded}&limit=10");
+        let offset = url.find('=').expect("the query has a parameter") + 1;
+        assert_eq!(
+            scanner(value).find(url.as_bytes()),
+            leak("percent-encoded", offset)
+        );
+
+        let lower = url.replace("%2F", "%2f").replace("%C3%A9", "%c3%a9");
+        assert_ne!(lower, url);
+        assert_eq!(
+            scanner(value).find(lower.as_bytes()),
+            leak("percent-encoded", offset)
+        );
+    }
+
+    #[test]
+    fn a_form_encoded_value_with_a_space_is_found() {
+        let value = "secret value/42";
+        let body = "grant=password&password=secret+value%2F42&scope=all";
+        assert_eq!(
+            scanner(value).find(body.as_bytes()),
+            leak("form-encoded", 24)
+        );
+    }
+
+    #[test]
+    fn a_json_escaped_value_is_found_however_the_encoder_escaped_it() {
+        let value = "pa\"ss/wörd\\😀x";
+        let serde = serde_json::to_string(&serde_json::json!({ "password": value }))
+            .expect("a JSON value always serialises");
+        let ascii_only = r#"{"password":"pa\"ss\/w\u00F6rd\\\ud83d\ude00x"}"#;
+        let scanner = scanner(value);
+        for body in [serde.as_str(), ascii_only] {
+            assert_eq!(
+                scanner.find(body.as_bytes()),
+                leak("json-escaped", 13),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_needing_no_json_escape_is_still_found_when_an_encoder_escaped_it() {
+        // Go's encoding/json writes '<' as \u003c even though JSON does not require it.
+        let value = "<script>token";
+        let body = r#"{"x":"\u003cscript\u003etoken"}"#;
+        assert_eq!(
+            scanner(value).find(body.as_bytes()),
+            leak("json-escaped", 6)
+        );
+    }
+
+    #[test]
+    fn a_base64_encoded_token_is_found_alone() {
+        for value in [TOKEN, "secret1", "secret12", "secret123"] {
+            let body = format!("Basic {}", STANDARD.encode(value));
+            assert_eq!(
+                scanner(value).find(body.as_bytes()),
+                leak("base64", 6),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_inside_a_larger_base64_blob_is_found_at_every_alignment() {
+        let value = "ak-7f3a9c2e41";
+        let scanner = scanner(value);
+        for before in 0..6 {
+            for after in 0..4 {
+                let mut plain = "x".repeat(before).into_bytes();
+                plain.extend_from_slice(value.as_bytes());
+                plain.extend(std::iter::repeat_n(b'y', after));
+                let blob = STANDARD.encode(&plain);
+                let found = scanner.find(blob.as_bytes());
+                assert_eq!(
+                    found.map(|l| l.encoding),
+                    Some("base64"),
+                    "{before} bytes before, {after} after: {blob}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_base64url_encoded_token_is_found() {
+        // '?' and '>' make the standard and URL-safe alphabets differ.
+        let value = "tok??>>~~secret";
+        let encoded = URL_SAFE.encode(value);
+        assert!(encoded.contains(['-', '_']), "{encoded}");
+        let body = format!("state={encoded}");
+        assert_eq!(scanner(value).find(body.as_bytes()), leak("base64url", 6));
+    }
+
+    #[test]
+    fn a_hex_encoded_token_is_found_in_either_case() {
+        let value = "hunter2-secret";
+        let hex = String::from_utf8(lower_hex(value.as_bytes())).expect("hex digits are ASCII");
+        for body in [hex.clone(), hex.to_uppercase()] {
+            assert_eq!(scanner(value).find(body.as_bytes()), leak("hex", 0));
+        }
+    }
+
+    #[test]
+    fn a_needle_debug_print_hides_the_secret() {
+        let shown = format!("{:?}", needle("header X-Auth-Token", TOKEN));
+        assert!(shown.contains("header X-Auth-Token"), "{shown}");
+        assert!(!shown.contains(&TOKEN[..10]), "{shown}");
+    }
+
+    #[test]
+    fn needles_shorter_than_six_bytes_are_ignored() {
+        let scanner = LeakScanner::new([needle("field a", "admin"), needle("field b", "")]);
+        assert!(scanner.is_empty());
+        assert_eq!(scanner.find(b"admin admin"), None);
+        assert!(!LeakScanner::new([needle("field c", "admin1")]).is_empty());
+    }
+
+    #[test]
+    fn each_leak_reports_the_needle_it_came_from_and_its_encoding() {
+        let scanner = LeakScanner::new([
+            needle("field owner", "0605767a3300d5762fb7c0186d9e1779"),
+            needle("field __account_code", "acct code 77"),
+            needle("header X-Project-Id", "0605767a3300d5762fb7c0186d9e1779"),
+        ]);
+        let body = br#"{"owner":"0605767a3300d5762fb7c0186d9e1779","q":"acct+code+77"}"#;
+        let found = scanner.find_all(body);
+        let summary: Vec<(&str, &str, usize)> = found
+            .iter()
+            .map(|l| (l.label.as_str(), l.encoding, l.offset))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("field owner", "raw", 10),
+                ("field __account_code", "form-encoded", 49)
+            ]
+        );
+        assert_eq!(scanner.find(body), found.first().cloned());
+    }
+
+    #[test]
+    fn find_all_lists_every_location() {
+        let body = format!("{TOKEN} and {TOKEN} and {}", STANDARD.encode(TOKEN));
+        let found = scanner(TOKEN).find_all(body.as_bytes());
+        let offsets: Vec<(usize, &str)> = found.iter().map(|l| (l.offset, l.encoding)).collect();
+        let second = TOKEN.len() + 5;
+        assert_eq!(
+            offsets,
+            [(0, "raw"), (second, "raw"), (2 * second, "base64")]
+        );
+    }
+
+    #[test]
+    fn a_body_without_the_secret_has_no_leak() {
+        let body = serde_json::json!({
+            "images": [{
+                "id": "3f2b1c9e-7d4a-4b8e-9c2d-1a2b3c4d5e6f",
+                "owner": "64eaacc38751265654b076a523e45135",
+                "__account_code": "acct_XQ93-mk",
+                "name": "ubuntu 22.04 / server",
+                "file": "/v2/images/3f2b1c9e/file",
+                "checksum": STANDARD.encode("some other bytes entirely"),
+            }]
+        })
+        .to_string();
+        let scanner = LeakScanner::new([
+            needle("field owner", "0605767a3300d5762fb7c0186d9e1779"),
+            needle("field __account_code", "acct_AB12-xy"),
+            needle("header X-Auth-Token", TOKEN),
+        ]);
+        assert_eq!(scanner.find_all(body.as_bytes()), []);
+    }
+
+    #[test]
+    fn a_megabyte_body_is_scanned_in_one_pass() {
+        let needles =
+            (0..12).map(|n| needle(&format!("needle {n}"), &format!("{n:02}{TOKEN}{n:02}")));
+        let scanner = LeakScanner::new(needles);
+        let mut body = r#"{"k":"MIIE\u0041 %41+%2 \\ ","#.repeat(40_000).into_bytes();
+        let at = body.len();
+        body.extend_from_slice(STANDARD.encode(format!("11{TOKEN}11")).as_bytes());
+        let found = scanner.find_all(&body);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].label.as_str(), found[0].offset),
+            ("needle 11", at)
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! # ims-vcr
+//!
+//! A record-and-replay reverse proxy for the Huawei Cloud IMS image API
+//! (`GET /v2/images/{image_id}` and the rest of the Glance-v2 surface clients touch).
+//!
+//! ## Tour
+//! A request enters through [`server`] (accept loop, one task per connection), and
+//! [`proxy`] decides what to do with it:
+//!
+//! * **record**: [`upstream`] forwards it over rustls (URI and `Host` rewritten, hop-by-hop
+//!   headers stripped, gzip decoded), [`headers`] decides which headers are credentials or noise,
+//!   and the answer becomes an [`interaction::Interaction`] appended in [`store`] (sled, group
+//!   committed before the client gets its answer);
+//! * **replay**: [`key`] turns the request into a canonical [`key::RequestKey`], and [`tape`]
+//!   serves the next prepared answer for it, or a 599 `x-ims-vcr: miss` naming the nearest
+//!   recordings.
+//!
+//! [`cassette`] turns store contents into portable, deterministic JSON files and back.
+//! [`cli`] is the command line over all of this; [`ProxyServer`] is the same thing in-process.
+//!
+//! ```no_run
+//! # async fn demo() -> ims_vcr::Result<()> {
+//! let server = ims_vcr::ProxyServer::builder().replay().cassettes("cassettes").start().await?;
+//! println!("point the IMS client at {}", server.uri());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod cassette;
+pub mod cli;
+pub mod error;
+pub mod headers;
+pub mod interaction;
+pub mod key;
+pub mod leak;
+pub mod proxy;
+pub mod pseudonym;
+pub mod server;
+pub mod signer;
+pub mod store;
+pub mod tape;
+pub mod upstream;
+
+pub use error::{Error, Result};
+pub use proxy::{MISS_STATUS, Mode};
+pub use server::{ProxyServer, ProxyServerBuilder};
+pub use upstream::UpstreamConfig;

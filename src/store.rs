@@ -1,0 +1,256 @@
+//! The sled-backed recording store: key layout, atomic writes, group-committed durability, and
+//! loading everything back for replay or export.
+//!
+//! Layout: tree `answers` maps `digest (32 bytes) ++ sequence (u32, big-endian)` to the JSON of
+//! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `meta`
+//! holds the store format and the match rules.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::interaction::{Interaction, Recording};
+use crate::key::{MatchRules, RequestKey, hex};
+
+/// Version of the store layout; bumped when the key or value encoding changes.
+const STORE_FORMAT: u32 = 1;
+/// sled's default cache is 1 GiB; a test proxy needs far less.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// An open store. One process at a time (sled holds an exclusive lock).
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    answers: sled::Tree,
+    meta: sled::Tree,
+    /// Next sequence number per request digest recorded in this session. A digest absent here has
+    /// not been recorded yet this session, so its first answer replaces any older ones. Held only
+    /// around synchronous sled calls, never across an await.
+    session: Mutex<HashMap<[u8; 32], u32>>,
+    /// Group commit: writes done so far, and the highest write a finished flush covers.
+    written: AtomicU64,
+    flushed: AtomicU64,
+    /// Serialises flushes; writers queue here, and the first through flushes for all of them.
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| open_error(path, e))?;
+        let store_err = |source| Error::Store {
+            path: path.to_owned(),
+            source,
+        };
+        let answers = db.open_tree("answers").map_err(store_err)?;
+        let meta = db.open_tree("meta").map_err(store_err)?;
+        let store = Store {
+            path: path.to_owned(),
+            db,
+            answers,
+            meta,
+            session: Mutex::new(HashMap::new()),
+            written: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
+        };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// The directory this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: sled::Error) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn check_format(&self) -> Result<()> {
+        match self.meta.get("format").map_err(|e| self.err(e))? {
+            None => {
+                self.meta
+                    .insert("format", &STORE_FORMAT.to_be_bytes())
+                    .map_err(|e| self.err(e))?;
+                Ok(())
+            }
+            Some(v) if v.as_ref() == STORE_FORMAT.to_be_bytes() => Ok(()),
+            Some(v) => Err(Error::Config(format!(
+                "store {} has format {:?}, this ims-vcr reads format {STORE_FORMAT}; \
+                 export it with the ims-vcr that wrote it and import the cassettes here",
+                self.path.display(),
+                v.as_ref()
+            ))),
+        }
+    }
+
+    /// The match rules the store was recorded with (default when never set).
+    pub fn rules(&self) -> Result<MatchRules> {
+        match self.meta.get("rules").map_err(|e| self.err(e))? {
+            None => Ok(MatchRules::default()),
+            Some(v) => serde_json::from_slice(&v).map_err(|e| Error::StoreCorrupt {
+                path: self.path.clone(),
+                entry: "meta/rules".into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Saves the match rules (recording with new rules re-keys new entries only).
+    pub fn set_rules(&self, rules: &MatchRules) -> Result<()> {
+        let json = serde_json::to_vec(rules).expect("rules serialise");
+        self.meta.insert("rules", json).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Appends an answer for `key` and returns once it is on disk (group commit: concurrent
+    /// callers share one fsync). The first answer recorded for a key in this session replaces the
+    /// answers older sessions recorded for it, atomically.
+    pub async fn record(&self, key: &RequestKey, interaction: &Interaction) -> Result<()> {
+        let value = serde_json::to_vec(interaction).expect("an interaction serialises");
+        let generation = {
+            let mut session = self.session.lock().expect("store session lock poisoned");
+            let mut batch = sled::Batch::default();
+            let seq = match session.get(key.digest()) {
+                Some(next) => *next,
+                None => {
+                    for old in self.answers.scan_prefix(key.digest()).keys() {
+                        batch.remove(old.map_err(|e| self.err(e))?);
+                    }
+                    0
+                }
+            };
+            batch.insert(entry_key(key.digest(), seq).to_vec(), value);
+            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
+            session.insert(*key.digest(), seq + 1);
+            self.written.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        self.durable(generation).await
+    }
+
+    /// Waits until write `generation` is flushed, flushing if nobody else is.
+    async fn durable(&self, generation: u64) -> Result<()> {
+        let _turn = self.flush_lock.lock().await;
+        if self.flushed.load(Ordering::SeqCst) >= generation {
+            return Ok(());
+        }
+        let target = self.written.load(Ordering::SeqCst);
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        self.flushed.fetch_max(target, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes everything written so far (shutdown, import).
+    pub async fn flush(&self) -> Result<()> {
+        self.durable(self.written.load(Ordering::SeqCst).max(1))
+            .await
+    }
+
+    /// Every recording, answers in recorded order, sorted by digest. Keys are recomputed with
+    /// `rules` so a change of rules is reflected.
+    pub fn load(&self, rules: &MatchRules) -> Result<Vec<Recording>> {
+        let mut out: Vec<Recording> = Vec::new();
+        let mut current: Option<[u8; 32]> = None;
+        for entry in self.answers.iter() {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            let corrupt = |reason: String| Error::StoreCorrupt {
+                path: self.path.clone(),
+                entry: hex(&k),
+                reason,
+            };
+            let digest: [u8; 32] = k
+                .get(..32)
+                .and_then(|d| d.try_into().ok())
+                .filter(|_| k.len() == 36)
+                .ok_or_else(|| corrupt(format!("key has {} bytes, expected 36", k.len())))?;
+            let interaction: Interaction =
+                serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            if current == Some(digest) {
+                out.last_mut()
+                    .expect("current is set only after a push")
+                    .answers
+                    .push(interaction);
+            } else {
+                let key = RequestKey::of_recorded(rules, &interaction.request).map_err(corrupt)?;
+                out.push(Recording {
+                    key,
+                    answers: vec![interaction],
+                });
+                current = Some(digest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of stored answers.
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// True when nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+
+    /// Replaces the answers of every given request, all or nothing, and flushes.
+    pub async fn import(&self, recordings: &[Recording]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for recording in recordings {
+            for old in self.answers.scan_prefix(recording.key.digest()).keys() {
+                batch.remove(old.map_err(|e| self.err(e))?);
+            }
+            for (seq, interaction) in recording.answers.iter().enumerate() {
+                let seq = u32::try_from(seq).map_err(|_| {
+                    Error::Config(format!(
+                        "{}: more than {} answers",
+                        recording.key.request_line(),
+                        u32::MAX
+                    ))
+                })?;
+                let value = serde_json::to_vec(interaction).expect("an interaction serialises");
+                batch.insert(entry_key(recording.key.digest(), seq).to_vec(), value);
+            }
+        }
+        self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.written.fetch_add(1, Ordering::SeqCst);
+        self.flush().await
+    }
+}
+
+fn entry_key(digest: &[u8; 32], seq: u32) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(digest);
+    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// sled reports a held lock as a generic I/O error; recognise it to say what to do.
+fn open_error(path: &Path, source: sled::Error) -> Error {
+    if source.to_string().contains("could not acquire lock") {
+        Error::StoreLocked {
+            path: path.to_owned(),
+        }
+    } else {
+        Error::Store {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The replay index: every recording turned once, at start-up, into ready-to-serve responses
+//! (status, headers, body bytes), with a per-request cursor for ordered playback.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::interaction::{RecordedResponse, Recording, body_bytes};
+use crate::key::RequestKey;
+
+/// Header on every answer the proxy gives, saying where it came from: `hit` (replayed),
+/// `recorded` (live, and stored), `miss`, `upstream-error`, `error` (the proxy refused the request).
+pub const OUTCOME_HEADER: &str = "x-ims-vcr";
+
+/// A response prepared once and served by cheap clones (the body is reference-counted).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Prepared {
+    /// Prepares a stored answer. Fails on a status or header that is not valid HTTP (cassettes
+    /// are validated on load, so this only fires on a hand-edited store).
+    pub fn from_recorded(response: &RecordedResponse) -> Result<Prepared, String> {
+        let status = StatusCode::from_u16(response.status)
+            .map_err(|_| format!("invalid status {}", response.status))?;
+        let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
+        for (name, value) in &response.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
+            headers.append(name, value);
+        }
+        // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
+        headers.remove(hyper::header::CONTENT_LENGTH);
+        headers.remove(hyper::header::TRANSFER_ENCODING);
+        let body = body_bytes(&response.body)?;
+        Ok(Prepared {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// A response to send, marked with the outcome.
+    pub fn to_response(&self, outcome: &'static str) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body.clone()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.clone_from(&self.headers);
+        headers.insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
+        response
+    }
+}
+
+/// One request's answers and its playback cursor.
+#[derive(Debug)]
+struct Tape {
+    answers: Vec<Prepared>,
+    /// How many times this request was served; the next answer is `answers[min(next, len-1)]`.
+    next: AtomicUsize,
+}
+
+/// All recordings, ready to serve.
+#[derive(Debug, Default)]
+pub struct Tapes {
+    tapes: HashMap<[u8; 32], Tape>,
+    /// Request lines of every recording, for "nearest recorded requests" on a miss.
+    lines: Vec<String>,
+}
+
+impl Tapes {
+    /// Prepares every recording. Fails naming the request whose stored answer is invalid.
+    pub fn new(recordings: &[Recording]) -> Result<Tapes, String> {
+        let mut tapes = HashMap::with_capacity(recordings.len());
+        let mut lines = Vec::with_capacity(recordings.len());
+        for recording in recordings {
+            let answers = recording
+                .answers
+                .iter()
+                .map(|i| Prepared::from_recorded(&i.response))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", recording.key.request_line()))?;
+            if answers.is_empty() {
+                continue;
+            }
+            lines.push(recording.key.request_line().to_owned());
+            tapes.insert(
+                *recording.key.digest(),
+                Tape {
+                    answers,
+                    next: AtomicUsize::new(0),
+                },
+            );
+        }
+        lines.sort();
+        Ok(Tapes { tapes, lines })
+    }
+
+    /// Number of recorded requests.
+    pub fn len(&self) -> usize {
+        self.tapes.len()
+    }
+
+    /// True when nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.tapes.is_empty()
+    }
+
+    /// The next answer for `key` in recorded order, repeating the last one once all were served.
+    pub fn play(&self, key: &RequestKey) -> Option<&Prepared> {
+        let tape = self.tapes.get(key.digest())?;
+        let served = tape.next.fetch_add(1, Ordering::Relaxed);
+        Some(&tape.answers[served.min(tape.answers.len() - 1)])
+    }
+
+    /// Up to `n` recorded request lines closest to `key`, for the miss answer: same method first,
+    /// then most leading path segments shared, then edit distance.
+    pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<String> {
+        let wanted = key.request_line();
+        let (method, path) = split_line(wanted);
+        let mut scored: Vec<((bool, usize, usize), &String)> = self
+            .lines
+            .iter()
+            .map(|line| {
+                let (m, p) = split_line(line);
+                let shared = path
+                    .split('/')
+                    .zip(p.split('/'))
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (
+                    (m != method, usize::MAX - shared, distance(wanted, line)),
+                    line,
+                )
+            })
+            .collect();
+        scored.sort();
+        scored.into_iter().take(n).map(|(_, l)| l.clone()).collect()
+    }
+}
+
+/// Method and path (without query) of a request line.
+fn split_line(line: &str) -> (&str, &str) {
+    let (method, target) = line.split_once(' ').unwrap_or((line, ""));
+    (method, target.split('?').next().unwrap_or_default())
+}
+
+/// Levenshtein distance on chars, capped in length so a hostile request line stays cheap.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(512).collect();
+    let b: Vec<char> = b.chars().take(512).collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interaction::{Body, Interaction, RecordedRequest};
+    use crate::key::MatchRules;
+
+    fn recording(path: &str, statuses: &[&str]) -> Recording {
+        let request = RecordedRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            headers: vec![],
+            body: None,
+        };
+        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
+        let answers = statuses
+            .iter()
+            .map(|s| Interaction {
+                request: request.clone(),
+                response: RecordedResponse {
+                    status: 200,
+                    headers: vec![("content-length".into(), "999".into())],
+                    body: Body::from_bytes(format!("{{\"status\":\"{s}\"}}").as_bytes()),
+                    recorded_at: String::new(),
+                    latency_ms: 0,
+                    upstream: String::new(),
+                },
+            })
+            .collect();
+        Recording { key, answers }
+    }
+
+    #[test]
+    fn answers_play_in_order_then_the_last_repeats() {
+        let rec = recording("/v2/images/p", &["queued", "saving", "active"]);
+        let tapes = Tapes::new(std::slice::from_ref(&rec)).unwrap();
+        let bodies: Vec<_> = (0..5)
+            .map(|_| tapes.play(&rec.key).unwrap().body().clone())
+            .collect();
+        let statuses: Vec<_> = bodies
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                r#"{"status":"queued"}"#,
+                r#"{"status":"saving"}"#,
+                r#"{"status":"active"}"#,
+                r#"{"status":"active"}"#,
+                r#"{"status":"active"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn stale_content_length_is_never_served() {
+        let rec = recording("/x", &["a"]);
+        let tapes = Tapes::new(std::slice::from_ref(&rec)).unwrap();
+        let response = tapes.play(&rec.key).unwrap().to_response("hit");
+        assert!(response.headers().get("content-length").is_none());
+        assert_eq!(response.headers()[OUTCOME_HEADER], "hit");
+    }
+
+    #[test]
+    fn nearest_prefers_the_closest_request_line() {
+        let recs = [
+            recording("/v2/images/aaaa", &["a"]),
+            recording("/v2/schemas/image", &["a"]),
+        ];
+        let tapes = Tapes::new(&recs).unwrap();
+        let probe = recording("/v2/images/aaab", &["a"]).key;
+        assert_eq!(
+            tapes.nearest(&probe, 1),
+            vec!["GET /v2/images/aaaa".to_string()]
+        );
+        assert!(tapes.play(&probe).is_none());
+    }
+}

@@ -1,0 +1,533 @@
+//! The upstream side of record mode: a pooled rustls client, URI and `Host` rewrite, hop-by-hop
+//! stripping, one timeout over the whole exchange, body caps and gzip/deflate decoding.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue,
+};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::error::{Error, Result};
+use crate::headers::strip_hop_by_hop;
+
+/// Default cap on an upstream body, encoded or decoded (an IMS answer is a few KB).
+pub const DEFAULT_MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// How to reach the upstream.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// `https://host[:port][/prefix]` (or `http://` for a local stand-in).
+    pub url: String,
+    /// Extra PEM CA certificates trusted besides the webpki roots (`--upstream-ca`).
+    pub ca_file: Option<PathBuf>,
+    /// Limit on one whole exchange: connect, request, response head and body.
+    pub timeout: Duration,
+    /// Cap on the upstream body, before and after decoding.
+    pub max_body: usize,
+}
+
+impl UpstreamConfig {
+    /// A config with the default timeout (30 s) and body cap.
+    pub fn new(url: impl Into<String>) -> Self {
+        UpstreamConfig {
+            url: url.into(),
+            ca_file: None,
+            timeout: Duration::from_secs(30),
+            max_body: DEFAULT_MAX_UPSTREAM_BODY,
+        }
+    }
+}
+
+/// A live answer, decoded: hop-by-hop headers, `Content-Length` and (when decoded)
+/// `Content-Encoding` removed.
+#[derive(Debug)]
+pub struct LiveResponse {
+    /// Upstream status.
+    pub status: StatusCode,
+    /// Upstream headers in order, framing headers removed.
+    pub headers: HeaderMap,
+    /// Decoded body.
+    pub body: Bytes,
+    /// Time from sending the request to the last body byte.
+    pub latency: Duration,
+}
+
+/// Why no answer could be had from the upstream. Rendered into the 502 the client gets.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// TCP connect failed (refused, unreachable, DNS).
+    #[error("cannot connect to upstream {url}: {cause}")]
+    Connect {
+        /// Upstream URL of the request.
+        url: String,
+        /// Error chain.
+        cause: String,
+    },
+    /// The TLS handshake failed (unknown CA, wrong name, expired certificate).
+    #[error("TLS with upstream {url} failed: {cause}")]
+    Tls {
+        /// Upstream URL of the request.
+        url: String,
+        /// Error chain.
+        cause: String,
+    },
+    /// No complete answer within `--upstream-timeout`.
+    #[error("upstream {url} gave no complete answer within {secs} s (--upstream-timeout)")]
+    Timeout {
+        /// Upstream URL of the request.
+        url: String,
+        /// The timeout in seconds.
+        secs: f64,
+    },
+    /// The connection closed or broke before the answer was complete.
+    #[error("upstream {url} cut the connection before the answer was complete: {cause}")]
+    Cut {
+        /// Upstream URL of the request.
+        url: String,
+        /// Error chain.
+        cause: String,
+    },
+    /// The body exceeded the cap.
+    #[error("upstream {url} sent a body larger than {limit} bytes")]
+    TooLarge {
+        /// Upstream URL of the request.
+        url: String,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// A `Content-Encoding` body that does not decode.
+    #[error("upstream {url} sent a {encoding} body that does not decode: {cause}")]
+    Decode {
+        /// Upstream URL of the request.
+        url: String,
+        /// The encoding.
+        encoding: String,
+        /// Decoder error.
+        cause: String,
+    },
+}
+
+impl UpstreamError {
+    /// Short machine-readable kind for the 502 body and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Tls { .. } => "tls",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Cut { .. } => "cut",
+            UpstreamError::TooLarge { .. } => "too-large",
+            UpstreamError::Decode { .. } => "decode",
+        }
+    }
+}
+
+/// The pooled client for one upstream.
+pub struct Upstream {
+    /// `scheme://authority`, also written into recordings as their provenance.
+    origin: String,
+    scheme: hyper::http::uri::Scheme,
+    authority: hyper::http::uri::Authority,
+    /// Path prefix of `--upstream` without a trailing slash ("" for none).
+    prefix: String,
+    host: HeaderValue,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+    max_body: usize,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// Validates the URL, loads the CA file and builds the pooled client.
+    pub fn new(config: &UpstreamConfig) -> Result<Upstream> {
+        let bad =
+            |reason: &str| Error::Config(format!("invalid --upstream {:?}: {reason}", config.url));
+        let uri = Uri::from_str(&config.url).map_err(|e| bad(&e.to_string()))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| {
+            bad("it needs a scheme, e.g. https://ims.cn-north-4.myhuaweicloud.com")
+        })?;
+        if scheme != hyper::http::uri::Scheme::HTTPS && scheme != hyper::http::uri::Scheme::HTTP {
+            return Err(bad(
+                "the scheme must be https:// (or http:// for a local stand-in)",
+            ));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| bad("it has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad(
+                "credentials in the URL are not supported; pass them as the client does",
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(bad("it must not have a query string"));
+        }
+        let prefix = uri.path().trim_end_matches('/').to_owned();
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("invalid host"))?;
+
+        let tls = tls_config(config.ca_file.as_deref())?;
+        let mut http = HttpConnector::new();
+        // hyper-rustls decides http vs https; HttpConnector must let https URIs through.
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            // Without a timer the pool's idle timeout does nothing (RUST-NOTES trap 3).
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Ok(Upstream {
+            origin: format!("{scheme}://{authority}"),
+            scheme,
+            authority,
+            prefix,
+            host,
+            client,
+            timeout: config.timeout,
+            max_body: config.max_body,
+        })
+    }
+
+    /// `scheme://authority` of the upstream.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The value the proxy puts in `Host` (the upstream authority, port included when given).
+    pub fn host(&self) -> &str {
+        self.host
+            .to_str()
+            .expect("built from a valid authority string")
+    }
+
+    /// Forwards one request and collects the whole answer, decoded.
+    pub async fn forward(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> std::result::Result<LiveResponse, UpstreamError> {
+        let (request, url) = self.build_request(method, path_and_query, client_headers, body);
+        let started = Instant::now();
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| classify(&url, &e))?;
+            let (parts, body) = response.into_parts();
+            let collected = Limited::new(body, self.max_body)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        UpstreamError::TooLarge {
+                            url: url.clone(),
+                            limit: self.max_body,
+                        }
+                    } else {
+                        UpstreamError::Cut {
+                            url: url.clone(),
+                            cause: chain(e.as_ref()),
+                        }
+                    }
+                })?;
+            Ok((parts, collected.to_bytes()))
+        };
+        let (parts, raw) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                url: url.clone(),
+                secs: self.timeout.as_secs_f64(),
+            })??;
+        let latency = started.elapsed();
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers);
+        headers.remove(CONTENT_LENGTH);
+        let body = decode_body(&url, &mut headers, raw, self.max_body)?;
+        Ok(LiveResponse {
+            status: parts.status,
+            headers,
+            body,
+            latency,
+        })
+    }
+
+    /// The upstream request: URI and `Host` rewritten, hop-by-hop headers stripped, and
+    /// `Accept-Encoding` limited to what the proxy can decode.
+    fn build_request(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> (Request<Full<Bytes>>, String) {
+        let target = format!("{}{}", self.prefix, path_and_query);
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target.as_str())
+            .build()
+            .expect("scheme, authority and an origin-form target always make a URI");
+        let url = uri.to_string();
+        let mut headers = client_headers.clone();
+        strip_hop_by_hop(&mut headers);
+        headers.remove(CONTENT_LENGTH);
+        // hyper's client only adds Host when absent; the client's Host names the proxy.
+        headers.insert(HOST, self.host.clone());
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        // Always HTTP/1.1 upstream: an HTTP/2 client's version would not fit the pooled HTTP/1 connection.
+        *request.version_mut() = hyper::Version::HTTP_11;
+        *request.headers_mut() = headers;
+        (request, url)
+    }
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let bad =
+            |reason: String| Error::Config(format!("--upstream-ca {}: {reason}", path.display()));
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate found in the file".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    // One crypto provider, chosen explicitly (RUST-NOTES trap 1).
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The error and its sources, joined with ": ".
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let cause = chain(error);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return UpstreamError::Tls {
+                url: url.to_owned(),
+                cause,
+            };
+        }
+        source = e.source();
+    }
+    if error.is_connect() {
+        // A TLS failure surfaces as an io::Error wrapping the rustls error on some paths.
+        if cause.contains("certificate") || cause.contains("tls") || cause.contains("TLS") {
+            return UpstreamError::Tls {
+                url: url.to_owned(),
+                cause,
+            };
+        }
+        UpstreamError::Connect {
+            url: url.to_owned(),
+            cause,
+        }
+    } else {
+        UpstreamError::Cut {
+            url: url.to_owned(),
+            cause,
+        }
+    }
+}
+
+/// Decodes `gzip`/`deflate` (in the order the encodings were applied) and drops
+/// `Content-Encoding`; an encoding the proxy cannot decode is kept as it came, header and all.
+fn decode_body(
+    url: &str,
+    headers: &mut HeaderMap,
+    raw: Bytes,
+    limit: usize,
+) -> std::result::Result<Bytes, UpstreamError> {
+    let Some(value) = headers.get(CONTENT_ENCODING) else {
+        return Ok(raw);
+    };
+    let encodings: Vec<String> = String::from_utf8_lossy(value.as_bytes())
+        .split(',')
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e != "identity")
+        .collect();
+    if encodings
+        .iter()
+        .any(|e| !matches!(e.as_str(), "gzip" | "x-gzip" | "deflate"))
+    {
+        return Ok(raw);
+    }
+    let mut body = raw.to_vec();
+    for encoding in encodings.iter().rev() {
+        body = decode_one(encoding, &body, limit).map_err(|cause| match cause {
+            DecodeFailure::TooLarge => UpstreamError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            },
+            DecodeFailure::Invalid(cause) => UpstreamError::Decode {
+                url: url.to_owned(),
+                encoding: encoding.clone(),
+                cause,
+            },
+        })?;
+    }
+    headers.remove(CONTENT_ENCODING);
+    Ok(Bytes::from(body))
+}
+
+enum DecodeFailure {
+    TooLarge,
+    Invalid(String),
+}
+
+fn decode_one(
+    encoding: &str,
+    data: &[u8],
+    limit: usize,
+) -> std::result::Result<Vec<u8>, DecodeFailure> {
+    fn read_capped(
+        reader: impl std::io::Read,
+        limit: usize,
+    ) -> std::result::Result<Vec<u8>, DecodeFailure> {
+        let mut out = Vec::new();
+        // Read one byte past the cap to tell "exactly at the cap" from "over it" (zip bombs).
+        reader
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| DecodeFailure::Invalid(e.to_string()))?;
+        if out.len() > limit {
+            return Err(DecodeFailure::TooLarge);
+        }
+        Ok(out)
+    }
+    match encoding {
+        "deflate" => {
+            // "deflate" is zlib-wrapped by the RFC, but some servers send raw deflate.
+            read_capped(flate2::read::ZlibDecoder::new(data), limit)
+                .or_else(|_| read_capped(flate2::read::DeflateDecoder::new(data), limit))
+        }
+        _ => read_capped(flate2::read::MultiGzDecoder::new(data), limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_bodies_are_decoded_and_the_header_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let body = decode_body("u", &mut headers, Bytes::from(gzip(b"{\"a\":1}")), 1024).unwrap();
+        assert_eq!(body.as_ref(), b"{\"a\":1}");
+        assert!(headers.get(CONTENT_ENCODING).is_none());
+    }
+
+    #[test]
+    fn decoded_bodies_over_the_cap_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let bomb = gzip(&vec![b'a'; 10_000]);
+        let err = decode_body("u", &mut headers, Bytes::from(bomb), 100).unwrap_err();
+        assert_eq!(err.kind(), "too-large");
+    }
+
+    #[test]
+    fn unknown_encodings_are_kept_as_they_came() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+        let body = decode_body("u", &mut headers, Bytes::from_static(b"xx"), 100).unwrap();
+        assert_eq!(body.as_ref(), b"xx");
+        assert!(headers.get(CONTENT_ENCODING).is_some());
+    }
+
+    #[test]
+    fn upstream_urls_are_validated_with_the_flag_named() {
+        for bad in [
+            "ims.example.com",
+            "ftp://x",
+            "https://u:p@x",
+            "https://x/?a=1",
+        ] {
+            let err = Upstream::new(&UpstreamConfig::new(bad)).unwrap_err();
+            assert!(err.to_string().contains("--upstream"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_upstream_request_is_rewritten_for_the_upstream() {
+        let up = Upstream::new(&UpstreamConfig::new("https://ims.example:8443/base/")).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("127.0.0.1:9696"));
+        h.insert("connection", HeaderValue::from_static("close, x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-auth-token", HeaderValue::from_static("tok"));
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        let (req, url) = up.build_request(&Method::GET, "/v2/images?a=1", &h, Bytes::new());
+        assert_eq!(url, "https://ims.example:8443/base/v2/images?a=1");
+        assert_eq!(req.headers()[HOST], "ims.example:8443");
+        assert_eq!(req.headers()[ACCEPT_ENCODING], "gzip, deflate");
+        assert_eq!(req.headers()["x-auth-token"], "tok");
+        assert!(req.headers().get("x-hop").is_none() && req.headers().get("connection").is_none());
+        assert_eq!(req.version(), hyper::Version::HTTP_11);
+    }
+}

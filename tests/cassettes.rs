@@ -1,0 +1,192 @@
+//! Export and import: deterministic bytes, all-or-nothing validation, file names that cannot
+//! escape the output folder.
+
+use std::path::Path;
+
+use ims_vcr::cassette;
+use ims_vcr::store::Store;
+
+use crate::util::*;
+
+async fn record_some(store: &Path, dir: &Path) {
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let _ = dir;
+    let proxy = recorder(&fake, store).await;
+    for id in [
+        SEED_IMAGE_ID,
+        UNKNOWN_IMAGE_ID,
+        POLLING_IMAGE_ID,
+        POLLING_IMAGE_ID,
+    ] {
+        get(&image_url(&proxy, id)).await;
+    }
+    get(&format!("{}/v2/schemas/image", proxy.uri())).await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+}
+
+fn export(store: &Path, out: &Path) -> cassette::ExportSummary {
+    let store = Store::open(store).unwrap();
+    cassette::write_dir(out, &store.load(&store.rules().unwrap()).unwrap()).unwrap()
+}
+
+async fn import(store: &Path, dir: &Path) -> ims_vcr::Result<()> {
+    let store = Store::open(store)?;
+    let recordings = cassette::read_dir(dir, &store.rules()?)?;
+    store.import(&recordings).await
+}
+
+#[tokio::test]
+async fn export_import_export_is_byte_identical_and_export_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_some(&store, dir.path()).await;
+
+    let first = dir.path().join("first");
+    let summary = export(&store, &first);
+    assert_eq!((summary.files, summary.answers), (4, 5));
+    export(&store, &first);
+    let again = dir.path().join("again");
+    export(&store, &again);
+    assert_eq!(
+        all_files(&first),
+        all_files(&again),
+        "two exports of one store differ"
+    );
+
+    let other = dir.path().join("other-store");
+    import(&other, &first).await.unwrap();
+    let second = dir.path().join("second");
+    export(&other, &second);
+    assert_eq!(
+        all_files(&first),
+        all_files(&second),
+        "export → import → export changed bytes"
+    );
+}
+
+#[tokio::test]
+async fn cassettes_are_pretty_versioned_and_embed_json_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_some(&store, dir.path()).await;
+    let out = dir.path().join("out");
+    export(&store, &out);
+    let (name, bytes) = all_files(&out)
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains("5ee0a9b4"))
+        .unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains("\n  \"format\": 1,\n"), "{name:?}:\n{text}");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["request"]["method"], "GET");
+    assert_eq!(value["answers"].as_array().unwrap().len(), 2);
+    assert_eq!(value["answers"][0]["body"]["json"]["status"], "queued");
+    assert_eq!(value["answers"][1]["body"]["json"]["status"], "saving");
+}
+
+#[tokio::test]
+async fn importing_a_folder_with_one_broken_file_changes_nothing_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_some(&store, dir.path()).await;
+    let good = dir.path().join("good");
+    export(&store, &good);
+
+    // A folder with new valid cassettes plus one broken file.
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    for (name, bytes) in all_files(&good) {
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"active\"", "\"killed\"");
+        std::fs::write(mixed.join(name), text).unwrap();
+    }
+    std::fs::write(
+        mixed.join("zz_broken.json"),
+        br#"{"format":1,"request":{"method":"GET","path":"/x"},"answers":[{"status":"ok"}]}"#,
+    )
+    .unwrap();
+
+    let before = all_files(&store);
+    let before_export = dir.path().join("before");
+    export(&store, &before_export);
+    let err = import(&store, &mixed).await.unwrap_err().to_string();
+    assert!(err.contains("zz_broken.json"), "{err}");
+    assert!(err.contains("status"), "names the field: {err}");
+
+    let after_export = dir.path().join("after");
+    export(&store, &after_export);
+    assert_eq!(
+        all_files(&before_export),
+        all_files(&after_export),
+        "a failed import changed the store"
+    );
+    assert!(!before.is_empty());
+}
+
+#[tokio::test]
+async fn a_hostile_request_path_cannot_place_a_file_outside_the_export_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        plain_http: true,
+        ..Default::default()
+    })
+    .await;
+    let proxy = recorder(&fake, &store).await;
+    for target in [
+        "/../../../escaped",
+        "/v2/..%2F..%2F..%2Fescaped2",
+        "/./.hidden",
+        "/%2e%2e/%2e%2e/escaped3",
+    ] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = raw_exchange(proxy.address(), raw.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 "), "{target}: {answer}");
+    }
+    proxy.shutdown().await.unwrap();
+
+    let parent = dir.path().join("a").join("b");
+    let out = parent.join("out");
+    let summary = export(&store, &out);
+    assert!(summary.files >= 1);
+    for (path, _) in all_files(dir.path().join("a").as_path()) {
+        assert_eq!(
+            path.parent().unwrap(),
+            Path::new("b/out"),
+            "{path:?} escaped the export folder"
+        );
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_cassette_folder_replays_without_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_some(&store, dir.path()).await;
+    let out = dir.path().join("out");
+    export(&store, &out);
+    let replay = cassette_replayer(&out).await;
+    assert_eq!(
+        get(&image_url(&replay, SEED_IMAGE_ID)).await.json(),
+        seed_image_json()
+    );
+    let statuses: Vec<_> = futures_free_sequence(&replay).await;
+    assert_eq!(statuses, ["queued", "saving", "saving"]);
+}
+
+async fn futures_free_sequence(replay: &ims_vcr::ProxyServer) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        out.push(
+            get(&image_url(replay, POLLING_IMAGE_ID)).await.json()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    out
+}

@@ -1,0 +1,356 @@
+//! Record through the proxy against the fake IMS, then replay with the upstream gone.
+
+use crate::util::*;
+
+/// Paths a real client touches, including errors (they are part of the contract).
+fn contract_paths() -> Vec<String> {
+    let mut paths = vec![
+        format!("/v2/images/{SEED_IMAGE_ID}"),
+        format!("/v2/images/{UNKNOWN_IMAGE_ID}"),
+        "/v2/schemas/image".to_string(),
+        "/".to_string(),
+        "/v2".to_string(),
+        "/v2/images?owner=1bed856811654c1cb661a6ca845ebc77&limit=10".to_string(),
+    ];
+    for status in [400, 401, 403, 500, 503] {
+        paths.push(format!("/v2/images/{}", error_image_id(status)));
+    }
+    paths
+}
+
+#[tokio::test]
+async fn replay_gives_the_recorded_status_headers_and_exact_body_with_the_upstream_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let mut live = Vec::new();
+    for path in contract_paths() {
+        let reply = get(&format!("{}{path}", proxy.uri())).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{path}");
+        live.push((path, reply));
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = replayer(&store).await;
+    for (path, recorded) in &live {
+        let replayed = get(&format!("{}{path}", replay.uri())).await;
+        assert_eq!(replayed.status, recorded.status, "{path}");
+        assert_eq!(replayed.body, recorded.body, "{path}: body differs");
+        assert_eq!(
+            replayed.header("content-type"),
+            recorded.header("content-type"),
+            "{path}"
+        );
+        assert_eq!(
+            replayed.headers_named("x-fake-repeat"),
+            vec!["one", "two"],
+            "{path}: repeated headers"
+        );
+        assert_eq!(
+            replayed.header("retry-after"),
+            recorded.header("retry-after"),
+            "{path}"
+        );
+        assert_eq!(replayed.header("x-ims-vcr"), Some("hit"), "{path}");
+    }
+    let seed = get(&image_url(&replay, SEED_IMAGE_ID)).await;
+    assert_eq!(seed.status, 200);
+    assert_eq!(seed.json(), seed_image_json());
+    let not_found = get(&image_url(&replay, UNKNOWN_IMAGE_ID)).await;
+    assert_eq!(not_found.status, 404);
+    assert_eq!(not_found.json()["error"]["code"], "IMG.0027");
+}
+
+#[tokio::test]
+async fn replay_opens_no_connection_to_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    let before = fake.connections();
+
+    let replay = replayer(&store).await;
+    for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID, "not-recorded"] {
+        get(&image_url(&replay, id)).await;
+    }
+    replay.shutdown().await.unwrap();
+
+    assert_eq!(
+        fake.connections(),
+        before,
+        "replay must never connect upstream, even on a miss"
+    );
+}
+
+#[tokio::test]
+async fn a_miss_is_a_599_marked_miss_naming_the_request_and_the_nearest_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+
+    let replay = replayer(&store).await;
+    let wanted = "bc6bed6e-ba3a-4447-afcc-449174a3eb53";
+    let reply = get(&format!("{}?b=2&a=1", image_url(&replay, wanted))).await;
+
+    assert_eq!(reply.status, ims_vcr::MISS_STATUS);
+    assert_eq!(reply.header("x-ims-vcr"), Some("miss"));
+    let body = reply.json();
+    assert_eq!(
+        body["ims_vcr"]["request"],
+        format!("GET /v2/images/{wanted}?a=1&b=2")
+    );
+    assert_eq!(
+        body["ims_vcr"]["nearest"][0],
+        format!("GET /v2/images/{SEED_IMAGE_ID}")
+    );
+    assert_eq!(body["error_code"], "IMS_VCR.MISS");
+}
+
+#[tokio::test]
+async fn query_order_does_not_matter_when_matching() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let recorded = get(&format!("{}/v2/images?owner=nobody&limit=5", proxy.uri())).await;
+    proxy.shutdown().await.unwrap();
+
+    let replay = replayer(&store).await;
+    let replayed = get(&format!("{}/v2/images?limit=5&owner=nobody", replay.uri())).await;
+    assert_eq!(replayed.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(replayed.body, recorded.body);
+}
+
+#[tokio::test]
+async fn gzip_from_the_upstream_is_stored_decoded_and_served_with_a_correct_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        gzip: true,
+        ..Default::default()
+    })
+    .await;
+    let proxy = recorder(&fake, &store).await;
+    let gzip = [("accept-encoding", "gzip, deflate")];
+    for url in [
+        image_url(&proxy, SEED_IMAGE_ID),
+        format!("{}/big", proxy.uri()),
+    ] {
+        let live = send("GET", &url, &gzip, b"").await;
+        assert_eq!(live.header("content-encoding"), None, "{url}");
+        assert_eq!(
+            live.header("content-length"),
+            Some(live.body.len().to_string().as_str()),
+            "{url}"
+        );
+        live.json();
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    // The upstream really did compress: it saw our Accept-Encoding.
+    let replay = replayer(&store).await;
+    let reply = send("GET", &image_url(&replay, SEED_IMAGE_ID), &gzip, b"").await;
+    assert_eq!(reply.header("content-encoding"), None);
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.body.len().to_string().as_str())
+    );
+    assert_eq!(reply.json(), seed_image_json());
+    replay.shutdown().await.unwrap();
+
+    let out = dir.path().join("out");
+    ims_vcr::cassette::write_dir(
+        &out,
+        &ims_vcr::store::Store::open(&store)
+            .unwrap()
+            .load(&Default::default())
+            .unwrap(),
+    )
+    .unwrap();
+    let cassette = all_files(&out)
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains("bc6bed6e"))
+        .unwrap()
+        .1;
+    let cassette: serde_json::Value = serde_json::from_slice(&cassette).unwrap();
+    assert_eq!(
+        cassette["answers"][0]["body"]["json"],
+        seed_image_json(),
+        "stored body is readable JSON"
+    );
+}
+
+#[tokio::test]
+async fn repeated_requests_replay_in_recorded_order_then_repeat_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let mut recorded = Vec::new();
+    for _ in 0..3 {
+        recorded.push(get(&image_url(&proxy, POLLING_IMAGE_ID)).await.json()["status"].clone());
+    }
+    assert_eq!(recorded, ["queued", "saving", "active"]);
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = replayer(&store).await;
+    let mut replayed = Vec::new();
+    for _ in 0..5 {
+        replayed.push(get(&image_url(&replay, POLLING_IMAGE_ID)).await.json()["status"].clone());
+    }
+    assert_eq!(replayed, ["queued", "saving", "active", "active", "active"]);
+}
+
+#[tokio::test]
+async fn a_new_recording_session_replaces_the_answers_of_the_requests_it_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    for _ in 0..2 {
+        let proxy = recorder(&fake, &store).await;
+        get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+        get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+        proxy.shutdown().await.unwrap();
+    }
+    assert_eq!(
+        stored_answers(&store),
+        2,
+        "the second session replaced the first one's two answers"
+    );
+}
+
+#[tokio::test]
+async fn the_store_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    get(&format!("{}/v2/schemas/image", proxy.uri())).await;
+    proxy.shutdown().await.unwrap();
+
+    for _ in 0..2 {
+        let replay = replayer(&store).await;
+        assert_eq!(get(&image_url(&replay, SEED_IMAGE_ID)).await.status, 200);
+        assert_eq!(
+            get(&format!("{}/v2/schemas/image", replay.uri()))
+                .await
+                .status,
+            200
+        );
+        replay.shutdown().await.unwrap();
+    }
+    assert_eq!(stored_answers(&store), 2);
+}
+
+#[tokio::test]
+async fn the_proxy_rewrites_host_and_strips_hop_by_hop_headers_but_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &dir.path().join("store")).await;
+    let headers = [
+        ("connection", "keep-alive, x-hop"),
+        ("x-hop", "secret-hop"),
+        ("te", "trailers"),
+        ("x-project-id", "p1"),
+        ("x-auth-token", "tok"),
+    ];
+    let reply = send(
+        "GET",
+        &format!("{}/headers-echo", proxy.uri()),
+        &headers,
+        b"",
+    )
+    .await;
+    let seen: Vec<(String, String)> = serde_json::from_value(reply.json()).unwrap();
+    let value = |name: &str| seen.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(value("host"), Some(fake.addr().to_string()));
+    assert_eq!(value("x-hop"), None);
+    assert_eq!(value("te"), None);
+    assert_eq!(value("connection"), None);
+    assert_eq!(value("x-project-id").as_deref(), Some("p1"));
+    assert_eq!(
+        value("x-auth-token").as_deref(),
+        Some("tok"),
+        "credentials are forwarded, only never stored"
+    );
+}
+
+#[tokio::test]
+async fn requests_with_bodies_are_forwarded_and_matched_on_canonical_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        plain_http: true,
+        ..Default::default()
+    })
+    .await;
+    let proxy = recorder(&fake, &store).await;
+    let url = format!("{}/v2/images", proxy.uri());
+    let recorded = send(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        br#"{"name":"a","min_disk":40}"#,
+    )
+    .await;
+    assert_eq!(recorded.status, 200);
+    assert_eq!(recorded.json()["body"]["name"], "a");
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = replayer(&store).await;
+    let same = send(
+        "POST",
+        &format!("{}/v2/images", replay.uri()),
+        &[],
+        b"{ \"min_disk\": 40, \"name\": \"a\" }",
+    )
+    .await;
+    assert_eq!(same.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(same.body, recorded.body);
+    let other = send(
+        "POST",
+        &format!("{}/v2/images", replay.uri()),
+        &[],
+        br#"{"name":"b"}"#,
+    )
+    .await;
+    assert_eq!(other.header("x-ims-vcr"), Some("miss"));
+}
+
+#[tokio::test]
+async fn the_shipped_cassettes_replay_the_seed_image_a_404_and_the_schema() {
+    let cassettes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    let replay = cassette_replayer(&cassettes).await;
+    let seed = get(&image_url(&replay, SEED_IMAGE_ID)).await;
+    assert_eq!(seed.status, 200);
+    let body = seed.json();
+    for field in [
+        "id",
+        "name",
+        "status",
+        "min_disk",
+        "min_ram",
+        "__os_version",
+        "schema",
+    ] {
+        assert_eq!(body[field], seed_image_json()[field], "{field}");
+    }
+    assert_eq!(get(&image_url(&replay, UNKNOWN_IMAGE_ID)).await.status, 404);
+    assert_eq!(
+        get(&format!("{}/v2/schemas/image", replay.uri()))
+            .await
+            .status,
+        200
+    );
+}

@@ -1,0 +1,18 @@
+//! Integration tests: the proxy in-process and the `ims-vcr` binary, against a fake IMS upstream
+//! speaking real TLS on loopback. Nothing here reaches a network beyond 127.0.0.1.
+
+// Shared harness: the fake IMS upstream, HTTP helpers, proxy starters.
+mod util;
+
+// Record through the proxy, then replay with the upstream gone.
+mod record_replay;
+// Upstream failures: 502 with a reason, nothing stored.
+mod upstream_failures;
+// Credentials never reach the store or a cassette.
+mod credentials;
+// Export/import: determinism, validation, path safety.
+mod cassettes;
+// The binary as a user runs it: listening line, signals, kill -9, errors.
+mod cli;
+// The shipped sample cassettes are a real recording of the stand-in.
+mod samples;

@@ -1,0 +1,174 @@
+//! Test harness: proxies started in-process against the fake IMS upstream, an HTTP client that
+//! reports status, ordered headers and raw body bytes, and byte-scanning helpers.
+
+#![allow(dead_code)] // Not every test module uses every helper.
+
+pub mod fake_ims;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use fake_ims::*;
+use ims_vcr::{ProxyServer, UpstreamConfig};
+
+/// What a client saw.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Sends one request with reqwest (no gzip support compiled in, so bodies are raw).
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut request = client
+        .request(method.parse().unwrap(), url)
+        .body(body.to_vec());
+    for (n, v) in headers {
+        request = request.header(*n, *v);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response.bytes().await.unwrap().to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    send("GET", url, &[], b"").await
+}
+
+/// Upstream config for a fake, trusting its test CA (written into `dir`).
+pub fn upstream_for(fake: &FakeIms, dir: &Path) -> UpstreamConfig {
+    let mut config = UpstreamConfig::new(fake.base_url());
+    if !fake.ca_pem().is_empty() {
+        config.ca_file = Some(fake.write_ca_pem(dir));
+    }
+    config.timeout = Duration::from_secs(5);
+    config
+}
+
+/// A record-mode proxy in front of `fake`, storing into `store`.
+pub async fn recorder(fake: &FakeIms, store: &Path) -> ProxyServer {
+    let dir = store.parent().unwrap();
+    ProxyServer::builder()
+        .record(upstream_for(fake, dir))
+        .store(store)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A replay proxy over a store.
+pub async fn replayer(store: &Path) -> ProxyServer {
+    ProxyServer::builder()
+        .replay()
+        .store(store)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A replay proxy over a cassette folder.
+pub async fn cassette_replayer(dir: &Path) -> ProxyServer {
+    ProxyServer::builder()
+        .replay()
+        .cassettes(dir)
+        .start()
+        .await
+        .unwrap()
+}
+
+pub fn image_url(proxy: &ProxyServer, id: &str) -> String {
+    format!("{}/v2/images/{id}", proxy.uri())
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    for (path, bytes) in all_files(dir) {
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            hits.push(path);
+        }
+    }
+    hits
+}
+
+/// Every file under `dir` with its bytes, keyed by path relative to `dir`.
+pub fn all_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Number of stored answers in a (closed) store.
+pub fn stored_answers(store: &Path) -> usize {
+    ims_vcr::store::Store::open(store).unwrap().len()
+}
+
+/// Writes raw bytes to the proxy and returns everything it answers until it closes or 2 s pass.
+pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
