@@ -149,6 +149,17 @@ async fn record(args: RecordArgs) -> Result<()> {
     let mut upstream = UpstreamConfig::new(args.upstream);
     upstream.ca_file = args.upstream_ca;
     upstream.timeout = Duration::from_secs_f64(args.upstream_timeout);
+    // AK/SK only ever come from the environment: a flag value would show in `ps`.
+    upstream.credentials = crate::signer::Credentials::from_env().map_err(Error::Config)?;
+    match &upstream.credentials {
+        Some(credentials) => tracing::info!(
+            ?credentials,
+            "re-signing every upstream request with AK/SK from the environment"
+        ),
+        None => tracing::info!(
+            "no AK/SK in the environment: requests are forwarded with the client's own credentials"
+        ),
+    }
     let builder = ProxyServer::builder()
         .record(upstream)
         .store(args.store)

@@ -129,13 +129,13 @@ impl Proxy {
         );
         match (&self.recorder, self.mode) {
             (Some(recorder), Mode::Record) => self.record(recorder, parts, body, &key).await,
-            _ => self.replay(&key),
+            _ => self.replay(parts, &key),
         }
     }
 
-    fn replay(&self, key: &RequestKey) -> (Response<Full<Bytes>>, &'static str) {
+    fn replay(&self, parts: &Parts, key: &RequestKey) -> (Response<Full<Bytes>>, &'static str) {
         match self.tapes.play(key) {
-            Some(prepared) => (prepared.to_response("hit"), "hit"),
+            Some(prepared) => (serve(prepared, parts, "hit"), "hit"),
             None => (self.miss(key), "miss"),
         }
     }
@@ -201,7 +201,7 @@ impl Proxy {
         };
         // Serve exactly what replay will serve, built by the same code.
         let prepared = match Prepared::from_recorded(&interaction.response) {
-            Ok(p) => p,
+            Ok(prepared) => prepared,
             Err(e) => {
                 let msg = format!("upstream answer cannot be replayed: {e}");
                 return (
@@ -213,8 +213,32 @@ impl Proxy {
         if let Err(e) = recorder.store.record(key, &interaction).await {
             tracing::error!(request = key.request_line(), error = %e, "answer served but NOT recorded");
         }
-        (prepared.to_response("recorded"), "recorded")
+        (serve(&prepared, parts, "recorded"), "recorded")
     }
+}
+
+/// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
+fn serve(prepared: &Prepared, parts: &Parts, outcome: &'static str) -> Response<Full<Bytes>> {
+    if !prepared.mentions_upstream() {
+        return prepared.to_response(outcome, None);
+    }
+    prepared.to_response(outcome, proxy_origin(parts).as_deref())
+}
+
+/// `http://` plus the authority the client used to reach the proxy (`Host`, or the HTTP/2
+/// `:authority`), when it is a valid authority.
+fn proxy_origin(parts: &Parts) -> Option<String> {
+    let authority = match parts.uri.authority() {
+        Some(a) => a.clone(),
+        None => parts
+            .headers
+            .get(hyper::header::HOST)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?,
+    };
+    Some(format!("http://{authority}"))
 }
 
 /// A 502 naming what failed and where; nothing was stored.

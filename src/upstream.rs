@@ -5,6 +5,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
 use crate::headers::strip_hop_by_hop;
+use crate::signer::{self, Credentials};
 
 /// Default cap on an upstream body, encoded or decoded (an IMS answer is a few KB).
 pub const DEFAULT_MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -37,6 +39,10 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Cap on the upstream body, before and after decoding.
     pub max_body: usize,
+    /// AK/SK to re-sign every forwarded request with (from `HUAWEICLOUD_SDK_AK`/`_SK`/
+    /// `_SECURITY_TOKEN`). A client's signature covers `Host`, which the proxy must change, so
+    /// without these a signed request reaches the gateway with a signature that no longer fits.
+    pub credentials: Option<Credentials>,
 }
 
 impl UpstreamConfig {
@@ -47,6 +53,7 @@ impl UpstreamConfig {
             ca_file: None,
             timeout: Duration::from_secs(30),
             max_body: DEFAULT_MAX_UPSTREAM_BODY,
+            credentials: None,
         }
     }
 }
@@ -146,6 +153,9 @@ pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     max_body: usize,
+    credentials: Option<Credentials>,
+    /// Set once the "signed request without AK/SK" warning was logged (it is said once, not per request).
+    warned_unsigned: AtomicBool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -210,6 +220,8 @@ impl Upstream {
             client,
             timeout: config.timeout,
             max_body: config.max_body,
+            credentials: config.credentials.clone(),
+            warned_unsigned: AtomicBool::new(false),
         })
     }
 
@@ -304,6 +316,7 @@ impl Upstream {
         // hyper's client only adds Host when absent; the client's Host names the proxy.
         headers.insert(HOST, self.host.clone());
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
+        self.sign(method, &uri, &mut headers, &body);
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method.clone();
         *request.uri_mut() = uri;
@@ -311,6 +324,36 @@ impl Upstream {
         *request.version_mut() = hyper::Version::HTTP_11;
         *request.headers_mut() = headers;
         (request, url)
+    }
+}
+
+impl Upstream {
+    /// Re-signs for the upstream host with the proxy's own clock when AK/SK are configured (so a
+    /// client's skewed clock does not matter); otherwise forwards as it came and, the first time
+    /// a signed request passes, says why the upstream will likely refuse it.
+    fn sign(&self, method: &Method, uri: &Uri, headers: &mut HeaderMap, body: &[u8]) {
+        match &self.credentials {
+            Some(credentials) => {
+                let now = time::OffsetDateTime::now_utc();
+                signer::sign(credentials, method, uri, self.host(), headers, body, now);
+            }
+            None if signer::is_aksk_signed(headers)
+                && !self.warned_unsigned.swap(true, Ordering::Relaxed) =>
+            {
+                tracing::warn!(
+                    "a request carries an AK/SK signature (SDK-HMAC-SHA256) made for the proxy's \
+                         address; its signature covers Host, which the proxy must change to {}, so the \
+                         upstream will most likely answer 401 APIGW.0301. Fix: start the proxy with \
+                         {} and {} set (and {} for temporary credentials) so it re-signs each request; \
+                         the client can then use any dummy AK/SK",
+                    self.host(),
+                    signer::ENV_AK,
+                    signer::ENV_SK,
+                    signer::ENV_SECURITY_TOKEN
+                );
+            }
+            None => {}
+        }
     }
 }
 

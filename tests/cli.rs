@@ -8,18 +8,35 @@ use std::time::Duration;
 
 use crate::util::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ims-vcr");
+pub const BIN: &str = env!("CARGO_BIN_EXE_ims-vcr");
 
 /// A running `ims-vcr` and the URI from its listening line.
-struct Running {
+pub struct Running {
     child: Child,
-    uri: String,
+    pub uri: String,
+    log: std::path::PathBuf,
 }
 
 impl Running {
-    fn start(args: &[&str], cwd: &Path) -> Running {
-        let log = std::fs::File::create(cwd.join(format!("ims-vcr-{}.log", args[0]))).unwrap();
-        let mut child = Command::new(BIN)
+    pub fn start(args: &[&str], cwd: &Path) -> Running {
+        Running::start_with_env(args, cwd, &[])
+    }
+
+    /// Starts with only `env` added to a copy of this environment without any AK/SK variable.
+    pub fn start_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Running {
+        let log_path = cwd.join(format!("ims-vcr-{}.log", args[0]));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new(BIN);
+        for name in [
+            "HUAWEICLOUD_SDK_AK",
+            "HUAWEICLOUD_SDK_SK",
+            "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+            "RUST_LOG",
+        ] {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .envs(env.iter().copied())
             .args(args)
             .current_dir(cwd)
             .stdout(Stdio::piped())
@@ -35,10 +52,19 @@ impl Running {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("first stdout line was {line:?}"))
             .to_owned();
-        Running { child, uri }
+        Running {
+            child,
+            uri,
+            log: log_path,
+        }
     }
 
-    fn signal(&self, signal: &str) {
+    /// Everything the process logged so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -46,7 +72,7 @@ impl Running {
         assert!(status.success());
     }
 
-    fn wait(mut self) -> std::process::ExitStatus {
+    pub fn wait(mut self) -> std::process::ExitStatus {
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;

@@ -24,6 +24,7 @@ async fn replay_gives_the_recorded_status_headers_and_exact_body_with_the_upstre
     let store = dir.path().join("store");
     let fake = FakeIms::start(FakeOptions::default()).await;
     let proxy = recorder(&fake, &store).await;
+    let recorder_uri = proxy.uri();
     let mut live = Vec::new();
     for path in contract_paths() {
         let reply = get(&format!("{}{path}", proxy.uri())).await;
@@ -37,7 +38,16 @@ async fn replay_gives_the_recorded_status_headers_and_exact_body_with_the_upstre
     for (path, recorded) in &live {
         let replayed = get(&format!("{}{path}", replay.uri())).await;
         assert_eq!(replayed.status, recorded.status, "{path}");
-        assert_eq!(replayed.body, recorded.body, "{path}: body differs");
+        // Upstream URLs in bodies (the version document's links) point at whichever proxy served them.
+        let served = |r: &Reply, uri: &str| String::from_utf8_lossy(&r.body).replace(uri, "PROXY");
+        assert_eq!(
+            served(&replayed, &replay.uri()),
+            served(recorded, &recorder_uri),
+            "{path}: body differs"
+        );
+        if path.starts_with("/v2/images") {
+            assert_eq!(replayed.body, recorded.body, "{path}: body differs");
+        }
         assert_eq!(
             replayed.header("content-type"),
             recorded.header("content-type"),

@@ -16,3 +16,5 @@ mod cassettes;
 mod cli;
 // The shipped sample cassettes are a real recording of the stand-in.
 mod samples;
+// AK/SK re-signing and absolute-URL hygiene.
+mod signing;

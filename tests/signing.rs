@@ -1,0 +1,329 @@
+//! AK/SK clients through the proxy: re-signing for the upstream host with the proxy's clock, the
+//! plain warning when no AK/SK is configured, and absolute upstream URLs pointed at the proxy.
+
+use std::sync::Arc;
+
+use hyper::http::{HeaderMap, Method, Uri};
+use ims_vcr::ProxyServer;
+use ims_vcr::signer::{self, Credentials};
+
+use crate::util::*;
+
+pub const REAL_AK: &str = "HPUAREALACCESSKEY0001";
+pub const REAL_SK: &str = "real-secret-key-0123456789abcdefghij";
+const DUMMY: &str = "dummy-ak-or-sk";
+
+/// A fake upstream that checks signatures like the API gateway: the real AK/SK, and a date within
+/// 15 minutes of its own clock.
+pub fn gateway_verifier() -> Verifier {
+    Arc::new(|parts, body| {
+        signer::verify(
+            REAL_AK,
+            REAL_SK,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            body,
+        )?;
+        let date = parts
+            .headers
+            .get("x-sdk-date")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let format =
+            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let signed = time::PrimitiveDateTime::parse(date, &format)
+            .map_err(|e| e.to_string())?
+            .assume_utc();
+        let skew = (time::OffsetDateTime::now_utc() - signed).abs();
+        if skew > time::Duration::minutes(15) {
+            return Err(format!(
+                "X-Sdk-Date is {skew} away from the gateway's clock"
+            ));
+        }
+        Ok(())
+    })
+}
+
+pub fn real_credentials() -> Credentials {
+    Credentials::from_lookup(|name| match name {
+        signer::ENV_AK => Some(REAL_AK.into()),
+        signer::ENV_SK => Some(REAL_SK.into()),
+        _ => None,
+    })
+    .unwrap()
+    .unwrap()
+}
+
+/// Headers of a request signed the way an SDK pointed at the proxy signs it: with the client's
+/// (dummy) AK/SK, for the proxy's host, at `skew` from now.
+fn client_signed_headers(proxy: &ProxyServer, path: &str, skew: time::Duration) -> HeaderMap {
+    let creds = Credentials {
+        ak: DUMMY.into(),
+        sk: DUMMY.into(),
+        security_token: None,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert(
+        "x-project-id",
+        "0123456789abcdef0123456789abcdef".parse().unwrap(),
+    );
+    let uri: Uri = path.parse().unwrap();
+    let host = proxy.address().to_string();
+    signer::sign(
+        &creds,
+        &Method::GET,
+        &uri,
+        &host,
+        &mut headers,
+        b"",
+        time::OffsetDateTime::now_utc() + skew,
+    );
+    headers
+}
+
+async fn send_signed(proxy: &ProxyServer, path: &str, skew: time::Duration) -> Reply {
+    let headers = client_signed_headers(proxy, path, skew);
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| n.as_str() != "host")
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    send("GET", &format!("{}{path}", proxy.uri()), &refs, b"").await
+}
+
+#[tokio::test]
+async fn a_dummy_signed_client_with_a_skewed_clock_records_when_the_proxy_re_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        verifier: Some(gateway_verifier()),
+        ..Default::default()
+    })
+    .await;
+    let mut config = upstream_for(&fake, dir.path());
+    config.credentials = Some(real_credentials());
+    let proxy = ProxyServer::builder()
+        .record(config)
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+
+    let path = format!("/v2/images/{SEED_IMAGE_ID}");
+    let reply = send_signed(&proxy, &path, time::Duration::hours(-2)).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json(), seed_image_json());
+    let listed = send_signed(
+        &proxy,
+        "/v2/images?owner=x&limit=1&name=a%20b",
+        time::Duration::ZERO,
+    )
+    .await;
+    assert_eq!(
+        listed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&listed.body)
+    );
+    proxy.shutdown().await.unwrap();
+
+    let seen = fake.requests();
+    let authorization = seen[0]
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .unwrap();
+    assert!(
+        authorization.1.contains(&format!("Access={REAL_AK}")),
+        "{authorization:?}"
+    );
+    for secret in [REAL_AK, REAL_SK, DUMMY] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_ak_sk_a_signed_request_is_forwarded_as_it_came_and_refused_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions {
+        verifier: Some(gateway_verifier()),
+        ..Default::default()
+    })
+    .await;
+    let proxy = recorder(&fake, &dir.path().join("store")).await;
+    let reply = send_signed(
+        &proxy,
+        &format!("/v2/images/{SEED_IMAGE_ID}"),
+        time::Duration::ZERO,
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["error_code"], "APIGW.0301");
+    let seen = fake.requests();
+    let authorization = seen[0]
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .unwrap();
+    assert!(
+        authorization.1.contains(&format!("Access={DUMMY}")),
+        "forwarded unchanged: {authorization:?}"
+    );
+}
+
+#[tokio::test]
+async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let live = get(&format!("{}/v2", proxy.uri())).await;
+    let live_text = String::from_utf8(live.body.clone()).unwrap();
+    assert!(
+        live_text.contains(&format!("{}/v2/", proxy.uri())),
+        "{live_text}"
+    );
+    assert!(!live_text.contains(&fake.base_url()), "{live_text}");
+    assert_eq!(
+        live.header("content-length"),
+        Some(live.body.len().to_string().as_str())
+    );
+    proxy.shutdown().await.unwrap();
+    assert!(
+        !files_containing(&store, fake.base_url().as_bytes()).is_empty(),
+        "stored as received"
+    );
+    fake.stop().await;
+
+    let replay = replayer(&store).await;
+    let replayed = String::from_utf8(get(&format!("{}/v2", replay.uri())).await.body).unwrap();
+    assert!(
+        replayed.contains(&format!("{}/v2/", replay.uri())),
+        "{replayed}"
+    );
+    assert!(!replayed.contains("https://127.0.0.1"), "{replayed}");
+}
+
+#[tokio::test]
+async fn the_cli_says_once_why_a_signed_request_will_be_refused_and_never_logs_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions {
+        verifier: Some(gateway_verifier()),
+        ..Default::default()
+    })
+    .await;
+    let ca = fake.write_ca_pem(dir.path());
+    let args = [
+        "record",
+        "--upstream",
+        &fake.base_url(),
+        "--upstream-ca",
+        ca.to_str().unwrap(),
+        "--listen",
+        "0",
+        "--store",
+        "s",
+    ];
+
+    let unsigned = crate::cli::Running::start(&args, dir.path());
+    let signed = |uri: &str| {
+        let creds = Credentials {
+            ak: DUMMY.into(),
+            sk: DUMMY.into(),
+            security_token: None,
+        };
+        let mut headers = HeaderMap::new();
+        let authority = uri.trim_start_matches("http://").to_owned();
+        signer::sign(
+            &creds,
+            &Method::GET,
+            &"/v2/images/x".parse().unwrap(),
+            &authority,
+            &mut headers,
+            b"",
+            time::OffsetDateTime::now_utc(),
+        );
+        headers
+    };
+    for _ in 0..3 {
+        let headers = signed(&unsigned.uri);
+        let auth = headers["authorization"].to_str().unwrap().to_owned();
+        let date = headers["x-sdk-date"].to_str().unwrap().to_owned();
+        let reply = send(
+            "GET",
+            &format!("{}/v2/images/x", unsigned.uri),
+            &[("authorization", &auth), ("x-sdk-date", &date)],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 401);
+    }
+    let log = unsigned.log();
+    assert_eq!(
+        log.matches("HUAWEICLOUD_SDK_AK").count(),
+        1,
+        "said once:\n{log}"
+    );
+    assert!(log.contains("APIGW.0301"), "{log}");
+    unsigned.signal("-TERM");
+    unsigned.wait();
+
+    let resigning = crate::cli::Running::start_with_env(
+        &args,
+        dir.path(),
+        &[
+            ("HUAWEICLOUD_SDK_AK", REAL_AK),
+            ("HUAWEICLOUD_SDK_SK", REAL_SK),
+            ("HUAWEICLOUD_SDK_SECURITY_TOKEN", "sts-token-abcdef123456"),
+        ],
+    );
+    let headers = signed(&resigning.uri);
+    let auth = headers["authorization"].to_str().unwrap().to_owned();
+    let date = headers["x-sdk-date"].to_str().unwrap().to_owned();
+    let reply = send(
+        "GET",
+        &format!("{}/v2/images/{SEED_IMAGE_ID}", resigning.uri),
+        &[("authorization", &auth), ("x-sdk-date", &date)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let seen = fake.requests();
+    let last = seen.last().unwrap();
+    assert!(
+        last.headers
+            .iter()
+            .any(|(n, v)| n == "x-security-token" && v == "sts-token-abcdef123456")
+    );
+    let log = resigning.log();
+    for secret in [REAL_SK, "sts-token-abcdef123456", REAL_AK] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    resigning.signal("-TERM");
+    resigning.wait();
+    for secret in [REAL_SK, "sts-token-abcdef123456", REAL_AK, DUMMY] {
+        assert!(
+            files_containing(&dir.path().join("s"), secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+}
