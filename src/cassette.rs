@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::interaction::{Interaction, RecordedRequest, RecordedResponse, Recording};
 use crate::key::{MatchRules, RequestKey};
+use crate::redact::{RedactionStamp, Redactor, find_leak};
 
 /// Version of the cassette file format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -25,6 +26,9 @@ struct CassetteFile {
     /// `ims-vcr <version>` that wrote the file.
     #[serde(default)]
     tool: String,
+    /// The redaction applied (policy and key fingerprint); absent for raw recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redaction: Option<RedactionStamp>,
     /// The request (as first recorded).
     request: RecordedRequest,
     /// Its answers, oldest first; replay serves them in this order, then repeats the last.
@@ -67,6 +71,7 @@ pub fn render(recording: &Recording) -> Vec<u8> {
     let file = CassetteFile {
         format: FORMAT_VERSION,
         tool: format!("ims-vcr {}", env!("CARGO_PKG_VERSION")),
+        redaction: common_stamp(recording),
         request: recording.answers[0].request.clone(),
         answers: recording
             .answers
@@ -77,6 +82,17 @@ pub fn render(recording: &Recording) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(&file).expect("a cassette serialises");
     bytes.push(b'\n');
     bytes
+}
+
+/// The stamp shared by every answer, if they all share one. (Answers recorded under different
+/// policies get none, which `verify` reports.)
+fn common_stamp(recording: &Recording) -> Option<RedactionStamp> {
+    let first = recording.answers[0].redaction.clone()?;
+    recording
+        .answers
+        .iter()
+        .all(|a| a.redaction.as_ref() == Some(&first))
+        .then_some(first)
 }
 
 /// Parses and validates one cassette file.
@@ -116,6 +132,7 @@ pub fn parse(path: &Path, bytes: &[u8], rules: &MatchRules) -> Result<Recording>
         .map(|response| Interaction {
             request: file.request.clone(),
             response,
+            redaction: file.redaction.clone(),
         })
         .collect();
     Ok(Recording { key, answers })
@@ -203,6 +220,35 @@ fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     paths.sort();
     Ok(paths)
+}
+
+/// Redacts every recording for export, running the leak gate on each answer. Fails naming the
+/// cassette file that would have leaked (nothing is written: the caller writes only on success).
+pub fn redact_recordings(
+    recordings: &[Recording],
+    redactor: &Redactor,
+    rules: &MatchRules,
+) -> Result<Vec<Recording>> {
+    let mut out = Vec::with_capacity(recordings.len());
+    for recording in recordings {
+        let name = file_name(recording);
+        let refuse = |reason: String| Error::cassette(&name, format!("export refused: {reason}"));
+        let mut answers = Vec::with_capacity(recording.answers.len());
+        for interaction in &recording.answers {
+            let (redacted, values) = redactor.redact(interaction).map_err(refuse)?;
+            if let Some(leak) = find_leak(&redacted, values) {
+                return Err(refuse(format!(
+                    "the real value of {} is still present ({}) after redaction",
+                    leak.label, leak.encoding
+                )));
+            }
+            answers.push(redacted);
+        }
+        let key = RequestKey::of_recorded(rules, &answers[0].request).map_err(refuse)?;
+        out.push(Recording { key, answers });
+    }
+    out.sort_by(|a, b| a.key.digest().cmp(b.key.digest()));
+    Ok(out)
 }
 
 /// What an export did.
@@ -297,7 +343,11 @@ mod tests {
         };
         Recording {
             key,
-            answers: vec![Interaction { request, response }],
+            answers: vec![Interaction {
+                request,
+                response,
+                redaction: None,
+            }],
         }
     }
 

@@ -8,10 +8,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cassette;
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::leak::Needle;
+use crate::pseudonym::PseudonymKey;
+use crate::redact::{RedactionPolicy, Redactor};
 use crate::server::ProxyServer;
 use crate::store::Store;
 use crate::upstream::UpstreamConfig;
+use crate::verify::VerifyOptions;
 
 /// Default `--listen`: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
@@ -38,6 +43,9 @@ Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error.";
 #[derive(Debug, Parser)]
 #[command(name = "ims-vcr", version = version_text(), about, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Settings file [default: ims-vcr.toml in the working directory, when present].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +72,55 @@ enum Command {
     /// Load cassette files into the store: all of them, or none if any is invalid.
     #[command(after_help = "Example:\n  ims-vcr import cassettes")]
     Import(ImportArgs),
+    /// Check cassette files for credentials, missing redaction and denied values (for CI).
+    #[command(
+        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 1 findings (one line each: file: JSON location: problem) or error."
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct RedactArgs {
+    /// Redact owner/account values (JSON fields owner, __account_code; header X-Project-Id;
+    /// query owner) with consistent pseudonyms keyed by IMS_VCR_REDACT_KEY.
+    #[arg(long)]
+    redact: bool,
+    /// Also redact this JSON field, at any depth (repeatable; implies --redact).
+    #[arg(long = "redact-field", value_name = "NAME")]
+    fields: Vec<String>,
+    /// Also redact this header (repeatable; implies --redact).
+    #[arg(long = "redact-header", value_name = "NAME")]
+    headers: Vec<String>,
+    /// Also redact this query parameter (repeatable; implies --redact).
+    #[arg(long = "redact-query", value_name = "NAME")]
+    query: Vec<String>,
+}
+
+impl RedactArgs {
+    /// The policy to apply, if redaction is on (flag, extension flags, or `[redact] enabled`).
+    fn policy(&self, config: &Config) -> Option<RedactionPolicy> {
+        let on = self.redact
+            || config.redact.enabled
+            || !(self.fields.is_empty() && self.headers.is_empty() && self.query.is_empty());
+        on.then(|| config.redaction_policy(&self.fields, &self.headers, &self.query))
+    }
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// Folder of cassettes to check [default: the config's cassettes, else cassettes].
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// A value that must appear in no cassette, in any encoding (repeatable).
+    #[arg(long, value_name = "VALUE")]
+    deny: Vec<String>,
+    /// A file of such values, one per line, `#` comments allowed (repeatable).
+    #[arg(long = "deny-file", value_name = "FILE")]
+    deny_files: Vec<PathBuf>,
+    /// Require every cassette to carry a redaction stamp covering the policy (on by default when
+    /// ims-vcr.toml has `[redact] enabled = true`).
+    #[arg(long)]
+    require_redaction: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,9 +143,11 @@ struct RecordArgs {
     upstream: String,
     #[command(flatten)]
     listen: ListenArgs,
-    /// Store directory (sled).
-    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
-    store: PathBuf,
+    /// Store directory (sled) [default: .ims-vcr/store, or `store` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    redact: RedactArgs,
     /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
     #[arg(long, value_name = "PEM")]
     upstream_ca: Option<PathBuf>,
@@ -111,19 +170,21 @@ struct ReplayArgs {
 
 #[derive(Debug, Args)]
 struct ExportArgs {
-    /// Store directory to read.
-    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
-    store: PathBuf,
-    /// Folder to write cassette files into (created if needed).
+    /// Store directory to read [default: .ims-vcr/store, or `store` in ims-vcr.toml].
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    store: Option<PathBuf>,
+    /// Folder to write cassette files into, created if needed [default: `cassettes` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    redact: RedactArgs,
 }
 
 #[derive(Debug, Args)]
 struct ImportArgs {
-    /// Store directory to write.
-    #[arg(long, default_value = DEFAULT_STORE, value_name = "DIR")]
-    store: PathBuf,
+    /// Store directory to write [default: .ims-vcr/store, or `store` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
     /// Folder of cassette files to import.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
@@ -131,15 +192,32 @@ struct ImportArgs {
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    if let Some(source) = &config.source {
+        tracing::debug!(config = %source.display(), "settings loaded");
+    }
     match cli.command {
-        Command::Record(args) => record(args).await,
-        Command::Replay(args) => replay(args).await,
-        Command::Export(args) => export(args),
-        Command::Import(args) => import(args).await,
+        Command::Record(args) => record(args, &config).await,
+        Command::Replay(args) => replay(args, &config).await,
+        Command::Export(args) => export(args, &config),
+        Command::Import(args) => import(args, &config).await,
+        Command::Verify(args) => verify(args, &config),
     }
 }
 
-async fn record(args: RecordArgs) -> Result<()> {
+/// `--store`, else `store` from the config, else the default.
+fn store_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
+    flag.or_else(|| config.store.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+}
+
+/// `--cassettes`, else `cassettes` from the config, else the default.
+fn cassettes_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
+    flag.or_else(|| config.cassettes.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CASSETTES))
+}
+
+async fn record(args: RecordArgs, config: &Config) -> Result<()> {
     if !(args.upstream_timeout.is_finite() && args.upstream_timeout > 0.0) {
         return Err(Error::Config(format!(
             "--upstream-timeout {} must be a positive number of seconds",
@@ -160,23 +238,30 @@ async fn record(args: RecordArgs) -> Result<()> {
             "no AK/SK in the environment: requests are forwarded with the client's own credentials"
         ),
     }
-    let builder = ProxyServer::builder()
+    let mut builder = ProxyServer::builder()
         .record(upstream)
-        .store(args.store)
+        .store(store_path(args.store, config))
         .listen(listen_addr(&args.listen)?)
         .max_body(args.listen.max_body);
+    if let Some(policy) = args.redact.policy(config) {
+        tracing::info!(?policy, "redacting before storing");
+        builder = builder.redact(policy).redaction_key(redaction_key());
+    }
     serve_until_signal(builder).await
 }
 
-async fn replay(args: ReplayArgs) -> Result<()> {
+async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
     let builder = ProxyServer::builder()
         .replay()
         .listen(listen_addr(&args.listen)?)
-        .max_body(args.listen.max_body);
-    let builder = match (args.store, args.cassettes) {
-        (Some(store), _) => builder.store(existing(&store, "--store")?),
-        (None, Some(dir)) => builder.cassettes(existing(&dir, "--cassettes")?),
-        (None, None) => builder.cassettes(existing(Path::new(DEFAULT_CASSETTES), "--cassettes")?),
+        .max_body(args.listen.max_body)
+        .redaction_key(redaction_key());
+    let builder = match args.store {
+        Some(store) => builder.store(existing(&store, "--store")?),
+        None => builder.cassettes(existing(
+            &cassettes_path(args.cassettes, config),
+            "--cassettes",
+        )?),
     };
     serve_until_signal(builder).await
 }
@@ -193,15 +278,28 @@ async fn serve_until_signal(builder: crate::server::ProxyServerBuilder) -> Resul
     server.shutdown().await
 }
 
-fn export(args: ExportArgs) -> Result<()> {
-    let store = Store::open(existing(&args.store, "--store")?)?;
-    let recordings = store.load(&store.rules()?)?;
-    let summary = cassette::write_dir(&args.out, &recordings)?;
+fn export(args: ExportArgs, config: &Config) -> Result<()> {
+    let out = args
+        .out
+        .or_else(|| config.cassettes.clone())
+        .ok_or_else(|| {
+            Error::Config("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
+        })?;
+    let store_dir = store_path(args.store, config);
+    let store = Store::open(existing(&store_dir, "--store")?)?;
+    let rules = store.rules()?;
+    let mut recordings = store.load(&rules)?;
+    drop(store);
+    if let Some(policy) = args.redact.policy(config) {
+        let redactor = Redactor::new(policy, redaction_key());
+        recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
+    }
+    let summary = cassette::write_dir(&out, &recordings)?;
     eprintln!(
         "exported {} requests ({} answers) to {}{}",
         summary.files,
         summary.answers,
-        args.out.display(),
+        out.display(),
         if summary.removed > 0 {
             format!(", removed {} stale cassettes", summary.removed)
         } else {
@@ -211,19 +309,79 @@ fn export(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-async fn import(args: ImportArgs) -> Result<()> {
-    // Validate every file before the store is even opened: all or nothing.
+async fn import(args: ImportArgs, config: &Config) -> Result<()> {
     let dir = existing(&args.dir, "import DIR")?;
-    let store = Store::open(&args.store)?;
+    let store_dir = store_path(args.store, config);
+    let store = Store::open(&store_dir)?;
     let recordings = cassette::read_dir(dir, &store.rules()?)?;
     store.import(&recordings).await?;
     eprintln!(
         "imported {} requests ({} answers) into {}",
         recordings.len(),
         recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
-        args.store.display()
+        store_dir.display()
     );
     Ok(())
+}
+
+fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
+    let dir = cassettes_path(args.dir, config);
+    let dir = existing(&dir, "verify DIR")?;
+    let mut deny: Vec<Needle> = args
+        .deny
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Needle {
+            label: format!("denied value (--deny #{})", i + 1),
+            value: value.clone(),
+        })
+        .collect();
+    for file in args.deny_files.iter().chain(&config.verify.deny_files) {
+        deny.extend(crate::verify::deny_file(file)?);
+    }
+    let require = (args.require_redaction || config.redact.enabled)
+        .then(|| config.redaction_policy(&[], &[], &[]));
+    let options = VerifyOptions {
+        deny,
+        require_redaction: require,
+    };
+    let (findings, summary) = crate::verify::verify_dir(dir, &options)?;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    if findings.is_empty() {
+        println!(
+            "verified {} cassettes ({} answers) in {}: no credential headers{}, {} denied values checked, none found",
+            summary.files,
+            summary.answers,
+            dir.display(),
+            if options.require_redaction.is_some() {
+                ", every file redacted as the policy requires"
+            } else {
+                ""
+            },
+            options.deny.len()
+        );
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "verify found {} problem(s) in {}",
+            findings.len(),
+            dir.display()
+        )))
+    }
+}
+
+/// The redaction key from `IMS_VCR_REDACT_KEY`, warning when it is the public default.
+fn redaction_key() -> PseudonymKey {
+    let (key, public) = PseudonymKey::from_lookup(|n| std::env::var(n).ok());
+    if public {
+        tracing::debug!(
+            fingerprint = key.fingerprint(),
+            "using the public default redaction key"
+        );
+    }
+    key
 }
 
 fn existing<'a>(path: &'a Path, flag: &str) -> Result<&'a Path> {

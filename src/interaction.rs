@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::key::RequestKey;
+use crate::redact::RedactionStamp;
 
 /// A request and its answers in the order they were recorded: the unit of matching, of a
 /// cassette file and of replay.
@@ -25,6 +26,9 @@ pub struct Interaction {
     pub request: RecordedRequest,
     /// What the upstream answered.
     pub response: RecordedResponse,
+    /// Present when the interaction was redacted: what was redacted, with which key fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<RedactionStamp>,
 }
 
 /// The stored part of a request. Only `method`, `path`, `query` and `body` take part in matching

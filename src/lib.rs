@@ -28,6 +28,7 @@
 
 pub mod cassette;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod headers;
 pub mod interaction;
@@ -35,11 +36,13 @@ pub mod key;
 pub mod leak;
 pub mod proxy;
 pub mod pseudonym;
+pub mod redact;
 pub mod server;
 pub mod signer;
 pub mod store;
 pub mod tape;
 pub mod upstream;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use proxy::{MISS_STATUS, Mode};

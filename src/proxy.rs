@@ -15,6 +15,8 @@ use serde_json::json;
 use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request, to_pairs};
 use crate::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, now_rfc3339};
 use crate::key::{MatchRules, RequestKey};
+use crate::leak::Needle;
+use crate::redact::{Redactor, credential_needles, find_leak};
 use crate::store::Store;
 use crate::tape::{OUTCOME_HEADER, Prepared, Tapes};
 use crate::upstream::{Upstream, UpstreamError};
@@ -48,6 +50,10 @@ impl Mode {
 pub(crate) struct Recorder {
     pub(crate) upstream: Upstream,
     pub(crate) store: Arc<Store>,
+    /// Redaction applied before storing (`--redact`), if any.
+    pub(crate) redactor: Option<Redactor>,
+    /// Secrets the leak gate always looks for: the proxy's own AK/SK and security token.
+    pub(crate) secrets: Vec<Needle>,
 }
 
 /// Everything a connection task needs to answer requests.
@@ -128,13 +134,26 @@ impl Proxy {
             &body,
         );
         match (&self.recorder, self.mode) {
-            (Some(recorder), Mode::Record) => self.record(recorder, parts, body, &key).await,
-            _ => self.replay(parts, &key),
+            (Some(recorder), Mode::Record) => self.record(recorder, parts, body).await,
+            _ => self.replay(parts, &body, &key),
         }
     }
 
-    fn replay(&self, parts: &Parts, key: &RequestKey) -> (Response<Full<Bytes>>, &'static str) {
-        match self.tapes.play(key) {
+    fn replay(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        key: &RequestKey,
+    ) -> (Response<Full<Bytes>>, &'static str) {
+        let played = self.tapes.play(key).or_else(|| {
+            // Recordings hold pseudonyms; a client sending real values matches once its request
+            // is redacted the same way (same key).
+            let redactor = self.tapes.redactor()?;
+            let redacted = redactor.redact_request(&recorded_request(parts, body));
+            self.tapes
+                .play(&RequestKey::of_recorded(&self.rules, &redacted).ok()?)
+        });
+        match played {
             Some(prepared) => (serve(prepared, parts, "hit"), "hit"),
             None => (self.miss(key), "miss"),
         }
@@ -165,7 +184,6 @@ impl Proxy {
         recorder: &Recorder,
         parts: &Parts,
         body: Bytes,
-        key: &RequestKey,
     ) -> (Response<Full<Bytes>>, &'static str) {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let live = match recorder
@@ -177,19 +195,7 @@ impl Proxy {
             Err(e) => return (upstream_error(&e), "upstream-error"),
         };
         let interaction = Interaction {
-            request: RecordedRequest {
-                method: parts.method.as_str().to_owned(),
-                path: parts.uri.path().to_owned(),
-                query: parts
-                    .uri
-                    .query()
-                    .filter(|q| !q.is_empty())
-                    .map(str::to_owned),
-                headers: to_pairs(&parts.headers, |n| {
-                    !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
-                }),
-                body: Body::from_bytes(&body),
-            },
+            request: recorded_request(parts, &body),
             response: RecordedResponse {
                 status: live.status.as_u16(),
                 headers: to_pairs(&live.headers, |n| !is_credential(n)),
@@ -198,8 +204,10 @@ impl Proxy {
                 latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
                 upstream: recorder.upstream.origin().to_owned(),
             },
+            redaction: None,
         };
-        // Serve exactly what replay will serve, built by the same code.
+        // Serve exactly what replay will serve, built by the same code (but unredacted: the
+        // client recording now gets the live values).
         let prepared = match Prepared::from_recorded(&interaction.response) {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -210,10 +218,68 @@ impl Proxy {
                 );
             }
         };
-        if let Err(e) = recorder.store.record(key, &interaction).await {
-            tracing::error!(request = key.request_line(), error = %e, "answer served but NOT recorded");
-        }
+        self.persist(recorder, parts, interaction).await;
         (serve(&prepared, parts, "recorded"), "recorded")
+    }
+
+    /// Redacts (when configured), runs the leak gate, and stores. A failure here never changes
+    /// the client's answer: it is logged as an error naming what was refused and why.
+    async fn persist(&self, recorder: &Recorder, parts: &Parts, interaction: Interaction) {
+        let line = format!(
+            "{} {}",
+            interaction.request.method, interaction.request.path
+        );
+        let mut needles = credential_needles(&parts.headers);
+        needles.extend(recorder.secrets.iter().cloned());
+        let stored = match &recorder.redactor {
+            None => interaction,
+            Some(redactor) => match redactor.redact(&interaction) {
+                Ok((redacted, values)) => {
+                    needles.extend(values);
+                    redacted
+                }
+                Err(e) => {
+                    tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+                    return;
+                }
+            },
+        };
+        if let Some(leak) = find_leak(&stored, needles) {
+            tracing::error!(
+                request = line,
+                leaked = leak.label,
+                encoding = leak.encoding,
+                "answer served but NOT recorded: a secret is still in it after redaction (leak gate)"
+            );
+            return;
+        }
+        let key = match RequestKey::of_recorded(&self.rules, &stored.request) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+                return;
+            }
+        };
+        if let Err(e) = recorder.store.record(&key, &stored).await {
+            tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+        }
+    }
+}
+
+/// The stored form of a live request: credentials, volatile and hop-by-hop headers left out.
+fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
+    RecordedRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts
+            .uri
+            .query()
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned),
+        headers: to_pairs(&parts.headers, |n| {
+            !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
+        }),
+        body: Body::from_bytes(body),
     }
 }
 

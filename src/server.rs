@@ -17,7 +17,10 @@ use tokio::task::JoinHandle;
 
 use crate::cassette;
 use crate::error::{Error, Result};
+use crate::leak::Needle;
 use crate::proxy::{DEFAULT_MAX_BODY, Mode, Proxy, Recorder};
+use crate::pseudonym::PseudonymKey;
+use crate::redact::{RedactionPolicy, Redactor};
 use crate::store::Store;
 use crate::tape::Tapes;
 use crate::upstream::{Upstream, UpstreamConfig};
@@ -44,6 +47,8 @@ pub struct ProxyServerBuilder {
     source: Source,
     upstream: Option<UpstreamConfig>,
     max_body: usize,
+    redact: Option<RedactionPolicy>,
+    redaction_key: Option<PseudonymKey>,
 }
 
 impl ProxyServerBuilder {
@@ -84,6 +89,20 @@ impl ProxyServerBuilder {
         self
     }
 
+    /// Record mode: redact with `policy` before storing (what the recording client is served
+    /// stays live). See [`crate::redact`].
+    pub fn redact(mut self, policy: RedactionPolicy) -> Self {
+        self.redact = Some(policy);
+        self
+    }
+
+    /// The pseudonym key for redaction (record) and for matching real values against redacted
+    /// recordings (replay). Default: `IMS_VCR_REDACT_KEY`, or the public default key.
+    pub fn redaction_key(mut self, key: PseudonymKey) -> Self {
+        self.redaction_key = Some(key);
+        self
+    }
+
     /// Loads recordings or connects the upstream, binds, and returns once the port accepts.
     pub async fn start(self) -> Result<ProxyServer> {
         let proxy = self.assemble()?;
@@ -106,6 +125,12 @@ impl ProxyServerBuilder {
         })
     }
 
+    fn key(&self) -> PseudonymKey {
+        self.redaction_key
+            .clone()
+            .unwrap_or_else(|| PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0)
+    }
+
     fn assemble(&self) -> Result<Proxy> {
         let mut proxy = Proxy {
             mode: self.mode,
@@ -123,9 +148,22 @@ impl ProxyServerBuilder {
                 let upstream = Upstream::new(config)?;
                 let store = Store::open(dir)?;
                 proxy.rules = store.rules()?;
+                let secrets = config.credentials.iter().flat_map(|c| {
+                    let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
+                    values.extend(c.security_token.clone().map(|t| ("security token", t)));
+                    values.into_iter().map(|(what, value)| Needle {
+                        label: format!("the proxy's {what}"),
+                        value,
+                    })
+                });
                 proxy.recorder = Some(Recorder {
                     upstream,
                     store: Arc::new(store),
+                    redactor: self
+                        .redact
+                        .clone()
+                        .map(|policy| Redactor::new(policy, self.key())),
+                    secrets: secrets.collect(),
                 });
             }
             Mode::Replay => {
@@ -139,6 +177,9 @@ impl ProxyServerBuilder {
                     Source::Cassettes(dir) => cassette::read_dir(dir, &proxy.rules)?,
                 };
                 proxy.tapes = Tapes::new(&recordings).map_err(Error::Config)?;
+                if let Some(warning) = proxy.tapes.use_redaction_key(self.key()) {
+                    tracing::warn!("{warning}");
+                }
                 tracing::info!(requests = proxy.tapes.len(), source = ?self.source, "recordings loaded");
             }
         }
@@ -164,6 +205,8 @@ impl ProxyServer {
             source: Source::Cassettes(PathBuf::from("cassettes")),
             upstream: None,
             max_body: DEFAULT_MAX_BODY,
+            redact: None,
+            redaction_key: None,
         }
     }
 

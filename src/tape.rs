@@ -11,6 +11,8 @@ use hyper::{Response, StatusCode};
 
 use crate::interaction::{RecordedResponse, Recording, body_bytes};
 use crate::key::RequestKey;
+use crate::pseudonym::PseudonymKey;
+use crate::redact::{RedactionPolicy, RedactionStamp, Redactor};
 
 /// Header on every answer the proxy gives, saying where it came from: `hit` (replayed),
 /// `recorded` (live, and stored), `miss`, `upstream-error`, `error` (the proxy refused the request).
@@ -163,6 +165,10 @@ pub struct Tapes {
     tapes: HashMap<[u8; 32], Tape>,
     /// Request lines of every recording, for "nearest recorded requests" on a miss.
     lines: Vec<String>,
+    /// The distinct redaction stamps the recordings carry.
+    stamps: Vec<RedactionStamp>,
+    /// Redacts incoming requests so clients sending real values match redacted recordings.
+    redactor: Option<Redactor>,
 }
 
 impl Tapes {
@@ -170,6 +176,7 @@ impl Tapes {
     pub fn new(recordings: &[Recording]) -> Result<Tapes, String> {
         let mut tapes = HashMap::with_capacity(recordings.len());
         let mut lines = Vec::with_capacity(recordings.len());
+        let mut stamps: Vec<RedactionStamp> = Vec::new();
         for recording in recordings {
             let answers = recording
                 .answers
@@ -181,6 +188,15 @@ impl Tapes {
                 continue;
             }
             lines.push(recording.key.request_line().to_owned());
+            for stamp in recording
+                .answers
+                .iter()
+                .filter_map(|a| a.redaction.as_ref())
+            {
+                if !stamps.contains(stamp) {
+                    stamps.push(stamp.clone());
+                }
+            }
             tapes.insert(
                 *recording.key.digest(),
                 Tape {
@@ -190,7 +206,49 @@ impl Tapes {
             );
         }
         lines.sort();
-        Ok(Tapes { tapes, lines })
+        Ok(Tapes {
+            tapes,
+            lines,
+            stamps,
+            redactor: None,
+        })
+    }
+
+    /// Lets clients that send real values match recordings redacted with `key`. Returns a
+    /// warning when the recordings were redacted with another key (real values then cannot
+    /// match; pseudonyms still do).
+    pub fn use_redaction_key(&mut self, key: PseudonymKey) -> Option<String> {
+        let mut policy = RedactionPolicy {
+            fields: vec![],
+            headers: vec![],
+            query: vec![],
+        };
+        let mut foreign = Vec::new();
+        for stamp in &self.stamps {
+            if stamp.key_fingerprint == key.fingerprint() {
+                let p = &stamp.policy;
+                policy.extend(&p.fields, &p.headers, &p.query);
+            } else if !foreign.contains(&stamp.key_fingerprint) {
+                foreign.push(stamp.key_fingerprint.clone());
+            }
+        }
+        let any =
+            !(policy.fields.is_empty() && policy.headers.is_empty() && policy.query.is_empty());
+        let warning = (!foreign.is_empty()).then(|| {
+            format!(
+                "recordings were redacted with key {} but IMS_VCR_REDACT_KEY is {}: requests carrying \
+                 real owner/project values will not match (requests carrying the pseudonyms still do)",
+                foreign.join(", "),
+                key.fingerprint()
+            )
+        });
+        self.redactor = any.then(|| Redactor::new(policy, key));
+        warning
+    }
+
+    /// The redactor for incoming requests, when the recordings are redacted with the current key.
+    pub fn redactor(&self) -> Option<&Redactor> {
+        self.redactor.as_ref()
     }
 
     /// Number of recorded requests.
@@ -286,6 +344,7 @@ mod tests {
                     latency_ms: 0,
                     upstream: String::new(),
                 },
+                redaction: None,
             })
             .collect();
         Recording { key, answers }

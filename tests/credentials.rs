@@ -18,7 +18,7 @@ async fn credentials_are_absent_from_store_bytes_and_exported_cassettes() {
     .await;
     let proxy = recorder(&fake, &store).await;
     let authorization = format!(
-        "SDK-HMAC-SHA256 Access={AK}, SignedHeaders=host;x-sdk-date, Signature=0123456789abcdef0123456789abcdef"
+        "SDK-HMAC-SHA256 Access={AK}, SignedHeaders=host;x-sdk-date, Signature=f00dfeedf00dfeedf00dfeedf00dfeed"
     );
     let headers = [
         ("x-auth-token", TOKEN),
@@ -48,7 +48,7 @@ async fn credentials_are_absent_from_store_bytes_and_exported_cassettes() {
         SECURITY_TOKEN,
         AK,
         "cookie-secret-5d1e",
-        "0123456789abcdef0123456789abcdef\", S",
+        "f00dfeedf00dfeedf00dfeedf00dfeed",
     ] {
         for place in [&store, &out] {
             let hits = files_containing(place, secret.as_bytes());

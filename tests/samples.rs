@@ -1,10 +1,13 @@
 //! The shipped `cassettes/` are a recording of the stand-in upstream, not hand-typed: this test
-//! records the stand-in, exports, and compares with what is committed (ignoring when and from
-//! which port it was recorded). `IMS_VCR_WRITE_SAMPLES=1 cargo test samples` rewrites them.
+//! records the stand-in, exports with `--redact` (public default key), and compares with what is
+//! committed (ignoring when and from which port it was recorded).
+//! `IMS_VCR_WRITE_SAMPLES=1 cargo test samples` rewrites them.
 
 use std::path::Path;
 
 use ims_vcr::cassette;
+use ims_vcr::pseudonym::PseudonymKey;
+use ims_vcr::redact::{RedactionPolicy, Redactor};
 use ims_vcr::store::Store;
 
 use crate::util::*;
@@ -41,7 +44,12 @@ async fn the_shipped_cassettes_are_a_recording_of_the_stand_in() {
     fake.stop().await;
     let fresh = dir.path().join("fresh");
     let store = Store::open(&store).unwrap();
-    cassette::write_dir(&fresh, &store.load(&store.rules().unwrap()).unwrap()).unwrap();
+    let rules = store.rules().unwrap();
+    let key = PseudonymKey::new(ims_vcr::pseudonym::DEFAULT_KEY.as_bytes());
+    let redactor = Redactor::new(RedactionPolicy::default(), key);
+    let recordings =
+        cassette::redact_recordings(&store.load(&rules).unwrap(), &redactor, &rules).unwrap();
+    cassette::write_dir(&fresh, &recordings).unwrap();
 
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
     if std::env::var_os("IMS_VCR_WRITE_SAMPLES").is_some() {

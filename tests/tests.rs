@@ -18,3 +18,5 @@ mod cli;
 mod samples;
 // AK/SK re-signing and absolute-URL hygiene.
 mod signing;
+// Redaction, the leak gate and `verify`.
+mod redaction;

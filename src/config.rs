@@ -1,0 +1,131 @@
+//! The optional `ims-vcr.toml` a team checks into its repository: default store and cassette
+//! paths, the redaction lists, the deny list `verify` uses, and match rules. Flags override it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::redact::RedactionPolicy;
+
+/// File name looked for in the working directory when `--config` is not given.
+pub const CONFIG_FILE: &str = "ims-vcr.toml";
+
+/// Settings from `ims-vcr.toml`. Every field is optional; unknown keys are errors (a typo must
+/// not silently switch redaction off).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Default `--store`.
+    pub store: Option<PathBuf>,
+    /// Default `--cassettes` for replay (and `--out` for export).
+    pub cassettes: Option<PathBuf>,
+    /// `[redact]`: what to redact, and whether to by default.
+    #[serde(default)]
+    pub redact: RedactSection,
+    /// `[verify]`: values `verify` must never find.
+    #[serde(default)]
+    pub verify: VerifySection,
+    /// Where the file was read from (for messages); `None` when no file was found.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[redact]` in `ims-vcr.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactSection {
+    /// Redact on `record` and `export` without `--redact`; `verify` then requires the stamp.
+    #[serde(default)]
+    pub enabled: bool,
+    /// JSON fields added to the default set (`owner`, `__account_code`).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Headers added to the default set (`X-Project-Id`).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Query parameters added to the default set (`owner`).
+    #[serde(default)]
+    pub query: Vec<String>,
+}
+
+/// `[verify]` in `ims-vcr.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySection {
+    /// Files of values (one per line, `#` comments) that must appear in no cassette.
+    #[serde(default)]
+    pub deny_files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Reads `explicit` (which must exist), or `ims-vcr.toml` in the working directory if there
+    /// is one, or returns the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(path) => path.to_owned(),
+            None if Path::new(CONFIG_FILE).is_file() => PathBuf::from(CONFIG_FILE),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| {
+            Error::Config(format!("{}: {}", path.display(), e.to_string().trim_end()))
+        })?;
+        config.source = Some(path);
+        Ok(config)
+    }
+
+    /// The redaction policy: the defaults plus this file's lists plus the flags' lists.
+    pub fn redaction_policy(
+        &self,
+        fields: &[String],
+        headers: &[String],
+        query: &[String],
+    ) -> RedactionPolicy {
+        let mut policy = RedactionPolicy::default();
+        policy.extend(
+            &self.redact.fields,
+            &self.redact.headers,
+            &self.redact.query,
+        );
+        policy.extend(fields, headers, query);
+        policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses_and_extends_the_default_policy() {
+        let config: Config = toml::from_str(
+            r#"
+            store = "rec/store"
+            cassettes = "rec/cassettes"
+            [redact]
+            enabled = true
+            fields = ["tenant_id"]
+            headers = ["X-Domain-Id"]
+            [verify]
+            deny_files = ["secrets/project-ids.txt"]
+            "#,
+        )
+        .unwrap();
+        assert!(config.redact.enabled);
+        let policy = config.redaction_policy(&["name".into()], &[], &[]);
+        assert_eq!(
+            policy.fields,
+            ["owner", "__account_code", "tenant_id", "name"]
+        );
+        assert_eq!(policy.headers, ["x-project-id", "x-domain-id"]);
+    }
+
+    #[test]
+    fn a_typo_is_an_error_naming_the_key() {
+        let err = toml::from_str::<Config>("[redact]\nenabeld = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enabeld"), "{err}");
+    }
+}

@@ -1,0 +1,549 @@
+//! Which values are secret and how they are replaced: the redaction policy (owner and account
+//! fields, project headers, query parameters), consistent pseudonyms for every occurrence of
+//! their values, the stamp a redacted recording carries, and the leak gate run before any write.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::headers::is_credential;
+use crate::interaction::{Body, Interaction, RecordedRequest};
+use crate::leak::{Leak, LeakScanner, MIN_NEEDLE_LEN, Needle};
+use crate::pseudonym::PseudonymKey;
+
+/// What is redacted. Names compare case-insensitively for headers, exactly for fields and
+/// query parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactionPolicy {
+    /// JSON field names whose string values are replaced, at any depth of any JSON body.
+    pub fields: Vec<String>,
+    /// Header names (request and response) whose values are replaced.
+    pub headers: Vec<String>,
+    /// Query parameter names whose values are replaced.
+    pub query: Vec<String>,
+}
+
+impl Default for RedactionPolicy {
+    /// The account identifiers IMS puts in image bodies and requests: `owner` (the project ID),
+    /// `__account_code`, the `X-Project-Id` header and the `?owner=` filter.
+    fn default() -> Self {
+        RedactionPolicy {
+            fields: vec!["owner".into(), "__account_code".into()],
+            headers: vec!["x-project-id".into()],
+            query: vec!["owner".into()],
+        }
+    }
+}
+
+impl RedactionPolicy {
+    /// Adds names (deduplicated, headers lower-cased).
+    pub fn extend(&mut self, fields: &[String], headers: &[String], query: &[String]) {
+        fn add(list: &mut Vec<String>, items: impl Iterator<Item = String>) {
+            for item in items {
+                if !list.contains(&item) {
+                    list.push(item);
+                }
+            }
+        }
+        add(&mut self.fields, fields.iter().cloned());
+        add(
+            &mut self.headers,
+            headers.iter().map(|h| h.to_ascii_lowercase()),
+        );
+        add(&mut self.query, query.iter().cloned());
+    }
+
+    /// True when every name of `other` is also in `self`.
+    pub fn covers(&self, other: &RedactionPolicy) -> bool {
+        other.fields.iter().all(|f| self.fields.contains(f))
+            && other
+                .headers
+                .iter()
+                .all(|h| self.headers.iter().any(|s| s.eq_ignore_ascii_case(h)))
+            && other.query.iter().all(|q| self.query.contains(q))
+    }
+
+    fn is_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Written into every redacted recording and cassette: what was redacted and with which key
+/// (its fingerprint only; the key itself is never written).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactionStamp {
+    /// The policy applied.
+    #[serde(flatten)]
+    pub policy: RedactionPolicy,
+    /// [`PseudonymKey::fingerprint`] of the key used.
+    pub key_fingerprint: String,
+}
+
+/// Applies a policy with a key. Pure and deterministic.
+#[derive(Clone, Debug)]
+pub struct Redactor {
+    policy: RedactionPolicy,
+    key: PseudonymKey,
+}
+
+/// Real value → pseudonym, longest values first so a value inside another is replaced last.
+struct Mapping(Vec<(String, String)>);
+
+impl Redactor {
+    /// A redactor for `policy` with `key`.
+    pub fn new(policy: RedactionPolicy, key: PseudonymKey) -> Self {
+        Redactor { policy, key }
+    }
+
+    /// The stamp this redactor puts on what it redacts.
+    pub fn stamp(&self) -> RedactionStamp {
+        RedactionStamp {
+            policy: self.policy.clone(),
+            key_fingerprint: self.key.fingerprint(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RedactionPolicy {
+        &self.policy
+    }
+
+    /// Redacts one interaction and stamps it. Returns the redacted copy and the real values that
+    /// were replaced (for the leak gate). An interaction already stamped with this key is
+    /// redacted only for the names its stamp lacks, so redaction is idempotent.
+    pub fn redact(&self, interaction: &Interaction) -> Result<(Interaction, Vec<Needle>), String> {
+        let policy = match &interaction.redaction {
+            None => self.policy.clone(),
+            Some(stamp) if stamp.key_fingerprint == self.key.fingerprint() => RedactionPolicy {
+                fields: missing(&self.policy.fields, &stamp.policy.fields),
+                headers: missing(&self.policy.headers, &stamp.policy.headers),
+                query: missing(&self.policy.query, &stamp.policy.query),
+            },
+            Some(stamp) => {
+                return Err(format!(
+                    "already redacted with key {}, not with this key {}; redacting again would break \
+                     pseudonym consistency (set IMS_VCR_REDACT_KEY to the key it was recorded with)",
+                    stamp.key_fingerprint,
+                    self.key.fingerprint()
+                ));
+            }
+        };
+        let mut values = BTreeMap::new();
+        collect_request(&policy, &interaction.request, &mut values);
+        collect_headers(&policy, &interaction.response.headers, &mut values);
+        collect_body(&policy, &interaction.response.body, &mut values);
+        let mapping = self.mapping(values.keys());
+        let mut out = interaction.clone();
+        redact_request_with(&policy, &mapping, &self.key, &mut out.request);
+        redact_headers(&policy, &mapping, &self.key, &mut out.response.headers);
+        redact_body(&policy, &mapping, &self.key, &mut out.response.body);
+        let mut stamp = self.stamp();
+        if let Some(old) = &interaction.redaction {
+            stamp
+                .policy
+                .extend(&old.policy.fields, &old.policy.headers, &old.policy.query);
+        }
+        out.redaction = Some(stamp);
+        let needles = values
+            .into_iter()
+            .map(|(value, label)| Needle { label, value })
+            .collect();
+        Ok((out, needles))
+    }
+
+    /// The request as it would have been stored: how replay matches a client that sends real
+    /// values against recordings holding pseudonyms.
+    pub fn redact_request(&self, request: &RecordedRequest) -> RecordedRequest {
+        let mut values = BTreeMap::new();
+        collect_request(&self.policy, request, &mut values);
+        let mapping = self.mapping(values.keys());
+        let mut out = request.clone();
+        redact_request_with(&self.policy, &mapping, &self.key, &mut out);
+        out
+    }
+
+    fn mapping<'a>(&self, values: impl Iterator<Item = &'a String>) -> Mapping {
+        let mut pairs: Vec<(String, String)> =
+            values.map(|v| (v.clone(), self.key.pseudonym(v))).collect();
+        pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        Mapping(pairs)
+    }
+}
+
+fn missing(wanted: &[String], done: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|w| !done.iter().any(|d| d.eq_ignore_ascii_case(w)))
+        .cloned()
+        .collect()
+}
+
+// ---- collecting the real values -------------------------------------------------------------
+
+type Values = BTreeMap<String, String>; // value → label (what it was found as)
+
+fn note(values: &mut Values, value: &str, label: impl FnOnce() -> String) {
+    if !value.is_empty() && !values.contains_key(value) {
+        values.insert(value.to_owned(), label());
+    }
+}
+
+fn collect_request(policy: &RedactionPolicy, request: &RecordedRequest, values: &mut Values) {
+    collect_headers(policy, &request.headers, values);
+    if let Some(query) = &request.query {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if policy.query.iter().any(|q| *q == name) {
+                note(values, &value, || format!("query parameter {name}"));
+            }
+        }
+    }
+    collect_body(policy, &request.body, values);
+}
+
+fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], values: &mut Values) {
+    for (name, value) in headers {
+        if policy.is_header(name) {
+            note(values, value, || format!("header {name}"));
+        }
+    }
+}
+
+fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
+    match body {
+        Some(Body::Json(json)) => collect_json(policy, json, values),
+        Some(Body::Text(text)) => {
+            if let Ok(json) = serde_json::from_str::<Value>(text) {
+                collect_json(policy, &json, values);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn collect_json(policy: &RedactionPolicy, json: &Value, values: &mut Values) {
+    match json {
+        Value::Object(map) => {
+            for (name, value) in map {
+                match value {
+                    Value::String(s) if policy.fields.contains(name) => {
+                        note(values, s, || format!("field {name}"));
+                    }
+                    other => collect_json(policy, other, values),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_json(policy, i, values)),
+        _ => {}
+    }
+}
+
+// ---- replacing them -------------------------------------------------------------------------
+
+/// Replaces every occurrence (raw and percent-encoded) of each mapped value in `text`. Values
+/// shorter than [`MIN_NEEDLE_LEN`] are only replaced where they are a whole field, header or
+/// parameter value: as substrings they would mangle unrelated text.
+fn replace_occurrences(mapping: &Mapping, text: &str) -> String {
+    let mut out = text.to_owned();
+    for (real, fake) in &mapping.0 {
+        if real.len() < MIN_NEEDLE_LEN {
+            continue;
+        }
+        if out.contains(real.as_str()) {
+            out = out.replace(real.as_str(), fake);
+        }
+        let encoded = utf8_percent_encode(real, NON_ALPHANUMERIC).to_string();
+        if encoded != *real && out.contains(&encoded) {
+            out = out.replace(
+                &encoded,
+                &utf8_percent_encode(fake, NON_ALPHANUMERIC).to_string(),
+            );
+        }
+    }
+    out
+}
+
+fn redact_request_with(
+    policy: &RedactionPolicy,
+    mapping: &Mapping,
+    key: &PseudonymKey,
+    request: &mut RecordedRequest,
+) {
+    request.path = replace_occurrences(mapping, &request.path);
+    if let Some(query) = &request.query {
+        request.query = Some(redact_query(policy, mapping, key, query));
+    }
+    redact_headers(policy, mapping, key, &mut request.headers);
+    redact_body(policy, mapping, key, &mut request.body);
+}
+
+/// Pair by pair, keeping order and the encoding of untouched pairs.
+fn redact_query(
+    policy: &RedactionPolicy,
+    mapping: &Mapping,
+    key: &PseudonymKey,
+    query: &str,
+) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded_name = percent_decode_str(&name.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned();
+            if policy.query.contains(&decoded_name) {
+                let decoded = percent_decode_str(&value.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned();
+                let fake = key.pseudonym(&decoded);
+                format!("{name}={}", utf8_percent_encode(&fake, NON_ALPHANUMERIC))
+            } else {
+                replace_occurrences(mapping, pair)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn redact_headers(
+    policy: &RedactionPolicy,
+    mapping: &Mapping,
+    key: &PseudonymKey,
+    headers: &mut [(String, String)],
+) {
+    for (name, value) in headers.iter_mut() {
+        *value = if policy.is_header(name) {
+            key.pseudonym(value)
+        } else {
+            replace_occurrences(mapping, value)
+        };
+    }
+}
+
+fn redact_body(
+    policy: &RedactionPolicy,
+    mapping: &Mapping,
+    key: &PseudonymKey,
+    body: &mut Option<Body>,
+) {
+    match body {
+        Some(Body::Json(json)) => redact_json(policy, mapping, key, json),
+        Some(Body::Text(text)) => *text = replace_occurrences(mapping, text),
+        Some(Body::Base64(b64)) => {
+            // Binary bodies are rewritten only when they are really text in disguise.
+            let engine = base64::engine::general_purpose::STANDARD;
+            if let Some(text) = engine
+                .decode(b64.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                *b64 = engine.encode(replace_occurrences(mapping, &text));
+            }
+        }
+        None => {}
+    }
+}
+
+fn redact_json(policy: &RedactionPolicy, mapping: &Mapping, key: &PseudonymKey, json: &mut Value) {
+    match json {
+        Value::Object(map) => {
+            for (name, value) in map.iter_mut() {
+                match value {
+                    Value::String(s) if policy.fields.contains(name) => *s = key.pseudonym(s),
+                    other => redact_json(policy, mapping, key, other),
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| redact_json(policy, mapping, key, i)),
+        Value::String(s) => *s = replace_occurrences(mapping, s),
+        _ => {}
+    }
+}
+
+// ---- the leak gate --------------------------------------------------------------------------
+
+/// Credential values a request carried, as needles for the leak gate: each credential header's
+/// value, plus the access key and signature inside an AK/SK `Authorization`, and each cookie.
+pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
+    let mut needles = Vec::new();
+    for (name, value) in headers {
+        if !is_credential(name.as_str()) {
+            continue;
+        }
+        let Ok(value) = value.to_str() else { continue };
+        let label = format!("credential header {name}");
+        needles.push(Needle {
+            label: label.clone(),
+            value: value.to_owned(),
+        });
+        // `SDK-HMAC-SHA256 Access=AK, SignedHeaders=…, Signature=…`, `Bearer T`, `a=b; c=d`
+        for part in value.split([',', ';', ' ']) {
+            let part = part.trim();
+            let piece = part.split_once('=').map_or(part, |(_, v)| v);
+            if piece.len() >= MIN_NEEDLE_LEN && !piece.contains("HMAC") {
+                needles.push(Needle {
+                    label: label.clone(),
+                    value: piece.to_owned(),
+                });
+            }
+        }
+    }
+    needles
+}
+
+/// The first secret still present in what is about to be written, if any.
+pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak> {
+    let scanner = LeakScanner::new(needles);
+    if scanner.is_empty() {
+        return None;
+    }
+    let bytes = serde_json::to_vec(interaction).expect("an interaction serialises");
+    scanner.find(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interaction::RecordedResponse;
+
+    const OWNER: &str = "1bed856811654c1cb661a6ca845ebc77";
+
+    fn redactor() -> Redactor {
+        Redactor::new(RedactionPolicy::default(), PseudonymKey::new(b"test-key"))
+    }
+
+    fn interaction(path: &str, query: Option<&str>, body: &str) -> Interaction {
+        Interaction {
+            request: RecordedRequest {
+                method: "GET".into(),
+                path: path.into(),
+                query: query.map(str::to_owned),
+                headers: vec![("x-project-id".into(), OWNER.into())],
+                body: None,
+            },
+            response: RecordedResponse {
+                status: 200,
+                headers: vec![("link".into(), format!("</v2/images?owner={OWNER}>"))],
+                body: Body::from_bytes(body.as_bytes()),
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: String::new(),
+            },
+            redaction: None,
+        }
+    }
+
+    fn text(i: &Interaction) -> String {
+        serde_json::to_string(i).unwrap()
+    }
+
+    #[test]
+    fn owner_is_replaced_everywhere_with_one_consistent_pseudonym() {
+        let body = format!(
+            r#"{{"images":[{{"owner":"{OWNER}","self":"https://x/v3/{OWNER}/images","__account_code":"acct_Z9"}},{{"owner":"{OWNER}"}}]}}"#
+        );
+        let original = interaction(
+            &format!("/v3/{OWNER}/images"),
+            Some(&format!("owner={OWNER}&limit=2")),
+            &body,
+        );
+        let (redacted, needles) = redactor().redact(&original).unwrap();
+        let all = text(&redacted);
+        assert!(!all.contains(OWNER), "{all}");
+        assert!(!all.contains("acct_Z9"), "{all}");
+        let fake = PseudonymKey::new(b"test-key").pseudonym(OWNER);
+        assert_eq!(redacted.request.path, format!("/v3/{fake}/images"));
+        assert_eq!(
+            redacted.request.query.as_deref(),
+            Some(format!("owner={fake}&limit=2").as_str())
+        );
+        assert_eq!(redacted.request.headers[0].1, fake);
+        let Some(Body::Json(json)) = &redacted.response.body else {
+            panic!()
+        };
+        assert_eq!(
+            json["images"][0]["owner"], json["images"][1]["owner"],
+            "shared owner stays shared"
+        );
+        assert_eq!(json["images"][0]["owner"], fake.as_str());
+        assert!(needles.iter().any(|n| n.value == OWNER));
+        assert!(find_leak(&redacted, needles).is_none());
+    }
+
+    #[test]
+    fn redaction_is_idempotent_and_stamped() {
+        let original = interaction(
+            "/v2/images",
+            Some(&format!("owner={OWNER}")),
+            &format!(r#"{{"owner":"{OWNER}"}}"#),
+        );
+        let (once, _) = redactor().redact(&original).unwrap();
+        let (twice, _) = redactor().redact(&once).unwrap();
+        assert_eq!(once, twice);
+        let stamp = once.redaction.unwrap();
+        assert_eq!(
+            stamp.key_fingerprint,
+            PseudonymKey::new(b"test-key").fingerprint()
+        );
+        assert!(!text(&twice).contains("test-key"));
+    }
+
+    #[test]
+    fn a_different_key_refuses_to_redact_again() {
+        let original = interaction("/v2", None, "{}");
+        let (once, _) = redactor().redact(&original).unwrap();
+        let other = Redactor::new(RedactionPolicy::default(), PseudonymKey::new(b"other"));
+        assert!(
+            other
+                .redact(&once)
+                .unwrap_err()
+                .contains("IMS_VCR_REDACT_KEY")
+        );
+    }
+
+    #[test]
+    fn a_request_with_real_values_redacts_to_the_stored_request() {
+        let original = interaction(
+            &format!("/v3/{OWNER}/x"),
+            Some(&format!("owner={OWNER}")),
+            "{}",
+        );
+        let (stored, _) = redactor().redact(&original).unwrap();
+        assert_eq!(redactor().redact_request(&original.request), stored.request);
+    }
+
+    #[test]
+    fn credential_needles_cover_the_access_key_and_signature() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            "SDK-HMAC-SHA256 Access=HPUAKEY1234, SignedHeaders=host, Signature=abcdef0123"
+                .parse()
+                .unwrap(),
+        );
+        headers.insert("x-project-id", "not-a-credential".parse().unwrap());
+        let values: Vec<String> = credential_needles(&headers)
+            .into_iter()
+            .map(|n| n.value)
+            .collect();
+        assert!(values.contains(&"HPUAKEY1234".to_string()));
+        assert!(values.contains(&"abcdef0123".to_string()));
+        assert!(!values.iter().any(|v| v.contains("not-a-credential")));
+    }
+
+    #[test]
+    fn the_leak_gate_finds_a_token_smuggled_into_a_body() {
+        let token = "gAAAAABtoken-smuggled-123";
+        let leaky = interaction("/v2", None, &format!(r#"{{"echo":"{token}"}}"#));
+        let needles = vec![Needle {
+            label: "credential header x-auth-token".into(),
+            value: token.into(),
+        }];
+        let leak = find_leak(&leaky, needles).unwrap();
+        assert_eq!(leak.label, "credential header x-auth-token");
+    }
+}

@@ -1,0 +1,190 @@
+//! `ims-vcr verify`: the CI gate for shared cassettes. Reports, per file and JSON location, any
+//! credential header, a missing or incomplete redaction stamp, and any denied value (a team's
+//! real project IDs and account codes) in any common encoding.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cassette;
+use crate::error::{Error, Result};
+use crate::headers::is_credential;
+use crate::key::MatchRules;
+use crate::leak::{LeakScanner, Needle};
+use crate::redact::{RedactionPolicy, RedactionStamp};
+
+/// One problem in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The cassette file.
+    pub file: PathBuf,
+    /// JSON pointer to the offending value (`/answers/0/body/json/owner`), `""` for the file.
+    pub location: String,
+    /// What is wrong. Never contains the secret itself.
+    pub problem: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let location = if self.location.is_empty() {
+            "/"
+        } else {
+            &self.location
+        };
+        write!(f, "{}: {location}: {}", self.file.display(), self.problem)
+    }
+}
+
+/// What to check besides credentials.
+#[derive(Debug, Default)]
+pub struct VerifyOptions {
+    /// Values that must appear nowhere (labels say where each came from, never the value).
+    pub deny: Vec<Needle>,
+    /// When set, every file must carry a redaction stamp covering this policy.
+    pub require_redaction: Option<RedactionPolicy>,
+}
+
+/// Totals for the summary line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// Cassette files checked.
+    pub files: usize,
+    /// Answers across them.
+    pub answers: usize,
+}
+
+/// Reads deny values from a file: one per line, blank lines and `#` comments skipped.
+pub fn deny_file(path: &Path) -> Result<Vec<Needle>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (i, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(i, line)| Needle {
+            label: format!("denied value from {} line {}", path.display(), i + 1),
+            value: line.to_owned(),
+        })
+        .collect())
+}
+
+/// Checks every `*.json` file in `dir`.
+pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, VerifySummary)> {
+    let scanner = LeakScanner::new(options.deny.iter().cloned());
+    let mut findings = Vec::new();
+    let mut summary = VerifySummary::default();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        summary.files += 1;
+        let mut found = |location: String, problem: String| {
+            findings.push(Finding {
+                file: path.clone(),
+                location,
+                problem,
+            });
+        };
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                found(String::new(), format!("not JSON: {e}"));
+                continue;
+            }
+        };
+        summary.answers += value["answers"].as_array().map_or(0, Vec::len);
+        check_credentials(&value, &mut found);
+        if let Some(policy) = &options.require_redaction {
+            check_stamp(&value, policy, &mut found);
+        }
+        if !scanner.is_empty() {
+            walk(&value, String::new(), &mut |location, text| {
+                for leak in scanner.find_all(text.as_bytes()) {
+                    found(
+                        location.clone(),
+                        format!("contains a {} ({})", leak.label, leak.encoding),
+                    );
+                }
+            });
+        }
+        // Structural validity last: it stops at its first problem, and the checks above may
+        // already have said more precisely what is wrong.
+        if let Err(e) = cassette::parse(&path, &bytes, &MatchRules::default()) {
+            let message = e.to_string();
+            let reason = message
+                .split_once(": ")
+                .map_or(message.as_str(), |(_, r)| r);
+            if !reason.contains("carries credentials") {
+                found(String::new(), format!("invalid cassette: {reason}"));
+            }
+        }
+    }
+    Ok((findings, summary))
+}
+
+fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
+    let mut lists = vec![("/request/headers".to_owned(), &value["request"]["headers"])];
+    if let Some(answers) = value["answers"].as_array() {
+        for (i, answer) in answers.iter().enumerate() {
+            lists.push((format!("/answers/{i}/headers"), &answer["headers"]));
+        }
+    }
+    for (base, headers) in lists {
+        for (i, pair) in headers.as_array().into_iter().flatten().enumerate() {
+            if let Some(name) = pair[0].as_str().filter(|n| is_credential(n)) {
+                found(format!("{base}/{i}"), format!("credential header {name}"));
+            }
+        }
+    }
+}
+
+fn check_stamp(value: &Value, policy: &RedactionPolicy, found: &mut impl FnMut(String, String)) {
+    match serde_json::from_value::<RedactionStamp>(value["redaction"].clone()) {
+        Err(_) => found(
+            "/redaction".into(),
+            format!(
+                "no redaction stamp, but the policy requires redaction of fields {:?}, headers {:?}, query {:?}; \
+                 export with --redact",
+                policy.fields, policy.headers, policy.query
+            ),
+        ),
+        Ok(stamp) if !stamp.policy.covers(policy) => found(
+            "/redaction".into(),
+            format!(
+                "redaction stamp covers fields {:?}, headers {:?}, query {:?}; the policy requires fields {:?}, headers {:?}, query {:?}",
+                stamp.policy.fields,
+                stamp.policy.headers,
+                stamp.policy.query,
+                policy.fields,
+                policy.headers,
+                policy.query
+            ),
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// Calls `visit` with the JSON pointer and text of every string value and object key.
+fn walk(value: &Value, pointer: String, visit: &mut impl FnMut(String, &str)) {
+    match value {
+        Value::String(s) => visit(pointer, s),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk(item, format!("{pointer}/{i}"), visit);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let child = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                visit(child.clone(), key);
+                walk(item, child, visit);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Fetch one IMS image through an official Python client; print one JSON line.
+
+    python clients.py huawei --endpoint URL --ak AK --sk SK --project-id PID --image-id ID [--ca-file PEM]
+    python clients.py openstack --endpoint URL/v2 --token TOKEN --image-id ID
+
+stdout: {"ok": true, "image": {...}} or {"ok": false, "error": {"type", "status", "code"}}.
+Exit 0 for both (an SDK error is a valid outcome), 2 on usage errors, 1 on anything unexpected.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+# Fields that describe the transport rather than the image (never expected from to_dict(), dropped
+# defensively so the record and replay outputs stay comparable).
+TRANSPORT_FIELDS = {"status_code", "raw_content", "headers", "x_request_id", "X-Request-Id",
+                    "request_id", "location"}
+
+
+def run_huawei(args):
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.exceptions.exceptions import ServiceResponseException
+    from huaweicloudsdkcore.http.http_config import HttpConfig
+    from huaweicloudsdkims.v2 import GlanceShowImageRequest, ImsClient
+
+    cfg = HttpConfig.get_default_config()
+    cfg.timeout = (5, 10)
+    cfg.retry_times = 0
+    cfg.ignore_ssl_verification = False
+    if args.ca_file:
+        cfg.ssl_ca_cert = args.ca_file
+    # Explicit project id + endpoint, no region: the SDK never asks IAM for anything.
+    client = (ImsClient.new_builder()
+              .with_credentials(BasicCredentials(args.ak, args.sk, args.project_id))
+              .with_endpoints([args.endpoint])
+              .with_http_config(cfg)
+              .build())
+    try:
+        response = client.glance_show_image(GlanceShowImageRequest(image_id=args.image_id))
+    except ServiceResponseException as e:  # ClientRequestException (4xx), ServerResponseException (5xx)
+        return error(e, e.status_code, e.error_code)
+    image = {k: v for k, v in response.to_dict().items() if k not in TRANSPORT_FIELDS}
+    return {"ok": True, "image": image}
+
+
+def run_openstack(args):
+    import openstack
+    from openstack import exceptions
+
+    conn = openstack.connect(
+        auth_type="admin_token",
+        auth={"token": args.token, "endpoint": args.endpoint},
+        load_yaml_config=False,  # no clouds.yaml / secure.yaml
+        load_envvars=False,  # no OS_* variables
+        api_timeout=10,
+        connect_retries=0,
+        status_code_retries=0,
+        retriable_status_codes=[],
+    )
+    try:
+        image = conn.image.get_image(args.image_id)
+    except exceptions.HttpException as e:  # NotFoundException, ForbiddenException, ...
+        return error(e, e.status_code, None)
+    finally:
+        conn.close()
+    attrs = image.to_dict(computed=False)
+    host = args.endpoint.split("://", 1)[-1].split("/", 1)[0]
+    attrs = {k: v for k, v in attrs.items()
+             if k not in TRANSPORT_FIELDS and host not in json.dumps(v, default=str)}
+    return {"ok": True, "image": attrs}
+
+
+def error(exc, status, code):
+    return {"ok": False, "error": {"type": type(exc).__name__,
+                                   "status": int(status) if status is not None else None,
+                                   "code": code or None}}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse already exits 2; keep it explicit
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv):
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="client", required=True, parser_class=Parser)
+    hw = sub.add_parser("huawei", help="huaweicloudsdkims GlanceShowImage (AK/SK signing)")
+    hw.add_argument("--endpoint", required=True)
+    hw.add_argument("--ak", required=True)
+    hw.add_argument("--sk", required=True)
+    hw.add_argument("--project-id", required=True)
+    hw.add_argument("--image-id", required=True)
+    hw.add_argument("--ca-file")
+    os_ = sub.add_parser("openstack", help="openstacksdk image.get_image (X-Auth-Token)")
+    os_.add_argument("--endpoint", required=True, help="image endpoint, ending in /v2")
+    os_.add_argument("--token", required=True)
+    os_.add_argument("--image-id", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv):
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ims-vcr-interop-home-") as home:
+        # huaweicloudsdkcore writes ~/.huaweicloud/application_id on import and openstacksdk looks
+        # for ~/.config/openstack: give both an empty throw-away home.
+        os.environ["HOME"] = home
+        try:
+            result = run_huawei(args) if args.client == "huawei" else run_openstack(args)
+        except Exception:
+            traceback.print_exc()
+            return 1
+    print(json.dumps(result, sort_keys=True, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,394 @@
+//! Sanitized cassettes: consistent pseudonyms everywhere a redacted value occurs, matching with
+//! real or pseudonymous values, the leak gate on every write, and `verify`.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use ims_vcr::ProxyServer;
+use ims_vcr::cassette;
+use ims_vcr::pseudonym::PseudonymKey;
+use ims_vcr::redact::{RedactionPolicy, Redactor};
+use ims_vcr::store::Store;
+
+use crate::cli::{BIN, Running};
+use crate::util::*;
+
+const OWNER: &str = "1bed856811654c1cb661a6ca845ebc77";
+const PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const TOKEN: &str = "MIIsecret-token-for-the-leak-gate-0042";
+
+fn key() -> PseudonymKey {
+    PseudonymKey::new(b"team-shared-key")
+}
+
+async fn redacting_recorder(fake: &FakeIms, store: &Path) -> ProxyServer {
+    ProxyServer::builder()
+        .record(upstream_for(fake, store.parent().unwrap()))
+        .store(store)
+        .redact(RedactionPolicy::default())
+        .redaction_key(key())
+        .start()
+        .await
+        .unwrap()
+}
+
+fn export_files(
+    store: &Path,
+    out: &Path,
+    redactor: Option<&Redactor>,
+) -> ims_vcr::Result<cassette::ExportSummary> {
+    let store = Store::open(store)?;
+    let rules = store.rules()?;
+    let mut recordings = store.load(&rules)?;
+    if let Some(redactor) = redactor {
+        recordings = cassette::redact_recordings(&recordings, redactor, &rules)?;
+    }
+    cassette::write_dir(out, &recordings)
+}
+
+#[tokio::test]
+async fn record_with_redact_stores_pseudonyms_everywhere_and_serves_the_client_live_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = redacting_recorder(&fake, &store).await;
+    let project = [("x-project-id", PROJECT)];
+    let seed = send("GET", &image_url(&proxy, SEED_IMAGE_ID), &project, b"").await;
+    assert_eq!(
+        seed.json()["owner"],
+        OWNER,
+        "the recording client sees the live value"
+    );
+    send("GET", &image_url(&proxy, POLLING_IMAGE_ID), &project, b"").await;
+    send(
+        "GET",
+        &format!("{}/v2/images?owner={OWNER}", proxy.uri()),
+        &project,
+        b"",
+    )
+    .await;
+    proxy.shutdown().await.unwrap();
+
+    for secret in [OWNER, PROJECT] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} in the store"
+        );
+    }
+    let out = dir.path().join("out");
+    export_files(&store, &out, None).unwrap();
+    let pseudonym = key().pseudonym(OWNER);
+    assert!(
+        pseudonym.len() == 32
+            && pseudonym
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    let files = all_files(&out);
+    let owners: Vec<String> = files
+        .values()
+        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap())
+        .filter_map(|v| {
+            v["answers"][0]["body"]["json"]["owner"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        vec![pseudonym.clone(), pseudonym.clone()],
+        "two images sharing an owner keep sharing a pseudonym"
+    );
+    let list = files
+        .iter()
+        .find(|(p, _)| {
+            p.to_string_lossy().starts_with("get_v2_images_") && !p.to_string_lossy().contains('-')
+        })
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(list.1).unwrap();
+    assert_eq!(list["request"]["query"], format!("owner={pseudonym}"));
+    assert_eq!(
+        list["answers"][0]["body"]["json"]["images"][0]["owner"],
+        pseudonym.as_str()
+    );
+    assert_eq!(list["redaction"]["key_fingerprint"], key().fingerprint());
+    assert_eq!(
+        list["redaction"]["fields"],
+        serde_json::json!(["owner", "__account_code"])
+    );
+    for (name, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains("team-shared-key"), "{name:?} holds the key");
+        assert!(!text.contains(OWNER) && !text.contains(PROJECT), "{name:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_redacted_recording_matches_both_the_pseudonym_and_the_real_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = redacting_recorder(&fake, &store).await;
+    get(&format!("{}/v2/images?owner={OWNER}&limit=1", proxy.uri())).await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .redaction_key(key())
+        .start()
+        .await
+        .unwrap();
+    let pseudonym = key().pseudonym(OWNER);
+    for owner in [pseudonym.as_str(), OWNER] {
+        let reply = get(&format!("{}/v2/images?limit=1&owner={owner}", replay.uri())).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "owner={owner}");
+        assert_eq!(reply.json()["images"][0]["owner"], pseudonym.as_str());
+    }
+    let other_key = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .redaction_key(PseudonymKey::new(b"x"))
+        .start()
+        .await
+        .unwrap();
+    let reply = get(&format!(
+        "{}/v2/images?limit=1&owner={OWNER}",
+        other_key.uri()
+    ))
+    .await;
+    assert_eq!(
+        reply.header("x-ims-vcr"),
+        Some("miss"),
+        "the real value only matches with the same key"
+    );
+}
+
+#[tokio::test]
+async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    // The fake echoes the request headers in its body, token included.
+    let reply = send(
+        "GET",
+        &format!("{}/headers-echo", proxy.uri()),
+        &[("x-auth-token", TOKEN)],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "the client is answered normally");
+    assert!(String::from_utf8_lossy(&reply.body).contains(TOKEN));
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    assert_eq!(stored_answers(&store), 1, "only the clean answer is stored");
+    assert!(files_containing(&store, TOKEN.as_bytes()).is_empty());
+}
+
+#[tokio::test]
+async fn export_redact_of_a_raw_store_is_byte_stable_and_refuses_a_smuggled_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    let redactor = Redactor::new(RedactionPolicy::default(), key());
+
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    export_files(&store, &a, Some(&redactor)).unwrap();
+    export_files(&store, &b, Some(&redactor)).unwrap();
+    assert_eq!(all_files(&a), all_files(&b));
+    assert!(files_containing(&a, OWNER.as_bytes()).is_empty());
+    // Re-exporting an already redacted import changes nothing (redaction is idempotent).
+    let store2 = dir.path().join("store2");
+    {
+        let s = Store::open(&store2).unwrap();
+        s.import(&cassette::read_dir(&a, &Default::default()).unwrap())
+            .await
+            .unwrap();
+    }
+    let c = dir.path().join("c");
+    export_files(&store2, &c, Some(&redactor)).unwrap();
+    assert_eq!(all_files(&a), all_files(&c));
+
+    // A body carrying the owner base64-encoded survives field redaction: the gate must refuse.
+    let smuggle = dir.path().join("smuggle");
+    std::fs::create_dir(&smuggle).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(OWNER);
+    let cassette = serde_json::json!({
+        "format": 1, "tool": "hand-made",
+        "request": {"method": "GET", "path": "/v2/images/x", "headers": []},
+        "answers": [{"status": 200, "headers": [], "recorded_at": "2026-01-01T00:00:00Z",
+                     "body": {"json": {"owner": OWNER, "note": encoded}}}]
+    });
+    std::fs::write(
+        smuggle.join("x.json"),
+        serde_json::to_vec_pretty(&cassette).unwrap(),
+    )
+    .unwrap();
+    let store3 = dir.path().join("store3");
+    {
+        let s = Store::open(&store3).unwrap();
+        s.import(&cassette::read_dir(&smuggle, &Default::default()).unwrap())
+            .await
+            .unwrap();
+    }
+    let out = dir.path().join("refused");
+    let err = export_files(&store3, &out, Some(&redactor))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("get_v2_images_x_") && err.contains("field owner") && err.contains("base64"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+fn verify(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("verify")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn verify_catches_each_kind_of_leak_and_passes_a_clean_redacted_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+
+    let raw = dir.path().join("raw");
+    export_files(&store, &raw, None).unwrap();
+    let raw_s = raw.to_str().unwrap();
+    let (code, text) = verify(&[raw_s, "--deny", OWNER]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("/answers/0/body/json/owner: contains a denied value (--deny #1) (raw)"),
+        "{text}"
+    );
+    let (code, text) = verify(&[raw_s, "--require-redaction"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("/redaction: no redaction stamp"), "{text}");
+
+    let clean = dir.path().join("clean");
+    let redactor = Redactor::new(
+        RedactionPolicy::default(),
+        PseudonymKey::new(ims_vcr::pseudonym::DEFAULT_KEY.as_bytes()),
+    );
+    export_files(&store, &clean, Some(&redactor)).unwrap();
+    let deny_file = dir.path().join("deny.txt");
+    std::fs::write(
+        &deny_file,
+        format!("# our project ids\n{OWNER}\n{PROJECT}\n"),
+    )
+    .unwrap();
+    let clean_s = clean.to_str().unwrap();
+    let (code, text) = verify(&[
+        clean_s,
+        "--require-redaction",
+        "--deny-file",
+        deny_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("verified 1 cassettes (1 answers)"), "{text}");
+
+    // Hand-edited leaks: a credential header, a percent-encoded and a base64 denied value.
+    let (name, bytes) = all_files(&clean).into_iter().next().unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    value["request"]["headers"] = serde_json::json!([["X-Auth-Token", "whatever"]]);
+    value["request"]["query"] = format!("next=%2Fv2%2F{OWNER}").into();
+    value["answers"][0]["body"]["json"]["note"] = base64::engine::general_purpose::STANDARD
+        .encode(PROJECT)
+        .into();
+    std::fs::write(
+        clean.join(&name),
+        serde_json::to_vec_pretty(&value).unwrap(),
+    )
+    .unwrap();
+    let (code, text) = verify(&[clean_s, "--deny-file", deny_file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    let file = clean.join(&name).display().to_string();
+    assert!(
+        text.contains(&format!(
+            "{file}: /request/headers/0: credential header X-Auth-Token"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("/request/query: contains a denied value from") && text.contains("line 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/answers/0/body/json/note: contains a denied value from")
+            && text.contains("(base64)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(OWNER) && !text.contains(PROJECT),
+        "verify must not print the secrets: {text}"
+    );
+}
+
+#[test]
+fn verify_passes_the_shipped_cassettes() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    let (code, text) = verify(&[
+        shipped.to_str().unwrap(),
+        "--require-redaction",
+        "--deny",
+        OWNER,
+    ]);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[tokio::test]
+async fn the_cli_record_redact_flags_and_config_file_extend_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let ca = fake.write_ca_pem(dir.path());
+    std::fs::write(
+        dir.path().join("ims-vcr.toml"),
+        "store = \"team-store\"\n[redact]\nenabled = true\nfields = [\"name\"]\n",
+    )
+    .unwrap();
+    let args = [
+        "record",
+        "--upstream",
+        &fake.base_url(),
+        "--upstream-ca",
+        ca.to_str().unwrap(),
+        "--listen",
+        "0",
+        "--redact-field",
+        "__os_version",
+    ];
+    let proxy = Running::start(&args, dir.path());
+    get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    proxy.signal("-TERM");
+    assert!(proxy.wait().success());
+    let store = dir.path().join("team-store");
+    for real in [OWNER, "CentOS 7.3 64bit vivado", "CentOS 7.3 64bit\""] {
+        assert!(
+            files_containing(&store, real.as_bytes()).is_empty(),
+            "{real} stored"
+        );
+    }
+    assert!(
+        !files_containing(&store, b"\"__os_type\":\"Linux\"").is_empty(),
+        "other fields are kept"
+    );
+}
