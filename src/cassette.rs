@@ -29,6 +29,13 @@ struct CassetteFile {
     /// The redaction applied (policy and key fingerprint); absent for raw recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     redaction: Option<RedactionStamp>,
+    /// The match rules the recording was made with; absent for the default rules.
+    #[serde(
+        default,
+        rename = "match",
+        skip_serializing_if = "MatchRules::is_default"
+    )]
+    rules: MatchRules,
     /// The request (as first recorded).
     request: RecordedRequest,
     /// Its answers, oldest first; replay serves them in this order, then repeats the last.
@@ -66,9 +73,10 @@ pub fn file_name(recording: &Recording) -> String {
     format!("{method}_{slug}_{}.json", &recording.key.hex()[..12])
 }
 
-/// Renders a recording as the bytes of its cassette file.
-pub fn render(recording: &Recording) -> Vec<u8> {
+/// Renders a recording (made under `rules`) as the bytes of its cassette file.
+pub fn render(recording: &Recording, rules: &MatchRules) -> Vec<u8> {
     let file = CassetteFile {
+        rules: rules.clone(),
         format: FORMAT_VERSION,
         tool: format!("ims-vcr {}", env!("CARGO_PKG_VERSION")),
         redaction: common_stamp(recording),
@@ -95,8 +103,9 @@ fn common_stamp(recording: &Recording) -> Option<RedactionStamp> {
         .then_some(first)
 }
 
-/// Parses and validates one cassette file.
-pub fn parse(path: &Path, bytes: &[u8], rules: &MatchRules) -> Result<Recording> {
+/// Parses and validates one cassette file; returns the recording and the match rules it was
+/// recorded with.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     // serde_path_to_error names the field (`answers[0].status`), not just line and column.
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let file: CassetteFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
@@ -124,7 +133,8 @@ pub fn parse(path: &Path, bytes: &[u8], rules: &MatchRules) -> Result<Recording>
         validate_response(answer)
             .map_err(|r| Error::cassette(path, format!("answers[{i}].{r}")))?;
     }
-    let key = RequestKey::of_recorded(rules, &file.request)
+    let rules = file.rules;
+    let key = RequestKey::of_recorded(&rules, &file.request)
         .map_err(|r| Error::cassette(path, format!("request.body: {r}")))?;
     let answers = file
         .answers
@@ -135,7 +145,7 @@ pub fn parse(path: &Path, bytes: &[u8], rules: &MatchRules) -> Result<Recording>
             redaction: file.redaction.clone(),
         })
         .collect();
-    Ok(Recording { key, answers })
+    Ok((Recording { key, answers }, rules))
 }
 
 fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
@@ -186,13 +196,28 @@ fn validate_body(body: &Option<crate::interaction::Body>) -> std::result::Result
 }
 
 /// Reads and validates every `*.json` file in `dir` (sorted by name). Fails on the first bad file,
-/// naming it, and on two files recording the same request.
-pub fn read_dir(dir: &Path, rules: &MatchRules) -> Result<Vec<Recording>> {
+/// naming it, on two files recording the same request, and on files recorded with different
+/// match rules. Returns the recordings and their common rules.
+pub fn read_dir(dir: &Path) -> Result<(Vec<Recording>, MatchRules)> {
     let mut recordings = Vec::new();
+    let mut common: Option<(MatchRules, PathBuf)> = None;
     let mut seen: HashMap<[u8; 32], PathBuf> = HashMap::new();
     for path in cassette_paths(dir)? {
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let recording = parse(&path, &bytes, rules)?;
+        let (recording, rules) = parse(&path, &bytes)?;
+        match &common {
+            None => common = Some((rules, path.clone())),
+            Some((first, first_path)) if *first != rules => {
+                return Err(Error::cassette(
+                    &path,
+                    format!(
+                        "field `match` ({rules:?}) differs from {} ({first:?}); one folder holds one set of match rules",
+                        first_path.display()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
         if let Some(first) = seen.insert(*recording.key.digest(), path.clone()) {
             return Err(Error::cassette(
                 &path,
@@ -205,7 +230,10 @@ pub fn read_dir(dir: &Path, rules: &MatchRules) -> Result<Vec<Recording>> {
         }
         recordings.push(recording);
     }
-    Ok(recordings)
+    Ok((
+        recordings,
+        common.map(|(rules, _)| rules).unwrap_or_default(),
+    ))
 }
 
 /// The `*.json` files directly in `dir`, sorted.
@@ -266,7 +294,11 @@ pub struct ExportSummary {
 /// temporary name and renamed, so a crash never leaves a half-written cassette. Older cassette
 /// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
 /// files that are not ims-vcr cassettes are left alone.
-pub fn write_dir(dir: &Path, recordings: &[Recording]) -> Result<ExportSummary> {
+pub fn write_dir(
+    dir: &Path,
+    recordings: &[Recording],
+    rules: &MatchRules,
+) -> Result<ExportSummary> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for recording in recordings {
@@ -275,7 +307,7 @@ pub fn write_dir(dir: &Path, recordings: &[Recording]) -> Result<ExportSummary> 
             // 48 bits of digest collided: fall back to the full digest for this one.
             name = name.replace(&recording.key.hex()[..12], &recording.key.hex());
         }
-        files.insert(name, render(recording));
+        files.insert(name, render(recording, rules));
     }
     let mut summary = ExportSummary {
         files: files.len(),
@@ -383,19 +415,29 @@ mod tests {
     #[test]
     fn render_then_parse_round_trips() {
         let rec = recording("GET", "/v2/images/x");
-        let bytes = render(&rec);
-        let back = parse(Path::new("x.json"), &bytes, &MatchRules::default()).unwrap();
-        assert_eq!(back, rec);
-        assert_eq!(render(&back), bytes);
+        let rules = MatchRules {
+            match_headers: vec!["x-project-id".into()],
+            ignore_query: vec![],
+        };
+        let bytes = render(&rec, &rules);
+        assert!(String::from_utf8_lossy(&bytes).contains("\"match\""));
+        let (back, back_rules) = parse(Path::new("x.json"), &bytes).unwrap();
+        assert_eq!(back_rules, rules);
+        assert_eq!(render(&back, &back_rules), bytes);
+        let plain = render(&rec, &MatchRules::default());
+        assert!(
+            !String::from_utf8_lossy(&plain).contains("\"match\""),
+            "default rules are not written"
+        );
     }
 
     #[test]
     fn parse_errors_name_the_field() {
         let rules = MatchRules::default();
         let mut v: serde_json::Value =
-            serde_json::from_slice(&render(&recording("GET", "/x"))).unwrap();
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
         v["answers"][0]["status"] = 42.into();
-        let err = parse(Path::new("f.json"), v.to_string().as_bytes(), &rules).unwrap_err();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(
             err.to_string().contains("f.json") && err.to_string().contains("answers[0].status"),
             "{err}"
@@ -403,12 +445,12 @@ mod tests {
 
         v["answers"][0]["status"] = 200.into();
         v["format"] = 99.into();
-        let err = parse(Path::new("f.json"), v.to_string().as_bytes(), &rules).unwrap_err();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("`format` is 99"), "{err}");
 
         v["format"] = 1.into();
         v["request"]["headers"] = serde_json::json!([["X-Auth-Token", "t"]]);
-        let err = parse(Path::new("f.json"), v.to_string().as_bytes(), &rules).unwrap_err();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("request.headers[0]"), "{err}");
     }
 }

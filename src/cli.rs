@@ -10,11 +10,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::cassette;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::key::MatchRules;
 use crate::leak::Needle;
 use crate::pseudonym::PseudonymKey;
+use crate::realism::{Fault, Latency};
 use crate::redact::{RedactionPolicy, Redactor};
-use crate::server::ProxyServer;
+use crate::server::{ProxyServer, ProxyServerBuilder};
 use crate::store::Store;
+use crate::tape::Sequence;
 use crate::upstream::UpstreamConfig;
 use crate::verify::VerifyOptions;
 
@@ -30,14 +33,17 @@ Examples:
   # Replay the shipped cassettes on a free port (prints `listening on http://127.0.0.1:PORT`)
   ims-vcr replay --listen 127.0.0.1:0
 
-  # Record against the real endpoint (token clients pass X-Auth-Token through)
+  # Record against the real endpoint (token clients pass X-Auth-Token through;
+  # SDK clients: put HUAWEICLOUD_SDK_AK/SK in the proxy's environment so it re-signs)
   ims-vcr record --upstream https://ims.cn-north-4.myhuaweicloud.com
 
-  # Share what was recorded, then replay it anywhere
-  ims-vcr export --out cassettes
-  ims-vcr replay --cassettes cassettes
+  # Share what was recorded, sanitized, then replay it anywhere
+  ims-vcr export --out cassettes --redact
+  ims-vcr verify cassettes --require-redaction
+  ims-vcr replay --cassettes cassettes --fail-on-miss
 
-Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error.";
+Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error,
+3 verdict failed (replay/auto --fail-on-miss/--fail-on-unused, verify findings, drift).";
 
 /// Record-and-replay test proxy for the Huawei Cloud IMS image API.
 #[derive(Debug, Parser)]
@@ -56,27 +62,112 @@ const fn version_text() -> &'static str {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Forward every request to the upstream, answer live, and store each answer.
+    /// Forward every request to the upstream, answer live, and store each answer (a session
+    /// replaces the earlier answers of each request it records).
     #[command(
         after_help = "Example:\n  ims-vcr record --upstream https://ims.cn-north-4.myhuaweicloud.com --listen 127.0.0.1:0"
     )]
     Record(RecordArgs),
+    /// Replay what is recorded; forward and record what is not (concurrent identical misses
+    /// make one upstream call).
+    #[command(
+        after_help = "Example:\n  ims-vcr auto --upstream https://ims.cn-north-4.myhuaweicloud.com --fail-on-unused"
+    )]
+    Auto(AutoArgs),
     /// Serve stored answers only; never connects to any upstream.
     #[command(
-        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0"
+        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0 --fail-on-miss"
     )]
     Replay(ReplayArgs),
+    /// Forward every request, store nothing (debug a client against the real endpoint).
+    #[command(
+        after_help = "Example:\n  ims-vcr passthrough --upstream https://ims.cn-north-4.myhuaweicloud.com"
+    )]
+    Passthrough(PassthroughArgs),
     /// Write the store as cassette files (one JSON file per request) into --out.
-    #[command(after_help = "Example:\n  ims-vcr export --out cassettes")]
+    #[command(after_help = "Example:\n  ims-vcr export --out cassettes --redact")]
     Export(ExportArgs),
     /// Load cassette files into the store: all of them, or none if any is invalid.
     #[command(after_help = "Example:\n  ims-vcr import cassettes")]
     Import(ImportArgs),
     /// Check cassette files for credentials, missing redaction and denied values (for CI).
     #[command(
-        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 1 findings (one line each: file: JSON location: problem) or error."
+        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 3 findings (one line each: file: JSON location: problem), 1 error."
     )]
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Address to listen on: IP:PORT, localhost:PORT or PORT (port 0 picks a free one).
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    listen: String,
+    /// Allow --listen on a non-loopback address (anyone who reaches it gets the recordings).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, default_value_t = crate::proxy::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    max_body: usize,
+    /// Added latency: fixed:50ms, fixed:1s, recorded (as observed when recorded) or recorded*K.
+    #[arg(long, value_name = "SPEC", value_parser = parse::<Latency>)]
+    latency: Option<Latency>,
+    /// Inject a fault into a fraction of requests: 503:RATE or reset:RATE (repeatable).
+    #[arg(long, value_name = "KIND:RATE", value_parser = parse::<Fault>)]
+    fault: Vec<Fault>,
+    /// Seed for fault injection (same seed, same faults on the same request sequence).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    seed: u64,
+    /// Token that lets non-loopback peers use the control API (/__ims-vcr/, header x-ims-vcr-token).
+    #[arg(
+        long,
+        env = "IMS_VCR_CONTROL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    control_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct UpstreamArgs {
+    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local stand-ins).
+    #[arg(long, value_name = "URL")]
+    upstream: String,
+    /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
+    #[arg(long, value_name = "PEM")]
+    upstream_ca: Option<PathBuf>,
+    /// Limit in seconds on one upstream exchange (connect, answer and body).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    upstream_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct MatchArgs {
+    /// Also match on this request header, e.g. X-Project-Id (repeatable; saved with the recordings).
+    #[arg(long = "match-header", value_name = "NAME")]
+    match_headers: Vec<String>,
+    /// Leave this query parameter out of matching, e.g. marker (repeatable; saved with the recordings).
+    #[arg(long = "ignore-query", value_name = "NAME")]
+    ignore_query: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct PlaybackArgs {
+    /// After a request's last recorded answer: repeat-last, cycle, or strict (a miss).
+    #[arg(long, default_value = "repeat-last", value_name = "POLICY", value_parser = parse::<Sequence>)]
+    sequence: Sequence,
+    /// Exit with code 3 at shutdown if any request missed.
+    #[arg(long)]
+    fail_on_miss: bool,
+    /// Exit with code 3 at shutdown if any recording was never played.
+    #[arg(long)]
+    fail_on_unused: bool,
+}
+
+#[derive(Debug, Args)]
+struct StoreArg {
+    /// Store directory (sled) [default: .ims-vcr/store, or `store` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +198,78 @@ impl RedactArgs {
 }
 
 #[derive(Debug, Args)]
+struct RecordArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    redact: RedactArgs,
+    #[command(flatten)]
+    matching: MatchArgs,
+}
+
+#[derive(Debug, Args)]
+struct AutoArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    redact: RedactArgs,
+    #[command(flatten)]
+    matching: MatchArgs,
+    #[command(flatten)]
+    playback: PlaybackArgs,
+}
+
+#[derive(Debug, Args)]
+struct PassthroughArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Replay a store directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
+    store: Option<PathBuf>,
+    /// Replay a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    cassettes: Option<PathBuf>,
+    #[command(flatten)]
+    playback: PlaybackArgs,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Folder to write cassette files into, created if needed [default: `cassettes` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    redact: RedactArgs,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Folder of cassette files to import.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct VerifyArgs {
     /// Folder of cassettes to check [default: the config's cassettes, else cassettes].
     #[arg(value_name = "DIR")]
@@ -123,71 +286,8 @@ struct VerifyArgs {
     require_redaction: bool,
 }
 
-#[derive(Debug, Args)]
-struct ListenArgs {
-    /// Address to listen on: IP:PORT, localhost:PORT or PORT (port 0 picks a free one).
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-    listen: String,
-    /// Allow --listen on a non-loopback address (anyone who reaches it gets the recordings).
-    #[arg(long)]
-    allow_remote: bool,
-    /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = crate::proxy::DEFAULT_MAX_BODY, value_name = "BYTES")]
-    max_body: usize,
-}
-
-#[derive(Debug, Args)]
-struct RecordArgs {
-    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local stand-ins).
-    #[arg(long, value_name = "URL")]
-    upstream: String,
-    #[command(flatten)]
-    listen: ListenArgs,
-    /// Store directory (sled) [default: .ims-vcr/store, or `store` in ims-vcr.toml].
-    #[arg(long, value_name = "DIR")]
-    store: Option<PathBuf>,
-    #[command(flatten)]
-    redact: RedactArgs,
-    /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
-    #[arg(long, value_name = "PEM")]
-    upstream_ca: Option<PathBuf>,
-    /// Limit in seconds on one upstream exchange (connect, answer and body).
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
-    upstream_timeout: f64,
-}
-
-#[derive(Debug, Args)]
-struct ReplayArgs {
-    #[command(flatten)]
-    listen: ListenArgs,
-    /// Replay a store directory.
-    #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
-    store: Option<PathBuf>,
-    /// Replay a folder of cassette files [default: cassettes].
-    #[arg(long, value_name = "DIR")]
-    cassettes: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-struct ExportArgs {
-    /// Store directory to read [default: .ims-vcr/store, or `store` in ims-vcr.toml].
-    #[arg(long, value_name = "DIR")]
-    store: Option<PathBuf>,
-    /// Folder to write cassette files into, created if needed [default: `cassettes` in ims-vcr.toml].
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    #[command(flatten)]
-    redact: RedactArgs,
-}
-
-#[derive(Debug, Args)]
-struct ImportArgs {
-    /// Store directory to write [default: .ims-vcr/store, or `store` in ims-vcr.toml].
-    #[arg(long, value_name = "DIR")]
-    store: Option<PathBuf>,
-    /// Folder of cassette files to import.
-    #[arg(value_name = "DIR")]
-    dir: PathBuf,
+fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> std::result::Result<T, String> {
+    text.parse()
 }
 
 /// Runs the parsed command line to completion.
@@ -197,11 +297,27 @@ pub async fn run(cli: Cli) -> Result<()> {
         tracing::debug!(config = %source.display(), "settings loaded");
     }
     match cli.command {
-        Command::Record(args) => record(args, &config).await,
-        Command::Replay(args) => replay(args, &config).await,
-        Command::Export(args) => export(args, &config),
-        Command::Import(args) => import(args, &config).await,
-        Command::Verify(args) => verify(args, &config),
+        Command::Record(a) => {
+            let builder = forwarding(&a.listen, &a.redact, &a.matching, &a.store, &config)?;
+            serve_until_signal(builder.record(upstream_config(&a.upstream)?), None).await
+        }
+        Command::Auto(a) => {
+            let builder = forwarding(&a.listen, &a.redact, &a.matching, &a.store, &config)?
+                .sequence(a.playback.sequence);
+            serve_until_signal(
+                builder.auto(upstream_config(&a.upstream)?),
+                Some(&a.playback),
+            )
+            .await
+        }
+        Command::Passthrough(a) => {
+            let builder = server(&a.listen)?.passthrough(upstream_config(&a.upstream)?);
+            serve_until_signal(builder, None).await
+        }
+        Command::Replay(a) => replay(a, &config).await,
+        Command::Export(a) => export(a, &config),
+        Command::Import(a) => import(a, &config).await,
+        Command::Verify(a) => verify(a, &config),
     }
 }
 
@@ -217,17 +333,65 @@ fn cassettes_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CASSETTES))
 }
 
-async fn record(args: RecordArgs, config: &Config) -> Result<()> {
+/// The builder settings every serving mode shares.
+fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
+    let mut builder = ProxyServer::builder()
+        .listen(listen_addr(listen)?)
+        .max_body(listen.max_body)
+        .latency(listen.latency.unwrap_or_default())
+        .faults(listen.fault.clone(), listen.seed)
+        .redaction_key(redaction_key());
+    if let Some(token) = &listen.control_token {
+        builder = builder.control_token(token);
+    }
+    Ok(builder)
+}
+
+/// Settings shared by record and auto: store, redaction, match rules.
+fn forwarding(
+    listen: &ListenArgs,
+    redact: &RedactArgs,
+    matching: &MatchArgs,
+    store: &StoreArg,
+    config: &Config,
+) -> Result<ProxyServerBuilder> {
+    let mut builder = server(listen)?.store(store_path(store.store.clone(), config));
+    if let Some(policy) = redact.policy(config) {
+        tracing::info!(?policy, "redacting before storing");
+        builder = builder.redact(policy);
+    }
+    if !(matching.match_headers.is_empty() && matching.ignore_query.is_empty()) {
+        builder = builder.match_rules(match_rules(matching)?);
+    }
+    Ok(builder)
+}
+
+fn match_rules(args: &MatchArgs) -> Result<MatchRules> {
+    let mut rules = MatchRules::default();
+    for name in &args.match_headers {
+        let lower = name.to_ascii_lowercase();
+        if crate::headers::is_credential(&lower) || crate::headers::is_volatile_request(&lower) {
+            return Err(Error::Config(format!(
+                "--match-header {name}: this header is never stored (credential or volatile), so it cannot be matched on"
+            )));
+        }
+        rules.match_headers.push(lower);
+    }
+    rules.ignore_query = args.ignore_query.clone();
+    Ok(rules)
+}
+
+/// The upstream settings; AK/SK only ever come from the environment (a flag would show in `ps`).
+fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     if !(args.upstream_timeout.is_finite() && args.upstream_timeout > 0.0) {
         return Err(Error::Config(format!(
             "--upstream-timeout {} must be a positive number of seconds",
             args.upstream_timeout
         )));
     }
-    let mut upstream = UpstreamConfig::new(args.upstream);
-    upstream.ca_file = args.upstream_ca;
+    let mut upstream = UpstreamConfig::new(args.upstream.clone());
+    upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = Duration::from_secs_f64(args.upstream_timeout);
-    // AK/SK only ever come from the environment: a flag value would show in `ps`.
     upstream.credentials = crate::signer::Credentials::from_env().map_err(Error::Config)?;
     match &upstream.credentials {
         Some(credentials) => tracing::info!(
@@ -238,24 +402,13 @@ async fn record(args: RecordArgs, config: &Config) -> Result<()> {
             "no AK/SK in the environment: requests are forwarded with the client's own credentials"
         ),
     }
-    let mut builder = ProxyServer::builder()
-        .record(upstream)
-        .store(store_path(args.store, config))
-        .listen(listen_addr(&args.listen)?)
-        .max_body(args.listen.max_body);
-    if let Some(policy) = args.redact.policy(config) {
-        tracing::info!(?policy, "redacting before storing");
-        builder = builder.redact(policy).redaction_key(redaction_key());
-    }
-    serve_until_signal(builder).await
+    Ok(upstream)
 }
 
 async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
-    let builder = ProxyServer::builder()
+    let builder = server(&args.listen)?
         .replay()
-        .listen(listen_addr(&args.listen)?)
-        .max_body(args.listen.max_body)
-        .redaction_key(redaction_key());
+        .sequence(args.playback.sequence);
     let builder = match args.store {
         Some(store) => builder.store(existing(&store, "--store")?),
         None => builder.cassettes(existing(
@@ -263,10 +416,14 @@ async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
             "--cassettes",
         )?),
     };
-    serve_until_signal(builder).await
+    serve_until_signal(builder, Some(&args.playback)).await
 }
 
-async fn serve_until_signal(builder: crate::server::ProxyServerBuilder) -> Result<()> {
+/// Serves until SIGINT/SIGTERM, prints the summary, and applies the CI verdicts.
+async fn serve_until_signal(
+    builder: ProxyServerBuilder,
+    verdicts: Option<&PlaybackArgs>,
+) -> Result<()> {
     let signal = shutdown_signal();
     let server = builder.start().await?;
     // The one stdout line scripts read the port from.
@@ -275,7 +432,29 @@ async fn serve_until_signal(builder: crate::server::ProxyServerBuilder) -> Resul
     let _ = std::io::stdout().flush();
     signal.await;
     tracing::info!("shutting down: draining connections");
-    server.shutdown().await
+    let summary = server.shutdown().await?;
+    eprint!("{summary}");
+    let Some(verdicts) = verdicts else {
+        return Ok(());
+    };
+    let mut failed = Vec::new();
+    if verdicts.fail_on_miss && summary.miss_count() > 0 {
+        failed.push(format!(
+            "{} request(s) missed (--fail-on-miss)",
+            summary.miss_count()
+        ));
+    }
+    if verdicts.fail_on_unused && !summary.unused.is_empty() {
+        failed.push(format!(
+            "{} recording(s) never played (--fail-on-unused)",
+            summary.unused.len()
+        ));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Verdict(failed.join("; ")))
+    }
 }
 
 fn export(args: ExportArgs, config: &Config) -> Result<()> {
@@ -285,7 +464,7 @@ fn export(args: ExportArgs, config: &Config) -> Result<()> {
         .ok_or_else(|| {
             Error::Config("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
-    let store_dir = store_path(args.store, config);
+    let store_dir = store_path(args.store.store, config);
     let store = Store::open(existing(&store_dir, "--store")?)?;
     let rules = store.rules()?;
     let mut recordings = store.load(&rules)?;
@@ -294,26 +473,28 @@ fn export(args: ExportArgs, config: &Config) -> Result<()> {
         let redactor = Redactor::new(policy, redaction_key());
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
     }
-    let summary = cassette::write_dir(&out, &recordings)?;
+    let summary = cassette::write_dir(&out, &recordings, &rules)?;
+    let removed = if summary.removed > 0 {
+        format!(", removed {} stale cassettes", summary.removed)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "exported {} requests ({} answers) to {}{}",
+        "exported {} requests ({} answers) to {}{removed}",
         summary.files,
         summary.answers,
-        out.display(),
-        if summary.removed > 0 {
-            format!(", removed {} stale cassettes", summary.removed)
-        } else {
-            String::new()
-        }
+        out.display()
     );
     Ok(())
 }
 
 async fn import(args: ImportArgs, config: &Config) -> Result<()> {
+    // Every file is validated before the store is touched: all or nothing.
     let dir = existing(&args.dir, "import DIR")?;
-    let store_dir = store_path(args.store, config);
+    let (recordings, rules) = cassette::read_dir(dir)?;
+    let store_dir = store_path(args.store.store, config);
     let store = Store::open(&store_dir)?;
-    let recordings = cassette::read_dir(dir, &store.rules()?)?;
+    store.set_rules(&rules).await?;
     store.import(&recordings).await?;
     eprintln!(
         "imported {} requests ({} answers) into {}",
@@ -364,7 +545,7 @@ fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
         );
         Ok(())
     } else {
-        Err(Error::Config(format!(
+        Err(Error::Verdict(format!(
             "verify found {} problem(s) in {}",
             findings.len(),
             dir.display()
@@ -463,6 +644,10 @@ mod tests {
             listen: text.into(),
             allow_remote,
             max_body: 1,
+            latency: None,
+            fault: vec![],
+            seed: 0,
+            control_token: None,
         })
     }
 

@@ -61,6 +61,10 @@ pub enum Error {
     /// A setting (flag, environment variable, config entry) with a bad value.
     #[error("{0}")]
     Config(String),
+    /// A CI verdict failed (`--fail-on-miss`, `--fail-on-unused`, `verify` findings, drift).
+    /// The binary exits with code 3 for it.
+    #[error("{0}")]
+    Verdict(String),
 }
 
 /// `Result` with [`Error`].

@@ -18,6 +18,13 @@ pub struct MatchRules {
     pub ignore_query: Vec<String>,
 }
 
+impl MatchRules {
+    /// True for the default rules (nothing beyond method, path and query).
+    pub fn is_default(&self) -> bool {
+        self.match_headers.is_empty() && self.ignore_query.is_empty()
+    }
+}
+
 /// A request's identity for matching. Two requests match when their digests are equal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestKey {

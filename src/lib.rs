@@ -29,13 +29,16 @@
 pub mod cassette;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod headers;
 pub mod interaction;
 pub mod key;
 pub mod leak;
+pub mod prepared;
 pub mod proxy;
 pub mod pseudonym;
+pub mod realism;
 pub mod redact;
 pub mod server;
 pub mod signer;
@@ -46,5 +49,5 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use proxy::{MISS_STATUS, Mode};
-pub use server::{ProxyServer, ProxyServerBuilder};
+pub use server::{ProxyServer, ProxyServerBuilder, Summary};
 pub use upstream::UpstreamConfig;

@@ -27,6 +27,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(ims_vcr::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(ims_vcr::Error::Verdict(why)) => {
+            eprintln!("verdict: {why}");
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

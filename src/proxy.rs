@@ -1,7 +1,12 @@
-//! The per-request flow: read the request, compute its key, then replay it or forward and record
-//! it. This is the one place where the modes differ; every failure becomes an HTTP answer.
+//! The per-request flow: read the request, compute its key, then replay it, forward and record
+//! it, or just forward it, by mode. This is the one place where the modes differ; every failure
+//! becomes an HTTP answer.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -10,30 +15,42 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 
 use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request, to_pairs};
 use crate::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, now_rfc3339};
 use crate::key::{MatchRules, RequestKey};
 use crate::leak::Needle;
+use crate::prepared::{OUTCOME_HEADER, Prepared};
+use crate::realism::{FaultKind, Realism};
 use crate::redact::{Redactor, credential_needles, find_leak};
 use crate::store::Store;
-use crate::tape::{OUTCOME_HEADER, Prepared, Tapes};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::tape::{Play, Tapes, diff};
+use crate::upstream::Upstream;
 
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can
 /// take it for a recorded answer; the `x-ims-vcr: miss` header and the JSON body say the rest.
 pub const MISS_STATUS: u16 = 599;
 /// Default cap on a client request body (`--max-body`).
 pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
+/// Requests under this path prefix go to the control API: never forwarded, never recorded.
+pub const CONTROL_PREFIX: &str = "/__ims-vcr/";
 
 /// What the proxy does with a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Forward to the upstream, answer live, store the answer.
+    /// Forward everything, answer live, store each answer; a session replaces the earlier
+    /// answers of each request it records.
     Record,
+    /// Replay what is recorded; forward and record (append) what is not.
+    Auto,
     /// Answer from recordings only; never open a connection upstream.
     Replay,
+    /// Forward everything, store nothing.
+    Passthrough,
 }
 
 impl Mode {
@@ -41,72 +58,251 @@ impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Record => "record",
+            Mode::Auto => "auto",
             Mode::Replay => "replay",
+            Mode::Passthrough => "passthrough",
         }
+    }
+
+    /// True for the modes that need an upstream.
+    pub fn forwards(self) -> bool {
+        self != Mode::Replay
+    }
+
+    /// True for the modes that write the store.
+    pub fn stores(self) -> bool {
+        matches!(self, Mode::Record | Mode::Auto)
+    }
+
+    const ALL: [Mode; 4] = [Mode::Record, Mode::Auto, Mode::Replay, Mode::Passthrough];
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown mode {s:?}: expected record, auto, replay or passthrough")
+            })
     }
 }
 
-/// Record-mode state: where answers come from and where they go.
+/// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
     pub(crate) upstream: Upstream,
-    pub(crate) store: Arc<Store>,
+    /// `None` when started in passthrough mode (no store is opened, nothing can be recorded).
+    pub(crate) store: Option<Arc<Store>>,
     /// Redaction applied before storing (`--redact`), if any.
     pub(crate) redactor: Option<Redactor>,
     /// Secrets the leak gate always looks for: the proxy's own AK/SK and security token.
     pub(crate) secrets: Vec<Needle>,
 }
 
-/// Everything a connection task needs to answer requests.
-pub(crate) struct Proxy {
-    pub(crate) mode: Mode,
-    pub(crate) rules: MatchRules,
-    /// Recordings served in replay mode (empty in record mode).
-    pub(crate) tapes: Tapes,
-    /// Present in record mode only, so replay cannot reach an upstream even by mistake.
-    pub(crate) recorder: Option<Recorder>,
-    pub(crate) max_body: usize,
+/// A request that missed, for `misses`, the summary and `--fail-on-miss`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Miss {
+    /// Canonical request (method, path, canonical query; matched headers and body digest).
+    pub request: String,
+    /// How many times it was asked for.
+    pub count: u64,
+    /// The nearest recorded requests.
+    pub nearest: Vec<String>,
+    /// How it differs from the nearest one.
+    pub diff: Vec<Value>,
 }
 
+/// Counters kept while serving.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) hits: AtomicU64,
+    pub(crate) recorded: AtomicU64,
+    pub(crate) upstream_errors: AtomicU64,
+    pub(crate) faults: AtomicU64,
+    /// Keyed by canonical request; only touched on a miss.
+    pub(crate) misses: Mutex<BTreeMap<String, Miss>>,
+}
+
+/// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
+type Forwarded = Result<Prepared, Failure>;
+
+/// A forwarding failure, kept as data so single-flight waiters can each render it.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl Failure {
+    fn to_response(&self) -> Response<Full<Bytes>> {
+        let mut response =
+            error_response(self.status, self.code, &self.message, self.details.clone());
+        response
+            .headers_mut()
+            .insert(OUTCOME_HEADER, HeaderValue::from_static("upstream-error"));
+        response
+    }
+}
+
+/// Everything a connection task needs to answer requests.
+pub(crate) struct Proxy {
+    /// The current [`Mode`], switchable at run time through the control API.
+    mode: AtomicU8,
+    pub(crate) rules: MatchRules,
+    /// Recordings served on a hit; grows as record and auto modes record.
+    pub(crate) tapes: Tapes,
+    /// Requests recorded in this session: in record mode the first answer of a request
+    /// replaces its earlier answers, later ones append.
+    session: Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Present when started in a forwarding mode, so replay cannot reach an upstream by mistake.
+    pub(crate) recorder: Option<Recorder>,
+    pub(crate) max_body: usize,
+    pub(crate) stats: Stats,
+    pub(crate) realism: Realism,
+    /// Token that lets non-loopback peers use the control API.
+    pub(crate) control_token: Option<String>,
+    /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
+    /// insert or remove an entry, never across an await.
+    inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Forwarded>>>>,
+}
+
+/// The connection is to be dropped without an answer (`--fault reset`).
+#[derive(Debug)]
+pub(crate) struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by fault injection (--fault reset)")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
 impl Proxy {
-    /// Answers one request. Never fails: errors are answers (an `Err` would drop the connection).
-    pub(crate) async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) fn new(
+        mode: Mode,
+        rules: MatchRules,
+        tapes: Tapes,
+        recorder: Option<Recorder>,
+    ) -> Proxy {
+        Proxy {
+            mode: AtomicU8::new(mode as u8),
+            rules,
+            tapes,
+            recorder,
+            max_body: DEFAULT_MAX_BODY,
+            stats: Stats::default(),
+            realism: Realism::default(),
+            control_token: None,
+            inflight: Mutex::new(HashMap::new()),
+            session: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// The current mode.
+    pub(crate) fn mode(&self) -> Mode {
+        Mode::ALL[usize::from(self.mode.load(Ordering::Relaxed))]
+    }
+
+    /// Switches mode at run time; refused when the mode needs an upstream or a store this
+    /// proxy was not started with.
+    pub(crate) fn set_mode(&self, mode: Mode) -> Result<(), String> {
+        let recorder = self.recorder.as_ref();
+        if mode.forwards() && recorder.is_none() {
+            return Err(format!(
+                "cannot switch to {}: started without --upstream",
+                mode.as_str()
+            ));
+        }
+        if mode.stores() && recorder.is_some_and(|r| r.store.is_none()) {
+            return Err(format!(
+                "cannot switch to {}: started in passthrough mode, without a store",
+                mode.as_str()
+            ));
+        }
+        self.mode.store(mode as u8, Ordering::Relaxed);
+        tracing::info!(mode = mode.as_str(), "mode switched");
+        Ok(())
+    }
+
+    /// Answers one request. Errors are answers (an `Err` here drops the connection, which only
+    /// an injected reset asks for).
+    pub(crate) async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, ResetConnection> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
-        let (response, outcome) = match Limited::new(body, self.max_body).collect().await {
-            Ok(body) => self.answer(&parts, body.to_bytes()).await,
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                let msg = format!(
-                    "request body is larger than {} bytes (--max-body)",
-                    self.max_body
-                );
-                (
-                    error_response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "IMS_VCR.BODY_TOO_LARGE",
-                        &msg,
-                        json!({}),
-                    ),
-                    "error",
-                )
-            }
+        let body = match Limited::new(body, self.max_body).collect().await {
+            Ok(body) => body.to_bytes(),
             Err(e) => {
-                let msg = format!("could not read the request body: {e}");
-                (
-                    error_response(
+                let (status, code, msg) = if e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    let msg = format!(
+                        "request body is larger than {} bytes (--max-body)",
+                        self.max_body
+                    );
+                    (StatusCode::PAYLOAD_TOO_LARGE, "IMS_VCR.BODY_TOO_LARGE", msg)
+                } else {
+                    (
                         StatusCode::BAD_REQUEST,
                         "IMS_VCR.BAD_REQUEST",
-                        &msg,
-                        json!({}),
-                    ),
+                        format!("could not read the request body: {e}"),
+                    )
+                };
+                return Ok(self.log(
+                    &parts,
+                    started,
+                    error_response(status, code, &msg, json!({})),
                     "error",
-                )
+                ));
             }
         };
+        if parts.uri.path().starts_with(CONTROL_PREFIX) {
+            let response = crate::control::handle(self, &parts, &body, peer);
+            return Ok(self.log(&parts, started, response, "control"));
+        }
+        match self.realism.next_fault() {
+            Some(FaultKind::Reset) => {
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(method = %parts.method, path = parts.uri.path(), "fault injected: connection reset");
+                return Err(ResetConnection);
+            }
+            Some(FaultKind::Unavailable) => {
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                let msg = "service unavailable (injected by ims-vcr --fault 503)";
+                let mut response = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "IMS_VCR.FAULT",
+                    msg,
+                    json!({}),
+                );
+                response
+                    .headers_mut()
+                    .insert(OUTCOME_HEADER, HeaderValue::from_static("fault"));
+                return Ok(self.log(&parts, started, response, "fault"));
+            }
+            None => {}
+        }
+        let (response, outcome) = self.answer(&parts, body).await;
+        Ok(self.log(&parts, started, response, outcome))
+    }
+
+    fn log(
+        &self,
+        parts: &Parts,
+        started: Instant,
+        response: Response<Full<Bytes>>,
+        outcome: &str,
+    ) -> Response<Full<Bytes>> {
         tracing::info!(
-            mode = self.mode.as_str(),
+            mode = self.mode().as_str(),
             method = %parts.method,
             path = parts.uri.path(),
             status = response.status().as_u16(),
@@ -133,45 +329,123 @@ impl Proxy {
             },
             &body,
         );
-        match (&self.recorder, self.mode) {
-            (Some(recorder), Mode::Record) => self.record(recorder, parts, body).await,
-            _ => self.replay(parts, &body, &key),
+        let mode = self.mode();
+        let recorder = match (mode, &self.recorder) {
+            (Mode::Replay, _) | (_, None) => return self.replay(parts, &body, &key).await,
+            (_, Some(recorder)) => recorder,
+        };
+        match mode {
+            Mode::Auto => {
+                if let Play::Hit(..) = self.lookup(parts, &body, &key) {
+                    return self.replay(parts, &body, &key).await;
+                }
+                self.single_flight(recorder, parts, body, &key).await
+            }
+            _ => match self.forward(recorder, parts, body, &key, mode).await {
+                Ok(prepared) => {
+                    let outcome = if mode == Mode::Record {
+                        "recorded"
+                    } else {
+                        "forwarded"
+                    };
+                    (serve(&prepared, parts, outcome), outcome)
+                }
+                Err(failure) => (failure.to_response(), "upstream-error"),
+            },
         }
     }
 
-    fn replay(
+    /// The tape lookup: the request as sent, then (for redacted recordings) as it would have
+    /// been stored, so clients sending real values match recordings holding pseudonyms.
+    fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey) -> Play {
+        match self.tapes.play(key) {
+            Play::Miss => {
+                let Some(redactor) = self.tapes.redactor() else {
+                    return Play::Miss;
+                };
+                let redacted = redactor.redact_request(&recorded_request(parts, body));
+                match RequestKey::of_recorded(&self.rules, &redacted) {
+                    Ok(k) if k != *key => self.tapes.play(&k),
+                    _ => Play::Miss,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn replay(
         &self,
         parts: &Parts,
         body: &[u8],
         key: &RequestKey,
     ) -> (Response<Full<Bytes>>, &'static str) {
-        let played = self.tapes.play(key).or_else(|| {
-            // Recordings hold pseudonyms; a client sending real values matches once its request
-            // is redacted the same way (same key).
-            let redactor = self.tapes.redactor()?;
-            let redacted = redactor.redact_request(&recorded_request(parts, body));
-            self.tapes
-                .play(&RequestKey::of_recorded(&self.rules, &redacted).ok()?)
-        });
-        match played {
-            Some(prepared) => (serve(prepared, parts, "hit"), "hit"),
-            None => (self.miss(key), "miss"),
+        let played = self.lookup(parts, body, key);
+        match played.prepared() {
+            Some(prepared) => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                let delay = self.realism.delay(prepared.latency());
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                (serve(prepared, parts, "hit"), "hit")
+            }
+            None => (
+                self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
+                "miss",
+            ),
         }
     }
 
-    fn miss(&self, key: &RequestKey) -> Response<Full<Bytes>> {
+    fn miss(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        key: &RequestKey,
+        exhausted: bool,
+    ) -> Response<Full<Bytes>> {
         let nearest = self.tapes.nearest(key, 3);
-        tracing::warn!(
-            request = key.request_line(),
-            ?nearest,
-            "replay miss: no recording matches"
-        );
-        let msg = format!(
-            "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
-            key.request_line()
-        );
+        let lines: Vec<String> = nearest.iter().map(|t| t.line().to_owned()).collect();
+        let differences = nearest
+            .first()
+            .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
+            .unwrap_or_default();
+        tracing::warn!(request = key.request_line(), nearest = ?lines, "replay miss: no recording matches");
+        let entry = {
+            let mut misses = self
+                .stats
+                .misses
+                .lock()
+                .expect("no code panics while holding the misses lock");
+            let miss = misses
+                .entry(key.canonical().to_owned())
+                .or_insert_with(|| Miss {
+                    request: key.canonical().to_owned(),
+                    count: 0,
+                    nearest: lines.clone(),
+                    diff: differences.clone(),
+                });
+            miss.count += 1;
+            miss.count
+        };
+        let msg = if exhausted {
+            format!(
+                "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",
+                key.request_line()
+            )
+        } else {
+            format!(
+                "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
+                key.request_line()
+            )
+        };
         let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
-        let details = json!({ "request": key.canonical(), "nearest": nearest });
+        let details = json!({
+            "request": key.canonical(),
+            "reason": if exhausted { "sequence-exhausted" } else { "not-recorded" },
+            "nearest": lines,
+            "diff": differences,
+            "count": entry,
+        });
         let mut response = error_response(status, "IMS_VCR.MISS", &msg, details);
         response
             .headers_mut()
@@ -179,12 +453,55 @@ impl Proxy {
         response
     }
 
-    async fn record(
+    /// Auto-mode miss: the first of N concurrent identical misses forwards and records; the
+    /// others wait for and serve its answer.
+    async fn single_flight(
         &self,
         recorder: &Recorder,
         parts: &Parts,
         body: Bytes,
+        key: &RequestKey,
     ) -> (Response<Full<Bytes>>, &'static str) {
+        let cell = {
+            let mut inflight = self
+                .inflight
+                .lock()
+                .expect("no code panics while holding the inflight lock");
+            inflight.entry(*key.digest()).or_default().clone()
+        };
+        let mut leader = false;
+        let forwarded = cell
+            .get_or_init(|| {
+                leader = true;
+                self.forward(recorder, parts, body, key, Mode::Auto)
+            })
+            .await;
+        if leader {
+            self.inflight
+                .lock()
+                .expect("no code panics while holding the inflight lock")
+                .remove(key.digest());
+        }
+        match forwarded {
+            Ok(prepared) if leader => (serve(prepared, parts, "recorded"), "recorded"),
+            Ok(prepared) => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                (serve(prepared, parts, "hit"), "hit")
+            }
+            Err(failure) => (failure.to_response(), "upstream-error"),
+        }
+    }
+
+    /// Forwards one request; in record and auto modes stores the answer and adds it to the
+    /// tapes. Returns what to serve, or the 502 to send.
+    async fn forward(
+        &self,
+        recorder: &Recorder,
+        parts: &Parts,
+        body: Bytes,
+        key: &RequestKey,
+        mode: Mode,
+    ) -> Forwarded {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let live = match recorder
             .upstream
@@ -192,7 +509,16 @@ impl Proxy {
             .await
         {
             Ok(live) => live,
-            Err(e) => return (upstream_error(&e), "upstream-error"),
+            Err(e) => {
+                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
+                return Err(Failure {
+                    status: StatusCode::BAD_GATEWAY,
+                    code: "IMS_VCR.UPSTREAM",
+                    message: e.to_string(),
+                    details: json!({ "kind": e.kind() }),
+                });
+            }
         };
         let interaction = Interaction {
             request: recorded_request(parts, &body),
@@ -208,23 +534,49 @@ impl Proxy {
         };
         // Serve exactly what replay will serve, built by the same code (but unredacted: the
         // client recording now gets the live values).
-        let prepared = match Prepared::from_recorded(&interaction.response) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                let msg = format!("upstream answer cannot be replayed: {e}");
-                return (
-                    error_response(StatusCode::BAD_GATEWAY, "IMS_VCR.UPSTREAM", &msg, json!({})),
-                    "upstream-error",
+        let prepared = Prepared::from_recorded(&interaction.response).map_err(|e| Failure {
+            status: StatusCode::BAD_GATEWAY,
+            code: "IMS_VCR.UPSTREAM",
+            message: format!("upstream answer cannot be replayed: {e}"),
+            details: json!({ "kind": "invalid-answer" }),
+        })?;
+        if mode.stores() {
+            let replace = mode == Mode::Record;
+            if self.persist(recorder, parts, &interaction, replace).await {
+                self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+                self.tapes.record(
+                    key,
+                    &interaction.request,
+                    prepared.clone(),
+                    replace && !self.recorded_before(key),
                 );
             }
-        };
-        self.persist(recorder, parts, interaction).await;
-        (serve(&prepared, parts, "recorded"), "recorded")
+        }
+        Ok(prepared)
     }
 
-    /// Redacts (when configured), runs the leak gate, and stores. A failure here never changes
-    /// the client's answer: it is logged as an error naming what was refused and why.
-    async fn persist(&self, recorder: &Recorder, parts: &Parts, interaction: Interaction) {
+    /// Whether `key` was already recorded in this session (marks it recorded).
+    fn recorded_before(&self, key: &RequestKey) -> bool {
+        let mut session = self
+            .session
+            .lock()
+            .expect("no code panics while holding the session lock");
+        !session.insert(*key.digest())
+    }
+
+    /// Redacts (when configured), runs the leak gate, and stores. Returns whether it was stored.
+    /// A failure here never changes the client's answer: it is logged as an error naming what
+    /// was refused and why.
+    async fn persist(
+        &self,
+        recorder: &Recorder,
+        parts: &Parts,
+        interaction: &Interaction,
+        replace: bool,
+    ) -> bool {
+        let Some(store) = &recorder.store else {
+            return false;
+        };
         let line = format!(
             "{} {}",
             interaction.request.method, interaction.request.path
@@ -232,15 +584,15 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         let stored = match &recorder.redactor {
-            None => interaction,
-            Some(redactor) => match redactor.redact(&interaction) {
+            None => interaction.clone(),
+            Some(redactor) => match redactor.redact(interaction) {
                 Ok((redacted, values)) => {
                     needles.extend(values);
                     redacted
                 }
                 Err(e) => {
                     tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-                    return;
+                    return false;
                 }
             },
         };
@@ -251,23 +603,41 @@ impl Proxy {
                 encoding = leak.encoding,
                 "answer served but NOT recorded: a secret is still in it after redaction (leak gate)"
             );
-            return;
+            return false;
         }
-        let key = match RequestKey::of_recorded(&self.rules, &stored.request) {
-            Ok(key) => key,
-            Err(e) => {
-                tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-                return;
-            }
+        let result = match RequestKey::of_recorded(&self.rules, &stored.request) {
+            Ok(key) => store.record(&key, &stored, replace).await,
+            Err(e) => Err(crate::Error::Config(e)),
         };
-        if let Err(e) = recorder.store.record(&key, &stored).await {
+        if let Err(e) = result {
             tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+            return false;
+        }
+        true
+    }
+
+    /// Misses recorded so far, by canonical request.
+    pub(crate) fn misses(&self) -> Vec<Miss> {
+        self.stats
+            .misses
+            .lock()
+            .expect("no code panics while holding the misses lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Flushes the store, if any.
+    pub(crate) async fn flush(&self) -> crate::Result<()> {
+        match self.recorder.as_ref().and_then(|r| r.store.as_ref()) {
+            Some(store) => store.flush().await,
+            None => Ok(()),
         }
     }
 }
 
 /// The stored form of a live request: credentials, volatile and hop-by-hop headers left out.
-fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
+pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
     RecordedRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
@@ -307,28 +677,13 @@ fn proxy_origin(parts: &Parts) -> Option<String> {
     Some(format!("http://{authority}"))
 }
 
-/// A 502 naming what failed and where; nothing was stored.
-fn upstream_error(error: &UpstreamError) -> Response<Full<Bytes>> {
-    tracing::warn!(kind = error.kind(), error = %error, "upstream failed; nothing recorded");
-    let mut response = error_response(
-        StatusCode::BAD_GATEWAY,
-        "IMS_VCR.UPSTREAM",
-        &error.to_string(),
-        json!({ "kind": error.kind() }),
-    );
-    response
-        .headers_mut()
-        .insert(OUTCOME_HEADER, HeaderValue::from_static("upstream-error"));
-    response
-}
-
 /// A JSON error in the shapes IMS clients parse: `error_code`/`error_msg` (Huawei SDKs) and
 /// `error.code`/`error.message` (OpenStack clients), plus ims-vcr's own details.
 pub(crate) fn error_response(
     status: StatusCode,
     code: &str,
     message: &str,
-    details: serde_json::Value,
+    details: Value,
 ) -> Response<Full<Bytes>> {
     let body = json!({
         "error_code": code,
@@ -336,10 +691,19 @@ pub(crate) fn error_response(
         "error": { "code": code, "message": message },
         "ims_vcr": details,
     });
+    json_response(status, &body, "error")
+}
+
+/// A JSON answer marked with `outcome`.
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &Value,
+    outcome: &'static str,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(OUTCOME_HEADER, HeaderValue::from_static("error"));
+    headers.insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
     response
 }

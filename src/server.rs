@@ -1,7 +1,6 @@
 //! Sockets and lifecycle: the builder that assembles a proxy, the accept loop with one task per
 //! connection, graceful shutdown (drain, then flush), and the handle tests and the CLI hold.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,11 +16,14 @@ use tokio::task::JoinHandle;
 
 use crate::cassette;
 use crate::error::{Error, Result};
+use crate::key::MatchRules;
 use crate::leak::Needle;
-use crate::proxy::{DEFAULT_MAX_BODY, Mode, Proxy, Recorder};
+use crate::proxy::{DEFAULT_MAX_BODY, Miss, Mode, Proxy, Recorder};
 use crate::pseudonym::PseudonymKey;
+use crate::realism::{Fault, Latency, Realism};
 use crate::redact::{RedactionPolicy, Redactor};
 use crate::store::Store;
+use crate::tape::Sequence;
 use crate::tape::Tapes;
 use crate::upstream::{Upstream, UpstreamConfig};
 
@@ -49,6 +51,12 @@ pub struct ProxyServerBuilder {
     max_body: usize,
     redact: Option<RedactionPolicy>,
     redaction_key: Option<PseudonymKey>,
+    sequence: Sequence,
+    rules: Option<MatchRules>,
+    latency: Latency,
+    faults: Vec<Fault>,
+    seed: u64,
+    control_token: Option<String>,
 }
 
 impl ProxyServerBuilder {
@@ -59,9 +67,55 @@ impl ProxyServerBuilder {
     }
 
     /// Record mode against `upstream`, storing into the store (see [`Self::store`]).
-    pub fn record(mut self, upstream: UpstreamConfig) -> Self {
-        self.mode = Mode::Record;
+    pub fn record(self, upstream: UpstreamConfig) -> Self {
+        self.forwarding(Mode::Record, upstream)
+    }
+
+    /// Auto mode: replay what the store holds, forward and record what it does not.
+    pub fn auto(self, upstream: UpstreamConfig) -> Self {
+        self.forwarding(Mode::Auto, upstream)
+    }
+
+    /// Passthrough mode: forward everything to `upstream`, store nothing.
+    pub fn passthrough(self, upstream: UpstreamConfig) -> Self {
+        self.forwarding(Mode::Passthrough, upstream)
+    }
+
+    fn forwarding(mut self, mode: Mode, upstream: UpstreamConfig) -> Self {
+        self.mode = mode;
         self.upstream = Some(upstream);
+        self
+    }
+
+    /// What replay serves after a request's last recorded answer (default: repeat the last).
+    pub fn sequence(mut self, sequence: Sequence) -> Self {
+        self.sequence = sequence;
+        self
+    }
+
+    /// Match rules for recording (record/auto). They are saved in the store (re-keying it if
+    /// they changed) and exported with the cassettes, so replay matches the same way.
+    pub fn match_rules(mut self, rules: MatchRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// Latency added to replayed answers (default none).
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Faults injected into a fraction of requests, drawn from `seed` (default none).
+    pub fn faults(mut self, faults: Vec<Fault>, seed: u64) -> Self {
+        self.faults = faults;
+        self.seed = seed;
+        self
+    }
+
+    /// Token that lets non-loopback peers use the control API (loopback peers always may).
+    pub fn control_token(mut self, token: impl Into<String>) -> Self {
+        self.control_token = Some(token.into());
         self
     }
 
@@ -105,7 +159,7 @@ impl ProxyServerBuilder {
 
     /// Loads recordings or connects the upstream, binds, and returns once the port accepts.
     pub async fn start(self) -> Result<ProxyServer> {
-        let proxy = self.assemble()?;
+        let proxy = self.assemble().await?;
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -131,59 +185,129 @@ impl ProxyServerBuilder {
             .unwrap_or_else(|| PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0)
     }
 
-    fn assemble(&self) -> Result<Proxy> {
-        let mut proxy = Proxy {
-            mode: self.mode,
-            rules: Default::default(),
-            tapes: Tapes::default(),
-            recorder: None,
-            max_body: self.max_body,
-        };
-        match self.mode {
-            Mode::Record => {
-                let Source::Store(dir) = &self.source else {
-                    return Err(Error::Config("record mode writes to a --store, not to --cassettes; record, then `ims-vcr export`".into()));
-                };
-                let config = self.upstream.as_ref().expect("record() sets the upstream");
-                let upstream = Upstream::new(config)?;
-                let store = Store::open(dir)?;
-                proxy.rules = store.rules()?;
-                let secrets = config.credentials.iter().flat_map(|c| {
-                    let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
-                    values.extend(c.security_token.clone().map(|t| ("security token", t)));
-                    values.into_iter().map(|(what, value)| Needle {
-                        label: format!("the proxy's {what}"),
-                        value,
-                    })
-                });
-                proxy.recorder = Some(Recorder {
-                    upstream,
-                    store: Arc::new(store),
-                    redactor: self
-                        .redact
-                        .clone()
-                        .map(|policy| Redactor::new(policy, self.key())),
-                    secrets: secrets.collect(),
-                });
-            }
+    async fn assemble(&self) -> Result<Proxy> {
+        let (tapes_from, recorder, rules) = match self.mode {
             Mode::Replay => {
-                let recordings = match &self.source {
+                let (recordings, rules) = match &self.source {
                     // The store is read once and closed, so export or record can use it meanwhile.
                     Source::Store(dir) => {
                         let store = Store::open(dir)?;
-                        proxy.rules = store.rules()?;
-                        store.load(&proxy.rules)?
+                        let rules = store.rules()?;
+                        (store.load(&rules)?, rules)
                     }
-                    Source::Cassettes(dir) => cassette::read_dir(dir, &proxy.rules)?,
+                    Source::Cassettes(dir) => cassette::read_dir(dir)?,
                 };
-                proxy.tapes = Tapes::new(&recordings).map_err(Error::Config)?;
-                if let Some(warning) = proxy.tapes.use_redaction_key(self.key()) {
-                    tracing::warn!("{warning}");
+                (recordings, None, rules)
+            }
+            Mode::Passthrough => (
+                Vec::new(),
+                Some(self.recorder(None)?),
+                MatchRules::default(),
+            ),
+            Mode::Record | Mode::Auto => {
+                let Source::Store(dir) = &self.source else {
+                    return Err(Error::Config(format!(
+                        "{} mode writes to a --store, not to --cassettes; record, then `ims-vcr export`",
+                        self.mode.as_str()
+                    )));
+                };
+                let store = Store::open(dir)?;
+                if let Some(rules) = &self.rules {
+                    store.set_rules(rules).await?;
                 }
-                tracing::info!(requests = proxy.tapes.len(), source = ?self.source, "recordings loaded");
+                let rules = store.rules()?;
+                let recordings = store.load(&rules)?;
+                (recordings, Some(self.recorder(Some(store))?), rules)
+            }
+        };
+        let mut tapes = Tapes::new(&tapes_from, self.sequence).map_err(Error::Config)?;
+        if let Some(warning) = tapes.use_redaction_key(self.key()) {
+            tracing::warn!("{warning}");
+        }
+        tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), source = ?self.source, "recordings loaded");
+        let mut proxy = Proxy::new(self.mode, rules, tapes, recorder);
+        proxy.max_body = self.max_body;
+        proxy.realism = Realism::new(self.latency, self.faults.clone(), self.seed);
+        proxy.control_token = self.control_token.clone();
+        Ok(proxy)
+    }
+
+    fn recorder(&self, store: Option<Store>) -> Result<Recorder> {
+        let config = self
+            .upstream
+            .as_ref()
+            .expect("forwarding modes set the upstream");
+        let upstream = Upstream::new(config)?;
+        let secrets = config.credentials.iter().flat_map(|c| {
+            let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
+            values.extend(c.security_token.clone().map(|t| ("security token", t)));
+            values.into_iter().map(|(what, value)| Needle {
+                label: format!("the proxy's {what}"),
+                value,
+            })
+        });
+        Ok(Recorder {
+            upstream,
+            store: store.map(Arc::new),
+            redactor: self
+                .redact
+                .clone()
+                .map(|policy| Redactor::new(policy, self.key())),
+            secrets: secrets.collect(),
+        })
+    }
+}
+
+/// What a server did, returned by [`ProxyServer::shutdown`]: the CI verdict material.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Mode at shutdown.
+    pub mode: Option<Mode>,
+    /// Requests answered from recordings.
+    pub hits: u64,
+    /// Requests without a recording (with their nearest recordings and diff).
+    pub misses: Vec<Miss>,
+    /// Recorded requests never asked for.
+    pub unused: Vec<String>,
+    /// Answers recorded.
+    pub recorded: u64,
+    /// Failed upstream exchanges.
+    pub upstream_errors: u64,
+}
+
+impl Summary {
+    /// Total misses (a request missed twice counts twice).
+    pub fn miss_count(&self) -> u64 {
+        self.misses.iter().map(|m| m.count).sum()
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "ims-vcr summary: {} hits, {} misses, {} recorded, {} upstream errors, {} unused recordings",
+            self.hits,
+            self.miss_count(),
+            self.recorded,
+            self.upstream_errors,
+            self.unused.len()
+        )?;
+        for miss in &self.misses {
+            writeln!(
+                f,
+                "  miss ({}x): {}",
+                miss.count,
+                miss.request.replace('\n', " | ")
+            )?;
+            for near in &miss.nearest {
+                writeln!(f, "      nearest: {near}")?;
             }
         }
-        Ok(proxy)
+        for unused in &self.unused {
+            writeln!(f, "  unused: {unused}")?;
+        }
+        Ok(())
     }
 }
 
@@ -193,7 +317,7 @@ impl ProxyServerBuilder {
 pub struct ProxyServer {
     address: SocketAddr,
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<Result<()>>>,
+    task: Option<JoinHandle<Result<Summary>>>,
 }
 
 impl ProxyServer {
@@ -207,6 +331,12 @@ impl ProxyServer {
             max_body: DEFAULT_MAX_BODY,
             redact: None,
             redaction_key: None,
+            sequence: Sequence::default(),
+            rules: None,
+            latency: Latency::default(),
+            faults: Vec::new(),
+            seed: 0,
+            control_token: None,
         }
     }
 
@@ -220,14 +350,15 @@ impl ProxyServer {
         format!("http://{}", self.address)
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), flushes the store.
-    pub async fn shutdown(mut self) -> Result<()> {
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), flushes the store, and
+    /// returns what the server did.
+    pub async fn shutdown(mut self) -> Result<Summary> {
         let _ = self.stop.send(true);
         match self.task.take() {
             Some(task) => task
                 .await
                 .unwrap_or_else(|e| Err(Error::Config(format!("server task failed: {e}")))),
-            None => Ok(()),
+            None => Ok(Summary::default()),
         }
     }
 }
@@ -243,7 +374,7 @@ async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     mut stop: watch::Receiver<bool>,
-) -> Result<()> {
+) -> Result<Summary> {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -269,7 +400,7 @@ async fn serve(
                 let proxy = proxy.clone();
                 let service = service_fn(move |request| {
                     let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+                    async move { proxy.handle(request, peer).await }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection.into_owned());
@@ -287,8 +418,26 @@ async fn serve(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after the drain timeout; closing them"),
     }
-    if let Some(recorder) = &proxy.recorder {
-        recorder.store.flush().await?;
-    }
-    Ok(())
+    proxy.flush().await?;
+    let unused = proxy
+        .tapes
+        .stats()
+        .into_iter()
+        .filter(|t| t.played == 0)
+        .map(|t| t.request)
+        .collect();
+    Ok(Summary {
+        mode: Some(proxy.mode()),
+        hits: proxy.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+        misses: proxy.misses(),
+        unused,
+        recorded: proxy
+            .stats
+            .recorded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        upstream_errors: proxy
+            .stats
+            .upstream_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+    })
 }

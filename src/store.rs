@@ -113,29 +113,75 @@ impl Store {
         }
     }
 
-    /// Saves the match rules (recording with new rules re-keys new entries only).
-    pub fn set_rules(&self, rules: &MatchRules) -> Result<()> {
+    /// Saves the match rules. When they differ from the stored ones, every entry is re-keyed
+    /// under the new rules in the same atomic batch, so the store never mixes two key schemes.
+    pub async fn set_rules(&self, rules: &MatchRules) -> Result<()> {
+        if self.rules()? == *rules {
+            return Ok(());
+        }
+        let recordings = self.load(rules)?;
+        let mut batch = sled::Batch::default();
+        for old in self.answers.iter().keys() {
+            batch.remove(old.map_err(|e| self.err(e))?);
+        }
+        // Requests that were distinct under the old rules may be one request under the new.
+        let mut merged: std::collections::BTreeMap<[u8; 32], Vec<&Interaction>> =
+            Default::default();
+        for recording in &recordings {
+            merged
+                .entry(*recording.key.digest())
+                .or_default()
+                .extend(&recording.answers);
+        }
+        for (digest, answers) in merged {
+            for (seq, interaction) in answers.into_iter().enumerate() {
+                let seq = u32::try_from(seq).expect("a request has fewer than 2^32 answers");
+                let value = serde_json::to_vec(interaction).expect("an interaction serialises");
+                batch.insert(entry_key(&digest, seq).to_vec(), value);
+            }
+        }
+        self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
         let json = serde_json::to_vec(rules).expect("rules serialise");
         self.meta.insert("rules", json).map_err(|e| self.err(e))?;
-        Ok(())
+        self.written.fetch_add(1, Ordering::SeqCst);
+        self.flush().await
     }
 
     /// Appends an answer for `key` and returns once it is on disk (group commit: concurrent
-    /// callers share one fsync). The first answer recorded for a key in this session replaces the
-    /// answers older sessions recorded for it, atomically.
-    pub async fn record(&self, key: &RequestKey, interaction: &Interaction) -> Result<()> {
+    /// callers share one fsync). With `replace`, the first answer recorded for a key in this
+    /// session replaces the answers older sessions recorded for it, atomically (record mode);
+    /// without, it is appended after them (auto mode).
+    pub async fn record(
+        &self,
+        key: &RequestKey,
+        interaction: &Interaction,
+        replace: bool,
+    ) -> Result<()> {
         let value = serde_json::to_vec(interaction).expect("an interaction serialises");
         let generation = {
             let mut session = self.session.lock().expect("store session lock poisoned");
             let mut batch = sled::Batch::default();
             let seq = match session.get(key.digest()) {
                 Some(next) => *next,
-                None => {
+                None if replace => {
                     for old in self.answers.scan_prefix(key.digest()).keys() {
                         batch.remove(old.map_err(|e| self.err(e))?);
                     }
                     0
                 }
+                None => match self.answers.scan_prefix(key.digest()).keys().next_back() {
+                    Some(last) => {
+                        let last = last.map_err(|e| self.err(e))?;
+                        let seq: [u8; 4] =
+                            last[32..].try_into().map_err(|_| Error::StoreCorrupt {
+                                path: self.path.clone(),
+                                entry: hex(&last),
+                                reason: "key is not 36 bytes".into(),
+                            })?;
+                        u32::from_be_bytes(seq) + 1
+                    }
+                    None => 0,
+                },
             };
             batch.insert(entry_key(key.digest(), seq).to_vec(), value);
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;

@@ -1,170 +1,105 @@
-//! The replay index: every recording turned once, at start-up, into ready-to-serve responses
-//! (status, headers, body bytes), with a per-request cursor for ordered playback.
+//! The replay index: every recorded request with its prepared answers and a playback cursor, the
+//! sequence policy for requests recorded several times, and what a miss is told (the nearest
+//! recordings and how the request differs from the closest one).
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-use crate::interaction::{RecordedResponse, Recording, body_bytes};
-use crate::key::RequestKey;
+use crate::interaction::{RecordedRequest, Recording, body_bytes};
+use crate::key::{MatchRules, RequestKey, hex};
+use crate::prepared::Prepared;
 use crate::pseudonym::PseudonymKey;
 use crate::redact::{RedactionPolicy, RedactionStamp, Redactor};
 
-/// Header on every answer the proxy gives, saying where it came from: `hit` (replayed),
-/// `recorded` (live, and stored), `miss`, `upstream-error`, `error` (the proxy refused the request).
-pub const OUTCOME_HEADER: &str = "x-ims-vcr";
-
-/// A response prepared once and served by cheap clones (the body is reference-counted).
-#[derive(Clone, Debug)]
-pub struct Prepared {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    /// The upstream origin when the body or a header mentions it (a `Location`, a `self` link),
-    /// so what is served can point at the proxy instead of the real cloud. `None` for almost
-    /// every answer, which then costs nothing extra to serve.
-    upstream_origin: Option<String>,
+/// What replay serves once a request's recorded answers have all been served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sequence {
+    /// Serve the last answer again (a polled image stays `active`). The default.
+    #[default]
+    RepeatLast,
+    /// Start over from the first answer.
+    Cycle,
+    /// Past the end is a miss.
+    Strict,
 }
 
-impl Prepared {
-    /// Prepares a stored answer. Fails on a status or header that is not valid HTTP (cassettes
-    /// are validated on load, so this only fires on a hand-edited store).
-    pub fn from_recorded(response: &RecordedResponse) -> Result<Prepared, String> {
-        let status = StatusCode::from_u16(response.status)
-            .map_err(|_| format!("invalid status {}", response.status))?;
-        let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
-        for (name, value) in &response.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("invalid value for header {name}"))?;
-            headers.append(name, value);
-        }
-        // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
-        headers.remove(hyper::header::CONTENT_LENGTH);
-        headers.remove(hyper::header::TRANSFER_ENCODING);
-        let body = body_bytes(&response.body)?;
-        let mentions = |origin: &str| {
-            let escaped = origin.replace('/', "\\/");
-            let needles = [origin.as_bytes(), escaped.as_bytes()];
-            needles.iter().any(|n| contains(&body, n))
-                || headers
-                    .values()
-                    .any(|v| needles.iter().any(|n| contains(v.as_bytes(), n)))
-        };
-        let upstream_origin =
-            Some(response.upstream.clone()).filter(|o| !o.is_empty() && mentions(o));
-        Ok(Prepared {
-            status,
-            headers,
-            body,
-            upstream_origin,
-        })
-    }
-
-    /// True when serving this answer needs the proxy's own origin (see [`Prepared::to_response`]).
-    pub fn mentions_upstream(&self) -> bool {
-        self.upstream_origin.is_some()
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The body bytes.
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    /// A response to send, marked with the outcome. `proxy_origin` (e.g. `http://127.0.0.1:9696`)
-    /// replaces the upstream origin in the body and headers, so a client following a link or a
-    /// `Location` comes back to the proxy rather than going to the real cloud. The stored answer
-    /// is not changed.
-    pub fn to_response(
-        &self,
-        outcome: &'static str,
-        proxy_origin: Option<&str>,
-    ) -> Response<Full<Bytes>> {
-        let (body, headers) = match (&self.upstream_origin, proxy_origin) {
-            (Some(upstream), Some(proxy)) => {
-                rewrite_origin(&self.body, &self.headers, upstream, proxy)
-            }
-            _ => (self.body.clone(), self.headers.clone()),
-        };
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = headers;
-        response
-            .headers_mut()
-            .insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
-        response
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    while i < haystack.len() {
-        if haystack[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(haystack[i]);
-            i += 1;
+impl FromStr for Sequence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "repeat-last" => Ok(Sequence::RepeatLast),
+            "cycle" => Ok(Sequence::Cycle),
+            "strict" => Ok(Sequence::Strict),
+            other => Err(format!(
+                "--sequence {other:?}: expected repeat-last, cycle or strict"
+            )),
         }
     }
-    out
-}
-
-/// Body and headers with `upstream` (plain and JSON-escaped `\/` forms) replaced by `proxy`.
-fn rewrite_origin(
-    body: &Bytes,
-    headers: &HeaderMap,
-    upstream: &str,
-    proxy: &str,
-) -> (Bytes, HeaderMap) {
-    let pairs = [
-        (upstream.to_owned(), proxy.to_owned()),
-        (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
-    ];
-    let rewrite = |bytes: &[u8]| {
-        pairs.iter().fold(bytes.to_vec(), |acc, (from, to)| {
-            replace_all(&acc, from.as_bytes(), to.as_bytes())
-        })
-    };
-    let mut new_headers = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        // A rewritten value is still valid: both origins are printable ASCII.
-        let value =
-            HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
-        new_headers.append(name.clone(), value);
-    }
-    (Bytes::from(rewrite(body)), new_headers)
 }
 
 /// One request's answers and its playback cursor.
 #[derive(Debug)]
-struct Tape {
+pub struct Tape {
+    /// The request as first recorded (for listings and miss diffs).
+    request: RecordedRequest,
+    /// `METHOD /path?canonical-query`.
+    line: String,
     answers: Vec<Prepared>,
-    /// How many times this request was served; the next answer is `answers[min(next, len-1)]`.
-    next: AtomicUsize,
+    /// How many times this request was asked for since start or the last reset.
+    played: AtomicUsize,
 }
 
-/// All recordings, ready to serve.
+impl Tape {
+    /// The request line, e.g. `GET /v2/images/x`.
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+}
+
+/// The outcome of looking a request up.
+pub enum Play {
+    /// The answer to serve.
+    Hit(Arc<Tape>, usize),
+    /// Recorded, but `--sequence strict` and every answer was served.
+    Exhausted(Arc<Tape>),
+    /// Not recorded.
+    Miss,
+}
+
+impl Play {
+    /// The prepared answer of a hit.
+    pub fn prepared(&self) -> Option<&Prepared> {
+        match self {
+            Play::Hit(tape, index) => tape.answers.get(*index),
+            _ => None,
+        }
+    }
+}
+
+/// Per-request counters for `stats` and the shutdown summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapeStats {
+    /// Request line.
+    pub request: String,
+    /// Hex digest of the request key.
+    pub key: String,
+    /// Answers recorded.
+    pub answers: usize,
+    /// Times asked for.
+    pub played: usize,
+}
+
+/// All recordings, ready to serve; grows in record and auto modes.
 #[derive(Debug, Default)]
 pub struct Tapes {
-    tapes: HashMap<[u8; 32], Tape>,
-    /// Request lines of every recording, for "nearest recorded requests" on a miss.
-    lines: Vec<String>,
+    /// Read on every request, written only when an answer is recorded; never held across await.
+    tapes: RwLock<HashMap<[u8; 32], Arc<Tape>>>,
+    sequence: Sequence,
     /// The distinct redaction stamps the recordings carry.
     stamps: Vec<RedactionStamp>,
     /// Redacts incoming requests so clients sending real values match redacted recordings.
@@ -173,9 +108,8 @@ pub struct Tapes {
 
 impl Tapes {
     /// Prepares every recording. Fails naming the request whose stored answer is invalid.
-    pub fn new(recordings: &[Recording]) -> Result<Tapes, String> {
+    pub fn new(recordings: &[Recording], sequence: Sequence) -> Result<Tapes, String> {
         let mut tapes = HashMap::with_capacity(recordings.len());
-        let mut lines = Vec::with_capacity(recordings.len());
         let mut stamps: Vec<RedactionStamp> = Vec::new();
         for recording in recordings {
             let answers = recording
@@ -184,10 +118,9 @@ impl Tapes {
                 .map(|i| Prepared::from_recorded(&i.response))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("{}: {e}", recording.key.request_line()))?;
-            if answers.is_empty() {
+            let Some(first) = recording.answers.first() else {
                 continue;
-            }
-            lines.push(recording.key.request_line().to_owned());
+            };
             for stamp in recording
                 .answers
                 .iter()
@@ -197,21 +130,26 @@ impl Tapes {
                     stamps.push(stamp.clone());
                 }
             }
-            tapes.insert(
-                *recording.key.digest(),
-                Tape {
-                    answers,
-                    next: AtomicUsize::new(0),
-                },
-            );
+            let tape = Tape {
+                request: first.request.clone(),
+                line: recording.key.request_line().to_owned(),
+                answers,
+                played: AtomicUsize::new(0),
+            };
+            tapes.insert(*recording.key.digest(), Arc::new(tape));
         }
-        lines.sort();
         Ok(Tapes {
-            tapes,
-            lines,
+            tapes: RwLock::new(tapes),
+            sequence,
             stamps,
             redactor: None,
         })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; 32], Arc<Tape>>> {
+        self.tapes
+            .read()
+            .expect("no code panics while holding the tapes lock")
     }
 
     /// Lets clients that send real values match recordings redacted with `key`. Returns a
@@ -253,45 +191,169 @@ impl Tapes {
 
     /// Number of recorded requests.
     pub fn len(&self) -> usize {
-        self.tapes.len()
+        self.read().len()
     }
 
     /// True when nothing is recorded.
     pub fn is_empty(&self) -> bool {
-        self.tapes.is_empty()
+        self.read().is_empty()
     }
 
-    /// The next answer for `key` in recorded order, repeating the last one once all were served.
-    pub fn play(&self, key: &RequestKey) -> Option<&Prepared> {
-        let tape = self.tapes.get(key.digest())?;
-        let served = tape.next.fetch_add(1, Ordering::Relaxed);
-        Some(&tape.answers[served.min(tape.answers.len() - 1)])
+    /// The next answer for `key` under the sequence policy.
+    pub fn play(&self, key: &RequestKey) -> Play {
+        let Some(tape) = self.read().get(key.digest()).cloned() else {
+            return Play::Miss;
+        };
+        let served = tape.played.fetch_add(1, Ordering::Relaxed);
+        let len = tape.answers.len();
+        let index = match self.sequence {
+            Sequence::RepeatLast => served.min(len - 1),
+            Sequence::Cycle => served % len,
+            Sequence::Strict if served < len => served,
+            Sequence::Strict => return Play::Exhausted(tape),
+        };
+        Play::Hit(tape, index)
     }
 
-    /// Up to `n` recorded request lines closest to `key`, for the miss answer: same method first,
-    /// then most leading path segments shared, then edit distance.
-    pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<String> {
+    /// Adds an answer recorded live. `replace` drops the answers recorded before (the first
+    /// answer of a request in a `record` session); otherwise it is appended. The cursor is kept.
+    pub fn record(
+        &self,
+        key: &RequestKey,
+        request: &RecordedRequest,
+        prepared: Prepared,
+        replace: bool,
+    ) {
+        let mut tapes = self
+            .tapes
+            .write()
+            .expect("no code panics while holding the tapes lock");
+        let (mut answers, played) = match tapes.get(key.digest()) {
+            Some(old) if !replace => (old.answers.clone(), old.played.load(Ordering::Relaxed)),
+            _ => (Vec::new(), 0),
+        };
+        answers.push(prepared);
+        let tape = Tape {
+            request: request.clone(),
+            line: key.request_line().to_owned(),
+            answers,
+            played: AtomicUsize::new(played),
+        };
+        tapes.insert(*key.digest(), Arc::new(tape));
+    }
+
+    /// Rewinds every cursor (or only `key`'s); returns how many were rewound.
+    pub fn reset(&self, key: Option<&str>) -> usize {
+        let tapes = self.read();
+        let mut count = 0;
+        for (digest, tape) in tapes.iter() {
+            if key.is_none_or(|k| k == hex(digest)) {
+                tape.played.store(0, Ordering::Relaxed);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Counters per recorded request, sorted by request line.
+    pub fn stats(&self) -> Vec<TapeStats> {
+        let mut out: Vec<TapeStats> = self
+            .read()
+            .iter()
+            .map(|(digest, tape)| TapeStats {
+                request: tape.line.clone(),
+                key: hex(digest),
+                answers: tape.answers.len(),
+                played: tape.played.load(Ordering::Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| a.request.cmp(&b.request).then_with(|| a.key.cmp(&b.key)));
+        out
+    }
+
+    /// Up to `n` recorded requests closest to `key`: same method first, then most leading path
+    /// segments shared, then edit distance.
+    pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<Arc<Tape>> {
         let wanted = key.request_line();
         let (method, path) = split_line(wanted);
-        let mut scored: Vec<((bool, usize, usize), &String)> = self
-            .lines
-            .iter()
-            .map(|line| {
-                let (m, p) = split_line(line);
+        let mut scored: Vec<(Closeness, Arc<Tape>)> = self
+            .read()
+            .values()
+            .map(|tape| {
+                let (m, p) = split_line(&tape.line);
                 let shared = path
                     .split('/')
                     .zip(p.split('/'))
                     .take_while(|(a, b)| a == b)
                     .count();
-                (
-                    (m != method, usize::MAX - shared, distance(wanted, line)),
-                    line,
-                )
+                let score = (
+                    m != method,
+                    usize::MAX - shared,
+                    distance(wanted, &tape.line),
+                    tape.line.clone(),
+                );
+                (score, tape.clone())
             })
             .collect();
-        scored.sort();
-        scored.into_iter().take(n).map(|(_, l)| l.clone()).collect()
+        scored.sort_by(|a, b| a.0.cmp(&b.0));
+        scored.into_iter().take(n).map(|(_, t)| t).collect()
     }
+}
+
+/// Sort key for "nearest": other method, fewer shared path segments, edit distance, line.
+type Closeness = (bool, usize, usize, String);
+
+/// A machine-readable list of how `request` differs from the recorded `tape`: one object per
+/// differing part (`method`, `path`, `query` parameter, matched `header`, `body`).
+pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<Value> {
+    let recorded = &tape.request;
+    let mut out = Vec::new();
+    if !request.method.eq_ignore_ascii_case(&recorded.method) {
+        out.push(json!({"part": "method", "recorded": recorded.method, "got": request.method}));
+    }
+    if request.path != recorded.path {
+        out.push(json!({"part": "path", "recorded": recorded.path, "got": request.path}));
+    }
+    let params = |q: &Option<String>| -> HashMap<String, Vec<String>> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
+            if !rules.ignore_query.iter().any(|i| *i == k) {
+                map.entry(k.into_owned()).or_default().push(v.into_owned());
+            }
+        }
+        map.values_mut().for_each(|v| v.sort());
+        map
+    };
+    let (want, got) = (params(&recorded.query), params(&request.query));
+    let mut names: Vec<&String> = want.keys().chain(got.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        if want.get(name) != got.get(name) {
+            out.push(json!({"part": "query", "name": name, "recorded": want.get(name), "got": got.get(name)}));
+        }
+    }
+    for name in &rules.match_headers {
+        let values = |r: &RecordedRequest| -> Vec<String> {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        if values(recorded) != values(request) {
+            out.push(json!({"part": "header", "name": name, "recorded": values(recorded), "got": values(request)}));
+        }
+    }
+    let digest = |r: &RecordedRequest| {
+        body_bytes(&r.body)
+            .map(|b| hex(&Sha256::digest(&b)))
+            .unwrap_or_default()
+    };
+    if digest(recorded) != digest(request) {
+        out.push(json!({"part": "body", "recorded_sha256": digest(recorded), "got_sha256": digest(request)}));
+    }
+    out
 }
 
 /// Method and path (without query) of a request line.
@@ -302,8 +364,8 @@ fn split_line(line: &str) -> (&str, &str) {
 
 /// Levenshtein distance on chars, capped in length so a hostile request line stays cheap.
 fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(512).collect();
-    let b: Vec<char> = b.chars().take(512).collect();
+    let a: Vec<char> = a.chars().take(256).collect();
+    let b: Vec<char> = b.chars().take(256).collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     let mut current = vec![0; b.len() + 1];
     for (i, ca) in a.iter().enumerate() {
@@ -320,17 +382,20 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::{Body, Interaction, RecordedRequest};
-    use crate::key::MatchRules;
+    use crate::interaction::{Body, Interaction, RecordedResponse};
 
-    fn recording(path: &str, statuses: &[&str]) -> Recording {
-        let request = RecordedRequest {
+    fn request(path: &str, query: Option<&str>) -> RecordedRequest {
+        RecordedRequest {
             method: "GET".into(),
             path: path.into(),
-            query: None,
+            query: query.map(str::to_owned),
             headers: vec![],
             body: None,
-        };
+        }
+    }
+
+    fn recording(path: &str, statuses: &[&str]) -> Recording {
+        let request = request(path, None);
         let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
         let answers = statuses
             .iter()
@@ -338,7 +403,7 @@ mod tests {
                 request: request.clone(),
                 response: RecordedResponse {
                     status: 200,
-                    headers: vec![("content-length".into(), "999".into())],
+                    headers: vec![],
                     body: Body::from_bytes(format!("{{\"status\":\"{s}\"}}").as_bytes()),
                     recorded_at: String::new(),
                     latency_ms: 0,
@@ -350,86 +415,66 @@ mod tests {
         Recording { key, answers }
     }
 
+    fn played(tapes: &Tapes, key: &RequestKey, times: usize) -> Vec<String> {
+        (0..times)
+            .map(|_| match tapes.play(key) {
+                Play::Hit(tape, i) => String::from_utf8_lossy(tape.answers[i].body()).into_owned(),
+                Play::Exhausted(_) => "exhausted".into(),
+                Play::Miss => "miss".into(),
+            })
+            .collect()
+    }
+
+    const Q: &str = r#"{"status":"queued"}"#;
+    const S: &str = r#"{"status":"saving"}"#;
+    const A: &str = r#"{"status":"active"}"#;
+
     #[test]
-    fn answers_play_in_order_then_the_last_repeats() {
+    fn each_sequence_policy_plays_as_documented() {
         let rec = recording("/v2/images/p", &["queued", "saving", "active"]);
-        let tapes = Tapes::new(std::slice::from_ref(&rec)).unwrap();
-        let bodies: Vec<_> = (0..5)
-            .map(|_| tapes.play(&rec.key).unwrap().body().clone())
-            .collect();
-        let statuses: Vec<_> = bodies
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .collect();
-        assert_eq!(
-            statuses,
-            [
-                r#"{"status":"queued"}"#,
-                r#"{"status":"saving"}"#,
-                r#"{"status":"active"}"#,
-                r#"{"status":"active"}"#,
-                r#"{"status":"active"}"#
-            ]
-        );
+        let cases = [
+            (Sequence::RepeatLast, vec![Q, S, A, A, A]),
+            (Sequence::Cycle, vec![Q, S, A, Q, S]),
+            (Sequence::Strict, vec![Q, S, A, "exhausted", "exhausted"]),
+        ];
+        for (sequence, expected) in cases {
+            let tapes = Tapes::new(std::slice::from_ref(&rec), sequence).unwrap();
+            assert_eq!(played(&tapes, &rec.key, 5), expected, "{sequence:?}");
+            assert_eq!(tapes.reset(None), 1);
+            assert_eq!(
+                played(&tapes, &rec.key, 1),
+                vec![Q],
+                "{sequence:?} after reset"
+            );
+        }
     }
 
     #[test]
-    fn stale_content_length_is_never_served() {
-        let rec = recording("/x", &["a"]);
-        let tapes = Tapes::new(std::slice::from_ref(&rec)).unwrap();
-        let response = tapes.play(&rec.key).unwrap().to_response("hit", None);
-        assert!(response.headers().get("content-length").is_none());
-        assert_eq!(response.headers()[OUTCOME_HEADER], "hit");
+    fn reset_can_target_one_request() {
+        let (a, b) = (
+            recording("/a", &["queued", "saving"]),
+            recording("/b", &["queued", "saving"]),
+        );
+        let tapes = Tapes::new(&[a.clone(), b.clone()], Sequence::RepeatLast).unwrap();
+        played(&tapes, &a.key, 1);
+        played(&tapes, &b.key, 1);
+        assert_eq!(tapes.reset(Some(&a.key.hex())), 1);
+        assert_eq!(played(&tapes, &a.key, 1), vec![Q]);
+        assert_eq!(played(&tapes, &b.key, 1), vec![S]);
     }
 
     #[test]
-    fn the_upstream_origin_is_rewritten_to_the_proxy_in_what_is_served() {
-        let response = RecordedResponse {
-            status: 201,
-            headers: vec![("location".into(), "https://ims.example/v2/images/x".into())],
-            body: Body::from_bytes(
-                br#"{"a":"https://ims.example/v2/","b":"https:\/\/ims.example\/v2"}"#,
-            ),
-            recorded_at: String::new(),
-            latency_ms: 0,
-            upstream: "https://ims.example".into(),
-        };
-        let prepared = Prepared::from_recorded(&response).unwrap();
-        assert!(prepared.mentions_upstream());
-        let served = prepared.to_response("hit", Some("http://127.0.0.1:9"));
-        assert_eq!(
-            served.headers()["location"],
-            "http://127.0.0.1:9/v2/images/x"
-        );
-        let body = http_body_util::BodyExt::collect(served.into_body());
-        let body = futures_executor_block_on(body);
-        assert_eq!(
-            body,
-            br#"{"a":"http://127.0.0.1:9/v2/","b":"http:\/\/127.0.0.1:9\/v2"}"#
-        );
-        // Answers that do not mention the upstream are served untouched.
-        let plain = RecordedResponse {
-            headers: vec![],
-            body: Body::from_bytes(b"{}"),
-            ..response
-        };
-        assert!(!Prepared::from_recorded(&plain).unwrap().mentions_upstream());
-    }
-
-    fn futures_executor_block_on<
-        B: std::future::Future<
-                Output = Result<http_body_util::Collected<Bytes>, std::convert::Infallible>,
-            >,
-    >(
-        f: B,
-    ) -> Vec<u8> {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-            .unwrap()
-            .to_bytes()
-            .to_vec()
+    fn recording_live_appends_or_replaces() {
+        let rec = recording("/p", &["queued"]);
+        let tapes = Tapes::new(std::slice::from_ref(&rec), Sequence::RepeatLast).unwrap();
+        let saving = recording("/p", &["saving"]);
+        let prepared = Prepared::from_recorded(&saving.answers[0].response).unwrap();
+        tapes.record(&rec.key, &rec.answers[0].request, prepared.clone(), false);
+        assert_eq!(played(&tapes, &rec.key, 3), vec![Q, S, S]);
+        tapes.record(&rec.key, &rec.answers[0].request, prepared, true);
+        tapes.reset(None);
+        assert_eq!(played(&tapes, &rec.key, 2), vec![S, S]);
+        assert_eq!(tapes.stats()[0].answers, 1);
     }
 
     #[test]
@@ -438,12 +483,57 @@ mod tests {
             recording("/v2/images/aaaa", &["a"]),
             recording("/v2/schemas/image", &["a"]),
         ];
-        let tapes = Tapes::new(&recs).unwrap();
-        let probe = recording("/v2/images/aaab", &["a"]).key;
+        let tapes = Tapes::new(&recs, Sequence::RepeatLast).unwrap();
+        let lines = |probe: &str| {
+            let key = recording(probe, &["a"]).key;
+            tapes
+                .nearest(&key, 1)
+                .iter()
+                .map(|t| t.line().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines("/v2/images/aaab"), ["GET /v2/images/aaaa"]);
+        // Sharing `/v2/images` beats a shorter edit distance to another route.
+        assert_eq!(lines("/v2/images/zz"), ["GET /v2/images/aaaa"]);
+    }
+
+    #[test]
+    fn the_miss_diff_names_each_differing_part() {
+        let rules = MatchRules {
+            match_headers: vec!["x-project-id".into()],
+            ignore_query: vec!["marker".into()],
+        };
+        let mut recorded = request("/v2/images", Some("limit=10&owner=a&marker=1"));
+        recorded.headers = vec![("x-project-id".into(), "p1".into())];
+        let tape = Tape {
+            request: recorded,
+            line: String::new(),
+            answers: vec![],
+            played: AtomicUsize::new(0),
+        };
+        let mut got = request("/v2/images", Some("limit=20&owner=a&marker=2&extra=1"));
+        got.method = "POST".into();
+        got.headers = vec![("x-project-id".into(), "p2".into())];
+        got.body = Body::from_bytes(b"{}");
+        let parts: Vec<String> = diff(&rules, &got, &tape)
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}",
+                    d["part"].as_str().unwrap(),
+                    d["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
         assert_eq!(
-            tapes.nearest(&probe, 1),
-            vec!["GET /v2/images/aaaa".to_string()]
+            parts,
+            [
+                "method:",
+                "query:extra",
+                "query:limit",
+                "header:x-project-id",
+                "body:"
+            ]
         );
-        assert!(tapes.play(&probe).is_none());
     }
 }

@@ -10,7 +10,6 @@ use serde_json::Value;
 use crate::cassette;
 use crate::error::{Error, Result};
 use crate::headers::is_credential;
-use crate::key::MatchRules;
 use crate::leak::{LeakScanner, Needle};
 use crate::redact::{RedactionPolicy, RedactionStamp};
 
@@ -114,7 +113,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
         // Structural validity last: it stops at its first problem, and the checks above may
         // already have said more precisely what is wrong.
-        if let Err(e) = cassette::parse(&path, &bytes, &MatchRules::default()) {
+        if let Err(e) = cassette::parse(&path, &bytes) {
             let message = e.to_string();
             let reason = message
                 .split_once(": ")

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use ims_vcr::cassette;
-use ims_vcr::store::Store;
 
 use crate::util::*;
 
@@ -26,14 +25,11 @@ async fn record_some(store: &Path, dir: &Path) {
 }
 
 fn export(store: &Path, out: &Path) -> cassette::ExportSummary {
-    let store = Store::open(store).unwrap();
-    cassette::write_dir(out, &store.load(&store.rules().unwrap()).unwrap()).unwrap()
+    export_store(store, out, None).unwrap()
 }
 
 async fn import(store: &Path, dir: &Path) -> ims_vcr::Result<()> {
-    let store = Store::open(store)?;
-    let recordings = cassette::read_dir(dir, &store.rules()?)?;
-    store.import(&recordings).await
+    import_dir(store, dir).await
 }
 
 #[tokio::test]

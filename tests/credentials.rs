@@ -36,11 +36,7 @@ async fn credentials_are_absent_from_store_bytes_and_exported_cassettes() {
     fake.stop().await;
 
     let out = dir.path().join("out");
-    let recordings = ims_vcr::store::Store::open(&store)
-        .unwrap()
-        .load(&Default::default())
-        .unwrap();
-    ims_vcr::cassette::write_dir(&out, &recordings).unwrap();
+    export_store(&store, &out, None).unwrap();
     assert_eq!(all_files(&out).len(), 2);
 
     for secret in [

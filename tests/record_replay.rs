@@ -177,14 +177,7 @@ async fn gzip_from_the_upstream_is_stored_decoded_and_served_with_a_correct_leng
     replay.shutdown().await.unwrap();
 
     let out = dir.path().join("out");
-    ims_vcr::cassette::write_dir(
-        &out,
-        &ims_vcr::store::Store::open(&store)
-            .unwrap()
-            .load(&Default::default())
-            .unwrap(),
-    )
-    .unwrap();
+    export_store(&store, &out, None).unwrap();
     let cassette = all_files(&out)
         .into_iter()
         .find(|(p, _)| p.to_string_lossy().contains("bc6bed6e"))

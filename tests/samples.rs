@@ -49,7 +49,7 @@ async fn the_shipped_cassettes_are_a_recording_of_the_stand_in() {
     let redactor = Redactor::new(RedactionPolicy::default(), key);
     let recordings =
         cassette::redact_recordings(&store.load(&rules).unwrap(), &redactor, &rules).unwrap();
-    cassette::write_dir(&fresh, &recordings).unwrap();
+    cassette::write_dir(&fresh, &recordings, &rules).unwrap();
 
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
     if std::env::var_os("IMS_VCR_WRITE_SAMPLES").is_some() {

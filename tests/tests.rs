@@ -20,3 +20,5 @@ mod samples;
 mod signing;
 // Redaction, the leak gate and `verify`.
 mod redaction;
+// Modes, single-flight, sequences, match rules, verdicts, control API, latency and faults.
+mod modes;

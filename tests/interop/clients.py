@@ -56,9 +56,12 @@ def run_openstack(args):
         load_yaml_config=False,  # no clouds.yaml / secure.yaml
         load_envvars=False,  # no OS_* variables
         api_timeout=10,
+        # openstacksdk's defaults.json sets image_status_code_retries=5 (503/429 retried with
+        # back-off), and the service-prefixed key wins over the plain one: set both.
         connect_retries=0,
         status_code_retries=0,
-        retriable_status_codes=[],
+        image_connect_retries=0,
+        image_status_code_retries=0,
     )
     try:
         image = conn.image.get_image(args.image_id)

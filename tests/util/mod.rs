@@ -172,3 +172,26 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `ims-vcr export [--redact]` through the library: store → cassette folder.
+pub fn export_store(
+    store: &Path,
+    out: &Path,
+    redactor: Option<&ims_vcr::redact::Redactor>,
+) -> ims_vcr::Result<ims_vcr::cassette::ExportSummary> {
+    let store = ims_vcr::store::Store::open(store)?;
+    let rules = store.rules()?;
+    let mut recordings = store.load(&rules)?;
+    if let Some(redactor) = redactor {
+        recordings = ims_vcr::cassette::redact_recordings(&recordings, redactor, &rules)?;
+    }
+    ims_vcr::cassette::write_dir(out, &recordings, &rules)
+}
+
+/// `ims-vcr import` through the library: cassette folder → store, all or nothing.
+pub async fn import_dir(store: &Path, dir: &Path) -> ims_vcr::Result<()> {
+    let (recordings, rules) = ims_vcr::cassette::read_dir(dir)?;
+    let store = ims_vcr::store::Store::open(store)?;
+    store.set_rules(&rules).await?;
+    store.import(&recordings).await
+}

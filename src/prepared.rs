@@ -1,0 +1,232 @@
+//! A response prepared once, at start-up or record time (status, headers, body bytes), and
+//! served by cheap clones; with the upstream origin pointed at the proxy when it mentions it.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::interaction::{RecordedResponse, body_bytes};
+
+/// Header on every answer the proxy gives, saying where it came from: `hit` (replayed),
+/// `recorded` (live, and stored), `forwarded` (live, passthrough), `miss`, `upstream-error`,
+/// `fault` (injected), `control` (control API), `error` (the proxy refused the request).
+pub const OUTCOME_HEADER: &str = "x-ims-vcr";
+
+/// A response prepared once and served by cheap clones (the body is reference-counted).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    /// The upstream origin when the body or a header mentions it (a `Location`, a `self` link),
+    /// so what is served can point at the proxy instead of the real cloud. `None` for almost
+    /// every answer, which then costs nothing extra to serve.
+    upstream_origin: Option<String>,
+    /// How long the upstream took when this was recorded (for `--latency recorded`).
+    latency: std::time::Duration,
+}
+
+impl Prepared {
+    /// Prepares a stored answer. Fails on a status or header that is not valid HTTP (cassettes
+    /// are validated on load, so this only fires on a hand-edited store).
+    pub fn from_recorded(response: &RecordedResponse) -> Result<Prepared, String> {
+        let status = StatusCode::from_u16(response.status)
+            .map_err(|_| format!("invalid status {}", response.status))?;
+        let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
+        for (name, value) in &response.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
+            headers.append(name, value);
+        }
+        // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
+        headers.remove(hyper::header::CONTENT_LENGTH);
+        headers.remove(hyper::header::TRANSFER_ENCODING);
+        let body = body_bytes(&response.body)?;
+        let mentions = |origin: &str| {
+            let escaped = origin.replace('/', "\\/");
+            let needles = [origin.as_bytes(), escaped.as_bytes()];
+            needles.iter().any(|n| contains(&body, n))
+                || headers
+                    .values()
+                    .any(|v| needles.iter().any(|n| contains(v.as_bytes(), n)))
+        };
+        let upstream_origin =
+            Some(response.upstream.clone()).filter(|o| !o.is_empty() && mentions(o));
+        Ok(Prepared {
+            status,
+            headers,
+            body,
+            upstream_origin,
+            latency: std::time::Duration::from_millis(response.latency_ms),
+        })
+    }
+
+    /// True when serving this answer needs the proxy's own origin (see [`Prepared::to_response`]).
+    pub fn mentions_upstream(&self) -> bool {
+        self.upstream_origin.is_some()
+    }
+
+    /// The upstream latency observed when this answer was recorded.
+    pub fn latency(&self) -> std::time::Duration {
+        self.latency
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// A response to send, marked with the outcome. `proxy_origin` (e.g. `http://127.0.0.1:9696`)
+    /// replaces the upstream origin in the body and headers, so a client following a link or a
+    /// `Location` comes back to the proxy rather than going to the real cloud. The stored answer
+    /// is not changed.
+    pub fn to_response(
+        &self,
+        outcome: &'static str,
+        proxy_origin: Option<&str>,
+    ) -> Response<Full<Bytes>> {
+        let (body, headers) = match (&self.upstream_origin, proxy_origin) {
+            (Some(upstream), Some(proxy)) => {
+                rewrite_origin(&self.body, &self.headers, upstream, proxy)
+            }
+            _ => (self.body.clone(), self.headers.clone()),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = headers;
+        response
+            .headers_mut()
+            .insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
+        response
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Body and headers with `upstream` (plain and JSON-escaped `\/` forms) replaced by `proxy`.
+fn rewrite_origin(
+    body: &Bytes,
+    headers: &HeaderMap,
+    upstream: &str,
+    proxy: &str,
+) -> (Bytes, HeaderMap) {
+    let pairs = [
+        (upstream.to_owned(), proxy.to_owned()),
+        (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
+    ];
+    let rewrite = |bytes: &[u8]| {
+        pairs.iter().fold(bytes.to_vec(), |acc, (from, to)| {
+            replace_all(&acc, from.as_bytes(), to.as_bytes())
+        })
+    };
+    let mut new_headers = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // A rewritten value is still valid: both origins are printable ASCII.
+        let value =
+            HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
+        new_headers.append(name.clone(), value);
+    }
+    (Bytes::from(rewrite(body)), new_headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interaction::Body;
+
+    #[test]
+    fn stale_content_length_is_never_served() {
+        let recorded = RecordedResponse {
+            status: 200,
+            headers: vec![
+                ("content-length".into(), "999".into()),
+                ("transfer-encoding".into(), "chunked".into()),
+            ],
+            body: Body::from_bytes(b"{}"),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: String::new(),
+        };
+        let response = Prepared::from_recorded(&recorded)
+            .unwrap()
+            .to_response("hit", None);
+        assert!(response.headers().get("transfer-encoding").is_none());
+        assert!(response.headers().get("content-length").is_none());
+        assert_eq!(response.headers()[OUTCOME_HEADER], "hit");
+    }
+
+    #[test]
+    fn the_upstream_origin_is_rewritten_to_the_proxy_in_what_is_served() {
+        let response = RecordedResponse {
+            status: 201,
+            headers: vec![("location".into(), "https://ims.example/v2/images/x".into())],
+            body: Body::from_bytes(
+                br#"{"a":"https://ims.example/v2/","b":"https:\/\/ims.example\/v2"}"#,
+            ),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: "https://ims.example".into(),
+        };
+        let prepared = Prepared::from_recorded(&response).unwrap();
+        assert!(prepared.mentions_upstream());
+        let served = prepared.to_response("hit", Some("http://127.0.0.1:9"));
+        assert_eq!(
+            served.headers()["location"],
+            "http://127.0.0.1:9/v2/images/x"
+        );
+        let body = http_body_util::BodyExt::collect(served.into_body());
+        let body = futures_executor_block_on(body);
+        assert_eq!(
+            body,
+            br#"{"a":"http://127.0.0.1:9/v2/","b":"http:\/\/127.0.0.1:9\/v2"}"#
+        );
+        // Answers that do not mention the upstream are served untouched.
+        let plain = RecordedResponse {
+            headers: vec![],
+            body: Body::from_bytes(b"{}"),
+            ..response
+        };
+        assert!(!Prepared::from_recorded(&plain).unwrap().mentions_upstream());
+    }
+
+    fn futures_executor_block_on<
+        B: std::future::Future<
+                Output = Result<http_body_util::Collected<Bytes>, std::convert::Infallible>,
+            >,
+    >(
+        f: B,
+    ) -> Vec<u8> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+            .unwrap()
+            .to_bytes()
+            .to_vec()
+    }
+}

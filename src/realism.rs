@@ -1,0 +1,232 @@
+//! Realism on demand, zero by default: added latency (fixed, or the latency each recording
+//! observed, scaled) and injected faults (503 answers, connection resets) for testing a client's
+//! resilience, drawn deterministically from `--seed`.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Delay added before a replayed answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Latency {
+    /// Answer at once (the default).
+    #[default]
+    None,
+    /// The same delay for every answer: `fixed:50ms`, `fixed:1s`.
+    Fixed(Duration),
+    /// The latency the upstream had when the answer was recorded, times a factor:
+    /// `recorded`, `recorded*2`, `recorded*0.5`.
+    Recorded(f64),
+}
+
+impl FromStr for Latency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("--latency {s:?}: expected fixed:50ms, fixed:1s, recorded or recorded*K");
+        if let Some(value) = s.strip_prefix("fixed:") {
+            let (number, unit) = value.split_at(
+                value
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .ok_or_else(bad)?,
+            );
+            let n: u64 = number.parse().map_err(|_| bad())?;
+            return match unit {
+                "ms" => Ok(Latency::Fixed(Duration::from_millis(n))),
+                "s" => Ok(Latency::Fixed(Duration::from_secs(n))),
+                _ => Err(bad()),
+            };
+        }
+        match s.strip_prefix("recorded") {
+            Some("") => Ok(Latency::Recorded(1.0)),
+            Some(factor) => {
+                let k: f64 = factor
+                    .strip_prefix('*')
+                    .ok_or_else(bad)?
+                    .parse()
+                    .map_err(|_| bad())?;
+                if k.is_finite() && k >= 0.0 {
+                    Ok(Latency::Recorded(k))
+                } else {
+                    Err(bad())
+                }
+            }
+            None => Err(bad()),
+        }
+    }
+}
+
+/// A kind of injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// An IMS-style `503 Service Unavailable` with `x-ims-vcr: fault`.
+    Unavailable,
+    /// The connection is closed without an answer.
+    Reset,
+}
+
+/// A fault injected into a fraction of requests: `503:0.1`, `reset:0.05`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// Probability per request, 0 to 1.
+    pub rate: f64,
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("--fault {s:?}: expected 503:RATE or reset:RATE with RATE between 0 and 1");
+        let (kind, rate) = s.split_once(':').ok_or_else(bad)?;
+        let kind = match kind {
+            "503" => FaultKind::Unavailable,
+            "reset" => FaultKind::Reset,
+            _ => return Err(bad()),
+        };
+        let rate: f64 = rate.parse().map_err(|_| bad())?;
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(bad());
+        }
+        Ok(Fault { kind, rate })
+    }
+}
+
+/// Latency and faults with their deterministic random source.
+#[derive(Debug, Default)]
+pub struct Realism {
+    latency: Latency,
+    faults: Vec<Fault>,
+    seed: u64,
+    /// Requests drawn for so far: request N always gets draw N, whatever the timing.
+    drawn: AtomicU64,
+}
+
+impl Realism {
+    /// Latency and faults seeded with `seed`.
+    pub fn new(latency: Latency, faults: Vec<Fault>, seed: u64) -> Self {
+        Realism {
+            latency,
+            faults,
+            seed,
+            drawn: AtomicU64::new(0),
+        }
+    }
+
+    /// The fault for the next request, if any (each configured fault is tried in order).
+    pub fn next_fault(&self) -> Option<FaultKind> {
+        if self.faults.is_empty() {
+            return None;
+        }
+        let n = self.drawn.fetch_add(1, Ordering::Relaxed);
+        self.faults.iter().enumerate().find_map(|(i, fault)| {
+            let draw =
+                splitmix64(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64) << 56);
+            // Top 53 bits as a uniform float in [0, 1).
+            let unit = (draw >> 11) as f64 / (1u64 << 53) as f64;
+            (unit < fault.rate).then_some(fault.kind)
+        })
+    }
+
+    /// The delay before serving an answer recorded with `recorded` latency.
+    pub fn delay(&self, recorded: Duration) -> Duration {
+        match self.latency {
+            Latency::None => Duration::ZERO,
+            Latency::Fixed(d) => d,
+            Latency::Recorded(k) => recorded.mul_f64(k),
+        }
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed, reproducible generator (no crate needed for this).
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_and_fault_flags_parse_or_name_the_flag() {
+        assert_eq!(
+            "fixed:50ms".parse(),
+            Ok(Latency::Fixed(Duration::from_millis(50)))
+        );
+        assert_eq!(
+            "fixed:2s".parse(),
+            Ok(Latency::Fixed(Duration::from_secs(2)))
+        );
+        assert_eq!("recorded".parse(), Ok(Latency::Recorded(1.0)));
+        assert_eq!("recorded*2.5".parse(), Ok(Latency::Recorded(2.5)));
+        for bad in ["fixed:50", "fixed:xms", "recorded*", "recorded*-1", "slow"] {
+            assert!(
+                bad.parse::<Latency>().unwrap_err().contains("--latency"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            "503:0.1".parse(),
+            Ok(Fault {
+                kind: FaultKind::Unavailable,
+                rate: 0.1
+            })
+        );
+        assert_eq!(
+            "reset:1".parse(),
+            Ok(Fault {
+                kind: FaultKind::Reset,
+                rate: 1.0
+            })
+        );
+        for bad in ["503", "500:0.1", "reset:1.5", "reset:x"] {
+            assert!(
+                bad.parse::<Fault>().unwrap_err().contains("--fault"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn faults_are_deterministic_for_a_seed_and_near_their_rate() {
+        let faults = vec!["503:0.2".parse().unwrap(), "reset:0.1".parse().unwrap()];
+        let run = |seed| {
+            let realism = Realism::new(Latency::None, faults.clone(), seed);
+            (0..10_000)
+                .map(|_| realism.next_fault())
+                .collect::<Vec<_>>()
+        };
+        let (a, b, c) = (run(7), run(7), run(8));
+        assert_eq!(a, b, "same seed, same faults");
+        assert_ne!(a, c, "another seed, other faults");
+        let count = |kind| a.iter().filter(|f| **f == Some(kind)).count();
+        // 503 on 20%; reset on 10% of the remaining 80% = 8%. Bounds are ±4.5 standard deviations.
+        assert!(
+            (1820..=2180).contains(&count(FaultKind::Unavailable)),
+            "{}",
+            count(FaultKind::Unavailable)
+        );
+        assert!(
+            (680..=920).contains(&count(FaultKind::Reset)),
+            "{}",
+            count(FaultKind::Reset)
+        );
+    }
+
+    #[test]
+    fn recorded_latency_is_scaled() {
+        let realism = Realism::new(Latency::Recorded(2.0), vec![], 0);
+        assert_eq!(
+            realism.delay(Duration::from_millis(30)),
+            Duration::from_millis(60)
+        );
+        assert_eq!(
+            Realism::default().delay(Duration::from_secs(9)),
+            Duration::ZERO
+        );
+    }
+}

@@ -1,0 +1,434 @@
+//! Modes (record, auto, replay, passthrough), single-flight, sequence policies, match rules, CI
+//! verdicts, the control API, and latency/fault injection.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ims_vcr::ProxyServer;
+use ims_vcr::key::MatchRules;
+use ims_vcr::realism::{Fault, Latency};
+use ims_vcr::tape::Sequence;
+
+use crate::cli::Running;
+use crate::util::*;
+
+async fn record_seed_and_polling(store: &Path) {
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    for _ in 0..3 {
+        get(&image_url(&proxy, POLLING_IMAGE_ID)).await;
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn auto_replays_what_is_recorded_and_records_what_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_seed_and_polling(&store).await;
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = ProxyServer::builder()
+        .auto(upstream_for(&fake, dir.path()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+
+    let hit = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    assert_eq!(hit.header("x-ims-vcr"), Some("hit"));
+    assert!(
+        fake.requests().is_empty(),
+        "a hit never reaches the upstream"
+    );
+    let new = get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
+    assert_eq!(
+        (new.status, new.header("x-ims-vcr")),
+        (404, Some("recorded"))
+    );
+    let again = get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
+    assert_eq!(again.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(again.body, new.body);
+    assert_eq!(fake.requests().len(), 1);
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!((summary.hits, summary.recorded), (2, 1));
+    assert_eq!(
+        stored_answers(&store),
+        5,
+        "auto appends; the earlier recordings stay"
+    );
+}
+
+#[tokio::test]
+async fn auto_makes_one_upstream_call_for_many_concurrent_identical_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        delay: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let proxy = ProxyServer::builder()
+        .auto(upstream_for(&fake, dir.path()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let url = image_url(&proxy, SEED_IMAGE_ID);
+    let replies = futures_join_all((0..24).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { get(&url).await })
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json(), seed_image_json());
+    }
+    let recorded = replies
+        .iter()
+        .filter(|r| r.header("x-ims-vcr") == Some("recorded"))
+        .count();
+    assert_eq!(
+        recorded, 1,
+        "one leader records, the others are served its answer"
+    );
+    assert_eq!(fake.requests().len(), 1, "single-flight: one upstream call");
+    proxy.shutdown().await.unwrap();
+    assert_eq!(stored_answers(&store), 1, "one recording");
+}
+
+async fn futures_join_all<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn passthrough_forwards_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = ProxyServer::builder()
+        .passthrough(upstream_for(&fake, dir.path()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let reply = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+        assert_eq!(
+            (reply.status, reply.header("x-ims-vcr")),
+            (200, Some("forwarded"))
+        );
+    }
+    assert_eq!(fake.requests().len(), 2);
+    proxy.shutdown().await.unwrap();
+    assert!(
+        !store.exists(),
+        "passthrough does not even create the store"
+    );
+}
+
+#[tokio::test]
+async fn strict_sequence_turns_past_the_end_into_a_miss_until_the_cursors_are_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_seed_and_polling(&store).await;
+    let replay = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .sequence(Sequence::Strict)
+        .start()
+        .await
+        .unwrap();
+    let url = image_url(&replay, POLLING_IMAGE_ID);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let reply = get(&url).await;
+        seen.push(
+            reply.json()["status"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    reply.json()["ims_vcr"]["reason"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                }),
+        );
+    }
+    assert_eq!(seen, ["queued", "saving", "active", "sequence-exhausted"]);
+    let reset = send(
+        "POST",
+        &format!("{}/__ims-vcr/reset", replay.uri()),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(reset.status, 200);
+    assert_eq!(get(&url).await.json()["status"], "queued");
+}
+
+#[tokio::test]
+async fn match_rules_are_recorded_with_the_cassettes_and_used_at_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let rules = MatchRules {
+        match_headers: vec!["x-project-id".into()],
+        ignore_query: vec!["marker".into()],
+    };
+    let proxy = ProxyServer::builder()
+        .record(upstream_for(&fake, dir.path()))
+        .store(&store)
+        .match_rules(rules.clone())
+        .start()
+        .await
+        .unwrap();
+    let list = format!("{}/v2/images?limit=1&marker=a", proxy.uri());
+    let p1 = send("GET", &list, &[("x-project-id", "p1")], b"").await;
+    send(
+        "GET",
+        &format!("{}/v2/images?owner=nobody", proxy.uri()),
+        &[("x-project-id", "p2")],
+        b"",
+    )
+    .await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    for (_, bytes) in all_files(&out) {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            value["match"]["match_headers"],
+            serde_json::json!(["x-project-id"])
+        );
+    }
+    let replay = cassette_replayer(&out).await;
+    let other_marker = format!("{}/v2/images?limit=1&marker=zzz", replay.uri());
+    let hit = send("GET", &other_marker, &[("x-project-id", "p1")], b"").await;
+    assert_eq!(hit.header("x-ims-vcr"), Some("hit"), "marker is ignored");
+    assert_eq!(hit.body, p1.body);
+    let miss = send("GET", &other_marker, &[("x-project-id", "p2")], b"").await;
+    assert_eq!(
+        miss.header("x-ims-vcr"),
+        Some("miss"),
+        "the project header takes part"
+    );
+    let diff = &miss.json()["ims_vcr"]["diff"];
+    assert!(
+        diff.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["part"] == "header" && d["name"] == "x-project-id"),
+        "{diff}"
+    );
+}
+
+#[tokio::test]
+async fn a_miss_carries_a_machine_readable_diff_against_the_nearest_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    get(&format!("{}/v2/images?limit=10&owner=x", proxy.uri())).await;
+    proxy.shutdown().await.unwrap();
+    let replay = replayer(&store).await;
+    let miss = get(&format!("{}/v2/images?limit=20&owner=x", replay.uri())).await;
+    let diff = miss.json()["ims_vcr"]["diff"].clone();
+    assert_eq!(
+        diff,
+        serde_json::json!([{"part": "query", "name": "limit", "recorded": ["10"], "got": ["20"]}])
+    );
+}
+
+#[tokio::test]
+async fn the_control_api_reports_and_switches_mode_but_is_never_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let control = |path: &str| format!("{}/__ims-vcr/{path}", proxy.uri());
+    assert_eq!(get(&control("health")).await.json()["mode"], "record");
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+
+    let switched = send("POST", &control("mode"), &[], br#"{"mode":"replay"}"#).await;
+    assert_eq!(switched.json()["mode"], "replay");
+    assert_eq!(
+        get(&image_url(&proxy, SEED_IMAGE_ID))
+            .await
+            .header("x-ims-vcr"),
+        Some("hit")
+    );
+    assert_eq!(
+        get(&image_url(&proxy, UNKNOWN_IMAGE_ID))
+            .await
+            .header("x-ims-vcr"),
+        Some("miss")
+    );
+    let stats = get(&control("stats")).await.json();
+    assert_eq!(
+        (
+            stats["hits"].as_u64(),
+            stats["misses"].as_u64(),
+            stats["recorded"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(stats["requests"][0]["played"], 1);
+    let misses = get(&control("misses")).await.json();
+    assert_eq!(
+        misses[0]["request"],
+        format!("GET /v2/images/{UNKNOWN_IMAGE_ID}")
+    );
+    assert_eq!(get(&control("nonsense")).await.status, 404);
+    assert_eq!(
+        send("POST", &control("mode?mode=warp"), &[], b"")
+            .await
+            .status,
+        409
+    );
+    proxy.shutdown().await.unwrap();
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "control requests never reach the upstream"
+    );
+    assert_eq!(stored_answers(&store), 1, "nor the store");
+
+    let replay_only = replayer(&store).await;
+    let refused = send(
+        "POST",
+        &format!("{}/__ims-vcr/mode?mode=record", replay_only.uri()),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused.json()["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("--upstream")
+    );
+}
+
+#[tokio::test]
+async fn seeded_fault_injection_is_reproducible_and_near_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_seed_and_polling(&store).await;
+    let run = |seed| {
+        let store = store.clone();
+        async move {
+            let faults: Vec<Fault> = vec!["503:0.3".parse().unwrap()];
+            let replay = ProxyServer::builder()
+                .replay()
+                .store(&store)
+                .faults(faults, seed)
+                .start()
+                .await
+                .unwrap();
+            let mut outcomes = Vec::new();
+            for _ in 0..200 {
+                let reply = get(&image_url(&replay, SEED_IMAGE_ID)).await;
+                outcomes.push(reply.status);
+            }
+            outcomes
+        }
+    };
+    let (a, b) = (run(42).await, run(42).await);
+    assert_eq!(a, b, "same seed, same faults");
+    let faults = a.iter().filter(|s| **s == 503).count();
+    assert!(
+        (30..=90).contains(&faults),
+        "{faults} faults in 200 at rate 0.3"
+    );
+    assert!(a.iter().all(|s| *s == 503 || *s == 200));
+
+    let resetting = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .faults(vec!["reset:1".parse().unwrap()], 0)
+        .start()
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let err = client
+        .get(image_url(&resetting, SEED_IMAGE_ID))
+        .send()
+        .await;
+    assert!(
+        err.is_err(),
+        "a reset fault closes the connection without an answer"
+    );
+}
+
+#[tokio::test]
+async fn fixed_latency_delays_every_replayed_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_seed_and_polling(&store).await;
+    let replay = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .latency(Latency::Fixed(Duration::from_millis(80)))
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(get(&image_url(&replay, SEED_IMAGE_ID)).await.status, 200);
+        // A lower bound only: the delay is a floor, and nothing here times the machine.
+        assert!(started.elapsed() >= Duration::from_millis(80));
+    }
+}
+
+#[tokio::test]
+async fn fail_on_miss_and_fail_on_unused_set_the_exit_code_and_print_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    let cassettes = cassettes.to_str().unwrap();
+    let cases: [(&[&str], bool, i32, &str); 4] = [
+        (
+            &["--fail-on-miss"],
+            true,
+            3,
+            "miss (1x): GET /v2/images/nope",
+        ),
+        (&["--fail-on-miss"], false, 0, "0 misses"),
+        (
+            &["--fail-on-unused"],
+            false,
+            3,
+            "unused: GET /v2/schemas/image",
+        ),
+        (&[], true, 0, "1 misses"),
+    ];
+    for (flags, miss, code, expected) in cases {
+        let mut args = vec!["replay", "--listen", "0", "--cassettes", cassettes];
+        args.extend_from_slice(flags);
+        let proxy = Running::start(&args, dir.path());
+        get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+        if miss {
+            get(&format!("{}/v2/images/nope", proxy.uri)).await;
+        }
+        proxy.signal("-TERM");
+        let log_path = dir.path().join("ims-vcr-replay.log");
+        let status = proxy.wait();
+        let log = std::fs::read_to_string(log_path).unwrap();
+        assert_eq!(status.code(), Some(code), "{flags:?}:\n{log}");
+        assert!(
+            log.contains(expected),
+            "{flags:?}: expected {expected:?} in\n{log}"
+        );
+        assert!(log.contains("ims-vcr summary:"), "{log}");
+    }
+}
