@@ -367,7 +367,9 @@ fn redact_json(policy: &RedactionPolicy, mapping: &Mapping, key: &PseudonymKey, 
 // ---- the leak gate --------------------------------------------------------------------------
 
 /// Credential values a request carried, as needles for the leak gate: each credential header's
-/// value, plus the access key and signature inside an AK/SK `Authorization`, and each cookie.
+/// whole value, plus the secret parts inside it: the access key and signature of an AK/SK
+/// `Authorization` (not its `SignedHeaders` list, which names ordinary headers), the credential
+/// of a `Bearer`/`Basic` one, and each cookie value.
 pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
     let mut needles = Vec::new();
     for (name, value) in headers {
@@ -376,23 +378,41 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
         }
         let Ok(value) = value.to_str() else { continue };
         let label = format!("credential header {name}");
-        needles.push(Needle {
-            label: label.clone(),
-            value: value.to_owned(),
-        });
-        // `SDK-HMAC-SHA256 Access=AK, SignedHeaders=…, Signature=…`, `Bearer T`, `a=b; c=d`
-        for part in value.split([',', ';', ' ']) {
-            let part = part.trim();
-            let piece = part.split_once('=').map_or(part, |(_, v)| v);
-            if piece.len() >= MIN_NEEDLE_LEN && !piece.contains("HMAC") {
+        let mut push = |v: &str| {
+            let v = v.trim();
+            if !v.is_empty() {
                 needles.push(Needle {
                     label: label.clone(),
-                    value: piece.to_owned(),
+                    value: v.to_owned(),
                 });
             }
+        };
+        push(value);
+        match name.as_str() {
+            "authorization" | "proxy-authorization" => {
+                let (scheme, rest) = value.split_once(' ').unwrap_or(("", value));
+                if scheme.contains("HMAC") {
+                    for (k, v) in rest.split(',').filter_map(|p| p.trim().split_once('=')) {
+                        if matches!(k, "Access" | "Signature" | "Credential") {
+                            push(v);
+                        }
+                    }
+                } else {
+                    push(rest);
+                }
+            }
+            "cookie" => rest_values(value, ';').for_each(push),
+            "set-cookie" => rest_values(value, ';').take(1).for_each(push),
+            _ => {}
         }
     }
     needles
+}
+
+/// The values of `k=v` pairs separated by `separator`.
+fn rest_values(text: &str, separator: char) -> impl Iterator<Item = &str> {
+    text.split(separator)
+        .filter_map(|p| p.split_once('=').map(|(_, v)| v))
 }
 
 /// The first secret still present in what is about to be written, if any.
@@ -521,7 +541,7 @@ mod tests {
         let mut headers = hyper::HeaderMap::new();
         headers.insert(
             "authorization",
-            "SDK-HMAC-SHA256 Access=HPUAKEY1234, SignedHeaders=host, Signature=abcdef0123"
+            "SDK-HMAC-SHA256 Access=HPUAKEY1234, SignedHeaders=content-type;host;x-project-id, Signature=abcdef0123"
                 .parse()
                 .unwrap(),
         );

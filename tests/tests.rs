@@ -22,3 +22,5 @@ mod signing;
 mod redaction;
 // Modes, single-flight, sequences, match rules, verdicts, control API, latency and faults.
 mod modes;
+// The official Python clients (huaweicloudsdkims, openstacksdk) through record and replay.
+mod interop;

@@ -1,0 +1,190 @@
+//! The official clients through the proxy: the Huawei Cloud Python SDK (AK/SK-signed, re-signed by
+//! the proxy for a signature-checking upstream) and openstacksdk (token), each recorded and then
+//! replayed with the upstream gone; the parsed image and the 404 error must be identical.
+//!
+//! The Python packages (tests/interop/requirements.txt) are installed once into a venv under
+//! `target/tmp/interop-venv` on first use; that needs PyPI, as CI has.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use ims_vcr::ProxyServer;
+
+use crate::signing::{REAL_AK, REAL_SK, gateway_verifier, real_credentials};
+use crate::util::*;
+
+const TOKEN: &str = "gAAAAAB-openstack-admin-token-for-interop";
+const PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+/// Creates (once per requirements file content) and returns the venv's python.
+fn python() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _once = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let requirements = repo.join("tests/interop/requirements.txt");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read(&requirements).unwrap();
+    if std::fs::read(&marker).ok().as_deref() == Some(&wanted[..]) {
+        return python;
+    }
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv));
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements));
+    std::fs::write(&marker, wanted).unwrap();
+    python
+}
+
+/// Runs `clients.py` off the async runtime (the proxy serves on it meanwhile); returns its line.
+async fn client(args: Vec<String>) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/clients.py");
+        let out = Command::new(python())
+            .arg(script)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "clients.py {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    })
+    .await
+    .unwrap()
+}
+
+fn huawei(endpoint: &str, image: &str) -> Vec<String> {
+    // Dummy keys: the proxy re-signs with the real ones from its environment.
+    [
+        "huawei",
+        "--endpoint",
+        endpoint,
+        "--ak",
+        "DUMMYAK",
+        "--sk",
+        "DUMMYSK",
+        "--project-id",
+        PROJECT,
+        "--image-id",
+        image,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn openstack(endpoint: &str, image: &str) -> Vec<String> {
+    [
+        "openstack",
+        "--endpoint",
+        &format!("{endpoint}/v2"),
+        "--token",
+        TOKEN,
+        "--image-id",
+        image,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Record both outcomes through the proxy, stop the upstream, replay: same results.
+async fn record_then_replay(
+    fake: FakeIms,
+    store: &Path,
+    args: fn(&str, &str) -> Vec<String>,
+) -> [serde_json::Value; 2] {
+    let mut config = upstream_for(&fake, store.parent().unwrap());
+    config.credentials = Some(real_credentials());
+    let proxy = ProxyServer::builder()
+        .record(config)
+        .store(store)
+        .start()
+        .await
+        .unwrap();
+    let recorded = [
+        client(args(&proxy.uri(), SEED_IMAGE_ID)).await,
+        client(args(&proxy.uri(), UNKNOWN_IMAGE_ID)).await,
+    ];
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = replayer(store).await;
+    let replayed = [
+        client(args(&replay.uri(), SEED_IMAGE_ID)).await,
+        client(args(&replay.uri(), UNKNOWN_IMAGE_ID)).await,
+    ];
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+    assert_eq!(recorded, replayed, "record and replay differ");
+    recorded
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_huawei_python_sdk_records_through_a_signature_checking_upstream_and_replays_identically()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        verifier: Some(gateway_verifier()),
+        ..Default::default()
+    })
+    .await;
+    let [image, missing] = record_then_replay(fake, &store, huawei).await;
+    assert_eq!(image["ok"], true, "{image}");
+    assert_eq!(image["image"]["id"], SEED_IMAGE_ID);
+    assert_eq!(image["image"]["status"], "active");
+    assert_eq!(
+        missing["error"],
+        serde_json::json!({"type": "ClientRequestException", "status": 404, "code": "IMG.0027"})
+    );
+    for secret in [REAL_AK, REAL_SK, "DUMMYAK"] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstacksdk_records_with_a_token_and_replays_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions {
+        require_token: Some(TOKEN.into()),
+        ..Default::default()
+    })
+    .await;
+    let [image, missing] = record_then_replay(fake, &store, openstack).await;
+    assert_eq!(image["ok"], true, "{image}");
+    assert_eq!(image["image"]["id"], SEED_IMAGE_ID);
+    assert_eq!(missing["error"]["status"], 404);
+    assert_eq!(missing["error"]["type"], "NotFoundException");
+    assert!(
+        files_containing(&store, TOKEN.as_bytes()).is_empty(),
+        "token stored"
+    );
+}
