@@ -11,6 +11,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::prepared::OUTCOME_HEADER;
 use crate::proxy::{CONTROL_PREFIX, Mode, Proxy, error_response, json_response};
 
 /// Header carrying the control token (`--control-token` / `IMS_VCR_CONTROL_TOKEN`).
@@ -54,6 +55,18 @@ pub(crate) fn handle(
     match (&parts.method, route) {
         (&Method::GET, "health") => ok(json!({"status": "ok", "mode": proxy.mode()})),
         (&Method::GET, "stats") => ok(stats(proxy)),
+        (&Method::GET, "metrics") => {
+            let mut response = Response::new(Full::new(Bytes::from(proxy.metrics.render())));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response.headers_mut().insert(
+                OUTCOME_HEADER,
+                hyper::header::HeaderValue::from_static("control"),
+            );
+            response
+        }
         (&Method::GET, "misses") => ok(json!(proxy.misses())),
         (&Method::POST, "reset") => {
             let key = query("key");
@@ -81,7 +94,7 @@ pub(crate) fn handle(
         }
         _ => {
             let msg = format!(
-                "no control endpoint {} {}; try GET health, stats, misses, mode; POST reset, mode",
+                "no control endpoint {} {}; try GET health, stats, metrics, misses, mode; POST reset, mode",
                 parts.method,
                 parts.uri.path()
             );

@@ -35,6 +35,7 @@ pub mod headers;
 pub mod interaction;
 pub mod key;
 pub mod leak;
+pub mod metrics;
 pub mod prepared;
 pub mod proxy;
 pub mod pseudonym;

@@ -23,6 +23,7 @@ use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request, to_pairs
 use crate::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, now_rfc3339};
 use crate::key::{MatchRules, RequestKey};
 use crate::leak::Needle;
+use crate::metrics::Metrics;
 use crate::prepared::{OUTCOME_HEADER, Prepared};
 use crate::realism::{FaultKind, Realism};
 use crate::redact::{Redactor, credential_needles, find_leak};
@@ -161,6 +162,7 @@ pub(crate) struct Proxy {
     pub(crate) recorder: Option<Recorder>,
     pub(crate) max_body: usize,
     pub(crate) stats: Stats,
+    pub(crate) metrics: Metrics,
     pub(crate) realism: Realism,
     /// Token that lets non-loopback peers use the control API.
     pub(crate) control_token: Option<String>,
@@ -195,6 +197,7 @@ impl Proxy {
             recorder,
             max_body: DEFAULT_MAX_BODY,
             stats: Stats::default(),
+            metrics: Metrics::default(),
             realism: Realism::default(),
             control_token: None,
             inflight: Mutex::new(HashMap::new()),
@@ -301,6 +304,8 @@ impl Proxy {
         response: Response<Full<Bytes>>,
         outcome: &str,
     ) -> Response<Full<Bytes>> {
+        self.metrics
+            .request(parts.uri.path(), outcome, started.elapsed());
         tracing::info!(
             mode = self.mode().as_str(),
             method = %parts.method,
@@ -508,7 +513,10 @@ impl Proxy {
             .forward(&parts.method, path_and_query, &parts.headers, body.clone())
             .await
         {
-            Ok(live) => live,
+            Ok(live) => {
+                self.metrics.upstream(live.latency);
+                live
+            }
             Err(e) => {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
@@ -588,6 +596,7 @@ impl Proxy {
             Some(redactor) => match redactor.redact(interaction) {
                 Ok((redacted, values)) => {
                     needles.extend(values);
+                    self.metrics.redaction();
                     redacted
                 }
                 Err(e) => {

@@ -58,16 +58,30 @@ fn python() -> PathBuf {
 
 /// Runs `clients.py` off the async runtime (the proxy serves on it meanwhile); returns its line.
 async fn client(args: Vec<String>) -> serde_json::Value {
+    run_script("clients.py", args, Vec::new()).await
+}
+
+/// Runs a script of tests/interop with `stdin`; returns its stdout parsed as JSON.
+async fn run_script(name: &'static str, args: Vec<String>, stdin: Vec<u8>) -> serde_json::Value {
     tokio::task::spawn_blocking(move || {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/clients.py");
-        let out = Command::new(python())
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop")
+            .join(name);
+        let mut child = Command::new(python())
             .arg(script)
             .args(&args)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "clients.py {args:?} failed:\n{}{}",
+            "{name} {args:?} failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -187,4 +201,72 @@ async fn openstacksdk_records_with_a_token_and_replays_identically() {
         files_containing(&store, TOKEN.as_bytes()).is_empty(),
         "token stored"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_with_the_official_prometheus_parser_and_count_by_route_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = crate::util::recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    let replay = replayer(&store).await;
+    for id in [
+        SEED_IMAGE_ID,
+        UNKNOWN_IMAGE_ID,
+        SEED_IMAGE_ID,
+        "not-recorded",
+    ] {
+        get(&image_url(&replay, id)).await;
+    }
+    let text = get(&format!("{}/__ims-vcr/metrics", replay.uri())).await;
+    assert!(
+        text.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let families = run_script("parse_metrics.py", vec![], text.body.clone()).await;
+    let samples = |family: &str| {
+        families[family]["samples"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let requests = samples("ims_vcr_requests");
+    let count = |route: &str, outcome: &str| {
+        requests
+            .iter()
+            .find(|s| s[1]["route"] == route && s[1]["outcome"] == outcome)
+            .map(|s| s[2].as_f64().unwrap())
+    };
+    assert_eq!(
+        count("/v2/images/{image_id}", "hit"),
+        Some(3.0),
+        "{families}"
+    );
+    assert_eq!(
+        count("/v2/images/{image_id}", "miss"),
+        Some(1.0),
+        "{families}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|s| !s[1]["route"].as_str().unwrap().contains(SEED_IMAGE_ID)),
+        "no per-id series"
+    );
+    assert_eq!(
+        families["ims_vcr_replay_duration_seconds"]["type"],
+        "histogram"
+    );
+    let histogram = samples("ims_vcr_replay_duration_seconds");
+    let total = histogram
+        .iter()
+        .find(|s| s[0] == "ims_vcr_replay_duration_seconds_count")
+        .unwrap();
+    assert_eq!(total[2], 3.0);
+    assert_eq!(samples("ims_vcr_misses")[0][2], 1.0);
 }

@@ -1,0 +1,255 @@
+//! Prometheus metrics for `GET /__ims-vcr/metrics`: requests by route template (never by image
+//! id, which would explode cardinality) and outcome, upstream errors, redactions, and latency
+//! histograms for replayed answers and upstream exchanges. Lock-free: atomics only.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Route templates of the IMS Glance-v2 surface; anything else is `other`.
+const ROUTES: [&str; 10] = [
+    "/",
+    "/v2",
+    "/v2/schemas/image",
+    "/v2/schemas/images",
+    "/v2/images",
+    "/v2/images/{image_id}",
+    "/v2/images/{image_id}/file",
+    "/v2/images/{image_id}/members",
+    "/v2/images/{image_id}/tags/{tag}",
+    "other",
+];
+
+/// Outcomes as in the `x-ims-vcr` header.
+const OUTCOMES: [&str; 8] = [
+    "hit",
+    "miss",
+    "recorded",
+    "forwarded",
+    "upstream-error",
+    "fault",
+    "error",
+    "control",
+];
+
+/// Histogram bucket upper bounds, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The route template of a request path.
+pub fn route(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let index = match segments.as_slice() {
+        [] => 0,
+        ["v2"] => 1,
+        ["v2", "schemas", "image"] => 2,
+        ["v2", "schemas", "images"] => 3,
+        ["v2", "images"] => 4,
+        ["v2", "images", _] => 5,
+        ["v2", "images", _, "file"] => 6,
+        ["v2", "images", _, "members", ..] => 7,
+        ["v2", "images", _, "tags", _] => 8,
+        _ => 9,
+    };
+    ROUTES[index]
+}
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
+        );
+    }
+}
+
+/// All counters of one proxy.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; OUTCOMES.len()]; ROUTES.len()],
+    redactions: AtomicU64,
+    replay: Histogram,
+    upstream: Histogram,
+}
+
+impl Metrics {
+    /// Counts an answered request; `elapsed` feeds the replay histogram for hits.
+    pub fn request(&self, path: &str, outcome: &str, elapsed: Duration) {
+        let Some(o) = OUTCOMES.iter().position(|x| *x == outcome) else {
+            return;
+        };
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route(path))
+            .expect("route() returns one of ROUTES");
+        self.requests[r][o].fetch_add(1, Ordering::Relaxed);
+        if outcome == "hit" {
+            self.replay.observe(elapsed);
+        }
+    }
+
+    /// Records one upstream exchange's latency.
+    pub fn upstream(&self, elapsed: Duration) {
+        self.upstream.observe(elapsed);
+    }
+
+    /// Counts a redacted interaction.
+    pub fn redaction(&self) {
+        self.redactions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn total(&self, outcome: &str) -> u64 {
+        let o = OUTCOMES
+            .iter()
+            .position(|x| *x == outcome)
+            .expect("a known outcome");
+        self.requests
+            .iter()
+            .map(|row| row[o].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP ims_vcr_requests_total Requests answered, by route template and outcome.\n",
+        );
+        out.push_str("# TYPE ims_vcr_requests_total counter\n");
+        for (route, row) in ROUTES.iter().zip(&self.requests) {
+            for (outcome, count) in OUTCOMES.iter().zip(row) {
+                let n = count.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "ims_vcr_requests_total{{route=\"{route}\",outcome=\"{outcome}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let totals = [
+            (
+                "ims_vcr_hits_total",
+                "Requests answered from a recording.",
+                self.total("hit"),
+            ),
+            (
+                "ims_vcr_misses_total",
+                "Requests with no recording (answered 599).",
+                self.total("miss"),
+            ),
+            (
+                "ims_vcr_recorded_total",
+                "Answers forwarded and recorded.",
+                self.total("recorded"),
+            ),
+            (
+                "ims_vcr_upstream_errors_total",
+                "Upstream exchanges that failed (answered 502).",
+                self.total("upstream-error"),
+            ),
+            (
+                "ims_vcr_redactions_total",
+                "Interactions redacted before being stored.",
+                self.redactions.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in totals {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        self.replay.render(
+            &mut out,
+            "ims_vcr_replay_duration_seconds",
+            "Time to answer a replayed request.",
+        );
+        self.upstream.render(
+            &mut out,
+            "ims_vcr_upstream_duration_seconds",
+            "Time for one upstream exchange.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates_not_ids() {
+        let cases = [
+            ("/", "/"),
+            ("/v2/", "/v2"),
+            ("/v2/images", "/v2/images"),
+            (
+                "/v2/images/bc6bed6e-ba3a-4447-afcc-449174a3eb52",
+                "/v2/images/{image_id}",
+            ),
+            ("/v2/images/x/members/y", "/v2/images/{image_id}/members"),
+            ("/v2/images/x/tags/t", "/v2/images/{image_id}/tags/{tag}"),
+            ("/v2/schemas/image", "/v2/schemas/image"),
+            ("/v3/whatever", "other"),
+        ];
+        for (path, template) in cases {
+            assert_eq!(route(path), template, "{path}");
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let metrics = Metrics::default();
+        metrics.request("/v2/images/a", "hit", Duration::from_micros(200));
+        metrics.request("/v2/images/b", "hit", Duration::from_millis(30));
+        metrics.request("/v2/images/c", "miss", Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "ims_vcr_requests_total{route=\"/v2/images/{image_id}\",outcome=\"hit\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ims_vcr_replay_duration_seconds_bucket{le=\"0.00025\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ims_vcr_replay_duration_seconds_bucket{le=\"0.05\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ims_vcr_replay_duration_seconds_count 2"),
+            "{text}"
+        );
+        assert!(text.contains("ims_vcr_misses_total 1"), "{text}");
+    }
+}
