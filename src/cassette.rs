@@ -199,10 +199,21 @@ fn validate_body(body: &Option<crate::interaction::Body>) -> std::result::Result
 /// naming it, on two files recording the same request, and on files recorded with different
 /// match rules. Returns the recordings and their common rules.
 pub fn read_dir(dir: &Path) -> Result<(Vec<Recording>, MatchRules)> {
+    read_dir_with_progress(dir, &indicatif::ProgressBar::hidden())
+}
+
+/// [`read_dir`], advancing `progress` once per file.
+pub fn read_dir_with_progress(
+    dir: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Vec<Recording>, MatchRules)> {
+    let paths = cassette_paths(dir)?;
+    progress.set_length(paths.len() as u64);
     let mut recordings = Vec::new();
     let mut common: Option<(MatchRules, PathBuf)> = None;
     let mut seen: HashMap<[u8; 32], PathBuf> = HashMap::new();
-    for path in cassette_paths(dir)? {
+    for path in paths {
+        progress.inc(1);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let (recording, rules) = parse(&path, &bytes)?;
         match &common {
@@ -299,6 +310,16 @@ pub fn write_dir(
     recordings: &[Recording],
     rules: &MatchRules,
 ) -> Result<ExportSummary> {
+    write_dir_with_progress(dir, recordings, rules, &indicatif::ProgressBar::hidden())
+}
+
+/// [`write_dir`], advancing `progress` once per file written.
+pub fn write_dir_with_progress(
+    dir: &Path,
+    recordings: &[Recording],
+    rules: &MatchRules,
+    progress: &indicatif::ProgressBar,
+) -> Result<ExportSummary> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for recording in recordings {
@@ -316,6 +337,7 @@ pub fn write_dir(
     };
     for (name, bytes) in &files {
         write_atomically(&dir.join(name), bytes)?;
+        progress.inc(1);
     }
     for path in cassette_paths(dir)? {
         let name = path
@@ -338,7 +360,7 @@ fn looks_like_cassette(path: &Path) -> bool {
 }
 
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -90,6 +90,21 @@ enum Command {
     /// Load cassette files into the store: all of them, or none if any is invalid.
     #[command(after_help = "Example:\n  ims-vcr import cassettes")]
     Import(ImportArgs),
+    /// List recorded requests: method, path, answers, statuses, recorded-at.
+    #[command(after_help = "Examples:\n  ims-vcr ls\n  ims-vcr ls --store .ims-vcr/store --json")]
+    Ls(LsArgs),
+    /// Show the recorded answer(s) of one request, by key prefix, `METHOD /path?query` or path.
+    #[command(
+        after_help = "Examples:\n  ims-vcr show /v2/images/bc6bed6e-ba3a-4447-afcc-449174a3eb52\n  ims-vcr show b89dc4cb\n  ims-vcr show 'GET /v2/schemas/image'"
+    )]
+    Show(ShowArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  ims-vcr completions bash > /etc/bash_completion.d/ims-vcr")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check cassette files for credentials, missing redaction and denied values (for CI).
     #[command(
         after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 3 findings (one line each: file: JSON location: problem), 1 error."
@@ -253,9 +268,13 @@ struct ReplayArgs {
 struct ExportArgs {
     #[command(flatten)]
     store: StoreArg,
-    /// Folder to write cassette files into, created if needed [default: `cassettes` in ims-vcr.toml].
-    #[arg(long, value_name = "DIR")]
+    /// Where to write: a folder of cassettes (created if needed), or with --format har a file
+    /// [default: `cassettes` in ims-vcr.toml].
+    #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// cassettes (one JSON file per request) or har (one HTTP Archive 1.2 file).
+    #[arg(long, default_value = "cassettes", value_parser = ["cassettes", "har"])]
+    format: String,
     #[command(flatten)]
     redact: RedactArgs,
 }
@@ -264,9 +283,39 @@ struct ExportArgs {
 struct ImportArgs {
     #[command(flatten)]
     store: StoreArg,
-    /// Folder of cassette files to import.
-    #[arg(value_name = "DIR")]
+    /// A folder of cassette files, or a .har file (HTTP Archive 1.2).
+    #[arg(value_name = "PATH")]
     dir: PathBuf,
+    #[command(flatten)]
+    redact: RedactArgs,
+}
+
+#[derive(Debug, Args)]
+struct SourceArgs {
+    /// Read a store directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
+    store: Option<PathBuf>,
+    /// Read a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml].
+    #[arg(long, value_name = "DIR")]
+    cassettes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// Key digest prefix (as in `ls`), `METHOD /path?query`, or a path.
+    #[arg(value_name = "REQUEST")]
+    request: String,
+    #[command(flatten)]
+    source: SourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +367,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export(a, &config),
         Command::Import(a) => import(a, &config).await,
         Command::Verify(a) => verify(a, &config),
+        Command::Ls(a) => crate::listing::ls(&load_source(&a.source, &config)?, a.json),
+        Command::Show(a) => crate::listing::show(&load_source(&a.source, &config)?, &a.request),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ims-vcr",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -473,7 +534,20 @@ fn export(args: ExportArgs, config: &Config) -> Result<()> {
         let redactor = Redactor::new(policy, redaction_key());
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
     }
-    let summary = cassette::write_dir(&out, &recordings, &rules)?;
+    if args.format == "har" {
+        let har = serde_json::to_vec_pretty(&crate::har::to_har(&recordings))
+            .expect("a HAR document serialises");
+        cassette::write_atomically(&out, &har)?;
+        eprintln!(
+            "exported {} requests to {} (HAR 1.2)",
+            recordings.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    let progress = progress_bar(recordings.len(), "exporting");
+    let summary = cassette::write_dir_with_progress(&out, &recordings, &rules, &progress)?;
+    progress.finish_and_clear();
     let removed = if summary.removed > 0 {
         format!(", removed {} stale cassettes", summary.removed)
     } else {
@@ -489,9 +563,31 @@ fn export(args: ExportArgs, config: &Config) -> Result<()> {
 }
 
 async fn import(args: ImportArgs, config: &Config) -> Result<()> {
-    // Every file is validated before the store is touched: all or nothing.
-    let dir = existing(&args.dir, "import DIR")?;
-    let (recordings, rules) = cassette::read_dir(dir)?;
+    // Every file is validated (and redacted, and leak-checked) before the store is touched.
+    let redactor = args
+        .redact
+        .policy(config)
+        .map(|p| Redactor::new(p, redaction_key()));
+    let (recordings, rules) = if args.dir.is_file() {
+        let bytes = std::fs::read(&args.dir).map_err(|e| Error::io(&args.dir, e))?;
+        let rules = MatchRules::default();
+        (
+            crate::har::from_har(&args.dir, &bytes, &rules, redactor.as_ref())?,
+            rules,
+        )
+    } else {
+        let dir = existing(&args.dir, "import PATH")?;
+        let progress = progress_bar(0, "validating");
+        let (recordings, rules) = cassette::read_dir_with_progress(dir, &progress)?;
+        progress.finish_and_clear();
+        match &redactor {
+            Some(redactor) => (
+                cassette::redact_recordings(&recordings, redactor, &rules)?,
+                rules,
+            ),
+            None => (recordings, rules),
+        }
+    };
     let store_dir = store_path(args.store.store, config);
     let store = Store::open(&store_dir)?;
     store.set_rules(&rules).await?;
@@ -551,6 +647,37 @@ fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
             dir.display()
         )))
     }
+}
+
+/// Recordings from `--store` or `--cassettes` (for ls and show).
+fn load_source(source: &SourceArgs, config: &Config) -> Result<Vec<crate::interaction::Recording>> {
+    match &source.store {
+        Some(dir) => {
+            let store = Store::open(existing(dir, "--store")?)?;
+            store.load(&store.rules()?)
+        }
+        None => Ok(cassette::read_dir(existing(
+            &cassettes_path(source.cassettes.clone(), config),
+            "--cassettes",
+        )?)?
+        .0),
+    }
+}
+
+/// A progress bar on a terminal; hidden (plain summaries only) when stderr is not one.
+fn progress_bar(len: usize, what: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .expect("a valid progress template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what);
+    bar
 }
 
 /// The redaction key from `IMS_VCR_REDACT_KEY`, warning when it is the public default.

@@ -58,7 +58,7 @@ pub fn is_credential(name: &str) -> bool {
     CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// True for a request header that is neither stored nor matched on (see [`VOLATILE_REQUEST`]).
+/// True for a request header that is neither stored nor matched on (dates, user agents, request ids, and the headers the proxy rewrites).
 pub fn is_volatile_request(name: &str) -> bool {
     VOLATILE_REQUEST
         .iter()

@@ -67,7 +67,7 @@ pub struct RecordedResponse {
     /// How long the upstream took to answer, in milliseconds.
     #[serde(default)]
     pub latency_ms: u64,
-    /// Origin of the upstream that answered (scheme://host[:port]): the region it came from.
+    /// Origin of the upstream that answered (`scheme://host[:port]`): the region it came from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
 }

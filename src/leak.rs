@@ -15,7 +15,9 @@ pub const MIN_NEEDLE_LEN: usize = 6;
 /// real value.
 #[derive(Clone)]
 pub struct Needle {
+    /// What the secret is, for messages (never the value itself).
     pub label: String,
+    /// The secret.
     pub value: String,
 }
 
@@ -40,8 +42,11 @@ impl fmt::Debug for Needle {
 /// `"json-escaped"`, `"base64"`, `"base64url"`, `"hex"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leak {
+    /// The needle's label.
     pub label: String,
+    /// The encoding it was found in.
     pub encoding: &'static str,
+    /// Byte offset in the haystack.
     pub offset: usize,
 }
 

@@ -26,15 +26,19 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cassette;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod har;
 pub mod headers;
 pub mod interaction;
 pub mod key;
 pub mod leak;
+pub mod listing;
 pub mod metrics;
 pub mod prepared;
 pub mod proxy;

@@ -63,8 +63,11 @@ const SDK_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
 /// AK/SK credentials read from the environment the SDKs use.
 #[derive(Clone)]
 pub struct Credentials {
+    /// Access key id (appears in `Authorization` as `Access=`).
     pub ak: String,
+    /// Secret key (signs; never sent).
     pub sk: String,
+    /// STS security token of temporary credentials, sent as `X-Security-Token`.
     pub security_token: Option<String>,
 }
 
@@ -146,7 +149,7 @@ pub fn is_aksk_signed(headers: &http::HeaderMap) -> bool {
 }
 
 /// Signs a request in place the way huaweicloudsdkcore does: removes any existing Authorization / X-Sdk-Date,
-/// sets Host to `host` (host[:port] exactly as given), sets X-Sdk-Date from `now` (format %Y%m%dT%H%M%SZ, UTC),
+/// sets Host to `host` (`host[:port]` exactly as given), sets X-Sdk-Date from `now` (format %Y%m%dT%H%M%SZ, UTC),
 /// sets X-Security-Token when the credentials have one, then computes and sets Authorization.
 /// `uri` carries path and raw query as they will go on the wire.
 ///

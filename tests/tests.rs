@@ -24,3 +24,5 @@ mod redaction;
 mod modes;
 // The official Python clients (huaweicloudsdkims, openstacksdk) through record and replay.
 mod interop;
+// ls, show, completions, HAR export/import.
+mod ecosystem;

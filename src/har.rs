@@ -1,0 +1,340 @@
+//! HTTP Archive (HAR 1.2) export and import, so recordings open in browser devtools and HAR tools,
+//! and a HAR captured elsewhere (devtools, mitmproxy, Polly.js) becomes a cassette set. Import
+//! drops credentials and runs redaction and the leak gate like any other write.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hyper::Uri;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request};
+use crate::interaction::{
+    Body, Interaction, RecordedRequest, RecordedResponse, Recording, body_bytes,
+};
+use crate::key::{MatchRules, RequestKey};
+use crate::leak::Needle;
+use crate::redact::{Redactor, credential_needles, find_leak};
+
+/// Origin used in HAR URLs for recordings that do not say where they came from.
+const UNKNOWN_ORIGIN: &str = "http://ims-vcr.invalid";
+
+/// The HAR 1.2 document for `recordings`, one entry per answer, in recorded order.
+pub fn to_har(recordings: &[Recording]) -> Value {
+    let entries: Vec<Value> = recordings
+        .iter()
+        .flat_map(|recording| recording.answers.iter().map(entry))
+        .collect();
+    json!({
+        "log": {
+            "version": "1.2",
+            "creator": { "name": "ims-vcr", "version": env!("CARGO_PKG_VERSION") },
+            "entries": entries,
+        }
+    })
+}
+
+fn pairs(headers: &[(String, String)]) -> Vec<Value> {
+    headers
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect()
+}
+
+fn entry(interaction: &Interaction) -> Value {
+    let request = &interaction.request;
+    let response = &interaction.response;
+    let origin = if response.upstream.is_empty() {
+        UNKNOWN_ORIGIN
+    } else {
+        &response.upstream
+    };
+    let query = request.query.as_deref().unwrap_or("");
+    let url = if query.is_empty() {
+        format!("{origin}{}", request.path)
+    } else {
+        format!("{origin}{}?{query}", request.path)
+    };
+    let query_string: Vec<Value> = form_urlencoded::parse(query.as_bytes())
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect();
+    let request_body = body_bytes(&request.body).unwrap_or_default();
+    let mut har_request = json!({
+        "method": request.method,
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": pairs(&request.headers),
+        "queryString": query_string,
+        "headersSize": -1,
+        "bodySize": request_body.len(),
+    });
+    if !request_body.is_empty() {
+        har_request["postData"] = json!({
+            "mimeType": header(&request.headers, "content-type").unwrap_or("application/octet-stream"),
+            "text": String::from_utf8_lossy(&request_body),
+        });
+    }
+    let body = body_bytes(&response.body).unwrap_or_default();
+    let mut content = json!({
+        "size": body.len(),
+        "mimeType": header(&response.headers, "content-type").unwrap_or(""),
+    });
+    match std::str::from_utf8(&body) {
+        Ok(text) => content["text"] = text.into(),
+        Err(_) => {
+            content["text"] = BASE64.encode(&body).into();
+            content["encoding"] = "base64".into();
+        }
+    }
+    let status_text = hyper::StatusCode::from_u16(response.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    json!({
+        "startedDateTime": response.recorded_at,
+        "time": response.latency_ms,
+        "request": har_request,
+        "response": {
+            "status": response.status,
+            "statusText": status_text,
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": pairs(&response.headers),
+            "content": content,
+            "redirectURL": header(&response.headers, "location").unwrap_or(""),
+            "headersSize": -1,
+            "bodySize": body.len(),
+        },
+        "cache": {},
+        "timings": { "send": 0, "wait": response.latency_ms, "receive": 0 },
+    })
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads a HAR file into recordings: credentials dropped, `redactor` applied when given, and the
+/// leak gate run on every entry. All or nothing: any bad entry fails the whole import, naming
+/// the file and the entry.
+pub fn from_har(
+    path: &Path,
+    bytes: &[u8],
+    rules: &MatchRules,
+    redactor: Option<&Redactor>,
+) -> Result<Vec<Recording>> {
+    let har: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::cassette(path, format!("not a HAR file: {e}")))?;
+    let entries = har["log"]["entries"]
+        .as_array()
+        .ok_or_else(|| Error::cassette(path, "field `log.entries` is missing: not a HAR file"))?;
+    let mut recordings: Vec<Recording> = Vec::new();
+    for (i, raw) in entries.iter().enumerate() {
+        let bad = |reason: String| Error::cassette(path, format!("log.entries[{i}].{reason}"));
+        let (interaction, mut needles) = interaction(raw).map_err(bad)?;
+        let interaction = match redactor {
+            Some(redactor) => {
+                let (redacted, values) = redactor.redact(&interaction).map_err(&bad)?;
+                needles.extend(values);
+                redacted
+            }
+            None => interaction,
+        };
+        if let Some(leak) = find_leak(&interaction, needles) {
+            return Err(bad(format!(
+                "refused: the value of {} is still present ({}) in the entry",
+                leak.label, leak.encoding
+            )));
+        }
+        let key = RequestKey::of_recorded(rules, &interaction.request)
+            .map_err(|e| bad(format!("request: {e}")))?;
+        match recordings.iter_mut().find(|r| r.key == key) {
+            Some(recording) => recording.answers.push(interaction),
+            None => recordings.push(Recording {
+                key,
+                answers: vec![interaction],
+            }),
+        }
+    }
+    Ok(recordings)
+}
+
+/// One HAR entry as an interaction, and the credential values it carried.
+fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>), String> {
+    let request = &entry["request"];
+    let response = &entry["response"];
+    let method = request["method"]
+        .as_str()
+        .ok_or("request.method: missing")?;
+    let url = request["url"].as_str().ok_or("request.url: missing")?;
+    let uri = Uri::from_str(url).map_err(|e| format!("request.url: {e}"))?;
+    let raw_headers =
+        |v: &Value, what: &str| -> std::result::Result<Vec<(String, String)>, String> {
+            v.as_array()
+                .ok_or(format!("{what}.headers: missing"))?
+                .iter()
+                .map(|h| match (h["name"].as_str(), h["value"].as_str()) {
+                    (Some(n), Some(v)) => Ok((n.to_ascii_lowercase(), v.to_owned())),
+                    _ => Err(format!("{what}.headers: an entry lacks name or value")),
+                })
+                .collect()
+        };
+    let request_headers = raw_headers(&request["headers"], "request")?;
+    let mut map = hyper::HeaderMap::new();
+    for (n, v) in &request_headers {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(n.as_bytes()),
+            hyper::header::HeaderValue::from_str(v),
+        ) {
+            map.append(n, v);
+        }
+    }
+    let needles = credential_needles(&map);
+    let keep_request = |n: &str| {
+        !n.starts_with(':') && !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
+    };
+    let request_body = request["postData"]["text"]
+        .as_str()
+        .unwrap_or("")
+        .as_bytes()
+        .to_vec();
+    let mut body = response["content"]["text"]
+        .as_str()
+        .unwrap_or("")
+        .as_bytes()
+        .to_vec();
+    if response["content"]["encoding"] == "base64" {
+        body = BASE64
+            .decode(&body)
+            .map_err(|e| format!("response.content.text: invalid base64: {e}"))?;
+    }
+    // HAR content is already decoded, and the proxy frames what it serves.
+    let keep_response = |n: &str| {
+        !n.starts_with(':')
+            && !is_credential(n)
+            && !is_hop_by_hop(n)
+            && !matches!(n, "content-length" | "content-encoding")
+    };
+    let status = response["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or("response.status: missing")?;
+    let origin = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+        _ => String::new(),
+    };
+    let interaction = Interaction {
+        request: RecordedRequest {
+            method: method.to_owned(),
+            path: uri.path().to_owned(),
+            query: uri.query().filter(|q| !q.is_empty()).map(str::to_owned),
+            headers: request_headers
+                .into_iter()
+                .filter(|(n, _)| keep_request(n))
+                .collect(),
+            body: Body::from_bytes(&request_body),
+        },
+        response: RecordedResponse {
+            status,
+            headers: raw_headers(&response["headers"], "response")?
+                .into_iter()
+                .filter(|(n, _)| keep_response(n))
+                .collect(),
+            body: Body::from_bytes(&body),
+            recorded_at: entry["startedDateTime"].as_str().unwrap_or("").to_owned(),
+            latency_ms: entry["time"]
+                .as_f64()
+                .map_or(0, |t| t.max(0.0).round() as u64),
+            upstream: origin,
+        },
+        redaction: None,
+    };
+    Ok((interaction, needles))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn har_with(headers: Value, text: &str) -> Vec<u8> {
+        json!({"log": {"version": "1.2", "creator": {"name": "devtools", "version": "1"}, "entries": [{
+            "startedDateTime": "2026-11-27T00:00:00.000Z", "time": 12.6,
+            "request": {"method": "GET", "url": "https://ims.example/v2/images/x?b=2&a=1", "httpVersion": "HTTP/2",
+                        "cookies": [], "headers": headers, "queryString": [], "headersSize": -1, "bodySize": 0},
+            "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/2", "cookies": [],
+                         "headers": [{"name": "content-type", "value": "application/json"}, {"name": "content-encoding", "value": "gzip"}],
+                         "content": {"size": text.len(), "mimeType": "application/json", "text": text},
+                         "redirectURL": "", "headersSize": -1, "bodySize": -1},
+            "cache": {}, "timings": {"send": 0, "wait": 12, "receive": 0}}]}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_devtools_har_becomes_a_recording_without_credentials() {
+        let headers = json!([{"name": ":authority", "value": "ims.example"}, {"name": "X-Auth-Token", "value": "tok-secret-123"}, {"name": "X-Project-Id", "value": "p"}]);
+        let recordings = from_har(
+            Path::new("a.har"),
+            &har_with(headers, r#"{"id":"x"}"#),
+            &MatchRules::default(),
+            None,
+        )
+        .unwrap();
+        let answer = &recordings[0].answers[0];
+        assert_eq!(recordings[0].key.request_line(), "GET /v2/images/x?a=1&b=2");
+        assert_eq!(
+            answer.request.headers,
+            vec![("x-project-id".to_string(), "p".to_string())]
+        );
+        assert_eq!(
+            answer.response.headers,
+            vec![("content-type".to_string(), "application/json".to_string())]
+        );
+        assert_eq!(answer.response.latency_ms, 13);
+        assert_eq!(answer.response.upstream, "https://ims.example");
+    }
+
+    #[test]
+    fn a_har_whose_body_carries_the_token_is_refused_naming_the_entry() {
+        let headers = json!([{"name": "X-Auth-Token", "value": "tok-secret-123"}]);
+        let err = from_har(
+            Path::new("a.har"),
+            &har_with(headers, r#"{"echo":"tok-secret-123"}"#),
+            &MatchRules::default(),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a.har") && err.contains("log.entries[0]") && err.contains("x-auth-token"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn export_then_import_gives_the_same_recordings() {
+        let recordings = from_har(
+            Path::new("a.har"),
+            &har_with(json!([]), r#"{"id":"x"}"#),
+            &MatchRules::default(),
+            None,
+        )
+        .unwrap();
+        let har = to_har(&recordings).to_string();
+        let back = from_har(
+            Path::new("b.har"),
+            har.as_bytes(),
+            &MatchRules::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(back, recordings);
+    }
+}

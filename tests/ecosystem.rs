@@ -1,0 +1,271 @@
+//! Everyday CLI comforts (ls, show, completions) and HAR export/import.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::cli::BIN;
+use crate::util::*;
+
+fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn shipped() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("cassettes")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn ls_lists_the_shipped_cassettes_as_a_table_and_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, table, _) = run(&["ls", "--cassettes", &shipped()], dir.path());
+    assert_eq!(code, 0);
+    assert!(table.starts_with("KEY "), "{table}");
+    assert!(
+        table.contains(&format!("GET      /v2/images/{SEED_IMAGE_ID}")),
+        "{table}"
+    );
+    let (code, json, _) = run(&["ls", "--cassettes", &shipped(), "--json"], dir.path());
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    let not_found = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().contains(UNKNOWN_IMAGE_ID))
+        .unwrap();
+    assert_eq!(not_found["statuses"], serde_json::json!([404]));
+}
+
+#[test]
+fn show_prints_a_request_by_path_or_key_and_errors_name_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        &[
+            "show",
+            &format!("/v2/images/{SEED_IMAGE_ID}"),
+            "--cassettes",
+            &shipped(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("--- answer 1 of 1: 200")
+            && out.contains("\"name\": \"CentOS 7.3 64bit vivado\""),
+        "{out}"
+    );
+    let key = out
+        .split("(key ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, by_key, _) = run(&["show", &key[..8], "--cassettes", &shipped()], dir.path());
+    assert_eq!((code, by_key), (0, out));
+    let (code, _, err) = run(&["show", "/nope", "--cassettes", &shipped()], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("show \"/nope\": no recorded request matches"),
+        "{err}"
+    );
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, _) = run(&["completions", shell], dir.path());
+        assert_eq!(code, 0, "{shell}");
+        assert!(out.contains("ims-vcr") && out.contains("replay"), "{shell}");
+    }
+}
+
+/// The HAR 1.2 required fields (spec: "HTTP Archive 1.2", log/entries/request/response/content).
+fn assert_har_1_2(har: &serde_json::Value) {
+    let log = &har["log"];
+    assert_eq!(log["version"], "1.2");
+    assert!(log["creator"]["name"].is_string() && log["creator"]["version"].is_string());
+    for entry in log["entries"].as_array().unwrap() {
+        assert!(entry["startedDateTime"].is_string() && entry["time"].is_number());
+        assert!(
+            entry["cache"].is_object()
+                && entry["timings"]["send"].is_number()
+                && entry["timings"]["wait"].is_number()
+                && entry["timings"]["receive"].is_number()
+        );
+        let request = &entry["request"];
+        for field in ["method", "url", "httpVersion"] {
+            assert!(request[field].is_string(), "request.{field}");
+        }
+        for field in ["cookies", "headers", "queryString"] {
+            assert!(request[field].is_array(), "request.{field}");
+        }
+        assert!(request["headersSize"].is_number() && request["bodySize"].is_number());
+        let response = &entry["response"];
+        assert!(
+            response["status"].is_number()
+                && response["statusText"].is_string()
+                && response["httpVersion"].is_string()
+        );
+        assert!(
+            response["cookies"].is_array()
+                && response["headers"].is_array()
+                && response["redirectURL"].is_string()
+        );
+        assert!(
+            response["content"]["size"].is_number() && response["content"]["mimeType"].is_string()
+        );
+        assert!(response["headersSize"].is_number() && response["bodySize"].is_number());
+        for header in request["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(response["headers"].as_array().unwrap())
+        {
+            assert!(header["name"].is_string() && header["value"].is_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_har_round_trip_export_import_replay_gives_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let mut recorded = Vec::new();
+    for id in [
+        SEED_IMAGE_ID,
+        UNKNOWN_IMAGE_ID,
+        POLLING_IMAGE_ID,
+        POLLING_IMAGE_ID,
+    ] {
+        recorded.push(get(&image_url(&proxy, id)).await.body);
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let har = dir.path().join("recording.har");
+    let (code, _, err) = run(
+        &[
+            "export",
+            "--store",
+            store.to_str().unwrap(),
+            "--format",
+            "har",
+            "--out",
+            har.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
+    assert_har_1_2(&document);
+    assert_eq!(document["log"]["entries"].as_array().unwrap().len(), 4);
+
+    let store2 = dir.path().join("store2");
+    let (code, _, err) = run(
+        &[
+            "import",
+            "--store",
+            store2.to_str().unwrap(),
+            har.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let replay = replayer(&store2).await;
+    let mut replayed = Vec::new();
+    for id in [
+        SEED_IMAGE_ID,
+        UNKNOWN_IMAGE_ID,
+        POLLING_IMAGE_ID,
+        POLLING_IMAGE_ID,
+    ] {
+        replayed.push(get(&image_url(&replay, id)).await.body);
+    }
+    assert_eq!(
+        replayed, recorded,
+        "queued then saving, in order, byte for byte"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_har_is_redacted_and_leak_checked_on_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = "1bed856811654c1cb661a6ca845ebc77";
+    let entry = |body: &str| {
+        serde_json::json!({
+        "startedDateTime": "2026-11-27T00:00:00Z", "time": 5,
+        "request": {"method": "GET", "url": format!("https://ims.example/v2/images?owner={owner}"), "httpVersion": "HTTP/1.1",
+                    "cookies": [], "headers": [{"name": "X-Auth-Token", "value": "devtools-token-9876"}], "queryString": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
+                     "content": {"size": body.len(), "mimeType": "application/json", "text": body}, "redirectURL": "", "headersSize": -1, "bodySize": -1},
+        "cache": {}, "timings": {"send": 0, "wait": 5, "receive": 0}})
+    };
+    let write = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": [entry(body)]}});
+        std::fs::write(&path, har.to_string()).unwrap();
+        path
+    };
+    let clean = write(
+        "clean.har",
+        &format!(r#"{{"images":[{{"owner":"{owner}"}}]}}"#),
+    );
+    let store = dir.path().join("store");
+    let (code, _, err) = run(
+        &[
+            "import",
+            "--store",
+            store.to_str().unwrap(),
+            "--redact",
+            clean.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    for secret in [owner, "devtools-token-9876"] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+
+    let leaky = write("leaky.har", r#"{"echo":"devtools-token-9876"}"#);
+    let store2 = dir.path().join("store2");
+    let (code, _, err) = run(
+        &[
+            "import",
+            "--store",
+            store2.to_str().unwrap(),
+            leaky.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("leaky.har: log.entries[0]") && err.contains("x-auth-token"),
+        "{err}"
+    );
+    assert!(
+        !store2.exists() || stored_answers(&store2) == 0,
+        "nothing imported"
+    );
+}
