@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cassette;
 use crate::config::Config;
+use crate::diff::IgnoreRules;
+use crate::drift;
 use crate::error::{Error, Result};
 use crate::key::MatchRules;
 use crate::leak::Needle;
@@ -18,8 +20,9 @@ use crate::redact::{RedactionPolicy, Redactor};
 use crate::server::{ProxyServer, ProxyServerBuilder};
 use crate::store::Store;
 use crate::tape::Sequence;
-use crate::upstream::UpstreamConfig;
+use crate::upstream::{Upstream, UpstreamConfig};
 use crate::verify::VerifyOptions;
+use hyper::header::HeaderValue;
 
 /// Default `--listen`: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
@@ -98,6 +101,9 @@ enum Command {
         after_help = "Examples:\n  ims-vcr show /v2/images/bc6bed6e-ba3a-4447-afcc-449174a3eb52\n  ims-vcr show b89dc4cb\n  ims-vcr show 'GET /v2/schemas/image'"
     )]
     Show(ShowArgs),
+    /// Send each recorded request to the live endpoint and report how the answers changed.
+    #[command(after_help = DRIFT_HELP)]
+    Drift(DriftArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  ims-vcr completions bash > /etc/bash_completion.d/ims-vcr")]
     Completions {
@@ -110,6 +116,34 @@ enum Command {
         after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 3 findings (one line each: file: JSON location: problem), 1 error."
     )]
     Verify(VerifyArgs),
+}
+
+const DRIFT_HELP: &str = "\
+Examples:
+  # Check the cassettes against the live endpoint (token from the environment, never a flag)
+  IMS_VCR_DRIFT_TOKEN=$TOKEN ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com
+  # AK/SK re-signing like record (HUAWEICLOUD_SDK_AK/_SK set), a store, one more volatile field
+  ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com --store .ims-vcr/store --ignore-field checksum
+
+Values of request_id, x-request-id, date, every *_at field and the redacted fields are not
+compared (their presence and type are). Nothing is written.
+
+Exit codes: 0 no breaking change, 1 a breaking change (status, removed field, changed type),
+an upstream error, or any other error.";
+
+#[derive(Debug, Args)]
+struct DriftArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// Check the recordings of a store directory (read, then released; never written).
+    #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
+    store: Option<PathBuf>,
+    /// Check a folder of cassette files [default: `cassettes` in ims-vcr.toml, else cassettes].
+    #[arg(long, value_name = "DIR")]
+    cassettes: Option<PathBuf>,
+    /// Also ignore the value of this JSON field, at any depth (repeatable).
+    #[arg(long = "ignore-field", value_name = "NAME")]
+    ignore_fields: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +401,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export(a, &config),
         Command::Import(a) => import(a, &config).await,
         Command::Verify(a) => verify(a, &config),
+        Command::Drift(a) => drift(a, &config).await,
         Command::Ls(a) => crate::listing::ls(&load_source(&a.source, &config)?, a.json),
         Command::Show(a) => crate::listing::show(&load_source(&a.source, &config)?, &a.request),
         Command::Completions { shell } => {
@@ -647,6 +682,67 @@ fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
             dir.display()
         )))
     }
+}
+
+async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
+    let upstream_settings = upstream_config(&args.upstream)?;
+    let token = drift_token()?;
+    if upstream_settings.credentials.is_none() && token.is_none() {
+        tracing::warn!(
+            "neither AK/SK (HUAWEICLOUD_SDK_AK/_SK) nor {} is set: requests go unauthenticated, \
+             and a real endpoint answers 401",
+            drift::ENV_TOKEN
+        );
+    }
+    let upstream = Upstream::new(&upstream_settings)?;
+    let (recordings, source) = match args.store {
+        Some(dir) => {
+            // Load, then release the lock at once: drift never writes to the store.
+            let store = Store::open(existing(&dir, "--store")?)?;
+            let recordings = store.load(&store.rules()?)?;
+            (recordings, format!("--store {}", dir.display()))
+        }
+        None => {
+            let dir = cassettes_path(args.cassettes, config);
+            let (recordings, _rules) = cassette::read_dir(existing(&dir, "--cassettes")?)?;
+            (recordings, format!("--cassettes {}", dir.display()))
+        }
+    };
+    if recordings.is_empty() {
+        return Err(Error::Config(format!(
+            "{source}: no recordings, nothing to check"
+        )));
+    }
+    let ignore = IgnoreRules::default().with_fields(args.ignore_fields);
+    let drifts = drift::run(&recordings, &upstream, &ignore, token.as_ref()).await;
+    print!("{}", drift::render(&drifts));
+    let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
+    if breaking > 0 {
+        return Err(Error::Verdict(format!(
+            "drift found {breaking} breaking change(s) against {}",
+            upstream.origin()
+        )));
+    }
+    Ok(())
+}
+
+/// `X-Auth-Token` for drift from `IMS_VCR_DRIFT_TOKEN` (tokens are never stored; unset or empty
+/// means none). Marked sensitive so it is never logged.
+fn drift_token() -> Result<Option<HeaderValue>> {
+    let Some(raw) = std::env::var_os(drift::ENV_TOKEN).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let mut value = raw
+        .to_str()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{} contains characters that cannot be sent in an HTTP header",
+                drift::ENV_TOKEN
+            ))
+        })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
 }
 
 /// Recordings from `--store` or `--cassettes` (for ls and show).

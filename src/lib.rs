@@ -15,7 +15,9 @@
 //!   serves the next prepared answer for it, or a 599 `x-ims-vcr: miss` naming the nearest
 //!   recordings.
 //!
-//! [`cassette`] turns store contents into portable, deterministic JSON files and back.
+//! [`cassette`] turns store contents into portable, deterministic JSON files and back, and
+//! [`drift`] sends recorded requests to the live endpoint to report, with [`diff`], how its
+//! answers changed.
 //! [`cli`] is the command line over all of this; [`ProxyServer`] is the same thing in-process.
 //!
 //! ```no_run
@@ -32,6 +34,8 @@ pub mod cassette;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod diff;
+pub mod drift;
 pub mod error;
 pub mod har;
 pub mod headers;

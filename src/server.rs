@@ -419,6 +419,14 @@ async fn serve(
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after the drain timeout; closing them"),
     }
     proxy.flush().await?;
+    // Connection tasks drop their handle on the proxy just after graceful shutdown reports them
+    // done; wait (bounded) so the store is closed, and its lock released, before returning.
+    for _ in 0..200 {
+        if Arc::strong_count(&proxy) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let unused = proxy
         .tapes
         .stats()

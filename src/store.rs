@@ -46,11 +46,7 @@ impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| open_error(path, e))?;
+        let db = open_db(path)?;
         let store_err = |source| Error::Store {
             path: path.to_owned(),
             source,
@@ -285,6 +281,28 @@ fn entry_key(digest: &[u8; 32], seq: u32) -> [u8; 36] {
     key[..32].copy_from_slice(digest);
     key[32..].copy_from_slice(&seq.to_be_bytes());
     key
+}
+
+/// How long `open` keeps trying while the store's lock is held. A store closed a moment ago can
+/// still be locked briefly (sled's background flusher lets go of the file after the last handle
+/// is dropped, and a child process being spawned holds inherited descriptors until it execs);
+/// a store held by a running process stays locked, and then the error comes after this bound.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match result.map_err(|e| open_error(path, e)) {
+            Err(Error::StoreLocked { .. }) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// sled reports a held lock as a generic I/O error; recognise it to say what to do.

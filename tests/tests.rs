@@ -26,3 +26,5 @@ mod modes;
 mod interop;
 // ls, show, completions, HAR export/import.
 mod ecosystem;
+// Drift: recorded answers against the live endpoint.
+mod drift;

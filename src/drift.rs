@@ -1,0 +1,196 @@
+//! `ims-vcr drift`: sends each recorded request to the live endpoint, compares the answers (see
+//! [`crate::diff`]) and renders the report. Read-only: nothing here writes a store or a cassette.
+
+use std::fmt::Write as _;
+
+use hyper::Method;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+
+pub use crate::diff::{Change, ChangeKind, IgnoreRules, compare};
+use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request};
+use crate::interaction::{Interaction, Recording, body_bytes};
+use crate::upstream::Upstream;
+
+/// Environment variable whose value is sent as `X-Auth-Token` (tokens are never recorded, and a
+/// flag would show in `ps`).
+pub const ENV_TOKEN: &str = "IMS_VCR_DRIFT_TOKEN";
+
+/// The drift of one recorded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestDrift {
+    /// `METHOD path[?query]`, as recorded.
+    pub request: String,
+    /// Differences in document order; empty when the live answer still matches.
+    pub changes: Vec<Change>,
+    /// Why no live answer could be compared (connect, TLS, timeout, …); counts as breaking.
+    pub error: Option<String>,
+}
+
+impl RequestDrift {
+    /// Breaking changes, an error counting as one.
+    pub fn breaking(&self) -> usize {
+        self.changes.iter().filter(|c| c.is_breaking()).count() + usize::from(self.error.is_some())
+    }
+}
+
+/// Sends each recording's first request to `upstream` (which rewrites `Host`, strips hop-by-hop
+/// headers and re-signs with AK/SK when configured; `token` goes as `X-Auth-Token`) and compares
+/// the answer with the *last* recorded one: the steady state of a polled request. Sequential on
+/// purpose: this is a check, not a load test.
+pub async fn run(
+    recordings: &[Recording],
+    upstream: &Upstream,
+    ignore: &IgnoreRules,
+    token: Option<&HeaderValue>,
+) -> Vec<RequestDrift> {
+    let mut drifts = Vec::with_capacity(recordings.len());
+    for recording in recordings {
+        let (Some(first), Some(last)) = (recording.answers.first(), recording.answers.last())
+        else {
+            drifts.push(RequestDrift {
+                request: recording.key.request_line().to_owned(),
+                changes: Vec::new(),
+                error: Some("the recording has no answer".into()),
+            });
+            continue;
+        };
+        let request = &first.request;
+        let target = match &request.query {
+            Some(query) => format!("{}?{query}", request.path),
+            None => request.path.clone(),
+        };
+        let label = format!("{} {target}", request.method);
+        tracing::debug!(request = %label, "checking drift");
+        let result = check(first, last, &target, upstream, ignore, token).await;
+        drifts.push(RequestDrift {
+            request: label,
+            error: result.as_ref().err().cloned(),
+            changes: result.unwrap_or_default(),
+        });
+    }
+    drifts
+}
+
+async fn check(
+    first: &Interaction,
+    last: &Interaction,
+    target: &str,
+    upstream: &Upstream,
+    ignore: &IgnoreRules,
+    token: Option<&HeaderValue>,
+) -> Result<Vec<Change>, String> {
+    let request = &first.request;
+    let method = Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| format!("recorded method {:?} is not an HTTP method", request.method))?;
+    // A redacted header holds a pseudonym, which means nothing to the live endpoint.
+    let redacted = first.redaction.as_ref().map(|s| &s.policy.headers[..]);
+    let mut headers = HeaderMap::new();
+    for (name, value) in &request.headers {
+        if is_credential(name)
+            || is_hop_by_hop(name)
+            || is_volatile_request(name)
+            || redacted.is_some_and(|r| r.iter().any(|h| h.eq_ignore_ascii_case(name)))
+        {
+            continue;
+        }
+        let bad = || format!("recorded header {name:?} cannot be sent");
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
+            HeaderValue::from_str(value).map_err(|_| bad())?,
+        );
+    }
+    if let Some(token) = token {
+        headers.insert("x-auth-token", token.clone());
+    }
+    let body = body_bytes(&request.body).map_err(|e| format!("recorded request body: {e}"))?;
+    let live = upstream
+        .forward(&method, target, &headers, body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let recorded = body_bytes(&last.response.body).map_err(|e| format!("recorded body: {e}"))?;
+    // Redacted fields hold pseudonyms: they always differ from the live value, so only their
+    // presence and type are compared.
+    let ignore = match &last.redaction {
+        Some(stamp) => ignore
+            .clone()
+            .with_fields(stamp.policy.fields.iter().cloned()),
+        None => ignore.clone(),
+    };
+    let status = live.status.as_u16();
+    Ok(compare(
+        last.response.status,
+        &recorded,
+        status,
+        &live.body,
+        &ignore,
+    ))
+}
+
+/// The report: per request a header line and one indented line per change, then the summary
+/// `drift: N requests checked, M changed, K breaking` (K counts breaking changes, errors included).
+pub fn render(drifts: &[RequestDrift]) -> String {
+    let mut out = String::new();
+    for drift in drifts {
+        let (n, breaking) = (drift.changes.len(), drift.breaking());
+        let _ = match &drift.error {
+            Some(error) => writeln!(out, "{} : error (breaking): {error}", drift.request),
+            None if n == 0 => writeln!(out, "{} : no changes", drift.request),
+            None => writeln!(
+                out,
+                "{} : {n} change{} ({breaking} breaking)",
+                drift.request,
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        for change in &drift.changes {
+            let _ = writeln!(out, "  {change}");
+        }
+    }
+    let changed = drifts
+        .iter()
+        .filter(|d| d.error.is_some() || !d.changes.is_empty());
+    let breaking: usize = drifts.iter().map(RequestDrift::breaking).sum();
+    let _ = writeln!(
+        out,
+        "drift: {} requests checked, {} changed, {breaking} breaking",
+        drifts.len(),
+        changed.count()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_lists_each_change_and_sums_up() {
+        let long = format!(r#"{{"size":0,"min_disk":100,"name":"{}"}}"#, "x".repeat(80));
+        let live = br#"{"size":"0","name":"y"}"#;
+        let drift = |request: &str, changes, error: Option<&str>| RequestDrift {
+            request: request.into(),
+            changes,
+            error: error.map(Into::into),
+        };
+        let drifts = [
+            drift(
+                "GET /v2/images/a",
+                compare(200, long.as_bytes(), 200, live, &IgnoreRules::default()),
+                None,
+            ),
+            drift("GET /v2", vec![], None),
+            drift("GET /x", vec![], Some("timeout")),
+        ];
+        let expected = format!(
+            "GET /v2/images/a : 3 changes (2 breaking)\n\
+             \x20 changed-type  /size  (number 0 → string \"0\")\n\
+             \x20 removed       /min_disk  (was number 100)\n\
+             \x20 changed-value /name  (string \"{}… → string \"y\")\n\
+             GET /v2 : no changes\n\
+             GET /x : error (breaking): timeout\n\
+             drift: 3 requests checked, 2 changed, 3 breaking\n",
+            "x".repeat(59)
+        );
+        assert_eq!(render(&drifts), expected);
+    }
+}

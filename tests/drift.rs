@@ -1,0 +1,313 @@
+//! `ims-vcr drift`: recorded answers compared with what the fake answers now, breaking changes
+//! told apart from data changes, volatile fields ignored, and nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hyper::header::HeaderValue;
+use ims_vcr::UpstreamConfig;
+use ims_vcr::cassette;
+use ims_vcr::drift::{self, ChangeKind, IgnoreRules, RequestDrift};
+use ims_vcr::upstream::Upstream;
+
+use crate::cli::BIN;
+use crate::util::*;
+
+/// Records the seed image and a 404 through a recorder into `dir/store` (the token, when given,
+/// is sent as `X-Auth-Token`) and exports them to `dir/cassettes`.
+async fn record_cassettes(fake: &FakeIms, dir: &Path, token: Option<&str>) -> PathBuf {
+    let store = dir.join("store");
+    let proxy = recorder(fake, &store).await;
+    let headers: Vec<(&str, &str)> = token.map(|t| ("x-auth-token", t)).into_iter().collect();
+    for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID] {
+        let reply = send("GET", &image_url(&proxy, id), &headers, b"").await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{id}");
+    }
+    proxy.shutdown().await.unwrap();
+    let out = dir.join("cassettes");
+    export_store(&store, &out, None).unwrap();
+    out
+}
+
+/// Rewrites the recorded seed answer as if the API had changed since: the recording lacks
+/// `min_disk`, has `size` as a string, an older `name` and `updated_at`, and a field the API
+/// no longer sends.
+fn age_the_seed_recording(cassettes: &Path) {
+    let (name, bytes) = all_files(cassettes)
+        .into_iter()
+        .find(|(name, _)| name.to_string_lossy().contains(SEED_IMAGE_ID))
+        .expect("a cassette for the seed image");
+    let mut file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let image = file["answers"][0]["body"]["json"].as_object_mut().unwrap();
+    image.remove("min_disk");
+    image["size"] = "0".into();
+    image["name"] = "CentOS 7.3 64bit (old name)".into();
+    image["updated_at"] = "2017-01-01T00:00:00Z".into();
+    image.insert("__legacy_flag".into(), true.into());
+    let mut bytes = serde_json::to_vec_pretty(&file).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(cassettes.join(name), bytes).unwrap();
+}
+
+/// `(pointer, kind)` of each change.
+fn kinds(drift: &RequestDrift) -> Vec<(&str, ChangeKind)> {
+    drift
+        .changes
+        .iter()
+        .map(|c| (c.pointer.as_str(), c.kind))
+        .collect()
+}
+
+fn find<'a>(drifts: &'a [RequestDrift], id: &str) -> &'a RequestDrift {
+    drifts
+        .iter()
+        .find(|d| d.request == format!("GET /v2/images/{id}"))
+        .unwrap_or_else(|| panic!("no drift for {id} in {drifts:#?}"))
+}
+
+/// Runs the binary in `cwd` with only `env` added to an environment without AK/SK or token;
+/// `(exit code, stdout, stderr)`. On a blocking thread: the fake it talks to runs on this test's
+/// runtime.
+async fn run_drift(args: Vec<&str>, env: &[(&str, &str)], cwd: &Path) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    for name in [
+        "HUAWEICLOUD_SDK_AK",
+        "HUAWEICLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        drift::ENV_TOKEN,
+        "RUST_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .envs(env.iter().copied())
+        .arg("drift")
+        .args(args)
+        .args(["--upstream-timeout", "5"])
+        .current_dir(cwd);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let attempts = move || {
+        let out = command.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    };
+    tokio::task::spawn_blocking(attempts).await.unwrap()
+}
+
+#[tokio::test]
+async fn drift_flags_removed_and_retyped_fields_as_breaking_ignores_volatile_ones_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let cassettes = record_cassettes(&fake, dir.path(), None).await;
+    age_the_seed_recording(&cassettes);
+    let before = all_files(&cassettes);
+    let recordings = cassette::read_dir(&cassettes).unwrap().0;
+    let upstream = Upstream::new(&upstream_for(&fake, dir.path())).unwrap();
+
+    let drifts = drift::run(&recordings, &upstream, &IgnoreRules::default(), None).await;
+    let with_name_ignored = IgnoreRules::default().with_fields(["name".to_owned()]);
+    let quieter = drift::run(&recordings, &upstream, &with_name_ignored, None).await;
+
+    let seed = find(&drifts, SEED_IMAGE_ID);
+    assert_eq!(
+        kinds(seed),
+        [
+            ("/size", ChangeKind::ChangedType),
+            ("/name", ChangeKind::ChangedValue),
+            ("/__legacy_flag", ChangeKind::Removed),
+            ("/min_disk", ChangeKind::Added),
+        ],
+        "updated_at must be ignored:\n{}",
+        drift::render(&drifts)
+    );
+    assert_eq!(seed.breaking(), 2);
+    assert_eq!(find(&drifts, UNKNOWN_IMAGE_ID).changes, []);
+    let report = drift::render(&drifts);
+    for line in [
+        &format!("GET /v2/images/{SEED_IMAGE_ID} : 4 changes (2 breaking)\n"),
+        "  changed-type  /size  (string \"0\" → number 0)\n",
+        "  removed       /__legacy_flag  (was boolean true)\n",
+        "  added         /min_disk  (now number 100)\n",
+        &format!("GET /v2/images/{UNKNOWN_IMAGE_ID} : no changes\n"),
+        "drift: 2 requests checked, 1 changed, 2 breaking\n",
+    ] {
+        assert!(report.contains(line), "expected {line:?} in:\n{report}");
+    }
+    assert_eq!(
+        kinds(find(&quieter, SEED_IMAGE_ID)),
+        [
+            ("/size", ChangeKind::ChangedType),
+            ("/__legacy_flag", ChangeKind::Removed),
+            ("/min_disk", ChangeKind::Added),
+        ],
+        "--ignore-field name"
+    );
+    assert!(
+        all_files(&cassettes) == before,
+        "drift changed a cassette file"
+    );
+}
+
+#[tokio::test]
+async fn drift_sends_the_token_as_x_auth_token_and_a_refusal_is_a_breaking_status_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "drift-token-0042";
+    let options = FakeOptions {
+        require_token: Some(token.into()),
+        ..FakeOptions::default()
+    };
+    let fake = FakeIms::start(options).await;
+    let cassettes = record_cassettes(&fake, dir.path(), Some(token)).await;
+    let recordings = cassette::read_dir(&cassettes).unwrap().0;
+    let upstream = Upstream::new(&upstream_for(&fake, dir.path())).unwrap();
+    let ignore = IgnoreRules::default();
+
+    let with_token = HeaderValue::from_static(token);
+    let accepted = drift::run(&recordings, &upstream, &ignore, Some(&with_token)).await;
+    let refused = drift::run(&recordings, &upstream, &ignore, None).await;
+
+    assert!(
+        accepted
+            .iter()
+            .all(|d| d.breaking() == 0 && d.changes.is_empty()),
+        "{}",
+        drift::render(&accepted)
+    );
+    let seed = find(&refused, SEED_IMAGE_ID);
+    assert_eq!(kinds(seed), [("", ChangeKind::Status)]);
+    assert_eq!(seed.changes[0].recorded.as_deref(), Some("200"));
+    assert!(
+        seed.changes[0]
+            .live
+            .as_deref()
+            .is_some_and(|l| l.starts_with("401 ") && l.contains("IMG.0002")),
+        "{:?}",
+        seed.changes[0]
+    );
+    assert_eq!(seed.breaking(), 1);
+
+    // The command takes the token from IMS_VCR_DRIFT_TOKEN.
+    let ca = fake.write_ca_pem(dir.path());
+    let (url, ca) = (fake.base_url(), ca.to_str().unwrap().to_owned());
+    let args = vec!["--upstream", &url, "--upstream-ca", &ca];
+    let env = [(drift::ENV_TOKEN, token)];
+    let (code, stdout, stderr) = run_drift(args.clone(), &env, dir.path()).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, stderr) = run_drift(args, &[], dir.path()).await;
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(drift::ENV_TOKEN),
+        "the warning names it: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_breaking_error_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let cassettes = record_cassettes(&fake, dir.path(), None).await;
+    let recordings = cassette::read_dir(&cassettes).unwrap().0;
+    // Port 1 (tcpmux) is never listening here; a stopped fake's port could be reused by another
+    // test's server while this one runs.
+    let upstream = Upstream::new(&UpstreamConfig::new("http://127.0.0.1:1")).unwrap();
+
+    let drifts = drift::run(&recordings, &upstream, &IgnoreRules::default(), None).await;
+
+    for drift in &drifts {
+        let error = drift.error.as_deref().unwrap_or_default();
+        assert!(error.contains("cannot connect to upstream"), "{drift:?}");
+        assert_eq!(drift.breaking(), 1);
+    }
+    let summary = "drift: 2 requests checked, 2 changed, 2 breaking\n";
+    assert!(drift::render(&drifts).ends_with(summary));
+}
+
+#[tokio::test]
+async fn the_drift_command_exits_3_on_a_breaking_change_and_0_when_the_api_still_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let ca = fake.write_ca_pem(dir.path());
+    let cassettes = record_cassettes(&fake, dir.path(), None).await;
+    age_the_seed_recording(&cassettes);
+    // The shipped cassettes are redacted: their pseudonymous `owner` differs from the live value.
+    let shipped = dir.path().join("shipped");
+    std::fs::create_dir(&shipped).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    for (name, bytes) in all_files(&repo) {
+        std::fs::write(shipped.join(name), bytes).unwrap();
+    }
+    let before = (all_files(&cassettes), all_files(&shipped));
+    let base = [
+        "--upstream",
+        &fake.base_url(),
+        "--upstream-ca",
+        ca.to_str().unwrap(),
+    ];
+    let with = |extra: &[&'static str]| [&base[..], extra].concat();
+
+    let aged = run_drift(with(&["--cassettes", "cassettes"]), &[], dir.path()).await;
+    let clean = run_drift(with(&["--cassettes", "shipped"]), &[], dir.path()).await;
+    let store = run_drift(with(&["--store", "store"]), &[], dir.path()).await;
+
+    let (code, stdout, stderr) = aged;
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  removed       /__legacy_flag"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("drift found 2 breaking change(s)"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = clean;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.ends_with("drift: 3 requests checked, 0 changed, 0 breaking\n"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = store;
+    assert_eq!(code, 0, "the store was not aged: {stdout}{stderr}");
+    assert_eq!(
+        (all_files(&cassettes), all_files(&shipped)),
+        before,
+        "drift changed a cassette file"
+    );
+}
+
+#[tokio::test]
+async fn drift_errors_name_the_flag_or_folder_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let up = ["--upstream", "https://ims.example"];
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["--upstream", "ims.example"], "--upstream"),
+        (
+            [&up[..], &["--cassettes", "nowhere"]].concat(),
+            "--cassettes nowhere",
+        ),
+        (
+            [&up[..], &["--cassettes", "empty"]].concat(),
+            "no recordings",
+        ),
+        (
+            [&up[..], &["--store", "nostore"]].concat(),
+            "--store nostore",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = run_drift(args.clone(), &[], dir.path()).await;
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(
+        !dir.path().join("nostore").exists(),
+        "drift created a store"
+    );
+}
