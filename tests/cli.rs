@@ -59,6 +59,23 @@ impl Running {
         }
     }
 
+    /// `ims-vcr record` against `fake` (trusting its CA), on a free port, plus `extra` flags.
+    pub fn record(fake: &FakeIms, cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
+        let ca = fake.write_ca_pem(cwd);
+        let url = fake.base_url();
+        let mut args = vec![
+            "record",
+            "--upstream",
+            &url,
+            "--upstream-ca",
+            ca.to_str().unwrap(),
+            "--listen",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        Running::start_with_env(&args, cwd, env)
+    }
+
     /// Everything the process logged so far (stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
@@ -90,15 +107,24 @@ impl Drop for Running {
     }
 }
 
+/// Runs the binary to completion: (exit code, stderr).
 fn run(args: &[&str], cwd: &Path) -> (i32, String) {
+    let (code, _, stderr) = run_with_stdout(args, cwd);
+    (code, stderr)
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run_with_stdout(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
         .output()
         .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        text(&out.stdout),
+        text(&out.stderr),
     )
 }
 
@@ -123,19 +149,7 @@ async fn replay_with_no_flags_serves_the_repository_cassettes_and_exits_cleanly_
 async fn an_answered_interaction_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::default()).await;
-    let ca = fake.write_ca_pem(dir.path());
-    let args = [
-        "record",
-        "--upstream",
-        &fake.base_url(),
-        "--upstream-ca",
-        ca.to_str().unwrap(),
-        "--listen",
-        "0",
-        "--store",
-        "s",
-    ];
-    let proxy = Running::start(&args, dir.path());
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
     let ids = [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID, POLLING_IMAGE_ID];
     for id in ids {
         let reply = get(&format!("{}/v2/images/{id}", proxy.uri)).await;
@@ -150,19 +164,7 @@ async fn an_answered_interaction_survives_kill_9() {
 async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::default()).await;
-    let ca = fake.write_ca_pem(dir.path());
-    let args = [
-        "record",
-        "--upstream",
-        &fake.base_url(),
-        "--upstream-ca",
-        ca.to_str().unwrap(),
-        "--listen",
-        "0",
-        "--store",
-        "s",
-    ];
-    let proxy = Running::start(&args, dir.path());
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
     get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
 
     // While the recorder holds the store, export fails clearly instead of hanging or panicking.

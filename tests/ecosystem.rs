@@ -1,23 +1,9 @@
 //! Everyday CLI comforts (ls, show, completions) and HAR export/import.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::cli::BIN;
+use crate::cli::run_with_stdout as run;
 use crate::util::*;
-
-fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn shipped() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -342,24 +342,12 @@ fn verify_passes_the_shipped_cassettes() {
 async fn the_cli_record_redact_flags_and_config_file_extend_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::default()).await;
-    let ca = fake.write_ca_pem(dir.path());
     std::fs::write(
         dir.path().join("ims-vcr.toml"),
         "store = \"team-store\"\n[redact]\nenabled = true\nfields = [\"name\"]\n",
     )
     .unwrap();
-    let args = [
-        "record",
-        "--upstream",
-        &fake.base_url(),
-        "--upstream-ca",
-        ca.to_str().unwrap(),
-        "--listen",
-        "0",
-        "--redact-field",
-        "__os_version",
-    ];
-    let proxy = Running::start(&args, dir.path());
+    let proxy = Running::record(&fake, dir.path(), &["--redact-field", "__os_version"], &[]);
     get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
     proxy.signal("-TERM");
     assert!(proxy.wait().success());

@@ -226,20 +226,8 @@ async fn the_cli_says_once_why_a_signed_request_will_be_refused_and_never_logs_t
         ..Default::default()
     })
     .await;
-    let ca = fake.write_ca_pem(dir.path());
-    let args = [
-        "record",
-        "--upstream",
-        &fake.base_url(),
-        "--upstream-ca",
-        ca.to_str().unwrap(),
-        "--listen",
-        "0",
-        "--store",
-        "s",
-    ];
-
-    let unsigned = crate::cli::Running::start(&args, dir.path());
+    let store = ["--store", "s"];
+    let unsigned = crate::cli::Running::record(&fake, dir.path(), &store, &[]);
     let signed = |uri: &str| {
         let creds = Credentials {
             ak: DUMMY.into(),
@@ -282,9 +270,10 @@ async fn the_cli_says_once_why_a_signed_request_will_be_refused_and_never_logs_t
     unsigned.signal("-TERM");
     unsigned.wait();
 
-    let resigning = crate::cli::Running::start_with_env(
-        &args,
+    let resigning = crate::cli::Running::record(
+        &fake,
         dir.path(),
+        &store,
         &[
             ("HUAWEICLOUD_SDK_AK", REAL_AK),
             ("HUAWEICLOUD_SDK_SK", REAL_SK),
