@@ -67,7 +67,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
             row["key"].as_str().unwrap_or(""),
             row["method"].as_str().unwrap_or(""),
             row["path"].as_str().unwrap_or(""),
-            row["answers"],
+            row["answers"].as_u64().unwrap_or(0),
             statuses(row),
             row["recorded_at"].as_str().unwrap_or(""),
         );
