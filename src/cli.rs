@@ -174,6 +174,16 @@ struct ListenArgs {
         value_name = "TOKEN"
     )]
     control_token: Option<String>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client may take to send a request head, and again its body (408); also bounds
+    /// the TLS handshake and idle keep-alive connections. Slower clients are disconnected.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    header_read_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -434,13 +444,35 @@ fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
     let mut builder = ProxyServer::builder()
         .listen(listen_addr(listen)?)
         .max_body(listen.max_body)
+        .header_read_timeout(seconds(
+            listen.header_read_timeout,
+            "--header-read-timeout",
+        )?)
         .latency(listen.latency.unwrap_or_default())
         .faults(listen.fault.clone(), listen.seed)
         .redaction_key(redaction_key());
     if let Some(token) = &listen.control_token {
         builder = builder.control_token(token);
     }
+    if let (Some(cert), Some(key)) = (&listen.tls_cert, &listen.tls_key) {
+        builder = builder.tls(cert, key);
+    }
     Ok(builder)
+}
+
+/// Longest timeout accepted: far beyond any use, and safely inside what deadline arithmetic
+/// (`Instant + Duration`, which panics on overflow) can take.
+const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A timeout given with `flag`, in seconds: positive and at most a year.
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if value > 0.0 && value <= MAX_TIMEOUT_SECS {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Error::Config(format!(
+            "{flag} {value} must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS} (a year)"
+        )))
+    }
 }
 
 /// Settings shared by record and auto: store, redaction, match rules.
@@ -479,15 +511,9 @@ fn match_rules(args: &MatchArgs) -> Result<MatchRules> {
 
 /// The upstream settings; AK/SK only ever come from the environment (a flag would show in `ps`).
 fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
-    if !(args.upstream_timeout.is_finite() && args.upstream_timeout > 0.0) {
-        return Err(Error::Config(format!(
-            "--upstream-timeout {} must be a positive number of seconds",
-            args.upstream_timeout
-        )));
-    }
     let mut upstream = UpstreamConfig::new(args.upstream.clone());
     upstream.ca_file = args.upstream_ca.clone();
-    upstream.timeout = Duration::from_secs_f64(args.upstream_timeout);
+    upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
     upstream.credentials = crate::signer::Credentials::from_env().map_err(Error::Config)?;
     match &upstream.credentials {
         Some(credentials) => tracing::info!(
@@ -871,6 +897,9 @@ mod tests {
             fault: vec![],
             seed: 0,
             control_token: None,
+            tls_cert: None,
+            tls_key: None,
+            header_read_timeout: 30.0,
         })
     }
 

@@ -24,6 +24,18 @@ pub enum Error {
         /// What sled said.
         source: sled::Error,
     },
+    /// A store whose files were truncated or garbled: sled lost recordings that were on disk, or
+    /// found corrupted data. It is refused rather than served short.
+    #[error(
+        "store {path} is damaged: {reason}; restore the directory from a copy, or `ims-vcr import` \
+         exported cassettes into a new --store"
+    )]
+    StoreDamaged {
+        /// The store directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// A store entry that does not decode (torn write, foreign data, older format).
     #[error("store {path}: entry {entry} is corrupt: {reason}")]
     StoreCorrupt {

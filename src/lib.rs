@@ -17,7 +17,8 @@
 //!
 //! [`cassette`] turns store contents into portable, deterministic JSON files and back, and
 //! [`drift`] sends recorded requests to the live endpoint to report, with [`diff`], how its
-//! answers changed.
+//! answers changed. The listener serves plain HTTP, or HTTPS with `tls` (`--tls-cert` and
+//! `--tls-key`).
 //! [`cli`] is the command line over all of this; [`ProxyServer`] is the same thing in-process.
 //!
 //! ```no_run
@@ -53,6 +54,7 @@ pub mod server;
 pub mod signer;
 pub mod store;
 pub mod tape;
+mod tls;
 pub mod upstream;
 pub mod verify;
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -161,11 +161,17 @@ pub(crate) struct Proxy {
     /// Present when started in a forwarding mode, so replay cannot reach an upstream by mistake.
     pub(crate) recorder: Option<Recorder>,
     pub(crate) max_body: usize,
+    /// How long a client may take to send a request body (`--header-read-timeout`): hyper bounds
+    /// only the head, so without this a client announcing more bytes than it sends holds its
+    /// connection and a task forever.
+    pub(crate) body_read_timeout: Duration,
     pub(crate) stats: Stats,
     pub(crate) metrics: Metrics,
     pub(crate) realism: Realism,
     /// Token that lets non-loopback peers use the control API.
     pub(crate) control_token: Option<String>,
+    /// `http`, or `https` when the listener serves TLS: the scheme of the proxy's own URLs.
+    pub(crate) scheme: &'static str,
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
     /// insert or remove an entry, never across an await.
     inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Forwarded>>>>,
@@ -196,10 +202,12 @@ impl Proxy {
             tapes,
             recorder,
             max_body: DEFAULT_MAX_BODY,
+            body_read_timeout: crate::server::DEFAULT_HEADER_READ_TIMEOUT,
             stats: Stats::default(),
             metrics: Metrics::default(),
             realism: Realism::default(),
             control_token: None,
+            scheme: "http",
             inflight: Mutex::new(HashMap::new()),
             session: Mutex::new(std::collections::HashSet::new()),
         }
@@ -240,7 +248,39 @@ impl Proxy {
     ) -> Result<Response<Full<Bytes>>, ResetConnection> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, self.max_body).collect().await {
+        if !parts.uri.path().starts_with('/') {
+            // `*` (asterisk-form) names no resource; recorded, it would make a cassette that
+            // import refuses.
+            let msg = format!(
+                "request target {:?} is not a path; ims-vcr serves paths starting with /",
+                parts.uri.to_string()
+            );
+            let response = error_response(
+                StatusCode::BAD_REQUEST,
+                "IMS_VCR.BAD_REQUEST",
+                &msg,
+                json!({}),
+            );
+            return Ok(self.log(&parts, started, response, "error"));
+        }
+        let collected = tokio::time::timeout(
+            self.body_read_timeout,
+            Limited::new(body, self.max_body).collect(),
+        );
+        let Ok(collected) = collected.await else {
+            let msg = format!(
+                "the request body did not arrive within {} s (--header-read-timeout)",
+                self.body_read_timeout.as_secs_f64()
+            );
+            let response = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "IMS_VCR.BODY_TIMEOUT",
+                &msg,
+                json!({}),
+            );
+            return Ok(self.log(&parts, started, response, "error"));
+        };
+        let body = match collected {
             Ok(body) => body.to_bytes(),
             Err(e) => {
                 let (status, code, msg) = if e
@@ -353,7 +393,7 @@ impl Proxy {
                     } else {
                         "forwarded"
                     };
-                    (serve(&prepared, parts, outcome), outcome)
+                    (self.serve(&prepared, parts, outcome), outcome)
                 }
                 Err(failure) => (failure.to_response(), "upstream-error"),
             },
@@ -392,7 +432,7 @@ impl Proxy {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                (serve(prepared, parts, "hit"), "hit")
+                (self.serve(prepared, parts, "hit"), "hit")
             }
             None => (
                 self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
@@ -488,10 +528,10 @@ impl Proxy {
                 .remove(key.digest());
         }
         match forwarded {
-            Ok(prepared) if leader => (serve(prepared, parts, "recorded"), "recorded"),
+            Ok(prepared) if leader => (self.serve(prepared, parts, "recorded"), "recorded"),
             Ok(prepared) => {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                (serve(prepared, parts, "hit"), "hit")
+                (self.serve(prepared, parts, "hit"), "hit")
             }
             Err(failure) => (failure.to_response(), "upstream-error"),
         }
@@ -625,6 +665,20 @@ impl Proxy {
         true
     }
 
+    /// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
+    fn serve(
+        &self,
+        prepared: &Prepared,
+        parts: &Parts,
+        outcome: &'static str,
+    ) -> Response<Full<Bytes>> {
+        if !prepared.mentions_upstream() {
+            return prepared.to_response(outcome, None);
+        }
+        let origin = proxy_authority(parts).map(|a| format!("{}://{a}", self.scheme));
+        prepared.to_response(outcome, origin.as_deref())
+    }
+
     /// Misses recorded so far, by canonical request.
     pub(crate) fn misses(&self) -> Vec<Miss> {
         self.stats
@@ -662,28 +716,19 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
     }
 }
 
-/// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
-fn serve(prepared: &Prepared, parts: &Parts, outcome: &'static str) -> Response<Full<Bytes>> {
-    if !prepared.mentions_upstream() {
-        return prepared.to_response(outcome, None);
-    }
-    prepared.to_response(outcome, proxy_origin(parts).as_deref())
-}
-
-/// `http://` plus the authority the client used to reach the proxy (`Host`, or the HTTP/2
-/// `:authority`), when it is a valid authority.
-fn proxy_origin(parts: &Parts) -> Option<String> {
-    let authority = match parts.uri.authority() {
-        Some(a) => a.clone(),
+/// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`), when
+/// it is a valid authority.
+fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
+    match parts.uri.authority() {
+        Some(authority) => Some(authority.clone()),
         None => parts
             .headers
             .get(hyper::header::HOST)?
             .to_str()
             .ok()?
             .parse()
-            .ok()?,
-    };
-    Some(format!("http://{authority}"))
+            .ok(),
+    }
 }
 
 /// A JSON error in the shapes IMS clients parse: `error_code`/`error_msg` (Huawei SDKs) and

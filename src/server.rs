@@ -4,15 +4,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::cassette;
 use crate::error::{Error, Result};
@@ -27,12 +30,15 @@ use crate::tape::Sequence;
 use crate::tape::Tapes;
 use crate::upstream::{Upstream, UpstreamConfig};
 
-/// How long a client may take to send its request head before the connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest request head accepted; hyper answers 431 past it.
+/// Default for how long a client may take to send its request head before the connection is
+/// closed (also the bound on the TLS handshake, a request body and idle keep-alive connections).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head accepted (request line and headers); hyper answers 431 past it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long shutdown waits for in-flight requests before closing their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a plain-TCP client speaking HTTP/2 sends it first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Where replay reads recordings from.
 #[derive(Clone, Debug)]
@@ -57,6 +63,9 @@ pub struct ProxyServerBuilder {
     faults: Vec<Fault>,
     seed: u64,
     control_token: Option<String>,
+    header_read_timeout: Duration,
+    /// PEM certificate chain and private key files when serving HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ProxyServerBuilder {
@@ -157,9 +166,33 @@ impl ProxyServerBuilder {
         self
     }
 
+    /// How long a client may take to send a request head (default 30 s). The same bound applies
+    /// to the TLS handshake, to the first bytes that tell HTTP/1 from HTTP/2 and to an idle
+    /// HTTP/1 keep-alive connection (a client exceeding it is disconnected), and to reading a
+    /// request body (408).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the PEM certificate chain in `cert` and the
+    /// PEM private key in `key`; [`ProxyServer::uri`] then starts with `https://`.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
+        self
+    }
+
     /// Loads recordings or connects the upstream, binds, and returns once the port accepts.
     pub async fn start(self) -> Result<ProxyServer> {
-        let proxy = self.assemble().await?;
+        // Certificate problems are reported before the store is opened or the port bound.
+        let tls = match &self.tls {
+            Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut proxy = self.assemble().await?;
+        proxy.scheme = scheme;
+        proxy.body_read_timeout = self.header_read_timeout;
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -171,9 +204,11 @@ impl ProxyServerBuilder {
             source,
         })?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, Arc::new(proxy), stopped));
+        let connections = Connections::new(self.header_read_timeout, tls);
+        let task = tokio::spawn(serve(listener, Arc::new(proxy), connections, stopped));
         Ok(ProxyServer {
             address,
+            scheme,
             stop,
             task: Some(task),
         })
@@ -316,6 +351,8 @@ impl std::fmt::Display for Summary {
 #[derive(Debug)]
 pub struct ProxyServer {
     address: SocketAddr,
+    /// `http`, or `https` when started with [`ProxyServerBuilder::tls`].
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Result<Summary>>>,
 }
@@ -337,6 +374,8 @@ impl ProxyServer {
             faults: Vec::new(),
             seed: 0,
             control_token: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            tls: None,
         }
     }
 
@@ -345,9 +384,9 @@ impl ProxyServer {
         self.address
     }
 
-    /// `http://HOST:PORT` of the proxy.
+    /// `http://HOST:PORT` of the proxy (`https://` when serving TLS).
     pub fn uri(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 10 s), flushes the store, and
@@ -373,17 +412,11 @@ impl Drop for ProxyServer {
 async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
+    connections: Connections,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Summary> {
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        // The header-read timeout needs a timer, or hyper panics (RUST-NOTES trap 3).
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder.http2().timer(TokioTimer::new());
+    let connections = Arc::new(connections);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -397,18 +430,13 @@ async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                let service = service_fn(move |request| {
-                    let proxy = proxy.clone();
-                    async move { proxy.handle(request, peer).await }
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(connections.clone().run(
+                    stream,
+                    peer,
+                    proxy.clone(),
+                    graceful.watcher(),
+                    stop.clone(),
+                ));
             }
             _ = stop.changed() => break,
         }
@@ -448,4 +476,180 @@ async fn serve(
             .upstream_errors
             .load(std::sync::atomic::Ordering::Relaxed),
     })
+}
+
+/// Which HTTP a connection speaks.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// How accepted connections are served: the HTTP/1 and HTTP/2 settings, TLS, and the bound on
+/// everything that happens before the first request head is read. The protocol is chosen before
+/// hyper sees a connection (see `open`), so hyper's own per-protocol builders serve it: unlike
+/// hyper-util's `auto`, they never sniff without a timeout, and HTTP/1's enforces an exact head
+/// size limit.
+struct Connections {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    header_read_timeout: Duration,
+}
+
+impl Connections {
+    fn new(header_read_timeout: Duration, tls: Option<TlsAcceptor>) -> Connections {
+        let mut http1 = http1::Builder::new();
+        http1
+            // The header-read timeout needs a timer, or hyper panics (RUST-NOTES trap 3).
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            // The buffer cap stops a head that never ends; the header-size cap also refuses a
+            // complete head that arrived in one larger read.
+            .max_buf_size(MAX_HEAD_BYTES)
+            .max_header_size(MAX_HEAD_BYTES);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            // HTTP/2 has no header-read timeout; PINGs at least drop a peer that stopped answering.
+            .keep_alive_interval(header_read_timeout)
+            .keep_alive_timeout(header_read_timeout);
+        Connections {
+            http1,
+            http2,
+            tls,
+            header_read_timeout,
+        }
+    }
+
+    /// Serves one accepted connection. Until it has shown which HTTP it speaks (and finished the
+    /// TLS handshake), the header-read timeout and shutdown end it; after that, hyper's
+    /// header-read timeout applies to each request head and graceful shutdown drains it.
+    async fn run(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        proxy: Arc<Proxy>,
+        watcher: Watcher,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let opened = tokio::select! {
+            opened = tokio::time::timeout(self.header_read_timeout, self.open(stream, peer)) => opened,
+            _ = stop.changed() => return,
+        };
+        match opened {
+            Ok(Some(Opened::Plain(protocol, tcp))) => {
+                self.serve_http(protocol, tcp, peer, proxy, watcher).await;
+            }
+            Ok(Some(Opened::Tls(protocol, tls))) => {
+                self.serve_http(protocol, *tls, peer, proxy, watcher).await;
+            }
+            Ok(None) => {}
+            Err(_) => tracing::debug!(
+                %peer,
+                timeout_secs = self.header_read_timeout.as_secs_f64(),
+                "connection closed: nothing usable received within the header-read timeout"
+            ),
+        }
+    }
+
+    /// The TLS handshake (when serving HTTPS) and the protocol: by ALPN over TLS, else from the
+    /// first bytes. `None` when the peer closed or the handshake failed.
+    async fn open(&self, stream: TcpStream, peer: SocketAddr) -> Option<Opened> {
+        let Some(acceptor) = &self.tls else {
+            let protocol = sniff(&stream).await?;
+            return Some(Opened::Plain(protocol, stream));
+        };
+        match acceptor.accept(stream).await {
+            Ok(tls) => {
+                let protocol = match tls.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                Some(Opened::Tls(protocol, Box::new(tls)))
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake with a client failed");
+                None
+            }
+        }
+    }
+
+    async fn serve_http<I>(
+        &self,
+        protocol: Protocol,
+        io: I,
+        peer: SocketAddr,
+        proxy: Arc<Proxy>,
+        watcher: Watcher,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let requested = Arc::new(AtomicBool::new(false));
+        let service = {
+            let requested = requested.clone();
+            service_fn(move |request| {
+                requested.store(true, Ordering::Relaxed);
+                let proxy = proxy.clone();
+                async move { proxy.handle(request, peer).await }
+            })
+        };
+        let io = TokioIo::new(io);
+        let ended = match protocol {
+            Protocol::Http1 => {
+                watcher
+                    .watch(self.http1.serve_connection(io, service))
+                    .await
+            }
+            Protocol::Http2 => {
+                // hyper's HTTP/2 server waits for the first request (over TLS, even for the
+                // preface) without a timeout: apply the header-read timeout to it.
+                let no_request = async {
+                    tokio::time::sleep(self.header_read_timeout).await;
+                    if requested.load(Ordering::Relaxed) {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    ended = watcher.watch(self.http2.serve_connection(io, service)) => ended,
+                    () = no_request => {
+                        tracing::debug!(%peer, "HTTP/2 connection closed: no request within the header-read timeout");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A connection ready for hyper.
+enum Opened {
+    Plain(Protocol, TcpStream),
+    Tls(Protocol, Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Which HTTP a plain-TCP client speaks, from its first bytes (peeked, so hyper still reads
+/// them): the HTTP/2 preface, or anything else (HTTP/1). `None` if it closes first. The caller
+/// bounds the wait: hyper-util's `auto` does this sniffing without any timeout (and hyper's
+/// header-read timeout starts only once HTTP/1 is chosen), so a client that connected and stayed
+/// silent, or sent part of the preface, held its connection and task forever.
+async fn sniff(stream: &TcpStream) -> Option<Protocol> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(Protocol::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        // Part of the preface: peek returns the same bytes at once until more arrive.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -3,7 +3,12 @@
 //!
 //! Layout: tree `answers` maps `digest (32 bytes) ++ sequence (u32, big-endian)` to the JSON of
 //! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `meta`
-//! holds the store format and the match rules.
+//! holds the store format, the match rules and the write counter (`generation`).
+//!
+//! Damage detection: after each flush, the number of the last write known to be on disk goes into
+//! the file [`DURABLE_FILE`] beside sled's own. sled recovers a prefix of its log and silently
+//! drops everything after a truncated or garbled spot, so a store that reopens with a lower write
+//! counter than that file lost flushed recordings, and is refused instead of served short.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,10 @@ use crate::key::{MatchRules, RequestKey, hex};
 const STORE_FORMAT: u32 = 1;
 /// sled's default cache is 1 GiB; a test proxy needs far less.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// File in the store directory holding the last write counter known to be flushed (decimal).
+pub const DURABLE_FILE: &str = "ims-vcr-durable";
+/// Key in `meta` of the write counter: big-endian u64, bumped with every write.
+const GENERATION_KEY: &str = "generation";
 
 /// An open store. One process at a time (sled holds an exclusive lock).
 pub struct Store {
@@ -27,9 +36,10 @@ pub struct Store {
     meta: sled::Tree,
     /// Next sequence number per request digest recorded in this session. A digest absent here has
     /// not been recorded yet this session, so its first answer replaces any older ones. Held only
-    /// around synchronous sled calls, never across an await.
+    /// around synchronous sled calls, never across an await; it also orders the write counter.
     session: Mutex<HashMap<[u8; 32], u32>>,
-    /// Group commit: writes done so far, and the highest write a finished flush covers.
+    /// Group commit: the write counter (persisted as `meta/generation`, so it keeps growing
+    /// across sessions), and the highest write a finished flush covers.
     written: AtomicU64,
     flushed: AtomicU64,
     /// Serialises flushes; writers queue here, and the first through flushes for all of them.
@@ -47,20 +57,38 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let db = open_db(path)?;
-        let store_err = |source| Error::Store {
-            path: path.to_owned(),
-            source,
-        };
+        let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
+        let generation = match meta.get(GENERATION_KEY).map_err(store_err)? {
+            None => 0,
+            Some(v) => {
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| Error::StoreCorrupt {
+                    path: path.to_owned(),
+                    entry: format!("meta/{GENERATION_KEY}"),
+                    reason: format!("{} bytes, expected 8", v.len()),
+                })?)
+            }
+        };
+        let durable = read_durable(path)?;
+        if generation < durable {
+            return Err(Error::StoreDamaged {
+                path: path.to_owned(),
+                reason: format!(
+                    "write #{durable} was on disk (see {DURABLE_FILE}) but only writes up to \
+                     #{generation} could be read back: its files were truncated, garbled or \
+                     partly deleted, and the recordings after the damage are lost"
+                ),
+            });
+        }
         let store = Store {
             path: path.to_owned(),
             db,
             answers,
             meta,
             session: Mutex::new(HashMap::new()),
-            written: AtomicU64::new(0),
-            flushed: AtomicU64::new(0),
+            written: AtomicU64::new(generation),
+            flushed: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
         };
         store.check_format()?;
@@ -73,10 +101,19 @@ impl Store {
     }
 
     fn err(&self, source: sled::Error) -> Error {
-        Error::Store {
-            path: self.path.clone(),
-            source,
-        }
+        store_error(&self.path, source)
+    }
+
+    /// Counts a write: the persisted counter first, then the in-memory one flushes read, so a
+    /// flush never claims a write whose counter it did not cover. Taking the session lock's
+    /// contents proves the caller holds it, which keeps the persisted counter monotonic.
+    fn count_write(&self, _session: &mut HashMap<[u8; 32], u32>) -> Result<u64> {
+        let generation = self.written.load(Ordering::SeqCst) + 1;
+        self.meta
+            .insert(GENERATION_KEY, &generation.to_be_bytes())
+            .map_err(|e| self.err(e))?;
+        self.written.store(generation, Ordering::SeqCst);
+        Ok(generation)
     }
 
     fn check_format(&self) -> Result<()> {
@@ -136,10 +173,13 @@ impl Store {
                 batch.insert(entry_key(&digest, seq).to_vec(), value);
             }
         }
-        self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
         let json = serde_json::to_vec(rules).expect("rules serialise");
-        self.meta.insert("rules", json).map_err(|e| self.err(e))?;
-        self.written.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut session = self.session.lock().expect("store session lock poisoned");
+            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
+            self.meta.insert("rules", json).map_err(|e| self.err(e))?;
+            self.count_write(&mut session)?;
+        }
         self.flush().await
     }
 
@@ -182,7 +222,7 @@ impl Store {
             batch.insert(entry_key(key.digest(), seq).to_vec(), value);
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             session.insert(*key.digest(), seq + 1);
-            self.written.fetch_add(1, Ordering::SeqCst) + 1
+            self.count_write(&mut session)?
         };
         self.durable(generation).await
     }
@@ -196,7 +236,23 @@ impl Store {
         let target = self.written.load(Ordering::SeqCst);
         self.db.flush_async().await.map_err(|e| self.err(e))?;
         self.flushed.fetch_max(target, Ordering::SeqCst);
+        self.note_durable(target).await;
         Ok(())
+    }
+
+    /// Writes `generation` into [`DURABLE_FILE`] (temporary file and rename: a crash leaves the
+    /// old value, which is always safe to check against). A failure only weakens damage
+    /// detection, so it is logged, not returned: the recording itself is on disk.
+    async fn note_durable(&self, generation: u64) {
+        let file = self.path.join(DURABLE_FILE);
+        let tmp = self.path.join(format!("{DURABLE_FILE}.tmp"));
+        let written = async {
+            tokio::fs::write(&tmp, format!("{generation}\n")).await?;
+            tokio::fs::rename(&tmp, &file).await
+        };
+        if let Err(e) = written.await {
+            tracing::warn!(file = %file.display(), error = %e, "cannot note the flushed write count; damage detection for this store is weaker");
+        }
     }
 
     /// Flushes everything written so far (shutdown, import).
@@ -270,8 +326,11 @@ impl Store {
                 batch.insert(entry_key(recording.key.digest(), seq).to_vec(), value);
             }
         }
-        self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.written.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut session = self.session.lock().expect("store session lock poisoned");
+            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
+            self.count_write(&mut session)?;
+        }
         self.flush().await
     }
 }
@@ -305,16 +364,53 @@ fn open_db(path: &Path) -> Result<sled::Db> {
     }
 }
 
-/// sled reports a held lock as a generic I/O error; recognise it to say what to do.
+/// sled reports a held lock as a generic I/O error; recognise it to say what to do. sled pins
+/// one version (0.34.7), so a store it calls unsupported has a damaged `conf` (or came from an
+/// incompatible build).
 fn open_error(path: &Path, source: sled::Error) -> Error {
-    if source.to_string().contains("could not acquire lock") {
-        Error::StoreLocked {
+    match source {
+        _ if source.to_string().contains("could not acquire lock") => Error::StoreLocked {
             path: path.to_owned(),
-        }
-    } else {
-        Error::Store {
+        },
+        sled::Error::Unsupported(why) => Error::StoreDamaged {
+            path: path.to_owned(),
+            reason: format!(
+                "sled cannot read its files ({why}); they were damaged, or written by an \
+                 incompatible ims-vcr"
+            ),
+        },
+        source => store_error(path, source),
+    }
+}
+
+/// A sled error on the store at `path`; detected corruption says what to do about it.
+fn store_error(path: &Path, source: sled::Error) -> Error {
+    match source {
+        sled::Error::Corruption { .. } => Error::StoreDamaged {
+            path: path.to_owned(),
+            reason: "sled found corrupted data in its files".into(),
+        },
+        source => Error::Store {
             path: path.to_owned(),
             source,
-        }
+        },
+    }
+}
+
+/// The last write counter known to be flushed, from [`DURABLE_FILE`] (0 when absent: a new store,
+/// or one written before this check existed).
+fn read_durable(store: &Path) -> Result<u64> {
+    let file = store.join(DURABLE_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::Config(format!(
+                "{}: expected a write count, found {:?}; if the store is otherwise fine, delete \
+                 this file to skip the damage check once",
+                file.display(),
+                text.chars().take(40).collect::<String>()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io(file, e)),
     }
 }

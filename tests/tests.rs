@@ -22,6 +22,8 @@ mod signing;
 mod redaction;
 // Modes, single-flight, sequences, match rules, verdicts, control API, latency and faults.
 mod modes;
+// Faults, hostile clients and upstreams, kill -9 under load, damaged stores, TLS listener.
+mod hardening;
 // The official Python clients (huaweicloudsdkims, openstacksdk) through record and replay.
 mod interop;
 // ls, show, completions, HAR export/import.
