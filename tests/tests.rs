@@ -30,3 +30,5 @@ mod interop;
 mod ecosystem;
 // Drift: recorded answers against the live endpoint.
 mod drift;
+// Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
+mod properties;

@@ -1,0 +1,311 @@
+//! Redaction runs on every recorded answer and every export: whatever an interaction holds, it
+//! must not panic, redacting twice must change nothing, and no real value of a redacted field,
+//! header or parameter (6 characters or more) may stay raw anywhere in what is written. The two
+//! documented exceptions (binary bodies, values with no ASCII letter or digit) must then be
+//! caught by the leak gate.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use ims_vcr::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
+use ims_vcr::leak::MIN_NEEDLE_LEN;
+use ims_vcr::pseudonym::PseudonymKey;
+use ims_vcr::redact::{RedactionPolicy, Redactor, find_leak};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+/// Part of a string: literal text, or one of the input's secrets (raw or percent-encoded), so
+/// that the same real value turns up in the path, the query, headers and bodies.
+#[derive(Arbitrary, Debug)]
+enum Piece {
+    Lit(String),
+    Secret(u8),
+    Encoded(u8),
+}
+
+/// A field, header or query parameter name: one the policy redacts, or any other.
+#[derive(Arbitrary, Debug)]
+enum Name {
+    Owner,
+    AccountCode,
+    ProjectId,
+    Extra,
+    Secret(u8),
+    Other(String),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(Vec<Piece>),
+    Array(Vec<Json>),
+    Object(Vec<(Name, Json)>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum BodyIn {
+    /// Compact JSON: stored as `{"json": …}`.
+    Json(Json),
+    /// Pretty-printed JSON: stored as text.
+    Pretty(Json),
+    Text(Vec<Piece>),
+    Raw(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    secrets: Vec<String>,
+    /// Names added to the default policy (`--redact-field`, `--redact-header`, `--redact-query`).
+    extra: String,
+    path: Vec<Piece>,
+    query: Option<Vec<(Name, Vec<Piece>)>>,
+    request_headers: Vec<(Name, Vec<Piece>)>,
+    request_body: Option<BodyIn>,
+    response_headers: Vec<(Name, Vec<Piece>)>,
+    response_body: Option<BodyIn>,
+}
+
+struct Build<'a> {
+    secrets: &'a [String],
+    extra: &'a str,
+}
+
+impl Build<'_> {
+    fn secret(&self, i: u8) -> &str {
+        match self.secrets.len() {
+            0 => "",
+            n => &self.secrets[usize::from(i) % n],
+        }
+    }
+
+    fn text(&self, pieces: &[Piece]) -> String {
+        let mut out = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::Secret(i) => out.push_str(self.secret(*i)),
+                Piece::Encoded(i) => out.push_str(&percent_encode(self.secret(*i))),
+            }
+        }
+        out
+    }
+
+    fn name(&self, name: &Name, ours: &str) -> String {
+        match name {
+            Name::Owner => "owner".into(),
+            Name::AccountCode => "__account_code".into(),
+            Name::ProjectId => ours.into(),
+            Name::Extra => self.extra.into(),
+            Name::Secret(i) => self.secret(*i).into(),
+            Name::Other(s) => s.clone(),
+        }
+    }
+
+    fn json(&self, json: &Json, depth: usize) -> Value {
+        // Real bodies come through serde_json's parser, which stops at 128 levels.
+        if depth > 32 {
+            return Value::Null;
+        }
+        match json {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Int(n) => Value::from(*n),
+            Json::Str(pieces) => Value::String(self.text(pieces)),
+            Json::Array(items) => items.iter().map(|i| self.json(i, depth + 1)).collect(),
+            Json::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(n, v)| (self.name(n, "x-project-id"), self.json(v, depth + 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn body(&self, body: &Option<BodyIn>) -> Option<Body> {
+        let bytes = match body.as_ref()? {
+            BodyIn::Json(j) => serde_json::to_vec(&self.json(j, 0)).expect("a value serialises"),
+            BodyIn::Pretty(j) => {
+                serde_json::to_vec_pretty(&self.json(j, 0)).expect("a value serialises")
+            }
+            BodyIn::Text(pieces) => self.text(pieces).into_bytes(),
+            BodyIn::Raw(bytes) => bytes.clone(),
+        };
+        Body::from_bytes(&bytes)
+    }
+
+    fn headers(&self, headers: &[(Name, Vec<Piece>)]) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(n, v)| (self.name(n, "x-project-id"), self.text(v)))
+            .collect()
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let build = Build {
+        secrets: &input.secrets,
+        // `--redact-field ""` names nothing a user can mean.
+        extra: if input.extra.trim().is_empty() {
+            "extra"
+        } else {
+            &input.extra
+        },
+    };
+    let query = input.query.as_ref().map(|pairs| {
+        pairs
+            .iter()
+            .map(|(n, v)| format!("{}={}", build.name(n, "owner"), build.text(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let interaction = Interaction {
+        request: RecordedRequest {
+            method: "GET".into(),
+            path: build.text(&input.path),
+            query,
+            headers: build.headers(&input.request_headers),
+            body: build.body(&input.request_body),
+        },
+        response: RecordedResponse {
+            status: 200,
+            headers: build.headers(&input.response_headers),
+            body: build.body(&input.response_body),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: String::new(),
+        },
+        redaction: None,
+    };
+    let mut policy = RedactionPolicy::default();
+    let extra = [build.extra.to_owned()];
+    policy.extend(&extra, &extra, &extra);
+    let redactor = Redactor::new(policy, PseudonymKey::new(b"fuzz"));
+
+    let (once, needles) = redactor
+        .redact(&interaction)
+        .expect("an unstamped interaction always redacts");
+    let (twice, _) = redactor
+        .redact(&once)
+        .expect("our own stamp always redacts again");
+    assert_eq!(twice, once, "redaction is not idempotent");
+
+    // Some values have nothing a pseudonym can replace (see `hideable`), and some places are
+    // never rewritten (see `places`): what stays there is the leak gate's to refuse.
+    let (strict, gate_only) = places(&once);
+    let mut left_raw = false;
+    for needle in needles.iter().filter(|n| n.value.len() >= MIN_NEEDLE_LEN) {
+        let real = needle.value.as_str();
+        for (place, text) in &strict {
+            assert!(
+                !hideable(real) || !text.contains(real),
+                "{} ({real:?}) is still raw in the {place}: {text:?}",
+                needle.label
+            );
+        }
+        left_raw |= strict.iter().any(|(_, t)| t.contains(real))
+            || gate_only.iter().any(|b| contains(b, real.as_bytes()));
+    }
+    if left_raw {
+        assert!(
+            find_leak(&once, needles).is_some(),
+            "a real value is left raw and the leak gate misses it"
+        );
+    }
+});
+
+/// Where a real value could stay in what is written. `strict`: path, query values, header values,
+/// text bodies and the strings of JSON bodies, which redaction rewrites. `gate_only`: the whole
+/// query, binary bodies and whole JSON bodies, whose object keys and numbers redaction never
+/// rewrites: what stays there is the leak gate's to refuse.
+fn places(i: &Interaction) -> (Vec<(String, String)>, Vec<Vec<u8>>) {
+    fn strings(json: &Value, out: &mut Vec<(String, String)>) {
+        match json {
+            Value::String(s) => out.push(("JSON string".to_owned(), s.clone())),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut strict = vec![("path".to_owned(), i.request.path.clone())];
+    // A query is a list of pairs: a value can only be meant within one (`&` is not in a pair),
+    // and the names of redacted parameters are kept as they are.
+    if let Some(query) = &i.request.query {
+        let values = query
+            .split('&')
+            .map(|p| p.split_once('=').map_or("", |(_, v)| v));
+        strict.extend(values.map(|v| ("query value".to_owned(), v.to_owned())));
+    }
+    for (name, value) in i.request.headers.iter().chain(&i.response.headers) {
+        strict.push((format!("header {name:?}"), value.clone()));
+    }
+    let mut gate_only: Vec<Vec<u8>> = i
+        .request
+        .query
+        .iter()
+        .map(|q| q.clone().into_bytes())
+        .collect();
+    for body in [&i.request.body, &i.response.body].into_iter().flatten() {
+        let bytes = body.to_bytes().expect("a body we built decodes").to_vec();
+        match body {
+            Body::Json(json) => strings(json, &mut strict),
+            _ => {
+                if let Ok(text) = String::from_utf8(bytes.clone()) {
+                    strict.push(("body".to_owned(), text));
+                }
+            }
+        }
+        gate_only.push(bytes);
+    }
+    (strict, gate_only)
+}
+
+/// True when `value` must not survive redaction: it has at least 8 ASCII letters or digits
+/// outside percent-escapes. Fewer, and a pseudonym of another value (random per letter or digit,
+/// punctuation kept) can recreate it by chance; none at all, and it is its own pseudonym
+/// (documented in `pseudonym.rs`). Real identifiers (32-hex project IDs, account codes) qualify.
+fn hideable(value: &str) -> bool {
+    let mut rest = value;
+    // A fragment may start inside an escape (`5D%00`) and end inside one (`%0`).
+    let lead = rest
+        .bytes()
+        .take(2)
+        .take_while(u8::is_ascii_hexdigit)
+        .count();
+    if rest[lead..].starts_with('%') {
+        rest = &rest[lead..];
+    }
+    let bytes = rest.as_bytes();
+    let (mut i, mut alphanumerics) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            i += 1;
+            let mut digits = 0;
+            while digits < 2 && i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+                i += 1;
+                digits += 1;
+            }
+            continue;
+        }
+        alphanumerics += usize::from(bytes[i].is_ascii_alphanumeric());
+        i += 1;
+    }
+    alphanumerics >= 8
+}
+
+/// Percent-encoding of every byte but ASCII letters and digits, as the redactor writes it.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
