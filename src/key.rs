@@ -43,7 +43,12 @@ impl RequestKey {
         header: impl Fn(&str) -> Vec<&'a str>,
         body: &[u8],
     ) -> Self {
-        let mut canonical = format!("{} {}", method.to_ascii_uppercase(), normalise_path(path));
+        // Built in place: this runs on every request, and `format!` with an upper-cased copy of
+        // the method and a normalised copy of the path cost three allocations.
+        let mut canonical = String::with_capacity(method.len() + 1 + path.len());
+        canonical.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+        canonical.push(' ');
+        push_normalised_path(&mut canonical, path);
         let query = canonical_query(query.unwrap_or(""), &rules.ignore_query);
         if !query.is_empty() {
             canonical.push('?');
@@ -112,11 +117,15 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// Decodes percent-escapes of unreserved characters and upper-cases the others, so `%7e`, `%7E`
-/// and `~` match, while `%2F` stays distinct from `/`.
-fn normalise_path(path: &str) -> String {
+/// Appends `path` with percent-escapes of unreserved characters decoded and the others
+/// upper-cased, so `%7e`, `%7E` and `~` match, while `%2F` stays distinct from `/`.
+fn push_normalised_path(out: &mut String, path: &str) {
+    // The common case, a path without escapes, is copied whole rather than char by char.
+    if !path.contains('%') {
+        out.push_str(path);
+        return;
+    }
     let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
@@ -129,7 +138,7 @@ fn normalise_path(path: &str) -> String {
             // A decoded hex digit right after a stray `%` would make a new escape (`%%61b` →
             // `%ab`), and the canonical form would change when canonicalised again: keep it.
             if (b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-                && !(b.is_ascii_hexdigit() && ends_in_stray_percent(&out))
+                && !(b.is_ascii_hexdigit() && ends_in_stray_percent(out))
             {
                 out.push(b as char);
             } else {
@@ -143,11 +152,10 @@ fn normalise_path(path: &str) -> String {
         out.push(ch);
         i += ch.len_utf8();
     }
-    out
 }
 
 /// True when `out` ends with `%` or `%` and one hex digit. Such a `%` is always a stray one:
-/// [`normalise_path`] writes escapes whole, as `%` and two hex digits.
+/// [`push_normalised_path`] writes escapes whole, as `%` and two hex digits.
 fn ends_in_stray_percent(out: &str) -> bool {
     let tail = out.as_bytes();
     match tail {

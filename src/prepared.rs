@@ -12,6 +12,9 @@ use crate::interaction::{RecordedResponse, body_bytes};
 /// `recorded` (live, and stored), `forwarded` (live, passthrough), `miss`, `upstream-error`,
 /// `fault` (injected), `control` (control API), `error` (the proxy refused the request).
 pub const OUTCOME_HEADER: &str = "x-ims-vcr";
+/// [`OUTCOME_HEADER`] parsed at compile time: [`Prepared::to_response`] runs on every replayed
+/// request, and inserting by `&str` validates the name again each time.
+const OUTCOME_HEADER_NAME: HeaderName = HeaderName::from_static(OUTCOME_HEADER);
 
 /// A response prepared once and served by cheap clones (the body is reference-counted).
 #[derive(Clone, Debug)]
@@ -104,7 +107,7 @@ impl Prepared {
         *response.headers_mut() = headers;
         response
             .headers_mut()
-            .insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
+            .insert(OUTCOME_HEADER_NAME, HeaderValue::from_static(outcome));
         response
     }
 }
