@@ -381,10 +381,12 @@ impl Proxy {
         };
         match mode {
             Mode::Auto => {
-                if let Play::Hit(..) = self.lookup(parts, &body, &key) {
-                    return self.replay(parts, &body, &key).await;
+                // One lookup: it advances the request's playback cursor.
+                let played = self.lookup(parts, &body, &key);
+                match played.prepared() {
+                    Some(prepared) => (self.hit(parts, prepared).await, "hit"),
+                    None => self.single_flight(recorder, parts, body, &key).await,
                 }
-                self.single_flight(recorder, parts, body, &key).await
             }
             _ => match self.forward(recorder, parts, body, &key, mode).await {
                 Ok(prepared) => {
@@ -426,19 +428,22 @@ impl Proxy {
     ) -> (Response<Full<Bytes>>, &'static str) {
         let played = self.lookup(parts, body, key);
         match played.prepared() {
-            Some(prepared) => {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                let delay = self.realism.delay(prepared.latency());
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                (self.serve(prepared, parts, "hit"), "hit")
-            }
+            Some(prepared) => (self.hit(parts, prepared).await, "hit"),
             None => (
                 self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
                 "miss",
             ),
         }
+    }
+
+    /// Serves a recorded answer, after the configured latency.
+    async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        let delay = self.realism.delay(prepared.latency());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.serve(prepared, parts, "hit")
     }
 
     fn miss(

@@ -38,6 +38,15 @@ async fn auto_replays_what_is_recorded_and_records_what_is_not() {
 
     let hit = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     assert_eq!(hit.header("x-ims-vcr"), Some("hit"));
+    let mut polled = Vec::new();
+    for _ in 0..4 {
+        polled.push(get(&image_url(&proxy, POLLING_IMAGE_ID)).await.json()["status"].clone());
+    }
+    assert_eq!(
+        polled,
+        ["queued", "saving", "active", "active"],
+        "auto plays recordings in order"
+    );
     assert!(
         fake.requests().is_empty(),
         "a hit never reaches the upstream"
@@ -52,7 +61,7 @@ async fn auto_replays_what_is_recorded_and_records_what_is_not() {
     assert_eq!(again.body, new.body);
     assert_eq!(fake.requests().len(), 1);
     let summary = proxy.shutdown().await.unwrap();
-    assert_eq!((summary.hits, summary.recorded), (2, 1));
+    assert_eq!((summary.hits, summary.recorded), (6, 1));
     assert_eq!(
         stored_answers(&store),
         5,
