@@ -39,8 +39,22 @@ const BUCKETS: [f64; 14] = [
 
 /// The route template of a request path.
 pub fn route(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let index = match segments.as_slice() {
+    ROUTES[route_index(path)]
+}
+
+/// Index in [`ROUTES`] of a path's template. Runs on every request: a fixed array of segments,
+/// no allocation.
+fn route_index(path: &str) -> usize {
+    let mut segments = [""; 6];
+    let mut count = 0;
+    for segment in path.trim_end_matches('/').split('/').skip(1) {
+        if count == segments.len() {
+            return 9;
+        }
+        segments[count] = segment;
+        count += 1;
+    }
+    match &segments[..count] {
         [] => 0,
         ["v2"] => 1,
         ["v2", "schemas", "image"] => 2,
@@ -51,8 +65,7 @@ pub fn route(path: &str) -> &'static str {
         ["v2", "images", _, "members", ..] => 7,
         ["v2", "images", _, "tags", _] => 8,
         _ => 9,
-    };
-    ROUTES[index]
+    }
 }
 
 /// A latency histogram with fixed buckets.
@@ -105,10 +118,7 @@ impl Metrics {
         let Some(o) = OUTCOMES.iter().position(|x| *x == outcome) else {
             return;
         };
-        let r = ROUTES
-            .iter()
-            .position(|x| *x == route(path))
-            .expect("route() returns one of ROUTES");
+        let r = route_index(path);
         self.requests[r][o].fetch_add(1, Ordering::Relaxed);
         if outcome == "hit" {
             self.replay.observe(elapsed);

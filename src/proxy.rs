@@ -263,48 +263,13 @@ impl Proxy {
             );
             return Ok(self.log(&parts, started, response, "error"));
         }
-        let collected = tokio::time::timeout(
-            self.body_read_timeout,
-            Limited::new(body, self.max_body).collect(),
-        );
-        let Ok(collected) = collected.await else {
-            let msg = format!(
-                "the request body did not arrive within {} s (--header-read-timeout)",
-                self.body_read_timeout.as_secs_f64()
-            );
-            let response = error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "IMS_VCR.BODY_TIMEOUT",
-                &msg,
-                json!({}),
-            );
-            return Ok(self.log(&parts, started, response, "error"));
-        };
-        let body = match collected {
-            Ok(body) => body.to_bytes(),
-            Err(e) => {
-                let (status, code, msg) = if e
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    let msg = format!(
-                        "request body is larger than {} bytes (--max-body)",
-                        self.max_body
-                    );
-                    (StatusCode::PAYLOAD_TOO_LARGE, "IMS_VCR.BODY_TOO_LARGE", msg)
-                } else {
-                    (
-                        StatusCode::BAD_REQUEST,
-                        "IMS_VCR.BAD_REQUEST",
-                        format!("could not read the request body: {e}"),
-                    )
-                };
-                return Ok(self.log(
-                    &parts,
-                    started,
-                    error_response(status, code, &msg, json!({})),
-                    "error",
-                ));
+        // Most requests (every GET) have no body: no timer, no collection.
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            Bytes::new()
+        } else {
+            match self.read_body(body).await {
+                Ok(body) => body,
+                Err(response) => return Ok(self.log(&parts, started, response, "error")),
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
@@ -335,6 +300,50 @@ impl Proxy {
         }
         let (response, outcome) = self.answer(&parts, body).await;
         Ok(self.log(&parts, started, response, outcome))
+    }
+
+    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413).
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+        let collected = tokio::time::timeout(
+            self.body_read_timeout,
+            Limited::new(body, self.max_body).collect(),
+        );
+        let Ok(collected) = collected.await else {
+            let msg = format!(
+                "the request body did not arrive within {} s (--header-read-timeout)",
+                self.body_read_timeout.as_secs_f64()
+            );
+            return Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "IMS_VCR.BODY_TIMEOUT",
+                &msg,
+                json!({}),
+            ));
+        };
+        collected.map(|body| body.to_bytes()).map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                let msg = format!(
+                    "request body is larger than {} bytes (--max-body)",
+                    self.max_body
+                );
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "IMS_VCR.BODY_TOO_LARGE",
+                    &msg,
+                    json!({}),
+                )
+            } else {
+                let msg = format!("could not read the request body: {e}");
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "IMS_VCR.BAD_REQUEST",
+                    &msg,
+                    json!({}),
+                )
+            }
+        })
     }
 
     fn log(
