@@ -624,14 +624,17 @@ fn export(args: ExportArgs, config: &Config) -> Result<()> {
 }
 
 async fn import(args: ImportArgs, config: &Config) -> Result<()> {
-    // Every file is validated (and redacted, and leak-checked) before the store is touched.
+    // Every file is validated (and redacted, and leak-checked) before the store is written.
     let redactor = args
         .redact
         .policy(config)
         .map(|p| Redactor::new(p, redaction_key()));
+    let store_dir = store_path(args.store.store, config);
+    let store = Store::open(&store_dir)?;
     let (recordings, rules) = if args.dir.is_file() {
+        // A HAR carries no match rules: its requests are keyed with the store's own.
         let bytes = std::fs::read(&args.dir).map_err(|e| Error::io(&args.dir, e))?;
-        let rules = MatchRules::default();
+        let rules = store.rules()?;
         (
             crate::har::from_har(&args.dir, &bytes, &rules, redactor.as_ref())?,
             rules,
@@ -649,8 +652,6 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
             None => (recordings, rules),
         }
     };
-    let store_dir = store_path(args.store.store, config);
-    let store = Store::open(&store_dir)?;
     store.set_rules(&rules).await?;
     store.import(&recordings).await?;
     eprintln!(
