@@ -629,14 +629,14 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         .redact
         .policy(config)
         .map(|p| Redactor::new(p, redaction_key()));
-    let store_dir = store_path(args.store.store, config);
-    let store = Store::open(&store_dir)?;
-    let (recordings, rules) = if args.dir.is_file() {
-        // A HAR carries no match rules: its requests are keyed with the store's own.
-        let bytes = std::fs::read(&args.dir).map_err(|e| Error::io(&args.dir, e))?;
-        let rules = store.rules()?;
+    let har = match args.dir.is_file() {
+        true => Some(std::fs::read(&args.dir).map_err(|e| Error::io(&args.dir, e))?),
+        false => None,
+    };
+    let (recordings, rules) = if let Some(bytes) = &har {
+        let rules = MatchRules::default();
         (
-            crate::har::from_har(&args.dir, &bytes, &rules, redactor.as_ref())?,
+            crate::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
             rules,
         )
     } else {
@@ -651,6 +651,19 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
             ),
             None => (recordings, rules),
         }
+    };
+    let store_dir = store_path(args.store.store, config);
+    let store = Store::open(&store_dir)?;
+    let (recordings, rules) = match &har {
+        // A HAR carries no match rules: once it validated, key it with the store's own rules.
+        Some(bytes) => {
+            let rules = store.rules()?;
+            (
+                crate::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
+                rules,
+            )
+        }
+        _ => (recordings, rules),
     };
     store.set_rules(&rules).await?;
     store.import(&recordings).await?;
