@@ -270,18 +270,11 @@ struct RecordArgs {
     matching: MatchArgs,
 }
 
+/// `auto` takes everything `record` does, plus the playback and verdict flags of `replay`.
 #[derive(Debug, Args)]
 struct AutoArgs {
     #[command(flatten)]
-    upstream: UpstreamArgs,
-    #[command(flatten)]
-    listen: ListenArgs,
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    redact: RedactArgs,
-    #[command(flatten)]
-    matching: MatchArgs,
+    record: RecordArgs,
     #[command(flatten)]
     playback: PlaybackArgs,
 }
@@ -394,14 +387,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let builder = forwarding(&a.listen, &a.redact, &a.matching, &a.store, &config)?;
             serve_until_signal(builder.record(upstream_config(&a.upstream)?), None).await
         }
-        Command::Auto(a) => {
+        Command::Auto(AutoArgs {
+            record: a,
+            playback,
+        }) => {
             let builder = forwarding(&a.listen, &a.redact, &a.matching, &a.store, &config)?
-                .sequence(a.playback.sequence);
-            serve_until_signal(
-                builder.auto(upstream_config(&a.upstream)?),
-                Some(&a.playback),
-            )
-            .await
+                .sequence(playback.sequence);
+            serve_until_signal(builder.auto(upstream_config(&a.upstream)?), Some(&playback)).await
         }
         Command::Passthrough(a) => {
             let builder = server(&a.listen)?.passthrough(upstream_config(&a.upstream)?);

@@ -113,10 +113,10 @@ fn stats(proxy: &Proxy) -> Value {
     let misses: u64 = proxy.misses().iter().map(|m| m.count).sum();
     json!({
         "mode": proxy.mode(),
-        "hits": proxy.stats.hits.load(Ordering::Relaxed),
+        "hits": proxy.metrics.total("hit"),
         "misses": misses,
         "recorded": proxy.stats.recorded.load(Ordering::Relaxed),
-        "upstream_errors": proxy.stats.upstream_errors.load(Ordering::Relaxed),
+        "upstream_errors": proxy.metrics.total("upstream-error"),
         "faults": proxy.stats.faults.load(Ordering::Relaxed),
         "unused": unused,
         "requests": requests.iter().map(|r| json!({

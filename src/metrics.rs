@@ -135,7 +135,8 @@ impl Metrics {
         self.redactions.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn total(&self, outcome: &str) -> u64 {
+    /// Requests answered with `outcome` (an `x-ims-vcr` value), all routes.
+    pub fn total(&self, outcome: &str) -> u64 {
         let o = OUTCOMES
             .iter()
             .position(|x| *x == outcome)

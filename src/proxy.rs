@@ -117,9 +117,8 @@ pub struct Miss {
 /// Counters kept while serving.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    pub(crate) hits: AtomicU64,
+    /// Answers stored (hits and upstream errors are counted by [`Metrics`], per outcome).
     pub(crate) recorded: AtomicU64,
-    pub(crate) upstream_errors: AtomicU64,
     pub(crate) faults: AtomicU64,
     /// Keyed by canonical request; only touched on a miss.
     pub(crate) misses: Mutex<BTreeMap<String, Miss>>,
@@ -447,7 +446,6 @@ impl Proxy {
 
     /// Serves a recorded answer, after the configured latency.
     async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
-        self.stats.hits.fetch_add(1, Ordering::Relaxed);
         let delay = self.realism.delay(prepared.latency());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -543,10 +541,7 @@ impl Proxy {
         }
         match forwarded {
             Ok(prepared) if leader => (self.serve(prepared, parts, "recorded"), "recorded"),
-            Ok(prepared) => {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                (self.serve(prepared, parts, "hit"), "hit")
-            }
+            Ok(prepared) => (self.serve(prepared, parts, "hit"), "hit"),
             Err(failure) => (failure.to_response(), "upstream-error"),
         }
     }
@@ -572,7 +567,6 @@ impl Proxy {
                 live
             }
             Err(e) => {
-                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
                 return Err(Failure {
                     status: StatusCode::BAD_GATEWAY,

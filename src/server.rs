@@ -306,7 +306,7 @@ pub struct Summary {
     pub unused: Vec<String>,
     /// Answers recorded.
     pub recorded: u64,
-    /// Failed upstream exchanges.
+    /// Requests answered 502 because the upstream failed.
     pub upstream_errors: u64,
 }
 
@@ -464,17 +464,14 @@ async fn serve(
         .collect();
     Ok(Summary {
         mode: Some(proxy.mode()),
-        hits: proxy.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+        hits: proxy.metrics.total("hit"),
         misses: proxy.misses(),
         unused,
         recorded: proxy
             .stats
             .recorded
             .load(std::sync::atomic::Ordering::Relaxed),
-        upstream_errors: proxy
-            .stats
-            .upstream_errors
-            .load(std::sync::atomic::Ordering::Relaxed),
+        upstream_errors: proxy.metrics.total("upstream-error"),
     })
 }
 
