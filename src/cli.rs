@@ -659,6 +659,10 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
     };
     store.set_rules(&rules).await?;
     store.import(&recordings).await?;
+    // The import is committed; a pack that cannot be written only slows the next replay.
+    if let Err(e) = crate::pack::Pack::of(&store) {
+        tracing::warn!(error = %e, "cannot update the replay pack");
+    }
     eprintln!(
         "imported {} requests ({} answers) into {}",
         recordings.len(),

@@ -13,7 +13,8 @@
 //!   committed before the client gets its answer);
 //! * **replay**: [`key`] turns the request into a canonical [`key::RequestKey`], and [`tape`]
 //!   serves the next prepared answer for it, or a 599 `x-ims-vcr: miss` naming the nearest
-//!   recordings.
+//!   recordings. A store is replayed through its [`pack`], an indexed snapshot read lazily, so
+//!   start-up does not grow with the store.
 //!
 //! [`cassette`] turns store contents into portable, deterministic JSON files and back, and
 //! [`drift`] sends recorded requests to the live endpoint to report, with [`diff`], how its
@@ -45,6 +46,7 @@ pub mod key;
 pub mod leak;
 pub mod listing;
 pub mod metrics;
+pub mod pack;
 pub mod prepared;
 pub mod proxy;
 pub mod pseudonym;

@@ -435,6 +435,16 @@ impl Proxy {
         key: &RequestKey,
     ) -> (Response<Full<Bytes>>, &'static str) {
         let played = self.lookup(parts, body, key);
+        if let Play::Unreadable(why) = &played {
+            tracing::error!(request = key.request_line(), "{why}");
+            let response = error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "IMS_VCR.UNREADABLE",
+                why,
+                json!({"request": key.request_line()}),
+            );
+            return (response, "error");
+        }
         match played.prepared() {
             Some(prepared) => (self.hit(parts, prepared).await, "hit"),
             None => (
@@ -699,11 +709,21 @@ impl Proxy {
     }
 
     /// Flushes the store, if any.
+    /// Flushes the store at the end of a session, then brings its replay pack up to date, so
+    /// the replays that follow start without reading the store. A pack that cannot be written
+    /// only costs the next replay a slower start, so that failure is logged, not returned.
     pub(crate) async fn flush(&self) -> crate::Result<()> {
-        match self.recorder.as_ref().and_then(|r| r.store.as_ref()) {
-            Some(store) => store.flush().await,
-            None => Ok(()),
+        let Some(store) = self.recorder.as_ref().and_then(|r| r.store.clone()) else {
+            return Ok(());
+        };
+        store.flush().await?;
+        let packed = tokio::task::spawn_blocking(move || crate::pack::Pack::of(&store)).await;
+        match packed {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot update the replay pack"),
+            Err(e) => tracing::warn!(error = %e, "cannot update the replay pack"),
         }
+        Ok(())
     }
 }
 

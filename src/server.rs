@@ -21,6 +21,7 @@ use crate::cassette;
 use crate::error::{Error, Result};
 use crate::key::MatchRules;
 use crate::leak::Needle;
+use crate::pack::Pack;
 use crate::proxy::{DEFAULT_MAX_BODY, Miss, Mode, Proxy, Recorder};
 use crate::pseudonym::PseudonymKey;
 use crate::realism::{Fault, Latency, Realism};
@@ -221,21 +222,23 @@ impl ProxyServerBuilder {
     }
 
     async fn assemble(&self) -> Result<Proxy> {
-        let (tapes_from, recorder, rules) = match self.mode {
-            Mode::Replay => {
-                let (recordings, rules) = match &self.source {
-                    // The store is read once and closed, so export or record can use it meanwhile.
-                    Source::Store(dir) => {
-                        let store = Store::open(dir)?;
-                        let rules = store.rules()?;
-                        (store.load(&rules)?, rules)
-                    }
-                    Source::Cassettes(dir) => cassette::read_dir(dir)?,
-                };
-                (recordings, None, rules)
-            }
+        let (tapes, recorder, rules) = match self.mode {
+            Mode::Replay => match &self.source {
+                // The store is opened only to check (or write) its replay pack, then closed, so
+                // other replays, export or record can use it meanwhile.
+                Source::Store(dir) => {
+                    let store = Store::open(dir)?;
+                    let rules = store.rules()?;
+                    (self.tapes_of(&store, &rules)?, None, rules)
+                }
+                Source::Cassettes(dir) => {
+                    let (recordings, rules) = cassette::read_dir(dir)?;
+                    let tapes = Tapes::new(&recordings, self.sequence).map_err(Error::Config)?;
+                    (tapes, None, rules)
+                }
+            },
             Mode::Passthrough => (
-                Vec::new(),
+                Tapes::new(&[], self.sequence).map_err(Error::Config)?,
                 Some(self.recorder(None)?),
                 MatchRules::default(),
             ),
@@ -251,11 +254,11 @@ impl ProxyServerBuilder {
                     store.set_rules(rules).await?;
                 }
                 let rules = store.rules()?;
-                let recordings = store.load(&rules)?;
-                (recordings, Some(self.recorder(Some(store))?), rules)
+                let tapes = self.tapes_of(&store, &rules)?;
+                (tapes, Some(self.recorder(Some(store))?), rules)
             }
         };
-        let mut tapes = Tapes::new(&tapes_from, self.sequence).map_err(Error::Config)?;
+        let mut tapes = tapes;
         if let Some(warning) = tapes.use_redaction_key(self.key()) {
             tracing::warn!("{warning}");
         }
@@ -265,6 +268,15 @@ impl ProxyServerBuilder {
         proxy.realism = Realism::new(self.latency, self.faults.clone(), self.seed);
         proxy.control_token = self.control_token.clone();
         Ok(proxy)
+    }
+
+    /// The store's recordings, through its replay pack (written first if out of date), or read
+    /// whole when the pack cannot be written.
+    fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
+        match Pack::of(store)? {
+            Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
+            None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Config),
+        }
     }
 
     fn recorder(&self, store: Option<Store>) -> Result<Recorder> {

@@ -266,20 +266,12 @@ impl Store {
     pub fn load(&self, rules: &MatchRules) -> Result<Vec<Recording>> {
         let mut out: Vec<Recording> = Vec::new();
         let mut current: Option<[u8; 32]> = None;
-        for entry in self.answers.iter() {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            let corrupt = |reason: String| Error::StoreCorrupt {
-                path: self.path.clone(),
-                entry: hex(&k),
-                reason,
-            };
-            let digest: [u8; 32] = k
-                .get(..32)
-                .and_then(|d| d.try_into().ok())
-                .filter(|_| k.len() == 36)
-                .ok_or_else(|| corrupt(format!("key has {} bytes, expected 36", k.len())))?;
+        for entry in self.entries() {
+            let entry = entry?;
+            let corrupt = |reason: String| self.corrupt(&entry, reason);
+            let digest = entry.digest;
             let interaction: Interaction =
-                serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+                serde_json::from_slice(&entry.value).map_err(|e| corrupt(e.to_string()))?;
             if current == Some(digest) {
                 out.last_mut()
                     .expect("current is set only after a push")
@@ -295,6 +287,36 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The write counter: grows with every write, across sessions; a replay pack made at one
+    /// value is out of date at any other.
+    pub fn generation(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Every entry as stored, in key order (so a request's answers are adjacent and in order).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
+        self.answers.iter().map(|e| {
+            let (key, value) = e.map_err(|e| self.err(e))?;
+            match key.get(..32).and_then(|d| d.try_into().ok()) {
+                Some(digest) if key.len() == 36 => Ok(Entry { key, digest, value }),
+                _ => Err(Error::StoreCorrupt {
+                    path: self.path.clone(),
+                    entry: hex(&key),
+                    reason: format!("key has {} bytes, expected 36", key.len()),
+                }),
+            }
+        })
+    }
+
+    /// The error for an entry whose value does not decode.
+    pub(crate) fn corrupt(&self, entry: &Entry, reason: String) -> Error {
+        Error::StoreCorrupt {
+            path: self.path.clone(),
+            entry: hex(&entry.key),
+            reason,
+        }
     }
 
     /// Number of stored answers.
@@ -333,6 +355,16 @@ impl Store {
         }
         self.flush().await
     }
+}
+
+/// One stored answer: its sled key (request digest ++ sequence), the digest, and the JSON of one
+/// [`Interaction`].
+pub(crate) struct Entry {
+    key: sled::IVec,
+    /// The request key's digest under the store's match rules.
+    pub digest: [u8; 32],
+    /// The interaction's JSON, as stored.
+    pub value: sled::IVec,
 }
 
 fn entry_key(digest: &[u8; 32], seq: u32) -> [u8; 36] {

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::interaction::{RecordedRequest, Recording, body_bytes};
 use crate::key::{MatchRules, RequestKey, hex};
+use crate::pack::{Extent, Pack, PackFile};
 use crate::prepared::Prepared;
 use crate::pseudonym::PseudonymKey;
 use crate::redact::{RedactionPolicy, RedactionStamp, Redactor};
@@ -45,19 +46,67 @@ impl FromStr for Sequence {
 /// One request's answers and its playback cursor.
 #[derive(Debug)]
 pub struct Tape {
-    /// The request as first recorded (for listings and miss diffs).
-    request: RecordedRequest,
     /// `METHOD /path?canonical-query`.
     line: String,
-    answers: Vec<Prepared>,
+    /// How many answers are recorded (known before a lazy tape is loaded).
+    count: usize,
+    /// The request as first recorded and its prepared answers: set when the tape is made, or,
+    /// for a tape from a replay pack, the first time it is played (or diffed against).
+    loaded: OnceLock<Result<Box<Loaded>, String>>,
+    /// Where a lazy tape's answers are in the pack.
+    source: Option<(PackFile, Box<[Extent]>)>,
     /// How many times this request was asked for since start or the last reset.
     played: AtomicUsize,
 }
 
+#[derive(Debug)]
+struct Loaded {
+    /// The request as first recorded (for miss diffs).
+    request: RecordedRequest,
+    answers: Vec<Prepared>,
+}
+
 impl Tape {
+    fn eager(line: &str, request: RecordedRequest, answers: Vec<Prepared>, played: usize) -> Tape {
+        Tape {
+            line: line.to_owned(),
+            count: answers.len(),
+            loaded: OnceLock::from(Ok(Box::new(Loaded { request, answers }))),
+            source: None,
+            played: AtomicUsize::new(played),
+        }
+    }
+
     /// The request line, e.g. `GET /v2/images/x`.
     pub fn line(&self) -> &str {
         &self.line
+    }
+
+    /// The request and prepared answers, read from the pack on first use. The error names the
+    /// pack file and the request.
+    fn loaded(&self) -> Result<&Loaded, &str> {
+        self.loaded
+            .get_or_init(|| {
+                let (file, extents) = self
+                    .source
+                    .as_ref()
+                    .expect("a tape made without answers has a pack source");
+                let interactions = file.read(extents)?;
+                let request = interactions
+                    .first()
+                    .map(|i| i.request.clone())
+                    .ok_or_else(|| {
+                        format!("{}: {} has no answers", file.path().display(), self.line)
+                    })?;
+                let answers = interactions
+                    .iter()
+                    .map(|i| Prepared::from_recorded(&i.response))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{}: {}: {e}", file.path().display(), self.line))?;
+                Ok(Box::new(Loaded { request, answers }))
+            })
+            .as_deref()
+            .map_err(String::as_str)
     }
 }
 
@@ -67,6 +116,9 @@ pub enum Play {
     Hit(Arc<Tape>, usize),
     /// Recorded, but `--sequence strict` and every answer was served.
     Exhausted(Arc<Tape>),
+    /// Recorded, but its answers could not be read back from the replay pack (the message says
+    /// which file and request).
+    Unreadable(String),
     /// Not recorded.
     Miss,
 }
@@ -75,7 +127,7 @@ impl Play {
     /// The prepared answer of a hit.
     pub fn prepared(&self) -> Option<&Prepared> {
         match self {
-            Play::Hit(tape, index) => tape.answers.get(*index),
+            Play::Hit(tape, index) => tape.loaded().ok()?.answers.get(*index),
             _ => None,
         }
     }
@@ -130,12 +182,12 @@ impl Tapes {
                     stamps.push(stamp.clone());
                 }
             }
-            let tape = Tape {
-                request: first.request.clone(),
-                line: recording.key.request_line().to_owned(),
+            let tape = Tape::eager(
+                recording.key.request_line(),
+                first.request.clone(),
                 answers,
-                played: AtomicUsize::new(0),
-            };
+                0,
+            );
             tapes.insert(*recording.key.digest(), Arc::new(tape));
         }
         Ok(Tapes {
@@ -144,6 +196,33 @@ impl Tapes {
             stamps,
             redactor: None,
         })
+    }
+
+    /// Indexes the requests of a replay pack; each is read and prepared the first time it is
+    /// played, so start-up costs only the index.
+    pub fn from_pack(pack: Pack, sequence: Sequence) -> Tapes {
+        let file = pack.file().clone();
+        let tapes = pack
+            .requests
+            .into_iter()
+            .filter(|r| !r.answers.is_empty())
+            .map(|r| {
+                let tape = Tape {
+                    line: r.line,
+                    count: r.answers.len(),
+                    loaded: OnceLock::new(),
+                    source: Some((file.clone(), r.answers)),
+                    played: AtomicUsize::new(0),
+                };
+                (r.digest, Arc::new(tape))
+            })
+            .collect();
+        Tapes {
+            tapes: RwLock::new(tapes),
+            sequence,
+            stamps: pack.stamps,
+            redactor: None,
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; 32], Arc<Tape>>> {
@@ -204,8 +283,11 @@ impl Tapes {
         let Some(tape) = self.read().get(key.digest()).cloned() else {
             return Play::Miss;
         };
+        if let Err(e) = tape.loaded() {
+            return Play::Unreadable(e.to_owned());
+        }
         let served = tape.played.fetch_add(1, Ordering::Relaxed);
-        let len = tape.answers.len();
+        let len = tape.count;
         let index = match self.sequence {
             Sequence::RepeatLast => served.min(len - 1),
             Sequence::Cycle => served % len,
@@ -228,17 +310,16 @@ impl Tapes {
             .tapes
             .write()
             .expect("no code panics while holding the tapes lock");
+        // An unreadable older answer (damaged pack) is dropped, as `replace` would.
         let (mut answers, played) = match tapes.get(key.digest()) {
-            Some(old) if !replace => (old.answers.clone(), old.played.load(Ordering::Relaxed)),
+            Some(old) if !replace => (
+                old.loaded().map(|l| l.answers.clone()).unwrap_or_default(),
+                old.played.load(Ordering::Relaxed),
+            ),
             _ => (Vec::new(), 0),
         };
         answers.push(prepared);
-        let tape = Tape {
-            request: request.clone(),
-            line: key.request_line().to_owned(),
-            answers,
-            played: AtomicUsize::new(played),
-        };
+        let tape = Tape::eager(key.request_line(), request.clone(), answers, played);
         tapes.insert(*key.digest(), Arc::new(tape));
     }
 
@@ -263,7 +344,7 @@ impl Tapes {
             .map(|(digest, tape)| TapeStats {
                 request: tape.line.clone(),
                 key: hex(digest),
-                answers: tape.answers.len(),
+                answers: tape.count,
                 played: tape.played.load(Ordering::Relaxed),
             })
             .collect();
@@ -306,7 +387,10 @@ type Closeness = (bool, usize, usize, String);
 /// A machine-readable list of how `request` differs from the recorded `tape`: one object per
 /// differing part (`method`, `path`, `query` parameter, matched `header`, `body`).
 pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<Value> {
-    let recorded = &tape.request;
+    let recorded = match tape.loaded() {
+        Ok(loaded) => &loaded.request,
+        Err(e) => return vec![json!({"part": "unreadable", "error": e})],
+    };
     let mut out = Vec::new();
     if !request.method.eq_ignore_ascii_case(&recorded.method) {
         out.push(json!({"part": "method", "recorded": recorded.method, "got": request.method}));
@@ -418,8 +502,11 @@ mod tests {
     fn played(tapes: &Tapes, key: &RequestKey, times: usize) -> Vec<String> {
         (0..times)
             .map(|_| match tapes.play(key) {
-                Play::Hit(tape, i) => String::from_utf8_lossy(tape.answers[i].body()).into_owned(),
+                hit @ Play::Hit(..) => {
+                    String::from_utf8_lossy(hit.prepared().unwrap().body()).into_owned()
+                }
                 Play::Exhausted(_) => "exhausted".into(),
+                Play::Unreadable(e) => e,
                 Play::Miss => "miss".into(),
             })
             .collect()
@@ -505,12 +592,7 @@ mod tests {
         };
         let mut recorded = request("/v2/images", Some("limit=10&owner=a&marker=1"));
         recorded.headers = vec![("x-project-id".into(), "p1".into())];
-        let tape = Tape {
-            request: recorded,
-            line: String::new(),
-            answers: vec![],
-            played: AtomicUsize::new(0),
-        };
+        let tape = Tape::eager("", recorded, vec![], 0);
         let mut got = request("/v2/images", Some("limit=20&owner=a&marker=2&extra=1"));
         got.method = "POST".into();
         got.headers = vec![("x-project-id".into(), "p2".into())];

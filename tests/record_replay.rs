@@ -357,3 +357,56 @@ async fn the_shipped_cassettes_replay_the_seed_image_a_404_and_the_schema() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_session_leaves_a_current_replay_pack_and_replay_reads_it_instead_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let seed = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    assert_eq!(get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await.status, 404);
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    let pack = store.join(ims_vcr::pack::PACK_FILE);
+    assert!(pack.is_file(), "the record session wrote no replay pack");
+
+    let replay = replayer(&store).await;
+    assert_eq!(
+        get(&image_url(&replay, SEED_IMAGE_ID)).await.body,
+        seed.body
+    );
+    replay.shutdown().await.unwrap();
+
+    // Damage the seed's entry in the pack (not in the store): replay must be reading the pack,
+    // and says so, naming the file; the other request is still served.
+    let entry = format!(r#"{{"request":{{"method":"GET","path":"/v2/images/{SEED_IMAGE_ID}""#);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes
+        .windows(entry.len())
+        .position(|w| w == entry.as_bytes())
+        .expect("the seed's entry is in the pack");
+    bytes[at] = b'#';
+    std::fs::write(&pack, bytes).unwrap();
+    let replay = replayer(&store).await;
+    let broken = get(&image_url(&replay, SEED_IMAGE_ID)).await;
+    assert_eq!(broken.status, 500);
+    assert_eq!(broken.header("x-ims-vcr"), Some("error"));
+    let message = broken.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains(&pack.display().to_string()), "{message}");
+    assert_eq!(get(&image_url(&replay, UNKNOWN_IMAGE_ID)).await.status, 404);
+    replay.shutdown().await.unwrap();
+
+    // Without a pack, replay writes a new one from the store.
+    std::fs::remove_file(&pack).unwrap();
+    let replay = replayer(&store).await;
+    assert_eq!(
+        get(&image_url(&replay, SEED_IMAGE_ID)).await.body,
+        seed.body
+    );
+    replay.shutdown().await.unwrap();
+    assert!(pack.is_file());
+}

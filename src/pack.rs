@@ -1,0 +1,571 @@
+//! The replay pack: a read-only snapshot of a store that replay starts from in milliseconds and
+//! reads lazily, so a store of 100,000 recordings neither delays the first answer nor fills memory.
+//!
+//! sled keeps every page it has read in memory and its entries are JSON, so reading a whole store
+//! at start-up costs seconds and hundreds of megabytes. The pack (file [`PACK_FILE`] in the store
+//! directory) holds the same entries, byte for byte, behind a small index: each request's digest,
+//! request line and where its answers are. Start-up reads only the index; a request's answers are
+//! read (one `pread`) and prepared the first time it is asked for, then served from memory.
+//!
+//! The pack is derived data, never the source of truth. It carries the store's write counter and
+//! match rules and is used only while both still match the store; otherwise the process that
+//! opens the store (holding its lock) writes a new one, in a temporary file renamed into place.
+//! Any process may read a pack while another replaces it. A pack that fails its checks (checksum,
+//! bounds, version) is rebuilt; one that cannot be written (read-only directory, full disk) is
+//! logged and replay falls back to reading the store directly.
+//!
+//! Layout: the entries' bytes, then the index, then a 56-byte footer: index offset and length
+//! (u64 little-endian), SHA-256 of the index, and the magic `IMSVPK01`. The index (little-endian)
+//! is: version (u32), store write counter (u64), match rules JSON and redaction stamps JSON (each
+//! u32 length + bytes), request count (u32), then per request: digest (32 bytes), request line
+//! (u32 length + bytes), answer count (u32), and per answer its offset (u64) and length (u32).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::interaction::{Interaction, RecordedRequest};
+use crate::key::{MatchRules, RequestKey};
+use crate::redact::RedactionStamp;
+use crate::store::Store;
+
+/// File name of the pack inside a store directory.
+pub const PACK_FILE: &str = "ims-vcr-replay.pack";
+const MAGIC: &[u8; 8] = b"IMSVPK01";
+const VERSION: u32 = 1;
+const FOOTER_LEN: u64 = 8 + 8 + 32 + 8;
+
+/// An open pack: the file, and what its index says.
+#[derive(Debug)]
+pub struct Pack {
+    file: PackFile,
+    /// Every recorded request, in digest order.
+    pub requests: Vec<PackedRequest>,
+    /// The distinct redaction stamps the entries carry.
+    pub stamps: Vec<RedactionStamp>,
+}
+
+/// One request in the index.
+#[derive(Debug)]
+pub struct PackedRequest {
+    /// The request key's digest.
+    pub digest: [u8; 32],
+    /// `METHOD /path?canonical-query`.
+    pub line: String,
+    /// Where each answer's stored bytes are, oldest first.
+    pub answers: Box<[Extent]>,
+}
+
+/// Where one entry's bytes are in the pack.
+#[derive(Clone, Copy, Debug)]
+pub struct Extent {
+    offset: u64,
+    len: u32,
+}
+
+/// The pack file, shared by every lazily loaded request (positioned reads need no lock). Kept
+/// open, so a pack replaced meanwhile by another process is still read consistently.
+#[derive(Debug, Clone)]
+pub struct PackFile(std::sync::Arc<(File, PathBuf)>);
+
+impl PackFile {
+    /// The pack's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.0.1
+    }
+
+    /// Reads and decodes the entries at `extents`.
+    pub fn read(&self, extents: &[Extent]) -> Result<Vec<Interaction>, String> {
+        extents
+            .iter()
+            .map(|extent| {
+                let mut bytes = vec![0; extent.len as usize];
+                read_exact_at(&self.0.0, &mut bytes, extent.offset)
+                    .map_err(|e| format!("{}: {e}", self.path().display()))?;
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    format!(
+                        "{}: entry at byte {} does not decode ({e}); delete the file and it is \
+                         rebuilt from the store",
+                        self.path().display(),
+                        extent.offset
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+impl Pack {
+    /// The pack of `store`, written first when missing or out of date. `Ok(None)` when it cannot
+    /// be written (logged); the caller then reads the store itself.
+    pub fn of(store: &Store) -> Result<Option<Pack>> {
+        let rules = store.rules()?;
+        let path = store.path().join(PACK_FILE);
+        match Pack::open(&path, store.generation(), &rules) {
+            Ok(pack) => return Ok(Some(pack)),
+            Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
+        }
+        match write(store, &rules, &path) {
+            Ok(()) => {}
+            Err(WriteError::Store(e)) => return Err(e),
+            Err(WriteError::Io(e)) => {
+                tracing::warn!(pack = %path.display(), error = %e, "cannot write the replay pack; reading the whole store instead (slower start-up)");
+                return Ok(None);
+            }
+        }
+        Pack::open(&path, store.generation(), &rules)
+            .map(Some)
+            .map_err(|why| Error::Config(format!("{}: just written, but {why}", path.display())))
+    }
+
+    /// Opens the pack at `path` when it describes write `generation` under `rules`; otherwise
+    /// says why not.
+    pub fn open(path: &Path, generation: u64, rules: &MatchRules) -> Result<Pack, String> {
+        let file = File::open(path).map_err(|e| e.to_string())?;
+        let size = file.metadata().map_err(|e| e.to_string())?.len();
+        if size < FOOTER_LEN {
+            return Err(format!("{size} bytes, shorter than its footer"));
+        }
+        let mut footer = [0u8; FOOTER_LEN as usize];
+        read_exact_at(&file, &mut footer, size - FOOTER_LEN).map_err(|e| e.to_string())?;
+        if &footer[48..] != MAGIC {
+            return Err("not a replay pack (bad magic)".into());
+        }
+        let index_offset = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
+        let index_len = u64::from_le_bytes(footer[8..16].try_into().expect("8 bytes"));
+        if index_offset.checked_add(index_len) != Some(size - FOOTER_LEN) {
+            return Err("index bounds do not match the file size (truncated?)".into());
+        }
+        let mut index = vec![0; usize::try_from(index_len).map_err(|e| e.to_string())?];
+        read_exact_at(&file, &mut index, index_offset).map_err(|e| e.to_string())?;
+        if Sha256::digest(&index).as_slice() != &footer[16..48] {
+            return Err("index checksum mismatch".into());
+        }
+        let mut r = Reader(&index);
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(format!("pack version {version}, expected {VERSION}"));
+        }
+        let built_at = r.u64()?;
+        if built_at != generation {
+            return Err(format!(
+                "made at store write #{built_at}, the store is at #{generation}"
+            ));
+        }
+        let packed_rules: MatchRules =
+            serde_json::from_slice(r.bytes()?).map_err(|e| format!("rules: {e}"))?;
+        if packed_rules != *rules {
+            return Err("made under other match rules".into());
+        }
+        let stamps = serde_json::from_slice(r.bytes()?).map_err(|e| format!("stamps: {e}"))?;
+        let count = r.u32()? as usize;
+        let mut requests = Vec::with_capacity(count.min(index.len() / 40));
+        for _ in 0..count {
+            let digest: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
+            let line = String::from_utf8(r.bytes()?.to_vec()).map_err(|e| e.to_string())?;
+            let n = r.u32()? as usize;
+            let answers = (0..n)
+                .map(|_| {
+                    let extent = Extent {
+                        offset: r.u64()?,
+                        len: r.u32()?,
+                    };
+                    match extent.offset.checked_add(u64::from(extent.len)) {
+                        Some(end) if end <= index_offset => Ok(extent),
+                        _ => Err(format!("an answer of {line} lies outside the data")),
+                    }
+                })
+                .collect::<Result<Box<[Extent]>, String>>()?;
+            requests.push(PackedRequest {
+                digest,
+                line,
+                answers,
+            });
+        }
+        if !r.0.is_empty() {
+            return Err("trailing bytes after the index".into());
+        }
+        Ok(Pack {
+            file: PackFile(std::sync::Arc::new((file, path.to_owned()))),
+            requests,
+            stamps,
+        })
+    }
+
+    /// The file the lazily loaded requests read from.
+    pub fn file(&self) -> &PackFile {
+        &self.file
+    }
+}
+
+enum WriteError {
+    /// Reading the store failed: that is the store's problem, reported as such.
+    Store(Error),
+    /// Writing the pack failed.
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for WriteError {
+    fn from(e: std::io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+/// What the index needs from an entry; the response is skipped, not decoded.
+#[derive(Deserialize)]
+struct EntryHead {
+    request: RecordedRequest,
+    #[serde(default)]
+    redaction: Option<RedactionStamp>,
+}
+
+/// Streams every store entry into a new pack at `path` (temporary file, fsync, rename); on
+/// failure the temporary file is removed.
+fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<(), WriteError> {
+    let tmp = path.with_extension("pack.tmp");
+    let written = write_to(store, rules, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_to(store: &Store, rules: &MatchRules, tmp: &Path) -> Result<(), WriteError> {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+    let mut requests: Vec<PackedRequest> = Vec::new();
+    let mut stamps: Vec<RedactionStamp> = Vec::new();
+    let mut current: Option<[u8; 32]> = None;
+    let mut answers: Vec<Extent> = Vec::new();
+    let mut offset = 0u64;
+    for entry in store.entries() {
+        let entry = entry.map_err(WriteError::Store)?;
+        let corrupt = |reason: String| WriteError::Store(store.corrupt(&entry, reason));
+        let (digest, v) = (entry.digest, &entry.value);
+        let head: EntryHead = serde_json::from_slice(v).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(stamp) = head.redaction
+            && !stamps.contains(&stamp)
+        {
+            stamps.push(stamp);
+        }
+        if current != Some(digest) {
+            if let Some(last) = requests.last_mut() {
+                last.answers = std::mem::take(&mut answers).into_boxed_slice();
+            }
+            // As `Store::load`: the key is recomputed, so the line reflects the current rules.
+            let key = RequestKey::of_recorded(rules, &head.request).map_err(corrupt)?;
+            requests.push(PackedRequest {
+                digest: *key.digest(),
+                line: key.request_line().to_owned(),
+                answers: Box::new([]),
+            });
+            current = Some(digest);
+        }
+        let len = u32::try_from(v.len()).map_err(|_| corrupt("larger than 4 GiB".into()))?;
+        out.write_all(v)?;
+        answers.push(Extent { offset, len });
+        offset += u64::from(len);
+    }
+    if let Some(last) = requests.last_mut() {
+        last.answers = answers.into_boxed_slice();
+    }
+    // Requests whose recomputed keys coincide: the later one wins, as in `Tapes::new`.
+    requests.sort_by_key(|r| r.digest);
+
+    let mut index = Vec::with_capacity(requests.len() * 128);
+    index.extend_from_slice(&VERSION.to_le_bytes());
+    index.extend_from_slice(&store.generation().to_le_bytes());
+    put_bytes(
+        &mut index,
+        &serde_json::to_vec(rules).expect("rules serialise"),
+    );
+    put_bytes(
+        &mut index,
+        &serde_json::to_vec(&stamps).expect("stamps serialise"),
+    );
+    index.extend_from_slice(&(requests.len() as u32).to_le_bytes());
+    for request in &requests {
+        index.extend_from_slice(&request.digest);
+        put_bytes(&mut index, request.line.as_bytes());
+        index.extend_from_slice(&(request.answers.len() as u32).to_le_bytes());
+        for extent in &request.answers {
+            index.extend_from_slice(&extent.offset.to_le_bytes());
+            index.extend_from_slice(&extent.len.to_le_bytes());
+        }
+    }
+    out.write_all(&index)?;
+    out.write_all(&offset.to_le_bytes())?;
+    out.write_all(&(index.len() as u64).to_le_bytes())?;
+    out.write_all(&Sha256::digest(&index))?;
+    out.write_all(MAGIC)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A bounds-checked cursor over the index.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("index ends early".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interaction::{Body, RecordedResponse, Recording};
+    use crate::redact::RedactionPolicy;
+    use crate::tape::{Play, Sequence, Tapes};
+
+    fn recording(path: &str, statuses: &[&str], redacted: bool) -> Recording {
+        let request = RecordedRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            headers: vec![("accept".into(), "application/json".into())],
+            body: None,
+        };
+        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
+        let answers = statuses
+            .iter()
+            .map(|s| Interaction {
+                request: request.clone(),
+                response: RecordedResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: Body::from_bytes(format!("{{\"status\":\"{s}\"}}").as_bytes()),
+                    recorded_at: "2026-11-27T00:00:00Z".into(),
+                    latency_ms: 3,
+                    upstream: String::new(),
+                },
+                redaction: redacted.then(|| RedactionStamp {
+                    policy: RedactionPolicy::default(),
+                    key_fingerprint: default_key().fingerprint(),
+                }),
+            })
+            .collect();
+        Recording { key, answers }
+    }
+
+    fn default_key() -> crate::pseudonym::PseudonymKey {
+        crate::pseudonym::PseudonymKey::from_lookup(|_| None).0
+    }
+
+    fn sample() -> Vec<Recording> {
+        vec![
+            recording("/v2/images/a", &["queued", "saving", "active"], false),
+            recording("/v2/images/b", &["active"], true),
+            recording("/v2/images/c", &["deleted"], false),
+        ]
+    }
+
+    async fn store_with(dir: &Path, recordings: &[Recording]) -> Store {
+        let store = Store::open(dir).unwrap();
+        store.import(recordings).await.unwrap();
+        store
+    }
+
+    /// What `times` plays of `path` serve, as body text (or the play's kind).
+    fn plays(tapes: &Tapes, path: &str, times: usize) -> Vec<String> {
+        let key = recording(path, &[], false).key;
+        (0..times)
+            .map(|_| match tapes.play(&key) {
+                hit @ Play::Hit(..) => {
+                    String::from_utf8_lossy(hit.prepared().unwrap().body()).into_owned()
+                }
+                Play::Exhausted(_) => "exhausted".into(),
+                Play::Unreadable(e) => format!("unreadable: {e}"),
+                Play::Miss => "miss".into(),
+            })
+            .collect()
+    }
+
+    fn packed_tapes(store: &Store) -> Tapes {
+        Tapes::from_pack(Pack::of(store).unwrap().unwrap(), Sequence::RepeatLast)
+    }
+
+    #[tokio::test]
+    async fn a_pack_replays_exactly_what_the_store_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let eager = Tapes::new(
+            &store.load(&store.rules().unwrap()).unwrap(),
+            Sequence::RepeatLast,
+        )
+        .unwrap();
+        let lazy = packed_tapes(&store);
+        assert!(dir.path().join(PACK_FILE).is_file());
+        assert_eq!(lazy.stats(), eager.stats());
+        for (path, n) in [
+            ("/v2/images/a", 4),
+            ("/v2/images/b", 2),
+            ("/v2/images/zz", 1),
+        ] {
+            assert_eq!(plays(&lazy, path, n), plays(&eager, path, n), "{path}");
+        }
+        assert_eq!(
+            plays(&lazy, "/v2/images/a", 1),
+            vec![r#"{"status":"active"}"#]
+        );
+        // The redaction stamp travels in the index: a pack-served replay redacts incoming
+        // requests like a store-served one.
+        let mut lazy = packed_tapes(&store);
+        let mut eager = eager;
+        assert_eq!(lazy.use_redaction_key(default_key()), None);
+        assert_eq!(eager.use_redaction_key(default_key()), None);
+        assert!(lazy.redactor().is_some() && eager.redactor().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_write_to_the_store_makes_the_pack_out_of_date_and_it_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let before = Pack::of(&store).unwrap().unwrap();
+        assert_eq!(before.requests.len(), 3);
+        store
+            .import(&[recording("/v2/images/d", &["active"], false)])
+            .await
+            .unwrap();
+        let path = dir.path().join(PACK_FILE);
+        let why = Pack::open(&path, store.generation(), &store.rules().unwrap()).unwrap_err();
+        assert!(why.contains("the store is at #"), "{why}");
+        let tapes = packed_tapes(&store);
+        assert_eq!(tapes.len(), 4);
+        assert_eq!(
+            plays(&tapes, "/v2/images/d", 1),
+            vec![r#"{"status":"active"}"#]
+        );
+        // Other match rules make it out of date too.
+        let rules = MatchRules {
+            match_headers: vec!["accept".into()],
+            ignore_query: vec![],
+        };
+        let why = Pack::open(&path, store.generation(), &rules).unwrap_err();
+        assert!(why.contains("other match rules"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_pack_is_refused_and_rewritten_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        Pack::of(&store).unwrap().unwrap();
+        let path = dir.path().join(PACK_FILE);
+        let good = std::fs::read(&path).unwrap();
+        let flipped = |at: usize| {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0x20;
+            bytes
+        };
+        let damages = [
+            ("empty", Vec::new()),
+            ("truncated", good[..good.len() / 2].to_vec()),
+            ("index byte", flipped(good.len() - FOOTER_LEN as usize - 10)),
+            ("checksum", flipped(good.len() - 20)),
+            ("magic", flipped(good.len() - 1)),
+            ("offset", flipped(good.len() - FOOTER_LEN as usize + 7)),
+        ];
+        let rules = store.rules().unwrap();
+        for (what, bytes) in damages {
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(
+                Pack::open(&path, store.generation(), &rules).is_err(),
+                "{what} was accepted"
+            );
+            let tapes = packed_tapes(&store);
+            assert_eq!(
+                plays(&tapes, "/v2/images/b", 1),
+                vec![r#"{"status":"active"}"#],
+                "{what}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), good, "{what}: not rewritten");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_does_not_decode_is_an_unreadable_play_naming_the_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let pack = Pack::of(&store).unwrap().unwrap();
+        let first = pack
+            .requests
+            .iter()
+            .find(|r| r.line.ends_with("/b"))
+            .unwrap();
+        let at = first.answers[0].offset as usize;
+        let path = dir.path().join(PACK_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at] = b'#';
+        std::fs::write(&path, bytes).unwrap();
+        // The index is intact, so the pack opens; the damage shows when the request is played.
+        let tapes = packed_tapes(&store);
+        let got = plays(&tapes, "/v2/images/b", 1).remove(0);
+        assert!(got.starts_with("unreadable: "), "{got}");
+        assert!(got.contains(&path.display().to_string()), "{got}");
+        assert!(got.contains("does not decode"), "{got}");
+        assert_eq!(
+            plays(&tapes, "/v2/images/c", 1),
+            vec![r#"{"status":"deleted"}"#]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pack_that_cannot_be_written_leaves_replay_to_read_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        // A directory where the pack goes: it can be neither read nor replaced.
+        let path = dir.path().join(PACK_FILE);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), b"x").unwrap();
+        assert!(Pack::of(&store).unwrap().is_none());
+        assert!(path.join("keep").is_file());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    }
+}
