@@ -268,6 +268,12 @@ struct RecordArgs {
     redact: RedactArgs,
     #[command(flatten)]
     matching: MatchArgs,
+    /// Also sync each answer to the disk before the client gets it (group commit: one
+    /// `fdatasync` for every answer written meanwhile), so recordings survive a power loss too.
+    /// Without it each answer is written to the store's journal first, which survives a
+    /// `kill -9` of the proxy, and sled syncs within about half a second.
+    #[arg(long)]
+    fsync: bool,
 }
 
 /// `auto` takes everything `record` does, plus the playback and verdict flags of `replay`.
@@ -384,15 +390,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Record(a) => {
-            let builder = forwarding(&a.listen, &a.redact, &a.matching, &a.store, &config)?;
+            let builder = forwarding(&a, &config)?;
             serve_until_signal(builder.record(upstream_config(&a.upstream)?), None).await
         }
         Command::Auto(AutoArgs {
             record: a,
             playback,
         }) => {
-            let builder = forwarding(&a.listen, &a.redact, &a.matching, &a.store, &config)?
-                .sequence(playback.sequence);
+            let builder = forwarding(&a, &config)?.sequence(playback.sequence);
             serve_until_signal(builder.auto(upstream_config(&a.upstream)?), Some(&playback)).await
         }
         Command::Passthrough(a) => {
@@ -467,19 +472,16 @@ fn seconds(value: f64, flag: &str) -> Result<Duration> {
     }
 }
 
-/// Settings shared by record and auto: store, redaction, match rules.
-fn forwarding(
-    listen: &ListenArgs,
-    redact: &RedactArgs,
-    matching: &MatchArgs,
-    store: &StoreArg,
-    config: &Config,
-) -> Result<ProxyServerBuilder> {
-    let mut builder = server(listen)?.store(store_path(store.store.clone(), config));
-    if let Some(policy) = redact.policy(config) {
+/// Settings shared by record and auto: store, durability, redaction, match rules.
+fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServerBuilder> {
+    let mut builder = server(&args.listen)?
+        .store(store_path(args.store.store.clone(), config))
+        .fsync(args.fsync);
+    if let Some(policy) = args.redact.policy(config) {
         tracing::info!(?policy, "redacting before storing");
         builder = builder.redact(policy);
     }
+    let matching = &args.matching;
     if !(matching.match_headers.is_empty() && matching.ignore_query.is_empty()) {
         builder = builder.match_rules(match_rules(matching)?);
     }

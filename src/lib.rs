@@ -42,6 +42,7 @@ pub mod error;
 pub mod har;
 pub mod headers;
 pub mod interaction;
+pub mod journal;
 pub mod key;
 pub mod leak;
 pub mod listing;

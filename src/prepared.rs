@@ -34,6 +34,12 @@ impl Prepared {
     /// Prepares a stored answer. Fails on a status or header that is not valid HTTP (cassettes
     /// are validated on load, so this only fires on a hand-edited store).
     pub fn from_recorded(response: &RecordedResponse) -> Result<Prepared, String> {
+        Prepared::with_body(response, body_bytes(&response.body)?)
+    }
+
+    /// Prepares `response` with `body`, the bytes its stored body stands for (known already
+    /// when it was just recorded: saves encoding the body again).
+    pub fn with_body(response: &RecordedResponse, body: Bytes) -> Result<Prepared, String> {
         let status = StatusCode::from_u16(response.status)
             .map_err(|_| format!("invalid status {}", response.status))?;
         let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
@@ -47,7 +53,6 @@ impl Prepared {
         // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
         headers.remove(hyper::header::CONTENT_LENGTH);
         headers.remove(hyper::header::TRANSFER_ENCODING);
-        let body = body_bytes(&response.body)?;
         let mentions = |origin: &str| {
             let escaped = origin.replace('/', "\\/");
             let needles = [origin.as_bytes(), escaped.as_bytes()];

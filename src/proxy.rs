@@ -600,12 +600,14 @@ impl Proxy {
         };
         // Serve exactly what replay will serve, built by the same code (but unredacted: the
         // client recording now gets the live values).
-        let prepared = Prepared::from_recorded(&interaction.response).map_err(|e| Failure {
-            status: StatusCode::BAD_GATEWAY,
-            code: "IMS_VCR.UPSTREAM",
-            message: format!("upstream answer cannot be replayed: {e}"),
-            details: json!({ "kind": "invalid-answer" }),
-        })?;
+        // `Body::from_bytes` stands for exactly these bytes, so they need no encoding again.
+        let prepared =
+            Prepared::with_body(&interaction.response, live.body.clone()).map_err(|e| Failure {
+                status: StatusCode::BAD_GATEWAY,
+                code: "IMS_VCR.UPSTREAM",
+                message: format!("upstream answer cannot be replayed: {e}"),
+                details: json!({ "kind": "invalid-answer" }),
+            })?;
         if mode.stores() {
             let replace = mode == Mode::Record;
             if self.persist(recorder, parts, &interaction, replace).await {
@@ -650,12 +652,12 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         let stored = match &recorder.redactor {
-            None => interaction.clone(),
+            None => std::borrow::Cow::Borrowed(interaction),
             Some(redactor) => match redactor.redact(interaction) {
                 Ok((redacted, values)) => {
                     needles.extend(values);
                     self.metrics.redaction();
-                    redacted
+                    std::borrow::Cow::Owned(redacted)
                 }
                 Err(e) => {
                     tracing::error!(request = line, error = %e, "answer served but NOT recorded");

@@ -67,6 +67,7 @@ pub struct ProxyServerBuilder {
     header_read_timeout: Duration,
     /// PEM certificate chain and private key files when serving HTTPS.
     tls: Option<(PathBuf, PathBuf)>,
+    fsync: bool,
 }
 
 impl ProxyServerBuilder {
@@ -176,6 +177,14 @@ impl ProxyServerBuilder {
         self
     }
 
+    /// Record and auto: sync every answer to the disk before serving it (group commit), so it
+    /// survives a power loss. Off by default: an answer is then written to the store's journal
+    /// before it is served, which survives a `kill -9` of the process (see `journal.rs`).
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the PEM certificate chain in `cert` and the
     /// PEM private key in `key`; [`ProxyServer::uri`] then starts with `https://`.
     pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
@@ -249,7 +258,7 @@ impl ProxyServerBuilder {
                         self.mode.as_str()
                     )));
                 };
-                let store = Store::open(dir)?;
+                let store = Store::open(dir)?.fsync_every_answer(self.fsync);
                 if let Some(rules) = &self.rules {
                     store.set_rules(rules).await?;
                 }
@@ -388,6 +397,7 @@ impl ProxyServer {
             control_token: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             tls: None,
+            fsync: false,
         }
     }
 

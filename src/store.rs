@@ -5,6 +5,10 @@
 //! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `meta`
 //! holds the store format, the match rules and the write counter (`generation`).
 //!
+//! Durability: a recorded answer goes to the [`journal`](crate::journal) (one `write(2)`, and
+//! with `--fsync` a group-committed `fdatasync`) before sled, and before its client is answered;
+//! opening the store applies what sled had not flushed yet.
+//!
 //! Damage detection: after each flush, the number of the last write known to be on disk goes into
 //! the file [`DURABLE_FILE`] beside sled's own. sled recovers a prefix of its log and silently
 //! drops everything after a truncated or garbled spot, so a store that reopens with a lower write
@@ -17,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::interaction::{Interaction, Recording};
+use crate::journal::{COMPACT_AT, Journal};
 use crate::key::{MatchRules, RequestKey, hex};
 
 /// Version of the store layout; bumped when the key or value encoding changes.
@@ -34,16 +39,29 @@ pub struct Store {
     db: sled::Db,
     answers: sled::Tree,
     meta: sled::Tree,
-    /// Next sequence number per request digest recorded in this session. A digest absent here has
-    /// not been recorded yet this session, so its first answer replaces any older ones. Held only
-    /// around synchronous sled calls, never across an await; it also orders the write counter.
-    session: Mutex<HashMap<[u8; 32], u32>>,
+    /// What one write at a time may touch. Held only around synchronous calls (sled, one
+    /// journal `write`), never across an await; it also orders the write counter.
+    session: Mutex<Session>,
+    /// The journal file, for syncing outside the session lock.
+    journal_file: std::sync::Arc<std::fs::File>,
+    /// Whether a recorded answer waits for an `fdatasync` of the journal (`--fsync`).
+    fsync: bool,
     /// Group commit: the write counter (persisted as `meta/generation`, so it keeps growing
-    /// across sessions), and the highest write a finished flush covers.
+    /// across sessions), the highest write a finished sled flush covers, and the highest write a
+    /// finished journal sync covers.
     written: AtomicU64,
     flushed: AtomicU64,
-    /// Serialises flushes; writers queue here, and the first through flushes for all of them.
+    synced: AtomicU64,
+    /// Serialises flushes and syncs; writers queue here, and the first through syncs for all.
     flush_lock: tokio::sync::Mutex<()>,
+}
+
+/// The state writes share under [`Store::session`].
+struct Session {
+    /// Next sequence number per request digest recorded in this session. A digest absent here has
+    /// not been recorded yet this session, so its first answer replaces any older ones.
+    next: HashMap<[u8; 32], u32>,
+    journal: Journal,
 }
 
 impl std::fmt::Debug for Store {
@@ -70,6 +88,7 @@ impl Store {
                 })?)
             }
         };
+        let (journal, generation) = recover(path, &db, &answers, &meta, generation)?;
         let durable = read_durable(path)?;
         if generation < durable {
             return Err(Error::StoreDamaged {
@@ -86,9 +105,15 @@ impl Store {
             db,
             answers,
             meta,
-            session: Mutex::new(HashMap::new()),
+            journal_file: journal.file(),
+            session: Mutex::new(Session {
+                next: HashMap::new(),
+                journal,
+            }),
+            fsync: false,
             written: AtomicU64::new(generation),
             flushed: AtomicU64::new(generation),
+            synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
         };
         store.check_format()?;
@@ -104,15 +129,36 @@ impl Store {
         store_error(&self.path, source)
     }
 
-    /// Counts a write: the persisted counter first, then the in-memory one flushes read, so a
-    /// flush never claims a write whose counter it did not cover. Taking the session lock's
-    /// contents proves the caller holds it, which keeps the persisted counter monotonic.
-    fn count_write(&self, _session: &mut HashMap<[u8; 32], u32>) -> Result<u64> {
-        let generation = self.written.load(Ordering::SeqCst) + 1;
+    /// With `true`, [`Store::record`] returns only once the journal is synced to the disk (group
+    /// commit), so an answered recording survives a power loss, not only a `kill -9`.
+    pub fn fsync_every_answer(mut self, fsync: bool) -> Store {
+        self.fsync = fsync;
+        self
+    }
+
+    fn journal_err(&self, e: std::io::Error) -> Error {
+        Error::io(self.path.join(crate::journal::JOURNAL_FILE), e)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().expect("store session lock poisoned")
+    }
+
+    /// Counts a write (after it is applied). Taking the session lock's contents proves the
+    /// caller holds it, which keeps the counter in step with the writes.
+    fn count_write(&self, _session: &mut Session) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Puts the write counter into sled's `meta` tree, ahead of a flush, and returns it. Only
+    /// flushes persist it (it says which journal records sled already holds, and it is not
+    /// needed any sooner: reopening redoes journal records past it, and redoing is idempotent).
+    /// Under the session lock, so it never goes backwards.
+    fn persist_generation(&self, _session: &mut Session) -> Result<u64> {
+        let generation = self.written.load(Ordering::SeqCst);
         self.meta
             .insert(GENERATION_KEY, &generation.to_be_bytes())
             .map_err(|e| self.err(e))?;
-        self.written.store(generation, Ordering::SeqCst);
         Ok(generation)
     }
 
@@ -175,18 +221,19 @@ impl Store {
         }
         let json = serde_json::to_vec(rules).expect("rules serialise");
         {
-            let mut session = self.session.lock().expect("store session lock poisoned");
+            let mut session = self.lock();
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.meta.insert("rules", json).map_err(|e| self.err(e))?;
-            self.count_write(&mut session)?;
+            self.count_write(&mut session);
         }
         self.flush().await
     }
 
-    /// Appends an answer for `key` and returns once it is on disk (group commit: concurrent
-    /// callers share one fsync). With `replace`, the first answer recorded for a key in this
-    /// session replaces the answers older sessions recorded for it, atomically (record mode);
-    /// without, it is appended after them (auto mode).
+    /// Appends an answer for `key` and returns once it is in the journal (written to the kernel,
+    /// which a `kill -9` cannot undo; with [`Store::fsync_every_answer`], synced to the disk,
+    /// concurrent callers sharing one sync). With `replace`, the first answer recorded for a key
+    /// in this session replaces the answers older sessions recorded for it, atomically (record
+    /// mode); without, it is appended after them (auto mode).
     pub async fn record(
         &self,
         key: &RequestKey,
@@ -195,13 +242,13 @@ impl Store {
     ) -> Result<()> {
         let value = serde_json::to_vec(interaction).expect("an interaction serialises");
         let generation = {
-            let mut session = self.session.lock().expect("store session lock poisoned");
-            let mut batch = sled::Batch::default();
-            let seq = match session.get(key.digest()) {
+            let mut session = self.lock();
+            let mut removes = Vec::new();
+            let seq = match session.next.get(key.digest()) {
                 Some(next) => *next,
                 None if replace => {
                     for old in self.answers.scan_prefix(key.digest()).keys() {
-                        batch.remove(old.map_err(|e| self.err(e))?);
+                        removes.push(old.map_err(|e| self.err(e))?);
                     }
                     0
                 }
@@ -219,12 +266,54 @@ impl Store {
                     None => 0,
                 },
             };
-            batch.insert(entry_key(key.digest(), seq).to_vec(), value);
-            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-            session.insert(*key.digest(), seq + 1);
-            self.count_write(&mut session)?
+            let entry = entry_key(key.digest(), seq);
+            let generation = self.written.load(Ordering::SeqCst) + 1;
+            session
+                .journal
+                .append(generation, &removes, &entry, &value)
+                .map_err(|e| self.journal_err(e))?;
+            // Plain operations, not a sled batch: the journal record already makes this write
+            // all-or-nothing (reopening redoes it whole unless sled's counter shows it landed),
+            // and every sled batch seals an I/O buffer, a disk write per recording.
+            for old in removes {
+                self.answers.remove(old).map_err(|e| self.err(e))?;
+            }
+            self.answers.insert(entry, value).map_err(|e| self.err(e))?;
+            session.next.insert(*key.digest(), seq + 1);
+            self.count_write(&mut session);
+            if session.journal.len() > COMPACT_AT {
+                // A long session: make sled durable and start the journal over. Rare (every
+                // 64 MiB of recordings), and synchronous so no write slips in between.
+                self.persist_generation(&mut session)?;
+                self.db.flush().map_err(|e| self.err(e))?;
+                self.flushed.fetch_max(generation, Ordering::SeqCst);
+                note_durable(&self.path, generation);
+                session.journal.clear().map_err(|e| self.journal_err(e))?;
+            }
+            generation
         };
-        self.durable(generation).await
+        if self.fsync {
+            self.synced(generation).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until write `generation` is synced in the journal, syncing if nobody else is.
+    async fn synced(&self, generation: u64) -> Result<()> {
+        let _turn = self.flush_lock.lock().await;
+        if self.synced.load(Ordering::SeqCst) >= generation {
+            return Ok(());
+        }
+        let target = self.written.load(Ordering::SeqCst);
+        let file = self.journal_file.clone();
+        let result = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.journal_err(e)),
+            Err(e) => return Err(self.journal_err(std::io::Error::other(e))),
+        }
+        self.synced.fetch_max(target, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Waits until write `generation` is flushed, flushing if nobody else is.
@@ -233,32 +322,23 @@ impl Store {
         if self.flushed.load(Ordering::SeqCst) >= generation {
             return Ok(());
         }
-        let target = self.written.load(Ordering::SeqCst);
+        let target = self.persist_generation(&mut self.lock())?;
         self.db.flush_async().await.map_err(|e| self.err(e))?;
         self.flushed.fetch_max(target, Ordering::SeqCst);
-        self.note_durable(target).await;
+        note_durable(&self.path, target);
         Ok(())
     }
 
-    /// Writes `generation` into [`DURABLE_FILE`] (temporary file and rename: a crash leaves the
-    /// old value, which is always safe to check against). A failure only weakens damage
-    /// detection, so it is logged, not returned: the recording itself is on disk.
-    async fn note_durable(&self, generation: u64) {
-        let file = self.path.join(DURABLE_FILE);
-        let tmp = self.path.join(format!("{DURABLE_FILE}.tmp"));
-        let written = async {
-            tokio::fs::write(&tmp, format!("{generation}\n")).await?;
-            tokio::fs::rename(&tmp, &file).await
-        };
-        if let Err(e) = written.await {
-            tracing::warn!(file = %file.display(), error = %e, "cannot note the flushed write count; damage detection for this store is weaker");
-        }
-    }
-
-    /// Flushes everything written so far (shutdown, import).
+    /// Flushes everything written so far (shutdown, import), then empties the journal when no
+    /// write came in meanwhile (otherwise a later flush will).
     pub async fn flush(&self) -> Result<()> {
-        self.durable(self.written.load(Ordering::SeqCst).max(1))
-            .await
+        let target = self.written.load(Ordering::SeqCst);
+        self.durable(target.max(1)).await?;
+        let mut session = self.lock();
+        if self.written.load(Ordering::SeqCst) == target && !session.journal.is_empty() {
+            session.journal.clear().map_err(|e| self.journal_err(e))?;
+        }
+        Ok(())
     }
 
     /// Every recording, answers in recorded order, sorted by digest. Keys are recomputed with
@@ -349,12 +429,67 @@ impl Store {
             }
         }
         {
-            let mut session = self.session.lock().expect("store session lock poisoned");
+            let mut session = self.lock();
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-            self.count_write(&mut session)?;
+            self.count_write(&mut session);
         }
         self.flush().await
     }
+}
+
+/// Opens the journal in `dir` and applies to sled the writes it holds beyond sled's write
+/// counter `generation` (they were answered, but sled had not flushed them when the last
+/// session ended: a `kill -9`). They must continue the counter without a gap; a gap means sled
+/// lost writes the journal no longer covers, and the store is refused as damaged. Returns the
+/// journal, emptied, and the write counter after recovery.
+fn recover(
+    dir: &Path,
+    db: &sled::Db,
+    answers: &sled::Tree,
+    meta: &sled::Tree,
+    generation: u64,
+) -> Result<(Journal, u64)> {
+    let file = dir.join(crate::journal::JOURNAL_FILE);
+    let (mut journal, records) = Journal::open(dir).map_err(|e| Error::io(&file, e))?;
+    let damaged = |reason: String| Error::StoreDamaged {
+        path: dir.to_owned(),
+        reason,
+    };
+    let records = records.map_err(damaged)?;
+    let store_err = |source| store_error(dir, source);
+    let mut recovered = generation;
+    for record in records.into_iter().filter(|r| r.generation > generation) {
+        if record.generation != recovered + 1 {
+            return Err(damaged(format!(
+                "{} continues at write #{} but the store ends at write #{recovered}: the writes \
+                 in between were lost",
+                file.display(),
+                record.generation
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        for old in &record.removes {
+            batch.remove(&old[..]);
+        }
+        batch.insert(&record.key[..], record.value);
+        answers.apply_batch(batch).map_err(store_err)?;
+        meta.insert(GENERATION_KEY, &record.generation.to_be_bytes())
+            .map_err(store_err)?;
+        recovered = record.generation;
+    }
+    if recovered > generation {
+        db.flush().map_err(store_err)?;
+        note_durable(dir, recovered);
+        tracing::info!(
+            store = %dir.display(),
+            answers = recovered - generation,
+            "recovered answers the last session wrote to its journal but not to sled"
+        );
+    }
+    if !journal.is_empty() {
+        journal.clear().map_err(|e| Error::io(&file, e))?;
+    }
+    Ok((journal, recovered))
 }
 
 /// One stored answer: its sled key (request digest ++ sequence), the digest, and the JSON of one
@@ -429,6 +564,20 @@ fn store_error(path: &Path, source: sled::Error) -> Error {
     }
 }
 
+/// Writes `generation` into [`DURABLE_FILE`] (temporary file and rename: a crash leaves the old
+/// value, which is always safe to check against). A failure only weakens damage detection, so it
+/// is logged, not returned: the recording itself is on disk. (A few bytes: written in place,
+/// also from async code.)
+fn note_durable(dir: &Path, generation: u64) {
+    let file = dir.join(DURABLE_FILE);
+    let tmp = dir.join(format!("{DURABLE_FILE}.tmp"));
+    let written =
+        std::fs::write(&tmp, format!("{generation}\n")).and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        tracing::warn!(file = %file.display(), error = %e, "cannot note the flushed write count; damage detection for this store is weaker");
+    }
+}
+
 /// The last write counter known to be flushed, from [`DURABLE_FILE`] (0 when absent: a new store,
 /// or one written before this check existed).
 fn read_durable(store: &Path) -> Result<u64> {
@@ -444,5 +593,132 @@ fn read_durable(store: &Path) -> Result<u64> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(Error::io(file, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interaction::{Body, RecordedRequest, RecordedResponse};
+
+    fn interaction(path: &str, status: &str) -> Interaction {
+        Interaction {
+            request: RecordedRequest {
+                method: "GET".into(),
+                path: path.into(),
+                query: None,
+                headers: vec![],
+                body: None,
+            },
+            response: RecordedResponse {
+                status: 200,
+                headers: vec![],
+                body: Body::from_bytes(format!("{{\"status\":\"{status}\"}}").as_bytes()),
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: String::new(),
+            },
+            redaction: None,
+        }
+    }
+
+    fn key(i: &Interaction) -> RequestKey {
+        RequestKey::of_recorded(&MatchRules::default(), &i.request).unwrap()
+    }
+
+    /// A store holding one answer for `/a`, closed; returns its write counter.
+    async fn closed_store(dir: &Path) -> u64 {
+        let store = Store::open(dir).unwrap();
+        let a = interaction("/a", "queued");
+        store.record(&key(&a), &a, true).await.unwrap();
+        store.flush().await.unwrap();
+        store.generation()
+    }
+
+    /// Appends to the closed store's journal what a session killed before sled flushed leaves.
+    fn journal(dir: &Path, generation: u64, i: &Interaction, seq: u32) {
+        let (mut journal, _) = Journal::open(dir).unwrap();
+        let value = serde_json::to_vec(i).unwrap();
+        let entry = entry_key(key(i).digest(), seq);
+        journal
+            .append(generation, &[] as &[&[u8]], &entry, &value)
+            .unwrap();
+    }
+
+    fn statuses(store: &Store) -> Vec<String> {
+        store
+            .load(&MatchRules::default())
+            .unwrap()
+            .iter()
+            .flat_map(|r| &r.answers)
+            .map(|a| {
+                String::from_utf8(
+                    crate::interaction::body_bytes(&a.response.body)
+                        .unwrap()
+                        .to_vec(),
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn journaled_writes_sled_had_not_flushed_are_applied_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = closed_store(dir.path()).await;
+        journal(dir.path(), g + 1, &interaction("/a", "active"), 1);
+        journal(dir.path(), g + 2, &interaction("/b", "active"), 0);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.generation(), g + 2);
+        assert_eq!(store.len(), 3);
+        assert_eq!(read_durable(dir.path()).unwrap(), g + 2);
+        let journal = dir.path().join(crate::journal::JOURNAL_FILE);
+        assert_eq!(std::fs::metadata(journal).unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn journaled_writes_sled_already_has_are_not_applied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = closed_store(dir.path()).await;
+        // Write #g is in sled; a journal record of it (here, with another value) is old news.
+        journal(dir.path(), g, &interaction("/a", "stale"), 0);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.generation(), g);
+        assert_eq!(statuses(&store), vec![r#"{"status":"queued"}"#]);
+    }
+
+    #[tokio::test]
+    async fn a_gap_between_sled_and_the_journal_is_refused_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = closed_store(dir.path()).await;
+        journal(dir.path(), g + 2, &interaction("/b", "active"), 0);
+        let e = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is damaged"), "{e}");
+        assert!(
+            e.contains(&format!(
+                "continues at write #{} but the store ends at write #{g}",
+                g + 2
+            )),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn record_returns_with_the_answer_in_the_journal_and_flush_empties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for fsync in [false, true] {
+            let store = Store::open(dir.path()).unwrap().fsync_every_answer(fsync);
+            let a = interaction("/a", if fsync { "synced" } else { "written" });
+            store.record(&key(&a), &a, true).await.unwrap();
+            let journal = dir.path().join(crate::journal::JOURNAL_FILE);
+            let records = Journal::open(dir.path()).unwrap().1.unwrap();
+            assert_eq!(records.last().unwrap().generation, store.generation());
+            assert_eq!(
+                records.last().unwrap().value,
+                serde_json::to_vec(&a).unwrap()
+            );
+            store.flush().await.unwrap();
+            assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+        }
     }
 }

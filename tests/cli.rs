@@ -147,17 +147,28 @@ async fn replay_with_no_flags_serves_the_repository_cassettes_and_exits_cleanly_
 
 #[tokio::test]
 async fn an_answered_interaction_survives_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
-    let ids = [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID, POLLING_IMAGE_ID];
-    for id in ids {
-        let reply = get(&format!("{}/v2/images/{id}", proxy.uri)).await;
-        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    // Journal written before each answer (the default), and synced too (`--fsync`).
+    for fsync in [&[][..], &["--fsync"]] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [&["--store", "s"][..], fsync].concat();
+        let proxy = Running::record(&fake, dir.path(), &args, &[]);
+        let ids = [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID, POLLING_IMAGE_ID];
+        for id in ids {
+            let reply = get(&format!("{}/v2/images/{id}", proxy.uri)).await;
+            assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{fsync:?}");
+        }
+        proxy.signal("-KILL");
+        assert!(!proxy.wait().success());
+        assert_eq!(
+            stored_answers(&dir.path().join("s")),
+            ids.len(),
+            "{fsync:?}"
+        );
+        // Reopening applied the journal to sled and emptied it.
+        let journal = dir.path().join("s").join(ims_vcr::journal::JOURNAL_FILE);
+        assert_eq!(std::fs::metadata(journal).unwrap().len(), 0, "{fsync:?}");
     }
-    proxy.signal("-KILL");
-    assert!(!proxy.wait().success());
-    assert_eq!(stored_answers(&dir.path().join("s")), ids.len());
 }
 
 #[tokio::test]

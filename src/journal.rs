@@ -1,0 +1,286 @@
+//! The store's write-ahead journal: how a recording reaches the disk before its answer reaches
+//! the client without waiting for sled.
+//!
+//! sled buffers writes in the process and makes them durable only on `flush`, which costs a
+//! disk sync and several thread hand-offs. So every recorded answer is first appended to the
+//! journal file ([`JOURNAL_FILE`], beside sled's files) with one `write(2)`, and only then
+//! applied to sled. Once `write` returns, the bytes belong to the kernel: a `kill -9` of the
+//! proxy cannot lose them. With `--fsync` the journal is also synced (group commit: one
+//! `fdatasync` for every answer written meanwhile) before the answers go out, which survives a
+//! power loss as well.
+//!
+//! When the store is opened, records newer than sled's write counter are applied to sled in
+//! order and flushed, and the journal is emptied. It is also emptied whenever a flush of sled
+//! covers everything in it (end of session, import) and, in a long session, every
+//! [`COMPACT_AT`] bytes.
+//!
+//! A record is `len (u32 LE) ++ SHA-256(payload) ++ payload`, the payload being the write
+//! counter (u64 LE), the number of keys removed (u32 LE), those keys (36 bytes each), the key
+//! inserted (36 bytes) and the value (the rest).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// File name of the journal inside a store directory.
+pub const JOURNAL_FILE: &str = "ims-vcr-journal";
+/// Journal size past which a recording session flushes sled and empties the journal.
+pub const COMPACT_AT: u64 = 64 * 1024 * 1024;
+const HEAD: usize = 4 + 32;
+const KEY: usize = 36;
+
+/// One journaled write: what it removed and inserted in sled's `answers` tree.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The store's write counter after this write.
+    pub generation: u64,
+    /// Keys removed (the older answers a `record` session replaces).
+    pub removes: Vec<[u8; KEY]>,
+    /// Key inserted.
+    pub key: [u8; KEY],
+    /// Its value: the JSON of one interaction.
+    pub value: Vec<u8>,
+}
+
+/// The open journal (appends only).
+#[derive(Debug)]
+pub struct Journal {
+    file: std::sync::Arc<File>,
+    path: PathBuf,
+    len: u64,
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir` and reads its records. A damaged last record is a
+    /// write the kernel never completed (its answer was never sent) and is left out; damage
+    /// before the end is the inner error, naming the journal.
+    pub fn open(dir: &Path) -> std::io::Result<(Journal, Result<Vec<Record>, String>)> {
+        let path = dir.join(JOURNAL_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let records = parse(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+        let journal = Journal {
+            file: std::sync::Arc::new(file),
+            len: bytes.len() as u64,
+            path,
+        };
+        Ok((journal, records))
+    }
+
+    /// Appends one record with a single `write(2)`.
+    pub fn append(
+        &mut self,
+        generation: u64,
+        removes: &[impl AsRef<[u8]>],
+        key: &[u8; KEY],
+        value: &[u8],
+    ) -> std::io::Result<()> {
+        let mut payload = Vec::with_capacity(12 + KEY * (removes.len() + 1) + value.len());
+        payload.extend_from_slice(&generation.to_le_bytes());
+        payload.extend_from_slice(&(removes.len() as u32).to_le_bytes());
+        for old in removes {
+            payload.extend_from_slice(old.as_ref());
+        }
+        payload.extend_from_slice(key);
+        payload.extend_from_slice(value);
+        let len = u32::try_from(payload.len())
+            .map_err(|_| std::io::Error::other("a journal record over 4 GiB"))?;
+        let mut record = Vec::with_capacity(HEAD + payload.len());
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&Sha256::digest(&payload));
+        record.extend_from_slice(&payload);
+        (&*self.file).write_all(&record)?;
+        self.len += record.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes in the journal.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when the journal holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties the journal (its records are all in flushed sled data).
+    pub fn clear(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// A handle for syncing outside the store's lock.
+    pub fn file(&self) -> std::sync::Arc<File> {
+        self.file.clone()
+    }
+
+    /// The journal's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Every whole record in `bytes`. An incomplete or garbled end (a write cut short, zeros left
+/// by the file system) is dropped; a garbled record with a whole record anywhere after it means
+/// answered recordings were lost, and is an error.
+fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        match record_at(&bytes[at..]) {
+            Some((record, size)) => {
+                records.push(record);
+                at += size;
+            }
+            None if (at + 1..bytes.len()).any(|later| record_at(&bytes[later..]).is_some()) => {
+                return Err(format!(
+                    "the record at byte {at} is garbled and whole records follow it: answered \
+                     recordings were lost"
+                ));
+            }
+            None => {
+                tracing::warn!(
+                    offset = at,
+                    bytes = bytes.len() - at,
+                    "the journal ends in an incomplete write; it was never answered and is dropped"
+                );
+                break;
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// The whole, checksummed record at the start of `bytes`, and its size.
+fn record_at(bytes: &[u8]) -> Option<(Record, usize)> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let payload = bytes.get(HEAD..HEAD.checked_add(len)?)?;
+    if len < 12 + KEY || Sha256::digest(payload).as_slice() != &bytes[4..HEAD] {
+        return None;
+    }
+    let generation = u64::from_le_bytes(payload[..8].try_into().ok()?);
+    let n = u32::from_le_bytes(payload[8..12].try_into().ok()?) as usize;
+    let keys_end = n.checked_add(1)?.checked_mul(KEY)?.checked_add(12)?;
+    if keys_end > len {
+        return None;
+    }
+    let key_at = |i: usize| -> [u8; KEY] {
+        payload[12 + i * KEY..12 + (i + 1) * KEY]
+            .try_into()
+            .expect("36 bytes")
+    };
+    let record = Record {
+        generation,
+        removes: (0..n).map(key_at).collect(),
+        key: key_at(n),
+        value: payload[keys_end..].to_vec(),
+    };
+    Some((record, HEAD + len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> [u8; KEY] {
+        [b; KEY]
+    }
+
+    fn write_three(dir: &Path) -> Vec<u8> {
+        let (mut journal, records) = Journal::open(dir).unwrap();
+        assert!(records.unwrap().is_empty() && journal.is_empty());
+        journal
+            .append(1, &[] as &[&[u8]], &key(1), b"{\"a\":1}")
+            .unwrap();
+        journal.append(2, &[key(1)], &key(2), b"{\"b\":2}").unwrap();
+        journal.append(3, &[] as &[&[u8]], &key(3), b"").unwrap();
+        std::fs::read(dir.join(JOURNAL_FILE)).unwrap()
+    }
+
+    #[test]
+    fn records_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = write_three(dir.path());
+        let (journal, records) = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.len(), bytes.len() as u64);
+        assert_eq!(
+            records.unwrap(),
+            vec![
+                Record {
+                    generation: 1,
+                    removes: vec![],
+                    key: key(1),
+                    value: b"{\"a\":1}".to_vec()
+                },
+                Record {
+                    generation: 2,
+                    removes: vec![key(1)],
+                    key: key(2),
+                    value: b"{\"b\":2}".to_vec()
+                },
+                Record {
+                    generation: 3,
+                    removes: vec![],
+                    key: key(3),
+                    value: vec![]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_torn_last_record_is_dropped_at_every_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = write_three(dir.path());
+        let two = parse(&bytes).unwrap().len() - 1;
+        let third_starts = bytes.len() - (HEAD + 12 + KEY);
+        for cut in third_starts + 1..bytes.len() {
+            let records = parse(&bytes[..cut]).unwrap();
+            assert_eq!(records.len(), two, "cut at {cut}");
+        }
+        // A garbled (not cut) last record is dropped too.
+        let mut garbled = bytes.clone();
+        *garbled.last_mut().unwrap() ^= 1;
+        assert_eq!(parse(&garbled).unwrap().len(), two);
+    }
+
+    #[test]
+    fn damage_before_the_end_is_an_error_not_a_silent_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = write_three(dir.path());
+        bytes[HEAD + 12 + KEY] ^= 1; // the first record's value
+        let e = parse(&bytes).unwrap_err();
+        assert!(e.contains("byte 0 is garbled"), "{e}");
+        let mut lying = write_three(tempfile::tempdir().unwrap().path());
+        lying[..4].copy_from_slice(&u32::MAX.to_le_bytes()); // a length past the end
+        let e = parse(&lying).unwrap_err();
+        assert!(e.contains("byte 0 is garbled"), "{e}");
+        // Zeros after the last whole record (a file extended by a crash) are a torn end.
+        let mut zeros = write_three(tempfile::tempdir().unwrap().path());
+        zeros.extend_from_slice(&[0; 4096]);
+        assert_eq!(parse(&zeros).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn clear_empties_the_file_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        write_three(dir.path());
+        let (mut journal, records) = Journal::open(dir.path()).unwrap();
+        assert_eq!(records.unwrap().len(), 3);
+        journal.clear().unwrap();
+        journal.append(4, &[] as &[&[u8]], &key(4), b"x").unwrap();
+        drop(journal);
+        let records = Journal::open(dir.path()).unwrap().1.unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].generation, 4);
+    }
+}
