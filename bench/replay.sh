@@ -245,14 +245,16 @@ startup_mode() {
     tick && echo "| import them into an empty store | $((NOW - t0)) ms | |"
 }
 
-# record_run NAME UPSTREAM STORE: `ims-vcr record` on SERVER_CPU, a unique image id per request.
+# record_run NAME UPSTREAM STORE [FLAGS...]: `ims-vcr record` on SERVER_CPU, a unique image id per
+# request.
 record_run() {
-    local before recorded
-    before=$(du -sk "$3" 2>/dev/null | cut -f1 || true)
-    RUST_LOG=warn start "$1" "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$2" --store "$3" --listen 127.0.0.1:0
-    check "$1" "$URL" && measure "$1" "$PID" "$URL" unique && stop "$PID"
-    recorded=$(grep -o '[0-9]* recorded' "$WORK/$1.err" | cut -d' ' -f1 || true)
-    echo "$1: ${recorded:-?} answers recorded (each flushed before its answer); store ${before:-0} KB -> $(du -sk "$3" | cut -f1) KB" >>"$WORK/notes"
+    local name=$1 upstream=$2 store=$3 before recorded
+    shift 3
+    before=$(du -sk "$store" 2>/dev/null | cut -f1 || true)
+    RUST_LOG=warn start "$name" "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$upstream" --store "$store" --listen 127.0.0.1:0 "$@"
+    check "$name" "$URL" && measure "$name" "$PID" "$URL" unique && stop "$PID"
+    recorded=$(grep -o '[0-9]* recorded' "$WORK/$name.err" | cut -d' ' -f1 || true)
+    echo "$name: ${recorded:-?} answers recorded (each in the journal before its answer${*:+, $*}); store ${before:-0} KB -> $(du -sk "$store" | cut -f1) KB" >>"$WORK/notes"
 }
 
 record_mode() {
@@ -262,7 +264,11 @@ record_mode() {
     # The upstream shares the load generator's CPU, so ims-vcr has SERVER_CPU to itself.
     start upstream "$LOAD_CPU" "$BIN/examples/bare_responder" 0
     local upstream=$URL
+    # The ceiling for any recording proxy on one core: forwarding alone, nothing stored.
+    RUST_LOG=warn start passthrough "$SERVER_CPU" "$BIN/ims-vcr" passthrough --upstream "$upstream" --listen 127.0.0.1:0
+    check passthrough "$URL" && measure passthrough "$PID" "$URL" unique && stop "$PID"
     record_run record-empty "$upstream" "$WORK/store-empty"
+    record_run record-fsync "$upstream" "$WORK/store-fsync" --fsync
     pin "$SERVER_CPU" "$BIN/examples/make_store" "$WORK/store-full" "$STORE_SIZE" 2>/dev/null
     record_run "record-${STORE_SIZE}" "$upstream" "$WORK/store-full"
     echo "record GET /v2/images/{unique id}: $LOADGEN -c$CONNS -t1, ${DURATION}s per run after ${WARMUP}s warm-up;" \

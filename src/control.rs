@@ -109,7 +109,7 @@ fn ok(body: Value) -> Response<Full<Bytes>> {
 
 fn stats(proxy: &Proxy) -> Value {
     let requests = proxy.tapes.stats();
-    let unused = requests.iter().filter(|r| r.played == 0).count();
+    let unused = requests.iter().filter(|r| r.unused()).count();
     let misses: u64 = proxy.misses().iter().map(|m| m.count).sum();
     json!({
         "mode": proxy.mode(),
@@ -121,6 +121,7 @@ fn stats(proxy: &Proxy) -> Value {
         "unused": unused,
         "requests": requests.iter().map(|r| json!({
             "request": r.request, "key": r.key, "answers": r.answers, "played": r.played,
+            "recorded": r.recorded,
         })).collect::<Vec<_>>(),
     })
 }

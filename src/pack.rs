@@ -125,7 +125,10 @@ impl Pack {
     /// Opens the pack at `path` when it describes write `generation` under `rules`; otherwise
     /// says why not.
     pub fn open(path: &Path, generation: u64, rules: &MatchRules) -> Result<Pack, String> {
-        let file = File::open(path).map_err(|e| e.to_string())?;
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "there is none yet".to_owned(),
+            _ => e.to_string(),
+        })?;
         let size = file.metadata().map_err(|e| e.to_string())?.len();
         if size < FOOTER_LEN {
             return Err(format!("{size} bytes, shorter than its footer"));

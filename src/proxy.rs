@@ -154,9 +154,6 @@ pub(crate) struct Proxy {
     pub(crate) rules: MatchRules,
     /// Recordings served on a hit; grows as record and auto modes record.
     pub(crate) tapes: Tapes,
-    /// Requests recorded in this session: in record mode the first answer of a request
-    /// replaces its earlier answers, later ones append.
-    session: Mutex<std::collections::HashSet<[u8; 32]>>,
     /// Present when started in a forwarding mode, so replay cannot reach an upstream by mistake.
     pub(crate) recorder: Option<Recorder>,
     pub(crate) max_body: usize,
@@ -208,7 +205,6 @@ impl Proxy {
             control_token: None,
             scheme: "http",
             inflight: Mutex::new(HashMap::new()),
-            session: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -608,43 +604,35 @@ impl Proxy {
                 message: format!("upstream answer cannot be replayed: {e}"),
                 details: json!({ "kind": "invalid-answer" }),
             })?;
-        if mode.stores() {
+        if mode.stores()
+            && let Some(store) = &recorder.store
+        {
             let replace = mode == Mode::Record;
-            if self.persist(recorder, parts, &interaction, replace).await {
+            if let Some((stored_key, seq)) = self
+                .persist(recorder, store, parts, &interaction, replace)
+                .await
+            {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-                self.tapes.record(
-                    key,
-                    &interaction.request,
-                    prepared.clone(),
-                    replace && !self.recorded_before(key),
-                );
+                // Looked up by the request as sent; read back from where the store keeps it
+                // (another key when redaction changed the request).
+                self.tapes.record_stored(key, &stored_key, store, seq);
             }
         }
         Ok(prepared)
     }
 
-    /// Whether `key` was already recorded in this session (marks it recorded).
-    fn recorded_before(&self, key: &RequestKey) -> bool {
-        let mut session = self
-            .session
-            .lock()
-            .expect("no code panics while holding the session lock");
-        !session.insert(*key.digest())
-    }
-
-    /// Redacts (when configured), runs the leak gate, and stores. Returns whether it was stored.
-    /// A failure here never changes the client's answer: it is logged as an error naming what
-    /// was refused and why.
+    /// Redacts (when configured), runs the leak gate, and stores. Returns the key the answer was
+    /// stored under and its position among that request's answers, or `None` when it was not
+    /// stored. A failure here never changes the client's answer: it is logged as an error
+    /// naming what was refused and why.
     async fn persist(
         &self,
         recorder: &Recorder,
+        store: &Store,
         parts: &Parts,
         interaction: &Interaction,
         replace: bool,
-    ) -> bool {
-        let Some(store) = &recorder.store else {
-            return false;
-        };
+    ) -> Option<(RequestKey, u32)> {
         let line = format!(
             "{} {}",
             interaction.request.method, interaction.request.path
@@ -661,7 +649,7 @@ impl Proxy {
                 }
                 Err(e) => {
                     tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-                    return false;
+                    return None;
                 }
             },
         };
@@ -672,17 +660,22 @@ impl Proxy {
                 encoding = leak.encoding,
                 "answer served but NOT recorded: a secret is still in it after redaction (leak gate)"
             );
-            return false;
+            return None;
         }
         let result = match RequestKey::of_recorded(&self.rules, &stored.request) {
-            Ok(key) => store.record(&key, &stored, replace).await,
+            Ok(key) => store
+                .record(&key, &stored, replace)
+                .await
+                .map(|seq| (key, seq)),
             Err(e) => Err(crate::Error::Config(e)),
         };
-        if let Err(e) = result {
-            tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-            return false;
+        match result {
+            Ok(stored) => Some(stored),
+            Err(e) => {
+                tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+                None
+            }
         }
-        true
     }
 
     /// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.

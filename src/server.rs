@@ -481,7 +481,7 @@ async fn serve(
         .tapes
         .stats()
         .into_iter()
-        .filter(|t| t.played == 0)
+        .filter(|t| t.unused())
         .map(|t| t.request)
         .collect();
     Ok(Summary {

@@ -234,13 +234,16 @@ impl Store {
     /// concurrent callers sharing one sync). With `replace`, the first answer recorded for a key
     /// in this session replaces the answers older sessions recorded for it, atomically (record
     /// mode); without, it is appended after them (auto mode).
+    ///
+    /// Returns the answer's position among the request's stored answers (0 for the first).
     pub async fn record(
         &self,
         key: &RequestKey,
         interaction: &Interaction,
         replace: bool,
-    ) -> Result<()> {
+    ) -> Result<u32> {
         let value = serde_json::to_vec(interaction).expect("an interaction serialises");
+        let written_seq;
         let generation = {
             let mut session = self.lock();
             let mut removes = Vec::new();
@@ -281,6 +284,7 @@ impl Store {
             self.answers.insert(entry, value).map_err(|e| self.err(e))?;
             session.next.insert(*key.digest(), seq + 1);
             self.count_write(&mut session);
+            written_seq = seq;
             if session.journal.len() > COMPACT_AT {
                 // A long session: make sled durable and start the journal over. Rare (every
                 // 64 MiB of recordings), and synchronous so no write slips in between.
@@ -295,7 +299,22 @@ impl Store {
         if self.fsync {
             self.synced(generation).await?;
         }
-        Ok(())
+        Ok(written_seq)
+    }
+
+    /// The stored answers of the request whose key digest is `digest`, in recorded order.
+    pub fn answers_of(&self, digest: &[u8; 32]) -> Result<Vec<Interaction>> {
+        self.answers
+            .scan_prefix(digest)
+            .map(|entry| {
+                let (key, value) = entry.map_err(|e| self.err(e))?;
+                serde_json::from_slice(&value).map_err(|e| Error::StoreCorrupt {
+                    path: self.path.clone(),
+                    entry: hex(&key),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Waits until write `generation` is synced in the journal, syncing if nobody else is.

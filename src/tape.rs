@@ -16,6 +16,7 @@ use crate::pack::{Extent, Pack, PackFile};
 use crate::prepared::Prepared;
 use crate::pseudonym::PseudonymKey;
 use crate::redact::{RedactionPolicy, RedactionStamp, Redactor};
+use crate::store::Store;
 
 /// What replay serves once a request's recorded answers have all been served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,10 +54,22 @@ pub struct Tape {
     /// The request as first recorded and its prepared answers: set when the tape is made, or,
     /// for a tape from a replay pack, the first time it is played (or diffed against).
     loaded: OnceLock<Result<Box<Loaded>, String>>,
-    /// Where a lazy tape's answers are in the pack.
-    source: Option<(PackFile, Box<[Extent]>)>,
+    /// Where a lazy tape's answers are.
+    source: Option<Source>,
     /// How many times this request was asked for since start or the last reset.
     played: AtomicUsize,
+    /// Recorded in this session (so it was asked for, even if never played back).
+    recorded: bool,
+}
+
+/// Where a lazy tape reads its answers from.
+#[derive(Debug)]
+enum Source {
+    /// A replay pack, at these extents.
+    Pack(PackFile, Box<[Extent]>),
+    /// The store a `record` or `auto` session writes, under this digest (it holds every answer
+    /// of the request, so a recorded answer need not stay in memory too).
+    Store(Arc<Store>, [u8; 32]),
 }
 
 #[derive(Debug)]
@@ -74,6 +87,7 @@ impl Tape {
             loaded: OnceLock::from(Ok(Box::new(Loaded { request, answers }))),
             source: None,
             played: AtomicUsize::new(played),
+            recorded: false,
         }
     }
 
@@ -87,22 +101,24 @@ impl Tape {
     fn loaded(&self) -> Result<&Loaded, &str> {
         self.loaded
             .get_or_init(|| {
-                let (file, extents) = self
-                    .source
-                    .as_ref()
-                    .expect("a tape made without answers has a pack source");
-                let interactions = file.read(extents)?;
+                let (interactions, from) = match &self.source {
+                    Some(Source::Pack(file, extents)) => (file.read(extents)?, file.path()),
+                    Some(Source::Store(store, digest)) => (
+                        store.answers_of(digest).map_err(|e| e.to_string())?,
+                        store.path(),
+                    ),
+                    None => unreachable!("a tape made without answers has a source"),
+                };
                 let request = interactions
                     .first()
                     .map(|i| i.request.clone())
-                    .ok_or_else(|| {
-                        format!("{}: {} has no answers", file.path().display(), self.line)
-                    })?;
+                    .ok_or_else(|| format!("{}: {} has no answers", from.display(), self.line))?;
                 let answers = interactions
                     .iter()
+                    .take(self.count)
                     .map(|i| Prepared::from_recorded(&i.response))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("{}: {}: {e}", file.path().display(), self.line))?;
+                    .map_err(|e| format!("{}: {}: {e}", from.display(), self.line))?;
                 Ok(Box::new(Loaded { request, answers }))
             })
             .as_deref()
@@ -144,6 +160,16 @@ pub struct TapeStats {
     pub answers: usize,
     /// Times asked for.
     pub played: usize,
+    /// Whether this session recorded an answer for it (record and auto).
+    pub recorded: bool,
+}
+
+impl TapeStats {
+    /// Not played since start (or the last reset), and not recorded this session: what
+    /// `--fail-on-unused` reports.
+    pub fn unused(&self) -> bool {
+        self.played == 0 && !self.recorded
+    }
 }
 
 /// All recordings, ready to serve; grows in record and auto modes.
@@ -211,8 +237,9 @@ impl Tapes {
                     line: r.line,
                     count: r.answers.len(),
                     loaded: OnceLock::new(),
-                    source: Some((file.clone(), r.answers)),
+                    source: Some(Source::Pack(file.clone(), r.answers)),
                     played: AtomicUsize::new(0),
+                    recorded: false,
                 };
                 (r.digest, Arc::new(tape))
             })
@@ -297,29 +324,37 @@ impl Tapes {
         Play::Hit(tape, index)
     }
 
-    /// Adds an answer recorded live. `replace` drops the answers recorded before (the first
-    /// answer of a request in a `record` session); otherwise it is appended. The cursor is kept.
-    pub fn record(
+    /// Notes an answer a `record`/`auto` session just stored in `store` under `stored` (the
+    /// request as stored: redaction may change it) as answer number `seq` (0-based), for
+    /// requests matching `key`. The tape reads its answers back from the store when first
+    /// played, so a long session does not hold every answer in memory. Answer 0 starts the tape
+    /// over (a `record` session replaces older answers); the cursor is kept.
+    pub fn record_stored(
         &self,
         key: &RequestKey,
-        request: &RecordedRequest,
-        prepared: Prepared,
-        replace: bool,
+        stored: &RequestKey,
+        store: &Arc<Store>,
+        seq: u32,
     ) {
         let mut tapes = self
             .tapes
             .write()
             .expect("no code panics while holding the tapes lock");
-        // An unreadable older answer (damaged pack) is dropped, as `replace` would.
-        let (mut answers, played) = match tapes.get(key.digest()) {
-            Some(old) if !replace => (
-                old.loaded().map(|l| l.answers.clone()).unwrap_or_default(),
-                old.played.load(Ordering::Relaxed),
-            ),
-            _ => (Vec::new(), 0),
+        let seq = seq as usize;
+        let (count, played) = match tapes.get(key.digest()) {
+            // Concurrent answers to one request may get here out of order: keep the highest.
+            Some(old) if seq > 0 => (old.count.max(seq + 1), old.played.load(Ordering::Relaxed)),
+            Some(old) => (1, old.played.load(Ordering::Relaxed)),
+            None => (seq + 1, 0),
         };
-        answers.push(prepared);
-        let tape = Tape::eager(key.request_line(), request.clone(), answers, played);
+        let tape = Tape {
+            line: key.request_line().to_owned(),
+            count,
+            loaded: OnceLock::new(),
+            source: Some(Source::Store(store.clone(), *stored.digest())),
+            played: AtomicUsize::new(played),
+            recorded: true,
+        };
         tapes.insert(*key.digest(), Arc::new(tape));
     }
 
@@ -346,6 +381,7 @@ impl Tapes {
                 key: hex(digest),
                 answers: tape.count,
                 played: tape.played.load(Ordering::Relaxed),
+                recorded: tape.recorded,
             })
             .collect();
         out.sort_by(|a, b| a.request.cmp(&b.request).then_with(|| a.key.cmp(&b.key)));
@@ -550,18 +586,33 @@ mod tests {
         assert_eq!(played(&tapes, &b.key, 1), vec![S]);
     }
 
-    #[test]
-    fn recording_live_appends_or_replaces() {
+    #[tokio::test]
+    async fn answers_recorded_live_are_read_back_from_the_store_appended_or_replacing() {
+        let (dir, next_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let rec = recording("/p", &["queued"]);
-        let tapes = Tapes::new(std::slice::from_ref(&rec), Sequence::RepeatLast).unwrap();
-        let saving = recording("/p", &["saving"]);
-        let prepared = Prepared::from_recorded(&saving.answers[0].response).unwrap();
-        tapes.record(&rec.key, &rec.answers[0].request, prepared.clone(), false);
-        assert_eq!(played(&tapes, &rec.key, 3), vec![Q, S, S]);
-        tapes.record(&rec.key, &rec.answers[0].request, prepared, true);
+        let saving = recording("/p", &["saving"]).answers.remove(0);
+        let tapes = Tapes::new(&[], Sequence::RepeatLast).unwrap();
+        {
+            // One session: its first answer replaces older ones, the next are appended.
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            for answer in [&rec.answers[0], &saving] {
+                let seq = store.record(&rec.key, answer, true).await.unwrap();
+                tapes.record_stored(&rec.key, &rec.key, &store, seq);
+            }
+            assert_eq!(played(&tapes, &rec.key, 3), vec![Q, S, S]);
+            store.flush().await.unwrap();
+        }
+        // The next session's first answer starts the tape over; the cursor is kept. (Another
+        // store: the tape keeps this one open, as a running proxy does.)
+        let store = Arc::new(Store::open(next_dir.path()).unwrap());
+        let seq = store.record(&rec.key, &saving, true).await.unwrap();
+        assert_eq!(seq, 0);
+        tapes.record_stored(&rec.key, &rec.key, &store, seq);
+        assert_eq!(tapes.stats()[0].answers, 1);
+        assert_eq!(tapes.stats()[0].played, 3);
         tapes.reset(None);
         assert_eq!(played(&tapes, &rec.key, 2), vec![S, S]);
-        assert_eq!(tapes.stats()[0].answers, 1);
+        assert_eq!(store.answers_of(rec.key.digest()).unwrap().len(), 1);
     }
 
     #[test]

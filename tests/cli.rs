@@ -61,10 +61,21 @@ impl Running {
 
     /// `ims-vcr record` against `fake` (trusting its CA), on a free port, plus `extra` flags.
     pub fn record(fake: &FakeIms, cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
+        Running::forwarding("record", fake, cwd, extra, env)
+    }
+
+    /// `ims-vcr MODE` (record, auto, passthrough) against `fake`, as [`Running::record`].
+    pub fn forwarding(
+        mode: &str,
+        fake: &FakeIms,
+        cwd: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
         let ca = fake.write_ca_pem(cwd);
         let url = fake.base_url();
         let mut args = vec![
-            "record",
+            mode,
             "--upstream",
             &url,
             "--upstream-ca",

@@ -441,3 +441,40 @@ async fn fail_on_miss_and_fail_on_unused_set_the_exit_code_and_print_a_summary()
         assert!(log.contains("ims-vcr summary:"), "{log}");
     }
 }
+
+#[tokio::test]
+async fn requests_recorded_in_an_auto_session_are_not_unused_but_older_unasked_ones_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let auto = |dir: &Path| {
+        let flags = ["--store", "s", "--fail-on-unused"];
+        Running::forwarding("auto", &fake, dir, &flags, &[])
+    };
+    // First session: both requests are recorded (asked for), so nothing is unused.
+    let proxy = auto(dir.path());
+    for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID] {
+        let reply = get(&format!("{}/v2/images/{id}", proxy.uri)).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    }
+    let stop = |proxy: Running| {
+        proxy.signal("-TERM");
+        let code = proxy.wait().code();
+        (
+            code,
+            std::fs::read_to_string(dir.path().join("ims-vcr-auto.log")).unwrap(),
+        )
+    };
+    let (code, log) = stop(proxy);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("0 unused recordings"), "{log}");
+    // Second session: one is replayed, the other never asked for.
+    let proxy = auto(dir.path());
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"));
+    let (code, log) = stop(proxy);
+    assert_eq!(code, Some(3), "{log}");
+    assert!(
+        log.contains(&format!("unused: GET /v2/images/{UNKNOWN_IMAGE_ID}")),
+        "{log}"
+    );
+}
