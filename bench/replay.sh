@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Load benchmarks of ims-vcr on loopback; each mode prints one table (README "Performance").
 #
-#   bench/replay.sh            replay: bare hyper responder vs ims-vcr replay vs Talkback
+#   bench/replay.sh            replay: bare hyper responders (the same bytes; one header) vs ims-vcr
+#                              replay vs Talkback
 #   bench/replay.sh startup    start to first correct answer and idle RSS (shipped cassettes, a
 #                              100,000-interaction store); export and import time of that store
 #   bench/replay.sh record     record throughput, a unique image id per request, vs the upstream
+#                              directly and vs forwarding alone (passthrough)
 #
 # Environment: DURATION (s per run, 10), WARMUP (s, 1), CONNS (32), ROUNDS (replay: interleaved
 # rounds, the median is shown, 3), SERVER_CPU (0), LOAD_CPU (1), STORE_SIZE (100000), NICE (0; -19
@@ -90,6 +92,9 @@ answers() {
         cmp -s "$WORK/got" "$WORK/expected.json"
 }
 check() { answers "$2" || die "$1: GET $SEED did not answer 200 with the seed body (got: $(head -c 300 "$WORK/got"))"; }
+# head_block URL: the status line and headers of GET $SEED (the recorded answer has a Date, so
+# hyper adds none and they do not change between runs).
+head_block() { curl -s --max-time 5 -D - -o /dev/null "$1$SEED" | tr -d '\r'; }
 # probe URL: the same check over bash's /dev/tcp, so that polling starts no process (starting curl
 # alone takes 10-25 ms on a busy 2-CPU machine, which would swamp a 50 ms start-up).
 probe() {
@@ -184,10 +189,18 @@ replay_mode() {
     why=$(talkback) || true # empty once installed, else why not
     for round in $(seq "$ROUNDS"); do
         echo "== round $round of $ROUNDS (load average $(loadavg))" >&2
+        # The reference: a bare hyper server sending the very bytes ims-vcr replay sends.
+        start bare-same-bytes "$SERVER_CPU" "$BIN/examples/bare_responder" 0 --as-replayed
+        check bare-same-bytes "$URL" && head_block "$URL" >"$WORK/bare.head"
+        measure bare-same-bytes "$PID" "$URL$SEED" && stop "$PID"
+        # The least a hyper server can send: the body with one header.
         start bare "$SERVER_CPU" "$BIN/examples/bare_responder" 0
-        check bare "$URL" && measure bare "$PID" "$URL$SEED" && stop "$PID"
+        check bare "$URL" && measure bare-1-header "$PID" "$URL$SEED" && stop "$PID"
         RUST_LOG=warn start ims-vcr "$SERVER_CPU" "$BIN/ims-vcr" replay --listen 127.0.0.1:0 --cassettes cassettes
-        check ims-vcr "$URL" && measure ims-vcr-replay "$PID" "$URL$SEED" && stop "$PID"
+        check ims-vcr "$URL" && head_block "$URL" >"$WORK/ims-vcr.head"
+        cmp -s "$WORK/bare.head" "$WORK/ims-vcr.head" ||
+            die "bare-same-bytes and ims-vcr send different headers: $(diff "$WORK/bare.head" "$WORK/ims-vcr.head")"
+        measure ims-vcr-replay "$PID" "$URL$SEED" && stop "$PID"
         [[ -n $why ]] && continue
         start talkback "$SERVER_CPU" node "$WORK/talkback/talkback_serve.js" "$WORK/talkback/tapes" "$WORK/expected.json" "$SEED"
         check talkback "$URL" && measure talkback "$PID" "$URL$SEED" && stop "$PID"
@@ -233,10 +246,10 @@ startup_mode() {
     tick && t0=$NOW
     pin "$SERVER_CPU" "$BIN/examples/make_store" "$WORK/store" "$STORE_SIZE" 2>/dev/null
     tick && echo "| make_store: build a $STORE_SIZE-interaction store ($(du -sh "$WORK/store" | cut -f1)) | $((NOW - t0)) ms | |"
-    # make_store writes through the library, not a session, so the store has no replay pack yet:
-    # the first replay writes it (as after a record session killed with -9); the next ones use it.
-    DROP_PACK="$WORK/store/ims-vcr-replay.pack" startup_row "replay the $STORE_SIZE-interaction store without its replay pack (writes it): start to first correct answer; RSS" 3 --store "$WORK/store"
-    startup_row "replay the $STORE_SIZE-interaction store, replay pack current: start to first correct answer; idle RSS" 3 --store "$WORK/store"
+    # make_store ends as `ims-vcr import` and recording sessions do, writing the replay pack.
+    startup_row "replay the $STORE_SIZE-interaction store: start to first correct answer; idle RSS" 3 --store "$WORK/store"
+    # Without its pack (a recorder killed with -9 writes none), replay first rewrites it.
+    DROP_PACK="$WORK/store/ims-vcr-replay.pack" startup_row "… its replay pack deleted first (replay rewrites it): start to first correct answer; RSS" 3 --store "$WORK/store"
     tick && t0=$NOW
     pin "$SERVER_CPU" "$BIN/ims-vcr" export --store "$WORK/store" --out "$WORK/cassettes" 2>/dev/null
     tick && echo "| export $STORE_SIZE interactions ($(du -sh "$WORK/cassettes" | cut -f1) of cassettes) | $((NOW - t0)) ms | |"

@@ -1,7 +1,9 @@
 //! The baseline for `bench/replay.sh`: the least a hyper 1 server can do to answer
 //! `GET /v2/images/{id}`. It answers every request, whatever its method and path, with the
 //! shipped seed image's body (the exact bytes `ims-vcr replay` serves for it) and
-//! `content-type: application/json`.
+//! `content-type: application/json`. With `--as-replayed` it sends the very bytes `ims-vcr
+//! replay` sends for the seed: the recorded headers, in order, plus `x-ims-vcr: hit` (one
+//! `HeaderMap` built at start, cloned per answer), so the two differ only in the work done.
 //!
 //! It runs the way `ims-vcr` does, so a ratio between the two measures ims-vcr's own work:
 //! a multi-thread tokio runtime with the default worker count (one worker per CPU the process
@@ -11,6 +13,7 @@
 //!
 //! ```sh
 //! cargo run --release --example bare_responder -- 0              # prints `listening on http://…`
+//! cargo run --release --example bare_responder -- 0 --as-replayed
 //! cargo run --release --example bare_responder -- --print-body   # the bytes it serves
 //! ```
 //! It is also the plain-HTTP upstream of `bench/replay.sh record`.
@@ -22,7 +25,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -36,32 +39,66 @@ const SEED_JSON: &[u8] = include_bytes!(
     "../cassettes/get_v2_images_bc6bed6e-ba3a-4447-afcc-449174a3eb52_b89dc4cb3292.json"
 );
 
-/// The seed answer's body, decoded by the same code that prepares replayed answers.
-fn seed_body() -> Bytes {
+/// The seed answer's body, decoded by the same code that prepares replayed answers, and the
+/// headers `ims-vcr replay` sends with it (less the framing hyper adds itself).
+fn seed_answer() -> (Bytes, HeaderMap) {
     let (recording, _rules) = ims_vcr::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
         .expect("the shipped seed cassette parses");
     let answer = recording.answers.first().expect("the seed has one answer");
-    ims_vcr::interaction::body_bytes(&answer.response.body).expect("the seed body is JSON")
+    let body =
+        ims_vcr::interaction::body_bytes(&answer.response.body).expect("the seed body is JSON");
+    let mut headers = HeaderMap::new();
+    for (name, value) in &answer.response.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a recorded header name");
+        if name != CONTENT_LENGTH {
+            headers.append(
+                name,
+                HeaderValue::from_str(value).expect("a recorded value"),
+            );
+        }
+    }
+    headers.insert(
+        ims_vcr::prepared::OUTCOME_HEADER,
+        HeaderValue::from_static("hit"),
+    );
+    (body, headers)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "0".into());
-    let body = seed_body();
+    let mut args = std::env::args().skip(1);
+    let arg = args.next().unwrap_or_else(|| "0".into());
+    let (body, replayed) = seed_answer();
     if arg == "--print-body" {
         std::io::stdout().write_all(&body)?;
         return Ok(());
     }
-    let port: u16 = arg
-        .parse()
-        .map_err(|_| format!("usage: bare_responder [PORT | --print-body], got {arg:?}"))?;
+    let usage = "usage: bare_responder [PORT [--as-replayed] | --print-body]";
+    let port: u16 = arg.parse().map_err(|_| format!("{usage}, got {arg:?}"))?;
+    let headers = match args.next().as_deref() {
+        None => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers
+        }
+        Some("--as-replayed") => replayed,
+        Some(other) => return Err(format!("{usage}, got {other:?}").into()),
+    };
     // Same construction as src/main.rs: the default worker count follows the CPU affinity mask.
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(SocketAddr::from(([127, 0, 0, 1], port)), body))
+        .block_on(serve(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            body,
+            headers,
+        ))
 }
 
-async fn serve(addr: SocketAddr, body: Bytes) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    addr: SocketAddr,
+    body: Bytes,
+    headers: HeaderMap,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
@@ -69,12 +106,10 @@ async fn serve(addr: SocketAddr, body: Bytes) -> Result<(), Box<dyn std::error::
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let body = body.clone();
+        let (body, headers) = (body.clone(), headers.clone());
         let service = service_fn(move |_request: Request<hyper::body::Incoming>| {
             let mut response = Response::new(Full::new(body.clone()));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            *response.headers_mut() = headers.clone();
             async move { Ok::<_, Infallible>(response) }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);

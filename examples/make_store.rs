@@ -2,7 +2,7 @@
 //! `GET /v2/images/{id}`: the shipped seed image itself (so the benchmark can ask for it and
 //! check the bytes), then images with distinct UUID-shaped ids, each answered with the seed's
 //! answer carrying that id. Written through the library's own `Store::import` (one atomic batch,
-//! then a flush), exactly as `ims-vcr import` writes.
+//! then a flush) followed by the replay pack, exactly as `ims-vcr import` writes.
 //!
 //! ```sh
 //! cargo run --release --example make_store -- /tmp/store-100k 100000
@@ -74,6 +74,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recordings = recordings(count);
     let store = Store::open(&dir)?;
     store.import(&recordings).await?;
+    // As `ims-vcr import` and every recording session do: replay starts from the pack.
+    ims_vcr::pack::Pack::of(&store)?;
     eprintln!(
         "make_store: {} recordings in {} ({:.1} s)",
         store.len(),

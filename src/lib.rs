@@ -40,6 +40,7 @@ pub mod diff;
 pub mod drift;
 pub mod error;
 pub mod har;
+pub mod head_timeout;
 pub mod headers;
 pub mod interaction;
 pub mod journal;

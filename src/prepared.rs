@@ -15,6 +15,8 @@ pub const OUTCOME_HEADER: &str = "x-ims-vcr";
 /// [`OUTCOME_HEADER`] parsed at compile time: [`Prepared::to_response`] runs on every replayed
 /// request, and inserting by `&str` validates the name again each time.
 const OUTCOME_HEADER_NAME: HeaderName = HeaderName::from_static(OUTCOME_HEADER);
+/// The outcome of a replayed answer.
+const HIT: &str = "hit";
 
 /// A response prepared once and served by cheap clones (the body is reference-counted).
 #[derive(Clone, Debug)]
@@ -53,6 +55,9 @@ impl Prepared {
         // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
         headers.remove(hyper::header::CONTENT_LENGTH);
         headers.remove(hyper::header::TRANSFER_ENCODING);
+        // In place already for the common case, so serving a hit is one clone and no insert
+        // (which could grow the cloned map).
+        headers.insert(OUTCOME_HEADER_NAME, HeaderValue::from_static(HIT));
         let mentions = |origin: &str| {
             let escaped = origin.replace('/', "\\/");
             let needles = [origin.as_bytes(), escaped.as_bytes()];
@@ -110,9 +115,11 @@ impl Prepared {
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         *response.headers_mut() = headers;
-        response
-            .headers_mut()
-            .insert(OUTCOME_HEADER_NAME, HeaderValue::from_static(outcome));
+        if outcome != HIT {
+            response
+                .headers_mut()
+                .insert(OUTCOME_HEADER_NAME, HeaderValue::from_static(outcome));
+        }
         response
     }
 }

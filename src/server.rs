@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cassette;
 use crate::error::{Error, Result};
+use crate::head_timeout::HeadTimeout;
 use crate::key::MatchRules;
 use crate::leak::Needle;
 use crate::pack::Pack;
@@ -498,7 +499,7 @@ async fn serve(
 }
 
 /// Which HTTP a connection speaks.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
     Http1,
     Http2,
@@ -514,15 +515,16 @@ struct Connections {
     http2: http2::Builder<TokioExecutor>,
     tls: Option<TlsAcceptor>,
     header_read_timeout: Duration,
+    /// The header-read timeout of HTTP/1 connections once they are open.
+    head_timeout: Arc<HeadTimeout>,
 }
 
 impl Connections {
     fn new(header_read_timeout: Duration, tls: Option<TlsAcceptor>) -> Connections {
         let mut http1 = http1::Builder::new();
         http1
-            // The header-read timeout needs a timer, or hyper panics (RUST-NOTES trap 3).
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
+            // Kept by `head_timeout` instead: hyper's arms a timer for every request head.
+            .header_read_timeout(None)
             // The buffer cap stops a head that never ends; the header-size cap also refuses a
             // complete head that arrived in one larger read.
             .max_buf_size(MAX_HEAD_BYTES)
@@ -538,6 +540,7 @@ impl Connections {
             http2,
             tls,
             header_read_timeout,
+            head_timeout: HeadTimeout::start(header_read_timeout),
         }
     }
 
@@ -605,20 +608,37 @@ impl Connections {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let requested = Arc::new(AtomicBool::new(false));
+        let head_timeout =
+            (protocol == Protocol::Http1).then(|| Arc::new(self.head_timeout.watch()));
         let service = {
-            let requested = requested.clone();
+            let (requested, head_timeout) = (requested.clone(), head_timeout.clone());
             service_fn(move |request| {
                 requested.store(true, Ordering::Relaxed);
+                let served = head_timeout.as_ref().map(|watch| watch.serving());
                 let proxy = proxy.clone();
-                async move { proxy.handle(request, peer).await }
+                async move {
+                    let answer = proxy.handle(request, peer).await;
+                    drop(served);
+                    answer
+                }
             })
         };
         let io = TokioIo::new(io);
         let ended = match protocol {
             Protocol::Http1 => {
-                watcher
-                    .watch(self.http1.serve_connection(io, service))
-                    .await
+                let expired = async {
+                    match &head_timeout {
+                        Some(watch) => watch.expired().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ended = watcher.watch(self.http1.serve_connection(io, service)) => ended,
+                    () = expired => {
+                        tracing::debug!(%peer, "connection closed: no complete request head within the header-read timeout");
+                        Ok(())
+                    }
+                }
             }
             Protocol::Http2 => {
                 // hyper's HTTP/2 server waits for the first request (over TLS, even for the

@@ -1823,3 +1823,53 @@ fn missing_or_unusable_tls_files_get_errors_naming_the_flag_and_the_file() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("--upstream-timeout"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_clients_are_cut_when_idle_or_dripping_a_head_never_between_steady_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = hostile_replay(dir.path()); // --header-read-timeout 1
+    let request = format!("GET /v2/images/{SEED_IMAGE_ID} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    // Ten requests 300 ms apart on one connection: 3 s in all, three timeouts' worth.
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in 0..10 {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while parse_wire(&got).is_empty() {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("request {i}: no answer"))
+                .unwrap();
+            assert!(n > 0, "request {i}: the connection was closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(parse_wire(&got)[0].status, 200, "request {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Then idle: closed once the timeout passes.
+    let idle = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+    assert!(
+        matches!(idle, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection stayed open"
+    );
+
+    // A head sent one byte every 250 ms never completes within the timeout.
+    let mut drip = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in request.as_bytes() {
+        if drip.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(10), drip.read(&mut buf)).await;
+    cut |= matches!(answer, Ok(Ok(0)) | Ok(Err(_)));
+    assert!(
+        cut,
+        "a dripped head was served after {:?}",
+        started.elapsed()
+    );
+    assert_still_serving(&proxy).await;
+}
