@@ -4,13 +4,13 @@
 //! (`GET /v2/images/{image_id}` and the rest of the Glance-v2 surface clients touch).
 //!
 //! ## Tour
-//! A request enters through [`server`] (accept loop, one task per connection), and
-//! [`proxy`] decides what to do with it:
+//! A request enters through [`server`] (accept loop, one task per connection, HTTP/1 heads timed
+//! by [`head_timeout`]), and [`proxy`] decides what to do with it:
 //!
 //! * **record**: [`upstream`] forwards it over rustls (URI and `Host` rewritten, hop-by-hop
 //!   headers stripped, gzip decoded), [`headers`] decides which headers are credentials or noise,
-//!   and the answer becomes an [`interaction::Interaction`] appended in [`store`] (sled, group
-//!   committed before the client gets its answer);
+//!   and the answer becomes an [`interaction::Interaction`] appended in [`store`] (sled, behind
+//!   a [`journal`] written before the client gets its answer);
 //! * **replay**: [`key`] turns the request into a canonical [`key::RequestKey`], and [`tape`]
 //!   serves the next prepared answer for it, or a 599 `x-ims-vcr: miss` naming the nearest
 //!   recordings. A store is replayed through its [`pack`], an indexed snapshot read lazily, so
