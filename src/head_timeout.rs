@@ -9,15 +9,20 @@
 //! that have waited longer than the timeout. So a connection is closed when, since it opened or
 //! since its last answer was produced, no complete request head arrived within the timeout
 //! (give or take one sweep, a tenth of the timeout): silent clients, heads sent in part or byte
-//! by byte, and idle keep-alive connections alike. It also bounds writing an answer to a client
-//! that does not read it, which hyper's timeout does not (the clock starts when the answer is
-//! produced). A request being served is never timed out here.
+//! by byte, and idle keep-alive connections alike. A request being served is never timed out
+//! here, and every write that makes progress restarts the clock ([`Progress`]), so a client
+//! slowly reading a long answer is not cut; one that stops reading altogether is, after the
+//! timeout.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -135,6 +140,82 @@ impl Watch {
     pub async fn expired(&self) {
         self.waiting.expired.notified().await;
     }
+
+    /// Notes that an answer's bytes made progress to the client: the wait restarts (unless a
+    /// request is being served, which is never timed out).
+    pub fn wrote(&self) {
+        let now = self.owner.now_ms.load(Ordering::Relaxed);
+        let _ = self.waiting.waiting_since.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |since| (since != SERVING).then_some(now),
+        );
+    }
+}
+
+/// A connection's I/O that tells its [`Watch`] about every write that makes progress.
+#[derive(Debug)]
+pub struct Progress<I> {
+    inner: I,
+    watch: Arc<Watch>,
+}
+
+impl<I> Progress<I> {
+    /// Wraps `inner`.
+    pub fn new(inner: I, watch: Arc<Watch>) -> Progress<I> {
+        Progress { inner, watch }
+    }
+
+    fn noted(&self, written: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = written
+            && n > 0
+        {
+            self.watch.wrote();
+        }
+        written
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Progress<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Progress<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.noted(written)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.noted(written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 impl Drop for Watch {
@@ -184,6 +265,25 @@ mod tests {
         drop(served);
         assert!(!expires_within(&busy, Duration::from_millis(850)).await);
         assert!(expires_within(&busy, Duration::from_millis(300)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_that_make_progress_restart_the_wait_but_never_end_serving() {
+        let timeouts = HeadTimeout::start(Duration::from_secs(1));
+        // A client slowly reading a long answer: a write gets through every 500 ms.
+        let reading = timeouts.watch();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            reading.wrote();
+        }
+        assert!(!expires_within(&reading, Duration::from_millis(700)).await);
+        // Once it stops reading, the timeout runs out.
+        assert!(expires_within(&reading, Duration::from_millis(600)).await);
+        // A write while serving (an answer to a pipelined request) does not end serving.
+        let busy = timeouts.watch();
+        let _served = busy.serving();
+        busy.wrote();
+        assert!(!expires_within(&busy, Duration::from_secs(5)).await);
     }
 
     #[tokio::test(start_paused = true)]

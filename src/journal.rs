@@ -96,7 +96,12 @@ impl Journal {
         record.extend_from_slice(&len.to_le_bytes());
         record.extend_from_slice(&Sha256::digest(&payload));
         record.extend_from_slice(&payload);
-        (&*self.file).write_all(&record)?;
+        if let Err(e) = (&*self.file).write_all(&record) {
+            // A short write (a full disk) must not leave half a record for later ones to
+            // follow: that would read as damage. Best effort; the error is what matters.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
         self.len += record.len() as u64;
         Ok(())
     }

@@ -109,15 +109,20 @@ impl Pack {
             Ok(pack) => return Ok(Some(pack)),
             Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
         }
-        match write(store, &rules, &path) {
-            Ok(()) => {}
+        let generation = match write(store, &rules, &path) {
+            Ok(generation) => generation,
             Err(WriteError::Store(e)) => return Err(e),
             Err(WriteError::Io(e)) => {
                 tracing::warn!(pack = %path.display(), error = %e, "cannot write the replay pack; reading the whole store instead (slower start-up)");
                 return Ok(None);
             }
-        }
-        Pack::open(&path, store.generation(), &rules)
+            Err(WriteError::Changed) => {
+                tracing::info!(pack = %path.display(), "the store changed while its replay pack was written; the next replay writes it");
+                return Ok(None);
+            }
+        };
+        store.pack_written();
+        Pack::open(&path, generation, &rules)
             .map(Some)
             .map_err(|why| Error::Config(format!("{}: just written, but {why}", path.display())))
     }
@@ -210,6 +215,9 @@ enum WriteError {
     Store(Error),
     /// Writing the pack failed.
     Io(std::io::Error),
+    /// The store was written while the pack was being made (a session still recording): the
+    /// pack would not be a snapshot of one write counter, so it is not published.
+    Changed,
 }
 
 impl From<std::io::Error> for WriteError {
@@ -226,18 +234,29 @@ struct EntryHead {
     redaction: Option<RedactionStamp>,
 }
 
-/// Streams every store entry into a new pack at `path` (temporary file, fsync, rename); on
-/// failure the temporary file is removed.
-fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<(), WriteError> {
+/// Streams every store entry into a new pack at `path` (temporary file, fsync, rename) and
+/// returns the write counter it holds; on failure the temporary file is removed.
+fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<u64, WriteError> {
     let tmp = path.with_extension("pack.tmp");
-    let written = write_to(store, rules, &tmp).and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    let generation = store.generation();
+    let written = write_to(store, rules, &tmp, generation).and_then(|()| {
+        if store.generation() != generation {
+            return Err(WriteError::Changed);
+        }
+        Ok(std::fs::rename(&tmp, path)?)
+    });
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written
+    written.map(|()| generation)
 }
 
-fn write_to(store: &Store, rules: &MatchRules, tmp: &Path) -> Result<(), WriteError> {
+fn write_to(
+    store: &Store,
+    rules: &MatchRules,
+    tmp: &Path,
+    generation: u64,
+) -> Result<(), WriteError> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
     let mut requests: Vec<PackedRequest> = Vec::new();
     let mut stamps: Vec<RedactionStamp> = Vec::new();
@@ -280,7 +299,7 @@ fn write_to(store: &Store, rules: &MatchRules, tmp: &Path) -> Result<(), WriteEr
 
     let mut index = Vec::with_capacity(requests.len() * 128);
     index.extend_from_slice(&VERSION.to_le_bytes());
-    index.extend_from_slice(&store.generation().to_le_bytes());
+    index.extend_from_slice(&generation.to_le_bytes());
     put_bytes(
         &mut index,
         &serde_json::to_vec(rules).expect("rules serialise"),
@@ -464,16 +483,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_write_to_the_store_makes_the_pack_out_of_date_and_it_is_rewritten() {
+    async fn a_write_to_the_store_deletes_the_pack_and_an_older_one_is_out_of_date() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with(dir.path(), &sample()).await;
         let before = Pack::of(&store).unwrap().unwrap();
         assert_eq!(before.requests.len(), 3);
-        store
-            .import(&[recording("/v2/images/d", &["active"], false)])
-            .await
-            .unwrap();
         let path = dir.path().join(PACK_FILE);
+        let old = std::fs::read(&path).unwrap();
+        let d = || [recording("/v2/images/d", &["active"], false)];
+        store.import(&d()).await.unwrap();
+        // The first write after the pack was made deletes it (a crash could otherwise leave a
+        // store whose persisted counter still matches the pack).
+        assert!(!path.exists());
+        // A pack from before a write (put back here by hand) is refused by its counter.
+        std::fs::write(&path, &old).unwrap();
         let why = Pack::open(&path, store.generation(), &store.rules().unwrap()).unwrap_err();
         assert!(why.contains("the store is at #"), "{why}");
         let tapes = packed_tapes(&store);
@@ -489,6 +512,9 @@ mod tests {
         };
         let why = Pack::open(&path, store.generation(), &rules).unwrap_err();
         assert!(why.contains("other match rules"), "{why}");
+        // Once rewritten, the next write deletes it again.
+        store.import(&d()).await.unwrap();
+        assert!(!path.exists());
     }
 
     #[tokio::test]

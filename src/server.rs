@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cassette;
 use crate::error::{Error, Result};
-use crate::head_timeout::HeadTimeout;
+use crate::head_timeout::{HeadTimeout, Progress};
 use crate::key::MatchRules;
 use crate::leak::Needle;
 use crate::pack::Pack;
@@ -608,13 +608,13 @@ impl Connections {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let requested = Arc::new(AtomicBool::new(false));
-        let head_timeout =
-            (protocol == Protocol::Http1).then(|| Arc::new(self.head_timeout.watch()));
+        // Only HTTP/1 connections are closed by it; HTTP/2 has its own checks below.
+        let watch = Arc::new(self.head_timeout.watch());
         let service = {
-            let (requested, head_timeout) = (requested.clone(), head_timeout.clone());
+            let (requested, watch) = (requested.clone(), watch.clone());
             service_fn(move |request| {
                 requested.store(true, Ordering::Relaxed);
-                let served = head_timeout.as_ref().map(|watch| watch.serving());
+                let served = watch.serving();
                 let proxy = proxy.clone();
                 async move {
                     let answer = proxy.handle(request, peer).await;
@@ -623,24 +623,19 @@ impl Connections {
                 }
             })
         };
-        let io = TokioIo::new(io);
         let ended = match protocol {
             Protocol::Http1 => {
-                let expired = async {
-                    match &head_timeout {
-                        Some(watch) => watch.expired().await,
-                        None => std::future::pending().await,
-                    }
-                };
+                let io = TokioIo::new(Progress::new(io, watch.clone()));
                 tokio::select! {
                     ended = watcher.watch(self.http1.serve_connection(io, service)) => ended,
-                    () = expired => {
+                    () = watch.expired() => {
                         tracing::debug!(%peer, "connection closed: no complete request head within the header-read timeout");
                         Ok(())
                     }
                 }
             }
             Protocol::Http2 => {
+                let io = TokioIo::new(io);
                 // hyper's HTTP/2 server waits for the first request (over TLS, even for the
                 // preface) without a timeout: apply the header-read timeout to it.
                 let no_request = async {

@@ -54,6 +54,9 @@ pub struct Store {
     synced: AtomicU64,
     /// Serialises flushes and syncs; writers queue here, and the first through syncs for all.
     flush_lock: tokio::sync::Mutex<()>,
+    /// The highest write counter written to [`DURABLE_FILE`] (flushes and compaction both note
+    /// it, from different locks).
+    noted: Mutex<u64>,
 }
 
 /// The state writes share under [`Store::session`].
@@ -62,6 +65,14 @@ struct Session {
     /// not been recorded yet this session, so its first answer replaces any older ones.
     next: HashMap<[u8; 32], u32>,
     journal: Journal,
+    /// Whether the replay pack was deleted since it was last written: the first write after
+    /// that deletes it, so a pack never outlives a change it does not hold (a crash can leave
+    /// sled holding writes its persisted counter does not show, and the pack is matched by
+    /// that counter).
+    pack_dropped: bool,
+    /// Set when a write failed after its journal record was written: the record will be
+    /// applied when the store is next opened, so this process must not reuse its number.
+    poisoned: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,12 +120,15 @@ impl Store {
             session: Mutex::new(Session {
                 next: HashMap::new(),
                 journal,
+                pack_dropped: false,
+                poisoned: None,
             }),
             fsync: false,
             written: AtomicU64::new(generation),
             flushed: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
+            noted: Mutex::new(durable.max(generation)),
         };
         store.check_format()?;
         Ok(store)
@@ -134,6 +148,47 @@ impl Store {
     pub fn fsync_every_answer(mut self, fsync: bool) -> Store {
         self.fsync = fsync;
         self
+    }
+
+    /// What every write does first: refuse when an earlier write failed half-way, and delete
+    /// the replay pack once after it was last written (see [`Session::pack_dropped`]).
+    fn before_write(&self, session: &mut Session) -> Result<()> {
+        if let Some(why) = &session.poisoned {
+            return Err(Error::Config(format!(
+                "store {}: not writing after a failed write ({why}); restart to recover what \
+                 the journal holds",
+                self.path.display()
+            )));
+        }
+        if !session.pack_dropped {
+            let pack = self.path.join(crate::pack::PACK_FILE);
+            match std::fs::remove_file(&pack) {
+                Ok(()) => {
+                    // The deletion must reach the disk before any write it stands for.
+                    std::fs::File::open(&self.path)
+                        .and_then(|dir| dir.sync_all())
+                        .map_err(|e| Error::io(&self.path, e))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(pack, e)),
+            }
+            session.pack_dropped = true;
+        }
+        Ok(())
+    }
+
+    /// Called once a replay pack of the store is written: the next write deletes it again.
+    pub(crate) fn pack_written(&self) {
+        self.lock().pack_dropped = false;
+    }
+
+    /// Notes `generation` in [`DURABLE_FILE`] unless a higher one is noted already.
+    fn note_durable(&self, generation: u64) {
+        let mut noted = self.noted.lock().expect("store noted lock poisoned");
+        if generation > *noted {
+            note_durable(&self.path, generation);
+            *noted = generation;
+        }
     }
 
     fn journal_err(&self, e: std::io::Error) -> Error {
@@ -222,6 +277,7 @@ impl Store {
         let json = serde_json::to_vec(rules).expect("rules serialise");
         {
             let mut session = self.lock();
+            self.before_write(&mut session)?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.meta.insert("rules", json).map_err(|e| self.err(e))?;
             self.count_write(&mut session);
@@ -246,6 +302,7 @@ impl Store {
         let written_seq;
         let generation = {
             let mut session = self.lock();
+            self.before_write(&mut session)?;
             let mut removes = Vec::new();
             let seq = match session.next.get(key.digest()) {
                 Some(next) => *next,
@@ -275,15 +332,21 @@ impl Store {
                 .journal
                 .append(generation, &removes, &entry, &value)
                 .map_err(|e| self.journal_err(e))?;
+            // The journal holds it now: whatever happens to sled below, this number is taken.
+            self.count_write(&mut session);
             // Plain operations, not a sled batch: the journal record already makes this write
             // all-or-nothing (reopening redoes it whole unless sled's counter shows it landed),
             // and every sled batch seals an I/O buffer, a disk write per recording.
-            for old in removes {
-                self.answers.remove(old).map_err(|e| self.err(e))?;
+            let applied = removes
+                .into_iter()
+                .try_for_each(|old| self.answers.remove(old).map(drop))
+                .and_then(|()| self.answers.insert(entry, value).map(drop));
+            if let Err(e) = applied {
+                let e = self.err(e);
+                session.poisoned = Some(e.to_string());
+                return Err(e);
             }
-            self.answers.insert(entry, value).map_err(|e| self.err(e))?;
             session.next.insert(*key.digest(), seq + 1);
-            self.count_write(&mut session);
             written_seq = seq;
             if session.journal.len() > COMPACT_AT {
                 // A long session: make sled durable and start the journal over. Rare (every
@@ -291,7 +354,7 @@ impl Store {
                 self.persist_generation(&mut session)?;
                 self.db.flush().map_err(|e| self.err(e))?;
                 self.flushed.fetch_max(generation, Ordering::SeqCst);
-                note_durable(&self.path, generation);
+                self.note_durable(generation);
                 session.journal.clear().map_err(|e| self.journal_err(e))?;
             }
             generation
@@ -344,7 +407,7 @@ impl Store {
         let target = self.persist_generation(&mut self.lock())?;
         self.db.flush_async().await.map_err(|e| self.err(e))?;
         self.flushed.fetch_max(target, Ordering::SeqCst);
-        note_durable(&self.path, target);
+        self.note_durable(target);
         Ok(())
     }
 
@@ -449,6 +512,7 @@ impl Store {
         }
         {
             let mut session = self.lock();
+            self.before_write(&mut session)?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.count_write(&mut session);
         }

@@ -328,8 +328,9 @@ impl Tapes {
     /// Notes an answer a `record`/`auto` session just stored in `store` under `stored` (the
     /// request as stored: redaction may change it) as answer number `seq` (0-based), for
     /// requests matching `key`. The tape reads its answers back from the store when first
-    /// played, so a long session does not hold every answer in memory. Answer 0 starts the tape
-    /// over (a `record` session replaces older answers); the cursor is kept.
+    /// played, so a long session does not hold every answer in memory. The first answer of a
+    /// session starts the tape over at the store's count (a `record` session replaces older
+    /// answers); the cursor is kept.
     pub fn record_stored(
         &self,
         key: &RequestKey,
@@ -341,12 +342,16 @@ impl Tapes {
             .tapes
             .write()
             .expect("no code panics while holding the tapes lock");
-        let seq = seq as usize;
+        // Answer `seq` makes `seq + 1` answers in the store. Concurrent answers to one request
+        // may get here out of order, so within the session the highest count wins; a tape from
+        // before the session counts for nothing (its answers were replaced, or are included).
+        let in_store = seq as usize + 1;
         let (count, played) = match tapes.get(key.digest()) {
-            // Concurrent answers to one request may get here out of order: keep the highest.
-            Some(old) if seq > 0 => (old.count.max(seq + 1), old.played.load(Ordering::Relaxed)),
-            Some(old) => (1, old.played.load(Ordering::Relaxed)),
-            None => (seq + 1, 0),
+            Some(old) if old.recorded => {
+                (old.count.max(in_store), old.played.load(Ordering::Relaxed))
+            }
+            Some(old) => (in_store, old.played.load(Ordering::Relaxed)),
+            None => (in_store, 0),
         };
         let tape = Tape {
             line: key.request_line().to_owned(),
@@ -632,32 +637,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn answers_recorded_live_are_read_back_from_the_store_appended_or_replacing() {
-        let (dir, next_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    async fn answers_recorded_live_are_read_back_from_the_store_in_any_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
         let rec = recording("/p", &["queued"]);
         let saving = recording("/p", &["saving"]).answers.remove(0);
-        let tapes = Tapes::new(&[], Sequence::RepeatLast).unwrap();
         {
-            // One session: its first answer replaces older ones, the next are appended.
-            let store = Arc::new(Store::open(dir.path()).unwrap());
-            for answer in [&rec.answers[0], &saving] {
-                let seq = store.record(&rec.key, answer, true).await.unwrap();
-                tapes.record_stored(&rec.key, &rec.key, &store, seq);
+            // A first session records three answers; its replay pack holds them.
+            let store = Store::open(dir.path()).unwrap();
+            for answer in [&rec.answers[0], &saving, &saving] {
+                store.record(&rec.key, answer, true).await.unwrap();
             }
-            assert_eq!(played(&tapes, &rec.key, 3), vec![Q, S, S]);
             store.flush().await.unwrap();
         }
-        // The next session's first answer starts the tape over; the cursor is kept. (Another
-        // store: the tape keeps this one open, as a running proxy does.)
-        let store = Arc::new(Store::open(next_dir.path()).unwrap());
-        let seq = store.record(&rec.key, &saving, true).await.unwrap();
-        assert_eq!(seq, 0);
-        tapes.record_stored(&rec.key, &rec.key, &store, seq);
-        assert_eq!(tapes.stats()[0].answers, 1);
-        assert_eq!(tapes.stats()[0].played, 3);
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let pack = crate::pack::Pack::of(&store).unwrap().unwrap();
+        let tapes = Tapes::from_pack(pack, Sequence::RepeatLast);
+        assert_eq!(tapes.stats()[0].answers, 3);
+        played(&tapes, &rec.key, 1);
+        // The next session replaces them with two answers, whose notes arrive out of order
+        // (two concurrent requests): the tape counts what the store holds, keeps its cursor.
+        let first = store.record(&rec.key, &rec.answers[0], true).await.unwrap();
+        let second = store.record(&rec.key, &saving, true).await.unwrap();
+        assert_eq!((first, second), (0, 1));
+        tapes.record_stored(&rec.key, &rec.key, &store, second);
+        tapes.record_stored(&rec.key, &rec.key, &store, first);
+        let stats = &tapes.stats()[0];
+        assert_eq!((stats.answers, stats.played, stats.recorded), (2, 1, true));
         tapes.reset(None);
-        assert_eq!(played(&tapes, &rec.key, 2), vec![S, S]);
-        assert_eq!(store.answers_of(rec.key.digest()).unwrap().len(), 1);
+        assert_eq!(played(&tapes, &rec.key, 3), vec![Q, S, S]);
+        assert_eq!(store.answers_of(rec.key.digest()).unwrap().len(), 2);
     }
 
     #[test]
