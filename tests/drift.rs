@@ -10,7 +10,6 @@ use ims_vcr::cassette;
 use ims_vcr::drift::{self, ChangeKind, IgnoreRules, RequestDrift};
 use ims_vcr::upstream::Upstream;
 
-use crate::cli::BIN;
 use crate::util::*;
 
 /// Records the seed image and a 404 through a recorder into `dir/store` (the token, when given,

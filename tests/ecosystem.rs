@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use crate::cli::run_with_stdout as run;
 use crate::util::*;
 
 fn shipped() -> String {
@@ -15,14 +14,14 @@ fn shipped() -> String {
 #[test]
 fn ls_lists_the_shipped_cassettes_as_a_table_and_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, table, _) = run(&["ls", "--cassettes", &shipped()], dir.path());
+    let (code, table, _) = run_with_stdout(&["ls", "--cassettes", &shipped()], dir.path());
     assert_eq!(code, 0);
     assert!(table.starts_with("KEY "), "{table}");
     assert!(
         table.contains(&format!("GET      /v2/images/{SEED_IMAGE_ID}")),
         "{table}"
     );
-    let (code, json, _) = run(&["ls", "--cassettes", &shipped(), "--json"], dir.path());
+    let (code, json, _) = run_with_stdout(&["ls", "--cassettes", &shipped(), "--json"], dir.path());
     assert_eq!(code, 0);
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 3);
@@ -38,7 +37,7 @@ fn ls_lists_the_shipped_cassettes_as_a_table_and_as_json() {
 #[test]
 fn show_prints_a_request_by_path_or_key_and_errors_name_the_request() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, out, err) = run(
+    let (code, out, err) = run_with_stdout(
         &[
             "show",
             &format!("/v2/images/{SEED_IMAGE_ID}"),
@@ -61,9 +60,10 @@ fn show_prints_a_request_by_path_or_key_and_errors_name_the_request() {
         .next()
         .unwrap()
         .to_owned();
-    let (code, by_key, _) = run(&["show", &key[..8], "--cassettes", &shipped()], dir.path());
+    let (code, by_key, _) =
+        run_with_stdout(&["show", &key[..8], "--cassettes", &shipped()], dir.path());
     assert_eq!((code, by_key), (0, out));
-    let (code, _, err) = run(&["show", "/nope", "--cassettes", &shipped()], dir.path());
+    let (code, _, err) = run_with_stdout(&["show", "/nope", "--cassettes", &shipped()], dir.path());
     assert_eq!(code, 1);
     assert!(
         err.contains("show \"/nope\": no recorded request matches"),
@@ -75,7 +75,7 @@ fn show_prints_a_request_by_path_or_key_and_errors_name_the_request() {
 fn completions_are_generated_for_each_shell() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
-        let (code, out, _) = run(&["completions", shell], dir.path());
+        let (code, out, _) = run_with_stdout(&["completions", shell], dir.path());
         assert_eq!(code, 0, "{shell}");
         assert!(out.contains("ims-vcr") && out.contains("replay"), "{shell}");
     }
@@ -147,7 +147,7 @@ async fn a_har_round_trip_export_import_replay_gives_the_same_answers() {
     fake.stop().await;
 
     let har = dir.path().join("recording.har");
-    let (code, _, err) = run(
+    let (code, _, err) = run_with_stdout(
         &[
             "export",
             "--store",
@@ -166,7 +166,7 @@ async fn a_har_round_trip_export_import_replay_gives_the_same_answers() {
     assert_eq!(document["log"]["entries"].as_array().unwrap().len(), 4);
 
     let store2 = dir.path().join("store2");
-    let (code, _, err) = run(
+    let (code, _, err) = run_with_stdout(
         &[
             "import",
             "--store",
@@ -216,7 +216,7 @@ async fn a_foreign_har_is_redacted_and_leak_checked_on_import() {
         &format!(r#"{{"images":[{{"owner":"{owner}"}}]}}"#),
     );
     let store = dir.path().join("store");
-    let (code, _, err) = run(
+    let (code, _, err) = run_with_stdout(
         &[
             "import",
             "--store",
@@ -236,7 +236,7 @@ async fn a_foreign_har_is_redacted_and_leak_checked_on_import() {
 
     let leaky = write("leaky.har", r#"{"echo":"devtools-token-9876"}"#);
     let store2 = dir.path().join("store2");
-    let (code, _, err) = run(
+    let (code, _, err) = run_with_stdout(
         &[
             "import",
             "--store",

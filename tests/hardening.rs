@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,152 +21,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::cli::BIN;
 use crate::util::*;
 
 // ---------------------------------------------------------------------------------------------
 // Harness: the binary, raw HTTP, raw upstreams, certificates
-
-/// A running `ims-vcr` with its own log file; killed on drop.
-struct Proc {
-    child: Child,
-    uri: String,
-    log: PathBuf,
-}
-
-/// Distinguishes the log files of processes started in the same folder.
-static LOGS: AtomicUsize = AtomicUsize::new(0);
-
-impl Proc {
-    /// Starts `ims-vcr args` in `cwd` with `env` added to an environment without AK/SK or
-    /// `RUST_LOG`, and waits (up to 30 s) for its listening line.
-    fn start(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Proc {
-        let n = LOGS.fetch_add(1, Ordering::SeqCst);
-        let log = cwd.join(format!("ims-vcr-{}-{n}.log", args[0]));
-        let mut command = Command::new(BIN);
-        for name in [
-            "HUAWEICLOUD_SDK_AK",
-            "HUAWEICLOUD_SDK_SK",
-            "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-            "RUST_LOG",
-            "IMS_VCR_CONTROL_TOKEN",
-        ] {
-            command.env_remove(name);
-        }
-        let mut child = command
-            .envs(env.iter().copied())
-            .args(args)
-            .current_dir(cwd)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        let Some(uri) = line.trim_end().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "ims-vcr {args:?} printed {line:?} instead of its listening line; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        Proc {
-            uri: uri.to_owned(),
-            child,
-            log,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        let authority = self.uri.split("://").nth(1).unwrap();
-        authority.parse().unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-
-    fn assert_no_panic(&self) {
-        let log = self.log();
-        assert!(!log.contains("panicked"), "the proxy panicked:\n{log}");
-    }
-
-    /// Open file descriptors of the process (sockets included).
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .unwrap()
-            .count()
-    }
-
-    /// SIGKILL, then reap.
-    fn kill_9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then wait (up to 15 s) for the exit.
-    fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        wait_exit(&mut self.child, Duration::from_secs(15))
-            .unwrap_or_else(|| panic!("ims-vcr did not exit within 15 s of SIGTERM"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-/// Runs a command that is expected to finish (an error, or export/import) within 30 s; returns
-/// the exit code and stderr. A hang fails the test instead of hanging it.
-fn run(args: &[&str], cwd: &Path) -> (i32, String) {
-    let n = LOGS.fetch_add(1, Ordering::SeqCst);
-    let err_path = cwd.join(format!("run-{n}.err"));
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let status = wait_exit(&mut child, Duration::from_secs(30));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let stderr = std::fs::read_to_string(&err_path).unwrap();
-    let status = status.unwrap_or_else(|| panic!("ims-vcr {args:?} hung; stderr:\n{stderr}"));
-    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
-    (status.code().unwrap_or(-1), stderr)
-}
 
 /// Copies the shipped cassettes into `dir/cassettes`.
 fn shipped_cassettes(dir: &Path) -> PathBuf {
@@ -180,9 +38,9 @@ fn shipped_cassettes(dir: &Path) -> PathBuf {
 }
 
 /// `ims-vcr replay` of the shipped cassettes, with a 1 s header-read timeout and a 1 KiB body cap.
-fn hostile_replay(dir: &Path) -> Proc {
+fn hostile_replay(dir: &Path) -> Running {
     shipped_cassettes(dir);
-    Proc::start(
+    Running::start_with_env(
         &[
             "replay",
             "--cassettes",
@@ -200,7 +58,7 @@ fn hostile_replay(dir: &Path) -> Proc {
 }
 
 /// `ims-vcr record` in front of `upstream` into `dir/store`, same limits as [`hostile_replay`].
-fn hostile_record(dir: &Path, upstream: &str, extra: &[&str]) -> Proc {
+fn hostile_record(dir: &Path, upstream: &str, extra: &[&str]) -> Running {
     let mut args = vec![
         "record",
         "--upstream",
@@ -215,11 +73,11 @@ fn hostile_record(dir: &Path, upstream: &str, extra: &[&str]) -> Proc {
         "1024",
     ];
     args.extend_from_slice(extra);
-    Proc::start(&args, dir, &[])
+    Running::start_with_env(&args, dir, &[])
 }
 
 /// A normal request still gets its normal answer, and nothing panicked so far.
-async fn assert_still_serving(proxy: &Proc) {
+async fn assert_still_serving(proxy: &Running) {
     let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
     assert_eq!(
         reply.status,
@@ -597,7 +455,7 @@ async fn every_answered_request_survives_kill_9_at_random_moments_under_load_and
     let mut expected: BTreeMap<String, usize> = BTreeMap::new();
     let mut total_answered = 0;
     for iteration in 0..ITERATIONS {
-        let mut proxy = Proc::start(
+        let mut proxy = Running::start_with_env(
             &[
                 "record",
                 "--upstream",
@@ -1087,7 +945,7 @@ async fn bad_percent_encoding_and_non_utf8_paths_get_an_answer_or_a_clean_close_
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = run(&["import", "--store", "again", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
-    let replay_store = Proc::start(
+    let replay_store = Running::start_with_env(
         &["replay", "--store", "store", "--listen", "0"],
         dir.path(),
         &[],
@@ -1113,7 +971,7 @@ async fn an_absurd_query_string_is_answered_and_recorded_without_trouble() {
     let record = hostile_record(dir.path(), &fake.base_url(), &[]);
     // 30,000 parameters (and 2,000 empty ones) in 62 KB: under the 64 KiB head limit.
     let query = format!("{}{}", "a&".repeat(30_000), "&".repeat(2_000));
-    let url = |proxy: &Proc| format!("{}/v2/images?{query}", proxy.uri);
+    let url = |proxy: &Running| format!("{}/v2/images?{query}", proxy.uri);
     let miss = get(&url(&replay)).await;
     assert_eq!(miss.status, 599);
     assert_still_serving(&replay).await;
@@ -1121,7 +979,7 @@ async fn an_absurd_query_string_is_answered_and_recorded_without_trouble() {
     assert_eq!(recorded.header("x-ims-vcr"), Some("recorded"));
     assert_still_serving(&record).await;
     assert!(record.terminate().success());
-    let replay_store = Proc::start(
+    let replay_store = Running::start_with_env(
         &["replay", "--store", "store", "--listen", "0"],
         dir.path(),
         &[],
@@ -1421,7 +1279,7 @@ async fn failing_requests(uri: &str, n: usize) -> BTreeMap<String, usize> {
 
 /// Waits (up to 10 s) for the proxy's descriptors to fall back to `baseline` (+ a little slack for
 /// sled and the runtime), and returns the count.
-async fn settled_fds(proxy: &Proc, baseline: usize) -> usize {
+async fn settled_fds(proxy: &Running, baseline: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let fds = proxy.open_fds();
@@ -1532,7 +1390,7 @@ async fn secrets_never_reach_logs_or_answers_on_success_and_failure_paths() {
             "--store",
             "store",
         ];
-        let proxy = Proc::start(&args, &dir, &env);
+        let proxy = Running::start_with_env(&args, &dir, &env);
         for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID] {
             let reply = send(
                 "GET",
@@ -1554,7 +1412,11 @@ async fn secrets_never_reach_logs_or_answers_on_success_and_failure_paths() {
         logs.push(log);
         if n == 0 {
             // Replay the recording: a hit and a miss, still sending credentials.
-            let replay = Proc::start(&["replay", "--store", "store", "--listen", "0"], &dir, &env);
+            let replay = Running::start_with_env(
+                &["replay", "--store", "store", "--listen", "0"],
+                &dir,
+                &env,
+            );
             for id in [SEED_IMAGE_ID, "not-recorded"] {
                 let url = format!("{}/v2/images/{id}", replay.uri);
                 seen.push(send("GET", &url, &headers, b"").await);
@@ -1622,7 +1484,7 @@ fn the_listener_is_loopback_by_default_and_elsewhere_only_with_allow_remote_and_
         "{line:?} {stderr}"
     );
 
-    let local = Proc::start(&["replay", "--listen", "0"], dir.path(), &[]);
+    let local = Running::start_with_env(&["replay", "--listen", "0"], dir.path(), &[]);
     assert!(local.uri.starts_with("http://127.0.0.1:"), "{}", local.uri);
     assert!(!local.log().contains("non-loopback"));
 
@@ -1630,7 +1492,7 @@ fn the_listener_is_loopback_by_default_and_elsewhere_only_with_allow_remote_and_
     assert_eq!(code, 1);
     assert!(stderr.contains("--allow-remote"), "{stderr}");
 
-    let remote = Proc::start(
+    let remote = Running::start_with_env(
         &["replay", "--listen", "0.0.0.0:0", "--allow-remote"],
         dir.path(),
         &[],
@@ -1661,7 +1523,7 @@ async fn the_tls_listener_serves_http1_and_h2_by_alpn_and_shrugs_off_plain_and_s
     let dir = tempfile::tempdir().unwrap();
     let ca = write_listener_cert(dir.path());
     shipped_cassettes(dir.path());
-    let proxy = Proc::start(
+    let proxy = Running::start_with_env(
         &[
             "replay",
             "--listen",

@@ -9,7 +9,6 @@ use ims_vcr::key::MatchRules;
 use ims_vcr::realism::{Fault, Latency};
 use ims_vcr::tape::Sequence;
 
-use crate::cli::Running;
 use crate::util::*;
 
 async fn record_seed_and_polling(store: &Path) {
@@ -430,9 +429,7 @@ async fn fail_on_miss_and_fail_on_unused_set_the_exit_code_and_print_a_summary()
             get(&format!("{}/v2/images/nope", proxy.uri)).await;
         }
         proxy.signal("-TERM");
-        let log_path = dir.path().join("ims-vcr-replay.log");
-        let status = proxy.wait();
-        let log = std::fs::read_to_string(log_path).unwrap();
+        let (status, log) = proxy.wait_with_log();
         assert_eq!(status.code(), Some(code), "{flags:?}:\n{log}");
         assert!(
             log.contains(expected),
@@ -458,11 +455,8 @@ async fn requests_recorded_in_an_auto_session_are_not_unused_but_older_unasked_o
     }
     let stop = |proxy: Running| {
         proxy.signal("-TERM");
-        let code = proxy.wait().code();
-        (
-            code,
-            std::fs::read_to_string(dir.path().join("ims-vcr-auto.log")).unwrap(),
-        )
+        let (status, log) = proxy.wait_with_log();
+        (status.code(), log)
     };
     let (code, log) = stop(proxy);
     assert_eq!(code, Some(0), "{log}");

@@ -9,7 +9,6 @@ use ims_vcr::cassette;
 use ims_vcr::pseudonym::PseudonymKey;
 use ims_vcr::redact::{RedactionPolicy, Redactor};
 
-use crate::cli::{BIN, Running};
 use crate::util::*;
 
 const OWNER: &str = "1bed856811654c1cb661a6ca845ebc77";

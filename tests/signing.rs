@@ -227,7 +227,7 @@ async fn the_cli_says_once_why_a_signed_request_will_be_refused_and_never_logs_t
     })
     .await;
     let store = ["--store", "s"];
-    let unsigned = crate::cli::Running::record(&fake, dir.path(), &store, &[]);
+    let unsigned = Running::record(&fake, dir.path(), &store, &[]);
     let signed = |uri: &str| {
         let creds = Credentials {
             ak: DUMMY.into(),
@@ -270,7 +270,7 @@ async fn the_cli_says_once_why_a_signed_request_will_be_refused_and_never_logs_t
     unsigned.signal("-TERM");
     unsigned.wait();
 
-    let resigning = crate::cli::Running::record(
+    let resigning = Running::record(
         &fake,
         dir.path(),
         &store,

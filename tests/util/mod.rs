@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub mod fake_ims;
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 pub use fake_ims::*;
 use ims_vcr::{ProxyServer, UpstreamConfig};
+pub use process::*;
 
 /// What a client saw.
 #[derive(Debug)]

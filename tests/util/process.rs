@@ -1,0 +1,224 @@
+//! The `ims-vcr` binary run as a user runs it: a child process in a folder, its listening line,
+//! its log, signals and exit.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::FakeIms;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ims-vcr");
+
+/// Variables a test must not inherit: credentials, log filters, the control token.
+const SCRUBBED: [&str; 5] = [
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    "RUST_LOG",
+    "IMS_VCR_CONTROL_TOKEN",
+];
+
+/// Distinguishes the log files of processes started in the same folder.
+static LOGS: AtomicUsize = AtomicUsize::new(0);
+
+/// A running `ims-vcr`, the URI from its listening line, and its own log file (stderr); killed
+/// on drop.
+pub struct Running {
+    child: Child,
+    pub uri: String,
+    log: PathBuf,
+}
+
+impl Running {
+    pub fn start(args: &[&str], cwd: &Path) -> Running {
+        Running::start_with_env(args, cwd, &[])
+    }
+
+    /// Starts `ims-vcr args` in `cwd` with `env` added to this environment less [`SCRUBBED`],
+    /// and waits (up to 30 s) for its listening line.
+    pub fn start_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Running {
+        let n = LOGS.fetch_add(1, Ordering::SeqCst);
+        let log = cwd.join(format!("ims-vcr-{}-{n}.log", args[0]));
+        let mut command = Command::new(BIN);
+        for name in SCRUBBED {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .envs(env.iter().copied())
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let Some(uri) = line.trim_end().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ims-vcr {args:?} printed {line:?} instead of its listening line; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Running {
+            uri: uri.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    /// `ims-vcr record` against `fake` (trusting its CA), on a free port, plus `extra` flags.
+    pub fn record(fake: &FakeIms, cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
+        Running::forwarding("record", fake, cwd, extra, env)
+    }
+
+    /// `ims-vcr MODE` (record, auto, passthrough) against `fake`, as [`Running::record`].
+    pub fn forwarding(
+        mode: &str,
+        fake: &FakeIms,
+        cwd: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
+        let ca = fake.write_ca_pem(cwd);
+        let url = fake.base_url();
+        let mut args = vec![
+            mode,
+            "--upstream",
+            &url,
+            "--upstream-ca",
+            ca.to_str().unwrap(),
+            "--listen",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        Running::start_with_env(&args, cwd, env)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        let authority = self.uri.split("://").nth(1).unwrap();
+        authority.parse().unwrap()
+    }
+
+    /// Everything the process logged so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    pub fn assert_no_panic(&self) {
+        let log = self.log();
+        assert!(!log.contains("panicked"), "the proxy panicked:\n{log}");
+    }
+
+    /// Open file descriptors of the process (sockets included).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    /// Sends `signal` (`-TERM`, `-KILL`, …) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (up to 15 s) for the process to exit.
+    pub fn wait(self) -> ExitStatus {
+        self.wait_with_log().0
+    }
+
+    /// Waits (up to 15 s) for the process to exit; its status and everything it logged.
+    pub fn wait_with_log(mut self) -> (ExitStatus, String) {
+        let status = wait_exit(&mut self.child, Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("ims-vcr did not exit within 15 s"));
+        (status, self.log())
+    }
+
+    /// SIGTERM, then [`Running::wait`].
+    pub fn terminate(self) -> ExitStatus {
+        self.signal("-TERM");
+        self.wait()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's exit status, or `None` if it is still running after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Runs `ims-vcr args` in `cwd` to completion (environment scrubbed as for [`Running`]):
+/// (exit code, stdout, stderr). A run that takes over 30 s, or panics, fails the test.
+pub fn run_with_stdout(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    for name in SCRUBBED {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let status = status.unwrap_or_else(|| panic!("ims-vcr {args:?} hung; stderr:\n{stderr}"));
+    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// [`run_with_stdout`] without the stdout.
+pub fn run(args: &[&str], cwd: &Path) -> (i32, String) {
+    let (code, _, stderr) = run_with_stdout(args, cwd);
+    (code, stderr)
+}
