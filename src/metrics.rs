@@ -42,29 +42,40 @@ pub fn route(path: &str) -> &'static str {
     ROUTES[route_index(path)]
 }
 
-/// Index in [`ROUTES`] of a path's template. Runs on every request: a fixed array of segments,
-/// no allocation.
+/// Index in [`ROUTES`] of a path's template (trailing slashes ignored; more than six segments
+/// is "other"). Runs on every request, so it compares prefixes instead of splitting the path:
+/// measured, splitting cost more instructions than the rest of the metrics.
 fn route_index(path: &str) -> usize {
-    let mut segments = [""; 6];
-    let mut count = 0;
-    for segment in path.trim_end_matches('/').split('/').skip(1) {
-        if count == segments.len() {
-            return 9;
-        }
-        segments[count] = segment;
-        count += 1;
+    let path = path.trim_end_matches('/');
+    if path.is_empty() {
+        return 0;
     }
-    match &segments[..count] {
-        [] => 0,
-        ["v2"] => 1,
-        ["v2", "schemas", "image"] => 2,
-        ["v2", "schemas", "images"] => 3,
-        ["v2", "images"] => 4,
-        ["v2", "images", _] => 5,
-        ["v2", "images", _, "file"] => 6,
-        ["v2", "images", _, "members", ..] => 7,
-        ["v2", "images", _, "tags", _] => 8,
-        _ => 9,
+    if path.bytes().filter(|b| *b == b'/').count() > 6 {
+        return 9;
+    }
+    let rest = match path.strip_prefix("/v2") {
+        Some("") => return 1,
+        Some(rest) => rest,
+        None => return 9,
+    };
+    match rest {
+        "/schemas/image" => return 2,
+        "/schemas/images" => return 3,
+        "/images" => return 4,
+        _ => {}
+    }
+    let Some(image) = rest.strip_prefix("/images/") else {
+        return 9;
+    };
+    match image.split_once('/') {
+        None => 5,
+        Some((_, "file")) => 6,
+        Some((_, "members")) => 7,
+        Some((_, tail)) if tail.starts_with("members/") => 7,
+        Some((_, tail)) => match tail.strip_prefix("tags/") {
+            Some(tag) if !tag.contains('/') => 8,
+            _ => 9,
+        },
     }
 }
 
@@ -234,6 +245,64 @@ mod tests {
         for (path, template) in cases {
             assert_eq!(route(path), template, "{path}");
         }
+    }
+
+    #[test]
+    fn route_index_agrees_with_matching_split_segments() {
+        // The straightforward version, kept as the oracle.
+        fn by_segments(path: &str) -> usize {
+            let mut segments = [""; 6];
+            let mut count = 0;
+            for segment in path.trim_end_matches('/').split('/').skip(1) {
+                if count == segments.len() {
+                    return 9;
+                }
+                segments[count] = segment;
+                count += 1;
+            }
+            match &segments[..count] {
+                [] => 0,
+                ["v2"] => 1,
+                ["v2", "schemas", "image"] => 2,
+                ["v2", "schemas", "images"] => 3,
+                ["v2", "images"] => 4,
+                ["v2", "images", _] => 5,
+                ["v2", "images", _, "file"] => 6,
+                ["v2", "images", _, "members", ..] => 7,
+                ["v2", "images", _, "tags", _] => 8,
+                _ => 9,
+            }
+        }
+        let parts = [
+            "", "v2", "v3", "images", "schemas", "image", "x", "file", "members", "tags", "t",
+        ];
+        // Paths of up to six segments along the IMS routes, and short ones of any shape.
+        let (mut level, mut paths) = (vec![String::new()], vec![String::new()]);
+        for depth in 0..6 {
+            level = level
+                .iter()
+                .flat_map(|p| parts.iter().map(move |s| format!("{p}/{s}")))
+                .filter(|p| {
+                    p.starts_with("/v2/images/x")
+                        || (p.starts_with("/v2/schemas/") && depth < 4)
+                        || p.len() < 10
+                })
+                .collect();
+            paths.extend(level.iter().cloned());
+        }
+        let longer = [
+            "/v2/images/x/members/a/b",
+            "/v2/images/x/members/a/b/c",
+            "//",
+            "/v2x",
+        ];
+        paths.extend(longer.map(String::from));
+        for path in &paths {
+            for path in [path.clone(), format!("{path}/"), format!("{path}//")] {
+                assert_eq!(route_index(&path), by_segments(&path), "{path:?}");
+            }
+        }
+        assert!(paths.len() > 1000, "{}", paths.len());
     }
 
     #[test]

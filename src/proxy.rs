@@ -262,7 +262,7 @@ impl Proxy {
         let body = if hyper::body::Body::is_end_stream(&body) {
             Bytes::new()
         } else {
-            match self.read_body(body).await {
+            match Box::pin(self.read_body(body)).await {
                 Ok(body) => body,
                 Err(response) => return Ok(self.log(&parts, started, response, "error")),
             }
@@ -389,10 +389,12 @@ impl Proxy {
                 let played = self.lookup(parts, &body, &key);
                 match played.prepared() {
                     Some(prepared) => (self.hit(parts, prepared).await, "hit"),
-                    None => self.single_flight(recorder, parts, body, &key).await,
+                    // Boxed, as below: forwarding futures are large, and every request's future
+                    // (replay too) would otherwise be sized, and copied, for them.
+                    None => Box::pin(self.single_flight(recorder, parts, body, &key)).await,
                 }
             }
-            _ => match self.forward(recorder, parts, body, &key, mode).await {
+            _ => match Box::pin(self.forward(recorder, parts, body, &key, mode)).await {
                 Ok(prepared) => {
                     let outcome = if mode == Mode::Record {
                         "recorded"
@@ -454,7 +456,8 @@ impl Proxy {
     async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
         let delay = self.realism.delay(prepared.latency());
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            // Boxed: a `Sleep` in every request's future would be copied with it.
+            Box::pin(tokio::time::sleep(delay)).await;
         }
         self.serve(prepared, parts, "hit")
     }
