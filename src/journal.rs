@@ -50,6 +50,9 @@ pub struct Journal {
     file: std::sync::Arc<File>,
     path: PathBuf,
     len: u64,
+    /// Set when a failed append could not be cut back: the file ends in part of a record, and
+    /// another record after it would read as damage, so nothing more is appended.
+    broken: Option<String>,
 }
 
 impl Journal {
@@ -70,6 +73,7 @@ impl Journal {
             file: std::sync::Arc::new(file),
             len: bytes.len() as u64,
             path,
+            broken: None,
         };
         Ok((journal, records))
     }
@@ -82,6 +86,9 @@ impl Journal {
         key: &[u8; KEY],
         value: &[u8],
     ) -> std::io::Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(std::io::Error::other(why.clone()));
+        }
         let mut payload = Vec::with_capacity(12 + KEY * (removes.len() + 1) + value.len());
         payload.extend_from_slice(&generation.to_le_bytes());
         payload.extend_from_slice(&(removes.len() as u32).to_le_bytes());
@@ -98,8 +105,13 @@ impl Journal {
         record.extend_from_slice(&payload);
         if let Err(e) = (&*self.file).write_all(&record) {
             // A short write (a full disk) must not leave half a record for later ones to
-            // follow: that would read as damage. Best effort; the error is what matters.
-            let _ = self.file.set_len(self.len);
+            // follow: that would read as damage.
+            if let Err(cut) = self.file.set_len(self.len) {
+                self.broken = Some(format!(
+                    "an append failed ({e}) and its partial record could not be cut off \
+                     ({cut}); not appending after it"
+                ));
+            }
             return Err(e);
         }
         self.len += record.len() as u64;
@@ -120,6 +132,7 @@ impl Journal {
     pub fn clear(&mut self) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.len = 0;
+        self.broken = None;
         Ok(())
     }
 

@@ -105,26 +105,22 @@ impl Pack {
     pub fn of(store: &Store) -> Result<Option<Pack>> {
         let rules = store.rules()?;
         let path = store.path().join(PACK_FILE);
-        match Pack::open(&path, store.generation(), &rules) {
+        match Pack::open(&path, store.settled_generation(), &rules) {
             Ok(pack) => return Ok(Some(pack)),
             Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
         }
-        let generation = match write(store, &rules, &path) {
-            Ok(generation) => generation,
-            Err(WriteError::Store(e)) => return Err(e),
+        match write(store, &rules, &path) {
+            Ok(pack) => Ok(Some(pack)),
+            Err(WriteError::Store(e)) => Err(e),
             Err(WriteError::Io(e)) => {
                 tracing::warn!(pack = %path.display(), error = %e, "cannot write the replay pack; reading the whole store instead (slower start-up)");
-                return Ok(None);
+                Ok(None)
             }
             Err(WriteError::Changed) => {
                 tracing::info!(pack = %path.display(), "the store changed while its replay pack was written; the next replay writes it");
-                return Ok(None);
+                Ok(None)
             }
-        };
-        store.pack_written();
-        Pack::open(&path, generation, &rules)
-            .map(Some)
-            .map_err(|why| Error::Config(format!("{}: just written, but {why}", path.display())))
+        }
     }
 
     /// Opens the pack at `path` when it describes write `generation` under `rules`; otherwise
@@ -134,6 +130,16 @@ impl Pack {
             std::io::ErrorKind::NotFound => "there is none yet".to_owned(),
             _ => e.to_string(),
         })?;
+        Pack::from_file(file, path, generation, rules)
+    }
+
+    /// [`Pack::open`] of an open file, named `path` in messages.
+    fn from_file(
+        file: File,
+        path: &Path,
+        generation: u64,
+        rules: &MatchRules,
+    ) -> Result<Pack, String> {
         let size = file.metadata().map_err(|e| e.to_string())?.len();
         if size < FOOTER_LEN {
             return Err(format!("{size} bytes, shorter than its footer"));
@@ -234,21 +240,26 @@ struct EntryHead {
     redaction: Option<RedactionStamp>,
 }
 
-/// Streams every store entry into a new pack at `path` (temporary file, fsync, rename) and
-/// returns the write counter it holds; on failure the temporary file is removed.
-fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<u64, WriteError> {
+/// Streams every store entry into a new pack (temporary file, fsync), opens it, and puts it in
+/// place at `path` only if the store is still at the write counter it started from (checked
+/// and renamed under the store's lock). On failure the temporary file is removed.
+fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteError> {
     let tmp = path.with_extension("pack.tmp");
-    let generation = store.generation();
-    let written = write_to(store, rules, &tmp, generation).and_then(|()| {
-        if store.generation() != generation {
-            return Err(WriteError::Changed);
+    let generation = store.settled_generation();
+    let made = write_to(store, rules, &tmp, generation).and_then(|()| {
+        // Opened before the rename: the handle stays valid even if a write deletes the pack
+        // right after it is published.
+        let pack = Pack::from_file(File::open(&tmp)?, path, generation, rules)
+            .map_err(|why| std::io::Error::other(format!("just written, but {why}")))?;
+        match store.publish_pack(generation, || std::fs::rename(&tmp, path))? {
+            true => Ok(pack),
+            false => Err(WriteError::Changed),
         }
-        Ok(std::fs::rename(&tmp, path)?)
     });
-    if written.is_err() {
+    if made.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written.map(|()| generation)
+    made
 }
 
 fn write_to(

@@ -403,11 +403,14 @@ impl Tapes {
     pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<Arc<Tape>> {
         let wanted = key.request_line();
         let (method, path) = split_line(wanted);
-        let tapes: Vec<Arc<Tape>> = self.read().values().cloned().collect();
-        let mut cheap: Vec<(Cheap, &str, usize)> = tapes
+        // Tapes with the same line (same path, other bodies) are told apart by digest, so the
+        // order never depends on the map's.
+        let tapes: Vec<([u8; 32], Arc<Tape>)> =
+            self.read().iter().map(|(d, t)| (*d, t.clone())).collect();
+        let mut cheap: Vec<(Cheap, &str, &[u8; 32], usize)> = tapes
             .iter()
             .enumerate()
-            .map(|(i, tape)| {
+            .map(|(i, (digest, tape))| {
                 let (m, p) = split_line(&tape.line);
                 let shared = shared_segments(path, p);
                 let key = (
@@ -415,7 +418,7 @@ impl Tapes {
                     Reverse(shared),
                     Reverse(ends_shared(wanted, &tape.line)),
                 );
-                (key, tape.line.as_str(), i)
+                (key, tape.line.as_str(), digest, i)
             })
             .collect();
         let keep = DISTANCE_CANDIDATES.max(n);
@@ -423,15 +426,17 @@ impl Tapes {
             cheap.select_nth_unstable(keep - 1);
             cheap.truncate(keep);
         }
-        let mut scored: Vec<(Closeness, usize)> = cheap
+        let mut scored: Vec<(Closeness, &[u8; 32], usize)> = cheap
             .into_iter()
-            .map(|((other, shared, _), line, i)| ((other, shared, distance(wanted, line), line), i))
+            .map(|((other, shared, _), line, digest, i)| {
+                ((other, shared, distance(wanted, line), line), digest, i)
+            })
             .collect();
         scored.sort_unstable();
         scored
             .into_iter()
             .take(n)
-            .map(|(_, i)| tapes[i].clone())
+            .map(|(_, _, i)| tapes[i].1.clone())
             .collect()
     }
 }
