@@ -9,8 +9,11 @@
 //!
 //! The pack is derived data, never the source of truth. It carries the store's write counter and
 //! match rules and is used only while both still match the store; otherwise the process that
-//! opens the store (holding its lock) writes a new one, in a temporary file renamed into place.
-//! Any process may read a pack while another replaces it. A pack that fails its checks (checksum,
+//! opens the store (holding its lock) writes a new one, in a temporary file renamed into place
+//! (only if no write came in meanwhile). Recording sessions and `import` write it when they end,
+//! and the store deletes it before the first write after that (`Store::before_write`), so a
+//! crash cannot leave a pack that matches a store it does not describe. Any process may read a
+//! pack while another replaces it. A pack that fails its checks (checksum,
 //! bounds, version) is rebuilt; one that cannot be written (read-only directory, full disk) is
 //! logged and replay falls back to reading the store directly.
 //!

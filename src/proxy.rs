@@ -706,7 +706,6 @@ impl Proxy {
             .collect()
     }
 
-    /// Flushes the store, if any.
     /// Flushes the store at the end of a session, then brings its replay pack up to date, so
     /// the replays that follow start without reading the store. A pack that cannot be written
     /// only costs the next replay a slower start, so that failure is logged, not returned.
@@ -716,10 +715,12 @@ impl Proxy {
         };
         store.flush().await?;
         let packed = tokio::task::spawn_blocking(move || crate::pack::Pack::of(&store)).await;
-        match packed {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot update the replay pack"),
-            Err(e) => tracing::warn!(error = %e, "cannot update the replay pack"),
+        let failed = match packed {
+            Ok(packed) => packed.err().map(|e| e.to_string()),
+            Err(task) => Some(task.to_string()),
+        };
+        if let Some(error) = failed {
+            tracing::warn!(%error, "cannot update the replay pack");
         }
         Ok(())
     }

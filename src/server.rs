@@ -232,7 +232,7 @@ impl ProxyServerBuilder {
     }
 
     async fn assemble(&self) -> Result<Proxy> {
-        let (tapes, recorder, rules) = match self.mode {
+        let (mut tapes, recorder, rules) = match self.mode {
             Mode::Replay => match &self.source {
                 // The store is opened only to check (or write) its replay pack, then closed, so
                 // other replays, export or record can use it meanwhile.
@@ -268,7 +268,6 @@ impl ProxyServerBuilder {
                 (tapes, Some(self.recorder(Some(store))?), rules)
             }
         };
-        let mut tapes = tapes;
         if let Some(warning) = tapes.use_redaction_key(self.key()) {
             tracing::warn!("{warning}");
         }

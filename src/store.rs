@@ -153,13 +153,7 @@ impl Store {
     /// What every write does first: refuse when an earlier write failed half-way, and delete
     /// the replay pack once after it was last written (see [`Session::pack_dropped`]).
     fn before_write(&self, session: &mut Session) -> Result<()> {
-        if let Some(why) = &session.poisoned {
-            return Err(Error::Config(format!(
-                "store {}: not writing after a failed write ({why}); restart to recover what \
-                 the journal holds",
-                self.path.display()
-            )));
-        }
+        self.refuse_if_poisoned(session, "writing")?;
         if !session.pack_dropped {
             let pack = self.path.join(crate::pack::PACK_FILE);
             match std::fs::remove_file(&pack) {
@@ -213,6 +207,19 @@ impl Store {
         }
     }
 
+    /// The error for `doing` (writing, flushing) after a write failed half-way (see
+    /// [`Session::poisoned`]).
+    fn refuse_if_poisoned(&self, session: &Session, doing: &str) -> Result<()> {
+        match &session.poisoned {
+            None => Ok(()),
+            Some(why) => Err(Error::Config(format!(
+                "store {}: not {doing} after a failed write ({why}); restart to recover what \
+                 the journal holds",
+                self.path.display()
+            ))),
+        }
+    }
+
     fn journal_err(&self, e: std::io::Error) -> Error {
         Error::io(self.path.join(crate::journal::JOURNAL_FILE), e)
     }
@@ -235,13 +242,7 @@ impl Store {
     fn persist_generation(&self, session: &mut Session) -> Result<u64> {
         // After a failed write the counter covers a write sled does not hold: persisting it
         // would make reopening skip that write's journal record.
-        if let Some(why) = &session.poisoned {
-            return Err(Error::Config(format!(
-                "store {}: not flushing after a failed write ({why}); restart to recover what \
-                 the journal holds",
-                self.path.display()
-            )));
-        }
+        self.refuse_if_poisoned(session, "flushing")?;
         let generation = self.written.load(Ordering::SeqCst);
         self.meta
             .insert(GENERATION_KEY, &generation.to_be_bytes())
@@ -347,12 +348,9 @@ impl Store {
                 None => match self.answers.scan_prefix(key.digest()).keys().next_back() {
                     Some(last) => {
                         let last = last.map_err(|e| self.err(e))?;
-                        let seq: [u8; 4] =
-                            last[32..].try_into().map_err(|_| Error::StoreCorrupt {
-                                path: self.path.clone(),
-                                entry: hex(&last),
-                                reason: "key is not 36 bytes".into(),
-                            })?;
+                        let seq: [u8; 4] = last[32..]
+                            .try_into()
+                            .map_err(|_| self.corrupt_at(&last, "key is not 36 bytes".into()))?;
                         u32::from_be_bytes(seq) + 1
                     }
                     None => 0,
@@ -403,11 +401,7 @@ impl Store {
             .scan_prefix(digest)
             .map(|entry| {
                 let (key, value) = entry.map_err(|e| self.err(e))?;
-                serde_json::from_slice(&value).map_err(|e| Error::StoreCorrupt {
-                    path: self.path.clone(),
-                    entry: hex(&key),
-                    reason: e.to_string(),
-                })
+                serde_json::from_slice(&value).map_err(|e| self.corrupt_at(&key, e.to_string()))
             })
             .collect()
     }
@@ -495,20 +489,23 @@ impl Store {
             let (key, value) = e.map_err(|e| self.err(e))?;
             match key.get(..32).and_then(|d| d.try_into().ok()) {
                 Some(digest) if key.len() == 36 => Ok(Entry { key, digest, value }),
-                _ => Err(Error::StoreCorrupt {
-                    path: self.path.clone(),
-                    entry: hex(&key),
-                    reason: format!("key has {} bytes, expected 36", key.len()),
-                }),
+                _ => {
+                    Err(self.corrupt_at(&key, format!("key has {} bytes, expected 36", key.len())))
+                }
             }
         })
     }
 
     /// The error for an entry whose value does not decode.
     pub(crate) fn corrupt(&self, entry: &Entry, reason: String) -> Error {
+        self.corrupt_at(&entry.key, reason)
+    }
+
+    /// The error for the entry at sled key `key`.
+    fn corrupt_at(&self, key: &[u8], reason: String) -> Error {
         Error::StoreCorrupt {
             path: self.path.clone(),
-            entry: hex(&entry.key),
+            entry: hex(key),
             reason,
         }
     }

@@ -97,8 +97,8 @@ impl Tape {
         &self.line
     }
 
-    /// The request and prepared answers, read from the pack on first use. The error names the
-    /// pack file and the request.
+    /// The request and prepared answers, read from the pack or the store on first use. The
+    /// error names the file or store and the request.
     fn loaded(&self) -> Result<&Loaded, &str> {
         self.loaded
             .get_or_init(|| {
@@ -133,8 +133,8 @@ pub enum Play {
     Hit(Arc<Tape>, usize),
     /// Recorded, but `--sequence strict` and every answer was served.
     Exhausted(Arc<Tape>),
-    /// Recorded, but its answers could not be read back from the replay pack (the message says
-    /// which file and request).
+    /// Recorded, but its answers could not be read back from the replay pack or the store (the
+    /// message says which, and which request).
     Unreadable(String),
     /// Not recorded.
     Miss,
