@@ -10,13 +10,13 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use hyper::http::{HeaderMap, HeaderValue, Method, Uri};
-use ims_vcr::interaction::{Interaction, Recording};
-use ims_vcr::key::{MatchRules, RequestKey};
-use ims_vcr::prepared::Prepared;
-use ims_vcr::pseudonym::PseudonymKey;
-use ims_vcr::redact::{RedactionPolicy, Redactor};
-use ims_vcr::signer::{self, Credentials};
-use ims_vcr::tape::{Play, Sequence, Tapes};
+use ims_vcr::model::interaction::{Interaction, Recording};
+use ims_vcr::model::key::{MatchRules, RequestKey};
+use ims_vcr::net::signer::{self, Credentials};
+use ims_vcr::replay::prepared::Prepared;
+use ims_vcr::replay::tape::{Play, Sequence, Tapes};
+use ims_vcr::secrets::pseudonym::PseudonymKey;
+use ims_vcr::secrets::redact::{RedactionPolicy, Redactor};
 
 const SEED_CASSETTE: &str =
     "cassettes/get_v2_images_bc6bed6e-ba3a-4447-afcc-449174a3eb52_b89dc4cb3292.json";
@@ -27,7 +27,7 @@ const SEED_PATH: &str = "/v2/images/bc6bed6e-ba3a-4447-afcc-449174a3eb52";
 
 /// The shipped seed interaction: `GET /v2/images/{id}` and its 1.1 KB image body.
 fn seed() -> Interaction {
-    let (recording, _) = ims_vcr::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
+    let (recording, _) = ims_vcr::formats::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
         .expect("the shipped seed cassette parses");
     recording.answers[0].clone()
 }

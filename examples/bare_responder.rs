@@ -42,11 +42,12 @@ const SEED_JSON: &[u8] = include_bytes!(
 /// The seed answer's body, decoded by the same code that prepares replayed answers, and the
 /// headers `ims-vcr replay` sends with it (less the framing hyper adds itself).
 fn seed_answer() -> (Bytes, HeaderMap) {
-    let (recording, _rules) = ims_vcr::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
-        .expect("the shipped seed cassette parses");
+    let (recording, _rules) =
+        ims_vcr::formats::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
+            .expect("the shipped seed cassette parses");
     let answer = recording.answers.first().expect("the seed has one answer");
-    let body =
-        ims_vcr::interaction::body_bytes(&answer.response.body).expect("the seed body is JSON");
+    let body = ims_vcr::model::interaction::body_bytes(&answer.response.body)
+        .expect("the seed body is JSON");
     let mut headers = HeaderMap::new();
     for (name, value) in &answer.response.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a recorded header name");
@@ -58,7 +59,7 @@ fn seed_answer() -> (Bytes, HeaderMap) {
         }
     }
     headers.insert(
-        ims_vcr::prepared::OUTCOME_HEADER,
+        ims_vcr::replay::prepared::OUTCOME_HEADER,
         HeaderValue::from_static("hit"),
     );
     (body, headers)

@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ims_vcr::interaction::{Body, Recording};
-use ims_vcr::key::{MatchRules, RequestKey};
-use ims_vcr::store::Store;
+use ims_vcr::model::interaction::{Body, Recording};
+use ims_vcr::model::key::{MatchRules, RequestKey};
+use ims_vcr::storage::store::Store;
 use serde_json::Value;
 
 const SEED_CASSETTE: &str =
@@ -29,7 +29,7 @@ fn image_id(n: u64) -> String {
 
 /// `count` recordings: the seed, then `count - 1` built from it, each about a different image.
 fn recordings(count: u64) -> Vec<Recording> {
-    let (seed, rules) = ims_vcr::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
+    let (seed, rules) = ims_vcr::formats::cassette::parse(Path::new(SEED_CASSETTE), SEED_JSON)
         .expect("the shipped seed cassette parses");
     assert_eq!(
         rules,
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&dir)?;
     store.import(&recordings).await?;
     // As `ims-vcr import` and every recording session do: replay starts from the pack.
-    ims_vcr::pack::Pack::of(&store)?;
+    ims_vcr::storage::pack::Pack::of(&store)?;
     eprintln!(
         "make_store: {} recordings in {} ({:.1} s)",
         store.len(),

@@ -4,65 +4,66 @@
 //! (`GET /v2/images/{image_id}` and the rest of the Glance-v2 surface clients touch).
 //!
 //! ## Tour
-//! A request enters through [`server`] (accept loop, one task per connection, HTTP/1 heads timed
-//! by [`head_timeout`]), and [`proxy`] decides what to do with it:
+//! The crate is layered; each folder may import only the ones above it in this list:
 //!
-//! * **record**: [`upstream`] forwards it over rustls (URI and `Host` rewritten, hop-by-hop
-//!   headers stripped, gzip decoded), [`headers`] decides which headers are credentials or noise,
-//!   and the answer becomes an [`interaction::Interaction`] appended in [`store`] (sled, behind
-//!   a [`journal`] written before the client gets its answer);
-//! * **replay**: [`key`] turns the request into a canonical [`key::RequestKey`], and [`tape`]
-//!   serves the next prepared answer for it, or a 599 `x-ims-vcr: miss` naming the nearest
-//!   recordings. A store is replayed through its [`pack`], an indexed snapshot read lazily, so
-//!   start-up does not grow with the store.
+//! 1. `error`: the one error enum.
+//! 2. `model`: recorded interactions, request keys and match rules, recordings, header classes,
+//!    the redaction policy and stamp as plain data.
+//! 3. `secrets`: pseudonyms, redaction, leak scanning, and the one `Gate` (redact, leak-check,
+//!    re-key) every write goes through.
+//! 4. `storage` (the sled store facade, its journal, the replay pack codec), `formats`
+//!    (cassettes, HAR) and `net` (upstream client, AK/SK signing, listener TLS, head timeout, the
+//!    outcome table).
+//! 5. `replay`: tapes with playback cursors, prepared answers, miss explanations.
+//! 6. `proxy`: the per-request flow by mode, its settings, the record path, the control API,
+//!    telemetry and realism.
+//! 7. `server`: the accept loop, connection tracking, and [`ProxyServerBuilder`], the composition
+//!    root.
+//! 8. `tools` (drift, diff, verify, listing) and [`cli`], the only reader of flags, environment
+//!    and `ims-vcr.toml`, and the only printer.
 //!
-//! [`cassette`] turns store contents into portable, deterministic JSON files and back, and
-//! [`drift`] sends recorded requests to the live endpoint to report, with [`diff`], how its
-//! answers changed. The listener serves plain HTTP, or HTTPS with `tls` (`--tls-cert` and
-//! `--tls-key`).
-//! [`cli`] is the command line over all of this; [`ProxyServer`] is the same thing in-process.
+//! `docs/architecture.md` in the repository draws the same picture with the data flow of a
+//! replayed and of a recorded request.
+//!
+//! ## In-process use
+//! [`ProxyServer`] is the proxy the CLI runs, started from a Rust test:
 //!
 //! ```no_run
 //! # async fn demo() -> ims_vcr::Result<()> {
 //! let server = ims_vcr::ProxyServer::builder().replay().cassettes("cassettes").start().await?;
 //! println!("point the IMS client at {}", server.uri());
-//! server.shutdown().await?;
+//! let summary = server.shutdown().await?;
+//! assert_eq!(summary.miss_count(), 0);
 //! # Ok(()) }
 //! ```
+//!
+//! The modules are private. The `internals` feature (off by default; the crate's own tests,
+//! benches and fuzz targets turn it on) makes them public with no stability promise.
 
 #![warn(missing_docs)]
 
-pub mod cassette;
+/// Declares the layer modules: private, or public (and hidden) with the `internals` feature.
+macro_rules! layers {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+mod error;
+layers!(
+    model, secrets, storage, formats, net, replay, proxy, server, tools
+);
 pub mod cli;
-pub mod config;
-pub mod control;
-pub mod diff;
-pub mod drift;
-pub mod error;
-pub mod har;
-pub mod head_timeout;
-pub mod headers;
-pub mod interaction;
-pub mod journal;
-pub mod key;
-pub mod leak;
-pub mod listing;
-pub mod metrics;
-pub mod pack;
-pub mod prepared;
-pub mod proxy;
-pub mod pseudonym;
-pub mod realism;
-pub mod redact;
-pub mod server;
-pub mod signer;
-pub mod store;
-pub mod tape;
-mod tls;
-pub mod upstream;
-pub mod verify;
 
 pub use error::{Error, Result};
+pub use model::key::MatchRules;
+pub use net::upstream::UpstreamConfig;
+pub use proxy::realism::{Fault, Latency};
 pub use proxy::{MISS_STATUS, Mode};
+pub use replay::tape::Sequence;
+pub use secrets::redact::RedactionPolicy;
 pub use server::{ProxyServer, ProxyServerBuilder, Summary};
-pub use upstream::UpstreamConfig;

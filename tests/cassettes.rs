@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ims_vcr::cassette;
+use ims_vcr::formats::cassette;
 
 use crate::util::*;
 

@@ -44,7 +44,10 @@ async fn an_answered_interaction_survives_kill_9() {
             "{fsync:?}"
         );
         // Reopening applied the journal to sled and emptied it.
-        let journal = dir.path().join("s").join(ims_vcr::journal::JOURNAL_FILE);
+        let journal = dir
+            .path()
+            .join("s")
+            .join(ims_vcr::storage::journal::JOURNAL_FILE);
         assert_eq!(std::fs::metadata(journal).unwrap().len(), 0, "{fsync:?}");
     }
 }

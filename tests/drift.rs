@@ -6,9 +6,9 @@ use std::process::Command;
 
 use hyper::header::HeaderValue;
 use ims_vcr::UpstreamConfig;
-use ims_vcr::cassette;
-use ims_vcr::drift::{self, ChangeKind, IgnoreRules, RequestDrift};
-use ims_vcr::upstream::Upstream;
+use ims_vcr::formats::cassette;
+use ims_vcr::net::upstream::Upstream;
+use ims_vcr::tools::drift::{self, ChangeKind, IgnoreRules, RequestDrift};
 
 use crate::util::*;
 

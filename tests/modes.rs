@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ims_vcr::ProxyServer;
-use ims_vcr::key::MatchRules;
-use ims_vcr::realism::{Fault, Latency};
-use ims_vcr::tape::Sequence;
+use ims_vcr::model::key::MatchRules;
+use ims_vcr::proxy::realism::{Fault, Latency};
+use ims_vcr::replay::tape::Sequence;
 
 use crate::util::*;
 

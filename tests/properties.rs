@@ -4,13 +4,15 @@
 
 use std::path::Path;
 
-use ims_vcr::cassette::{parse, render};
-use ims_vcr::headers::is_credential;
-use ims_vcr::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, Recording};
-use ims_vcr::key::{MatchRules, RequestKey};
-use ims_vcr::leak::MIN_NEEDLE_LEN;
-use ims_vcr::pseudonym::PseudonymKey;
-use ims_vcr::redact::{RedactionPolicy, RedactionStamp, Redactor, find_leak};
+use ims_vcr::formats::cassette::{parse, render};
+use ims_vcr::model::headers::is_credential;
+use ims_vcr::model::interaction::{
+    Body, Interaction, RecordedRequest, RecordedResponse, Recording,
+};
+use ims_vcr::model::key::{MatchRules, RequestKey};
+use ims_vcr::secrets::leak::MIN_NEEDLE_LEN;
+use ims_vcr::secrets::pseudonym::PseudonymKey;
+use ims_vcr::secrets::redact::{RedactionPolicy, RedactionStamp, Redactor, find_leak};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::Value;

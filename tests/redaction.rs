@@ -5,9 +5,9 @@ use std::path::Path;
 
 use base64::Engine as _;
 use ims_vcr::ProxyServer;
-use ims_vcr::cassette;
-use ims_vcr::pseudonym::PseudonymKey;
-use ims_vcr::redact::{RedactionPolicy, Redactor};
+use ims_vcr::formats::cassette;
+use ims_vcr::secrets::pseudonym::PseudonymKey;
+use ims_vcr::secrets::redact::{RedactionPolicy, Redactor};
 
 use crate::util::*;
 
@@ -269,7 +269,7 @@ async fn verify_catches_each_kind_of_leak_and_passes_a_clean_redacted_export() {
     let clean = dir.path().join("clean");
     let redactor = Redactor::new(
         RedactionPolicy::default(),
-        PseudonymKey::new(ims_vcr::pseudonym::DEFAULT_KEY.as_bytes()),
+        PseudonymKey::new(ims_vcr::secrets::pseudonym::DEFAULT_KEY.as_bytes()),
     );
     export_files(&store, &clean, Some(&redactor)).unwrap();
     let deny_file = dir.path().join("deny.txt");

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use ims_vcr::cassette;
-use ims_vcr::pseudonym::PseudonymKey;
-use ims_vcr::redact::{RedactionPolicy, Redactor};
-use ims_vcr::store::Store;
+use ims_vcr::formats::cassette;
+use ims_vcr::secrets::pseudonym::PseudonymKey;
+use ims_vcr::secrets::redact::{RedactionPolicy, Redactor};
+use ims_vcr::storage::store::Store;
 
 use crate::util::*;
 
@@ -45,7 +45,7 @@ async fn the_shipped_cassettes_are_a_recording_of_the_stand_in() {
     let fresh = dir.path().join("fresh");
     let store = Store::open(&store).unwrap();
     let rules = store.rules().unwrap();
-    let key = PseudonymKey::new(ims_vcr::pseudonym::DEFAULT_KEY.as_bytes());
+    let key = PseudonymKey::new(ims_vcr::secrets::pseudonym::DEFAULT_KEY.as_bytes());
     let redactor = Redactor::new(RedactionPolicy::default(), key);
     let recordings =
         cassette::redact_recordings(&store.load(&rules).unwrap(), &redactor, &rules).unwrap();

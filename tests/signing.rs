@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hyper::http::{HeaderMap, Method, Uri};
 use ims_vcr::ProxyServer;
-use ims_vcr::signer::{self, Credentials};
+use ims_vcr::net::signer::{self, Credentials};
 
 use crate::util::*;
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ims_vcr::cassette::{parse, render};
+use ims_vcr::formats::cassette::{parse, render};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,10 +6,10 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use ims_vcr::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
-use ims_vcr::leak::MIN_NEEDLE_LEN;
-use ims_vcr::pseudonym::PseudonymKey;
-use ims_vcr::redact::{RedactionPolicy, Redactor, find_leak};
+use ims_vcr::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
+use ims_vcr::secrets::leak::MIN_NEEDLE_LEN;
+use ims_vcr::secrets::pseudonym::PseudonymKey;
+use ims_vcr::secrets::redact::{RedactionPolicy, Redactor, find_leak};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use ims_vcr::key::{MatchRules, RequestKey};
+use ims_vcr::model::key::{MatchRules, RequestKey};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

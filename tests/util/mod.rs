@@ -162,7 +162,7 @@ pub fn all_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Number of stored answers in a (closed) store.
 pub fn stored_answers(store: &Path) -> usize {
-    ims_vcr::store::Store::open(store).unwrap().len()
+    ims_vcr::storage::store::Store::open(store).unwrap().len()
 }
 
 /// Writes raw bytes to the proxy and returns everything it answers until it closes or 2 s pass.
@@ -179,21 +179,21 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
 pub fn export_store(
     store: &Path,
     out: &Path,
-    redactor: Option<&ims_vcr::redact::Redactor>,
-) -> ims_vcr::Result<ims_vcr::cassette::ExportSummary> {
-    let store = ims_vcr::store::Store::open(store)?;
+    redactor: Option<&ims_vcr::secrets::redact::Redactor>,
+) -> ims_vcr::Result<ims_vcr::formats::cassette::ExportSummary> {
+    let store = ims_vcr::storage::store::Store::open(store)?;
     let rules = store.rules()?;
     let mut recordings = store.load(&rules)?;
     if let Some(redactor) = redactor {
-        recordings = ims_vcr::cassette::redact_recordings(&recordings, redactor, &rules)?;
+        recordings = ims_vcr::formats::cassette::redact_recordings(&recordings, redactor, &rules)?;
     }
-    ims_vcr::cassette::write_dir(out, &recordings, &rules)
+    ims_vcr::formats::cassette::write_dir(out, &recordings, &rules)
 }
 
 /// `ims-vcr import` through the library: cassette folder → store, all or nothing.
 pub async fn import_dir(store: &Path, dir: &Path) -> ims_vcr::Result<()> {
-    let (recordings, rules) = ims_vcr::cassette::read_dir(dir)?;
-    let store = ims_vcr::store::Store::open(store)?;
+    let (recordings, rules) = ims_vcr::formats::cassette::read_dir(dir)?;
+    let store = ims_vcr::storage::store::Store::open(store)?;
     store.set_rules(&rules).await?;
     store.import(&recordings).await
 }

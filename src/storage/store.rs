@@ -5,7 +5,7 @@
 //! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `meta`
 //! holds the store format, the match rules and the write counter (`generation`).
 //!
-//! Durability: a recorded answer goes to the [`journal`](crate::journal) (one `write(2)`, and
+//! Durability: a recorded answer goes to the [`journal`](crate::storage::journal) (one `write(2)`, and
 //! with `--fsync` a group-committed `fdatasync`) before sled, and before its client is answered;
 //! opening the store applies what sled had not flushed yet.
 //!
@@ -20,9 +20,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::interaction::{Interaction, Recording};
-use crate::journal::{COMPACT_AT, Journal};
-use crate::key::{MatchRules, RequestKey, hex};
+use crate::model::interaction::{Interaction, Recording};
+use crate::storage::journal::{COMPACT_AT, Journal};
+use crate::model::key::{MatchRules, RequestKey, hex};
 
 /// Version of the store layout; bumped when the key or value encoding changes.
 const STORE_FORMAT: u32 = 1;
@@ -155,7 +155,7 @@ impl Store {
     fn before_write(&self, session: &mut Session) -> Result<()> {
         self.refuse_if_poisoned(session, "writing")?;
         if !session.pack_dropped {
-            let pack = self.path.join(crate::pack::PACK_FILE);
+            let pack = self.path.join(crate::storage::pack::PACK_FILE);
             match std::fs::remove_file(&pack) {
                 Ok(()) => {
                     // The deletion should reach the disk before any write it stands for. Some
@@ -221,7 +221,7 @@ impl Store {
     }
 
     fn journal_err(&self, e: std::io::Error) -> Error {
-        Error::io(self.path.join(crate::journal::JOURNAL_FILE), e)
+        Error::io(self.path.join(crate::storage::journal::JOURNAL_FILE), e)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
@@ -561,7 +561,7 @@ fn recover(
     meta: &sled::Tree,
     generation: u64,
 ) -> Result<(Journal, u64)> {
-    let file = dir.join(crate::journal::JOURNAL_FILE);
+    let file = dir.join(crate::storage::journal::JOURNAL_FILE);
     let (mut journal, records) = Journal::open(dir).map_err(|e| Error::io(&file, e))?;
     let damaged = |reason: String| Error::StoreDamaged {
         path: dir.to_owned(),
@@ -711,7 +711,7 @@ fn read_durable(store: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::{Body, RecordedRequest, RecordedResponse};
+    use crate::model::interaction::{Body, RecordedRequest, RecordedResponse};
 
     fn interaction(path: &str, status: &str) -> Interaction {
         Interaction {
@@ -765,7 +765,7 @@ mod tests {
             .flat_map(|r| &r.answers)
             .map(|a| {
                 String::from_utf8(
-                    crate::interaction::body_bytes(&a.response.body)
+                    crate::model::interaction::body_bytes(&a.response.body)
                         .unwrap()
                         .to_vec(),
                 )
@@ -784,7 +784,7 @@ mod tests {
         assert_eq!(store.generation(), g + 2);
         assert_eq!(store.len(), 3);
         assert_eq!(read_durable(dir.path()).unwrap(), g + 2);
-        let journal = dir.path().join(crate::journal::JOURNAL_FILE);
+        let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
         assert_eq!(std::fs::metadata(journal).unwrap().len(), 0);
     }
 
@@ -822,7 +822,7 @@ mod tests {
         let a = interaction("/a", "queued");
         store.record(&key(&a), &a, true).await.unwrap();
         let made_at = store.settled_generation();
-        let pack = dir.path().join(crate::pack::PACK_FILE);
+        let pack = dir.path().join(crate::storage::pack::PACK_FILE);
         let publish = || std::fs::write(&pack, b"pack");
         // A write lands while the pack is being made: it is not published.
         store.record(&key(&a), &a, true).await.unwrap();
@@ -846,7 +846,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap().fsync_every_answer(fsync);
             let a = interaction("/a", if fsync { "synced" } else { "written" });
             store.record(&key(&a), &a, true).await.unwrap();
-            let journal = dir.path().join(crate::journal::JOURNAL_FILE);
+            let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
             let records = Journal::open(dir.path()).unwrap().1.unwrap();
             assert_eq!(records.last().unwrap().generation, store.generation());
             assert_eq!(

@@ -6,7 +6,7 @@ use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use crate::interaction::{RecordedResponse, body_bytes};
+use crate::model::interaction::{RecordedResponse, body_bytes};
 
 /// Header on every answer the proxy gives, saying where it came from: `hit` (replayed),
 /// `recorded` (live, and stored), `forwarded` (live, passthrough), `miss`, `upstream-error`,
@@ -172,7 +172,7 @@ fn rewrite_origin(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::Body;
+    use crate::model::interaction::Body;
 
     #[test]
     fn stale_content_length_is_never_served() {

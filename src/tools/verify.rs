@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cassette;
+use crate::formats::cassette;
 use crate::error::{Error, Result};
-use crate::headers::is_credential;
-use crate::leak::{LeakScanner, Needle};
-use crate::redact::{RedactionPolicy, RedactionStamp};
+use crate::model::headers::is_credential;
+use crate::secrets::leak::{LeakScanner, Needle};
+use crate::secrets::redact::{RedactionPolicy, RedactionStamp};
 
 /// One problem in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::interaction::{RecordedRequest, body_bytes};
+use crate::model::interaction::{RecordedRequest, body_bytes};
 
 /// Matching rules beyond the default (method + path + query, parameter order ignored). Stored with
 /// the recordings so replay matches the way the recording did.

@@ -1,27 +1,29 @@
 //! The command line: clap definitions with help and examples, flag validation, and one function
 //! per subcommand, each a thin layer over the library.
 
+mod config;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cassette;
-use crate::config::Config;
-use crate::diff::IgnoreRules;
-use crate::drift;
+use crate::cli::config::Config;
 use crate::error::{Error, Result};
-use crate::key::MatchRules;
-use crate::leak::Needle;
-use crate::pseudonym::PseudonymKey;
-use crate::realism::{Fault, Latency};
-use crate::redact::{RedactionPolicy, Redactor};
+use crate::formats::cassette;
+use crate::model::key::MatchRules;
+use crate::net::upstream::{Upstream, UpstreamConfig};
+use crate::proxy::realism::{Fault, Latency};
+use crate::replay::tape::Sequence;
+use crate::secrets::leak::Needle;
+use crate::secrets::pseudonym::PseudonymKey;
+use crate::secrets::redact::{RedactionPolicy, Redactor};
 use crate::server::{ProxyServer, ProxyServerBuilder};
-use crate::store::Store;
-use crate::tape::Sequence;
-use crate::upstream::{Upstream, UpstreamConfig};
-use crate::verify::VerifyOptions;
+use crate::storage::store::Store;
+use crate::tools::diff::IgnoreRules;
+use crate::tools::drift;
+use crate::tools::verify::VerifyOptions;
 use hyper::header::HeaderValue;
 
 /// Default `--listen`: loopback only.
@@ -409,8 +411,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import(a, &config).await,
         Command::Verify(a) => verify(a, &config),
         Command::Drift(a) => drift(a, &config).await,
-        Command::Ls(a) => crate::listing::ls(&load_source(&a.source, &config)?, a.json),
-        Command::Show(a) => crate::listing::show(&load_source(&a.source, &config)?, &a.request),
+        Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?, a.json),
+        Command::Show(a) => {
+            crate::tools::listing::show(&load_source(&a.source, &config)?, &a.request)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(
@@ -492,7 +496,9 @@ fn match_rules(args: &MatchArgs) -> Result<MatchRules> {
     let mut rules = MatchRules::default();
     for name in &args.match_headers {
         let lower = name.to_ascii_lowercase();
-        if crate::headers::is_credential(&lower) || crate::headers::is_volatile_request(&lower) {
+        if crate::model::headers::is_credential(&lower)
+            || crate::model::headers::is_volatile_request(&lower)
+        {
             return Err(Error::Config(format!(
                 "--match-header {name}: this header is never stored (credential or volatile), so it cannot be matched on"
             )));
@@ -508,7 +514,7 @@ fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     let mut upstream = UpstreamConfig::new(args.upstream.clone());
     upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
-    upstream.credentials = crate::signer::Credentials::from_env().map_err(Error::Config)?;
+    upstream.credentials = crate::net::signer::Credentials::from_env().map_err(Error::Config)?;
     match &upstream.credentials {
         Some(credentials) => tracing::info!(
             ?credentials,
@@ -590,7 +596,7 @@ fn export(args: ExportArgs, config: &Config) -> Result<()> {
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
     }
     if args.format == "har" {
-        let har = serde_json::to_vec_pretty(&crate::har::to_har(&recordings))
+        let har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
             .expect("a HAR document serialises");
         cassette::write_atomically(&out, &har)?;
         eprintln!(
@@ -630,7 +636,7 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
     let (recordings, rules) = if let Some(bytes) = &har {
         let rules = MatchRules::default();
         (
-            crate::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
+            crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
             rules,
         )
     } else {
@@ -653,7 +659,7 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         Some(bytes) => {
             let rules = store.rules()?;
             (
-                crate::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
+                crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
                 rules,
             )
         }
@@ -662,7 +668,7 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
     store.set_rules(&rules).await?;
     store.import(&recordings).await?;
     // The import is committed; a pack that cannot be written only slows the next replay.
-    if let Err(e) = crate::pack::Pack::of(&store) {
+    if let Err(e) = crate::storage::pack::Pack::of(&store) {
         tracing::warn!(error = %e, "cannot update the replay pack");
     }
     eprintln!(
@@ -687,7 +693,7 @@ fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
         })
         .collect();
     for file in args.deny_files.iter().chain(&config.verify.deny_files) {
-        deny.extend(crate::verify::deny_file(file)?);
+        deny.extend(crate::tools::verify::deny_file(file)?);
     }
     let require = (args.require_redaction || config.redact.enabled)
         .then(|| config.redaction_policy(&[], &[], &[]));
@@ -695,7 +701,7 @@ fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
         deny,
         require_redaction: require,
     };
-    let (findings, summary) = crate::verify::verify_dir(dir, &options)?;
+    let (findings, summary) = crate::tools::verify::verify_dir(dir, &options)?;
     for finding in &findings {
         println!("{finding}");
     }
@@ -784,7 +790,10 @@ fn drift_token() -> Result<Option<HeaderValue>> {
 }
 
 /// Recordings from `--store` or `--cassettes` (for ls and show).
-fn load_source(source: &SourceArgs, config: &Config) -> Result<Vec<crate::interaction::Recording>> {
+fn load_source(
+    source: &SourceArgs,
+    config: &Config,
+) -> Result<Vec<crate::model::interaction::Recording>> {
     match &source.store {
         Some(dir) => {
             let store = Store::open(existing(dir, "--store")?)?;

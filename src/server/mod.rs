@@ -17,20 +17,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::cassette;
+use crate::formats::cassette;
 use crate::error::{Error, Result};
-use crate::head_timeout::{HeadTimeout, Progress};
-use crate::key::MatchRules;
-use crate::leak::Needle;
-use crate::pack::Pack;
+use crate::net::head_timeout::{HeadTimeout, Progress};
+use crate::model::key::MatchRules;
+use crate::secrets::leak::Needle;
+use crate::storage::pack::Pack;
 use crate::proxy::{DEFAULT_MAX_BODY, Miss, Mode, Proxy, Recorder};
-use crate::pseudonym::PseudonymKey;
-use crate::realism::{Fault, Latency, Realism};
-use crate::redact::{RedactionPolicy, Redactor};
-use crate::store::Store;
-use crate::tape::Sequence;
-use crate::tape::Tapes;
-use crate::upstream::{Upstream, UpstreamConfig};
+use crate::secrets::pseudonym::PseudonymKey;
+use crate::proxy::realism::{Fault, Latency, Realism};
+use crate::secrets::redact::{RedactionPolicy, Redactor};
+use crate::storage::store::Store;
+use crate::replay::tape::Sequence;
+use crate::replay::tape::Tapes;
+use crate::net::upstream::{Upstream, UpstreamConfig};
 
 /// Default for how long a client may take to send its request head before the connection is
 /// closed (also the bound on the TLS handshake, a request body and idle keep-alive connections).
@@ -156,7 +156,7 @@ impl ProxyServerBuilder {
     }
 
     /// Record mode: redact with `policy` before storing (what the recording client is served
-    /// stays live). See [`crate::redact`].
+    /// stays live). See [`crate::secrets::redact`].
     pub fn redact(mut self, policy: RedactionPolicy) -> Self {
         self.redact = Some(policy);
         self
@@ -197,7 +197,7 @@ impl ProxyServerBuilder {
     pub async fn start(self) -> Result<ProxyServer> {
         // Certificate problems are reported before the store is opened or the port bound.
         let tls = match &self.tls {
-            Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+            Some((cert, key)) => Some(crate::net::tls::acceptor(cert, key)?),
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };

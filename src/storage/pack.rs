@@ -31,10 +31,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::interaction::{Interaction, RecordedRequest};
-use crate::key::{MatchRules, RequestKey};
-use crate::redact::RedactionStamp;
-use crate::store::Store;
+use crate::model::interaction::{Interaction, RecordedRequest};
+use crate::model::key::{MatchRules, RequestKey};
+use crate::secrets::redact::RedactionStamp;
+use crate::storage::store::Store;
 
 /// File name of the pack inside a store directory.
 pub const PACK_FILE: &str = "ims-vcr-replay.pack";
@@ -393,9 +393,9 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::{Body, RecordedResponse, Recording};
-    use crate::redact::RedactionPolicy;
-    use crate::tape::{Play, Sequence, Tapes};
+    use crate::model::interaction::{Body, RecordedResponse, Recording};
+    use crate::secrets::redact::RedactionPolicy;
+    use crate::replay::tape::{Play, Sequence, Tapes};
 
     fn recording(path: &str, statuses: &[&str], redacted: bool) -> Recording {
         let request = RecordedRequest {
@@ -427,8 +427,8 @@ mod tests {
         Recording { key, answers }
     }
 
-    fn default_key() -> crate::pseudonym::PseudonymKey {
-        crate::pseudonym::PseudonymKey::from_lookup(|_| None).0
+    fn default_key() -> crate::secrets::pseudonym::PseudonymKey {
+        crate::secrets::pseudonym::PseudonymKey::from_lookup(|_| None).0
     }
 
     fn sample() -> Vec<Recording> {

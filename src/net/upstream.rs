@@ -22,8 +22,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
-use crate::headers::strip_hop_by_hop;
-use crate::signer::{self, Credentials};
+use crate::model::headers::strip_hop_by_hop;
+use crate::net::signer::{self, Credentials};
 
 /// Default cap on an upstream body, encoded or decoded (an IMS answer is a few KB).
 pub const DEFAULT_MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;

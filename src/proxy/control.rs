@@ -11,7 +11,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::prepared::OUTCOME_HEADER;
+use crate::replay::prepared::OUTCOME_HEADER;
 use crate::proxy::{CONTROL_PREFIX, Mode, Proxy, error_response, json_response};
 
 /// Header carrying the control token (`--control-token` / `IMS_VCR_CONTROL_TOKEN`).

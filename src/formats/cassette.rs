@@ -11,9 +11,9 @@ use hyper::http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::interaction::{Interaction, RecordedRequest, RecordedResponse, Recording};
-use crate::key::{MatchRules, RequestKey};
-use crate::redact::{RedactionStamp, Redactor, find_leak};
+use crate::model::interaction::{Interaction, RecordedRequest, RecordedResponse, Recording};
+use crate::model::key::{MatchRules, RequestKey};
+use crate::secrets::redact::{RedactionStamp, Redactor, find_leak};
 
 /// Version of the cassette file format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -180,7 +180,7 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
         HeaderValue::from_str(value).map_err(|_| {
             format!("headers[{i}]: the value of {name:?} is not a valid header value")
         })?;
-        if crate::headers::is_credential(name) {
+        if crate::model::headers::is_credential(name) {
             return Err(format!(
                 "headers[{i}]: {name:?} carries credentials and must not be in a cassette"
             ));
@@ -189,8 +189,8 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
     Ok(())
 }
 
-fn validate_body(body: &Option<crate::interaction::Body>) -> std::result::Result<(), String> {
-    crate::interaction::body_bytes(body)
+fn validate_body(body: &Option<crate::model::interaction::Body>) -> std::result::Result<(), String> {
+    crate::model::interaction::body_bytes(body)
         .map(|_| ())
         .map_err(|e| format!("body: {e}"))
 }
@@ -376,7 +376,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::Body;
+    use crate::model::interaction::Body;
 
     fn recording(method: &str, path: &str) -> Recording {
         let request = RecordedRequest {

@@ -9,10 +9,10 @@ use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::headers::is_credential;
-use crate::interaction::{Body, Interaction, RecordedRequest};
-use crate::leak::{Leak, LeakScanner, MIN_NEEDLE_LEN, Needle};
-use crate::pseudonym::PseudonymKey;
+use crate::model::headers::is_credential;
+use crate::model::interaction::{Body, Interaction, RecordedRequest};
+use crate::secrets::leak::{Leak, LeakScanner, MIN_NEEDLE_LEN, Needle};
+use crate::secrets::pseudonym::PseudonymKey;
 
 /// What is redacted. Names compare case-insensitively for headers, exactly for fields and
 /// query parameters.
@@ -435,7 +435,7 @@ pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::RecordedResponse;
+    use crate::model::interaction::RecordedResponse;
 
     const OWNER: &str = "1bed856811654c1cb661a6ca845ebc77";
 

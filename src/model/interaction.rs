@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::key::RequestKey;
-use crate::redact::RedactionStamp;
+use crate::model::key::RequestKey;
+use crate::secrets::redact::RedactionStamp;
 
 /// A request and its answers in the order they were recorded: the unit of matching, of a
 /// cassette file and of replay.

@@ -11,13 +11,13 @@ use hyper::Uri;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request};
-use crate::interaction::{
+use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
+use crate::model::interaction::{
     Body, Interaction, RecordedRequest, RecordedResponse, Recording, body_bytes,
 };
-use crate::key::{MatchRules, RequestKey};
-use crate::leak::Needle;
-use crate::redact::{Redactor, credential_needles, find_leak};
+use crate::model::key::{MatchRules, RequestKey};
+use crate::secrets::leak::Needle;
+use crate::secrets::redact::{Redactor, credential_needles, find_leak};
 
 /// Origin used in HAR URLs for recordings that do not say where they came from.
 const UNKNOWN_ORIGIN: &str = "http://ims-vcr.invalid";

@@ -1,15 +1,15 @@
 //! `ims-vcr drift`: sends each recorded request to the live endpoint, compares the answers (see
-//! [`crate::diff`]) and renders the report. Read-only: nothing here writes a store or a cassette.
+//! [`crate::tools::diff`]) and renders the report. Read-only: nothing here writes a store or a cassette.
 
 use std::fmt::Write as _;
 
 use hyper::Method;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
-pub use crate::diff::{Change, ChangeKind, IgnoreRules, compare};
-use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request};
-use crate::interaction::{Interaction, Recording, body_bytes};
-use crate::upstream::Upstream;
+pub use crate::tools::diff::{Change, ChangeKind, IgnoreRules, compare};
+use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
+use crate::model::interaction::{Interaction, Recording, body_bytes};
+use crate::net::upstream::Upstream;
 
 /// Environment variable whose value is sent as `X-Auth-Token` (tokens are never recorded, and a
 /// flag would show in `ps`).

@@ -11,13 +11,13 @@ use std::sync::{Arc, OnceLock, RwLock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::interaction::{RecordedRequest, Recording, body_bytes};
-use crate::key::{MatchRules, RequestKey, hex};
-use crate::pack::{Extent, Pack, PackFile};
-use crate::prepared::Prepared;
-use crate::pseudonym::PseudonymKey;
-use crate::redact::{RedactionPolicy, RedactionStamp, Redactor};
-use crate::store::Store;
+use crate::model::interaction::{RecordedRequest, Recording, body_bytes};
+use crate::model::key::{MatchRules, RequestKey, hex};
+use crate::storage::pack::{Extent, Pack, PackFile};
+use crate::replay::prepared::Prepared;
+use crate::secrets::pseudonym::PseudonymKey;
+use crate::secrets::redact::{RedactionPolicy, RedactionStamp, Redactor};
+use crate::storage::store::Store;
 
 /// What replay serves once a request's recorded answers have all been served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -557,7 +557,7 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interaction::{Body, Interaction, RecordedResponse};
+    use crate::model::interaction::{Body, Interaction, RecordedResponse};
 
     fn request(path: &str, query: Option<&str>) -> RecordedRequest {
         RecordedRequest {
@@ -655,7 +655,7 @@ mod tests {
             store.flush().await.unwrap();
         }
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let pack = crate::pack::Pack::of(&store).unwrap().unwrap();
+        let pack = crate::storage::pack::Pack::of(&store).unwrap().unwrap();
         let tapes = Tapes::from_pack(pack, Sequence::RepeatLast);
         assert_eq!(tapes.stats()[0].answers, 3);
         played(&tapes, &rec.key, 1);

@@ -517,7 +517,7 @@ mod tests {
     use hyper::http::{HeaderName, Method, Uri};
     use serde_json::Value;
 
-    const VECTORS: &str = include_str!("../tests/vectors/signer_vectors.json");
+    const VECTORS: &str = include_str!("../../tests/vectors/signer_vectors.json");
 
     fn vectors() -> Vec<Value> {
         let document: Value = serde_json::from_str(VECTORS).unwrap();

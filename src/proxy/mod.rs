@@ -2,6 +2,10 @@
 //! it, or just forward it, by mode. This is the one place where the modes differ; every failure
 //! becomes an HTTP answer.
 
+pub mod control;
+pub mod metrics;
+pub mod realism;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -19,17 +23,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::headers::{is_credential, is_hop_by_hop, is_volatile_request, to_pairs};
-use crate::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, now_rfc3339};
-use crate::key::{MatchRules, RequestKey};
-use crate::leak::Needle;
-use crate::metrics::Metrics;
-use crate::prepared::{OUTCOME_HEADER, Prepared};
-use crate::realism::{FaultKind, Realism};
-use crate::redact::{Redactor, credential_needles, find_leak};
-use crate::store::Store;
-use crate::tape::{Play, Tapes, diff};
-use crate::upstream::Upstream;
+use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request, to_pairs};
+use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, now_rfc3339};
+use crate::model::key::{MatchRules, RequestKey};
+use crate::secrets::leak::Needle;
+use crate::proxy::metrics::Metrics;
+use crate::replay::prepared::{OUTCOME_HEADER, Prepared};
+use crate::proxy::realism::{FaultKind, Realism};
+use crate::secrets::redact::{Redactor, credential_needles, find_leak};
+use crate::storage::store::Store;
+use crate::replay::tape::{Play, Tapes, diff};
+use crate::net::upstream::Upstream;
 
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can
 /// take it for a recorded answer; the `x-ims-vcr: miss` header and the JSON body say the rest.
@@ -268,7 +272,7 @@ impl Proxy {
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
-            let response = crate::control::handle(self, &parts, &body, peer);
+            let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, "control"));
         }
         match self.realism.next_fault() {
@@ -714,7 +718,7 @@ impl Proxy {
             return Ok(());
         };
         store.flush().await?;
-        let packed = tokio::task::spawn_blocking(move || crate::pack::Pack::of(&store)).await;
+        let packed = tokio::task::spawn_blocking(move || crate::storage::pack::Pack::of(&store)).await;
         let failed = match packed {
             Ok(packed) => packed.err().map(|e| e.to_string()),
             Err(task) => Some(task.to_string()),

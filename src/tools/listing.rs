@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::interaction::{Body, Recording};
+use crate::model::interaction::{Body, Recording};
 
 /// One line per recorded request.
 fn rows(recordings: &[Recording]) -> Vec<Value> {

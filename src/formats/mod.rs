@@ -1,0 +1,4 @@
+//! Portable formats: cassette files and HAR 1.2.
+
+pub mod cassette;
+pub mod har;

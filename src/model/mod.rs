@@ -1,0 +1,5 @@
+//! The data: recorded interactions, request keys and match rules, recordings, header classes, and the redaction policy and stamp as plain data.
+
+pub mod headers;
+pub mod interaction;
+pub mod key;

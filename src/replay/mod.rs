@@ -1,0 +1,4 @@
+//! Replay: tapes with their playback cursors, prepared answers, and what a miss is told.
+
+pub mod prepared;
+pub mod tape;

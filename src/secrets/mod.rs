@@ -1,0 +1,5 @@
+//! Secrets: consistent pseudonyms, redaction, leak scanning, and the one gate every write goes through.
+
+pub mod leak;
+pub mod pseudonym;
+pub mod redact;

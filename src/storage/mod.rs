@@ -1,0 +1,5 @@
+//! Storage: the sled-backed store facade, its write-ahead journal, and the replay pack codec.
+
+pub mod journal;
+pub mod pack;
+pub mod store;
