@@ -3,7 +3,7 @@
 //! redaction of a recorded interaction, and AK/SK signing.
 //!
 //! `cargo bench --bench hot_paths` (add `-- key` to run one group). The whole-server numbers,
-//! against a bare hyper responder and Talkback, come from `bench/replay.sh`.
+//! against a bare hyper responder and Talkback, come from `perf/replay.sh`.
 
 use std::hint::black_box;
 use std::path::Path;

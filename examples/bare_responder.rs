@@ -1,4 +1,4 @@
-//! The baseline for `bench/replay.sh`: the least a hyper 1 server can do to answer
+//! The baseline for `perf/replay.sh`: the least a hyper 1 server can do to answer
 //! `GET /v2/images/{id}`. It answers every request, whatever its method and path, with the
 //! shipped seed image's body (the exact bytes `ims-vcr replay` serves for it) and
 //! `content-type: application/json`. With `--as-replayed` it sends the very bytes `ims-vcr
@@ -16,7 +16,7 @@
 //! cargo run --release --example bare_responder -- 0 --as-replayed
 //! cargo run --release --example bare_responder -- --print-body   # the bytes it serves
 //! ```
-//! It is also the plain-HTTP upstream of `bench/replay.sh record`.
+//! It is also the plain-HTTP upstream of `perf/replay.sh record`.
 
 use std::convert::Infallible;
 use std::io::Write as _;

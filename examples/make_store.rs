@@ -1,4 +1,4 @@
-//! Builds a large store for `bench/replay.sh`: N recordings (default 100,000) of
+//! Builds a large store for `perf/replay.sh`: N recordings (default 100,000) of
 //! `GET /v2/images/{id}`: the shipped seed image itself (so the benchmark can ask for it and
 //! check the bytes), then images with distinct UUID-shaped ids, each answered with the seed's
 //! answer carrying that id. Written through the library's own `Store::import` (one atomic batch,

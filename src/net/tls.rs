@@ -25,7 +25,7 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     }
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| bad("--tls-key", key, &reason(e, "private key")))?;
-    // One crypto provider, chosen explicitly (RUST-NOTES trap 1).
+    // One crypto provider, chosen explicitly: rustls panics at `builder()` when two are linked.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

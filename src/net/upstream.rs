@@ -207,7 +207,7 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
-            // Without a timer the pool's idle timeout does nothing (RUST-NOTES trap 3).
+            // Without a timer the pool's idle timeout does nothing (hyper timers are inert without one).
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
@@ -375,7 +375,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
             roots.add(cert).map_err(|e| bad(e.to_string()))?;
         }
     }
-    // One crypto provider, chosen explicitly (RUST-NOTES trap 1).
+    // One crypto provider, chosen explicitly: rustls panics at `builder()` when two are linked.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

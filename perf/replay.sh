@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Load benchmarks of ims-vcr on loopback; each mode prints one table (README "Performance").
+# Load benchmarks of ims-vcr on loopback; each mode prints one table (docs/performance.md).
 #
-#   bench/replay.sh            replay: bare hyper responders (the same bytes; one header) vs ims-vcr
+#   perf/replay.sh            replay: bare hyper responders (the same bytes; one header) vs ims-vcr
 #                              replay vs Talkback
-#   bench/replay.sh startup    start to first correct answer and idle RSS (shipped cassettes, a
+#   perf/replay.sh startup    start to first correct answer and idle RSS (shipped cassettes, a
 #                              100,000-interaction store); export and import time of that store
-#   bench/replay.sh record     record throughput, a unique image id per request, vs the upstream
+#   perf/replay.sh record     record throughput, a unique image id per request, vs the upstream
 #                              directly and vs forwarding alone (passthrough)
 #
 # Environment: DURATION (s per run, 10), WARMUP (s, 1), CONNS (32), ROUNDS (replay: interleaved
@@ -175,10 +175,10 @@ table() {
         }' "$WORK/rows"
 }
 
-# talkback: installs Talkback next to a copy of bench/talkback_serve.js; on failure says why.
+# talkback: installs Talkback next to a copy of perf/talkback_serve.js; on failure says why.
 talkback() {
     command -v node >/dev/null && command -v npm >/dev/null || { echo "node or npm not found"; return 1; }
-    mkdir -p "$WORK/talkback" && cp bench/talkback_serve.js "$WORK/talkback/"
+    mkdir -p "$WORK/talkback" && cp perf/talkback_serve.js "$WORK/talkback/"
     (cd "$WORK/talkback" && timeout 300 npm install --silent --no-audit --no-fund talkback@4 >/dev/null 2>&1) ||
         { echo "npm install talkback failed"; return 1; }
 }

@@ -10,8 +10,8 @@
 # in sled's cache (capped at 64 MiB), so the record phase allows PER_ANSWER_KIB (default 6) more
 # per answer recorded on top, and checks that the store holds an answer for every request.
 #
-#   bash bench/soak.sh                 # 60 s per phase
-#   DURATION=10 bash bench/soak.sh     # short mode
+#   bash perf/soak.sh                 # 60 s per phase
+#   DURATION=10 bash perf/soak.sh     # short mode
 #   CONNECTIONS=64 THREADS=2 WARMUP=3 PER_ANSWER_KIB=6   # the other knobs (defaults shown)
 #
 # Exits non-zero if any check fails. Needs wrk (installed with apt-get when missing), curl and

@@ -1,4 +1,4 @@
-// Talkback (npm `talkback`) serving one tape, the seed request, for bench/replay.sh.
+// Talkback (npm `talkback`) serving one tape, the seed request, for perf/replay.sh.
 // Usage: node talkback_serve.js TAPES_DIR BODY_FILE PATH; prints `listening on http://127.0.0.1:PORT`.
 // Talkback's own request handler runs behind an http server bound to 127.0.0.1 (Talkback's
 // server binds every interface), forwarding requests to it the way Talkback's server does.
