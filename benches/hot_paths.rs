@@ -10,8 +10,9 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use hyper::http::{HeaderMap, HeaderValue, Method, Uri};
-use ims_vcr::model::interaction::{Interaction, Recording};
+use ims_vcr::model::interaction::Interaction;
 use ims_vcr::model::key::{MatchRules, RequestKey};
+use ims_vcr::model::recording::Recording;
 use ims_vcr::net::signer::{self, Credentials};
 use ims_vcr::replay::prepared::Prepared;
 use ims_vcr::replay::tape::{Play, Sequence, Tapes};

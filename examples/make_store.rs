@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ims_vcr::model::interaction::{Body, Recording};
+use ims_vcr::model::interaction::Body;
 use ims_vcr::model::key::{MatchRules, RequestKey};
+use ims_vcr::model::recording::Recording;
 use ims_vcr::storage::store::Store;
 use serde_json::Value;
 
@@ -75,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&dir)?;
     store.import(&recordings).await?;
     // As `ims-vcr import` and every recording session do: replay starts from the pack.
-    ims_vcr::storage::pack::Pack::of(&store)?;
+    store.replay_pack()?;
     eprintln!(
         "make_store: {} recordings in {} ({:.1} s)",
         store.len(),

@@ -714,7 +714,7 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
     // That write went around ims-vcr, so the replay pack the session left still describes the
     // store's last write (and would be served); without it, replay reads the entries and must
     // name the bad one.
-    std::fs::remove_file(store.join(ims_vcr::storage::pack::PACK_FILE)).unwrap();
+    std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
     let out = shipped_cassettes(dir.path());
     let before = all_files(&out);
     for args in [

@@ -6,10 +6,9 @@ use std::path::Path;
 
 use ims_vcr::formats::cassette::{parse, render};
 use ims_vcr::model::headers::is_credential;
-use ims_vcr::model::interaction::{
-    Body, Interaction, RecordedRequest, RecordedResponse, Recording,
-};
+use ims_vcr::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
 use ims_vcr::model::key::{MatchRules, RequestKey};
+use ims_vcr::model::recording::Recording;
 use ims_vcr::secrets::leak::MIN_NEEDLE_LEN;
 use ims_vcr::secrets::pseudonym::PseudonymKey;
 use ims_vcr::secrets::redact::{RedactionPolicy, RedactionStamp, Redactor, find_leak};

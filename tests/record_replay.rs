@@ -368,7 +368,7 @@ async fn a_session_leaves_a_current_replay_pack_and_replay_reads_it_instead_of_t
     assert_eq!(get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await.status, 404);
     proxy.shutdown().await.unwrap();
     fake.stop().await;
-    let pack = store.join(ims_vcr::storage::pack::PACK_FILE);
+    let pack = store.join(ims_vcr::storage::snapshot::PACK_FILE);
     assert!(pack.is_file(), "the record session wrote no replay pack");
 
     let replay = replayer(&store).await;

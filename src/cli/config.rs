@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::secrets::redact::RedactionPolicy;
+use crate::model::redaction::RedactionPolicy;
 
 /// File name looked for in the working directory when `--config` is not given.
 pub const CONFIG_FILE: &str = "ims-vcr.toml";

@@ -668,7 +668,7 @@ async fn import(args: ImportArgs, config: &Config) -> Result<()> {
     store.set_rules(&rules).await?;
     store.import(&recordings).await?;
     // The import is committed; a pack that cannot be written only slows the next replay.
-    if let Err(e) = crate::storage::pack::Pack::of(&store) {
+    if let Err(e) = store.replay_pack() {
         tracing::warn!(error = %e, "cannot update the replay pack");
     }
     eprintln!(
@@ -793,7 +793,7 @@ fn drift_token() -> Result<Option<HeaderValue>> {
 fn load_source(
     source: &SourceArgs,
     config: &Config,
-) -> Result<Vec<crate::model::interaction::Recording>> {
+) -> Result<Vec<crate::model::recording::Recording>> {
     match &source.store {
         Some(dir) => {
             let store = Store::open(existing(dir, "--store")?)?;

@@ -11,9 +11,11 @@ use hyper::http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::interaction::{Interaction, RecordedRequest, RecordedResponse, Recording};
+use crate::model::interaction::{Interaction, RecordedRequest, RecordedResponse};
+use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey};
-use crate::secrets::redact::{RedactionStamp, Redactor, find_leak};
+use crate::secrets::gate::{Gate, Refusal};
+use crate::secrets::redact::{RedactionStamp, Redactor};
 
 /// Version of the cassette file format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -272,18 +274,20 @@ pub fn redact_recordings(
     for recording in recordings {
         let name = file_name(recording);
         let refuse = |reason: String| Error::cassette(&name, format!("export refused: {reason}"));
+        let gate = Gate::new(Some(redactor), rules);
         let mut answers = Vec::with_capacity(recording.answers.len());
+        let mut key = None;
         for interaction in &recording.answers {
-            let (redacted, values) = redactor.redact(interaction).map_err(refuse)?;
-            if let Some(leak) = find_leak(&redacted, values) {
-                return Err(refuse(format!(
-                    "the real value of {} is still present ({}) after redaction",
-                    leak.label, leak.encoding
-                )));
-            }
-            answers.push(redacted);
+            let passed = gate.pass(interaction, Vec::new()).map_err(|r| match r {
+                Refusal::Leak { label, encoding } => refuse(format!(
+                    "the real value of {label} is still present ({encoding}) after redaction"
+                )),
+                Refusal::Redaction(e) | Refusal::Key(e) => refuse(e),
+            })?;
+            key.get_or_insert(passed.key);
+            answers.push(passed.interaction.into_owned());
         }
-        let key = RequestKey::of_recorded(rules, &answers[0].request).map_err(refuse)?;
+        let key = key.expect("a recording has at least one answer");
         out.push(Recording { key, answers });
     }
     out.sort_by(|a, b| a.key.digest().cmp(b.key.digest()));

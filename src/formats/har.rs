@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
-use crate::model::interaction::{
-    Body, Interaction, RecordedRequest, RecordedResponse, Recording, body_bytes,
-};
-use crate::model::key::{MatchRules, RequestKey};
+use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, body_bytes};
+use crate::model::key::MatchRules;
+use crate::model::recording::{Recording, group_by_key};
+use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::leak::Needle;
-use crate::secrets::redact::{Redactor, credential_needles, find_leak};
+use crate::secrets::redact::{Redactor, credential_needles};
 
 /// Origin used in HAR URLs for recordings that do not say where they came from.
 const UNKNOWN_ORIGIN: &str = "http://ims-vcr.invalid";
@@ -135,35 +135,21 @@ pub fn from_har(
     let entries = har["log"]["entries"]
         .as_array()
         .ok_or_else(|| Error::cassette(path, "field `log.entries` is missing: not a HAR file"))?;
-    let mut recordings: Vec<Recording> = Vec::new();
+    let gate = Gate::new(redactor, rules);
+    let mut keyed = Vec::with_capacity(entries.len());
     for (i, raw) in entries.iter().enumerate() {
         let bad = |reason: String| Error::cassette(path, format!("log.entries[{i}].{reason}"));
-        let (interaction, mut needles) = interaction(raw).map_err(bad)?;
-        let interaction = match redactor {
-            Some(redactor) => {
-                let (redacted, values) = redactor.redact(&interaction).map_err(&bad)?;
-                needles.extend(values);
-                redacted
-            }
-            None => interaction,
-        };
-        if let Some(leak) = find_leak(&interaction, needles) {
-            return Err(bad(format!(
-                "refused: the value of {} is still present ({}) in the entry",
-                leak.label, leak.encoding
-            )));
-        }
-        let key = RequestKey::of_recorded(rules, &interaction.request)
-            .map_err(|e| bad(format!("request: {e}")))?;
-        match recordings.iter_mut().find(|r| r.key == key) {
-            Some(recording) => recording.answers.push(interaction),
-            None => recordings.push(Recording {
-                key,
-                answers: vec![interaction],
-            }),
-        }
+        let (interaction, needles) = interaction(raw).map_err(bad)?;
+        let passed = gate.pass(&interaction, needles).map_err(|r| match r {
+            Refusal::Leak { label, encoding } => bad(format!(
+                "refused: the value of {label} is still present ({encoding}) in the entry"
+            )),
+            Refusal::Key(e) => bad(format!("request: {e}")),
+            Refusal::Redaction(e) => bad(e),
+        })?;
+        keyed.push((passed.key, passed.interaction.into_owned()));
     }
-    Ok(recordings)
+    Ok(group_by_key(keyed))
 }
 
 /// One HAR entry as an interaction, and the credential values it carried.

@@ -6,18 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::model::key::RequestKey;
-use crate::secrets::redact::RedactionStamp;
-
-/// A request and its answers in the order they were recorded: the unit of matching, of a
-/// cassette file and of replay.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Recording {
-    /// The request's identity.
-    pub key: RequestKey,
-    /// One interaction per answer, oldest first (polling a `queued` image until `active`).
-    pub answers: Vec<Interaction>,
-}
+use crate::model::redaction::RedactionStamp;
 
 /// One request and one of its answers, as recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

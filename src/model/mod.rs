@@ -3,3 +3,5 @@
 pub mod headers;
 pub mod interaction;
 pub mod key;
+pub mod recording;
+pub mod redaction;

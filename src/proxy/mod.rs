@@ -30,7 +30,8 @@ use crate::secrets::leak::Needle;
 use crate::proxy::metrics::Metrics;
 use crate::replay::prepared::{OUTCOME_HEADER, Prepared};
 use crate::proxy::realism::{FaultKind, Realism};
-use crate::secrets::redact::{Redactor, credential_needles, find_leak};
+use crate::secrets::gate::Gate;
+use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
 use crate::replay::tape::{Play, Tapes, diff};
 use crate::net::upstream::Upstream;
@@ -646,36 +647,21 @@ impl Proxy {
         );
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
-        let stored = match &recorder.redactor {
-            None => std::borrow::Cow::Borrowed(interaction),
-            Some(redactor) => match redactor.redact(interaction) {
-                Ok((redacted, values)) => {
-                    needles.extend(values);
-                    self.metrics.redaction();
-                    std::borrow::Cow::Owned(redacted)
-                }
-                Err(e) => {
-                    tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-                    return None;
-                }
-            },
+        let gate = Gate::new(recorder.redactor.as_ref(), &self.rules);
+        let passed = match gate.pass(interaction, needles) {
+            Ok(passed) => passed,
+            Err(refusal) => {
+                tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded");
+                return None;
+            }
         };
-        if let Some(leak) = find_leak(&stored, needles) {
-            tracing::error!(
-                request = line,
-                leaked = leak.label,
-                encoding = leak.encoding,
-                "answer served but NOT recorded: a secret is still in it after redaction (leak gate)"
-            );
-            return None;
+        if passed.redacted {
+            self.metrics.redaction();
         }
-        let result = match RequestKey::of_recorded(&self.rules, &stored.request) {
-            Ok(key) => store
-                .record(&key, &stored, replace)
-                .await
-                .map(|seq| (key, seq)),
-            Err(e) => Err(crate::Error::Config(e)),
-        };
+        let result = store
+            .record(&passed.key, &passed.interaction, replace)
+            .await
+            .map(|seq| (passed.key, seq));
         match result {
             Ok(stored) => Some(stored),
             Err(e) => {
@@ -718,7 +704,7 @@ impl Proxy {
             return Ok(());
         };
         store.flush().await?;
-        let packed = tokio::task::spawn_blocking(move || crate::storage::pack::Pack::of(&store)).await;
+        let packed = tokio::task::spawn_blocking(move || store.replay_pack()).await;
         let failed = match packed {
             Ok(packed) => packed.err().map(|e| e.to_string()),
             Err(task) => Some(task.to_string()),

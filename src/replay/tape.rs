@@ -11,7 +11,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::interaction::{RecordedRequest, Recording, body_bytes};
+use crate::model::interaction::{RecordedRequest, body_bytes};
+use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey, hex};
 use crate::storage::pack::{Extent, Pack, PackFile};
 use crate::replay::prepared::Prepared;
@@ -655,7 +656,7 @@ mod tests {
             store.flush().await.unwrap();
         }
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let pack = crate::storage::pack::Pack::of(&store).unwrap().unwrap();
+        let pack = store.replay_pack().unwrap().unwrap();
         let tapes = Tapes::from_pack(pack, Sequence::RepeatLast);
         assert_eq!(tapes.stats()[0].answers, 3);
         played(&tapes, &rec.key, 1);

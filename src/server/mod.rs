@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::net::head_timeout::{HeadTimeout, Progress};
 use crate::model::key::MatchRules;
 use crate::secrets::leak::Needle;
-use crate::storage::pack::Pack;
 use crate::proxy::{DEFAULT_MAX_BODY, Miss, Mode, Proxy, Recorder};
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::proxy::realism::{Fault, Latency, Realism};
@@ -282,7 +281,7 @@ impl ProxyServerBuilder {
     /// The store's recordings, through its replay pack (written first if out of date), or read
     /// whole when the pack cannot be written.
     fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
-        match Pack::of(store)? {
+        match store.replay_pack()? {
             Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
             None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Config),
         }

@@ -11,7 +11,7 @@
 //! match rules and is used only while both still match the store; otherwise the process that
 //! opens the store (holding its lock) writes a new one, in a temporary file renamed into place
 //! (only if no write came in meanwhile). Recording sessions and `import` write it when they end,
-//! and the store deletes it before the first write after that (`Store::before_write`), so a
+//! and the store deletes it before the first write after that (`Store::before_write`); `storage::snapshot` holds that lifecycle, this file only the codec, so a
 //! crash cannot leave a pack that matches a store it does not describe. Any process may read a
 //! pack while another replaces it. A pack that fails its checks (checksum,
 //! bounds, version) is rebuilt; one that cannot be written (read-only directory, full disk) is
@@ -33,14 +33,12 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::model::interaction::{Interaction, RecordedRequest};
 use crate::model::key::{MatchRules, RequestKey};
-use crate::secrets::redact::RedactionStamp;
-use crate::storage::store::Store;
+use crate::model::redaction::RedactionStamp;
+use crate::storage::layout::Entry;
 
-/// File name of the pack inside a store directory.
-pub const PACK_FILE: &str = "ims-vcr-replay.pack";
 const MAGIC: &[u8; 8] = b"IMSVPK01";
 const VERSION: u32 = 1;
-const FOOTER_LEN: u64 = 8 + 8 + 32 + 8;
+pub(crate) const FOOTER_LEN: u64 = 8 + 8 + 32 + 8;
 
 /// An open pack: the file, and what its index says.
 #[derive(Debug)]
@@ -66,7 +64,7 @@ pub struct PackedRequest {
 /// Where one entry's bytes are in the pack.
 #[derive(Clone, Copy, Debug)]
 pub struct Extent {
-    offset: u64,
+    pub(crate) offset: u64,
     len: u32,
 }
 
@@ -103,29 +101,6 @@ impl PackFile {
 }
 
 impl Pack {
-    /// The pack of `store`, written first when missing or out of date. `Ok(None)` when it cannot
-    /// be written (logged); the caller then reads the store itself.
-    pub fn of(store: &Store) -> Result<Option<Pack>> {
-        let rules = store.rules()?;
-        let path = store.path().join(PACK_FILE);
-        match Pack::open(&path, store.settled_generation(), &rules) {
-            Ok(pack) => return Ok(Some(pack)),
-            Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
-        }
-        match write(store, &rules, &path) {
-            Ok(pack) => Ok(Some(pack)),
-            Err(WriteError::Store(e)) => Err(e),
-            Err(WriteError::Io(e)) => {
-                tracing::warn!(pack = %path.display(), error = %e, "cannot write the replay pack; reading the whole store instead (slower start-up)");
-                Ok(None)
-            }
-            Err(WriteError::Changed) => {
-                tracing::info!(pack = %path.display(), "the store changed while its replay pack was written; the next replay writes it");
-                Ok(None)
-            }
-        }
-    }
-
     /// Opens the pack at `path` when it describes write `generation` under `rules`; otherwise
     /// says why not.
     pub fn open(path: &Path, generation: u64, rules: &MatchRules) -> Result<Pack, String> {
@@ -137,7 +112,7 @@ impl Pack {
     }
 
     /// [`Pack::open`] of an open file, named `path` in messages.
-    fn from_file(
+    pub(crate) fn from_file(
         file: File,
         path: &Path,
         generation: u64,
@@ -219,7 +194,8 @@ impl Pack {
     }
 }
 
-enum WriteError {
+/// Why a pack was not written.
+pub(crate) enum WriteError {
     /// Reading the store failed: that is the store's problem, reported as such.
     Store(Error),
     /// Writing the pack failed.
@@ -243,30 +219,12 @@ struct EntryHead {
     redaction: Option<RedactionStamp>,
 }
 
-/// Streams every store entry into a new pack (temporary file, fsync), opens it, and puts it in
-/// place at `path` only if the store is still at the write counter it started from (checked
-/// and renamed under the store's lock). On failure the temporary file is removed.
-fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteError> {
-    let tmp = path.with_extension("pack.tmp");
-    let generation = store.settled_generation();
-    let made = write_to(store, rules, &tmp, generation).and_then(|()| {
-        // Opened before the rename: the handle stays valid even if a write deletes the pack
-        // right after it is published.
-        let pack = Pack::from_file(File::open(&tmp)?, path, generation, rules)
-            .map_err(|why| std::io::Error::other(format!("just written, but {why}")))?;
-        match store.publish_pack(generation, || std::fs::rename(&tmp, path))? {
-            true => Ok(pack),
-            false => Err(WriteError::Changed),
-        }
-    });
-    if made.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    made
-}
-
-fn write_to(
-    store: &Store,
+/// Streams `entries` (a store's, in key order) into a new pack file at `tmp`, made at write
+/// counter `generation` under `rules`, and syncs it. `corrupt` turns an entry that does not
+/// decode into the store's error naming it.
+pub(crate) fn write(
+    entries: impl Iterator<Item = Result<Entry>>,
+    corrupt: impl Fn(&Entry, String) -> Error,
     rules: &MatchRules,
     tmp: &Path,
     generation: u64,
@@ -277,9 +235,9 @@ fn write_to(
     let mut current: Option<[u8; 32]> = None;
     let mut answers: Vec<Extent> = Vec::new();
     let mut offset = 0u64;
-    for entry in store.entries() {
+    for entry in entries {
         let entry = entry.map_err(WriteError::Store)?;
-        let corrupt = |reason: String| WriteError::Store(store.corrupt(&entry, reason));
+        let corrupt = |reason: String| WriteError::Store(corrupt(&entry, reason));
         let (digest, v) = (entry.digest, &entry.value);
         let head: EntryHead = serde_json::from_slice(v).map_err(|e| corrupt(e.to_string()))?;
         if let Some(stamp) = head.redaction
@@ -390,225 +348,3 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::interaction::{Body, RecordedResponse, Recording};
-    use crate::secrets::redact::RedactionPolicy;
-    use crate::replay::tape::{Play, Sequence, Tapes};
-
-    fn recording(path: &str, statuses: &[&str], redacted: bool) -> Recording {
-        let request = RecordedRequest {
-            method: "GET".into(),
-            path: path.into(),
-            query: None,
-            headers: vec![("accept".into(), "application/json".into())],
-            body: None,
-        };
-        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
-        let answers = statuses
-            .iter()
-            .map(|s| Interaction {
-                request: request.clone(),
-                response: RecordedResponse {
-                    status: 200,
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: Body::from_bytes(format!("{{\"status\":\"{s}\"}}").as_bytes()),
-                    recorded_at: "2026-11-27T00:00:00Z".into(),
-                    latency_ms: 3,
-                    upstream: String::new(),
-                },
-                redaction: redacted.then(|| RedactionStamp {
-                    policy: RedactionPolicy::default(),
-                    key_fingerprint: default_key().fingerprint(),
-                }),
-            })
-            .collect();
-        Recording { key, answers }
-    }
-
-    fn default_key() -> crate::secrets::pseudonym::PseudonymKey {
-        crate::secrets::pseudonym::PseudonymKey::from_lookup(|_| None).0
-    }
-
-    fn sample() -> Vec<Recording> {
-        vec![
-            recording("/v2/images/a", &["queued", "saving", "active"], false),
-            recording("/v2/images/b", &["active"], true),
-            recording("/v2/images/c", &["deleted"], false),
-        ]
-    }
-
-    async fn store_with(dir: &Path, recordings: &[Recording]) -> Store {
-        let store = Store::open(dir).unwrap();
-        store.import(recordings).await.unwrap();
-        store
-    }
-
-    /// What `times` plays of `path` serve, as body text (or the play's kind).
-    fn plays(tapes: &Tapes, path: &str, times: usize) -> Vec<String> {
-        let key = recording(path, &[], false).key;
-        (0..times)
-            .map(|_| match tapes.play(&key) {
-                hit @ Play::Hit(..) => {
-                    String::from_utf8_lossy(hit.prepared().unwrap().body()).into_owned()
-                }
-                Play::Exhausted(_) => "exhausted".into(),
-                Play::Unreadable(e) => format!("unreadable: {e}"),
-                Play::Miss => "miss".into(),
-            })
-            .collect()
-    }
-
-    fn packed_tapes(store: &Store) -> Tapes {
-        Tapes::from_pack(Pack::of(store).unwrap().unwrap(), Sequence::RepeatLast)
-    }
-
-    #[tokio::test]
-    async fn a_pack_replays_exactly_what_the_store_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with(dir.path(), &sample()).await;
-        let eager = Tapes::new(
-            &store.load(&store.rules().unwrap()).unwrap(),
-            Sequence::RepeatLast,
-        )
-        .unwrap();
-        let lazy = packed_tapes(&store);
-        assert!(dir.path().join(PACK_FILE).is_file());
-        assert_eq!(lazy.stats(), eager.stats());
-        for (path, n) in [
-            ("/v2/images/a", 4),
-            ("/v2/images/b", 2),
-            ("/v2/images/zz", 1),
-        ] {
-            assert_eq!(plays(&lazy, path, n), plays(&eager, path, n), "{path}");
-        }
-        assert_eq!(
-            plays(&lazy, "/v2/images/a", 1),
-            vec![r#"{"status":"active"}"#]
-        );
-        // The redaction stamp travels in the index: a pack-served replay redacts incoming
-        // requests like a store-served one.
-        let mut lazy = packed_tapes(&store);
-        let mut eager = eager;
-        assert_eq!(lazy.use_redaction_key(default_key()), None);
-        assert_eq!(eager.use_redaction_key(default_key()), None);
-        assert!(lazy.redactor().is_some() && eager.redactor().is_some());
-    }
-
-    #[tokio::test]
-    async fn a_write_to_the_store_deletes_the_pack_and_an_older_one_is_out_of_date() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with(dir.path(), &sample()).await;
-        let before = Pack::of(&store).unwrap().unwrap();
-        assert_eq!(before.requests.len(), 3);
-        let path = dir.path().join(PACK_FILE);
-        let old = std::fs::read(&path).unwrap();
-        let d = || [recording("/v2/images/d", &["active"], false)];
-        store.import(&d()).await.unwrap();
-        // The first write after the pack was made deletes it (a crash could otherwise leave a
-        // store whose persisted counter still matches the pack).
-        assert!(!path.exists());
-        // A pack from before a write (put back here by hand) is refused by its counter.
-        std::fs::write(&path, &old).unwrap();
-        let why = Pack::open(&path, store.generation(), &store.rules().unwrap()).unwrap_err();
-        assert!(why.contains("the store is at #"), "{why}");
-        let tapes = packed_tapes(&store);
-        assert_eq!(tapes.len(), 4);
-        assert_eq!(
-            plays(&tapes, "/v2/images/d", 1),
-            vec![r#"{"status":"active"}"#]
-        );
-        // Other match rules make it out of date too.
-        let rules = MatchRules {
-            match_headers: vec!["accept".into()],
-            ignore_query: vec![],
-        };
-        let why = Pack::open(&path, store.generation(), &rules).unwrap_err();
-        assert!(why.contains("other match rules"), "{why}");
-        // Once rewritten, the next write deletes it again.
-        store.import(&d()).await.unwrap();
-        assert!(!path.exists());
-    }
-
-    #[tokio::test]
-    async fn a_damaged_pack_is_refused_and_rewritten_from_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with(dir.path(), &sample()).await;
-        Pack::of(&store).unwrap().unwrap();
-        let path = dir.path().join(PACK_FILE);
-        let good = std::fs::read(&path).unwrap();
-        let flipped = |at: usize| {
-            let mut bytes = good.clone();
-            bytes[at] ^= 0x20;
-            bytes
-        };
-        let damages = [
-            ("empty", Vec::new()),
-            ("truncated", good[..good.len() / 2].to_vec()),
-            ("index byte", flipped(good.len() - FOOTER_LEN as usize - 10)),
-            ("checksum", flipped(good.len() - 20)),
-            ("magic", flipped(good.len() - 1)),
-            ("offset", flipped(good.len() - FOOTER_LEN as usize + 7)),
-        ];
-        let rules = store.rules().unwrap();
-        for (what, bytes) in damages {
-            std::fs::write(&path, &bytes).unwrap();
-            assert!(
-                Pack::open(&path, store.generation(), &rules).is_err(),
-                "{what} was accepted"
-            );
-            let tapes = packed_tapes(&store);
-            assert_eq!(
-                plays(&tapes, "/v2/images/b", 1),
-                vec![r#"{"status":"active"}"#],
-                "{what}"
-            );
-            assert_eq!(std::fs::read(&path).unwrap(), good, "{what}: not rewritten");
-        }
-    }
-
-    #[tokio::test]
-    async fn an_answer_that_does_not_decode_is_an_unreadable_play_naming_the_pack() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with(dir.path(), &sample()).await;
-        let pack = Pack::of(&store).unwrap().unwrap();
-        let first = pack
-            .requests
-            .iter()
-            .find(|r| r.line.ends_with("/b"))
-            .unwrap();
-        let at = first.answers[0].offset as usize;
-        let path = dir.path().join(PACK_FILE);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[at] = b'#';
-        std::fs::write(&path, bytes).unwrap();
-        // The index is intact, so the pack opens; the damage shows when the request is played.
-        let tapes = packed_tapes(&store);
-        let got = plays(&tapes, "/v2/images/b", 1).remove(0);
-        assert!(got.starts_with("unreadable: "), "{got}");
-        assert!(got.contains(&path.display().to_string()), "{got}");
-        assert!(got.contains("does not decode"), "{got}");
-        assert_eq!(
-            plays(&tapes, "/v2/images/c", 1),
-            vec![r#"{"status":"deleted"}"#]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_pack_that_cannot_be_written_leaves_replay_to_read_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_with(dir.path(), &sample()).await;
-        // A directory where the pack goes: it can be neither read nor replaced.
-        let path = dir.path().join(PACK_FILE);
-        std::fs::create_dir(&path).unwrap();
-        std::fs::write(path.join("keep"), b"x").unwrap();
-        assert!(Pack::of(&store).unwrap().is_none());
-        assert!(path.join("keep").is_file());
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
-    }
-}

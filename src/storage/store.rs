@@ -20,8 +20,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::model::interaction::{Interaction, Recording};
+use crate::model::interaction::Interaction;
+use crate::model::recording::Recording;
 use crate::storage::journal::{COMPACT_AT, Journal};
+use crate::storage::layout::{Entry, entry_key};
 use crate::model::key::{MatchRules, RequestKey, hex};
 
 /// Version of the store layout; bumped when the key or value encoding changes.
@@ -155,7 +157,7 @@ impl Store {
     fn before_write(&self, session: &mut Session) -> Result<()> {
         self.refuse_if_poisoned(session, "writing")?;
         if !session.pack_dropped {
-            let pack = self.path.join(crate::storage::pack::PACK_FILE);
+            let pack = self.path.join(crate::storage::snapshot::PACK_FILE);
             match std::fs::remove_file(&pack) {
                 Ok(()) => {
                     // The deletion should reach the disk before any write it stands for. Some
@@ -604,23 +606,6 @@ fn recover(
     Ok((journal, recovered))
 }
 
-/// One stored answer: its sled key (request digest ++ sequence), the digest, and the JSON of one
-/// [`Interaction`].
-pub(crate) struct Entry {
-    key: sled::IVec,
-    /// The request key's digest under the store's match rules.
-    pub digest: [u8; 32],
-    /// The interaction's JSON, as stored.
-    pub value: sled::IVec,
-}
-
-fn entry_key(digest: &[u8; 32], seq: u32) -> [u8; 36] {
-    let mut key = [0u8; 36];
-    key[..32].copy_from_slice(digest);
-    key[32..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
 /// How long `open` keeps trying while the store's lock is held. A store closed a moment ago can
 /// still be locked briefly (sled's background flusher lets go of the file after the last handle
 /// is dropped, and a child process being spawned holds inherited descriptors until it execs);
@@ -822,7 +807,7 @@ mod tests {
         let a = interaction("/a", "queued");
         store.record(&key(&a), &a, true).await.unwrap();
         let made_at = store.settled_generation();
-        let pack = dir.path().join(crate::storage::pack::PACK_FILE);
+        let pack = dir.path().join(crate::storage::snapshot::PACK_FILE);
         let publish = || std::fs::write(&pack, b"pack");
         // A write lands while the pack is being made: it is not published.
         store.record(&key(&a), &a, true).await.unwrap();

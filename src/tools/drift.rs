@@ -8,7 +8,8 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use crate::tools::diff::{Change, ChangeKind, IgnoreRules, compare};
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
-use crate::model::interaction::{Interaction, Recording, body_bytes};
+use crate::model::interaction::{Interaction, body_bytes};
+use crate::model::recording::Recording;
 use crate::net::upstream::Upstream;
 
 /// Environment variable whose value is sent as `X-Auth-Token` (tokens are never recorded, and a

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::model::interaction::{Body, Recording};
+use crate::model::interaction::Body;
+use crate::model::recording::Recording;
 
 /// One line per recorded request.
 fn rows(recordings: &[Recording]) -> Vec<Value> {
