@@ -108,10 +108,15 @@ fn response_building(c: &mut Criterion) {
     assert!(linked.mentions_upstream());
     let mut group = c.benchmark_group("to_response");
     group.bench_function("seed", |b| {
-        b.iter(|| black_box(&prepared).to_response("hit", None))
+        b.iter(|| black_box(&prepared).to_response(ims_vcr::net::outcome::Outcome::Hit, None))
     });
     group.bench_function("seed_rewriting_upstream_origin", |b| {
-        b.iter(|| black_box(&linked).to_response("hit", Some("http://127.0.0.1:9696")))
+        b.iter(|| {
+            black_box(&linked).to_response(
+                ims_vcr::net::outcome::Outcome::Hit,
+                Some("http://127.0.0.1:9696"),
+            )
+        })
     });
     group.finish();
 }

@@ -59,7 +59,7 @@ fn seed_answer() -> (Bytes, HeaderMap) {
         }
     }
     headers.insert(
-        ims_vcr::replay::prepared::OUTCOME_HEADER,
+        ims_vcr::net::outcome::OUTCOME_HEADER,
         HeaderValue::from_static("hit"),
     );
     (body, headers)

@@ -157,7 +157,7 @@ struct ListenArgs {
     #[arg(long)]
     allow_remote: bool,
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = crate::proxy::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    #[arg(long, default_value_t = crate::proxy::settings::DEFAULT_MAX_BODY, value_name = "BYTES")]
     max_body: usize,
     /// Added latency: fixed:50ms, fixed:1s, recorded (as observed when recorded) or recorded*K.
     #[arg(long, value_name = "SPEC", value_parser = parse::<Latency>)]

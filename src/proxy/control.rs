@@ -3,7 +3,6 @@
 //! and sent in `x-ims-vcr-token`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -11,7 +10,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::replay::prepared::OUTCOME_HEADER;
+use crate::net::outcome::{OUTCOME_HEADER, Outcome};
 use crate::proxy::{CONTROL_PREFIX, Mode, Proxy, error_response, json_response};
 
 /// Header carrying the control token (`--control-token` / `IMS_VCR_CONTROL_TOKEN`).
@@ -41,7 +40,7 @@ pub(crate) fn handle(
         .headers
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok());
-    if !allowed(peer.ip(), presented, proxy.control_token.as_deref()) {
+    if !allowed(peer.ip(), presented, proxy.control_token()) {
         let msg =
             format!("the control API answers loopback peers only, or peers sending {TOKEN_HEADER}");
         return error_response(StatusCode::FORBIDDEN, "IMS_VCR.FORBIDDEN", &msg, json!({}));
@@ -63,7 +62,7 @@ pub(crate) fn handle(
             );
             response.headers_mut().insert(
                 OUTCOME_HEADER,
-                hyper::header::HeaderValue::from_static("control"),
+                Outcome::Control.header_value(),
             );
             response
         }
@@ -104,22 +103,20 @@ pub(crate) fn handle(
 }
 
 fn ok(body: Value) -> Response<Full<Bytes>> {
-    json_response(StatusCode::OK, &body, "control")
+    json_response(StatusCode::OK, &body, Outcome::Control)
 }
 
 fn stats(proxy: &Proxy) -> Value {
-    let requests = proxy.tapes.stats();
-    let unused = requests.iter().filter(|r| r.unused()).count();
-    let misses: u64 = proxy.misses().iter().map(|m| m.count).sum();
+    let now = proxy.snapshot();
     json!({
-        "mode": proxy.mode(),
-        "hits": proxy.metrics.total("hit"),
-        "misses": misses,
-        "recorded": proxy.stats.recorded.load(Ordering::Relaxed),
-        "upstream_errors": proxy.metrics.total("upstream-error"),
-        "faults": proxy.stats.faults.load(Ordering::Relaxed),
-        "unused": unused,
-        "requests": requests.iter().map(|r| json!({
+        "mode": now.summary.mode,
+        "hits": now.summary.hits,
+        "misses": now.summary.miss_count(),
+        "recorded": now.summary.recorded,
+        "upstream_errors": now.summary.upstream_errors,
+        "faults": now.faults,
+        "unused": now.summary.unused.len(),
+        "requests": now.requests.iter().map(|r| json!({
             "request": r.request, "key": r.key, "answers": r.answers, "played": r.played,
             "recorded": r.recorded,
         })).collect::<Vec<_>>(),

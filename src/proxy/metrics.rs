@@ -3,6 +3,7 @@
 //! histograms for replayed answers and upstream exchanges. Lock-free: atomics only.
 
 use std::fmt::Write as _;
+use crate::net::outcome::Outcome;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,18 +19,6 @@ const ROUTES: [&str; 10] = [
     "/v2/images/{image_id}/members",
     "/v2/images/{image_id}/tags/{tag}",
     "other",
-];
-
-/// Outcomes as in the `x-ims-vcr` header.
-const OUTCOMES: [&str; 8] = [
-    "hit",
-    "miss",
-    "recorded",
-    "forwarded",
-    "upstream-error",
-    "fault",
-    "error",
-    "control",
 ];
 
 /// Histogram bucket upper bounds, in seconds.
@@ -117,7 +106,7 @@ impl Histogram {
 /// All counters of one proxy.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [[AtomicU64; OUTCOMES.len()]; ROUTES.len()],
+    requests: [[AtomicU64; Outcome::ALL.len()]; ROUTES.len()],
     redactions: AtomicU64,
     replay: Histogram,
     upstream: Histogram,
@@ -125,13 +114,10 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts an answered request; `elapsed` feeds the replay histogram for hits.
-    pub fn request(&self, path: &str, outcome: &str, elapsed: Duration) {
-        let Some(o) = OUTCOMES.iter().position(|x| *x == outcome) else {
-            return;
-        };
+    pub fn request(&self, path: &str, outcome: Outcome, elapsed: Duration) {
         let r = route_index(path);
-        self.requests[r][o].fetch_add(1, Ordering::Relaxed);
-        if outcome == "hit" {
+        self.requests[r][outcome.index()].fetch_add(1, Ordering::Relaxed);
+        if outcome == Outcome::Hit {
             self.replay.observe(elapsed);
         }
     }
@@ -147,11 +133,8 @@ impl Metrics {
     }
 
     /// Requests answered with `outcome` (an `x-ims-vcr` value), all routes.
-    pub fn total(&self, outcome: &str) -> u64 {
-        let o = OUTCOMES
-            .iter()
-            .position(|x| *x == outcome)
-            .expect("a known outcome");
+    pub fn total(&self, outcome: Outcome) -> u64 {
+        let o = outcome.index();
         self.requests
             .iter()
             .map(|row| row[o].load(Ordering::Relaxed))
@@ -166,7 +149,7 @@ impl Metrics {
         );
         out.push_str("# TYPE ims_vcr_requests_total counter\n");
         for (route, row) in ROUTES.iter().zip(&self.requests) {
-            for (outcome, count) in OUTCOMES.iter().zip(row) {
+            for (outcome, count) in Outcome::ALL.iter().zip(row) {
                 let n = count.load(Ordering::Relaxed);
                 if n > 0 {
                     let _ = writeln!(
@@ -180,22 +163,22 @@ impl Metrics {
             (
                 "ims_vcr_hits_total",
                 "Requests answered from a recording.",
-                self.total("hit"),
+                self.total(Outcome::Hit),
             ),
             (
                 "ims_vcr_misses_total",
                 "Requests with no recording (answered 599).",
-                self.total("miss"),
+                self.total(Outcome::Miss),
             ),
             (
                 "ims_vcr_recorded_total",
                 "Answers forwarded and recorded.",
-                self.total("recorded"),
+                self.total(Outcome::Recorded),
             ),
             (
                 "ims_vcr_upstream_errors_total",
                 "Upstream exchanges that failed (answered 502).",
-                self.total("upstream-error"),
+                self.total(Outcome::UpstreamError),
             ),
             (
                 "ims_vcr_redactions_total",
@@ -308,9 +291,9 @@ mod tests {
     #[test]
     fn histograms_are_cumulative() {
         let metrics = Metrics::default();
-        metrics.request("/v2/images/a", "hit", Duration::from_micros(200));
-        metrics.request("/v2/images/b", "hit", Duration::from_millis(30));
-        metrics.request("/v2/images/c", "miss", Duration::from_millis(1));
+        metrics.request("/v2/images/a", Outcome::Hit, Duration::from_micros(200));
+        metrics.request("/v2/images/b", Outcome::Hit, Duration::from_millis(30));
+        metrics.request("/v2/images/c", Outcome::Miss, Duration::from_millis(1));
         let text = metrics.render();
         assert!(
             text.contains(

@@ -5,13 +5,15 @@
 pub mod control;
 pub mod metrics;
 pub mod realism;
+pub mod settings;
+pub mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -28,8 +30,10 @@ use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResp
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
 use crate::proxy::metrics::Metrics;
-use crate::replay::prepared::{OUTCOME_HEADER, Prepared};
-use crate::proxy::realism::{FaultKind, Realism};
+use crate::net::outcome::{OUTCOME_HEADER, Outcome};
+use crate::replay::prepared::Prepared;
+use crate::proxy::realism::FaultKind;
+use crate::proxy::settings::Settings;
 use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
@@ -39,8 +43,6 @@ use crate::net::upstream::Upstream;
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can
 /// take it for a recorded answer; the `x-ims-vcr: miss` header and the JSON body say the rest.
 pub const MISS_STATUS: u16 = 599;
-/// Default cap on a client request body (`--max-body`).
-pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
 /// Requests under this path prefix go to the control API: never forwarded, never recorded.
 pub const CONTROL_PREFIX: &str = "/__ims-vcr/";
 
@@ -147,7 +149,7 @@ impl Failure {
             error_response(self.status, self.code, &self.message, self.details.clone());
         response
             .headers_mut()
-            .insert(OUTCOME_HEADER, HeaderValue::from_static("upstream-error"));
+            .insert(OUTCOME_HEADER, Outcome::UpstreamError.header_value());
         response
     }
 }
@@ -161,18 +163,10 @@ pub(crate) struct Proxy {
     pub(crate) tapes: Tapes,
     /// Present when started in a forwarding mode, so replay cannot reach an upstream by mistake.
     pub(crate) recorder: Option<Recorder>,
-    pub(crate) max_body: usize,
-    /// How long a client may take to send a request body (`--header-read-timeout`): hyper bounds
-    /// only the head, so without this a client announcing more bytes than it sends holds its
-    /// connection and a task forever.
-    pub(crate) body_read_timeout: Duration,
     pub(crate) stats: Stats,
     pub(crate) metrics: Metrics,
-    pub(crate) realism: Realism,
-    /// Token that lets non-loopback peers use the control API.
-    pub(crate) control_token: Option<String>,
-    /// `http`, or `https` when the listener serves TLS: the scheme of the proxy's own URLs.
-    pub(crate) scheme: &'static str,
+    /// Limits, realism and the control token, fixed at start-up.
+    settings: Settings,
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
     /// insert or remove an entry, never across an await.
     inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Forwarded>>>>,
@@ -196,21 +190,23 @@ impl Proxy {
         rules: MatchRules,
         tapes: Tapes,
         recorder: Option<Recorder>,
+        settings: Settings,
     ) -> Proxy {
         Proxy {
             mode: AtomicU8::new(mode as u8),
             rules,
             tapes,
             recorder,
-            max_body: DEFAULT_MAX_BODY,
-            body_read_timeout: crate::server::DEFAULT_HEADER_READ_TIMEOUT,
             stats: Stats::default(),
             metrics: Metrics::default(),
-            realism: Realism::default(),
-            control_token: None,
-            scheme: "http",
+            settings,
             inflight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The token that lets non-loopback peers use the control API, if one is set.
+    pub(crate) fn control_token(&self) -> Option<&str> {
+        self.settings.control_token.as_deref()
     }
 
     /// The current mode.
@@ -261,7 +257,7 @@ impl Proxy {
                 &msg,
                 json!({}),
             );
-            return Ok(self.log(&parts, started, response, "error"));
+            return Ok(self.log(&parts, started, response, Outcome::Error));
         }
         // Most requests (every GET) have no body: no timer, no collection.
         let body = if hyper::body::Body::is_end_stream(&body) {
@@ -269,14 +265,14 @@ impl Proxy {
         } else {
             match Box::pin(self.read_body(body)).await {
                 Ok(body) => body,
-                Err(response) => return Ok(self.log(&parts, started, response, "error")),
+                Err(response) => return Ok(self.log(&parts, started, response, Outcome::Error)),
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
-            return Ok(self.log(&parts, started, response, "control"));
+            return Ok(self.log(&parts, started, response, Outcome::Control));
         }
-        match self.realism.next_fault() {
+        match self.settings.realism.next_fault() {
             Some(FaultKind::Reset) => {
                 self.stats.faults.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(method = %parts.method, path = parts.uri.path(), "fault injected: connection reset");
@@ -293,8 +289,8 @@ impl Proxy {
                 );
                 response
                     .headers_mut()
-                    .insert(OUTCOME_HEADER, HeaderValue::from_static("fault"));
-                return Ok(self.log(&parts, started, response, "fault"));
+                    .insert(OUTCOME_HEADER, Outcome::Fault.header_value());
+                return Ok(self.log(&parts, started, response, Outcome::Fault));
             }
             None => {}
         }
@@ -305,13 +301,13 @@ impl Proxy {
     /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413).
     async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
         let collected = tokio::time::timeout(
-            self.body_read_timeout,
-            Limited::new(body, self.max_body).collect(),
+            self.settings.body_read_timeout,
+            Limited::new(body, self.settings.max_body).collect(),
         );
         let Ok(collected) = collected.await else {
             let msg = format!(
                 "the request body did not arrive within {} s (--header-read-timeout)",
-                self.body_read_timeout.as_secs_f64()
+                self.settings.body_read_timeout.as_secs_f64()
             );
             return Err(error_response(
                 StatusCode::REQUEST_TIMEOUT,
@@ -326,7 +322,7 @@ impl Proxy {
             {
                 let msg = format!(
                     "request body is larger than {} bytes (--max-body)",
-                    self.max_body
+                    self.settings.max_body
                 );
                 error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -351,7 +347,7 @@ impl Proxy {
         parts: &Parts,
         started: Instant,
         response: Response<Full<Bytes>>,
-        outcome: &str,
+        outcome: Outcome,
     ) -> Response<Full<Bytes>> {
         self.metrics
             .request(parts.uri.path(), outcome, started.elapsed());
@@ -360,14 +356,14 @@ impl Proxy {
             method = %parts.method,
             path = parts.uri.path(),
             status = response.status().as_u16(),
-            outcome,
+            outcome = outcome.as_str(),
             ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
             "request"
         );
         response
     }
 
-    async fn answer(&self, parts: &Parts, body: Bytes) -> (Response<Full<Bytes>>, &'static str) {
+    async fn answer(&self, parts: &Parts, body: Bytes) -> (Response<Full<Bytes>>, Outcome) {
         let key = RequestKey::new(
             &self.rules,
             parts.method.as_str(),
@@ -393,7 +389,7 @@ impl Proxy {
                 // One lookup: it advances the request's playback cursor.
                 let played = self.lookup(parts, &body, &key);
                 match played.prepared() {
-                    Some(prepared) => (self.hit(parts, prepared).await, "hit"),
+                    Some(prepared) => (self.hit(parts, prepared).await, Outcome::Hit),
                     // Boxed, as below: forwarding futures are large, and every request's future
                     // (replay too) would otherwise be sized, and copied, for them.
                     None => Box::pin(self.single_flight(recorder, parts, body, &key)).await,
@@ -402,13 +398,13 @@ impl Proxy {
             _ => match Box::pin(self.forward(recorder, parts, body, &key, mode)).await {
                 Ok(prepared) => {
                     let outcome = if mode == Mode::Record {
-                        "recorded"
+                        Outcome::Recorded
                     } else {
-                        "forwarded"
+                        Outcome::Forwarded
                     };
                     (self.serve(&prepared, parts, outcome), outcome)
                 }
-                Err(failure) => (failure.to_response(), "upstream-error"),
+                Err(failure) => (failure.to_response(), Outcome::UpstreamError),
             },
         }
     }
@@ -436,7 +432,7 @@ impl Proxy {
         parts: &Parts,
         body: &[u8],
         key: &RequestKey,
-    ) -> (Response<Full<Bytes>>, &'static str) {
+    ) -> (Response<Full<Bytes>>, Outcome) {
         let played = self.lookup(parts, body, key);
         if let Play::Unreadable(why) = &played {
             tracing::error!(request = key.request_line(), "{why}");
@@ -446,25 +442,25 @@ impl Proxy {
                 why,
                 json!({"request": key.request_line()}),
             );
-            return (response, "error");
+            return (response, Outcome::Error);
         }
         match played.prepared() {
-            Some(prepared) => (self.hit(parts, prepared).await, "hit"),
+            Some(prepared) => (self.hit(parts, prepared).await, Outcome::Hit),
             None => (
                 self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
-                "miss",
+                Outcome::Miss,
             ),
         }
     }
 
     /// Serves a recorded answer, after the configured latency.
     async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
-        let delay = self.realism.delay(prepared.latency());
+        let delay = self.settings.realism.delay(prepared.latency());
         if !delay.is_zero() {
             // Boxed: a `Sleep` in every request's future would be copied with it.
             Box::pin(tokio::time::sleep(delay)).await;
         }
-        self.serve(prepared, parts, "hit")
+        self.serve(prepared, parts, Outcome::Hit)
     }
 
     fn miss(
@@ -520,7 +516,7 @@ impl Proxy {
         let mut response = error_response(status, "IMS_VCR.MISS", &msg, details);
         response
             .headers_mut()
-            .insert(OUTCOME_HEADER, HeaderValue::from_static("miss"));
+            .insert(OUTCOME_HEADER, Outcome::Miss.header_value());
         response
     }
 
@@ -532,7 +528,7 @@ impl Proxy {
         parts: &Parts,
         body: Bytes,
         key: &RequestKey,
-    ) -> (Response<Full<Bytes>>, &'static str) {
+    ) -> (Response<Full<Bytes>>, Outcome) {
         let cell = {
             let mut inflight = self
                 .inflight
@@ -554,9 +550,9 @@ impl Proxy {
                 .remove(key.digest());
         }
         match forwarded {
-            Ok(prepared) if leader => (self.serve(prepared, parts, "recorded"), "recorded"),
-            Ok(prepared) => (self.serve(prepared, parts, "hit"), "hit"),
-            Err(failure) => (failure.to_response(), "upstream-error"),
+            Ok(prepared) if leader => (self.serve(prepared, parts, Outcome::Recorded), Outcome::Recorded),
+            Ok(prepared) => (self.serve(prepared, parts, Outcome::Hit), Outcome::Hit),
+            Err(failure) => (failure.to_response(), Outcome::UpstreamError),
         }
     }
 
@@ -676,12 +672,12 @@ impl Proxy {
         &self,
         prepared: &Prepared,
         parts: &Parts,
-        outcome: &'static str,
+        outcome: Outcome,
     ) -> Response<Full<Bytes>> {
         if !prepared.mentions_upstream() {
             return prepared.to_response(outcome, None);
         }
-        let origin = proxy_authority(parts).map(|a| format!("{}://{a}", self.scheme));
+        let origin = proxy_authority(parts).map(|a| format!("{}://{a}", self.settings.scheme));
         prepared.to_response(outcome, origin.as_deref())
     }
 
@@ -762,19 +758,19 @@ pub(crate) fn error_response(
         "error": { "code": code, "message": message },
         "ims_vcr": details,
     });
-    json_response(status, &body, "error")
+    json_response(status, &body, Outcome::Error)
 }
 
 /// A JSON answer marked with `outcome`.
 pub(crate) fn json_response(
     status: StatusCode,
     body: &Value,
-    outcome: &'static str,
+    outcome: Outcome,
 ) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(OUTCOME_HEADER, HeaderValue::from_static(outcome));
+    headers.insert(OUTCOME_HEADER, outcome.header_value());
     response
 }

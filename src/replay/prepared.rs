@@ -7,16 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::model::interaction::{RecordedResponse, body_bytes};
-
-/// Header on every answer the proxy gives, saying where it came from: `hit` (replayed),
-/// `recorded` (live, and stored), `forwarded` (live, passthrough), `miss`, `upstream-error`,
-/// `fault` (injected), `control` (control API), `error` (the proxy refused the request).
-pub const OUTCOME_HEADER: &str = "x-ims-vcr";
-/// [`OUTCOME_HEADER`] parsed at compile time: [`Prepared::to_response`] runs on every replayed
-/// request, and inserting by `&str` validates the name again each time.
-const OUTCOME_HEADER_NAME: HeaderName = HeaderName::from_static(OUTCOME_HEADER);
-/// The outcome of a replayed answer.
-const HIT: &str = "hit";
+use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
 
 /// A response prepared once and served by cheap clones (the body is reference-counted).
 #[derive(Clone, Debug)]
@@ -57,7 +48,7 @@ impl Prepared {
         headers.remove(hyper::header::TRANSFER_ENCODING);
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
-        headers.insert(OUTCOME_HEADER_NAME, HeaderValue::from_static(HIT));
+        headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());
         let mentions = |origin: &str| {
             let escaped = origin.replace('/', "\\/");
             let needles = [origin.as_bytes(), escaped.as_bytes()];
@@ -103,7 +94,7 @@ impl Prepared {
     /// is not changed.
     pub fn to_response(
         &self,
-        outcome: &'static str,
+        outcome: Outcome,
         proxy_origin: Option<&str>,
     ) -> Response<Full<Bytes>> {
         let (body, headers) = match (&self.upstream_origin, proxy_origin) {
@@ -115,10 +106,10 @@ impl Prepared {
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         *response.headers_mut() = headers;
-        if outcome != HIT {
+        if outcome != Outcome::Hit {
             response
                 .headers_mut()
-                .insert(OUTCOME_HEADER_NAME, HeaderValue::from_static(outcome));
+                .insert(OUTCOME_HEADER_NAME, outcome.header_value());
         }
         response
     }
@@ -189,10 +180,10 @@ mod tests {
         };
         let response = Prepared::from_recorded(&recorded)
             .unwrap()
-            .to_response("hit", None);
+            .to_response(Outcome::Hit, None);
         assert!(response.headers().get("transfer-encoding").is_none());
         assert!(response.headers().get("content-length").is_none());
-        assert_eq!(response.headers()[OUTCOME_HEADER], "hit");
+        assert_eq!(response.headers()[crate::net::outcome::OUTCOME_HEADER], "hit");
     }
 
     #[test]
@@ -209,7 +200,7 @@ mod tests {
         };
         let prepared = Prepared::from_recorded(&response).unwrap();
         assert!(prepared.mentions_upstream());
-        let served = prepared.to_response("hit", Some("http://127.0.0.1:9"));
+        let served = prepared.to_response(Outcome::Hit, Some("http://127.0.0.1:9"));
         assert_eq!(
             served.headers()["location"],
             "http://127.0.0.1:9/v2/images/x"

@@ -22,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::net::head_timeout::{HeadTimeout, Progress};
 use crate::model::key::MatchRules;
 use crate::secrets::leak::Needle;
-use crate::proxy::{DEFAULT_MAX_BODY, Miss, Mode, Proxy, Recorder};
+use crate::proxy::telemetry::Summary;
+use crate::proxy::settings::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY, Settings};
+use crate::proxy::{Mode, Proxy, Recorder};
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::proxy::realism::{Fault, Latency, Realism};
 use crate::secrets::redact::{RedactionPolicy, Redactor};
@@ -31,9 +33,6 @@ use crate::replay::tape::Sequence;
 use crate::replay::tape::Tapes;
 use crate::net::upstream::{Upstream, UpstreamConfig};
 
-/// Default for how long a client may take to send its request head before the connection is
-/// closed (also the bound on the TLS handshake, a request body and idle keep-alive connections).
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted (request line and headers); hyper answers 431 past it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long shutdown waits for in-flight requests before closing their connections.
@@ -200,9 +199,7 @@ impl ProxyServerBuilder {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let mut proxy = self.assemble().await?;
-        proxy.scheme = scheme;
-        proxy.body_read_timeout = self.header_read_timeout;
+        let proxy = self.assemble(scheme).await?;
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -230,7 +227,7 @@ impl ProxyServerBuilder {
             .unwrap_or_else(|| PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0)
     }
 
-    async fn assemble(&self) -> Result<Proxy> {
+    async fn assemble(&self, scheme: &'static str) -> Result<Proxy> {
         let (mut tapes, recorder, rules) = match self.mode {
             Mode::Replay => match &self.source {
                 // The store is opened only to check (or write) its replay pack, then closed, so
@@ -271,11 +268,14 @@ impl ProxyServerBuilder {
             tracing::warn!("{warning}");
         }
         tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), source = ?self.source, "recordings loaded");
-        let mut proxy = Proxy::new(self.mode, rules, tapes, recorder);
-        proxy.max_body = self.max_body;
-        proxy.realism = Realism::new(self.latency, self.faults.clone(), self.seed);
-        proxy.control_token = self.control_token.clone();
-        Ok(proxy)
+        let settings = Settings {
+            max_body: self.max_body,
+            body_read_timeout: self.header_read_timeout,
+            realism: Realism::new(self.latency, self.faults.clone(), self.seed),
+            control_token: self.control_token.clone(),
+            scheme,
+        };
+        Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
     }
 
     /// The store's recordings, through its replay pack (written first if out of date), or read
@@ -310,59 +310,6 @@ impl ProxyServerBuilder {
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
         })
-    }
-}
-
-/// What a server did, returned by [`ProxyServer::shutdown`]: the CI verdict material.
-#[derive(Clone, Debug, Default)]
-pub struct Summary {
-    /// Mode at shutdown.
-    pub mode: Option<Mode>,
-    /// Requests answered from recordings.
-    pub hits: u64,
-    /// Requests without a recording (with their nearest recordings and diff).
-    pub misses: Vec<Miss>,
-    /// Recorded requests never asked for.
-    pub unused: Vec<String>,
-    /// Answers recorded.
-    pub recorded: u64,
-    /// Requests answered 502 because the upstream failed.
-    pub upstream_errors: u64,
-}
-
-impl Summary {
-    /// Total misses (a request missed twice counts twice).
-    pub fn miss_count(&self) -> u64 {
-        self.misses.iter().map(|m| m.count).sum()
-    }
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "ims-vcr summary: {} hits, {} misses, {} recorded, {} upstream errors, {} unused recordings",
-            self.hits,
-            self.miss_count(),
-            self.recorded,
-            self.upstream_errors,
-            self.unused.len()
-        )?;
-        for miss in &self.misses {
-            writeln!(
-                f,
-                "  miss ({}x): {}",
-                miss.count,
-                miss.request.replace('\n', " | ")
-            )?;
-            for near in &miss.nearest {
-                writeln!(f, "      nearest: {near}")?;
-            }
-        }
-        for unused in &self.unused {
-            writeln!(f, "  unused: {unused}")?;
-        }
-        Ok(())
     }
 }
 
@@ -476,24 +423,7 @@ async fn serve(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let unused = proxy
-        .tapes
-        .stats()
-        .into_iter()
-        .filter(|t| t.unused())
-        .map(|t| t.request)
-        .collect();
-    Ok(Summary {
-        mode: Some(proxy.mode()),
-        hits: proxy.metrics.total("hit"),
-        misses: proxy.misses(),
-        unused,
-        recorded: proxy
-            .stats
-            .recorded
-            .load(std::sync::atomic::Ordering::Relaxed),
-        upstream_errors: proxy.metrics.total("upstream-error"),
-    })
+    Ok(proxy.summary())
 }
 
 /// Which HTTP a connection speaks.
