@@ -3,10 +3,15 @@
 //! becomes an HTTP answer.
 
 pub mod control;
+mod playback;
+mod record;
 pub mod metrics;
 pub mod realism;
 pub mod settings;
 pub mod telemetry;
+
+pub(crate) use record::Recorder;
+use record::Forwarded;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -97,17 +102,6 @@ impl FromStr for Mode {
     }
 }
 
-/// Forwarding state: where answers come from and where they go.
-pub(crate) struct Recorder {
-    pub(crate) upstream: Upstream,
-    /// `None` when started in passthrough mode (no store is opened, nothing can be recorded).
-    pub(crate) store: Option<Arc<Store>>,
-    /// Redaction applied before storing (`--redact`), if any.
-    pub(crate) redactor: Option<Redactor>,
-    /// Secrets the leak gate always looks for: the proxy's own AK/SK and security token.
-    pub(crate) secrets: Vec<Needle>,
-}
-
 /// A request that missed, for `misses`, the summary and `--fail-on-miss`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Miss {
@@ -129,29 +123,6 @@ pub(crate) struct Stats {
     pub(crate) faults: AtomicU64,
     /// Keyed by canonical request; only touched on a miss.
     pub(crate) misses: Mutex<BTreeMap<String, Miss>>,
-}
-
-/// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
-type Forwarded = Result<Prepared, Failure>;
-
-/// A forwarding failure, kept as data so single-flight waiters can each render it.
-#[derive(Clone, Debug)]
-pub(crate) struct Failure {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    details: Value,
-}
-
-impl Failure {
-    fn to_response(&self) -> Response<Full<Bytes>> {
-        let mut response =
-            error_response(self.status, self.code, &self.message, self.details.clone());
-        response
-            .headers_mut()
-            .insert(OUTCOME_HEADER, Outcome::UpstreamError.header_value());
-        response
-    }
 }
 
 /// Everything a connection task needs to answer requests.
@@ -409,264 +380,6 @@ impl Proxy {
         }
     }
 
-    /// The tape lookup: the request as sent, then (for redacted recordings) as it would have
-    /// been stored, so clients sending real values match recordings holding pseudonyms.
-    fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey) -> Play {
-        match self.tapes.play(key) {
-            Play::Miss => {
-                let Some(redactor) = self.tapes.redactor() else {
-                    return Play::Miss;
-                };
-                let redacted = redactor.redact_request(&recorded_request(parts, body));
-                match RequestKey::of_recorded(&self.rules, &redacted) {
-                    Ok(k) if k != *key => self.tapes.play(&k),
-                    _ => Play::Miss,
-                }
-            }
-            other => other,
-        }
-    }
-
-    async fn replay(
-        &self,
-        parts: &Parts,
-        body: &[u8],
-        key: &RequestKey,
-    ) -> (Response<Full<Bytes>>, Outcome) {
-        let played = self.lookup(parts, body, key);
-        if let Play::Unreadable(why) = &played {
-            tracing::error!(request = key.request_line(), "{why}");
-            let response = error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "IMS_VCR.UNREADABLE",
-                why,
-                json!({"request": key.request_line()}),
-            );
-            return (response, Outcome::Error);
-        }
-        match played.prepared() {
-            Some(prepared) => (self.hit(parts, prepared).await, Outcome::Hit),
-            None => (
-                self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
-                Outcome::Miss,
-            ),
-        }
-    }
-
-    /// Serves a recorded answer, after the configured latency.
-    async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
-        let delay = self.settings.realism.delay(prepared.latency());
-        if !delay.is_zero() {
-            // Boxed: a `Sleep` in every request's future would be copied with it.
-            Box::pin(tokio::time::sleep(delay)).await;
-        }
-        self.serve(prepared, parts, Outcome::Hit)
-    }
-
-    fn miss(
-        &self,
-        parts: &Parts,
-        body: &[u8],
-        key: &RequestKey,
-        exhausted: bool,
-    ) -> Response<Full<Bytes>> {
-        let nearest = self.tapes.nearest(key, 3);
-        let lines: Vec<String> = nearest.iter().map(|t| t.line().to_owned()).collect();
-        let differences = nearest
-            .first()
-            .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
-            .unwrap_or_default();
-        tracing::warn!(request = key.request_line(), nearest = ?lines, "replay miss: no recording matches");
-        let entry = {
-            let mut misses = self
-                .stats
-                .misses
-                .lock()
-                .expect("no code panics while holding the misses lock");
-            let miss = misses
-                .entry(key.canonical().to_owned())
-                .or_insert_with(|| Miss {
-                    request: key.canonical().to_owned(),
-                    count: 0,
-                    nearest: lines.clone(),
-                    diff: differences.clone(),
-                });
-            miss.count += 1;
-            miss.count
-        };
-        let msg = if exhausted {
-            format!(
-                "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",
-                key.request_line()
-            )
-        } else {
-            format!(
-                "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
-                key.request_line()
-            )
-        };
-        let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
-        let details = json!({
-            "request": key.canonical(),
-            "reason": if exhausted { "sequence-exhausted" } else { "not-recorded" },
-            "nearest": lines,
-            "diff": differences,
-            "count": entry,
-        });
-        let mut response = error_response(status, "IMS_VCR.MISS", &msg, details);
-        response
-            .headers_mut()
-            .insert(OUTCOME_HEADER, Outcome::Miss.header_value());
-        response
-    }
-
-    /// Auto-mode miss: the first of N concurrent identical misses forwards and records; the
-    /// others wait for and serve its answer.
-    async fn single_flight(
-        &self,
-        recorder: &Recorder,
-        parts: &Parts,
-        body: Bytes,
-        key: &RequestKey,
-    ) -> (Response<Full<Bytes>>, Outcome) {
-        let cell = {
-            let mut inflight = self
-                .inflight
-                .lock()
-                .expect("no code panics while holding the inflight lock");
-            inflight.entry(*key.digest()).or_default().clone()
-        };
-        let mut leader = false;
-        let forwarded = cell
-            .get_or_init(|| {
-                leader = true;
-                self.forward(recorder, parts, body, key, Mode::Auto)
-            })
-            .await;
-        if leader {
-            self.inflight
-                .lock()
-                .expect("no code panics while holding the inflight lock")
-                .remove(key.digest());
-        }
-        match forwarded {
-            Ok(prepared) if leader => (self.serve(prepared, parts, Outcome::Recorded), Outcome::Recorded),
-            Ok(prepared) => (self.serve(prepared, parts, Outcome::Hit), Outcome::Hit),
-            Err(failure) => (failure.to_response(), Outcome::UpstreamError),
-        }
-    }
-
-    /// Forwards one request; in record and auto modes stores the answer and adds it to the
-    /// tapes. Returns what to serve, or the 502 to send.
-    async fn forward(
-        &self,
-        recorder: &Recorder,
-        parts: &Parts,
-        body: Bytes,
-        key: &RequestKey,
-        mode: Mode,
-    ) -> Forwarded {
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let live = match recorder
-            .upstream
-            .forward(&parts.method, path_and_query, &parts.headers, body.clone())
-            .await
-        {
-            Ok(live) => {
-                self.metrics.upstream(live.latency);
-                live
-            }
-            Err(e) => {
-                tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
-                return Err(Failure {
-                    status: StatusCode::BAD_GATEWAY,
-                    code: "IMS_VCR.UPSTREAM",
-                    message: e.to_string(),
-                    details: json!({ "kind": e.kind() }),
-                });
-            }
-        };
-        let interaction = Interaction {
-            request: recorded_request(parts, &body),
-            response: RecordedResponse {
-                status: live.status.as_u16(),
-                headers: to_pairs(&live.headers, |n| !is_credential(n)),
-                body: Body::from_bytes(&live.body),
-                recorded_at: now_rfc3339(),
-                latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
-                upstream: recorder.upstream.origin().to_owned(),
-            },
-            redaction: None,
-        };
-        // Serve exactly what replay will serve, built by the same code (but unredacted: the
-        // client recording now gets the live values).
-        // `Body::from_bytes` stands for exactly these bytes, so they need no encoding again.
-        let prepared =
-            Prepared::with_body(&interaction.response, live.body.clone()).map_err(|e| Failure {
-                status: StatusCode::BAD_GATEWAY,
-                code: "IMS_VCR.UPSTREAM",
-                message: format!("upstream answer cannot be replayed: {e}"),
-                details: json!({ "kind": "invalid-answer" }),
-            })?;
-        if mode.stores()
-            && let Some(store) = &recorder.store
-        {
-            let replace = mode == Mode::Record;
-            if let Some((stored_key, seq)) = self
-                .persist(recorder, store, parts, &interaction, replace)
-                .await
-            {
-                self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-                // Looked up by the request as sent; read back from where the store keeps it
-                // (another key when redaction changed the request).
-                self.tapes.record_stored(key, &stored_key, store, seq);
-            }
-        }
-        Ok(prepared)
-    }
-
-    /// Redacts (when configured), runs the leak gate, and stores. Returns the key the answer was
-    /// stored under and its position among that request's answers, or `None` when it was not
-    /// stored. A failure here never changes the client's answer: it is logged as an error
-    /// naming what was refused and why.
-    async fn persist(
-        &self,
-        recorder: &Recorder,
-        store: &Store,
-        parts: &Parts,
-        interaction: &Interaction,
-        replace: bool,
-    ) -> Option<(RequestKey, u32)> {
-        let line = format!(
-            "{} {}",
-            interaction.request.method, interaction.request.path
-        );
-        let mut needles = credential_needles(&parts.headers);
-        needles.extend(recorder.secrets.iter().cloned());
-        let gate = Gate::new(recorder.redactor.as_ref(), &self.rules);
-        let passed = match gate.pass(interaction, needles) {
-            Ok(passed) => passed,
-            Err(refusal) => {
-                tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded");
-                return None;
-            }
-        };
-        if passed.redacted {
-            self.metrics.redaction();
-        }
-        let result = store
-            .record(&passed.key, &passed.interaction, replace)
-            .await
-            .map(|seq| (passed.key, seq));
-        match result {
-            Ok(stored) => Some(stored),
-            Err(e) => {
-                tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-                None
-            }
-        }
-    }
-
     /// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
     fn serve(
         &self,
@@ -681,35 +394,6 @@ impl Proxy {
         prepared.to_response(outcome, origin.as_deref())
     }
 
-    /// Misses recorded so far, by canonical request.
-    pub(crate) fn misses(&self) -> Vec<Miss> {
-        self.stats
-            .misses
-            .lock()
-            .expect("no code panics while holding the misses lock")
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Flushes the store at the end of a session, then brings its replay pack up to date, so
-    /// the replays that follow start without reading the store. A pack that cannot be written
-    /// only costs the next replay a slower start, so that failure is logged, not returned.
-    pub(crate) async fn flush(&self) -> crate::Result<()> {
-        let Some(store) = self.recorder.as_ref().and_then(|r| r.store.clone()) else {
-            return Ok(());
-        };
-        store.flush().await?;
-        let packed = tokio::task::spawn_blocking(move || store.replay_pack()).await;
-        let failed = match packed {
-            Ok(packed) => packed.err().map(|e| e.to_string()),
-            Err(task) => Some(task.to_string()),
-        };
-        if let Some(error) = failed {
-            tracing::warn!(%error, "cannot update the replay pack");
-        }
-        Ok(())
-    }
 }
 
 /// The stored form of a live request: credentials, volatile and hop-by-hop headers left out.

@@ -1,5 +1,8 @@
 //! The sled layout of a store: one tree entry per answer, keyed by request digest and sequence
-//! number, valued by the interaction's JSON.
+//! number, valued by the interaction's JSON; the write counter in the `meta` tree.
+
+/// Key in `meta` of the write counter: big-endian u64, bumped with every write.
+pub const GENERATION_KEY: &str = "generation";
 
 /// One stored answer: its sled key (request digest ++ sequence), the digest, and the JSON of one
 /// [`Interaction`].

@@ -1,5 +1,6 @@
 //! Storage: the sled-backed store facade, its write-ahead journal, and the replay pack codec.
 
+pub mod durability;
 pub mod journal;
 pub mod layout;
 pub mod pack;

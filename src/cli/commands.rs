@@ -1,0 +1,271 @@
+//! The offline commands (`export`, `import`, `verify`, `drift`): flags into library calls, with
+//! progress bars and the printed reports.
+
+use super::*;
+
+pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
+    let out = args
+        .out
+        .or_else(|| config.cassettes.clone())
+        .ok_or_else(|| {
+            Error::Config("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
+        })?;
+    let store_dir = store_path(args.store.store, config);
+    let store = Store::open(existing(&store_dir, "--store")?)?;
+    let rules = store.rules()?;
+    let mut recordings = store.load(&rules)?;
+    drop(store);
+    if let Some(policy) = args.redact.policy(config) {
+        let redactor = Redactor::new(policy, redaction_key());
+        recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
+    }
+    if args.format == "har" {
+        let har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
+            .expect("a HAR document serialises");
+        cassette::write_atomically(&out, &har)?;
+        eprintln!(
+            "exported {} requests to {} (HAR 1.2)",
+            recordings.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    let progress = progress_bar(recordings.len(), "exporting");
+    let summary = cassette::write_dir_with_progress(&out, &recordings, &rules, &progress)?;
+    progress.finish_and_clear();
+    let removed = if summary.removed > 0 {
+        format!(", removed {} stale cassettes", summary.removed)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "exported {} requests ({} answers) to {}{removed}",
+        summary.files,
+        summary.answers,
+        out.display()
+    );
+    Ok(())
+}
+
+pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
+    // Every file is validated (and redacted, and leak-checked) before the store is written.
+    let redactor = args
+        .redact
+        .policy(config)
+        .map(|p| Redactor::new(p, redaction_key()));
+    let har = match args.dir.is_file() {
+        true => Some(std::fs::read(&args.dir).map_err(|e| Error::io(&args.dir, e))?),
+        false => None,
+    };
+    let (recordings, rules) = if let Some(bytes) = &har {
+        let rules = MatchRules::default();
+        (
+            crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
+            rules,
+        )
+    } else {
+        let dir = existing(&args.dir, "import PATH")?;
+        let progress = progress_bar(0, "validating");
+        let (recordings, rules) = cassette::read_dir_with_progress(dir, &progress)?;
+        progress.finish_and_clear();
+        match &redactor {
+            Some(redactor) => (
+                cassette::redact_recordings(&recordings, redactor, &rules)?,
+                rules,
+            ),
+            None => (recordings, rules),
+        }
+    };
+    let store_dir = store_path(args.store.store, config);
+    let store = Store::open(&store_dir)?;
+    let (recordings, rules) = match &har {
+        // A HAR carries no match rules: once it validated, key it with the store's own rules.
+        Some(bytes) => {
+            let rules = store.rules()?;
+            (
+                crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
+                rules,
+            )
+        }
+        _ => (recordings, rules),
+    };
+    store.set_rules(&rules).await?;
+    store.import(&recordings).await?;
+    // The import is committed; a pack that cannot be written only slows the next replay.
+    if let Err(e) = store.replay_pack() {
+        tracing::warn!(error = %e, "cannot update the replay pack");
+    }
+    eprintln!(
+        "imported {} requests ({} answers) into {}",
+        recordings.len(),
+        recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
+        store_dir.display()
+    );
+    Ok(())
+}
+
+pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
+    let dir = cassettes_path(args.dir, config);
+    let dir = existing(&dir, "verify DIR")?;
+    let mut deny: Vec<Needle> = args
+        .deny
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Needle {
+            label: format!("denied value (--deny #{})", i + 1),
+            value: value.clone(),
+        })
+        .collect();
+    for file in args.deny_files.iter().chain(&config.verify.deny_files) {
+        deny.extend(crate::tools::verify::deny_file(file)?);
+    }
+    let require = (args.require_redaction || config.redact.enabled)
+        .then(|| config.redaction_policy(&[], &[], &[]));
+    let options = VerifyOptions {
+        deny,
+        require_redaction: require,
+    };
+    let (findings, summary) = crate::tools::verify::verify_dir(dir, &options)?;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    if findings.is_empty() {
+        println!(
+            "verified {} cassettes ({} answers) in {}: no credential headers{}, {} denied values checked, none found",
+            summary.files,
+            summary.answers,
+            dir.display(),
+            if options.require_redaction.is_some() {
+                ", every file redacted as the policy requires"
+            } else {
+                ""
+            },
+            options.deny.len()
+        );
+        Ok(())
+    } else {
+        Err(Error::Verdict(format!(
+            "verify found {} problem(s) in {}",
+            findings.len(),
+            dir.display()
+        )))
+    }
+}
+
+pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
+    let upstream_settings = upstream_config(&args.upstream)?;
+    let token = drift_token()?;
+    if upstream_settings.credentials.is_none() && token.is_none() {
+        tracing::warn!(
+            "neither AK/SK (HUAWEICLOUD_SDK_AK/_SK) nor {} is set: requests go unauthenticated, \
+             and a real endpoint answers 401",
+            drift::ENV_TOKEN
+        );
+    }
+    let upstream = Upstream::new(&upstream_settings)?;
+    let (recordings, source) = match args.store {
+        Some(dir) => {
+            // Load, then release the lock at once: drift never writes to the store.
+            let store = Store::open(existing(&dir, "--store")?)?;
+            let recordings = store.load(&store.rules()?)?;
+            (recordings, format!("--store {}", dir.display()))
+        }
+        None => {
+            let dir = cassettes_path(args.cassettes, config);
+            let (recordings, _rules) = cassette::read_dir(existing(&dir, "--cassettes")?)?;
+            (recordings, format!("--cassettes {}", dir.display()))
+        }
+    };
+    if recordings.is_empty() {
+        return Err(Error::Config(format!(
+            "{source}: no recordings, nothing to check"
+        )));
+    }
+    let ignore = IgnoreRules::default().with_fields(args.ignore_fields);
+    let drifts = drift::run(&recordings, &upstream, &ignore, token.as_ref()).await;
+    print!("{}", drift::render(&drifts));
+    let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
+    if breaking > 0 {
+        return Err(Error::Verdict(format!(
+            "drift found {breaking} breaking change(s) against {}",
+            upstream.origin()
+        )));
+    }
+    Ok(())
+}
+
+/// `X-Auth-Token` for drift from `IMS_VCR_DRIFT_TOKEN` (tokens are never stored; unset or empty
+/// means none). Marked sensitive so it is never logged.
+pub(super) fn drift_token() -> Result<Option<HeaderValue>> {
+    let Some(raw) = std::env::var_os(drift::ENV_TOKEN).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let mut value = raw
+        .to_str()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{} contains characters that cannot be sent in an HTTP header",
+                drift::ENV_TOKEN
+            ))
+        })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+/// Recordings from `--store` or `--cassettes` (for ls and show).
+pub(super) fn load_source(
+    source: &SourceArgs,
+    config: &Config,
+) -> Result<Vec<crate::model::recording::Recording>> {
+    match &source.store {
+        Some(dir) => {
+            let store = Store::open(existing(dir, "--store")?)?;
+            store.load(&store.rules()?)
+        }
+        None => Ok(cassette::read_dir(existing(
+            &cassettes_path(source.cassettes.clone(), config),
+            "--cassettes",
+        )?)?
+        .0),
+    }
+}
+
+/// A progress bar on a terminal; hidden (plain summaries only) when stderr is not one.
+pub(super) fn progress_bar(len: usize, what: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .expect("a valid progress template")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what);
+    bar
+}
+
+/// The redaction key from `IMS_VCR_REDACT_KEY`, warning when it is the public default.
+pub(super) fn redaction_key() -> PseudonymKey {
+    let (key, public) = PseudonymKey::from_lookup(|n| std::env::var(n).ok());
+    if public {
+        tracing::debug!(
+            fingerprint = key.fingerprint(),
+            "using the public default redaction key"
+        );
+    }
+    key
+}
+
+pub(super) fn existing<'a>(path: &'a Path, flag: &str) -> Result<&'a Path> {
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(Error::Config(format!(
+            "{flag} {}: no such directory",
+            path.display()
+        )))
+    }
+}

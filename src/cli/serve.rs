@@ -1,0 +1,201 @@
+//! The serving commands (`record`, `auto`, `replay`, `passthrough`): flags into a
+//! [`ProxyServerBuilder`], the listener address, and serving until a signal.
+
+use super::*;
+
+/// The builder settings every serving mode shares.
+pub(super) fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
+    let mut builder = ProxyServer::builder()
+        .listen(listen_addr(listen)?)
+        .max_body(listen.max_body)
+        .header_read_timeout(seconds(
+            listen.header_read_timeout,
+            "--header-read-timeout",
+        )?)
+        .latency(listen.latency.unwrap_or_default())
+        .faults(listen.fault.clone(), listen.seed)
+        .redaction_key(redaction_key());
+    if let Some(token) = &listen.control_token {
+        builder = builder.control_token(token);
+    }
+    if let (Some(cert), Some(key)) = (&listen.tls_cert, &listen.tls_key) {
+        builder = builder.tls(cert, key);
+    }
+    Ok(builder)
+}
+
+/// Longest timeout accepted: far beyond any use, and safely inside what deadline arithmetic
+/// (`Instant + Duration`, which panics on overflow) can take.
+pub(super) const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A timeout given with `flag`, in seconds: positive and at most a year.
+pub(super) fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    if value > 0.0 && value <= MAX_TIMEOUT_SECS {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Error::Config(format!(
+            "{flag} {value} must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS} (a year)"
+        )))
+    }
+}
+
+/// Settings shared by record and auto: store, durability, redaction, match rules.
+pub(super) fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServerBuilder> {
+    let mut builder = server(&args.listen)?
+        .store(store_path(args.store.store.clone(), config))
+        .fsync(args.fsync);
+    if let Some(policy) = args.redact.policy(config) {
+        tracing::info!(?policy, "redacting before storing");
+        builder = builder.redact(policy);
+    }
+    let matching = &args.matching;
+    if !(matching.match_headers.is_empty() && matching.ignore_query.is_empty()) {
+        builder = builder.match_rules(match_rules(matching)?);
+    }
+    Ok(builder)
+}
+
+pub(super) fn match_rules(args: &MatchArgs) -> Result<MatchRules> {
+    let mut rules = MatchRules::default();
+    for name in &args.match_headers {
+        let lower = name.to_ascii_lowercase();
+        if crate::model::headers::is_credential(&lower)
+            || crate::model::headers::is_volatile_request(&lower)
+        {
+            return Err(Error::Config(format!(
+                "--match-header {name}: this header is never stored (credential or volatile), so it cannot be matched on"
+            )));
+        }
+        rules.match_headers.push(lower);
+    }
+    rules.ignore_query = args.ignore_query.clone();
+    Ok(rules)
+}
+
+/// The upstream settings; AK/SK only ever come from the environment (a flag would show in `ps`).
+pub(super) fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
+    let mut upstream = UpstreamConfig::new(args.upstream.clone());
+    upstream.ca_file = args.upstream_ca.clone();
+    upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
+    upstream.credentials = crate::net::signer::Credentials::from_env().map_err(Error::Config)?;
+    match &upstream.credentials {
+        Some(credentials) => tracing::info!(
+            ?credentials,
+            "re-signing every upstream request with AK/SK from the environment"
+        ),
+        None => tracing::info!(
+            "no AK/SK in the environment: requests are forwarded with the client's own credentials"
+        ),
+    }
+    Ok(upstream)
+}
+
+pub(super) async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
+    let builder = server(&args.listen)?
+        .replay()
+        .sequence(args.playback.sequence);
+    let builder = match args.store {
+        Some(store) => builder.store(existing(&store, "--store")?),
+        None => builder.cassettes(existing(
+            &cassettes_path(args.cassettes, config),
+            "--cassettes",
+        )?),
+    };
+    serve_until_signal(builder, Some(&args.playback)).await
+}
+
+/// Serves until SIGINT/SIGTERM, prints the summary, and applies the CI verdicts.
+pub(super) async fn serve_until_signal(
+    builder: ProxyServerBuilder,
+    verdicts: Option<&PlaybackArgs>,
+) -> Result<()> {
+    let signal = shutdown_signal();
+    let server = builder.start().await?;
+    // The one stdout line scripts read the port from.
+    println!("listening on {}", server.uri());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    signal.await;
+    tracing::info!("shutting down: draining connections");
+    let summary = server.shutdown().await?;
+    eprint!("{summary}");
+    let Some(verdicts) = verdicts else {
+        return Ok(());
+    };
+    let mut failed = Vec::new();
+    if verdicts.fail_on_miss && summary.miss_count() > 0 {
+        failed.push(format!(
+            "{} request(s) missed (--fail-on-miss)",
+            summary.miss_count()
+        ));
+    }
+    if verdicts.fail_on_unused && !summary.unused.is_empty() {
+        failed.push(format!(
+            "{} recording(s) never played (--fail-on-unused)",
+            summary.unused.len()
+        ));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Verdict(failed.join("; ")))
+    }
+}
+
+/// Parses `--listen`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT` (loopback).
+/// A non-loopback address needs `--allow-remote`.
+pub(super) fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
+    let text = args.listen.trim();
+    let bad = || {
+        Error::Config(format!(
+            "--listen {text:?}: expected IP:PORT, localhost:PORT or PORT, e.g. 127.0.0.1:0"
+        ))
+    };
+    let addr = if let Ok(port) = text.parse::<u16>() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    } else if let Some(port) = text.strip_prefix("localhost:") {
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port.parse().map_err(|_| bad())?,
+        )
+    } else {
+        text.parse::<SocketAddr>().map_err(|_| bad())?
+    };
+    if !addr.ip().is_loopback() {
+        if !args.allow_remote {
+            return Err(Error::Config(format!(
+                "--listen {addr} is not a loopback address: anyone who can reach it gets the recordings; \
+                 add --allow-remote to bind it anyway"
+            )));
+        }
+        tracing::warn!(%addr, "listening on a non-loopback address (--allow-remote)");
+    }
+    Ok(addr)
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal sent right after the listening line is never lost to the
+/// default action (which would kill the process without draining or flushing).
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = terminate => {}
+        }
+    }
+}

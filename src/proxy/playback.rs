@@ -1,0 +1,129 @@
+//! The replay side of the per-request flow: looking a request up on its tape (as sent, then as
+//! it would have been stored when recordings are redacted), serving a hit, and answering a
+//! miss with the nearest recordings.
+
+use super::*;
+
+impl Proxy {
+    /// The tape lookup: the request as sent, then (for redacted recordings) as it would have
+    /// been stored, so clients sending real values match recordings holding pseudonyms.
+    pub(super) fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey) -> Play {
+        match self.tapes.play(key) {
+            Play::Miss => {
+                let Some(redactor) = self.tapes.redactor() else {
+                    return Play::Miss;
+                };
+                let redacted = redactor.redact_request(&recorded_request(parts, body));
+                match RequestKey::of_recorded(&self.rules, &redacted) {
+                    Ok(k) if k != *key => self.tapes.play(&k),
+                    _ => Play::Miss,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub(super) async fn replay(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        key: &RequestKey,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        let played = self.lookup(parts, body, key);
+        if let Play::Unreadable(why) = &played {
+            tracing::error!(request = key.request_line(), "{why}");
+            let response = error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "IMS_VCR.UNREADABLE",
+                why,
+                json!({"request": key.request_line()}),
+            );
+            return (response, Outcome::Error);
+        }
+        match played.prepared() {
+            Some(prepared) => (self.hit(parts, prepared).await, Outcome::Hit),
+            None => (
+                self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
+                Outcome::Miss,
+            ),
+        }
+    }
+
+    /// Serves a recorded answer, after the configured latency.
+    pub(super) async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
+        let delay = self.settings.realism.delay(prepared.latency());
+        if !delay.is_zero() {
+            // Boxed: a `Sleep` in every request's future would be copied with it.
+            Box::pin(tokio::time::sleep(delay)).await;
+        }
+        self.serve(prepared, parts, Outcome::Hit)
+    }
+
+    pub(super) fn miss(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        key: &RequestKey,
+        exhausted: bool,
+    ) -> Response<Full<Bytes>> {
+        let nearest = self.tapes.nearest(key, 3);
+        let lines: Vec<String> = nearest.iter().map(|t| t.line().to_owned()).collect();
+        let differences = nearest
+            .first()
+            .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
+            .unwrap_or_default();
+        tracing::warn!(request = key.request_line(), nearest = ?lines, "replay miss: no recording matches");
+        let entry = {
+            let mut misses = self
+                .stats
+                .misses
+                .lock()
+                .expect("no code panics while holding the misses lock");
+            let miss = misses
+                .entry(key.canonical().to_owned())
+                .or_insert_with(|| Miss {
+                    request: key.canonical().to_owned(),
+                    count: 0,
+                    nearest: lines.clone(),
+                    diff: differences.clone(),
+                });
+            miss.count += 1;
+            miss.count
+        };
+        let msg = if exhausted {
+            format!(
+                "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",
+                key.request_line()
+            )
+        } else {
+            format!(
+                "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
+                key.request_line()
+            )
+        };
+        let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
+        let details = json!({
+            "request": key.canonical(),
+            "reason": if exhausted { "sequence-exhausted" } else { "not-recorded" },
+            "nearest": lines,
+            "diff": differences,
+            "count": entry,
+        });
+        let mut response = error_response(status, "IMS_VCR.MISS", &msg, details);
+        response
+            .headers_mut()
+            .insert(OUTCOME_HEADER, Outcome::Miss.header_value());
+        response
+    }
+
+    /// Misses recorded so far, by canonical request.
+    pub(crate) fn misses(&self) -> Vec<Miss> {
+        self.stats
+            .misses
+            .lock()
+            .expect("no code panics while holding the misses lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}

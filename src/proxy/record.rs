@@ -1,0 +1,207 @@
+//! The forwarding side of the per-request flow: one upstream exchange per request (auto mode:
+//! one for concurrent identical misses), the record path through the gate into the store, and
+//! the end-of-session flush that brings the replay pack up to date.
+
+use super::*;
+
+/// Forwarding state: where answers come from and where they go.
+pub(crate) struct Recorder {
+    pub(crate) upstream: Upstream,
+    /// `None` when started in passthrough mode (no store is opened, nothing can be recorded).
+    pub(crate) store: Option<Arc<Store>>,
+    /// Redaction applied before storing (`--redact`), if any.
+    pub(crate) redactor: Option<Redactor>,
+    /// Secrets the leak gate always looks for: the proxy's own AK/SK and security token.
+    pub(crate) secrets: Vec<Needle>,
+}
+
+/// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
+pub(super) type Forwarded = Result<Prepared, Failure>;
+
+/// A forwarding failure, kept as data so single-flight waiters can each render it.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    pub(super) status: StatusCode,
+    pub(super) code: &'static str,
+    pub(super) message: String,
+    pub(super) details: Value,
+}
+
+impl Failure {
+    pub(super) fn to_response(&self) -> Response<Full<Bytes>> {
+        let mut response =
+            error_response(self.status, self.code, &self.message, self.details.clone());
+        response
+            .headers_mut()
+            .insert(OUTCOME_HEADER, Outcome::UpstreamError.header_value());
+        response
+    }
+}
+
+impl Proxy {
+    /// Auto-mode miss: the first of N concurrent identical misses forwards and records; the
+    /// others wait for and serve its answer.
+    pub(super) async fn single_flight(
+        &self,
+        recorder: &Recorder,
+        parts: &Parts,
+        body: Bytes,
+        key: &RequestKey,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        let cell = {
+            let mut inflight = self
+                .inflight
+                .lock()
+                .expect("no code panics while holding the inflight lock");
+            inflight.entry(*key.digest()).or_default().clone()
+        };
+        let mut leader = false;
+        let forwarded = cell
+            .get_or_init(|| {
+                leader = true;
+                self.forward(recorder, parts, body, key, Mode::Auto)
+            })
+            .await;
+        if leader {
+            self.inflight
+                .lock()
+                .expect("no code panics while holding the inflight lock")
+                .remove(key.digest());
+        }
+        match forwarded {
+            Ok(prepared) if leader => (self.serve(prepared, parts, Outcome::Recorded), Outcome::Recorded),
+            Ok(prepared) => (self.serve(prepared, parts, Outcome::Hit), Outcome::Hit),
+            Err(failure) => (failure.to_response(), Outcome::UpstreamError),
+        }
+    }
+
+    /// Forwards one request; in record and auto modes stores the answer and adds it to the
+    /// tapes. Returns what to serve, or the 502 to send.
+    pub(super) async fn forward(
+        &self,
+        recorder: &Recorder,
+        parts: &Parts,
+        body: Bytes,
+        key: &RequestKey,
+        mode: Mode,
+    ) -> Forwarded {
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let live = match recorder
+            .upstream
+            .forward(&parts.method, path_and_query, &parts.headers, body.clone())
+            .await
+        {
+            Ok(live) => {
+                self.metrics.upstream(live.latency);
+                live
+            }
+            Err(e) => {
+                tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
+                return Err(Failure {
+                    status: StatusCode::BAD_GATEWAY,
+                    code: "IMS_VCR.UPSTREAM",
+                    message: e.to_string(),
+                    details: json!({ "kind": e.kind() }),
+                });
+            }
+        };
+        let interaction = Interaction {
+            request: recorded_request(parts, &body),
+            response: RecordedResponse {
+                status: live.status.as_u16(),
+                headers: to_pairs(&live.headers, |n| !is_credential(n)),
+                body: Body::from_bytes(&live.body),
+                recorded_at: now_rfc3339(),
+                latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
+                upstream: recorder.upstream.origin().to_owned(),
+            },
+            redaction: None,
+        };
+        // Serve exactly what replay will serve, built by the same code (but unredacted: the
+        // client recording now gets the live values).
+        // `Body::from_bytes` stands for exactly these bytes, so they need no encoding again.
+        let prepared =
+            Prepared::with_body(&interaction.response, live.body.clone()).map_err(|e| Failure {
+                status: StatusCode::BAD_GATEWAY,
+                code: "IMS_VCR.UPSTREAM",
+                message: format!("upstream answer cannot be replayed: {e}"),
+                details: json!({ "kind": "invalid-answer" }),
+            })?;
+        if mode.stores()
+            && let Some(store) = &recorder.store
+        {
+            let replace = mode == Mode::Record;
+            if let Some((stored_key, seq)) = self
+                .persist(recorder, store, parts, &interaction, replace)
+                .await
+            {
+                self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+                // Looked up by the request as sent; read back from where the store keeps it
+                // (another key when redaction changed the request).
+                self.tapes.record_stored(key, &stored_key, store, seq);
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Redacts (when configured), runs the leak gate, and stores. Returns the key the answer was
+    /// stored under and its position among that request's answers, or `None` when it was not
+    /// stored. A failure here never changes the client's answer: it is logged as an error
+    /// naming what was refused and why.
+    pub(super) async fn persist(
+        &self,
+        recorder: &Recorder,
+        store: &Store,
+        parts: &Parts,
+        interaction: &Interaction,
+        replace: bool,
+    ) -> Option<(RequestKey, u32)> {
+        let line = format!(
+            "{} {}",
+            interaction.request.method, interaction.request.path
+        );
+        let mut needles = credential_needles(&parts.headers);
+        needles.extend(recorder.secrets.iter().cloned());
+        let gate = Gate::new(recorder.redactor.as_ref(), &self.rules);
+        let passed = match gate.pass(interaction, needles) {
+            Ok(passed) => passed,
+            Err(refusal) => {
+                tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded");
+                return None;
+            }
+        };
+        if passed.redacted {
+            self.metrics.redaction();
+        }
+        let result = store
+            .record(&passed.key, &passed.interaction, replace)
+            .await
+            .map(|seq| (passed.key, seq));
+        match result {
+            Ok(stored) => Some(stored),
+            Err(e) => {
+                tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+                None
+            }
+        }
+    }
+
+    /// Flushes the store at the end of a session, then brings its replay pack up to date, so
+    /// the replays that follow start without reading the store. A pack that cannot be written
+    /// only costs the next replay a slower start, so that failure is logged, not returned.
+    pub(crate) async fn flush(&self) -> crate::Result<()> {
+        let Some(store) = self.recorder.as_ref().and_then(|r| r.store.clone()) else {
+            return Ok(());
+        };
+        store.flush().await?;
+        let packed = tokio::task::spawn_blocking(move || store.replay_pack()).await;
+        let failed = match packed {
+            Ok(packed) => packed.err().map(|e| e.to_string()),
+            Err(task) => Some(task.to_string()),
+        };
+        if let Some(error) = failed {
+            tracing::warn!(%error, "cannot update the replay pack");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! The composition root: [`ProxyServerBuilder`] collects what a proxy is started with, then
+//! opens the store or reads the cassettes, connects the upstream, assembles the proxy and binds
+//! the listener.
+
+use super::*;
+
+/// Where replay reads recordings from.
+#[derive(Clone, Debug)]
+pub(super) enum Source {
+    Store(PathBuf),
+    Cassettes(PathBuf),
+}
+
+/// Assembles a [`ProxyServer`]. Start from [`ProxyServer::builder`].
+#[derive(Debug)]
+pub struct ProxyServerBuilder {
+    mode: Mode,
+    listen: SocketAddr,
+    source: Source,
+    upstream: Option<UpstreamConfig>,
+    max_body: usize,
+    redact: Option<RedactionPolicy>,
+    redaction_key: Option<PseudonymKey>,
+    sequence: Sequence,
+    rules: Option<MatchRules>,
+    latency: Latency,
+    faults: Vec<Fault>,
+    seed: u64,
+    control_token: Option<String>,
+    header_read_timeout: Duration,
+    /// PEM certificate chain and private key files when serving HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
+    fsync: bool,
+}
+
+impl ProxyServerBuilder {
+    /// Replay of `cassettes/` on a free loopback port; see [`ProxyServer::builder`].
+    pub(super) fn new() -> Self {
+        ProxyServerBuilder {
+            mode: Mode::Replay,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            source: Source::Cassettes(PathBuf::from("cassettes")),
+            upstream: None,
+            max_body: DEFAULT_MAX_BODY,
+            redact: None,
+            redaction_key: None,
+            sequence: Sequence::default(),
+            rules: None,
+            latency: Latency::default(),
+            faults: Vec::new(),
+            seed: 0,
+            control_token: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            tls: None,
+            fsync: false,
+        }
+    }
+
+    /// Replay mode (the default): answer from recordings only.
+    pub fn replay(mut self) -> Self {
+        self.mode = Mode::Replay;
+        self
+    }
+
+    /// Record mode against `upstream`, storing into the store (see [`Self::store`]).
+    pub fn record(self, upstream: UpstreamConfig) -> Self {
+        self.forwarding(Mode::Record, upstream)
+    }
+
+    /// Auto mode: replay what the store holds, forward and record what it does not.
+    pub fn auto(self, upstream: UpstreamConfig) -> Self {
+        self.forwarding(Mode::Auto, upstream)
+    }
+
+    /// Passthrough mode: forward everything to `upstream`, store nothing.
+    pub fn passthrough(self, upstream: UpstreamConfig) -> Self {
+        self.forwarding(Mode::Passthrough, upstream)
+    }
+
+    fn forwarding(mut self, mode: Mode, upstream: UpstreamConfig) -> Self {
+        self.mode = mode;
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// What replay serves after a request's last recorded answer (default: repeat the last).
+    pub fn sequence(mut self, sequence: Sequence) -> Self {
+        self.sequence = sequence;
+        self
+    }
+
+    /// Match rules for recording (record/auto). They are saved in the store (re-keying it if
+    /// they changed) and exported with the cassettes, so replay matches the same way.
+    pub fn match_rules(mut self, rules: MatchRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// Latency added to replayed answers (default none).
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Faults injected into a fraction of requests, drawn from `seed` (default none).
+    pub fn faults(mut self, faults: Vec<Fault>, seed: u64) -> Self {
+        self.faults = faults;
+        self.seed = seed;
+        self
+    }
+
+    /// Token that lets non-loopback peers use the control API (loopback peers always may).
+    pub fn control_token(mut self, token: impl Into<String>) -> Self {
+        self.control_token = Some(token.into());
+        self
+    }
+
+    /// Address to listen on (default `127.0.0.1:0`, a free loopback port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Use the sled store in `dir` (record writes it; replay reads it).
+    pub fn store(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.source = Source::Store(dir.into());
+        self
+    }
+
+    /// Replay the cassette files in `dir` (the default is `cassettes`).
+    pub fn cassettes(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.source = Source::Cassettes(dir.into());
+        self
+    }
+
+    /// Cap on a client request body in bytes (default 10 MiB); larger bodies get 413.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Record mode: redact with `policy` before storing (what the recording client is served
+    /// stays live). See [`crate::secrets::redact`].
+    pub fn redact(mut self, policy: RedactionPolicy) -> Self {
+        self.redact = Some(policy);
+        self
+    }
+
+    /// The pseudonym key for redaction (record) and for matching real values against redacted
+    /// recordings (replay). Default: `IMS_VCR_REDACT_KEY`, or the public default key.
+    pub fn redaction_key(mut self, key: PseudonymKey) -> Self {
+        self.redaction_key = Some(key);
+        self
+    }
+
+    /// How long a client may take to send a request head (default 30 s). The same bound applies
+    /// to the TLS handshake, to the first bytes that tell HTTP/1 from HTTP/2 and to an idle
+    /// HTTP/1 keep-alive connection (a client exceeding it is disconnected), and to reading a
+    /// request body (408).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Record and auto: sync every answer to the disk before serving it (group commit), so it
+    /// survives a power loss. Off by default: an answer is then written to the store's journal
+    /// before it is served, which survives a `kill -9` of the process (see `journal.rs`).
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the PEM certificate chain in `cert` and the
+    /// PEM private key in `key`; [`ProxyServer::uri`] then starts with `https://`.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Loads recordings or connects the upstream, binds, and returns once the port accepts.
+    pub async fn start(self) -> Result<ProxyServer> {
+        // Certificate problems are reported before the store is opened or the port bound.
+        let tls = match &self.tls {
+            Some((cert, key)) => Some(crate::net::tls::acceptor(cert, key)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let proxy = self.assemble(scheme).await?;
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: self.listen.to_string(),
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| Error::Bind {
+            addr: self.listen.to_string(),
+            source,
+        })?;
+        let (stop, stopped) = watch::channel(false);
+        let connections = Connections::new(self.header_read_timeout, tls);
+        let task = tokio::spawn(serve(listener, Arc::new(proxy), connections, stopped));
+        Ok(ProxyServer {
+            address,
+            scheme,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    fn key(&self) -> PseudonymKey {
+        self.redaction_key
+            .clone()
+            .unwrap_or_else(|| PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0)
+    }
+
+    async fn assemble(&self, scheme: &'static str) -> Result<Proxy> {
+        let (mut tapes, recorder, rules) = match self.mode {
+            Mode::Replay => match &self.source {
+                // The store is opened only to check (or write) its replay pack, then closed, so
+                // other replays, export or record can use it meanwhile.
+                Source::Store(dir) => {
+                    let store = Store::open(dir)?;
+                    let rules = store.rules()?;
+                    (self.tapes_of(&store, &rules)?, None, rules)
+                }
+                Source::Cassettes(dir) => {
+                    let (recordings, rules) = cassette::read_dir(dir)?;
+                    let tapes = Tapes::new(&recordings, self.sequence).map_err(Error::Config)?;
+                    (tapes, None, rules)
+                }
+            },
+            Mode::Passthrough => (
+                Tapes::new(&[], self.sequence).map_err(Error::Config)?,
+                Some(self.recorder(None)?),
+                MatchRules::default(),
+            ),
+            Mode::Record | Mode::Auto => {
+                let Source::Store(dir) = &self.source else {
+                    return Err(Error::Config(format!(
+                        "{} mode writes to a --store, not to --cassettes; record, then `ims-vcr export`",
+                        self.mode.as_str()
+                    )));
+                };
+                let store = Store::open(dir)?.fsync_every_answer(self.fsync);
+                if let Some(rules) = &self.rules {
+                    store.set_rules(rules).await?;
+                }
+                let rules = store.rules()?;
+                let tapes = self.tapes_of(&store, &rules)?;
+                (tapes, Some(self.recorder(Some(store))?), rules)
+            }
+        };
+        if let Some(warning) = tapes.use_redaction_key(self.key()) {
+            tracing::warn!("{warning}");
+        }
+        tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), source = ?self.source, "recordings loaded");
+        let settings = Settings {
+            max_body: self.max_body,
+            body_read_timeout: self.header_read_timeout,
+            realism: Realism::new(self.latency, self.faults.clone(), self.seed),
+            control_token: self.control_token.clone(),
+            scheme,
+        };
+        Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
+    }
+
+    /// The store's recordings, through its replay pack (written first if out of date), or read
+    /// whole when the pack cannot be written.
+    fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
+        match store.replay_pack()? {
+            Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
+            None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Config),
+        }
+    }
+
+    fn recorder(&self, store: Option<Store>) -> Result<Recorder> {
+        let config = self
+            .upstream
+            .as_ref()
+            .expect("forwarding modes set the upstream");
+        let upstream = Upstream::new(config)?;
+        let secrets = config.credentials.iter().flat_map(|c| {
+            let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
+            values.extend(c.security_token.clone().map(|t| ("security token", t)));
+            values.into_iter().map(|(what, value)| Needle {
+                label: format!("the proxy's {what}"),
+                value,
+            })
+        });
+        Ok(Recorder {
+            upstream,
+            store: store.map(Arc::new),
+            redactor: self
+                .redact
+                .clone()
+                .map(|policy| Redactor::new(policy, self.key())),
+            secrets: secrets.collect(),
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Accepted connections: TLS, choosing HTTP/1 or HTTP/2 before hyper sees the connection
+//! (bounded sniffing), the HTTP/1 head timeout, and serving each request through the proxy.
+
+use super::*;
+
+/// Which HTTP a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// How accepted connections are served: the HTTP/1 and HTTP/2 settings, TLS, and the bound on
+/// everything that happens before the first request head is read. The protocol is chosen before
+/// hyper sees a connection (see `open`), so hyper's own per-protocol builders serve it: unlike
+/// hyper-util's `auto`, they never sniff without a timeout, and HTTP/1's enforces an exact head
+/// size limit.
+pub(super) struct Connections {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    header_read_timeout: Duration,
+    /// The header-read timeout of HTTP/1 connections once they are open.
+    head_timeout: Arc<HeadTimeout>,
+}
+
+impl Connections {
+    pub(super) fn new(header_read_timeout: Duration, tls: Option<TlsAcceptor>) -> Connections {
+        let mut http1 = http1::Builder::new();
+        http1
+            // Kept by `head_timeout` instead: hyper's arms a timer for every request head.
+            .header_read_timeout(None)
+            // The buffer cap stops a head that never ends; the header-size cap also refuses a
+            // complete head that arrived in one larger read.
+            .max_buf_size(MAX_HEAD_BYTES)
+            .max_header_size(MAX_HEAD_BYTES);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            // HTTP/2 has no header-read timeout; PINGs at least drop a peer that stopped answering.
+            .keep_alive_interval(header_read_timeout)
+            .keep_alive_timeout(header_read_timeout);
+        Connections {
+            http1,
+            http2,
+            tls,
+            header_read_timeout,
+            head_timeout: HeadTimeout::start(header_read_timeout),
+        }
+    }
+
+    /// Serves one accepted connection. Until it has shown which HTTP it speaks (and finished the
+    /// TLS handshake), the header-read timeout and shutdown end it; after that, hyper's
+    /// header-read timeout applies to each request head and graceful shutdown drains it.
+    pub(super) async fn run(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        proxy: Arc<Proxy>,
+        watcher: Watcher,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let opened = tokio::select! {
+            opened = tokio::time::timeout(self.header_read_timeout, self.open(stream, peer)) => opened,
+            _ = stop.changed() => return,
+        };
+        match opened {
+            Ok(Some(Opened::Plain(protocol, tcp))) => {
+                self.serve_http(protocol, tcp, peer, proxy, watcher).await;
+            }
+            Ok(Some(Opened::Tls(protocol, tls))) => {
+                self.serve_http(protocol, *tls, peer, proxy, watcher).await;
+            }
+            Ok(None) => {}
+            Err(_) => tracing::debug!(
+                %peer,
+                timeout_secs = self.header_read_timeout.as_secs_f64(),
+                "connection closed: nothing usable received within the header-read timeout"
+            ),
+        }
+    }
+
+    /// The TLS handshake (when serving HTTPS) and the protocol: by ALPN over TLS, else from the
+    /// first bytes. `None` when the peer closed or the handshake failed.
+    pub(super) async fn open(&self, stream: TcpStream, peer: SocketAddr) -> Option<Opened> {
+        let Some(acceptor) = &self.tls else {
+            let protocol = sniff(&stream).await?;
+            return Some(Opened::Plain(protocol, stream));
+        };
+        match acceptor.accept(stream).await {
+            Ok(tls) => {
+                let protocol = match tls.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Protocol::Http2,
+                    _ => Protocol::Http1,
+                };
+                Some(Opened::Tls(protocol, Box::new(tls)))
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake with a client failed");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn serve_http<I>(
+        &self,
+        protocol: Protocol,
+        io: I,
+        peer: SocketAddr,
+        proxy: Arc<Proxy>,
+        watcher: Watcher,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let requested = Arc::new(AtomicBool::new(false));
+        // Only HTTP/1 connections are closed by it; HTTP/2 has its own checks below.
+        let watch = Arc::new(self.head_timeout.watch());
+        let service = {
+            let (requested, watch) = (requested.clone(), watch.clone());
+            service_fn(move |request| {
+                requested.store(true, Ordering::Relaxed);
+                let served = watch.serving();
+                let proxy = proxy.clone();
+                async move {
+                    let answer = proxy.handle(request, peer).await;
+                    drop(served);
+                    answer
+                }
+            })
+        };
+        let ended = match protocol {
+            Protocol::Http1 => {
+                let io = TokioIo::new(Progress::new(io, watch.clone()));
+                tokio::select! {
+                    ended = watcher.watch(self.http1.serve_connection(io, service)) => ended,
+                    () = watch.expired() => {
+                        tracing::debug!(%peer, "connection closed: no complete request head within the header-read timeout");
+                        Ok(())
+                    }
+                }
+            }
+            Protocol::Http2 => {
+                let io = TokioIo::new(io);
+                // hyper's HTTP/2 server waits for the first request (over TLS, even for the
+                // preface) without a timeout: apply the header-read timeout to it.
+                let no_request = async {
+                    tokio::time::sleep(self.header_read_timeout).await;
+                    if requested.load(Ordering::Relaxed) {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    ended = watcher.watch(self.http2.serve_connection(io, service)) => ended,
+                    () = no_request => {
+                        tracing::debug!(%peer, "HTTP/2 connection closed: no request within the header-read timeout");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A connection ready for hyper.
+pub(super) enum Opened {
+    Plain(Protocol, TcpStream),
+    Tls(Protocol, Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Which HTTP a plain-TCP client speaks, from its first bytes (peeked, so hyper still reads
+/// them): the HTTP/2 preface, or anything else (HTTP/1). `None` if it closes first. The caller
+/// bounds the wait: hyper-util's `auto` does this sniffing without any timeout (and hyper's
+/// header-read timeout starts only once HTTP/1 is chosen), so a client that connected and stayed
+/// silent, or sent part of the preface, held its connection and task forever.
+pub(super) async fn sniff(stream: &TcpStream) -> Option<Protocol> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(Protocol::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        // Part of the preface: peek returns the same bytes at once until more arrive.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,157 @@
+//! How a store survives crashes: opening sled (waiting out a lock a closing process still
+//! holds, recognising damage), redoing journal records sled had not flushed, and the
+//! `ims-vcr-durable` counter that lets a later open detect lost writes.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::storage::journal::Journal;
+use crate::storage::layout::GENERATION_KEY;
+
+/// sled's default cache is 1 GiB; a test proxy needs far less.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// File in the store directory holding the last write counter known to be flushed (decimal).
+pub const DURABLE_FILE: &str = "ims-vcr-durable";
+
+/// Opens the journal in `dir` and applies to sled the writes it holds beyond sled's write
+/// counter `generation` (they were answered, but sled had not flushed them when the last
+/// session ended: a `kill -9`). They must continue the counter without a gap; a gap means sled
+/// lost writes the journal no longer covers, and the store is refused as damaged. Returns the
+/// journal, emptied, and the write counter after recovery.
+pub(crate) fn recover(
+    dir: &Path,
+    db: &sled::Db,
+    answers: &sled::Tree,
+    meta: &sled::Tree,
+    generation: u64,
+) -> Result<(Journal, u64)> {
+    let file = dir.join(crate::storage::journal::JOURNAL_FILE);
+    let (mut journal, records) = Journal::open(dir).map_err(|e| Error::io(&file, e))?;
+    let damaged = |reason: String| Error::StoreDamaged {
+        path: dir.to_owned(),
+        reason,
+    };
+    let records = records.map_err(damaged)?;
+    let store_err = |source| store_error(dir, source);
+    let mut recovered = generation;
+    for record in records.into_iter().filter(|r| r.generation > generation) {
+        if record.generation != recovered + 1 {
+            return Err(damaged(format!(
+                "{} continues at write #{} but the store ends at write #{recovered}: the writes \
+                 in between were lost",
+                file.display(),
+                record.generation
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        for old in &record.removes {
+            batch.remove(&old[..]);
+        }
+        batch.insert(&record.key[..], record.value);
+        answers.apply_batch(batch).map_err(store_err)?;
+        meta.insert(GENERATION_KEY, &record.generation.to_be_bytes())
+            .map_err(store_err)?;
+        recovered = record.generation;
+    }
+    if recovered > generation {
+        db.flush().map_err(store_err)?;
+        note_durable(dir, recovered);
+        tracing::info!(
+            store = %dir.display(),
+            answers = recovered - generation,
+            "recovered answers the last session wrote to its journal but not to sled"
+        );
+    }
+    if !journal.is_empty() {
+        journal.clear().map_err(|e| Error::io(&file, e))?;
+    }
+    Ok((journal, recovered))
+}
+
+/// How long `open` keeps trying while the store's lock is held. A store closed a moment ago can
+/// still be locked briefly (sled's background flusher lets go of the file after the last handle
+/// is dropped, and a child process being spawned holds inherited descriptors until it execs);
+/// a store held by a running process stays locked, and then the error comes after this bound.
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match result.map_err(|e| open_error(path, e)) {
+            Err(Error::StoreLocked { .. }) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// sled reports a held lock as a generic I/O error; recognise it to say what to do. sled pins
+/// one version (0.34.7), so a store it calls unsupported has a damaged `conf` (or came from an
+/// incompatible build).
+pub(crate) fn open_error(path: &Path, source: sled::Error) -> Error {
+    match source {
+        _ if source.to_string().contains("could not acquire lock") => Error::StoreLocked {
+            path: path.to_owned(),
+        },
+        sled::Error::Unsupported(why) => Error::StoreDamaged {
+            path: path.to_owned(),
+            reason: format!(
+                "sled cannot read its files ({why}); they were damaged, or written by an \
+                 incompatible ims-vcr"
+            ),
+        },
+        source => store_error(path, source),
+    }
+}
+
+/// A sled error on the store at `path`; detected corruption says what to do about it.
+pub(crate) fn store_error(path: &Path, source: sled::Error) -> Error {
+    match source {
+        sled::Error::Corruption { .. } => Error::StoreDamaged {
+            path: path.to_owned(),
+            reason: "sled found corrupted data in its files".into(),
+        },
+        source => Error::Store {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Writes `generation` into [`DURABLE_FILE`] (temporary file and rename: a crash leaves the old
+/// value, which is always safe to check against). A failure only weakens damage detection, so it
+/// is logged, not returned: the recording itself is on disk. (A few bytes: written in place,
+/// also from async code.)
+pub(crate) fn note_durable(dir: &Path, generation: u64) {
+    let file = dir.join(DURABLE_FILE);
+    let tmp = dir.join(format!("{DURABLE_FILE}.tmp"));
+    let written =
+        std::fs::write(&tmp, format!("{generation}\n")).and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        tracing::warn!(file = %file.display(), error = %e, "cannot note the flushed write count; damage detection for this store is weaker");
+    }
+}
+
+/// The last write counter known to be flushed, from [`DURABLE_FILE`] (0 when absent: a new store,
+/// or one written before this check existed).
+pub(crate) fn read_durable(store: &Path) -> Result<u64> {
+    let file = store.join(DURABLE_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::Config(format!(
+                "{}: expected a write count, found {:?}; if the store is otherwise fine, delete \
+                 this file to skip the damage check once",
+                file.display(),
+                text.chars().take(40).collect::<String>()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io(file, e)),
+    }
+}
+
