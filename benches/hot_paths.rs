@@ -3,7 +3,8 @@
 //! redaction of a recorded interaction, and AK/SK signing.
 //!
 //! `cargo bench --bench hot_paths` (add `-- key` to run one group). The whole-server numbers,
-//! against a bare hyper responder and Talkback, come from `perf/replay.sh`.
+//! against a minimal hyper server, nginx, a bare hyper responder and Talkback, come from
+//! `perf/replay.sh`.
 
 use std::hint::black_box;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The baseline for `perf/replay.sh`: the least a hyper 1 server can do to answer
+//! The baseline of `perf/replay.sh replay`: the least a hyper 1 server can do to answer
 //! `GET /v2/images/{id}`. It answers every request, whatever its method and path, with the
 //! shipped seed image's body (the exact bytes `ims-vcr replay` serves for it) and
 //! `content-type: application/json`. With `--as-replayed` it sends the very bytes `ims-vcr

@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # Load benchmarks of ims-vcr on loopback; each mode prints one table (docs/performance.md).
 #
-#   perf/replay.sh            replay: bare hyper responders (the same bytes; one header) vs ims-vcr
+#   perf/replay.sh            anchors (the default): one run, three blocks, each row against its
+#                              block's anchor in requests per server CPU-second:
+#                              replay:  a minimal hyper server (anchor), nginx serving the body as a
+#                                       static file, Talkback, ims-vcr replay
+#                              forward: nginx proxy_pass (anchor), ims-vcr passthrough
+#                              record:  nginx proxy_pass (anchor), ims-vcr record
+#   perf/replay.sh replay     replay: bare hyper responders (the same bytes; one header) vs ims-vcr
 #                              replay vs Talkback
 #   perf/replay.sh startup    start to first correct answer and idle RSS (shipped cassettes, a
 #                              100,000-interaction store); export and import time of that store
 #   perf/replay.sh record     record throughput, a unique image id per request, vs the upstream
 #                              directly and vs forwarding alone (passthrough)
 #
-# Environment: DURATION (s per run, 10), WARMUP (s, 1), CONNS (32), ROUNDS (replay: interleaved
-# rounds, the median is shown, 3), SERVER_CPU (0), LOAD_CPU (1), STORE_SIZE (100000), NICE (0; -19
-# as root on a machine busy with other work), LOADGEN (wrk or oha; default wrk when installed).
-# Needs bash 5, cargo, curl, taskset; installs wrk (apt-get) or oha (cargo install), and Talkback
-# (npm) when node is there. Every server listens on 127.0.0.1; every wait is bounded.
+# Environment: DURATION (s per run, 10), WARMUP (s, 1), CONNS (32), ROUNDS (interleaved rounds, the
+# median is shown; 3 in replay, 1 in anchors), SERVER_CPU (0), LOAD_CPU (1), STORE_SIZE (100000),
+# NICE (0; -19 as root on a machine busy with other work), LOADGEN (wrk or oha; default wrk when
+# installed). Needs bash 5, cargo, curl, taskset; installs wrk (apt-get) or oha (cargo install),
+# nginx (apt-get, anchors) and Talkback (npm) when node is there. Every server listens on
+# 127.0.0.1; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:-replay}
-DURATION=${DURATION:-10} WARMUP=${WARMUP:-1} CONNS=${CONNS:-32} ROUNDS=${ROUNDS:-3}
+MODE=${1:-anchors}
+DURATION=${DURATION:-10} WARMUP=${WARMUP:-1} CONNS=${CONNS:-32}
+[[ -n ${ROUNDS:-} ]] || { [[ $MODE == replay ]] && ROUNDS=3 || ROUNDS=1; }
 SERVER_CPU=${SERVER_CPU:-0} LOAD_CPU=${LOAD_CPU:-1} STORE_SIZE=${STORE_SIZE:-100000} NICE=${NICE:-0}
 SEED=/v2/images/bc6bed6e-ba3a-4447-afcc-449174a3eb52
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
-PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin # where `cargo install oha` puts it
+PATH=$PATH:${CARGO_HOME:-$HOME/.cargo}/bin:/usr/sbin # where `cargo install oha` puts it; nginx
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ims-vcr-bench.XXXXXX")
 PIDS=()
 
@@ -42,7 +50,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 build() {
     echo "== building (release)" >&2
-    cargo build --release --quiet --bin ims-vcr --example bare_responder --example make_store
+    cargo build --release --quiet --bin ims-vcr --examples
     "$BIN/examples/bare_responder" --print-body >"$WORK/expected.json"
 }
 
@@ -106,8 +114,9 @@ probe() {
     [[ ${answer%%$'\r'*} == "HTTP/1.1 200 OK" && ${answer#*$'\r\n\r\n'} == "$(<"$WORK/expected.json")" ]]
 }
 
-# load URL OUT [unique]: one run of the load generator on LOAD_CPU; prints "req/s p50 p99 errors"
-# (ms). With "unique", every request asks for an image id not asked for before in this script.
+# load URL OUT [unique]: one run of the load generator on LOAD_CPU; prints "req/s p50 p99 errors
+# requests" (ms; requests: how many were answered in the run). With "unique", every request asks
+# for an image id not asked for before in this script.
 RUN=0
 load() {
     local url=$1 out=$2 unique=${3:-}
@@ -117,9 +126,9 @@ load() {
             "$RUN" >"$WORK/unique.lua"
         pin "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION"s --latency ${unique:+-s "$WORK/unique.lua"} "$url" >"$out"
         awk 'function ms(v) { return v ~ /us$/ ? v / 1000 : v ~ /ms$/ ? v + 0 : v * 1000 }
-            /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+            /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 } / requests in / { n = $1 }
             /Socket errors/ { gsub(",", ""); err += $4 + $6 + $8 + $10 } /Non-2xx/ { err += $5 }
-            END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }' "$out"
+            END { printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, err, n }' "$out"
     else
         # rand_regex syntax, where `.` is a literal dot: random ids, a repeat is next to impossible.
         [[ -n $unique ]] && url="$url/v2/images/[0-9a-f]{8}-0000-4000-8000-[0-9a-f]{12}"
@@ -132,20 +141,20 @@ load() {
         awk -F: -v out="$out" 'function num(block, key,   s) { s = substr(json, index(json, "\"" block "\""))
                 return match(s, "\"" key "\":[0-9.e+-]+") ? substr(s, RSTART + length(key) + 3, RLENGTH - length(key) - 3) : 0 }
             BEGIN { getline json <out } $NF ~ /^[0-9]+$/ { err += $NF }
-            END { printf "%.0f %.3f %.3f %d\n", num("summary", "requestsPerSec"), num("latencyPercentiles", "p50") * 1000,
-                num("latencyPercentiles", "p99") * 1000, err }' "$WORK/errors"
+            END { printf "%.0f %.3f %.3f %d %.0f\n", num("summary", "requestsPerSec"), num("latencyPercentiles", "p50") * 1000,
+                num("latencyPercentiles", "p99") * 1000, err, num("summary", "requestsPerSec") * num("summary", "total") }' "$WORK/errors"
     fi
 }
 
 # measure NAME PID URL [unique]: warm-up, then one measured run; appends a row to $WORK/rows
-# (and shows it on stderr): name req/s p50-ms p99-ms errors RSS-MB server-CPU-centiseconds.
+# (and shows it on stderr): name req/s p50-ms p99-ms errors requests RSS-MB server-CPU-centiseconds.
 measure() {
     local before after
     DURATION=$WARMUP load "$3" "$WORK/warmup.txt" "${4:-}" >/dev/null
     before=$(cpu_ticks "$2")
     load "$3" "$WORK/$1.load" "${4:-}" >"$WORK/result"
     after=$(cpu_ticks "$2")
-    [[ $(wc -w <"$WORK/result") == 4 ]] || die "$1: cannot read the $LOADGEN output: $(head -c 300 "$WORK/$1.load")"
+    [[ $(wc -w <"$WORK/result") == 5 ]] || die "$1: cannot read the $LOADGEN output: $(head -c 300 "$WORK/$1.load")"
     echo "$1 $(<"$WORK/result") $(rss_mb "$2") $(((after - before) * 100 / $(getconf CLK_TCK)))" >>"$WORK/rows"
     echo "   $(tail -1 "$WORK/rows")" >&2
 }
@@ -153,7 +162,7 @@ measure() {
 # table: per server (in order of first appearance) the run with the median req/s, with requests
 # per server CPU-second and both ratios to the first server.
 table() {
-    awk -v duration="$DURATION" '{ name[NR] = $1; rps[NR] = $2; row[NR] = $0; n[$1]++ }
+    awk '{ name[NR] = $1; rps[NR] = $2; row[NR] = $0; n[$1]++ }
         !($1 in n0) { n0[$1]; order[++k] = $1 }
         END {
             printf "| %-16s | %7s | %13s | %7s | %7s | %6s | %6s | %11s | %15s |\n", "server", "req/s",
@@ -167,10 +176,10 @@ table() {
             for (o = 1; o <= k; o++) {
                 if (order[o] == "#") { sub(/^# /, "", median["#"]); print "| " median["#"] " |"; continue }
                 split(median[order[o]], f, " ")
-                per_cpu = (f[7] > 0 ? f[2] * duration * 100 / f[7] : 0)
+                per_cpu = (f[8] > 0 ? f[6] * 100 / f[8] : 0)
                 if (!base) { base = f[2]; base_cpu = per_cpu }
                 printf "| %-16s | %7d | %13d | %7.3f | %7.3f | %6d | %6.1f | %11.2f | %15.2f |\n", f[1], f[2], per_cpu,
-                    f[3], f[4], f[5], f[6], f[2] / base, (base_cpu > 0 ? per_cpu / base_cpu : 0)
+                    f[3], f[4], f[5], f[7], f[2] / base, (base_cpu > 0 ? per_cpu / base_cpu : 0)
             }
         }' "$WORK/rows"
 }
@@ -290,10 +299,246 @@ record_mode() {
     cat "$WORK/notes"
 }
 
+# ---- anchors: each row against its block's anchor, in requests per server CPU-second ----------
+
+# skip BLOCK NAME REASON: the row is not measured; the table says why.
+skip() { echo "$1 $2 skip ${*:3}" >>"$WORK/anchor-rows" && echo "   $1 $2: skipped (${*:3})" >&2; }
+
+# body_ok BLOCK NAME URL EXPECTED: true when GET URL$SEED answers 200 with exactly the bytes of the
+# file EXPECTED; else the row is skipped, with what came instead.
+body_ok() {
+    local code
+    rm -f "$WORK/got"
+    code=$(curl -s --max-time 5 -o "$WORK/got" -w '%{http_code}' "$3$SEED") || true
+    [[ $code == 200 ]] && cmp -s "$WORK/got" "$4" && return
+    if [[ ! -f $WORK/got || $code == 000 ]]; then
+        skip "$1" "$2" "GET $3$SEED got no answer"
+    else
+        skip "$1" "$2" "GET $SEED answered $code with $(wc -c <"$WORK/got") bytes, not the" \
+            "$(wc -c <"$4") bytes of $(basename "$4")$(cmp -s <(head -c 1000 "$WORK/got") <(head -c 1000 "$4") || echo ": $(head -c 80 "$WORK/got" | tr -c '[:print:]' ' ')")"
+    fi
+    return 1
+}
+
+# anchor_measure BLOCK NAME PID URL [unique]: warm-up, one measured run of the server PID; appends
+# "BLOCK NAME req/s p50 p99 errors requests server-CPU-centiseconds" to $WORK/anchor-rows.
+anchor_measure() {
+    local before after
+    DURATION=$WARMUP load "$4" "$WORK/warmup.txt" "${5:-}" >/dev/null
+    before=$(cpu_ticks "$3")
+    load "$4" "$WORK/$1-$2.load" "${5:-}" >"$WORK/result"
+    after=$(cpu_ticks "$3")
+    [[ $(wc -w <"$WORK/result") == 5 ]] || { skip "$1" "$2" "cannot read the $LOADGEN output"; return 1; }
+    echo "$1 $2 $(<"$WORK/result") $(((after - before) * 100 / $(getconf CLK_TCK)))" >>"$WORK/anchor-rows"
+    echo "   $(tail -1 "$WORK/anchor-rows")" >&2
+}
+
+# nginx_installed: true when nginx is there (installed with apt-get if need be), else says why not.
+nginx_installed() {
+    command -v nginx >/dev/null && return
+    if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+        echo "== installing nginx (apt-get)" >&2
+        timeout 300 sh -c 'apt-get install -y -qq nginx || { apt-get update -qq && apt-get install -y -qq nginx; }' \
+            >"$WORK/nginx-install.log" 2>&1 || true
+        command -v nginx >/dev/null && return
+        echo "apt-get install nginx failed: $(tail -1 "$WORK/nginx-install.log")"
+    else
+        echo "nginx not found, and apt-get is not there or this is not root"
+    fi
+    return 1
+}
+
+# start_nginx NAME CPU SERVER_BLOCK [HTTP_BLOCK]: nginx, as the current user, with its own config and
+# prefix in $WORK/NAME (no system config), one process (no master, no daemon), pinned to CPU, on a
+# free port of 127.0.0.1; SERVER_BLOCK goes in its `server {}`, HTTP_BLOCK beside it. Sets $PID and
+# $URL; on failure sets $WHY and returns 1.
+start_nginx() {
+    local name=$1 cpu=$2 dir=$WORK/$1 port user=""
+    [[ $(id -u) == 0 ]] && user="user $(id -un) $(id -gn);" # else nginx runs as whoever starts it
+    mkdir -p "$dir"
+    for _ in {1..20}; do
+        port=$((20000 + RANDOM % 40000))
+        { exec 8<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null && { exec 8>&-; continue; } # taken
+        cat >"$dir/nginx.conf" <<NGINX
+$user
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server_tokens off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    default_type application/json;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    ${4:-}
+    server {
+        listen 127.0.0.1:$port;
+        $3
+    }
+}
+NGINX
+        nice -n "$NICE" taskset -c "$cpu" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
+            >"$dir/out" 2>"$dir/err" &
+        PID=$! && PIDS+=("$PID") && URL=http://127.0.0.1:$port
+        for _ in {1..2000}; do # up to 10 s
+            kill -0 "$PID" 2>/dev/null || break
+            { exec 8<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null && { exec 8>&-; return; }
+            nap 0.005
+        done
+        stop "$PID"
+        grep -q 'Address already in use' "$dir/err" "$dir/error.log" 2>/dev/null && continue
+        WHY="nginx did not start: $(cat "$dir/err" "$dir/error.log" 2>/dev/null | grep -v '^$' | tail -1 | sed -E 's/^[0-9/]+ [0-9:]+ //')"
+        return 1
+    done
+    WHY="no free port found for nginx"
+    return 1
+}
+
+# start_nginx_proxy NAME: the nginx forwarding anchor on SERVER_CPU, keep-alive to $UPSTREAM.
+start_nginx_proxy() {
+    start_nginx "$1" "$SERVER_CPU" \
+        'location / { proxy_pass http://upstream; proxy_http_version 1.1; proxy_set_header Connection ""; }' \
+        "upstream upstream { server ${UPSTREAM#http://}; keepalive 32; keepalive_requests 1000000; }"
+}
+
+# same_head_plus_outcome REFERENCE_URL URL: true when the heads of GET $SEED from the two differ
+# only by x-ims-vcr (and the date's value); else prints the difference.
+same_head_plus_outcome() {
+    local norm='tr -d "\r" | grep -v -i "^x-ims-vcr:" | sed -E "s/^[Dd]ate:.*/date: (any)/" | tr A-Z a-z | sort'
+    diff <(curl -s --max-time 5 -D - -o /dev/null "$1$SEED" | eval "$norm") \
+        <(curl -s --max-time 5 -D - -o /dev/null "$2$SEED" | eval "$norm")
+}
+
+# anchors_round: one round of the three blocks, each block's anchor first.
+anchors_round() {
+    local expected=$WORK/expected.json block
+    # replay. The anchor: a minimal hyper server sending the body with content-type.
+    start minimal-hyper "$SERVER_CPU" "$BIN/examples/minimal_hyper" 0 "$expected"
+    body_ok replay minimal-hyper "$URL" "$expected" && anchor_measure replay minimal-hyper "$PID" "$URL$SEED"
+    stop "$PID"
+    if [[ -n $NGINX_WHY ]]; then
+        skip replay nginx-static "$NGINX_WHY"
+    elif start_nginx nginx-static "$SERVER_CPU" "location / { root $WORK/static; open_file_cache max=16 inactive=60s; }"; then
+        body_ok replay nginx-static "$URL" "$WORK/static$SEED" && anchor_measure replay nginx-static "$PID" "$URL$SEED"
+        stop "$PID"
+    else
+        skip replay nginx-static "$WHY"
+    fi
+    if [[ -n $TALKBACK_WHY ]]; then
+        skip replay talkback "$TALKBACK_WHY"
+    else
+        start talkback "$SERVER_CPU" node "$WORK/talkback/talkback_serve.js" "$WORK/talkback/tapes" "$expected" "$SEED"
+        body_ok replay talkback "$URL" "$expected" && anchor_measure replay talkback "$PID" "$URL$SEED"
+        stop "$PID"
+    fi
+    RUST_LOG=warn start ims-vcr-replay "$SERVER_CPU" "$BIN/ims-vcr" replay --listen 127.0.0.1:0 --store "$WORK/replay-store"
+    body_ok replay ims-vcr-replay "$URL" "$expected" && anchor_measure replay ims-vcr-replay "$PID" "$URL$SEED"
+    stop "$PID"
+
+    # forward and record: nginx proxy_pass to the minimal server (on LOAD_CPU, with the load
+    # generator, so each proxy has SERVER_CPU to itself), then ims-vcr; a new image id per request.
+    for block in forward record; do
+        if [[ -n $NGINX_WHY ]]; then
+            skip "$block" nginx-proxy_pass "$NGINX_WHY"
+        elif start_nginx_proxy "nginx-proxy-$block"; then
+            body_ok "$block" nginx-proxy_pass "$URL" "$expected" &&
+                anchor_measure "$block" nginx-proxy_pass "$PID" "$URL" unique
+            stop "$PID"
+        else
+            skip "$block" nginx-proxy_pass "$WHY"
+        fi
+        if [[ $block == forward ]]; then
+            RUST_LOG=warn start passthrough "$SERVER_CPU" "$BIN/ims-vcr" passthrough --upstream "$UPSTREAM" \
+                --listen 127.0.0.1:0
+            body_ok forward ims-vcr-passthrough "$URL" "$expected" &&
+                anchor_measure forward ims-vcr-passthrough "$PID" "$URL" unique
+        else
+            rm -rf "$WORK/record-store" # every round records into an empty store, durable (the default)
+            RUST_LOG=warn start record "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$UPSTREAM" \
+                --store "$WORK/record-store" --listen 127.0.0.1:0
+            body_ok record ims-vcr-record "$URL" "$expected" && anchor_measure record ims-vcr-record "$PID" "$URL" unique
+        fi
+        stop "$PID"
+    done
+}
+
+# anchor_table: per row (in order of first appearance) the run with the median req per CPU-s, and
+# its ratio to the median of its block's anchor (the block's first row).
+anchor_table() {
+    awk '{ key = $1 " " $2; if (!(key in seen)) { seen[key]; order[++k] = key } }
+        $3 == "skip" { if (!(key in why)) { why[key] = $0; sub(/^[^ ]+ [^ ]+ skip /, "", why[key]) } next }
+        { m = ++runs[key]; pc[key, m] = ($8 > 0 ? $7 * 100 / $8 : 0); rps[key, m] = $3; p99[key, m] = $5; err[key] += $6 }
+        END {
+            print "| what | server | req per CPU-s | req/s | p99 | vs. anchor |"
+            print "|---|---|---:|---:|---:|---:|"
+            for (o = 1; o <= k; o++) {
+                key = order[o]; split(key, w, " "); block = w[1]; name = w[2]
+                first = !(block in anchor_of); if (first) anchor_of[block] = key
+                if (!(key in runs)) {
+                    printf "| %s | %s | skipped: %s | | | %s |\n", block, name, why[key], first ? "anchor" : ""
+                    continue
+                }
+                n = runs[key]; best = 1 # the median run by req per CPU-s (the lower middle one of an even count)
+                for (i = 1; i <= n; i++) { below = 0
+                    for (j = 1; j <= n; j++) below += (pc[key, j] < pc[key, i] || (pc[key, j] == pc[key, i] && j < i))
+                    if (below == int((n - 1) / 2)) best = i }
+                med[key] = pc[key, best]; a = anchor_of[block]
+                vs = first ? "1.00 (anchor)" : ((a in med) && med[a] > 0 ? sprintf("%.2f", med[key] / med[a]) : "n/a (no anchor)")
+                printf "| %s | %s | %d | %d | %.2f ms | %s |\n", block, name, med[key], rps[key, best], p99[key, best], vs
+                if (err[key] > 0) notes = notes sprintf("%s %s: %d errors (socket errors or answers other than 2xx)\n", block, name, err[key])
+            }
+            printf "%s", notes
+        }' "$WORK/anchor-rows"
+}
+
+anchors_mode() {
+    local round upstream_pid
+    loadgen
+    NGINX_WHY=$(nginx_installed) || true # empty when nginx is there, else why not
+    TALKBACK_WHY=$(talkback) || true
+    # nginx's static file: the very bytes the others serve, at the path asked for.
+    mkdir -p "$WORK/static${SEED%/*}" && cp "$WORK/expected.json" "$WORK/static$SEED"
+    # The upstream of the forward and record blocks, and the source of the replay block's store.
+    start upstream "$LOAD_CPU" "$BIN/examples/minimal_hyper" 0 "$WORK/expected.json"
+    UPSTREAM=$URL upstream_pid=$PID
+    # ims-vcr replay's store: the seed, recorded from that server (its bytes plus x-ims-vcr).
+    RUST_LOG=warn start record-seed "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$UPSTREAM" \
+        --store "$WORK/replay-store" --listen 127.0.0.1:0
+    answers "$URL" || echo "recording the seed from minimal_hyper failed: $(head -c 300 "$WORK/got")" >>"$WORK/notes"
+    stop "$PID"
+    RUST_LOG=warn start ims-vcr-replay "$SERVER_CPU" "$BIN/ims-vcr" replay --listen 127.0.0.1:0 --store "$WORK/replay-store"
+    same_head_plus_outcome "$UPSTREAM" "$URL" >"$WORK/head.diff" ||
+        echo "ims-vcr replay's head differs from minimal-hyper's by more than x-ims-vcr: $(tr '\n' ' ' <"$WORK/head.diff")" >>"$WORK/notes"
+    stop "$PID"
+    for round in $(seq "$ROUNDS"); do
+        echo "== round $round of $ROUNDS (load average $(loadavg))" >&2
+        anchors_round
+    done
+    kill -0 "$upstream_pid" 2>/dev/null || echo "the upstream (minimal_hyper) exited during the run" >>"$WORK/notes"
+    echo "anchors, GET $SEED (forward, record: GET /v2/images/{a new id per request}): $LOADGEN -c$CONNS -t1" \
+        "--latency, DURATION=${DURATION}s per run after ${WARMUP}s warm-up, $ROUNDS round(s), the median run shown;" \
+        "server on CPU $SERVER_CPU, load (and the upstream) on CPU $LOAD_CPU, nice $NICE; $(nproc) CPUs;" \
+        "load average $(loadavg)"
+    anchor_table
+    [[ ! -s $WORK/notes ]] || cat "$WORK/notes"
+}
+
 build
 case $MODE in
+anchors) anchors_mode ;;
 replay) replay_mode ;;
 startup) startup_mode ;;
 record) record_mode ;;
-*) die "unknown mode $MODE: expected replay, startup or record" ;;
+*) die "unknown mode $MODE: expected anchors, replay, startup or record" ;;
 esac
