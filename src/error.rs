@@ -73,6 +73,19 @@ pub enum Error {
     /// A setting (flag, environment variable, config entry) with a bad value.
     #[error("{0}")]
     Config(String),
+    /// The store refuses an operation in its current state (a failed write, another format, a
+    /// damaged durability marker, too many answers for one request).
+    #[error("{0}")]
+    StoreRefused(String),
+    /// Recordings that cannot be served together (conflicting redaction stamps, keys).
+    #[error("{0}")]
+    Recordings(String),
+    /// A lookup by the user (`show REQUEST`) matched no recording, or more than one.
+    #[error("{0}")]
+    NoMatch(String),
+    /// A failure inside ims-vcr itself (a server task that panicked).
+    #[error("{0}")]
+    Internal(String),
     /// A CI verdict failed (`--fail-on-miss`, `--fail-on-unused`, `verify` findings, drift).
     /// The binary exits with code 3 for it.
     #[error("{0}")]

@@ -9,9 +9,13 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = ims_vcr::cli::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new(if cli.verbose {
+                "info,ims_vcr=debug"
+            } else {
+                "info"
+            })
+        }))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

@@ -62,6 +62,10 @@ pub struct Cli {
     /// Settings file [default: ims-vcr.toml in the working directory, when present].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log every request (one line each, at debug level) besides start-up and the summary.
+    /// `RUST_LOG` overrides it.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     command: Command,
 }

@@ -309,6 +309,7 @@ pub struct ExportSummary {
 /// temporary name and renamed, so a crash never leaves a half-written cassette. Older cassette
 /// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
 /// files that are not ims-vcr cassettes are left alone.
+#[cfg(any(test, feature = "internals"))]
 pub fn write_dir(
     dir: &Path,
     recordings: &[Recording],

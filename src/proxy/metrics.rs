@@ -27,6 +27,7 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// The route template of a request path.
+#[cfg(any(test, feature = "internals"))]
 pub fn route(path: &str) -> &'static str {
     ROUTES[route_index(path)]
 }

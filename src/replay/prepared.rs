@@ -79,11 +79,13 @@ impl Prepared {
     }
 
     /// The HTTP status.
+    #[cfg(any(test, feature = "internals"))]
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The body bytes.
+    #[cfg(any(test, feature = "internals"))]
     pub fn body(&self) -> &Bytes {
         &self.body
     }

@@ -133,7 +133,7 @@ pub enum Play {
     /// The answer to serve.
     Hit(Arc<Tape>, usize),
     /// Recorded, but `--sequence strict` and every answer was served.
-    Exhausted(Arc<Tape>),
+    Exhausted(#[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))] Arc<Tape>),
     /// Recorded, but its answers could not be read back from the replay pack or the store (the
     /// message says which, and which request).
     Unreadable(String),
@@ -303,6 +303,7 @@ impl Tapes {
     }
 
     /// True when nothing is recorded.
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.read().is_empty()
     }

@@ -39,6 +39,7 @@ impl Redactor {
     }
 
     /// The policy.
+    #[cfg(any(test, feature = "internals"))]
     pub fn policy(&self) -> &RedactionPolicy {
         &self.policy
     }

@@ -225,12 +225,12 @@ impl ProxyServerBuilder {
                 }
                 Source::Cassettes(dir) => {
                     let (recordings, rules) = cassette::read_dir(dir)?;
-                    let tapes = Tapes::new(&recordings, self.sequence).map_err(Error::Config)?;
+                    let tapes = Tapes::new(&recordings, self.sequence).map_err(Error::Recordings)?;
                     (tapes, None, rules)
                 }
             },
             Mode::Passthrough => (
-                Tapes::new(&[], self.sequence).map_err(Error::Config)?,
+                Tapes::new(&[], self.sequence).map_err(Error::Recordings)?,
                 Some(self.recorder(None)?),
                 MatchRules::default(),
             ),
@@ -269,7 +269,7 @@ impl ProxyServerBuilder {
     fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
         match store.replay_pack()? {
             Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
-            None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Config),
+            None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Recordings),
         }
     }
 

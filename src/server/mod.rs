@@ -80,7 +80,7 @@ impl ProxyServer {
         match self.task.take() {
             Some(task) => task
                 .await
-                .unwrap_or_else(|e| Err(Error::Config(format!("server task failed: {e}")))),
+                .unwrap_or_else(|e| Err(Error::Internal(format!("server task failed: {e}")))),
             None => Ok(Summary::default()),
         }
     }

@@ -143,7 +143,7 @@ pub(crate) fn read_durable(store: &Path) -> Result<u64> {
     let file = store.join(DURABLE_FILE);
     match std::fs::read_to_string(&file) {
         Ok(text) => text.trim().parse().map_err(|_| {
-            Error::Config(format!(
+            Error::StoreRefused(format!(
                 "{}: expected a write count, found {:?}; if the store is otherwise fine, delete \
                  this file to skip the damage check once",
                 file.display(),

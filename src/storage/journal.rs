@@ -48,6 +48,7 @@ pub struct Record {
 #[derive(Debug)]
 pub struct Journal {
     file: std::sync::Arc<File>,
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
     path: PathBuf,
     len: u64,
     /// Set when a failed append could not be cut back: the file ends in part of a record, and
@@ -142,6 +143,7 @@ impl Journal {
     }
 
     /// The journal's path, for messages.
+    #[cfg(any(test, feature = "internals"))]
     pub fn path(&self) -> &Path {
         &self.path
     }

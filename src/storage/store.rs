@@ -212,7 +212,7 @@ impl Store {
     fn refuse_if_poisoned(&self, session: &Session, doing: &str) -> Result<()> {
         match &session.poisoned {
             None => Ok(()),
-            Some(why) => Err(Error::Config(format!(
+            Some(why) => Err(Error::StoreRefused(format!(
                 "store {}: not {doing} after a failed write ({why}); restart to recover what \
                  the journal holds",
                 self.path.display()
@@ -259,7 +259,7 @@ impl Store {
                 Ok(())
             }
             Some(v) if v.as_ref() == STORE_FORMAT.to_be_bytes() => Ok(()),
-            Some(v) => Err(Error::Config(format!(
+            Some(v) => Err(Error::StoreRefused(format!(
                 "store {} has format {:?}, this ims-vcr reads format {STORE_FORMAT}; \
                  export it with the ims-vcr that wrote it and import the cassettes here",
                 self.path.display(),
@@ -479,6 +479,7 @@ impl Store {
 
     /// The write counter: grows with every write, across sessions; a replay pack made at one
     /// value is out of date at any other.
+    #[cfg(any(test, feature = "internals"))]
     pub fn generation(&self) -> u64 {
         self.written.load(Ordering::SeqCst)
     }
@@ -511,11 +512,13 @@ impl Store {
     }
 
     /// Number of stored answers.
+    #[cfg(any(test, feature = "internals"))]
     pub fn len(&self) -> usize {
         self.answers.len()
     }
 
     /// True when nothing is recorded.
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }
@@ -529,7 +532,7 @@ impl Store {
             }
             for (seq, interaction) in recording.answers.iter().enumerate() {
                 let seq = u32::try_from(seq).map_err(|_| {
-                    Error::Config(format!(
+                    Error::StoreRefused(format!(
                         "{}: more than {} answers",
                         recording.key.request_line(),
                         u32::MAX

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use hyper::Method;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
+#[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use crate::tools::diff::{Change, ChangeKind, IgnoreRules, compare};
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Interaction, body_bytes};

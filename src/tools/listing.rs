@@ -99,13 +99,13 @@ pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
     let recording = match matches.as_slice() {
         [one] => *one,
         [] => {
-            return Err(Error::Config(format!(
+            return Err(Error::NoMatch(format!(
                 "show {wanted:?}: no recorded request matches; `ims-vcr ls` lists them"
             )));
         }
         many => {
             let lines: Vec<&str> = many.iter().map(|r| r.key.request_line()).collect();
-            return Err(Error::Config(format!(
+            return Err(Error::NoMatch(format!(
                 "show {wanted:?}: {} requests match ({}); use the key from `ims-vcr ls`",
                 many.len(),
                 lines.join(", ")
