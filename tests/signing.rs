@@ -158,13 +158,11 @@ async fn a_dummy_signed_client_with_a_skewed_clock_records_when_the_proxy_re_sig
 
 #[tokio::test]
 async fn without_ak_sk_a_signed_request_is_forwarded_as_it_came_and_refused_upstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeIms::start(FakeOptions {
+    let (_dir, _, fake, proxy) = fake_and_recorder(FakeOptions {
         verifier: Some(gateway_verifier()),
         ..Default::default()
     })
     .await;
-    let proxy = recorder(&fake, &dir.path().join("store")).await;
     let reply = send_signed(
         &proxy,
         &format!("/v2/images/{SEED_IMAGE_ID}"),
@@ -187,10 +185,7 @@ async fn without_ak_sk_a_signed_request_is_forwarded_as_it_came_and_refused_upst
 
 #[tokio::test]
 async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_received() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let live = get(&format!("{}/v2", proxy.uri())).await;
     let live_text = String::from_utf8(live.body.clone()).unwrap();
     assert!(

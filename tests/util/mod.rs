@@ -121,6 +121,20 @@ pub async fn recording_through(config: UpstreamConfig, store: &Path) -> ProxySer
         .unwrap()
 }
 
+/// The arrange step most record tests share: a temp folder, a fake IMS started with `opts`, and
+/// a [`recorder`] in front of it storing into `dir/store`; returns `(dir, store, fake, proxy)`.
+/// Bind every part for as long as the test runs (`_dir`, `_fake`, not `_`): a dropped `TempDir`
+/// deletes the folder and a dropped fake stops serving. They drop in reverse, proxy first.
+pub async fn fake_and_recorder(
+    opts: FakeOptions,
+) -> (tempfile::TempDir, PathBuf, FakeIms, ProxyServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(opts).await;
+    let proxy = recorder(&fake, &store).await;
+    (dir, store, fake, proxy)
+}
+
 /// A replay proxy over a store.
 pub async fn replayer(store: &Path) -> ProxyServer {
     ProxyServer::builder()
