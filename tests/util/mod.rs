@@ -1,11 +1,14 @@
 //! Test harness: proxies started in-process against the fake IMS upstream, an HTTP client that
 //! reports status, ordered headers and raw body bytes, and byte-scanning helpers. Submodules:
 //! `fake_ims` (the fake upstream), `process` (the binary as a child process), `tls` (the one
-//! test CA and HTTPS helpers) and `raw` (raw sockets, wire parsing, misbehaving upstreams).
+//! test CA and HTTPS helpers), `raw` (raw sockets, wire parsing, misbehaving upstreams),
+//! `fixtures` (recordings built by hand) and `oracle` (the property checks the fuzz targets share).
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub mod fake_ims;
+pub mod fixtures;
+pub mod oracle;
 pub mod process;
 pub mod raw;
 pub mod tls;
