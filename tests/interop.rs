@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use ims_vcr::ProxyServer;
 
-use crate::signing::{REAL_AK, REAL_SK, gateway_verifier, real_credentials};
+use crate::util::gateway::{REAL_AK, REAL_SK, gateway_verifier, real_credentials};
 use crate::util::*;
 
 const TOKEN: &str = "gAAAAAB-openstack-admin-token-for-interop";

@@ -18,6 +18,8 @@ mod cli;
 mod samples;
 // AK/SK re-signing and absolute-URL hygiene.
 mod signing;
+// The signature-verifying gateway against the SDK's vectors and tampered requests.
+mod verifier;
 // Redaction, the leak gate and `verify`.
 mod redaction;
 // Modes, single-flight, sequences, match rules, verdicts, control API, latency and faults.

@@ -2,12 +2,14 @@
 //! reports status, ordered headers and raw body bytes, and byte-scanning helpers. Submodules:
 //! `fake_ims` (the fake upstream), `process` (the binary as a child process), `tls` (the one
 //! test CA and HTTPS helpers), `raw` (raw sockets, wire parsing, misbehaving upstreams),
-//! `fixtures` (recordings built by hand) and `oracle` (the property checks the fuzz targets share).
+//! `fixtures` (recordings built by hand), `oracle` (the property checks the fuzz targets share)
+//! and `gateway` (the AK/SK signature-verifying gateway the fake IMS can run).
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub mod fake_ims;
 pub mod fixtures;
+pub mod gateway;
 pub mod oracle;
 pub mod process;
 pub mod raw;
