@@ -393,38 +393,30 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::interaction::{Body, RecordedResponse, Recording};
+    use crate::model::fixtures;
+    use crate::model::interaction::Recording;
     use crate::secrets::redact::RedactionPolicy;
     use crate::replay::tape::{Play, Sequence, Tapes};
 
+    /// A fixture recording with the headers, date and latency of a real one, stamped when
+    /// `redacted`.
     fn recording(path: &str, statuses: &[&str], redacted: bool) -> Recording {
         let request = RecordedRequest {
-            method: "GET".into(),
-            path: path.into(),
-            query: None,
             headers: vec![("accept".into(), "application/json".into())],
-            body: None,
+            ..fixtures::get(path)
         };
-        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
-        let answers = statuses
-            .iter()
-            .map(|s| Interaction {
-                request: request.clone(),
-                response: RecordedResponse {
-                    status: 200,
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: Body::from_bytes(format!("{{\"status\":\"{s}\"}}").as_bytes()),
-                    recorded_at: "2026-11-27T00:00:00Z".into(),
-                    latency_ms: 3,
-                    upstream: String::new(),
-                },
-                redaction: redacted.then(|| RedactionStamp {
-                    policy: RedactionPolicy::default(),
-                    key_fingerprint: default_key().fingerprint(),
-                }),
-            })
-            .collect();
-        Recording { key, answers }
+        let mut recording = fixtures::recording_of(request, statuses);
+        for answer in &mut recording.answers {
+            let response = &mut answer.response;
+            response.headers = vec![("content-type".into(), "application/json".into())];
+            response.recorded_at = "2026-11-27T00:00:00Z".into();
+            response.latency_ms = 3;
+            answer.redaction = redacted.then(|| RedactionStamp {
+                policy: RedactionPolicy::default(),
+                key_fingerprint: default_key().fingerprint(),
+            });
+        }
+        recording
     }
 
     fn default_key() -> crate::secrets::pseudonym::PseudonymKey {
