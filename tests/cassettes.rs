@@ -123,14 +123,7 @@ async fn importing_a_folder_with_one_broken_file_changes_nothing_and_names_the_f
 
 #[tokio::test]
 async fn a_hostile_request_path_cannot_place_a_file_outside_the_export_folder() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions {
-        plain_http: true,
-        ..Default::default()
-    })
-    .await;
-    let proxy = recorder(&fake, &store).await;
+    let (dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::plain()).await;
     for target in [
         "/../../../escaped",
         "/v2/..%2F..%2F..%2Fescaped2",

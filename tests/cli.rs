@@ -1,19 +1,14 @@
 //! The `ims-vcr` binary as a user runs it: the listening line, SIGTERM, `kill -9`, locked stores,
 //! and errors that name the flag.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::util::*;
 
 #[tokio::test]
 async fn replay_with_no_flags_serves_the_repository_cassettes_and_exits_cleanly_on_sigterm() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("cassettes")).unwrap();
-    for (name, bytes) in all_files(&repo.join("cassettes")) {
-        std::fs::write(dir.path().join("cassettes").join(name), bytes).unwrap();
-    }
+    shipped_cassettes(dir.path());
     let proxy = Running::start(&["replay", "--listen", "127.0.0.1:0"], dir.path());
     assert!(proxy.uri.starts_with("http://127.0.0.1:"), "{}", proxy.uri);
     let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;

@@ -9,14 +9,11 @@ const COOKIE: &str = "session=cookie-secret-5d1e";
 
 #[tokio::test]
 async fn credentials_are_absent_from_store_bytes_and_exported_cassettes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions {
+    let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions {
         require_token: Some(TOKEN.into()),
         ..Default::default()
     })
     .await;
-    let proxy = recorder(&fake, &store).await;
     let authorization = format!(
         "SDK-HMAC-SHA256 Access={AK}, SignedHeaders=host;x-sdk-date, Signature=f00dfeedf00dfeedf00dfeedf00dfeed"
     );

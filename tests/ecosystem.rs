@@ -130,10 +130,7 @@ fn assert_har_1_2(har: &serde_json::Value) {
 
 #[tokio::test]
 async fn a_har_round_trip_export_import_replay_gives_the_same_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let mut recorded = Vec::new();
     for id in [
         SEED_IMAGE_ID,

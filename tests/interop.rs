@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use ims_vcr::ProxyServer;
 
-use crate::signing::{REAL_AK, REAL_SK, gateway_verifier, real_credentials};
+use crate::util::gateway::{REAL_AK, REAL_SK, gateway_verifier, real_credentials};
 use crate::util::*;
 
 const TOKEN: &str = "gAAAAAB-openstack-admin-token-for-interop";
@@ -205,10 +205,7 @@ async fn openstacksdk_records_with_a_token_and_replays_identically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_with_the_official_prometheus_parser_and_count_by_route_template() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = crate::util::recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
     proxy.shutdown().await.unwrap();

@@ -242,10 +242,7 @@ async fn match_rules_are_recorded_with_the_cassettes_and_used_at_replay() {
 
 #[tokio::test]
 async fn a_miss_carries_a_machine_readable_diff_against_the_nearest_recording() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&format!("{}/v2/images?limit=10&owner=x", proxy.uri())).await;
     proxy.shutdown().await.unwrap();
     let replay = replayer(&store).await;
@@ -259,10 +256,7 @@ async fn a_miss_carries_a_machine_readable_diff_against_the_nearest_recording() 
 
 #[tokio::test]
 async fn the_control_api_reports_and_switches_mode_but_is_never_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let control = |path: &str| format!("{}/__ims-vcr/{path}", proxy.uri());
     assert_eq!(get(&control("health")).await.json()["mode"], "record");
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;

@@ -1,20 +1,22 @@
-//! Properties over generated inputs, the same ones the `fuzz/` targets check (cassette round trip,
-//! stable request keys, safe and idempotent redaction) plus pseudonym formats and body encoding.
+//! Properties over generated inputs, checked by the oracle the `fuzz/` targets share
+//! (`tests/util/oracle.rs`: cassette round trip, stable request keys, safe and idempotent
+//! redaction), plus pseudonym formats and body encoding.
 //! 256 cases each by default; `PROPTEST_CASES=10000 cargo test properties` digs deeper.
 
 use std::path::Path;
 
-use ims_vcr::formats::cassette::{parse, render};
+use ims_vcr::formats::cassette::parse;
 use ims_vcr::model::headers::is_credential;
 use ims_vcr::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
 use ims_vcr::model::key::{MatchRules, RequestKey};
 use ims_vcr::model::recording::Recording;
-use ims_vcr::secrets::leak::MIN_NEEDLE_LEN;
 use ims_vcr::secrets::pseudonym::PseudonymKey;
 use ims_vcr::secrets::redact::{RedactionPolicy, RedactionStamp, Redactor, find_leak};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::Value;
+
+use crate::util::{fixtures, oracle};
 
 fn config() -> ProptestConfig {
     // An explicit `cases` would shadow proptest's own reading of `PROPTEST_CASES`: keep it.
@@ -133,16 +135,10 @@ fn stamp() -> impl Strategy<Value = Option<RedactionStamp>> {
 fn recording() -> impl Strategy<Value = (Recording, MatchRules)> {
     (request(), vec(response(), 1..4), stamp(), rules()).prop_map(
         |(request, responses, redaction, rules)| {
-            let key = RequestKey::of_recorded(&rules, &request).unwrap();
-            let answers = responses
-                .into_iter()
-                .map(|response| Interaction {
-                    request: request.clone(),
-                    response,
-                    redaction: redaction.clone(),
-                })
-                .collect();
-            (Recording { key, answers }, rules)
+            (
+                fixtures::recording(&rules, request, responses, redaction),
+                rules,
+            )
         },
     )
 }
@@ -154,14 +150,7 @@ proptest! {
 
     #[test]
     fn a_rendered_cassette_parses_back_to_the_same_recording((recording, rules) in recording()) {
-        let bytes = render(&recording, &rules);
-
-        let (back, back_rules) = parse(Path::new("p.json"), &bytes)
-            .map_err(|e| TestCaseError::fail(format!("{e}\n{}", String::from_utf8_lossy(&bytes))))?;
-
-        prop_assert_eq!(&back, &recording);
-        prop_assert_eq!(&back_rules, &rules);
-        prop_assert_eq!(render(&back, &back_rules), bytes, "rendering is not deterministic");
+        oracle::cassette_round_trips(&recording, &rules);
     }
 
     #[test]
@@ -210,16 +199,7 @@ proptest! {
         let rules = MatchRules { match_headers: vec![], ignore_query: ignore };
         let first = key(&rules, &method, &path, Some(&pairs.join("&")), &body);
 
-        let line = first.request_line();
-        let (m, target) = line.split_once(' ').unwrap();
-        let (p, q) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
-        let again = key(&rules, m, p, q, &body);
-
-        prop_assert_eq!(again.canonical(), first.canonical());
-        prop_assert_eq!(again, first);
+        oracle::canonical_form_is_a_fixed_point(&rules, &first, &body);
     }
 
     #[test]
@@ -231,8 +211,7 @@ proptest! {
         let rules = MatchRules::default();
         let a = key(&rules, "get", &path, Some(&pairs.join("&")), &body);
         let b = key(&rules, "GET", &path, Some(&shuffled.join("&")), &body);
-        prop_assert_eq!(a.canonical(), b.canonical());
-        prop_assert_eq!(a.hex(), b.hex());
+        oracle::same_key(&a, &b, &format!("{pairs:?} vs {shuffled:?}"));
     }
 }
 
@@ -409,58 +388,19 @@ impl Exchange {
                 .collect::<Vec<_>>()
                 .join("&")
         });
-        Interaction {
-            request: RecordedRequest {
-                method: "GET".into(),
-                path: self.text(&self.path),
-                query,
-                headers: self.headers(&self.request_headers),
-                body: self.body(&self.request_body),
-            },
-            response: RecordedResponse {
-                status: 200,
-                headers: self.headers(&self.response_headers),
-                body: self.body(&self.response_body),
-                recorded_at: String::new(),
-                latency_ms: 0,
-                upstream: String::new(),
-            },
-            redaction: None,
-        }
+        let request = RecordedRequest {
+            query,
+            headers: self.headers(&self.request_headers),
+            body: self.body(&self.request_body),
+            ..fixtures::request("GET", &self.text(&self.path))
+        };
+        let response = fixtures::response(
+            200,
+            self.headers(&self.response_headers),
+            self.body(&self.response_body),
+        );
+        fixtures::interaction(request, response)
     }
-}
-
-/// True when `value` must not survive redaction: it has at least 8 ASCII letters or digits
-/// outside percent-escapes. Fewer, and a pseudonym of another value (random per letter or digit,
-/// punctuation kept) can recreate it by chance; none at all, and it is its own pseudonym
-/// (documented in `pseudonym.rs`). Real identifiers (32-hex project IDs, account codes) qualify.
-fn hideable(value: &str) -> bool {
-    let mut rest = value;
-    // A fragment may start inside an escape (`5D%00`) and end inside one (`%0`).
-    let lead = rest
-        .bytes()
-        .take(2)
-        .take_while(u8::is_ascii_hexdigit)
-        .count();
-    if rest[lead..].starts_with('%') {
-        rest = &rest[lead..];
-    }
-    let bytes = rest.as_bytes();
-    let (mut i, mut alphanumerics) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            i += 1;
-            let mut digits = 0;
-            while digits < 2 && i < bytes.len() && bytes[i].is_ascii_hexdigit() {
-                i += 1;
-                digits += 1;
-            }
-            continue;
-        }
-        alphanumerics += usize::from(bytes[i].is_ascii_alphanumeric());
-        i += 1;
-    }
-    alphanumerics >= 8
 }
 
 /// Percent-encoding as the redactor writes it.
@@ -475,82 +415,12 @@ fn redactor() -> Redactor {
     Redactor::new(policy, PseudonymKey::new(b"proptest"))
 }
 
-/// Where a real value could stay in what is written. `strict`: path, query values, header values,
-/// text bodies and the strings of JSON bodies, which redaction rewrites. `gate_only`: the whole
-/// query, binary bodies and whole JSON bodies, whose object keys and numbers redaction never
-/// rewrites: what stays there is the leak gate's to refuse.
-fn places(i: &Interaction) -> (Vec<(String, String)>, Vec<Vec<u8>>) {
-    fn strings(json: &Value, out: &mut Vec<(String, String)>) {
-        match json {
-            Value::String(s) => out.push(("JSON string".to_owned(), s.clone())),
-            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-            _ => {}
-        }
-    }
-    let mut strict = vec![("path".to_owned(), i.request.path.clone())];
-    // A query is a list of pairs: a value can only be meant within one (`&` is not in a pair),
-    // and the names of redacted parameters are kept as they are.
-    if let Some(query) = &i.request.query {
-        let values = query
-            .split('&')
-            .map(|p| p.split_once('=').map_or("", |(_, v)| v));
-        strict.extend(values.map(|v| ("query value".to_owned(), v.to_owned())));
-    }
-    for (name, value) in i.request.headers.iter().chain(&i.response.headers) {
-        strict.push((format!("header {name:?}"), value.clone()));
-    }
-    let mut gate_only: Vec<Vec<u8>> = i
-        .request
-        .query
-        .iter()
-        .map(|q| q.clone().into_bytes())
-        .collect();
-    for body in [&i.request.body, &i.response.body].into_iter().flatten() {
-        let bytes = body.to_bytes().expect("a body we built decodes").to_vec();
-        match body {
-            Body::Json(json) => strings(json, &mut strict),
-            _ => {
-                if let Ok(text) = String::from_utf8(bytes.clone()) {
-                    strict.push(("body".to_owned(), text));
-                }
-            }
-        }
-        gate_only.push(bytes);
-    }
-    (strict, gate_only)
-}
-
 proptest! {
     #![proptest_config(config())]
 
     #[test]
     fn redaction_is_idempotent_and_leaves_no_real_value_raw(exchange in exchange()) {
-        let original = exchange.interaction();
-        let redactor = redactor();
-
-        let (once, needles) = redactor.redact(&original).unwrap();
-        let (twice, _) = redactor.redact(&once).unwrap();
-
-        prop_assert_eq!(&twice, &once, "redaction is not idempotent");
-        // Some values have nothing a pseudonym can replace (see `hideable`), and some places
-        // are never rewritten (see `places`): what stays there is the leak gate's to refuse.
-        let (strict, gate_only) = places(&once);
-        let mut left_raw = false;
-        for needle in needles.iter().filter(|n| n.value.len() >= MIN_NEEDLE_LEN) {
-            let real = needle.value.as_str();
-            for (place, text) in &strict {
-                prop_assert!(
-                    !hideable(real) || !text.contains(real),
-                    "{} ({:?}) is still raw in the {place}: {text:?}", needle.label, real
-                );
-            }
-            left_raw |= strict.iter().any(|(_, t)| t.contains(real))
-                || gate_only.iter().any(|b| b.windows(real.len()).any(|w| w == real.as_bytes()));
-        }
-        if left_raw {
-            prop_assert!(find_leak(&once, needles).is_some(), "a real value is left raw and the leak gate misses it");
-        }
+        oracle::redaction_is_idempotent_and_leaves_no_real_value_raw(&redactor(), &exchange.interaction());
     }
 }
 
@@ -579,24 +449,12 @@ fn what_redaction_leaves_the_leak_gate_refuses() {
         ),
     ];
     for (header, value, body) in cases {
-        let interaction = Interaction {
-            request: RecordedRequest {
-                method: "GET".into(),
-                path: "/v2/images".into(),
-                query: None,
-                headers: vec![(header.into(), value.into())],
-                body: None,
-            },
-            response: RecordedResponse {
-                status: 200,
-                headers: vec![],
-                body: Body::from_bytes(body.as_bytes()),
-                recorded_at: String::new(),
-                latency_ms: 0,
-                upstream: String::new(),
-            },
-            redaction: None,
+        let request = RecordedRequest {
+            headers: vec![(header.into(), value.into())],
+            ..fixtures::request("GET", "/v2/images")
         };
+        let response = fixtures::response(200, vec![], Body::from_bytes(body.as_bytes()));
+        let interaction = fixtures::interaction(request, response);
 
         let (redacted, needles) = redactor().redact(&interaction).unwrap();
 

@@ -20,10 +20,7 @@ fn contract_paths() -> Vec<String> {
 
 #[tokio::test]
 async fn replay_gives_the_recorded_status_headers_and_exact_body_with_the_upstream_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let recorder_uri = proxy.uri();
     let mut live = Vec::new();
     for path in contract_paths() {
@@ -75,10 +72,7 @@ async fn replay_gives_the_recorded_status_headers_and_exact_body_with_the_upstre
 
 #[tokio::test]
 async fn replay_opens_no_connection_to_the_upstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     proxy.shutdown().await.unwrap();
     let before = fake.connections();
@@ -98,10 +92,7 @@ async fn replay_opens_no_connection_to_the_upstream() {
 
 #[tokio::test]
 async fn a_miss_is_a_599_marked_miss_naming_the_request_and_the_nearest_recordings() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     proxy.shutdown().await.unwrap();
 
@@ -125,10 +116,7 @@ async fn a_miss_is_a_599_marked_miss_naming_the_request_and_the_nearest_recordin
 
 #[tokio::test]
 async fn query_order_does_not_matter_when_matching() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let recorded = get(&format!("{}/v2/images?owner=nobody&limit=5", proxy.uri())).await;
     proxy.shutdown().await.unwrap();
 
@@ -140,14 +128,11 @@ async fn query_order_does_not_matter_when_matching() {
 
 #[tokio::test]
 async fn gzip_from_the_upstream_is_stored_decoded_and_served_with_a_correct_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions {
+    let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions {
         gzip: true,
         ..Default::default()
     })
     .await;
-    let proxy = recorder(&fake, &store).await;
     let gzip = [("accept-encoding", "gzip, deflate")];
     for url in [
         image_url(&proxy, SEED_IMAGE_ID),
@@ -193,10 +178,7 @@ async fn gzip_from_the_upstream_is_stored_decoded_and_served_with_a_correct_leng
 
 #[tokio::test]
 async fn repeated_requests_replay_in_recorded_order_then_repeat_the_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let mut recorded = Vec::new();
     for _ in 0..3 {
         recorded.push(get(&image_url(&proxy, POLLING_IMAGE_ID)).await.json()["status"].clone());
@@ -233,10 +215,7 @@ async fn a_new_recording_session_replaces_the_answers_of_the_requests_it_records
 
 #[tokio::test]
 async fn the_store_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     get(&format!("{}/v2/schemas/image", proxy.uri())).await;
     proxy.shutdown().await.unwrap();
@@ -257,9 +236,7 @@ async fn the_store_survives_a_restart() {
 
 #[tokio::test]
 async fn the_proxy_rewrites_host_and_strips_hop_by_hop_headers_but_keeps_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &dir.path().join("store")).await;
+    let (_dir, _, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let headers = [
         ("connection", "keep-alive, x-hop"),
         ("x-hop", "secret-hop"),
@@ -290,14 +267,7 @@ async fn the_proxy_rewrites_host_and_strips_hop_by_hop_headers_but_keeps_the_res
 
 #[tokio::test]
 async fn requests_with_bodies_are_forwarded_and_matched_on_canonical_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions {
-        plain_http: true,
-        ..Default::default()
-    })
-    .await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::plain()).await;
     let url = format!("{}/v2/images", proxy.uri());
     let recorded = send(
         "POST",
@@ -360,10 +330,7 @@ async fn the_shipped_cassettes_replay_the_seed_image_a_404_and_the_schema() {
 
 #[tokio::test]
 async fn a_session_leaves_a_current_replay_pack_and_replay_reads_it_instead_of_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let seed = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     assert_eq!(get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await.status, 404);
     proxy.shutdown().await.unwrap();

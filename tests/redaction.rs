@@ -159,10 +159,7 @@ async fn a_redacted_recording_matches_both_the_pseudonym_and_the_real_value() {
 
 #[tokio::test]
 async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     // The fake echoes the request headers in its body, token included.
     let reply = send(
         "GET",
@@ -181,10 +178,7 @@ async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its
 
 #[tokio::test]
 async fn export_redact_of_a_raw_store_is_byte_stable_and_refuses_a_smuggled_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
     proxy.shutdown().await.unwrap();
@@ -246,10 +240,7 @@ fn verify(args: &[&str]) -> (i32, String) {
 
 #[tokio::test]
 async fn verify_catches_each_kind_of_leak_and_passes_a_clean_redacted_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     get(&image_url(&proxy, SEED_IMAGE_ID)).await;
     proxy.shutdown().await.unwrap();
 

@@ -29,10 +29,7 @@ fn normalise(mut cassette: serde_json::Value) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_shipped_cassettes_are_a_recording_of_the_stand_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     for path in [
         format!("/v2/images/{SEED_IMAGE_ID}"),
         format!("/v2/images/{UNKNOWN_IMAGE_ID}"),

@@ -1,59 +1,14 @@
 //! AK/SK clients through the proxy: re-signing for the upstream host with the proxy's clock, the
 //! plain warning when no AK/SK is configured, and absolute upstream URLs pointed at the proxy.
 
-use std::sync::Arc;
-
 use hyper::http::{HeaderMap, Method, Uri};
 use ims_vcr::ProxyServer;
 use ims_vcr::net::signer::{self, Credentials};
 
+use crate::util::gateway::{REAL_AK, REAL_SK, gateway_verifier, real_credentials};
 use crate::util::*;
 
-pub const REAL_AK: &str = "HPUAREALACCESSKEY0001";
-pub const REAL_SK: &str = "real-secret-key-0123456789abcdefghij";
 const DUMMY: &str = "dummy-ak-or-sk";
-
-/// A fake upstream that checks signatures like the API gateway: the real AK/SK, and a date within
-/// 15 minutes of its own clock.
-pub fn gateway_verifier() -> Verifier {
-    Arc::new(|parts, body| {
-        signer::verify(
-            REAL_AK,
-            REAL_SK,
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            body,
-        )?;
-        let date = parts
-            .headers
-            .get("x-sdk-date")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let format =
-            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let signed = time::PrimitiveDateTime::parse(date, &format)
-            .map_err(|e| e.to_string())?
-            .assume_utc();
-        let skew = (time::OffsetDateTime::now_utc() - signed).abs();
-        if skew > time::Duration::minutes(15) {
-            return Err(format!(
-                "X-Sdk-Date is {skew} away from the gateway's clock"
-            ));
-        }
-        Ok(())
-    })
-}
-
-pub fn real_credentials() -> Credentials {
-    Credentials::from_lookup(|name| match name {
-        signer::ENV_AK => Some(REAL_AK.into()),
-        signer::ENV_SK => Some(REAL_SK.into()),
-        _ => None,
-    })
-    .unwrap()
-    .unwrap()
-}
 
 /// Headers of a request signed the way an SDK pointed at the proxy signs it: with the client's
 /// (dummy) AK/SK, for the proxy's host, at `skew` from now.
@@ -158,13 +113,11 @@ async fn a_dummy_signed_client_with_a_skewed_clock_records_when_the_proxy_re_sig
 
 #[tokio::test]
 async fn without_ak_sk_a_signed_request_is_forwarded_as_it_came_and_refused_upstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeIms::start(FakeOptions {
+    let (_dir, _, fake, proxy) = fake_and_recorder(FakeOptions {
         verifier: Some(gateway_verifier()),
         ..Default::default()
     })
     .await;
-    let proxy = recorder(&fake, &dir.path().join("store")).await;
     let reply = send_signed(
         &proxy,
         &format!("/v2/images/{SEED_IMAGE_ID}"),
@@ -187,10 +140,7 @@ async fn without_ak_sk_a_signed_request_is_forwarded_as_it_came_and_refused_upst
 
 #[tokio::test]
 async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_received() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     let live = get(&format!("{}/v2", proxy.uri())).await;
     let live_text = String::from_utf8(live.body.clone()).unwrap();
     assert!(

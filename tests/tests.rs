@@ -18,12 +18,27 @@ mod cli;
 mod samples;
 // AK/SK re-signing and absolute-URL hygiene.
 mod signing;
+// The signature-verifying gateway against the SDK's vectors and tampered requests.
+mod verifier;
 // Redaction, the leak gate and `verify`.
 mod redaction;
 // Modes, single-flight, sequences, match rules, verdicts, control API, latency and faults.
 mod modes;
-// Faults, hostile clients and upstreams, kill -9 under load, damaged stores, TLS listener.
-mod hardening;
+// Hardening, one theme a file under tests/hardening/.
+mod hardening {
+    // kill -9 of the recorder under load: every answered request survives.
+    mod crash;
+    // Stores held by another process, damaged stores and cassettes: refused by name.
+    mod damage;
+    // Oversized, stalling, malformed, pipelined and vanishing clients.
+    mod hostile_clients;
+    // Upstreams that drip, never end, reset, talk garbage or present bad certificates.
+    mod hostile_upstreams;
+    // Secrets never reach logs or answers.
+    mod secrets;
+    // Loopback by default, and the optional TLS listener.
+    mod listener;
+}
 // The official Python clients (huaweicloudsdkims, openstacksdk) through record and replay.
 mod interop;
 // ls, show, completions, HAR export/import.

@@ -80,23 +80,13 @@ async fn a_slow_upstream_gives_502_timeout() {
 
 #[tokio::test]
 async fn a_connection_cut_mid_body_gives_502_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions::default()).await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
     assert_502_and_nothing_stored(proxy, &store, "/cut", "cut").await;
 }
 
 #[tokio::test]
 async fn a_plain_http_local_upstream_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions {
-        plain_http: true,
-        ..Default::default()
-    })
-    .await;
-    let proxy = recorder(&fake, &store).await;
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::plain()).await;
     assert_eq!(
         get(&image_url(&proxy, SEED_IMAGE_ID)).await.json(),
         seed_image_json()

@@ -5,26 +5,16 @@
 
 use std::path::Path;
 
-use ims_vcr::formats::cassette::{parse, render};
+use ims_vcr::formats::cassette::parse;
 use libfuzzer_sys::fuzz_target;
 
+/// The checks `tests/properties.rs` runs too.
+#[path = "../../tests/util/oracle.rs"]
+mod oracle;
+
 fuzz_target!(|data: &[u8]| {
-    let path = Path::new("fuzz.json");
-    let Ok((recording, rules)) = parse(path, data) else {
+    let Ok((recording, rules)) = parse(Path::new("fuzz.json"), data) else {
         return;
     };
-    let rendered = render(&recording, &rules);
-    let (again, again_rules) = parse(path, &rendered).unwrap_or_else(|e| {
-        panic!(
-            "a rendered cassette does not parse: {e}\n{}",
-            String::from_utf8_lossy(&rendered)
-        )
-    });
-    assert_eq!(again, recording, "render → parse changed the recording");
-    assert_eq!(again_rules, rules, "render → parse changed the match rules");
-    assert_eq!(
-        render(&again, &again_rules),
-        rendered,
-        "rendering is not deterministic"
-    );
+    oracle::cassette_round_trips(&recording, &rules);
 });

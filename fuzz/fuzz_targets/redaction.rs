@@ -7,11 +7,14 @@
 
 use arbitrary::Arbitrary;
 use ims_vcr::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
-use ims_vcr::secrets::leak::MIN_NEEDLE_LEN;
 use ims_vcr::secrets::pseudonym::PseudonymKey;
-use ims_vcr::secrets::redact::{RedactionPolicy, Redactor, find_leak};
+use ims_vcr::secrets::redact::{RedactionPolicy, Redactor};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+
+/// The checks `tests/properties.rs` runs too.
+#[path = "../../tests/util/oracle.rs"]
+mod oracle;
 
 /// Part of a string: literal text, or one of the input's secrets (raw or percent-encoded), so
 /// that the same real value turns up in the path, the query, headers and bodies.
@@ -182,116 +185,8 @@ fuzz_target!(|input: Input| {
     policy.extend(&extra, &extra, &extra);
     let redactor = Redactor::new(policy, PseudonymKey::new(b"fuzz"));
 
-    let (once, needles) = redactor
-        .redact(&interaction)
-        .expect("an unstamped interaction always redacts");
-    let (twice, _) = redactor
-        .redact(&once)
-        .expect("our own stamp always redacts again");
-    assert_eq!(twice, once, "redaction is not idempotent");
-
-    // Some values have nothing a pseudonym can replace (see `hideable`), and some places are
-    // never rewritten (see `places`): what stays there is the leak gate's to refuse.
-    let (strict, gate_only) = places(&once);
-    let mut left_raw = false;
-    for needle in needles.iter().filter(|n| n.value.len() >= MIN_NEEDLE_LEN) {
-        let real = needle.value.as_str();
-        for (place, text) in &strict {
-            assert!(
-                !hideable(real) || !text.contains(real),
-                "{} ({real:?}) is still raw in the {place}: {text:?}",
-                needle.label
-            );
-        }
-        left_raw |= strict.iter().any(|(_, t)| t.contains(real))
-            || gate_only.iter().any(|b| contains(b, real.as_bytes()));
-    }
-    if left_raw {
-        assert!(
-            find_leak(&once, needles).is_some(),
-            "a real value is left raw and the leak gate misses it"
-        );
-    }
+    oracle::redaction_is_idempotent_and_leaves_no_real_value_raw(&redactor, &interaction);
 });
-
-/// Where a real value could stay in what is written. `strict`: path, query values, header values,
-/// text bodies and the strings of JSON bodies, which redaction rewrites. `gate_only`: the whole
-/// query, binary bodies and whole JSON bodies, whose object keys and numbers redaction never
-/// rewrites: what stays there is the leak gate's to refuse.
-fn places(i: &Interaction) -> (Vec<(String, String)>, Vec<Vec<u8>>) {
-    fn strings(json: &Value, out: &mut Vec<(String, String)>) {
-        match json {
-            Value::String(s) => out.push(("JSON string".to_owned(), s.clone())),
-            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-            _ => {}
-        }
-    }
-    let mut strict = vec![("path".to_owned(), i.request.path.clone())];
-    // A query is a list of pairs: a value can only be meant within one (`&` is not in a pair),
-    // and the names of redacted parameters are kept as they are.
-    if let Some(query) = &i.request.query {
-        let values = query
-            .split('&')
-            .map(|p| p.split_once('=').map_or("", |(_, v)| v));
-        strict.extend(values.map(|v| ("query value".to_owned(), v.to_owned())));
-    }
-    for (name, value) in i.request.headers.iter().chain(&i.response.headers) {
-        strict.push((format!("header {name:?}"), value.clone()));
-    }
-    let mut gate_only: Vec<Vec<u8>> = i
-        .request
-        .query
-        .iter()
-        .map(|q| q.clone().into_bytes())
-        .collect();
-    for body in [&i.request.body, &i.response.body].into_iter().flatten() {
-        let bytes = body.to_bytes().expect("a body we built decodes").to_vec();
-        match body {
-            Body::Json(json) => strings(json, &mut strict),
-            _ => {
-                if let Ok(text) = String::from_utf8(bytes.clone()) {
-                    strict.push(("body".to_owned(), text));
-                }
-            }
-        }
-        gate_only.push(bytes);
-    }
-    (strict, gate_only)
-}
-
-/// True when `value` must not survive redaction: it has at least 8 ASCII letters or digits
-/// outside percent-escapes. Fewer, and a pseudonym of another value (random per letter or digit,
-/// punctuation kept) can recreate it by chance; none at all, and it is its own pseudonym
-/// (documented in `pseudonym.rs`). Real identifiers (32-hex project IDs, account codes) qualify.
-fn hideable(value: &str) -> bool {
-    let mut rest = value;
-    // A fragment may start inside an escape (`5D%00`) and end inside one (`%0`).
-    let lead = rest
-        .bytes()
-        .take(2)
-        .take_while(u8::is_ascii_hexdigit)
-        .count();
-    if rest[lead..].starts_with('%') {
-        rest = &rest[lead..];
-    }
-    let bytes = rest.as_bytes();
-    let (mut i, mut alphanumerics) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            i += 1;
-            let mut digits = 0;
-            while digits < 2 && i < bytes.len() && bytes[i].is_ascii_hexdigit() {
-                i += 1;
-                digits += 1;
-            }
-            continue;
-        }
-        alphanumerics += usize::from(bytes[i].is_ascii_alphanumeric());
-        i += 1;
-    }
-    alphanumerics >= 8
-}
 
 /// Percent-encoding of every byte but ASCII letters and digits, as the redactor writes it.
 fn percent_encode(value: &str) -> String {
@@ -304,8 +199,4 @@ fn percent_encode(value: &str) -> String {
         }
     }
     out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }

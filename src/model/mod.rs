@@ -1,5 +1,7 @@
 //! The data: recorded interactions, request keys and match rules, recordings, header classes, and the redaction policy and stamp as plain data.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod headers;
 pub mod interaction;
 pub mod key;

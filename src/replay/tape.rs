@@ -559,37 +559,14 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::interaction::{Body, Interaction, RecordedResponse};
+    use crate::model::fixtures::{self, recording};
+    use crate::model::interaction::Body;
 
     fn request(path: &str, query: Option<&str>) -> RecordedRequest {
         RecordedRequest {
-            method: "GET".into(),
-            path: path.into(),
             query: query.map(str::to_owned),
-            headers: vec![],
-            body: None,
+            ..fixtures::get(path)
         }
-    }
-
-    fn recording(path: &str, statuses: &[&str]) -> Recording {
-        let request = request(path, None);
-        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
-        let answers = statuses
-            .iter()
-            .map(|s| Interaction {
-                request: request.clone(),
-                response: RecordedResponse {
-                    status: 200,
-                    headers: vec![],
-                    body: Body::from_bytes(format!("{{\"status\":\"{s}\"}}").as_bytes()),
-                    recorded_at: String::new(),
-                    latency_ms: 0,
-                    upstream: String::new(),
-                },
-                redaction: None,
-            })
-            .collect();
-        Recording { key, answers }
     }
 
     fn played(tapes: &Tapes, key: &RequestKey, times: usize) -> Vec<String> {

@@ -555,27 +555,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::interaction::{Body, RecordedRequest, RecordedResponse};
+    use crate::model::fixtures;
 
     fn interaction(path: &str, status: &str) -> Interaction {
-        Interaction {
-            request: RecordedRequest {
-                method: "GET".into(),
-                path: path.into(),
-                query: None,
-                headers: vec![],
-                body: None,
-            },
-            response: RecordedResponse {
-                status: 200,
-                headers: vec![],
-                body: Body::from_bytes(format!("{{\"status\":\"{status}\"}}").as_bytes()),
-                recorded_at: String::new(),
-                latency_ms: 0,
-                upstream: String::new(),
-            },
-            redaction: None,
-        }
+        fixtures::status_answer(&fixtures::get(path), status)
     }
 
     fn key(i: &Interaction) -> RequestKey {

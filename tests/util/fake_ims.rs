@@ -48,14 +48,14 @@ use hyper::http::request::Parts;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
+
+use super::tls::{self, TestCa};
 
 /// The image of the reference's example response.
 pub const SEED_IMAGE_ID: &str = "bc6bed6e-ba3a-4447-afcc-449174a3eb52";
@@ -139,6 +139,16 @@ pub struct FakeOptions {
     pub delay: Option<Duration>,
 }
 
+impl FakeOptions {
+    /// Plain `http://`, otherwise the defaults.
+    pub fn plain() -> FakeOptions {
+        FakeOptions {
+            plain_http: true,
+            ..Default::default()
+        }
+    }
+}
+
 /// One request as the fake received it.
 #[derive(Clone, Debug)]
 pub struct SeenRequest {
@@ -210,19 +220,7 @@ impl FakeIms {
 
     /// A rustls client config (ring provider) trusting only this fake's CA; ALPN unset.
     pub fn tls_client_config(&self) -> rustls::ClientConfig {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots
-                .add(cert.expect("fake CA PEM parses"))
-                .expect("fake CA is a valid trust anchor");
-        }
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+        tls::client_config(&self.ca_pem)
     }
 
     /// TCP connections accepted so far (counted before any TLS handshake).
@@ -295,56 +293,12 @@ impl State {
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-/// A fresh CA and a leaf for `127.0.0.1`, `::1` and `localhost`; returns the acceptor and the CA PEM.
+/// A fresh test CA and a leaf for `127.0.0.1`, `::1` and `localhost`; returns the acceptor and the
+/// CA PEM.
 fn tls_acceptor() -> (TlsAcceptor, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().expect("generate the test CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ims-vcr fake IMS test CA");
-    let ca_pem = ca_params
-        .self_signed(&ca_key)
-        .expect("self-sign the test CA")
-        .pem();
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let leaf_key = KeyPair::generate().expect("generate the server key");
-    let names = vec![
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-        "localhost".to_owned(),
-    ];
-    let mut leaf_params = CertificateParams::new(names).expect("server cert params");
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf_params.use_authority_key_identifier_extension = true;
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &issuer)
-        .expect("sign the server cert");
-
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
-    .expect("server cert and key match");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (TlsAcceptor::from(Arc::new(config)), ca_pem)
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf(&["127.0.0.1", "::1", "localhost"], false);
+    (tls::tls_acceptor(&cert, &key, &[b"http/1.1"]), ca.pem)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,10 +1,19 @@
 //! Test harness: proxies started in-process against the fake IMS upstream, an HTTP client that
-//! reports status, ordered headers and raw body bytes, and byte-scanning helpers.
+//! reports status, ordered headers and raw body bytes, and byte-scanning helpers. Submodules:
+//! `fake_ims` (the fake upstream), `process` (the binary as a child process), `tls` (the one
+//! test CA and HTTPS helpers), `raw` (raw sockets, wire parsing, misbehaving upstreams),
+//! `fixtures` (recordings built by hand), `oracle` (the property checks the fuzz targets share)
+//! and `gateway` (the AK/SK signature-verifying gateway the fake IMS can run).
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
 pub mod fake_ims;
+pub mod fixtures;
+pub mod gateway;
+pub mod oracle;
 pub mod process;
+pub mod raw;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +22,8 @@ use std::time::Duration;
 pub use fake_ims::*;
 use ims_vcr::{ProxyServer, UpstreamConfig};
 pub use process::*;
+pub use raw::*;
+pub use tls::*;
 
 /// What a client saw.
 #[derive(Debug)]
@@ -105,6 +116,30 @@ pub async fn recorder(fake: &FakeIms, store: &Path) -> ProxyServer {
         .unwrap()
 }
 
+/// A record-mode proxy in front of `config`, storing into `store`.
+pub async fn recording_through(config: UpstreamConfig, store: &Path) -> ProxyServer {
+    ProxyServer::builder()
+        .record(config)
+        .store(store)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// The arrange step most record tests share: a temp folder, a fake IMS started with `opts`, and
+/// a [`recorder`] in front of it storing into `dir/store`; returns `(dir, store, fake, proxy)`.
+/// Bind every part for as long as the test runs (`_dir`, `_fake`, not `_`): a dropped `TempDir`
+/// deletes the folder and a dropped fake stops serving. They drop in reverse, proxy first.
+pub async fn fake_and_recorder(
+    opts: FakeOptions,
+) -> (tempfile::TempDir, PathBuf, FakeIms, ProxyServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(opts).await;
+    let proxy = recorder(&fake, &store).await;
+    (dir, store, fake, proxy)
+}
+
 /// A replay proxy over a store.
 pub async fn replayer(store: &Path) -> ProxyServer {
     ProxyServer::builder()
@@ -127,6 +162,17 @@ pub async fn cassette_replayer(dir: &Path) -> ProxyServer {
 
 pub fn image_url(proxy: &ProxyServer, id: &str) -> String {
     format!("{}/v2/images/{id}", proxy.uri())
+}
+
+/// Copies the shipped cassettes (the repository's `cassettes/`) into `dir/cassettes`.
+pub fn shipped_cassettes(dir: &Path) -> PathBuf {
+    let to = dir.join("cassettes");
+    std::fs::create_dir_all(&to).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    for (name, bytes) in all_files(&repo) {
+        std::fs::write(to.join(name), bytes).unwrap();
+    }
+    to
 }
 
 /// Every file under `dir` (recursively) whose bytes contain `needle`.
@@ -165,16 +211,6 @@ pub fn stored_answers(store: &Path) -> usize {
     ims_vcr::storage::store::Store::open(store).unwrap().len()
 }
 
-/// Writes raw bytes to the proxy and returns everything it answers until it closes or 2 s pass.
-pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(raw).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `ims-vcr export [--redact]` through the library: store → cassette folder.
 pub fn export_store(
     store: &Path,
@@ -196,4 +232,16 @@ pub async fn import_dir(store: &Path, dir: &Path) -> ims_vcr::Result<()> {
     let store = ims_vcr::storage::store::Store::open(store)?;
     store.set_rules(&rules).await?;
     store.import(&recordings).await
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), so a failing run can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
 }

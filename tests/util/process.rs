@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::FakeIms;
+use super::{FakeIms, SEED_IMAGE_ID, get, shipped_cassettes};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ims-vcr");
 
@@ -221,4 +221,56 @@ pub fn run_with_stdout(args: &[&str], cwd: &Path) -> (i32, String, String) {
 pub fn run(args: &[&str], cwd: &Path) -> (i32, String) {
     let (code, _, stderr) = run_with_stdout(args, cwd);
     (code, stderr)
+}
+
+/// `ims-vcr replay` of the shipped cassettes, with a 1 s header-read timeout and a 1 KiB body cap.
+pub fn hostile_replay(dir: &Path) -> Running {
+    shipped_cassettes(dir);
+    Running::start_with_env(
+        &[
+            "replay",
+            "--cassettes",
+            "cassettes",
+            "--listen",
+            "0",
+            "--header-read-timeout",
+            "1",
+            "--max-body",
+            "1024",
+        ],
+        dir,
+        &[],
+    )
+}
+
+/// `ims-vcr record` in front of `upstream` into `dir/store`, same limits as [`hostile_replay`].
+pub fn hostile_record(dir: &Path, upstream: &str, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "record",
+        "--upstream",
+        upstream,
+        "--store",
+        "store",
+        "--listen",
+        "0",
+        "--header-read-timeout",
+        "1",
+        "--max-body",
+        "1024",
+    ];
+    args.extend_from_slice(extra);
+    Running::start_with_env(&args, dir, &[])
+}
+
+/// A normal request still gets its normal answer, and nothing panicked so far.
+pub async fn assert_still_serving(proxy: &Running) {
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["id"], SEED_IMAGE_ID);
+    proxy.assert_no_panic();
 }

@@ -1,0 +1,230 @@
+//! Store ownership and damage: a store another process holds, truncated, garbled or missing
+//! store files, an entry that does not decode, and damaged cassettes are refused by name, and
+//! nothing else changes.
+
+use std::path::Path;
+
+use ims_vcr::{ProxyServer, UpstreamConfig};
+
+use crate::util::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_on_a_store_another_process_holds_gets_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let upstream = fake.base_url();
+    let holder = hostile_record(dir.path(), &upstream, &[]);
+    shipped_cassettes(dir.path());
+    let cases: [&[&str]; 5] = [
+        &[
+            "record",
+            "--upstream",
+            &upstream,
+            "--listen",
+            "0",
+            "--store",
+            "store",
+        ],
+        &[
+            "auto",
+            "--upstream",
+            &upstream,
+            "--listen",
+            "0",
+            "--store",
+            "store",
+        ],
+        &["replay", "--store", "store", "--listen", "0"],
+        &["export", "--store", "store", "--out", "out"],
+        &["import", "--store", "store", "cassettes"],
+    ];
+    for args in cases {
+        let (code, stderr) = run(args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("store store is in use by another process")
+                && stderr.contains("stop that process first"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!dir.path().join("out").exists(), "export wrote nothing");
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", holder.uri)).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    holder.assert_no_panic();
+}
+
+/// Records 20 answers in-process into `store`.
+async fn record_twenty(store: &Path) {
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let proxy = ProxyServer::builder()
+        .record(UpstreamConfig::new(fake.base_url()))
+        .store(store)
+        .start()
+        .await
+        .unwrap();
+    for n in 0..20 {
+        get(&image_url(&proxy, &format!("image-{n}"))).await;
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for (name, bytes) in all_files(from) {
+        let path = to.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+fn garble(path: &Path, at: usize, len: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let end = (at + len).min(bytes.len());
+    for (i, b) in bytes[at..end].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0xa5;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Damages the store in a folder, given the intact `db` file's length.
+type Damage = fn(&Path, usize);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_truncated_garbled_or_missing_files_is_refused_by_name_and_nothing_else_changes()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    record_twenty(&good).await;
+    let db_len = std::fs::metadata(good.join("db")).unwrap().len() as usize;
+    let damages: [(&str, Damage); 5] = [
+        ("db truncated to nothing", |s, _| {
+            std::fs::File::create(s.join("db")).map(drop).unwrap()
+        }),
+        ("db cut in half", |s, len| {
+            let file = std::fs::OpenOptions::new().write(true).open(s.join("db"));
+            file.unwrap().set_len(len as u64 / 2).unwrap();
+        }),
+        ("db garbled in the middle", |s, len| {
+            garble(&s.join("db"), len / 2, 512)
+        }),
+        ("db deleted", |s, _| {
+            std::fs::remove_file(s.join("db")).unwrap()
+        }),
+        ("conf garbled", |s, _| garble(&s.join("conf"), 4, 16)),
+    ];
+    let out = dir.path().join("out");
+    shipped_cassettes(dir.path());
+    copy_dir(&dir.path().join("cassettes"), &out);
+    std::fs::write(out.join("notes.txt"), "not a cassette").unwrap();
+    let out_before = all_files(&out);
+    for (damage, apply) in damages {
+        let store = dir.path().join("store");
+        let _ = std::fs::remove_dir_all(&store);
+        copy_dir(&good, &store);
+        apply(&store, db_len);
+
+        for args in [
+            &["replay", "--store", "store", "--listen", "0"][..],
+            &["export", "--store", "store", "--out", "out"],
+            &[
+                "record",
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--listen",
+                "0",
+                "--store",
+                "store",
+            ],
+        ] {
+            let (code, stderr) = run(args, dir.path());
+            assert_eq!(code, 1, "{damage}: {args:?}: {stderr}");
+            assert!(
+                stderr.contains("error: store store") && stderr.contains("damaged"),
+                "{damage}: {args:?}: {stderr}"
+            );
+        }
+        assert_eq!(
+            all_files(&out),
+            out_before,
+            "{damage}: export changed --out"
+        );
+    }
+    // The undamaged original still opens whole.
+    let (code, stderr) = run(&["export", "--store", "good", "--out", "fresh"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("exported 20 requests"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_twenty(&store).await;
+    let entry = {
+        let db = sled::open(&store).unwrap();
+        let answers = db.open_tree("answers").unwrap();
+        let (key, _) = answers.first().unwrap().unwrap();
+        answers.insert(&key, &b"{\"request\": {\"meth"[..]).unwrap();
+        db.flush().unwrap();
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    // That write went around ims-vcr, so the replay pack the session left still describes the
+    // store's last write (and would be served); without it, replay reads the entries and must
+    // name the bad one.
+    std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
+    let out = shipped_cassettes(dir.path());
+    let before = all_files(&out);
+    for args in [
+        &["replay", "--store", "store", "--listen", "0"][..],
+        &["export", "--store", "store", "--out", "cassettes"],
+    ] {
+        let (code, stderr) = run(args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("store store: entry {entry} is corrupt")),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(all_files(&out), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_garbled_or_empty_cassette_is_named_and_neither_folder_nor_store_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_cassettes(dir.path());
+    let (code, stderr) = run(&["import", "--store", "store", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let store_before = all_files(&dir.path().join("store"));
+    let victim = "get_v2_schemas_image_6846de132b94.json";
+    let original = std::fs::read(cassettes.join(victim)).unwrap();
+    let damages: [(&str, Vec<u8>); 3] = [
+        ("truncated", original[..original.len() / 2].to_vec()),
+        ("garbled", {
+            let mut bytes = original.clone();
+            bytes[40..60].copy_from_slice(&[0xff; 20]);
+            bytes
+        }),
+        ("empty", Vec::new()),
+    ];
+    for (damage, bytes) in damages {
+        std::fs::write(cassettes.join(victim), &bytes).unwrap();
+        let folder_before = all_files(&cassettes);
+        for args in [
+            &["replay", "--cassettes", "cassettes", "--listen", "0"][..],
+            &["import", "--store", "store", "cassettes"],
+        ] {
+            let (code, stderr) = run(args, dir.path());
+            assert_eq!(code, 1, "{damage}: {args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("error: cassette cassettes/{victim}")),
+                "{damage}: {args:?}: {stderr}"
+            );
+        }
+        assert_eq!(all_files(&cassettes), folder_before, "{damage}");
+        assert_eq!(
+            all_files(&dir.path().join("store")),
+            store_before,
+            "{damage}: the store changed"
+        );
+    }
+}

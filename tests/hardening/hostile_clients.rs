@@ -1,0 +1,390 @@
+//! Hostile clients against the `ims-vcr` binary: oversized heads and bodies, stalls, bad
+//! encodings, absurd queries, HTTP/2 prior knowledge, HTTP/1.0, pipelining, clients that vanish
+//! mid-exchange, and keep-alive connections that idle or drip a head.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::util::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_heads_get_431_and_the_proxy_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = hostile_replay(dir.path());
+    let one_huge = format!(
+        "GET /v2/images/{SEED_IMAGE_ID} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /v2/images/{SEED_IMAGE_ID} HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let just_over = format!(
+        "GET /v2/images/{SEED_IMAGE_ID} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let huge_line = format!(
+        "GET /v2/images/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    for request in [one_huge, just_over, many, huge_line] {
+        let answer = raw(proxy.addr(), request.as_bytes(), Duration::from_secs(10)).await;
+        let status = parse_wire(&answer).first().map(|a| a.status);
+        assert_eq!(status, Some(431), "{}", String::from_utf8_lossy(&answer));
+        assert_still_serving(&proxy).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_bodies_get_413_in_replay_and_record_and_are_never_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    let big = vec![b'{'; 4096];
+    for proxy in [&replay, &record] {
+        let reply = send("POST", &format!("{}/v2/images", proxy.uri), &[], &big).await;
+        assert_eq!(
+            reply.status,
+            413,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert!(
+            reply.json()["error_msg"]
+                .as_str()
+                .unwrap()
+                .contains("--max-body")
+        );
+        // Chunked, so the proxy only learns the size while reading.
+        let chunked = format!(
+            "POST /v2/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{0}\r\n800\r\n{0}\r\n0\r\n\r\n",
+            "a".repeat(0x800)
+        );
+        let answer = raw(proxy.addr(), chunked.as_bytes(), Duration::from_secs(10)).await;
+        assert_eq!(parse_wire(&answer)[0].status, 413);
+        assert_still_serving(proxy).await;
+    }
+    assert!(
+        fake.requests().iter().all(|r| r.method == "GET"),
+        "no oversized body reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stall_before_finishing_a_request_are_disconnected_while_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = hostile_replay(dir.path());
+    let stalls: [(&str, &[u8]); 7] = [
+        ("half a request line", b"GET /v2/ima"),
+        ("nothing at all", b""),
+        ("part of the HTTP/2 preface", b"PRI * HTTP/2.0\r\n"),
+        ("the HTTP/2 preface and no request", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        ("headers without the blank line", b"GET /v2/images/x HTTP/1.1\r\nHost: x\r\n"),
+        (
+            "a body shorter than announced",
+            b"POST /v2/images HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":",
+        ),
+        (
+            "a chunked body that never ends",
+            b"POST /v2/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n",
+        ),
+    ];
+    for (stall, bytes) in stalls {
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        let started = Instant::now();
+        // Others are served while this client stalls.
+        assert_still_serving(&proxy).await;
+        let mut buf = [0u8; 1024];
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "{stall}: still connected after {:?}",
+            started.elapsed()
+        );
+        if let Some(answer) = parse_wire(&got).first() {
+            assert!(
+                [400, 408].contains(&answer.status),
+                "{stall}: {}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+    }
+    assert_still_serving(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_percent_encoding_and_non_utf8_paths_get_an_answer_or_a_clean_close_and_never_poison_the_store()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    let targets: [&[u8]; 9] = [
+        b"/v2/images/%ZZ%zz%%%2",
+        b"/v2/images/%00%0d%0a",
+        b"/v2/images/\xff\xfe\x80",
+        b"/v2/images/\xc3\xa9t\xc3\xa9",
+        b"/v2/images/x?q=%ff%fe&%=%%&a=\xff",
+        b"/v2/images/%2e%2e/%2e%2e/etc/passwd",
+        b"/v2/images/x#fragment",
+        b"*",
+        b"http://evil.example/v2/images/x",
+    ];
+    for proxy in [&replay, &record] {
+        for target in targets {
+            let mut request = b"GET ".to_vec();
+            request.extend_from_slice(target);
+            request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nX-Note: caf\xe9\r\n");
+            request.extend_from_slice(b"Connection: close\r\n\r\n");
+            let answer = raw(proxy.addr(), &request, Duration::from_secs(10)).await;
+            let answers = parse_wire(&answer);
+            assert!(
+                answers.len() <= 1,
+                "{:?}: {}",
+                String::from_utf8_lossy(target),
+                String::from_utf8_lossy(&answer)
+            );
+            if let Some(answer) = answers.first() {
+                assert!(
+                    (200..600).contains(&answer.status),
+                    "{:?}",
+                    String::from_utf8_lossy(target)
+                );
+            }
+            assert_still_serving(proxy).await;
+        }
+    }
+    assert!(record.terminate().success());
+    // What was recorded reloads, exports and imports.
+    let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(&["import", "--store", "again", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let replay_store = Running::start_with_env(
+        &["replay", "--store", "store", "--listen", "0"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(
+        get(&format!("{}/v2/images/{SEED_IMAGE_ID}", replay_store.uri))
+            .await
+            .status,
+        200
+    );
+    replay_store.assert_no_panic();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_query_string_is_answered_and_recorded_without_trouble() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    // 30,000 parameters (and 2,000 empty ones) in 62 KB: under the 64 KiB head limit.
+    let query = format!("{}{}", "a&".repeat(30_000), "&".repeat(2_000));
+    let url = |proxy: &Running| format!("{}/v2/images?{query}", proxy.uri);
+    let miss = get(&url(&replay)).await;
+    assert_eq!(miss.status, 599);
+    assert_still_serving(&replay).await;
+    let recorded = get(&url(&record)).await;
+    assert_eq!(recorded.header("x-ims-vcr"), Some("recorded"));
+    assert_still_serving(&record).await;
+    assert!(record.terminate().success());
+    let replay_store = Running::start_with_env(
+        &["replay", "--store", "store", "--listen", "0"],
+        dir.path(),
+        &[],
+    );
+    let hit = get(&url(&replay_store)).await;
+    assert_eq!(hit.header("x-ims-vcr"), Some("hit"));
+    replay_store.assert_no_panic();
+    let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_clients_are_served_in_replay_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (proxy, outcome) in [(&replay, "hit"), (&record, "recorded")] {
+        let response = h2
+            .get(format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ims-vcr"], outcome);
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["id"], SEED_IMAGE_ID);
+        assert_still_serving(proxy).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_clients_without_host_are_served_and_the_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    for proxy in [&replay, &record] {
+        let request = format!("GET /v2/images/{SEED_IMAGE_ID} HTTP/1.0\r\n\r\n");
+        // The proxy closes after answering an HTTP/1.0 request; a 10 s wait would mean it did not.
+        let started = Instant::now();
+        let answer = raw(proxy.addr(), request.as_bytes(), Duration::from_secs(10)).await;
+        assert!(started.elapsed() < Duration::from_secs(9), "not closed");
+        let answers = parse_wire(&answer);
+        assert_eq!(answers.len(), 1, "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(answers[0].status, 200);
+        let body: serde_json::Value = serde_json::from_slice(&answers[0].body).unwrap();
+        assert_eq!(body["id"], SEED_IMAGE_ID);
+        assert_still_serving(proxy).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_get_their_answers_in_order_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    let pipelined = format!(
+        "GET /v2/images/{SEED_IMAGE_ID} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /v2/images/{UNKNOWN_IMAGE_ID} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /v2/schemas/image HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    for proxy in [&replay, &record] {
+        let answer = raw(proxy.addr(), pipelined.as_bytes(), Duration::from_secs(10)).await;
+        let answers = parse_wire(&answer);
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(
+            statuses,
+            [200, 404, 200],
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+        let json =
+            |i: usize| serde_json::from_slice::<serde_json::Value>(&answers[i].body).unwrap();
+        assert_eq!(json(0)["id"], SEED_IMAGE_ID);
+        assert!(json(1).to_string().contains(UNKNOWN_IMAGE_ID));
+        assert_eq!(json(2)["name"], "image");
+        assert_still_serving(proxy).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_vanish_mid_exchange_leave_the_proxy_serving_and_the_store_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions {
+        plain_http: true,
+        delay: Some(Duration::from_millis(20)),
+        ..Default::default()
+    })
+    .await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    for proxy in [&replay, &record] {
+        let mut vanishing = Vec::new();
+        for n in 0..100 {
+            let addr = proxy.addr();
+            vanishing.push(tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let path = match n % 3 {
+                    0 => format!("/v2/images/{SEED_IMAGE_ID}"),
+                    1 => format!("/v2/images/vanished-{n}"),
+                    _ => "/big".to_owned(),
+                };
+                let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+                let _ = stream.write_all(request.as_bytes()).await;
+                if n % 2 == 0 {
+                    // Read the first bytes of the answer, then go.
+                    let mut buf = [0u8; 64];
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+                }
+                if n % 4 < 2 {
+                    let _ = stream.set_zero_linger();
+                }
+            }));
+        }
+        for task in vanishing {
+            task.await.unwrap();
+        }
+        assert_still_serving(proxy).await;
+    }
+    assert!(
+        record.terminate().success(),
+        "SIGTERM still drains and flushes"
+    );
+    let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_clients_are_cut_when_idle_or_dripping_a_head_never_between_steady_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = hostile_replay(dir.path()); // --header-read-timeout 1
+    let request = format!("GET /v2/images/{SEED_IMAGE_ID} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    // Ten requests 300 ms apart on one connection: 3 s in all, three timeouts' worth.
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in 0..10 {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while parse_wire(&got).is_empty() {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("request {i}: no answer"))
+                .unwrap();
+            assert!(n > 0, "request {i}: the connection was closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(parse_wire(&got)[0].status, 200, "request {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Then idle: closed once the timeout passes.
+    let idle = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+    assert!(
+        matches!(idle, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection stayed open"
+    );
+
+    // A head sent one byte every 250 ms never completes within the timeout.
+    let mut drip = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in request.as_bytes() {
+        if drip.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(10), drip.read(&mut buf)).await;
+    cut |= matches!(answer, Ok(Ok(0)) | Ok(Err(_)));
+    assert!(
+        cut,
+        "a dripped head was served after {:?}",
+        started.elapsed()
+    );
+    assert_still_serving(&proxy).await;
+}

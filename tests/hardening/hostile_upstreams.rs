@@ -1,0 +1,195 @@
+//! Hostile upstreams: drips, endless and huge bodies, garbage, resets and bad certificates get a
+//! 502 naming the failure, store nothing, and leave no task or connection behind.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ims_vcr::UpstreamConfig;
+
+use crate::util::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let (wrong_name, wrong_name_key) = ca.leaf(&["other.example"], false);
+    let (expired, expired_key) = ca.leaf(&["127.0.0.1", "localhost"], true);
+    let (own, own_key) = self_signed(&["127.0.0.1", "localhost"]);
+    let raw_case = |how| async move { raw_upstream(move |_| how).await.0 };
+    let cases = [
+        (
+            "slow drip",
+            raw_case(Misbehaviour::Drip).await,
+            false,
+            "timeout",
+        ),
+        (
+            "endless chunked body",
+            raw_case(Misbehaviour::Endless).await,
+            false,
+            "too-large",
+        ),
+        (
+            "a terabyte announced",
+            raw_case(Misbehaviour::Huge).await,
+            false,
+            "too-large",
+        ),
+        (
+            "garbage instead of HTTP",
+            raw_case(Misbehaviour::Garbage).await,
+            false,
+            "cut",
+        ),
+        (
+            "connection reset",
+            raw_case(Misbehaviour::Reset).await,
+            false,
+            "cut",
+        ),
+        (
+            "closed without answer",
+            raw_case(Misbehaviour::Close).await,
+            false,
+            "cut",
+        ),
+        (
+            "TLS name mismatch",
+            tls_upstream(&wrong_name, &wrong_name_key).await,
+            true,
+            "tls",
+        ),
+        (
+            "expired certificate",
+            tls_upstream(&expired, &expired_key).await,
+            true,
+            "tls",
+        ),
+        (
+            "self-signed certificate",
+            tls_upstream(&own, &own_key).await,
+            false,
+            "tls",
+        ),
+    ];
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    for (case, url, trust_ca, kind) in cases {
+        let store = dir.path().join(case.replace(' ', "-"));
+        let mut config = UpstreamConfig::new(&url);
+        config.timeout = Duration::from_secs(1);
+        config.max_body = 64 * 1024;
+        if trust_ca {
+            config.ca_file = Some(ca_file.clone());
+        }
+        let proxy = recording_through(config, &store).await;
+        let baseline = tasks();
+        for _ in 0..3 {
+            let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri())).await;
+            assert_eq!(reply.status, 502, "{case}");
+            assert_eq!(reply.header("x-ims-vcr"), Some("upstream-error"), "{case}");
+            let body = reply.json();
+            assert_eq!(body["ims_vcr"]["kind"], kind, "{case}: {body}");
+            assert!(
+                body["error_msg"].as_str().unwrap().contains(&url),
+                "{case}: names the upstream: {body}"
+            );
+        }
+        // The failed exchanges left no task behind (connection tasks, pooled connections).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tasks() > baseline && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            tasks() <= baseline,
+            "{case}: {} tasks, {baseline} before",
+            tasks()
+        );
+        proxy.shutdown().await.unwrap();
+        assert_eq!(stored_answers(&store), 0, "{case}: nothing may be stored");
+    }
+}
+
+/// Sends `n` requests, 25 at a time, each expected to get a 502; returns the kinds seen.
+async fn failing_requests(uri: &str, n: usize) -> BTreeMap<String, usize> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut kinds = BTreeMap::new();
+    for batch in 0..n.div_ceil(25) {
+        let replies: Vec<_> = (0..25.min(n - batch * 25))
+            .map(|i| {
+                let request = http.get(format!("{uri}/v2/images/fail-{batch}-{i}")).send();
+                tokio::spawn(async move {
+                    let response = request.await.unwrap();
+                    assert_eq!(response.status(), 502);
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+                    body["ims_vcr"]["kind"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        for reply in replies {
+            *kinds.entry(reply.await.unwrap()).or_default() += 1;
+        }
+    }
+    kinds
+}
+
+/// Waits (up to 10 s) for the proxy's descriptors to fall back to `baseline` (+ a little slack for
+/// sled and the runtime), and returns the count.
+async fn settled_fds(proxy: &Running, baseline: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fds = proxy.open_fds();
+        if fds <= baseline.saturating_add(3) || Instant::now() > deadline {
+            return fds;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_upstream_failures_leave_no_connection_open_in_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = [
+        Misbehaviour::Garbage,
+        Misbehaviour::Reset,
+        Misbehaviour::Close,
+        Misbehaviour::Garbage,
+        Misbehaviour::Reset,
+        Misbehaviour::Close,
+        Misbehaviour::Drip,
+    ];
+    let (chaos, accepted) = raw_upstream(move |n| plan[n % plan.len()]).await;
+    let (own, own_key) = self_signed(&["127.0.0.1"]);
+    let untrusted = tls_upstream(&own, &own_key).await;
+    for (upstream, dir) in [
+        (&chaos, dir.path().join("chaos")),
+        (&untrusted, dir.path().join("tls")),
+    ] {
+        std::fs::create_dir_all(&dir).unwrap();
+        let proxy = hostile_record(&dir, upstream, &["--upstream-timeout", "1"]);
+        failing_requests(&proxy.uri, 10).await;
+        let baseline = settled_fds(&proxy, usize::MAX).await;
+        let kinds = failing_requests(&proxy.uri, 100).await;
+        assert_eq!(kinds.values().sum::<usize>(), 100);
+        let after = settled_fds(&proxy, baseline).await;
+        assert!(
+            after <= baseline + 3,
+            "{upstream}: {after} open descriptors after 100 failures, {baseline} before ({kinds:?})"
+        );
+        proxy.assert_no_panic();
+        assert!(proxy.terminate().success());
+        assert_eq!(stored_answers(&dir.join("store")), 0);
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 110);
+}

@@ -1,0 +1,224 @@
+//! The listener: loopback unless `--allow-remote`, and the optional TLS listener (ALPN, plain and
+//! silent clients, URLs rewritten to `https://`, unusable certificate files).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ims_vcr::{ProxyServer, UpstreamConfig};
+use tokio::io::AsyncReadExt;
+
+use crate::util::*;
+
+#[test]
+fn the_listener_is_loopback_by_default_and_elsewhere_only_with_allow_remote_and_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    // The default --listen: either it serves on 127.0.0.1:9696 or that port is taken; both say
+    // the address is loopback.
+    let mut child = Command::new(BIN)
+        .arg("replay")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        line.trim_end() == "listening on http://127.0.0.1:9696"
+            || stderr.contains("cannot listen on 127.0.0.1:9696"),
+        "{line:?} {stderr}"
+    );
+
+    let local = Running::start_with_env(&["replay", "--listen", "0"], dir.path(), &[]);
+    assert!(local.uri.starts_with("http://127.0.0.1:"), "{}", local.uri);
+    assert!(!local.log().contains("non-loopback"));
+
+    let (code, stderr) = run(&["replay", "--listen", "0.0.0.0:0"], dir.path());
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+
+    let remote = Running::start_with_env(
+        &["replay", "--listen", "0.0.0.0:0", "--allow-remote"],
+        dir.path(),
+        &[],
+    );
+    assert!(remote.uri.starts_with("http://0.0.0.0:"), "{}", remote.uri);
+    let log = remote.log();
+    assert!(
+        log.contains("WARN")
+            && log.contains("listening on a non-loopback address (--allow-remote)"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_serves_http1_and_h2_by_alpn_and_shrugs_off_plain_and_silent_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_listener_cert(dir.path());
+    shipped_cassettes(dir.path());
+    let proxy = Running::start_with_env(
+        &[
+            "replay",
+            "--listen",
+            "0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--header-read-timeout",
+            "1",
+        ],
+        dir.path(),
+        &[],
+    );
+    assert!(proxy.uri.starts_with("https://127.0.0.1:"), "{}", proxy.uri);
+    let path = format!("/v2/images/{SEED_IMAGE_ID}");
+    for (alpn, version) in [
+        (&b"http/1.1"[..], hyper::Version::HTTP_11),
+        (b"h2", hyper::Version::HTTP_2),
+    ] {
+        let (got_version, status, body) = https_get(proxy.addr(), &ca, alpn, &path).await;
+        assert_eq!((got_version, status), (version, 200));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["id"], SEED_IMAGE_ID);
+    }
+    // Plain HTTP on the TLS port: no answer, a closed connection.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = raw(proxy.addr(), request.as_bytes(), Duration::from_secs(10)).await;
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // A client that connects and never starts the handshake is disconnected, and so is one that
+    // negotiates HTTP/2 and then sends nothing.
+    let started = Instant::now();
+    raw(proxy.addr(), b"", Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "silent TLS client kept"
+    );
+    let started = Instant::now();
+    let silent_h2 = tls_connect(proxy.addr(), &ca, b"h2").await;
+    let mut silent_h2 = silent_h2;
+    let mut sink = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), silent_h2.read_to_end(&mut sink)).await;
+    assert!(
+        closed.is_ok(),
+        "silent HTTP/2 client kept after {:?}",
+        started.elapsed()
+    );
+    let (_, status, _) = https_get(proxy.addr(), &ca, b"http/1.1", &path).await;
+    assert_eq!(status, 200);
+    proxy.assert_no_panic();
+}
+
+#[tokio::test]
+async fn over_tls_upstream_urls_in_answers_point_at_the_proxy_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_listener_cert(dir.path());
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let proxy = ProxyServer::builder()
+        .record(UpstreamConfig::new(fake.base_url()))
+        .store(dir.path().join("store"))
+        .tls(dir.path().join("cert.pem"), dir.path().join("key.pem"))
+        .header_read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    assert!(proxy.uri().starts_with("https://"), "{}", proxy.uri());
+    let (_, status, body) = https_get(proxy.address(), &ca, b"http/1.1", "/v2").await;
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["versions"][0]["links"][0]["href"],
+        format!("https://{}/v2/", proxy.address())
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+#[test]
+fn missing_or_unusable_tls_files_get_errors_naming_the_flag_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_listener_cert(dir.path());
+    let (_, other_key) = self_signed(&["127.0.0.1"]);
+    std::fs::write(dir.path().join("other-key.pem"), other_key).unwrap();
+    std::fs::write(
+        dir.path().join("garbage.pem"),
+        "-----BEGIN PRIVATE KEY-----\n!!!\n",
+    )
+    .unwrap();
+    shipped_cassettes(dir.path());
+    let serve = |tls: &[&'static str]| {
+        let mut args = vec!["replay", "--listen", "0"];
+        args.extend_from_slice(tls);
+        args
+    };
+    let cases: [(&[&str], i32, &str); 6] = [
+        (
+            &["--tls-cert", "missing.pem", "--tls-key", "key.pem"],
+            1,
+            "--tls-cert missing.pem:",
+        ),
+        (
+            &["--tls-cert", "cert.pem", "--tls-key", "missing.pem"],
+            1,
+            "--tls-key missing.pem:",
+        ),
+        (
+            &["--tls-cert", "key.pem", "--tls-key", "key.pem"],
+            1,
+            "--tls-cert key.pem: no PEM certificate",
+        ),
+        (
+            &["--tls-cert", "cert.pem", "--tls-key", "garbage.pem"],
+            1,
+            "--tls-key garbage.pem:",
+        ),
+        (
+            &["--tls-cert", "cert.pem", "--tls-key", "other-key.pem"],
+            1,
+            "--tls-cert cert.pem and --tls-key other-key.pem",
+        ),
+        (&["--tls-cert", "cert.pem"], 2, "--tls-key"),
+    ];
+    for (tls, expected_code, expected) in cases {
+        let args = serve(tls);
+        let (code, stderr) = run(&args, dir.path());
+        assert_eq!(code, expected_code, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
+    }
+    for (flag, value) in [
+        ("--header-read-timeout", "0"),
+        ("--header-read-timeout", "1e30"),
+        ("--header-read-timeout", "NaN"),
+    ] {
+        let (code, stderr) = run(&["replay", "--listen", "0", flag, value], dir.path());
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+    let (code, stderr) = run(
+        &[
+            "record",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--upstream-timeout",
+            "1e30",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--upstream-timeout"), "{stderr}");
+}
