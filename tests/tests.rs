@@ -36,6 +36,8 @@ mod hardening {
     mod hostile_upstreams;
     // Secrets never reach logs or answers.
     mod secrets;
+    // The control API refuses DNS rebinding and cross-site requests from a browser.
+    mod control;
     // Loopback by default, and the optional TLS listener.
     mod listener;
 }
