@@ -48,6 +48,9 @@ use crate::net::upstream::Upstream;
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can
 /// take it for a recorded answer; the `x-ims-vcr: miss` header and the JSON body say the rest.
 pub const MISS_STATUS: u16 = 599;
+/// How many distinct missed requests are kept (with their nearest recordings) for
+/// `/__ims-vcr/misses` and the summary; further ones are only counted.
+pub const MAX_TRACKED_MISSES: usize = 1000;
 /// Requests under this path prefix go to the control API: never forwarded, never recorded.
 pub const CONTROL_PREFIX: &str = "/__ims-vcr/";
 
@@ -121,8 +124,10 @@ pub(crate) struct Stats {
     /// Answers stored (hits and upstream errors are counted by [`Metrics`], per outcome).
     pub(crate) recorded: AtomicU64,
     pub(crate) faults: AtomicU64,
-    /// Keyed by canonical request; only touched on a miss.
+    /// Keyed by canonical request; only touched on a miss. At most [`MAX_TRACKED_MISSES`].
     pub(crate) misses: Mutex<BTreeMap<String, Miss>>,
+    /// Misses of requests not kept in `misses` because it was full.
+    pub(crate) untracked_misses: AtomicU64,
 }
 
 /// Everything a connection task needs to answer requests.

@@ -79,16 +79,27 @@ impl Proxy {
                 .misses
                 .lock()
                 .expect("no code panics while holding the misses lock");
-            let miss = misses
-                .entry(key.canonical().to_owned())
-                .or_insert_with(|| Miss {
-                    request: key.canonical().to_owned(),
-                    count: 0,
-                    nearest: lines.clone(),
-                    diff: differences.clone(),
-                });
-            miss.count += 1;
-            miss.count
+            // Every miss is counted, but only the first MAX_TRACKED_MISSES distinct requests
+            // are kept: a client asking for random paths must not grow memory (or the exit
+            // summary) without bound.
+            if let Some(miss) = misses.get_mut(key.canonical()) {
+                miss.count += 1;
+                miss.count
+            } else if misses.len() < MAX_TRACKED_MISSES {
+                misses.insert(
+                    key.canonical().to_owned(),
+                    Miss {
+                        request: key.canonical().to_owned(),
+                        count: 1,
+                        nearest: lines.clone(),
+                        diff: differences.clone(),
+                    },
+                );
+                1
+            } else {
+                self.stats.untracked_misses.fetch_add(1, Ordering::Relaxed);
+                1
+            }
         };
         let msg = if exhausted {
             format!(

@@ -15,8 +15,11 @@ pub struct Summary {
     pub mode: Option<Mode>,
     /// Requests answered from recordings.
     pub hits: u64,
-    /// Requests without a recording (with their nearest recordings and diff).
+    /// Requests without a recording (with their nearest recordings and diff): the first 1,000
+    /// distinct ones.
     pub misses: Vec<Miss>,
+    /// Misses of requests beyond those kept in `misses` (counted, not listed).
+    pub untracked_misses: u64,
     /// Recorded requests never asked for.
     pub unused: Vec<String>,
     /// Answers recorded.
@@ -28,7 +31,7 @@ pub struct Summary {
 impl Summary {
     /// Total misses (a request missed twice counts twice).
     pub fn miss_count(&self) -> u64 {
-        self.misses.iter().map(|m| m.count).sum()
+        self.misses.iter().map(|m| m.count).sum::<u64>() + self.untracked_misses
     }
 }
 
@@ -43,7 +46,7 @@ impl std::fmt::Display for Summary {
             self.upstream_errors,
             self.unused.len()
         )?;
-        for miss in &self.misses {
+        for miss in self.misses.iter().take(SUMMARY_SAMPLE) {
             writeln!(
                 f,
                 "  miss ({}x): {}",
@@ -54,12 +57,29 @@ impl std::fmt::Display for Summary {
                 writeln!(f, "      nearest: {near}")?;
             }
         }
-        for unused in &self.unused {
+        let unlisted = self.misses.len().saturating_sub(SUMMARY_SAMPLE) as u64 + self.untracked_misses;
+        if unlisted > 0 {
+            writeln!(
+                f,
+                "  ... and {unlisted} more missed requests (GET /__ims-vcr/misses lists up to 1000)"
+            )?;
+        }
+        for unused in self.unused.iter().take(SUMMARY_SAMPLE) {
             writeln!(f, "  unused: {unused}")?;
+        }
+        if self.unused.len() > SUMMARY_SAMPLE {
+            writeln!(
+                f,
+                "  ... and {} more unused recordings (GET /__ims-vcr/stats lists them all)",
+                self.unused.len() - SUMMARY_SAMPLE
+            )?;
         }
         Ok(())
     }
 }
+
+/// How many missed and unused requests the printed summary lists; the rest are counted.
+const SUMMARY_SAMPLE: usize = 20;
 
 /// Everything counted so far, read once.
 pub(crate) struct Snapshot {
@@ -85,6 +105,7 @@ impl Proxy {
                 mode: Some(self.mode()),
                 hits: self.metrics.total(Outcome::Hit),
                 misses: self.misses(),
+                untracked_misses: self.stats.untracked_misses.load(Ordering::Relaxed),
                 unused,
                 recorded: self.stats.recorded.load(Ordering::Relaxed),
                 upstream_errors: self.metrics.total(Outcome::UpstreamError),
@@ -97,5 +118,36 @@ impl Proxy {
     /// The summary of what this proxy did so far.
     pub(crate) fn summary(&self) -> Summary {
         self.snapshot().summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn miss(i: usize) -> Miss {
+        Miss {
+            request: format!("GET /v2/images/{i}"),
+            count: 1,
+            nearest: vec!["GET /v2/images/a".into()],
+            diff: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_printed_summary_lists_a_capped_sample_and_counts_the_rest() {
+        let summary = Summary {
+            misses: (0..1000).map(miss).collect(),
+            untracked_misses: 5000,
+            unused: (0..100_000).map(|i| format!("GET /v2/images/u{i}")).collect(),
+            ..Summary::default()
+        };
+        let printed = summary.to_string();
+        assert!(printed.starts_with("ims-vcr summary: 0 hits, 6000 misses,"), "{printed}");
+        assert_eq!(printed.matches("  miss (").count(), SUMMARY_SAMPLE);
+        assert_eq!(printed.matches("  unused: ").count(), SUMMARY_SAMPLE);
+        assert!(printed.contains("... and 5980 more missed requests"), "{printed}");
+        assert!(printed.contains("... and 99980 more unused recordings"), "{printed}");
+        assert!(printed.len() < 8 * 1024, "{} bytes", printed.len());
     }
 }

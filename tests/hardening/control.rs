@@ -34,3 +34,20 @@ async fn a_dns_rebinding_read_and_a_cross_site_mode_switch_are_refused_and_chang
     assert_eq!(scripted.status, 200, "{}", scripted.text());
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_asking_for_random_paths_keeps_a_bounded_miss_list_and_every_miss_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = cassette_replayer(&shipped_cassettes(dir.path())).await;
+    let n = ims_vcr::proxy::MAX_TRACKED_MISSES + 50;
+    for i in 0..n {
+        let reply = get(&format!("{}/v2/images/random-{i}", proxy.uri())).await;
+        assert_eq!(reply.status, 599);
+    }
+    let misses = get(&format!("{}/__ims-vcr/misses", proxy.uri())).await;
+    let listed = misses.json().as_array().unwrap().len();
+    assert_eq!(listed, n - 50, "the miss list is capped");
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), n as u64, "every miss is counted");
+    assert_eq!(summary.untracked_misses, 50);
+}
