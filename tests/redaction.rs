@@ -170,8 +170,15 @@ async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its
     .await;
     assert_eq!(reply.status, 200, "the client is answered normally");
     assert!(String::from_utf8_lossy(&reply.body).contains(TOKEN));
-    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
-    proxy.shutdown().await.unwrap();
+    assert_eq!(
+        reply.header("x-ims-vcr"),
+        Some("forwarded"),
+        "an answer the gate refused is not reported as recorded"
+    );
+    let clean = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    assert_eq!(clean.header("x-ims-vcr"), Some("recorded"));
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!(summary.recorded, 1);
     assert_eq!(stored_answers(&store), 1, "only the clean answer is stored");
     assert!(files_containing(&store, TOKEN.as_bytes()).is_empty());
 }

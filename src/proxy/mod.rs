@@ -374,13 +374,9 @@ impl Proxy {
                 }
             }
             _ => match Box::pin(self.forward(recorder, parts, body, &key, mode)).await {
-                Ok(prepared) => {
-                    let outcome = if mode == Mode::Record {
-                        Outcome::Recorded
-                    } else {
-                        Outcome::Forwarded
-                    };
-                    (self.serve(&prepared, parts, outcome), outcome)
+                Ok(delivered) => {
+                    let outcome = delivered.outcome();
+                    (self.serve(&delivered.prepared, parts, outcome), outcome)
                 }
                 Err(failure) => (failure.to_response(), Outcome::UpstreamError),
             },

@@ -16,7 +16,25 @@ pub(crate) struct Recorder {
 }
 
 /// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
-pub(super) type Forwarded = Result<Prepared, Failure>;
+pub(super) type Forwarded = Result<Delivered, Failure>;
+
+/// A live answer, and whether it was stored (the gate or the store may refuse it).
+#[derive(Clone, Debug)]
+pub(crate) struct Delivered {
+    pub(super) prepared: Prepared,
+    pub(super) stored: bool,
+}
+
+impl Delivered {
+    /// `recorded` when the answer was stored, else `forwarded` (served live, not stored).
+    pub(super) fn outcome(&self) -> Outcome {
+        if self.stored {
+            Outcome::Recorded
+        } else {
+            Outcome::Forwarded
+        }
+    }
+}
 
 /// A forwarding failure, kept as data so single-flight waiters can each render it.
 #[derive(Clone, Debug)]
@@ -69,8 +87,16 @@ impl Proxy {
                 .remove(key.digest());
         }
         match forwarded {
-            Ok(prepared) if leader => (self.serve(prepared, parts, Outcome::Recorded), Outcome::Recorded),
-            Ok(prepared) => (self.serve(prepared, parts, Outcome::Hit), Outcome::Hit),
+            Ok(delivered) if leader => {
+                let outcome = delivered.outcome();
+                (self.serve(&delivered.prepared, parts, outcome), outcome)
+            }
+            // Waiters get the leader's answer: replayed from what was stored, or live when it
+            // was not stored.
+            Ok(delivered) => {
+                let outcome = if delivered.stored { Outcome::Hit } else { Outcome::Forwarded };
+                (self.serve(&delivered.prepared, parts, outcome), outcome)
+            }
             Err(failure) => (failure.to_response(), Outcome::UpstreamError),
         }
     }
@@ -127,6 +153,7 @@ impl Proxy {
                 message: format!("upstream answer cannot be replayed: {e}"),
                 details: json!({ "kind": "invalid-answer" }),
             })?;
+        let mut stored = false;
         if mode.stores()
             && let Some(store) = &recorder.store
         {
@@ -136,12 +163,13 @@ impl Proxy {
                 .await
             {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+                stored = true;
                 // Looked up by the request as sent; read back from where the store keeps it
                 // (another key when redaction changed the request).
                 self.tapes.record_stored(key, &stored_key, store, seq);
             }
         }
-        Ok(prepared)
+        Ok(Delivered { prepared, stored })
     }
 
     /// Redacts (when configured), runs the leak gate, and stores. Returns the key the answer was
