@@ -84,6 +84,7 @@ fn request() -> impl Strategy<Value = RecordedRequest> {
             query,
             headers,
             body: Body::from_bytes(&body),
+            session: None,
         })
 }
 

@@ -47,5 +47,7 @@ mod interop;
 mod ecosystem;
 // Drift: recorded answers against the live endpoint.
 mod drift;
+// Sessions: per-test recordings, cursors, listeners and verdicts in one proxy.
+mod sessions;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
 mod properties;

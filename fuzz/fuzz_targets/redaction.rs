@@ -169,6 +169,7 @@ fuzz_target!(|input: Input| {
             query,
             headers: build.headers(&input.request_headers),
             body: build.body(&input.request_body),
+            session: None,
         },
         response: RecordedResponse {
             status: 200,

@@ -408,7 +408,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             record: a,
             playback,
         }) => {
-            let builder = forwarding(&a, &config)?.sequence(playback.sequence);
+            let builder = forwarding(&a, &config)?
+                .sequence(playback.sequence)
+                .fail_on_unused(playback.fail_on_unused);
             serve_until_signal(builder.auto(upstream_config(&a.upstream)?), Some(&playback)).await
         }
         Command::Passthrough(a) => {

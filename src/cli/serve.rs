@@ -93,7 +93,8 @@ pub(super) fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
 pub(super) async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
     let builder = server(&args.listen)?
         .replay()
-        .sequence(args.playback.sequence);
+        .sequence(args.playback.sequence)
+        .fail_on_unused(args.playback.fail_on_unused);
     let builder = match args.store {
         Some(store) => builder.store(existing(&store, "--store")?),
         None => builder.cassettes(existing(
@@ -134,6 +135,18 @@ pub(super) async fn serve_until_signal(
             "{} recording(s) never played (--fail-on-unused)",
             summary.unused.len()
         ));
+    }
+    let sessions: Vec<&str> = summary
+        .sessions
+        .iter()
+        .filter(|s| {
+            (verdicts.fail_on_miss && s.miss_count > 0)
+                || (verdicts.fail_on_unused && !s.unused.is_empty())
+        })
+        .map(|s| s.session.as_str())
+        .collect();
+    if !sessions.is_empty() {
+        failed.push(format!("failed sessions: {}", sessions.join(", ")));
     }
     if failed.is_empty() {
         Ok(())

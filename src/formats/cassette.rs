@@ -390,6 +390,7 @@ mod tests {
             query: None,
             headers: vec![],
             body: None,
+            session: None,
         };
         let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
         let response = RecordedResponse {

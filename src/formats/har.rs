@@ -226,6 +226,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
                 .filter(|(n, _)| keep_request(n))
                 .collect(),
             body: Body::from_bytes(&request_body),
+            session: None,
         },
         response: RecordedResponse {
             status,

@@ -13,6 +13,7 @@ pub(crate) fn get(path: &str) -> RecordedRequest {
         query: None,
         headers: vec![],
         body: None,
+        session: None,
     }
 }
 

@@ -15,6 +15,10 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    // Addressed to ims-vcr itself (see `model::session`): never forwarded, never stored.
+    "x-ims-vcr-session",
+    "x-ims-vcr-skip",
+    "x-ims-vcr-token",
 ];
 
 /// Headers that carry credentials or signature material. They are forwarded upstream in record
@@ -30,6 +34,8 @@ const CREDENTIALS: &[&str] = &[
     "cookie",
     "set-cookie",
     "x-amz-security-token",
+    // The control API's token (`--control-token`).
+    "x-ims-vcr-token",
 ];
 
 /// Request headers that change on every call or every machine (dates, user agents, request ids)

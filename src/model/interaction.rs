@@ -37,6 +37,11 @@ pub struct RecordedRequest {
     /// Request body; absent when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Body>,
+    /// The session the request was made in (`x-ims-vcr-session`); absent for the default
+    /// session. Part of the request's key. Cassettes do not carry it: a session's cassettes
+    /// live in the folder of its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// The stored part of an answer.

@@ -30,6 +30,8 @@ impl MatchRules {
 pub struct RequestKey {
     canonical: String,
     digest: [u8; 32],
+    /// The session (`None`: the default one); also the last line of `canonical`.
+    session: Option<String>,
 }
 
 impl RequestKey {
@@ -63,7 +65,29 @@ impl RequestKey {
             canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
         }
         let digest = Sha256::digest(canonical.as_bytes()).into();
-        RequestKey { canonical, digest }
+        RequestKey {
+            canonical,
+            digest,
+            session: None,
+        }
+    }
+
+    /// The same request in `session`: a line `session: NAME` ends the canonical form, so the
+    /// digest differs from every other session's. The default session (`None`) leaves the key
+    /// as it is, so its keys are those of a proxy without sessions.
+    pub fn in_session(mut self, session: Option<&str>) -> Self {
+        if let Some(name) = session {
+            self.canonical.push_str("\nsession: ");
+            self.canonical.push_str(name);
+            self.digest = Sha256::digest(self.canonical.as_bytes()).into();
+            self.session = Some(name.to_owned());
+        }
+        self
+    }
+
+    /// The request's session; `None` for the default session.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     /// The key of a stored request. Fails only when its body does not decode.
@@ -84,7 +108,8 @@ impl RequestKey {
             request.query.as_deref(),
             header,
             &body,
-        ))
+        )
+        .in_session(request.session.as_deref()))
     }
 
     /// Human-readable canonical form, e.g. `GET /v2/images?limit=2&owner=x`.

@@ -7,3 +7,4 @@ pub mod interaction;
 pub mod key;
 pub mod recording;
 pub mod redaction;
+pub mod session;

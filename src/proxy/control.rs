@@ -153,6 +153,8 @@ pub(crate) fn handle(
             ok(json!({"reset": proxy.tapes.reset(key.as_deref())}))
         }
         (&Method::GET, "mode") => ok(json!({"mode": proxy.mode()})),
+        (&Method::GET, "sessions") => ok(json!({"sessions": proxy.session_list()})),
+        (method, route) if route.starts_with("sessions/") => session(proxy, method, route),
         (&Method::POST, "mode") => {
             let from_body = serde_json::from_slice::<Value>(body)
                 .ok()
@@ -174,10 +176,38 @@ pub(crate) fn handle(
         }
         _ => {
             let msg = format!(
-                "no control endpoint {} {}; try GET health, stats, metrics, misses, mode; POST reset, mode",
+                "no control endpoint {} {}; try GET health, stats, metrics, misses, mode, sessions; POST reset, mode, sessions/NAME/start|stop|reset",
                 parts.method,
                 parts.uri.path()
             );
+            error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}))
+        }
+    }
+}
+
+/// `POST sessions/NAME/start`, `stop` and `reset`.
+fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>> {
+    let rest = route.trim_start_matches("sessions/");
+    let Some((name, action)) = rest.rsplit_once('/') else {
+        let msg = format!("say what to do with session {rest:?}: POST {CONTROL_PREFIX}sessions/NAME/start, stop or reset");
+        return error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}));
+    };
+    if let Err(why) = crate::model::session::validate(name) {
+        return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
+    }
+    if method != Method::POST {
+        let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action} takes POST");
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, "IMS_VCR.METHOD", &msg, json!({}));
+    }
+    match action {
+        "start" => match proxy.sessions.start(name) {
+            Ok(url) => ok(json!({"session": name, "url": url})),
+            Err(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, "IMS_VCR.SESSION", &why, json!({})),
+        },
+        "stop" => ok(json!(proxy.stop_session(name))),
+        "reset" => ok(json!({"session": name, "reset": proxy.sessions.reset(name, &proxy.tapes)})),
+        _ => {
+            let msg = format!("no session action {action:?}; POST {CONTROL_PREFIX}sessions/NAME/start, stop or reset");
             error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}))
         }
     }

@@ -7,6 +7,7 @@ mod playback;
 mod record;
 pub mod metrics;
 pub mod realism;
+pub mod sessions;
 pub mod settings;
 pub mod telemetry;
 
@@ -38,7 +39,9 @@ use crate::proxy::metrics::Metrics;
 use crate::net::outcome::{OUTCOME_HEADER, Outcome};
 use crate::replay::prepared::Prepared;
 use crate::proxy::realism::FaultKind;
+use crate::proxy::sessions::Sessions;
 use crate::proxy::settings::Settings;
+use crate::model::session::{SESSION_HEADER, SKIP_HEADER};
 use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
@@ -110,6 +113,9 @@ impl FromStr for Mode {
 pub struct Miss {
     /// Canonical request (method, path, canonical query; matched headers and body digest).
     pub request: String,
+    /// The request's session; absent for the default session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// How many times it was asked for.
     pub count: u64,
     /// The nearest recorded requests.
@@ -141,6 +147,8 @@ pub(crate) struct Proxy {
     pub(crate) recorder: Option<Recorder>,
     pub(crate) stats: Stats,
     pub(crate) metrics: Metrics,
+    /// Named sessions' counters, verdicts and listeners.
+    pub(crate) sessions: Sessions,
     /// Limits, realism and the control token, fixed at start-up.
     settings: Settings,
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
@@ -175,6 +183,7 @@ impl Proxy {
             recorder,
             stats: Stats::default(),
             metrics: Metrics::default(),
+            sessions: Sessions::default(),
             settings,
             inflight: Mutex::new(HashMap::new()),
         }
@@ -233,7 +242,7 @@ impl Proxy {
                 &msg,
                 json!({}),
             );
-            return Ok(self.log(&parts, started, response, Outcome::Error));
+            return Ok(self.log(&parts, started, response, Outcome::Error, None));
         }
         // Most requests (every GET) have no body: no timer, no collection.
         let body = if hyper::body::Body::is_end_stream(&body) {
@@ -241,13 +250,21 @@ impl Proxy {
         } else {
             match Box::pin(self.read_body(body)).await {
                 Ok(body) => body,
-                Err(response) => return Ok(self.log(&parts, started, response, Outcome::Error)),
+                Err(response) => return Ok(self.log(&parts, started, response, Outcome::Error, None)),
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
-            return Ok(self.log(&parts, started, response, Outcome::Control));
+            return Ok(self.log(&parts, started, response, Outcome::Control, None));
         }
+        let session = match session_of(&parts) {
+            Ok(session) => session,
+            Err(why) => {
+                let response =
+                    error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
+                return Ok(self.log(&parts, started, response, Outcome::Error, None));
+            }
+        };
         match self.settings.realism.next_fault() {
             Some(FaultKind::Reset) => {
                 self.stats.faults.fetch_add(1, Ordering::Relaxed);
@@ -266,12 +283,12 @@ impl Proxy {
                 response
                     .headers_mut()
                     .insert(OUTCOME_HEADER, Outcome::Fault.header_value());
-                return Ok(self.log(&parts, started, response, Outcome::Fault));
+                return Ok(self.log(&parts, started, response, Outcome::Fault, None));
             }
             None => {}
         }
-        let (response, outcome) = self.answer(&parts, body).await;
-        Ok(self.log(&parts, started, response, outcome))
+        let (response, outcome) = self.answer(&parts, body, session).await;
+        Ok(self.log(&parts, started, response, outcome, session))
     }
 
     /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413).
@@ -324,9 +341,16 @@ impl Proxy {
         started: Instant,
         response: Response<Full<Bytes>>,
         outcome: Outcome,
+        session: Option<&str>,
     ) -> Response<Full<Bytes>> {
         self.metrics
             .request(parts.uri.path(), outcome, started.elapsed());
+        // Misses are counted where the key is known (`miss`), with their request line.
+        if let Some(session) = session
+            && outcome != Outcome::Miss
+        {
+            self.sessions.answered(session, outcome, "");
+        }
         // One line per request is for debugging (`-v`, `RUST_LOG`): under load, and in a CI log,
         // it costs a quarter of replay throughput and buries the summary.
         tracing::debug!(
@@ -341,7 +365,12 @@ impl Proxy {
         response
     }
 
-    async fn answer(&self, parts: &Parts, body: Bytes) -> (Response<Full<Bytes>>, Outcome) {
+    async fn answer(
+        &self,
+        parts: &Parts,
+        body: Bytes,
+        session: Option<&str>,
+    ) -> (Response<Full<Bytes>>, Outcome) {
         let key = RequestKey::new(
             &self.rules,
             parts.method.as_str(),
@@ -356,7 +385,11 @@ impl Proxy {
                     .collect()
             },
             &body,
-        );
+        )
+        .in_session(session);
+        if let Some(session) = session {
+            self.sessions.asked(session, key.digest());
+        }
         let mode = self.mode();
         let recorder = match (mode, &self.recorder) {
             (Mode::Replay, _) | (_, None) => return self.replay(parts, &body, &key).await,
@@ -413,7 +446,28 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
             !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
         }),
         body: Body::from_bytes(body),
+        session: session_of(parts).ok().flatten().map(str::to_owned),
     }
+}
+
+/// The request's session from `x-ims-vcr-session` (`None`: the default session), or why the
+/// header is refused.
+pub(crate) fn session_of(parts: &Parts) -> Result<Option<&str>, String> {
+    let Some(value) = parts.headers.get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    let name = value
+        .to_str()
+        .map_err(|_| format!("{SESSION_HEADER}: the session name is not visible ASCII"))?;
+    crate::model::session::validate(name)?;
+    Ok(Some(name))
+}
+
+/// True when the request asks not to be stored (`x-ims-vcr-skip: true`).
+pub(crate) fn skip_of(parts: &Parts) -> bool {
+    crate::model::session::skip_requested(
+        parts.headers.get(SKIP_HEADER).and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`), when

@@ -72,7 +72,11 @@ impl Proxy {
             .first()
             .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
             .unwrap_or_default();
-        tracing::warn!(request = key.request_line(), nearest = ?lines, "replay miss: no recording matches");
+        tracing::warn!(request = key.request_line(), session = key.session(), nearest = ?lines, "replay miss: no recording matches");
+        if let Some(session) = key.session() {
+            self.sessions
+                .answered(session, Outcome::Miss, key.request_line());
+        }
         let entry = {
             let mut misses = self
                 .stats
@@ -90,6 +94,7 @@ impl Proxy {
                     key.canonical().to_owned(),
                     Miss {
                         request: key.canonical().to_owned(),
+                        session: key.session().map(str::to_owned),
                         count: 1,
                         nearest: lines.clone(),
                         diff: differences.clone(),

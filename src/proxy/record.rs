@@ -155,6 +155,7 @@ impl Proxy {
             })?;
         let mut stored = false;
         if mode.stores()
+            && !skip_of(parts)
             && let Some(store) = &recorder.store
         {
             let replace = mode == Mode::Record;

@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) control_token: Option<String>,
     /// `http`, or `https` when the listener serves TLS: the scheme of the proxy's own URLs.
     pub(crate) scheme: &'static str,
+    /// A session's verdict fails when it left recordings unused (`--fail-on-unused`).
+    pub(crate) fail_on_unused: bool,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             realism: Realism::default(),
             control_token: None,
             scheme: "http",
+            fail_on_unused: false,
         }
     }
 }

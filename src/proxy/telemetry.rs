@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::net::outcome::Outcome;
+use crate::proxy::sessions::SessionVerdict;
 use crate::proxy::{Miss, Mode, Proxy};
 use crate::replay::tape::TapeStats;
 
@@ -26,6 +27,9 @@ pub struct Summary {
     pub recorded: u64,
     /// Requests answered 502 because the upstream failed.
     pub upstream_errors: u64,
+    /// Each named session's verdict (`x-ims-vcr-session`), by name; the counts above include
+    /// them.
+    pub sessions: Vec<SessionVerdict>,
 }
 
 impl Summary {
@@ -74,6 +78,32 @@ impl std::fmt::Display for Summary {
                 self.unused.len() - SUMMARY_SAMPLE
             )?;
         }
+        // Failed sessions first, so none is hidden behind the sample's cap.
+        let (failed, passed): (Vec<_>, Vec<_>) = self.sessions.iter().partition(|s| !s.ok);
+        for session in failed.into_iter().chain(passed).take(SUMMARY_SAMPLE) {
+            writeln!(
+                f,
+                "  session {}: {} hits, {} misses, {} recorded, {} unused: {}",
+                session.session,
+                session.hits,
+                session.miss_count,
+                session.recorded,
+                session.unused.len(),
+                if session.ok { "ok" } else { "FAILED" }
+            )?;
+            for miss in session.misses.iter().take(3) {
+                writeln!(f, "      miss: {miss}")?;
+            }
+        }
+        if self.sessions.len() > SUMMARY_SAMPLE {
+            let failed = self.sessions.iter().filter(|s| !s.ok).count();
+            writeln!(
+                f,
+                "  ... and {} more sessions ({failed} of all {} failed; GET /__ims-vcr/sessions lists them)",
+                self.sessions.len() - SUMMARY_SAMPLE,
+                self.sessions.len()
+            )?;
+        }
         Ok(())
     }
 }
@@ -109,10 +139,39 @@ impl Proxy {
                 unused,
                 recorded: self.stats.recorded.load(Ordering::Relaxed),
                 upstream_errors: self.metrics.total(Outcome::UpstreamError),
+                sessions: self
+                    .sessions
+                    .all(&self.tapes, self.settings.fail_on_unused),
             },
             faults: self.stats.faults.load(Ordering::Relaxed),
             requests,
         }
+    }
+
+    /// `GET /__ims-vcr/sessions`: every named session with its counts and listener.
+    pub(crate) fn session_list(&self) -> Vec<serde_json::Value> {
+        self.sessions
+            .all(&self.tapes, self.settings.fail_on_unused)
+            .into_iter()
+            .map(|v| {
+                serde_json::json!({
+                    "session": v.session,
+                    "url": self.sessions.url(&v.session),
+                    "hits": v.hits,
+                    "misses": v.miss_count,
+                    "recorded": v.recorded,
+                    "unused": v.unused.len(),
+                    "ok": v.ok,
+                })
+            })
+            .collect()
+    }
+
+    /// `POST /__ims-vcr/sessions/NAME/stop`: the session's verdict; its listener is closed and
+    /// its playback ends.
+    pub(crate) fn stop_session(&self, session: &str) -> SessionVerdict {
+        self.sessions
+            .stop(session, &self.tapes, self.settings.fail_on_unused)
     }
 
     /// The summary of what this proxy did so far.
@@ -128,6 +187,7 @@ mod tests {
     fn miss(i: usize) -> Miss {
         Miss {
             request: format!("GET /v2/images/{i}"),
+            session: None,
             count: 1,
             nearest: vec!["GET /v2/images/a".into()],
             diff: Vec::new(),

@@ -51,6 +51,8 @@ impl FromStr for Sequence {
 pub struct Tape {
     /// `METHOD /path?canonical-query`.
     line: String,
+    /// The request's session; `None` for the default session.
+    session: Option<Arc<str>>,
     /// How many answers are recorded (known before a lazy tape is loaded).
     count: usize,
     /// The request as first recorded and its prepared answers: set when the tape is made, or,
@@ -82,9 +84,10 @@ struct Loaded {
 }
 
 impl Tape {
-    fn eager(line: &str, request: RecordedRequest, answers: Vec<Prepared>, played: usize) -> Tape {
+    fn eager(key: &RequestKey, request: RecordedRequest, answers: Vec<Prepared>, played: usize) -> Tape {
         Tape {
-            line: line.to_owned(),
+            line: key.request_line().to_owned(),
+            session: key.session().map(Arc::from),
             count: answers.len(),
             loaded: OnceLock::from(Ok(Box::new(Loaded { request, answers }))),
             source: None,
@@ -96,6 +99,11 @@ impl Tape {
     /// The request line, e.g. `GET /v2/images/x`.
     pub fn line(&self) -> &str {
         &self.line
+    }
+
+    /// The request's session; `None` for the default session.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     /// The request and prepared answers, read from the pack or the store on first use. The
@@ -156,6 +164,8 @@ impl Play {
 pub struct TapeStats {
     /// Request line.
     pub request: String,
+    /// The request's session; `None` for the default session.
+    pub session: Option<String>,
     /// Hex digest of the request key.
     pub key: String,
     /// Answers recorded.
@@ -211,7 +221,7 @@ impl Tapes {
                 }
             }
             let tape = Tape::eager(
-                recording.key.request_line(),
+                &recording.key,
                 first.request.clone(),
                 answers,
                 0,
@@ -237,6 +247,7 @@ impl Tapes {
             .map(|r| {
                 let tape = Tape {
                     line: r.line,
+                    session: r.session.map(Arc::from),
                     count: r.answers.len(),
                     loaded: OnceLock::new(),
                     source: Some(Source::Pack(file.clone(), r.answers)),
@@ -357,6 +368,7 @@ impl Tapes {
         };
         let tape = Tape {
             line: key.request_line().to_owned(),
+            session: key.session().map(Arc::from),
             count,
             loaded: OnceLock::new(),
             source: Some(Source::Store(store.clone(), *stored.digest())),
@@ -368,15 +380,48 @@ impl Tapes {
 
     /// Rewinds every cursor (or only `key`'s); returns how many were rewound.
     pub fn reset(&self, key: Option<&str>) -> usize {
+        self.reset_where(|digest, _| key.is_none_or(|k| k == hex(digest)))
+    }
+
+    /// Rewinds the cursors of one session's recordings; returns how many were rewound.
+    pub fn reset_session(&self, session: Option<&str>) -> usize {
+        self.reset_where(|_, tape| tape.session() == session)
+    }
+
+    fn reset_where(&self, wanted: impl Fn(&[u8; 32], &Tape) -> bool) -> usize {
         let tapes = self.read();
         let mut count = 0;
         for (digest, tape) in tapes.iter() {
-            if key.is_none_or(|k| k == hex(digest)) {
+            if wanted(digest, tape) {
                 tape.played.store(0, Ordering::Relaxed);
                 count += 1;
             }
         }
         count
+    }
+
+    /// The digest and request line of each recording of `session`, sorted by line.
+    pub fn session_tapes(&self, session: &str) -> Vec<([u8; 32], String)> {
+        let mut out: Vec<([u8; 32], String)> = self
+            .read()
+            .iter()
+            .filter(|(_, tape)| tape.session() == Some(session))
+            .map(|(digest, tape)| (*digest, tape.line.clone()))
+            .collect();
+        out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The names of the sessions that have recordings, sorted.
+    pub fn session_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .read()
+            .values()
+            .filter_map(|tape| tape.session().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Counters per recorded request, sorted by request line.
@@ -386,6 +431,7 @@ impl Tapes {
             .iter()
             .map(|(digest, tape)| TapeStats {
                 request: tape.line.clone(),
+                session: tape.session.as_deref().map(str::to_owned),
                 key: hex(digest),
                 answers: tape.count,
                 played: tape.played.load(Ordering::Relaxed),
@@ -407,8 +453,13 @@ impl Tapes {
         let (method, path) = split_line(wanted);
         // Tapes with the same line (same path, other bodies) are told apart by digest, so the
         // order never depends on the map's.
-        let tapes: Vec<([u8; 32], Arc<Tape>)> =
-            self.read().iter().map(|(d, t)| (*d, t.clone())).collect();
+        // Only the request's own session: another session's recordings are not its to play.
+        let tapes: Vec<([u8; 32], Arc<Tape>)> = self
+            .read()
+            .iter()
+            .filter(|(_, t)| t.session() == key.session())
+            .map(|(d, t)| (*d, t.clone()))
+            .collect();
         let mut cheap: Vec<(Cheap, &str, &[u8; 32], usize)> = tapes
             .iter()
             .enumerate()
@@ -733,7 +784,8 @@ mod tests {
         };
         let mut recorded = request("/v2/images", Some("limit=10&owner=a&marker=1"));
         recorded.headers = vec![("x-project-id".into(), "p1".into())];
-        let tape = Tape::eager("", recorded, vec![], 0);
+        let key = RequestKey::of_recorded(&rules, &recorded).unwrap();
+        let tape = Tape::eager(&key, recorded, vec![], 0);
         let mut got = request("/v2/images", Some("limit=20&owner=a&marker=2&extra=1"));
         got.method = "POST".into();
         got.headers = vec![("x-project-id".into(), "p2".into())];

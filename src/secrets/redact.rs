@@ -384,6 +384,7 @@ mod tests {
                 query: query.map(str::to_owned),
                 headers: vec![("x-project-id".into(), OWNER.into())],
                 body: None,
+                session: None,
             },
             response: RecordedResponse {
                 status: 200,

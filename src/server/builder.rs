@@ -31,6 +31,7 @@ pub struct ProxyServerBuilder {
     /// PEM certificate chain and private key files when serving HTTPS.
     tls: Option<(PathBuf, PathBuf)>,
     fsync: bool,
+    fail_on_unused: bool,
 }
 
 impl ProxyServerBuilder {
@@ -53,6 +54,7 @@ impl ProxyServerBuilder {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             tls: None,
             fsync: false,
+            fail_on_unused: false,
         }
     }
 
@@ -170,6 +172,13 @@ impl ProxyServerBuilder {
         self
     }
 
+    /// A session's verdict (`POST /__ims-vcr/sessions/NAME/stop`, the summary) fails when the
+    /// session left recordings unused, not only when it missed (`--fail-on-unused`).
+    pub fn fail_on_unused(mut self, fail: bool) -> Self {
+        self.fail_on_unused = fail;
+        self
+    }
+
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the PEM certificate chain in `cert` and the
     /// PEM private key in `key`; [`ProxyServer::uri`] then starts with `https://`.
     pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
@@ -197,13 +206,22 @@ impl ProxyServerBuilder {
             source,
         })?;
         let (stop, stopped) = watch::channel(false);
-        let connections = Connections::new(self.header_read_timeout, tls);
-        let task = tokio::spawn(serve(listener, Arc::new(proxy), connections, stopped));
+        let connections = Arc::new(Connections::new(self.header_read_timeout, tls));
+        let proxy = Arc::new(proxy);
+        let sessions = Arc::new(SessionListeners::new(
+            Arc::downgrade(&proxy),
+            connections.clone(),
+            scheme,
+        ));
+        proxy.sessions.set_listeners(sessions.clone());
+        let weak = Arc::downgrade(&proxy);
+        let task = tokio::spawn(serve(listener, proxy, connections, sessions, stopped));
         Ok(ProxyServer {
             address,
             scheme,
             stop,
             task: Some(task),
+            proxy: weak,
         })
     }
 
@@ -260,6 +278,7 @@ impl ProxyServerBuilder {
             realism: Realism::new(self.latency, self.faults.clone(), self.seed),
             control_token: self.control_token.clone(),
             scheme,
+            fail_on_unused: self.fail_on_unused,
         };
         Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
     }

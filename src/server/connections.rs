@@ -57,6 +57,7 @@ impl Connections {
         stream: TcpStream,
         peer: SocketAddr,
         proxy: Arc<Proxy>,
+        session: Option<Arc<str>>,
         watcher: Watcher,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -66,10 +67,12 @@ impl Connections {
         };
         match opened {
             Ok(Some(Opened::Plain(protocol, tcp))) => {
-                self.serve_http(protocol, tcp, peer, proxy, watcher).await;
+                self.serve_http(protocol, tcp, peer, proxy, session, watcher)
+                    .await;
             }
             Ok(Some(Opened::Tls(protocol, tls))) => {
-                self.serve_http(protocol, *tls, peer, proxy, watcher).await;
+                self.serve_http(protocol, *tls, peer, proxy, session, watcher)
+                    .await;
             }
             Ok(None) => {}
             Err(_) => tracing::debug!(
@@ -108,6 +111,7 @@ impl Connections {
         io: I,
         peer: SocketAddr,
         proxy: Arc<Proxy>,
+        session: Option<Arc<str>>,
         watcher: Watcher,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -117,8 +121,15 @@ impl Connections {
         let watch = Arc::new(self.head_timeout.watch());
         let service = {
             let (requested, watch) = (requested.clone(), watch.clone());
-            service_fn(move |request| {
+            // A session listener's requests are in its session whatever they carry.
+            let session = session.and_then(|s| hyper::header::HeaderValue::from_str(&s).ok());
+            service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 requested.store(true, Ordering::Relaxed);
+                if let Some(session) = &session {
+                    request
+                        .headers_mut()
+                        .insert(crate::model::session::SESSION_HEADER, session.clone());
+                }
                 let served = watch.serving();
                 let proxy = proxy.clone();
                 async move {

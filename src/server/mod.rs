@@ -3,9 +3,12 @@
 
 mod builder;
 mod connections;
+mod sessions;
 
 pub use builder::ProxyServerBuilder;
+pub use sessions::Session;
 use connections::Connections;
+use sessions::SessionListeners;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +58,8 @@ pub struct ProxyServer {
     scheme: &'static str,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Result<Summary>>>,
+    /// Weak: shutdown waits for the last strong handle to go (the store closes with it).
+    proxy: std::sync::Weak<Proxy>,
 }
 
 impl ProxyServer {
@@ -71,6 +76,17 @@ impl ProxyServer {
     /// `http://HOST:PORT` of the proxy (`https://` when serving TLS).
     pub fn uri(&self) -> String {
         format!("{}://{}", self.scheme, self.address)
+    }
+
+    /// A handle on session `name` (see [`Session`]): the header its requests carry, its own
+    /// listener, and its verdict. Fails naming the problem when `name` is not a valid session
+    /// name (1 to 200 of `A-Z a-z 0-9 . _ / -`, no empty, `.` or `..` segment).
+    pub fn session(&self, name: &str) -> Result<Session> {
+        crate::model::session::validate(name).map_err(Error::Config)?;
+        Ok(Session {
+            name: name.to_owned(),
+            proxy: self.proxy.clone(),
+        })
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 10 s), flushes the store, and
@@ -92,15 +108,32 @@ impl Drop for ProxyServer {
     }
 }
 
-/// The accept loop: one task per connection; a failing connection never stops the loop.
+/// The main listener's life: accept until stopped, stop the session listeners, drain, flush
+/// the store, and report.
 async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    connections: Connections,
-    mut stop: watch::Receiver<bool>,
+    connections: Arc<Connections>,
+    sessions: Arc<SessionListeners>,
+    stop: watch::Receiver<bool>,
 ) -> Result<Summary> {
+    accept_loop(listener, proxy.clone(), connections, None, stop).await;
+    sessions.stop_all().await;
+    proxy.flush().await?;
+    released(&proxy).await;
+    Ok(proxy.summary())
+}
+
+/// One listener's accept loop: one task per connection (in `session` when it is a session's
+/// own listener); a failing connection never stops the loop. Returns once stopped and drained.
+async fn accept_loop(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    connections: Arc<Connections>,
+    session: Option<Arc<str>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(connections);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -118,6 +151,7 @@ async fn serve(
                     stream,
                     peer,
                     proxy.clone(),
+                    session.clone(),
                     graceful.watcher(),
                     stop.clone(),
                 ));
@@ -130,14 +164,16 @@ async fn serve(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after the drain timeout; closing them"),
     }
-    proxy.flush().await?;
+}
+
+/// Waits (bounded) until the connection tasks have dropped their handles on the proxy.
+async fn released(proxy: &Arc<Proxy>) {
     // Connection tasks drop their handle on the proxy just after graceful shutdown reports them
     // done; wait (bounded) so the store is closed, and its lock released, before returning.
     for _ in 0..200 {
-        if Arc::strong_count(&proxy) == 1 {
+        if Arc::strong_count(proxy) == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(proxy.summary())
 }

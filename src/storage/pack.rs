@@ -21,7 +21,8 @@
 //! (u64 little-endian), SHA-256 of the index, and the magic `IMSVPK01`. The index (little-endian)
 //! is: version (u32), store write counter (u64), match rules JSON and redaction stamps JSON (each
 //! u32 length + bytes), request count (u32), then per request: digest (32 bytes), request line
-//! (u32 length + bytes), answer count (u32), and per answer its offset (u64) and length (u32).
+//! (u32 length + bytes), session name (u32 length + bytes, empty for the default session),
+//! answer count (u32), and per answer its offset (u64) and length (u32).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -37,7 +38,8 @@ use crate::model::redaction::RedactionStamp;
 use crate::storage::layout::Entry;
 
 const MAGIC: &[u8; 8] = b"IMSVPK01";
-const VERSION: u32 = 1;
+/// 2: each request carries its session.
+const VERSION: u32 = 2;
 pub(crate) const FOOTER_LEN: u64 = 8 + 8 + 32 + 8;
 
 /// An open pack: the file, and what its index says.
@@ -57,6 +59,8 @@ pub struct PackedRequest {
     pub digest: [u8; 32],
     /// `METHOD /path?canonical-query`.
     pub line: String,
+    /// The request's session; `None` for the default session.
+    pub session: Option<String>,
     /// Where each answer's stored bytes are, oldest first.
     pub answers: Box<[Extent]>,
 }
@@ -159,6 +163,10 @@ impl Pack {
         for _ in 0..count {
             let digest: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
             let line = String::from_utf8(r.bytes()?.to_vec()).map_err(|e| e.to_string())?;
+            let session = match r.bytes()? {
+                [] => None,
+                name => Some(String::from_utf8(name.to_vec()).map_err(|e| e.to_string())?),
+            };
             let n = r.u32()? as usize;
             let answers = (0..n)
                 .map(|_| {
@@ -175,6 +183,7 @@ impl Pack {
             requests.push(PackedRequest {
                 digest,
                 line,
+                session,
                 answers,
             });
         }
@@ -254,6 +263,7 @@ pub(crate) fn write(
             requests.push(PackedRequest {
                 digest: *key.digest(),
                 line: key.request_line().to_owned(),
+                session: key.session().map(str::to_owned),
                 answers: Box::new([]),
             });
             current = Some(digest);
@@ -284,6 +294,10 @@ pub(crate) fn write(
     for request in &requests {
         index.extend_from_slice(&request.digest);
         put_bytes(&mut index, request.line.as_bytes());
+        put_bytes(
+            &mut index,
+            request.session.as_deref().unwrap_or_default().as_bytes(),
+        );
         index.extend_from_slice(&(request.answers.len() as u32).to_le_bytes());
         for extent in &request.answers {
             index.extend_from_slice(&extent.offset.to_le_bytes());

@@ -80,6 +80,7 @@ use crate::model::recording::Recording;
             query: None,
             headers: vec![("accept".into(), "application/json".into())],
             body: None,
+            session: None,
         };
         let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
         let answers = statuses

@@ -14,6 +14,7 @@ pub fn request(method: &str, path: &str) -> RecordedRequest {
         query: None,
         headers: vec![],
         body: None,
+        session: None,
     }
 }
 

@@ -1,0 +1,89 @@
+//! Sessions: a test's own recordings, cursors and verdict inside one proxy. A request joins
+//! session NAME with the header `x-ims-vcr-session: NAME` (or by arriving on that session's own
+//! listener); without it, it is in the default session. The session takes part in the request's
+//! key, so the same request in two sessions is two recordings.
+
+/// Request header naming the request's session. Addressed to the proxy: never forwarded,
+/// never stored as a header, never matched on as one.
+pub const SESSION_HEADER: &str = "x-ims-vcr-session";
+/// Request header asking record and auto modes to forward the request without storing it
+/// (`x-ims-vcr-skip: true`), for a test's set-up and clean-up calls.
+pub const SKIP_HEADER: &str = "x-ims-vcr-skip";
+/// Longest session name.
+pub const MAX_NAME: usize = 200;
+
+/// Checks a session name: 1 to 200 characters of `A-Z a-z 0-9 . _ / -`, made of `/`-separated
+/// segments none of which is empty, `.` or `..` (a session is exported to the folder of that
+/// name, so the name must be a safe relative path).
+pub fn validate(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!(
+            "{SESSION_HEADER}: a session name has 1 to {MAX_NAME} characters, got {}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')))
+    {
+        return Err(format!(
+            "{SESSION_HEADER}: {bad:?} is not allowed in a session name (use A-Z a-z 0-9 . _ / -)"
+        ));
+    }
+    if let Some(bad) = name
+        .split('/')
+        .find(|s| s.is_empty() || *s == "." || *s == "..")
+    {
+        return Err(format!(
+            "{SESSION_HEADER}: session name {name:?} has a {:?} segment; names are relative \
+             paths without empty, `.` or `..` segments",
+            bad
+        ));
+    }
+    Ok(())
+}
+
+/// True when `x-ims-vcr-skip` asks not to store: `true`, `1` or `yes`, any case.
+pub fn skip_requested(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        let v = v.trim();
+        v.eq_ignore_ascii_case("true") || v == "1" || v.eq_ignore_ascii_case("yes")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_are_safe_relative_paths_of_the_allowed_characters() {
+        for good in ["a", "tests/test_images.py/test_get", "T-1.2_x", &"x".repeat(200)] {
+            assert_eq!(validate(good), Ok(()), "{good}");
+        }
+        for (bad, says) in [
+            ("", "1 to 200"),
+            (&"x".repeat(201) as &str, "1 to 200"),
+            ("a b", "' '"),
+            ("a\u{e9}", "not allowed"),
+            ("../etc", "\"..\" segment"),
+            ("a/../b", "\"..\" segment"),
+            ("/abs", "\"\" segment"),
+            ("a//b", "\"\" segment"),
+            ("a/", "\"\" segment"),
+            ("./a", "\".\" segment"),
+        ] {
+            let why = validate(bad).unwrap_err();
+            assert!(why.contains(SESSION_HEADER) && why.contains(says), "{bad:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn skip_is_asked_for_by_true_one_or_yes() {
+        for yes in ["true", "TRUE", " 1 ", "yes"] {
+            assert!(skip_requested(Some(yes)), "{yes}");
+        }
+        for no in [None, Some("false"), Some("0"), Some("")] {
+            assert!(!skip_requested(no), "{no:?}");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Named sessions' bookkeeping: per session, what was asked for, hit, missed and recorded since
+//! the session started, its verdict, and the listeners started for it. The default session
+//! (no `x-ims-vcr-session` header) is the whole proxy's own counters and costs nothing here.
+//!
+//! A session's recordings are those whose key carries its name (see
+//! [`RequestKey::in_session`](crate::model::key::RequestKey::in_session)), so cursors, hits and
+//! misses of two sessions never mix. `stop` returns the verdict and ends the session's playback:
+//! its cursors are rewound and its counters start over if the name is used again; the verdict is
+//! kept for the exit summary.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use serde::Serialize;
+
+use crate::net::outcome::Outcome;
+use crate::replay::tape::Tapes;
+
+/// How many distinct missed requests a session lists; further misses are only counted.
+const MAX_LISTED_MISSES: usize = 1000;
+
+/// Starts and stops the per-session listeners. Implemented by the server, which owns sockets;
+/// the proxy only asks.
+pub(crate) trait Listeners: Send + Sync {
+    /// Starts (or finds) the listener of `session`; returns its URL.
+    fn start(&self, session: &str) -> Result<String, String>;
+    /// Closes the listener of `session`, if it has one; in-flight requests finish.
+    fn stop(&self, session: &str);
+}
+
+/// What one session did since it started.
+#[derive(Debug, Default)]
+struct Counters {
+    hits: u64,
+    recorded: u64,
+    misses: u64,
+    /// Distinct missed requests (request line), in first-missed order, at most
+    /// [`MAX_LISTED_MISSES`].
+    missed: Vec<String>,
+    /// Digests of every request asked for: a recording of the session not in here is unused.
+    asked: HashSet<[u8; 32]>,
+}
+
+/// A session's verdict: what `POST /__ims-vcr/sessions/NAME/stop` answers and the exit summary
+/// reports per session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionVerdict {
+    /// The session's name.
+    pub session: String,
+    /// Requests answered from its recordings.
+    pub hits: u64,
+    /// Requests that missed (request lines, each once; at most 1,000 listed).
+    pub misses: Vec<String>,
+    /// How many requests missed in all (a request missed twice counts twice).
+    pub miss_count: u64,
+    /// Its recordings never asked for.
+    pub unused: Vec<String>,
+    /// Answers it recorded.
+    pub recorded: u64,
+    /// False when it missed or, with `--fail-on-unused`, left recordings unused.
+    pub ok: bool,
+}
+
+/// Every named session of a proxy.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    /// Held for a counter update or a verdict, never across an await.
+    live: Mutex<BTreeMap<String, Counters>>,
+    /// The last verdict of each stopped session not started again since.
+    finished: Mutex<BTreeMap<String, SessionVerdict>>,
+    /// Set once by the server after the proxy is built.
+    listeners: OnceLock<Arc<dyn Listeners>>,
+    /// Sessions with a listener, and its URL.
+    urls: RwLock<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Counters>> {
+        self.live
+            .lock()
+            .expect("no code panics while holding the sessions lock")
+    }
+
+    fn with(&self, session: &str, update: impl FnOnce(&mut Counters)) {
+        let mut live = self.live();
+        if let Some(counters) = live.get_mut(session) {
+            update(counters);
+            return;
+        }
+        let mut counters = Counters::default();
+        update(&mut counters);
+        live.insert(session.to_owned(), counters);
+        drop(live);
+        self.finished
+            .lock()
+            .expect("no code panics while holding the sessions lock")
+            .remove(session);
+    }
+
+    /// Notes that `session` asked for the request with `digest`.
+    pub(crate) fn asked(&self, session: &str, digest: &[u8; 32]) {
+        self.with(session, |c| {
+            c.asked.insert(*digest);
+        });
+    }
+
+    /// Counts an answer of `session`.
+    pub(crate) fn answered(&self, session: &str, outcome: Outcome, request_line: &str) {
+        self.with(session, |c| match outcome {
+            Outcome::Hit => c.hits += 1,
+            Outcome::Recorded => c.recorded += 1,
+            Outcome::Miss => {
+                c.misses += 1;
+                if c.missed.len() < MAX_LISTED_MISSES && !c.missed.iter().any(|m| m == request_line)
+                {
+                    c.missed.push(request_line.to_owned());
+                }
+            }
+            _ => {}
+        });
+    }
+
+    /// The verdict of `session` now.
+    pub(crate) fn verdict(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
+        let unused: Vec<String> = {
+            let live = self.live();
+            let asked = live.get(session).map(|c| &c.asked);
+            tapes
+                .session_tapes(session)
+                .into_iter()
+                .filter(|(digest, _)| !asked.is_some_and(|a| a.contains(digest)))
+                .map(|(_, line)| line)
+                .collect()
+        };
+        let live = self.live();
+        let counters = live.get(session);
+        let (hits, recorded, miss_count, misses) = counters.map_or((0, 0, 0, Vec::new()), |c| {
+            (c.hits, c.recorded, c.misses, c.missed.clone())
+        });
+        SessionVerdict {
+            session: session.to_owned(),
+            hits,
+            ok: miss_count == 0 && !(fail_on_unused && !unused.is_empty()),
+            misses,
+            miss_count,
+            unused,
+            recorded,
+        }
+    }
+
+    /// Ends `session`: closes its listener, rewinds its cursors, returns its verdict (kept for
+    /// the exit summary) and forgets its counters.
+    pub(crate) fn stop(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
+        if let Some(listeners) = self.listeners.get() {
+            listeners.stop(session);
+        }
+        self.urls
+            .write()
+            .expect("no code panics while holding the sessions lock")
+            .remove(session);
+        let verdict = self.verdict(session, tapes, fail_on_unused);
+        self.live().remove(session);
+        tapes.reset_session(Some(session));
+        self.finished
+            .lock()
+            .expect("no code panics while holding the sessions lock")
+            .insert(session.to_owned(), verdict.clone());
+        verdict
+    }
+
+    /// Rewinds `session`'s cursors (its counters are kept).
+    pub(crate) fn reset(&self, session: &str, tapes: &Tapes) -> usize {
+        tapes.reset_session(Some(session))
+    }
+
+    /// Starts (or finds) `session`'s own listener; returns its URL.
+    pub(crate) fn start(&self, session: &str) -> Result<String, String> {
+        let listeners = self
+            .listeners
+            .get()
+            .ok_or("this proxy cannot start session listeners")?;
+        let url = listeners.start(session)?;
+        self.urls
+            .write()
+            .expect("no code panics while holding the sessions lock")
+            .insert(session.to_owned(), url.clone());
+        // Starting a session begins its counting, so a session that asks for nothing still
+        // shows up (with its unused recordings) in its verdict.
+        self.with(session, |_| {});
+        Ok(url)
+    }
+
+    /// Installs the server's listener starter; later calls are ignored.
+    pub(crate) fn set_listeners(&self, listeners: Arc<dyn Listeners>) {
+        let _ = self.listeners.set(listeners);
+    }
+
+    /// The URL of `session`'s listener, if it has one.
+    pub(crate) fn url(&self, session: &str) -> Option<String> {
+        self.urls
+            .read()
+            .expect("no code panics while holding the sessions lock")
+            .get(session)
+            .cloned()
+    }
+
+    /// Every session: those running (verdict now) and those stopped (last verdict), by name.
+    /// Sessions that only have recordings (none of their requests asked for yet) are included,
+    /// so their unused recordings are reported.
+    pub(crate) fn all(&self, tapes: &Tapes, fail_on_unused: bool) -> Vec<SessionVerdict> {
+        let mut names: Vec<String> = self.live().keys().cloned().collect();
+        for name in tapes.session_names() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let finished = self
+            .finished
+            .lock()
+            .expect("no code panics while holding the sessions lock")
+            .clone();
+        let mut out: BTreeMap<String, SessionVerdict> = finished;
+        for name in names {
+            let running = self.live().contains_key(&name);
+            if running || !out.contains_key(&name) {
+                out.insert(name.clone(), self.verdict(&name, tapes, fail_on_unused));
+            }
+        }
+        out.into_values().collect()
+    }
+}

@@ -1,0 +1,338 @@
+//! Sessions: per-test recordings, cursors and verdicts in one proxy, by header or by a
+//! session's own listener; concurrent sessions never see each other's answers.
+
+use ims_vcr::model::interaction::Body;
+use ims_vcr::model::key::MatchRules;
+use ims_vcr::model::recording::Recording;
+use ims_vcr::storage::store::Store;
+
+use crate::util::fixtures::{recording, request, response};
+use crate::util::*;
+
+const SESSIONS: usize = 8;
+const ANSWERS: usize = 4;
+
+/// Session `s` recorded `GET /v2/images/polled` answering `s<s>-a0` … `s<s>-a3`; the default
+/// session recorded it answering `default`.
+fn polled_recordings() -> Vec<Recording> {
+    let rules = MatchRules::default();
+    let answer = |text: String| response(200, vec![], Body::from_bytes(text.as_bytes()));
+    let mut out = vec![recording(
+        &rules,
+        request("GET", "/v2/images/polled"),
+        vec![answer("default".into())],
+        None,
+    )];
+    for s in 0..SESSIONS {
+        let mut req = request("GET", "/v2/images/polled");
+        req.session = Some(format!("suite/test_{s}"));
+        out.push(recording(
+            &rules,
+            req,
+            (0..ANSWERS).map(|a| answer(format!("s{s}-a{a}"))).collect(),
+            None,
+        ));
+    }
+    out
+}
+
+async fn store_of(dir: &std::path::Path, recordings: &[Recording]) -> std::path::PathBuf {
+    let path = dir.join("store");
+    let store = Store::open(&path).unwrap();
+    store.import(recordings).await.unwrap();
+    drop(store);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_clients_in_eight_sessions_each_get_their_own_sessions_answers_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(dir.path(), &polled_recordings()).await;
+    let proxy = replayer(&store).await;
+    let url = format!("{}/v2/images/polled", proxy.uri());
+    let mut tasks = Vec::new();
+    for s in 0..SESSIONS {
+        for _ in 0..ANSWERS {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("suite/test_{s}");
+                let reply = send("GET", &url, &[("x-ims-vcr-session", &name)], b"").await;
+                (s, reply.status, reply.text())
+            }));
+        }
+    }
+    let mut got: Vec<Vec<String>> = vec![Vec::new(); SESSIONS];
+    for task in tasks {
+        let (s, status, text) = task.await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        got[s].push(text);
+    }
+    for (s, mut answers) in got.into_iter().enumerate() {
+        answers.sort();
+        let wanted: Vec<String> = (0..ANSWERS).map(|a| format!("s{s}-a{a}")).collect();
+        assert_eq!(
+            answers, wanted,
+            "session {s} got another session's answer or one twice"
+        );
+    }
+    // In order, per session, with every session polling at once.
+    let mut tasks = Vec::new();
+    for s in 0..SESSIONS {
+        let (url, control) = (url.clone(), proxy.uri());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("suite/test_{s}");
+            let reset = send(
+                "POST",
+                &format!("{control}/__ims-vcr/sessions/{name}/reset"),
+                &[],
+                b"",
+            )
+            .await;
+            assert_eq!(reset.status, 200, "{}", reset.text());
+            let mut seen = Vec::new();
+            for _ in 0..ANSWERS {
+                seen.push(
+                    send("GET", &url, &[("x-ims-vcr-session", &name)], b"")
+                        .await
+                        .text(),
+                );
+            }
+            (s, seen)
+        }));
+    }
+    for task in tasks {
+        let (s, seen) = task.await.unwrap();
+        let wanted: Vec<String> = (0..ANSWERS).map(|a| format!("s{s}-a{a}")).collect();
+        assert_eq!(seen, wanted, "session {s} played out of order");
+    }
+    // No header: the default session's own recording, untouched by the others.
+    assert_eq!(get(&url).await.text(), "default");
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!(summary.sessions.len(), SESSIONS);
+    assert!(
+        summary
+            .sessions
+            .iter()
+            .all(|s| s.ok && s.hits == 2 * ANSWERS as u64)
+    );
+}
+
+#[tokio::test]
+async fn a_session_does_not_see_another_sessions_or_the_default_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut recordings = polled_recordings();
+    let mut only_default = request("GET", "/v2/images/only-default");
+    only_default.session = None;
+    recordings.push(recording(
+        &MatchRules::default(),
+        only_default,
+        vec![response(200, vec![], Body::from_bytes(b"d"))],
+        None,
+    ));
+    let store = store_of(dir.path(), &recordings).await;
+    let proxy = replayer(&store).await;
+    let other = send(
+        "GET",
+        &format!("{}/v2/images/only-default", proxy.uri()),
+        &[("x-ims-vcr-session", "suite/test_0")],
+        b"",
+    )
+    .await;
+    assert_eq!(other.status, 599, "{}", other.text());
+    let nearest = other.json()["ims_vcr"]["nearest"].to_string();
+    assert!(
+        !nearest.contains("only-default"),
+        "a miss names only its own session's recordings: {nearest}"
+    );
+    let unknown = send(
+        "GET",
+        &format!("{}/v2/images/polled", proxy.uri()),
+        &[("x-ims-vcr-session", "never-recorded")],
+        b"",
+    )
+    .await;
+    assert_eq!(unknown.status, 599);
+    let summary = proxy.shutdown().await.unwrap();
+    let never = summary
+        .sessions
+        .iter()
+        .find(|s| s.session == "never-recorded")
+        .unwrap();
+    assert!(!never.ok);
+    assert_eq!(never.misses, vec!["GET /v2/images/polled".to_string()]);
+}
+
+#[tokio::test]
+async fn bad_session_names_get_a_400_naming_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = cassette_replayer(&shipped_cassettes(dir.path())).await;
+    let long = "x".repeat(201);
+    for bad in ["../etc", "a b", "a//b", "/abs", long.as_str(), "a/./b"] {
+        let reply = send(
+            "GET",
+            &image_url(&proxy, SEED_IMAGE_ID),
+            &[("x-ims-vcr-session", bad)],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+        assert!(
+            reply.text().contains("x-ims-vcr-session"),
+            "{bad}: {}",
+            reply.text()
+        );
+        let start = send(
+            "POST",
+            &format!("{}/__ims-vcr/sessions/{bad}/start", proxy.uri()),
+            &[],
+            b"",
+        )
+        .await;
+        assert!(
+            start.status == 400 || start.status == 404,
+            "{bad}: {} {}",
+            start.status,
+            start.text()
+        );
+    }
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sessions_own_listener_puts_every_request_in_it_and_stop_returns_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(dir.path(), &polled_recordings()).await;
+    let proxy = ims_vcr::ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .fail_on_unused(true)
+        .start()
+        .await
+        .unwrap();
+    let control = format!("{}/__ims-vcr/sessions", proxy.uri());
+    let started = send("POST", &format!("{control}/suite/test_3/start"), &[], b"").await;
+    assert_eq!(started.status, 200, "{}", started.text());
+    let body = started.json();
+    assert_eq!(body["session"], "suite/test_3");
+    let url = body["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert_ne!(url, proxy.uri());
+    // A client that can only be given an endpoint: no header at all.
+    for a in 0..2 {
+        let reply = get(&format!("{url}/v2/images/polled")).await;
+        assert_eq!(reply.text(), format!("s3-a{a}"));
+    }
+    let missed = get(&format!("{url}/v2/images/nope")).await;
+    assert_eq!(missed.status, 599);
+    let listed = get(&control).await.json();
+    let entry = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["session"] == "suite/test_3")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (entry["hits"].as_u64(), entry["misses"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(entry["url"], url.as_str());
+
+    let stopped = send("POST", &format!("{control}/suite/test_3/stop"), &[], b"").await;
+    assert_eq!(stopped.status, 200, "{}", stopped.text());
+    let verdict = stopped.json();
+    assert_eq!(verdict["session"], "suite/test_3");
+    assert_eq!(verdict["hits"], 2);
+    assert_eq!(
+        verdict["misses"],
+        serde_json::json!(["GET /v2/images/nope"])
+    );
+    assert_eq!(verdict["ok"], false);
+    // The listener is closed.
+    assert!(
+        tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+            .await
+            .is_err()
+    );
+    // Another session used nothing: with --fail-on-unused its verdict fails on its own.
+    let idle = send("POST", &format!("{control}/suite/test_4/stop"), &[], b"").await;
+    let idle = idle.json();
+    assert_eq!(idle["unused"], serde_json::json!(["GET /v2/images/polled"]));
+    assert_eq!(idle["ok"], false);
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_session_and_skip_headers_are_never_forwarded_or_stored_and_skip_stores_nothing() {
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let echo = send(
+        "GET",
+        &format!("{}/headers-echo", proxy.uri()),
+        &[("x-ims-vcr-session", "suite/echo")],
+        b"",
+    )
+    .await;
+    assert_eq!(echo.status, 200, "{}", echo.text());
+    assert!(
+        !echo.text().contains("x-ims-vcr"),
+        "forwarded: {}",
+        echo.text()
+    );
+    let skipped = send(
+        "GET",
+        &image_url(&proxy, SEED_IMAGE_ID),
+        &[
+            ("x-ims-vcr-session", "suite/echo"),
+            ("x-ims-vcr-skip", "true"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(skipped.status, 200);
+    assert_eq!(skipped.header("x-ims-vcr"), Some("forwarded"));
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!(summary.recorded, 1, "only the echo was stored");
+    assert_eq!(stored_answers(&store), 1);
+    assert!(files_containing(&store, b"x-ims-vcr-skip").is_empty());
+    assert!(files_containing(&store, b"x-ims-vcr-session").is_empty());
+    // Stored in its session: the default session does not replay it.
+    let replay = replayer(&store).await;
+    let default = get(&format!("{}/headers-echo", replay.uri())).await;
+    assert_eq!(default.status, 599);
+    let in_session = send(
+        "GET",
+        &format!("{}/headers-echo", replay.uri()),
+        &[("x-ims-vcr-session", "suite/echo")],
+        b"",
+    )
+    .await;
+    assert_eq!(in_session.status, 200, "{}", in_session.text());
+    replay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rust_test_gets_a_session_handle_with_its_header_listener_and_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(dir.path(), &polled_recordings()).await;
+    let proxy = replayer(&store).await;
+    let session = proxy.session("suite/test_5").unwrap();
+    let (name, value) = session.header();
+    let first = send(
+        "GET",
+        &format!("{}/v2/images/polled", proxy.uri()),
+        &[(name, value)],
+        b"",
+    )
+    .await;
+    assert_eq!(first.text(), "s5-a0");
+    let url = session.listen().unwrap();
+    assert_eq!(
+        get(&format!("{url}/v2/images/polled")).await.text(),
+        "s5-a1"
+    );
+    let verdict = session.stop().unwrap();
+    assert!(verdict.ok, "{verdict:?}");
+    assert_eq!(verdict.hits, 2);
+    assert!(proxy.session("../x").is_err());
+    proxy.shutdown().await.unwrap();
+}
