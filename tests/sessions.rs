@@ -181,6 +181,10 @@ async fn bad_session_names_get_a_400_naming_the_header() {
             "{bad}: {}",
             reply.text()
         );
+        if bad.contains("/./") {
+            // A URL client removes `.` segments itself before the proxy sees the path.
+            continue;
+        }
         let start = send(
             "POST",
             &format!("{}/__ims-vcr/sessions/{bad}/start", proxy.uri()),
