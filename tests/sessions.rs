@@ -340,3 +340,49 @@ async fn a_rust_test_gets_a_session_handle_with_its_header_listener_and_verdict(
     assert!(proxy.session("../x").is_err());
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn sessions_export_to_their_own_folders_and_round_trip_byte_identically() {
+    let (dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let url = image_url(&proxy, SEED_IMAGE_ID);
+    for session in [None, Some("suite/test_a"), Some("test_b")] {
+        let headers: Vec<(&str, &str)> = session
+            .map(|s| vec![("x-ims-vcr-session", s)])
+            .unwrap_or_default();
+        assert_eq!(send("GET", &url, &headers, b"").await.status, 200);
+    }
+    proxy.shutdown().await.unwrap();
+    let out = dir.path().join("cassettes");
+    let summary = export_store(&store, &out, None).unwrap();
+    assert_eq!(summary.files, 3);
+    let files = all_files(&out);
+    let folders: Vec<String> = files
+        .keys()
+        .map(|p| p.parent().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(folders, vec!["", "suite/test_a", "test_b"], "{files:?}");
+    for bytes in files.values() {
+        assert!(!String::from_utf8_lossy(bytes).contains("session"));
+    }
+
+    let again = dir.path().join("imported");
+    import_dir(&again, &out).await.unwrap();
+    let out2 = dir.path().join("cassettes2");
+    export_store(&again, &out2, None).unwrap();
+    assert_eq!(
+        all_files(&out2),
+        files,
+        "export -> import -> export changed bytes"
+    );
+
+    // Replay from the folder: each session hits its own recording, nothing else.
+    let replay = cassette_replayer(&out).await;
+    let url = image_url(&replay, SEED_IMAGE_ID);
+    for session in ["suite/test_a", "test_b"] {
+        let reply = send("GET", &url, &[("x-ims-vcr-session", session)], b"").await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{session}");
+    }
+    let missing = send("GET", &url, &[("x-ims-vcr-session", "test_c")], b"").await;
+    assert_eq!(missing.status, 599);
+    replay.shutdown().await.unwrap();
+}

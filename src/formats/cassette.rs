@@ -82,7 +82,11 @@ pub fn render(recording: &Recording, rules: &MatchRules) -> Vec<u8> {
         format: FORMAT_VERSION,
         tool: format!("ims-vcr {}", env!("CARGO_PKG_VERSION")),
         redaction: common_stamp(recording),
-        request: recording.answers[0].request.clone(),
+        // The session is the folder the file is in, not a field of the file.
+        request: RecordedRequest {
+            session: None,
+            ..recording.answers[0].request.clone()
+        },
         answers: recording
             .answers
             .iter()
@@ -108,6 +112,16 @@ fn common_stamp(recording: &Recording) -> Option<RedactionStamp> {
 /// Parses and validates one cassette file; returns the recording and the match rules it was
 /// recorded with.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
+    parse_in_session(path, bytes, None)
+}
+
+/// [`parse`] of a cassette of `session` (the folder it was found in, under the cassettes
+/// folder; `None` for the folder itself).
+pub fn parse_in_session(
+    path: &Path,
+    bytes: &[u8],
+    session: Option<&str>,
+) -> Result<(Recording, MatchRules)> {
     // serde_path_to_error names the field (`answers[0].status`), not just line and column.
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let file: CassetteFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
@@ -135,6 +149,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
         validate_response(answer)
             .map_err(|r| Error::cassette(path, format!("answers[{i}].{r}")))?;
     }
+    let mut file = file;
+    file.request.session = session.map(str::to_owned);
     let rules = file.rules;
     let key = RequestKey::of_recorded(&rules, &file.request)
         .map_err(|r| Error::cassette(path, format!("request.body: {r}")))?;
@@ -217,7 +233,8 @@ pub fn read_dir_with_progress(
     for path in paths {
         progress.inc(1);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let (recording, rules) = parse(&path, &bytes)?;
+        let session = session_of_path(dir, &path)?;
+        let (recording, rules) = parse_in_session(&path, &bytes, session.as_deref())?;
         match &common {
             None => common = Some((rules, path.clone())),
             Some((first, first_path)) if *first != rules => {
@@ -249,18 +266,58 @@ pub fn read_dir_with_progress(
     ))
 }
 
-/// The `*.json` files directly in `dir`, sorted.
+/// The `*.json` files in `dir` and, as sessions, in its subfolders at any depth (hidden
+/// folders, whose names start with `.`, are skipped), sorted. Symlinked folders are not
+/// followed.
 fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.extension().is_some_and(|e| e == "json") && path.is_file() {
-            paths.push(path);
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&folder, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+            if kind.is_dir() {
+                if !entry.file_name().to_string_lossy().starts_with('.') {
+                    folders.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+                paths.push(path);
+            }
         }
     }
     paths.sort();
     Ok(paths)
+}
+
+/// The session a cassette at `path` under `dir` belongs to: its folder relative to `dir`
+/// (`None` directly in `dir`). A folder name that is not a valid session name is an error
+/// naming the file.
+fn session_of_path(dir: &Path, path: &Path) -> Result<Option<String>> {
+    let folder = path
+        .parent()
+        .and_then(|p| p.strip_prefix(dir).ok())
+        .unwrap_or(Path::new(""));
+    if folder.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let name = folder
+        .to_str()
+        .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+        .ok_or_else(|| Error::cassette(path, "the session folder's name is not UTF-8"))?;
+    crate::model::session::validate(&name).map_err(|why| {
+        Error::cassette(path, format!("folder {name:?} is not a session name: {why}"))
+    })?;
+    Ok(Some(name))
+}
+
+/// The folder of `session`'s cassettes under `dir`.
+fn session_dir(dir: &Path, session: Option<&str>) -> PathBuf {
+    match session {
+        None => dir.to_path_buf(),
+        Some(name) => name.split('/').fold(dir.to_path_buf(), |p, s| p.join(s)),
+    }
 }
 
 /// Redacts every recording for export, running the leak gate on each answer. Fails naming the
@@ -326,30 +383,32 @@ pub fn write_dir_with_progress(
     progress: &indicatif::ProgressBar,
 ) -> Result<ExportSummary> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Keyed by path: a session's cassettes go to the folder of its name.
+    let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     for recording in recordings {
-        let mut name = file_name(recording);
-        if files.contains_key(&name) {
+        let folder = session_dir(dir, recording.key.session());
+        let mut path = folder.join(file_name(recording));
+        if files.contains_key(&path) {
             // 48 bits of digest collided: fall back to the full digest for this one.
-            name = name.replace(&recording.key.hex()[..12], &recording.key.hex());
+            let name = file_name(recording).replace(&recording.key.hex()[..12], &recording.key.hex());
+            path = folder.join(name);
         }
-        files.insert(name, render(recording, rules));
+        files.insert(path, render(recording, rules));
     }
     let mut summary = ExportSummary {
         files: files.len(),
         answers: recordings.iter().map(|r| r.answers.len()).sum(),
         removed: 0,
     };
-    for (name, bytes) in &files {
-        write_atomically(&dir.join(name), bytes)?;
+    for (path, bytes) in &files {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+        }
+        write_atomically(path, bytes)?;
         progress.inc(1);
     }
     for path in cassette_paths(dir)? {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if !files.contains_key(name) && looks_like_cassette(&path) {
+        if !files.contains_key(&path) && looks_like_cassette(&path) {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             summary.removed += 1;
         }
