@@ -26,6 +26,7 @@ fuzz_target!(|input: Input| {
     let rules = MatchRules {
         match_headers: vec![],
         ignore_query: input.ignore_query,
+        volatile: Default::default(),
     };
     let key = |method: &str, path: &str, query: Option<&str>, body: &[u8]| {
         RequestKey::new(&rules, method, path, query, |_| vec![], body)

@@ -505,6 +505,7 @@ mod tests {
         let rules = MatchRules {
             match_headers: vec!["x-project-id".into()],
             ignore_query: vec![],
+            volatile: Default::default(),
         };
         let bytes = render(&rec, &rules);
         assert!(String::from_utf8_lossy(&bytes).contains("\"match\""));

@@ -1,10 +1,13 @@
 //! What makes two requests "the same": a canonical form (method, normalised path, query sorted
 //! and decoded, optional matched headers, canonical JSON body) and its stable SHA-256 digest.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::interaction::{RecordedRequest, body_bytes};
+use crate::model::volatile::Volatile;
 
 /// Matching rules beyond the default (method + path + query, parameter order ignored). Stored with
 /// the recordings so replay matches the way the recording did.
@@ -16,12 +19,16 @@ pub struct MatchRules {
     /// Query parameters left out of matching, e.g. pagination markers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_query: Vec<String>,
+    /// Regular expressions for values a suite generates fresh on every run (`--volatile`):
+    /// masked in the path, query and body for matching.
+    #[serde(default, skip_serializing_if = "Volatile::is_empty")]
+    pub volatile: Volatile,
 }
 
 impl MatchRules {
     /// True for the default rules (nothing beyond method, path and query).
     pub fn is_default(&self) -> bool {
-        self.match_headers.is_empty() && self.ignore_query.is_empty()
+        self.match_headers.is_empty() && self.ignore_query.is_empty() && self.volatile.is_empty()
     }
 }
 
@@ -47,6 +54,20 @@ impl RequestKey {
     ) -> Self {
         // Built in place: this runs on every request, and `format!` with an upper-cased copy of
         // the method and a normalised copy of the path cost three allocations.
+        let volatile = &rules.volatile;
+        let (path, query, body) = if volatile.is_empty() {
+            (Cow::Borrowed(path), query.map(Cow::Borrowed), Cow::Borrowed(body))
+        } else {
+            let body = match std::str::from_utf8(body) {
+                Ok(text) => match volatile.mask(text) {
+                    Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+                    Cow::Borrowed(_) => Cow::Borrowed(body),
+                },
+                Err(_) => Cow::Borrowed(body),
+            };
+            (volatile.mask(path), query.map(|q| volatile.mask(q)), body)
+        };
+        let (path, query, body) = (path.as_ref(), query.as_deref(), body.as_ref());
         let mut canonical = String::with_capacity(method.len() + 1 + path.len());
         canonical.extend(method.chars().map(|c| c.to_ascii_uppercase()));
         canonical.push(' ');
@@ -316,6 +337,7 @@ mod tests {
         let rules = MatchRules {
             match_headers: vec!["x-project-id".into()],
             ignore_query: vec!["marker".into()],
+            volatile: Default::default(),
         };
         let k = |q: &str, project: &'static str| {
             RequestKey::new(&rules, "GET", "/v2/images", Some(q), |_| vec![project], b"")

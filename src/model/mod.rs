@@ -8,3 +8,4 @@ pub mod key;
 pub mod recording;
 pub mod redaction;
 pub mod session;
+pub mod volatile;

@@ -200,6 +200,7 @@ use crate::model::recording::Recording;
         let rules = MatchRules {
             match_headers: vec!["accept".into()],
             ignore_query: vec![],
+            volatile: Default::default(),
         };
         let why = Pack::open(&path, store.generation(), &rules).unwrap_err();
         assert!(why.contains("other match rules"), "{why}");
