@@ -109,14 +109,22 @@ fn common_stamp(recording: &Recording) -> Option<RedactionStamp> {
 /// recorded with.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     // serde_path_to_error names the field (`answers[0].status`), not just line and column.
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    let file: CassetteFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let file: CassetteFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let field = e.path().to_string();
         let reason = e.into_inner();
         match field.as_str() {
             "." => Error::cassette(path, reason.to_string()),
             _ => Error::cassette(path, format!("field `{field}`: {reason}")),
         }
+    })?;
+    // A cassette is one document: bytes after it (a second document, a truncated paste) mean
+    // the file is not what it seems, and silently reading only its first part would hide that.
+    deserializer.end().map_err(|e| {
+        Error::cassette(
+            path,
+            format!("unexpected content after the JSON document ({e})"),
+        )
     })?;
     if file.format != FORMAT_VERSION {
         return Err(Error::cassette(
@@ -150,7 +158,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     Ok((Recording { key, answers }, rules))
 }
 
-fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
+pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
     hyper::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| format!("method: {:?} is not an HTTP method", request.method))?;
     let mut target = request.path.clone();
@@ -167,9 +175,19 @@ fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String
     validate_body(&request.body)
 }
 
-fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
+/// The longest recorded latency accepted, in milliseconds: a year, the longest upstream timeout
+/// (`--upstream-timeout`) there is. Anything longer was not measured.
+pub const MAX_LATENCY_MS: u64 = 365 * 24 * 3600 * 1000;
+
+pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
     if !(100..=599).contains(&response.status) {
         return Err(format!("status: {} is not in 100..=599", response.status));
+    }
+    if response.latency_ms > MAX_LATENCY_MS {
+        return Err(format!(
+            "latency_ms: {} is longer than any upstream timeout (at most {MAX_LATENCY_MS}, a year)",
+            response.latency_ms
+        ));
     }
     validate_headers(&response.headers)?;
     validate_body(&response.body)
@@ -306,7 +324,8 @@ pub struct ExportSummary {
 }
 
 /// Writes one file per recording into `dir` (created if needed). Each file is written to a
-/// temporary name and renamed, so a crash never leaves a half-written cassette. Older cassette
+/// temporary name and renamed, so a crash never leaves a half-written cassette (see
+/// [`write_atomically`]: a symlink at a cassette's name is refused, never written through). Older cassette
 /// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
 /// files that are not ims-vcr cassettes are left alone.
 pub fn write_dir(
@@ -348,7 +367,10 @@ pub fn write_dir_with_progress(
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if !files.contains_key(name) && looks_like_cassette(&path) {
+        // A symlink is left alone like any file that is not a cassette: reading or removing
+        // through it would reach outside the folder.
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if !files.contains_key(name) && !is_link && looks_like_cassette(&path) {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             summary.removed += 1;
         }
@@ -363,18 +385,84 @@ fn looks_like_cassette(path: &Path) -> bool {
         .is_some_and(|v| v.get("format").is_some() && v.get("answers").is_some())
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a crash
+/// never leaves a half-written file.
+///
+/// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`, which
+/// never follows a symlink), so nothing planted in the folder can redirect the write. `path`
+/// itself must not be a symlink (the write would replace the link, not reach the file it
+/// points to, which is never what was meant) nor name a folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("cassette paths have a UTF-8 file name");
-    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    use std::io::Write as _;
+    let not_a_file = || {
+        Error::Config(format!(
+            "{}: names a folder, not a file: give the file to write, e.g. recording.har",
+            path.display()
+        ))
+    };
+    let file_name = path.file_name().ok_or_else(not_a_file)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::Config(format!(
+                "{}: is a symlink; ims-vcr does not write through symlinks: remove it or write elsewhere",
+                path.display()
+            )));
+        }
+        Ok(meta) if meta.is_dir() => return Err(not_a_file()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let (tmp, mut file) = create_temporary(path, file_name)?;
+    let result = file
+        .write_all(bytes)
+        .and_then(|()| file.flush())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        });
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// A new, exclusively created file next to `path`: `.<name>.<random>.tmp`.
+fn create_temporary(
+    path: &Path,
+    file_name: &std::ffi::OsStr,
+) -> Result<(PathBuf, std::fs::File)> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut last = None;
+    for attempt in 0..16u32 {
+        // RandomState is seeded from the OS for each process; the time, the process id and
+        // the attempt make every name differ within one too.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(attempt);
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let mut name = std::ffi::OsString::from(".");
+        name.push(file_name);
+        name.push(format!(".{:016x}.tmp", hasher.finish()));
+        let tmp = path.with_file_name(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+    }
+    Err(Error::io(
+        path,
+        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
+    ))
 }
 
 #[cfg(test)]
@@ -479,4 +567,40 @@ mod tests {
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("request.headers[0]"), "{err}");
     }
+
+    #[test]
+    fn bytes_after_the_json_document_are_an_error_naming_the_file() {
+        let rules = MatchRules::default();
+        let good = render(&recording("GET", "/x"), &rules);
+        for tail in [&br#"{"format": 1, "broken"#[..], b"x", b"{}", b"\n]"] {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(tail);
+            let err = parse(Path::new("f.json"), &bytes).unwrap_err().to_string();
+            assert!(
+                err.contains("f.json") && err.contains("after the JSON document"),
+                "{err}"
+            );
+        }
+        // Whitespace after the document is not content.
+        let mut spaced = good.clone();
+        spaced.extend_from_slice(b"\n\n  \t\r\n");
+        assert!(parse(Path::new("f.json"), &spaced).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_latency_beyond_any_timeout_is_refused_naming_the_field() {
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        for huge in [u64::MAX, u64::MAX / 1000, 400 * 24 * 3600 * 1000] {
+            v["answers"][0]["latency_ms"] = huge.into();
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("answers[0].latency_ms"), "{err}");
+        }
+        v["answers"][0]["latency_ms"] = 30_000.into();
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
+    }
+
 }

@@ -1,12 +1,14 @@
-//! What makes two requests "the same": a canonical form (method, normalised path, query sorted
-//! and decoded, optional matched headers, canonical JSON body) and its stable SHA-256 digest.
+//! What makes two requests "the same": a canonical form (method, normalised path, query decoded
+//! and sorted by name, repeated names keeping their order, optional matched headers, canonical
+//! JSON body) and its stable SHA-256 digest.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::interaction::{RecordedRequest, body_bytes};
 
-/// Matching rules beyond the default (method + path + query, parameter order ignored). Stored with
+/// Matching rules beyond the default (method + path + query, the order of differently named
+/// parameters ignored). Stored with
 /// the recordings so replay matches the way the recording did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchRules {
@@ -165,14 +167,16 @@ fn ends_in_stray_percent(out: &str) -> bool {
     }
 }
 
-/// Query pairs decoded (`+` and `%20` both mean space), ignored names dropped, sorted by name then
-/// value (repeated keys keep all values), and re-encoded.
+/// Query pairs decoded (`+` and `%20` both mean space), ignored names dropped, sorted by name
+/// only, and re-encoded. The sort is stable: a repeated name keeps its values in the order sent,
+/// because APIs such as Glance pair repeated parameters by position (`sort_key=name&sort_dir=asc
+/// &sort_key=size&sort_dir=desc` is not `sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc`).
 fn canonical_query(query: &str, ignore: &[String]) -> String {
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !ignore.iter().any(|i| i == k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    pairs.sort();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -227,7 +231,48 @@ mod tests {
         let a = key("GET", "/v2/images", Some("tag=b&tag=a"), b"");
         let b = key("GET", "/v2/images", Some("tag=a"), b"");
         assert_ne!(a, b);
-        assert_eq!(a.canonical(), "GET /v2/images?tag=a&tag=b");
+        assert_eq!(a.canonical(), "GET /v2/images?tag=b&tag=a");
+    }
+
+    #[test]
+    fn repeated_query_names_keep_their_values_in_the_order_sent() {
+        // Glance pairs `sort_key` and `sort_dir` by position: re-pairing them is another request.
+        let sent = key(
+            "GET",
+            "/v2/images",
+            Some("sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc"),
+            b"",
+        );
+        let repaired = key(
+            "GET",
+            "/v2/images",
+            Some("sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc"),
+            b"",
+        );
+        let reordered = key(
+            "GET",
+            "/v2/images",
+            Some("sort_key=size&sort_dir=desc&sort_key=name&sort_dir=asc"),
+            b"",
+        );
+        assert_ne!(sent, repaired);
+        assert_ne!(sent, reordered);
+        assert_eq!(
+            sent.canonical(),
+            "GET /v2/images?sort_dir=asc&sort_dir=desc&sort_key=name&sort_key=size"
+        );
+        // Different names still commute.
+        let names_moved = key(
+            "GET",
+            "/v2/images",
+            Some("sort_dir=asc&sort_key=name&sort_dir=desc&sort_key=size"),
+            b"",
+        );
+        assert_eq!(sent, names_moved);
+        assert_ne!(
+            key("GET", "/v2/images", Some("tag=b&tag=a"), b""),
+            key("GET", "/v2/images", Some("tag=a&tag=b"), b"")
+        );
     }
 
     #[test]
@@ -298,6 +343,8 @@ mod tests {
         assert_eq!(k("limit=1&marker=a", "p1"), k("limit=1&marker=b", "p1"));
         assert_ne!(k("limit=1", "p1"), k("limit=1", "p2"));
     }
+
+
 
     #[test]
     fn digest_is_stable_across_releases() {
