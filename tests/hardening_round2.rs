@@ -1,6 +1,6 @@
 //! Second hardening round: defects from a hostile review, each fixed as a class. Positional
 //! query values, trailing bytes after a document, symlinks planted where export writes, odd
-//! `--out` paths, absurd latencies.
+//! `--out` paths, absurd latencies, credentials outside the named headers.
 
 use std::path::{Path, PathBuf};
 
@@ -303,4 +303,71 @@ async fn a_cassette_with_an_absurd_recorded_latency_is_refused_on_import() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("answers[0].latency_ms"), "{err}");
+}
+
+// ---- F: credentials outside the named headers ---------------------------------------------
+
+#[tokio::test]
+async fn query_credentials_are_never_stored_and_another_token_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = recorder(&fake, &store).await;
+    let url = |base: String, token: &str, password: &str| {
+        format!(
+            "{base}/v2/images/{SEED_IMAGE_ID}?X-Auth-Token={token}&limit=1&Password={password}&apikey={token}"
+        )
+    };
+    let live = get(&url(
+        proxy.uri().to_string(),
+        "tok-live-314159",
+        "pw-live-271828",
+    ))
+    .await;
+    assert_eq!(live.status, 200);
+    // The upstream got them: the proxy forwards what the client sent.
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("tok-live-314159"))
+    );
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    for secret in ["tok-live-314159", "pw-live-271828"] {
+        assert_eq!(
+            files_containing(&store, secret.as_bytes()),
+            Vec::<PathBuf>::new()
+        );
+    }
+
+    let replay = replayer(&store).await;
+    let other = get(&url(replay.uri().to_string(), "tok-other-1", "pw-other-2")).await;
+    assert_eq!(other.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(other.body, live.body);
+    replay.shutdown().await.unwrap();
+
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    assert_eq!(
+        files_containing(&out, b"tok-live-314159"),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(files_containing(&out, b"REDACTED").len(), 1);
+    // The exported cassette imports back (the placeholder is not a credential).
+    import_dir(&dir.path().join("store2"), &out).await.unwrap();
+}
+
+#[test]
+fn verify_reports_a_credential_query_parameter_in_a_cassette() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("c");
+    let r = recording("/v2/images", Some("access_token=tok-in-a-cassette"), b"{}");
+    cassette::write_dir(&folder, &[r], &MatchRules::default()).unwrap();
+    let (code, out, _) = run_with_stdout(&["verify", folder.to_str().unwrap()], dir.path());
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("/request/query") && out.contains("access_token"),
+        "{out}"
+    );
+    assert!(!out.contains("tok-in-a-cassette"), "{out}");
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use ims_vcr::formats::cassette::{MAX_LATENCY_MS, parse, render};
+use ims_vcr::model::credentials::{strip_userinfo, unmasked_in_query};
 use ims_vcr::model::headers::is_credential;
 use ims_vcr::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
 use ims_vcr::model::key::{MatchRules, RequestKey};
@@ -72,7 +73,12 @@ fn request() -> impl Strategy<Value = RecordedRequest> {
             "[A-Z]{1,10}",
         ],
         "/[A-Za-z0-9._~!$&'()*+,;=:@/%-]{0,40}",
-        proptest::option::of("[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,40}"),
+        proptest::option::of(
+            "[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,40}"
+                .prop_filter("credentials never reach a cassette", |q| {
+                    unmasked_in_query(q).is_empty()
+                }),
+        ),
         headers(),
         body_bytes(),
     )
@@ -93,7 +99,9 @@ fn response() -> impl Strategy<Value = RecordedResponse> {
         "\\PC{0,25}",
         // Longer than a year is no measured latency: `parse` refuses it.
         0..=MAX_LATENCY_MS,
-        "\\PC{0,20}",
+        "\\PC{0,20}".prop_filter("credentials never reach a cassette", |u| {
+            strip_userinfo(u).1.is_none()
+        }),
     )
         .prop_map(
             |(status, headers, body, recorded_at, latency_ms, upstream)| RecordedResponse {

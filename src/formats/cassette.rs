@@ -11,6 +11,7 @@ use hyper::http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::credentials;
 use crate::model::interaction::{Interaction, RecordedRequest, RecordedResponse};
 use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey};
@@ -171,8 +172,36 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
             "path: {target:?} is not an origin-form request target"
         ));
     }
+    if let Some(query) = &request.query
+        && let Some(name) = credentials::unmasked_in_query(query).first()
+    {
+        return Err(format!(
+            "query: parameter {name:?} carries credentials and must not be in a cassette \
+             (ims-vcr stores {:?} in its place)",
+            credentials::PLACEHOLDER
+        ));
+    }
     validate_headers(&request.headers)?;
-    validate_body(&request.body)
+    validate_body(&request.body)?;
+    if let Some(body) = &request.body {
+        let bytes = body.to_bytes().map_err(|e| format!("body: {e}"))?;
+        let content_type = request
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str());
+        if let Some((_, found)) = credentials::mask_body(&bytes, content_type)
+            && let Some(first) = found.first()
+        {
+            return Err(format!(
+                "body: the {} carries credentials and must not be in a cassette (ims-vcr stores \
+                 {:?} in its place)",
+                first.label.trim_start_matches("credential "),
+                credentials::PLACEHOLDER
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The longest recorded latency accepted, in milliseconds: a year, the longest upstream timeout
@@ -182,6 +211,13 @@ pub const MAX_LATENCY_MS: u64 = 365 * 24 * 3600 * 1000;
 pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
     if !(100..=599).contains(&response.status) {
         return Err(format!("status: {} is not in 100..=599", response.status));
+    }
+    if credentials::strip_userinfo(&response.upstream).1.is_some() {
+        return Err(
+            "upstream: it carries credentials (user information, `user:password@`), which are \
+             never stored"
+                .to_owned(),
+        );
     }
     if response.latency_ms > MAX_LATENCY_MS {
         return Err(format!(
@@ -603,4 +639,42 @@ mod tests {
         assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
     }
 
+    #[test]
+    fn a_cassette_holding_a_credential_query_parameter_or_body_field_is_refused() {
+        let rules = MatchRules::default();
+        let base: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        for query in ["access_token=tok-123456", "limit=1&X-Auth-Token=abc", "Sig=zz"] {
+            let mut v = base.clone();
+            v["request"]["query"] = query.into();
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("request.query") && err.contains("carries credentials"),
+                "{query}: {err}"
+            );
+        }
+        let mut v = base.clone();
+        v["request"]["body"] = serde_json::json!({"json": {"user": {"password": "hunter2"}}});
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("request.body") && err.contains("carries credentials"),
+            "{err}"
+        );
+        // The placeholder ims-vcr writes in their place is accepted.
+        let mut v = base.clone();
+        v["request"]["query"] = "access_token=REDACTED&limit=1".into();
+        v["request"]["body"] = serde_json::json!({"json": {"user": {"password": "REDACTED"}}});
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
+        // So is a recorded origin without user information, and not one with it.
+        let mut v = base;
+        v["answers"][0]["upstream"] = "https://user:pa55@ims.example".into();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("answers[0].upstream"), "{err}");
+    }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::model::credentials::{PLACEHOLDER, is_credential_name, mask_body, mask_json};
 use crate::model::interaction::{RecordedRequest, body_bytes};
 
 /// Matching rules beyond the default (method + path + query, the order of differently named
@@ -61,7 +62,8 @@ impl RequestKey {
             canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
         }
         if !body.is_empty() {
-            let digest = Sha256::digest(canonical_body(body));
+            let content_type = header("content-type");
+            let digest = Sha256::digest(canonical_body(body, content_type.first().copied()));
             canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
         }
         let digest = Sha256::digest(canonical.as_bytes()).into();
@@ -168,25 +170,39 @@ fn ends_in_stray_percent(out: &str) -> bool {
 }
 
 /// Query pairs decoded (`+` and `%20` both mean space), ignored names dropped, sorted by name
-/// only, and re-encoded. The sort is stable: a repeated name keeps its values in the order sent,
-/// because APIs such as Glance pair repeated parameters by position (`sort_key=name&sort_dir=asc
-/// &sort_key=size&sort_dir=desc` is not `sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc`).
+/// only, credential values masked, and re-encoded. The sort is stable: a repeated name keeps its
+/// values in the order sent, because APIs such as Glance pair repeated parameters by position
+/// (`sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc` is not
+/// `sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc`).
 fn canonical_query(query: &str, ignore: &[String]) -> String {
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !ignore.iter().any(|i| i == k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    // Credentials are not matched on: a replaying client holds another token.
+    for (name, value) in &mut pairs {
+        if is_credential_name(name) {
+            PLACEHOLDER.clone_into(value);
+        }
+    }
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-/// JSON bodies with keys sorted and whitespace removed; other bodies as they are.
-fn canonical_body(body: &[u8]) -> Vec<u8> {
+/// JSON bodies with keys sorted and whitespace removed; other bodies as they are. Credentials
+/// (JSON fields, and form fields when `content_type` says the body is a form) are masked.
+fn canonical_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => serde_json::to_vec(&sorted(value)).expect("a parsed value serialises"),
-        Err(_) => body.to_vec(),
+        Ok(mut value) => {
+            mask_json(&mut value);
+            serde_json::to_vec(&sorted(value)).expect("a parsed value serialises")
+        }
+        Err(_) => match mask_body(body, content_type) {
+            Some((masked, _)) => masked,
+            None => body.to_vec(),
+        },
     }
 }
 
@@ -344,7 +360,99 @@ mod tests {
         assert_ne!(k("limit=1", "p1"), k("limit=1", "p2"));
     }
 
+    #[test]
+    fn credential_query_parameters_are_masked_so_another_token_still_matches() {
+        for name in [
+            "X-Auth-Token",
+            "x-auth-token",
+            "access_token",
+            "token",
+            "Password",
+            "secret",
+            "client_secret",
+            "signature",
+            "X-Amz-Signature",
+            "sig",
+            "api_key",
+            "APIKEY",
+        ] {
+            let a = key(
+                "GET",
+                "/v2/images",
+                Some(&format!("limit=1&{name}=first-secret-value")),
+                b"",
+            );
+            let b = key(
+                "GET",
+                "/v2/images",
+                Some(&format!("{name}=other%20secret&limit=1")),
+                b"",
+            );
+            assert_eq!(a, b, "{name}");
+            assert!(!a.canonical().contains("first-secret"), "{}", a.canonical());
+            assert!(a.canonical().contains("REDACTED"), "{}", a.canonical());
+        }
+        // Pagination tokens are not credentials: they still tell pages apart.
+        assert_ne!(
+            key("GET", "/v2/images", Some("page_token=a"), b""),
+            key("GET", "/v2/images", Some("page_token=b"), b"")
+        );
+    }
 
+    #[test]
+    fn credential_fields_of_json_request_bodies_are_masked_so_another_password_still_matches() {
+        let a = key(
+            "POST",
+            "/v3/auth/tokens",
+            None,
+            br#"{"auth":{"identity":{"password":{"user":{"name":"u","password":"hunter2-first"}}}},"client_secret":"s1"}"#,
+        );
+        let b = key(
+            "POST",
+            "/v3/auth/tokens",
+            None,
+            br#"{"client_secret":"s2","auth":{"identity":{"password":{"user":{"password":"other","name":"u"}}}}}"#,
+        );
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            key(
+                "POST",
+                "/v3/auth/tokens",
+                None,
+                br#"{"auth":{"identity":{"password":{"user":{"name":"v","password":"x"}}}}}"#,
+            )
+        );
+    }
+
+    #[test]
+    fn credential_fields_of_form_request_bodies_are_masked_so_another_password_still_matches() {
+        let form = |body: &'static [u8]| {
+            RequestKey::new(
+                &MatchRules::default(),
+                "POST",
+                "/oauth/token",
+                None,
+                |name| match name {
+                    "content-type" => vec!["application/x-www-form-urlencoded; charset=utf-8"],
+                    _ => vec![],
+                },
+                body,
+            )
+        };
+        let a = form(b"grant_type=password&username=u&password=first-pw&client_secret=s1");
+        let b = form(b"grant_type=password&username=u&password=other&client_secret=s2");
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            form(b"grant_type=password&username=v&password=first-pw&client_secret=s1")
+        );
+        // Not a form: the bytes are the body.
+        assert_ne!(
+            key("POST", "/x", None, b"password=a"),
+            key("POST", "/x", None, b"password=b")
+        );
+    }
 
     #[test]
     fn digest_is_stable_across_releases() {

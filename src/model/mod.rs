@@ -1,5 +1,7 @@
-//! The data: recorded interactions, request keys and match rules, recordings, header classes, and the redaction policy and stamp as plain data.
+//! The data: recorded interactions, request keys and match rules, recordings, header classes,
+//! credentials outside headers (query, body, URL), and the redaction policy and stamp as plain data.
 
+pub mod credentials;
 pub mod headers;
 pub mod interaction;
 pub mod key;

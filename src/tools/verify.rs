@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::formats::cassette;
 use crate::error::{Error, Result};
+use crate::model::credentials;
 use crate::model::headers::is_credential;
 use crate::secrets::leak::{LeakScanner, Needle};
 use crate::secrets::redact::{RedactionPolicy, RedactionStamp};
@@ -137,6 +138,56 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
         for (i, pair) in headers.as_array().into_iter().flatten().enumerate() {
             if let Some(name) = pair[0].as_str().filter(|n| is_credential(n)) {
                 found(format!("{base}/{i}"), format!("credential header {name}"));
+            }
+        }
+    }
+    // Credentials outside the headers: query parameters and request-body fields.
+    let request = &value["request"];
+    if let Some(query) = request["query"].as_str() {
+        for name in credentials::unmasked_in_query(query) {
+            found(
+                "/request/query".into(),
+                format!("credential query parameter {name}"),
+            );
+        }
+    }
+    let body = &request["body"];
+    let json = match (&body["json"], body["text"].as_str()) {
+        (Value::Null, Some(text)) => serde_json::from_str(text).ok().map(|v| (v, "/text")),
+        (Value::Null, None) => None,
+        (json, _) => Some((json.clone(), "/json")),
+    };
+    if let Some((json, kind)) = json {
+        for (pointer, name) in credentials::unmasked_in_json(&json) {
+            found(
+                format!("/request/body{kind}{pointer}"),
+                format!("credential field {name} in the request body"),
+            );
+        }
+    } else if let Some(text) = body["text"].as_str() {
+        let content_type = request["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("content-type")))
+            .and_then(|pair| pair[1].as_str());
+        if credentials::is_form(content_type) {
+            for name in credentials::unmasked_in_query(text) {
+                found(
+                    "/request/body/text".into(),
+                    format!("credential form field {name} in the request body"),
+                );
+            }
+        }
+    }
+    if let Some(answers) = value["answers"].as_array() {
+        for (i, answer) in answers.iter().enumerate() {
+            let upstream = answer["upstream"].as_str().unwrap_or_default();
+            if credentials::strip_userinfo(upstream).1.is_some() {
+                found(
+                    format!("/answers/{i}/upstream"),
+                    "user information (user:password@) in the upstream URL".into(),
+                );
             }
         }
     }
