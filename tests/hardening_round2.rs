@@ -1,6 +1,7 @@
 //! Second hardening round: defects from a hostile review, each fixed as a class. Positional
 //! query values, trailing bytes after a document, symlinks planted where export writes, odd
-//! `--out` paths, absurd latencies, credentials outside the named headers.
+//! `--out` paths, absurd latencies, credentials outside the named headers, binary HAR request
+//! bodies, terminal escapes in `show`, and denied values `verify` did not look for.
 
 use std::path::{Path, PathBuf};
 
@@ -370,4 +371,77 @@ fn verify_reports_a_credential_query_parameter_in_a_cassette() {
         "{out}"
     );
     assert!(!out.contains("tok-in-a-cassette"), "{out}");
+}
+
+// ---- H: terminal escapes -------------------------------------------------------------------
+
+#[test]
+fn show_and_ls_never_print_terminal_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("c");
+    let hostile =
+        "title \u{1b}]0;pwned\u{7}\u{1b}[2J red \u{9b}31m del\u{7f} bell\u{7}\r\nend\n\tok";
+    let mut r = recording("/v2/images/esc", None, hostile.as_bytes());
+    r.answers[0].response.recorded_at = "2026\u{1b}[1m".into();
+    r.answers[0].response.upstream = "https://ims.example\u{1b}[5m".into();
+    let mut json = recording("/v2/images/json", None, b"{}");
+    json.answers[0].response.body = Some(Body::Json(
+        serde_json::json!({"name": "a\u{7f}\u{9b}b", "ok": "line\nbreak"}),
+    ));
+    json.answers[0].response.recorded_at = "2026\u{9b}1m".into();
+    cassette::write_dir(&folder, &[r, json], &MatchRules::default()).unwrap();
+    let folder = folder.to_str().unwrap();
+    let forbidden = |text: &str| {
+        text.chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    };
+    for args in [
+        vec!["show", "/v2/images/esc", "--cassettes", folder],
+        vec!["show", "/v2/images/json", "--cassettes", folder],
+        vec!["ls", "--cassettes", folder],
+        vec!["ls", "--json", "--cassettes", folder],
+    ] {
+        let (code, out, err) = run_with_stdout(&args, dir.path());
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_eq!(forbidden(&out), None, "{args:?}: {out:?}");
+        assert_eq!(forbidden(&err), None, "{args:?}: {err:?}");
+    }
+    let (_, out, _) = run_with_stdout(
+        &["show", "/v2/images/esc", "--cassettes", folder],
+        dir.path(),
+    );
+    // Escaped visibly, text otherwise kept.
+    assert!(
+        out.contains("\\x1b]0;pwned") && out.contains("\nend\n\tok"),
+        "{out}"
+    );
+    let (_, out, _) = run_with_stdout(&["ls", "--json", "--cassettes", folder], dir.path());
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+}
+
+// ---- I: verify --deny ----------------------------------------------------------------------
+
+#[test]
+fn verify_finds_a_short_denied_value_and_one_inside_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("c");
+    let r = recording(
+        "/v2/images",
+        None,
+        br#"{"project_number":990011223344,"zone":"az1"}"#,
+    );
+    cassette::write_dir(&folder, &[r], &MatchRules::default()).unwrap();
+    let folder = folder.to_str().unwrap();
+    for value in ["990011223344", "az1"] {
+        let (code, out, _) = run_with_stdout(&["verify", folder, "--deny", value], dir.path());
+        assert_eq!(code, 3, "{value}: {out}");
+        assert!(out.contains("denied value (--deny #1)"), "{value}: {out}");
+        assert!(!out.contains(value), "the finding repeats the value: {out}");
+    }
+    let (code, out, _) = run_with_stdout(&["verify", folder, "--deny", "zz9"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = run_with_stdout(&["verify", folder, "--deny", ""], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--deny #1"), "{err}");
 }
