@@ -51,3 +51,5 @@ mod drift;
 mod sessions;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
 mod properties;
+// Second hardening round: positional queries, trailing bytes, symlinks, odd paths, latency, credentials outside headers, escapes, verify --deny.
+mod hardening_round2;

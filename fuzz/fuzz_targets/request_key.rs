@@ -1,6 +1,7 @@
 //! Request keys decide what replay serves: any method, path, query and body must give a key
 //! without panicking; the canonical request line must be a fixed point (building the key again
-//! from its parts gives the same canonical form); and the order of query pairs must not matter.
+//! from its parts gives the same canonical form); and the order of differently named query pairs
+//! must not matter (a repeated name's values keep their order).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -57,6 +58,37 @@ fuzz_target!(|input: Input| {
             let r = usize::from(input.shuffle.get(i).copied().unwrap_or(0));
             pairs.swap(i, r % (i + 1));
         }
+        // Only differently named pairs may move: a repeated name's values are positional
+        // (Glance pairs `sort_key` and `sort_dir` by position). Put each name's pairs back in
+        // their original order.
+        let name = |pair: &str| {
+            // The decoded name, as the canonical form re-encodes it.
+            let alone = RequestKey::new(
+                &MatchRules::default(),
+                "GET",
+                "/",
+                Some(pair),
+                |_| vec![],
+                b"",
+            );
+            let line = alone.request_line().to_owned();
+            line.split_once('?')
+                .map(|(_, q)| q.split_once('=').map_or(q, |(n, _)| n).to_owned())
+        };
+        let mut queues: std::collections::HashMap<_, std::collections::VecDeque<&str>> =
+            std::collections::HashMap::new();
+        for pair in query.split('&') {
+            queues.entry(name(pair)).or_default().push_back(pair);
+        }
+        let pairs: Vec<&str> = pairs
+            .iter()
+            .map(|pair| {
+                queues
+                    .get_mut(&name(pair))
+                    .and_then(std::collections::VecDeque::pop_front)
+                    .expect("a permutation holds the same pairs")
+            })
+            .collect();
         let shuffled = pairs.join("&");
         let other = key(&input.method, &input.path, Some(&shuffled), &input.body);
         oracle::same_key(

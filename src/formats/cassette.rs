@@ -11,6 +11,7 @@ use hyper::http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::credentials;
 use crate::model::interaction::{Interaction, RecordedRequest, RecordedResponse};
 use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey};
@@ -123,14 +124,22 @@ pub fn parse_in_session(
     session: Option<&str>,
 ) -> Result<(Recording, MatchRules)> {
     // serde_path_to_error names the field (`answers[0].status`), not just line and column.
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    let file: CassetteFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let file: CassetteFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let field = e.path().to_string();
         let reason = e.into_inner();
         match field.as_str() {
             "." => Error::cassette(path, reason.to_string()),
             _ => Error::cassette(path, format!("field `{field}`: {reason}")),
         }
+    })?;
+    // A cassette is one document: bytes after it (a second document, a truncated paste) mean
+    // the file is not what it seems, and silently reading only its first part would hide that.
+    deserializer.end().map_err(|e| {
+        Error::cassette(
+            path,
+            format!("unexpected content after the JSON document ({e})"),
+        )
     })?;
     if file.format != FORMAT_VERSION {
         return Err(Error::cassette(
@@ -166,7 +175,7 @@ pub fn parse_in_session(
     Ok((Recording { key, answers }, rules))
 }
 
-fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
+pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
     hyper::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| format!("method: {:?} is not an HTTP method", request.method))?;
     let mut target = request.path.clone();
@@ -179,13 +188,58 @@ fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String
             "path: {target:?} is not an origin-form request target"
         ));
     }
+    if let Some(query) = &request.query
+        && let Some(name) = credentials::unmasked_in_query(query).first()
+    {
+        return Err(format!(
+            "query: parameter {name:?} carries credentials and must not be in a cassette \
+             (ims-vcr stores {:?} in its place)",
+            credentials::PLACEHOLDER
+        ));
+    }
     validate_headers(&request.headers)?;
-    validate_body(&request.body)
+    validate_body(&request.body)?;
+    if let Some(body) = &request.body {
+        let bytes = body.to_bytes().map_err(|e| format!("body: {e}"))?;
+        let content_type = request
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str());
+        if let Some((_, found)) = credentials::mask_body(&bytes, content_type)
+            && let Some(first) = found.first()
+        {
+            return Err(format!(
+                "body: the {} carries credentials and must not be in a cassette (ims-vcr stores \
+                 {:?} in its place)",
+                first.label.trim_start_matches("credential "),
+                credentials::PLACEHOLDER
+            ));
+        }
+    }
+    Ok(())
 }
 
-fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
+/// The longest recorded latency accepted, in milliseconds: a year, the longest upstream timeout
+/// (`--upstream-timeout`) there is. Anything longer was not measured.
+pub const MAX_LATENCY_MS: u64 = 365 * 24 * 3600 * 1000;
+
+pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
     if !(100..=599).contains(&response.status) {
         return Err(format!("status: {} is not in 100..=599", response.status));
+    }
+    if credentials::strip_userinfo(&response.upstream).1.is_some() {
+        return Err(
+            "upstream: it carries credentials (user information, `user:password@`), which are \
+             never stored"
+                .to_owned(),
+        );
+    }
+    if response.latency_ms > MAX_LATENCY_MS {
+        return Err(format!(
+            "latency_ms: {} is longer than any upstream timeout (at most {MAX_LATENCY_MS}, a year)",
+            response.latency_ms
+        ));
     }
     validate_headers(&response.headers)?;
     validate_body(&response.body)
@@ -363,7 +417,8 @@ pub struct ExportSummary {
 }
 
 /// Writes one file per recording into `dir` (created if needed). Each file is written to a
-/// temporary name and renamed, so a crash never leaves a half-written cassette. Older cassette
+/// temporary name and renamed, so a crash never leaves a half-written cassette (see
+/// [`write_atomically`]: a symlink at a cassette's name is refused, never written through). Older cassette
 /// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
 /// files that are not ims-vcr cassettes are left alone.
 #[cfg(any(test, feature = "internals"))]
@@ -408,7 +463,10 @@ pub fn write_dir_with_progress(
         progress.inc(1);
     }
     for path in cassette_paths(dir)? {
-        if !files.contains_key(&path) && looks_like_cassette(&path) {
+        // A symlink is left alone like any file that is not a cassette: reading or removing
+        // through it would reach outside the folder.
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if !files.contains_key(&path) && !is_link && looks_like_cassette(&path) {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             summary.removed += 1;
         }
@@ -423,18 +481,84 @@ fn looks_like_cassette(path: &Path) -> bool {
         .is_some_and(|v| v.get("format").is_some() && v.get("answers").is_some())
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a crash
+/// never leaves a half-written file.
+///
+/// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`, which
+/// never follows a symlink), so nothing planted in the folder can redirect the write. `path`
+/// itself must not be a symlink (the write would replace the link, not reach the file it
+/// points to, which is never what was meant) nor name a folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("cassette paths have a UTF-8 file name");
-    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    use std::io::Write as _;
+    let not_a_file = || {
+        Error::Config(format!(
+            "{}: names a folder, not a file: give the file to write, e.g. recording.har",
+            path.display()
+        ))
+    };
+    let file_name = path.file_name().ok_or_else(not_a_file)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::Config(format!(
+                "{}: is a symlink; ims-vcr does not write through symlinks: remove it or write elsewhere",
+                path.display()
+            )));
+        }
+        Ok(meta) if meta.is_dir() => return Err(not_a_file()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let (tmp, mut file) = create_temporary(path, file_name)?;
+    let result = file
+        .write_all(bytes)
+        .and_then(|()| file.flush())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        });
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// A new, exclusively created file next to `path`: `.<name>.<random>.tmp`.
+fn create_temporary(
+    path: &Path,
+    file_name: &std::ffi::OsStr,
+) -> Result<(PathBuf, std::fs::File)> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut last = None;
+    for attempt in 0..16u32 {
+        // RandomState is seeded from the OS for each process; the time, the process id and
+        // the attempt make every name differ within one too.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(attempt);
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let mut name = std::ffi::OsString::from(".");
+        name.push(file_name);
+        name.push(format!(".{:016x}.tmp", hasher.finish()));
+        let tmp = path.with_file_name(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+    }
+    Err(Error::io(
+        path,
+        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
+    ))
 }
 
 #[cfg(test)]
@@ -540,5 +664,79 @@ mod tests {
         v["request"]["headers"] = serde_json::json!([["X-Auth-Token", "t"]]);
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("request.headers[0]"), "{err}");
+    }
+
+    #[test]
+    fn bytes_after_the_json_document_are_an_error_naming_the_file() {
+        let rules = MatchRules::default();
+        let good = render(&recording("GET", "/x"), &rules);
+        for tail in [&br#"{"format": 1, "broken"#[..], b"x", b"{}", b"\n]"] {
+            let mut bytes = good.clone();
+            bytes.extend_from_slice(tail);
+            let err = parse(Path::new("f.json"), &bytes).unwrap_err().to_string();
+            assert!(
+                err.contains("f.json") && err.contains("after the JSON document"),
+                "{err}"
+            );
+        }
+        // Whitespace after the document is not content.
+        let mut spaced = good.clone();
+        spaced.extend_from_slice(b"\n\n  \t\r\n");
+        assert!(parse(Path::new("f.json"), &spaced).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_latency_beyond_any_timeout_is_refused_naming_the_field() {
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        for huge in [u64::MAX, u64::MAX / 1000, 400 * 24 * 3600 * 1000] {
+            v["answers"][0]["latency_ms"] = huge.into();
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("answers[0].latency_ms"), "{err}");
+        }
+        v["answers"][0]["latency_ms"] = 30_000.into();
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_cassette_holding_a_credential_query_parameter_or_body_field_is_refused() {
+        let rules = MatchRules::default();
+        let base: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        for query in ["access_token=tok-123456", "limit=1&X-Auth-Token=abc", "Sig=zz"] {
+            let mut v = base.clone();
+            v["request"]["query"] = query.into();
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("request.query") && err.contains("carries credentials"),
+                "{query}: {err}"
+            );
+        }
+        let mut v = base.clone();
+        v["request"]["body"] = serde_json::json!({"json": {"user": {"password": "hunter2"}}});
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("request.body") && err.contains("carries credentials"),
+            "{err}"
+        );
+        // The placeholder ims-vcr writes in their place is accepted.
+        let mut v = base.clone();
+        v["request"]["query"] = "access_token=REDACTED&limit=1".into();
+        v["request"]["body"] = serde_json::json!({"json": {"user": {"password": "REDACTED"}}});
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
+        // So is a recorded origin without user information, and not one with it.
+        let mut v = base;
+        v["answers"][0]["upstream"] = "https://user:pa55@ims.example".into();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("answers[0].upstream"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ use hyper::Uri;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::formats::cassette::{validate_request, validate_response};
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, body_bytes};
 use crate::model::key::MatchRules;
@@ -73,10 +74,19 @@ fn entry(interaction: &Interaction) -> Value {
         "bodySize": request_body.len(),
     });
     if !request_body.is_empty() {
-        har_request["postData"] = json!({
-            "mimeType": header(&request.headers, "content-type").unwrap_or("application/octet-stream"),
-            "text": String::from_utf8_lossy(&request_body),
-        });
+        let mime_type =
+            header(&request.headers, "content-type").unwrap_or("application/octet-stream");
+        // HAR 1.2 gives `postData` no encoding, but bytes that are not UTF-8 cannot be `text`:
+        // they are written base64 with `encoding`, as HAR does for response content (and as
+        // HAR tools that keep binary request bodies do).
+        har_request["postData"] = match std::str::from_utf8(&request_body) {
+            Ok(text) => json!({ "mimeType": mime_type, "text": text }),
+            Err(_) => json!({
+                "mimeType": mime_type,
+                "text": BASE64.encode(&request_body),
+                "encoding": "base64",
+            }),
+        };
     }
     let body = body_bytes(&response.body).unwrap_or_default();
     let mut content = json!({
@@ -147,6 +157,13 @@ pub fn from_har(
             Refusal::Key(e) => bad(format!("request: {e}")),
             Refusal::Redaction(e) => bad(e),
         })?;
+        // What is stored must be what a cassette may hold: the same checks as a cassette file
+        // (method, request target, header names and values, status, latency), run on the entry
+        // as it will be written (credentials already dropped or masked).
+        validate_request(&passed.interaction.request)
+            .map_err(|r| bad(format!("request.{r}")))?;
+        validate_response(&passed.interaction.response)
+            .map_err(|r| bad(format!("response.{r}")))?;
         keyed.push((passed.key, passed.interaction.into_owned()));
     }
     Ok(group_by_key(keyed))
@@ -161,14 +178,30 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         .ok_or("request.method: missing")?;
     let url = request["url"].as_str().ok_or("request.url: missing")?;
     let uri = Uri::from_str(url).map_err(|e| format!("request.url: {e}"))?;
+    // Every header is checked before any is dropped, so a credential header with a value that
+    // is not a header value is refused rather than silently left out of the leak gate's needles.
+    // (HTTP/2 pseudo-headers such as `:authority` are devtools' notation; they are dropped.)
     let raw_headers =
         |v: &Value, what: &str| -> std::result::Result<Vec<(String, String)>, String> {
             v.as_array()
                 .ok_or(format!("{what}.headers: missing"))?
                 .iter()
-                .map(|h| match (h["name"].as_str(), h["value"].as_str()) {
-                    (Some(n), Some(v)) => Ok((n.to_ascii_lowercase(), v.to_owned())),
-                    _ => Err(format!("{what}.headers: an entry lacks name or value")),
+                .enumerate()
+                .map(|(i, h)| match (h["name"].as_str(), h["value"].as_str()) {
+                    (Some(n), Some(v)) => {
+                        if !n.starts_with(':') {
+                            hyper::header::HeaderName::from_bytes(n.as_bytes()).map_err(|_| {
+                                format!("{what}.headers[{i}]: {n:?} is not a valid header name")
+                            })?;
+                            hyper::header::HeaderValue::from_str(v).map_err(|_| {
+                                format!(
+                                    "{what}.headers[{i}]: the value of {n:?} is not a valid header value"
+                                )
+                            })?;
+                        }
+                        Ok((n.to_ascii_lowercase(), v.to_owned()))
+                    }
+                    _ => Err(format!("{what}.headers[{i}]: lacks name or value")),
                 })
                 .collect()
         };
@@ -186,20 +219,42 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
     let keep_request = |n: &str| {
         !n.starts_with(':') && !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
     };
-    let request_body = request["postData"]["text"]
-        .as_str()
-        .unwrap_or("")
-        .as_bytes()
-        .to_vec();
+    let post_data = &request["postData"];
+    let mut request_body = post_data["text"].as_str().unwrap_or("").as_bytes().to_vec();
+    match &post_data["encoding"] {
+        // Some tools write an empty encoding for plain text.
+        Value::Null => {}
+        encoding if encoding == "" => {}
+        encoding if encoding == "base64" => {
+            request_body = BASE64
+                .decode(&request_body)
+                .map_err(|e| format!("request.postData.text: invalid base64: {e}"))?;
+        }
+        other => {
+            return Err(format!(
+                "request.postData.encoding: {other} is not supported (only \"base64\")"
+            ));
+        }
+    }
     let mut body = response["content"]["text"]
         .as_str()
         .unwrap_or("")
         .as_bytes()
         .to_vec();
-    if response["content"]["encoding"] == "base64" {
-        body = BASE64
-            .decode(&body)
-            .map_err(|e| format!("response.content.text: invalid base64: {e}"))?;
+    match &response["content"]["encoding"] {
+        // Some tools write an empty encoding for plain text.
+        Value::Null => {}
+        encoding if encoding == "" => {}
+        encoding if encoding == "base64" => {
+            body = BASE64
+                .decode(&body)
+                .map_err(|e| format!("response.content.text: invalid base64: {e}"))?;
+        }
+        other => {
+            return Err(format!(
+                "response.content.encoding: {other} is not supported (only \"base64\")"
+            ));
+        }
     }
     // HAR content is already decoded, and the proxy frames what it serves.
     let keep_response = |n: &str| {
@@ -249,6 +304,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::key::RequestKey;
 
     fn har_with(headers: Value, text: &str) -> Vec<u8> {
         json!({"log": {"version": "1.2", "creator": {"name": "devtools", "version": "1"}, "entries": [{
@@ -323,5 +379,91 @@ mod tests {
         )
         .unwrap();
         assert_eq!(back, recordings);
+    }
+
+    fn import(har: &Value) -> Result<Vec<Recording>> {
+        from_har(
+            Path::new("a.har"),
+            har.to_string().as_bytes(),
+            &MatchRules::default(),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_non_utf8_request_body_survives_a_har_round_trip() {
+        let mut har: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+        har["log"]["entries"][0]["request"]["method"] = "PUT".into();
+        let recordings = import(&har).unwrap();
+        let mut recording = recordings[0].clone();
+        let binary = [0xff_u8, 0x00, 0x80, b'a', 0xc3];
+        recording.answers[0].request.body = Body::from_bytes(&binary);
+        recording.key = RequestKey::of_recorded(
+            &MatchRules::default(),
+            &recording.answers[0].request,
+        )
+        .unwrap();
+        let exported = to_har(std::slice::from_ref(&recording));
+        let post = &exported["log"]["entries"][0]["request"]["postData"];
+        assert_eq!(post["encoding"], "base64", "{post}");
+        let back = import(&exported).unwrap();
+        assert_eq!(
+            body_bytes(&back[0].answers[0].request.body).unwrap().as_ref(),
+            &binary
+        );
+        assert_eq!(back, vec![recording]);
+    }
+
+    #[test]
+    fn a_har_entry_is_validated_like_a_cassette_naming_what_is_wrong() {
+        let base: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("headers[0]", Box::new(|e| e["request"]["headers"] = json!([{"name": "x-trailing ", "value": "v"}]))),
+            ("headers[0]", Box::new(|e| e["request"]["headers"] = json!([{"name": "x-nul\u{0}", "value": "v"}]))),
+            ("headers[0]", Box::new(|e| e["request"]["headers"] = json!([{"name": "x-a", "value": "v\r\nInjected: 1"}]))),
+            ("headers[0]", Box::new(|e| e["response"]["headers"] = json!([{"name": "bad name", "value": "v"}]))),
+            ("method", Box::new(|e| e["request"]["method"] = "GE T".into())),
+            ("status", Box::new(|e| e["response"]["status"] = 0.into())),
+            ("status", Box::new(|e| e["response"]["status"] = 1000.into())),
+            ("status", Box::new(|e| e["response"]["status"] = 70000.into())),
+            ("latency_ms", Box::new(|e| e["time"] = 1e300.into())),
+        ];
+        for (field, change) in cases {
+            let mut har = base.clone();
+            change(&mut har["log"]["entries"][0]);
+            let err = import(&har).unwrap_err().to_string();
+            assert!(
+                err.contains("a.har") && err.contains("log.entries[0]") && err.contains(field),
+                "{field}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_in_a_har_query_body_or_url_are_masked_and_never_stored() {
+        let mut har: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+        let entry = &mut har["log"]["entries"][0];
+        entry["request"]["method"] = "POST".into();
+        entry["request"]["url"] =
+            "https://alice:url-pa55word-777@ims.example/v2/images?token=query-tok-4242&limit=1".into();
+        entry["request"]["postData"] = json!({
+            "mimeType": "application/json",
+            "text": r#"{"name":"n","password":"body-pa55word-888"}"#,
+        });
+        let recordings = import(&har).unwrap();
+        let text = serde_json::to_string(&recordings[0].answers).unwrap();
+        for secret in ["url-pa55word-777", "query-tok-4242", "body-pa55word-888", "alice"] {
+            assert!(!text.contains(secret), "{secret} stored: {text}");
+        }
+        let answer = &recordings[0].answers[0];
+        assert_eq!(answer.request.query.as_deref(), Some("token=REDACTED&limit=1"));
+        assert_eq!(answer.response.upstream, "https://ims.example");
+
+        // A response echoing one of them is refused by the leak gate.
+        let entry = &mut har["log"]["entries"][0];
+        entry["response"]["content"]["text"] = r#"{"echo":"body-pa55word-888"}"#.into();
+        let err = import(&har).unwrap_err().to_string();
+        assert!(err.contains("log.entries[0]") && err.contains("password"), "{err}");
     }
 }

@@ -1,15 +1,18 @@
-//! What makes two requests "the same": a canonical form (method, normalised path, query sorted
-//! and decoded, optional matched headers, canonical JSON body) and its stable SHA-256 digest.
+//! What makes two requests "the same": a canonical form (method, normalised path, query decoded
+//! and sorted by name, repeated names keeping their order, optional matched headers, canonical
+//! JSON body) and its stable SHA-256 digest.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::model::credentials::{PLACEHOLDER, is_credential_name, mask_body, mask_json};
 use crate::model::interaction::{RecordedRequest, body_bytes};
 use crate::model::volatile::Volatile;
 
-/// Matching rules beyond the default (method + path + query, parameter order ignored). Stored with
+/// Matching rules beyond the default (method + path + query, the order of differently named
+/// parameters ignored). Stored with
 /// the recordings so replay matches the way the recording did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchRules {
@@ -82,7 +85,8 @@ impl RequestKey {
             canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
         }
         if !body.is_empty() {
-            let digest = Sha256::digest(canonical_body(body));
+            let content_type = header("content-type");
+            let digest = Sha256::digest(canonical_body(body, content_type.first().copied()));
             canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
         }
         let digest = Sha256::digest(canonical.as_bytes()).into();
@@ -211,24 +215,40 @@ fn ends_in_stray_percent(out: &str) -> bool {
     }
 }
 
-/// Query pairs decoded (`+` and `%20` both mean space), ignored names dropped, sorted by name then
-/// value (repeated keys keep all values), and re-encoded.
+/// Query pairs decoded (`+` and `%20` both mean space), ignored names dropped, sorted by name
+/// only, credential values masked, and re-encoded. The sort is stable: a repeated name keeps its
+/// values in the order sent, because APIs such as Glance pair repeated parameters by position
+/// (`sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc` is not
+/// `sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc`).
 fn canonical_query(query: &str, ignore: &[String]) -> String {
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !ignore.iter().any(|i| i == k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    pairs.sort();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    // Credentials are not matched on: a replaying client holds another token.
+    for (name, value) in &mut pairs {
+        if is_credential_name(name) {
+            PLACEHOLDER.clone_into(value);
+        }
+    }
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-/// JSON bodies with keys sorted and whitespace removed; other bodies as they are.
-fn canonical_body(body: &[u8]) -> Vec<u8> {
+/// JSON bodies with keys sorted and whitespace removed; other bodies as they are. Credentials
+/// (JSON fields, and form fields when `content_type` says the body is a form) are masked.
+fn canonical_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => serde_json::to_vec(&sorted(value)).expect("a parsed value serialises"),
-        Err(_) => body.to_vec(),
+        Ok(mut value) => {
+            mask_json(&mut value);
+            serde_json::to_vec(&sorted(value)).expect("a parsed value serialises")
+        }
+        Err(_) => match mask_body(body, content_type) {
+            Some((masked, _)) => masked,
+            None => body.to_vec(),
+        },
     }
 }
 
@@ -273,7 +293,48 @@ mod tests {
         let a = key("GET", "/v2/images", Some("tag=b&tag=a"), b"");
         let b = key("GET", "/v2/images", Some("tag=a"), b"");
         assert_ne!(a, b);
-        assert_eq!(a.canonical(), "GET /v2/images?tag=a&tag=b");
+        assert_eq!(a.canonical(), "GET /v2/images?tag=b&tag=a");
+    }
+
+    #[test]
+    fn repeated_query_names_keep_their_values_in_the_order_sent() {
+        // Glance pairs `sort_key` and `sort_dir` by position: re-pairing them is another request.
+        let sent = key(
+            "GET",
+            "/v2/images",
+            Some("sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc"),
+            b"",
+        );
+        let repaired = key(
+            "GET",
+            "/v2/images",
+            Some("sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc"),
+            b"",
+        );
+        let reordered = key(
+            "GET",
+            "/v2/images",
+            Some("sort_key=size&sort_dir=desc&sort_key=name&sort_dir=asc"),
+            b"",
+        );
+        assert_ne!(sent, repaired);
+        assert_ne!(sent, reordered);
+        assert_eq!(
+            sent.canonical(),
+            "GET /v2/images?sort_dir=asc&sort_dir=desc&sort_key=name&sort_key=size"
+        );
+        // Different names still commute.
+        let names_moved = key(
+            "GET",
+            "/v2/images",
+            Some("sort_dir=asc&sort_key=name&sort_dir=desc&sort_key=size"),
+            b"",
+        );
+        assert_eq!(sent, names_moved);
+        assert_ne!(
+            key("GET", "/v2/images", Some("tag=b&tag=a"), b""),
+            key("GET", "/v2/images", Some("tag=a&tag=b"), b"")
+        );
     }
 
     #[test]
@@ -344,6 +405,100 @@ mod tests {
         };
         assert_eq!(k("limit=1&marker=a", "p1"), k("limit=1&marker=b", "p1"));
         assert_ne!(k("limit=1", "p1"), k("limit=1", "p2"));
+    }
+
+    #[test]
+    fn credential_query_parameters_are_masked_so_another_token_still_matches() {
+        for name in [
+            "X-Auth-Token",
+            "x-auth-token",
+            "access_token",
+            "token",
+            "Password",
+            "secret",
+            "client_secret",
+            "signature",
+            "X-Amz-Signature",
+            "sig",
+            "api_key",
+            "APIKEY",
+        ] {
+            let a = key(
+                "GET",
+                "/v2/images",
+                Some(&format!("limit=1&{name}=first-secret-value")),
+                b"",
+            );
+            let b = key(
+                "GET",
+                "/v2/images",
+                Some(&format!("{name}=other%20secret&limit=1")),
+                b"",
+            );
+            assert_eq!(a, b, "{name}");
+            assert!(!a.canonical().contains("first-secret"), "{}", a.canonical());
+            assert!(a.canonical().contains("REDACTED"), "{}", a.canonical());
+        }
+        // Pagination tokens are not credentials: they still tell pages apart.
+        assert_ne!(
+            key("GET", "/v2/images", Some("page_token=a"), b""),
+            key("GET", "/v2/images", Some("page_token=b"), b"")
+        );
+    }
+
+    #[test]
+    fn credential_fields_of_json_request_bodies_are_masked_so_another_password_still_matches() {
+        let a = key(
+            "POST",
+            "/v3/auth/tokens",
+            None,
+            br#"{"auth":{"identity":{"password":{"user":{"name":"u","password":"hunter2-first"}}}},"client_secret":"s1"}"#,
+        );
+        let b = key(
+            "POST",
+            "/v3/auth/tokens",
+            None,
+            br#"{"client_secret":"s2","auth":{"identity":{"password":{"user":{"password":"other","name":"u"}}}}}"#,
+        );
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            key(
+                "POST",
+                "/v3/auth/tokens",
+                None,
+                br#"{"auth":{"identity":{"password":{"user":{"name":"v","password":"x"}}}}}"#,
+            )
+        );
+    }
+
+    #[test]
+    fn credential_fields_of_form_request_bodies_are_masked_so_another_password_still_matches() {
+        let form = |body: &'static [u8]| {
+            RequestKey::new(
+                &MatchRules::default(),
+                "POST",
+                "/oauth/token",
+                None,
+                |name| match name {
+                    "content-type" => vec!["application/x-www-form-urlencoded; charset=utf-8"],
+                    _ => vec![],
+                },
+                body,
+            )
+        };
+        let a = form(b"grant_type=password&username=u&password=first-pw&client_secret=s1");
+        let b = form(b"grant_type=password&username=u&password=other&client_secret=s2");
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            form(b"grant_type=password&username=v&password=first-pw&client_secret=s1")
+        );
+        // Not a form: the bytes are the body.
+        assert_ne!(
+            key("POST", "/x", None, b"password=a"),
+            key("POST", "/x", None, b"password=b")
+        );
     }
 
     #[test]

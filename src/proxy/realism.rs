@@ -19,11 +19,23 @@ pub enum Latency {
     Recorded(f64),
 }
 
+/// The longest delay ever added to an answer: `fixed:` durations above it are refused, and a
+/// scaled recorded latency is capped at it (so no arithmetic on it can overflow).
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// The largest `recorded*K` factor accepted.
+pub const MAX_LATENCY_FACTOR: f64 = 1000.0;
+
 impl FromStr for Latency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("--latency {s:?}: expected fixed:50ms, fixed:1s, recorded or recorded*K");
+        let bad = || {
+            format!(
+                "--latency {s:?}: expected fixed:50ms, fixed:1s (at most {}s), recorded or recorded*K \
+                 (K from 0 to {MAX_LATENCY_FACTOR})",
+                MAX_DELAY.as_secs()
+            )
+        };
         if let Some(value) = s.strip_prefix("fixed:") {
             let (number, unit) = value.split_at(
                 value
@@ -31,10 +43,15 @@ impl FromStr for Latency {
                     .ok_or_else(bad)?,
             );
             let n: u64 = number.parse().map_err(|_| bad())?;
-            return match unit {
-                "ms" => Ok(Latency::Fixed(Duration::from_millis(n))),
-                "s" => Ok(Latency::Fixed(Duration::from_secs(n))),
-                _ => Err(bad()),
+            let delay = match unit {
+                "ms" => Duration::from_millis(n),
+                "s" => Duration::from_secs(n),
+                _ => return Err(bad()),
+            };
+            return if delay <= MAX_DELAY {
+                Ok(Latency::Fixed(delay))
+            } else {
+                Err(bad())
             };
         }
         match s.strip_prefix("recorded") {
@@ -45,7 +62,8 @@ impl FromStr for Latency {
                     .ok_or_else(bad)?
                     .parse()
                     .map_err(|_| bad())?;
-                if k.is_finite() && k >= 0.0 {
+                // Also false for NaN and infinities.
+                if (0.0..=MAX_LATENCY_FACTOR).contains(&k) {
                     Ok(Latency::Recorded(k))
                 } else {
                     Err(bad())
@@ -129,12 +147,22 @@ impl Realism {
         })
     }
 
-    /// The delay before serving an answer recorded with `recorded` latency.
+    /// The delay before serving an answer recorded with `recorded` latency, at most
+    /// [`MAX_DELAY`]. Never panics, whatever the factor (the builder takes any [`Latency`], not
+    /// only parsed ones) or the recorded latency (a hand-edited store can hold any).
     pub fn delay(&self, recorded: Duration) -> Duration {
         match self.latency {
             Latency::None => Duration::ZERO,
-            Latency::Fixed(d) => d,
-            Latency::Recorded(k) => recorded.mul_f64(k),
+            Latency::Fixed(d) => d.min(MAX_DELAY),
+            // `Duration::mul_f64` panics on overflow and on negative or NaN products.
+            Latency::Recorded(k) if k.is_nan() || k <= 0.0 || recorded.is_zero() => {
+                Duration::ZERO
+            }
+            Latency::Recorded(k) => {
+                Duration::try_from_secs_f64(recorded.as_secs_f64() * k)
+                    .unwrap_or(MAX_DELAY)
+                    .min(MAX_DELAY)
+            }
         }
     }
 }
@@ -227,6 +255,49 @@ mod tests {
         assert_eq!(
             Realism::default().delay(Duration::from_secs(9)),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn latency_factors_and_durations_beyond_sense_are_refused_when_parsed() {
+        for bad in [
+            "recorded*1e300",
+            "recorded*inf",
+            "recorded*NaN",
+            "recorded*1001",
+            "fixed:3601s",
+            "fixed:3600001ms",
+            "fixed:18446744073709551615s",
+        ] {
+            let err = bad.parse::<Latency>().unwrap_err();
+            assert!(err.contains("--latency"), "{bad}: {err}");
+        }
+        assert_eq!("recorded*1000".parse(), Ok(Latency::Recorded(1000.0)));
+        assert_eq!("recorded*0".parse(), Ok(Latency::Recorded(0.0)));
+        assert_eq!(
+            "fixed:3600s".parse(),
+            Ok(Latency::Fixed(Duration::from_secs(3600)))
+        );
+    }
+
+    #[test]
+    fn a_delay_never_overflows_and_never_exceeds_an_hour() {
+        let hour = Duration::from_secs(3600);
+        for (latency, recorded) in [
+            (Latency::Recorded(1e300), Duration::from_millis(1)),
+            (Latency::Recorded(f64::INFINITY), Duration::from_millis(1)),
+            (Latency::Recorded(f64::NAN), Duration::from_millis(1)),
+            (Latency::Recorded(-1.0), Duration::from_millis(1)),
+            (Latency::Recorded(1000.0), Duration::from_millis(u64::MAX)),
+            (Latency::Recorded(1.0), Duration::MAX),
+            (Latency::Fixed(Duration::MAX), Duration::ZERO),
+        ] {
+            let delay = Realism::new(latency, vec![], 0).delay(recorded);
+            assert!(delay <= hour, "{latency:?} x {recorded:?}: {delay:?}");
+        }
+        assert_eq!(
+            Realism::new(Latency::Recorded(1e300), vec![], 0).delay(Duration::from_millis(1)),
+            hour
         );
     }
 }

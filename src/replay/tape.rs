@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::model::credentials;
 use crate::model::interaction::{RecordedRequest, body_bytes};
 use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey, hex};
@@ -518,14 +519,20 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
     if request.path != recorded.path {
         out.push(json!({"part": "path", "recorded": recorded.path, "got": request.path}));
     }
+    // Values in the order sent (a repeated name's values are positional, as in the key), and
+    // credentials as the key sees them: masked, so they neither differ nor show.
     let params = |q: &Option<String>| -> HashMap<String, Vec<String>> {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
             if !rules.ignore_query.iter().any(|i| *i == k) {
-                map.entry(k.into_owned()).or_default().push(v.into_owned());
+                let v = if credentials::is_credential_name(&k) {
+                    credentials::PLACEHOLDER.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                map.entry(k.into_owned()).or_default().push(v);
             }
         }
-        map.values_mut().for_each(|v| v.sort());
         map
     };
     let (want, got) = (params(&recorded.query), params(&request.query));
@@ -551,7 +558,17 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
     }
     let digest = |r: &RecordedRequest| {
         body_bytes(&r.body)
-            .map(|b| hex(&Sha256::digest(&b)))
+            .map(|b| {
+                let content_type = r
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                    .map(|(_, v)| v.as_str());
+                match credentials::mask_body(&b, content_type) {
+                    Some((masked, _)) => hex(&Sha256::digest(&masked)),
+                    None => hex(&Sha256::digest(&b)),
+                }
+            })
             .unwrap_or_default()
     };
     if digest(recorded) != digest(request) {
@@ -811,5 +828,32 @@ mod tests {
                 "body:"
             ]
         );
+    }
+
+    #[test]
+    fn the_miss_diff_sees_value_order_and_never_shows_or_counts_a_credential() {
+        let rules = MatchRules::default();
+        let mut recorded = request(
+            "/v2/images",
+            Some("sort_key=name&sort_key=size&access_token=REDACTED"),
+        );
+        recorded.headers = vec![("content-type".into(), "application/json".into())];
+        recorded.body = Body::from_bytes(br#"{"name":"n","password":"REDACTED"}"#);
+        let key = RequestKey::of_recorded(&MatchRules::default(), &recorded).unwrap();
+        let tape = Tape::eager(&key, recorded.clone(), vec![], 0);
+        let mut got = request(
+            "/v2/images",
+            Some("sort_key=size&sort_key=name&access_token=live-token-123"),
+        );
+        got.headers = recorded.headers.clone();
+        got.body = Body::from_bytes(br#"{"name":"n","password":"live-pw-456"}"#);
+        let differences = diff(&rules, &got, &tape);
+        let text = serde_json::to_string(&differences).unwrap();
+        assert!(!text.contains("live-token-123") && !text.contains("live-pw-456"), "{text}");
+        let parts: Vec<String> = differences
+            .iter()
+            .map(|d| format!("{}:{}", d["part"].as_str().unwrap(), d["name"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(parts, ["query:sort_key"], "{text}");
     }
 }

@@ -1,16 +1,17 @@
 //! The one gate every write goes through, whatever its source (a live recording, a HAR entry, a
-//! cassette being exported): redact (when a redactor is configured), refuse the interaction if
-//! a secret is still in it in any encoding (the leak gate), then key it under the store's
-//! match rules.
+//! cassette being exported): mask credentials outside the named headers (query parameters,
+//! request-body fields, URL user information), redact (when a redactor is configured), refuse
+//! the interaction if a secret is still in it in any encoding (the leak gate), then key it under
+//! the store's match rules.
 
 use std::borrow::Cow;
 
 use crate::model::interaction::Interaction;
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
-use crate::secrets::redact::{Redactor, find_leak};
+use crate::secrets::redact::{Redactor, find_leak, mask_credentials};
 
-/// Redaction, leak check and keying, in that order.
+/// Credential masking, redaction, leak check and keying, in that order.
 #[derive(Clone, Copy)]
 pub struct Gate<'a> {
     redactor: Option<&'a Redactor>,
@@ -70,11 +71,19 @@ impl<'a> Gate<'a> {
         interaction: &'i Interaction,
         mut needles: Vec<Needle>,
     ) -> Result<Passed<'i>, Refusal> {
+        // Credentials outside the named headers (query, body, URL user information) first:
+        // they are never stored, redaction or not.
+        let masked = match mask_credentials(interaction) {
+            Some((masked, values)) => {
+                needles.extend(values);
+                Cow::Owned(masked)
+            }
+            None => Cow::Borrowed(interaction),
+        };
         let (stored, redacted) = match self.redactor {
-            None => (Cow::Borrowed(interaction), false),
+            None => (masked, false),
             Some(redactor) => {
-                let (redacted, values) =
-                    redactor.redact(interaction).map_err(Refusal::Redaction)?;
+                let (redacted, values) = redactor.redact(&masked).map_err(Refusal::Redaction)?;
                 needles.extend(values);
                 (Cow::Owned(redacted), true)
             }
@@ -91,5 +100,86 @@ impl<'a> Gate<'a> {
             interaction: stored,
             redacted,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::interaction::{Body, RecordedRequest, RecordedResponse};
+
+    fn interaction(query: &str, body: &str, response: &str) -> Interaction {
+        Interaction {
+            request: RecordedRequest {
+                method: "POST".into(),
+                path: "/v2/images".into(),
+                query: Some(query.into()),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: Body::from_bytes(body.as_bytes()),
+                session: None,
+            },
+            response: RecordedResponse {
+                status: 200,
+                headers: vec![],
+                body: Body::from_bytes(response.as_bytes()),
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: "https://svc:upstream-pw-55@ims.example".into(),
+            },
+            redaction: None,
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_query_body_and_origin_are_masked_before_anything_is_stored() {
+        let original = interaction(
+            "limit=1&access_token=query-tok-123",
+            r#"{"name":"n","auth":{"password":"body-pw-456"}}"#,
+            r#"{"id":"x"}"#,
+        );
+        let rules = MatchRules::default();
+        let passed = Gate::new(None, &rules).pass(&original, vec![]).unwrap();
+        let stored = serde_json::to_string(&*passed.interaction).unwrap();
+        for secret in ["query-tok-123", "body-pw-456", "upstream-pw-55", "svc:"] {
+            assert!(!stored.contains(secret), "{secret}: {stored}");
+        }
+        assert_eq!(
+            passed.interaction.request.query.as_deref(),
+            Some("limit=1&access_token=REDACTED")
+        );
+        assert_eq!(passed.interaction.response.upstream, "https://ims.example");
+        // Keyed like the request as sent: a client with other credentials matches it.
+        let live = interaction(
+            "access_token=other&limit=1",
+            r#"{"auth":{"password":"other"},"name":"n"}"#,
+            "",
+        );
+        assert_eq!(
+            passed.key,
+            RequestKey::of_recorded(&rules, &live.request).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_answer_echoing_a_masked_credential_is_refused_naming_it() {
+        for (response, label) in [
+            (r#"{"echo":"query-tok-123"}"#, "access_token"),
+            (r#"{"echo":"body-pw-456"}"#, "password"),
+            (r#"{"echo":"upstream-pw-55"}"#, "user information"),
+        ] {
+            let leaky = interaction(
+                "access_token=query-tok-123",
+                r#"{"password":"body-pw-456"}"#,
+                response,
+            );
+            let refusal = Gate::new(None, &MatchRules::default())
+                .pass(&leaky, vec![])
+                .err()
+                .unwrap();
+            assert!(
+                matches!(&refusal, Refusal::Leak { label: l, .. } if l.contains(label)),
+                "{refusal}"
+            );
+        }
     }
 }

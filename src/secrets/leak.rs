@@ -77,6 +77,18 @@ pub struct LeakScanner {
     /// For each byte, the patterns that can start with it; lets one pass over the haystack
     /// skip most positions without touching any pattern.
     by_first_byte: Vec<Vec<usize>>,
+    /// Needles shorter than [`MIN_NEEDLE_LEN`], searched as whole words (see
+    /// [`LeakScanner::with_short_words`]): label and value.
+    short: Vec<(String, Vec<u8>)>,
+}
+
+/// Why a needle cannot be searched for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsearchable {
+    /// The needle's label.
+    pub label: String,
+    /// Why.
+    pub reason: &'static str,
 }
 
 impl LeakScanner {
@@ -88,20 +100,63 @@ impl LeakScanner {
             values: Vec::new(),
             patterns: Vec::new(),
             by_first_byte: vec![Vec::new(); 256],
+            short: Vec::new(),
         };
         for needle in needles {
-            let value = needle.value.into_bytes();
-            if value.len() < MIN_NEEDLE_LEN || scanner.values.contains(&value) {
-                continue;
-            }
-            let index = scanner.labels.len();
-            for matcher in matchers_for(&value) {
-                scanner.add_pattern(index, &value, matcher);
-            }
-            scanner.labels.push(needle.label);
-            scanner.values.push(value);
+            scanner.add(needle);
         }
         scanner
+    }
+
+    /// Like [`LeakScanner::new`], but no needle is left out: one shorter than
+    /// [`MIN_NEEDLE_LEN`] bytes is searched as a whole word (not inside a longer run of letters
+    /// and digits, where a short value such as `az1` occurs by chance), raw or percent-decoded.
+    /// For `verify --deny`, where every value given must be checked. Fails, naming each, for
+    /// needles that cannot be: empty ones, and short ones without a letter or digit (as words,
+    /// `-` or `::` would match any punctuation).
+    pub fn with_short_words(
+        needles: impl IntoIterator<Item = Needle>,
+    ) -> Result<Self, Vec<Unsearchable>> {
+        let mut scanner = Self::new([]);
+        let mut refused = Vec::new();
+        for needle in needles {
+            let value = needle.value.as_bytes();
+            if needle.value.trim().is_empty() {
+                refused.push(Unsearchable {
+                    label: needle.label,
+                    reason: "it is empty or blank",
+                });
+            } else if value.len() >= MIN_NEEDLE_LEN {
+                scanner.add(needle);
+            } else if !value.iter().copied().any(is_word_byte) {
+                refused.push(Unsearchable {
+                    label: needle.label,
+                    reason: "it is shorter than 6 bytes and has no letter or digit to match as a word",
+                });
+            } else if !scanner.short.iter().any(|(_, v)| v.as_slice() == value) {
+                scanner.short.push((needle.label, needle.value.into_bytes()));
+            }
+        }
+        if refused.is_empty() {
+            Ok(scanner)
+        } else {
+            Err(refused)
+        }
+    }
+
+    /// Prepares one needle of [`MIN_NEEDLE_LEN`] bytes or more (shorter ones are ignored, and
+    /// a value already added is searched once, under its first label).
+    fn add(&mut self, needle: Needle) {
+        let value = needle.value.into_bytes();
+        if value.len() < MIN_NEEDLE_LEN || self.values.contains(&value) {
+            return;
+        }
+        let index = self.labels.len();
+        for matcher in matchers_for(&value) {
+            self.add_pattern(index, &value, matcher);
+        }
+        self.labels.push(needle.label);
+        self.values.push(value);
     }
 
     fn add_pattern(&mut self, needle: usize, value: &[u8], matcher: Matcher) {
@@ -127,7 +182,7 @@ impl LeakScanner {
 
     /// True when no needle was long enough to search for.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.labels.is_empty() && self.short.is_empty()
     }
 
     /// The leak that starts earliest in `haystack`, if any.
@@ -136,9 +191,50 @@ impl LeakScanner {
     }
 
     /// Every leak, ordered by offset. Repeats of one pattern do not overlap: a value
-    /// such as "aaaaaa" inside "aaaaaaa" is reported once.
+    /// such as "aaaaaa" inside "aaaaaaa" is reported once. Short needles (see
+    /// [`LeakScanner::with_short_words`]) are reported once per encoding they are found in.
     pub fn find_all(&self, haystack: &[u8]) -> Vec<Leak> {
-        self.scan(haystack, false)
+        let mut leaks = self.scan(haystack, false);
+        if !self.short.is_empty() {
+            leaks.extend(self.find_words(haystack));
+            leaks.sort_by_key(|l| l.offset);
+        }
+        leaks
+    }
+
+    /// Short needles found as whole words, raw or (when the haystack has escapes) in its
+    /// percent-decoded form (`+` read as a space). Offsets of the decoded form are offsets in
+    /// the decoded text.
+    fn find_words(&self, haystack: &[u8]) -> Vec<Leak> {
+        let decoded: Option<Vec<u8>> = haystack.iter().any(|b| matches!(b, b'%' | b'+')).then(|| {
+            let plus: Vec<u8> = haystack
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect();
+            percent_encoding::percent_decode(&plus).collect()
+        });
+        let mut leaks = Vec::new();
+        for (label, value) in &self.short {
+            let raw = find_word(haystack, value);
+            if let Some(offset) = raw {
+                leaks.push(Leak {
+                    label: label.clone(),
+                    encoding: "raw, whole word",
+                    offset,
+                });
+            }
+            if let Some(decoded) = &decoded
+                && let Some(offset) = find_word(decoded, value)
+                && raw.is_none()
+            {
+                leaks.push(Leak {
+                    label: label.clone(),
+                    encoding: "percent-encoded, whole word",
+                    offset,
+                });
+            }
+        }
+        leaks
     }
 
     fn scan(&self, haystack: &[u8], first_only: bool) -> Vec<Leak> {
@@ -168,6 +264,27 @@ impl LeakScanner {
         }
         leaks
     }
+}
+
+/// Letters, digits and the bytes of non-ASCII characters (letters of other scripts): what a
+/// word is made of.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// Where `value` first occurs in `haystack` as a whole word: not preceded or followed by a word
+/// byte, at the ends of `value` that are word bytes themselves (`-x` may follow a letter).
+fn find_word(haystack: &[u8], value: &[u8]) -> Option<usize> {
+    if value.is_empty() || value.len() > haystack.len() {
+        return None;
+    }
+    let (first, last) = (value[0], value[value.len() - 1]);
+    (0..=haystack.len() - value.len()).find(|&start| {
+        let end = start + value.len();
+        haystack[start..end] == *value
+            && !(is_word_byte(first) && start > 0 && is_word_byte(haystack[start - 1]))
+            && !(is_word_byte(last) && end < haystack.len() && is_word_byte(haystack[end]))
+    })
 }
 
 /// All the ways to look for one value, with forms identical to an earlier one dropped.
@@ -584,5 +701,48 @@ mod tests {
             (found[0].label.as_str(), found[0].offset),
             ("needle 11", at)
         );
+    }
+
+    #[test]
+    fn short_values_are_found_as_whole_words_when_every_value_must_be_checked() {
+        let scanner = LeakScanner::with_short_words([
+            needle("denied #1", "az1"),
+            needle("denied #2", "-x9"),
+            needle("denied #3", TOKEN),
+        ])
+        .unwrap();
+        let found = |text: &str| -> Vec<(String, &'static str)> {
+            scanner
+                .find_all(text.as_bytes())
+                .into_iter()
+                .map(|l| (l.label, l.encoding))
+                .collect()
+        };
+        assert_eq!(found("zone az1 here"), [("denied #1".into(), "raw, whole word")]);
+        assert_eq!(found("az1"), [("denied #1".into(), "raw, whole word")]);
+        assert_eq!(found("[\"az1\",2]"), [("denied #1".into(), "raw, whole word")]);
+        assert_eq!(found("baz1 az12 maz1x"), []);
+        assert_eq!(found("q=a%7A1&r=1"), [("denied #1".into(), "percent-encoded, whole word")]);
+        assert_eq!(found("node-x9"), [("denied #2".into(), "raw, whole word")]);
+        assert_eq!(found("node-x99"), []);
+        assert_eq!(found(TOKEN), [("denied #3".into(), "raw")]);
+        // Non-ASCII letters are letters: no word boundary between them and the value.
+        assert_eq!(found("éaz1"), []);
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_checked_is_refused_by_name_not_skipped() {
+        let refused = LeakScanner::with_short_words([
+            needle("denied #1", "ok1"),
+            needle("denied #2", ""),
+            needle("denied #3", "  "),
+            needle("denied #4", "::"),
+        ])
+        .err()
+        .unwrap();
+        let labels: Vec<&str> = refused.iter().map(|u| u.label.as_str()).collect();
+        assert_eq!(labels, ["denied #2", "denied #3", "denied #4"]);
+        // The gate's scanner still ignores short values: they are not worth refusing a write.
+        assert!(LeakScanner::new([needle("field a", "ok1")]).is_empty());
     }
 }

@@ -349,6 +349,71 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
     needles
 }
 
+/// The interaction with every credential outside the named headers masked (see
+/// [`crate::model::credentials`]): credential query parameters and request-body fields hold
+/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), and the recorded origin has no user
+/// information. Returns the masked copy and the real values as needles for the leak gate, or
+/// `None` when there is nothing to mask.
+pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<Needle>)> {
+    use crate::model::credentials::{Found, mask_body, mask_query, strip_userinfo};
+    let request = &interaction.request;
+    let query = request.query.as_deref().and_then(mask_query);
+    let body = match &request.body {
+        // Binary bodies cannot be rewritten field by field.
+        None | Some(Body::Base64(_)) => None,
+        Some(body) => {
+            let bytes = body.to_bytes().ok()?;
+            let content_type = request
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            mask_body(&bytes, content_type)
+        }
+    };
+    let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
+    if query.is_none() && body.is_none() && userinfo.is_none() {
+        return None;
+    }
+    let mut out = interaction.clone();
+    let mut found: Vec<Found> = Vec::new();
+    if let Some((masked, values)) = query {
+        out.request.query = Some(masked);
+        found.extend(values);
+    }
+    if let Some((masked, values)) = body {
+        out.request.body = Body::from_bytes(&masked);
+        found.extend(values);
+    }
+    if let Some(userinfo) = userinfo {
+        out.response.upstream = upstream;
+        let label = "user information of the upstream URL".to_owned();
+        if let Some((_, password)) = userinfo.split_once(':') {
+            found.push(Found {
+                label: label.clone(),
+                value: decode_userinfo(password),
+            });
+        }
+        found.push(Found {
+            label,
+            value: decode_userinfo(&userinfo),
+        });
+    }
+    let needles = found
+        .into_iter()
+        .filter(|f| !f.value.is_empty())
+        .map(|f| Needle {
+            label: f.label,
+            value: f.value,
+        })
+        .collect();
+    Some((out, needles))
+}
+
+fn decode_userinfo(part: &str) -> String {
+    percent_decode_str(part).decode_utf8_lossy().into_owned()
+}
+
 /// The values of `k=v` pairs separated by `separator`.
 fn rest_values(text: &str, separator: char) -> impl Iterator<Item = &str> {
     text.split(separator)

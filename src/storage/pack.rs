@@ -238,7 +238,14 @@ pub(crate) fn write(
     tmp: &Path,
     generation: u64,
 ) -> Result<(), WriteError> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+    // Created exclusively (never through a symlink planted at the name); a temporary file left
+    // by a crash is removed first (`remove_file` removes a link, not what it points to).
+    let _ = std::fs::remove_file(tmp);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut requests: Vec<PackedRequest> = Vec::new();
     let mut stamps: Vec<RedactionStamp> = Vec::new();
     let mut current: Option<[u8; 32]> = None;

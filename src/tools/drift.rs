@@ -158,7 +158,9 @@ pub fn render(drifts: &[RequestDrift]) -> String {
         drifts.len(),
         changed.count()
     );
-    out
+    // Field names and values come from recordings and from the live answer: nothing in them
+    // may drive the terminal the report is printed on.
+    crate::tools::escape_controls(&out).into_owned()
 }
 
 #[cfg(test)]

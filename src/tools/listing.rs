@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::model::interaction::Body;
 use crate::model::recording::Recording;
+use crate::tools::{escape_controls, escape_json_text};
 
 /// One line per recorded request.
 fn rows(recordings: &[Recording]) -> Vec<Value> {
@@ -39,7 +40,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
     if as_json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialise")
+            escape_json_text(&serde_json::to_string_pretty(&rows).expect("rows serialise"))
         );
         return Ok(());
     }
@@ -54,7 +55,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
     };
     let width = rows
         .iter()
-        .map(|r| r["path"].as_str().unwrap_or("").len())
+        .map(|r| escape_controls(r["path"].as_str().unwrap_or("")).len())
         .max()
         .unwrap_or(4)
         .clamp(4, 80);
@@ -65,12 +66,12 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
     for row in &rows {
         println!(
             "{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  {}",
-            row["key"].as_str().unwrap_or(""),
-            row["method"].as_str().unwrap_or(""),
-            row["path"].as_str().unwrap_or(""),
+            escape_controls(row["key"].as_str().unwrap_or("")),
+            escape_controls(row["method"].as_str().unwrap_or("")),
+            escape_controls(row["path"].as_str().unwrap_or("")),
             row["answers"].as_u64().unwrap_or(0),
             statuses(row),
-            row["recorded_at"].as_str().unwrap_or(""),
+            escape_controls(row["recorded_at"].as_str().unwrap_or("")),
         );
     }
     eprintln!(
@@ -104,7 +105,10 @@ pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
             )));
         }
         many => {
-            let lines: Vec<&str> = many.iter().map(|r| r.key.request_line()).collect();
+            let lines: Vec<String> = many
+                .iter()
+                .map(|r| escape_controls(r.key.request_line()).into_owned())
+                .collect();
             return Err(Error::NoMatch(format!(
                 "show {wanted:?}: {} requests match ({}); use the key from `ims-vcr ls`",
                 many.len(),
@@ -112,34 +116,48 @@ pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
             )));
         }
     };
-    println!(
+    print!("{}", render_show(recording));
+    Ok(())
+}
+
+/// What `show` prints for one recording, every recorded string escaped (see [`escape_controls`]).
+fn render_show(recording: &Recording) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{}  (key {})",
-        recording.key.request_line(),
+        escape_controls(recording.key.request_line()),
         &recording.key.hex()[..12]
     );
     for (i, answer) in recording.answers.iter().enumerate() {
         let response = &answer.response;
-        println!(
+        let _ = writeln!(
+            out,
             "\n--- answer {} of {}: {} (recorded {} from {}, {} ms)",
             i + 1,
             recording.answers.len(),
             response.status,
-            response.recorded_at,
-            response.upstream,
+            escape_controls(&response.recorded_at),
+            escape_controls(&response.upstream),
             response.latency_ms
         );
         for (name, value) in &response.headers {
-            println!("{name}: {value}");
+            let _ = writeln!(out, "{}: {}", escape_controls(name), escape_controls(value));
         }
         match &response.body {
-            Some(Body::Json(value)) => println!(
-                "\n{}",
-                serde_json::to_string_pretty(value).expect("a JSON value serialises")
-            ),
-            Some(Body::Text(text)) => println!("\n{text}"),
-            Some(Body::Base64(b64)) => println!("\n(binary body, base64) {b64}"),
+            Some(Body::Json(value)) => {
+                let pretty = serde_json::to_string_pretty(value).expect("a JSON value serialises");
+                let _ = writeln!(out, "\n{}", escape_json_text(&pretty));
+            }
+            Some(Body::Text(text)) => {
+                let _ = writeln!(out, "\n{}", escape_controls(text));
+            }
+            Some(Body::Base64(b64)) => {
+                let _ = writeln!(out, "\n(binary body, base64) {}", escape_controls(b64));
+            }
             None => {}
         }
     }
-    Ok(())
+    out
 }

@@ -5,10 +5,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::formats::cassette;
 use crate::error::{Error, Result};
+use crate::model::credentials;
 use crate::model::headers::is_credential;
 use crate::secrets::leak::{LeakScanner, Needle};
 use crate::secrets::redact::{RedactionPolicy, RedactionStamp};
@@ -31,7 +33,15 @@ impl fmt::Display for Finding {
         } else {
             &self.location
         };
-        write!(f, "{}: {location}: {}", self.file.display(), self.problem)
+        // JSON locations are built from the file's own keys: nothing in them may drive the
+        // terminal the finding is printed on.
+        write!(
+            f,
+            "{}: {}: {}",
+            crate::tools::escape_controls(&self.file.display().to_string()),
+            crate::tools::escape_controls(location),
+            crate::tools::escape_controls(&self.problem)
+        )
     }
 }
 
@@ -69,8 +79,23 @@ pub fn deny_file(path: &Path) -> Result<Vec<Needle>> {
 }
 
 /// Checks every `*.json` file in `dir`.
+///
+/// Every denied value is looked for: one shorter than 6 bytes as a whole word (inside a longer
+/// word it would match by chance), the others as substrings in every encoding. A value that
+/// cannot be checked (empty, or short with no letter or digit) is an error naming it, so
+/// "none found" never stands for "not looked for". String values, object keys and numbers are
+/// searched, and so are the decoded bytes of base64 bodies.
 pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, VerifySummary)> {
-    let scanner = LeakScanner::new(options.deny.iter().cloned());
+    let scanner = LeakScanner::with_short_words(options.deny.iter().cloned()).map_err(|refused| {
+        let reasons: Vec<String> = refused
+            .iter()
+            .map(|u| format!("{}: {}", u.label, u.reason))
+            .collect();
+        Error::Config(format!(
+            "cannot check every denied value ({}); remove or fix it",
+            reasons.join("; ")
+        ))
+    })?;
     let mut findings = Vec::new();
     let mut summary = VerifySummary::default();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -109,6 +134,23 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                         format!("contains a {} ({})", leak.label, leak.encoding),
                     );
                 }
+                // A binary body's bytes: the long values' base64 forms are found above, the
+                // short ones (words) only in the decoded bytes.
+                if location.ends_with("/body/base64")
+                    && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
+                {
+                    for leak in scanner.find_all(&bytes) {
+                        if leak.encoding.ends_with("whole word") {
+                            found(
+                                location.clone(),
+                                format!(
+                                    "contains a {} (in the decoded body, {})",
+                                    leak.label, leak.encoding
+                                ),
+                            );
+                        }
+                    }
+                }
             });
         }
         // Structural validity last: it stops at its first problem, and the checks above may
@@ -140,6 +182,56 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
             }
         }
     }
+    // Credentials outside the headers: query parameters and request-body fields.
+    let request = &value["request"];
+    if let Some(query) = request["query"].as_str() {
+        for name in credentials::unmasked_in_query(query) {
+            found(
+                "/request/query".into(),
+                format!("credential query parameter {name}"),
+            );
+        }
+    }
+    let body = &request["body"];
+    let json = match (&body["json"], body["text"].as_str()) {
+        (Value::Null, Some(text)) => serde_json::from_str(text).ok().map(|v| (v, "/text")),
+        (Value::Null, None) => None,
+        (json, _) => Some((json.clone(), "/json")),
+    };
+    if let Some((json, kind)) = json {
+        for (pointer, name) in credentials::unmasked_in_json(&json) {
+            found(
+                format!("/request/body{kind}{pointer}"),
+                format!("credential field {name} in the request body"),
+            );
+        }
+    } else if let Some(text) = body["text"].as_str() {
+        let content_type = request["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("content-type")))
+            .and_then(|pair| pair[1].as_str());
+        if credentials::is_form(content_type) {
+            for name in credentials::unmasked_in_query(text) {
+                found(
+                    "/request/body/text".into(),
+                    format!("credential form field {name} in the request body"),
+                );
+            }
+        }
+    }
+    if let Some(answers) = value["answers"].as_array() {
+        for (i, answer) in answers.iter().enumerate() {
+            let upstream = answer["upstream"].as_str().unwrap_or_default();
+            if credentials::strip_userinfo(upstream).1.is_some() {
+                found(
+                    format!("/answers/{i}/upstream"),
+                    "user information (user:password@) in the upstream URL".into(),
+                );
+            }
+        }
+    }
 }
 
 fn check_stamp(value: &Value, policy: &RedactionPolicy, found: &mut impl FnMut(String, String)) {
@@ -168,10 +260,12 @@ fn check_stamp(value: &Value, policy: &RedactionPolicy, found: &mut impl FnMut(S
     }
 }
 
-/// Calls `visit` with the JSON pointer and text of every string value and object key.
+/// Calls `visit` with the JSON pointer and text of every string value, object key and number
+/// (its text as written: an account number denied as `--deny 0123456789` may be one).
 fn walk(value: &Value, pointer: String, visit: &mut impl FnMut(String, &str)) {
     match value {
         Value::String(s) => visit(pointer, s),
+        Value::Number(n) => visit(pointer, &n.to_string()),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 walk(item, format!("{pointer}/{i}"), visit);
@@ -185,5 +279,100 @@ fn walk(value: &Value, pointer: String, visit: &mut impl FnMut(String, &str)) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
+    use crate::model::key::{MatchRules, RequestKey};
+    use crate::model::recording::Recording;
+
+    fn folder_with(body: &str) -> tempfile::TempDir {
+        let request = RecordedRequest {
+            method: "GET".into(),
+            path: "/v2/images".into(),
+            query: Some("owner=p42".into()),
+            headers: vec![],
+            body: None,
+            session: None,
+        };
+        let key = RequestKey::of_recorded(&MatchRules::default(), &request).unwrap();
+        let response = RecordedResponse {
+            status: 200,
+            headers: vec![],
+            body: Body::from_bytes(body.as_bytes()),
+            recorded_at: "2026-11-27T00:00:00Z".into(),
+            latency_ms: 1,
+            upstream: String::new(),
+        };
+        let recording = Recording {
+            key,
+            answers: vec![Interaction {
+                request,
+                response,
+                redaction: None,
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        cassette::write_dir(dir.path(), &[recording], &MatchRules::default()).unwrap();
+        dir
+    }
+
+    fn denied(values: &[&str]) -> VerifyOptions {
+        VerifyOptions {
+            deny: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Needle {
+                    label: format!("denied value (--deny #{})", i + 1),
+                    value: (*v).to_owned(),
+                })
+                .collect(),
+            require_redaction: None,
+        }
+    }
+
+    fn problems(dir: &Path, values: &[&str]) -> Vec<String> {
+        let (findings, _) = verify_dir(dir, &denied(values)).unwrap();
+        findings
+            .iter()
+            .map(|f| format!("{}: {}", f.location, f.problem))
+            .collect()
+    }
+
+    #[test]
+    fn a_denied_value_inside_a_json_number_is_found() {
+        let dir = folder_with(r#"{"project_number":8812345678901,"size":4242}"#);
+        let found = problems(dir.path(), &["8812345678901"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("project_number"), "{found:?}");
+        let found = problems(dir.path(), &["4242"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("/size"), "{found:?}");
+    }
+
+    #[test]
+    fn a_short_denied_value_is_checked_as_a_whole_word_not_dropped() {
+        let dir = folder_with(r#"{"region":"ab-1","note":"cabbage in eu-ab1","tags":["x","p42"]}"#);
+        let found = problems(dir.path(), &["ab-1"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("/region"), "{found:?}");
+        // Inside another word it is not a finding.
+        assert_eq!(problems(dir.path(), &["bba"]), Vec::<String>::new());
+        // In the query (`owner=p42`) and in a body array.
+        let found = problems(dir.path(), &["p42"]);
+        assert!(found.iter().any(|f| f.contains("/request/query")), "{found:?}");
+        assert!(found.iter().any(|f| f.contains("/tags/1")), "{found:?}");
+    }
+
+    #[test]
+    fn an_empty_denied_value_cannot_be_checked_and_is_an_error() {
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let err = verify_dir(dir.path(), &denied(&["ok-value", ""]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--deny #2"), "{err}");
     }
 }

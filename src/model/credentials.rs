@@ -1,0 +1,361 @@
+//! Credentials outside the named headers: query parameters (`?access_token=`, `?X-Amz-Signature=`,
+//! `?password=`), fields of JSON and form request bodies (`"password"`, `"client_secret"`), and
+//! URL user information. Like credential headers they are never stored and never matched on:
+//! their values are replaced with [`PLACEHOLDER`] before anything is written, and request keys
+//! mask them too, so a client replaying with another token still matches.
+//!
+//! Pagination tokens (`page_token`, `next_token`, `marker`) are not credentials: they tell pages
+//! apart, and masking them would make every page one request.
+
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+/// What a credential's value is replaced with, in stored requests and in request keys.
+pub const PLACEHOLDER: &str = "REDACTED";
+
+/// Whole names (lower-case, `-` read as `_`) that carry a credential or signature.
+const NAMES: &[&str] = &[
+    "token",
+    "access_token",
+    "auth_token",
+    "x_auth_token",
+    "id_token",
+    "refresh_token",
+    "security_token",
+    "x_security_token",
+    "x_amz_security_token",
+    "session_token",
+    "subject_token",
+    "x_subject_token",
+    "sig",
+    "credential",
+    "x_amz_credential",
+    "x_goog_credential",
+    "accesskeyid",
+    "access_key_id",
+    "awsaccesskeyid",
+    "access_key",
+    "pwd",
+];
+
+/// Parts of names that always mean a credential, wherever they appear in the name.
+const PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "signature",
+    "api_key",
+    "apikey",
+];
+
+/// True for a query parameter or body field name that carries a credential (any case; `-` and
+/// `_` alike): `X-Auth-Token`, `access_token`, `token`, `password`, `client_secret`,
+/// `X-Amz-Signature`, `sig`, `api_key`, `apikey`, ...
+pub fn is_credential_name(name: &str) -> bool {
+    let normal: String = name
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    NAMES.contains(&normal.as_str()) || PARTS.iter().any(|p| normal.contains(p))
+}
+
+/// A credential found: where (`query parameter access_token`, `field password of the request
+/// body`) and its real value, for the leak gate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Found {
+    /// What it was found as (never the value).
+    pub label: String,
+    /// The real value.
+    pub value: String,
+}
+
+// Hand-written so that printing what was found cannot leak it.
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field("label", &self.label)
+            .field("value", &format_args!("<{} bytes hidden>", self.value.len()))
+            .finish()
+    }
+}
+
+fn decode(part: &str) -> String {
+    percent_decode_str(&part.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The query with the value of each credential parameter replaced by [`PLACEHOLDER`], pair by
+/// pair (order and the encoding of the other pairs kept), and what was replaced. `None` when
+/// there is nothing to replace.
+pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
+    let mut found = Vec::new();
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded_name = decode(name);
+            if !is_credential_name(&decoded_name) {
+                return pair.to_owned();
+            }
+            let value = decode(value);
+            if value == PLACEHOLDER {
+                return pair.to_owned();
+            }
+            if !value.is_empty() {
+                found.push(Found {
+                    label: format!("credential query parameter {decoded_name}"),
+                    value,
+                });
+            }
+            format!("{name}={PLACEHOLDER}")
+        })
+        .collect();
+    let masked = masked.join("&");
+    (masked != query).then_some((masked, found))
+}
+
+/// Names of the credential parameters of `query` whose value is not [`PLACEHOLDER`].
+pub fn unmasked_in_query(query: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, value)| is_credential_name(name) && value != PLACEHOLDER)
+        .map(|(name, _)| name.into_owned())
+        .collect()
+}
+
+/// Replaces, in place, the value of every credential field of a JSON document with
+/// [`PLACEHOLDER`], at any depth. A credential field holding an object is searched too, and an
+/// `id` directly inside it is masked (Keystone's `"token": {"id": "..."}`). Returns what was
+/// replaced.
+pub fn mask_json(value: &mut Value) -> Vec<Found> {
+    let mut found = Vec::new();
+    mask_json_into(value, &mut found);
+    found
+}
+
+fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
+    match value {
+        Value::Object(map) => {
+            for (name, item) in map.iter_mut() {
+                if is_credential_name(name) {
+                    if let Value::Object(inner) = item
+                        && let Some(id) = inner.get_mut("id")
+                    {
+                        mask_scalar(name, id, found);
+                    }
+                    mask_scalar(name, item, found);
+                }
+                mask_json_into(item, found);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_json_into(i, found)),
+        _ => {}
+    }
+}
+
+/// Masks `value` if it is a string or number (an object or array is searched by the caller).
+fn mask_scalar(name: &str, value: &mut Value, found: &mut Vec<Found>) {
+    let real = match value {
+        Value::String(s) if s == PLACEHOLDER => return,
+        Value::String(s) => std::mem::take(s),
+        Value::Number(n) => n.to_string(),
+        _ => return,
+    };
+    if !real.is_empty() {
+        found.push(Found {
+            label: format!("credential field {name} of the request body"),
+            value: real,
+        });
+    }
+    *value = Value::String(PLACEHOLDER.to_owned());
+}
+
+/// JSON pointers and names of the credential fields of `value` not holding [`PLACEHOLDER`].
+pub fn unmasked_in_json(value: &Value) -> Vec<(String, String)> {
+    let mut copy = value.clone();
+    let mut out = Vec::new();
+    collect_unmasked(&mut copy, String::new(), &mut out);
+    out
+}
+
+fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (name, item) in map.iter_mut() {
+                let child = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                if is_credential_name(name) {
+                    let mut found = Vec::new();
+                    if let Value::Object(inner) = item
+                        && let Some(id) = inner.get_mut("id")
+                    {
+                        mask_scalar(name, id, &mut found);
+                    }
+                    mask_scalar(name, item, &mut found);
+                    if !found.is_empty() {
+                        out.push((child.clone(), name.clone()));
+                    }
+                }
+                collect_unmasked(item, child, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                collect_unmasked(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// True when a request body with this `Content-Type` is a form (`name=value&...`).
+pub fn is_form(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    })
+}
+
+/// A request body with its credentials masked: JSON fields, or form parameters when
+/// `content_type` says it is a form. `None` when there is nothing to mask (or the body is
+/// neither, or its credentials are empty). The masked JSON is compact; the form keeps its other
+/// pairs as they were.
+pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
+    if let Ok(mut json) = serde_json::from_slice::<Value>(body) {
+        let found = mask_json(&mut json);
+        if found.is_empty() {
+            return None;
+        }
+        return Some((
+            serde_json::to_vec(&json).expect("a parsed value serialises"),
+            found,
+        ));
+    }
+    if is_form(content_type) {
+        let text = std::str::from_utf8(body).ok()?;
+        let (masked, found) = mask_query(text)?;
+        let found = found
+            .into_iter()
+            .map(|f| Found {
+                label: f.label.replace(
+                    "credential query parameter",
+                    "credential form field of the request body",
+                ),
+                value: f.value,
+            })
+            .collect();
+        return Some((masked.into_bytes(), found));
+    }
+    None
+}
+
+/// An origin or URL (`scheme://...`) with its user information (`user:password@`) removed, and
+/// that user information when there was some. Text without `://` is no URL and is returned as is.
+pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    (format!("{scheme}://{host}{tail}"), Some(userinfo.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_names_are_recognised_in_any_case_and_spelling() {
+        for name in [
+            "X-Auth-Token",
+            "x_auth_token",
+            "access_token",
+            "TOKEN",
+            "password",
+            "new_password",
+            "adminPassword",
+            "passwd",
+            "secret",
+            "client_secret",
+            "Signature",
+            "X-Amz-Signature",
+            "sig",
+            "api_key",
+            "x-api-key",
+            "APIKEY",
+            "X-Amz-Credential",
+            "AWSAccessKeyId",
+        ] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for name in [
+            "page_token",
+            "next_token",
+            "marker",
+            "limit",
+            "owner",
+            "name",
+            "sort_key",
+            "signed",
+        ] {
+            assert!(!is_credential_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_query_keeps_its_other_pairs_byte_for_byte() {
+        let (masked, found) =
+            mask_query("limit=1&access%5Ftoken=a%2Bb&name=x+y&Sig=&owner=o").unwrap();
+        assert_eq!(
+            masked,
+            "limit=1&access%5Ftoken=REDACTED&name=x+y&Sig=REDACTED&owner=o"
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].value, "a+b");
+        assert_eq!(mask_query("limit=1&marker=m"), None);
+        assert_eq!(mask_query("token=REDACTED"), None);
+    }
+
+    #[test]
+    fn json_bodies_have_credential_fields_masked_at_any_depth() {
+        let mut body = serde_json::json!({
+            "auth": {"identity": {
+                "methods": ["password", "token"],
+                "password": {"user": {"name": "u", "password": "pw-1", "domain": {"name": "d"}}},
+                "token": {"id": "tok-2"},
+            }},
+            "items": [{"client_secret": 12345}],
+            "name": "image",
+        });
+        let found = mask_json(&mut body);
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["pw-1", "tok-2", "12345"]);
+        assert_eq!(body["auth"]["identity"]["password"]["user"]["name"], "u");
+        assert_eq!(body["auth"]["identity"]["token"]["id"], PLACEHOLDER);
+        assert_eq!(body["items"][0]["client_secret"], PLACEHOLDER);
+        assert_eq!(body["name"], "image");
+        assert_eq!(mask_json(&mut body), vec![], "masking twice finds nothing");
+        assert_eq!(unmasked_in_json(&body), vec![]);
+    }
+
+    #[test]
+    fn user_information_is_stripped_from_an_origin() {
+        assert_eq!(
+            strip_userinfo("https://alice:pw@ims.example:8443"),
+            (
+                "https://ims.example:8443".to_owned(),
+                Some("alice:pw".to_owned())
+            )
+        );
+        for plain in ["https://ims.example/a@b", "@", "a@b", ""] {
+            assert_eq!(strip_userinfo(plain), (plain.to_owned(), None));
+        }
+    }
+}
