@@ -146,7 +146,7 @@ impl Sessions {
         SessionVerdict {
             session: session.to_owned(),
             hits,
-            ok: miss_count == 0 && !(fail_on_unused && !unused.is_empty()),
+            ok: miss_count == 0 && (!fail_on_unused || unused.is_empty()),
             misses,
             miss_count,
             unused,
