@@ -386,3 +386,121 @@ async fn sessions_export_to_their_own_folders_and_round_trip_byte_identically() 
     assert_eq!(missing.status, 599);
     replay.shutdown().await.unwrap();
 }
+
+/// Recordings made with `--volatile 'tf-acc-test-[a-z0-9]{5}'`: a list filtered by name, a
+/// create with the name in its JSON body, and a get by id whose answer names the image.
+async fn volatile_store(dir: &std::path::Path) -> std::path::PathBuf {
+    let rules = MatchRules {
+        volatile: ims_vcr::model::volatile::Volatile::new(vec!["tf-acc-test-[a-z0-9]{5}".into()])
+            .unwrap(),
+        ..MatchRules::default()
+    };
+    let json = |v: serde_json::Value| Body::from_bytes(v.to_string().as_bytes());
+    let mut list = request("GET", "/v2/images");
+    list.query = Some("name=tf-acc-test-abcde".into());
+    let mut create = request("POST", "/v2/images");
+    create.body = json(serde_json::json!({"name": "tf-acc-test-abcde", "disk_format": "qcow2"}));
+    let image = request("GET", "/v2/images/img-1");
+    let recordings = vec![
+        recording(
+            &rules,
+            list,
+            vec![response(
+                200,
+                vec![],
+                json(serde_json::json!({"images": [{"id": "img-1", "name": "tf-acc-test-abcde"}]})),
+            )],
+            None,
+        ),
+        recording(
+            &rules,
+            create,
+            vec![response(
+                201,
+                vec![("location".into(), "/v2/images/tf-acc-test-abcde".into())],
+                json(serde_json::json!({"id": "img-1", "name": "tf-acc-test-abcde"})),
+            )],
+            None,
+        ),
+        recording(
+            &rules,
+            image,
+            vec![response(
+                200,
+                vec![],
+                json(serde_json::json!({"id": "img-1", "name": "tf-acc-test-abcde"})),
+            )],
+            None,
+        ),
+    ];
+    let path = dir.join("store");
+    let store = Store::open(&path).unwrap();
+    store.set_rules(&rules).await.unwrap();
+    store.import(&recordings).await.unwrap();
+    drop(store);
+    path
+}
+
+#[tokio::test]
+async fn a_fresh_volatile_value_still_hits_and_the_answer_carries_the_live_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = volatile_store(dir.path()).await;
+    let proxy = replayer(&store).await;
+    // Query.
+    let list = get(&format!("{}/v2/images?name=tf-acc-test-zzzzz", proxy.uri())).await;
+    assert_eq!(list.header("x-ims-vcr"), Some("hit"), "{}", list.text());
+    assert_eq!(list.json()["images"][0]["name"], "tf-acc-test-zzzzz");
+    // A later request that does not carry the value: its answer gets the live value too.
+    let image = get(&format!("{}/v2/images/img-1", proxy.uri())).await;
+    assert_eq!(image.json()["name"], "tf-acc-test-zzzzz");
+    // Another session learns its own value.
+    let other = send(
+        "GET",
+        &format!("{}/v2/images/img-1", proxy.uri()),
+        &[("x-ims-vcr-session", "other")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        other.status, 599,
+        "the session has no recordings of its own"
+    );
+    // JSON body and a header.
+    let created = send(
+        "POST",
+        &format!("{}/v2/images", proxy.uri()),
+        &[("content-type", "application/json")],
+        br#"{"name": "tf-acc-test-yyyyy", "disk_format": "qcow2"}"#,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["name"], "tf-acc-test-yyyyy");
+    assert_eq!(
+        created.header("location"),
+        Some("/v2/images/tf-acc-test-yyyyy")
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_volatile_pattern_that_does_not_compile_is_an_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "record",
+            "--upstream",
+            "https://127.0.0.1:9",
+            "--volatile",
+            "tf-acc-(",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--volatile \"tf-acc-(\""), "{stderr}");
+    assert!(
+        !dir.path().join(".ims-vcr").exists(),
+        "nothing created on a bad flag"
+    );
+}

@@ -26,6 +26,9 @@ pub struct Config {
     /// `[verify]`: values `verify` must never find.
     #[serde(default)]
     pub verify: VerifySection,
+    /// `[match]`: how recorded requests are matched.
+    #[serde(default, rename = "match")]
+    pub matching: MatchSection,
     /// Where the file was read from (for messages); `None` when no file was found.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -47,6 +50,15 @@ pub struct RedactSection {
     /// Query parameters added to the default set (`owner`).
     #[serde(default)]
     pub query: Vec<String>,
+}
+
+/// `[match]` in `ims-vcr.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSection {
+    /// Default `--volatile` patterns.
+    #[serde(default)]
+    pub volatile: Vec<String>,
 }
 
 /// `[verify]` in `ims-vcr.toml`.

@@ -218,6 +218,12 @@ struct MatchArgs {
     /// Leave this query parameter out of matching, e.g. marker (repeatable; saved with the recordings).
     #[arg(long = "ignore-query", value_name = "NAME")]
     ignore_query: Vec<String>,
+    /// Text matching this regular expression in the path, query or body is a value the suite
+    /// generates fresh each run (e.g. 'tf-acc-test-[a-z0-9]{5}'): masked for matching, and the
+    /// recorded value in a replayed answer is replaced by the live one (repeatable; saved with
+    /// the recordings).
+    #[arg(long = "volatile", value_name = "REGEX")]
+    volatile: Vec<String>,
 }
 
 #[derive(Debug, Args)]

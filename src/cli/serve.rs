@@ -48,15 +48,22 @@ pub(super) fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServ
         tracing::info!(?policy, "redacting before storing");
         builder = builder.redact(policy);
     }
-    let matching = &args.matching;
-    if !(matching.match_headers.is_empty() && matching.ignore_query.is_empty()) {
-        builder = builder.match_rules(match_rules(matching)?);
+    let rules = match_rules(&args.matching, config)?;
+    if !rules.is_default() {
+        builder = builder.match_rules(rules);
     }
     Ok(builder)
 }
 
-pub(super) fn match_rules(args: &MatchArgs) -> Result<MatchRules> {
+pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRules> {
     let mut rules = MatchRules::default();
+    // `--volatile` replaces `[match] volatile`, as every flag replaces its setting.
+    let volatile = if args.volatile.is_empty() {
+        config.matching.volatile.clone()
+    } else {
+        args.volatile.clone()
+    };
+    rules.volatile = crate::model::volatile::Volatile::new(volatile).map_err(Error::Config)?;
     for name in &args.match_headers {
         let lower = name.to_ascii_lowercase();
         if crate::model::headers::is_credential(&lower)

@@ -149,6 +149,9 @@ pub(crate) struct Proxy {
     pub(crate) metrics: Metrics,
     /// Named sessions' counters, verdicts and listeners.
     pub(crate) sessions: Sessions,
+    /// Volatile values learnt per session (`None`: the default one): recorded value → live
+    /// value. Only used with `--volatile`; held only to read or extend the list.
+    volatile_values: Mutex<HashMap<Option<String>, Vec<(String, String)>>>,
     /// Limits, realism and the control token, fixed at start-up.
     settings: Settings,
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
@@ -184,6 +187,7 @@ impl Proxy {
             stats: Stats::default(),
             metrics: Metrics::default(),
             sessions: Sessions::default(),
+            volatile_values: Mutex::new(HashMap::new()),
             settings,
             inflight: Mutex::new(HashMap::new()),
         }
@@ -400,7 +404,7 @@ impl Proxy {
                 // One lookup: it advances the request's playback cursor.
                 let played = self.lookup(parts, &body, &key);
                 match played.prepared() {
-                    Some(prepared) => (self.hit(parts, prepared).await, Outcome::Hit),
+                    Some(prepared) => (self.hit(parts, &body, &played, prepared).await, Outcome::Hit),
                     // Boxed, as below: forwarding futures are large, and every request's future
                     // (replay too) would otherwise be sized, and copied, for them.
                     None => Box::pin(self.single_flight(recorder, parts, body, &key)).await,

@@ -41,7 +41,7 @@ impl Proxy {
             return (response, Outcome::Error);
         }
         match played.prepared() {
-            Some(prepared) => (self.hit(parts, prepared).await, Outcome::Hit),
+            Some(prepared) => (self.hit(parts, body, &played, prepared).await, Outcome::Hit),
             None => (
                 self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
                 Outcome::Miss,
@@ -49,14 +49,69 @@ impl Proxy {
         }
     }
 
-    /// Serves a recorded answer, after the configured latency.
-    pub(super) async fn hit(&self, parts: &Parts, prepared: &Prepared) -> Response<Full<Bytes>> {
+    /// Serves a recorded answer, after the configured latency, with volatile values replaced.
+    pub(super) async fn hit(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        played: &Play,
+        prepared: &Prepared,
+    ) -> Response<Full<Bytes>> {
         let delay = self.settings.realism.delay(prepared.latency());
         if !delay.is_zero() {
             // Boxed: a `Sleep` in every request's future would be copied with it.
             Box::pin(tokio::time::sleep(delay)).await;
         }
-        self.serve(prepared, parts, Outcome::Hit)
+        if self.rules.volatile.is_empty() {
+            return self.serve(prepared, parts, Outcome::Hit);
+        }
+        let substitutions = self.learn_volatile(parts, body, played);
+        if substitutions.is_empty() {
+            return self.serve(prepared, parts, Outcome::Hit);
+        }
+        let origin = prepared
+            .mentions_upstream()
+            .then(|| proxy_authority(parts).map(|a| format!("{}://{a}", self.settings.scheme)))
+            .flatten();
+        prepared.to_response_substituted(Outcome::Hit, origin.as_deref(), &substitutions)
+    }
+
+    /// Pairs the volatile values of the recorded request with the live request's, remembers
+    /// the new pairs for the request's session (a value learnt here is replaced in the answers
+    /// of later requests too), and returns every pair the session knows.
+    fn learn_volatile(&self, parts: &Parts, body: &[u8], played: &Play) -> Vec<(String, String)> {
+        let session = session_of(parts).ok().flatten().map(str::to_owned);
+        let learnt = match played {
+            Play::Hit(tape, _) => tape.recorded_request().map(|recorded| {
+                let text = |path: &str, query: Option<&str>, body: &[u8]| {
+                    format!(
+                        "{path}?{}\n{}",
+                        query.unwrap_or(""),
+                        String::from_utf8_lossy(body)
+                    )
+                };
+                let recorded_body = crate::model::interaction::body_bytes(&recorded.body)
+                    .unwrap_or_default();
+                self.rules.volatile.substitutions(
+                    &text(&recorded.path, recorded.query.as_deref(), &recorded_body),
+                    &text(parts.uri.path(), parts.uri.query(), body),
+                )
+            }),
+            _ => None,
+        }
+        .unwrap_or_default();
+        let mut known = self
+            .volatile_values
+            .lock()
+            .expect("no code panics while holding the volatile values lock");
+        let pairs = known.entry(session).or_default();
+        for (from, to) in learnt {
+            match pairs.iter_mut().find(|(f, _)| *f == from) {
+                Some(pair) => pair.1 = to,
+                None => pairs.push((from, to)),
+            }
+        }
+        pairs.clone()
     }
 
     pub(super) fn miss(

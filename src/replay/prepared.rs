@@ -105,6 +105,44 @@ impl Prepared {
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
+        self.assemble(outcome, body, headers)
+    }
+
+    /// [`Prepared::to_response`] with each `(recorded, live)` value of `substitutions` replaced
+    /// in the body and the headers (volatile values; see `model::volatile`).
+    pub fn to_response_substituted(
+        &self,
+        outcome: Outcome,
+        proxy_origin: Option<&str>,
+        substitutions: &[(String, String)],
+    ) -> Response<Full<Bytes>> {
+        let (mut body, headers) = match (&self.upstream_origin, proxy_origin) {
+            (Some(upstream), Some(proxy)) => {
+                rewrite_origin(&self.body, &self.headers, upstream, proxy)
+            }
+            _ => (self.body.clone(), self.headers.clone()),
+        };
+        let rewrite = |bytes: &[u8]| {
+            substitutions.iter().fold(bytes.to_vec(), |acc, (from, to)| {
+                replace_all(&acc, from.as_bytes(), to.as_bytes())
+            })
+        };
+        if substitutions
+            .iter()
+            .any(|(from, _)| contains(&body, from.as_bytes()))
+        {
+            body = Bytes::from(rewrite(&body));
+        }
+        let mut new_headers = HeaderMap::with_capacity(headers.len());
+        for (name, value) in &headers {
+            let value =
+                HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
+            new_headers.append(name.clone(), value);
+        }
+        self.assemble(outcome, body, new_headers)
+    }
+
+    fn assemble(&self, outcome: Outcome, body: Bytes, headers: HeaderMap) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         *response.headers_mut() = headers;

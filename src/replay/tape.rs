@@ -107,6 +107,11 @@ impl Tape {
         self.session.as_deref()
     }
 
+    /// The request as first recorded, when its answers could be read.
+    pub fn recorded_request(&self) -> Option<&RecordedRequest> {
+        self.loaded().ok().map(|loaded| &loaded.request)
+    }
+
     /// The request and prepared answers, read from the pack or the store on first use. The
     /// error names the file or store and the request.
     fn loaded(&self) -> Result<&Loaded, &str> {
