@@ -47,5 +47,7 @@ mod interop;
 mod ecosystem;
 // Drift: recorded answers against the live endpoint.
 mod drift;
+// `ims-vcr run -- CMD`: modes, exit statuses, signals, --verify-replay.
+mod run_command;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
 mod properties;
