@@ -181,6 +181,11 @@ async fn verify_replay(
     let untouched: HashSet<&str> = recorded.unused.iter().map(String::as_str).collect();
     let n = args.verify_replay;
     for run in 1..=n {
+        // A signal that came while no command ran (say, during the drain) stops here.
+        if let Some(signal) = signals.pending().await {
+            eprintln!("ims-vcr run: interrupted by signal {signal}; --verify-replay stopped");
+            return Err(Error::ExitCode(u8::try_from(128 + signal).unwrap_or(1)));
+        }
         let builder = server(&record.listen)?
             .replay()
             .sequence(args.serving.playback.sequence)
@@ -405,6 +410,12 @@ impl Signals {
         Signals {}
     }
 
+    /// A signal received and not yet taken, if any.
+    async fn pending(&mut self) -> Option<i32> {
+        // Polls `recv` once: a timeout polls its future before its deadline.
+        tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
+    }
+
     /// The next signal received.
     async fn recv(&mut self) -> i32 {
         #[cfg(unix)]
@@ -438,6 +449,7 @@ impl Signals {
 /// process group of its own and signals go to that whole group, so the shells and workers it
 /// started stop too.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(unix), allow(dead_code))]
 enum Group {
     /// The command shares ims-vcr's process group, in a terminal's foreground.
     Shared,
