@@ -27,8 +27,9 @@ variable alone. record, auto and passthrough need --upstream. record and auto wr
 replay serves --store if given, else --cassettes (default: cassettes). --fail-on-miss and
 --fail-on-unused apply to replay and auto.
 
-SIGINT or SIGTERM: CMD gets the signal (Ctrl-C at a terminal reaches it directly), the proxy keeps
-serving until CMD exits, CMD is killed if it is still running 10 s later (or on a second signal),
+SIGINT or SIGTERM: CMD gets the signal (outside a terminal's foreground, CMD's whole process
+group does; Ctrl-C at a terminal reaches it directly), the proxy keeps serving until CMD (and what
+it started) has exited, whatever still runs 10 s later is killed (at once on a second signal),
 then the proxy stops.
 
 --verify-replay N: after a record or auto run that succeeded, CMD runs N more times with
@@ -36,8 +37,9 @@ IMS_VCR_MODE=replay against a replay of the store (no upstream); a request that 
 recording that the first run made or played and a replay leaves unused, or a failing CMD, fails
 with exit 3 naming each of them and the run.
 
-Exit status: CMD's when it is not 0 (128+N if signal N ended it; 130/143 if ims-vcr was
-interrupted; 126/127 if CMD cannot be started), else 3 if a verdict failed, else 0.
+Exit status: CMD's if not 0 (128+N if signal N ended it; 127 if it is not found, 126 if it cannot
+be executed); else 130/143 if ims-vcr got SIGINT/SIGTERM; else 3 if a verdict failed; else 0.
+The summary of each run goes to stderr, prefixed with the run: [record], [verify-replay 1/2]...
 
 Examples:
   ims-vcr run --cassettes cassettes --fail-on-miss -- pytest tests/
