@@ -90,6 +90,11 @@ pub enum Error {
     /// The binary exits with code 3 for it.
     #[error("{0}")]
     Verdict(String),
+    /// Exit with this status, the cause having been reported already: `run` passes on its
+    /// command's non-zero status (128 + N when a signal N ended it, 126/127 when it could not be
+    /// started). The binary prints nothing more for it.
+    #[error("exit status {0}")]
+    ExitCode(u8),
 }
 
 /// `Result` with [`Error`].

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(ims_vcr::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(ims_vcr::Error::ExitCode(code)) => ExitCode::from(code),
         Err(ims_vcr::Error::Verdict(why)) => {
             eprintln!("verdict: {why}");
             ExitCode::from(3)

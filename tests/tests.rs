@@ -49,6 +49,8 @@ mod ecosystem;
 mod drift;
 // Sessions: per-test recordings, cursors, listeners and verdicts in one proxy.
 mod sessions;
+// `ims-vcr run -- CMD`: modes, exit statuses, signals, --verify-replay.
+mod run_command;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
 mod properties;
 // Second hardening round: positional queries, trailing bytes, symlinks, odd paths, latency, credentials outside headers, escapes, verify --deny.

@@ -3,6 +3,7 @@
 
 mod commands;
 mod config;
+mod run;
 mod serve;
 
 use commands::*;
@@ -127,6 +128,10 @@ enum Command {
         after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 3 findings (one line each: file: JSON location: problem), 1 error."
     )]
     Verify(VerifyArgs),
+    /// Run a command (a test suite) against the proxy: start it on a free port, run CMD with
+    /// IMS_VCR_URL set, stop it when CMD exits, exit with CMD's status or the verdict.
+    #[command(after_help = run::RUN_HELP)]
+    Run(run::RunArgs),
 }
 
 const DRIFT_HELP: &str = "\
@@ -427,6 +432,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export(a, &config),
         Command::Import(a) => import(a, &config).await,
         Command::Verify(a) => verify(a, &config),
+        Command::Run(a) => run::run_command(a, &config).await,
         Command::Drift(a) => drift(a, &config).await,
         Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?, a.json),
         Command::Show(a) => {

@@ -102,14 +102,21 @@ pub(super) async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
         .replay()
         .sequence(args.playback.sequence)
         .fail_on_unused(args.playback.fail_on_unused);
-    let builder = match args.store {
-        Some(store) => builder.store(existing(&store, "--store")?),
-        None => builder.cassettes(existing(
-            &cassettes_path(args.cassettes, config),
-            "--cassettes",
-        )?),
-    };
+    let builder = replay_source(builder, args.store, args.cassettes, config)?;
     serve_until_signal(builder, Some(&args.playback)).await
+}
+
+/// What replay serves: `--store DIR`, else `--cassettes DIR` (else the config's, else the default).
+pub(super) fn replay_source(
+    builder: ProxyServerBuilder,
+    store: Option<PathBuf>,
+    cassettes: Option<PathBuf>,
+    config: &Config,
+) -> Result<ProxyServerBuilder> {
+    Ok(match store {
+        Some(store) => builder.store(existing(&store, "--store")?),
+        None => builder.cassettes(existing(&cassettes_path(cassettes, config), "--cassettes")?),
+    })
 }
 
 /// Serves until SIGINT/SIGTERM, prints the summary, and applies the CI verdicts.
@@ -127,9 +134,15 @@ pub(super) async fn serve_until_signal(
     tracing::info!("shutting down: draining connections");
     let summary = server.shutdown().await?;
     eprint!("{summary}");
-    let Some(verdicts) = verdicts else {
-        return Ok(());
-    };
+    match verdicts {
+        Some(verdicts) => apply_verdicts(&summary, verdicts),
+        None => Ok(()),
+    }
+}
+
+/// `--fail-on-miss` and `--fail-on-unused` against a summary: [`Error::Verdict`] naming each
+/// that failed.
+pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) -> Result<()> {
     let mut failed = Vec::new();
     if verdicts.fail_on_miss && summary.miss_count() > 0 {
         failed.push(format!(

@@ -1,0 +1,523 @@
+//! `ims-vcr run`: the proxy around one command. Starts the proxy on a free loopback port, runs
+//! the command with `IMS_VCR_URL` and `IMS_VCR_MODE` in its environment, stops the proxy when the
+//! command exits (or when ims-vcr is told to stop: the command gets the signal first), prints the
+//! summary, and exits with the command's status or the verdict. `--verify-replay N` then replays
+//! what was just recorded N times with the same command.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::process::ExitStatus;
+
+use super::*;
+use crate::Summary;
+use crate::proxy::Mode;
+
+/// How long the command gets to exit after a forwarded signal before it is killed.
+const GRACE: Duration = Duration::from_secs(10);
+
+pub(super) const RUN_HELP: &str = "\
+The proxy listens on a free loopback port (--listen 127.0.0.1:0) while CMD runs with
+IMS_VCR_URL=http://127.0.0.1:PORT and IMS_VCR_MODE=MODE added to its environment. stdin, stdout
+and stderr are CMD's: ims-vcr prints no listening line, only its log and, when CMD exits, the
+summary, on stderr.
+
+The mode: --mode, else the IMS_VCR_MODE environment variable, else replay. Flags of the other
+modes are accepted and ignored, so one command line serves every mode and CI switches with the
+variable alone. record, auto and passthrough need --upstream. record and auto write --store;
+replay serves --store if given, else --cassettes (default: cassettes). --fail-on-miss and
+--fail-on-unused apply to replay and auto.
+
+SIGINT or SIGTERM: CMD gets the signal (outside a terminal's foreground, CMD's whole process
+group does; Ctrl-C at a terminal reaches it directly), the proxy keeps serving until CMD (and what
+it started) has exited, whatever still runs 10 s later is killed (at once on a second signal),
+then the proxy stops.
+
+--verify-replay N: after a record or auto run that succeeded, CMD runs N more times with
+IMS_VCR_MODE=replay against a replay of the store (no upstream); a request that misses, a
+recording that the first run made or played and a replay leaves unused, or a failing CMD, fails
+with exit 3 naming each of them and the run.
+
+Exit status: CMD's if not 0 (128+N if signal N ended it; 127 if it is not found, 126 if it cannot
+be executed); else 130/143 if ims-vcr got SIGINT/SIGTERM; else 3 if a verdict failed; else 0.
+The summary of each run goes to stderr, prefixed with the run: [record], [verify-replay 1/2]...
+
+Examples:
+  ims-vcr run --cassettes cassettes --fail-on-miss -- pytest tests/
+  IMS_VCR_MODE=record ims-vcr run --upstream https://ims.cn-north-4.myhuaweicloud.com \\
+      --verify-replay 1 -- pytest tests/";
+
+/// `run`: the serving flags of every mode (those of `auto`, a superset of `record`'s, plus the
+/// replay source), the mode, `--verify-replay` and the command.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("listen", |a| a.default_value("127.0.0.1:0")),
+    // Optional here (replay needs none); the forwarding modes require it, also when the mode
+    // comes from IMS_VCR_MODE. The empty default never reaches a builder.
+    mut_arg("upstream", |a| a
+        .required(false)
+        .required_if_eq_any([("mode", "record"), ("mode", "auto"), ("mode", "passthrough")])
+        .default_value("")
+        .hide_default_value(true)
+        .help("Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com: required by record, auto and passthrough, ignored by replay")),
+    mut_arg("store", |a| a.help(
+        "Store directory (sled): record and auto write it, --verify-replay replays it, replay serves it instead of --cassettes [default: .ims-vcr/store, or `store` in ims-vcr.toml]"
+    )),
+)]
+pub(super) struct RunArgs {
+    /// record, auto, replay or passthrough; the flag wins over IMS_VCR_MODE.
+    #[arg(
+        long,
+        env = "IMS_VCR_MODE",
+        default_value = "replay",
+        value_name = "MODE",
+        value_parser = mode_parser(),
+    )]
+    mode: Mode,
+    #[command(flatten)]
+    serving: AutoArgs,
+    /// Replay mode: serve this folder of cassette files [default: cassettes, or `cassettes` in
+    /// ims-vcr.toml].
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
+    cassettes: Option<PathBuf>,
+    /// After a record or auto run that succeeded, run CMD N more times against a replay of the
+    /// store; exit 3 naming each request that missed or recording left unused.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    verify_replay: u32,
+    /// The command to run and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+/// `--mode`: the four names (listed in `--help` and completions), as a [`Mode`].
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["record", "auto", "replay", "passthrough"])
+        .map(|mode| mode.parse::<Mode>().expect("a listed mode"))
+}
+
+/// How one run of the command ended.
+enum End {
+    /// It exited by itself.
+    Exited(ExitStatus),
+    /// ims-vcr got `signal` and passed it on; the command then ended with `status`.
+    Interrupted { signal: i32, status: ExitStatus },
+    /// It could not be started (or waited for).
+    Failed(std::io::Error),
+}
+
+/// One proxy session around one run of the command.
+struct Session {
+    summary: Summary,
+    end: End,
+}
+
+/// `ims-vcr run`.
+pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
+    // Installed before anything starts, so an early signal is not lost to the default action.
+    let mut signals = Signals::install();
+    let mode = args.mode;
+    let record = &args.serving.record;
+    let playback = &args.serving.playback;
+    if mode.forwards() && record.upstream.upstream.is_empty() {
+        // clap enforces it; this guards the empty default above.
+        return Err(Error::Config(format!(
+            "{} mode needs --upstream URL",
+            mode.as_str()
+        )));
+    }
+    let builder = match mode {
+        Mode::Record => forwarding(record, config)?.record(upstream_config(&record.upstream)?),
+        Mode::Auto => forwarding(record, config)?
+            .sequence(playback.sequence)
+            .fail_on_unused(playback.fail_on_unused)
+            .auto(upstream_config(&record.upstream)?),
+        Mode::Passthrough => {
+            server(&record.listen)?.passthrough(upstream_config(&record.upstream)?)
+        }
+        Mode::Replay => replay_source(
+            server(&record.listen)?
+                .replay()
+                .sequence(playback.sequence)
+                .fail_on_unused(playback.fail_on_unused),
+            record.store.store.clone(),
+            args.cassettes.clone(),
+            config,
+        )?,
+    };
+    let first = session(builder, mode, mode.as_str(), &args.command, &mut signals).await?;
+    let verdict = match mode {
+        Mode::Replay | Mode::Auto => apply_verdicts(&first.summary, playback),
+        Mode::Record | Mode::Passthrough => Ok(()),
+    };
+    let status = match first.end {
+        End::Exited(status) => status,
+        end => return Err(ended_early(&args.command, end, verdict)),
+    };
+    if !status.success() {
+        eprintln!("ims-vcr run: {} failed ({status})", shown(&args.command));
+        if let Err(Error::Verdict(why)) = verdict {
+            eprintln!("verdict: {why} (the exit status is the command's)");
+        }
+        return Err(Error::ExitCode(exit_code(status)));
+    }
+    verdict?;
+    if args.verify_replay > 0 {
+        if mode.stores() {
+            verify_replay(&args, config, &first.summary, &mut signals).await?;
+        } else {
+            tracing::warn!(
+                "--verify-replay ignored: {} mode records nothing",
+                mode.as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--verify-replay N`: the command against a replay of the store just written, N times.
+async fn verify_replay(
+    args: &RunArgs,
+    config: &Config,
+    recorded: &Summary,
+    signals: &mut Signals,
+) -> Result<()> {
+    let record = &args.serving.record;
+    let store = store_path(record.store.store.clone(), config);
+    // Recordings the recording run neither made nor played are none of the replays' business.
+    let untouched: HashSet<&str> = recorded.unused.iter().map(String::as_str).collect();
+    let n = args.verify_replay;
+    for run in 1..=n {
+        // A signal that came while no command ran (say, during the drain) stops here.
+        if let Some(signal) = signals.pending().await {
+            eprintln!("ims-vcr run: interrupted by signal {signal}; --verify-replay stopped");
+            return Err(Error::ExitCode(u8::try_from(128 + signal).unwrap_or(1)));
+        }
+        let builder = server(&record.listen)?
+            .replay()
+            .sequence(args.serving.playback.sequence)
+            .store(&store);
+        let label = format!("verify-replay {run}/{n}");
+        let Session { summary, end } =
+            session(builder, Mode::Replay, &label, &args.command, signals).await?;
+        let mut problems = Vec::new();
+        match end {
+            End::Exited(status) if status.success() => {}
+            End::Exited(status) => {
+                problems.push(format!("run {run}: the command failed ({status})"))
+            }
+            end => return Err(ended_early(&args.command, end, Ok(()))),
+        }
+        for miss in &summary.misses {
+            problems.push(format!(
+                "run {run}: missed ({}x) {}",
+                miss.count,
+                miss.request.replace('\n', " | ")
+            ));
+        }
+        if summary.untracked_misses > 0 {
+            problems.push(format!(
+                "run {run}: and {} more missed requests (not listed)",
+                summary.untracked_misses
+            ));
+        }
+        for unused in &summary.unused {
+            if !untouched.contains(unused.as_str()) {
+                problems.push(format!("run {run}: unused {unused}"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Verdict(format!(
+                "--verify-replay: what was just recorded does not replay:\n  {}",
+                problems.join("\n  ")
+            )));
+        }
+    }
+    eprintln!("ims-vcr run: --verify-replay: {n} replay(s) of the recording passed");
+    Ok(())
+}
+
+/// Starts the proxy, runs the command against it to its end, stops the proxy and prints the
+/// summary, prefixed with `label`.
+async fn session(
+    builder: ProxyServerBuilder,
+    mode: Mode,
+    label: &str,
+    command: &[OsString],
+    signals: &mut Signals,
+) -> Result<Session> {
+    let server = builder.start().await?;
+    let uri = server.uri();
+    tracing::info!(%uri, "{label}: running {}", shown(command));
+    let end = supervise(command, &uri, mode, signals).await;
+    tracing::info!("shutting down: draining connections");
+    let summary = server.shutdown().await?;
+    eprint!("[{label}] {summary}");
+    Ok(Session { summary, end })
+}
+
+/// Runs the command to its end. A signal to ims-vcr is passed on; the command then has [`GRACE`]
+/// (cut short by another signal) to exit before it is killed.
+async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Signals) -> End {
+    let (program, args) = command.split_first().expect("clap requires CMD");
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env("IMS_VCR_URL", uri)
+        .env("IMS_VCR_MODE", mode.as_str())
+        .kill_on_drop(true);
+    let group = Group::choose(&mut cmd);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return End::Failed(e),
+    };
+    let pid = child.id();
+    let signal = tokio::select! {
+        status = child.wait() => return match status {
+            Ok(status) => End::Exited(status),
+            Err(e) => End::Failed(e),
+        },
+        signal = signals.recv() => signal,
+    };
+    tracing::info!(signal, "passing the signal on to the command");
+    group.forward(pid, signal);
+    let deadline = tokio::time::Instant::now() + GRACE;
+    let waited = tokio::select! {
+        status = child.wait() => status,
+        () = tokio::time::sleep_until(deadline) => {
+            tracing::warn!("the command is still running {GRACE:?} after the signal: killing it");
+            group.kill(pid, &mut child);
+            child.wait().await
+        }
+        _ = signals.recv() => {
+            tracing::warn!("second signal: killing the command");
+            group.kill(pid, &mut child);
+            child.wait().await
+        }
+    };
+    // A shell dies of the signal at once; what it started may still be finishing (and using the
+    // proxy): the run ends when the whole group has, within the same grace period.
+    if let (Group::Own, Some(pid)) = (group, pid) {
+        tokio::select! {
+            () = group_ended(pid) => {}
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::warn!("processes the command started are still running {GRACE:?} after the signal: killing them");
+                group.kill(Some(pid), &mut child);
+            }
+            _ = signals.recv() => group.kill(Some(pid), &mut child),
+        }
+    }
+    match waited {
+        Ok(status) => End::Interrupted { signal, status },
+        Err(e) => End::Failed(e),
+    }
+}
+
+/// Resolves once no process of the group `pgid` is left (zombies aside), checked every 50 ms.
+async fn group_ended(pgid: u32) {
+    while group_alive(pgid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a live (not zombie) process is in process group `pgid`. Linux reads /proc: an orphan
+/// that died stays a zombie in its group when PID 1 does not reap, as in some containers.
+fn group_alive(pgid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        return entries.flatten().any(|entry| {
+            let path = entry.path().join("stat");
+            let Ok(stat) = std::fs::read_to_string(path) else {
+                return false;
+            };
+            // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+            pgrp == Some(pgid) && !matches!(state, "Z" | "X")
+        });
+    }
+    #[cfg(unix)]
+    if let Ok(pgid) = i32::try_from(pgid) {
+        // SAFETY: kill(2) with signal 0 only checks that the group exists.
+        return unsafe { libc::kill(-pgid, 0) } == 0;
+    }
+    let _ = pgid;
+    false
+}
+
+/// The error for a run that was interrupted or could not start, after its summary is printed.
+fn ended_early(command: &[OsString], end: End, verdict: Result<()>) -> Error {
+    match end {
+        End::Exited(status) => Error::ExitCode(exit_code(status)),
+        End::Interrupted { signal, status } => {
+            eprintln!(
+                "ims-vcr run: interrupted by signal {signal}; {} ended ({status})",
+                shown(command)
+            );
+            if let Err(Error::Verdict(why)) = verdict {
+                eprintln!("verdict: {why} (the run was interrupted)");
+            }
+            let code = exit_code(status);
+            Error::ExitCode(if code == 0 {
+                u8::try_from(128 + signal).unwrap_or(1)
+            } else {
+                code
+            })
+        }
+        End::Failed(e) => {
+            eprintln!("error: cannot run {}: {e}", shown(command));
+            Error::ExitCode(match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            })
+        }
+    }
+}
+
+/// The exit status ims-vcr passes on: the code, or 128 + N for a command ended by signal N.
+fn exit_code(status: ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return u8::try_from(128 + signal).unwrap_or(1);
+    }
+    1
+}
+
+/// The command line, for messages.
+fn shown(command: &[OsString]) -> String {
+    let words: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
+    format!("`{}`", words.join(" "))
+}
+
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), received as signal numbers.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// A signal received and not yet taken, if any.
+    async fn pending(&mut self) -> Option<i32> {
+        // Polls `recv` once: a timeout polls its future before its deadline.
+        tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
+    }
+
+    /// The next signal received.
+    async fn recv(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.interrupt.as_mut()) => libc::SIGINT,
+                () = next(self.terminate.as_mut()) => libc::SIGTERM,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        }
+    }
+}
+
+/// Who gets a forwarded signal.
+///
+/// When ims-vcr runs in the foreground of a terminal, the command stays in ims-vcr's process
+/// group, so it can read the terminal and Ctrl-C reaches it directly (and is not sent a second
+/// time); SIGTERM goes to the command. Otherwise (CI, scripts, `kill`) the command leads a
+/// process group of its own and signals go to that whole group, so the shells and workers it
+/// started stop too.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(unix), allow(dead_code))]
+enum Group {
+    /// The command shares ims-vcr's process group, in a terminal's foreground.
+    Shared,
+    /// The command leads its own process group.
+    Own,
+}
+
+impl Group {
+    /// Decides, and sets up `cmd` for it.
+    fn choose(cmd: &mut tokio::process::Command) -> Group {
+        #[cfg(unix)]
+        if !in_terminal_foreground() {
+            cmd.process_group(0);
+            return Group::Own;
+        }
+        let _ = cmd;
+        Group::Shared
+    }
+
+    /// Passes `signal` on to the command.
+    fn forward(self, pid: Option<u32>, signal: i32) {
+        #[cfg(unix)]
+        match self {
+            // The terminal sent Ctrl-C to the whole foreground group, the command included.
+            Group::Shared if signal == libc::SIGINT => {}
+            Group::Shared => send(pid, false, signal),
+            Group::Own => send(pid, true, signal),
+        }
+        #[cfg(not(unix))]
+        let _ = (self, pid, signal);
+    }
+
+    /// SIGKILL to the command (and its group).
+    fn kill(self, pid: Option<u32>, child: &mut tokio::process::Child) {
+        #[cfg(unix)]
+        if let Group::Own = self {
+            send(pid, true, libc::SIGKILL);
+        }
+        #[cfg(not(unix))]
+        let _ = (self, pid);
+        let _ = child.start_kill();
+    }
+}
+
+/// Whether ims-vcr is in the foreground process group of the terminal on stdin, stdout or stderr.
+#[cfg(unix)]
+fn in_terminal_foreground() -> bool {
+    // SAFETY: getpgrp and tcgetpgrp only read process state; tcgetpgrp returns -1 (ENOTTY,
+    // EBADF) for a descriptor that is closed or not a terminal.
+    let own = unsafe { libc::getpgrp() };
+    (0..=2).any(|fd| unsafe { libc::tcgetpgrp(fd) } == own)
+}
+
+/// Sends `signal` to process `pid`, or to the process group it leads.
+#[cfg(unix)]
+fn send(pid: Option<u32>, group: bool, signal: i32) {
+    let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else {
+        return;
+    };
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill(2) has no memory-safety preconditions; a target that is gone is ESRCH.
+    if unsafe { libc::kill(target, signal) } != 0 {
+        tracing::debug!(target, signal, error = %std::io::Error::last_os_error(), "kill");
+    }
+}
