@@ -136,6 +136,9 @@ pub(crate) struct Stats {
     pub(crate) untracked_misses: AtomicU64,
 }
 
+/// Volatile values learnt in one session: (recorded value, live value) pairs.
+type Substitutions = Vec<(String, String)>;
+
 /// Everything a connection task needs to answer requests.
 pub(crate) struct Proxy {
     /// The current [`Mode`], switchable at run time through the control API.
@@ -151,7 +154,7 @@ pub(crate) struct Proxy {
     pub(crate) sessions: Sessions,
     /// Volatile values learnt per session (`None`: the default one): recorded value → live
     /// value. Only used with `--volatile`; held only to read or extend the list.
-    volatile_values: Mutex<HashMap<Option<String>, Vec<(String, String)>>>,
+    volatile_values: Mutex<HashMap<Option<String>, Substitutions>>,
     /// Limits, realism and the control token, fixed at start-up.
     settings: Settings,
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
