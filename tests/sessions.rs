@@ -504,3 +504,60 @@ fn a_volatile_pattern_that_does_not_compile_is_an_error_naming_the_flag() {
         "nothing created on a bad flag"
     );
 }
+
+#[tokio::test]
+async fn ls_shows_each_recordings_session_and_show_picks_one_by_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_of(dir.path(), &polled_recordings()).await;
+    let store_arg = store.to_str().unwrap();
+    let (code, table, _) = run_with_stdout(&["ls", "--store", store_arg], dir.path());
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.lines().next().unwrap().starts_with("SESSION"),
+        "{table}"
+    );
+    assert!(table.contains("suite/test_7"), "{table}");
+    let (_, json, _) = run_with_stdout(&["ls", "--store", store_arg, "--json"], dir.path());
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), SESSIONS + 1);
+    assert!(
+        rows[0]["session"].is_null(),
+        "default session first: {rows}"
+    );
+
+    let (code, ambiguous, stderr) = run_with_stdout(
+        &["show", "GET /v2/images/polled", "--store", store_arg],
+        dir.path(),
+    );
+    assert_ne!(code, 0, "{ambiguous}");
+    assert!(stderr.contains("(session suite/test_2)"), "{stderr}");
+    let (code, shown, stderr) = run_with_stdout(
+        &[
+            "show",
+            "GET /v2/images/polled",
+            "--session",
+            "suite/test_2",
+            "--store",
+            store_arg,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        shown.contains("s2-a3") && !shown.contains("s1-a0"),
+        "{shown}"
+    );
+    let (code, shown, _) = run_with_stdout(
+        &[
+            "show",
+            "GET /v2/images/polled",
+            "--session",
+            "",
+            "--store",
+            store_arg,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0);
+    assert!(shown.contains("default"), "{shown}");
+}

@@ -379,6 +379,9 @@ struct ShowArgs {
     /// Key digest prefix (as in `ls`), `METHOD /path?query`, or a path.
     #[arg(value_name = "REQUEST")]
     request: String,
+    /// Only this session's recordings (`--session ""`: the default session's).
+    #[arg(long, value_name = "NAME")]
+    session: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -435,9 +438,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run_command(a, &config).await,
         Command::Drift(a) => drift(a, &config).await,
         Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?, a.json),
-        Command::Show(a) => {
-            crate::tools::listing::show(&load_source(&a.source, &config)?, &a.request)
-        }
+        Command::Show(a) => crate::tools::listing::show(
+            &load_source(&a.source, &config)?,
+            &a.request,
+            a.session.as_deref(),
+        ),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(

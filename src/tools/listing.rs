@@ -17,6 +17,7 @@ fn rows(recordings: &[Recording]) -> Vec<Value> {
             let statuses: Vec<u16> = r.answers.iter().map(|a| a.response.status).collect();
             json!({
                 "key": r.key.hex()[..12],
+                "session": r.key.session(),
                 "method": first.request.method,
                 "path": match &first.request.query {
                     Some(q) => format!("{}?{q}", first.request.path),
@@ -29,7 +30,11 @@ fn rows(recordings: &[Recording]) -> Vec<Value> {
         })
         .collect();
     rows.sort_by(|a, b| {
-        (a["path"].as_str(), a["method"].as_str()).cmp(&(b["path"].as_str(), b["method"].as_str()))
+        (a["session"].as_str(), a["path"].as_str(), a["method"].as_str()).cmp(&(
+            b["session"].as_str(),
+            b["path"].as_str(),
+            b["method"].as_str(),
+        ))
     });
     rows
 }
@@ -59,13 +64,35 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
         .max()
         .unwrap_or(4)
         .clamp(4, 80);
+    // The SESSION column appears only when a recording is in a named session, so a store
+    // without sessions lists as it always did.
+    let sessions = rows
+        .iter()
+        .filter_map(|r| r["session"].as_str())
+        .map(|s| s.len())
+        .max();
+    let session_column = |row: Option<&Value>| match (sessions, row) {
+        (None, _) => String::new(),
+        (Some(w), None) => format!("{:<w$}  ", "SESSION", w = w.max(7)),
+        (Some(w), Some(row)) => format!(
+            "{:<w$}  ",
+            escape_controls(row["session"].as_str().unwrap_or("-")),
+            w = w.max(7)
+        ),
+    };
     println!(
-        "{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  RECORDED-AT",
-        "KEY", "METHOD", "PATH", "ANSWERS", "STATUSES"
+        "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  RECORDED-AT",
+        session_column(None),
+        "KEY",
+        "METHOD",
+        "PATH",
+        "ANSWERS",
+        "STATUSES"
     );
     for row in &rows {
         println!(
-            "{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  {}",
+            "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  {}",
+            session_column(Some(row)),
             escape_controls(row["key"].as_str().unwrap_or("")),
             escape_controls(row["method"].as_str().unwrap_or("")),
             escape_controls(row["path"].as_str().unwrap_or("")),
@@ -84,10 +111,12 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
 
 /// Prints every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
 /// path (when only one method was recorded for it).
-pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
+/// With `session`, only that session's recordings are considered (`""`: the default session's).
+pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>) -> Result<()> {
     let wanted = wanted.trim();
     let matches: Vec<&Recording> = recordings
         .iter()
+        .filter(|r| session.is_none_or(|s| r.key.session().unwrap_or("") == s))
         .filter(|r| {
             let line = r.key.request_line();
             let path = line.split_once(' ').map_or(line, |(_, p)| p);
@@ -107,7 +136,11 @@ pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
         many => {
             let lines: Vec<String> = many
                 .iter()
-                .map(|r| escape_controls(r.key.request_line()).into_owned())
+                .map(|r| match r.key.session() {
+                    Some(s) => format!("{} (session {s})", r.key.request_line()),
+                    None => r.key.request_line().to_owned(),
+                })
+                .map(|line| escape_controls(&line).into_owned())
                 .collect();
             return Err(Error::NoMatch(format!(
                 "show {wanted:?}: {} requests match ({}); use the key from `ims-vcr ls`",
