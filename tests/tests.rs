@@ -32,3 +32,5 @@ mod ecosystem;
 mod drift;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
 mod properties;
+// What trips a new user in the first hour (one test per trap, for every command of its kind).
+mod first_hour;

@@ -224,7 +224,8 @@ struct PlaybackArgs {
     /// Exit with code 3 at shutdown if any request missed.
     #[arg(long)]
     fail_on_miss: bool,
-    /// Exit with code 3 at shutdown if any recording was never played.
+    /// Exit with code 3 at shutdown if any recording was never played (since start: a reset of
+    /// the cursors does not make a played recording unused).
     #[arg(long)]
     fail_on_unused: bool,
 }
