@@ -16,6 +16,15 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// A `--store` that is not a store: missing or empty where one must exist already, or a
+    /// folder holding other things (a store is never made inside one).
+    #[error("--store {path}: not an ims-vcr store: {reason}")]
+    NotAStore {
+        /// The folder given as the store.
+        path: PathBuf,
+        /// What is there instead, and what to do.
+        reason: String,
+    },
     /// Any other sled failure, with the store it happened in.
     #[error("store {path}: {source}")]
     Store {

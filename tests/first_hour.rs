@@ -3,7 +3,7 @@
 //! failed start, `.gitignore`, exit codes, import, record-time warnings, the miss body, the default
 //! source, drift set-up problems, and the small print).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
@@ -28,6 +28,17 @@ async fn record_five(store: &Path) {
     }
     proxy.shutdown().await.unwrap();
     fake.stop().await;
+}
+
+/// A copy of the shipped sample cassettes in `dir/name`.
+fn shipped_copy(dir: &Path, name: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    for (file, bytes) in all_files(&repo) {
+        std::fs::write(out.join(file), bytes).unwrap();
+    }
+    out
 }
 
 // #2: a reset restarts the cursors; it does not make played recordings "unused".
@@ -64,4 +75,139 @@ async fn first_hour_reset_rewinds_cursors_but_played_recordings_are_not_unused()
     };
     assert!(status.success(), "{log}");
     assert!(log.contains("0 unused recordings"), "{log}");
+}
+
+// #3: only record, auto and import create a store; every other command refuses a folder that is
+// not one, by name, and leaves it as it was.
+
+#[test]
+fn first_hour_only_record_auto_and_import_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_copy(dir.path(), "cassettes");
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let before = all_files(&cassettes);
+    for folder in ["cassettes", "empty", "missing"] {
+        let cases: [&[&str]; 6] = [
+            &["export", "--store", folder, "--out", "out"],
+            &[
+                "export", "--store", folder, "--out", "out.har", "--format", "har",
+            ],
+            &["ls", "--store", folder],
+            &["show", "/v2", "--store", folder],
+            &["replay", "--store", folder, "--listen", "0"],
+            &[
+                "drift",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--store",
+                folder,
+            ],
+        ];
+        for args in cases {
+            let (code, stderr) = run(args, dir.path());
+            assert_eq!(code, 1, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("--store {folder}"))
+                    && stderr.contains("not an ims-vcr store"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(
+        all_files(&cassettes),
+        before,
+        "a command wrote into cassettes/"
+    );
+    assert!(all_files(&dir.path().join("empty")).is_empty());
+    for made in ["missing", "out", "out.har"] {
+        assert!(!dir.path().join(made).exists(), "{made} was created");
+    }
+    // A store is not made inside a folder that holds something else, by any command.
+    let fake_url = "http://127.0.0.1:1";
+    for args in [
+        &[
+            "record",
+            "--upstream",
+            fake_url,
+            "--listen",
+            "0",
+            "--store",
+            "cassettes",
+        ][..],
+        &[
+            "auto",
+            "--upstream",
+            fake_url,
+            "--listen",
+            "0",
+            "--store",
+            "cassettes",
+        ],
+        &["import", "--store", "cassettes", "cassettes"],
+    ] {
+        let (code, stderr) = run(args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--store cassettes") && stderr.contains("not an ims-vcr store"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        all_files(&cassettes),
+        before,
+        "a store was made in cassettes/"
+    );
+    // The three that may create one do, in a new or empty folder.
+    let (code, stderr) = run(&["import", "--store", "empty", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(&["ls", "--store", "empty"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test]
+async fn first_hour_an_in_process_replay_of_a_missing_store_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let started = ims_vcr::ProxyServer::builder()
+        .replay()
+        .store(&missing)
+        .start()
+        .await;
+    let Err(err) = started else {
+        panic!("a missing store is refused");
+    };
+    assert!(err.to_string().contains("not an ims-vcr store"), "{err}");
+    assert!(!missing.exists());
+}
+
+// #4: a start that fails (bad upstream URL, port in use, missing CA file) leaves nothing behind.
+
+#[test]
+fn first_hour_a_failed_start_creates_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    for mode in ["record", "auto"] {
+        let cases: [&[&str]; 3] = [
+            &[mode, "--upstream", "ims.example.com", "--listen", "0"],
+            &[mode, "--upstream", "http://127.0.0.1:1", "--listen", &busy],
+            &[
+                mode,
+                "--upstream",
+                "https://127.0.0.1:1",
+                "--upstream-ca",
+                "missing.pem",
+                "--listen",
+                "0",
+            ],
+        ];
+        for args in cases {
+            let (code, stderr) = run(args, dir.path());
+            assert_ne!(code, 0, "{args:?}: {stderr}");
+            assert!(
+                !dir.path().join(".ims-vcr").exists(),
+                "{args:?} created .ims-vcr/: {stderr}"
+            );
+        }
+    }
 }

@@ -11,7 +11,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             Error::Config("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
     let store_dir = store_path(args.store.store, config);
-    let store = Store::open(existing(&store_dir, "--store")?)?;
+    let store = Store::open_existing(&store_dir)?;
     let rules = store.rules()?;
     let mut recordings = store.load(&rules)?;
     drop(store);
@@ -166,7 +166,7 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
     let (recordings, source) = match args.store {
         Some(dir) => {
             // Load, then release the lock at once: drift never writes to the store.
-            let store = Store::open(existing(&dir, "--store")?)?;
+            let store = Store::open_existing(&dir)?;
             let recordings = store.load(&store.rules()?)?;
             (recordings, format!("--store {}", dir.display()))
         }
@@ -220,7 +220,7 @@ pub(super) fn load_source(
 ) -> Result<Vec<crate::model::recording::Recording>> {
     match &source.store {
         Some(dir) => {
-            let store = Store::open(existing(dir, "--store")?)?;
+            let store = Store::open_existing(dir)?;
             store.load(&store.rules()?)
         }
         None => Ok(cassette::read_dir(existing(

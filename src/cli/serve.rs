@@ -95,7 +95,7 @@ pub(super) async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
         .replay()
         .sequence(args.playback.sequence);
     let builder = match args.store {
-        Some(store) => builder.store(existing(&store, "--store")?),
+        Some(store) => builder.store(store),
         None => builder.cassettes(existing(
             &cassettes_path(args.cassettes, config),
             "--cassettes",

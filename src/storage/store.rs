@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::model::interaction::Interaction;
 use crate::model::recording::Recording;
-use crate::storage::journal::{COMPACT_AT, Journal};
+use crate::storage::journal::{COMPACT_AT, JOURNAL_FILE, Journal};
 use crate::storage::durability::{
     note_durable, open_db, read_durable, recover, store_error,
 };
@@ -81,10 +81,93 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Files whose presence makes a folder a store: sled's own and ims-vcr's. Any one is enough, so
+/// a store missing some of its files is still opened, and refused as damaged if it is.
+const STORE_FILES: [&str; 4] = ["conf", "db", JOURNAL_FILE, DURABLE_FILE];
+
+/// What is at a `--store` path.
+#[derive(Debug, PartialEq, Eq)]
+enum Folder {
+    /// Nothing: a store may be created there.
+    Missing,
+    /// An empty folder (a `.gitignore` aside): a store may be created there.
+    Empty,
+    /// A store (it holds at least one of [`STORE_FILES`]).
+    Store,
+    /// A file, or a folder holding other things (a cassette folder, a source tree).
+    Other(&'static str),
+}
+
+impl Folder {
+    fn at(path: &Path) -> Result<Folder> {
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Folder::Missing),
+            Err(_) if path.is_file() => return Ok(Folder::Other("it is a file")),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut other = false;
+        for entry in entries {
+            let name = entry.map_err(|e| Error::io(path, e))?.file_name();
+            if STORE_FILES.iter().any(|f| name == *f) {
+                return Ok(Folder::Store);
+            }
+            other |= name != GITIGNORE;
+        }
+        Ok(if other {
+            Folder::Other("it holds other files and none of a store's")
+        } else {
+            Folder::Empty
+        })
+    }
+}
+
+/// Written into a store folder the store creates, so its recordings (raw owner and project ids
+/// until exported with `--redact`) are not committed by accident.
+const GITIGNORE: &str = ".gitignore";
+
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens the store at `path`, creating it when `path` is missing or an empty folder (what
+    /// `record`, `auto` and `import` do). A file, or a folder holding anything else (a cassette
+    /// folder, say), is refused: a store is never made inside it.
     pub fn open(path: &Path) -> Result<Store> {
-        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        match Folder::at(path)? {
+            Folder::Store => {}
+            Folder::Missing | Folder::Empty => {
+                std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+            }
+            Folder::Other(why) => {
+                return Err(Error::NotAStore {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "{why}; `record`, `auto` and `import` make a store only in a new or empty folder"
+                    ),
+                });
+            }
+        }
+        Store::open_folder(path)
+    }
+
+    /// Opens the store at `path`, which must be one already (what every command but `record`,
+    /// `auto` and `import` does): a missing folder, or one without a store's files, is refused
+    /// and left as it was.
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        let why = match Folder::at(path)? {
+            Folder::Store => return Store::open_folder(path),
+            Folder::Missing => "no such folder",
+            Folder::Empty => "the folder is empty",
+            Folder::Other(why) => why,
+        };
+        Err(Error::NotAStore {
+            path: path.to_owned(),
+            reason: format!(
+                "{why}; a store is made by `ims-vcr record`, `auto` or `import`, and a folder of \
+                 cassette files is read with --cassettes"
+            ),
+        })
+    }
+
+    fn open_folder(path: &Path) -> Result<Store> {
         let db = open_db(path)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
@@ -613,6 +696,32 @@ mod tests {
                 .unwrap()
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn only_a_folder_holding_a_store_is_opened_and_only_a_new_or_empty_one_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let (missing, empty, other) = (
+            dir.path().join("missing"),
+            dir.path().join("empty"),
+            dir.path().join("other"),
+        );
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("a.json"), b"{}").unwrap();
+        for path in [&missing, &empty, &other] {
+            let e = Store::open_existing(path).unwrap_err().to_string();
+            assert!(e.contains("not an ims-vcr store"), "{e}");
+        }
+        assert!(!missing.exists());
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+        let e = Store::open(&other).unwrap_err().to_string();
+        assert!(e.contains("new or empty folder"), "{e}");
+        assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+        for path in [&missing, &empty] {
+            closed_store(path).await;
+            assert_eq!(Store::open_existing(path).unwrap().len(), 1);
+        }
     }
 
     #[tokio::test]
