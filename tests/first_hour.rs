@@ -211,3 +211,51 @@ fn first_hour_a_failed_start_creates_no_store() {
         }
     }
 }
+
+// #6: a store keeps itself out of the user's repository.
+
+#[test]
+fn first_hour_a_new_store_is_git_ignored_and_still_a_whole_store() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_copy(dir.path(), "cassettes");
+    let has_git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    // The default store: its folder and the `.ims-vcr` folder made for it are ignored.
+    let (code, stderr) = run(&["import", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    for ignore in [".ims-vcr/.gitignore", ".ims-vcr/store/.gitignore"] {
+        let text = std::fs::read_to_string(dir.path().join(ignore)).unwrap();
+        assert!(text.lines().any(|l| l == "*"), "{ignore}: {text}");
+    }
+    if has_git {
+        let status = std::process::Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=all"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&status.stdout);
+        assert!(!status.contains(".ims-vcr"), "{status}");
+        assert!(status.contains("cassettes/"), "{status}");
+    }
+    // The file does not make the store look damaged, and a reopened store is not re-ignored.
+    let (code, stdout, stderr) = run_with_stdout(&["ls", "--store", ".ims-vcr/store"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("/v2/schemas/image"), "{stdout}");
+    // A store elsewhere: only its own folder gets one; a parent the user made is left alone.
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    let (code, stderr) = run(&["import", "--store", "mine/s", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dir.path().join("mine/s/.gitignore").exists());
+    assert!(!dir.path().join("mine/.gitignore").exists());
+    std::fs::create_dir_all(dir.path().join("own/.ims-vcr")).unwrap();
+    let (code, stderr) = run(
+        &["import", "--store", "own/.ims-vcr/store", "cassettes"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!dir.path().join("own/.ims-vcr/.gitignore").exists());
+    assert!(dir.path().join("own/.ims-vcr/store/.gitignore").exists());
+}

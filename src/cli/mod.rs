@@ -33,7 +33,7 @@ use hyper::header::HeaderValue;
 
 /// Default `--listen`: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
-/// Default `--store`, relative to the working directory (git-ignored).
+/// Default `--store`, relative to the working directory (a new store git-ignores itself).
 pub const DEFAULT_STORE: &str = ".ims-vcr/store";
 /// Default cassette folder replayed when neither `--store` nor `--cassettes` is given.
 pub const DEFAULT_CASSETTES: &str = "cassettes";

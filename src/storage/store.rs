@@ -126,6 +126,32 @@ impl Folder {
 /// until exported with `--redact`) are not committed by accident.
 const GITIGNORE: &str = ".gitignore";
 
+/// What [`GITIGNORE`] says: ignore everything here, this file included.
+const GITIGNORE_TEXT: &str = "# Written by ims-vcr: a store holds raw recordings (owner and project ids).\n\
+                              # Share them as cassettes: `ims-vcr export --redact --out DIR`.\n\
+                              *\n";
+
+/// The parent folder of the default store (`.ims-vcr/store`): ignored too when the store made it.
+const DEFAULT_PARENT: &str = ".ims-vcr";
+
+/// Makes the folder of a new store, with a [`GITIGNORE`] in it, and in the `.ims-vcr` folder
+/// above it when that folder is new too. sled ignores files it does not know, and the store
+/// checks only its own, so the extra file changes nothing else. Failing to write it is a
+/// warning: the store itself is fine.
+fn create_folder(path: &Path) -> Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == DEFAULT_PARENT) && !p.exists());
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+    for dir in parent.into_iter().chain([path]) {
+        let file = dir.join(GITIGNORE);
+        if let Err(e) = std::fs::write(&file, GITIGNORE_TEXT) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write a .gitignore for the store; keep it out of version control yourself");
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens the store at `path`, creating it when `path` is missing or an empty folder (what
     /// `record`, `auto` and `import` do). A file, or a folder holding anything else (a cassette
@@ -133,9 +159,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         match Folder::at(path)? {
             Folder::Store => {}
-            Folder::Missing | Folder::Empty => {
-                std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-            }
+            Folder::Missing | Folder::Empty => create_folder(path)?,
             Folder::Other(why) => {
                 return Err(Error::NotAStore {
                     path: path.to_owned(),
