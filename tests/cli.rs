@@ -80,8 +80,13 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
 #[test]
 fn bad_flags_get_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
-        (&["record", "--upstream", "ims.example.com"], "--upstream"),
+    // Bad flag values are usage errors (2); unusable files and folders are runtime errors (1).
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["record", "--upstream", "ims.example.com"],
+            2,
+            "--upstream",
+        ),
         (
             &[
                 "record",
@@ -90,18 +95,24 @@ fn bad_flags_get_errors_that_name_them() {
                 "--upstream-ca",
                 "missing.pem",
             ],
+            1,
             "--upstream-ca missing.pem",
         ),
-        (&["replay", "--cassettes", "nowhere"], "--cassettes nowhere"),
-        (&["replay", "--listen", "0.0.0.0:0"], "--allow-remote"),
+        (
+            &["replay", "--cassettes", "nowhere"],
+            1,
+            "--cassettes nowhere",
+        ),
+        (&["replay", "--listen", "0.0.0.0:0"], 2, "--allow-remote"),
         (
             &["export", "--store", "nostore", "--out", "o"],
+            1,
             "--store nostore",
         ),
     ];
-    for (args, expected) in cases {
+    for (args, expected_code, expected) in cases {
         let (code, stderr) = run(args, dir.path());
-        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(code, expected_code, "{args:?}: {stderr}");
         assert!(
             stderr.contains(expected),
             "{args:?}: expected {expected:?} in {stderr}"

@@ -259,3 +259,240 @@ fn first_hour_a_new_store_is_git_ignored_and_still_a_whole_store() {
     assert!(!dir.path().join("own/.ims-vcr/.gitignore").exists());
     assert!(dir.path().join("own/.ims-vcr/store/.gitignore").exists());
 }
+
+// #5, #16: one exit-code table, printed by every command's --help and obeyed by the binary;
+// every bad flag value is a usage error.
+
+/// `ims-vcr ARGS` off the async runtime (a fake it talks to runs on the test's runtime).
+async fn run_blocking(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let cwd = cwd.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_with_stdout(&args, &cwd)
+    })
+    .await
+    .unwrap()
+}
+
+/// The code `ims-vcr [COMMAND] --help` gives for the exit-code line mentioning `phrase`.
+fn documented(command: Option<&str>, phrase: &str) -> i32 {
+    let args: Vec<&str> = command.into_iter().chain(["--help"]).collect();
+    let out = std::process::Command::new(BIN)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let codes = help
+        .split("Exit codes:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{args:?}: no exit codes in:\n{help}"));
+    let mut code = None;
+    for line in codes.lines().take_while(|l| l.starts_with("  ")) {
+        let text = line.trim_start();
+        if let Some((n, _)) = text
+            .split_once("  ")
+            .filter(|(n, _)| n.parse::<i32>().is_ok())
+        {
+            code = n.parse().ok();
+        }
+        if text.contains(phrase) {
+            return code.unwrap_or_else(|| panic!("{args:?}: {line:?} has no code"));
+        }
+    }
+    panic!("{args:?}: no exit code mentions {phrase:?} in:\n{codes}")
+}
+
+#[test]
+fn first_hour_every_command_documents_the_same_exit_codes_and_the_guide_shows_them() {
+    let commands = [
+        "record",
+        "auto",
+        "replay",
+        "passthrough",
+        "export",
+        "import",
+        "ls",
+        "show",
+        "drift",
+        "completions",
+        "verify",
+    ];
+    for command in commands.into_iter().map(Some).chain([None]) {
+        assert_eq!(documented(command, "success"), 0, "{command:?}");
+        assert_eq!(documented(command, "runtime error"), 1, "{command:?}");
+        assert_eq!(documented(command, "usage error"), 2, "{command:?}");
+    }
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guide.md"))
+            .unwrap();
+    let table = ims_vcr::cli::exit_codes_markdown();
+    assert!(
+        guide.contains(&table),
+        "docs/guide.md must hold the exit-code table:\n{table}"
+    );
+}
+
+#[test]
+fn first_hour_bad_flag_values_are_usage_errors_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_copy(dir.path(), "cassettes");
+    let usage = documented(None, "usage error");
+    let up = "http://127.0.0.1:1";
+    let cases: [(&[&str], &str); 9] = [
+        (&["replay", "--listen", "99999"], "--listen"),
+        (&["replay", "--listen", "0.0.0.0:0"], "--allow-remote"),
+        (
+            &["replay", "--header-read-timeout", "0"],
+            "--header-read-timeout",
+        ),
+        (
+            &["record", "--upstream", up, "--upstream-timeout", "0"],
+            "--upstream-timeout",
+        ),
+        (
+            &["drift", "--upstream", up, "--upstream-timeout", "NaN"],
+            "--upstream-timeout",
+        ),
+        (&["record", "--upstream", "ims.example.com"], "--upstream"),
+        (
+            &["auto", "--upstream", up, "--match-header", "X-Auth-Token"],
+            "--match-header",
+        ),
+        (&["export"], "--out"),
+        (&["replay", "--sequence", "sometimes"], "--sequence"),
+    ];
+    for (args, flag) in cases {
+        let (code, stderr) = run(args, dir.path());
+        assert_eq!(code, usage, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?}: expected {flag:?} in {stderr}"
+        );
+        assert!(!dir.path().join(".ims-vcr").exists(), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn first_hour_verdicts_exit_with_the_documented_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_copy(dir.path(), "cassettes");
+    // replay --fail-on-miss
+    let proxy = Running::start(&["replay", "--listen", "0", "--fail-on-miss"], dir.path());
+    get(&format!("{}/v2/images/not-recorded", proxy.uri)).await;
+    let status = proxy.terminate();
+    assert_eq!(
+        status.code(),
+        Some(documented(Some("replay"), "--fail-on-miss"))
+    );
+    // verify findings
+    let (code, _, stderr) = run_blocking(
+        &["verify", "cassettes", "--deny", SEED_IMAGE_ID],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, documented(Some("verify"), "findings"), "{stderr}");
+    // drift: a breaking change (a field the live API no longer sends)
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let store = dir.path().join("store");
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    let aged = dir.path().join("aged");
+    export_store(&store, &aged, None).unwrap();
+    let (name, bytes) = all_files(&aged).into_iter().next().unwrap();
+    let mut cassette: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    cassette["answers"][0]["body"]["json"]["__legacy_flag"] = true.into();
+    std::fs::write(aged.join(name), serde_json::to_vec(&cassette).unwrap()).unwrap();
+    let ca = fake.write_ca_pem(dir.path());
+    let url = fake.base_url();
+    let drift = [
+        "drift",
+        "--upstream",
+        &url,
+        "--upstream-ca",
+        ca.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) =
+        run_blocking(&[&drift[..], &["--cassettes", "aged"]].concat(), dir.path()).await;
+    assert_eq!(
+        code,
+        documented(Some("drift"), "breaking change"),
+        "{stdout}{stderr}"
+    );
+}
+
+// #12: drift tells a set-up problem (no token, an unreachable upstream) from an API change.
+
+#[tokio::test]
+async fn first_hour_drift_reports_refused_credentials_and_an_unreachable_upstream_as_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "first-hour-token";
+    let fake = FakeIms::start(FakeOptions {
+        require_token: Some(token.into()),
+        ..FakeOptions::default()
+    })
+    .await;
+    let store = dir.path().join("store");
+    let proxy = recorder(&fake, &store).await;
+    for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID] {
+        let reply = send(
+            "GET",
+            &image_url(&proxy, id),
+            &[("x-auth-token", token)],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    }
+    proxy.shutdown().await.unwrap();
+    let unchecked = documented(Some("drift"), "could not be checked");
+    assert_ne!(unchecked, documented(Some("drift"), "breaking change"));
+    let ca = fake.write_ca_pem(dir.path());
+    let ca = ca.to_str().unwrap();
+    let url = fake.base_url();
+    // No token: the live endpoint answers 401 where 200 and 404 were recorded.
+    let (code, stdout, stderr) = run_blocking(
+        &[
+            "drift",
+            "--upstream",
+            &url,
+            "--upstream-ca",
+            ca,
+            "--store",
+            "store",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, unchecked, "{stdout}{stderr}");
+    assert!(!stdout.contains("breaking)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("GET /v2/images/{SEED_IMAGE_ID} : not checked: the upstream refused the credentials (401")),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("0 breaking; 2 not checked\n"), "{stdout}");
+    assert!(
+        stderr.contains("refused the credentials") && stderr.contains("IMS_VCR_DRIFT_TOKEN"),
+        "{stderr}"
+    );
+    // Nothing listening: no answer at all.
+    let (code, stdout, stderr) = run_blocking(
+        &[
+            "drift",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--store",
+            "store",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, unchecked, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(" : not checked: no answer: cannot connect"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("could not be reached"), "{stderr}");
+}

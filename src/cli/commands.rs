@@ -8,7 +8,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         .out
         .or_else(|| config.cassettes.clone())
         .ok_or_else(|| {
-            Error::Config("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
+            Error::Usage("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
     let store_dir = store_path(args.store.store, config);
     let store = Store::open_existing(&store_dir)?;
@@ -185,13 +185,20 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
     let drifts = drift::run(&recordings, &upstream, &ignore, token.as_ref()).await;
     print!("{}", drift::render(&drifts));
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
+    let unchecked = drift::unchecked_summary(&drifts);
     if breaking > 0 {
+        // A breaking change found is news about the API, whatever else could not be checked.
+        let also = unchecked.map(|u| format!(" ({u})")).unwrap_or_default();
         return Err(Error::Verdict(format!(
-            "drift found {breaking} breaking change(s) against {}",
+            "drift found {breaking} breaking change{} against {}{also}",
+            if breaking == 1 { "" } else { "s" },
             upstream.origin()
         )));
     }
-    Ok(())
+    match unchecked {
+        Some(why) => Err(Error::Unchecked(format!("{why} ({})", upstream.origin()))),
+        None => Ok(()),
+    }
 }
 
 /// `X-Auth-Token` for drift from `IMS_VCR_DRIFT_TOKEN` (tokens are never stored; unset or empty

@@ -3,7 +3,10 @@
 
 mod commands;
 mod config;
+mod exit;
 mod serve;
+
+pub use exit::markdown as exit_codes_markdown;
 
 use commands::*;
 use serve::*;
@@ -50,10 +53,7 @@ Examples:
   # Share what was recorded, sanitized, then replay it anywhere
   ims-vcr export --out cassettes --redact
   ims-vcr verify cassettes --require-redaction
-  ims-vcr replay --cassettes cassettes --fail-on-miss
-
-Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error,
-3 verdict failed (replay/auto --fail-on-miss/--fail-on-unused, verify findings, drift).";
+  ims-vcr replay --cassettes cassettes --fail-on-miss";
 
 /// Record-and-replay test proxy for the Huawei Cloud IMS image API.
 #[derive(Debug, Parser)]
@@ -120,7 +120,7 @@ enum Command {
     },
     /// Check cassette files for credentials, missing redaction and denied values (for CI).
     #[command(
-        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 3 findings (one line each: file: JSON location: problem), 1 error."
+        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f..."
     )]
     Verify(VerifyArgs),
 }
@@ -133,10 +133,7 @@ Examples:
   ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com --store .ims-vcr/store --ignore-field checksum
 
 Values of request_id, x-request-id, date, every *_at field and the redacted fields are not
-compared (their presence and type are). Nothing is written.
-
-Exit codes: 0 no breaking change, 1 a breaking change (status, removed field, changed type),
-an upstream error, or any other error.";
+compared (their presence and type are). Nothing is written.";
 
 #[derive(Debug, Args)]
 struct DriftArgs {
@@ -195,8 +192,9 @@ struct ListenArgs {
 
 #[derive(Debug, Args)]
 struct UpstreamArgs {
-    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local stand-ins).
-    #[arg(long, value_name = "URL")]
+    /// Upstream scheme://host[:port], e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for
+    /// local stand-ins); no path: clients send the whole path.
+    #[arg(long, value_name = "URL", value_parser = upstream_url)]
     upstream: String,
     /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
     #[arg(long, value_name = "PEM")]
@@ -390,6 +388,40 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> std::result::Result<
     text.parse()
 }
 
+/// The command line as clap sees it, with each command's exit codes (from one table) after its
+/// examples in `--help`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(&name, |sub| {
+            let examples = sub.get_after_help().map(ToString::to_string);
+            sub.after_help(with_exit_codes(examples, Some(&name)))
+        });
+    }
+    let examples = command.get_after_help().map(ToString::to_string);
+    command.after_help(with_exit_codes(examples, None))
+}
+
+fn with_exit_codes(examples: Option<String>, command: Option<&str>) -> String {
+    let codes = exit::help(command);
+    match examples {
+        Some(examples) => format!("{examples}\n\n{codes}"),
+        None => codes,
+    }
+}
+
+/// Parses the process's arguments with [`command`]; exits (code 2) on a usage error, as clap does.
+pub fn parse_args() -> Cli {
+    use clap::FromArgMatches as _;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -422,13 +454,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::tools::listing::show(&load_source(&a.source, &config)?, &a.request)
         }
         Command::Completions { shell } => {
-            use clap::CommandFactory as _;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ims-vcr",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(shell, &mut command(), "ims-vcr", &mut std::io::stdout());
             Ok(())
         }
     }
@@ -469,6 +495,7 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(super) fn seconds(value: f64, flag: &str) -> Result<Duration> {
     if value > 0.0 && value <= MAX_TIMEOUT_SECS {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(Error::Config(format!(
+        Err(Error::Usage(format!(
             "{flag} {value} must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS} (a year)"
         )))
     }
@@ -62,7 +62,7 @@ pub(super) fn match_rules(args: &MatchArgs) -> Result<MatchRules> {
         if crate::model::headers::is_credential(&lower)
             || crate::model::headers::is_volatile_request(&lower)
         {
-            return Err(Error::Config(format!(
+            return Err(Error::Usage(format!(
                 "--match-header {name}: this header is never stored (credential or volatile), so it cannot be matched on"
             )));
         }
@@ -142,13 +142,53 @@ pub(super) async fn serve_until_signal(
     }
 }
 
+/// Checks `--upstream` (clap reports a refusal as a usage error): `https://host[:port]`, or
+/// `http://` for a local stand-in, and nothing after the authority. Clients send the whole path
+/// (`/v2/images/…`), so a path here would be sent twice (`/v2/v2/images/…`).
+pub(super) fn upstream_url(text: &str) -> std::result::Result<String, String> {
+    const EXAMPLE: &str = "https://ims.cn-north-4.myhuaweicloud.com";
+    let uri: hyper::Uri = text
+        .parse()
+        .map_err(|e| format!("{e}; expected a URL such as {EXAMPLE}"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        Some(_) => {
+            return Err("the scheme must be https:// (or http:// for a local stand-in)".into());
+        }
+        None => return Err(format!("it needs a scheme, e.g. {EXAMPLE}")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("it has no host, e.g. {EXAMPLE}"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(
+            "credentials in the URL are not supported: clients send their own, and AK/SK go in \
+             the proxy's environment (HUAWEICLOUD_SDK_AK/_SK)"
+                .into(),
+        );
+    }
+    if uri.query().is_some() {
+        return Err("it must not have a query string".into());
+    }
+    let path = uri.path();
+    if !matches!(path, "" | "/") {
+        let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("https"));
+        return Err(format!(
+            "give only scheme://host[:port], without a path: clients send the whole path \
+             (/v2/images/...), so {path} would be sent twice ({}/v2/...); use --upstream {origin}",
+            path.trim_end_matches('/')
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// Parses `--listen`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT` (loopback).
 /// A non-loopback address needs `--allow-remote`.
 pub(super) fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
     let text = args.listen.trim();
     let bad = || {
-        Error::Config(format!(
-            "--listen {text:?}: expected IP:PORT, localhost:PORT or PORT, e.g. 127.0.0.1:0"
+        Error::Usage(format!(
+            "--listen {text:?}: expected IP:PORT, localhost:PORT or PORT (0 to 65535), e.g. 127.0.0.1:0"
         ))
     };
     let addr = if let Ok(port) = text.parse::<u16>() {
@@ -163,7 +203,7 @@ pub(super) fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
     };
     if !addr.ip().is_loopback() {
         if !args.allow_remote {
-            return Err(Error::Config(format!(
+            return Err(Error::Usage(format!(
                 "--listen {addr} is not a loopback address: anyone who can reach it gets the recordings; \
                  add --allow-remote to bind it anyway"
             )));
