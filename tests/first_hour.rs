@@ -496,3 +496,43 @@ async fn first_hour_drift_reports_refused_credentials_and_an_unreachable_upstrea
     );
     assert!(stderr.contains("could not be reached"), "{stderr}");
 }
+
+// #7: import says what it added and what it replaced.
+
+#[tokio::test]
+async fn first_hour_import_says_how_many_requests_it_added_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    // The store: the polled image answered four times.
+    let store = dir.path().join("s");
+    let proxy = recorder(&fake, &store).await;
+    for _ in 0..4 {
+        get(&image_url(&proxy, POLLING_IMAGE_ID)).await;
+    }
+    proxy.shutdown().await.unwrap();
+    // The cassettes: the same request answered once, and the seed image.
+    let other = dir.path().join("other");
+    let proxy = recorder(&fake, &other).await;
+    get(&image_url(&proxy, POLLING_IMAGE_ID)).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    export_store(&other, &dir.path().join("cassettes"), None).unwrap();
+
+    let (code, _, stderr) =
+        run_blocking(&["import", "--store", "s", "cassettes"], dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "imported 2 requests (2 answers) into s: 1 new, 1 replaced (the 4 answers it had in the store are gone)"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) =
+        run_blocking(&["import", "--store", "s", "cassettes"], dir.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("0 new, 2 replaced (the 2 answers they had in the store are gone)"),
+        "{stderr}"
+    );
+    assert_eq!(stored_answers(&store), 2);
+}

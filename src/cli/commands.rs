@@ -2,6 +2,7 @@
 //! progress bars and the printed reports.
 
 use super::*;
+use crate::model::count;
 
 pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     let out = args
@@ -90,16 +91,38 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         _ => (recordings, rules),
     };
     store.set_rules(&rules).await?;
-    store.import(&recordings).await?;
+    let imported = store.import_counted(&recordings).await?;
     // The import is committed; a pack that cannot be written only slows the next replay.
     if let Err(e) = store.replay_pack() {
         tracing::warn!(error = %e, "cannot update the replay pack");
     }
+    let replaced = match imported.replaced {
+        0 => String::new(),
+        1 => format!(
+            " (the {} it had in the store {} gone)",
+            count(imported.replaced_answers, "answer", "answers"),
+            if imported.replaced_answers == 1 {
+                "is"
+            } else {
+                "are"
+            }
+        ),
+        _ => format!(
+            " (the {} they had in the store are gone)",
+            count(imported.replaced_answers, "answer", "answers")
+        ),
+    };
     eprintln!(
-        "imported {} requests ({} answers) into {}",
-        recordings.len(),
-        recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
-        store_dir.display()
+        "imported {} ({}) into {}: {} new, {} replaced{replaced}",
+        count(recordings.len(), "request", "requests"),
+        count(
+            recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
+            "answer",
+            "answers"
+        ),
+        store_dir.display(),
+        imported.added,
+        imported.replaced,
     );
     Ok(())
 }

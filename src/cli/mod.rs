@@ -97,7 +97,9 @@ enum Command {
     /// Write the store as cassette files (one JSON file per request) into --out.
     #[command(after_help = "Example:\n  ims-vcr export --out cassettes --redact")]
     Export(ExportArgs),
-    /// Load cassette files into the store: all of them, or none if any is invalid.
+    /// Load cassette files into the store: all of them, or none if any is invalid. A request the
+    /// store holds already gets the cassette's answers instead of its own (the summary counts new
+    /// and replaced requests).
     #[command(after_help = "Example:\n  ims-vcr import cassettes")]
     Import(ImportArgs),
     /// List recorded requests: method, path, answers, statuses, recorded-at.

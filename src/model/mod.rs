@@ -5,3 +5,12 @@ pub mod interaction;
 pub mod key;
 pub mod recording;
 pub mod redaction;
+
+/// `1 request`, `2 requests`: a count with its noun, for reports, summaries and logs.
+pub fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}

@@ -629,10 +629,25 @@ impl Store {
 
     /// Replaces the answers of every given request, all or nothing, and flushes.
     pub async fn import(&self, recordings: &[Recording]) -> Result<()> {
+        self.import_counted(recordings).await.map(drop)
+    }
+
+    /// [`Store::import`], returning how many requests were new and how many replaced (and the
+    /// answers those had), for `ims-vcr import` to say so.
+    pub async fn import_counted(&self, recordings: &[Recording]) -> Result<Imported> {
         let mut batch = sled::Batch::default();
+        let mut imported = Imported::default();
         for recording in recordings {
+            let mut old_answers = 0;
             for old in self.answers.scan_prefix(recording.key.digest()).keys() {
                 batch.remove(old.map_err(|e| self.err(e))?);
+                old_answers += 1;
+            }
+            if old_answers == 0 {
+                imported.added += 1;
+            } else {
+                imported.replaced += 1;
+                imported.replaced_answers += old_answers;
             }
             for (seq, interaction) in recording.answers.iter().enumerate() {
                 let seq = u32::try_from(seq).map_err(|_| {
@@ -652,8 +667,20 @@ impl Store {
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.count_write(&mut session);
         }
-        self.flush().await
+        self.flush().await?;
+        Ok(imported)
     }
+}
+
+/// What [`Store::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Requests the store did not hold.
+    pub added: usize,
+    /// Requests whose stored answers were replaced.
+    pub replaced: usize,
+    /// How many answers the replaced requests had in the store (now gone).
+    pub replaced_answers: usize,
 }
 
 #[cfg(test)]
