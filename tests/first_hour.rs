@@ -536,3 +536,97 @@ async fn first_hour_import_says_how_many_requests_it_added_and_replaced() {
     );
     assert_eq!(stored_answers(&store), 2);
 }
+
+// #8: a refused credential is recorded with a warning; an upstream URL with a path is refused.
+
+#[tokio::test]
+async fn first_hour_recording_a_refusal_warns_once_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "first-hour-token";
+    let fake = FakeIms::start(FakeOptions {
+        require_token: Some(token.into()),
+        ..FakeOptions::default()
+    })
+    .await;
+    for mode in ["record", "auto"] {
+        let store = format!("{mode}-store");
+        let proxy = Running::forwarding(mode, &fake, dir.path(), &["--store", &store], &[]);
+        let seed = image_url_of(&proxy.uri, SEED_IMAGE_ID);
+        for _ in 0..2 {
+            assert_eq!(get(&seed).await.status, 401, "{mode}");
+        }
+        assert_eq!(
+            get(&format!("{}/v2/schemas/image", proxy.uri)).await.status,
+            401
+        );
+        let with_token = [("x-auth-token", token)];
+        let forbidden = image_url_of(&proxy.uri, &error_image_id(403));
+        assert_eq!(send("GET", &forbidden, &with_token, b"").await.status, 403);
+        let fine = image_url_of(&proxy.uri, UNKNOWN_IMAGE_ID);
+        assert_eq!(send("GET", &fine, &with_token, b"").await.status, 404);
+        let (status, log) = {
+            proxy.signal("-TERM");
+            proxy.wait_with_log()
+        };
+        assert!(status.success(), "{log}");
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("the credential, not the API"))
+            .collect();
+        assert_eq!(warnings.len(), 3, "{mode}: one per request line:\n{log}");
+        for (line, status) in [
+            (format!("GET /v2/images/{SEED_IMAGE_ID}"), 401),
+            ("GET /v2/schemas/image".to_owned(), 401),
+            (format!("GET /v2/images/{}", error_image_id(403)), 403),
+        ] {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains(&line) && w.contains(&status.to_string())),
+                "{mode}: {line}: {warnings:#?}"
+            );
+        }
+    }
+}
+
+fn image_url_of(uri: &str, id: &str) -> String {
+    format!("{uri}/v2/images/{id}")
+}
+
+#[test]
+fn first_hour_an_upstream_url_with_a_path_is_refused_for_every_command_that_takes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_copy(dir.path(), "cassettes");
+    let usage = documented(None, "usage error");
+    for command in ["record", "auto", "passthrough", "drift"] {
+        let (code, stderr) = run(
+            &[
+                command,
+                "--upstream",
+                "http://127.0.0.1:1/v2",
+                "--listen",
+                "0",
+            ][..if command == "drift" { 3 } else { 5 }],
+            dir.path(),
+        );
+        assert_eq!(code, usage, "{command}: {stderr}");
+        assert!(
+            stderr.contains("scheme://host[:port]")
+                && stderr.contains("/v2/v2/")
+                && stderr.contains("--upstream http://127.0.0.1:1"),
+            "{command}: {stderr}"
+        );
+    }
+    // A trailing slash alone is no path.
+    let (code, stderr) = run(
+        &[
+            "drift",
+            "--upstream",
+            "http://127.0.0.1:1/",
+            "--upstream-timeout",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, usage, "{stderr}");
+}

@@ -301,6 +301,7 @@ impl ProxyServerBuilder {
                 .clone()
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
+            warned_refusals: Default::default(),
         }
     }
 }
