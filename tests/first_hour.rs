@@ -630,3 +630,135 @@ fn first_hour_an_upstream_url_with_a_path_is_refused_for_every_command_that_take
     );
     assert_ne!(code, usage, "{stderr}");
 }
+
+// #9: every error ims-vcr answers is one the official clients turn into a readable error.
+
+/// What the official Python clients make of an error answer, without a network: the Huawei
+/// SDK's exception handler, openstacksdk's `raise_from_response`, and python-glanceclient's
+/// `exc.from_response` (copied: glanceclient is not in the interop venv), which calls `.get` on
+/// every top-level value of a JSON error body.
+const PARSE_ERROR_PY: &str = r#"
+import json, sys, requests
+from huaweicloudsdkcore.exceptions import exceptions as hw
+from huaweicloudsdkcore.exceptions.exception_handler import DefaultExceptionHandler
+import openstack.exceptions as osx
+
+status, body = int(sys.argv[1]), sys.stdin.read()
+response = requests.Response()
+response.status_code = status
+response._content = body.encode()
+response.headers["Content-Type"] = "application/json"
+out = {}
+try:
+    DefaultExceptionHandler().handle_exception(None, response)
+except hw.ServiceResponseException as e:
+    out["huawei"] = {"code": e.error_code, "message": e.error_msg}
+try:
+    osx.raise_from_response(response)
+except osx.HttpException as e:
+    out["openstack"] = e.details
+try:
+    # python-glanceclient 4.x glanceclient/exc.py from_response:
+    messages = [obj.get("message") for obj in response.json().values()]
+    out["glance"] = "\n".join(i for i in messages if i is not None)
+except Exception as e:
+    out["glance"] = "crashed: %s: %s" % (type(e).__name__, e)
+print(json.dumps(out))
+"#;
+
+async fn client_view(reply: &Reply) -> serde_json::Value {
+    let python = crate::interop::python();
+    let (status, body) = (reply.status.to_string(), reply.body.clone());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(python)
+            .args(["-c", PARSE_ERROR_PY, &status])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_hour_every_error_answer_reads_as_an_error_in_every_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_copy(dir.path(), "cassettes");
+    let replay = cassette_replayer(&cassettes).await;
+    let miss = get(&format!("{}/v2/images/not-recorded", replay.uri())).await;
+    assert_eq!(miss.status, 599);
+    let control = get(&format!("{}/__ims-vcr/nothing", replay.uri())).await;
+    let too_big = ims_vcr::ProxyServer::builder()
+        .cassettes(&cassettes)
+        .max_body(10)
+        .start()
+        .await
+        .unwrap();
+    let too_big = send(
+        "POST",
+        &format!("{}/v2/images", too_big.uri()),
+        &[],
+        &[b'x'; 100],
+    )
+    .await;
+    let forwarding = ims_vcr::ProxyServer::builder()
+        .passthrough(ims_vcr::UpstreamConfig::new("http://127.0.0.1:1"))
+        .start()
+        .await
+        .unwrap();
+    let unreachable = get(&format!("{}/v2/images/x", forwarding.uri())).await;
+    for (reply, code, says) in [
+        (
+            &miss,
+            "IMS_VCR.MISS",
+            "no recording for GET /v2/images/not-recorded",
+        ),
+        (&control, "IMS_VCR.NOT_FOUND", "no control endpoint"),
+        (&too_big, "IMS_VCR.BODY_TOO_LARGE", "larger than 10 bytes"),
+        (
+            &unreachable,
+            "IMS_VCR.UPSTREAM",
+            "cannot connect to upstream",
+        ),
+    ] {
+        let body = reply.json();
+        for (name, value) in body.as_object().unwrap() {
+            assert!(
+                value.is_object(),
+                "{code}: top-level {name:?} is not an object: {body}"
+            );
+        }
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["title"].is_string(), "{body}");
+        let view = client_view(reply).await;
+        assert_eq!(view["huawei"]["code"], code, "{view}");
+        for client in [
+            &view["huawei"]["message"],
+            &view["openstack"],
+            &view["glance"],
+        ] {
+            assert!(
+                client.as_str().is_some_and(|m| m.contains(says)),
+                "{code}: {view}"
+            );
+        }
+    }
+    // The miss's status line names it.
+    let raw = raw_exchange(
+        replay.address(),
+        b"GET /v2/images/not-recorded HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 599 Replay Miss\r\n"), "{raw}");
+}

@@ -821,7 +821,7 @@ async fn oversized_request_bodies_get_413_in_replay_and_record_and_are_never_for
             String::from_utf8_lossy(&reply.body)
         );
         assert!(
-            reply.json()["error_msg"]
+            reply.json()["error"]["message"]
                 .as_str()
                 .unwrap()
                 .contains("--max-body")
@@ -1230,7 +1230,7 @@ async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() 
             let body = reply.json();
             assert_eq!(body["ims_vcr"]["kind"], kind, "{case}: {body}");
             assert!(
-                body["error_msg"].as_str().unwrap().contains(&url),
+                body["error"]["message"].as_str().unwrap().contains(&url),
                 "{case}: names the upstream: {body}"
             );
         }

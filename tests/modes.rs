@@ -321,7 +321,7 @@ async fn the_control_api_reports_and_switches_mode_but_is_never_recorded() {
     .await;
     assert_eq!(refused.status, 409);
     assert!(
-        refused.json()["error_msg"]
+        refused.json()["error"]["message"]
             .as_str()
             .unwrap()
             .contains("--upstream")
