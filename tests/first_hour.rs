@@ -762,3 +762,67 @@ async fn first_hour_every_error_answer_reads_as_an_error_in_every_client() {
     .await;
     assert!(raw.starts_with("HTTP/1.1 599 Replay Miss\r\n"), "{raw}");
 }
+
+// #10: after recording, ls, show, replay and drift read the store just written.
+
+#[tokio::test]
+async fn first_hour_after_recording_the_commands_read_the_store_just_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".ims-vcr")).unwrap();
+    record_five(&dir.path().join(".ims-vcr/store")).await;
+    let cwd = dir.path();
+    let (code, stdout, stderr) = run_blocking(&["ls"], cwd).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("/v2/schemas/image"), "{stdout}");
+    assert!(
+        stderr.contains("the store .ims-vcr/store"),
+        "says which: {stderr}"
+    );
+    let (code, stdout, stderr) = run_blocking(&["show", "/v2/schemas/image"], cwd).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("GET /v2/schemas/image"), "{stdout}");
+    // show's hint, followed as given, works.
+    for source in [&[][..], &["--store", ".ims-vcr/store"]] {
+        let args = [&["show", "/nope"][..], source].concat();
+        let (code, _, stderr) = run_blocking(&args, cwd).await;
+        assert_eq!(code, 1, "{stderr}");
+        let hint = stderr
+            .split('`')
+            .nth(1)
+            .unwrap_or_else(|| panic!("no hint in {stderr}"));
+        let hint: Vec<&str> = hint.split_whitespace().skip(1).collect();
+        assert_eq!(hint[0], "ls", "{stderr}");
+        assert_eq!(&hint[1..], source, "{stderr}");
+        let (code, stdout, stderr) = run_blocking(&hint, cwd).await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("/v2/schemas/image"), "{stdout}");
+    }
+    let proxy = Running::start(&["replay", "--listen", "0"], cwd);
+    let reply = get(&format!("{}/v2/schemas/image", proxy.uri)).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"));
+    assert!(
+        proxy.log().contains("the store .ims-vcr/store"),
+        "{}",
+        proxy.log()
+    );
+    drop(proxy);
+    let (_, stdout, stderr) =
+        run_blocking(&["drift", "--upstream", "http://127.0.0.1:1"], cwd).await;
+    assert!(stdout.contains("5 not checked"), "{stdout}{stderr}");
+    // With a cassettes folder beside it, the cassettes win, and it says so.
+    shipped_copy(cwd, "cassettes");
+    let (code, stdout, stderr) = run_blocking(&["ls"], cwd).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("/v2/images/5ee0a9b4"), "{stdout}");
+    assert!(stderr.contains("the cassettes in cassettes"), "{stderr}");
+    // Neither: the error names both, and what to do.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run_blocking(&["ls"], empty.path()).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cassettes")
+            && stderr.contains(".ims-vcr/store")
+            && stderr.contains("record"),
+        "{stderr}"
+    );
+}

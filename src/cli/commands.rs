@@ -186,15 +186,14 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         );
     }
     let upstream = Upstream::new(&upstream_settings)?;
-    let (recordings, source) = match args.store {
-        Some(dir) => {
+    let (recordings, source) = match Source::choose(args.store, args.cassettes, config)? {
+        Source::Store(dir, _) => {
             // Load, then release the lock at once: drift never writes to the store.
             let store = Store::open_existing(&dir)?;
             let recordings = store.load(&store.rules()?)?;
             (recordings, format!("--store {}", dir.display()))
         }
-        None => {
-            let dir = cassettes_path(args.cassettes, config);
+        Source::Cassettes(dir, _) => {
             let (recordings, _rules) = cassette::read_dir(existing(&dir, "--cassettes")?)?;
             (recordings, format!("--cassettes {}", dir.display()))
         }
@@ -243,22 +242,21 @@ pub(super) fn drift_token() -> Result<Option<HeaderValue>> {
     Ok(Some(value))
 }
 
-/// Recordings from `--store` or `--cassettes` (for ls and show).
+/// Recordings from `--store` or `--cassettes`, or the default source (for ls and show), and
+/// which source that was.
 pub(super) fn load_source(
-    source: &SourceArgs,
+    args: &SourceArgs,
     config: &Config,
-) -> Result<Vec<crate::model::recording::Recording>> {
-    match &source.store {
-        Some(dir) => {
+) -> Result<(Vec<crate::model::recording::Recording>, Source)> {
+    let source = Source::choose(args.store.clone(), args.cassettes.clone(), config)?;
+    let recordings = match &source {
+        Source::Store(dir, _) => {
             let store = Store::open_existing(dir)?;
-            store.load(&store.rules()?)
+            store.load(&store.rules()?)?
         }
-        None => Ok(cassette::read_dir(existing(
-            &cassettes_path(source.cassettes.clone(), config),
-            "--cassettes",
-        )?)?
-        .0),
-    }
+        Source::Cassettes(dir, _) => cassette::read_dir(existing(dir, "--cassettes")?)?.0,
+    };
+    Ok((recordings, source))
 }
 
 /// A progress bar on a terminal; hidden (plain summaries only) when stderr is not one.

@@ -86,7 +86,7 @@ enum Command {
     Auto(AutoArgs),
     /// Serve stored answers only; never connects to any upstream.
     #[command(
-        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0 --fail-on-miss"
+        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes, else .ims-vcr/store\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0 --fail-on-miss"
     )]
     Replay(ReplayArgs),
     /// Forward every request, store nothing (debug a client against the real endpoint).
@@ -141,10 +141,12 @@ compared (their presence and type are). Nothing is written.";
 struct DriftArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
-    /// Check the recordings of a store directory (read, then released; never written).
+    /// Check the recordings of a store directory (read, then released; never written)
+    /// [default: .ims-vcr/store when there is no cassette folder].
     #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
     store: Option<PathBuf>,
-    /// Check a folder of cassette files [default: `cassettes` in ims-vcr.toml, else cassettes].
+    /// Check a folder of cassette files [default: `cassettes` in ims-vcr.toml, else cassettes,
+    /// when that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
     /// Also ignore the value of this JSON field, at any depth (repeatable).
@@ -305,10 +307,11 @@ struct PassthroughArgs {
 struct ReplayArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    /// Replay a store directory.
+    /// Replay a store directory [default: .ims-vcr/store when there is no cassette folder].
     #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
     store: Option<PathBuf>,
-    /// Replay a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml].
+    /// Replay a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml,
+    /// when that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
     #[command(flatten)]
@@ -343,10 +346,11 @@ struct ImportArgs {
 
 #[derive(Debug, Args)]
 struct SourceArgs {
-    /// Read a store directory.
+    /// Read a store directory [default: .ims-vcr/store when there is no cassette folder].
     #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
     store: Option<PathBuf>,
-    /// Read a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml].
+    /// Read a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml, when
+    /// that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
 }
@@ -451,9 +455,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import(a, &config).await,
         Command::Verify(a) => verify(a, &config),
         Command::Drift(a) => drift(a, &config).await,
-        Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?, a.json),
+        Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?.0, a.json),
         Command::Show(a) => {
-            crate::tools::listing::show(&load_source(&a.source, &config)?, &a.request)
+            let (recordings, source) = load_source(&a.source, &config)?;
+            let ls = format!("ims-vcr ls {}", source.flags());
+            crate::tools::listing::show(&recordings, &a.request, ls.trim_end())
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "ims-vcr", &mut std::io::stdout());
@@ -466,6 +472,64 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn store_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
     flag.or_else(|| config.store.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+}
+
+/// Where a reading command (`replay`, `ls`, `show`, `drift`) takes its recordings from.
+#[derive(Debug)]
+enum Source {
+    /// A store folder, and whether `--store` named it.
+    Store(PathBuf, bool),
+    /// A cassette folder, and whether `--cassettes` named it.
+    Cassettes(PathBuf, bool),
+}
+
+impl Source {
+    /// `--store` or `--cassettes` when given. Otherwise the cassette folder (`cassettes` in
+    /// ims-vcr.toml, else `cassettes`) when there is one, else the store (`store` in
+    /// ims-vcr.toml, else `.ims-vcr/store`) when there is one, which is what a first `record`
+    /// leaves; the choice is logged. With neither, the error says what to do.
+    fn choose(
+        store: Option<PathBuf>,
+        cassettes: Option<PathBuf>,
+        config: &Config,
+    ) -> Result<Source> {
+        match (store, cassettes) {
+            (Some(store), _) => return Ok(Source::Store(store, true)),
+            (None, Some(cassettes)) => return Ok(Source::Cassettes(cassettes, true)),
+            (None, None) => {}
+        }
+        let (cassettes, store) = (cassettes_path(None, config), store_path(None, config));
+        if cassettes.is_dir() {
+            tracing::info!(
+                "reading the cassettes in {} (neither --store nor --cassettes given)",
+                cassettes.display()
+            );
+            Ok(Source::Cassettes(cassettes, false))
+        } else if Store::is_at(&store) {
+            tracing::info!(
+                "reading the store {} (neither --store nor --cassettes given, and there is no {} folder)",
+                store.display(),
+                cassettes.display()
+            );
+            Ok(Source::Store(store, false))
+        } else {
+            Err(Error::Config(format!(
+                "nothing to read here: no cassette folder ({}) and no store ({}); record first \
+                 (`ims-vcr record --upstream URL`), or pass --store DIR or --cassettes DIR",
+                cassettes.display(),
+                store.display()
+            )))
+        }
+    }
+
+    /// The flags that name this source as the user gave them ("" for the default), for hints.
+    fn flags(&self) -> String {
+        match self {
+            Source::Store(dir, true) => format!("--store {}", dir.display()),
+            Source::Cassettes(dir, true) => format!("--cassettes {}", dir.display()),
+            _ => String::new(),
+        }
+    }
 }
 
 /// `--cassettes`, else `cassettes` from the config, else the default.

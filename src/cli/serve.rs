@@ -94,12 +94,9 @@ pub(super) async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
     let builder = server(&args.listen)?
         .replay()
         .sequence(args.playback.sequence);
-    let builder = match args.store {
-        Some(store) => builder.store(store),
-        None => builder.cassettes(existing(
-            &cassettes_path(args.cassettes, config),
-            "--cassettes",
-        )?),
+    let builder = match Source::choose(args.store, args.cassettes, config)? {
+        Source::Store(store, _) => builder.store(store),
+        Source::Cassettes(dir, _) => builder.cassettes(existing(&dir, "--cassettes")?),
     };
     serve_until_signal(builder, Some(&args.playback)).await
 }

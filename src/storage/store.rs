@@ -191,6 +191,11 @@ impl Store {
         })
     }
 
+    /// Whether `path` is a store folder (one [`Store::open_existing`] would open).
+    pub fn is_at(path: &Path) -> bool {
+        matches!(Folder::at(path), Ok(Folder::Store))
+    }
+
     fn open_folder(path: &Path) -> Result<Store> {
         let db = open_db(path)?;
         let store_err = |source| store_error(path, source);

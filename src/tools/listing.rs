@@ -82,8 +82,9 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
 }
 
 /// Prints every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
-/// path (when only one method was recorded for it).
-pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
+/// path (when only one method was recorded for it). `ls` is the command that lists the same
+/// recordings, for the hint when nothing or several match.
+pub fn show(recordings: &[Recording], wanted: &str, ls: &str) -> Result<()> {
     let wanted = wanted.trim();
     let matches: Vec<&Recording> = recordings
         .iter()
@@ -100,13 +101,13 @@ pub fn show(recordings: &[Recording], wanted: &str) -> Result<()> {
         [one] => *one,
         [] => {
             return Err(Error::Config(format!(
-                "show {wanted:?}: no recorded request matches; `ims-vcr ls` lists them"
+                "show {wanted:?}: no recorded request matches; `{ls}` lists them"
             )));
         }
         many => {
             let lines: Vec<&str> = many.iter().map(|r| r.key.request_line()).collect();
             return Err(Error::Config(format!(
-                "show {wanted:?}: {} requests match ({}); use the key from `ims-vcr ls`",
+                "show {wanted:?}: {} requests match ({}); use the key from `{ls}`",
                 many.len(),
                 lines.join(", ")
             )));
