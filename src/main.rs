@@ -1,6 +1,5 @@
 //! The `ims-vcr` binary: parse arguments, set up logging, run the library, report errors.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
@@ -12,7 +11,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ims_vcr::cli::colored_logs())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -71,7 +71,7 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
     assert!(proxy.wait().success());
     let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("exported 1 requests"), "{stderr}");
+    assert!(stderr.contains("exported 1 request (1 answer)"), "{stderr}");
     let (code, stderr) = run(&["import", "--store", "s2", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stored_answers(&dir.path().join("s2")), 1);

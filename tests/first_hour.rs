@@ -826,3 +826,178 @@ async fn first_hour_after_recording_the_commands_read_the_store_just_written() {
         "{stderr}"
     );
 }
+
+// #17: the small print.
+
+/// Counts with the wrong noun: "1 requests", "1 misses", "request(s)".
+fn bad_plurals(text: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for pair in words.windows(2) {
+        let noun = pair[1].trim_matches(|c: char| !c.is_alphanumeric());
+        let plural = [
+            "requests",
+            "answers",
+            "misses",
+            "hits",
+            "cassettes",
+            "recordings",
+            "errors",
+            "changes",
+            "problems",
+            "values",
+        ];
+        if pair[0] == "1" && plural.contains(&noun) {
+            bad.push(format!("{} {}", pair[0], pair[1]));
+        }
+    }
+    bad.extend(
+        text.match_indices("(s)")
+            .map(|(i, _)| text[i.saturating_sub(20)..i + 3].to_owned()),
+    );
+    bad
+}
+
+#[tokio::test]
+async fn first_hour_counts_of_one_read_as_english() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let store = dir.path().join("s");
+    let proxy = recorder(&fake, &store).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    let mut said = String::new();
+    for args in [
+        &["export", "--store", "s", "--out", "one"][..],
+        &[
+            "export", "--store", "s", "--out", "one.har", "--format", "har",
+        ],
+        &["ls", "--store", "s"],
+        &["verify", "one"],
+        &["import", "--store", "s2", "one"],
+    ] {
+        let (code, _, stderr) = run_blocking(args, dir.path()).await;
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        said.push_str(&stderr);
+    }
+    let (_, stdout, _) = run_blocking(&["verify", "one"], dir.path()).await;
+    said.push_str(&stdout);
+    assert!(said.contains("exported 1 request (1 answer)"), "{said}");
+    assert!(said.contains("verified 1 cassette (1 answer)"), "{said}");
+    let proxy = Running::start(
+        &[
+            "replay",
+            "--store",
+            "s",
+            "--listen",
+            "0",
+            "--fail-on-miss",
+            "--fail-on-unused",
+        ],
+        dir.path(),
+    );
+    get(&format!("{}/v2/images/not-recorded", proxy.uri)).await;
+    proxy.signal("-TERM");
+    let (status, log) = proxy.wait_with_log();
+    assert_eq!(status.code(), Some(3));
+    assert!(
+        log.contains(
+            "ims-vcr summary: 0 hits, 1 miss, 0 recorded, 0 upstream errors, 1 unused recording"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("1 request missed (--fail-on-miss); 1 recording never played"),
+        "{log}"
+    );
+    said.push_str(&log);
+    assert_eq!(bad_plurals(&said), Vec::<String>::new(), "{said}");
+}
+
+#[tokio::test]
+async fn first_hour_logs_say_what_matters_and_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    // A routine record session does not announce its replay pack.
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
+    get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    proxy.signal("-TERM");
+    let (status, log) = proxy.wait_with_log();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("replay pack"), "{log}");
+    // passthrough reads no recordings, and does not say it does.
+    let proxy = Running::forwarding("passthrough", &fake, dir.path(), &[], &[]);
+    get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    let log = proxy.log();
+    assert!(
+        !log.contains("cassettes") && !log.contains("recordings loaded"),
+        "{log}"
+    );
+    drop(proxy);
+    // An upstream whose CA is not trusted: the answer says which flag fixes it.
+    let untrusted = ims_vcr::ProxyServer::builder()
+        .record(ims_vcr::UpstreamConfig::new(fake.base_url()))
+        .store(dir.path().join("s3"))
+        .start()
+        .await
+        .unwrap();
+    let reply = get(&image_url(&untrusted, SEED_IMAGE_ID)).await;
+    assert_eq!(reply.status, 502);
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("--upstream-ca"), "{message}");
+}
+
+#[test]
+fn first_hour_verify_of_a_folder_without_cassettes_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let (code, stdout, stderr) = run_with_stdout(&["verify", "empty"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("verified 0 cassettes"), "{stdout}");
+    assert!(stderr.contains("no cassette"), "a warning: {stderr}");
+    let (code, stdout, stderr) =
+        run_with_stdout(&["verify", "empty", "--require-redaction"], dir.path());
+    assert_eq!(
+        code,
+        documented(Some("verify"), "findings"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("no cassette") && stderr.contains("--require-redaction"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn first_hour_no_color_turns_log_colours_off_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_copy(dir.path(), "cassettes");
+    // script(1) gives the command a terminal, where log lines are coloured unless NO_COLOR is set.
+    let on_a_terminal = |no_color: Option<&str>| {
+        let mut command = std::process::Command::new("script");
+        command
+            .args(["-qec", &format!("{BIN} ls"), "/dev/null"])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let out = command.output().expect("script(1), from util-linux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_a_terminal(None);
+    assert!(coloured.contains("reading the cassettes"), "{coloured}");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "colours on a terminal: {coloured:?}"
+    );
+    for value in ["1", "true"] {
+        let plain = on_a_terminal(Some(value));
+        assert!(plain.contains("reading the cassettes"), "{plain}");
+        assert!(!plain.contains("\u{1b}["), "NO_COLOR={value}: {plain:?}");
+    }
+}

@@ -418,7 +418,7 @@ async fn fail_on_miss_and_fail_on_unused_set_the_exit_code_and_print_a_summary()
             3,
             "unused: GET /v2/schemas/image",
         ),
-        (&[], true, 0, "1 misses"),
+        (&[], true, 0, "1 miss,"),
     ];
     for (flags, miss, code, expected) in cases {
         let mut args = vec!["replay", "--listen", "0", "--cassettes", cassettes];

@@ -25,8 +25,8 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             .expect("a HAR document serialises");
         cassette::write_atomically(&out, &har)?;
         eprintln!(
-            "exported {} requests to {} (HAR 1.2)",
-            recordings.len(),
+            "exported {} to {} (HAR 1.2)",
+            count(recordings.len(), "request", "requests"),
             out.display()
         );
         return Ok(());
@@ -35,14 +35,17 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     let summary = cassette::write_dir_with_progress(&out, &recordings, &rules, &progress)?;
     progress.finish_and_clear();
     let removed = if summary.removed > 0 {
-        format!(", removed {} stale cassettes", summary.removed)
+        format!(
+            ", removed {}",
+            count(summary.removed, "stale cassette", "stale cassettes")
+        )
     } else {
         String::new()
     };
     eprintln!(
-        "exported {} requests ({} answers) to {}{removed}",
-        summary.files,
-        summary.answers,
+        "exported {} ({}) to {}{removed}",
+        count(summary.files, "request", "requests"),
+        count(summary.answers, "answer", "answers"),
         out.display()
     );
     Ok(())
@@ -152,24 +155,40 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
     for finding in &findings {
         println!("{finding}");
     }
+    if summary.files == 0 {
+        // An empty folder holds no leak, but it proves nothing either: a typo in the path, or
+        // an export that has not run yet.
+        tracing::warn!(
+            "{}: no cassette files (*.json) here, so nothing was checked",
+            dir.display()
+        );
+        if options.require_redaction.is_some() {
+            return Err(Error::Verdict(format!(
+                "{}: no cassette to check, and --require-redaction needs every cassette \
+                 redacted: export them with `ims-vcr export --redact --out {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
     if findings.is_empty() {
         println!(
-            "verified {} cassettes ({} answers) in {}: no credential headers{}, {} denied values checked, none found",
-            summary.files,
-            summary.answers,
+            "verified {} ({}) in {}: no credential headers{}, {} checked, none found",
+            count(summary.files, "cassette", "cassettes"),
+            count(summary.answers, "answer", "answers"),
             dir.display(),
             if options.require_redaction.is_some() {
                 ", every file redacted as the policy requires"
             } else {
                 ""
             },
-            options.deny.len()
+            count(options.deny.len(), "denied value", "denied values")
         );
         Ok(())
     } else {
         Err(Error::Verdict(format!(
-            "verify found {} problem(s) in {}",
-            findings.len(),
+            "verify found {} in {}",
+            count(findings.len(), "problem", "problems"),
             dir.display()
         )))
     }
@@ -267,12 +286,28 @@ pub(super) fn progress_bar(len: usize, what: &'static str) -> indicatif::Progres
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     let style =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({rate}, {eta})")
             .expect("a valid progress template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&per_second(state.per_sec()));
+                },
+            )
             .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(what);
     bar
+}
+
+/// A progress rate people read at a glance: `3113/s`, `2.5/s` (indicatif's own `{per_sec}`
+/// prints `3,113.1542/s`).
+pub(super) fn per_second(rate: f64) -> String {
+    if rate >= 10.0 || rate == 0.0 {
+        format!("{rate:.0}/s")
+    } else {
+        format!("{rate:.1}/s")
+    }
 }
 
 /// The redaction key from `IMS_VCR_REDACT_KEY`, warning when it is the public default.

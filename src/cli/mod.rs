@@ -410,7 +410,12 @@ pub fn command() -> clap::Command {
         });
     }
     let examples = command.get_after_help().map(ToString::to_string);
-    command.after_help(with_exit_codes(examples, None))
+    let command = command.after_help(with_exit_codes(examples, None));
+    if color_allowed(std::env::var_os("NO_COLOR")) {
+        command
+    } else {
+        command.color(clap::ColorChoice::Never)
+    }
 }
 
 fn with_exit_codes(examples: Option<String>, command: Option<&str>) -> String {
@@ -419,6 +424,17 @@ fn with_exit_codes(examples: Option<String>, command: Option<&str>) -> String {
         Some(examples) => format!("{examples}\n\n{codes}"),
         None => codes,
     }
+}
+
+/// Whether log lines on stderr may carry colours: only on a terminal, and not when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>).
+pub fn colored_logs() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && color_allowed(std::env::var_os("NO_COLOR"))
+}
+
+fn color_allowed(no_color: Option<std::ffi::OsString>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Parses the process's arguments with [`command`]; exits (code 2) on a usage error, as clap does.
@@ -562,6 +578,21 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
         command().debug_assert();
+    }
+
+    #[test]
+    fn no_color_set_to_anything_but_empty_turns_colours_off() {
+        assert!(color_allowed(None));
+        assert!(color_allowed(Some("".into())));
+        assert!(!color_allowed(Some("1".into())));
+        assert!(!color_allowed(Some("false".into())));
+    }
+
+    #[test]
+    fn progress_rates_are_rounded() {
+        assert_eq!(per_second(3113.1542), "3113/s");
+        assert_eq!(per_second(2.54), "2.5/s");
+        assert_eq!(per_second(0.0), "0/s");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! [`ProxyServerBuilder`], the listener address, and serving until a signal.
 
 use super::*;
+use crate::model::count;
 
 /// The builder settings every serving mode shares.
 pub(super) fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
@@ -121,15 +122,17 @@ pub(super) async fn serve_until_signal(
     };
     let mut failed = Vec::new();
     if verdicts.fail_on_miss && summary.miss_count() > 0 {
+        let n = summary.miss_count();
         failed.push(format!(
-            "{} request(s) missed (--fail-on-miss)",
-            summary.miss_count()
+            "{} (--fail-on-miss)",
+            count(n, "request missed", "requests missed")
         ));
     }
     if verdicts.fail_on_unused && !summary.unused.is_empty() {
+        let n = summary.unused.len();
         failed.push(format!(
-            "{} recording(s) never played (--fail-on-unused)",
-            summary.unused.len()
+            "{} (--fail-on-unused)",
+            count(n, "recording never played", "recordings never played")
         ));
     }
     if failed.is_empty() {

@@ -259,7 +259,17 @@ impl ProxyServerBuilder {
         if let Some(warning) = tapes.use_redaction_key(self.key()) {
             tracing::warn!("{warning}");
         }
-        tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), source = ?self.source, "recordings loaded");
+        match (self.mode, &self.source) {
+            (Mode::Passthrough, _) => {
+                tracing::info!(mode = "passthrough", "forwarding every request, storing nothing");
+            }
+            (_, Source::Store(dir)) => {
+                tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), store = %dir.display(), "recordings loaded");
+            }
+            (_, Source::Cassettes(dir)) => {
+                tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), cassettes = %dir.display(), "recordings loaded");
+            }
+        }
         let settings = Settings {
             max_body: self.max_body,
             body_read_timeout: self.header_read_timeout,

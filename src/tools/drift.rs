@@ -7,6 +7,7 @@ use hyper::Method;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use crate::tools::diff::{Change, ChangeKind, IgnoreRules, compare};
+use crate::model::count;
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Interaction, body_bytes};
 use crate::model::recording::Recording;
@@ -257,10 +258,6 @@ pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
     ))
 }
 
-/// `1 request`, `2 requests`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
 
 #[cfg(test)]
 mod tests {

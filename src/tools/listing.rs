@@ -73,10 +73,11 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
             row["recorded_at"].as_str().unwrap_or(""),
         );
     }
+    let answers = recordings.iter().map(|r| r.answers.len()).sum::<usize>();
     eprintln!(
-        "{} requests, {} answers",
-        rows.len(),
-        recordings.iter().map(|r| r.answers.len()).sum::<usize>()
+        "{}, {}",
+        crate::model::count(rows.len(), "request", "requests"),
+        crate::model::count(answers, "answer", "answers")
     );
     Ok(())
 }
