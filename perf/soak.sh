@@ -219,7 +219,7 @@ check_phase record "$ERRORS" "$RSS_START" "$RSS_END" $((REQUESTS * PER_ANSWER_KI
 
 "$BIN" export --store "$STORE" --out "$WORK/exported" 2>"$WORK/export.log"
 cat "$WORK/export.log"
-STORED=$(sed -n 's/^exported [0-9]* requests (\([0-9]*\) answers).*/\1/p' "$WORK/export.log")
+STORED=$(sed -n 's/^exported [0-9]* requests\? (\([0-9]*\) answers\?).*/\1/p' "$WORK/export.log")
 EXPECTED=$((1 + WARM_REQUESTS + REQUESTS))
 echo "-- record: $STORED answers stored for $EXPECTED requests completed (1 + warm-up $WARM_REQUESTS + $REQUESTS)"
 # Requests still in flight when wrk stops are recorded but not counted by wrk: at least, not equal.

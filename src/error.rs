@@ -16,6 +16,15 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// A `--store` that is not a store: missing or empty where one must exist already, or a
+    /// folder holding other things (a store is never made inside one).
+    #[error("--store {path}: not an ims-vcr store: {reason}")]
+    NotAStore {
+        /// The folder given as the store.
+        path: PathBuf,
+        /// What is there instead, and what to do.
+        reason: String,
+    },
     /// Any other sled failure, with the store it happened in.
     #[error("store {path}: {source}")]
     Store {
@@ -70,7 +79,8 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A setting (flag, environment variable, config entry) with a bad value.
+    /// A setting (environment variable, config entry) with a bad value, or anything else the
+    /// user must fix before running again.
     #[error("{0}")]
     Config(String),
     /// The store refuses an operation in its current state (a failed write, another format, a
@@ -86,6 +96,10 @@ pub enum Error {
     /// A failure inside ims-vcr itself (a server task that panicked).
     #[error("{0}")]
     Internal(String),
+    /// A flag with a bad value, or a missing one (the message names it). The binary exits with
+    /// code 2 for it, as for the errors clap reports.
+    #[error("{0}")]
+    Usage(String),
     /// A CI verdict failed (`--fail-on-miss`, `--fail-on-unused`, `verify` findings, drift).
     /// The binary exits with code 3 for it.
     #[error("{0}")]
@@ -95,12 +109,36 @@ pub enum Error {
     /// started). The binary prints nothing more for it.
     #[error("exit status {0}")]
     ExitCode(u8),
+    /// `drift` found no breaking change but could not check some requests: the upstream could
+    /// not be reached, or refused the credentials. The binary exits with code 4 for it.
+    #[error("{0}")]
+    Unchecked(String),
 }
+
+/// Exit code of a runtime error (see `cli::exit`, the table every `--help` prints).
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code of a usage error: a bad or missing flag (clap's own errors exit with it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of a failed CI verdict.
+pub const EXIT_VERDICT: u8 = 3;
+/// Exit code of a `drift` that could not check requests (set-up, not drift).
+pub const EXIT_UNCHECKED: u8 = 4;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Verdict(_) => EXIT_VERDICT,
+            Error::Unchecked(_) => EXIT_UNCHECKED,
+            Error::ExitCode(code) => *code,
+            _ => EXIT_RUNTIME,
+        }
+    }
+
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

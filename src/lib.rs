@@ -65,7 +65,7 @@ pub use net::upstream::UpstreamConfig;
 pub use proxy::realism::{Fault, Latency};
 pub use proxy::sessions::SessionVerdict;
 pub use proxy::telemetry::Summary;
-pub use proxy::{MISS_STATUS, Mode};
+pub use proxy::{MISS_REASON, MISS_STATUS, Mode};
 pub use replay::tape::Sequence;
 pub use secrets::redact::RedactionPolicy;
 pub use server::{ProxyServer, ProxyServerBuilder, Session};

@@ -1,13 +1,11 @@
 //! The `ims-vcr` binary: parse arguments, set up logging, run the library, report errors.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = ims_vcr::cli::Cli::parse();
+    let cli = ims_vcr::cli::parse_args();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             EnvFilter::new(if cli.verbose {
@@ -17,7 +15,7 @@ fn main() -> ExitCode {
             })
         }))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ims_vcr::cli::colored_logs())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -32,13 +30,16 @@ fn main() -> ExitCode {
     match runtime.block_on(ims_vcr::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(ims_vcr::Error::ExitCode(code)) => ExitCode::from(code),
-        Err(ims_vcr::Error::Verdict(why)) => {
-            eprintln!("verdict: {why}");
-            ExitCode::from(3)
-        }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match &e {
+                ims_vcr::Error::Verdict(why) => eprintln!("verdict: {why}"),
+                ims_vcr::Error::Unchecked(why) => eprintln!("not checked: {why}"),
+                ims_vcr::Error::Usage(why) => {
+                    eprintln!("error: {why}\n\nFor more information, try '--help'.");
+                }
+                e => eprintln!("error: {e}"),
+            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -66,7 +66,7 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
     assert!(proxy.wait().success());
     let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("exported 1 requests"), "{stderr}");
+    assert!(stderr.contains("exported 1 request (1 answer)"), "{stderr}");
     let (code, stderr) = run(&["import", "--store", "s2", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stored_answers(&dir.path().join("s2")), 1);
@@ -75,8 +75,13 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
 #[test]
 fn bad_flags_get_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
-        (&["record", "--upstream", "ims.example.com"], "--upstream"),
+    // Bad flag values are usage errors (2); unusable files and folders are runtime errors (1).
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["record", "--upstream", "ims.example.com"],
+            2,
+            "--upstream",
+        ),
         (
             &[
                 "record",
@@ -85,18 +90,24 @@ fn bad_flags_get_errors_that_name_them() {
                 "--upstream-ca",
                 "missing.pem",
             ],
+            1,
             "--upstream-ca missing.pem",
         ),
-        (&["replay", "--cassettes", "nowhere"], "--cassettes nowhere"),
-        (&["replay", "--listen", "0.0.0.0:0"], "--allow-remote"),
+        (
+            &["replay", "--cassettes", "nowhere"],
+            1,
+            "--cassettes nowhere",
+        ),
+        (&["replay", "--listen", "0.0.0.0:0"], 2, "--allow-remote"),
         (
             &["export", "--store", "nostore", "--out", "o"],
+            1,
             "--store nostore",
         ),
     ];
-    for (args, expected) in cases {
+    for (args, expected_code, expected) in cases {
         let (code, stderr) = run(args, dir.path());
-        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(code, expected_code, "{args:?}: {stderr}");
         assert!(
             stderr.contains(expected),
             "{args:?}: expected {expected:?} in {stderr}"

@@ -18,7 +18,7 @@ const TOKEN: &str = "gAAAAAB-openstack-admin-token-for-interop";
 const PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
 /// Creates (once per requirements file content) and returns the venv's python.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _once = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

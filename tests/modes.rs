@@ -316,7 +316,7 @@ async fn the_control_api_reports_and_switches_mode_but_is_never_recorded() {
     .await;
     assert_eq!(refused.status, 409);
     assert!(
-        refused.json()["error_msg"]
+        refused.json()["error"]["message"]
             .as_str()
             .unwrap()
             .contains("--upstream")
@@ -413,7 +413,7 @@ async fn fail_on_miss_and_fail_on_unused_set_the_exit_code_and_print_a_summary()
             3,
             "unused: GET /v2/schemas/image",
         ),
-        (&[], true, 0, "1 misses"),
+        (&[], true, 0, "1 miss,"),
     ];
     for (flags, miss, code, expected) in cases {
         let mut args = vec!["replay", "--listen", "0", "--cassettes", cassettes];

@@ -111,7 +111,7 @@ async fn a_miss_is_a_599_marked_miss_naming_the_request_and_the_nearest_recordin
         body["ims_vcr"]["nearest"][0],
         format!("GET /v2/images/{SEED_IMAGE_ID}")
     );
-    assert_eq!(body["error_code"], "IMS_VCR.MISS");
+    assert_eq!(body["error"]["code"], "IMS_VCR.MISS");
 }
 
 #[tokio::test]

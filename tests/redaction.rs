@@ -284,7 +284,7 @@ async fn verify_catches_each_kind_of_leak_and_passes_a_clean_redacted_export() {
         deny_file.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("verified 1 cassettes (1 answers)"), "{text}");
+    assert!(text.contains("verified 1 cassette (1 answer)"), "{text}");
 
     // Hand-edited leaks: a credential header, a percent-encoded and a base64 denied value.
     let (name, bytes) = all_files(&clean).into_iter().next().unwrap();

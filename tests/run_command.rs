@@ -182,7 +182,7 @@ fn a_command_that_succeeds_runs_against_a_replay_and_the_summary_follows() {
     assert!(log.starts_with("replay http://127.0.0.1:"), "{log}");
     assert!(
         ran.stderr
-            .contains("[replay] ims-vcr summary: 1 hits, 0 misses"),
+            .contains("[replay] ims-vcr summary: 1 hit, 0 misses"),
         "{}",
         ran.stderr
     );
@@ -237,7 +237,7 @@ fn a_miss_fails_with_3_under_fail_on_miss_unless_the_command_failed_first() {
     );
     assert!(
         ran.stderr
-            .contains("verdict: 1 request(s) missed (--fail-on-miss)"),
+            .contains("verdict: 1 request missed (--fail-on-miss)"),
         "{}",
         ran.stderr
     );
@@ -281,7 +281,7 @@ fn sigterm_reaches_the_command_first_and_nothing_is_left_running() {
         let terminated = std::fs::read_to_string(dir.path().join("terminated")).unwrap();
         assert_eq!(terminated, "15 200\n", "{cmd:?}: {stderr}");
         assert!(
-            stderr.contains("[replay] ims-vcr summary: 1 hits"),
+            stderr.contains("[replay] ims-vcr summary: 1 hit"),
             "{stderr}"
         );
         let pids = std::fs::read_to_string(dir.path().join("pids")).unwrap();
@@ -347,7 +347,7 @@ async fn ims_vcr_mode_selects_the_mode_and_the_flag_overrides_it() {
     assert!(log.lines().last().unwrap().starts_with("replay "), "{log}");
     assert!(
         ran.stderr
-            .contains("[replay] ims-vcr summary: 1 hits, 0 misses"),
+            .contains("[replay] ims-vcr summary: 1 hit, 0 misses"),
         "{}",
         ran.stderr
     );

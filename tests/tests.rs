@@ -55,3 +55,5 @@ mod run_command;
 mod properties;
 // Second hardening round: positional queries, trailing bytes, symlinks, odd paths, latency, credentials outside headers, escapes, verify --deny.
 mod hardening_round2;
+// What trips a new user in the first hour (one test per trap, for every command of its kind).
+mod first_hour;

@@ -19,7 +19,10 @@ async fn assert_502_and_nothing_stored(
     let body = reply.json();
     assert_eq!(body["ims_vcr"]["kind"], kind, "{body}");
     assert!(
-        body["error_msg"].as_str().unwrap().contains("127.0.0.1"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
         "names where: {body}"
     );
     proxy.shutdown().await.unwrap();

@@ -2,16 +2,17 @@
 //! progress bars and the printed reports.
 
 use super::*;
+use crate::model::count;
 
 pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     let out = args
         .out
         .or_else(|| config.cassettes.clone())
         .ok_or_else(|| {
-            Error::Config("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
+            Error::Usage("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
     let store_dir = store_path(args.store.store, config);
-    let store = Store::open(existing(&store_dir, "--store")?)?;
+    let store = Store::open_existing(&store_dir)?;
     let rules = store.rules()?;
     let mut recordings = store.load(&rules)?;
     drop(store);
@@ -24,8 +25,8 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             .expect("a HAR document serialises");
         cassette::write_atomically(&out, &har)?;
         eprintln!(
-            "exported {} requests to {} (HAR 1.2)",
-            recordings.len(),
+            "exported {} to {} (HAR 1.2)",
+            count(recordings.len(), "request", "requests"),
             out.display()
         );
         return Ok(());
@@ -34,14 +35,17 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     let summary = cassette::write_dir_with_progress(&out, &recordings, &rules, &progress)?;
     progress.finish_and_clear();
     let removed = if summary.removed > 0 {
-        format!(", removed {} stale cassettes", summary.removed)
+        format!(
+            ", removed {}",
+            count(summary.removed, "stale cassette", "stale cassettes")
+        )
     } else {
         String::new()
     };
     eprintln!(
-        "exported {} requests ({} answers) to {}{removed}",
-        summary.files,
-        summary.answers,
+        "exported {} ({}) to {}{removed}",
+        count(summary.files, "request", "requests"),
+        count(summary.answers, "answer", "answers"),
         out.display()
     );
     Ok(())
@@ -90,16 +94,38 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         _ => (recordings, rules),
     };
     store.set_rules(&rules).await?;
-    store.import(&recordings).await?;
+    let imported = store.import_counted(&recordings).await?;
     // The import is committed; a pack that cannot be written only slows the next replay.
     if let Err(e) = store.replay_pack() {
         tracing::warn!(error = %e, "cannot update the replay pack");
     }
+    let replaced = match imported.replaced {
+        0 => String::new(),
+        1 => format!(
+            " (the {} it had in the store {} gone)",
+            count(imported.replaced_answers, "answer", "answers"),
+            if imported.replaced_answers == 1 {
+                "is"
+            } else {
+                "are"
+            }
+        ),
+        _ => format!(
+            " (the {} they had in the store are gone)",
+            count(imported.replaced_answers, "answer", "answers")
+        ),
+    };
     eprintln!(
-        "imported {} requests ({} answers) into {}",
-        recordings.len(),
-        recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
-        store_dir.display()
+        "imported {} ({}) into {}: {} new, {} replaced{replaced}",
+        count(recordings.len(), "request", "requests"),
+        count(
+            recordings.iter().map(|r| r.answers.len()).sum::<usize>(),
+            "answer",
+            "answers"
+        ),
+        store_dir.display(),
+        imported.added,
+        imported.replaced,
     );
     Ok(())
 }
@@ -129,24 +155,40 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
     for finding in &findings {
         println!("{finding}");
     }
+    if summary.files == 0 {
+        // An empty folder holds no leak, but it proves nothing either: a typo in the path, or
+        // an export that has not run yet.
+        tracing::warn!(
+            "{}: no cassette files (*.json) here, so nothing was checked",
+            dir.display()
+        );
+        if options.require_redaction.is_some() {
+            return Err(Error::Verdict(format!(
+                "{}: no cassette to check, and --require-redaction needs every cassette \
+                 redacted: export them with `ims-vcr export --redact --out {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
     if findings.is_empty() {
         println!(
-            "verified {} cassettes ({} answers) in {}: no credential headers{}, {} denied values checked, none found",
-            summary.files,
-            summary.answers,
+            "verified {} ({}) in {}: no credential headers{}, {} checked, none found",
+            count(summary.files, "cassette", "cassettes"),
+            count(summary.answers, "answer", "answers"),
             dir.display(),
             if options.require_redaction.is_some() {
                 ", every file redacted as the policy requires"
             } else {
                 ""
             },
-            options.deny.len()
+            count(options.deny.len(), "denied value", "denied values")
         );
         Ok(())
     } else {
         Err(Error::Verdict(format!(
-            "verify found {} problem(s) in {}",
-            findings.len(),
+            "verify found {} in {}",
+            count(findings.len(), "problem", "problems"),
             dir.display()
         )))
     }
@@ -163,15 +205,14 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         );
     }
     let upstream = Upstream::new(&upstream_settings)?;
-    let (recordings, source) = match args.store {
-        Some(dir) => {
+    let (recordings, source) = match Source::choose(args.store, args.cassettes, config)? {
+        Source::Store(dir, _) => {
             // Load, then release the lock at once: drift never writes to the store.
-            let store = Store::open(existing(&dir, "--store")?)?;
+            let store = Store::open_existing(&dir)?;
             let recordings = store.load(&store.rules()?)?;
             (recordings, format!("--store {}", dir.display()))
         }
-        None => {
-            let dir = cassettes_path(args.cassettes, config);
+        Source::Cassettes(dir, _) => {
             let (recordings, _rules) = cassette::read_dir(existing(&dir, "--cassettes")?)?;
             (recordings, format!("--cassettes {}", dir.display()))
         }
@@ -185,13 +226,20 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
     let drifts = drift::run(&recordings, &upstream, &ignore, token.as_ref()).await;
     print!("{}", drift::render(&drifts));
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
+    let unchecked = drift::unchecked_summary(&drifts);
     if breaking > 0 {
+        // A breaking change found is news about the API, whatever else could not be checked.
+        let also = unchecked.map(|u| format!(" ({u})")).unwrap_or_default();
         return Err(Error::Verdict(format!(
-            "drift found {breaking} breaking change(s) against {}",
+            "drift found {breaking} breaking change{} against {}{also}",
+            if breaking == 1 { "" } else { "s" },
             upstream.origin()
         )));
     }
-    Ok(())
+    match unchecked {
+        Some(why) => Err(Error::Unchecked(format!("{why} ({})", upstream.origin()))),
+        None => Ok(()),
+    }
 }
 
 /// `X-Auth-Token` for drift from `IMS_VCR_DRIFT_TOKEN` (tokens are never stored; unset or empty
@@ -213,22 +261,21 @@ pub(super) fn drift_token() -> Result<Option<HeaderValue>> {
     Ok(Some(value))
 }
 
-/// Recordings from `--store` or `--cassettes` (for ls and show).
+/// Recordings from `--store` or `--cassettes`, or the default source (for ls and show), and
+/// which source that was.
 pub(super) fn load_source(
-    source: &SourceArgs,
+    args: &SourceArgs,
     config: &Config,
-) -> Result<Vec<crate::model::recording::Recording>> {
-    match &source.store {
-        Some(dir) => {
-            let store = Store::open(existing(dir, "--store")?)?;
-            store.load(&store.rules()?)
+) -> Result<(Vec<crate::model::recording::Recording>, Source)> {
+    let source = Source::choose(args.store.clone(), args.cassettes.clone(), config)?;
+    let recordings = match &source {
+        Source::Store(dir, _) => {
+            let store = Store::open_existing(dir)?;
+            store.load(&store.rules()?)?
         }
-        None => Ok(cassette::read_dir(existing(
-            &cassettes_path(source.cassettes.clone(), config),
-            "--cassettes",
-        )?)?
-        .0),
-    }
+        Source::Cassettes(dir, _) => cassette::read_dir(existing(dir, "--cassettes")?)?.0,
+    };
+    Ok((recordings, source))
 }
 
 /// A progress bar on a terminal; hidden (plain summaries only) when stderr is not one.
@@ -239,12 +286,28 @@ pub(super) fn progress_bar(len: usize, what: &'static str) -> indicatif::Progres
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     let style =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({rate}, {eta})")
             .expect("a valid progress template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&per_second(state.per_sec()));
+                },
+            )
             .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(what);
     bar
+}
+
+/// A progress rate people read at a glance: `3113/s`, `2.5/s` (indicatif's own `{per_sec}`
+/// prints `3,113.1542/s`).
+pub(super) fn per_second(rate: f64) -> String {
+    if rate >= 10.0 || rate == 0.0 {
+        format!("{rate:.0}/s")
+    } else {
+        format!("{rate:.1}/s")
+    }
 }
 
 /// The redaction key from `IMS_VCR_REDACT_KEY`, warning when it is the public default.

@@ -3,8 +3,11 @@
 
 mod commands;
 mod config;
+mod exit;
 mod run;
 mod serve;
+
+pub use exit::markdown as exit_codes_markdown;
 
 use commands::*;
 use serve::*;
@@ -34,7 +37,7 @@ use hyper::header::HeaderValue;
 
 /// Default `--listen`: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9696";
-/// Default `--store`, relative to the working directory (git-ignored).
+/// Default `--store`, relative to the working directory (a new store git-ignores itself).
 pub const DEFAULT_STORE: &str = ".ims-vcr/store";
 /// Default cassette folder replayed when neither `--store` nor `--cassettes` is given.
 pub const DEFAULT_CASSETTES: &str = "cassettes";
@@ -51,10 +54,7 @@ Examples:
   # Share what was recorded, sanitized, then replay it anywhere
   ims-vcr export --out cassettes --redact
   ims-vcr verify cassettes --require-redaction
-  ims-vcr replay --cassettes cassettes --fail-on-miss
-
-Exit codes: 0 success, 1 runtime error (message on stderr), 2 usage error,
-3 verdict failed (replay/auto --fail-on-miss/--fail-on-unused, verify findings, drift).";
+  ims-vcr replay --cassettes cassettes --fail-on-miss";
 
 /// Record-and-replay test proxy for the Huawei Cloud IMS image API.
 #[derive(Debug, Parser)]
@@ -91,7 +91,7 @@ enum Command {
     Auto(AutoArgs),
     /// Serve stored answers only; never connects to any upstream.
     #[command(
-        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0 --fail-on-miss"
+        after_help = "Examples:\n  ims-vcr replay                      # serves ./cassettes, else .ims-vcr/store\n  ims-vcr replay --store .ims-vcr/store --listen 127.0.0.1:0 --fail-on-miss"
     )]
     Replay(ReplayArgs),
     /// Forward every request, store nothing (debug a client against the real endpoint).
@@ -102,7 +102,9 @@ enum Command {
     /// Write the store as cassette files (one JSON file per request) into --out.
     #[command(after_help = "Example:\n  ims-vcr export --out cassettes --redact")]
     Export(ExportArgs),
-    /// Load cassette files into the store: all of them, or none if any is invalid.
+    /// Load cassette files into the store: all of them, or none if any is invalid. A request the
+    /// store holds already gets the cassette's answers instead of its own (the summary counts new
+    /// and replaced requests).
     #[command(after_help = "Example:\n  ims-vcr import cassettes")]
     Import(ImportArgs),
     /// List recorded requests: method, path, answers, statuses, recorded-at.
@@ -125,7 +127,7 @@ enum Command {
     },
     /// Check cassette files for credentials, missing redaction and denied values (for CI).
     #[command(
-        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f...\n\nExit codes: 0 clean, 3 findings (one line each: file: JSON location: problem), 1 error."
+        after_help = "Examples:\n  ims-vcr verify cassettes --deny-file .secrets/project-ids.txt\n  ims-vcr verify cassettes --require-redaction --deny 0a1b2c3d4e5f..."
     )]
     Verify(VerifyArgs),
     /// Run a command (a test suite) against the proxy: start it on a free port, run CMD with
@@ -142,19 +144,18 @@ Examples:
   ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com --store .ims-vcr/store --ignore-field checksum
 
 Values of request_id, x-request-id, date, every *_at field and the redacted fields are not
-compared (their presence and type are). Nothing is written.
-
-Exit codes: 0 no breaking change, 1 a breaking change (status, removed field, changed type),
-an upstream error, or any other error.";
+compared (their presence and type are). Nothing is written.";
 
 #[derive(Debug, Args)]
 struct DriftArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
-    /// Check the recordings of a store directory (read, then released; never written).
+    /// Check the recordings of a store directory (read, then released; never written)
+    /// [default: .ims-vcr/store when there is no cassette folder].
     #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
     store: Option<PathBuf>,
-    /// Check a folder of cassette files [default: `cassettes` in ims-vcr.toml, else cassettes].
+    /// Check a folder of cassette files [default: `cassettes` in ims-vcr.toml, else cassettes,
+    /// when that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
     /// Also ignore the value of this JSON field, at any depth (repeatable).
@@ -204,8 +205,9 @@ struct ListenArgs {
 
 #[derive(Debug, Args)]
 struct UpstreamArgs {
-    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local stand-ins).
-    #[arg(long, value_name = "URL")]
+    /// Upstream scheme://host[:port], e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for
+    /// local stand-ins); no path: clients send the whole path.
+    #[arg(long, value_name = "URL", value_parser = upstream_url)]
     upstream: String,
     /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
     #[arg(long, value_name = "PEM")]
@@ -239,7 +241,8 @@ struct PlaybackArgs {
     /// Exit with code 3 at shutdown if any request missed.
     #[arg(long)]
     fail_on_miss: bool,
-    /// Exit with code 3 at shutdown if any recording was never played.
+    /// Exit with code 3 at shutdown if any recording was never played (since start: a reset of
+    /// the cursors does not make a played recording unused).
     #[arg(long)]
     fail_on_unused: bool,
 }
@@ -319,10 +322,11 @@ struct PassthroughArgs {
 struct ReplayArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    /// Replay a store directory.
+    /// Replay a store directory [default: .ims-vcr/store when there is no cassette folder].
     #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
     store: Option<PathBuf>,
-    /// Replay a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml].
+    /// Replay a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml,
+    /// when that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
     #[command(flatten)]
@@ -357,10 +361,11 @@ struct ImportArgs {
 
 #[derive(Debug, Args)]
 struct SourceArgs {
-    /// Read a store directory.
+    /// Read a store directory [default: .ims-vcr/store when there is no cassette folder].
     #[arg(long, value_name = "DIR", conflicts_with = "cassettes")]
     store: Option<PathBuf>,
-    /// Read a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml].
+    /// Read a folder of cassette files [default: cassettes, or `cassettes` in ims-vcr.toml, when
+    /// that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
 }
@@ -407,6 +412,56 @@ fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> std::result::Result<
     text.parse()
 }
 
+/// The command line as clap sees it, with each command's exit codes (from one table) after its
+/// examples in `--help`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(&name, |sub| {
+            let examples = sub.get_after_help().map(ToString::to_string);
+            sub.after_help(with_exit_codes(examples, Some(&name)))
+        });
+    }
+    let examples = command.get_after_help().map(ToString::to_string);
+    let command = command.after_help(with_exit_codes(examples, None));
+    if color_allowed(std::env::var_os("NO_COLOR")) {
+        command
+    } else {
+        command.color(clap::ColorChoice::Never)
+    }
+}
+
+fn with_exit_codes(examples: Option<String>, command: Option<&str>) -> String {
+    let codes = exit::help(command);
+    match examples {
+        Some(examples) => format!("{examples}\n\n{codes}"),
+        None => codes,
+    }
+}
+
+/// Whether log lines on stderr may carry colours: only on a terminal, and not when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>).
+pub fn colored_logs() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && color_allowed(std::env::var_os("NO_COLOR"))
+}
+
+fn color_allowed(no_color: Option<std::ffi::OsString>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Parses the process's arguments with [`command`]; exits (code 2) on a usage error, as clap does.
+pub fn parse_args() -> Cli {
+    use clap::FromArgMatches as _;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -437,20 +492,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify(a, &config),
         Command::Run(a) => run::run_command(a, &config).await,
         Command::Drift(a) => drift(a, &config).await,
-        Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?, a.json),
-        Command::Show(a) => crate::tools::listing::show(
-            &load_source(&a.source, &config)?,
-            &a.request,
-            a.session.as_deref(),
-        ),
+        Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?.0, a.json),
+        Command::Show(a) => {
+            let (recordings, source) = load_source(&a.source, &config)?;
+            let ls = format!("ims-vcr ls {}", source.flags());
+            crate::tools::listing::show(
+                &recordings,
+                &a.request,
+                a.session.as_deref(),
+                ls.trim_end(),
+            )
+        }
         Command::Completions { shell } => {
-            use clap::CommandFactory as _;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "ims-vcr",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(shell, &mut command(), "ims-vcr", &mut std::io::stdout());
             Ok(())
         }
     }
@@ -460,6 +514,64 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn store_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
     flag.or_else(|| config.store.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+}
+
+/// Where a reading command (`replay`, `ls`, `show`, `drift`) takes its recordings from.
+#[derive(Debug)]
+enum Source {
+    /// A store folder, and whether `--store` named it.
+    Store(PathBuf, bool),
+    /// A cassette folder, and whether `--cassettes` named it.
+    Cassettes(PathBuf, bool),
+}
+
+impl Source {
+    /// `--store` or `--cassettes` when given. Otherwise the cassette folder (`cassettes` in
+    /// ims-vcr.toml, else `cassettes`) when there is one, else the store (`store` in
+    /// ims-vcr.toml, else `.ims-vcr/store`) when there is one, which is what a first `record`
+    /// leaves; the choice is logged. With neither, the error says what to do.
+    fn choose(
+        store: Option<PathBuf>,
+        cassettes: Option<PathBuf>,
+        config: &Config,
+    ) -> Result<Source> {
+        match (store, cassettes) {
+            (Some(store), _) => return Ok(Source::Store(store, true)),
+            (None, Some(cassettes)) => return Ok(Source::Cassettes(cassettes, true)),
+            (None, None) => {}
+        }
+        let (cassettes, store) = (cassettes_path(None, config), store_path(None, config));
+        if cassettes.is_dir() {
+            tracing::info!(
+                "reading the cassettes in {} (neither --store nor --cassettes given)",
+                cassettes.display()
+            );
+            Ok(Source::Cassettes(cassettes, false))
+        } else if Store::is_at(&store) {
+            tracing::info!(
+                "reading the store {} (neither --store nor --cassettes given, and there is no {} folder)",
+                store.display(),
+                cassettes.display()
+            );
+            Ok(Source::Store(store, false))
+        } else {
+            Err(Error::Config(format!(
+                "nothing to read here: no cassette folder ({}) and no store ({}); record first \
+                 (`ims-vcr record --upstream URL`), or pass --store DIR or --cassettes DIR",
+                cassettes.display(),
+                store.display()
+            )))
+        }
+    }
+
+    /// The flags that name this source as the user gave them ("" for the default), for hints.
+    fn flags(&self) -> String {
+        match self {
+            Source::Store(dir, true) => format!("--store {}", dir.display()),
+            Source::Cassettes(dir, true) => format!("--cassettes {}", dir.display()),
+            _ => String::new(),
+        }
+    }
 }
 
 /// `--cassettes`, else `cassettes` from the config, else the default.
@@ -491,6 +603,22 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn no_color_set_to_anything_but_empty_turns_colours_off() {
+        assert!(color_allowed(None));
+        assert!(color_allowed(Some("".into())));
+        assert!(!color_allowed(Some("1".into())));
+        assert!(!color_allowed(Some("false".into())));
+    }
+
+    #[test]
+    fn progress_rates_are_rounded() {
+        assert_eq!(per_second(3113.1542), "3113/s");
+        assert_eq!(per_second(2.54), "2.5/s");
+        assert_eq!(per_second(0.0), "0/s");
     }
 
     #[test]

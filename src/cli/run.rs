@@ -58,6 +58,8 @@ Examples:
         .required_if_eq_any([("mode", "record"), ("mode", "auto"), ("mode", "passthrough")])
         .default_value("")
         .hide_default_value(true)
+        // The empty default passes; any URL given is checked as for the other commands.
+        .value_parser(|s: &str| if s.is_empty() { Ok(String::new()) } else { upstream_url(s) })
         .help("Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com: required by record, auto and passthrough, ignored by replay")),
     mut_arg("store", |a| a.help(
         "Store directory (sled): record and auto write it, --verify-replay replays it, replay serves it instead of --cassettes [default: .ims-vcr/store, or `store` in ims-vcr.toml]"

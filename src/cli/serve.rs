@@ -2,6 +2,7 @@
 //! [`ProxyServerBuilder`], the listener address, and serving until a signal.
 
 use super::*;
+use crate::model::count;
 
 /// The builder settings every serving mode shares.
 pub(super) fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
@@ -33,7 +34,7 @@ pub(super) fn seconds(value: f64, flag: &str) -> Result<Duration> {
     if value > 0.0 && value <= MAX_TIMEOUT_SECS {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(Error::Config(format!(
+        Err(Error::Usage(format!(
             "{flag} {value} must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS} (a year)"
         )))
     }
@@ -63,13 +64,13 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
     } else {
         args.volatile.clone()
     };
-    rules.volatile = crate::model::volatile::Volatile::new(volatile).map_err(Error::Config)?;
+    rules.volatile = crate::model::volatile::Volatile::new(volatile).map_err(Error::Usage)?;
     for name in &args.match_headers {
         let lower = name.to_ascii_lowercase();
         if crate::model::headers::is_credential(&lower)
             || crate::model::headers::is_volatile_request(&lower)
         {
-            return Err(Error::Config(format!(
+            return Err(Error::Usage(format!(
                 "--match-header {name}: this header is never stored (credential or volatile), so it cannot be matched on"
             )));
         }
@@ -113,9 +114,9 @@ pub(super) fn replay_source(
     cassettes: Option<PathBuf>,
     config: &Config,
 ) -> Result<ProxyServerBuilder> {
-    Ok(match store {
-        Some(store) => builder.store(existing(&store, "--store")?),
-        None => builder.cassettes(existing(&cassettes_path(cassettes, config), "--cassettes")?),
+    Ok(match Source::choose(store, cassettes, config)? {
+        Source::Store(store, _) => builder.store(store),
+        Source::Cassettes(dir, _) => builder.cassettes(existing(&dir, "--cassettes")?),
     })
 }
 
@@ -145,15 +146,17 @@ pub(super) async fn serve_until_signal(
 pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) -> Result<()> {
     let mut failed = Vec::new();
     if verdicts.fail_on_miss && summary.miss_count() > 0 {
+        let n = summary.miss_count();
         failed.push(format!(
-            "{} request(s) missed (--fail-on-miss)",
-            summary.miss_count()
+            "{} (--fail-on-miss)",
+            count(n, "request missed", "requests missed")
         ));
     }
     if verdicts.fail_on_unused && !summary.unused.is_empty() {
+        let n = summary.unused.len();
         failed.push(format!(
-            "{} recording(s) never played (--fail-on-unused)",
-            summary.unused.len()
+            "{} (--fail-on-unused)",
+            count(n, "recording never played", "recordings never played")
         ));
     }
     let sessions: Vec<&str> = summary
@@ -175,13 +178,53 @@ pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) 
     }
 }
 
+/// Checks `--upstream` (clap reports a refusal as a usage error): `https://host[:port]`, or
+/// `http://` for a local stand-in, and nothing after the authority. Clients send the whole path
+/// (`/v2/images/…`), so a path here would be sent twice (`/v2/v2/images/…`).
+pub(super) fn upstream_url(text: &str) -> std::result::Result<String, String> {
+    const EXAMPLE: &str = "https://ims.cn-north-4.myhuaweicloud.com";
+    let uri: hyper::Uri = text
+        .parse()
+        .map_err(|e| format!("{e}; expected a URL such as {EXAMPLE}"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        Some(_) => {
+            return Err("the scheme must be https:// (or http:// for a local stand-in)".into());
+        }
+        None => return Err(format!("it needs a scheme, e.g. {EXAMPLE}")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("it has no host, e.g. {EXAMPLE}"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(
+            "credentials in the URL are not supported: clients send their own, and AK/SK go in \
+             the proxy's environment (HUAWEICLOUD_SDK_AK/_SK)"
+                .into(),
+        );
+    }
+    if uri.query().is_some() {
+        return Err("it must not have a query string".into());
+    }
+    let path = uri.path();
+    if !matches!(path, "" | "/") {
+        let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("https"));
+        return Err(format!(
+            "give only scheme://host[:port], without a path: clients send the whole path \
+             (/v2/images/...), so {path} would be sent twice ({}/v2/...); use --upstream {origin}",
+            path.trim_end_matches('/')
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// Parses `--listen`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT` (loopback).
 /// A non-loopback address needs `--allow-remote`.
 pub(super) fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
     let text = args.listen.trim();
     let bad = || {
-        Error::Config(format!(
-            "--listen {text:?}: expected IP:PORT, localhost:PORT or PORT, e.g. 127.0.0.1:0"
+        Error::Usage(format!(
+            "--listen {text:?}: expected IP:PORT, localhost:PORT or PORT (0 to 65535), e.g. 127.0.0.1:0"
         ))
     };
     let addr = if let Ok(port) = text.parse::<u16>() {
@@ -196,7 +239,7 @@ pub(super) fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
     };
     if !addr.ip().is_loopback() {
         if !args.allow_remote {
-            return Err(Error::Config(format!(
+            return Err(Error::Usage(format!(
                 "--listen {addr} is not a loopback address: anyone who can reach it gets the recordings; \
                  add --allow-remote to bind it anyway"
             )));

@@ -11,3 +11,12 @@ pub mod recording;
 pub mod redaction;
 pub mod session;
 pub mod volatile;
+
+/// `1 request`, `2 requests`: a count with its noun, for reports, summaries and logs.
+pub fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: std::fmt::Display + PartialEq + From<u8>,
+{
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}

@@ -398,6 +398,20 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Adds what to do when the upstream's certificate comes from a CA the proxy does not trust (a
+/// private CA, a stand-in's test CA): the flag that adds one. (rustls's error reaches here
+/// inside an `io::Error`, whose `source()` skips it, so its text is what can be matched.)
+fn with_ca_hint(cause: String) -> String {
+    if cause.contains("UnknownIssuer") {
+        format!(
+            "{cause}; the upstream's certificate is signed by a CA that is not among the public \
+             roots: pass that CA's certificate with --upstream-ca PEM"
+        )
+    } else {
+        cause
+    }
+}
+
 fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamError {
     let cause = chain(error);
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -405,7 +419,7 @@ fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamErr
         if e.downcast_ref::<rustls::Error>().is_some() {
             return UpstreamError::Tls {
                 url: url.to_owned(),
-                cause,
+                cause: with_ca_hint(cause),
             };
         }
         source = e.source();
@@ -415,7 +429,7 @@ fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamErr
         if cause.contains("certificate") || cause.contains("tls") || cause.contains("TLS") {
             return UpstreamError::Tls {
                 url: url.to_owned(),
-                cause,
+                cause: with_ca_hint(cause),
             };
         }
         UpstreamError::Connect {

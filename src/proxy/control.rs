@@ -229,7 +229,7 @@ fn stats(proxy: &Proxy) -> Value {
         "unused": now.summary.unused.len(),
         "requests": now.requests.iter().map(|r| json!({
             "request": r.request, "key": r.key, "answers": r.answers, "played": r.played,
-            "recorded": r.recorded,
+            "played_total": r.played_total, "recorded": r.recorded,
         })).collect::<Vec<_>>(),
     })
 }

@@ -54,6 +54,9 @@ pub const MISS_STATUS: u16 = 599;
 /// How many distinct missed requests are kept (with their nearest recordings) for
 /// `/__ims-vcr/misses` and the summary; further ones are only counted.
 pub const MAX_TRACKED_MISSES: usize = 1000;
+/// The reason phrase of [`MISS_STATUS`] on the HTTP/1 status line (599 has no standard one), and
+/// the `title` of a miss's JSON error.
+pub const MISS_REASON: &str = "Replay Miss";
 /// Requests under this path prefix go to the control API: never forwarded, never recorded.
 pub const CONTROL_PREFIX: &str = "/__ims-vcr/";
 
@@ -492,21 +495,35 @@ fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
     }
 }
 
-/// A JSON error in the shapes IMS clients parse: `error_code`/`error_msg` (Huawei SDKs) and
-/// `error.code`/`error.message` (OpenStack clients), plus ims-vcr's own details.
+/// A JSON error every supported client turns into a readable error:
+/// `{"error": {"code", "message", "title"}, "ims_vcr": {...}}`. Every top-level value is an
+/// object, because python-glanceclient calls `.get("message")` on each of them (a top-level
+/// string crashes it); the Huawei SDKs (Python and Go) read a nested `code`/`message`, and
+/// openstacksdk joins the `message` of each top-level object. `details` must be an object too.
 pub(crate) fn error_response(
     status: StatusCode,
     code: &str,
     message: &str,
     details: Value,
 ) -> Response<Full<Bytes>> {
+    debug_assert!(details.is_object(), "{details}");
+    let miss = status.as_u16() == MISS_STATUS;
+    let title = match status.canonical_reason() {
+        Some(reason) => reason,
+        None if miss => MISS_REASON,
+        None => "Error",
+    };
     let body = json!({
-        "error_code": code,
-        "error_msg": message,
-        "error": { "code": code, "message": message },
+        "error": { "code": code, "message": message, "title": title },
         "ims_vcr": details,
     });
-    json_response(status, &body, Outcome::Error)
+    let mut response = json_response(status, &body, Outcome::Error);
+    if miss {
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes()));
+    }
+    response
 }
 
 /// A JSON answer marked with `outcome`.

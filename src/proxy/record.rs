@@ -13,6 +13,35 @@ pub(crate) struct Recorder {
     pub(crate) redactor: Option<Redactor>,
     /// Secrets the leak gate always looks for: the proxy's own AK/SK and security token.
     pub(crate) secrets: Vec<Needle>,
+    /// Request lines whose recorded 401/403 was already warned about (once per line, not per
+    /// request). Held only to insert.
+    pub(crate) warned_refusals: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Recorder {
+    /// Warns, once per request line, that a refusal (401/403) was recorded: replay will serve it
+    /// as if it were the API's answer, and it is almost always the credential that is wrong.
+    fn warn_if_refused(&self, key: &RequestKey, status: StatusCode) {
+        if !matches!(status.as_u16(), 401 | 403) {
+            return;
+        }
+        let line = key.request_line();
+        let first = self
+            .warned_refusals
+            .lock()
+            .expect("no code panics while holding the warned-refusals lock")
+            .insert(line.to_owned());
+        if first {
+            tracing::warn!(
+                request = line,
+                status = status.as_u16(),
+                "recorded a {} answer: the credential, not the API, is probably wrong (no token, an \
+                 expired one, or AK/SK missing from the proxy's environment); replay will serve \
+                 this refusal until the request is recorded again",
+                status.as_u16()
+            );
+        }
+    }
 }
 
 /// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
@@ -165,6 +194,7 @@ impl Proxy {
             {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
                 stored = true;
+                recorder.warn_if_refused(key, live.status);
                 // Looked up by the request as sent; read back from where the store keeps it
                 // (another key when redaction changed the request).
                 self.tapes.record_stored(key, &stored_key, store, seq);

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::model::count;
 use crate::net::outcome::Outcome;
 use crate::proxy::sessions::SessionVerdict;
 use crate::proxy::{Miss, Mode, Proxy};
@@ -43,12 +44,12 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "ims-vcr summary: {} hits, {} misses, {} recorded, {} upstream errors, {} unused recordings",
-            self.hits,
-            self.miss_count(),
+            "ims-vcr summary: {}, {}, {} recorded, {}, {}",
+            count(self.hits, "hit", "hits"),
+            count(self.miss_count(), "miss", "misses"),
             self.recorded,
-            self.upstream_errors,
-            self.unused.len()
+            count(self.upstream_errors, "upstream error", "upstream errors"),
+            count(self.unused.len(), "unused recording", "unused recordings"),
         )?;
         for miss in self.misses.iter().take(SUMMARY_SAMPLE) {
             writeln!(

@@ -61,8 +61,11 @@ pub struct Tape {
     loaded: OnceLock<Result<Box<Loaded>, String>>,
     /// Where a lazy tape's answers are.
     source: Option<Source>,
-    /// How many times this request was asked for since start or the last reset.
+    /// How many times this request was asked for since start or the last reset (the cursor).
     played: AtomicUsize,
+    /// How many times it was asked for since start: a reset rewinds the cursor, but a recording
+    /// that was played is still not "unused" (`--fail-on-unused`).
+    played_total: AtomicUsize,
     /// Recorded in this session (so it was asked for, even if never played back).
     recorded: bool,
 }
@@ -93,6 +96,7 @@ impl Tape {
             loaded: OnceLock::from(Ok(Box::new(Loaded { request, answers }))),
             source: None,
             played: AtomicUsize::new(played),
+            played_total: AtomicUsize::new(played),
             recorded: false,
         }
     }
@@ -176,17 +180,19 @@ pub struct TapeStats {
     pub key: String,
     /// Answers recorded.
     pub answers: usize,
-    /// Times asked for.
+    /// Times asked for since start or the last reset.
     pub played: usize,
+    /// Times asked for since start (a reset does not change it).
+    pub played_total: usize,
     /// Whether this session recorded an answer for it (record and auto).
     pub recorded: bool,
 }
 
 impl TapeStats {
-    /// Not played since start (or the last reset), and not recorded this session: what
-    /// `--fail-on-unused` reports.
+    /// Never played since start (a reset does not make a played recording unused), and not
+    /// recorded this session: what `--fail-on-unused` reports.
     pub fn unused(&self) -> bool {
-        self.played == 0 && !self.recorded
+        self.played_total == 0 && !self.recorded
     }
 }
 
@@ -258,6 +264,7 @@ impl Tapes {
                     loaded: OnceLock::new(),
                     source: Some(Source::Pack(file.clone(), r.answers)),
                     played: AtomicUsize::new(0),
+                    played_total: AtomicUsize::new(0),
                     recorded: false,
                 };
                 (r.digest, Arc::new(tape))
@@ -334,6 +341,7 @@ impl Tapes {
             return Play::Unreadable(e.to_owned());
         }
         let served = tape.played.fetch_add(1, Ordering::Relaxed);
+        tape.played_total.fetch_add(1, Ordering::Relaxed);
         let len = tape.count;
         let index = match self.sequence {
             Sequence::RepeatLast => served.min(len - 1),
@@ -365,12 +373,16 @@ impl Tapes {
         // may get here out of order, so within the session the highest count wins; a tape from
         // before the session counts for nothing (its answers were replaced, or are included).
         let in_store = seq as usize + 1;
-        let (count, played) = match tapes.get(key.digest()) {
-            Some(old) if old.recorded => {
-                (old.count.max(in_store), old.played.load(Ordering::Relaxed))
-            }
-            Some(old) => (in_store, old.played.load(Ordering::Relaxed)),
-            None => (in_store, 0),
+        let counters = |old: &Tape| {
+            (
+                old.played.load(Ordering::Relaxed),
+                old.played_total.load(Ordering::Relaxed),
+            )
+        };
+        let (count, (played, played_total)) = match tapes.get(key.digest()) {
+            Some(old) if old.recorded => (old.count.max(in_store), counters(old)),
+            Some(old) => (in_store, counters(old)),
+            None => (in_store, (0, 0)),
         };
         let tape = Tape {
             line: key.request_line().to_owned(),
@@ -379,12 +391,14 @@ impl Tapes {
             loaded: OnceLock::new(),
             source: Some(Source::Store(store.clone(), *stored.digest())),
             played: AtomicUsize::new(played),
+            played_total: AtomicUsize::new(played_total),
             recorded: true,
         };
         tapes.insert(*key.digest(), Arc::new(tape));
     }
 
-    /// Rewinds every cursor (or only `key`'s); returns how many were rewound.
+    /// Rewinds every cursor (or only `key`'s); returns how many were rewound. What was played
+    /// stays played (see [`TapeStats::unused`]).
     pub fn reset(&self, key: Option<&str>) -> usize {
         self.reset_where(|digest, _| key.is_none_or(|k| k == hex(digest)))
     }
@@ -441,6 +455,7 @@ impl Tapes {
                 key: hex(digest),
                 answers: tape.count,
                 played: tape.played.load(Ordering::Relaxed),
+                played_total: tape.played_total.load(Ordering::Relaxed),
                 recorded: tape.recorded,
             })
             .collect();
@@ -691,6 +706,18 @@ mod tests {
         assert_eq!(tapes.reset(Some(&a.key.hex())), 1);
         assert_eq!(played(&tapes, &a.key, 1), vec![Q]);
         assert_eq!(played(&tapes, &b.key, 1), vec![S]);
+    }
+
+    #[test]
+    fn a_reset_rewinds_the_cursor_but_a_played_recording_stays_used() {
+        let (a, b) = (recording("/a", &["queued"]), recording("/b", &["queued"]));
+        let tapes = Tapes::new(&[a.clone(), b], Sequence::RepeatLast).unwrap();
+        played(&tapes, &a.key, 2);
+        tapes.reset(None);
+        let stats = tapes.stats();
+        assert_eq!((stats[0].played, stats[0].played_total), (0, 2));
+        assert!(!stats[0].unused(), "played before the reset");
+        assert!(stats[1].unused(), "never played");
     }
 
     #[tokio::test]

@@ -123,7 +123,8 @@ impl ProxyServerBuilder {
         self
     }
 
-    /// Use the sled store in `dir` (record writes it; replay reads it).
+    /// Use the sled store in `dir`: record and auto write it (creating it when `dir` is missing
+    /// or empty), replay reads it (and refuses a `dir` that is not a store).
     pub fn store(mut self, dir: impl Into<PathBuf>) -> Self {
         self.source = Source::Store(dir.into());
         self
@@ -186,15 +187,17 @@ impl ProxyServerBuilder {
         self
     }
 
-    /// Loads recordings or connects the upstream, binds, and returns once the port accepts.
+    /// Checks every setting, binds, loads recordings or opens the store, and returns once the
+    /// port accepts. Everything that can be refused (the listener's certificate, the upstream
+    /// URL and CA file, the port) is tried before the store is opened, so a failed start leaves
+    /// no store behind.
     pub async fn start(self) -> Result<ProxyServer> {
-        // Certificate problems are reported before the store is opened or the port bound.
         let tls = match &self.tls {
             Some((cert, key)) => Some(crate::net::tls::acceptor(cert, key)?),
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let proxy = self.assemble(scheme).await?;
+        let upstream = self.upstream.as_ref().map(Upstream::new).transpose()?;
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -205,6 +208,7 @@ impl ProxyServerBuilder {
             addr: self.listen.to_string(),
             source,
         })?;
+        let proxy = self.assemble(scheme, upstream).await?;
         let (stop, stopped) = watch::channel(false);
         let connections = Arc::new(Connections::new(self.header_read_timeout, tls));
         let proxy = Arc::new(proxy);
@@ -231,13 +235,15 @@ impl ProxyServerBuilder {
             .unwrap_or_else(|| PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0)
     }
 
-    async fn assemble(&self, scheme: &'static str) -> Result<Proxy> {
+    /// Opens the store or reads the cassettes, and puts the proxy together (`upstream` is set
+    /// in the forwarding modes).
+    async fn assemble(&self, scheme: &'static str, upstream: Option<Upstream>) -> Result<Proxy> {
         let (mut tapes, recorder, rules) = match self.mode {
             Mode::Replay => match &self.source {
                 // The store is opened only to check (or write) its replay pack, then closed, so
                 // other replays, export or record can use it meanwhile.
                 Source::Store(dir) => {
-                    let store = Store::open(dir)?;
+                    let store = Store::open_existing(dir)?;
                     let rules = store.rules()?;
                     (self.tapes_of(&store, &rules)?, None, rules)
                 }
@@ -249,7 +255,7 @@ impl ProxyServerBuilder {
             },
             Mode::Passthrough => (
                 Tapes::new(&[], self.sequence).map_err(Error::Recordings)?,
-                Some(self.recorder(None)?),
+                Some(self.recorder(upstream, None)),
                 MatchRules::default(),
             ),
             Mode::Record | Mode::Auto => {
@@ -265,13 +271,23 @@ impl ProxyServerBuilder {
                 }
                 let rules = store.rules()?;
                 let tapes = self.tapes_of(&store, &rules)?;
-                (tapes, Some(self.recorder(Some(store))?), rules)
+                (tapes, Some(self.recorder(upstream, Some(store))), rules)
             }
         };
         if let Some(warning) = tapes.use_redaction_key(self.key()) {
             tracing::warn!("{warning}");
         }
-        tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), source = ?self.source, "recordings loaded");
+        match (self.mode, &self.source) {
+            (Mode::Passthrough, _) => {
+                tracing::info!(mode = "passthrough", "forwarding every request, storing nothing");
+            }
+            (_, Source::Store(dir)) => {
+                tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), store = %dir.display(), "recordings loaded");
+            }
+            (_, Source::Cassettes(dir)) => {
+                tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), cassettes = %dir.display(), "recordings loaded");
+            }
+        }
         let settings = Settings {
             max_body: self.max_body,
             body_read_timeout: self.header_read_timeout,
@@ -292,12 +308,12 @@ impl ProxyServerBuilder {
         }
     }
 
-    fn recorder(&self, store: Option<Store>) -> Result<Recorder> {
+    fn recorder(&self, upstream: Option<Upstream>, store: Option<Store>) -> Recorder {
         let config = self
             .upstream
             .as_ref()
             .expect("forwarding modes set the upstream");
-        let upstream = Upstream::new(config)?;
+        let upstream = upstream.expect("start() connects the upstream of a forwarding mode");
         let secrets = config.credentials.iter().flat_map(|c| {
             let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
             values.extend(c.security_token.clone().map(|t| ("security token", t)));
@@ -306,7 +322,7 @@ impl ProxyServerBuilder {
                 value,
             })
         });
-        Ok(Recorder {
+        Recorder {
             upstream,
             store: store.map(Arc::new),
             redactor: self
@@ -314,6 +330,7 @@ impl ProxyServerBuilder {
                 .clone()
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
-        })
+            warned_refusals: Default::default(),
+        }
     }
 }

@@ -22,6 +22,11 @@ impl Store {
         let path = store.path().join(PACK_FILE);
         match Pack::open(&path, store.settled_generation(), &rules) {
             Ok(pack) => return Ok(Some(pack)),
+            // Routine after every record session (its first write deletes the pack): said
+            // only at debug level; a pack that is there but unusable is worth a line.
+            Err(why) if !path.exists() => {
+                tracing::debug!(pack = %path.display(), "writing the replay pack: {why}");
+            }
             Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
         }
         match write(store, &rules, &path) {

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::model::interaction::Interaction;
 use crate::model::recording::Recording;
+use crate::storage::folder;
 use crate::storage::journal::{COMPACT_AT, Journal};
 use crate::storage::durability::{
     note_durable, open_db, read_durable, recover, store_error,
@@ -82,9 +83,28 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens the store at `path`, creating it when `path` is missing or an empty folder (what
+    /// `record`, `auto` and `import` do). A file, or a folder holding anything else (a cassette
+    /// folder, say), is refused: a store is never made inside it.
     pub fn open(path: &Path) -> Result<Store> {
-        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        folder::find_or_make(path)?;
+        Store::open_folder(path)
+    }
+
+    /// Opens the store at `path`, which must be one already (what every command but `record`,
+    /// `auto` and `import` does): a missing folder, or one without a store's files, is refused
+    /// and left as it was.
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        folder::find(path)?;
+        Store::open_folder(path)
+    }
+
+    /// Whether `path` is a store folder (one [`Store::open_existing`] would open).
+    pub fn is_at(path: &Path) -> bool {
+        folder::find(path).is_ok()
+    }
+
+    fn open_folder(path: &Path) -> Result<Store> {
         let db = open_db(path)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
@@ -524,11 +544,27 @@ impl Store {
     }
 
     /// Replaces the answers of every given request, all or nothing, and flushes.
+    #[cfg(any(test, feature = "internals"))]
     pub async fn import(&self, recordings: &[Recording]) -> Result<()> {
+        self.import_counted(recordings).await.map(drop)
+    }
+
+    /// [`Store::import`], returning how many requests were new and how many replaced (and the
+    /// answers those had), for `ims-vcr import` to say so.
+    pub async fn import_counted(&self, recordings: &[Recording]) -> Result<Imported> {
         let mut batch = sled::Batch::default();
+        let mut imported = Imported::default();
         for recording in recordings {
+            let mut old_answers = 0;
             for old in self.answers.scan_prefix(recording.key.digest()).keys() {
                 batch.remove(old.map_err(|e| self.err(e))?);
+                old_answers += 1;
+            }
+            if old_answers == 0 {
+                imported.added += 1;
+            } else {
+                imported.replaced += 1;
+                imported.replaced_answers += old_answers;
             }
             for (seq, interaction) in recording.answers.iter().enumerate() {
                 let seq = u32::try_from(seq).map_err(|_| {
@@ -548,8 +584,20 @@ impl Store {
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.count_write(&mut session);
         }
-        self.flush().await
+        self.flush().await?;
+        Ok(imported)
     }
+}
+
+/// What [`Store::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Requests the store did not hold.
+    pub added: usize,
+    /// Requests whose stored answers were replaced.
+    pub replaced: usize,
+    /// How many answers the replaced requests had in the store (now gone).
+    pub replaced_answers: usize,
 }
 
 #[cfg(test)]
@@ -599,6 +647,32 @@ mod tests {
                 .unwrap()
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn only_a_folder_holding_a_store_is_opened_and_only_a_new_or_empty_one_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let (missing, empty, other) = (
+            dir.path().join("missing"),
+            dir.path().join("empty"),
+            dir.path().join("other"),
+        );
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("a.json"), b"{}").unwrap();
+        for path in [&missing, &empty, &other] {
+            let e = Store::open_existing(path).unwrap_err().to_string();
+            assert!(e.contains("not an ims-vcr store"), "{e}");
+        }
+        assert!(!missing.exists());
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+        let e = Store::open(&other).unwrap_err().to_string();
+        assert!(e.contains("new or empty folder"), "{e}");
+        assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+        for path in [&missing, &empty] {
+            closed_store(path).await;
+            assert_eq!(Store::open_existing(path).unwrap().len(), 1);
+        }
     }
 
     #[tokio::test]

@@ -143,9 +143,7 @@ pub fn compare(
     ignore: &IgnoreRules,
 ) -> Vec<Change> {
     if recorded_status != live_status {
-        // One line, whatever the body's layout (an HTML error page, pretty-printed JSON).
-        let text = String::from_utf8_lossy(live_body);
-        let excerpt = truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "));
+        let excerpt = preview(live_body);
         return vec![Change {
             pointer: String::new(),
             kind: ChangeKind::Status,
@@ -252,6 +250,13 @@ fn render_body(bytes: &[u8], json: Option<&Value>) -> String {
         (None, Ok(text)) => format!("text {}", truncate(&format!("{text:?}"))),
         (None, Err(_)) => format!("bytes ({} bytes)", bytes.len()),
     }
+}
+
+/// The start of a body on one line, whatever its layout (an HTML error page, pretty-printed
+/// JSON).
+pub(crate) fn preview(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn truncate(text: &str) -> String {

@@ -8,6 +8,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use crate::tools::diff::{Change, ChangeKind, IgnoreRules, compare};
+use crate::model::count;
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Interaction, body_bytes};
 use crate::model::recording::Recording;
@@ -22,16 +23,55 @@ pub const ENV_TOKEN: &str = "IMS_VCR_DRIFT_TOKEN";
 pub struct RequestDrift {
     /// `METHOD path[?query]`, as recorded.
     pub request: String,
-    /// Differences in document order; empty when the live answer still matches.
+    /// Differences in document order; empty when the live answer still matches (or when the
+    /// request could not be checked).
     pub changes: Vec<Change>,
-    /// Why no live answer could be compared (connect, TLS, timeout, …); counts as breaking.
-    pub error: Option<String>,
+    /// Why the request could not be checked: a set-up problem, not drift.
+    pub unchecked: Option<Unchecked>,
+}
+
+/// Why a recorded request could not be checked against the live endpoint. None of these says
+/// anything about the API: they are reported apart from drift, with their own exit code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unchecked {
+    /// No live answer (connect, TLS, timeout, cut connection, …): the upstream error.
+    Unreachable(String),
+    /// The live endpoint refused the credentials: 401 or 403 where the recording has another
+    /// status (no token, an expired one, or AK/SK missing from the environment).
+    Refused {
+        /// The recorded status.
+        recorded: u16,
+        /// The live status.
+        live: u16,
+        /// The start of the live body (the gateway's error code says which credential).
+        body: String,
+    },
+    /// The recording itself cannot be sent (no answer, a method or header that is not HTTP).
+    Unsendable(String),
+}
+
+impl std::fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unchecked::Unreachable(error) => write!(f, "no answer: {error}"),
+            Unchecked::Refused {
+                recorded,
+                live,
+                body,
+            } => write!(
+                f,
+                "the upstream refused the credentials ({live} where the recording has \
+                 {recorded}) {body}"
+            ),
+            Unchecked::Unsendable(why) => write!(f, "cannot be sent: {why}"),
+        }
+    }
 }
 
 impl RequestDrift {
-    /// Breaking changes, an error counting as one.
+    /// Breaking changes (none when the request could not be checked).
     pub fn breaking(&self) -> usize {
-        self.changes.iter().filter(|c| c.is_breaking()).count() + usize::from(self.error.is_some())
+        self.changes.iter().filter(|c| c.is_breaking()).count()
     }
 }
 
@@ -52,7 +92,7 @@ pub async fn run(
             drifts.push(RequestDrift {
                 request: recording.key.request_line().to_owned(),
                 changes: Vec::new(),
-                error: Some("the recording has no answer".into()),
+                unchecked: Some(Unchecked::Unsendable("the recording has no answer".into())),
             });
             continue;
         };
@@ -66,7 +106,7 @@ pub async fn run(
         let result = check(first, last, &target, upstream, ignore, token).await;
         drifts.push(RequestDrift {
             request: label,
-            error: result.as_ref().err().cloned(),
+            unchecked: result.as_ref().err().cloned(),
             changes: result.unwrap_or_default(),
         });
     }
@@ -80,10 +120,15 @@ async fn check(
     upstream: &Upstream,
     ignore: &IgnoreRules,
     token: Option<&HeaderValue>,
-) -> Result<Vec<Change>, String> {
+) -> Result<Vec<Change>, Unchecked> {
     let request = &first.request;
-    let method = Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| format!("recorded method {:?} is not an HTTP method", request.method))?;
+    let unsendable = Unchecked::Unsendable;
+    let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+        unsendable(format!(
+            "recorded method {:?} is not an HTTP method",
+            request.method
+        ))
+    })?;
     // A redacted header holds a pseudonym, which means nothing to the live endpoint.
     let redacted = first.redaction.as_ref().map(|s| &s.policy.headers[..]);
     let mut headers = HeaderMap::new();
@@ -95,7 +140,7 @@ async fn check(
         {
             continue;
         }
-        let bad = || format!("recorded header {name:?} cannot be sent");
+        let bad = || unsendable(format!("recorded header {name:?} cannot be sent"));
         headers.append(
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
             HeaderValue::from_str(value).map_err(|_| bad())?,
@@ -104,12 +149,23 @@ async fn check(
     if let Some(token) = token {
         headers.insert("x-auth-token", token.clone());
     }
-    let body = body_bytes(&request.body).map_err(|e| format!("recorded request body: {e}"))?;
+    let body = body_bytes(&request.body)
+        .map_err(|e| unsendable(format!("recorded request body: {e}")))?;
     let live = upstream
         .forward(&method, target, &headers, body)
         .await
-        .map_err(|e| e.to_string())?;
-    let recorded = body_bytes(&last.response.body).map_err(|e| format!("recorded body: {e}"))?;
+        .map_err(|e| Unchecked::Unreachable(e.to_string()))?;
+    let status = live.status.as_u16();
+    let refusal = |s: u16| matches!(s, 401 | 403);
+    if refusal(status) && !refusal(last.response.status) {
+        return Err(Unchecked::Refused {
+            recorded: last.response.status,
+            live: status,
+            body: crate::tools::diff::preview(&live.body),
+        });
+    }
+    let recorded = body_bytes(&last.response.body)
+        .map_err(|e| unsendable(format!("recorded body: {e}")))?;
     // Redacted fields hold pseudonyms: they always differ from the live value, so only their
     // presence and type are compared.
     let ignore = match &last.redaction {
@@ -118,7 +174,6 @@ async fn check(
             .with_fields(stamp.policy.fields.iter().cloned()),
         None => ignore.clone(),
     };
-    let status = live.status.as_u16();
     Ok(compare(
         last.response.status,
         &recorded,
@@ -129,39 +184,83 @@ async fn check(
 }
 
 /// The report: per request a header line and one indented line per change, then the summary
-/// `drift: N requests checked, M changed, K breaking` (K counts breaking changes, errors included).
+/// `drift: N requests checked, M changed, K breaking` (K counts breaking changes), followed by
+/// `; U not checked` when some requests could not be checked.
 pub fn render(drifts: &[RequestDrift]) -> String {
     let mut out = String::new();
     for drift in drifts {
         let (n, breaking) = (drift.changes.len(), drift.breaking());
-        let _ = match &drift.error {
-            Some(error) => writeln!(out, "{} : error (breaking): {error}", drift.request),
+        let _ = match &drift.unchecked {
+            Some(why) => writeln!(out, "{} : not checked: {why}", drift.request),
             None if n == 0 => writeln!(out, "{} : no changes", drift.request),
             None => writeln!(
                 out,
-                "{} : {n} change{} ({breaking} breaking)",
+                "{} : {} ({breaking} breaking)",
                 drift.request,
-                if n == 1 { "" } else { "s" }
+                count(n, "change", "changes")
             ),
         };
         for change in &drift.changes {
             let _ = writeln!(out, "  {change}");
         }
     }
-    let changed = drifts
-        .iter()
-        .filter(|d| d.error.is_some() || !d.changes.is_empty());
+    let unchecked = drifts.iter().filter(|d| d.unchecked.is_some()).count();
+    let changed = drifts.iter().filter(|d| !d.changes.is_empty()).count();
     let breaking: usize = drifts.iter().map(RequestDrift::breaking).sum();
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "drift: {} requests checked, {} changed, {breaking} breaking",
-        drifts.len(),
-        changed.count()
+        "drift: {} checked, {changed} changed, {breaking} breaking",
+        count(drifts.len() - unchecked, "request", "requests"),
     );
+    let _ = match unchecked {
+        0 => writeln!(out),
+        n => writeln!(out, "; {n} not checked"),
+    };
     // Field names and values come from recordings and from the live answer: nothing in them
     // may drive the terminal the report is printed on.
     crate::tools::escape_controls(&out).into_owned()
 }
+
+/// What the command says when requests could not be checked: which set-up problem, and the fix.
+pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
+    let unchecked: Vec<&Unchecked> = drifts.iter().filter_map(|d| d.unchecked.as_ref()).collect();
+    if unchecked.is_empty() {
+        return None;
+    }
+    let mut causes = Vec::new();
+    if unchecked
+        .iter()
+        .any(|u| matches!(u, Unchecked::Refused { .. }))
+    {
+        causes.push(format!(
+            "the upstream refused the credentials: send a token with {ENV_TOKEN} (as \
+             X-Auth-Token), or put HUAWEICLOUD_SDK_AK/_SK in the environment to re-sign"
+        ));
+    }
+    if unchecked
+        .iter()
+        .any(|u| matches!(u, Unchecked::Unreachable(_)))
+    {
+        causes.push(
+            "the upstream could not be reached: check --upstream, the network, and \
+             --upstream-ca for a private CA"
+                .to_owned(),
+        );
+    }
+    if unchecked
+        .iter()
+        .any(|u| matches!(u, Unchecked::Unsendable(_)))
+    {
+        causes.push("some recordings cannot be sent (see the report)".to_owned());
+    }
+    Some(format!(
+        "{} of {} could not be checked, which says nothing about the API: {}",
+        unchecked.len(),
+        count(drifts.len(), "request", "requests"),
+        causes.join("; ")
+    ))
+}
+
 
 #[cfg(test)]
 mod tests {
@@ -171,10 +270,10 @@ mod tests {
     fn the_report_lists_each_change_and_sums_up() {
         let long = format!(r#"{{"size":0,"min_disk":100,"name":"{}"}}"#, "x".repeat(80));
         let live = br#"{"size":"0","name":"y"}"#;
-        let drift = |request: &str, changes, error: Option<&str>| RequestDrift {
+        let drift = |request: &str, changes, unchecked| RequestDrift {
             request: request.into(),
             changes,
-            error: error.map(Into::into),
+            unchecked,
         };
         let drifts = [
             drift(
@@ -183,7 +282,7 @@ mod tests {
                 None,
             ),
             drift("GET /v2", vec![], None),
-            drift("GET /x", vec![], Some("timeout")),
+            drift("GET /x", vec![], Some(Unchecked::Unreachable("timeout".into()))),
         ];
         let expected = format!(
             "GET /v2/images/a : 3 changes (2 breaking)\n\
@@ -191,8 +290,8 @@ mod tests {
              \x20 removed       /min_disk  (was number 100)\n\
              \x20 changed-value /name  (string \"{}… → string \"y\")\n\
              GET /v2 : no changes\n\
-             GET /x : error (breaking): timeout\n\
-             drift: 3 requests checked, 2 changed, 3 breaking\n",
+             GET /x : not checked: no answer: timeout\n\
+             drift: 2 requests checked, 1 changed, 2 breaking; 1 not checked\n",
             "x".repeat(59)
         );
         assert_eq!(render(&drifts), expected);

@@ -101,18 +101,20 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
             escape_controls(row["recorded_at"].as_str().unwrap_or("")),
         );
     }
+    let answers = recordings.iter().map(|r| r.answers.len()).sum::<usize>();
     eprintln!(
-        "{} requests, {} answers",
-        rows.len(),
-        recordings.iter().map(|r| r.answers.len()).sum::<usize>()
+        "{}, {}",
+        crate::model::count(rows.len(), "request", "requests"),
+        crate::model::count(answers, "answer", "answers")
     );
     Ok(())
 }
 
 /// Prints every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
-/// path (when only one method was recorded for it).
-/// With `session`, only that session's recordings are considered (`""`: the default session's).
-pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>) -> Result<()> {
+/// path (when only one method was recorded for it). With `session`, only that session's
+/// recordings are considered (`""`: the default session's). `ls` is the command that lists the
+/// same recordings, for the hint when nothing or several match.
+pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &str) -> Result<()> {
     let wanted = wanted.trim();
     let matches: Vec<&Recording> = recordings
         .iter()
@@ -130,7 +132,7 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>) -> Re
         [one] => *one,
         [] => {
             return Err(Error::NoMatch(format!(
-                "show {wanted:?}: no recorded request matches; `ims-vcr ls` lists them"
+                "show {wanted:?}: no recorded request matches; `{ls}` lists them"
             )));
         }
         many => {
@@ -143,7 +145,7 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>) -> Re
                 .map(|line| escape_controls(&line).into_owned())
                 .collect();
             return Err(Error::NoMatch(format!(
-                "show {wanted:?}: {} requests match ({}); use the key from `ims-vcr ls`",
+                "show {wanted:?}: {} requests match ({}); use the key from `{ls}`",
                 many.len(),
                 lines.join(", ")
             )));

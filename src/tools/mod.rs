@@ -100,7 +100,9 @@ mod tests {
         let report = drift::render(&[drift::RequestDrift {
             request: "GET /v2/images/\u{1b}]0;x\u{7}".into(),
             changes: vec![],
-            error: Some("upstream said \u{9b}31m".into()),
+            unchecked: Some(drift::Unchecked::Unreachable(
+                "upstream said \u{9b}31m".into(),
+            )),
         }]);
         assert!(!report.chars().any(is_unsafe), "{report}");
     }

@@ -51,7 +51,7 @@ async fn oversized_request_bodies_get_413_in_replay_and_record_and_are_never_for
             String::from_utf8_lossy(&reply.body)
         );
         assert!(
-            reply.json()["error_msg"]
+            reply.json()["error"]["message"]
                 .as_str()
                 .unwrap()
                 .contains("--max-body")

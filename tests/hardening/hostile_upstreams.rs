@@ -97,7 +97,7 @@ async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() 
             let body = reply.json();
             assert_eq!(body["ims_vcr"]["kind"], kind, "{case}: {body}");
             assert!(
-                body["error_msg"].as_str().unwrap().contains(&url),
+                body["error"]["message"].as_str().unwrap().contains(&url),
                 "{case}: names the upstream: {body}"
             );
         }

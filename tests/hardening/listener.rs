@@ -42,7 +42,7 @@ fn the_listener_is_loopback_by_default_and_elsewhere_only_with_allow_remote_and_
     assert!(!local.log().contains("non-loopback"));
 
     let (code, stderr) = run(&["replay", "--listen", "0.0.0.0:0"], dir.path());
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a usage error");
     assert!(stderr.contains("--allow-remote"), "{stderr}");
 
     let remote = Running::start_with_env(
@@ -206,7 +206,7 @@ fn missing_or_unusable_tls_files_get_errors_naming_the_flag_and_the_file() {
         ("--header-read-timeout", "NaN"),
     ] {
         let (code, stderr) = run(&["replay", "--listen", "0", flag, value], dir.path());
-        assert_eq!(code, 1, "{stderr}");
+        assert_eq!(code, 2, "a usage error: {stderr}");
         assert!(stderr.contains(flag), "{stderr}");
     }
     let (code, stderr) = run(
@@ -219,6 +219,6 @@ fn missing_or_unusable_tls_files_get_errors_naming_the_flag_and_the_file() {
         ],
         dir.path(),
     );
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "a usage error: {stderr}");
     assert!(stderr.contains("--upstream-timeout"), "{stderr}");
 }
