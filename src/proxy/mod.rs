@@ -45,7 +45,8 @@ use crate::model::session::{SESSION_HEADER, SKIP_HEADER};
 use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
-use crate::replay::tape::{Play, Tapes, diff};
+use crate::replay::miss::diff;
+use crate::replay::tape::{Play, Tapes};
 use crate::net::upstream::Upstream;
 
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can

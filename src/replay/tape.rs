@@ -2,19 +2,15 @@
 //! sequence policy for requests recorded several times, and what a miss is told (the nearest
 //! recordings and how the request differs from the closest one).
 
-use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::model::credentials;
-use crate::model::interaction::{RecordedRequest, body_bytes};
+use crate::model::interaction::RecordedRequest;
 use crate::model::recording::Recording;
-use crate::model::key::{MatchRules, RequestKey, hex};
+use crate::model::key::{RequestKey, hex};
 use crate::storage::pack::{Extent, Pack, PackFile};
 use crate::replay::prepared::Prepared;
 use crate::secrets::pseudonym::PseudonymKey;
@@ -81,9 +77,9 @@ enum Source {
 }
 
 #[derive(Debug)]
-struct Loaded {
+pub(crate) struct Loaded {
     /// The request as first recorded (for miss diffs).
-    request: RecordedRequest,
+    pub(crate) request: RecordedRequest,
     answers: Vec<Prepared>,
 }
 
@@ -118,7 +114,7 @@ impl Tape {
 
     /// The request and prepared answers, read from the pack or the store on first use. The
     /// error names the file or store and the request.
-    fn loaded(&self) -> Result<&Loaded, &str> {
+    pub(crate) fn loaded(&self) -> Result<&Loaded, &str> {
         self.loaded
             .get_or_init(|| {
                 let (interactions, from) = match &self.source {
@@ -278,7 +274,7 @@ impl Tapes {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; 32], Arc<Tape>>> {
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<[u8; 32], Arc<Tape>>> {
         self.tapes
             .read()
             .expect("no code panics while holding the tapes lock")
@@ -462,191 +458,13 @@ impl Tapes {
         out.sort_by(|a, b| a.request.cmp(&b.request).then_with(|| a.key.cmp(&b.key)));
         out
     }
-
-    /// Up to `n` recorded requests closest to `key`: same method first, then most leading path
-    /// segments shared, then edit distance, then the line itself (so the answer is the same
-    /// every time). Edit distance is the costly part, so with many recordings it is computed
-    /// only for the [`DISTANCE_CANDIDATES`] best by method, shared segments and characters
-    /// shared at both ends (a line one edit away shares all but one): a miss on a store of
-    /// 100,000 image ids then takes milliseconds, not half a second of a worker thread.
-    pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<Arc<Tape>> {
-        let wanted = key.request_line();
-        let (method, path) = split_line(wanted);
-        // Tapes with the same line (same path, other bodies) are told apart by digest, so the
-        // order never depends on the map's.
-        // Only the request's own session: another session's recordings are not its to play.
-        let tapes: Vec<([u8; 32], Arc<Tape>)> = self
-            .read()
-            .iter()
-            .filter(|(_, t)| t.session() == key.session())
-            .map(|(d, t)| (*d, t.clone()))
-            .collect();
-        let mut cheap: Vec<(Cheap, &str, &[u8; 32], usize)> = tapes
-            .iter()
-            .enumerate()
-            .map(|(i, (digest, tape))| {
-                let (m, p) = split_line(&tape.line);
-                let shared = shared_segments(path, p);
-                let key = (
-                    m != method,
-                    Reverse(shared),
-                    Reverse(ends_shared(wanted, &tape.line)),
-                );
-                (key, tape.line.as_str(), digest, i)
-            })
-            .collect();
-        let keep = DISTANCE_CANDIDATES.max(n);
-        if cheap.len() > keep {
-            cheap.select_nth_unstable(keep - 1);
-            cheap.truncate(keep);
-        }
-        let mut scored: Vec<(Closeness, &[u8; 32], usize)> = cheap
-            .into_iter()
-            .map(|((other, shared, _), line, digest, i)| {
-                ((other, shared, distance(wanted, line), line), digest, i)
-            })
-            .collect();
-        scored.sort_unstable();
-        scored
-            .into_iter()
-            .take(n)
-            .map(|(_, _, i)| tapes[i].1.clone())
-            .collect()
-    }
-}
-
-/// How many recorded requests [`Tapes::nearest`] computes an edit distance for.
-pub const DISTANCE_CANDIDATES: usize = 256;
-
-/// Cheap sort key for "nearest": other method, fewer shared path segments, fewer characters
-/// shared at the two ends.
-type Cheap = (bool, Reverse<usize>, Reverse<usize>);
-
-/// Sort key for "nearest": other method, fewer shared path segments, edit distance, line.
-type Closeness<'a> = (bool, Reverse<usize>, usize, &'a str);
-
-/// A machine-readable list of how `request` differs from the recorded `tape`: one object per
-/// differing part (`method`, `path`, `query` parameter, matched `header`, `body`).
-pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<Value> {
-    let recorded = match tape.loaded() {
-        Ok(loaded) => &loaded.request,
-        Err(e) => return vec![json!({"part": "unreadable", "error": e})],
-    };
-    let mut out = Vec::new();
-    if !request.method.eq_ignore_ascii_case(&recorded.method) {
-        out.push(json!({"part": "method", "recorded": recorded.method, "got": request.method}));
-    }
-    if request.path != recorded.path {
-        out.push(json!({"part": "path", "recorded": recorded.path, "got": request.path}));
-    }
-    // Values in the order sent (a repeated name's values are positional, as in the key), and
-    // credentials as the key sees them: masked, so they neither differ nor show.
-    let params = |q: &Option<String>| -> HashMap<String, Vec<String>> {
-        let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
-            if !rules.ignore_query.iter().any(|i| *i == k) {
-                let v = if credentials::is_credential_name(&k) {
-                    credentials::PLACEHOLDER.to_owned()
-                } else {
-                    v.into_owned()
-                };
-                map.entry(k.into_owned()).or_default().push(v);
-            }
-        }
-        map
-    };
-    let (want, got) = (params(&recorded.query), params(&request.query));
-    let mut names: Vec<&String> = want.keys().chain(got.keys()).collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        if want.get(name) != got.get(name) {
-            out.push(json!({"part": "query", "name": name, "recorded": want.get(name), "got": got.get(name)}));
-        }
-    }
-    for name in &rules.match_headers {
-        let values = |r: &RecordedRequest| -> Vec<String> {
-            r.headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .collect()
-        };
-        if values(recorded) != values(request) {
-            out.push(json!({"part": "header", "name": name, "recorded": values(recorded), "got": values(request)}));
-        }
-    }
-    let digest = |r: &RecordedRequest| {
-        body_bytes(&r.body)
-            .map(|b| {
-                let content_type = r
-                    .headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                    .map(|(_, v)| v.as_str());
-                match credentials::mask_body(&b, content_type) {
-                    Some((masked, _)) => hex(&Sha256::digest(&masked)),
-                    None => hex(&Sha256::digest(&b)),
-                }
-            })
-            .unwrap_or_default()
-    };
-    if digest(recorded) != digest(request) {
-        out.push(json!({"part": "body", "recorded_sha256": digest(recorded), "got_sha256": digest(request)}));
-    }
-    out
-}
-
-/// How many leading `/`-separated segments two paths share (the empty one before the first `/`
-/// included), by one pass over their common prefix: runs for every recording on a miss.
-fn shared_segments(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let slashes = a[..common].iter().filter(|c| **c == b'/').count();
-    let ends_segment = |s: &[u8]| s.get(common).is_none_or(|c| *c == b'/');
-    slashes + usize::from(ends_segment(a) && ends_segment(b))
-}
-
-/// How many characters `a` and `b` share at their start plus at their end (not counting any
-/// twice): the length of both, less one, when they differ by one substitution anywhere.
-fn ends_shared(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    (prefix + suffix).min(a.len().min(b.len()))
-}
-
-/// Method and path (without query) of a request line.
-fn split_line(line: &str) -> (&str, &str) {
-    let (method, target) = line.split_once(' ').unwrap_or((line, ""));
-    (method, target.split('?').next().unwrap_or_default())
-}
-
-/// Levenshtein distance on chars, capped in length so a hostile request line stays cheap.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().take(256).collect();
-    let b: Vec<char> = b.chars().take(256).collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::key::MatchRules;
+    use crate::replay::miss::{DISTANCE_CANDIDATES, diff, shared_segments};
     use crate::model::fixtures::{self, recording};
     use crate::model::interaction::Body;
 

@@ -14,6 +14,9 @@
 //! drops everything after a truncated or garbled spot, so a store that reopens with a lower write
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
+mod import;
+pub use import::Imported;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -542,62 +545,6 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }
-
-    /// Replaces the answers of every given request, all or nothing, and flushes.
-    #[cfg(any(test, feature = "internals"))]
-    pub async fn import(&self, recordings: &[Recording]) -> Result<()> {
-        self.import_counted(recordings).await.map(drop)
-    }
-
-    /// [`Store::import`], returning how many requests were new and how many replaced (and the
-    /// answers those had), for `ims-vcr import` to say so.
-    pub async fn import_counted(&self, recordings: &[Recording]) -> Result<Imported> {
-        let mut batch = sled::Batch::default();
-        let mut imported = Imported::default();
-        for recording in recordings {
-            let mut old_answers = 0;
-            for old in self.answers.scan_prefix(recording.key.digest()).keys() {
-                batch.remove(old.map_err(|e| self.err(e))?);
-                old_answers += 1;
-            }
-            if old_answers == 0 {
-                imported.added += 1;
-            } else {
-                imported.replaced += 1;
-                imported.replaced_answers += old_answers;
-            }
-            for (seq, interaction) in recording.answers.iter().enumerate() {
-                let seq = u32::try_from(seq).map_err(|_| {
-                    Error::StoreRefused(format!(
-                        "{}: more than {} answers",
-                        recording.key.request_line(),
-                        u32::MAX
-                    ))
-                })?;
-                let value = serde_json::to_vec(interaction).expect("an interaction serialises");
-                batch.insert(entry_key(recording.key.digest(), seq).to_vec(), value);
-            }
-        }
-        {
-            let mut session = self.lock();
-            self.before_write(&mut session)?;
-            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-            self.count_write(&mut session);
-        }
-        self.flush().await?;
-        Ok(imported)
-    }
-}
-
-/// What [`Store::import`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Imported {
-    /// Requests the store did not hold.
-    pub added: usize,
-    /// Requests whose stored answers were replaced.
-    pub replaced: usize,
-    /// How many answers the replaced requests had in the store (now gone).
-    pub replaced_answers: usize,
 }
 
 #[cfg(test)]
