@@ -2,12 +2,11 @@
 //! the proxy for a signature-checking upstream) and openstacksdk (token), each recorded and then
 //! replayed with the upstream gone; the parsed image and the 404 error must be identical.
 //!
-//! The Python packages (tests/interop/requirements.txt) are installed once into a venv under
-//! `target/tmp/interop-venv` on first use; that needs PyPI, as CI has.
+//! The Python packages (tests/interop/requirements.txt) are installed once into the suite's venv,
+//! `target/tmp/python-venv` (tests/util/python.rs), on first use; that needs PyPI, as CI has.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use ims_vcr::ProxyServer;
 
@@ -17,43 +16,9 @@ use crate::util::*;
 const TOKEN: &str = "gAAAAAB-openstack-admin-token-for-interop";
 const PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
-/// Creates (once per requirements file content) and returns the venv's python.
+/// The suite's venv (tests/util/python.rs), created on first use.
 pub(crate) fn python() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _once = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let requirements = repo.join("tests/interop/requirements.txt");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join("installed-requirements.txt");
-    let wanted = std::fs::read(&requirements).unwrap();
-    if std::fs::read(&marker).ok().as_deref() == Some(&wanted[..]) {
-        return python;
-    }
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv));
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements));
-    std::fs::write(&marker, wanted).unwrap();
-    python
+    crate::util::python::venv_python()
 }
 
 /// Runs `clients.py` off the async runtime (the proxy serves on it meanwhile); returns its line.

@@ -43,6 +43,8 @@ mod hardening {
 }
 // The official Python clients (huaweicloudsdkims, openstacksdk) through record and replay.
 mod interop;
+// The Python wheel (maturin `bin`), its pytest plugin under pytest-xdist, the pre-commit hook.
+mod python_plugin;
 // ls, show, completions, HAR export/import.
 mod ecosystem;
 // Drift: recorded answers against the live endpoint.

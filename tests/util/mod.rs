@@ -2,8 +2,9 @@
 //! reports status, ordered headers and raw body bytes, and byte-scanning helpers. Submodules:
 //! `fake_ims` (the fake upstream), `process` (the binary as a child process), `tls` (the one
 //! test CA and HTTPS helpers), `raw` (raw sockets, wire parsing, misbehaving upstreams),
-//! `fixtures` (recordings built by hand), `oracle` (the property checks the fuzz targets share)
-//! and `gateway` (the AK/SK signature-verifying gateway the fake IMS can run).
+//! `fixtures` (recordings built by hand), `oracle` (the property checks the fuzz targets share),
+//! `gateway` (the AK/SK signature-verifying gateway the fake IMS can run) and `python` (the suite's
+//! Python venv).
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
@@ -12,6 +13,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod oracle;
 pub mod process;
+pub mod python;
 pub mod raw;
 pub mod tls;
 
