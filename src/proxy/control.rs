@@ -227,10 +227,17 @@ fn stats(proxy: &Proxy) -> Value {
         "upstream_errors": now.summary.upstream_errors,
         "faults": now.faults,
         "unused": now.summary.unused.len(),
-        "requests": now.requests.iter().map(|r| json!({
-            "request": r.request, "key": r.key, "answers": r.answers, "played": r.played,
-            "played_total": r.played_total, "recorded": r.recorded,
-        })).collect::<Vec<_>>(),
+        "requests": now.requests.iter().map(|r| {
+            let mut entry = json!({
+                "request": r.request, "key": r.key, "answers": r.answers, "played": r.played,
+                "played_total": r.played_total, "recorded": r.recorded,
+            });
+            if let Some(session) = &r.session {
+                entry["session"] = json!(session);
+            }
+            entry
+        }).collect::<Vec<_>>(),
+        "sessions": now.summary.sessions.len(),
     })
 }
 
