@@ -15,6 +15,7 @@
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
 mod import;
+#[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
 use std::collections::HashMap;
