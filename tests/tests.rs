@@ -59,3 +59,5 @@ mod properties;
 mod hardening_round2;
 // What trips a new user in the first hour (one test per trap, for every command of its kind).
 mod first_hour;
+// The CI recipes of docs/guide.md, run as written.
+mod recipes;
