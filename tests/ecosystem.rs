@@ -81,6 +81,45 @@ fn completions_are_generated_for_each_shell() {
     }
 }
 
+#[test]
+fn bash_completes_the_flags_of_every_subcommand_in_a_real_bash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, script, _) = run_with_stdout(&["completions", "bash"], dir.path());
+    assert_eq!(code, 0);
+    let file = dir.path().join("ims-vcr.bash");
+    std::fs::write(&file, script).unwrap();
+    // (subcommand, the start of a flag, a flag it must offer)
+    for (sub, partial, wanted) in [
+        ("replay", "--li", "--listen"),
+        ("record", "--upst", "--upstream"),
+        ("auto", "--fail-on-m", "--fail-on-miss"),
+        ("export", "--ou", "--out"),
+        ("show", "--sess", "--session"),
+        ("run", "--verify", "--verify-replay"),
+        ("verify", "--require", "--require-redaction"),
+    ] {
+        // What bash does on TAB: the completion function named by `complete -p ims-vcr`, called
+        // with the command, the current word and the previous one.
+        let probe = format!(
+            "source {file}; COMP_WORDS=(ims-vcr {sub} {partial}); COMP_CWORD=2; \
+             COMP_LINE='ims-vcr {sub} {partial}'; COMP_POINT=${{#COMP_LINE}}; \
+             f=$(complete -p ims-vcr | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p'); \
+             \"$f\" ims-vcr {partial} {sub}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file = file.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", &probe])
+            .output()
+            .unwrap();
+        let offered = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            offered.lines().any(|l| l == wanted),
+            "ims-vcr {sub} {partial}<TAB> offered {offered:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The HAR 1.2 required fields (spec: "HTTP Archive 1.2", log/entries/request/response/content).
 fn assert_har_1_2(har: &serde_json::Value) {
     let log = &har["log"];

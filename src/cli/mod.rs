@@ -462,6 +462,15 @@ pub fn parse_args() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// clap_complete's bash script names the subcommand states `ims__vcr__subcmd__…` where it sets
+/// them but `ims__subcmd__vcr__…` where it matches them (the `-` of the binary name is turned into
+/// a separator twice), so no flag of any subcommand completed. One spelling, the one it sets.
+fn bash_completion_fixed(script: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(script)
+        .replace("ims__subcmd__vcr__", "ims__vcr__")
+        .into_bytes()
+}
+
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -504,8 +513,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut command(), "ims-vcr", &mut std::io::stdout());
-            Ok(())
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "ims-vcr", &mut script);
+            let script = match shell {
+                clap_complete::Shell::Bash => bash_completion_fixed(&script),
+                _ => script,
+            };
+            std::io::stdout()
+                .write_all(&script)
+                .map_err(|e| Error::io("standard output", e))
         }
     }
 }
