@@ -54,6 +54,37 @@ const VOLATILE_REQUEST: &[&str] = &[
     "content-length",
 ];
 
+/// Response headers that differ on every exchange: stored, they would change every cassette on
+/// every re-record. `date` is left out (the server stamps a fresh one on every answer it
+/// serves); request ids are stored with a value derived from the request instead.
+const REQUEST_ID_RESPONSE: &[&str] = &[
+    "x-request-id",
+    "x-openstack-request-id",
+    "x-compute-request-id",
+];
+
+/// The response headers as stored: `date` left out, request ids replaced by `stable_id`, so
+/// recording the same answers again writes the same cassette.
+pub fn stable_response_headers(
+    headers: Vec<(String, String)>,
+    stable_id: &str,
+) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("date"))
+        .map(|(name, value)| {
+            if REQUEST_ID_RESPONSE
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&name))
+            {
+                (name, stable_id.to_owned())
+            } else {
+                (name, value)
+            }
+        })
+        .collect()
+}
+
 /// True for a hop-by-hop header name (lower-case, as `http` normalises names).
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.contains(&name)

@@ -31,7 +31,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request, to_pairs};
+use crate::model::headers::{
+    is_credential, is_hop_by_hop, is_volatile_request, stable_response_headers, to_pairs,
+};
 use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, now_rfc3339};
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;

@@ -160,11 +160,12 @@ impl Proxy {
                 });
             }
         };
-        let interaction = Interaction {
+        let live_headers = to_pairs(&live.headers, |n| !is_credential(n));
+        let mut interaction = Interaction {
             request: recorded_request(parts, &body),
             response: RecordedResponse {
                 status: live.status.as_u16(),
-                headers: to_pairs(&live.headers, |n| !is_credential(n)),
+                headers: live_headers.clone(),
                 body: Body::from_bytes(&live.body),
                 recorded_at: now_rfc3339(),
                 latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
@@ -182,6 +183,10 @@ impl Proxy {
                 message: format!("upstream answer cannot be replayed: {e}"),
                 details: json!({ "kind": "invalid-answer" }),
             })?;
+        // The client recording now gets the live date and request id (a support ticket needs
+        // the real one); the store gets stable ones, so re-recording changes no cassette.
+        interaction.response.headers =
+            stable_response_headers(live_headers, &format!("ims-vcr-{}", &key.hex()[..16]));
         let mut stored = false;
         if mode.stores()
             && !skip_of(parts)
