@@ -114,6 +114,7 @@ fn response() -> impl Strategy<Value = RecordedResponse> {
                 recorded_at,
                 latency_ms,
                 upstream,
+                other_upstreams: Vec::new(),
             },
         )
 }

@@ -153,16 +153,16 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
 }
 
 pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
-    let upstream_settings = upstream_config(&args.upstream)?;
+    let routes = upstream_routes(&args.upstream)?;
     let token = drift_token()?;
-    if upstream_settings.credentials.is_none() && token.is_none() {
+    if routes.iter().all(|(_, r)| r.credentials.is_none()) && token.is_none() {
         tracing::warn!(
             "neither AK/SK (HUAWEICLOUD_SDK_AK/_SK) nor {} is set: requests go unauthenticated, \
              and a real endpoint answers 401",
             drift::ENV_TOKEN
         );
     }
-    let upstream = Upstream::new(&upstream_settings)?;
+    let routes = Routes::new(&routes)?;
     let (recordings, source) = match args.store {
         Some(dir) => {
             // Load, then release the lock at once: drift never writes to the store.
@@ -182,13 +182,13 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         )));
     }
     let ignore = IgnoreRules::default().with_fields(args.ignore_fields);
-    let drifts = drift::run(&recordings, &upstream, &ignore, token.as_ref()).await;
+    let drifts = drift::run(&recordings, &routes, &ignore, token.as_ref()).await;
     print!("{}", drift::render(&drifts));
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
     if breaking > 0 {
         return Err(Error::Verdict(format!(
             "drift found {breaking} breaking change(s) against {}",
-            upstream.origin()
+            routes.origins().join(", ")
         )));
     }
     Ok(())

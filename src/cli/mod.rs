@@ -19,7 +19,9 @@ use crate::cli::config::Config;
 use crate::error::{Error, Result};
 use crate::formats::cassette;
 use crate::model::key::MatchRules;
-use crate::net::upstream::{Upstream, UpstreamConfig};
+use crate::net::routes::Routes;
+use crate::net::upstream::UpstreamConfig;
+use crate::proxy::Mode;
 use crate::proxy::realism::{Fault, Latency};
 use crate::replay::tape::Sequence;
 use crate::secrets::leak::Needle;
@@ -204,12 +206,20 @@ struct ListenArgs {
 
 #[derive(Debug, Args)]
 struct UpstreamArgs {
-    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local stand-ins).
-    #[arg(long, value_name = "URL")]
-    upstream: String,
-    /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
+    /// Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for local
+    /// stand-ins): the route of every path no --route takes (`--route /=URL`).
+    #[arg(long, value_name = "URL", required_unless_present = "routes")]
+    upstream: Option<String>,
+    /// Forward paths under PREFIX to URL, e.g. /v3=https://iam.myhuaweicloud.com (repeatable;
+    /// the longest prefix wins, whole path segments only; the path is forwarded unchanged).
+    #[arg(long = "route", value_name = "PREFIX=URL")]
+    routes: Vec<String>,
+    /// Extra CA certificates (PEM) to trust for every upstream, besides the public roots.
     #[arg(long, value_name = "PEM")]
     upstream_ca: Option<PathBuf>,
+    /// CA certificates (PEM) for one route's upstream only, instead of --upstream-ca (repeatable).
+    #[arg(long = "route-ca", value_name = "PREFIX=PEM")]
+    route_cas: Vec<String>,
     /// Limit in seconds on one upstream exchange (connect, answer and body).
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     upstream_timeout: f64,
@@ -416,7 +426,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Record(a) => {
             let builder = forwarding(&a, &config)?;
-            serve_until_signal(builder.record(upstream_config(&a.upstream)?), None).await
+            serve_until_signal(routed(builder, Mode::Record, &a.upstream)?, None).await
         }
         Command::Auto(AutoArgs {
             record: a,
@@ -425,10 +435,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let builder = forwarding(&a, &config)?
                 .sequence(playback.sequence)
                 .fail_on_unused(playback.fail_on_unused);
-            serve_until_signal(builder.auto(upstream_config(&a.upstream)?), Some(&playback)).await
+            serve_until_signal(routed(builder, Mode::Auto, &a.upstream)?, Some(&playback)).await
         }
         Command::Passthrough(a) => {
-            let builder = server(&a.listen)?.passthrough(upstream_config(&a.upstream)?);
+            let builder = routed(server(&a.listen)?, Mode::Passthrough, &a.upstream)?;
             serve_until_signal(builder, None).await
         }
         Command::Replay(a) => replay(a, &config).await,

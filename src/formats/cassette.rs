@@ -228,7 +228,10 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     if !(100..=599).contains(&response.status) {
         return Err(format!("status: {} is not in 100..=599", response.status));
     }
-    if credentials::strip_userinfo(&response.upstream).1.is_some() {
+    if std::iter::once(&response.upstream)
+        .chain(&response.other_upstreams)
+        .any(|origin| credentials::strip_userinfo(origin).1.is_some())
+    {
         return Err(
             "upstream: it carries credentials (user information, `user:password@`), which are \
              never stored"
@@ -583,6 +586,7 @@ mod tests {
             recorded_at: "2026-11-27T00:00:00Z".into(),
             latency_ms: 1,
             upstream: "https://ims.example".into(),
+            other_upstreams: Vec::new(),
         };
         Recording {
             key,

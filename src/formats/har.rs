@@ -295,6 +295,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
                 .as_f64()
                 .map_or(0, |t| t.max(0.0).round() as u64),
             upstream: origin,
+            other_upstreams: Vec::new(),
         },
         redaction: None,
     };

@@ -46,7 +46,8 @@ use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
 use crate::replay::tape::{Play, Tapes, diff};
-use crate::net::upstream::Upstream;
+use crate::net::routes::Routes;
+use crate::net::upstream::LiveResponse;
 
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can
 /// take it for a recorded answer; the `x-ims-vcr: miss` header and the JSON body say the rest.

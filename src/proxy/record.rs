@@ -6,7 +6,8 @@ use super::*;
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
-    pub(crate) upstream: Upstream,
+    /// The upstreams by path prefix (`--upstream` is the route `/`).
+    pub(crate) routes: Routes,
     /// `None` when started in passthrough mode (no store is opened, nothing can be recorded).
     pub(crate) store: Option<Arc<Store>>,
     /// Redaction applied before storing (`--redact`), if any.
@@ -54,6 +55,20 @@ impl Failure {
             .insert(OUTCOME_HEADER, Outcome::UpstreamError.header_value());
         response
     }
+}
+
+/// The origins of the other routes that a live answer mentions (a service catalog of an
+/// identity answer naming the image service): replay points them at the proxy too.
+fn mentioned_origins(routes: &Routes, own: &str, live: &LiveResponse) -> Vec<String> {
+    routes
+        .origins()
+        .into_iter()
+        .filter(|origin| *origin != own)
+        .filter(|origin| {
+            crate::replay::prepared::mentions(origin, &live.body, live.headers.values())
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Proxy {
@@ -112,8 +127,28 @@ impl Proxy {
         mode: Mode,
     ) -> Forwarded {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let live = match recorder
-            .upstream
+        let Some(route) = recorder.routes.route(parts.uri.path()) else {
+            let message = format!(
+                "no route for {}: the proxy forwards only paths under its routes ({}); add \
+                 --route PREFIX=URL (or --upstream URL for every other path)",
+                parts.uri.path(),
+                recorder.routes.describe()
+            );
+            tracing::warn!("{message}");
+            let routes: Vec<Value> = recorder
+                .routes
+                .iter()
+                .map(|r| json!({"prefix": r.prefix(), "upstream": r.upstream().origin()}))
+                .collect();
+            return Err(Failure {
+                status: StatusCode::BAD_GATEWAY,
+                code: "IMS_VCR.NO_ROUTE",
+                message,
+                details: json!({ "kind": "no-route", "routes": routes }),
+            });
+        };
+        let upstream = route.upstream();
+        let live = match upstream
             .forward(&parts.method, path_and_query, &parts.headers, body.clone())
             .await
         {
@@ -139,7 +174,8 @@ impl Proxy {
                 body: Body::from_bytes(&live.body),
                 recorded_at: now_rfc3339(),
                 latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
-                upstream: recorder.upstream.origin().to_owned(),
+                upstream: upstream.origin().to_owned(),
+                other_upstreams: mentioned_origins(&recorder.routes, upstream.origin(), &live),
             },
             redaction: None,
         };

@@ -125,6 +125,7 @@ mod tests {
                 recorded_at: String::new(),
                 latency_ms: 0,
                 upstream: "https://svc:upstream-pw-55@ims.example".into(),
+                other_upstreams: Vec::new(),
             },
             redaction: None,
         }

@@ -458,6 +458,7 @@ mod tests {
                 recorded_at: String::new(),
                 latency_ms: 0,
                 upstream: String::new(),
+                other_upstreams: Vec::new(),
             },
             redaction: None,
         }

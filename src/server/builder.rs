@@ -17,7 +17,8 @@ pub struct ProxyServerBuilder {
     mode: Mode,
     listen: SocketAddr,
     source: Source,
-    upstream: Option<UpstreamConfig>,
+    /// Upstreams by path prefix (`record(..)` and friends set `/`).
+    routes: Vec<(String, UpstreamConfig)>,
     max_body: usize,
     redact: Option<RedactionPolicy>,
     redaction_key: Option<PseudonymKey>,
@@ -41,7 +42,7 @@ impl ProxyServerBuilder {
             mode: Mode::Replay,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             source: Source::Cassettes(PathBuf::from("cassettes")),
-            upstream: None,
+            routes: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
             redact: None,
             redaction_key: None,
@@ -79,9 +80,33 @@ impl ProxyServerBuilder {
         self.forwarding(Mode::Passthrough, upstream)
     }
 
-    fn forwarding(mut self, mode: Mode, upstream: UpstreamConfig) -> Self {
+    fn forwarding(self, mode: Mode, upstream: UpstreamConfig) -> Self {
+        self.mode(mode).route("/", upstream)
+    }
+
+    /// Sets the mode. A forwarding mode (record, auto, passthrough) needs at least one route:
+    /// [`Self::route`], or the upstream of [`Self::record`], [`Self::auto`] or
+    /// [`Self::passthrough`] (which set the mode and the route `/`).
+    pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
-        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Forwards requests whose path lies under `prefix` (whole segments: `/v3` takes
+    /// `/v3/auth/tokens`, not `/v30`) to `upstream`; the longest matching prefix wins, and a
+    /// request that matches no route is answered 502 naming the routes. The path is forwarded
+    /// as it came, after the upstream URL's own path. A prefix given again replaces its
+    /// upstream; `/` is the route of [`Self::record`]'s upstream. Every route's origin is
+    /// pointed at the proxy in what is served (service catalogs included), so a client's next
+    /// call comes back to the proxy.
+    pub fn route(mut self, prefix: impl Into<String>, upstream: UpstreamConfig) -> Self {
+        let prefix = prefix.into();
+        let same = |p: &str| {
+            crate::net::routes::normalize_prefix(p).ok()
+                == crate::net::routes::normalize_prefix(&prefix).ok()
+        };
+        self.routes.retain(|(p, _)| !same(p));
+        self.routes.push((prefix, upstream));
         self
     }
 
@@ -293,12 +318,18 @@ impl ProxyServerBuilder {
     }
 
     fn recorder(&self, store: Option<Store>) -> Result<Recorder> {
-        let config = self
-            .upstream
-            .as_ref()
-            .expect("forwarding modes set the upstream");
-        let upstream = Upstream::new(config)?;
-        let secrets = config.credentials.iter().flat_map(|c| {
+        let routes = Routes::new(&self.routes)?;
+        tracing::info!(routes = %routes.describe(), "forwarding");
+        // Every route re-signs with its own credentials (the CLI gives them all the same).
+        let mut credentials: Vec<&crate::net::signer::Credentials> = Vec::new();
+        for (_, config) in &self.routes {
+            if let Some(c) = &config.credentials
+                && !credentials.iter().any(|k| k.ak == c.ak && k.sk == c.sk)
+            {
+                credentials.push(c);
+            }
+        }
+        let secrets = credentials.into_iter().flat_map(|c| {
             let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
             values.extend(c.security_token.clone().map(|t| ("security token", t)));
             values.into_iter().map(|(what, value)| Needle {
@@ -307,7 +338,7 @@ impl ProxyServerBuilder {
             })
         });
         Ok(Recorder {
-            upstream,
+            routes,
             store: store.map(Arc::new),
             redactor: self
                 .redact

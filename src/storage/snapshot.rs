@@ -94,6 +94,7 @@ use crate::model::recording::Recording;
                     recorded_at: "2026-11-27T00:00:00Z".into(),
                     latency_ms: 3,
                     upstream: String::new(),
+                    other_upstreams: Vec::new(),
                 },
                 redaction: redacted.then(|| RedactionStamp {
                     policy: RedactionPolicy::default(),

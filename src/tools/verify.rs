@@ -306,6 +306,7 @@ mod tests {
             recorded_at: "2026-11-27T00:00:00Z".into(),
             latency_ms: 1,
             upstream: String::new(),
+            other_upstreams: Vec::new(),
         };
         let recording = Recording {
             key,
