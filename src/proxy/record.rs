@@ -3,6 +3,7 @@
 //! the end-of-session flush that brings the replay pack up to date.
 
 use super::*;
+use hyper::header::HeaderMap;
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
@@ -14,6 +15,8 @@ pub(crate) struct Recorder {
     pub(crate) redactor: Option<Redactor>,
     /// Secrets the leak gate always looks for: the proxy's own AK/SK and security token.
     pub(crate) secrets: Vec<Needle>,
+    /// The key the access key ids that answers hand out are pseudonymised with.
+    pub(crate) pseudonyms: crate::secrets::pseudonym::PseudonymKey,
 }
 
 /// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
@@ -55,6 +58,22 @@ impl Failure {
             .insert(OUTCOME_HEADER, Outcome::UpstreamError.header_value());
         response
     }
+}
+
+/// An answer's headers as stored: credential headers left out; for a token the client passes
+/// back (`X-Subject-Token`), a marker in its place so replay serves a placeholder token
+/// (see [`crate::model::headers::PLACEHOLDER_MARKER`]).
+fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
+    let mut headers = to_pairs(live, |n| !is_credential(n));
+    for name in crate::model::headers::PLACEHOLDER_HEADERS {
+        if live.contains_key(*name) {
+            headers.push((
+                crate::model::headers::PLACEHOLDER_MARKER.to_owned(),
+                (*name).to_owned(),
+            ));
+        }
+    }
+    headers
 }
 
 /// The origins of the other routes that a live answer mentions (a service catalog of an
@@ -170,7 +189,7 @@ impl Proxy {
             request: recorded_request(parts, &body),
             response: RecordedResponse {
                 status: live.status.as_u16(),
-                headers: to_pairs(&live.headers, |n| !is_credential(n)),
+                headers: stored_headers(&live.headers),
                 body: Body::from_bytes(&live.body),
                 recorded_at: now_rfc3339(),
                 latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
@@ -179,11 +198,16 @@ impl Proxy {
             },
             redaction: None,
         };
-        // Serve exactly what replay will serve, built by the same code (but unredacted: the
-        // client recording now gets the live values).
+        // Serve exactly what replay will serve, built by the same code (but unredacted and
+        // with the live credential headers, a token's `X-Subject-Token`: the client recording
+        // now gets the live values).
         // `Body::from_bytes` stands for exactly these bytes, so they need no encoding again.
+        let served = RecordedResponse {
+            headers: to_pairs(&live.headers, |_| true),
+            ..interaction.response.clone()
+        };
         let prepared =
-            Prepared::with_body(&interaction.response, live.body.clone()).map_err(|e| Failure {
+            Prepared::with_body(&served, live.body.clone()).map_err(|e| Failure {
                 status: StatusCode::BAD_GATEWAY,
                 code: "IMS_VCR.UPSTREAM",
                 message: format!("upstream answer cannot be replayed: {e}"),
@@ -196,7 +220,7 @@ impl Proxy {
         {
             let replace = mode == Mode::Record;
             if let Some((stored_key, seq)) = self
-                .persist(recorder, store, parts, &interaction, replace)
+                .persist(recorder, store, parts, &live.headers, &interaction, replace)
                 .await
             {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
@@ -218,6 +242,7 @@ impl Proxy {
         recorder: &Recorder,
         store: &Store,
         parts: &Parts,
+        answer_headers: &HeaderMap,
         interaction: &Interaction,
         replace: bool,
     ) -> Option<(RequestKey, u32)> {
@@ -225,9 +250,13 @@ impl Proxy {
             "{} {}",
             interaction.request.method, interaction.request.path
         );
+        // The request's credentials, and those the answer handed out in its headers (a token's
+        // `X-Subject-Token`, a cookie).
         let mut needles = credential_needles(&parts.headers);
+        needles.extend(credential_needles(answer_headers));
         needles.extend(recorder.secrets.iter().cloned());
-        let gate = Gate::new(recorder.redactor.as_ref(), &self.rules);
+        let gate =
+            Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let passed = match gate.pass(interaction, needles) {
             Ok(passed) => passed,
             Err(refusal) => {

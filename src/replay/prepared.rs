@@ -6,6 +6,7 @@ use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
+use crate::model::headers::{PLACEHOLDER_HEADERS, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN};
 use crate::model::interaction::{RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
 
@@ -38,6 +39,17 @@ impl Prepared {
             .map_err(|_| format!("invalid status {}", response.status))?;
         let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
         for (name, value) in &response.headers {
+            // A token the recorded answer carried (never stored): the client gets a placeholder
+            // to pass back.
+            if name.eq_ignore_ascii_case(PLACEHOLDER_MARKER) {
+                if let Some(header) = PLACEHOLDER_HEADERS
+                    .iter()
+                    .find(|h| h.eq_ignore_ascii_case(value.trim()))
+                {
+                    headers.append(*header, HeaderValue::from_static(PLACEHOLDER_TOKEN));
+                }
+                continue;
+            }
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
             let value = HeaderValue::from_str(value)

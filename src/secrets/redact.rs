@@ -38,6 +38,11 @@ impl Redactor {
         }
     }
 
+    /// The pseudonym key.
+    pub fn key(&self) -> &PseudonymKey {
+        &self.key
+    }
+
     /// The policy.
     #[cfg(any(test, feature = "internals"))]
     pub fn policy(&self) -> &RedactionPolicy {
@@ -351,10 +356,16 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
 
 /// The interaction with every credential outside the named headers masked (see
 /// [`crate::model::credentials`]): credential query parameters and request-body fields hold
-/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), and the recorded origin has no user
-/// information. Returns the masked copy and the real values as needles for the leak gate, or
-/// `None` when there is nothing to mask.
-pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<Needle>)> {
+/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), so do the secrets an answer body
+/// hands out (`credential.secret`, `credential.securitytoken`, ...), the access key ids of its
+/// `credential` objects are replaced by their pseudonyms under `access_key` (left as they are
+/// without one: an answer that was through the gate already holds pseudonyms), and the recorded
+/// origin has no user information. Returns the masked copy and the real values as needles for
+/// the leak gate, or `None` when there is nothing to mask.
+pub fn mask_credentials(
+    interaction: &Interaction,
+    access_key: Option<&PseudonymKey>,
+) -> Option<(Interaction, Vec<Needle>)> {
     use crate::model::credentials::{Found, mask_body, mask_query, strip_userinfo};
     let request = &interaction.request;
     let query = request.query.as_deref().and_then(mask_query);
@@ -371,8 +382,9 @@ pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<N
             mask_body(&bytes, content_type)
         }
     };
+    let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
-    if query.is_none() && body.is_none() && userinfo.is_none() {
+    if query.is_none() && body.is_none() && answer.is_none() && userinfo.is_none() {
         return None;
     }
     let mut out = interaction.clone();
@@ -383,6 +395,10 @@ pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<N
     }
     if let Some((masked, values)) = body {
         out.request.body = Body::from_bytes(&masked);
+        found.extend(values);
+    }
+    if let Some((masked, values)) = answer {
+        out.response.body = Some(masked);
         found.extend(values);
     }
     if let Some(userinfo) = userinfo {
@@ -408,6 +424,30 @@ pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<N
         })
         .collect();
     Some((out, needles))
+}
+
+/// A JSON answer body with the credentials it hands out masked (see
+/// [`crate::model::credentials::mask_answer_json`]), and what was masked; `None` when there is
+/// nothing to mask. A JSON body stays JSON; text that parses as JSON is re-serialised compact.
+fn mask_answer(
+    body: &Option<Body>,
+    access_key: Option<&PseudonymKey>,
+) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
+    let mut json = match body {
+        Some(Body::Json(json)) => json.clone(),
+        Some(Body::Text(text)) => serde_json::from_str::<Value>(text).ok()?,
+        _ => return None,
+    };
+    let pseudonym = |value: &str| match access_key {
+        Some(key) => key.pseudonym(value),
+        None => value.to_owned(),
+    };
+    let found = crate::model::credentials::mask_answer_json(&mut json, &pseudonym);
+    if found.is_empty() {
+        return None;
+    }
+    let bytes = serde_json::to_vec(&json).expect("a parsed value serialises");
+    Some((Body::from_bytes(&bytes)?, found))
 }
 
 fn decode_userinfo(part: &str) -> String {

@@ -345,6 +345,7 @@ impl ProxyServerBuilder {
                 .clone()
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
+            pseudonyms: self.key(),
         })
     }
 }
