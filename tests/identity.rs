@@ -211,3 +211,173 @@ async fn an_answer_echoing_its_own_subject_token_is_served_but_not_recorded() {
     proxy.shutdown().await.unwrap();
     assert_eq!(stored_answers(&store), 0);
 }
+
+/// Moves a cassette answer's `recorded_at` and the timestamps of `fields` in its body `by`
+/// earlier, as if it had been recorded then. Returns how many cassettes were changed.
+pub fn make_older(dir: &Path, by: time::Duration, path: &str, fields: &[&str]) -> usize {
+    let mut changed = 0;
+    for (file, bytes) in all_files(dir) {
+        let mut cassette: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        if cassette["request"]["path"] != path {
+            continue;
+        }
+        let earlier = |text: &str| -> String {
+            let f = &time::format_description::well_known::Rfc3339;
+            let at = time::OffsetDateTime::parse(text, f).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let moved = at - by;
+            if text.contains('.') {
+                keystone_time(moved)
+            } else {
+                moved.format(f).unwrap()
+            }
+        };
+        for answer in cassette["answers"].as_array_mut().unwrap() {
+            let recorded = earlier(answer["recorded_at"].as_str().unwrap());
+            answer["recorded_at"] = recorded.into();
+            let body = &mut answer["body"]["json"];
+            let mut stack = vec![body];
+            while let Some(value) = stack.pop() {
+                match value {
+                    serde_json::Value::Object(map) => {
+                        for (name, item) in map.iter_mut() {
+                            match item {
+                                serde_json::Value::String(s) if fields.contains(&name.as_str()) => {
+                                    *s = earlier(s);
+                                }
+                                other => stack.push(other),
+                            }
+                        }
+                    }
+                    serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+                    _ => {}
+                }
+            }
+        }
+        std::fs::write(
+            dir.join(&file),
+            serde_json::to_vec_pretty(&cassette).unwrap(),
+        )
+        .unwrap();
+        changed += 1;
+    }
+    changed
+}
+
+fn parse_time(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[tokio::test]
+async fn a_replayed_token_is_as_fresh_as_when_it_was_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(180)).await;
+    let proxy = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+    let recorded = sign_in(&proxy.uri(), PASSWORD).await.json();
+    proxy.shutdown().await.unwrap();
+    identity.stop().await;
+    ims.stop().await;
+    let cassettes = dir.path().join("cassettes");
+    export_store(&store, &cassettes, None).unwrap();
+    // As if recorded ten minutes ago: the token expired seven minutes ago.
+    let ten_minutes = time::Duration::minutes(10);
+    let fields = ["expires_at", "issued_at"];
+    assert_eq!(
+        make_older(&cassettes, ten_minutes, "/v3/auth/tokens", &fields),
+        1
+    );
+
+    let replay = cassette_replayer(&cassettes).await;
+    let before = time::OffsetDateTime::now_utc();
+    let replayed = sign_in(&replay.uri(), PASSWORD).await.json();
+    let after = time::OffsetDateTime::now_utc();
+    replay.shutdown().await.unwrap();
+    let token = &replayed["token"];
+    let (expires, issued) = (
+        token["expires_at"].as_str().unwrap(),
+        token["issued_at"].as_str().unwrap(),
+    );
+    // Keystone's format, kept: six fractional digits and `Z`.
+    assert_eq!(
+        expires.len(),
+        "2026-12-02T15:04:05.000000Z".len(),
+        "{expires}"
+    );
+    assert!(expires.ends_with('Z') && expires.contains('.'), "{expires}");
+    let slack = time::Duration::seconds(2);
+    let issued = parse_time(issued);
+    assert!(
+        issued >= before - slack && issued <= after + slack,
+        "{issued} not now"
+    );
+    assert_eq!(
+        parse_time(expires) - issued,
+        time::Duration::minutes(3),
+        "{replayed}"
+    );
+    // The rest of the answer is as recorded.
+    assert_eq!(
+        token["catalog"][0]["type"],
+        recorded["token"]["catalog"][0]["type"]
+    );
+    assert_eq!(token["project"], recorded["token"]["project"]);
+}
+
+#[tokio::test]
+async fn shift_time_names_more_fields_and_is_saved_with_the_match_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"{"lease":{"valid_until":"2026-12-02T15:04:05+08:00","created_at":"2026-12-02T15:04:05Z"}}"#;
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let upstream = canned_upstream(answer.into_bytes()).await;
+    // Through the binary: the flag reaches the store's match rules.
+    let recorder = Running::start(
+        &[
+            "record",
+            "--upstream",
+            &upstream,
+            "--shift-time",
+            "valid_until",
+            "--store",
+            "store",
+            "--listen",
+            "0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(get(&format!("{}/lease", recorder.uri)).await.status, 200);
+    assert!(recorder.terminate().success());
+    let cassettes = dir.path().join("cassettes");
+    export_store(&dir.path().join("store"), &cassettes, None).unwrap();
+    let text: String = all_files(&cassettes)
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let compact: String = text.split_whitespace().collect();
+    assert!(
+        compact.contains(r#""match":{"shift_time":["valid_until"]}"#),
+        "{text}"
+    );
+    assert_eq!(
+        make_older(&cassettes, time::Duration::hours(1), "/lease", &[]),
+        1
+    );
+
+    let replay = cassette_replayer(&cassettes).await;
+    let lease = get(&format!("{}/lease", replay.uri())).await.json();
+    replay.shutdown().await.unwrap();
+    let until = lease["lease"]["valid_until"].as_str().unwrap();
+    assert!(until.ends_with("+08:00") && until.len() == 25, "{until}");
+    let moved = parse_time(until) - parse_time("2026-12-02T15:04:05+08:00");
+    assert!(
+        (moved - time::Duration::hours(1)).abs() < time::Duration::seconds(5),
+        "moved by {moved}"
+    );
+    assert_eq!(
+        lease["lease"]["created_at"], "2026-12-02T15:04:05Z",
+        "not named: unchanged"
+    );
+}

@@ -59,6 +59,9 @@ pub struct MatchSection {
     /// Default `--volatile` patterns.
     #[serde(default)]
     pub volatile: Vec<String>,
+    /// Default `--shift-time` fields.
+    #[serde(default)]
+    pub shift_time: Vec<String>,
 }
 
 /// `[verify]` in `ims-vcr.toml`.

@@ -239,6 +239,10 @@ struct MatchArgs {
     /// the recordings).
     #[arg(long = "volatile", value_name = "REGEX")]
     volatile: Vec<String>,
+    /// Replay moves the timestamp in this JSON field forward by the time since the answer was
+    /// recorded, besides expires_at and issued_at (repeatable; saved with the recordings).
+    #[arg(long = "shift-time", value_name = "FIELD")]
+    shift_time: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -76,6 +76,12 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
         rules.match_headers.push(lower);
     }
     rules.ignore_query = args.ignore_query.clone();
+    // `--shift-time` replaces `[match] shift_time`, as `--volatile` does.
+    rules.shift_time = if args.shift_time.is_empty() {
+        config.matching.shift_time.clone()
+    } else {
+        args.shift_time.clone()
+    };
     Ok(rules)
 }
 

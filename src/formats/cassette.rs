@@ -634,6 +634,7 @@ mod tests {
             match_headers: vec!["x-project-id".into()],
             ignore_query: vec![],
             volatile: Default::default(),
+            shift_time: Vec::new(),
         };
         let bytes = render(&rec, &rules);
         assert!(String::from_utf8_lossy(&bytes).contains("\"match\""));

@@ -1,4 +1,6 @@
-//! Replay: tapes with their playback cursors, prepared answers, and what a miss is told.
+//! Replay: tapes with their playback cursors, prepared answers, token times moved to now, and
+//! what a miss is told.
 
 pub mod prepared;
 pub mod tape;
+pub mod timeshift;

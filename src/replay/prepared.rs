@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use crate::model::headers::{PLACEHOLDER_HEADERS, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN};
 use crate::model::interaction::{RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
+use crate::replay::timeshift;
 
 /// A response prepared once and served by cheap clones (the body is reference-counted).
 #[derive(Clone, Debug)]
@@ -23,6 +24,11 @@ pub struct Prepared {
     upstream_origins: Vec<String>,
     /// How long the upstream took when this was recorded (for `--latency recorded`).
     latency: std::time::Duration,
+    /// When it was recorded (`recorded_at`), for moving token times to now.
+    recorded_at: Option<time::OffsetDateTime>,
+    /// The names of the JSON string fields that hold a timestamp (found once, here), so serving
+    /// an answer without any to shift costs a look at a short list.
+    time_fields: Box<[String]>,
 }
 
 impl Prepared {
@@ -67,13 +73,46 @@ impl Prepared {
             .filter(|o| !o.is_empty() && mentions(o, &body, headers.values()))
             .cloned()
             .collect();
+        let time_fields = if timeshift::may_hold_timestamps(&body) {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .map(|json| timeshift::timestamp_fields(&json))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         Ok(Prepared {
             status,
             headers,
             body,
             upstream_origins,
             latency: std::time::Duration::from_millis(response.latency_ms),
+            recorded_at: timeshift::recorded_at(&response.recorded_at),
+            time_fields: time_fields.into(),
         })
+    }
+
+    /// True when the answer has a timestamp in a field `shifted` names, and a `recorded_at` to
+    /// move it from.
+    pub fn shifts_time(&self, shifted: &dyn Fn(&str) -> bool) -> bool {
+        self.recorded_at.is_some() && self.time_fields.iter().any(|f| shifted(f))
+    }
+
+    /// A copy with the timestamps of the fields `shifted` names moved forward by the time
+    /// between `recorded_at` and `now`, each in its own format (see [`timeshift`]).
+    pub fn time_shifted(&self, shifted: &dyn Fn(&str) -> bool, now: time::OffsetDateTime) -> Prepared {
+        let (Some(recorded), Ok(mut json)) = (
+            self.recorded_at,
+            serde_json::from_slice::<serde_json::Value>(&self.body),
+        ) else {
+            return self.clone();
+        };
+        if timeshift::shift_fields(&mut json, shifted, now - recorded) == 0 {
+            return self.clone();
+        }
+        Prepared {
+            body: Bytes::from(serde_json::to_vec(&json).expect("a parsed value serialises")),
+            ..self.clone()
+        }
     }
 
     /// True when serving this answer needs the proxy's own origin (see [`Prepared::to_response`]).
@@ -334,6 +373,40 @@ mod tests {
             String::from_utf8(body).unwrap(),
             r#"{"catalog":"http:\/\/127.0.0.1:8080\/v2","self":"http://127.0.0.1:8080/v3","other":"https://ims.example/v2"}"#
         );
+    }
+
+    #[test]
+    fn only_answers_with_a_named_time_field_are_shifted() {
+        let answer = |body: &str| RecordedResponse {
+            status: 201,
+            headers: vec![],
+            body: Body::from_bytes(body.as_bytes()),
+            recorded_at: "2026-12-02T15:00:00Z".into(),
+            latency_ms: 0,
+            upstream: String::new(),
+            other_upstreams: Vec::new(),
+        };
+        let defaults = |n: &str| timeshift::DEFAULT_FIELDS.contains(&n);
+        let image = Prepared::from_recorded(&answer(
+            r#"{"created_at":"2018-09-06T14:03:27Z","updated_at":"2018-09-06T15:17:33Z"}"#,
+        ))
+        .unwrap();
+        assert!(!image.shifts_time(&defaults));
+        assert!(image.shifts_time(&|n: &str| n == "updated_at"));
+        let plain = Prepared::from_recorded(&answer(r#"{"id":"x"}"#)).unwrap();
+        assert!(plain.time_fields.is_empty());
+        let token = Prepared::from_recorded(&answer(
+            r#"{"token":{"expires_at":"2026-12-02T15:03:00.000000Z","issued_at":"2026-12-02T15:00:00.000000Z","x":"2026-12-02T15:00:00Z"}}"#,
+        ))
+        .unwrap();
+        assert!(token.shifts_time(&defaults));
+        let now = time::macros::datetime!(2026-12-03 09:30:00.5 UTC);
+        let shifted = token.time_shifted(&defaults, now);
+        assert_eq!(
+            String::from_utf8(shifted.body().to_vec()).unwrap(),
+            r#"{"token":{"expires_at":"2026-12-03T09:33:00.500000Z","issued_at":"2026-12-03T09:30:00.500000Z","x":"2026-12-02T15:00:00Z"}}"#
+        );
+        assert_eq!(token.body(), &Bytes::from_static(br#"{"token":{"expires_at":"2026-12-02T15:03:00.000000Z","issued_at":"2026-12-02T15:00:00.000000Z","x":"2026-12-02T15:00:00Z"}}"#), "the prepared answer is untouched");
     }
 
     fn futures_executor_block_on<

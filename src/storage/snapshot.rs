@@ -202,6 +202,7 @@ use crate::model::recording::Recording;
             match_headers: vec!["accept".into()],
             ignore_query: vec![],
             volatile: Default::default(),
+            shift_time: Vec::new(),
         };
         let why = Pack::open(&path, store.generation(), &rules).unwrap_err();
         assert!(why.contains("other match rules"), "{why}");
