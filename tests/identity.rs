@@ -381,3 +381,66 @@ async fn shift_time_names_more_fields_and_is_saved_with_the_match_rules() {
         "not named: unchanged"
     );
 }
+
+#[tokio::test]
+async fn with_redaction_identity_ids_and_names_become_pseudonyms_everywhere_and_still_replay() {
+    use ims_vcr::RedactionPolicy;
+    use ims_vcr::secrets::pseudonym::PseudonymKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let key = PseudonymKey::new(b"identity-test-key");
+    let mut builder = ProxyServer::builder()
+        .mode(ims_vcr::Mode::Record)
+        .redact(RedactionPolicy::default())
+        .redaction_key(key.clone());
+    for (prefix, config) in routes(&identity, &ims, dir.path()) {
+        builder = builder.route(prefix, config);
+    }
+    let proxy = builder.store(&store).start().await.unwrap();
+    let uri = proxy.uri();
+    let signed_in = sign_in(&uri, PASSWORD).await;
+    assert_eq!(
+        signed_in.json()["token"]["project"]["id"],
+        PROJECT_ID,
+        "live values"
+    );
+    // Only the path holds the project id here: replaced because the token answer named it.
+    let backups = format!("/v3/{PROJECT_ID}/backups");
+    assert_eq!(get(&format!("{uri}{backups}")).await.status, 404);
+    proxy.shutdown().await.unwrap();
+    identity.stop().await;
+    ims.stop().await;
+    for real in [PROJECT_ID, USER_ID, DOMAIN_ID, USER, DOMAIN, PASSWORD] {
+        assert!(
+            files_containing(&store, real.as_bytes()).is_empty(),
+            "{real} stored"
+        );
+    }
+
+    // Replay: the client signs in with its real names and project; the answer carries the
+    // pseudonyms, which it uses from then on.
+    let replay = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .redaction_key(key.clone())
+        .start()
+        .await
+        .unwrap();
+    let replayed = sign_in(&replay.uri(), PASSWORD).await;
+    assert_eq!(
+        replayed.header("x-ims-vcr"),
+        Some("hit"),
+        "{}",
+        replayed.text()
+    );
+    let token = replayed.json()["token"].clone();
+    let project = key.pseudonym(PROJECT_ID);
+    assert_eq!(token["project"]["id"], project.as_str());
+    assert_eq!(token["user"]["name"], key.pseudonym(USER).as_str());
+    assert_eq!(token["project"]["name"], REGION);
+    let later = get(&format!("{}/v3/{project}/backups", replay.uri())).await;
+    assert_eq!(later.header("x-ims-vcr"), Some("hit"), "{}", later.text());
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+}

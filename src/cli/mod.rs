@@ -267,11 +267,13 @@ struct StoreArg {
 
 #[derive(Debug, Args)]
 struct RedactArgs {
-    /// Redact owner/account values (JSON fields owner, __account_code; header X-Project-Id;
-    /// query owner) with consistent pseudonyms keyed by IMS_VCR_REDACT_KEY.
+    /// Redact owner/account values (JSON fields owner, __account_code, project, user and domain
+    /// ids and names; header X-Project-Id; query owner) with consistent pseudonyms keyed by
+    /// IMS_VCR_REDACT_KEY, everywhere they occur.
     #[arg(long)]
     redact: bool,
-    /// Also redact this JSON field, at any depth (repeatable; implies --redact).
+    /// Also redact this JSON field, at any depth; PARENT.FIELD only inside PARENT (repeatable;
+    /// implies --redact).
     #[arg(long = "redact-field", value_name = "NAME")]
     fields: Vec<String>,
     /// Also redact this header (repeatable; implies --redact).

@@ -384,6 +384,11 @@ pub fn redact_recordings(
     redactor: &Redactor,
     rules: &MatchRules,
 ) -> Result<Vec<Recording>> {
+    // The whole store first: a value selected anywhere is replaced everywhere, also in the
+    // answers that come before the one that names it.
+    for interaction in recordings.iter().flat_map(|r| &r.answers) {
+        redactor.learn(interaction);
+    }
     let mut out = Vec::with_capacity(recordings.len());
     for recording in recordings {
         let name = file_name(recording);
