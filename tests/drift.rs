@@ -7,7 +7,7 @@ use std::process::Command;
 use hyper::header::HeaderValue;
 use ims_vcr::UpstreamConfig;
 use ims_vcr::formats::cassette;
-use ims_vcr::net::upstream::Upstream;
+use ims_vcr::net::routes::Routes;
 use ims_vcr::tools::drift::{self, ChangeKind, IgnoreRules, RequestDrift, Unchecked};
 
 use crate::util::*;
@@ -104,7 +104,7 @@ async fn drift_flags_removed_and_retyped_fields_as_breaking_ignores_volatile_one
     age_the_seed_recording(&cassettes);
     let before = all_files(&cassettes);
     let recordings = cassette::read_dir(&cassettes).unwrap().0;
-    let upstream = Upstream::new(&upstream_for(&fake, dir.path())).unwrap();
+    let upstream = Routes::new(&[("/".into(), upstream_for(&fake, dir.path()))]).unwrap();
 
     let drifts = drift::run(&recordings, &upstream, &IgnoreRules::default(), None).await;
     let with_name_ignored = IgnoreRules::default().with_fields(["name".to_owned()]);
@@ -161,7 +161,7 @@ async fn drift_sends_the_token_as_x_auth_token_and_a_refusal_is_unchecked_not_dr
     let fake = FakeIms::start(options).await;
     let cassettes = record_cassettes(&fake, dir.path(), Some(token)).await;
     let recordings = cassette::read_dir(&cassettes).unwrap().0;
-    let upstream = Upstream::new(&upstream_for(&fake, dir.path())).unwrap();
+    let upstream = Routes::new(&[("/".into(), upstream_for(&fake, dir.path()))]).unwrap();
     let ignore = IgnoreRules::default();
 
     let with_token = HeaderValue::from_static(token);
@@ -209,7 +209,7 @@ async fn an_unreachable_upstream_leaves_every_request_unchecked_not_broken() {
     let recordings = cassette::read_dir(&cassettes).unwrap().0;
     // Port 1 (tcpmux) is never listening here; a stopped fake's port could be reused by another
     // test's server while this one runs.
-    let upstream = Upstream::new(&UpstreamConfig::new("http://127.0.0.1:1")).unwrap();
+    let upstream = Routes::new(&[("/".into(), UpstreamConfig::new("http://127.0.0.1:1"))]).unwrap();
 
     let drifts = drift::run(&recordings, &upstream, &IgnoreRules::default(), None).await;
 

@@ -40,6 +40,7 @@ fn recording(path: &str, query: Option<&str>, response_body: &[u8]) -> Recording
         recorded_at: "2026-11-27T00:00:00Z".into(),
         latency_ms: 1,
         upstream: "https://ims.example".into(),
+        other_upstreams: Vec::new(),
     };
     Recording {
         key,

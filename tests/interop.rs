@@ -232,3 +232,154 @@ async fn metrics_parse_with_the_official_prometheus_parser_and_count_by_route_te
     assert_eq!(total[2], 3.0);
     assert_eq!(samples("ims_vcr_misses")[0][2], 1.0);
 }
+
+// ---- identity: the clients sign in, or look their project up, through the same proxy ----
+
+use crate::identity::{identity_and_ims, make_older, routed_recorder, routes};
+use crate::util::fake_identity::{self as iam, FakeIdentity, Tokens};
+
+/// Records `args(proxy)` through one proxy routing `/v3` to the identity service and the rest to
+/// IMS (re-signing with the real AK/SK when `sign`), exports the store as cassettes, ages the
+/// token answers by ten minutes, stops both upstreams and replays the cassettes: same outcome,
+/// as many requests, nothing missed. Returns the outcome, the request count and the store dir.
+async fn identity_record_then_replay(
+    identity: FakeIdentity,
+    ims: FakeIms,
+    dir: &Path,
+    sign: bool,
+    args: impl Fn(&str) -> Vec<String>,
+) -> (serde_json::Value, usize) {
+    let store = dir.join("store");
+    let mut routes = routes(&identity, &ims, dir);
+    if sign {
+        for (_, config) in &mut routes {
+            config.credentials = Some(real_credentials());
+        }
+    }
+    let proxy = routed_recorder(routes, &store).await;
+    let recorded = client(args(&proxy.uri())).await;
+    let summary = proxy.shutdown().await.unwrap();
+    let asked = identity.requests().len() + ims.requests().len();
+    assert_eq!(summary.recorded as usize, asked, "{summary}");
+    identity.stop().await;
+    ims.stop().await;
+
+    let cassettes = dir.join("cassettes");
+    export_store(&store, &cassettes, None).unwrap();
+    make_older(
+        &cassettes,
+        time::Duration::minutes(10),
+        "/v3/auth/tokens",
+        &["expires_at", "issued_at"],
+    );
+    let replay = cassette_replayer(&cassettes).await;
+    let replayed = client(args(&replay.uri())).await;
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+    assert_eq!(
+        summary.hits as usize, asked,
+        "as many requests as recorded: {summary}"
+    );
+    assert_eq!(recorded, replayed, "record and replay differ");
+    (recorded, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstacksdk_signs_in_with_a_password_through_the_proxy_and_replays_with_an_aged_token() {
+    let dir = tempfile::tempdir().unwrap();
+    // Tokens live three minutes; the replayed one was recorded "ten minutes ago".
+    let (identity, ims, tokens): (FakeIdentity, FakeIms, Tokens) =
+        identity_and_ims(std::time::Duration::from_secs(180)).await;
+    let args = |proxy: &str| {
+        [
+            "openstack-password",
+            "--auth-url",
+            &format!("{proxy}/v3"),
+            "--username",
+            iam::USER,
+            "--password",
+            iam::PASSWORD,
+            "--project-id",
+            iam::PROJECT_ID,
+            "--domain",
+            iam::DOMAIN,
+            "--region",
+            iam::REGION,
+            "--image-id",
+            SEED_IMAGE_ID,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let (image, asked) = identity_record_then_replay(identity, ims, dir.path(), false, args).await;
+    assert_eq!(image["ok"], true, "{image}");
+    assert_eq!(image["image"]["id"], SEED_IMAGE_ID);
+    assert_eq!(image["image"]["name"], "CentOS 7.3 64bit vivado");
+    assert!(asked >= 3, "sign-in, discovery and the image: {asked}");
+    let issued = tokens.all();
+    assert_eq!(issued.len(), 1, "one sign-in: {issued:?}");
+    for secret in [iam::PASSWORD, &issued[0]] {
+        assert!(
+            files_containing(dir.path(), secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_huawei_sdk_without_a_project_id_asks_iam_through_the_proxy_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let ims = FakeIms::start(FakeOptions {
+        verifier: Some(gateway_verifier()),
+        ..Default::default()
+    })
+    .await;
+    let identity = FakeIdentity::start(iam::IdentityOptions {
+        ims_url: ims.base_url(),
+        token_lifetime: std::time::Duration::from_secs(3600),
+        verifier: Some(gateway_verifier()),
+        tokens: Tokens::default(),
+    })
+    .await;
+    let args = |proxy: &str| {
+        [
+            "huawei",
+            "--endpoint",
+            proxy,
+            "--iam-endpoint",
+            proxy,
+            "--region",
+            iam::REGION,
+            "--ak",
+            "DUMMYAK",
+            "--sk",
+            "DUMMYSK",
+            "--image-id",
+            SEED_IMAGE_ID,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let (image, asked) = identity_record_then_replay(identity, ims, dir.path(), true, args).await;
+    assert_eq!(image["ok"], true, "{image}");
+    assert_eq!(image["image"]["id"], SEED_IMAGE_ID);
+    assert_eq!(asked, 2, "the project, then the image");
+    let cassettes: String = all_files(&dir.path().join("cassettes"))
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        cassettes.contains("\"path\": \"/v3/projects\""),
+        "{cassettes}"
+    );
+    assert!(
+        cassettes.contains(&format!("\"name={}\"", iam::REGION)),
+        "{cassettes}"
+    );
+    for secret in [REAL_AK, REAL_SK, "DUMMYAK", "DUMMYSK"] {
+        assert!(
+            files_containing(dir.path(), secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+}

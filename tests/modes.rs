@@ -191,6 +191,7 @@ async fn match_rules_are_recorded_with_the_cassettes_and_used_at_replay() {
         match_headers: vec!["x-project-id".into()],
         ignore_query: vec!["marker".into()],
         volatile: Default::default(),
+        shift_time: Vec::new(),
     };
     let proxy = ProxyServer::builder()
         .record(upstream_for(&fake, dir.path()))

@@ -114,6 +114,7 @@ fn response() -> impl Strategy<Value = RecordedResponse> {
                 recorded_at,
                 latency_ms,
                 upstream,
+                other_upstreams: Vec::new(),
             },
         )
 }
@@ -124,6 +125,7 @@ fn rules() -> impl Strategy<Value = MatchRules> {
             match_headers,
             ignore_query,
             volatile: Default::default(),
+            shift_time: Vec::new(),
         },
     )
 }
@@ -231,7 +233,7 @@ proptest! {
         ignore in vec("[a-c]{1,2}", 0..2),
         body in body_bytes(),
     ) {
-        let rules = MatchRules { match_headers: vec![], ignore_query: ignore , volatile: Default::default() };
+        let rules = MatchRules { match_headers: vec![], ignore_query: ignore , volatile: Default::default(), shift_time: Vec::new() };
         let first = key(&rules, &method, &path, Some(&pairs.join("&")), &body);
 
         oracle::canonical_form_is_a_fixed_point(&rules, &first, &body);

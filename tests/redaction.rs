@@ -106,7 +106,7 @@ async fn record_with_redact_stores_pseudonyms_everywhere_and_serves_the_client_l
     assert_eq!(list["redaction"]["key_fingerprint"], key().fingerprint());
     assert_eq!(
         list["redaction"]["fields"],
-        serde_json::json!(["owner", "__account_code"])
+        serde_json::json!(RedactionPolicy::default().fields)
     );
     for (name, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);

@@ -53,6 +53,10 @@ mod drift;
 mod sessions;
 // `ims-vcr run -- CMD`: modes, exit statuses, signals, --verify-replay.
 mod run_command;
+// Several upstreams behind one listener: routes by path prefix.
+mod routes;
+// Identity traffic: tokens, sign-in secrets and handed-out keys never stored; placeholder tokens.
+mod identity;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).
 mod properties;
 // Second hardening round: positional queries, trailing bytes, symlinks, odd paths, latency, credentials outside headers, escapes, verify --deny.

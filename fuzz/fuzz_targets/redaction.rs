@@ -178,6 +178,7 @@ fuzz_target!(|input: Input| {
             recorded_at: String::new(),
             latency_ms: 0,
             upstream: String::new(),
+            other_upstreams: Vec::new(),
         },
         redaction: None,
     };

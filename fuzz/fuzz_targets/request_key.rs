@@ -28,6 +28,7 @@ fuzz_target!(|input: Input| {
         match_headers: vec![],
         ignore_query: input.ignore_query,
         volatile: Default::default(),
+        shift_time: Vec::new(),
     };
     let key = |method: &str, path: &str, query: Option<&str>, body: &[u8]| {
         RequestKey::new(&rules, method, path, query, |_| vec![], body)

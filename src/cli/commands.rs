@@ -195,16 +195,16 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
 }
 
 pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
-    let upstream_settings = upstream_config(&args.upstream)?;
+    let routes = upstream_routes(&args.upstream)?;
     let token = drift_token()?;
-    if upstream_settings.credentials.is_none() && token.is_none() {
+    if routes.iter().all(|(_, r)| r.credentials.is_none()) && token.is_none() {
         tracing::warn!(
             "neither AK/SK (HUAWEICLOUD_SDK_AK/_SK) nor {} is set: requests go unauthenticated, \
              and a real endpoint answers 401",
             drift::ENV_TOKEN
         );
     }
-    let upstream = Upstream::new(&upstream_settings)?;
+    let routes = Routes::new(&routes)?;
     let (recordings, source) = match Source::choose(args.store, args.cassettes, config)? {
         Source::Store(dir, _) => {
             // Load, then release the lock at once: drift never writes to the store.
@@ -223,7 +223,7 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         )));
     }
     let ignore = IgnoreRules::default().with_fields(args.ignore_fields);
-    let drifts = drift::run(&recordings, &upstream, &ignore, token.as_ref()).await;
+    let drifts = drift::run(&recordings, &routes, &ignore, token.as_ref()).await;
     print!("{}", drift::render(&drifts));
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
     let unchecked = drift::unchecked_summary(&drifts);
@@ -233,11 +233,14 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         return Err(Error::Verdict(format!(
             "drift found {breaking} breaking change{} against {}{also}",
             if breaking == 1 { "" } else { "s" },
-            upstream.origin()
+            routes.origins().join(", ")
         )));
     }
     match unchecked {
-        Some(why) => Err(Error::Unchecked(format!("{why} ({})", upstream.origin()))),
+        Some(why) => Err(Error::Unchecked(format!(
+            "{why} ({})",
+            routes.origins().join(", ")
+        ))),
         None => Ok(()),
     }
 }

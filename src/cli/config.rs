@@ -59,6 +59,9 @@ pub struct MatchSection {
     /// Default `--volatile` patterns.
     #[serde(default)]
     pub volatile: Vec<String>,
+    /// Default `--shift-time` fields.
+    #[serde(default)]
+    pub shift_time: Vec<String>,
 }
 
 /// `[verify]` in `ims-vcr.toml`.
@@ -126,10 +129,9 @@ mod tests {
         .unwrap();
         assert!(config.redact.enabled);
         let policy = config.redaction_policy(&["name".into()], &[], &[]);
-        assert_eq!(
-            policy.fields,
-            ["owner", "__account_code", "tenant_id", "name"]
-        );
+        let mut expected = crate::secrets::redact::RedactionPolicy::default().fields;
+        expected.extend(["tenant_id".to_owned(), "name".to_owned()]);
+        assert_eq!(policy.fields, expected);
         assert_eq!(policy.headers, ["x-project-id", "x-domain-id"]);
     }
 

@@ -22,7 +22,9 @@ use crate::cli::config::Config;
 use crate::error::{Error, Result};
 use crate::formats::cassette;
 use crate::model::key::MatchRules;
-use crate::net::upstream::{Upstream, UpstreamConfig};
+use crate::net::routes::Routes;
+use crate::net::upstream::UpstreamConfig;
+use crate::proxy::Mode;
 use crate::proxy::realism::{Fault, Latency};
 use crate::replay::tape::Sequence;
 use crate::secrets::leak::Needle;
@@ -206,12 +208,20 @@ struct ListenArgs {
 #[derive(Debug, Args)]
 struct UpstreamArgs {
     /// Upstream scheme://host[:port], e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for
-    /// local stand-ins); no path: clients send the whole path.
-    #[arg(long, value_name = "URL", value_parser = upstream_url)]
-    upstream: String,
-    /// Extra CA certificates (PEM) to trust for the upstream, besides the public roots.
+    /// local stand-ins; no path: clients send the whole path): the route of every path no
+    /// --route takes (`--route /=URL`).
+    #[arg(long, value_name = "URL", value_parser = upstream_url, required_unless_present = "routes")]
+    upstream: Option<String>,
+    /// Forward paths under PREFIX to URL, e.g. /v3=https://iam.myhuaweicloud.com (repeatable;
+    /// the longest prefix wins, whole path segments only; the path is forwarded unchanged).
+    #[arg(long = "route", value_name = "PREFIX=URL")]
+    routes: Vec<String>,
+    /// Extra CA certificates (PEM) to trust for every upstream, besides the public roots.
     #[arg(long, value_name = "PEM")]
     upstream_ca: Option<PathBuf>,
+    /// CA certificates (PEM) for one route's upstream only, instead of --upstream-ca (repeatable).
+    #[arg(long = "route-ca", value_name = "PREFIX=PEM")]
+    route_cas: Vec<String>,
     /// Limit in seconds on one upstream exchange (connect, answer and body).
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     upstream_timeout: f64,
@@ -231,6 +241,10 @@ struct MatchArgs {
     /// the recordings).
     #[arg(long = "volatile", value_name = "REGEX")]
     volatile: Vec<String>,
+    /// Replay moves the timestamp in this JSON field forward by the time since the answer was
+    /// recorded, besides expires_at and issued_at (repeatable; saved with the recordings).
+    #[arg(long = "shift-time", value_name = "FIELD")]
+    shift_time: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -256,11 +270,13 @@ struct StoreArg {
 
 #[derive(Debug, Args)]
 struct RedactArgs {
-    /// Redact owner/account values (JSON fields owner, __account_code; header X-Project-Id;
-    /// query owner) with consistent pseudonyms keyed by IMS_VCR_REDACT_KEY.
+    /// Redact owner/account values (JSON fields owner, __account_code, project, user and domain
+    /// ids and names; header X-Project-Id; query owner) with consistent pseudonyms keyed by
+    /// IMS_VCR_REDACT_KEY, everywhere they occur.
     #[arg(long)]
     redact: bool,
-    /// Also redact this JSON field, at any depth (repeatable; implies --redact).
+    /// Also redact this JSON field, at any depth; PARENT.FIELD only inside PARENT (repeatable;
+    /// implies --redact).
     #[arg(long = "redact-field", value_name = "NAME")]
     fields: Vec<String>,
     /// Also redact this header (repeatable; implies --redact).
@@ -480,7 +496,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Record(a) => {
             let builder = forwarding(&a, &config)?;
-            serve_until_signal(builder.record(upstream_config(&a.upstream)?), None).await
+            serve_until_signal(routed(builder, Mode::Record, &a.upstream)?, None).await
         }
         Command::Auto(AutoArgs {
             record: a,
@@ -489,10 +505,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let builder = forwarding(&a, &config)?
                 .sequence(playback.sequence)
                 .fail_on_unused(playback.fail_on_unused);
-            serve_until_signal(builder.auto(upstream_config(&a.upstream)?), Some(&playback)).await
+            serve_until_signal(routed(builder, Mode::Auto, &a.upstream)?, Some(&playback)).await
         }
         Command::Passthrough(a) => {
-            let builder = server(&a.listen)?.passthrough(upstream_config(&a.upstream)?);
+            let builder = routed(server(&a.listen)?, Mode::Passthrough, &a.upstream)?;
             serve_until_signal(builder, None).await
         }
         Command::Replay(a) => replay(a, &config).await,

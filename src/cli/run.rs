@@ -23,7 +23,7 @@ summary, on stderr.
 
 The mode: --mode, else the IMS_VCR_MODE environment variable, else replay. Flags of the other
 modes are accepted and ignored, so one command line serves every mode and CI switches with the
-variable alone. record, auto and passthrough need --upstream. record and auto write --store;
+variable alone. record, auto and passthrough need --upstream or --route. record and auto write --store;
 replay serves --store if given, else --cassettes (default: cassettes). --fail-on-miss and
 --fail-on-unused apply to replay and auto.
 
@@ -51,16 +51,12 @@ Examples:
 #[derive(Debug, Args)]
 #[command(
     mut_arg("listen", |a| a.default_value("127.0.0.1:0")),
-    // Optional here (replay needs none); the forwarding modes require it, also when the mode
-    // comes from IMS_VCR_MODE. The empty default never reaches a builder.
+    // Optional here (replay needs none); the forwarding modes require it or a --route, also
+    // when the mode comes from IMS_VCR_MODE (checked in `run_command`).
     mut_arg("upstream", |a| a
         .required(false)
-        .required_if_eq_any([("mode", "record"), ("mode", "auto"), ("mode", "passthrough")])
-        .default_value("")
-        .hide_default_value(true)
-        // The empty default passes; any URL given is checked as for the other commands.
-        .value_parser(|s: &str| if s.is_empty() { Ok(String::new()) } else { upstream_url(s) })
-        .help("Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com: required by record, auto and passthrough, ignored by replay")),
+        .required_unless_present(clap::builder::Resettable::<clap::Id>::Reset)
+        .help("Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (the route /): record, auto and passthrough need it or a --route; replay ignores it")),
     mut_arg("store", |a| a.help(
         "Store directory (sled): record and auto write it, --verify-replay replays it, replay serves it instead of --cassettes [default: .ims-vcr/store, or `store` in ims-vcr.toml]"
     )),
@@ -120,22 +116,24 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
     let mode = args.mode;
     let record = &args.serving.record;
     let playback = &args.serving.playback;
-    if mode.forwards() && record.upstream.upstream.is_empty() {
-        // clap enforces it; this guards the empty default above.
-        return Err(Error::Config(format!(
-            "{} mode needs --upstream URL",
+    if mode.forwards() && record.upstream.upstream.is_none() && record.upstream.routes.is_empty() {
+        // A usage error, as clap reports one (the mode may come from IMS_VCR_MODE).
+        eprintln!(
+            "error: {} mode needs --upstream <URL> (or --route <PREFIX=URL>)\n\nFor more information, try '--help'.",
             mode.as_str()
-        )));
+        );
+        return Err(Error::ExitCode(2));
     }
     let builder = match mode {
-        Mode::Record => forwarding(record, config)?.record(upstream_config(&record.upstream)?),
-        Mode::Auto => forwarding(record, config)?
-            .sequence(playback.sequence)
-            .fail_on_unused(playback.fail_on_unused)
-            .auto(upstream_config(&record.upstream)?),
-        Mode::Passthrough => {
-            server(&record.listen)?.passthrough(upstream_config(&record.upstream)?)
-        }
+        Mode::Record => routed(forwarding(record, config)?, mode, &record.upstream)?,
+        Mode::Auto => routed(
+            forwarding(record, config)?
+                .sequence(playback.sequence)
+                .fail_on_unused(playback.fail_on_unused),
+            mode,
+            &record.upstream,
+        )?,
+        Mode::Passthrough => routed(server(&record.listen)?, mode, &record.upstream)?,
         Mode::Replay => replay_source(
             server(&record.listen)?
                 .replay()

@@ -77,12 +77,72 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
         rules.match_headers.push(lower);
     }
     rules.ignore_query = args.ignore_query.clone();
+    // `--shift-time` replaces `[match] shift_time`, as `--volatile` does.
+    rules.shift_time = if args.shift_time.is_empty() {
+        config.matching.shift_time.clone()
+    } else {
+        args.shift_time.clone()
+    };
     Ok(rules)
 }
 
-/// The upstream settings; AK/SK only ever come from the environment (a flag would show in `ps`).
-pub(super) fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
-    let mut upstream = UpstreamConfig::new(args.upstream.clone());
+/// `builder` in `mode`, forwarding by the routes of `args`.
+pub(super) fn routed(
+    builder: ProxyServerBuilder,
+    mode: crate::proxy::Mode,
+    args: &UpstreamArgs,
+) -> Result<ProxyServerBuilder> {
+    let mut builder = builder.mode(mode);
+    for (prefix, upstream) in upstream_routes(args)? {
+        builder = builder.route(prefix, upstream);
+    }
+    Ok(builder)
+}
+
+/// The routes: `--upstream URL` is the route `/`, each `--route PREFIX=URL` another; each takes
+/// `--route-ca` for its prefix, else `--upstream-ca`, and the same timeout and AK/SK.
+pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, UpstreamConfig)>> {
+    use crate::net::routes::parse_assignment;
+    let mut routes: Vec<(String, String)> = Vec::new();
+    if let Some(url) = &args.upstream {
+        routes.push(("/".to_owned(), url.clone()));
+    }
+    for text in &args.routes {
+        routes.push(parse_assignment("--route", text)?);
+    }
+    let mut cas: Vec<(String, PathBuf)> = Vec::new();
+    for text in &args.route_cas {
+        let (prefix, file) = parse_assignment("--route-ca", text)?;
+        if !routes.iter().any(|(p, _)| *p == prefix) {
+            return Err(Error::Config(format!(
+                "--route-ca {text}: no route has the prefix {prefix} (routes: {})",
+                routes
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        cas.push((prefix, PathBuf::from(file)));
+    }
+    let base = upstream_config(args)?;
+    Ok(routes
+        .into_iter()
+        .map(|(prefix, url)| {
+            let mut config = base.clone();
+            config.url = url;
+            if let Some((_, ca)) = cas.iter().find(|(p, _)| *p == prefix) {
+                config.ca_file = Some(ca.clone());
+            }
+            (prefix, config)
+        })
+        .collect())
+}
+
+/// The settings every route shares; AK/SK only ever come from the environment (a flag would
+/// show in `ps`).
+fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
+    let mut upstream = UpstreamConfig::new(String::new());
     upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
     upstream.credentials = crate::net::signer::Credentials::from_env().map_err(Error::Config)?;

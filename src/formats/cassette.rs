@@ -228,7 +228,10 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     if !(100..=599).contains(&response.status) {
         return Err(format!("status: {} is not in 100..=599", response.status));
     }
-    if credentials::strip_userinfo(&response.upstream).1.is_some() {
+    if std::iter::once(&response.upstream)
+        .chain(&response.other_upstreams)
+        .any(|origin| credentials::strip_userinfo(origin).1.is_some())
+    {
         return Err(
             "upstream: it carries credentials (user information, `user:password@`), which are \
              never stored"
@@ -381,6 +384,11 @@ pub fn redact_recordings(
     redactor: &Redactor,
     rules: &MatchRules,
 ) -> Result<Vec<Recording>> {
+    // The whole store first: a value selected anywhere is replaced everywhere, also in the
+    // answers that come before the one that names it.
+    for interaction in recordings.iter().flat_map(|r| &r.answers) {
+        redactor.learn(interaction);
+    }
     let mut out = Vec::with_capacity(recordings.len());
     for recording in recordings {
         let name = file_name(recording);
@@ -583,6 +591,7 @@ mod tests {
             recorded_at: "2026-11-27T00:00:00Z".into(),
             latency_ms: 1,
             upstream: "https://ims.example".into(),
+            other_upstreams: Vec::new(),
         };
         Recording {
             key,
@@ -630,6 +639,7 @@ mod tests {
             match_headers: vec!["x-project-id".into()],
             ignore_query: vec![],
             volatile: Default::default(),
+            shift_time: Vec::new(),
         };
         let bytes = render(&rec, &rules);
         assert!(String::from_utf8_lossy(&bytes).contains("\"match\""));

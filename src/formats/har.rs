@@ -145,7 +145,11 @@ pub fn from_har(
     let entries = har["log"]["entries"]
         .as_array()
         .ok_or_else(|| Error::cassette(path, "field `log.entries` is missing: not a HAR file"))?;
-    let gate = Gate::new(redactor, rules);
+    // HAR entries come from outside: the access key ids their answers hand out are replaced
+    // by pseudonyms (under the redaction key when redacting).
+    let default_key = crate::secrets::pseudonym::PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0;
+    let key = redactor.map_or(&default_key, |r| r.key());
+    let gate = Gate::new(redactor, rules).pseudonymising(key);
     let mut keyed = Vec::with_capacity(entries.len());
     for (i, raw) in entries.iter().enumerate() {
         let bad = |reason: String| Error::cassette(path, format!("log.entries[{i}].{reason}"));
@@ -271,6 +275,21 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
         _ => String::new(),
     };
+    let all_response_headers = raw_headers(&response["headers"], "response")?;
+    let mut response_headers: Vec<(String, String)> = all_response_headers
+        .iter()
+        .filter(|(n, _)| keep_response(n))
+        .cloned()
+        .collect();
+    // A token the answer carried is replayed as a placeholder, as when recorded live.
+    for name in crate::model::headers::PLACEHOLDER_HEADERS {
+        if all_response_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            response_headers.push((
+                crate::model::headers::PLACEHOLDER_MARKER.to_owned(),
+                (*name).to_owned(),
+            ));
+        }
+    }
     let interaction = Interaction {
         request: RecordedRequest {
             method: method.to_owned(),
@@ -285,16 +304,14 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         },
         response: RecordedResponse {
             status,
-            headers: raw_headers(&response["headers"], "response")?
-                .into_iter()
-                .filter(|(n, _)| keep_response(n))
-                .collect(),
+            headers: response_headers,
             body: Body::from_bytes(&body),
             recorded_at: entry["startedDateTime"].as_str().unwrap_or("").to_owned(),
             latency_ms: entry["time"]
                 .as_f64()
                 .map_or(0, |t| t.max(0.0).round() as u64),
             upstream: origin,
+            other_upstreams: Vec::new(),
         },
         redaction: None,
     };

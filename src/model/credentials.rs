@@ -36,7 +36,14 @@ const NAMES: &[&str] = &[
     "awsaccesskeyid",
     "access_key",
     "pwd",
+    // Huawei IAM's AK/SK sign-in body (`auth.identity.hw_ak_sk.{access,secret}.key`): everything
+    // under it is masked.
+    "hw_ak_sk",
 ];
+
+/// Names (as [`NAMES`]) whose whole content is a credential: every string or number at any
+/// depth under them is masked.
+const CONTAINERS: &[&str] = &["hw_ak_sk"];
 
 /// Parts of names that always mean a credential, wherever they appear in the name.
 const PARTS: &[&str] = &[
@@ -46,21 +53,32 @@ const PARTS: &[&str] = &[
     "signature",
     "api_key",
     "apikey",
+    // Keystone's TOTP sign-in (`auth.identity.totp.user.passcode`).
+    "passcode",
 ];
 
 /// True for a query parameter or body field name that carries a credential (any case; `-` and
 /// `_` alike): `X-Auth-Token`, `access_token`, `token`, `password`, `client_secret`,
-/// `X-Amz-Signature`, `sig`, `api_key`, `apikey`, ...
+/// `X-Amz-Signature`, `sig`, `api_key`, `apikey`, `passcode`, `hw_ak_sk`, ...
 pub fn is_credential_name(name: &str) -> bool {
-    let normal: String = name
-        .trim()
+    let normal = normalise(name);
+    NAMES.contains(&normal.as_str()) || PARTS.iter().any(|p| normal.contains(p))
+}
+
+/// Lower case, `-` read as `_`, trimmed.
+fn normalise(name: &str) -> String {
+    name.trim()
         .chars()
         .map(|c| match c {
             '-' => '_',
             c => c.to_ascii_lowercase(),
         })
-        .collect();
-    NAMES.contains(&normal.as_str()) || PARTS.iter().any(|p| normal.contains(p))
+        .collect()
+}
+
+/// True for a credential name whose whole content is secret ([`CONTAINERS`]).
+fn is_container(name: &str) -> bool {
+    CONTAINERS.contains(&normalise(name).as_str())
 }
 
 /// A credential found: where (`query parameter access_token`, `field password of the request
@@ -141,12 +159,12 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => {
             for (name, item) in map.iter_mut() {
+                if is_container(name) {
+                    mask_all(name, item, found);
+                    continue;
+                }
                 if is_credential_name(name) {
-                    if let Value::Object(inner) = item
-                        && let Some(id) = inner.get_mut("id")
-                    {
-                        mask_scalar(name, id, found);
-                    }
+                    mask_inner_ids(name, item, found);
                     mask_scalar(name, item, found);
                 }
                 mask_json_into(item, found);
@@ -154,6 +172,27 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
         }
         Value::Array(items) => items.iter_mut().for_each(|i| mask_json_into(i, found)),
         _ => {}
+    }
+}
+
+/// A credential field holding an object: its `id` (Keystone's `"token": {"id": …}`) and `key`
+/// (IAM's `"secret": {"key": …}`) are the credential.
+fn mask_inner_ids(name: &str, item: &mut Value, found: &mut Vec<Found>) {
+    if let Value::Object(inner) = item {
+        for field in ["id", "key"] {
+            if let Some(value) = inner.get_mut(field) {
+                mask_scalar(name, value, found);
+            }
+        }
+    }
+}
+
+/// Masks every string and number at any depth of `value`.
+fn mask_all(name: &str, value: &mut Value, found: &mut Vec<Found>) {
+    match value {
+        Value::Object(map) => map.values_mut().for_each(|v| mask_all(name, v, found)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_all(name, v, found)),
+        _ => mask_scalar(name, value, found),
     }
 }
 
@@ -187,13 +226,17 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
         Value::Object(map) => {
             for (name, item) in map.iter_mut() {
                 let child = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                if is_container(name) {
+                    let mut found = Vec::new();
+                    mask_all(name, item, &mut found);
+                    if !found.is_empty() {
+                        out.push((child.clone(), name.clone()));
+                    }
+                    continue;
+                }
                 if is_credential_name(name) {
                     let mut found = Vec::new();
-                    if let Value::Object(inner) = item
-                        && let Some(id) = inner.get_mut("id")
-                    {
-                        mask_scalar(name, id, &mut found);
-                    }
+                    mask_inner_ids(name, item, &mut found);
                     mask_scalar(name, item, &mut found);
                     if !found.is_empty() {
                         out.push((child.clone(), name.clone()));
@@ -207,6 +250,78 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
                 collect_unmasked(item, format!("{pointer}/{i}"), out);
             }
         }
+        _ => {}
+    }
+}
+
+/// Field names (as [`NAMES`]) whose values are credentials when an *answer* hands them out: the
+/// secret key and security token of IAM's temporary (and new permanent) access keys, tokens,
+/// passwords (Nova's `adminPass`). Whole names only: answers are data, and `password_expires_at`
+/// or Glance's `img_signature` are not secrets.
+const ANSWER_SECRETS: &[&str] = &[
+    "secret",
+    "securitytoken",
+    "security_token",
+    "password",
+    "adminpass",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "secret_key",
+];
+
+/// Objects (as [`NAMES`]) whose `access` field is an access key id (`credential.access`,
+/// `credentials[].access`): replaced by a pseudonym, so the answer keeps its shape.
+const KEY_HOLDERS: &[&str] = &["credential", "credentials"];
+
+/// Masks, in place, the credentials an answer body hands out: each [`ANSWER_SECRETS`] field at
+/// any depth holds [`PLACEHOLDER`], and the `access` key id of a `credential` object (or of each
+/// of `credentials`) is replaced by `pseudonym(access)`. Returns what was replaced (key ids
+/// included), for the leak gate.
+pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -> Vec<Found> {
+    let mut found = Vec::new();
+    mask_answer_into(value, false, pseudonym, &mut found);
+    found
+}
+
+fn mask_answer_into(
+    value: &mut Value,
+    holder: bool,
+    pseudonym: &dyn Fn(&str) -> String,
+    found: &mut Vec<Found>,
+) {
+    match value {
+        Value::Object(map) => {
+            for (name, item) in map.iter_mut() {
+                let normal = normalise(name);
+                if ANSWER_SECRETS.contains(&normal.as_str()) {
+                    let mut masked = Vec::new();
+                    mask_scalar(name, item, &mut masked);
+                    found.extend(masked.into_iter().map(|f| Found {
+                        label: format!("credential field {name} of the answer body"),
+                        value: f.value,
+                    }));
+                } else if holder
+                    && normal == "access"
+                    && let Value::String(access) = item
+                    && !access.is_empty()
+                    && *access != pseudonym(access)
+                {
+                    found.push(Found {
+                        label: format!("access key id ({name}) of the answer body"),
+                        value: access.clone(),
+                    });
+                    *access = pseudonym(access);
+                }
+                let holds = KEY_HOLDERS.contains(&normal.as_str());
+                mask_answer_into(item, holds, pseudonym, found);
+            }
+        }
+        // `credentials: [{access, ...}]`: the array passes the holder on to its objects.
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| mask_answer_into(i, holder, pseudonym, found)),
         _ => {}
     }
 }
@@ -343,6 +458,59 @@ mod tests {
         assert_eq!(body["name"], "image");
         assert_eq!(mask_json(&mut body), vec![], "masking twice finds nothing");
         assert_eq!(unmasked_in_json(&body), vec![]);
+    }
+
+    #[test]
+    fn every_identity_sign_in_secret_is_masked() {
+        let mut body = serde_json::json!({"auth": {"identity": {
+            "methods": ["password", "token", "application_credential", "totp", "hw_ak_sk"],
+            "password": {"user": {"name": "u", "password": "pw-1", "domain": {"name": "d"}}},
+            "token": {"id": "tok-2"},
+            "application_credential": {"id": "app-id", "secret": "app-secret-3"},
+            "totp": {"user": {"id": "uid", "passcode": "123456"}},
+            "hw_ak_sk": {"access": {"key": "AK-4"}, "secret": {"key": "SK-5"}},
+        }, "scope": {"project": {"id": "p"}}}});
+        let found = mask_json(&mut body);
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        for secret in ["pw-1", "tok-2", "app-secret-3", "123456", "AK-4", "SK-5"] {
+            assert!(values.contains(&secret), "{secret} not found: {values:?}");
+            assert!(!body.to_string().contains(secret), "{secret} left in {body}");
+        }
+        let identity = &body["auth"]["identity"];
+        assert_eq!(identity["totp"]["user"]["passcode"], PLACEHOLDER);
+        assert_eq!(identity["hw_ak_sk"]["secret"]["key"], PLACEHOLDER);
+        assert_eq!(identity["hw_ak_sk"]["access"]["key"], PLACEHOLDER);
+        assert_eq!(identity["application_credential"]["id"], "app-id");
+        assert_eq!(body["auth"]["scope"]["project"]["id"], "p");
+        assert_eq!(unmasked_in_json(&body), vec![]);
+        assert_eq!(mask_json(&mut body), vec![], "idempotent");
+    }
+
+    #[test]
+    fn an_answer_handing_out_keys_has_them_masked_and_the_key_id_pseudonymised() {
+        let mut answer = serde_json::json!({
+            "credential": {"access": "HSTAAK", "secret": "sk-1", "securitytoken": "st-2",
+                           "expires_at": "2026-12-02T15:04:05.000000Z"},
+            "credentials": [{"access": "PERMAK", "status": "active"}],
+            "server": {"adminPass": "np-3"},
+            "token": {"user": {"password_expires_at": "2027-01-01T00:00:00.000000Z"}},
+            "image": {"img_signature": "sig", "access": "not-a-key"},
+        });
+        let found = mask_answer_json(&mut answer, &|v: &str| format!("{}-pseudo", v.len()));
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["HSTAAK", "sk-1", "st-2", "PERMAK", "np-3"]);
+        assert_eq!(answer["credential"]["access"], "6-pseudo");
+        assert_eq!(answer["credential"]["secret"], PLACEHOLDER);
+        assert_eq!(answer["credential"]["securitytoken"], PLACEHOLDER);
+        assert_eq!(answer["credential"]["expires_at"], "2026-12-02T15:04:05.000000Z");
+        assert_eq!(answer["credentials"][0]["access"], "6-pseudo");
+        assert_eq!(answer["server"]["adminPass"], PLACEHOLDER);
+        assert_eq!(
+            answer["token"]["user"]["password_expires_at"],
+            "2027-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(answer["image"]["img_signature"], "sig");
+        assert_eq!(answer["image"]["access"], "not-a-key");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) fn status_answer(request: &RecordedRequest, status: &str) -> Interact
             recorded_at: String::new(),
             latency_ms: 0,
             upstream: String::new(),
+            other_upstreams: Vec::new(),
         },
         redaction: None,
     }

@@ -38,6 +38,18 @@ const CREDENTIALS: &[&str] = &[
     "x-ims-vcr-token",
 ];
 
+/// Credential answer headers a client only passes back (Keystone's and IAM's token): stored as
+/// a [`PLACEHOLDER_MARKER`] header naming them, and replayed as [`PLACEHOLDER_TOKEN`].
+pub const PLACEHOLDER_HEADERS: &[&str] = &["x-subject-token"];
+
+/// A stored answer header whose value names a credential header the live answer had (never its
+/// value): replay serves that header with [`PLACEHOLDER_TOKEN`] instead of the marker.
+pub const PLACEHOLDER_MARKER: &str = "x-ims-vcr-placeholder";
+
+/// The token replay serves in place of a recorded one (`X-Subject-Token`): the client only
+/// passes it back, and replay never checks it.
+pub const PLACEHOLDER_TOKEN: &str = "ims-vcr-placeholder-token";
+
 /// Request headers that change on every call or every machine (dates, user agents, request ids)
 /// or that the proxy rewrites itself (`Host`, `Accept-Encoding`, `Content-Length`). They never
 /// take part in matching and are not stored, so cassettes do not churn when re-recorded.

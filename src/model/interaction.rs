@@ -64,6 +64,11 @@ pub struct RecordedResponse {
     /// Origin of the upstream that answered (`scheme://host[:port]`): the region it came from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
+    /// Origins of the proxy's other routes that this answer mentions (an identity answer's
+    /// service catalog naming the image service): what is served has them pointed at the
+    /// proxy, like `upstream`, so the client's next call comes back to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_upstreams: Vec<String>,
 }
 
 /// A body as stored: JSON embedded as JSON when that reproduces the exact bytes, otherwise UTF-8

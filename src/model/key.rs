@@ -26,12 +26,19 @@ pub struct MatchRules {
     /// masked in the path, query and body for matching.
     #[serde(default, skip_serializing_if = "Volatile::is_empty")]
     pub volatile: Volatile,
+    /// JSON fields whose timestamps replay moves forward by the time since the answer was
+    /// recorded (`--shift-time`), besides `expires_at` and `issued_at`. Not part of matching.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shift_time: Vec<String>,
 }
 
 impl MatchRules {
     /// True for the default rules (nothing beyond method, path and query).
     pub fn is_default(&self) -> bool {
-        self.match_headers.is_empty() && self.ignore_query.is_empty() && self.volatile.is_empty()
+        self.match_headers.is_empty()
+            && self.ignore_query.is_empty()
+            && self.volatile.is_empty()
+            && self.shift_time.is_empty()
     }
 }
 
@@ -399,6 +406,7 @@ mod tests {
             match_headers: vec!["x-project-id".into()],
             ignore_query: vec!["marker".into()],
             volatile: Default::default(),
+            shift_time: Vec::new(),
         };
         let k = |q: &str, project: &'static str| {
             RequestKey::new(&rules, "GET", "/v2/images", Some(q), |_| vec![project], b"")

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 /// query parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedactionPolicy {
-    /// JSON field names whose string values are replaced, at any depth of any JSON body.
+    /// JSON field names whose string values are replaced, at any depth of any JSON body. A name
+    /// `parent.field` takes `field` only directly inside an object that is the value of `parent`
+    /// (or an element of an array that is): `project.id` is Keystone's `token.project.id`,
+    /// `projects.id` each `projects[].id`, while a bare `id` would take every id.
     pub fields: Vec<String>,
     /// Header names (request and response) whose values are replaced.
     pub headers: Vec<String>,
@@ -18,10 +21,27 @@ pub struct RedactionPolicy {
 
 impl Default for RedactionPolicy {
     /// The account identifiers IMS puts in image bodies and requests: `owner` (the project ID),
-    /// `__account_code`, the `X-Project-Id` header and the `?owner=` filter.
+    /// `__account_code`, the `X-Project-Id` header and the `?owner=` filter; and those identity
+    /// traffic carries: project, user and domain ids (`projects[].id`, `token.project.id`,
+    /// `token.user.id`, `domain.id`, `project_id`, `user_id`, `domain_id`) and the user and
+    /// domain names (`user.name`, `domain.name`, also in a sign-in request).
     fn default() -> Self {
         RedactionPolicy {
-            fields: vec!["owner".into(), "__account_code".into()],
+            fields: [
+                "owner",
+                "__account_code",
+                "project_id",
+                "user_id",
+                "domain_id",
+                "projects.id",
+                "project.id",
+                "user.id",
+                "user.name",
+                "domain.id",
+                "domain.name",
+            ]
+            .map(String::from)
+            .to_vec(),
             headers: vec!["x-project-id".into()],
             query: vec!["owner".into()],
         }
@@ -54,6 +74,15 @@ impl RedactionPolicy {
                 .iter()
                 .all(|h| self.headers.iter().any(|s| s.eq_ignore_ascii_case(h)))
             && other.query.iter().all(|q| self.query.contains(q))
+    }
+
+    /// True when the field `name`, directly inside the object that is (or is an element of)
+    /// the value of `parent`, is redacted: `name` is a policy field, or `parent.name` is.
+    pub(crate) fn selects(&self, parent: Option<&str>, name: &str) -> bool {
+        self.fields.iter().any(|f| match f.split_once('.') {
+            None => f == name,
+            Some((p, n)) => n == name && parent == Some(p),
+        })
     }
 
     pub(crate) fn is_header(&self, name: &str) -> bool {

@@ -1,7 +1,8 @@
-//! The network edges: the upstream client, AK/SK signing, the listener's TLS, and the HTTP/1 head timeout.
+//! The network edges: the upstream client and its routes by path prefix, AK/SK signing, the listener's TLS, and the HTTP/1 head timeout.
 
 pub mod head_timeout;
 pub mod outcome;
+pub mod routes;
 pub mod signer;
 pub mod tls;
 pub mod upstream;

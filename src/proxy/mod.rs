@@ -47,9 +47,10 @@ use crate::model::session::{SESSION_HEADER, SKIP_HEADER};
 use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
+use crate::net::routes::Routes;
+use crate::net::upstream::LiveResponse;
 use crate::replay::miss::diff;
 use crate::replay::tape::{Play, Tapes};
-use crate::net::upstream::Upstream;
 
 /// Status of a replay miss. 599 is outside every status IMS or a gateway sends, so no client can
 /// take it for a recorded answer; the `x-ims-vcr: miss` header and the JSON body say the rest.

@@ -62,6 +62,19 @@ impl Proxy {
             // Boxed: a `Sleep` in every request's future would be copied with it.
             Box::pin(tokio::time::sleep(delay)).await;
         }
+        // Token times (`expires_at`, `issued_at`, `--shift-time`) moved to now; only answers
+        // holding such a field pay for it.
+        let shifted_fields = |name: &str| {
+            crate::replay::timeshift::DEFAULT_FIELDS.contains(&name)
+                || self.rules.shift_time.iter().any(|f| f == name)
+        };
+        let shifted;
+        let prepared = if prepared.shifts_time(&shifted_fields) {
+            shifted = prepared.time_shifted(&shifted_fields, time::OffsetDateTime::now_utc());
+            &shifted
+        } else {
+            prepared
+        };
         if self.rules.volatile.is_empty() {
             return self.serve(prepared, parts, Outcome::Hit);
         }

@@ -3,10 +3,12 @@
 //! the end-of-session flush that brings the replay pack up to date.
 
 use super::*;
+use hyper::header::HeaderMap;
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
-    pub(crate) upstream: Upstream,
+    /// The upstreams by path prefix (`--upstream` is the route `/`).
+    pub(crate) routes: Routes,
     /// `None` when started in passthrough mode (no store is opened, nothing can be recorded).
     pub(crate) store: Option<Arc<Store>>,
     /// Redaction applied before storing (`--redact`), if any.
@@ -16,6 +18,8 @@ pub(crate) struct Recorder {
     /// Request lines whose recorded 401/403 was already warned about (once per line, not per
     /// request). Held only to insert.
     pub(crate) warned_refusals: Mutex<std::collections::HashSet<String>>,
+    /// The key the access key ids that answers hand out are pseudonymised with.
+    pub(crate) pseudonyms: crate::secrets::pseudonym::PseudonymKey,
 }
 
 impl Recorder {
@@ -85,6 +89,36 @@ impl Failure {
     }
 }
 
+/// An answer's headers as stored: credential headers left out; for a token the client passes
+/// back (`X-Subject-Token`), a marker in its place so replay serves a placeholder token
+/// (see [`crate::model::headers::PLACEHOLDER_MARKER`]).
+fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
+    let mut headers = to_pairs(live, |n| !is_credential(n));
+    for name in crate::model::headers::PLACEHOLDER_HEADERS {
+        if live.contains_key(*name) {
+            headers.push((
+                crate::model::headers::PLACEHOLDER_MARKER.to_owned(),
+                (*name).to_owned(),
+            ));
+        }
+    }
+    headers
+}
+
+/// The origins of the other routes that a live answer mentions (a service catalog of an
+/// identity answer naming the image service): replay points them at the proxy too.
+fn mentioned_origins(routes: &Routes, own: &str, live: &LiveResponse) -> Vec<String> {
+    routes
+        .origins()
+        .into_iter()
+        .filter(|origin| *origin != own)
+        .filter(|origin| {
+            crate::replay::prepared::mentions(origin, &live.body, live.headers.values())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Proxy {
     /// Auto-mode miss: the first of N concurrent identical misses forwards and records; the
     /// others wait for and serve its answer.
@@ -141,8 +175,28 @@ impl Proxy {
         mode: Mode,
     ) -> Forwarded {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let live = match recorder
-            .upstream
+        let Some(route) = recorder.routes.route(parts.uri.path()) else {
+            let message = format!(
+                "no route for {}: the proxy forwards only paths under its routes ({}); add \
+                 --route PREFIX=URL (or --upstream URL for every other path)",
+                parts.uri.path(),
+                recorder.routes.describe()
+            );
+            tracing::warn!("{message}");
+            let routes: Vec<Value> = recorder
+                .routes
+                .iter()
+                .map(|r| json!({"prefix": r.prefix(), "upstream": r.upstream().origin()}))
+                .collect();
+            return Err(Failure {
+                status: StatusCode::BAD_GATEWAY,
+                code: "IMS_VCR.NO_ROUTE",
+                message,
+                details: json!({ "kind": "no-route", "routes": routes }),
+            });
+        };
+        let upstream = route.upstream();
+        let live = match upstream
             .forward(&parts.method, path_and_query, &parts.headers, body.clone())
             .await
         {
@@ -160,24 +214,29 @@ impl Proxy {
                 });
             }
         };
-        let live_headers = to_pairs(&live.headers, |n| !is_credential(n));
         let mut interaction = Interaction {
             request: recorded_request(parts, &body),
             response: RecordedResponse {
                 status: live.status.as_u16(),
-                headers: live_headers.clone(),
+                headers: stored_headers(&live.headers),
                 body: Body::from_bytes(&live.body),
                 recorded_at: now_rfc3339(),
                 latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
-                upstream: recorder.upstream.origin().to_owned(),
+                upstream: upstream.origin().to_owned(),
+                other_upstreams: mentioned_origins(&recorder.routes, upstream.origin(), &live),
             },
             redaction: None,
         };
-        // Serve exactly what replay will serve, built by the same code (but unredacted: the
-        // client recording now gets the live values).
+        // Serve exactly what replay will serve, built by the same code (but unredacted and
+        // with the live credential headers, a token's `X-Subject-Token`: the client recording
+        // now gets the live values).
         // `Body::from_bytes` stands for exactly these bytes, so they need no encoding again.
+        let served = RecordedResponse {
+            headers: to_pairs(&live.headers, |_| true),
+            ..interaction.response.clone()
+        };
         let prepared =
-            Prepared::with_body(&interaction.response, live.body.clone()).map_err(|e| Failure {
+            Prepared::with_body(&served, live.body.clone()).map_err(|e| Failure {
                 status: StatusCode::BAD_GATEWAY,
                 code: "IMS_VCR.UPSTREAM",
                 message: format!("upstream answer cannot be replayed: {e}"),
@@ -185,8 +244,10 @@ impl Proxy {
             })?;
         // The client recording now gets the live date and request id (a support ticket needs
         // the real one); the store gets stable ones, so re-recording changes no cassette.
-        interaction.response.headers =
-            stable_response_headers(live_headers, &format!("ims-vcr-{}", &key.hex()[..16]));
+        interaction.response.headers = stable_response_headers(
+            std::mem::take(&mut interaction.response.headers),
+            &format!("ims-vcr-{}", &key.hex()[..16]),
+        );
         let mut stored = false;
         if mode.stores()
             && !skip_of(parts)
@@ -194,7 +255,7 @@ impl Proxy {
         {
             let replace = mode == Mode::Record;
             if let Some((stored_key, seq)) = self
-                .persist(recorder, store, parts, &interaction, replace)
+                .persist(recorder, store, parts, &live.headers, &interaction, replace)
                 .await
             {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
@@ -217,6 +278,7 @@ impl Proxy {
         recorder: &Recorder,
         store: &Store,
         parts: &Parts,
+        answer_headers: &HeaderMap,
         interaction: &Interaction,
         replace: bool,
     ) -> Option<(RequestKey, u32)> {
@@ -224,9 +286,13 @@ impl Proxy {
             "{} {}",
             interaction.request.method, interaction.request.path
         );
+        // The request's credentials, and those the answer handed out in its headers (a token's
+        // `X-Subject-Token`, a cookie).
         let mut needles = credential_needles(&parts.headers);
+        needles.extend(credential_needles(answer_headers));
         needles.extend(recorder.secrets.iter().cloned());
-        let gate = Gate::new(recorder.redactor.as_ref(), &self.rules);
+        let gate =
+            Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let passed = match gate.pass(interaction, needles) {
             Ok(passed) => passed,
             Err(refusal) => {

@@ -1,5 +1,7 @@
-//! Replay: tapes with their playback cursors, prepared answers, and what a miss is told.
+//! Replay: tapes with their playback cursors, prepared answers, token times moved to now, and
+//! what a miss is told.
 
 pub mod miss;
 pub mod prepared;
 pub mod tape;
+pub mod timeshift;

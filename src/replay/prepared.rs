@@ -6,8 +6,10 @@ use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
+use crate::model::headers::{PLACEHOLDER_HEADERS, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN};
 use crate::model::interaction::{RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
+use crate::replay::timeshift;
 
 /// A response prepared once and served by cheap clones (the body is reference-counted).
 #[derive(Clone, Debug)]
@@ -15,12 +17,18 @@ pub struct Prepared {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
-    /// The upstream origin when the body or a header mentions it (a `Location`, a `self` link),
-    /// so what is served can point at the proxy instead of the real cloud. `None` for almost
-    /// every answer, which then costs nothing extra to serve.
-    upstream_origin: Option<String>,
+    /// The upstream origins the body or a header mentions (a `Location`, a `self` link, a
+    /// service catalog naming another route's upstream), so what is served can point at the
+    /// proxy instead of the real cloud. Empty for almost every answer, which then costs nothing
+    /// extra to serve.
+    upstream_origins: Vec<String>,
     /// How long the upstream took when this was recorded (for `--latency recorded`).
     latency: std::time::Duration,
+    /// When it was recorded (`recorded_at`), for moving token times to now.
+    recorded_at: Option<time::OffsetDateTime>,
+    /// The names of the JSON string fields that hold a timestamp (found once, here), so serving
+    /// an answer without any to shift costs a look at a short list.
+    time_fields: Box<[String]>,
 }
 
 impl Prepared {
@@ -37,6 +45,17 @@ impl Prepared {
             .map_err(|_| format!("invalid status {}", response.status))?;
         let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
         for (name, value) in &response.headers {
+            // A token the recorded answer carried (never stored): the client gets a placeholder
+            // to pass back.
+            if name.eq_ignore_ascii_case(PLACEHOLDER_MARKER) {
+                if let Some(header) = PLACEHOLDER_HEADERS
+                    .iter()
+                    .find(|h| h.eq_ignore_ascii_case(value.trim()))
+                {
+                    headers.append(*header, HeaderValue::from_static(PLACEHOLDER_TOKEN));
+                }
+                continue;
+            }
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
             let value = HeaderValue::from_str(value)
@@ -49,28 +68,56 @@ impl Prepared {
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
         headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());
-        let mentions = |origin: &str| {
-            let escaped = origin.replace('/', "\\/");
-            let needles = [origin.as_bytes(), escaped.as_bytes()];
-            needles.iter().any(|n| contains(&body, n))
-                || headers
-                    .values()
-                    .any(|v| needles.iter().any(|n| contains(v.as_bytes(), n)))
+        let upstream_origins: Vec<String> = std::iter::once(&response.upstream)
+            .chain(&response.other_upstreams)
+            .filter(|o| !o.is_empty() && mentions(o, &body, headers.values()))
+            .cloned()
+            .collect();
+        let time_fields = if timeshift::may_hold_timestamps(&body) {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .map(|json| timeshift::timestamp_fields(&json))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
         };
-        let upstream_origin =
-            Some(response.upstream.clone()).filter(|o| !o.is_empty() && mentions(o));
         Ok(Prepared {
             status,
             headers,
             body,
-            upstream_origin,
+            upstream_origins,
             latency: std::time::Duration::from_millis(response.latency_ms),
+            recorded_at: timeshift::recorded_at(&response.recorded_at),
+            time_fields: time_fields.into(),
         })
+    }
+
+    /// True when the answer has a timestamp in a field `shifted` names, and a `recorded_at` to
+    /// move it from.
+    pub fn shifts_time(&self, shifted: &dyn Fn(&str) -> bool) -> bool {
+        self.recorded_at.is_some() && self.time_fields.iter().any(|f| shifted(f))
+    }
+
+    /// A copy with the timestamps of the fields `shifted` names moved forward by the time
+    /// between `recorded_at` and `now`, each in its own format (see [`timeshift`]).
+    pub fn time_shifted(&self, shifted: &dyn Fn(&str) -> bool, now: time::OffsetDateTime) -> Prepared {
+        let (Some(recorded), Ok(mut json)) = (
+            self.recorded_at,
+            serde_json::from_slice::<serde_json::Value>(&self.body),
+        ) else {
+            return self.clone();
+        };
+        if timeshift::shift_fields(&mut json, shifted, now - recorded) == 0 {
+            return self.clone();
+        }
+        Prepared {
+            body: Bytes::from(serde_json::to_vec(&json).expect("a parsed value serialises")),
+            ..self.clone()
+        }
     }
 
     /// True when serving this answer needs the proxy's own origin (see [`Prepared::to_response`]).
     pub fn mentions_upstream(&self) -> bool {
-        self.upstream_origin.is_some()
+        !self.upstream_origins.is_empty()
     }
 
     /// The upstream latency observed when this answer was recorded.
@@ -99,9 +146,9 @@ impl Prepared {
         outcome: Outcome,
         proxy_origin: Option<&str>,
     ) -> Response<Full<Bytes>> {
-        let (body, headers) = match (&self.upstream_origin, proxy_origin) {
-            (Some(upstream), Some(proxy)) => {
-                rewrite_origin(&self.body, &self.headers, upstream, proxy)
+        let (body, headers) = match proxy_origin {
+            Some(proxy) if self.mentions_upstream() => {
+                rewrite_origins(&self.body, &self.headers, &self.upstream_origins, proxy)
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
@@ -116,9 +163,9 @@ impl Prepared {
         proxy_origin: Option<&str>,
         substitutions: &[(String, String)],
     ) -> Response<Full<Bytes>> {
-        let (mut body, headers) = match (&self.upstream_origin, proxy_origin) {
-            (Some(upstream), Some(proxy)) => {
-                rewrite_origin(&self.body, &self.headers, upstream, proxy)
+        let (mut body, headers) = match proxy_origin {
+            Some(proxy) if self.mentions_upstream() => {
+                rewrite_origins(&self.body, &self.headers, &self.upstream_origins, proxy)
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
@@ -174,22 +221,59 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Body and headers with `upstream` (plain and JSON-escaped `\/` forms) replaced by `proxy`.
-fn rewrite_origin(
+/// `haystack` with every `from` of `pairs` replaced by its `to`, in one pass from the left (the
+/// longest `from` first where several start at one place), so a replacement is never
+/// rewritten again: `http://127.0.0.1:80` must not match inside a proxy origin
+/// `http://127.0.0.1:8080` put there a moment before.
+fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
+    let mut sorted: Vec<&(String, String)> = pairs.iter().filter(|(f, _)| !f.is_empty()).collect();
+    sorted.sort_by_key(|pair| std::cmp::Reverse(pair.0.len()));
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    'scan: while i < haystack.len() {
+        for (from, to) in &sorted {
+            if haystack[i..].starts_with(from.as_bytes()) {
+                out.extend_from_slice(to.as_bytes());
+                i += from.len();
+                continue 'scan;
+            }
+        }
+        out.push(haystack[i]);
+        i += 1;
+    }
+    out
+}
+
+/// True when `body` or one of `headers` holds `origin`, plain or JSON-escaped (`https:\/\/…`).
+pub fn mentions<'h>(
+    origin: &str,
+    body: &[u8],
+    mut headers: impl Iterator<Item = &'h HeaderValue>,
+) -> bool {
+    let escaped = origin.replace('/', "\\/");
+    let needles = [origin.as_bytes(), escaped.as_bytes()];
+    needles.iter().any(|n| contains(body, n))
+        || headers.any(|v| needles.iter().any(|n| contains(v.as_bytes(), n)))
+}
+
+/// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
+/// `proxy`.
+fn rewrite_origins(
     body: &Bytes,
     headers: &HeaderMap,
-    upstream: &str,
+    upstreams: &[String],
     proxy: &str,
 ) -> (Bytes, HeaderMap) {
-    let pairs = [
-        (upstream.to_owned(), proxy.to_owned()),
-        (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
-    ];
-    let rewrite = |bytes: &[u8]| {
-        pairs.iter().fold(bytes.to_vec(), |acc, (from, to)| {
-            replace_all(&acc, from.as_bytes(), to.as_bytes())
+    let pairs: Vec<(String, String)> = upstreams
+        .iter()
+        .flat_map(|upstream| {
+            [
+                (upstream.clone(), proxy.to_owned()),
+                (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
+            ]
         })
-    };
+        .collect();
+    let rewrite = |bytes: &[u8]| replace_each(bytes, &pairs);
     let mut new_headers = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         // A rewritten value is still valid: both origins are printable ASCII.
@@ -217,6 +301,7 @@ mod tests {
             recorded_at: String::new(),
             latency_ms: 0,
             upstream: String::new(),
+            other_upstreams: Vec::new(),
         };
         let response = Prepared::from_recorded(&recorded)
             .unwrap()
@@ -237,6 +322,7 @@ mod tests {
             recorded_at: String::new(),
             latency_ms: 0,
             upstream: "https://ims.example".into(),
+            other_upstreams: Vec::new(),
         };
         let prepared = Prepared::from_recorded(&response).unwrap();
         assert!(prepared.mentions_upstream());
@@ -258,6 +344,69 @@ mod tests {
             ..response
         };
         assert!(!Prepared::from_recorded(&plain).unwrap().mentions_upstream());
+    }
+
+    #[test]
+    fn every_mentioned_route_origin_is_rewritten_in_one_pass() {
+        let response = RecordedResponse {
+            status: 201,
+            headers: vec![("location".into(), "http://127.0.0.1:80/v3/x".into())],
+            body: Body::from_bytes(
+                br#"{"catalog":"https:\/\/ims.example:8443\/v2","self":"http://127.0.0.1:80/v3","other":"https://ims.example/v2"}"#,
+            ),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: "http://127.0.0.1:80".into(),
+            other_upstreams: vec![
+                "https://ims.example:8443".into(),
+                "https://not-mentioned.example".into(),
+            ],
+        };
+        let prepared = Prepared::from_recorded(&response).unwrap();
+        assert_eq!(prepared.upstream_origins.len(), 2, "only the mentioned ones");
+        // The proxy origin contains the first upstream origin as a prefix: a second pass would
+        // rewrite what the first put there.
+        let served = prepared.to_response(Outcome::Hit, Some("http://127.0.0.1:8080"));
+        assert_eq!(served.headers()["location"], "http://127.0.0.1:8080/v3/x");
+        let body = futures_executor_block_on(http_body_util::BodyExt::collect(served.into_body()));
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"catalog":"http:\/\/127.0.0.1:8080\/v2","self":"http://127.0.0.1:8080/v3","other":"https://ims.example/v2"}"#
+        );
+    }
+
+    #[test]
+    fn only_answers_with_a_named_time_field_are_shifted() {
+        let answer = |body: &str| RecordedResponse {
+            status: 201,
+            headers: vec![],
+            body: Body::from_bytes(body.as_bytes()),
+            recorded_at: "2026-12-02T15:00:00Z".into(),
+            latency_ms: 0,
+            upstream: String::new(),
+            other_upstreams: Vec::new(),
+        };
+        let defaults = |n: &str| timeshift::DEFAULT_FIELDS.contains(&n);
+        let image = Prepared::from_recorded(&answer(
+            r#"{"created_at":"2018-09-06T14:03:27Z","updated_at":"2018-09-06T15:17:33Z"}"#,
+        ))
+        .unwrap();
+        assert!(!image.shifts_time(&defaults));
+        assert!(image.shifts_time(&|n: &str| n == "updated_at"));
+        let plain = Prepared::from_recorded(&answer(r#"{"id":"x"}"#)).unwrap();
+        assert!(plain.time_fields.is_empty());
+        let token = Prepared::from_recorded(&answer(
+            r#"{"token":{"expires_at":"2026-12-02T15:03:00.000000Z","issued_at":"2026-12-02T15:00:00.000000Z","x":"2026-12-02T15:00:00Z"}}"#,
+        ))
+        .unwrap();
+        assert!(token.shifts_time(&defaults));
+        let now = time::macros::datetime!(2026-12-03 09:30:00.5 UTC);
+        let shifted = token.time_shifted(&defaults, now);
+        assert_eq!(
+            String::from_utf8(shifted.body().to_vec()).unwrap(),
+            r#"{"token":{"expires_at":"2026-12-03T09:33:00.500000Z","issued_at":"2026-12-03T09:30:00.500000Z","x":"2026-12-02T15:00:00Z"}}"#
+        );
+        assert_eq!(token.body(), &Bytes::from_static(br#"{"token":{"expires_at":"2026-12-02T15:03:00.000000Z","issued_at":"2026-12-02T15:00:00.000000Z","x":"2026-12-02T15:00:00Z"}}"#), "the prepared answer is untouched");
     }
 
     fn futures_executor_block_on<

@@ -649,6 +649,7 @@ mod tests {
             match_headers: vec!["x-project-id".into()],
             ignore_query: vec!["marker".into()],
             volatile: Default::default(),
+            shift_time: Vec::new(),
         };
         let mut recorded = request("/v2/images", Some("limit=10&owner=a&marker=1"));
         recorded.headers = vec![("x-project-id".into(), "p1".into())];

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use crate::model::interaction::Interaction;
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
+use crate::secrets::pseudonym::PseudonymKey;
 use crate::secrets::redact::{Redactor, find_leak, mask_credentials};
 
 /// Credential masking, redaction, leak check and keying, in that order.
@@ -16,6 +17,9 @@ use crate::secrets::redact::{Redactor, find_leak, mask_credentials};
 pub struct Gate<'a> {
     redactor: Option<&'a Redactor>,
     rules: &'a MatchRules,
+    /// Pseudonymises the access key ids an answer hands out (live data: record, HAR import);
+    /// `None` for data that was through the gate already (cassette export).
+    access_key: Option<&'a PseudonymKey>,
 }
 
 /// What the gate let through.
@@ -60,7 +64,18 @@ impl std::fmt::Display for Refusal {
 impl<'a> Gate<'a> {
     /// A gate applying `redactor` (if any), then keying with `rules`.
     pub fn new(redactor: Option<&'a Redactor>, rules: &'a MatchRules) -> Self {
-        Gate { redactor, rules }
+        Gate {
+            redactor,
+            rules,
+            access_key: None,
+        }
+    }
+
+    /// Replaces the access key ids an answer hands out (`credential.access`) by their
+    /// pseudonyms under `key`: for data that has not been through a gate yet.
+    pub fn pseudonymising(mut self, key: &'a PseudonymKey) -> Self {
+        self.access_key = Some(key);
+        self
     }
 
     /// Runs one interaction through the gate. `needles` are the secrets known to travel with it
@@ -73,7 +88,7 @@ impl<'a> Gate<'a> {
     ) -> Result<Passed<'i>, Refusal> {
         // Credentials outside the named headers (query, body, URL user information) first:
         // they are never stored, redaction or not.
-        let masked = match mask_credentials(interaction) {
+        let masked = match mask_credentials(interaction, self.access_key) {
             Some((masked, values)) => {
                 needles.extend(values);
                 Cow::Owned(masked)
@@ -125,6 +140,7 @@ mod tests {
                 recorded_at: String::new(),
                 latency_ms: 0,
                 upstream: "https://svc:upstream-pw-55@ims.example".into(),
+                other_upstreams: Vec::new(),
             },
             redaction: None,
         }

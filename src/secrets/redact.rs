@@ -14,11 +14,16 @@ pub use crate::model::redaction::{RedactionPolicy, RedactionStamp};
 use crate::secrets::leak::{Leak, LeakScanner, MIN_NEEDLE_LEN, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
 
-/// Applies a policy with a key. Pure and deterministic.
+/// Applies a policy with a key, deterministically. It remembers every value it selected
+/// (shared by its clones), so a value selected in one interaction (a project id in a token
+/// answer) is replaced by its pseudonym in every later one too, wherever it appears (a path, a
+/// catalog URL), not only where a policy name selects it.
 #[derive(Clone, Debug)]
 pub struct Redactor {
     policy: RedactionPolicy,
     key: PseudonymKey,
+    /// Values selected so far → what they were found as. Held only to read or extend.
+    known: std::sync::Arc<std::sync::Mutex<Values>>,
 }
 
 /// Real value → pseudonym, longest values first so a value inside another is replaced last.
@@ -27,7 +32,72 @@ struct Mapping(Vec<(String, String)>);
 impl Redactor {
     /// A redactor for `policy` with `key`.
     pub fn new(policy: RedactionPolicy, key: PseudonymKey) -> Self {
-        Redactor { policy, key }
+        Redactor {
+            policy,
+            key,
+            known: Default::default(),
+        }
+    }
+
+    /// Remembers the values `interaction` holds under the policy without redacting it, so
+    /// redacting any interaction afterwards replaces them too (an export learns the whole store
+    /// first, so a value is replaced even where it appears before the answer that names it).
+    pub fn learn(&self, interaction: &Interaction) {
+        // Names an earlier redaction with this key covered hold pseudonyms, not values.
+        let Ok(policy) = self.policy_for(interaction) else {
+            return;
+        };
+        let mut values = BTreeMap::new();
+        collect_request(&policy, &interaction.request, &mut values);
+        collect_headers(&policy, &interaction.response.headers, &mut values);
+        collect_body(&policy, &interaction.response.body, &mut values);
+        self.remember(values);
+    }
+
+    /// The policy still to apply to `interaction`: all of it, or (stamped with this key) the
+    /// names its stamp lacks; an error when it was redacted with another key.
+    fn policy_for(&self, interaction: &Interaction) -> Result<RedactionPolicy, String> {
+        match &interaction.redaction {
+            None => Ok(self.policy.clone()),
+            Some(stamp) if stamp.key_fingerprint == self.key.fingerprint() => Ok(RedactionPolicy {
+                fields: missing(&self.policy.fields, &stamp.policy.fields),
+                headers: missing(&self.policy.headers, &stamp.policy.headers),
+                query: missing(&self.policy.query, &stamp.policy.query),
+            }),
+            Some(stamp) => Err(format!(
+                "already redacted with key {}, not with this key {}; redacting again would break \
+                 pseudonym consistency (set IMS_VCR_REDACT_KEY to the key it was recorded with)",
+                stamp.key_fingerprint,
+                self.key.fingerprint()
+            )),
+        }
+    }
+
+    fn remember(&self, values: Values) {
+        let mut known = self.known.lock().expect("no code panics while holding the known values");
+        for (value, label) in values {
+            known.entry(value).or_insert(label);
+        }
+    }
+
+    /// The remembered values long enough to be replaced as substrings (see
+    /// [`replace_occurrences`]) that `interaction` holds somewhere, with their labels.
+    fn known_in(&self, interaction: &Interaction) -> Values {
+        // What this key redacted already holds pseudonyms: redacting it again changes nothing
+        // (a remembered value may even spell a pseudonym's encoded form by chance).
+        if interaction.redaction.is_some() {
+            return Values::new();
+        }
+        let known = self.known.lock().expect("no code panics while holding the known values");
+        if known.is_empty() {
+            return Values::new();
+        }
+        let text = serde_json::to_string(interaction).expect("an interaction serialises");
+        known
+            .iter()
+            .filter(|(value, _)| value.len() >= MIN_NEEDLE_LEN && appears(&text, value))
+            .map(|(v, l)| (v.clone(), l.clone()))
+            .collect()
     }
 
     /// The stamp this redactor puts on what it redacts.
@@ -36,6 +106,11 @@ impl Redactor {
             policy: self.policy.clone(),
             key_fingerprint: self.key.fingerprint(),
         }
+    }
+
+    /// The pseudonym key.
+    pub fn key(&self) -> &PseudonymKey {
+        &self.key
     }
 
     /// The policy.
@@ -48,26 +123,16 @@ impl Redactor {
     /// were replaced (for the leak gate). An interaction already stamped with this key is
     /// redacted only for the names its stamp lacks, so redaction is idempotent.
     pub fn redact(&self, interaction: &Interaction) -> Result<(Interaction, Vec<Needle>), String> {
-        let policy = match &interaction.redaction {
-            None => self.policy.clone(),
-            Some(stamp) if stamp.key_fingerprint == self.key.fingerprint() => RedactionPolicy {
-                fields: missing(&self.policy.fields, &stamp.policy.fields),
-                headers: missing(&self.policy.headers, &stamp.policy.headers),
-                query: missing(&self.policy.query, &stamp.policy.query),
-            },
-            Some(stamp) => {
-                return Err(format!(
-                    "already redacted with key {}, not with this key {}; redacting again would break \
-                     pseudonym consistency (set IMS_VCR_REDACT_KEY to the key it was recorded with)",
-                    stamp.key_fingerprint,
-                    self.key.fingerprint()
-                ));
-            }
-        };
+        let policy = self.policy_for(interaction)?;
         let mut values = BTreeMap::new();
         collect_request(&policy, &interaction.request, &mut values);
         collect_headers(&policy, &interaction.response.headers, &mut values);
         collect_body(&policy, &interaction.response.body, &mut values);
+        // Values other interactions taught, where this one holds them (store-wide redaction).
+        for (value, label) in self.known_in(interaction) {
+            values.entry(value).or_insert(label);
+        }
+        self.remember(values.clone());
         let mapping = self.mapping(values.keys());
         let mut out = interaction.clone();
         redact_request_with(&policy, &mapping, &self.key, &mut out.request);
@@ -104,6 +169,13 @@ impl Redactor {
         pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         Mapping(pairs)
     }
+}
+
+/// True when `value` is in `text` raw, percent-encoded or JSON-escaped.
+fn appears(text: &str, value: &str) -> bool {
+    text.contains(value)
+        || text.contains(&utf8_percent_encode(value, NON_ALPHANUMERIC).to_string())
+        || serde_json::to_string(value).is_ok_and(|q| text.contains(q.trim_matches('"')))
 }
 
 fn missing(wanted: &[String], done: &[String]) -> Vec<String> {
@@ -157,18 +229,25 @@ fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Valu
 }
 
 fn collect_json(policy: &RedactionPolicy, json: &Value, values: &mut Values) {
+    collect_json_in(policy, None, json, values);
+}
+
+/// `parent`: the name of the field whose value `json` is (an array passes its own on).
+fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value, values: &mut Values) {
     match json {
         Value::Object(map) => {
             for (name, value) in map {
                 match value {
-                    Value::String(s) if policy.fields.contains(name) => {
+                    Value::String(s) if policy.selects(parent, name) => {
                         note(values, s, || format!("field {name}"));
                     }
-                    other => collect_json(policy, other, values),
+                    other => collect_json_in(policy, Some(name), other, values),
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|i| collect_json(policy, i, values)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|i| collect_json_in(policy, parent, i, values)),
         _ => {}
     }
 }
@@ -287,18 +366,28 @@ fn redact_body(
 }
 
 fn redact_json(policy: &RedactionPolicy, mapping: &Mapping, key: &PseudonymKey, json: &mut Value) {
+    redact_json_in(policy, None, mapping, key, json);
+}
+
+fn redact_json_in(
+    policy: &RedactionPolicy,
+    parent: Option<&str>,
+    mapping: &Mapping,
+    key: &PseudonymKey,
+    json: &mut Value,
+) {
     match json {
         Value::Object(map) => {
             for (name, value) in map.iter_mut() {
                 match value {
-                    Value::String(s) if policy.fields.contains(name) => *s = key.pseudonym(s),
-                    other => redact_json(policy, mapping, key, other),
+                    Value::String(s) if policy.selects(parent, name) => *s = key.pseudonym(s),
+                    other => redact_json_in(policy, Some(name), mapping, key, other),
                 }
             }
         }
         Value::Array(items) => items
             .iter_mut()
-            .for_each(|i| redact_json(policy, mapping, key, i)),
+            .for_each(|i| redact_json_in(policy, parent, mapping, key, i)),
         Value::String(s) => *s = replace_occurrences(mapping, s),
         _ => {}
     }
@@ -351,10 +440,16 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
 
 /// The interaction with every credential outside the named headers masked (see
 /// [`crate::model::credentials`]): credential query parameters and request-body fields hold
-/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), and the recorded origin has no user
-/// information. Returns the masked copy and the real values as needles for the leak gate, or
-/// `None` when there is nothing to mask.
-pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<Needle>)> {
+/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), so do the secrets an answer body
+/// hands out (`credential.secret`, `credential.securitytoken`, ...), the access key ids of its
+/// `credential` objects are replaced by their pseudonyms under `access_key` (left as they are
+/// without one: an answer that was through the gate already holds pseudonyms), and the recorded
+/// origin has no user information. Returns the masked copy and the real values as needles for
+/// the leak gate, or `None` when there is nothing to mask.
+pub fn mask_credentials(
+    interaction: &Interaction,
+    access_key: Option<&PseudonymKey>,
+) -> Option<(Interaction, Vec<Needle>)> {
     use crate::model::credentials::{Found, mask_body, mask_query, strip_userinfo};
     let request = &interaction.request;
     let query = request.query.as_deref().and_then(mask_query);
@@ -371,8 +466,9 @@ pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<N
             mask_body(&bytes, content_type)
         }
     };
+    let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
-    if query.is_none() && body.is_none() && userinfo.is_none() {
+    if query.is_none() && body.is_none() && answer.is_none() && userinfo.is_none() {
         return None;
     }
     let mut out = interaction.clone();
@@ -383,6 +479,10 @@ pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<N
     }
     if let Some((masked, values)) = body {
         out.request.body = Body::from_bytes(&masked);
+        found.extend(values);
+    }
+    if let Some((masked, values)) = answer {
+        out.response.body = Some(masked);
         found.extend(values);
     }
     if let Some(userinfo) = userinfo {
@@ -408,6 +508,30 @@ pub fn mask_credentials(interaction: &Interaction) -> Option<(Interaction, Vec<N
         })
         .collect();
     Some((out, needles))
+}
+
+/// A JSON answer body with the credentials it hands out masked (see
+/// [`crate::model::credentials::mask_answer_json`]), and what was masked; `None` when there is
+/// nothing to mask. A JSON body stays JSON; text that parses as JSON is re-serialised compact.
+fn mask_answer(
+    body: &Option<Body>,
+    access_key: Option<&PseudonymKey>,
+) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
+    let mut json = match body {
+        Some(Body::Json(json)) => json.clone(),
+        Some(Body::Text(text)) => serde_json::from_str::<Value>(text).ok()?,
+        _ => return None,
+    };
+    let pseudonym = |value: &str| match access_key {
+        Some(key) => key.pseudonym(value),
+        None => value.to_owned(),
+    };
+    let found = crate::model::credentials::mask_answer_json(&mut json, &pseudonym);
+    if found.is_empty() {
+        return None;
+    }
+    let bytes = serde_json::to_vec(&json).expect("a parsed value serialises");
+    Some((Body::from_bytes(&bytes)?, found))
 }
 
 fn decode_userinfo(part: &str) -> String {
@@ -458,6 +582,7 @@ mod tests {
                 recorded_at: String::new(),
                 latency_ms: 0,
                 upstream: String::new(),
+                other_upstreams: Vec::new(),
             },
             redaction: None,
         }
@@ -498,6 +623,74 @@ mod tests {
         assert_eq!(json["images"][0]["owner"], fake.as_str());
         assert!(needles.iter().any(|n| n.value == OWNER));
         assert!(find_leak(&redacted, needles).is_none());
+    }
+
+    fn identity(path: &str, request_body: &str, answer: &str) -> Interaction {
+        let mut i = interaction(path, None, answer);
+        i.request.method = "POST".into();
+        i.request.headers = vec![];
+        i.request.body = Body::from_bytes(request_body.as_bytes());
+        i.response.headers = vec![];
+        i
+    }
+
+    #[test]
+    fn identity_ids_and_names_are_selected_by_parent_and_share_the_owner_pseudonym() {
+        let key = PseudonymKey::new(b"test-key");
+        let token = identity(
+            "/v3/auth/tokens",
+            r#"{"auth":{"identity":{"password":{"user":{"name":"alice.smith","domain":{"name":"acme-domain"}}}},"scope":{"project":{"id":"1bed856811654c1cb661a6ca845ebc77"}}}}"#,
+            &format!(
+                r#"{{"token":{{"project":{{"id":"{OWNER}","name":"cn-north-4","domain":{{"id":"d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0","name":"acme-domain"}}}},"user":{{"id":"u1u1u1u1u1u1u1u1u1u1u1u1u1u1u1u1","name":"alice.smith"}},"catalog":[{{"id":"c4c4c4c4c4c4","endpoints":[{{"url":"https://ecs.example/v2.1/{OWNER}","region_id":"cn-north-4"}}]}}]}}}}"#
+            ),
+        );
+        let (redacted, _) = redactor().redact(&token).unwrap();
+        let all = text(&redacted);
+        for real in [OWNER, "d0d0d0d0d0d0d0d0", "u1u1u1u1u1u1u1u1", "alice.smith", "acme-domain"] {
+            assert!(!all.contains(real), "{real}: {all}");
+        }
+        let Some(Body::Json(json)) = &redacted.response.body else { panic!() };
+        let project = key.pseudonym(OWNER);
+        assert_eq!(json["token"]["project"]["id"], project.as_str(), "same as the owner pseudonym");
+        assert_eq!(json["token"]["project"]["name"], "cn-north-4", "project names stay");
+        assert_eq!(json["token"]["catalog"][0]["id"], "c4c4c4c4c4c4", "a bare id stays");
+        assert_eq!(json["token"]["catalog"][0]["endpoints"][0]["url"], format!("https://ecs.example/v2.1/{project}"));
+        // The sign-in names match the answer's: a replayed request redacts to the stored one.
+        assert_eq!(redactor().redact_request(&token.request), redacted.request);
+
+        let list = identity("/v3/projects", "", &format!(r#"{{"projects":[{{"id":"{OWNER}","name":"cn-north-4"}}]}}"#));
+        let (listed, _) = redactor().redact(&list).unwrap();
+        let Some(Body::Json(json)) = &listed.response.body else { panic!() };
+        assert_eq!(json["projects"][0]["id"], project.as_str());
+    }
+
+    #[test]
+    fn a_value_selected_once_is_replaced_in_every_later_interaction_and_after_learning() {
+        let project = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+        let token = identity(
+            "/v3/auth/tokens",
+            "{}",
+            &format!(r#"{{"token":{{"project":{{"id":"{project}"}}}}}}"#),
+        );
+        // Nothing in this one selects the value: only the path holds it.
+        let mut later = interaction(&format!("/v3/{project}/backups"), None, r#"{"backups":[]}"#);
+        later.request.headers = vec![];
+        later.response.headers = vec![];
+        let fresh = redactor();
+        assert!(text(&fresh.redact(&later).unwrap().0).contains(project), "not selected alone");
+        let recorder = redactor();
+        recorder.redact(&token).unwrap();
+        let (redacted, needles) = recorder.redact(&later).unwrap();
+        let fake = PseudonymKey::new(b"test-key").pseudonym(project);
+        assert_eq!(redacted.request.path, format!("/v3/{fake}/backups"));
+        assert!(needles.iter().any(|n| n.value == project), "a needle for the leak gate");
+        // Learning first (an export) covers interactions that come before the one naming it.
+        let exporter = redactor();
+        exporter.learn(&token);
+        assert_eq!(exporter.redact(&later).unwrap().0.request.path, format!("/v3/{fake}/backups"));
+        // Already redacted with this key: left as it is.
+        let (again, _) = recorder.redact(&redacted).unwrap();
+        assert_eq!(again, redacted);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub struct ProxyServerBuilder {
     mode: Mode,
     listen: SocketAddr,
     source: Source,
-    upstream: Option<UpstreamConfig>,
+    /// Upstreams by path prefix (`record(..)` and friends set `/`).
+    routes: Vec<(String, UpstreamConfig)>,
     max_body: usize,
     redact: Option<RedactionPolicy>,
     redaction_key: Option<PseudonymKey>,
@@ -41,7 +42,7 @@ impl ProxyServerBuilder {
             mode: Mode::Replay,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             source: Source::Cassettes(PathBuf::from("cassettes")),
-            upstream: None,
+            routes: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
             redact: None,
             redaction_key: None,
@@ -79,9 +80,33 @@ impl ProxyServerBuilder {
         self.forwarding(Mode::Passthrough, upstream)
     }
 
-    fn forwarding(mut self, mode: Mode, upstream: UpstreamConfig) -> Self {
+    fn forwarding(self, mode: Mode, upstream: UpstreamConfig) -> Self {
+        self.mode(mode).route("/", upstream)
+    }
+
+    /// Sets the mode. A forwarding mode (record, auto, passthrough) needs at least one route:
+    /// [`Self::route`], or the upstream of [`Self::record`], [`Self::auto`] or
+    /// [`Self::passthrough`] (which set the mode and the route `/`).
+    pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
-        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Forwards requests whose path lies under `prefix` (whole segments: `/v3` takes
+    /// `/v3/auth/tokens`, not `/v30`) to `upstream`; the longest matching prefix wins, and a
+    /// request that matches no route is answered 502 naming the routes. The path is forwarded
+    /// as it came, after the upstream URL's own path. A prefix given again replaces its
+    /// upstream; `/` is the route of [`Self::record`]'s upstream. Every route's origin is
+    /// pointed at the proxy in what is served (service catalogs included), so a client's next
+    /// call comes back to the proxy.
+    pub fn route(mut self, prefix: impl Into<String>, upstream: UpstreamConfig) -> Self {
+        let prefix = prefix.into();
+        let same = |p: &str| {
+            crate::net::routes::normalize_prefix(p).ok()
+                == crate::net::routes::normalize_prefix(&prefix).ok()
+        };
+        self.routes.retain(|(p, _)| !same(p));
+        self.routes.push((prefix, upstream));
         self
     }
 
@@ -197,7 +222,14 @@ impl ProxyServerBuilder {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let upstream = self.upstream.as_ref().map(Upstream::new).transpose()?;
+        // The routes are connected (URLs parsed, CA files read) before anything is created.
+        let routes = if self.mode.forwards() {
+            let routes = Routes::new(&self.routes)?;
+            tracing::info!(routes = %routes.describe(), "forwarding");
+            Some(routes)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -208,7 +240,7 @@ impl ProxyServerBuilder {
             addr: self.listen.to_string(),
             source,
         })?;
-        let proxy = self.assemble(scheme, upstream).await?;
+        let proxy = self.assemble(scheme, routes).await?;
         let (stop, stopped) = watch::channel(false);
         let connections = Arc::new(Connections::new(self.header_read_timeout, tls));
         let proxy = Arc::new(proxy);
@@ -237,7 +269,7 @@ impl ProxyServerBuilder {
 
     /// Opens the store or reads the cassettes, and puts the proxy together (`upstream` is set
     /// in the forwarding modes).
-    async fn assemble(&self, scheme: &'static str, upstream: Option<Upstream>) -> Result<Proxy> {
+    async fn assemble(&self, scheme: &'static str, routes: Option<Routes>) -> Result<Proxy> {
         let (mut tapes, recorder, rules) = match self.mode {
             Mode::Replay => match &self.source {
                 // The store is opened only to check (or write) its replay pack, then closed, so
@@ -255,7 +287,7 @@ impl ProxyServerBuilder {
             },
             Mode::Passthrough => (
                 Tapes::new(&[], self.sequence).map_err(Error::Recordings)?,
-                Some(self.recorder(upstream, None)),
+                Some(self.recorder(routes, None)),
                 MatchRules::default(),
             ),
             Mode::Record | Mode::Auto => {
@@ -271,7 +303,7 @@ impl ProxyServerBuilder {
                 }
                 let rules = store.rules()?;
                 let tapes = self.tapes_of(&store, &rules)?;
-                (tapes, Some(self.recorder(upstream, Some(store))), rules)
+                (tapes, Some(self.recorder(routes, Some(store))), rules)
             }
         };
         if let Some(warning) = tapes.use_redaction_key(self.key()) {
@@ -308,13 +340,18 @@ impl ProxyServerBuilder {
         }
     }
 
-    fn recorder(&self, upstream: Option<Upstream>, store: Option<Store>) -> Recorder {
-        let config = self
-            .upstream
-            .as_ref()
-            .expect("forwarding modes set the upstream");
-        let upstream = upstream.expect("start() connects the upstream of a forwarding mode");
-        let secrets = config.credentials.iter().flat_map(|c| {
+    fn recorder(&self, routes: Option<Routes>, store: Option<Store>) -> Recorder {
+        let routes = routes.expect("start() connects the routes of a forwarding mode");
+        // Every route re-signs with its own credentials (the CLI gives them all the same).
+        let mut credentials: Vec<&crate::net::signer::Credentials> = Vec::new();
+        for (_, config) in &self.routes {
+            if let Some(c) = &config.credentials
+                && !credentials.iter().any(|k| k.ak == c.ak && k.sk == c.sk)
+            {
+                credentials.push(c);
+            }
+        }
+        let secrets = credentials.into_iter().flat_map(|c| {
             let mut values = vec![("AK", c.ak.clone()), ("SK", c.sk.clone())];
             values.extend(c.security_token.clone().map(|t| ("security token", t)));
             values.into_iter().map(|(what, value)| Needle {
@@ -323,7 +360,7 @@ impl ProxyServerBuilder {
             })
         });
         Recorder {
-            upstream,
+            routes,
             store: store.map(Arc::new),
             redactor: self
                 .redact
@@ -331,6 +368,7 @@ impl ProxyServerBuilder {
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
             warned_refusals: Default::default(),
+            pseudonyms: self.key(),
         }
     }
 }

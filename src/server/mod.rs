@@ -40,7 +40,8 @@ use crate::secrets::redact::{RedactionPolicy, Redactor};
 use crate::storage::store::Store;
 use crate::replay::tape::Sequence;
 use crate::replay::tape::Tapes;
-use crate::net::upstream::{Upstream, UpstreamConfig};
+use crate::net::routes::Routes;
+use crate::net::upstream::UpstreamConfig;
 
 /// Largest request head accepted (request line and headers); hyper answers 431 past it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;

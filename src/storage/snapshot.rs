@@ -99,6 +99,7 @@ use crate::model::recording::Recording;
                     recorded_at: "2026-11-27T00:00:00Z".into(),
                     latency_ms: 3,
                     upstream: String::new(),
+                    other_upstreams: Vec::new(),
                 },
                 redaction: redacted.then(|| RedactionStamp {
                     policy: RedactionPolicy::default(),
@@ -206,6 +207,7 @@ use crate::model::recording::Recording;
             match_headers: vec!["accept".into()],
             ignore_query: vec![],
             volatile: Default::default(),
+            shift_time: Vec::new(),
         };
         let why = Pack::open(&path, store.generation(), &rules).unwrap_err();
         assert!(why.contains("other match rules"), "{why}");

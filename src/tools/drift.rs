@@ -13,6 +13,7 @@ use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Interaction, body_bytes};
 use crate::model::recording::Recording;
 use crate::net::upstream::Upstream;
+use crate::net::routes::Routes;
 
 /// Environment variable whose value is sent as `X-Auth-Token` (tokens are never recorded, and a
 /// flag would show in `ps`).
@@ -75,13 +76,13 @@ impl RequestDrift {
     }
 }
 
-/// Sends each recording's first request to `upstream` (which rewrites `Host`, strips hop-by-hop
+/// Sends each recording's first request to the upstream of its route (which rewrites `Host`, strips hop-by-hop
 /// headers and re-signs with AK/SK when configured; `token` goes as `X-Auth-Token`) and compares
 /// the answer with the *last* recorded one: the steady state of a polled request. Sequential on
 /// purpose: this is a check, not a load test.
 pub async fn run(
     recordings: &[Recording],
-    upstream: &Upstream,
+    routes: &Routes,
     ignore: &IgnoreRules,
     token: Option<&HeaderValue>,
 ) -> Vec<RequestDrift> {
@@ -103,7 +104,14 @@ pub async fn run(
         };
         let label = format!("{} {target}", request.method);
         tracing::debug!(request = %label, "checking drift");
-        let result = check(first, last, &target, upstream, ignore, token).await;
+        let result = match routes.route(&request.path) {
+            Some(route) => check(first, last, &target, route.upstream(), ignore, token).await,
+            None => Err(Unchecked::Unsendable(format!(
+                "no route for {} (routes: {})",
+                request.path,
+                routes.describe()
+            ))),
+        };
         drifts.push(RequestDrift {
             request: label,
             unchecked: result.as_ref().err().cloned(),

@@ -230,6 +230,18 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
                     "user information (user:password@) in the upstream URL".into(),
                 );
             }
+            // Keys and tokens an answer hands out (`credential.secret`, ...): masked when stored.
+            let body = &answer["body"];
+            let json = match (&body["json"], body["text"].as_str()) {
+                (Value::Null, Some(text)) => serde_json::from_str::<Value>(text).ok(),
+                (Value::Null, None) => None,
+                (json, _) => Some(json.clone()),
+            };
+            if let Some(mut json) = json {
+                for secret in credentials::mask_answer_json(&mut json, &str::to_owned) {
+                    found(format!("/answers/{i}/body"), secret.label);
+                }
+            }
         }
     }
 }
@@ -306,6 +318,7 @@ mod tests {
             recorded_at: "2026-11-27T00:00:00Z".into(),
             latency_ms: 1,
             upstream: String::new(),
+            other_upstreams: Vec::new(),
         };
         let recording = Recording {
             key,
@@ -365,6 +378,16 @@ mod tests {
         let found = problems(dir.path(), &["p42"]);
         assert!(found.iter().any(|f| f.contains("/request/query")), "{found:?}");
         assert!(found.iter().any(|f| f.contains("/tags/1")), "{found:?}");
+    }
+
+    #[test]
+    fn an_answer_handing_out_an_unmasked_secret_key_is_a_finding() {
+        let dir = folder_with(r#"{"credential":{"access":"AK","secret":"sk-1","securitytoken":"REDACTED"}}"#);
+        let found = problems(dir.path(), &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("/answers/0/body: credential field secret"), "{found:?}");
+        let masked = folder_with(r#"{"credential":{"access":"AK","secret":"REDACTED"}}"#);
+        assert_eq!(problems(masked.path(), &[]), Vec::<String>::new());
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn response(
         recorded_at: String::new(),
         latency_ms: 0,
         upstream: String::new(),
+        other_upstreams: Vec::new(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Test harness: proxies started in-process against the fake IMS upstream, an HTTP client that
 //! reports status, ordered headers and raw body bytes, and byte-scanning helpers. Submodules:
-//! `fake_ims` (the fake upstream), `process` (the binary as a child process), `tls` (the one
+//! `fake_ims` (the fake upstream), `fake_identity` (a fake Keystone/IAM), `process` (the binary as a child process), `tls` (the one
 //! test CA and HTTPS helpers), `raw` (raw sockets, wire parsing, misbehaving upstreams),
 //! `fixtures` (recordings built by hand), `oracle` (the property checks the fuzz targets share),
 //! `gateway` (the AK/SK signature-verifying gateway the fake IMS can run) and `python` (the suite's
@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
+pub mod fake_identity;
 pub mod fake_ims;
 pub mod fixtures;
 pub mod gateway;

@@ -160,6 +160,24 @@ pub async fn raw_upstream(
     (url, accepted)
 }
 
+/// A plain-HTTP upstream on loopback answering every connection with the bytes of `answer` (a
+/// whole HTTP/1.1 response), then closing. Returns its URL.
+pub async fn canned_upstream(answer: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                read_head(&mut stream).await;
+                let _ = stream.write_all(&answer).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
 /// A TLS upstream on loopback presenting `cert_pem`; it answers `{}` to whoever gets through.
 pub async fn tls_upstream(cert_pem: &str, key_pem: &str) -> String {
     let acceptor = tls_acceptor(cert_pem, key_pem, &[]);

@@ -1,0 +1,446 @@
+//! Identity traffic through the proxy: a token answer's `X-Subject-Token`, sign-in secrets in
+//! request bodies and keys handed out in answer bodies are never stored; replay answers a token
+//! request with a placeholder token and still matches another password; the leak gate knows the
+//! answer's token.
+
+use std::path::Path;
+
+use ims_vcr::{ProxyServer, UpstreamConfig};
+
+use crate::util::fake_identity::*;
+use crate::util::*;
+
+/// A fake IMS accepting the tokens of a fake identity service, and that service.
+pub async fn identity_and_ims(lifetime: std::time::Duration) -> (FakeIdentity, FakeIms, Tokens) {
+    let tokens = Tokens::default();
+    let ims = FakeIms::start(FakeOptions {
+        verifier: Some(tokens.verifier()),
+        ..Default::default()
+    })
+    .await;
+    let identity = FakeIdentity::start(IdentityOptions {
+        ims_url: ims.base_url(),
+        token_lifetime: lifetime,
+        verifier: Some(crate::util::gateway::gateway_verifier()),
+        tokens: tokens.clone(),
+    })
+    .await;
+    (identity, ims, tokens)
+}
+
+/// The routes of one proxy in front of both: `/v3` and `/v3.0` to identity, the rest to IMS.
+pub fn routes(identity: &FakeIdentity, ims: &FakeIms, dir: &Path) -> Vec<(String, UpstreamConfig)> {
+    let ca = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let mut iam = UpstreamConfig::new(identity.base_url());
+    iam.ca_file = Some(ca("iam-ca.pem", identity.ca_pem()));
+    let mut image = UpstreamConfig::new(ims.base_url());
+    image.ca_file = Some(ca("ims-ca.pem", ims.ca_pem()));
+    vec![
+        ("/v3".into(), iam.clone()),
+        ("/v3.0".into(), iam),
+        ("/".into(), image),
+    ]
+}
+
+pub async fn routed_recorder(routes: Vec<(String, UpstreamConfig)>, store: &Path) -> ProxyServer {
+    let mut builder = ProxyServer::builder().mode(ims_vcr::Mode::Record);
+    for (prefix, config) in routes {
+        builder = builder.route(prefix, config);
+    }
+    builder.store(store).start().await.unwrap()
+}
+
+fn password_body(password: &str) -> String {
+    serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": USER, "password": password, "domain": {"name": DOMAIN}}}},
+        "scope": {"project": {"id": PROJECT_ID}}}})
+    .to_string()
+}
+
+async fn sign_in(proxy: &str, password: &str) -> Reply {
+    send(
+        "POST",
+        &format!("{proxy}/v3/auth/tokens"),
+        &[("content-type", "application/json")],
+        password_body(password).as_bytes(),
+    )
+    .await
+}
+
+async fn security_token(proxy: &str, token: &str) -> Reply {
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["token"],
+        "token": {"id": token, "duration_seconds": 900}}}});
+    send(
+        "POST",
+        &format!("{proxy}/v3.0/OS-CREDENTIAL/securitytokens"),
+        &[
+            ("content-type", "application/json"),
+            ("x-auth-token", token),
+        ],
+        body.to_string().as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn tokens_passwords_and_handed_out_keys_are_never_stored_and_replay_serves_a_placeholder_token()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, tokens) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let proxy = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+    let uri = proxy.uri();
+
+    // Recording: the client gets the live token and the live keys.
+    let signed_in = sign_in(&uri, PASSWORD).await;
+    assert_eq!(signed_in.status, 201, "{}", signed_in.text());
+    assert_eq!(signed_in.header("x-ims-vcr"), Some("recorded"));
+    let token = signed_in.header("x-subject-token").unwrap().to_owned();
+    assert_eq!(tokens.all(), std::slice::from_ref(&token));
+    let catalog = signed_in.json()["token"]["catalog"].clone();
+    assert_eq!(
+        catalog[0]["endpoints"][0]["url"],
+        uri.as_str(),
+        "the catalog points at the proxy"
+    );
+    let keys = security_token(&uri, &token).await;
+    assert_eq!(keys.status, 201, "{}", keys.text());
+    assert_eq!(keys.json()["credential"]["secret"], TEMP_SK);
+    let image = send(
+        "GET",
+        &image_url(&proxy, SEED_IMAGE_ID),
+        &[("x-auth-token", &token)],
+        b"",
+    )
+    .await;
+    assert_eq!(image.status, 200, "{}", image.text());
+    proxy.shutdown().await.unwrap();
+    identity.stop().await;
+    ims.stop().await;
+
+    for secret in [PASSWORD, &token, TEMP_AK, TEMP_SK, TEMP_SECURITY_TOKEN] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+    }
+    let exported = dir.path().join("cassettes");
+    export_store(&store, &exported, None).unwrap();
+    let text: String = all_files(&exported)
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    for secret in [PASSWORD, &token, TEMP_AK, TEMP_SK, TEMP_SECURITY_TOKEN] {
+        assert!(!text.contains(secret), "{secret} exported");
+    }
+    let compact: String = text.split_whitespace().collect();
+    assert!(
+        compact.contains(r#"["x-ims-vcr-placeholder","x-subject-token"]"#),
+        "{text}"
+    );
+
+    // Replay, upstreams gone: another password still matches; the token is a placeholder the
+    // client passes back; the keys are masked, the key id a pseudonym of the same shape.
+    let replay = replayer(&store).await;
+    let uri = replay.uri();
+    let replayed = sign_in(&uri, "another-password-entirely").await;
+    assert_eq!(replayed.status, 201, "{}", replayed.text());
+    assert_eq!(replayed.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(
+        replayed.header("x-subject-token"),
+        Some("ims-vcr-placeholder-token")
+    );
+    assert!(replayed.header("x-ims-vcr-placeholder").is_none());
+    assert_eq!(
+        replayed.json()["token"]["catalog"][0]["endpoints"][0]["url"],
+        uri.as_str()
+    );
+    let keys = security_token(&uri, "ims-vcr-placeholder-token").await;
+    assert_eq!(keys.header("x-ims-vcr"), Some("hit"), "{}", keys.text());
+    let credential = keys.json()["credential"].clone();
+    assert_eq!(credential["secret"], "REDACTED");
+    assert_eq!(credential["securitytoken"], "REDACTED");
+    let access = credential["access"].as_str().unwrap();
+    assert_ne!(access, TEMP_AK);
+    assert_eq!(access.len(), TEMP_AK.len());
+    assert!(
+        access
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+        "{access}"
+    );
+    let image = send(
+        "GET",
+        &image_url(&replay, SEED_IMAGE_ID),
+        &[("x-auth-token", "ims-vcr-placeholder-token")],
+        b"",
+    )
+    .await;
+    assert_eq!(image.header("x-ims-vcr"), Some("hit"));
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+}
+
+#[tokio::test]
+async fn an_answer_echoing_its_own_subject_token_is_served_but_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let body = r#"{"echo":"leaky-subject-token-0123456789"}"#;
+    let answer = format!(
+        "HTTP/1.1 201 Created\r\nx-subject-token: leaky-subject-token-0123456789\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let upstream = canned_upstream(answer.into_bytes()).await;
+    let proxy = recording_through(UpstreamConfig::new(upstream), &store).await;
+    let reply = sign_in(&proxy.uri(), PASSWORD).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(
+        reply.header("x-ims-vcr"),
+        Some("forwarded"),
+        "refused by the leak gate"
+    );
+    assert_eq!(
+        reply.header("x-subject-token"),
+        Some("leaky-subject-token-0123456789")
+    );
+    proxy.shutdown().await.unwrap();
+    assert_eq!(stored_answers(&store), 0);
+}
+
+/// Moves a cassette answer's `recorded_at` and the timestamps of `fields` in its body `by`
+/// earlier, as if it had been recorded then. Returns how many cassettes were changed.
+pub fn make_older(dir: &Path, by: time::Duration, path: &str, fields: &[&str]) -> usize {
+    let mut changed = 0;
+    for (file, bytes) in all_files(dir) {
+        let mut cassette: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        if cassette["request"]["path"] != path {
+            continue;
+        }
+        let earlier = |text: &str| -> String {
+            let f = &time::format_description::well_known::Rfc3339;
+            let at = time::OffsetDateTime::parse(text, f).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let moved = at - by;
+            if text.contains('.') {
+                keystone_time(moved)
+            } else {
+                moved.format(f).unwrap()
+            }
+        };
+        for answer in cassette["answers"].as_array_mut().unwrap() {
+            let recorded = earlier(answer["recorded_at"].as_str().unwrap());
+            answer["recorded_at"] = recorded.into();
+            let body = &mut answer["body"]["json"];
+            let mut stack = vec![body];
+            while let Some(value) = stack.pop() {
+                match value {
+                    serde_json::Value::Object(map) => {
+                        for (name, item) in map.iter_mut() {
+                            match item {
+                                serde_json::Value::String(s) if fields.contains(&name.as_str()) => {
+                                    *s = earlier(s);
+                                }
+                                other => stack.push(other),
+                            }
+                        }
+                    }
+                    serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+                    _ => {}
+                }
+            }
+        }
+        std::fs::write(
+            dir.join(&file),
+            serde_json::to_vec_pretty(&cassette).unwrap(),
+        )
+        .unwrap();
+        changed += 1;
+    }
+    changed
+}
+
+fn parse_time(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[tokio::test]
+async fn a_replayed_token_is_as_fresh_as_when_it_was_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(180)).await;
+    let proxy = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+    let recorded = sign_in(&proxy.uri(), PASSWORD).await.json();
+    proxy.shutdown().await.unwrap();
+    identity.stop().await;
+    ims.stop().await;
+    let cassettes = dir.path().join("cassettes");
+    export_store(&store, &cassettes, None).unwrap();
+    // As if recorded ten minutes ago: the token expired seven minutes ago.
+    let ten_minutes = time::Duration::minutes(10);
+    let fields = ["expires_at", "issued_at"];
+    assert_eq!(
+        make_older(&cassettes, ten_minutes, "/v3/auth/tokens", &fields),
+        1
+    );
+
+    let replay = cassette_replayer(&cassettes).await;
+    let before = time::OffsetDateTime::now_utc();
+    let replayed = sign_in(&replay.uri(), PASSWORD).await.json();
+    let after = time::OffsetDateTime::now_utc();
+    replay.shutdown().await.unwrap();
+    let token = &replayed["token"];
+    let (expires, issued) = (
+        token["expires_at"].as_str().unwrap(),
+        token["issued_at"].as_str().unwrap(),
+    );
+    // Keystone's format, kept: six fractional digits and `Z`.
+    assert_eq!(
+        expires.len(),
+        "2026-12-02T15:04:05.000000Z".len(),
+        "{expires}"
+    );
+    assert!(expires.ends_with('Z') && expires.contains('.'), "{expires}");
+    let slack = time::Duration::seconds(2);
+    let issued = parse_time(issued);
+    assert!(
+        issued >= before - slack && issued <= after + slack,
+        "{issued} not now"
+    );
+    assert_eq!(
+        parse_time(expires) - issued,
+        time::Duration::minutes(3),
+        "{replayed}"
+    );
+    // The rest of the answer is as recorded.
+    assert_eq!(
+        token["catalog"][0]["type"],
+        recorded["token"]["catalog"][0]["type"]
+    );
+    assert_eq!(token["project"], recorded["token"]["project"]);
+}
+
+#[tokio::test]
+async fn shift_time_names_more_fields_and_is_saved_with_the_match_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"{"lease":{"valid_until":"2026-12-02T15:04:05+08:00","created_at":"2026-12-02T15:04:05Z"}}"#;
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let upstream = canned_upstream(answer.into_bytes()).await;
+    // Through the binary: the flag reaches the store's match rules.
+    let recorder = Running::start(
+        &[
+            "record",
+            "--upstream",
+            &upstream,
+            "--shift-time",
+            "valid_until",
+            "--store",
+            "store",
+            "--listen",
+            "0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(get(&format!("{}/lease", recorder.uri)).await.status, 200);
+    assert!(recorder.terminate().success());
+    let cassettes = dir.path().join("cassettes");
+    export_store(&dir.path().join("store"), &cassettes, None).unwrap();
+    let text: String = all_files(&cassettes)
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let compact: String = text.split_whitespace().collect();
+    assert!(
+        compact.contains(r#""match":{"shift_time":["valid_until"]}"#),
+        "{text}"
+    );
+    assert_eq!(
+        make_older(&cassettes, time::Duration::hours(1), "/lease", &[]),
+        1
+    );
+
+    let replay = cassette_replayer(&cassettes).await;
+    let lease = get(&format!("{}/lease", replay.uri())).await.json();
+    replay.shutdown().await.unwrap();
+    let until = lease["lease"]["valid_until"].as_str().unwrap();
+    assert!(until.ends_with("+08:00") && until.len() == 25, "{until}");
+    let moved = parse_time(until) - parse_time("2026-12-02T15:04:05+08:00");
+    assert!(
+        (moved - time::Duration::hours(1)).abs() < time::Duration::seconds(5),
+        "moved by {moved}"
+    );
+    assert_eq!(
+        lease["lease"]["created_at"], "2026-12-02T15:04:05Z",
+        "not named: unchanged"
+    );
+}
+
+#[tokio::test]
+async fn with_redaction_identity_ids_and_names_become_pseudonyms_everywhere_and_still_replay() {
+    use ims_vcr::RedactionPolicy;
+    use ims_vcr::secrets::pseudonym::PseudonymKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let key = PseudonymKey::new(b"identity-test-key");
+    let mut builder = ProxyServer::builder()
+        .mode(ims_vcr::Mode::Record)
+        .redact(RedactionPolicy::default())
+        .redaction_key(key.clone());
+    for (prefix, config) in routes(&identity, &ims, dir.path()) {
+        builder = builder.route(prefix, config);
+    }
+    let proxy = builder.store(&store).start().await.unwrap();
+    let uri = proxy.uri();
+    let signed_in = sign_in(&uri, PASSWORD).await;
+    assert_eq!(
+        signed_in.json()["token"]["project"]["id"],
+        PROJECT_ID,
+        "live values"
+    );
+    // Only the path holds the project id here: replaced because the token answer named it.
+    let backups = format!("/v3/{PROJECT_ID}/backups");
+    assert_eq!(get(&format!("{uri}{backups}")).await.status, 404);
+    proxy.shutdown().await.unwrap();
+    identity.stop().await;
+    ims.stop().await;
+    for real in [PROJECT_ID, USER_ID, DOMAIN_ID, USER, DOMAIN, PASSWORD] {
+        assert!(
+            files_containing(&store, real.as_bytes()).is_empty(),
+            "{real} stored"
+        );
+    }
+
+    // Replay: the client signs in with its real names and project; the answer carries the
+    // pseudonyms, which it uses from then on.
+    let replay = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .redaction_key(key.clone())
+        .start()
+        .await
+        .unwrap();
+    let replayed = sign_in(&replay.uri(), PASSWORD).await;
+    assert_eq!(
+        replayed.header("x-ims-vcr"),
+        Some("hit"),
+        "{}",
+        replayed.text()
+    );
+    let token = replayed.json()["token"].clone();
+    let project = key.pseudonym(PROJECT_ID);
+    assert_eq!(token["project"]["id"], project.as_str());
+    assert_eq!(token["user"]["name"], key.pseudonym(USER).as_str());
+    assert_eq!(token["project"]["name"], REGION);
+    let later = get(&format!("{}/v3/{project}/backups", replay.uri())).await;
+    assert_eq!(later.header("x-ims-vcr"), Some("hit"), "{}", later.text());
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+}
