@@ -80,7 +80,10 @@ async fn a_request_no_route_takes_gets_a_502_naming_the_routes_and_nothing_is_st
     assert_eq!(body["ims_vcr"]["kind"], "no-route");
     assert_eq!(body["ims_vcr"]["routes"][0]["prefix"], "/v2/images");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("/v2/images="),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v2/images="),
         "{body}"
     );
     assert_eq!(get(&image_url(&proxy, SEED_IMAGE_ID)).await.status, 200);

@@ -6,11 +6,13 @@ mod config;
 mod exit;
 mod run;
 mod serve;
+mod source;
 
 pub use exit::markdown as exit_codes_markdown;
 
 use commands::*;
 use serve::*;
+use source::*;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -541,76 +543,6 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| Error::io("standard output", e))
         }
     }
-}
-
-/// `--store`, else `store` from the config, else the default.
-fn store_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
-    flag.or_else(|| config.store.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
-}
-
-/// Where a reading command (`replay`, `ls`, `show`, `drift`) takes its recordings from.
-#[derive(Debug)]
-enum Source {
-    /// A store folder, and whether `--store` named it.
-    Store(PathBuf, bool),
-    /// A cassette folder, and whether `--cassettes` named it.
-    Cassettes(PathBuf, bool),
-}
-
-impl Source {
-    /// `--store` or `--cassettes` when given. Otherwise the cassette folder (`cassettes` in
-    /// ims-vcr.toml, else `cassettes`) when there is one, else the store (`store` in
-    /// ims-vcr.toml, else `.ims-vcr/store`) when there is one, which is what a first `record`
-    /// leaves; the choice is logged. With neither, the error says what to do.
-    fn choose(
-        store: Option<PathBuf>,
-        cassettes: Option<PathBuf>,
-        config: &Config,
-    ) -> Result<Source> {
-        match (store, cassettes) {
-            (Some(store), _) => return Ok(Source::Store(store, true)),
-            (None, Some(cassettes)) => return Ok(Source::Cassettes(cassettes, true)),
-            (None, None) => {}
-        }
-        let (cassettes, store) = (cassettes_path(None, config), store_path(None, config));
-        if cassettes.is_dir() {
-            tracing::info!(
-                "reading the cassettes in {} (neither --store nor --cassettes given)",
-                cassettes.display()
-            );
-            Ok(Source::Cassettes(cassettes, false))
-        } else if Store::is_at(&store) {
-            tracing::info!(
-                "reading the store {} (neither --store nor --cassettes given, and there is no {} folder)",
-                store.display(),
-                cassettes.display()
-            );
-            Ok(Source::Store(store, false))
-        } else {
-            Err(Error::Config(format!(
-                "nothing to read here: no cassette folder ({}) and no store ({}); record first \
-                 (`ims-vcr record --upstream URL`), or pass --store DIR or --cassettes DIR",
-                cassettes.display(),
-                store.display()
-            )))
-        }
-    }
-
-    /// The flags that name this source as the user gave them ("" for the default), for hints.
-    fn flags(&self) -> String {
-        match self {
-            Source::Store(dir, true) => format!("--store {}", dir.display()),
-            Source::Cassettes(dir, true) => format!("--cassettes {}", dir.display()),
-            _ => String::new(),
-        }
-    }
-}
-
-/// `--cassettes`, else `cassettes` from the config, else the default.
-fn cassettes_path(flag: Option<PathBuf>, config: &Config) -> PathBuf {
-    flag.or_else(|| config.cassettes.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CASSETTES))
 }
 
 #[cfg(test)]
