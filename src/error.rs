@@ -9,12 +9,15 @@ use std::path::PathBuf;
 pub enum Error {
     /// The sled store could not be opened because another process holds its lock.
     #[error(
-        "store {path} is in use by another process (an ims-vcr record/replay/export is running on it); \
-         stop that process first, or pass a different --store"
+        "store {path} is in use by another process ({holder}); stop that process first, or pass a \
+         different --store"
     )]
     StoreLocked {
         /// The store directory.
         path: PathBuf,
+        /// Who holds it, as the holder wrote it when it opened the store (`pid N: ims-vcr
+        /// SUBCOMMAND`), or a generic description when that is unknown.
+        holder: String,
     },
     /// A `--store` that is not a store: missing or empty where one must exist already, or a
     /// folder holding other things (a store is never made inside one).

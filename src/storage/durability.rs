@@ -74,6 +74,29 @@ pub(crate) fn recover(
 /// a store held by a running process stays locked, and then the error comes after this bound.
 pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// File in the store directory naming the process that has the store open (`pid N: ims-vcr
+/// SUBCOMMAND`), so another process refused by the lock can say who holds it. Only the program
+/// and its subcommand are written: flags can carry secrets.
+pub const HOLDER_FILE: &str = "ims-vcr-holder";
+
+/// Notes this process as the store's holder (best effort: it only improves a message).
+pub(crate) fn note_holder(path: &Path) {
+    let mut args = std::env::args();
+    let program = args
+        .next()
+        .map(|p| {
+            Path::new(&p)
+                .file_name()
+                .map_or(p.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "ims-vcr".into());
+    let subcommand = args.next().filter(|a| !a.starts_with('-')).unwrap_or_default();
+    let line = format!("pid {}: {program} {subcommand}", std::process::id());
+    if let Err(e) = std::fs::write(path.join(HOLDER_FILE), line.trim_end()) {
+        tracing::debug!(store = %path.display(), error = %e, "cannot note the store's holder");
+    }
+}
+
 pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
@@ -97,6 +120,11 @@ pub(crate) fn open_error(path: &Path, source: sled::Error) -> Error {
     match source {
         _ if source.to_string().contains("could not acquire lock") => Error::StoreLocked {
             path: path.to_owned(),
+            holder: std::fs::read_to_string(path.join(HOLDER_FILE))
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty() && h.len() < 200 && h.chars().all(|c| !c.is_control()))
+                .unwrap_or_else(|| "an ims-vcr record, replay or export is running on it".into()),
         },
         sled::Error::Unsupported(why) => Error::StoreDamaged {
             path: path.to_owned(),

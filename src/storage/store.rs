@@ -92,7 +92,11 @@ impl Store {
     /// folder, say), is refused: a store is never made inside it.
     pub fn open(path: &Path) -> Result<Store> {
         folder::find_or_make(path)?;
-        Store::open_folder(path)
+        let store = Store::open_folder(path)?;
+        // A writer may hold the store for long: a command it locks out says who it is. (Readers
+        // hold it for moments and write nothing, so they leave no note.)
+        crate::storage::durability::note_holder(path);
+        Ok(store)
     }
 
     /// Opens the store at `path`, which must be one already (what every command but `record`,

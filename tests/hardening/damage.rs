@@ -46,6 +46,11 @@ async fn every_subcommand_on_a_store_another_process_holds_gets_an_error_naming_
                 && stderr.contains("stop that process first"),
             "{args:?}: {stderr}"
         );
+        // The holder is named: its pid and subcommand (never its flags, which can hold secrets).
+        assert!(
+            stderr.contains(&format!("(pid {}: ims-vcr record)", holder.pid())),
+            "{args:?}: {stderr}"
+        );
     }
     assert!(!dir.path().join("out").exists(), "export wrote nothing");
     let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", holder.uri)).await;

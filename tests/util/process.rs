@@ -33,6 +33,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The process id of the running `ims-vcr`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(args: &[&str], cwd: &Path) -> Running {
         Running::start_with_env(args, cwd, &[])
     }
