@@ -182,6 +182,10 @@ impl Proxy {
                 message: format!("upstream answer cannot be replayed: {e}"),
                 details: json!({ "kind": "invalid-answer" }),
             })?;
+        // What the exchange itself carried: the credentials as sent (the proxy's own signature
+        // when it re-signs) and the answer's `Set-Cookie` values, wherever the answer echoes them.
+        let mut live_needles = credential_needles(&live.sent_credentials);
+        live_needles.extend(credential_needles(&live.headers));
         let mut stored = false;
         if mode.stores()
             && !skip_of(parts)
@@ -189,7 +193,7 @@ impl Proxy {
         {
             let replace = mode == Mode::Record;
             if let Some((stored_key, seq)) = self
-                .persist(recorder, store, parts, &interaction, replace)
+                .persist(recorder, store, parts, &interaction, replace, live_needles)
                 .await
             {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
@@ -214,6 +218,7 @@ impl Proxy {
         parts: &Parts,
         interaction: &Interaction,
         replace: bool,
+        live_needles: Vec<Needle>,
     ) -> Option<(RequestKey, u32)> {
         let line = format!(
             "{} {}",
@@ -221,6 +226,7 @@ impl Proxy {
         );
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
+        needles.extend(live_needles);
         let gate = Gate::new(recorder.redactor.as_ref(), &self.rules);
         let passed = match gate.pass(interaction, needles) {
             Ok(passed) => passed,

@@ -339,6 +339,18 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
                     }
                 } else {
                     push(rest);
+                    // Basic carries `user:password` in base64: the decoded pair and the password
+                    // alone are secrets too.
+                    if scheme.eq_ignore_ascii_case("basic")
+                        && let Ok(decoded) =
+                            base64::engine::general_purpose::STANDARD.decode(rest.trim())
+                        && let Ok(pair) = String::from_utf8(decoded)
+                    {
+                        push(&pair);
+                        if let Some((_, password)) = pair.split_once(':') {
+                            push(password);
+                        }
+                    }
                 }
             }
             "cookie" => rest_values(value, ';').for_each(push),
@@ -427,7 +439,45 @@ pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak
         return None;
     }
     let bytes = serde_json::to_vec(interaction).expect("an interaction serialises");
-    scanner.find(&bytes)
+    if let Some(leak) = scanner.find(&bytes) {
+        return Some(leak);
+    }
+    // The serialised form escapes a text body once more (`\u003c` becomes `\\u003c`), and a
+    // base64 body hides compressed bytes: scan each body as the bytes it stands for, and each
+    // gzip/zlib layer inside them.
+    for body in [&interaction.request.body, &interaction.response.body] {
+        let Ok(mut bytes) = crate::model::interaction::body_bytes(body).map(|b| b.to_vec()) else {
+            continue;
+        };
+        for _ in 0..4 {
+            if let Some(leak) = scanner.find(&bytes) {
+                return Some(leak);
+            }
+            match inflate(&bytes) {
+                Some(inner) => bytes = inner,
+                None => break,
+            }
+        }
+    }
+    None
+}
+
+/// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.
+fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    const CAP: u64 = 64 << 20;
+    let mut out = Vec::new();
+    let read = match bytes {
+        [0x1f, 0x8b, ..] => flate2::read::MultiGzDecoder::new(bytes)
+            .take(CAP)
+            .read_to_end(&mut out),
+        [0x78, second, ..] if (u16::from(bytes[0]) << 8 | u16::from(*second)) % 31 == 0 => {
+            flate2::read::ZlibDecoder::new(bytes).take(CAP).read_to_end(&mut out)
+        }
+        _ => return None,
+    };
+    // A stream cut short still yields what it decoded, and that is what must be scanned.
+    (read.is_ok() || !out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
