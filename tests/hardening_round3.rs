@@ -364,3 +364,45 @@ async fn a_self_signed_ca_certificate_as_the_upstreams_own_gets_an_error_saying_
     );
     assert_eq!(stored, 0);
 }
+
+// ---- #3: a deeply nested answer never takes the store down -------------------------------------
+
+#[tokio::test]
+async fn an_answer_nested_125_levels_deep_is_recorded_and_the_store_still_lists_exports_and_imports()
+ {
+    let deep = format!("{}1{}", "[".repeat(125), "]".repeat(125));
+    let body = deep.clone().into_bytes();
+    let up = scripted_upstream(move |_| {
+        http_answer("200 OK", &[("content-type", "application/json")], &body)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut config = ims_vcr::UpstreamConfig::new(up);
+    config.timeout = std::time::Duration::from_secs(5);
+    let proxy = recording_through(config, &store).await;
+    let reply = get(&format!("{}/v2/images/deep", proxy.uri())).await;
+    assert_eq!(reply.body, deep.as_bytes());
+    proxy.shutdown().await.unwrap();
+    assert_eq!(stored_answers(&store), 1);
+    let (code, out, err) = run_with_stdout(&["ls", "--store", store.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "ls: {out}{err}");
+    let (code, out, err) = run_with_stdout(
+        &[
+            "show",
+            "--store",
+            store.to_str().unwrap(),
+            "/v2/images/deep",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "show: {out}{err}");
+    let out_dir = dir.path().join("out");
+    export_store(&store, &out_dir, None).expect("export");
+    import_dir(&dir.path().join("again"), &out_dir)
+        .await
+        .expect("import");
+    let replayer = cassette_replayer(&out_dir).await;
+    let reply = get(&format!("{}/v2/images/deep", replayer.uri())).await;
+    assert_eq!(reply.body, deep.as_bytes());
+}
