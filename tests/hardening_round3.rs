@@ -406,3 +406,59 @@ async fn an_answer_nested_125_levels_deep_is_recorded_and_the_store_still_lists_
     let reply = get(&format!("{}/v2/images/deep", replayer.uri())).await;
     assert_eq!(reply.body, deep.as_bytes());
 }
+
+// ---- #1: import never changes a store's match rules --------------------------------------------
+
+#[tokio::test]
+async fn import_with_other_match_rules_into_a_non_empty_store_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let rules = |store: &Path| {
+        let s = ims_vcr::storage::store::Store::open(store).unwrap();
+        (s.rules().unwrap(), s.len())
+    };
+    // A store recorded with --match-header x-project-id.
+    let matched = edited_copy(&dir.path().join("m"), |v| {
+        v["match"] = serde_json::json!({ "match_headers": ["x-project-id"] });
+    });
+    let (code, err) = run(
+        &[
+            "import",
+            "--store",
+            store.to_str().unwrap(),
+            matched.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = rules(&store);
+    assert_eq!(before.0.match_headers, vec!["x-project-id".to_owned()]);
+    // The same requests under the default rules, and an empty folder (the default rules too).
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for folder in [shipped(), empty] {
+        let (code, err) = run(
+            &[
+                "import",
+                "--store",
+                store.to_str().unwrap(),
+                folder.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_eq!(
+            rules(&store),
+            before,
+            "{folder:?}: the store changed: {err}"
+        );
+        if folder.read_dir().unwrap().next().is_some() {
+            assert_ne!(code, 0, "{err}");
+            assert!(
+                err.contains("x-project-id") && err.contains("match rules"),
+                "{err}"
+            );
+        } else {
+            assert_eq!(code, 0, "{err}");
+        }
+    }
+}
