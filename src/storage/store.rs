@@ -553,8 +553,7 @@ impl Store {
         self.answers.len()
     }
 
-    /// True when nothing is recorded.
-    #[cfg(any(test, feature = "internals"))]
+    /// True when nothing is recorded (`import` refuses to re-key a store that is not).
     pub fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }
