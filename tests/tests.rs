@@ -61,6 +61,8 @@ mod identity;
 mod properties;
 // Second hardening round: positional queries, trailing bytes, symlinks, odd paths, latency, credentials outside headers, escapes, verify --deny.
 mod hardening_round2;
+// Third hardening round: match rules from files, gate misses, redaction by content, pack and journal integrity, deep JSON, 1xx.
+mod hardening_round3;
 // What trips a new user in the first hour (one test per trap, for every command of its kind).
 mod first_hour;
 // The CI recipes of docs/guide.md, run as written.

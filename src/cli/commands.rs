@@ -93,7 +93,25 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         }
         _ => (recordings, rules),
     };
-    store.set_rules(&rules).await?;
+    // Re-keying a store under other rules would merge for good the recordings they kept apart
+    // (and commit before the import): a non-empty store keeps its rules, and a folder recorded
+    // under others is refused before anything changes. An empty folder changes nothing.
+    let current = store.rules()?;
+    if current != rules && !recordings.is_empty() {
+        if !store.is_empty() {
+            let show = |r: &MatchRules| serde_json::to_string(r).expect("rules serialise");
+            return Err(Error::Config(format!(
+                "import {}: its cassettes were recorded with match rules {}, the store {} with {}; \
+                 importing would re-key the store and merge requests its rules keep apart. Import \
+                 into another --store, or export the store and re-record one of them",
+                args.dir.display(),
+                show(&rules),
+                store_dir.display(),
+                show(&current)
+            )));
+        }
+        store.set_rules(&rules).await?;
+    }
     let imported = store.import_counted(&recordings).await?;
     // The import is committed; a pack that cannot be written only slows the next replay.
     if let Err(e) = store.replay_pack() {

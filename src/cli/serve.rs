@@ -65,17 +65,11 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
         args.volatile.clone()
     };
     rules.volatile = crate::model::volatile::Volatile::new(volatile).map_err(Error::Usage)?;
-    for name in &args.match_headers {
-        let lower = name.to_ascii_lowercase();
-        if crate::model::headers::is_credential(&lower)
-            || crate::model::headers::is_volatile_request(&lower)
-        {
-            return Err(Error::Usage(format!(
-                "--match-header {name}: this header is never stored (credential or volatile), so it cannot be matched on"
-            )));
-        }
-        rules.match_headers.push(lower);
-    }
+    rules.match_headers = args
+        .match_headers
+        .iter()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
     rules.ignore_query = args.ignore_query.clone();
     // `--shift-time` replaces `[match] shift_time`, as `--volatile` does.
     rules.shift_time = if args.shift_time.is_empty() {
@@ -83,6 +77,12 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
     } else {
         args.shift_time.clone()
     };
+    rules.validate().map_err(|e| {
+        Error::Usage(format!(
+            "--match-header {}: {e}",
+            args.match_headers[e.index]
+        ))
+    })?;
     Ok(rules)
 }
 

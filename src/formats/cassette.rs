@@ -161,6 +161,9 @@ pub fn parse_in_session(
     let mut file = file;
     file.request.session = session.map(str::to_owned);
     let rules = file.rules;
+    rules.validate().map_err(|e| {
+        Error::cassette(path, format!("field `match.match_headers[{}]`: {e}", e.index))
+    })?;
     let key = RequestKey::of_recorded(&rules, &file.request)
         .map_err(|r| Error::cassette(path, format!("request.body: {r}")))?;
     let answers = file

@@ -71,6 +71,36 @@ pub struct RecordedResponse {
     pub other_upstreams: Vec<String>,
 }
 
+/// How deep a JSON body may nest and still be embedded as JSON (the store entry and the
+/// cassette add a few levels around it; serde_json reads at most 128).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The deepest nesting of `[`/`{` in JSON text (brackets inside strings not counted).
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// A body as stored: JSON embedded as JSON when that reproduces the exact bytes, otherwise UTF-8
 /// text, otherwise base64. Serialised externally tagged: `{"json": …}`, `{"text": "…"}`,
 /// `{"base64": "…"}`.
@@ -92,7 +122,12 @@ impl Body {
         if bytes.is_empty() {
             return None;
         }
-        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        // A document nested deeper than `MAX_JSON_DEPTH` is kept as text: embedded in a store
+        // entry or a cassette it would sit a few levels deeper still, past serde_json's
+        // recursion limit (128), and every reader of the store would fail on it.
+        if json_depth(bytes) <= MAX_JSON_DEPTH
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        {
             // `preserve_order` + `arbitrary_precision` make this exact for compact JSON; anything
             // that does not round-trip (whitespace, escapes like `\/`) falls back to text.
             if serde_json::to_vec(&value).is_ok_and(|v| v == bytes) {
@@ -184,5 +219,22 @@ mod tests {
     #[test]
     fn invalid_base64_is_reported() {
         assert!(Body::Base64("@@".into()).to_bytes().is_err());
+    }
+
+    #[test]
+    fn json_nested_past_the_safe_depth_is_stored_as_text_and_round_trips_in_an_entry() {
+        for depth in [MAX_JSON_DEPTH + 1, 125, 127] {
+            let doc = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let body = Body::from_bytes(doc.as_bytes()).unwrap();
+            assert!(matches!(body, Body::Text(_)), "{depth}");
+            // As the store keeps it: inside an interaction, read back.
+            let entry = serde_json::to_vec(&serde_json::json!({ "response": { "body": body } }))
+                .unwrap();
+            let back: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+            assert_eq!(back["response"]["body"]["text"], doc);
+        }
+        let shallow = format!("{}1{}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        assert!(matches!(Body::from_bytes(shallow.as_bytes()), Some(Body::Json(_))));
+        assert_eq!(json_depth(br#"{"a":"[[[{{"}"#), 1);
     }
 }

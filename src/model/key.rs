@@ -40,6 +40,55 @@ impl MatchRules {
             && self.volatile.is_empty()
             && self.shift_time.is_empty()
     }
+
+    /// Checks rules from any source (flags, a cassette, a store, the builder): a matched header
+    /// must be one that is stored, so never a credential (its value would be written into every
+    /// key, miss answer and summary), a volatile or a hop-by-hop header. The error names the
+    /// header and its index in `match_headers`; it never holds a header value.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        use crate::model::headers;
+        for (index, name) in self.match_headers.iter().enumerate() {
+            let lower = name.to_ascii_lowercase();
+            let reason = if headers::is_credential(&lower) || is_credential_name(&lower) {
+                "it carries credentials, which are never stored"
+            } else if headers::is_volatile_request(&lower) {
+                "it is volatile, so never stored"
+            } else if headers::is_hop_by_hop(&lower) {
+                "it is hop-by-hop, so never stored"
+            } else if hyper::header::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                "it is not a header name"
+            } else {
+                continue;
+            };
+            return Err(RuleError {
+                index,
+                name: name.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a set of match rules was refused (see [`MatchRules::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    /// Index of the refused header in `match_headers`.
+    pub index: usize,
+    /// The refused header name (escaped when printed).
+    pub name: String,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "header {:?} cannot be matched on: {}",
+            self.name, self.reason
+        )
+    }
 }
 
 /// A request's identity for matching. Two requests match when their digests are equal.
@@ -88,6 +137,12 @@ impl RequestKey {
             canonical.push_str(&query);
         }
         for name in &rules.match_headers {
+            // Rules are validated wherever they are read; should a credential header get here
+            // anyway, its value never enters the key (printed in misses and summaries).
+            if crate::model::headers::is_credential(name) || is_credential_name(name) {
+                canonical.push_str(&format!("\n{name}: {PLACEHOLDER}"));
+                continue;
+            }
             let values = header(name);
             canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
         }
@@ -516,5 +571,44 @@ mod tests {
             key("GET", "/v2/images/x", None, b"").hex(),
             hex(&Sha256::digest(b"GET /v2/images/x"))
         );
+    }
+
+    #[test]
+    fn match_rules_refuse_credential_volatile_and_hop_by_hop_headers() {
+        for name in [
+            "x-auth-token",
+            "cookie",
+            "authorization",
+            "x-client-secret",
+            "x-amz-signature",
+            "user-agent",
+            "x-sdk-date",
+            "connection",
+            "x-ims-vcr-session",
+            "bad header",
+        ] {
+            let rules = MatchRules {
+                match_headers: vec!["x-project-id".into(), name.into()],
+                ..MatchRules::default()
+            };
+            let e = rules.validate().expect_err(name);
+            assert_eq!(e.index, 1, "{name}");
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        let ok = MatchRules {
+            match_headers: vec!["x-project-id".into(), "x-language".into()],
+            ..MatchRules::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_credential_header_in_the_rules_never_enters_the_key() {
+        let rules = MatchRules {
+            match_headers: vec!["x-auth-token".into()],
+            ..MatchRules::default()
+        };
+        let key = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["s3cr3t-token"], b"");
+        assert!(!key.canonical().contains("s3cr3t"), "{}", key.canonical());
     }
 }

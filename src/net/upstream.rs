@@ -70,6 +70,9 @@ pub struct LiveResponse {
     pub body: Bytes,
     /// Time from sending the request to the last body byte.
     pub latency: Duration,
+    /// The credential headers as sent upstream (after re-signing): their values, such as the
+    /// proxy's own signature, must not be stored if the upstream echoes them.
+    pub sent_credentials: HeaderMap,
 }
 
 /// Why no answer could be had from the upstream. Rendered into the 502 the client gets.
@@ -125,6 +128,17 @@ pub enum UpstreamError {
         /// Decoder error.
         cause: String,
     },
+    /// An informational (`1xx`) final answer, e.g. `101 Switching Protocols` to a plain request:
+    /// a proxy that records whole answers cannot relay or replay it.
+    #[error(
+        "upstream {url} answered {status}, an informational (1xx) status; ims-vcr relays and records only final answers"
+    )]
+    Informational {
+        /// Upstream URL of the request.
+        url: String,
+        /// The status.
+        status: StatusCode,
+    },
 }
 
 impl UpstreamError {
@@ -137,6 +151,7 @@ impl UpstreamError {
             UpstreamError::Cut { .. } => "cut",
             UpstreamError::TooLarge { .. } => "too-large",
             UpstreamError::Decode { .. } => "decode",
+            UpstreamError::Informational { .. } => "informational",
         }
     }
 }
@@ -246,6 +261,12 @@ impl Upstream {
         body: Bytes,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
         let (request, url) = self.build_request(method, path_and_query, client_headers, body);
+        let mut sent_credentials = HeaderMap::new();
+        for (name, value) in request.headers() {
+            if crate::model::headers::is_credential(name.as_str()) {
+                sent_credentials.append(name.clone(), value.clone());
+            }
+        }
         let started = Instant::now();
         let exchange = async {
             let response = self
@@ -254,6 +275,12 @@ impl Upstream {
                 .await
                 .map_err(|e| classify(&url, &e))?;
             let (parts, body) = response.into_parts();
+            if parts.status.is_informational() {
+                return Err(UpstreamError::Informational {
+                    url: url.clone(),
+                    status: parts.status,
+                });
+            }
             let collected = Limited::new(body, self.max_body)
                 .collect()
                 .await
@@ -290,6 +317,7 @@ impl Upstream {
             headers,
             body,
             latency,
+            sent_credentials,
         })
     }
 
@@ -407,6 +435,13 @@ fn with_ca_hint(cause: String) -> String {
             "{cause}; the upstream's certificate is signed by a CA that is not among the public \
              roots: pass that CA's certificate with --upstream-ca PEM"
         )
+    } else if cause.contains("CaUsedAsEndEntity") {
+        format!(
+            "{cause}; the upstream presents a CA certificate (basicConstraints CA:TRUE, as a plain \
+             `openssl req -x509` makes) as its own: the upstream needs a leaf certificate (CA:FALSE) \
+             signed by a CA, and --upstream-ca names that CA. Make both with openssl: see \
+             \"Trusting a private upstream\" in docs/guide.md"
+        )
     } else {
         cause
     }
@@ -444,26 +479,40 @@ fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamErr
     }
 }
 
-/// Decodes `gzip`/`deflate` (in the order the encodings were applied) and drops
-/// `Content-Encoding`; an encoding the proxy cannot decode is kept as it came, header and all.
+/// Decodes `gzip`/`deflate` (in the order the encodings were applied, across every
+/// `Content-Encoding` header) and drops `Content-Encoding`. An encoding the proxy cannot decode
+/// is refused (`decode`): it asked for `gzip, deflate` only, and a body stored encoded would
+/// hide its content from the leak gate.
 fn decode_body(
     url: &str,
     headers: &mut HeaderMap,
     raw: Bytes,
     limit: usize,
 ) -> std::result::Result<Bytes, UpstreamError> {
-    let Some(value) = headers.get(CONTENT_ENCODING) else {
-        return Ok(raw);
-    };
-    let encodings: Vec<String> = String::from_utf8_lossy(value.as_bytes())
-        .split(',')
-        .map(|e| e.trim().to_ascii_lowercase())
+    // Every header, in order: two `Content-Encoding: gzip` lines are two layers.
+    let encodings: Vec<String> = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .split(',')
+                .map(|e| e.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
         .filter(|e| !e.is_empty() && e != "identity")
         .collect();
-    if encodings
+    if let Some(unknown) = encodings
         .iter()
-        .any(|e| !matches!(e.as_str(), "gzip" | "x-gzip" | "deflate"))
+        .find(|e| !matches!(e.as_str(), "gzip" | "x-gzip" | "deflate"))
     {
+        return Err(UpstreamError::Decode {
+            url: url.to_owned(),
+            encoding: unknown.clone(),
+            cause: "ims-vcr asked for gzip or deflate and decodes only those".into(),
+        });
+    }
+    if encodings.is_empty() {
+        headers.remove(CONTENT_ENCODING);
         return Ok(raw);
     }
     let mut body = raw.to_vec();
@@ -512,8 +561,14 @@ fn decode_one(
     match encoding {
         "deflate" => {
             // "deflate" is zlib-wrapped by the RFC, but some servers send raw deflate.
-            read_capped(flate2::read::ZlibDecoder::new(data), limit)
-                .or_else(|_| read_capped(flate2::read::DeflateDecoder::new(data), limit))
+            // A zlib stream over the cap is a bomb, not raw deflate: only a stream that does not
+            // decode as zlib is tried again as raw deflate.
+            match read_capped(flate2::read::ZlibDecoder::new(data), limit) {
+                Err(DecodeFailure::Invalid(_)) => {
+                    read_capped(flate2::read::DeflateDecoder::new(data), limit)
+                }
+                other => other,
+            }
         }
         _ => read_capped(flate2::read::MultiGzDecoder::new(data), limit),
     }
@@ -549,12 +604,44 @@ mod tests {
     }
 
     #[test]
-    fn unknown_encodings_are_kept_as_they_came() {
+    fn unknown_encodings_are_refused_never_stored_encoded() {
+        for value in ["br", "gzip, br", "zstd"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static(value));
+            let err = decode_body("u", &mut headers, Bytes::from(gzip(b"xx")), 100).unwrap_err();
+            assert_eq!(err.kind(), "decode", "{value}");
+        }
+    }
+
+    #[test]
+    fn every_content_encoding_header_is_a_layer_and_each_is_decoded() {
+        let twice = gzip(&gzip(b"{\"token\":\"t\"}"));
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
-        let body = decode_body("u", &mut headers, Bytes::from_static(b"xx"), 100).unwrap();
-        assert_eq!(body.as_ref(), b"xx");
-        assert!(headers.get(CONTENT_ENCODING).is_some());
+        headers.append(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.append(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let body = decode_body("u", &mut headers, Bytes::from(twice.clone()), 1024).unwrap();
+        assert_eq!(body.as_ref(), b"{\"token\":\"t\"}");
+        assert!(headers.get(CONTENT_ENCODING).is_none());
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip, x-gzip"));
+        let body = decode_body("u", &mut headers, Bytes::from(twice), 1024).unwrap();
+        assert_eq!(body.as_ref(), b"{\"token\":\"t\"}");
+    }
+
+    #[test]
+    fn a_deflate_bomb_is_too_large_not_a_decode_error() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        zlib.write_all(&vec![0u8; 100_000]).unwrap();
+        let zlib = zlib.finish().unwrap();
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        raw.write_all(&vec![0u8; 100_000]).unwrap();
+        let raw = raw.finish().unwrap();
+        for (what, bomb) in [("zlib", zlib), ("raw deflate", raw)] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("deflate"));
+            let err = decode_body("u", &mut headers, Bytes::from(bomb), 1000).unwrap_err();
+            assert_eq!(err.kind(), "too-large", "{what}: {err}");
+        }
     }
 
     #[test]

@@ -248,6 +248,10 @@ impl Proxy {
             std::mem::take(&mut interaction.response.headers),
             &format!("ims-vcr-{}", &key.hex()[..16]),
         );
+        // What the exchange itself carried: the credentials as sent (the proxy's own signature
+        // when it re-signs) and the answer's `Set-Cookie` values, wherever the answer echoes them.
+        let mut live_needles = credential_needles(&live.sent_credentials);
+        live_needles.extend(credential_needles(&live.headers));
         let mut stored = false;
         if mode.stores()
             && !skip_of(parts)
@@ -255,7 +259,7 @@ impl Proxy {
         {
             let replace = mode == Mode::Record;
             if let Some((stored_key, seq)) = self
-                .persist(recorder, store, parts, &live.headers, &interaction, replace)
+                .persist(recorder, store, parts, &interaction, replace, live_needles)
                 .await
             {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
@@ -278,19 +282,20 @@ impl Proxy {
         recorder: &Recorder,
         store: &Store,
         parts: &Parts,
-        answer_headers: &HeaderMap,
         interaction: &Interaction,
         replace: bool,
+        live_needles: Vec<Needle>,
     ) -> Option<(RequestKey, u32)> {
         let line = format!(
             "{} {}",
             interaction.request.method, interaction.request.path
         );
-        // The request's credentials, and those the answer handed out in its headers (a token's
-        // `X-Subject-Token`, a cookie).
+        // The request's credentials; `live_needles` adds those of the exchange (as sent
+        // upstream, and what the answer handed out in its headers: a token's `X-Subject-Token`,
+        // a cookie).
         let mut needles = credential_needles(&parts.headers);
-        needles.extend(credential_needles(answer_headers));
         needles.extend(recorder.secrets.iter().cloned());
+        needles.extend(live_needles);
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let passed = match gate.pass(interaction, needles) {

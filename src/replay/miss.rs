@@ -116,11 +116,13 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
         }
     }
     for name in &rules.match_headers {
+        // A credential's value is never shown (the rules refuse such headers; this holds anyway).
+        let secret = crate::model::headers::is_credential(name) || credentials::is_credential_name(name);
         let values = |r: &RecordedRequest| -> Vec<String> {
             r.headers
                 .iter()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| if secret { credentials::PLACEHOLDER.to_owned() } else { v.clone() })
                 .collect()
         };
         if values(recorded) != values(request) {

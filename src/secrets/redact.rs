@@ -8,11 +8,11 @@ use base64::Engine as _;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::Value;
 
-use crate::model::headers::is_credential;
 use crate::model::interaction::{Body, Interaction, RecordedRequest};
 pub use crate::model::redaction::{RedactionPolicy, RedactionStamp};
-use crate::secrets::leak::{Leak, LeakScanner, MIN_NEEDLE_LEN, Needle};
+use crate::secrets::leak::{MIN_NEEDLE_LEN, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
+pub use crate::secrets::exposure::{credential_needles, find_leak, mask_credentials};
 
 /// Applies a policy with a key, deterministically. It remembers every value it selected
 /// (shared by its clones), so a value selected in one interaction (a project id in a token
@@ -391,167 +391,6 @@ fn redact_json_in(
         Value::String(s) => *s = replace_occurrences(mapping, s),
         _ => {}
     }
-}
-
-// ---- the leak gate --------------------------------------------------------------------------
-
-/// Credential values a request carried, as needles for the leak gate: each credential header's
-/// whole value, plus the secret parts inside it: the access key and signature of an AK/SK
-/// `Authorization` (not its `SignedHeaders` list, which names ordinary headers), the credential
-/// of a `Bearer`/`Basic` one, and each cookie value.
-pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
-    let mut needles = Vec::new();
-    for (name, value) in headers {
-        if !is_credential(name.as_str()) {
-            continue;
-        }
-        let Ok(value) = value.to_str() else { continue };
-        let label = format!("credential header {name}");
-        let mut push = |v: &str| {
-            let v = v.trim();
-            if !v.is_empty() {
-                needles.push(Needle {
-                    label: label.clone(),
-                    value: v.to_owned(),
-                });
-            }
-        };
-        push(value);
-        match name.as_str() {
-            "authorization" | "proxy-authorization" => {
-                let (scheme, rest) = value.split_once(' ').unwrap_or(("", value));
-                if scheme.contains("HMAC") {
-                    for (k, v) in rest.split(',').filter_map(|p| p.trim().split_once('=')) {
-                        if matches!(k, "Access" | "Signature" | "Credential") {
-                            push(v);
-                        }
-                    }
-                } else {
-                    push(rest);
-                }
-            }
-            "cookie" => rest_values(value, ';').for_each(push),
-            "set-cookie" => rest_values(value, ';').take(1).for_each(push),
-            _ => {}
-        }
-    }
-    needles
-}
-
-/// The interaction with every credential outside the named headers masked (see
-/// [`crate::model::credentials`]): credential query parameters and request-body fields hold
-/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), so do the secrets an answer body
-/// hands out (`credential.secret`, `credential.securitytoken`, ...), the access key ids of its
-/// `credential` objects are replaced by their pseudonyms under `access_key` (left as they are
-/// without one: an answer that was through the gate already holds pseudonyms), and the recorded
-/// origin has no user information. Returns the masked copy and the real values as needles for
-/// the leak gate, or `None` when there is nothing to mask.
-pub fn mask_credentials(
-    interaction: &Interaction,
-    access_key: Option<&PseudonymKey>,
-) -> Option<(Interaction, Vec<Needle>)> {
-    use crate::model::credentials::{Found, mask_body, mask_query, strip_userinfo};
-    let request = &interaction.request;
-    let query = request.query.as_deref().and_then(mask_query);
-    let body = match &request.body {
-        // Binary bodies cannot be rewritten field by field.
-        None | Some(Body::Base64(_)) => None,
-        Some(body) => {
-            let bytes = body.to_bytes().ok()?;
-            let content_type = request
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                .map(|(_, v)| v.as_str());
-            mask_body(&bytes, content_type)
-        }
-    };
-    let answer = mask_answer(&interaction.response.body, access_key);
-    let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
-    if query.is_none() && body.is_none() && answer.is_none() && userinfo.is_none() {
-        return None;
-    }
-    let mut out = interaction.clone();
-    let mut found: Vec<Found> = Vec::new();
-    if let Some((masked, values)) = query {
-        out.request.query = Some(masked);
-        found.extend(values);
-    }
-    if let Some((masked, values)) = body {
-        out.request.body = Body::from_bytes(&masked);
-        found.extend(values);
-    }
-    if let Some((masked, values)) = answer {
-        out.response.body = Some(masked);
-        found.extend(values);
-    }
-    if let Some(userinfo) = userinfo {
-        out.response.upstream = upstream;
-        let label = "user information of the upstream URL".to_owned();
-        if let Some((_, password)) = userinfo.split_once(':') {
-            found.push(Found {
-                label: label.clone(),
-                value: decode_userinfo(password),
-            });
-        }
-        found.push(Found {
-            label,
-            value: decode_userinfo(&userinfo),
-        });
-    }
-    let needles = found
-        .into_iter()
-        .filter(|f| !f.value.is_empty())
-        .map(|f| Needle {
-            label: f.label,
-            value: f.value,
-        })
-        .collect();
-    Some((out, needles))
-}
-
-/// A JSON answer body with the credentials it hands out masked (see
-/// [`crate::model::credentials::mask_answer_json`]), and what was masked; `None` when there is
-/// nothing to mask. A JSON body stays JSON; text that parses as JSON is re-serialised compact.
-fn mask_answer(
-    body: &Option<Body>,
-    access_key: Option<&PseudonymKey>,
-) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
-    let mut json = match body {
-        Some(Body::Json(json)) => json.clone(),
-        Some(Body::Text(text)) => serde_json::from_str::<Value>(text).ok()?,
-        _ => return None,
-    };
-    let pseudonym = |value: &str| match access_key {
-        Some(key) => key.pseudonym(value),
-        None => value.to_owned(),
-    };
-    let found = crate::model::credentials::mask_answer_json(&mut json, &pseudonym);
-    if found.is_empty() {
-        return None;
-    }
-    let bytes = serde_json::to_vec(&json).expect("a parsed value serialises");
-    Some((Body::from_bytes(&bytes)?, found))
-}
-
-fn decode_userinfo(part: &str) -> String {
-    percent_decode_str(part).decode_utf8_lossy().into_owned()
-}
-
-/// The values of `k=v` pairs separated by `separator`.
-fn rest_values(text: &str, separator: char) -> impl Iterator<Item = &str> {
-    text.split(separator)
-        .filter_map(|p| p.split_once('=').map(|(_, v)| v))
-}
-
-/// The first secret still present in what is about to be written, if any.
-pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak> {
-    let scanner = LeakScanner::new(needles);
-    if scanner.is_empty() {
-        return None;
-    }
-    let bytes = serde_json::to_vec(interaction).expect("an interaction serialises");
-    scanner.find(&bytes)
 }
 
 #[cfg(test)]

@@ -69,7 +69,12 @@ impl Journal {
             .open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let records = parse(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+        let records = parse(&bytes)
+            .map(|(records, end)| {
+                report_end(&path, &bytes, end);
+                records
+            })
+            .map_err(|e| format!("{}: {e}", path.display()));
         let journal = Journal {
             file: std::sync::Arc::new(file),
             len: bytes.len() as u64,
@@ -152,7 +157,7 @@ impl Journal {
 /// Every whole record in `bytes`. An incomplete or garbled end (a write cut short, zeros left
 /// by the file system) is dropped; a garbled record with a whole record anywhere after it means
 /// answered recordings were lost, and is an error.
-fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
+fn parse(bytes: &[u8]) -> Result<(Vec<Record>, End), String> {
     let mut records = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
@@ -167,17 +172,69 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
                      recordings were lost"
                 ));
             }
-            None => {
-                tracing::warn!(
-                    offset = at,
-                    bytes = bytes.len() - at,
-                    "the journal ends in an incomplete write; it was never answered and is dropped"
-                );
-                break;
-            }
+            None => return Ok((records, End::classify(&bytes[at..], at))),
         }
     }
-    Ok(records)
+    Ok((records, End::Clean))
+}
+
+/// How the journal ends after its last whole record.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// Nothing after it.
+    Clean,
+    /// A write cut short (fewer bytes than its header announces) or zeros the file system left:
+    /// the write never completed, so its answer was never sent.
+    Torn { offset: usize },
+    /// A record of the length its header announces whose checksum fails: it was written whole,
+    /// so its answer may have been served, and the bytes changed since. Damage, not a torn write.
+    Damaged { offset: usize, len: usize },
+}
+
+impl End {
+    fn classify(rest: &[u8], offset: usize) -> End {
+        let announced = rest
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        match announced {
+            _ if rest.iter().all(|b| *b == 0) => End::Torn { offset },
+            Some(len) if len >= 12 + KEY && rest.len() >= HEAD.saturating_add(len) => {
+                End::Damaged { offset, len }
+            }
+            _ => End::Torn { offset },
+        }
+    }
+}
+
+/// Says how the journal at `path` ended; a damaged last record is copied aside, whole journal
+/// and all, as `ims-vcr-journal.damaged-N` next to it, since recovery empties the journal.
+fn report_end(path: &Path, bytes: &[u8], end: End) {
+    match end {
+        End::Clean => {}
+        End::Torn { offset } => tracing::warn!(
+            journal = %path.display(),
+            offset,
+            bytes = bytes.len() - offset,
+            "the journal ends in an incomplete write; it was never answered and is dropped"
+        ),
+        End::Damaged { offset, len } => {
+            let copy = (1..)
+                .map(|n| path.with_file_name(format!("{JOURNAL_FILE}.damaged-{n}")))
+                .find(|p| !p.exists())
+                .expect("a free name");
+            let kept = std::fs::write(&copy, bytes);
+            tracing::error!(
+                journal = %path.display(),
+                record_at_byte = offset,
+                record_bytes = HEAD + len,
+                copy = %copy.display(),
+                copied = kept.is_ok(),
+                "the journal's last record is complete but fails its checksum: it is damaged \
+                 (an answered recording may be lost); it is not applied, and the journal is \
+                 kept as the copy named here"
+            );
+        }
+    }
 }
 
 /// The whole, checksummed record at the start of `bytes`, and its size.
@@ -261,16 +318,17 @@ mod tests {
     fn a_torn_last_record_is_dropped_at_every_cut() {
         let dir = tempfile::tempdir().unwrap();
         let bytes = write_three(dir.path());
-        let two = parse(&bytes).unwrap().len() - 1;
+        let two = parse(&bytes).unwrap().0.len() - 1;
         let third_starts = bytes.len() - (HEAD + 12 + KEY);
         for cut in third_starts + 1..bytes.len() {
-            let records = parse(&bytes[..cut]).unwrap();
+            let (records, end) = parse(&bytes[..cut]).unwrap();
             assert_eq!(records.len(), two, "cut at {cut}");
+            assert!(matches!(end, End::Torn { .. }), "cut at {cut}: {end:?}");
         }
-        // A garbled (not cut) last record is dropped too.
+        // A garbled (not cut) last record is left out too, but as damage (see below).
         let mut garbled = bytes.clone();
         *garbled.last_mut().unwrap() ^= 1;
-        assert_eq!(parse(&garbled).unwrap().len(), two);
+        assert_eq!(parse(&garbled).unwrap().0.len(), two);
     }
 
     #[test]
@@ -287,7 +345,7 @@ mod tests {
         // Zeros after the last whole record (a file extended by a crash) are a torn end.
         let mut zeros = write_three(tempfile::tempdir().unwrap().path());
         zeros.extend_from_slice(&[0; 4096]);
-        assert_eq!(parse(&zeros).unwrap().len(), 3);
+        assert_eq!(parse(&zeros).unwrap(), (parse(&write_three(tempfile::tempdir().unwrap().path())).unwrap().0, End::Torn { offset: zeros.len() - 4096 }));
     }
 
     #[test]
@@ -302,5 +360,27 @@ mod tests {
         let records = Journal::open(dir.path()).unwrap().1.unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].generation, 4);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_last_whole_record_is_damage_kept_aside_not_a_torn_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = write_three(dir.path());
+        let third = bytes.len() - (HEAD + 12 + KEY);
+        for at in [third + 4, third + HEAD, bytes.len() - 1] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x10;
+            let (records, end) = parse(&flipped).unwrap();
+            assert_eq!(records.len(), 2);
+            assert_eq!(end, End::Damaged { offset: third, len: 12 + KEY }, "bit at {at}");
+        }
+        // Opening such a journal keeps a copy of its bytes beside it.
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        std::fs::write(dir.path().join(JOURNAL_FILE), &flipped).unwrap();
+        let (_, records) = Journal::open(dir.path()).unwrap();
+        assert_eq!(records.unwrap().len(), 2);
+        let copy = dir.path().join(format!("{JOURNAL_FILE}.damaged-1"));
+        assert_eq!(std::fs::read(copy).unwrap(), flipped);
     }
 }

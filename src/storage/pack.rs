@@ -22,7 +22,10 @@
 //! is: version (u32), store write counter (u64), match rules JSON and redaction stamps JSON (each
 //! u32 length + bytes), request count (u32), then per request: digest (32 bytes), request line
 //! (u32 length + bytes), session name (u32 length + bytes, empty for the default session),
-//! answer count (u32), and per answer its offset (u64) and length (u32).
+//! answer count (u32), and per answer its offset (u64), length (u32) and the first 8 bytes of
+//! the SHA-256 of its bytes, checked when the answer is first read: a pack whose index is whole
+//! but whose entry bytes changed is refused (the request gets `500` naming the pack) and deleted,
+//! so the next start rebuilds it from the store.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -38,8 +41,8 @@ use crate::model::redaction::RedactionStamp;
 use crate::storage::layout::Entry;
 
 const MAGIC: &[u8; 8] = b"IMSVPK01";
-/// 2: each request carries its session.
-const VERSION: u32 = 2;
+/// 2: each request carries its session. 3: each answer carries a checksum of its bytes.
+const VERSION: u32 = 3;
 pub(crate) const FOOTER_LEN: u64 = 8 + 8 + 32 + 8;
 
 /// An open pack: the file, and what its index says.
@@ -70,6 +73,12 @@ pub struct PackedRequest {
 pub struct Extent {
     pub(crate) offset: u64,
     len: u32,
+    /// The first 8 bytes of the SHA-256 of the entry's bytes.
+    check: [u8; 8],
+}
+
+fn check_of(bytes: &[u8]) -> [u8; 8] {
+    Sha256::digest(bytes)[..8].try_into().expect("8 bytes")
 }
 
 /// The pack file, shared by every lazily loaded request (positioned reads need no lock). Kept
@@ -91,6 +100,16 @@ impl PackFile {
                 let mut bytes = vec![0; extent.len as usize];
                 read_exact_at(&self.0.0, &mut bytes, extent.offset)
                     .map_err(|e| format!("{}: {e}", self.path().display()))?;
+                if check_of(&bytes) != extent.check {
+                    self.invalidate();
+                    return Err(format!(
+                        "{}: entry at byte {} fails its checksum (the file was changed or \
+                         damaged); the pack was deleted and is rebuilt from the store at the \
+                         next start",
+                        self.path().display(),
+                        extent.offset
+                    ));
+                }
                 serde_json::from_slice(&bytes).map_err(|e| {
                     format!(
                         "{}: entry at byte {} does not decode ({e}); delete the file and it is \
@@ -101,6 +120,28 @@ impl PackFile {
                 })
             })
             .collect()
+    }
+}
+
+impl PackFile {
+    /// Deletes the pack file when the path still names the file this pack read (another process
+    /// may have replaced it with a good one meanwhile), so the next start rebuilds it.
+    fn invalidate(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let ours = self.0.0.metadata();
+            let named = std::fs::symlink_metadata(self.path());
+            if let (Ok(ours), Ok(named)) = (ours, named)
+                && (ours.dev(), ours.ino()) == (named.dev(), named.ino())
+            {
+                let _ = std::fs::remove_file(self.path());
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = std::fs::remove_file(self.path());
+        }
     }
 }
 
@@ -173,6 +214,7 @@ impl Pack {
                     let extent = Extent {
                         offset: r.u64()?,
                         len: r.u32()?,
+                        check: r.take(8)?.try_into().expect("8 bytes"),
                     };
                     match extent.offset.checked_add(u64::from(extent.len)) {
                         Some(end) if end <= index_offset => Ok(extent),
@@ -277,7 +319,11 @@ pub(crate) fn write(
         }
         let len = u32::try_from(v.len()).map_err(|_| corrupt("larger than 4 GiB".into()))?;
         out.write_all(v)?;
-        answers.push(Extent { offset, len });
+        answers.push(Extent {
+            offset,
+            len,
+            check: check_of(v),
+        });
         offset += u64::from(len);
     }
     if let Some(last) = requests.last_mut() {
@@ -309,6 +355,7 @@ pub(crate) fn write(
         for extent in &request.answers {
             index.extend_from_slice(&extent.offset.to_le_bytes());
             index.extend_from_slice(&extent.len.to_le_bytes());
+            index.extend_from_slice(&extent.check);
         }
     }
     out.write_all(&index)?;

@@ -273,7 +273,7 @@ use crate::model::recording::Recording;
         let got = plays(&tapes, "/v2/images/b", 1).remove(0);
         assert!(got.starts_with("unreadable: "), "{got}");
         assert!(got.contains(&path.display().to_string()), "{got}");
-        assert!(got.contains("does not decode"), "{got}");
+        assert!(got.contains("checksum"), "{got}");
         assert_eq!(
             plays(&tapes, "/v2/images/c", 1),
             vec![r#"{"status":"deleted"}"#]
@@ -295,5 +295,31 @@ use crate::model::recording::Recording;
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_changed_by_one_byte_that_still_decodes_is_refused_and_the_pack_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let path = dir.path().join(PACK_FILE);
+        drop(store.replay_pack().unwrap().unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        // `"deleted"` becomes `"deletes"`: valid JSON, a different answer.
+        let at = bytes
+            .windows(9)
+            .position(|w| w == b"\"deleted\"")
+            .unwrap();
+        bytes[at + 7] = b's';
+        std::fs::write(&path, bytes).unwrap();
+        let tapes = packed_tapes(&store);
+        let got = plays(&tapes, "/v2/images/c", 1).remove(0);
+        assert!(got.starts_with("unreadable: "), "served as a hit: {got}");
+        assert!(got.contains(&path.display().to_string()), "{got}");
+        assert!(got.contains("checksum"), "{got}");
+        // Siblings are still served, and the damaged pack is gone: the next start rebuilds it.
+        assert_eq!(plays(&tapes, "/v2/images/a", 1), vec![r#"{"status":"queued"}"#]);
+        assert!(!path.exists(), "the damaged pack was kept");
+        let rebuilt = packed_tapes(&store);
+        assert_eq!(plays(&rebuilt, "/v2/images/c", 1), vec![r#"{"status":"deleted"}"#]);
     }
 }

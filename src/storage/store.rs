@@ -300,17 +300,30 @@ impl Store {
     pub fn rules(&self) -> Result<MatchRules> {
         match self.meta.get("rules").map_err(|e| self.err(e))? {
             None => Ok(MatchRules::default()),
-            Some(v) => serde_json::from_slice(&v).map_err(|e| Error::StoreCorrupt {
-                path: self.path.clone(),
-                entry: "meta/rules".into(),
-                reason: e.to_string(),
-            }),
+            Some(v) => {
+                let rules: MatchRules =
+                    serde_json::from_slice(&v).map_err(|e| Error::StoreCorrupt {
+                        path: self.path.clone(),
+                        entry: "meta/rules".into(),
+                        reason: e.to_string(),
+                    })?;
+                // Rules are checked wherever they are read, not only where flags set them.
+                rules.validate().map_err(|e| Error::StoreCorrupt {
+                    path: self.path.clone(),
+                    entry: "meta/rules".into(),
+                    reason: format!("match.match_headers[{}]: {e}", e.index),
+                })?;
+                Ok(rules)
+            }
         }
     }
 
     /// Saves the match rules. When they differ from the stored ones, every entry is re-keyed
     /// under the new rules in the same atomic batch, so the store never mixes two key schemes.
     pub async fn set_rules(&self, rules: &MatchRules) -> Result<()> {
+        rules.validate().map_err(|e| {
+            Error::Config(format!("match rules: match_headers[{}]: {e}", e.index))
+        })?;
         if self.rules()? == *rules {
             return Ok(());
         }
@@ -545,8 +558,7 @@ impl Store {
         self.answers.len()
     }
 
-    /// True when nothing is recorded.
-    #[cfg(any(test, feature = "internals"))]
+    /// True when nothing is recorded (`import` refuses to re-key a store that is not).
     pub fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }

@@ -164,6 +164,25 @@ async fn check(
         .await
         .map_err(|e| Unchecked::Unreachable(e.to_string()))?;
     let status = live.status.as_u16();
+    // Nothing drift prints may carry a credential: the token from the environment, what was
+    // sent (a re-signed signature) and cookies the answer sets are masked wherever the live
+    // body echoes them, and credential-named fields are masked on both sides.
+    let mut secrets: Vec<String> = token
+        .and_then(|t| t.to_str().ok())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    secrets.extend(
+        crate::secrets::redact::credential_needles(&live.sent_credentials)
+            .into_iter()
+            .chain(crate::secrets::redact::credential_needles(&live.headers))
+            .map(|n| n.value),
+    );
+    let live_body = mask_secrets(&live.body, &secrets);
+    let live = crate::net::upstream::LiveResponse {
+        body: live_body.into(),
+        ..live
+    };
     let refusal = |s: u16| matches!(s, 401 | 403);
     if refusal(status) && !refusal(last.response.status) {
         return Err(Unchecked::Refused {
@@ -182,6 +201,7 @@ async fn check(
             .with_fields(stamp.policy.fields.iter().cloned()),
         None => ignore.clone(),
     };
+    let recorded = mask_secrets(&recorded, &[]);
     Ok(compare(
         last.response.status,
         &recorded,
@@ -270,6 +290,60 @@ pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
 }
 
 
+/// `body` with every occurrence of `secrets` (4 bytes or longer) replaced by `REDACTED`, raw
+/// and, when the body is JSON, inside its decoded strings (however they were escaped), and
+/// every credential-named field's value too.
+fn mask_secrets(body: &[u8], secrets: &[String]) -> Vec<u8> {
+    use crate::model::credentials::{PLACEHOLDER, mask_json};
+    let secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    let mut out = body.to_vec();
+    for secret in &secrets {
+        out = replace_all(&out, secret.as_bytes(), PLACEHOLDER.as_bytes());
+    }
+    fn strings(value: &mut serde_json::Value, secrets: &[&String], changed: &mut bool) {
+        match value {
+            serde_json::Value::String(text) => {
+                for secret in secrets {
+                    if text.contains(secret.as_str()) {
+                        *text = text.replace(secret.as_str(), PLACEHOLDER);
+                        *changed = true;
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|i| strings(i, secrets, changed));
+            }
+            serde_json::Value::Object(map) => {
+                map.values_mut().for_each(|i| strings(i, secrets, changed));
+            }
+            _ => {}
+        }
+    }
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&out) {
+        let mut changed = !mask_json(&mut value).is_empty();
+        strings(&mut value, &secrets, &mut changed);
+        if changed {
+            out = serde_json::to_vec(&value).expect("a value serialises");
+        }
+    }
+    out
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +377,14 @@ mod tests {
             "x".repeat(59)
         );
         assert_eq!(render(&drifts), expected);
+    }
+
+    #[test]
+    fn drift_output_masks_the_token_sent_secrets_and_credential_fields() {
+        let token = "drift-tok<123456";
+        let body = br#"{"echo":"drift-tok\u003c123456","raw":"x drift-tok<123456 y","password":"pw-999999"}"#;
+        let masked = String::from_utf8(mask_secrets(body, &[token.to_owned()])).unwrap();
+        assert!(!masked.contains("123456"), "{masked}");
+        assert!(!masked.contains("pw-999999"), "{masked}");
     }
 }

@@ -12,6 +12,7 @@ use crate::formats::cassette;
 use crate::error::{Error, Result};
 use crate::model::credentials;
 use crate::model::headers::is_credential;
+use crate::model::key::MatchRules;
 use crate::secrets::leak::{LeakScanner, Needle};
 use crate::secrets::redact::{RedactionPolicy, RedactionStamp};
 
@@ -123,6 +124,11 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         };
         summary.answers += value["answers"].as_array().map_or(0, Vec::len);
         check_credentials(&value, &mut found);
+        if let Ok(rules) = serde_json::from_value::<MatchRules>(value["match"].clone())
+            && let Err(e) = rules.validate()
+        {
+            found(format!("/match/match_headers/{}", e.index), e.to_string());
+        }
         if let Some(policy) = &options.require_redaction {
             check_stamp(&value, policy, &mut found);
         }
@@ -160,7 +166,8 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             let reason = message
                 .split_once(": ")
                 .map_or(message.as_str(), |(_, r)| r);
-            if !reason.contains("carries credentials") {
+            // Credential headers and refused match rules were reported above, precisely.
+            if !reason.contains("carries credentials") && !reason.contains("match.match_headers") {
                 found(String::new(), format!("invalid cassette: {reason}"));
             }
         }
