@@ -241,6 +241,12 @@ fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value,
                     Value::String(s) if policy.selects(parent, name) => {
                         note(values, s, || format!("field {name}"));
                     }
+                    // A selected field whose value is a number or an array: every scalar in it is
+                    // the identifier (`"owner": 12345`, `"owner": ["a", "b"]`). An object is not
+                    // (the image schema describes `owner` with one).
+                    other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
+                        collect_scalars(other, name, values)
+                    }
                     other => collect_json_in(policy, Some(name), other, values),
                 }
             }
@@ -249,6 +255,33 @@ fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value,
             .iter()
             .for_each(|i| collect_json_in(policy, parent, i, values)),
         _ => {}
+    }
+}
+
+/// Every string and number inside `json`, as values of field `name`.
+fn collect_scalars(json: &Value, name: &str, values: &mut Values) {
+    match json {
+        Value::String(s) => note(values, s, || format!("field {name}")),
+        Value::Number(n) => note(values, &n.to_string(), || format!("field {name}")),
+        Value::Array(items) => items.iter().for_each(|i| collect_scalars(i, name, values)),
+        Value::Object(_) | Value::Bool(_) | Value::Null => {}
+    }
+}
+
+/// [`collect_scalars`]'s values replaced by their pseudonyms, keeping each one's JSON type (a
+/// number's pseudonym is digits, so it stays a number).
+fn redact_scalars(key: &PseudonymKey, json: &mut Value) {
+    match json {
+        Value::String(s) => *s = key.pseudonym(s),
+        Value::Number(n) => {
+            let fake = key.pseudonym(&n.to_string());
+            *json = serde_json::from_str::<Value>(&fake)
+                .ok()
+                .filter(Value::is_number)
+                .unwrap_or(Value::String(fake));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_scalars(key, i)),
+        Value::Object(_) | Value::Bool(_) | Value::Null => {}
     }
 }
 
@@ -261,9 +294,17 @@ fn replace_occurrences(mapping: &Mapping, text: &str) -> String {
     let mut out = text.to_owned();
     for (real, fake) in &mapping.0 {
         if real.len() < MIN_NEEDLE_LEN {
+            // Short: only where it is a whole JSON string (`"owner": "ab12"` in a body stored as
+            // text); as a bare substring it would mangle unrelated text.
+            replace_all(&mut out, &format!("\"{real}\""), &format!("\"{fake}\""));
             continue;
         }
         replace_all(&mut out, real, fake);
+        // An upper-cased copy (a project id in a header or a log line) is the same identifier.
+        let (upper, fake_upper) = (real.to_uppercase(), fake.to_uppercase());
+        if upper != *real {
+            replace_all(&mut out, &upper, &fake_upper);
+        }
         let encoded = utf8_percent_encode(real, NON_ALPHANUMERIC).to_string();
         if encoded != *real {
             let fake = utf8_percent_encode(fake, NON_ALPHANUMERIC).to_string();
@@ -381,6 +422,9 @@ fn redact_json_in(
             for (name, value) in map.iter_mut() {
                 match value {
                     Value::String(s) if policy.selects(parent, name) => *s = key.pseudonym(s),
+                    other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
+                        redact_scalars(key, other)
+                    }
                     other => redact_json_in(policy, Some(name), mapping, key, other),
                 }
             }
@@ -429,6 +473,49 @@ mod tests {
 
     fn text(i: &Interaction) -> String {
         serde_json::to_string(i).unwrap()
+    }
+
+    #[test]
+    fn owners_that_are_numbers_arrays_short_text_or_upper_case_copies_are_redacted_too() {
+        // A number and an array under a policy field keep their JSON types.
+        let numbers = interaction(
+            "/v2/images",
+            None,
+            r#"{"owner":1234567890,"__account_code":["acct-1234567",987654321]}"#,
+        );
+        let (redacted, _) = redactor().redact(&numbers).unwrap();
+        let Some(Body::Json(json)) = &redacted.response.body else {
+            panic!("{redacted:?}");
+        };
+        assert!(json["owner"].is_number() && json["owner"] != 1234567890, "{json}");
+        assert!(json["__account_code"][1].is_number(), "{json}");
+        let out = text(&redacted);
+        for real in ["1234567890", "acct-1234567", "987654321"] {
+            assert!(!out.contains(real), "{real} survived: {out}");
+        }
+        // A short owner in a body stored as text (Python's `", "` separators), as a whole string.
+        let short = interaction("/v2/images", None, r#"{"owner": "ab12", "name": "ab12x"}"#);
+        let (redacted, _) = redactor().redact(&short).unwrap();
+        let out = text(&redacted);
+        assert!(!out.contains(r#"\"ab12\""#), "{out}");
+        assert!(out.contains("ab12x"), "only whole strings are replaced: {out}");
+        // An upper-case copy of the owner is the same identifier.
+        let upper = interaction(
+            "/v2/images",
+            None,
+            &format!(r#"{{"owner": "{OWNER}", "note": "{}"}}"#, OWNER.to_uppercase()),
+        );
+        let (redacted, _) = redactor().redact(&upper).unwrap();
+        let out = text(&redacted);
+        assert!(!out.contains(&OWNER.to_uppercase()), "{out}");
+        // An object under `owner` describes it (the image schema), it is not an identifier.
+        let schema = interaction(
+            "/v2/schemas/image",
+            None,
+            r#"{"properties": {"owner": {"type": ["null", "string"], "maxLength": 255}}}"#,
+        );
+        let (redacted, _) = redactor().redact(&schema).unwrap();
+        assert!(text(&redacted).contains(r#"\"string\""#), "{}", text(&redacted));
     }
 
     #[test]
