@@ -185,9 +185,18 @@ fn render_show(recording: &Recording) -> String {
                 let pretty = serde_json::to_string_pretty(value).expect("a JSON value serialises");
                 let _ = writeln!(out, "\n{}", escape_json_text(&pretty));
             }
-            Some(Body::Text(text)) => {
-                let _ = writeln!(out, "\n{}", escape_controls(text));
-            }
+            Some(Body::Text(text)) => match serde_json::from_str::<Value>(text) {
+                // JSON stored as text to keep its exact bytes (Python's `", "` separators, say)
+                // is still shown as readable JSON; the cassette keeps the bytes.
+                Ok(value) if value.is_object() || value.is_array() => {
+                    let pretty =
+                        serde_json::to_string_pretty(&value).expect("a JSON value serialises");
+                    let _ = writeln!(out, "\n{}", escape_json_text(&pretty));
+                }
+                _ => {
+                    let _ = writeln!(out, "\n{}", escape_controls(text));
+                }
+            },
             Some(Body::Base64(b64)) => {
                 let _ = writeln!(out, "\n(binary body, base64) {}", escape_controls(b64));
             }
@@ -195,4 +204,27 @@ fn render_show(recording: &Recording) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    #[test]
+    fn show_prints_json_stored_as_text_readably_one_field_per_line() {
+        // Python's json.dumps separators: not compact, so stored as text to keep the bytes.
+        let mut recording = fixtures::recording_of(fixtures::get("/v2/images/x"), &["active"]);
+        recording.answers[0].response.body =
+            Body::from_bytes(br#"{"id": "x", "status": "active", "tags": ["a", "b"]}"#);
+        assert!(matches!(
+            recording.answers[0].response.body,
+            Some(Body::Text(_))
+        ));
+        let shown = render_show(&recording);
+        assert!(shown.contains("\n  \"status\": \"active\",\n"), "{shown}");
+        // Text that is not JSON is printed as it is.
+        recording.answers[0].response.body = Body::from_bytes(b"plain words");
+        assert!(render_show(&recording).contains("\nplain words\n"));
+    }
 }
