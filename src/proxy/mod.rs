@@ -437,11 +437,16 @@ impl Proxy {
         parts: &Parts,
         outcome: Outcome,
     ) -> Response<Full<Bytes>> {
+        prepared.to_response(outcome, self.origin_for(prepared, parts).as_deref())
+    }
+
+    /// The proxy's own origin as the client reached it, when `prepared` mentions an upstream
+    /// origin to point at it (`None` for almost every answer, which then costs nothing).
+    fn origin_for(&self, prepared: &Prepared, parts: &Parts) -> Option<String> {
         if !prepared.mentions_upstream() {
-            return prepared.to_response(outcome, None);
+            return None;
         }
-        let origin = proxy_authority(parts).map(|a| format!("{}://{a}", self.settings.scheme));
-        prepared.to_response(outcome, origin.as_deref())
+        proxy_authority(parts).map(|a| format!("{}://{a}", self.settings.scheme))
     }
 
 }

@@ -82,10 +82,7 @@ impl Proxy {
         if substitutions.is_empty() {
             return self.serve(prepared, parts, Outcome::Hit);
         }
-        let origin = prepared
-            .mentions_upstream()
-            .then(|| proxy_authority(parts).map(|a| format!("{}://{a}", self.settings.scheme)))
-            .flatten();
+        let origin = self.origin_for(prepared, parts);
         prepared.to_response_substituted(Outcome::Hit, origin.as_deref(), &substitutions)
     }
 

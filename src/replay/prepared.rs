@@ -169,11 +169,8 @@ impl Prepared {
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
-        let rewrite = |bytes: &[u8]| {
-            substitutions.iter().fold(bytes.to_vec(), |acc, (from, to)| {
-                replace_all(&acc, from.as_bytes(), to.as_bytes())
-            })
-        };
+        // One pass, as for origins: a live value is never rewritten by another pair.
+        let rewrite = |bytes: &[u8]| replace_each(bytes, substitutions);
         if substitutions
             .iter()
             .any(|(from, _)| contains(&body, from.as_bytes()))
@@ -206,26 +203,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    while i < haystack.len() {
-        if haystack[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(haystack[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// `haystack` with every `from` of `pairs` replaced by its `to`, in one pass from the left (the
 /// longest `from` first where several start at one place), so a replacement is never
 /// rewritten again: `http://127.0.0.1:80` must not match inside a proxy origin
 /// `http://127.0.0.1:8080` put there a moment before.
-fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
+pub(crate) fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
     let mut sorted: Vec<&(String, String)> = pairs.iter().filter(|(f, _)| !f.is_empty()).collect();
     sorted.sort_by_key(|pair| std::cmp::Reverse(pair.0.len()));
     let mut out = Vec::with_capacity(haystack.len());

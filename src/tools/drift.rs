@@ -296,10 +296,11 @@ pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
 fn mask_secrets(body: &[u8], secrets: &[String]) -> Vec<u8> {
     use crate::model::credentials::{PLACEHOLDER, mask_json};
     let secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
-    let mut out = body.to_vec();
-    for secret in &secrets {
-        out = replace_all(&out, secret.as_bytes(), PLACEHOLDER.as_bytes());
-    }
+    let placeholders: Vec<(String, String)> = secrets
+        .iter()
+        .map(|s| ((*s).clone(), PLACEHOLDER.to_owned()))
+        .collect();
+    let mut out = crate::replay::prepared::replace_each(body, &placeholders);
     fn strings(value: &mut serde_json::Value, secrets: &[&String], changed: &mut bool) {
         match value {
             serde_json::Value::String(text) => {
@@ -324,21 +325,6 @@ fn mask_secrets(body: &[u8], secrets: &[String]) -> Vec<u8> {
         strings(&mut value, &secrets, &mut changed);
         if changed {
             out = serde_json::to_vec(&value).expect("a value serialises");
-        }
-    }
-    out
-}
-
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    while i < haystack.len() {
-        if haystack[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(haystack[i]);
-            i += 1;
         }
     }
     out
