@@ -227,3 +227,42 @@ async fn recording_the_same_answers_again_writes_byte_identical_cassettes() {
         "a stable request id: {headers}"
     );
 }
+
+#[tokio::test]
+async fn python_style_json_is_exported_as_readable_json_and_replays_byte_for_byte() {
+    // What Glance and Keystone send: `json.dumps` defaults, `", "`/`": "` and `\uXXXX`.
+    let body = r#"{"id": "bc6bed6e", "name": "caf\u00e9", "tags": ["a", "b"], "size": 1.50}"#;
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let upstream = canned_upstream(answer.into_bytes()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(upstream), &store).await;
+    let live = get(&format!("{}/v2/images/bc6bed6e", proxy.uri())).await;
+    assert_eq!(live.body, body.as_bytes());
+    proxy.shutdown().await.unwrap();
+
+    let out = dir.path().join("cassettes");
+    export(&store, &out);
+    let files = all_files(&out);
+    let (_, file) = files.iter().next().unwrap();
+    let text = String::from_utf8(file.clone()).unwrap();
+    let cassette: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stored = &cassette["answers"][0]["body"]["json_python"];
+    assert_eq!(stored["name"], "caf\u{e9}", "{text}");
+    assert!(
+        text.contains("\"tags\": [\n"),
+        "the body is pretty JSON in the file, not one escaped string: {text}"
+    );
+
+    let other = dir.path().join("other");
+    import(&other, &out).await.unwrap();
+    let proxy = replayer(&other).await;
+    let replayed = get(&format!("{}/v2/images/bc6bed6e", proxy.uri())).await;
+    assert_eq!(replayed.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(replayed.body, body.as_bytes(), "{}", replayed.text());
+    proxy.shutdown().await.unwrap();
+}

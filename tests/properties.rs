@@ -140,6 +140,7 @@ fn stamp() -> impl Strategy<Value = Option<RedactionStamp>> {
                 query,
             },
             key_fingerprint,
+            pseudonym_checks: None,
         },
     ))
 }

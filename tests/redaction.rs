@@ -232,17 +232,7 @@ async fn export_redact_of_a_raw_store_is_byte_stable_and_refuses_a_smuggled_valu
 }
 
 fn verify(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(BIN)
-        .arg("verify")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    cli(Path::new("."), &[&["verify"], args].concat())
 }
 
 #[tokio::test]
@@ -359,4 +349,125 @@ async fn the_cli_record_redact_flags_and_config_file_extend_the_policy() {
         !files_containing(&store, b"\"__os_type\":\"Linux\"").is_empty(),
         "other fields are kept"
     );
+}
+
+/// Runs the binary with `args` in `dir` (the public default redaction key); exit code and output.
+fn cli(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("IMS_VCR_REDACT_KEY")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn require_redaction_checks_the_content_not_only_the_stamp() {
+    let (dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    get(&format!("{}/v2/images?owner={OWNER}", proxy.uri())).await;
+    proxy.shutdown().await.unwrap();
+    let store_s = store.to_str().unwrap();
+    let (code, text) = cli(
+        dir.path(),
+        &["export", "--store", store_s, "--redact", "--out", "c"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(dir.path(), &["verify", "c", "--require-redaction"]);
+    assert_eq!(code, 0, "a fresh redacted export passes: {text}");
+
+    // A raw owner pasted into a stamped cassette: in a body field, in the query.
+    let folder = dir.path().join("c");
+    let files = all_files(&folder);
+    let (seed_name, seed_bytes) = files
+        .iter()
+        .find(|(name, _)| name.to_string_lossy().contains(SEED_IMAGE_ID))
+        .unwrap();
+    let mut seed: serde_json::Value = serde_json::from_slice(seed_bytes).unwrap();
+    seed["answers"][0]["body"]["json"]["owner"] = OWNER.into();
+    std::fs::write(
+        folder.join(seed_name),
+        serde_json::to_vec_pretty(&seed).unwrap(),
+    )
+    .unwrap();
+    let (list_name, list_bytes) = files
+        .iter()
+        .find(|(name, _)| !name.to_string_lossy().contains(SEED_IMAGE_ID))
+        .unwrap();
+    let mut list: serde_json::Value = serde_json::from_slice(list_bytes).unwrap();
+    list["request"]["query"] = format!("owner={OWNER}").into();
+    std::fs::write(
+        folder.join(list_name),
+        serde_json::to_vec_pretty(&list).unwrap(),
+    )
+    .unwrap();
+    let (code, text) = cli(dir.path(), &["verify", "c", "--require-redaction"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("field owner holds a value the redaction stamp does not vouch for"),
+        "{text}"
+    );
+    assert!(
+        text.contains("query parameter owner holds a value the redaction stamp does not vouch for"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(OWNER),
+        "verify names where, never the value: {text}"
+    );
+
+    // It does not survive import and export --redact: the pasted values become the pseudonyms
+    // the rest of the folder uses.
+    let (code, text) = cli(dir.path(), &["import", "c", "--store", "s2"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(
+        dir.path(),
+        &["export", "--store", "s2", "--redact", "--out", "c2"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(
+        dir.path(),
+        &["verify", "c2", "--require-redaction", "--deny", OWNER],
+    );
+    assert_eq!(code, 0, "{text}");
+    for (name, bytes) in all_files(&dir.path().join("c2")) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(OWNER),
+            "{}",
+            name.display()
+        );
+    }
+
+    // A stamp written before checks existed cannot be checked: said, failed, and the way out
+    // (export again) works.
+    let (old_name, old_bytes) = all_files(&dir.path().join("c2"))
+        .into_iter()
+        .next()
+        .unwrap();
+    let mut old: serde_json::Value = serde_json::from_slice(&old_bytes).unwrap();
+    old["redaction"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pseudonym_checks")
+        .unwrap();
+    let c3 = dir.path().join("c3");
+    std::fs::create_dir(&c3).unwrap();
+    std::fs::write(c3.join(&old_name), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let (code, text) = cli(dir.path(), &["verify", "c3", "--require-redaction"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("no pseudonym checks"), "{text}");
+    cli(dir.path(), &["import", "c3", "--store", "s3"]);
+    let (code, text) = cli(
+        dir.path(),
+        &["export", "--store", "s3", "--redact", "--out", "c3"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(dir.path(), &["verify", "c3", "--require-redaction"]);
+    assert_eq!(code, 0, "{text}");
 }

@@ -420,7 +420,8 @@ struct VerifyArgs {
     /// A file of such values, one per line, `#` comments allowed (repeatable).
     #[arg(long = "deny-file", value_name = "FILE")]
     deny_files: Vec<PathBuf>,
-    /// Require every cassette to carry a redaction stamp covering the policy (on by default when
+    /// Require every cassette to carry a redaction stamp covering the policy, and every value
+    /// under the policy's names to be a pseudonym the stamp vouches for (on by default when
     /// ims-vcr.toml has `[redact] enabled = true`).
     #[arg(long)]
     require_redaction: bool,

@@ -99,15 +99,12 @@ pub fn render(recording: &Recording, rules: &MatchRules) -> Vec<u8> {
     bytes
 }
 
-/// The stamp shared by every answer, if they all share one. (Answers recorded under different
-/// policies get none, which `verify` reports.)
+/// The stamp shared by every answer (vouching for what any of them vouches for), if they all
+/// share one. (Answers recorded under different policies get none, which `verify` reports.)
 fn common_stamp(recording: &Recording) -> Option<RedactionStamp> {
-    let first = recording.answers[0].redaction.clone()?;
-    recording
-        .answers
-        .iter()
-        .all(|a| a.redaction.as_ref() == Some(&first))
-        .then_some(first)
+    let stamps: Option<Vec<&RedactionStamp>> =
+        recording.answers.iter().map(|a| a.redaction.as_ref()).collect();
+    crate::secrets::vouch::merge(stamps?.into_iter())
 }
 
 /// Parses and validates one cassette file; returns the recording and the match rules it was

@@ -102,13 +102,19 @@ pub fn json_depth(bytes: &[u8]) -> usize {
 }
 
 /// A body as stored: JSON embedded as JSON when that reproduces the exact bytes, otherwise UTF-8
-/// text, otherwise base64. Serialised externally tagged: `{"json": …}`, `{"text": "…"}`,
-/// `{"base64": "…"}`.
+/// text, otherwise base64. Serialised externally tagged: `{"json": …}`, `{"json_python": …}`,
+/// `{"text": "…"}`, `{"base64": "…"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Body {
     /// A JSON document whose compact serialisation is byte-identical to what was received.
     Json(serde_json::Value),
+    /// A JSON document written the way Python's `json.dumps` writes by default (what Glance,
+    /// Keystone and the Python clients send): `", "` and `": "` separators, and every character
+    /// outside printable ASCII as a `\uXXXX` escape. Serialising the document in that style gives
+    /// back exactly the bytes received, so the cassette shows readable JSON and replay still
+    /// serves every byte as it came.
+    JsonPython(serde_json::Value),
     /// UTF-8 text (including JSON that was not compact, e.g. pretty-printed by the upstream).
     Text(String),
     /// Anything else, standard base64 with padding.
@@ -133,6 +139,9 @@ impl Body {
             if serde_json::to_vec(&value).is_ok_and(|v| v == bytes) {
                 return Some(Body::Json(value));
             }
+            if python_json(&value).is_ok_and(|v| v == bytes) {
+                return Some(Body::JsonPython(value));
+            }
         }
         Some(match std::str::from_utf8(bytes) {
             Ok(text) => Body::Text(text.to_owned()),
@@ -146,12 +155,95 @@ impl Body {
             Body::Json(value) => serde_json::to_vec(value)
                 .map(Bytes::from)
                 .map_err(|e| e.to_string()),
+            Body::JsonPython(value) => python_json(value)
+                .map(Bytes::from)
+                .map_err(|e| e.to_string()),
             Body::Text(text) => Ok(Bytes::copy_from_slice(text.as_bytes())),
             Body::Base64(b64) => BASE64
                 .decode(b64)
                 .map(Bytes::from)
                 .map_err(|e| format!("invalid base64: {e}")),
         }
+    }
+}
+
+impl Body {
+    /// The JSON document, for a body stored as JSON in either style.
+    pub fn json(&self) -> Option<&serde_json::Value> {
+        match self {
+            Body::Json(value) | Body::JsonPython(value) => Some(value),
+            Body::Text(_) | Body::Base64(_) => None,
+        }
+    }
+
+    /// `value` as a body in this body's JSON style (Python's for [`Body::JsonPython`], compact
+    /// otherwise), chosen again by [`Body::from_bytes`] so the bytes and the variant agree.
+    pub fn json_in_same_style(&self, value: &serde_json::Value) -> Option<Body> {
+        let bytes = match self {
+            Body::JsonPython(_) => python_json(value),
+            _ => serde_json::to_vec(value),
+        }
+        .ok()?;
+        Body::from_bytes(&bytes)
+    }
+}
+
+/// `value` as Python's `json.dumps(value)` writes it with its defaults: `", "` and `": "`
+/// separators, `ensure_ascii` (DEL and every non-ASCII character as `\uXXXX`, lower-case hex,
+/// surrogate pairs beyond the BMP). Numbers keep their text (`arbitrary_precision`).
+fn python_json(value: &serde_json::Value) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first { Ok(()) } else { writer.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first { Ok(()) } else { writer.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        // serde_json has escaped quotes, backslashes and control characters already; what is
+        // left to do is Python's `ensure_ascii`.
+        let mut start = 0;
+        for (at, ch) in fragment.char_indices() {
+            if (ch as u32) < 0x7f {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..at])?;
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            start = at + ch.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 
@@ -199,6 +291,39 @@ mod tests {
         ));
         // serde_json writes `2e3` as `2e+3`: not byte-exact, so text.
         assert!(matches!(round_trip(b"[2e3]"), Some(Body::Text(_))));
+    }
+
+    #[test]
+    fn python_style_json_is_embedded_as_json_python_and_round_trips() {
+        // What `json.dumps` writes with its defaults: `", "`/`": "`, non-ASCII and DEL escaped.
+        let raw = br#"{"id": "x", "tags": ["a", "b"], "name": "caf\u00e9 \ud83d\ude00 \u007f", "n": 1.50, "e": {}, "q": "\"\\\n"}"#;
+        let body = round_trip(raw).unwrap();
+        let Body::JsonPython(json) = &body else {
+            panic!("{body:?}")
+        };
+        assert_eq!(json["name"], "caf\u{e9} \u{1f600} \u{7f}");
+        let stored = serde_json::to_string(&body).unwrap();
+        assert!(stored.starts_with(r#"{"json_python":{"id":"x","#), "{stored}");
+        assert_eq!(serde_json::from_str::<Body>(&stored).unwrap(), body);
+        // The style is kept when the document is rebuilt.
+        let rebuilt = body.json_in_same_style(&serde_json::json!({"a": [1, 2]})).unwrap();
+        assert_eq!(rebuilt.to_bytes().unwrap().as_ref(), br#"{"a": [1, 2]}"#);
+    }
+
+    #[test]
+    fn nearly_python_json_stays_text() {
+        // Raw non-ASCII (`ensure_ascii=False`), upper-case escapes, uneven spacing, `indent=`.
+        for raw in [
+            "{\"name\": \"caf\u{e9}\", \"a\": 1}",
+            r#"{"name": "caf\u00E9", "a": 1}"#,
+            r#"{"a": 1,  "b": 2}"#,
+            "{\n    \"a\": 1,\n    \"b\": 2\n}",
+        ] {
+            assert!(
+                matches!(round_trip(raw.as_bytes()), Some(Body::Text(_))),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

@@ -99,4 +99,19 @@ pub struct RedactionStamp {
     pub policy: RedactionPolicy,
     /// `PseudonymKey::fingerprint` of the key used.
     pub key_fingerprint: String,
+    /// A check of every value the policy's names hold in the redacted recording: 8 hex digits
+    /// of an unkeyed hash of each pseudonym (`secrets::vouch`), sorted. `verify
+    /// --require-redaction` and a later redaction use it to tell a pseudonym this redaction
+    /// wrote from a value put there afterwards (a raw owner pasted into a cassette). It names
+    /// nothing that is not already in the file. Absent in stamps written before it existed
+    /// (`None`); empty when the recording holds no such value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_checks: Option<Vec<String>>,
+}
+
+impl RedactionStamp {
+    /// The same policy with the same key (whatever values each vouches for).
+    pub fn same_redaction(&self, other: &RedactionStamp) -> bool {
+        self.policy == other.policy && self.key_fingerprint == other.key_fingerprint
+    }
 }

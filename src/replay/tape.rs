@@ -224,8 +224,12 @@ impl Tapes {
                 .iter()
                 .filter_map(|a| a.redaction.as_ref())
             {
-                if !stamps.contains(stamp) {
-                    stamps.push(stamp.clone());
+                // Each distinct redaction (policy and key), not the values each vouches for.
+                if !stamps.iter().any(|s| s.same_redaction(stamp)) {
+                    stamps.push(RedactionStamp {
+                        pseudonym_checks: None,
+                        ..stamp.clone()
+                    });
                 }
             }
             let tape = Tape::eager(

@@ -140,15 +140,16 @@ pub fn mask_credentials(
 
 /// A JSON answer body with the credentials it hands out masked (see
 /// [`crate::model::credentials::mask_answer_json`]), and what was masked; `None` when there is
-/// nothing to mask. A JSON body stays JSON; text that parses as JSON is re-serialised compact.
+/// nothing to mask. A JSON body stays JSON in its style (compact or Python's); text that parses
+/// as JSON is re-serialised compact.
 fn mask_answer(
     body: &Option<Body>,
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
+    let body = body.as_ref()?;
     let mut json = match body {
-        Some(Body::Json(json)) => json.clone(),
-        Some(Body::Text(text)) => serde_json::from_str::<Value>(text).ok()?,
-        _ => return None,
+        Body::Text(text) => serde_json::from_str::<Value>(text).ok()?,
+        body => body.json()?.clone(),
     };
     let pseudonym = |value: &str| match access_key {
         Some(key) => key.pseudonym(value),
@@ -158,8 +159,7 @@ fn mask_answer(
     if found.is_empty() {
         return None;
     }
-    let bytes = serde_json::to_vec(&json).expect("a parsed value serialises");
-    Some((Body::from_bytes(&bytes)?, found))
+    Some((body.json_in_same_style(&json)?, found))
 }
 
 fn decode_userinfo(part: &str) -> String {

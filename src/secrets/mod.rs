@@ -5,3 +5,4 @@ pub mod gate;
 pub mod leak;
 pub mod pseudonym;
 pub mod redact;
+pub mod vouch;

@@ -12,6 +12,7 @@ use crate::model::interaction::{Body, Interaction, RecordedRequest};
 pub use crate::model::redaction::{RedactionPolicy, RedactionStamp};
 use crate::secrets::leak::{MIN_NEEDLE_LEN, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
+use crate::secrets::vouch;
 pub use crate::secrets::exposure::{credential_needles, find_leak, mask_credentials};
 
 /// Applies a policy with a key, deterministically. It remembers every value it selected
@@ -47,10 +48,10 @@ impl Redactor {
         let Ok(policy) = self.policy_for(interaction) else {
             return;
         };
-        let mut values = BTreeMap::new();
-        collect_request(&policy, &interaction.request, &mut values);
-        collect_headers(&policy, &interaction.response.headers, &mut values);
-        collect_body(&policy, &interaction.response.body, &mut values);
+        let mut values = policy_values(&policy, interaction);
+        if let Some(stamp) = &interaction.redaction {
+            values.extend(vouch::unvouched(stamp, interaction).unwrap_or_default());
+        }
         self.remember(values);
     }
 
@@ -105,6 +106,7 @@ impl Redactor {
         RedactionStamp {
             policy: self.policy.clone(),
             key_fingerprint: self.key.fingerprint(),
+            pseudonym_checks: None,
         }
     }
 
@@ -124,10 +126,14 @@ impl Redactor {
     /// redacted only for the names its stamp lacks, so redaction is idempotent.
     pub fn redact(&self, interaction: &Interaction) -> Result<(Interaction, Vec<Needle>), String> {
         let policy = self.policy_for(interaction)?;
-        let mut values = BTreeMap::new();
-        collect_request(&policy, &interaction.request, &mut values);
-        collect_headers(&policy, &interaction.response.headers, &mut values);
-        collect_body(&policy, &interaction.response.body, &mut values);
+        let mut values = policy_values(&policy, interaction);
+        // Under names a stamp of this key covers, a value its checks do not vouch for was put
+        // there after it was written (a raw owner pasted into a cassette): redact it too.
+        if let Some(stamp) = &interaction.redaction {
+            for (value, label) in vouch::unvouched(stamp, interaction).unwrap_or_default() {
+                values.entry(value).or_insert(label);
+            }
+        }
         // Values other interactions taught, where this one holds them (store-wide redaction).
         for (value, label) in self.known_in(interaction) {
             values.entry(value).or_insert(label);
@@ -144,6 +150,7 @@ impl Redactor {
                 .policy
                 .extend(&old.policy.fields, &old.policy.headers, &old.policy.query);
         }
+        stamp.pseudonym_checks = Some(vouch::checks_of(&stamp.policy, &out));
         out.redaction = Some(stamp);
         let needles = values
             .into_iter()
@@ -188,12 +195,22 @@ fn missing(wanted: &[String], done: &[String]) -> Vec<String> {
 
 // ---- collecting the real values -------------------------------------------------------------
 
-type Values = BTreeMap<String, String>; // value → label (what it was found as)
+pub(crate) type Values = BTreeMap<String, String>; // value → label (what it was found as)
 
 fn note(values: &mut Values, value: &str, label: impl FnOnce() -> String) {
     if !value.is_empty() && !values.contains_key(value) {
         values.insert(value.to_owned(), label());
     }
+}
+
+/// Every value `policy` names in `interaction` (request headers, query and body; answer headers
+/// and body), with what each was found as.
+pub(crate) fn policy_values(policy: &RedactionPolicy, interaction: &Interaction) -> Values {
+    let mut values = BTreeMap::new();
+    collect_request(policy, &interaction.request, &mut values);
+    collect_headers(policy, &interaction.response.headers, &mut values);
+    collect_body(policy, &interaction.response.body, &mut values);
+    values
 }
 
 fn collect_request(policy: &RedactionPolicy, request: &RecordedRequest, values: &mut Values) {
@@ -218,7 +235,7 @@ fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], value
 
 fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
     match body {
-        Some(Body::Json(json)) => collect_json(policy, json, values),
+        Some(Body::Json(json) | Body::JsonPython(json)) => collect_json(policy, json, values),
         Some(Body::Text(text)) => {
             if let Ok(json) = serde_json::from_str::<Value>(text) {
                 collect_json(policy, &json, values);
@@ -291,6 +308,10 @@ fn redact_scalars(key: &PseudonymKey, json: &mut Value) {
 /// shorter than [`MIN_NEEDLE_LEN`] are only replaced where they are a whole field, header or
 /// parameter value: as substrings they would mangle unrelated text.
 fn replace_occurrences(mapping: &Mapping, text: &str) -> String {
+    // A whole value that is a mapped one is replaced whatever its length.
+    if let Some((_, fake)) = mapping.0.iter().find(|(real, _)| real == text) {
+        return fake.clone();
+    }
     let mut out = text.to_owned();
     for (real, fake) in &mapping.0 {
         if real.len() < MIN_NEEDLE_LEN {
@@ -389,7 +410,7 @@ fn redact_body(
     body: &mut Option<Body>,
 ) {
     match body {
-        Some(Body::Json(json)) => redact_json(policy, mapping, key, json),
+        Some(Body::Json(json) | Body::JsonPython(json)) => redact_json(policy, mapping, key, json),
         Some(Body::Text(text)) => *text = replace_occurrences(mapping, text),
         Some(Body::Base64(b64)) => {
             // Binary bodies are rewritten only when they are really text in disguise.
@@ -493,12 +514,23 @@ mod tests {
         for real in ["1234567890", "acct-1234567", "987654321"] {
             assert!(!out.contains(real), "{real} survived: {out}");
         }
-        // A short owner in a body stored as text (Python's `", "` separators), as a whole string.
-        let short = interaction("/v2/images", None, r#"{"owner": "ab12", "name": "ab12x"}"#);
+        // A short owner in a body stored as text (uneven spacing), as a whole string.
+        let short = interaction("/v2/images", None, r#"{"owner": "ab12",  "name": "ab12x"}"#);
+        assert!(matches!(short.response.body, Some(Body::Text(_))));
         let (redacted, _) = redactor().redact(&short).unwrap();
         let out = text(&redacted);
         assert!(!out.contains(r#"\"ab12\""#), "{out}");
         assert!(out.contains("ab12x"), "only whole strings are replaced: {out}");
+        // Python's `json.dumps` style is stored as JSON, redacted field by field, and keeps its
+        // style.
+        let python = interaction("/v2/images", None, r#"{"owner": "ab12", "name": "ab12x"}"#);
+        let (redacted, _) = redactor().redact(&python).unwrap();
+        let Some(Body::JsonPython(json)) = &redacted.response.body else {
+            panic!("{redacted:?}");
+        };
+        assert!(json["owner"] != "ab12" && json["name"] == "ab12x", "{json}");
+        let bytes = redacted.response.body.as_ref().unwrap().to_bytes().unwrap();
+        assert!(bytes.starts_with(br#"{"owner": ""#), "{bytes:?}");
         // An upper-case copy of the owner is the same identifier.
         let upper = interaction(
             "/v2/images",
@@ -515,7 +547,8 @@ mod tests {
             r#"{"properties": {"owner": {"type": ["null", "string"], "maxLength": 255}}}"#,
         );
         let (redacted, _) = redactor().redact(&schema).unwrap();
-        assert!(text(&redacted).contains(r#"\"string\""#), "{}", text(&redacted));
+        let body = redacted.response.body.as_ref().and_then(Body::json).unwrap();
+        assert_eq!(body["properties"]["owner"]["type"][1], "string", "{body}");
     }
 
     #[test]
@@ -635,6 +668,39 @@ mod tests {
             PseudonymKey::new(b"test-key").fingerprint()
         );
         assert!(!text(&twice).contains("test-key"));
+    }
+
+    #[test]
+    fn a_raw_value_put_into_a_stamped_recording_is_not_vouched_for_and_is_redacted_again() {
+        let original = interaction(
+            "/v2/images",
+            Some(&format!("owner={OWNER}")),
+            &format!(r#"{{"owner":"{OWNER}","images":[{{"owner":"ab12"}}]}}"#),
+        );
+        let (once, _) = redactor().redact(&original).unwrap();
+        let stamp = once.redaction.clone().unwrap();
+        assert!(!stamp.pseudonym_checks.as_ref().unwrap().is_empty());
+        assert_eq!(vouch::unvouched(&stamp, &once), Some(vec![]));
+        // Pasted after redaction: a long owner in the body, a short one, and the project header.
+        let mut pasted = once.clone();
+        let body = format!(r#"{{"owner":"{OWNER}","images":[{{"owner":"zz99"}}]}}"#);
+        pasted.response.body = Body::from_bytes(body.as_bytes());
+        pasted.request.headers = vec![("x-project-id".into(), OWNER.into())];
+        let found = vouch::unvouched(&stamp, &pasted).unwrap();
+        let labels: Vec<&str> = found.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(labels.iter().all(|l| l.contains("owner") || l.contains("x-project-id")));
+        // Redacting again (same key) replaces them, with the pseudonyms the first pass used.
+        let (again, _) = redactor().redact(&pasted).unwrap();
+        let out = text(&again);
+        assert!(!out.contains(OWNER) && !out.contains("zz99"), "{out}");
+        assert_eq!(again.request.headers, once.request.headers);
+        let again_stamp = again.redaction.clone().unwrap();
+        assert_eq!(vouch::unvouched(&again_stamp, &again), Some(vec![]));
+        // A stamp from before checks existed vouches for nothing and cannot tell.
+        let mut old = once.clone();
+        old.redaction.as_mut().unwrap().pseudonym_checks = None;
+        assert_eq!(vouch::unvouched(old.redaction.as_ref().unwrap(), &old), None);
     }
 
     #[test]

@@ -104,6 +104,7 @@ use crate::model::recording::Recording;
                 redaction: redacted.then(|| RedactionStamp {
                     policy: RedactionPolicy::default(),
                     key_fingerprint: default_key().fingerprint(),
+                    pseudonym_checks: None,
                 }),
             })
             .collect();

@@ -181,7 +181,7 @@ fn render_show(recording: &Recording) -> String {
             let _ = writeln!(out, "{}: {}", escape_controls(name), escape_controls(value));
         }
         match &response.body {
-            Some(Body::Json(value)) => {
+            Some(Body::Json(value) | Body::JsonPython(value)) => {
                 let pretty = serde_json::to_string_pretty(value).expect("a JSON value serialises");
                 let _ = writeln!(out, "\n{}", escape_json_text(&pretty));
             }
@@ -213,16 +213,24 @@ mod tests {
 
     #[test]
     fn show_prints_json_stored_as_text_readably_one_field_per_line() {
-        // Python's json.dumps separators: not compact, so stored as text to keep the bytes.
+        // Uneven spacing: neither compact nor Python's style, so stored as text to keep the bytes.
         let mut recording = fixtures::recording_of(fixtures::get("/v2/images/x"), &["active"]);
         recording.answers[0].response.body =
-            Body::from_bytes(br#"{"id": "x", "status": "active", "tags": ["a", "b"]}"#);
+            Body::from_bytes(br#"{"id": "x",  "status": "active", "tags": ["a", "b"]}"#);
         assert!(matches!(
             recording.answers[0].response.body,
             Some(Body::Text(_))
         ));
         let shown = render_show(&recording);
         assert!(shown.contains("\n  \"status\": \"active\",\n"), "{shown}");
+        // Python's style is stored as JSON and shown the same way.
+        recording.answers[0].response.body =
+            Body::from_bytes(br#"{"id": "x", "status": "active", "tags": ["a", "b"]}"#);
+        assert!(matches!(
+            recording.answers[0].response.body,
+            Some(Body::JsonPython(_))
+        ));
+        assert!(render_show(&recording).contains("\n  \"status\": \"active\",\n"));
         // Text that is not JSON is printed as it is.
         recording.answers[0].response.body = Body::from_bytes(b"plain words");
         assert!(render_show(&recording).contains("\nplain words\n"));

@@ -2,6 +2,7 @@
 //! credential header, a missing or incomplete redaction stamp, and any denied value (a team's
 //! real project IDs and account codes) in any common encoding.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,10 @@ use crate::error::{Error, Result};
 use crate::model::credentials;
 use crate::model::headers::is_credential;
 use crate::model::key::MatchRules;
+use crate::model::recording::Recording;
 use crate::secrets::leak::{LeakScanner, Needle};
 use crate::secrets::redact::{RedactionPolicy, RedactionStamp};
+use crate::secrets::vouch;
 
 /// One problem in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +134,9 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
         if let Some(policy) = &options.require_redaction {
             check_stamp(&value, policy, &mut found);
+            if let Ok((recording, _)) = cassette::parse(&path, &bytes) {
+                check_pseudonyms(&recording, &mut found);
+            }
         }
         if !scanner.is_empty() {
             walk(&value, String::new(), &mut |location, text| {
@@ -200,11 +206,7 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
         }
     }
     let body = &request["body"];
-    let json = match (&body["json"], body["text"].as_str()) {
-        (Value::Null, Some(text)) => serde_json::from_str(text).ok().map(|v| (v, "/text")),
-        (Value::Null, None) => None,
-        (json, _) => Some((json.clone(), "/json")),
-    };
+    let json = body_json(body);
     if let Some((json, kind)) = json {
         for (pointer, name) in credentials::unmasked_in_json(&json) {
             found(
@@ -239,17 +241,64 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
             }
             // Keys and tokens an answer hands out (`credential.secret`, ...): masked when stored.
             let body = &answer["body"];
-            let json = match (&body["json"], body["text"].as_str()) {
-                (Value::Null, Some(text)) => serde_json::from_str::<Value>(text).ok(),
-                (Value::Null, None) => None,
-                (json, _) => Some(json.clone()),
-            };
-            if let Some(mut json) = json {
+            if let Some((mut json, _)) = body_json(body) {
                 for secret in credentials::mask_answer_json(&mut json, &str::to_owned) {
                     found(format!("/answers/{i}/body"), secret.label);
                 }
             }
         }
+    }
+}
+
+/// A cassette body (`{"json": …}`, `{"json_python": …}` or `{"text": "…"}` that parses) as JSON,
+/// with the pointer of where it sits in the body.
+fn body_json(body: &Value) -> Option<(Value, &'static str)> {
+    for tag in ["json", "json_python"] {
+        if let Some(json) = body.get(tag) {
+            return Some((json.clone(), if tag == "json" { "/json" } else { "/json_python" }));
+        }
+    }
+    let text = body.get("text")?.as_str()?;
+    serde_json::from_str(text).ok().map(|v| (v, "/text"))
+}
+
+/// The content against the stamp: every value the stamp's policy names must be a pseudonym the
+/// redaction wrote, which its checks vouch for. Values are not printed, only where they are.
+fn check_pseudonyms(recording: &Recording, found: &mut impl FnMut(String, String)) {
+    let mut unvouched: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, answer) in recording.answers.iter().enumerate() {
+        let Some(stamp) = &answer.redaction else {
+            continue;
+        };
+        match vouch::unvouched(stamp, answer) {
+            None => {
+                found(
+                    "/redaction".into(),
+                    "the stamp has no pseudonym checks (written by an older ims-vcr), so the \
+                     content cannot be checked against it; export the cassettes again \
+                     (`ims-vcr import DIR --store S`, then `ims-vcr export --store S --redact \
+                     --out DIR`) to add them"
+                        .into(),
+                );
+                return;
+            }
+            Some(values) => {
+                for (_, label) in values {
+                    unvouched.entry(label).or_default().push(i);
+                }
+            }
+        }
+    }
+    for (label, answers) in unvouched {
+        found(
+            format!("/answers/{}", answers[0]),
+            format!(
+                "{label} holds a value the redaction stamp does not vouch for (in {} answer(s)): \
+                 not a pseudonym the redaction wrote, so a real value may have been put there \
+                 afterwards; run `export --redact` again or restore the pseudonym",
+                answers.len()
+            ),
+        );
     }
 }
 

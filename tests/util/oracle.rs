@@ -144,7 +144,7 @@ pub fn places(i: &Interaction) -> (Vec<(String, String)>, Vec<Vec<u8>>) {
     for body in [&i.request.body, &i.response.body].into_iter().flatten() {
         let bytes = body.to_bytes().expect("a body we built decodes").to_vec();
         match body {
-            Body::Json(json) => strings(json, &mut strict),
+            Body::Json(json) | Body::JsonPython(json) => strings(json, &mut strict),
             _ => {
                 if let Ok(text) = String::from_utf8(bytes.clone()) {
                     strict.push(("body".to_owned(), text));
