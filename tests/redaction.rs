@@ -471,3 +471,31 @@ async fn require_redaction_checks_the_content_not_only_the_stamp() {
     let (code, text) = cli(dir.path(), &["verify", "c3", "--require-redaction"]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn verify_checks_the_cassettes_of_sessions_in_subfolders_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    let team = dir.path().join("c").join("team-a");
+    std::fs::create_dir_all(&team).unwrap();
+    for (name, bytes) in all_files(&shipped) {
+        std::fs::write(team.join(name.file_name().unwrap()), bytes).unwrap();
+    }
+    let (code, text) = cli(dir.path(), &["verify", "c", "--require-redaction"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("verified 3 cassettes"), "{text}");
+    // A raw owner in a session's cassette is found like one at the top.
+    let (name, bytes) = all_files(&team)
+        .into_iter()
+        .find(|(n, _)| n.to_string_lossy().contains(SEED_IMAGE_ID))
+        .unwrap();
+    let mut seed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    seed["answers"][0]["body"]["json"]["owner"] = OWNER.into();
+    std::fs::write(team.join(&name), serde_json::to_vec_pretty(&seed).unwrap()).unwrap();
+    let (code, text) = cli(dir.path(), &["verify", "c", "--require-redaction"]);
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("team-a/") && text.contains("field owner"),
+        "{text}"
+    );
+}

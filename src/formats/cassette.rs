@@ -109,6 +109,7 @@ fn common_stamp(recording: &Recording) -> Option<RedactionStamp> {
 
 /// Parses and validates one cassette file; returns the recording and the match rules it was
 /// recorded with.
+#[cfg(any(test, feature = "internals"))]
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     parse_in_session(path, bytes, None)
 }
@@ -290,8 +291,7 @@ pub fn read_dir_with_progress(
     for path in paths {
         progress.inc(1);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let session = session_of_path(dir, &path)?;
-        let (recording, rules) = parse_in_session(&path, &bytes, session.as_deref())?;
+        let (recording, rules) = parse_in(dir, &path, &bytes)?;
         match &common {
             None => common = Some((rules, path.clone())),
             Some((first, first_path)) if *first != rules => {
@@ -323,10 +323,17 @@ pub fn read_dir_with_progress(
     ))
 }
 
+/// [`parse`] of the cassette at `path` in the cassettes folder `dir`: its session is the
+/// subfolder it is in.
+pub fn parse_in(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
+    let session = session_of_path(dir, path)?;
+    parse_in_session(path, bytes, session.as_deref())
+}
+
 /// The `*.json` files in `dir` and, as sessions, in its subfolders at any depth (hidden
 /// folders, whose names start with `.`, are skipped), sorted. Symlinked folders are not
 /// followed.
-fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {

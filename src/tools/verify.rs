@@ -102,13 +102,8 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     })?;
     let mut findings = Vec::new();
     let mut summary = VerifySummary::default();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
-        .collect();
-    paths.sort();
-    for path in paths {
+    // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
+    for path in cassette::cassette_paths(dir)? {
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         summary.files += 1;
         let mut found = |location: String, problem: String| {
@@ -134,7 +129,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
         if let Some(policy) = &options.require_redaction {
             check_stamp(&value, policy, &mut found);
-            if let Ok((recording, _)) = cassette::parse(&path, &bytes) {
+            if let Ok((recording, _)) = cassette::parse_in(dir, &path, &bytes) {
                 check_pseudonyms(&recording, &mut found);
             }
         }
@@ -167,7 +162,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
         // Structural validity last: it stops at its first problem, and the checks above may
         // already have said more precisely what is wrong.
-        if let Err(e) = cassette::parse(&path, &bytes) {
+        if let Err(e) = cassette::parse_in(dir, &path, &bytes) {
             let message = e.to_string();
             let reason = message
                 .split_once(": ")
