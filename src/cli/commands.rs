@@ -14,8 +14,22 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     let store_dir = store_path(args.store.store, config);
     let store = Store::open_existing(&store_dir)?;
     let rules = store.rules()?;
-    let mut recordings = store.load(&rules)?;
+    let (mut recordings, damaged) = store.load_readable(&rules)?;
     drop(store);
+    if let Some(first) = damaged.first() {
+        if !args.skip_damaged {
+            return Err(Error::StoreRefused(format!(
+                "{first}{}; nothing was exported. `--skip-damaged` exports the other {} and keeps \
+                 the cassettes already in {}",
+                more_damaged(damaged.len()),
+                count(recordings.len(), "request", "requests"),
+                out.display()
+            )));
+        }
+        for e in &damaged {
+            tracing::warn!("{e}; left out of the export");
+        }
+    }
     if let Some(policy) = args.redact.policy(config) {
         let redactor = Redactor::new(policy, redaction_key());
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
@@ -32,7 +46,13 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         return Ok(());
     }
     let progress = progress_bar(recordings.len(), "exporting");
-    let summary = cassette::write_dir_with_progress(&out, &recordings, &rules, &progress)?;
+    let summary = cassette::write_dir_with_progress(
+        &out,
+        &recordings,
+        &rules,
+        damaged.is_empty(),
+        &progress,
+    )?;
     progress.finish_and_clear();
     let removed = if summary.removed > 0 {
         format!(
@@ -226,9 +246,10 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
     let (recordings, source) = match Source::choose(args.store, args.cassettes, config)? {
         Source::Store(dir, _) => {
             // Load, then release the lock at once: drift never writes to the store.
-            let store = Store::open_existing(&dir)?;
-            let recordings = store.load(&store.rules()?)?;
-            (recordings, format!("--store {}", dir.display()))
+            (
+                readable_recordings(&dir)?,
+                format!("--store {}", dir.display()),
+            )
         }
         Source::Cassettes(dir, _) => {
             let (recordings, _rules) = cassette::read_dir(existing(&dir, "--cassettes")?)?;
@@ -290,13 +311,33 @@ pub(super) fn load_source(
 ) -> Result<(Vec<crate::model::recording::Recording>, Source)> {
     let source = Source::choose(args.store.clone(), args.cassettes.clone(), config)?;
     let recordings = match &source {
-        Source::Store(dir, _) => {
-            let store = Store::open_existing(dir)?;
-            store.load(&store.rules()?)?
-        }
+        Source::Store(dir, _) => readable_recordings(dir)?,
         Source::Cassettes(dir, _) => cassette::read_dir(existing(dir, "--cassettes")?)?.0,
     };
     Ok((recordings, source))
+}
+
+/// The recordings of the store at `dir` that decode, for the read-only views (`ls`, `show`,
+/// `drift`): each damaged entry is named in a warning and left out, never hiding the rest. The
+/// store is closed again at once (they never write to it).
+fn readable_recordings(dir: &Path) -> Result<Vec<crate::model::recording::Recording>> {
+    let store = Store::open_existing(dir)?;
+    let (recordings, damaged) = store.load_readable(&store.rules()?)?;
+    for e in &damaged {
+        tracing::warn!("{e}; left out here (it stays in the store; `export` names it too)");
+    }
+    Ok(recordings)
+}
+
+/// ", and N more damaged entries" for a count of damaged entries beyond the first.
+fn more_damaged(total: usize) -> String {
+    match total {
+        0 | 1 => String::new(),
+        n => format!(
+            ", and {} more",
+            count(n - 1, "damaged entry", "damaged entries")
+        ),
+    }
 }
 
 /// A progress bar on a terminal; hidden (plain summaries only) when stderr is not one.

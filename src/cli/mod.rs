@@ -362,6 +362,11 @@ struct ExportArgs {
     /// cassettes (one JSON file per request) or har (one HTTP Archive 1.2 file).
     #[arg(long, default_value = "cassettes", value_parser = ["cassettes", "har"])]
     format: String,
+    /// Export what decodes when the store holds damaged entries, naming each one left out, and
+    /// keep every cassette already in --out (one may be a damaged entry's). Without it such an
+    /// export is refused and writes nothing.
+    #[arg(long)]
+    skip_damaged: bool,
     #[command(flatten)]
     redact: RedactArgs,
 }

@@ -442,14 +442,16 @@ pub fn write_dir(
     recordings: &[Recording],
     rules: &MatchRules,
 ) -> Result<ExportSummary> {
-    write_dir_with_progress(dir, recordings, rules, &indicatif::ProgressBar::hidden())
+    write_dir_with_progress(dir, recordings, rules, true, &indicatif::ProgressBar::hidden())
 }
 
-/// [`write_dir`], advancing `progress` once per file written.
+/// [`write_dir`], advancing `progress` once per file written; stale cassettes are removed only
+/// when `remove_stale` (an export that left damaged entries out keeps them: one may be theirs).
 pub fn write_dir_with_progress(
     dir: &Path,
     recordings: &[Recording],
     rules: &MatchRules,
+    remove_stale: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<ExportSummary> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -477,7 +479,7 @@ pub fn write_dir_with_progress(
         write_atomically(path, bytes)?;
         progress.inc(1);
     }
-    for path in cassette_paths(dir)? {
+    for path in cassette_paths(dir)?.into_iter().filter(|_| remove_stale) {
         // A symlink is left alone like any file that is not a cassette: reading or removing
         // through it would reach outside the folder.
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());

@@ -1,5 +1,10 @@
 //! The sled layout of a store: one tree entry per answer, keyed by request digest and sequence
-//! number, valued by the interaction's JSON; the write counter in the `meta` tree.
+//! number, valued by the interaction's JSON; the write counter in the `meta` tree. Every
+//! reader of an entry decodes it with [`decode_interaction`].
+
+use serde::de::DeserializeOwned;
+
+use crate::model::interaction::{Body, Interaction, json_depth};
 
 /// Key in `meta` of the write counter: big-endian u64, bumped with every write.
 pub const GENERATION_KEY: &str = "generation";
@@ -24,3 +29,48 @@ pub fn entry_key(digest: &[u8; 32], seq: u32) -> [u8; 36] {
     key
 }
 
+
+/// How deep a stored entry may nest and still be read without serde_json's recursion limit:
+/// enough for any body an earlier ims-vcr embedded as JSON, shallow enough for a thread's stack.
+const SALVAGE_DEPTH: usize = 512;
+
+/// Decodes a stored entry (or the part of one that `T` names). An entry nested past serde_json's
+/// default limit of 128 (an answer an earlier ims-vcr recorded as JSON that deep) is read again
+/// without the limit, up to [`SALVAGE_DEPTH`] levels, so one such answer never makes the whole
+/// store unreadable. The flag says whether that was needed.
+fn decode_salvaging<T: DeserializeOwned>(value: &[u8]) -> Result<(T, bool), String> {
+    match serde_json::from_slice(value) {
+        Ok(decoded) => Ok((decoded, false)),
+        Err(e) if e.to_string().contains("recursion limit") && json_depth(value) <= SALVAGE_DEPTH => {
+            let mut de = serde_json::Deserializer::from_slice(value);
+            de.disable_recursion_limit();
+            let decoded = T::deserialize(&mut de).map_err(|e| e.to_string())?;
+            de.end().map_err(|e| e.to_string())?;
+            Ok((decoded, true))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// [`decode_salvaging`] of the part of an entry that `T` names.
+pub(crate) fn decode<T: DeserializeOwned>(value: &[u8]) -> Result<T, String> {
+    decode_salvaging(value).map(|(decoded, _)| decoded)
+}
+
+/// [`decode`] of a whole interaction. In an entry that needed salvaging, a body embedded as
+/// JSON deeper than `MAX_JSON_DEPTH` becomes the text it stands for, as such a body is stored
+/// today, so a cassette or a pack made from it can be read back.
+pub(crate) fn decode_interaction(value: &[u8]) -> Result<Interaction, String> {
+    let (mut interaction, salvaged): (Interaction, bool) = decode_salvaging(value)?;
+    if salvaged {
+        for body in [
+            &mut interaction.request.body,
+            &mut interaction.response.body,
+        ] {
+            if let Some(stored) = body.as_ref().filter(|b| b.json().is_some()) {
+                *body = Body::from_bytes(&stored.to_bytes()?);
+            }
+        }
+    }
+    Ok(interaction)
+}

@@ -110,7 +110,7 @@ impl PackFile {
                         extent.offset
                     ));
                 }
-                serde_json::from_slice(&bytes).map_err(|e| {
+                crate::storage::layout::decode_interaction(&bytes).map_err(|e| {
                     format!(
                         "{}: entry at byte {} does not decode ({e}); delete the file and it is \
                          rebuilt from the store",
@@ -297,7 +297,7 @@ pub(crate) fn write(
         let entry = entry.map_err(WriteError::Store)?;
         let corrupt = |reason: String| WriteError::Store(corrupt(&entry, reason));
         let (digest, v) = (entry.digest, &entry.value);
-        let head: EntryHead = serde_json::from_slice(v).map_err(|e| corrupt(e.to_string()))?;
+        let head: EntryHead = crate::storage::layout::decode(v).map_err(corrupt)?;
         // Replay needs each distinct redaction (policy and key), not the values each vouches for.
         if let Some(mut stamp) = head.redaction
             && !stamps.iter().any(|s| s.same_redaction(&stamp))

@@ -32,7 +32,7 @@ use crate::storage::durability::{
     note_durable, open_db, read_durable, recover, store_error,
 };
 pub use crate::storage::durability::DURABLE_FILE;
-use crate::storage::layout::{Entry, GENERATION_KEY, entry_key};
+use crate::storage::layout::{Entry, GENERATION_KEY, decode_interaction, entry_key};
 use crate::model::key::{MatchRules, RequestKey, hex};
 
 /// Version of the store layout; bumped when the key or value encoding changes.
@@ -442,7 +442,7 @@ impl Store {
             .scan_prefix(digest)
             .map(|entry| {
                 let (key, value) = entry.map_err(|e| self.err(e))?;
-                serde_json::from_slice(&value).map_err(|e| self.corrupt_at(&key, e.to_string()))
+                decode_interaction(&value).map_err(|e| self.corrupt_at(&key, e))
             })
             .collect()
     }
@@ -493,21 +493,55 @@ impl Store {
     /// Every recording, answers in recorded order, sorted by digest. Keys are recomputed with
     /// `rules` so a change of rules is reflected.
     pub fn load(&self, rules: &MatchRules) -> Result<Vec<Recording>> {
+        self.load_with(rules, &mut Err)
+    }
+
+    /// [`Store::load`], but an entry that does not decode is left out and returned, as the error
+    /// naming it, beside the rest: what the read-only views (`ls`, `show`, `drift`) use, so one
+    /// damaged entry never hides every other recording. A failure to read the store itself
+    /// still fails.
+    pub fn load_readable(&self, rules: &MatchRules) -> Result<(Vec<Recording>, Vec<Error>)> {
+        let mut damaged = Vec::new();
+        let recordings = self.load_with(rules, &mut |e| {
+            damaged.push(e);
+            Ok(())
+        })?;
+        Ok((recordings, damaged))
+    }
+
+    /// [`Store::load`], calling `damaged` with the error of each entry that does not decode
+    /// (its error stops the load).
+    fn load_with(
+        &self,
+        rules: &MatchRules,
+        damaged: &mut dyn FnMut(Error) -> Result<()>,
+    ) -> Result<Vec<Recording>> {
         let mut out: Vec<Recording> = Vec::new();
         let mut current: Option<[u8; 32]> = None;
         for entry in self.entries() {
             let entry = entry?;
             let corrupt = |reason: String| self.corrupt(&entry, reason);
             let digest = entry.digest;
-            let interaction: Interaction =
-                serde_json::from_slice(&entry.value).map_err(|e| corrupt(e.to_string()))?;
+            let interaction = match decode_interaction(&entry.value) {
+                Ok(interaction) => interaction,
+                Err(reason) => {
+                    damaged(corrupt(reason))?;
+                    continue;
+                }
+            };
             if current == Some(digest) {
                 out.last_mut()
                     .expect("current is set only after a push")
                     .answers
                     .push(interaction);
             } else {
-                let key = RequestKey::of_recorded(rules, &interaction.request).map_err(corrupt)?;
+                let key = match RequestKey::of_recorded(rules, &interaction.request) {
+                    Ok(key) => key,
+                    Err(reason) => {
+                        damaged(corrupt(reason))?;
+                        continue;
+                    }
+                };
                 out.push(Recording {
                     key,
                     answers: vec![interaction],

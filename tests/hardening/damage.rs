@@ -191,6 +191,99 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
         );
     }
     assert_eq!(all_files(&out), before);
+
+    // One damaged entry never hides the rest: ls and show read the other 19 and name it.
+    let (code, stdout, stderr) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.matches("/v2/images/image-").count(), 19, "{stdout}");
+    assert!(
+        stderr.contains(&format!("entry {entry} is corrupt")),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run_with_stdout(
+        &["show", "--store", "store", "/v2/images/image-7"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("/v2/images/image-7"), "{stdout}");
+    // `--skip-damaged` exports the rest and keeps what --out held.
+    let (code, stderr) = run(
+        &[
+            "export",
+            "--store",
+            "store",
+            "--out",
+            "cassettes",
+            "--skip-damaged",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("exported 19 requests") && stderr.contains(&entry),
+        "{stderr}"
+    );
+    let after = all_files(&out);
+    assert_eq!(after.len(), before.len() + 19);
+    assert!(before.keys().all(|name| after.contains_key(name)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exported_and_replayed() {
+    // An ims-vcr before the depth limit embedded a deep answer as JSON; serde_json's reader
+    // stops at 128 levels, which took ls, show, export and drift down for the whole store.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_twenty(&store).await;
+    let deep = format!("{}1{}", "[".repeat(125), "]".repeat(125));
+    {
+        let db = sled::open(&store).unwrap();
+        let answers = db.open_tree("answers").unwrap();
+        let (key, value) = answers.first().unwrap().unwrap();
+        let mut entry: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        entry["response"]["body"] = serde_json::json!({"json": "DEEP"});
+        let text = entry
+            .to_string()
+            .replace(r#"{"json":"DEEP"}"#, &format!(r#"{{"json":{deep}}}"#));
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_err(),
+            "past the limit"
+        );
+        answers.insert(&key, text.as_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
+    let (code, stdout, stderr) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.matches("/v2/images/image-").count(), 20, "{stdout}");
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+    let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let exported = all_files(&dir.path().join("out"));
+    assert_eq!(exported.len(), 20);
+    assert!(
+        exported
+            .values()
+            .any(|bytes| String::from_utf8_lossy(bytes).contains(&format!("\"text\": \"{deep}\""))),
+        "the deep body is exported as the text it stands for"
+    );
+    let (code, stderr) = run(&["import", "--store", "again", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    // Replay from the old store itself (its pack is rebuilt from the entries) serves the bytes.
+    let proxy = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let mut served = 0;
+    for n in 0..20 {
+        let reply = get(&image_url(&proxy, &format!("image-{n}"))).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{}", reply.text());
+        served += usize::from(reply.body == deep.as_bytes());
+    }
+    assert_eq!(served, 1, "the deep answer is served byte for byte");
+    proxy.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
