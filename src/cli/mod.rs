@@ -162,7 +162,8 @@ struct DriftArgs {
     /// when that folder exists].
     #[arg(long, value_name = "DIR")]
     cassettes: Option<PathBuf>,
-    /// Also ignore the value of this JSON field, at any depth (repeatable).
+    /// Also ignore the value of this JSON field, at any depth; PARENT.FIELD only inside PARENT
+    /// (repeatable).
     #[arg(long = "ignore-field", value_name = "NAME")]
     ignore_fields: Vec<String>,
 }

@@ -56,9 +56,15 @@ impl IgnoreRules {
         self
     }
 
-    /// True when the value of a field named `name` is not compared.
-    pub fn ignores(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name) || self.suffixes.iter().any(|s| name.ends_with(s))
+    /// True when the value of a field named `name`, directly inside the object that is (or is
+    /// an element of) the value of field `parent`, is not compared: `name` is listed, or
+    /// `parent.name` is (as a redaction policy names `projects.id`), or it ends in a suffix.
+    pub fn ignores(&self, parent: Option<&str>, name: &str) -> bool {
+        self.names.iter().any(|n| {
+            n == name
+                || n.split_once('.')
+                    .is_some_and(|(p, field)| field == name && parent == Some(p))
+        }) || self.suffixes.iter().any(|s| name.ends_with(s))
     }
 }
 
@@ -154,7 +160,9 @@ pub fn compare(
     let mut changes = Vec::new();
     let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).ok();
     match (parse(recorded_body), parse(live_body)) {
-        (Some(recorded), Some(live)) => diff("", &recorded, &live, false, ignore, &mut changes),
+        (Some(recorded), Some(live)) => {
+            diff("", None, &recorded, &live, false, ignore, &mut changes)
+        }
         (recorded, live) if recorded_body != live_body => changes.push(Change {
             pointer: String::new(),
             kind: if recorded.is_some() != live.is_some() {
@@ -170,9 +178,11 @@ pub fn compare(
     changes
 }
 
-/// Walks both documents in recorded order, then adds what only the live one has.
+/// Walks both documents in recorded order, then adds what only the live one has. `parent` is
+/// the name of the field whose value (or an element of whose value) these are.
 fn diff(
     at: &str,
+    parent: Option<&str>,
     recorded: &Value,
     live: &Value,
     ignored: bool,
@@ -199,7 +209,15 @@ fn diff(
         (Value::Object(r), Value::Object(l)) => {
             for (key, rv) in r {
                 match l.get(key) {
-                    Some(lv) => diff(&child(key), rv, lv, ignore.ignores(key), ignore, out),
+                    Some(lv) => diff(
+                        &child(key),
+                        Some(key),
+                        rv,
+                        lv,
+                        ignore.ignores(parent, key),
+                        ignore,
+                        out,
+                    ),
                     None => out.push(change(child(key), Removed, Some(rv), None)),
                 }
             }
@@ -211,7 +229,7 @@ fn diff(
             for i in 0..r.len().max(l.len()) {
                 let at = format!("{at}/{i}");
                 match (r.get(i), l.get(i)) {
-                    (Some(rv), Some(lv)) => diff(&at, rv, lv, false, ignore, out),
+                    (Some(rv), Some(lv)) => diff(&at, parent, rv, lv, false, ignore, out),
                     (Some(rv), None) => out.push(change(at, Removed, Some(rv), None)),
                     (None, lv) => out.push(change(at, Added, None, lv)),
                 }
@@ -307,6 +325,34 @@ mod tests {
         for (recorded, live, expected) in table {
             let got = changes(recorded, live, &IgnoreRules::default());
             assert_eq!(got, expected, "{recorded} vs {live}");
+        }
+    }
+
+    #[test]
+    fn a_parent_dot_field_rule_ignores_the_field_only_inside_that_parent() {
+        // How a redaction policy names IAM's project ids: `projects.id` (a bare `id` would
+        // take every image id).
+        let ignore = IgnoreRules::none().with_fields(["projects.id", "project.id"]);
+        let table = [
+            (
+                r#"{"projects":[{"id":"p1","name":"a"}]}"#,
+                r#"{"projects":[{"id":"p2","name":"a"}]}"#,
+                "",
+            ),
+            (
+                r#"{"token":{"project":{"id":"p1"}}}"#,
+                r#"{"token":{"project":{"id":"p2"}}}"#,
+                "",
+            ),
+            (r#"{"id":"i1"}"#, r#"{"id":"i2"}"#, "/id changed-value"),
+            (
+                r#"{"images":[{"id":"i1"}]}"#,
+                r#"{"images":[{"id":"i2"}]}"#,
+                "/images/0/id changed-value",
+            ),
+        ];
+        for (recorded, live, expected) in table {
+            assert_eq!(changes(recorded, live, &ignore), expected, "{recorded}");
         }
     }
 
