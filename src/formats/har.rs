@@ -16,6 +16,7 @@ use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, body_bytes};
 use crate::model::key::MatchRules;
 use crate::model::recording::{Recording, group_by_key};
+use crate::model::redaction::RedactionStamp;
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::leak::Needle;
 use crate::secrets::redact::{Redactor, credential_needles};
@@ -104,7 +105,7 @@ fn entry(interaction: &Interaction) -> Value {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    json!({
+    let mut har_entry = json!({
         "startedDateTime": response.recorded_at,
         "time": response.latency_ms,
         "request": har_request,
@@ -121,6 +122,94 @@ fn entry(interaction: &Interaction) -> Value {
         },
         "cache": {},
         "timings": { "send": 0, "wait": response.latency_ms, "receive": 0 },
+    });
+    if let Some(extension) = extension(interaction) {
+        har_entry[EXTENSION] = extension;
+    }
+    har_entry
+}
+
+/// The entry field (HAR allows custom fields whose names start with `_`) that keeps what HAR
+/// has no place for, so an export imports back to the same recordings: the session, the
+/// origins of the proxy's other routes that the answer mentions, and the redaction stamp.
+const EXTENSION: &str = "_ims_vcr";
+
+fn extension(interaction: &Interaction) -> Option<Value> {
+    let mut extension = serde_json::Map::new();
+    if let Some(session) = &interaction.request.session {
+        extension.insert("session".into(), session.as_str().into());
+    }
+    if !interaction.response.other_upstreams.is_empty() {
+        extension.insert(
+            "other_upstreams".into(),
+            json!(interaction.response.other_upstreams),
+        );
+    }
+    if let Some(stamp) = &interaction.redaction {
+        extension.insert(
+            "redaction".into(),
+            serde_json::to_value(stamp).expect("a stamp serialises"),
+        );
+    }
+    (!extension.is_empty()).then_some(Value::Object(extension))
+}
+
+/// What an entry's [`EXTENSION`] holds.
+#[derive(Default)]
+struct Extension {
+    session: Option<String>,
+    other_upstreams: Vec<String>,
+    redaction: Option<RedactionStamp>,
+}
+
+/// What [`extension`] wrote: session, other origins, redaction stamp; each checked as a
+/// cassette's would be.
+fn read_extension(entry: &Value) -> std::result::Result<Extension, String> {
+    let extension = &entry[EXTENSION];
+    if extension.is_null() {
+        return Ok(Extension::default());
+    }
+    let session = match &extension["session"] {
+        Value::Null => None,
+        Value::String(name) => {
+            crate::model::session::validate(name)
+                .map_err(|why| format!("{EXTENSION}.session: {why}"))?;
+            Some(name.clone())
+        }
+        other => return Err(format!("{EXTENSION}.session: {other} is not a string")),
+    };
+    let mut others = Vec::new();
+    if let Some(list) = extension.get("other_upstreams") {
+        for (i, origin) in list
+            .as_array()
+            .ok_or(format!("{EXTENSION}.other_upstreams: not a list"))?
+            .iter()
+            .enumerate()
+        {
+            let origin = origin
+                .as_str()
+                .ok_or(format!("{EXTENSION}.other_upstreams[{i}]: not a string"))?;
+            let uri = Uri::from_str(origin)
+                .map_err(|e| format!("{EXTENSION}.other_upstreams[{i}]: {e}"))?;
+            if uri.scheme().is_none() || uri.authority().is_none() || uri.path().len() > 1 {
+                return Err(format!(
+                    "{EXTENSION}.other_upstreams[{i}]: {origin:?} is not an origin (scheme://host[:port])"
+                ));
+            }
+            others.push(origin.to_owned());
+        }
+    }
+    let stamp = match extension.get("redaction") {
+        None | Some(Value::Null) => None,
+        Some(stamp) => Some(
+            serde_json::from_value(stamp.clone())
+                .map_err(|e| format!("{EXTENSION}.redaction: {e}"))?,
+        ),
+    };
+    Ok(Extension {
+        session,
+        other_upstreams: others,
+        redaction: stamp,
     })
 }
 
@@ -290,6 +379,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             ));
         }
     }
+    let extension = read_extension(entry)?;
     let interaction = Interaction {
         request: RecordedRequest {
             method: method.to_owned(),
@@ -300,7 +390,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
                 .filter(|(n, _)| keep_request(n))
                 .collect(),
             body: Body::from_bytes(&request_body),
-            session: None,
+            session: extension.session,
         },
         response: RecordedResponse {
             status,
@@ -311,9 +401,9 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
                 .as_f64()
                 .map_or(0, |t| t.max(0.0).round() as u64),
             upstream: origin,
-            other_upstreams: Vec::new(),
+            other_upstreams: extension.other_upstreams,
         },
-        redaction: None,
+        redaction: extension.redaction,
     };
     Ok((interaction, needles))
 }
@@ -429,6 +519,44 @@ mod tests {
             &binary
         );
         assert_eq!(back, vec![recording]);
+    }
+
+    #[test]
+    fn session_other_origins_and_redaction_stamp_survive_a_har_round_trip() {
+        let plain = import(&serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap())
+            .unwrap();
+        assert!(
+            !to_har(&plain)["log"]["entries"][0]
+                .as_object()
+                .unwrap()
+                .contains_key(EXTENSION),
+            "nothing to keep, no extension"
+        );
+        let mut recording = plain[0].clone();
+        let answer = &mut recording.answers[0];
+        answer.request.session = Some("team-a".into());
+        answer.response.other_upstreams = vec!["https://iam.example".into()];
+        answer.redaction = Some(RedactionStamp {
+            policy: crate::model::redaction::RedactionPolicy::default(),
+            key_fingerprint: "hmac-sha256:0123456789abcdef".into(),
+            pseudonym_checks: Some(vec!["0a1b2c3d".into()]),
+        });
+        recording.key =
+            RequestKey::of_recorded(&MatchRules::default(), &answer.request).unwrap();
+        let exported = to_har(std::slice::from_ref(&recording));
+        assert_eq!(exported["log"]["entries"][0][EXTENSION]["session"], "team-a");
+        assert_eq!(import(&exported).unwrap(), vec![recording]);
+        // Read like a cassette's: a bad session name or origin names the field.
+        for (field, value, expected) in [
+            ("session", json!("../x"), "_ims_vcr.session"),
+            ("other_upstreams", json!(["https://h/path"]), "_ims_vcr.other_upstreams[0]"),
+            ("other_upstreams", json!(["https://u:p@h"]), "upstream"),
+        ] {
+            let mut bad = exported.clone();
+            bad["log"]["entries"][0][EXTENSION][field] = value;
+            let err = import(&bad).unwrap_err().to_string();
+            assert!(err.contains(expected), "{field}: {err}");
+        }
     }
 
     #[test]
