@@ -444,8 +444,8 @@ async fn require_redaction_checks_the_content_not_only_the_stamp() {
         );
     }
 
-    // A stamp written before checks existed cannot be checked: said, failed, and the way out
-    // (export again) works.
+    // A stamp written before checks existed cannot be checked: said and failed. Exporting
+    // again does not vouch for it on its own; `--vouch-existing` does, on the user's word.
     let (old_name, old_bytes) = all_files(&dir.path().join("c2"))
         .into_iter()
         .next()
@@ -461,12 +461,34 @@ async fn require_redaction_checks_the_content_not_only_the_stamp() {
     std::fs::write(c3.join(&old_name), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
     let (code, text) = cli(dir.path(), &["verify", "c3", "--require-redaction"]);
     assert_eq!(code, 3, "{text}");
-    assert!(text.contains("no pseudonym checks"), "{text}");
-    cli(dir.path(), &["import", "c3", "--store", "s3"]);
+    assert!(
+        text.contains("no pseudonym checks") && text.contains("--vouch-existing"),
+        "{text}"
+    );
+    let (code, text) = cli(dir.path(), &["import", "c3", "--store", "s3"]);
+    assert_eq!(code, 0, "{text}");
     let (code, text) = cli(
         dir.path(),
         &["export", "--store", "s3", "--redact", "--out", "c3"],
     );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(dir.path(), &["verify", "c3", "--require-redaction"]);
+    assert_eq!(code, 3, "not vouched for by a plain export: {text}");
+    let (code, text) = cli(
+        dir.path(),
+        &["export", "--store", "s3", "--vouch-existing", "--out", "c3"],
+    );
+    assert_eq!(code, 2, "--vouch-existing needs --redact: {text}");
+    let args = [
+        "export",
+        "--store",
+        "s3",
+        "--redact",
+        "--vouch-existing",
+        "--out",
+        "c3",
+    ];
+    let (code, text) = cli(dir.path(), &args);
     assert_eq!(code, 0, "{text}");
     let (code, text) = cli(dir.path(), &["verify", "c3", "--require-redaction"]);
     assert_eq!(code, 0, "{text}");

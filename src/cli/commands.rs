@@ -11,6 +11,18 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         .ok_or_else(|| {
             Error::Usage("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
+    if args.vouch_existing && args.redact.policy(config).is_none() {
+        return Err(Error::Usage(
+            "--vouch-existing vouches for redacted values: it needs --redact".into(),
+        ));
+    }
+    if args.skip_damaged && args.format == "har" {
+        return Err(Error::Usage(
+            "--skip-damaged writes cassettes only: a HAR file is one file, and writing it again \
+             without the damaged requests would lose them"
+                .into(),
+        ));
+    }
     let store_dir = store_path(args.store.store, config);
     let store = Store::open_existing(&store_dir)?;
     let rules = store.rules()?;
@@ -31,7 +43,8 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         }
     }
     if let Some(policy) = args.redact.policy(config) {
-        let redactor = Redactor::new(policy, redaction_key());
+        let redactor =
+            Redactor::new(policy, redaction_key()).vouching_existing(args.vouch_existing);
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
     }
     if args.format == "har" {

@@ -368,6 +368,12 @@ struct ExportArgs {
     /// export is refused and writes nothing.
     #[arg(long)]
     skip_damaged: bool,
+    /// With --redact: give recordings whose redaction stamp predates pseudonym checks the checks
+    /// of the values they hold now, your word that those are pseudonyms (review them, or run
+    /// `verify --deny-file` first). Without it they keep none, and `verify --require-redaction`
+    /// keeps saying their content cannot be checked.
+    #[arg(long)]
+    vouch_existing: bool,
     #[command(flatten)]
     redact: RedactArgs,
 }

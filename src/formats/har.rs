@@ -169,6 +169,9 @@ fn read_extension(entry: &Value) -> std::result::Result<Extension, String> {
     if extension.is_null() {
         return Ok(Extension::default());
     }
+    if !extension.is_object() {
+        return Err(format!("{EXTENSION}: {extension} is not an object"));
+    }
     let session = match &extension["session"] {
         Value::Null => None,
         Value::String(name) => {

@@ -25,10 +25,39 @@ pub struct Redactor {
     key: PseudonymKey,
     /// Values selected so far → what they were found as. Held only to read or extend.
     known: std::sync::Arc<std::sync::Mutex<Values>>,
+    /// Whether a stamp without pseudonym checks gets them for the values it holds now.
+    vouch_existing: bool,
 }
 
 /// Real value → pseudonym, longest values first so a value inside another is replaced last.
 struct Mapping(Vec<(String, String)>);
+
+impl Mapping {
+    /// The pseudonym of `value` when it is a mapped value.
+    fn get(&self, value: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(real, _)| real == value)
+            .map(|(_, fake)| fake.as_str())
+    }
+}
+
+/// What replaces a value where a policy name selects it: its pseudonym, or, in the pass over the
+/// names a stamp already covers, its pseudonym only when it is one of the mapped values (a raw
+/// value the stamp does not vouch for), leaving the pseudonyms around it as they are.
+enum At<'a> {
+    Pseudonym(&'a PseudonymKey),
+    MappedOnly(&'a Mapping),
+}
+
+impl At<'_> {
+    fn replace(&self, value: &str) -> String {
+        match self {
+            At::Pseudonym(key) => key.pseudonym(value),
+            At::MappedOnly(mapping) => mapping.get(value).unwrap_or(value).to_owned(),
+        }
+    }
+}
 
 impl Redactor {
     /// A redactor for `policy` with `key`.
@@ -37,7 +66,17 @@ impl Redactor {
             policy,
             key,
             known: Default::default(),
+            vouch_existing: false,
         }
+    }
+
+    /// Gives a stamp written before pseudonym checks existed the checks of the values it holds
+    /// now (`export --vouch-existing`): the user's word that those values are pseudonyms (they
+    /// reviewed them, or `verify --deny-file` passes). Without it such a stamp keeps no checks,
+    /// and `verify --require-redaction` keeps saying its content cannot be checked.
+    pub fn vouching_existing(mut self, vouch: bool) -> Self {
+        self.vouch_existing = vouch;
+        self
     }
 
     /// Remembers the values `interaction` holds under the policy without redacting it, so
@@ -129,10 +168,15 @@ impl Redactor {
         let mut values = policy_values(&policy, interaction);
         // Under names a stamp of this key covers, a value its checks do not vouch for was put
         // there after it was written (a raw owner pasted into a cassette): redact it too.
-        if let Some(stamp) = &interaction.redaction {
-            for (value, label) in vouch::unvouched(stamp, interaction).unwrap_or_default() {
-                values.entry(value).or_insert(label);
-            }
+        let unvouched: Values = interaction
+            .redaction
+            .as_ref()
+            .and_then(|stamp| vouch::unvouched(stamp, interaction))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for (value, label) in &unvouched {
+            values.entry(value.clone()).or_insert(label.clone());
         }
         // Values other interactions taught, where this one holds them (store-wide redaction).
         for (value, label) in self.known_in(interaction) {
@@ -141,16 +185,38 @@ impl Redactor {
         self.remember(values.clone());
         let mapping = self.mapping(values.keys());
         let mut out = interaction.clone();
-        redact_request_with(&policy, &mapping, &self.key, &mut out.request);
-        redact_headers(&policy, &mapping, &self.key, &mut out.response.headers);
-        redact_body(&policy, &mapping, &self.key, &mut out.response.body);
+        let at = At::Pseudonym(&self.key);
+        redact_request_with(&policy, &mapping, &at, &mut out.request);
+        redact_headers(&policy, &mapping, &at, &mut out.response.headers);
+        redact_body(&policy, &mapping, &at, &mut out.response.body);
+        if let Some(old) = interaction.redaction.as_ref().filter(|_| !unvouched.is_empty()) {
+            // By position, as a first redaction would: a number, a short query value.
+            let at = At::MappedOnly(&mapping);
+            redact_request_with(&old.policy, &mapping, &at, &mut out.request);
+            redact_headers(&old.policy, &mapping, &at, &mut out.response.headers);
+            redact_body(&old.policy, &mapping, &at, &mut out.response.body);
+            let left = policy_values(&old.policy, &out);
+            if let Some((_, label)) = unvouched.iter().find(|(v, _)| left.contains_key(*v)) {
+                return Err(format!(
+                    "{label} holds a value its redaction stamp does not vouch for, and it could \
+                     not be replaced"
+                ));
+            }
+        }
         let mut stamp = self.stamp();
         if let Some(old) = &interaction.redaction {
             stamp
                 .policy
                 .extend(&old.policy.fields, &old.policy.headers, &old.policy.query);
         }
-        stamp.pseudonym_checks = Some(vouch::checks_of(&stamp.policy, &out));
+        // A stamp without checks (written before they existed) vouched for nothing: its values
+        // were never checked, so they are not vouched for now unless the user says so.
+        let unchecked = interaction
+            .redaction
+            .as_ref()
+            .is_some_and(|old| old.pseudonym_checks.is_none());
+        stamp.pseudonym_checks = (!unchecked || self.vouch_existing)
+            .then(|| vouch::checks_of(&stamp.policy, &out));
         out.redaction = Some(stamp);
         let needles = values
             .into_iter()
@@ -166,7 +232,7 @@ impl Redactor {
         collect_request(&self.policy, request, &mut values);
         let mapping = self.mapping(values.keys());
         let mut out = request.clone();
-        redact_request_with(&self.policy, &mapping, &self.key, &mut out);
+        redact_request_with(&self.policy, &mapping, &At::Pseudonym(&self.key), &mut out);
         out
     }
 
@@ -241,7 +307,18 @@ fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Valu
                 collect_json(policy, &json, values);
             }
         }
-        _ => {}
+        // JSON written as base64 by hand (or by another tool) is JSON all the same.
+        Some(Body::Base64(b64)) => {
+            let engine = base64::engine::general_purpose::STANDARD;
+            if let Some(json) = engine
+                .decode(b64.as_bytes())
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            {
+                collect_json(policy, &json, values);
+            }
+        }
+        None => {}
     }
 }
 
@@ -287,17 +364,21 @@ fn collect_scalars(json: &Value, name: &str, values: &mut Values) {
 
 /// [`collect_scalars`]'s values replaced by their pseudonyms, keeping each one's JSON type (a
 /// number's pseudonym is digits, so it stays a number).
-fn redact_scalars(key: &PseudonymKey, json: &mut Value) {
+fn redact_scalars(at: &At<'_>, json: &mut Value) {
     match json {
-        Value::String(s) => *s = key.pseudonym(s),
+        Value::String(s) => *s = at.replace(s),
         Value::Number(n) => {
-            let fake = key.pseudonym(&n.to_string());
+            let real = n.to_string();
+            let fake = at.replace(&real);
+            if fake == real {
+                return;
+            }
             *json = serde_json::from_str::<Value>(&fake)
                 .ok()
                 .filter(Value::is_number)
                 .unwrap_or(Value::String(fake));
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| redact_scalars(key, i)),
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_scalars(at, i)),
         Value::Object(_) | Value::Bool(_) | Value::Null => {}
     }
 }
@@ -309,8 +390,8 @@ fn redact_scalars(key: &PseudonymKey, json: &mut Value) {
 /// parameter value: as substrings they would mangle unrelated text.
 fn replace_occurrences(mapping: &Mapping, text: &str) -> String {
     // A whole value that is a mapped one is replaced whatever its length.
-    if let Some((_, fake)) = mapping.0.iter().find(|(real, _)| real == text) {
-        return fake.clone();
+    if let Some(fake) = mapping.get(text) {
+        return fake.to_owned();
     }
     let mut out = text.to_owned();
     for (real, fake) in &mapping.0 {
@@ -349,22 +430,22 @@ fn replace_all(text: &mut String, from: &str, to: &str) {
 fn redact_request_with(
     policy: &RedactionPolicy,
     mapping: &Mapping,
-    key: &PseudonymKey,
+    at: &At<'_>,
     request: &mut RecordedRequest,
 ) {
     request.path = replace_occurrences(mapping, &request.path);
     if let Some(query) = &request.query {
-        request.query = Some(redact_query(policy, mapping, key, query));
+        request.query = Some(redact_query(policy, mapping, at, query));
     }
-    redact_headers(policy, mapping, key, &mut request.headers);
-    redact_body(policy, mapping, key, &mut request.body);
+    redact_headers(policy, mapping, at, &mut request.headers);
+    redact_body(policy, mapping, at, &mut request.body);
 }
 
 /// Pair by pair, keeping order and the encoding of untouched pairs.
 fn redact_query(
     policy: &RedactionPolicy,
     mapping: &Mapping,
-    key: &PseudonymKey,
+    at: &At<'_>,
     query: &str,
 ) -> String {
     query
@@ -378,8 +459,13 @@ fn redact_query(
                 let decoded = percent_decode_str(&value.replace('+', " "))
                     .decode_utf8_lossy()
                     .into_owned();
-                let fake = key.pseudonym(&decoded);
-                format!("{name}={}", utf8_percent_encode(&fake, NON_ALPHANUMERIC))
+                let fake = at.replace(&decoded);
+                if fake == decoded {
+                    // Left as it is (a pseudonym in the pass over covered names): its bytes too.
+                    pair.to_owned()
+                } else {
+                    format!("{name}={}", utf8_percent_encode(&fake, NON_ALPHANUMERIC))
+                }
             } else {
                 replace_occurrences(mapping, pair)
             }
@@ -391,12 +477,12 @@ fn redact_query(
 fn redact_headers(
     policy: &RedactionPolicy,
     mapping: &Mapping,
-    key: &PseudonymKey,
+    at: &At<'_>,
     headers: &mut [(String, String)],
 ) {
     for (name, value) in headers.iter_mut() {
         *value = if policy.is_header(name) {
-            key.pseudonym(value)
+            at.replace(value)
         } else {
             replace_occurrences(mapping, value)
         };
@@ -406,11 +492,11 @@ fn redact_headers(
 fn redact_body(
     policy: &RedactionPolicy,
     mapping: &Mapping,
-    key: &PseudonymKey,
+    at: &At<'_>,
     body: &mut Option<Body>,
 ) {
     match body {
-        Some(Body::Json(json) | Body::JsonPython(json)) => redact_json(policy, mapping, key, json),
+        Some(Body::Json(json) | Body::JsonPython(json)) => redact_json(policy, mapping, at, json),
         Some(Body::Text(text)) => *text = replace_occurrences(mapping, text),
         Some(Body::Base64(b64)) => {
             // Binary bodies are rewritten only when they are really text in disguise.
@@ -427,32 +513,32 @@ fn redact_body(
     }
 }
 
-fn redact_json(policy: &RedactionPolicy, mapping: &Mapping, key: &PseudonymKey, json: &mut Value) {
-    redact_json_in(policy, None, mapping, key, json);
+fn redact_json(policy: &RedactionPolicy, mapping: &Mapping, at: &At<'_>, json: &mut Value) {
+    redact_json_in(policy, None, mapping, at, json);
 }
 
 fn redact_json_in(
     policy: &RedactionPolicy,
     parent: Option<&str>,
     mapping: &Mapping,
-    key: &PseudonymKey,
+    at: &At<'_>,
     json: &mut Value,
 ) {
     match json {
         Value::Object(map) => {
             for (name, value) in map.iter_mut() {
                 match value {
-                    Value::String(s) if policy.selects(parent, name) => *s = key.pseudonym(s),
+                    Value::String(s) if policy.selects(parent, name) => *s = at.replace(s),
                     other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
-                        redact_scalars(key, other)
+                        redact_scalars(at, other)
                     }
-                    other => redact_json_in(policy, Some(name), mapping, key, other),
+                    other => redact_json_in(policy, Some(name), mapping, at, other),
                 }
             }
         }
         Value::Array(items) => items
             .iter_mut()
-            .for_each(|i| redact_json_in(policy, parent, mapping, key, i)),
+            .for_each(|i| redact_json_in(policy, parent, mapping, at, i)),
         Value::String(s) => *s = replace_occurrences(mapping, s),
         _ => {}
     }
@@ -697,10 +783,52 @@ mod tests {
         assert_eq!(again.request.headers, once.request.headers);
         let again_stamp = again.redaction.clone().unwrap();
         assert_eq!(vouch::unvouched(&again_stamp, &again), Some(vec![]));
-        // A stamp from before checks existed vouches for nothing and cannot tell.
-        let mut old = once.clone();
+        // A stamp from before checks existed vouches for nothing and cannot tell; redacting
+        // again does not vouch for what it holds, unless the user says so.
+        let mut old = pasted.clone();
         old.redaction.as_mut().unwrap().pseudonym_checks = None;
         assert_eq!(vouch::unvouched(old.redaction.as_ref().unwrap(), &old), None);
+        let (again, _) = redactor().redact(&old).unwrap();
+        assert_eq!(again.redaction.unwrap().pseudonym_checks, None);
+        let (vouched, _) = redactor().vouching_existing(true).redact(&old).unwrap();
+        assert!(vouched.redaction.unwrap().pseudonym_checks.is_some());
+    }
+
+    #[test]
+    fn unvouched_numbers_short_query_values_and_base64_json_are_replaced_by_position() {
+        let original = interaction(
+            "/v2/images",
+            Some("owner=ab12&limit=5"),
+            r#"{"owner":"cd34ef","images":[{"owner":123456}]}"#,
+        );
+        let (once, _) = redactor().redact(&original).unwrap();
+        let stamp = once.redaction.clone().unwrap();
+        // Raw values put back where the stamp's names select them.
+        let mut pasted = once.clone();
+        pasted.request.query = Some("owner=zz99&limit=5".into());
+        let body = r#"{"owner":"cd34ef","images":[{"owner":987654}]}"#;
+        pasted.response.body = Body::from_bytes(body.as_bytes());
+        assert_eq!(vouch::unvouched(&stamp, &pasted).unwrap().len(), 3);
+        let (again, _) = redactor().redact(&pasted).unwrap();
+        let out = text(&again);
+        for raw in ["zz99", "cd34ef", "987654"] {
+            assert!(!out.contains(raw), "{raw} survived: {out}");
+        }
+        assert!(again.request.query.as_deref().unwrap().ends_with("&limit=5"));
+        let json = again.response.body.as_ref().and_then(Body::json).unwrap();
+        assert!(json["images"][0]["owner"].is_number(), "the type is kept: {json}");
+        let again_stamp = again.redaction.clone().unwrap();
+        assert_eq!(vouch::unvouched(&again_stamp, &again), Some(vec![]));
+        // A body stored as base64 that is JSON is read as JSON.
+        let mut hidden = once.clone();
+        hidden.response.body = Some(Body::Base64(
+            base64::engine::general_purpose::STANDARD.encode(r#"{"owner":"raw-owner-77"}"#),
+        ));
+        let found = vouch::unvouched(&stamp, &hidden).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (again, _) = redactor().redact(&hidden).unwrap();
+        let bytes = again.response.body.as_ref().unwrap().to_bytes().unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("raw-owner-77"));
     }
 
     #[test]

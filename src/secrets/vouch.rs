@@ -42,7 +42,11 @@ pub fn unvouched(stamp: &RedactionStamp, interaction: &Interaction) -> Option<Ve
     Some(
         policy_values(&stamp.policy, interaction)
             .into_iter()
-            .filter(|(value, _)| checks.binary_search(&check(value)).is_err())
+            .filter(|(value, _)| {
+                let check = check(value);
+                // A hand-edited list may be out of order or in upper case: still a list.
+                !checks.iter().any(|c| c.eq_ignore_ascii_case(&check))
+            })
             .collect(),
     )
 }

@@ -31,8 +31,9 @@ pub fn entry_key(digest: &[u8; 32], seq: u32) -> [u8; 36] {
 
 
 /// How deep a stored entry may nest and still be read without serde_json's recursion limit:
-/// enough for any body an earlier ims-vcr embedded as JSON, shallow enough for a thread's stack.
-const SALVAGE_DEPTH: usize = 512;
+/// enough for any body an earlier ims-vcr embedded as JSON (it read bodies with the limit of 128,
+/// and an entry adds three levels), shallow enough for a runtime worker's stack.
+const SALVAGE_DEPTH: usize = 160;
 
 /// Decodes a stored entry (or the part of one that `T` names). An entry nested past serde_json's
 /// default limit of 128 (an answer an earlier ims-vcr recorded as JSON that deep) is read again

@@ -15,6 +15,7 @@
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
 mod import;
+mod load;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
@@ -488,68 +489,6 @@ impl Store {
             session.journal.clear().map_err(|e| self.journal_err(e))?;
         }
         Ok(())
-    }
-
-    /// Every recording, answers in recorded order, sorted by digest. Keys are recomputed with
-    /// `rules` so a change of rules is reflected.
-    pub fn load(&self, rules: &MatchRules) -> Result<Vec<Recording>> {
-        self.load_with(rules, &mut Err)
-    }
-
-    /// [`Store::load`], but an entry that does not decode is left out and returned, as the error
-    /// naming it, beside the rest: what the read-only views (`ls`, `show`, `drift`) use, so one
-    /// damaged entry never hides every other recording. A failure to read the store itself
-    /// still fails.
-    pub fn load_readable(&self, rules: &MatchRules) -> Result<(Vec<Recording>, Vec<Error>)> {
-        let mut damaged = Vec::new();
-        let recordings = self.load_with(rules, &mut |e| {
-            damaged.push(e);
-            Ok(())
-        })?;
-        Ok((recordings, damaged))
-    }
-
-    /// [`Store::load`], calling `damaged` with the error of each entry that does not decode
-    /// (its error stops the load).
-    fn load_with(
-        &self,
-        rules: &MatchRules,
-        damaged: &mut dyn FnMut(Error) -> Result<()>,
-    ) -> Result<Vec<Recording>> {
-        let mut out: Vec<Recording> = Vec::new();
-        let mut current: Option<[u8; 32]> = None;
-        for entry in self.entries() {
-            let entry = entry?;
-            let corrupt = |reason: String| self.corrupt(&entry, reason);
-            let digest = entry.digest;
-            let interaction = match decode_interaction(&entry.value) {
-                Ok(interaction) => interaction,
-                Err(reason) => {
-                    damaged(corrupt(reason))?;
-                    continue;
-                }
-            };
-            if current == Some(digest) {
-                out.last_mut()
-                    .expect("current is set only after a push")
-                    .answers
-                    .push(interaction);
-            } else {
-                let key = match RequestKey::of_recorded(rules, &interaction.request) {
-                    Ok(key) => key,
-                    Err(reason) => {
-                        damaged(corrupt(reason))?;
-                        continue;
-                    }
-                };
-                out.push(Recording {
-                    key,
-                    answers: vec![interaction],
-                });
-                current = Some(digest);
-            }
-        }
-        Ok(out)
     }
 
     /// The write counter: grows with every write, across sessions; a replay pack made at one

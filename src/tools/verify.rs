@@ -270,9 +270,10 @@ fn check_pseudonyms(recording: &Recording, found: &mut impl FnMut(String, String
                 found(
                     "/redaction".into(),
                     "the stamp has no pseudonym checks (written by an older ims-vcr), so the \
-                     content cannot be checked against it; export the cassettes again \
-                     (`ims-vcr import DIR --store S`, then `ims-vcr export --store S --redact \
-                     --out DIR`) to add them"
+                     content cannot be checked against it; record it again, or review the \
+                     values under the policy's names and vouch for them (`ims-vcr import DIR \
+                     --store S`, then `ims-vcr export --store S --redact --vouch-existing --out \
+                     DIR`)"
                         .into(),
                 );
                 return;

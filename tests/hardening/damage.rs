@@ -74,6 +74,22 @@ async fn record_twenty(store: &Path) {
     fake.stop().await;
 }
 
+/// The store's sled database, opened around ims-vcr. sled lets go of its lock file a moment
+/// after the last handle is dropped (its flusher thread holds one), so a store a proxy has just
+/// closed may still be locked for a while on a busy machine: wait for it (bounded).
+fn open_sled(store: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match sled::open(store) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("{}: {e}", store.display()),
+        }
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     for (name, bytes) in all_files(from) {
         let path = to.join(name);
@@ -166,7 +182,7 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
     let store = dir.path().join("store");
     record_twenty(&store).await;
     let entry = {
-        let db = sled::open(&store).unwrap();
+        let db = open_sled(&store);
         let answers = db.open_tree("answers").unwrap();
         let (key, _) = answers.first().unwrap().unwrap();
         answers.insert(&key, &b"{\"request\": {\"meth"[..]).unwrap();
@@ -237,7 +253,7 @@ async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exporte
     record_twenty(&store).await;
     let deep = format!("{}1{}", "[".repeat(125), "]".repeat(125));
     {
-        let db = sled::open(&store).unwrap();
+        let db = open_sled(&store);
         let answers = db.open_tree("answers").unwrap();
         let (key, value) = answers.first().unwrap().unwrap();
         let mut entry: serde_json::Value = serde_json::from_slice(&value).unwrap();
@@ -325,4 +341,94 @@ async fn a_truncated_garbled_or_empty_cassette_is_named_and_neither_folder_nor_s
             "{damage}: the store changed"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_one_damaged_answer_is_left_out_whole_and_its_cassette_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let proxy = ProxyServer::builder()
+        .record(UpstreamConfig::new(fake.base_url()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    for _ in 0..3 {
+        get(&image_url(&proxy, POLLING_IMAGE_ID)).await;
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let before = all_files(&dir.path().join("out"));
+    // The middle answer of the three the polling request has.
+    let entry = {
+        let db = open_sled(&store);
+        let answers = db.open_tree("answers").unwrap();
+        let keys: Vec<sled::IVec> = answers.iter().keys().map(Result::unwrap).collect();
+        let middle = keys
+            .iter()
+            .find(|k| {
+                k[32..] == 1u32.to_be_bytes()
+                    && keys
+                        .iter()
+                        .any(|o| o[..32] == k[..32] && o[32..] == 2u32.to_be_bytes())
+            })
+            .unwrap()
+            .clone();
+        answers
+            .insert(&middle, &b"{\"request\": {\"meth"[..])
+            .unwrap();
+        db.flush().unwrap();
+        middle
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
+    let (code, stdout, stderr) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(SEED_IMAGE_ID) && !stdout.contains(POLLING_IMAGE_ID),
+        "{stdout}"
+    );
+    assert!(stderr.contains(&entry), "{stderr}");
+    let (code, stderr) = run(
+        &[
+            "export",
+            "--store",
+            "store",
+            "--out",
+            "out",
+            "--skip-damaged",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("exported 1 request") && stderr.contains(&entry),
+        "{stderr}"
+    );
+    assert_eq!(
+        all_files(&dir.path().join("out")),
+        before,
+        "the polling request's cassette, with its three answers, is kept as it was"
+    );
+    let (code, stderr) = run(
+        &[
+            "export",
+            "--store",
+            "store",
+            "--out",
+            "x.har",
+            "--format",
+            "har",
+            "--skip-damaged",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!dir.path().join("x.har").exists());
 }
