@@ -15,9 +15,9 @@ pub const DURABLE_FILE: &str = "ims-vcr-durable";
 
 /// Opens the journal in `dir` and applies to sled the writes it holds beyond sled's write
 /// counter `generation` (they were answered, but sled had not flushed them when the last
-/// session ended: a `kill -9`). They must continue the counter without a gap; a gap means sled
+/// session ended: a `kill -9`), sealed journals first. They must continue the counter without a gap; a gap means sled
 /// lost writes the journal no longer covers, and the store is refused as damaged. Returns the
-/// journal, emptied, and the write counter after recovery.
+/// journal, emptied (sealed journals deleted), and the write counter after recovery.
 pub(crate) fn recover(
     dir: &Path,
     db: &sled::Db,
@@ -31,10 +31,17 @@ pub(crate) fn recover(
         path: dir.to_owned(),
         reason,
     };
-    let records = records.map_err(damaged)?;
+    // Journals sealed by a session that ended before sled's flush covered them come first.
+    let sealed = crate::storage::journal::sealed(dir).map_err(|e| Error::io(dir, e))?;
+    let mut all = Vec::new();
+    for (_, path) in &sealed {
+        let read = crate::storage::journal::read_sealed(path).map_err(|e| Error::io(path, e))?;
+        all.extend(read.map_err(damaged)?);
+    }
+    all.extend(records.map_err(damaged)?);
     let store_err = |source| store_error(dir, source);
     let mut recovered = generation;
-    for record in records.into_iter().filter(|r| r.generation > generation) {
+    for record in all.into_iter().filter(|r| r.generation > generation) {
         if record.generation != recovered + 1 {
             return Err(damaged(format!(
                 "{} continues at write #{} but the store ends at write #{recovered}: the writes \
@@ -64,6 +71,10 @@ pub(crate) fn recover(
     }
     if !journal.is_empty() {
         journal.clear().map_err(|e| Error::io(&file, e))?;
+    }
+    // Every sealed record is in sled now (flushed above, or before this open).
+    for (_, path) in sealed {
+        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     }
     Ok((journal, recovered))
 }
