@@ -8,8 +8,12 @@ use crate::error::{Error, Result};
 use crate::storage::journal::Journal;
 use crate::storage::layout::GENERATION_KEY;
 
-/// sled's default cache is 1 GiB; a test proxy needs far less.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's default cache is 1 GiB; a test proxy needs far less. A store opened to write (record,
+/// auto, import) inserts at random places in the tree and gains from a cache; one opened only to
+/// read (replay, export, verify) reads each page once, in order, and a small cache bounds the
+/// memory a pack rebuild of a large store leaves behind.
+const WRITER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const READER_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// File in the store directory holding the last write counter known to be flushed (decimal).
 pub const DURABLE_FILE: &str = "ims-vcr-durable";
 
@@ -108,12 +112,18 @@ pub(crate) fn note_holder(path: &Path) {
     }
 }
 
-pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
+/// Opens sled at `path`; `writer`: the store is opened to write (a larger cache).
+pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
+    let cache = if writer {
+        WRITER_CACHE_BYTES
+    } else {
+        READER_CACHE_BYTES
+    };
     let started = std::time::Instant::now();
     loop {
         let result = sled::Config::new()
             .path(path)
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache)
             .open();
         match result.map_err(|e| open_error(path, e)) {
             Err(Error::StoreLocked { .. }) if started.elapsed() < LOCK_WAIT => {

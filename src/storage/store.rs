@@ -14,12 +14,14 @@
 //! drops everything after a truncated or garbled spot, so a store that reopens with a lower write
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
+mod close;
 mod compact;
 mod import;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,13 +43,17 @@ const STORE_FORMAT: u32 = 1;
 /// An open store. One process at a time (sled holds an exclusive lock).
 pub struct Store {
     path: PathBuf,
-    answers: sled::Tree,
-    meta: sled::Tree,
+    /// sled's handles: dropped first when the store closes (see `close.rs`).
+    answers: ManuallyDrop<sled::Tree>,
+    meta: ManuallyDrop<sled::Tree>,
     /// What one write at a time may touch. Held only around synchronous calls (sled, one
     /// journal `write`), never across an await; it also orders the write counter.
     session: Mutex<Session>,
     /// sled and the flush marks, shared with a compaction flushing in the background.
-    flusher: std::sync::Arc<Flusher>,
+    flusher: ManuallyDrop<std::sync::Arc<Flusher>>,
+    /// Set once every entry was read (a pack rebuild, an export): closing the store then hands
+    /// the memory sled took back to the system.
+    read_whole: std::sync::atomic::AtomicBool,
     /// Journal size past which a write seals the journal ([`COMPACT_AT`]; less in tests).
     compact_at: u64,
     /// The last flush behind a sealed journal, awaited by [`Store::flush`].
@@ -91,7 +97,7 @@ impl Store {
     /// folder, say), is refused: a store is never made inside it.
     pub fn open(path: &Path) -> Result<Store> {
         folder::find_or_make(path)?;
-        let store = Store::open_folder(path)?;
+        let store = Store::open_folder(path, true)?;
         // A writer may hold the store for long: a command it locks out says who it is. (Readers
         // hold it for moments and write nothing, so they leave no note.)
         crate::storage::durability::note_holder(path);
@@ -103,7 +109,7 @@ impl Store {
     /// and left as it was.
     pub fn open_existing(path: &Path) -> Result<Store> {
         folder::find(path)?;
-        Store::open_folder(path)
+        Store::open_folder(path, false)
     }
 
     /// Whether `path` is a store folder (one [`Store::open_existing`] would open).
@@ -111,8 +117,9 @@ impl Store {
         folder::find(path).is_ok()
     }
 
-    fn open_folder(path: &Path) -> Result<Store> {
-        let db = open_db(path)?;
+    /// `writer`: opened to record or import (see `durability::open_db`).
+    fn open_folder(path: &Path, writer: bool) -> Result<Store> {
+        let db = open_db(path, writer)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
@@ -140,9 +147,12 @@ impl Store {
         }
         let store = Store {
             path: path.to_owned(),
-            answers,
-            meta,
-            flusher: std::sync::Arc::new(Flusher::new(path, db, generation, durable)),
+            answers: ManuallyDrop::new(answers),
+            meta: ManuallyDrop::new(meta),
+            flusher: ManuallyDrop::new(std::sync::Arc::new(Flusher::new(
+                path, db, generation, durable,
+            ))),
+            read_whole: Default::default(),
             compact_at: COMPACT_AT,
             behind: Mutex::new(None),
             session: Mutex::new(Session {
@@ -419,7 +429,7 @@ impl Store {
             generation
         };
         if let Some((upto, path)) = sealed {
-            let task = compact::flush_behind(self.flusher.clone(), upto, path);
+            let task = compact::flush_behind(std::sync::Arc::clone(&self.flusher), upto, path);
             *self.behind.lock().expect("store behind lock poisoned") = Some(task);
         }
         if self.fsync {
@@ -530,6 +540,7 @@ impl Store {
 
     /// Every entry as stored, in key order (so a request's answers are adjacent and in order).
     pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
+        self.read_whole.store(true, Ordering::Relaxed);
         self.answers.iter().map(|e| {
             let (key, value) = e.map_err(|e| self.err(e))?;
             match key.get(..32).and_then(|d| d.try_into().ok()) {
