@@ -146,6 +146,9 @@ fn mask_answer(
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
     let mut json = match body {
+        Some(Body::Json(json)) if !crate::model::credentials::may_hold_answer_secrets(json) => {
+            return None;
+        }
         Some(Body::Json(json)) => json.clone(),
         Some(Body::Text(text)) => serde_json::from_str::<Value>(text).ok()?,
         _ => return None,
