@@ -285,6 +285,31 @@ pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -
     found
 }
 
+/// Whether `value` has, at any depth, a key [`mask_answer_json`] could act on (an
+/// [`ANSWER_SECRETS`] field or an `access` key id). When not, masking would change nothing, so
+/// the answer need not be copied to be masked (most answers: a copy of a parsed body is dear).
+pub fn may_hold_answer_secrets(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(name, item)| {
+            ANSWER_SECRETS.iter().any(|s| normalised_is(name, s))
+                || normalised_is(name, "access")
+                || may_hold_answer_secrets(item)
+        }),
+        Value::Array(items) => items.iter().any(may_hold_answer_secrets),
+        _ => false,
+    }
+}
+
+/// `normalise(name) == want` for an ASCII `want`, without building the normalised name.
+fn normalised_is(name: &str, want: &str) -> bool {
+    let name = name.trim();
+    name.len() == want.len()
+        && name.bytes().zip(want.bytes()).all(|(c, w)| {
+            let c = if c == b'-' { b'_' } else { c.to_ascii_lowercase() };
+            c == w
+        })
+}
+
 fn mask_answer_into(
     value: &mut Value,
     holder: bool,
@@ -484,6 +509,26 @@ mod tests {
         assert_eq!(body["auth"]["scope"]["project"]["id"], "p");
         assert_eq!(unmasked_in_json(&body), vec![]);
         assert_eq!(mask_json(&mut body), vec![], "idempotent");
+    }
+
+    #[test]
+    fn only_answers_with_a_key_masking_acts_on_are_copied_to_be_masked() {
+        use serde_json::json;
+        let plain = json!({"id": "x", "tags": [{"name": "a"}], "owner": "o", "accessed": 1});
+        assert!(!may_hold_answer_secrets(&plain));
+        for held in [
+            json!({"a": [{"b": {" Security-Token ": "t"}}]}),
+            json!({"credential": {"ACCESS": "ak"}}),
+            json!([{"x": {"Password": 1}}]),
+        ] {
+            assert!(may_hold_answer_secrets(&held), "{held}");
+        }
+        // Every key masking acts on is one the check sees.
+        for name in ANSWER_SECRETS {
+            let mut answer = json!({ "deep": [{ *name: "value-1" }] });
+            assert!(may_hold_answer_secrets(&answer), "{name}");
+            assert!(!mask_answer_json(&mut answer, &|v: &str| v.to_owned()).is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -214,26 +214,18 @@ impl Proxy {
                 });
             }
         };
-        let mut interaction = Interaction {
-            request: recorded_request(parts, &body),
-            response: RecordedResponse {
-                status: live.status.as_u16(),
-                headers: stored_headers(&live.headers),
-                body: Body::from_bytes(&live.body),
-                recorded_at: now_rfc3339(),
-                latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
-                upstream: upstream.origin().to_owned(),
-                other_upstreams: mentioned_origins(&recorder.routes, upstream.origin(), &live),
-            },
-            redaction: None,
-        };
-        // Serve exactly what replay will serve, built by the same code (but unredacted and
-        // with the live credential headers, a token's `X-Subject-Token`: the client recording
-        // now gets the live values).
-        // `Body::from_bytes` stands for exactly these bytes, so they need no encoding again.
+        // What is served: exactly what replay will serve, built by the same code (but
+        // unredacted and with the live credential headers, a token's `X-Subject-Token`: the
+        // client recording now gets the live values). `Prepared::with_body` takes the body's
+        // bytes as they came, so the served response carries none (no copy of a parsed body).
         let served = RecordedResponse {
+            status: live.status.as_u16(),
             headers: to_pairs(&live.headers, |_| true),
-            ..interaction.response.clone()
+            body: None,
+            recorded_at: now_rfc3339(),
+            latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
+            upstream: upstream.origin().to_owned(),
+            other_upstreams: mentioned_origins(&recorder.routes, upstream.origin(), &live),
         };
         let prepared =
             Prepared::with_body(&served, live.body.clone()).map_err(|e| Failure {
@@ -242,33 +234,42 @@ impl Proxy {
                 message: format!("upstream answer cannot be replayed: {e}"),
                 details: json!({ "kind": "invalid-answer" }),
             })?;
-        // The client recording now gets the live date and request id (a support ticket needs
-        // the real one); the store gets stable ones, so re-recording changes no cassette.
-        interaction.response.headers = stable_response_headers(
-            std::mem::take(&mut interaction.response.headers),
-            &format!("ims-vcr-{}", &key.hex()[..16]),
-        );
+        let store = match &recorder.store {
+            Some(store) if mode.stores() && !skip_of(parts) => store,
+            // Passthrough, or a request that asked not to be stored: nothing more to build.
+            _ => return Ok(Delivered { prepared, stored: false }),
+        };
+        // What is stored: the body in its readable encoding, credential headers left out, and
+        // (the client recording now gets the live date and request id; a support ticket needs
+        // the real one) stable date and request id, so re-recording changes no cassette.
+        let interaction = Interaction {
+            request: recorded_request(parts, &body),
+            response: RecordedResponse {
+                headers: stable_response_headers(
+                    stored_headers(&live.headers),
+                    &format!("ims-vcr-{}", &key.hex()[..16]),
+                ),
+                body: Body::from_bytes(&live.body),
+                ..served
+            },
+            redaction: None,
+        };
         // What the exchange itself carried: the credentials as sent (the proxy's own signature
         // when it re-signs) and the answer's `Set-Cookie` values, wherever the answer echoes them.
         let mut live_needles = credential_needles(&live.sent_credentials);
         live_needles.extend(credential_needles(&live.headers));
         let mut stored = false;
-        if mode.stores()
-            && !skip_of(parts)
-            && let Some(store) = &recorder.store
+        let replace = mode == Mode::Record;
+        if let Some((stored_key, seq)) = self
+            .persist(recorder, store, parts, &interaction, replace, live_needles)
+            .await
         {
-            let replace = mode == Mode::Record;
-            if let Some((stored_key, seq)) = self
-                .persist(recorder, store, parts, &interaction, replace, live_needles)
-                .await
-            {
-                self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-                stored = true;
-                recorder.warn_if_refused(key, live.status);
-                // Looked up by the request as sent; read back from where the store keeps it
-                // (another key when redaction changed the request).
-                self.tapes.record_stored(key, &stored_key, store, seq);
-            }
+            self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+            stored = true;
+            recorder.warn_if_refused(key, live.status);
+            // Looked up by the request as sent; read back from where the store keeps it
+            // (another key when redaction changed the request).
+            self.tapes.record_stored(key, &stored_key, store, seq);
         }
         Ok(Delivered { prepared, stored })
     }

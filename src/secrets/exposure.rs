@@ -149,7 +149,13 @@ fn mask_answer(
     let body = body.as_ref()?;
     let mut json = match body {
         Body::Text(text) => serde_json::from_str::<Value>(text).ok()?,
-        body => body.json()?.clone(),
+        body => {
+            let json = body.json()?;
+            if !crate::model::credentials::may_hold_answer_secrets(json) {
+                return None;
+            }
+            json.clone()
+        }
     };
     let pseudonym = |value: &str| match access_key {
         Some(key) => key.pseudonym(value),

@@ -8,16 +8,20 @@ use crate::error::{Error, Result};
 use crate::storage::journal::Journal;
 use crate::storage::layout::GENERATION_KEY;
 
-/// sled's default cache is 1 GiB; a test proxy needs far less.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's default cache is 1 GiB; a test proxy needs far less. A store opened to write (record,
+/// auto, import) inserts at random places in the tree and gains from a cache; one opened only to
+/// read (replay, export, verify) reads each page once, in order, and a small cache bounds the
+/// memory a pack rebuild of a large store leaves behind.
+const WRITER_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const READER_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// File in the store directory holding the last write counter known to be flushed (decimal).
 pub const DURABLE_FILE: &str = "ims-vcr-durable";
 
 /// Opens the journal in `dir` and applies to sled the writes it holds beyond sled's write
 /// counter `generation` (they were answered, but sled had not flushed them when the last
-/// session ended: a `kill -9`). They must continue the counter without a gap; a gap means sled
+/// session ended: a `kill -9`), sealed journals first. They must continue the counter without a gap; a gap means sled
 /// lost writes the journal no longer covers, and the store is refused as damaged. Returns the
-/// journal, emptied, and the write counter after recovery.
+/// journal, emptied (sealed journals deleted), and the write counter after recovery.
 pub(crate) fn recover(
     dir: &Path,
     db: &sled::Db,
@@ -31,10 +35,17 @@ pub(crate) fn recover(
         path: dir.to_owned(),
         reason,
     };
-    let records = records.map_err(damaged)?;
+    // Journals sealed by a session that ended before sled's flush covered them come first.
+    let sealed = crate::storage::journal::sealed(dir).map_err(|e| Error::io(dir, e))?;
+    let mut all = Vec::new();
+    for (_, path) in &sealed {
+        let read = crate::storage::journal::read_sealed(path).map_err(|e| Error::io(path, e))?;
+        all.extend(read.map_err(damaged)?);
+    }
+    all.extend(records.map_err(damaged)?);
     let store_err = |source| store_error(dir, source);
     let mut recovered = generation;
-    for record in records.into_iter().filter(|r| r.generation > generation) {
+    for record in all.into_iter().filter(|r| r.generation > generation) {
         if record.generation != recovered + 1 {
             return Err(damaged(format!(
                 "{} continues at write #{} but the store ends at write #{recovered}: the writes \
@@ -64,6 +75,10 @@ pub(crate) fn recover(
     }
     if !journal.is_empty() {
         journal.clear().map_err(|e| Error::io(&file, e))?;
+    }
+    // Every sealed record is in sled now (flushed above, or before this open).
+    for (_, path) in sealed {
+        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     }
     Ok((journal, recovered))
 }
@@ -97,12 +112,18 @@ pub(crate) fn note_holder(path: &Path) {
     }
 }
 
-pub(crate) fn open_db(path: &Path) -> Result<sled::Db> {
+/// Opens sled at `path`; `writer`: the store is opened to write (a larger cache).
+pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
+    let cache = if writer {
+        WRITER_CACHE_BYTES
+    } else {
+        READER_CACHE_BYTES
+    };
     let started = std::time::Instant::now();
     loop {
         let result = sled::Config::new()
             .path(path)
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache)
             .open();
         match result.map_err(|e| open_error(path, e)) {
             Err(Error::StoreLocked { .. }) if started.elapsed() < LOCK_WAIT => {

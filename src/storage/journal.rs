@@ -11,8 +11,11 @@
 //!
 //! When the store is opened, records newer than sled's write counter are applied to sled in
 //! order and flushed, and the journal is emptied. It is also emptied whenever a flush of sled
-//! covers everything in it (end of session, import) and, in a long session, every
-//! [`COMPACT_AT`] bytes.
+//! covers everything in it (end of session, import). In a long session, every [`COMPACT_AT`]
+//! bytes, it is sealed: renamed aside (a name starting with [`SEALED_PREFIX`]) and started anew,
+//! which takes a moment under the store's lock; the sled flush that makes the sealed records
+//! redundant runs outside it, and deletes the sealed file when done. Opening a store reads the
+//! sealed journals left by a crash, oldest first, before the current one.
 //!
 //! A record is `len (u32 LE) ++ SHA-256(payload) ++ payload`, the payload being the write
 //! counter (u64 LE), the number of keys removed (u32 LE), those keys (36 bytes each), the key
@@ -26,8 +29,11 @@ use sha2::{Digest, Sha256};
 
 /// File name of the journal inside a store directory.
 pub const JOURNAL_FILE: &str = "ims-vcr-journal";
-/// Journal size past which a recording session flushes sled and empties the journal.
+/// Journal size past which a recording session seals the journal and flushes sled behind it.
 pub const COMPACT_AT: u64 = 64 * 1024 * 1024;
+/// Name prefix of a sealed journal (followed by the write counter it ends at, 20 digits): a
+/// journal set aside by [`Journal::seal`] until a sled flush covers it, then deleted.
+pub const SEALED_PREFIX: &str = "ims-vcr-journal.sealed-";
 const HEAD: usize = 4 + 32;
 const KEY: usize = 36;
 
@@ -48,7 +54,6 @@ pub struct Record {
 #[derive(Debug)]
 pub struct Journal {
     file: std::sync::Arc<File>,
-    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
     path: PathBuf,
     len: u64,
     /// Set when a failed append could not be cut back: the file ends in part of a record, and
@@ -124,6 +129,33 @@ impl Journal {
         Ok(())
     }
 
+    /// Sets the journal aside as the sealed journal of write `generation` (every record in it
+    /// is at or below that write) and starts an empty one; returns the sealed file's path. With
+    /// `sync`, the sealed records and the folder's new entries are synced to the disk first
+    /// (what `--fsync` promised them).
+    pub fn seal(&mut self, generation: u64, sync: bool) -> std::io::Result<PathBuf> {
+        if let Some(why) = &self.broken {
+            return Err(std::io::Error::other(why.clone()));
+        }
+        if sync {
+            self.file.sync_data()?;
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let sealed = dir.join(format!("{SEALED_PREFIX}{generation:020}"));
+        std::fs::rename(&self.path, &sealed)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&self.path)?;
+        if sync {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = std::sync::Arc::new(file);
+        self.len = 0;
+        Ok(sealed)
+    }
+
     /// Bytes in the journal.
     pub fn len(&self) -> u64 {
         self.len
@@ -152,6 +184,35 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The sealed journals in `dir`, oldest first: the write counter each ends at, and its path.
+pub fn sealed(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let generation = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SEALED_PREFIX))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(generation) = generation {
+            found.push((generation, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The records of the sealed journal at `path` (as [`Journal::open`] reads a journal).
+pub fn read_sealed(path: &Path) -> std::io::Result<Result<Vec<Record>, String>> {
+    let bytes = std::fs::read(path)?;
+    Ok(parse(&bytes)
+        .map(|(records, end)| {
+            report_end(path, &bytes, end);
+            records
+        })
+        .map_err(|e| format!("{}: {e}", path.display())))
 }
 
 /// Every whole record in `bytes`. An incomplete or garbled end (a write cut short, zeros left

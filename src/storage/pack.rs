@@ -262,12 +262,14 @@ impl From<std::io::Error> for WriteError {
     }
 }
 
-/// What the index needs from an entry; the response is skipped, not decoded.
+/// What the index needs from an entry; the response is skipped, not decoded. The stamp is read
+/// as plain JSON and decoded once per distinct stamp (its policy is a flattened struct, which
+/// serde decodes through a buffered copy: costly for every entry of a large store).
 #[derive(Deserialize)]
 struct EntryHead {
     request: RecordedRequest,
     #[serde(default)]
-    redaction: Option<RedactionStamp>,
+    redaction: Option<serde_json::Value>,
 }
 
 /// Streams `entries` (a store's, in key order) into a new pack file at `tmp`, made at write
@@ -290,6 +292,7 @@ pub(crate) fn write(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut requests: Vec<PackedRequest> = Vec::new();
     let mut stamps: Vec<RedactionStamp> = Vec::new();
+    let mut seen_stamps: Vec<serde_json::Value> = Vec::new();
     let mut current: Option<[u8; 32]> = None;
     let mut answers: Vec<Extent> = Vec::new();
     let mut offset = 0u64;
@@ -298,12 +301,20 @@ pub(crate) fn write(
         let corrupt = |reason: String| WriteError::Store(corrupt(&entry, reason));
         let (digest, v) = (entry.digest, &entry.value);
         let head: EntryHead = crate::storage::layout::decode(v).map_err(corrupt)?;
-        // Replay needs each distinct redaction (policy and key), not the values each vouches for.
-        if let Some(mut stamp) = head.redaction
-            && !stamps.iter().any(|s| s.same_redaction(&stamp))
-        {
-            stamp.pseudonym_checks = None;
-            stamps.push(stamp);
+        if let Some(mut json) = head.redaction {
+            // Replay needs each distinct redaction (policy and key), not the values each
+            // vouches for: without them, a store's stamps are a handful, whatever its size.
+            if let Some(stamp) = json.as_object_mut() {
+                stamp.remove("pseudonym_checks");
+            }
+            if !seen_stamps.contains(&json) {
+                let stamp: RedactionStamp =
+                    serde_json::from_value(json.clone()).map_err(|e| corrupt(e.to_string()))?;
+                if !stamps.iter().any(|s| s.same_redaction(&stamp)) {
+                    stamps.push(stamp);
+                }
+                seen_stamps.push(json);
+            }
         }
         if current != Some(digest) {
             if let Some(last) = requests.last_mut() {

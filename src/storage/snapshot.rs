@@ -50,7 +50,24 @@ impl Store {
 fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteError> {
     let tmp = path.with_extension("pack.tmp");
     let generation = store.settled_generation();
-    let made = pack::write(store.entries(), |e, why| store.corrupt(e, why), rules, &tmp, generation).and_then(|()| {
+    // Read on a thread of its own: the store's pages it reads are allocated in that thread's
+    // malloc arena, not among the index and tapes that live on, so the memory goes back to the
+    // system once the store is closed instead of staying in the serving process.
+    let written = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                pack::write(
+                    store.entries(),
+                    |e, why| store.corrupt(e, why),
+                    rules,
+                    &tmp,
+                    generation,
+                )
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    let made = written.and_then(|()| {
         // Opened before the rename: the handle stays valid even if a write deletes the pack
         // right after it is published.
         let pack = Pack::from_file(File::open(&tmp)?, path, generation, rules)

@@ -14,12 +14,15 @@
 //! drops everything after a truncated or garbled spot, so a store that reopens with a lower write
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
+mod close;
+mod compact;
 mod import;
 mod load;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +32,8 @@ use crate::model::interaction::Interaction;
 use crate::model::recording::Recording;
 use crate::storage::folder;
 use crate::storage::journal::{COMPACT_AT, Journal};
-use crate::storage::durability::{
-    note_durable, open_db, read_durable, recover, store_error,
-};
+use crate::storage::durability::{open_db, read_durable, recover, store_error};
+use compact::Flusher;
 pub use crate::storage::durability::DURABLE_FILE;
 use crate::storage::layout::{Entry, GENERATION_KEY, decode_interaction, entry_key};
 use crate::model::key::{MatchRules, RequestKey, hex};
@@ -42,27 +44,30 @@ const STORE_FORMAT: u32 = 1;
 /// An open store. One process at a time (sled holds an exclusive lock).
 pub struct Store {
     path: PathBuf,
-    db: sled::Db,
-    answers: sled::Tree,
-    meta: sled::Tree,
+    /// sled's handles: dropped first when the store closes (see `close.rs`).
+    answers: ManuallyDrop<sled::Tree>,
+    meta: ManuallyDrop<sled::Tree>,
     /// What one write at a time may touch. Held only around synchronous calls (sled, one
     /// journal `write`), never across an await; it also orders the write counter.
     session: Mutex<Session>,
-    /// The journal file, for syncing outside the session lock.
-    journal_file: std::sync::Arc<std::fs::File>,
+    /// sled and the flush marks, shared with a compaction flushing in the background.
+    flusher: ManuallyDrop<std::sync::Arc<Flusher>>,
+    /// Set once every entry was read (a pack rebuild, an export): closing the store then hands
+    /// the memory sled took back to the system.
+    read_whole: std::sync::atomic::AtomicBool,
+    /// Journal size past which a write seals the journal ([`COMPACT_AT`]; less in tests).
+    compact_at: u64,
+    /// The last flush behind a sealed journal, awaited by [`Store::flush`].
+    behind: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether a recorded answer waits for an `fdatasync` of the journal (`--fsync`).
     fsync: bool,
     /// Group commit: the write counter (persisted as `meta/generation`, so it keeps growing
-    /// across sessions), the highest write a finished sled flush covers, and the highest write a
-    /// finished journal sync covers.
+    /// across sessions) and the highest write a finished journal sync covers (the highest a
+    /// sled flush covers is [`Flusher::flushed`]).
     written: AtomicU64,
-    flushed: AtomicU64,
     synced: AtomicU64,
     /// Serialises flushes and syncs; writers queue here, and the first through syncs for all.
     flush_lock: tokio::sync::Mutex<()>,
-    /// The highest write counter written to [`DURABLE_FILE`] (flushes and compaction both note
-    /// it, from different locks).
-    noted: Mutex<u64>,
 }
 
 /// The state writes share under [`Store::session`].
@@ -93,7 +98,7 @@ impl Store {
     /// folder, say), is refused: a store is never made inside it.
     pub fn open(path: &Path) -> Result<Store> {
         folder::find_or_make(path)?;
-        let store = Store::open_folder(path)?;
+        let store = Store::open_folder(path, true)?;
         // A writer may hold the store for long: a command it locks out says who it is. (Readers
         // hold it for moments and write nothing, so they leave no note.)
         crate::storage::durability::note_holder(path);
@@ -105,7 +110,7 @@ impl Store {
     /// and left as it was.
     pub fn open_existing(path: &Path) -> Result<Store> {
         folder::find(path)?;
-        Store::open_folder(path)
+        Store::open_folder(path, false)
     }
 
     /// Whether `path` is a store folder (one [`Store::open_existing`] would open).
@@ -113,8 +118,9 @@ impl Store {
         folder::find(path).is_ok()
     }
 
-    fn open_folder(path: &Path) -> Result<Store> {
-        let db = open_db(path)?;
+    /// `writer`: opened to record or import (see `durability::open_db`).
+    fn open_folder(path: &Path, writer: bool) -> Result<Store> {
+        let db = open_db(path, writer)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
@@ -142,10 +148,14 @@ impl Store {
         }
         let store = Store {
             path: path.to_owned(),
-            db,
-            answers,
-            meta,
-            journal_file: journal.file(),
+            answers: ManuallyDrop::new(answers),
+            meta: ManuallyDrop::new(meta),
+            flusher: ManuallyDrop::new(std::sync::Arc::new(Flusher::new(
+                path, db, generation, durable,
+            ))),
+            read_whole: Default::default(),
+            compact_at: COMPACT_AT,
+            behind: Mutex::new(None),
             session: Mutex::new(Session {
                 next: HashMap::new(),
                 journal,
@@ -154,10 +164,8 @@ impl Store {
             }),
             fsync: false,
             written: AtomicU64::new(generation),
-            flushed: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
-            noted: Mutex::new(durable.max(generation)),
         };
         store.check_format()?;
         Ok(store)
@@ -225,15 +233,6 @@ impl Store {
         publish()?;
         session.pack_dropped = false;
         Ok(true)
-    }
-
-    /// Notes `generation` in [`DURABLE_FILE`] unless a higher one is noted already.
-    fn note_durable(&self, generation: u64) {
-        let mut noted = self.noted.lock().expect("store noted lock poisoned");
-        if generation > *noted {
-            note_durable(&self.path, generation);
-            *noted = generation;
-        }
     }
 
     /// The error for `doing` (writing, flushing) after a write failed half-way (see
@@ -375,12 +374,17 @@ impl Store {
     ) -> Result<u32> {
         let value = serde_json::to_vec(interaction).expect("an interaction serialises");
         let written_seq;
+        let sealed;
         let generation = {
             let mut session = self.lock();
             self.before_write(&mut session)?;
             let mut removes = Vec::new();
             let seq = match session.next.get(key.digest()) {
                 Some(next) => *next,
+                // A request's answers are numbered from 0 without gaps, so one point lookup
+                // tells a request never recorded (every request, when ids are new) from one
+                // whose older answers need a scan; a lookup costs less than a scan.
+                None if !self.holds_any(key.digest())? => 0,
                 None if replace => {
                     for old in self.answers.scan_prefix(key.digest()).keys() {
                         removes.push(old.map_err(|e| self.err(e))?);
@@ -420,17 +424,15 @@ impl Store {
             }
             session.next.insert(*key.digest(), seq + 1);
             written_seq = seq;
-            if session.journal.len() > COMPACT_AT {
-                // A long session: make sled durable and start the journal over. Rare (every
-                // 64 MiB of recordings), and synchronous so no write slips in between.
-                self.persist_generation(&mut session)?;
-                self.db.flush().map_err(|e| self.err(e))?;
-                self.flushed.fetch_max(generation, Ordering::SeqCst);
-                self.note_durable(generation);
-                session.journal.clear().map_err(|e| self.journal_err(e))?;
-            }
+            // A long session: the journal is sealed here, and sled's flush runs after the lock
+            // is let go (see `compact.rs`), so no write waits for it.
+            sealed = self.seal_if_long(&mut session)?;
             generation
         };
+        if let Some((upto, path)) = sealed {
+            let task = compact::flush_behind(std::sync::Arc::clone(&self.flusher), upto, path);
+            *self.behind.lock().expect("store behind lock poisoned") = Some(task);
+        }
         if self.fsync {
             self.synced(generation).await?;
         }
@@ -455,7 +457,8 @@ impl Store {
             return Ok(());
         }
         let target = self.written.load(Ordering::SeqCst);
-        let file = self.journal_file.clone();
+        // The journal being appended to now (a seal synced the one before it).
+        let file = self.lock().journal.file();
         let result = tokio::task::spawn_blocking(move || file.sync_data()).await;
         match result {
             Ok(Ok(())) => {}
@@ -469,25 +472,35 @@ impl Store {
     /// Waits until write `generation` is flushed, flushing if nobody else is.
     async fn durable(&self, generation: u64) -> Result<()> {
         let _turn = self.flush_lock.lock().await;
-        if self.flushed.load(Ordering::SeqCst) >= generation {
+        if self.flusher.flushed.load(Ordering::SeqCst) >= generation {
             return Ok(());
         }
         let target = self.persist_generation(&mut self.lock())?;
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
-        self.flushed.fetch_max(target, Ordering::SeqCst);
-        self.note_durable(target);
+        self.flusher.db.flush_async().await.map_err(|e| self.err(e))?;
+        self.flusher.flushed_up_to(target);
         Ok(())
     }
 
     /// Flushes everything written so far (shutdown, import), then empties the journal when no
     /// write came in meanwhile (otherwise a later flush will).
     pub async fn flush(&self) -> Result<()> {
+        // A flush still running behind a sealed journal ends first: once this returns, nothing
+        // holds sled but the store itself.
+        let behind = self.behind.lock().expect("store behind lock poisoned").take();
+        if let Some(task) = behind {
+            let _ = task.await;
+        }
         let target = self.written.load(Ordering::SeqCst);
         self.durable(target.max(1)).await?;
-        let mut session = self.lock();
-        if self.written.load(Ordering::SeqCst) == target && !session.journal.is_empty() {
-            session.journal.clear().map_err(|e| self.journal_err(e))?;
+        {
+            let mut session = self.lock();
+            if self.written.load(Ordering::SeqCst) == target && !session.journal.is_empty() {
+                session.journal.clear().map_err(|e| self.journal_err(e))?;
+            }
         }
+        // Journals sealed up to `target` are covered by that flush (a compaction still
+        // flushing may find its file gone).
+        compact::remove_sealed_upto(&self.path, target);
         Ok(())
     }
 
@@ -500,6 +513,7 @@ impl Store {
 
     /// Every entry as stored, in key order (so a request's answers are adjacent and in order).
     pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
+        self.read_whole.store(true, Ordering::Relaxed);
         self.answers.iter().map(|e| {
             let (key, value) = e.map_err(|e| self.err(e))?;
             match key.get(..32).and_then(|d| d.try_into().ok()) {
@@ -635,6 +649,67 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.generation(), g);
         assert_eq!(statuses(&store), vec![r#"{"status":"queued"}"#]);
+    }
+
+    fn sealed_files(dir: &Path) -> Vec<u64> {
+        crate::storage::journal::sealed(dir)
+            .unwrap()
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sealed_journals_a_crash_left_are_applied_oldest_first_then_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = closed_store(dir.path()).await;
+        // A session sealed its journal twice (the flushes behind never finished), then wrote
+        // one more answer to the current journal, and was killed.
+        let (mut open, _) = Journal::open(dir.path()).unwrap();
+        let b = interaction("/b", "active");
+        let value = serde_json::to_vec(&b).unwrap();
+        for (n, seq) in [(1, 0), (2, 1)] {
+            let entry = entry_key(key(&b).digest(), seq);
+            open.append(g + n, &[] as &[&[u8]], &entry, &value).unwrap();
+            open.seal(g + n, false).unwrap();
+        }
+        drop(open);
+        journal(dir.path(), g + 3, &interaction("/c", "active"), 0);
+        assert_eq!(sealed_files(dir.path()), vec![g + 1, g + 2]);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.generation(), g + 3);
+        assert_eq!(store.len(), 4);
+        assert_eq!(store.answers_of(key(&b).digest()).unwrap().len(), 2);
+        assert!(sealed_files(dir.path()).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_session_seals_its_journal_and_loses_no_write_while_sled_flushes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every write seals the journal when no flush behind is under way.
+        let store = std::sync::Arc::new(Store::open(dir.path()).unwrap().compacting_at(1));
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for n in 0..25 {
+                        let a = interaction(&format!("/w{w}/{n}"), "active");
+                        store.record(&key(&a), &a, true).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let written = store.generation();
+        assert_eq!(written, 200);
+        store.flush().await.unwrap();
+        assert!(sealed_files(dir.path()).is_empty());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!((store.generation(), store.len()), (written, 200));
+        assert!(read_durable(dir.path()).unwrap() >= written);
     }
 
     #[tokio::test]

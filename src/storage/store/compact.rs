@@ -1,0 +1,138 @@
+//! A long recording session's journal, compacted off the request path: when it has grown past
+//! [`COMPACT_AT`], the write that crossed the line seals it (persists sled's write counter,
+//! renames the journal aside and starts an empty one: a moment under the store's lock), and
+//! sled's flush, which makes the sealed records redundant, runs in the background without the
+//! lock; the sealed file is deleted once the flush is done. Until then a crash loses nothing:
+//! opening the store applies sealed journals first (`durability::recover`).
+
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use crate::storage::durability::note_durable;
+use crate::storage::journal::sealed;
+
+/// sled and what is known to be on disk, shared between the store and a compaction flushing in
+/// the background.
+pub(super) struct Flusher {
+    path: PathBuf,
+    pub(super) db: sled::Db,
+    /// The highest write a finished sled flush covers.
+    pub(super) flushed: AtomicU64,
+    /// The highest write counter written to [`DURABLE_FILE`] (flushes and compactions both note
+    /// it).
+    noted: Mutex<u64>,
+    /// Set while a sealed journal waits for its flush: one compaction at a time.
+    compacting: AtomicBool,
+}
+
+impl Flusher {
+    /// The flusher of the store at `path`, opened at write `generation`, with `durable` read
+    /// from [`DURABLE_FILE`].
+    pub(super) fn new(path: &Path, db: sled::Db, generation: u64, durable: u64) -> Flusher {
+        Flusher {
+            path: path.to_owned(),
+            db,
+            flushed: AtomicU64::new(generation),
+            noted: Mutex::new(durable.max(generation)),
+            compacting: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks every write up to `generation` flushed, and notes it in [`DURABLE_FILE`] unless a
+    /// higher one is noted already.
+    pub(super) fn flushed_up_to(&self, generation: u64) {
+        self.flushed.fetch_max(generation, Ordering::SeqCst);
+        let mut noted = self.noted.lock().expect("store noted lock poisoned");
+        if generation > *noted {
+            note_durable(&self.path, generation);
+            *noted = generation;
+        }
+    }
+}
+
+impl Store {
+    /// Whether the store holds any answer of the request with `digest` (answers are numbered
+    /// from 0, so the first one tells).
+    pub(super) fn holds_any(&self, digest: &[u8; 32]) -> Result<bool> {
+        self.answers
+            .contains_key(entry_key(digest, 0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Under the session lock, after a write: when the journal is longer than `compact_at` and
+    /// no compaction is under way, persists the write counter for the next flush, seals the
+    /// journal, and returns the write it ends at and its path, for [`flush_behind`].
+    pub(super) fn seal_if_long(&self, session: &mut Session) -> Result<Option<(u64, PathBuf)>> {
+        if session.journal.len() <= self.compact_at
+            || self.flusher.compacting.load(Ordering::SeqCst)
+        {
+            return Ok(None);
+        }
+        let generation = self.persist_generation(session)?;
+        let sealed = session
+            .journal
+            .seal(generation, self.fsync)
+            .map_err(|e| self.journal_err(e))?;
+        self.flusher.compacting.store(true, Ordering::SeqCst);
+        Ok(Some((generation, sealed)))
+    }
+
+    /// Makes this store seal its journal past `bytes` instead of [`COMPACT_AT`].
+    #[cfg(test)]
+    pub(super) fn compacting_at(mut self, bytes: u64) -> Store {
+        self.compact_at = bytes;
+        self
+    }
+}
+
+/// Flushes sled, which then covers write `generation`, and deletes the journal sealed at
+/// `sealed`; in a task of its own, so neither the write that sealed it nor any other waits.
+/// When the flush fails, the sealed journal is kept: the next open applies it.
+pub(super) fn flush_behind(
+    flusher: std::sync::Arc<Flusher>,
+    generation: u64,
+    sealed: PathBuf,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match flusher.db.flush_async().await {
+            Ok(_) => {
+                flusher.flushed_up_to(generation);
+                let removed = tokio::task::spawn_blocking(move || remove(&sealed)).await;
+                if let Err(e) = removed {
+                    tracing::warn!(error = %e, "deleting a sealed journal did not finish");
+                }
+            }
+            Err(e) => tracing::error!(
+                store = %flusher.path.display(),
+                error = %e,
+                "cannot flush the store behind its sealed journal; the journal is kept and \
+                 applied when the store is next opened"
+            ),
+        }
+        flusher.compacting.store(false, Ordering::SeqCst);
+    })
+}
+
+/// Deletes the journals in `dir` sealed at or below write `generation` (a flush covers them).
+pub(super) fn remove_sealed_upto(dir: &Path, generation: u64) {
+    match sealed(dir) {
+        Ok(found) => {
+            for (upto, path) in found {
+                if upto <= generation {
+                    remove(&path);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(store = %dir.display(), error = %e, "cannot list sealed journals"),
+    }
+}
+
+/// Deletes a sealed journal; one already gone is fine, a failure only costs the next open a
+/// read of records it skips.
+fn remove(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(journal = %path.display(), error = %e, "cannot delete a sealed journal"),
+    }
+}
