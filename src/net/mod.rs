@@ -6,3 +6,4 @@ pub mod routes;
 pub mod signer;
 pub mod tls;
 pub mod upstream;
+mod upstream_error;
