@@ -2,6 +2,7 @@
 
 pub mod head_timeout;
 pub mod outcome;
+mod pool;
 pub mod routes;
 pub mod signer;
 pub mod tls;

@@ -15,15 +15,13 @@ use hyper::header::{
 };
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
 use crate::model::headers::strip_hop_by_hop;
+use crate::net::pool::Pool;
 use crate::net::signer::{self, Credentials};
 pub use crate::net::upstream_error::UpstreamError;
 use crate::net::upstream_error::{chain, classify};
@@ -87,7 +85,7 @@ pub struct Upstream {
     /// Path prefix of `--upstream` without a trailing slash ("" for none).
     prefix: String,
     host: HeaderValue,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Pool,
     timeout: Duration,
     max_body: usize,
     credentials: Option<Credentials>,
@@ -143,18 +141,20 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // Without a timer the pool's idle timeout does nothing (hyper timers are inert without one).
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let destination = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
+        let pool = Pool::new(https, destination, Duration::from_secs(30));
         Ok(Upstream {
             origin: format!("{scheme}://{authority}"),
             scheme,
             authority,
             prefix,
             host,
-            client,
+            pool,
             timeout: config.timeout,
             max_body: config.max_body,
             credentials: config.credentials.clone(),
@@ -227,9 +227,9 @@ impl Upstream {
         let url = || uri.to_string();
         let started = Instant::now();
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
+            let (response, connection) = self
+                .pool
+                .send(in_origin_form(request))
                 .await
                 .map_err(|e| classify(&url(), &e))?;
             let (parts, body) = response.into_parts();
@@ -257,6 +257,7 @@ impl Upstream {
                         }
                     }
                 })?;
+            connection.release();
             Ok((parts, collected.to_bytes()))
         };
         let (parts, raw) = tokio::time::timeout(self.timeout, exchange)
@@ -339,6 +340,17 @@ impl Upstream {
             None => {}
         }
     }
+}
+
+/// `request` with its URI in origin form (`/path?query`), as an HTTP/1.1 request line to an
+/// origin server has it (the URI's host is in `Host`), as hyper-util's legacy client sent it.
+fn in_origin_form(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let uri = match request.uri().path_and_query() {
+        Some(target) if target.as_str() != "/" => Uri::from(target.clone()),
+        _ => Uri::default(),
+    };
+    *request.uri_mut() = uri;
+    request
 }
 
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {

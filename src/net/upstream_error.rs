@@ -119,7 +119,7 @@ fn with_ca_hint(cause: String) -> String {
     }
 }
 
-pub(super) fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> UpstreamError {
     let cause = chain(error);
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
