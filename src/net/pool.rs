@@ -134,7 +134,8 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                // Boxed: opening a connection is rare, and its future would size every send's.
+                None => (Box::pin(self.connect()).await?, false),
             };
             if reused && sender.ready().await.is_err() {
                 continue; // it closed while idle

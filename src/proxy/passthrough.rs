@@ -20,10 +20,8 @@ impl Proxy {
         let Some(route) = recorder.routes.route(parts.uri.path()) else {
             // The no-route answer, exactly as every forwarding mode gives it.
             let key = self.key(parts, &body, session);
-            return match self
-                .forward(recorder, parts, body, &key, Mode::Passthrough)
-                .await
-            {
+            // Boxed: its future is large and never polled on the common path.
+            return match Box::pin(self.forward(recorder, parts, body, &key, Mode::Passthrough)).await {
                 Ok(delivered) => {
                     let outcome = delivered.outcome();
                     (self.serve(&delivered.prepared, parts, outcome), outcome)
@@ -48,10 +46,11 @@ impl Proxy {
         let others = recorder.routes.origins();
         let origins = std::iter::once(own).chain(others.into_iter().filter(|o| *o != own));
         match Prepared::relayed(live.status, live.headers, live.body, origins) {
-            Ok(prepared) => (
-                self.serve(&prepared, parts, Outcome::Forwarded),
-                Outcome::Forwarded,
-            ),
+            Ok(prepared) => {
+                let origin = self.origin_for(&prepared, parts);
+                let response = prepared.into_response(Outcome::Forwarded, origin.as_deref());
+                (response, Outcome::Forwarded)
+            }
             Err(e) => (
                 Failure::invalid_answer(&e).to_response(),
                 Outcome::UpstreamError,

@@ -182,7 +182,16 @@ impl Prepared {
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
-        self.assemble(outcome, body, headers)
+        assemble(self.status, outcome, body, headers)
+    }
+
+    /// [`Prepared::to_response`] for an answer served once (a relayed one): its header map and
+    /// body move into the response instead of being cloned.
+    pub fn into_response(self, outcome: Outcome, proxy_origin: Option<&str>) -> Response<Full<Bytes>> {
+        match proxy_origin {
+            Some(_) if self.mentions_upstream() => self.to_response(outcome, proxy_origin),
+            _ => assemble(self.status, outcome, self.body, self.headers),
+        }
     }
 
     /// [`Prepared::to_response`] with each `(recorded, live)` value of `substitutions` replaced
@@ -213,20 +222,27 @@ impl Prepared {
                 HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
             new_headers.append(name.clone(), value);
         }
-        self.assemble(outcome, body, new_headers)
+        assemble(self.status, outcome, body, new_headers)
     }
 
-    fn assemble(&self, outcome: Outcome, body: Bytes, headers: HeaderMap) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = headers;
-        if outcome != Outcome::Hit {
-            response
-                .headers_mut()
-                .insert(OUTCOME_HEADER_NAME, outcome.header_value());
-        }
+}
+
+/// The response: `status`, `headers` marked with `outcome`, `body`.
+fn assemble(
+    status: StatusCode,
+    outcome: Outcome,
+    body: Bytes,
+    headers: HeaderMap,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    if outcome != Outcome::Hit {
         response
+            .headers_mut()
+            .insert(OUTCOME_HEADER_NAME, outcome.header_value());
     }
+    response
 }
 
 /// Stored headers (name, value as text) as a header map, in order. A
@@ -293,9 +309,10 @@ pub fn mentions<'h>(
     // Both forms end with what follows the origin's last `/` (its authority), which holds no
     // `/`: where that is absent, neither form is, so most answers are searched once.
     let tail = origin.rsplit('/').next().unwrap_or_default().as_bytes();
+    let tail = memchr::memmem::Finder::new(tail);
     let mut places = std::iter::once(body)
         .chain(headers.map(|value| value.as_bytes()))
-        .filter(|place| tail.is_empty() || contains(place, tail))
+        .filter(|place| tail.needle().is_empty() || tail.find(place).is_some())
         .peekable();
     if places.peek().is_none() {
         return false;
@@ -507,7 +524,7 @@ mod tests {
             assert_eq!(relayed.upstream_origins, expected.upstream_origins);
             for proxy in [None, Some("http://127.0.0.1:9")] {
                 let (a, b) = (
-                    relayed.to_response(Outcome::Forwarded, proxy),
+                    relayed.clone().into_response(Outcome::Forwarded, proxy),
                     expected.to_response(Outcome::Forwarded, proxy),
                 );
                 assert_eq!(a.status(), b.status());
