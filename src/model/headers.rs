@@ -114,8 +114,12 @@ pub fn is_volatile_request(name: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// Removes hop-by-hop headers, including every header the `Connection` header names.
+/// Removes hop-by-hop headers, including every header the `Connection` header names. Most
+/// messages have none (and `Connection` is one), so one pass over the names usually suffices.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()

@@ -111,46 +111,7 @@ impl RequestKey {
         header: impl Fn(&str) -> Vec<&'a str>,
         body: &[u8],
     ) -> Self {
-        // Built in place: this runs on every request, and `format!` with an upper-cased copy of
-        // the method and a normalised copy of the path cost three allocations.
-        let volatile = &rules.volatile;
-        let (path, query, body) = if volatile.is_empty() {
-            (Cow::Borrowed(path), query.map(Cow::Borrowed), Cow::Borrowed(body))
-        } else {
-            let body = match std::str::from_utf8(body) {
-                Ok(text) => match volatile.mask(text) {
-                    Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
-                    Cow::Borrowed(_) => Cow::Borrowed(body),
-                },
-                Err(_) => Cow::Borrowed(body),
-            };
-            (volatile.mask(path), query.map(|q| volatile.mask(q)), body)
-        };
-        let (path, query, body) = (path.as_ref(), query.as_deref(), body.as_ref());
-        let mut canonical = String::with_capacity(method.len() + 1 + path.len());
-        canonical.extend(method.chars().map(|c| c.to_ascii_uppercase()));
-        canonical.push(' ');
-        push_normalised_path(&mut canonical, path);
-        let query = canonical_query(query.unwrap_or(""), &rules.ignore_query);
-        if !query.is_empty() {
-            canonical.push('?');
-            canonical.push_str(&query);
-        }
-        for name in &rules.match_headers {
-            // Rules are validated wherever they are read; should a credential header get here
-            // anyway, its value never enters the key (printed in misses and summaries).
-            if crate::model::headers::is_credential(name) || is_credential_name(name) {
-                canonical.push_str(&format!("\n{name}: {PLACEHOLDER}"));
-                continue;
-            }
-            let values = header(name);
-            canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
-        }
-        if !body.is_empty() {
-            let content_type = header("content-type");
-            let digest = Sha256::digest(canonical_body(body, content_type.first().copied()));
-            canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
-        }
+        let canonical = canonical_form(rules, (method, path, query), header, body);
         let digest = Sha256::digest(canonical.as_bytes()).into();
         RequestKey {
             canonical,
@@ -159,13 +120,30 @@ impl RequestKey {
         }
     }
 
+    /// The key of a live request with canonical form `canonical` (see [`canonical_form`]) in
+    /// `session`: the same key as `RequestKey::new(..).in_session(session)`, with the digest
+    /// taken from this thread's memo of the canonical forms it has hashed (a SHA-256 is the
+    /// largest per-request cost of a replayed request, and a replaying client asks for the same
+    /// few requests again and again). The memo holds SHA-256 results only, so the key is the same
+    /// with or without it.
+    pub fn live(mut canonical: String, session: Option<&str>) -> Self {
+        if let Some(name) = session {
+            push_session_line(&mut canonical, name);
+        }
+        let digest = memo::digest(&canonical);
+        RequestKey {
+            canonical,
+            digest,
+            session: session.map(str::to_owned),
+        }
+    }
+
     /// The same request in `session`: a line `session: NAME` ends the canonical form, so the
     /// digest differs from every other session's. The default session (`None`) leaves the key
     /// as it is, so its keys are those of a proxy without sessions.
     pub fn in_session(mut self, session: Option<&str>) -> Self {
         if let Some(name) = session {
-            self.canonical.push_str("\nsession: ");
-            self.canonical.push_str(name);
+            push_session_line(&mut self.canonical, name);
             self.digest = Sha256::digest(self.canonical.as_bytes()).into();
             self.session = Some(name.to_owned());
         }
@@ -217,6 +195,99 @@ impl RequestKey {
     /// Lower-case hex of [`RequestKey::digest`].
     pub fn hex(&self) -> String {
         hex(&self.digest)
+    }
+}
+
+/// The canonical form of a request (method, path, query; see [`RequestKey`]), without its
+/// session line. `header`
+/// returns the values of a header by lower-case name (only consulted for
+/// [`MatchRules::match_headers`]). Built in place: this runs on every request, and `format!`
+/// with an upper-cased copy of the method and a normalised copy of the path cost three
+/// allocations.
+pub fn canonical_form<'a>(
+    rules: &MatchRules,
+    (method, path, query): (&str, &str, Option<&str>),
+    header: impl Fn(&str) -> Vec<&'a str>,
+    body: &[u8],
+) -> String {
+    let volatile = &rules.volatile;
+    let (path, query, body) = if volatile.is_empty() {
+        (Cow::Borrowed(path), query.map(Cow::Borrowed), Cow::Borrowed(body))
+    } else {
+        let body = match std::str::from_utf8(body) {
+            Ok(text) => match volatile.mask(text) {
+                Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+                Cow::Borrowed(_) => Cow::Borrowed(body),
+            },
+            Err(_) => Cow::Borrowed(body),
+        };
+        (volatile.mask(path), query.map(|q| volatile.mask(q)), body)
+    };
+    let (path, query, body) = (path.as_ref(), query.as_deref(), body.as_ref());
+    let mut canonical = String::with_capacity(method.len() + 1 + path.len());
+    canonical.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    canonical.push(' ');
+    push_normalised_path(&mut canonical, path);
+    let query = canonical_query(query.unwrap_or(""), &rules.ignore_query);
+    if !query.is_empty() {
+        canonical.push('?');
+        canonical.push_str(&query);
+    }
+    for name in &rules.match_headers {
+        // Rules are validated wherever they are read; should a credential header get here
+        // anyway, its value never enters the key (printed in misses and summaries).
+        if crate::model::headers::is_credential(name) || is_credential_name(name) {
+            canonical.push_str(&format!("\n{name}: {PLACEHOLDER}"));
+            continue;
+        }
+        let values = header(name);
+        canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
+    }
+    if !body.is_empty() {
+        let content_type = header("content-type");
+        let digest = Sha256::digest(canonical_body(body, content_type.first().copied()));
+        canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
+    }
+    canonical
+}
+
+/// The last line of a canonical form in a named session.
+fn push_session_line(canonical: &mut String, session: &str) {
+    canonical.push_str("\nsession: ");
+    canonical.push_str(session);
+}
+
+/// A per-thread memo of canonical form → SHA-256, so a request asked for again is not hashed
+/// again. Bounded: once it holds [`memo::CAPACITY`] forms it starts over, so a client asking
+/// for ever new requests costs a little memory, never more.
+mod memo {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use sha2::{Digest, Sha256};
+
+    /// Canonical forms kept per thread (a few hundred KB at most).
+    pub(super) const CAPACITY: usize = 1024;
+
+    type Digests = HashMap<Box<str>, [u8; 32], foldhash::fast::RandomState>;
+
+    thread_local! {
+        static DIGESTS: RefCell<Digests> = RefCell::new(Digests::default());
+    }
+
+    /// The SHA-256 of `canonical`.
+    pub(super) fn digest(canonical: &str) -> [u8; 32] {
+        DIGESTS.with_borrow_mut(|digests| {
+            if let Some(digest) = digests.get(canonical) {
+                return *digest;
+            }
+            let digest: [u8; 32] = Sha256::digest(canonical.as_bytes()).into();
+            if digests.len() >= CAPACITY {
+                digests.clear();
+            }
+            digests.insert(canonical.into(), digest);
+            digest
+        })
     }
 }
 
@@ -610,5 +681,40 @@ mod tests {
         };
         let key = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["s3cr3t-token"], b"");
         assert!(!key.canonical().contains("s3cr3t"), "{}", key.canonical());
+    }
+
+    #[test]
+    fn a_live_key_is_the_key_in_its_session_asked_once_or_again_past_the_memo() {
+        let rules = MatchRules {
+            match_headers: vec!["x-project-id".into()],
+            ..MatchRules::default()
+        };
+        let header = |_: &str| vec!["p1"];
+        let body = br#"{"b": 1, "a": 2}"#;
+        for session in [None, Some("suite/one")] {
+            let expected = RequestKey::new(&rules, "post", "/v2/images", Some("b=1&a=2"), header, body)
+                .in_session(session);
+            // The first time hashes; the second comes from the memo; past its capacity it
+            // starts over and hashes again.
+            for _ in 0..2 {
+                let live = RequestKey::live(
+                    canonical_form(&rules, ("post", "/v2/images", Some("b=1&a=2")), header, body),
+                    session,
+                );
+                assert_eq!(live, expected);
+            }
+            for i in 0..=memo::CAPACITY {
+                let path = format!("/v2/images/{i}");
+                let live =
+                    RequestKey::live(canonical_form(&rules, ("GET", &path, None), header, b""), session);
+                let expected = RequestKey::new(&rules, "GET", &path, None, header, b"").in_session(session);
+                assert_eq!(live, expected, "{path}");
+            }
+            let live = RequestKey::live(
+                canonical_form(&rules, ("post", "/v2/images", Some("b=1&a=2")), header, body),
+                session,
+            );
+            assert_eq!(live, expected);
+        }
     }
 }

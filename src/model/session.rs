@@ -9,6 +9,12 @@ pub const SESSION_HEADER: &str = "x-ims-vcr-session";
 /// Request header asking record and auto modes to forward the request without storing it
 /// (`x-ims-vcr-skip: true`), for a test's set-up and clean-up calls.
 pub const SKIP_HEADER: &str = "x-ims-vcr-skip";
+/// [`SESSION_HEADER`] parsed at compile time: a look-up by `&str` parses the name on every request.
+pub const SESSION_HEADER_NAME: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static(SESSION_HEADER);
+/// [`SKIP_HEADER`] parsed at compile time.
+pub const SKIP_HEADER_NAME: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static(SKIP_HEADER);
 /// Longest session name.
 pub const MAX_NAME: usize = 200;
 

@@ -2,7 +2,9 @@
 
 pub mod head_timeout;
 pub mod outcome;
+mod pool;
 pub mod routes;
 pub mod signer;
 pub mod tls;
 pub mod upstream;
+mod upstream_error;

@@ -13,17 +13,18 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{
     ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue,
 };
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
 use crate::model::headers::strip_hop_by_hop;
+use crate::net::pool::Pool;
 use crate::net::signer::{self, Credentials};
+pub use crate::net::upstream_error::UpstreamError;
+use crate::net::upstream_error::{chain, classify};
 
 /// Default cap on an upstream body, encoded or decoded (an IMS answer is a few KB).
 pub const DEFAULT_MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -75,87 +76,6 @@ pub struct LiveResponse {
     pub sent_credentials: HeaderMap,
 }
 
-/// Why no answer could be had from the upstream. Rendered into the 502 the client gets.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    /// TCP connect failed (refused, unreachable, DNS).
-    #[error("cannot connect to upstream {url}: {cause}")]
-    Connect {
-        /// Upstream URL of the request.
-        url: String,
-        /// Error chain.
-        cause: String,
-    },
-    /// The TLS handshake failed (unknown CA, wrong name, expired certificate).
-    #[error("TLS with upstream {url} failed: {cause}")]
-    Tls {
-        /// Upstream URL of the request.
-        url: String,
-        /// Error chain.
-        cause: String,
-    },
-    /// No complete answer within `--upstream-timeout`.
-    #[error("upstream {url} gave no complete answer within {secs} s (--upstream-timeout)")]
-    Timeout {
-        /// Upstream URL of the request.
-        url: String,
-        /// The timeout in seconds.
-        secs: f64,
-    },
-    /// The connection closed or broke before the answer was complete.
-    #[error("upstream {url} cut the connection before the answer was complete: {cause}")]
-    Cut {
-        /// Upstream URL of the request.
-        url: String,
-        /// Error chain.
-        cause: String,
-    },
-    /// The body exceeded the cap.
-    #[error("upstream {url} sent a body larger than {limit} bytes")]
-    TooLarge {
-        /// Upstream URL of the request.
-        url: String,
-        /// The cap in bytes.
-        limit: usize,
-    },
-    /// A `Content-Encoding` body that does not decode.
-    #[error("upstream {url} sent a {encoding} body that does not decode: {cause}")]
-    Decode {
-        /// Upstream URL of the request.
-        url: String,
-        /// The encoding.
-        encoding: String,
-        /// Decoder error.
-        cause: String,
-    },
-    /// An informational (`1xx`) final answer, e.g. `101 Switching Protocols` to a plain request:
-    /// a proxy that records whole answers cannot relay or replay it.
-    #[error(
-        "upstream {url} answered {status}, an informational (1xx) status; ims-vcr relays and records only final answers"
-    )]
-    Informational {
-        /// Upstream URL of the request.
-        url: String,
-        /// The status.
-        status: StatusCode,
-    },
-}
-
-impl UpstreamError {
-    /// Short machine-readable kind for the 502 body and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            UpstreamError::Connect { .. } => "connect",
-            UpstreamError::Tls { .. } => "tls",
-            UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Cut { .. } => "cut",
-            UpstreamError::TooLarge { .. } => "too-large",
-            UpstreamError::Decode { .. } => "decode",
-            UpstreamError::Informational { .. } => "informational",
-        }
-    }
-}
-
 /// The pooled client for one upstream.
 pub struct Upstream {
     /// `scheme://authority`, also written into recordings as their provenance.
@@ -165,7 +85,7 @@ pub struct Upstream {
     /// Path prefix of `--upstream` without a trailing slash ("" for none).
     prefix: String,
     host: HeaderValue,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Pool,
     timeout: Duration,
     max_body: usize,
     credentials: Option<Credentials>,
@@ -221,18 +141,20 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // Without a timer the pool's idle timeout does nothing (hyper timers are inert without one).
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let destination = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
+        let pool = Pool::new(https, destination, Duration::from_secs(30));
         Ok(Upstream {
             origin: format!("{scheme}://{authority}"),
             scheme,
             authority,
             prefix,
             host,
-            client,
+            pool,
             timeout: config.timeout,
             max_body: config.max_body,
             credentials: config.credentials.clone(),
@@ -252,7 +174,8 @@ impl Upstream {
             .expect("built from a valid authority string")
     }
 
-    /// Forwards one request and collects the whole answer, decoded.
+    /// Forwards one request and collects the whole answer, decoded, with the credential headers
+    /// as sent (see [`LiveResponse::sent_credentials`]).
     pub async fn forward(
         &self,
         method: &Method,
@@ -260,24 +183,59 @@ impl Upstream {
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
-        let (request, url) = self.build_request(method, path_and_query, client_headers, body);
+        let target = self.target(path_and_query);
+        let request = self.build_request(method, target, client_headers, body);
         let mut sent_credentials = HeaderMap::new();
         for (name, value) in request.headers() {
             if crate::model::headers::is_credential(name.as_str()) {
                 sent_credentials.append(name.clone(), value.clone());
             }
         }
+        let mut live = self.exchange(request).await?;
+        live.sent_credentials = sent_credentials;
+        Ok(live)
+    }
+
+    /// [`Upstream::forward`] for an answer that is only relayed: `sent_credentials` is left
+    /// empty, and the request's target is reused as parsed when the upstream has no prefix.
+    pub async fn relay(
+        &self,
+        request: &hyper::http::request::Parts,
+        body: Bytes,
+    ) -> std::result::Result<LiveResponse, UpstreamError> {
+        let target = match request.uri.path_and_query() {
+            Some(target) if self.prefix.is_empty() => target.clone(),
+            target => self.target(target.map_or("/", |pq| pq.as_str())),
+        };
+        let request = self.build_request(&request.method, target, &request.headers, body);
+        self.exchange(request).await
+    }
+
+    /// The upstream's prefix and `path_and_query`.
+    fn target(&self, path_and_query: &str) -> PathAndQuery {
+        PathAndQuery::from_maybe_shared(Bytes::from(format!("{}{}", self.prefix, path_and_query)))
+            .expect("a path prefix and an origin-form target always make a path")
+    }
+
+    /// One exchange under the timeout: the whole answer, decoded.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> std::result::Result<LiveResponse, UpstreamError> {
+        // Kept for messages only: the text is made when one is needed.
+        let uri = request.uri().clone();
+        let url = || uri.to_string();
         let started = Instant::now();
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
+            let (response, connection) = self
+                .pool
+                .send(in_origin_form(request))
                 .await
-                .map_err(|e| classify(&url, &e))?;
+                .map_err(|e| classify(&url(), &e))?;
             let (parts, body) = response.into_parts();
             if parts.status.is_informational() {
                 return Err(UpstreamError::Informational {
-                    url: url.clone(),
+                    url: url(),
                     status: parts.status,
                 });
             }
@@ -289,35 +247,36 @@ impl Upstream {
                         .is_some()
                     {
                         UpstreamError::TooLarge {
-                            url: url.clone(),
+                            url: url(),
                             limit: self.max_body,
                         }
                     } else {
                         UpstreamError::Cut {
-                            url: url.clone(),
+                            url: url(),
                             cause: chain(e.as_ref()),
                         }
                     }
                 })?;
+            connection.release();
             Ok((parts, collected.to_bytes()))
         };
         let (parts, raw) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout {
-                url: url.clone(),
+                url: url(),
                 secs: self.timeout.as_secs_f64(),
             })??;
         let latency = started.elapsed();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(CONTENT_LENGTH);
-        let body = decode_body(&url, &mut headers, raw, self.max_body)?;
+        let body = decode_body(&uri, &mut headers, raw, self.max_body)?;
         Ok(LiveResponse {
             status: parts.status,
             headers,
             body,
             latency,
-            sent_credentials,
+            sent_credentials: HeaderMap::new(),
         })
     }
 
@@ -326,18 +285,16 @@ impl Upstream {
     fn build_request(
         &self,
         method: &Method,
-        path_and_query: &str,
+        target: PathAndQuery,
         client_headers: &HeaderMap,
         body: Bytes,
-    ) -> (Request<Full<Bytes>>, String) {
-        let target = format!("{}{}", self.prefix, path_and_query);
+    ) -> Request<Full<Bytes>> {
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
-            .path_and_query(target.as_str())
+            .path_and_query(target)
             .build()
             .expect("scheme, authority and an origin-form target always make a URI");
-        let url = uri.to_string();
         let mut headers = client_headers.clone();
         strip_hop_by_hop(&mut headers);
         headers.remove(CONTENT_LENGTH);
@@ -351,7 +308,7 @@ impl Upstream {
         // Always HTTP/1.1 upstream: an HTTP/2 client's version would not fit the pooled HTTP/1 connection.
         *request.version_mut() = hyper::Version::HTTP_11;
         *request.headers_mut() = headers;
-        (request, url)
+        request
     }
 }
 
@@ -385,6 +342,17 @@ impl Upstream {
     }
 }
 
+/// `request` with its URI in origin form (`/path?query`), as an HTTP/1.1 request line to an
+/// origin server has it (the URI's host is in `Host`), as hyper-util's legacy client sent it.
+fn in_origin_form(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let uri = match request.uri().path_and_query() {
+        Some(target) if target.as_str() != "/" => Uri::from(target.clone()),
+        _ => Uri::default(),
+    };
+    *request.uri_mut() = uri;
+    request
+}
+
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -412,79 +380,12 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
-/// The error and its sources, joined with ": ".
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
-}
-
-/// Adds what to do when the upstream's certificate comes from a CA the proxy does not trust (a
-/// private CA, a stand-in's test CA): the flag that adds one. (rustls's error reaches here
-/// inside an `io::Error`, whose `source()` skips it, so its text is what can be matched.)
-fn with_ca_hint(cause: String) -> String {
-    if cause.contains("UnknownIssuer") {
-        format!(
-            "{cause}; the upstream's certificate is signed by a CA that is not among the public \
-             roots: pass that CA's certificate with --upstream-ca PEM"
-        )
-    } else if cause.contains("CaUsedAsEndEntity") {
-        format!(
-            "{cause}; the upstream presents a CA certificate (basicConstraints CA:TRUE, as a plain \
-             `openssl req -x509` makes) as its own: the upstream needs a leaf certificate (CA:FALSE) \
-             signed by a CA, and --upstream-ca names that CA. Make both with openssl: see \
-             \"Trusting a private upstream\" in docs/guide.md"
-        )
-    } else {
-        cause
-    }
-}
-
-fn classify(url: &str, error: &hyper_util::client::legacy::Error) -> UpstreamError {
-    let cause = chain(error);
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return UpstreamError::Tls {
-                url: url.to_owned(),
-                cause: with_ca_hint(cause),
-            };
-        }
-        source = e.source();
-    }
-    if error.is_connect() {
-        // A TLS failure surfaces as an io::Error wrapping the rustls error on some paths.
-        if cause.contains("certificate") || cause.contains("tls") || cause.contains("TLS") {
-            return UpstreamError::Tls {
-                url: url.to_owned(),
-                cause: with_ca_hint(cause),
-            };
-        }
-        UpstreamError::Connect {
-            url: url.to_owned(),
-            cause,
-        }
-    } else {
-        UpstreamError::Cut {
-            url: url.to_owned(),
-            cause,
-        }
-    }
-}
-
 /// Decodes `gzip`/`deflate` (in the order the encodings were applied, across every
 /// `Content-Encoding` header) and drops `Content-Encoding`. An encoding the proxy cannot decode
 /// is refused (`decode`): it asked for `gzip, deflate` only, and a body stored encoded would
 /// hide its content from the leak gate.
 fn decode_body(
-    url: &str,
+    url: impl std::fmt::Display,
     headers: &mut HeaderMap,
     raw: Bytes,
     limit: usize,
@@ -506,7 +407,7 @@ fn decode_body(
         .find(|e| !matches!(e.as_str(), "gzip" | "x-gzip" | "deflate"))
     {
         return Err(UpstreamError::Decode {
-            url: url.to_owned(),
+            url: url.to_string(),
             encoding: unknown.clone(),
             cause: "ims-vcr asked for gzip or deflate and decodes only those".into(),
         });
@@ -519,11 +420,11 @@ fn decode_body(
     for encoding in encodings.iter().rev() {
         body = decode_one(encoding, &body, limit).map_err(|cause| match cause {
             DecodeFailure::TooLarge => UpstreamError::TooLarge {
-                url: url.to_owned(),
+                url: url.to_string(),
                 limit,
             },
             DecodeFailure::Invalid(cause) => UpstreamError::Decode {
-                url: url.to_owned(),
+                url: url.to_string(),
                 encoding: encoding.clone(),
                 cause,
             },
@@ -666,8 +567,8 @@ mod tests {
         h.insert("x-hop", HeaderValue::from_static("1"));
         h.insert("x-auth-token", HeaderValue::from_static("tok"));
         h.insert(ACCEPT_ENCODING, HeaderValue::from_static("br"));
-        let (req, url) = up.build_request(&Method::GET, "/v2/images?a=1", &h, Bytes::new());
-        assert_eq!(url, "https://ims.example:8443/base/v2/images?a=1");
+        let req = up.build_request(&Method::GET, up.target("/v2/images?a=1"), &h, Bytes::new());
+        assert_eq!(req.uri(), "https://ims.example:8443/base/v2/images?a=1");
         assert_eq!(req.headers()[HOST], "ims.example:8443");
         assert_eq!(req.headers()[ACCEPT_ENCODING], "gzip, deflate");
         assert_eq!(req.headers()["x-auth-token"], "tok");

@@ -3,6 +3,7 @@
 //! becomes an HTTP answer.
 
 pub mod control;
+mod passthrough;
 mod playback;
 mod record;
 pub mod metrics;
@@ -43,7 +44,7 @@ use crate::replay::prepared::Prepared;
 use crate::proxy::realism::FaultKind;
 use crate::proxy::sessions::Sessions;
 use crate::proxy::settings::Settings;
-use crate::model::session::{SESSION_HEADER, SKIP_HEADER};
+use crate::model::session::{SESSION_HEADER, SESSION_HEADER_NAME, SKIP_HEADER_NAME};
 use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
@@ -385,26 +386,22 @@ impl Proxy {
         body: Bytes,
         session: Option<&str>,
     ) -> (Response<Full<Bytes>>, Outcome) {
-        let key = RequestKey::new(
-            &self.rules,
-            parts.method.as_str(),
-            parts.uri.path(),
-            parts.uri.query(),
-            |name| {
-                parts
-                    .headers
-                    .get_all(name)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect()
-            },
-            &body,
-        )
-        .in_session(session);
+        let mode = self.mode();
+        if mode == Mode::Passthrough
+            && let Some(recorder) = &self.recorder
+        {
+            // Nothing is looked up or stored: the key is only needed for a session's count.
+            if let Some(session) = session {
+                let key = self.key(parts, &body, Some(session));
+                self.sessions.asked(session, key.digest());
+            }
+            // Boxed, as below: forwarding futures are large.
+            return Box::pin(self.pass_through(recorder, parts, body, session)).await;
+        }
+        let key = self.key(parts, &body, session);
         if let Some(session) = session {
             self.sessions.asked(session, key.digest());
         }
-        let mode = self.mode();
         let recorder = match (mode, &self.recorder) {
             (Mode::Replay, _) | (_, None) => return self.replay(parts, &body, &key).await,
             (_, Some(recorder)) => recorder,
@@ -428,6 +425,24 @@ impl Proxy {
                 Err(failure) => (failure.to_response(), Outcome::UpstreamError),
             },
         }
+    }
+
+    /// The request's key under the proxy's rules, in `session`.
+    fn key(&self, parts: &Parts, body: &[u8], session: Option<&str>) -> RequestKey {
+        let canonical = crate::model::key::canonical_form(
+            &self.rules,
+            (parts.method.as_str(), parts.uri.path(), parts.uri.query()),
+            |name| {
+                parts
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect()
+            },
+            body,
+        );
+        RequestKey::live(canonical, session)
     }
 
     /// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
@@ -472,7 +487,7 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
 /// The request's session from `x-ims-vcr-session` (`None`: the default session), or why the
 /// header is refused.
 pub(crate) fn session_of(parts: &Parts) -> Result<Option<&str>, String> {
-    let Some(value) = parts.headers.get(SESSION_HEADER) else {
+    let Some(value) = parts.headers.get(SESSION_HEADER_NAME) else {
         return Ok(None);
     };
     let name = value
@@ -485,7 +500,7 @@ pub(crate) fn session_of(parts: &Parts) -> Result<Option<&str>, String> {
 /// True when the request asks not to be stored (`x-ims-vcr-skip: true`).
 pub(crate) fn skip_of(parts: &Parts) -> bool {
     crate::model::session::skip_requested(
-        parts.headers.get(SKIP_HEADER).and_then(|v| v.to_str().ok()),
+        parts.headers.get(SKIP_HEADER_NAME).and_then(|v| v.to_str().ok()),
     )
 }
 

@@ -43,52 +43,82 @@ impl Prepared {
     pub fn with_body(response: &RecordedResponse, body: Bytes) -> Result<Prepared, String> {
         let status = StatusCode::from_u16(response.status)
             .map_err(|_| format!("invalid status {}", response.status))?;
-        let mut headers = HeaderMap::with_capacity(response.headers.len() + 1);
-        for (name, value) in &response.headers {
-            // A token the recorded answer carried (never stored): the client gets a placeholder
-            // to pass back.
-            if name.eq_ignore_ascii_case(PLACEHOLDER_MARKER) {
-                if let Some(header) = PLACEHOLDER_HEADERS
-                    .iter()
-                    .find(|h| h.eq_ignore_ascii_case(value.trim()))
-                {
-                    headers.append(*header, HeaderValue::from_static(PLACEHOLDER_TOKEN));
-                }
-                continue;
-            }
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("invalid value for header {name}"))?;
-            headers.append(name, value);
-        }
+        let headers = header_map(
+            response
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+            response.headers.len(),
+        )?;
+        let origins = std::iter::once(response.upstream.as_str())
+            .chain(response.other_upstreams.iter().map(String::as_str));
+        let mut prepared = Prepared::assembled(status, headers, body, origins);
+        let time_fields = if timeshift::may_hold_timestamps(&prepared.body) {
+            serde_json::from_slice::<serde_json::Value>(&prepared.body)
+                .map(|json| timeshift::timestamp_fields(&json))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        prepared.latency = std::time::Duration::from_millis(response.latency_ms);
+        prepared.recorded_at = timeshift::recorded_at(&response.recorded_at);
+        prepared.time_fields = time_fields.into();
+        Ok(prepared)
+    }
+
+    /// A live answer prepared to be relayed once, as [`Prepared::with_body`] prepares its stored
+    /// form (every header as text, `upstream` then `other_upstreams` as the origins it may
+    /// mention), without the text round trip when every header value is UTF-8 (as any IMS
+    /// header is). Carries no recording time, latency or timestamp fields: it is served, never
+    /// replayed.
+    pub fn relayed<'o>(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        origins: impl Iterator<Item = &'o str>,
+    ) -> Result<Prepared, String> {
+        let as_stored = headers.iter().all(|(name, value)| {
+            name.as_str() != PLACEHOLDER_MARKER && std::str::from_utf8(value.as_bytes()).is_ok()
+        });
+        let headers = if as_stored {
+            headers
+        } else {
+            let pairs: Vec<(String, String)> = crate::model::headers::to_pairs(&headers, |_| true);
+            header_map(
+                pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+                pairs.len(),
+            )?
+        };
+        Ok(Prepared::assembled(status, headers, body, origins))
+    }
+
+    /// The parts every prepared answer shares: framing headers dropped, the outcome header in
+    /// place, and the `origins` the answer mentions.
+    fn assembled<'o>(
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        origins: impl Iterator<Item = &'o str>,
+    ) -> Prepared {
         // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
         headers.remove(hyper::header::CONTENT_LENGTH);
         headers.remove(hyper::header::TRANSFER_ENCODING);
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
         headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());
-        let upstream_origins: Vec<String> = std::iter::once(&response.upstream)
-            .chain(&response.other_upstreams)
+        let upstream_origins: Vec<String> = origins
             .filter(|o| !o.is_empty() && mentions(o, &body, headers.values()))
-            .cloned()
+            .map(str::to_owned)
             .collect();
-        let time_fields = if timeshift::may_hold_timestamps(&body) {
-            serde_json::from_slice::<serde_json::Value>(&body)
-                .map(|json| timeshift::timestamp_fields(&json))
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        Ok(Prepared {
+        Prepared {
             status,
             headers,
             body,
             upstream_origins,
-            latency: std::time::Duration::from_millis(response.latency_ms),
-            recorded_at: timeshift::recorded_at(&response.recorded_at),
-            time_fields: time_fields.into(),
-        })
+            latency: std::time::Duration::ZERO,
+            recorded_at: None,
+            time_fields: Box::default(),
+        }
     }
 
     /// True when the answer has a timestamp in a field `shifted` names, and a `recorded_at` to
@@ -152,7 +182,16 @@ impl Prepared {
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
-        self.assemble(outcome, body, headers)
+        assemble(self.status, outcome, body, headers)
+    }
+
+    /// [`Prepared::to_response`] for an answer served once (a relayed one): its header map and
+    /// body move into the response instead of being cloned.
+    pub fn into_response(self, outcome: Outcome, proxy_origin: Option<&str>) -> Response<Full<Bytes>> {
+        match proxy_origin {
+            Some(_) if self.mentions_upstream() => self.to_response(outcome, proxy_origin),
+            _ => assemble(self.status, outcome, self.body, self.headers),
+        }
     }
 
     /// [`Prepared::to_response`] with each `(recorded, live)` value of `substitutions` replaced
@@ -183,24 +222,59 @@ impl Prepared {
                 HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
             new_headers.append(name.clone(), value);
         }
-        self.assemble(outcome, body, new_headers)
+        assemble(self.status, outcome, body, new_headers)
     }
 
-    fn assemble(&self, outcome: Outcome, body: Bytes, headers: HeaderMap) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = headers;
-        if outcome != Outcome::Hit {
-            response
-                .headers_mut()
-                .insert(OUTCOME_HEADER_NAME, outcome.header_value());
-        }
+}
+
+/// The response: `status`, `headers` marked with `outcome`, `body`.
+fn assemble(
+    status: StatusCode,
+    outcome: Outcome,
+    body: Bytes,
+    headers: HeaderMap,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    if outcome != Outcome::Hit {
         response
+            .headers_mut()
+            .insert(OUTCOME_HEADER_NAME, outcome.header_value());
     }
+    response
+}
+
+/// Stored headers (name, value as text) as a header map, in order. A
+/// [`PLACEHOLDER_MARKER`] header becomes the credential header it names, with
+/// [`PLACEHOLDER_TOKEN`] as its value (a token the recorded answer carried, never stored: the
+/// client gets a placeholder to pass back).
+fn header_map<'h>(
+    pairs: impl Iterator<Item = (&'h str, &'h str)>,
+    count: usize,
+) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(count + 1);
+    for (name, value) in pairs {
+        if name.eq_ignore_ascii_case(PLACEHOLDER_MARKER) {
+            if let Some(header) = PLACEHOLDER_HEADERS
+                .iter()
+                .find(|h| h.eq_ignore_ascii_case(value.trim()))
+            {
+                headers.append(*header, HeaderValue::from_static(PLACEHOLDER_TOKEN));
+            }
+            continue;
+        }
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// `haystack` with every `from` of `pairs` replaced by its `to`, in one pass from the left (the
@@ -230,12 +304,22 @@ pub(crate) fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u
 pub fn mentions<'h>(
     origin: &str,
     body: &[u8],
-    mut headers: impl Iterator<Item = &'h HeaderValue>,
+    headers: impl Iterator<Item = &'h HeaderValue>,
 ) -> bool {
+    // Both forms end with what follows the origin's last `/` (its authority), which holds no
+    // `/`: where that is absent, neither form is, so most answers are searched once.
+    let tail = origin.rsplit('/').next().unwrap_or_default().as_bytes();
+    let tail = memchr::memmem::Finder::new(tail);
+    let mut places = std::iter::once(body)
+        .chain(headers.map(|value| value.as_bytes()))
+        .filter(|place| tail.needle().is_empty() || tail.find(place).is_some())
+        .peekable();
+    if places.peek().is_none() {
+        return false;
+    }
     let escaped = origin.replace('/', "\\/");
     let needles = [origin.as_bytes(), escaped.as_bytes()];
-    needles.iter().any(|n| contains(body, n))
-        || headers.any(|v| needles.iter().any(|n| contains(v.as_bytes(), n)))
+    places.any(|place| needles.iter().any(|n| contains(place, n)))
 }
 
 /// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
@@ -405,5 +489,73 @@ mod tests {
             .unwrap()
             .to_bytes()
             .to_vec()
+    }
+
+    #[test]
+    fn a_relayed_answer_is_served_as_its_stored_form_would_be() {
+        let body = Bytes::from_static(
+            br#"{"self":"https:\/\/ims.example\/v2","iam":"https://iam.example/v3","x":"ims.example"}"#,
+        );
+        let mut with_marker = HeaderMap::new();
+        with_marker.append("location", HeaderValue::from_static("https://ims.example/v2/x"));
+        with_marker.append("x-b", HeaderValue::from_static("1"));
+        with_marker.append("x-a", HeaderValue::from_static("2"));
+        with_marker.append("x-b", HeaderValue::from_static("3"));
+        with_marker.append(PLACEHOLDER_MARKER, HeaderValue::from_static("X-Subject-Token"));
+        with_marker.append("content-length", HeaderValue::from_static("999"));
+        let mut not_utf8 = HeaderMap::new();
+        not_utf8.append("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        not_utf8.append("x-ims-vcr", HeaderValue::from_static("upstream's"));
+        let origins = ["https://ims.example", "https://iam.example", "https://other.example"];
+        for headers in [with_marker, not_utf8, HeaderMap::new()] {
+            let stored = RecordedResponse {
+                status: 203,
+                headers: crate::model::headers::to_pairs(&headers, |_| true),
+                body: Body::from_bytes(&body),
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: origins[0].into(),
+                other_upstreams: origins[1..].iter().map(|o| (*o).to_owned()).collect(),
+            };
+            let expected = Prepared::with_body(&stored, body.clone()).unwrap();
+            let relayed =
+                Prepared::relayed(StatusCode::from_u16(203).unwrap(), headers, body.clone(), origins.into_iter())
+                    .unwrap();
+            assert_eq!(relayed.upstream_origins, expected.upstream_origins);
+            for proxy in [None, Some("http://127.0.0.1:9")] {
+                let (a, b) = (
+                    relayed.clone().into_response(Outcome::Forwarded, proxy),
+                    expected.to_response(Outcome::Forwarded, proxy),
+                );
+                assert_eq!(a.status(), b.status());
+                let pairs = |r: &Response<Full<Bytes>>| -> Vec<(String, Vec<u8>)> {
+                    r.headers()
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                        .collect()
+                };
+                assert_eq!(pairs(&a), pairs(&b), "{proxy:?}");
+                let collect = |r: Response<Full<Bytes>>| {
+                    futures_executor_block_on(http_body_util::BodyExt::collect(r.into_body()))
+                };
+                assert_eq!(collect(a), collect(b));
+            }
+        }
+    }
+
+    #[test]
+    fn an_origin_is_mentioned_plain_or_escaped_in_the_body_or_a_header() {
+        let none: [&HeaderValue; 0] = [];
+        let location = HeaderValue::from_static("http://h:1/x");
+        for (body, headers, expected) in [
+            (&b"see http://h:1/x"[..], &none[..], true),
+            (br"see http:\/\/h:1\/x", &none[..], true),
+            (b"see h:1 alone", &none[..], false),
+            (b"", &[&location][..], true),
+            (b"", &none[..], false),
+        ] {
+            let found = mentions("http://h:1", body, headers.iter().copied());
+            assert_eq!(found, expected, "{}", String::from_utf8_lossy(body));
+        }
     }
 }
