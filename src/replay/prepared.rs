@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::model::headers::{PLACEHOLDER_HEADERS, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN};
-use crate::model::interaction::{RecordedResponse, body_bytes};
+use crate::model::interaction::{Body, RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
 use crate::replay::timeshift;
 
@@ -139,8 +139,15 @@ impl Prepared {
         if timeshift::shift_fields(&mut json, shifted, now - recorded) == 0 {
             return self.clone();
         }
+        // Written back in the style it came in (Keystone writes Python's `json.dumps` style).
+        let body = Body::from_bytes(&self.body)
+            .and_then(|style| style.json_in_same_style(&json))
+            .and_then(|body| body.to_bytes().ok())
+            .unwrap_or_else(|| {
+                Bytes::from(serde_json::to_vec(&json).expect("a parsed value serialises"))
+            });
         Prepared {
-            body: Bytes::from(serde_json::to_vec(&json).expect("a parsed value serialises")),
+            body,
             ..self.clone()
         }
     }
@@ -473,6 +480,15 @@ mod tests {
             r#"{"token":{"expires_at":"2026-12-03T09:33:00.500000Z","issued_at":"2026-12-03T09:30:00.500000Z","x":"2026-12-02T15:00:00Z"}}"#
         );
         assert_eq!(token.body(), &Bytes::from_static(br#"{"token":{"expires_at":"2026-12-02T15:03:00.000000Z","issued_at":"2026-12-02T15:00:00.000000Z","x":"2026-12-02T15:00:00Z"}}"#), "the prepared answer is untouched");
+        // Keystone writes Python's `json.dumps` style: the shifted answer keeps it.
+        let python = Prepared::from_recorded(&answer(
+            r#"{"token": {"expires_at": "2026-12-02T15:03:00.000000Z", "methods": ["password"]}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(python.time_shifted(&defaults, now).body().to_vec()).unwrap(),
+            r#"{"token": {"expires_at": "2026-12-03T09:33:00.500000Z", "methods": ["password"]}}"#
+        );
     }
 
     fn futures_executor_block_on<
