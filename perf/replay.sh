@@ -44,6 +44,7 @@ tick() { NOW=$((${EPOCHREALTIME/./} / 1000)); } # $NOW in ms, without forking
 mkfifo "$WORK/nap" && exec 9<>"$WORK/nap"
 nap() { read -r -t "$1" -u 9 || true; } # sleep without forking (nothing is ever written to fd 9)
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; } # peak RSS
 # utime + stime of a process, all threads, in clock ticks (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; set -- $s; echo $((${12} + ${13})); }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -221,7 +222,8 @@ replay_mode() {
 }
 
 # first_answer ARGS...: ms from spawn of `ims-vcr replay ARGS` until the seed request gets the
-# right body (probed every 5 ms), then the RSS after 1 s idle; sets $MS and $RSS.
+# right body (probed every 5 ms), then the RSS after 1 s idle and the peak RSS; sets $MS, $RSS
+# and $HWM.
 first_answer() {
     local t0
     tick && t0=$NOW
@@ -230,26 +232,28 @@ first_answer() {
         tick && ((NOW - t0 < 120000)) || die "ims-vcr replay $* gave no correct answer within 120 s"
         nap 0.005
     done
-    tick && MS=$((NOW - t0)) && check ims-vcr "$URL" && nap 1 && RSS=$(rss_mb "$PID") && stop "$PID"
+    tick && MS=$((NOW - t0)) && check ims-vcr "$URL" && nap 1 && RSS=$(rss_mb "$PID") && HWM=$(hwm_mb "$PID") &&
+        stop "$PID"
 }
 
-# startup_row WHAT RUNS ARGS...: the median (min-max) of RUNS first_answer runs, and the RSS.
+# startup_row WHAT RUNS ARGS...: the median (min-max) of RUNS first_answer runs, and the RSS (the
+# peak RSS of the process in brackets).
 # With DROP_PACK set, that file (a store's replay pack) is deleted before each run.
 startup_row() {
-    local what=$1 runs=$2 times=() rss=()
+    local what=$1 runs=$2 times=() rss=() hwm=()
     shift 2
     for _ in $(seq "$runs"); do
         [[ -z ${DROP_PACK:-} ]] || rm -f "$DROP_PACK"
-        first_answer "$@" && times+=("$MS") && rss+=("$RSS")
+        first_answer "$@" && times+=("$MS") && rss+=("$RSS") && hwm+=("$HWM")
     done
     mapfile -t times < <(printf '%s\n' "${times[@]}" | sort -n)
-    echo "| $what | ${times[$((runs / 2))]} ms (${times[0]}-${times[-1]}, $runs runs) | ${rss[-1]} |"
+    echo "| $what | ${times[$((runs / 2))]} ms (${times[0]}-${times[-1]}, $runs runs) | ${rss[-1]} (peak ${hwm[-1]}) |"
 }
 
 startup_mode() {
     local t0
     echo "startup: ims-vcr on CPU $SERVER_CPU, nice $NICE; $(nproc) CPUs; load average $(loadavg)"
-    echo "| what | time | RSS MB |"
+    echo "| what | time | RSS MB (peak) |"
     echo "|---|---:|---:|"
     startup_row "replay the shipped cassettes: start to first correct answer; idle RSS" 5 --cassettes cassettes
     tick && t0=$NOW
