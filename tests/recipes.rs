@@ -111,7 +111,11 @@ fn bash(dir: &Path, bin: &Path, script: &str, extra_env: &[(&str, &str)]) -> (Op
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // Its own process group, so a recipe that hangs is stopped with everything it started
+    // (the proxy in the background), not only bash.
+    use std::os::unix::process::CommandExt as _;
     let mut child = Command::new("bash")
+        .process_group(0)
         .args(["-e", "-c", script])
         .current_dir(dir)
         .env("PATH", path)
@@ -122,7 +126,8 @@ fn bash(dir: &Path, bin: &Path, script: &str, extra_env: &[(&str, &str)]) -> (Op
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Generous: a recipe that works ends in a second or two, even on a busy machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
@@ -134,7 +139,9 @@ fn bash(dir: &Path, bin: &Path, script: &str, extra_env: &[(&str, &str)]) -> (Op
             return (status.code(), text);
         }
         if std::time::Instant::now() > deadline {
-            let _ = child.kill();
+            let group = -i32::try_from(child.id()).expect("a pid fits in an i32");
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is shared.
+            unsafe { libc::kill(group, libc::SIGKILL) };
             let out = child.wait_with_output().unwrap();
             return (None, String::from_utf8_lossy(&out.stderr).into_owned());
         }
