@@ -29,6 +29,8 @@ impl Route {
 #[derive(Debug)]
 pub struct Routes {
     routes: Vec<Route>,
+    /// The distinct upstream origins, in route order: known at start-up, read per request.
+    origins: Vec<String>,
 }
 
 impl Routes {
@@ -57,7 +59,13 @@ impl Routes {
             routes.push(Route { prefix, upstream });
         }
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then(a.prefix.cmp(&b.prefix)));
-        Ok(Routes { routes })
+        let mut origins: Vec<String> = Vec::new();
+        for route in &routes {
+            if !origins.iter().any(|o| o == route.upstream.origin()) {
+                origins.push(route.upstream.origin().to_owned());
+            }
+        }
+        Ok(Routes { routes, origins })
     }
 
     /// The route of `path`: the longest prefix it falls under, whole segments only.
@@ -71,14 +79,8 @@ impl Routes {
     }
 
     /// The distinct upstream origins (`scheme://authority`), in route order.
-    pub fn origins(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for route in &self.routes {
-            if !out.contains(&route.upstream.origin()) {
-                out.push(route.upstream.origin());
-            }
-        }
-        out
+    pub fn origins(&self) -> &[String] {
+        &self.origins
     }
 
     /// `PREFIX=ORIGIN, ...` for messages (a request that matches no route, start-up logs).

@@ -396,7 +396,7 @@ impl Proxy {
                 self.sessions.asked(session, key.digest());
             }
             // Boxed, as below: forwarding futures are large.
-            return Box::pin(self.pass_through(recorder, parts, body, session)).await;
+            return Box::pin(self.pass_through(recorder, parts, body)).await;
         }
         let key = self.key(parts, &body, session);
         if let Some(session) = session {

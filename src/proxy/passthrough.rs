@@ -4,7 +4,6 @@
 //! or answer body parsed, no recording time, no stable request id, no leak-gate needles.
 
 use super::*;
-use crate::net::upstream::UpstreamError;
 use super::record::Failure;
 
 impl Proxy {
@@ -15,19 +14,11 @@ impl Proxy {
         recorder: &Recorder,
         parts: &Parts,
         body: Bytes,
-        session: Option<&str>,
     ) -> (Response<Full<Bytes>>, Outcome) {
         let Some(route) = recorder.routes.route(parts.uri.path()) else {
             // The no-route answer, exactly as every forwarding mode gives it.
-            let key = self.key(parts, &body, session);
-            // Boxed: its future is large and never polled on the common path.
-            return match Box::pin(self.forward(recorder, parts, body, &key, Mode::Passthrough)).await {
-                Ok(delivered) => {
-                    let outcome = delivered.outcome();
-                    (self.serve(&delivered.prepared, parts, outcome), outcome)
-                }
-                Err(failure) => (failure.to_response(), Outcome::UpstreamError),
-            };
+            let failure = Failure::no_route(&recorder.routes, parts.uri.path());
+            return (failure.to_response(), Outcome::UpstreamError);
         };
         let upstream = route.upstream();
         let live = match upstream.relay(parts, body).await {
@@ -43,8 +34,8 @@ impl Proxy {
         // The origins the answer may mention, in the order record mode lists them: the route's
         // own, then the other routes' (pointed at the proxy when the client follows them).
         let own = upstream.origin();
-        let others = recorder.routes.origins();
-        let origins = std::iter::once(own).chain(others.into_iter().filter(|o| *o != own));
+        let others = recorder.routes.origins().iter().map(String::as_str);
+        let origins = std::iter::once(own).chain(others.filter(|o| *o != own));
         match Prepared::relayed(live.status, live.headers, live.body, origins) {
             Ok(prepared) => {
                 let origin = self.origin_for(&prepared, parts);
@@ -55,28 +46,6 @@ impl Proxy {
                 Failure::invalid_answer(&e).to_response(),
                 Outcome::UpstreamError,
             ),
-        }
-    }
-}
-
-impl Failure {
-    /// The `502` for an upstream that gave no usable answer.
-    pub(super) fn upstream(e: &UpstreamError) -> Failure {
-        Failure {
-            status: StatusCode::BAD_GATEWAY,
-            code: "IMS_VCR.UPSTREAM",
-            message: e.to_string(),
-            details: json!({ "kind": e.kind() }),
-        }
-    }
-
-    /// The `502` for a live answer that cannot be served again as it came.
-    pub(super) fn invalid_answer(why: &str) -> Failure {
-        Failure {
-            status: StatusCode::BAD_GATEWAY,
-            code: "IMS_VCR.UPSTREAM",
-            message: format!("upstream answer cannot be replayed: {why}"),
-            details: json!({ "kind": "invalid-answer" }),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::*;
 use hyper::header::HeaderMap;
+use crate::net::upstream::UpstreamError;
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
@@ -79,6 +80,48 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// The `502` for an upstream that gave no usable answer.
+    pub(super) fn upstream(e: &UpstreamError) -> Failure {
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            code: "IMS_VCR.UPSTREAM",
+            message: e.to_string(),
+            details: json!({ "kind": e.kind() }),
+        }
+    }
+
+    /// The `502` for a live answer that cannot be served again as it came.
+    pub(super) fn invalid_answer(why: &str) -> Failure {
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            code: "IMS_VCR.UPSTREAM",
+            message: format!("upstream answer cannot be replayed: {why}"),
+            details: json!({ "kind": "invalid-answer" }),
+        }
+    }
+
+    /// The `502` for a path under none of the proxy's routes, naming them; logged, as it is a
+    /// set-up problem rather than an upstream's.
+    pub(super) fn no_route(routes: &Routes, path: &str) -> Failure {
+        let message = format!(
+            "no route for {path}: the proxy forwards only paths under its routes ({}); add \
+             --route PREFIX=URL (or --upstream URL for every other path)",
+            routes.describe()
+        );
+        tracing::warn!("{message}");
+        let listed: Vec<Value> = routes
+            .iter()
+            .map(|r| json!({"prefix": r.prefix(), "upstream": r.upstream().origin()}))
+            .collect();
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            code: "IMS_VCR.NO_ROUTE",
+            message,
+            details: json!({ "kind": "no-route", "routes": listed }),
+        }
+    }
+
+
     pub(super) fn to_response(&self) -> Response<Full<Bytes>> {
         let mut response =
             error_response(self.status, self.code, &self.message, self.details.clone());
@@ -110,7 +153,8 @@ fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
 fn mentioned_origins(routes: &Routes, own: &str, live: &LiveResponse) -> Vec<String> {
     routes
         .origins()
-        .into_iter()
+        .iter()
+        .map(String::as_str)
         .filter(|origin| *origin != own)
         .filter(|origin| {
             crate::replay::prepared::mentions(origin, &live.body, live.headers.values())
@@ -176,24 +220,7 @@ impl Proxy {
     ) -> Forwarded {
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let Some(route) = recorder.routes.route(parts.uri.path()) else {
-            let message = format!(
-                "no route for {}: the proxy forwards only paths under its routes ({}); add \
-                 --route PREFIX=URL (or --upstream URL for every other path)",
-                parts.uri.path(),
-                recorder.routes.describe()
-            );
-            tracing::warn!("{message}");
-            let routes: Vec<Value> = recorder
-                .routes
-                .iter()
-                .map(|r| json!({"prefix": r.prefix(), "upstream": r.upstream().origin()}))
-                .collect();
-            return Err(Failure {
-                status: StatusCode::BAD_GATEWAY,
-                code: "IMS_VCR.NO_ROUTE",
-                message,
-                details: json!({ "kind": "no-route", "routes": routes }),
-            });
+            return Err(Failure::no_route(&recorder.routes, parts.uri.path()));
         };
         let upstream = route.upstream();
         let live = match upstream
@@ -206,12 +233,7 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
-                return Err(Failure {
-                    status: StatusCode::BAD_GATEWAY,
-                    code: "IMS_VCR.UPSTREAM",
-                    message: e.to_string(),
-                    details: json!({ "kind": e.kind() }),
-                });
+                return Err(Failure::upstream(&e));
             }
         };
         // What is served: exactly what replay will serve, built by the same code (but
@@ -228,15 +250,12 @@ impl Proxy {
             other_upstreams: mentioned_origins(&recorder.routes, upstream.origin(), &live),
         };
         let prepared =
-            Prepared::with_body(&served, live.body.clone()).map_err(|e| Failure {
-                status: StatusCode::BAD_GATEWAY,
-                code: "IMS_VCR.UPSTREAM",
-                message: format!("upstream answer cannot be replayed: {e}"),
-                details: json!({ "kind": "invalid-answer" }),
-            })?;
+            Prepared::with_body(&served, live.body.clone())
+                .map_err(|e| Failure::invalid_answer(&e))?;
         let store = match &recorder.store {
             Some(store) if mode.stores() && !skip_of(parts) => store,
-            // Passthrough, or a request that asked not to be stored: nothing more to build.
+            // A request that asked not to be stored, or a proxy started without a store (in
+            // passthrough, then switched): nothing more to build.
             _ => return Ok(Delivered { prepared, stored: false }),
         };
         // What is stored: the body in its readable encoding, credential headers left out, and

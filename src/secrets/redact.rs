@@ -168,13 +168,11 @@ impl Redactor {
         let mut values = policy_values(&policy, interaction);
         // Under names a stamp of this key covers, a value its checks do not vouch for was put
         // there after it was written (a raw owner pasted into a cassette): redact it too.
-        let unvouched: Values = interaction
+        let unvouched = interaction
             .redaction
             .as_ref()
             .and_then(|stamp| vouch::unvouched(stamp, interaction))
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+            .unwrap_or_default();
         for (value, label) in &unvouched {
             values.entry(value.clone()).or_insert(label.clone());
         }
@@ -185,16 +183,10 @@ impl Redactor {
         self.remember(values.clone());
         let mapping = self.mapping(values.keys());
         let mut out = interaction.clone();
-        let at = At::Pseudonym(&self.key);
-        redact_request_with(&policy, &mapping, &at, &mut out.request);
-        redact_headers(&policy, &mapping, &at, &mut out.response.headers);
-        redact_body(&policy, &mapping, &at, &mut out.response.body);
+        redact_interaction(&policy, &mapping, &At::Pseudonym(&self.key), &mut out);
         if let Some(old) = interaction.redaction.as_ref().filter(|_| !unvouched.is_empty()) {
             // By position, as a first redaction would: a number, a short query value.
-            let at = At::MappedOnly(&mapping);
-            redact_request_with(&old.policy, &mapping, &at, &mut out.request);
-            redact_headers(&old.policy, &mapping, &at, &mut out.response.headers);
-            redact_body(&old.policy, &mapping, &at, &mut out.response.body);
+            redact_interaction(&old.policy, &mapping, &At::MappedOnly(&mapping), &mut out);
             let left = policy_values(&old.policy, &out);
             if let Some((_, label)) = unvouched.iter().find(|(v, _)| left.contains_key(*v)) {
                 return Err(format!(
@@ -425,6 +417,19 @@ fn replace_all(text: &mut String, from: &str, to: &str) {
         *text = text.replace(from, to);
         passes -= 1;
     }
+}
+
+/// [`policy_values`]'s counterpart: every value `policy` names in `interaction` replaced as `at`
+/// says, and the mapped values replaced wherever else they occur.
+fn redact_interaction(
+    policy: &RedactionPolicy,
+    mapping: &Mapping,
+    at: &At<'_>,
+    interaction: &mut Interaction,
+) {
+    redact_request_with(policy, mapping, at, &mut interaction.request);
+    redact_headers(policy, mapping, at, &mut interaction.response.headers);
+    redact_body(policy, mapping, at, &mut interaction.response.body);
 }
 
 fn redact_request_with(
@@ -766,14 +771,14 @@ mod tests {
         let (once, _) = redactor().redact(&original).unwrap();
         let stamp = once.redaction.clone().unwrap();
         assert!(!stamp.pseudonym_checks.as_ref().unwrap().is_empty());
-        assert_eq!(vouch::unvouched(&stamp, &once), Some(vec![]));
+        assert_eq!(vouch::unvouched(&stamp, &once), Some(Values::new()));
         // Pasted after redaction: a long owner in the body, a short one, and the project header.
         let mut pasted = once.clone();
         let body = format!(r#"{{"owner":"{OWNER}","images":[{{"owner":"zz99"}}]}}"#);
         pasted.response.body = Body::from_bytes(body.as_bytes());
         pasted.request.headers = vec![("x-project-id".into(), OWNER.into())];
         let found = vouch::unvouched(&stamp, &pasted).unwrap();
-        let labels: Vec<&str> = found.iter().map(|(_, l)| l.as_str()).collect();
+        let labels: Vec<&str> = found.values().map(String::as_str).collect();
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(labels.iter().all(|l| l.contains("owner") || l.contains("x-project-id")));
         // Redacting again (same key) replaces them, with the pseudonyms the first pass used.
@@ -782,7 +787,7 @@ mod tests {
         assert!(!out.contains(OWNER) && !out.contains("zz99"), "{out}");
         assert_eq!(again.request.headers, once.request.headers);
         let again_stamp = again.redaction.clone().unwrap();
-        assert_eq!(vouch::unvouched(&again_stamp, &again), Some(vec![]));
+        assert_eq!(vouch::unvouched(&again_stamp, &again), Some(Values::new()));
         // A stamp from before checks existed vouches for nothing and cannot tell; redacting
         // again does not vouch for what it holds, unless the user says so.
         let mut old = pasted.clone();
@@ -818,7 +823,7 @@ mod tests {
         let json = again.response.body.as_ref().and_then(Body::json).unwrap();
         assert!(json["images"][0]["owner"].is_number(), "the type is kept: {json}");
         let again_stamp = again.redaction.clone().unwrap();
-        assert_eq!(vouch::unvouched(&again_stamp, &again), Some(vec![]));
+        assert_eq!(vouch::unvouched(&again_stamp, &again), Some(Values::new()));
         // A body stored as base64 that is JSON is read as JSON.
         let mut hidden = once.clone();
         hidden.response.body = Some(Body::Base64(

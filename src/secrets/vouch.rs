@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::interaction::Interaction;
 use crate::model::redaction::{RedactionPolicy, RedactionStamp};
-use crate::secrets::redact::policy_values;
+use crate::secrets::redact::{Values, policy_values};
 
 const DOMAIN: &[u8] = b"ims-vcr pseudonym check v1\0";
 
@@ -37,7 +37,7 @@ pub fn checks_of(policy: &RedactionPolicy, interaction: &Interaction) -> Vec<Str
 /// The values `stamp`'s policy names in `interaction` that its checks do not vouch for, with
 /// what each was found as (`field owner`, `header x-project-id`, ...). `None` when the stamp
 /// predates checks, so nothing can be told.
-pub fn unvouched(stamp: &RedactionStamp, interaction: &Interaction) -> Option<Vec<(String, String)>> {
+pub fn unvouched(stamp: &RedactionStamp, interaction: &Interaction) -> Option<Values> {
     let checks = stamp.pseudonym_checks.as_ref()?;
     Some(
         policy_values(&stamp.policy, interaction)

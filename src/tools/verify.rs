@@ -127,10 +127,12 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         {
             found(format!("/match/match_headers/{}", e.index), e.to_string());
         }
+        // Parsed once: the content is checked against its stamp here, the structure last.
+        let parsed = cassette::parse_in(dir, &path, &bytes);
         if let Some(policy) = &options.require_redaction {
             check_stamp(&value, policy, &mut found);
-            if let Ok((recording, _)) = cassette::parse_in(dir, &path, &bytes) {
-                check_pseudonyms(&recording, &mut found);
+            if let Ok((recording, _)) = &parsed {
+                check_pseudonyms(recording, &mut found);
             }
         }
         if !scanner.is_empty() {
@@ -162,7 +164,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
         // Structural validity last: it stops at its first problem, and the checks above may
         // already have said more precisely what is wrong.
-        if let Err(e) = cassette::parse_in(dir, &path, &bytes) {
+        if let Err(e) = parsed {
             let message = e.to_string();
             let reason = message
                 .split_once(": ")
@@ -248,9 +250,9 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
 /// A cassette body (`{"json": …}`, `{"json_python": …}` or `{"text": "…"}` that parses) as JSON,
 /// with the pointer of where it sits in the body.
 fn body_json(body: &Value) -> Option<(Value, &'static str)> {
-    for tag in ["json", "json_python"] {
+    for (tag, pointer) in [("json", "/json"), ("json_python", "/json_python")] {
         if let Some(json) = body.get(tag) {
-            return Some((json.clone(), if tag == "json" { "/json" } else { "/json_python" }));
+            return Some((json.clone(), pointer));
         }
     }
     let text = body.get("text")?.as_str()?;
