@@ -8,6 +8,8 @@
 #                     seed image
 #   MODE=passthrough  `ims-vcr passthrough` to examples/minimal_hyper (run natively, so only the
 #                     proxy's instructions are counted), N requests each for a new image id
+#   MODE=record       `ims-vcr record` into a new store, as passthrough otherwise; the replay pack
+#                     written when the session ends is counted too (N answers' worth)
 #
 #   perf/instructions.sh [BINARY...]        default: target/release/ims-vcr (built if missing)
 #   N=2000 perf/instructions.sh old/ims-vcr target/release/ims-vcr
@@ -47,14 +49,15 @@ listening() {
 case $MODE in
 replay)
     SERVE=(replay --cassettes cassettes) EXPECT=hit UNIQUE=0 ;;
-passthrough)
+passthrough | record)
     [[ -x target/release/examples/minimal_hyper ]] || cargo build --release --example minimal_hyper
     target/release/examples/minimal_hyper 0 >"$WORK/upstream.log" 2>&1 &
     UPSTREAM_PID=$!
     UPSTREAM=$(listening "$WORK/upstream.log") || { echo "instructions: minimal_hyper did not start" >&2; exit 1; }
-    SERVE=(passthrough --upstream "$UPSTREAM") EXPECT=forwarded UNIQUE=1 ;;
+    SERVE=("$MODE" --upstream "$UPSTREAM") EXPECT=forwarded UNIQUE=1
+    [[ $MODE == passthrough ]] || EXPECT=recorded ;;
 *)
-    echo "instructions: unknown MODE $MODE: expected replay or passthrough" >&2; exit 1 ;;
+    echo "instructions: unknown MODE $MODE: expected replay, passthrough or record" >&2; exit 1 ;;
 esac
 
 # count BINARY REQUESTS [PROFILE]: starts BINARY under callgrind, sends REQUESTS requests on one
@@ -62,7 +65,10 @@ esac
 # counted (keeping the profile as PROFILE when given).
 count() {
     local binary=$1 requests=$2 out=${3:-$WORK/cg.$RANDOM} log=$WORK/log.$RANDOM
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" "${SERVE[@]}" \
+    # record: a new store each run.
+    local store=()
+    [[ $MODE != record ]] || store=(--store "$WORK/store.$RANDOM$RANDOM")
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" "${SERVE[@]}" "${store[@]}" \
         --listen 127.0.0.1:0 >"$log" 2>"$log.err" &
     local pid=$! url
     url=$(listening "$log") || { echo "instructions: $binary did not start" >&2; cat "$log.err" >&2; exit 1; }

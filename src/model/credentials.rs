@@ -258,6 +258,7 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
 /// secret key and security token of IAM's temporary (and new permanent) access keys, tokens,
 /// passwords (Nova's `adminPass`). Whole names only: answers are data, and `password_expires_at`
 /// or Glance's `img_signature` are not secrets.
+/// (All 6 to 14 bytes long, as `access`: [`may_hold_answer_secrets`] relies on it.)
 const ANSWER_SECRETS: &[&str] = &[
     "secret",
     "securitytoken",
@@ -291,8 +292,12 @@ pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -
 pub fn may_hold_answer_secrets(value: &Value) -> bool {
     match value {
         Value::Object(map) => map.iter().any(|(name, item)| {
-            ANSWER_SECRETS.iter().any(|s| normalised_is(name, s))
-                || normalised_is(name, "access")
+            // Trimmed once, and only names as long as a field masking acts on (6 to 14
+            // bytes) compared: this runs over every key of every recorded answer.
+            let name = name.trim();
+            (6..=14).contains(&name.len())
+                && (ANSWER_SECRETS.iter().any(|s| normalised_is(name, s))
+                    || normalised_is(name, "access"))
                 || may_hold_answer_secrets(item)
         }),
         Value::Array(items) => items.iter().any(may_hold_answer_secrets),

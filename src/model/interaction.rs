@@ -136,10 +136,12 @@ impl Body {
         {
             // `preserve_order` + `arbitrary_precision` make this exact for compact JSON; anything
             // that does not round-trip (whitespace, escapes like `\/`) falls back to text.
-            if serde_json::to_vec(&value).is_ok_and(|v| v == bytes) {
+            if writes_exactly(bytes, |out| serde_json::to_writer(out, &value)) {
                 return Some(Body::Json(value));
             }
-            if python_json(&value).is_ok_and(|v| v == bytes) {
+            if writes_exactly(bytes, |out| {
+                value.serialize(&mut serde_json::Serializer::with_formatter(out, PythonFormatter))
+            }) {
                 return Some(Body::JsonPython(value));
             }
         }
@@ -191,6 +193,35 @@ impl Body {
 /// `value` as Python's `json.dumps(value)` writes it with its defaults: `", "` and `": "`
 /// separators, `ensure_ascii` (DEL and every non-ASCII character as `\uXXXX`, lower-case hex,
 /// surrogate pairs beyond the BMP). Numbers keep their text (`arbitrary_precision`).
+/// Whether `write` writes exactly `expected`, compared as it writes (no copy is built, and a
+/// difference stops the writing): every recorded body is checked this way.
+fn writes_exactly(
+    expected: &[u8],
+    write: impl FnOnce(&mut Compare<'_>) -> serde_json::Result<()>,
+) -> bool {
+    let mut compare = Compare(expected);
+    write(&mut compare).is_ok() && compare.0.is_empty()
+}
+
+/// A writer that only accepts the bytes it still expects (see [`writes_exactly`]).
+struct Compare<'a>(&'a [u8]);
+
+impl std::io::Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.strip_prefix(buf) {
+            Some(rest) => {
+                self.0 = rest;
+                Ok(buf.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn python_json(value: &serde_json::Value) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
+use crate::model::key::hex;
 
 /// Environment variable holding the access key, as read by every Huawei Cloud SDK.
 pub const ENV_AK: &str = "HUAWEICLOUD_SDK_AK";
@@ -396,16 +397,6 @@ fn hmac_sha256(sk: &str, string_to_sign: &str) -> Hmac<Sha256> {
         Hmac::<Sha256>::new_from_slice(sk.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(string_to_sign.as_bytes());
     mac
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
 }
 
 #[cfg(test)]

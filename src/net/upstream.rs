@@ -80,8 +80,6 @@ pub struct LiveResponse {
 pub struct Upstream {
     /// `scheme://authority`, also written into recordings as their provenance.
     origin: String,
-    scheme: hyper::http::uri::Scheme,
-    authority: hyper::http::uri::Authority,
     /// Path prefix of `--upstream` without a trailing slash ("" for none).
     prefix: String,
     host: HeaderValue,
@@ -150,8 +148,6 @@ impl Upstream {
         let pool = Pool::new(https, destination, Duration::from_secs(30));
         Ok(Upstream {
             origin: format!("{scheme}://{authority}"),
-            scheme,
-            authority,
             prefix,
             host,
             pool,
@@ -184,31 +180,47 @@ impl Upstream {
         body: Bytes,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
         let target = self.target(path_and_query);
-        let request = self.build_request(method, target, client_headers, body);
-        let mut sent_credentials = HeaderMap::new();
-        for (name, value) in request.headers() {
-            if crate::model::headers::is_credential(name.as_str()) {
-                sent_credentials.append(name.clone(), value.clone());
-            }
-        }
-        let mut live = self.exchange(request).await?;
-        live.sent_credentials = sent_credentials;
-        Ok(live)
+        self.send(method, target, client_headers, body, true).await
     }
 
-    /// [`Upstream::forward`] for an answer that is only relayed: `sent_credentials` is left
-    /// empty, and the request's target is reused as parsed when the upstream has no prefix.
+    /// [`Upstream::forward`] for a request as the proxy received it: its target is reused as
+    /// parsed when the upstream has no prefix. `sent_credentials` is filled only when
+    /// `keep_credentials` (record mode needs them for the leak gate; a relayed answer does not).
     pub async fn relay(
         &self,
         request: &hyper::http::request::Parts,
         body: Bytes,
+        keep_credentials: bool,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
         let target = match request.uri.path_and_query() {
             Some(target) if self.prefix.is_empty() => target.clone(),
             target => self.target(target.map_or("/", |pq| pq.as_str())),
         };
-        let request = self.build_request(&request.method, target, &request.headers, body);
-        self.exchange(request).await
+        self.send(&request.method, target, &request.headers, body, keep_credentials)
+            .await
+    }
+
+    /// Builds the upstream request, keeps its credential headers when asked, and exchanges it.
+    async fn send(
+        &self,
+        method: &Method,
+        target: PathAndQuery,
+        client_headers: &HeaderMap,
+        body: Bytes,
+        keep_credentials: bool,
+    ) -> std::result::Result<LiveResponse, UpstreamError> {
+        let request = self.build_request(method, target, client_headers, body);
+        let mut sent_credentials = HeaderMap::new();
+        if keep_credentials {
+            for (name, value) in request.headers() {
+                if crate::model::headers::is_credential(name.as_str()) {
+                    sent_credentials.append(name.clone(), value.clone());
+                }
+            }
+        }
+        let mut live = self.exchange(request).await?;
+        live.sent_credentials = sent_credentials;
+        Ok(live)
     }
 
     /// The upstream's prefix and `path_and_query`.
@@ -224,12 +236,13 @@ impl Upstream {
     ) -> std::result::Result<LiveResponse, UpstreamError> {
         // Kept for messages only: the text is made when one is needed.
         let uri = request.uri().clone();
-        let url = || uri.to_string();
+        let full = Url(&self.origin, &uri);
+        let url = || full.to_string();
         let started = Instant::now();
         let exchange = async {
             let (response, connection) = self
                 .pool
-                .send(in_origin_form(request))
+                .send(request)
                 .await
                 .map_err(|e| classify(&url(), &e))?;
             let (parts, body) = response.into_parts();
@@ -270,7 +283,7 @@ impl Upstream {
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(CONTENT_LENGTH);
-        let body = decode_body(&uri, &mut headers, raw, self.max_body)?;
+        let body = decode_body(full, &mut headers, raw, self.max_body)?;
         Ok(LiveResponse {
             status: parts.status,
             headers,
@@ -289,12 +302,9 @@ impl Upstream {
         client_headers: &HeaderMap,
         body: Bytes,
     ) -> Request<Full<Bytes>> {
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(target)
-            .build()
-            .expect("scheme, authority and an origin-form target always make a URI");
+        // Origin form (`/path?query`), as an HTTP/1.1 request line to an origin server has it:
+        // the upstream's host is in `Host`, and error messages add its origin (`Url`).
+        let uri = Uri::from(target);
         let mut headers = client_headers.clone();
         strip_hop_by_hop(&mut headers);
         headers.remove(CONTENT_LENGTH);
@@ -342,15 +352,14 @@ impl Upstream {
     }
 }
 
-/// `request` with its URI in origin form (`/path?query`), as an HTTP/1.1 request line to an
-/// origin server has it (the URI's host is in `Host`), as hyper-util's legacy client sent it.
-fn in_origin_form(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let uri = match request.uri().path_and_query() {
-        Some(target) if target.as_str() != "/" => Uri::from(target.clone()),
-        _ => Uri::default(),
-    };
-    *request.uri_mut() = uri;
-    request
+/// An upstream request's URL for messages: the upstream's origin and the origin-form target.
+#[derive(Clone, Copy)]
+struct Url<'a>(&'a str, &'a Uri);
+
+impl std::fmt::Display for Url<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
 }
 
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
@@ -568,7 +577,12 @@ mod tests {
         h.insert("x-auth-token", HeaderValue::from_static("tok"));
         h.insert(ACCEPT_ENCODING, HeaderValue::from_static("br"));
         let req = up.build_request(&Method::GET, up.target("/v2/images?a=1"), &h, Bytes::new());
-        assert_eq!(req.uri(), "https://ims.example:8443/base/v2/images?a=1");
+        // Origin form, as the request line to an origin server has it; the upstream is in Host.
+        assert_eq!(req.uri(), "/base/v2/images?a=1");
+        assert_eq!(
+            Url(up.origin(), req.uri()).to_string(),
+            "https://ims.example:8443/base/v2/images?a=1"
+        );
         assert_eq!(req.headers()[HOST], "ims.example:8443");
         assert_eq!(req.headers()[ACCEPT_ENCODING], "gzip, deflate");
         assert_eq!(req.headers()["x-auth-token"], "tok");

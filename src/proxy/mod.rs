@@ -49,7 +49,6 @@ use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
 use crate::net::routes::Routes;
-use crate::net::upstream::LiveResponse;
 use crate::replay::miss::diff;
 use crate::replay::tape::{Play, Tapes};
 

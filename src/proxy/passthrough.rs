@@ -21,7 +21,7 @@ impl Proxy {
             return (failure.to_response(), Outcome::UpstreamError);
         };
         let upstream = route.upstream();
-        let live = match upstream.relay(parts, body).await {
+        let live = match upstream.relay(parts, body, false).await {
             Ok(live) => {
                 self.metrics.upstream(live.latency);
                 live

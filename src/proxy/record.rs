@@ -148,21 +148,6 @@ fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
     headers
 }
 
-/// The origins of the other routes that a live answer mentions (a service catalog of an
-/// identity answer naming the image service): replay points them at the proxy too.
-fn mentioned_origins(routes: &Routes, own: &str, live: &LiveResponse) -> Vec<String> {
-    routes
-        .origins()
-        .iter()
-        .map(String::as_str)
-        .filter(|origin| *origin != own)
-        .filter(|origin| {
-            crate::replay::prepared::mentions(origin, &live.body, live.headers.values())
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
 impl Proxy {
     /// Auto-mode miss: the first of N concurrent identical misses forwards and records; the
     /// others wait for and serve its answer.
@@ -218,15 +203,11 @@ impl Proxy {
         key: &RequestKey,
         mode: Mode,
     ) -> Forwarded {
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let Some(route) = recorder.routes.route(parts.uri.path()) else {
             return Err(Failure::no_route(&recorder.routes, parts.uri.path()));
         };
         let upstream = route.upstream();
-        let live = match upstream
-            .forward(&parts.method, path_and_query, &parts.headers, body.clone())
-            .await
-        {
+        let live = match upstream.relay(parts, body.clone(), true).await {
             Ok(live) => {
                 self.metrics.upstream(live.latency);
                 live
@@ -236,47 +217,58 @@ impl Proxy {
                 return Err(Failure::upstream(&e));
             }
         };
-        // What is served: exactly what replay will serve, built by the same code (but
-        // unredacted and with the live credential headers, a token's `X-Subject-Token`: the
-        // client recording now gets the live values). `Prepared::with_body` takes the body's
-        // bytes as they came, so the served response carries none (no copy of a parsed body).
-        let served = RecordedResponse {
-            status: live.status.as_u16(),
-            headers: to_pairs(&live.headers, |_| true),
-            body: None,
-            recorded_at: now_rfc3339(),
-            latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
-            upstream: upstream.origin().to_owned(),
-            other_upstreams: mentioned_origins(&recorder.routes, upstream.origin(), &live),
-        };
-        let prepared =
-            Prepared::with_body(&served, live.body.clone())
-                .map_err(|e| Failure::invalid_answer(&e))?;
         let store = match &recorder.store {
-            Some(store) if mode.stores() && !skip_of(parts) => store,
+            Some(store) if mode.stores() && !skip_of(parts) => Some(store),
             // A request that asked not to be stored, or a proxy started without a store (in
-            // passthrough, then switched): nothing more to build.
-            _ => return Ok(Delivered { prepared, stored: false }),
+            // passthrough, then switched): only the answer to serve is built.
+            _ => None,
         };
-        // What is stored: the body in its readable encoding, credential headers left out, and
-        // (the client recording now gets the live date and request id; a support ticket needs
-        // the real one) stable date and request id, so re-recording changes no cassette.
+        // What is stored is taken from the live answer before its header map moves into what is
+        // served: credential headers left out, the body in its readable encoding.
+        let stored_parts = store.map(|_| {
+            let mut needles = credential_needles(&live.sent_credentials);
+            needles.extend(credential_needles(&live.headers));
+            (stored_headers(&live.headers), Body::from_bytes(&live.body), needles)
+        });
+        // What is served: exactly what replay will serve for the stored answer, as passthrough
+        // relays it (`Prepared::relayed` prepares it as `Prepared::with_body` prepares a stored
+        // one), but unredacted and with the live credential headers (a token's
+        // `X-Subject-Token`: the client recording now gets the live values). The origins it
+        // may mention: the route's own, then the other routes' (a service catalog naming the
+        // image service), in the order the stored `other_upstreams` lists them.
+        let own = upstream.origin();
+        let others = recorder.routes.origins().iter().map(String::as_str);
+        let origins = std::iter::once(own).chain(others.filter(|o| *o != own));
+        let prepared = Prepared::relayed(live.status, live.headers, live.body, origins)
+            .map_err(|e| Failure::invalid_answer(&e))?;
+        let (Some(store), Some((headers, stored_body, live_needles))) = (store, stored_parts) else {
+            return Ok(Delivered { prepared, stored: false });
+        };
+        // What is stored: stable date and request id (the client recording now gets the live
+        // date and request id; a support ticket needs the real one), so re-recording changes
+        // no cassette; the other routes' origins the answer mentions, found once, above.
+        let other_upstreams = prepared
+            .mentioned_origins()
+            .iter()
+            .filter(|origin| *origin != own)
+            .cloned()
+            .collect();
         let interaction = Interaction {
             request: recorded_request(parts, &body),
             response: RecordedResponse {
+                status: live.status.as_u16(),
                 headers: stable_response_headers(
-                    stored_headers(&live.headers),
+                    headers,
                     &format!("ims-vcr-{}", &key.hex()[..16]),
                 ),
-                body: Body::from_bytes(&live.body),
-                ..served
+                body: stored_body,
+                recorded_at: now_rfc3339(),
+                latency_ms: u64::try_from(live.latency.as_millis()).unwrap_or(u64::MAX),
+                upstream: own.to_owned(),
+                other_upstreams,
             },
             redaction: None,
         };
-        // What the exchange itself carried: the credentials as sent (the proxy's own signature
-        // when it re-signs) and the answer's `Set-Cookie` values, wherever the answer echoes them.
-        let mut live_needles = credential_needles(&live.sent_credentials);
-        live_needles.extend(credential_needles(&live.headers));
         let mut stored = false;
         let replace = mode == Mode::Record;
         if let Some((stored_key, seq)) = self

@@ -157,6 +157,12 @@ impl Prepared {
         !self.upstream_origins.is_empty()
     }
 
+    /// The upstream origins this answer mentions (of those it was prepared with, in their
+    /// order): what a recording lists as its `upstream` and `other_upstreams`.
+    pub fn mentioned_origins(&self) -> &[String] {
+        &self.upstream_origins
+    }
+
     /// The upstream latency observed when this answer was recorded.
     pub fn latency(&self) -> std::time::Duration {
         self.latency

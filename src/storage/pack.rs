@@ -53,6 +53,8 @@ pub struct Pack {
     pub requests: Vec<PackedRequest>,
     /// The distinct redaction stamps the entries carry.
     pub stamps: Vec<RedactionStamp>,
+    /// The store write it was made at.
+    generation: u64,
 }
 
 /// One request in the index.
@@ -236,7 +238,13 @@ impl Pack {
             file: PackFile(std::sync::Arc::new((file, path.to_owned()))),
             requests,
             stamps,
+            generation: built_at,
         })
+    }
+
+    /// The store write the pack was made at (it describes the store as it was then).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The file the lazily loaded requests read from.

@@ -17,6 +17,17 @@ impl Store {
     /// The replay pack of this store, written first when missing or out of date. `Ok(None)` when it cannot
     /// be written (logged); the caller then reads the store itself.
     pub fn replay_pack(&self) -> Result<Option<Pack>> {
+        let pack = self.current_pack()?;
+        if let Some(pack) = &pack {
+            // A recorder learns from the pack which requests the store holds (see
+            // `Store::know_digests`); the pack says which write it was made at.
+            self.know_digests(pack.generation(), pack.requests.iter().map(|r| r.digest));
+        }
+        Ok(pack)
+    }
+
+    /// [`Store::replay_pack`]: the pack, opened or written.
+    fn current_pack(&self) -> Result<Option<Pack>> {
         let store = self;
         let rules = store.rules()?;
         let path = store.path().join(PACK_FILE);

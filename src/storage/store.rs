@@ -21,7 +21,7 @@ mod load;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -61,6 +61,8 @@ pub struct Store {
     behind: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether a recorded answer waits for an `fdatasync` of the journal (`--fsync`).
     fsync: bool,
+    /// Opened to record or import ([`Store::open`]), not only to read.
+    writer: bool,
     /// Group commit: the write counter (persisted as `meta/generation`, so it keeps growing
     /// across sessions) and the highest write a finished journal sync covers (the highest a
     /// sled flush covers is [`Flusher::flushed`]).
@@ -84,6 +86,12 @@ struct Session {
     /// Set when a write failed after its journal record was written: the record will be
     /// applied when the store is next opened, so this process must not reuse its number.
     poisoned: Option<String>,
+    /// Every request digest the store held when its current replay pack was opened (a writer
+    /// only, see [`Store::know_digests`]), so a recording tells a request never recorded without
+    /// a sled lookup (a random leaf: a cache miss on a large store). `None`: ask sled. Batch
+    /// writes (import, new match rules) drop it; [`Session::next`] covers what this session
+    /// recorded.
+    known: Option<HashSet<[u8; 32], foldhash::fast::FixedState>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,8 +169,10 @@ impl Store {
                 journal,
                 pack_dropped: false,
                 poisoned: None,
+                known: None,
             }),
             fsync: false,
+            writer,
             written: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -208,6 +218,14 @@ impl Store {
             }
             session.pack_dropped = true;
         }
+        Ok(())
+    }
+
+    /// [`Store::before_write`] for a batch that may write any request (import, re-keying): the
+    /// digests known from the pack no longer tell what is stored.
+    fn before_batch_write(&self, session: &mut Session) -> Result<()> {
+        self.before_write(session)?;
+        session.known = None;
         Ok(())
     }
 
@@ -351,7 +369,7 @@ impl Store {
         let json = serde_json::to_vec(rules).expect("rules serialise");
         {
             let mut session = self.lock();
-            self.before_write(&mut session)?;
+            self.before_batch_write(&mut session)?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.meta.insert("rules", json).map_err(|e| self.err(e))?;
             self.count_write(&mut session);
@@ -384,7 +402,7 @@ impl Store {
                 // A request's answers are numbered from 0 without gaps, so one point lookup
                 // tells a request never recorded (every request, when ids are new) from one
                 // whose older answers need a scan; a lookup costs less than a scan.
-                None if !self.holds_any(key.digest())? => 0,
+                None if !self.may_hold(&session, key.digest())? => 0,
                 None if replace => {
                     for old in self.answers.scan_prefix(key.digest()).keys() {
                         removes.push(old.map_err(|e| self.err(e))?);
@@ -598,6 +616,57 @@ mod tests {
                 .unwrap()
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_recorder_learns_from_the_pack_what_is_stored_and_still_replaces_or_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, c) = (interaction("/a", "queued"), interaction("/c", "queued"));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.record(&key(&a), &a, true).await.unwrap();
+            store.record(&key(&c), &c, true).await.unwrap();
+            store.flush().await.unwrap();
+            store.replay_pack().unwrap().unwrap();
+        }
+        // A reader never records: it keeps no set.
+        let reader = Store::open_existing(dir.path()).unwrap();
+        reader.replay_pack().unwrap().unwrap();
+        assert!(reader.lock().known.is_none());
+        drop(reader);
+        let store = open_when_released(dir.path());
+        store.replay_pack().unwrap().unwrap();
+        assert_eq!(store.lock().known.as_ref().map(HashSet::len), Some(2));
+        // Recorded in the last session: record mode replaces its answers, auto mode appends;
+        // a request never recorded starts at 0. None of it asks sled whether a request is there.
+        let a2 = interaction("/a", "active");
+        assert_eq!(store.record(&key(&a2), &a2, true).await.unwrap(), 0);
+        let c2 = interaction("/c", "active");
+        assert_eq!(store.record(&key(&c2), &c2, false).await.unwrap(), 1);
+        let b = interaction("/b", "queued");
+        assert_eq!(store.record(&key(&b), &b, true).await.unwrap(), 0);
+        assert_eq!(store.answers_of(key(&a).digest()).unwrap().len(), 1);
+        assert_eq!(store.answers_of(key(&c).digest()).unwrap().len(), 2);
+        // A batch that may write any request drops what the pack said.
+        let d = interaction("/d", "queued");
+        let recording = Recording {
+            key: key(&d),
+            answers: vec![d],
+        };
+        store.import(&[recording]).await.unwrap();
+        assert!(store.lock().known.is_none());
+    }
+
+    /// Opens the store at `dir` to write, once the last handle's sled lock is let go (sled
+    /// releases it a moment after the handle is dropped).
+    fn open_when_released(dir: &Path) -> Store {
+        for _ in 0..100 {
+            match Store::open(dir) {
+                Ok(store) => return store,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        Store::open(dir).unwrap()
     }
 
     #[tokio::test]

@@ -59,6 +59,29 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// [`Store::holds_any`], answered from the digests the replay pack listed when they are
+    /// known (see `Session::known`). Under the session lock.
+    pub(super) fn may_hold(&self, session: &Session, digest: &[u8; 32]) -> Result<bool> {
+        match &session.known {
+            Some(known) => Ok(known.contains(digest)),
+            None => self.holds_any(digest),
+        }
+    }
+
+    /// Keeps `digests`, those of every request in the replay pack made at write `generation`,
+    /// as what the store holds, when the store is still at that write and was opened to write
+    /// (a reader never records). Later recordings are in `Session::next`, so the set is never
+    /// updated; a batch write drops it.
+    pub(crate) fn know_digests(&self, generation: u64, digests: impl Iterator<Item = [u8; 32]>) {
+        if !self.writer {
+            return;
+        }
+        let mut session = self.lock();
+        if self.written.load(Ordering::SeqCst) == generation && session.next.is_empty() {
+            session.known = Some(digests.collect());
+        }
+    }
+
     /// Under the session lock, after a write: when the journal is longer than `compact_at` and
     /// no compaction is under way, persists the write counter for the next flush, seals the
     /// journal, and returns the write it ends at and its path, for [`flush_behind`].

@@ -41,7 +41,7 @@ impl Store {
         }
         {
             let mut session = self.lock();
-            self.before_write(&mut session)?;
+            self.before_batch_write(&mut session)?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             self.count_write(&mut session);
         }
