@@ -145,10 +145,30 @@ impl Body {
                 return Some(Body::JsonPython(value));
             }
         }
+        Body::verbatim(bytes)
+    }
+
+    /// `bytes` as text (UTF-8) or base64, without looking for JSON; `None` for an empty body.
+    /// The record path stores an answer this way (parsing it costs more than the rest of
+    /// storing it), and the store gives it back as [`Body::from_bytes`] would have chosen when
+    /// it is read (see `storage::layout::decode_interaction`), so no reader sees a difference.
+    pub fn verbatim(bytes: &[u8]) -> Option<Body> {
+        if bytes.is_empty() {
+            return None;
+        }
         Some(match std::str::from_utf8(bytes) {
             Ok(text) => Body::Text(text.to_owned()),
             Err(_) => Body::Base64(BASE64.encode(bytes)),
         })
+    }
+
+    /// A text body in the most readable encoding [`Body::from_bytes`] finds for it (readable
+    /// JSON when its bytes round-trip); any other body as it is.
+    pub fn readable(self) -> Body {
+        match self {
+            Body::Text(text) => Body::from_bytes(text.as_bytes()).unwrap_or(Body::Text(text)),
+            body => body,
+        }
     }
 
     /// The exact bytes this body stands for. Fails only on invalid base64 (a hand-edited file).

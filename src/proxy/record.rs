@@ -228,7 +228,13 @@ impl Proxy {
         let stored_parts = store.map(|_| {
             let mut needles = credential_needles(&live.sent_credentials);
             needles.extend(credential_needles(&live.headers));
-            (stored_headers(&live.headers), Body::from_bytes(&live.body), needles)
+            // Verbatim unless a redaction policy must read it as JSON: the store gives it back
+            // as readable JSON when it is read (`Body::verbatim`), so no JSON parse here.
+            let body = match recorder.redactor {
+                Some(_) => Body::from_bytes(&live.body),
+                None => Body::verbatim(&live.body),
+            };
+            (stored_headers(&live.headers), body, needles)
         });
         // What is served: exactly what replay will serve for the stored answer, as passthrough
         // relays it (`Prepared::relayed` prepares it as `Prepared::with_body` prepares a stored

@@ -147,6 +147,20 @@ fn mask_answer(
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
     let body = body.as_ref()?;
+    // A text body (an answer stored verbatim, or JSON that does not round-trip) is read as
+    // JSON only when its bytes could name a field masking acts on, and then in the style
+    // `Body::from_bytes` finds, so masking keeps Python-style JSON in its style.
+    let readable;
+    let body = match body {
+        Body::Text(text) if !crate::model::credentials::may_name_answer_secrets(text) => {
+            return None;
+        }
+        Body::Text(text) => {
+            readable = Body::from_bytes(text.as_bytes())?;
+            &readable
+        }
+        body => body,
+    };
     let mut json = match body {
         Body::Text(text) => serde_json::from_str::<Value>(text).ok()?,
         body => {

@@ -58,11 +58,15 @@ pub(crate) fn decode<T: DeserializeOwned>(value: &[u8]) -> Result<T, String> {
     decode_salvaging(value).map(|(decoded, _)| decoded)
 }
 
-/// [`decode`] of a whole interaction. In an entry that needed salvaging, a body embedded as
-/// JSON deeper than `MAX_JSON_DEPTH` becomes the text it stands for, as such a body is stored
-/// today, so a cassette or a pack made from it can be read back.
+/// [`decode`] of a whole interaction. An answer the record path stored verbatim (see
+/// [`Body::verbatim`]) comes back in the encoding [`Body::from_bytes`] chooses, readable JSON
+/// when it round-trips, as every reader (export, show, drift, verify) expects. In an entry that
+/// needed salvaging, a body embedded as JSON deeper than `MAX_JSON_DEPTH` becomes the text it
+/// stands for, as such a body is stored today, so a cassette or a pack made from it can be
+/// read back.
 pub(crate) fn decode_interaction(value: &[u8]) -> Result<Interaction, String> {
     let (mut interaction, salvaged): (Interaction, bool) = decode_salvaging(value)?;
+    interaction.response.body = interaction.response.body.map(Body::readable);
     if salvaged {
         for body in [
             &mut interaction.request.body,
@@ -74,4 +78,29 @@ pub(crate) fn decode_interaction(value: &[u8]) -> Result<Interaction, String> {
         }
     }
     Ok(interaction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    #[test]
+    fn an_answer_stored_verbatim_is_read_back_as_readable_json_in_its_style() {
+        for (bytes, readable) in [
+            (&br#"{"id":"x","size":1}"#[..], "json"),
+            (br#"{"id": "x", "size": 1}"#, "json_python"),
+            (br#"{ "id":"x"}"#, "text"),
+            (b"<html>no</html>", "text"),
+        ] {
+            let mut interaction = fixtures::status_answer(&fixtures::get("/v2/images/x"), "active");
+            interaction.response.body = Body::verbatim(bytes);
+            let value = serde_json::to_vec(&interaction).unwrap();
+            let decoded = decode_interaction(&value).unwrap();
+            let body = decoded.response.body.unwrap();
+            let stored = serde_json::to_value(&body).unwrap();
+            assert!(stored.get(readable).is_some(), "{stored}");
+            assert_eq!(body.to_bytes().unwrap(), bytes);
+        }
+    }
 }
