@@ -3,6 +3,8 @@
 //! the listener.
 
 use super::*;
+use crate::storage::pack::Pack;
+use crate::storage::snapshot::PACK_FILE;
 
 /// Where replay reads recordings from.
 #[derive(Clone, Debug)]
@@ -275,9 +277,36 @@ impl ProxyServerBuilder {
                 // The store is opened only to check (or write) its replay pack, then closed, so
                 // other replays, export or record can use it meanwhile.
                 Source::Store(dir) => {
-                    let store = Store::open_existing(dir)?;
+                    // The pack is read, and the tapes made from it, on a thread of their own
+                    // while sled starts (it zeroes its free segments and reads its snapshot); on
+                    // a large store the two take about as long. Once the store is open (and
+                    // locked), the tapes are kept if the pack describes it, else it goes as
+                    // before: the pack is opened again (another process may have replaced it)
+                    // or written.
+                    let pack = dir.join(PACK_FILE);
+                    let (store, early) = std::thread::scope(|scope| {
+                        let early = scope.spawn(|| {
+                            let (claim, pack) = Pack::read(&pack).ok()?.into_parts();
+                            Some((claim, Tapes::from_pack(pack, self.sequence)))
+                        });
+                        let store = Store::open_existing(dir);
+                        let early = early.join();
+                        (store, early.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    });
+                    let store = store?;
                     let rules = store.rules()?;
-                    (self.tapes_of(&store, &rules)?, None, rules)
+                    let tapes = match early {
+                        Some((claim, tapes)) if store.is_described_by(&claim)? => tapes,
+                        _ => self.tapes_of(&store, &rules)?,
+                    };
+                    // Closed behind the first answer: sled's close (a flush, its threads joined)
+                    // is not on the way to serving. Another process waiting for the store's
+                    // lock waits those few milliseconds either way.
+                    let closing = std::thread::Builder::new().name("ims-vcr-close-store".into());
+                    if let Err(e) = closing.spawn(move || drop(store)) {
+                        tracing::debug!(error = %e, "closing the store on this thread");
+                    }
+                    (tapes, None, rules)
                 }
                 Source::Cassettes(dir) => {
                     let (recordings, rules) = cassette::read_dir(dir)?;

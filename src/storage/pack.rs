@@ -57,6 +57,49 @@ pub struct Pack {
     generation: u64,
 }
 
+/// A pack as read from its file, not yet known to describe the store (see [`Pack::read`]).
+#[derive(Debug)]
+pub struct UncheckedPack {
+    pack: Pack,
+    claim: PackClaim,
+}
+
+/// What a pack says it describes: the store write it was made at, under which match rules.
+#[derive(Debug)]
+pub struct PackClaim {
+    generation: u64,
+    rules: MatchRules,
+}
+
+impl PackClaim {
+    /// `Ok` when the pack was made at store write `generation` under `rules`; otherwise why not.
+    pub fn check(&self, generation: u64, rules: &MatchRules) -> Result<(), String> {
+        if self.generation != generation {
+            return Err(format!(
+                "made at store write #{}, the store is at #{generation}",
+                self.generation
+            ));
+        }
+        if self.rules != *rules {
+            return Err("made under other match rules".into());
+        }
+        Ok(())
+    }
+}
+
+impl UncheckedPack {
+    /// The pack, when it was made at store write `generation` under `rules`; otherwise why not.
+    pub fn check(self, generation: u64, rules: &MatchRules) -> Result<Pack, String> {
+        self.claim.check(generation, rules).map(|()| self.pack)
+    }
+
+    /// The pack and what it claims, apart: to start using the pack before the store is open,
+    /// and check the claim once it is (see `Store::is_described_by`).
+    pub fn into_parts(self) -> (PackClaim, Pack) {
+        (self.claim, self.pack)
+    }
+}
+
 /// One request in the index.
 #[derive(Debug)]
 pub struct PackedRequest {
@@ -151,20 +194,22 @@ impl Pack {
     /// Opens the pack at `path` when it describes write `generation` under `rules`; otherwise
     /// says why not.
     pub fn open(path: &Path, generation: u64, rules: &MatchRules) -> Result<Pack, String> {
+        Pack::read(path)?.check(generation, rules)
+    }
+
+    /// Reads the pack at `path` without a store to check it against: what replay does while
+    /// the store is still opening (sled's start-up and the index's parse then overlap), before
+    /// [`UncheckedPack::check`] compares it with the store's write counter and rules.
+    pub fn read(path: &Path) -> Result<UncheckedPack, String> {
         let file = File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => "there is none yet".to_owned(),
             _ => e.to_string(),
         })?;
-        Pack::from_file(file, path, generation, rules)
+        Pack::from_file(file, path)
     }
 
-    /// [`Pack::open`] of an open file, named `path` in messages.
-    pub(crate) fn from_file(
-        file: File,
-        path: &Path,
-        generation: u64,
-        rules: &MatchRules,
-    ) -> Result<Pack, String> {
+    /// [`Pack::read`] of an open file, named `path` in messages.
+    pub(crate) fn from_file(file: File, path: &Path) -> Result<UncheckedPack, String> {
         let size = file.metadata().map_err(|e| e.to_string())?.len();
         if size < FOOTER_LEN {
             return Err(format!("{size} bytes, shorter than its footer"));
@@ -190,16 +235,8 @@ impl Pack {
             return Err(format!("pack version {version}, expected {VERSION}"));
         }
         let built_at = r.u64()?;
-        if built_at != generation {
-            return Err(format!(
-                "made at store write #{built_at}, the store is at #{generation}"
-            ));
-        }
-        let packed_rules: MatchRules =
+        let rules: MatchRules =
             serde_json::from_slice(r.bytes()?).map_err(|e| format!("rules: {e}"))?;
-        if packed_rules != *rules {
-            return Err("made under other match rules".into());
-        }
         let stamps = serde_json::from_slice(r.bytes()?).map_err(|e| format!("stamps: {e}"))?;
         let count = r.u32()? as usize;
         let mut requests = Vec::with_capacity(count.min(index.len() / 40));
@@ -211,34 +248,41 @@ impl Pack {
                 name => Some(String::from_utf8(name.to_vec()).map_err(|e| e.to_string())?),
             };
             let n = r.u32()? as usize;
-            let answers = (0..n)
-                .map(|_| {
-                    let extent = Extent {
-                        offset: r.u64()?,
-                        len: r.u32()?,
-                        check: r.take(8)?.try_into().expect("8 bytes"),
-                    };
-                    match extent.offset.checked_add(u64::from(extent.len)) {
-                        Some(end) if end <= index_offset => Ok(extent),
-                        _ => Err(format!("an answer of {line} lies outside the data")),
-                    }
-                })
-                .collect::<Result<Box<[Extent]>, String>>()?;
+            // One allocation of the exact size (a collect through `Result` would grow a vector
+            // and shrink it into the box): this loop runs once per stored request at start-up.
+            let mut answers = Vec::with_capacity(n.min(r.0.len() / 20));
+            for _ in 0..n {
+                let extent = Extent {
+                    offset: r.u64()?,
+                    len: r.u32()?,
+                    check: r.take(8)?.try_into().expect("8 bytes"),
+                };
+                match extent.offset.checked_add(u64::from(extent.len)) {
+                    Some(end) if end <= index_offset => answers.push(extent),
+                    _ => return Err(format!("an answer of {line} lies outside the data")),
+                }
+            }
             requests.push(PackedRequest {
                 digest,
                 line,
                 session,
-                answers,
+                answers: answers.into_boxed_slice(),
             });
         }
         if !r.0.is_empty() {
             return Err("trailing bytes after the index".into());
         }
-        Ok(Pack {
-            file: PackFile(std::sync::Arc::new((file, path.to_owned()))),
-            requests,
-            stamps,
-            generation: built_at,
+        Ok(UncheckedPack {
+            pack: Pack {
+                file: PackFile(std::sync::Arc::new((file, path.to_owned()))),
+                requests,
+                stamps,
+                generation: built_at,
+            },
+            claim: PackClaim {
+                generation: built_at,
+                rules,
+            },
         })
     }
 

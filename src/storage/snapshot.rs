@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::model::key::MatchRules;
-use crate::storage::pack::{self, Pack, WriteError};
+use crate::storage::pack::{self, Pack, PackClaim, WriteError};
 use crate::storage::store::Store;
 
 /// File name of the replay pack inside a store directory.
@@ -24,6 +24,16 @@ impl Store {
             self.know_digests(pack.generation(), pack.requests.iter().map(|r| r.digest));
         }
         Ok(pack)
+    }
+
+    /// Whether a pack claiming `claim` (read before this store was opened: see
+    /// [`Pack::read`]) describes the store as it is now.
+    pub fn is_described_by(&self, claim: &PackClaim) -> Result<bool> {
+        let described = claim.check(self.settled_generation(), &self.rules()?);
+        if let Err(why) = &described {
+            tracing::debug!(store = %self.path().display(), "the pack read early is not current: {why}");
+        }
+        Ok(described.is_ok())
     }
 
     /// [`Store::replay_pack`]: the pack, opened or written.
@@ -81,7 +91,8 @@ fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteEr
     let made = written.and_then(|()| {
         // Opened before the rename: the handle stays valid even if a write deletes the pack
         // right after it is published.
-        let pack = Pack::from_file(File::open(&tmp)?, path, generation, rules)
+        let pack = Pack::from_file(File::open(&tmp)?, path)
+            .and_then(|pack| pack.check(generation, rules))
             .map_err(|why| std::io::Error::other(format!("just written, but {why}")))?;
         match store.publish_pack(generation, || std::fs::rename(&tmp, path))? {
             true => Ok(pack),
@@ -243,6 +254,48 @@ use crate::model::recording::Recording;
         // Once rewritten, the next write deletes it again.
         store.import(&d()).await.unwrap();
         assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_pack_read_before_its_store_opened_counts_only_while_it_describes_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PACK_FILE);
+        // No pack yet: nothing to read early.
+        let why = Pack::read(&path).unwrap_err();
+        assert!(why.contains("none yet"), "{why}");
+        let store = store_with(dir.path(), &sample()).await;
+        store.replay_pack().unwrap().unwrap();
+        // Read as replay reads it while sled starts: it describes the store, and plays what a
+        // pack opened under the store's lock plays.
+        let (claim, pack) = Pack::read(&path).unwrap().into_parts();
+        assert!(store.is_described_by(&claim).unwrap());
+        let early = Tapes::from_pack(pack, Sequence::RepeatLast);
+        let opened = packed_tapes(&store);
+        assert_eq!(early.stats(), opened.stats());
+        assert_eq!(
+            plays(&early, "/v2/images/a", 4),
+            plays(&opened, "/v2/images/a", 4)
+        );
+        // Read, then the store is written (another process recorded before this one got the
+        // lock): the claim no longer holds, though the file read is still a well-formed pack.
+        let (stale, _) = Pack::read(&path).unwrap().into_parts();
+        store
+            .import(&[recording("/v2/images/d", &["active"], false)])
+            .await
+            .unwrap();
+        assert!(!store.is_described_by(&stale).unwrap());
+        // Nor does a claim made under other match rules.
+        let (claim, _) = {
+            store.replay_pack().unwrap().unwrap();
+            Pack::read(&path).unwrap().into_parts()
+        };
+        assert!(store.is_described_by(&claim).unwrap());
+        let other = MatchRules {
+            match_headers: vec!["accept".into()],
+            ..MatchRules::default()
+        };
+        let why = claim.check(store.generation(), &other).unwrap_err();
+        assert!(why.contains("other match rules"), "{why}");
     }
 
     #[tokio::test]
