@@ -3,6 +3,7 @@
 //! becomes an HTTP answer.
 
 pub mod control;
+mod keys;
 mod passthrough;
 mod playback;
 mod record;
@@ -167,6 +168,8 @@ pub(crate) struct Proxy {
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
     /// insert or remove an entry, never across an await.
     inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Forwarded>>>>,
+    /// Builds request keys under `rules`, from this thread's memo when they allow it.
+    keys: keys::Keys,
 }
 
 /// The connection is to be dropped without an answer (`--fault reset`).
@@ -191,6 +194,7 @@ impl Proxy {
     ) -> Proxy {
         Proxy {
             mode: AtomicU8::new(mode as u8),
+            keys: keys::Keys::new(&rules),
             rules,
             tapes,
             recorder,
@@ -426,22 +430,9 @@ impl Proxy {
         }
     }
 
-    /// The request's key under the proxy's rules, in `session`.
-    fn key(&self, parts: &Parts, body: &[u8], session: Option<&str>) -> RequestKey {
-        let canonical = crate::model::key::canonical_form(
-            &self.rules,
-            (parts.method.as_str(), parts.uri.path(), parts.uri.query()),
-            |name| {
-                parts
-                    .headers
-                    .get_all(name)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect()
-            },
-            body,
-        );
-        RequestKey::live(canonical, session)
+    /// The request's key under the proxy's rules, in `session` (see [`keys`]).
+    fn key(&self, parts: &Parts, body: &[u8], session: Option<&str>) -> Arc<RequestKey> {
+        self.keys.key(&self.rules, parts, body, session)
     }
 
     /// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
