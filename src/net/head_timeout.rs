@@ -15,15 +15,15 @@
 //! timeout.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use atomic_waker::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// `waiting_since` while a request is being served.
@@ -46,7 +46,12 @@ pub struct Waiting {
     /// When (ms since the epoch) the connection started waiting for a request head, or
     /// [`SERVING`].
     waiting_since: AtomicU64,
-    expired: Notify,
+    /// Set by the sweeper once the wait ran out; never cleared (the connection is closed).
+    expired: AtomicBool,
+    /// The connection task, woken when `expired` is set. [`Watch::expired`] is polled with the
+    /// connection on every wake-up, that is several times per request: registering a waker is
+    /// one compare-and-swap, where a `Notify` took its waiter list's lock on every poll.
+    waker: AtomicWaker,
 }
 
 impl HeadTimeout {
@@ -68,7 +73,8 @@ impl HeadTimeout {
     pub fn watch(self: &Arc<Self>) -> Watch {
         let waiting = Arc::new(Waiting {
             waiting_since: AtomicU64::new(self.now_ms.load(Ordering::Relaxed)),
-            expired: Notify::new(),
+            expired: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, waiting.clone());
@@ -94,7 +100,8 @@ impl HeadTimeout {
         for waiting in self.lock().values() {
             let since = waiting.waiting_since.load(Ordering::Relaxed);
             if since != SERVING && now.saturating_sub(since) >= limit {
-                waiting.expired.notify_one();
+                waiting.expired.store(true, Ordering::Release);
+                waiting.waker.wake();
             }
         }
     }
@@ -138,7 +145,20 @@ impl Watch {
 
     /// Resolves once the connection waited for a request head longer than the timeout.
     pub async fn expired(&self) {
-        self.waiting.expired.notified().await;
+        std::future::poll_fn(|cx| {
+            let expired = &self.waiting.expired;
+            if expired.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waiting.waker.register(cx.waker());
+            // Set between the load and the registration, its wake-up went to the old waker.
+            if expired.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Notes that an answer's bytes made progress to the client: the wait restarts (unless a

@@ -3,6 +3,7 @@
 //! becomes an HTTP answer.
 
 pub mod control;
+mod keys;
 mod passthrough;
 mod playback;
 mod record;
@@ -167,6 +168,8 @@ pub(crate) struct Proxy {
     /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
     /// insert or remove an entry, never across an await.
     inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Forwarded>>>>,
+    /// Builds request keys under `rules`, from this thread's memo when they allow it.
+    keys: keys::Keys,
 }
 
 /// The connection is to be dropped without an answer (`--fault reset`).
@@ -191,6 +194,7 @@ impl Proxy {
     ) -> Proxy {
         Proxy {
             mode: AtomicU8::new(mode as u8),
+            keys: keys::Keys::new(&rules),
             rules,
             tapes,
             recorder,
@@ -241,7 +245,13 @@ impl Proxy {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Full<Bytes>>, ResetConnection> {
-        let started = Instant::now();
+        // One read of the mode for the whole request, so the clock is read only when the answer
+        // can be a hit (its latency feeds the replay histogram) or the request line is logged
+        // with its time: forwarded answers have their own upstream timing.
+        let mode = self.mode();
+        let started = (matches!(mode, Mode::Replay | Mode::Auto)
+            || tracing::enabled!(tracing::Level::DEBUG))
+        .then(Instant::now);
         let (parts, body) = request.into_parts();
         if !parts.uri.path().starts_with('/') {
             // `*` (asterisk-form) names no resource; recorded, it would make a cassette that
@@ -301,7 +311,7 @@ impl Proxy {
             }
             None => {}
         }
-        let (response, outcome) = self.answer(&parts, body, session).await;
+        let (response, outcome) = self.answer(mode, &parts, body, session).await;
         Ok(self.log(&parts, started, response, outcome, session))
     }
 
@@ -352,13 +362,17 @@ impl Proxy {
     fn log(
         &self,
         parts: &Parts,
-        started: Instant,
+        started: Option<Instant>,
         response: Response<Full<Bytes>>,
         outcome: Outcome,
         session: Option<&str>,
     ) -> Response<Full<Bytes>> {
-        self.metrics
-            .request(parts.uri.path(), outcome, started.elapsed());
+        // Only a hit's latency is observed (and a hit always has its start time, see `handle`).
+        let elapsed = match started {
+            Some(started) if outcome == Outcome::Hit => started.elapsed(),
+            _ => std::time::Duration::ZERO,
+        };
+        self.metrics.request(parts.uri.path(), outcome, elapsed);
         // Misses are counted where the key is known (`miss`), with their request line.
         if let Some(session) = session
             && outcome != Outcome::Miss
@@ -373,7 +387,10 @@ impl Proxy {
             path = parts.uri.path(),
             status = response.status().as_u16(),
             outcome = outcome.as_str(),
-            ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+            ms = format_args!(
+                "{:.1}",
+                started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0)
+            ),
             "request"
         );
         response
@@ -381,11 +398,11 @@ impl Proxy {
 
     async fn answer(
         &self,
+        mode: Mode,
         parts: &Parts,
         body: Bytes,
         session: Option<&str>,
     ) -> (Response<Full<Bytes>>, Outcome) {
-        let mode = self.mode();
         if mode == Mode::Passthrough
             && let Some(recorder) = &self.recorder
         {
@@ -426,22 +443,9 @@ impl Proxy {
         }
     }
 
-    /// The request's key under the proxy's rules, in `session`.
-    fn key(&self, parts: &Parts, body: &[u8], session: Option<&str>) -> RequestKey {
-        let canonical = crate::model::key::canonical_form(
-            &self.rules,
-            (parts.method.as_str(), parts.uri.path(), parts.uri.query()),
-            |name| {
-                parts
-                    .headers
-                    .get_all(name)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect()
-            },
-            body,
-        );
-        RequestKey::live(canonical, session)
+    /// The request's key under the proxy's rules, in `session` (see [`keys`]).
+    fn key(&self, parts: &Parts, body: &[u8], session: Option<&str>) -> Arc<RequestKey> {
+        self.keys.key(&self.rules, parts, body, session)
     }
 
     /// Serves a prepared answer, pointing upstream URLs at the proxy when the answer has any.
@@ -486,6 +490,11 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
 /// The request's session from `x-ims-vcr-session` (`None`: the default session), or why the
 /// header is refused.
 pub(crate) fn session_of(parts: &Parts) -> Result<Option<&str>, String> {
+    // Found by comparing names: `HeaderMap::get` hashes the name, 17 bytes one by one, on every
+    // request, where comparing a request's few names is a length or tag check each.
+    if !parts.headers.keys().any(|name| *name == SESSION_HEADER_NAME) {
+        return Ok(None);
+    }
     let Some(value) = parts.headers.get(SESSION_HEADER_NAME) else {
         return Ok(None);
     };

@@ -61,7 +61,10 @@ impl Connections {
         watcher: Watcher,
         mut stop: watch::Receiver<bool>,
     ) {
+        // `biased`: polled in order, without drawing a random number per poll (either order is
+        // correct: both branches end the wait, and neither is ready on every poll).
         let opened = tokio::select! {
+            biased;
             opened = tokio::time::timeout(self.header_read_timeout, self.open(stream, peer)) => opened,
             _ = stop.changed() => return,
         };
@@ -142,7 +145,10 @@ impl Connections {
         let ended = match protocol {
             Protocol::Http1 => {
                 let io = TokioIo::new(Progress::new(io, watch.clone()));
+                // `biased` (see `run`): the connection first, as it is what woke the task on
+                // almost every poll.
                 tokio::select! {
+                    biased;
                     ended = watcher.watch(self.http1.serve_connection(io, service)) => ended,
                     () = watch.expired() => {
                         tracing::debug!(%peer, "connection closed: no complete request head within the header-read timeout");
@@ -161,6 +167,7 @@ impl Connections {
                     }
                 };
                 tokio::select! {
+                    biased;
                     ended = watcher.watch(self.http2.serve_connection(io, service)) => ended,
                     () = no_request => {
                         tracing::debug!(%peer, "HTTP/2 connection closed: no request within the header-read timeout");

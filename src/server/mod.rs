@@ -3,11 +3,13 @@
 
 mod builder;
 mod connections;
+mod graceful;
 mod sessions;
 
 pub use builder::ProxyServerBuilder;
 pub use sessions::Session;
 use connections::Connections;
+use graceful::{GracefulShutdown, Watcher};
 use sessions::SessionListeners;
 
 use std::net::SocketAddr;
@@ -19,7 +21,6 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
