@@ -8,6 +8,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::redaction::RedactionStamp;
 
+/// An interaction serialised as the store writes it (JSON): made once per recording, when the
+/// leak gate scans it, and written by the store as it is (`Store::record_encoded`).
+#[derive(Clone, Debug)]
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    /// `interaction`, serialised.
+    pub fn of(interaction: &Interaction) -> Encoded {
+        Encoded(serde_json::to_vec(interaction).expect("an interaction serialises"))
+    }
+
+    /// The serialised bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The serialised bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
 /// One request and one of its answers, as recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {

@@ -326,10 +326,12 @@ impl Proxy {
         if passed.redacted {
             self.metrics.redaction();
         }
-        let result = store
-            .record(&passed.key, &passed.interaction, replace)
-            .await
-            .map(|seq| (passed.key, seq));
+        // The bytes the leak scan serialised, when it had to: not serialised a second time.
+        let recorded = match passed.encoded {
+            Some(encoded) => store.record_encoded(&passed.key, encoded, replace).await,
+            None => store.record(&passed.key, &passed.interaction, replace).await,
+        };
+        let result = recorded.map(|seq| (passed.key, seq));
         match result {
             Ok(stored) => Some(stored),
             Err(e) => {

@@ -2,12 +2,15 @@
 //! gate), credentials in answers masked before anything is stored, and the leak check of a whole
 //! interaction, through every encoding layer of its bodies.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use crate::model::headers::is_credential;
-use crate::model::interaction::{Body, Interaction};
+use crate::model::interaction::{Body, Encoded, Interaction};
 use crate::secrets::leak::{Leak, LeakScanner, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
 
@@ -194,12 +197,54 @@ fn rest_values(text: &str, separator: char) -> impl Iterator<Item = &str> {
 
 /// The first secret still present in what is about to be written, if any.
 pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak> {
-    let scanner = LeakScanner::new(needles);
+    scan_for_leak(interaction, needles).0
+}
+
+/// [`find_leak`], also giving back the interaction as serialised for the scan (`None` when
+/// there was nothing to look for, so nothing was serialised): the store writes those bytes
+/// instead of serialising the interaction again.
+pub(crate) fn scan_for_leak(
+    interaction: &Interaction,
+    needles: Vec<Needle>,
+) -> (Option<Leak>, Option<Encoded>) {
+    let scanner = scanner_for(needles);
     if scanner.is_empty() {
-        return None;
+        return (None, None);
     }
-    let bytes = serde_json::to_vec(interaction).expect("an interaction serialises");
-    if let Some(leak) = scanner.find(&bytes) {
+    let encoded = Encoded::of(interaction);
+    let leak = leak_in(&scanner, interaction, encoded.as_bytes());
+    (leak, Some(encoded))
+}
+
+thread_local! {
+    /// The last scanner built on this thread, and the needles it was built from.
+    static LAST_SCANNER: RefCell<Option<(Vec<Needle>, Rc<LeakScanner>)>> = const { RefCell::new(None) };
+}
+
+/// A scanner for `needles`. A client sends the same token with every request, so the scanner
+/// (each needle in each of its encodings) is built once per set of needles and thread, not once
+/// per recording: the last one is reused when the needles are the same, labels and values.
+fn scanner_for(needles: Vec<Needle>) -> Rc<LeakScanner> {
+    LAST_SCANNER.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((built_from, scanner)) = last.as_ref()
+            && built_from.len() == needles.len()
+            && built_from
+                .iter()
+                .zip(&needles)
+                .all(|(a, b)| a.label == b.label && a.value == b.value)
+        {
+            return Rc::clone(scanner);
+        }
+        let scanner = Rc::new(LeakScanner::new(needles.iter().cloned()));
+        *last = Some((needles, Rc::clone(&scanner)));
+        scanner
+    })
+}
+
+/// The first needle of `scanner` in `interaction`, serialised as `bytes`, or in its bodies.
+fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Option<Leak> {
+    if let Some(leak) = scanner.find(bytes) {
         return Some(leak);
     }
     // The serialised form escapes a text body once more (`\u003c` becomes `\\u003c`), and a
@@ -240,3 +285,63 @@ fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
     (read.is_ok() || !out.is_empty()).then_some(out)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::interaction::{RecordedRequest, RecordedResponse};
+
+    fn answering(body: &str) -> Interaction {
+        Interaction {
+            request: RecordedRequest {
+                method: "GET".into(),
+                path: "/v2/images/x".into(),
+                query: None,
+                headers: vec![],
+                body: None,
+                session: None,
+            },
+            response: RecordedResponse {
+                status: 200,
+                headers: vec![],
+                body: Body::from_bytes(body.as_bytes()),
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: "https://ims.example".into(),
+                other_upstreams: Vec::new(),
+            },
+            redaction: None,
+        }
+    }
+
+    fn token(value: &str) -> Vec<Needle> {
+        vec![Needle {
+            label: "the X-Auth-Token header".into(),
+            value: value.into(),
+        }]
+    }
+
+    #[test]
+    fn a_scanner_reused_for_the_same_needles_still_finds_each_new_needle_and_no_old_one() {
+        let first = "tok-aaaaaaaaaaaaaaaa";
+        let second = "tok-bbbbbbbbbbbbbbbb";
+        let echo = |v: &str| answering(&format!(r#"{{"echo":"{v}"}}"#));
+        // Twice with the same needles (the second scan reuses the scanner): found both times.
+        for _ in 0..2 {
+            let (leak, encoded) = scan_for_leak(&echo(first), token(first));
+            assert!(leak.is_some_and(|l| l.label == "the X-Auth-Token header"));
+            assert!(encoded.is_some());
+        }
+        // A new token: the new one is found, the old one is no longer looked for.
+        assert!(scan_for_leak(&echo(second), token(second)).0.is_some());
+        assert!(scan_for_leak(&echo(first), token(second)).0.is_none());
+        // Same value under another label: reported under the label given now.
+        let relabelled = vec![Needle {
+            label: "the X-Subject-Token header".into(),
+            value: second.into(),
+        }];
+        let leak = scan_for_leak(&echo(second), relabelled).0.unwrap();
+        assert_eq!(leak.label, "the X-Subject-Token header");
+        // No needles: nothing scanned, nothing serialised.
+        assert!(matches!(scan_for_leak(&echo(first), vec![]), (None, None)));
+    }
+}

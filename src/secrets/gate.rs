@@ -6,11 +6,12 @@
 
 use std::borrow::Cow;
 
-use crate::model::interaction::Interaction;
+use crate::model::interaction::{Encoded, Interaction};
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
 use crate::secrets::pseudonym::PseudonymKey;
-use crate::secrets::redact::{Redactor, find_leak, mask_credentials};
+use crate::secrets::exposure::scan_for_leak;
+use crate::secrets::redact::{Redactor, mask_credentials};
 
 /// Credential masking, redaction, leak check and keying, in that order.
 #[derive(Clone, Copy)]
@@ -30,6 +31,9 @@ pub struct Passed<'a> {
     pub interaction: Cow<'a, Interaction>,
     /// True when the redactor ran.
     pub redacted: bool,
+    /// `interaction` serialised, when the leak scan had to serialise it (it had secrets to look
+    /// for): what the store writes, so it is not serialised twice.
+    pub encoded: Option<Encoded>,
 }
 
 /// Why the gate refused an interaction. The message names what leaked, never its value.
@@ -103,7 +107,8 @@ impl<'a> Gate<'a> {
                 (Cow::Owned(redacted), true)
             }
         };
-        if let Some(leak) = find_leak(&stored, needles) {
+        let (leak, encoded) = scan_for_leak(&stored, needles);
+        if let Some(leak) = leak {
             return Err(Refusal::Leak {
                 label: leak.label,
                 encoding: leak.encoding,
@@ -114,6 +119,7 @@ impl<'a> Gate<'a> {
             key,
             interaction: stored,
             redacted,
+            encoded,
         })
     }
 }
@@ -197,5 +203,32 @@ mod tests {
                 "{refusal}"
             );
         }
+    }
+
+    #[test]
+    fn what_the_leak_scan_serialised_is_handed_on_and_is_what_the_stored_interaction_serialises_to()
+    {
+        let rules = MatchRules::default();
+        let needle = |value: &str| Needle {
+            label: "the X-Auth-Token header".into(),
+            value: value.into(),
+        };
+        // A secret to look for: the scan serialises the stored (masked) interaction once, and
+        // those bytes are what the store writes.
+        let masked = interaction("limit=1&access_token=query-tok-123", "{}", r#"{"id":"x"}"#);
+        let passed = Gate::new(None, &rules)
+            .pass(&masked, vec![needle("header-token-789")])
+            .unwrap();
+        let encoded = passed.encoded.as_ref().expect("the scan serialised it");
+        assert_eq!(
+            encoded.as_bytes(),
+            Encoded::of(&passed.interaction).as_bytes()
+        );
+        assert!(!String::from_utf8_lossy(encoded.as_bytes()).contains("query-tok-123"));
+        // Nothing to look for: nothing serialised, the store serialises it itself.
+        let mut plain = interaction("limit=1", "{}", r#"{"id":"x"}"#);
+        plain.response.upstream = "https://ims.example".into();
+        let passed = Gate::new(None, &rules).pass(&plain, vec![]).unwrap();
+        assert!(passed.encoded.is_none());
     }
 }

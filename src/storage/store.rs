@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::model::interaction::Interaction;
+use crate::model::interaction::{Encoded, Interaction};
 use crate::model::recording::Recording;
 use crate::storage::folder;
 use crate::storage::journal::{COMPACT_AT, Journal};
@@ -390,7 +390,17 @@ impl Store {
         interaction: &Interaction,
         replace: bool,
     ) -> Result<u32> {
-        let value = serde_json::to_vec(interaction).expect("an interaction serialises");
+        self.record_encoded(key, Encoded::of(interaction), replace).await
+    }
+
+    /// [`Store::record`] of an interaction already serialised (by the leak gate's scan).
+    pub async fn record_encoded(
+        &self,
+        key: &RequestKey,
+        encoded: Encoded,
+        replace: bool,
+    ) -> Result<u32> {
+        let value = encoded.into_bytes();
         let written_seq;
         let sealed;
         let generation = {
