@@ -277,35 +277,7 @@ impl ProxyServerBuilder {
                 // The store is opened only to check (or write) its replay pack, then closed, so
                 // other replays, export or record can use it meanwhile.
                 Source::Store(dir) => {
-                    // The pack is read, and the tapes made from it, on a thread of their own
-                    // while sled starts (it zeroes its free segments and reads its snapshot); on
-                    // a large store the two take about as long. Once the store is open (and
-                    // locked), the tapes are kept if the pack describes it, else it goes as
-                    // before: the pack is opened again (another process may have replaced it)
-                    // or written.
-                    let pack = dir.join(PACK_FILE);
-                    let (store, early) = std::thread::scope(|scope| {
-                        let early = scope.spawn(|| {
-                            let (claim, pack) = Pack::read(&pack).ok()?.into_parts();
-                            Some((claim, Tapes::from_pack(pack, self.sequence)))
-                        });
-                        let store = Store::open_existing(dir);
-                        let early = early.join();
-                        (store, early.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                    });
-                    let store = store?;
-                    let rules = store.rules()?;
-                    let tapes = match early {
-                        Some((claim, tapes)) if store.is_described_by(&claim)? => tapes,
-                        _ => self.tapes_of(&store, &rules)?,
-                    };
-                    // Closed behind the first answer: sled's close (a flush, its threads joined)
-                    // is not on the way to serving. Another process waiting for the store's
-                    // lock waits those few milliseconds either way.
-                    let closing = std::thread::Builder::new().name("ims-vcr-close-store".into());
-                    if let Err(e) = closing.spawn(move || drop(store)) {
-                        tracing::debug!(error = %e, "closing the store on this thread");
-                    }
+                    let (tapes, rules) = self.replay_tapes(dir)?;
                     (tapes, None, rules)
                 }
                 Source::Cassettes(dir) => {
@@ -358,6 +330,39 @@ impl ProxyServerBuilder {
             fail_on_unused: self.fail_on_unused,
         };
         Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
+    }
+
+    /// What replay of the store at `dir` serves, and its rules. The pack is read, and the tapes
+    /// made from it, on a thread of their own while sled starts (it zeroes its free segments
+    /// and reads its snapshot); on a large store the two take about as long. Once the store is
+    /// open (and locked), the tapes are kept if the pack describes it; otherwise it goes as in
+    /// [`Self::tapes_of`]: the pack is opened again (another process may have replaced it) or
+    /// written.
+    fn replay_tapes(&self, dir: &std::path::Path) -> Result<(Tapes, MatchRules)> {
+        let pack = dir.join(PACK_FILE);
+        let (store, early) = std::thread::scope(|scope| {
+            let early = scope.spawn(|| {
+                let (claim, pack) = Pack::read(&pack).ok()?.into_parts();
+                Some((claim, Tapes::from_pack(pack, self.sequence)))
+            });
+            let store = Store::open_existing(dir);
+            let early = early.join();
+            (store, early.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let store = store?;
+        let rules = store.rules()?;
+        let tapes = match early {
+            Some((claim, tapes)) if store.is_described_by(&claim, &rules) => tapes,
+            _ => self.tapes_of(&store, &rules)?,
+        };
+        // Closed behind the first answer: sled's close (a flush, its threads joined) is not on
+        // the way to serving. Another process waiting for the store's lock waits those few
+        // milliseconds either way.
+        let closing = std::thread::Builder::new().name("ims-vcr-close-store".into());
+        if let Err(e) = closing.spawn(move || drop(store)) {
+            tracing::debug!(error = %e, "closing the store on this thread");
+        }
+        Ok((tapes, rules))
     }
 
     /// The store's recordings, through its replay pack (written first if out of date), or read
