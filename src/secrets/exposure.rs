@@ -195,7 +195,9 @@ fn rest_values(text: &str, separator: char) -> impl Iterator<Item = &str> {
         .filter_map(|p| p.split_once('=').map(|(_, v)| v))
 }
 
-/// The first secret still present in what is about to be written, if any.
+/// The first secret still present in what is about to be written, if any (the record path
+/// uses [`scan_for_leak`], which also hands on what it serialised).
+#[cfg(any(test, feature = "internals"))]
 pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak> {
     scan_for_leak(interaction, needles).0
 }

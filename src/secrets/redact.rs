@@ -13,7 +13,9 @@ pub use crate::model::redaction::{RedactionPolicy, RedactionStamp};
 use crate::secrets::leak::{MIN_NEEDLE_LEN, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::secrets::vouch;
-pub use crate::secrets::exposure::{credential_needles, find_leak, mask_credentials};
+#[cfg(any(test, feature = "internals"))]
+pub use crate::secrets::exposure::find_leak;
+pub use crate::secrets::exposure::{credential_needles, mask_credentials};
 
 /// Applies a policy with a key, deterministically. It remembers every value it selected
 /// (shared by its clones), so a value selected in one interaction (a project id in a token

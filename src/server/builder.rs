@@ -332,13 +332,19 @@ impl ProxyServerBuilder {
         Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
     }
 
-    /// What replay of the store at `dir` serves, and its rules. The pack is read, and the tapes
-    /// made from it, on a thread of their own while sled starts (it zeroes its free segments
-    /// and reads its snapshot); on a large store the two take about as long. Once the store is
-    /// open (and locked), the tapes are kept if the pack describes it; otherwise it goes as in
+    /// What replay of the store at `dir` serves, and its rules. A store closed cleanly at the
+    /// write its pack was made at, and not opened since, is served from the pack without opening
+    /// sled (`storage::closed`). Otherwise the pack is read, and the tapes made from it, on a
+    /// thread of their own while sled starts (it zeroes its free segments and reads its
+    /// snapshot); on a large store the two take about as long. Once the store is open (and
+    /// locked), the tapes are kept if the pack describes it; otherwise it goes as in
     /// [`Self::tapes_of`]: the pack is opened again (another process may have replaced it) or
     /// written.
     fn replay_tapes(&self, dir: &std::path::Path) -> Result<(Tapes, MatchRules)> {
+        if let Some((rules, pack)) = crate::storage::closed::pack_of_closed_store(dir) {
+            tracing::debug!(store = %dir.display(), "serving the replay pack of a cleanly closed store");
+            return Ok((Tapes::from_pack(pack, self.sequence), rules));
+        }
         let pack = dir.join(PACK_FILE);
         let (store, early) = std::thread::scope(|scope| {
             let early = scope.spawn(|| {

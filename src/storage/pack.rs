@@ -72,6 +72,11 @@ pub struct PackClaim {
 }
 
 impl PackClaim {
+    /// The match rules the pack was made under.
+    pub fn rules(&self) -> &MatchRules {
+        &self.rules
+    }
+
     /// `Ok` when the pack was made at store write `generation` under `rules`; otherwise why not.
     pub fn check(&self, generation: u64, rules: &MatchRules) -> Result<(), String> {
         if self.generation != generation {

@@ -128,6 +128,8 @@ impl Store {
 
     /// `writer`: opened to record or import (see `durability::open_db`).
     fn open_folder(path: &Path, writer: bool) -> Result<Store> {
+        // Whatever happens next may change sled's files: the note of a clean close goes first.
+        crate::storage::closed::forget(path)?;
         let db = open_db(path, writer)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;

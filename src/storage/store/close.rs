@@ -1,5 +1,7 @@
-//! Closing a store: sled's handles go first, then, when the store was read whole (a replay
-//! pack rebuilt, an export), the memory that reading took is handed back to the system.
+//! Closing a store: sled's handles go first; a store closed with every write flushed leaves the
+//! note that lets the next replay serve its pack without opening sled (`storage::closed`); then,
+//! when the store was read whole (a replay pack rebuilt, an export), the memory that reading
+//! took is handed back to the system.
 //!
 //! Reading every entry of a large store pages all of sled's tree through memory (about 150 MB
 //! for 100,000 recordings). sled frees it when it closes, but the C allocator keeps freed pages
@@ -10,11 +12,23 @@ use super::*;
 
 impl Drop for Store {
     fn drop(&mut self) {
+        let generation = self.written.load(Ordering::SeqCst);
+        let session = self.session.get_mut().unwrap_or_else(|p| p.into_inner());
+        // Every write flushed, none half-done, nothing left for a journal to redo.
+        let clean = session.poisoned.is_none()
+            && session.journal.is_empty()
+            && self.flusher.flushed.load(Ordering::SeqCst) == generation;
         // SAFETY: each handle is dropped once, here, and the store is not used after `drop`.
-        unsafe {
+        let flusher = unsafe {
             ManuallyDrop::drop(&mut self.answers);
             ManuallyDrop::drop(&mut self.meta);
-            ManuallyDrop::drop(&mut self.flusher);
+            ManuallyDrop::take(&mut self.flusher)
+        };
+        // sled closes here unless a flush behind a sealed journal still holds it: then its files
+        // may still change, and no note is left.
+        let closed = std::sync::Arc::try_unwrap(flusher).map(drop).is_ok();
+        if clean && closed {
+            crate::storage::closed::note(&self.path, generation);
         }
         if self.read_whole.load(Ordering::Relaxed) {
             release_freed_memory();
