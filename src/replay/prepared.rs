@@ -321,18 +321,52 @@ pub fn mentions<'h>(
 ) -> bool {
     // Both forms end with what follows the origin's last `/` (its authority), which holds no
     // `/`: where that is absent, neither form is, so most answers are searched once.
-    let tail = origin.rsplit('/').next().unwrap_or_default().as_bytes();
-    let tail = memchr::memmem::Finder::new(tail);
-    let mut places = std::iter::once(body)
-        .chain(headers.map(|value| value.as_bytes()))
-        .filter(|place| tail.needle().is_empty() || tail.find(place).is_some())
-        .peekable();
-    if places.peek().is_none() {
+    let tail = origin.rsplit('/').next().unwrap_or_default();
+    let found = with_finder(tail, |tail| {
+        let places = std::iter::once(body).chain(headers.map(|value| value.as_bytes()));
+        if tail.needle().is_empty() {
+            return places.collect::<Vec<_>>();
+        }
+        places.filter(|place| tail.find(place).is_some()).collect()
+    });
+    if found.is_empty() {
         return false;
     }
     let escaped = origin.replace('/', "\\/");
     let needles = [origin.as_bytes(), escaped.as_bytes()];
-    places.any(|place| needles.iter().any(|n| contains(place, n)))
+    found
+        .into_iter()
+        .any(|place| needles.iter().any(|n| contains(place, n)))
+}
+
+/// How many finders [`with_finder`] keeps per thread: the routes' origins are a handful.
+const FINDERS: usize = 8;
+
+thread_local! {
+    /// Finders built for [`mentions`], by needle. Building one (its prefilter and factorisation)
+    /// costs more than searching a whole answer with it, and every relayed answer is searched
+    /// for the same few origins.
+    static FINDER_CACHE: std::cell::RefCell<Vec<memchr::memmem::Finder<'static>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `search` with a finder of `needle`, built once per thread (up to [`FINDERS`] needles;
+/// past that the oldest is dropped).
+fn with_finder<T>(needle: &str, search: impl FnOnce(&memchr::memmem::Finder<'_>) -> T) -> T {
+    FINDER_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let at = match cache.iter().position(|f| f.needle() == needle.as_bytes()) {
+            Some(at) => at,
+            None => {
+                if cache.len() == FINDERS {
+                    cache.remove(0);
+                }
+                cache.push(memchr::memmem::Finder::new(needle).into_owned());
+                cache.len() - 1
+            }
+        };
+        search(&cache[at])
+    })
 }
 
 /// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
@@ -578,6 +612,20 @@ mod tests {
         ] {
             let found = mentions("http://h:1", body, headers.iter().copied());
             assert_eq!(found, expected, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn more_origins_than_a_thread_keeps_finders_for_are_each_still_found_or_not() {
+        // Twice round more origins than the per-thread finder cache holds: every search after
+        // an eviction builds its finder again and answers as the first time.
+        let origins: Vec<String> = (0..FINDERS + 3).map(|i| format!("http://h:{i}")).collect();
+        for _ in 0..2 {
+            for (i, origin) in origins.iter().enumerate() {
+                let body = format!(r#"{{"self": "http://h:{}/v2/images/x"}}"#, i % 5);
+                let expected = i < 5;
+                assert_eq!(mentions(origin, body.as_bytes(), std::iter::empty()), expected, "{origin}");
+            }
         }
     }
 }
