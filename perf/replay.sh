@@ -69,16 +69,16 @@ loadgen() {
 # its `listening on URL` line, and sets $PID and $URL. A plain command, not `pin`: the child
 # execs nice, taskset and the server in turn, so $! is the server itself.
 start() {
-    local name=$1 cpu=$2 line=""
+    local name=$1 cpu=$2 line="" i
     shift 2
     rm -f "$WORK/$name.out" # or a line left by an earlier server of that name could be read
     nice -n "$NICE" taskset -c "$cpu" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PID=$! && PIDS+=("$PID")
-    for _ in {1..24000}; do
+    for ((i = 0; i < 120000; i++)); do
         { read -r line <"$WORK/$name.out"; } 2>/dev/null && [[ $line == "listening on "* ]] &&
             URL=${line#listening on } && return
         kill -0 "$PID" 2>/dev/null || die "$name exited: $(tail -3 "$WORK/$name.err")"
-        nap 0.005
+        nap 0.001
     done
     die "$name did not start within 120 s"
 }
@@ -222,7 +222,7 @@ replay_mode() {
 }
 
 # first_answer ARGS...: ms from spawn of `ims-vcr replay ARGS` until the seed request gets the
-# right body (probed every 5 ms), then the RSS after 1 s idle and the peak RSS; sets $MS, $RSS
+# right body (probed every millisecond), then the RSS after 1 s idle and the peak RSS; sets $MS, $RSS
 # and $HWM.
 first_answer() {
     local t0
@@ -230,7 +230,7 @@ first_answer() {
     RUST_LOG=warn start first "$SERVER_CPU" "$BIN/ims-vcr" replay --listen 127.0.0.1:0 "$@"
     until probe "$URL"; do
         tick && ((NOW - t0 < 120000)) || die "ims-vcr replay $* gave no correct answer within 120 s"
-        nap 0.005
+        nap 0.001
     done
     tick && MS=$((NOW - t0)) && check ims-vcr "$URL" && nap 1 && RSS=$(rss_mb "$PID") && HWM=$(hwm_mb "$PID") &&
         stop "$PID"
