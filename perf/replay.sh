@@ -65,16 +65,17 @@ loadgen() {
         { echo "== installing oha (cargo install)" >&2 && cargo install --locked --quiet oha; }
 }
 
-# start NAME CPU COMMAND...: runs COMMAND on CPU, waits (polling every 5 ms, at most 120 s) for
-# its `listening on URL` line, and sets $PID and $URL. A plain command, not `pin`: the child
-# execs nice, taskset and the server in turn, so $! is the server itself.
+# start NAME CPU COMMAND...: runs COMMAND on CPU, waits (polling every millisecond, at most
+# 120 s) for its `listening on URL` line, and sets $PID and $URL. A plain command, not `pin`: the
+# child execs nice, taskset and the server in turn, so $! is the server itself.
 start() {
-    local name=$1 cpu=$2 line="" i
+    local name=$1 cpu=$2 line="" t0
     shift 2
     rm -f "$WORK/$name.out" # or a line left by an earlier server of that name could be read
+    tick && t0=$NOW
     nice -n "$NICE" taskset -c "$cpu" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     PID=$! && PIDS+=("$PID")
-    for ((i = 0; i < 120000; i++)); do
+    while tick && ((NOW - t0 < 120000)); do
         { read -r line <"$WORK/$name.out"; } 2>/dev/null && [[ $line == "listening on "* ]] &&
             URL=${line#listening on } && return
         kill -0 "$PID" 2>/dev/null || die "$name exited: $(tail -3 "$WORK/$name.err")"

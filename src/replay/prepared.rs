@@ -322,7 +322,10 @@ pub fn mentions<'h>(
     // Both forms end with what follows the origin's last `/` (its authority), which holds no
     // `/`: where that is absent, neither form is, so most answers are searched once.
     let tail = origin.rsplit('/').next().unwrap_or_default();
+    // Taken by the one search that runs (`with_finder` runs it once).
+    let mut headers = Some(headers);
     let found = with_finder(tail, |tail| {
+        let headers = headers.take().into_iter().flatten();
         let places = std::iter::once(body).chain(headers.map(|value| value.as_bytes()));
         if tail.needle().is_empty() {
             return places.collect::<Vec<_>>();
@@ -350,23 +353,28 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `search` with a finder of `needle`, built once per thread (up to [`FINDERS`] needles;
-/// past that the oldest is dropped).
-fn with_finder<T>(needle: &str, search: impl FnOnce(&memchr::memmem::Finder<'_>) -> T) -> T {
-    FINDER_CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let at = match cache.iter().position(|f| f.needle() == needle.as_bytes()) {
-            Some(at) => at,
-            None => {
-                if cache.len() == FINDERS {
-                    cache.remove(0);
+/// Runs `search` once, with a finder of `needle` built once per thread (up to [`FINDERS`]
+/// needles; past that the oldest is dropped).
+fn with_finder<T>(needle: &str, mut search: impl FnMut(&memchr::memmem::Finder<'_>) -> T) -> T {
+    FINDER_CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return search(&memchr::memmem::Finder::new(needle));
+            };
+            let at = match cache.iter().position(|f| f.needle() == needle.as_bytes()) {
+                Some(at) => at,
+                None => {
+                    if cache.len() == FINDERS {
+                        cache.remove(0);
+                    }
+                    cache.push(memchr::memmem::Finder::new(needle).into_owned());
+                    cache.len() - 1
                 }
-                cache.push(memchr::memmem::Finder::new(needle).into_owned());
-                cache.len() - 1
-            }
-        };
-        search(&cache[at])
-    })
+            };
+            search(&cache[at])
+        })
+        // The thread is ending (its locals are gone): a finder of its own.
+        .unwrap_or_else(|_| search(&memchr::memmem::Finder::new(needle)))
 }
 
 /// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by

@@ -9,11 +9,17 @@
 //! left them. Every open deletes the note before sled opens (`Store::open_folder`), so the note
 //! stands only while nothing has opened the store since.
 //!
+//! The note is written once sled has let go of its files (the close takes sled's lock, which
+//! every opener needs, and stamps the files under it), and every open deletes it again once it
+//! holds that lock, so a note that lands late cannot outlive an open.
+//!
 //! A replay then serves the pack without opening sled when ([`pack_of_closed_store`]): it gets
 //! sled's lock (shared, while it checks: no writer holds the store), the note is there and sled's
-//! files are as the note says, no journal is left over, and the pack claims the note's write
-//! counter. Anything else (a crash, a copied or damaged store, a store opened by an older
-//! ims-vcr) opens the store as before, which checks it whole and refuses damage by name.
+//! files are as the note says (length, modification and change times, inode: a copy, even one
+//! that keeps modification times, is a new inode), the durable write counter is not past the
+//! note's, no journal is left over, and the pack claims the note's write counter. Anything else (a
+//! crash, a copied or damaged store, a store opened by an older ims-vcr) opens the store as
+//! before, which checks it whole and refuses damage by name.
 
 use std::fs::File;
 use std::path::Path;
@@ -21,6 +27,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::error::{Error, Result};
 use crate::model::key::MatchRules;
+use crate::storage::durability::{LOCK_WAIT, read_durable};
 use crate::storage::journal::{JOURNAL_FILE, sealed};
 use crate::storage::pack::Pack;
 use crate::storage::snapshot::PACK_FILE;
@@ -38,27 +45,46 @@ const SLED_FILES: [&str; 2] = ["db", "conf"];
 fn note_text(dir: &Path, generation: u64) -> std::io::Result<String> {
     let mut text = format!("{HEADER}\nwrite {generation}\n");
     for name in SLED_FILES {
-        let (len, modified) = stamp(&dir.join(name))?;
-        text.push_str(&format!("{name} {len} {modified}\n"));
+        text.push_str(&format!("{name} {}\n", stamp(&dir.join(name))?));
     }
     Ok(text)
 }
 
-/// A file's length and modification time (nanoseconds since the epoch).
-fn stamp(path: &Path) -> std::io::Result<(u64, u128)> {
+/// What the note holds of a file: its length, modification time and, where the system has them,
+/// its change time and inode (which no copy keeps, and no write can leave as they were).
+fn stamp(path: &Path) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
     let modified = meta
         .modified()?
         .duration_since(UNIX_EPOCH)
-        .map_err(std::io::Error::other)?;
-    Ok((meta.len(), modified.as_nanos()))
+        .map_err(std::io::Error::other)?
+        .as_nanos();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(format!(
+            "{} {modified} {}.{:09} {}",
+            meta.len(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.ino()
+        ))
+    }
+    #[cfg(not(unix))]
+    Ok(format!("{} {modified}", meta.len()))
 }
 
 /// Leaves the note of a store at `dir` just closed at write `generation`, sled's handles
-/// dropped (temporary file and rename). Best effort: without it the next replay opens sled.
+/// dropped: once sled's threads have let go of its files (its lock, waited for as an opener
+/// waits), stamped and written under that lock (temporary file and rename). Best effort: without
+/// it the next replay opens sled.
 pub(crate) fn note(dir: &Path, generation: u64) {
+    let Some(_lock) = Lock::wait_exclusive(dir) else {
+        tracing::debug!(store = %dir.display(), "the store was opened again before its close could be noted");
+        return;
+    };
     let file = dir.join(CLOSED_FILE);
-    let tmp = dir.join(format!("{CLOSED_FILE}.tmp"));
+    let tmp = dir.join(format!("{CLOSED_FILE}.{}.tmp", std::process::id()));
     let written = note_text(dir, generation)
         .and_then(|text| std::fs::write(&tmp, text))
         .and_then(|()| std::fs::rename(&tmp, &file));
@@ -92,6 +118,10 @@ fn closed_at(dir: &Path) -> Option<u64> {
     if note_text(dir, generation).ok()? != text {
         return None;
     }
+    // Writes known to be on disk past the note's: sled's files were restored from before them.
+    if read_durable(dir).ok()? > generation {
+        return None;
+    }
     let journal = std::fs::metadata(dir.join(JOURNAL_FILE)).ok()?;
     (journal.len() == 0 && sealed(dir).ok()?.is_empty()).then_some(generation)
 }
@@ -100,9 +130,15 @@ fn closed_at(dir: &Path) -> Option<u64> {
 /// opening sled, when the store was closed cleanly at the write the pack was made at and nothing
 /// opened it since (see the module docs). `None`: open the store (which checks it whole).
 pub fn pack_of_closed_store(dir: &Path) -> Option<(MatchRules, Pack)> {
-    let _lock = SharedLock::of(dir)?;
-    let generation = closed_at(dir)?;
-    let (claim, pack) = Pack::read(&dir.join(PACK_FILE)).ok()?.into_parts();
+    let path = dir.join(PACK_FILE);
+    let (generation, file) = {
+        // Held while checking and opening only: the pack is parsed after, from the open file
+        // (a writer that opens the store meanwhile deletes the name, not the file), so a writer
+        // waiting for the lock waits for no parse.
+        let _lock = Lock::try_shared(dir)?;
+        (closed_at(dir)?, File::open(&path).ok()?)
+    };
+    let (claim, pack) = Pack::from_file(file, &path).ok()?.into_parts();
     let rules = claim.rules().clone();
     match claim.check(generation, &rules) {
         Ok(()) if rules.validate().is_ok() => Some((rules, pack)),
@@ -110,24 +146,45 @@ pub fn pack_of_closed_store(dir: &Path) -> Option<(MatchRules, Pack)> {
     }
 }
 
-/// sled's lock on the store, taken shared: no writer holds the store while it is held, and a
-/// store being opened waits for it (sled retries while the lock is taken, see `open_db`).
-struct SharedLock(#[allow(dead_code)] File);
+/// sled's lock on the store (an `flock` of its `db` file), taken by this module: shared while a
+/// replay checks the note (no writer holds the store meanwhile, and one being opened waits, as
+/// `open_db` retries while the lock is taken), exclusive while a close stamps the files.
+struct Lock(#[allow(dead_code)] File);
 
-impl SharedLock {
-    /// The lock on sled's file in `dir`, when no process holds it exclusively.
-    #[cfg(unix)]
-    fn of(dir: &Path) -> Option<SharedLock> {
-        use std::os::fd::AsRawFd;
-        let file = File::open(dir.join("db")).ok()?;
-        // SAFETY: `flock` on a descriptor this function owns; the lock ends when the file closes.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-        (locked == 0).then_some(SharedLock(file))
+impl Lock {
+    /// The lock, shared, when no process holds it exclusively.
+    fn try_shared(dir: &Path) -> Option<Lock> {
+        Lock::take(dir, true)
     }
 
-    /// Elsewhere the store is always opened.
+    /// The lock, exclusive, once sled's threads have let go of it; `None` when it is still held
+    /// after `LOCK_WAIT` (another process opened the store).
+    fn wait_exclusive(dir: &Path) -> Option<Lock> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(lock) = Lock::take(dir, false) {
+                return Some(lock);
+            }
+            if started.elapsed() >= LOCK_WAIT {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    #[cfg(unix)]
+    fn take(dir: &Path, shared: bool) -> Option<Lock> {
+        use std::os::fd::AsRawFd;
+        let file = File::open(dir.join("db")).ok()?;
+        let kind = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+        // SAFETY: `flock` on a descriptor this function owns; the lock ends when the file closes.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), kind | libc::LOCK_NB) };
+        (locked == 0).then_some(Lock(file))
+    }
+
+    /// Elsewhere no note is taken or trusted: the store is always opened.
     #[cfg(not(unix))]
-    fn of(_dir: &Path) -> Option<SharedLock> {
+    fn take(_dir: &Path, _shared: bool) -> Option<Lock> {
         None
     }
 }
@@ -182,10 +239,19 @@ mod tests {
         let generation = pack.generation();
         let store = Store::open(dir).unwrap();
         assert!(!dir.join(CLOSED_FILE).exists());
-        note(dir, generation);
+        let noted = note_text(dir, generation).unwrap();
+        std::fs::write(dir.join(CLOSED_FILE), &noted).unwrap();
         assert!(pack_of_closed_store(dir).is_none());
         drop(store);
         assert!(quick(dir).is_some());
+
+        // Writes known to be on disk past the note's: sled's files came from a backup.
+        let durable = dir.join(crate::storage::durability::DURABLE_FILE);
+        let was = std::fs::read(&durable).unwrap();
+        std::fs::write(&durable, format!("{}\n", generation + 1)).unwrap();
+        assert!(pack_of_closed_store(dir).is_none(), "durable past the note");
+        std::fs::write(&durable, was).unwrap();
+        assert!(pack_of_closed_store(dir).is_some());
 
         // sled's files changed since the note (damage, a copy), a journal left over, or no
         // pack: the store is opened instead.

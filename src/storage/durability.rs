@@ -12,10 +12,12 @@ use crate::storage::layout::GENERATION_KEY;
 /// auto, import) inserts at random places in the tree (keys are request digests), and an insert
 /// into a leaf the cache does not hold reads and decodes the leaf first: with 64 MiB, recording
 /// into a 100,000-recording store (about 200 MB of entries) cost sled half as much again per
-/// answer as into an empty one. 256 MiB holds such a store's tree; the cache fills only as far as
-/// the store is large, so a small store's session uses no more. One opened only to read (replay,
-/// export, verify) reads each page once, in order, and a small cache bounds the memory a pack
-/// rebuild of a large store leaves behind.
+/// answer as into an empty one. 256 MiB holds such a store's tree. The cache fills only with what
+/// a session reads and writes, so a session that records a few hundred answers stays small; one
+/// that records tens of thousands grows with them (68,000 answers into an empty store: 171 MB
+/// RSS, 112 MB with 64 MiB), and one recording into a 100,000-recording store peaks at about
+/// 340 MB (180 MB). One opened only to read (replay, export, verify) reads each page once, in
+/// order, and a small cache bounds the memory a pack rebuild of a large store leaves behind.
 const WRITER_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 const READER_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// File in the store directory holding the last write counter known to be flushed (decimal).

@@ -70,6 +70,9 @@ pub struct Store {
     synced: AtomicU64,
     /// Serialises flushes and syncs; writers queue here, and the first through syncs for all.
     flush_lock: tokio::sync::Mutex<()>,
+    /// Set once the open succeeded (its format is one this ims-vcr reads): only such a store
+    /// leaves the note of a clean close (`storage::closed`).
+    opened: bool,
 }
 
 /// The state writes share under [`Store::session`].
@@ -128,9 +131,11 @@ impl Store {
 
     /// `writer`: opened to record or import (see `durability::open_db`).
     fn open_folder(path: &Path, writer: bool) -> Result<Store> {
-        // Whatever happens next may change sled's files: the note of a clean close goes first.
+        // Whatever happens next may change sled's files: the note of a clean close goes first,
+        // and again once sled's lock is held (a close still noting could have written it since).
         crate::storage::closed::forget(path)?;
         let db = open_db(path, writer)?;
+        crate::storage::closed::forget(path)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
@@ -156,7 +161,7 @@ impl Store {
                 ),
             });
         }
-        let store = Store {
+        let mut store = Store {
             path: path.to_owned(),
             answers: ManuallyDrop::new(answers),
             meta: ManuallyDrop::new(meta),
@@ -178,8 +183,10 @@ impl Store {
             written: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
+            opened: false,
         };
         store.check_format()?;
+        store.opened = true;
         Ok(store)
     }
 
@@ -373,7 +380,12 @@ impl Store {
             let mut session = self.lock();
             self.before_batch_write(&mut session)?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-            self.meta.insert("rules", json).map_err(|e| self.err(e))?;
+            if let Err(e) = self.meta.insert("rules", json) {
+                // The entries are re-keyed but the rules are not: this store is not whole.
+                let e = self.err(e);
+                session.poisoned = Some(e.to_string());
+                return Err(e);
+            }
             self.count_write(&mut session);
         }
         self.flush().await

@@ -13,10 +13,12 @@ use super::*;
 impl Drop for Store {
     fn drop(&mut self) {
         let generation = self.written.load(Ordering::SeqCst);
-        let session = self.session.get_mut().unwrap_or_else(|p| p.into_inner());
-        // Every write flushed, none half-done, nothing left for a journal to redo.
-        let clean = session.poisoned.is_none()
-            && session.journal.is_empty()
+        // Opened whole, every write flushed, none half-done, nothing left for a journal to redo
+        // (a session lock poisoned by a panic says nothing of the sort).
+        let clean = self.opened
+            && self.session.get_mut().is_ok_and(|session| {
+                session.poisoned.is_none() && session.journal.is_empty()
+            })
             && self.flusher.flushed.load(Ordering::SeqCst) == generation;
         // SAFETY: each handle is dropped once, here, and the store is not used after `drop`.
         let flusher = unsafe {
