@@ -5,9 +5,9 @@
 //! zeroes every free segment of its file (on 100,000 recordings, about 130 ms of 190), while a
 //! replay needs the store only to tell whether its replay pack still describes it. So a store
 //! closed with every write flushed and its journal empty leaves [`CLOSED_FILE`]: the write
-//! counter it closed at, and the length and modification time of sled's files as the close
-//! left them. Every open deletes the note before sled opens (`Store::open_folder`), so the note
-//! stands only while nothing has opened the store since.
+//! counter it closed at, and stamps of sled's files as the close left them. Every open deletes
+//! the note before sled opens (`Store::open_folder`), so the note stands only while nothing has
+//! opened the store since.
 //!
 //! The note is written once sled has let go of its files (the close takes sled's lock, which
 //! every opener needs, and stamps the files under it), and every open deletes it again once it
@@ -38,7 +38,7 @@ pub const CLOSED_FILE: &str = "ims-vcr-closed";
 /// First line of [`CLOSED_FILE`].
 const HEADER: &str = "ims-vcr closed store 1";
 
-/// sled's files whose length and modification time the note holds: its log and its config.
+/// sled's files the note stamps (see [`stamp`]): its log and its config.
 const SLED_FILES: [&str; 2] = ["db", "conf"];
 
 /// The note's text for a store at `dir` closed at write `generation`, or why not.
@@ -160,6 +160,9 @@ impl Lock {
     /// The lock, exclusive, once sled's threads have let go of it; `None` when it is still held
     /// after `LOCK_WAIT` (another process opened the store).
     fn wait_exclusive(dir: &Path) -> Option<Lock> {
+        if !cfg!(unix) {
+            return None;
+        }
         let started = std::time::Instant::now();
         loop {
             if let Some(lock) = Lock::take(dir, false) {
