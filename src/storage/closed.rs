@@ -149,7 +149,10 @@ pub fn pack_of_closed_store(dir: &Path) -> Option<(MatchRules, Pack)> {
 /// sled's lock on the store (an `flock` of its `db` file), taken by this module: shared while a
 /// replay checks the note (no writer holds the store meanwhile, and one being opened waits, as
 /// `open_db` retries while the lock is taken), exclusive while a close stamps the files.
-struct Lock(#[allow(dead_code)] File);
+struct Lock {
+    /// The locked file: the lock lasts as long as it is open.
+    _file: File,
+}
 
 impl Lock {
     /// The lock, shared, when no process holds it exclusively.
@@ -182,7 +185,7 @@ impl Lock {
         let kind = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
         // SAFETY: `flock` on a descriptor this function owns; the lock ends when the file closes.
         let locked = unsafe { libc::flock(file.as_raw_fd(), kind | libc::LOCK_NB) };
-        (locked == 0).then_some(Lock(file))
+        (locked == 0).then_some(Lock { _file: file })
     }
 
     /// Elsewhere no note is taken or trusted: the store is always opened.
