@@ -72,6 +72,11 @@ pub struct PackClaim {
 }
 
 impl PackClaim {
+    /// The store write the pack was made at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The match rules the pack was made under.
     pub fn rules(&self) -> &MatchRules {
         &self.rules
