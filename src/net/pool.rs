@@ -193,6 +193,7 @@ impl Pool {
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     use bytes::Bytes;
     use hyper::header::HeaderMap;
@@ -205,6 +206,12 @@ mod tests {
     /// A raw HTTP/1.1 server answering every request head with `body`, plus `extra` header lines;
     /// returns its URL and how many connections it accepted.
     async fn server(extra: &'static str) -> (String, Arc<AtomicUsize>) {
+        serve(extra, false).await
+    }
+
+    /// [`server`], closing each connection after its first answer when `hang_up` (without
+    /// saying so in the answer, as an upstream's idle timeout does).
+    async fn serve(extra: &'static str, hang_up: bool) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -225,7 +232,7 @@ mod tests {
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             buf.drain(..end + 4);
                             let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{extra}\r\nok");
-                            if stream.write_all(answer.as_bytes()).await.is_err() {
+                            if stream.write_all(answer.as_bytes()).await.is_err() || hang_up {
                                 return;
                             }
                         }
@@ -265,6 +272,40 @@ mod tests {
             assert_eq!(get(&upstream, &format!("/v2/images/{i}")).await.unwrap(), "ok");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced_and_the_request_answered() {
+        let (url, accepted) = serve("", true).await;
+        let upstream = Upstream::new(&UpstreamConfig::new(url)).unwrap();
+        for i in 0..3 {
+            assert_eq!(get(&upstream, &format!("/v2/images/{i}")).await.unwrap(), "ok");
+            // The close reaches the idle connection, which nothing reads until it is taken.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_exchanges_each_drive_their_own_connection() {
+        let (url, accepted) = server("").await;
+        let upstream = Arc::new(Upstream::new(&UpstreamConfig::new(url)).unwrap());
+        let exchanges: Vec<_> = (0..8)
+            .map(|i| {
+                let upstream = upstream.clone();
+                tokio::spawn(async move { get(&upstream, &format!("/v2/images/{i}")).await })
+            })
+            .collect();
+        for exchange in exchanges {
+            assert_eq!(exchange.await.unwrap().unwrap(), "ok");
+        }
+        let opened = accepted.load(Ordering::SeqCst);
+        assert!((1..=8).contains(&opened), "{opened} connections");
+        // Given back, they serve later requests without new ones.
+        for i in 0..8 {
+            assert_eq!(get(&upstream, &format!("/v2/images/again-{i}")).await.unwrap(), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), opened);
     }
 
     #[tokio::test]
