@@ -280,14 +280,14 @@ mod tests {
         let upstream = Upstream::new(&UpstreamConfig::new(url)).unwrap();
         for i in 0..3 {
             assert_eq!(get(&upstream, &format!("/v2/images/{i}")).await.unwrap(), "ok");
-            // The close reaches the idle connection, which nothing reads until it is taken.
+            // The close reaches the idle connection before the next request takes one.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
-    async fn concurrent_exchanges_each_drive_their_own_connection() {
+    async fn concurrent_exchanges_each_take_a_connection_and_give_it_back() {
         let (url, accepted) = server("").await;
         let upstream = Arc::new(Upstream::new(&UpstreamConfig::new(url)).unwrap());
         let exchanges: Vec<_> = (0..8)
