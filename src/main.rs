@@ -17,10 +17,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ims_vcr::cli::colored_logs())
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let (builder, threads) = runtime_builder();
+    tracing::debug!("async runtime: {threads}");
+    let runtime = match { builder }.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -41,5 +40,23 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// The async runtime, and how it runs, in words for the log. A single thread when the process
+/// may use one CPU only (started under `taskset -c N`, or in a container limited to one CPU), so a
+/// request and the upstream connection it borrows never hand work across threads: forwarding
+/// then costs less CPU per request (docs/performance.md, "Fifth pass"). A worker per CPU
+/// otherwise.
+fn runtime_builder() -> (tokio::runtime::Builder, &'static str) {
+    match std::thread::available_parallelism() {
+        Ok(cpus) if cpus.get() == 1 => (
+            tokio::runtime::Builder::new_current_thread(),
+            "one thread (one CPU available)",
+        ),
+        _ => (
+            tokio::runtime::Builder::new_multi_thread(),
+            "a worker per available CPU",
+        ),
     }
 }

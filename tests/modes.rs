@@ -468,3 +468,91 @@ async fn requests_recorded_in_an_auto_session_are_not_unused_but_older_unasked_o
         "{log}"
     );
 }
+
+/// The binary given one CPU (as under `taskset -c 0`, or in a one-CPU container) runs its async
+/// runtime on a single thread; concurrent clients are still each answered, in every mode, and a
+/// session still ends with everything it recorded stored and replayable.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_given_one_cpu_records_replays_and_forwards_for_concurrent_clients() {
+    const CLIENTS: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let paths: Vec<String> = (0..CLIENTS)
+        .map(|c| match c % 3 {
+            0 => format!("/v2/images/{SEED_IMAGE_ID}"),
+            1 => format!("/v2/images/{}", error_image_id(404)),
+            _ => format!("/v2/images/{}", error_image_id(500 + c as u16 % 4)),
+        })
+        .collect();
+    // Every client asks its path twice, all clients at once.
+    async fn ask_all(uri: &str, paths: &[String]) -> Vec<Vec<Reply>> {
+        let asks = paths.iter().map(|path| {
+            let url = format!("{uri}{path}");
+            tokio::spawn(async move { vec![get(&url).await, get(&url).await] })
+        });
+        let mut replies = Vec::new();
+        for ask in asks.collect::<Vec<_>>() {
+            replies.push(ask.await.unwrap());
+        }
+        replies
+    }
+
+    let url = fake.base_url();
+    let record = Running::start_on_one_cpu(
+        &[
+            "record",
+            "--upstream",
+            &url,
+            "--listen",
+            "0",
+            "--store",
+            "store",
+            "-v",
+        ],
+        dir.path(),
+    );
+    let recorded = ask_all(&record.uri, &paths).await;
+    assert!(
+        record
+            .log()
+            .contains("async runtime: one thread (one CPU available)"),
+        "{}",
+        record.log()
+    );
+    for (path, replies) in paths.iter().zip(&recorded) {
+        for reply in replies {
+            assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{path}");
+        }
+    }
+    record.assert_no_panic();
+    assert!(record.terminate().success());
+
+    let replay = Running::start_on_one_cpu(&["replay", "--store", "store"], dir.path());
+    let replayed = ask_all(&replay.uri, &paths).await;
+    for ((path, live), again) in paths.iter().zip(&recorded).zip(&replayed) {
+        for (live, again) in live.iter().zip(again) {
+            assert_eq!(again.header("x-ims-vcr"), Some("hit"), "{path}");
+            assert_eq!(
+                (again.status, &again.body),
+                (live.status, &live.body),
+                "{path}"
+            );
+        }
+    }
+    replay.assert_no_panic();
+    assert!(replay.terminate().success());
+
+    let seen = fake.requests().len();
+    let passthrough = Running::start_on_one_cpu(
+        &["passthrough", "--upstream", &url, "--listen", "0"],
+        dir.path(),
+    );
+    for (path, replies) in paths.iter().zip(ask_all(&passthrough.uri, &paths).await) {
+        for reply in replies {
+            assert_eq!(reply.header("x-ims-vcr"), Some("forwarded"), "{path}");
+        }
+    }
+    assert_eq!(fake.requests().len(), seen + 2 * CLIENTS);
+    passthrough.assert_no_panic();
+}

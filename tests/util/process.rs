@@ -45,9 +45,41 @@ impl Running {
     /// Starts `ims-vcr args` in `cwd` with `env` added to this environment less [`SCRUBBED`],
     /// and waits (up to 30 s) for its listening line.
     pub fn start_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Running {
+        Running::spawn(Command::new(BIN), args, cwd, env)
+    }
+
+    /// [`Running::start`], the process allowed to run on one CPU only (its affinity set to the
+    /// first CPU this test may use, as `taskset -c` does).
+    #[cfg(target_os = "linux")]
+    pub fn start_on_one_cpu(args: &[&str], cwd: &Path) -> Running {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(BIN);
+        // SAFETY: the closure runs in the child between fork and exec and only calls
+        // `sched_getaffinity`/`sched_setaffinity` on stack memory, which are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                if libc::sched_getaffinity(0, size, &mut set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let first = (0..libc::CPU_SETSIZE as usize)
+                    .find(|&cpu| libc::CPU_ISSET(cpu, &set))
+                    .unwrap_or(0);
+                libc::CPU_ZERO(&mut set);
+                libc::CPU_SET(first, &mut set);
+                if libc::sched_setaffinity(0, size, &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Running::spawn(command, args, cwd, &[])
+    }
+
+    fn spawn(mut command: Command, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Running {
         let n = LOGS.fetch_add(1, Ordering::SeqCst);
         let log = cwd.join(format!("ims-vcr-{}-{n}.log", args[0]));
-        let mut command = Command::new(BIN);
         for name in SCRUBBED {
             command.env_remove(name);
         }
