@@ -2,7 +2,7 @@
 //! number, valued by the interaction's JSON; the write counter in the `meta` tree. Every
 //! reader of an entry decodes it with [`decode_interaction`].
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::model::interaction::{Body, Interaction, json_depth};
 
@@ -39,7 +39,7 @@ const SALVAGE_DEPTH: usize = 160;
 /// default limit of 128 (an answer an earlier ims-vcr recorded as JSON that deep) is read again
 /// without the limit, up to [`SALVAGE_DEPTH`] levels, so one such answer never makes the whole
 /// store unreadable. The flag says whether that was needed.
-fn decode_salvaging<T: DeserializeOwned>(value: &[u8]) -> Result<(T, bool), String> {
+fn decode_salvaging<'a, T: Deserialize<'a>>(value: &'a [u8]) -> Result<(T, bool), String> {
     match serde_json::from_slice(value) {
         Ok(decoded) => Ok((decoded, false)),
         Err(e) if e.to_string().contains("recursion limit") && json_depth(value) <= SALVAGE_DEPTH => {
@@ -53,8 +53,8 @@ fn decode_salvaging<T: DeserializeOwned>(value: &[u8]) -> Result<(T, bool), Stri
     }
 }
 
-/// [`decode_salvaging`] of the part of an entry that `T` names.
-pub(crate) fn decode<T: DeserializeOwned>(value: &[u8]) -> Result<T, String> {
+/// [`decode_salvaging`] of the part of an entry that `T` names (which may borrow from `value`).
+pub(crate) fn decode<'a, T: Deserialize<'a>>(value: &'a [u8]) -> Result<T, String> {
     decode_salvaging(value).map(|(decoded, _)| decoded)
 }
 

@@ -404,4 +404,97 @@ use crate::model::recording::Recording;
         let rebuilt = packed_tapes(&store);
         assert_eq!(plays(&rebuilt, "/v2/images/c", 1), vec![r#"{"status":"deleted"}"#]);
     }
+
+    /// Entries as the store keeps them, each `(path, redaction stamp JSON)` one answer.
+    fn entries_with_stamps(stamps: &[(&str, &str)]) -> Vec<crate::storage::layout::Entry> {
+        let mut entries: Vec<_> = stamps
+            .iter()
+            .map(|(path, stamp)| {
+                let mut recording = recording(path, &["active"], false);
+                let mut answer = serde_json::to_value(recording.answers.remove(0)).unwrap();
+                answer["redaction"] = serde_json::from_str(stamp).unwrap();
+                let value = serde_json::to_string(&answer).unwrap();
+                // A stamp's field names spelt with escapes are the same names.
+                let value = value.replace("\"key_fingerprint\"", "\"key\\u005ffingerprint\"");
+                let digest = *recording.key.digest();
+                crate::storage::layout::Entry {
+                    key: sled::IVec::from(&crate::storage::layout::entry_key(&digest, 0)[..]),
+                    digest,
+                    value: sled::IVec::from(value.as_bytes()),
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries
+    }
+
+    #[test]
+    fn a_pack_carries_each_redaction_once_whatever_values_its_stamps_vouch_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("pack.tmp");
+        let policy = serde_json::to_value(RedactionPolicy::default()).unwrap();
+        let stamp = |key: &str, checks: &str| {
+            let mut stamp = policy.clone();
+            stamp["key_fingerprint"] = key.into();
+            if !checks.is_empty() {
+                stamp["pseudonym_checks"] = serde_json::from_str(checks).unwrap();
+            }
+            stamp.to_string()
+        };
+        let stamps = [
+            stamp("k1", r#"["0a0b0c0d"]"#),
+            stamp("k1", r#"["01020304","05060708"]"#),
+            stamp("k1", ""),
+            stamp("k2", "[]"),
+            stamp("k1", r#"["0a0b0c0d"]"#),
+        ];
+        let paths: Vec<String> = (0..stamps.len()).map(|i| format!("/v2/images/{i}")).collect();
+        let entries = entries_with_stamps(
+            &paths.iter().zip(&stamps).map(|(p, s)| (p.as_str(), s.as_str())).collect::<Vec<_>>(),
+        );
+        let rules = MatchRules::default();
+        let corrupt = |_: &crate::storage::layout::Entry, why: String| -> crate::error::Error {
+            panic!("refused: {why}")
+        };
+        assert!(pack::write(entries.into_iter().map(Ok), corrupt, &rules, &tmp, 7).is_ok());
+        let pack = Pack::from_file(File::open(&tmp).unwrap(), &tmp)
+            .unwrap()
+            .check(7, &rules)
+            .unwrap();
+        let keys: Vec<&str> = pack.stamps.iter().map(|s| s.key_fingerprint.as_str()).collect();
+        assert_eq!(keys, ["k1", "k2"]);
+        assert!(pack.stamps.iter().all(|s| s.pseudonym_checks.is_none()));
+        assert_eq!(pack.requests.len(), stamps.len());
+    }
+
+    #[test]
+    fn a_stamp_that_is_not_a_redaction_is_refused_naming_its_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        for stamp in [r#""redacted""#, r#"{"key_fingerprint":5}"#] {
+            let entries = entries_with_stamps(&[("/v2/images/x", stamp)]);
+            let entry_hex: String = entries[0].key.iter().map(|b| format!("{b:02x}")).collect();
+            let corrupt = |e: &crate::storage::layout::Entry, reason: String| {
+                crate::error::Error::StoreCorrupt {
+                    path: dir.path().to_owned(),
+                    entry: e.key.iter().map(|b| format!("{b:02x}")).collect(),
+                    reason,
+                }
+            };
+            let written = pack::write(
+                entries.into_iter().map(Ok),
+                corrupt,
+                &MatchRules::default(),
+                &dir.path().join("pack.tmp"),
+                1,
+            );
+            match written {
+                Err(WriteError::Store(e)) => {
+                    let said = e.to_string();
+                    assert!(said.contains(&entry_hex), "{stamp}: {said}");
+                    assert!(said.contains("invalid type"), "{stamp}: {said}");
+                }
+                _ => panic!("{stamp}: a pack was written"),
+            }
+        }
+    }
 }
