@@ -470,8 +470,9 @@ async fn requests_recorded_in_an_auto_session_are_not_unused_but_older_unasked_o
 }
 
 /// The binary given one CPU (as under `taskset -c 0`, or in a one-CPU container) runs its async
-/// runtime on a single thread; concurrent clients are still each answered, in every mode, and a
-/// session still ends with everything it recorded stored and replayable.
+/// runtime on a single thread; concurrent clients are still each answered in record, replay and
+/// passthrough, and a record session still ends with everything it recorded stored and
+/// replayable.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_given_one_cpu_records_replays_and_forwards_for_concurrent_clients() {

@@ -335,7 +335,8 @@ struct EntryHead<'a> {
 }
 
 /// A redaction stamp as its entry spells it, less its `pseudonym_checks` (which differ from entry
-/// to entry): each other field's name and raw JSON, borrowed from the entry. A store's stamps are
+/// to entry): each other field's name and raw JSON, borrowed from the entry (a name spelt with
+/// escapes is copied). A store's stamps are
 /// a handful whatever its size, so each distinct one is decoded once (its policy is a flattened
 /// struct, which serde decodes through a buffered copy) and the rest are only compared: decoding
 /// every entry's stamp was a quarter of a pack rebuild.
@@ -354,7 +355,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for StampHead<'a> {
                 mut map: M,
             ) -> Result<Self::Value, M::Error> {
                 let mut fields = Vec::new();
-                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(FieldName(name)) = map.next_key()? {
                     if name == "pseudonym_checks" {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     } else {
@@ -365,6 +366,29 @@ impl<'de: 'a, 'a> Deserialize<'de> for StampHead<'a> {
             }
         }
         deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+/// A field name, borrowed from the entry unless it is spelt with escapes (serde's own `Cow`
+/// always copies).
+struct FieldName<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Name)
     }
 }
 

@@ -54,8 +54,10 @@ impl Running {
     pub fn start_on_one_cpu(args: &[&str], cwd: &Path) -> Running {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new(BIN);
-        // SAFETY: the closure runs in the child between fork and exec and only calls
-        // `sched_getaffinity`/`sched_setaffinity` on stack memory, which are async-signal-safe.
+        // SAFETY: the closure runs in the child between fork and exec. It neither allocates nor
+        // locks: it reads and sets its CPU mask on the stack through `sched_getaffinity` and
+        // `sched_setaffinity`, which glibc implements as bare system calls (POSIX does not list
+        // them as async-signal-safe, but nothing in them can be left half-done by the fork).
         unsafe {
             command.pre_exec(|| {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
