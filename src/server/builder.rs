@@ -277,12 +277,12 @@ impl ProxyServerBuilder {
                 // The store is opened only to check (or write) its replay pack, then closed, so
                 // other replays, export or record can use it meanwhile.
                 Source::Store(dir) => {
-                    // On a blocking thread: opening the store may wait for its lock (another
-                    // process, or a task of this one still letting go of it), and with one CPU
-                    // the runtime has one thread, which must keep running tasks meanwhile.
-                    let (dir, sequence) = (dir.clone(), self.sequence);
-                    let (tapes, rules) =
-                        blocking(move || Self::replay_tapes(&dir, sequence)).await?;
+                    // Opening the store may wait for its lock, on this thread: with one CPU the
+                    // runtime has no other, so a task of this process still letting go of the
+                    // store (`run --verify-replay` after its record session) is given the time
+                    // first, here.
+                    crate::storage::closed::until_unlocked(dir).await;
+                    let (tapes, rules) = self.replay_tapes(dir)?;
                     (tapes, None, rules)
                 }
                 Source::Cassettes(dir) => {
@@ -303,18 +303,13 @@ impl ProxyServerBuilder {
                         self.mode.as_str()
                     )));
                 };
-                // On a blocking thread, as the replay's store above.
-                let store = blocking({
-                    let dir = dir.clone();
-                    move || Store::open(&dir)
-                })
-                .await?
-                .fsync_every_answer(self.fsync);
+                crate::storage::closed::until_unlocked(dir).await;
+                let store = Store::open(dir)?.fsync_every_answer(self.fsync);
                 if let Some(rules) = &self.rules {
                     store.set_rules(rules).await?;
                 }
                 let rules = store.rules()?;
-                let tapes = Self::tapes_of(&store, &rules, self.sequence)?;
+                let tapes = self.tapes_of(&store, &rules)?;
                 (tapes, Some(self.recorder(routes, Some(store))), rules)
             }
         };
@@ -351,16 +346,16 @@ impl ProxyServerBuilder {
     /// locked), the tapes are kept if the pack describes it; otherwise it goes as in
     /// [`Self::tapes_of`]: the pack is opened again (another process may have replaced it) or
     /// written.
-    fn replay_tapes(dir: &std::path::Path, sequence: Sequence) -> Result<(Tapes, MatchRules)> {
+    fn replay_tapes(&self, dir: &std::path::Path) -> Result<(Tapes, MatchRules)> {
         if let Some((rules, pack)) = crate::storage::closed::pack_of_closed_store(dir) {
             tracing::debug!(store = %dir.display(), "serving the replay pack of a cleanly closed store");
-            return Ok((Tapes::from_pack(pack, sequence), rules));
+            return Ok((Tapes::from_pack(pack, self.sequence), rules));
         }
         let pack = dir.join(PACK_FILE);
         let (store, early) = std::thread::scope(|scope| {
             let early = scope.spawn(|| {
                 let (claim, pack) = Pack::read(&pack).ok()?.into_parts();
-                Some((claim, Tapes::from_pack(pack, sequence)))
+                Some((claim, Tapes::from_pack(pack, self.sequence)))
             });
             let store = Store::open_existing(dir);
             let early = early.join();
@@ -370,7 +365,7 @@ impl ProxyServerBuilder {
         let rules = store.rules()?;
         let tapes = match early {
             Some((claim, tapes)) if store.is_described_by(&claim, &rules) => tapes,
-            _ => Self::tapes_of(&store, &rules, sequence)?,
+            _ => self.tapes_of(&store, &rules)?,
         };
         // Closed behind the first answer: sled's close (a flush, its threads joined) is not on
         // the way to serving. Another process waiting for the store's lock waits those few
@@ -384,10 +379,10 @@ impl ProxyServerBuilder {
 
     /// The store's recordings, through its replay pack (written first if out of date), or read
     /// whole when the pack cannot be written.
-    fn tapes_of(store: &Store, rules: &MatchRules, sequence: Sequence) -> Result<Tapes> {
+    fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
         match store.replay_pack()? {
-            Some(pack) => Ok(Tapes::from_pack(pack, sequence)),
-            None => Tapes::new(&store.load(rules)?, sequence).map_err(Error::Recordings),
+            Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
+            None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Recordings),
         }
     }
 
@@ -421,14 +416,5 @@ impl ProxyServerBuilder {
             warned_refusals: Default::default(),
             pseudonyms: self.key(),
         }
-    }
-}
-
-/// Runs `work` on the runtime's blocking threads, and waits for it without holding up the
-/// runtime's own thread(s); a panic in `work` goes on here.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

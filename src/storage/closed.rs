@@ -145,6 +145,21 @@ pub fn pack_of_closed_store(dir: &Path) -> Option<(MatchRules, Pack)> {
     (claim.generation() == generation && rules.validate().is_ok()).then(|| (rules.clone(), pack))
 }
 
+/// Waits, without holding up the async runtime, while the store at `dir` is held exclusively
+/// (by another process, or by a task of this one still letting go of it), at most `LOCK_WAIT`.
+/// Opening the store waits for its lock on the calling thread; with one CPU the runtime has no
+/// other thread, and a task of this process that holds the store could not finish meanwhile.
+pub async fn until_unlocked(dir: &Path) {
+    let started = std::time::Instant::now();
+    while cfg!(unix)
+        && dir.join("db").is_file()
+        && Lock::try_shared(dir).is_none()
+        && started.elapsed() < LOCK_WAIT
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// sled's lock on the store (an `flock` of its `db` file), taken by this module: shared while a
 /// replay checks the note (no writer holds the store meanwhile, and one being opened waits, as
 /// `open_db` retries while the lock is taken), exclusive while a close stamps the files.
@@ -275,5 +290,22 @@ mod tests {
         assert!(pack_of_closed_store(dir).is_some());
         std::fs::write(dir.join(CLOSED_FILE), format!("{HEADER}\nwrite 7\n")).unwrap();
         assert!(pack_of_closed_store(dir).is_none(), "another write counter");
+    }
+
+    /// On a current-thread runtime (what a process given one CPU runs), the wait lets the task
+    /// that still holds the store run and let go of it, so the store then opens.
+    #[tokio::test]
+    async fn waiting_for_a_store_a_task_of_this_process_holds_lets_that_task_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Store::open(dir.path()).unwrap();
+        let letting_go = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        until_unlocked(dir.path()).await;
+        assert!(letting_go.is_finished(), "returned while the store was held");
+        assert!(started.elapsed() < LOCK_WAIT, "waited the whole time: {:?}", started.elapsed());
+        Store::open(dir.path()).unwrap();
     }
 }
