@@ -17,9 +17,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ims_vcr::cli::colored_logs())
         .init();
-    let (builder, threads) = runtime_builder();
+    let (mut builder, threads) = runtime_builder();
     tracing::debug!("async runtime: {threads}");
-    let runtime = match { builder }.enable_all().build() {
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

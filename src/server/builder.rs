@@ -272,16 +272,19 @@ impl ProxyServerBuilder {
     /// Opens the store or reads the cassettes, and puts the proxy together (`upstream` is set
     /// in the forwarding modes).
     async fn assemble(&self, scheme: &'static str, routes: Option<Routes>) -> Result<Proxy> {
+        // Opening a store waits for its lock on this thread, which with one CPU is the runtime's
+        // only one: a task of this process still letting go of the store (`run --verify-replay`
+        // after its record session) gets to finish first.
+        if self.mode != Mode::Passthrough
+            && let Source::Store(dir) = &self.source
+        {
+            crate::storage::closed::until_unlocked(dir).await;
+        }
         let (mut tapes, recorder, rules) = match self.mode {
             Mode::Replay => match &self.source {
                 // The store is opened only to check (or write) its replay pack, then closed, so
                 // other replays, export or record can use it meanwhile.
                 Source::Store(dir) => {
-                    // Opening the store may wait for its lock, on this thread: with one CPU the
-                    // runtime has no other, so a task of this process still letting go of the
-                    // store (`run --verify-replay` after its record session) is given the time
-                    // first, here.
-                    crate::storage::closed::until_unlocked(dir).await;
                     let (tapes, rules) = self.replay_tapes(dir)?;
                     (tapes, None, rules)
                 }
@@ -303,7 +306,6 @@ impl ProxyServerBuilder {
                         self.mode.as_str()
                     )));
                 };
-                crate::storage::closed::until_unlocked(dir).await;
                 let store = Store::open(dir)?.fsync_every_answer(self.fsync);
                 if let Some(rules) = &self.rules {
                     store.set_rules(rules).await?;

@@ -336,10 +336,9 @@ struct EntryHead<'a> {
 
 /// A redaction stamp as its entry spells it, less its `pseudonym_checks` (which differ from entry
 /// to entry): each other field's name and raw JSON, borrowed from the entry (a name spelt with
-/// escapes is copied). A store's stamps are
-/// a handful whatever its size, so each distinct one is decoded once (its policy is a flattened
-/// struct, which serde decodes through a buffered copy) and the rest are only compared: decoding
-/// every entry's stamp was a quarter of a pack rebuild.
+/// escapes is copied). A store's stamps are a handful whatever its size, so each distinct one is
+/// decoded once (its policy is a flattened struct, which serde decodes through a buffered copy)
+/// and the rest are only compared: decoding every entry's stamp was a quarter of a pack rebuild.
 struct StampHead<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for StampHead<'a> {
