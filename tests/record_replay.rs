@@ -378,3 +378,57 @@ async fn a_session_leaves_a_current_replay_pack_and_replay_reads_it_instead_of_t
     replay.shutdown().await.unwrap();
     assert!(pack.is_file());
 }
+
+#[tokio::test]
+async fn a_store_without_its_pack_is_served_at_once_and_let_go_of_once_the_pack_is_rewritten() {
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let seed = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    for n in 0..20 {
+        get(&image_url(&proxy, &format!("image-{n:02}"))).await;
+    }
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    // As a recorder killed with -9 leaves it: no pack describes the store.
+    let pack = store.join(ims_vcr::storage::snapshot::PACK_FILE);
+    std::fs::remove_file(&pack).unwrap();
+
+    let replay = replayer(&store).await;
+    assert_eq!(
+        get(&image_url(&replay, SEED_IMAGE_ID)).await.body,
+        seed.body
+    );
+    // A miss is told its nearest recordings, read from the whole index.
+    let miss = get(&image_url(&replay, "image-07x")).await;
+    assert_eq!(miss.header("x-ims-vcr"), Some("miss"));
+    assert_eq!(
+        miss.json()["ims_vcr"]["nearest"][0],
+        "GET /v2/images/image-07"
+    );
+    let stats = get(&format!("{}/__ims-vcr/stats", replay.uri()))
+        .await
+        .json();
+    assert_eq!(stats["unused"], 20, "{stats}");
+    // The pack is written and the store let go of while replay goes on serving: another
+    // process may open it (here, this one).
+    assert!(pack.is_file());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reopened = loop {
+        match ims_vcr::storage::store::Store::open_existing(&store) {
+            Ok(reopened) => break reopened,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("in use"), "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    drop(reopened);
+    assert_eq!(
+        get(&image_url(&replay, "image-03"))
+            .await
+            .header("x-ims-vcr"),
+        Some("hit")
+    );
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.unused.len(), 19, "{summary}");
+}

@@ -191,7 +191,14 @@ pub(super) async fn serve_until_signal(
     println!("listening on {}", server.uri());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    signal.await;
+    tokio::select! {
+        () = signal => {}
+        // Replay of a store that turned out unreadable (its index is built behind serving).
+        e = server.failure() => {
+            let _ = server.shutdown().await;
+            return Err(e);
+        }
+    }
     tracing::info!("shutting down: draining connections");
     let summary = server.shutdown().await?;
     eprint!("{summary}");

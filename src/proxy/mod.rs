@@ -278,6 +278,9 @@ impl Proxy {
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
+            // Stats, sessions and resets read every recording: a store's index being built
+            // behind serving is awaited here rather than on a runtime thread.
+            self.tapes.until_indexed().await;
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, Outcome::Control, None));
         }

@@ -29,7 +29,16 @@ impl Proxy {
         body: &[u8],
         key: &RequestKey,
     ) -> (Response<Full<Bytes>>, Outcome) {
-        let played = self.lookup(parts, body, key);
+        let mut played = self.lookup(parts, body, key);
+        if matches!(played, Play::Miss) && self.tapes.is_indexing() {
+            // The store's index is still being built: a miss is told once it is (its nearest
+            // recordings, and the lookup as a redacted recording would have stored it).
+            self.tapes.until_indexed().await;
+            played = self.lookup(parts, body, key);
+        }
+        if let Some(why) = self.tapes.indexing_failure() {
+            played = Play::Unreadable(why.to_owned());
+        }
         if let Play::Unreadable(why) = &played {
             tracing::error!(request = key.request_line(), "{why}");
             let response = error_response(

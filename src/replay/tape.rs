@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use crate::model::interaction::RecordedRequest;
 use crate::model::recording::Recording;
 use crate::model::key::{RequestKey, hex};
+use crate::replay::indexing::Indexing;
 use crate::storage::pack::{Extent, Pack, PackFile};
 use crate::replay::prepared::Prepared;
 use crate::secrets::pseudonym::PseudonymKey;
@@ -84,7 +85,7 @@ pub(crate) struct Loaded {
 }
 
 impl Tape {
-    fn eager(key: &RequestKey, request: RecordedRequest, answers: Vec<Prepared>, played: usize) -> Tape {
+    pub(super) fn eager(key: &RequestKey, request: RecordedRequest, answers: Vec<Prepared>, played: usize) -> Tape {
         Tape {
             line: key.request_line().to_owned(),
             session: key.session().map(Arc::from),
@@ -233,12 +234,15 @@ impl std::hash::Hasher for DigestHasher {
 #[derive(Debug, Default)]
 pub struct Tapes {
     /// Read on every request, written only when an answer is recorded; never held across await.
-    tapes: RwLock<TapeIndex>,
-    sequence: Sequence,
+    pub(super) tapes: RwLock<TapeIndex>,
+    pub(super) sequence: Sequence,
     /// The distinct redaction stamps the recordings carry.
-    stamps: Vec<RedactionStamp>,
-    /// Redacts incoming requests so clients sending real values match redacted recordings.
-    redactor: Option<Redactor>,
+    pub(super) stamps: Vec<RedactionStamp>,
+    /// Redacts incoming requests so clients sending real values match redacted recordings. Set
+    /// once: at start-up, or when a store's index is built behind serving.
+    pub(super) redactor: OnceLock<Redactor>,
+    /// A store's index being built behind serving (`replay::indexing`), until then and after.
+    pub(super) indexing: Option<Arc<Indexing>>,
 }
 
 impl Tapes {
@@ -281,41 +285,44 @@ impl Tapes {
             tapes: RwLock::new(tapes),
             sequence,
             stamps,
-            redactor: None,
+            redactor: OnceLock::new(),
+            indexing: None,
         })
     }
 
     /// Indexes the requests of a replay pack; each is read and prepared the first time it is
     /// played, so start-up costs only the index.
     pub fn from_pack(pack: Pack, sequence: Sequence) -> Tapes {
-        let file = pack.file().clone();
-        // Sized once: collecting through the filter would grow the map from nothing, rehashing
-        // every entry at each doubling (100,000 requests: 17 times).
-        let mut tapes = TapeIndex::with_capacity_and_hasher(pack.requests.len(), Default::default());
-        tapes.extend(pack.requests.into_iter().filter(|r| !r.answers.is_empty()).map(|r| {
-                let tape = Tape {
-                    line: r.line,
-                    session: r.session.map(Arc::from),
-                    count: r.answers.len(),
-                    loaded: OnceLock::new(),
-                    source: Some(Source::Pack(file.clone(), r.answers)),
-                    played: AtomicUsize::new(0),
-                    played_total: AtomicUsize::new(0),
-                    recorded: false,
-                };
-                (r.digest, Arc::new(tape))
-        }));
+        let (tapes, stamps) = index_of_pack(pack);
         Tapes {
             tapes: RwLock::new(tapes),
             sequence,
-            stamps: pack.stamps,
-            redactor: None,
+            stamps,
+            redactor: OnceLock::new(),
+            indexing: None,
         }
     }
 
+    /// Every recording: when a store's index is being built behind serving, this waits for it
+    /// (see [`Tapes::until_indexed`] for waiting without blocking a runtime thread).
     pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, TapeIndex> {
+        if let Some(indexing) = &self.indexing {
+            indexing.wait();
+            self.merge_if_built();
+        }
+        self.read_now()
+    }
+
+    /// The recordings indexed so far: all of them, unless a store's index is being built.
+    pub(super) fn read_now(&self) -> std::sync::RwLockReadGuard<'_, TapeIndex> {
         self.tapes
             .read()
+            .expect("no code panics while holding the tapes lock")
+    }
+
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, TapeIndex> {
+        self.tapes
+            .write()
             .expect("no code panics while holding the tapes lock")
     }
 
@@ -323,37 +330,18 @@ impl Tapes {
     /// warning when the recordings were redacted with another key (real values then cannot
     /// match; pseudonyms still do).
     pub fn use_redaction_key(&mut self, key: PseudonymKey) -> Option<String> {
-        let mut policy = RedactionPolicy {
-            fields: vec![],
-            headers: vec![],
-            query: vec![],
-        };
-        let mut foreign = Vec::new();
-        for stamp in &self.stamps {
-            if stamp.key_fingerprint == key.fingerprint() {
-                let p = &stamp.policy;
-                policy.extend(&p.fields, &p.headers, &p.query);
-            } else if !foreign.contains(&stamp.key_fingerprint) {
-                foreign.push(stamp.key_fingerprint.clone());
-            }
+        // A store's index built behind serving was given the key, and says this when it is done.
+        if self.indexing.is_some() {
+            return None;
         }
-        let any =
-            !(policy.fields.is_empty() && policy.headers.is_empty() && policy.query.is_empty());
-        let warning = (!foreign.is_empty()).then(|| {
-            format!(
-                "recordings were redacted with key {} but IMS_VCR_REDACT_KEY is {}: requests carrying \
-                 real owner/project values will not match (requests carrying the pseudonyms still do)",
-                foreign.join(", "),
-                key.fingerprint()
-            )
-        });
-        self.redactor = any.then(|| Redactor::new(policy, key));
+        let (redactor, warning) = redaction_for(&self.stamps, key);
+        self.redactor = redactor.map(OnceLock::from).unwrap_or_default();
         warning
     }
 
     /// The redactor for incoming requests, when the recordings are redacted with the current key.
     pub fn redactor(&self) -> Option<&Redactor> {
-        self.redactor.as_ref()
+        self.redactor.get()
     }
 
     /// Number of recorded requests.
@@ -369,8 +357,16 @@ impl Tapes {
 
     /// The next answer for `key` under the sequence policy.
     pub fn play(&self, key: &RequestKey) -> Play {
-        let Some(tape) = self.read().get(key.digest()).cloned() else {
-            return Play::Miss;
+        let found = self.read_now().get(key.digest()).cloned();
+        let tape = match (found, &self.indexing) {
+            (Some(tape), _) => tape,
+            (None, None) => return Play::Miss,
+            // The store's index is still being built: the store has it, or nobody does.
+            (None, Some(_)) => match self.play_from_store(key) {
+                Ok(Some(tape)) => tape,
+                Ok(None) => return Play::Miss,
+                Err(why) => return Play::Unreadable(why),
+            },
         };
         if let Err(e) = tape.loaded() {
             return Play::Unreadable(e.to_owned());
@@ -497,6 +493,62 @@ impl Tapes {
         out.sort_by(|a, b| a.request.cmp(&b.request).then_with(|| a.key.cmp(&b.key)));
         out
     }
+}
+
+/// The index of a replay pack's requests (each read the first time it is played), and the
+/// distinct redaction stamps the pack carries.
+pub(super) fn index_of_pack(pack: Pack) -> (TapeIndex, Vec<RedactionStamp>) {
+    let file = pack.file().clone();
+    // Sized once: collecting through the filter would grow the map from nothing, rehashing
+    // every entry at each doubling (100,000 requests: 17 times).
+    let mut tapes = TapeIndex::with_capacity_and_hasher(pack.requests.len(), Default::default());
+    tapes.extend(pack.requests.into_iter().filter(|r| !r.answers.is_empty()).map(|r| {
+        let tape = Tape {
+            line: r.line,
+            session: r.session.map(Arc::from),
+            count: r.answers.len(),
+            loaded: OnceLock::new(),
+            source: Some(Source::Pack(file.clone(), r.answers)),
+            played: AtomicUsize::new(0),
+            played_total: AtomicUsize::new(0),
+            recorded: false,
+        };
+        (r.digest, Arc::new(tape))
+    }));
+    (tapes, pack.stamps)
+}
+
+/// The redactor that lets clients sending real values match recordings redacted with `key`
+/// (none when no recording is), and a warning when recordings were redacted with another key
+/// (real values then cannot match; pseudonyms still do).
+pub(super) fn redaction_for(
+    stamps: &[RedactionStamp],
+    key: PseudonymKey,
+) -> (Option<Redactor>, Option<String>) {
+    let mut policy = RedactionPolicy {
+        fields: vec![],
+        headers: vec![],
+        query: vec![],
+    };
+    let mut foreign = Vec::new();
+    for stamp in stamps {
+        if stamp.key_fingerprint == key.fingerprint() {
+            let p = &stamp.policy;
+            policy.extend(&p.fields, &p.headers, &p.query);
+        } else if !foreign.contains(&stamp.key_fingerprint) {
+            foreign.push(stamp.key_fingerprint.clone());
+        }
+    }
+    let any = !(policy.fields.is_empty() && policy.headers.is_empty() && policy.query.is_empty());
+    let warning = (!foreign.is_empty()).then(|| {
+        format!(
+            "recordings were redacted with key {} but IMS_VCR_REDACT_KEY is {}: requests carrying \
+             real owner/project values will not match (requests carrying the pseudonyms still do)",
+            foreign.join(", "),
+            key.fingerprint()
+        )
+    });
+    (any.then(|| Redactor::new(policy, key)), warning)
 }
 
 #[cfg(test)]

@@ -322,6 +322,9 @@ impl ProxyServerBuilder {
             (Mode::Passthrough, _) => {
                 tracing::info!(mode = "passthrough", "forwarding every request, storing nothing");
             }
+            // The index, and its count, are still being built behind serving; they are logged
+            // when done.
+            (_, Source::Store(_)) if tapes.is_indexing() => {}
             (_, Source::Store(dir)) => {
                 tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), store = %dir.display(), "recordings loaded");
             }
@@ -345,9 +348,9 @@ impl ProxyServerBuilder {
     /// sled (`storage::closed`). Otherwise the pack is read, and the tapes made from it, on a
     /// thread of their own while sled starts (it zeroes its free segments and reads its
     /// snapshot); on a large store the two take about as long. Once the store is open (and
-    /// locked), the tapes are kept if the pack describes it; otherwise it goes as in
-    /// [`Self::tapes_of`]: the pack is opened again (another process may have replaced it) or
-    /// written.
+    /// locked), the tapes are kept if the pack describes it; otherwise replay serves from the
+    /// store at once while the pack is written (or opened again: another process may have
+    /// replaced it) behind, as `replay::indexing` says.
     fn replay_tapes(&self, dir: &std::path::Path) -> Result<(Tapes, MatchRules)> {
         if let Some((rules, pack)) = crate::storage::closed::pack_of_closed_store(dir) {
             tracing::debug!(store = %dir.display(), "serving the replay pack of a cleanly closed store");
@@ -367,7 +370,13 @@ impl ProxyServerBuilder {
         let rules = store.rules()?;
         let tapes = match early {
             Some((claim, tapes)) if store.is_described_by(&claim, &rules) => tapes,
-            _ => self.tapes_of(&store, &rules)?,
+            // Served at once, from the store, while its pack is rebuilt behind
+            // (`replay::indexing`), which closes the store when done.
+            _ => {
+                tracing::info!(store = %dir.display(), "replay pack out of date: serving from the store while it is rebuilt");
+                let tapes = Tapes::indexing(store, rules.clone(), self.sequence, self.key());
+                return Ok((tapes, rules));
+            }
         };
         // Closed behind the first answer: sled's close (a flush, its threads joined) is not on
         // the way to serving. Another process waiting for the store's lock waits those few

@@ -91,6 +91,18 @@ impl ProxyServer {
         })
     }
 
+    /// Resolves only when the server cannot go on serving: a store whose index, built behind
+    /// serving, cannot be (`replay::indexing`). Returns that error; pending forever otherwise.
+    pub(crate) async fn failure(&self) -> Error {
+        let indexing = self.proxy.upgrade().and_then(|p| p.tapes.indexing_handle());
+        if let Some(indexing) = indexing
+            && let Some(e) = indexing.failure().await
+        {
+            return e;
+        }
+        std::future::pending().await
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to 10 s), flushes the store, and
     /// returns what the server did.
     pub async fn shutdown(mut self) -> Result<Summary> {
@@ -121,6 +133,13 @@ async fn serve(
 ) -> Result<Summary> {
     accept_loop(listener, proxy.clone(), connections, None, stop).await;
     sessions.stop_all().await;
+    // The summary reads every recording; a store indexed behind serving is closed first.
+    if let Some(indexing) = proxy.tapes.indexing_handle() {
+        indexing.finished().await;
+        if let Some(e) = indexing.take_error() {
+            return Err(e);
+        }
+    }
     proxy.flush().await?;
     released(&proxy).await;
     Ok(proxy.summary())

@@ -106,7 +106,7 @@ fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::interaction::{Interaction, RecordedRequest};
     use crate::model::key::RequestKey;
@@ -117,7 +117,7 @@ use crate::model::recording::Recording;
     use crate::model::redaction::RedactionPolicy;
     use crate::replay::tape::{Play, Sequence, Tapes};
 
-    fn recording(path: &str, statuses: &[&str], redacted: bool) -> Recording {
+    pub(crate) fn recording(path: &str, statuses: &[&str], redacted: bool) -> Recording {
         let request = RecordedRequest {
             method: "GET".into(),
             path: path.into(),
@@ -150,11 +150,11 @@ use crate::model::recording::Recording;
         Recording { key, answers }
     }
 
-    fn default_key() -> crate::secrets::pseudonym::PseudonymKey {
+    pub(crate) fn default_key() -> crate::secrets::pseudonym::PseudonymKey {
         crate::secrets::pseudonym::PseudonymKey::from_lookup(|_| None).0
     }
 
-    fn sample() -> Vec<Recording> {
+    pub(crate) fn sample() -> Vec<Recording> {
         vec![
             recording("/v2/images/a", &["queued", "saving", "active"], false),
             recording("/v2/images/b", &["active"], true),
@@ -162,14 +162,14 @@ use crate::model::recording::Recording;
         ]
     }
 
-    async fn store_with(dir: &Path, recordings: &[Recording]) -> Store {
+    pub(crate) async fn store_with(dir: &Path, recordings: &[Recording]) -> Store {
         let store = Store::open(dir).unwrap();
         store.import(recordings).await.unwrap();
         store
     }
 
     /// What `times` plays of `path` serve, as body text (or the play's kind).
-    fn plays(tapes: &Tapes, path: &str, times: usize) -> Vec<String> {
+    pub(crate) fn plays(tapes: &Tapes, path: &str, times: usize) -> Vec<String> {
         let key = recording(path, &[], false).key;
         (0..times)
             .map(|_| match tapes.play(&key) {

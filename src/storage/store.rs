@@ -14,7 +14,7 @@
 //! drops everything after a truncated or garbled spot, so a store that reopens with a lower write
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
-mod close;
+pub(crate) mod close;
 mod compact;
 mod import;
 mod load;
@@ -598,9 +598,31 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::fixtures;
+
+    /// Overwrites the first entry of the store at `dir` (closed) with bytes that do not decode,
+    /// around ims-vcr; returns the entry's hex. sled lets go of its lock a moment after its
+    /// last handle is dropped, so this waits for it (bounded).
+    pub(crate) fn garble_first_entry(dir: &Path) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let db = loop {
+            match sled::open(dir) {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("{}: {e}", dir.display()),
+            }
+        };
+        let answers = db.open_tree("answers").unwrap();
+        let (key, _) = answers.first().unwrap().unwrap();
+        answers.insert(&key, &b"{\"request\": {\"meth"[..]).unwrap();
+        db.flush().unwrap();
+        hex(&key)
+    }
 
     fn interaction(path: &str, status: &str) -> Interaction {
         fixtures::status_answer(&fixtures::get(path), status)

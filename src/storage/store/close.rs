@@ -39,7 +39,7 @@ impl Drop for Store {
 }
 
 /// Returns the allocator's free pages to the system (glibc keeps them otherwise).
-fn release_freed_memory() {
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases memory that is free; it touches no live allocation.
     unsafe {
