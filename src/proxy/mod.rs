@@ -279,8 +279,21 @@ impl Proxy {
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
             // Stats, sessions and resets read every recording: a store's index being built
-            // behind serving is awaited here rather than on a runtime thread.
-            self.tapes.until_indexed().await;
+            // behind serving is awaited here rather than on a runtime thread. A health probe
+            // (what a test harness polls before it starts) and the mode do not wait.
+            let route = &parts.uri.path()[CONTROL_PREFIX.len()..];
+            if !matches!(route.trim_start_matches('/'), "health" | "mode") {
+                self.tapes.until_indexed().await;
+                if let Some(why) = self.tapes.indexing_failure() {
+                    let response = error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "IMS_VCR.UNREADABLE",
+                        why,
+                        json!({}),
+                    );
+                    return Ok(self.log(&parts, started, response, Outcome::Control, None));
+                }
+            }
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, Outcome::Control, None));
         }

@@ -29,15 +29,15 @@ impl Proxy {
         body: &[u8],
         key: &RequestKey,
     ) -> (Response<Full<Bytes>>, Outcome) {
+        // Read before the lookup: the index may be taken over while it runs, and a miss seen
+        // before that must still be looked up again.
+        let indexing = self.tapes.is_indexing();
         let mut played = self.lookup(parts, body, key);
-        if matches!(played, Play::Miss) && self.tapes.is_indexing() {
+        if matches!(played, Play::Miss) && indexing {
             // The store's index is still being built: a miss is told once it is (its nearest
             // recordings, and the lookup as a redacted recording would have stored it).
             self.tapes.until_indexed().await;
             played = self.lookup(parts, body, key);
-        }
-        if let Some(why) = self.tapes.indexing_failure() {
-            played = Play::Unreadable(why.to_owned());
         }
         if let Play::Unreadable(why) = &played {
             tracing::error!(request = key.request_line(), "{why}");
@@ -51,10 +51,13 @@ impl Proxy {
         }
         match played.prepared() {
             Some(prepared) => (self.hit(parts, body, &played, prepared).await, Outcome::Hit),
-            None => (
-                self.miss(parts, body, key, matches!(played, Play::Exhausted(_))),
-                Outcome::Miss,
-            ),
+            None => {
+                // Its nearest recordings are read from the whole index (`--sequence strict`
+                // exhausts a tape played from the store before the index is built).
+                self.tapes.until_indexed().await;
+                let exhausted = matches!(played, Play::Exhausted(_));
+                (self.miss(parts, body, key, exhausted), Outcome::Miss)
+            }
         }
     }
 

@@ -128,11 +128,13 @@ impl Sessions {
 
     /// The verdict of `session` now.
     pub(crate) fn verdict(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
+        // Read before the counters' lock is taken: while a store's index is built behind
+        // serving this waits for it, and requests of the session must not wait behind it.
+        let recorded_lines = tapes.session_tapes(session);
         let unused: Vec<String> = {
             let live = self.live();
             let asked = live.get(session).map(|c| &c.asked);
-            tapes
-                .session_tapes(session)
+            recorded_lines
                 .into_iter()
                 .filter(|(digest, _)| !asked.is_some_and(|a| a.contains(digest)))
                 .map(|(_, line)| line)

@@ -88,9 +88,14 @@ impl Tapes {
         let spawned = std::thread::Builder::new()
             .name("ims-vcr-index".into())
             .spawn(move || {
-                first();
                 let (indexing, store, rules, key) = behind;
-                indexing.build(store, &rules, sequence, key);
+                let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    first();
+                    indexing.build(store, &rules, sequence, key);
+                }));
+                if unwound.is_err() {
+                    indexing.panicked();
+                }
             });
         if let Err(e) = spawned {
             // No thread to be had: the index is built here, before serving, as it used to be.
@@ -170,9 +175,6 @@ impl Tapes {
     /// prepared, kept as a tape. `None` when the store has none.
     pub(super) fn play_from_store(&self, key: &RequestKey) -> std::result::Result<Option<Arc<Tape>>, String> {
         let indexing = self.indexing.as_ref().expect("called only while indexing");
-        if let Some(why) = self.indexing_failure() {
-            return Err(why.to_owned());
-        }
         let Some(store) = indexing.store() else {
             // The pack is written and the store closed: the index has the request or nobody
             // does, once it is made; until then this is a miss, which waits for it
@@ -238,13 +240,27 @@ impl Indexing {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot replay this store");
+                // Said once, by whoever takes the error (`ims-vcr replay` exits with it) and in
+                // every answer from now on.
+                tracing::debug!(error = %e, "cannot replay this store");
                 let why = e.to_string();
                 *self.error.lock().expect("no code panics while holding the indexing error") = Some(e);
                 Err(why)
             }
         };
         let _ = self.outcome.set(outcome);
+        self.changed.notify_waiters();
+    }
+
+    /// After a panic while building: whatever was not done is failed, so no one waits forever
+    /// (the store is closed when the last lookup holding it lets go).
+    fn panicked(&self) {
+        drop(self.take_store());
+        let why = "the replay index could not be built: its thread panicked (see the log)";
+        if self.outcome.set(Err(why.to_owned())).is_ok() {
+            *self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Error::Internal(why.to_owned()));
+        }
         self.changed.notify_waiters();
     }
 
@@ -401,18 +417,40 @@ mod tests {
         let entry = crate::storage::store::tests::garble_first_entry(dir.path());
         let store = Store::open_existing(dir.path()).unwrap();
         let (tapes, go) = held_back(store, Sequence::RepeatLast);
+        // Before the damage is found, the other requests are served from the store.
+        let paths = ["/v2/images/a", "/v2/images/b", "/v2/images/c"];
+        let served = paths.iter().filter(|path| !plays(&tapes, path, 1)[0].starts_with("unreadable"));
+        assert_eq!(served.count(), 2);
         drop(go);
         tapes.until_indexed().await;
         let why = tapes.indexing_failure().expect("the index fails").to_owned();
         assert!(why.contains(&format!("entry {entry} is corrupt")), "{why}");
         // Every request is then answered with it, recorded or not.
-        for path in ["/v2/images/a", "/v2/images/zz"] {
+        for path in paths.iter().chain(&["/v2/images/zz"]) {
             assert_eq!(plays(&tapes, path, 1), [format!("unreadable: {why}")], "{path}");
         }
         let indexing = tapes.indexing_handle().unwrap();
         indexing.finished().await;
         assert!(matches!(indexing.take_error(), Some(Error::StoreCorrupt { .. })));
         assert!(indexing.take_error().is_none(), "the error is given once");
+        drop(Store::open_existing(dir.path()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_panic_building_the_index_fails_it_and_lets_go_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let rules = store.rules().unwrap();
+        let tapes = Tapes::indexing_after(store, rules, Sequence::RepeatLast, default_key(), || {
+            panic!("a bug while indexing")
+        });
+        tapes.until_indexed().await;
+        let why = tapes.indexing_failure().expect("the index fails").to_owned();
+        assert!(why.contains("panicked"), "{why}");
+        assert_eq!(plays(&tapes, "/v2/images/a", 1), [format!("unreadable: {why}")]);
+        let indexing = tapes.indexing_handle().unwrap();
+        indexing.finished().await;
+        assert!(matches!(indexing.take_error(), Some(Error::Internal(_))));
         drop(Store::open_existing(dir.path()).unwrap());
     }
 }

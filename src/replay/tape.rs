@@ -358,15 +358,19 @@ impl Tapes {
     /// The next answer for `key` under the sequence policy.
     pub fn play(&self, key: &RequestKey) -> Play {
         let found = self.read_now().get(key.digest()).cloned();
-        let tape = match (found, &self.indexing) {
-            (Some(tape), _) => tape,
-            (None, None) => return Play::Miss,
+        let tape = match found {
+            // A store that turned out unreadable answers every request with why.
+            _ if self.indexing.is_some() && let Some(why) = self.indexing_failure() => {
+                return Play::Unreadable(why.to_owned());
+            }
+            Some(tape) => tape,
             // The store's index is still being built: the store has it, or nobody does.
-            (None, Some(_)) => match self.play_from_store(key) {
+            None if self.is_indexing() => match self.play_from_store(key) {
                 Ok(Some(tape)) => tape,
                 Ok(None) => return Play::Miss,
                 Err(why) => return Play::Unreadable(why),
             },
+            None => return Play::Miss,
         };
         if let Err(e) = tape.loaded() {
             return Play::Unreadable(e.to_owned());
