@@ -199,17 +199,24 @@ impl Tapes {
 
 impl Indexing {
     /// Builds the index (writing the replay pack) and hands it over. The store is closed as
-    /// soon as the pack is written, before the index is made from it, so sled's pages and the
-    /// index are not in memory together; a request not seen yet meanwhile waits for the index.
+    /// soon as the pack is written, before its index is read and the tapes made from it, so
+    /// sled's pages and the index are not in memory together; a request not seen yet meanwhile
+    /// waits for the index.
     fn build(&self, store: Arc<Store>, rules: &MatchRules, sequence: Sequence, key: PseudonymKey) {
         let path = store.path().to_owned();
-        let (index, stamps) = match store.replay_pack() {
-            Ok(Some(pack)) => {
+        let (index, stamps) = match store.published_pack() {
+            Ok(Some(published)) => {
                 self.close(store);
-                let index = index_of_pack(pack);
-                // The pack's own index, moved into the tapes, leaves holes behind.
-                crate::storage::store::close::release_freed_memory();
-                Ok(index)
+                // Read once sled's pages are handed back, not on top of them.
+                published.read().map_err(|why| Error::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(why),
+                }).map(|pack| {
+                    let index = index_of_pack(pack);
+                    // The pack's own index, moved into the tapes, leaves holes behind.
+                    crate::storage::store::close::release_freed_memory();
+                    index
+                })
             }
             // The pack cannot be written: the recordings are read whole.
             Ok(None) => {

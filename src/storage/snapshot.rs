@@ -3,7 +3,7 @@
 //! `storage::pack`'s business; the write that deletes a published pack is `Store::before_write`.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::model::key::MatchRules;
@@ -13,11 +13,49 @@ use crate::storage::store::Store;
 /// File name of the replay pack inside a store directory.
 pub const PACK_FILE: &str = "ims-vcr-replay.pack";
 
+/// The replay pack of a store as it is now: read, or written and published but its index not
+/// read yet ([`Published::read`]), so a caller may close the store first.
+#[derive(Debug)]
+pub(crate) enum Published {
+    /// A current pack was there already, and is read.
+    Read(Pack),
+    /// Written from the store and put in place; its file open, its index not read.
+    Written {
+        file: File,
+        path: PathBuf,
+        generation: u64,
+        rules: MatchRules,
+    },
+}
+
+impl Published {
+    /// The pack, its index read and checked. A pack just written that does not read back is
+    /// refused naming its file (readers check it again, and the next one rewrites it).
+    pub(crate) fn read(self) -> std::result::Result<Pack, String> {
+        match self {
+            Published::Read(pack) => Ok(pack),
+            Published::Written {
+                file,
+                path,
+                generation,
+                rules,
+            } => Pack::from_file(file, &path)
+                .and_then(|pack| pack.check(generation, &rules))
+                .map_err(|why| format!("replay pack {}: just written, but {why}", path.display())),
+        }
+    }
+}
+
 impl Store {
     /// The replay pack of this store, written first when missing or out of date. `Ok(None)` when it cannot
     /// be written (logged); the caller then reads the store itself.
     pub fn replay_pack(&self) -> Result<Option<Pack>> {
-        let pack = self.current_pack()?;
+        let pack = self.published_pack()?.and_then(|published| {
+            published
+                .read()
+                .inspect_err(|why| tracing::warn!("{why}; reading the whole store instead (slower start-up)"))
+                .ok()
+        });
         if let Some(pack) = &pack {
             // A recorder learns from the pack which requests the store holds (see
             // `Store::know_digests`); the pack says which write it was made at.
@@ -36,13 +74,15 @@ impl Store {
         described.is_ok()
     }
 
-    /// [`Store::replay_pack`]: the pack, opened or written.
-    fn current_pack(&self) -> Result<Option<Pack>> {
+    /// The replay pack, opened, or written and published (its index then read by
+    /// [`Published::read`], which may come after the store is closed). `Ok(None)` when it
+    /// cannot be written (logged).
+    pub(crate) fn published_pack(&self) -> Result<Option<Published>> {
         let store = self;
         let rules = store.rules()?;
         let path = store.path().join(PACK_FILE);
         match Pack::open(&path, store.settled_generation(), &rules) {
-            Ok(pack) => return Ok(Some(pack)),
+            Ok(pack) => return Ok(Some(Published::Read(pack))),
             // Routine after every record session (its first write deletes the pack): said
             // only at debug level; a pack that is there but unusable is worth a line.
             Err(why) if !path.exists() => {
@@ -51,7 +91,7 @@ impl Store {
             Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
         }
         match write(store, &rules, &path) {
-            Ok(pack) => Ok(Some(pack)),
+            Ok(published) => Ok(Some(published)),
             Err(WriteError::Store(e)) => Err(e),
             Err(WriteError::Io(e)) => {
                 tracing::warn!(pack = %path.display(), error = %e, "cannot write the replay pack; reading the whole store instead (slower start-up)");
@@ -65,10 +105,12 @@ impl Store {
     }
 }
 
-/// Streams every store entry into a new pack (temporary file, fsync), opens it, and puts it in
-/// place at `path` only if the store is still at the write counter it started from (checked
-/// and renamed under the store's lock). On failure the temporary file is removed.
-fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteError> {
+/// Streams every store entry into a new pack (temporary file, fsync), and puts it in place at
+/// `path` only if the store is still at the write counter it started from (checked and renamed
+/// under the store's lock). Its index is read back by [`Published::read`], which the caller
+/// may put off until it has closed the store: for a large store, sled's pages and the index are
+/// then not in memory together. On failure the temporary file is removed.
+fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Published, WriteError> {
     let tmp = path.with_extension("pack.tmp");
     let generation = store.settled_generation();
     // Read on a thread of its own: the store's pages it reads are allocated in that thread's
@@ -91,11 +133,14 @@ fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Pack, WriteEr
     let made = written.and_then(|()| {
         // Opened before the rename: the handle stays valid even if a write deletes the pack
         // right after it is published.
-        let pack = Pack::from_file(File::open(&tmp)?, path)
-            .and_then(|pack| pack.check(generation, rules))
-            .map_err(|why| std::io::Error::other(format!("just written, but {why}")))?;
+        let file = File::open(&tmp)?;
         match store.publish_pack(generation, || std::fs::rename(&tmp, path))? {
-            true => Ok(pack),
+            true => Ok(Published::Written {
+                file,
+                path: path.to_owned(),
+                generation,
+                rules: rules.clone(),
+            }),
             false => Err(WriteError::Changed),
         }
     });
