@@ -13,9 +13,10 @@
 //! keeping the cursors of the requests already played.
 //!
 //! A store that cannot be read whole (an entry that does not decode) is refused as it was when
-//! the pack was rebuilt before serving, only later: the error names the entry, every request
-//! is answered `500 IMS_VCR.UNREADABLE` naming it from then on, and `ims-vcr replay` exits
-//! with it ([`Indexing::failure`]).
+//! the pack was rebuilt before serving, only later: the error names the entry, every request is
+//! answered `500 IMS_VCR.UNREADABLE` naming it from then on, and `ims-vcr replay` exits with it
+//! ([`Indexing::failure`]). A pack written but not readable back is not a failure: it is
+//! deleted, and the store opened again and read whole.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -208,26 +209,27 @@ impl Indexing {
             Ok(Some(published)) => {
                 self.close(store);
                 // Read once sled's pages are handed back, not on top of them.
-                published.read().map_err(|why| Error::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(why),
-                }).map(|pack| {
-                    let index = index_of_pack(pack);
-                    // The pack's own index, moved into the tapes, leaves holes behind.
-                    crate::storage::store::close::release_freed_memory();
-                    index
-                })
+                match published.read() {
+                    Ok(pack) => {
+                        let index = index_of_pack(pack);
+                        // The pack's own index, moved into the tapes, leaves holes behind.
+                        crate::storage::store::close::release_freed_memory();
+                        Ok(index)
+                    }
+                    // Written but not readable back (it is deleted): the store is opened again
+                    // and read whole, as when a pack cannot be written.
+                    Err(why) => {
+                        tracing::warn!("{why}; reading the whole store instead");
+                        Store::open_existing(&path)
+                            .and_then(|store| Self::read_whole(&store, rules, sequence))
+                    }
+                }
             }
             // The pack cannot be written: the recordings are read whole.
             Ok(None) => {
-                let tapes = store.load(rules).and_then(|recordings| {
-                    Tapes::new(&recordings, sequence).map_err(Error::Recordings)
-                });
+                let read = Self::read_whole(&store, rules, sequence);
                 self.close(store);
-                tapes.map(|tapes| {
-                    let index = tapes.tapes.into_inner().expect("no code panics while holding the tapes lock");
-                    (index, tapes.stamps)
-                })
+                read
             }
             Err(e) => {
                 self.close(store);
@@ -269,6 +271,20 @@ impl Indexing {
                 Some(Error::Internal(why.to_owned()));
         }
         self.changed.notify_waiters();
+    }
+
+    /// Every recording of `store`, read and prepared: the index, and the redaction stamps.
+    fn read_whole(
+        store: &Store,
+        rules: &MatchRules,
+        sequence: Sequence,
+    ) -> crate::Result<(TapeIndex, Vec<crate::secrets::redact::RedactionStamp>)> {
+        let tapes = Tapes::new(&store.load(rules)?, sequence).map_err(Error::Recordings)?;
+        let index = tapes
+            .tapes
+            .into_inner()
+            .expect("no code panics while holding the tapes lock");
+        Ok((index, tapes.stamps))
     }
 
     /// Stops lookups going to the store and closes it once the last one under way lets go.
@@ -440,6 +456,24 @@ mod tests {
         indexing.finished().await;
         assert!(matches!(indexing.take_error(), Some(Error::StoreCorrupt { .. })));
         assert!(indexing.take_error().is_none(), "the error is given once");
+        drop(Store::open_existing(dir.path()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_pack_cannot_be_written_is_read_whole_behind_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        // A directory where the pack goes: it can be neither read nor replaced.
+        std::fs::create_dir(dir.path().join(PACK_FILE)).unwrap();
+        let (tapes, go) = held_back(store, Sequence::RepeatLast);
+        assert_eq!(plays(&tapes, "/v2/images/c", 1), [r#"{"status":"deleted"}"#]);
+        drop(go);
+        tapes.until_indexed().await;
+        assert!(tapes.indexing_failure().is_none());
+        assert_eq!(tapes.stats().len(), 3);
+        assert_eq!(plays(&tapes, "/v2/images/a", 1), [r#"{"status":"queued"}"#]);
+        assert!(tapes.redactor().is_some());
+        tapes.indexing_handle().unwrap().finished().await;
         drop(Store::open_existing(dir.path()).unwrap());
     }
 

@@ -184,21 +184,28 @@ impl PackFile {
     /// Deletes the pack file when the path still names the file this pack read (another process
     /// may have replaced it with a good one meanwhile), so the next start rebuilds it.
     fn invalidate(&self) {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            let ours = self.0.0.metadata();
-            let named = std::fs::symlink_metadata(self.path());
-            if let (Ok(ours), Ok(named)) = (ours, named)
-                && (ours.dev(), ours.ino()) == (named.dev(), named.ino())
-            {
-                let _ = std::fs::remove_file(self.path());
-            }
+        if let Ok(ours) = self.0.0.metadata() {
+            remove_if_still(self.path(), &ours);
         }
-        #[cfg(not(unix))]
+    }
+}
+
+/// Deletes the pack at `path` when it still names the file `ours` describes (another process
+/// may have replaced it with a good one meanwhile), so the next start rebuilds it.
+pub(crate) fn remove_if_still(path: &Path, ours: &std::fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(named) = std::fs::symlink_metadata(path)
+            && (ours.dev(), ours.ino()) == (named.dev(), named.ino())
         {
-            let _ = std::fs::remove_file(self.path());
+            let _ = std::fs::remove_file(path);
         }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ours;
+        let _ = std::fs::remove_file(path);
     }
 }
 

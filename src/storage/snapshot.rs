@@ -30,7 +30,8 @@ pub(crate) enum Published {
 
 impl Published {
     /// The pack, its index read and checked. A pack just written that does not read back is
-    /// refused naming its file (readers check it again, and the next one rewrites it).
+    /// refused naming its file, and deleted (unless another process replaced it meanwhile), so
+    /// the next start writes it again.
     pub(crate) fn read(self) -> std::result::Result<Pack, String> {
         match self {
             Published::Read(pack) => Ok(pack),
@@ -39,16 +40,24 @@ impl Published {
                 path,
                 generation,
                 rules,
-            } => Pack::from_file(file, &path)
-                .and_then(|pack| pack.check(generation, &rules))
-                .map_err(|why| format!("replay pack {}: just written, but {why}", path.display())),
+            } => {
+                let ours = file.metadata();
+                Pack::from_file(file, &path)
+                    .and_then(|pack| pack.check(generation, &rules))
+                    .map_err(|why| {
+                        if let Ok(ours) = &ours {
+                            pack::remove_if_still(&path, ours);
+                        }
+                        format!("replay pack {}: just written, but {why}", path.display())
+                    })
+            }
         }
     }
 }
 
 impl Store {
     /// The replay pack of this store, written first when missing or out of date. `Ok(None)` when it cannot
-    /// be written (logged); the caller then reads the store itself.
+    /// be written, or written does not read back (logged); the caller then reads the store itself.
     pub fn replay_pack(&self) -> Result<Option<Pack>> {
         let pack = self.published_pack()?.and_then(|published| {
             published
@@ -109,7 +118,8 @@ impl Store {
 /// `path` only if the store is still at the write counter it started from (checked and renamed
 /// under the store's lock). Its index is read back by [`Published::read`], which the caller
 /// may put off until it has closed the store: for a large store, sled's pages and the index are
-/// then not in memory together. On failure the temporary file is removed.
+/// then not in memory together. A failure to write removes the temporary file; a pack that does
+/// not read back is found by [`Published::read`], once published, which deletes it.
 fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Published, WriteError> {
     let tmp = path.with_extension("pack.tmp");
     let generation = store.settled_generation();
@@ -422,6 +432,36 @@ use crate::model::recording::Recording;
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_pack_written_that_does_not_read_back_is_refused_naming_it_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let Some(Published::Written {
+            file,
+            path,
+            generation,
+            rules,
+        }) = store.published_pack().unwrap()
+        else {
+            panic!("no pack was written");
+        };
+        // Checked against another write than its own: it does not describe the store.
+        let wrong = Published::Written {
+            file,
+            path: path.clone(),
+            generation: generation + 1,
+            rules,
+        };
+        let why = wrong.read().unwrap_err();
+        assert!(
+            why.contains(&path.display().to_string()) && why.contains("just written"),
+            "{why}"
+        );
+        assert!(!path.exists(), "the pack that does not read back is kept");
+        assert!(store.replay_pack().unwrap().is_some());
+        assert!(path.is_file());
     }
 
     #[tokio::test]
