@@ -105,6 +105,13 @@ fn local_host(host: &str) -> bool {
             .is_some_and(|h| h.parse::<IpAddr>().is_ok())
 }
 
+/// Whether answering this control request reads every recording (stats, sessions, resets,
+/// misses, metrics), so it waits for a store's index built behind serving; health and the mode
+/// do not.
+pub(crate) fn reads_every_recording(parts: &Parts) -> bool {
+    !matches!(parts.uri.path().trim_start_matches(CONTROL_PREFIX), "health" | "mode")
+}
+
 /// Answers a control request.
 pub(crate) fn handle(
     proxy: &Proxy,

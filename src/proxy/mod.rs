@@ -278,11 +278,10 @@ impl Proxy {
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
-            // Stats, sessions and resets read every recording: a store's index being built
-            // behind serving is awaited here rather than on a runtime thread. A health probe
-            // (what a test harness polls before it starts) and the mode do not wait.
-            let route = &parts.uri.path()[CONTROL_PREFIX.len()..];
-            if !matches!(route.trim_start_matches('/'), "health" | "mode") {
+            // A store's index being built behind serving is awaited here rather than on a
+            // runtime thread; a health probe (what a test harness polls before it starts) does
+            // not wait.
+            if crate::proxy::control::reads_every_recording(&parts) {
                 self.tapes.until_indexed().await;
                 if let Some(why) = self.tapes.indexing_failure() {
                     let response = error_response(

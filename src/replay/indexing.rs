@@ -22,8 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::model::key::{MatchRules, RequestKey};
-use crate::replay::prepared::Prepared;
-use crate::replay::tape::{Sequence, Tape, TapeIndex, Tapes, index_of_pack, redaction_for};
+use crate::replay::tape::{Loaded, Sequence, Tape, TapeIndex, Tapes, index_of_pack, redaction_for};
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::secrets::redact::Redactor;
 use crate::storage::store::Store;
@@ -126,7 +125,7 @@ impl Tapes {
     /// built (and taken over) or failed. Returns at once otherwise.
     pub(crate) async fn until_indexed(&self) {
         if let Some(indexing) = &self.indexing {
-            indexing.until(|i| i.outcome.get().is_some()).await;
+            indexing.finished().await;
             self.merge_if_built();
         }
     }
@@ -184,15 +183,11 @@ impl Tapes {
             return Ok(self.read_now().get(key.digest()).cloned());
         };
         let interactions = store.answers_of(key.digest()).map_err(|e| e.to_string())?;
-        let Some(first) = interactions.first() else {
+        if interactions.is_empty() {
             return Ok(None);
-        };
-        let answers = interactions
-            .iter()
-            .map(|i| Prepared::from_recorded(&i.response))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {}: {e}", store.path().display(), key.request_line()))?;
-        let tape = Arc::new(Tape::eager(key, first.request.clone(), answers, 0));
+        }
+        let loaded = Loaded::of(&interactions, interactions.len(), store.path(), key.request_line())?;
+        let tape = Arc::new(Tape::eager(key, loaded.request, loaded.answers, 0));
         // Another lookup of the same request, or the built index, may have put it there first.
         Ok(Some(self.write().entry(*key.digest()).or_insert(tape).clone()))
     }
@@ -317,29 +312,24 @@ impl Indexing {
         self.outcome.wait();
     }
 
-    /// Waits until `done` holds; it is checked again at each change.
-    async fn until(&self, done: impl Fn(&Self) -> bool) {
+    /// Waits until the index is built or failed, and the store closed (the outcome is set
+    /// after it is): at shutdown, so the process does not end with the store open.
+    pub(crate) async fn finished(&self) {
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            if done(self) {
+            if self.outcome.get().is_some() {
                 return;
             }
             changed.await;
         }
     }
 
-    /// Waits until the index is built or failed, and the store closed: at shutdown, so the
-    /// process does not end with the store open.
-    pub(crate) async fn finished(&self) {
-        self.until(|i| i.outcome.get().is_some()).await;
-    }
-
     /// Resolves, with the error, only if the index cannot be built: `ims-vcr replay` exits with
     /// it. `None` when another caller took the error already.
     pub(crate) async fn failure(&self) -> Option<Error> {
-        self.until(|i| i.outcome.get().is_some()).await;
+        self.finished().await;
         match self.outcome.get() {
             Some(Err(_)) => self.take_error(),
             _ => std::future::pending().await,

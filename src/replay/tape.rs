@@ -81,11 +81,16 @@ enum Source {
 pub(crate) struct Loaded {
     /// The request as first recorded (for miss diffs).
     pub(crate) request: RecordedRequest,
-    answers: Vec<Prepared>,
+    pub(super) answers: Vec<Prepared>,
 }
 
 impl Tape {
-    pub(super) fn eager(key: &RequestKey, request: RecordedRequest, answers: Vec<Prepared>, played: usize) -> Tape {
+    pub(super) fn eager(
+        key: &RequestKey,
+        request: RecordedRequest,
+        answers: Vec<Prepared>,
+        played: usize,
+    ) -> Tape {
         Tape {
             line: key.request_line().to_owned(),
             session: key.session().map(Arc::from),
@@ -126,20 +131,33 @@ impl Tape {
                     ),
                     None => unreachable!("a tape made without answers has a source"),
                 };
-                let request = interactions
-                    .first()
-                    .map(|i| i.request.clone())
-                    .ok_or_else(|| format!("{}: {} has no answers", from.display(), self.line))?;
-                let answers = interactions
-                    .iter()
-                    .take(self.count)
-                    .map(|i| Prepared::from_recorded(&i.response))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("{}: {}: {e}", from.display(), self.line))?;
-                Ok(Box::new(Loaded { request, answers }))
+                Loaded::of(&interactions, self.count, from, &self.line).map(Box::new)
             })
             .as_deref()
             .map_err(String::as_str)
+    }
+}
+
+impl Loaded {
+    /// The request as first recorded and the first `count` answers of `interactions` (a
+    /// request's answers, read from `from`), prepared. The error names `from` and the request.
+    pub(super) fn of(
+        interactions: &[crate::model::interaction::Interaction],
+        count: usize,
+        from: &std::path::Path,
+        line: &str,
+    ) -> Result<Loaded, String> {
+        let request = interactions
+            .first()
+            .map(|i| i.request.clone())
+            .ok_or_else(|| format!("{}: {line} has no answers", from.display()))?;
+        let answers = interactions
+            .iter()
+            .take(count)
+            .map(|i| Prepared::from_recorded(&i.response))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {line}: {e}", from.display()))?;
+        Ok(Loaded { request, answers })
     }
 }
 
@@ -273,12 +291,7 @@ impl Tapes {
                     });
                 }
             }
-            let tape = Tape::eager(
-                &recording.key,
-                first.request.clone(),
-                answers,
-                0,
-            );
+            let tape = Tape::eager(&recording.key, first.request.clone(), answers, 0);
             tapes.insert(*recording.key.digest(), Arc::new(tape));
         }
         Ok(Tapes {
@@ -360,7 +373,7 @@ impl Tapes {
         let found = self.read_now().get(key.digest()).cloned();
         let tape = match found {
             // A store that turned out unreadable answers every request with why.
-            _ if self.indexing.is_some() && let Some(why) = self.indexing_failure() => {
+            _ if let Some(why) = self.indexing_failure() => {
                 return Play::Unreadable(why.to_owned());
             }
             Some(tape) => tape,
