@@ -284,12 +284,7 @@ impl Proxy {
             if crate::proxy::control::reads_every_recording(&parts) {
                 self.tapes.until_indexed().await;
                 if let Some(why) = self.tapes.indexing_failure() {
-                    let response = error_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "IMS_VCR.UNREADABLE",
-                        why,
-                        json!({}),
-                    );
+                    let response = unreadable_response(why, json!({}));
                     return Ok(self.log(&parts, started, response, Outcome::Control, None));
                 }
             }
@@ -540,6 +535,12 @@ fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
             .parse()
             .ok(),
     }
+}
+
+/// The `500 IMS_VCR.UNREADABLE` for recordings that cannot be read (a store entry or pack
+/// answer that does not decode), with `why` naming what; `details` as in [`error_response`].
+pub(crate) fn unreadable_response(why: &str, details: Value) -> Response<Full<Bytes>> {
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "IMS_VCR.UNREADABLE", why, details)
 }
 
 /// A JSON error every supported client turns into a readable error:

@@ -41,12 +41,7 @@ impl Proxy {
         }
         if let Play::Unreadable(why) = &played {
             tracing::error!(request = key.request_line(), "{why}");
-            let response = error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "IMS_VCR.UNREADABLE",
-                why,
-                json!({"request": key.request_line()}),
-            );
+            let response = unreadable_response(why, json!({"request": key.request_line()}));
             return (response, Outcome::Error);
         }
         match played.prepared() {

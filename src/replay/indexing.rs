@@ -113,6 +113,16 @@ impl Tapes {
         }
     }
 
+    /// Every recording of `store`, read whole and prepared: what replay falls back to when the
+    /// store's replay pack cannot be written.
+    pub(crate) fn read_whole(
+        store: &Store,
+        rules: &MatchRules,
+        sequence: Sequence,
+    ) -> crate::Result<Tapes> {
+        Tapes::new(&store.load(rules)?, sequence).map_err(Error::Recordings)
+    }
+
     /// True while a store's index is built behind serving (until the tapes took it over, or it
     /// failed).
     pub(crate) fn is_indexing(&self) -> bool {
@@ -274,7 +284,7 @@ impl Indexing {
         rules: &MatchRules,
         sequence: Sequence,
     ) -> crate::Result<(TapeIndex, Vec<crate::secrets::redact::RedactionStamp>)> {
-        let tapes = Tapes::new(&store.load(rules)?, sequence).map_err(Error::Recordings)?;
+        let tapes = Tapes::read_whole(store, rules, sequence)?;
         let index = tapes
             .tapes
             .into_inner()

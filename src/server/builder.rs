@@ -393,7 +393,7 @@ impl ProxyServerBuilder {
     fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
         match store.replay_pack()? {
             Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
-            None => Tapes::new(&store.load(rules)?, self.sequence).map_err(Error::Recordings),
+            None => Tapes::read_whole(store, rules, self.sequence),
         }
     }
 

@@ -549,7 +549,6 @@ impl<W: Write> IndexWriter<'_, W> {
     }
 }
 
-
 /// A bounds-checked cursor over the index.
 struct Reader<'a>(&'a [u8]);
 
