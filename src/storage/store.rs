@@ -61,8 +61,10 @@ pub struct Store {
     behind: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether a recorded answer waits for an `fdatasync` of the journal (`--fsync`).
     fsync: bool,
-    /// Opened to record or import ([`Store::open`]), not only to read.
+    /// Opened to record or import ([`Store::open`]), not only to read; the write counter at open
+    /// (a close at another one wrote sled's log, see `close.rs`).
     writer: bool,
+    opened_at: u64,
     /// Group commit: the write counter (persisted as `meta/generation`, so it keeps growing
     /// across sessions) and the highest write a finished journal sync covers (the highest a
     /// sled flush covers is [`Flusher::flushed`]).
@@ -131,9 +133,8 @@ impl Store {
 
     /// `writer`: opened to record or import (see `durability::open_db`).
     fn open_folder(path: &Path, writer: bool) -> Result<Store> {
-        // Whatever happens next may change sled's files: the note of a clean close goes first,
-        // and again once sled's lock is held (a close still noting could have written it since).
-        crate::storage::closed::forget(path)?;
+        // The clean close's note goes before sled opens and again once it holds its lock.
+        crate::storage::closed::before_open(path)?;
         let db = open_db(path, writer)?;
         crate::storage::closed::forget(path)?;
         let store_err = |source| store_error(path, source);
@@ -180,6 +181,7 @@ impl Store {
             }),
             fsync: false,
             writer,
+            opened_at: generation,
             written: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -262,8 +264,7 @@ impl Store {
         Ok(true)
     }
 
-    /// The error for `doing` (writing, flushing) after a write failed half-way (see
-    /// [`Session::poisoned`]).
+    /// The error for `doing` after a write failed half-way (see [`Session::poisoned`]).
     fn refuse_if_poisoned(&self, session: &Session, doing: &str) -> Result<()> {
         match &session.poisoned {
             None => Ok(()),
@@ -283,9 +284,9 @@ impl Store {
         self.session.lock().expect("store session lock poisoned")
     }
 
-    /// Counts a write (once its journal record is written, before sled has it: readers that need
-    /// every counted write applied take the session lock, see [`Store::settled_generation`]).
-    /// Taking the session lock's contents proves the caller holds it.
+    /// Counts a write once its journal record is written, before sled has it (readers that need
+    /// every counted write applied take the session lock, see [`Store::settled_generation`]):
+    /// taking the session lock's contents proves the caller holds it.
     fn count_write(&self, _session: &mut Session) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
     }

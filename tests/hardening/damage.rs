@@ -107,8 +107,28 @@ fn garble(path: &Path, at: usize, len: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Damages the store in a folder, given the intact `db` file's length.
-type Damage = fn(&Path, usize);
+/// Asserts that `replay` and `export --out OUT` of the store `store` in `dir` exit with 1 and
+/// an error that `says`.
+fn replay_and_export_refuse(dir: &Path, out: &str, says: impl Fn(&str) -> bool) {
+    for args in [
+        &["replay", "--store", "store", "--listen", "0"][..],
+        &["export", "--store", "store", "--out", out],
+    ] {
+        let (code, stderr) = run(args, dir);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(says(&stderr), "{args:?}: {stderr}");
+    }
+}
+
+/// Where the intact `db` file holds recordings: the first bytes of the eleventh one written,
+/// and of the eighth. (sled's file also holds space it keeps free: damage there harms nothing.)
+struct Places {
+    eleventh: usize,
+    eighth: usize,
+}
+
+/// Damages the store in a folder.
+type Damage = fn(&Path, &Places);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_with_truncated_garbled_or_missing_files_is_refused_by_name_and_nothing_else_changes()
@@ -116,17 +136,28 @@ async fn a_store_with_truncated_garbled_or_missing_files_is_refused_by_name_and_
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good");
     record_twenty(&good).await;
-    let db_len = std::fs::metadata(good.join("db")).unwrap().len() as usize;
+    let db = std::fs::read(good.join("db")).unwrap();
+    let first = |needle: &str| {
+        let at = db
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes());
+        at.unwrap_or_else(|| panic!("{needle} is not in the store's db"))
+    };
+    let places = Places {
+        eleventh: first("image-10"),
+        eighth: first("image-7"),
+    };
+    assert!(places.eighth < places.eleventh, "written in order");
     let damages: [(&str, Damage); 5] = [
         ("db truncated to nothing", |s, _| {
             std::fs::File::create(s.join("db")).map(drop).unwrap()
         }),
-        ("db cut in half", |s, len| {
+        ("db cut before the eleventh recording", |s, at| {
             let file = std::fs::OpenOptions::new().write(true).open(s.join("db"));
-            file.unwrap().set_len(len as u64 / 2).unwrap();
+            file.unwrap().set_len(at.eleventh as u64).unwrap();
         }),
-        ("db garbled in the middle", |s, len| {
-            garble(&s.join("db"), len / 2, 512)
+        ("db garbled on the eighth recording", |s, at| {
+            garble(&s.join("db"), at.eighth, 512)
         }),
         ("db deleted", |s, _| {
             std::fs::remove_file(s.join("db")).unwrap()
@@ -142,7 +173,7 @@ async fn a_store_with_truncated_garbled_or_missing_files_is_refused_by_name_and_
         let store = dir.path().join("store");
         let _ = std::fs::remove_dir_all(&store);
         copy_dir(&good, &store);
-        apply(&store, db_len);
+        apply(&store, &places);
 
         for args in [
             &["replay", "--store", "store", "--listen", "0"][..],
@@ -176,6 +207,71 @@ async fn a_store_with_truncated_garbled_or_missing_files_is_refused_by_name_and_
     assert!(stderr.contains("exported 20 requests"), "{stderr}");
 }
 
+/// sled reads back, as it opens, only its log past its last snapshot (taken at every open and
+/// at the close of a session that wrote), so damage to an older part of its file would go
+/// unnoticed. An open therefore deletes the snapshots unless the note of the last clean close
+/// vouches for sled's files as they are, and sled then reads its whole log and finds the damage.
+/// Here the store spans several of sled's 512 KiB segments, was opened again since its last
+/// write, and is garbled where its sixth recording was first written.
+#[test]
+fn damage_where_sleds_snapshot_would_not_look_is_found_unless_the_last_close_vouches_for_the_files()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = dir.path().join("many");
+    std::fs::create_dir(&cassettes).unwrap();
+    let shipped = shipped_cassettes(dir.path());
+    let id = "bc6bed6e-ba3a-4447-afcc-449174a3eb52";
+    let text = std::fs::read_to_string(
+        std::fs::read_dir(&shipped)
+            .unwrap()
+            .find_map(|e| {
+                let path = e.unwrap().path();
+                path.to_string_lossy().contains(id).then_some(path)
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    for n in 0..600 {
+        let file = cassettes.join(format!("image_{n:04}.json"));
+        std::fs::write(
+            file,
+            text.replace(id, &format!("bc6bed6e-ba3a-4447-afcc-{n:012}")),
+        )
+        .unwrap();
+    }
+    let ok = |args: &[&str]| {
+        let (code, stderr) = run(args, dir.path());
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stderr
+    };
+    ok(&["import", "--store", "good", "many"]);
+    // Opened again since its last write: the snapshot is that open's.
+    ok(&["export", "--store", "good", "--out", "seen"]);
+    let db = std::fs::read(dir.path().join("good/db")).unwrap();
+    assert!(
+        db.len() > 4 * 512 * 1024,
+        "{} bytes: one segment or two",
+        db.len()
+    );
+    let sixth = db
+        .windows(17)
+        .position(|w| w == b"afcc-000000000005")
+        .unwrap();
+
+    // Untouched, it opens (from its snapshot) and exports whole, as often as asked.
+    for _ in 0..2 {
+        let stderr = ok(&["export", "--store", "good", "--out", "whole"]);
+        assert!(stderr.contains("exported 600 requests"), "{stderr}");
+    }
+    let store = dir.path().join("store");
+    copy_dir(&dir.path().join("good"), &store);
+    garble(&store.join("db"), sixth, 512);
+    replay_and_export_refuse(dir.path(), "out", |stderr| {
+        stderr.contains("error: store store") && stderr.contains("damaged")
+    });
+    assert!(!dir.path().join("out").exists(), "export wrote its --out");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,17 +291,9 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
     std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
     let out = shipped_cassettes(dir.path());
     let before = all_files(&out);
-    for args in [
-        &["replay", "--store", "store", "--listen", "0"][..],
-        &["export", "--store", "store", "--out", "cassettes"],
-    ] {
-        let (code, stderr) = run(args, dir.path());
-        assert_eq!(code, 1, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(&format!("store store: entry {entry} is corrupt")),
-            "{args:?}: {stderr}"
-        );
-    }
+    replay_and_export_refuse(dir.path(), "cassettes", |stderr| {
+        stderr.contains(&format!("store store: entry {entry} is corrupt"))
+    });
     assert_eq!(all_files(&out), before);
 
     // One damaged entry never hides the rest: ls and show read the other 19 and name it.

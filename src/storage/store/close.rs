@@ -1,5 +1,7 @@
 //! Closing a store: sled's handles go first; a store closed with every write flushed leaves the
-//! note that lets the next replay serve its pack without opening sled (`storage::closed`); then,
+//! note that lets the next replay serve its pack without opening sled (`storage::closed`), after
+//! opening sled once more when the session wrote, so that sled's snapshot covers its writes and
+//! the next open need not read them back (see [`refresh_snapshot`]); then,
 //! when the store was read whole (a replay pack rebuilt, an export), the memory that reading
 //! took is handed back to the system.
 //!
@@ -29,11 +31,40 @@ impl Drop for Store {
         // sled closes here unless a flush behind a sealed journal still holds it: then its files
         // may still change, and no note is left.
         let closed = std::sync::Arc::try_unwrap(flusher).map(drop).is_ok();
-        if clean && closed {
+        // A session that wrote leaves sled a snapshot that covers its writes, or the next open
+        // would read them all back from sled's log (see `refresh_snapshot`).
+        let refreshed = || generation == self.opened_at || refresh_snapshot(&self.path, generation);
+        if clean && closed && refreshed() {
             crate::storage::closed::note(&self.path, generation);
         }
         if self.read_whole.load(Ordering::Relaxed) {
             release_freed_memory();
+        }
+    }
+}
+
+/// Opens sled once more, at the close of a session that wrote: sled writes a snapshot only as it
+/// opens, reading back its whole log past the last one, so this moves that read from the next
+/// open (a replay's start-up with its pack rebuilt, on a 100,000-recording store: 182-401 ms
+/// before, 53-87 ms after) to the close of the session that wrote the log, and checks it there
+/// (3 ms for a small store, 115-137 ms for a 100,000-recording one). True when sled read back
+/// every write up to `generation`, which the note of the close then vouches for.
+fn refresh_snapshot(path: &Path, generation: u64) -> bool {
+    let started = std::time::Instant::now();
+    let reopened = open_db(path, false).and_then(|db| {
+        let meta = db.open_tree("meta").map_err(|e| store_error(path, e))?;
+        let stored = meta.get(GENERATION_KEY).map_err(|e| store_error(path, e))?;
+        Ok(stored.is_some_and(|v| v.as_ref() == generation.to_be_bytes()))
+    });
+    match reopened {
+        Ok(whole) => {
+            let ms = started.elapsed().as_millis();
+            tracing::debug!(store = %path.display(), whole, ms, "sled's snapshot refreshed");
+            whole
+        }
+        Err(e) => {
+            tracing::debug!(store = %path.display(), error = %e, "cannot refresh sled's snapshot");
+            false
         }
     }
 }
