@@ -257,9 +257,10 @@ startup_row() {
         [[ -z ${DROP_PACK:-} ]] || rm -f "$DROP_PACK"
         first_answer "$@" && times+=("$MS") && rss+=("$RSS") && hwm+=("$HWM") && rewritten+=("${REWRITTEN:-}")
     done
+    local first=${times[0]}
     mapfile -t times < <(printf '%s\n' "${times[@]}" | sort -n)
     [[ -z ${DROP_PACK:-} ]] || note=" (pack rewritten behind, after ${rewritten[*]} ms)"
-    echo "| $what$note | ${times[$((runs / 2))]} ms (${times[0]}-${times[-1]}, $runs runs) | ${rss[-1]} (peak ${hwm[-1]}) |"
+    echo "| $what$note | ${times[$((runs / 2))]} ms (${times[0]}-${times[-1]}, $runs runs; the first $first ms) | ${rss[-1]} (peak ${hwm[-1]}) |"
 }
 
 startup_mode() {
@@ -274,7 +275,8 @@ startup_mode() {
     # make_store ends as `ims-vcr import` and recording sessions do, writing the replay pack.
     startup_row "replay the $STORE_SIZE-interaction store: start to first correct answer; idle RSS" 3 --store "$WORK/store"
     # Without its pack (a recorder killed with -9 writes none), replay serves from the store while it
-    # rewrites the pack behind.
+    # rewrites the pack behind. The rows before served the pack without opening sled, so this row's
+    # first run is the first open of sled since make_store wrote the store.
     DROP_PACK="$WORK/store/ims-vcr-replay.pack" startup_row "… its replay pack deleted first (replay serves while it rewrites it): start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/store"
     tick && t0=$NOW
     pin "$SERVER_CPU" "$BIN/ims-vcr" export --store "$WORK/store" --out "$WORK/cassettes" 2>/dev/null

@@ -21,15 +21,10 @@
 //! crash, a copied or damaged store, a store opened by an older ims-vcr) opens the store as
 //! before, which checks it whole and refuses damage by name.
 //!
-//! The note also decides how much of sled's log an open reads back. sled reads, as it opens, its
-//! latest snapshot and only the log written after it, and it writes a snapshot only as it opens;
-//! so a session that wrote opens sled once more as it closes (`store/close.rs`), and the next
-//! open reads a few pages instead of the whole session (on a 100,000-recording store, 53-87 ms
-//! to a replay's first answer with the pack rebuilt, against 182-401 ms). A snapshot hides
-//! damage to the log before it, though, so the note stamps sled's snapshots too, and an open
-//! that finds no note vouching for sled's files as they are deletes the snapshots first
-//! ([`before_open`]): sled then reads its whole log, as on the first open after a crash, a copy
-//! or any change, and the damage is found.
+//! The note stamps sled's snapshot files too. sled reads, as it opens, its latest snapshot and
+//! only the log written after it, and writes a snapshot only as it opens; so a session that wrote
+//! opens sled once more as it closes, before it notes the close (`store/close.rs`), and the next
+//! open reads a few pages instead of the whole session back.
 
 use std::fs::File;
 use std::path::Path;
@@ -109,7 +104,7 @@ fn stamp(path: &Path) -> std::io::Result<String> {
 /// waits), stamped and written under that lock (temporary file and rename). Best effort: without
 /// it the next replay opens sled.
 pub(crate) fn note(dir: &Path, generation: u64) {
-    let Some(_lock) = Lock::wait_exclusive(dir, LOCK_WAIT) else {
+    let Some(_lock) = Lock::wait_exclusive(dir) else {
         tracing::debug!(store = %dir.display(), "the store was opened again before its close could be noted");
         return;
     };
@@ -124,42 +119,9 @@ pub(crate) fn note(dir: &Path, generation: u64) {
     }
 }
 
-/// What every open does before sled opens the store at `dir`: deletes the note, and unless the
-/// note stood and vouched for sled's files as they are (the last close left them untouched),
-/// deletes sled's snapshots too, so sled reads its whole log back as it opens and refuses damage
-/// anywhere in it (see the module docs). Under sled's lock when it can be had (a store held by
-/// another process is left as it is: opening it will wait for that process, then say who holds
-/// it). A note that cannot be deleted refuses the open, as a note left standing could vouch for
-/// files that change; a snapshot that cannot be deleted too, as it would vouch for sled's files.
-pub(crate) fn before_open(dir: &Path) -> Result<()> {
-    if !dir.join("db").is_file() {
-        return forget(dir);
-    }
-    // Not waited for long: a process holding the store keeps it, and opening it waits anyway.
-    let Some(_lock) = Lock::wait_exclusive(dir, LOCK_WAIT / 6) else {
-        return forget(dir);
-    };
-    let vouched = std::fs::read_to_string(dir.join(CLOSED_FILE))
-        .ok()
-        .and_then(|text| {
-            let generation: u64 = text.lines().nth(1)?.strip_prefix("write ")?.parse().ok()?;
-            (note_text(dir, generation).ok()? == text).then_some(())
-        })
-        .is_some();
-    forget(dir)?;
-    if !vouched {
-        let names = snapshots(dir).map_err(|e| Error::io(dir, e))?;
-        for name in names {
-            let path = dir.join(name);
-            std::fs::remove_file(&path).map_err(|e| Error::io(path, e))?;
-        }
-    }
-    Ok(())
-}
-
-/// Deletes the note of the store at `dir` (once sled holds the store, in case a close still
-/// noting wrote it since [`before_open`]). A note that cannot be deleted refuses the open, as a
-/// note left standing could vouch for files that change.
+/// Deletes the note of the store at `dir`: what every open does before sled opens, and again once
+/// sled holds the store (a close still noting could have written it since). A note that cannot be
+/// deleted refuses the open, as a note left standing could vouch for files that change.
 pub(crate) fn forget(dir: &Path) -> Result<()> {
     let file = dir.join(CLOSED_FILE);
     match std::fs::remove_file(&file) {
@@ -239,8 +201,8 @@ impl Lock {
     }
 
     /// The lock, exclusive, once sled's threads have let go of it; `None` when it is still held
-    /// after `wait` (another process opened the store).
-    fn wait_exclusive(dir: &Path, wait: std::time::Duration) -> Option<Lock> {
+    /// after `LOCK_WAIT` (another process opened the store).
+    fn wait_exclusive(dir: &Path) -> Option<Lock> {
         if !cfg!(unix) {
             return None;
         }
@@ -249,7 +211,7 @@ impl Lock {
             if let Some(lock) = Lock::take(dir, false) {
                 return Some(lock);
             }
-            if started.elapsed() >= wait {
+            if started.elapsed() >= LOCK_WAIT {
                 return None;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -364,7 +326,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_close_that_wrote_leaves_a_snapshot_of_its_writes_and_an_open_keeps_it_only_if_vouched()
+    async fn a_close_that_wrote_leaves_a_snapshot_of_its_writes_and_notes_it()
     {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path();
@@ -383,15 +345,20 @@ mod tests {
         let noted = std::fs::read_to_string(dir.join(CLOSED_FILE)).unwrap();
         assert!(noted.contains(&format!("snap.{closed:016X} ")), "{noted}");
 
-        // The note vouches for the files: an open keeps the snapshot (and reads from it).
-        before_open(dir).unwrap();
-        assert!(!dir.join(CLOSED_FILE).exists());
-        assert_eq!(snapshot_reach(dir), closed);
-        // Without a note (a crash, a copy, a change), the snapshots go: sled reads its whole log.
-        before_open(dir).unwrap();
-        assert!(snapshots(dir).unwrap().is_empty());
         let store = Store::open_existing(dir).unwrap();
         assert_eq!(store.len(), 2);
+        drop(store);
+
+        // A store moved away before a writer closes is not made again where it was.
+        let (from, to) = (dir.join("moved"), dir.join("here"));
+        packed_store(&from).await;
+        let store = Store::open(&from).unwrap();
+        store.record(&key, &a, false).await.unwrap();
+        store.flush().await.unwrap();
+        std::fs::rename(&from, &to).unwrap();
+        drop(store);
+        assert!(!from.exists());
+        assert!(!to.join(CLOSED_FILE).exists());
     }
 
     /// On a current-thread runtime (what a process given one CPU runs), the wait lets the task

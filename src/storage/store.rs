@@ -35,7 +35,7 @@ use crate::storage::journal::{COMPACT_AT, Journal};
 use crate::storage::durability::{open_db, read_durable, recover, store_error};
 use compact::Flusher;
 pub use crate::storage::durability::DURABLE_FILE;
-use crate::storage::layout::{Entry, GENERATION_KEY, decode_interaction, entry_key};
+use crate::storage::layout::{Entry, GENERATION_KEY, entry_key};
 use crate::model::key::{MatchRules, RequestKey, hex};
 
 /// Version of the store layout; bumped when the key or value encoding changes.
@@ -61,9 +61,10 @@ pub struct Store {
     behind: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether a recorded answer waits for an `fdatasync` of the journal (`--fsync`).
     fsync: bool,
-    /// Opened to record or import ([`Store::open`]), not only to read; the write counter at open
-    /// (a close at another one wrote sled's log, see `close.rs`).
+    /// Opened to record or import ([`Store::open`]), not only to read.
     writer: bool,
+    /// sled's write counter as it opened (before the journal's redone writes): sled's snapshot
+    /// covers writes up to it, and a close at another counter refreshes the snapshot (`close.rs`).
     opened_at: u64,
     /// Group commit: the write counter (persisted as `meta/generation`, so it keeps growing
     /// across sessions) and the highest write a finished journal sync covers (the highest a
@@ -133,8 +134,9 @@ impl Store {
 
     /// `writer`: opened to record or import (see `durability::open_db`).
     fn open_folder(path: &Path, writer: bool) -> Result<Store> {
-        // The clean close's note goes before sled opens and again once it holds its lock.
-        crate::storage::closed::before_open(path)?;
+        // Whatever happens next may change sled's files: the note of a clean close goes first,
+        // and again once sled's lock is held (a close still noting could have written it since).
+        crate::storage::closed::forget(path)?;
         let db = open_db(path, writer)?;
         crate::storage::closed::forget(path)?;
         let store_err = |source| store_error(path, source);
@@ -150,6 +152,7 @@ impl Store {
                 })?)
             }
         };
+        let opened_at = generation;
         let (journal, generation) = recover(path, &db, &answers, &meta, generation)?;
         let durable = read_durable(path)?;
         if generation < durable {
@@ -181,7 +184,7 @@ impl Store {
             }),
             fsync: false,
             writer,
-            opened_at: generation,
+            opened_at,
             written: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -480,17 +483,6 @@ impl Store {
             self.synced(generation).await?;
         }
         Ok(written_seq)
-    }
-
-    /// The stored answers of the request whose key digest is `digest`, in recorded order.
-    pub fn answers_of(&self, digest: &[u8; 32]) -> Result<Vec<Interaction>> {
-        self.answers
-            .scan_prefix(digest)
-            .map(|entry| {
-                let (key, value) = entry.map_err(|e| self.err(e))?;
-                decode_interaction(&value).map_err(|e| self.corrupt_at(&key, e))
-            })
-            .collect()
     }
 
     /// Waits until write `generation` is synced in the journal, syncing if nobody else is.

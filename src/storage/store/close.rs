@@ -32,8 +32,13 @@ impl Drop for Store {
         // may still change, and no note is left.
         let closed = std::sync::Arc::try_unwrap(flusher).map(drop).is_ok();
         // A session that wrote leaves sled a snapshot that covers its writes, or the next open
-        // would read them all back from sled's log (see `refresh_snapshot`).
-        let refreshed = || generation == self.opened_at || refresh_snapshot(&self.path, generation);
+        // would read them all back from sled's log (see `refresh_snapshot`); not while a panic
+        // unwinds, when the next open does read them back.
+        let refreshed = || {
+            generation == self.opened_at
+                || std::thread::panicking()
+                || refresh_snapshot(&self.path, generation)
+        };
         if clean && closed && refreshed() {
             crate::storage::closed::note(&self.path, generation);
         }
@@ -46,10 +51,14 @@ impl Drop for Store {
 /// Opens sled once more, at the close of a session that wrote: sled writes a snapshot only as it
 /// opens, reading back its whole log past the last one, so this moves that read from the next
 /// open (a replay's start-up with its pack rebuilt, on a 100,000-recording store: 182-401 ms
-/// before, 53-87 ms after) to the close of the session that wrote the log, and checks it there
-/// (3 ms for a small store, 115-137 ms for a 100,000-recording one). True when sled read back
-/// every write up to `generation`, which the note of the close then vouches for.
+/// before, 44-87 ms after) to the close of the session that wrote the log (3 ms for a small
+/// store, 115-137 ms for a 100,000-recording one). True when sled then reads its write counter
+/// back as `generation`; false, and no note, otherwise (and when sled's files are gone: a store
+/// moved or deleted meanwhile is not made again).
 fn refresh_snapshot(path: &Path, generation: u64) -> bool {
+    if !path.join("db").is_file() || !path.join("conf").is_file() {
+        return false;
+    }
     let started = std::time::Instant::now();
     let reopened = open_db(path, false).and_then(|db| {
         let meta = db.open_tree("meta").map_err(|e| store_error(path, e))?;

@@ -4,10 +4,22 @@
 use crate::error::{Error, Result};
 use crate::model::key::{MatchRules, RequestKey};
 use crate::model::recording::Recording;
+use crate::model::interaction::Interaction;
 use crate::storage::layout::decode_interaction;
 use crate::storage::store::Store;
 
 impl Store {
+    /// The stored answers of the request whose key digest is `digest`, in recorded order.
+    pub fn answers_of(&self, digest: &[u8; 32]) -> Result<Vec<Interaction>> {
+        self.answers
+            .scan_prefix(digest)
+            .map(|entry| {
+                let (key, value) = entry.map_err(|e| self.err(e))?;
+                decode_interaction(&value).map_err(|e| self.corrupt_at(&key, e))
+            })
+            .collect()
+    }
+
     /// Every recording, answers in recorded order, sorted by digest. Keys are recomputed with
     /// `rules` so a change of rules is reflected.
     pub fn load(&self, rules: &MatchRules) -> Result<Vec<Recording>> {
