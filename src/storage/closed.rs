@@ -19,7 +19,7 @@
 //! that keeps modification times, is a new inode), the durable write counter is not past the
 //! note's, no journal is left over, and the pack claims the note's write counter. Anything else (a
 //! crash, a copied or damaged store, a store opened by an older ims-vcr) opens the store as
-//! before, which checks it whole and refuses damage by name.
+//! before, which refuses the damage sled finds by name (see `docs/security.md` for what it finds).
 //!
 //! The note stamps sled's snapshot files too. sled reads, as it opens, its latest snapshot and
 //! only the log written after it, and writes a snapshot only as it opens; so a session that wrote
@@ -154,7 +154,7 @@ fn closed_at(dir: &Path) -> Option<u64> {
 
 /// The replay pack of the store at `dir` and the match rules it was made under, read without
 /// opening sled, when the store was closed cleanly at the write the pack was made at and nothing
-/// opened it since (see the module docs). `None`: open the store (which checks it whole).
+/// opened it since (see the module docs). `None`: open the store.
 pub fn pack_of_closed_store(dir: &Path) -> Option<(MatchRules, Pack)> {
     let path = dir.join(PACK_FILE);
     let (generation, file) = {
