@@ -40,8 +40,8 @@ use crate::storage::snapshot::PACK_FILE;
 /// File in the store directory that a clean close leaves (see the module docs).
 pub const CLOSED_FILE: &str = "ims-vcr-closed";
 
-/// First line of [`CLOSED_FILE`] (version 2 also stamps sled's snapshots: a note of version 1
-/// vouches for no snapshot).
+/// First line of [`CLOSED_FILE`] (version 2 also stamps sled's snapshot files, so a note is also
+/// void once they change).
 const HEADER: &str = "ims-vcr closed store 2";
 
 /// sled's files the note stamps (see [`stamp`]) besides its snapshots: its log and its config.

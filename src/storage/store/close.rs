@@ -37,7 +37,8 @@ impl Drop for Store {
         let refreshed = || {
             generation == self.opened_at
                 || std::thread::panicking()
-                || refresh_snapshot(&self.path, generation)
+                || std::panic::catch_unwind(|| refresh_snapshot(&self.path, generation))
+                    .unwrap_or(false)
         };
         if clean && closed && refreshed() {
             crate::storage::closed::note(&self.path, generation);
@@ -51,7 +52,7 @@ impl Drop for Store {
 /// Opens sled once more, at the close of a session that wrote: sled writes a snapshot only as it
 /// opens, reading back its whole log past the last one, so this moves that read from the next
 /// open (a replay's start-up with its pack rebuilt, on a 100,000-recording store: 182-401 ms
-/// before, 44-87 ms after) to the close of the session that wrote the log (3 ms for a small
+/// before, 53-87 ms after) to the close of the session that wrote the log (3 ms for a small
 /// store, 115-137 ms for a 100,000-recording one). True when sled then reads its write counter
 /// back as `generation`; false, and no note, otherwise (and when sled's files are gone: a store
 /// moved or deleted meanwhile is not made again).
