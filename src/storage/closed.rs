@@ -350,7 +350,8 @@ mod tests {
         drop(store);
 
         // A store moved away before a writer closes is not made again where it was.
-        let (from, to) = (dir.join("moved"), dir.join("here"));
+        let elsewhere = tempfile::tempdir().unwrap();
+        let (from, to) = (elsewhere.path().join("moved"), elsewhere.path().join("here"));
         packed_store(&from).await;
         let store = Store::open(&from).unwrap();
         store.record(&key, &a, false).await.unwrap();
