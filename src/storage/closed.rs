@@ -54,8 +54,7 @@ const SNAPSHOT_PREFIX: &str = "snap.";
 /// The note's text for a store at `dir` closed at write `generation`, or why not.
 fn note_text(dir: &Path, generation: u64) -> std::io::Result<String> {
     let mut text = format!("{HEADER}\nwrite {generation}\n");
-    let mut names: Vec<String> = SLED_FILES.iter().map(|n| n.to_string()).collect();
-    names.extend(snapshots(dir)?);
+    let names = SLED_FILES.iter().map(|n| n.to_string()).chain(snapshots(dir)?);
     for name in names {
         text.push_str(&format!("{name} {}\n", stamp(&dir.join(&name))?));
     }
