@@ -51,6 +51,16 @@ pub(crate) fn recover(
     all.extend(records.map_err(damaged)?);
     let store_err = |source| store_error(dir, source);
     let mut recovered = generation;
+    // Records go to sled in batches of up to REDO_BATCH_BYTES, not one batch each: each sled
+    // batch seals an I/O buffer, a disk write handed to sled's global thread pool, and tens of
+    // thousands of them (a journal of 64 MiB) took seconds and could fill that pool with writes
+    // waiting on the segment accountant that this open holds while it waits for a file
+    // truncation queued behind them (sled 0.34.7's own deadlock, fixed upstream only after that
+    // release). Applying record after record into one batch gives what applying them one by one
+    // gives (a batch keeps the last operation on each key), and a batch is applied whole or not
+    // at all; a crash in between redoes the records above sled's persisted counter again.
+    let mut batch = sled::Batch::default();
+    let (mut records, mut bytes) = (0usize, 0usize);
     for record in all.into_iter().filter(|r| r.generation > generation) {
         if record.generation != recovered + 1 {
             return Err(damaged(format!(
@@ -60,15 +70,20 @@ pub(crate) fn recover(
                 record.generation
             )));
         }
-        let mut batch = sled::Batch::default();
         for old in &record.removes {
             batch.remove(&old[..]);
         }
+        records += 1;
+        bytes += record.key.len() + record.value.len();
         batch.insert(&record.key[..], record.value);
-        answers.apply_batch(batch).map_err(store_err)?;
-        meta.insert(GENERATION_KEY, &record.generation.to_be_bytes())
-            .map_err(store_err)?;
         recovered = record.generation;
+        if bytes >= REDO_BATCH_BYTES {
+            redo(answers, meta, std::mem::take(&mut batch), recovered).map_err(store_err)?;
+            (records, bytes) = (0, 0);
+        }
+    }
+    if records > 0 {
+        redo(answers, meta, batch, recovered).map_err(store_err)?;
     }
     if recovered > generation {
         db.flush().map_err(store_err)?;
@@ -87,6 +102,23 @@ pub(crate) fn recover(
         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     }
     Ok((journal, recovered))
+}
+
+/// How many bytes of journal records one sled batch redoes at most (see [`recover`]).
+/// (Small in unit tests, so a short journal already spans several batches.)
+const REDO_BATCH_BYTES: usize = if cfg!(test) { 4096 } else { 8 * 1024 * 1024 };
+
+/// Applies `batch` (journal records redone) to `answers`, then notes `generation`, the last
+/// record it holds, as sled's write counter.
+fn redo(
+    answers: &sled::Tree,
+    meta: &sled::Tree,
+    batch: sled::Batch,
+    generation: u64,
+) -> sled::Result<()> {
+    answers.apply_batch(batch)?;
+    meta.insert(GENERATION_KEY, &generation.to_be_bytes())?;
+    Ok(())
 }
 
 /// How long `open` keeps trying while the store's lock is held. A store closed a moment ago can

@@ -763,6 +763,56 @@ pub(crate) mod tests {
         assert_eq!(statuses(&store), vec![r#"{"status":"queued"}"#]);
     }
 
+    #[tokio::test]
+    async fn journaled_writes_are_redone_in_batches_that_give_what_one_write_at_a_time_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = closed_store(dir.path()).await;
+        // A killed session's journal, longer than several redo batches: an earlier session's
+        // answers of /b, then a session that replaced them (removing keys it inserts again
+        // right after) and appended more, with /c's answers in between.
+        let (mut open, _) = Journal::open(dir.path()).unwrap();
+        let mut n = g;
+        let mut write = |journal: &mut Journal, removes: &[[u8; 36]], i: &Interaction, seq| {
+            n += 1;
+            let value = serde_json::to_vec(i).unwrap();
+            let entry = entry_key(key(i).digest(), seq);
+            journal.append(n, removes, &entry, &value).unwrap();
+        };
+        let status = |session: u32, seq: u32| format!("s{session}-{seq}-{}", "x".repeat(300));
+        let b = |session, seq| interaction("/b", &status(session, seq));
+        for seq in 0..20 {
+            write(&mut open, &[], &b(1, seq), seq);
+        }
+        let earlier: Vec<[u8; 36]> = (0..20).map(|s| entry_key(key(&b(1, 0)).digest(), s)).collect();
+        write(&mut open, &earlier, &b(2, 0), 0);
+        for seq in 1..8 {
+            write(&mut open, &[], &interaction("/c", &status(2, seq)), seq - 1);
+            write(&mut open, &[], &b(2, seq), seq);
+        }
+        drop(open);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.generation(), g + 35);
+        assert_eq!(read_durable(dir.path()).unwrap(), g + 35);
+        let bodies = |path: &str| -> Vec<String> {
+            let i = interaction(path, "x");
+            store
+                .answers_of(key(&i).digest())
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    let body = crate::model::interaction::body_bytes(&a.response.body).unwrap();
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap()["status"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(bodies("/b"), (0..8).map(|s| status(2, s)).collect::<Vec<_>>());
+        assert_eq!(bodies("/c"), (1..8).map(|s| status(2, s)).collect::<Vec<_>>());
+        assert_eq!(store.len(), 1 + 8 + 7);
+    }
+
     fn sealed_files(dir: &Path) -> Vec<u64> {
         crate::storage::journal::sealed(dir)
             .unwrap()
