@@ -74,7 +74,7 @@ pub(crate) fn recover(
             batch.remove(&old[..]);
         }
         records += 1;
-        bytes += record.key.len() + record.value.len();
+        bytes += record.key.len() * (1 + record.removes.len()) + record.value.len();
         batch.insert(&record.key[..], record.value);
         recovered = record.generation;
         if bytes >= REDO_BATCH_BYTES {
@@ -106,7 +106,7 @@ pub(crate) fn recover(
 
 /// How many bytes of journal records one sled batch redoes at most (see [`recover`]).
 /// (Small in unit tests, so a short journal already spans several batches.)
-const REDO_BATCH_BYTES: usize = if cfg!(test) { 4096 } else { 8 * 1024 * 1024 };
+pub(crate) const REDO_BATCH_BYTES: usize = if cfg!(test) { 4096 } else { 8 * 1024 * 1024 };
 
 /// Applies `batch` (journal records redone) to `answers`, then notes `generation`, the last
 /// record it holds, as sled's write counter.
