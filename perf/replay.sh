@@ -12,7 +12,8 @@
 #   perf/replay.sh startup    start to first correct answer and idle RSS (shipped cassettes, a
 #                              100,000-interaction store); export and import time of that store
 #   perf/replay.sh record     record throughput, a unique image id per request, vs the upstream
-#                              directly and vs forwarding alone (passthrough)
+#                              directly and vs forwarding alone (passthrough); how long a replay
+#                              takes to listen on the store of a recorder killed with -9
 #
 # Environment: DURATION (s per run, 10), WARMUP (s, 1), CONNS (32), ROUNDS (interleaved rounds, the
 # median is shown; 3 in replay, 1 in anchors), SERVER_CPU (0), LOAD_CPU (1), STORE_SIZE (100000),
@@ -298,6 +299,22 @@ record_run() {
     echo "$name: ${recorded:-?} answers recorded (each in the journal before its answer${*:+, $*}); store ${before:-0} KB -> $(du -sk "$store" | cut -f1) KB" >>"$WORK/notes"
 }
 
+# killed_run UPSTREAM STORE: `ims-vcr record` under the same load, killed with -9 (no flush, no
+# pack: the journal keeps what sled had not written), then how long a replay of that store takes to
+# listen: its open redoes the journal first (src/storage/durability.rs). A note, not a table row.
+killed_run() {
+    local upstream=$1 store=$2 journal t0 redone
+    RUST_LOG=warn start record-killed "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$upstream" --store "$store" --listen 127.0.0.1:0
+    check record-killed "$URL" && load "$URL" "$WORK/record-killed.load" unique >/dev/null
+    kill -KILL "$PID" && wait "$PID" 2>/dev/null || true
+    journal=$(du -sk "$store/ims-vcr-journal" | cut -f1)
+    tick && t0=$NOW
+    RUST_LOG=ims_vcr::storage::durability=info start killed-replay "$SERVER_CPU" "$BIN/ims-vcr" replay --store "$store" --listen 127.0.0.1:0
+    tick && redone=$(grep -o 'answers=[0-9]*' "$WORK/killed-replay.err" | cut -d= -f2 || true)
+    echo "record-killed: killed with -9 under load, ${journal} KB of journal left; a replay of that store listened after $((NOW - t0)) ms, ${redone:-no} journaled answers redone first" >>"$WORK/notes"
+    stop "$PID"
+}
+
 record_mode() {
     loadgen
     start bare "$SERVER_CPU" "$BIN/examples/bare_responder" 0
@@ -310,6 +327,7 @@ record_mode() {
     check passthrough "$URL" && measure passthrough "$PID" "$URL" unique && stop "$PID"
     record_run record-empty "$upstream" "$WORK/store-empty"
     record_run record-fsync "$upstream" "$WORK/store-fsync" --fsync
+    killed_run "$upstream" "$WORK/store-killed"
     pin "$SERVER_CPU" "$BIN/examples/make_store" "$WORK/store-full" "$STORE_SIZE" 2>/dev/null
     record_run "record-${STORE_SIZE}" "$upstream" "$WORK/store-full"
     echo "record GET /v2/images/{unique id}: $LOADGEN -c$CONNS -t1, ${DURATION}s per run after ${WARMUP}s warm-up;" \
