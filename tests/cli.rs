@@ -76,7 +76,35 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
 fn bad_flags_get_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
     // Bad flag values are usage errors (2); unusable files and folders are runtime errors (1).
-    let cases: [(&[&str], i32, &str); 5] = [
+    std::fs::write(dir.path().join("a-file"), b"").unwrap();
+    let cases: [(&[&str], i32, &str); 9] = [
+        // A URL with user information is named without its password.
+        (
+            &["record", "--upstream", "http://u:pw-in-url@127.0.0.1:1"],
+            2,
+            "'http://REDACTED@127.0.0.1:1' for '--upstream <URL>'",
+        ),
+        (
+            &[
+                "record",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--route",
+                "/v3=http://u:pw-in-url@127.0.0.1:2",
+            ],
+            1,
+            "--route /v3: invalid --upstream \"http://REDACTED@127.0.0.1:2\"",
+        ),
+        (
+            &["replay", "--cassettes", "a-file"],
+            1,
+            "--cassettes a-file: not a directory",
+        ),
+        (
+            &["export", "--store", "nostore", "--out", "a-file"],
+            2,
+            "--out a-file: not a directory",
+        ),
         (
             &["record", "--upstream", "ims.example.com"],
             2,
@@ -113,7 +141,10 @@ fn bad_flags_get_errors_that_name_them() {
             "{args:?}: expected {expected:?} in {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("pw-in-url"), "{args:?}: {stderr}");
     }
+    // Nothing was created by a refused command.
+    assert!(!dir.path().join(".ims-vcr").exists());
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Upstream down, TLS failure, timeout, connection cut mid-body: the client gets a 502 naming
-//! what failed and where, and nothing is stored.
+//! what failed and where (credentials in the query masked), and nothing is stored.
 
 use std::time::Duration;
 
@@ -13,8 +13,12 @@ async fn assert_502_and_nothing_stored(
     path: &str,
     kind: &str,
 ) {
+    // Credentials in the query (any spelling) are masked in the message, as everywhere else.
+    let path = format!("{path}?limit=1&token=SECRETQ1&access%5Ftoken=SECRETQ2&Password=SECRETQ3");
     let reply = get(&format!("{}{path}", proxy.uri())).await;
     assert_eq!(reply.status, 502, "{path}");
+    assert!(!reply.text().contains("SECRETQ"), "{}", reply.text());
+    assert!(reply.text().contains("token=REDACTED"), "{}", reply.text());
     assert_eq!(reply.header("x-ims-vcr"), Some("upstream-error"));
     let body = reply.json();
     assert_eq!(body["ims_vcr"]["kind"], kind, "{body}");

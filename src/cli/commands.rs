@@ -11,6 +11,12 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         .ok_or_else(|| {
             Error::Usage("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
+    if args.format == "cassettes" && out.exists() && !out.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: not a directory; cassettes are written into a folder (--format har writes one file)",
+            out.display()
+        )));
+    }
     if args.vouch_existing && args.redact.policy(config).is_none() {
         return Err(Error::Usage(
             "--vouch-existing vouches for redacted values: it needs --redact".into(),
@@ -401,9 +407,11 @@ pub(super) fn existing<'a>(path: &'a Path, flag: &str) -> Result<&'a Path> {
     if path.is_dir() {
         Ok(path)
     } else {
-        Err(Error::Config(format!(
-            "{flag} {}: no such directory",
-            path.display()
-        )))
+        let what = if path.exists() {
+            "not a directory"
+        } else {
+            "no such directory"
+        };
+        Err(Error::Config(format!("{flag} {}: {what}", path.display())))
     }
 }

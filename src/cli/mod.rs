@@ -213,7 +213,7 @@ struct UpstreamArgs {
     /// Upstream scheme://host[:port], e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for
     /// local stand-ins; no path: clients send the whole path): the route of every path no
     /// --route takes (`--route /=URL`).
-    #[arg(long, value_name = "URL", value_parser = upstream_url, required_unless_present = "routes")]
+    #[arg(long, value_name = "URL", value_parser = UpstreamUrl, required_unless_present = "routes")]
     upstream: Option<String>,
     /// Forward paths under PREFIX to URL, e.g. /v3=https://iam.myhuaweicloud.com (repeatable;
     /// the longest prefix wins, whole path segments only; the path is forwarded unchanged).

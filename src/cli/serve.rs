@@ -245,6 +245,33 @@ pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) 
     }
 }
 
+/// `--upstream`'s parser: [`upstream_url`], with a refusal that shows the URL without its user
+/// information (clap's own message would repeat a `user:password@` URL whole, on stderr).
+#[derive(Clone)]
+pub(super) struct UpstreamUrl;
+
+impl clap::builder::TypedValueParser for UpstreamUrl {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<String, clap::Error> {
+        use clap::error::ErrorKind;
+        let text = value
+            .to_str()
+            .ok_or_else(|| clap::Error::new(ErrorKind::InvalidUtf8).with_cmd(cmd))?;
+        upstream_url(text).map_err(|reason| {
+            let name = arg.map_or_else(|| "--upstream <URL>".to_owned(), |a| a.to_string());
+            let shown = crate::model::credentials::mask_userinfo(text);
+            let message = format!("invalid value '{shown}' for '{name}': {reason}\n");
+            clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd)
+        })
+    }
+}
+
 /// Checks `--upstream` (clap reports a refusal as a usage error): `https://host[:port]`, or
 /// `http://` for a local stand-in, and nothing after the authority. Clients send the whole path
 /// (`/v2/images/…`), so a path here would be sent twice (`/v2/v2/images/…`).

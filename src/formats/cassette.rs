@@ -239,6 +239,26 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
                 .to_owned(),
         );
     }
+    // Replay shifts the dates of an answer by how long ago it was recorded: a date it cannot
+    // read would silently shift nothing, one centuries off would shift by centuries. Empty
+    // means not known (nothing is shifted).
+    if !response.recorded_at.is_empty() {
+        match crate::replay::timeshift::recorded_at(&response.recorded_at) {
+            Some(at) if at.year() >= 1970 => {}
+            Some(_) => {
+                return Err(format!(
+                    "recorded_at: {:?} is before 1970; expected when the answer was recorded",
+                    response.recorded_at
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "recorded_at: {:?} is not an RFC 3339 date-time, e.g. 2026-11-27T10:00:00Z",
+                    response.recorded_at
+                ));
+            }
+        }
+    }
     if response.latency_ms > MAX_LATENCY_MS {
         return Err(format!(
             "latency_ms: {} is longer than any upstream timeout (at most {MAX_LATENCY_MS}, a year)",
@@ -332,7 +352,7 @@ pub fn parse_in(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(Recording, Mat
 
 /// The `*.json` files in `dir` and, as sessions, in its subfolders at any depth (hidden
 /// folders, whose names start with `.`, are skipped), sorted. Symlinked folders are not
-/// followed.
+/// followed; a `*.json` that is not a file, or a symlink to nothing, is an error naming it.
 pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
@@ -346,8 +366,29 @@ pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
                 if !entry.file_name().to_string_lossy().starts_with('.') {
                     folders.push(path);
                 }
-            } else if path.extension().is_some_and(|e| e == "json") && path.is_file() {
-                paths.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                // A symlink is followed to what it names. One that names nothing (a git-annex
+                // or LFS file never fetched) or a device is an error, not a cassette silently
+                // left out of what is replayed, imported or verified.
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => paths.push(path),
+                    // A symlinked folder: not followed, as said above.
+                    Ok(meta) if meta.is_dir() => {}
+                    Ok(_) => {
+                        return Err(Error::cassette(
+                            &path,
+                            "is not a regular file (a device, a pipe or a socket); a cassette is a JSON file",
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(Error::cassette(
+                            &path,
+                            format!(
+                                "cannot be read ({e}): a symlink to a missing file? (a git-annex or LFS file never fetched)"
+                            ),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -683,6 +724,49 @@ mod tests {
         v["request"]["headers"] = serde_json::json!([["X-Auth-Token", "t"]]);
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("request.headers[0]"), "{err}");
+    }
+
+    #[test]
+    fn a_recorded_at_replay_cannot_shift_dates_by_is_an_error_naming_the_field() {
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        for bad in ["notadate", "2026-13-45T99:99:99Z", "0001-01-01T00:00:00Z", "2026-11-27"] {
+            v["answers"][0]["recorded_at"] = bad.into();
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("f.json") && err.contains("answers[0].recorded_at"),
+                "{bad}: {err}"
+            );
+        }
+        for good in ["2026-11-27T10:00:00Z", "2026-11-27T10:00:00.123+08:00", ""] {
+            v["answers"][0]["recorded_at"] = good.into();
+            assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok(), "{good}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cassette_symlink_to_nothing_or_a_device_is_an_error_naming_it() {
+        let rules = MatchRules::default();
+        for target in ["/nonexistent/ims-vcr-cassette.json", "/dev/null"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("a.json"), render(&recording("GET", "/a"), &rules))
+                .unwrap();
+            std::os::unix::fs::symlink(target, dir.path().join("b.json")).unwrap();
+            let err = read_dir(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("b.json"), "{target}: {err}");
+            assert!(cassette_paths(dir.path()).is_err(), "{target}");
+        }
+        // A symlink to a cassette is read as the cassette.
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("a.txt"), render(&recording("GET", "/a"), &rules)).unwrap();
+        std::os::unix::fs::symlink(real.join("a.txt"), dir.path().join("a.json")).unwrap();
+        assert_eq!(read_dir(dir.path()).unwrap().0.len(), 1);
     }
 
     #[test]

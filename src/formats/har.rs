@@ -265,6 +265,18 @@ pub fn from_har(
     Ok(group_by_key(keyed))
 }
 
+/// An entry's `startedDateTime` (empty when absent), refused when it is not a date-time replay
+/// can shift answers by (RFC 3339, as browsers write it).
+fn started_date_time(entry: &Value) -> std::result::Result<String, String> {
+    let text = entry["startedDateTime"].as_str().unwrap_or("");
+    if !text.is_empty() && crate::replay::timeshift::recorded_at(text).is_none() {
+        return Err(format!(
+            "startedDateTime: {text:?} is not an ISO 8601 date-time, e.g. 2026-11-27T10:00:00.000Z"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// One HAR entry as an interaction, and the credential values it carried.
 fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>), String> {
     let request = &entry["request"];
@@ -399,7 +411,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             status,
             headers: response_headers,
             body: Body::from_bytes(&body),
-            recorded_at: entry["startedDateTime"].as_str().unwrap_or("").to_owned(),
+            recorded_at: started_date_time(entry)?,
             latency_ms: entry["time"]
                 .as_f64()
                 .map_or(0, |t| t.max(0.0).round() as u64),

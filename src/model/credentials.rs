@@ -36,6 +36,17 @@ const NAMES: &[&str] = &[
     "awsaccesskeyid",
     "access_key",
     "pwd",
+    // Huawei's access key id and secret key as query or form parameters.
+    "ak",
+    "sk",
+    "authorization",
+    "x_service_token",
+    "service_token",
+    "x_storage_token",
+    "x_access_token",
+    "private_token",
+    // Nova's server password (`server.adminPass`).
+    "adminpass",
     // Huawei IAM's AK/SK sign-in body (`auth.identity.hw_ak_sk.{access,secret}.key`): everything
     // under it is masked.
     "hw_ak_sk",
@@ -55,6 +66,8 @@ const PARTS: &[&str] = &[
     "apikey",
     // Keystone's TOTP sign-in (`auth.identity.totp.user.passcode`).
     "passcode",
+    "passphrase",
+    "private_key",
 ];
 
 /// True for a query parameter or body field name that carries a credential (any case; `-` and
@@ -65,9 +78,12 @@ pub fn is_credential_name(name: &str) -> bool {
     NAMES.contains(&normal.as_str()) || PARTS.iter().any(|p| normal.contains(p))
 }
 
-/// Lower case, `-` read as `_`, trimmed.
+/// Lower case, `-` read as `_`, trimmed, and without the `[]` of a PHP-style array parameter
+/// (`token[]=`).
 fn normalise(name: &str) -> String {
-    name.trim()
+    let name = name.trim();
+    name.strip_suffix("[]")
+        .unwrap_or(name)
         .chars()
         .map(|c| match c {
             '-' => '_',
@@ -155,10 +171,27 @@ pub fn mask_json(value: &mut Value) -> Vec<Found> {
     found
 }
 
+/// The credential a JSON-Patch operation sets (`{"op": "replace", "path": "/password",
+/// "value": …}`, as Glance's and Nova's updates are written): the name its `path` ends with,
+/// when that is a credential name. Its `value` is then masked whole.
+fn patched_credential(map: &serde_json::Map<String, Value>) -> Option<String> {
+    let path = map.get("path")?.as_str()?;
+    if !map.contains_key("op") || !map.contains_key("value") {
+        return None;
+    }
+    let last = path.rsplit('/').next()?.replace("~1", "/").replace("~0", "~");
+    is_credential_name(&last).then_some(last)
+}
+
 fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => {
+            let patched = patched_credential(map);
             for (name, item) in map.iter_mut() {
+                if let Some(credential) = patched.as_deref().filter(|_| name == "value") {
+                    mask_all(credential, item, found);
+                    continue;
+                }
                 if is_container(name) {
                     mask_all(name, item, found);
                     continue;
@@ -224,8 +257,17 @@ pub fn unmasked_in_json(value: &Value) -> Vec<(String, String)> {
 fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(map) => {
+            let patched = patched_credential(map);
             for (name, item) in map.iter_mut() {
                 let child = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                if let Some(credential) = patched.as_deref().filter(|_| name == "value") {
+                    let mut found = Vec::new();
+                    mask_all(credential, item, &mut found);
+                    if !found.is_empty() {
+                        out.push((child.clone(), credential.to_owned()));
+                    }
+                    continue;
+                }
                 if is_container(name) {
                     let mut found = Vec::new();
                     mask_all(name, item, &mut found);
@@ -258,7 +300,7 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
 /// secret key and security token of IAM's temporary (and new permanent) access keys, tokens,
 /// passwords (Nova's `adminPass`). Whole names only: answers are data, and `password_expires_at`
 /// or Glance's `img_signature` are not secrets.
-/// (All 6 to 14 bytes long, as `access`: [`may_hold_answer_secrets`] relies on it.)
+/// (All 5 to 14 bytes long, as `access`: [`may_hold_answer_secrets`] relies on it.)
 const ANSWER_SECRETS: &[&str] = &[
     "secret",
     "securitytoken",
@@ -270,6 +312,13 @@ const ANSWER_SECRETS: &[&str] = &[
     "id_token",
     "client_secret",
     "secret_key",
+    "api_key",
+    "apikey",
+    "private_key",
+    "passphrase",
+    // A token handed out as a string, or Keystone v2's `"token": {"id": …}` (only its `id`:
+    // a v3 token body, `"token": {"catalog": …}`, is data a client reads).
+    "token",
 ];
 
 /// Objects (as [`NAMES`]) whose `access` field is an access key id (`credential.access`,
@@ -292,10 +341,10 @@ pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -
 pub fn may_hold_answer_secrets(value: &Value) -> bool {
     match value {
         Value::Object(map) => map.iter().any(|(name, item)| {
-            // Trimmed once, and only names as long as a field masking acts on (6 to 14
+            // Trimmed once, and only names as long as a field masking acts on (5 to 14
             // bytes) compared: this runs over every key of every recorded answer.
             let name = name.trim();
-            (6..=14).contains(&name.len())
+            (5..=14).contains(&name.len())
                 && (ANSWER_SECRETS.iter().any(|s| normalised_is(name, s))
                     || normalised_is(name, "access"))
                 || may_hold_answer_secrets(item)
@@ -306,15 +355,15 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
 }
 
 /// Whether JSON text `text` could have a key [`may_hold_answer_secrets`] finds: one holding
-/// `secret`, `token`, `pass` or `access` in any letter case (every [`ANSWER_SECRETS`] name and
-/// `access` holds one), or any backslash (a key may be written with escapes). False for most
+/// `secret`, `token`, `pass`, `access`, `apikey` or `_key` in any letter case (every
+/// [`ANSWER_SECRETS`] name and `access` holds one), or any backslash (a key may be written with escapes). False for most
 /// answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
     if text.contains('\\') {
         return true;
     }
     let lower = text.to_ascii_lowercase();
-    ["secret", "token", "pass", "access"]
+    ["secret", "token", "pass", "access", "apikey", "_key"]
         .iter()
         .any(|word| memchr::memmem::find(lower.as_bytes(), word.as_bytes()).is_some())
 }
@@ -341,6 +390,12 @@ fn mask_answer_into(
                 let normal = normalise(name);
                 if ANSWER_SECRETS.contains(&normal.as_str()) {
                     let mut masked = Vec::new();
+                    if let Value::Object(inner) = item
+                        && normal == "token"
+                        && let Some(id) = inner.get_mut("id")
+                    {
+                        mask_scalar(name, id, &mut masked);
+                    }
                     mask_scalar(name, item, &mut masked);
                     found.extend(masked.into_iter().map(|f| Found {
                         label: format!("credential field {name} of the answer body"),
@@ -426,6 +481,15 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
     (format!("{scheme}://{host}{tail}"), Some(userinfo.to_owned()))
 }
 
+/// `url` as messages may show it: its user information, if any, replaced by [`PLACEHOLDER`]
+/// (`https://REDACTED@host`), so a refused `user:password@` URL is named without its password.
+pub fn mask_userinfo(url: &str) -> String {
+    match strip_userinfo(url) {
+        (stripped, Some(_)) => stripped.replacen("://", &format!("://{PLACEHOLDER}@"), 1),
+        (url, None) => url,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +515,18 @@ mod tests {
             "APIKEY",
             "X-Amz-Credential",
             "AWSAccessKeyId",
+            // Huawei's AK/SK as parameters, Nova's server password, other token spellings.
+            "ak",
+            "SK",
+            "adminPass",
+            "Authorization",
+            "X-Service-Token",
+            "x_access_token",
+            "Private-Token",
+            "private_key",
+            "ssh_private_key",
+            "passphrase",
+            "token[]",
         ] {
             assert!(is_credential_name(name), "{name}");
         }
@@ -582,6 +658,60 @@ mod tests {
         );
         assert_eq!(answer["image"]["img_signature"], "sig");
         assert_eq!(answer["image"]["access"], "not-a-key");
+    }
+
+    #[test]
+    fn a_json_patch_setting_a_credential_has_its_value_masked() {
+        use serde_json::json;
+        // Glance's and Nova's updates are JSON-Patch: the credential is named by `path`.
+        let mut body = json!([
+            {"op": "replace", "path": "/password", "value": "pp-1"},
+            {"op": "add", "path": "/metadata/db_password", "value": {"nested": "pp-2"}},
+            {"op": "replace", "path": "/name", "value": "kept"},
+            {"path": "/password", "value": "not-a-patch-op"},
+        ]);
+        assert_eq!(
+            unmasked_in_json(&body),
+            [
+                ("/0/value".to_owned(), "password".to_owned()),
+                ("/1/value".to_owned(), "db_password".to_owned()),
+            ]
+        );
+        let found = mask_json(&mut body);
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["pp-1", "pp-2"]);
+        assert_eq!(body[0]["value"], PLACEHOLDER);
+        assert_eq!(body[1]["value"]["nested"], PLACEHOLDER);
+        assert_eq!(body[2]["value"], "kept");
+        assert_eq!(body[3]["value"], "not-a-patch-op");
+        assert!(unmasked_in_json(&body).is_empty());
+    }
+
+    #[test]
+    fn tokens_and_keys_an_answer_hands_out_are_masked_and_a_v3_token_body_is_kept() {
+        let mut answer = serde_json::json!({
+            "access": {"token": {"id": "tok-v2", "expires": "2026-12-02T15:04:05Z"}},
+            "apiKey": "ak-9",
+            "private_key": "-----BEGIN-----",
+            "session": {"token": "tok-s"},
+            "token": {"methods": ["password"], "catalog": [{"type": "image"}]},
+        });
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["-----BEGIN-----", "ak-9", "tok-s", "tok-v2"]);
+        assert_eq!(answer["access"]["token"]["id"], PLACEHOLDER);
+        assert_eq!(answer["access"]["token"]["expires"], "2026-12-02T15:04:05Z");
+        assert_eq!(answer["token"]["catalog"][0]["type"], "image");
+    }
+
+    #[test]
+    fn user_information_is_masked_in_a_url_shown_in_a_message() {
+        assert_eq!(
+            mask_userinfo("http://alice:pw@127.0.0.1:8080"),
+            "http://REDACTED@127.0.0.1:8080"
+        );
+        assert_eq!(mask_userinfo("https://ims.example"), "https://ims.example");
     }
 
     #[test]

@@ -34,6 +34,12 @@ const CREDENTIALS: &[&str] = &[
     "cookie",
     "set-cookie",
     "x-amz-security-token",
+    // OpenStack's service token (Keystone's service-to-service calls) and Swift's storage token.
+    "x-service-token",
+    "x-storage-token",
+    // Other spellings clients use for a bearer token.
+    "x-access-token",
+    "private-token",
     // The control API's token (`--control-token`).
     "x-ims-vcr-token",
 ];
@@ -154,6 +160,22 @@ pub fn to_pairs(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Vec<(String
 mod tests {
     use super::*;
     use hyper::header::HeaderValue;
+
+    #[test]
+    fn token_headers_of_every_common_spelling_are_credentials() {
+        for name in [
+            "Authorization",
+            "X-Auth-Token",
+            "X-Service-Token",
+            "x-storage-token",
+            "X-Access-Token",
+            "Private-Token",
+            "Cookie",
+        ] {
+            assert!(is_credential(name), "{name}");
+        }
+        assert!(!is_credential("X-Project-Id"));
+    }
 
     #[test]
     fn connection_named_headers_are_stripped_with_the_standard_ones() {

@@ -202,8 +202,7 @@ impl RequestKey {
 /// session line. `header`
 /// returns the values of a header by lower-case name (only consulted for
 /// [`MatchRules::match_headers`]). Built in place: this runs on every request, and `format!`
-/// with an upper-cased copy of the method and a normalised copy of the path cost three
-/// allocations.
+/// with a normalised copy of the path costs more allocations.
 pub fn canonical_form<'a>(
     rules: &MatchRules,
     (method, path, query): (&str, &str, Option<&str>),
@@ -225,7 +224,9 @@ pub fn canonical_form<'a>(
     };
     let (path, query, body) = (path.as_ref(), query.as_deref(), body.as_ref());
     let mut canonical = String::with_capacity(method.len() + 1 + path.len());
-    canonical.extend(method.chars().map(|c| c.to_ascii_uppercase()));
+    // As sent: methods are case-sensitive (RFC 9110, 9.1), and `get` is not `GET` to an
+    // upstream (it answers 501 or 405), so the two never share a recording.
+    canonical.push_str(method);
     canonical.push(' ');
     push_normalised_path(&mut canonical, path);
     let query = canonical_query(query.unwrap_or(""), &rules.ignore_query);
@@ -420,9 +421,19 @@ mod tests {
     #[test]
     fn query_order_and_encoding_do_not_matter() {
         let a = key("GET", "/v2/images", Some("owner=a&limit=2&name=x+y"), b"");
-        let b = key("get", "/v2/images", Some("limit=2&name=x%20y&owner=a"), b"");
+        let b = key("GET", "/v2/images", Some("limit=2&name=x%20y&owner=a"), b"");
         assert_eq!(a, b);
         assert_eq!(a.canonical(), "GET /v2/images?limit=2&name=x+y&owner=a");
+    }
+
+    #[test]
+    fn methods_are_matched_as_sent_so_a_lowercase_one_never_shares_a_recording() {
+        // An upstream answers `get` with 501 or 405: recorded under GET's key, that answer
+        // would be replayed to every GET.
+        let upper = key("GET", "/v2/images/x", None, b"");
+        let lower = key("get", "/v2/images/x", None, b"");
+        assert_ne!(upper, lower);
+        assert_eq!(lower.canonical(), "get /v2/images/x");
     }
 
     #[test]

@@ -103,7 +103,10 @@ impl Upstream {
     /// Validates the URL, loads the CA file and builds the pooled client.
     pub fn new(config: &UpstreamConfig) -> Result<Upstream> {
         let bad =
-            |reason: &str| Error::Config(format!("invalid --upstream {:?}: {reason}", config.url));
+            |reason: &str| {
+                let shown = crate::model::credentials::mask_userinfo(&config.url);
+                Error::Config(format!("invalid --upstream {shown:?}: {reason}"))
+            };
         let uri = Uri::from_str(&config.url).map_err(|e| bad(&e.to_string()))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| {
             bad("it needs a scheme, e.g. https://ims.cn-north-4.myhuaweicloud.com")
@@ -354,11 +357,17 @@ impl Upstream {
 
 /// An upstream request's URL for messages: the upstream's origin and the origin-form target.
 #[derive(Clone, Copy)]
+/// The upstream URL of a request, for messages (a `502`'s body, the log): the values of
+/// credential query parameters are masked, as everywhere else ims-vcr writes a request.
 struct Url<'a>(&'a str, &'a Uri);
 
 impl std::fmt::Display for Url<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}", self.0, self.1)
+        let (origin, uri) = (self.0, self.1);
+        match uri.query().and_then(crate::model::credentials::mask_query) {
+            Some((masked, _)) => write!(f, "{origin}{}?{masked}", uri.path()),
+            None => write!(f, "{origin}{uri}"),
+        }
     }
 }
 
@@ -493,6 +502,20 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
+    }
+
+    #[test]
+    fn a_url_in_a_message_has_its_credential_parameters_masked() {
+        let uri: Uri = "/v2/images/x?limit=1&token=s3-1&X-Auth-Token=s3-2".parse().unwrap();
+        assert_eq!(
+            Url("https://ims.example", &uri).to_string(),
+            "https://ims.example/v2/images/x?limit=1&token=REDACTED&X-Auth-Token=REDACTED"
+        );
+        let plain: Uri = "/v2/images/x?limit=1".parse().unwrap();
+        assert_eq!(
+            Url("https://ims.example", &plain).to_string(),
+            "https://ims.example/v2/images/x?limit=1"
+        );
     }
 
     #[test]

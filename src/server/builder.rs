@@ -328,6 +328,9 @@ impl ProxyServerBuilder {
             (_, Source::Store(dir)) => {
                 tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), store = %dir.display(), "recordings loaded");
             }
+            (_, Source::Cassettes(dir)) if tapes.is_empty() => {
+                tracing::warn!(mode = self.mode.as_str(), cassettes = %dir.display(), "no cassette (*.json) in the folder: every request is a miss");
+            }
             (_, Source::Cassettes(dir)) => {
                 tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), cassettes = %dir.display(), "recordings loaded");
             }
