@@ -434,8 +434,24 @@ pub fn is_form(content_type: Option<&str>) -> bool {
     })
 }
 
+/// Whether a body sent without a `Content-Type` reads as a form (`name=value&...`, one line,
+/// every pair with a name and `=`, names of URL-safe characters): clients (and `curl -d`
+/// without `-H`) send forms so, and its credentials are masked as a form's.
+fn looks_like_form(body: &[u8]) -> bool {
+    !body.is_empty()
+        && body.split(|b| *b == b'&').all(|pair| {
+            let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+            pair.contains(&b'=')
+                && !name.is_empty()
+                && name
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.~%[]+".contains(b))
+                && !pair.iter().any(|b| b.is_ascii_whitespace() && *b != b' ')
+        })
+}
+
 /// A request body with its credentials masked: JSON fields, or form parameters when
-/// `content_type` says it is a form. `None` when there is nothing to mask (or the body is
+/// `content_type` says it is a form (or there is none and the body reads as one). `None` when there is nothing to mask (or the body is
 /// neither, or its credentials are empty). The masked JSON is compact; the form keeps its other
 /// pairs as they were.
 pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
@@ -449,7 +465,7 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             found,
         ));
     }
-    if is_form(content_type) {
+    if is_form(content_type) || (content_type.is_none() && looks_like_form(body)) {
         let text = std::str::from_utf8(body).ok()?;
         let (masked, found) = mask_query(text)?;
         let found = found
@@ -703,6 +719,22 @@ mod tests {
         assert_eq!(answer["access"]["token"]["id"], PLACEHOLDER);
         assert_eq!(answer["access"]["token"]["expires"], "2026-12-02T15:04:05Z");
         assert_eq!(answer["token"]["catalog"][0]["type"], "image");
+    }
+
+    #[test]
+    fn a_form_sent_without_a_content_type_has_its_credentials_masked() {
+        let (masked, found) = mask_body(b"user=u&password=pw-7&x=1", None).unwrap();
+        assert_eq!(masked, b"user=u&password=REDACTED&x=1");
+        assert_eq!(found[0].value, "pw-7");
+        // Text that is no form, and a typed body that is not one, are left alone.
+        for (body, content_type) in [
+            (&b"password is pw"[..], None),
+            (b"a=1\npassword=pw", None),
+            (b"=x&password=pw", None),
+            (b"password=pw", Some("text/plain")),
+        ] {
+            assert!(mask_body(body, content_type).is_none(), "{body:?}");
+        }
     }
 
     #[test]

@@ -363,7 +363,6 @@ impl Tapes {
     }
 
     /// True when nothing is recorded.
-    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.read().is_empty()
     }
