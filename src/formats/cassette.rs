@@ -239,26 +239,8 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
                 .to_owned(),
         );
     }
-    // Replay shifts the dates of an answer by how long ago it was recorded: a date it cannot
-    // read would silently shift nothing, one centuries off would shift by centuries. Empty
-    // means not known (nothing is shifted).
-    if !response.recorded_at.is_empty() {
-        match crate::replay::timeshift::recorded_at(&response.recorded_at) {
-            Some(at) if at.year() >= 1970 => {}
-            Some(_) => {
-                return Err(format!(
-                    "recorded_at: {:?} is before 1970; expected when the answer was recorded",
-                    response.recorded_at
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "recorded_at: {:?} is not an RFC 3339 date-time, e.g. 2026-11-27T10:00:00Z",
-                    response.recorded_at
-                ));
-            }
-        }
-    }
+    crate::replay::timeshift::check_recorded_at(&response.recorded_at)
+        .map_err(|e| format!("recorded_at: {e}"))?;
     if response.latency_ms > MAX_LATENCY_MS {
         return Err(format!(
             "latency_ms: {} is longer than any upstream timeout (at most {MAX_LATENCY_MS}, a year)",
@@ -374,19 +356,14 @@ pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
                     Ok(meta) if meta.is_file() => paths.push(path),
                     // A symlinked folder: not followed, as said above.
                     Ok(meta) if meta.is_dir() => {}
-                    Ok(_) => {
-                        return Err(Error::cassette(
-                            &path,
-                            "is not a regular file (a device, a pipe or a socket); a cassette is a JSON file",
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(Error::cassette(
-                            &path,
-                            format!(
-                                "cannot be read ({e}): a symlink to a missing file? (a git-annex or LFS file never fetched)"
-                            ),
-                        ));
+                    other => {
+                        let why = match other {
+                            Ok(_) => "is not a regular file (a device, a pipe or a socket)".into(),
+                            // E.g. a git-annex or LFS file never fetched.
+                            Err(e) => format!("cannot be read ({e}): a symlink to nothing?"),
+                        };
+                        let reason = format!("{why}; a cassette is a JSON file");
+                        return Err(Error::cassette(&path, reason));
                     }
                 }
             }

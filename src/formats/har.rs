@@ -265,15 +265,11 @@ pub fn from_har(
     Ok(group_by_key(keyed))
 }
 
-/// An entry's `startedDateTime` (empty when absent), refused when it is not a date-time replay
-/// can shift answers by (RFC 3339, as browsers write it).
+/// An entry's `startedDateTime` (empty when absent), refused as a cassette's `recorded_at` is
+/// ([`check_recorded_at`](crate::replay::timeshift::check_recorded_at)).
 fn started_date_time(entry: &Value) -> std::result::Result<String, String> {
     let text = entry["startedDateTime"].as_str().unwrap_or("");
-    if !text.is_empty() && crate::replay::timeshift::recorded_at(text).is_none() {
-        return Err(format!(
-            "startedDateTime: {text:?} is not an ISO 8601 date-time, e.g. 2026-11-27T10:00:00.000Z"
-        ));
-    }
+    crate::replay::timeshift::check_recorded_at(text).map_err(|e| format!("startedDateTime: {e}"))?;
     Ok(text.to_owned())
 }
 

@@ -179,6 +179,21 @@ pub fn recorded_at(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// Checks a `recorded_at` read from a file (a cassette, a HAR's `startedDateTime`): replay
+/// shifts an answer's dates by how long ago it was recorded, so a date it cannot read would
+/// silently shift nothing, and one centuries off would shift by centuries. Empty means not
+/// known (nothing is shifted).
+pub fn check_recorded_at(text: &str) -> Result<(), String> {
+    match recorded_at(text) {
+        _ if text.is_empty() => Ok(()),
+        Some(at) if at.year() >= 1970 => Ok(()),
+        Some(_) => Err(format!("{text:?} is before 1970; expected when the answer was recorded")),
+        None => Err(format!(
+            "{text:?} is not an RFC 3339 date-time, e.g. 2026-11-27T10:00:00Z"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
