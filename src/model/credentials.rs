@@ -356,8 +356,8 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
 
 /// Whether JSON text `text` could have a key [`may_hold_answer_secrets`] finds: one holding
 /// `secret`, `token`, `pass`, `access`, `apikey` or `_key` in any letter case (every
-/// [`ANSWER_SECRETS`] name and `access` holds one), or any backslash (a key may be written with escapes). False for most
-/// answers, which are then not parsed to be masked.
+/// [`ANSWER_SECRETS`] name and `access` holds one), or any backslash (a key may be written
+/// with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
     if text.contains('\\') {
         return true;
@@ -451,9 +451,9 @@ fn looks_like_form(body: &[u8]) -> bool {
 }
 
 /// A request body with its credentials masked: JSON fields, or form parameters when
-/// `content_type` says it is a form (or there is none and the body reads as one). `None` when there is nothing to mask (or the body is
-/// neither, or its credentials are empty). The masked JSON is compact; the form keeps its other
-/// pairs as they were.
+/// `content_type` says it is a form (or there is none and the body reads as one). `None` when
+/// there is nothing to mask (or the body is neither, or its credentials are empty). The masked
+/// JSON is compact; the form keeps its other pairs as they were.
 pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
     if let Ok(mut json) = serde_json::from_slice::<Value>(body) {
         let found = mask_json(&mut json);
