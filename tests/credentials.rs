@@ -51,3 +51,116 @@ async fn credentials_are_absent_from_store_bytes_and_exported_cassettes() {
     // The non-secret header is kept for readers of the cassette.
     assert!(!files_containing(&out, b"x-project-id").is_empty());
 }
+
+/// The siblings of the query and the form: a `;token=` matrix parameter in the path, a
+/// `password` part of a multipart body, and answer fields that end in `password` or `secret`
+/// reach the upstream and the client, and never the store, an exported cassette (its bytes or
+/// its file name) or the log, even at `RUST_LOG=debug`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reach_disk_or_log() {
+    const MATRIX: &str = "matrix-token-secret-8c1f";
+    const PART: &str = "multipart-password-secret-2b7e";
+    const DB_PASSWORD: &str = "answer-db-password-secret-4d09";
+    const ADMIN_PASSWORD: &str = "answer-admin-password-secret-e6a3";
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let answer = serde_json::json!({
+        "database": {"name": "images", "db_password": DB_PASSWORD},
+        "adminPassword": ADMIN_PASSWORD,
+        "password_expires_at": "2027-01-01T00:00:00Z",
+    })
+    .to_string();
+    let canned = canned_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let env = [("RUST_LOG", "debug")];
+    let boundary = "vcr-boundary-77";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ncirros\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n{PART}\r\n\
+         --{boundary}--\r\n"
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let mut logs = Vec::new();
+    let mut stores = Vec::new();
+    for (n, upstream) in [fake.base_url(), canned].iter().enumerate() {
+        let run = dir.path().join(format!("run-{n}"));
+        std::fs::create_dir_all(&run).unwrap();
+        let args = [
+            "record",
+            "--upstream",
+            upstream,
+            "--listen",
+            "0",
+            "--store",
+            "store",
+        ];
+        let proxy = Running::start_with_env(&args, &run, &env);
+        if n == 0 {
+            // A path the fake answers without echoing the body (it would hold the password,
+            // and the leak gate would forward the answer without storing it).
+            let url = format!("{}/v2/cloudimages/action", proxy.uri);
+            let headers = [("content-type", content_type.as_str())];
+            let reply = send("POST", &url, &headers, multipart.as_bytes()).await;
+            assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+        } else {
+            let url = format!("{}/v2/settings;token={MATRIX}", proxy.uri);
+            let reply = send("GET", &url, &[], b"").await;
+            assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+            assert!(
+                reply.text().contains(DB_PASSWORD),
+                "the client gets the live answer"
+            );
+        }
+        logs.push(proxy.log());
+        assert!(proxy.terminate().success());
+        stores.push(run.join("store"));
+    }
+    let sent = fake.requests();
+    assert!(
+        sent.iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(PART))
+    );
+
+    // A replay with another matrix token still matches: the token is not part of the key.
+    let replay = Running::start(
+        &["replay", "--store", "store", "--listen", "0"],
+        &dir.path().join("run-1"),
+    );
+    let url = format!("{}/v2/settings;token=another-one", replay.uri);
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    logs.push(replay.log());
+    assert!(replay.terminate().success());
+
+    let mut places = Vec::new();
+    for (n, store) in stores.iter().enumerate() {
+        let out = dir.path().join(format!("out-{n}"));
+        export_store(store, &out, None).unwrap();
+        let names: Vec<String> = all_files(&out)
+            .keys()
+            .map(|p| p.display().to_string())
+            .collect();
+        for name in &names {
+            assert!(!name.contains("matrix-token"), "{name}");
+        }
+        places.push(store.clone());
+        places.push(out);
+    }
+    for secret in [MATRIX, PART, DB_PASSWORD, ADMIN_PASSWORD] {
+        for place in &places {
+            let hits = files_containing(place, secret.as_bytes());
+            assert!(hits.is_empty(), "{secret:?} found in {hits:?}");
+        }
+        for log in &logs {
+            assert!(!log.contains(secret), "{secret} in a log:\n{log}");
+        }
+    }
+    // Answer data that only starts like a secret is kept.
+    assert!(!files_containing(&dir.path().join("out-1"), b"2027-01-01T00:00:00Z").is_empty());
+}

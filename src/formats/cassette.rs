@@ -189,11 +189,12 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
             "path: {target:?} is not an origin-form request target"
         ));
     }
-    if let Some(query) = &request.query
-        && let Some(name) = credentials::unmasked_in_query(query).first()
-    {
+    let in_path = credentials::unmasked_in_path(&request.path).into_iter();
+    let in_query = request.query.iter().flat_map(|q| credentials::unmasked_in_query(q));
+    let mut found = in_path.map(|n| ("path", n)).chain(in_query.map(|n| ("query", n)));
+    if let Some((field, name)) = found.next() {
         return Err(format!(
-            "query: parameter {name:?} carries credentials and must not be in a cassette \
+            "{field}: parameter {name:?} carries credentials and must not be in a cassette \
              (ims-vcr stores {:?} in its place)",
             credentials::PLACEHOLDER
         ));
@@ -798,14 +799,31 @@ mod tests {
             );
         }
         let mut v = base.clone();
-        v["request"]["body"] = serde_json::json!({"json": {"user": {"password": "hunter2"}}});
+        v["request"]["path"] = "/v2/images/a;token=tok-123456".into();
         let err = parse(Path::new("f.json"), v.to_string().as_bytes())
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("request.body") && err.contains("carries credentials"),
+            err.contains("request.path") && err.contains("carries credentials"),
             "{err}"
         );
+        let multipart = "--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nhunter2\r\n--b--\r\n";
+        for body in [
+            serde_json::json!({"json": {"user": {"password": "hunter2"}}}),
+            serde_json::json!({"text": multipart}),
+        ] {
+            let mut v = base.clone();
+            v["request"]["body"] = body;
+            v["request"]["headers"] =
+                serde_json::json!([["content-type", "multipart/form-data; boundary=b"]]);
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("request.body") && err.contains("carries credentials"),
+                "{err}"
+            );
+        }
         // The placeholder ims-vcr writes in their place is accepted.
         let mut v = base.clone();
         v["request"]["query"] = "access_token=REDACTED&limit=1".into();

@@ -153,6 +153,64 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     (masked != query).then_some((masked, found))
 }
 
+/// The path with the value of each credential matrix parameter (`/images/abc;token=...`, the
+/// `;name=value` pairs RFC 3986 allows in a segment) replaced by [`PLACEHOLDER`], and what was
+/// replaced. `None` when there is nothing to replace (every path without `;`). Such a value would
+/// otherwise reach the stored request, an exported cassette's file name and the log.
+pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
+    if !path.contains(';') {
+        return None;
+    }
+    let mut found = Vec::new();
+    let masked: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            let mut parts = segment.split(';');
+            let mut out = parts.next().unwrap_or_default().to_owned();
+            for param in parts {
+                out.push(';');
+                let (name, value) = param.split_once('=').unwrap_or((param, ""));
+                let decoded_name = decode(name);
+                let value = decode(value);
+                if !is_credential_name(&decoded_name) || value.is_empty() || value == PLACEHOLDER {
+                    out.push_str(param);
+                    continue;
+                }
+                found.push(Found {
+                    label: format!("credential path parameter {decoded_name}"),
+                    value,
+                });
+                out.push_str(name);
+                out.push('=');
+                out.push_str(PLACEHOLDER);
+            }
+            out
+        })
+        .collect();
+    let masked = masked.join("/");
+    (masked != path).then_some((masked, found))
+}
+
+/// `path` as logs and messages may show it: [`mask_path`]'s result, or the path itself.
+pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match mask_path(path) {
+        Some((masked, _)) => std::borrow::Cow::Owned(masked),
+        None => std::borrow::Cow::Borrowed(path),
+    }
+}
+
+/// Names of the credential matrix parameters of `path` whose value is not [`PLACEHOLDER`].
+pub fn unmasked_in_path(path: &str) -> Vec<String> {
+    mask_path(path)
+        .map(|(_, found)| {
+            found
+                .into_iter()
+                .map(|f| f.label.trim_start_matches("credential path parameter ").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Names of the credential parameters of `query` whose value is not [`PLACEHOLDER`].
 pub fn unmasked_in_query(query: &str) -> Vec<String> {
     form_urlencoded::parse(query.as_bytes())
@@ -298,8 +356,9 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
 
 /// Field names (as [`NAMES`]) whose values are credentials when an *answer* hands them out: the
 /// secret key and security token of IAM's temporary (and new permanent) access keys, tokens,
-/// passwords (Nova's `adminPass`). Whole names only: answers are data, and `password_expires_at`
-/// or Glance's `img_signature` are not secrets.
+/// passwords (Nova's `adminPass`). Whole names only (and the endings of
+/// [`ANSWER_SECRET_ENDINGS`]): answers are data, and `password_expires_at` or Glance's
+/// `img_signature` are not secrets.
 /// (All 5 to 14 bytes long, as `access`: [`may_hold_answer_secrets`] relies on it.)
 const ANSWER_SECRETS: &[&str] = &[
     "secret",
@@ -320,6 +379,19 @@ const ANSWER_SECRETS: &[&str] = &[
     // a v3 token body, `"token": {"catalog": …}`, is data a client reads).
     "token",
 ];
+
+/// Endings of answer field names that make them secrets too (`db_password`, `adminPassword`,
+/// `root_passwd`, `shared_secret`): any name ending so is masked like [`ANSWER_SECRETS`].
+/// Endings, not parts: `password_expires_at` and `secret_id`-like data stay.
+const ANSWER_SECRET_ENDINGS: &[&str] = &["password", "passwd", "secret"];
+
+/// Whether `name` (any case) ends with one of [`ANSWER_SECRET_ENDINGS`], without allocating.
+fn ends_like_answer_secret(name: &str) -> bool {
+    let name = name.trim().as_bytes();
+    ANSWER_SECRET_ENDINGS.iter().any(|end| {
+        name.len() >= end.len() && name[name.len() - end.len()..].eq_ignore_ascii_case(end.as_bytes())
+    })
+}
 
 /// Objects (as [`NAMES`]) whose `access` field is an access key id (`credential.access`,
 /// `credentials[].access`): replaced by a pseudonym, so the answer keeps its shape.
@@ -347,6 +419,7 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
             (5..=14).contains(&name.len())
                 && (ANSWER_SECRETS.iter().any(|s| normalised_is(name, s))
                     || normalised_is(name, "access"))
+                || ends_like_answer_secret(name)
                 || may_hold_answer_secrets(item)
         }),
         Value::Array(items) => items.iter().any(may_hold_answer_secrets),
@@ -388,7 +461,7 @@ fn mask_answer_into(
         Value::Object(map) => {
             for (name, item) in map.iter_mut() {
                 let normal = normalise(name);
-                if ANSWER_SECRETS.contains(&normal.as_str()) {
+                if ANSWER_SECRETS.contains(&normal.as_str()) || ends_like_answer_secret(name) {
                     let mut masked = Vec::new();
                     if let Value::Object(inner) = item
                         && normal == "token"
@@ -450,8 +523,9 @@ fn looks_like_form(body: &[u8]) -> bool {
         })
 }
 
-/// A request body with its credentials masked: JSON fields, or form parameters when
-/// `content_type` says it is a form (or there is none and the body reads as one). `None` when
+/// A request body with its credentials masked: JSON fields, form parameters when
+/// `content_type` says it is a form (or there is none and the body reads as one), or the parts
+/// of a `multipart/form-data` body (see [`crate::model::multipart`]). `None` when
 /// there is nothing to mask (or the body is neither, or its credentials are empty). The masked
 /// JSON is compact; the form keeps its other pairs as they were.
 pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
@@ -464,6 +538,9 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             serde_json::to_vec(&json).expect("a parsed value serialises"),
             found,
         ));
+    }
+    if let Some(boundary) = crate::model::multipart::boundary(content_type) {
+        return crate::model::multipart::mask(body, boundary);
     }
     if is_form(content_type) || (content_type.is_none() && looks_like_form(body)) {
         let text = std::str::from_utf8(body).ok()?;
@@ -572,6 +649,55 @@ mod tests {
         assert_eq!(found[0].value, "a+b");
         assert_eq!(mask_query("limit=1&marker=m"), None);
         assert_eq!(mask_query("token=REDACTED"), None);
+    }
+
+    #[test]
+    fn matrix_parameters_in_a_path_are_masked_and_the_rest_kept_byte_for_byte() {
+        let (masked, found) =
+            mask_path("/v2/images/abc;token=t%2B1;v=2/files;Access-Token=x;marker=m").unwrap();
+        assert_eq!(
+            masked,
+            "/v2/images/abc;token=REDACTED;v=2/files;Access-Token=REDACTED;marker=m"
+        );
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["t+1", "x"]);
+        assert_eq!(unmasked_in_path("/a;password=p;sig=s"), ["password", "sig"]);
+        for kept in ["/v2/images/abc", "/a;token=REDACTED", "/a;token=", "/a;token", "/a;v=1"] {
+            assert_eq!(mask_path(kept), None, "{kept}");
+            assert_eq!(shown_path(kept), kept);
+        }
+        assert_eq!(shown_path("/a;sk=s"), "/a;sk=REDACTED");
+    }
+
+    #[test]
+    fn answer_fields_ending_in_password_or_secret_are_masked_and_their_prefixes_kept() {
+        let mut answer = serde_json::json!({
+            "db": {"db_password": "p-1", "Root-Passwd": "p-2"},
+            "adminPassword": "p-3",
+            "shared_secret": 7,
+            "password_expires_at": "2027-01-01",
+            "secret_id": "kept",
+            "has_secret": true,
+        });
+        let plain = serde_json::json!({"db": {"db_password": "p"}});
+        assert!(may_hold_answer_secrets(&plain));
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["7", "p-1", "p-2", "p-3"]);
+        assert_eq!(answer["password_expires_at"], "2027-01-01");
+        assert_eq!(answer["secret_id"], "kept");
+        assert_eq!(answer["has_secret"], true);
+    }
+
+    #[test]
+    fn a_multipart_body_has_its_credential_parts_masked() {
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\npw-1\r\n--b--\r\n";
+        let (masked, found) = mask_body(body, Some("multipart/form-data; boundary=b")).unwrap();
+        assert!(String::from_utf8(masked).unwrap().contains("\r\n\r\nREDACTED\r\n--b--"));
+        assert_eq!(found[0].value, "pw-1");
+        // Another type: the body is not read as parts.
+        assert!(mask_body(body, Some("text/plain")).is_none());
     }
 
     #[test]

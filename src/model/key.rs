@@ -228,6 +228,9 @@ pub fn canonical_form<'a>(
     // upstream (it answers 501 or 405), so the two never share a recording.
     canonical.push_str(method);
     canonical.push(' ');
+    // Credential matrix parameters (`;token=...`) are not matched on, as in the query.
+    let masked_path = crate::model::credentials::mask_path(path);
+    let path = masked_path.as_ref().map_or(path, |(masked, _)| masked.as_str());
     push_normalised_path(&mut canonical, path);
     let query = canonical_query(query.unwrap_or(""), &rules.ignore_query);
     if !query.is_empty() {

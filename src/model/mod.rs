@@ -1,5 +1,6 @@
 //! The data: recorded interactions, request keys and match rules, recordings, header classes,
-//! credentials outside headers (query, body, URL), and the redaction policy and stamp as plain data.
+//! credentials outside headers (query, path, body, multipart parts, URL), and the redaction
+//! policy and stamp as plain data.
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -7,6 +8,7 @@ pub mod credentials;
 pub mod headers;
 pub mod interaction;
 pub mod key;
+pub mod multipart;
 pub mod recording;
 pub mod redaction;
 pub mod session;

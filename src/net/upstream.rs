@@ -355,18 +355,23 @@ impl Upstream {
     }
 }
 
-/// An upstream request's URL for messages: the upstream's origin and the origin-form target.
+/// The upstream URL of a request, for messages (a `502`'s body, the log): the upstream's
+/// origin and the origin-form target, with the values of credential query and path parameters
+/// masked, as everywhere else ims-vcr writes a request.
 #[derive(Clone, Copy)]
-/// The upstream URL of a request, for messages (a `502`'s body, the log): the values of
-/// credential query parameters are masked, as everywhere else ims-vcr writes a request.
 struct Url<'a>(&'a str, &'a Uri);
 
 impl std::fmt::Display for Url<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::model::credentials::{mask_query, shown_path};
         let (origin, uri) = (self.0, self.1);
-        match uri.query().and_then(crate::model::credentials::mask_query) {
-            Some((masked, _)) => write!(f, "{origin}{}?{masked}", uri.path()),
-            None => write!(f, "{origin}{uri}"),
+        write!(f, "{origin}{}", shown_path(uri.path()))?;
+        match uri.query() {
+            Some(query) => match mask_query(query) {
+                Some((masked, _)) => write!(f, "?{masked}"),
+                None => write!(f, "?{query}"),
+            },
+            None => Ok(()),
         }
     }
 }

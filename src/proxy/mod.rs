@@ -302,7 +302,7 @@ impl Proxy {
         match self.settings.realism.next_fault() {
             Some(FaultKind::Reset) => {
                 self.stats.faults.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(method = %parts.method, path = parts.uri.path(), "fault injected: connection reset");
+                tracing::info!(method = %parts.method, path = %crate::model::credentials::shown_path(parts.uri.path()), "fault injected: connection reset");
                 return Err(ResetConnection);
             }
             Some(FaultKind::Unavailable) => {
@@ -394,7 +394,7 @@ impl Proxy {
         tracing::debug!(
             mode = self.mode().as_str(),
             method = %parts.method,
-            path = parts.uri.path(),
+            path = %crate::model::credentials::shown_path(parts.uri.path()),
             status = response.status().as_u16(),
             outcome = outcome.as_str(),
             ms = format_args!(

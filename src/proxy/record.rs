@@ -103,6 +103,7 @@ impl Failure {
     /// The `502` for a path under none of the proxy's routes, naming them; logged, as it is a
     /// set-up problem rather than an upstream's.
     pub(super) fn no_route(routes: &Routes, path: &str) -> Failure {
+        let path = crate::model::credentials::shown_path(path);
         let message = format!(
             "no route for {path}: the proxy forwards only paths under its routes ({}); add \
              --route PREFIX=URL (or --upstream URL for every other path)",

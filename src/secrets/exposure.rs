@@ -70,9 +70,9 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
 }
 
 /// The interaction with every credential outside the named headers masked (see
-/// [`crate::model::credentials`]): credential query parameters and request-body fields hold
-/// [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), so do the secrets an answer body
-/// hands out (`credential.secret`, `credential.securitytoken`, ...), the access key ids of its
+/// [`crate::model::credentials`]): credential query and path parameters, request-body fields and
+/// multipart parts hold [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), so do the
+/// secrets an answer body hands out (`credential.secret`, `credential.securitytoken`, ...), the access key ids of its
 /// `credential` objects are replaced by their pseudonyms under `access_key` (left as they are
 /// without one: an answer that was through the gate already holds pseudonyms), and the recorded
 /// origin has no user information. Returns the masked copy and the real values as needles for
@@ -81,29 +81,34 @@ pub fn mask_credentials(
     interaction: &Interaction,
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Interaction, Vec<Needle>)> {
-    use crate::model::credentials::{Found, mask_body, mask_query, strip_userinfo};
+    use crate::model::credentials::{Found, mask_body, mask_path, mask_query, strip_userinfo};
     let request = &interaction.request;
+    let path = mask_path(&request.path);
     let query = request.query.as_deref().and_then(mask_query);
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str());
+    let multipart = crate::model::multipart::boundary(content_type).is_some();
     let body = match &request.body {
-        // Binary bodies cannot be rewritten field by field.
-        None | Some(Body::Base64(_)) => None,
-        Some(body) => {
-            let bytes = body.to_bytes().ok()?;
-            let content_type = request
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                .map(|(_, v)| v.as_str());
-            mask_body(&bytes, content_type)
-        }
+        // Binary bodies cannot be rewritten field by field; a multipart body's parts can.
+        None => None,
+        Some(Body::Base64(_)) if !multipart => None,
+        Some(body) => mask_body(&body.to_bytes().ok()?, content_type),
     };
     let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
-    if query.is_none() && body.is_none() && answer.is_none() && userinfo.is_none() {
+    if path.is_none() && query.is_none() && body.is_none() && answer.is_none() && userinfo.is_none()
+    {
         return None;
     }
     let mut out = interaction.clone();
     let mut found: Vec<Found> = Vec::new();
+    if let Some((masked, values)) = path {
+        out.request.path = masked;
+        found.extend(values);
+    }
     if let Some((masked, values)) = query {
         out.request.query = Some(masked);
         found.extend(values);

@@ -194,6 +194,14 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
     }
     // Credentials outside the headers: query parameters and request-body fields.
     let request = &value["request"];
+    if let Some(path) = request["path"].as_str() {
+        for name in credentials::unmasked_in_path(path) {
+            found(
+                "/request/path".into(),
+                format!("credential path parameter {name}"),
+            );
+        }
+    }
     if let Some(query) = request["query"].as_str() {
         for name in credentials::unmasked_in_query(query) {
             found(
@@ -224,6 +232,11 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
                     "/request/body/text".into(),
                     format!("credential form field {name} in the request body"),
                 );
+            }
+        } else if let Some((_, parts)) = credentials::mask_body(text.as_bytes(), content_type) {
+            // Multipart parts, and forms sent without a `Content-Type`.
+            for part in parts {
+                found("/request/body/text".into(), part.label);
             }
         }
     }
@@ -442,6 +455,20 @@ mod tests {
         assert!(found[0].contains("/answers/0/body: credential field secret"), "{found:?}");
         let masked = folder_with(r#"{"credential":{"access":"AK","secret":"REDACTED"}}"#);
         assert_eq!(problems(masked.path(), &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_credential_path_parameter_or_multipart_part_is_a_finding() {
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        v["request"]["path"] = "/v2/images;token=tok-1".into();
+        v["request"]["headers"] = serde_json::json!([["content-type", "multipart/form-data; boundary=b"]]);
+        v["request"]["body"] = serde_json::json!({"text": "--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\npw-1\r\n--b--\r\n"});
+        std::fs::write(&file, v.to_string()).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().any(|f| f.contains("/request/path: credential path parameter token")), "{found:?}");
+        assert!(found.iter().any(|f| f.contains("/request/body/text: credential part password")), "{found:?}");
     }
 
     #[test]
