@@ -434,8 +434,15 @@ impl Proxy {
         };
         match mode {
             Mode::Auto => {
-                // One lookup: it advances the request's playback cursor.
-                let played = self.lookup(parts, &body, &key);
+                // One lookup: it advances the request's playback cursor (a miss advances
+                // nothing). While the store's index is built behind serving, a miss is looked up
+                // again once it is, before it is forwarded and recorded (`replay::indexing`).
+                let indexing = self.tapes.is_indexing();
+                let mut played = self.lookup(parts, &body, &key);
+                if matches!(played, Play::Miss) && indexing {
+                    self.tapes.until_indexed().await;
+                    played = self.lookup(parts, &body, &key);
+                }
                 match played.prepared() {
                     Some(prepared) => (self.hit(parts, &body, &played, prepared).await, Outcome::Hit),
                     // Boxed, as below: forwarding futures are large, and every request's future

@@ -17,6 +17,14 @@
 //! answered `500 IMS_VCR.UNREADABLE` naming it from then on, and `ims-vcr replay` exits with it
 //! ([`Indexing::failure`]). A pack written but not readable back is not a failure: it is
 //! deleted, and the store opened again and read whole.
+//!
+//! `auto` and `record` on such a store ([`Tapes::indexing_writer`]) do the same, with two
+//! differences: the store stays open once the index is built (the recorder writes to it), and
+//! the session may record while the pack is written. Such a pack is then not published, but it
+//! still serves this session (`Store::session_pack`): what was recorded since is on the
+//! session's own tapes, which take precedence over the pack's when the index is taken over.
+//! `auto` forwards a request only once the index is built and still has nothing for it (its
+//! redacted lookup needs the whole index too), so nothing is recorded twice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -46,6 +54,9 @@ pub(crate) struct Indexing {
     merged: AtomicBool,
     /// Wakes those awaiting `outcome`.
     changed: tokio::sync::Notify,
+    /// The store is a writer's, shared with its recorder: it stays open once the index is
+    /// built, and is read whole in place when the pack does not read back.
+    writer: bool,
 }
 
 #[derive(Debug)]
@@ -64,18 +75,29 @@ impl Tapes {
         sequence: Sequence,
         key: PseudonymKey,
     ) -> Tapes {
-        Self::indexing_after(store, rules, sequence, key, || {})
+        Self::indexing_after(Arc::new(store), false, rules, sequence, key, || {})
+    }
+
+    /// [`Tapes::indexing`] for `auto` and `record`: `store` is also the recorder's, and stays
+    /// open (see the module's documentation).
+    pub(crate) fn indexing_writer(
+        store: Arc<Store>,
+        rules: MatchRules,
+        sequence: Sequence,
+        key: PseudonymKey,
+    ) -> Tapes {
+        Self::indexing_after(store, true, rules, sequence, key, || {})
     }
 
     /// [`Tapes::indexing`], the index built once `first` returned (tests hold it back).
     fn indexing_after(
-        store: Store,
+        store: Arc<Store>,
+        writer: bool,
         rules: MatchRules,
         sequence: Sequence,
         key: PseudonymKey,
         first: impl FnOnce() + Send + 'static,
     ) -> Tapes {
-        let store = Arc::new(store);
         let indexing = Arc::new(Indexing {
             store: RwLock::new(Some(store.clone())),
             built: Mutex::new(None),
@@ -83,6 +105,7 @@ impl Tapes {
             error: Mutex::new(None),
             merged: AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
+            writer,
         });
         let behind = (indexing.clone(), store.clone(), rules.clone(), key.clone());
         let spawned = std::thread::Builder::new()
@@ -210,7 +233,13 @@ impl Indexing {
     /// waits for the index.
     fn build(&self, store: Arc<Store>, rules: &MatchRules, sequence: Sequence, key: PseudonymKey) {
         let path = store.path().to_owned();
-        let (index, stamps) = match store.published_pack() {
+        // A writer's store stays open: read whole in place should its pack not read back.
+        let writer_store = self.writer.then(|| store.clone());
+        let published = match self.writer {
+            true => store.session_pack(),
+            false => store.published_pack(),
+        };
+        let (index, stamps) = match published {
             Ok(Some(published)) => {
                 self.close(store);
                 // Read once sled's pages are handed back, not on top of them.
@@ -225,8 +254,11 @@ impl Indexing {
                     // and read whole, as when a pack cannot be written.
                     Err(why) => {
                         tracing::warn!("{why}; reading the whole store instead");
-                        Store::open_existing(&path)
-                            .and_then(|store| Self::read_whole(&store, rules, sequence))
+                        match &writer_store {
+                            Some(store) => Self::read_whole(store, rules, sequence),
+                            None => Store::open_existing(&path)
+                                .and_then(|store| Self::read_whole(&store, rules, sequence)),
+                        }
                     }
                 }
             }
@@ -292,9 +324,13 @@ impl Indexing {
         Ok((index, tapes.stamps))
     }
 
-    /// Stops lookups going to the store and closes it once the last one under way lets go.
+    /// Stops lookups going to the store and closes it once the last one under way lets go (a
+    /// writer's store only lets go of it: its recorder keeps it open).
     fn close(&self, store: Arc<Store>) {
         drop(self.take_store());
+        if self.writer {
+            return;
+        }
         let mut store = store;
         let store = loop {
             match Arc::try_unwrap(store) {
@@ -362,7 +398,7 @@ mod tests {
     fn held_back(store: Store, sequence: Sequence) -> (Tapes, std::sync::mpsc::Sender<()>) {
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let rules = store.rules().unwrap();
-        let tapes = Tapes::indexing_after(store, rules, sequence, default_key(), move || {
+        let tapes = Tapes::indexing_after(Arc::new(store), false, rules, sequence, default_key(), move || {
             let _ = wait.recv();
         });
         (tapes, go)
@@ -406,6 +442,37 @@ mod tests {
         tapes.indexing_handle().unwrap().finished().await;
         assert!(dir.path().join(PACK_FILE).is_file());
         drop(Store::open_existing(dir.path()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_writer_serves_and_records_before_its_index_is_built_and_keeps_the_store_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_with(dir.path(), &sample()).await);
+        let _ = std::fs::remove_file(dir.path().join(PACK_FILE));
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let rules = store.rules().unwrap();
+        let tapes =
+            Tapes::indexing_after(store.clone(), true, rules, Sequence::RepeatLast, default_key(), move || {
+                let _ = wait.recv();
+            });
+        assert_eq!(plays(&tapes, "/v2/images/a", 1), [r#"{"status":"queued"}"#]);
+        // The session records while the index is held back (as `record` does: a new answer
+        // replaces `c`'s), and tells the tapes.
+        let again = recording("/v2/images/c", &["restored"], false);
+        let seq = store.record(&again.key, &again.answers[0], true).await.unwrap();
+        tapes.record_stored(&again.key, &again.key, &store, seq);
+
+        drop(go);
+        tapes.until_indexed().await;
+        assert!(!tapes.is_indexing() && tapes.indexing_failure().is_none());
+        assert_eq!(plays(&tapes, "/v2/images/a", 1), [r#"{"status":"saving"}"#]);
+        assert_eq!(plays(&tapes, "/v2/images/c", 1), [r#"{"status":"restored"}"#]);
+        assert_eq!(plays(&tapes, "/v2/images/b", 1), [r#"{"status":"active"}"#]);
+        // The store is still the recorder's: open, and writable.
+        tapes.indexing_handle().unwrap().finished().await;
+        let more = recording("/v2/images/d", &["active"], false);
+        store.record(&more.key, &more.answers[0], true).await.unwrap();
+        assert_eq!(store.answers_of(more.key.digest()).unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -482,7 +549,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with(dir.path(), &sample()).await;
         let rules = store.rules().unwrap();
-        let tapes = Tapes::indexing_after(store, rules, Sequence::RepeatLast, default_key(), || {
+        let tapes = Tapes::indexing_after(Arc::new(store), false, rules, Sequence::RepeatLast, default_key(), || {
             panic!("a bug while indexing")
         });
         tapes.until_indexed().await;

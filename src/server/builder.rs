@@ -311,7 +311,18 @@ impl ProxyServerBuilder {
                     store.set_rules(rules).await?;
                 }
                 let rules = store.rules()?;
-                let tapes = self.tapes_of(&store, &rules)?;
+                let store = Arc::new(store);
+                let tapes = match store.current_pack()? {
+                    Some(pack) => Tapes::from_pack(pack, self.sequence),
+                    // A new store: nothing to index (its pack is written as the session ends).
+                    None if store.is_empty() => Tapes::new(&[], self.sequence).map_err(Error::Recordings)?,
+                    // Served at once, from the store, while its pack is rebuilt behind
+                    // (`replay::indexing`); the store stays open for the recorder.
+                    None => {
+                        tracing::info!(store = %dir.display(), "replay pack out of date: serving from the store while it is rebuilt");
+                        Tapes::indexing_writer(store.clone(), rules.clone(), self.sequence, self.key())
+                    }
+                };
                 (tapes, Some(self.recorder(routes, Some(store))), rules)
             }
         };
@@ -391,16 +402,7 @@ impl ProxyServerBuilder {
         Ok((tapes, rules))
     }
 
-    /// The store's recordings, through its replay pack (written first if out of date), or read
-    /// whole when the pack cannot be written.
-    fn tapes_of(&self, store: &Store, rules: &MatchRules) -> Result<Tapes> {
-        match store.replay_pack()? {
-            Some(pack) => Ok(Tapes::from_pack(pack, self.sequence)),
-            None => Tapes::read_whole(store, rules, self.sequence),
-        }
-    }
-
-    fn recorder(&self, routes: Option<Routes>, store: Option<Store>) -> Recorder {
+    fn recorder(&self, routes: Option<Routes>, store: Option<Arc<Store>>) -> Recorder {
         let routes = routes.expect("start() connects the routes of a forwarding mode");
         // Every route re-signs with its own credentials (the CLI gives them all the same).
         let mut credentials: Vec<&crate::net::signer::Credentials> = Vec::new();
@@ -421,7 +423,7 @@ impl ProxyServerBuilder {
         });
         Recorder {
             routes,
-            store: store.map(Arc::new),
+            store,
             redactor: self
                 .redact
                 .clone()

@@ -83,10 +83,41 @@ impl Store {
         described.is_ok()
     }
 
+    /// The replay pack when it is there and current (a writer then learns from it which
+    /// requests the store holds, as with [`Store::replay_pack`]); `None` when it must be written
+    /// first, which this does not do.
+    pub fn current_pack(&self) -> Result<Option<Pack>> {
+        let rules = self.rules()?;
+        let path = self.path().join(PACK_FILE);
+        match Pack::open(&path, self.settled_generation(), &rules) {
+            Ok(pack) => {
+                self.know_digests(pack.generation(), pack.requests.iter().map(|r| r.digest));
+                Ok(Some(pack))
+            }
+            Err(why) => {
+                tracing::debug!(pack = %path.display(), "the replay pack is not current: {why}");
+                Ok(None)
+            }
+        }
+    }
+
     /// The replay pack, opened, or written and published (its index then read by
     /// [`Published::read`], which may come after the store is closed). `Ok(None)` when it
     /// cannot be written (logged).
     pub(crate) fn published_pack(&self) -> Result<Option<Published>> {
+        self.pack_for(false)
+    }
+
+    /// [`Store::published_pack`] for the session of a writer that serves while the pack is
+    /// written: when the session records meanwhile, the pack as written is still returned
+    /// (unpublished: its file is deleted once opened, and the next start writes it again). It
+    /// holds what the store held when the write began, or later; every answer recorded since
+    /// went through this session, whose tapes know it and take precedence over the pack's.
+    pub(crate) fn session_pack(&self) -> Result<Option<Published>> {
+        self.pack_for(true)
+    }
+
+    fn pack_for(&self, keep_unpublished: bool) -> Result<Option<Published>> {
         let store = self;
         let rules = store.rules()?;
         let path = store.path().join(PACK_FILE);
@@ -99,7 +130,7 @@ impl Store {
             }
             Err(why) => tracing::info!(pack = %path.display(), "writing the replay pack: {why}"),
         }
-        match write(store, &rules, &path) {
+        match write(store, &rules, &path, keep_unpublished) {
             Ok(published) => Ok(Some(published)),
             Err(WriteError::Store(e)) => Err(e),
             Err(WriteError::Io(e)) => {
@@ -120,9 +151,28 @@ impl Store {
 /// may put off until it has closed the store: for a large store, sled's pages and the index are
 /// then not in memory together. A failure to write removes the temporary file; a pack that does
 /// not read back is found by [`Published::read`], once published, which deletes it.
-fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Published, WriteError> {
+///
+/// With `keep_unpublished`, a store that moved on meanwhile still gives the pack as written
+/// (see [`Store::session_pack`]), its file deleted once open.
+fn write(
+    store: &Store,
+    rules: &MatchRules,
+    path: &Path,
+    keep_unpublished: bool,
+) -> Result<Published, WriteError> {
+    write_at(store, rules, path, keep_unpublished, store.settled_generation())
+}
+
+/// [`write`] of a pack claiming write `generation`, which the store must still be at to
+/// publish it.
+fn write_at(
+    store: &Store,
+    rules: &MatchRules,
+    path: &Path,
+    keep_unpublished: bool,
+    generation: u64,
+) -> Result<Published, WriteError> {
     let tmp = path.with_extension("pack.tmp");
-    let generation = store.settled_generation();
     // Read on a thread of its own: the store's pages it reads are allocated in that thread's
     // malloc arena, not among the index and tapes that live on, so the memory goes back to the
     // system once the store is closed instead of staying in the serving process.
@@ -151,6 +201,16 @@ fn write(store: &Store, rules: &MatchRules, path: &Path) -> Result<Published, Wr
                 generation,
                 rules: rules.clone(),
             }),
+            false if keep_unpublished => {
+                std::fs::remove_file(&tmp)?;
+                tracing::debug!(pack = %path.display(), "the store was written meanwhile: this session serves the pack as written, the next start writes it again");
+                Ok(Published::Written {
+                    file,
+                    path: tmp.clone(),
+                    generation,
+                    rules: rules.clone(),
+                })
+            }
             false => Err(WriteError::Changed),
         }
     });
@@ -272,6 +332,29 @@ use crate::model::recording::Recording;
         assert_eq!(lazy.use_redaction_key(default_key()), None);
         assert_eq!(eager.use_redaction_key(default_key()), None);
         assert!(lazy.redactor().is_some() && eager.redactor().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_pack_written_while_the_store_moved_on_serves_a_writers_session_unpublished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &sample()).await;
+        let rules = store.rules().unwrap();
+        let path = dir.path().join(PACK_FILE);
+        // A claim one write behind the store: the store moved on while it was written.
+        let behind = store.settled_generation() - 1;
+        assert!(matches!(
+            write_at(&store, &rules, &path, false, behind),
+            Err(WriteError::Changed)
+        ));
+        let Ok(kept) = write_at(&store, &rules, &path, true, behind) else {
+            panic!("a writer's session keeps the pack it wrote");
+        };
+        let pack = kept.read().unwrap();
+        // Neither published nor left behind: the next start writes the pack again.
+        assert!(!path.exists() && !path.with_extension("pack.tmp").exists());
+        // Its file, open, still serves the session.
+        let tapes = Tapes::from_pack(pack, Sequence::RepeatLast);
+        assert_eq!(plays(&tapes, "/v2/images/c", 1), [r#"{"status":"deleted"}"#]);
     }
 
     #[tokio::test]
