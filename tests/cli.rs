@@ -77,7 +77,28 @@ fn bad_flags_get_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
     // Bad flag values are usage errors (2); unusable files and folders are runtime errors (1).
     std::fs::write(dir.path().join("a-file"), b"").unwrap();
-    let cases: [(&[&str], i32, &str); 9] = [
+    let cases: [(&[&str], i32, &str); 11] = [
+        // A URL with a credential in its query is named without it.
+        (
+            &[
+                "record",
+                "--upstream",
+                "http://127.0.0.1:1/?token=pw-in-url",
+            ],
+            2,
+            "'http://127.0.0.1:1/?token=REDACTED' for '--upstream <URL>'",
+        ),
+        (
+            &[
+                "record",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--route",
+                "/v3=https://127.0.0.1:2/?X-Auth-Token=pw-in-url",
+            ],
+            1,
+            "--route /v3: invalid --upstream \"https://127.0.0.1:2/?X-Auth-Token=REDACTED\"",
+        ),
         // A URL with user information is named without its password.
         (
             &["record", "--upstream", "http://u:pw-in-url@127.0.0.1:1"],

@@ -53,26 +53,46 @@ async fn credentials_are_absent_from_store_bytes_and_exported_cassettes() {
 }
 
 /// The siblings of the query and the form: a `;token=` matrix parameter in the path, a
-/// `password` part of a multipart body, and answer fields that end in `password` or `secret`
-/// reach the upstream and the client, and never the store, an exported cassette (its bytes or
-/// its file name) or the log, even at `RUST_LOG=debug`.
+/// `password` part of a multipart body, headers and query parameters named like credentials
+/// but spelt otherwise (`X-Vault-Token`, `SecurityToken`), answer fields that end in
+/// `password` or `secret` or are spelt in camelCase (`secretKey`), and credentials inside URLs
+/// an answer holds (a presigned URL, a connection string, `Location`) reach the upstream and
+/// the client, and never the store, an exported cassette (its bytes or its file name) or the
+/// log, even at `RUST_LOG=debug`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reach_disk_or_log() {
     const MATRIX: &str = "matrix-token-secret-8c1f";
     const PART: &str = "multipart-password-secret-2b7e";
     const DB_PASSWORD: &str = "answer-db-password-secret-4d09";
     const ADMIN_PASSWORD: &str = "answer-admin-password-secret-e6a3";
+    // Headers, query parameters and answer fields named like credentials but spelt otherwise,
+    // and credentials inside URLs an answer holds.
+    const HEADER_PASSWORD: &str = "header-x-auth-password-1f0e";
+    const VAULT_TOKEN: &str = "header-x-vault-token-77c1";
+    const QUERY_TOKEN: &str = "query-security-token-5a2d";
+    const SECRET_KEY: &str = "answer-secret-key-c3b9";
+    const ACCESS_TOKEN: &str = "answer-access-token-0d44";
+    const URL_PASSWORD: &str = "answer-url-password-61e2";
+    const SIGNATURE: &str = "answer-presigned-signature-9a0c";
+    const LOCATION_TOKEN: &str = "answer-location-token-3be7";
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::plain()).await;
     let answer = serde_json::json!({
         "database": {"name": "images", "db_password": DB_PASSWORD},
         "adminPassword": ADMIN_PASSWORD,
         "password_expires_at": "2027-01-01T00:00:00Z",
+        "secretKey": SECRET_KEY,
+        "accessToken": ACCESS_TOKEN,
+        "conn": format!("mysql://root:{URL_PASSWORD}@db/images"),
+        "file": format!("https://obs.example/i.qcow2?AccessKeyId=AK1&Signature={SIGNATURE}&Expires=1"),
+        "next_token": "page-2-of-the-listing",
     })
     .to_string();
     let canned = canned_upstream(
         format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+             location: https://h.example/next?token={LOCATION_TOKEN}&limit=1\r\n\
+             content-length: {}\r\n\r\n{answer}",
             answer.len()
         )
         .into_bytes(),
@@ -109,8 +129,15 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
             let reply = send("POST", &url, &headers, multipart.as_bytes()).await;
             assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
         } else {
-            let url = format!("{}/v2/settings;token={MATRIX}", proxy.uri);
-            let reply = send("GET", &url, &[], b"").await;
+            let url = format!(
+                "{}/v2/settings;token={MATRIX}?SecurityToken={QUERY_TOKEN}&limit=1",
+                proxy.uri
+            );
+            let headers = [
+                ("x-auth-password", HEADER_PASSWORD),
+                ("x-vault-token", VAULT_TOKEN),
+            ];
+            let reply = send("GET", &url, &headers, b"").await;
             assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
             assert!(
                 reply.text().contains(DB_PASSWORD),
@@ -132,7 +159,10 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         &["replay", "--store", "store", "--listen", "0"],
         &dir.path().join("run-1"),
     );
-    let url = format!("{}/v2/settings;token=another-one", replay.uri);
+    let url = format!(
+        "{}/v2/settings;token=another-one?SecurityToken=another&limit=1",
+        replay.uri
+    );
     let reply = send("GET", &url, &[], b"").await;
     assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
     logs.push(replay.log());
@@ -152,7 +182,20 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         places.push(store.clone());
         places.push(out);
     }
-    for secret in [MATRIX, PART, DB_PASSWORD, ADMIN_PASSWORD] {
+    for secret in [
+        MATRIX,
+        PART,
+        DB_PASSWORD,
+        ADMIN_PASSWORD,
+        HEADER_PASSWORD,
+        VAULT_TOKEN,
+        QUERY_TOKEN,
+        SECRET_KEY,
+        ACCESS_TOKEN,
+        URL_PASSWORD,
+        SIGNATURE,
+        LOCATION_TOKEN,
+    ] {
         for place in &places {
             let hits = files_containing(place, secret.as_bytes());
             assert!(hits.is_empty(), "{secret:?} found in {hits:?}");
@@ -161,6 +204,9 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
             assert!(!log.contains(secret), "{secret} in a log:\n{log}");
         }
     }
-    // Answer data that only starts like a secret is kept.
-    assert!(!files_containing(&dir.path().join("out-1"), b"2027-01-01T00:00:00Z").is_empty());
+    // Answer data that only starts like a secret is kept, and so is a page's token.
+    for kept in ["2027-01-01T00:00:00Z", "page-2-of-the-listing", "Expires=1"] {
+        let hits = files_containing(&dir.path().join("out-1"), kept.as_bytes());
+        assert!(!hits.is_empty(), "{kept}");
+    }
 }

@@ -4,19 +4,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::credentials;
 use crate::model::interaction::{Interaction, RecordedRequest, RecordedResponse};
 use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::redact::{RedactionStamp, Redactor};
+use crate::formats::validate::{validate_request, validate_response};
+pub use crate::formats::validate::MAX_LATENCY_MS;
 
 /// Version of the cassette file format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -174,104 +172,6 @@ pub fn parse_in_session(
         })
         .collect();
     Ok((Recording { key, answers }, rules))
-}
-
-pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
-    hyper::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| format!("method: {:?} is not an HTTP method", request.method))?;
-    let mut target = request.path.clone();
-    if let Some(q) = &request.query {
-        target.push('?');
-        target.push_str(q);
-    }
-    if !request.path.starts_with('/') || PathAndQuery::from_str(&target).is_err() {
-        return Err(format!(
-            "path: {target:?} is not an origin-form request target"
-        ));
-    }
-    let in_path = credentials::unmasked_in_path(&request.path).into_iter();
-    let in_query = request.query.iter().flat_map(|q| credentials::unmasked_in_query(q));
-    let mut found = in_path.map(|n| ("path", n)).chain(in_query.map(|n| ("query", n)));
-    if let Some((field, name)) = found.next() {
-        return Err(format!(
-            "{field}: parameter {name:?} carries credentials and must not be in a cassette \
-             (ims-vcr stores {:?} in its place)",
-            credentials::PLACEHOLDER
-        ));
-    }
-    validate_headers(&request.headers)?;
-    validate_body(&request.body)?;
-    if let Some(body) = &request.body {
-        let bytes = body.to_bytes().map_err(|e| format!("body: {e}"))?;
-        let content_type = request
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.as_str());
-        if let Some((_, found)) = credentials::mask_body(&bytes, content_type)
-            && let Some(first) = found.first()
-        {
-            return Err(format!(
-                "body: the {} carries credentials and must not be in a cassette (ims-vcr stores \
-                 {:?} in its place)",
-                first.label.trim_start_matches("credential "),
-                credentials::PLACEHOLDER
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The longest recorded latency accepted, in milliseconds: a year, the longest upstream timeout
-/// (`--upstream-timeout`) there is. Anything longer was not measured.
-pub const MAX_LATENCY_MS: u64 = 365 * 24 * 3600 * 1000;
-
-pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
-    if !(100..=599).contains(&response.status) {
-        return Err(format!("status: {} is not in 100..=599", response.status));
-    }
-    if std::iter::once(&response.upstream)
-        .chain(&response.other_upstreams)
-        .any(|origin| credentials::strip_userinfo(origin).1.is_some())
-    {
-        return Err(
-            "upstream: it carries credentials (user information, `user:password@`), which are \
-             never stored"
-                .to_owned(),
-        );
-    }
-    crate::replay::timeshift::check_recorded_at(&response.recorded_at)
-        .map_err(|e| format!("recorded_at: {e}"))?;
-    if response.latency_ms > MAX_LATENCY_MS {
-        return Err(format!(
-            "latency_ms: {} is longer than any upstream timeout (at most {MAX_LATENCY_MS}, a year)",
-            response.latency_ms
-        ));
-    }
-    validate_headers(&response.headers)?;
-    validate_body(&response.body)
-}
-
-fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), String> {
-    for (i, (name, value)) in headers.iter().enumerate() {
-        HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("headers[{i}]: {name:?} is not a valid header name"))?;
-        HeaderValue::from_str(value).map_err(|_| {
-            format!("headers[{i}]: the value of {name:?} is not a valid header value")
-        })?;
-        if crate::model::headers::is_credential(name) {
-            return Err(format!(
-                "headers[{i}]: {name:?} carries credentials and must not be in a cassette"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_body(body: &Option<crate::model::interaction::Body>) -> std::result::Result<(), String> {
-    crate::model::interaction::body_bytes(body)
-        .map(|_| ())
-        .map_err(|e| format!("body: {e}"))
 }
 
 /// Reads and validates every `*.json` file in `dir` (sorted by name). Fails on the first bad file,
@@ -836,5 +736,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("answers[0].upstream"), "{err}");
+    }
+
+    #[test]
+    fn a_cassette_with_a_query_in_its_path_or_secrets_in_its_answers_is_refused() {
+        let rules = MatchRules::default();
+        let base: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        let refused = |v: &serde_json::Value| {
+            parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        for path in ["/v2/images?token=tok-1", "/v2/images#frag"] {
+            let mut v = base.clone();
+            v["request"]["path"] = path.into();
+            let err = refused(&v);
+            assert!(err.contains("request.path") && !err.contains("tok-1"), "{err}");
+        }
+        let mut v = base.clone();
+        v["answers"][0]["body"] = serde_json::json!({"json": {"db": {"db_password": "pw-1"}}});
+        let err = refused(&v);
+        assert!(err.contains("answers[0].body") && err.contains("db_password"), "{err}");
+        let mut v = base.clone();
+        v["answers"][0]["headers"] =
+            serde_json::json!([["location", "https://h/f?Signature=sig-1&Expires=1"]]);
+        assert!(refused(&v).contains("answers[0].headers[0]"));
+        // Masked, they are accepted.
+        v["answers"][0]["headers"] =
+            serde_json::json!([["location", "https://h/f?Signature=REDACTED&Expires=1"]]);
+        v["answers"][0]["body"] = serde_json::json!({"json": {"db": {"db_password": "REDACTED"}}});
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
     }
 }

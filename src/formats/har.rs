@@ -11,7 +11,7 @@ use hyper::Uri;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::formats::cassette::{validate_request, validate_response};
+use crate::formats::validate::{validate_request, validate_response};
 use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
 use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, body_bytes};
 use crate::model::key::MatchRules;

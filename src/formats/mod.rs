@@ -2,3 +2,4 @@
 
 pub mod cassette;
 pub mod har;
+pub(crate) mod validate;

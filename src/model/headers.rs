@@ -3,6 +3,8 @@
 
 use hyper::header::{CONNECTION, HeaderMap, HeaderName};
 
+use crate::model::credentials::is_credential_name;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy `Keep-Alive`/`Proxy-Connection`): they
 /// describe one connection, so a proxy never forwards or stores them.
 const HOP_BY_HOP: &[&str] = &[
@@ -110,7 +112,22 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 
 /// True for a header that carries a credential or signature.
 pub fn is_credential(name: &str) -> bool {
-    CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name))
+    CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name)) || names_a_credential(name)
+}
+
+/// Header names outside [`CREDENTIALS`] that carry a credential by their name, as query
+/// parameters and body fields do ([`is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
+/// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`), and
+/// keys of an authority (`X-Auth-User-Key`, `X-Access-Key`; `Idempotency-Key` is not one).
+fn names_a_credential(name: &str) -> bool {
+    if is_credential_name(name) {
+        return true;
+    }
+    let compact = crate::model::credentials::compact(name);
+    compact.ends_with("key")
+        && ["auth", "api", "access", "secret", "private", "session"]
+            .iter()
+            .any(|part| compact.contains(part))
 }
 
 /// True for a request header that is neither stored nor matched on (dates, user agents, request ids, and the headers the proxy rewrites).
@@ -171,10 +188,39 @@ mod tests {
             "X-Access-Token",
             "Private-Token",
             "Cookie",
+            // Not on the list, credentials by their name.
+            "X-Auth-Password",
+            "X-Client-Secret",
+            "X-Obs-Security-Token",
+            "X-Session-Token",
+            "X-Sdk-Signature",
+            "X-Signature",
+            "X-Passphrase",
+            "X-Vault-Token",
+            "X-Goog-Api-Key",
+            "X-Openstack-Token",
+            "Auth-Token",
+            "Token",
+            "X-Token",
+            "Api-Token",
+            "Authentication",
+            "X-Auth-User-Key",
         ] {
             assert!(is_credential(name), "{name}");
         }
-        assert!(!is_credential("X-Project-Id"));
+        for name in [
+            "X-Project-Id",
+            "X-Auth-Project-Id",
+            "Idempotency-Key",
+            "Sec-WebSocket-Key",
+            "Access-Control-Allow-Credentials",
+            "WWW-Authenticate",
+            "X-Openstack-Request-Id",
+            "Content-Security-Policy",
+            "X-Sdk-Content-Sha256",
+        ] {
+            assert!(!is_credential(name), "{name}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod answer_secrets;
 pub mod credentials;
 pub mod headers;
 pub mod interaction;

@@ -99,12 +99,37 @@ pub fn mask_credentials(
     };
     let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
-    if path.is_none() && query.is_none() && body.is_none() && answer.is_none() && userinfo.is_none()
+    // URLs in header values (`Location`, `Link`, `Referer`) with credentials in them.
+    let header_urls = |headers: &[(String, String)]| {
+        headers.iter().enumerate().find_map(|(i, (_, value))| {
+            crate::model::answer_secrets::mask_urls(value).map(|_| i)
+        })
+    };
+    let urls_in_headers = header_urls(&request.headers).is_some()
+        || header_urls(&interaction.response.headers).is_some();
+    if path.is_none()
+        && query.is_none()
+        && body.is_none()
+        && answer.is_none()
+        && userinfo.is_none()
+        && !urls_in_headers
     {
         return None;
     }
     let mut out = interaction.clone();
     let mut found: Vec<Found> = Vec::new();
+    if urls_in_headers {
+        let headers = out.request.headers.iter_mut().chain(out.response.headers.iter_mut());
+        for (name, value) in headers {
+            if let Some((masked, values)) = crate::model::answer_secrets::mask_urls(value) {
+                *value = masked;
+                found.extend(values.into_iter().map(|f| Found {
+                    label: format!("{} (header {name})", f.label),
+                    value: f.value,
+                }));
+            }
+        }
+    }
     if let Some((masked, values)) = path {
         out.request.path = masked;
         found.extend(values);
@@ -147,7 +172,7 @@ pub fn mask_credentials(
 }
 
 /// A JSON answer body with the credentials it hands out masked (see
-/// [`crate::model::credentials::mask_answer_json`]), and what was masked; `None` when there is
+/// [`crate::model::answer_secrets::mask_answer_json`]), and what was masked; `None` when there is
 /// nothing to mask. A JSON body stays JSON in its style (compact or Python's); text that parses
 /// as JSON is re-serialised compact.
 fn mask_answer(
@@ -160,7 +185,7 @@ fn mask_answer(
     // `Body::from_bytes` finds, so masking keeps Python-style JSON in its style.
     let readable;
     let body = match body {
-        Body::Text(text) if !crate::model::credentials::may_name_answer_secrets(text) => {
+        Body::Text(text) if !crate::model::answer_secrets::may_name_answer_secrets(text) => {
             return None;
         }
         Body::Text(text) => {
@@ -173,7 +198,7 @@ fn mask_answer(
         Body::Text(text) => serde_json::from_str::<Value>(text).ok()?,
         body => {
             let json = body.json()?;
-            if !crate::model::credentials::may_hold_answer_secrets(json) {
+            if !crate::model::answer_secrets::may_hold_answer_secrets(json) {
                 return None;
             }
             json.clone()
@@ -183,7 +208,7 @@ fn mask_answer(
         Some(key) => key.pseudonym(value),
         None => value.to_owned(),
     };
-    let found = crate::model::credentials::mask_answer_json(&mut json, &pseudonym);
+    let found = crate::model::answer_secrets::mask_answer_json(&mut json, &pseudonym);
     if found.is_empty() {
         return None;
     }

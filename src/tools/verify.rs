@@ -189,6 +189,13 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
         for (i, pair) in headers.as_array().into_iter().flatten().enumerate() {
             if let Some(name) = pair[0].as_str().filter(|n| is_credential(n)) {
                 found(format!("{base}/{i}"), format!("credential header {name}"));
+            } else if let Some(name) = pair[0].as_str()
+                && let Some((_, urls)) =
+                    pair[1].as_str().and_then(crate::model::answer_secrets::mask_urls)
+            {
+                for url in urls {
+                    found(format!("{base}/{i}"), format!("{} (header {name})", url.label));
+                }
             }
         }
     }
@@ -252,7 +259,7 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
             // Keys and tokens an answer hands out (`credential.secret`, ...): masked when stored.
             let body = &answer["body"];
             if let Some((mut json, _)) = body_json(body) {
-                for secret in credentials::mask_answer_json(&mut json, &str::to_owned) {
+                for secret in crate::model::answer_secrets::mask_answer_json(&mut json, &str::to_owned) {
                     found(format!("/answers/{i}/body"), secret.label);
                 }
             }

@@ -1,0 +1,139 @@
+//! What a recorded request and answer must hold to be imported or served: checked for every
+//! cassette file and every HAR entry, with errors that name the field (`path: …`,
+//! `answers[0].headers[2]: …`). Credentials in any of their places are refused here too:
+//! ims-vcr stores `REDACTED` in their place, so a real one means a hand-edited or foreign file.
+
+use std::str::FromStr as _;
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::uri::PathAndQuery;
+
+use crate::model::credentials;
+use crate::model::interaction::{RecordedRequest, RecordedResponse};
+
+pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result<(), String> {
+    hyper::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| format!("method: {:?} is not an HTTP method", request.method))?;
+    let mut target = request.path.clone();
+    if let Some(q) = &request.query {
+        target.push('?');
+        target.push_str(q);
+    }
+    if request.path.contains(['?', '#']) {
+        return Err(format!(
+            "path: {:?} holds a `?` or `#`; the query goes in `request.query`, and a fragment \
+             is never sent",
+            credentials::mask_userinfo(&credentials::shown_path(&request.path))
+        ));
+    }
+    if !request.path.starts_with('/') || PathAndQuery::from_str(&target).is_err() {
+        return Err(format!(
+            "path: {target:?} is not an origin-form request target"
+        ));
+    }
+    let in_path = credentials::unmasked_in_path(&request.path).into_iter();
+    let in_query = request.query.iter().flat_map(|q| credentials::unmasked_in_query(q));
+    let mut found = in_path.map(|n| ("path", n)).chain(in_query.map(|n| ("query", n)));
+    if let Some((field, name)) = found.next() {
+        return Err(format!(
+            "{field}: parameter {name:?} carries credentials and must not be in a cassette \
+             (ims-vcr stores {:?} in its place)",
+            credentials::PLACEHOLDER
+        ));
+    }
+    validate_headers(&request.headers)?;
+    validate_body(&request.body)?;
+    if let Some(body) = &request.body {
+        let bytes = body.to_bytes().map_err(|e| format!("body: {e}"))?;
+        let content_type = request
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str());
+        if let Some((_, found)) = credentials::mask_body(&bytes, content_type)
+            && let Some(first) = found.first()
+        {
+            return Err(format!(
+                "body: the {} carries credentials and must not be in a cassette (ims-vcr stores \
+                 {:?} in its place)",
+                first.label.trim_start_matches("credential "),
+                credentials::PLACEHOLDER
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The longest recorded latency accepted, in milliseconds: a year, the longest upstream timeout
+/// (`--upstream-timeout`) there is. Anything longer was not measured.
+pub const MAX_LATENCY_MS: u64 = 365 * 24 * 3600 * 1000;
+
+pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
+    if !(100..=599).contains(&response.status) {
+        return Err(format!("status: {} is not in 100..=599", response.status));
+    }
+    if std::iter::once(&response.upstream)
+        .chain(&response.other_upstreams)
+        .any(|origin| credentials::strip_userinfo(origin).1.is_some())
+    {
+        return Err(
+            "upstream: it carries credentials (user information, `user:password@`), which are \
+             never stored"
+                .to_owned(),
+        );
+    }
+    crate::replay::timeshift::check_recorded_at(&response.recorded_at)
+        .map_err(|e| format!("recorded_at: {e}"))?;
+    if response.latency_ms > MAX_LATENCY_MS {
+        return Err(format!(
+            "latency_ms: {} is longer than any upstream timeout (at most {MAX_LATENCY_MS}, a year)",
+            response.latency_ms
+        ));
+    }
+    validate_headers(&response.headers)?;
+    validate_body(&response.body)?;
+    // What an answer hands out is masked when recorded (the leak gate's masking).
+    if let Some(json) = response.body.as_ref().and_then(|b| b.json())
+        && crate::model::answer_secrets::may_hold_answer_secrets(json)
+        && let Some(first) =
+            crate::model::answer_secrets::mask_answer_json(&mut json.clone(), &str::to_owned)
+                .first()
+    {
+        return Err(format!(
+            "body: the {} carries credentials and must not be in a cassette (ims-vcr stores {:?} \
+             in its place)",
+            first.label.trim_start_matches("credential "),
+            credentials::PLACEHOLDER
+        ));
+    }
+    Ok(())
+}
+
+fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), String> {
+    for (i, (name, value)) in headers.iter().enumerate() {
+        HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("headers[{i}]: {name:?} is not a valid header name"))?;
+        HeaderValue::from_str(value).map_err(|_| {
+            format!("headers[{i}]: the value of {name:?} is not a valid header value")
+        })?;
+        if crate::model::headers::is_credential(name) {
+            return Err(format!(
+                "headers[{i}]: {name:?} carries credentials and must not be in a cassette"
+            ));
+        }
+        if crate::model::answer_secrets::mask_urls(value).is_some() {
+            return Err(format!(
+                "headers[{i}]: the value of {name:?} has a URL carrying credentials, which must \
+                 not be in a cassette (ims-vcr stores {:?} in their place)",
+                credentials::PLACEHOLDER
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_body(body: &Option<crate::model::interaction::Body>) -> std::result::Result<(), String> {
+    crate::model::interaction::body_bytes(body)
+        .map(|_| ())
+        .map_err(|e| format!("body: {e}"))
+}
