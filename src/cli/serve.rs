@@ -265,7 +265,7 @@ impl clap::builder::TypedValueParser for UpstreamUrl {
             .ok_or_else(|| clap::Error::new(ErrorKind::InvalidUtf8).with_cmd(cmd))?;
         upstream_url(text).map_err(|reason| {
             let name = arg.map_or_else(|| "--upstream <URL>".to_owned(), |a| a.to_string());
-            let shown = crate::model::credentials::mask_userinfo(text);
+            let shown = crate::model::credentials::shown_url(text);
             let message = format!("invalid value '{shown}' for '{name}': {reason}\n");
             clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd)
         })

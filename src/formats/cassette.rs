@@ -14,6 +14,7 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::redact::{RedactionStamp, Redactor};
 use crate::formats::validate::{validate_request, validate_response};
+#[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use crate::formats::validate::MAX_LATENCY_MS;
 
 /// Version of the cassette file format this build reads and writes.

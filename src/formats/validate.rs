@@ -23,7 +23,7 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
         return Err(format!(
             "path: {:?} holds a `?` or `#`; the query goes in `request.query`, and a fragment \
              is never sent",
-            credentials::mask_userinfo(&credentials::shown_path(&request.path))
+            credentials::shown_url(&request.path)
         ));
     }
     if !request.path.starts_with('/') || PathAndQuery::from_str(&target).is_err() {

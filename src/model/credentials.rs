@@ -102,10 +102,14 @@ const PAGE_TOKENS: &[&str] = &[
 /// names holding a part of [`PARTS`] (`client_secret`, `X-Amz-Signature`, `privateKey`), and
 /// names ending in `token` that are not a page's ([`PAGE_TOKENS`]).
 pub fn is_credential_name(name: &str) -> bool {
-    let compact = compact(name);
-    NAMES.contains(&compact.as_str())
+    is_credential_compact(&compact(name))
+}
+
+/// [`is_credential_name`] of a name already in [`compact`] form.
+pub(crate) fn is_credential_compact(compact: &str) -> bool {
+    NAMES.contains(&compact)
         || PARTS.iter().any(|p| compact.contains(p))
-        || is_token_name(&compact)
+        || is_token_name(compact)
 }
 
 /// Whether a [`compact`] name ends in `token` and is not a page's ([`PAGE_TOKENS`]).
@@ -466,21 +470,30 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
     (format!("{scheme}://{host}{tail}"), Some(userinfo.to_owned()))
 }
 
-/// `url` as messages may show it: its user information, if any, replaced by [`PLACEHOLDER`]
-/// (`https://REDACTED@host`), so a refused `user:password@` URL is named without its password,
-/// and the values of its credential query parameters masked (`?token=REDACTED`).
-pub fn mask_userinfo(url: &str) -> String {
+/// A URL, or an origin-form target (`/path?query`), as messages and logs may show it: its
+/// user information, if any, replaced by [`PLACEHOLDER`] (`https://REDACTED@host`), and the
+/// values of its credential matrix and query parameters masked (`;token=REDACTED`,
+/// `?token=REDACTED`). Used wherever ims-vcr names a URL it was given or sends to.
+pub fn shown_url(url: &str) -> String {
     let url = match strip_userinfo(url) {
         (stripped, Some(_)) => stripped.replacen("://", &format!("://{PLACEHOLDER}@"), 1),
         (url, None) => url,
     };
-    match url.split_once('?') {
-        Some((base, query)) => match mask_query(query.split('#').next().unwrap_or(query)) {
-            Some((masked, _)) => format!("{base}?{masked}"),
-            None => url,
-        },
-        None => url,
+    let (base, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
+    let (path, query) = match base.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (base, None),
+    };
+    let mut shown = shown_path(path).into_owned();
+    if let Some(query) = query {
+        shown.push('?');
+        match mask_query(query) {
+            Some((masked, _)) => shown.push_str(&masked),
+            None => shown.push_str(query),
+        }
     }
+    shown.push_str(fragment);
+    shown
 }
 
 #[cfg(test)]
@@ -686,13 +699,17 @@ mod tests {
     #[test]
     fn user_information_is_masked_in_a_url_shown_in_a_message() {
         assert_eq!(
-            mask_userinfo("http://alice:pw@127.0.0.1:8080"),
+            shown_url("http://alice:pw@127.0.0.1:8080"),
             "http://REDACTED@127.0.0.1:8080"
         );
-        assert_eq!(mask_userinfo("https://ims.example"), "https://ims.example");
+        assert_eq!(shown_url("https://ims.example"), "https://ims.example");
         assert_eq!(
-            mask_userinfo("https://a:b@ims.example/?token=t&limit=1"),
+            shown_url("https://a:b@ims.example/?token=t&limit=1"),
             "https://REDACTED@ims.example/?token=REDACTED&limit=1"
+        );
+        assert_eq!(
+            shown_url("/v2/images;token=t?sk=s#f"),
+            "/v2/images;token=REDACTED?sk=REDACTED#f"
         );
     }
 

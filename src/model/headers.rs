@@ -3,7 +3,7 @@
 
 use hyper::header::{CONNECTION, HeaderMap, HeaderName};
 
-use crate::model::credentials::is_credential_name;
+use crate::model::credentials::is_credential_compact;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy `Keep-Alive`/`Proxy-Connection`): they
 /// describe one connection, so a proxy never forwards or stores them.
@@ -116,18 +116,16 @@ pub fn is_credential(name: &str) -> bool {
 }
 
 /// Header names outside [`CREDENTIALS`] that carry a credential by their name, as query
-/// parameters and body fields do ([`is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
+/// parameters and body fields do ([`crate::model::credentials::is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
 /// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`), and
 /// keys of an authority (`X-Auth-User-Key`, `X-Access-Key`; `Idempotency-Key` is not one).
 fn names_a_credential(name: &str) -> bool {
-    if is_credential_name(name) {
-        return true;
-    }
     let compact = crate::model::credentials::compact(name);
-    compact.ends_with("key")
-        && ["auth", "api", "access", "secret", "private", "session"]
-            .iter()
-            .any(|part| compact.contains(part))
+    is_credential_compact(&compact)
+        || compact.ends_with("key")
+            && ["auth", "api", "access", "secret", "private", "session"]
+                .iter()
+                .any(|part| compact.contains(part))
 }
 
 /// True for a request header that is neither stored nor matched on (dates, user agents, request ids, and the headers the proxy rewrites).

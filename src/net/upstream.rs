@@ -104,7 +104,7 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Upstream> {
         let bad =
             |reason: &str| {
-                let shown = crate::model::credentials::mask_userinfo(&config.url);
+                let shown = crate::model::credentials::shown_url(&config.url);
                 Error::Config(format!("invalid --upstream {shown:?}: {reason}"))
             };
         let uri = Uri::from_str(&config.url).map_err(|e| bad(&e.to_string()))?;
@@ -363,16 +363,8 @@ struct Url<'a>(&'a str, &'a Uri);
 
 impl std::fmt::Display for Url<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::model::credentials::{mask_query, shown_path};
-        let (origin, uri) = (self.0, self.1);
-        write!(f, "{origin}{}", shown_path(uri.path()))?;
-        match uri.query() {
-            Some(query) => match mask_query(query) {
-                Some((masked, _)) => write!(f, "?{masked}"),
-                None => write!(f, "?{query}"),
-            },
-            None => Ok(()),
-        }
+        let shown = crate::model::credentials::shown_url(&format!("{}{}", self.0, self.1));
+        f.write_str(&shown)
     }
 }
 

@@ -100,13 +100,11 @@ pub fn mask_credentials(
     let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
     // URLs in header values (`Location`, `Link`, `Referer`) with credentials in them.
-    let header_urls = |headers: &[(String, String)]| {
-        headers.iter().enumerate().find_map(|(i, (_, value))| {
-            crate::model::answer_secrets::mask_urls(value).map(|_| i)
-        })
-    };
-    let urls_in_headers = header_urls(&request.headers).is_some()
-        || header_urls(&interaction.response.headers).is_some();
+    let urls_in_headers = request
+        .headers
+        .iter()
+        .chain(&interaction.response.headers)
+        .any(|(_, value)| crate::model::answer_secrets::mask_urls(value).is_some());
     if path.is_none()
         && query.is_none()
         && body.is_none()
