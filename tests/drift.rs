@@ -8,7 +8,7 @@ use hyper::header::HeaderValue;
 use ims_vcr::UpstreamConfig;
 use ims_vcr::formats::cassette;
 use ims_vcr::net::routes::Routes;
-use ims_vcr::tools::drift::{self, ChangeKind, IgnoreRules, RequestDrift, Unchecked};
+use ims_vcr::tools::drift::{self, ChangeKind, IgnoreRules, RequestDrift, Sends, Unchecked};
 
 use crate::util::*;
 
@@ -46,6 +46,16 @@ fn age_the_seed_recording(cassettes: &Path) {
     let mut bytes = serde_json::to_vec_pretty(&file).unwrap();
     bytes.push(b'\n');
     std::fs::write(cassettes.join(name), bytes).unwrap();
+}
+
+/// Drift of `recordings`, sending only safe methods (the command's default).
+async fn safe_only(
+    recordings: &[ims_vcr::model::recording::Recording],
+    routes: &Routes,
+    ignore: &IgnoreRules,
+    token: Option<&HeaderValue>,
+) -> Vec<RequestDrift> {
+    drift::run(recordings, routes, ignore, token, Sends::SafeOnly).await
 }
 
 /// `(pointer, kind)` of each change.
@@ -106,9 +116,9 @@ async fn drift_flags_removed_and_retyped_fields_as_breaking_ignores_volatile_one
     let recordings = cassette::read_dir(&cassettes).unwrap().0;
     let upstream = Routes::new(&[("/".into(), upstream_for(&fake, dir.path()))]).unwrap();
 
-    let drifts = drift::run(&recordings, &upstream, &IgnoreRules::default(), None).await;
+    let drifts = safe_only(&recordings, &upstream, &IgnoreRules::default(), None).await;
     let with_name_ignored = IgnoreRules::default().with_fields(["name".to_owned()]);
-    let quieter = drift::run(&recordings, &upstream, &with_name_ignored, None).await;
+    let quieter = safe_only(&recordings, &upstream, &with_name_ignored, None).await;
 
     let seed = find(&drifts, SEED_IMAGE_ID);
     assert_eq!(
@@ -165,8 +175,8 @@ async fn drift_sends_the_token_as_x_auth_token_and_a_refusal_is_unchecked_not_dr
     let ignore = IgnoreRules::default();
 
     let with_token = HeaderValue::from_static(token);
-    let accepted = drift::run(&recordings, &upstream, &ignore, Some(&with_token)).await;
-    let refused = drift::run(&recordings, &upstream, &ignore, None).await;
+    let accepted = safe_only(&recordings, &upstream, &ignore, Some(&with_token)).await;
+    let refused = safe_only(&recordings, &upstream, &ignore, None).await;
 
     assert!(
         accepted
@@ -211,7 +221,7 @@ async fn an_unreachable_upstream_leaves_every_request_unchecked_not_broken() {
     // test's server while this one runs.
     let upstream = Routes::new(&[("/".into(), UpstreamConfig::new("http://127.0.0.1:1"))]).unwrap();
 
-    let drifts = drift::run(&recordings, &upstream, &IgnoreRules::default(), None).await;
+    let drifts = safe_only(&recordings, &upstream, &IgnoreRules::default(), None).await;
 
     for drift in &drifts {
         assert!(
@@ -315,4 +325,100 @@ async fn drift_errors_name_the_flag_or_folder_at_fault() {
         !dir.path().join("nostore").exists(),
         "drift created a store"
     );
+}
+
+/// Records `requests` (`(method, image id, body)`) through a recorder into `dir/NAME-store` and
+/// exports them to `dir/NAME`.
+async fn record_requests(
+    fake: &FakeIms,
+    dir: &Path,
+    name: &str,
+    requests: &[(&str, &str, &[u8])],
+) -> PathBuf {
+    let store = dir.join(format!("{name}-store"));
+    let proxy = recorder(fake, &store).await;
+    for (method, id, body) in requests {
+        let headers = [("content-type", "application/json")];
+        let reply = send(method, &image_url(&proxy, id), &headers, body).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{method} {id}");
+    }
+    proxy.shutdown().await.unwrap();
+    let out = dir.join(name);
+    export_store(&store, &out, None).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn drift_sends_only_safe_methods_unless_asked_and_a_check_that_sent_nothing_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let unsafe_ones: [(&str, &str, &[u8]); 3] = [
+        ("DELETE", SEED_IMAGE_ID, b""),
+        (
+            "PATCH",
+            SEED_IMAGE_ID,
+            br#"[{"op":"replace","path":"/name","value":"n"}]"#,
+        ),
+        ("POST", "", br#"{"name":"new image"}"#),
+    ];
+    let mut mixed = vec![("GET", SEED_IMAGE_ID, &b""[..])];
+    mixed.extend(unsafe_ones);
+    let mixed = record_requests(&fake, dir.path(), "mixed", &mixed).await;
+    let only_unsafe = record_requests(&fake, dir.path(), "unsafe", &unsafe_ones).await;
+    let ca = fake.write_ca_pem(dir.path());
+    let (url, ca) = (fake.base_url(), ca.to_str().unwrap().to_owned());
+    let args = |cassettes: &Path, more: &[&str]| {
+        let mut args = vec!["--upstream", &url, "--upstream-ca", &ca];
+        args.extend(["--cassettes", cassettes.to_str().unwrap()]);
+        args.extend(more);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let sent_since = |before: usize| -> Vec<String> {
+        fake.requests()[before..]
+            .iter()
+            .map(|r| r.method.clone())
+            .collect()
+    };
+
+    // By default the recorded DELETE, PATCH and POST are reported as skipped and never sent.
+    let before = fake.requests().len();
+    let a = args(&mixed, &[]);
+    let (code, stdout, stderr) =
+        run_drift(a.iter().map(String::as_str).collect(), &[], dir.path()).await;
+    assert_eq!(code, 0, "the GET was checked:\n{stdout}{stderr}");
+    assert_eq!(sent_since(before), ["GET"], "{stdout}");
+    for line in [
+        &format!("DELETE /v2/images/{SEED_IMAGE_ID} : skipped: not a GET, HEAD, OPTIONS"),
+        &format!("PATCH /v2/images/{SEED_IMAGE_ID} : skipped"),
+        "POST /v2/images/ : skipped",
+        "drift: 1 request checked, 0 changed, 0 breaking; 3 skipped (not a GET, HEAD, OPTIONS: \
+         --unsafe-methods sends them)\n",
+    ] {
+        assert!(stdout.contains(line), "expected {line:?} in:\n{stdout}");
+    }
+
+    // A check that skipped every request checked nothing: exit 4, saying why and what sends them.
+    let before = fake.requests().len();
+    let a = args(&only_unsafe, &[]);
+    let (code, stdout, stderr) =
+        run_drift(a.iter().map(String::as_str).collect(), &[], dir.path()).await;
+    assert_eq!(code, 4, "{stdout}{stderr}");
+    assert_eq!(sent_since(before), Vec::<String>::new());
+    assert!(
+        stderr
+            .contains("nothing was checked: all 3 recorded requests are not a GET, HEAD, OPTIONS")
+            && stderr.contains("--unsafe-methods"),
+        "{stderr}"
+    );
+
+    // --unsafe-methods sends them all.
+    let before = fake.requests().len();
+    let a = args(&only_unsafe, &["--unsafe-methods"]);
+    let (code, stdout, stderr) =
+        run_drift(a.iter().map(String::as_str).collect(), &[], dir.path()).await;
+    let mut sent = sent_since(before);
+    sent.sort();
+    assert_eq!(sent, ["DELETE", "PATCH", "POST"], "{stdout}{stderr}");
+    assert!(!stdout.contains("skipped"), "{stdout}");
+    assert_ne!(code, 4, "{stdout}{stderr}");
 }

@@ -281,7 +281,12 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         )));
     }
     let ignore = IgnoreRules::default().with_fields(args.ignore_fields);
-    let drifts = drift::run(&recordings, &routes, &ignore, token.as_ref()).await;
+    let sends = if args.unsafe_methods {
+        drift::Sends::All
+    } else {
+        drift::Sends::SafeOnly
+    };
+    let drifts = drift::run(&recordings, &routes, &ignore, token.as_ref(), sends).await;
     print!("{}", drift::render(&drifts));
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
     let unchecked = drift::unchecked_summary(&drifts);

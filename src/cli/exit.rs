@@ -53,7 +53,8 @@ const TABLE: &[Row] = &[
         commands: &["drift"],
         meaning: "no breaking change found, but requests could not be checked: the upstream \
                   could not be reached, or refused the credentials (401/403 where the recording \
-                  has another status)",
+                  has another status), or every recorded request was skipped (none is a GET, \
+                  HEAD or OPTIONS, and --unsafe-methods was not given)",
     },
 ];
 

@@ -148,7 +148,9 @@ Examples:
   ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com --store .ims-vcr/store --ignore-field checksum
 
 Values of request_id, x-request-id, date, every *_at field and the redacted fields are not
-compared (their presence and type are). Nothing is written.";
+compared (their presence and type are). Nothing is written. Only GET, HEAD and OPTIONS requests
+are sent unless --unsafe-methods is given: a recorded DELETE or sign-in POST is reported as
+skipped, not sent again.";
 
 #[derive(Debug, Args)]
 struct DriftArgs {
@@ -166,6 +168,11 @@ struct DriftArgs {
     /// (repeatable).
     #[arg(long = "ignore-field", value_name = "NAME")]
     ignore_fields: Vec<String>,
+    /// Also send recorded requests whose method may change state (DELETE, POST, PUT, PATCH, ...):
+    /// by default only GET, HEAD and OPTIONS are sent, the others are reported as skipped.
+    /// Only against a throw-away project: a recorded DELETE deletes again.
+    #[arg(long)]
+    unsafe_methods: bool,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,30 @@ pub struct RequestDrift {
     pub changes: Vec<Change>,
     /// Why the request could not be checked: a set-up problem, not drift.
     pub unchecked: Option<Unchecked>,
+    /// The request was not sent because its method may change state on the live endpoint
+    /// (see [`Sends`]): not drift, and not a set-up problem either.
+    pub skipped: bool,
+}
+
+/// Which recorded requests drift sends to the live endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sends {
+    /// Only the safe methods (`GET`, `HEAD`, `OPTIONS`): a recorded `DELETE`, `PUT`, `PATCH`
+    /// or `POST` (an image deletion, a sign-in) is skipped, since sending it again would change
+    /// or create something on the live endpoint, or sign in with a redacted password.
+    #[default]
+    SafeOnly,
+    /// Every recorded method (`--unsafe-methods`): for a throw-away project.
+    All,
+}
+
+impl Sends {
+    /// The methods [`Sends::SafeOnly`] sends, as the report names them.
+    pub const SAFE: &'static [&'static str] = &["GET", "HEAD", "OPTIONS"];
+
+    fn sends(self, method: &str) -> bool {
+        self == Sends::All || Self::SAFE.iter().any(|m| m.eq_ignore_ascii_case(method))
+    }
 }
 
 /// Why a recorded request could not be checked against the live endpoint. None of these says
@@ -79,12 +103,14 @@ impl RequestDrift {
 /// Sends each recording's first request to the upstream of its route (which rewrites `Host`, strips hop-by-hop
 /// headers and re-signs with AK/SK when configured; `token` goes as `X-Auth-Token`) and compares
 /// the answer with the *last* recorded one: the steady state of a polled request. Sequential on
-/// purpose: this is a check, not a load test.
+/// purpose: this is a check, not a load test. Requests whose method `sends` leaves out are
+/// skipped, never sent.
 pub async fn run(
     recordings: &[Recording],
     routes: &Routes,
     ignore: &IgnoreRules,
     token: Option<&HeaderValue>,
+    sends: Sends,
 ) -> Vec<RequestDrift> {
     let mut drifts = Vec::with_capacity(recordings.len());
     for recording in recordings {
@@ -94,6 +120,7 @@ pub async fn run(
                 request: recording.key.request_line().to_owned(),
                 changes: Vec::new(),
                 unchecked: Some(Unchecked::Unsendable("the recording has no answer".into())),
+                skipped: false,
             });
             continue;
         };
@@ -103,6 +130,16 @@ pub async fn run(
             None => request.path.clone(),
         };
         let label = format!("{} {target}", request.method);
+        if !sends.sends(&request.method) {
+            tracing::debug!(request = %label, "not sent: not a safe method");
+            drifts.push(RequestDrift {
+                request: label,
+                changes: Vec::new(),
+                unchecked: None,
+                skipped: true,
+            });
+            continue;
+        }
         tracing::debug!(request = %label, "checking drift");
         let result = match routes.route(&request.path) {
             Some(route) => check(first, last, &target, route.upstream(), ignore, token).await,
@@ -116,6 +153,7 @@ pub async fn run(
             request: label,
             unchecked: result.as_ref().err().cloned(),
             changes: result.unwrap_or_default(),
+            skipped: false,
         });
     }
     drifts
@@ -213,12 +251,19 @@ async fn check(
 
 /// The report: per request a header line and one indented line per change, then the summary
 /// `drift: N requests checked, M changed, K breaking` (K counts breaking changes), followed by
-/// `; U not checked` when some requests could not be checked.
+/// `; U not checked` when some requests could not be checked and `; S skipped (...)` when some
+/// were not sent (see [`Sends`]).
 pub fn render(drifts: &[RequestDrift]) -> String {
     let mut out = String::new();
     for drift in drifts {
         let (n, breaking) = (drift.changes.len(), drift.breaking());
         let _ = match &drift.unchecked {
+            _ if drift.skipped => writeln!(
+                out,
+                "{} : skipped: not a {} (--unsafe-methods sends it)",
+                drift.request,
+                Sends::SAFE.join(", ")
+            ),
             Some(why) => writeln!(out, "{} : not checked: {why}", drift.request),
             None if n == 0 => writeln!(out, "{} : no changes", drift.request),
             None => writeln!(
@@ -233,27 +278,53 @@ pub fn render(drifts: &[RequestDrift]) -> String {
         }
     }
     let unchecked = drifts.iter().filter(|d| d.unchecked.is_some()).count();
+    let skipped = skipped(drifts);
     let changed = drifts.iter().filter(|d| !d.changes.is_empty()).count();
     let breaking: usize = drifts.iter().map(RequestDrift::breaking).sum();
     let _ = write!(
         out,
         "drift: {} checked, {changed} changed, {breaking} breaking",
-        count(drifts.len() - unchecked, "request", "requests"),
+        count(drifts.len() - unchecked - skipped, "request", "requests"),
     );
-    let _ = match unchecked {
-        0 => writeln!(out),
-        n => writeln!(out, "; {n} not checked"),
-    };
+    if unchecked > 0 {
+        let _ = write!(out, "; {unchecked} not checked");
+    }
+    if skipped > 0 {
+        let _ = write!(
+            out,
+            "; {skipped} skipped (not a {}: --unsafe-methods sends them)",
+            Sends::SAFE.join(", ")
+        );
+    }
+    out.push('\n');
     // Field names and values come from recordings and from the live answer: nothing in them
     // may drive the terminal the report is printed on.
     crate::tools::escape_controls(&out).into_owned()
 }
 
+/// How many requests were skipped (not sent, see [`Sends`]).
+pub fn skipped(drifts: &[RequestDrift]) -> usize {
+    drifts.iter().filter(|d| d.skipped).count()
+}
+
 /// What the command says when requests could not be checked: which set-up problem, and the fix.
+/// Skipped requests alone are not a problem, unless nothing at all was sent: a check that
+/// checked nothing must not pass.
 pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
     let unchecked: Vec<&Unchecked> = drifts.iter().filter_map(|d| d.unchecked.as_ref()).collect();
     if unchecked.is_empty() {
-        return None;
+        let skipped = skipped(drifts);
+        return (skipped > 0 && skipped == drifts.len()).then(|| {
+            format!(
+                "nothing was checked: {} not a {}, which drift does not send to a live \
+                 endpoint unless --unsafe-methods is given",
+                match skipped {
+                    1 => "the one recorded request is".to_owned(),
+                    n => format!("all {n} recorded requests are"),
+                },
+                Sends::SAFE.join(", ")
+            )
+        });
     }
     let mut causes = Vec::new();
     if unchecked
@@ -342,6 +413,11 @@ mod tests {
             request: request.into(),
             changes,
             unchecked,
+            skipped: false,
+        };
+        let skipped = RequestDrift {
+            skipped: true,
+            ..drift("DELETE /v2/images/b", vec![], None)
         };
         let drifts = [
             drift(
@@ -351,6 +427,7 @@ mod tests {
             ),
             drift("GET /v2", vec![], None),
             drift("GET /x", vec![], Some(Unchecked::Unreachable("timeout".into()))),
+            skipped.clone(),
         ];
         let expected = format!(
             "GET /v2/images/a : 3 changes (2 breaking)\n\
@@ -359,10 +436,33 @@ mod tests {
              \x20 changed-value /name  (string \"{}… → string \"y\")\n\
              GET /v2 : no changes\n\
              GET /x : not checked: no answer: timeout\n\
-             drift: 2 requests checked, 1 changed, 2 breaking; 1 not checked\n",
+             DELETE /v2/images/b : skipped: not a GET, HEAD, OPTIONS (--unsafe-methods sends it)\n\
+             drift: 2 requests checked, 1 changed, 2 breaking; 1 not checked; 1 skipped (not a \
+             GET, HEAD, OPTIONS: --unsafe-methods sends them)\n",
             "x".repeat(59)
         );
         assert_eq!(render(&drifts), expected);
+        // Skipped requests beside checked ones are no set-up problem; skipped alone are, since
+        // a check that sent nothing must not pass.
+        assert_eq!(unchecked_summary(&drifts[..2]), None);
+        assert_eq!(unchecked_summary(&[drifts[1].clone(), skipped.clone()]), None);
+        let nothing = unchecked_summary(&[skipped.clone(), skipped]).unwrap();
+        assert!(
+            nothing.starts_with("nothing was checked: all 2 recorded requests are not a GET"),
+            "{nothing}"
+        );
+        assert!(nothing.contains("--unsafe-methods"), "{nothing}");
+    }
+
+    #[test]
+    fn only_safe_methods_are_sent_unless_all_are_asked_for() {
+        for method in ["GET", "HEAD", "OPTIONS", "get"] {
+            assert!(Sends::SafeOnly.sends(method), "{method}");
+        }
+        for method in ["DELETE", "POST", "PUT", "PATCH", "TRACE", "CONNECT", "PURGE"] {
+            assert!(!Sends::SafeOnly.sends(method), "{method}");
+            assert!(Sends::All.sends(method), "{method}");
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ mod tests {
             unchecked: Some(drift::Unchecked::Unreachable(
                 "upstream said \u{9b}31m".into(),
             )),
+            skipped: false,
         }]);
         assert!(!report.chars().any(is_unsafe), "{report}");
     }
