@@ -67,6 +67,30 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
     let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("exported 1 request (1 answer)"), "{stderr}");
+    // Exporting again removes a stale cassette named as export names them, and says which; a
+    // cassette written by hand under another name is kept.
+    let out = dir.path().join("out");
+    let exported = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let stale = out.join("get_v2_images_gone_0123456789ab.json");
+    let fixture = out.join("image_fixture.json");
+    std::fs::copy(&exported, &stale).unwrap();
+    std::fs::copy(&exported, &fixture).unwrap();
+    let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "removed 1 stale cassette (requests no longer in the store): \
+             get_v2_images_gone_0123456789ab.json"
+        ),
+        "{stderr}"
+    );
+    assert!(!stale.exists() && fixture.exists());
+    std::fs::remove_file(fixture).unwrap();
     let (code, stderr) = run(&["import", "--store", "s2", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stored_answers(&dir.path().join("s2")), 1);

@@ -167,7 +167,16 @@ async fn bad_session_names_get_a_400_naming_the_header() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = cassette_replayer(&shipped_cassettes(dir.path())).await;
     let long = "x".repeat(201);
-    for bad in ["../etc", "a b", "a//b", "/abs", long.as_str(), "a/./b"] {
+    for bad in [
+        "../etc",
+        "a b",
+        "a//b",
+        "/abs",
+        long.as_str(),
+        "a/./b",
+        ".hidden",
+        "tests/.cache/x",
+    ] {
         let reply = send(
             "GET",
             &image_url(&proxy, SEED_IMAGE_ID),

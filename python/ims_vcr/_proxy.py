@@ -39,7 +39,7 @@ def session_name(nodeid):
     `tests/test_images/TestGet/test_one-huawei`.
 
     Session names are 1-200 characters of `A-Z a-z 0-9 . _ / -` in segments that are neither
-    empty, `.` or `..` (ims-vcr exports a session to the folder of that name). Other characters
+    empty nor start with `.` (ims-vcr exports a session to the folder of that name). Other characters
     become `_`, a segment starting with `.` gets a leading `_` (ims-vcr skips hidden folders),
     and when anything was replaced, or the name is too long, 8 hex digits of a SHA-1 of the node
     id are appended to the last segment so that two tests never share a name.

@@ -73,13 +73,25 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         &progress,
     )?;
     progress.finish_and_clear();
-    let removed = if summary.removed > 0 {
-        format!(
-            ", removed {}",
-            count(summary.removed, "stale cassette", "stale cassettes")
-        )
-    } else {
-        String::new()
+    // Name what was removed (the first few): a file removed silently is a fixture lost.
+    const NAMED: usize = 5;
+    let removed = match summary.removed.len() {
+        0 => String::new(),
+        n => {
+            let shown: Vec<String> = summary.removed[..n.min(NAMED)]
+                .iter()
+                .map(|p| p.strip_prefix(&out).unwrap_or(p).display().to_string())
+                .collect();
+            let more = match n.saturating_sub(NAMED) {
+                0 => String::new(),
+                more => format!(" and {more} more"),
+            };
+            format!(
+                ", removed {} (requests no longer in the store): {}{more}",
+                count(n, "stale cassette", "stale cassettes"),
+                shown.join(", ")
+            )
+        }
     };
     eprintln!(
         "exported {} ({}) to {}{removed}",

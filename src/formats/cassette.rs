@@ -75,6 +75,26 @@ pub fn file_name(recording: &Recording) -> String {
     format!("{method}_{slug}_{}.json", &recording.key.hex()[..12])
 }
 
+/// Whether `name` has the shape [`file_name`] gives (`{method}_{slug}_{hex}.json`, 12 or 64
+/// lowercase hex digits, the full digest being the fallback when 12 collide).
+fn is_exported_name(name: &str) -> bool {
+    let Some((rest, hex)) = name
+        .strip_suffix(".json")
+        .and_then(|stem| stem.rsplit_once('_'))
+    else {
+        return false;
+    };
+    let Some((method, slug)) = rest.split_once('_') else {
+        return false;
+    };
+    matches!(hex.len(), 12 | 64)
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && method.len() <= 16
+        && method.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9'))
+        && !slug.is_empty()
+        && slug.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'))
+}
+
 /// Renders a recording (made under `rules`) as the bytes of its cassette file.
 pub fn render(recording: &Recording, rules: &MatchRules) -> Vec<u8> {
     let file = CassetteFile {
@@ -347,8 +367,8 @@ pub struct ExportSummary {
     pub files: usize,
     /// Answers across all files.
     pub answers: usize,
-    /// Stale cassette files removed (requests no longer in the store).
-    pub removed: usize,
+    /// Stale cassette files removed (requests no longer in the store), in path order.
+    pub removed: Vec<PathBuf>,
 }
 
 /// Writes one file per recording into `dir` (created if needed). Each file is written to a
@@ -390,7 +410,7 @@ pub fn write_dir_with_progress(
     let mut summary = ExportSummary {
         files: files.len(),
         answers: recordings.iter().map(|r| r.answers.len()).sum(),
-        removed: 0,
+        removed: Vec::new(),
     };
     for (path, bytes) in &files {
         if let Some(folder) = path.parent() {
@@ -405,14 +425,21 @@ pub fn write_dir_with_progress(
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if !files.contains_key(&path) && !is_link && looks_like_cassette(&path) {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-            summary.removed += 1;
+            summary.removed.push(path);
         }
     }
+    summary.removed.sort();
     Ok(summary)
 }
 
+/// A cassette an export may remove as stale: named as [`file_name`] names them and holding a
+/// cassette. A fixture written by hand under another name (`image_404.json`) is never removed,
+/// even when it is a valid cassette.
 fn looks_like_cassette(path: &Path) -> bool {
-    std::fs::read(path)
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(is_exported_name)
+        && std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v.get("format").is_some() && v.get("answers").is_some())
@@ -559,6 +586,40 @@ mod tests {
         let name = file_name(&recording("GET", "/v2/images/bc6bed6e-ba3a"));
         assert!(name.starts_with("get_v2_images_bc6bed6e-ba3a_"), "{name}");
         assert!(file_name(&recording("GET", "/")).starts_with("get_root_"));
+    }
+
+    #[test]
+    fn an_export_removes_only_stale_cassettes_named_as_it_names_them_and_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, gone) = (recording("GET", "/v2/images/a"), recording("DELETE", "/v2/images/b"));
+        let rules = MatchRules::default();
+        write_dir(dir.path(), &[kept.clone(), gone.clone()], &rules).unwrap();
+        // A fixture written by hand: a valid cassette under a name export never gives.
+        let fixture = dir.path().join("image_404.json");
+        std::fs::write(&fixture, render(&gone, &rules)).unwrap();
+        let summary = write_dir(dir.path(), &[kept], &rules).unwrap();
+        assert_eq!(summary.removed, [dir.path().join(file_name(&gone))]);
+        assert!(fixture.exists(), "a hand-named cassette was removed");
+
+        for path in ["/", "/v2/images/x;y", "/ÿ/..", "/a b/c"] {
+            for method in ["GET", "M-SEARCH", "!"] {
+                let name = file_name(&recording(method, path));
+                assert!(is_exported_name(&name), "{name}");
+                let full = name.replace(&name[name.len() - 17..name.len() - 5], &"a".repeat(64));
+                assert!(is_exported_name(&full), "{full}");
+            }
+        }
+        for name in [
+            "image_404.json",
+            "get_v2_images_x.json",
+            "get_v2_ABCDEF012345.json",
+            "get_v2_0123456789ab.JSON",
+            "get_v2_0123456789abc.json",
+            "get__0123456789ab.json",
+            "get.v2_0123456789ab.json",
+        ] {
+            assert!(!is_exported_name(name), "{name}");
+        }
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub const SKIP_HEADER_NAME: hyper::header::HeaderName =
 pub const MAX_NAME: usize = 200;
 
 /// Checks a session name: 1 to 200 characters of `A-Z a-z 0-9 . _ / -`, made of `/`-separated
-/// segments none of which is empty, `.` or `..` (a session is exported to the folder of that
-/// name, so the name must be a safe relative path).
+/// segments none of which is empty or starts with `.` (a session is exported to the folder of
+/// that name, so the name must be a safe relative path to a folder that is not hidden).
 pub fn validate(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(format!(
@@ -44,6 +44,14 @@ pub fn validate(name: &str) -> Result<(), String> {
             "{SESSION_HEADER}: session name {name:?} has a {:?} segment; names are relative \
              paths without empty, `.` or `..` segments",
             bad
+        ));
+    }
+    // A hidden folder would be skipped by import, replay --cassettes and verify: the session's
+    // cassettes would be exported and then silently never read.
+    if let Some(bad) = name.split('/').find(|s| s.starts_with('.')) {
+        return Err(format!(
+            "{SESSION_HEADER}: session name {name:?} has a segment starting with `.` ({bad:?}); \
+             it would be exported to a hidden folder, which import, replay and verify skip"
         ));
     }
     Ok(())
@@ -77,6 +85,9 @@ mod tests {
             ("a//b", "\"\" segment"),
             ("a/", "\"\" segment"),
             ("./a", "\".\" segment"),
+            (".hidden", "starting with `.` (\".hidden\")"),
+            ("tests/.cache/x", "starting with `.` (\".cache\")"),
+            ("a/...", "hidden folder"),
         ] {
             let why = validate(bad).unwrap_err();
             assert!(why.contains(SESSION_HEADER) && why.contains(says), "{bad:?}: {why}");
