@@ -28,6 +28,20 @@ pub enum Error {
         /// What is there instead, and what to do.
         reason: String,
     },
+    /// A store whose files cannot be written (read-only folder, file or file system): sled has
+    /// no read-only mode, so even reading a store writes to it.
+    #[error(
+        "store {path} cannot be written ({file}: {source}): ims-vcr opens a store read-write even \
+         to read it; make the folder writable, or copy it (`cp -r`) and pass the copy as --store"
+    )]
+    StoreNotWritable {
+        /// The store directory.
+        path: PathBuf,
+        /// The file or folder that could not be written.
+        file: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// Any other sled failure, with the store it happened in.
     #[error("store {path}: {source}")]
     Store {
@@ -147,6 +161,20 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An I/O error on `file` in the store at `store`: [`Error::StoreNotWritable`] when the
+    /// store is read-only, [`Error::Io`] otherwise.
+    pub(crate) fn store_io(store: &std::path::Path, file: PathBuf, source: std::io::Error) -> Self {
+        use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+        match source.kind() {
+            PermissionDenied | ReadOnlyFilesystem => Error::StoreNotWritable {
+                path: store.to_owned(),
+                file,
+                source,
+            },
+            _ => Error::io(file, source),
         }
     }
 

@@ -203,3 +203,69 @@ fn help_shows_examples_and_version_shows_the_cassette_format() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("cassette format 1"));
 }
+
+/// A store on read-only media (or with its write permission removed) cannot be opened, since
+/// sled has no read-only mode: every reading command says so naming the store, and changes
+/// nothing. Run as another user when the test runs as root (root writes through permissions).
+#[test]
+fn a_read_only_store_gets_an_error_naming_it_and_is_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = shipped_cassettes(dir.path());
+    let (code, stderr) = run(
+        &["import", "--store", "s", shipped.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let store = dir.path().join("s");
+    let set_mode = |writable: bool| {
+        let mut paths = vec![dir.path().to_owned(), store.clone()];
+        paths.extend(
+            std::fs::read_dir(&store)
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+        for path in paths {
+            let dir_like = path.is_dir();
+            let mode = match (writable, dir_like) {
+                (true, true) => 0o755,
+                (true, false) => 0o644,
+                (false, true) => 0o555,
+                (false, false) => 0o444,
+            };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
+    set_mode(false);
+    let before = all_files(&store);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for args in [
+        &["ls", "--store", "s"][..],
+        &["export", "--store", "s", "--out", "/dev/null/never"],
+        &["show", "--store", "s", "GET /v2/images/x"],
+        &["replay", "--store", "s", "--listen", "127.0.0.1:0"],
+    ] {
+        let mut command = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        let out = command.args(args).current_dir(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("store s cannot be written (s/ims-vcr-closed: Permission denied")
+                && stderr.contains("make the folder writable, or copy it"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(
+        all_files(&store) == before,
+        "a refused open changed the store"
+    );
+    set_mode(true);
+}

@@ -126,7 +126,7 @@ pub(crate) fn forget(dir: &Path) -> Result<()> {
     match std::fs::remove_file(&file) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(file, e)),
+        Err(e) => Err(Error::store_io(dir, file, e)),
     }
 }
 

@@ -185,6 +185,14 @@ pub(crate) fn open_error(path: &Path, source: sled::Error) -> Error {
                 .filter(|h| !h.is_empty() && h.len() < 200 && h.chars().all(|c| !c.is_control()))
                 .unwrap_or_else(|| "an ims-vcr record, replay or export is running on it".into()),
         },
+        // sled opens `conf` and `db` read-write (there is no read-only mode).
+        sled::Error::Io(e) if matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ) =>
+        {
+            Error::store_io(path, path.to_owned(), e)
+        }
         sled::Error::Unsupported(why) => Error::StoreDamaged {
             path: path.to_owned(),
             reason: format!(
