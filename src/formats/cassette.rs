@@ -186,10 +186,13 @@ pub fn parse_in_session(
     let answers = file
         .answers
         .into_iter()
-        .map(|response| Interaction {
-            request: file.request.clone(),
-            response,
-            redaction: file.redaction.clone(),
+        .map(|mut response| {
+            crate::formats::validate::without_content_encoding(&mut response.headers);
+            Interaction {
+                request: file.request.clone(),
+                response,
+                redaction: file.redaction.clone(),
+            }
         })
         .collect();
     Ok((Recording { key, answers }, rules))
@@ -664,6 +667,40 @@ mod tests {
         v["request"]["headers"] = serde_json::json!([["X-Auth-Token", "t"]]);
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("request.headers[0]"), "{err}");
+    }
+
+    #[test]
+    fn content_encoding_over_a_decoded_body_is_left_out_and_over_a_compressed_one_refused() {
+        use std::io::Write as _;
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        v["answers"][0]["headers"] = serde_json::json!([
+            ["content-type", "application/json"],
+            ["Content-Encoding", "gzip"]
+        ]);
+        let (back, _) = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            back.answers[0].response.headers,
+            [("content-type".to_owned(), "application/json".to_owned())]
+        );
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(br#"{"id":"x"}"#).unwrap();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(br#"{"id":"x"}"#).unwrap();
+        for compressed in [gz.finish().unwrap(), zlib.finish().unwrap()] {
+            v["answers"][0]["body"] = serde_json::to_value(Body::from_bytes(&compressed)).unwrap();
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("f.json")
+                    && err.contains("answers[0].headers[1]: Content-Encoding: \"gzip\"")
+                    && err.contains("still compressed"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     }
     validate_headers(&response.headers)?;
     validate_body(&response.body)?;
+    check_not_encoded(response)?;
     // What an answer hands out is masked when recorded (the leak gate's masking).
     if let Some(json) = response.body.as_ref().and_then(|b| b.json())
         && crate::model::answer_secrets::may_hold_answer_secrets(json)
@@ -130,6 +131,40 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
         }
     }
     Ok(())
+}
+
+/// An answer's body is stored decoded, so a `Content-Encoding` it keeps describes nothing and is
+/// left out when it is read ([`without_content_encoding`]). A body that is itself still
+/// compressed (gzip's magic bytes, a zlib header) under such a header is refused: served as it
+/// is it would reach the client undecoded, and the leak gate cannot read inside it.
+fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), String> {
+    let Some((i, (name, value))) = response
+        .headers
+        .iter()
+        .enumerate()
+        .find(|(_, (n, _))| n.eq_ignore_ascii_case("content-encoding"))
+    else {
+        return Ok(());
+    };
+    let bytes = crate::model::interaction::body_bytes(&response.body).unwrap_or_default();
+    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+    let zlib = bytes.len() >= 2
+        && bytes[0] & 0x0f == 8
+        && (u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31 == 0;
+    if gzip || zlib {
+        return Err(format!(
+            "headers[{i}]: {name}: {value:?} over a body that is still compressed; a cassette \
+             stores the body decoded (ims-vcr encodes nothing it serves): decode the body and \
+             remove the header"
+        ));
+    }
+    Ok(())
+}
+
+/// `headers` without `Content-Encoding`: an answer's body is stored decoded (see
+/// [`check_not_encoded`]), and the proxy frames what it serves.
+pub(crate) fn without_content_encoding(headers: &mut Vec<(String, String)>) {
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-encoding"));
 }
 
 fn validate_body(body: &Option<crate::model::interaction::Body>) -> std::result::Result<(), String> {

@@ -71,8 +71,9 @@ pub struct RecordedRequest {
 pub struct RecordedResponse {
     /// HTTP status code.
     pub status: u16,
-    /// Response headers in wire order, hop-by-hop, `Set-Cookie`, `Content-Length` and (for decoded
-    /// bodies) `Content-Encoding` removed: the proxy frames what it serves itself.
+    /// Response headers in wire order, hop-by-hop, `Set-Cookie`, `Content-Length` and
+    /// `Content-Encoding` removed: the proxy frames what it serves itself, and the body is
+    /// stored decoded.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// Response body, decoded (never gzip); absent when empty.

@@ -103,6 +103,9 @@ impl Prepared {
         // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
         headers.remove(hyper::header::CONTENT_LENGTH);
         headers.remove(hyper::header::TRANSFER_ENCODING);
+        // Bodies are stored decoded: an encoding left in a store an older ims-vcr imported
+        // would make the client decode what is not encoded.
+        headers.remove(hyper::header::CONTENT_ENCODING);
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
         headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());
@@ -411,12 +414,13 @@ mod tests {
     use crate::model::interaction::Body;
 
     #[test]
-    fn stale_content_length_is_never_served() {
+    fn stale_framing_and_encoding_headers_are_never_served() {
         let recorded = RecordedResponse {
             status: 200,
             headers: vec![
                 ("content-length".into(), "999".into()),
                 ("transfer-encoding".into(), "chunked".into()),
+                ("content-encoding".into(), "gzip".into()),
             ],
             body: Body::from_bytes(b"{}"),
             recorded_at: String::new(),
@@ -429,6 +433,7 @@ mod tests {
             .to_response(Outcome::Hit, None);
         assert!(response.headers().get("transfer-encoding").is_none());
         assert!(response.headers().get("content-length").is_none());
+        assert!(response.headers().get("content-encoding").is_none());
         assert_eq!(response.headers()[crate::net::outcome::OUTCOME_HEADER], "hit");
     }
 
