@@ -75,6 +75,10 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     const URL_PASSWORD: &str = "answer-url-password-61e2";
     const SIGNATURE: &str = "answer-presigned-signature-9a0c";
     const LOCATION_TOKEN: &str = "answer-location-token-3be7";
+    // A matrix parameter percent-encoded (`%3Btoken%3D`, as Go's url.PathEscape writes it), and
+    // one inside a query value (`?a=1;token=`, which servers splitting at `;` read).
+    const ENCODED_MATRIX: &str = "encoded-matrix-token-5e91";
+    const QUERY_MATRIX: &str = "query-matrix-token-a7d3";
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::plain()).await;
     let answer = serde_json::json!({
@@ -143,6 +147,12 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
                 reply.text().contains(DB_PASSWORD),
                 "the client gets the live answer"
             );
+            let url = format!(
+                "{}/v2/encoded%3Btoken%3D{ENCODED_MATRIX}?a=1;token={QUERY_MATRIX}&limit=1",
+                proxy.uri
+            );
+            let reply = send("GET", &url, &[], b"").await;
+            assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
         }
         logs.push(proxy.log());
         assert!(proxy.terminate().success());
@@ -161,6 +171,12 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     );
     let url = format!(
         "{}/v2/settings;token=another-one?SecurityToken=another&limit=1",
+        replay.uri
+    );
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    let url = format!(
+        "{}/v2/encoded%3Btoken%3Danother?a=1;token=another&limit=1",
         replay.uri
     );
     let reply = send("GET", &url, &[], b"").await;
@@ -195,6 +211,8 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         URL_PASSWORD,
         SIGNATURE,
         LOCATION_TOKEN,
+        ENCODED_MATRIX,
+        QUERY_MATRIX,
     ] {
         for place in &places {
             let hits = files_containing(place, secret.as_bytes());

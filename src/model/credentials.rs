@@ -165,7 +165,9 @@ fn decode(part: &str) -> String {
 
 /// The query with the value of each credential parameter replaced by [`PLACEHOLDER`], pair by
 /// pair (order and the encoding of the other pairs kept), and what was replaced. `None` when
-/// there is nothing to replace.
+/// there is nothing to replace. A credential hidden as a `;name=value` parameter inside another
+/// pair's value (`?a=1;token=...`, which servers that split queries at `;` read as its own
+/// parameter) is masked too (see [`mask_params`]).
 pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     let mut found = Vec::new();
     let masked: Vec<String> = query
@@ -174,7 +176,10 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let decoded_name = decode(name);
             if !is_credential_name(&decoded_name) {
-                return pair.to_owned();
+                return match mask_params(value, "query parameter", &mut found) {
+                    Some(value) => format!("{name}={value}"),
+                    None => pair.to_owned(),
+                };
             }
             let value = decode(value);
             if value == PLACEHOLDER {
@@ -195,40 +200,104 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
 
 /// The path with the value of each credential matrix parameter (`/images/abc;token=...`, the
 /// `;name=value` pairs RFC 3986 allows in a segment) replaced by [`PLACEHOLDER`], and what was
-/// replaced. `None` when there is nothing to replace (every path without `;`). Such a value would
-/// otherwise reach the stored request, an exported cassette's file name and the log.
+/// replaced. `None` when there is nothing to replace (every path without `;` or `%3B`). Such a
+/// value would otherwise reach the stored request, an exported cassette's file name and the log.
 pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
-    if !path.contains(';') {
+    if !has_param_delimiter(path) {
         return None;
     }
     let mut found = Vec::new();
     let masked: Vec<String> = path
         .split('/')
         .map(|segment| {
-            let mut parts = segment.split(';');
-            let mut out = parts.next().unwrap_or_default().to_owned();
-            for param in parts {
-                out.push(';');
-                let (name, value) = param.split_once('=').unwrap_or((param, ""));
-                let decoded_name = decode(name);
-                let value = decode(value);
-                if !is_credential_name(&decoded_name) || value.is_empty() || value == PLACEHOLDER {
-                    out.push_str(param);
-                    continue;
-                }
-                found.push(Found {
-                    label: format!("credential path parameter {decoded_name}"),
-                    value,
-                });
-                out.push_str(name);
-                out.push('=');
-                out.push_str(PLACEHOLDER);
-            }
-            out
+            mask_params(segment, "path parameter", &mut found).unwrap_or_else(|| segment.to_owned())
         })
         .collect();
     let masked = masked.join("/");
     (masked != path).then_some((masked, found))
+}
+
+/// Whether `text` holds `;` or its percent-encoding `%3B` (any case).
+fn has_param_delimiter(text: &str) -> bool {
+    text.contains(';')
+        || text
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'b'))
+}
+
+/// `text` (a path segment, a query value) with the value of each credential `;name=value`
+/// parameter in it replaced by [`PLACEHOLDER`], pushing what was replaced (labelled `credential
+/// {kind} NAME`) to `found`; `None` when nothing was replaced. `;` and `=` count percent-encoded
+/// too (`%3Btoken%3D...`, as Go's `url.PathEscape` writes them): a server that decodes before it
+/// splits reads them as parameters, and either way the value must not reach the disk.
+fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String> {
+    if !has_param_delimiter(text) {
+        return None;
+    }
+    // Byte offsets of each delimiter and its length.
+    let bytes = text.as_bytes();
+    let delimiter_at = |i: usize, one: u8, encoded: u8| -> usize {
+        match bytes[i] {
+            b if b == one => 1,
+            b'%' if bytes.get(i + 1) == Some(&b'3')
+                && bytes.get(i + 2).is_some_and(|b| b.eq_ignore_ascii_case(&encoded)) =>
+            {
+                3
+            }
+            _ => 0,
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut pieces = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        match delimiter_at(i, b';', b'b') {
+            0 => i += 1,
+            n => {
+                pieces.push((start, i));
+                pieces.push((i, i + n));
+                (start, i) = (i + n, i + n);
+            }
+        }
+    }
+    pieces.push((start, bytes.len()));
+    // pieces: text, delimiter, parameter, delimiter, parameter, ...
+    out.push_str(&text[pieces[0].0..pieces[0].1]);
+    for pair in pieces[1..].chunks(2) {
+        let (delimiter, (from, to)) = (&text[pair[0].0..pair[0].1], pair[1]);
+        out.push_str(delimiter);
+        let param = &text[from..to];
+        let split = (from..to).find_map(|i| match delimiter_at(i, b'=', b'd') {
+            0 => None,
+            n => Some((i - from, n)),
+        });
+        let (name, equals, value) = match split {
+            Some((at, n)) => (&param[..at], &param[at..at + n], &param[at + n..]),
+            None => (param, "", ""),
+        };
+        let (decoded_name, decoded) = (decode(name), decode(value));
+        if !is_credential_name(&decoded_name) || decoded.is_empty() || decoded == PLACEHOLDER {
+            out.push_str(param);
+            continue;
+        }
+        found.push(Found {
+            label: format!("credential {kind} {decoded_name}"),
+            value: decoded,
+        });
+        out.push_str(name);
+        out.push_str(equals);
+        out.push_str(PLACEHOLDER);
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+/// `value` (a decoded query value) with its credential `;name=value` parameters masked, as
+/// [`mask_query`] masks them in the raw query: what a request key is made of.
+pub fn mask_value_params(value: &str) -> Option<String> {
+    mask_params(value, "query parameter", &mut Vec::new())
 }
 
 /// `path` as logs and messages may show it: [`mask_path`]'s result, or the path itself.
@@ -251,12 +320,26 @@ pub fn unmasked_in_path(path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Names of the credential parameters of `query` whose value is not [`PLACEHOLDER`].
+/// Names of the credential parameters of `query` whose value is not [`PLACEHOLDER`], and of the
+/// credential `;name=value` parameters inside other parameters' values.
 pub fn unmasked_in_query(query: &str) -> Vec<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, value)| is_credential_name(name) && value != PLACEHOLDER)
-        .map(|(name, _)| name.into_owned())
-        .collect()
+    let mut names = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if is_credential_name(&name) {
+            if value != PLACEHOLDER {
+                names.push(name.into_owned());
+            }
+            continue;
+        }
+        let mut found = Vec::new();
+        mask_params(&value, "query parameter", &mut found);
+        names.extend(
+            found
+                .into_iter()
+                .map(|f| f.label.trim_start_matches("credential query parameter ").to_owned()),
+        );
+    }
+    names
 }
 
 /// Replaces, in place, the value of every credential field of a JSON document with
@@ -593,6 +676,34 @@ mod tests {
             assert_eq!(shown_path(kept), kept);
         }
         assert_eq!(shown_path("/a;sk=s"), "/a;sk=REDACTED");
+    }
+
+    #[test]
+    fn percent_encoded_matrix_parameters_and_parameters_inside_query_values_are_masked() {
+        for (path, masked) in [
+            ("/v2/images/x%3Btoken=t-1", "/v2/images/x%3Btoken=REDACTED"),
+            ("/v2/images/x%3btoken%3dt-1/y", "/v2/images/x%3btoken%3dREDACTED/y"),
+            ("/v2/images/x;token%3Dt-1", "/v2/images/x;token%3DREDACTED"),
+            ("/a%3Bv=1%3Bpassword=t-1", "/a%3Bv=1%3Bpassword=REDACTED"),
+        ] {
+            let (got, found) = mask_path(path).unwrap();
+            assert_eq!(got, masked, "{path}");
+            assert_eq!(found[0].value, "t-1", "{path}");
+            assert_eq!(unmasked_in_path(masked), Vec::<String>::new(), "{masked}");
+        }
+        assert_eq!(unmasked_in_path("/x%3Bsig%3Ds"), ["sig"]);
+        for kept in ["/v2/images/x%3Bv=1", "/x%3", "/x%3B", "/100%25", "/x%3Btoken"] {
+            assert_eq!(mask_path(kept), None, "{kept}");
+        }
+        // A query pair's value holding `;name=value` pairs (servers that split at `;` read them).
+        let (got, found) = mask_query("a=1;token=t-1;b=2&c=3%3Bpassword%3Dp-2").unwrap();
+        assert_eq!(got, "a=1;token=REDACTED;b=2&c=3%3Bpassword%3DREDACTED");
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["t-1", "p-2"]);
+        assert_eq!(unmasked_in_query("a=1;token=t-1&c=3%3Bsk%3Ds"), ["token", "sk"]);
+        assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
+        assert_eq!(mask_value_params("1;token=t-1").as_deref(), Some("1;token=REDACTED"));
+        assert_eq!(mask_query("filter=a;b&sort=name"), None);
     }
 
     #[test]

@@ -371,6 +371,9 @@ fn canonical_query(query: &str, ignore: &[String]) -> String {
     for (name, value) in &mut pairs {
         if is_credential_name(name) {
             PLACEHOLDER.clone_into(value);
+        } else if let Some(masked) = crate::model::credentials::mask_value_params(value) {
+            // `?a=1;token=...`: masked as the stored query has it (`mask_query`).
+            *value = masked;
         }
     }
     form_urlencoded::Serializer::new(String::new())
