@@ -368,6 +368,48 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
     assert!(before.keys().all(|name| after.contains_key(name)));
 }
 
+/// `export` of `store` to `out`, leaving damaged entries out.
+const EXPORT_SKIPPING_DAMAGED: [&str; 6] = [
+    "export",
+    "--store",
+    "store",
+    "--out",
+    "out",
+    "--skip-damaged",
+];
+
+#[tokio::test]
+async fn a_store_key_of_the_wrong_shape_is_named_and_never_hides_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_twenty(&store).await;
+    {
+        let db = open_sled(&store);
+        let answers = db.open_tree("answers").unwrap();
+        answers.insert(b"stray", &b"{}"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
+    let named = "entry 7374726179 is corrupt: key has 5 bytes, expected 36";
+    let (code, stdout, stderr) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.matches("/v2/images/image-").count(), 20, "{stdout}");
+    assert!(stderr.contains(named), "{stderr}");
+    let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(named) && stderr.contains("nothing was exported"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists());
+    let (code, stderr) = run(&EXPORT_SKIPPING_DAMAGED, dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("exported 20 requests") && stderr.contains(named),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exported_and_replayed() {
     // An ims-vcr before the depth limit embedded a deep answer as JSON; serde_json's reader
@@ -519,17 +561,7 @@ async fn a_request_with_one_damaged_answer_is_left_out_whole_and_its_cassette_ke
         "{stdout}"
     );
     assert!(stderr.contains(&entry), "{stderr}");
-    let (code, stderr) = run(
-        &[
-            "export",
-            "--store",
-            "store",
-            "--out",
-            "out",
-            "--skip-damaged",
-        ],
-        dir.path(),
-    );
+    let (code, stderr) = run(&EXPORT_SKIPPING_DAMAGED, dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("exported 1 request") && stderr.contains(&entry),

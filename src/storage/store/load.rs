@@ -52,7 +52,15 @@ impl Store {
         // it, would replay in another order than recorded.
         let mut damaged_request: Option<[u8; 32]> = None;
         for entry in self.entries() {
-            let entry = entry?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                // A key of the wrong shape belongs to no request: named, and the rest read.
+                Err(e @ Error::StoreCorrupt { .. }) => {
+                    damaged(e)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let digest = entry.digest;
             if damaged_request == Some(digest) {
                 continue;
