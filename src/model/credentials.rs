@@ -176,10 +176,9 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let decoded_name = decode(name);
             if !is_credential_name(&decoded_name) {
-                return match mask_params(value, "query parameter", &mut found) {
-                    Some(value) => format!("{name}={value}"),
-                    None => pair.to_owned(),
-                };
+                // The whole pair: `a=1;token=...` and `a;sk=...` alike.
+                return mask_params(pair, "query parameter", &mut found)
+                    .unwrap_or_else(|| pair.to_owned());
             }
             let value = decode(value);
             if value == PLACEHOLDER {
@@ -294,10 +293,19 @@ fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String>
     changed.then_some(out)
 }
 
-/// `value` (a decoded query value) with its credential `;name=value` parameters masked, as
-/// [`mask_query`] masks them in the raw query: what a request key is made of.
-pub fn mask_value_params(value: &str) -> Option<String> {
-    mask_params(value, "query parameter", &mut Vec::new())
+/// A decoded query pair whose name is not a credential's, with the credential `;name=value`
+/// parameters in it masked as [`mask_query`] masks them in the raw query (`a=1;token=...`, and
+/// `a;sk=...`, whose name holds the `;`); `None` when there are none. What a request key is
+/// made of.
+pub fn mask_pair_params(name: &str, value: &str) -> Option<(String, String)> {
+    // Most pairs have no `;`: no allocation for them (this runs for every replayed request).
+    if !has_param_delimiter(name) && !has_param_delimiter(value) {
+        return None;
+    }
+    let pair = format!("{name}={value}");
+    let masked = mask_params(&pair, "query parameter", &mut Vec::new())?;
+    let (name, value) = masked.split_once('=').unwrap_or((&masked, ""));
+    Some((name.to_owned(), value.to_owned()))
 }
 
 /// `path` as logs and messages may show it: [`mask_path`]'s result, or the path itself.
@@ -332,7 +340,7 @@ pub fn unmasked_in_query(query: &str) -> Vec<String> {
             continue;
         }
         let mut found = Vec::new();
-        mask_params(&value, "query parameter", &mut found);
+        mask_params(&format!("{name}={value}"), "query parameter", &mut found);
         names.extend(
             found
                 .into_iter()
@@ -702,7 +710,11 @@ mod tests {
         assert_eq!(values, ["t-1", "p-2"]);
         assert_eq!(unmasked_in_query("a=1;token=t-1&c=3%3Bsk%3Ds"), ["token", "sk"]);
         assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
-        assert_eq!(mask_value_params("1;token=t-1").as_deref(), Some("1;token=REDACTED"));
+        let pair = |name: &str, value: &str| Some((name.to_owned(), value.to_owned()));
+        assert_eq!(mask_pair_params("a", "1;token=t-1"), pair("a", "1;token=REDACTED"));
+        assert_eq!(mask_pair_params("a;sk", "s-1"), pair("a;sk", "REDACTED"));
+        assert_eq!(mask_query("a;sk=s-1&b=2").unwrap().0, "a;sk=REDACTED&b=2");
+        assert_eq!(unmasked_in_query("a;sk=s-1"), ["sk"]);
         assert_eq!(mask_query("filter=a;b&sort=name"), None);
     }
 

@@ -366,16 +366,16 @@ fn canonical_query(query: &str, ignore: &[String]) -> String {
         .filter(|(k, _)| !ignore.iter().any(|i| i == k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
     // Credentials are not matched on: a replaying client holds another token.
     for (name, value) in &mut pairs {
         if is_credential_name(name) {
             PLACEHOLDER.clone_into(value);
-        } else if let Some(masked) = crate::model::credentials::mask_value_params(value) {
+        } else if let Some(masked) = crate::model::credentials::mask_pair_params(name, value) {
             // `?a=1;token=...`: masked as the stored query has it (`mask_query`).
-            *value = masked;
+            (*name, *value) = masked;
         }
     }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
