@@ -79,6 +79,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     // one inside a query value (`?a=1;token=`, which servers splitting at `;` read).
     const ENCODED_MATRIX: &str = "encoded-matrix-token-5e91";
     const QUERY_MATRIX: &str = "query-matrix-token-a7d3";
+    const MISSED: &str = "missed-request-token-40b8";
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::plain()).await;
     let answer = serde_json::json!({
@@ -181,6 +182,26 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     );
     let reply = send("GET", &url, &[], b"").await;
     assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    // A miss reports how the request differs from the nearest recordings, credentials masked.
+    for url in [
+        format!("{}/v2/settings;token={MISSED};more=1?limit=1", replay.uri),
+        format!(
+            "{}/v2/encoded%3Btoken%3D{MISSED}%3Bz?a=1;token={MISSED}&limit=2",
+            replay.uri
+        ),
+        format!(
+            "{}/v2/encoded?a=1%3B%2574oken%3D{MISSED}&limit=1",
+            replay.uri
+        ),
+    ] {
+        let reply = send("GET", &url, &[], b"").await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("miss"), "{reply:?}");
+        assert!(!reply.text().contains(MISSED), "{}", reply.text());
+        assert!(reply.text().contains("\"diff\""), "{}", reply.text());
+    }
+    let misses = send("GET", &format!("{}/__ims-vcr/misses", replay.uri), &[], b"").await;
+    assert_eq!(misses.status, 200);
+    assert!(!misses.text().contains(MISSED), "{}", misses.text());
     logs.push(replay.log());
     assert!(replay.terminate().success());
 
@@ -213,6 +234,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         LOCATION_TOKEN,
         ENCODED_MATRIX,
         QUERY_MATRIX,
+        MISSED,
     ] {
         for place in &places {
             let hits = files_containing(place, secret.as_bytes());

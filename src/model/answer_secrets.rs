@@ -7,7 +7,9 @@
 
 use serde_json::Value;
 
-use crate::model::credentials::{Found, PLACEHOLDER, compact, is_token_name, mask_query, mask_scalar};
+use crate::model::credentials::{
+    Found, PLACEHOLDER, compact, is_token_name, mask_credential, mask_query,
+};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
 /// them out.
@@ -135,13 +137,9 @@ fn mask_answer_into(
                 let normal = compact(name);
                 if is_answer_secret(name) {
                     let mut masked = Vec::new();
-                    if let Value::Object(inner) = item
-                        && normal == "token"
-                        && let Some(id) = inner.get_mut("id")
-                    {
-                        mask_scalar(name, id, &mut masked);
-                    }
-                    mask_scalar(name, item, &mut masked);
+                    // Whatever its type: an array, `{"id": …}`, a secret's object (a token's
+                    // object keeps its description: see `mask_credential`).
+                    mask_credential(name, item, &mut masked);
                     found.extend(masked.into_iter().map(|f| Found {
                         label: format!("credential field {name} of the answer body"),
                         value: f.value,
@@ -316,6 +314,18 @@ mod tests {
         assert_eq!(answer["access"]["token"]["id"], PLACEHOLDER);
         assert_eq!(answer["access"]["token"]["expires"], "2026-12-02T15:04:05Z");
         assert_eq!(answer["token"]["catalog"][0]["type"], "image");
+
+        // A secret held in an array or an object is masked too.
+        let mut answer = serde_json::json!({
+            "password": ["p-1"],
+            "access_token": {"value": "a-1", "expires_in": 3600},
+            "secret": ["s-1", {"k": "s-2"}],
+        });
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["a-1", "p-1", "s-1", "s-2"]);
+        assert_eq!(answer["access_token"]["expires_in"], 3600);
     }
 
     #[test]

@@ -157,6 +157,24 @@ impl std::fmt::Debug for Found {
     }
 }
 
+/// Whether a query or matrix parameter's `name` (raw or decoded) is a credential's, however
+/// many times it was percent-encoded: `%2574oken` is `token` to whatever decodes it twice, and
+/// `verify` and `import` would refuse the cassette holding its value.
+fn is_credential_param(name: &str) -> bool {
+    let mut name = decode(name);
+    for _ in 0..3 {
+        if is_credential_name(&name) {
+            return true;
+        }
+        let again = decode(&name);
+        if again == name {
+            return false;
+        }
+        name = again;
+    }
+    is_credential_name(&name)
+}
+
 fn decode(part: &str) -> String {
     percent_decode_str(&part.replace('+', " "))
         .decode_utf8_lossy()
@@ -175,7 +193,7 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let decoded_name = decode(name);
-            if !is_credential_name(&decoded_name) {
+            if !is_credential_param(name) {
                 // The whole pair: `a=1;token=...` and `a;sk=...` alike.
                 return mask_params(pair, "query parameter", &mut found)
                     .unwrap_or_else(|| pair.to_owned());
@@ -277,7 +295,7 @@ fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String>
             None => (param, "", ""),
         };
         let (decoded_name, decoded) = (decode(name), decode(value));
-        if !is_credential_name(&decoded_name) || decoded.is_empty() || decoded == PLACEHOLDER {
+        if !is_credential_param(name) || decoded.is_empty() || decoded == PLACEHOLDER {
             out.push_str(param);
             continue;
         }
@@ -291,6 +309,17 @@ fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String>
         changed = true;
     }
     changed.then_some(out)
+}
+
+/// A decoded query pair as a request key and a miss report see it: a credential's value
+/// [`PLACEHOLDER`], and credential `;name=value` parameters inside the pair masked
+/// ([`mask_pair_params`]); anything else as it is.
+pub fn masked_pair(name: String, value: String) -> (String, String) {
+    if is_credential_param(&name) {
+        (name, PLACEHOLDER.to_owned())
+    } else {
+        mask_pair_params(&name, &value).unwrap_or((name, value))
+    }
 }
 
 /// A decoded query pair whose name is not a credential's, with the credential `;name=value`
@@ -333,7 +362,7 @@ pub fn unmasked_in_path(path: &str) -> Vec<String> {
 pub fn unmasked_in_query(query: &str) -> Vec<String> {
     let mut names = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if is_credential_name(&name) {
+        if is_credential_param(&name) {
             if value != PLACEHOLDER {
                 names.push(name.into_owned());
             }
@@ -386,8 +415,7 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
                     continue;
                 }
                 if is_credential_name(name) {
-                    mask_inner_ids(name, item, found);
-                    mask_scalar(name, item, found);
+                    mask_credential(name, item, found);
                 }
                 mask_json_into(item, found);
             }
@@ -399,13 +427,32 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
 
 /// A credential field holding an object: its `id` (Keystone's `"token": {"id": …}`) and `key`
 /// (IAM's `"secret": {"key": …}`) are the credential.
-fn mask_inner_ids(name: &str, item: &mut Value, found: &mut Vec<Found>) {
-    if let Value::Object(inner) = item {
-        for field in ["id", "key"] {
-            if let Some(value) = inner.get_mut(field) {
-                mask_scalar(name, value, found);
+/// Masks what a credential-named field holds, whatever its JSON type: a string or number; each
+/// element of an array (`"password": ["…"]`); in an object, the secret directly inside
+/// (Keystone's `"token": {"id": …}`, `{"access_token": {"value": …}}`) and, unless it is a
+/// token's own object, every string, number and array of them directly inside (`"password":
+/// {"value": …}`, `"secret": {"a": …}`, `"access_token": [{"v": …}]`). A token's object is
+/// otherwise its description (expiry, user, service catalog), which clients read; nested
+/// objects are searched by the caller either way.
+pub(crate) fn mask_credential(name: &str, item: &mut Value, found: &mut Vec<Found>) {
+    let whole = !is_token_name(&compact(name));
+    mask_held(name, item, whole, found);
+}
+
+fn mask_held(name: &str, item: &mut Value, whole: bool, found: &mut Vec<Found>) {
+    match item {
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| mask_held(name, i, true, found)),
+        Value::Object(inner) => {
+            for (field, value) in inner.iter_mut() {
+                let secret = matches!(field.as_str(), "id" | "key" | "value");
+                if !value.is_object() && (whole || secret) {
+                    mask_held(name, value, true, found);
+                }
             }
         }
+        _ => mask_scalar(name, item, found),
     }
 }
 
@@ -467,8 +514,7 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
                 }
                 if is_credential_name(name) {
                     let mut found = Vec::new();
-                    mask_inner_ids(name, item, &mut found);
-                    mask_scalar(name, item, &mut found);
+                    mask_credential(name, item, &mut found);
                     if !found.is_empty() {
                         out.push((child.clone(), name.clone()));
                     }
@@ -715,6 +761,14 @@ mod tests {
         assert_eq!(mask_pair_params("a;sk", "s-1"), pair("a;sk", "REDACTED"));
         assert_eq!(mask_query("a;sk=s-1&b=2").unwrap().0, "a;sk=REDACTED&b=2");
         assert_eq!(unmasked_in_query("a;sk=s-1"), ["sk"]);
+        // A name encoded twice is still a credential's (verify and import decode it so).
+        let (got, _) = mask_query("a=1%3B%2574oken%3Ds-2&%2574oken=s-3").unwrap();
+        assert_eq!(got, "a=1%3B%2574oken%3DREDACTED&%2574oken=REDACTED");
+        assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
+        let masked = |n: &str, v: &str| masked_pair(n.to_owned(), v.to_owned());
+        assert_eq!(masked("%74oken", "s"), ("%74oken".to_owned(), PLACEHOLDER.to_owned()));
+        assert_eq!(masked("a", "1;token=s"), ("a".to_owned(), "1;token=REDACTED".to_owned()));
+        assert_eq!(masked("a", "b"), ("a".to_owned(), "b".to_owned()));
         assert_eq!(mask_query("filter=a;b&sort=name"), None);
     }
 
@@ -726,6 +780,28 @@ mod tests {
         assert_eq!(found[0].value, "pw-1");
         // Another type: the body is not read as parts.
         assert!(mask_body(body, Some("text/plain")).is_none());
+    }
+
+    #[test]
+    fn a_credential_field_holding_an_array_or_object_is_masked_but_a_tokens_description_kept() {
+        let mut body = serde_json::json!({
+            "password": ["p-1", "p-2", 3],
+            "secret": {"a": "s-1", "b": ["s-2"], "nested": {"name": "kept"}},
+            "client_secret": [["c-1"]],
+            "access_token": [{"v": "a-1"}],
+            "refresh_token": {"value": "r-1", "expires_at": "2027-01-01T00:00:00Z"},
+            "token": {"id": "t-1", "expires_at": "2027-01-01T00:00:00Z", "methods": ["password"],
+                      "catalog": [{"endpoints": [{"url": "https://ims.example"}]}]},
+        });
+        let found = mask_json(&mut body);
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort();
+        assert_eq!(values, ["3", "a-1", "c-1", "p-1", "p-2", "r-1", "s-1", "s-2", "t-1"]);
+        let text = body.to_string();
+        for kept in ["kept", "2027-01-01T00:00:00Z", "\"password\"]", "https://ims.example"] {
+            assert!(text.contains(kept), "{kept}: {text}");
+        }
+        assert!(unmasked_in_json(&body).is_empty());
     }
 
     #[test]

@@ -362,19 +362,12 @@ fn ends_in_stray_percent(out: &str) -> bool {
 /// (`sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc` is not
 /// `sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc`).
 fn canonical_query(query: &str, ignore: &[String]) -> String {
+    // Credentials are not matched on: a replaying client holds another token. (`?a=1;token=...`
+    // too, masked as the stored query has it: `mask_query`.)
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !ignore.iter().any(|i| i == k))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .map(|(k, v)| crate::model::credentials::masked_pair(k.into_owned(), v.into_owned()))
         .collect();
-    // Credentials are not matched on: a replaying client holds another token.
-    for (name, value) in &mut pairs {
-        if is_credential_name(name) {
-            PLACEHOLDER.clone_into(value);
-        } else if let Some(masked) = crate::model::credentials::mask_pair_params(name, value) {
-            // `?a=1;token=...`: masked as the stored query has it (`mask_query`).
-            (*name, *value) = masked;
-        }
-    }
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)

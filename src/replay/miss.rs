@@ -88,7 +88,15 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
         out.push(json!({"part": "method", "recorded": recorded.method, "got": request.method}));
     }
     if request.path != recorded.path {
-        out.push(json!({"part": "path", "recorded": recorded.path, "got": request.path}));
+        // As the key sees them: credential matrix parameters masked, so they neither differ nor
+        // show.
+        let (recorded, got) = (
+            credentials::shown_path(&recorded.path),
+            credentials::shown_path(&request.path),
+        );
+        if recorded != got {
+            out.push(json!({"part": "path", "recorded": recorded, "got": got}));
+        }
     }
     // Values in the order sent (a repeated name's values are positional, as in the key), and
     // credentials as the key sees them: masked, so they neither differ nor show.
@@ -96,12 +104,8 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
             if !rules.ignore_query.iter().any(|i| *i == k) {
-                let v = if credentials::is_credential_name(&k) {
-                    credentials::PLACEHOLDER.to_owned()
-                } else {
-                    v.into_owned()
-                };
-                map.entry(k.into_owned()).or_default().push(v);
+                let (k, v) = credentials::masked_pair(k.into_owned(), v.into_owned());
+                map.entry(k).or_default().push(v);
             }
         }
         map
