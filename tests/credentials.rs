@@ -80,6 +80,9 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     const ENCODED_MATRIX: &str = "encoded-matrix-token-5e91";
     const QUERY_MATRIX: &str = "query-matrix-token-a7d3";
     const MISSED: &str = "missed-request-token-40b8";
+    // Credentials in relative URLs and `;` parameters of header values, both ways.
+    const RELATIVE_TOKEN: &str = "relative-url-token-c95e";
+    const FORWARDED_TOKEN: &str = "forwarded-token-6d12";
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::plain()).await;
     let answer = serde_json::json!({
@@ -97,6 +100,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
              location: https://h.example/next?token={LOCATION_TOKEN}&limit=1\r\n\
+             content-location: /v2/next;token={RELATIVE_TOKEN}?access_token={RELATIVE_TOKEN}\r\n\
              content-length: {}\r\n\r\n{answer}",
             answer.len()
         )
@@ -138,9 +142,13 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
                 "{}/v2/settings;token={MATRIX}?SecurityToken={QUERY_TOKEN}&limit=1",
                 proxy.uri
             );
+            let original = format!("/v2/settings?token={FORWARDED_TOKEN}");
+            let forwarded = format!("for=192.0.2.1;token={FORWARDED_TOKEN}");
             let headers = [
                 ("x-auth-password", HEADER_PASSWORD),
                 ("x-vault-token", VAULT_TOKEN),
+                ("x-original-url", original.as_str()),
+                ("forwarded", forwarded.as_str()),
             ];
             let reply = send("GET", &url, &headers, b"").await;
             assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
@@ -235,6 +243,8 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         ENCODED_MATRIX,
         QUERY_MATRIX,
         MISSED,
+        RELATIVE_TOKEN,
+        FORWARDED_TOKEN,
     ] {
         for place in &places {
             let hits = files_containing(place, secret.as_bytes());

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::model::credentials::{
-    Found, PLACEHOLDER, compact, is_token_name, mask_credential, mask_query,
+    Found, PLACEHOLDER, compact, is_token_name, mask_credential, mask_path, mask_query,
 };
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
@@ -120,9 +120,10 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
     .any(|word| memchr::memmem::find(lower.as_bytes(), word.as_bytes()).is_some())
 }
 
-/// Whether `text` has a URL that could carry a credential (`://` and a `?` or `@`).
+/// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
 fn may_hold_url_credentials(text: &str) -> bool {
-    text.contains("://") && (text.contains('?') || text.contains('@'))
+    text.contains("://")
+        && (text.contains(['?', '@']) || crate::model::credentials::has_param_delimiter(text))
 }
 
 fn mask_answer_into(
@@ -199,6 +200,47 @@ pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
     (out != text).then_some((out, found))
 }
 
+/// A header value with its credentials masked, and what they were; `None` when it holds none:
+/// those of absolute URLs ([`mask_urls`]), the query of a relative one (`Location:
+/// /next?token=…`, `Refresh: 0; url=/x?token=…`, `X-Original-URL`), and `;name=value`
+/// parameters (`Location: /x;token=…`, `Forwarded: for=…;token=…`).
+pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
+    let mut found = Vec::new();
+    let mut text = match mask_urls(value) {
+        Some((masked, values)) => {
+            found.extend(values);
+            masked
+        }
+        None => value.to_owned(),
+    };
+    if text.contains('?') {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find('?') {
+            out.push_str(&rest[..=at]);
+            let tail = &rest[at + 1..];
+            let end = tail
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ',' | '#'))
+                .unwrap_or(tail.len());
+            match mask_query(&tail[..end]) {
+                Some((masked, values)) => {
+                    out.push_str(&masked);
+                    found.extend(values);
+                }
+                None => out.push_str(&tail[..end]),
+            }
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        text = out;
+    }
+    if let Some((masked, values)) = crate::model::credentials::mask_semicolon_params(&text) {
+        text = masked;
+        found.extend(values);
+    }
+    (text != value).then_some((text, found))
+}
+
 /// Appends `url` (what follows `://`) to `out` with its credentials masked.
 fn mask_url(url: &str, out: &mut String, found: &mut Vec<Found>) {
     let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
@@ -220,9 +262,17 @@ fn mask_url(url: &str, out: &mut String, found: &mut Vec<Found>) {
     }
     let fragment_at = tail.find('#').unwrap_or(tail.len());
     let (tail, fragment) = tail.split_at(fragment_at);
+    // The path's matrix parameters (`https://h/x;token=…`).
+    let shown = |path: &str, out: &mut String, found: &mut Vec<Found>| match mask_path(path) {
+        Some((masked, values)) => {
+            out.push_str(&masked);
+            found.extend(values);
+        }
+        None => out.push_str(path),
+    };
     match tail.split_once('?') {
         Some((path, query)) => {
-            out.push_str(path);
+            shown(path, out, found);
             out.push('?');
             match mask_query(query) {
                 Some((masked, values)) => {
@@ -235,7 +285,7 @@ fn mask_url(url: &str, out: &mut String, found: &mut Vec<Found>) {
                 None => out.push_str(query),
             }
         }
-        None => out.push_str(tail),
+        None => shown(tail, out, found),
     }
     out.push_str(fragment);
 }
@@ -369,6 +419,26 @@ mod tests {
         assert!(values.iter().all(|v| v.starts_with("a-") || v.starts_with("b-")), "{values:?}");
         for kept in ["next_token", "nextToken", "page_token", "signature", "key_fingerprint", "disk_format"] {
             assert_ne!(answer[kept], PLACEHOLDER, "{kept}");
+        }
+    }
+
+    #[test]
+    fn header_values_have_credentials_in_relative_urls_and_parameters_masked() {
+        for (value, masked) in [
+            ("/next?token=t-1&limit=1", "/next?token=REDACTED&limit=1"),
+            ("0; url=/x?access_token=t-1", "0; url=/x?access_token=REDACTED"),
+            ("</x?token=t-1>; rel=\"next\"", "</x?token=REDACTED>; rel=\"next\""),
+            ("/x;token=t-1", "/x;token=REDACTED"),
+            ("for=192.0.2.1;token=t-1", "for=192.0.2.1;token=REDACTED"),
+            ("https://h/x;token=t-1?a=1", "https://h/x;token=REDACTED?a=1"),
+        ] {
+            let (got, found) = mask_header_value(value).unwrap();
+            assert_eq!(got, masked, "{value}");
+            assert_eq!(found[0].value, "t-1", "{value}");
+            assert_eq!(mask_header_value(masked), None, "{masked}");
+        }
+        for kept in ["application/json; charset=utf-8", "/v2/images?limit=1&marker=m", "max-age=0"] {
+            assert_eq!(mask_header_value(kept), None, "{kept}");
         }
     }
 

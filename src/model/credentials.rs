@@ -195,7 +195,7 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
             let decoded_name = decode(name);
             if !is_credential_param(name) {
                 // The whole pair: `a=1;token=...` and `a;sk=...` alike.
-                return mask_params(pair, "query parameter", &mut found)
+                return mask_params(pair, "query parameter", &[], &mut found)
                     .unwrap_or_else(|| pair.to_owned());
             }
             let value = decode(value);
@@ -227,7 +227,7 @@ pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
     let masked: Vec<String> = path
         .split('/')
         .map(|segment| {
-            mask_params(segment, "path parameter", &mut found).unwrap_or_else(|| segment.to_owned())
+            mask_params(segment, "path parameter", &[], &mut found).unwrap_or_else(|| segment.to_owned())
         })
         .collect();
     let masked = masked.join("/");
@@ -235,7 +235,7 @@ pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
 }
 
 /// Whether `text` holds `;` or its percent-encoding `%3B` (any case).
-fn has_param_delimiter(text: &str) -> bool {
+pub(crate) fn has_param_delimiter(text: &str) -> bool {
     text.contains(';')
         || text
             .as_bytes()
@@ -248,7 +248,7 @@ fn has_param_delimiter(text: &str) -> bool {
 /// {kind} NAME`) to `found`; `None` when nothing was replaced. `;` and `=` count percent-encoded
 /// too (`%3Btoken%3D...`, as Go's `url.PathEscape` writes them): a server that decodes before it
 /// splits reads them as parameters, and either way the value must not reach the disk.
-fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String> {
+fn mask_params(text: &str, kind: &str, ends: &[char], found: &mut Vec<Found>) -> Option<String> {
     if !has_param_delimiter(text) {
         return None;
     }
@@ -294,6 +294,8 @@ fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String>
             Some((at, n)) => (&param[..at], &param[at..at + n], &param[at + n..]),
             None => (param, "", ""),
         };
+        // What follows the value (`ends`), kept as it is.
+        let (value, after) = value.split_at(value.find(ends).unwrap_or(value.len()));
         let (decoded_name, decoded) = (decode(name), decode(value));
         if !is_credential_param(name) || decoded.is_empty() || decoded == PLACEHOLDER {
             out.push_str(param);
@@ -306,9 +308,19 @@ fn mask_params(text: &str, kind: &str, found: &mut Vec<Found>) -> Option<String>
         out.push_str(name);
         out.push_str(equals);
         out.push_str(PLACEHOLDER);
+        out.push_str(after);
         changed = true;
     }
     changed.then_some(out)
+}
+
+/// `text` (a header value, say) with the value of every credential `;name=value` parameter in
+/// it masked, and what was masked; `None` when nothing was.
+pub fn mask_semicolon_params(text: &str) -> Option<(String, Vec<Found>)> {
+    let mut found = Vec::new();
+    // A header value goes on after a parameter: a URL's query, a list, a quoted string.
+    let ends = ['?', '&', '#', ',', '"', '\'', '<', '>', ' ', '\t'];
+    mask_params(text, "parameter", &ends, &mut found).map(|masked| (masked, found))
 }
 
 /// A decoded query pair as a request key and a miss report see it: a credential's value
@@ -332,7 +344,7 @@ pub fn mask_pair_params(name: &str, value: &str) -> Option<(String, String)> {
         return None;
     }
     let pair = format!("{name}={value}");
-    let masked = mask_params(&pair, "query parameter", &mut Vec::new())?;
+    let masked = mask_params(&pair, "query parameter", &[], &mut Vec::new())?;
     let (name, value) = masked.split_once('=').unwrap_or((&masked, ""));
     Some((name.to_owned(), value.to_owned()))
 }
@@ -369,7 +381,7 @@ pub fn unmasked_in_query(query: &str) -> Vec<String> {
             continue;
         }
         let mut found = Vec::new();
-        mask_params(&format!("{name}={value}"), "query parameter", &mut found);
+        mask_params(&format!("{name}={value}"), "query parameter", &[], &mut found);
         names.extend(
             found
                 .into_iter()
