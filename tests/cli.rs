@@ -246,18 +246,15 @@ fn a_read_only_store_gets_an_error_naming_it_and_is_left_as_it_was() {
         &["show", "--store", "s", "GET /v2/images/x"],
         &["replay", "--store", "s", "--listen", "127.0.0.1:0"],
     ] {
-        let mut command = if root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
-            c
-        } else {
-            Command::new(BIN)
-        };
-        let out = command.args(args).current_dir(dir.path()).output().unwrap();
+        let out = as_other_user(root)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("store s cannot be written (s/ims-vcr-closed: Permission denied")
+            stderr.contains("store s cannot be written (s/db: Permission denied")
                 && stderr.contains("make the folder writable, or copy it"),
             "{args:?}: {stderr}"
         );
@@ -267,5 +264,34 @@ fn a_read_only_store_gets_an_error_naming_it_and_is_left_as_it_was() {
         all_files(&store) == before,
         "a refused open changed the store"
     );
+    // A writable folder whose files are read-only: refused as well, before anything changes
+    // (until now the note of the clean close was deleted first).
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = as_other_user(root)
+        .args(["ls", "--store", "s"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("store s cannot be written (s/db: Permission denied"),
+        "{stderr}"
+    );
+    assert!(
+        all_files(&store) == before,
+        "a refused open changed the store"
+    );
     set_mode(true);
+}
+
+/// The binary, run as uid 65534 when `root` (root writes through permissions).
+fn as_other_user(root: bool) -> Command {
+    if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    }
 }
