@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use crate::util::*;
+use ims_vcr::formats::cassette;
 
 #[tokio::test]
 async fn replay_with_no_flags_serves_the_repository_cassettes_and_exits_cleanly_on_sigterm() {
@@ -76,20 +77,34 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
         .unwrap()
         .unwrap()
         .path();
-    let stale = out.join("get_v2_images_gone_0123456789ab.json");
+    // A cassette of a request no longer recorded, named as export would name it.
+    let bytes = std::fs::read_to_string(&exported).unwrap();
+    let gone = bytes.replace(SEED_IMAGE_ID, "gone");
+    let (recording, _) = cassette::parse(&exported, gone.as_bytes()).unwrap();
+    let stale_name = cassette::file_name(&recording);
+    let stale = out.join(&stale_name);
+    std::fs::write(&stale, gone).unwrap();
     let fixture = out.join("image_fixture.json");
-    std::fs::copy(&exported, &stale).unwrap();
     std::fs::copy(&exported, &fixture).unwrap();
     let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains(
-            "removed 1 stale cassette (requests no longer in the store): \
-             get_v2_images_gone_0123456789ab.json"
-        ),
+        stderr.contains(&format!(
+            "removed 1 stale cassette (requests no longer in the store): {stale_name}"
+        )),
         "{stderr}"
     );
     assert!(!stale.exists() && fixture.exists());
+    // Never into the store's own folder.
+    for inside in ["s", "s/cassettes"] {
+        let (code, stderr) = run(&["export", "--store", "s", "--out", inside], dir.path());
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("--out {inside}: inside the store s")),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.path().join("s/cassettes").exists());
     std::fs::remove_file(fixture).unwrap();
     let (code, stderr) = run(&["import", "--store", "s2", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");

@@ -30,6 +30,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         ));
     }
     let store_dir = store_path(args.store.store, config);
+    refuse_out_in_store(&out, &store_dir)?;
     let store = Store::open_existing(&store_dir)?;
     let rules = store.rules()?;
     let (mut recordings, damaged) = store.load_readable(&rules)?;
@@ -84,7 +85,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
                 .collect();
             let more = match n.saturating_sub(NAMED) {
                 0 => String::new(),
-                more => format!(" and {more} more"),
+                more => format!(" and {more} more (RUST_LOG=debug names each)"),
             };
             format!(
                 ", removed {} (requests no longer in the store): {}{more}",
@@ -99,6 +100,27 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         count(summary.answers, "answer", "answers"),
         out.display()
     );
+    Ok(())
+}
+
+/// An export never writes into the store's own folder: its cassettes would sit among sled's
+/// files (and that folder would then pass for a cassette folder).
+fn refuse_out_in_store(out: &Path, store: &Path) -> Result<()> {
+    // The nearest folder of `out` that exists, as the system names it.
+    let existing = out
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("."));
+    let (Ok(out_at), Ok(store_at)) = (existing.canonicalize(), store.canonicalize()) else {
+        return Ok(());
+    };
+    if out_at.starts_with(&store_at) {
+        return Err(Error::Usage(format!(
+            "--out {}: inside the store {}; export to another folder",
+            out.display(),
+            store.display()
+        )));
+    }
     Ok(())
 }
 

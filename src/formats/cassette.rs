@@ -415,6 +415,13 @@ pub fn write_dir_with_progress(
         answers: recordings.iter().map(|r| r.answers.len()).sum(),
         removed: Vec::new(),
     };
+    // Listed before anything is written: a file that cannot be listed (a symlink to nothing,
+    // a pipe) fails the export with the folder as it was, not half updated.
+    let existing = if remove_stale {
+        cassette_paths(dir)?
+    } else {
+        Vec::new()
+    };
     for (path, bytes) in &files {
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
@@ -422,12 +429,13 @@ pub fn write_dir_with_progress(
         write_atomically(path, bytes)?;
         progress.inc(1);
     }
-    for path in cassette_paths(dir)?.into_iter().filter(|_| remove_stale) {
+    for path in existing {
         // A symlink is left alone like any file that is not a cassette: reading or removing
         // through it would reach outside the folder.
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        if !files.contains_key(&path) && !is_link && looks_like_cassette(&path) {
+        if !files.contains_key(&path) && !is_link && looks_like_cassette(dir, &path) {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            tracing::debug!(file = %path.display(), "removed a stale cassette");
             summary.removed.push(path);
         }
     }
@@ -435,17 +443,25 @@ pub fn write_dir_with_progress(
     Ok(summary)
 }
 
-/// A cassette an export may remove as stale: named as [`file_name`] names them and holding a
-/// cassette. A fixture written by hand under another name (`image_404.json`) is never removed,
-/// even when it is a valid cassette.
-fn looks_like_cassette(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(is_exported_name)
-        && std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("format").is_some() && v.get("answers").is_some())
+/// A cassette an export may remove as stale: one export could have written, i.e. a valid
+/// cassette, in `dir` or a session's folder, named exactly as [`file_name`] names what it holds.
+/// A fixture written by hand under another name (`image_404.json`), or in a folder that is no
+/// session's, is never removed, even when it is a valid cassette.
+fn looks_like_cassette(dir: &Path, path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !is_exported_name(name) {
+        return false;
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    parse_in(dir, path, &bytes).is_ok_and(|(recording, _)| {
+        let short = file_name(&recording);
+        let hex = recording.key.hex();
+        name == short || name == short.replace(&hex[..12], &hex)
+    })
 }
 
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a crash
@@ -600,9 +616,28 @@ mod tests {
         // A fixture written by hand: a valid cassette under a name export never gives.
         let fixture = dir.path().join("image_404.json");
         std::fs::write(&fixture, render(&gone, &rules)).unwrap();
-        let summary = write_dir(dir.path(), &[kept], &rules).unwrap();
+        // Named as export names files, but not what it holds; and in a folder no session has.
+        let misnamed = dir.path().join(file_name(&kept).replace("get_", "put_"));
+        std::fs::write(&misnamed, render(&gone, &rules)).unwrap();
+        std::fs::create_dir(dir.path().join("sp ace")).unwrap();
+        let elsewhere = dir.path().join("sp ace").join(file_name(&gone));
+        std::fs::write(&elsewhere, render(&gone, &rules)).unwrap();
+        let summary = write_dir(dir.path(), &[kept.clone()], &rules).unwrap();
         assert_eq!(summary.removed, [dir.path().join(file_name(&gone))]);
         assert!(fixture.exists(), "a hand-named cassette was removed");
+        assert!(misnamed.exists() && elsewhere.exists());
+        std::fs::remove_dir_all(dir.path().join("sp ace")).unwrap();
+
+        // A file that cannot be listed fails the export before anything is written.
+        #[cfg(unix)]
+        {
+            let dangling = dir.path().join(file_name(&gone));
+            std::os::unix::fs::symlink("/nonexistent/ims-vcr", &dangling).unwrap();
+            let new = recording("GET", "/v2/images/new");
+            let err = write_dir(dir.path(), &[kept, new.clone()], &rules).unwrap_err();
+            assert!(err.to_string().contains(&file_name(&gone)), "{err}");
+            assert!(!dir.path().join(file_name(&new)).exists(), "written before the refusal");
+        }
 
         for path in ["/", "/v2/images/x;y", "/ÿ/..", "/a b/c"] {
             for method in ["GET", "M-SEARCH", "!"] {
