@@ -622,7 +622,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("sp ace")).unwrap();
         let elsewhere = dir.path().join("sp ace").join(file_name(&gone));
         std::fs::write(&elsewhere, render(&gone, &rules)).unwrap();
-        let summary = write_dir(dir.path(), &[kept.clone()], &rules).unwrap();
+        let summary = write_dir(dir.path(), std::slice::from_ref(&kept), &rules).unwrap();
         assert_eq!(summary.removed, [dir.path().join(file_name(&gone))]);
         assert!(fixture.exists(), "a hand-named cassette was removed");
         assert!(misnamed.exists() && elsewhere.exists());
