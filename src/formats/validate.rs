@@ -135,16 +135,15 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
 }
 
 /// An answer's body is stored decoded, so a `Content-Encoding` it keeps describes nothing and is
-/// left out when it is read ([`without_content_encoding`]). A body that is itself still
-/// compressed (gzip's magic bytes, a zlib header) under such a header is refused: served as it
+/// left out when it is read ([`without_content_encoding`]). A body that may still be encoded
+/// under such a header (other than `identity`) is refused: gzip's magic bytes, a zlib header,
+/// or bytes that are not UTF-8 text (brotli, zstd and raw deflate have no magic). Served as it
 /// is it would reach the client undecoded, and the leak gate cannot read inside it.
 fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), String> {
-    let Some((i, (name, value))) = response
-        .headers
-        .iter()
-        .enumerate()
-        .find(|(_, (n, _))| n.eq_ignore_ascii_case("content-encoding"))
-    else {
+    let Some((i, (name, value))) = response.headers.iter().enumerate().find(|(_, (n, v))| {
+        n.eq_ignore_ascii_case("content-encoding")
+            && !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "identity")
+    }) else {
         return Ok(());
     };
     let bytes = crate::model::interaction::body_bytes(&response.body).unwrap_or_default();
@@ -152,11 +151,11 @@ fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), Str
     let zlib = bytes.len() >= 2
         && bytes[0] & 0x0f == 8
         && (u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31 == 0;
-    if gzip || zlib {
+    if gzip || zlib || std::str::from_utf8(&bytes).is_err() {
         return Err(format!(
-            "headers[{i}]: {name}: {value:?} over a body that is still compressed; a cassette \
-             stores the body decoded (ims-vcr encodes nothing it serves): decode the body and \
-             remove the header"
+            "headers[{i}]: {name}: {value:?} over a body that may still be encoded (compressed \
+             bytes, or not UTF-8 text); a cassette stores the body decoded (ims-vcr encodes \
+             nothing it serves): decode the body and remove the header"
         ));
     }
     Ok(())
