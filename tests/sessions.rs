@@ -166,6 +166,33 @@ async fn a_session_does_not_see_another_sessions_or_the_default_recordings() {
 async fn bad_session_names_get_a_400_naming_the_header() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = cassette_replayer(&shipped_cassettes(dir.path())).await;
+    // Sent twice, whichever one would count: refused.
+    let twice = [("x-ims-vcr-session", "ok"), ("x-ims-vcr-session", ".bad")];
+    let reply = send("GET", &image_url(&proxy, SEED_IMAGE_ID), &twice, b"").await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("x-ims-vcr-session: sent more than once"),
+        "{}",
+        reply.text()
+    );
+    // A name from the control API's URL is named as such, not as the header.
+    let start = send(
+        "POST",
+        &format!("{}/__ims-vcr/sessions/.hid/start", proxy.uri()),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(start.status, 400, "{}", start.text());
+    assert!(
+        start
+            .text()
+            .contains("/__ims-vcr/sessions/.hid/start: session name"),
+        "{}",
+        start.text()
+    );
     let long = "x".repeat(201);
     for bad in [
         "../etc",

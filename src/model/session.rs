@@ -24,7 +24,7 @@ pub const MAX_NAME: usize = 200;
 pub fn validate(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(format!(
-            "{SESSION_HEADER}: a session name has 1 to {MAX_NAME} characters, got {}",
+            "a session name has 1 to {MAX_NAME} characters, got {}",
             name.len()
         ));
     }
@@ -33,7 +33,7 @@ pub fn validate(name: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')))
     {
         return Err(format!(
-            "{SESSION_HEADER}: {bad:?} is not allowed in a session name (use A-Z a-z 0-9 . _ / -)"
+            "{bad:?} is not allowed in a session name (use A-Z a-z 0-9 . _ / -)"
         ));
     }
     if let Some(bad) = name
@@ -41,8 +41,8 @@ pub fn validate(name: &str) -> Result<(), String> {
         .find(|s| s.is_empty() || *s == "." || *s == "..")
     {
         return Err(format!(
-            "{SESSION_HEADER}: session name {name:?} has a {:?} segment; names are relative \
-             paths without empty, `.` or `..` segments",
+            "session name {name:?} has a {:?} segment; names are relative paths without \
+             empty, `.` or `..` segments",
             bad
         ));
     }
@@ -50,7 +50,7 @@ pub fn validate(name: &str) -> Result<(), String> {
     // cassettes would be exported and then silently never read.
     if let Some(bad) = name.split('/').find(|s| s.starts_with('.')) {
         return Err(format!(
-            "{SESSION_HEADER}: session name {name:?} has a segment starting with `.` ({bad:?}); \
+            "session name {name:?} has a segment starting with `.` ({bad:?}); \
              it would be exported to a hidden folder, which import, replay and verify skip"
         ));
     }
@@ -90,7 +90,7 @@ mod tests {
             ("a/...", "hidden folder"),
         ] {
             let why = validate(bad).unwrap_err();
-            assert!(why.contains(SESSION_HEADER) && why.contains(says), "{bad:?}: {why}");
+            assert!(why.contains(says), "{bad:?}: {why}");
         }
     }
 

@@ -200,7 +200,8 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
         return error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}));
     };
     if let Err(why) = crate::model::session::validate(name) {
-        return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
+        let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action}: {why}");
+        return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &msg, json!({}));
     }
     if method != Method::POST {
         let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action} takes POST");

@@ -512,13 +512,20 @@ pub(crate) fn session_of(parts: &Parts) -> Result<Option<&str>, String> {
     if !parts.headers.keys().any(|name| *name == SESSION_HEADER_NAME) {
         return Ok(None);
     }
-    let Some(value) = parts.headers.get(SESSION_HEADER_NAME) else {
+    let mut values = parts.headers.get_all(SESSION_HEADER_NAME).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    // Which one would count is anyone's guess (a proxy on the way may add one): refused.
+    if values.next().is_some() {
+        return Err(format!(
+            "{SESSION_HEADER}: sent more than once; send one session name"
+        ));
+    }
     let name = value
         .to_str()
         .map_err(|_| format!("{SESSION_HEADER}: the session name is not visible ASCII"))?;
-    crate::model::session::validate(name)?;
+    crate::model::session::validate(name).map_err(|why| format!("{SESSION_HEADER}: {why}"))?;
     Ok(Some(name))
 }
 
