@@ -555,7 +555,7 @@ pub fn is_form(content_type: Option<&str>) -> bool {
 /// Whether a body sent without a `Content-Type` reads as a form (`name=value&...`, one line,
 /// every pair with a name and `=`, names of URL-safe characters): clients (and `curl -d`
 /// without `-H`) send forms so, and its credentials are masked as a form's.
-fn looks_like_form(body: &[u8]) -> bool {
+pub(crate) fn looks_like_form(body: &[u8]) -> bool {
     !body.is_empty()
         && body.split(|b| *b == b'&').all(|pair| {
             let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
@@ -574,7 +574,9 @@ fn looks_like_form(body: &[u8]) -> bool {
 /// there is nothing to mask (or the body is neither, or its credentials are empty). The masked
 /// JSON is compact; the form keeps its other pairs as they were.
 pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
-    if let Ok(mut json) = serde_json::from_slice::<Value>(body) {
+    // JSON after a UTF-8 byte-order mark is JSON to most servers.
+    let json_text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if let Ok(mut json) = serde_json::from_slice::<Value>(json_text) {
         let found = mask_json(&mut json);
         if found.is_empty() {
             return None;
@@ -587,7 +589,12 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
     if let Some(boundary) = crate::model::multipart::boundary(content_type) {
         return crate::model::multipart::mask(body, boundary);
     }
-    if is_form(content_type) || (content_type.is_none() && looks_like_form(body)) {
+    let plain = content_type.is_none_or(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/plain"))
+    });
+    if is_form(content_type) || (plain && looks_like_form(body)) {
         let text = std::str::from_utf8(body).ok()?;
         let (masked, found) = mask_query(text)?;
         let found = found
@@ -785,6 +792,16 @@ mod tests {
     }
 
     #[test]
+    fn json_after_a_byte_order_mark_and_plain_text_forms_are_masked() {
+        let (masked, found) = mask_body(b"\xEF\xBB\xBF{\"password\":\"p-1\"}", None).unwrap();
+        assert_eq!(masked, br#"{"password":"REDACTED"}"#);
+        assert_eq!(found[0].value, "p-1");
+        let (masked, _) = mask_body(b"user=u&password=p-2", Some("text/plain")).unwrap();
+        assert_eq!(masked, b"user=u&password=REDACTED");
+        assert!(mask_body(b"user=u&password=p-2", Some("text/csv")).is_none());
+    }
+
+    #[test]
     fn a_multipart_body_has_its_credential_parts_masked() {
         let body = b"--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\npw-1\r\n--b--\r\n";
         let (masked, found) = mask_body(body, Some("multipart/form-data; boundary=b")).unwrap();
@@ -896,12 +913,13 @@ mod tests {
         let (masked, found) = mask_body(b"user=u&password=pw-7&x=1", None).unwrap();
         assert_eq!(masked, b"user=u&password=REDACTED&x=1");
         assert_eq!(found[0].value, "pw-7");
-        // Text that is no form, and a typed body that is not one, are left alone.
+        // Text that is no form, and a typed body that is not one, are left alone (plain text
+        // that reads as a form is masked as one).
         for (body, content_type) in [
             (&b"password is pw"[..], None),
             (b"a=1\npassword=pw", None),
             (b"=x&password=pw", None),
-            (b"password=pw", Some("text/plain")),
+            (b"password=pw", Some("text/csv")),
         ] {
             assert!(mask_body(body, content_type).is_none(), "{body:?}");
         }

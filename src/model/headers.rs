@@ -118,10 +118,14 @@ pub fn is_credential(name: &str) -> bool {
 /// Header names outside [`CREDENTIALS`] that carry a credential by their name, as query
 /// parameters and body fields do ([`crate::model::credentials::is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
 /// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`), and
-/// keys of an authority (`X-Auth-User-Key`, `X-Access-Key`; `Idempotency-Key` is not one).
+/// keys of an authority (`X-Auth-User-Key`, `X-Access-Key`; `Idempotency-Key` is not one), and
+/// any name holding `authorization` or `cookie`.
 fn names_a_credential(name: &str) -> bool {
     let compact = crate::model::credentials::compact(name);
     is_credential_compact(&compact)
+        // `X-Forwarded-Authorization`, `X-Original-Authorization`; `Cookie2`, `X-Cookie`.
+        || compact.contains("authorization")
+        || compact.contains("cookie")
         || compact.ends_with("key")
             && ["auth", "api", "access", "secret", "private", "session"]
                 .iter()
@@ -203,6 +207,8 @@ mod tests {
             "Api-Token",
             "Authentication",
             "X-Auth-User-Key",
+            "X-Forwarded-Authorization",
+            "Cookie2",
         ] {
             assert!(is_credential(name), "{name}");
         }

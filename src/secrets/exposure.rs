@@ -177,6 +177,32 @@ fn mask_answer(
     body: &Option<Body>,
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
+    if let Some(masked) = mask_answer_json_body(body, access_key) {
+        return Some(masked);
+    }
+    // Text that is not JSON as it stands: JSON after a byte-order mark, or a form
+    // (`access_token=…&expires_in=…`, as OAuth token endpoints answer).
+    let Some(Body::Text(text)) = body else {
+        return None;
+    };
+    if let Some(bare) = text.strip_prefix('\u{feff}')
+        && let Ok(mut json) = serde_json::from_str::<Value>(bare)
+    {
+        let found = crate::model::answer_secrets::mask_answer_json(&mut json, &str::to_owned);
+        return (!found.is_empty()).then(|| (Body::Text(format!("\u{feff}{json}")), found));
+    }
+    if crate::model::credentials::looks_like_form(text.as_bytes()) {
+        let (masked, found) = crate::model::credentials::mask_query(text)?;
+        return Some((Body::Text(masked), found));
+    }
+    None
+}
+
+/// [`mask_answer`] of a JSON body.
+fn mask_answer_json_body(
+    body: &Option<Body>,
+    access_key: Option<&PseudonymKey>,
+) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
     let body = body.as_ref()?;
     // A text body (an answer stored verbatim, or JSON that does not round-trip) is read as
     // JSON only when its bytes could name a field masking acts on, and then in the style
@@ -348,6 +374,20 @@ mod tests {
             label: "the X-Auth-Token header".into(),
             value: value.into(),
         }]
+    }
+
+    #[test]
+    fn an_answer_that_is_a_form_or_json_after_a_byte_order_mark_has_its_secrets_masked() {
+        for (answer, masked) in [
+            ("access_token=a-1&expires_in=3600", "access_token=REDACTED&expires_in=3600"),
+            ("\u{feff}{\"password\":\"a-1\"}", "\u{feff}{\"password\":\"REDACTED\"}"),
+        ] {
+            let (out, needles) = mask_credentials(&answering(answer), None).unwrap();
+            let body = crate::model::interaction::body_bytes(&out.response.body).unwrap();
+            assert_eq!(String::from_utf8_lossy(&body), masked, "{answer}");
+            assert!(needles.iter().any(|n| n.value == "a-1"), "{answer}");
+        }
+        assert!(mask_credentials(&answering("a=1&b=2"), None).is_none());
     }
 
     #[test]
