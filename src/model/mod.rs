@@ -10,6 +10,7 @@ pub mod headers;
 pub mod interaction;
 pub mod key;
 pub mod multipart;
+pub mod params;
 pub mod recording;
 pub mod redaction;
 pub mod session;

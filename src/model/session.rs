@@ -65,6 +65,38 @@ pub fn skip_requested(value: Option<&str>) -> bool {
     })
 }
 
+/// The request's session from `x-ims-vcr-session` (`None`: the default session), or why the
+/// header is refused.
+pub(crate) fn session_of(parts: &hyper::http::request::Parts) -> Result<Option<&str>, String> {
+    // Found by comparing names: `HeaderMap::get` hashes the name, 17 bytes one by one, on every
+    // request, where comparing a request's few names is a length or tag check each.
+    if !parts.headers.keys().any(|name| *name == SESSION_HEADER_NAME) {
+        return Ok(None);
+    }
+    let mut values = parts.headers.get_all(SESSION_HEADER_NAME).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    // Which one would count is anyone's guess (a proxy on the way may add one): refused.
+    if values.next().is_some() {
+        return Err(format!(
+            "{SESSION_HEADER}: sent more than once; send one session name"
+        ));
+    }
+    let name = value
+        .to_str()
+        .map_err(|_| format!("{SESSION_HEADER}: the session name is not visible ASCII"))?;
+    validate(name).map_err(|why| format!("{SESSION_HEADER}: {why}"))?;
+    Ok(Some(name))
+}
+
+/// True when the request asks not to be stored (`x-ims-vcr-skip: true`).
+pub(crate) fn skip_of(parts: &hyper::http::request::Parts) -> bool {
+    skip_requested(
+        parts.headers.get(SKIP_HEADER_NAME).and_then(|v| v.to_str().ok()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

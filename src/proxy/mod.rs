@@ -45,7 +45,7 @@ use crate::replay::prepared::Prepared;
 use crate::proxy::realism::FaultKind;
 use crate::proxy::sessions::Sessions;
 use crate::proxy::settings::Settings;
-use crate::model::session::{SESSION_HEADER, SESSION_HEADER_NAME, SKIP_HEADER_NAME};
+use crate::model::session::{session_of, skip_of};
 use crate::secrets::gate::Gate;
 use crate::secrets::redact::{Redactor, credential_needles};
 use crate::storage::store::Store;
@@ -502,38 +502,6 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
         body: Body::from_bytes(body),
         session: session_of(parts).ok().flatten().map(str::to_owned),
     }
-}
-
-/// The request's session from `x-ims-vcr-session` (`None`: the default session), or why the
-/// header is refused.
-pub(crate) fn session_of(parts: &Parts) -> Result<Option<&str>, String> {
-    // Found by comparing names: `HeaderMap::get` hashes the name, 17 bytes one by one, on every
-    // request, where comparing a request's few names is a length or tag check each.
-    if !parts.headers.keys().any(|name| *name == SESSION_HEADER_NAME) {
-        return Ok(None);
-    }
-    let mut values = parts.headers.get_all(SESSION_HEADER_NAME).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    // Which one would count is anyone's guess (a proxy on the way may add one): refused.
-    if values.next().is_some() {
-        return Err(format!(
-            "{SESSION_HEADER}: sent more than once; send one session name"
-        ));
-    }
-    let name = value
-        .to_str()
-        .map_err(|_| format!("{SESSION_HEADER}: the session name is not visible ASCII"))?;
-    crate::model::session::validate(name).map_err(|why| format!("{SESSION_HEADER}: {why}"))?;
-    Ok(Some(name))
-}
-
-/// True when the request asks not to be stored (`x-ims-vcr-skip: true`).
-pub(crate) fn skip_of(parts: &Parts) -> bool {
-    crate::model::session::skip_requested(
-        parts.headers.get(SKIP_HEADER_NAME).and_then(|v| v.to_str().ok()),
-    )
 }
 
 /// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`), when

@@ -150,6 +150,21 @@ pub(crate) fn note_holder(path: &Path) {
     }
 }
 
+/// sled opens its files read-write (it has no read-only mode): a file of the store at `path` it
+/// could not write refuses the open before anything changes, naming the file.
+pub(crate) fn check_writable(path: &Path) -> Result<()> {
+    for name in ["db", "conf"] {
+        let file = path.join(name);
+        match std::fs::OpenOptions::new().write(true).open(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::store_io(path, file, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Opens sled at `path`; `writer`: the store is opened to write (a larger cache).
 pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
     let cache = if writer {

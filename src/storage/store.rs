@@ -134,17 +134,7 @@ impl Store {
 
     /// `writer`: opened to record or import (see `durability::open_db`).
     fn open_folder(path: &Path, writer: bool) -> Result<Store> {
-        // sled opens its files read-write: one it cannot write refuses the open before anything
-        // changes, naming the file.
-        for name in ["db", "conf"] {
-            let file = path.join(name);
-            match std::fs::OpenOptions::new().write(true).open(&file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::store_io(path, file, e));
-                }
-                _ => {}
-            }
-        }
+        crate::storage::durability::check_writable(path)?;
         // Whatever happens next may change sled's files: the note of a clean close goes first,
         // and again once sled's lock is held (a close still noting could have written it since).
         crate::storage::closed::forget(path)?;

@@ -1,0 +1,306 @@
+//! Credentials in parameters: `name=value` pairs of a query, `;name=value` matrix parameters
+//! of a path segment (RFC 3986), and the same inside query values and header values. Each is
+//! masked by its name ([`crate::model::credentials::is_credential_name`]) and its value replaced
+//! with [`PLACEHOLDER`], the rest kept byte for byte.
+
+use percent_encoding::percent_decode_str;
+
+use crate::model::credentials::{Found, PLACEHOLDER, is_credential_name};
+
+/// Whether a query or matrix parameter's `name` (raw or decoded) is a credential's, however
+/// many times it was percent-encoded: `%2574oken` is `token` to whatever decodes it twice, and
+/// `verify` and `import` would refuse the cassette holding its value.
+fn is_credential_param(name: &str) -> bool {
+    let mut name = decode(name);
+    for _ in 0..3 {
+        if is_credential_name(&name) {
+            return true;
+        }
+        let again = decode(&name);
+        if again == name {
+            return false;
+        }
+        name = again;
+    }
+    is_credential_name(&name)
+}
+
+fn decode(part: &str) -> String {
+    percent_decode_str(&part.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The query with the value of each credential parameter replaced by [`PLACEHOLDER`], pair by
+/// pair (order and the encoding of the other pairs kept), and what was replaced. `None` when
+/// there is nothing to replace. A credential hidden as a `;name=value` parameter inside another
+/// pair's value (`?a=1;token=...`, which servers that split queries at `;` read as its own
+/// parameter) is masked too (see [`mask_params`]).
+pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
+    let mut found = Vec::new();
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded_name = decode(name);
+            if !is_credential_param(name) {
+                // The whole pair: `a=1;token=...` and `a;sk=...` alike.
+                return mask_params(pair, "query parameter", &[], &mut found)
+                    .unwrap_or_else(|| pair.to_owned());
+            }
+            let value = decode(value);
+            if value == PLACEHOLDER {
+                return pair.to_owned();
+            }
+            if !value.is_empty() {
+                found.push(Found {
+                    label: format!("credential query parameter {decoded_name}"),
+                    value,
+                });
+            }
+            format!("{name}={PLACEHOLDER}")
+        })
+        .collect();
+    let masked = masked.join("&");
+    (masked != query).then_some((masked, found))
+}
+
+/// The path with the value of each credential matrix parameter (`/images/abc;token=...`, the
+/// `;name=value` pairs RFC 3986 allows in a segment) replaced by [`PLACEHOLDER`], and what was
+/// replaced. `None` when there is nothing to replace (every path without `;` or `%3B`). Such a
+/// value would otherwise reach the stored request, an exported cassette's file name and the log.
+pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
+    if !has_param_delimiter(path) {
+        return None;
+    }
+    let mut found = Vec::new();
+    let masked: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            mask_params(segment, "path parameter", &[], &mut found).unwrap_or_else(|| segment.to_owned())
+        })
+        .collect();
+    let masked = masked.join("/");
+    (masked != path).then_some((masked, found))
+}
+
+/// Whether `text` holds `;` or its percent-encoding `%3B` (any case).
+pub(crate) fn has_param_delimiter(text: &str) -> bool {
+    text.contains(';')
+        || text
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'b'))
+}
+
+/// `text` (a path segment, a query value) with the value of each credential `;name=value`
+/// parameter in it replaced by [`PLACEHOLDER`], pushing what was replaced (labelled `credential
+/// {kind} NAME`) to `found`; `None` when nothing was replaced. `;` and `=` count percent-encoded
+/// too (`%3Btoken%3D...`, as Go's `url.PathEscape` writes them): a server that decodes before it
+/// splits reads them as parameters, and either way the value must not reach the disk.
+fn mask_params(text: &str, kind: &str, ends: &[char], found: &mut Vec<Found>) -> Option<String> {
+    if !has_param_delimiter(text) {
+        return None;
+    }
+    // Byte offsets of each delimiter and its length.
+    let bytes = text.as_bytes();
+    let delimiter_at = |i: usize, one: u8, encoded: u8| -> usize {
+        match bytes[i] {
+            b if b == one => 1,
+            b'%' if bytes.get(i + 1) == Some(&b'3')
+                && bytes.get(i + 2).is_some_and(|b| b.eq_ignore_ascii_case(&encoded)) =>
+            {
+                3
+            }
+            _ => 0,
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut pieces = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        match delimiter_at(i, b';', b'b') {
+            0 => i += 1,
+            n => {
+                pieces.push((start, i));
+                pieces.push((i, i + n));
+                (start, i) = (i + n, i + n);
+            }
+        }
+    }
+    pieces.push((start, bytes.len()));
+    // pieces: text, delimiter, parameter, delimiter, parameter, ...
+    out.push_str(&text[pieces[0].0..pieces[0].1]);
+    for pair in pieces[1..].chunks(2) {
+        let (delimiter, (from, to)) = (&text[pair[0].0..pair[0].1], pair[1]);
+        out.push_str(delimiter);
+        let param = &text[from..to];
+        let split = (from..to).find_map(|i| match delimiter_at(i, b'=', b'd') {
+            0 => None,
+            n => Some((i - from, n)),
+        });
+        let (name, equals, value) = match split {
+            Some((at, n)) => (&param[..at], &param[at..at + n], &param[at + n..]),
+            None => (param, "", ""),
+        };
+        // What follows the value (`ends`), kept as it is.
+        let (value, after) = value.split_at(value.find(ends).unwrap_or(value.len()));
+        let (decoded_name, decoded) = (decode(name), decode(value));
+        if !is_credential_param(name) || decoded.is_empty() || decoded == PLACEHOLDER {
+            out.push_str(param);
+            continue;
+        }
+        found.push(Found {
+            label: format!("credential {kind} {decoded_name}"),
+            value: decoded,
+        });
+        out.push_str(name);
+        out.push_str(equals);
+        out.push_str(PLACEHOLDER);
+        out.push_str(after);
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+/// `text` (a header value, say) with the value of every credential `;name=value` parameter in
+/// it masked, and what was masked; `None` when nothing was.
+pub fn mask_semicolon_params(text: &str) -> Option<(String, Vec<Found>)> {
+    let mut found = Vec::new();
+    // A header value goes on after a parameter: a URL's query, a list, a quoted string.
+    let ends = ['?', '&', '#', ',', '"', '\'', '<', '>', ' ', '\t'];
+    mask_params(text, "parameter", &ends, &mut found).map(|masked| (masked, found))
+}
+
+/// A decoded query pair as a request key and a miss report see it: a credential's value
+/// [`PLACEHOLDER`], and credential `;name=value` parameters inside the pair masked
+/// ([`mask_pair_params`]); anything else as it is.
+pub fn masked_pair(name: String, value: String) -> (String, String) {
+    if is_credential_param(&name) {
+        (name, PLACEHOLDER.to_owned())
+    } else {
+        mask_pair_params(&name, &value).unwrap_or((name, value))
+    }
+}
+
+/// A decoded query pair whose name is not a credential's, with the credential `;name=value`
+/// parameters in it masked as [`mask_query`] masks them in the raw query (`a=1;token=...`, and
+/// `a;sk=...`, whose name holds the `;`); `None` when there are none. What a request key is
+/// made of.
+pub(crate) fn mask_pair_params(name: &str, value: &str) -> Option<(String, String)> {
+    // Most pairs have no `;`: no allocation for them (this runs for every replayed request).
+    if !has_param_delimiter(name) && !has_param_delimiter(value) {
+        return None;
+    }
+    let pair = format!("{name}={value}");
+    let masked = mask_params(&pair, "query parameter", &[], &mut Vec::new())?;
+    let (name, value) = masked.split_once('=').unwrap_or((&masked, ""));
+    Some((name.to_owned(), value.to_owned()))
+}
+
+/// `path` as logs and messages may show it: [`mask_path`]'s result, or the path itself.
+pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match mask_path(path) {
+        Some((masked, _)) => std::borrow::Cow::Owned(masked),
+        None => std::borrow::Cow::Borrowed(path),
+    }
+}
+
+/// Names of the credential matrix parameters of `path` whose value is not [`PLACEHOLDER`].
+pub fn unmasked_in_path(path: &str) -> Vec<String> {
+    mask_path(path)
+        .map(|(_, found)| {
+            found
+                .into_iter()
+                .map(|f| f.label.trim_start_matches("credential path parameter ").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Names of the credential parameters of `query` whose value is not [`PLACEHOLDER`], and of the
+/// credential `;name=value` parameters inside other parameters' values.
+pub fn unmasked_in_query(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if is_credential_param(&name) {
+            if value != PLACEHOLDER {
+                names.push(name.into_owned());
+            }
+            continue;
+        }
+        let mut found = Vec::new();
+        mask_params(&format!("{name}={value}"), "query parameter", &[], &mut found);
+        names.extend(
+            found
+                .into_iter()
+                .map(|f| f.label.trim_start_matches("credential query parameter ").to_owned()),
+        );
+    }
+    names
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_parameters_in_a_path_are_masked_and_the_rest_kept_byte_for_byte() {
+        let (masked, found) =
+            mask_path("/v2/images/abc;token=t%2B1;v=2/files;Access-Token=x;marker=m").unwrap();
+        assert_eq!(
+            masked,
+            "/v2/images/abc;token=REDACTED;v=2/files;Access-Token=REDACTED;marker=m"
+        );
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["t+1", "x"]);
+        assert_eq!(unmasked_in_path("/a;password=p;sig=s"), ["password", "sig"]);
+        for kept in ["/v2/images/abc", "/a;token=REDACTED", "/a;token=", "/a;token", "/a;v=1"] {
+            assert_eq!(mask_path(kept), None, "{kept}");
+            assert_eq!(shown_path(kept), kept);
+        }
+        assert_eq!(shown_path("/a;sk=s"), "/a;sk=REDACTED");
+    }
+
+    #[test]
+    fn percent_encoded_matrix_parameters_and_parameters_inside_query_values_are_masked() {
+        for (path, masked) in [
+            ("/v2/images/x%3Btoken=t-1", "/v2/images/x%3Btoken=REDACTED"),
+            ("/v2/images/x%3btoken%3dt-1/y", "/v2/images/x%3btoken%3dREDACTED/y"),
+            ("/v2/images/x;token%3Dt-1", "/v2/images/x;token%3DREDACTED"),
+            ("/a%3Bv=1%3Bpassword=t-1", "/a%3Bv=1%3Bpassword=REDACTED"),
+        ] {
+            let (got, found) = mask_path(path).unwrap();
+            assert_eq!(got, masked, "{path}");
+            assert_eq!(found[0].value, "t-1", "{path}");
+            assert_eq!(unmasked_in_path(masked), Vec::<String>::new(), "{masked}");
+        }
+        assert_eq!(unmasked_in_path("/x%3Bsig%3Ds"), ["sig"]);
+        for kept in ["/v2/images/x%3Bv=1", "/x%3", "/x%3B", "/100%25", "/x%3Btoken"] {
+            assert_eq!(mask_path(kept), None, "{kept}");
+        }
+        // A query pair's value holding `;name=value` pairs (servers that split at `;` read them).
+        let (got, found) = mask_query("a=1;token=t-1;b=2&c=3%3Bpassword%3Dp-2").unwrap();
+        assert_eq!(got, "a=1;token=REDACTED;b=2&c=3%3Bpassword%3DREDACTED");
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["t-1", "p-2"]);
+        assert_eq!(unmasked_in_query("a=1;token=t-1&c=3%3Bsk%3Ds"), ["token", "sk"]);
+        assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
+        let pair = |name: &str, value: &str| Some((name.to_owned(), value.to_owned()));
+        assert_eq!(mask_pair_params("a", "1;token=t-1"), pair("a", "1;token=REDACTED"));
+        assert_eq!(mask_pair_params("a;sk", "s-1"), pair("a;sk", "REDACTED"));
+        assert_eq!(mask_query("a;sk=s-1&b=2").unwrap().0, "a;sk=REDACTED&b=2");
+        assert_eq!(unmasked_in_query("a;sk=s-1"), ["sk"]);
+        // A name encoded twice is still a credential's (verify and import decode it so).
+        let (got, _) = mask_query("a=1%3B%2574oken%3Ds-2&%2574oken=s-3").unwrap();
+        assert_eq!(got, "a=1%3B%2574oken%3DREDACTED&%2574oken=REDACTED");
+        assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
+        let masked = |n: &str, v: &str| masked_pair(n.to_owned(), v.to_owned());
+        assert_eq!(masked("%74oken", "s"), ("%74oken".to_owned(), PLACEHOLDER.to_owned()));
+        assert_eq!(masked("a", "1;token=s"), ("a".to_owned(), "1;token=REDACTED".to_owned()));
+        assert_eq!(masked("a", "b"), ("a".to_owned(), "b".to_owned()));
+        assert_eq!(mask_query("filter=a;b&sort=name"), None);
+    }
+}
