@@ -65,7 +65,7 @@ fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
     let name = "[a-z][a-z0-9-]{0,12}"
         .prop_filter("credentials never reach a cassette", |n| !is_credential(n));
     let value = "[ -~]{0,24}".prop_filter("credentials never reach a cassette", |v| {
-        ims_vcr::model::answer_secrets::mask_header_value(v).is_none()
+        ims_vcr::model::params::mask_header_value(v).is_none()
     });
     vec((name, value), 0..4)
 }

@@ -122,7 +122,7 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
                 "headers[{i}]: {name:?} carries credentials and must not be in a cassette"
             ));
         }
-        if crate::model::answer_secrets::mask_header_value(value).is_some() {
+        if crate::model::params::mask_header_value(value).is_some() {
             return Err(format!(
                 "headers[{i}]: the value of {name:?} carries credentials (in a URL or a \
                  `;name=value` parameter), which must not be in a cassette (ims-vcr stores {:?} in \

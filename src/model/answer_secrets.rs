@@ -7,9 +7,8 @@
 
 use serde_json::Value;
 
-use crate::model::credentials::{
-    Found, PLACEHOLDER, compact, is_token_name, mask_credential, mask_path, mask_query,
-};
+use crate::model::credentials::{Found, compact, is_token_name, mask_credential};
+use crate::model::params::{mask_urls, may_hold_url_credentials};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
 /// them out.
@@ -120,12 +119,6 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
     .any(|word| memchr::memmem::find(lower.as_bytes(), word.as_bytes()).is_some())
 }
 
-/// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
-fn may_hold_url_credentials(text: &str) -> bool {
-    text.contains("://")
-        && (text.contains(['?', '@']) || crate::model::credentials::has_param_delimiter(text))
-}
-
 fn mask_answer_into(
     value: &mut Value,
     holder: bool,
@@ -175,124 +168,10 @@ fn mask_answer_into(
     }
 }
 
-/// `text` with the credentials of every URL in it masked: the password of its user
-/// information (`mysql://root:REDACTED@db`) and its credential query parameters
-/// (`?AccessKeyId=REDACTED&Signature=REDACTED`, by the request side's names). `None` when
-/// nothing changed. A URL runs from its scheme's `://` to a space, quote or angle bracket, so
-/// this reads JSON strings, `Location` and `Link` headers alike.
-pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
-    if !may_hold_url_credentials(text) {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (before, tail) = rest.split_at(at + 3);
-        out.push_str(before);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
-            .unwrap_or(tail.len());
-        mask_url(&tail[..end], &mut out, &mut found);
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    (out != text).then_some((out, found))
-}
-
-/// A header value with its credentials masked, and what they were; `None` when it holds none:
-/// those of absolute URLs ([`mask_urls`]), the query of a relative one (`Location:
-/// /next?token=…`, `Refresh: 0; url=/x?token=…`, `X-Original-URL`), and `;name=value`
-/// parameters (`Location: /x;token=…`, `Forwarded: for=…;token=…`).
-pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
-    let mut found = Vec::new();
-    let mut text = match mask_urls(value) {
-        Some((masked, values)) => {
-            found.extend(values);
-            masked
-        }
-        None => value.to_owned(),
-    };
-    if text.contains('?') {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find('?') {
-            out.push_str(&rest[..=at]);
-            let tail = &rest[at + 1..];
-            let end = tail
-                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ',' | '#'))
-                .unwrap_or(tail.len());
-            match mask_query(&tail[..end]) {
-                Some((masked, values)) => {
-                    out.push_str(&masked);
-                    found.extend(values);
-                }
-                None => out.push_str(&tail[..end]),
-            }
-            rest = &tail[end..];
-        }
-        out.push_str(rest);
-        text = out;
-    }
-    if let Some((masked, values)) = crate::model::credentials::mask_semicolon_params(&text) {
-        text = masked;
-        found.extend(values);
-    }
-    (text != value).then_some((text, found))
-}
-
-/// Appends `url` (what follows `://`) to `out` with its credentials masked.
-fn mask_url(url: &str, out: &mut String, found: &mut Vec<Found>) {
-    let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-    let (authority, tail) = url.split_at(authority_end);
-    match authority.rsplit_once('@').and_then(|(userinfo, host)| {
-        let (user, password) = userinfo.split_once(':')?;
-        (!password.is_empty() && password != PLACEHOLDER).then_some((user, password, host))
-    }) {
-        Some((user, password, host)) => {
-            found.push(Found {
-                label: "password in a URL of the answer".into(),
-                value: percent_encoding::percent_decode_str(password)
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            });
-            out.push_str(&format!("{user}:{PLACEHOLDER}@{host}"));
-        }
-        None => out.push_str(authority),
-    }
-    let fragment_at = tail.find('#').unwrap_or(tail.len());
-    let (tail, fragment) = tail.split_at(fragment_at);
-    // The path's matrix parameters (`https://h/x;token=…`).
-    let shown = |path: &str, out: &mut String, found: &mut Vec<Found>| match mask_path(path) {
-        Some((masked, values)) => {
-            out.push_str(&masked);
-            found.extend(values);
-        }
-        None => out.push_str(path),
-    };
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            shown(path, out, found);
-            out.push('?');
-            match mask_query(query) {
-                Some((masked, values)) => {
-                    out.push_str(&masked);
-                    found.extend(values.into_iter().map(|f| Found {
-                        label: f.label.replace("query parameter", "query parameter of a URL in the answer"),
-                        value: f.value,
-                    }));
-                }
-                None => out.push_str(query),
-            }
-        }
-        None => shown(tail, out, found),
-    }
-    out.push_str(fragment);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::credentials::PLACEHOLDER;
 
     #[test]
     fn only_answers_with_a_key_masking_acts_on_are_copied_to_be_masked() {
@@ -422,48 +301,5 @@ mod tests {
         }
     }
 
-    #[test]
-    fn header_values_have_credentials_in_relative_urls_and_parameters_masked() {
-        for (value, masked) in [
-            ("/next?token=t-1&limit=1", "/next?token=REDACTED&limit=1"),
-            ("0; url=/x?access_token=t-1", "0; url=/x?access_token=REDACTED"),
-            ("</x?token=t-1>; rel=\"next\"", "</x?token=REDACTED>; rel=\"next\""),
-            ("/x;token=t-1", "/x;token=REDACTED"),
-            ("for=192.0.2.1;token=t-1", "for=192.0.2.1;token=REDACTED"),
-            ("https://h/x;token=t-1?a=1", "https://h/x;token=REDACTED?a=1"),
-        ] {
-            let (got, found) = mask_header_value(value).unwrap();
-            assert_eq!(got, masked, "{value}");
-            assert_eq!(found[0].value, "t-1", "{value}");
-            assert_eq!(mask_header_value(masked), None, "{masked}");
-        }
-        for kept in ["application/json; charset=utf-8", "/v2/images?limit=1&marker=m", "max-age=0"] {
-            assert_eq!(mask_header_value(kept), None, "{kept}");
-        }
-    }
 
-    #[test]
-    fn credentials_in_urls_an_answer_holds_are_masked_and_the_rest_of_the_url_kept() {
-        let (masked, found) = mask_urls(
-            "see https://b.obs.example.com/i.qcow2?AccessKeyId=AK&Expires=1&Signature=S%2B1&x-obs-security-token=T#top and \
-             <https://u:pw-1@h/x>; rel=next, mysql://root:pw-2@db/x?charset=utf8",
-        )
-        .unwrap();
-        assert_eq!(
-            masked,
-            "see https://b.obs.example.com/i.qcow2?AccessKeyId=REDACTED&Expires=1&Signature=REDACTED&x-obs-security-token=REDACTED#top and \
-             <https://u:REDACTED@h/x>; rel=next, mysql://root:REDACTED@db/x?charset=utf8"
-        );
-        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
-        values.sort_unstable();
-        assert_eq!(values, ["AK", "S+1", "T", "pw-1", "pw-2"]);
-        for kept in ["/v2/images?limit=1", "https://h/v2/images?limit=1&marker=m", "ssh://git@h/r", "no url"] {
-            assert_eq!(mask_urls(kept), None, "{kept}");
-        }
-        let mut answer = serde_json::json!({"file": {"url": "https://h/f?token=t-1"}});
-        assert!(may_hold_answer_secrets(&answer));
-        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
-        assert_eq!(answer["file"]["url"], "https://h/f?token=REDACTED");
-        assert_eq!(found[0].value, "t-1");
-    }
 }

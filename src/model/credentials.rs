@@ -10,10 +10,8 @@
 use serde_json::Value;
 
 pub use crate::model::params::{
-    mask_path, mask_query, mask_semicolon_params, masked_pair, shown_path, unmasked_in_path,
-    unmasked_in_query,
+    mask_path, mask_query, masked_pair, shown_path, unmasked_in_path, unmasked_in_query,
 };
-pub(crate) use crate::model::params::has_param_delimiter;
 
 /// What a credential's value is replaced with, in stored requests and in request keys.
 pub const PLACEHOLDER: &str = "REDACTED";
@@ -204,6 +202,13 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|i| mask_json_into(i, found)),
+        // A URL in any field: its `user:password@` and credential parameters.
+        Value::String(text) => {
+            if let Some((masked, values)) = crate::model::params::mask_urls(text) {
+                *text = masked;
+                found.extend(values);
+            }
+        }
         _ => {}
     }
 }
@@ -307,6 +312,10 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
             for (i, item) in items.iter_mut().enumerate() {
                 collect_unmasked(item, format!("{pointer}/{i}"), out);
             }
+        }
+        Value::String(text) if crate::model::params::mask_urls(text).is_some() => {
+            let name = pointer.rsplit('/').next().unwrap_or_default().to_owned();
+            out.push((pointer, format!("{name} (a URL with credentials)")));
         }
         _ => {}
     }
@@ -543,6 +552,21 @@ mod tests {
         for kept in ["kept", "2027-01-01T00:00:00Z", "\"password\"]", "https://ims.example"] {
             assert!(text.contains(kept), "{kept}: {text}");
         }
+        assert!(unmasked_in_json(&body).is_empty());
+    }
+
+    #[test]
+    fn urls_in_request_json_strings_have_their_credentials_masked() {
+        let mut body = serde_json::json!({
+            "url": "https://u:p-1@h/x",
+            "links": ["https://h/x?token=t-1&a=1", "https://h/plain"],
+        });
+        assert_eq!(unmasked_in_json(&body).len(), 2);
+        let found = mask_json(&mut body);
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["p-1", "t-1"]);
+        assert_eq!(body["url"], "https://u:REDACTED@h/x");
+        assert_eq!(body["links"][0], "https://h/x?token=REDACTED&a=1");
         assert!(unmasked_in_json(&body).is_empty());
     }
 

@@ -104,7 +104,7 @@ pub fn mask_credentials(
         .headers
         .iter()
         .chain(&interaction.response.headers)
-        .any(|(_, value)| crate::model::answer_secrets::mask_header_value(value).is_some());
+        .any(|(_, value)| crate::model::params::mask_header_value(value).is_some());
     if path.is_none()
         && query.is_none()
         && body.is_none()
@@ -119,7 +119,7 @@ pub fn mask_credentials(
     if urls_in_headers {
         let headers = out.request.headers.iter_mut().chain(out.response.headers.iter_mut());
         for (name, value) in headers {
-            if let Some((masked, values)) = crate::model::answer_secrets::mask_header_value(value) {
+            if let Some((masked, values)) = crate::model::params::mask_header_value(value) {
                 *value = masked;
                 found.extend(values.into_iter().map(|f| Found {
                     label: format!("{} (header {name})", f.label),

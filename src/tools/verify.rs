@@ -191,7 +191,7 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
                 found(format!("{base}/{i}"), format!("credential header {name}"));
             } else if let Some(name) = pair[0].as_str()
                 && let Some((_, urls)) =
-                    pair[1].as_str().and_then(crate::model::answer_secrets::mask_header_value)
+                    pair[1].as_str().and_then(crate::model::params::mask_header_value)
             {
                 for url in urls {
                     found(format!("{base}/{i}"), format!("{} (header {name})", url.label));
