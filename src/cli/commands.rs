@@ -11,8 +11,9 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         .ok_or_else(|| {
             Error::Usage("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
         })?;
+    // A folder that cannot be used is a runtime error (exit 1), like a `--store` that is none.
     if args.format == "cassettes" && out.exists() && !out.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Config(format!(
             "--out {}: not a directory; cassettes are written into a folder (--format har writes one file)",
             out.display()
         )));
@@ -115,7 +116,7 @@ fn refuse_out_in_store(out: &Path, store: &Path) -> Result<()> {
         return Ok(());
     };
     if out_at.starts_with(&store_at) {
-        return Err(Error::Usage(format!(
+        return Err(Error::Config(format!(
             "--out {}: inside the store {}; export to another folder",
             out.display(),
             store.display()

@@ -46,6 +46,12 @@ pub fn validate(name: &str) -> Result<(), String> {
             bad
         ));
     }
+    // `ls` shows the default session as `-`.
+    if name == "-" {
+        return Err(
+            "session name \"-\" is how `ls` shows the default session; choose another".to_owned(),
+        );
+    }
     // A hidden folder would be skipped by import, replay --cassettes and verify: the session's
     // cassettes would be exported and then silently never read.
     if let Some(bad) = name.split('/').find(|s| s.starts_with('.')) {
@@ -120,6 +126,7 @@ mod tests {
             (".hidden", "starting with `.` (\".hidden\")"),
             ("tests/.cache/x", "starting with `.` (\".cache\")"),
             ("a/...", "hidden folder"),
+            ("-", "default session"),
         ] {
             let why = validate(bad).unwrap_err();
             assert!(why.contains(says), "{bad:?}: {why}");
