@@ -2,7 +2,7 @@
 //! holding its answers in order. Export is deterministic (same store, same bytes); import
 //! validates every file before anything is written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -415,6 +415,7 @@ pub fn write_dir_with_progress(
         answers: recordings.iter().map(|r| r.answers.len()).sum(),
         removed: Vec::new(),
     };
+    let written: HashSet<[u8; 32]> = recordings.iter().map(|r| *r.key.digest()).collect();
     // Listed before anything is written: a file that cannot be listed (a symlink to nothing,
     // a pipe) fails the export with the folder as it was, not half updated.
     let existing = if remove_stale {
@@ -433,7 +434,7 @@ pub fn write_dir_with_progress(
         // A symlink is left alone like any file that is not a cassette: reading or removing
         // through it would reach outside the folder.
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        if !files.contains_key(&path) && !is_link && looks_like_cassette(dir, &path) {
+        if !files.contains_key(&path) && !is_link && looks_like_cassette(dir, &path, &written) {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             tracing::debug!(file = %path.display(), "removed a stale cassette");
             summary.removed.push(path);
@@ -444,10 +445,12 @@ pub fn write_dir_with_progress(
 }
 
 /// A cassette an export may remove as stale: one export could have written, i.e. a valid
-/// cassette, in `dir` or a session's folder, named exactly as [`file_name`] names what it holds.
-/// A fixture written by hand under another name (`image_404.json`), or in a folder that is no
-/// session's, is never removed, even when it is a valid cassette.
-fn looks_like_cassette(dir: &Path, path: &Path) -> bool {
+/// cassette, in `dir` or a session's folder, named exactly as [`file_name`] names what it holds,
+/// or named as export names files and holding a request this export writes under another name
+/// (an older ims-vcr's key for it: left, it would record the request twice). A fixture written
+/// by hand under another name (`image_404.json`), or in a folder that is no session's, is never
+/// removed, even when it is a valid cassette.
+fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
@@ -460,7 +463,9 @@ fn looks_like_cassette(dir: &Path, path: &Path) -> bool {
     parse_in(dir, path, &bytes).is_ok_and(|(recording, _)| {
         let short = file_name(&recording);
         let hex = recording.key.hex();
-        name == short || name == short.replace(&hex[..12], &hex)
+        name == short
+            || name == short.replace(&hex[..12], &hex)
+            || written.contains(recording.key.digest())
     })
 }
 
@@ -622,8 +627,13 @@ mod tests {
         std::fs::create_dir(dir.path().join("sp ace")).unwrap();
         let elsewhere = dir.path().join("sp ace").join(file_name(&gone));
         std::fs::write(&elsewhere, render(&gone, &rules)).unwrap();
+        // A request this export writes, under the name an older key gave it.
+        let renamed = dir.path().join(file_name(&kept).replace(&kept.key.hex()[..12], "000000000000"));
+        std::fs::write(&renamed, render(&kept, &rules)).unwrap();
         let summary = write_dir(dir.path(), std::slice::from_ref(&kept), &rules).unwrap();
-        assert_eq!(summary.removed, [dir.path().join(file_name(&gone))]);
+        let mut removed = vec![dir.path().join(file_name(&gone)), renamed];
+        removed.sort();
+        assert_eq!(summary.removed, removed);
         assert!(fixture.exists(), "a hand-named cassette was removed");
         assert!(misnamed.exists() && elsewhere.exists());
         std::fs::remove_dir_all(dir.path().join("sp ace")).unwrap();
@@ -739,6 +749,22 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn an_answer_that_is_a_form_or_bom_json_handing_out_a_token_is_refused() {
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        for text in ["access_token=t-1&expires_in=3600", "\u{feff}{\"password\":\"p-1\"}"] {
+            v["answers"][0]["body"] = serde_json::json!({ "text": text });
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("answers[0].body") && err.contains("carries credentials"), "{err}");
+        }
+        v["answers"][0]["body"] = serde_json::json!({ "text": "access_token=REDACTED&expires_in=3600" });
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
     }
 
     #[test]

@@ -93,7 +93,19 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     validate_headers(&response.headers)?;
     validate_body(&response.body)?;
     check_not_encoded(response)?;
-    // What an answer hands out is masked when recorded (the leak gate's masking).
+    // What an answer hands out is masked when recorded (the leak gate's masking): in a text
+    // answer (a form, JSON after a byte-order mark) too.
+    if let Some(crate::model::interaction::Body::Text(text)) = &response.body
+        && let Some((_, found)) = crate::model::answer_secrets::mask_answer_text(text)
+        && let Some(first) = found.first()
+    {
+        return Err(format!(
+            "body: the {} carries credentials and must not be in a cassette (ims-vcr stores {:?} \
+             in its place)",
+            first.label.trim_start_matches("credential "),
+            credentials::PLACEHOLDER
+        ));
+    }
     if let Some(json) = response.body.as_ref().and_then(|b| b.json())
         && crate::model::answer_secrets::may_hold_answer_secrets(json)
         && let Some(first) =
@@ -136,8 +148,8 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
 
 /// An answer's body is stored decoded, so a `Content-Encoding` it keeps describes nothing and is
 /// left out when it is read ([`without_content_encoding`]). A body that may still be encoded
-/// under such a header (other than `identity`) is refused: gzip's magic bytes, a zlib header,
-/// or bytes that are not UTF-8 text (brotli, zstd and raw deflate have no magic). Served as it
+/// under such a header (other than `identity`) is refused: gzip's magic bytes, or bytes that
+/// are not UTF-8 text (zlib, brotli, zstd, raw deflate). Served as it
 /// is it would reach the client undecoded, and the leak gate cannot read inside it.
 fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), String> {
     let Some((i, (name, value))) = response.headers.iter().enumerate().find(|(_, (n, v))| {
@@ -147,11 +159,10 @@ fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), Str
         return Ok(());
     };
     let bytes = crate::model::interaction::body_bytes(&response.body).unwrap_or_default();
+    // gzip's magic bytes are text-like enough to check apart; a zlib or brotli stream is never
+    // UTF-8 text in practice, while plain text may start like a zlib header (`x^`).
     let gzip = bytes.starts_with(&[0x1f, 0x8b]);
-    let zlib = bytes.len() >= 2
-        && bytes[0] & 0x0f == 8
-        && (u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31 == 0;
-    if gzip || zlib || std::str::from_utf8(&bytes).is_err() {
+    if gzip || std::str::from_utf8(&bytes).is_err() {
         return Err(format!(
             "headers[{i}]: {name}: {value:?} over a body that may still be encoded (compressed \
              bytes, or not UTF-8 text); a cassette stores the body decoded (ims-vcr encodes \

@@ -103,6 +103,22 @@ fn may_be_secret_name(name: &str) -> bool {
         })
 }
 
+/// A text answer that is not JSON as it stands, with what it hands out masked: JSON after a
+/// byte-order mark, or a form (`access_token=…&expires_in=…`, as OAuth token endpoints answer).
+/// `None` when it holds nothing to mask.
+pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
+    if let Some(bare) = text.strip_prefix('\u{feff}')
+        && let Ok(mut json) = serde_json::from_str::<Value>(bare)
+    {
+        let found = mask_answer_json(&mut json, &str::to_owned);
+        return (!found.is_empty()).then(|| (format!("\u{feff}{json}"), found));
+    }
+    if crate::model::credentials::looks_like_form(text.as_bytes()) {
+        return crate::model::credentials::mask_query(text);
+    }
+    None
+}
+
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
 /// holding `secret`, `token`, `pass`, `pwd`, `access`, `key` or `auth` in any letter case, a
 /// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
@@ -244,17 +260,20 @@ mod tests {
         assert_eq!(answer["access"]["token"]["expires"], "2026-12-02T15:04:05Z");
         assert_eq!(answer["token"]["catalog"][0]["type"], "image");
 
-        // A secret held in an array or an object is masked too.
+        // A secret held in an array or an object is masked too; an object's description kept
+        // (Huawei CSMS answers a secret's name and state under `secret`).
         let mut answer = serde_json::json!({
             "password": ["p-1"],
             "access_token": {"value": "a-1", "expires_in": 3600},
-            "secret": ["s-1", {"k": "s-2"}],
+            "secret": {"id": "s-1", "name": "my-db-secret", "create_time": 1581507580000u64},
         });
         let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
         let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         values.sort_unstable();
-        assert_eq!(values, ["a-1", "p-1", "s-1", "s-2"]);
+        assert_eq!(values, ["a-1", "p-1", "s-1"]);
         assert_eq!(answer["access_token"]["expires_in"], 3600);
+        assert_eq!(answer["secret"]["name"], "my-db-secret");
+        assert_eq!(answer["secret"]["create_time"], 1581507580000u64);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 pub use crate::model::params::{
-    mask_path, mask_query, masked_pair, shown_path, unmasked_in_path, unmasked_in_query,
+    mask_path, mask_query, shown_path, unmasked_in_path, unmasked_in_query,
 };
 
 /// What a credential's value is replaced with, in stored requests and in request keys.
@@ -213,28 +213,21 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
     }
 }
 
-/// Masks what a credential-named field holds, whatever its JSON type: a string or number; each
-/// element of an array (`"password": ["…"]`); in an object, the secret directly inside
-/// (Keystone's `"token": {"id": …}`, `{"access_token": {"value": …}}`) and, unless it is a
-/// token's own object, every string, number and array of them directly inside (`"password":
-/// {"value": …}`, `"secret": {"a": …}`, `"access_token": [{"v": …}]`). A token's object is
-/// otherwise its description (expiry, user, service catalog), which clients read; nested
-/// objects are searched by the caller either way.
+/// Masks what a credential-named field holds, whatever its JSON type: a string or number, each
+/// element of an array (`"password": ["…"]`), and in an object the secret directly inside it
+/// (Keystone's `"token": {"id": …}`, `{"password": {"value": …}}`, IAM's `"secret": {"key":
+/// …}`). The rest of an object is its description, which clients read (a token's expiry and
+/// service catalog, a CSMS secret's name and state), and is searched by the caller for names
+/// of its own.
 pub(crate) fn mask_credential(name: &str, item: &mut Value, found: &mut Vec<Found>) {
-    let whole = !is_token_name(&compact(name));
-    mask_held(name, item, whole, found);
-}
-
-fn mask_held(name: &str, item: &mut Value, whole: bool, found: &mut Vec<Found>) {
     match item {
         Value::Array(items) => items
             .iter_mut()
-            .for_each(|i| mask_held(name, i, true, found)),
+            .for_each(|i| mask_credential(name, i, found)),
         Value::Object(inner) => {
-            for (field, value) in inner.iter_mut() {
-                let secret = matches!(field.as_str(), "id" | "key" | "value");
-                if !value.is_object() && (whole || secret) {
-                    mask_held(name, value, true, found);
+            for field in ["id", "key", "value"] {
+                if let Some(value) = inner.get_mut(field).filter(|v| !v.is_object()) {
+                    mask_credential(name, value, found);
                 }
             }
         }
@@ -534,24 +527,25 @@ mod tests {
     }
 
     #[test]
-    fn a_credential_field_holding_an_array_or_object_is_masked_but_a_tokens_description_kept() {
+    fn a_credential_field_holding_an_array_or_object_is_masked_but_its_description_kept() {
         let mut body = serde_json::json!({
             "password": ["p-1", "p-2", 3],
-            "secret": {"a": "s-1", "b": ["s-2"], "nested": {"name": "kept"}},
             "client_secret": [["c-1"]],
-            "access_token": [{"v": "a-1"}],
+            "access_token": [{"value": "a-1", "v": "kept-v"}],
             "refresh_token": {"value": "r-1", "expires_at": "2027-01-01T00:00:00Z"},
+            "secret": {"key": "s-1", "name": "my-db-secret", "state": "ENABLED", "size": 3},
             "token": {"id": "t-1", "expires_at": "2027-01-01T00:00:00Z", "methods": ["password"],
                       "catalog": [{"endpoints": [{"url": "https://ims.example"}]}]},
         });
         let found = mask_json(&mut body);
         let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         values.sort();
-        assert_eq!(values, ["3", "a-1", "c-1", "p-1", "p-2", "r-1", "s-1", "s-2", "t-1"]);
+        assert_eq!(values, ["3", "a-1", "c-1", "p-1", "p-2", "r-1", "s-1", "t-1"]);
         let text = body.to_string();
-        for kept in ["kept", "2027-01-01T00:00:00Z", "\"password\"]", "https://ims.example"] {
+        for kept in ["kept-v", "my-db-secret", "ENABLED", "2027-01-01T00:00:00Z", "\"password\"]", "https://ims.example"] {
             assert!(text.contains(kept), "{kept}: {text}");
         }
+        assert_eq!(body["secret"]["size"], 3);
         assert!(unmasked_in_json(&body).is_empty());
     }
 

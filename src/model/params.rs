@@ -11,6 +11,10 @@ use crate::model::credentials::{Found, PLACEHOLDER, is_credential_name};
 /// many times it was percent-encoded: `%2574oken` is `token` to whatever decodes it twice, and
 /// `verify` and `import` would refuse the cassette holding its value.
 fn is_credential_param(name: &str) -> bool {
+    // Nothing to decode (the common case): no allocation but `compact`'s.
+    if !name.contains(['%', '+']) {
+        return is_credential_name(name);
+    }
     let mut name = decode(name);
     for _ in 0..3 {
         if is_credential_name(&name) {
@@ -35,46 +39,90 @@ fn decode(part: &str) -> String {
 /// pair (order and the encoding of the other pairs kept), and what was replaced. `None` when
 /// there is nothing to replace. A credential hidden as a `;name=value` parameter inside another
 /// pair's value (`?a=1;token=...`, which servers that split queries at `;` read as its own
-/// parameter) is masked too (see [`mask_params`]).
+/// parameter) is masked too (see [`mask_params`]), and so are the credentials of a URL in a
+/// value (`?redirect=https%3A%2F%2Fh%2Fx%3Ftoken%3D...`).
+///
+/// This is the one place a query's credentials are found: the stored query is its result, and
+/// the request key is made from its result (`key::canonical_query`), so a replay with another
+/// token matches, and a query with no credential keys as it always did.
 pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
+    // Most queries hold no credential: found without building anything.
+    if !query.split('&').any(pair_may_hold_credentials) {
+        return None;
+    }
     let mut found = Vec::new();
     let masked: Vec<String> = query
         .split('&')
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded_name = decode(name);
-            if !is_credential_param(name) {
-                // The whole pair: `a=1;token=...` and `a;sk=...` alike.
-                let pair = mask_params(pair, "query parameter", &[], &mut found)
-                    .unwrap_or_else(|| pair.to_owned());
-                // A URL in the value (`?redirect=https%3A%2F%2Fh%2Fx%3Ftoken%3D...`).
-                let Some((name, value)) = pair.split_once('=').filter(|(_, v)| v.contains('%') || v.contains("://")) else {
-                    return pair;
-                };
-                return match mask_urls(&decode(value)) {
-                    Some((masked, values)) => {
-                        found.extend(values);
-                        let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
-                        format!("{name}={encoded}")
-                    }
-                    None => pair,
-                };
-            }
-            let value = decode(value);
-            if value == PLACEHOLDER {
-                return pair.to_owned();
-            }
-            if !value.is_empty() {
-                found.push(Found {
-                    label: format!("credential query parameter {decoded_name}"),
-                    value,
-                });
-            }
-            format!("{name}={PLACEHOLDER}")
+        .map(|pair| match pair_may_hold_credentials(pair) {
+            true => mask_pair(pair, &mut found),
+            false => pair.to_owned(),
         })
         .collect();
     let masked = masked.join("&");
     (masked != query).then_some((masked, found))
+}
+
+/// A cheap first look at a raw query pair: could [`mask_pair`] change it?
+fn pair_may_hold_credentials(pair: &str) -> bool {
+    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    is_credential_param(name)
+        || has_param_delimiter(pair)
+        || value.contains("://")
+        || value.contains('%') && may_hold_url_credentials(&decode(value))
+}
+
+/// One raw query pair with its credentials masked (see [`mask_query`]).
+fn mask_pair(pair: &str, found: &mut Vec<Found>) -> String {
+    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    if is_credential_param(name) {
+        // A name that holds its own `=` (`password%3Dhunter2`, sent without one): what follows
+        // it is the value.
+        let (name, value) = match split_at_encoded_equals(name) {
+            Some((name, rest)) if value.is_empty() => (name, rest),
+            _ => (name, value),
+        };
+        let decoded = decode(value);
+        if decoded == PLACEHOLDER {
+            return pair.to_owned();
+        }
+        if !decoded.is_empty() {
+            found.push(Found {
+                label: format!("credential query parameter {}", decode(name)),
+                value: decoded,
+            });
+        }
+        return format!("{name}={PLACEHOLDER}");
+    }
+    // The whole pair: `a=1;token=...` and `a;sk=...` alike.
+    let pair = mask_params(pair, "query parameter", &[], found).unwrap_or_else(|| pair.to_owned());
+    // A URL in the value.
+    let Some((name, value)) = pair
+        .split_once('=')
+        .filter(|(_, v)| v.contains('%') || v.contains("://"))
+    else {
+        return pair;
+    };
+    match mask_urls(&decode(value)) {
+        Some((masked, values)) => {
+            let label = format!("credential query parameter {} (a URL with credentials)", decode(name));
+            found.extend(values.into_iter().map(|f| Found {
+                label: label.clone(),
+                value: f.value,
+            }));
+            let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
+            format!("{name}={encoded}")
+        }
+        None => pair,
+    }
+}
+
+/// `name` split at its first `%3D` (any case), the encoded `=`.
+fn split_at_encoded_equals(name: &str) -> Option<(&str, &str)> {
+    let at = name
+        .as_bytes()
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'd'))?;
+    Some((&name[..at], &name[at + 3..]))
 }
 
 /// The path with the value of each credential matrix parameter (`/images/abc;token=...`, the
@@ -185,36 +233,6 @@ pub fn mask_semicolon_params(text: &str) -> Option<(String, Vec<Found>)> {
     mask_params(text, "parameter", &ends, &mut found).map(|masked| (masked, found))
 }
 
-/// A decoded query pair as a request key and a miss report see it: a credential's value
-/// [`PLACEHOLDER`], and credential `;name=value` parameters inside the pair masked
-/// ([`mask_pair_params`]); anything else as it is.
-pub fn masked_pair(name: String, value: String) -> (String, String) {
-    if is_credential_param(&name) {
-        return (name, PLACEHOLDER.to_owned());
-    }
-    let (name, value) = mask_pair_params(&name, &value).unwrap_or((name, value));
-    // A URL in the value, as `mask_query` masks it.
-    match mask_urls(&value) {
-        Some((masked, _)) => (name, masked),
-        None => (name, value),
-    }
-}
-
-/// A decoded query pair whose name is not a credential's, with the credential `;name=value`
-/// parameters in it masked as [`mask_query`] masks them in the raw query (`a=1;token=...`, and
-/// `a;sk=...`, whose name holds the `;`); `None` when there are none. What a request key is
-/// made of.
-pub(crate) fn mask_pair_params(name: &str, value: &str) -> Option<(String, String)> {
-    // Most pairs have no `;`: no allocation for them (this runs for every replayed request).
-    if !has_param_delimiter(name) && !has_param_delimiter(value) {
-        return None;
-    }
-    let pair = format!("{name}={value}");
-    let masked = mask_params(&pair, "query parameter", &[], &mut Vec::new())?;
-    let (name, value) = masked.split_once('=').unwrap_or((&masked, ""));
-    Some((name.to_owned(), value.to_owned()))
-}
-
 /// `path` as logs and messages may show it: [`mask_path`]'s result, or the path itself.
 pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
     match mask_path(path) {
@@ -235,31 +253,22 @@ pub fn unmasked_in_path(path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Names of the credential parameters of `query` whose value is not [`PLACEHOLDER`], and of the
-/// credential `;name=value` parameters inside other parameters' values.
+/// What [`mask_query`] would mask in `query`, by name (`token`, or what a URL's credential is):
+/// the credentials a stored or exported query must not hold.
 pub fn unmasked_in_query(query: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if is_credential_param(&name) {
-            if value != PLACEHOLDER {
-                names.push(name.into_owned());
-            }
-            continue;
-        }
-        if mask_urls(&value).is_some() {
-            names.push(format!("{name} (a URL with credentials)"));
-        }
-        let mut found = Vec::new();
-        mask_params(&format!("{name}={value}"), "query parameter", &[], &mut found);
-        names.extend(
+    mask_query(query)
+        .map(|(_, found)| {
             found
                 .into_iter()
-                .map(|f| f.label.trim_start_matches("credential query parameter ").to_owned()),
-        );
-    }
-    names
+                .map(|f| {
+                    f.label
+                        .strip_prefix("credential query parameter ")
+                        .map_or(f.label.clone(), str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
-
 
 /// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
 pub(crate) fn may_hold_url_credentials(text: &str) -> bool {
@@ -428,19 +437,12 @@ mod tests {
         assert_eq!(values, ["t-1", "p-2"]);
         assert_eq!(unmasked_in_query("a=1;token=t-1&c=3%3Bsk%3Ds"), ["token", "sk"]);
         assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
-        let pair = |name: &str, value: &str| Some((name.to_owned(), value.to_owned()));
-        assert_eq!(mask_pair_params("a", "1;token=t-1"), pair("a", "1;token=REDACTED"));
-        assert_eq!(mask_pair_params("a;sk", "s-1"), pair("a;sk", "REDACTED"));
         assert_eq!(mask_query("a;sk=s-1&b=2").unwrap().0, "a;sk=REDACTED&b=2");
         assert_eq!(unmasked_in_query("a;sk=s-1"), ["sk"]);
         // A name encoded twice is still a credential's (verify and import decode it so).
         let (got, _) = mask_query("a=1%3B%2574oken%3Ds-2&%2574oken=s-3").unwrap();
         assert_eq!(got, "a=1%3B%2574oken%3DREDACTED&%2574oken=REDACTED");
         assert_eq!(unmasked_in_query(&got), Vec::<String>::new());
-        let masked = |n: &str, v: &str| masked_pair(n.to_owned(), v.to_owned());
-        assert_eq!(masked("%74oken", "s"), ("%74oken".to_owned(), PLACEHOLDER.to_owned()));
-        assert_eq!(masked("a", "1;token=s"), ("a".to_owned(), "1;token=REDACTED".to_owned()));
-        assert_eq!(masked("a", "b"), ("a".to_owned(), "b".to_owned()));
         assert_eq!(mask_query("filter=a;b&sort=name"), None);
         // A URL in a value, encoded as a form encodes it.
         let (got, found) = mask_query("redirect=https%3A%2F%2Fh%2Fx%3Ftoken%3Dt-9&a=1").unwrap();
@@ -451,9 +453,26 @@ mod tests {
             unmasked_in_query("redirect=https%3A%2F%2Fh%2Fx%3Ftoken%3Dt-9"),
             ["redirect (a URL with credentials)"]
         );
-        let (_, value) = masked_pair("redirect".into(), "https://h/x?token=t-9".into());
-        assert_eq!(value, "https://h/x?token=REDACTED");
         assert_eq!(mask_query("next=https%3A%2F%2Fh%2Fx%3Flimit%3D1"), None);
+        // A credential name holding its own encoded `=`: what follows is the value.
+        let (got, found) = mask_query("password%3Dhunter2&a=1").unwrap();
+        assert_eq!(got, "password=REDACTED&a=1");
+        assert_eq!(found[0].value, "hunter2");
+        // What is stored is accepted by import and verify: masking is idempotent.
+        for query in [
+            "a%3Dz;sk=s-1",
+            "a%3Dz=1;token=s-1",
+            "x;token%3Ds-1",
+            "x;sk%3D",
+            "page%2Btoken=abc",
+            "%2525252574oken=s-1",
+            "a=1%253Btoken%253Ds-1",
+            "password%3Dhunter2",
+        ] {
+            let stored = mask_query(query).map_or(query.to_owned(), |(m, _)| m);
+            assert_eq!(unmasked_in_query(&stored), Vec::<String>::new(), "{query} -> {stored}");
+            assert_eq!(mask_query(&stored), None, "{query} -> {stored}");
+        }
     }
 
     #[test]

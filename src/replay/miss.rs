@@ -101,11 +101,13 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
     // Values in the order sent (a repeated name's values are positional, as in the key), and
     // credentials as the key sees them: masked, so they neither differ nor show.
     let params = |q: &Option<String>| -> HashMap<String, Vec<String>> {
+        let query = q.as_deref().unwrap_or("");
+        let masked = credentials::mask_query(query);
+        let query = masked.as_ref().map_or(query, |(masked, _)| masked.as_str());
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             if !rules.ignore_query.iter().any(|i| *i == k) {
-                let (k, v) = credentials::masked_pair(k.into_owned(), v.into_owned());
-                map.entry(k).or_default().push(v);
+                map.entry(k.into_owned()).or_default().push(v.into_owned());
             }
         }
         map

@@ -185,17 +185,8 @@ fn mask_answer(
     let Some(Body::Text(text)) = body else {
         return None;
     };
-    if let Some(bare) = text.strip_prefix('\u{feff}')
-        && let Ok(mut json) = serde_json::from_str::<Value>(bare)
-    {
-        let found = crate::model::answer_secrets::mask_answer_json(&mut json, &str::to_owned);
-        return (!found.is_empty()).then(|| (Body::Text(format!("\u{feff}{json}")), found));
-    }
-    if crate::model::credentials::looks_like_form(text.as_bytes()) {
-        let (masked, found) = crate::model::credentials::mask_query(text)?;
-        return Some((Body::Text(masked), found));
-    }
-    None
+    crate::model::answer_secrets::mask_answer_text(text)
+        .map(|(masked, found)| (Body::Text(masked), found))
 }
 
 /// [`mask_answer`] of a JSON body.

@@ -262,6 +262,12 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
                 for secret in crate::model::answer_secrets::mask_answer_json(&mut json, &str::to_owned) {
                     found(format!("/answers/{i}/body"), secret.label);
                 }
+            } else if let Some(text) = body["text"].as_str()
+                && let Some((_, secrets)) = crate::model::answer_secrets::mask_answer_text(text)
+            {
+                for secret in secrets {
+                    found(format!("/answers/{i}/body/text"), secret.label);
+                }
             }
         }
     }
