@@ -68,7 +68,17 @@ fn pair_may_hold_credentials(pair: &str) -> bool {
     is_credential_param(name)
         || has_param_delimiter(pair)
         || value.contains("://")
-        || value.contains('%') && may_hold_url_credentials(&decode(value))
+        || may_be_encoded_url(value) && may_hold_url_credentials(&decode(value))
+}
+
+/// Whether a raw value may hold a percent-encoded URL (an encoded `:` or `/`): only then is it
+/// decoded to be looked at, not for every value with a `%`.
+fn may_be_encoded_url(value: &str) -> bool {
+    value.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && (w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'a')
+                || w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+    })
 }
 
 /// One raw query pair with its credentials masked (see [`mask_query`]).
