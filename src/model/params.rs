@@ -47,7 +47,7 @@ fn decode(part: &str) -> String {
 /// token matches, and a query with no credential keys as it always did.
 pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     // Most queries hold no credential: found without building anything.
-    if !query.split('&').any(pair_may_hold_credentials) {
+    if query.is_empty() || !query.split('&').any(pair_may_hold_credentials) {
         return None;
     }
     let mut found = Vec::new();
