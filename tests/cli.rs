@@ -297,6 +297,32 @@ fn a_read_only_store_gets_an_error_naming_it_and_is_left_as_it_was() {
         all_files(&store) == before,
         "a refused open changed the store"
     );
+    // Only the journal read-only: named too, and nothing changes.
+    set_mode(true);
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+    }
+    let journal = store.join(ims_vcr::storage::journal::JOURNAL_FILE);
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out = as_other_user(root)
+        .args(["ls", "--store", "s"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("store s cannot be written (s/ims-vcr-journal: Permission denied"),
+        "{stderr}"
+    );
+    assert!(
+        all_files(&store) == before,
+        "a refused open changed the store"
+    );
     set_mode(true);
 }
 

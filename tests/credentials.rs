@@ -80,6 +80,8 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     const ENCODED_MATRIX: &str = "encoded-matrix-token-5e91";
     const QUERY_MATRIX: &str = "query-matrix-token-a7d3";
     const MISSED: &str = "missed-request-token-40b8";
+    // A name holding an encoded `=`, and a relative URL in a query value.
+    const NAME_EQUALS: &str = "name-equals-token-19fa";
     // Credentials in relative URLs and `;` parameters of header values, both ways.
     const RELATIVE_TOKEN: &str = "relative-url-token-c95e";
     const FORWARDED_TOKEN: &str = "forwarded-token-6d12";
@@ -157,7 +159,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
                 "the client gets the live answer"
             );
             let url = format!(
-                "{}/v2/encoded%3Btoken%3D{ENCODED_MATRIX}?a=1;token={QUERY_MATRIX}&limit=1",
+                "{}/v2/encoded%3Btoken%3D{ENCODED_MATRIX}?a=1;token={QUERY_MATRIX}&limit=1&x-auth-token%3D{NAME_EQUALS}&next=%2Fx%3Ftoken%3D{NAME_EQUALS}",
                 proxy.uri
             );
             let reply = send("GET", &url, &[], b"").await;
@@ -185,7 +187,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     let reply = send("GET", &url, &[], b"").await;
     assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
     let url = format!(
-        "{}/v2/encoded%3Btoken%3Danother?a=1;token=another&limit=1",
+        "{}/v2/encoded%3Btoken%3Danother?a=1;token=another&limit=1&x-auth-token%3Danother&next=%2Fx%3Ftoken%3Danother",
         replay.uri
     );
     let reply = send("GET", &url, &[], b"").await;
@@ -245,6 +247,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         MISSED,
         RELATIVE_TOKEN,
         FORWARDED_TOKEN,
+        NAME_EQUALS,
     ] {
         for place in &places {
             let hits = files_containing(place, secret.as_bytes());

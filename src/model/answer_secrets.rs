@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::model::credentials::{Found, compact, is_token_name, mask_credential};
-use crate::model::params::{mask_urls, may_hold_url_credentials};
+use crate::model::params::{mask_header_value, may_hold_text_credentials};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
 /// them out.
@@ -63,7 +63,7 @@ fn is_answer_secret(name: &str) -> bool {
 
 /// Masks, in place, the credentials an answer body hands out: each secret field (see
 /// [`is_answer_secret`]) at any depth holds [`PLACEHOLDER`], so do the credentials of every URL
-/// in a string ([`mask_urls`]), and the `access` key id of a `credential` object (or of each of
+/// in a string ([`mask_header_value`]: URLs, relative ones too, and `;name=value` parameters), and the `access` key id of a `credential` object (or of each of
 /// `credentials`) is replaced by `pseudonym(access)`. A `token` object is kept (a Keystone v3
 /// token body is data a client reads), but the `id` in it is masked (Keystone v2's token).
 /// Returns what was replaced (key ids included), for the leak gate.
@@ -85,7 +85,7 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
                 || may_hold_answer_secrets(item)
         }),
         Value::Array(items) => items.iter().any(may_hold_answer_secrets),
-        Value::String(text) => may_hold_url_credentials(text),
+        Value::String(text) => may_hold_text_credentials(text),
         _ => false,
     }
 }
@@ -124,7 +124,7 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
 /// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
-    if text.contains('\\') || may_hold_url_credentials(text) {
+    if text.contains('\\') || may_hold_text_credentials(text) {
         return true;
     }
     let lower = text.to_ascii_lowercase();
@@ -175,7 +175,7 @@ fn mask_answer_into(
             .iter_mut()
             .for_each(|i| mask_answer_into(i, holder, pseudonym, found)),
         Value::String(text) => {
-            if let Some((masked, values)) = mask_urls(text) {
+            if let Some((masked, values)) = mask_header_value(text) {
                 *text = masked;
                 found.extend(values);
             }
@@ -274,6 +274,13 @@ mod tests {
         assert_eq!(answer["access_token"]["expires_in"], 3600);
         assert_eq!(answer["secret"]["name"], "my-db-secret");
         assert_eq!(answer["secret"]["create_time"], 1581507580000u64);
+        // A relative URL handing out a token.
+        let mut answer = serde_json::json!({"next": "/x?token=t-3", "first": "/v2/images?limit=1"});
+        assert!(may_hold_answer_secrets(&answer));
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        assert_eq!(found[0].value, "t-3");
+        assert_eq!(answer["next"], "/x?token=REDACTED");
+        assert_eq!(answer["first"], "/v2/images?limit=1");
     }
 
     #[test]

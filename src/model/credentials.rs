@@ -202,9 +202,10 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|i| mask_json_into(i, found)),
-        // A URL in any field: its `user:password@` and credential parameters.
+        // A URL in any field (relative ones too): its `user:password@` and credential
+        // parameters, and `;name=value` parameters.
         Value::String(text) => {
-            if let Some((masked, values)) = crate::model::params::mask_urls(text) {
+            if let Some((masked, values)) = crate::model::params::mask_header_value(text) {
                 *text = masked;
                 found.extend(values);
             }
@@ -306,7 +307,7 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
                 collect_unmasked(item, format!("{pointer}/{i}"), out);
             }
         }
-        Value::String(text) if crate::model::params::mask_urls(text).is_some() => {
+        Value::String(text) if crate::model::params::mask_header_value(text).is_some() => {
             let name = pointer.rsplit('/').next().unwrap_or_default().to_owned();
             out.push((pointer, format!("{name} (a URL with credentials)")));
         }
@@ -365,9 +366,15 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             .next()
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/plain"))
     });
-    if is_form(content_type) || (plain && looks_like_form(body)) {
-        let text = std::str::from_utf8(body).ok()?;
+    // A byte-order mark before a form is kept, and the form read after it.
+    let (mark, form) = match body.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => ("\u{feff}", rest),
+        None => ("", body),
+    };
+    if is_form(content_type) || (plain && looks_like_form(form)) {
+        let text = std::str::from_utf8(form).ok()?;
         let (masked, found) = mask_query(text)?;
+        let masked = format!("{mark}{masked}");
         let found = found
             .into_iter()
             .map(|f| Found {
@@ -513,6 +520,8 @@ mod tests {
         assert_eq!(found[0].value, "p-1");
         let (masked, _) = mask_body(b"user=u&password=p-2", Some("text/plain")).unwrap();
         assert_eq!(masked, b"user=u&password=REDACTED");
+        let (masked, _) = mask_body(b"\xEF\xBB\xBFpassword=p-3", Some("text/plain")).unwrap();
+        assert_eq!(masked, b"\xEF\xBB\xBFpassword=REDACTED");
         assert!(mask_body(b"user=u&password=p-2", Some("text/csv")).is_none());
     }
 
@@ -554,11 +563,15 @@ mod tests {
         let mut body = serde_json::json!({
             "url": "https://u:p-1@h/x",
             "links": ["https://h/x?token=t-1&a=1", "https://h/plain"],
+            "next": "/x?token=t-2",
+            "page": "x?marker=m&limit=1",
         });
-        assert_eq!(unmasked_in_json(&body).len(), 2);
+        assert_eq!(unmasked_in_json(&body).len(), 3);
         let found = mask_json(&mut body);
         let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
-        assert_eq!(values, ["p-1", "t-1"]);
+        assert_eq!(values, ["p-1", "t-1", "t-2"]);
+        assert_eq!(body["next"], "/x?token=REDACTED");
+        assert_eq!(body["page"], "x?marker=m&limit=1");
         assert_eq!(body["url"], "https://u:REDACTED@h/x");
         assert_eq!(body["links"][0], "https://h/x?token=REDACTED&a=1");
         assert!(unmasked_in_json(&body).is_empty());

@@ -624,6 +624,11 @@ mod tests {
             "redirect=https%3A%2F%2Fh%2Fx%3Ftoken%3DT&limit=1",
             "token=T",
             "token",
+            "token%3DT",
+            "a=1&x-auth-token%3DT",
+            "next=%2Fx%3Ftoken%3DT",
+            "redirect=https%253A%252F%252Fh%252Fx%253Ftoken%253DT",
+            "a=1%253Btoken%253DT",
         ] {
             let live = template.replace('T', "first-value");
             let other = template.replace('T', "second-value");

@@ -62,35 +62,40 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     (masked != query).then_some((masked, found))
 }
 
+/// A raw query pair's name and value: split at its `=`, or, when it has none, at an encoded one
+/// (`token%3D…`, which a server decoding before it splits reads as `token=…`).
+fn name_and_value(pair: &str) -> (&str, &str) {
+    pair.split_once('=')
+        .or_else(|| split_at_encoded_equals(pair))
+        .unwrap_or((pair, ""))
+}
+
 /// A cheap first look at a raw query pair: could [`mask_pair`] change it?
 fn pair_may_hold_credentials(pair: &str) -> bool {
-    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    let (name, value) = name_and_value(pair);
     is_credential_param(name)
         || has_param_delimiter(pair)
         || value.contains("://")
-        || may_be_encoded_url(value) && may_hold_url_credentials(&decode(value))
+        || value.contains('?')
+        || may_be_encoded_url(value)
 }
 
-/// Whether a raw value may hold a percent-encoded URL (an encoded `:` or `/`): only then is it
-/// decoded to be looked at, not for every value with a `%`.
+/// Whether a raw value holds an encoded `:`, `/`, `?` or `%` (a URL, or a value encoded
+/// twice): only then is it decoded to be looked at, not for every value with a `%`.
 fn may_be_encoded_url(value: &str) -> bool {
     value.as_bytes().windows(3).any(|w| {
         w[0] == b'%'
-            && (w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'a')
-                || w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'3', b'a') | (b'2', b'f') | (b'3', b'f') | (b'2', b'5')
+            )
     })
 }
 
 /// One raw query pair with its credentials masked (see [`mask_query`]).
 fn mask_pair(pair: &str, found: &mut Vec<Found>) -> String {
-    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    let (name, value) = name_and_value(pair);
     if is_credential_param(name) {
-        // A name that holds its own `=` (`password%3Dhunter2`, sent without one): what follows
-        // it is the value.
-        let (name, value) = match split_at_encoded_equals(name) {
-            Some((name, rest)) if value.is_empty() => (name, rest),
-            _ => (name, value),
-        };
         let decoded = decode(value);
         if decoded == PLACEHOLDER {
             return pair.to_owned();
@@ -105,25 +110,35 @@ fn mask_pair(pair: &str, found: &mut Vec<Found>) -> String {
     }
     // The whole pair: `a=1;token=...` and `a;sk=...` alike.
     let pair = mask_params(pair, "query parameter", &[], found).unwrap_or_else(|| pair.to_owned());
-    // A URL in the value.
-    let Some((name, value)) = pair
-        .split_once('=')
-        .filter(|(_, v)| v.contains('%') || v.contains("://"))
-    else {
+    // A URL in the value (`?redirect=https%3A%2F%2Fh%2Fx%3Ftoken%3D…`, `?next=%2Fx%3Ftoken%3D…`),
+    // however many times it was encoded: masked at the depth it was found, encoded back as often.
+    let Some((name, value)) = pair.split_once('=') else {
         return pair;
     };
-    match mask_urls(&decode(value)) {
-        Some((masked, values)) => {
-            let label = format!("credential query parameter {} (a URL with credentials)", decode(name));
+    let mut current = value.to_owned();
+    for depth in 1..=3 {
+        let decoded = decode(&current);
+        if depth > 1 && decoded == current {
+            break;
+        }
+        if let Some((masked, values)) = mask_header_value(&decoded) {
+            let label = format!(
+                "credential query parameter {} (a URL with credentials)",
+                decode(name)
+            );
             found.extend(values.into_iter().map(|f| Found {
                 label: label.clone(),
                 value: f.value,
             }));
-            let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
-            format!("{name}={encoded}")
+            let mut encoded = masked;
+            for _ in 0..depth {
+                encoded = form_urlencoded::byte_serialize(encoded.as_bytes()).collect();
+            }
+            return format!("{name}={encoded}");
         }
-        None => pair,
+        current = decoded;
     }
+    pair
 }
 
 /// `name` split at its first `%3D` (any case), the encoded `=`.
@@ -280,6 +295,12 @@ pub fn unmasked_in_query(query: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether text (a JSON string, a header value) could hold what [`mask_header_value`] masks: a
+/// query (`?`), a `;` parameter, or a URL with user information. A cheap first look.
+pub(crate) fn may_hold_text_credentials(text: &str) -> bool {
+    text.contains('?') || has_param_delimiter(text) || may_hold_url_credentials(text)
+}
+
 /// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
 pub(crate) fn may_hold_url_credentials(text: &str) -> bool {
     text.contains("://")
@@ -311,11 +332,15 @@ pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
     (out != text).then_some((out, found))
 }
 
-/// A header value with its credentials masked, and what they were; `None` when it holds none:
+/// A header value (or any text: a JSON string) with its credentials masked, and what they were;
+/// `None` when it holds none:
 /// those of absolute URLs ([`mask_urls`]), the query of a relative one (`Location:
 /// /next?token=…`, `Refresh: 0; url=/x?token=…`, `X-Original-URL`), and `;name=value`
 /// parameters (`Location: /x;token=…`, `Forwarded: for=…;token=…`).
 pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
+    if !may_hold_text_credentials(value) {
+        return None;
+    }
     let mut found = Vec::new();
     let mut text = match mask_urls(value) {
         Some((masked, values)) => {
@@ -478,6 +503,11 @@ mod tests {
             "%2525252574oken=s-1",
             "a=1%253Btoken%253Ds-1",
             "password%3Dhunter2",
+            "token%3Ds-1",
+            "a=1&x-auth-token%3Ds-1",
+            "next=%2Fx%3Ftoken%3Ds-1",
+            "redirect=https%253A%252F%252Fh%252Fx%253Ftoken%253Ds-1",
+            "next=x?token=s-1",
         ] {
             let stored = mask_query(query).map_or(query.to_owned(), |(m, _)| m);
             assert_eq!(unmasked_in_query(&stored), Vec::<String>::new(), "{query} -> {stored}");

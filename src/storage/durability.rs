@@ -150,10 +150,11 @@ pub(crate) fn note_holder(path: &Path) {
     }
 }
 
-/// sled opens its files read-write (it has no read-only mode): a file of the store at `path` it
-/// could not write refuses the open before anything changes, naming the file.
+/// sled opens its files read-write (it has no read-only mode), and so does the journal: a file of
+/// the store at `path` that could not be written refuses the open before anything changes,
+/// naming the file.
 pub(crate) fn check_writable(path: &Path) -> Result<()> {
-    for name in ["db", "conf"] {
+    for name in ["db", "conf", crate::storage::journal::JOURNAL_FILE] {
         let file = path.join(name);
         match std::fs::OpenOptions::new().write(true).open(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
