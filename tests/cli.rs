@@ -279,25 +279,27 @@ fn a_read_only_store_gets_an_error_naming_it_and_is_left_as_it_was() {
         all_files(&store) == before,
         "a refused open changed the store"
     );
+    // `ls` by another user is refused naming `file`, and changes nothing.
+    let refused_naming = |file: &str| {
+        let out = as_other_user(root)
+            .args(["ls", "--store", "s"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let says = format!("store s cannot be written (s/{file}: Permission denied");
+        assert!(stderr.contains(&says), "{stderr}");
+        assert!(
+            all_files(&store) == before,
+            "a refused open changed the store"
+        );
+    };
     // A writable folder whose files are read-only: refused as well, before anything changes
     // (until now the note of the clean close was deleted first).
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = as_other_user(root)
-        .args(["ls", "--store", "s"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("store s cannot be written (s/db: Permission denied"),
-        "{stderr}"
-    );
-    assert!(
-        all_files(&store) == before,
-        "a refused open changed the store"
-    );
-    // Only the journal read-only: named too, and nothing changes.
+    refused_naming("db");
+    // Only the journal read-only: named too.
     set_mode(true);
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777)).unwrap();
     for entry in std::fs::read_dir(&store).unwrap() {
@@ -308,21 +310,7 @@ fn a_read_only_store_gets_an_error_naming_it_and_is_left_as_it_was() {
     }
     let journal = store.join(ims_vcr::storage::journal::JOURNAL_FILE);
     std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let out = as_other_user(root)
-        .args(["ls", "--store", "s"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("store s cannot be written (s/ims-vcr-journal: Permission denied"),
-        "{stderr}"
-    );
-    assert!(
-        all_files(&store) == before,
-        "a refused open changed the store"
-    );
+    refused_naming(ims_vcr::storage::journal::JOURNAL_FILE);
     set_mode(true);
 }
 
