@@ -244,7 +244,15 @@ pub fn canonical_form<'a>(
             canonical.push_str(&format!("\n{name}: {PLACEHOLDER}"));
             continue;
         }
-        let values = header(name);
+        // Credentials in a matched value (`?token=` in a URL it holds) are masked as the stored
+        // header has them, so the two key alike.
+        let values: Vec<std::borrow::Cow<'_, str>> = header(name)
+            .into_iter()
+            .map(|v| match crate::model::params::mask_header_value(v) {
+                Some((masked, _)) => std::borrow::Cow::Owned(masked),
+                None => std::borrow::Cow::Borrowed(v),
+            })
+            .collect();
         canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
     }
     if !body.is_empty() {
@@ -754,6 +762,22 @@ mod tests {
         };
         let key = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["s3cr3t-token"], b"");
         assert!(!key.canonical().contains("s3cr3t"), "{}", key.canonical());
+    }
+
+    #[test]
+    fn a_matched_header_value_keys_as_its_stored_form() {
+        let rules = MatchRules {
+            match_headers: vec!["x-origin".into()],
+            ..MatchRules::default()
+        };
+        let live = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["/p?token=t-1"], b"");
+        let other = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["/p?token=t-2"], b"");
+        let stored = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["/p?token=REDACTED"], b"");
+        assert_eq!(live, stored);
+        assert_eq!(live, other);
+        assert!(!live.canonical().contains("t-1"), "{}", live.canonical());
+        let plain = RequestKey::new(&rules, "GET", "/x", None, |_| vec!["p1"], b"");
+        assert_eq!(plain.canonical(), "GET /x\nx-origin: p1");
     }
 
     #[test]

@@ -128,7 +128,11 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
             r.headers
                 .iter()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| if secret { credentials::PLACEHOLDER.to_owned() } else { v.clone() })
+                .map(|(_, v)| match secret {
+                    true => credentials::PLACEHOLDER.to_owned(),
+                    // As the key sees it: credentials in a URL or parameter it holds masked.
+                    false => crate::model::params::mask_header_value(v).map_or(v.clone(), |m| m.0),
+                })
                 .collect()
         };
         if values(recorded) != values(request) {
