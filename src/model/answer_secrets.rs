@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::model::credentials::{Found, compact, is_token_name, mask_credential};
+use crate::model::credentials::{Found, compact, is_token_name, mask_credential, mask_json_text};
 use crate::model::params::{mask_header_value, may_hold_text_credentials};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
@@ -85,7 +85,10 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
                 || may_hold_answer_secrets(item)
         }),
         Value::Array(items) => items.iter().any(may_hold_answer_secrets),
-        Value::String(text) => may_hold_text_credentials(text),
+        Value::String(text) => {
+            may_hold_text_credentials(text)
+                || text.trim_start().starts_with(['{', '[']) && may_name_answer_secrets(text)
+        }
         _ => false,
     }
 }
@@ -176,6 +179,11 @@ fn mask_answer_into(
             .for_each(|i| mask_answer_into(i, holder, pseudonym, found)),
         Value::String(text) => {
             if let Some((masked, values)) = mask_header_value(text) {
+                *text = masked;
+                found.extend(values);
+            } else if let Some((masked, values)) =
+                mask_json_text(text, &mut |json| mask_answer_json(json, pseudonym))
+            {
                 *text = masked;
                 found.extend(values);
             }
@@ -281,6 +289,12 @@ mod tests {
         assert_eq!(found[0].value, "t-3");
         assert_eq!(answer["next"], "/x?token=REDACTED");
         assert_eq!(answer["first"], "/v2/images?limit=1");
+        // A JSON document nested in a string.
+        let mut answer = serde_json::json!({"data": "{\"access_token\":\"a-9\"}"});
+        assert!(may_hold_answer_secrets(&answer));
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        assert_eq!(found[0].value, "a-9");
+        assert_eq!(answer["data"], r#"{"access_token":"REDACTED"}"#);
     }
 
     #[test]

@@ -208,10 +208,28 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
             if let Some((masked, values)) = crate::model::params::mask_header_value(text) {
                 *text = masked;
                 found.extend(values);
+            } else if let Some((masked, values)) = mask_json_text(text, &mut |json| mask_json(json)) {
+                *text = masked;
+                found.extend(values);
             }
         }
         _ => {}
     }
+}
+
+/// A string holding a JSON document (`"data": "{\"password\": …}"`, as some APIs nest a
+/// document in a field) with `mask` applied to that document, written back compactly; `None`
+/// when it holds none or nothing was masked.
+pub(crate) fn mask_json_text(
+    text: &str,
+    mask: &mut dyn FnMut(&mut Value) -> Vec<Found>,
+) -> Option<(String, Vec<Found>)> {
+    if !text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    let mut json = serde_json::from_str::<Value>(text).ok()?;
+    let found = mask(&mut json);
+    (!found.is_empty()).then(|| (json.to_string(), found))
 }
 
 /// Masks what a credential-named field holds, whatever its JSON type: a string or number, each
@@ -307,7 +325,10 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
                 collect_unmasked(item, format!("{pointer}/{i}"), out);
             }
         }
-        Value::String(text) if crate::model::params::mask_header_value(text).is_some() => {
+        Value::String(text)
+            if crate::model::params::mask_header_value(text).is_some()
+                || mask_json_text(text, &mut |json| mask_json(json)).is_some() =>
+        {
             let name = pointer.rsplit('/').next().unwrap_or_default().to_owned();
             out.push((pointer, format!("{name} (a URL with credentials)")));
         }
@@ -575,6 +596,12 @@ mod tests {
         assert_eq!(body["url"], "https://u:REDACTED@h/x");
         assert_eq!(body["links"][0], "https://h/x?token=REDACTED&a=1");
         assert!(unmasked_in_json(&body).is_empty());
+        // A JSON document nested in a string.
+        let mut body = serde_json::json!({"data": "{\"password\": \"p-9\", \"n\": 1}", "t": "{x"});
+        assert_eq!(unmasked_in_json(&body).len(), 1);
+        assert_eq!(mask_json(&mut body)[0].value, "p-9");
+        assert_eq!(body["data"], r#"{"password":"REDACTED","n":1}"#);
+        assert_eq!(body["t"], "{x");
     }
 
     #[test]
