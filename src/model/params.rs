@@ -296,9 +296,13 @@ pub fn unmasked_in_query(query: &str) -> Vec<String> {
 }
 
 /// Whether text (a JSON string, a header value) could hold what [`mask_header_value`] masks: a
-/// query (`?`), a `;` parameter, or a URL with user information. A cheap first look.
+/// query (`?`), a `;` parameter, a URL with user information, or a list of `name=value` items.
+/// A cheap first look.
 pub(crate) fn may_hold_text_credentials(text: &str) -> bool {
-    text.contains('?') || has_param_delimiter(text) || may_hold_url_credentials(text)
+    text.contains('?')
+        || has_param_delimiter(text)
+        || may_hold_url_credentials(text)
+        || text.contains(',') && text.contains('=')
 }
 
 /// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
@@ -374,7 +378,51 @@ pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
         text = masked;
         found.extend(values);
     }
+    if let Some((masked, values)) = mask_list_params(&text) {
+        text = masked;
+        found.extend(values);
+    }
     (text != value).then_some((text, found))
+}
+
+/// `text` with the value of every credential `name=value` item of a comma-separated list
+/// masked, as authentication parameters are written (`WWW-Authenticate: Bearer
+/// error="invalid_token", token="…"`); the name is the last word before the `=`, and quotes
+/// around the value are kept. `None` when nothing was masked.
+fn mask_list_params(text: &str) -> Option<(String, Vec<Found>)> {
+    if !text.contains(',') || !text.contains('=') {
+        return None;
+    }
+    let mut found = Vec::new();
+    let items: Vec<String> = text
+        .split(',')
+        .map(|item| {
+            let Some((before, value)) = item.split_once('=') else {
+                return item.to_owned();
+            };
+            let name = before.rsplit(char::is_whitespace).next().unwrap_or(before);
+            let bare = value.trim().trim_matches('"');
+            // A name is a token (`token`, `access_token`): not a URL's query (`<…?token=…>`),
+            // which the URL masking above has seen.
+            let token = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !token || bare.is_empty() || bare == PLACEHOLDER || !is_credential_param(name) {
+                return item.to_owned();
+            }
+            found.push(Found {
+                label: format!("credential parameter {name}"),
+                value: bare.to_owned(),
+            });
+            let quoted = value.trim().starts_with('"');
+            let lead = &value[..value.len() - value.trim_start().len()];
+            match quoted {
+                true => format!("{before}={lead}\"{PLACEHOLDER}\""),
+                false => format!("{before}={lead}{PLACEHOLDER}"),
+            }
+        })
+        .collect();
+    let masked = items.join(",");
+    (!found.is_empty()).then_some((masked, found))
 }
 
 /// Appends `url` (what follows `://`) to `out` with its credentials masked.
@@ -524,6 +572,15 @@ mod tests {
             ("/x;token=t-1", "/x;token=REDACTED"),
             ("for=192.0.2.1;token=t-1", "for=192.0.2.1;token=REDACTED"),
             ("https://h/x;token=t-1?a=1", "https://h/x;token=REDACTED?a=1"),
+            (
+                "Bearer error=\"invalid_token\", token=\"t-1\"",
+                "Bearer error=\"invalid_token\", token=\"REDACTED\"",
+            ),
+            ("Basic realm=x, access_token=t-1", "Basic realm=x, access_token=REDACTED"),
+            (
+                "<https://h/x?token=t-1>; rel=\"next\", <https://h/y>; rel=\"prev\"",
+                "<https://h/x?token=REDACTED>; rel=\"next\", <https://h/y>; rel=\"prev\"",
+            ),
         ] {
             let (got, found) = mask_header_value(value).unwrap();
             assert_eq!(got, masked, "{value}");
