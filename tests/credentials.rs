@@ -263,3 +263,47 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         assert!(!hits.is_empty(), "{kept}");
     }
 }
+
+#[tokio::test]
+async fn a_signed_image_upload_and_filters_on_data_about_credentials_record_and_replay_as_sent() {
+    // Glance's image-signature properties and Keystone's `password_expires_at` name data, not
+    // credentials: a create echoing them is recorded (the leak gate would refuse a masked value
+    // echoed back), and filters on them tell requests apart.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let store = dir.path().join("store");
+    let proxy = recorder(&fake, &store).await;
+    let body = br#"{"name":"signed","img_signature":"c2lnbmF0dXJl","img_signature_hash_method":"SHA-256","img_signature_key_type":"RSA-PSS"}"#;
+    let json = [("content-type", "application/json")];
+    let url = format!("{}/v2/images", proxy.uri());
+    let reply = send("POST", &url, &json, body).await;
+    assert_eq!(
+        reply.header("x-ims-vcr"),
+        Some("recorded"),
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.text().contains("c2lnbmF0dXJl"),
+        "the fake echoes the body"
+    );
+    for kind in ["RSA-PSS", "DSA"] {
+        let url = format!("{}/v2/images?img_signature_key_type={kind}", proxy.uri());
+        let reply = send("GET", &url, &[], b"").await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{kind}");
+    }
+    proxy.shutdown().await.unwrap();
+
+    let replay = replayer(&store).await;
+    let url = format!("{}/v2/images", replay.uri());
+    let reply = send("POST", &url, &json, body).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{}", reply.text());
+    let url = format!("{}/v2/images?img_signature_key_type=ECC", replay.uri());
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(
+        reply.header("x-ims-vcr"),
+        Some("miss"),
+        "a filter value never recorded"
+    );
+    replay.shutdown().await.unwrap();
+}

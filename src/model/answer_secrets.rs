@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::model::credentials::{Found, compact, is_token_name, mask_credential, mask_json_text};
-use crate::model::params::{mask_header_value, may_hold_text_credentials};
+use crate::model::params::{mask_text_urls, may_hold_url_credentials};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
 /// them out.
@@ -57,13 +57,57 @@ const KEY_HOLDERS: &[&str] = &["credential", "credentials"];
 fn is_answer_secret(name: &str) -> bool {
     let compact = compact(name);
     ANSWER_SECRETS.contains(&compact.as_str())
-        || ANSWER_SECRET_ENDINGS.iter().any(|end| compact.ends_with(end))
+        || ANSWER_SECRET_ENDINGS
+            .iter()
+            // `pass` only as a word of its own: `bypass` and `compass` are no secrets.
+            .any(|end| compact.ends_with(end) && (*end != "pass" || ends_a_word(name, end)))
         || is_token_name(&compact)
+}
+
+/// A field named like a secret only by its ending (`forgot_password`, `change_password`) that
+/// holds a link (`https://…`, `/v3/users/…/password`): where to change the secret, not the
+/// secret. (A link's own credentials are masked as in any string.)
+fn is_link_by_ending(compact: &str, item: &Value) -> bool {
+    let Value::String(text) = item else {
+        return false;
+    };
+    let link = text.starts_with("https://") || text.starts_with("http://") || text.starts_with('/');
+    link && !ANSWER_SECRETS.contains(&compact) && !is_token_name(compact)
+}
+
+/// Whether `name` ends in the word `end` (given in [`compact`] form): the whole name, or after
+/// a separator or a camel-case hump (`admin_pass`, `adminPass`, `db-password`), not inside a
+/// word (`bypass`, `compass`, `overpass`).
+fn ends_a_word(name: &str, end: &str) -> bool {
+    let letters: Vec<char> = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    if letters.len() <= end.len() {
+        return true;
+    }
+    // Where `end` starts in `name` (counting letters and digits only).
+    let start = letters.len() - end.len();
+    let mut seen = 0;
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            prev = Some(c);
+            continue;
+        }
+        if seen == start {
+            return match prev {
+                Some(p) if !p.is_ascii_alphanumeric() => true,
+                Some(p) => p.is_ascii_lowercase() && c.is_ascii_uppercase(),
+                None => true,
+            };
+        }
+        seen += 1;
+        prev = Some(c);
+    }
+    false
 }
 
 /// Masks, in place, the credentials an answer body hands out: each secret field (see
 /// [`is_answer_secret`]) at any depth holds [`PLACEHOLDER`], so do the credentials of every URL
-/// in a string ([`mask_header_value`]: URLs, relative ones too, and `;name=value` parameters), and the `access` key id of a `credential` object (or of each of
+/// in a string ([`mask_text_urls`]: URLs, relative ones too), and the `access` key id of a `credential` object (or of each of
 /// `credentials`) is replaced by `pseudonym(access)`. A `token` object is kept (a Keystone v3
 /// token body is data a client reads), but the `id` in it is masked (Keystone v2's token).
 /// Returns what was replaced (key ids included), for the leak gate.
@@ -86,7 +130,8 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
         }),
         Value::Array(items) => items.iter().any(may_hold_answer_secrets),
         Value::String(text) => {
-            may_hold_text_credentials(text)
+            text.contains('?')
+                || may_hold_url_credentials(text)
                 || text.trim_start().starts_with(['{', '[']) && may_name_answer_secrets(text)
         }
         _ => false,
@@ -127,7 +172,7 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
 /// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
-    if text.contains('\\') || may_hold_text_credentials(text) {
+    if text.contains(['\\', '?']) || may_hold_url_credentials(text) {
         return true;
     }
     let lower = text.to_ascii_lowercase();
@@ -148,7 +193,7 @@ fn mask_answer_into(
         Value::Object(map) => {
             for (name, item) in map.iter_mut() {
                 let normal = compact(name);
-                if is_answer_secret(name) {
+                if is_answer_secret(name) && !is_link_by_ending(&normal, item) {
                     let mut masked = Vec::new();
                     // Whatever its type: an array, `{"id": …}`, a secret's object (a token's
                     // object keeps its description: see `mask_credential`).
@@ -178,7 +223,7 @@ fn mask_answer_into(
             .iter_mut()
             .for_each(|i| mask_answer_into(i, holder, pseudonym, found)),
         Value::String(text) => {
-            if let Some((masked, values)) = mask_header_value(text) {
+            if let Some((masked, values)) = mask_text_urls(text) {
                 *text = masked;
                 found.extend(values);
             } else if let Some((masked, values)) =
@@ -282,6 +327,20 @@ mod tests {
         assert_eq!(answer["access_token"]["expires_in"], 3600);
         assert_eq!(answer["secret"]["name"], "my-db-secret");
         assert_eq!(answer["secret"]["create_time"], 1581507580000u64);
+        // `pass` only as a word of its own; a link under a password name is where to change it.
+        let mut answer = serde_json::json!({
+            "bypass": 1, "compass": "n", "overpass": [1, 2],
+            "admin_pass": "a-1", "adminPass": "a-2",
+            "forgot_password": "https://id.example.com/forgot",
+            "change_password": "/v3/users/u1/password",
+            "db_password": "a-3",
+        });
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["a-1", "a-2", "a-3"]);
+        assert_eq!(answer["bypass"], 1);
+        assert_eq!(answer["forgot_password"], "https://id.example.com/forgot");
         // A relative URL handing out a token.
         let mut answer = serde_json::json!({"next": "/x?token=t-3", "first": "/v2/images?limit=1"});
         assert!(may_hold_answer_secrets(&answer));

@@ -110,9 +110,41 @@ pub fn is_credential_name(name: &str) -> bool {
 
 /// [`is_credential_name`] of a name already in [`compact`] form.
 pub(crate) fn is_credential_compact(compact: &str) -> bool {
-    NAMES.contains(&compact)
-        || PARTS.iter().any(|p| compact.contains(p))
-        || is_token_name(compact)
+    !is_data_compact(compact)
+        && (NAMES.contains(&compact)
+            || PARTS.iter().any(|p| compact.contains(p))
+            || is_token_name(compact))
+}
+
+/// How a name ends (in [`compact`] form) when it holds a credential word but names data about
+/// the credential, which clients filter on and read: `password_expires_at`, `signature_version`,
+/// `password_policy`, Glance's `img_signature_hash_method` and `img_signature_key_type`.
+const DATA_ENDINGS: &[&str] = &[
+    "expiresat",
+    "expiry",
+    "expired",
+    "hashmethod",
+    "keytype",
+    "certificateuuid",
+    "version",
+    "method",
+    "policy",
+    "algorithm",
+    "type",
+    "length",
+    "required",
+];
+
+/// Whole names (in [`compact`] form) that hold a credential word but are data: Glance's
+/// `img_signature`, a signature of the image anyone with its certificate verifies.
+const DATA_NAMES: &[&str] = &["imgsignature"];
+
+/// Whether a [`compact`] name is data about a credential ([`DATA_ENDINGS`], [`DATA_NAMES`]).
+fn is_data_compact(compact: &str) -> bool {
+    DATA_NAMES.contains(&compact)
+        || DATA_ENDINGS
+            .iter()
+            .any(|end| compact.len() > end.len() && compact.ends_with(end))
 }
 
 /// Whether a [`compact`] name ends in `token` and is not a page's ([`PAGE_TOKENS`]).
@@ -205,7 +237,7 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
         // A URL in any field (relative ones too): its `user:password@` and credential
         // parameters, and `;name=value` parameters.
         Value::String(text) => {
-            if let Some((masked, values)) = crate::model::params::mask_header_value(text) {
+            if let Some((masked, values)) = crate::model::params::mask_text_urls(text) {
                 *text = masked;
                 found.extend(values);
             } else if let Some((masked, values)) = mask_json_text(text, &mut |json| mask_json(json)) {
@@ -326,7 +358,7 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
             }
         }
         Value::String(text)
-            if crate::model::params::mask_header_value(text).is_some()
+            if crate::model::params::mask_text_urls(text).is_some()
                 || mask_json_text(text, &mut |json| mask_json(json)).is_some() =>
         {
             let name = pointer.rsplit('/').next().unwrap_or_default().to_owned();
@@ -602,6 +634,32 @@ mod tests {
         assert_eq!(mask_json(&mut body)[0].value, "p-9");
         assert_eq!(body["data"], r#"{"password":"REDACTED","n":1}"#);
         assert_eq!(body["t"], "{x");
+    }
+
+    #[test]
+    fn names_of_data_about_a_credential_are_not_credentials() {
+        for data in [
+            "password_expires_at",
+            "img_signature",
+            "img_signature_key_type",
+            "img_signature_hash_method",
+            "img_signature_certificate_uuid",
+            "signature_version",
+            "SignatureVersion",
+            "password_policy",
+            "oauth_signature_method",
+        ] {
+            assert!(!is_credential_name(data), "{data}");
+        }
+        for secret in ["password", "signature", "X-Amz-Signature", "client_secret", "secret_key", "Signature"] {
+            assert!(is_credential_name(secret), "{secret}");
+        }
+        // Glance's signed-image upload: its properties are data, stored and matched as sent.
+        let body = br#"{"name":"signed","img_signature":"c2ln","img_signature_key_type":"RSA-PSS"}"#;
+        assert!(mask_body(body, Some("application/json")).is_none());
+        // Free text with `name=value` lists is data.
+        let mut text = serde_json::json!({"description": "a=1, token=placeholder"});
+        assert!(mask_json(&mut text).is_empty());
     }
 
     #[test]

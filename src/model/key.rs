@@ -646,6 +646,15 @@ mod tests {
             assert_eq!(k(&live), k(&other), "{template}");
             assert!(!k(&live).canonical().contains("first-value"), "{template}");
         }
+        // Filters on data about a credential tell requests apart.
+        assert_ne!(
+            key("GET", "/v2/images", Some("img_signature_key_type=RSA-PSS"), b""),
+            key("GET", "/v2/images", Some("img_signature_key_type=DSA"), b"")
+        );
+        assert_ne!(
+            key("GET", "/v3/users", Some("password_expires_at=lt:2030-01-01T00:00:00Z"), b""),
+            key("GET", "/v3/users", Some("password_expires_at=gt:1999-01-01T00:00:00Z"), b"")
+        );
         // A query without credentials keys as it always did.
         for (query, canonical) in [
             ("filter=a;b&sort=name", "GET /v2/images?filter=a%3Bb&sort=name"),

@@ -336,13 +336,12 @@ pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
     (out != text).then_some((out, found))
 }
 
-/// A header value (or any text: a JSON string) with its credentials masked, and what they were;
-/// `None` when it holds none:
-/// those of absolute URLs ([`mask_urls`]), the query of a relative one (`Location:
-/// /next?token=…`, `Refresh: 0; url=/x?token=…`, `X-Original-URL`), and `;name=value`
-/// parameters (`Location: /x;token=…`, `Forwarded: for=…;token=…`).
-pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
-    if !may_hold_text_credentials(value) {
+/// Text (a JSON string, a header value) with the credentials of the URLs in it masked: absolute
+/// ones ([`mask_urls`]) and the query of a relative one (`/next?token=…`); `None` when none.
+/// Unlike [`mask_header_value`], `;` parameters and `name=value` lists are left alone: in free
+/// text they are data (`kernel_args`, a description).
+pub fn mask_text_urls(value: &str) -> Option<(String, Vec<Found>)> {
+    if !value.contains('?') && !may_hold_url_credentials(value) {
         return None;
     }
     let mut found = Vec::new();
@@ -374,6 +373,18 @@ pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
         out.push_str(rest);
         text = out;
     }
+    (text != value).then_some((text, found))
+}
+
+/// A header value with its credentials masked, and what they were; `None` when it holds none:
+/// those of absolute URLs ([`mask_urls`]), the query of a relative one (`Location:
+/// /next?token=…`, `Refresh: 0; url=/x?token=…`, `X-Original-URL`), and `;name=value`
+/// parameters (`Location: /x;token=…`, `Forwarded: for=…;token=…`).
+pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
+    if !may_hold_text_credentials(value) {
+        return None;
+    }
+    let (mut text, mut found) = mask_text_urls(value).unwrap_or_else(|| (value.to_owned(), Vec::new()));
     if let Some((masked, values)) = mask_semicolon_params(&text) {
         text = masked;
         found.extend(values);
