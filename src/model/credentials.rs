@@ -110,10 +110,10 @@ pub fn is_credential_name(name: &str) -> bool {
 
 /// [`is_credential_name`] of a name already in [`compact`] form.
 pub(crate) fn is_credential_compact(compact: &str) -> bool {
-    !is_data_compact(compact)
-        && (NAMES.contains(&compact)
-            || PARTS.iter().any(|p| compact.contains(p))
-            || is_token_name(compact))
+    (NAMES.contains(&compact)
+        || PARTS.iter().any(|p| compact.contains(p))
+        || is_token_name(compact))
+        && !is_data_compact(compact)
 }
 
 /// How a name ends (in [`compact`] form) when it holds a credential word but names data about

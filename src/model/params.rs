@@ -72,6 +72,11 @@ fn name_and_value(pair: &str) -> (&str, &str) {
 
 /// A cheap first look at a raw query pair: could [`mask_pair`] change it?
 fn pair_may_hold_credentials(pair: &str) -> bool {
+    // One pass for what every other check needs (most pairs have none of these).
+    if !pair.bytes().any(|b| matches!(b, b';' | b'%' | b'?' | b':')) {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        return is_credential_param(name);
+    }
     let (name, value) = name_and_value(pair);
     is_credential_param(name)
         || has_param_delimiter(pair)
@@ -83,7 +88,7 @@ fn pair_may_hold_credentials(pair: &str) -> bool {
 /// Whether a raw value holds an encoded `:`, `/`, `?` or `%` (a URL, or a value encoded
 /// twice): only then is it decoded to be looked at, not for every value with a `%`.
 fn may_be_encoded_url(value: &str) -> bool {
-    value.as_bytes().windows(3).any(|w| {
+    value.contains('%') && value.as_bytes().windows(3).any(|w| {
         w[0] == b'%'
             && matches!(
                 (w[1], w[2].to_ascii_lowercase()),
@@ -172,7 +177,8 @@ pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
 /// Whether `text` holds `;` or its percent-encoding `%3B` (any case).
 pub(crate) fn has_param_delimiter(text: &str) -> bool {
     text.contains(';')
-        || text
+        || text.contains('%')
+            && text
             .as_bytes()
             .windows(3)
             .any(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'b'))
