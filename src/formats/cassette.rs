@@ -75,6 +75,12 @@ pub fn file_name(recording: &Recording) -> String {
     format!("{method}_{slug}_{}.json", &recording.key.hex()[..12])
 }
 
+/// [`file_name`] with the key's full digest, for when 12 hex digits collide within an export.
+fn file_name_with_full_digest(recording: &Recording) -> String {
+    let hex = recording.key.hex();
+    file_name(recording).replace(&hex[..12], &hex)
+}
+
 /// Whether `name` has the shape [`file_name`] gives (`{method}_{slug}_{hex}.json`, 12 or 64
 /// lowercase hex digits, the full digest being the fallback when 12 collide).
 fn is_exported_name(name: &str) -> bool {
@@ -405,8 +411,7 @@ pub fn write_dir_with_progress(
         let mut path = folder.join(file_name(recording));
         if files.contains_key(&path) {
             // 48 bits of digest collided: fall back to the full digest for this one.
-            let name = file_name(recording).replace(&recording.key.hex()[..12], &recording.key.hex());
-            path = folder.join(name);
+            path = folder.join(file_name_with_full_digest(recording));
         }
         files.insert(path, render(recording, rules));
     }
@@ -461,10 +466,8 @@ fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> 
         return false;
     };
     parse_in(dir, path, &bytes).is_ok_and(|(recording, _)| {
-        let short = file_name(&recording);
-        let hex = recording.key.hex();
-        name == short
-            || name == short.replace(&hex[..12], &hex)
+        name == file_name(&recording)
+            || name == file_name_with_full_digest(&recording)
             || written.contains(recording.key.digest())
     })
 }

@@ -93,25 +93,21 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     validate_headers(&response.headers)?;
     validate_body(&response.body)?;
     check_not_encoded(response)?;
-    // What an answer hands out is masked when recorded (the leak gate's masking): in a text
-    // answer (a form, JSON after a byte-order mark) too.
-    if let Some(crate::model::interaction::Body::Text(text)) = &response.body
-        && let Some((_, found)) = crate::model::answer_secrets::mask_answer_text(text)
-        && let Some(first) = found.first()
-    {
-        return Err(format!(
-            "body: the {} carries credentials and must not be in a cassette (ims-vcr stores {:?} \
-             in its place)",
-            first.label.trim_start_matches("credential "),
-            credentials::PLACEHOLDER
-        ));
-    }
-    if let Some(json) = response.body.as_ref().and_then(|b| b.json())
-        && crate::model::answer_secrets::may_hold_answer_secrets(json)
-        && let Some(first) =
-            crate::model::answer_secrets::mask_answer_json(&mut json.clone(), &str::to_owned)
-                .first()
-    {
+    // What an answer hands out is masked when recorded (the leak gate's masking): in a JSON
+    // answer, and in a text one (a form, JSON after a byte-order mark).
+    use crate::model::answer_secrets::{mask_answer_json, mask_answer_text, may_hold_answer_secrets};
+    let found = match &response.body {
+        Some(crate::model::interaction::Body::Text(text)) => {
+            mask_answer_text(text).map(|(_, found)| found).unwrap_or_default()
+        }
+        body => match body.as_ref().and_then(|b| b.json()) {
+            Some(json) if may_hold_answer_secrets(json) => {
+                mask_answer_json(&mut json.clone(), &str::to_owned)
+            }
+            _ => Vec::new(),
+        },
+    };
+    if let Some(first) = found.first() {
         return Err(format!(
             "body: the {} carries credentials and must not be in a cassette (ims-vcr stores {:?} \
              in its place)",

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::model::credentials::{Found, compact, is_token_name, mask_credential, mask_json_text};
-use crate::model::params::{mask_text_urls, may_hold_url_credentials};
+use crate::model::params::{mask_text_urls, may_hold_text_urls};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
 /// them out.
@@ -53,56 +53,57 @@ const ANSWER_SECRET_ENDINGS: &[&str] = &[
 /// `credentials[].access`): replaced by a pseudonym, so the answer keeps its shape.
 const KEY_HOLDERS: &[&str] = &["credential", "credentials"];
 
-/// Whether an answer field named `name` (any case or spelling) holds a credential.
-fn is_answer_secret(name: &str) -> bool {
-    let compact = compact(name);
-    ANSWER_SECRETS.contains(&compact.as_str())
-        || ANSWER_SECRET_ENDINGS
-            .iter()
-            // `pass` only as a word of its own: `bypass` and `compass` are no secrets.
-            .any(|end| compact.ends_with(end) && (*end != "pass" || ends_a_word(name, end)))
-        || is_token_name(&compact)
+/// How an answer field's name makes it a secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SecretName {
+    /// By the whole name ([`ANSWER_SECRETS`]) or as a token's (`authToken`).
+    Whole,
+    /// Only by its ending ([`ANSWER_SECRET_ENDINGS`]: `db_password`, `admin_pass`).
+    Ending,
 }
 
-/// A field named like a secret only by its ending (`forgot_password`, `change_password`) that
-/// holds a link (`https://…`, `/v3/users/…/password`): where to change the secret, not the
-/// secret. (A link's own credentials are masked as in any string.)
-fn is_link_by_ending(compact: &str, item: &Value) -> bool {
-    let Value::String(text) = item else {
+/// Whether, and how, an answer field named `name` (any case or spelling) holds a credential.
+fn secret_name(name: &str) -> Option<SecretName> {
+    let compact = compact(name);
+    if ANSWER_SECRETS.contains(&compact.as_str()) || is_token_name(&compact) {
+        return Some(SecretName::Whole);
+    }
+    ANSWER_SECRET_ENDINGS
+        .iter()
+        // `pass` only as a word of its own: `bypass` and `compass` are no secrets.
+        .any(|end| compact.ends_with(end) && (*end != "pass" || ends_in_word_pass(name)))
+        .then_some(SecretName::Ending)
+}
+
+/// Whether an answer field named `name` holds a credential (see [`secret_name`]).
+fn is_answer_secret(name: &str) -> bool {
+    secret_name(name).is_some()
+}
+
+/// Whether a field named `name` holding `item` is masked: a secret by its whole name always;
+/// by its ending only when it does not hold a link (`"forgot_password": "https://…"`,
+/// `"change_password": "/v3/users/…/password"` say where to change the secret; a link's own
+/// credentials are masked as in any string).
+fn masks(name: &str, item: &Value) -> bool {
+    match secret_name(name) {
+        Some(SecretName::Whole) => true,
+        Some(SecretName::Ending) => !matches!(item, Value::String(text)
+            if text.starts_with("https://") || text.starts_with("http://") || text.starts_with('/')),
+        None => false,
+    }
+}
+
+/// Whether `name` ends in `pass` as a word of its own: `pass`, `admin_pass`, `adminPass`,
+/// `ADMIN_PASS`; not `bypass`, `compass`, `overpass`.
+fn ends_in_word_pass(name: &str) -> bool {
+    let Some(at) = name.len().checked_sub(4).filter(|at| name.is_char_boundary(*at)) else {
         return false;
     };
-    let link = text.starts_with("https://") || text.starts_with("http://") || text.starts_with('/');
-    link && !ANSWER_SECRETS.contains(&compact) && !is_token_name(compact)
-}
-
-/// Whether `name` ends in the word `end` (given in [`compact`] form): the whole name, or after
-/// a separator or a camel-case hump (`admin_pass`, `adminPass`, `db-password`), not inside a
-/// word (`bypass`, `compass`, `overpass`).
-fn ends_a_word(name: &str, end: &str) -> bool {
-    let letters: Vec<char> = name.chars().filter(char::is_ascii_alphanumeric).collect();
-    if letters.len() <= end.len() {
-        return true;
-    }
-    // Where `end` starts in `name` (counting letters and digits only).
-    let start = letters.len() - end.len();
-    let mut seen = 0;
-    let mut prev: Option<char> = None;
-    for c in name.chars() {
-        if !c.is_ascii_alphanumeric() {
-            prev = Some(c);
-            continue;
-        }
-        if seen == start {
-            return match prev {
-                Some(p) if !p.is_ascii_alphanumeric() => true,
-                Some(p) => p.is_ascii_lowercase() && c.is_ascii_uppercase(),
-                None => true,
-            };
-        }
-        seen += 1;
-        prev = Some(c);
-    }
-    false
+    let (head, tail) = name.split_at(at);
+    tail.eq_ignore_ascii_case("pass")
+        && (head.is_empty()
+            || head.ends_with(|c: char| !c.is_ascii_alphanumeric())
+            || tail.starts_with('P') && head.ends_with(|c: char| c.is_ascii_lowercase()))
 }
 
 /// Masks, in place, the credentials an answer body hands out: each secret field (see
@@ -130,8 +131,7 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
         }),
         Value::Array(items) => items.iter().any(may_hold_answer_secrets),
         Value::String(text) => {
-            text.contains('?')
-                || may_hold_url_credentials(text)
+            may_hold_text_urls(text)
                 || text.trim_start().starts_with(['{', '[']) && may_name_answer_secrets(text)
         }
         _ => false,
@@ -172,7 +172,7 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
 /// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
-    if text.contains(['\\', '?']) || may_hold_url_credentials(text) {
+    if text.contains('\\') || may_hold_text_urls(text) {
         return true;
     }
     let lower = text.to_ascii_lowercase();
@@ -193,7 +193,7 @@ fn mask_answer_into(
         Value::Object(map) => {
             for (name, item) in map.iter_mut() {
                 let normal = compact(name);
-                if is_answer_secret(name) && !is_link_by_ending(&normal, item) {
+                if masks(name, item) {
                     let mut masked = Vec::new();
                     // Whatever its type: an array, `{"id": …}`, a secret's object (a token's
                     // object keeps its description: see `mask_credential`).

@@ -372,8 +372,7 @@ fn ends_in_stray_percent(out: &str) -> bool {
 fn canonical_query(query: &str, ignore: &[String]) -> String {
     // Credentials are not matched on: a replaying client holds another token. They are masked
     // in the raw query as the stored query has them (`mask_query`), so the two always agree.
-    let masked = crate::model::credentials::mask_query(query);
-    let query = masked.as_ref().map_or(query, |(masked, _)| masked.as_str());
+    let query = crate::model::params::masked_query(query);
     let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !ignore.iter().any(|i| i == k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))

@@ -29,6 +29,14 @@ fn is_credential_param(name: &str) -> bool {
     is_credential_name(&name)
 }
 
+/// Whether `bytes` hold, at `i`, the percent-encoding `%` `digit` `letter` (the letter in any
+/// case): `%3B` is `;`, `%3D` is `=`.
+fn encoded_at(bytes: &[u8], i: usize, digit: u8, letter: u8) -> bool {
+    bytes.get(i) == Some(&b'%')
+        && bytes.get(i + 1) == Some(&digit)
+        && bytes.get(i + 2).is_some_and(|b| b.eq_ignore_ascii_case(&letter))
+}
+
 fn decode(part: &str) -> String {
     percent_decode_str(&part.replace('+', " "))
         .decode_utf8_lossy()
@@ -62,6 +70,15 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     (masked != query).then_some((masked, found))
 }
 
+/// `query` as a request key and a miss report read it: [`mask_query`]'s result, or the query
+/// itself when it holds no credential.
+pub fn masked_query(query: &str) -> std::borrow::Cow<'_, str> {
+    match mask_query(query) {
+        Some((masked, _)) => std::borrow::Cow::Owned(masked),
+        None => std::borrow::Cow::Borrowed(query),
+    }
+}
+
 /// A raw query pair's name and value: split at its `=`, or, when it has none, at an encoded one
 /// (`token%3D…`, which a server decoding before it splits reads as `token=…`).
 fn name_and_value(pair: &str) -> (&str, &str) {
@@ -88,13 +105,13 @@ fn pair_may_hold_credentials(pair: &str) -> bool {
 /// Whether a raw value holds an encoded `:`, `/`, `?` or `%` (a URL, or a value encoded
 /// twice): only then is it decoded to be looked at, not for every value with a `%`.
 fn may_be_encoded_url(value: &str) -> bool {
-    value.contains('%') && value.as_bytes().windows(3).any(|w| {
-        w[0] == b'%'
-            && matches!(
-                (w[1], w[2].to_ascii_lowercase()),
-                (b'3', b'a') | (b'2', b'f') | (b'3', b'f') | (b'2', b'5')
-            )
-    })
+    let bytes = value.as_bytes();
+    value.contains('%')
+        && (0..bytes.len()).any(|i| {
+            [(b'3', b'a'), (b'2', b'f'), (b'3', b'f'), (b'2', b'5')]
+                .iter()
+                .any(|(digit, letter)| encoded_at(bytes, i, *digit, *letter))
+        })
 }
 
 /// One raw query pair with its credentials masked (see [`mask_query`]).
@@ -126,6 +143,7 @@ fn mask_pair(pair: &str, found: &mut Vec<Found>) -> String {
         if depth > 1 && decoded == current {
             break;
         }
+        // A value is a parameter's, not free text: its `;` parameters count (`1%253Btoken%253D…`).
         if let Some((masked, values)) = mask_header_value(&decoded) {
             let label = format!(
                 "credential query parameter {} (a URL with credentials)",
@@ -148,10 +166,7 @@ fn mask_pair(pair: &str, found: &mut Vec<Found>) -> String {
 
 /// `name` split at its first `%3D` (any case), the encoded `=`.
 fn split_at_encoded_equals(name: &str) -> Option<(&str, &str)> {
-    let at = name
-        .as_bytes()
-        .windows(3)
-        .position(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'd'))?;
+    let at = (0..name.len()).find(|i| encoded_at(name.as_bytes(), *i, b'3', b'd'))?;
     Some((&name[..at], &name[at + 3..]))
 }
 
@@ -177,11 +192,7 @@ pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
 /// Whether `text` holds `;` or its percent-encoding `%3B` (any case).
 pub(crate) fn has_param_delimiter(text: &str) -> bool {
     text.contains(';')
-        || text.contains('%')
-            && text
-            .as_bytes()
-            .windows(3)
-            .any(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'b'))
+        || text.contains('%') && (0..text.len()).any(|i| encoded_at(text.as_bytes(), i, b'3', b'b'))
 }
 
 /// `text` (a path segment, a query value) with the value of each credential `;name=value`
@@ -198,11 +209,7 @@ fn mask_params(text: &str, kind: &str, ends: &[char], found: &mut Vec<Found>) ->
     let delimiter_at = |i: usize, one: u8, encoded: u8| -> usize {
         match bytes[i] {
             b if b == one => 1,
-            b'%' if bytes.get(i + 1) == Some(&b'3')
-                && bytes.get(i + 2).is_some_and(|b| b.eq_ignore_ascii_case(&encoded)) =>
-            {
-                3
-            }
+            _ if encoded_at(bytes, i, b'3', encoded) => 3,
             _ => 0,
         }
     };
@@ -257,7 +264,7 @@ fn mask_params(text: &str, kind: &str, ends: &[char], found: &mut Vec<Found>) ->
 
 /// `text` (a header value, say) with the value of every credential `;name=value` parameter in
 /// it masked, and what was masked; `None` when nothing was.
-pub fn mask_semicolon_params(text: &str) -> Option<(String, Vec<Found>)> {
+fn mask_semicolon_params(text: &str) -> Option<(String, Vec<Found>)> {
     let mut found = Vec::new();
     // A header value goes on after a parameter: a URL's query, a list, a quoted string.
     let ends = ['?', '&', '#', ',', '"', '\'', '<', '>', ' ', '\t'];
@@ -305,10 +312,15 @@ pub fn unmasked_in_query(query: &str) -> Vec<String> {
 /// query (`?`), a `;` parameter, a URL with user information, or a list of `name=value` items.
 /// A cheap first look.
 pub(crate) fn may_hold_text_credentials(text: &str) -> bool {
-    text.contains('?')
+    may_hold_text_urls(text)
         || has_param_delimiter(text)
-        || may_hold_url_credentials(text)
         || text.contains(',') && text.contains('=')
+}
+
+/// Whether text could hold what [`mask_text_urls`] masks: a query (`?`), or a URL with user
+/// information or parameters. A cheap first look.
+pub(crate) fn may_hold_text_urls(text: &str) -> bool {
+    text.contains('?') || may_hold_url_credentials(text)
 }
 
 /// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
@@ -347,7 +359,7 @@ pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
 /// Unlike [`mask_header_value`], `;` parameters and `name=value` lists are left alone: in free
 /// text they are data (`kernel_args`, a description).
 pub fn mask_text_urls(value: &str) -> Option<(String, Vec<Found>)> {
-    if !value.contains('?') && !may_hold_url_credentials(value) {
+    if !may_hold_text_urls(value) {
         return None;
     }
     let mut found = Vec::new();

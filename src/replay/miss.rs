@@ -101,9 +101,7 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
     // Values in the order sent (a repeated name's values are positional, as in the key), and
     // credentials as the key sees them: masked, so they neither differ nor show.
     let params = |q: &Option<String>| -> HashMap<String, Vec<String>> {
-        let query = q.as_deref().unwrap_or("");
-        let masked = credentials::mask_query(query);
-        let query = masked.as_ref().map_or(query, |(masked, _)| masked.as_str());
+        let query = crate::model::params::masked_query(q.as_deref().unwrap_or(""));
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             if !rules.ignore_query.iter().any(|i| *i == k) {
