@@ -25,13 +25,16 @@ pub const DURABLE_FILE: &str = "ims-vcr-durable";
 
 /// Opens the journal in `dir` and applies to sled the writes it holds beyond sled's write
 /// counter `generation` (they were answered, but sled had not flushed them when the last
-/// session ended: a `kill -9`), sealed journals first. They must continue the counter without a gap; a gap means sled
-/// lost writes the journal no longer covers, and the store is refused as damaged. Returns the
-/// journal, emptied (sealed journals deleted), and the write counter after recovery.
+/// session ended: a `kill -9`), sealed journals first, by adding them to the store's `log`
+/// (`log_tree`, gathered in `log`) as recording does. They must continue the counter without
+/// a gap; a gap means sled lost writes the journal no longer covers, and the store is refused
+/// as damaged. Returns the journal, emptied (sealed journals deleted), and the write counter
+/// after recovery.
 pub(crate) fn recover(
     dir: &Path,
     db: &sled::Db,
-    answers: &sled::Tree,
+    log_tree: &sled::Tree,
+    log: &mut crate::storage::store::LogState,
     meta: &sled::Tree,
     generation: u64,
 ) -> Result<(Journal, u64)> {
@@ -51,16 +54,8 @@ pub(crate) fn recover(
     all.extend(records.map_err(damaged)?);
     let store_err = |source| store_error(dir, source);
     let mut recovered = generation;
-    // Records go to sled in batches of up to REDO_BATCH_BYTES, not one batch each: each sled
-    // batch seals an I/O buffer, a disk write handed to sled's global thread pool, and tens of
-    // thousands of them (a journal of 64 MiB) took seconds and could fill that pool with writes
-    // waiting on the segment accountant that this open holds while it waits for a file
-    // truncation queued behind them (sled 0.34.7's own deadlock, fixed upstream only after that
-    // release). Applying record after record into one batch gives what applying them one by one
-    // gives (a batch keeps the last operation on each key), and a batch is applied whole or not
-    // at all; a crash in between redoes the records above sled's persisted counter again.
-    let mut batch = sled::Batch::default();
-    let (mut records, mut bytes) = (0usize, 0usize);
+    // Redone records go to the log in groups, as recording puts them there: a few sled
+    // inserts, not one per record (a journal of 64 MiB holds tens of thousands).
     for record in all.into_iter().filter(|r| r.generation > generation) {
         if record.generation != recovered + 1 {
             return Err(damaged(format!(
@@ -70,22 +65,21 @@ pub(crate) fn recover(
                 record.generation
             )));
         }
-        for old in &record.removes {
-            batch.remove(&old[..]);
-        }
-        records += 1;
-        bytes += record.key.len() * (1 + record.removes.len()) + record.value.len();
-        batch.insert(&record.key[..], record.value);
+        let (bytes, value_at) = crate::storage::journal::encode(
+            record.generation,
+            &record.removes,
+            &record.key,
+            &record.value,
+        )
+        .map_err(|e| Error::io(&file, e))?;
+        log.append(log_tree, &bytes, value_at, &record.removes, &record.key)
+            .map_err(store_err)?;
         recovered = record.generation;
-        if bytes >= REDO_BATCH_BYTES {
-            redo(answers, meta, std::mem::take(&mut batch), recovered).map_err(store_err)?;
-            (records, bytes) = (0, 0);
-        }
-    }
-    if records > 0 {
-        redo(answers, meta, batch, recovered).map_err(store_err)?;
     }
     if recovered > generation {
+        log.write_pending(log_tree).map_err(store_err)?;
+        meta.insert(GENERATION_KEY, &recovered.to_be_bytes())
+            .map_err(store_err)?;
         db.flush().map_err(store_err)?;
         note_durable(dir, recovered);
         tracing::info!(
@@ -104,22 +98,11 @@ pub(crate) fn recover(
     Ok((journal, recovered))
 }
 
-/// How many bytes of journal records one sled batch redoes at most (see [`recover`]).
-/// (Small in unit tests, so a short journal already spans several batches.)
+/// How many bytes of records one sled batch applies at most when the log is folded into
+/// `answers` (`Store::fold_log`): each sled batch seals an I/O buffer, and one batch of a whole
+/// large log would hold it all in memory at once. (Small in unit tests, so a short log already
+/// spans several batches.)
 pub(crate) const REDO_BATCH_BYTES: usize = if cfg!(test) { 4096 } else { 8 * 1024 * 1024 };
-
-/// Applies `batch` (journal records redone) to `answers`, then notes `generation`, the last
-/// record it holds, as sled's write counter.
-fn redo(
-    answers: &sled::Tree,
-    meta: &sled::Tree,
-    batch: sled::Batch,
-    generation: u64,
-) -> sled::Result<()> {
-    answers.apply_batch(batch)?;
-    meta.insert(GENERATION_KEY, &generation.to_be_bytes())?;
-    Ok(())
-}
 
 /// How long `open` keeps trying while the store's lock is held. A store closed a moment ago can
 /// still be locked briefly (sled's background flusher lets go of the file after the last handle

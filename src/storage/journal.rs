@@ -90,6 +90,7 @@ impl Journal {
     }
 
     /// Appends one record with a single `write(2)`.
+    #[cfg(test)]
     pub fn append(
         &mut self,
         generation: u64,
@@ -97,24 +98,15 @@ impl Journal {
         key: &[u8; KEY],
         value: &[u8],
     ) -> std::io::Result<()> {
+        self.write(&encode(generation, removes, key, value)?.0)
+    }
+
+    /// Appends `record` (made by [`encode`]) with a single `write(2)`.
+    pub fn write(&mut self, record: &[u8]) -> std::io::Result<()> {
         if let Some(why) = &self.broken {
             return Err(std::io::Error::other(why.clone()));
         }
-        let mut payload = Vec::with_capacity(12 + KEY * (removes.len() + 1) + value.len());
-        payload.extend_from_slice(&generation.to_le_bytes());
-        payload.extend_from_slice(&(removes.len() as u32).to_le_bytes());
-        for old in removes {
-            payload.extend_from_slice(old.as_ref());
-        }
-        payload.extend_from_slice(key);
-        payload.extend_from_slice(value);
-        let len = u32::try_from(payload.len())
-            .map_err(|_| std::io::Error::other("a journal record over 4 GiB"))?;
-        let mut record = Vec::with_capacity(HEAD + payload.len());
-        record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&Sha256::digest(&payload));
-        record.extend_from_slice(&payload);
-        if let Err(e) = (&*self.file).write_all(&record) {
+        if let Err(e) = (&*self.file).write_all(record) {
             // A short write (a full disk) must not leave half a record for later ones to
             // follow: that would read as damage.
             if let Err(cut) = self.file.set_len(self.len) {
@@ -302,27 +294,115 @@ fn report_end(path: &Path, bytes: &[u8], end: End) {
 fn record_at(bytes: &[u8]) -> Option<(Record, usize)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let payload = bytes.get(HEAD..HEAD.checked_add(len)?)?;
-    if len < 12 + KEY || Sha256::digest(payload).as_slice() != &bytes[4..HEAD] {
+    let (generation, n, keys_end) = parts(payload)?;
+    if Sha256::digest(payload).as_slice() != &bytes[4..HEAD] {
+        return None;
+    }
+    let record = Record {
+        generation,
+        removes: (0..n).map(|i| key_in(payload, i)).collect(),
+        key: key_in(payload, n),
+        value: payload[keys_end..].to_vec(),
+    };
+    Some((record, HEAD + len))
+}
+
+/// One journal record: write `generation` removed `removes` and inserted `key` with `value`.
+/// Returns the record's bytes and where `value` starts in them. The store's log keeps records
+/// in this same encoding (see `storage::store::log`).
+pub fn encode(
+    generation: u64,
+    removes: &[impl AsRef<[u8]>],
+    key: &[u8; KEY],
+    value: &[u8],
+) -> std::io::Result<(Vec<u8>, usize)> {
+    let len = 12 + KEY * (removes.len() + 1) + value.len();
+    let len32 =
+        u32::try_from(len).map_err(|_| std::io::Error::other("a journal record over 4 GiB"))?;
+    let mut record = Vec::with_capacity(HEAD + len);
+    record.extend_from_slice(&len32.to_le_bytes());
+    record.extend_from_slice(&[0; 32]);
+    record.extend_from_slice(&generation.to_le_bytes());
+    record.extend_from_slice(&(removes.len() as u32).to_le_bytes());
+    for old in removes {
+        record.extend_from_slice(old.as_ref());
+    }
+    record.extend_from_slice(key);
+    let value_at = record.len();
+    record.extend_from_slice(value);
+    let sum = Sha256::digest(&record[HEAD..]);
+    record[4..HEAD].copy_from_slice(&sum);
+    Ok((record, value_at))
+}
+
+/// What [`scan`] finds in a run of records.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A whole record: its write, the keys it removed, the key it inserted, and where its value
+    /// lies in the bytes scanned.
+    Record {
+        generation: u64,
+        removes: Vec<[u8; KEY]>,
+        key: [u8; KEY],
+        value: std::ops::Range<usize>,
+    },
+    /// A record of the length its header gives whose checksum fails, at byte `at`: the key it
+    /// seems to insert (the bytes are damaged, so it may be wrong), when it has one.
+    Damaged { at: usize, key: Option<[u8; KEY]> },
+    /// From byte `at` on, nothing reads as a record: the rest is lost.
+    Garbled { at: usize },
+}
+
+/// Every record in `bytes`, a run of records with nothing else (a log group): unlike a
+/// journal's end, damage anywhere is reported, and scanning goes on past a record whose length
+/// holds.
+pub fn scan(bytes: &[u8]) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let len = rest
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        let Some(payload) = len.and_then(|len| rest.get(HEAD..HEAD.checked_add(len)?)) else {
+            found.push(Found::Garbled { at });
+            break;
+        };
+        let parts = parts(payload);
+        if Sha256::digest(payload).as_slice() != &rest[4..HEAD] {
+            let key = parts.map(|(_, removes, _)| key_in(payload, removes));
+            found.push(Found::Damaged { at, key });
+        } else if let Some((generation, removes, keys_end)) = parts {
+            found.push(Found::Record {
+                generation,
+                removes: (0..removes).map(|i| key_in(payload, i)).collect(),
+                key: key_in(payload, removes),
+                value: at + HEAD + keys_end..at + HEAD + payload.len(),
+            });
+        } else {
+            found.push(Found::Damaged { at, key: None });
+        }
+        at += HEAD + payload.len();
+    }
+    found
+}
+
+/// A payload's write counter, number of keys removed, and where its keys end: `None` when it
+/// is too short for what it announces.
+fn parts(payload: &[u8]) -> Option<(u64, usize, usize)> {
+    if payload.len() < 12 + KEY {
         return None;
     }
     let generation = u64::from_le_bytes(payload[..8].try_into().ok()?);
     let n = u32::from_le_bytes(payload[8..12].try_into().ok()?) as usize;
     let keys_end = n.checked_add(1)?.checked_mul(KEY)?.checked_add(12)?;
-    if keys_end > len {
-        return None;
-    }
-    let key_at = |i: usize| -> [u8; KEY] {
-        payload[12 + i * KEY..12 + (i + 1) * KEY]
-            .try_into()
-            .expect("36 bytes")
-    };
-    let record = Record {
-        generation,
-        removes: (0..n).map(key_at).collect(),
-        key: key_at(n),
-        value: payload[keys_end..].to_vec(),
-    };
-    Some((record, HEAD + len))
+    (keys_end <= payload.len()).then_some((generation, n, keys_end))
+}
+
+/// Key `i` of a payload [`parts`] read: the removed keys come first, then the key inserted.
+fn key_in(payload: &[u8], i: usize) -> [u8; KEY] {
+    let at = 12 + i * KEY;
+    payload[at..at + KEY].try_into().expect("36 bytes")
 }
 
 #[cfg(test)]

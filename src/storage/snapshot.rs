@@ -68,7 +68,7 @@ impl Store {
         if let Some(pack) = &pack {
             // A recorder learns from the pack which requests the store holds (see
             // `Store::know_digests`); the pack says which write it was made at.
-            self.know_digests(pack.generation(), pack.requests.iter().map(|r| r.digest));
+            self.know_digests(pack.generation(), pack.requests.iter().map(|r| (r.digest, r.answers.len() as u32)));
         }
         Ok(pack)
     }
@@ -91,7 +91,7 @@ impl Store {
         let path = self.path().join(PACK_FILE);
         match Pack::open(&path, self.settled_generation(), &rules) {
             Ok(pack) => {
-                self.know_digests(pack.generation(), pack.requests.iter().map(|r| r.digest));
+                self.know_digests(pack.generation(), pack.requests.iter().map(|r| (r.digest, r.answers.len() as u32)));
                 Ok(Some(pack))
             }
             Err(why) => {

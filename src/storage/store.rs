@@ -2,8 +2,10 @@
 //! loading everything back for replay or export.
 //!
 //! Layout: tree `answers` maps `digest (32 bytes) ++ sequence (u32, big-endian)` to the JSON of
-//! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `meta`
-//! holds the store format, the match rules and the write counter (`generation`).
+//! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `log`
+//! holds what recording wrote since, in groups of journal records applied over `answers` (format
+//! 2, see [`log`]); tree `meta` holds the store format, the match rules and the write counter
+//! (`generation`).
 //!
 //! Durability: a recorded answer goes to the [`journal`](crate::storage::journal) (one `write(2)`, and
 //! with `--fsync` a group-committed `fdatasync`) before sled, and before its client is answered;
@@ -18,10 +20,13 @@ pub(crate) mod close;
 mod compact;
 mod import;
 mod load;
+mod log;
+mod rules;
+pub(crate) use log::Log as LogState;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -38,14 +43,20 @@ pub use crate::storage::durability::DURABLE_FILE;
 use crate::storage::layout::{Entry, GENERATION_KEY, entry_key};
 use crate::model::key::{MatchRules, RequestKey, hex};
 
-/// Version of the store layout; bumped when the key or value encoding changes.
-const STORE_FORMAT: u32 = 1;
+/// Version of the store layout; bumped when the key or value encoding changes. Format 2 added
+/// the `log` tree ([`log`]); a format-1 store is read as it is (its log is empty) and becomes
+/// format 2 when a writer opens it, so an older ims-vcr, which would not see the log, refuses
+/// it instead of serving it short.
+const STORE_FORMAT: u32 = 2;
+/// The formats this ims-vcr reads.
+const READS_FORMATS: [u32; 2] = [1, 2];
 
 /// An open store. One process at a time (sled holds an exclusive lock).
 pub struct Store {
     path: PathBuf,
     /// sled's handles: dropped first when the store closes (see `close.rs`).
     answers: ManuallyDrop<sled::Tree>,
+    log: ManuallyDrop<sled::Tree>,
     meta: ManuallyDrop<sled::Tree>,
     /// What one write at a time may touch. Held only around synchronous calls (sled, one
     /// journal `write`), never across an await; it also orders the write counter.
@@ -84,6 +95,8 @@ struct Session {
     /// not been recorded yet this session, so its first answer replaces any older ones.
     next: HashMap<[u8; 32], u32>,
     journal: Journal,
+    /// Recordings gathered into groups for the `log` tree, and its index.
+    log: log::Log,
     /// Whether the replay pack was deleted since it was last written: the first write after
     /// that deletes it, so a pack never outlives a change it does not hold (a crash can leave
     /// sled holding writes its persisted counter does not show, and the pack is matched by
@@ -92,12 +105,11 @@ struct Session {
     /// Set when a write failed after its journal record was written: the record will be
     /// applied when the store is next opened, so this process must not reuse its number.
     poisoned: Option<String>,
-    /// Every request digest the store held when its current replay pack was opened (a writer
-    /// only, see [`Store::know_digests`]), so a recording tells a request never recorded without
-    /// a sled lookup (a random leaf: a cache miss on a large store). `None`: ask sled. Batch
-    /// writes (import, new match rules) drop it; [`Session::next`] covers what this session
-    /// recorded.
-    known: Option<HashSet<[u8; 32], foldhash::fast::FixedState>>,
+    /// Every request digest the store held when its current replay pack was opened, with its
+    /// number of answers (a writer only, see [`Store::know_digests`]), so a recording finds
+    /// what a request has without reading the store. `None`: read it. Batch writes (import,
+    /// new match rules) drop it; [`Session::next`] covers what this session recorded.
+    known: Option<HashMap<[u8; 32], u32, foldhash::fast::FixedState>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,8 +154,9 @@ impl Store {
         crate::storage::closed::forget(path)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
+        let log_tree = db.open_tree("log").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
-        let generation = match meta.get(GENERATION_KEY).map_err(store_err)? {
+        let persisted = match meta.get(GENERATION_KEY).map_err(store_err)? {
             None => 0,
             Some(v) => {
                 u64::from_be_bytes(v.as_ref().try_into().map_err(|_| Error::StoreCorrupt {
@@ -153,8 +166,11 @@ impl Store {
                 })?)
             }
         };
+        let (mut log, logged) = log::Log::open(&log_tree, answers.is_empty()).map_err(store_err)?;
+        // The counter is persisted at flushes; the log's last group may hold later writes.
+        let generation = persisted.max(logged);
         let opened_at = generation;
-        let (journal, generation) = recover(path, &db, &answers, &meta, generation)?;
+        let (journal, generation) = recover(path, &db, &log_tree, &mut log, &meta, generation)?;
         let durable = read_durable(path)?;
         if generation < durable {
             return Err(Error::StoreDamaged {
@@ -169,6 +185,7 @@ impl Store {
         let mut store = Store {
             path: path.to_owned(),
             answers: ManuallyDrop::new(answers),
+            log: ManuallyDrop::new(log_tree),
             meta: ManuallyDrop::new(meta),
             flusher: ManuallyDrop::new(std::sync::Arc::new(Flusher::new(
                 path, db, generation, durable,
@@ -179,6 +196,7 @@ impl Store {
             session: Mutex::new(Session {
                 next: HashMap::new(),
                 journal,
+                log,
                 pack_dropped: false,
                 poisoned: None,
                 known: None,
@@ -304,6 +322,12 @@ impl Store {
         // would make reopening skip that write's journal record.
         self.refuse_if_poisoned(session, "flushing")?;
         let generation = self.written.load(Ordering::SeqCst);
+        // Every counted write is in sled once its group is.
+        if let Err(e) = session.log.write_pending(&self.log) {
+            let e = self.err(e);
+            session.poisoned = Some(e.to_string());
+            return Err(e);
+        }
         self.meta
             .insert(GENERATION_KEY, &generation.to_be_bytes())
             .map_err(|e| self.err(e))?;
@@ -311,89 +335,31 @@ impl Store {
     }
 
     fn check_format(&self) -> Result<()> {
-        match self.meta.get("format").map_err(|e| self.err(e))? {
-            None => {
+        let format = self.meta.get("format").map_err(|e| self.err(e))?;
+        let read = format.as_ref().map(|v| {
+            <[u8; 4]>::try_from(v.as_ref())
+                .ok()
+                .map(u32::from_be_bytes)
+                .filter(|n| READS_FORMATS.contains(n))
+        });
+        match read {
+            Some(Some(STORE_FORMAT)) => Ok(()),
+            // A format-1 store stays so until a writer opens it (see [`STORE_FORMAT`]).
+            Some(Some(_)) if !self.writer => Ok(()),
+            // A new store, or a format-1 store a writer opens.
+            None | Some(Some(_)) => {
                 self.meta
                     .insert("format", &STORE_FORMAT.to_be_bytes())
                     .map_err(|e| self.err(e))?;
                 Ok(())
             }
-            Some(v) if v.as_ref() == STORE_FORMAT.to_be_bytes() => Ok(()),
-            Some(v) => Err(Error::StoreRefused(format!(
-                "store {} has format {:?}, this ims-vcr reads format {STORE_FORMAT}; \
+            Some(None) => Err(Error::StoreRefused(format!(
+                "store {} has format {:?}, this ims-vcr reads formats {READS_FORMATS:?}; \
                  export it with the ims-vcr that wrote it and import the cassettes here",
                 self.path.display(),
-                v.as_ref()
+                format.as_deref().unwrap_or_default()
             ))),
         }
-    }
-
-    /// The match rules the store was recorded with (default when never set).
-    pub fn rules(&self) -> Result<MatchRules> {
-        match self.meta.get("rules").map_err(|e| self.err(e))? {
-            None => Ok(MatchRules::default()),
-            Some(v) => {
-                let rules: MatchRules =
-                    serde_json::from_slice(&v).map_err(|e| Error::StoreCorrupt {
-                        path: self.path.clone(),
-                        entry: "meta/rules".into(),
-                        reason: e.to_string(),
-                    })?;
-                // Rules are checked wherever they are read, not only where flags set them.
-                rules.validate().map_err(|e| Error::StoreCorrupt {
-                    path: self.path.clone(),
-                    entry: "meta/rules".into(),
-                    reason: format!("match.match_headers[{}]: {e}", e.index),
-                })?;
-                Ok(rules)
-            }
-        }
-    }
-
-    /// Saves the match rules. When they differ from the stored ones, every entry is re-keyed
-    /// under the new rules in the same atomic batch, so the store never mixes two key schemes.
-    pub async fn set_rules(&self, rules: &MatchRules) -> Result<()> {
-        rules.validate().map_err(|e| {
-            Error::Config(format!("match rules: match_headers[{}]: {e}", e.index))
-        })?;
-        if self.rules()? == *rules {
-            return Ok(());
-        }
-        let recordings = self.load(rules)?;
-        let mut batch = sled::Batch::default();
-        for old in self.answers.iter().keys() {
-            batch.remove(old.map_err(|e| self.err(e))?);
-        }
-        // Requests that were distinct under the old rules may be one request under the new.
-        let mut merged: std::collections::BTreeMap<[u8; 32], Vec<&Interaction>> =
-            Default::default();
-        for recording in &recordings {
-            merged
-                .entry(*recording.key.digest())
-                .or_default()
-                .extend(&recording.answers);
-        }
-        for (digest, answers) in merged {
-            for (seq, interaction) in answers.into_iter().enumerate() {
-                let seq = u32::try_from(seq).expect("a request has fewer than 2^32 answers");
-                let value = serde_json::to_vec(interaction).expect("an interaction serialises");
-                batch.insert(entry_key(&digest, seq).to_vec(), value);
-            }
-        }
-        let json = serde_json::to_vec(rules).expect("rules serialise");
-        {
-            let mut session = self.lock();
-            self.before_batch_write(&mut session)?;
-            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-            if let Err(e) = self.meta.insert("rules", json) {
-                // The entries are re-keyed but the rules are not: this store is not whole.
-                let e = self.err(e);
-                session.poisoned = Some(e.to_string());
-                return Err(e);
-            }
-            self.count_write(&mut session);
-        }
-        self.flush().await
     }
 
     /// Appends an answer for `key` and returns once it is in the journal (written to the kernel,
@@ -425,45 +391,35 @@ impl Store {
         let generation = {
             let mut session = self.lock();
             self.before_write(&mut session)?;
-            let mut removes = Vec::new();
-            let seq = match session.next.get(key.digest()) {
-                Some(next) => *next,
-                // A request's answers are numbered from 0 without gaps, so one point lookup
-                // tells a request never recorded (every request, when ids are new) from one
-                // whose older answers need a scan; a lookup costs less than a scan.
-                None if !self.may_hold(&session, key.digest())? => 0,
-                None if replace => {
-                    for old in self.answers.scan_prefix(key.digest()).keys() {
-                        removes.push(old.map_err(|e| self.err(e))?);
+            let digest = key.digest();
+            let (seq, removes) = match session.next.get(digest) {
+                Some(next) => (*next, Vec::new()),
+                // The first answer of a request in this session: record mode replaces the
+                // answers older sessions stored, auto mode appends after them.
+                None => {
+                    let stored = self.stored_keys(&mut session, digest)?;
+                    match replace {
+                        true => (0, stored),
+                        false => (Store::next_seq(&stored), Vec::new()),
                     }
-                    0
                 }
-                None => match self.answers.scan_prefix(key.digest()).keys().next_back() {
-                    Some(last) => {
-                        let last = last.map_err(|e| self.err(e))?;
-                        let seq: [u8; 4] = last[32..]
-                            .try_into()
-                            .map_err(|_| self.corrupt_at(&last, "key is not 36 bytes".into()))?;
-                        u32::from_be_bytes(seq) + 1
-                    }
-                    None => 0,
-                },
             };
-            let entry = entry_key(key.digest(), seq);
+            let entry = entry_key(digest, seq);
             let generation = self.written.load(Ordering::SeqCst) + 1;
+            let (record, value_at) = crate::storage::journal::encode(generation, &removes, &entry, &value)
+                .map_err(|e| self.journal_err(e))?;
             session
                 .journal
-                .append(generation, &removes, &entry, &value)
+                .write(&record)
                 .map_err(|e| self.journal_err(e))?;
             // The journal holds it now: whatever happens to sled below, this number is taken.
             self.count_write(&mut session);
-            // Plain operations, not a sled batch: the journal record already makes this write
-            // all-or-nothing (reopening redoes it whole unless sled's counter shows it landed),
-            // and every sled batch seals an I/O buffer, a disk write per recording.
-            let applied = removes
-                .into_iter()
-                .try_for_each(|old| self.answers.remove(old).map(drop))
-                .and_then(|()| self.answers.insert(entry, value).map(drop));
+            // Gathered into the log's next group, which sled gets once it is full (see `log.rs`):
+            // the journal record already makes this write all-or-nothing (reopening redoes it
+            // unless the log shows it landed).
+            let applied = session
+                .log
+                .append(&self.log, &record, value_at, &removes, &entry);
             if let Err(e) = applied {
                 let e = self.err(e);
                 session.poisoned = Some(e.to_string());
@@ -547,22 +503,15 @@ impl Store {
         self.written.load(Ordering::SeqCst)
     }
 
-    /// Every entry as stored, in key order (so a request's answers are adjacent and in order).
-    pub(crate) fn entries(&self) -> impl Iterator<Item = Result<Entry>> + '_ {
+    /// Every entry as stored, in key order (so a request's answers are adjacent and in order):
+    /// `answers` with the log applied over it (see [`log`]). Damage found in the log comes
+    /// first, as errors naming it.
+    pub(crate) fn entries(&self) -> Box<dyn Iterator<Item = Result<Entry>> + '_> {
         self.read_whole.store(true, Ordering::Relaxed);
-        self.answers.iter().map(|e| {
-            let (key, value) = e.map_err(|e| self.err(e))?;
-            // Looked up again so a whole read stays near sled's cache: its LRU evicts only once
-            // a shard (of 256) has seen 64 reads, which a scan reading each leaf once never did
-            // (210 MB kept for 100,000 recordings; 87 MB so: docs/performance.md, Fifth pass).
-            let _ = self.answers.get(&key);
-            match key.get(..32).and_then(|d| d.try_into().ok()) {
-                Some(digest) if key.len() == 36 => Ok(Entry { key, digest, value }),
-                _ => {
-                    Err(self.corrupt_at(&key, format!("key has {} bytes, expected 36", key.len())))
-                }
-            }
-        })
+        match self.merged() {
+            Ok(merged) => Box::new(merged),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     /// The error for an entry whose value does not decode.
@@ -582,12 +531,13 @@ impl Store {
     /// Number of stored answers.
     #[cfg(any(test, feature = "internals"))]
     pub fn len(&self) -> usize {
-        self.answers.len()
+        self.entries().filter(Result::is_ok).count()
     }
 
     /// True when nothing is recorded (`import` refuses to re-key a store that is not).
     pub fn is_empty(&self) -> bool {
-        self.answers.is_empty()
+        let log_empty = self.lock().log.is_empty(&self.log);
+        (log_empty && self.answers.is_empty()) || (!log_empty && self.entries().next().is_none())
     }
 }
 
@@ -611,18 +561,43 @@ pub(crate) mod tests {
                 Err(e) => panic!("{}: {e}", dir.display()),
             }
         };
-        let answers = db.open_tree("answers").unwrap();
-        let (key, _) = answers.first().unwrap().unwrap();
-        answers.insert(&key, &b"{\"request\": {\"meth"[..]).unwrap();
+        let key = overwrite_first_entry(&db, b"{\"request\": {\"meth");
         db.flush().unwrap();
         hex(&key)
     }
 
-    fn interaction(path: &str, status: &str) -> Interaction {
+    /// Gives the first entry of the store `db` (in `answers`, else the first record of the
+    /// `log`, checksummed anew) the value `value`, around ims-vcr; returns its key.
+    pub(crate) fn overwrite_first_entry(db: &sled::Db, value: &[u8]) -> Vec<u8> {
+        let answers = db.open_tree("answers").unwrap();
+        if let Some((key, _)) = answers.first().unwrap() {
+            answers.insert(&key, value).unwrap();
+            return key.to_vec();
+        }
+        let log = db.open_tree("log").unwrap();
+        let (n, group) = log.first().unwrap().expect("a store holding something");
+        let crate::storage::journal::Found::Record {
+            generation,
+            removes,
+            key,
+            value: at,
+        } = crate::storage::journal::scan(&group).remove(0)
+        else {
+            panic!("the first record reads");
+        };
+        let (record, _) = crate::storage::journal::encode(generation, &removes, &key, value).unwrap();
+        // The first record starts the group: the rest follows it unchanged.
+        let mut bytes = record;
+        bytes.extend_from_slice(&group[at.end..]);
+        log.insert(n, bytes).unwrap();
+        key.to_vec()
+    }
+
+    pub(super) fn interaction(path: &str, status: &str) -> Interaction {
         fixtures::status_answer(&fixtures::get(path), status)
     }
 
-    fn key(i: &Interaction) -> RequestKey {
+    pub(super) fn key(i: &Interaction) -> RequestKey {
         RequestKey::of_recorded(&MatchRules::default(), &i.request).unwrap()
     }
 
@@ -645,7 +620,7 @@ pub(crate) mod tests {
             .unwrap();
     }
 
-    fn statuses(store: &Store) -> Vec<String> {
+    pub(super) fn statuses(store: &Store) -> Vec<String> {
         store
             .load(&MatchRules::default())
             .unwrap()
@@ -680,7 +655,7 @@ pub(crate) mod tests {
         drop(reader);
         let store = open_when_released(dir.path());
         store.replay_pack().unwrap().unwrap();
-        assert_eq!(store.lock().known.as_ref().map(HashSet::len), Some(2));
+        assert_eq!(store.lock().known.as_ref().map(HashMap::len), Some(2));
         // Recorded in the last session: record mode replaces its answers, auto mode appends;
         // a request never recorded starts at 0. None of it asks sled whether a request is there.
         let a2 = interaction("/a", "active");
@@ -703,7 +678,7 @@ pub(crate) mod tests {
 
     /// Opens the store at `dir` to write, once the last handle's sled lock is let go (sled
     /// releases it a moment after the handle is dropped).
-    fn open_when_released(dir: &Path) -> Store {
+    pub(super) fn open_when_released(dir: &Path) -> Store {
         for _ in 0..100 {
             match Store::open(dir) {
                 Ok(store) => return store,

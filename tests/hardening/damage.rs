@@ -77,6 +77,63 @@ async fn record_twenty(store: &Path) {
 /// The store's sled database, opened around ims-vcr. sled lets go of its lock file a moment
 /// after the last handle is dropped (its flusher thread holds one), so a store a proxy has just
 /// closed may still be locked for a while on a busy machine: wait for it (bounded).
+/// Every entry recording put in the store's `log` tree (store format 2: groups of journal
+/// records), in key order.
+fn log_entries(db: &sled::Db) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use ims_vcr::storage::journal::{Found, scan};
+    let mut entries = std::collections::BTreeMap::new();
+    for group in db.open_tree("log").unwrap().iter() {
+        let (_, bytes) = group.unwrap();
+        for found in scan(&bytes) {
+            let Found::Record {
+                removes,
+                key,
+                value,
+                ..
+            } = found
+            else {
+                panic!("a whole record: {found:?}");
+            };
+            for old in removes {
+                entries.remove(old.as_slice());
+            }
+            entries.insert(key.to_vec(), bytes[value].to_vec());
+        }
+    }
+    entries.into_iter().collect()
+}
+
+/// Gives the log's entry `key` the value `value`, checksummed anew, around ims-vcr.
+fn overwrite_log_entry(db: &sled::Db, key: &[u8], value: &[u8]) {
+    use ims_vcr::storage::journal::{Found, encode, scan};
+    let log = db.open_tree("log").unwrap();
+    for group in log.iter() {
+        let (n, bytes) = group.unwrap();
+        let (mut rebuilt, mut start, mut hit) = (Vec::new(), 0, false);
+        for found in scan(&bytes) {
+            let Found::Record {
+                generation,
+                removes,
+                key: k,
+                value: at,
+            } = found
+            else {
+                panic!("a whole record: {found:?}");
+            };
+            if k[..] == *key {
+                rebuilt.extend(encode(generation, &removes, &k, value).unwrap().0);
+                hit = true;
+            } else {
+                rebuilt.extend_from_slice(&bytes[start..at.end]);
+            }
+            start = at.end;
+        }
+        if hit {
+            log.insert(n, rebuilt).unwrap();
+        }
+    }
+}
+
 fn open_sled(store: &Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -315,9 +372,8 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
     record_twenty(&store).await;
     let entry = {
         let db = open_sled(&store);
-        let answers = db.open_tree("answers").unwrap();
-        let (key, _) = answers.first().unwrap().unwrap();
-        answers.insert(&key, &b"{\"request\": {\"meth"[..]).unwrap();
+        let (key, _) = log_entries(&db).remove(0);
+        overwrite_log_entry(&db, &key, b"{\"request\": {\"meth");
         db.flush().unwrap();
         key.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
@@ -420,8 +476,7 @@ async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exporte
     let deep = format!("{}1{}", "[".repeat(125), "]".repeat(125));
     {
         let db = open_sled(&store);
-        let answers = db.open_tree("answers").unwrap();
-        let (key, value) = answers.first().unwrap().unwrap();
+        let (key, value) = log_entries(&db).remove(0);
         let mut entry: serde_json::Value = serde_json::from_slice(&value).unwrap();
         entry["response"]["body"] = serde_json::json!({"json": "DEEP"});
         let text = entry
@@ -431,7 +486,7 @@ async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exporte
             serde_json::from_str::<serde_json::Value>(&text).is_err(),
             "past the limit"
         );
-        answers.insert(&key, text.as_bytes()).unwrap();
+        overwrite_log_entry(&db, &key, text.as_bytes());
         db.flush().unwrap();
     }
     std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
@@ -532,8 +587,7 @@ async fn a_request_with_one_damaged_answer_is_left_out_whole_and_its_cassette_ke
     // The middle answer of the three the polling request has.
     let entry = {
         let db = open_sled(&store);
-        let answers = db.open_tree("answers").unwrap();
-        let keys: Vec<sled::IVec> = answers.iter().keys().map(Result::unwrap).collect();
+        let keys: Vec<Vec<u8>> = log_entries(&db).into_iter().map(|(k, _)| k).collect();
         let middle = keys
             .iter()
             .find(|k| {
@@ -544,9 +598,7 @@ async fn a_request_with_one_damaged_answer_is_left_out_whole_and_its_cassette_ke
             })
             .unwrap()
             .clone();
-        answers
-            .insert(&middle, &b"{\"request\": {\"meth"[..])
-            .unwrap();
+        overwrite_log_entry(&db, &middle, b"{\"request\": {\"meth");
         db.flush().unwrap();
         middle
             .iter()

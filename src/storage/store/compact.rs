@@ -51,28 +51,15 @@ impl Flusher {
 }
 
 impl Store {
-    /// Whether the store holds any answer of the request with `digest` (answers are numbered
-    /// from 0, so the first one tells).
-    pub(super) fn holds_any(&self, digest: &[u8; 32]) -> Result<bool> {
-        self.answers
-            .contains_key(entry_key(digest, 0))
-            .map_err(|e| self.err(e))
-    }
-
-    /// [`Store::holds_any`], answered from the digests the replay pack listed when they are
-    /// known (see `Session::known`). Under the session lock.
-    pub(super) fn may_hold(&self, session: &Session, digest: &[u8; 32]) -> Result<bool> {
-        match &session.known {
-            Some(known) => Ok(known.contains(digest)),
-            None => self.holds_any(digest),
-        }
-    }
-
-    /// Keeps `digests`, those of every request in the replay pack made at write `generation`,
-    /// as what the store holds, when the store is still at that write and was opened to write
-    /// (a reader never records). Later recordings are in `Session::next`, so the set is never
-    /// updated; a batch write drops it.
-    pub(crate) fn know_digests(&self, generation: u64, digests: impl Iterator<Item = [u8; 32]>) {
+    /// Keeps `digests`, those of every request in the replay pack made at write `generation`
+    /// with their number of answers, as what the store holds, when the store is still at that
+    /// write and was opened to write (a reader never records). Later recordings are in
+    /// `Session::next`, so the map is never updated; a batch write drops it.
+    pub(crate) fn know_digests(
+        &self,
+        generation: u64,
+        digests: impl Iterator<Item = ([u8; 32], u32)>,
+    ) {
         if !self.writer {
             return;
         }

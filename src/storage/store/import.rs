@@ -13,6 +13,12 @@ impl Store {
     /// [`Store::import`], returning how many requests were new and how many replaced (and the
     /// answers those had), for `ims-vcr import` to say so.
     pub async fn import_counted(&self, recordings: &[Recording]) -> Result<Imported> {
+        // What recording gathered in the log goes to `answers` first: the batch works there.
+        {
+            let mut session = self.lock();
+            self.before_batch_write(&mut session)?;
+            self.fold_log(&mut session)?;
+        }
         let mut batch = sled::Batch::default();
         let mut imported = Imported::default();
         for recording in recordings {
@@ -43,6 +49,7 @@ impl Store {
             let mut session = self.lock();
             self.before_batch_write(&mut session)?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
+            session.log.base_empty = self.answers.is_empty();
             self.count_write(&mut session);
         }
         self.flush().await?;

@@ -11,12 +11,9 @@ use crate::storage::store::Store;
 impl Store {
     /// The stored answers of the request whose key digest is `digest`, in recorded order.
     pub fn answers_of(&self, digest: &[u8; 32]) -> Result<Vec<Interaction>> {
-        self.answers
-            .scan_prefix(digest)
-            .map(|entry| {
-                let (key, value) = entry.map_err(|e| self.err(e))?;
-                decode_interaction(&value).map_err(|e| self.corrupt_at(&key, e))
-            })
+        self.merged_of(digest)?
+            .into_iter()
+            .map(|(key, value)| decode_interaction(&value).map_err(|e| self.corrupt_at(&key, e)))
             .collect()
     }
 

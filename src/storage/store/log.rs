@@ -1,0 +1,664 @@
+//! Store format 2: recordings appended to sled's `log` tree in groups, over the `answers` tree.
+//!
+//! One sled insert costs about the same whatever it holds and wherever it lands (tens of
+//! microseconds: sled's log reservation, page table and delta chain), which made it half of what
+//! a recorded request cost. So a recording no longer inserts into `answers`: its journal record
+//! (the same bytes, see [`journal::encode`]) is kept in memory and, once [`GROUP_RECORDS`]
+//! records or [`GROUP_BYTES`] bytes are together, written to the `log` tree as one value under
+//! the next group number (big-endian u64, so groups are in write order). The journal holds them
+//! until then, as it holds anything sled has not flushed.
+//!
+//! The store's content is `answers` (what imports, re-keying and format-1 stores wrote) with
+//! the log's records applied over it in order: each removes its keys and inserts its key. Readers
+//! see that merged view ([`Store::entries`], [`Store::answers_of`]); a writer asks it which
+//! answers a request already has. It is kept as an index of every key the log touched
+//! ([`Overlay`]: where its value lies, or that it was removed), read from the log the first
+//! time it is needed and then kept up to date by each write. A batch write (import, new match
+//! rules) first folds the log into `answers` ([`Store::fold_log`]). Applying the same records
+//! twice gives what applying them once gives (each key ends with the last write to it), so a
+//! crash part-way through a fold, or a redo of records a group already holds, loses nothing.
+//!
+//! Records keep their checksums in the log: a damaged record is named (by its group and byte)
+//! and its request left out whole, and the rest of the store is read.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sled::IVec;
+
+use super::*;
+use crate::storage::journal::{self, Found};
+
+/// A group is written to sled once it holds this many records...
+pub(super) const GROUP_RECORDS: usize = 32;
+/// ...or this many bytes, whichever comes first.
+pub(super) const GROUP_BYTES: usize = 256 * 1024;
+
+/// What the log did last to one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Loc {
+    /// Removed it (record mode replacing older answers).
+    Removed,
+    /// Inserted it: its value is bytes `start..end` of group `group`.
+    At { group: u64, start: u32, end: u32 },
+}
+
+/// Every key the log touched, and the damage found reading it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Overlay {
+    keys: BTreeMap<[u8; 36], Loc>,
+    damage: Vec<Damage>,
+}
+
+/// A log record that does not read: where it is, why, and the request it seems to belong to.
+#[derive(Clone, Debug)]
+struct Damage {
+    entry: String,
+    reason: String,
+    digest: Option<[u8; 32]>,
+}
+
+/// The log's state, kept under the store's session lock.
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    /// The number the group being gathered will be written under.
+    next: u64,
+    /// Records gathered for that group (journal encoding), not in sled yet.
+    pending: Vec<u8>,
+    pending_records: usize,
+    /// Read the first time it is needed (see the module's doc).
+    overlay: Option<Overlay>,
+    /// Whether `answers` is empty (a new store, or one recorded only in format 2): a writer
+    /// then never looks there.
+    pub(super) base_empty: bool,
+}
+
+impl Log {
+    /// The log kept in `tree`, and the highest write its last group holds (0 when empty).
+    pub(super) fn open(tree: &sled::Tree, base_empty: bool) -> sled::Result<(Log, u64)> {
+        let mut log = Log {
+            base_empty,
+            ..Log::default()
+        };
+        let mut last_write = 0;
+        if let Some((key, group)) = tree.last()? {
+            log.next = group_number(&key).map_or(0, |n| n + 1);
+            for found in journal::scan(&group) {
+                if let Found::Record { generation, .. } = found {
+                    last_write = last_write.max(generation);
+                }
+            }
+        }
+        Ok((log, last_write))
+    }
+
+    /// Adds `record` (from [`journal::encode`], its value at `value_at`), which removes
+    /// `removes` and inserts `key`; writes the group to `tree` once it is full.
+    pub(crate) fn append(
+        &mut self,
+        tree: &sled::Tree,
+        record: &[u8],
+        value_at: usize,
+        removes: &[[u8; 36]],
+        key: &[u8; 36],
+    ) -> sled::Result<()> {
+        let start = self.pending.len();
+        self.pending.extend_from_slice(record);
+        self.pending_records += 1;
+        if let Some(overlay) = &mut self.overlay {
+            for old in removes {
+                overlay.keys.insert(*old, Loc::Removed);
+            }
+            let at = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
+            overlay.keys.insert(
+                *key,
+                Loc::At {
+                    group: self.next,
+                    start: at(start + value_at),
+                    end: at(start + record.len()),
+                },
+            );
+        }
+        if self.pending_records >= GROUP_RECORDS || self.pending.len() >= GROUP_BYTES {
+            self.write_pending(tree)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the records gathered so far to `tree` as a group (nothing when there are none).
+    pub(crate) fn write_pending(&mut self, tree: &sled::Tree) -> sled::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        tree.insert(self.next.to_be_bytes(), self.pending.as_slice())?;
+        self.pending.clear();
+        self.pending_records = 0;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Whether the log holds nothing, in sled or gathered.
+    pub(super) fn is_empty(&self, tree: &sled::Tree) -> bool {
+        self.pending.is_empty() && tree.is_empty()
+    }
+
+    /// The overlay, read from `tree` (and the records gathered) the first time.
+    fn overlay(&mut self, tree: &sled::Tree) -> sled::Result<&Overlay> {
+        if self.overlay.is_none() {
+            let mut overlay = Overlay::default();
+            for group in tree.iter() {
+                let (key, bytes) = group?;
+                match group_number(&key) {
+                    Some(n) => overlay.read_group(n, &bytes),
+                    None => overlay.damage.push(Damage {
+                        entry: format!("log/{}", hex(&key)),
+                        reason: format!("key has {} bytes, expected 8", key.len()),
+                        digest: None,
+                    }),
+                }
+            }
+            overlay.read_group(self.next, &self.pending);
+            self.overlay = Some(overlay);
+        }
+        Ok(self.overlay.as_ref().expect("just read"))
+    }
+}
+
+impl Overlay {
+    /// Applies group `n`'s records, in order.
+    fn read_group(&mut self, n: u64, bytes: &[u8]) {
+        for found in journal::scan(bytes) {
+            match found {
+                Found::Record {
+                    removes,
+                    key,
+                    value,
+                    ..
+                } => {
+                    for old in removes {
+                        self.keys.insert(old, Loc::Removed);
+                    }
+                    let at = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
+                    let (start, end) = (at(value.start), at(value.end));
+                    self.keys.insert(key, Loc::At { group: n, start, end });
+                }
+                Found::Damaged { at, key } => self.damage.push(Damage {
+                    entry: key.map_or_else(|| format!("log group {n}"), |k| hex(&k)),
+                    reason: format!(
+                        "the record at byte {at} of log group {n} fails its checksum (its \
+                         request is left out)"
+                    ),
+                    digest: key.map(|k| k[..32].try_into().expect("32 bytes")),
+                }),
+                Found::Garbled { at } => self.damage.push(Damage {
+                    entry: format!("log group {n}"),
+                    reason: format!(
+                        "garbled from byte {at} of {}: the recordings after it in this group \
+                         are lost",
+                        bytes.len()
+                    ),
+                    digest: None,
+                }),
+            }
+        }
+    }
+}
+
+/// A group's number from its sled key.
+fn group_number(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+/// The sequence number in an entry key.
+fn seq_of(key: &[u8; 36]) -> u32 {
+    u32::from_be_bytes(key[32..].try_into().expect("4 bytes"))
+}
+
+/// Reads the values the log's index points at: from the group being gathered (as copied when
+/// the read began) or from sled, one group kept at a time.
+struct Values<'a> {
+    tree: &'a sled::Tree,
+    pending: (u64, Vec<u8>),
+    group: Option<(u64, IVec)>,
+}
+
+impl Values<'_> {
+    fn get(&mut self, loc: Loc) -> std::result::Result<IVec, String> {
+        let Loc::At { group, start, end } = loc else {
+            return Err("removed".into());
+        };
+        let range = start as usize..end as usize;
+        if group == self.pending.0 {
+            return Ok(IVec::from(&self.pending.1[range]));
+        }
+        if self.group.as_ref().is_none_or(|(n, _)| *n != group) {
+            let bytes = self
+                .tree
+                .get(group.to_be_bytes())
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("log group {group} is missing"))?;
+            self.group = Some((group, bytes));
+        }
+        let (_, bytes) = self.group.as_ref().expect("just read");
+        if range.end > bytes.len() {
+            return Err(format!("log group {group} is shorter than its index says"));
+        }
+        Ok(bytes.subslice(range.start, range.len()))
+    }
+}
+
+/// The merged view, in key order: `answers` with the log's overlay applied.
+pub(super) struct Merged<'a> {
+    store: &'a Store,
+    base: std::iter::Peekable<sled::Iter>,
+    overlay: std::iter::Peekable<std::collections::btree_map::IntoIter<[u8; 36], Loc>>,
+    values: Values<'a>,
+    damage: std::vec::IntoIter<Damage>,
+    left_out: HashSet<[u8; 32]>,
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        if let Some(damage) = self.damage.next() {
+            return Some(Err(Error::StoreCorrupt {
+                path: self.store.path.clone(),
+                entry: damage.entry,
+                reason: damage.reason,
+            }));
+        }
+        loop {
+            let overlay_key = self.overlay.peek().map(|(k, _)| *k);
+            let base_first = match (self.base.peek(), overlay_key) {
+                (None, None) => return None,
+                (Some(Err(_)), _) => true,
+                (Some(Ok((base, _))), Some(over)) => base.as_ref() < &over[..],
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            if base_first {
+                let (key, value) = match self.base.next().expect("peeked") {
+                    Ok(kv) => kv,
+                    Err(e) => return Some(Err(self.store.err(e))),
+                };
+                // Looked up again so a whole read stays near sled's cache: its LRU evicts only
+                // once a shard (of 256) has seen 64 reads, which a scan reading each leaf once
+                // never did (210 MB kept for 100,000 recordings; 87 MB so: docs/performance.md,
+                // Fifth pass).
+                let _ = self.store.answers.get(&key);
+                let Some(digest) = key.get(..32).and_then(|d| <[u8; 32]>::try_from(d).ok())
+                else {
+                    return Some(Err(self.store.corrupt_at(
+                        &key,
+                        format!("key has {} bytes, expected 36", key.len()),
+                    )));
+                };
+                if key.len() != 36 {
+                    return Some(Err(self.store.corrupt_at(
+                        &key,
+                        format!("key has {} bytes, expected 36", key.len()),
+                    )));
+                }
+                if self.left_out.contains(&digest) {
+                    continue;
+                }
+                return Some(Ok(Entry { key, digest, value }));
+            }
+            let (key, loc) = self.overlay.next().expect("peeked");
+            // The log's last word on a key hides what `answers` holds under it.
+            if let Some(Ok((base, _))) = self.base.peek()
+                && base.as_ref() == &key[..]
+            {
+                self.base.next();
+            }
+            let digest: [u8; 32] = key[..32].try_into().expect("32 bytes");
+            if loc == Loc::Removed || self.left_out.contains(&digest) {
+                continue;
+            }
+            return Some(match self.values.get(loc) {
+                Ok(value) => Ok(Entry {
+                    key: IVec::from(&key[..]),
+                    digest,
+                    value,
+                }),
+                Err(reason) => Err(self.store.corrupt_at(&key, reason)),
+            });
+        }
+    }
+}
+
+impl Store {
+    /// Every entry of the merged view, in key order (damage found in the log first).
+    pub(super) fn merged(&self) -> Result<Merged<'_>> {
+        let (overlay, pending) = {
+            let mut session = self.lock();
+            let log = &mut session.log;
+            let overlay = log.overlay(&self.log).map_err(|e| self.err(e))?.clone();
+            (overlay, (log.next, log.pending.clone()))
+        };
+        let left_out = overlay.damage.iter().filter_map(|d| d.digest).collect();
+        Ok(Merged {
+            store: self,
+            base: self.answers.iter().peekable(),
+            overlay: overlay.keys.into_iter().peekable(),
+            values: Values {
+                tree: &self.log,
+                pending,
+                group: None,
+            },
+            damage: overlay.damage.into_iter(),
+            left_out,
+        })
+    }
+
+    /// The keys and values of every stored answer of the request with `digest`, in order.
+    pub(super) fn merged_of(&self, digest: &[u8; 32]) -> Result<Vec<(IVec, IVec)>> {
+        let range = entry_key(digest, 0)..=entry_key(digest, u32::MAX);
+        let mut found: BTreeMap<[u8; 36], IVec> = BTreeMap::new();
+        let mut session = self.lock();
+        let log = &mut session.log;
+        let overlay = log.overlay(&self.log).map_err(|e| self.err(e))?;
+        if let Some(damage) = overlay.damage.iter().find(|d| d.digest == Some(*digest)) {
+            return Err(self.corrupt_at(&entry_key(digest, 0), damage.reason.clone()));
+        }
+        let touched: Vec<([u8; 36], Loc)> =
+            overlay.keys.range(range).map(|(k, l)| (*k, *l)).collect();
+        if !log.base_empty {
+            for entry in self.answers.scan_prefix(digest) {
+                let (key, value) = entry.map_err(|e| self.err(e))?;
+                if let Ok(key) = <[u8; 36]>::try_from(key.as_ref()) {
+                    found.insert(key, value);
+                }
+            }
+        }
+        let mut values = Values {
+            tree: &self.log,
+            pending: (log.next, std::mem::take(&mut log.pending)),
+            group: None,
+        };
+        let read = || -> Result<()> {
+            for (key, loc) in touched {
+                found.remove(&key);
+                if loc != Loc::Removed {
+                    let value = values.get(loc).map_err(|why| self.corrupt_at(&key, why))?;
+                    found.insert(key, value);
+                }
+            }
+            Ok(())
+        };
+        let result = read();
+        log.pending = values.pending.1;
+        result?;
+        Ok(found
+            .into_iter()
+            .map(|(k, v)| (IVec::from(&k[..]), v))
+            .collect())
+    }
+
+    /// The keys of the answers the store holds for the request with `digest`, in order, as a
+    /// writer needs them: from the digests the replay pack listed when they are known (see
+    /// `Session::known`), else from the merged view. Under the session lock.
+    pub(super) fn stored_keys(
+        &self,
+        session: &mut Session,
+        digest: &[u8; 32],
+    ) -> Result<Vec<[u8; 36]>> {
+        if let Some(known) = &session.known {
+            let count = known.get(digest).copied().unwrap_or(0);
+            return Ok((0..count).map(|seq| entry_key(digest, seq)).collect());
+        }
+        let range = entry_key(digest, 0)..=entry_key(digest, u32::MAX);
+        let log = &mut session.log;
+        let base_empty = log.base_empty;
+        let overlay = log.overlay(&self.log).map_err(|e| self.err(e))?;
+        let mut keys: std::collections::BTreeSet<[u8; 36]> = Default::default();
+        if !base_empty {
+            for key in self.answers.scan_prefix(digest).keys() {
+                let key = key.map_err(|e| self.err(e))?;
+                if let Ok(key) = <[u8; 36]>::try_from(key.as_ref()) {
+                    keys.insert(key);
+                }
+            }
+        }
+        for (key, loc) in overlay.keys.range(range) {
+            match loc {
+                Loc::Removed => keys.remove(key),
+                Loc::At { .. } => keys.insert(*key),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// The sequence number the next answer of a request gets when appended after `stored`.
+    pub(super) fn next_seq(stored: &[[u8; 36]]) -> u32 {
+        stored.last().map_or(0, |last| seq_of(last) + 1)
+    }
+
+    /// Applies the log to `answers` and empties it, ahead of a batch write (import, new match
+    /// rules) that works on `answers` alone. Under the session lock. A damaged log refuses the
+    /// batch, naming the record; nothing is changed then.
+    pub(super) fn fold_log(&self, session: &mut Session) -> Result<()> {
+        let log = &mut session.log;
+        log.write_pending(&self.log).map_err(|e| self.err(e))?;
+        if !log.is_empty(&self.log) {
+            // Applied in batches of a bounded size, like a journal's redo; a crash in between
+            // leaves the log in place, and applying it again gives the same store.
+            let mut batch = sled::Batch::default();
+            let mut bytes = 0usize;
+            for group in self.log.iter() {
+                let (key, value) = group.map_err(|e| self.err(e))?;
+                let mut read = Overlay::default();
+                read.read_group(group_number(&key).unwrap_or(0), &value);
+                if let Some(damage) = read.damage.into_iter().next() {
+                    return Err(Error::StoreCorrupt {
+                        path: self.path.clone(),
+                        entry: damage.entry,
+                        reason: damage.reason,
+                    });
+                }
+                for found in journal::scan(&value) {
+                    if let Found::Record {
+                        removes,
+                        key,
+                        value: at,
+                        ..
+                    } = found
+                    {
+                        for old in &removes {
+                            batch.remove(&old[..]);
+                        }
+                        bytes += at.len() + 36 * (removes.len() + 1);
+                        batch.insert(&key[..], &value[at]);
+                    }
+                }
+                if bytes >= crate::storage::durability::REDO_BATCH_BYTES {
+                    let full = std::mem::take(&mut batch);
+                    self.answers.apply_batch(full).map_err(|e| self.err(e))?;
+                    bytes = 0;
+                }
+            }
+            self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
+            self.log.clear().map_err(|e| self.err(e))?;
+        }
+        log.overlay = Some(Overlay::default());
+        log.base_empty = self.answers.is_empty();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{interaction, key, open_when_released, statuses};
+    use super::*;
+
+    /// Records `statuses` as answers of `path`, the first replacing (record mode) or appended
+    /// (auto mode).
+    async fn record(store: &Store, path: &str, statuses: &[&str], replace: bool) {
+        for status in statuses {
+            let i = interaction(path, status);
+            store.record(&key(&i), &i, replace).await.unwrap();
+        }
+    }
+
+    fn log_groups(store: &Store) -> usize {
+        store.log.len()
+    }
+
+    #[tokio::test]
+    async fn recordings_land_in_groups_and_read_back_over_what_answers_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = interaction("/a", "imported");
+        let b = interaction("/b", "imported");
+        {
+            // What an import (or a format-1 store) leaves: answers in `answers`, none in the log.
+            let store = Store::open(dir.path()).unwrap();
+            let recordings = [a.clone(), b.clone()].map(|i| Recording {
+                key: key(&i),
+                answers: vec![i],
+            });
+            store.import(&recordings).await.unwrap();
+            assert_eq!(log_groups(&store), 0);
+        }
+        let store = open_when_released(dir.path());
+        // Auto mode appends after the imported answer; record mode replaces the other; 70 new
+        // requests fill two groups and start a third.
+        record(&store, "/a", &["a1", "a2"], false).await;
+        record(&store, "/b", &["b0"], true).await;
+        for n in 0..70 {
+            record(&store, &format!("/n{n:02}"), &["new"], true).await;
+        }
+        assert_eq!(log_groups(&store), 2, "73 records: two full groups of 32 in sled");
+        let load = |store: &Store| {
+            let mut by_path: Vec<(String, Vec<String>)> = Vec::new();
+            for r in store.load(&MatchRules::default()).unwrap() {
+                let body = |i: &Interaction| {
+                    let bytes = crate::model::interaction::body_bytes(&i.response.body).unwrap();
+                    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    json["status"].as_str().unwrap().to_owned()
+                };
+                by_path.push((r.answers[0].request.path.clone(), r.answers.iter().map(body).collect()));
+            }
+            by_path.sort();
+            by_path
+        };
+        let seen = load(&store);
+        assert_eq!(seen.len(), 72);
+        assert_eq!(seen[0], ("/a".into(), vec!["imported".into(), "a1".into(), "a2".into()]));
+        assert_eq!(seen[1], ("/b".into(), vec!["b0".into()]));
+        assert_eq!(store.answers_of(key(&a).digest()).unwrap().len(), 3);
+        assert_eq!(store.answers_of(key(&b).digest()).unwrap().len(), 1);
+        assert_eq!(store.len(), 74);
+        store.flush().await.unwrap();
+        assert_eq!(log_groups(&store), 3, "a flush writes the group being gathered");
+        drop(store);
+        // Read back after a reopen, and again once an import folded the log into `answers`.
+        let store = open_when_released(dir.path());
+        assert_eq!(load(&store), seen);
+        let c = interaction("/c", "imported");
+        store
+            .import(&[Recording {
+                key: key(&c),
+                answers: vec![c],
+            }])
+            .await
+            .unwrap();
+        assert_eq!(log_groups(&store), 0);
+        let mut folded = load(&store);
+        assert_eq!(folded.remove(2), ("/c".into(), vec!["imported".into()]));
+        assert_eq!(folded, seen);
+    }
+
+    #[tokio::test]
+    async fn a_writer_turns_a_format_1_store_into_format_2_and_other_formats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let format = |dir: &Path| {
+            let db = sled::open(dir).unwrap();
+            let v = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
+            u32::from_be_bytes(v.as_ref().try_into().unwrap())
+        };
+        let set_format = |dir: &Path, v: u32| {
+            let db = sled::open(dir).unwrap();
+            db.open_tree("meta").unwrap().insert("format", &v.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        };
+        drop(Store::open(dir.path()).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        set_format(dir.path(), 1);
+        // A reader reads a format-1 store as it is, and leaves it so.
+        drop(Store::open_existing(dir.path()).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(format(dir.path()), 1);
+        let store = open_when_released(dir.path());
+        record(&store, "/a", &["a"], true).await;
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(format(dir.path()), 2);
+        set_format(dir.path(), 3);
+        let e = Store::open_existing(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("has format [0, 0, 0, 3], this ims-vcr reads formats [1, 2]"), "{e}");
+    }
+
+    /// Closes `store` and gives the log group holding its recordings `damage`.
+    fn damage_log(store: Store, damage: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
+        let dir = store.path().to_owned();
+        drop(store);
+        let db = loop {
+            match sled::open(&dir) {
+                Ok(db) => break db,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let log = db.open_tree("log").unwrap();
+        let (n, group) = log.first().unwrap().unwrap();
+        let mut bytes = group.to_vec();
+        damage(&mut bytes);
+        log.insert(n, bytes).unwrap();
+        db.flush().unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_damaged_log_record_is_named_and_leaves_out_its_request_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        record(&store, "/a", &["a0", "a1"], true).await;
+        record(&store, "/b", &["b0"], true).await;
+        store.flush().await.unwrap();
+        // The last byte of the second record (the second answer of /a) flipped: its length
+        // holds, its checksum fails.
+        let a1 = journal::scan(&store.log.first().unwrap().unwrap().1)
+            .into_iter()
+            .nth(1)
+            .map(|f| match f {
+                Found::Record { value, .. } => value.end - 1,
+                other => panic!("{other:?}"),
+            })
+            .unwrap();
+        let dir = damage_log(store, |bytes| bytes[a1] ^= 0x55);
+        let store = Store::open_existing(&dir).unwrap();
+        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
+        assert_eq!(recordings.len(), 1, "/a is left out whole, /b is read");
+        assert_eq!(recordings[0].answers[0].request.path, "/b");
+        assert_eq!(damaged.len(), 1);
+        let named = damaged[0].to_string();
+        assert!(named.contains("log group 0 fails its checksum"), "{named}");
+        assert!(store.load(&MatchRules::default()).is_err());
+        let b = interaction("/b", "b0");
+        assert_eq!(store.answers_of(key(&b).digest()).unwrap().len(), 1);
+        let a = interaction("/a", "a0");
+        assert!(store.answers_of(key(&a).digest()).is_err());
+        drop(store);
+        // A length that no longer holds: the rest of the group is lost, and said so.
+        let store = open_when_released(&dir);
+        let dir = damage_log(store, |bytes| bytes[..4].copy_from_slice(&[0xff; 4]));
+        let store = Store::open_existing(&dir).unwrap();
+        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
+        assert!(recordings.is_empty());
+        assert!(damaged[0].to_string().contains("log group 0 is corrupt: garbled from byte 0"), "{}", damaged[0]);
+        assert!(statuses_err(&store));
+    }
+
+    fn statuses_err(store: &Store) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| statuses(store))).is_err()
+    }
+}
