@@ -196,6 +196,33 @@ async fn repeated_requests_replay_in_recorded_order_then_repeat_the_last() {
 }
 
 #[tokio::test]
+async fn a_recorded_304_is_served_only_to_the_conditional_request_that_got_it() {
+    let (_dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let url = format!("{}/etagged", proxy.uri());
+    let v1 = [("if-none-match", "\"v1\"")];
+    assert_eq!(get(&url).await.status, 200);
+    assert_eq!(send("GET", &url, &v1, b"").await.status, 304);
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = replayer(&store).await;
+    let url = format!("{}/etagged", replay.uri());
+    // The plain GET keeps its 200 (it used to share one tape with the conditional one, and
+    // repeat its 304: an empty body), the conditional one its 304, and another validator is
+    // a miss, not the 304 of "v1".
+    for _ in 0..2 {
+        let plain = get(&url).await;
+        assert_eq!(
+            (plain.status, plain.json()["version"].as_str()),
+            (200, Some("v1"))
+        );
+        assert_eq!(send("GET", &url, &v1, b"").await.status, 304);
+    }
+    let other = send("GET", &url, &[("if-none-match", "\"v2\"")], b"").await;
+    assert_eq!(other.status, 599, "{}", other.text());
+}
+
+#[tokio::test]
 async fn a_new_recording_session_replaces_the_answers_of_the_requests_it_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");

@@ -198,6 +198,32 @@ impl RequestKey {
     }
 }
 
+/// Request headers that make a request conditional (RFC 9110, 13.1). They take part in every
+/// key, by name and value, when a request carries them: a conditional GET answered `304 Not
+/// Modified` (no body) and a plain GET answered `200` are two requests, so replay never serves
+/// the 304 to a client that did not ask for it, nor another validator's. A request without them
+/// keys as if the list were empty.
+pub const CONDITIONAL: [&str; 5] = [
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+];
+
+/// Adds `name: values` (comma-joined) to a canonical form, credentials in a value (`?token=` in
+/// a URL it holds) masked as the stored header has them, so the two key alike.
+fn push_header(canonical: &mut String, name: &str, values: Vec<&str>) {
+    let values: Vec<Cow<'_, str>> = values
+        .into_iter()
+        .map(|v| match crate::model::params::mask_header_value(v) {
+            Some((masked, _)) => Cow::Owned(masked),
+            None => Cow::Borrowed(v),
+        })
+        .collect();
+    canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
+}
+
 /// The canonical form of a request (method, path, query; see [`RequestKey`]), without its
 /// session line. `header`
 /// returns the values of a header by lower-case name (only consulted for
@@ -244,16 +270,14 @@ pub fn canonical_form<'a>(
             canonical.push_str(&format!("\n{name}: {PLACEHOLDER}"));
             continue;
         }
-        // Credentials in a matched value (`?token=` in a URL it holds) are masked as the stored
-        // header has them, so the two key alike.
-        let values: Vec<std::borrow::Cow<'_, str>> = header(name)
-            .into_iter()
-            .map(|v| match crate::model::params::mask_header_value(v) {
-                Some((masked, _)) => std::borrow::Cow::Owned(masked),
-                None => std::borrow::Cow::Borrowed(v),
-            })
-            .collect();
-        canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
+        push_header(&mut canonical, name, header(name));
+    }
+    // A conditional request keys apart from a plain one (see [`CONDITIONAL`]).
+    for name in CONDITIONAL {
+        let values = header(name);
+        if !values.is_empty() && !rules.match_headers.iter().any(|m| m == name) {
+            push_header(&mut canonical, name, values);
+        }
     }
     if !body.is_empty() {
         let content_type = header("content-type");

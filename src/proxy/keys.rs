@@ -5,9 +5,10 @@
 //!
 //! The memo is exact: it is used only when the key is a function of the method, the path, the
 //! query and the session, under the proxy's rules, and nothing else. The canonical form reads
-//! a header only for [`MatchRules::match_headers`] and for a body's `content-type`, and the
-//! body only when there is one, so a request with a body, or any request under rules that
-//! match headers, is keyed in full every time. Entries are told apart by proxy too (each
+//! a header only for [`MatchRules::match_headers`], for the conditional headers
+//! ([`CONDITIONAL`]) and for a body's `content-type`, and the body only when there is one, so
+//! a request with a body or a conditional header, or any request under rules that match
+//! headers, is keyed in full every time. Entries are told apart by proxy too (each
 //! [`Keys`] has its own id), as two proxies in one process (tests, a library user) may have
 //! different rules.
 
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::http::request::Parts;
 
-use crate::model::key::{MatchRules, RequestKey, canonical_form};
+use crate::model::key::{CONDITIONAL, MatchRules, RequestKey, canonical_form};
 
 /// Entries kept per thread before the memo starts over: a client asking for ever new requests
 /// costs a little memory (a few hundred KB per thread), never more.
@@ -69,7 +70,7 @@ impl Keys {
     ) -> Arc<RequestKey> {
         let (path, query) = (parts.uri.path(), parts.uri.query());
         let size = path.len() + query.map_or(0, str::len) + session.map_or(0, str::len);
-        if !self.memoisable || !body.is_empty() || size > MAX_MEMOISED {
+        if !self.memoisable || !body.is_empty() || size > MAX_MEMOISED || conditional(parts) {
             return Arc::new(computed(rules, parts, body, session));
         }
         MEMO.with_borrow_mut(|memo| {
@@ -98,6 +99,16 @@ impl Keys {
             key
         })
     }
+}
+
+/// Whether the request carries a header of [`CONDITIONAL`] (its key depends on it).
+fn conditional(parts: &Parts) -> bool {
+    use hyper::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE};
+    debug_assert_eq!(CONDITIONAL.len(), 5);
+    !parts.headers.is_empty()
+        && [IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE]
+            .iter()
+            .any(|name| parts.headers.contains_key(name))
 }
 
 /// The key in full: canonical form (the headers [`MatchRules::match_headers`] names, and the
@@ -183,6 +194,26 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &keys.key(&rules, &post, br#"{"name":"a"}"#, None)));
         // Without the body, the same request line is another key.
         assert_ne!(keys.key(&rules, &post, b"", None).digest(), first.digest());
+        // A conditional request keys by its validator, apart from the plain one, whichever
+        // of the two the memo saw first.
+        let plain = parts("GET", "/v2/images/x", &[]);
+        let plain_key = keys.key(&rules, &plain, b"", None);
+        for (name, value) in [
+            ("if-none-match", "\"v1\""),
+            ("if-modified-since", "Tue, 01 Dec 2026 00:00:00 GMT"),
+            ("if-match", "*"),
+            ("if-unmodified-since", "Tue, 01 Dec 2026 00:00:00 GMT"),
+            ("if-range", "\"v1\""),
+        ] {
+            let conditional = parts("GET", "/v2/images/x", &[(name, value)]);
+            let key = keys.key(&rules, &conditional, b"", None);
+            assert_ne!(key.digest(), plain_key.digest(), "{name}");
+            assert_eq!(*key, computed(&rules, &conditional, b"", None), "{name}");
+            assert!(key.canonical().ends_with(&format!("\n{name}: {value}")), "{name}");
+            let other = parts("GET", "/v2/images/x", &[(name, "\"v2\"")]);
+            assert_ne!(keys.key(&rules, &other, b"", None).digest(), key.digest(), "{name}");
+        }
+        assert!(Arc::ptr_eq(&plain_key, &keys.key(&rules, &plain, b"", None)));
     }
 
     #[test]

@@ -379,6 +379,8 @@ struct Reply {
 enum ReplyBody {
     Json(Value),
     Cut,
+    /// No body at all (a `304 Not Modified`).
+    Empty,
 }
 
 impl Reply {
@@ -491,6 +493,15 @@ async fn get_route(cx: &Ctx<'_>, path: &str) -> Option<Reply> {
         },
         "/big" => Reply::ok(big_doc()),
         "/headers-echo" => Reply::ok(headers_echo(cx.parts)),
+        // A conditional GET: `If-None-Match: "v1"` gets a 304, anything else the document.
+        "/etagged" => match cx.parts.headers.get(header::IF_NONE_MATCH) {
+            Some(v) if v == "\"v1\"" => Reply {
+                status: StatusCode::NOT_MODIFIED,
+                body: ReplyBody::Empty,
+                retry_after: false,
+            },
+            _ => Reply::ok(json!({"version": "v1"})),
+        },
         _ => {
             return path
                 .strip_prefix("/v2/images/")
@@ -730,6 +741,9 @@ fn finish(state: &State, parts: &Parts, request_id: &str, reply: Reply) -> Respo
                 .map_err(|never| match never {})
                 .boxed()
         }
+        ReplyBody::Empty => Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
         ReplyBody::Cut => {
             builder = builder.header(
                 header::CONTENT_LENGTH,
