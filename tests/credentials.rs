@@ -307,3 +307,96 @@ async fn a_signed_image_upload_and_filters_on_data_about_credentials_record_and_
     );
     replay.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn credentials_in_json_a_parser_refuses_never_reach_disk_or_log() {
+    // Python's json.dumps writes NaN; several documents one per line; single quotes; a
+    // document nested past serde_json's limit of 128 levels.
+    const NAN_PASSWORD: &str = "nan-body-password-7e21";
+    const QUOTED_PASSWORD: &str = "single-quoted-password-0c3d";
+    const DEEP_TOKEN: &str = "deep-request-token-58aa";
+    const NDJSON_TOKEN: &str = "ndjson-answer-token-b604";
+    const DEEP_ANSWER_TOKEN: &str = "deep-answer-token-2f19";
+    let dir = tempfile::tempdir().unwrap();
+    let deep = |token: &str| {
+        format!(
+            r#"{}{{"access_token": "{token}"}}{}"#,
+            "[".repeat(140),
+            "]".repeat(140)
+        )
+    };
+    let answer = format!(
+        "{{\"access_token\": \"{NDJSON_TOKEN}\", \"n\": 1}}\n{}\n",
+        deep(DEEP_ANSWER_TOKEN)
+    );
+    let canned = canned_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let env = [("RUST_LOG", "debug")];
+    let args = [
+        "record",
+        "--upstream",
+        &canned,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start_with_env(&args, dir.path(), &env);
+    let json = [("content-type", "application/json")];
+    for (n, body) in [
+        format!(r#"{{"auth": {{"password": "{NAN_PASSWORD}", "ratio": NaN}}}}"#),
+        format!(r#"{{'password': '{QUOTED_PASSWORD}', 'user': 'u'}}"#),
+        deep(DEEP_TOKEN),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let url = format!("{}/v3/odd/{n}", proxy.uri);
+        let reply = send("POST", &url, &json, body.as_bytes()).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+        assert!(
+            reply.text().contains(NDJSON_TOKEN),
+            "the client gets the live answer"
+        );
+    }
+    let log = proxy.log();
+    assert!(proxy.terminate().success());
+    // Replayed with other secrets, the requests still match.
+    let replay = Running::start(&["replay", "--store", "store", "--listen", "0"], dir.path());
+    let body = r#"{"auth": {"password": "another", "ratio": NaN}}"#;
+    let reply = send(
+        "POST",
+        &format!("{}/v3/odd/0", replay.uri),
+        &json,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    assert!(
+        reply.text().contains("\"access_token\": \"REDACTED\""),
+        "{}",
+        reply.text()
+    );
+    assert!(replay.terminate().success());
+    let out = dir.path().join("out");
+    export_store(&dir.path().join("store"), &out, None).unwrap();
+    for secret in [
+        NAN_PASSWORD,
+        QUOTED_PASSWORD,
+        DEEP_TOKEN,
+        NDJSON_TOKEN,
+        DEEP_ANSWER_TOKEN,
+    ] {
+        for place in [dir.path().join("store"), out.clone()] {
+            let hits = files_containing(&place, secret.as_bytes());
+            assert!(hits.is_empty(), "{secret:?} found in {hits:?}");
+        }
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

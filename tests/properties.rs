@@ -119,7 +119,20 @@ fn response() -> impl Strategy<Value = RecordedResponse> {
         ],
         // Longer than a year is no measured latency: `parse` refuses it.
         0..=MAX_LATENCY_MS,
-        "\\PC{0,20}".prop_filter("credentials never reach a cassette", |u| {
+        // An origin, or empty (a cassette's `upstream` must be one).
+        prop_oneof![
+            Just(String::new()),
+            (
+                "https?",
+                "[a-z0-9][a-z0-9.-]{0,15}",
+                proptest::option::of(1..=65535u16)
+            )
+                .prop_map(|(scheme, host, port)| match port {
+                    Some(port) => format!("{scheme}://{host}:{port}"),
+                    None => format!("{scheme}://{host}"),
+                }),
+        ]
+        .prop_filter("credentials never reach a cassette", |u| {
             strip_userinfo(u).1.is_none()
         }),
     )

@@ -72,15 +72,24 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     if !(100..=599).contains(&response.status) {
         return Err(format!("status: {} is not in 100..=599", response.status));
     }
-    if std::iter::once(&response.upstream)
-        .chain(&response.other_upstreams)
-        .any(|origin| credentials::strip_userinfo(origin).1.is_some())
-    {
-        return Err(
-            "upstream: it carries credentials (user information, `user:password@`), which are \
-             never stored"
-                .to_owned(),
-        );
+    let origins = std::iter::once(("upstream".to_owned(), &response.upstream)).chain(
+        (response.other_upstreams.iter().enumerate())
+            .map(|(i, origin)| (format!("other_upstreams[{i}]"), origin)),
+    );
+    for (field, origin) in origins {
+        if credentials::strip_userinfo(origin).1.is_some() {
+            return Err(format!(
+                "{field}: it carries credentials (user information, `user:password@`), which \
+                 are never stored"
+            ));
+        }
+        if !origin.is_empty() && !is_origin(origin) {
+            return Err(format!(
+                "{field}: {:?} is not an origin (`https://host[:port]` or `http://host[:port]`, \
+                 nothing after it): replay points what the answer says of it at the proxy",
+                credentials::shown_url(origin)
+            ));
+        }
     }
     crate::replay::timeshift::check_recorded_at(&response.recorded_at)
         .map_err(|e| format!("recorded_at: {e}"))?;
@@ -95,11 +104,16 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     check_not_encoded(response)?;
     // What an answer hands out is masked when recorded (the leak gate's masking): in a JSON
     // answer, and in a text one (a form, JSON after a byte-order mark).
-    use crate::model::answer_secrets::{mask_answer_json, mask_answer_text, may_hold_answer_secrets};
+    use crate::model::answer_secrets::{mask_answer_json, may_hold_answer_secrets};
     let found = match &response.body {
-        Some(crate::model::interaction::Body::Text(text)) => {
-            mask_answer_text(text).map(|(_, found)| found).unwrap_or_default()
-        }
+        Some(crate::model::interaction::Body::Text(text)) => text_answer_secrets(text),
+        // Bytes that are text after all (base64 of JSON, say) are checked as text.
+        Some(body @ crate::model::interaction::Body::Base64(_)) => body
+            .to_bytes()
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+            .map(|text| text_answer_secrets(&text))
+            .unwrap_or_default(),
         body => match body.as_ref().and_then(|b| b.json()) {
             Some(json) if may_hold_answer_secrets(json) => {
                 mask_answer_json(&mut json.clone(), &str::to_owned)
@@ -116,6 +130,36 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
         ));
     }
     Ok(())
+}
+
+/// What a text answer hands out: as JSON when it parses as JSON (a text body an older ims-vcr
+/// or a hand-edited cassette holds), else as [`mask_answer_text`] reads text.
+fn text_answer_secrets(text: &str) -> Vec<credentials::Found> {
+    use crate::model::answer_secrets::{mask_answer_json, mask_answer_text};
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut json) => mask_answer_json(&mut json, &str::to_owned),
+        Err(_) => mask_answer_text(text).map(|(_, found)| found).unwrap_or_default(),
+    }
+}
+
+/// Whether `text` is an origin: `http://` or `https://`, a host, maybe a port, nothing else.
+fn is_origin(text: &str) -> bool {
+    let Some(authority) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        // An IPv6 literal's colons are inside its brackets.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':'));
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), String> {
@@ -178,4 +222,41 @@ fn validate_body(body: &Option<crate::model::interaction::Body>) -> std::result:
     crate::model::interaction::body_bytes(body)
         .map(|_| ())
         .map_err(|e| format!("body: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::interaction::Body;
+
+    fn answer(body: Body, upstream: &str) -> RecordedResponse {
+        let mut response = crate::model::fixtures::status_answer(&crate::model::fixtures::get("/x"), "ok").response;
+        response.body = Some(body);
+        response.upstream = upstream.to_owned();
+        response
+    }
+
+    #[test]
+    fn an_answer_holding_a_credential_as_text_or_base64_or_an_upstream_that_is_no_origin_is_refused() {
+        use base64::Engine as _;
+        let token = r#"{"access_token": "t-text-1"}"#;
+        let deep = format!("{}{token}{}", "[".repeat(140), "]".repeat(140));
+        for body in [
+            Body::Text(token.to_owned()),
+            Body::Text(format!("{token}\n{token}\n")),
+            Body::Text(deep),
+            Body::Base64(base64::engine::general_purpose::STANDARD.encode(token)),
+        ] {
+            let e = validate_response(&answer(body.clone(), "")).unwrap_err();
+            assert!(e.contains("access_token of the answer body carries credentials"), "{body:?}: {e}");
+        }
+        for bad in ["a", "https://", "https://h/?token=t-1", "https://h/x", "ftp://h", "https://h:0", "https://h:99999"] {
+            let e = validate_response(&answer(Body::Text("{}".into()), bad)).unwrap_err();
+            assert!(e.starts_with("upstream: ") && e.contains("is not an origin"), "{bad}: {e}");
+            assert!(!e.contains("t-1"), "{e}");
+        }
+        for good in ["", "https://ims.example", "http://127.0.0.1:8080", "https://[::1]:443"] {
+            validate_response(&answer(Body::Text("{}".into()), good)).unwrap();
+        }
+    }
 }

@@ -152,8 +152,10 @@ fn may_be_secret_name(name: &str) -> bool {
 }
 
 /// A text answer that is not JSON as it stands, with what it hands out masked: JSON after a
-/// byte-order mark, or a form (`access_token=…&expires_in=…`, as OAuth token endpoints answer).
-/// `None` when it holds nothing to mask.
+/// byte-order mark, a form (`access_token=…&expires_in=…`, as OAuth token endpoints answer),
+/// or the `"name": value` pairs of JSON a parser refuses (`NaN`, several documents, text after
+/// it, nested past the parser's limit: see [`crate::model::json_like`]). `None` when it holds
+/// nothing to mask.
 pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
     if let Some(bare) = text.strip_prefix('\u{feff}')
         && let Ok(mut json) = serde_json::from_str::<Value>(bare)
@@ -164,7 +166,11 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
     if crate::model::credentials::looks_like_form(text.as_bytes()) {
         return crate::model::credentials::mask_query(text);
     }
-    None
+    crate::model::json_like::mask_fields(
+        text,
+        &|name, value| masks(name, &Value::String(value.to_owned())),
+        &|name| format!("credential field {name} of the answer body"),
+    )
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key

@@ -394,8 +394,9 @@ pub(crate) fn looks_like_form(body: &[u8]) -> bool {
 }
 
 /// A request body with its credentials masked: JSON fields, form parameters when
-/// `content_type` says it is a form (or there is none and the body reads as one), or the parts
-/// of a `multipart/form-data` body (see [`crate::model::multipart`]). `None` when
+/// `content_type` says it is a form (or there is none and the body reads as one), the parts
+/// of a `multipart/form-data` body (see [`crate::model::multipart`]), or, in other text, the
+/// `"name": value` pairs of JSON a parser refuses (see [`crate::model::json_like`]). `None` when
 /// there is nothing to mask (or the body is neither, or its credentials are empty). The masked
 /// JSON is compact; the form keeps its other pairs as they were.
 pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
@@ -440,7 +441,13 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             .collect();
         return Some((masked.into_bytes(), found));
     }
-    None
+    // Text that is none of those: JSON a strict parser refuses (`NaN`, several documents,
+    // trailing text, single quotes, cut short, nested past the parser's limit).
+    let text = std::str::from_utf8(body).ok()?;
+    crate::model::json_like::mask_fields(text, &|name, _| is_credential_name(name), &|name| {
+        format!("credential field {name} of the request body")
+    })
+    .map(|(masked, found)| (masked.into_bytes(), found))
 }
 
 /// An origin or URL (`scheme://...`) with its user information (`user:password@`) removed, and

@@ -8,6 +8,7 @@ pub mod answer_secrets;
 pub mod credentials;
 pub mod headers;
 pub mod interaction;
+pub(crate) mod json_like;
 pub mod key;
 pub mod multipart;
 pub mod params;
