@@ -400,3 +400,31 @@ async fn credentials_in_json_a_parser_refuses_never_reach_disk_or_log() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_recording_logs_its_request_line_with_path_credentials_masked() {
+    const MATRIX: &str = "refused-matrix-token-91c4";
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let args = [
+        "record",
+        "--upstream",
+        &fake.base_url(),
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start_with_env(&args, dir.path(), &[("RUST_LOG", "info")]);
+    // The fake echoes the path, token and all: the leak gate refuses to store that answer.
+    let url = format!("{}/v2/images/x;token={MATRIX}", proxy.uri);
+    let json = [("content-type", "application/json")];
+    let reply = send("POST", &url, &json, b"{}").await;
+    assert_ne!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    let log = proxy.log();
+    assert!(proxy.terminate().success());
+    assert!(log.contains("NOT recorded"), "{log}");
+    assert!(log.contains("x;token=REDACTED"), "{log}");
+    assert!(!log.contains(MATRIX), "{log}");
+    fake.stop().await;
+}

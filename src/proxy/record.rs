@@ -305,9 +305,12 @@ impl Proxy {
         replace: bool,
         live_needles: Vec<Needle>,
     ) -> Option<(RequestKey, u32)> {
+        // For the log: the path's credential parameters (`;token=`) masked, as every request
+        // line a log or a message shows has them.
         let line = format!(
             "{} {}",
-            interaction.request.method, interaction.request.path
+            interaction.request.method,
+            crate::model::params::shown_path(&interaction.request.path)
         );
         // The request's credentials; `live_needles` adds those of the exchange (as sent
         // upstream, and what the answer handed out in its headers: a token's `X-Subject-Token`,
