@@ -133,11 +133,21 @@ async fn a_redacted_recording_matches_both_the_pseudonym_and_the_real_value() {
     let fake = FakeIms::start(FakeOptions::default()).await;
     let proxy = redacting_recorder(&fake, &store).await;
     get(&format!("{}/v2/images?owner={OWNER}&limit=1", proxy.uri())).await;
+    // A path carrying the value and nothing else that names it (no header, no query): the
+    // recorder knows it from the request before.
+    let path = |id: &str| format!("/v1/{id}/cloudimages");
+    get(&format!("{}{}", proxy.uri(), path(OWNER))).await;
     proxy.shutdown().await.unwrap();
     fake.stop().await;
 
     let replay = replayer_with_key(&store).await;
     let pseudonym = key().pseudonym(OWNER);
+    for owner in [pseudonym.as_str(), OWNER] {
+        let reply = get(&format!("{}{}", replay.uri(), path(owner))).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "path with {owner}");
+    }
+    let other = get(&format!("{}{}", replay.uri(), path("0123456789abcdef"))).await;
+    assert_eq!(other.header("x-ims-vcr"), Some("miss"));
     for owner in [pseudonym.as_str(), OWNER] {
         let reply = get(&format!("{}/v2/images?limit=1&owner={owner}", replay.uri())).await;
         assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "owner={owner}");

@@ -13,11 +13,27 @@ impl Proxy {
                 let Some(redactor) = self.tapes.redactor() else {
                     return Play::Miss;
                 };
-                let redacted = redactor.redact_request(&recorded_request(parts, body));
-                match RequestKey::of_recorded(&self.rules, &redacted) {
-                    Ok(k) if k != *key => self.tapes.play(&k),
-                    _ => Play::Miss,
+                let mut redacted = redactor.redact_request(&recorded_request(parts, body));
+                if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted)
+                    && k != *key
+                {
+                    match self.tapes.play(&k) {
+                        Play::Miss => {}
+                        played => return played,
+                    }
                 }
+                // A redacted value only the path carries (a project id, without the header
+                // that would name it): each long segment tried as its pseudonym.
+                for path in redactor.path_variants(&redacted.path.clone()) {
+                    redacted.path = path;
+                    if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted) {
+                        match self.tapes.play(&k) {
+                            Play::Miss => {}
+                            played => return played,
+                        }
+                    }
+                }
+                Play::Miss
             }
             other => other,
         }

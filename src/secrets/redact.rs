@@ -230,6 +230,32 @@ impl Redactor {
         out
     }
 
+    /// The paths `path` may have been stored as when a segment of it was a redacted value the
+    /// request carries nowhere else (a project id in `/v1/{project_id}/cloudimages` sent
+    /// without an `X-Project-Id`): each segment of 8 characters or more replaced by its
+    /// pseudonym alone, then all of them together. Empty when no segment qualifies.
+    pub fn path_variants(&self, path: &str) -> Vec<String> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let long: Vec<usize> = (0..segments.len())
+            .filter(|i| segments[*i].len() >= 8)
+            .collect();
+        let with = |replaced: &[usize]| {
+            let parts: Vec<String> = (segments.iter().enumerate())
+                .map(|(i, s)| match replaced.contains(&i) {
+                    true => self.key.pseudonym(s),
+                    false => (*s).to_owned(),
+                })
+                .collect();
+            parts.join("/")
+        };
+        let mut variants: Vec<String> = long.iter().map(|i| with(&[*i])).collect();
+        if long.len() > 1 {
+            variants.push(with(&long));
+        }
+        variants.retain(|v| v != path);
+        variants
+    }
+
     fn mapping<'a>(&self, values: impl Iterator<Item = &'a String>) -> Mapping {
         let mut pairs: Vec<(String, String)> =
             values.map(|v| (v.clone(), self.key.pseudonym(v))).collect();
