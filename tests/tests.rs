@@ -55,6 +55,8 @@ mod sessions;
 mod run_command;
 // Several upstreams behind one listener: routes by path prefix.
 mod routes;
+// Binary bodies byte for byte and HEAD lengths, in every mode.
+mod answer_bytes;
 // Identity traffic: tokens, sign-in secrets and handed-out keys never stored; placeholder tokens.
 mod identity;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).

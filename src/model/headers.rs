@@ -1,7 +1,8 @@
 //! Which headers are hop-by-hop, which carry credentials, and which are too volatile to store or
 //! match on. Every other module asks here; no header list is written twice.
 
-use hyper::header::{CONNECTION, HeaderMap, HeaderName};
+use hyper::Method;
+use hyper::header::{CONNECTION, CONTENT_ENCODING, HeaderMap, HeaderName};
 
 use crate::model::credentials::is_credential_compact;
 
@@ -139,6 +140,25 @@ pub fn is_volatile_request(name: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(name))
 }
 
+/// True when an answer to a `method` request keeps the upstream's `Content-Length`, in what
+/// is relayed, stored and replayed: an answer to a `HEAD`, whose length is the size of what a
+/// `GET` brings (clients size downloads by it), unless it is content-encoded (bodies are stored
+/// decoded, so the encoded length would be wrong). Every other answer is framed by the proxy
+/// as it serves it.
+pub fn keeps_upstream_length(method: &Method, headers: &HeaderMap) -> bool {
+    *method == Method::HEAD && !is_content_encoded(headers)
+}
+
+/// True when `headers` name a content coding other than `identity`.
+pub fn is_content_encoded(headers: &HeaderMap) -> bool {
+    headers.get_all(CONTENT_ENCODING).iter().any(|value| {
+        value.as_bytes().split(|b| *b == b',').any(|coding| {
+            let coding = coding.trim_ascii();
+            !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+        })
+    })
+}
+
 /// Removes hop-by-hop headers, including every header the `Connection` header names. Most
 /// messages have none (and `Connection` is one), so one pass over the names usually suffices.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -254,6 +274,26 @@ mod tests {
             assert!(is_credential(name), "{name}");
         }
         assert!(!is_credential("x-project-id"));
+    }
+
+    #[test]
+    fn only_a_head_answer_not_content_encoded_keeps_the_upstream_length() {
+        let with = |encoding: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            h.insert("content-length", HeaderValue::from_static("5242880"));
+            if let Some(encoding) = encoding {
+                h.insert("content-encoding", HeaderValue::from_static(encoding));
+            }
+            h
+        };
+        assert!(keeps_upstream_length(&Method::HEAD, &with(None)));
+        assert!(keeps_upstream_length(&Method::HEAD, &with(Some("identity"))));
+        assert!(keeps_upstream_length(&Method::HEAD, &with(Some(" Identity , "))));
+        assert!(!keeps_upstream_length(&Method::HEAD, &with(Some("gzip"))));
+        assert!(!keeps_upstream_length(&Method::HEAD, &with(Some("identity, deflate"))));
+        for method in [Method::GET, Method::POST, Method::DELETE, Method::OPTIONS] {
+            assert!(!keeps_upstream_length(&method, &with(None)), "{method}");
+        }
     }
 
     #[test]

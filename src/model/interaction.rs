@@ -73,7 +73,8 @@ pub struct RecordedResponse {
     pub status: u16,
     /// Response headers in wire order, hop-by-hop, `Set-Cookie`, `Content-Length` and
     /// `Content-Encoding` removed: the proxy frames what it serves itself, and the body is
-    /// stored decoded.
+    /// stored decoded. An answer to a `HEAD` keeps the upstream's `Content-Length` (the size of
+    /// what a `GET` brings; replay serves it) unless it was content-encoded.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// Response body, decoded (never gzip); absent when empty.

@@ -20,7 +20,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
-use crate::model::headers::strip_hop_by_hop;
+use crate::model::headers::{keeps_upstream_length, strip_hop_by_hop};
 use crate::net::pool::Pool;
 use crate::net::signer::{self, Credentials};
 pub use crate::net::upstream_error::UpstreamError;
@@ -59,7 +59,8 @@ impl UpstreamConfig {
     }
 }
 
-/// A live answer, decoded: hop-by-hop headers, `Content-Length` and (when decoded)
+/// A live answer, decoded: hop-by-hop headers, `Content-Length` (kept in an answer to a
+/// `HEAD` that is not content-encoded: see [`keeps_upstream_length`]) and (when decoded)
 /// `Content-Encoding` removed.
 #[derive(Debug)]
 pub struct LiveResponse {
@@ -241,6 +242,7 @@ impl Upstream {
         let uri = request.uri().clone();
         let full = Url(&self.origin, &uri);
         let url = || full.to_string();
+        let method = request.method().clone();
         let started = Instant::now();
         let exchange = async {
             let (response, connection) = self
@@ -285,7 +287,11 @@ impl Upstream {
         let latency = started.elapsed();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        headers.remove(CONTENT_LENGTH);
+        // Framing is the proxy's own, except the length a `HEAD` answer gives (the size of what
+        // a `GET` brings), kept when the answer is not content-encoded.
+        if !keeps_upstream_length(&method, &headers) {
+            headers.remove(CONTENT_LENGTH);
+        }
         let body = decode_body(full, &mut headers, raw, self.max_body)?;
         Ok(LiveResponse {
             status: parts.status,
@@ -405,6 +411,12 @@ fn decode_body(
     raw: Bytes,
     limit: usize,
 ) -> std::result::Result<Bytes, UpstreamError> {
+    // No body is no body in any coding: an answer to a `HEAD` (or a `204`, a `304`) names the
+    // coding a `GET`'s body would have.
+    if raw.is_empty() {
+        headers.remove(CONTENT_ENCODING);
+        return Ok(raw);
+    }
     // Every header, in order: two `Content-Encoding: gzip` lines are two layers.
     let encodings: Vec<String> = headers
         .get_all(CONTENT_ENCODING)
@@ -522,6 +534,18 @@ mod tests {
         let body = decode_body("u", &mut headers, Bytes::from(gzip(b"{\"a\":1}")), 1024).unwrap();
         assert_eq!(body.as_ref(), b"{\"a\":1}");
         assert!(headers.get(CONTENT_ENCODING).is_none());
+    }
+
+    #[test]
+    fn an_empty_encoded_body_decodes_to_nothing() {
+        // A `HEAD` answer (or a 204) says how a `GET`'s body would be encoded, and has none.
+        for encoding in ["gzip", "deflate", "br"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            let body = decode_body("u", &mut headers, Bytes::new(), 1024).unwrap();
+            assert!(body.is_empty(), "{encoding}");
+            assert!(headers.get(CONTENT_ENCODING).is_none());
+        }
     }
 
     #[test]

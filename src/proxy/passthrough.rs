@@ -36,7 +36,7 @@ impl Proxy {
         let own = upstream.origin();
         let others = recorder.routes.origins().iter().map(String::as_str);
         let origins = std::iter::once(own).chain(others.filter(|o| *o != own));
-        match Prepared::relayed(live.status, live.headers, live.body, origins) {
+        match Prepared::relayed(&parts.method, live.status, live.headers, live.body, origins) {
             Ok(prepared) => {
                 let origin = self.origin_for(&prepared, parts);
                 let response = prepared.into_response(Outcome::Forwarded, origin.as_deref());

@@ -246,7 +246,7 @@ impl Proxy {
         let own = upstream.origin();
         let others = recorder.routes.origins().iter().map(String::as_str);
         let origins = std::iter::once(own).chain(others.filter(|o| *o != own));
-        let prepared = Prepared::relayed(live.status, live.headers, live.body, origins)
+        let prepared = Prepared::relayed(&parts.method, live.status, live.headers, live.body, origins)
             .map_err(|e| Failure::invalid_answer(&e))?;
         let (Some(store), Some((headers, stored_body, live_needles))) = (store, stored_parts) else {
             return Ok(Delivered { prepared, stored: false });

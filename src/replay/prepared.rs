@@ -1,13 +1,15 @@
 //! A response prepared once, at start-up or record time (status, headers, body bytes), and
-//! served by cheap clones; with the upstream origin pointed at the proxy when it mentions it.
+//! served by cheap clones; with the upstream origin pointed at the proxy when it mentions it
+//! (in the headers, and in a body that is text a client reads links from: see
+//! [`rewrites_body`]; binary data such as an image file is served byte for byte).
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Response, StatusCode};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Response, StatusCode};
 
 use crate::model::headers::{PLACEHOLDER_HEADERS, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN};
-use crate::model::interaction::{Body, RecordedResponse, body_bytes};
+use crate::model::interaction::{Body, Interaction, RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
 use crate::replay::timeshift;
 
@@ -17,11 +19,14 @@ pub struct Prepared {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
-    /// The upstream origins the body or a header mentions (a `Location`, a `self` link, a
+    /// The upstream origins a header or the body mentions (a `Location`, a `self` link, a
     /// service catalog naming another route's upstream), so what is served can point at the
     /// proxy instead of the real cloud. Empty for almost every answer, which then costs nothing
     /// extra to serve.
     upstream_origins: Vec<String>,
+    /// True when the body is text a client reads links from ([`rewrites_body`]): only then are
+    /// the origins looked for, and replaced, in it. Headers always are.
+    text_body: bool,
     /// How long the upstream took when this was recorded (for `--latency recorded`).
     latency: std::time::Duration,
     /// When it was recorded (`recorded_at`), for moving token times to now.
@@ -32,15 +37,36 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Prepares a stored answer. Fails on a status or header that is not valid HTTP (cassettes
-    /// are validated on load, so this only fires on a hand-edited store).
+    /// Prepares a stored answer to a request other than `HEAD` (see [`Prepared::from_interaction`]).
+    /// Fails on a status or header that is not valid HTTP (cassettes are validated on load, so
+    /// this only fires on a hand-edited store).
+    #[cfg(any(test, feature = "internals"))]
     pub fn from_recorded(response: &RecordedResponse) -> Result<Prepared, String> {
         Prepared::with_body(response, body_bytes(&response.body)?)
     }
 
-    /// Prepares `response` with `body`, the bytes its stored body stands for (known already
-    /// when it was just recorded: saves encoding the body again).
+    /// Prepares the stored answer of `interaction` for the request it answers: an answer to a
+    /// `HEAD` keeps the `Content-Length` the upstream gave (the size of what a `GET` would
+    /// bring), every other answer is framed by the proxy.
+    pub fn from_interaction(interaction: &Interaction) -> Result<Prepared, String> {
+        let body = body_bytes(&interaction.response.body)?;
+        Prepared::stored(
+            &interaction.response,
+            body,
+            interaction.request.method == Method::HEAD.as_str(),
+        )
+    }
+
+    /// Prepares `response`, an answer to a request other than `HEAD`, with `body`, the bytes
+    /// its stored body stands for (known already when it was just recorded: saves encoding the
+    /// body again).
+    #[cfg(any(test, feature = "internals"))]
     pub fn with_body(response: &RecordedResponse, body: Bytes) -> Result<Prepared, String> {
+        Prepared::stored(response, body, false)
+    }
+
+    /// Prepares `response` with `body`; `head` when it answers a `HEAD` request.
+    fn stored(response: &RecordedResponse, body: Bytes, head: bool) -> Result<Prepared, String> {
         let status = StatusCode::from_u16(response.status)
             .map_err(|_| format!("invalid status {}", response.status))?;
         let headers = header_map(
@@ -52,7 +78,7 @@ impl Prepared {
         )?;
         let origins = std::iter::once(response.upstream.as_str())
             .chain(response.other_upstreams.iter().map(String::as_str));
-        let mut prepared = Prepared::assembled(status, headers, body, origins);
+        let mut prepared = Prepared::assembled(status, headers, body, head, origins);
         let time_fields = if timeshift::may_hold_timestamps(&prepared.body) {
             serde_json::from_slice::<serde_json::Value>(&prepared.body)
                 .map(|json| timeshift::timestamp_fields(&json))
@@ -66,12 +92,13 @@ impl Prepared {
         Ok(prepared)
     }
 
-    /// A live answer prepared to be relayed once, as [`Prepared::with_body`] prepares its stored
-    /// form (every header as text, `upstream` then `other_upstreams` as the origins it may
-    /// mention), without the text round trip when every header value is UTF-8 (as any IMS
-    /// header is). Carries no recording time, latency or timestamp fields: it is served, never
-    /// replayed.
+    /// A live answer to a `method` request prepared to be relayed once, as
+    /// [`Prepared::from_interaction`] prepares its stored form (every header as text,
+    /// `upstream` then `other_upstreams` as the origins it may mention), without the text round
+    /// trip when every header value is UTF-8 (as any IMS header is). Carries no recording time,
+    /// latency or timestamp fields: it is served, never replayed.
     pub fn relayed<'o>(
+        method: &Method,
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
@@ -89,19 +116,27 @@ impl Prepared {
                 pairs.len(),
             )?
         };
-        Ok(Prepared::assembled(status, headers, body, origins))
+        let head = *method == Method::HEAD;
+        Ok(Prepared::assembled(status, headers, body, head, origins))
     }
 
     /// The parts every prepared answer shares: framing headers dropped, the outcome header in
-    /// place, and the `origins` the answer mentions.
+    /// place, and the `origins` the answer mentions. `head` when it answers a `HEAD` request.
     fn assembled<'o>(
         status: StatusCode,
         mut headers: HeaderMap,
         body: Bytes,
+        head: bool,
         origins: impl Iterator<Item = &'o str>,
     ) -> Prepared {
         // Framing is hyper's job: `Full` knows its length, so stale values must not survive.
-        headers.remove(hyper::header::CONTENT_LENGTH);
+        // An answer to a `HEAD` has no body to frame: its length is the upstream's word on the
+        // size of what a `GET` brings (clients size downloads by it), kept when it is one
+        // number (the upstream side leaves it out of a content-encoded answer, whose body is
+        // stored decoded).
+        if !(head && body.is_empty() && is_one_length(&headers)) {
+            headers.remove(CONTENT_LENGTH);
+        }
         headers.remove(hyper::header::TRANSFER_ENCODING);
         // Bodies are stored decoded: an encoding left in a store an older ims-vcr imported
         // would make the client decode what is not encoded.
@@ -109,8 +144,10 @@ impl Prepared {
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
         headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());
+        let text_body = rewrites_body(&headers, &body);
+        let searched: &[u8] = if text_body { &body } else { &[] };
         let upstream_origins: Vec<String> = origins
-            .filter(|o| !o.is_empty() && mentions(o, &body, headers.values()))
+            .filter(|o| !o.is_empty() && mentions(o, searched, headers.values()))
             .map(str::to_owned)
             .collect();
         Prepared {
@@ -118,6 +155,7 @@ impl Prepared {
             headers,
             body,
             upstream_origins,
+            text_body,
             latency: std::time::Duration::ZERO,
             recorded_at: None,
             time_fields: Box::default(),
@@ -184,9 +222,11 @@ impl Prepared {
     }
 
     /// A response to send, marked with the outcome. `proxy_origin` (e.g. `http://127.0.0.1:9696`)
-    /// replaces the upstream origin in the body and headers, so a client following a link or a
-    /// `Location` comes back to the proxy rather than going to the real cloud. The stored answer
-    /// is not changed.
+    /// replaces the upstream origin in the headers and in a text body ([`rewrites_body`]; a
+    /// binary body is served as stored), so a client following a link or a `Location` comes
+    /// back to the proxy rather than going to the real cloud. Only a whole origin is replaced:
+    /// one followed by more of a host or port (`https://h:1443`, `https://h.evil.example`) is
+    /// another origin. The stored answer is not changed.
     pub fn to_response(
         &self,
         outcome: Outcome,
@@ -194,7 +234,13 @@ impl Prepared {
     ) -> Response<Full<Bytes>> {
         let (body, headers) = match proxy_origin {
             Some(proxy) if self.mentions_upstream() => {
-                rewrite_origins(&self.body, &self.headers, &self.upstream_origins, proxy)
+                rewrite_origins(
+                    &self.body,
+                    self.text_body,
+                    &self.headers,
+                    &self.upstream_origins,
+                    proxy,
+                )
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
@@ -220,7 +266,13 @@ impl Prepared {
     ) -> Response<Full<Bytes>> {
         let (mut body, headers) = match proxy_origin {
             Some(proxy) if self.mentions_upstream() => {
-                rewrite_origins(&self.body, &self.headers, &self.upstream_origins, proxy)
+                rewrite_origins(
+                    &self.body,
+                    self.text_body,
+                    &self.headers,
+                    &self.upstream_origins,
+                    proxy,
+                )
             }
             _ => (self.body.clone(), self.headers.clone()),
         };
@@ -298,13 +350,29 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// rewritten again: `http://127.0.0.1:80` must not match inside a proxy origin
 /// `http://127.0.0.1:8080` put there a moment before.
 pub(crate) fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
+    replace_where(haystack, pairs, |_| true)
+}
+
+/// [`replace_each`] for origins: a `from` is replaced only where it ends the authority
+/// ([`ends_authority`]), so `https://h:1` is left alone in `https://h:12/x` and in
+/// `https://h:1.evil.example/x`.
+fn replace_origins(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
+    replace_where(haystack, pairs, ends_authority)
+}
+
+/// [`replace_each`], replacing a `from` only where `ends(what follows it)`.
+fn replace_where(
+    haystack: &[u8],
+    pairs: &[(String, String)],
+    ends: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
     let mut sorted: Vec<&(String, String)> = pairs.iter().filter(|(f, _)| !f.is_empty()).collect();
     sorted.sort_by_key(|pair| std::cmp::Reverse(pair.0.len()));
     let mut out = Vec::with_capacity(haystack.len());
     let mut i = 0;
     'scan: while i < haystack.len() {
         for (from, to) in &sorted {
-            if haystack[i..].starts_with(from.as_bytes()) {
+            if haystack[i..].starts_with(from.as_bytes()) && ends(&haystack[i + from.len()..]) {
                 out.extend_from_slice(to.as_bytes());
                 i += from.len();
                 continue 'scan;
@@ -316,7 +384,65 @@ pub(crate) fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u
     out
 }
 
-/// True when `body` or one of `headers` holds `origin`, plain or JSON-escaped (`https:\/\/…`).
+/// True when `rest`, what follows an origin, does not go on with its host or port: it is
+/// empty or starts with a byte no authority continues with (a `/`, `\/`, `?`, `#`, a quote,
+/// a space; not a letter, digit, `.`, `-`, `_`, `:` or `@`).
+fn ends_authority(rest: &[u8]) -> bool {
+    rest.first()
+        .is_none_or(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'@')))
+}
+
+/// True when `needle` (an origin) is in `place` as a whole origin ([`ends_authority`]).
+fn holds_origin(place: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && memchr::memmem::find_iter(place, needle).any(|at| ends_authority(&place[at + needle.len()..]))
+}
+
+/// True when a body is text a client reads links from, so the upstream origins in it are
+/// pointed at the proxy; any other body (an image file, `application/octet-stream`) is served
+/// byte for byte. Text is what its `Content-Type` names as such: `text/*`, JSON
+/// (`application/json`, Keystone's `application/json-home`, any `+json`), XML
+/// (`application/xml`, any `+xml`), `application/javascript` and
+/// `application/x-www-form-urlencoded`. An answer without a `Content-Type` is text when its
+/// body is UTF-8 (what a cassette writes as `json` or `text` rather than `base64`).
+pub fn rewrites_body(headers: &HeaderMap, body: &[u8]) -> bool {
+    match headers.get(CONTENT_TYPE) {
+        Some(value) => value.to_str().is_ok_and(is_text_type),
+        None => std::str::from_utf8(body).is_ok(),
+    }
+}
+
+/// True for a `Content-Type` value naming text a client reads links from (see
+/// [`rewrites_body`]); parameters (`; charset=utf-8`) and case do not matter.
+fn is_text_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind == "text"
+        || sub.ends_with("+json")
+        || sub.ends_with("+xml")
+        || kind == "application"
+            && matches!(
+                sub,
+                "json" | "json-home" | "xml" | "javascript" | "x-www-form-urlencoded"
+            )
+}
+
+/// True when `headers` hold one `Content-Length`, a number (what a `HEAD` answer keeps).
+fn is_one_length(headers: &HeaderMap) -> bool {
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (Some(value), None) => {
+            let value = value.as_bytes();
+            !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
+}
+
+/// True when `body` or one of `headers` holds `origin` as a whole origin ([`ends_authority`]),
+/// plain or JSON-escaped (`https:\/\/…`).
 pub fn mentions<'h>(
     origin: &str,
     body: &[u8],
@@ -342,7 +468,7 @@ pub fn mentions<'h>(
     let needles = [origin.as_bytes(), escaped.as_bytes()];
     found
         .into_iter()
-        .any(|place| needles.iter().any(|n| contains(place, n)))
+        .any(|place| needles.iter().any(|n| holds_origin(place, n)))
 }
 
 /// How many finders [`with_finder`] keeps per thread: the routes' origins are a handful.
@@ -381,9 +507,10 @@ fn with_finder<T>(needle: &str, mut search: impl FnMut(&memchr::memmem::Finder<'
 }
 
 /// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
-/// `proxy`.
+/// `proxy` where it is a whole origin ([`replace_origins`]); the body only when `text_body`.
 fn rewrite_origins(
     body: &Bytes,
+    text_body: bool,
     headers: &HeaderMap,
     upstreams: &[String],
     proxy: &str,
@@ -397,7 +524,7 @@ fn rewrite_origins(
             ]
         })
         .collect();
-    let rewrite = |bytes: &[u8]| replace_each(bytes, &pairs);
+    let rewrite = |bytes: &[u8]| replace_origins(bytes, &pairs);
     let mut new_headers = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         // A rewritten value is still valid: both origins are printable ASCII.
@@ -405,7 +532,12 @@ fn rewrite_origins(
             HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
         new_headers.append(name.clone(), value);
     }
-    (Bytes::from(rewrite(body)), new_headers)
+    let body = if text_body {
+        Bytes::from(rewrite(body))
+    } else {
+        body.clone()
+    };
+    (body, new_headers)
 }
 
 #[cfg(test)]
@@ -588,7 +720,7 @@ mod tests {
             };
             let expected = Prepared::with_body(&stored, body.clone()).unwrap();
             let relayed =
-                Prepared::relayed(StatusCode::from_u16(203).unwrap(), headers, body.clone(), origins.into_iter())
+                Prepared::relayed(&Method::GET, StatusCode::from_u16(203).unwrap(), headers, body.clone(), origins.into_iter())
                     .unwrap();
             assert_eq!(relayed.upstream_origins, expected.upstream_origins);
             for proxy in [None, Some("http://127.0.0.1:9")] {
@@ -609,6 +741,205 @@ mod tests {
                 };
                 assert_eq!(collect(a), collect(b));
             }
+        }
+    }
+
+    fn answer(content_type: Option<&str>, body: &[u8]) -> RecordedResponse {
+        let mut headers = vec![("location".into(), "https://h:27443/v2/images/x/file".into())];
+        if let Some(content_type) = content_type {
+            headers.push(("content-type".into(), content_type.into()));
+        }
+        RecordedResponse {
+            status: 200,
+            headers,
+            body: Body::from_bytes(body),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: "https://h:27443".into(),
+            other_upstreams: Vec::new(),
+        }
+    }
+
+    fn served(prepared: &Prepared, proxy: &str) -> (Vec<u8>, HeaderMap) {
+        let response = prepared.to_response(Outcome::Hit, Some(proxy));
+        let headers = response.headers().clone();
+        let body = futures_executor_block_on(http_body_util::BodyExt::collect(response.into_body()));
+        (body, headers)
+    }
+
+    #[test]
+    fn only_a_text_body_has_the_origin_rewritten_and_headers_always_do() {
+        let text = [
+            "application/json",
+            "application/json; charset=UTF-8",
+            "Application/JSON",
+            "application/json-home",
+            "application/openstack-images-v2.1-json-patch+json",
+            "application/schema+json",
+            "application/xml",
+            "application/atom+xml",
+            "image/svg+xml",
+            "text/plain",
+            "text/html; charset=utf-8",
+            "application/javascript",
+            "application/x-www-form-urlencoded",
+        ];
+        let binary = [
+            "application/octet-stream",
+            "application/x-gzip",
+            "image/png",
+            "application/vnd.ms-excel",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "json",
+            "",
+        ];
+        let body = b"\x00\x01https://h:27443/v2\xff\xfe";
+        let text_body = b"{\"self\":\"https://h:27443/v2\"}";
+        for content_type in text {
+            let prepared = Prepared::from_recorded(&answer(Some(content_type), text_body)).unwrap();
+            let (body, headers) = served(&prepared, "http://127.0.0.1:9");
+            assert_eq!(body, b"{\"self\":\"http://127.0.0.1:9/v2\"}", "{content_type}");
+            assert_eq!(headers["location"], "http://127.0.0.1:9/v2/images/x/file");
+        }
+        for content_type in binary {
+            for body in [&body[..], &text_body[..]] {
+                let prepared = Prepared::from_recorded(&answer(Some(content_type), body)).unwrap();
+                assert!(prepared.mentions_upstream(), "the header does");
+                let (served_body, headers) = served(&prepared, "http://127.0.0.1:9");
+                assert_eq!(served_body, body, "{content_type}: served byte for byte");
+                assert_eq!(headers["location"], "http://127.0.0.1:9/v2/images/x/file");
+            }
+        }
+        // No Content-Type: text when the body is UTF-8.
+        let prepared = Prepared::from_recorded(&answer(None, text_body)).unwrap();
+        assert_eq!(served(&prepared, "http://127.0.0.1:9").0, b"{\"self\":\"http://127.0.0.1:9/v2\"}");
+        let prepared = Prepared::from_recorded(&answer(None, body)).unwrap();
+        assert_eq!(served(&prepared, "http://127.0.0.1:9").0, body);
+        // A binary body alone does not make the answer mention the upstream: served untouched.
+        let mut image = answer(Some("application/octet-stream"), body);
+        image.headers.retain(|(name, _)| name != "location");
+        let prepared = Prepared::from_recorded(&image).unwrap();
+        assert!(!prepared.mentions_upstream());
+        assert!(prepared.mentioned_origins().is_empty());
+        let relayed = Prepared::relayed(
+            &Method::GET,
+            StatusCode::OK,
+            header_map(image.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), 1).unwrap(),
+            Bytes::from_static(body),
+            ["https://h:27443"].into_iter(),
+        )
+        .unwrap();
+        assert!(!relayed.mentions_upstream());
+        let response = relayed.into_response(Outcome::Forwarded, Some("http://127.0.0.1:9"));
+        assert_eq!(
+            futures_executor_block_on(http_body_util::BodyExt::collect(response.into_body())),
+            body
+        );
+    }
+
+    #[test]
+    fn only_a_whole_origin_is_rewritten() {
+        for (text, expected) in [
+            ("https://h:27443/x", "http://p:9/x"),
+            ("https://h:27443", "http://p:9"),
+            ("\"https://h:27443\"", "\"http://p:9\""),
+            ("https://h:27443?a=1 https://h:27443#f", "http://p:9?a=1 http://p:9#f"),
+            ("<https://h:27443>; rel=self", "<http://p:9>; rel=self"),
+            (r"https:\/\/h:27443\/x", r"http:\/\/p:9\/x"),
+            (r#""https:\/\/h:27443""#, r#""http:\/\/p:9""#),
+            // Other origins that start like it.
+            ("https://h:274439/x", "https://h:274439/x"),
+            ("https://h:27443.evil.example/x", "https://h:27443.evil.example/x"),
+            ("https://h:27443-x.example/x", "https://h:27443-x.example/x"),
+            ("https://h:27443_x/x", "https://h:27443_x/x"),
+            ("https://h:27443:1/x", "https://h:27443:1/x"),
+            ("https://h:27443@other/x", "https://h:27443@other/x"),
+            ("https://h:27443a", "https://h:27443a"),
+            (r"https:\/\/h:274439\/x", r"https:\/\/h:274439\/x"),
+            (r"https:\/\/h:27443.evil.example\/x", r"https:\/\/h:27443.evil.example\/x"),
+            // Both in one text.
+            ("https://h:274439/x https://h:27443/y", "https://h:274439/x http://p:9/y"),
+        ] {
+            let response = RecordedResponse {
+                headers: vec![("link".into(), text.into())],
+                ..answer(Some("text/plain"), text.as_bytes())
+            };
+            let prepared = Prepared::from_recorded(&response).unwrap();
+            assert_eq!(prepared.mentions_upstream(), text != expected, "{text}");
+            let (body, headers) = served(&prepared, "http://p:9");
+            assert_eq!(String::from_utf8(body).unwrap(), expected, "{text}");
+            assert_eq!(headers["link"], expected, "{text}");
+        }
+        let none: [&HeaderValue; 0] = [];
+        assert!(!mentions("https://h:27443", b"https://h:274439/x", none.iter().copied()));
+        assert!(!mentions("https://h:27443", br"https:\/\/h:27443.e\/x", none.iter().copied()));
+        assert!(mentions("https://h:27443", b"https://h:274439 https://h:27443", none.iter().copied()));
+        // `replace_each` (volatile values) replaces wherever it finds one, as before.
+        assert_eq!(
+            replace_each(b"ab abc", &[("ab".into(), "X".into())]),
+            b"X Xc".to_vec()
+        );
+    }
+
+    #[test]
+    fn a_head_answer_keeps_the_upstream_length_and_no_other_does() {
+        let interaction = |method: &str, length: &[&str], body: &[u8]| Interaction {
+            request: crate::model::interaction::RecordedRequest {
+                method: method.into(),
+                path: "/v2/images/x/file".into(),
+                query: None,
+                headers: Vec::new(),
+                body: None,
+                session: None,
+            },
+            response: RecordedResponse {
+                headers: length
+                    .iter()
+                    .map(|l| ("content-length".to_owned(), (*l).to_owned()))
+                    .collect(),
+                ..answer(Some("application/octet-stream"), body)
+            },
+            redaction: None,
+        };
+        let length = |i: &Interaction| {
+            let response = Prepared::from_interaction(i).unwrap().to_response(Outcome::Hit, None);
+            response
+                .headers()
+                .get_all("content-length")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(length(&interaction("HEAD", &["5242880"], b"")), ["5242880"]);
+        for (method, values, body) in [
+            ("GET", &["5242880"][..], &b""[..]),
+            ("GET", &["3"], b"abc"),
+            ("DELETE", &["0"], b""),
+            // Never a length that does not fit what is served, even for a HEAD.
+            ("HEAD", &["5242880"], b"abc"),
+            ("HEAD", &["5, 5"], b""),
+            ("HEAD", &["5", "6"], b""),
+            ("HEAD", &["-1"], b""),
+            ("HEAD", &[], b""),
+        ] {
+            assert!(length(&interaction(method, values, body)).is_empty(), "{method} {values:?}");
+        }
+        // Relayed live, as stored.
+        let mut headers = HeaderMap::new();
+        headers.insert("content-length", HeaderValue::from_static("5242880"));
+        for (method, expected) in [(Method::HEAD, Some("5242880")), (Method::GET, None)] {
+            let relayed = Prepared::relayed(
+                &method,
+                StatusCode::OK,
+                headers.clone(),
+                Bytes::new(),
+                std::iter::empty(),
+            )
+            .unwrap();
+            let response = relayed.into_response(Outcome::Forwarded, None);
+            let got = response.headers().get("content-length").map(|v| v.to_str().unwrap());
+            assert_eq!(got, expected, "{method}");
         }
     }
 

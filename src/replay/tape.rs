@@ -154,7 +154,7 @@ impl Loaded {
         let answers = interactions
             .iter()
             .take(count)
-            .map(|i| Prepared::from_recorded(&i.response))
+            .map(Prepared::from_interaction)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{}: {line}: {e}", from.display()))?;
         Ok(Loaded { request, answers })
@@ -272,7 +272,7 @@ impl Tapes {
             let answers = recording
                 .answers
                 .iter()
-                .map(|i| Prepared::from_recorded(&i.response))
+                .map(Prepared::from_interaction)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("{}: {e}", recording.key.request_line()))?;
             let Some(first) = recording.answers.first() else {

@@ -1,0 +1,231 @@
+//! What the upstream answered reaches the client as it was, in record, replay (from the store and
+//! from exported cassettes) and passthrough: a binary body byte for byte even when it holds the
+//! upstream's origin (only text bodies and headers have it pointed at the proxy, and only as a
+//! whole origin), and the `Content-Length` of an answer to `HEAD` (clients size downloads by it).
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use ims_vcr::{ProxyServer, UpstreamConfig};
+use tokio::net::TcpListener;
+
+use crate::util::*;
+
+/// The length a `HEAD` of the image file announces (what a `GET` would bring).
+const FILE_LENGTH: &str = "5242880";
+
+/// Image data holding the upstream origin, plain and JSON-escaped, among bytes that are not
+/// UTF-8: what a proxy rewriting links in every body would change.
+fn image_bytes(origin: &str) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\x00\xff\xfe".to_vec();
+    bytes.extend_from_slice(origin.as_bytes());
+    bytes.extend_from_slice(b"/v2/images/x/file\x00");
+    bytes.extend_from_slice(origin.replace('/', "\\/").as_bytes());
+    bytes.extend(0..=255u8);
+    bytes
+}
+
+/// Image data that happens to be ASCII text, still `application/octet-stream`.
+fn ascii_image(origin: &str) -> Vec<u8> {
+    format!("P3 {origin}/v2 1 1 255 0 0 0").into_bytes()
+}
+
+/// A TLS upstream on 127.0.0.1 (its CA written to `dir/ca.pem`) serving image files, the `HEAD`
+/// of one (plain and gzip-encoded), and a JSON answer with URLs that only start like its origin.
+async fn file_upstream(dir: &Path) -> UpstreamConfig {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf(&["127.0.0.1"], false);
+    let acceptor = tls_acceptor(&cert, &key, &[b"http/1.1"]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("https://{}", listener.local_addr().unwrap());
+    let served = origin.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, origin) = (acceptor.clone(), served.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let answer = answer(&origin, request.method(), request.uri().path());
+                    async move { Ok::<_, std::convert::Infallible>(answer) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let mut config = UpstreamConfig::new(origin);
+    config.ca_file = Some(ca_file);
+    config.timeout = std::time::Duration::from_secs(5);
+    config
+}
+
+fn answer(origin: &str, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let octets = |body: Vec<u8>| {
+        Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    match (method.as_str(), path) {
+        ("GET", "/v2/images/x/file") => octets(image_bytes(origin)),
+        ("GET", "/v2/images/y/file") => octets(ascii_image(origin)),
+        ("HEAD", "/v2/images/x/file") => Response::builder()
+            .header("content-type", "application/octet-stream")
+            .header("content-length", FILE_LENGTH)
+            .header("content-md5", "XrY7u+Ae7tCTyyK7j1rNww==")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        ("HEAD", "/v2/images/gz/file") => Response::builder()
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .header("content-length", "1234")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        ("GET", "/v2/links") => Response::builder()
+            .header("content-type", "application/json")
+            .header("link", format!("<{origin}/v2>; rel=self, <{origin}9/v2>; rel=near"))
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"self":"{origin}/v2","near":"{origin}9/x","evil":"{origin}.evil.example/x","end":"{origin}"}}"#
+            ))))
+            .unwrap(),
+        _ => Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    }
+}
+
+/// Every check, through `proxy`, of answers whose upstream origin is `origin`.
+async fn check_answers(proxy: &str, origin: &str, mode: &str) {
+    let x = get(&format!("{proxy}/v2/images/x/file")).await;
+    assert_eq!(x.status, 200, "{mode}");
+    assert!(x.header("x-ims-vcr").is_some(), "{mode}");
+    assert!(
+        x.body == image_bytes(origin),
+        "{mode}: binary body changed: {}",
+        x.text()
+    );
+    // The proxy frames what it serves: the length is the body's.
+    assert_eq!(
+        x.header("content-length"),
+        Some(x.body.len().to_string().as_str()),
+        "{mode}"
+    );
+    let y = get(&format!("{proxy}/v2/images/y/file")).await;
+    assert_eq!(
+        y.text(),
+        String::from_utf8(ascii_image(origin)).unwrap(),
+        "{mode}"
+    );
+
+    let head = send("HEAD", &format!("{proxy}/v2/images/x/file"), &[], b"").await;
+    assert_eq!(head.status, 200, "{mode}");
+    assert!(head.body.is_empty(), "{mode}");
+    assert_eq!(
+        head.header("content-length"),
+        Some(FILE_LENGTH),
+        "{mode}: {:?}",
+        head.headers
+    );
+    assert_eq!(
+        head.header("content-md5"),
+        Some("XrY7u+Ae7tCTyyK7j1rNww=="),
+        "{mode}"
+    );
+    assert_eq!(
+        head.header("content-type"),
+        Some("application/octet-stream"),
+        "{mode}"
+    );
+    // Content-encoded: the body is stored decoded, so the encoded length would be wrong.
+    let gz = send("HEAD", &format!("{proxy}/v2/images/gz/file"), &[], b"").await;
+    assert_eq!(gz.status, 200, "{mode}: {}", gz.text());
+    assert_eq!(
+        gz.header("content-length"),
+        None,
+        "{mode}: {:?}",
+        gz.headers
+    );
+    assert_eq!(gz.header("content-encoding"), None, "{mode}");
+
+    // A text answer: only the whole origin is pointed at the proxy.
+    let links = get(&format!("{proxy}/v2/links")).await;
+    let json = links.json();
+    assert_eq!(json["self"], format!("{proxy}/v2"), "{mode}");
+    assert_eq!(json["end"], proxy, "{mode}");
+    assert_eq!(json["near"], format!("{origin}9/x"), "{mode}");
+    assert_eq!(json["evil"], format!("{origin}.evil.example/x"), "{mode}");
+    assert_eq!(
+        links.header("link"),
+        Some(format!("<{proxy}/v2>; rel=self, <{origin}9/v2>; rel=near").as_str()),
+        "{mode}"
+    );
+}
+
+#[tokio::test]
+async fn binary_bodies_and_head_lengths_reach_the_client_as_the_upstream_sent_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let upstream = file_upstream(dir.path()).await;
+    let origin = upstream.url.clone();
+
+    let passthrough = ProxyServer::builder()
+        .passthrough(upstream.clone())
+        .start()
+        .await
+        .unwrap();
+    check_answers(&passthrough.uri(), &origin, "passthrough").await;
+    passthrough.shutdown().await.unwrap();
+
+    let recorder = recording_through(upstream, &store).await;
+    check_answers(&recorder.uri(), &origin, "record").await;
+    recorder.shutdown().await.unwrap();
+
+    let replay = replayer(&store).await;
+    check_answers(&replay.uri(), &origin, "replay").await;
+    // HTTP/2 too: hyper sends a HEAD answer's length there as well.
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let head = h2
+        .head(format!("{}/v2/images/x/file", replay.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.version(), reqwest::Version::HTTP_2);
+    assert_eq!(head.headers()["content-length"], FILE_LENGTH);
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+
+    // The exported cassette of the HEAD holds the length; replayed from cassettes, as above.
+    let cassettes = dir.path().join("cassettes");
+    export_store(&store, &cassettes, None).unwrap();
+    let files = all_files(&cassettes);
+    let heads: Vec<String> = files
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .filter(|text| text.contains("\"HEAD\""))
+        .collect();
+    assert_eq!(heads.len(), 2, "{files:?}");
+    let compact: String = heads.concat().split_whitespace().collect();
+    assert!(
+        compact.contains(r#"["content-length","5242880"]"#),
+        "{heads:?}"
+    );
+    assert!(!compact.contains("1234"), "{heads:?}");
+    let replay = cassette_replayer(&cassettes).await;
+    check_answers(&replay.uri(), &origin, "cassette replay").await;
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 0, "{summary}");
+}
