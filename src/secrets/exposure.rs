@@ -14,10 +14,25 @@ use crate::model::interaction::{Body, Encoded, Interaction};
 use crate::secrets::leak::{Leak, LeakScanner, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
 
+/// Authentication parameters whose values are keys or proofs of one: an AK/SK signature's
+/// `Access`, `Signature` and `Credential` (AWS v4), Digest's `response` and `cnonce`, OAuth 1's
+/// `oauth_signature` and `oauth_token`.
+const SECRET_AUTH_PARAMS: [&str; 7] = [
+    "access",
+    "signature",
+    "credential",
+    "response",
+    "cnonce",
+    "oauth_signature",
+    "oauth_token",
+];
+
+
 /// Credential values a request carried, as needles for the leak gate: each credential header's
 /// whole value, plus the secret parts inside it: the access key and signature of an AK/SK
 /// `Authorization` (not its `SignedHeaders` list, which names ordinary headers), the credential
-/// of a `Bearer`/`Basic` one, and each cookie value.
+/// of a `Bearer`/`Basic` one, the parameters [`SECRET_AUTH_PARAMS`] names however they are
+/// written, both halves of an `ACCESS_KEY:SIGNATURE` one, and each cookie value.
 pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
     let mut needles = Vec::new();
     for (name, value) in headers {
@@ -39,25 +54,36 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
         match name.as_str() {
             "authorization" | "proxy-authorization" => {
                 let (scheme, rest) = value.split_once(' ').unwrap_or(("", value));
-                if scheme.contains("HMAC") {
-                    for (k, v) in rest.split(',').filter_map(|p| p.trim().split_once('=')) {
-                        if matches!(k, "Access" | "Signature" | "Credential") {
-                            push(v);
+                push(rest);
+                // Authentication parameters, however written (`SDK-HMAC-SHA256 Access=…,
+                // Signature=…`, lower-case, spaces around `=`, quoted; Digest's `response`):
+                // the values that are keys or proofs of one.
+                for (k, v) in rest.split(',').filter_map(|p| p.split_once('=')) {
+                    let k = k.trim().rsplit(' ').next().unwrap_or_default();
+                    if SECRET_AUTH_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+                        push(v.trim().trim_matches('"'));
+                    }
+                }
+                // `ACCESS_KEY:SIGNATURE` (Huawei OBS, AWS v2 style): each half alone.
+                if let Some((access, signature)) = rest.trim().split_once(':')
+                    && !access.contains(['=', ',', ' ', '"'])
+                {
+                    for half in [access, signature] {
+                        if half.trim().len() >= 6 {
+                            push(half);
                         }
                     }
-                } else {
-                    push(rest);
-                    // Basic carries `user:password` in base64: the decoded pair and the password
-                    // alone are secrets too.
-                    if scheme.eq_ignore_ascii_case("basic")
-                        && let Ok(decoded) =
-                            base64::engine::general_purpose::STANDARD.decode(rest.trim())
-                        && let Ok(pair) = String::from_utf8(decoded)
-                    {
-                        push(&pair);
-                        if let Some((_, password)) = pair.split_once(':') {
-                            push(password);
-                        }
+                }
+                // Basic carries `user:password` in base64: the decoded pair and the password
+                // alone are secrets too.
+                if scheme.eq_ignore_ascii_case("basic")
+                    && let Ok(decoded) =
+                        base64::engine::general_purpose::STANDARD.decode(rest.trim())
+                    && let Ok(pair) = String::from_utf8(decoded)
+                {
+                    push(&pair);
+                    if let Some((_, password)) = pair.split_once(':') {
+                        push(password);
                     }
                 }
             }

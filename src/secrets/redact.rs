@@ -902,6 +902,25 @@ mod tests {
     }
 
     #[test]
+    fn credential_needles_cover_authorization_parameters_however_written() {
+        for (value, secrets) in [
+            ("sdk-hmac-sha256 access=AKLOWER123, signedheaders=host, signature=siglower456", &["AKLOWER123", "siglower456"][..]),
+            ("SDK-HMAC-SHA256 Access = AKSPACED12 , Signature = sigspaced34", &["AKSPACED12", "sigspaced34"]),
+            ("SDK-HMAC-SHA256 Access=\"AKQUOTED12\", Signature=\"sigquoted34\"", &["AKQUOTED12", "sigquoted34"]),
+            ("OBS AKOBS12345:c2lnbmF0dXJlLW9icw==", &["AKOBS12345", "c2lnbmF0dXJlLW9icw=="]),
+            ("Digest username=\"u\", realm=\"r\", nonce=\"n\", response=\"6629fae49393a05397450978507c4ef1\", cnonce=\"0a4f113b\"", &["6629fae49393a05397450978507c4ef1", "0a4f113b"]),
+        ] {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert("authorization", value.parse().unwrap());
+            let values: Vec<String> = credential_needles(&headers).into_iter().map(|n| n.value).collect();
+            for secret in secrets {
+                assert!(values.iter().any(|v| v == secret), "{value}: {secret} not in {values:?}");
+            }
+            assert!(!values.iter().any(|v| v == "host" || v == "u" || v == "r"), "{value}: {values:?}");
+        }
+    }
+
+    #[test]
     fn credential_needles_cover_the_access_key_and_signature() {
         let mut headers = hyper::HeaderMap::new();
         headers.insert(
