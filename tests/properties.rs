@@ -99,14 +99,14 @@ fn request() -> impl Strategy<Value = RecordedRequest> {
 
 fn response() -> impl Strategy<Value = RecordedResponse> {
     (
-        100..=599u16,
+        200..=599u16,
         headers(),
         body_bytes(),
         // `parse` reads `recorded_at` as an RFC 3339 date-time from 1970 on, or empty.
         prop_oneof![
             Just(String::new()),
             (
-                1970..=2200i32,
+                1970..=2025i32,
                 1..=12u8,
                 1..=28u8,
                 0..=23u8,

@@ -69,8 +69,11 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
 pub const MAX_LATENCY_MS: u64 = 365 * 24 * 3600 * 1000;
 
 pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Result<(), String> {
-    if !(100..=599).contains(&response.status) {
-        return Err(format!("status: {} is not in 100..=599", response.status));
+    if !(200..=599).contains(&response.status) {
+        return Err(format!(
+            "status: {} is not in 200..=599 (a recorded answer is a final one)",
+            response.status
+        ));
     }
     let origins = std::iter::once(("upstream".to_owned(), &response.upstream)).chain(
         (response.other_upstreams.iter().enumerate())
@@ -258,5 +261,19 @@ mod tests {
         for good in ["", "https://ims.example", "http://127.0.0.1:8080", "https://[::1]:443"] {
             validate_response(&answer(Body::Text("{}".into()), good)).unwrap();
         }
+    }
+
+    #[test]
+    fn an_informational_status_or_a_recording_time_in_the_future_is_refused() {
+        let mut informational = answer(Body::Text("{}".into()), "");
+        informational.status = 101;
+        let e = validate_response(&informational).unwrap_err();
+        assert!(e.starts_with("status: 101 is not in 200..=599"), "{e}");
+        let mut future = answer(Body::Text("{}".into()), "");
+        future.recorded_at = "9999-12-31T00:00:00Z".into();
+        let e = validate_response(&future).unwrap_err();
+        assert!(e.starts_with("recorded_at: \"9999-12-31T00:00:00Z\" is in the future"), "{e}");
+        future.recorded_at = "2026-01-01T00:00:00Z".into();
+        validate_response(&future).unwrap();
     }
 }

@@ -138,6 +138,9 @@ impl Prepared {
             headers.remove(CONTENT_LENGTH);
         }
         headers.remove(hyper::header::TRANSFER_ENCODING);
+        // Hop-by-hop headers belong to one connection (a hand-edited cassette could hold
+        // `Connection: close` or `Upgrade`): never served. One pass when there are none.
+        crate::model::headers::strip_hop_by_hop(&mut headers);
         // Bodies are stored decoded: an encoding left in a store an older ims-vcr imported
         // would make the client decode what is not encoded.
         headers.remove(hyper::header::CONTENT_ENCODING);
@@ -546,13 +549,17 @@ mod tests {
     use crate::model::interaction::Body;
 
     #[test]
-    fn stale_framing_and_encoding_headers_are_never_served() {
+    fn stale_framing_encoding_and_hop_by_hop_headers_are_never_served() {
         let recorded = RecordedResponse {
             status: 200,
             headers: vec![
                 ("content-length".into(), "999".into()),
                 ("transfer-encoding".into(), "chunked".into()),
                 ("content-encoding".into(), "gzip".into()),
+                ("connection".into(), "close, x-foo".into()),
+                ("x-foo".into(), "per-connection".into()),
+                ("upgrade".into(), "h2c".into()),
+                ("keep-alive".into(), "timeout=5".into()),
             ],
             body: Body::from_bytes(b"{}"),
             recorded_at: String::new(),
@@ -566,6 +573,9 @@ mod tests {
         assert!(response.headers().get("transfer-encoding").is_none());
         assert!(response.headers().get("content-length").is_none());
         assert!(response.headers().get("content-encoding").is_none());
+        for hop in ["connection", "x-foo", "upgrade", "keep-alive"] {
+            assert!(response.headers().get(hop).is_none(), "{hop}");
+        }
         assert_eq!(response.headers()[crate::net::outcome::OUTCOME_HEADER], "hit");
     }
 

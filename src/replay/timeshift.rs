@@ -187,7 +187,13 @@ pub fn check_recorded_at(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Ok(());
     }
+    // A day of clock skew between the machine that recorded and this one is allowed.
+    let latest = time::OffsetDateTime::now_utc() + Duration::days(1);
     match recorded_at(text) {
+        Some(at) if at > latest => Err(format!(
+            "{text:?} is in the future; expected when the answer was recorded (replay moves the \
+             answer's dates by the time since)"
+        )),
         Some(at) if at.year() >= 1970 => Ok(()),
         Some(_) => Err(format!("{text:?} is before 1970; expected when the answer was recorded")),
         None => Err(format!(
