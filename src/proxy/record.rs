@@ -104,7 +104,7 @@ impl Coalesced {
     }
 }
 
-/// A forwarding failure, kept as data so single-flight waiters can each render it.
+/// A forwarding failure, kept as data until it is rendered as the client's `502`.
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {
     pub(super) status: StatusCode,
@@ -239,7 +239,11 @@ impl Proxy {
 
     /// The answer to the client whose exchange `forwarded` is: the live answer (`recorded` or
     /// `forwarded`), or the `502`.
-    pub(super) fn served(&self, parts: &Parts, forwarded: Forwarded) -> (Response<Full<Bytes>>, Outcome) {
+    pub(super) fn served(
+        &self,
+        parts: &Parts,
+        forwarded: Forwarded,
+    ) -> (Response<Full<Bytes>>, Outcome) {
         match forwarded {
             Ok(delivered) => {
                 let outcome = delivered.outcome();
