@@ -24,6 +24,8 @@ mod verifier;
 mod redaction;
 // Modes, single-flight, sequences, match rules, verdicts, control API, latency and faults.
 mod modes;
+// Auto mode's coalesced misses: waiters replay the stored answer, never another client's live one.
+mod coalescing;
 // Hardening, one theme a file under tests/hardening/.
 mod hardening {
     // kill -9 of the recorder under load: every answered request survives.

@@ -14,7 +14,7 @@ pub mod settings;
 pub mod telemetry;
 
 pub(crate) use record::Recorder;
-use record::Forwarded;
+use record::Coalesced;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -165,9 +165,10 @@ pub(crate) struct Proxy {
     volatile_values: Mutex<HashMap<Option<String>, Substitutions>>,
     /// Limits, realism and the control token, fixed at start-up.
     settings: Settings,
-    /// Auto mode: concurrent identical misses wait on one upstream exchange. Held only to
-    /// insert or remove an entry, never across an await.
-    inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Forwarded>>>>,
+    /// Auto mode: concurrent identical misses wait on one upstream exchange, and learn from it
+    /// only where its answer was stored, never the live answer (see [`Coalesced`]). Held only
+    /// to insert or remove an entry, never across an await.
+    inflight: Mutex<HashMap<[u8; 32], Arc<OnceCell<Coalesced>>>>,
     /// Builds request keys under `rules`, from this thread's memo when they allow it.
     keys: keys::Keys,
 }
@@ -450,13 +451,10 @@ impl Proxy {
                     None => Box::pin(self.single_flight(recorder, parts, body, &key)).await,
                 }
             }
-            _ => match Box::pin(self.forward(recorder, parts, body, &key, mode)).await {
-                Ok(delivered) => {
-                    let outcome = delivered.outcome();
-                    (self.serve(&delivered.prepared, parts, outcome), outcome)
-                }
-                Err(failure) => (failure.to_response(), Outcome::UpstreamError),
-            },
+            _ => {
+                let forwarded = Box::pin(self.forward(recorder, parts, body, &key, mode)).await;
+                self.served(parts, forwarded)
+            }
         }
     }
 

@@ -49,20 +49,21 @@ impl Recorder {
     }
 }
 
-/// What the proxy answers one forwarded exchange with (shared by single-flight waiters).
+/// What the proxy answers one forwarded exchange with: only ever to the client that made it.
 pub(super) type Forwarded = Result<Delivered, Failure>;
 
-/// A live answer, and whether it was stored (the gate or the store may refuse it).
-#[derive(Clone, Debug)]
+/// A live answer, and where it was stored (the gate or the store may refuse it).
+#[derive(Debug)]
 pub(crate) struct Delivered {
     pub(super) prepared: Prepared,
-    pub(super) stored: bool,
+    /// The answer's position among its request's stored answers, when it was stored.
+    pub(super) stored: Option<u32>,
 }
 
 impl Delivered {
     /// `recorded` when the answer was stored, else `forwarded` (served live, not stored).
     pub(super) fn outcome(&self) -> Outcome {
-        if self.stored {
+        if self.stored.is_some() {
             Outcome::Recorded
         } else {
             Outcome::Forwarded
@@ -70,7 +71,40 @@ impl Delivered {
     }
 }
 
-/// A forwarding failure, kept as data so single-flight waiters can each render it.
+/// What the clients waiting on another client's exchange (auto mode, concurrent identical
+/// misses) learn from it: where its answer was stored, never the answer itself.
+///
+/// Requests that share a key are identical only up to what the key leaves out: credentials
+/// (the token, a password in a sign-in body, a cookie) and volatile headers. The live answer
+/// is the answer to one client's credentials: it may carry a `Set-Cookie`, the real token of a
+/// sign-in in `X-Subject-Token`, or that client's token echoed in the body. So a waiter is
+/// served what a replay would serve it, the stored and sanitised form (no `Set-Cookie`, the
+/// placeholder token, redacted under `--redact`); and when nothing was stored there is no
+/// such form, so each waiter makes its own exchange, as it would have without coalescing. The
+/// types keep the live answer out of the waiters' reach: only this crosses to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Coalesced {
+    /// Stored as this answer (0-based) of the request: each waiter replays that answer.
+    Stored(u32),
+    /// Not stored: the leak gate or the store refused it, the upstream failed, or the answer
+    /// could not be served again. Each waiter makes its own exchange. Sharing even an upstream
+    /// failure is not done: a `502` from one client's exchange is that client's, and the
+    /// upstream may answer the next one.
+    NotStored,
+}
+
+impl Coalesced {
+    fn of(forwarded: &Forwarded) -> Coalesced {
+        match forwarded {
+            Ok(Delivered {
+                stored: Some(seq), ..
+            }) => Coalesced::Stored(*seq),
+            _ => Coalesced::NotStored,
+        }
+    }
+}
+
+/// A forwarding failure, kept as data until it is rendered as the client's `502`.
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {
     pub(super) status: StatusCode,
@@ -150,8 +184,10 @@ fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
 }
 
 impl Proxy {
-    /// Auto-mode miss: the first of N concurrent identical misses forwards and records; the
-    /// others wait for and serve its answer.
+    /// Auto-mode miss: the first of N concurrent identical misses forwards and records, and is
+    /// the only one served the live answer; the others wait for it and are served what a
+    /// replay of the stored answer gives them, or, when it was not stored, make their own
+    /// exchange (see [`Coalesced`] for why).
     pub(super) async fn single_flight(
         &self,
         recorder: &Recorder,
@@ -166,28 +202,51 @@ impl Proxy {
                 .expect("no code panics while holding the inflight lock");
             inflight.entry(*key.digest()).or_default().clone()
         };
-        let mut leader = false;
-        let forwarded = cell
+        // Set only by the client whose exchange this is (the leader): the live answer stays
+        // here, and the cell holds only where it was stored.
+        let mut own: Option<Forwarded> = None;
+        let coalesced = *cell
             .get_or_init(|| {
-                leader = true;
-                self.forward(recorder, parts, body, key, Mode::Auto)
+                let own = &mut own;
+                let body = body.clone();
+                async move {
+                    let forwarded = self.forward(recorder, parts, body, key, Mode::Auto).await;
+                    let coalesced = Coalesced::of(&forwarded);
+                    *own = Some(forwarded);
+                    coalesced
+                }
             })
             .await;
-        if leader {
+        if let Some(forwarded) = own {
             self.inflight
                 .lock()
                 .expect("no code panics while holding the inflight lock")
                 .remove(key.digest());
+            return self.served(parts, forwarded);
         }
-        match forwarded {
-            Ok(delivered) if leader => {
-                let outcome = delivered.outcome();
-                (self.serve(&delivered.prepared, parts, outcome), outcome)
+        if let Coalesced::Stored(seq) = coalesced {
+            let played = self.tapes.answer(key, seq as usize);
+            if let Some(prepared) = played.prepared() {
+                return (self.hit(parts, &body, &played, prepared).await, Outcome::Hit);
             }
-            // Waiters get the leader's answer: replayed from what was stored, or live when it
-            // was not stored.
+            if let Play::Unreadable(why) = &played {
+                tracing::warn!(request = key.request_line(), "{why}; forwarding instead");
+            }
+        }
+        let forwarded = self.forward(recorder, parts, body, key, Mode::Auto).await;
+        self.served(parts, forwarded)
+    }
+
+    /// The answer to the client whose exchange `forwarded` is: the live answer (`recorded` or
+    /// `forwarded`), or the `502`.
+    pub(super) fn served(
+        &self,
+        parts: &Parts,
+        forwarded: Forwarded,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        match forwarded {
             Ok(delivered) => {
-                let outcome = if delivered.stored { Outcome::Hit } else { Outcome::Forwarded };
+                let outcome = delivered.outcome();
                 (self.serve(&delivered.prepared, parts, outcome), outcome)
             }
             Err(failure) => (failure.to_response(), Outcome::UpstreamError),
@@ -249,7 +308,7 @@ impl Proxy {
         let prepared = Prepared::relayed(&parts.method, live.status, live.headers, live.body, origins)
             .map_err(|e| Failure::invalid_answer(&e))?;
         let (Some(store), Some((headers, stored_body, live_needles))) = (store, stored_parts) else {
-            return Ok(Delivered { prepared, stored: false });
+            return Ok(Delivered { prepared, stored: None });
         };
         // What is stored: stable date and request id (the client recording now gets the live
         // date and request id; a support ticket needs the real one), so re-recording changes
@@ -276,14 +335,14 @@ impl Proxy {
             },
             redaction: None,
         };
-        let mut stored = false;
+        let mut stored = None;
         let replace = mode == Mode::Record;
         if let Some((stored_key, seq)) = self
             .persist(recorder, store, parts, &interaction, replace, live_needles)
             .await
         {
             self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-            stored = true;
+            stored = Some(seq);
             recorder.warn_if_refused(key, live.status);
             // Looked up by the request as sent; read back from where the store keeps it
             // (another key when redaction changed the request).

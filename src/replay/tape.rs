@@ -399,6 +399,20 @@ impl Tapes {
         Play::Hit(tape, index)
     }
 
+    /// Answer `index` (0-based) of `key`'s recording, without moving its cursor: an auto-mode
+    /// client that waited on another client's exchange replays the answer that exchange stored
+    /// (`proxy::record`), and later requests play the tape as if it had not been there.
+    pub fn answer(&self, key: &RequestKey, index: usize) -> Play {
+        let Some(tape) = self.read_now().get(key.digest()).cloned() else {
+            return Play::Miss;
+        };
+        let held = match tape.loaded() {
+            Ok(loaded) => index < loaded.answers.len(),
+            Err(why) => return Play::Unreadable(why.to_owned()),
+        };
+        if held { Play::Hit(tape, index) } else { Play::Miss }
+    }
+
     /// Notes an answer a `record`/`auto` session just stored in `store` under `stored` (the
     /// request as stored: redaction may change it) as answer number `seq` (0-based), for
     /// requests matching `key`. The tape reads its answers back from the store when first
