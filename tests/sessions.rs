@@ -152,6 +152,40 @@ async fn a_session_does_not_see_another_sessions_or_the_default_recordings() {
     )
     .await;
     assert_eq!(unknown.status, 599);
+    // The miss says where its request was recorded: in the default session, or in sessions
+    // whose names it did not send.
+    let where_recorded = |reply: &Reply| reply.json()["ims_vcr"]["recorded_in_sessions"].clone();
+    assert_eq!(where_recorded(&other), serde_json::json!([null]));
+    assert!(
+        other
+            .text()
+            .contains("it is recorded in the default session"),
+        "{}",
+        other.text()
+    );
+    let sessions: Vec<String> = (0..SESSIONS).map(|s| format!("suite/test_{s}")).collect();
+    let mut everywhere = vec![serde_json::Value::Null];
+    everywhere.extend(sessions.iter().map(|s| serde_json::json!(s)));
+    assert_eq!(
+        where_recorded(&unknown),
+        serde_json::Value::Array(everywhere)
+    );
+    let typo = send(
+        "GET",
+        &format!("{}/v2/images/polled", proxy.uri()),
+        &[("x-ims-vcr-session", "suite/test-0")],
+        b"",
+    )
+    .await;
+    assert_eq!(typo.status, 599);
+    let said = typo.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        said.contains("in session \"suite/test-0\"; it is recorded in the default session (no x-ims-vcr-session), \"suite/test_0\""),
+        "{said}"
+    );
     let summary = proxy.shutdown().await.unwrap();
     let never = summary
         .sessions

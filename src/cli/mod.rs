@@ -88,7 +88,7 @@ enum Command {
     )]
     Record(RecordArgs),
     /// Replay what is recorded; forward and record what is not (concurrent identical misses
-    /// make one upstream call).
+    /// make one upstream call, and the clients that waited get the stored answer as replayed).
     #[command(
         after_help = "Example:\n  ims-vcr auto --upstream https://ims.cn-north-4.myhuaweicloud.com --fail-on-unused"
     )]

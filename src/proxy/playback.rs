@@ -194,15 +194,35 @@ impl Proxy {
                 1
             }
         };
+        let elsewhere = if exhausted {
+            Vec::new()
+        } else {
+            self.tapes.other_sessions_of(key)
+        };
         let msg = if exhausted {
             format!(
                 "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",
                 key.request_line()
             )
-        } else {
+        } else if elsewhere.is_empty() {
             format!(
                 "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
                 key.request_line()
+            )
+        } else {
+            let named: Vec<String> = elsewhere
+                .iter()
+                .map(|s| match s {
+                    Some(name) => format!("{name:?}"),
+                    None => "the default session (no x-ims-vcr-session)".to_owned(),
+                })
+                .collect();
+            format!(
+                "ims-vcr has no recording for {} in {}; it is recorded in {}: send the session it was recorded in",
+                key.request_line(),
+                key.session()
+                    .map_or("the default session".to_owned(), |s| format!("session {s:?}")),
+                named.join(", ")
             )
         };
         let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
@@ -211,6 +231,7 @@ impl Proxy {
             "reason": if exhausted { "sequence-exhausted" } else { "not-recorded" },
             "nearest": lines,
             "diff": differences,
+            "recorded_in_sessions": elsewhere,
             "count": entry,
         });
         let mut response = error_response(status, "IMS_VCR.MISS", &msg, details);

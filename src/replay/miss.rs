@@ -66,6 +66,25 @@ impl Tapes {
     }
 }
 
+impl Tapes {
+    /// The other sessions than `key`'s holding a recording of the same request line, sorted
+    /// (the default session as `None`, first): a miss in the wrong session (a typo in its
+    /// name, a missing header) is told where its request was recorded, since
+    /// [`Tapes::nearest`] looks only in its own.
+    pub fn other_sessions_of(&self, key: &RequestKey) -> Vec<Option<String>> {
+        let line = key.request_line();
+        let mut sessions: Vec<Option<String>> = self
+            .read()
+            .values()
+            .filter(|t| t.line() == line && t.session() != key.session())
+            .map(|t| t.session().map(str::to_owned))
+            .collect();
+        sessions.sort();
+        sessions.dedup();
+        sessions
+    }
+}
+
 /// How many recorded requests [`Tapes::nearest`] computes an edit distance for.
 pub const DISTANCE_CANDIDATES: usize = 256;
 
