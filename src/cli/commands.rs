@@ -18,6 +18,9 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             out.display()
         )));
     }
+    if args.format == "har" {
+        refuse_special_out(&out)?;
+    }
     if args.vouch_existing && args.redact.policy(config).is_none() {
         return Err(Error::Usage(
             "--vouch-existing vouches for redacted values: it needs --redact".into(),
@@ -102,6 +105,56 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// `--out` of a HAR export is a file to create or replace (through a temporary file and a
+/// rename): a symlink, a folder, or anything but a regular file at that name is refused before
+/// anything is read or written. Replacing a device node or a FIFO with a regular file would
+/// destroy it (as root, `--out /dev/null` would replace the system's /dev/null).
+fn refuse_special_out(out: &Path) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::Config(format!(
+            "--out {}: {what}; --format har writes a new regular file there (through a rename) and \
+             would replace it: remove it, or give another file name, e.g. recording.har",
+            out.display()
+        )))
+    };
+    match std::fs::symlink_metadata(out) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            refuse("is a symlink (ims-vcr does not write through symlinks)")
+        }
+        Ok(meta) if meta.is_dir() => refuse("is a folder"),
+        Ok(meta) if !meta.is_file() => refuse(&format!(
+            "is {}, not a regular file",
+            special_file_kind(&meta.file_type())
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Config(format!("--out {}: {e}", out.display()))),
+    }
+}
+
+/// "a FIFO", "a character device"... for a file that is neither a regular file, a folder nor a
+/// symlink.
+pub(super) fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = kind;
+    "a special file"
 }
 
 /// An export never writes into the store's own folder: its cassettes would sit among sled's
