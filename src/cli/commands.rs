@@ -62,7 +62,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         let har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
             .expect("a HAR document serialises");
         cassette::write_atomically(&out, &har)?;
-        eprintln!(
+        errln!(
             "exported {} to {} (HAR 1.2)",
             count(recordings.len(), "request", "requests"),
             out.display()
@@ -98,7 +98,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             )
         }
     };
-    eprintln!(
+    errln!(
         "exported {} ({}) to {}{removed}",
         count(summary.files, "request", "requests"),
         count(summary.answers, "answer", "answers"),
@@ -260,7 +260,7 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
             count(imported.replaced_answers, "answer", "answers")
         ),
     };
-    eprintln!(
+    errln!(
         "imported {} ({}) into {}: {} new, {} replaced{replaced}",
         count(recordings.len(), "request", "requests"),
         count(
@@ -298,7 +298,7 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
     };
     let (findings, summary) = crate::tools::verify::verify_dir(dir, &options)?;
     for finding in &findings {
-        println!("{finding}");
+        output::report(&format!("{finding}\n"))?;
     }
     if summary.files == 0 {
         // An empty folder holds no leak, but it proves nothing either: a typo in the path, or
@@ -317,8 +317,8 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
         }
     }
     if findings.is_empty() {
-        println!(
-            "verified {} ({}) in {}: no credential headers{}, {} checked, none found",
+        output::report(&format!(
+            "verified {} ({}) in {}: no credential headers{}, {} checked, none found\n",
             count(summary.files, "cassette", "cassettes"),
             count(summary.answers, "answer", "answers"),
             dir.display(),
@@ -328,7 +328,7 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
                 ""
             },
             count(options.deny.len(), "denied value", "denied values")
-        );
+        ))?;
         Ok(())
     } else {
         Err(Error::Verdict(format!(
@@ -375,7 +375,7 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         drift::Sends::SafeOnly
     };
     let drifts = drift::run(&recordings, &routes, &ignore, token.as_ref(), sends).await;
-    print!("{}", drift::render(&drifts));
+    output::report(&drift::render(&drifts))?;
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
     let unchecked = drift::unchecked_summary(&drifts);
     if breaking > 0 {

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod exit;
+mod output;
 mod run;
 mod serve;
 mod source;
@@ -11,6 +12,7 @@ mod source;
 pub use exit::markdown as exit_codes_markdown;
 
 use commands::*;
+use output::{err, errln, outln};
 use serve::*;
 use source::*;
 
@@ -551,16 +553,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Completions { shell } => {
-            use std::io::Write as _;
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command(), "ims-vcr", &mut script);
             let script = match shell {
                 clap_complete::Shell::Bash => bash_completion_fixed(&script),
                 _ => script,
             };
-            std::io::stdout()
-                .write_all(&script)
-                .map_err(|e| Error::io("standard output", e))
+            output::stdout(&script)
         }
     }
 }

@@ -118,7 +118,7 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
     let playback = &args.serving.playback;
     if mode.forwards() && record.upstream.upstream.is_none() && record.upstream.routes.is_empty() {
         // A usage error, as clap reports one (the mode may come from IMS_VCR_MODE).
-        eprintln!(
+        errln!(
             "error: {} mode needs --upstream <URL> (or --route <PREFIX=URL>)\n\nFor more information, try '--help'.",
             mode.as_str()
         );
@@ -154,9 +154,9 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
         end => return Err(ended_early(&args.command, end, verdict)),
     };
     if !status.success() {
-        eprintln!("ims-vcr run: {} failed ({status})", shown(&args.command));
+        errln!("ims-vcr run: {} failed ({status})", shown(&args.command));
         if let Err(Error::Verdict(why)) = verdict {
-            eprintln!("verdict: {why} (the exit status is the command's)");
+            errln!("verdict: {why} (the exit status is the command's)");
         }
         return Err(Error::ExitCode(exit_code(status)));
     }
@@ -189,7 +189,7 @@ async fn verify_replay(
     for run in 1..=n {
         // A signal that came while no command ran (say, during the drain) stops here.
         if let Some(signal) = signals.pending().await {
-            eprintln!("ims-vcr run: interrupted by signal {signal}; --verify-replay stopped");
+            errln!("ims-vcr run: interrupted by signal {signal}; --verify-replay stopped");
             return Err(Error::ExitCode(u8::try_from(128 + signal).unwrap_or(1)));
         }
         let builder = server(&record.listen)?
@@ -232,7 +232,7 @@ async fn verify_replay(
             )));
         }
     }
-    eprintln!("ims-vcr run: --verify-replay: {n} replay(s) of the recording passed");
+    errln!("ims-vcr run: --verify-replay: {n} replay(s) of the recording passed");
     Ok(())
 }
 
@@ -251,7 +251,7 @@ async fn session(
     let end = supervise(command, &uri, mode, signals).await;
     tracing::info!("shutting down: draining connections");
     let summary = server.shutdown().await?;
-    eprint!("[{label}] {summary}");
+    err!("[{label}] {summary}");
     Ok(Session { summary, end })
 }
 
@@ -352,12 +352,12 @@ fn ended_early(command: &[OsString], end: End, verdict: Result<()>) -> Error {
     match end {
         End::Exited(status) => Error::ExitCode(exit_code(status)),
         End::Interrupted { signal, status } => {
-            eprintln!(
+            errln!(
                 "ims-vcr run: interrupted by signal {signal}; {} ended ({status})",
                 shown(command)
             );
             if let Err(Error::Verdict(why)) = verdict {
-                eprintln!("verdict: {why} (the run was interrupted)");
+                errln!("verdict: {why} (the run was interrupted)");
             }
             let code = exit_code(status);
             Error::ExitCode(if code == 0 {
@@ -367,7 +367,7 @@ fn ended_early(command: &[OsString], end: End, verdict: Result<()>) -> Error {
             })
         }
         End::Failed(e) => {
-            eprintln!("error: cannot run {}: {e}", shown(command));
+            errln!("error: cannot run {}: {e}", shown(command));
             Error::ExitCode(match e.kind() {
                 std::io::ErrorKind::NotFound => 127,
                 _ => 126,

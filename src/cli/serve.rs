@@ -188,9 +188,14 @@ pub(super) async fn serve_until_signal(
     let signal = shutdown_signal();
     let server = builder.start().await?;
     // The one stdout line scripts read the port from.
-    println!("listening on {}", server.uri());
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    // Nobody reading it (a closed or failing stdout) does not stop the proxy: it serves on.
+    if let Err(e) = outln!("listening on {}", server.uri()) {
+        tracing::warn!(
+            "cannot print the listening line ({}); serving on {}",
+            output_error(&e),
+            server.uri()
+        );
+    }
     tokio::select! {
         () = signal => {}
         // Replay of a store that turned out unreadable (its index is built behind serving).
@@ -201,10 +206,18 @@ pub(super) async fn serve_until_signal(
     }
     tracing::info!("shutting down: draining connections");
     let summary = server.shutdown().await?;
-    eprint!("{summary}");
+    err!("{summary}");
     match verdicts {
         Some(verdicts) => apply_verdicts(&summary, verdicts),
         None => Ok(()),
+    }
+}
+
+/// What went wrong printing to stdout, for a log line.
+fn output_error(e: &Error) -> String {
+    match e {
+        Error::ExitCode(_) => "its reader has gone".to_owned(),
+        e => e.to_string(),
     }
 }
 

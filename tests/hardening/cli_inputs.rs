@@ -61,3 +61,57 @@ fn har_export_refuses_an_out_that_is_a_fifo_or_a_socket_and_leaves_it_alone() {
             .contains("\"log\"")
     );
 }
+
+/// `ims-vcr args` in `cwd` with its stdout a pipe whose reader has gone before it writes (as
+/// under `| head -1` once head has its line): (exit code, stderr).
+fn run_with_closed_stdout(args: &[&str], cwd: &Path) -> (i32, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = status.unwrap_or_else(|| panic!("{args:?} hung: {stderr}"));
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_every_printing_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_store(dir.path());
+    for args in [
+        &["ls", "--store", "s"][..],
+        &["ls", "--cassettes", "cassettes", "--json"],
+        &["show", "--store", "s", "/v2/schemas/image"],
+        &["verify", "cassettes"],
+        &["completions", "bash"],
+    ] {
+        let (code, err) = run_with_closed_stdout(args, dir.path());
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+    // A verdict survives its report being cut short: findings still exit 3.
+    let (code, err) = run_with_closed_stdout(
+        &[
+            "verify",
+            "cassettes",
+            "--deny",
+            "bc6bed6e-ba3a-4447-afcc-449174a3eb52",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("verdict: verify found"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
