@@ -287,7 +287,16 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
             value: value.clone(),
         })
         .collect();
-    for file in args.deny_files.iter().chain(&config.verify.deny_files) {
+    for file in &args.deny_files {
+        input::check("--deny-file", file)?;
+        deny.extend(crate::tools::verify::deny_file(file)?);
+    }
+    let setting = match &config.source {
+        Some(source) => format!("{} [verify] deny_files:", source.display()),
+        None => "[verify] deny_files:".to_owned(),
+    };
+    for file in &config.verify.deny_files {
+        input::check(&setting, file)?;
         deny.extend(crate::tools::verify::deny_file(file)?);
     }
     let require = (args.require_redaction || config.redact.enabled)

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod exit;
+mod input;
 mod output;
 mod run;
 mod serve;

@@ -20,6 +20,8 @@ pub(super) fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
         builder = builder.control_token(token);
     }
     if let (Some(cert), Some(key)) = (&listen.tls_cert, &listen.tls_key) {
+        input::check("--tls-cert", cert)?;
+        input::check("--tls-key", key)?;
         builder = builder.tls(cert, key);
     }
     Ok(builder)
@@ -113,6 +115,7 @@ pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, Upstre
     let mut cas: Vec<(String, PathBuf)> = Vec::new();
     for text in &args.route_cas {
         let (prefix, file) = parse_assignment("--route-ca", text)?;
+        input::check("--route-ca", Path::new(&file))?;
         if !routes.iter().any(|(p, _)| *p == prefix) {
             return Err(Error::Config(format!(
                 "--route-ca {text}: no route has the prefix {prefix} (routes: {})",
@@ -143,6 +146,9 @@ pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, Upstre
 /// show in `ps`).
 fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     let mut upstream = UpstreamConfig::new(String::new());
+    if let Some(ca) = &args.upstream_ca {
+        input::check("--upstream-ca", ca)?;
+    }
     upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
     upstream.credentials = crate::net::signer::Credentials::from_env().map_err(Error::Config)?;

@@ -115,3 +115,130 @@ fn a_reader_that_goes_away_ends_every_printing_command_quietly() {
     assert!(err.contains("verdict: verify found"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `ims-vcr args` in `cwd` with its address space limited to 4 GiB, so a read without bound
+/// fails fast instead of taking the machine's memory: (exit code, stderr).
+fn run_in_bounded_memory(args: &[&str], cwd: &Path) -> (i32, String) {
+    use std::os::unix::process::CommandExt as _;
+    let mut command = std::process::Command::new(BIN);
+    // SAFETY: setrlimit is a bare system call; nothing is allocated between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = status.unwrap_or_else(|| panic!("{args:?} hung: {stderr}"));
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn an_input_file_that_never_ends_or_is_too_large_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    // Sparse: 17 MiB that take no disk.
+    let big = std::fs::File::create(dir.path().join("big.toml")).unwrap();
+    big.set_len(17 << 20).unwrap();
+    drop(big);
+    let upstream = "https://127.0.0.1:9";
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &[
+                "replay",
+                "--cassettes",
+                "cassettes",
+                "--listen",
+                "0",
+                "--tls-cert",
+                "/dev/zero",
+                "--tls-key",
+                "/dev/zero",
+            ],
+            "--tls-cert /dev/zero: is a character device",
+        ),
+        (
+            &[
+                "passthrough",
+                "--upstream",
+                upstream,
+                "--upstream-ca",
+                "/dev/zero",
+                "--listen",
+                "0",
+            ],
+            "--upstream-ca /dev/zero: is a character device",
+        ),
+        (
+            &[
+                "record",
+                "--route",
+                "/v3=https://127.0.0.1:9",
+                "--route-ca",
+                "/v3=/dev/zero",
+                "--listen",
+                "0",
+                "--store",
+                "s",
+            ],
+            "--route-ca /dev/zero: is a character device",
+        ),
+        (
+            &[
+                "drift",
+                "--upstream",
+                upstream,
+                "--upstream-ca",
+                "/dev/zero",
+                "--cassettes",
+                "cassettes",
+            ],
+            "--upstream-ca /dev/zero: is a character device",
+        ),
+        (
+            &["--config", "/dev/zero", "ls"],
+            "--config /dev/zero: is a character device",
+        ),
+        (
+            &["--config", "big.toml", "ls"],
+            "--config big.toml: larger than 16 MiB",
+        ),
+        (
+            &["verify", "cassettes", "--deny-file", "/dev/zero"],
+            "--deny-file /dev/zero: is a character device",
+        ),
+        (
+            &["verify", "cassettes", "--deny-file", "big.toml"],
+            "--deny-file big.toml: larger than 16 MiB",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, err) = run_in_bounded_memory(args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+}
