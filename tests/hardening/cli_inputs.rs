@@ -242,3 +242,68 @@ fn an_input_file_that_never_ends_or_is_too_large_is_refused_naming_the_flag() {
     }
     assert!(!dir.path().join("s").exists(), "nothing was recorded");
 }
+
+#[test]
+fn an_upstream_or_route_url_that_cannot_be_used_is_a_usage_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, reason) in [
+        ("https://:18443", "no host"),
+        ("https://127.0.0.1:99999", "port 99999"),
+        ("https://127.0.0.1:0", "port 0"),
+        ("https://127.0.0.1:", "port after ':' is empty"),
+        ("https://127.0.0.1:18443/#frag", "fragment"),
+        ("https://127.0.0.1#", "fragment"),
+    ] {
+        let (code, err) = run(
+            &["passthrough", "--upstream", url, "--listen", "0"],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{url}: {err}");
+        assert!(
+            err.contains("'--upstream <URL>'") && err.contains(reason),
+            "{url}: {err}"
+        );
+        let route = format!("/v3={url}");
+        let (code, err) = run(
+            &["passthrough", "--route", &route, "--listen", "0"],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{route}: {err}");
+        assert!(
+            err.contains("'--route'") && err.contains(reason),
+            "{route}: {err}"
+        );
+        assert!(!err.contains("--upstream"), "{route}: {err}");
+    }
+    // Bad prefixes, and secrets in a route's URL: usage errors naming --route, the password
+    // never shown.
+    for route in [
+        "v3=https://127.0.0.1:9",
+        "/v3=https://user:pa55word-9@127.0.0.1:9",
+        "https://user:pa55word-9@127.0.0.1:9/x=y",
+        "https://user:pa55word-9@127.0.0.1:9",
+    ] {
+        let (code, err) = run(
+            &["record", "--route", route, "--listen", "0", "--store", "s"],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{route}: {err}");
+        assert!(err.contains("--route"), "{route}: {err}");
+        assert!(!err.contains("--upstream"), "{route}: {err}");
+        assert!(!err.contains("pa55word"), "{route}: {err}");
+    }
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+    // What is fine stays fine: IPv6, a port, a trailing slash.
+    for url in [
+        "https://[::1]:8443",
+        "http://127.0.0.1:8080/",
+        "https://localhost",
+    ] {
+        let proxy = Running::start(
+            &["passthrough", "--upstream", url, "--listen", "0"],
+            dir.path(),
+        );
+        proxy.signal("-TERM");
+        assert!(proxy.wait().success(), "{url}");
+    }
+}
