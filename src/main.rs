@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             })
         }))
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk, its reader gone) is lost:
+        // by default tracing-subscriber then reports it with `eprintln!`, which panics on the same
+        // stderr, and a panic in the middle of the shutdown aborted the recorder (exit 134).
+        .log_internal_errors(false)
         .with_ansi(ims_vcr::cli::colored_logs())
         .init();
     let (mut builder, threads) = runtime_builder();
@@ -55,9 +59,11 @@ fn say(line: &str) {
 }
 
 /// The commands print through `cli::output`, which ends a command quietly when its reader has
-/// gone (`ims-vcr ls | head -1`). This is the backstop for a `println!` or `eprintln!` anywhere
-/// else: when it panics because the pipe it writes to is closed, the process ends at once with
-/// status 0 and no panic message, as `cat` ends. Every other panic is reported as before.
+/// gone (`ims-vcr ls | head -1`). This is the backstop for a `println!` anywhere else (the
+/// listings of `ls` and `show`): when it panics because standard output's pipe is closed, the
+/// process ends at once with status 0 and no panic message, as `cat` ends. Only standard
+/// output: a closed stderr must never end a proxy that is serving (nothing there uses
+/// `eprintln!`, and the log drops a line it cannot write). Every other panic is reported as before.
 fn quiet_when_output_is_closed() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -74,14 +80,14 @@ fn quiet_when_output_is_closed() {
     }));
 }
 
-/// Whether `message` is the panic of `print!`/`eprint!` on a pipe whose reader has gone:
+/// Whether `message` is the panic of `print!` on a pipe whose reader has gone:
 /// `failed printing to stdout: Broken pipe (os error 32)`.
 fn closed_pipe(message: &str) -> bool {
     #[cfg(unix)]
     let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
     #[cfg(not(unix))]
     let epipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
-    message.starts_with("failed printing to std") && message.ends_with(&epipe)
+    message.starts_with("failed printing to stdout") && message.ends_with(&epipe)
 }
 
 /// The async runtime, and how it runs, in words for the log. A single thread when the process

@@ -307,3 +307,47 @@ fn an_upstream_or_route_url_that_cannot_be_used_is_a_usage_error_naming_the_flag
         assert!(proxy.wait().success(), "{url}");
     }
 }
+
+#[tokio::test]
+async fn a_recorder_whose_stderr_cannot_be_written_serves_and_shuts_down_cleanly() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let ca = fake.write_ca_pem(dir.path());
+    // Standard error a pipe nobody reads any more: every log line fails to be written, as on a
+    // full disk (RUST_LOG=debug: a line for every request too).
+    let mut child = std::process::Command::new(BIN)
+        .args(["record", "--upstream", &fake.base_url(), "--upstream-ca"])
+        .arg(&ca)
+        .args(["--listen", "0", "--store", "s"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(uri) = line.trim_end().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        panic!("no listening line: {line:?}, exit {:?}", child.wait());
+    };
+    let reply = get(&format!("{uri}/v2/images/{SEED_IMAGE_ID}")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    // SAFETY: kill(2) on the child's own pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let status = status.expect("the recorder exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stored_answers(&dir.path().join("s")), 1);
+}
