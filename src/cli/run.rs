@@ -79,7 +79,12 @@ pub(super) struct RunArgs {
     cassettes: Option<PathBuf>,
     /// After a record or auto run that succeeded, run CMD N more times against a replay of the
     /// store; exit 3 naming each request that missed or recording left unused.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     verify_replay: u32,
     /// The command to run and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -87,10 +92,73 @@ pub(super) struct RunArgs {
 }
 
 /// `--mode`: the four names (listed in `--help` and completions), as a [`Mode`].
-fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["record", "auto", "replay", "passthrough"])
-        .map(|mode| mode.parse::<Mode>().expect("a listed mode"))
+fn mode_parser() -> ModeParser {
+    ModeParser
+}
+
+const MODES: [&str; 4] = ["record", "auto", "replay", "passthrough"];
+
+/// [`mode_parser`]: a bad value from `IMS_VCR_MODE` is reported as the variable's, not as a
+/// `--mode` nobody typed.
+#[derive(Clone)]
+struct ModeParser;
+
+impl clap::builder::TypedValueParser for ModeParser {
+    type Value = Mode;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<Mode, clap::Error> {
+        clap::builder::PossibleValuesParser::new(MODES)
+            .map(|mode| mode.parse::<Mode>().expect("a listed mode"))
+            .parse_ref(cmd, arg, value)
+    }
+
+    fn parse_ref_(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+        source: clap::parser::ValueSource,
+    ) -> std::result::Result<Mode, clap::Error> {
+        let parsed = self.parse_ref(cmd, arg, value);
+        if source != clap::parser::ValueSource::EnvVariable {
+            return parsed;
+        }
+        parsed.map_err(|_| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "invalid value {:?} in the environment variable IMS_VCR_MODE (the mode when \
+                     --mode is not given)\n  [possible values: {}]\n",
+                    value.to_string_lossy(),
+                    MODES.join(", ")
+                ),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn parse_(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: std::ffi::OsString,
+        source: clap::parser::ValueSource,
+    ) -> std::result::Result<Mode, clap::Error> {
+        self.parse_ref_(cmd, arg, &value, source)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            MODES.into_iter().map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 /// How one run of the command ended.

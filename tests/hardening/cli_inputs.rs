@@ -351,3 +351,44 @@ async fn a_recorder_whose_stderr_cannot_be_written_serves_and_shuts_down_cleanly
     assert!(status.success(), "{status:?}");
     assert_eq!(stored_answers(&dir.path().join("s")), 1);
 }
+
+#[test]
+fn a_negative_number_or_a_bad_mode_variable_is_named_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, named) in [
+        (&["replay", "--max-body", "-1"][..], "--max-body"),
+        (
+            &["replay", "--header-read-timeout", "-1"],
+            "--header-read-timeout",
+        ),
+        (&["replay", "--seed", "-3"], "--seed"),
+        (
+            &[
+                "passthrough",
+                "--upstream",
+                "https://127.0.0.1:9",
+                "--upstream-timeout",
+                "-1",
+            ],
+            "--upstream-timeout",
+        ),
+    ] {
+        let (code, err) = run(args, dir.path());
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    let output = std::process::Command::new(BIN)
+        .args(["run", "--", "true"])
+        .current_dir(dir.path())
+        .env("IMS_VCR_MODE", "bogus")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("IMS_VCR_MODE") && err.contains("bogus"),
+        "{err}"
+    );
+    assert!(!err.contains("'--mode"), "{err}");
+}
