@@ -245,7 +245,7 @@ mod tests {
         // What sled hands on after cloning it: the debug form as the message.
         assert_eq!(store(full.clone().clone()), expected);
         assert!(!store(full.clone()).contains("Os {"));
-        let custom = sled::Error::Io(std::io::Error::new(std::io::ErrorKind::Other, "boom"));
+        let custom = sled::Error::Io(std::io::Error::other("boom"));
         assert_eq!(store(custom.clone()), "store st: boom");
         assert!(!store(custom.clone().clone()).contains("Custom {"));
         assert_eq!(

@@ -123,7 +123,7 @@ fn refuse_special_out(out: &Path) -> Result<()> {
         Ok(meta) if meta.file_type().is_symlink() => {
             refuse("is a symlink (ims-vcr does not write through symlinks)")
         }
-        Ok(meta) if meta.is_dir() => refuse("is a folder"),
+        Ok(meta) if meta.is_dir() => refuse("is a folder, not a file"),
         Ok(meta) if !meta.is_file() => refuse(&format!(
             "is {}, not a regular file",
             special_file_kind(&meta.file_type())
