@@ -43,7 +43,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Any other sled failure, with the store it happened in.
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {}", sled_reason(source))]
     Store {
         /// The store directory.
         path: PathBuf,
@@ -184,5 +184,73 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// What sled said, as people read it. sled copies an I/O error as the text of its debug form
+/// (`Os { code: 28, kind: StorageFull, message: "No space left on device" }`) each time it
+/// clones one; that is turned back into the system's own words: `No space left on device (os
+/// error 28)`.
+fn sled_reason(error: &sled::Error) -> String {
+    let sled::Error::Io(io) = error else {
+        return error.to_string();
+    };
+    if io.raw_os_error().is_some() {
+        return io.to_string();
+    }
+    let text = io.to_string();
+    // Cloned twice, the debug form of the debug form: `Custom { kind: .., error: "Os { code: ..`.
+    let code = text
+        .find("Os { code: ")
+        .map(|at| &text[at + "Os { code: ".len()..])
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|code| code.parse::<i32>().ok());
+    match code {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => {
+            // `Custom { kind: Other, error: "boom" }`, once or more: the innermost message.
+            let mut reason = text.as_str().to_owned();
+            while let Some(inner) = reason
+                .strip_prefix("Custom { kind: ")
+                .and_then(|rest| rest.split_once(", error: \""))
+                .and_then(|(_, rest)| rest.strip_suffix("\" }"))
+            {
+                reason = inner.replace("\\\"", "\"").replace("\\\\", "\\");
+            }
+            if reason.starts_with("Kind(") {
+                std::io::Error::from(io.kind()).to_string()
+            } else {
+                reason
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sled_io_error_reads_as_the_system_says_it() {
+        let store = |source: sled::Error| {
+            Error::Store {
+                path: "st".into(),
+                source,
+            }
+            .to_string()
+        };
+        let full = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        let expected = format!("store st: {}", std::io::Error::from_raw_os_error(28));
+        assert_eq!(store(full.clone()), expected);
+        // What sled hands on after cloning it: the debug form as the message.
+        assert_eq!(store(full.clone().clone()), expected);
+        assert!(!store(full.clone()).contains("Os {"));
+        let custom = sled::Error::Io(std::io::Error::other("boom"));
+        assert_eq!(store(custom.clone()), "store st: boom");
+        assert!(!store(custom.clone().clone()).contains("Custom {"));
+        assert_eq!(
+            store(sled::Error::Unsupported("x".into())),
+            "store st: Unsupported: x"
+        );
     }
 }

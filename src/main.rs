@@ -1,10 +1,12 @@
 //! The `ims-vcr` binary: parse arguments, set up logging, run the library, report errors.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    quiet_when_output_is_closed();
     let cli = ims_vcr::cli::parse_args();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -15,6 +17,10 @@ fn main() -> ExitCode {
             })
         }))
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk, its reader gone) is lost:
+        // by default tracing-subscriber then reports it with `eprintln!`, which panics on the same
+        // stderr, and a panic in the middle of the shutdown aborted the recorder (exit 134).
+        .log_internal_errors(false)
         .with_ansi(ims_vcr::cli::colored_logs())
         .init();
     let (mut builder, threads) = runtime_builder();
@@ -22,7 +28,7 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -31,16 +37,57 @@ fn main() -> ExitCode {
         Err(ims_vcr::Error::ExitCode(code)) => ExitCode::from(code),
         Err(e) => {
             match &e {
-                ims_vcr::Error::Verdict(why) => eprintln!("verdict: {why}"),
-                ims_vcr::Error::Unchecked(why) => eprintln!("not checked: {why}"),
+                ims_vcr::Error::Verdict(why) => say(&format!("verdict: {why}")),
+                ims_vcr::Error::Unchecked(why) => say(&format!("not checked: {why}")),
                 ims_vcr::Error::Usage(why) => {
-                    eprintln!("error: {why}\n\nFor more information, try '--help'.");
+                    say(&format!(
+                        "error: {why}\n\nFor more information, try '--help'."
+                    ));
                 }
-                e => eprintln!("error: {e}"),
+                e => say(&format!("error: {e}")),
             }
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// One line on stderr. A stderr that cannot be written (its reader gone, a full disk) loses the
+/// line; it never turns the exit status into a panic (`eprintln!` panics).
+fn say(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}").and_then(|()| err.flush());
+}
+
+/// The commands print through `cli::output`, which ends a command quietly when its reader has
+/// gone (`ims-vcr ls | head -1`). This is the backstop for a `println!` anywhere else (the
+/// listings of `ls` and `show`): when it panics because standard output's pipe is closed, the
+/// process ends at once with status 0 and no panic message, as `cat` ends. Only standard
+/// output: a closed stderr must never end a proxy that is serving (nothing there uses
+/// `eprintln!`, and the log drops a line it cannot write). Every other panic is reported as before.
+fn quiet_when_output_is_closed() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if closed_pipe(message) {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
+}
+
+/// Whether `message` is the panic of `print!` on a pipe whose reader has gone:
+/// `failed printing to stdout: Broken pipe (os error 32)`.
+fn closed_pipe(message: &str) -> bool {
+    #[cfg(unix)]
+    let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
+    #[cfg(not(unix))]
+    let epipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+    message.starts_with("failed printing to stdout") && message.ends_with(&epipe)
 }
 
 /// The async runtime, and how it runs, in words for the log. A single thread when the process

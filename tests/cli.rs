@@ -135,8 +135,8 @@ fn bad_flags_get_errors_that_name_them() {
                 "--route",
                 "/v3=https://127.0.0.1:2/?X-Auth-Token=pw-in-url",
             ],
-            1,
-            "--route /v3: invalid --upstream \"https://127.0.0.1:2/?X-Auth-Token=REDACTED\"",
+            2,
+            "invalid value '/v3=https://127.0.0.1:2/?X-Auth-Token=REDACTED' for '--route'",
         ),
         // A URL with user information is named without its password.
         (
@@ -152,8 +152,8 @@ fn bad_flags_get_errors_that_name_them() {
                 "--route",
                 "/v3=http://u:pw-in-url@127.0.0.1:2",
             ],
-            1,
-            "--route /v3: invalid --upstream \"http://REDACTED@127.0.0.1:2\"",
+            2,
+            "invalid value '/v3=http://REDACTED@127.0.0.1:2' for '--route'",
         ),
         (
             &["replay", "--cassettes", "a-file"],

@@ -42,6 +42,8 @@ mod hardening {
     mod control;
     // Loopback by default, and the optional TLS listener.
     mod listener;
+    // Flags naming files and URLs with hostile values; a closed or full stdout and stderr.
+    mod cli_inputs;
 }
 // The official Python clients (huaweicloudsdkims, openstacksdk) through record and replay.
 mod interop;

@@ -18,6 +18,9 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             out.display()
         )));
     }
+    if args.format == "har" {
+        refuse_special_out(&out)?;
+    }
     if args.vouch_existing && args.redact.policy(config).is_none() {
         return Err(Error::Usage(
             "--vouch-existing vouches for redacted values: it needs --redact".into(),
@@ -59,7 +62,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         let har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
             .expect("a HAR document serialises");
         cassette::write_atomically(&out, &har)?;
-        eprintln!(
+        errln!(
             "exported {} to {} (HAR 1.2)",
             count(recordings.len(), "request", "requests"),
             out.display()
@@ -95,13 +98,63 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             )
         }
     };
-    eprintln!(
+    errln!(
         "exported {} ({}) to {}{removed}",
         count(summary.files, "request", "requests"),
         count(summary.answers, "answer", "answers"),
         out.display()
     );
     Ok(())
+}
+
+/// `--out` of a HAR export is a file to create or replace (through a temporary file and a
+/// rename): a symlink, a folder, or anything but a regular file at that name is refused before
+/// anything is read or written. Replacing a device node or a FIFO with a regular file would
+/// destroy it (as root, `--out /dev/null` would replace the system's /dev/null).
+fn refuse_special_out(out: &Path) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::Config(format!(
+            "--out {}: {what}; --format har writes a new regular file there (through a rename) and \
+             would replace it: remove it, or give another file name, e.g. recording.har",
+            out.display()
+        )))
+    };
+    match std::fs::symlink_metadata(out) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            refuse("is a symlink (ims-vcr does not write through symlinks)")
+        }
+        Ok(meta) if meta.is_dir() => refuse("is a folder, not a file"),
+        Ok(meta) if !meta.is_file() => refuse(&format!(
+            "is {}, not a regular file",
+            special_file_kind(&meta.file_type())
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Config(format!("--out {}: {e}", out.display()))),
+    }
+}
+
+/// "a FIFO", "a character device"... for a file that is neither a regular file, a folder nor a
+/// symlink.
+pub(super) fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = kind;
+    "a special file"
 }
 
 /// An export never writes into the store's own folder: its cassettes would sit among sled's
@@ -207,7 +260,7 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
             count(imported.replaced_answers, "answer", "answers")
         ),
     };
-    eprintln!(
+    errln!(
         "imported {} ({}) into {}: {} new, {} replaced{replaced}",
         count(recordings.len(), "request", "requests"),
         count(
@@ -234,7 +287,16 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
             value: value.clone(),
         })
         .collect();
-    for file in args.deny_files.iter().chain(&config.verify.deny_files) {
+    for file in &args.deny_files {
+        input::check("--deny-file", file)?;
+        deny.extend(crate::tools::verify::deny_file(file)?);
+    }
+    let setting = match &config.source {
+        Some(source) => format!("{} [verify] deny_files:", source.display()),
+        None => "[verify] deny_files:".to_owned(),
+    };
+    for file in &config.verify.deny_files {
+        input::check(&setting, file)?;
         deny.extend(crate::tools::verify::deny_file(file)?);
     }
     let require = (args.require_redaction || config.redact.enabled)
@@ -245,7 +307,7 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
     };
     let (findings, summary) = crate::tools::verify::verify_dir(dir, &options)?;
     for finding in &findings {
-        println!("{finding}");
+        output::report(&format!("{finding}\n"))?;
     }
     if summary.files == 0 {
         // An empty folder holds no leak, but it proves nothing either: a typo in the path, or
@@ -264,8 +326,8 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
         }
     }
     if findings.is_empty() {
-        println!(
-            "verified {} ({}) in {}: no credential headers{}, {} checked, none found",
+        output::report(&format!(
+            "verified {} ({}) in {}: no credential headers{}, {} checked, none found\n",
             count(summary.files, "cassette", "cassettes"),
             count(summary.answers, "answer", "answers"),
             dir.display(),
@@ -275,7 +337,7 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
                 ""
             },
             count(options.deny.len(), "denied value", "denied values")
-        );
+        ))?;
         Ok(())
     } else {
         Err(Error::Verdict(format!(
@@ -322,7 +384,7 @@ pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
         drift::Sends::SafeOnly
     };
     let drifts = drift::run(&recordings, &routes, &ignore, token.as_ref(), sends).await;
-    print!("{}", drift::render(&drifts));
+    output::report(&drift::render(&drifts))?;
     let breaking: usize = drifts.iter().map(drift::RequestDrift::breaking).sum();
     let unchecked = drift::unchecked_summary(&drifts);
     if breaking > 0 {

@@ -82,7 +82,11 @@ impl Config {
             None if Path::new(CONFIG_FILE).is_file() => PathBuf::from(CONFIG_FILE),
             None => return Ok(Config::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let flag = match explicit {
+            Some(_) => "--config",
+            None => "settings file",
+        };
+        let text = super::input::read_text(flag, &path)?;
         let mut config: Config = toml::from_str(&text).map_err(|e| {
             Error::Config(format!("{}: {}", path.display(), e.to_string().trim_end()))
         })?;

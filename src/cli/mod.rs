@@ -4,6 +4,8 @@
 mod commands;
 mod config;
 mod exit;
+mod input;
+mod output;
 mod run;
 mod serve;
 mod source;
@@ -11,6 +13,7 @@ mod source;
 pub use exit::markdown as exit_codes_markdown;
 
 use commands::*;
+use output::{err, errln, outln};
 use serve::*;
 use source::*;
 
@@ -184,7 +187,7 @@ struct ListenArgs {
     #[arg(long)]
     allow_remote: bool,
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = crate::proxy::settings::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    #[arg(long, default_value_t = crate::proxy::settings::DEFAULT_MAX_BODY, value_name = "BYTES", allow_negative_numbers = true)]
     max_body: usize,
     /// Added latency: fixed:50ms, fixed:1s, recorded (as observed when recorded) or recorded*K.
     #[arg(long, value_name = "SPEC", value_parser = parse::<Latency>)]
@@ -193,7 +196,12 @@ struct ListenArgs {
     #[arg(long, value_name = "KIND:RATE", value_parser = parse::<Fault>)]
     fault: Vec<Fault>,
     /// Seed for fault injection (same seed, same faults on the same request sequence).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     seed: u64,
     /// Token that lets non-loopback peers use the control API (/__ims-vcr/, header x-ims-vcr-token).
     #[arg(
@@ -211,7 +219,12 @@ struct ListenArgs {
     tls_key: Option<PathBuf>,
     /// Seconds a client may take to send a request head, and again its body (408); also bounds
     /// the TLS handshake and idle keep-alive connections. Slower clients are disconnected.
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
     header_read_timeout: f64,
 }
 
@@ -233,7 +246,12 @@ struct UpstreamArgs {
     #[arg(long = "route-ca", value_name = "PREFIX=PEM")]
     route_cas: Vec<String>,
     /// Limit in seconds on one upstream exchange (connect, answer and body).
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
     upstream_timeout: f64,
 }
 
@@ -551,16 +569,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Completions { shell } => {
-            use std::io::Write as _;
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command(), "ims-vcr", &mut script);
             let script = match shell {
                 clap_complete::Shell::Bash => bash_completion_fixed(&script),
                 _ => script,
             };
-            std::io::stdout()
-                .write_all(&script)
-                .map_err(|e| Error::io("standard output", e))
+            output::stdout(&script)
         }
     }
 }

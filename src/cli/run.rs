@@ -79,7 +79,12 @@ pub(super) struct RunArgs {
     cassettes: Option<PathBuf>,
     /// After a record or auto run that succeeded, run CMD N more times against a replay of the
     /// store; exit 3 naming each request that missed or recording left unused.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     verify_replay: u32,
     /// The command to run and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -87,10 +92,73 @@ pub(super) struct RunArgs {
 }
 
 /// `--mode`: the four names (listed in `--help` and completions), as a [`Mode`].
-fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["record", "auto", "replay", "passthrough"])
-        .map(|mode| mode.parse::<Mode>().expect("a listed mode"))
+fn mode_parser() -> ModeParser {
+    ModeParser
+}
+
+const MODES: [&str; 4] = ["record", "auto", "replay", "passthrough"];
+
+/// [`mode_parser`]: a bad value from `IMS_VCR_MODE` is reported as the variable's, not as a
+/// `--mode` nobody typed.
+#[derive(Clone)]
+struct ModeParser;
+
+impl clap::builder::TypedValueParser for ModeParser {
+    type Value = Mode;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<Mode, clap::Error> {
+        clap::builder::PossibleValuesParser::new(MODES)
+            .map(|mode| mode.parse::<Mode>().expect("a listed mode"))
+            .parse_ref(cmd, arg, value)
+    }
+
+    fn parse_ref_(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+        source: clap::parser::ValueSource,
+    ) -> std::result::Result<Mode, clap::Error> {
+        let parsed = self.parse_ref(cmd, arg, value);
+        if source != clap::parser::ValueSource::EnvVariable {
+            return parsed;
+        }
+        parsed.map_err(|_| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "invalid value {:?} in the environment variable IMS_VCR_MODE (the mode when \
+                     --mode is not given)\n  [possible values: {}]\n",
+                    value.to_string_lossy(),
+                    MODES.join(", ")
+                ),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn parse_(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: std::ffi::OsString,
+        source: clap::parser::ValueSource,
+    ) -> std::result::Result<Mode, clap::Error> {
+        self.parse_ref_(cmd, arg, &value, source)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            MODES.into_iter().map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 /// How one run of the command ended.
@@ -118,7 +186,7 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
     let playback = &args.serving.playback;
     if mode.forwards() && record.upstream.upstream.is_none() && record.upstream.routes.is_empty() {
         // A usage error, as clap reports one (the mode may come from IMS_VCR_MODE).
-        eprintln!(
+        errln!(
             "error: {} mode needs --upstream <URL> (or --route <PREFIX=URL>)\n\nFor more information, try '--help'.",
             mode.as_str()
         );
@@ -154,9 +222,9 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
         end => return Err(ended_early(&args.command, end, verdict)),
     };
     if !status.success() {
-        eprintln!("ims-vcr run: {} failed ({status})", shown(&args.command));
+        errln!("ims-vcr run: {} failed ({status})", shown(&args.command));
         if let Err(Error::Verdict(why)) = verdict {
-            eprintln!("verdict: {why} (the exit status is the command's)");
+            errln!("verdict: {why} (the exit status is the command's)");
         }
         return Err(Error::ExitCode(exit_code(status)));
     }
@@ -189,7 +257,7 @@ async fn verify_replay(
     for run in 1..=n {
         // A signal that came while no command ran (say, during the drain) stops here.
         if let Some(signal) = signals.pending().await {
-            eprintln!("ims-vcr run: interrupted by signal {signal}; --verify-replay stopped");
+            errln!("ims-vcr run: interrupted by signal {signal}; --verify-replay stopped");
             return Err(Error::ExitCode(u8::try_from(128 + signal).unwrap_or(1)));
         }
         let builder = server(&record.listen)?
@@ -232,7 +300,7 @@ async fn verify_replay(
             )));
         }
     }
-    eprintln!("ims-vcr run: --verify-replay: {n} replay(s) of the recording passed");
+    errln!("ims-vcr run: --verify-replay: {n} replay(s) of the recording passed");
     Ok(())
 }
 
@@ -251,7 +319,7 @@ async fn session(
     let end = supervise(command, &uri, mode, signals).await;
     tracing::info!("shutting down: draining connections");
     let summary = server.shutdown().await?;
-    eprint!("[{label}] {summary}");
+    err!("[{label}] {summary}");
     Ok(Session { summary, end })
 }
 
@@ -352,12 +420,12 @@ fn ended_early(command: &[OsString], end: End, verdict: Result<()>) -> Error {
     match end {
         End::Exited(status) => Error::ExitCode(exit_code(status)),
         End::Interrupted { signal, status } => {
-            eprintln!(
+            errln!(
                 "ims-vcr run: interrupted by signal {signal}; {} ended ({status})",
                 shown(command)
             );
             if let Err(Error::Verdict(why)) = verdict {
-                eprintln!("verdict: {why} (the run was interrupted)");
+                errln!("verdict: {why} (the run was interrupted)");
             }
             let code = exit_code(status);
             Error::ExitCode(if code == 0 {
@@ -367,7 +435,7 @@ fn ended_early(command: &[OsString], end: End, verdict: Result<()>) -> Error {
             })
         }
         End::Failed(e) => {
-            eprintln!("error: cannot run {}: {e}", shown(command));
+            errln!("error: cannot run {}: {e}", shown(command));
             Error::ExitCode(match e.kind() {
                 std::io::ErrorKind::NotFound => 127,
                 _ => 126,

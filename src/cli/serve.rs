@@ -20,6 +20,8 @@ pub(super) fn server(listen: &ListenArgs) -> Result<ProxyServerBuilder> {
         builder = builder.control_token(token);
     }
     if let (Some(cert), Some(key)) = (&listen.tls_cert, &listen.tls_key) {
+        input::check("--tls-cert", cert)?;
+        input::check("--tls-key", key)?;
         builder = builder.tls(cert, key);
     }
     Ok(builder)
@@ -107,14 +109,27 @@ pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, Upstre
     if let Some(url) = &args.upstream {
         routes.push(("/".to_owned(), url.clone()));
     }
+    // A bad --route is a bad flag value: a usage error, as for --upstream.
     for text in &args.routes {
-        routes.push(parse_assignment("--route", text)?);
+        let (prefix, url) = parse_assignment("--route", text).map_err(usage)?;
+        route_url(&url).map_err(|reason| {
+            let shown = crate::model::credentials::shown_url(&url);
+            Error::Usage(format!(
+                "invalid value '{prefix}={shown}' for '--route': {reason}"
+            ))
+        })?;
+        if routes.iter().any(|(p, _)| *p == prefix) {
+            return Err(Error::Usage(format!(
+                "--route {prefix}: the prefix is given twice (--upstream is the route /)"
+            )));
+        }
+        routes.push((prefix, url));
     }
     let mut cas: Vec<(String, PathBuf)> = Vec::new();
     for text in &args.route_cas {
-        let (prefix, file) = parse_assignment("--route-ca", text)?;
+        let (prefix, file) = parse_assignment("--route-ca", text).map_err(usage)?;
         if !routes.iter().any(|(p, _)| *p == prefix) {
-            return Err(Error::Config(format!(
+            return Err(Error::Usage(format!(
                 "--route-ca {text}: no route has the prefix {prefix} (routes: {})",
                 routes
                     .iter()
@@ -123,6 +138,7 @@ pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, Upstre
                     .join(", ")
             )));
         }
+        input::check("--route-ca", Path::new(&file))?;
         cas.push((prefix, PathBuf::from(file)));
     }
     let base = upstream_config(args)?;
@@ -139,10 +155,18 @@ pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, Upstre
         .collect())
 }
 
+/// A flag value refused by a parser that reports it as a runtime error: a usage error.
+fn usage(e: Error) -> Error {
+    Error::Usage(e.to_string())
+}
+
 /// The settings every route shares; AK/SK only ever come from the environment (a flag would
 /// show in `ps`).
 fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     let mut upstream = UpstreamConfig::new(String::new());
+    if let Some(ca) = &args.upstream_ca {
+        input::check("--upstream-ca", ca)?;
+    }
     upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
     upstream.credentials = crate::net::signer::Credentials::from_env().map_err(Error::Config)?;
@@ -188,9 +212,14 @@ pub(super) async fn serve_until_signal(
     let signal = shutdown_signal();
     let server = builder.start().await?;
     // The one stdout line scripts read the port from.
-    println!("listening on {}", server.uri());
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    // Nobody reading it (a closed or failing stdout) does not stop the proxy: it serves on.
+    if let Err(e) = outln!("listening on {}", server.uri()) {
+        tracing::warn!(
+            "cannot print the listening line ({}); serving on {}",
+            output_error(&e),
+            server.uri()
+        );
+    }
     tokio::select! {
         () = signal => {}
         // Replay of a store that turned out unreadable (its index is built behind serving).
@@ -201,10 +230,18 @@ pub(super) async fn serve_until_signal(
     }
     tracing::info!("shutting down: draining connections");
     let summary = server.shutdown().await?;
-    eprint!("{summary}");
+    err!("{summary}");
     match verdicts {
         Some(verdicts) => apply_verdicts(&summary, verdicts),
         None => Ok(()),
+    }
+}
+
+/// What went wrong printing to stdout, for a log line.
+fn output_error(e: &Error) -> String {
+    match e {
+        Error::ExitCode(_) => "its reader has gone".to_owned(),
+        e => e.to_string(),
     }
 }
 
@@ -276,6 +313,30 @@ impl clap::builder::TypedValueParser for UpstreamUrl {
 /// `http://` for a local stand-in, and nothing after the authority. Clients send the whole path
 /// (`/v2/images/…`), so a path here would be sent twice (`/v2/v2/images/…`).
 pub(super) fn upstream_url(text: &str) -> std::result::Result<String, String> {
+    let uri = origin(text)?;
+    let path = uri.path();
+    if !matches!(path, "" | "/") {
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("https"));
+        return Err(format!(
+            "give only scheme://host[:port], without a path: clients send the whole path \
+             (/v2/images/...), so {path} would be sent twice ({}/v2/...); use --upstream {origin}",
+            path.trim_end_matches('/')
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Checks the URL of a `--route PREFIX=URL`: as `--upstream`, but a path is allowed (it is put
+/// before each forwarded path).
+pub(super) fn route_url(text: &str) -> std::result::Result<(), String> {
+    origin(text).map(|_| ())
+}
+
+/// The checks `--upstream` and `--route` share: a scheme (https, or http), a host, a port from
+/// 1 to 65535 when one is given (`host:` with none is refused too), and no user information,
+/// query or fragment (a fragment is never sent, so it would be dropped without a word).
+fn origin(text: &str) -> std::result::Result<hyper::Uri, String> {
     const EXAMPLE: &str = "https://ims.cn-north-4.myhuaweicloud.com";
     let uri: hyper::Uri = text
         .parse()
@@ -297,19 +358,41 @@ pub(super) fn upstream_url(text: &str) -> std::result::Result<String, String> {
                 .into(),
         );
     }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(format!("it has no host before the port, e.g. {EXAMPLE}"));
+    }
+    // What follows the host: nothing, or `:PORT`.
+    if let Some(port) = authority
+        .as_str()
+        .get(host.len()..)
+        .filter(|p| !p.is_empty())
+    {
+        match port.strip_prefix(':').map(str::parse::<u16>) {
+            Some(Ok(1..)) => {}
+            Some(_) if port == ":" => {
+                return Err(
+                    "the port after ':' is empty; give one (1 to 65535) or leave out the ':'"
+                        .into(),
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "the port {} is not one from 1 to 65535",
+                    port.trim_start_matches(':')
+                ));
+            }
+        }
+    }
     if uri.query().is_some() {
         return Err("it must not have a query string".into());
     }
-    let path = uri.path();
-    if !matches!(path, "" | "/") {
-        let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("https"));
-        return Err(format!(
-            "give only scheme://host[:port], without a path: clients send the whole path \
-             (/v2/images/...), so {path} would be sent twice ({}/v2/...); use --upstream {origin}",
-            path.trim_end_matches('/')
-        ));
+    if text.contains('#') {
+        return Err(
+            "it must not have a fragment (#...): a fragment is never sent to a server".into(),
+        );
     }
-    Ok(text.to_owned())
+    Ok(uri)
 }
 
 /// Parses `--listen`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT` (loopback).

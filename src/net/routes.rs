@@ -95,7 +95,11 @@ impl Routes {
 
 /// `/v3/` → `/v3`, `/` stays `/`; a prefix must start with `/` and hold no query.
 pub fn normalize_prefix(prefix: &str) -> Result<String> {
-    let bad = |why: &str| Error::Config(format!("--route {prefix:?}: {why}"));
+    // Shown without user information: `--route https://user:pw@host/x=y` has no prefix.
+    let bad = |why: &str| {
+        let shown = crate::model::credentials::shown_url(prefix);
+        Error::Config(format!("--route {shown:?}: {why}"))
+    };
     if !prefix.starts_with('/') {
         return Err(bad("the prefix must be a path starting with /, e.g. /v3"));
     }
@@ -117,7 +121,9 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 /// Parses `PREFIX=VALUE` (`--route`, `--route-ca`); the prefix is normalised.
 pub fn parse_assignment(flag: &str, text: &str) -> Result<(String, String)> {
     let (prefix, value) = text.split_once('=').ok_or_else(|| {
-        Error::Config(format!("{flag} {text:?}: expected PREFIX=VALUE, e.g. /v3=https://iam.example.com"))
+        // Shown without user information: the text may be a URL with a password in it.
+        let shown = crate::model::credentials::shown_url(text);
+        Error::Config(format!("{flag} {shown:?}: expected PREFIX=VALUE, e.g. /v3=https://iam.example.com"))
     })?;
     if value.is_empty() {
         return Err(Error::Config(format!("{flag} {text:?}: nothing after ="))); 

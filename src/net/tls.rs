@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 /// The acceptor for `cert` (PEM chain, leaf first) and `key` (PEM private key: PKCS#8, PKCS#1 or
 /// SEC1). Errors name the flag and the file.
 pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect())
+    let cert_pem = read_bounded("--tls-cert", cert)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<_, _>>()
         .map_err(|e| bad("--tls-cert", cert, &reason(e, "certificate")))?;
     if certs.is_empty() {
         return Err(bad(
@@ -23,7 +24,8 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
             "no PEM certificate found in the file",
         ));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
+    let key_pem = read_bounded("--tls-key", key)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| bad("--tls-key", key, &reason(e, "private key")))?;
     // One crypto provider, chosen explicitly: rustls panics at `builder()` when two are linked.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -41,6 +43,27 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Largest PEM file read (16 MiB, as for every input file the command line names): a chain or
+/// key is a few KiB, and a file that never ends (`/dev/zero`) must not exhaust memory.
+const MAX_PEM_FILE: u64 = 16 * 1024 * 1024;
+
+/// The bytes of `path` (named by `flag`), refused beyond [`MAX_PEM_FILE`].
+fn read_bounded(flag: &str, path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(flag, path, &e.to_string()))?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(bad(
+            flag,
+            path,
+            &format!("larger than {} MiB; not a PEM file", MAX_PEM_FILE >> 20),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn reason(error: pem::Error, item: &str) -> String {

@@ -1,0 +1,394 @@
+//! Hostile values for the flags that name files and URLs, and hostile ends of the output: each
+//! is refused by name (exit 1 or 2) or ends quietly, never with a panic, and nothing the user
+//! named is lost.
+
+use std::os::unix::fs::FileTypeExt as _;
+use std::path::Path;
+
+use crate::util::*;
+
+/// A store holding the shipped cassettes, at `dir/s`.
+fn imported_store(dir: &Path) {
+    shipped_cassettes(dir);
+    let (code, err) = run(&["import", "--store", "s", "cassettes"], dir);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn har_export_refuses_an_out_that_is_a_fifo_or_a_socket_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_store(dir.path());
+    let fifo = dir.path().join("pipe.har");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    let socket = dir.path().join("socket.har");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    for (out, kind) in [("pipe.har", "a FIFO"), ("socket.har", "a socket")] {
+        let (code, err) = run(
+            &["export", "--store", "s", "--format", "har", "--out", out],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{out}: {err}");
+        assert!(
+            err.contains(&format!("--out {out}: is {kind}")),
+            "{out}: {err}"
+        );
+        assert!(!err.contains("exported"), "{out}: {err}");
+    }
+    let meta = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
+    let meta = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket(), "the socket was replaced");
+    // No temporary file left behind either, and a regular file is still replaced.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    std::fs::write(dir.path().join("old.har"), "old").unwrap();
+    let (code, err) = run(
+        &[
+            "export", "--store", "s", "--format", "har", "--out", "old.har",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("old.har"))
+            .unwrap()
+            .contains("\"log\"")
+    );
+}
+
+/// `ims-vcr args` in `cwd` with its stdout a pipe whose reader has gone before it writes (as
+/// under `| head -1` once head has its line): (exit code, stderr).
+fn run_with_closed_stdout(args: &[&str], cwd: &Path) -> (i32, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = status.unwrap_or_else(|| panic!("{args:?} hung: {stderr}"));
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_every_printing_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_store(dir.path());
+    for args in [
+        &["ls", "--store", "s"][..],
+        &["ls", "--cassettes", "cassettes", "--json"],
+        &["show", "--store", "s", "/v2/schemas/image"],
+        &["verify", "cassettes"],
+        &["completions", "bash"],
+    ] {
+        let (code, err) = run_with_closed_stdout(args, dir.path());
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+    // A verdict survives its report being cut short: findings still exit 3.
+    let (code, err) = run_with_closed_stdout(
+        &[
+            "verify",
+            "cassettes",
+            "--deny",
+            "bc6bed6e-ba3a-4447-afcc-449174a3eb52",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("verdict: verify found"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `ims-vcr args` in `cwd` with its address space limited to 4 GiB, so a read without bound
+/// fails fast instead of taking the machine's memory: (exit code, stderr).
+fn run_in_bounded_memory(args: &[&str], cwd: &Path) -> (i32, String) {
+    use std::os::unix::process::CommandExt as _;
+    let mut command = std::process::Command::new(BIN);
+    // SAFETY: setrlimit is a bare system call; nothing is allocated between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let status = status.unwrap_or_else(|| panic!("{args:?} hung: {stderr}"));
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn an_input_file_that_never_ends_or_is_too_large_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    // Sparse: 17 MiB that take no disk.
+    let big = std::fs::File::create(dir.path().join("big.toml")).unwrap();
+    big.set_len(17 << 20).unwrap();
+    drop(big);
+    let upstream = "https://127.0.0.1:9";
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &[
+                "replay",
+                "--cassettes",
+                "cassettes",
+                "--listen",
+                "0",
+                "--tls-cert",
+                "/dev/zero",
+                "--tls-key",
+                "/dev/zero",
+            ],
+            "--tls-cert /dev/zero: is a character device",
+        ),
+        (
+            &[
+                "passthrough",
+                "--upstream",
+                upstream,
+                "--upstream-ca",
+                "/dev/zero",
+                "--listen",
+                "0",
+            ],
+            "--upstream-ca /dev/zero: is a character device",
+        ),
+        (
+            &[
+                "record",
+                "--route",
+                "/v3=https://127.0.0.1:9",
+                "--route-ca",
+                "/v3=/dev/zero",
+                "--listen",
+                "0",
+                "--store",
+                "s",
+            ],
+            "--route-ca /dev/zero: is a character device",
+        ),
+        (
+            &[
+                "drift",
+                "--upstream",
+                upstream,
+                "--upstream-ca",
+                "/dev/zero",
+                "--cassettes",
+                "cassettes",
+            ],
+            "--upstream-ca /dev/zero: is a character device",
+        ),
+        (
+            &["--config", "/dev/zero", "ls"],
+            "--config /dev/zero: is a character device",
+        ),
+        (
+            &["--config", "big.toml", "ls"],
+            "--config big.toml: larger than 16 MiB",
+        ),
+        (
+            &["verify", "cassettes", "--deny-file", "/dev/zero"],
+            "--deny-file /dev/zero: is a character device",
+        ),
+        (
+            &["verify", "cassettes", "--deny-file", "big.toml"],
+            "--deny-file big.toml: larger than 16 MiB",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, err) = run_in_bounded_memory(args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+}
+
+#[test]
+fn an_upstream_or_route_url_that_cannot_be_used_is_a_usage_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, reason) in [
+        ("https://:18443", "no host"),
+        ("https://127.0.0.1:99999", "port 99999"),
+        ("https://127.0.0.1:0", "port 0"),
+        ("https://127.0.0.1:", "port after ':' is empty"),
+        ("https://127.0.0.1:18443/#frag", "fragment"),
+        ("https://127.0.0.1#", "fragment"),
+    ] {
+        let (code, err) = run(
+            &["passthrough", "--upstream", url, "--listen", "0"],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{url}: {err}");
+        assert!(
+            err.contains("'--upstream <URL>'") && err.contains(reason),
+            "{url}: {err}"
+        );
+        let route = format!("/v3={url}");
+        let (code, err) = run(
+            &["passthrough", "--route", &route, "--listen", "0"],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{route}: {err}");
+        assert!(
+            err.contains("'--route'") && err.contains(reason),
+            "{route}: {err}"
+        );
+        assert!(!err.contains("--upstream"), "{route}: {err}");
+    }
+    // Bad prefixes, and secrets in a route's URL: usage errors naming --route, the password
+    // never shown.
+    for route in [
+        "v3=https://127.0.0.1:9",
+        "/v3=https://user:pa55word-9@127.0.0.1:9",
+        "https://user:pa55word-9@127.0.0.1:9/x=y",
+        "https://user:pa55word-9@127.0.0.1:9",
+    ] {
+        let (code, err) = run(
+            &["record", "--route", route, "--listen", "0", "--store", "s"],
+            dir.path(),
+        );
+        assert_eq!(code, 2, "{route}: {err}");
+        assert!(err.contains("--route"), "{route}: {err}");
+        assert!(!err.contains("--upstream"), "{route}: {err}");
+        assert!(!err.contains("pa55word"), "{route}: {err}");
+    }
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+    // What is fine stays fine: IPv6, a port, a trailing slash.
+    for url in [
+        "https://[::1]:8443",
+        "http://127.0.0.1:8080/",
+        "https://localhost",
+    ] {
+        let proxy = Running::start(
+            &["passthrough", "--upstream", url, "--listen", "0"],
+            dir.path(),
+        );
+        proxy.signal("-TERM");
+        assert!(proxy.wait().success(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn a_recorder_whose_stderr_cannot_be_written_serves_and_shuts_down_cleanly() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let ca = fake.write_ca_pem(dir.path());
+    // Standard error a pipe nobody reads any more: every log line fails to be written, as on a
+    // full disk (RUST_LOG=debug: a line for every request too).
+    let mut child = std::process::Command::new(BIN)
+        .args(["record", "--upstream", &fake.base_url(), "--upstream-ca"])
+        .arg(&ca)
+        .args(["--listen", "0", "--store", "s"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(uri) = line.trim_end().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        panic!("no listening line: {line:?}, exit {:?}", child.wait());
+    };
+    let reply = get(&format!("{uri}/v2/images/{SEED_IMAGE_ID}")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    // SAFETY: kill(2) on the child's own pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let status = status.expect("the recorder exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stored_answers(&dir.path().join("s")), 1);
+}
+
+#[test]
+fn a_negative_number_or_a_bad_mode_variable_is_named_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, named) in [
+        (&["replay", "--max-body", "-1"][..], "--max-body"),
+        (
+            &["replay", "--header-read-timeout", "-1"],
+            "--header-read-timeout",
+        ),
+        (&["replay", "--seed", "-3"], "--seed"),
+        (
+            &[
+                "passthrough",
+                "--upstream",
+                "https://127.0.0.1:9",
+                "--upstream-timeout",
+                "-1",
+            ],
+            "--upstream-timeout",
+        ),
+    ] {
+        let (code, err) = run(args, dir.path());
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    let output = std::process::Command::new(BIN)
+        .args(["run", "--", "true"])
+        .current_dir(dir.path())
+        .env("IMS_VCR_MODE", "bogus")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("IMS_VCR_MODE") && err.contains("bogus"),
+        "{err}"
+    );
+    assert!(!err.contains("'--mode"), "{err}");
+}
