@@ -112,6 +112,24 @@ struct Session {
     known: Option<HashMap<[u8; 32], u32, foldhash::fast::FixedState>>,
 }
 
+/// The store's format as `meta` records it (`None`: a new store, which gets [`STORE_FORMAT`] as
+/// it is opened to write), refused when it is not one of [`READS_FORMATS`]. A format-1 store
+/// stays format 1 until its log holds something (see [`STORE_FORMAT`]).
+fn read_format(path: &Path, meta: &sled::Tree) -> Result<Option<u32>> {
+    let Some(v) = meta.get("format").map_err(|e| store_error(path, e))? else {
+        return Ok(None);
+    };
+    match <[u8; 4]>::try_from(v.as_ref()).map(u32::from_be_bytes) {
+        Ok(n) if READS_FORMATS.contains(&n) => Ok(Some(n)),
+        _ => Err(Error::StoreRefused(format!(
+            "store {} has format {:?}, this ims-vcr reads formats {READS_FORMATS:?}; export it \
+             with the ims-vcr that wrote it and import the cassettes here",
+            path.display(),
+            v.as_ref()
+        ))),
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
@@ -166,11 +184,24 @@ impl Store {
                 })?)
             }
         };
+        // Before anything is redone: a store of a format this ims-vcr does not read is refused
+        // with its journal untouched.
+        let format = read_format(path, &meta)?;
         let (mut log, logged) = log::Log::open(&log_tree, answers.is_empty()).map_err(store_err)?;
         // The counter is persisted at flushes; the log's last group may hold later writes.
         let generation = persisted.max(logged);
+        if logged > persisted {
+            meta.insert(GENERATION_KEY, &logged.to_be_bytes())
+                .map_err(store_err)?;
+        }
         let opened_at = generation;
         let (journal, generation) = recover(path, &db, &log_tree, &mut log, &meta, generation)?;
+        // A store whose log holds anything is format 2, whoever opened it (a reader's redo of a
+        // journal writes to the log too): an older ims-vcr must refuse it, not miss the log.
+        if format.is_none() || (format != Some(STORE_FORMAT) && (writer || !log_tree.is_empty())) {
+            meta.insert("format", &STORE_FORMAT.to_be_bytes())
+                .map_err(store_err)?;
+        }
         let durable = read_durable(path)?;
         if generation < durable {
             return Err(Error::StoreDamaged {
@@ -209,7 +240,6 @@ impl Store {
             flush_lock: tokio::sync::Mutex::new(()),
             opened: false,
         };
-        store.check_format()?;
         store.opened = true;
         Ok(store)
     }
@@ -334,33 +364,6 @@ impl Store {
         Ok(generation)
     }
 
-    fn check_format(&self) -> Result<()> {
-        let format = self.meta.get("format").map_err(|e| self.err(e))?;
-        let read = format.as_ref().map(|v| {
-            <[u8; 4]>::try_from(v.as_ref())
-                .ok()
-                .map(u32::from_be_bytes)
-                .filter(|n| READS_FORMATS.contains(n))
-        });
-        match read {
-            Some(Some(STORE_FORMAT)) => Ok(()),
-            // A format-1 store stays so until a writer opens it (see [`STORE_FORMAT`]).
-            Some(Some(_)) if !self.writer => Ok(()),
-            // A new store, or a format-1 store a writer opens.
-            None | Some(Some(_)) => {
-                self.meta
-                    .insert("format", &STORE_FORMAT.to_be_bytes())
-                    .map_err(|e| self.err(e))?;
-                Ok(())
-            }
-            Some(None) => Err(Error::StoreRefused(format!(
-                "store {} has format {:?}, this ims-vcr reads formats {READS_FORMATS:?}; \
-                 export it with the ims-vcr that wrote it and import the cassettes here",
-                self.path.display(),
-                format.as_deref().unwrap_or_default()
-            ))),
-        }
-    }
 
     /// Appends an answer for `key` and returns once it is in the journal (written to the kernel,
     /// which a `kill -9` cannot undo; with [`Store::fsync_every_answer`], synced to the disk,
@@ -611,7 +614,7 @@ pub(crate) mod tests {
     }
 
     /// Appends to the closed store's journal what a session killed before sled flushed leaves.
-    fn journal(dir: &Path, generation: u64, i: &Interaction, seq: u32) {
+    pub(super) fn journal(dir: &Path, generation: u64, i: &Interaction, seq: u32) {
         let (mut journal, _) = Journal::open(dir).unwrap();
         let value = serde_json::to_vec(i).unwrap();
         let entry = entry_key(key(i).digest(), seq);

@@ -55,6 +55,9 @@ struct Damage {
     entry: String,
     reason: String,
     digest: Option<[u8; 32]>,
+    /// The key the damaged record seems to insert: a later record removing it (the request
+    /// recorded again in record mode) heals the damage.
+    key: Option<[u8; 36]>,
 }
 
 /// The log's state, kept under the store's session lock.
@@ -80,13 +83,22 @@ impl Log {
             ..Log::default()
         };
         let mut last_write = 0;
-        if let Some((key, group)) = tree.last()? {
-            log.next = group_number(&key).map_or(0, |n| n + 1);
-            for found in journal::scan(&group) {
-                if let Found::Record { generation, .. } = found {
-                    last_write = last_write.max(generation);
+        // The highest well-formed group number: a key of another length is damage (named when
+        // the log is read), never a reason to start over at group 0.
+        for key in tree.iter().keys().rev() {
+            let key = key?;
+            let Some(n) = group_number(&key) else {
+                continue;
+            };
+            log.next = n.saturating_add(1);
+            if let Some(group) = tree.get(&key)? {
+                for found in journal::scan(&group) {
+                    if let Found::Record { generation, .. } = found {
+                        last_write = last_write.max(generation);
+                    }
                 }
             }
+            break;
         }
         Ok((log, last_write))
     }
@@ -105,6 +117,7 @@ impl Log {
         self.pending.extend_from_slice(record);
         self.pending_records += 1;
         if let Some(overlay) = &mut self.overlay {
+            overlay.heal(removes, key);
             for old in removes {
                 overlay.keys.insert(*old, Loc::Removed);
             }
@@ -129,7 +142,21 @@ impl Log {
         if self.pending.is_empty() {
             return Ok(());
         }
-        tree.insert(self.next.to_be_bytes(), self.pending.as_slice())?;
+        // Never over a group already there (damaged keys, or a number at its end).
+        let taken = self.next == u64::MAX
+            || tree
+                .compare_and_swap(
+                    self.next.to_be_bytes(),
+                    None as Option<&[u8]>,
+                    Some(self.pending.as_slice()),
+                )?
+                .is_err();
+        if taken {
+            return Err(sled::Error::Unsupported(format!(
+                "log group {} exists already: the log's keys are damaged",
+                self.next
+            )));
+        }
         self.pending.clear();
         self.pending_records = 0;
         self.next += 1;
@@ -153,6 +180,7 @@ impl Log {
                         entry: format!("log/{}", hex(&key)),
                         reason: format!("key has {} bytes, expected 8", key.len()),
                         digest: None,
+                        key: None,
                     }),
                 }
             }
@@ -164,6 +192,15 @@ impl Log {
 }
 
 impl Overlay {
+    /// Forgets the damage of records whose key a later record removes or writes again: their
+    /// request was recorded again (record mode replaces every answer it had).
+    fn heal(&mut self, removes: &[[u8; 36]], inserted: &[u8; 36]) {
+        if !self.damage.is_empty() {
+            self.damage
+                .retain(|d| d.key.is_none_or(|k| k != *inserted && !removes.contains(&k)));
+        }
+    }
+
     /// Applies group `n`'s records, in order.
     fn read_group(&mut self, n: u64, bytes: &[u8]) {
         for found in journal::scan(bytes) {
@@ -174,6 +211,7 @@ impl Overlay {
                     value,
                     ..
                 } => {
+                    self.heal(&removes, &key);
                     for old in removes {
                         self.keys.insert(old, Loc::Removed);
                     }
@@ -188,6 +226,7 @@ impl Overlay {
                          request is left out)"
                     ),
                     digest: key.map(|k| k[..32].try_into().expect("32 bytes")),
+                    key,
                 }),
                 Found::Garbled { at } => self.damage.push(Damage {
                     entry: format!("log group {n}"),
@@ -197,6 +236,7 @@ impl Overlay {
                         bytes.len()
                     ),
                     digest: None,
+                    key: None,
                 }),
             }
         }
@@ -228,7 +268,12 @@ impl Values<'_> {
         };
         let range = start as usize..end as usize;
         if group == self.pending.0 {
-            return Ok(IVec::from(&self.pending.1[range]));
+            return self
+                .pending
+                .1
+                .get(range)
+                .map(IVec::from)
+                .ok_or_else(|| format!("log group {group} is shorter than its index says"));
         }
         if self.group.as_ref().is_none_or(|(n, _)| *n != group) {
             let bytes = self
@@ -426,6 +471,12 @@ impl Store {
                 Loc::At { .. } => keys.insert(*key),
             };
         }
+        // A damaged record's key may hold an answer: replaced with the rest (which heals it).
+        keys.extend(
+            (overlay.damage.iter())
+                .filter_map(|d| d.key)
+                .filter(|k| k[..32] == digest[..]),
+        );
         Ok(keys.into_iter().collect())
     }
 
@@ -440,22 +491,29 @@ impl Store {
     pub(super) fn fold_log(&self, session: &mut Session) -> Result<()> {
         let log = &mut session.log;
         log.write_pending(&self.log).map_err(|e| self.err(e))?;
+        // Damage the log still holds (not healed by recording its request again) refuses the
+        // batch: folding would lose the record for good without a word.
+        let damage = log.overlay(&self.log).map_err(|e| self.err(e))?.damage.first();
+        if let Some(damage) = damage {
+            return Err(Error::StoreCorrupt {
+                path: self.path.clone(),
+                entry: damage.entry.clone(),
+                reason: format!(
+                    "{}; export the store with --skip-damaged and import it into a new one, or \
+                     record that request again",
+                    damage.reason
+                ),
+            });
+        }
         if !log.is_empty(&self.log) {
             // Applied in batches of a bounded size, like a journal's redo; a crash in between
             // leaves the log in place, and applying it again gives the same store.
             let mut batch = sled::Batch::default();
             let mut bytes = 0usize;
             for group in self.log.iter() {
-                let (key, value) = group.map_err(|e| self.err(e))?;
-                let mut read = Overlay::default();
-                read.read_group(group_number(&key).unwrap_or(0), &value);
-                if let Some(damage) = read.damage.into_iter().next() {
-                    return Err(Error::StoreCorrupt {
-                        path: self.path.clone(),
-                        entry: damage.entry,
-                        reason: damage.reason,
-                    });
-                }
+                let (_, value) = group.map_err(|e| self.err(e))?;
+                // Damaged records left are healed ones (checked above): a later record removed
+                // their key.
                 for found in journal::scan(&value) {
                     if let Found::Record {
                         removes,
@@ -488,7 +546,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{interaction, key, open_when_released, statuses};
+    use super::super::tests::{interaction, journal as journal_record, key, open_when_released, statuses};
     use super::*;
 
     /// Records `statuses` as answers of `path`, the first replacing (record mode) or appended
@@ -656,6 +714,94 @@ mod tests {
         assert!(recordings.is_empty());
         assert!(damaged[0].to_string().contains("log group 0 is corrupt: garbled from byte 0"), "{}", damaged[0]);
         assert!(statuses_err(&store));
+    }
+
+    /// sled's handle on `dir` once the last store let go of it.
+    fn sled_of(dir: &Path) -> sled::Db {
+        loop {
+            match sled::open(dir) {
+                Ok(db) => break db,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_redoing_a_journal_into_the_log_of_a_format_1_store_makes_it_format_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = interaction("/a", "a0");
+        let generation = {
+            let store = Store::open(dir.path()).unwrap();
+            store.record(&key(&a), &a, true).await.unwrap();
+            store.flush().await.unwrap();
+            store.generation()
+        };
+        {
+            // What an older ims-vcr leaves when killed: format 1, a record only in its journal.
+            let db = sled_of(dir.path());
+            db.open_tree("meta").unwrap().insert("format", &1u32.to_be_bytes()).unwrap();
+            db.open_tree("log").unwrap().clear().unwrap();
+            db.flush().unwrap();
+        }
+        journal_record(dir.path(), generation + 1, &interaction("/b", "b0"), 0);
+        let reader = Store::open_existing(dir.path()).unwrap();
+        assert_eq!(reader.len(), 1, "/b redone; /a was only in the log this test cleared");
+        drop(reader);
+        let db = sled_of(dir.path());
+        let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
+        assert_eq!(format.as_ref(), 2u32.to_be_bytes(), "an older ims-vcr must refuse it now");
+        assert_eq!(db.open_tree("log").unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_log_key_of_another_shape_is_named_and_never_makes_a_writer_reuse_group_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..GROUP_RECORDS {
+            record(&store, &format!("/first/{n}"), &["x"], true).await;
+        }
+        drop(store);
+        {
+            let db = sled_of(dir.path());
+            db.open_tree("log").unwrap().insert(b"stray-key!", &b"x"[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = open_when_released(dir.path());
+        for n in 0..GROUP_RECORDS {
+            record(&store, &format!("/second/{n}"), &["y"], true).await;
+        }
+        store.flush().await.unwrap();
+        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
+        assert_eq!(recordings.len(), 2 * GROUP_RECORDS, "the first group was kept");
+        assert_eq!(damaged.len(), 1);
+        assert!(damaged[0].to_string().contains("key has 10 bytes, expected 8"), "{}", damaged[0]);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_record_is_healed_by_recording_its_request_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        record(&store, "/a", &["a0"], true).await;
+        record(&store, "/b", &["b0"], true).await;
+        store.flush().await.unwrap();
+        let end = match journal::scan(&store.log.first().unwrap().unwrap().1).remove(0) {
+            Found::Record { value, .. } => value.end - 1,
+            other => panic!("{other:?}"),
+        };
+        let dir = damage_log(store, |bytes| bytes[end] ^= 0x55);
+        let store = open_when_released(&dir);
+        // An import refuses while the damage is there, naming it and a way out.
+        let c = interaction("/c", "c0");
+        let import = [Recording { key: key(&c), answers: vec![c] }];
+        let e = store.import(&import).await.unwrap_err().to_string();
+        assert!(e.contains("fails its checksum") && e.contains("--skip-damaged"), "{e}");
+        // Record mode replaces every answer /a had: the damaged one with them.
+        record(&store, "/a", &["a1"], true).await;
+        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
+        assert!(damaged.is_empty(), "{damaged:?}");
+        assert_eq!(recordings.len(), 2);
+        store.import(&import).await.unwrap();
+        assert_eq!(statuses(&store).len(), 3);
     }
 
     fn statuses_err(store: &Store) -> bool {
