@@ -34,6 +34,13 @@ const NAMES: &[&str] = &[
     // Swift's temporary URLs.
     "tempurlsig",
     "credential",
+    "credentials",
+    // Session identifiers as query, path (`;jsessionid=`) or form parameters: whoever holds
+    // one is signed in.
+    "sessionid",
+    "jsessionid",
+    "phpsessid",
+    "sessionkey",
     "xamzcredential",
     "xgoogcredential",
     "accesskeyid",
@@ -497,6 +504,11 @@ mod tests {
     #[test]
     fn credential_names_are_recognised_in_any_case_and_spelling() {
         for name in [
+            "JSESSIONID",
+            "sessionId",
+            "PHPSESSID",
+            "sessionKey",
+            "credentials",
             "X-Auth-Token",
             "x_auth_token",
             "access_token",
