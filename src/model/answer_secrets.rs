@@ -166,6 +166,11 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
     if crate::model::credentials::looks_like_form(text.as_bytes()) {
         return crate::model::credentials::mask_query(text);
     }
+    // The lexical last resort reads every pair: only for text that could name a secret at all
+    // (most answers name none, and this runs on every recorded one).
+    if !may_name_answer_secrets(text) {
+        return None;
+    }
     crate::model::json_like::mask_fields(
         text,
         &|name, value| masks(name, &Value::String(value.to_owned())),
