@@ -137,7 +137,7 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
 
 /// What a text answer hands out: as JSON when it parses as JSON (a text body an older ims-vcr
 /// or a hand-edited cassette holds), else as [`mask_answer_text`] reads text.
-fn text_answer_secrets(text: &str) -> Vec<credentials::Found> {
+pub(crate) fn text_answer_secrets(text: &str) -> Vec<credentials::Found> {
     use crate::model::answer_secrets::{mask_answer_json, mask_answer_text};
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(mut json) => mask_answer_json(&mut json, &str::to_owned),

@@ -32,12 +32,26 @@ pub(crate) fn mask_fields(
     let (mut copied, mut at) = (0usize, 0usize);
     while at < bytes.len() {
         let quote = bytes[at];
-        if quote != b'"' && quote != b'\'' {
+        let name_end = if quote == b'"' || quote == b'\'' {
+            match string_end(bytes, at) {
+                Some(end) => end,
+                None => break,
+            }
+        } else if is_name_start(quote) && (at == 0 || !is_name_byte(bytes[at - 1])) {
+            // A bare name, as JavaScript and JSON5 write them (`{password: "…"}`), or as text
+            // does (`token: …`); not a URL's scheme (`https://`).
+            let end = (at..bytes.len())
+                .find(|i| !is_name_byte(bytes[*i]))
+                .unwrap_or(bytes.len());
+            let colon = skip_space(bytes, end);
+            if bytes.get(colon) != Some(&b':') || bytes.get(colon + 1) == Some(&b'/') {
+                at = end;
+                continue;
+            }
+            end - 1
+        } else {
             at += 1;
             continue;
-        }
-        let Some(name_end) = string_end(bytes, at) else {
-            break;
         };
         let mut value_at = skip_space(bytes, name_end + 1);
         if bytes.get(value_at) != Some(&b':') {
@@ -81,6 +95,14 @@ pub(crate) fn mask_fields(
     }
     out.push_str(&text[copied..]);
     Some((out, found))
+}
+
+fn is_name_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b == b'$'
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'-')
 }
 
 /// Where the string quoted by `bytes[start]` (`"` or `'`) ends (its closing quote), skipping
@@ -164,6 +186,12 @@ mod tests {
                 vec!["p-2"],
             ),
             (r#"{"secret": 12345, "x": 1"#, r#"{"secret": "REDACTED", "x": 1"#, vec!["12345"]),
+            (
+                r#"{password:"p-4", user: 'u', link: "https://h/x"}"#,
+                r#"{password:"REDACTED", user: 'u', link: "https://h/x"}"#,
+                vec!["p-4"],
+            ),
+            ("token: t-5\nnext: https://h/a", "token: \"REDACTED\"\nnext: https://h/a", vec!["t-5"]),
             (
                 r#"{"pass\u0077ord": "p\"3", "token": null, "password": "REDACTED"}"#,
                 r#"{"pass\u0077ord": "REDACTED", "token": null, "password": "REDACTED"}"#,

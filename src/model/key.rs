@@ -198,12 +198,14 @@ impl RequestKey {
     }
 }
 
-/// Request headers that make a request conditional (RFC 9110, 13.1). They take part in every
-/// key, by name and value, when a request carries them: a conditional GET answered `304 Not
-/// Modified` (no body) and a plain GET answered `200` are two requests, so replay never serves
-/// the 304 to a client that did not ask for it, nor another validator's. A request without them
-/// keys as if the list were empty.
-pub const CONDITIONAL: [&str; 5] = [
+/// Request headers that select which answer a request gets: those that make it conditional
+/// (RFC 9110, 13.1) and `Range` (14.2). They take part in every key, by name and value, when a
+/// request carries them: a conditional GET answered `304 Not Modified` (no body) and a plain GET
+/// answered `200` are two requests, so replay never serves the 304 to a client that did not ask
+/// for it, nor another validator's; nor a `206` holding bytes 0-99 to a plain GET or to a
+/// request for bytes 100-199. A request without them keys as if the list were empty.
+pub const SELECTING: [&str; 6] = [
+    "range",
     "if-match",
     "if-none-match",
     "if-modified-since",
@@ -272,8 +274,8 @@ pub fn canonical_form<'a>(
         }
         push_header(&mut canonical, name, header(name));
     }
-    // A conditional request keys apart from a plain one (see [`CONDITIONAL`]).
-    for name in CONDITIONAL {
+    // A conditional or partial request keys apart from a plain one (see [`SELECTING`]).
+    for name in SELECTING {
         let values = header(name);
         if !values.is_empty() && !rules.match_headers.iter().any(|m| m == name) {
             push_header(&mut canonical, name, values);

@@ -5,8 +5,8 @@
 //!
 //! The memo is exact: it is used only when the key is a function of the method, the path, the
 //! query and the session, under the proxy's rules, and nothing else. The canonical form reads
-//! a header only for [`MatchRules::match_headers`], for the conditional headers
-//! ([`CONDITIONAL`]) and for a body's `content-type`, and the body only when there is one, so
+//! a header only for [`MatchRules::match_headers`], for the conditional headers and
+//! `Range` ([`SELECTING`]) and for a body's `content-type`, and the body only when there is one, so
 //! a request with a body or a conditional header, or any request under rules that match
 //! headers, is keyed in full every time. Entries are told apart by proxy too (each
 //! [`Keys`] has its own id), as two proxies in one process (tests, a library user) may have
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::http::request::Parts;
 
-use crate::model::key::{CONDITIONAL, MatchRules, RequestKey, canonical_form};
+use crate::model::key::{MatchRules, RequestKey, SELECTING, canonical_form};
 
 /// Entries kept per thread before the memo starts over: a client asking for ever new requests
 /// costs a little memory (a few hundred KB per thread), never more.
@@ -101,12 +101,14 @@ impl Keys {
     }
 }
 
-/// Whether the request carries a header of [`CONDITIONAL`] (its key depends on it).
+/// Whether the request carries a header of [`SELECTING`] (its key depends on it).
 fn conditional(parts: &Parts) -> bool {
-    use hyper::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE};
-    debug_assert_eq!(CONDITIONAL.len(), 5);
+    use hyper::header::{
+        IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    };
+    debug_assert_eq!(SELECTING.len(), 6);
     !parts.headers.is_empty()
-        && [IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE]
+        && [RANGE, IF_NONE_MATCH, IF_MODIFIED_SINCE, IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE]
             .iter()
             .any(|name| parts.headers.contains_key(name))
 }
@@ -204,6 +206,7 @@ mod tests {
             ("if-match", "*"),
             ("if-unmodified-since", "Tue, 01 Dec 2026 00:00:00 GMT"),
             ("if-range", "\"v1\""),
+            ("range", "bytes=0-99"),
         ] {
             let conditional = parts("GET", "/v2/images/x", &[(name, value)]);
             let key = keys.key(&rules, &conditional, b"", None);

@@ -46,8 +46,8 @@ const MAGIC: &[u8; 8] = b"IMSVPK01";
 /// 2: each request carries its session. 3: each answer carries a checksum of its bytes. 4: request
 /// keys mask credentials hidden in `;` parameters, twice-encoded names, URLs in query values and
 /// JSON after a byte-order mark (a pack of version 3 holds the digests of the keys before). 5:
-/// conditional headers (`If-None-Match`, ...) take part in keys.
-const VERSION: u32 = 5;
+/// conditional headers (`If-None-Match`, ...) take part in keys. 6: so does `Range`.
+const VERSION: u32 = 6;
 pub(crate) const FOOTER_LEN: u64 = 8 + 8 + 32 + 8;
 
 /// An open pack: the file, and what its index says.

@@ -199,6 +199,14 @@ impl Store {
         // A store whose log holds anything is format 2, whoever opened it (a reader's redo of a
         // journal writes to the log too): an older ims-vcr must refuse it, not miss the log.
         if format.is_none() || (format != Some(STORE_FORMAT) && (writer || !log_tree.is_empty())) {
+            if let Some(old) = format {
+                tracing::warn!(
+                    store = %path.display(),
+                    "store upgraded from format {old} to format {STORE_FORMAT}: an ims-vcr from \
+                     before format {STORE_FORMAT} can no longer open it (export its cassettes \
+                     with this one to go back)"
+                );
+            }
             meta.insert("format", &STORE_FORMAT.to_be_bytes())
                 .map_err(store_err)?;
         }

@@ -226,7 +226,8 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
                 format!("credential field {name} in the request body"),
             );
         }
-    } else if let Some(text) = body["text"].as_str() {
+    } else if let Some(text) = body["text"].as_str().map(str::to_owned).or_else(|| base64_text(body)) {
+        let text = text.as_str();
         let content_type = request["headers"]
             .as_array()
             .into_iter()
@@ -267,6 +268,11 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
             {
                 for secret in secrets {
                     found(format!("/answers/{i}/body/text"), secret.label);
+                }
+            } else if let Some(text) = base64_text(body) {
+                // Bytes that are text after all are checked as import checks them.
+                for secret in crate::formats::validate::text_answer_secrets(&text) {
+                    found(format!("/answers/{i}/body/base64"), secret.label);
                 }
             }
         }
@@ -372,6 +378,16 @@ fn walk(value: &Value, pointer: String, visit: &mut impl FnMut(String, &str)) {
         }
         _ => {}
     }
+}
+
+
+/// A cassette body stored as base64 whose bytes are UTF-8 text (JSON or a form someone wrote
+/// as base64): verify reads it as import does.
+fn base64_text(body: &serde_json::Value) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = body["base64"].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -482,6 +498,21 @@ mod tests {
         let found = problems(dir.path(), &[]);
         assert!(found.iter().any(|f| f.contains("/request/path: credential path parameter token")), "{found:?}");
         assert!(found.iter().any(|f| f.contains("/request/body/text: credential part password")), "{found:?}");
+    }
+
+    #[test]
+    fn a_credential_in_a_base64_body_that_is_text_is_a_finding() {
+        use base64::Engine as _;
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        v["answers"][0]["body"] = serde_json::json!({"base64": b64(r#"{"access_token":"tok-b64"}"#)});
+        v["request"]["body"] = serde_json::json!({"base64": b64("user=u&password=pw-b64")});
+        std::fs::write(&file, v.to_string()).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().any(|f| f.contains("/answers/0/body/base64: credential field access_token")), "{found:?}");
+        assert!(found.iter().any(|f| f.contains("/request/body/text: credential form field of the request body password")), "{found:?}");
     }
 
     #[test]
