@@ -317,6 +317,7 @@ async fn credentials_in_json_a_parser_refuses_never_reach_disk_or_log() {
     const DEEP_TOKEN: &str = "deep-request-token-58aa";
     const NDJSON_TOKEN: &str = "ndjson-answer-token-b604";
     const DEEP_ANSWER_TOKEN: &str = "deep-answer-token-2f19";
+    const FORM_TOKEN: &str = "form-json-token-6b3e";
     let dir = tempfile::tempdir().unwrap();
     let deep = |token: &str| {
         format!(
@@ -365,6 +366,17 @@ async fn credentials_in_json_a_parser_refuses_never_reach_disk_or_log() {
             "the client gets the live answer"
         );
     }
+    // JSON inside a form field.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let body = format!("a=1&payload=%7B%22access_token%22%3A%22{FORM_TOKEN}%22%7D");
+    let reply = send(
+        "POST",
+        &format!("{}/v3/odd/form", proxy.uri),
+        &form,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
     let log = proxy.log();
     assert!(proxy.terminate().success());
     // Replayed with other secrets, the requests still match.
@@ -383,6 +395,15 @@ async fn credentials_in_json_a_parser_refuses_never_reach_disk_or_log() {
         "{}",
         reply.text()
     );
+    let body = "a=1&payload=%7B%22access_token%22%3A%22another%22%7D";
+    let reply = send(
+        "POST",
+        &format!("{}/v3/odd/form", replay.uri),
+        &form,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
     assert!(replay.terminate().success());
     let out = dir.path().join("out");
     export_store(&dir.path().join("store"), &out, None).unwrap();
@@ -392,6 +413,7 @@ async fn credentials_in_json_a_parser_refuses_never_reach_disk_or_log() {
         DEEP_TOKEN,
         NDJSON_TOKEN,
         DEEP_ANSWER_TOKEN,
+        FORM_TOKEN,
     ] {
         for place in [dir.path().join("store"), out.clone()] {
             let hits = files_containing(&place, secret.as_bytes());

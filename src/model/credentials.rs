@@ -434,8 +434,19 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
     };
     if is_form(content_type) || (plain && looks_like_form(form)) {
         let text = std::str::from_utf8(form).ok()?;
-        let (masked, found) = mask_query(text)?;
-        let masked = format!("{mark}{masked}");
+        let (mut text, mut found) = match mask_query(text) {
+            Some((masked, found)) => (masked, found),
+            None => (text.to_owned(), Vec::new()),
+        };
+        // A field holding JSON (`payload={"access_token": …}`): its credential pairs too.
+        if let Some((masked, in_values)) = mask_json_in_form_values(&text) {
+            text = masked;
+            found.extend(in_values);
+        }
+        if found.is_empty() {
+            return None;
+        }
+        let masked = format!("{mark}{text}");
         let found = found
             .into_iter()
             .map(|f| Found {
@@ -455,6 +466,40 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
         format!("credential field {name} of the request body")
     })
     .map(|(masked, found)| (masked.into_bytes(), found))
+}
+
+/// A form with the credential pairs of the JSON its values hold masked (see
+/// [`crate::model::json_like`]), each such value encoded again; `None` when no value holds any.
+fn mask_json_in_form_values(form: &str) -> Option<(String, Vec<Found>)> {
+    // A JSON name and value are quoted: nothing to find without a quote, raw or encoded.
+    if !(form.contains('"') || form.contains("%22") || form.contains('\'') || form.contains("%27")) {
+        return None;
+    }
+    let mut found = Vec::new();
+    let pairs: Vec<String> = form
+        .split('&')
+        .map(|pair| {
+            let Some((name, value)) = pair.split_once('=') else {
+                return pair.to_owned();
+            };
+            let plus = value.replace('+', " ");
+            let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8_lossy();
+            let masked = crate::model::json_like::mask_fields(
+                &decoded,
+                &|field, _| is_credential_name(field),
+                &|field| format!("credential field {field} of the request body"),
+            );
+            match masked {
+                Some((masked, in_value)) => {
+                    found.extend(in_value);
+                    let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
+                    format!("{name}={encoded}")
+                }
+                None => pair.to_owned(),
+            }
+        })
+        .collect();
+    (!found.is_empty()).then(|| (pairs.join("&"), found))
 }
 
 /// An origin or URL (`scheme://...`) with its user information (`user:password@`) removed, and
@@ -590,6 +635,12 @@ mod tests {
         let (masked, found) = mask_body(b"\xEF\xBB\xBF{\"password\":\"p-1\"}", None).unwrap();
         assert_eq!(masked, br#"{"password":"REDACTED"}"#);
         assert_eq!(found[0].value, "p-1");
+        let form = b"a=1&payload=%7B%22access_token%22%3A%22t-form%22%2C%22n%22%3A1%7D&b=2";
+        let (masked, found) = mask_body(form, Some("application/x-www-form-urlencoded")).unwrap();
+        let masked = String::from_utf8(masked).unwrap();
+        assert!(!masked.contains("t-form") && masked.starts_with("a=1&payload=") && masked.ends_with("&b=2"), "{masked}");
+        assert_eq!(found[0].value, "t-form");
+        assert!(mask_body(masked.as_bytes(), Some("application/x-www-form-urlencoded")).is_none());
         let (masked, _) = mask_body(b"user=u&password=p-2", Some("text/plain")).unwrap();
         assert_eq!(masked, b"user=u&password=REDACTED");
         let (masked, _) = mask_body(b"\xEF\xBB\xBFpassword=p-3", Some("text/plain")).unwrap();
