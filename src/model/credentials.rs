@@ -476,12 +476,7 @@ fn mask_json_in_form_values(form: &str) -> Option<(String, Vec<Found>)> {
         return None;
     }
     let mut found = Vec::new();
-    let pairs: Vec<String> = form
-        .split('&')
-        .map(|pair| {
-            let Some((name, value)) = pair.split_once('=') else {
-                return pair.to_owned();
-            };
+    let masked = crate::model::params::rewrite_items(form, '&', |name, value| {
             let plus = value.replace('+', " ");
             let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8_lossy();
             let masked = crate::model::json_like::mask_fields(
@@ -489,17 +484,12 @@ fn mask_json_in_form_values(form: &str) -> Option<(String, Vec<Found>)> {
                 &|field, _| is_credential_name(field),
                 &|field| format!("credential field {field} of the request body"),
             );
-            match masked {
-                Some((masked, in_value)) => {
-                    found.extend(in_value);
-                    let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
-                    format!("{name}={encoded}")
-                }
-                None => pair.to_owned(),
-            }
-        })
-        .collect();
-    (!found.is_empty()).then(|| (pairs.join("&"), found))
+            let (masked, in_value) = masked?;
+            found.extend(in_value);
+            let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
+            Some(format!("{name}={encoded}"))
+        });
+    (!found.is_empty()).then_some((masked, found))
 }
 
 /// An origin or URL (`scheme://...`) with its user information (`user:password@`) removed, and

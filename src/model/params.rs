@@ -423,12 +423,7 @@ fn mask_list_params(text: &str) -> Option<(String, Vec<Found>)> {
         return None;
     }
     let mut found = Vec::new();
-    let items: Vec<String> = text
-        .split(',')
-        .map(|item| {
-            let Some((before, value)) = item.split_once('=') else {
-                return item.to_owned();
-            };
+    let masked = rewrite_items(text, ',', |before, value| {
             let name = before.rsplit(char::is_whitespace).next().unwrap_or(before);
             let bare = value.trim().trim_matches('"');
             // A name is a token (`token`, `access_token`): not a URL's query (`<…?token=…>`),
@@ -436,7 +431,7 @@ fn mask_list_params(text: &str) -> Option<(String, Vec<Found>)> {
             let token = !name.is_empty()
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
             if !token || bare.is_empty() || bare == PLACEHOLDER || !is_credential_param(name) {
-                return item.to_owned();
+                return None;
             }
             found.push(Found {
                 label: format!("credential parameter {name}"),
@@ -444,14 +439,30 @@ fn mask_list_params(text: &str) -> Option<(String, Vec<Found>)> {
             });
             let quoted = value.trim().starts_with('"');
             let lead = &value[..value.len() - value.trim_start().len()];
-            match quoted {
+            Some(match quoted {
                 true => format!("{before}={lead}\"{PLACEHOLDER}\""),
                 false => format!("{before}={lead}{PLACEHOLDER}"),
-            }
+            })
+        });
+    (!found.is_empty()).then_some((masked, found))
+}
+
+/// `text` put back together after each `name=value` item (split at `sep`) went through
+/// `rewrite` (given what precedes the item's first `=` and what follows it; `None` keeps the
+/// item as it was); items without `=` are kept. What the list-shaped maskings share.
+pub(crate) fn rewrite_items(
+    text: &str,
+    sep: char,
+    mut rewrite: impl FnMut(&str, &str) -> Option<String>,
+) -> String {
+    let items: Vec<String> = text
+        .split(sep)
+        .map(|item| match item.split_once('=') {
+            Some((before, value)) => rewrite(before, value).unwrap_or_else(|| item.to_owned()),
+            None => item.to_owned(),
         })
         .collect();
-    let masked = items.join(",");
-    (!found.is_empty()).then_some((masked, found))
+    items.join(sep.encode_utf8(&mut [0; 4]))
 }
 
 /// Appends `url` (what follows `://`) to `out` with its credentials masked.
