@@ -14,19 +14,16 @@ impl Proxy {
                     return Play::Miss;
                 };
                 let mut redacted = redactor.redact_request(&recorded_request(parts, body));
-                if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted)
-                    && k != *key
-                {
-                    match self.tapes.play(&k) {
-                        Play::Miss => {}
-                        played => return played,
+                // Then, for a redacted value only the path carries (a project id, without the
+                // header that would name it), each long segment tried as its pseudonym.
+                let variants = redactor.path_variants(&redacted.path);
+                for path in std::iter::once(None).chain(variants.into_iter().map(Some)) {
+                    if let Some(path) = path {
+                        redacted.path = path;
                     }
-                }
-                // A redacted value only the path carries (a project id, without the header
-                // that would name it): each long segment tried as its pseudonym.
-                for path in redactor.path_variants(&redacted.path.clone()) {
-                    redacted.path = path;
-                    if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted) {
+                    if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted)
+                        && k != *key
+                    {
                         match self.tapes.play(&k) {
                             Play::Miss => {}
                             played => return played,

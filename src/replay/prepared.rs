@@ -235,19 +235,23 @@ impl Prepared {
         outcome: Outcome,
         proxy_origin: Option<&str>,
     ) -> Response<Full<Bytes>> {
-        let (body, headers) = match proxy_origin {
-            Some(proxy) if self.mentions_upstream() => {
-                rewrite_origins(
-                    &self.body,
-                    self.text_body,
-                    &self.headers,
-                    &self.upstream_origins,
-                    proxy,
-                )
-            }
-            _ => (self.body.clone(), self.headers.clone()),
-        };
+        let (body, headers) = self.served_parts(proxy_origin);
         assemble(self.status, outcome, body, headers)
+    }
+
+    /// The body and headers as served, the upstream origin pointed at `proxy_origin` (see
+    /// [`Prepared::to_response`]).
+    fn served_parts(&self, proxy_origin: Option<&str>) -> (Bytes, HeaderMap) {
+        match proxy_origin {
+            Some(proxy) if self.mentions_upstream() => rewrite_origins(
+                &self.body,
+                self.text_body,
+                &self.headers,
+                &self.upstream_origins,
+                proxy,
+            ),
+            _ => (self.body.clone(), self.headers.clone()),
+        }
     }
 
     /// [`Prepared::to_response`] for an answer served once (a relayed one): its header map and
@@ -267,18 +271,7 @@ impl Prepared {
         proxy_origin: Option<&str>,
         substitutions: &[(String, String)],
     ) -> Response<Full<Bytes>> {
-        let (mut body, headers) = match proxy_origin {
-            Some(proxy) if self.mentions_upstream() => {
-                rewrite_origins(
-                    &self.body,
-                    self.text_body,
-                    &self.headers,
-                    &self.upstream_origins,
-                    proxy,
-                )
-            }
-            _ => (self.body.clone(), self.headers.clone()),
-        };
+        let (mut body, headers) = self.served_parts(proxy_origin);
         // One pass, as for origins: a live value is never rewritten by another pair.
         let rewrite = |bytes: &[u8]| replace_each(bytes, substitutions);
         if substitutions

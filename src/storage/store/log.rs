@@ -257,7 +257,7 @@ fn seq_of(key: &[u8; 36]) -> u32 {
 /// the read began) or from sled, one group kept at a time.
 struct Values<'a> {
     tree: &'a sled::Tree,
-    pending: (u64, Vec<u8>),
+    pending: (u64, std::borrow::Cow<'a, [u8]>),
     group: Option<(u64, IVec)>,
 }
 
@@ -388,7 +388,7 @@ impl Store {
             overlay: overlay.keys.into_iter().peekable(),
             values: Values {
                 tree: &self.log,
-                pending,
+                pending: (pending.0, std::borrow::Cow::Owned(pending.1)),
                 group: None,
             },
             damage: overlay.damage.into_iter(),
@@ -418,22 +418,16 @@ impl Store {
         }
         let mut values = Values {
             tree: &self.log,
-            pending: (log.next, std::mem::take(&mut log.pending)),
+            pending: (log.next, std::borrow::Cow::Borrowed(&log.pending)),
             group: None,
         };
-        let read = || -> Result<()> {
-            for (key, loc) in touched {
-                found.remove(&key);
-                if loc != Loc::Removed {
-                    let value = values.get(loc).map_err(|why| self.corrupt_at(&key, why))?;
-                    found.insert(key, value);
-                }
+        for (key, loc) in touched {
+            found.remove(&key);
+            if loc != Loc::Removed {
+                let value = values.get(loc).map_err(|why| self.corrupt_at(&key, why))?;
+                found.insert(key, value);
             }
-            Ok(())
-        };
-        let result = read();
-        log.pending = values.pending.1;
-        result?;
+        }
         Ok(found
             .into_iter()
             .map(|(k, v)| (IVec::from(&k[..]), v))
