@@ -157,6 +157,11 @@ fn may_be_secret_name(name: &str) -> bool {
 /// it, nested past the parser's limit: see [`crate::model::json_like`]). `None` when it holds
 /// nothing to mask.
 pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
+    mask_answer_text_known(text, may_name_answer_secrets(text))
+}
+
+/// [`mask_answer_text`] when [`may_name_answer_secrets`] of `text` is already known.
+pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(String, Vec<Found>)> {
     if let Some(bare) = text.strip_prefix('\u{feff}')
         && let Ok(mut json) = serde_json::from_str::<Value>(bare)
     {
@@ -168,7 +173,7 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
     }
     // The lexical last resort reads every pair: only for text that could name a secret at all
     // (most answers name none, and this runs on every recorded one).
-    if !may_name_answer_secrets(text) {
+    if !may_name {
         return None;
     }
     crate::model::json_like::mask_fields(
@@ -183,15 +188,34 @@ pub fn mask_answer_text(text: &str) -> Option<(String, Vec<Found>)> {
 /// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
-    if text.contains('\\') || may_hold_text_urls(text) {
+    /// The words above, each searched for with a searcher built once (building one per call
+    /// cost more than the search: this runs on every recorded answer).
+    static WORDS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+        std::sync::LazyLock::new(|| {
+            ["secret", "token", "pass", "pwd", "access", "key", "auth", "\"sk\"", "\"ak\""]
+                .iter()
+                .map(|word| memchr::memmem::Finder::new(word.as_bytes()))
+                .collect()
+        });
+    thread_local! {
+        /// The lower-case copy of the text searched, kept between calls.
+        static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if memchr::memchr2(b'\\', b'?', text.as_bytes()).is_some()
+        || crate::model::params::may_hold_url_credentials(text)
+    {
         return true;
     }
-    let lower = text.to_ascii_lowercase();
-    [
-        "secret", "token", "pass", "pwd", "access", "key", "auth", "\"sk\"", "\"ak\"",
-    ]
-    .iter()
-    .any(|word| memchr::memmem::find(lower.as_bytes(), word.as_bytes()).is_some())
+    LOWER.with_borrow_mut(|lower| {
+        lower.clear();
+        lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+        let found = WORDS.iter().any(|word| word.find(lower).is_some());
+        // An answer of many megabytes does not stay held by the thread.
+        if lower.capacity() > 1 << 20 {
+            *lower = Vec::new();
+        }
+        found
+    })
 }
 
 fn mask_answer_into(
@@ -260,6 +284,14 @@ mod tests {
         assert!(!may_hold_answer_secrets(&plain));
         assert!(!may_name_answer_secrets(r#"{"id":"x","owner":"o"}"#));
         assert!(may_name_answer_secrets(r#"{"password":"x"}"#));
+        // Any letter case, a backslash, a query, a URL's user information; a long text, twice
+        // on one thread (the lower-case copy is reused).
+        for named in [r#"{"PassWord":"x"}"#, r#"{"S\u0065cret":1}"#, "x?y", "a mysql://u:p@db b", r#"{"SK":"v"}"#] {
+            assert!(may_name_answer_secrets(named), "{named}");
+        }
+        let long = format!("{{\"a\":\"{}\",\"AuthKey\":1}}", "z".repeat(100_000));
+        assert!(may_name_answer_secrets(&long));
+        assert!(!may_name_answer_secrets(&long.replace("AuthKey", "other")));
         for held in [
             json!({"a": [{"b": {" Security-Token ": "t"}}]}),
             json!({"credential": {"ACCESS": "ak"}}),

@@ -388,16 +388,24 @@ pub fn is_form(content_type: Option<&str>) -> bool {
 /// every pair with a name and `=`, names of URL-safe characters): clients (and `curl -d`
 /// without `-H`) send forms so, and its credentials are masked as a form's.
 pub(crate) fn looks_like_form(body: &[u8]) -> bool {
-    !body.is_empty()
-        && body.split(|b| *b == b'&').all(|pair| {
-            let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
-            pair.contains(&b'=')
-                && !name.is_empty()
-                && name
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-.~%[]+".contains(b))
-                && !pair.iter().any(|b| b.is_ascii_whitespace() && *b != b' ')
-        })
+    let name_char = |b: &u8| b.is_ascii_alphanumeric() || b"_-.~%[]+".contains(b);
+    // Pair by pair, so JSON, XML and most text are turned away at their first byte (this runs
+    // on every recorded text answer).
+    let mut rest = body;
+    loop {
+        let name = rest.iter().take_while(|b| name_char(b)).count();
+        if name == 0 || rest.get(name) != Some(&b'=') {
+            return false;
+        }
+        let end = memchr::memchr(b'&', rest).unwrap_or(rest.len());
+        if rest[..end].iter().any(|b| b.is_ascii_whitespace() && *b != b' ') {
+            return false;
+        }
+        if end == rest.len() {
+            return true;
+        }
+        rest = &rest[end + 1..];
+    }
 }
 
 /// A request body with its credentials masked: JSON fields, form parameters when
@@ -535,6 +543,16 @@ pub fn shown_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_is_told_from_other_text_pair_by_pair() {
+        for form in ["a=1", "a=1&b=", "token%5B%5D=x&b=two words", "x[y]=1&z=2", "a=1=2"] {
+            assert!(looks_like_form(form.as_bytes()), "{form}");
+        }
+        for other in ["", "=1", "a", "a=1&", "a=1&&b=2", r#"{"a":1}"#, "a=1\nb=2", "a b=1", "a=1&b"] {
+            assert!(!looks_like_form(other.as_bytes()), "{other}");
+        }
+    }
 
     #[test]
     fn credential_names_are_recognised_in_any_case_and_spelling() {

@@ -203,7 +203,12 @@ fn mask_answer(
     body: &Option<Body>,
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
-    if let Some(masked) = mask_answer_json_body(body, access_key) {
+    // Whether a text body could name a secret: looked at once, for both readings below.
+    let may_name = match body {
+        Some(Body::Text(text)) => crate::model::answer_secrets::may_name_answer_secrets(text),
+        _ => true,
+    };
+    if let Some(masked) = mask_answer_json_body(body, access_key, may_name) {
         return Some(masked);
     }
     // Text that is not JSON as it stands: JSON after a byte-order mark, or a form
@@ -211,14 +216,17 @@ fn mask_answer(
     let Some(Body::Text(text)) = body else {
         return None;
     };
-    crate::model::answer_secrets::mask_answer_text(text)
+    crate::model::answer_secrets::mask_answer_text_known(text, may_name)
         .map(|(masked, found)| (Body::Text(masked), found))
 }
 
-/// [`mask_answer`] of a JSON body.
+/// [`mask_answer`] of a JSON body; `may_name` is [`may_name_answer_secrets`] of a text body.
+///
+/// [`may_name_answer_secrets`]: crate::model::answer_secrets::may_name_answer_secrets
 fn mask_answer_json_body(
     body: &Option<Body>,
     access_key: Option<&PseudonymKey>,
+    may_name: bool,
 ) -> Option<(Body, Vec<crate::model::credentials::Found>)> {
     let body = body.as_ref()?;
     // A text body (an answer stored verbatim, or JSON that does not round-trip) is read as
@@ -226,9 +234,7 @@ fn mask_answer_json_body(
     // `Body::from_bytes` finds, so masking keeps Python-style JSON in its style.
     let readable;
     let body = match body {
-        Body::Text(text) if !crate::model::answer_secrets::may_name_answer_secrets(text) => {
-            return None;
-        }
+        Body::Text(_) if !may_name => return None,
         Body::Text(text) => {
             readable = Body::from_bytes(text.as_bytes())?;
             &readable
