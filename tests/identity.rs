@@ -444,3 +444,57 @@ async fn with_redaction_identity_ids_and_names_become_pseudonyms_everywhere_and_
     let summary = replay.shutdown().await.unwrap();
     assert_eq!(summary.miss_count(), 0, "{summary}");
 }
+
+/// In `auto`, a recorded sign-in is replayed with the placeholder token, and the client passes
+/// that token on. A request that then misses must not be forwarded with it: the upstream would
+/// answer 401, and `auto` would store that 401 as the request's answer for every later replay.
+/// The client is told why and what to do instead; nothing reaches the upstream or the store.
+#[tokio::test]
+async fn a_miss_carrying_the_placeholder_token_is_not_forwarded_nor_its_refusal_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let recorder = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+    assert_eq!(sign_in(&recorder.uri(), PASSWORD).await.status, 201);
+    recorder.shutdown().await.unwrap();
+
+    let mut builder = ProxyServer::builder().mode(ims_vcr::Mode::Auto);
+    for (prefix, config) in routes(&identity, &ims, dir.path()) {
+        builder = builder.route(prefix, config);
+    }
+    let auto = builder.store(&store).start().await.unwrap();
+    let signed_in = sign_in(&auto.uri(), PASSWORD).await;
+    assert_eq!(signed_in.header("x-ims-vcr"), Some("hit"));
+    let placeholder = signed_in.header("x-subject-token").unwrap().to_owned();
+    let seen = ims.requests().len();
+    for (name, value) in [
+        ("x-auth-token", placeholder.clone()),
+        ("authorization", format!("Bearer {placeholder}")),
+    ] {
+        let image = send(
+            "GET",
+            &image_url(&auto, SEED_IMAGE_ID),
+            &[(name, &value)],
+            b"",
+        )
+        .await;
+        assert_eq!(image.status, 502, "{name}: {}", image.text());
+        assert_eq!(image.header("x-ims-vcr"), Some("error"));
+        let text = image.text();
+        assert!(
+            text.contains("IMS_VCR.PLACEHOLDER_TOKEN") && text.contains("record mode"),
+            "{text}"
+        );
+    }
+    assert_eq!(ims.requests().len(), seen, "nothing reached the upstream");
+    auto.shutdown().await.unwrap();
+    let (code, listed, _) = crate::util::process::run_with_stdout(
+        &["ls", "--store", store.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 0);
+    assert!(
+        listed.contains("/v3/auth/tokens") && !listed.contains("/v2/images/"),
+        "{listed}"
+    );
+}

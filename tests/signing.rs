@@ -266,3 +266,75 @@ async fn the_cli_says_once_why_a_signed_request_will_be_refused_and_never_logs_t
         );
     }
 }
+
+/// A web page in the user's browser can reach a proxy on loopback (a cross-site form or
+/// `fetch`, or DNS rebinding: its own name resolved to 127.0.0.1). A proxy that signs with the
+/// AK/SK in its environment must not sign what only a page sends, in any forwarding mode:
+/// nothing reaches the upstream, and the client gets a 403 saying why.
+#[tokio::test]
+async fn a_signing_proxy_refuses_what_a_web_page_could_send_and_forwards_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions {
+        verifier: Some(gateway_verifier()),
+        ..Default::default()
+    })
+    .await;
+    let mut config = upstream_for(&fake, dir.path());
+    config.credentials = Some(real_credentials());
+    let recording = ProxyServer::builder()
+        .record(config.clone())
+        .store(dir.path().join("store"))
+        .start()
+        .await
+        .unwrap();
+    let passing = ProxyServer::builder()
+        .passthrough(config)
+        .start()
+        .await
+        .unwrap();
+    let path = format!("/v2/images/{SEED_IMAGE_ID}");
+    for proxy in [&recording, &passing] {
+        let port = proxy.address().port();
+        for (why, head) in [
+            (
+                "DNS-rebinding",
+                format!("DELETE {path} HTTP/1.1\r\nHost: evil.example:{port}\r\n"),
+            ),
+            (
+                "Origin",
+                format!(
+                    "POST /v2/images HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://evil.example\r\nContent-Type: text/plain\r\n"
+                ),
+            ),
+            (
+                "Sec-Fetch-Site",
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: cross-site\r\n"
+                ),
+            ),
+        ] {
+            let raw = format!("{head}Content-Length: 0\r\nConnection: close\r\n\r\n");
+            let answer = crate::util::raw::raw_exchange(proxy.address(), raw.as_bytes()).await;
+            assert!(answer.starts_with("HTTP/1.1 403"), "{why}: {answer}");
+            assert!(
+                answer.contains(why) && answer.contains("x-ims-vcr: error"),
+                "{answer}"
+            );
+        }
+    }
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests().len());
+    // A client naming the proxy by address, by localhost, or by the upstream's own name (mapped
+    // to the proxy in /etc/hosts) is signed and served.
+    let upstream_host = fake.base_url().trim_start_matches("https://").to_owned();
+    for host in [
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        upstream_host,
+    ] {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = crate::util::raw::raw_exchange(recording.address(), raw.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    recording.shutdown().await.unwrap();
+    passing.shutdown().await.unwrap();
+}

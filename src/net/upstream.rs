@@ -167,6 +167,11 @@ impl Upstream {
         &self.origin
     }
 
+    /// Whether the proxy signs requests to this upstream with the AK/SK in its environment.
+    pub fn signs(&self) -> bool {
+        self.credentials.is_some()
+    }
+
     /// The value the proxy puts in `Host` (the upstream authority, port included when given).
     pub fn host(&self) -> &str {
         self.host

@@ -11,6 +11,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::net::outcome::{OUTCOME_HEADER, Outcome};
+use crate::proxy::browser::browser_safe;
 use crate::proxy::{CONTROL_PREFIX, Mode, Proxy, error_response, json_response};
 
 /// Header carrying the control token (`--control-token` / `IMS_VCR_CONTROL_TOKEN`).
@@ -27,82 +28,6 @@ pub fn allowed(peer: IpAddr, presented: Option<&str>, token: Option<&str>) -> bo
     // Compared as bytes of equal length only; a wrong token of the right length still fails.
     let token_ok = matches!((presented, token), (Some(p), Some(t)) if p.len() == t.len() && p.bytes().zip(t.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
     loopback || token_ok
-}
-
-/// Refuses what a web page in the user's browser could send to a loopback proxy: a request
-/// whose `Host` is a domain name other than `localhost` (DNS rebinding: `evil.example` resolved
-/// to 127.0.0.1 reads the answers), and a state-changing request with a foreign `Origin` or a
-/// content type a cross-site form may send without a preflight. IP literals and `localhost`
-/// cannot be rebound. Clients that are not browsers (curl, SDKs, scripts) send none of these.
-pub fn browser_safe(parts: &Parts) -> Result<(), String> {
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.host().to_owned())
-        .or_else(|| {
-            let value = parts.headers.get(hyper::header::HOST)?.to_str().ok()?;
-            let authority: hyper::http::uri::Authority = value.parse().ok()?;
-            Some(authority.host().to_owned())
-        });
-    if let Some(host) = &host
-        && !local_host(host)
-    {
-        return Err(format!(
-            "the control API answers requests addressed to localhost or an IP address, not to \
-             host {host:?} (a DNS-rebinding guard); use http://127.0.0.1:PORT"
-        ));
-    }
-    if parts.method == Method::GET || parts.method == Method::HEAD {
-        return Ok(());
-    }
-    if let Some(origin) = parts.headers.get(hyper::header::ORIGIN) {
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.parse::<hyper::Uri>().ok())
-            .and_then(|u| u.host().map(str::to_owned));
-        if !origin_host.as_deref().is_some_and(local_host) {
-            return Err(
-                "the control API refuses state-changing requests from a web page of another \
-                 origin (Origin header); send them from a script or curl"
-                    .into(),
-            );
-        }
-    }
-    if let Some(content_type) = parts.headers.get(hyper::header::CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if matches!(
-            essence.as_str(),
-            "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
-        ) {
-            return Err(format!(
-                "the control API refuses content type {essence:?} on {} (a web form could send \
-                 it cross-site); send no body, or a JSON body with content-type: \
-                 application/json",
-                parts.method
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `localhost`, a name under `.localhost`, or an IP literal (v4, or v6 in brackets).
-fn local_host(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok()
-        || host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.parse::<IpAddr>().is_ok())
 }
 
 /// Whether answering this control request reads every recording (stats, sessions, resets,
@@ -252,60 +177,6 @@ fn stats(proxy: &Proxy) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut builder = hyper::Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn control_requests_addressed_to_a_domain_name_are_refused_as_dns_rebinding() {
-        for host in ["evil.example", "evil.example:9696", "127.0.0.1.nip.io"] {
-            let p = parts("GET", "/__ims-vcr/stats", &[("host", host)]);
-            let why = browser_safe(&p).unwrap_err();
-            assert!(why.contains("DNS-rebinding"), "{host}: {why}");
-        }
-        // HTTP/2 carries the host in :authority, which hyper puts in the URI.
-        let p = parts("GET", "http://evil.example/__ims-vcr/stats", &[]);
-        assert!(browser_safe(&p).is_err());
-        for host in ["127.0.0.1:9696", "localhost", "LOCALHOST:1", "[::1]:9696", "10.0.0.5", "a.localhost"] {
-            let p = parts("GET", "/__ims-vcr/stats", &[("host", host)]);
-            assert_eq!(browser_safe(&p), Ok(()), "{host}");
-        }
-        // HTTP/1.0 without Host: not a browser.
-        assert_eq!(browser_safe(&parts("GET", "/__ims-vcr/stats", &[])), Ok(()));
-    }
-
-    #[test]
-    fn state_changing_control_requests_from_a_foreign_origin_or_a_form_content_type_are_refused() {
-        let host = ("host", "127.0.0.1:9696");
-        for origin in ["https://evil.example", "null", "http://127.0.0.1.evil.example"] {
-            let p = parts("POST", "/__ims-vcr/mode?mode=passthrough", &[host, ("origin", origin)]);
-            assert!(browser_safe(&p).unwrap_err().contains("Origin"), "{origin}");
-        }
-        for content_type in [
-            "text/plain",
-            "application/x-www-form-urlencoded",
-            "multipart/form-data; boundary=x",
-            "Text/Plain; charset=utf-8",
-        ] {
-            let p = parts("POST", "/__ims-vcr/reset", &[host, ("content-type", content_type)]);
-            assert!(browser_safe(&p).unwrap_err().contains("content type"), "{content_type}");
-        }
-        for ok in [
-            parts("POST", "/__ims-vcr/reset", &[host]),
-            parts("POST", "/__ims-vcr/mode", &[host, ("content-type", "application/json")]),
-            parts("POST", "/__ims-vcr/reset", &[host, ("origin", "http://localhost:3000")]),
-            // A GET cannot change state: a foreign Origin there is only a read of local data,
-            // which the Host check already guards.
-            parts("GET", "/__ims-vcr/stats", &[host, ("origin", "https://evil.example")]),
-        ] {
-            assert_eq!(browser_safe(&ok), Ok(()));
-        }
-    }
 
     #[test]
     fn only_loopback_or_the_token_may_use_the_control_api() {

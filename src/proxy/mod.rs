@@ -2,6 +2,7 @@
 //! it, or just forward it, by mode. This is the one place where the modes differ; every failure
 //! becomes an HTTP answer.
 
+pub mod browser;
 pub mod control;
 mod keys;
 mod passthrough;

@@ -21,6 +21,9 @@ impl Proxy {
             return (failure.to_response(), Outcome::UpstreamError);
         };
         let upstream = route.upstream();
+        if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts) {
+            return (refused.to_response(), refused.outcome);
+        }
         let live = match upstream.relay(parts, body, false).await {
             Ok(live) => {
                 self.metrics.upstream(live.latency);

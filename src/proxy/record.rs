@@ -4,7 +4,7 @@
 
 use super::*;
 use hyper::header::HeaderMap;
-use crate::net::upstream::UpstreamError;
+use crate::net::upstream::{Upstream, UpstreamError};
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
@@ -108,6 +108,9 @@ impl Coalesced {
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {
     pub(super) status: StatusCode,
+    /// How the metrics and `x-ims-vcr` count it: `upstream-error`, or `error` for a request the
+    /// proxy refused to forward.
+    pub(super) outcome: Outcome,
     pub(super) code: &'static str,
     pub(super) message: String,
     pub(super) details: Value,
@@ -118,6 +121,7 @@ impl Failure {
     pub(super) fn upstream(e: &UpstreamError) -> Failure {
         Failure {
             status: StatusCode::BAD_GATEWAY,
+            outcome: Outcome::UpstreamError,
             code: "IMS_VCR.UPSTREAM",
             message: e.to_string(),
             details: json!({ "kind": e.kind() }),
@@ -128,6 +132,7 @@ impl Failure {
     pub(super) fn invalid_answer(why: &str) -> Failure {
         Failure {
             status: StatusCode::BAD_GATEWAY,
+            outcome: Outcome::UpstreamError,
             code: "IMS_VCR.UPSTREAM",
             message: format!("upstream answer cannot be replayed: {why}"),
             details: json!({ "kind": "invalid-answer" }),
@@ -150,6 +155,7 @@ impl Failure {
             .collect();
         Failure {
             status: StatusCode::BAD_GATEWAY,
+            outcome: Outcome::UpstreamError,
             code: "IMS_VCR.NO_ROUTE",
             message,
             details: json!({ "kind": "no-route", "routes": listed }),
@@ -157,12 +163,78 @@ impl Failure {
     }
 
 
+    /// The `403` for a request the proxy would sign with its own AK/SK that a web page could
+    /// have sent (see [`crate::proxy::browser::signing_safe`]); logged, as the user should
+    /// learn that a page tried, or that the client names the proxy in a way it refuses.
+    pub(super) fn browser(why: String) -> Failure {
+        tracing::warn!("{why}");
+        Failure {
+            status: StatusCode::FORBIDDEN,
+            outcome: Outcome::Error,
+            code: "IMS_VCR.FORBIDDEN",
+            message: why,
+            details: json!({ "kind": "browser-request" }),
+        }
+    }
+
+    /// The `502` for a request carrying the placeholder token replay hands out for a recorded
+    /// sign-in (in `auto`, a replayed sign-in followed by a miss): the upstream would refuse
+    /// it, and in `auto` or `record` that refusal would be stored as the request's answer and
+    /// replayed from then on. So it is not forwarded, and the message says how to record it.
+    fn placeholder(header: &str) -> Failure {
+        use crate::model::headers::PLACEHOLDER_TOKEN;
+        let message = format!(
+            "not forwarded: header {header} carries {PLACEHOLDER_TOKEN}, the token the proxy \
+             served for a recorded sign-in, which the upstream would refuse (and its 401 would \
+             be recorded as this request's answer). To record this request, let the sign-in \
+             reach the upstream too: run this test in record mode (auto replays a recorded \
+             sign-in)"
+        );
+        tracing::warn!("{message}");
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            outcome: Outcome::Error,
+            code: "IMS_VCR.PLACEHOLDER_TOKEN",
+            message,
+            details: json!({ "kind": "placeholder-token", "header": header }),
+        }
+    }
+
+    /// A request the proxy must not forward to `upstream` as it stands, if it is one: one
+    /// carrying the placeholder token, or, when the proxy signs with its own AK/SK, one a web
+    /// page could have sent.
+    pub(super) fn refusing(
+        proxy: &Proxy,
+        routes: &Routes,
+        upstream: &Upstream,
+        parts: &Parts,
+    ) -> Option<Failure> {
+        let placeholder = parts.headers.iter().find(|(name, value)| {
+            is_credential(name.as_str())
+                && memchr::memmem::find(
+                    value.as_bytes(),
+                    crate::model::headers::PLACEHOLDER_TOKEN.as_bytes(),
+                )
+                .is_some()
+        });
+        if let Some((name, _)) = placeholder {
+            return Some(Failure::placeholder(name.as_str()));
+        }
+        if !upstream.signs() {
+            return None;
+        }
+        let hosts = routes.iter().map(|r| r.upstream().host());
+        crate::proxy::browser::signing_safe(parts, proxy.settings.loopback_listener, hosts)
+            .err()
+            .map(Failure::browser)
+    }
+
     pub(super) fn to_response(&self) -> Response<Full<Bytes>> {
         let mut response =
             error_response(self.status, self.code, &self.message, self.details.clone());
         response
             .headers_mut()
-            .insert(OUTCOME_HEADER, Outcome::UpstreamError.header_value());
+            .insert(OUTCOME_HEADER, self.outcome.header_value());
         response
     }
 }
@@ -249,7 +321,10 @@ impl Proxy {
                 let outcome = delivered.outcome();
                 (self.serve(&delivered.prepared, parts, outcome), outcome)
             }
-            Err(failure) => (failure.to_response(), Outcome::UpstreamError),
+            Err(failure) => {
+                let outcome = failure.outcome;
+                (failure.to_response(), outcome)
+            }
         }
     }
 
@@ -267,6 +342,9 @@ impl Proxy {
             return Err(Failure::no_route(&recorder.routes, parts.uri.path()));
         };
         let upstream = route.upstream();
+        if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts) {
+            return Err(refused);
+        }
         let live = match upstream.relay(parts, body.clone(), true).await {
             Ok(live) => {
                 self.metrics.upstream(live.latency);

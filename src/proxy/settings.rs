@@ -27,6 +27,10 @@ pub(crate) struct Settings {
     pub(crate) scheme: &'static str,
     /// A session's verdict fails when it left recordings unused (`--fail-on-unused`).
     pub(crate) fail_on_unused: bool,
+    /// Whether the listener is bound to a loopback address only (no `--allow-remote`): then a
+    /// request to be signed must name the proxy as localhost, an IP or an upstream (see
+    /// [`crate::proxy::browser::signing_safe`]).
+    pub(crate) loopback_listener: bool,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             control_token: None,
             scheme: "http",
             fail_on_unused: false,
+            loopback_listener: true,
         }
     }
 }

@@ -353,6 +353,7 @@ impl ProxyServerBuilder {
             control_token: self.control_token.clone(),
             scheme,
             fail_on_unused: self.fail_on_unused,
+            loopback_listener: self.listen.ip().is_loopback(),
         };
         Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
     }
