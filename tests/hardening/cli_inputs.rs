@@ -244,6 +244,54 @@ fn an_input_file_that_never_ends_or_is_too_large_is_refused_naming_the_flag() {
 }
 
 #[test]
+fn a_ca_file_without_a_certificate_is_refused_naming_the_flag_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.pem"), "not pem\n").unwrap();
+    let route_ca = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--route",
+        "/v3=https://127.0.0.1:9",
+        "--route-ca",
+        "/v3=bad.pem",
+        "--listen",
+        "0",
+        "--store",
+        "s",
+    ];
+    let (code, err) = run(&route_ca, dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--route-ca /v3=bad.pem: no PEM certificate found in the file"),
+        "{err}"
+    );
+    assert!(!err.contains("--upstream-ca"), "{err}");
+    // --upstream-ca names itself; a route without its own CA takes it, and is not blamed.
+    let upstream_ca = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--route",
+        "/v3=https://127.0.0.1:9",
+        "--upstream-ca",
+        "bad.pem",
+        "--listen",
+        "0",
+        "--store",
+        "s",
+    ];
+    let (code, err) = run(&upstream_ca, dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--upstream-ca bad.pem: no PEM certificate found in the file"),
+        "{err}"
+    );
+    assert!(!err.contains("--route"), "{err}");
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+}
+
+#[test]
 fn an_upstream_or_route_url_that_cannot_be_used_is_a_usage_error_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (url, reason) in [
