@@ -229,6 +229,59 @@ async fn a_har_round_trip_export_import_replay_gives_the_same_answers() {
 }
 
 #[tokio::test]
+async fn a_head_answer_keeps_its_content_length_through_a_har_round_trip() {
+    let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let live = send("HEAD", &image_url(&proxy, SEED_IMAGE_ID), &[], b"").await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    let length = live
+        .header("content-length")
+        .expect("the upstream's HEAD length is relayed")
+        .to_owned();
+    assert_ne!(length, "0");
+
+    let har = dir.path().join("head.har");
+    let (code, _, err) = run_with_stdout(
+        &[
+            "export",
+            "--store",
+            store.to_str().unwrap(),
+            "--format",
+            "har",
+            "--out",
+            har.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let store2 = dir.path().join("store2");
+    let (code, _, err) = run_with_stdout(
+        &[
+            "import",
+            "--store",
+            store2.to_str().unwrap(),
+            har.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    for store in [&store, &store2] {
+        let replay = replayer(store).await;
+        let head = send("HEAD", &image_url(&replay, SEED_IMAGE_ID), &[], b"").await;
+        assert_eq!(head.status, 200);
+        assert_eq!(
+            head.header("content-length"),
+            Some(length.as_str()),
+            "{}: {:?}",
+            store.display(),
+            head.headers
+        );
+        let summary = replay.shutdown().await.unwrap();
+        assert_eq!(summary.miss_count(), 0, "{summary}");
+    }
+}
+
+#[tokio::test]
 async fn a_foreign_har_is_redacted_and_leak_checked_on_import() {
     let dir = tempfile::tempdir().unwrap();
     let owner = "1bed856811654c1cb661a6ca845ebc77";

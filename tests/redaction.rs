@@ -551,3 +551,26 @@ fn verify_checks_the_cassettes_of_sessions_in_subfolders_too() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_fails_a_folder_that_import_and_replay_refuse_for_a_request_recorded_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = shipped_cassettes(dir.path());
+    let original = "get_v2_schemas_image_6846de132b94.json";
+    std::fs::copy(folder.join(original), folder.join("copy.json")).unwrap();
+    let (code, err) = run(&["import", "--store", "s", "cassettes"], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("records the same request as"), "{err}");
+    let (code, out, _) = run_with_stdout(&["verify", "cassettes"], dir.path());
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("copy.json")
+            && out.contains(original)
+            && out.contains("records the same request as"),
+        "{out}"
+    );
+    // Without the copy the folder passes, as before.
+    std::fs::remove_file(folder.join("copy.json")).unwrap();
+    let (code, out, _) = run_with_stdout(&["verify", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{out}");
+}

@@ -39,16 +39,45 @@ pub(crate) fn check(flag: &str, path: &Path) -> Result<()> {
 /// The text of `path`, named by `flag`, after [`check`]; read with a bound too, so a file that
 /// grows meanwhile is refused as well.
 pub(crate) fn read_text(flag: &str, path: &Path) -> Result<String> {
+    let bytes = read_bytes(flag, path)?;
+    String::from_utf8(bytes)
+        .map_err(|e| Error::Config(format!("{flag} {}: not UTF-8 text ({e})", path.display())))
+}
+
+/// The bytes of `path`, named by `flag`, after [`check`]; read with a bound too, so a file that
+/// grows meanwhile is refused as well.
+fn read_bytes(flag: &str, path: &Path) -> Result<Vec<u8>> {
     check(flag, path)?;
-    let bad = |reason: String| Error::Config(format!("{flag} {}: {reason}", path.display()));
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_INPUT_FILE + 1).read_to_end(&mut bytes))
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| Error::Config(format!("{flag} {}: {e}", path.display())))?;
     if bytes.len() as u64 > MAX_INPUT_FILE {
         return Err(too_large(flag, path));
     }
-    String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text ({e})")))
+    Ok(bytes)
+}
+
+/// Checks that the CA file `path` (given to `flag`) holds PEM certificates that can be
+/// trusted, before any upstream client is built from it, so the error names the flag as the
+/// user gave it: `shown` is the flag and its value (`--route-ca /v3=ca.pem`), not the
+/// `--upstream-ca` the upstream client would name.
+pub(crate) fn check_ca(flag: &str, shown: &str, path: &Path) -> Result<()> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let bytes = read_bytes(flag, path)?;
+    let bad = |reason: String| Error::Config(format!("{shown}: {reason}"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate found in the file".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn too_large(flag: &str, path: &Path) -> Error {

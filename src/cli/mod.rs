@@ -169,7 +169,7 @@ struct DriftArgs {
     cassettes: Option<PathBuf>,
     /// Also ignore the value of this JSON field, at any depth; PARENT.FIELD only inside PARENT
     /// (repeatable).
-    #[arg(long = "ignore-field", value_name = "NAME")]
+    #[arg(long = "ignore-field", value_name = "NAME", value_parser = non_empty)]
     ignore_fields: Vec<String>,
     /// Also send recorded requests whose method may change state (DELETE, POST, PUT, PATCH, ...):
     /// by default only GET, HEAD and OPTIONS are sent, the others are reported as skipped.
@@ -208,7 +208,8 @@ struct ListenArgs {
         long,
         env = "IMS_VCR_CONTROL_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        value_parser = non_empty
     )]
     control_token: Option<String>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
@@ -237,13 +238,13 @@ struct UpstreamArgs {
     upstream: Option<String>,
     /// Forward paths under PREFIX to URL, e.g. /v3=https://iam.myhuaweicloud.com (repeatable;
     /// the longest prefix wins, whole path segments only; the path is forwarded unchanged).
-    #[arg(long = "route", value_name = "PREFIX=URL")]
+    #[arg(long = "route", value_name = "PREFIX=URL", value_parser = non_empty)]
     routes: Vec<String>,
     /// Extra CA certificates (PEM) to trust for every upstream, besides the public roots.
     #[arg(long, value_name = "PEM")]
     upstream_ca: Option<PathBuf>,
     /// CA certificates (PEM) for one route's upstream only, instead of --upstream-ca (repeatable).
-    #[arg(long = "route-ca", value_name = "PREFIX=PEM")]
+    #[arg(long = "route-ca", value_name = "PREFIX=PEM", value_parser = non_empty)]
     route_cas: Vec<String>,
     /// Limit in seconds on one upstream exchange (connect, answer and body).
     #[arg(
@@ -258,20 +259,20 @@ struct UpstreamArgs {
 #[derive(Debug, Args)]
 struct MatchArgs {
     /// Also match on this request header, e.g. X-Project-Id (repeatable; saved with the recordings).
-    #[arg(long = "match-header", value_name = "NAME")]
+    #[arg(long = "match-header", value_name = "NAME", value_parser = non_empty)]
     match_headers: Vec<String>,
     /// Leave this query parameter out of matching, e.g. marker (repeatable; saved with the recordings).
-    #[arg(long = "ignore-query", value_name = "NAME")]
+    #[arg(long = "ignore-query", value_name = "NAME", value_parser = non_empty)]
     ignore_query: Vec<String>,
     /// Text matching this regular expression in the path, query or body is a value the suite
     /// generates fresh each run (e.g. 'tf-acc-test-[a-z0-9]{5}'): masked for matching, and the
     /// recorded value in a replayed answer is replaced by the live one (repeatable; saved with
     /// the recordings).
-    #[arg(long = "volatile", value_name = "REGEX")]
+    #[arg(long = "volatile", value_name = "REGEX", value_parser = non_empty)]
     volatile: Vec<String>,
     /// Replay moves the timestamp in this JSON field forward by the time since the answer was
     /// recorded, besides expires_at and issued_at (repeatable; saved with the recordings).
-    #[arg(long = "shift-time", value_name = "FIELD")]
+    #[arg(long = "shift-time", value_name = "FIELD", value_parser = non_empty)]
     shift_time: Vec<String>,
 }
 
@@ -305,13 +306,13 @@ struct RedactArgs {
     redact: bool,
     /// Also redact this JSON field, at any depth; PARENT.FIELD only inside PARENT (repeatable;
     /// implies --redact).
-    #[arg(long = "redact-field", value_name = "NAME")]
+    #[arg(long = "redact-field", value_name = "NAME", value_parser = non_empty)]
     fields: Vec<String>,
     /// Also redact this header (repeatable; implies --redact).
-    #[arg(long = "redact-header", value_name = "NAME")]
+    #[arg(long = "redact-header", value_name = "NAME", value_parser = non_empty)]
     headers: Vec<String>,
     /// Also redact this query parameter (repeatable; implies --redact).
-    #[arg(long = "redact-query", value_name = "NAME")]
+    #[arg(long = "redact-query", value_name = "NAME", value_parser = non_empty)]
     query: Vec<String>,
 }
 
@@ -452,7 +453,7 @@ struct VerifyArgs {
     #[arg(value_name = "DIR")]
     dir: Option<PathBuf>,
     /// A value that must appear in no cassette, in any encoding (repeatable).
-    #[arg(long, value_name = "VALUE")]
+    #[arg(long, value_name = "VALUE", value_parser = non_empty)]
     deny: Vec<String>,
     /// A file of such values, one per line, `#` comments allowed (repeatable).
     #[arg(long = "deny-file", value_name = "FILE")]
@@ -466,6 +467,17 @@ struct VerifyArgs {
 
 fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> std::result::Result<T, String> {
     text.parse()
+}
+
+/// The value of a flag that names something (a field, header, query parameter, pattern, route,
+/// token or denied value): an empty one names nothing, and would otherwise be taken silently
+/// (or, as a control token, match an empty header), so it is a usage error naming the flag.
+fn non_empty(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() {
+        Err("an empty value names nothing; leave the flag out instead".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 /// The command line as clap sees it, with each command's exit codes (from one table) after its

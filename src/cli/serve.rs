@@ -138,7 +138,11 @@ pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, Upstre
                     .join(", ")
             )));
         }
-        input::check("--route-ca", Path::new(&file))?;
+        input::check_ca(
+            "--route-ca",
+            &format!("--route-ca {text}"),
+            Path::new(&file),
+        )?;
         cas.push((prefix, PathBuf::from(file)));
     }
     let base = upstream_config(args)?;
@@ -165,7 +169,11 @@ fn usage(e: Error) -> Error {
 fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     let mut upstream = UpstreamConfig::new(String::new());
     if let Some(ca) = &args.upstream_ca {
-        input::check("--upstream-ca", ca)?;
+        input::check_ca(
+            "--upstream-ca",
+            &format!("--upstream-ca {}", ca.display()),
+            ca,
+        )?;
     }
     upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;

@@ -219,41 +219,58 @@ pub fn read_dir_with_progress(
     let paths = cassette_paths(dir)?;
     progress.set_length(paths.len() as u64);
     let mut recordings = Vec::new();
-    let mut common: Option<(MatchRules, PathBuf)> = None;
-    let mut seen: HashMap<[u8; 32], PathBuf> = HashMap::new();
+    let mut folder = FolderCheck::default();
     for path in paths {
         progress.inc(1);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let (recording, rules) = parse_in(dir, &path, &bytes)?;
-        match &common {
-            None => common = Some((rules, path.clone())),
-            Some((first, first_path)) if *first != rules => {
-                return Err(Error::cassette(
-                    &path,
-                    format!(
-                        "field `match` ({rules:?}) differs from {} ({first:?}); one folder holds one set of match rules",
-                        first_path.display()
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-        if let Some(first) = seen.insert(*recording.key.digest(), path.clone()) {
-            return Err(Error::cassette(
-                &path,
-                format!(
-                    "records the same request as {} ({}); keep one of them",
-                    first.display(),
-                    recording.key.request_line()
-                ),
-            ));
+        if let Some(problem) = folder.add(&path, &recording, rules).into_iter().next() {
+            return Err(Error::cassette(&path, problem));
         }
         recordings.push(recording);
     }
-    Ok((
-        recordings,
-        common.map(|(rules, _)| rules).unwrap_or_default(),
-    ))
+    Ok((recordings, folder.rules()))
+}
+
+/// What the cassettes of one folder may not hold between them: two files recording the same
+/// request, or files recorded with different match rules. [`read_dir`] (so `import` and
+/// `replay`) refuses such a folder; `verify` reports it, with the same words.
+#[derive(Debug, Default)]
+pub struct FolderCheck {
+    common: Option<(MatchRules, PathBuf)>,
+    seen: HashMap<[u8; 32], PathBuf>,
+}
+
+impl FolderCheck {
+    /// Takes the cassette at `path` (`recording`, recorded with `rules`); returns why it cannot
+    /// share the folder with the cassettes taken before (nothing when it can).
+    pub fn add(&mut self, path: &Path, recording: &Recording, rules: MatchRules) -> Vec<String> {
+        let mut problems = Vec::new();
+        match &self.common {
+            None => self.common = Some((rules, path.to_path_buf())),
+            Some((first, first_path)) if *first != rules => problems.push(format!(
+                "field `match` ({rules:?}) differs from {} ({first:?}); one folder holds one set of match rules",
+                first_path.display()
+            )),
+            Some(_) => {}
+        }
+        if let Some(first) = self.seen.get(recording.key.digest()) {
+            problems.push(format!(
+                "records the same request as {} ({}); keep one of them",
+                first.display(),
+                recording.key.request_line()
+            ));
+        } else {
+            self.seen
+                .insert(*recording.key.digest(), path.to_path_buf());
+        }
+        problems
+    }
+
+    /// The match rules the folder's cassettes share (the default for an empty folder).
+    pub fn rules(self) -> MatchRules {
+        self.common.map(|(rules, _)| rules).unwrap_or_default()
+    }
 }
 
 /// [`parse`] of the cassette at `path` in the cassettes folder `dir`: its session is the

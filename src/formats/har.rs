@@ -7,12 +7,14 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hyper::Uri;
+use hyper::{Method, Uri};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::formats::validate::{validate_request, validate_response};
-use crate::model::headers::{is_credential, is_hop_by_hop, is_volatile_request};
+use crate::model::headers::{
+    is_credential, is_hop_by_hop, is_volatile_request, keeps_upstream_length,
+};
 use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse, body_bytes};
 use crate::model::key::MatchRules;
 use crate::model::recording::{Recording, group_by_key};
@@ -360,12 +362,27 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             ));
         }
     }
-    // HAR content is already decoded, and the proxy frames what it serves.
+    let all_response_headers = raw_headers(&response["headers"], "response")?;
+    // HAR content is already decoded, and the proxy frames what it serves, except the length
+    // an answer to a `HEAD` gives (the size of what a `GET` brings), kept as when recorded live
+    // ([`keeps_upstream_length`]) so an exported HAR imports back to the same answer.
+    let keeps_length = method.parse::<Method>().is_ok_and(|method| {
+        let mut map = hyper::HeaderMap::new();
+        for (n, v) in &all_response_headers {
+            if n == "content-encoding"
+                && let Ok(v) = hyper::header::HeaderValue::from_str(v)
+            {
+                map.append(hyper::header::CONTENT_ENCODING, v);
+            }
+        }
+        keeps_upstream_length(&method, &map)
+    });
     let keep_response = |n: &str| {
         !n.starts_with(':')
             && !is_credential(n)
             && !is_hop_by_hop(n)
-            && !matches!(n, "content-length" | "content-encoding")
+            && n != "content-encoding"
+            && (n != "content-length" || keeps_length)
     };
     let status = response["status"]
         .as_u64()
@@ -375,7 +392,6 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
         _ => String::new(),
     };
-    let all_response_headers = raw_headers(&response["headers"], "response")?;
     let mut response_headers: Vec<(String, String)> = all_response_headers
         .iter()
         .filter(|(n, _)| keep_response(n))

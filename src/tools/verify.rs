@@ -102,6 +102,9 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     })?;
     let mut findings = Vec::new();
     let mut summary = VerifySummary::default();
+    // What `import` and `replay` refuse across files (the same request twice, different match
+    // rules), reported as they word it.
+    let mut folder = cassette::FolderCheck::default();
     // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
     for path in cassette::cassette_paths(dir)? {
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -161,6 +164,11 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                     }
                 }
             });
+        }
+        if let Ok((recording, rules)) = &parsed {
+            for problem in folder.add(&path, recording, rules.clone()) {
+                found(String::new(), problem);
+            }
         }
         // Structural validity last: it stops at its first problem, and the checks above may
         // already have said more precisely what is wrong.

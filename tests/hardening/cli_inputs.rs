@@ -244,6 +244,138 @@ fn an_input_file_that_never_ends_or_is_too_large_is_refused_naming_the_flag() {
 }
 
 #[test]
+fn a_ca_file_without_a_certificate_is_refused_naming_the_flag_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.pem"), "not pem\n").unwrap();
+    let route_ca = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--route",
+        "/v3=https://127.0.0.1:9",
+        "--route-ca",
+        "/v3=bad.pem",
+        "--listen",
+        "0",
+        "--store",
+        "s",
+    ];
+    let (code, err) = run(&route_ca, dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--route-ca /v3=bad.pem: no PEM certificate found in the file"),
+        "{err}"
+    );
+    assert!(!err.contains("--upstream-ca"), "{err}");
+    // --upstream-ca names itself; a route without its own CA takes it, and is not blamed.
+    let upstream_ca = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--route",
+        "/v3=https://127.0.0.1:9",
+        "--upstream-ca",
+        "bad.pem",
+        "--listen",
+        "0",
+        "--store",
+        "s",
+    ];
+    let (code, err) = run(&upstream_ca, dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--upstream-ca bad.pem: no PEM certificate found in the file"),
+        "{err}"
+    );
+    assert!(!err.contains("--route"), "{err}");
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+}
+
+#[test]
+fn an_empty_name_list_or_spec_value_is_a_usage_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let record = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--listen",
+        "0",
+        "--store",
+        "s",
+    ];
+    let mut cases: Vec<(Vec<&str>, &str)> = Vec::new();
+    for flag in [
+        "--redact-field",
+        "--redact-header",
+        "--redact-query",
+        "--match-header",
+        "--ignore-query",
+        "--volatile",
+        "--shift-time",
+        "--route",
+        "--route-ca",
+        "--control-token",
+    ] {
+        cases.push(([&record[..], &[flag, ""]].concat(), flag));
+    }
+    for command in ["auto", "passthrough"] {
+        let mut args = record.to_vec();
+        args[0] = command;
+        if command == "passthrough" {
+            args.truncate(5);
+        }
+        cases.push(([&args[..], &["--route", ""]].concat(), "--route"));
+    }
+    cases.push((
+        vec![
+            "drift",
+            "--upstream",
+            "https://127.0.0.1:9",
+            "--cassettes",
+            "cassettes",
+            "--ignore-field",
+            "",
+        ],
+        "--ignore-field",
+    ));
+    cases.push((vec!["verify", "cassettes", "--deny", ""], "--deny"));
+    cases.push((
+        vec!["export", "--store", "s", "--out", "o", "--redact-field", ""],
+        "--redact-field",
+    ));
+    cases.push((
+        vec!["import", "--store", "s", "cassettes", "--redact-query", ""],
+        "--redact-query",
+    ));
+    for (args, flag) in cases {
+        // Bounded: a value taken silently would start the proxy, which never ends by itself.
+        let mut child = std::process::Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_exit(&mut child, std::time::Duration::from_secs(10));
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        let err = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+        let status = status.unwrap_or_else(|| panic!("{args:?} was accepted: {err}"));
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("'{flag} <")), "{args:?}: {err}");
+        assert!(
+            err.contains("an empty value names nothing"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+    assert!(!dir.path().join("o").exists(), "nothing was exported");
+}
+
+#[test]
 fn an_upstream_or_route_url_that_cannot_be_used_is_a_usage_error_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (url, reason) in [
