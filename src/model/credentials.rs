@@ -9,6 +9,9 @@
 
 use serde_json::Value;
 
+pub(crate) use crate::model::names::{
+    compact, ends_in_word_pass, last_bracketed, without_trailing_digits,
+};
 pub use crate::model::params::{
     mask_path, mask_query, shown_path, unmasked_in_path, unmasked_in_query,
 };
@@ -145,14 +148,6 @@ pub fn is_credential_name(name: &str) -> bool {
     judge(name) || last_bracketed(name).is_some_and(judge)
 }
 
-/// The last non-empty `[segment]` of a name (`token` of `auth[token]`, of `a[b][token][]`).
-fn last_bracketed(name: &str) -> Option<&str> {
-    let name = name.trim();
-    let name = name.strip_suffix("[]").unwrap_or(name).strip_suffix(']')?;
-    let (_, last) = name.rsplit_once('[')?;
-    (!last.trim().is_empty()).then_some(last)
-}
-
 /// [`is_credential_name`] of a name already in [`compact`] form (its word `pass` aside).
 /// Trailing digits do not count: `token2` is `token`, `…-Temp-Url-Key-2` a temp-URL key.
 pub(crate) fn is_credential_compact(compact: &str) -> bool {
@@ -162,29 +157,6 @@ pub(crate) fn is_credential_compact(compact: &str) -> bool {
         || ENDINGS.iter().any(|end| compact.ends_with(end))
         || is_token_name(compact))
         && !is_data_compact(compact)
-}
-
-/// A [`compact`] name without its trailing digits (`tempurlkey2` is `tempurlkey`), unless it is
-/// all digits.
-pub(crate) fn without_trailing_digits(compact: &str) -> &str {
-    match compact.trim_end_matches(|c: char| c.is_ascii_digit()) {
-        "" => compact,
-        stripped => stripped,
-    }
-}
-
-/// Whether `name` ends in `pass` as a word of its own: `pass`, `admin_pass`, `adminPass`,
-/// `ADMIN_PASS`, `X-Storage-Pass`, `db_pass2`; not `bypass`, `compass`, `overpass`.
-pub(crate) fn ends_in_word_pass(name: &str) -> bool {
-    let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    let Some(at) = name.len().checked_sub(4).filter(|at| name.is_char_boundary(*at)) else {
-        return false;
-    };
-    let (head, tail) = name.split_at(at);
-    tail.eq_ignore_ascii_case("pass")
-        && (head.is_empty()
-            || head.ends_with(|c: char| !c.is_ascii_alphanumeric())
-            || tail.starts_with('P') && head.ends_with(|c: char| c.is_ascii_lowercase()))
 }
 
 /// How a name ends (in [`compact`] form) when it holds a credential word but names data about
@@ -223,17 +195,6 @@ pub(crate) fn is_token_name(compact: &str) -> bool {
     compact
         .strip_suffix("token")
         .is_some_and(|first| !PAGE_TOKENS.contains(&first))
-}
-
-/// A name with case and separators taken away: lower case, without `-`, `_`, `.`, spaces and
-/// brackets (`token[]=` is `token`, `auth[token]` is `authtoken`). `X-Auth-Token`,
-/// `x_auth_token` and `xAuthToken` are all `xauthtoken`.
-pub(crate) fn compact(name: &str) -> String {
-    name.trim()
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_' | '.' | ' ' | '[' | ']'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
 }
 
 /// True for a credential name whose whole content is secret ([`CONTAINERS`]).
