@@ -450,3 +450,259 @@ async fn a_refused_recording_logs_its_request_line_with_path_credentials_masked(
     assert!(!log.contains(MATRIX), "{log}");
     fake.stop().await;
 }
+
+/// A request header: name and value.
+type Header<'a> = (&'a str, &'a str);
+
+/// The credential classes an outside probe found stored, each recorded through the proxy and
+/// looked for in every byte of the store, the exported cassettes, a HAR export, replay's
+/// answers and the logs: Keystone's MFA receipt (`Openstack-Auth-Receipt`, both ways), API
+/// gateways' app codes and keys, Swift's `X-Storage-Pass` and temp-URL keys (`…-Key-2`),
+/// `*_pwd` names, session ids and password hashes an answer hands out, OAuth and SAML grants
+/// (`code` beside a `grant_type`, `assertion`, `SAMLResponse`), key material (`signing_key`),
+/// bracketed names (`auth[token]`, encoded `auth%5Btoken%5D`), and secret-named answer fields
+/// whose value starts like a link (`/…`, `https://…`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_app_codes_pwd_names_grants_key_material_and_bracketed_names_never_reach_disk() {
+    // Request side, through the TLS fake.
+    let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let url = format!(
+        "{}?auth%5Btoken%5D=req-bracket-token-01&data%5Baccess_token%5D=req-bracket-token-02&user_pwd=req-user-pwd-03",
+        image_url(&proxy, SEED_IMAGE_ID)
+    );
+    let headers = [
+        ("openstack-auth-receipt", "req-auth-receipt-04"),
+        ("x-apig-appcode", "req-apig-appcode-05"),
+        ("x-hw-appkey", "req-hw-appkey-06"),
+        ("x-storage-user", "tenant:user"),
+        ("x-storage-pass", "req-storage-pass-07"),
+    ];
+    let reply = send("GET", &url, &headers, b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let json = [("content-type", "application/json")];
+    let bodies: [(&str, &[Header<'_>], &str); 6] = [
+        (
+            "/v3/oauth/token",
+            &form,
+            "grant_type=authorization_code&code=req-auth-code-08&redirect_uri=https%3A%2F%2Fapp%2Fcb&client_id=c",
+        ),
+        (
+            "/v3/oauth/jwt",
+            &form,
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=eyJh.req-assertion-09.sig",
+        ),
+        (
+            "/v3/OS-FEDERATION/saml2/auth",
+            &form,
+            "SAMLResponse=PHNhbWxw-req-saml-10&RelayState=x",
+        ),
+        (
+            "/v3/nested",
+            &form,
+            "user%5Bapi_token%5D=req-bracket-token-11&auth[token]=req-bracket-token-12&name=kept-form-name",
+        ),
+        (
+            "/v3/servers",
+            &json,
+            r#"{"server":{"root_pwd":"req-root-pwd-13","adminPwd":"req-admin-pwd-14","signing_key":"req-signing-key-15","session_id":"req-session-id-16","name":"kept-server-name"}}"#,
+        ),
+        ("/v3/errors", &form, "code=IMS.0001&limit=1"),
+    ];
+    for (path, headers, body) in bodies {
+        let reply = send(
+            "POST",
+            &format!("{}{path}", proxy.uri()),
+            headers,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            reply.header("x-ims-vcr"),
+            Some("recorded"),
+            "{path}: {reply:?}"
+        );
+    }
+    proxy.shutdown().await.unwrap();
+    let sent = fake.requests();
+    assert!(
+        sent.iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("req-auth-code-08"))
+    );
+    fake.stop().await;
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    let mut places = vec![store.clone(), out.clone()];
+    // Data stays readable: an error code beside no grant, the other fields of a form or body.
+    for kept in [
+        "IMS.0001",
+        "kept-form-name",
+        "kept-server-name",
+        "tenant:user",
+    ] {
+        assert!(
+            !files_containing(&out, kept.as_bytes()).is_empty(),
+            "{kept}"
+        );
+    }
+
+    // Answer side, through the binary in front of an upstream handing out every class.
+    const RECEIPT: &str = "ans-auth-receipt-21";
+    let answer = serde_json::json!({
+        "root_pwd": "ans-root-pwd-22", "adminPwd": "ans-admin-pwd-23",
+        "session_id": "ans-session-id-24", "sessionid": "ans-sessionid-25",
+        "credentials": "ans-credentials-26", "password_hash": "ans-password-hash-27",
+        "signing_key": "ans-signing-key-28", "encryption_key": "ans-encryption-key-29",
+        "master_key": "ans-master-key-30", "hmac_key": "ans-hmac-key-31",
+        "credential": {"access": "AKEXAMPLE", "secret_access_key": "/ans-slash-secret-32"},
+        "db_password": "https://ans-db-password-33", "shared_secret": "/ans-shared-secret-34",
+        "password_expires_at": "2027-01-01T00:00:00Z", "next_page_token": "page-2-kept",
+        "error": {"code": "IMS.0002"},
+    })
+    .to_string();
+    let canned = canned_upstream(
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
+             openstack-auth-receipt: {RECEIPT}\r\n\
+             x-account-meta-temp-url-key: ans-temp-url-key-35\r\n\
+             x-container-meta-temp-url-key-2: ans-temp-url-key-36\r\n\
+             content-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let folder = dir.path().join("run");
+    std::fs::create_dir_all(&folder).unwrap();
+    let env = [("RUST_LOG", "debug")];
+    let args = [
+        "record",
+        "--upstream",
+        &canned,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let recorder = Running::start_with_env(&args, &folder, &env);
+    let sign_in = r#"{"auth":{"identity":{"methods":["password"],"password":{"user":{"id":"u1","password":"ans-run-password-37"}}}}}"#;
+    let url = format!("{}/v3/auth/tokens", recorder.uri);
+    let reply = send("POST", &url, &json, sign_in.as_bytes()).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    assert_eq!(
+        reply.header("openstack-auth-receipt"),
+        Some(RECEIPT),
+        "the client gets it live"
+    );
+    let mut logs = vec![recorder.log()];
+    assert!(recorder.terminate().success());
+    std::fs::create_dir_all(folder.join("har")).unwrap();
+    let (code, output) = run(
+        &[
+            "export",
+            "--store",
+            "store",
+            "--out",
+            "har/h.har",
+            "--format",
+            "har",
+        ],
+        &folder,
+    );
+    assert_eq!(code, 0, "{output}");
+    let out = folder.join("out");
+    export_store(&folder.join("store"), &out, None).unwrap();
+    places.extend([folder.join("store"), out.clone(), folder.join("har")]);
+    for kept in ["2027-01-01T00:00:00Z", "page-2-kept", "IMS.0002"] {
+        assert!(
+            !files_containing(&out, kept.as_bytes()).is_empty(),
+            "{kept}"
+        );
+    }
+
+    // Replay serves the receipt as a placeholder the client can send back, and a miss with a
+    // bracketed token names it masked.
+    let replay = Running::start_with_env(
+        &["replay", "--store", "store", "--listen", "0"],
+        &folder,
+        &env,
+    );
+    let sign_in = sign_in.replace("ans-run-password-37", "another");
+    let reply = send(
+        "POST",
+        &format!("{}/v3/auth/tokens", replay.uri),
+        &json,
+        sign_in.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    assert_eq!(
+        reply.header("openstack-auth-receipt"),
+        Some("ims-vcr-placeholder-token")
+    );
+    let mut replies = vec![reply.text()];
+    let url = format!(
+        "{}/v3/auth/tokens?data%5Baccess_token%5D=miss-bracket-token-38",
+        replay.uri
+    );
+    let reply = send(
+        "GET",
+        &url,
+        &[("openstack-auth-receipt", "ims-vcr-placeholder-token")],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("miss"), "{reply:?}");
+    replies.push(reply.text());
+    logs.push(replay.log());
+    assert!(replay.terminate().success());
+
+    let secrets = [
+        "req-bracket-token-01",
+        "req-bracket-token-02",
+        "req-user-pwd-03",
+        "req-auth-receipt-04",
+        "req-apig-appcode-05",
+        "req-hw-appkey-06",
+        "req-storage-pass-07",
+        "req-auth-code-08",
+        "req-assertion-09",
+        "req-saml-10",
+        "req-bracket-token-11",
+        "req-bracket-token-12",
+        "req-root-pwd-13",
+        "req-admin-pwd-14",
+        "req-signing-key-15",
+        "req-session-id-16",
+        RECEIPT,
+        "ans-root-pwd-22",
+        "ans-admin-pwd-23",
+        "ans-session-id-24",
+        "ans-sessionid-25",
+        "ans-credentials-26",
+        "ans-password-hash-27",
+        "ans-signing-key-28",
+        "ans-encryption-key-29",
+        "ans-master-key-30",
+        "ans-hmac-key-31",
+        "ans-slash-secret-32",
+        "ans-db-password-33",
+        "ans-shared-secret-34",
+        "ans-temp-url-key-35",
+        "ans-temp-url-key-36",
+        "ans-run-password-37",
+        "miss-bracket-token-38",
+    ];
+    for secret in secrets {
+        for place in &places {
+            let hits = files_containing(place, secret.as_bytes());
+            assert!(hits.is_empty(), "{secret:?} found in {hits:?}");
+        }
+        for text in logs.iter().chain(&replies) {
+            assert!(
+                !text.contains(secret),
+                "{secret} in a log or a replayed answer:\n{text}"
+            );
+        }
+    }
+}

@@ -7,7 +7,10 @@
 
 use serde_json::Value;
 
-use crate::model::credentials::{Found, compact, is_token_name, mask_credential, mask_json_text};
+use crate::model::credentials::{
+    Found, compact, ends_in_word_pass, is_token_name, mask_credential, mask_json_text,
+    without_trailing_digits,
+};
 use crate::model::params::{mask_text_urls, may_hold_text_urls};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
@@ -32,7 +35,16 @@ const ANSWER_SECRETS: &[&str] = &[
     // Huawei's secret key (`sk`) and access key id (`ak`) when an answer names them so.
     "sk",
     "ak",
+    // Session identifiers: whoever holds one is signed in (as in a request).
+    "phpsessid",
+    "sessionkey",
 ];
+
+/// Whole names (in [`compact`] form) that are secrets when they hold a string or a number
+/// (`"credentials": "…"`), but not when they hold an object or a list of objects: IAM's
+/// `credential` objects and Keystone's `credentials` list describe keys (their `id`s address
+/// them; their secrets are masked by their own names, their key ids pseudonymised).
+const SCALAR_SECRETS: &[&str] = &["credential", "credentials"];
 
 /// Endings (in [`compact`] form) that make a field name a secret: `db_password`,
 /// `adminPassword`, `root_passwd`, `shared_secret`, `db_pass`, `ssh_private_key`, `secretKey`,
@@ -47,6 +59,24 @@ const ANSWER_SECRET_ENDINGS: &[&str] = &[
     "secretkey",
     "secretaccesskey",
     "apikey",
+    // `root_pwd`, `adminPwd`.
+    "pwd",
+    // A password's hash or digest is as good as the password to a cracker.
+    "passwordhash",
+    "passwdhash",
+    "pwdhash",
+    "passworddigest",
+    // Key material: `signing_key`, `encryption_key`, `master_key`, `hmac_key`, Swift's temp-URL
+    // keys (`temp_url_key`, `temp_url_key_2`).
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
+    "hmackey",
+    "tempurlkey",
+    // An API gateway's AppCode (`app_code`), itself the credential a client sends.
+    "appcode",
+    // `session_id`, `sessionid`, `JSESSIONID`.
+    "sessionid",
 ];
 
 /// Objects (in [`compact`] form) whose `access` field is an access key id (`credential.access`,
@@ -56,23 +86,30 @@ const KEY_HOLDERS: &[&str] = &["credential", "credentials"];
 /// How an answer field's name makes it a secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SecretName {
-    /// By the whole name ([`ANSWER_SECRETS`]) or as a token's (`authToken`).
-    Whole,
-    /// Only by its ending ([`ANSWER_SECRET_ENDINGS`]: `db_password`, `admin_pass`).
-    Ending,
+    /// By the whole name ([`ANSWER_SECRETS`]), its ending ([`ANSWER_SECRET_ENDINGS`]:
+    /// `db_password`, `admin_pass`, `signing_key`) or as a token's (`authToken`): masked
+    /// whatever it holds.
+    Always,
+    /// [`SCALAR_SECRETS`]: masked when it holds a string, a number or a list of them.
+    Scalar,
 }
 
-/// Whether, and how, an answer field named `name` (any case or spelling) holds a credential.
+/// Whether, and how, an answer field named `name` (any case or spelling; trailing digits do
+/// not count, `temp_url_key_2` is `temp_url_key`) holds a credential.
 fn secret_name(name: &str) -> Option<SecretName> {
     let compact = compact(name);
-    if ANSWER_SECRETS.contains(&compact.as_str()) || is_token_name(&compact) {
-        return Some(SecretName::Whole);
+    let compact = without_trailing_digits(&compact);
+    if ANSWER_SECRETS.contains(&compact) || is_token_name(compact) {
+        return Some(SecretName::Always);
+    }
+    if SCALAR_SECRETS.contains(&compact) {
+        return Some(SecretName::Scalar);
     }
     ANSWER_SECRET_ENDINGS
         .iter()
         // `pass` only as a word of its own: `bypass` and `compass` are no secrets.
         .any(|end| compact.ends_with(end) && (*end != "pass" || ends_in_word_pass(name)))
-        .then_some(SecretName::Ending)
+        .then_some(SecretName::Always)
 }
 
 /// Whether an answer field named `name` holds a credential (see [`secret_name`]).
@@ -80,30 +117,21 @@ fn is_answer_secret(name: &str) -> bool {
     secret_name(name).is_some()
 }
 
-/// Whether a field named `name` holding `item` is masked: a secret by its whole name always;
-/// by its ending only when it does not hold a link (`"forgot_password": "https://…"`,
-/// `"change_password": "/v3/users/…/password"` say where to change the secret; a link's own
-/// credentials are masked as in any string).
+/// Whether a field named `name` holding `item` is masked: a secret name's value always,
+/// whatever it looks like (a base64 key may start with `/`, a password with `https://`); a
+/// [`SCALAR_SECRETS`] name's unless it holds objects. There is no exemption by the value's
+/// shape: a link-like name (`password_reset_url`, `forgot_password_link`, `…_uri`, `…_href`)
+/// ends in no secret word and is not a secret name in the first place, and a link's own
+/// credentials are masked as in any string. `"forgot_password": "https://…"` is masked.
 fn masks(name: &str, item: &Value) -> bool {
     match secret_name(name) {
-        Some(SecretName::Whole) => true,
-        Some(SecretName::Ending) => !matches!(item, Value::String(text)
-            if text.starts_with("https://") || text.starts_with("http://") || text.starts_with('/')),
+        Some(SecretName::Always) => true,
+        Some(SecretName::Scalar) => match item {
+            Value::Array(items) => items.iter().all(|i| !i.is_object() && !i.is_array()),
+            other => !other.is_object(),
+        },
         None => false,
     }
-}
-
-/// Whether `name` ends in `pass` as a word of its own: `pass`, `admin_pass`, `adminPass`,
-/// `ADMIN_PASS`; not `bypass`, `compass`, `overpass`.
-fn ends_in_word_pass(name: &str) -> bool {
-    let Some(at) = name.len().checked_sub(4).filter(|at| name.is_char_boundary(*at)) else {
-        return false;
-    };
-    let (head, tail) = name.split_at(at);
-    tail.eq_ignore_ascii_case("pass")
-        && (head.is_empty()
-            || head.ends_with(|c: char| !c.is_ascii_alphanumeric())
-            || tail.starts_with('P') && head.ends_with(|c: char| c.is_ascii_lowercase()))
 }
 
 /// Masks, in place, the credentials an answer body hands out: each secret field (see
@@ -142,7 +170,7 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
 /// holds one of these in some letter case. This runs over every key of every recorded answer.
 fn may_be_secret_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access"]
+    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode"]
         .iter()
         .any(|word| {
             bytes
@@ -184,7 +212,7 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
-/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key` or `auth` in any letter case, a
+/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred` or `appcode` in any letter case, a
 /// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
@@ -192,7 +220,10 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
     /// cost more than the search: this runs on every recorded answer).
     static WORDS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
         std::sync::LazyLock::new(|| {
-            ["secret", "token", "pass", "pwd", "access", "key", "auth", "\"sk\"", "\"ak\""]
+            [
+                "secret", "token", "pass", "pwd", "access", "key", "auth", "sess", "cred",
+                "appcode", "\"sk\"", "\"ak\"",
+            ]
                 .iter()
                 .map(|word| memchr::memmem::Finder::new(word.as_bytes()))
                 .collect()
@@ -370,12 +401,11 @@ mod tests {
         assert_eq!(answer["access_token"]["expires_in"], 3600);
         assert_eq!(answer["secret"]["name"], "my-db-secret");
         assert_eq!(answer["secret"]["create_time"], 1581507580000u64);
-        // `pass` only as a word of its own; a link under a password name is where to change it.
+        // `pass` only as a word of its own; a link is kept under a link-like name only.
         let mut answer = serde_json::json!({
             "bypass": 1, "compass": "n", "overpass": [1, 2],
             "admin_pass": "a-1", "adminPass": "a-2",
-            "forgot_password": "https://id.example.com/forgot",
-            "change_password": "/v3/users/u1/password",
+            "change_password_url": "/v3/users/u1/password",
             "db_password": "a-3",
         });
         let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
@@ -383,7 +413,7 @@ mod tests {
         values.sort_unstable();
         assert_eq!(values, ["a-1", "a-2", "a-3"]);
         assert_eq!(answer["bypass"], 1);
-        assert_eq!(answer["forgot_password"], "https://id.example.com/forgot");
+        assert_eq!(answer["change_password_url"], "/v3/users/u1/password");
         // A relative URL handing out a token.
         let mut answer = serde_json::json!({"next": "/x?token=t-3", "first": "/v2/images?limit=1"});
         assert!(may_hold_answer_secrets(&answer));
@@ -418,6 +448,64 @@ mod tests {
         assert_eq!(answer["password_expires_at"], "2027-01-01");
         assert_eq!(answer["secret_id"], "kept");
         assert_eq!(answer["has_secret"], true);
+    }
+
+    #[test]
+    fn pwd_names_session_ids_password_hashes_and_key_material_an_answer_hands_out_are_masked() {
+        let mut answer = serde_json::json!({
+            "root_pwd": "a-1", "adminPwd": "a-2", "session_id": "a-3", "sessionid": "a-4",
+            "credentials": "a-5", "password_hash": "a-6", "signing_key": "a-7",
+            "encryption_key": "a-8", "master_key": "a-9", "hmac_key": "b-1",
+            "temp_url_key_2": "b-2", "JSESSIONID": "b-3", "app_code": "b-4",
+            "credential": ["b-5"],
+            // Data: kept.
+            "password_expires_at": "2027-01-01", "img_signature": "sig", "next_page_token": "p-2",
+            "signature_version": "4", "key_type": "rsa", "session_expires_at": "2027",
+            "code": "IMS.0001",
+        });
+        assert!(may_hold_answer_secrets(&answer));
+        assert!(may_name_answer_secrets(&answer.to_string()));
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            ["a-1", "a-2", "a-3", "a-4", "a-5", "a-6", "a-7", "a-8", "a-9", "b-1", "b-2", "b-3", "b-4", "b-5"]
+        );
+        for kept in ["password_expires_at", "img_signature", "next_page_token", "signature_version",
+                     "key_type", "session_expires_at", "code"] {
+            assert_ne!(answer[kept], PLACEHOLDER, "{kept}");
+        }
+        // Keystone's credentials list and IAM's credential object are descriptions: their ids
+        // stay, their secrets are masked by their own names.
+        let mut answer = serde_json::json!({
+            "credentials": [{"id": "cred-id-1", "type": "ec2", "blob": "{\"access\":\"x\",\"secret\":\"s-1\"}"}],
+            "credential": {"id": "cred-id-2", "access": "AK", "secret": "s-2"},
+        });
+        let found = mask_answer_json(&mut answer, &|v: &str| format!("{v}-pseudo"));
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["AK", "s-1", "s-2"]);
+        assert_eq!(answer["credentials"][0]["id"], "cred-id-1");
+        assert_eq!(answer["credential"]["id"], "cred-id-2");
+    }
+
+    #[test]
+    fn a_secret_named_field_is_masked_whatever_its_value_looks_like() {
+        let mut answer = serde_json::json!({
+            "credential": {"secret_access_key": "/wJalrXUtnFEMI", "secret_key": "+wJalrXUtn"},
+            "db_password": "/Zx9qLm2", "api_key": "/ab12", "shared_secret": "https://s3cr3t",
+            "forgot_password": "http://id.example/forgot",
+            // Link-like names are no secret names: their links are kept.
+            "password_reset_url": "https://id.example/reset", "forgot_password_link": "/forgot",
+        });
+        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+        assert_eq!(found.len(), 6, "{found:?}");
+        assert_eq!(answer["password_reset_url"], "https://id.example/reset");
+        assert_eq!(answer["forgot_password_link"], "/forgot");
+        // The lexical last resort for text no parser takes reads values the same way.
+        let (masked, _) = mask_answer_text(r#"{"db_password": "/Zx9", "n": NaN}"#).unwrap();
+        assert!(!masked.contains("/Zx9"), "{masked}");
     }
 
     #[test]

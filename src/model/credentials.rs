@@ -9,6 +9,9 @@
 
 use serde_json::Value;
 
+pub(crate) use crate::model::names::{
+    compact, ends_in_word_pass, last_bracketed, without_trailing_digits,
+};
 pub use crate::model::params::{
     mask_path, mask_query, shown_path, unmasked_in_path, unmasked_in_query,
 };
@@ -65,6 +68,32 @@ const NAMES: &[&str] = &[
     // Huawei IAM's AK/SK sign-in body (`auth.identity.hw_ak_sk.{access,secret}.key`): everything
     // under it is masked.
     "hwaksk",
+    // Grants a client trades for a token: a SAML response (Keystone federation), a JWT bearer
+    // assertion (RFC 7523) and OAuth client assertions, a PKCE verifier, OAuth 1's verifier.
+    "samlresponse",
+    "assertion",
+    "clientassertion",
+    "codeverifier",
+    "oauthverifier",
+];
+
+/// Endings (in [`compact`] form, trailing digits taken away) that make a name a credential:
+/// `root_pwd`, `adminPwd`; app codes and app keys of API gateways (`X-Apig-AppCode`,
+/// `X-HW-APPKEY`); key material (`signing_key`, `encryption_key`, `master_key`, `hmac_key`,
+/// Swift's `X-Account-Meta-Temp-Url-Key` and `…-Temp-Url-Key-2`); session ids
+/// (`x_session_id`); a Keystone MFA receipt (`auth_receipt`). A name ending in `pass` as a word
+/// of its own (`X-Storage-Pass`, `db_pass`) is one too (see [`ends_in_word_pass`]).
+const ENDINGS: &[&str] = &[
+    "pwd",
+    "appcode",
+    "appkey",
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
+    "hmackey",
+    "tempurlkey",
+    "sessionid",
+    "authreceipt",
 ];
 
 /// Names (as [`NAMES`]) whose whole content is a credential: every string or number at any
@@ -109,16 +138,23 @@ const PAGE_TOKENS: &[&str] = &[
 
 /// True for a query parameter or body field name that carries a credential, in any spelling
 /// (`X-Auth-Token`, `x_auth_token`, `xAuthToken`, `SecurityToken`): the names of [`NAMES`],
-/// names holding a part of [`PARTS`] (`client_secret`, `X-Amz-Signature`, `privateKey`), and
-/// names ending in `token` that are not a page's ([`PAGE_TOKENS`]).
+/// names holding a part of [`PARTS`] (`client_secret`, `X-Amz-Signature`, `privateKey`), names
+/// ending as [`ENDINGS`] says or in the word `pass`, and names ending in `token` that are not a
+/// page's ([`PAGE_TOKENS`]). A name with brackets (`auth[token]`, `data[access_token]`, as
+/// Rails, PHP and `qs` write nested parameters) is judged whole and by its last bracketed
+/// segment: either makes it a credential.
 pub fn is_credential_name(name: &str) -> bool {
-    is_credential_compact(&compact(name))
+    let judge = |part: &str| is_credential_compact(&compact(part)) || ends_in_word_pass(part);
+    judge(name) || last_bracketed(name).is_some_and(judge)
 }
 
-/// [`is_credential_name`] of a name already in [`compact`] form.
+/// [`is_credential_name`] of a name already in [`compact`] form (its word `pass` aside).
+/// Trailing digits do not count: `token2` is `token`, `…-Temp-Url-Key-2` a temp-URL key.
 pub(crate) fn is_credential_compact(compact: &str) -> bool {
+    let compact = without_trailing_digits(compact);
     (NAMES.contains(&compact)
         || PARTS.iter().any(|p| compact.contains(p))
+        || ENDINGS.iter().any(|end| compact.ends_with(end))
         || is_token_name(compact))
         && !is_data_compact(compact)
 }
@@ -159,19 +195,6 @@ pub(crate) fn is_token_name(compact: &str) -> bool {
     compact
         .strip_suffix("token")
         .is_some_and(|first| !PAGE_TOKENS.contains(&first))
-}
-
-/// A name with case and separators taken away: lower case, without `-`, `_`, `.` and spaces,
-/// and without the `[]` of a PHP-style array parameter (`token[]=`). `X-Auth-Token`,
-/// `x_auth_token` and `xAuthToken` are all `xauthtoken`.
-pub(crate) fn compact(name: &str) -> String {
-    let name = name.trim();
-    name.strip_suffix("[]")
-        .unwrap_or(name)
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_' | '.' | ' '))
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
 }
 
 /// True for a credential name whose whole content is secret ([`CONTAINERS`]).
@@ -620,6 +643,109 @@ mod tests {
         ] {
             assert!(!is_credential_name(name), "{name}");
         }
+    }
+
+    #[test]
+    fn pwd_and_pass_endings_key_material_app_codes_and_grants_are_credentials() {
+        for name in [
+            // `*_pwd` and a word `pass` at the end, as `admin_pass` already was.
+            "root_pwd",
+            "adminPwd",
+            "user_pwd",
+            "X-Storage-Pass",
+            "db_pass",
+            "db_pass2",
+            // API gateways' app codes and app keys.
+            "X-Apig-AppCode",
+            "app_code",
+            "X-HW-APPKEY",
+            "appKey",
+            // Key material, Swift's temp-URL keys with a numeric suffix.
+            "signing_key",
+            "encryption_key",
+            "master_key",
+            "hmac_key",
+            "temp_url_key",
+            "X-Container-Meta-Temp-Url-Key-2",
+            "token2",
+            // Session ids and grants.
+            "session_id",
+            "x_session_id",
+            "SAMLResponse",
+            "assertion",
+            "client_assertion",
+            "code_verifier",
+            "password_hash",
+        ] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for data in [
+            "bypass",
+            "compass",
+            "Overpass",
+            "client_assertion_type",
+            "signing_key_type",
+            "temp_url_key_type",
+            "code",
+            "error_code",
+            "sort_key",
+            "key2",
+            "page2",
+            "app_id",
+        ] {
+            assert!(!is_credential_name(data), "{data}");
+        }
+    }
+
+    #[test]
+    fn a_bracketed_name_is_judged_whole_and_by_its_last_segment() {
+        for name in [
+            "auth[token]",
+            "data[access_token]",
+            "user[api_token]",
+            "auth[password]",
+            "a[b][token][]",
+            "page[token]",
+            "credentials[secret]",
+        ] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for data in ["token[expires_at]", "filter[name]", "page[size]", "data[]", "x[]y"] {
+            assert!(!is_credential_name(data), "{data}");
+        }
+        let (masked, found) = mask_query(
+            "auth%5Btoken%5D=q-1&data%5Baccess_token%5D=q-2&user[api_token]=q-3&filter%5Bname%5D=n",
+        )
+        .unwrap();
+        assert_eq!(
+            masked,
+            "auth%5Btoken%5D=REDACTED&data%5Baccess_token%5D=REDACTED&user[api_token]=REDACTED&filter%5Bname%5D=n"
+        );
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["q-1", "q-2", "q-3"]);
+        let form = b"auth%5Btoken%5D=f-1&user%5Bapi_token%5D=f-2&name=x";
+        let (masked, _) = mask_body(form, Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(masked, b"auth%5Btoken%5D=REDACTED&user%5Bapi_token%5D=REDACTED&name=x");
+    }
+
+    #[test]
+    fn an_authorization_code_is_masked_only_beside_a_grant_type_or_redirect_uri() {
+        let form = "grant_type=authorization_code&code=c-1&redirect_uri=https%3A%2F%2Fapp%2Fcb";
+        let (masked, found) = mask_query(form).unwrap();
+        assert_eq!(
+            masked,
+            "grant_type=authorization_code&code=REDACTED&redirect_uri=https%3A%2F%2Fapp%2Fcb"
+        );
+        assert_eq!(found[0].value, "c-1");
+        let (masked, _) = mask_query("Code=c-2&Redirect-Uri=x").unwrap();
+        assert_eq!(masked, "Code=REDACTED&Redirect-Uri=x");
+        let (masked, _) = mask_query("assertion=a.b.c&SAMLResponse=PHNhbWw%3D&RelayState=r").unwrap();
+        assert_eq!(masked, "assertion=REDACTED&SAMLResponse=REDACTED&RelayState=r");
+        // Without a grant, `code` is data: an error code filtered on, a region code.
+        assert_eq!(mask_query("code=IMS.0001&limit=1"), None);
+        let body = br#"{"error":{"code":"IMS.0001","message":"m"}}"#;
+        assert!(mask_body(body, Some("application/json")).is_none());
+        assert!(mask_body(b"code=IMS.0001&region=r", Some("application/x-www-form-urlencoded")).is_none());
     }
 
     #[test]

@@ -32,6 +32,9 @@ const CREDENTIALS: &[&str] = &[
     "x-auth-token",
     "x-security-token",
     "x-subject-token",
+    // Keystone's MFA receipt: the answer of a partial sign-in hands it out, the client sends it
+    // back with the next factor.
+    "openstack-auth-receipt",
     "x-auth-key",
     "x-api-key",
     "cookie",
@@ -47,16 +50,17 @@ const CREDENTIALS: &[&str] = &[
     "x-ims-vcr-token",
 ];
 
-/// Credential answer headers a client only passes back (Keystone's and IAM's token): stored as
-/// a [`PLACEHOLDER_MARKER`] header naming them, and replayed as [`PLACEHOLDER_TOKEN`].
-pub const PLACEHOLDER_HEADERS: &[&str] = &["x-subject-token"];
+/// Credential answer headers a client only passes back (Keystone's and IAM's token, Keystone's
+/// MFA receipt): stored as a [`PLACEHOLDER_MARKER`] header naming them, and replayed as
+/// [`PLACEHOLDER_TOKEN`].
+pub const PLACEHOLDER_HEADERS: &[&str] = &["x-subject-token", "openstack-auth-receipt"];
 
 /// A stored answer header whose value names a credential header the live answer had (never its
 /// value): replay serves that header with [`PLACEHOLDER_TOKEN`] instead of the marker.
 pub const PLACEHOLDER_MARKER: &str = "x-ims-vcr-placeholder";
 
-/// The token replay serves in place of a recorded one (`X-Subject-Token`): the client only
-/// passes it back, and replay never checks it.
+/// The token replay serves in place of a recorded one (`X-Subject-Token`,
+/// `Openstack-Auth-Receipt`): the client only passes it back, and replay never checks it.
 pub const PLACEHOLDER_TOKEN: &str = "ims-vcr-placeholder-token";
 
 /// Request headers that change on every call or every machine (dates, user agents, request ids)
@@ -147,12 +151,15 @@ pub fn is_credential(name: &str) -> bool {
 
 /// Header names outside [`CREDENTIALS`] that carry a credential by their name, as query
 /// parameters and body fields do ([`crate::model::credentials::is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
-/// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`), and
-/// keys of an authority (`X-Auth-User-Key`, `X-Access-Key`; `Idempotency-Key` is not one), and
-/// any name holding `authorization` or `cookie`.
+/// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`,
+/// `X-Storage-Pass`, `X-Apig-AppCode`, `X-HW-APPKEY`, Swift's `X-Account-Meta-Temp-Url-Key`
+/// and `X-Container-Meta-Temp-Url-Key-2`), and keys of an authority (`X-Auth-User-Key`,
+/// `X-Access-Key`; `Idempotency-Key` is not one), and any name holding `authorization` or
+/// `cookie`.
 fn names_a_credential(name: &str) -> bool {
     let compact = crate::model::credentials::compact(name);
     is_credential_compact(&compact)
+        || crate::model::credentials::ends_in_word_pass(name)
         // `X-Forwarded-Authorization`, `X-Original-Authorization`; `Cookie2`, `X-Cookie`.
         || compact.contains("authorization")
         || compact.contains("cookie")
@@ -258,6 +265,19 @@ mod tests {
             "X-Auth-User-Key",
             "X-Forwarded-Authorization",
             "Cookie2",
+            // Keystone's MFA receipt; API gateways' app codes and keys; Swift v1's password and
+            // temp-URL keys (a numeric suffix does not count).
+            "Openstack-Auth-Receipt",
+            "X-Apig-AppCode",
+            "X-HW-APPKEY",
+            "X-Ca-AppKey",
+            "X-Storage-Pass",
+            "x-auth-pass",
+            "X-Account-Meta-Temp-Url-Key",
+            "X-Container-Meta-Temp-Url-Key-2",
+            "X-Account-Meta-Temp-Url-Key-10",
+            "X-Master-Key",
+            "X-Signing-Key",
         ] {
             assert!(is_credential(name), "{name}");
         }
@@ -271,6 +291,10 @@ mod tests {
             "X-Openstack-Request-Id",
             "Content-Security-Policy",
             "X-Sdk-Content-Sha256",
+            "X-Cache-Bypass",
+            "X-Storage-User",
+            "X-Account-Meta-Quota-Bytes",
+            "X-Container-Meta-Temp-Url-Key-Type",
         ] {
             assert!(!is_credential(name), "{name}");
         }

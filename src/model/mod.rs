@@ -11,6 +11,7 @@ pub mod interaction;
 pub(crate) mod json_like;
 pub mod key;
 pub mod multipart;
+pub(crate) mod names;
 pub mod params;
 pub mod recording;
 pub mod redaction;

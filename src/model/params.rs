@@ -53,16 +53,22 @@ fn decode(part: &str) -> String {
 /// This is the one place a query's credentials are found: the stored query is its result, and
 /// the request key is made from its result (`key::canonical_query`), so a replay with another
 /// token matches, and a query with no credential keys as it always did.
+///
+/// An OAuth authorization code (`code=`) is a credential only in a query or form that also
+/// carries `grant_type` or `redirect_uri` (a token request, `grant_type=authorization_code&
+/// code=…`): `code` alone names data too often (`?code=IMS.0001` filtering error codes).
 pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
+    let grant = is_oauth_grant(query);
+    let may_hold = |pair: &str| pair_may_hold_credentials(pair) || grant && is_code_pair(pair);
     // Most queries hold no credential: found without building anything.
-    if query.is_empty() || !query.split('&').any(pair_may_hold_credentials) {
+    if query.is_empty() || !query.split('&').any(may_hold) {
         return None;
     }
     let mut found = Vec::new();
     let masked: Vec<String> = query
         .split('&')
-        .map(|pair| match pair_may_hold_credentials(pair) {
-            true => mask_pair(pair, &mut found),
+        .map(|pair| match may_hold(pair) {
+            true => mask_pair(pair, grant && is_code_pair(pair), &mut found),
             false => pair.to_owned(),
         })
         .collect();
@@ -77,6 +83,28 @@ pub fn masked_query(query: &str) -> std::borrow::Cow<'_, str> {
         Some((masked, _)) => std::borrow::Cow::Owned(masked),
         None => std::borrow::Cow::Borrowed(query),
     }
+}
+
+/// Whether a query or form is an OAuth token request or authorization callback: it has a
+/// `grant_type` or `redirect_uri` parameter (any spelling, encoded or not).
+fn is_oauth_grant(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    // A cheap first look: most queries name neither.
+    let may = |word: &[u8]| bytes.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
+    (may(b"grant") || may(b"redirect"))
+        && query.split('&').any(|pair| {
+            let name = decode(name_and_value(pair).0);
+            matches!(
+                crate::model::credentials::compact(&name).as_str(),
+                "granttype" | "redirecturi"
+            )
+        })
+}
+
+/// Whether a raw query pair is named `code` (any case, encoded or not).
+fn is_code_pair(pair: &str) -> bool {
+    let name = name_and_value(pair).0;
+    name.len() <= 12 && crate::model::credentials::compact(&decode(name)) == "code"
 }
 
 /// A raw query pair's name and value: split at its `=`, or, when it has none, at an encoded one
@@ -114,10 +142,11 @@ fn may_be_encoded_url(value: &str) -> bool {
         })
 }
 
-/// One raw query pair with its credentials masked (see [`mask_query`]).
-fn mask_pair(pair: &str, found: &mut Vec<Found>) -> String {
+/// One raw query pair with its credentials masked (see [`mask_query`]); `credential` when it
+/// is one whatever its name says (a grant's `code`).
+fn mask_pair(pair: &str, credential: bool, found: &mut Vec<Found>) -> String {
     let (name, value) = name_and_value(pair);
-    if is_credential_param(name) {
+    if credential || is_credential_param(name) {
         let decoded = decode(value);
         if decoded == PLACEHOLDER {
             return pair.to_owned();
