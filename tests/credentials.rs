@@ -264,6 +264,160 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     }
 }
 
+/// A `;token=` matrix parameter percent-encoded twice or three times (`%253Btoken%253D`, as a
+/// client escaping an already escaped segment sends it) and OAuth implicit-grant tokens in a URL
+/// fragment (`#access_token=…`, in `Location`, an answer string and a request body) never reach
+/// the store, an exported cassette (bytes or file name), the log, `ls`, `/__ims-vcr/stats` or a
+/// miss report; a replay with another token still matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doubly_encoded_path_parameters_and_url_fragments_never_reach_disk_log_ls_or_a_miss() {
+    const TWICE: &str = "twice-encoded-path-token-6767";
+    const THRICE: &str = "thrice-encoded-path-token-3434";
+    const NAME_TWICE: &str = "name-twice-path-token-1212";
+    const MISSED: &str = "missed-twice-path-token-8888";
+    const FRAG_LOCATION: &str = "fragment-location-token-01aa";
+    const FRAG_ID: &str = "fragment-id-token-02bb";
+    const FRAG_ANSWER: &str = "fragment-answer-token-03cc";
+    const FRAG_RELATIVE: &str = "fragment-relative-token-04dd";
+    const FRAG_REQUEST: &str = "fragment-request-token-05ee";
+    let dir = tempfile::tempdir().unwrap();
+    let answer = serde_json::json!({
+        "redirect": format!("https://app.example/cb#access_token={FRAG_ANSWER}&state=1"),
+        "next": format!("/cb#id_token={FRAG_RELATIVE}"),
+        "anchor": "https://app.example/docs#section-2",
+    })
+    .to_string();
+    let upstream = canned_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+             location: https://app.example/cb#access_token={FRAG_LOCATION}&token_type=Bearer&id_token={FRAG_ID}\r\n\
+             content-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let args = [
+        "record",
+        "--upstream",
+        &upstream,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start_with_env(&args, dir.path(), &[("RUST_LOG", "debug")]);
+    for path in [
+        format!("/v2/images/ok16%253Btoken%253D{TWICE}"),
+        format!("/v2/images/ok17%25253Btoken%25253D{THRICE}/file"),
+        format!("/v2/images/ok18%253B%252574oken%253D{NAME_TWICE}"),
+    ] {
+        let reply = send("GET", &format!("{}{path}", proxy.uri), &[], b"").await;
+        assert_eq!(
+            reply.header("x-ims-vcr"),
+            Some("recorded"),
+            "{path}: {reply:?}"
+        );
+        assert!(
+            reply.text().contains(FRAG_ANSWER),
+            "the client gets the live answer"
+        );
+    }
+    let callback =
+        format!(r#"{{"callback": "https://app.example/cb#access_token={FRAG_REQUEST}"}}"#);
+    let json = [("content-type", "application/json")];
+    let reply = send(
+        "POST",
+        &format!("{}/v2/x", proxy.uri),
+        &json,
+        callback.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    let stats = send("GET", &format!("{}/__ims-vcr/stats", proxy.uri), &[], b"").await;
+    let mut shown = vec![stats.text(), proxy.log()];
+    assert!(proxy.terminate().success());
+
+    let replay = Running::start_with_env(
+        &["replay", "--store", "store", "--listen", "0"],
+        dir.path(),
+        &[("RUST_LOG", "debug")],
+    );
+    let url = format!("{}/v2/images/ok16%253Btoken%253Danother", replay.uri);
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    let url = format!("{}/v2/images/zz%253Btoken%253D{MISSED}", replay.uri);
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("miss"), "{reply:?}");
+    assert!(
+        reply.text().contains("%253Btoken%253DREDACTED"),
+        "{}",
+        reply.text()
+    );
+    shown.push(reply.text());
+    for endpoint in ["stats", "misses"] {
+        let url = format!("{}/__ims-vcr/{endpoint}", replay.uri);
+        shown.push(send("GET", &url, &[], b"").await.text());
+    }
+    shown.push(replay.log());
+    assert!(replay.terminate().success());
+    let (code, ls, ls_err) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{ls_err}");
+    assert!(ls.contains("ok16%253Btoken%253DREDACTED"), "{ls}");
+    shown.extend([ls, ls_err]);
+
+    let store = dir.path().join("store");
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    let har = dir.path().join("har");
+    std::fs::create_dir_all(&har).unwrap();
+    let har_file = har.join("all.har").display().to_string();
+    let (code, _, err) = run_with_stdout(
+        &[
+            "export", "--store", "store", "--format", "har", "--out", &har_file,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<String> = all_files(&out)
+        .keys()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    for secret in [
+        TWICE,
+        THRICE,
+        NAME_TWICE,
+        MISSED,
+        FRAG_LOCATION,
+        FRAG_ID,
+        FRAG_ANSWER,
+        FRAG_RELATIVE,
+        FRAG_REQUEST,
+    ] {
+        for name in &names {
+            assert!(
+                !name.contains(&secret[..12]),
+                "{secret} in a file name: {name}"
+            );
+        }
+        for place in [&store, &out, &har] {
+            let hits = files_containing(place, secret.as_bytes());
+            assert!(hits.is_empty(), "{secret:?} found in {hits:?}");
+        }
+        for text in &shown {
+            assert!(!text.contains(secret), "{secret} shown:\n{text}");
+        }
+    }
+    // Data that only looks like a fragment or a parameter is kept.
+    for kept in ["#section-2", "token_type=Bearer", "state=1"] {
+        assert!(
+            !files_containing(&out, kept.as_bytes()).is_empty(),
+            "{kept}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_signed_image_upload_and_filters_on_data_about_credentials_record_and_replay_as_sent() {
     // Glance's image-signature properties and Keystone's `password_expires_at` name data, not

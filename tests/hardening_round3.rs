@@ -304,6 +304,65 @@ async fn secrets_echoed_in_forms_the_gate_missed_are_never_recorded() {
     assert_eq!(stored, 0);
 }
 
+/// An upstream error page echoing the request's token in an encoding the gate did not search:
+/// HTML character references (Go's html/template writes `+` as `&#43;`, `/` as `&#x2f;`), the
+/// named ones, percent-encoded twice, and UTF-16. None is recorded; the same page without the
+/// token is.
+#[tokio::test]
+async fn a_token_echoed_html_escaped_percent_encoded_twice_or_in_utf16_is_never_recorded() {
+    const TOKEN: &str = "MIIEpQYJKoZIhvcNAQcCoIIElj+gAw/IBATENMAsGCWCGSAFlAwQCATCCAq+SECRETtail";
+    let page = |token: &str| format!("<html><p>token {token} is not valid</p></html>").into_bytes();
+    let utf16 = |token: &str, le: bool| -> Vec<u8> {
+        token
+            .encode_utf16()
+            .flat_map(|u| if le { u.to_le_bytes() } else { u.to_be_bytes() })
+            .collect()
+    };
+    for (what, body) in [
+        (
+            "numeric references",
+            page(&TOKEN.replace('+', "&#43;").replace('/', "&#x2f;")),
+        ),
+        (
+            "decimal references",
+            page(&TOKEN.replace('+', "&#43;").replace('/', "&#47;")),
+        ),
+        (
+            "named references",
+            page(
+                &format!("{TOKEN}&\"<>")
+                    .replace('&', "&amp;")
+                    .replace('"', "&quot;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"),
+            ),
+        ),
+        (
+            "percent-encoded twice",
+            page(&TOKEN.replace('+', "%252B").replace('/', "%252F")),
+        ),
+        ("utf-16le", utf16(TOKEN, true)),
+        ("utf-16be", utf16(TOKEN, false)),
+        ("nothing", page("(hidden)")),
+    ] {
+        let up = scripted_upstream(move |_| {
+            http_answer(
+                "401 Unauthorized",
+                &[("content-type", "text/html; charset=utf-8")],
+                &body,
+            )
+        })
+        .await;
+        let (reply, stored) = record_one(&up, &[("x-auth-token", TOKEN)], |_| {}).await;
+        assert_eq!(reply.status, 401, "{what}: the client gets the live answer");
+        let expected = usize::from(what == "nothing");
+        assert_eq!(
+            stored, expected,
+            "a token echoed as {what}: stored {stored}"
+        );
+    }
+}
+
 // ---- #17: informational answers, #19: deflate bombs -------------------------------------------
 
 #[tokio::test]

@@ -37,6 +37,36 @@ fn encoded_at(bytes: &[u8], i: usize, digit: u8, letter: u8) -> bool {
         && bytes.get(i + 2).is_some_and(|b| b.eq_ignore_ascii_case(&letter))
 }
 
+/// How many bytes at `i` spell `%3` `letter` (`%3B` is `;`, `%3D` is `=`, the letter in any
+/// case) percent-encoded once or, an escaped `%` before it, up to [`MAX_LEVELS`] times
+/// (`%253B`, `%25253B`), as a client escaping an already escaped segment sends it; 0 when none.
+fn encoded_len_at(bytes: &[u8], i: usize, letter: u8) -> usize {
+    if bytes.get(i) != Some(&b'%') {
+        return 0;
+    }
+    let mut at = i + 1;
+    for level in 1..=MAX_LEVELS {
+        if bytes.get(at) == Some(&b'3') && bytes.get(at + 1).is_some_and(|b| b.eq_ignore_ascii_case(&letter)) {
+            return at + 2 - i;
+        }
+        let escaped_percent = bytes.get(at..at + 2) == Some(b"25".as_slice());
+        if level == MAX_LEVELS || !escaped_percent {
+            return 0;
+        }
+        at += 2;
+    }
+    0
+}
+
+/// How many times a delimiter [`encoded_len_at`] found was percent-encoded (1 for a raw one:
+/// its value is then decoded once, as a server reads it).
+fn levels_of(delimiter_len: usize) -> usize {
+    delimiter_len.saturating_sub(1).div_ceil(2).max(1)
+}
+
+/// How many percent-encodings of a `;` or `=` are looked through.
+const MAX_LEVELS: usize = 3;
+
 fn decode(part: &str) -> String {
     percent_decode_str(&part.replace('+', " "))
         .decode_utf8_lossy()
@@ -218,10 +248,11 @@ pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
     (masked != path).then_some((masked, found))
 }
 
-/// Whether `text` holds `;` or its percent-encoding `%3B` (any case).
+/// Whether `text` holds `;` or its percent-encoding `%3B` (any case), encoded up to three times
+/// (`%253B`).
 pub(crate) fn has_param_delimiter(text: &str) -> bool {
     text.contains(';')
-        || text.contains('%') && (0..text.len()).any(|i| encoded_at(text.as_bytes(), i, b'3', b'b'))
+        || text.contains('%') && (0..text.len()).any(|i| encoded_len_at(text.as_bytes(), i, b'b') > 0)
 }
 
 /// `text` (a path segment, a query value) with the value of each credential `;name=value`
@@ -238,8 +269,7 @@ fn mask_params(text: &str, kind: &str, ends: &[char], found: &mut Vec<Found>) ->
     let delimiter_at = |i: usize, one: u8, encoded: u8| -> usize {
         match bytes[i] {
             b if b == one => 1,
-            _ if encoded_at(bytes, i, b'3', encoded) => 3,
-            _ => 0,
+            _ => encoded_len_at(bytes, i, encoded),
         }
     };
     let mut out = String::with_capacity(text.len());
@@ -273,7 +303,13 @@ fn mask_params(text: &str, kind: &str, ends: &[char], found: &mut Vec<Found>) ->
         };
         // What follows the value (`ends`), kept as it is.
         let (value, after) = value.split_at(value.find(ends).unwrap_or(value.len()));
-        let (decoded_name, decoded) = (decode(name), decode(value));
+        // The value as a server reads it: decoded as often as its delimiters were encoded.
+        let levels = levels_of(delimiter.len()).max(levels_of(equals.len()));
+        let decoded_name = decode(name);
+        let mut decoded = decode(value);
+        for _ in 1..levels {
+            decoded = decode(&decoded);
+        }
         if !is_credential_param(name) || decoded.is_empty() || decoded == PLACEHOLDER {
             out.push_str(param);
             continue;
@@ -346,16 +382,16 @@ pub(crate) fn may_hold_text_credentials(text: &str) -> bool {
         || text.contains(',') && text.contains('=')
 }
 
-/// Whether text could hold what [`mask_text_urls`] masks: a query (`?`), or a URL with user
-/// information or parameters. A cheap first look.
+/// Whether text could hold what [`mask_text_urls`] masks: a query (`?`), a fragment with
+/// parameters (`#…=`), or a URL with user information or parameters. A cheap first look.
 pub(crate) fn may_hold_text_urls(text: &str) -> bool {
-    text.contains('?') || may_hold_url_credentials(text)
+    text.contains('?') || text.contains('#') && text.contains('=') || may_hold_url_credentials(text)
 }
 
-/// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@` or `;`).
+/// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@`, `#` or `;`).
 pub(crate) fn may_hold_url_credentials(text: &str) -> bool {
     text.contains("://")
-        && (text.contains(['?', '@']) || has_param_delimiter(text))
+        && (text.contains(['?', '@', '#']) || has_param_delimiter(text))
 }
 
 /// `text` with the credentials of every URL in it masked: the password of its user
@@ -384,7 +420,8 @@ pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
 }
 
 /// Text (a JSON string, a header value) with the credentials of the URLs in it masked: absolute
-/// ones ([`mask_urls`]) and the query of a relative one (`/next?token=…`); `None` when none.
+/// ones ([`mask_urls`]) and the query or fragment of a relative one (`/next?token=…`,
+/// `/cb#access_token=…`); `None` when none.
 /// Unlike [`mask_header_value`], `;` parameters and `name=value` lists are left alone: in free
 /// text they are data (`kernel_args`, a description).
 pub fn mask_text_urls(value: &str) -> Option<(String, Vec<Found>)> {
@@ -399,10 +436,11 @@ pub fn mask_text_urls(value: &str) -> Option<(String, Vec<Found>)> {
         }
         None => value.to_owned(),
     };
-    if text.contains('?') {
+    // A relative URL's query (`/next?token=…`) or fragment (`/cb#access_token=…`).
+    if text.contains(['?', '#']) {
         let mut out = String::with_capacity(text.len());
         let mut rest = text.as_str();
-        while let Some(at) = rest.find('?') {
+        while let Some(at) = rest.find(['?', '#']) {
             out.push_str(&rest[..=at]);
             let tail = &rest[at + 1..];
             let end = tail
@@ -540,7 +578,19 @@ fn mask_url(url: &str, out: &mut String, found: &mut Vec<Found>) {
         }
         None => shown(tail, out, found),
     }
-    out.push_str(fragment);
+    // The fragment's parameters, as an OAuth implicit grant hands out its tokens
+    // (`#access_token=…&token_type=Bearer`): masked as a query's.
+    match fragment.strip_prefix('#').and_then(mask_query) {
+        Some((masked, values)) => {
+            out.push('#');
+            out.push_str(&masked);
+            found.extend(values.into_iter().map(|f| Found {
+                label: f.label.replace("query parameter", "fragment parameter of a URL"),
+                value: f.value,
+            }));
+        }
+        None => out.push_str(fragment),
+    }
 }
 
 #[cfg(test)]
@@ -629,6 +679,61 @@ mod tests {
             let stored = mask_query(query).map_or(query.to_owned(), |(m, _)| m);
             assert_eq!(unmasked_in_query(&stored), Vec::<String>::new(), "{query} -> {stored}");
             assert_eq!(mask_query(&stored), None, "{query} -> {stored}");
+        }
+    }
+
+    #[test]
+    fn matrix_parameters_encoded_twice_or_three_times_are_masked_as_written() {
+        for (path, masked, value) in [
+            ("/v2/images/x%253Btoken%253Dt-1", "/v2/images/x%253Btoken%253DREDACTED", "t-1"),
+            ("/x%25253btoken%25253Dt%25252B1/y", "/x%25253btoken%25253DREDACTED/y", "t+1"),
+            ("/x;%2574oken=t-1", "/x;%2574oken=REDACTED", "t-1"),
+            ("/x%3B%2574oken%3Dt-1", "/x%3B%2574oken%3DREDACTED", "t-1"),
+            ("/x%253B%252574oken%253Dt-1", "/x%253B%252574oken%253DREDACTED", "t-1"),
+            ("/x%253Bv=1%253Bsig=t-1", "/x%253Bv=1%253Bsig=REDACTED", "t-1"),
+        ] {
+            let (got, found) = mask_path(path).unwrap();
+            assert_eq!(got, masked, "{path}");
+            assert_eq!(found[0].value, value, "{path}");
+            assert_eq!(mask_path(masked), None, "{masked}");
+            assert_eq!(shown_path(path), masked);
+        }
+        // Requests with another token read the same once masked (the key masks the path so).
+        assert_eq!(
+            shown_path("/v2/images/x%253Btoken%253Danother"),
+            shown_path("/v2/images/x%253Btoken%253Dt-1")
+        );
+        for kept in ["/x%253Bv=1", "/x%2525253Btoken=t-1", "/x%253", "/x%25253", "/100%2525"] {
+            assert_eq!(mask_path(kept), None, "{kept}");
+        }
+        // Inside a query value and a header value too.
+        let (got, _) = mask_query("a=1%253Btoken%253Ds-1").unwrap();
+        assert_eq!(got, "a=1%253Btoken%253DREDACTED");
+        let (got, _) = mask_header_value("/x%253Btoken%253Ds-1").unwrap();
+        assert_eq!(got, "/x%253Btoken%253DREDACTED");
+    }
+
+    #[test]
+    fn credentials_in_a_url_fragment_are_masked_like_a_querys() {
+        let location = "https://app.example/cb#access_token=f-1&token_type=Bearer&id_token=f-2";
+        let masked = "https://app.example/cb#access_token=REDACTED&token_type=Bearer&id_token=REDACTED";
+        for mask in [mask_urls, mask_text_urls, mask_header_value] {
+            let (got, found) = mask(location).unwrap();
+            assert_eq!(got, masked);
+            let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+            assert_eq!(values, ["f-1", "f-2"]);
+            assert_eq!(mask(masked), None);
+        }
+        for (text, masked) in [
+            ("/cb#access_token=f-1&state=1", "/cb#access_token=REDACTED&state=1"),
+            ("go to /cb?a=1#token=f-1 now", "go to /cb?a=1#token=REDACTED now"),
+            ("https://h/#/route?token=f-1", "https://h/#/route?token=REDACTED"),
+        ] {
+            assert_eq!(mask_text_urls(text).unwrap().0, masked, "{text}");
+        }
+        for kept in ["https://h/x#top", "issue #12 and a=b", "https://h/x#state=1", "#ff0000"] {
+            assert_eq!(mask_text_urls(kept), None, "{kept}");
+            assert_eq!(mask_header_value(kept), None, "{kept}");
         }
     }
 

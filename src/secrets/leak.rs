@@ -1,5 +1,6 @@
-//! Finds secret values in bytes, whether written raw or in a common encoding (percent, form,
-//! JSON string escapes, base64, hex), so that an exported cassette can be checked for leaks.
+//! Finds secret values in bytes, whether written raw or in a common encoding (percent once or
+//! twice, form, JSON string escapes, HTML character references, base64, hex, UTF-16), so that
+//! an exported cassette can be checked for leaks.
 
 use std::fmt;
 
@@ -38,8 +39,9 @@ impl fmt::Debug for Needle {
 /// the haystack where the encoded form starts (for base64, where the characters that encode
 /// the secret alone start, which inside a larger blob may be a character or two later).
 ///
-/// Encodings: `"raw"`, `"percent-encoded"`, `"form-encoded"` (a space written as `+`),
-/// `"json-escaped"`, `"base64"`, `"base64url"`, `"hex"`.
+/// Encodings: `"raw"`, `"percent-encoded"`, `"percent-encoded twice"` (or three times),
+/// `"form-encoded"` (a space written as `+`), `"json-escaped"`, `"html-escaped"` (character
+/// references), `"base64"`, `"base64url"`, `"hex"`, `"utf-16le"`, `"utf-16be"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leak {
     /// The needle's label.
@@ -62,6 +64,10 @@ enum Matcher {
     /// The value seen through JSON string unescaping: covers serde_json's escapes, `\/`,
     /// and `\uXXXX` for any character (Python's ensure_ascii, Go's `\u003c`, surrogate pairs).
     Json,
+    /// The value seen through HTML character references: decimal and hex numeric ones
+    /// (`&#43;`, `&#x2f;`, as Go's html/template writes them) and `&amp;` `&quot;` `&apos;`
+    /// `&lt;` `&gt;`.
+    Html,
 }
 
 struct Pattern {
@@ -168,6 +174,7 @@ impl LeakScanner {
             Matcher::Percent if first == b' ' => vec![first, b'%', b'+'],
             Matcher::Percent => vec![first, b'%'],
             Matcher::Json => vec![first, b'\\'],
+            Matcher::Html => vec![first, b'&'],
         };
         for start in starts {
             let slot = &mut self.by_first_byte[usize::from(start)];
@@ -304,8 +311,15 @@ fn matchers_for(value: &[u8]) -> Vec<Matcher> {
         .into_iter()
         .map(|(bytes, name)| Matcher::Exact(bytes, name))
         .collect();
+    // UTF-16 (a Windows or Java peer's bytes), both byte orders.
+    if let Ok(text) = std::str::from_utf8(value) {
+        let units: Vec<u16> = text.encode_utf16().collect();
+        matchers.push(Matcher::Exact(units.iter().flat_map(|u| u.to_le_bytes()).collect(), "utf-16le"));
+        matchers.push(Matcher::Exact(units.iter().flat_map(|u| u.to_be_bytes()).collect(), "utf-16be"));
+    }
     matchers.push(Matcher::Percent);
     matchers.push(Matcher::Json);
+    matchers.push(Matcher::Html);
     matchers.push(Matcher::Hex(lower_hex(value)));
     matchers
 }
@@ -358,21 +372,36 @@ impl Matcher {
                 let window = haystack.get(start..end)?;
                 window.eq_ignore_ascii_case(digits).then_some((end, "hex"))
             }
-            Self::Percent => match_percent(value, haystack, start),
+            // A `%25` is a `%` encoded once or the start of a byte encoded twice: both read.
+            Self::Percent => match_percent(value, haystack, start, false)
+                .or_else(|| match_percent(value, haystack, start, true)),
             Self::Json => match_json(value, haystack, start).map(|end| (end, "json-escaped")),
+            Self::Html => match_html(value, haystack, start).map(|end| (end, "html-escaped")),
         }
     }
 }
 
 /// Matches `value` against percent-decoded haystack bytes. Reports only matches that decoded
 /// something, since a fully literal match is the raw pattern's to report.
-fn match_percent(value: &[u8], haystack: &[u8], start: usize) -> Option<(usize, &'static str)> {
-    let (mut at, mut decoded, mut plus) = (start, false, false);
+fn match_percent(
+    value: &[u8],
+    haystack: &[u8],
+    start: usize,
+    deep_first: bool,
+) -> Option<(usize, &'static str)> {
+    let (mut at, mut decoded, mut plus, mut twice) = (start, false, false, false);
     for &want in value {
+        let deep = || percent_byte_deep(haystack, at, want);
         // Decoding first matters for a value containing '%': "%25" must count as one '%'.
-        if percent_byte(haystack, at) == Some(want) {
+        if let Some(used) = deep().filter(|_| deep_first) {
+            at += used;
+            (decoded, twice) = (true, true);
+        } else if percent_byte(haystack, at) == Some(want) {
             at += 3;
             decoded = true;
+        } else if let Some(used) = deep() {
+            at += used;
+            (decoded, twice) = (true, true);
         } else if haystack.get(at) == Some(&want) {
             at += 1;
         } else if want == b' ' && haystack.get(at) == Some(&b'+') {
@@ -384,9 +413,33 @@ fn match_percent(value: &[u8], haystack: &[u8], start: usize) -> Option<(usize, 
     }
     match (decoded, plus) {
         (_, true) => Some((at, "form-encoded")),
+        (true, false) if twice => Some((at, "percent-encoded twice")),
         (true, false) => Some((at, "percent-encoded")),
         (false, false) => None,
     }
+}
+
+/// How many bytes at `at` spell `want` percent-encoded two or three times (`%252B`,
+/// `%25252B` for `+`, the `%` escaped again), if they do.
+fn percent_byte_deep(haystack: &[u8], at: usize, want: u8) -> Option<usize> {
+    if haystack.get(at) != Some(&b'%') {
+        return None;
+    }
+    let mut next = at + 1;
+    for _ in 0..2 {
+        // Each `25` is one more encoding of the `%`; then the two hex digits of `want`.
+        if haystack.get(next..next + 2)? != b"25" {
+            return None;
+        }
+        next += 2;
+        let [high, low] = *haystack.get(next..next + 2)? else {
+            return None;
+        };
+        if hex_value(high).zip(hex_value(low)).map(|(h, l)| h << 4 | l) == Some(want) {
+            return Some(next + 2 - at);
+        }
+    }
+    None
 }
 
 fn percent_byte(haystack: &[u8], at: usize) -> Option<u8> {
@@ -424,6 +477,56 @@ fn match_json(value: &[u8], haystack: &[u8], start: usize) -> Option<usize> {
         next += 1;
     }
     decoded.then_some(at)
+}
+
+/// Matches `value` against HTML-unescaped haystack bytes (see [`html_reference`]); like
+/// [`match_json`], a match that needed no reference is left to the raw pattern.
+fn match_html(value: &[u8], haystack: &[u8], start: usize) -> Option<usize> {
+    let (mut at, mut next, mut decoded) = (start, 0, false);
+    let mut utf8 = [0u8; 4];
+    while next < value.len() {
+        if let Some((c, used)) = html_reference(haystack, at) {
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            if value[next..].starts_with(bytes) {
+                at += used;
+                next += bytes.len();
+                decoded = true;
+                continue;
+            }
+        }
+        if haystack.get(at) != Some(&value[next]) {
+            return None;
+        }
+        at += 1;
+        next += 1;
+    }
+    decoded.then_some(at)
+}
+
+/// The character an HTML character reference at `at` stands for, and how many bytes it takes:
+/// `&#43;`, `&#x2F;` (the `;` optional, as browsers read them) and the named references an
+/// escaper writes (`&amp;`, `&quot;`, `&apos;`, `&lt;`, `&gt;`).
+fn html_reference(haystack: &[u8], at: usize) -> Option<(char, usize)> {
+    let rest = haystack.get(at..)?.strip_prefix(b"&")?;
+    let Some(number) = rest.strip_prefix(b"#") else {
+        return [("amp;", '&'), ("quot;", '"'), ("apos;", '\''), ("lt;", '<'), ("gt;", '>')]
+            .into_iter()
+            .find(|(name, _)| {
+                rest.get(..name.len())
+                    .is_some_and(|r| r.eq_ignore_ascii_case(name.as_bytes()))
+            })
+            .map(|(name, c)| (c, name.len() + 1));
+    };
+    let (radix, digits) = match number.first() {
+        Some(b'x' | b'X') => (16, &number[1..]),
+        _ => (10, number),
+    };
+    let count = digits.iter().take(8).take_while(|d| char::from(**d).is_digit(radix)).count();
+    let text = std::str::from_utf8(&digits[..count]).ok()?;
+    let code = u32::from_str_radix(text, radix).ok()?;
+    let semicolon = usize::from(digits.get(count) == Some(&b';'));
+    let used = 2 + usize::from(radix == 16) + count + semicolon;
+    char::from_u32(code).map(|c| (c, used))
 }
 
 /// The character a JSON escape at `at` stands for, and how many bytes it takes.
@@ -614,6 +717,43 @@ mod tests {
         for body in [hex.clone(), hex.to_uppercase()] {
             assert_eq!(scanner(value).find(body.as_bytes()), leak("hex", 0));
         }
+    }
+
+    #[test]
+    fn a_token_echoed_with_html_character_references_is_found() {
+        let value = "MIIE+pQ/x\"a<b>&'c-tail";
+        for escaped in [
+            "MIIE&#43;pQ&#x2f;x&quot;a&lt;b&gt;&amp;&#39;c-tail",
+            "MIIE&#x2B;pQ&#47;x&#34;a&#60;b&#62;&#38;&apos;c-tail",
+            "MIIE&#43pQ&#X2F;x&QUOT;a&lt;b&gt;&amp;&#039;c-tail",
+        ] {
+            let page = format!("<p>token {escaped} is not valid</p>");
+            assert_eq!(scanner(value).find(page.as_bytes()), leak("html-escaped", 9), "{escaped}");
+        }
+        // The raw form is the raw pattern's; a reference to another character is no match.
+        let raw = format!("<p>{TOKEN}</p>");
+        assert_eq!(scanner(TOKEN).find(raw.as_bytes()), leak("raw", 3));
+        assert_eq!(scanner("tok+en-1234").find(b"tok&#44;en-1234"), None);
+    }
+
+    #[test]
+    fn a_token_percent_encoded_twice_or_in_utf16_is_found() {
+        let value = "tok/en+9876=";
+        for (haystack, encoding) in [
+            ("q=tok%252Fen%252B9876%253D", "percent-encoded twice"),
+            ("q=tok%25252Fen%25252B9876%25253D", "percent-encoded twice"),
+            ("q=tok%2Fen%252B9876=", "percent-encoded twice"),
+        ] {
+            assert_eq!(scanner(value).find(haystack.as_bytes()), leak(encoding, 2), "{haystack}");
+        }
+        // A value holding `%` itself, encoded twice.
+        assert_eq!(scanner("100%-sure").find(b"x 100%2525-sure"), leak("percent-encoded twice", 2));
+        let mut le = b"xx".to_vec();
+        le.extend(value.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(scanner(value).find(&le), leak("utf-16le", 2));
+        let mut be = b"xx".to_vec();
+        be.extend(value.encode_utf16().flat_map(u16::to_be_bytes));
+        assert_eq!(scanner(value).find(&be), leak("utf-16be", 2));
     }
 
     #[test]
