@@ -486,15 +486,51 @@ async fn a_miss_carrying_the_placeholder_token_is_not_forwarded_nor_its_refusal_
             "{text}"
         );
     }
-    assert_eq!(ims.requests().len(), seen, "nothing reached the upstream");
+    // As a credential query parameter, and as a token sign-in's `token.id`.
+    let query = format!("{}?token={placeholder}", image_url(&auto, SEED_IMAGE_ID));
+    let token_sign_in = serde_json::json!({"auth": {"identity": {"methods": ["token"],
+        "token": {"id": placeholder}}}})
+    .to_string();
+    for reply in [
+        send("GET", &query, &[], b"").await,
+        send(
+            "POST",
+            &format!("{}/v3/auth/tokens", auto.uri()),
+            &[("content-type", "application/json")],
+            token_sign_in.as_bytes(),
+        )
+        .await,
+    ] {
+        assert_eq!(reply.status, 502, "{}", reply.text());
+        assert!(
+            reply.text().contains("IMS_VCR.PLACEHOLDER_TOKEN"),
+            "{}",
+            reply.text()
+        );
+    }
+    // Merely mentioned (a description), it is only text: forwarded and recorded.
+    let noted = send(
+        "GET",
+        &image_url(&auto, SEED_IMAGE_ID),
+        &[("x-note", &placeholder)],
+        b"",
+    )
+    .await;
+    assert_ne!(noted.header("x-ims-vcr"), Some("error"), "{}", noted.text());
+    assert_eq!(
+        ims.requests().len(),
+        seen + 1,
+        "only the last reached the upstream"
+    );
     auto.shutdown().await.unwrap();
     let (code, listed, _) = crate::util::process::run_with_stdout(
         &["ls", "--store", store.to_str().unwrap()],
         dir.path(),
     );
     assert_eq!(code, 0);
-    assert!(
-        listed.contains("/v3/auth/tokens") && !listed.contains("/v2/images/"),
-        "{listed}"
-    );
+    // The sign-in, and the request that only mentioned the placeholder (answered 401 by the
+    // upstream: it carried no token).
+    assert!(listed.contains("/v3/auth/tokens"), "{listed}");
+    assert_eq!(listed.matches("/v2/images/").count(), 1, "{listed}");
+    assert!(!listed.contains("token="), "{listed}");
 }

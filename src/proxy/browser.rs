@@ -29,54 +29,80 @@ const CROSS_SITE: &[&str] = &["cross-site", "same-site"];
 pub fn signing_safe<'a>(
     parts: &Parts,
     loopback_listener: bool,
-    mut upstream_hosts: impl Iterator<Item = &'a str>,
+    upstream_hosts: impl Iterator<Item = &'a str>,
 ) -> Result<(), String> {
     const FIX: &str = "the proxy signs requests with the AK/SK in its environment, so it refuses \
                        what a web page could send; point the client at http://127.0.0.1:PORT \
                        or http://localhost:PORT";
-    if let Some(origin) = parts.headers.get(ORIGIN)
-        && !origin_host(origin).as_deref().is_some_and(local_host)
-    {
+    // Every copy of each header: a second `Host` or `Origin` must not slip past the first.
+    if let Some(origin) = parts.headers.get_all(ORIGIN).iter().find(|o| !loopback_origin(o)) {
         let shown = String::from_utf8_lossy(origin.as_bytes());
         return Err(format!(
             "refused a request from a web page of origin {shown:?} (Origin header): {FIX}"
         ));
     }
-    if let Some(site) = parts.headers.get("sec-fetch-site")
-        && let Ok(site) = site.to_str()
-        && CROSS_SITE.iter().any(|s| s.eq_ignore_ascii_case(site.trim()))
-    {
+    let cross_site = parts.headers.get_all("sec-fetch-site").iter().find_map(|site| {
+        let site = String::from_utf8_lossy(site.as_bytes()).trim().to_owned();
+        CROSS_SITE
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&site))
+            .then_some(site)
+    });
+    if let Some(site) = cross_site {
         return Err(format!(
             "refused a request a web page of another site started (Sec-Fetch-Site: {site}): {FIX}"
         ));
     }
-    if loopback_listener
-        && let Some(host) = request_host(parts)
-        && !local_host(&host)
-        && !upstream_hosts.any(|upstream| same_host(upstream, &host))
-    {
-        return Err(format!(
-            "refused a request addressed to host {host:?}, which is neither localhost, an IP \
-             address nor an upstream's name (a DNS-rebinding guard): {FIX}"
-        ));
+    if loopback_listener {
+        let upstreams: Vec<&str> = upstream_hosts.collect();
+        let foreign = request_hosts(parts).into_iter().find(|host| {
+            !local_host(host) && !upstreams.iter().any(|upstream| same_host(upstream, host))
+        });
+        if let Some(host) = foreign {
+            return Err(format!(
+                "refused a request addressed to host {host:?}, which is neither localhost, an IP \
+                 address nor an upstream's name (a DNS-rebinding guard): {FIX}"
+            ));
+        }
     }
     Ok(())
 }
 
-/// The host a request is addressed to: the authority of an absolute-form target or HTTP/2's
-/// `:authority` (which hyper puts in the URI), else `Host`; without the port.
-fn request_host(parts: &Parts) -> Option<String> {
-    parts.uri.authority().map(|a| a.host().to_owned()).or_else(|| {
-        let value = parts.headers.get(hyper::header::HOST)?.to_str().ok()?;
-        let authority: hyper::http::uri::Authority = value.parse().ok()?;
-        Some(authority.host().to_owned())
-    })
+/// The hosts a request is addressed to, without ports: the authority of an absolute-form
+/// target or HTTP/2's `:authority` (which hyper puts in the URI), and every `Host` header. A
+/// value that is not a plain `host[:port]` (user information, `evil.example@127.0.0.1`, or what
+/// does not parse) is given whole, so it names no local host.
+fn request_hosts(parts: &Parts) -> Vec<String> {
+    let mut hosts: Vec<String> = parts.uri.authority().map(|a| a.host().to_owned()).into_iter().collect();
+    for value in parts.headers.get_all(hyper::header::HOST) {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match text.parse::<hyper::http::uri::Authority>() {
+            Ok(authority) if !text.contains('@') => hosts.push(authority.host().to_owned()),
+            _ => hosts.push(text),
+        }
+    }
+    hosts
 }
 
-/// The host of an `Origin` header (`None` for `null` or what does not parse).
-fn origin_host(origin: &HeaderValue) -> Option<String> {
-    let uri = origin.to_str().ok()?.parse::<hyper::Uri>().ok()?;
-    uri.host().map(str::to_owned)
+/// Whether an `Origin` header names a page served from this machine: `localhost`, a name under
+/// `.localhost`, or a loopback address. Any other origin, an IP address on the network
+/// included, is another site's page; `null` (a sandboxed or file page) is too.
+fn loopback_origin(origin: &HeaderValue) -> bool {
+    let host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.parse::<hyper::Uri>().ok())
+        .filter(|uri| uri.authority().is_some_and(|a| !a.as_str().contains('@')))
+        .and_then(|uri| uri.host().map(str::to_owned));
+    let Some(host) = host else { return false };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || ip.parse::<IpAddr>().is_ok_and(|ip| match ip {
+            IpAddr::V4(v4) => v4.is_loopback(),
+            IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        })
 }
 
 /// Whether `authority` (an upstream's `host[:port]`) names `host`, in any letter case.
@@ -95,9 +121,7 @@ fn same_host(authority: &str, host: &str) -> bool {
 /// content type a cross-site form may send without a preflight. IP literals and `localhost`
 /// cannot be rebound. Clients that are not browsers (curl, SDKs, scripts) send none of these.
 pub fn browser_safe(parts: &Parts) -> Result<(), String> {
-    if let Some(host) = &request_host(parts)
-        && !local_host(host)
-    {
+    if let Some(host) = request_hosts(parts).into_iter().find(|h| !local_host(h)) {
         return Err(format!(
             "the control API answers requests addressed to localhost or an IP address, not to \
              host {host:?} (a DNS-rebinding guard); use http://127.0.0.1:PORT"
@@ -106,9 +130,7 @@ pub fn browser_safe(parts: &Parts) -> Result<(), String> {
     if parts.method == Method::GET || parts.method == Method::HEAD {
         return Ok(());
     }
-    if let Some(origin) = parts.headers.get(hyper::header::ORIGIN)
-        && !origin_host(origin).as_deref().is_some_and(local_host)
-    {
+    if parts.headers.get_all(ORIGIN).iter().any(|o| !loopback_origin(o)) {
         return Err(
             "the control API refuses state-changing requests from a web page of another \
              origin (Origin header); send them from a script or curl"
@@ -238,6 +260,21 @@ mod tests {
             let p = parts("DELETE", "/v2/images/x", &headers);
             assert_eq!(signing_safe(&p, true, upstreams()), Ok(()), "{headers:?}");
         }
+        // A page on a network address, a second Host or Origin after a good one, and a Host
+        // with user information in front of a loopback address.
+        for headers in [
+            vec![("host", "127.0.0.1:9696"), ("origin", "http://203.0.113.5")],
+            vec![("host", "127.0.0.1:9696"), ("origin", "http://localhost@evil.example")],
+            vec![("host", "127.0.0.1:9696"), ("host", "evil.example")],
+            vec![("host", "evil.example@127.0.0.1")],
+            vec![("host", "127.0.0.1"), ("origin", "http://localhost"), ("origin", "https://e.x")],
+            vec![("host", "127.0.0.1"), ("sec-fetch-site", "none"), ("sec-fetch-site", "cross-site")],
+        ] {
+            let p = parts("POST", "/v2/images", &headers);
+            assert!(signing_safe(&p, true, upstreams()).is_err(), "{headers:?}");
+        }
+        let loopback_page = parts("POST", "/v2/images", &[("origin", "http://[::1]:3000")]);
+        assert_eq!(signing_safe(&loopback_page, true, upstreams()), Ok(()));
         // Listening beyond loopback (`--allow-remote`): other machines name the proxy as they
         // like; a page's Origin is still refused.
         let named = parts("GET", "/v2/images/x", &[("host", "ims-vcr:9696")]);

@@ -21,7 +21,7 @@ impl Proxy {
             return (failure.to_response(), Outcome::UpstreamError);
         };
         let upstream = route.upstream();
-        if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts) {
+        if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts, &body) {
             return (refused.to_response(), refused.outcome);
         }
         let live = match upstream.relay(parts, body, false).await {

@@ -178,17 +178,19 @@ impl Failure {
     }
 
     /// The `502` for a request carrying the placeholder token replay hands out for a recorded
-    /// sign-in (in `auto`, a replayed sign-in followed by a miss): the upstream would refuse
-    /// it, and in `auto` or `record` that refusal would be stored as the request's answer and
-    /// replayed from then on. So it is not forwarded, and the message says how to record it.
-    fn placeholder(header: &str) -> Failure {
+    /// sign-in (`where_` names where: a header, a query parameter, a body field). The upstream
+    /// would refuse it, and in `auto` or `record` that refusal would be stored as the request's
+    /// answer and replayed from then on. So it is not forwarded, and the message says what to
+    /// do in any mode: the client needs a live token.
+    fn placeholder(where_: &str) -> Failure {
         use crate::model::headers::PLACEHOLDER_TOKEN;
         let message = format!(
-            "not forwarded: header {header} carries {PLACEHOLDER_TOKEN}, the token the proxy \
-             served for a recorded sign-in, which the upstream would refuse (and its 401 would \
-             be recorded as this request's answer). To record this request, let the sign-in \
-             reach the upstream too: run this test in record mode (auto replays a recorded \
-             sign-in)"
+            "not forwarded: {where_} carries {PLACEHOLDER_TOKEN}, the token replay serves in \
+             place of a recorded sign-in's token, which the upstream would refuse (in record \
+             and auto mode its 401 would be stored as this request's answer). The client needs \
+             a live token: let its sign-in reach the upstream (record mode forwards every \
+             sign-in; auto replays one that is recorded), and do not reuse a token a replay \
+             handed out"
         );
         tracing::warn!("{message}");
         Failure {
@@ -196,29 +198,22 @@ impl Failure {
             outcome: Outcome::Error,
             code: "IMS_VCR.PLACEHOLDER_TOKEN",
             message,
-            details: json!({ "kind": "placeholder-token", "header": header }),
+            details: json!({ "kind": "placeholder-token", "where": where_ }),
         }
     }
 
     /// A request the proxy must not forward to `upstream` as it stands, if it is one: one
-    /// carrying the placeholder token, or, when the proxy signs with its own AK/SK, one a web
-    /// page could have sent.
+    /// carrying the placeholder token as a credential, or, when the proxy signs with its own
+    /// AK/SK, one a web page could have sent.
     pub(super) fn refusing(
         proxy: &Proxy,
         routes: &Routes,
         upstream: &Upstream,
         parts: &Parts,
+        body: &[u8],
     ) -> Option<Failure> {
-        let placeholder = parts.headers.iter().find(|(name, value)| {
-            is_credential(name.as_str())
-                && memchr::memmem::find(
-                    value.as_bytes(),
-                    crate::model::headers::PLACEHOLDER_TOKEN.as_bytes(),
-                )
-                .is_some()
-        });
-        if let Some((name, _)) = placeholder {
-            return Some(Failure::placeholder(name.as_str()));
+        if let Some(where_) = placeholder_in(parts, body) {
+            return Some(Failure::placeholder(&where_));
         }
         if !upstream.signs() {
             return None;
@@ -237,6 +232,44 @@ impl Failure {
             .insert(OUTCOME_HEADER, self.outcome.header_value());
         response
     }
+}
+
+/// Where a request carries the placeholder token as a credential, if it does: a credential
+/// header, or a credential query parameter or body field (a Keystone token sign-in's
+/// `token.id`). Mentioned elsewhere (a note, a description) it is only text. The query and body
+/// are read only when the placeholder's bytes are in them at all.
+fn placeholder_in(parts: &Parts, body: &[u8]) -> Option<String> {
+    use crate::model::headers::PLACEHOLDER_TOKEN;
+    let holds = |bytes: &[u8]| memchr::memmem::find(bytes, PLACEHOLDER_TOKEN.as_bytes()).is_some();
+    if let Some((name, _)) = parts
+        .headers
+        .iter()
+        .find(|(name, value)| is_credential(name.as_str()) && holds(value.as_bytes()))
+    {
+        return Some(format!("header {name}"));
+    }
+    let in_found = |found: Vec<crate::model::credentials::Found>| {
+        found
+            .into_iter()
+            .find(|f| holds(f.value.as_bytes()))
+            .map(|f| f.label)
+    };
+    if let Some(query) = parts.uri.query().filter(|q| holds(q.as_bytes()))
+        && let Some((_, found)) = crate::model::params::mask_query(query)
+        && let Some(label) = in_found(found)
+    {
+        return Some(label);
+    }
+    if holds(body) {
+        let content_type = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if let Some((_, found)) = crate::model::credentials::mask_body(body, content_type) {
+            return in_found(found);
+        }
+    }
+    None
 }
 
 /// An answer's headers as stored: credential headers left out; for a token the client passes
@@ -342,7 +375,7 @@ impl Proxy {
             return Err(Failure::no_route(&recorder.routes, parts.uri.path()));
         };
         let upstream = route.upstream();
-        if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts) {
+        if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts, &body) {
             return Err(refused);
         }
         let live = match upstream.relay(parts, body.clone(), true).await {
