@@ -860,3 +860,83 @@ async fn receipts_app_codes_pwd_names_grants_key_material_and_bracketed_names_ne
         }
     }
 }
+
+/// XML bodies (STS- and OBS-style APIs answer in XML; SOAP-era clients send it): a password
+/// element or attribute in the request and the keys an XML answer hands out never reach the
+/// store or a cassette, and the request still matches with another password.
+#[tokio::test]
+async fn credentials_in_xml_bodies_never_reach_disk_and_the_request_matches_another_password() {
+    const ANSWER_SK: &str = "xml-answer-secret-key-41";
+    const ANSWER_TOKEN: &str = "xml-answer-session-token-42";
+    let answer = format!(
+        "<?xml version=\"1.0\"?><Credentials><AccessKeyId>AKXML</AccessKeyId>\
+         <SecretAccessKey>{ANSWER_SK}</SecretAccessKey><SessionToken><![CDATA[{ANSWER_TOKEN}]]></SessionToken>\
+         <Expiration>2027-01-01T00:00:00Z</Expiration></Credentials>"
+    );
+    let canned = canned_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = ims_vcr::ProxyServer::builder()
+        .record(ims_vcr::UpstreamConfig::new(canned.clone()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let xml = [("content-type", "application/xml")];
+    let body = |password: &str| {
+        format!(
+            "<auth user=\"u1\" password=\"{password}-attr\"><name>kept-xml-name</name><password>{password}</password></auth>"
+        )
+    };
+    let url = format!("{}/v3/xml-sign-in", proxy.uri());
+    let reply = send(
+        "POST",
+        &url,
+        &xml,
+        body("xml-request-password-43").as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    assert!(
+        reply.text().contains(ANSWER_SK),
+        "the client gets the live answer"
+    );
+    proxy.shutdown().await.unwrap();
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    for secret in ["xml-request-password-43", ANSWER_SK, ANSWER_TOKEN] {
+        for place in [&store, &out] {
+            assert!(
+                files_containing(place, secret.as_bytes()).is_empty(),
+                "{secret} in {place:?}"
+            );
+        }
+    }
+    assert!(!files_containing(&out, b"kept-xml-name").is_empty());
+    assert!(!files_containing(&out, b"AKXML").is_empty());
+    // Replay matches a sign-in with another password.
+    let replay = ims_vcr::ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v3/xml-sign-in", replay.uri());
+    let again = send("POST", &url, &xml, body("another-password").as_bytes()).await;
+    assert_eq!(again.header("x-ims-vcr"), Some("hit"), "{again:?}");
+    assert!(
+        again
+            .text()
+            .contains("<SecretAccessKey>REDACTED</SecretAccessKey>"),
+        "{}",
+        again.text()
+    );
+    replay.shutdown().await.unwrap();
+}

@@ -204,6 +204,13 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
     if !may_name {
         return None;
     }
+    if crate::model::xml_like::looks_like_xml(text) {
+        return crate::model::xml_like::mask_elements(
+            text,
+            &|name| masks(name, &Value::String(String::new())),
+            &|name| format!("credential element {name} of the answer body"),
+        );
+    }
     crate::model::json_like::mask_fields(
         text,
         &|name, value| masks(name, &Value::String(value.to_owned())),

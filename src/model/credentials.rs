@@ -490,9 +490,16 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             .collect();
         return Some((masked.into_bytes(), found));
     }
+    let text = std::str::from_utf8(body).ok()?;
+    // XML: credential elements and attributes (see [`crate::model::xml_like`]).
+    if crate::model::xml_like::looks_like_xml(text) {
+        return crate::model::xml_like::mask_elements(text, &is_credential_name, &|name| {
+            format!("credential element {name} of the request body")
+        })
+        .map(|(masked, found)| (masked.into_bytes(), found));
+    }
     // Text that is none of those: JSON a strict parser refuses (`NaN`, several documents,
     // trailing text, single quotes, cut short, nested past the parser's limit).
-    let text = std::str::from_utf8(body).ok()?;
     crate::model::json_like::mask_fields(text, &|name, _| is_credential_name(name), &|name| {
         format!("credential field {name} of the request body")
     })

@@ -17,6 +17,7 @@ pub mod recording;
 pub mod redaction;
 pub mod session;
 pub mod volatile;
+pub(crate) mod xml_like;
 
 /// `1 request`, `2 requests`: a count with its noun, for reports, summaries and logs.
 pub fn count<N>(n: N, one: &str, many: &str) -> String

@@ -1,0 +1,189 @@
+//! Credentials in XML bodies: `<password>…</password>` in a request, `<SecretAccessKey>` and
+//! `<SessionToken>` in an answer (STS-style and OBS-style APIs answer in XML), and attributes
+//! such as `<auth password="…">`.
+//!
+//! Read lexically, like [`crate::model::json_like`]: no parser, every byte that is not a
+//! credential's text kept as it was. An element is masked when its local name (without a
+//! namespace prefix) is a credential's and it holds only text (or one CDATA section); an
+//! attribute when its local name is. Elements holding other elements are left to the elements
+//! inside them.
+
+use crate::model::credentials::{Found, PLACEHOLDER};
+
+/// Whether `text` reads as XML: its first non-blank character (after a byte-order mark) is `<`.
+pub(crate) fn looks_like_xml(text: &str) -> bool {
+    text.trim_start_matches('\u{feff}').trim_start().starts_with('<')
+}
+
+/// `text` with the text of every element, and the value of every attribute, whose local name
+/// `is_secret` accepts replaced by `REDACTED`, and what was replaced, each labelled by
+/// `label(name)`. `None` when nothing was.
+pub(crate) fn mask_elements(
+    text: &str,
+    is_secret: &dyn Fn(&str) -> bool,
+    label: &dyn Fn(&str) -> String,
+) -> Option<(String, Vec<Found>)> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut found = Vec::new();
+    // Bytes up to `copied` are in `out` already.
+    let mut copied = 0usize;
+    let mut replace = |out: &mut String, copied: &mut usize, range: std::ops::Range<usize>, name: &str| {
+        let value = &text[range.clone()];
+        if value.trim().is_empty() || value.trim() == PLACEHOLDER {
+            return;
+        }
+        out.push_str(&text[*copied..range.start]);
+        out.push_str(PLACEHOLDER);
+        *copied = range.end;
+        found.push(Found {
+            label: label(name),
+            value: value.trim().to_owned(),
+        });
+    };
+    let mut at = 0usize;
+    while let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) {
+        at = open + 1;
+        // Only start tags: not `</`, `<?`, `<!` (comments, CDATA, doctype).
+        let name_end = name_end(bytes, at);
+        if name_end == at {
+            continue;
+        }
+        let name = local(&text[at..name_end]);
+        // Attributes, up to the tag's end.
+        let mut i = name_end;
+        let mut closed = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'>' => {
+                    closed = true;
+                    break;
+                }
+                b if is_name_byte(b) => {
+                    let attr_end = name_end_of_attr(bytes, i);
+                    let attr = local(&text[i..attr_end]).to_owned();
+                    let mut j = attr_end;
+                    while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if bytes.get(j) != Some(&b'=') {
+                        i = attr_end.max(i + 1);
+                        continue;
+                    }
+                    j += 1;
+                    while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    let Some(&quote) = bytes.get(j).filter(|q| matches!(q, b'"' | b'\'')) else {
+                        i = j;
+                        continue;
+                    };
+                    let Some(end) = memchr::memchr(quote, &bytes[j + 1..]).map(|e| j + 1 + e)
+                    else {
+                        break;
+                    };
+                    if is_secret(&attr) {
+                        replace(&mut out, &mut copied, j + 1..end, &attr);
+                    }
+                    i = end + 1;
+                }
+                _ => i += 1,
+            }
+        }
+        if !closed {
+            break;
+        }
+        at = i + 1;
+        if bytes[i - 1] == b'/' || !is_secret(name) {
+            continue;
+        }
+        // The element's text: up to the next `<`, or one CDATA section; then its end tag.
+        let (content, after) = if bytes[at..].starts_with(b"<![CDATA[") {
+            let start = at + 9;
+            match memchr::memmem::find(&bytes[start..], b"]]>") {
+                Some(e) => (start..start + e, start + e + 3),
+                None => break,
+            }
+        } else {
+            let end = memchr::memchr(b'<', &bytes[at..]).map_or(bytes.len(), |e| at + e);
+            (at..end, end)
+        };
+        if bytes[after..].starts_with(b"</") {
+            let name = name.to_owned();
+            replace(&mut out, &mut copied, content, &name);
+            at = after;
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some((out, found))
+}
+
+/// A name's local part: what follows its namespace prefix (`wsse:Password` → `Password`).
+fn local(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':') || b >= 0x80
+}
+
+/// Where the element name starting at `at` ends (`at` itself when none starts there).
+fn name_end(bytes: &[u8], at: usize) -> usize {
+    let starts = bytes
+        .get(at)
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_' || *b >= 0x80);
+    if !starts {
+        return at;
+    }
+    name_end_of_attr(bytes, at)
+}
+
+fn name_end_of_attr(bytes: &[u8], at: usize) -> usize {
+    let mut end = at;
+    while end < bytes.len() && is_name_byte(bytes[end]) {
+        end += 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(name: &str) -> bool {
+        crate::model::credentials::is_credential_name(name)
+    }
+
+    fn mask(text: &str) -> Option<(String, Vec<Found>)> {
+        mask_elements(text, &secret, &|n| format!("field {n}"))
+    }
+
+    #[test]
+    fn credential_elements_and_attributes_are_masked_and_the_rest_kept_byte_for_byte() {
+        let body = r#"<?xml version="1.0"?><auth kind="pw" token='t-123'><user>u</user><wsse:Password Type="x">pw-456</wsse:Password><SessionToken><![CDATA[st-789]]></SessionToken><empty/><password></password></auth>"#;
+        let (masked, found) = mask(body).unwrap();
+        assert_eq!(
+            masked,
+            r#"<?xml version="1.0"?><auth kind="pw" token='REDACTED'><user>u</user><wsse:Password Type="x">REDACTED</wsse:Password><SessionToken><![CDATA[REDACTED]]></SessionToken><empty/><password></password></auth>"#
+        );
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["t-123", "pw-456", "st-789"]);
+    }
+
+    #[test]
+    fn a_credential_element_holding_elements_is_left_to_them_and_odd_text_never_panics() {
+        let nested = "<credentials><AccessKeyId>AK1</AccessKeyId><SecretAccessKey>SK2</SecretAccessKey></credentials>";
+        let (masked, found) = mask(nested).unwrap();
+        assert!(masked.starts_with("<credentials><AccessKeyId>"), "{masked}");
+        assert!(masked.ends_with("<SecretAccessKey>REDACTED</SecretAccessKey></credentials>"));
+        assert!(found.iter().any(|f| f.value == "SK2"));
+        for odd in ["<", "<a", "<a b=", "<a b='x", "<password>x", "<password><![CDATA[x", "<<>>", "<é password='x'>", "<!-- <password>c</password> -->"] {
+            let _ = mask(odd);
+        }
+        assert!(mask("<image><name>n</name><size>1</size></image>").is_none());
+        assert!(looks_like_xml("\u{feff}  <a/>") && !looks_like_xml("{\"a\":1}"));
+    }
+}
