@@ -14,9 +14,10 @@ use hyper::Method;
 use hyper::header::{HeaderValue, ORIGIN};
 use hyper::http::request::Parts;
 
-/// The `Sec-Fetch-Site` values a browser gives a request a page of another site started; SDKs
-/// never send the header.
-const CROSS_SITE: &[&str] = &["cross-site", "same-site"];
+/// The `Sec-Fetch-Site` value a browser gives a request a page of another site started; SDKs
+/// never send the header. `same-site` is a page of this machine on another port
+/// (`http://localhost:3000`), which the `Origin` check already judges.
+const CROSS_SITE: &[&str] = &["cross-site"];
 
 /// Refuses a request the proxy would sign with its own AK/SK when a web page could have sent
 /// it: a foreign `Origin` (any method: a page's `POST` and `DELETE` both carry one), a
@@ -76,6 +77,10 @@ fn request_hosts(parts: &Parts) -> Vec<String> {
     let mut hosts: Vec<String> = parts.uri.authority().map(|a| a.host().to_owned()).into_iter().collect();
     for value in parts.headers.get_all(hyper::header::HOST) {
         let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if text.trim().is_empty() {
+            // An empty `Host` names nothing, as an absent one (HTTP/1.0).
+            continue;
+        }
         match text.parse::<hyper::http::uri::Authority>() {
             Ok(authority) if !text.contains('@') => hosts.push(authority.host().to_owned()),
             _ => hosts.push(text),
@@ -164,8 +169,19 @@ pub fn browser_safe(parts: &Parts) -> Result<(), String> {
 /// `localhost`, a name under `.localhost`, or an IP literal (v4, or v6 in brackets).
 pub(crate) fn local_host(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
+    // The loopback names distributions put in `/etc/hosts` (RHEL, Debian) besides `localhost`.
+    const ALIASES: &[&str] = &[
+        "localhost.localdomain",
+        "localhost4",
+        "localhost4.localdomain4",
+        "localhost6",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ip6-loopback",
+    ];
     host == "localhost"
         || host.ends_with(".localhost")
+        || ALIASES.contains(&host.as_str())
         || host.parse::<IpAddr>().is_ok()
         || host
             .strip_prefix('[')
@@ -251,6 +267,11 @@ mod tests {
             vec![("host", "127.0.0.1:9696")],
             vec![("host", "localhost:9696"), ("origin", "http://localhost:3000")],
             vec![("host", "[::1]:9696"), ("sec-fetch-site", "same-origin")],
+            // A page of this machine on another port, and the loopback aliases of /etc/hosts.
+            vec![("host", "localhost:9696"), ("origin", "http://localhost:3000"), ("sec-fetch-site", "same-site")],
+            vec![("host", "localhost.localdomain:9696")],
+            vec![("host", "ip6-localhost:9696")],
+            vec![("host", "")],
             // The real endpoint's name mapped to the proxy (`/etc/hosts`).
             vec![("host", "IMS.example.com")],
             vec![("host", "iam.example.com:9696")],

@@ -41,7 +41,8 @@ impl fmt::Debug for Needle {
 ///
 /// Encodings: `"raw"`, `"percent-encoded"`, `"percent-encoded twice"` (or three times),
 /// `"form-encoded"` (a space written as `+`), `"json-escaped"`, `"html-escaped"` (character
-/// references), `"base64"`, `"base64url"`, `"hex"`, `"utf-16le"`, `"utf-16be"`.
+/// references), `"base64"`, `"base64url"`, `"hex"`, `"utf-16"` (either byte order, for a secret
+/// of Latin-1 characters), `"utf-16le"`, `"utf-16be"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leak {
     /// The needle's label.
@@ -311,11 +312,25 @@ fn matchers_for(value: &[u8]) -> Vec<Matcher> {
         .into_iter()
         .map(|(bytes, name)| Matcher::Exact(bytes, name))
         .collect();
-    // UTF-16 (a Windows or Java peer's bytes), both byte orders.
+    // UTF-16 (a Windows or Java peer's bytes), both byte orders. Patterns are tried where their
+    // first byte occurs, and big-endian UTF-16 of an ASCII secret starts with a NUL: tried at
+    // every NUL of a binary body (a disk image is mostly zeros), it made scanning one 50 times
+    // slower. So its leading NUL is left out; for a secret of ASCII or Latin-1 characters
+    // (`a\0b\0c` then) that one pattern is the little-endian one less its last NUL, and covers
+    // both byte orders.
     if let Ok(text) = std::str::from_utf8(value) {
         let units: Vec<u16> = text.encode_utf16().collect();
-        matchers.push(Matcher::Exact(units.iter().flat_map(|u| u.to_le_bytes()).collect(), "utf-16le"));
-        matchers.push(Matcher::Exact(units.iter().flat_map(|u| u.to_be_bytes()).collect(), "utf-16be"));
+        let le: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+        let mut be: Vec<u8> = units.iter().flat_map(|u| u.to_be_bytes()).collect();
+        if be.first() == Some(&0) {
+            be.remove(0);
+        }
+        if le.starts_with(&be) {
+            matchers.push(Matcher::Exact(be, "utf-16"));
+        } else {
+            matchers.push(Matcher::Exact(le, "utf-16le"));
+            matchers.push(Matcher::Exact(be, "utf-16be"));
+        }
     }
     matchers.push(Matcher::Percent);
     matchers.push(Matcher::Json);
@@ -750,10 +765,21 @@ mod tests {
         assert_eq!(scanner("100%-sure").find(b"x 100%2525-sure"), leak("percent-encoded twice", 2));
         let mut le = b"xx".to_vec();
         le.extend(value.encode_utf16().flat_map(u16::to_le_bytes));
-        assert_eq!(scanner(value).find(&le), leak("utf-16le", 2));
+        assert_eq!(scanner(value).find(&le), leak("utf-16", 2));
         let mut be = b"xx".to_vec();
         be.extend(value.encode_utf16().flat_map(u16::to_be_bytes));
-        assert_eq!(scanner(value).find(&be), leak("utf-16be", 2));
+        // Found from its first non-NUL byte (the pattern leaves the leading NUL out).
+        assert_eq!(scanner(value).find(&be), leak("utf-16", 3));
+        // Beyond Latin-1 the byte orders differ: one pattern each.
+        let wide = "t\u{f6}k\u{20ac}n-9876";
+        for (bytes, encoding, at) in [
+            (wide.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>(), "utf-16le", 0),
+            (wide.encode_utf16().flat_map(u16::to_be_bytes).collect(), "utf-16be", 1),
+        ] {
+            assert_eq!(scanner(wide).find(&bytes), leak(encoding, at), "{encoding}");
+        }
+        // A body of zeros holds no pattern's first byte.
+        assert_eq!(scanner(value).find(&[0u8; 4096]), None);
     }
 
     #[test]

@@ -524,3 +524,31 @@ fn a_negative_number_or_a_bad_mode_variable_is_named_as_given() {
     );
     assert!(!err.contains("'--mode"), "{err}");
 }
+
+/// CI sets a secret that is not available (a pull request from a fork) to the empty string: an
+/// empty `IMS_VCR_CONTROL_TOKEN` is no token, and the proxy starts; an empty `--control-token=`
+/// given on the command line is still refused, naming the flag.
+#[tokio::test]
+async fn an_empty_control_token_variable_is_no_token_and_the_proxy_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_cassettes(dir.path());
+    let cassettes = cassettes.to_str().unwrap();
+    let args = ["replay", "--listen", "0", "--cassettes", cassettes];
+    let proxy = Running::start_with_env(&args, dir.path(), &[("IMS_VCR_CONTROL_TOKEN", "")]);
+    let health = send("GET", &format!("{}/__ims-vcr/health", proxy.uri), &[], b"").await;
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(proxy.terminate().success());
+    let (code, _, err) = crate::util::process::run_with_stdout(
+        &[
+            "replay",
+            "--listen",
+            "0",
+            "--cassettes",
+            cassettes,
+            "--control-token=",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--control-token"), "{err}");
+}
