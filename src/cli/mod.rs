@@ -524,15 +524,11 @@ fn color_allowed(no_color: Option<std::ffi::OsString>) -> bool {
 }
 
 /// Parses the process's arguments with [`command`]; exits (code 2) on a usage error, as clap does.
-///
-/// An empty `IMS_VCR_CONTROL_TOKEN` is no token: CI sets a secret that is not available (a pull
-/// request from a fork) to the empty string, and that must not stop the proxy from starting.
-/// An empty `--control-token=` on the command line is still refused, naming the flag.
+/// An empty `IMS_VCR_CONTROL_TOKEN` (a CI secret not set, as for a fork's pull request) is no token.
 pub fn parse_args() -> Cli {
     use clap::FromArgMatches as _;
     if std::env::var_os("IMS_VCR_CONTROL_TOKEN").is_some_and(|v| v.is_empty()) {
-        // SAFETY: called first thing in `main`, before any thread (the runtime, the log writer)
-        // exists that could read the environment at the same time.
+        // SAFETY: first thing in `main`, before any thread exists that could read the environment.
         unsafe { std::env::remove_var("IMS_VCR_CONTROL_TOKEN") };
     }
     let matches = command().get_matches();
