@@ -104,10 +104,7 @@ fn loopback_origin(origin: &HeaderValue) -> bool {
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
         || host.ends_with(".localhost")
-        || ip.parse::<IpAddr>().is_ok_and(|ip| match ip {
-            IpAddr::V4(v4) => v4.is_loopback(),
-            IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        })
+        || ip.parse::<IpAddr>().is_ok_and(loopback_ip)
 }
 
 /// Whether `authority` (an upstream's `host[:port]`) names `host`, in any letter case.
@@ -164,6 +161,14 @@ pub fn browser_safe(parts: &Parts) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A loopback address, an IPv4 one mapped into IPv6 (`::ffff:127.0.0.1`) too.
+pub(crate) fn loopback_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
 }
 
 /// `localhost`, a name under `.localhost`, or an IP literal (v4, or v6 in brackets).

@@ -19,12 +19,7 @@ pub const TOKEN_HEADER: &str = "x-ims-vcr-token";
 
 /// Whether a peer may use the control API: any loopback peer, or anyone presenting the token.
 pub fn allowed(peer: IpAddr, presented: Option<&str>, token: Option<&str>) -> bool {
-    let loopback = match peer {
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        IpAddr::V4(v4) => v4.is_loopback(),
-    };
+    let loopback = crate::proxy::browser::loopback_ip(peer);
     // Compared as bytes of equal length only; a wrong token of the right length still fails.
     let token_ok = matches!((presented, token), (Some(p), Some(t)) if p.len() == t.len() && p.bytes().zip(t.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
     loopback || token_ok

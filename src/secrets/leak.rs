@@ -390,8 +390,8 @@ impl Matcher {
             // A `%25` is a `%` encoded once or the start of a byte encoded twice: both read.
             Self::Percent => match_percent(value, haystack, start, false)
                 .or_else(|| match_percent(value, haystack, start, true)),
-            Self::Json => match_json(value, haystack, start).map(|end| (end, "json-escaped")),
-            Self::Html => match_html(value, haystack, start).map(|end| (end, "html-escaped")),
+            Self::Json => match_escaped(value, haystack, start, json_escape).map(|end| (end, "json-escaped")),
+            Self::Html => match_escaped(value, haystack, start, html_reference).map(|end| (end, "html-escaped")),
         }
     }
 }
@@ -470,37 +470,22 @@ fn hex_value(digit: u8) -> Option<u8> {
         .map(|d| u8::try_from(d).expect("a hex digit is below 16"))
 }
 
-/// Matches `value` against JSON-unescaped haystack bytes; like [`match_percent`], a match
-/// that needed no escape is left to the raw pattern.
-fn match_json(value: &[u8], haystack: &[u8], start: usize) -> Option<usize> {
-    let (mut at, mut next, mut decoded) = (start, 0, false);
-    let mut utf8 = [0u8; 4];
-    while next < value.len() {
-        if let Some((c, used)) = json_escape(haystack, at) {
-            let bytes = c.encode_utf8(&mut utf8).as_bytes();
-            if value[next..].starts_with(bytes) {
-                at += used;
-                next += bytes.len();
-                decoded = true;
-                continue;
-            }
-        }
-        if haystack.get(at) != Some(&value[next]) {
-            return None;
-        }
-        at += 1;
-        next += 1;
-    }
-    decoded.then_some(at)
-}
+/// Reads the escape at a haystack position: the character it stands for, and its length.
+type Escape = fn(&[u8], usize) -> Option<(char, usize)>;
 
-/// Matches `value` against HTML-unescaped haystack bytes (see [`html_reference`]); like
-/// [`match_json`], a match that needed no reference is left to the raw pattern.
-fn match_html(value: &[u8], haystack: &[u8], start: usize) -> Option<usize> {
+/// Matches `value` against haystack bytes read through `escape` (the character an escape at a
+/// position stands for, and its length: [`json_escape`], [`html_reference`]); a match that
+/// needed no escape is left to the raw pattern, like [`match_percent`]'s.
+fn match_escaped(
+    value: &[u8],
+    haystack: &[u8],
+    start: usize,
+    escape: Escape,
+) -> Option<usize> {
     let (mut at, mut next, mut decoded) = (start, 0, false);
     let mut utf8 = [0u8; 4];
     while next < value.len() {
-        if let Some((c, used)) = html_reference(haystack, at) {
+        if let Some((c, used)) = escape(haystack, at) {
             let bytes = c.encode_utf8(&mut utf8).as_bytes();
             if value[next..].starts_with(bytes) {
                 at += used;
