@@ -92,42 +92,6 @@ async fn a_miss_under_matched_headers_never_prints_a_credential_value() {
 
 // ---- #8: secrets the leak gate missed ---------------------------------------------------------
 
-/// A plain-HTTP upstream answering every request with `answer(request head)`: whole raw bytes.
-async fn scripted_upstream(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> String {
-    use tokio::io::AsyncWriteExt as _;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let answer = std::sync::Arc::new(answer);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let head = read_head(&mut stream).await;
-                let _ = stream
-                    .write_all(&answer(&String::from_utf8_lossy(&head)))
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
-/// A raw HTTP/1.1 answer, closing the connection.
-fn http_answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (n, v) in headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

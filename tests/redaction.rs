@@ -574,3 +574,89 @@ fn verify_fails_a_folder_that_import_and_replay_refuse_for_a_request_recorded_tw
     let (code, out, _) = run_with_stdout(&["verify", "cassettes"], dir.path());
     assert_eq!(code, 0, "{out}");
 }
+
+/// A polled request whose second answer the leak gate refuses (the upstream echoed the token in
+/// it): replay keeps the third answer in the third place, and serves in the second a 599
+/// `IMS_VCR.NOT_RECORDED` naming why; a refusal no later answer follows stores nothing.
+#[tokio::test]
+async fn a_refused_answer_in_a_sequence_keeps_its_place_as_a_gap_and_the_token_never_reaches_disk()
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let polls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    let up = scripted_upstream(move |head| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let token = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-auth-token: "))
+            .unwrap_or("")
+            .trim();
+        let status = ["queued", "saving", "active", "active"][n.min(4) - 1];
+        // The second answer, and the one to the last request, echo the token.
+        let debug = if n == 2 || n == 4 { token } else { "" };
+        let body = format!(r#"{{"n":{n},"status":"{status}","debug":"{debug}"}}"#);
+        http_answer(
+            "200 OK",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let poll = |proxy: &ProxyServer| format!("{}/v2/images/polled", proxy.uri());
+    let status = |reply: &Reply| {
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        body["status"].as_str().unwrap_or("(none)").to_owned()
+    };
+    let mut recorded = Vec::new();
+    for _ in 0..3 {
+        let reply = send("GET", &poll(&proxy), &[("x-auth-token", TOKEN)], b"").await;
+        assert_eq!(
+            reply.status, 200,
+            "the client recording gets every live answer"
+        );
+        recorded.push(status(&reply));
+    }
+    assert_eq!(recorded, ["queued", "saving", "active"]);
+    // Refused, and nothing after it: no gap.
+    let once = send(
+        "GET",
+        &format!("{}/v2/images/once", proxy.uri()),
+        &[("x-auth-token", TOKEN)],
+        b"",
+    )
+    .await;
+    assert_eq!(once.status, 200);
+    proxy.shutdown().await.unwrap();
+    assert!(
+        files_containing(dir.path(), TOKEN.as_bytes()).is_empty(),
+        "the token reached disk"
+    );
+    assert_eq!(stored_answers(&store), 3, "queued, the gap, active");
+
+    let replay = replayer(&store).await;
+    let first = get(&poll(&replay)).await;
+    assert_eq!((first.status, status(&first)), (200, "queued".to_owned()));
+    let gap = get(&poll(&replay)).await;
+    assert_eq!(gap.status, 599, "{}", gap.text());
+    assert_eq!(gap.header("x-ims-vcr-not-recorded"), Some("leak-gate"));
+    let body: serde_json::Value = serde_json::from_slice(&gap.body).unwrap();
+    assert_eq!(body["error"]["code"], "IMS_VCR.NOT_RECORDED");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("x-auth-token") && message.contains("(status 200)"),
+        "{message}"
+    );
+    let third = get(&poll(&replay)).await;
+    assert_eq!((third.status, status(&third)), (200, "active".to_owned()));
+    let once = get(&format!("{}/v2/images/once", replay.uri())).await;
+    assert_eq!(once.status, 599);
+    assert_eq!(
+        once.header("x-ims-vcr"),
+        Some("miss"),
+        "a refusal nothing followed is a miss"
+    );
+    replay.shutdown().await.unwrap();
+}

@@ -18,7 +18,16 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             out.display()
         )));
     }
-    if args.format == "har" {
+    // `--out -` writes the HAR document to standard output (a pipe, `| jq`); cassettes are a
+    // folder and have no such form.
+    let to_stdout = out.as_os_str() == "-";
+    if to_stdout && args.format != "har" {
+        return Err(Error::Usage(
+            "--out -: cassettes are written into a folder; standard output (-) takes --format har"
+                .into(),
+        ));
+    }
+    if args.format == "har" && !to_stdout {
         refuse_special_out(&out)?;
     }
     if args.vouch_existing && args.redact.policy(config).is_none() {
@@ -34,7 +43,9 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         ));
     }
     let store_dir = store_path(args.store.store, config);
-    refuse_out_in_store(&out, &store_dir)?;
+    if !to_stdout {
+        refuse_out_in_store(&out, &store_dir)?;
+    }
     let store = Store::open_existing(&store_dir)?;
     let rules = store.rules()?;
     let (mut recordings, damaged) = store.load_readable(&rules)?;
@@ -61,11 +72,24 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     if args.format == "har" {
         let har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
             .expect("a HAR document serialises");
-        cassette::write_atomically(&out, &har)?;
+        let to = if to_stdout {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&har)
+                .and_then(|()| stdout.write_all(b"\n"))
+                .and_then(|()| stdout.flush())
+                .map_err(|e| {
+                    Error::Config(format!("--out -: cannot write to standard output: {e}"))
+                })?;
+            "standard output".to_owned()
+        } else {
+            cassette::write_atomically(&out, &har)?;
+            out.display().to_string()
+        };
         errln!(
-            "exported {} to {} (HAR 1.2)",
+            "exported {} to {to} (HAR 1.2)",
             count(recordings.len(), "request", "requests"),
-            out.display()
         );
         return Ok(());
     }

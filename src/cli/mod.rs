@@ -383,7 +383,7 @@ struct ExportArgs {
     #[command(flatten)]
     store: StoreArg,
     /// Where to write: a folder of cassettes (created if needed), or with --format har a file
-    /// [default: `cassettes` in ims-vcr.toml].
+    /// (`-`: standard output) [default: `cassettes` in ims-vcr.toml].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
     /// cassettes (one JSON file per request) or har (one HTTP Archive 1.2 file).

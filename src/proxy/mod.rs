@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod control;
+pub mod gaps;
 mod keys;
 mod passthrough;
 mod playback;

@@ -21,6 +21,8 @@ pub(crate) struct Recorder {
     pub(crate) warned_refusals: Mutex<std::collections::HashSet<String>>,
     /// The key the access key ids that answers hand out are pseudonymised with.
     pub(crate) pseudonyms: crate::secrets::pseudonym::PseudonymKey,
+    /// Refused answers, kept in their place once a later answer of their request is stored.
+    pub(crate) gaps: super::gaps::Gaps,
 }
 
 impl Recorder {
@@ -446,10 +448,16 @@ impl Proxy {
             },
             redaction: None,
         };
+        // The request's credentials; `live_needles` adds those of the exchange (as sent
+        // upstream, and what the answer handed out in its headers: a token's `X-Subject-Token`,
+        // a cookie).
+        let mut needles = credential_needles(&parts.headers);
+        needles.extend(recorder.secrets.iter().cloned());
+        needles.extend(live_needles);
         let mut stored = None;
         let replace = mode == Mode::Record;
         if let Some((stored_key, seq)) = self
-            .persist(recorder, store, parts, &interaction, replace, live_needles)
+            .persist(recorder, store, key, &interaction, replace, needles)
             .await
         {
             self.stats.recorded.fetch_add(1, Ordering::Relaxed);
@@ -462,18 +470,20 @@ impl Proxy {
         Ok(Delivered { prepared, stored })
     }
 
-    /// Redacts (when configured), runs the leak gate, and stores. Returns the key the answer was
+    /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
+    /// credentials, the proxy's own, and those of the exchange), and stores, after the gaps of
+    /// answers to `key` the gate refused before (see `gaps.rs`). Returns the key the answer was
     /// stored under and its position among that request's answers, or `None` when it was not
     /// stored. A failure here never changes the client's answer: it is logged as an error
     /// naming what was refused and why.
     pub(super) async fn persist(
         &self,
         recorder: &Recorder,
-        store: &Store,
-        parts: &Parts,
+        store: &Arc<Store>,
+        key: &RequestKey,
         interaction: &Interaction,
         replace: bool,
-        live_needles: Vec<Needle>,
+        needles: Vec<Needle>,
     ) -> Option<(RequestKey, u32)> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
@@ -482,23 +492,41 @@ impl Proxy {
             interaction.request.method,
             crate::model::params::shown_path(&interaction.request.path)
         );
-        // The request's credentials; `live_needles` adds those of the exchange (as sent
-        // upstream, and what the answer handed out in its headers: a token's `X-Subject-Token`,
-        // a cookie).
-        let mut needles = credential_needles(&parts.headers);
-        needles.extend(recorder.secrets.iter().cloned());
-        needles.extend(live_needles);
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let passed = match gate.pass(interaction, needles) {
             Ok(passed) => passed,
             Err(refusal) => {
-                tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded");
+                tracing::error!(
+                    request = line,
+                    refused = %refusal,
+                    "answer served but NOT recorded (should the request be answered again in \
+                     this session, replay serves a 599 IMS_VCR.NOT_RECORDED in this answer's \
+                     place)"
+                );
+                recorder
+                    .gaps
+                    .refused(key, &refusal, interaction.response.status);
                 return None;
             }
         };
         if passed.redacted {
             self.metrics.redaction();
+        }
+        // Answers refused before this one keep their places (see `gaps.rs`).
+        for gap in recorder.gaps.take(key, &passed.interaction.request) {
+            match store.record(&passed.key, &gap, replace).await {
+                Ok(seq) => self.tapes.record_stored(key, &passed.key, store, seq),
+                Err(e) => {
+                    tracing::error!(
+                        request = line,
+                        error = %e,
+                        "answer served but NOT recorded: the gap of a refused answer before it \
+                         could not be stored"
+                    );
+                    return None;
+                }
+            }
         }
         // The bytes the leak scan serialised, when it had to: not serialised a second time.
         let recorded = match passed.encoded {

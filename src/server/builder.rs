@@ -431,6 +431,7 @@ impl ProxyServerBuilder {
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
             warned_refusals: Default::default(),
+            gaps: Default::default(),
             pseudonyms: self.key(),
         }
     }

@@ -62,6 +62,35 @@ fn har_export_refuses_an_out_that_is_a_fifo_or_a_socket_and_leaves_it_alone() {
     );
 }
 
+#[test]
+fn har_export_to_dash_writes_standard_output_and_cassettes_to_dash_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    imported_store(dir.path());
+    let (code, stdout, err) = run_with_stdout(
+        &["export", "--store", "s", "--format", "har", "--out", "-"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let har: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is the HAR");
+    assert!(
+        !har["log"]["entries"].as_array().unwrap().is_empty(),
+        "{stdout}"
+    );
+    assert!(err.contains("to standard output"), "{err}");
+    assert!(!dir.path().join("-").exists(), "a file named - was written");
+    let (code, stdout, err) =
+        run_with_stdout(&["export", "--store", "s", "--out", "-"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--out -") && err.contains("--format har"),
+        "{err}"
+    );
+    assert!(
+        stdout.is_empty() && !dir.path().join("-").exists(),
+        "{stdout}"
+    );
+}
+
 /// `ims-vcr args` in `cwd` with its stdout a pipe whose reader has gone before it writes (as
 /// under `| head -1` once head has its line): (exit code, stderr).
 fn run_with_closed_stdout(args: &[&str], cwd: &Path) -> (i32, String) {
