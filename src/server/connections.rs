@@ -37,6 +37,9 @@ impl Connections {
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
+            // The same cap on a request's headers as HTTP/1's (hyper's HTTP/2 default is 16 KiB,
+            // which a large Keystone token and a few cookies can pass).
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
             // HTTP/2 has no header-read timeout; PINGs at least drop a peer that stopped answering.
             .keep_alive_interval(header_read_timeout)
             .keep_alive_timeout(header_read_timeout);

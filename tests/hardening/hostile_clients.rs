@@ -237,6 +237,26 @@ async fn http2_prior_knowledge_clients_are_served_in_replay_and_record() {
             serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
         assert_eq!(body["id"], SEED_IMAGE_ID);
         assert_still_serving(proxy).await;
+        // Headers up to HTTP/1's cap (64 KiB) are served over HTTP/2 too; a longer list is not.
+        let big = "a".repeat(40 * 1024);
+        let served = h2
+            .get(format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri))
+            .header("x-big", &big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status(), 200, "a 40 KiB header over HTTP/2");
+        let huge = "a".repeat(80 * 1024);
+        let refused = h2
+            .get(format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri))
+            .header("x-big", &huge)
+            .send()
+            .await;
+        assert!(
+            refused.as_ref().map_or(true, |r| r.status() == 431),
+            "an 80 KiB header list over HTTP/2: {refused:?}"
+        );
+        assert_still_serving(proxy).await;
     }
 }
 
