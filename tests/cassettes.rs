@@ -182,45 +182,32 @@ async fn futures_free_sequence(replay: &ims_vcr::ProxyServer) -> Vec<String> {
 
 #[tokio::test]
 async fn recording_the_same_answers_again_writes_byte_identical_cassettes() {
-    let export = |n: usize| async move {
-        let (dir, store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = dir.path().join("cassettes");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let mut exports = Vec::new();
+    for session in 0..2 {
+        if session == 1 {
+            // Another second on the clock: another `recorded_at`, and another request id.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let proxy = recorder(&fake, &store).await;
         let reply = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
         // The client recording gets the live request id and date.
-        assert!(
-            reply
-                .header("x-request-id")
-                .unwrap()
-                .starts_with("fake-ims-")
-        );
+        let live_id = reply.header("x-request-id").unwrap().to_owned();
+        assert!(live_id.starts_with("fake-ims-"), "{live_id}");
         assert!(reply.header("date").is_some());
         proxy.shutdown().await.unwrap();
-        fake.stop().await;
-        let out = dir.path().join(format!("out{n}"));
-        export_store(&store, &out, None).unwrap();
-        let files = all_files(&out);
-        (dir, files)
-    };
-    let (_a, first) = export(1).await;
-    // Another fake: other request ids, another second on the clock.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (_b, second) = export(2).await;
-    let strip = |files: std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>| {
-        files
-            .into_iter()
-            .map(|(name, bytes)| {
-                let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                for answer in v["answers"].as_array_mut().unwrap() {
-                    answer["recorded_at"] = "".into();
-                    answer["latency_ms"] = 0.into();
-                    answer["upstream"] = "".into();
-                }
-                (name, v)
-            })
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
-    let (first, second) = (strip(first), strip(second));
-    assert_eq!(first, second, "re-recording churned the cassette");
-    let headers = first.values().next().unwrap()["answers"][0]["headers"].to_string();
+        let summary = export_store(&store, &out, None).unwrap();
+        assert_eq!(summary.unchanged, session, "session {session}");
+        exports.push(all_files(&out));
+    }
+    fake.stop().await;
+    assert_eq!(exports[0], exports[1], "re-recording churned the cassette");
+    let only = exports[0].values().next().unwrap();
+    let cassette: serde_json::Value = serde_json::from_slice(only).unwrap();
+    let headers = cassette["answers"][0]["headers"].to_string();
     assert!(!headers.contains("\"date\""), "{headers}");
     assert!(
         headers.contains("ims-vcr-"),

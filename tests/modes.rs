@@ -55,15 +55,17 @@ async fn auto_replays_what_is_recorded_and_records_what_is_not() {
         (new.status, new.header("x-ims-vcr")),
         (404, Some("recorded"))
     );
+    // Asked again in the session that recorded it: forwarded again (the image may have
+    // changed meanwhile), its answer appended after the first.
     let again = get(&image_url(&proxy, UNKNOWN_IMAGE_ID)).await;
-    assert_eq!(again.header("x-ims-vcr"), Some("hit"));
+    assert_eq!(again.header("x-ims-vcr"), Some("recorded"));
     assert_eq!(again.body, new.body);
-    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(fake.requests().len(), 2);
     let summary = proxy.shutdown().await.unwrap();
-    assert_eq!((summary.hits, summary.recorded), (6, 1));
+    assert_eq!((summary.hits, summary.recorded), (5, 2));
     assert_eq!(
         stored_answers(&store),
-        5,
+        6,
         "auto appends; the earlier recordings stay"
     );
 }
@@ -556,4 +558,84 @@ async fn the_binary_given_one_cpu_records_replays_and_forwards_for_concurrent_cl
     }
     assert_eq!(fake.requests().len(), seen + 2 * CLIENTS);
     passthrough.assert_no_panic();
+}
+
+/// A new test polling an image in `auto` sees it change while it is recorded (each identical
+/// request after the answers recorded in the session is forwarded and appended), and its next
+/// `auto` run replays the polls in order without reaching the upstream.
+#[tokio::test]
+async fn auto_records_a_polled_request_as_it_changes_and_replays_the_polls_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let up = scripted_upstream(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let status = ["queued", "saving", "active"]
+            .get(n)
+            .copied()
+            .unwrap_or("deleted");
+        let body = format!(r#"{{"id":"polled","status":"{status}"}}"#);
+        http_answer(
+            "200 OK",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let status = |reply: &Reply| {
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        body["status"].as_str().unwrap().to_owned()
+    };
+    let mut runs = Vec::new();
+    for run in 0..2 {
+        let proxy = ProxyServer::builder()
+            .auto(ims_vcr::UpstreamConfig::new(&up))
+            .store(&store)
+            .start()
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let reply = get(&format!("{}/v2/images/polled", proxy.uri())).await;
+            let now = status(&reply);
+            seen.push(format!("{now} ({})", reply.header("x-ims-vcr").unwrap()));
+            if now == "active" {
+                break;
+            }
+        }
+        // Past the end of what an earlier run recorded: the last answer again, not forwarded.
+        if run == 1 {
+            let again = get(&format!("{}/v2/images/polled", proxy.uri())).await;
+            seen.push(format!(
+                "{} ({})",
+                status(&again),
+                again.header("x-ims-vcr").unwrap()
+            ));
+        }
+        proxy.shutdown().await.unwrap();
+        runs.push(seen);
+    }
+    assert_eq!(
+        runs,
+        [
+            vec![
+                "queued (recorded)",
+                "saving (recorded)",
+                "active (recorded)"
+            ],
+            vec![
+                "queued (hit)",
+                "saving (hit)",
+                "active (hit)",
+                "active (hit)"
+            ],
+        ]
+    );
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        3,
+        "the second run reached the upstream"
+    );
 }

@@ -122,8 +122,17 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
             )
         }
     };
+    let unchanged = match summary.unchanged {
+        0 => String::new(),
+        n => format!(
+            " ({} already held the same answers and {} left as {})",
+            count(n, "cassette", "cassettes"),
+            if n == 1 { "was" } else { "were" },
+            if n == 1 { "it was" } else { "they were" },
+        ),
+    };
     errln!(
-        "exported {} ({}) to {}{removed}",
+        "exported {} ({}) to {}{unchanged}{removed}",
         count(summary.files, "request", "requests"),
         count(summary.answers, "answer", "answers"),
         out.display()

@@ -14,6 +14,7 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::redact::{RedactionStamp, Redactor};
 use crate::formats::validate::{validate_request, validate_response};
+pub use crate::formats::atomic::write_atomically;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use crate::formats::validate::MAX_LATENCY_MS;
 
@@ -146,6 +147,8 @@ pub fn parse_in_session(
     bytes: &[u8],
     session: Option<&str>,
 ) -> Result<(Recording, MatchRules)> {
+    // A UTF-8 byte order mark (what some Windows editors put first) is not JSON.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     // serde_path_to_error names the field (`answers[0].status`), not just line and column.
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let file: CassetteFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -395,6 +398,9 @@ pub struct ExportSummary {
     pub answers: usize,
     /// Stale cassette files removed (requests no longer in the store), in path order.
     pub removed: Vec<PathBuf>,
+    /// Cassette files left as they were: they already held these answers, recorded at another
+    /// time, at another speed or by another ims-vcr version ([`same_answers`]).
+    pub unchanged: usize,
 }
 
 /// Writes one file per recording into `dir` (created if needed). Each file is written to a
@@ -436,6 +442,7 @@ pub fn write_dir_with_progress(
         files: files.len(),
         answers: recordings.iter().map(|r| r.answers.len()).sum(),
         removed: Vec::new(),
+        unchanged: 0,
     };
     let written: HashSet<[u8; 32]> = recordings.iter().map(|r| *r.key.digest()).collect();
     // Listed before anything is written: a file that cannot be listed (a symlink to nothing,
@@ -449,7 +456,13 @@ pub fn write_dir_with_progress(
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
         }
-        write_atomically(path, bytes)?;
+        // Recording the same answers again rewrites no cassette: a diff shows only what the
+        // API changed.
+        if std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {
+            summary.unchanged += 1;
+        } else {
+            write_atomically(path, bytes)?;
+        }
         progress.inc(1);
     }
     for path in existing {
@@ -464,6 +477,30 @@ pub fn write_dir_with_progress(
     }
     summary.removed.sort();
     Ok(summary)
+}
+
+/// True when cassettes `old` and `new` (both as [`render`] lays them out) differ at most in when
+/// their answers were recorded (`recorded_at`), how long the upstream took (`latency_ms`) and
+/// which ims-vcr wrote them (`tool`): the same request and the same answers, byte for byte, so
+/// the old file is kept as it is. Anything else (a status, a header, a byte of a body, a key's
+/// order, the upstream's origin, the redaction stamp) makes the new file replace it.
+///
+/// Compared line by line: those three fields are lines of their own at the indentation
+/// [`render`] gives the top level (`tool`) and an answer's fields (the others); a body's fields
+/// are nested deeper, so a body holding a `recorded_at` of its own is compared like any byte. A
+/// file laid out otherwise (edited by hand) compares unequal and is rewritten.
+fn same_answers(old: &[u8], new: &[u8]) -> bool {
+    const IGNORED: [&[u8]; 3] = [
+        b"  \"tool\": ",
+        b"      \"recorded_at\": ",
+        b"      \"latency_ms\": ",
+    ];
+    fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !IGNORED.iter().any(|field| line.starts_with(field)))
+    }
+    old == new || lines(old).eq(lines(new))
 }
 
 /// A cassette an export may remove as stale: one export could have written, i.e. a valid
@@ -489,90 +526,47 @@ fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> 
     })
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a crash
-/// never leaves a half-written file.
-///
-/// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`, which
-/// never follows a symlink), so nothing planted in the folder can redirect the write. `path`
-/// itself must not be a symlink (the write would replace the link, not reach the file it
-/// points to, which is never what was meant) nor name a folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let not_a_file = || {
-        Error::Config(format!(
-            "{}: names a folder, not a file: give the file to write, e.g. recording.har",
-            path.display()
-        ))
-    };
-    let file_name = path.file_name().ok_or_else(not_a_file)?;
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(Error::Config(format!(
-                "{}: is a symlink; ims-vcr does not write through symlinks: remove it or write elsewhere",
-                path.display()
-            )));
-        }
-        Ok(meta) if meta.is_dir() => return Err(not_a_file()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(path, e)),
-    }
-    let (tmp, mut file) = create_temporary(path, file_name)?;
-    let result = file
-        .write_all(bytes)
-        .and_then(|()| file.flush())
-        .and_then(|()| {
-            drop(file);
-            std::fs::rename(&tmp, path)
-        });
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// A new, exclusively created file next to `path`: `.<name>.<random>.tmp`.
-fn create_temporary(
-    path: &Path,
-    file_name: &std::ffi::OsStr,
-) -> Result<(PathBuf, std::fs::File)> {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut last = None;
-    for attempt in 0..16u32 {
-        // RandomState is seeded from the OS for each process; the time, the process id and
-        // the attempt make every name differ within one too.
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(attempt);
-        hasher.write_u32(std::process::id());
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let mut name = std::ffi::OsString::from(".");
-        name.push(file_name);
-        name.push(format!(".{:016x}.tmp", hasher.finish()));
-        let tmp = path.with_file_name(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(Error::io(&tmp, e)),
-        }
-    }
-    Err(Error::io(
-        path,
-        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
-    ))
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::interaction::Body;
+
+    #[test]
+    fn a_cassette_differing_only_in_times_and_tool_is_the_same_and_any_other_byte_is_not() {
+        let rules = MatchRules::default();
+        let with = |edit: &dyn Fn(&mut RecordedResponse)| {
+            let mut rec = recording("GET", "/v2/images/x");
+            edit(&mut rec.answers[0].response);
+            render(&rec, &rules)
+        };
+        let old = with(&|_| {});
+        let later = with(&|r| {
+            r.recorded_at = "2026-12-01T10:00:00Z".into();
+            r.latency_ms = 250;
+        });
+        assert_ne!(old, later);
+        assert!(same_answers(&old, &later));
+        let other_tool = String::from_utf8(old.clone())
+            .unwrap()
+            .replace(env!("CARGO_PKG_VERSION"), "0.0.9");
+        assert!(same_answers(&old, other_tool.as_bytes()));
+        for (what, changed) in [
+            ("status", with(&|r| r.status = 201)),
+            ("body", with(&|r| r.body = Body::from_bytes(br#"{"id":"y"}"#))),
+            ("key order", with(&|r| r.body = Body::from_bytes(br#"{"b":1,"a":2}"#))),
+            ("upstream", with(&|r| r.upstream = "https://ims.other.example".into())),
+            ("header", with(&|r| r.headers.push(("etag".into(), "1".into())))),
+        ] {
+            assert!(!same_answers(&old, &changed), "{what}");
+        }
+        // A body's own `recorded_at` is compared like any byte.
+        let body = |at: &str| {
+            let json = format!(r#"{{"recorded_at":"{at}","latency_ms":1}}"#);
+            with(&|r| r.body = Body::from_bytes(json.as_bytes()))
+        };
+        assert!(!same_answers(&body("2026-01-01"), &body("2026-01-02")));
+    }
 
     fn recording(method: &str, path: &str) -> Recording {
         let request = RecordedRequest {
@@ -785,6 +779,16 @@ mod tests {
         }
         v["answers"][0]["body"] = serde_json::json!({ "text": "access_token=REDACTED&expires_in=3600" });
         assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_cassette_saved_with_a_byte_order_mark_reads_as_without_it() {
+        let rules = MatchRules::default();
+        let plain = render(&recording("GET", "/x"), &rules);
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(&plain);
+        let read = |bytes: &[u8]| parse(Path::new("f.json"), bytes).unwrap().0;
+        assert_eq!(read(&bom), read(&plain));
     }
 
     #[test]

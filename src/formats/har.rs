@@ -234,6 +234,8 @@ pub fn from_har(
     rules: &MatchRules,
     redactor: Option<&Redactor>,
 ) -> Result<Vec<Recording>> {
+    // A UTF-8 byte order mark (what some Windows editors put first) is not JSON.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let har: Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::cassette(path, format!("not a HAR file: {e}")))?;
     let entries = har["log"]["entries"]
@@ -363,6 +365,14 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         }
     }
     let all_response_headers = raw_headers(&response["headers"], "response")?;
+    // The `Content-Encoding` is left out below, so bytes still encoded under it would be served
+    // as they are, and the leak gate could not read inside them.
+    crate::formats::validate::check_decoded(
+        &all_response_headers,
+        &body,
+        "a HAR's content.text holds the body decoded",
+    )
+    .map_err(|e| format!("response.{e}"))?;
     // HAR content is already decoded, and the proxy frames what it serves, except the length
     // an answer to a `HEAD` gives (the size of what a `GET` brings), kept as when recorded live
     // ([`keeps_upstream_length`]) so an exported HAR imports back to the same answer.
@@ -384,10 +394,18 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             && n != "content-encoding"
             && (n != "content-length" || keeps_length)
     };
-    let status = response["status"]
-        .as_u64()
-        .and_then(|s| u16::try_from(s).ok())
-        .ok_or("response.status: missing")?;
+    let status = match &response["status"] {
+        Value::Null => return Err("response.status: missing".into()),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| format!("response.status: {n} is not an HTTP status"))?,
+        other => {
+            return Err(format!(
+                "response.status: {other} is not a number (an HTTP status such as 200)"
+            ));
+        }
+    };
     let origin = match (uri.scheme_str(), uri.authority()) {
         (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
         _ => String::new(),
@@ -522,6 +540,42 @@ mod tests {
             &MatchRules::default(),
             None,
         )
+    }
+
+    #[test]
+    fn a_body_still_encoded_under_its_content_encoding_is_refused_and_a_bom_or_a_bad_status_named() {
+        use std::io::Write as _;
+        let secret = r#"{"credential":{"secret":"s3cr3tSecretKeyValue0123456789"}}"#;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(secret.as_bytes()).unwrap();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(secret.as_bytes()).unwrap();
+        for (encoding, bytes) in [("gzip", gzip.finish().unwrap()), ("deflate", zlib.finish().unwrap())] {
+            let mut har: Value =
+                serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+            let response = &mut har["log"]["entries"][0]["response"];
+            response["headers"][1]["value"] = encoding.into();
+            response["content"]["encoding"] = "base64".into();
+            response["content"]["text"] = BASE64.encode(&bytes).into();
+            let err = import(&har).unwrap_err().to_string();
+            assert!(
+                err.contains("a.har")
+                    && err.contains("log.entries[0].response.headers[1]: content-encoding")
+                    && err.contains("content.text holds the body decoded"),
+                "{encoding}: {err}"
+            );
+        }
+        let mut har: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+        har["log"]["entries"][0]["response"]["status"] = "404".into();
+        let err = import(&har).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"response.status: "404" is not a number"#),
+            "{err}"
+        );
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend(har_with(json!([]), r#"{"id":"x"}"#));
+        let recordings = from_har(Path::new("a.har"), &bom, &MatchRules::default(), None).unwrap();
+        assert_eq!(recordings.len(), 1);
     }
 
     #[test]

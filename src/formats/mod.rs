@@ -1,5 +1,6 @@
 //! Portable formats: cassette files and HAR 1.2.
 
+pub(crate) mod atomic;
 pub mod cassette;
 pub mod har;
 pub(crate) mod validate;

@@ -195,21 +195,34 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
 /// are not UTF-8 text (zlib, brotli, zstd, raw deflate). Served as it
 /// is it would reach the client undecoded, and the leak gate cannot read inside it.
 fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), String> {
-    let Some((i, (name, value))) = response.headers.iter().enumerate().find(|(_, (n, v))| {
+    let bytes = crate::model::interaction::body_bytes(&response.body).unwrap_or_default();
+    check_decoded(
+        &response.headers,
+        &bytes,
+        "a cassette stores the body decoded (ims-vcr encodes nothing it serves)",
+    )
+}
+
+/// [`check_not_encoded`] of an answer's `headers` and `body` from any source; `stored` says
+/// how that source keeps bodies, for the message (which names the header by its index).
+pub(crate) fn check_decoded(
+    headers: &[(String, String)],
+    body: &[u8],
+    stored: &str,
+) -> std::result::Result<(), String> {
+    let Some((i, (name, value))) = headers.iter().enumerate().find(|(_, (n, v))| {
         n.eq_ignore_ascii_case("content-encoding")
             && !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "identity")
     }) else {
         return Ok(());
     };
-    let bytes = crate::model::interaction::body_bytes(&response.body).unwrap_or_default();
     // gzip's magic bytes are text-like enough to check apart; a zlib or brotli stream is never
     // UTF-8 text in practice, while plain text may start like a zlib header (`x^`).
-    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
-    if gzip || std::str::from_utf8(&bytes).is_err() {
+    let gzip = body.starts_with(&[0x1f, 0x8b]);
+    if gzip || std::str::from_utf8(body).is_err() {
         return Err(format!(
             "headers[{i}]: {name}: {value:?} over a body that may still be encoded (compressed \
-             bytes, or not UTF-8 text); a cassette stores the body decoded (ims-vcr encodes \
-             nothing it serves): decode the body and remove the header"
+             bytes, or not UTF-8 text); {stored}: decode the body and remove the header"
         ));
     }
     Ok(())

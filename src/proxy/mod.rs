@@ -441,10 +441,10 @@ impl Proxy {
                 // nothing). While the store's index is built behind serving, a miss is looked up
                 // again once it is, before it is forwarded and recorded (`replay::indexing`).
                 let indexing = self.tapes.is_indexing();
-                let mut played = self.lookup(parts, &body, &key);
+                let mut played = self.lookup(parts, &body, &key, true);
                 if matches!(played, Play::Miss) && indexing {
                     self.tapes.until_indexed().await;
-                    played = self.lookup(parts, &body, &key);
+                    played = self.lookup(parts, &body, &key, true);
                 }
                 match played.prepared() {
                     Some(prepared) => (self.hit(parts, &body, &played, prepared).await, Outcome::Hit),

@@ -7,8 +7,14 @@ use super::*;
 impl Proxy {
     /// The tape lookup: the request as sent, then (for redacted recordings) as it would have
     /// been stored, so clients sending real values match recordings holding pseudonyms.
-    pub(super) fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey) -> Play {
-        match self.tapes.play(key) {
+    /// The next answer for `key` (or for its redacted form, under `--redact`); `extending` in
+    /// `auto` mode (see [`Tapes::play_extending`]).
+    pub(super) fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey, extending: bool) -> Play {
+        let play = |key: &RequestKey| match extending {
+            true => self.tapes.play_extending(key),
+            false => self.tapes.play(key),
+        };
+        match play(key) {
             Play::Miss => {
                 let Some(redactor) = self.tapes.redactor() else {
                     return Play::Miss;
@@ -24,7 +30,7 @@ impl Proxy {
                     if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted)
                         && k != *key
                     {
-                        match self.tapes.play(&k) {
+                        match play(&k) {
                             Play::Miss => {}
                             played => return played,
                         }
@@ -45,12 +51,12 @@ impl Proxy {
         // Read before the lookup: the index may be taken over while it runs, and a miss seen
         // before that must still be looked up again.
         let indexing = self.tapes.is_indexing();
-        let mut played = self.lookup(parts, body, key);
+        let mut played = self.lookup(parts, body, key, false);
         if matches!(played, Play::Miss) && indexing {
             // The store's index is still being built: a miss is told once it is (its nearest
             // recordings, and the lookup as a redacted recording would have stored it).
             self.tapes.until_indexed().await;
-            played = self.lookup(parts, body, key);
+            played = self.lookup(parts, body, key, false);
         }
         if let Play::Unreadable(why) = &played {
             tracing::error!(request = key.request_line(), "{why}");

@@ -465,7 +465,12 @@ impl Proxy {
             recorder.warn_if_refused(key, live.status);
             // Looked up by the request as sent; read back from where the store keeps it
             // (another key when redaction changed the request).
-            self.tapes.record_stored(key, &stored_key, store, seq);
+            match mode {
+                // The client that made the exchange took the answer: the next identical request
+                // plays the one after it, or is forwarded too (`Tapes::play_extending`).
+                Mode::Auto => self.tapes.record_taken(key, &stored_key, store, seq),
+                _ => self.tapes.record_stored(key, &stored_key, store, seq),
+            }
         }
         Ok(Delivered { prepared, stored })
     }

@@ -1,6 +1,7 @@
 //! Replay: tapes with their playback cursors, prepared answers, token times moved to now, and
 //! what a miss is told.
 
+mod digest_hash;
 pub(crate) mod indexing;
 pub mod miss;
 pub mod prepared;

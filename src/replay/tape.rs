@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use crate::model::interaction::RecordedRequest;
 use crate::model::recording::Recording;
 use crate::model::key::{RequestKey, hex};
+use crate::replay::digest_hash::DigestHash;
 use crate::replay::indexing::Indexing;
 use crate::storage::pack::{Extent, Pack, PackFile};
 use crate::replay::prepared::Prepared;
@@ -165,7 +166,8 @@ impl Loaded {
 pub enum Play {
     /// The answer to serve.
     Hit(Arc<Tape>, usize),
-    /// Recorded, but `--sequence strict` and every answer was served.
+    /// Recorded, but every answer was served: under `--sequence strict`, or in `auto` mode
+    /// for answers recorded in this session ([`Tapes::play_extending`]).
     Exhausted(#[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))] Arc<Tape>),
     /// Recorded, but its answers could not be read back from the replay pack or the store (the
     /// message says which, and which request).
@@ -213,40 +215,9 @@ impl TapeStats {
 
 /// The tapes by request digest. The digests are SHA-256 values already, so a fast hash of them
 /// spreads as well as SipHash does, for a tenth of its cost on every replayed request; and their
-/// first 8 bytes are as good as all 32 (see [`DigestHasher`]).
+/// first 8 bytes are as good as all 32 (see `digest_hash.rs`).
 pub(crate) type TapeIndex = HashMap<[u8; 32], Arc<Tape>, DigestHash>;
 
-/// Builds [`DigestHasher`]s, seeded per process as foldhash's are.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct DigestHash(foldhash::fast::RandomState);
-
-impl std::hash::BuildHasher for DigestHash {
-    type Hasher = DigestHasher;
-    fn build_hasher(&self) -> DigestHasher {
-        DigestHasher(self.0.build_hasher())
-    }
-}
-
-/// Hashes a digest by its first 8 bytes, as one `u64` through seeded foldhash: a slice's
-/// length and all 32 bytes cost three rounds for no better spread. The seed (a random one per
-/// process) keeps a client from choosing requests whose digests crowd one bucket.
-pub(crate) struct DigestHasher(foldhash::fast::FoldHasher<'static>);
-
-impl std::hash::Hasher for DigestHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        match bytes.first_chunk::<8>() {
-            Some(first) => self.0.write_u64(u64::from_le_bytes(*first)),
-            None => self.0.write(bytes),
-        }
-    }
-
-    /// A slice's length prefix: always 32 here, so it adds nothing.
-    fn write_usize(&mut self, _: usize) {}
-
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
-}
 
 /// All recordings, ready to serve; grows in record and auto modes.
 #[derive(Debug, Default)]
@@ -369,6 +340,19 @@ impl Tapes {
 
     /// The next answer for `key` under the sequence policy.
     pub fn play(&self, key: &RequestKey) -> Play {
+        self.play_as(key, false)
+    }
+
+    /// [`Tapes::play`] for `auto` mode: a request whose answers were all recorded in this
+    /// session and have all been played is [`Play::Exhausted`], whatever the sequence policy,
+    /// so it is forwarded and its answer appended (a client polling an image until it is
+    /// `active` sees it change while it is being recorded). Answers from before the session
+    /// play under the policy, as in replay.
+    pub fn play_extending(&self, key: &RequestKey) -> Play {
+        self.play_as(key, true)
+    }
+
+    fn play_as(&self, key: &RequestKey, extending: bool) -> Play {
         let found = self.read_now().get(key.digest()).cloned();
         let tape = match found {
             // A store that turned out unreadable answers every request with why.
@@ -390,6 +374,9 @@ impl Tapes {
         let served = tape.played.fetch_add(1, Ordering::Relaxed);
         tape.played_total.fetch_add(1, Ordering::Relaxed);
         let len = tape.count;
+        if extending && tape.recorded && served >= len {
+            return Play::Exhausted(tape);
+        }
         let index = match self.sequence {
             Sequence::RepeatLast => served.min(len - 1),
             Sequence::Cycle => served % len,
@@ -426,6 +413,30 @@ impl Tapes {
         store: &Arc<Store>,
         seq: u32,
     ) {
+        self.record_stored_as(key, stored, store, seq, false);
+    }
+
+    /// [`Tapes::record_stored`] of an answer the request that recorded it has taken (`auto`
+    /// mode: it was served live): the cursor moves past it, so the next request plays the
+    /// answer after it, or is forwarded ([`Tapes::play_extending`]).
+    pub fn record_taken(
+        &self,
+        key: &RequestKey,
+        stored: &RequestKey,
+        store: &Arc<Store>,
+        seq: u32,
+    ) {
+        self.record_stored_as(key, stored, store, seq, true);
+    }
+
+    fn record_stored_as(
+        &self,
+        key: &RequestKey,
+        stored: &RequestKey,
+        store: &Arc<Store>,
+        seq: u32,
+        taken: bool,
+    ) {
         let mut tapes = self
             .tapes
             .write()
@@ -440,11 +451,15 @@ impl Tapes {
                 old.played_total.load(Ordering::Relaxed),
             )
         };
-        let (count, (played, played_total)) = match tapes.get(key.digest()) {
+        let (count, (mut played, mut played_total)) = match tapes.get(key.digest()) {
             Some(old) if old.recorded => (old.count.max(in_store), counters(old)),
             Some(old) => (in_store, counters(old)),
             None => (in_store, (0, 0)),
         };
+        if taken {
+            played = played.max(in_store);
+            played_total = played_total.max(1);
+        }
         let tape = Tape {
             line: key.request_line().to_owned(),
             session: key.session().map(Arc::from),

@@ -1,0 +1,86 @@
+//! Files written whole or not at all: through an exclusively created temporary file beside the
+//! target and a rename (cassettes, HAR exports).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a crash
+/// never leaves a half-written file.
+///
+/// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`, which
+/// never follows a symlink), so nothing planted in the folder can redirect the write. `path`
+/// itself must not be a symlink (the write would replace the link, not reach the file it
+/// points to, which is never what was meant) nor name a folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let not_a_file = || {
+        Error::Config(format!(
+            "{}: names a folder, not a file: give the file to write, e.g. recording.har",
+            path.display()
+        ))
+    };
+    let file_name = path.file_name().ok_or_else(not_a_file)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::Config(format!(
+                "{}: is a symlink; ims-vcr does not write through symlinks: remove it or write elsewhere",
+                path.display()
+            )));
+        }
+        Ok(meta) if meta.is_dir() => return Err(not_a_file()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let (tmp, mut file) = create_temporary(path, file_name)?;
+    let result = file
+        .write_all(bytes)
+        .and_then(|()| file.flush())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        });
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// A new, exclusively created file next to `path`: `.<name>.<random>.tmp`.
+fn create_temporary(
+    path: &Path,
+    file_name: &std::ffi::OsStr,
+) -> Result<(PathBuf, std::fs::File)> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut last = None;
+    for attempt in 0..16u32 {
+        // RandomState is seeded from the OS for each process; the time, the process id and
+        // the attempt make every name differ within one too.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(attempt);
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let mut name = std::ffi::OsString::from(".");
+        name.push(file_name);
+        name.push(format!(".{:016x}.tmp", hasher.finish()));
+        let tmp = path.with_file_name(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+    }
+    Err(Error::io(
+        path,
+        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
+    ))
+}
