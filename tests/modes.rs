@@ -565,21 +565,9 @@ async fn the_binary_given_one_cpu_records_replays_and_forwards_for_concurrent_cl
 /// `auto` run replays the polls in order without reaching the upstream.
 #[tokio::test]
 async fn auto_records_a_polled_request_as_it_changes_and_replays_the_polls_in_order() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let asked = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = asked.clone();
-    let up = scripted_upstream(move |_| {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        let status = ["queued", "saving", "active"]
-            .get(n)
-            .copied()
-            .unwrap_or("deleted");
-        let body = format!(r#"{{"id":"polled","status":"{status}"}}"#);
-        http_answer(
-            "200 OK",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
+    let (up, asked) = polled_upstream(|n, _| {
+        let status = ["queued", "saving", "active"].get(n).unwrap_or(&"deleted");
+        format!(r#"{{"id":"polled","status":"{status}"}}"#)
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -634,7 +622,7 @@ async fn auto_records_a_polled_request_as_it_changes_and_replays_the_polls_in_or
         ]
     );
     assert_eq!(
-        asked.load(Ordering::SeqCst),
+        asked.load(std::sync::atomic::Ordering::SeqCst),
         3,
         "the second run reached the upstream"
     );

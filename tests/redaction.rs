@@ -581,25 +581,16 @@ fn verify_fails_a_folder_that_import_and_replay_refuse_for_a_request_recorded_tw
 #[tokio::test]
 async fn a_refused_answer_in_a_sequence_keeps_its_place_as_a_gap_and_the_token_never_reaches_disk()
 {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let polls = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = polls.clone();
-    let up = scripted_upstream(move |head| {
-        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    let (up, _) = polled_upstream(|n, head| {
         let token = head
             .lines()
             .find_map(|l| l.strip_prefix("x-auth-token: "))
             .unwrap_or("")
             .trim();
-        let status = ["queued", "saving", "active", "active"][n.min(4) - 1];
+        let status = ["queued", "saving", "active", "active"][n.min(3)];
         // The second answer, and the one to the last request, echo the token.
-        let debug = if n == 2 || n == 4 { token } else { "" };
-        let body = format!(r#"{{"n":{n},"status":"{status}","debug":"{debug}"}}"#);
-        http_answer(
-            "200 OK",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
+        let debug = if n == 1 || n == 3 { token } else { "" };
+        format!(r#"{{"n":{n},"status":"{status}","debug":"{debug}"}}"#)
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

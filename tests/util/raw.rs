@@ -235,3 +235,19 @@ pub fn http_answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u
     out.extend_from_slice(body);
     out
 }
+
+/// A plain-HTTP upstream answering `200` with the JSON `body(n, request head)` for its `n`-th
+/// request (0-based), and how many it has been asked: a resource that changes between polls.
+pub async fn polled_upstream(
+    body: impl Fn(usize, &str) -> String + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let url = scripted_upstream(move |head| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let json = [("content-type", "application/json")];
+        http_answer("200 OK", &json, body(n, head).as_bytes())
+    })
+    .await;
+    (url, asked)
+}
