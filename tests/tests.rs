@@ -61,6 +61,8 @@ mod run_command;
 mod routes;
 // Binary bodies byte for byte and HEAD lengths, in every mode.
 mod answer_bytes;
+// --max-answer-body: answers over the cap refused naming the flag, served once it is raised.
+mod answer_cap;
 // Identity traffic: tokens, sign-in secrets and handed-out keys never stored; placeholder tokens.
 mod identity;
 // Properties over generated inputs (cassette round trip, keys, redaction, pseudonyms, bodies).

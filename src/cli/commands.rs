@@ -381,6 +381,19 @@ pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
     }
 }
 
+/// `drift --help`'s examples and what drift leaves out.
+pub(super) const DRIFT_HELP: &str = "\
+Examples:
+  # Check the cassettes against the live endpoint (token from the environment, never a flag)
+  IMS_VCR_DRIFT_TOKEN=$TOKEN ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com
+  # AK/SK re-signing like record (HUAWEICLOUD_SDK_AK/_SK set), a store, one more volatile field
+  ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com --store .ims-vcr/store --ignore-field checksum
+
+Values of request_id, x-request-id, date, every *_at field and the redacted fields are not
+compared (their presence and type are). Nothing is written. Only GET, HEAD and OPTIONS requests
+are sent unless --unsafe-methods is given: a recorded DELETE or sign-in POST is reported as
+skipped, not sent again.";
+
 pub(super) async fn drift(args: DriftArgs, config: &Config) -> Result<()> {
     let routes = upstream_routes(&args.upstream)?;
     let token = drift_token()?;

@@ -123,7 +123,7 @@ enum Command {
     )]
     Show(ShowArgs),
     /// Send each recorded request to the live endpoint and report how the answers changed.
-    #[command(after_help = DRIFT_HELP)]
+    #[command(after_help = commands::DRIFT_HELP)]
     Drift(DriftArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  ims-vcr completions bash > /etc/bash_completion.d/ims-vcr")]
@@ -142,18 +142,6 @@ enum Command {
     #[command(after_help = run::RUN_HELP)]
     Run(run::RunArgs),
 }
-
-const DRIFT_HELP: &str = "\
-Examples:
-  # Check the cassettes against the live endpoint (token from the environment, never a flag)
-  IMS_VCR_DRIFT_TOKEN=$TOKEN ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com
-  # AK/SK re-signing like record (HUAWEICLOUD_SDK_AK/_SK set), a store, one more volatile field
-  ims-vcr drift --upstream https://ims.cn-north-4.myhuaweicloud.com --store .ims-vcr/store --ignore-field checksum
-
-Values of request_id, x-request-id, date, every *_at field and the redacted fields are not
-compared (their presence and type are). Nothing is written. Only GET, HEAD and OPTIONS requests
-are sent unless --unsafe-methods is given: a recorded DELETE or sign-in POST is reported as
-skipped, not sent again.";
 
 #[derive(Debug, Args)]
 struct DriftArgs {
@@ -254,6 +242,10 @@ struct UpstreamArgs {
         allow_negative_numbers = true
     )]
     upstream_timeout: f64,
+    /// Largest upstream answer body accepted, in bytes, also once gzip/deflate is decoded;
+    /// larger ones get 502 too-large. Answers are held in memory whole, in every mode.
+    #[arg(long, default_value_t = crate::net::upstream::DEFAULT_MAX_UPSTREAM_BODY, value_name = "BYTES", allow_negative_numbers = true)]
+    max_answer_body: usize,
 }
 
 #[derive(Debug, Args)]

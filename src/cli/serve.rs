@@ -102,7 +102,7 @@ pub(super) fn routed(
 }
 
 /// The routes: `--upstream URL` is the route `/`, each `--route PREFIX=URL` another; each takes
-/// `--route-ca` for its prefix, else `--upstream-ca`, and the same timeout and AK/SK.
+/// `--route-ca` for its prefix, else `--upstream-ca`, and the same timeout, answer cap and AK/SK.
 pub(super) fn upstream_routes(args: &UpstreamArgs) -> Result<Vec<(String, UpstreamConfig)>> {
     use crate::net::routes::parse_assignment;
     let mut routes: Vec<(String, String)> = Vec::new();
@@ -177,6 +177,7 @@ fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     }
     upstream.ca_file = args.upstream_ca.clone();
     upstream.timeout = seconds(args.upstream_timeout, "--upstream-timeout")?;
+    upstream.max_body = args.max_answer_body;
     upstream.credentials = crate::net::signer::Credentials::from_env().map_err(Error::Config)?;
     match &upstream.credentials {
         Some(credentials) => tracing::info!(

@@ -26,7 +26,9 @@ use crate::net::signer::{self, Credentials};
 pub use crate::net::upstream_error::UpstreamError;
 use crate::net::upstream_error::{chain, classify};
 
-/// Default cap on an upstream body, encoded or decoded (an IMS answer is a few KB).
+/// Default cap on an upstream body, encoded or decoded (`--max-answer-body`): an IMS answer is a
+/// few KB, an image download (`GET /v2/images/{id}/file`) can be far larger. Answers are held in
+/// memory whole in every mode, so this is also the memory one answer may take.
 pub const DEFAULT_MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
 /// How to reach the upstream.
@@ -38,7 +40,7 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     /// Limit on one whole exchange: connect, request, response head and body.
     pub timeout: Duration,
-    /// Cap on the upstream body, before and after decoding.
+    /// Cap on the upstream body, before and after decoding (`--max-answer-body`).
     pub max_body: usize,
     /// AK/SK to re-sign every forwarded request with (from `HUAWEICLOUD_SDK_AK`/`_SK`/
     /// `_SECURITY_TOKEN`). A client's signature covers `Host`, which the proxy must change, so

@@ -38,8 +38,8 @@ pub enum UpstreamError {
         /// Error chain.
         cause: String,
     },
-    /// The body exceeded the cap.
-    #[error("upstream {url} sent a body larger than {limit} bytes")]
+    /// The body exceeded the cap, as sent or once decoded.
+    #[error("upstream {url} sent a body larger than {limit} bytes (--max-answer-body)")]
     TooLarge {
         /// Upstream URL of the request.
         url: String,
