@@ -275,7 +275,7 @@ impl Proxy {
         let body = if hyper::body::Body::is_end_stream(&body) {
             Bytes::new()
         } else {
-            match Box::pin(self.read_body(body)).await {
+            match Box::pin(self.read_body(body, parts.version)).await {
                 Ok(body) => body,
                 Err(response) => return Ok(self.log(&parts, started, response, Outcome::Error, None)),
             }
@@ -328,8 +328,31 @@ impl Proxy {
         Ok(self.log(&parts, started, response, outcome, session))
     }
 
-    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413).
-    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413). The
+    /// body left unread, the connection cannot carry another request: the answer says
+    /// `Connection: close`, so a client does not send its next request on it (Python's
+    /// `http.client` would then fail it with `RemoteDisconnected`). HTTP/2 has no such header:
+    /// only the stream ends.
+    async fn read_body(
+        &self,
+        body: Incoming,
+        version: hyper::Version,
+    ) -> Result<Bytes, Response<Full<Bytes>>> {
+        self.read_body_within_limits(body).await.map_err(|mut refused| {
+            if version < hyper::Version::HTTP_2 {
+                refused.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    HeaderValue::from_static("close"),
+                );
+            }
+            refused
+        })
+    }
+
+    async fn read_body_within_limits(
+        &self,
+        body: Incoming,
+    ) -> Result<Bytes, Response<Full<Bytes>>> {
         let collected = tokio::time::timeout(
             self.settings.body_read_timeout,
             Limited::new(body, self.settings.max_body).collect(),

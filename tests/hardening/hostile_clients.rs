@@ -56,6 +56,8 @@ async fn oversized_request_bodies_get_413_in_replay_and_record_and_are_never_for
                 .unwrap()
                 .contains("--max-body")
         );
+        // The body left unread, the connection closes, and the answer says so.
+        assert_eq!(reply.header("connection"), Some("close"));
         // Chunked, so the proxy only learns the size while reading.
         let chunked = format!(
             "POST /v2/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{0}\r\n800\r\n{0}\r\n0\r\n\r\n",
