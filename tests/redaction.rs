@@ -577,77 +577,135 @@ fn verify_fails_a_folder_that_import_and_replay_refuse_for_a_request_recorded_tw
 
 /// A polled request whose second answer the leak gate refuses (the upstream echoed the token in
 /// it): replay keeps the third answer in the third place, and serves in the second a 599
-/// `IMS_VCR.NOT_RECORDED` naming why; a refusal no later answer follows stores nothing.
+/// `IMS_VCR.NOT_RECORDED` naming why, counted as a miss; `auto` asks the upstream again there and
+/// stores nothing; under `--redact` the cassette keeps its redaction stamp; a refusal no later
+/// answer follows stores nothing.
 #[tokio::test]
 async fn a_refused_answer_in_a_sequence_keeps_its_place_as_a_gap_and_the_token_never_reaches_disk()
 {
-    let (up, _) = polled_upstream(|n, head| {
-        let token = head
-            .lines()
-            .find_map(|l| l.strip_prefix("x-auth-token: "))
-            .unwrap_or("")
-            .trim();
-        let status = ["queued", "saving", "active", "active"][n.min(3)];
-        // The second answer, and the one to the last request, echo the token.
-        let debug = if n == 1 || n == 3 { token } else { "" };
-        format!(r#"{{"n":{n},"status":"{status}","debug":"{debug}"}}"#)
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
-    let poll = |proxy: &ProxyServer| format!("{}/v2/images/polled", proxy.uri());
-    let status = |reply: &Reply| {
-        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-        body["status"].as_str().unwrap_or("(none)").to_owned()
-    };
-    let mut recorded = Vec::new();
-    for _ in 0..3 {
-        let reply = send("GET", &poll(&proxy), &[("x-auth-token", TOKEN)], b"").await;
-        assert_eq!(
-            reply.status, 200,
-            "the client recording gets every live answer"
+    for redact in [false, true] {
+        let (up, asked) = polled_upstream(|n, head| {
+            let token = head
+                .lines()
+                .find_map(|l| l.strip_prefix("x-auth-token: "))
+                .unwrap_or("")
+                .trim();
+            let status = ["queued", "saving", "active", "active"][n.min(3)];
+            // The second answer, and the one to the fourth request, echo the token.
+            let debug = if n == 1 || n == 3 { token } else { "" };
+            format!(r#"{{"n":{n},"status":"{status}","debug":"{debug}","owner":"{OWNER}"}}"#)
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let mut builder = ProxyServer::builder()
+            .record(ims_vcr::UpstreamConfig::new(&up))
+            .store(&store)
+            .redaction_key(key());
+        if redact {
+            builder = builder.redact(RedactionPolicy::default());
+        }
+        let proxy = builder.start().await.unwrap();
+        let poll = |proxy: &ProxyServer| format!("{}/v2/images/polled", proxy.uri());
+        let status = |reply: &Reply| {
+            let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            body["status"].as_str().unwrap_or("(none)").to_owned()
+        };
+        let mut recorded = Vec::new();
+        for _ in 0..3 {
+            let reply = send("GET", &poll(&proxy), &[("x-auth-token", TOKEN)], b"").await;
+            assert_eq!(
+                reply.status, 200,
+                "the client recording gets every live answer"
+            );
+            recorded.push(status(&reply));
+        }
+        assert_eq!(recorded, ["queued", "saving", "active"]);
+        // Refused, and nothing after it: no gap.
+        let once = format!("{}/v2/images/once", proxy.uri());
+        let once = send("GET", &once, &[("x-auth-token", TOKEN)], b"").await;
+        assert_eq!(once.status, 200);
+        proxy.shutdown().await.unwrap();
+        assert!(
+            files_containing(dir.path(), TOKEN.as_bytes()).is_empty(),
+            "the token reached disk"
         );
-        recorded.push(status(&reply));
-    }
-    assert_eq!(recorded, ["queued", "saving", "active"]);
-    // Refused, and nothing after it: no gap.
-    let once = send(
-        "GET",
-        &format!("{}/v2/images/once", proxy.uri()),
-        &[("x-auth-token", TOKEN)],
-        b"",
-    )
-    .await;
-    assert_eq!(once.status, 200);
-    proxy.shutdown().await.unwrap();
-    assert!(
-        files_containing(dir.path(), TOKEN.as_bytes()).is_empty(),
-        "the token reached disk"
-    );
-    assert_eq!(stored_answers(&store), 3, "queued, the gap, active");
+        assert_eq!(stored_answers(&store), 3, "queued, the gap, active");
+        let out = dir.path().join("cassettes");
+        export_store(&store, &out, None).unwrap();
+        let cassette = all_files(&out).into_values().next().unwrap();
+        let cassette: serde_json::Value = serde_json::from_slice(&cassette).unwrap();
+        assert_eq!(
+            cassette["redaction"].is_object(),
+            redact,
+            "redact {redact}: {cassette}"
+        );
 
-    let replay = replayer(&store).await;
-    let first = get(&poll(&replay)).await;
-    assert_eq!((first.status, status(&first)), (200, "queued".to_owned()));
-    let gap = get(&poll(&replay)).await;
-    assert_eq!(gap.status, 599, "{}", gap.text());
-    assert_eq!(gap.header("x-ims-vcr-not-recorded"), Some("leak-gate"));
-    let body: serde_json::Value = serde_json::from_slice(&gap.body).unwrap();
-    assert_eq!(body["error"]["code"], "IMS_VCR.NOT_RECORDED");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("x-auth-token") && message.contains("(status 200)"),
-        "{message}"
-    );
-    let third = get(&poll(&replay)).await;
-    assert_eq!((third.status, status(&third)), (200, "active".to_owned()));
-    let once = get(&format!("{}/v2/images/once", replay.uri())).await;
-    assert_eq!(once.status, 599);
-    assert_eq!(
-        once.header("x-ims-vcr"),
-        Some("miss"),
-        "a refusal nothing followed is a miss"
-    );
-    replay.shutdown().await.unwrap();
+        let replay = ProxyServer::builder()
+            .replay()
+            .store(&store)
+            .redaction_key(key())
+            .start()
+            .await
+            .unwrap();
+        let first = get(&poll(&replay)).await;
+        assert_eq!((first.status, status(&first)), (200, "queued".to_owned()));
+        let gap = get(&poll(&replay)).await;
+        assert_eq!(gap.status, 599, "{}", gap.text());
+        assert_eq!(gap.header("x-ims-vcr-not-recorded"), Some("leak-gate"));
+        assert_eq!(
+            gap.header("x-ims-vcr"),
+            Some("miss"),
+            "a gap is a miss for the test"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&gap.body).unwrap();
+        assert_eq!(body["error"]["code"], "IMS_VCR.NOT_RECORDED");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("x-auth-token") && message.contains("(status 200)"),
+            "{message}"
+        );
+        let third = get(&poll(&replay)).await;
+        assert_eq!((third.status, status(&third)), (200, "active".to_owned()));
+        let once = get(&format!("{}/v2/images/once", replay.uri())).await;
+        assert_eq!(once.status, 599);
+        assert_eq!(
+            once.header("x-ims-vcr"),
+            Some("miss"),
+            "a refusal nothing followed is a miss"
+        );
+        let summary = replay.shutdown().await.unwrap();
+        let missed: Vec<_> = summary.misses.iter().map(|m| m.request.as_str()).collect();
+        assert!(
+            missed.iter().any(|m| m.contains("/v2/images/polled")),
+            "the gap counts as a miss: {missed:?}"
+        );
+
+        // `auto` asks the upstream live where the answer was not recorded, and stores nothing.
+        let before = asked.load(std::sync::atomic::Ordering::SeqCst);
+        let auto = ProxyServer::builder()
+            .auto(ims_vcr::UpstreamConfig::new(&up))
+            .store(&store)
+            .redaction_key(key())
+            .start()
+            .await
+            .unwrap();
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            let reply = get(&poll(&auto)).await;
+            outcomes.push(format!(
+                "{} {}",
+                reply.status,
+                reply.header("x-ims-vcr").unwrap()
+            ));
+        }
+        auto.shutdown().await.unwrap();
+        assert_eq!(outcomes, ["200 hit", "200 forwarded", "200 hit"]);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+        assert_eq!(
+            stored_answers(&store),
+            3,
+            "auto stored nothing in the gap's place"
+        );
+    }
 }

@@ -70,18 +70,12 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
     }
     if args.format == "har" {
-        let har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
+        let mut har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
             .expect("a HAR document serialises");
         let to = if to_stdout {
-            use std::io::Write as _;
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&har)
-                .and_then(|()| stdout.write_all(b"\n"))
-                .and_then(|()| stdout.flush())
-                .map_err(|e| {
-                    Error::Config(format!("--out -: cannot write to standard output: {e}"))
-                })?;
+            // As every output command: a reader that goes early (`| head`) ends it quietly.
+            har.push(b'\n');
+            crate::cli::output::stdout(&har)?;
             "standard output".to_owned()
         } else {
             cassette::write_atomically(&out, &har)?;

@@ -458,7 +458,11 @@ pub fn write_dir_with_progress(
         }
         // Recording the same answers again rewrites no cassette: a diff shows only what the
         // API changed.
-        if std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {
+        // Read only a regular file of about the new one's size: never through a symlink (which
+        // `write_atomically` refuses), nor a device or a FIFO at the name.
+        let comparable = std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.is_file() && m.len() <= bytes.len() as u64 + 4096);
+        if comparable && std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {
             summary.unchanged += 1;
         } else {
             write_atomically(path, bytes)?;

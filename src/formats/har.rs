@@ -367,12 +367,8 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
     let all_response_headers = raw_headers(&response["headers"], "response")?;
     // The `Content-Encoding` is left out below, so bytes still encoded under it would be served
     // as they are, and the leak gate could not read inside them.
-    crate::formats::validate::check_decoded(
-        &all_response_headers,
-        &body,
-        "a HAR's content.text holds the body decoded",
-    )
-    .map_err(|e| format!("response.{e}"))?;
+    crate::formats::validate::check_decoded_har(&all_response_headers, &body)
+        .map_err(|e| format!("response.{e}"))?;
     // HAR content is already decoded, and the proxy frames what it serves, except the length
     // an answer to a `HEAD` gives (the size of what a `GET` brings), kept as when recorded live
     // ([`keeps_upstream_length`]) so an exported HAR imports back to the same answer.
@@ -565,6 +561,14 @@ mod tests {
                 "{encoding}: {err}"
             );
         }
+        // Decoded binary (an image served gzip-encoded) is what a HAR holds: kept as it is.
+        let mut har: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+        let image = [0x89, b'P', b'N', b'G', 0xff, 0x00, 0x80];
+        har["log"]["entries"][0]["response"]["content"]["encoding"] = "base64".into();
+        har["log"]["entries"][0]["response"]["content"]["text"] = BASE64.encode(image).into();
+        let imported = import(&har).unwrap();
+        let body = body_bytes(&imported[0].answers[0].response.body).unwrap();
+        assert_eq!(body.as_ref(), &image);
         let mut har: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
         har["log"]["entries"][0]["response"]["status"] = "404".into();
         let err = import(&har).unwrap_err().to_string();

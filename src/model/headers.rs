@@ -59,6 +59,12 @@ pub const PLACEHOLDER_HEADERS: &[&str] = &["x-subject-token", "openstack-auth-re
 /// value): replay serves that header with [`PLACEHOLDER_TOKEN`] instead of the marker.
 pub const PLACEHOLDER_MARKER: &str = "x-ims-vcr-placeholder";
 
+/// The header of a gap: the answer stored in place of one the leak gate refused
+/// (`proxy/gaps.rs`), naming why (`leak-gate`, `redaction`).
+pub const NOT_RECORDED_HEADER: &str = "x-ims-vcr-not-recorded";
+/// A gap's status: a replay miss's (`proxy::MISS_STATUS`), which no IMS endpoint or gateway sends.
+pub const NOT_RECORDED_STATUS: u16 = 599;
+
 /// The token replay serves in place of a recorded one (`X-Subject-Token`,
 /// `Openstack-Auth-Receipt`): the client only passes it back, and replay never checks it.
 pub const PLACEHOLDER_TOKEN: &str = "ims-vcr-placeholder-token";

@@ -22,12 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
-use crate::model::interaction::{Body, Interaction, RecordedRequest, RecordedResponse};
+use crate::model::interaction::{Body, Interaction, RecordedResponse};
 use crate::model::key::RequestKey;
 use crate::secrets::gate::Refusal;
 
-/// The header a gap answer carries, naming why the answer in its place was not recorded.
-pub const NOT_RECORDED_HEADER: &str = "x-ims-vcr-not-recorded";
+pub use crate::model::headers::NOT_RECORDED_HEADER;
+use crate::model::headers::NOT_RECORDED_STATUS;
 /// The error code of a gap answer's JSON body.
 pub const NOT_RECORDED_CODE: &str = "IMS_VCR.NOT_RECORDED";
 
@@ -44,13 +44,25 @@ struct Refused {
     recorded_at: String,
 }
 
+/// How many refusals are kept waiting for a later answer, across requests: a suite whose every
+/// answer leaks must not grow memory without bound. Past it, a refusal is logged (as every one
+/// is) but keeps no place.
+const MAX_PENDING: usize = 10_000;
+
 /// The refusals of this session that no later answer of their request has followed yet, by
 /// the request's key as sent.
 #[derive(Debug, Default)]
 pub(crate) struct Gaps {
     /// Set once anything was refused: until then a stored answer does not take the lock.
     any: AtomicBool,
-    pending: Mutex<HashMap<[u8; 32], Vec<Refused>>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    by_key: HashMap<[u8; 32], Vec<Refused>>,
+    /// Refusals in `by_key`, all requests together.
+    total: usize,
 }
 
 impl Gaps {
@@ -68,31 +80,50 @@ impl Gaps {
             status,
             recorded_at: crate::model::interaction::now_rfc3339(),
         };
-        self.lock().entry(*key.digest()).or_default().push(refused);
+        let mut pending = self.lock();
+        if pending.total >= MAX_PENDING {
+            if pending.total == MAX_PENDING {
+                pending.total += 1;
+                tracing::warn!(
+                    "{MAX_PENDING} refused answers are waiting for a later answer of their \
+                     request; further refusals keep no place in their request's answers"
+                );
+            }
+            return;
+        }
+        pending.by_key.entry(*key.digest()).or_default().push(refused);
+        pending.total += 1;
         self.any.store(true, Ordering::Release);
     }
 
-    /// The gaps to store before an answer to `key` that passed the gate, whose request is
-    /// stored as `request`: one per refusal since the last stored answer, in order.
-    pub(crate) fn take(&self, key: &RequestKey, request: &RecordedRequest) -> Vec<Interaction> {
+    /// The gaps to store before `passed`, an answer to `key` that passed the gate: one per
+    /// refusal since the last stored answer, in order, each with `passed`'s request as stored
+    /// (masked and redacted) and its redaction stamp (a cassette is stamped only when every
+    /// answer in it is).
+    pub(crate) fn take(&self, key: &RequestKey, passed: &Interaction) -> Vec<Interaction> {
         if !self.any.load(Ordering::Acquire) {
             return Vec::new();
         }
-        let Some(refused) = self.lock().remove(key.digest()) else {
-            return Vec::new();
+        let refused = {
+            let mut pending = self.lock();
+            let Some(refused) = pending.by_key.remove(key.digest()) else {
+                return Vec::new();
+            };
+            pending.total = pending.total.min(MAX_PENDING) - refused.len();
+            refused
         };
-        refused.into_iter().map(|r| gap(request, r)).collect()
+        refused.into_iter().map(|r| gap(passed, r)).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Vec<Refused>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending
             .lock()
             .expect("no code panics while holding the gaps lock")
     }
 }
 
-/// The answer stored in place of `refused`.
-fn gap(request: &RecordedRequest, refused: Refused) -> Interaction {
+/// The answer stored in place of `refused`, before `passed`.
+fn gap(passed: &Interaction, refused: Refused) -> Interaction {
     let message = format!(
         "not recorded: when this request was recorded, the answer in this position (status {}) \
          was served live but not stored, because {}. Replay serves this error in its place so \
@@ -106,9 +137,9 @@ fn gap(request: &RecordedRequest, refused: Refused) -> Interaction {
     });
     let bytes = serde_json::to_vec(&body).expect("a JSON value serialises");
     Interaction {
-        request: request.clone(),
+        request: passed.request.clone(),
         response: RecordedResponse {
-            status: crate::proxy::MISS_STATUS,
+            status: NOT_RECORDED_STATUS,
             headers: vec![
                 ("content-type".to_owned(), "application/json".to_owned()),
                 (NOT_RECORDED_HEADER.to_owned(), refused.kind.to_owned()),
@@ -119,13 +150,14 @@ fn gap(request: &RecordedRequest, refused: Refused) -> Interaction {
             upstream: String::new(),
             other_upstreams: Vec::new(),
         },
-        redaction: None,
+        redaction: passed.redaction.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::interaction::RecordedRequest;
     use crate::model::key::MatchRules;
 
     fn request(path: &str) -> RecordedRequest {
@@ -136,6 +168,23 @@ mod tests {
             headers: Vec::new(),
             body: None,
             session: None,
+        }
+    }
+
+    /// An answer to `path` that passed the gate.
+    fn passed(path: &str) -> Interaction {
+        Interaction {
+            request: request(path),
+            response: RecordedResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: None,
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: String::new(),
+                other_upstreams: Vec::new(),
+            },
+            redaction: None,
         }
     }
 
@@ -150,12 +199,12 @@ mod tests {
             label: "credential header x-auth-token".into(),
             encoding: "raw",
         };
-        assert!(gaps.take(&key("/a"), &request("/a")).is_empty(), "nothing refused yet");
+        assert!(gaps.take(&key("/a"), &passed("/a")).is_empty(), "nothing refused yet");
         gaps.refused(&key("/a"), &leak, 200);
         gaps.refused(&key("/a"), &Refusal::Redaction("no JSON".into()), 201);
         gaps.refused(&key("/a"), &Refusal::Key("bad body".into()), 202);
-        assert!(gaps.take(&key("/b"), &request("/b")).is_empty(), "another request's");
-        let taken = gaps.take(&key("/a"), &request("/a"));
+        assert!(gaps.take(&key("/b"), &passed("/b")).is_empty(), "another request's");
+        let taken = gaps.take(&key("/a"), &passed("/a"));
         let kinds: Vec<_> = taken
             .iter()
             .map(|g| (g.response.status, g.response.headers[1].1.as_str()))
@@ -166,6 +215,7 @@ mod tests {
         assert_eq!(body["error"]["code"], NOT_RECORDED_CODE);
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("x-auth-token") && message.contains("(status 200)"), "{message}");
-        assert!(gaps.take(&key("/a"), &request("/a")).is_empty(), "taken once");
+        assert!(gaps.take(&key("/a"), &passed("/a")).is_empty(), "taken once");
+        assert_eq!(NOT_RECORDED_STATUS, crate::proxy::MISS_STATUS);
     }
 }

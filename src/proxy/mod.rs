@@ -328,11 +328,9 @@ impl Proxy {
         Ok(self.log(&parts, started, response, outcome, session))
     }
 
-    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413). The
-    /// body left unread, the connection cannot carry another request: the answer says
-    /// `Connection: close`, so a client does not send its next request on it (Python's
-    /// `http.client` would then fail it with `RemoteDisconnected`). HTTP/2 has no such header:
-    /// only the stream ends.
+    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413). A body
+    /// left unread ends the connection, so the answer says `Connection: close` (HTTP/1), or a
+    /// client sends its next request on it (Python's `http.client`: `RemoteDisconnected`).
     async fn read_body(
         &self,
         body: Incoming,
@@ -470,6 +468,9 @@ impl Proxy {
                     played = self.lookup(parts, &body, &key, true);
                 }
                 match played.prepared() {
+                    Some(prepared) if prepared.is_gap() => {
+                        Box::pin(self.forward_at_gap(recorder, parts, body, &key)).await
+                    }
                     Some(prepared) => (self.hit(parts, &body, &played, prepared).await, Outcome::Hit),
                     // Boxed, as below: forwarding futures are large, and every request's future
                     // (replay too) would otherwise be sized, and copied, for them.

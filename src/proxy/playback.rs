@@ -64,6 +64,7 @@ impl Proxy {
             return (response, Outcome::Error);
         }
         match played.prepared() {
+            Some(prepared) if prepared.is_gap() => (self.gap(parts, key, prepared), Outcome::Miss),
             Some(prepared) => (self.hit(parts, body, &played, prepared).await, Outcome::Hit),
             None => {
                 // Its nearest recordings are read from the whole index (`--sequence strict`
@@ -150,6 +151,56 @@ impl Proxy {
         pairs.clone()
     }
 
+    /// Serves a gap (an answer the leak gate refused when it was recorded, `gaps.rs`) as what
+    /// it is for a test: a miss, counted as one (`--fail-on-miss`, the summary, the session's
+    /// verdict), with the stored `599 IMS_VCR.NOT_RECORDED` saying why.
+    pub(super) fn gap(&self, parts: &Parts, key: &RequestKey, prepared: &Prepared) -> Response<Full<Bytes>> {
+        tracing::warn!(
+            request = key.request_line(),
+            session = key.session(),
+            "replay miss: this answer of the request was not recorded (the leak gate refused it); \
+             serving its 599 IMS_VCR.NOT_RECORDED"
+        );
+        self.count_miss(key, &[], &[]);
+        self.serve(prepared, parts, Outcome::Miss)
+    }
+
+    /// Counts a miss of `key` (and its session's), keeping its nearest recordings and how it
+    /// differs from the first; returns how many times it was missed.
+    fn count_miss(&self, key: &RequestKey, nearest: &[String], differences: &[Value]) -> u64 {
+        if let Some(session) = key.session() {
+            self.sessions
+                .answered(session, Outcome::Miss, key.request_line());
+        }
+        let mut misses = self
+            .stats
+            .misses
+            .lock()
+            .expect("no code panics while holding the misses lock");
+        // Every miss is counted, but only the first MAX_TRACKED_MISSES distinct requests
+        // are kept: a client asking for random paths must not grow memory (or the exit
+        // summary) without bound.
+        if let Some(miss) = misses.get_mut(key.canonical()) {
+            miss.count += 1;
+            miss.count
+        } else if misses.len() < MAX_TRACKED_MISSES {
+            misses.insert(
+                key.canonical().to_owned(),
+                Miss {
+                    request: key.canonical().to_owned(),
+                    session: key.session().map(str::to_owned),
+                    count: 1,
+                    nearest: nearest.to_vec(),
+                    diff: differences.to_vec(),
+                },
+            );
+            1
+        } else {
+            self.stats.untracked_misses.fetch_add(1, Ordering::Relaxed);
+            1
+        }
+    }
+
     pub(super) fn miss(
         &self,
         parts: &Parts,
@@ -164,39 +215,7 @@ impl Proxy {
             .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
             .unwrap_or_default();
         tracing::warn!(request = key.request_line(), session = key.session(), nearest = ?lines, "replay miss: no recording matches");
-        if let Some(session) = key.session() {
-            self.sessions
-                .answered(session, Outcome::Miss, key.request_line());
-        }
-        let entry = {
-            let mut misses = self
-                .stats
-                .misses
-                .lock()
-                .expect("no code panics while holding the misses lock");
-            // Every miss is counted, but only the first MAX_TRACKED_MISSES distinct requests
-            // are kept: a client asking for random paths must not grow memory (or the exit
-            // summary) without bound.
-            if let Some(miss) = misses.get_mut(key.canonical()) {
-                miss.count += 1;
-                miss.count
-            } else if misses.len() < MAX_TRACKED_MISSES {
-                misses.insert(
-                    key.canonical().to_owned(),
-                    Miss {
-                        request: key.canonical().to_owned(),
-                        session: key.session().map(str::to_owned),
-                        count: 1,
-                        nearest: lines.clone(),
-                        diff: differences.clone(),
-                    },
-                );
-                1
-            } else {
-                self.stats.untracked_misses.fetch_add(1, Ordering::Relaxed);
-                1
-            }
-        };
+        let entry = self.count_miss(key, &lines, &differences);
         let elsewhere = if exhausted {
             Vec::new()
         } else {

@@ -344,6 +344,20 @@ impl Proxy {
         self.served(parts, forwarded)
     }
 
+    /// `auto` at a gap (an answer the leak gate refused when it was recorded, `gaps.rs`): the
+    /// request is forwarded and served live, as it was then, and nothing is stored: the gap
+    /// keeps its place, and the answers after it theirs.
+    pub(super) async fn forward_at_gap(
+        &self,
+        recorder: &Recorder,
+        parts: &Parts,
+        body: Bytes,
+        key: &RequestKey,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        let forwarded = self.forward(recorder, parts, body, key, Mode::Passthrough).await;
+        self.served(parts, forwarded)
+    }
+
     /// The answer to the client whose exchange `forwarded` is: the live answer (`recorded` or
     /// `forwarded`), or the `502`.
     pub(super) fn served(
@@ -454,42 +468,31 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         needles.extend(live_needles);
-        let mut stored = None;
-        let replace = mode == Mode::Record;
-        if let Some((stored_key, seq)) = self
-            .persist(recorder, store, key, &interaction, replace, needles)
-            .await
-        {
+        let stored = self
+            .persist(recorder, store, key, &interaction, mode, needles)
+            .await;
+        if stored.is_some() {
             self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-            stored = Some(seq);
             recorder.warn_if_refused(key, live.status);
-            // Looked up by the request as sent; read back from where the store keeps it
-            // (another key when redaction changed the request).
-            match mode {
-                // The client that made the exchange took the answer: the next identical request
-                // plays the one after it, or is forwarded too (`Tapes::play_extending`).
-                Mode::Auto => self.tapes.record_taken(key, &stored_key, store, seq),
-                _ => self.tapes.record_stored(key, &stored_key, store, seq),
-            }
         }
         Ok(Delivered { prepared, stored })
     }
 
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
     /// credentials, the proxy's own, and those of the exchange), and stores, after the gaps of
-    /// answers to `key` the gate refused before (see `gaps.rs`). Returns the key the answer was
-    /// stored under and its position among that request's answers, or `None` when it was not
-    /// stored. A failure here never changes the client's answer: it is logged as an error
-    /// naming what was refused and why.
+    /// answers to `key` the gate refused before (see `gaps.rs`); each stored answer joins the
+    /// request's tape. Returns the answer's position among that request's stored answers, or
+    /// `None` when it was not stored. A failure here never changes the client's answer: it is
+    /// logged as an error naming what was refused and why.
     pub(super) async fn persist(
         &self,
         recorder: &Recorder,
         store: &Arc<Store>,
         key: &RequestKey,
         interaction: &Interaction,
-        replace: bool,
+        mode: Mode,
         needles: Vec<Needle>,
-    ) -> Option<(RequestKey, u32)> {
+    ) -> Option<u32> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
         let line = format!(
@@ -497,6 +500,7 @@ impl Proxy {
             interaction.request.method,
             crate::model::params::shown_path(&interaction.request.path)
         );
+        let replace = mode == Mode::Record;
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let passed = match gate.pass(interaction, needles) {
@@ -518,10 +522,18 @@ impl Proxy {
         if passed.redacted {
             self.metrics.redaction();
         }
+        // Looked up by the request as sent; read back from where the store keeps it (another
+        // key when redaction changed the request). In `auto`, the client whose exchange it was
+        // took the answer (live, as it took a refused one): the next identical request plays
+        // the one after it, or is forwarded too (`Tapes::play_extending`).
+        let joins_tape = |seq: u32| match mode {
+            Mode::Auto => self.tapes.record_taken(key, &passed.key, store, seq),
+            _ => self.tapes.record_stored(key, &passed.key, store, seq),
+        };
         // Answers refused before this one keep their places (see `gaps.rs`).
-        for gap in recorder.gaps.take(key, &passed.interaction.request) {
+        for gap in recorder.gaps.take(key, &passed.interaction) {
             match store.record(&passed.key, &gap, replace).await {
-                Ok(seq) => self.tapes.record_stored(key, &passed.key, store, seq),
+                Ok(seq) => joins_tape(seq),
                 Err(e) => {
                     tracing::error!(
                         request = line,
@@ -538,9 +550,11 @@ impl Proxy {
             Some(encoded) => store.record_encoded(&passed.key, encoded, replace).await,
             None => store.record(&passed.key, &passed.interaction, replace).await,
         };
-        let result = recorded.map(|seq| (passed.key, seq));
-        match result {
-            Ok(stored) => Some(stored),
+        match recorded {
+            Ok(seq) => {
+                joins_tape(seq);
+                Some(seq)
+            }
             Err(e) => {
                 tracing::error!(request = line, error = %e, "answer served but NOT recorded");
                 None

@@ -218,6 +218,13 @@ impl Prepared {
         self.status
     }
 
+    /// True for a gap: the answer stored in place of one the leak gate refused
+    /// (`proxy/gaps.rs`), which replay counts as a miss and `auto` forwards.
+    pub fn is_gap(&self) -> bool {
+        use crate::model::headers::{NOT_RECORDED_HEADER, NOT_RECORDED_STATUS};
+        self.status.as_u16() == NOT_RECORDED_STATUS && self.headers.contains_key(NOT_RECORDED_HEADER)
+    }
+
     /// The body bytes.
     #[cfg(any(test, feature = "internals"))]
     pub fn body(&self) -> &Bytes {

@@ -78,6 +78,12 @@ fn har_export_to_dash_writes_standard_output_and_cassettes_to_dash_are_refused_b
     );
     assert!(err.contains("to standard output"), "{err}");
     assert!(!dir.path().join("-").exists(), "a file named - was written");
+    // A reader that goes early (`| head -1`) ends it quietly, as every output command.
+    let (code, err) = run_with_closed_stdout(
+        &["export", "--store", "s", "--format", "har", "--out", "-"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
     let (code, stdout, err) =
         run_with_stdout(&["export", "--store", "s", "--out", "-"], dir.path());
     assert_eq!(code, 2, "{err}");
