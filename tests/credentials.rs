@@ -940,3 +940,99 @@ async fn credentials_in_xml_bodies_never_reach_disk_and_the_request_matches_anot
     );
     replay.shutdown().await.unwrap();
 }
+
+/// A client that compresses its request body (`Content-Encoding: gzip` or `deflate`) cannot have
+/// the password in it masked field by field and still match: the leak gate reads inside and
+/// refuses to store it, for JSON and form bodies alike; the client still gets the live answer,
+/// and `verify --deny` finds a password inside a compressed body a cassette holds.
+#[tokio::test]
+async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
+    use std::io::Write as _;
+    const PASSWORD: &str = "Compressed-Pa55word-4711";
+    let gzip = |data: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let zlib = |data: &[u8]| {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let json = format!(
+        r#"{{"auth":{{"identity":{{"methods":["password"],"password":{{"user":{{"name":"u","domain":{{"name":"d"}},"password":"{PASSWORD}"}}}}}}}}}}"#
+    );
+    let form = format!("username=u&password={PASSWORD}");
+    let up = scripted_upstream(|_| {
+        http_answer(
+            "201 Created",
+            &[("content-type", "application/json")],
+            br#"{"ok":true}"#,
+        )
+    })
+    .await;
+    for (what, content_type, encoding, body) in [
+        (
+            "gzip JSON",
+            "application/json",
+            "gzip",
+            gzip(json.as_bytes()),
+        ),
+        (
+            "deflate JSON",
+            "application/json",
+            "deflate",
+            zlib(json.as_bytes()),
+        ),
+        (
+            "gzip form",
+            "application/x-www-form-urlencoded",
+            "gzip",
+            gzip(form.as_bytes()),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+        let headers = [
+            ("content-type", content_type),
+            ("content-encoding", encoding),
+        ];
+        let reply = send(
+            "POST",
+            &format!("{}/v3/auth/tokens", proxy.uri()),
+            &headers,
+            &body,
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{what}: the client gets the live answer");
+        proxy.shutdown().await.unwrap();
+        assert_eq!(
+            stored_answers(&store),
+            0,
+            "{what}: stored a compressed password"
+        );
+    }
+
+    // A cassette written by hand (or by an older ims-vcr) holding one: `verify --deny` finds it.
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_cassettes(dir.path());
+    let name = std::fs::read_dir(&cassettes)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut cassette: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&name).unwrap()).unwrap();
+    use base64::Engine as _;
+    let hidden = base64::engine::general_purpose::STANDARD.encode(gzip(json.as_bytes()));
+    cassette["request"]["body"] = serde_json::json!({ "base64": hidden });
+    std::fs::write(&name, serde_json::to_vec_pretty(&cassette).unwrap()).unwrap();
+    let (code, out, err) = run_with_stdout(
+        &["verify", "--deny", PASSWORD, cassettes.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("inside the compressed body"), "{out}{err}");
+}

@@ -140,6 +140,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     parse_in_session(path, bytes, None)
 }
 
+/// `bytes` without a leading UTF-8 byte order mark (what some Windows editors put first, and
+/// not JSON): every reader of cassette and HAR files reads what follows it.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// [`parse`] of a cassette of `session` (the folder it was found in, under the cassettes
 /// folder; `None` for the folder itself).
 pub fn parse_in_session(
@@ -147,8 +153,7 @@ pub fn parse_in_session(
     bytes: &[u8],
     session: Option<&str>,
 ) -> Result<(Recording, MatchRules)> {
-    // A UTF-8 byte order mark (what some Windows editors put first) is not JSON.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = without_bom(bytes);
     // serde_path_to_error names the field (`answers[0].status`), not just line and column.
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let file: CassetteFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {

@@ -234,8 +234,7 @@ pub fn from_har(
     rules: &MatchRules,
     redactor: Option<&Redactor>,
 ) -> Result<Vec<Recording>> {
-    // A UTF-8 byte order mark (what some Windows editors put first) is not JSON.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = crate::formats::cassette::without_bom(bytes);
     let har: Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::cassette(path, format!("not a HAR file: {e}")))?;
     let entries = har["log"]["entries"]
@@ -402,10 +401,12 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             ));
         }
     };
+    // The stand-in origin an export gives an answer with none (a gap) reads back as none.
     let origin = match (uri.scheme_str(), uri.authority()) {
         (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
         _ => String::new(),
     };
+    let origin = if origin == UNKNOWN_ORIGIN { String::new() } else { origin };
     let mut response_headers: Vec<(String, String)> = all_response_headers
         .iter()
         .filter(|(n, _)| keep_response(n))

@@ -263,12 +263,11 @@ impl Proxy {
                 "request target {:?} is not a path; ims-vcr serves paths starting with /",
                 parts.uri.to_string()
             );
-            let response = error_response(
-                StatusCode::BAD_REQUEST,
-                "IMS_VCR.BAD_REQUEST",
-                &msg,
-                json!({}),
-            );
+            let mut response =
+                error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_REQUEST", &msg, json!({}));
+            if !hyper::body::Body::is_end_stream(&body) {
+                closing(&mut response, parts.version);
+            }
             return Ok(self.log(&parts, started, response, Outcome::Error, None));
         }
         // Most requests (every GET) have no body: no timer, no collection.
@@ -337,12 +336,7 @@ impl Proxy {
         version: hyper::Version,
     ) -> Result<Bytes, Response<Full<Bytes>>> {
         self.read_body_within_limits(body).await.map_err(|mut refused| {
-            if version < hyper::Version::HTTP_2 {
-                refused.headers_mut().insert(
-                    hyper::header::CONNECTION,
-                    HeaderValue::from_static("close"),
-                );
-            }
+            closing(&mut refused, version);
             refused
         })
     }
@@ -525,6 +519,15 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
         }),
         body: Body::from_bytes(body),
         session: session_of(parts).ok().flatten().map(str::to_owned),
+    }
+}
+
+/// Marks an answer sent before the request's body was read with `Connection: close` (HTTP/1;
+/// HTTP/2 only ends the stream): the connection cannot carry another request.
+fn closing(response: &mut Response<Full<Bytes>>, version: hyper::Version) {
+    if version < hyper::Version::HTTP_2 {
+        let close = HeaderValue::from_static("close");
+        response.headers_mut().insert(hyper::header::CONNECTION, close);
     }
 }
 

@@ -162,7 +162,11 @@ impl Proxy {
              serving its 599 IMS_VCR.NOT_RECORDED"
         );
         self.count_miss(key, &[], &[]);
-        self.serve(prepared, parts, Outcome::Miss)
+        let mut response = self.serve(prepared, parts, Outcome::Miss);
+        // 599 has no standard reason phrase: the one a miss has.
+        let reason = hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes());
+        response.extensions_mut().insert(reason);
+        response
     }
 
     /// Counts a miss of `key` (and its session's), keeping its nearest recordings and how it

@@ -5,6 +5,7 @@
 use super::*;
 use hyper::header::HeaderMap;
 use crate::net::upstream::{Upstream, UpstreamError};
+use crate::secrets::gate::Refusal;
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
@@ -21,8 +22,6 @@ pub(crate) struct Recorder {
     pub(crate) warned_refusals: Mutex<std::collections::HashSet<String>>,
     /// The key the access key ids that answers hand out are pseudonymised with.
     pub(crate) pseudonyms: crate::secrets::pseudonym::PseudonymKey,
-    /// Refused answers, kept in their place once a later answer of their request is stored.
-    pub(crate) gaps: super::gaps::Gaps,
 }
 
 impl Recorder {
@@ -468,22 +467,39 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         needles.extend(live_needles);
-        let stored = self
-            .persist(recorder, store, key, &interaction, mode, needles)
-            .await;
-        if stored.is_some() {
-            self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-            recorder.warn_if_refused(key, live.status);
-        }
+        let stored = match self.persist(recorder, store, key, &interaction, mode, needles).await {
+            Ok(seq) => {
+                self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+                recorder.warn_if_refused(key, live.status);
+                Some(seq)
+            }
+            Err(Some(refusal)) => {
+                self.persist_gap(recorder, parts, key, &interaction, &refusal, mode)
+                    .await;
+                None
+            }
+            Err(None) => None,
+        };
         Ok(Delivered { prepared, stored })
     }
 
+    /// Adds answer `seq`, just stored under `stored`, to the tape of requests matching `key`
+    /// (the request as sent; redaction may have changed the stored one). In `auto`, the client
+    /// whose exchange it was took it (live, even a refused one): the next identical request
+    /// plays the one after it, or is forwarded too (`Tapes::play_extending`).
+    pub(super) fn joins_tape(&self, mode: Mode, key: &RequestKey, stored: &RequestKey, store: &Arc<Store>, seq: u32) {
+        match mode {
+            Mode::Auto => self.tapes.record_taken(key, stored, store, seq),
+            _ => self.tapes.record_stored(key, stored, store, seq),
+        }
+    }
+
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
-    /// credentials, the proxy's own, and those of the exchange), and stores, after the gaps of
-    /// answers to `key` the gate refused before (see `gaps.rs`); each stored answer joins the
-    /// request's tape. Returns the answer's position among that request's stored answers, or
-    /// `None` when it was not stored. A failure here never changes the client's answer: it is
-    /// logged as an error naming what was refused and why.
+    /// credentials, the proxy's own, and those of the exchange), and stores; the stored answer
+    /// joins the request's tape. Returns the answer's position among that request's stored
+    /// answers; else why the gate refused it, or `None` when the store failed. A failure here
+    /// never changes the client's answer: it is logged as an error naming what was refused and
+    /// why.
     pub(super) async fn persist(
         &self,
         recorder: &Recorder,
@@ -492,7 +508,7 @@ impl Proxy {
         interaction: &Interaction,
         mode: Mode,
         needles: Vec<Needle>,
-    ) -> Option<u32> {
+    ) -> Result<u32, Option<Refusal>> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
         let line = format!(
@@ -509,41 +525,14 @@ impl Proxy {
                 tracing::error!(
                     request = line,
                     refused = %refusal,
-                    "answer served but NOT recorded (should the request be answered again in \
-                     this session, replay serves a 599 IMS_VCR.NOT_RECORDED in this answer's \
-                     place)"
+                    "answer served but NOT recorded (replay serves a 599 IMS_VCR.NOT_RECORDED in \
+                     its place)"
                 );
-                recorder
-                    .gaps
-                    .refused(key, &refusal, interaction.response.status);
-                return None;
+                return Err(Some(refusal));
             }
         };
         if passed.redacted {
             self.metrics.redaction();
-        }
-        // Looked up by the request as sent; read back from where the store keeps it (another
-        // key when redaction changed the request). In `auto`, the client whose exchange it was
-        // took the answer (live, as it took a refused one): the next identical request plays
-        // the one after it, or is forwarded too (`Tapes::play_extending`).
-        let joins_tape = |seq: u32| match mode {
-            Mode::Auto => self.tapes.record_taken(key, &passed.key, store, seq),
-            _ => self.tapes.record_stored(key, &passed.key, store, seq),
-        };
-        // Answers refused before this one keep their places (see `gaps.rs`).
-        for gap in recorder.gaps.take(key, &passed.interaction) {
-            match store.record(&passed.key, &gap, replace).await {
-                Ok(seq) => joins_tape(seq),
-                Err(e) => {
-                    tracing::error!(
-                        request = line,
-                        error = %e,
-                        "answer served but NOT recorded: the gap of a refused answer before it \
-                         could not be stored"
-                    );
-                    return None;
-                }
-            }
         }
         // The bytes the leak scan serialised, when it had to: not serialised a second time.
         let recorded = match passed.encoded {
@@ -552,12 +541,12 @@ impl Proxy {
         };
         match recorded {
             Ok(seq) => {
-                joins_tape(seq);
-                Some(seq)
+                self.joins_tape(mode, key, &passed.key, store, seq);
+                Ok(seq)
             }
             Err(e) => {
                 tracing::error!(request = line, error = %e, "answer served but NOT recorded");
-                None
+                Err(None)
             }
         }
     }

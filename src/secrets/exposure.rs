@@ -123,6 +123,20 @@ pub fn mask_credentials(
         Some(Body::Base64(_)) if !multipart => None,
         Some(body) => mask_body(&body.to_bytes().ok()?, content_type),
     };
+    // A compressed request body (a client that gzips its sign-in) cannot be masked field by
+    // field and still match what the client sends: the credentials inside it join the needles
+    // instead, and the leak gate, which reads through gzip and zlib, refuses to store it.
+    let compressed = match (&request.body, &body) {
+        (Some(Body::Base64(_)), None) => request
+            .body
+            .as_ref()
+            .and_then(|b| b.to_bytes().ok())
+            .and_then(|bytes| inflate(&bytes))
+            .and_then(|inner| mask_body(&inner, content_type))
+            .map(|(_, values)| values)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
     // URLs in header values (`Location`, `Link`, `Referer`) with credentials in them.
@@ -137,11 +151,12 @@ pub fn mask_credentials(
         && answer.is_none()
         && userinfo.is_none()
         && !urls_in_headers
+        && compressed.is_empty()
     {
         return None;
     }
     let mut out = interaction.clone();
-    let mut found: Vec<Found> = Vec::new();
+    let mut found: Vec<Found> = compressed;
     if urls_in_headers {
         let headers = out.request.headers.iter_mut().chain(out.response.headers.iter_mut());
         for (name, value) in headers {
@@ -347,7 +362,7 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
 }
 
 /// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.
-fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read as _;
     const CAP: u64 = 64 << 20;
     let mut out = Vec::new();

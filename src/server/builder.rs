@@ -431,7 +431,6 @@ impl ProxyServerBuilder {
                 .map(|policy| Redactor::new(policy, self.key())),
             secrets: secrets.collect(),
             warned_refusals: Default::default(),
-            gaps: Default::default(),
             pseudonyms: self.key(),
         }
     }

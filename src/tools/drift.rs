@@ -75,6 +75,8 @@ pub enum Unchecked {
     },
     /// The recording itself cannot be sent (no answer, a method or header that is not HTTP).
     Unsendable(String),
+    /// The live answer was larger than `--max-answer-body`: the upstream error.
+    TooLarge(String),
 }
 
 impl std::fmt::Display for Unchecked {
@@ -91,6 +93,7 @@ impl std::fmt::Display for Unchecked {
                  {recorded}) {body}"
             ),
             Unchecked::Unsendable(why) => write!(f, "cannot be sent: {why}"),
+            Unchecked::TooLarge(error) => write!(f, "answer too large: {error}"),
         }
     }
 }
@@ -202,7 +205,10 @@ async fn check(
     let live = upstream
         .forward(&method, target, &headers, body)
         .await
-        .map_err(|e| Unchecked::Unreachable(e.to_string()))?;
+        .map_err(|e| match e {
+            crate::net::upstream::UpstreamError::TooLarge { .. } => Unchecked::TooLarge(e.to_string()),
+            _ => Unchecked::Unreachable(e.to_string()),
+        })?;
     let status = live.status.as_u16();
     // Nothing drift prints may carry a credential: the token from the environment, what was
     // sent (a re-signed signature) and cookies the answer sets are masked wherever the live
@@ -350,6 +356,15 @@ pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
     }
     if unchecked
         .iter()
+        .any(|u| matches!(u, Unchecked::TooLarge(_)))
+    {
+        causes.push(
+            "some live answers were larger than --max-answer-body: raise it to check them"
+                .to_owned(),
+        );
+    }
+    if unchecked
+        .iter()
         .any(|u| matches!(u, Unchecked::Unsendable(_)))
     {
         causes.push("some recordings cannot be sent (see the report)".to_owned());
@@ -406,6 +421,19 @@ fn mask_secrets(body: &[u8], secrets: &[String]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_over_the_cap_is_told_as_such_not_as_an_unreachable_upstream() {
+        let too_large = RequestDrift {
+            request: "GET /v2/images/x/file".into(),
+            changes: Vec::new(),
+            unchecked: Some(Unchecked::TooLarge("upstream sent a body larger than 10 bytes".into())),
+            skipped: false,
+        };
+        let summary = unchecked_summary(&[too_large]).unwrap();
+        assert!(summary.contains("--max-answer-body"), "{summary}");
+        assert!(!summary.contains("could not be reached"), "{summary}");
+    }
 
     #[test]
     fn the_report_lists_each_change_and_sums_up() {

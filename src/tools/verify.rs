@@ -116,7 +116,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                 problem,
             });
         };
-        let value: Value = match serde_json::from_slice(&bytes) {
+        let value: Value = match serde_json::from_slice(cassette::without_bom(&bytes)) {
             Ok(v) => v,
             Err(e) => {
                 found(String::new(), format!("not JSON: {e}"));
@@ -157,6 +157,18 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                                 location.clone(),
                                 format!(
                                     "contains a {} (in the decoded body, {})",
+                                    leak.label, leak.encoding
+                                ),
+                            );
+                        }
+                    }
+                    // A gzip or zlib body (a compressed request): every value, inside it.
+                    if let Some(inner) = crate::secrets::exposure::inflate(&bytes) {
+                        for leak in scanner.find_all(&inner) {
+                            found(
+                                location.clone(),
+                                format!(
+                                    "contains a {} (inside the compressed body, {})",
                                     leak.label, leak.encoding
                                 ),
                             );

@@ -219,6 +219,23 @@ pub fn stored_answers(store: &Path) -> usize {
     ims_vcr::storage::store::Store::open(store).unwrap().len()
 }
 
+/// Stored answers in a (closed) store that are live answers: (answers, gaps), a gap being the
+/// `599 IMS_VCR.NOT_RECORDED` stored in place of an answer the leak gate refused.
+pub fn stored_answers_and_gaps(store: &Path) -> (usize, usize) {
+    let store = ims_vcr::storage::store::Store::open(store).unwrap();
+    let rules = store.rules().unwrap();
+    let recordings = store.load(&rules).unwrap();
+    let answers: Vec<_> = recordings.iter().flat_map(|r| &r.answers).collect();
+    let gaps = answers
+        .iter()
+        .filter(|a| {
+            let headers = &a.response.headers;
+            headers.iter().any(|(n, _)| n == "x-ims-vcr-not-recorded")
+        })
+        .count();
+    (answers.len() - gaps, gaps)
+}
+
 /// `ims-vcr export [--redact]` through the library: store → cassette folder.
 pub fn export_store(
     store: &Path,
