@@ -288,7 +288,8 @@ async fn the_control_api_reports_and_switches_mode_but_is_never_recorded() {
         ),
         (Some(1), Some(1), Some(1))
     );
-    assert_eq!(stats["requests"][0]["played"], 1);
+    // Its cursor: the recording client took the answer live, then replay served it.
+    assert_eq!(stats["requests"][0]["played"], 2);
     let misses = get(&control("misses")).await.json();
     assert_eq!(
         misses[0]["request"],
@@ -626,4 +627,34 @@ async fn auto_records_a_polled_request_as_it_changes_and_replays_the_polls_in_or
         3,
         "the second run reached the upstream"
     );
+}
+
+/// A session switched from `record` to `auto` at run time goes on from where it is: the answers
+/// recorded so far were taken by the client, so the next poll is forwarded (the image does not go
+/// back in time); after a `reset` they play from the first.
+#[tokio::test]
+async fn a_switch_from_record_to_auto_goes_on_from_where_the_session_is() {
+    let (up, asked) = polled_upstream(|n, _| {
+        let status = ["queued", "saving", "active"].get(n).unwrap_or(&"active");
+        format!(r#"{{"id":"polled","status":"{status}"}}"#)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy =
+        recording_through(ims_vcr::UpstreamConfig::new(&up), &dir.path().join("store")).await;
+    let poll = || async {
+        let reply = get(&format!("{}/v2/images/polled", proxy.uri())).await;
+        let status = reply.json()["status"].as_str().unwrap().to_owned();
+        format!("{status} ({})", reply.header("x-ims-vcr").unwrap())
+    };
+    assert_eq!(poll().await, "queued (recorded)");
+    assert_eq!(poll().await, "saving (recorded)");
+    let mode = format!("{}/__ims-vcr/mode?mode=auto", proxy.uri());
+    assert_eq!(send("POST", &mode, &[], b"").await.status, 200);
+    assert_eq!(poll().await, "active (recorded)");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let reset = format!("{}/__ims-vcr/reset", proxy.uri());
+    assert_eq!(send("POST", &reset, &[], b"").await.status, 200);
+    assert_eq!(poll().await, "queued (hit)");
+    proxy.shutdown().await.unwrap();
 }

@@ -102,7 +102,7 @@ impl Proxy {
             .record(&passed.key, &passed.interaction, mode == Mode::Record)
             .await
         {
-            Ok(seq) => self.joins_tape(mode, key, &passed.key, store, seq),
+            Ok(seq) => self.joins_tape(key, &passed.key, store, seq),
             Err(e) => tracing::error!(request = line, error = %e, "gap NOT recorded"),
         }
     }

@@ -484,14 +484,13 @@ impl Proxy {
     }
 
     /// Adds answer `seq`, just stored under `stored`, to the tape of requests matching `key`
-    /// (the request as sent; redaction may have changed the stored one). In `auto`, the client
-    /// whose exchange it was took it (live, even a refused one): the next identical request
-    /// plays the one after it, or is forwarded too (`Tapes::play_extending`).
-    pub(super) fn joins_tape(&self, mode: Mode, key: &RequestKey, stored: &RequestKey, store: &Arc<Store>, seq: u32) {
-        match mode {
-            Mode::Auto => self.tapes.record_taken(key, stored, store, seq),
-            _ => self.tapes.record_stored(key, stored, store, seq),
-        }
+    /// (the request as sent; redaction may have changed the stored one). The client whose
+    /// exchange it was took it (live, even a refused one): after a switch to `auto` the next
+    /// identical request is forwarded too (`Tapes::play_extending`), after a switch to
+    /// `replay` it plays the last answer, as the session goes on from where it is
+    /// (`POST /__ims-vcr/reset` plays from the first).
+    pub(super) fn joins_tape(&self, key: &RequestKey, stored: &RequestKey, store: &Arc<Store>, seq: u32) {
+        self.tapes.record_stored(key, stored, store, seq);
     }
 
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
@@ -541,7 +540,7 @@ impl Proxy {
         };
         match recorded {
             Ok(seq) => {
-                self.joins_tape(mode, key, &passed.key, store, seq);
+                self.joins_tape(key, &passed.key, store, seq);
                 Ok(seq)
             }
             Err(e) => {

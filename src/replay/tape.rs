@@ -402,40 +402,18 @@ impl Tapes {
 
     /// Notes an answer a `record`/`auto` session just stored in `store` under `stored` (the
     /// request as stored: redaction may change it) as answer number `seq` (0-based), for
-    /// requests matching `key`. The tape reads its answers back from the store when first
-    /// played, so a long session does not hold every answer in memory. The first answer of a
-    /// session starts the tape over at the store's count (a `record` session replaces older
-    /// answers); the cursor is kept.
+    /// requests matching `key`, and taken: the client whose exchange it was got it live, so
+    /// the cursor moves past it (the next request plays the answer after it; in `auto`, past
+    /// the end, it is forwarded too: [`Tapes::play_extending`]). The tape reads its answers
+    /// back from the store when first played, so a long session does not hold every answer in
+    /// memory. The first answer of a session starts the tape over at the store's count (a
+    /// `record` session replaces older answers); the cursor is kept.
     pub fn record_stored(
         &self,
         key: &RequestKey,
         stored: &RequestKey,
         store: &Arc<Store>,
         seq: u32,
-    ) {
-        self.record_stored_as(key, stored, store, seq, false);
-    }
-
-    /// [`Tapes::record_stored`] of an answer the request that recorded it has taken (`auto`
-    /// mode: it was served live): the cursor moves past it, so the next request plays the
-    /// answer after it, or is forwarded ([`Tapes::play_extending`]).
-    pub fn record_taken(
-        &self,
-        key: &RequestKey,
-        stored: &RequestKey,
-        store: &Arc<Store>,
-        seq: u32,
-    ) {
-        self.record_stored_as(key, stored, store, seq, true);
-    }
-
-    fn record_stored_as(
-        &self,
-        key: &RequestKey,
-        stored: &RequestKey,
-        store: &Arc<Store>,
-        seq: u32,
-        taken: bool,
     ) {
         let mut tapes = self
             .tapes
@@ -456,10 +434,8 @@ impl Tapes {
             Some(old) => (in_store, counters(old)),
             None => (in_store, (0, 0)),
         };
-        if taken {
-            played = played.max(in_store);
-            played_total = played_total.max(1);
-        }
+        played = played.max(in_store);
+        played_total = played_total.max(1);
         let tape = Tape {
             line: key.request_line().to_owned(),
             session: key.session().map(Arc::from),
@@ -693,14 +669,15 @@ mod tests {
         assert_eq!(tapes.stats()[0].answers, 3);
         played(&tapes, &rec.key, 1);
         // The next session replaces them with two answers, whose notes arrive out of order
-        // (two concurrent requests): the tape counts what the store holds, keeps its cursor.
+        // (two concurrent requests): the tape counts what the store holds, and its cursor is
+        // past both (each client took its answer live).
         let first = store.record(&rec.key, &rec.answers[0], true).await.unwrap();
         let second = store.record(&rec.key, &saving, true).await.unwrap();
         assert_eq!((first, second), (0, 1));
         tapes.record_stored(&rec.key, &rec.key, &store, second);
         tapes.record_stored(&rec.key, &rec.key, &store, first);
         let stats = &tapes.stats()[0];
-        assert_eq!((stats.answers, stats.played, stats.recorded), (2, 1, true));
+        assert_eq!((stats.answers, stats.played, stats.recorded), (2, 2, true));
         tapes.reset(None);
         assert_eq!(played(&tapes, &rec.key, 3), vec![Q, S, S]);
         assert_eq!(store.answers_of(rec.key.digest()).unwrap().len(), 2);
