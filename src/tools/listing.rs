@@ -122,10 +122,21 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &
         .filter(|r| {
             let line = r.key.request_line();
             let path = line.split_once(' ').map_or(line, |(_, p)| p);
+            // As `ls` shows it too: the path and query as recorded, not canonically encoded
+            // (`sort=name:asc,status:desc`, not `name%3Aasc%2Cstatus%3Adesc`).
+            let recorded = r.answers.first().map(|a| match &a.request.query {
+                Some(q) => format!("{}?{q}", a.request.path),
+                None => a.request.path.clone(),
+            });
+            let as_listed = recorded.as_deref().is_some_and(|recorded| {
+                let method = line.split(' ').next().unwrap_or_default();
+                recorded == wanted || wanted.strip_prefix(method).map(str::trim_start) == Some(recorded)
+            });
             r.key.hex().starts_with(&wanted.to_ascii_lowercase())
                 || line == wanted
                 || path == wanted
                 || path.split('?').next() == Some(wanted)
+                || as_listed
         })
         .collect();
     let recording = match matches.as_slice() {
@@ -210,6 +221,24 @@ fn render_show(recording: &Recording) -> String {
 mod tests {
     use super::*;
     use crate::model::fixtures;
+
+    #[test]
+    fn show_finds_a_request_by_the_line_ls_prints() {
+        let mut request = fixtures::get("/v2/images");
+        request.query = Some("sort=name:asc,status:desc".into());
+        let recordings = [fixtures::recording_of(request, &["active"])];
+        let canonical = recordings[0].key.request_line().to_owned();
+        assert_ne!(canonical, "GET /v2/images?sort=name:asc,status:desc");
+        for wanted in [
+            canonical.as_str(),
+            "GET /v2/images?sort=name:asc,status:desc",
+            "/v2/images?sort=name:asc,status:desc",
+            "/v2/images",
+        ] {
+            assert!(show(&recordings, wanted, None, "ls").is_ok(), "{wanted}");
+        }
+        assert!(show(&recordings, "POST /v2/images?sort=name:asc,status:desc", None, "ls").is_err());
+    }
 
     #[test]
     fn show_prints_json_stored_as_text_readably_one_field_per_line() {
