@@ -94,7 +94,8 @@ impl Proxy {
         let passed = match gate.pass(&gap, needles) {
             Ok(passed) => passed,
             Err(again) => {
-                tracing::error!(request = line, refused = %again, "nothing stored in the refused answer's place");
+                let why = "nothing stored in the refused answer's place";
+                tracing::error!(request = line, refused = %again, "{why}");
                 return;
             }
         };
@@ -102,11 +103,10 @@ impl Proxy {
             .record(&passed.key, &passed.interaction, mode == Mode::Record)
             .await
         {
-            Ok(seq) => self.joins_tape(key, &passed.key, store, seq),
+            Ok(seq) => self.tapes.record_stored(key, &passed.key, store, seq),
             Err(e) => tracing::error!(request = line, error = %e, "gap NOT recorded"),
         }
     }
-
 }
 
 #[cfg(test)]

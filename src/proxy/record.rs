@@ -483,16 +483,6 @@ impl Proxy {
         Ok(Delivered { prepared, stored })
     }
 
-    /// Adds answer `seq`, just stored under `stored`, to the tape of requests matching `key`
-    /// (the request as sent; redaction may have changed the stored one). The client whose
-    /// exchange it was took it (live, even a refused one): after a switch to `auto` the next
-    /// identical request is forwarded too (`Tapes::play_extending`), after a switch to
-    /// `replay` it plays the last answer, as the session goes on from where it is
-    /// (`POST /__ims-vcr/reset` plays from the first).
-    pub(super) fn joins_tape(&self, key: &RequestKey, stored: &RequestKey, store: &Arc<Store>, seq: u32) {
-        self.tapes.record_stored(key, stored, store, seq);
-    }
-
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
     /// credentials, the proxy's own, and those of the exchange), and stores; the stored answer
     /// joins the request's tape. Returns the answer's position among that request's stored
@@ -540,7 +530,9 @@ impl Proxy {
         };
         match recorded {
             Ok(seq) => {
-                self.joins_tape(key, &passed.key, store, seq);
+                // Looked up by the request as sent; read back from where the store keeps it
+                // (another key when redaction changed the request).
+                self.tapes.record_stored(key, &passed.key, store, seq);
                 Ok(seq)
             }
             Err(e) => {
