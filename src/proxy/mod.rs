@@ -345,6 +345,16 @@ impl Proxy {
         &self,
         body: Incoming,
     ) -> Result<Bytes, Response<Full<Bytes>>> {
+        let too_large = || {
+            let max = self.settings.max_body;
+            let msg = format!("request body is larger than {max} bytes (--max-body)");
+            error_response(StatusCode::PAYLOAD_TOO_LARGE, "IMS_VCR.BODY_TOO_LARGE", &msg, json!({}))
+        };
+        // A declared length over the cap is refused before any of the body is read, so a client
+        // that sent `Expect: 100-continue` is not asked to upload it.
+        if hyper::body::Body::size_hint(&body).lower() > self.settings.max_body as u64 {
+            return Err(too_large());
+        }
         let collected = tokio::time::timeout(
             self.settings.body_read_timeout,
             Limited::new(body, self.settings.max_body).collect(),
@@ -365,16 +375,7 @@ impl Proxy {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                let msg = format!(
-                    "request body is larger than {} bytes (--max-body)",
-                    self.settings.max_body
-                );
-                error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "IMS_VCR.BODY_TOO_LARGE",
-                    &msg,
-                    json!({}),
-                )
+                too_large()
             } else {
                 let msg = format!("could not read the request body: {e}");
                 error_response(

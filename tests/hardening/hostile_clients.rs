@@ -58,6 +58,13 @@ async fn oversized_request_bodies_get_413_in_replay_and_record_and_are_never_for
         );
         // The body left unread, the connection closes, and the answer says so.
         assert_eq!(reply.header("connection"), Some("close"));
+        // Declared too large with `Expect: 100-continue`: refused before the client is asked
+        // to send the body.
+        let expecting = "POST /v2/images HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\
+                         Expect: 100-continue\r\n\r\n";
+        let answer = raw(proxy.addr(), expecting.as_bytes(), Duration::from_secs(5)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         // Chunked, so the proxy only learns the size while reading.
         let chunked = format!(
             "POST /v2/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{0}\r\n800\r\n{0}\r\n0\r\n\r\n",
