@@ -461,10 +461,9 @@ pub fn write_dir_with_progress(
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
         }
-        // Recording the same answers again rewrites no cassette: a diff shows only what the
-        // API changed.
-        // Read only a regular file of about the new one's size: never through a symlink (which
-        // `write_atomically` refuses), nor a device or a FIFO at the name.
+        // Recording the same answers again rewrites no cassette, so a diff shows only what the
+        // API changed. Only a regular file of about the new one's size is read: never through
+        // a symlink (which `write_atomically` refuses), nor a device or a FIFO at the name.
         let comparable = std::fs::symlink_metadata(path)
             .is_ok_and(|m| m.is_file() && m.len() <= bytes.len() as u64 + 4096);
         if comparable && std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {

@@ -196,27 +196,14 @@ fn validate_headers(headers: &[(String, String)]) -> std::result::Result<(), Str
 /// is it would reach the client undecoded, and the leak gate cannot read inside it.
 fn check_not_encoded(response: &RecordedResponse) -> std::result::Result<(), String> {
     let bytes = crate::model::interaction::body_bytes(&response.body).unwrap_or_default();
-    check_decoded(
-        &response.headers,
-        &bytes,
-        "a cassette stores the body decoded (ims-vcr encodes nothing it serves)",
-    )
+    let stored = "a cassette stores the body decoded (ims-vcr encodes nothing it serves)";
+    check_encoding(&response.headers, &bytes, stored, false)
 }
 
-/// [`check_not_encoded`] of an answer's `headers` and `body`; `stored` says how the source
-/// keeps bodies, for the message (which names the header by its index).
-fn check_decoded(
-    headers: &[(String, String)],
-    body: &[u8],
-    stored: &str,
-) -> std::result::Result<(), String> {
-    check_encoding(headers, body, stored, false)
-}
-
-/// [`check_decoded`] for a HAR entry: its `content.text` is decoded (base64 for bytes that are
-/// not text), so an image served gzip-encoded is decoded binary there, not an encoded body.
-/// Only what shows it is still encoded is refused: gzip's magic bytes, or a zlib header under
-/// `deflate`.
+/// [`check_not_encoded`] for a HAR entry: its `content.text` is decoded (base64 for bytes that
+/// are not text), so an image served gzip-encoded is decoded binary there, not an encoded body.
+/// Only what shows it is still encoded is refused: gzip's magic bytes, or a zlib stream (what
+/// the leak gate would read through, [`crate::secrets::exposure::inflate`]).
 pub(crate) fn check_decoded_har(
     headers: &[(String, String)],
     body: &[u8],
@@ -224,6 +211,8 @@ pub(crate) fn check_decoded_har(
     check_encoding(headers, body, "a HAR's content.text holds the body decoded", true)
 }
 
+/// The check itself: `stored` says how the source keeps bodies, for the message (which names
+/// the header by its index); `by_magic_only` refuses only bytes that show they are encoded.
 fn check_encoding(
     headers: &[(String, String)],
     body: &[u8],
@@ -239,10 +228,8 @@ fn check_encoding(
     // gzip's magic bytes are text-like enough to check apart; a zlib or brotli stream is never
     // UTF-8 text in practice, while plain text may start like a zlib header (`x^`).
     let gzip = body.starts_with(&[0x1f, 0x8b]);
-    let zlib = value.to_ascii_lowercase().contains("deflate")
-        && matches!(body, [0x78, second, ..] if (0x7800u16 | u16::from(*second)).is_multiple_of(31));
     let still_encoded = match by_magic_only {
-        true => gzip || zlib,
+        true => gzip || crate::secrets::exposure::inflate(body).is_some(),
         false => gzip || std::str::from_utf8(body).is_err(),
     };
     if still_encoded {

@@ -7,8 +7,7 @@ use super::*;
 impl Proxy {
     /// The tape lookup: the request as sent, then (for redacted recordings) as it would have
     /// been stored, so clients sending real values match recordings holding pseudonyms.
-    /// The next answer for `key` (or for its redacted form, under `--redact`); `extending` in
-    /// `auto` mode (see [`Tapes::play_extending`]).
+    /// `extending` in `auto` mode (see [`Tapes::play_extending`]).
     pub(super) fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey, extending: bool) -> Play {
         let play = |key: &RequestKey| match extending {
             true => self.tapes.play_extending(key),
@@ -158,8 +157,8 @@ impl Proxy {
         tracing::warn!(
             request = key.request_line(),
             session = key.session(),
-            "replay miss: this answer of the request was not recorded (the leak gate refused it); \
-             serving its 599 IMS_VCR.NOT_RECORDED"
+            "replay miss: this answer of the request was refused when it was recorded (the leak \
+             gate or redaction); serving its 599 IMS_VCR.NOT_RECORDED"
         );
         self.count_miss(key, &[], &[]);
         let mut response = self.serve(prepared, parts, Outcome::Miss);

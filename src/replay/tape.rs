@@ -218,7 +218,6 @@ impl TapeStats {
 /// first 8 bytes are as good as all 32 (see `digest_hash.rs`).
 pub(crate) type TapeIndex = HashMap<[u8; 32], Arc<Tape>, DigestHash>;
 
-
 /// All recordings, ready to serve; grows in record and auto modes.
 #[derive(Debug, Default)]
 pub struct Tapes {
@@ -407,7 +406,7 @@ impl Tapes {
     /// the end, it is forwarded too: [`Tapes::play_extending`]). The tape reads its answers
     /// back from the store when first played, so a long session does not hold every answer in
     /// memory. The first answer of a session starts the tape over at the store's count (a
-    /// `record` session replaces older answers); the cursor is kept.
+    /// `record` session replaces older answers); a cursor already further stays where it is.
     pub fn record_stored(
         &self,
         key: &RequestKey,
@@ -429,13 +428,13 @@ impl Tapes {
                 old.played_total.load(Ordering::Relaxed),
             )
         };
-        let (count, (mut played, mut played_total)) = match tapes.get(key.digest()) {
+        let (count, (played, played_total)) = match tapes.get(key.digest()) {
             Some(old) if old.recorded => (old.count.max(in_store), counters(old)),
             Some(old) => (in_store, counters(old)),
             None => (in_store, (0, 0)),
         };
-        played = played.max(in_store);
-        played_total = played_total.max(1);
+        // Taken by the client whose exchange it was: the cursor is past it, and it was played.
+        let (played, played_total) = (played.max(in_store), played_total.max(1));
         let tape = Tape {
             line: key.request_line().to_owned(),
             session: key.session().map(Arc::from),

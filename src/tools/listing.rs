@@ -4,9 +4,18 @@
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::model::interaction::Body;
+use crate::model::interaction::{Body, RecordedRequest};
 use crate::model::recording::Recording;
 use crate::tools::{escape_controls, escape_json_text};
+
+/// The path and query as `ls` lists them: as recorded, not canonically encoded
+/// (`sort=name:asc,status:desc`, not `name%3Aasc%2Cstatus%3Adesc`).
+fn listed_path(request: &RecordedRequest) -> String {
+    match &request.query {
+        Some(q) => format!("{}?{q}", request.path),
+        None => request.path.clone(),
+    }
+}
 
 /// One line per recorded request.
 fn rows(recordings: &[Recording]) -> Vec<Value> {
@@ -19,10 +28,7 @@ fn rows(recordings: &[Recording]) -> Vec<Value> {
                 "key": r.key.hex()[..12],
                 "session": r.key.session(),
                 "method": first.request.method,
-                "path": match &first.request.query {
-                    Some(q) => format!("{}?{q}", first.request.path),
-                    None => first.request.path.clone(),
-                },
+                "path": listed_path(&first.request),
                 "answers": r.answers.len(),
                 "statuses": statuses,
                 "recorded_at": first.response.recorded_at,
@@ -122,12 +128,8 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &
         .filter(|r| {
             let line = r.key.request_line();
             let path = line.split_once(' ').map_or(line, |(_, p)| p);
-            // As `ls` shows it too: the path and query as recorded, not canonically encoded
-            // (`sort=name:asc,status:desc`, not `name%3Aasc%2Cstatus%3Adesc`).
-            let recorded = r.answers.first().map(|a| match &a.request.query {
-                Some(q) => format!("{}?{q}", a.request.path),
-                None => a.request.path.clone(),
-            });
+            // As `ls` lists it too.
+            let recorded = r.answers.first().map(|a| listed_path(&a.request));
             let as_listed = recorded.as_deref().is_some_and(|recorded| {
                 let method = line.split(' ').next().unwrap_or_default();
                 recorded == wanted || wanted.strip_prefix(method).map(str::trim_start) == Some(recorded)
