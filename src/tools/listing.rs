@@ -56,14 +56,20 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
         return Ok(());
     }
     let statuses = |row: &Value| {
-        row["statuses"]
+        let codes: Vec<u64> = row["statuses"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+            .filter_map(Value::as_u64)
+            .collect();
+        run_lengths(&codes)
     };
+    let statuses_width = rows
+        .iter()
+        .map(|r| statuses(r).len())
+        .max()
+        .unwrap_or(0)
+        .max("STATUSES".len());
     let width = rows
         .iter()
         .map(|r| escape_controls(r["path"].as_str().unwrap_or("")).len())
@@ -87,7 +93,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
         ),
     };
     println!(
-        "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  RECORDED-AT",
+        "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<statuses_width$}  RECORDED-AT",
         session_column(None),
         "KEY",
         "METHOD",
@@ -97,7 +103,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
     );
     for row in &rows {
         println!(
-            "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<12}  {}",
+            "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<statuses_width$}  {}",
             session_column(Some(row)),
             escape_controls(row["key"].as_str().unwrap_or("")),
             escape_controls(row["method"].as_str().unwrap_or("")),
@@ -114,6 +120,22 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
         crate::model::count(answers, "answer", "answers")
     );
     Ok(())
+}
+
+/// The statuses of a request's answers in order, a run of one status written once with its
+/// count (`200x3,404`), so a polled request with many answers keeps the table's columns.
+fn run_lengths(codes: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < codes.len() {
+        let run = codes[i..].iter().take_while(|&&c| c == codes[i]).count();
+        out.push(match run {
+            1 => codes[i].to_string(),
+            n => format!("{}x{n}", codes[i]),
+        });
+        i += run;
+    }
+    out.join(",")
 }
 
 /// Prints every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
@@ -223,6 +245,13 @@ fn render_show(recording: &Recording) -> String {
 mod tests {
     use super::*;
     use crate::model::fixtures;
+
+    #[test]
+    fn statuses_are_listed_in_order_with_runs_counted() {
+        assert_eq!(run_lengths(&[]), "");
+        assert_eq!(run_lengths(&[200]), "200");
+        assert_eq!(run_lengths(&[202, 200, 200, 200, 404, 200]), "202,200x3,404,200");
+    }
 
     #[test]
     fn show_finds_a_request_by_the_line_ls_prints() {
