@@ -61,12 +61,20 @@ pub(super) fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServ
 pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRules> {
     let mut rules = MatchRules::default();
     // `--volatile` replaces `[match] volatile`, as every flag replaces its setting.
-    let volatile = if args.volatile.is_empty() {
-        config.matching.volatile.clone()
+    rules.volatile = if args.volatile.is_empty() {
+        // A bad pattern from the settings file is named by the file and its key, not by a flag
+        // the user never typed.
+        crate::model::volatile::Volatile::new(config.matching.volatile.clone()).map_err(|e| {
+            let file = config
+                .source
+                .as_deref()
+                .unwrap_or(Path::new(crate::cli::config::CONFIG_FILE));
+            let why = e.strip_prefix("--volatile ").unwrap_or(&e);
+            Error::Config(format!("{}: [match] volatile {why}", file.display()))
+        })?
     } else {
-        args.volatile.clone()
+        crate::model::volatile::Volatile::new(args.volatile.clone()).map_err(Error::Usage)?
     };
-    rules.volatile = crate::model::volatile::Volatile::new(volatile).map_err(Error::Usage)?;
     rules.match_headers = args
         .match_headers
         .iter()

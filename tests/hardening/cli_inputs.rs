@@ -587,3 +587,37 @@ async fn an_empty_control_token_variable_is_no_token_and_the_proxy_starts() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--control-token"), "{err}");
 }
+
+/// A volatile pattern that does not compile is named where it was written: the settings file
+/// and its key when it came from there (not a `--volatile` the user never typed), the flag when
+/// it was given on the command line. Nothing starts and nothing is stored either way.
+#[test]
+fn a_bad_volatile_pattern_is_named_by_the_file_or_the_flag_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team.toml"),
+        "[match]\nvolatile = [\"tf-(\"]\n",
+    )
+    .unwrap();
+    let record = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--store",
+        "s",
+    ];
+    let (code, err) = run(
+        &[&["--config", "team.toml"], &record[..]].concat(),
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("team.toml: [match] volatile \"tf-(\""),
+        "{err}"
+    );
+    assert!(!err.contains("--volatile"), "{err}");
+    let (code, err) = run(&[&record[..], &["--volatile", "tf-("]].concat(), dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--volatile \"tf-(\""), "{err}");
+    assert!(!dir.path().join("s").exists(), "nothing was recorded");
+}
