@@ -59,7 +59,12 @@ pub(crate) fn handle(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    match (&parts.method, route) {
+    // HEAD reads what GET does (a health probe may use it); the server leaves the body out.
+    let method = match &parts.method {
+        &Method::HEAD => &Method::GET,
+        method => method,
+    };
+    match (method, route) {
         (&Method::GET, "health") => ok(json!({"status": "ok", "mode": proxy.mode()})),
         (&Method::GET, "stats") => ok(stats(proxy)),
         (&Method::GET, "metrics") => {

@@ -138,10 +138,11 @@ impl Connections {
                 }
                 let served = watch.serving();
                 let proxy = proxy.clone();
+                let head = request.method() == hyper::Method::HEAD;
                 async move {
                     let answer = proxy.handle(request, peer).await;
                     drop(served);
-                    answer
+                    answer.map(|answer| if head { without_body(answer) } else { answer })
                 }
             })
         };
@@ -211,5 +212,46 @@ pub(super) async fn sniff(stream: &TcpStream) -> Option<Protocol> {
         }
         // Part of the preface: peek returns the same bytes at once until more arrive.
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The answer to a HEAD request, without its body: what GET would have answered, headers only
+/// (RFC 9110 §9.3.2). hyper's HTTP/1 server leaves the body out by itself, its HTTP/2 server
+/// does not, and a client then fails the stream (curl: `PROTOCOL_ERROR`). A recorded answer to
+/// HEAD has no body already; the proxy's own answers (a miss, a 502, the control API) do. Their
+/// `Content-Length` stays the length of the body GET would get.
+fn without_body(
+    answer: hyper::Response<http_body_util::Full<bytes::Bytes>>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use hyper::body::Body as _;
+    let length = answer.body().size_hint().exact().unwrap_or(0);
+    if length == 0 {
+        return answer;
+    }
+    let (mut parts, _) = answer.into_parts();
+    parts
+        .headers
+        .entry(hyper::header::CONTENT_LENGTH)
+        .or_insert_with(|| hyper::header::HeaderValue::from(length));
+    hyper::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_answer_keeps_its_headers_and_the_length_get_would_get_without_the_body() {
+        use hyper::body::Body as _;
+        let answer = hyper::Response::builder()
+            .status(599)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{\"miss\":1}")))
+            .unwrap();
+        let head = without_body(answer);
+        assert_eq!(head.status(), 599);
+        assert_eq!(head.headers()["content-type"], "application/json");
+        assert_eq!(head.headers()["content-length"], "10");
+        assert_eq!(head.body().size_hint().exact(), Some(0));
     }
 }
