@@ -59,9 +59,8 @@ pub(super) fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServ
 }
 
 pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRules> {
-    let mut rules = MatchRules::default();
     // `--volatile` replaces `[match] volatile`, as every flag replaces its setting.
-    rules.volatile = if args.volatile.is_empty() {
+    let volatile = if args.volatile.is_empty() {
         // A bad pattern from the settings file is named by the file and its key, not by a flag
         // the user never typed.
         crate::model::volatile::Volatile::new(config.matching.volatile.clone()).map_err(|e| {
@@ -74,6 +73,10 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
         })?
     } else {
         crate::model::volatile::Volatile::new(args.volatile.clone()).map_err(Error::Usage)?
+    };
+    let mut rules = MatchRules {
+        volatile,
+        ..MatchRules::default()
     };
     rules.match_headers = args
         .match_headers
