@@ -990,6 +990,33 @@ async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
             "gzip",
             gzip(form.as_bytes()),
         ),
+        // Every layer is read through, declared or not.
+        (
+            "gzip of gzip JSON",
+            "application/json",
+            "gzip, gzip",
+            gzip(&gzip(json.as_bytes())),
+        ),
+        (
+            "zlib inside gzip",
+            "application/json",
+            "gzip",
+            gzip(&zlib(json.as_bytes())),
+        ),
+        // A coding the gate cannot read (no zstd decoder here: the body is the JSON behind a
+        // zstd frame's magic) is not stored at all: nothing could check it.
+        (
+            "zstd JSON",
+            "application/json",
+            "zstd",
+            [&[0x28, 0xb5, 0x2f, 0xfd][..], json.as_bytes()].concat(),
+        ),
+        (
+            "br JSON",
+            "application/json",
+            "br",
+            json.as_bytes().to_vec(),
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
@@ -1011,6 +1038,10 @@ async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
             stored_answers(&store),
             0,
             "{what}: stored a compressed password"
+        );
+        assert!(
+            files_containing(&store, PASSWORD.as_bytes()).is_empty(),
+            "{what}"
         );
     }
 
@@ -1035,4 +1066,67 @@ async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
     );
     assert_eq!(code, 3, "{out}{err}");
     assert!(out.contains("inside the compressed body"), "{out}{err}");
+}
+
+/// An answer compressed once more than its `Content-Encoding` says (gzip with no header at all,
+/// gzip inside the declared gzip, zlib under `identity`) still has what it hands out found: the
+/// secret cannot be masked inside the compressed bytes, so the answer is not stored (a gap
+/// takes its place) and its bytes never reach the disk. The client gets the live answer.
+#[tokio::test]
+async fn a_secret_in_an_answer_compressed_more_than_it_says_never_reaches_disk() {
+    use std::io::Write as _;
+    const SECRET: &str = "Undeclared-Secret-Key-9041";
+    let gzip = |data: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let zlib = |data: &[u8]| {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let json = format!(
+        r#"{{"credential":{{"access":"AKIDEXAMPLE","secret":"{SECRET}","expires_at":"2030-01-01T00:00:00Z"}}}}"#
+    );
+    for (what, encoding, body) in [
+        ("gzip without Content-Encoding", None, gzip(json.as_bytes())),
+        (
+            "gzip inside the declared gzip",
+            Some("gzip"),
+            gzip(&gzip(json.as_bytes())),
+        ),
+        (
+            "zlib under identity",
+            Some("identity"),
+            zlib(json.as_bytes()),
+        ),
+    ] {
+        let answer = body.clone();
+        let up = scripted_upstream(move |_| {
+            let mut headers = vec![("content-type", "application/json")];
+            if let Some(encoding) = encoding {
+                headers.push(("content-encoding", encoding));
+            }
+            http_answer("200 OK", &headers, &answer)
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+        let reply = send(
+            "GET",
+            &format!("{}/v3-ext/OS-CREDENTIAL/securitytokens", proxy.uri()),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{what}: the client gets the live answer");
+        proxy.shutdown().await.unwrap();
+        assert_eq!(stored_answers_and_gaps(&store), (0, 1), "{what}: stored");
+        let inner = gzip(json.as_bytes());
+        for needle in [SECRET.as_bytes(), &body[..], &inner[..]] {
+            assert!(files_containing(&store, needle).is_empty(), "{what}");
+        }
+    }
 }

@@ -383,6 +383,7 @@ pub fn redact_recordings(
                     "the real value of {label} is still present ({encoding}) after redaction"
                 )),
                 Refusal::Redaction(e) | Refusal::Key(e) => refuse(e),
+                unreadable @ Refusal::Unreadable(_) => refuse(unreadable.to_string()),
             })?;
             key.get_or_insert(passed.key);
             answers.push(passed.interaction.into_owned());

@@ -255,6 +255,7 @@ pub fn from_har(
             )),
             Refusal::Key(e) => bad(format!("request: {e}")),
             Refusal::Redaction(e) => bad(e),
+            unreadable @ Refusal::Unreadable(_) => bad(format!("request: {unreadable}")),
         })?;
         // What is stored must be what a cassette may hold: the same checks as a cassette file
         // (method, request target, header names and values, status, latency), run on the entry

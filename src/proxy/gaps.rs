@@ -32,12 +32,14 @@ use crate::secrets::redact::credential_needles;
 pub const NOT_RECORDED_CODE: &str = "IMS_VCR.NOT_RECORDED";
 
 /// The gap to store in place of `refused`'s answer, which the gate refused for `refusal`; `None`
-/// for a request that cannot be keyed. Its request still goes through the gate.
+/// for a request that cannot be keyed or whose body cannot be read. Its request still goes
+/// through the gate.
 pub(crate) fn gap(refused: &Interaction, refusal: &Refusal) -> Option<Interaction> {
     let kind = match refusal {
         Refusal::Leak { .. } => "leak-gate",
         Refusal::Redaction(_) => "redaction",
-        Refusal::Key(_) => return None,
+        // The request itself cannot be stored: no gap either.
+        Refusal::Key(_) | Refusal::Unreadable(_) => return None,
     };
     let status = refused.response.status;
     let message = format!(

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use crate::model::headers::is_credential;
-use crate::model::interaction::{Body, Encoded, Interaction};
+use crate::model::interaction::{Body, Encoded, Interaction, RecordedRequest};
 use crate::secrets::leak::{Leak, LeakScanner, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
 
@@ -126,17 +126,22 @@ pub fn mask_credentials(
     // A compressed request body (a client that gzips its sign-in) cannot be masked field by
     // field and still match what the client sends: the credentials inside it join the needles
     // instead, and the leak gate, which reads through gzip and zlib, refuses to store it.
-    let compressed = match (&request.body, &body) {
-        (Some(Body::Base64(_)), None) => request
-            .body
-            .as_ref()
-            .and_then(|b| b.to_bytes().ok())
-            .and_then(|bytes| inflate(&bytes))
+    // Every layer is read through (`Content-Encoding: gzip, gzip`, zlib inside gzip).
+    let mut compressed = match (&request.body, &body) {
+        (Some(Body::Base64(_)), None) => innermost(&request.body)
             .and_then(|inner| mask_body(&inner, content_type))
             .map(|(_, values)| values)
             .unwrap_or_default(),
         _ => Vec::new(),
     };
+    // So is an answer compressed once more than its `Content-Encoding` says (or not at all):
+    // what it hands out inside cannot be masked there either, and joins the needles.
+    if let Some(Body::Base64(_)) = &interaction.response.body
+        && let Some(inner) = innermost(&interaction.response.body)
+        && let Some((_, values)) = mask_answer(&Body::from_bytes(&inner), access_key)
+    {
+        compressed.extend(values);
+    }
     let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
     // URLs in header values (`Location`, `Link`, `Referer`) with credentials in them.
@@ -359,6 +364,37 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
         }
     }
     None
+}
+
+/// The bytes inside every gzip or zlib layer of `body` (at most four), or `None` when it is not
+/// compressed.
+fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
+    let mut inner = inflate(&body.as_ref()?.to_bytes().ok()?)?;
+    for _ in 1..4 {
+        match inflate(&inner) {
+            Some(deeper) => inner = deeper,
+            None => break,
+        }
+    }
+    Some(inner)
+}
+
+/// A `Content-Encoding` of a request body that the leak gate cannot read through (`zstd`, `br`,
+/// `compress`: anything but `gzip`, `x-gzip`, `deflate` and `identity`), or `None`. Such a body
+/// may carry a password no check can see, so it is not stored.
+pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<String> {
+    if crate::model::interaction::body_bytes(&request.body).is_ok_and(|b| b.is_empty()) {
+        return None;
+    }
+    request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))
+        .flat_map(|(_, value)| value.split(','))
+        .map(|coding| coding.trim().to_ascii_lowercase())
+        .find(|coding| {
+            !coding.is_empty() && !matches!(coding.as_str(), "identity" | "gzip" | "x-gzip" | "deflate")
+        })
 }
 
 /// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.

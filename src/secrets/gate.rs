@@ -10,7 +10,7 @@ use crate::model::interaction::{Encoded, Interaction};
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
 use crate::secrets::pseudonym::PseudonymKey;
-use crate::secrets::exposure::scan_for_leak;
+use crate::secrets::exposure::{scan_for_leak, unreadable_request_coding};
 use crate::secrets::redact::{Redactor, mask_credentials};
 
 /// Credential masking, redaction, leak check and keying, in that order.
@@ -50,6 +50,9 @@ pub enum Refusal {
     },
     /// The request cannot be keyed (its body does not parse as what it claims to be).
     Key(String),
+    /// The request body is in a `Content-Encoding` the gate cannot read, so it cannot be
+    /// checked for credentials (the coding is named).
+    Unreadable(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -61,6 +64,11 @@ impl std::fmt::Display for Refusal {
                 "the value of {label} is still present ({encoding}) after redaction (leak gate)"
             ),
             Refusal::Key(why) => write!(f, "the request cannot be keyed: {why}"),
+            Refusal::Unreadable(coding) => write!(
+                f,
+                "the request body is in Content-Encoding {coding}, which the leak gate cannot \
+                 read to check it for credentials"
+            ),
         }
     }
 }
@@ -90,6 +98,9 @@ impl<'a> Gate<'a> {
         interaction: &'i Interaction,
         mut needles: Vec<Needle>,
     ) -> Result<Passed<'i>, Refusal> {
+        if let Some(coding) = unreadable_request_coding(&interaction.request) {
+            return Err(Refusal::Unreadable(coding));
+        }
         // Credentials outside the named headers (query, body, URL user information) first:
         // they are never stored, redaction or not.
         let masked = match mask_credentials(interaction, self.access_key) {
