@@ -947,18 +947,7 @@ async fn credentials_in_xml_bodies_never_reach_disk_and_the_request_matches_anot
 /// and `verify --deny` finds a password inside a compressed body a cassette holds.
 #[tokio::test]
 async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
-    use std::io::Write as _;
     const PASSWORD: &str = "Compressed-Pa55word-4711";
-    let gzip = |data: &[u8]| {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    };
-    let zlib = |data: &[u8]| {
-        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    };
     let json = format!(
         r#"{{"auth":{{"identity":{{"methods":["password"],"password":{{"user":{{"name":"u","domain":{{"name":"d"}},"password":"{PASSWORD}"}}}}}}}}}}"#
     );
@@ -1074,18 +1063,7 @@ async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
 /// takes its place) and its bytes never reach the disk. The client gets the live answer.
 #[tokio::test]
 async fn a_secret_in_an_answer_compressed_more_than_it_says_never_reaches_disk() {
-    use std::io::Write as _;
     const SECRET: &str = "Undeclared-Secret-Key-9041";
-    let gzip = |data: &[u8]| {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    };
-    let zlib = |data: &[u8]| {
-        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(data).unwrap();
-        enc.finish().unwrap()
-    };
     let json = format!(
         r#"{{"credential":{{"access":"AKIDEXAMPLE","secret":"{SECRET}","expires_at":"2030-01-01T00:00:00Z"}}}}"#
     );

@@ -92,13 +92,6 @@ async fn a_miss_under_matched_headers_never_prints_a_credential_value() {
 
 // ---- #8: secrets the leak gate missed ---------------------------------------------------------
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
 /// Records one GET through a proxy in front of `upstream` (with `config` applied) sending
 /// `headers`; returns the client's answer and how many live answers (not gaps) the store holds
 /// afterwards.

@@ -30,7 +30,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -55,6 +55,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use super::gzip;
 use super::tls::{self, TestCa};
 
 /// The image of the reference's example response.
@@ -774,12 +775,6 @@ fn accepts_gzip(parts: &Parts) -> bool {
             (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip"))
                 && !refused
         })
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).expect("gzip into memory");
-    encoder.finish().expect("finish gzip into memory")
 }
 
 /// The `/cut` body: the first [`CUT_SENT_BYTES`] of the seed JSON, a short pause so hyper flushes

@@ -172,6 +172,22 @@ pub fn image_url(proxy: &ProxyServer, id: &str) -> String {
     format!("{}/v2/images/{id}", proxy.uri())
 }
 
+/// `bytes` as one gzip stream.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip into memory");
+    encoder.finish().expect("finish gzip into memory")
+}
+
+/// `bytes` as one zlib stream (what `Content-Encoding: deflate` sends).
+pub fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("zlib into memory");
+    encoder.finish().expect("finish zlib into memory")
+}
+
 /// Copies the shipped cassettes (the repository's `cassettes/`) into `dir/cassettes`.
 pub fn shipped_cassettes(dir: &Path) -> PathBuf {
     let to = dir.join("cassettes");
