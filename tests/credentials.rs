@@ -85,6 +85,13 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
     // Credentials in relative URLs and `;` parameters of header values, both ways.
     const RELATIVE_TOKEN: &str = "relative-url-token-c95e";
     const FORWARDED_TOKEN: &str = "forwarded-token-6d12";
+    // Headers named for authentication, a key handed over, an assertion; an API key and a JWT
+    // as query parameters.
+    const REGISTRY_AUTH: &str = "header-registry-auth-2c55";
+    const FUNCTIONS_KEY: &str = "header-functions-key-81fd";
+    const JWT_ASSERTION: &str = "header-jwt-assertion-e04b";
+    const QUERY_KEY: &str = "query-api-key-7f31";
+    const QUERY_JWT: &str = "query-jwt-90ac";
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::plain()).await;
     let answer = serde_json::json!({
@@ -141,7 +148,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
             assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
         } else {
             let url = format!(
-                "{}/v2/settings;token={MATRIX}?SecurityToken={QUERY_TOKEN}&limit=1",
+                "{}/v2/settings;token={MATRIX}?SecurityToken={QUERY_TOKEN}&limit=1&key={QUERY_KEY}&jwt={QUERY_JWT}",
                 proxy.uri
             );
             let original = format!("/v2/settings?token={FORWARDED_TOKEN}");
@@ -149,6 +156,9 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
             let headers = [
                 ("x-auth-password", HEADER_PASSWORD),
                 ("x-vault-token", VAULT_TOKEN),
+                ("x-registry-auth", REGISTRY_AUTH),
+                ("x-functions-key", FUNCTIONS_KEY),
+                ("cf-access-jwt-assertion", JWT_ASSERTION),
                 ("x-original-url", original.as_str()),
                 ("forwarded", forwarded.as_str()),
             ];
@@ -181,7 +191,7 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         &dir.path().join("run-1"),
     );
     let url = format!(
-        "{}/v2/settings;token=another-one?SecurityToken=another&limit=1",
+        "{}/v2/settings;token=another-one?SecurityToken=another&limit=1&key=k&jwt=j",
         replay.uri
     );
     let reply = send("GET", &url, &[], b"").await;
@@ -248,6 +258,11 @@ async fn matrix_parameters_multipart_parts_and_suffixed_answer_fields_never_reac
         RELATIVE_TOKEN,
         FORWARDED_TOKEN,
         NAME_EQUALS,
+        REGISTRY_AUTH,
+        FUNCTIONS_KEY,
+        JWT_ASSERTION,
+        QUERY_KEY,
+        QUERY_JWT,
     ] {
         for place in &places {
             let hits = files_containing(place, secret.as_bytes());

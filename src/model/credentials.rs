@@ -53,6 +53,10 @@ const NAMES: &[&str] = &[
     "xauthkey",
     "pwd",
     "pass",
+    "pw",
+    // A JSON Web Token as a parameter (`?jwt=`), and OAuth's proof-of-possession (`DPoP`).
+    "jwt",
+    "dpop",
     // Huawei's access key id and secret key as query or form parameters.
     "ak",
     "sk",
@@ -81,9 +85,13 @@ const NAMES: &[&str] = &[
 /// `root_pwd`, `adminPwd`; app codes and app keys of API gateways (`X-Apig-AppCode`,
 /// `X-HW-APPKEY`); key material (`signing_key`, `encryption_key`, `master_key`, `hmac_key`,
 /// Swift's `X-Account-Meta-Temp-Url-Key` and `…-Temp-Url-Key-2`); session ids
-/// (`x_session_id`); a Keystone MFA receipt (`auth_receipt`). A name ending in `pass` as a word
-/// of its own (`X-Storage-Pass`, `db_pass`) is one too (see [`ends_in_word_pass`]).
+/// (`x_session_id`); a Keystone MFA receipt (`auth_receipt`); signed assertions and JWTs
+/// (`saml_assertion`, `X-JWT-Assertion`, `Cf-Access-Jwt-Assertion`, `x_amzn_oidc_jwt`). A name
+/// ending in `pass` as a word of its own (`X-Storage-Pass`, `db_pass`) is one too (see
+/// [`ends_in_word_pass`]).
 const ENDINGS: &[&str] = &[
+    "assertion",
+    "jwt",
     "pwd",
     "appcode",
     "appkey",
@@ -683,6 +691,14 @@ mod tests {
             "client_assertion",
             "code_verifier",
             "password_hash",
+            // Assertions, JWTs and short spellings of a password.
+            "X-JWT-Assertion",
+            "Cf-Access-Jwt-Assertion",
+            "saml_assertion",
+            "jwt",
+            "id_jwt",
+            "pw",
+            "DPoP",
         ] {
             assert!(is_credential_name(name), "{name}");
         }
@@ -753,6 +769,20 @@ mod tests {
         let body = br#"{"error":{"code":"IMS.0001","message":"m"}}"#;
         assert!(mask_body(body, Some("application/json")).is_none());
         assert!(mask_body(b"code=IMS.0001&region=r", Some("application/x-www-form-urlencoded")).is_none());
+    }
+
+    #[test]
+    fn key_and_auth_are_credentials_as_parameters_but_data_as_json_fields() {
+        let (masked, found) = mask_query("key=AIzaSy-k1&auth=Bearer%20t1&jwt=a.b.c&pw=p1&limit=2").unwrap();
+        assert_eq!(masked, "key=REDACTED&auth=REDACTED&jwt=REDACTED&pw=REDACTED&limit=2");
+        assert_eq!(found.len(), 4);
+        let form = b"pw=p2&KEY=k2&name=n";
+        let (masked, _) = mask_body(form, Some("application/x-www-form-urlencoded")).unwrap();
+        assert_eq!(masked, b"pw=REDACTED&KEY=REDACTED&name=n");
+        // IMS tags and Keystone's sign-in keep their `key` and `auth` fields.
+        let tags = br#"{"tags":[{"key":"env","value":"ci"}]}"#;
+        assert!(mask_body(tags, Some("application/json")).is_none());
+        assert_eq!(mask_query("sort_key=name&monkey=1"), None);
     }
 
     #[test]

@@ -159,9 +159,8 @@ pub fn is_credential(name: &str) -> bool {
 /// parameters and body fields do ([`crate::model::credentials::is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
 /// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`,
 /// `X-Storage-Pass`, `X-Apig-AppCode`, `X-HW-APPKEY`, Swift's `X-Account-Meta-Temp-Url-Key`
-/// and `X-Container-Meta-Temp-Url-Key-2`), and keys of an authority (`X-Auth-User-Key`,
-/// `X-Access-Key`; `Idempotency-Key` is not one), and any name holding `authorization` or
-/// `cookie`.
+/// and `X-Container-Meta-Temp-Url-Key-2`), names ending in `key` but for the keys that are not
+/// secrets (`Idempotency-Key`) or in `auth`, and any name holding `authorization` or `cookie`.
 fn names_a_credential(name: &str) -> bool {
     let compact = crate::model::credentials::compact(name);
     is_credential_compact(&compact)
@@ -169,11 +168,26 @@ fn names_a_credential(name: &str) -> bool {
         // `X-Forwarded-Authorization`, `X-Original-Authorization`; `Cookie2`, `X-Cookie`.
         || compact.contains("authorization")
         || compact.contains("cookie")
-        || compact.ends_with("key")
-            && ["auth", "api", "access", "secret", "private", "session"]
-                .iter()
-                .any(|part| compact.contains(part))
+        // `X-Auth`, `X-Registry-Auth` (base64 JSON with a password), `X-Sentry-Auth`,
+        // `X-Tableau-Auth`: a header named for authentication carries it.
+        || compact.ends_with("auth")
+        // `X-Functions-Key`, `X-Auth-User-Key`, `X-Amz-Server-Side-Encryption-Customer-Key`: a
+        // header ending in `key` hands one over, unless it names one of the keys that are not
+        // secrets ([`NOT_SECRET_KEYS`]).
+        || compact.ends_with("key") && !NOT_SECRET_KEYS.iter().any(|k| compact.ends_with(k))
 }
+
+/// How header names end (in compact form) whose key is not a secret: a request's idempotency
+/// key, the WebSocket handshake's nonce, a cache's, partition's or routing key, a public key.
+const NOT_SECRET_KEYS: &[&str] = &[
+    "idempotencykey",
+    "websocketkey",
+    "cachekey",
+    "partitionkey",
+    "routingkey",
+    "deduplicationkey",
+    "publickey",
+];
 
 /// True for a request header that is neither stored nor matched on (dates, user agents, request ids, and the headers the proxy rewrites).
 pub fn is_volatile_request(name: &str) -> bool {
@@ -329,10 +343,31 @@ mod tests {
             "authorization",
             "Cookie",
             "X-Security-Token",
+            // Named for authentication, keys handed over, assertions and proofs.
+            "X-Auth",
+            "X-Registry-Auth",
+            "X-Sentry-Auth",
+            "X-Tableau-Auth",
+            "X-Functions-Key",
+            "X-Amz-Server-Side-Encryption-Customer-Key",
+            "X-JWT-Assertion",
+            "Cf-Access-Jwt-Assertion",
+            "X-Goog-IAP-JWT-Assertion",
+            "DPoP",
         ] {
             assert!(is_credential(name), "{name}");
         }
-        assert!(!is_credential("x-project-id"));
+        for name in [
+            "x-project-id",
+            "Idempotency-Key",
+            "Sec-WebSocket-Key",
+            "X-Cache-Key",
+            "X-Ms-Documentdb-Partitionkey",
+            "WWW-Authenticate",
+            "Authentication-Info",
+        ] {
+            assert!(!is_credential(name), "{name}");
+        }
     }
 
     #[test]

@@ -13,11 +13,11 @@ use crate::model::credentials::{Found, PLACEHOLDER, is_credential_name};
 fn is_credential_param(name: &str) -> bool {
     // Nothing to decode (the common case): no allocation but `compact`'s.
     if !name.contains(['%', '+']) {
-        return is_credential_name(name);
+        return is_param_credential_name(name);
     }
     let mut name = decode(name);
     for _ in 0..3 {
-        if is_credential_name(&name) {
+        if is_param_credential_name(&name) {
             return true;
         }
         let again = decode(&name);
@@ -26,7 +26,17 @@ fn is_credential_param(name: &str) -> bool {
         }
         name = again;
     }
-    is_credential_name(&name)
+    is_param_credential_name(&name)
+}
+
+/// Whole names that carry a credential as query or form parameters, though in a JSON body they
+/// are ordinary fields (IMS tags are `{"key": …, "value": …}`, Keystone signs in under
+/// `"auth"`): an API key (`?key=`, as Google's APIs take it) and `?auth=`.
+const PARAM_ONLY_NAMES: &[&str] = &["key", "auth"];
+
+/// [`is_credential_name`], or one of [`PARAM_ONLY_NAMES`] in any case.
+fn is_param_credential_name(name: &str) -> bool {
+    is_credential_name(name) || PARAM_ONLY_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// Whether `bytes` hold, at `i`, the percent-encoding `%` `digit` `letter` (the letter in any
