@@ -152,7 +152,8 @@ pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -
 /// answers: a copy of a parsed body is dear).
 pub fn may_hold_answer_secrets(value: &Value) -> bool {
     match value {
-        Value::Object(map) => map.iter().any(|(name, item)| {
+        Value::Object(map) => crate::model::credentials::opaque_blob(map)
+            || map.iter().any(|(name, item)| {
             may_be_secret_name(name)
                 && (is_answer_secret(name) || compact(name) == "access")
                 || may_hold_answer_secrets(item)
@@ -264,6 +265,16 @@ fn mask_answer_into(
 ) {
     match value {
         Value::Object(map) => {
+            if crate::model::credentials::opaque_blob(map)
+                && let Some(blob) = map.get_mut("blob")
+            {
+                let mut masked = Vec::new();
+                mask_credential("blob", blob, &mut masked);
+                found.extend(masked.into_iter().map(|f| Found {
+                    label: "credential field blob of the answer body".to_owned(),
+                    value: f.value,
+                }));
+            }
             for (name, item) in map.iter_mut() {
                 let normal = compact(name);
                 if masks(name, item) {
@@ -314,6 +325,20 @@ fn mask_answer_into(
 mod tests {
     use super::*;
     use crate::model::credentials::PLACEHOLDER;
+
+    #[test]
+    fn a_keystone_credentials_list_has_each_opaque_blob_masked() {
+        let mut answer = serde_json::json!({"credentials": [
+            {"id": "c1", "type": "totp", "blob": "GEZDGNBVGY3TQOJQ", "user_id": "u1"},
+            {"id": "c2", "type": "cert", "blob": "-----BEGIN PRIVATE KEY-----x", "user_id": "u1"},
+        ]});
+        assert!(may_hold_answer_secrets(&answer));
+        let found = mask_answer_json(&mut answer, &str::to_owned);
+        assert_eq!(found.len(), 2);
+        assert_eq!(answer["credentials"][0]["blob"], PLACEHOLDER);
+        assert_eq!(answer["credentials"][1]["blob"], PLACEHOLDER);
+        assert_eq!(answer["credentials"][0]["id"], "c1");
+    }
 
     #[test]
     fn only_answers_with_a_key_masking_acts_on_are_copied_to_be_masked() {

@@ -252,9 +252,26 @@ fn patched_credential(map: &serde_json::Map<String, Value>) -> Option<String> {
     is_credential_name(&last).then_some(last)
 }
 
+/// Whether `map` is a Keystone credential (`/v3/credentials`: `{"blob": …, "type": …}`) whose
+/// blob is the credential itself, to be masked whole: a TOTP seed, a certificate's key, any type
+/// but `ec2`, whose blob is JSON with its `secret` masked inside (its `access` key id stays, to
+/// tell credentials apart).
+pub(crate) fn opaque_blob(map: &serde_json::Map<String, Value>) -> bool {
+    matches!(map.get("blob"), Some(Value::String(blob)) if !blob.is_empty() && blob != PLACEHOLDER)
+        && map
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.eq_ignore_ascii_case("ec2"))
+}
+
 fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => {
+            if opaque_blob(map)
+                && let Some(blob) = map.get_mut("blob")
+            {
+                mask_scalar("blob", blob, found);
+            }
             let patched = patched_credential(map);
             for (name, item) in map.iter_mut() {
                 if let Some(credential) = patched.as_deref().filter(|_| name == "value") {
@@ -361,6 +378,9 @@ pub fn unmasked_in_json(value: &Value) -> Vec<(String, String)> {
 fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(map) => {
+            if opaque_blob(map) {
+                out.push((format!("{pointer}/blob"), "blob".to_owned()));
+            }
             let patched = patched_credential(map);
             for (name, item) in map.iter_mut() {
                 let child = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
@@ -769,6 +789,23 @@ mod tests {
         let body = br#"{"error":{"code":"IMS.0001","message":"m"}}"#;
         assert!(mask_body(body, Some("application/json")).is_none());
         assert!(mask_body(b"code=IMS.0001&region=r", Some("application/x-www-form-urlencoded")).is_none());
+    }
+
+    #[test]
+    fn a_keystone_credential_blob_is_masked_whole_but_an_ec2_blob_keeps_its_access_key_id() {
+        let totp = br#"{"credential":{"blob":"GEZDGNBVGY3TQOJQ","type":"totp","user_id":"u1"}}"#;
+        let (masked, found) = mask_body(totp, Some("application/json")).unwrap();
+        let masked: Value = serde_json::from_slice(&masked).unwrap();
+        assert_eq!(masked["credential"]["blob"], PLACEHOLDER);
+        assert_eq!(masked["credential"]["type"], "totp");
+        assert_eq!(found[0].value, "GEZDGNBVGY3TQOJQ");
+        let ec2 = br#"{"credential":{"blob":"{\"access\":\"AK1\",\"secret\":\"S1\"}","type":"ec2"}}"#;
+        let (masked, found) = mask_body(ec2, Some("application/json")).unwrap();
+        let text = String::from_utf8(masked).unwrap();
+        assert!(text.contains("AK1") && !text.contains("S1"), "{text}");
+        assert_eq!(found.len(), 1);
+        // A `blob` without a credential's `type` is data.
+        assert!(mask_body(br#"{"blob":"abc","size":3}"#, Some("application/json")).is_none());
     }
 
     #[test]
