@@ -245,6 +245,34 @@ impl LeakScanner {
         leaks
     }
 
+    /// `haystack` with every needle, in every encoding it is found in, replaced by
+    /// `placeholder`: for reports printed where a log may keep them (`drift`).
+    pub fn masked(&self, haystack: &[u8], placeholder: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(haystack.len());
+        let mut at = 0;
+        while at < haystack.len() {
+            let found = self.by_first_byte[usize::from(haystack[at])]
+                .iter()
+                .filter_map(|&id| {
+                    let pattern = &self.patterns[id];
+                    let value = &self.values[pattern.needle];
+                    pattern.matcher.match_at(value, haystack, at).map(|(end, _)| end)
+                })
+                .max();
+            match found {
+                Some(end) => {
+                    out.extend_from_slice(placeholder);
+                    at = end;
+                }
+                None => {
+                    out.push(haystack[at]);
+                    at += 1;
+                }
+            }
+        }
+        out
+    }
+
     fn scan(&self, haystack: &[u8], first_only: bool) -> Vec<Leak> {
         let mut leaks = Vec::new();
         let mut resume_at = vec![0usize; self.patterns.len()];

@@ -415,6 +415,17 @@ fn mask_secrets(body: &[u8], secrets: &[String]) -> Vec<u8> {
             out = serde_json::to_vec(&value).expect("a value serialises");
         }
     }
+    // And in every other encoding the leak gate knows (percent, HTML references, base64, hex,
+    // UTF-16): a live answer may echo the token in any of them.
+    let scanner = crate::secrets::leak::LeakScanner::new(secrets.iter().map(|s| {
+        crate::secrets::leak::Needle {
+            label: "the drift token".to_owned(),
+            value: (*s).clone(),
+        }
+    }));
+    if !scanner.is_empty() {
+        out = scanner.masked(&out, PLACEHOLDER.as_bytes());
+    }
     out
 }
 
@@ -502,5 +513,15 @@ mod tests {
         let masked = String::from_utf8(mask_secrets(body, &[token.to_owned()])).unwrap();
         assert!(!masked.contains("123456"), "{masked}");
         assert!(!masked.contains("pw-999999"), "{masked}");
+        // Echoed percent-encoded, HTML-escaped, in base64 or hex: each is masked too.
+        use base64::Engine as _;
+        let token = "tok+en/4711=";
+        let base64 = base64::engine::general_purpose::STANDARD.encode(token);
+        let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+        let body = format!(
+            "<p>tok%2Ben%2F4711%3D tok&#43;en&#x2f;4711= {base64} {hex} kept</p>"
+        );
+        let masked = String::from_utf8(mask_secrets(body.as_bytes(), &[token.to_owned()])).unwrap();
+        assert_eq!(masked, "<p>REDACTED REDACTED REDACTED REDACTED kept</p>");
     }
 }
