@@ -336,12 +336,14 @@ pub(super) fn upstream_url(text: &str) -> std::result::Result<String, String> {
     let uri = origin(text)?;
     let path = uri.path();
     if !matches!(path, "" | "/") {
+        // Shown with its `;token=` parameters masked, as the URL is in the refusal.
+        let path = crate::model::credentials::shown_path(path);
         let authority = uri.authority().map_or("", |a| a.as_str());
         let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("https"));
         return Err(format!(
             "give only scheme://host[:port], without a path: clients send the whole path \
              (/v2/images/...), so {path} would be sent twice ({}/v2/...); use --upstream {origin}",
-            path.trim_end_matches('/')
+            path.trim_end_matches('/'),
         ));
     }
     Ok(text.to_owned())

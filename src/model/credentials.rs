@@ -579,6 +579,14 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
 pub fn shown_url(url: &str) -> String {
     let url = match strip_userinfo(url) {
         (stripped, Some(_)) => stripped.replacen("://", &format!("://{PLACEHOLDER}@"), 1),
+        // `user:password@host` without a scheme (refused for that, and shown in the refusal).
+        (url, None) if !url.contains("://") => {
+            let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+            match url[..authority_end].rfind('@') {
+                Some(at) => format!("{PLACEHOLDER}{}", &url[at..]),
+                None => url,
+            }
+        }
         (url, None) => url,
     };
     let (base, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
@@ -594,7 +602,14 @@ pub fn shown_url(url: &str) -> String {
             None => shown.push_str(query),
         }
     }
-    shown.push_str(fragment);
+    // A fragment is read like a query: OAuth's implicit grant hands out `#access_token=…`.
+    if let Some(fragment) = fragment.strip_prefix('#') {
+        shown.push('#');
+        match mask_query(fragment) {
+            Some((masked, _)) => shown.push_str(&masked),
+            None => shown.push_str(fragment),
+        }
+    }
     shown
 }
 

@@ -459,6 +459,28 @@ fn an_upstream_or_route_url_that_cannot_be_used_is_a_usage_error_naming_the_flag
         assert!(!err.contains("--upstream"), "{route}: {err}");
         assert!(!err.contains("pa55word"), "{route}: {err}");
     }
+    // Nor in any other part a refusal shows: a fragment, a path parameter, user information
+    // without a scheme, for both flags.
+    for url in [
+        "https://127.0.0.1:9#access_token=pa55word-9",
+        "https://127.0.0.1:9/x;token=pa55word-9",
+        "user:pa55word-9@127.0.0.1:9",
+    ] {
+        let route = format!("/v3={url}");
+        let mut flags = vec![["--upstream", url]];
+        // A route may have a path: that one would start.
+        if !url.contains(";token=") {
+            flags.push(["--route", route.as_str()]);
+        }
+        for flag in flags {
+            let (code, err) = run(
+                &[&["record"][..], &flag, &["--listen", "0", "--store", "s"]].concat(),
+                dir.path(),
+            );
+            assert_eq!(code, 2, "{flag:?}: {err}");
+            assert!(!err.contains("pa55word"), "{flag:?}: {err}");
+        }
+    }
     assert!(!dir.path().join("s").exists(), "nothing was recorded");
     // What is fine stays fine: IPv6, a port, a trailing slash.
     for url in [
