@@ -150,7 +150,12 @@ impl Prepared {
         let text_body = rewrites_body(&headers, &body);
         let searched: &[u8] = if text_body { &body } else { &[] };
         let upstream_origins: Vec<String> = origins
-            .filter(|o| !o.is_empty() && mentions(o, searched, headers.values()))
+            .filter(|o| {
+                !o.is_empty()
+                    && (mentions(o, searched, headers.values())
+                        || default_port_spelling(o)
+                            .is_some_and(|other| mentions(&other, searched, headers.values())))
+            })
             .map(str::to_owned)
             .collect();
         Prepared {
@@ -509,6 +514,27 @@ fn with_finder<T>(needle: &str, mut search: impl FnMut(&memchr::memmem::Finder<'
         .unwrap_or_else(|_| search(&memchr::memmem::Finder::new(needle)))
 }
 
+/// The other spelling of `origin` with its scheme's default port, which names the same
+/// server: `https://h` and `https://h:443`, `http://h` and `http://h:80`. `None` for an origin
+/// with another port.
+fn default_port_spelling(origin: &str) -> Option<String> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let default = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    // The port follows the host, after an IPv6 literal's `]`.
+    let host_end = authority.rfind(']').map_or(0, |at| at + 1);
+    match authority[host_end..].rsplit_once(':') {
+        Some((_, port)) if port == default => {
+            Some(format!("{scheme}://{}", &authority[..authority.len() - port.len() - 1]))
+        }
+        Some(_) => None,
+        None => Some(format!("{origin}:{default}")),
+    }
+}
+
 /// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
 /// `proxy` where it is a whole origin ([`replace_origins`]); the body only when `text_body`.
 fn rewrite_origins(
@@ -520,10 +546,11 @@ fn rewrite_origins(
 ) -> (Bytes, HeaderMap) {
     let pairs: Vec<(String, String)> = upstreams
         .iter()
+        .flat_map(|upstream| std::iter::once(upstream.clone()).chain(default_port_spelling(upstream)))
         .flat_map(|upstream| {
             [
-                (upstream.clone(), proxy.to_owned()),
                 (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
+                (upstream, proxy.to_owned()),
             ]
         })
         .collect();
@@ -612,6 +639,34 @@ mod tests {
             ..response
         };
         assert!(!Prepared::from_recorded(&plain).unwrap().mentions_upstream());
+    }
+
+    #[test]
+    fn an_origin_spelt_with_or_without_its_default_port_is_the_same_origin() {
+        for (upstream, mentioned) in [
+            ("https://ims.example", "https://ims.example:443"),
+            ("https://ims.example:443", "https://ims.example"),
+            ("http://[::1]", "http://[::1]:80"),
+        ] {
+            let response = RecordedResponse {
+                status: 200,
+                headers: vec![("location".into(), format!("{mentioned}/v2/images/x"))],
+                body: Body::from_bytes(format!(r#"{{"next":"{mentioned}/v2/images?marker=x"}}"#).as_bytes()),
+                recorded_at: String::new(),
+                latency_ms: 0,
+                upstream: upstream.into(),
+                other_upstreams: Vec::new(),
+            };
+            let prepared = Prepared::from_recorded(&response).unwrap();
+            assert_eq!(prepared.mentioned_origins(), [upstream], "{upstream}");
+            let served = prepared.to_response(Outcome::Hit, Some("http://127.0.0.1:9"));
+            assert_eq!(served.headers()["location"], "http://127.0.0.1:9/v2/images/x");
+            let body = futures_executor_block_on(http_body_util::BodyExt::collect(served.into_body()));
+            assert_eq!(body, br#"{"next":"http://127.0.0.1:9/v2/images?marker=x"}"#);
+        }
+        // Another port is another origin.
+        assert_eq!(default_port_spelling("https://ims.example:8443"), None);
+        assert_eq!(default_port_spelling("http://h:443").as_deref(), None);
     }
 
     #[test]
