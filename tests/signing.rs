@@ -166,6 +166,19 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         "{replayed}"
     );
     assert!(!replayed.contains("https://127.0.0.1"), "{replayed}");
+    // An HTTP/1.0 client sending no `Host`, or an empty one, gets the links of the listener it
+    // reached.
+    for request in [
+        "GET /v2 HTTP/1.0\r\n\r\n",
+        "GET /v2 HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = raw_exchange(replay.address(), request.as_bytes()).await;
+        assert!(
+            answer.contains(&format!("{}/v2/", replay.uri())),
+            "{answer}"
+        );
+        assert!(!answer.contains("https://127.0.0.1"), "{answer}");
+    }
 }
 
 #[tokio::test]

@@ -66,6 +66,7 @@ impl Connections {
     ) {
         // `biased`: polled in order, without drawing a random number per poll (either order is
         // correct: both branches end the wait, and neither is ready on every poll).
+        let local = stream.local_addr().ok();
         let opened = tokio::select! {
             biased;
             opened = tokio::time::timeout(self.header_read_timeout, self.open(stream, peer)) => opened,
@@ -73,11 +74,11 @@ impl Connections {
         };
         match opened {
             Ok(Some(Opened::Plain(protocol, tcp))) => {
-                self.serve_http(protocol, tcp, peer, proxy, session, watcher)
+                self.serve_http(protocol, tcp, peer, local, proxy, session, watcher)
                     .await;
             }
             Ok(Some(Opened::Tls(protocol, tls))) => {
-                self.serve_http(protocol, *tls, peer, proxy, session, watcher)
+                self.serve_http(protocol, *tls, peer, local, proxy, session, watcher)
                     .await;
             }
             Ok(None) => {}
@@ -116,6 +117,7 @@ impl Connections {
         protocol: Protocol,
         io: I,
         peer: SocketAddr,
+        local: Option<SocketAddr>,
         proxy: Arc<Proxy>,
         session: Option<Arc<str>>,
         watcher: Watcher,
@@ -129,8 +131,20 @@ impl Connections {
             let (requested, watch) = (requested.clone(), watch.clone());
             // A session listener's requests are in its session whatever they carry.
             let session = session.and_then(|s| hyper::header::HeaderValue::from_str(&s).ok());
+            // What an HTTP/1.0 client without `Host` (or with an empty one) reached: the links
+            // served to it then point at this listener, not at the upstream.
+            let local = local.and_then(|a| hyper::header::HeaderValue::from_str(&a.to_string()).ok());
             service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 requested.store(true, Ordering::Relaxed);
+                if let Some(local) = &local
+                    && request.uri().authority().is_none()
+                    && request
+                        .headers()
+                        .get(hyper::header::HOST)
+                        .is_none_or(|host| host.as_bytes().trim_ascii().is_empty())
+                {
+                    request.headers_mut().insert(hyper::header::HOST, local.clone());
+                }
                 if let Some(session) = &session {
                     request
                         .headers_mut()
