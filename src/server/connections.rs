@@ -10,6 +10,14 @@ pub(super) enum Protocol {
     Http2,
 }
 
+/// The two ends of an accepted connection: the client's address, and the listener's it reached
+/// (`None` when the system could not say).
+#[derive(Clone, Copy)]
+pub(super) struct Ends {
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+}
+
 /// How accepted connections are served: the HTTP/1 and HTTP/2 settings, TLS, and the bound on
 /// everything that happens before the first request head is read. The protocol is chosen before
 /// hyper sees a connection (see `open`), so hyper's own per-protocol builders serve it: unlike
@@ -74,11 +82,11 @@ impl Connections {
         };
         match opened {
             Ok(Some(Opened::Plain(protocol, tcp))) => {
-                self.serve_http(protocol, tcp, peer, local, proxy, session, watcher)
+                self.serve_http(protocol, tcp, Ends { peer, local }, proxy, session, watcher)
                     .await;
             }
             Ok(Some(Opened::Tls(protocol, tls))) => {
-                self.serve_http(protocol, *tls, peer, local, proxy, session, watcher)
+                self.serve_http(protocol, *tls, Ends { peer, local }, proxy, session, watcher)
                     .await;
             }
             Ok(None) => {}
@@ -116,8 +124,7 @@ impl Connections {
         &self,
         protocol: Protocol,
         io: I,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
+        Ends { peer, local }: Ends,
         proxy: Arc<Proxy>,
         session: Option<Arc<str>>,
         watcher: Watcher,
