@@ -631,3 +631,56 @@ async fn ls_shows_each_recordings_session_and_show_picks_one_by_session() {
     assert_eq!(code, 0);
     assert!(shown.contains("default"), "{shown}");
 }
+
+/// A test rerun after a failure (pytest-rerunfailures through the plugin) stops its session and
+/// starts the same name again: in `record` the rerun's answers replace the failed attempt's, all
+/// of them, so replay serves what the passing run saw.
+#[tokio::test]
+async fn a_session_stopped_and_started_again_records_afresh() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let up = scripted_upstream(move |_| {
+        match counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 | 1 => http_answer("503 Service Unavailable", &[], b"{\"flaky\":true}"),
+            _ => http_answer(
+                "200 OK",
+                &[("content-type", "application/json")],
+                b"{\"id\":\"x\"}",
+            ),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let session = [("x-ims-vcr-session", "suite/test_flaky")];
+    let url = format!("{}/v2/images/x", proxy.uri());
+    let stop = format!("{}/__ims-vcr/sessions/suite/test_flaky/stop", proxy.uri());
+    for _ in 0..2 {
+        assert_eq!(send("GET", &url, &session, b"").await.status, 503);
+    }
+    assert_eq!(send("POST", &stop, &[], b"").await.status, 200);
+    assert_eq!(send("GET", &url, &session, b"").await.status, 200);
+    assert_eq!(send("POST", &stop, &[], b"").await.json()["recorded"], 1);
+    proxy.shutdown().await.unwrap();
+
+    let opened = ims_vcr::storage::store::Store::open(&store).unwrap();
+    let recordings = opened.load(&opened.rules().unwrap()).unwrap();
+    let statuses: Vec<u16> = recordings
+        .iter()
+        .flat_map(|r| &r.answers)
+        .map(|a| a.response.status)
+        .collect();
+    assert_eq!(statuses, [200], "only the rerun's answer is kept");
+    drop(opened);
+    let replay = replayer(&store).await;
+    let replayed = send(
+        "GET",
+        &format!("{}/v2/images/x", replay.uri()),
+        &session,
+        b"",
+    )
+    .await;
+    assert_eq!(replayed.status, 200);
+    replay.shutdown().await.unwrap();
+}

@@ -169,6 +169,9 @@ impl Sessions {
         let verdict = self.verdict(session, tapes, fail_on_unused);
         self.live().remove(session);
         tapes.reset_session(Some(session));
+        // Used again (a rerun test), the name records afresh: in `record` its answers replace
+        // this attempt's instead of following them.
+        tapes.start_session_over(session);
         self.finished
             .lock()
             .expect("no code panics while holding the sessions lock")

@@ -459,6 +459,36 @@ impl Tapes {
         self.reset_where(|_, tape| tape.session() == session)
     }
 
+    /// Makes every recording of `session` made by this process one from an earlier session,
+    /// as a session stopped and started again needs: its next answer starts the request over
+    /// (see [`Store::start_over`], which it is called on for each) instead of following the
+    /// earlier attempt's.
+    pub fn start_session_over(&self, session: &str) {
+        let mut tapes = self
+            .tapes
+            .write()
+            .expect("no code panics while holding the tapes lock");
+        for tape in tapes.values_mut() {
+            if !tape.recorded || tape.session() != Some(session) {
+                continue;
+            }
+            let Some(Source::Store(store, digest)) = &tape.source else {
+                continue;
+            };
+            store.start_over(digest);
+            *tape = Arc::new(Tape {
+                line: tape.line.clone(),
+                session: tape.session.clone(),
+                count: tape.count,
+                loaded: OnceLock::new(),
+                source: Some(Source::Store(store.clone(), *digest)),
+                played: AtomicUsize::new(0),
+                played_total: AtomicUsize::new(tape.played_total.load(Ordering::Relaxed)),
+                recorded: false,
+            });
+        }
+    }
+
     fn reset_where(&self, wanted: impl Fn(&[u8; 32], &Tape) -> bool) -> usize {
         let tapes = self.read();
         let mut count = 0;

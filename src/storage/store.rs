@@ -389,6 +389,19 @@ impl Store {
         self.record_encoded(key, Encoded::of(interaction), replace).await
     }
 
+    /// Makes the next answer recorded for the request with `digest` its first of a new session
+    /// (a named session stopped and started again: a rerun test): in record mode it replaces
+    /// what the earlier attempt recorded, in auto mode it is appended after it.
+    pub fn start_over(&self, digest: &[u8; 32]) {
+        let mut session = self.lock();
+        if let Some(count) = session.next.remove(digest)
+            && let Some(known) = &mut session.known
+        {
+            // The writer's index learns what the attempt left (it knew only the pack's count).
+            known.insert(*digest, count);
+        }
+    }
+
     /// [`Store::record`] of an interaction already serialised (by the leak gate's scan).
     pub async fn record_encoded(
         &self,
