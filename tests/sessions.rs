@@ -684,3 +684,65 @@ async fn a_session_stopped_and_started_again_records_afresh() {
     assert_eq!(replayed.status, 200);
     replay.shutdown().await.unwrap();
 }
+
+/// A set-up call sent with `x-ims-vcr-skip` takes no recorded answer: in replay it is answered
+/// `599 IMS_VCR.SKIPPED` without moving the request's cursor and without counting as a miss,
+/// so the test's own requests replay in the order they were recorded; in `auto` it is
+/// forwarded (never served from the recording) and not stored.
+#[tokio::test]
+async fn a_skipped_request_never_takes_a_recorded_answer_in_replay_or_auto() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let up = scripted_upstream(move |_| {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let body = format!("{{\"count\":{n}}}");
+        http_answer(
+            "200 OK",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let skip = [("x-ims-vcr-skip", "true")];
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let url = |proxy: &ims_vcr::ProxyServer| format!("{}/counter", proxy.uri());
+    assert_eq!(
+        send("GET", &url(&proxy), &skip, b"").await.text(),
+        "{\"count\":0}"
+    );
+    assert_eq!(get(&url(&proxy)).await.text(), "{\"count\":1}");
+    assert_eq!(get(&url(&proxy)).await.text(), "{\"count\":2}");
+    proxy.shutdown().await.unwrap();
+
+    let replay = replayer(&store).await;
+    let skipped = send("GET", &url(&replay), &skip, b"").await;
+    assert_eq!(skipped.status, 599);
+    assert!(
+        skipped.text().contains("IMS_VCR.SKIPPED"),
+        "{}",
+        skipped.text()
+    );
+    assert_eq!(get(&url(&replay)).await.text(), "{\"count\":1}");
+    assert_eq!(get(&url(&replay)).await.text(), "{\"count\":2}");
+    let summary = replay.shutdown().await.unwrap();
+    assert!(summary.misses.is_empty(), "{:?}", summary.misses);
+
+    let auto = ims_vcr::ProxyServer::builder()
+        .auto(ims_vcr::UpstreamConfig::new(&up))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let forwarded = send("GET", &url(&auto), &skip, b"").await;
+    assert_eq!(forwarded.header("x-ims-vcr"), Some("forwarded"));
+    assert_eq!(forwarded.text(), "{\"count\":3}");
+    assert_eq!(
+        get(&url(&auto)).await.text(),
+        "{\"count\":1}",
+        "the cursor did not move"
+    );
+    auto.shutdown().await.unwrap();
+    assert_eq!(stored_answers(&store), 2);
+}

@@ -5,7 +5,8 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::model::credentials::{Found, PLACEHOLDER, is_credential_name};
+use crate::model::credential_names::is_param_credential_name;
+use crate::model::credentials::{Found, PLACEHOLDER};
 
 /// Whether a query or matrix parameter's `name` (raw or decoded) is a credential's, however
 /// many times it was percent-encoded: `%2574oken` is `token` to whatever decodes it twice, and
@@ -27,16 +28,6 @@ fn is_credential_param(name: &str) -> bool {
         name = again;
     }
     is_param_credential_name(&name)
-}
-
-/// Whole names that carry a credential as query or form parameters, though in a JSON body they
-/// are ordinary fields (IMS tags are `{"key": …, "value": …}`, Keystone signs in under
-/// `"auth"`): an API key (`?key=`, as Google's APIs take it) and `?auth=`.
-const PARAM_ONLY_NAMES: &[&str] = &["key", "auth"];
-
-/// [`is_credential_name`], or one of [`PARAM_ONLY_NAMES`] in any case.
-fn is_param_credential_name(name: &str) -> bool {
-    is_credential_name(name) || PARAM_ONLY_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// Whether `bytes` hold, at `i`, the percent-encoding `%` `digit` `letter` (the letter in any

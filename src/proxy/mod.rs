@@ -9,6 +9,7 @@ mod keys;
 mod passthrough;
 mod playback;
 mod record;
+mod responses;
 pub mod metrics;
 pub mod realism;
 pub mod sessions;
@@ -16,6 +17,8 @@ pub mod settings;
 pub mod telemetry;
 
 pub(crate) use record::Recorder;
+pub(crate) use responses::{error_response, json_response, unreadable_response};
+use responses::{closing, skipped_in_replay};
 use record::Coalesced;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,7 +31,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
@@ -444,6 +446,18 @@ impl Proxy {
             return Box::pin(self.pass_through(recorder, parts, body)).await;
         }
         let key = self.key(parts, &body, session);
+        // `x-ims-vcr-skip`: a test's set-up or clean-up call takes no part in the recording. It
+        // never takes a recorded answer (that would shift the test's own), is never stored,
+        // and counts for nothing in the session.
+        if crate::model::session::skip_of(parts) {
+            return match (mode, &self.recorder) {
+                (Mode::Replay, _) | (_, None) => (skipped_in_replay(parts), Outcome::Error),
+                (_, Some(recorder)) => {
+                    let forwarded = Box::pin(self.forward(recorder, parts, body, &key, mode)).await;
+                    self.served(parts, forwarded)
+                }
+            };
+        }
         if let Some(session) = session {
             self.sessions.asked(session, key.digest());
         }
@@ -523,15 +537,6 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
     }
 }
 
-/// Marks an answer sent before the request's body was read with `Connection: close` (HTTP/1;
-/// HTTP/2 only ends the stream): the connection cannot carry another request.
-fn closing(response: &mut Response<Full<Bytes>>, version: hyper::Version) {
-    if version < hyper::Version::HTTP_2 {
-        let close = HeaderValue::from_static("close");
-        response.headers_mut().insert(hyper::header::CONNECTION, close);
-    }
-}
-
 /// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`), when
 /// it is a valid authority.
 fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
@@ -545,55 +550,4 @@ fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
             .parse()
             .ok(),
     }
-}
-
-/// The `500 IMS_VCR.UNREADABLE` for recordings that cannot be read (a store entry or pack
-/// answer that does not decode), with `why` naming what; `details` as in [`error_response`].
-pub(crate) fn unreadable_response(why: &str, details: Value) -> Response<Full<Bytes>> {
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "IMS_VCR.UNREADABLE", why, details)
-}
-
-/// A JSON error every supported client turns into a readable error:
-/// `{"error": {"code", "message", "title"}, "ims_vcr": {...}}`. Every top-level value is an
-/// object, because python-glanceclient calls `.get("message")` on each of them (a top-level
-/// string crashes it); the Huawei SDKs (Python and Go) read a nested `code`/`message`, and
-/// openstacksdk joins the `message` of each top-level object. `details` must be an object too.
-pub(crate) fn error_response(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    details: Value,
-) -> Response<Full<Bytes>> {
-    debug_assert!(details.is_object(), "{details}");
-    let miss = status.as_u16() == MISS_STATUS;
-    let title = match status.canonical_reason() {
-        Some(reason) => reason,
-        None if miss => MISS_REASON,
-        None => "Error",
-    };
-    let body = json!({
-        "error": { "code": code, "message": message, "title": title },
-        "ims_vcr": details,
-    });
-    let mut response = json_response(status, &body, Outcome::Error);
-    if miss {
-        response
-            .extensions_mut()
-            .insert(hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes()));
-    }
-    response
-}
-
-/// A JSON answer marked with `outcome`.
-pub(crate) fn json_response(
-    status: StatusCode,
-    body: &Value,
-    outcome: Outcome,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(OUTCOME_HEADER, outcome.header_value());
-    response
 }

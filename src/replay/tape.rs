@@ -414,10 +414,7 @@ impl Tapes {
         store: &Arc<Store>,
         seq: u32,
     ) {
-        let mut tapes = self
-            .tapes
-            .write()
-            .expect("no code panics while holding the tapes lock");
+        let mut tapes = self.write();
         // Answer `seq` makes `seq + 1` answers in the store. Concurrent answers to one request
         // may get here out of order, so within the session the highest count wins; a tape from
         // before the session counts for nothing (its answers were replaced, or are included).
@@ -464,10 +461,7 @@ impl Tapes {
     /// (see [`Store::start_over`], which it is called on for each) instead of following the
     /// earlier attempt's.
     pub fn start_session_over(&self, session: &str) {
-        let mut tapes = self
-            .tapes
-            .write()
-            .expect("no code panics while holding the tapes lock");
+        let mut tapes = self.write();
         for tape in tapes.values_mut() {
             if !tape.recorded || tape.session() != Some(session) {
                 continue;

@@ -259,16 +259,12 @@ impl LeakScanner {
                     pattern.matcher.match_at(value, haystack, at).map(|(end, _)| end)
                 })
                 .max();
-            match found {
-                Some(end) => {
-                    out.extend_from_slice(placeholder);
-                    at = end;
-                }
-                None => {
-                    out.push(haystack[at]);
-                    at += 1;
-                }
-            }
+            let (written, next) = match found {
+                Some(end) => (placeholder, end),
+                None => (&haystack[at..=at], at + 1),
+            };
+            out.extend_from_slice(written);
+            at = next;
         }
         out
     }

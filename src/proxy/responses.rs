@@ -1,0 +1,88 @@
+//! The proxy's own answers, as opposed to the upstream's or a recording's: JSON errors every
+//! supported client reads (a miss, a refusal, an unreadable recording), and how an answer sent
+//! before its request was read ends the connection.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{MISS_REASON, MISS_STATUS};
+use crate::net::outcome::{OUTCOME_HEADER, Outcome};
+
+/// The answer replay gives a request sent with `x-ims-vcr-skip`: nothing was recorded for it,
+/// and replay forwards nothing. `599 IMS_VCR.SKIPPED`, which is not a miss (`--fail-on-miss`
+/// does not count it) and moves no playback cursor.
+pub(super) fn skipped_in_replay(parts: &Parts) -> Response<Full<Bytes>> {
+    let msg = format!(
+        "{} {} was sent with {}, so it was not recorded, and replay forwards nothing; a test's \
+         set-up and clean-up calls that must succeed in replay need their own recording",
+        parts.method,
+        crate::model::credentials::shown_path(parts.uri.path()),
+        crate::model::session::SKIP_HEADER
+    );
+    let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
+    error_response(status, "IMS_VCR.SKIPPED", &msg, json!({}))
+}
+
+/// Marks an answer sent before the request's body was read with `Connection: close` (HTTP/1;
+/// HTTP/2 only ends the stream): the connection cannot carry another request.
+pub(super) fn closing(response: &mut Response<Full<Bytes>>, version: hyper::Version) {
+    if version < hyper::Version::HTTP_2 {
+        let close = HeaderValue::from_static("close");
+        response.headers_mut().insert(hyper::header::CONNECTION, close);
+    }
+}
+
+/// The `500 IMS_VCR.UNREADABLE` for recordings that cannot be read (a store entry or pack
+/// answer that does not decode), with `why` naming what; `details` as in [`error_response`].
+pub(crate) fn unreadable_response(why: &str, details: Value) -> Response<Full<Bytes>> {
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "IMS_VCR.UNREADABLE", why, details)
+}
+
+/// A JSON error every supported client turns into a readable error:
+/// `{"error": {"code", "message", "title"}, "ims_vcr": {...}}`. Every top-level value is an
+/// object, because python-glanceclient calls `.get("message")` on each of them (a top-level
+/// string crashes it); the Huawei SDKs (Python and Go) read a nested `code`/`message`, and
+/// openstacksdk joins the `message` of each top-level object. `details` must be an object too.
+pub(crate) fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Value,
+) -> Response<Full<Bytes>> {
+    debug_assert!(details.is_object(), "{details}");
+    let miss = status.as_u16() == MISS_STATUS;
+    let title = match status.canonical_reason() {
+        Some(reason) => reason,
+        None if miss => MISS_REASON,
+        None => "Error",
+    };
+    let body = json!({
+        "error": { "code": code, "message": message, "title": title },
+        "ims_vcr": details,
+    });
+    let mut response = json_response(status, &body, Outcome::Error);
+    if miss {
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes()));
+    }
+    response
+}
+
+/// A JSON answer marked with `outcome`.
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &Value,
+    outcome: Outcome,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(OUTCOME_HEADER, outcome.header_value());
+    response
+}
