@@ -105,8 +105,14 @@ impl Drop for Process {
 
 /// Starts tests/python/fake_ims.py from `suite`; returns it and its URL.
 fn start_fake(venv: &Venv, suite: &Path) -> (Process, String) {
+    start_fake_on(venv, suite, 0)
+}
+
+/// [`start_fake`] on `port` (0: any free one).
+fn start_fake_on(venv: &Venv, suite: &Path, port: u16) -> (Process, String) {
     let mut child = Command::new(&venv.python)
         .arg("fake_ims.py")
+        .args(["--port", &port.to_string()])
         .current_dir(suite)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -269,6 +275,31 @@ fn a_pip_installed_wheel_records_with_pytest_replays_under_xdist_and_fails_a_tes
         "{}",
         polled.display()
     );
+
+    // Recording the same answers again leaves every cassette as it was: only when and how fast
+    // they were recorded differ, which is nothing to commit.
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    // The same upstream: its origin is part of what a cassette records.
+    let port = upstream.rsplit(':').next().unwrap().parse().unwrap();
+    let (fake, again) = start_fake_on(venv, &suite, port);
+    assert_eq!(again, upstream);
+    let (ok, out) = pytest(
+        venv,
+        &suite,
+        &home,
+        &["--ims-vcr-mode", "record", "--ims-vcr-upstream", &upstream],
+        &[],
+    );
+    assert!(ok, "second record run failed:\n{out}");
+    drop(fake);
+    assert_eq!(json_files(&cassettes), files);
+    for (file, before) in files.iter().zip(&before) {
+        assert!(
+            std::fs::read(file).unwrap() == *before,
+            "{} changed on re-recording the same answers",
+            file.display()
+        );
+    }
 
     // Replay with the upstream gone, three workers each with their own proxy on the shared,
     // read-only cassettes. IMS_VCR_MODE says record: the option wins over it.

@@ -92,12 +92,26 @@ def _looks_like_cassette(path):
     return isinstance(doc, dict) and "format" in doc and "answers" in doc
 
 
-def _same_bytes(a, b):
+# Lines of a cassette that say when, how fast and by which ims-vcr it was recorded, not what:
+# at the indentation `ims-vcr export` gives the top level (`tool`) and an answer's fields (a
+# body's own fields are nested deeper). `export` itself leaves a cassette alone when only these
+# differ; the plugin exports into an empty folder, so it compares the same way.
+_RECORDING_DETAILS = (b'  "tool": ', b'      "recorded_at": ', b'      "latency_ms": ')
+
+
+def _same_answers(a, b):
+    """True when cassette files `a` and `b` hold the same request and answers, byte for byte,
+    but for when, how fast and by which ims-vcr they were recorded."""
     try:
         with open(a, "rb") as fa, open(b, "rb") as fb:
-            return fa.read() == fb.read()
+            old, new = fa.read(), fb.read()
     except OSError:
         return False
+
+    def lines(data):
+        return [l for l in data.split(b"\n") if not l.startswith(_RECORDING_DETAILS)]
+
+    return old == new or lines(old) == lines(new)
 
 
 def replace_session_cassettes(exported, cassettes, name):
@@ -124,8 +138,8 @@ def replace_session_cassettes(exported, cassettes, name):
     if new:
         os.makedirs(target, exist_ok=True)
         for f in new:
-            if _same_bytes(os.path.join(source, f), os.path.join(target, f)):
-                continue  # leave an unchanged cassette (and its mtime) alone
+            if _same_answers(os.path.join(source, f), os.path.join(target, f)):
+                continue  # a cassette whose answers did not change is left as it is
             tmp = os.path.join(target, f".{f}.tmp")
             shutil.copyfile(os.path.join(source, f), tmp)
             os.replace(tmp, os.path.join(target, f))
