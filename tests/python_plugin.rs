@@ -24,7 +24,7 @@ const NEVER_RECORDED_IMAGE_ID: &str = "11111111-2222-4333-8444-555555555555";
 /// The seed image's owner as fake_ims.py serves it: redacted in every cassette.
 const SEED_OWNER: &str = "1bed856811654c1cb661a6ca845ebc77";
 /// The example tests of tests/python/ (miss_case.py is run on its own).
-const EXAMPLE_TESTS: usize = 7;
+const EXAMPLE_TESTS: usize = 8;
 
 struct Venv {
     python: PathBuf,
@@ -240,13 +240,15 @@ fn a_pip_installed_wheel_records_with_pytest_replays_under_xdist_and_fails_a_tes
         "test_openstacksdk/test_a_missing_image_raises_not_found",
         "test_session_header/test_get_through_the_shared_listener-seed",
         "test_session_header/test_get_through_the_shared_listener-unknown",
+        "test_session_header/test_a_fixture_reaches_the_session_in_its_clean_up",
     ] {
         assert!(
             folders.iter().any(|f| f == expected),
             "no cassette in {expected}: {folders:?}"
         );
     }
-    assert_eq!(files.len(), EXAMPLE_TESTS, "{folders:?}");
+    // One cassette per test, and one more for the request a fixture's clean-up made.
+    assert_eq!(files.len(), EXAMPLE_TESTS + 1, "{folders:?}");
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let doc = read_json(file);

@@ -312,11 +312,23 @@ async fn a_sessions_own_listener_puts_every_request_in_it_and_stop_returns_the_v
     );
     assert_eq!(entry["url"], url.as_str());
 
+    // The verdict so far, the session going on: its listener still serves.
+    let so_far = get(&format!("{control}/suite/test_3/verdict")).await.json();
+    assert_eq!(
+        (so_far["hits"].as_u64(), so_far["miss_count"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(so_far["misses"], serde_json::json!(["GET /v2/images/nope"]));
+    assert_eq!(
+        get(&format!("{url}/v2/images/polled")).await.text(),
+        "s3-a2"
+    );
+
     let stopped = send("POST", &format!("{control}/suite/test_3/stop"), &[], b"").await;
     assert_eq!(stopped.status, 200, "{}", stopped.text());
     let verdict = stopped.json();
     assert_eq!(verdict["session"], "suite/test_3");
-    assert_eq!(verdict["hits"], 2);
+    assert_eq!(verdict["hits"], 3);
     assert_eq!(
         verdict["misses"],
         serde_json::json!(["GET /v2/images/nope"])

@@ -354,6 +354,10 @@ class Proxy:
         """Closes session NAME's listener; returns its verdict (`ok`, `misses`, ...)."""
         return self.control("POST", f"sessions/{name}/stop")
 
+    def session_verdict(self, name):
+        """Session NAME's verdict so far, the session going on (its listener stays open)."""
+        return self.control("GET", f"sessions/{name}/verdict")
+
     def reset_session(self, name):
         """Rewinds session NAME's playback cursors."""
         return self.control("POST", f"sessions/{name}/reset")

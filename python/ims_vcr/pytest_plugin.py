@@ -50,6 +50,8 @@ SHOWN_MISSES = 20
 _SETTINGS = pytest.StashKey()
 _REPORT = pytest.StashKey()
 _SESSION = pytest.StashKey()
+# The verdict checked after the test body (the session then goes on through clean-up).
+_CHECKED = pytest.StashKey()
 
 
 def pytest_addoption(parser):
@@ -292,6 +294,10 @@ class ImsVcrSession:
             self.verdict = self._proxy.stop_session(self.name)
         return self.verdict
 
+    def verdict_so_far(self):
+        """The verdict of what the session did up to now; the session goes on."""
+        return self._proxy.session_verdict(self.name)
+
     def __repr__(self):
         return f"ImsVcrSession(name={self.name!r}, url={self.url!r}, mode={self.mode!r})"
 
@@ -314,14 +320,25 @@ def _brief(summary):
     return kept
 
 
-def _problem(session):
-    """The failure message of a verdict that is not ok, else None."""
-    v = session.verdict
+def _problem(session, verdict=None, after=None):
+    """The failure message of a verdict that is not ok, else None. `verdict` defaults to the
+    session's final one. `after` (a verdict checked earlier) leaves out the misses it already
+    reported; a verdict checked before clean-up (`after` is None and `verdict` is given) fails
+    on misses only, as a recording its clean-up plays is not unused yet."""
+    v = verdict if verdict is not None else session.verdict
     if v is None or v.get("ok", True):
         return None
     misses = v.get("misses") or []
     count = v.get("miss_count", len(misses))
     unused = v.get("unused") or []
+    if verdict is not None and after is None:
+        unused = []
+    if after is not None:
+        reported = after.get("miss_count", len(after.get("misses") or []))
+        misses = misses[len(after.get("misses") or []):]
+        count -= reported
+    if count <= 0 and not unused:
+        return None
     lines = [f"ims-vcr: session {session.name!r} ({session.mode} mode) failed its verdict:"]
     if count:
         lines.append(f"{count} request(s) had no recording:")
@@ -423,23 +440,35 @@ def ims_vcr(request, ims_vcr_pool):
     )
     item.stash[_SESSION] = session
     yield session
-    # Normally stopped right after the test body (pytest_runtest_call); here when it never ran.
+    # Stopped last, after the teardown of every fixture that uses this one (fixtures that create
+    # an image in set-up and delete it in clean-up reach `url` until then). What the test body
+    # missed failed the test already (pytest_runtest_call); what clean-up missed, and, with
+    # --ims-vcr-fail-on-unused, recordings nobody played, are a teardown error.
     if not session.stopped and proxy.running:
-        session.stop()
+        checked = item.stash.get(_CHECKED, None)
+        try:
+            session.stop()
+        except ProxyError as e:
+            pytest.fail(f"ims-vcr: {e}", pytrace=False)
+        problem = _problem(session, after=checked)
+        if problem:
+            pytest.fail(problem, pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """Ends the test's session right after its body and fails the test on a bad verdict, so a
-    miss is a test failure (not a teardown error) and names each missed request."""
+    """Checks the test's session right after its body and fails the test on a miss, so a miss is
+    a test failure (not a teardown error) and names each missed request. The session itself goes
+    on through the fixtures' clean-up (see `ims_vcr`)."""
     try:
         result = yield
     except BaseException:
         session = item.stash.get(_SESSION, None)
         if session is not None and not session.stopped:
             try:
-                session.stop()
-                problem = _problem(session)
+                verdict = session.verdict_so_far()
+                item.stash[_CHECKED] = verdict
+                problem = _problem(session, verdict)
             except ProxyError as e:
                 problem = f"ims-vcr: {e}"
             if problem:
@@ -448,10 +477,11 @@ def pytest_runtest_call(item):
     session = item.stash.get(_SESSION, None)
     if session is not None and not session.stopped:
         try:
-            session.stop()
+            verdict = session.verdict_so_far()
         except ProxyError as e:
             pytest.fail(f"ims-vcr: {e}", pytrace=False)
-        problem = _problem(session)
+        item.stash[_CHECKED] = verdict
+        problem = _problem(session, verdict)
         if problem:
             pytest.fail(problem, pytrace=False)
     return result

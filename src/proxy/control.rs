@@ -108,7 +108,7 @@ pub(crate) fn handle(
         }
         _ => {
             let msg = format!(
-                "no control endpoint {} {}; try GET health, stats, metrics, misses, mode, sessions; POST reset, mode, sessions/NAME/start|stop|reset",
+                "no control endpoint {} {}; try GET health, stats, metrics, misses, mode, sessions, sessions/NAME/verdict; POST reset, mode, sessions/NAME/start|stop|reset",
                 parts.method,
                 parts.uri.path()
             );
@@ -128,6 +128,11 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
         let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action}: {why}");
         return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &msg, json!({}));
     }
+    // The verdict so far, the session going on: what a test harness checks after a test's body
+    // while its clean-up still uses the session.
+    if action == "verdict" && (method == Method::GET || method == Method::POST) {
+        return ok(json!(proxy.sessions.verdict(name, &proxy.tapes, proxy.settings.fail_on_unused)));
+    }
     if method != Method::POST {
         let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action} takes POST");
         return error_response(StatusCode::METHOD_NOT_ALLOWED, "IMS_VCR.METHOD", &msg, json!({}));
@@ -140,7 +145,7 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
         "stop" => ok(json!(proxy.stop_session(name))),
         "reset" => ok(json!({"session": name, "reset": proxy.sessions.reset(name, &proxy.tapes)})),
         _ => {
-            let msg = format!("no session action {action:?}; POST {CONTROL_PREFIX}sessions/NAME/start, stop or reset");
+            let msg = format!("no session action {action:?}; POST {CONTROL_PREFIX}sessions/NAME/start, stop or reset, GET …/verdict");
             error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}))
         }
     }

@@ -30,3 +30,17 @@ def test_get_through_the_shared_listener(ims_vcr, image_id, status):
     assert code == status, body
     if status == 200:
         assert body["id"] == image_id
+
+
+@pytest.fixture
+def seed_checked_after(ims_vcr):
+    """A fixture whose clean-up still calls the proxy, through the session's own listener (as a
+    fixture deleting what it created would): the session is open until it is done."""
+    yield
+    code, body = get(f"{ims_vcr.url}/v2/images/{SEED_IMAGE_ID}", {})
+    assert code == 200, body
+
+
+def test_a_fixture_reaches_the_session_in_its_clean_up(ims_vcr, seed_checked_after):
+    code, body = get(f"{ims_vcr.url}/v2/images/{UNKNOWN_IMAGE_ID}", {})
+    assert code == 404, body
