@@ -211,6 +211,22 @@ fn the_commands_failing_status_is_the_exit_status() {
             ran.stderr
         );
     }
+    // The command line is named in the log with the credentials it carries masked.
+    let cmd = [
+        "python3",
+        "client.py",
+        "exit=5",
+        "--os-token",
+        "tok-on-the-command-line",
+    ];
+    let ran = ims_vcr(dir.path(), &[&["run", "--"][..], &cmd].concat(), &[]);
+    assert_eq!(ran.code, 5, "{}", ran.stderr);
+    assert!(ran.stderr.contains("--os-token REDACTED"), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("tok-on-the-command-line"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]

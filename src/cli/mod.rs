@@ -1,6 +1,7 @@
 //! The command line: clap definitions with help and examples, flag validation, and one function
 //! per subcommand, each a thin layer over the library.
 
+mod command_line;
 mod commands;
 mod config;
 mod exit;

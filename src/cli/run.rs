@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::process::ExitStatus;
 
+use super::command_line::shown;
 use super::*;
 use crate::Summary;
 use crate::proxy::Mode;
@@ -454,12 +455,6 @@ fn exit_code(status: ExitStatus) -> u8 {
         return u8::try_from(128 + signal).unwrap_or(1);
     }
     1
-}
-
-/// The command line, for messages.
-fn shown(command: &[OsString]) -> String {
-    let words: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
-    format!("`{}`", words.join(" "))
 }
 
 /// SIGINT and SIGTERM (Ctrl-C elsewhere), received as signal numbers.
