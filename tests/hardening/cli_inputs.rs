@@ -580,6 +580,17 @@ fn a_negative_number_or_a_bad_mode_variable_is_named_as_given() {
         "{err}"
     );
     assert!(!err.contains("'--mode"), "{err}");
+    // An empty variable (CI without a value for it) is no mode: the default, replay.
+    shipped_cassettes(dir.path());
+    let output = std::process::Command::new(BIN)
+        .args(["run", "--", "true"])
+        .current_dir(dir.path())
+        .env("IMS_VCR_MODE", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(err.contains("[replay] ims-vcr summary:"), "{err}");
 }
 
 /// CI sets a secret that is not available (a pull request from a fork) to the empty string: an
