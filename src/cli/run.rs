@@ -25,7 +25,8 @@ summary, on stderr.
 The mode: --mode, else the IMS_VCR_MODE environment variable, else replay. Flags of the other
 modes are accepted and ignored, so one command line serves every mode and CI switches with the
 variable alone. record, auto and passthrough need --upstream or --route. record and auto write --store;
-replay serves --store if given, else --cassettes (default: cassettes). --fail-on-miss and
+replay serves --store if given, else --cassettes (default: cassettes; the other modes say they do
+not read it). --fail-on-miss and
 --fail-on-unused apply to replay and auto.
 
 SIGINT or SIGTERM: CMD gets the signal (outside a terminal's foreground, CMD's whole process
@@ -197,6 +198,17 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
             mode.as_str()
         );
         return Err(Error::ExitCode(2));
+    }
+    if let Some(cassettes) = args.cassettes.as_ref().filter(|_| mode != Mode::Replay) {
+        // Accepted, as every other mode's flag, so one command line serves every mode; said,
+        // because a user may expect `auto` to start from the cassettes.
+        tracing::warn!(
+            "--cassettes {} is not read in {} mode, which works on the store; to start from the \
+             cassettes, `ims-vcr import` them into the store first, and `ims-vcr export` the \
+             store to them after",
+            cassettes.display(),
+            mode.as_str()
+        );
     }
     let builder = match mode {
         Mode::Record => routed(forwarding(record, config)?, mode, &record.upstream)?,
