@@ -323,6 +323,26 @@ fn a_pip_installed_wheel_records_with_pytest_replays_under_xdist_and_fails_a_tes
         "the marker's proxy:\n{out}"
     );
     assert_eq!(json_files(&cassettes), files, "replay wrote cassettes");
+    // Under --ims-vcr-fail-on-unused each worker's proxy finds the other workers' sessions
+    // unused; the report names only what failed among the sessions the worker ran: nothing.
+    let (ok, out) = pytest(
+        venv,
+        &suite,
+        &home,
+        &[
+            "-n",
+            "2",
+            "--ims-vcr-mode",
+            "replay",
+            "--ims-vcr-fail-on-unused",
+        ],
+        &[],
+    );
+    assert!(
+        ok,
+        "replay run with --ims-vcr-fail-on-unused failed:\n{out}"
+    );
+    assert!(!out.contains("FAILED"), "{out}");
 
     // A test that asks for an image nobody recorded fails, naming the request (default mode:
     // replay).

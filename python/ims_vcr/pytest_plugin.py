@@ -236,7 +236,8 @@ class Pool:
             worker = f"[{s.worker}] " if s.worker else ""
             lines.append(f"{worker}ims-vcr {mode} ({where}{policy}) exited with code {code}")
             summary = proxy.summary()
-            lines.extend("  " + line for line in (summary if self.verbose else _brief(summary)))
+            brief = summary if self.verbose else _brief(summary, set(self.sessions[key]))
+            lines.extend("  " + line for line in brief)
             if code not in (0, 3):
                 errors.append(f"ims-vcr {mode} exited with code {code}:\n{proxy.stderr()[-4000:]}")
             # Exported even after a failed exit: every answered request is in the store.
@@ -302,17 +303,19 @@ class ImsVcrSession:
         return f"ImsVcrSession(name={self.name!r}, url={self.url!r}, mode={self.mode!r})"
 
 
-def _brief(summary):
-    """The summary's totals, its misses and its failed sessions; `-v` shows all of it (with
-    pytest-xdist each worker's proxy lists every session of the cassettes, most of them run by
-    other workers, as unused)."""
+def _brief(summary, ran):
+    """The summary's totals, its misses and the failed sessions among `ran` (the sessions this
+    process's tests ran); `-v` shows all of it (with pytest-xdist each worker's proxy lists every
+    session of the cassettes, most of them run by other workers, as unused: failed, under
+    --ims-vcr-fail-on-unused, though no test of this worker used them)."""
     kept, failed = [], False
     for i, line in enumerate(summary):
         if i == 0 or line.startswith("  miss"):
             kept.append(line)
             failed = False
         elif line.startswith("  session "):
-            failed = line.rstrip().endswith("FAILED")
+            name = line[len("  session "):].rsplit(": ", 2)[0]
+            failed = line.rstrip().endswith("FAILED") and name in ran
             if failed:
                 kept.append(line)
         elif line.startswith("    ") and failed:
