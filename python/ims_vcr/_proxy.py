@@ -210,7 +210,10 @@ class Proxy:
     # -- process --------------------------------------------------------------------------
 
     def command(self):
-        args = [self.binary, self.mode, "--listen", "127.0.0.1:0"]
+        # Its stdin is a pipe this process holds: should pytest die without stopping it (a CI
+        # job cancelled, SIGTERM, SIGKILL), the pipe ends and the proxy stops (drained, the
+        # store flushed) instead of holding its port and store.
+        args = [self.binary, self.mode, "--listen", "127.0.0.1:0", "--stop-on-stdin-eof"]
         if self.mode in FORWARDING:
             args += ["--upstream", self.upstream]
         if self.mode in STORING:
@@ -237,7 +240,7 @@ class Proxy:
             try:
                 self._process = subprocess.Popen(
                     self.command(),
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=stderr,
                     cwd=self.cwd,
@@ -294,6 +297,8 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if process.stdin is not None:
+            process.stdin.close()
         if self._reader is not None:
             self._reader.join(timeout=5)
         self.returncode = process.returncode

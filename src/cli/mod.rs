@@ -175,6 +175,11 @@ struct ListenArgs {
     /// Allow --listen on a non-loopback address (anyone who reaches it gets the recordings).
     #[arg(long)]
     allow_remote: bool,
+    /// Stop (as on SIGTERM: drained, the store flushed) when standard input ends: a harness
+    /// that starts the proxy with a pipe as its stdin never leaves it running, even when the
+    /// harness is killed.
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, default_value_t = crate::proxy::settings::DEFAULT_MAX_BODY, value_name = "BYTES", allow_negative_numbers = true)]
     max_body: usize,
@@ -546,7 +551,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Record(a) => {
             let builder = forwarding(&a, &config)?;
-            serve_until_signal(routed(builder, Mode::Record, &a.upstream)?, None).await
+            let builder = routed(builder, Mode::Record, &a.upstream)?;
+            serve_until_signal(builder, None, a.listen.stop_on_stdin_eof).await
         }
         Command::Auto(AutoArgs {
             record: a,
@@ -555,11 +561,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let builder = forwarding(&a, &config)?
                 .sequence(playback.sequence)
                 .fail_on_unused(playback.fail_on_unused);
-            serve_until_signal(routed(builder, Mode::Auto, &a.upstream)?, Some(&playback)).await
+            let builder = routed(builder, Mode::Auto, &a.upstream)?;
+            serve_until_signal(builder, Some(&playback), a.listen.stop_on_stdin_eof).await
         }
         Command::Passthrough(a) => {
             let builder = routed(server(&a.listen)?, Mode::Passthrough, &a.upstream)?;
-            serve_until_signal(builder, None).await
+            serve_until_signal(builder, None, a.listen.stop_on_stdin_eof).await
         }
         Command::Replay(a) => replay(a, &config).await,
         Command::Export(a) => export(a, &config),
@@ -599,6 +606,7 @@ mod tests {
         listen_addr(&ListenArgs {
             listen: text.into(),
             allow_remote,
+            stop_on_stdin_eof: false,
             max_body: 1,
             latency: None,
             fault: vec![],

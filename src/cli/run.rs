@@ -199,15 +199,11 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
         );
         return Err(Error::ExitCode(2));
     }
-    if let Some(cassettes) = args.cassettes.as_ref().filter(|_| mode != Mode::Replay) {
-        // Accepted, as every other mode's flag, so one command line serves every mode; said,
-        // because a user may expect `auto` to start from the cassettes.
+    if let Some(dir) = args.cassettes.as_ref().filter(|_| mode != Mode::Replay) {
+        // Accepted, as every other mode's flag; said, as `auto` may be expected to start from it.
+        let (dir, mode) = (dir.display(), mode.as_str());
         tracing::warn!(
-            "--cassettes {} is not read in {} mode, which works on the store; to start from the \
-             cassettes, `ims-vcr import` them into the store first, and `ims-vcr export` the \
-             store to them after",
-            cassettes.display(),
-            mode.as_str()
+            "--cassettes {dir} is not read in {mode} mode, which works on the store; to start from the cassettes, `ims-vcr import` them into the store first, and `ims-vcr export` the store to them after"
         );
     }
     let builder = match mode {

@@ -208,7 +208,7 @@ pub(super) async fn replay(args: ReplayArgs, config: &Config) -> Result<()> {
         .sequence(args.playback.sequence)
         .fail_on_unused(args.playback.fail_on_unused);
     let builder = replay_source(builder, args.store, args.cassettes, config)?;
-    serve_until_signal(builder, Some(&args.playback)).await
+    serve_until_signal(builder, Some(&args.playback), args.listen.stop_on_stdin_eof).await
 }
 
 /// What replay serves: `--store DIR`, else `--cassettes DIR` (else the config's, else the default).
@@ -224,12 +224,22 @@ pub(super) fn replay_source(
     })
 }
 
-/// Serves until SIGINT/SIGTERM, prints the summary, and applies the CI verdicts.
+/// Serves until SIGINT/SIGTERM (or, with `stdin_eof`, until standard input ends), prints the
+/// summary, and applies the CI verdicts.
 pub(super) async fn serve_until_signal(
     builder: ProxyServerBuilder,
     verdicts: Option<&PlaybackArgs>,
+    stdin_eof: bool,
 ) -> Result<()> {
     let signal = shutdown_signal();
+    let signal = async move {
+        tokio::select! {
+            () = signal => {}
+            () = stdin_ended(), if stdin_eof => {
+                tracing::info!("standard input ended (--stop-on-stdin-eof)");
+            }
+        }
+    };
     let server = builder.start().await?;
     // The one stdout line scripts read the port from.
     // Nobody reading it (a closed or failing stdout) does not stop the proxy: it serves on.
@@ -446,6 +456,34 @@ pub(super) fn listen_addr(args: &ListenArgs) -> Result<SocketAddr> {
         tracing::warn!(%addr, "listening on a non-loopback address (--allow-remote)");
     }
     Ok(addr)
+}
+
+/// Resolves when standard input ends (or fails): the parent that holds its other end is gone.
+/// Read on a thread of its own, left behind at exit (a runtime's blocking task would be waited
+/// for, and a stdin that never ends would hold the exit up).
+async fn stdin_ended() {
+    let (ended, wait) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-eof".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0u8; 256];
+            while let Ok(n) = std::io::stdin().lock().read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = ended.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = wait.await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch standard input; --stop-on-stdin-eof is off");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the

@@ -222,3 +222,48 @@ fn missing_or_unusable_tls_files_get_errors_naming_the_flag_and_the_file() {
     assert_eq!(code, 2, "a usage error: {stderr}");
     assert!(stderr.contains("--upstream-timeout"), "{stderr}");
 }
+
+/// With `--stop-on-stdin-eof` the proxy stops, drained and with its summary, once its standard
+/// input ends: a harness holding the other end of the pipe (the pytest plugin) never leaves it
+/// running, even when the harness is killed. Without the flag, stdin ending changes nothing.
+#[test]
+fn with_stop_on_stdin_eof_the_proxy_stops_when_its_stdin_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    for (flag, stops) in [(Some("--stop-on-stdin-eof"), true), (None, false)] {
+        let mut args = vec![
+            "replay",
+            "--cassettes",
+            "cassettes",
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend(flag);
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on "), "{line}");
+        drop(child.stdin.take());
+        let status = wait_exit(&mut child, Duration::from_secs(if stops { 10 } else { 1 }));
+        if stops {
+            let status = status.expect("the proxy stopped when its stdin ended");
+            assert!(status.success(), "{status:?}");
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(err.contains("ims-vcr summary:"), "{err}");
+        } else {
+            assert!(status.is_none(), "stopped without the flag");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
