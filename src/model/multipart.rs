@@ -1,18 +1,20 @@
-//! Credentials in `multipart/form-data` request bodies (RFC 7578): a part whose name is a
-//! credential (`Content-Disposition: form-data; name="password"`) has its content replaced by
-//! [`PLACEHOLDER`], byte for byte around it, so the other parts (an uploaded file, say) stay as
-//! sent. Used through [`crate::model::credentials::mask_body`], like JSON and form bodies.
+//! Credentials in `multipart/*` request bodies (`form-data`, RFC 7578; `mixed`, `related`): a
+//! part whose name is a credential (`Content-Disposition: form-data; name="password"`, or
+//! `name*=UTF-8''password`) has its content replaced by [`PLACEHOLDER`], and a part holding JSON
+//! or a form has its credential fields masked, byte for byte around them, so the other parts (an
+//! uploaded file, say) stay as sent. Used through [`crate::model::credentials::mask_body`], like
+//! JSON and form bodies.
 
 use crate::model::credentials::{Found, PLACEHOLDER, is_credential_name};
 
-/// The boundary of a `multipart/form-data` content type (`boundary=xyz` or `boundary="x y"`),
-/// or `None` for any other content type.
+/// The boundary of a `multipart/*` content type (`form-data`, also `mixed`, `related`:
+/// `boundary=xyz` or `boundary="x y"`), or `None` for any other content type.
 pub fn boundary(content_type: Option<&str>) -> Option<&str> {
     let mut params = content_type?.split(';');
-    if !params
-        .next()?
-        .trim()
-        .eq_ignore_ascii_case("multipart/form-data")
+    let media = params.next()?.trim();
+    if !media
+        .get(..10)
+        .is_some_and(|m| m.eq_ignore_ascii_case("multipart/"))
     {
         return None;
     }
@@ -53,19 +55,35 @@ pub fn mask(body: &[u8], boundary: &str) -> Option<(Vec<u8>, Vec<Found>)> {
         if content_start > content_end {
             continue;
         }
-        let Some(name) = part_name(&part[..head_end]) else {
-            continue;
-        };
+        let head = String::from_utf8_lossy(&part[..head_end]);
+        let name = part_header_param(&head, "content-disposition", "name");
         let content = &part[content_start..content_end];
-        if !is_credential_name(&name) || content.is_empty() || content == PLACEHOLDER.as_bytes() {
+        if content.is_empty() || content == PLACEHOLDER.as_bytes() {
             continue;
         }
-        found.push(Found {
-            label: format!("credential part {name} of the multipart request body"),
-            value: String::from_utf8_lossy(content).into_owned(),
-        });
+        let masked = match &name {
+            Some(name) if is_credential_name(name) => {
+                found.push(Found {
+                    label: format!("credential part {name} of the multipart request body"),
+                    value: String::from_utf8_lossy(content).into_owned(),
+                });
+                PLACEHOLDER.as_bytes().to_vec()
+            }
+            // A part holding JSON or a form (`name="meta"`, `application/json`): its credential
+            // fields, as in a body of its own.
+            _ => {
+                let content_type = part_header(&head, "content-type");
+                match crate::model::credentials::mask_body(content, content_type.as_deref()) {
+                    Some((masked, values)) => {
+                        found.extend(values);
+                        masked
+                    }
+                    None => continue,
+                }
+            }
+        };
         out.extend_from_slice(&body[copied..start + content_start]);
-        out.extend_from_slice(PLACEHOLDER.as_bytes());
+        out.extend_from_slice(&masked);
         copied = start + content_end;
     }
     if found.is_empty() {
@@ -86,20 +104,33 @@ fn find_blank_line(part: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// The `name` parameter of a part's `Content-Disposition` header (not `filename`).
-fn part_name(head: &[u8]) -> Option<String> {
-    let head = String::from_utf8_lossy(head);
+/// The value of header `wanted` in a part's `head`.
+fn part_header(head: &str, wanted: &str) -> Option<String> {
     head.lines().find_map(|line| {
         let (header, value) = line.split_once(':')?;
-        if !header.trim().eq_ignore_ascii_case("content-disposition") {
+        header
+            .trim()
+            .eq_ignore_ascii_case(wanted)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// Parameter `wanted` of header `header` in a part's `head` (`name` of `Content-Disposition`,
+/// not `filename`), also written as RFC 5987 says (`name*=UTF-8''pass%77ord`).
+fn part_header_param(head: &str, header: &str, wanted: &str) -> Option<String> {
+    let value = part_header(head, header)?;
+    value.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        let name = name.trim();
+        if name.eq_ignore_ascii_case(wanted) {
+            return Some(unquoted(value).to_owned());
+        }
+        let extended = name.strip_suffix('*')?;
+        if !extended.eq_ignore_ascii_case(wanted) {
             return None;
         }
-        value.split(';').skip(1).find_map(|param| {
-            let (name, value) = param.split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("name")
-                .then(|| unquoted(value).to_owned())
-        })
+        let (_charset_and_language, encoded) = unquoted(value).rsplit_once('\'')?;
+        Some(percent_encoding::percent_decode_str(encoded).decode_utf8_lossy().into_owned())
     })
 }
 
@@ -128,12 +159,29 @@ mod tests {
     }
 
     #[test]
-    fn the_boundary_is_read_only_from_a_multipart_form_type() {
+    fn the_boundary_is_read_only_from_a_multipart_type() {
         assert_eq!(boundary(Some("multipart/form-data; boundary=XyZ")), Some("XyZ"));
+        assert_eq!(boundary(Some("multipart/mixed; boundary=XyZ")), Some("XyZ"));
+        assert_eq!(boundary(Some("multipart; boundary=XyZ")), None);
         assert_eq!(boundary(Some("Multipart/Form-Data;BOUNDARY=\"a b\"")), Some("a b"));
         assert_eq!(boundary(Some("multipart/form-data")), None);
         assert_eq!(boundary(Some("application/json; boundary=XyZ")), None);
         assert_eq!(boundary(None), None);
+    }
+
+    #[test]
+    fn a_part_holding_json_or_named_the_rfc_5987_way_has_its_credentials_masked() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{\"name\":\"n\",\"password\":\"pw-json-1\"}\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name*=UTF-8''pass%77ord\r\n\r\npw-rfc-2\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nplain bytes\r\n--XyZ--\r\n";
+        let (masked, found) = mask(body.as_bytes(), "XyZ").unwrap();
+        let masked = String::from_utf8(masked).unwrap();
+        for secret in ["pw-json-1", "pw-rfc-2"] {
+            assert!(!masked.contains(secret), "{masked}");
+            assert!(found.iter().any(|f| f.value == secret));
+        }
+        assert!(masked.contains(r#"{"name":"n","password":"REDACTED"}"#), "{masked}");
+        assert!(masked.contains("\r\n\r\nplain bytes\r\n"), "{masked}");
     }
 
     #[test]

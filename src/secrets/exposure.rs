@@ -126,18 +126,18 @@ pub fn mask_credentials(
     // A compressed request body (a client that gzips its sign-in) cannot be masked field by
     // field and still match what the client sends: the credentials inside it join the needles
     // instead, and the leak gate, which reads through gzip and zlib, refuses to store it.
-    // Every layer is read through (`Content-Encoding: gzip, gzip`, zlib inside gzip).
-    let mut compressed = match (&request.body, &body) {
-        (Some(Body::Base64(_)), None) => innermost(&request.body)
+    // Every layer is read through (`Content-Encoding: gzip, gzip`, zlib inside gzip), and a
+    // UTF-16 body (`charset=utf-16`) is read as the text it is.
+    let mut compressed = match body {
+        None => innermost(&request.body)
             .and_then(|inner| mask_body(&inner, content_type))
             .map(|(_, values)| values)
             .unwrap_or_default(),
-        _ => Vec::new(),
+        Some(_) => Vec::new(),
     };
-    // So is an answer compressed once more than its `Content-Encoding` says (or not at all):
-    // what it hands out inside cannot be masked there either, and joins the needles.
-    if let Some(Body::Base64(_)) = &interaction.response.body
-        && let Some(inner) = innermost(&interaction.response.body)
+    // So is an answer compressed once more than its `Content-Encoding` says (or not at all), or
+    // in UTF-16: what it hands out inside cannot be masked there either, and joins the needles.
+    if let Some(inner) = innermost(&interaction.response.body)
         && let Some((_, values)) = mask_answer(&Body::from_bytes(&inner), access_key)
     {
         compressed.extend(values);
@@ -366,17 +366,72 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
     None
 }
 
-/// The bytes inside every gzip or zlib layer of `body` (at most four), or `None` when it is not
-/// compressed.
+/// What `body` stands for when it cannot be read as it is: the bytes inside every gzip or zlib
+/// layer (at most four), UTF-16 text as UTF-8. `None` when it is neither (most bodies: looked at
+/// by their first bytes, not copied).
 fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
-    let mut inner = inflate(&body.as_ref()?.to_bytes().ok()?)?;
+    let bytes = match body.as_ref()? {
+        Body::Json(_) | Body::JsonPython(_) => return None,
+        // Text never starts with gzip's magic; zlib's and UTF-16's it may.
+        Body::Text(text) if !may_be_encoded(text.as_bytes()) => return None,
+        // Its first bytes decoded alone first: a large download is not copied to be looked at.
+        Body::Base64(b64) => {
+            let head = base64::engine::general_purpose::STANDARD
+                .decode(b64.get(..8)?)
+                .ok()?;
+            if !(head.starts_with(&[0x1f, 0x8b]) || may_be_encoded(&head)) {
+                return None;
+            }
+            body.as_ref()?.to_bytes().ok()?
+        }
+        Body::Text(_) => body.as_ref()?.to_bytes().ok()?,
+    };
+    let Some(mut inner) = inflate(&bytes) else {
+        return from_utf16(&bytes);
+    };
     for _ in 1..4 {
         match inflate(&inner) {
             Some(deeper) => inner = deeper,
             None => break,
         }
     }
-    Some(inner)
+    Some(from_utf16(&inner).unwrap_or(inner))
+}
+
+/// Whether `bytes` start as zlib or UTF-16 do (gzip's magic is never text).
+fn may_be_encoded(bytes: &[u8]) -> bool {
+    is_zlib(bytes) || utf16_order(bytes).is_some()
+}
+
+/// Whether `bytes` start with a zlib header.
+fn is_zlib(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x78, second, ..] if (u16::from(bytes[0]) << 8 | u16::from(*second)) % 31 == 0)
+}
+
+/// The byte order of UTF-16 text, by its byte-order mark or by an ASCII first character (JSON's
+/// `{`, a form's first letter) next to a zero byte: `Some(true)` for little-endian, and where
+/// its characters start.
+fn utf16_order(bytes: &[u8]) -> Option<(bool, usize)> {
+    match bytes {
+        [0xff, 0xfe, ..] => Some((true, 2)),
+        [0xfe, 0xff, ..] => Some((false, 2)),
+        [first, 0, ..] if first.is_ascii_graphic() => Some((true, 0)),
+        [0, first, ..] if first.is_ascii_graphic() => Some((false, 0)),
+        _ => None,
+    }
+}
+
+/// UTF-16 text (see [`utf16_order`]) as UTF-8, or `None` when `bytes` are not UTF-16.
+fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (little, start) = utf16_order(bytes)?;
+    let units = bytes[start..].chunks_exact(2).map(|pair| match little {
+        true => u16::from_le_bytes([pair[0], pair[1]]),
+        false => u16::from_be_bytes([pair[0], pair[1]]),
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    Some(text.into_bytes())
 }
 
 /// A `Content-Encoding` of a request body that the leak gate cannot read through (`zstd`, `br`,
@@ -406,9 +461,7 @@ pub(crate) fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
         [0x1f, 0x8b, ..] => flate2::read::MultiGzDecoder::new(bytes)
             .take(CAP)
             .read_to_end(&mut out),
-        [0x78, second, ..] if (u16::from(bytes[0]) << 8 | u16::from(*second)) % 31 == 0 => {
-            flate2::read::ZlibDecoder::new(bytes).take(CAP).read_to_end(&mut out)
-        }
+        _ if is_zlib(bytes) => flate2::read::ZlibDecoder::new(bytes).take(CAP).read_to_end(&mut out),
         _ => return None,
     };
     // A stream cut short still yields what it decoded, and that is what must be scanned.
