@@ -229,7 +229,7 @@ fn check_encoding(
     // UTF-8 text in practice, while plain text may start like a zlib header (`x^`).
     let gzip = body.starts_with(&[0x1f, 0x8b]);
     let still_encoded = match by_magic_only {
-        true => gzip || crate::secrets::exposure::inflate(body).is_some(),
+        true => gzip || crate::model::encodings::inflate(body).is_some(),
         false => gzip || std::str::from_utf8(body).is_err(),
     };
     if still_encoded {

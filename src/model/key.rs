@@ -283,6 +283,9 @@ pub fn canonical_form<'a>(
     }
     if !body.is_empty() {
         let content_type = header("content-type");
+        let decoded =
+            crate::model::encodings::decoded_request_body(body, &header("content-encoding"));
+        let body = decoded.as_deref().unwrap_or(body);
         let digest = Sha256::digest(canonical_body(body, content_type.first().copied()));
         canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
     }
@@ -578,6 +581,32 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_ne!(a, key("POST", "/v2/images", None, br#"{"a":2}"#));
+    }
+
+    #[test]
+    fn a_compressed_json_body_matches_by_what_it_stands_for() {
+        use std::io::Write as _;
+        let gzip = |json: &[u8], mtime: u32| {
+            let mut enc = flate2::GzBuilder::new()
+                .mtime(mtime)
+                .write(Vec::new(), flate2::Compression::default());
+            enc.write_all(json).unwrap();
+            enc.finish().unwrap()
+        };
+        let rules = MatchRules::default();
+        let k = |body: &[u8], encoding: &'static str| {
+            RequestKey::new(&rules, "POST", "/v2/images", None, |name| match name {
+                "content-encoding" => vec![encoding],
+                "content-type" => vec!["application/json"],
+                _ => vec![],
+            }, body)
+        };
+        let first = k(&gzip(br#"{"a":1,"b":2}"#, 1), "gzip");
+        assert_eq!(first, k(&gzip(br#"{"b":2,"a":1}"#, 2), "gzip"));
+        assert_eq!(first, k(&gzip(&gzip(br#"{"a":1,"b":2}"#, 3), 4), "gzip, gzip"));
+        assert_ne!(first, k(&gzip(br#"{"a":1,"b":3}"#, 1), "gzip"));
+        // Undeclared, the bytes are what they are.
+        assert_ne!(first, k(&gzip(br#"{"a":1,"b":2}"#, 2), "identity"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
+use crate::model::encodings::{from_utf16, inflate, inflate_layers, is_zlib, utf16_order};
 use crate::model::headers::is_credential;
 use crate::model::interaction::{Body, Encoded, Interaction, RecordedRequest};
 use crate::secrets::leak::{Leak, LeakScanner, Needle};
@@ -26,7 +27,6 @@ const SECRET_AUTH_PARAMS: [&str; 7] = [
     "oauth_signature",
     "oauth_token",
 ];
-
 
 /// Credential values a request carried, as needles for the leak gate: each credential header's
 /// whole value, plus the secret parts inside it: the access key and signature of an AK/SK
@@ -386,52 +386,15 @@ fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
         }
         Body::Text(_) => body.as_ref()?.to_bytes().ok()?,
     };
-    let Some(mut inner) = inflate(&bytes) else {
-        return from_utf16(&bytes);
-    };
-    for _ in 1..4 {
-        match inflate(&inner) {
-            Some(deeper) => inner = deeper,
-            None => break,
-        }
+    match inflate_layers(&bytes) {
+        Some(inner) => Some(from_utf16(&inner).unwrap_or(inner)),
+        None => from_utf16(&bytes),
     }
-    Some(from_utf16(&inner).unwrap_or(inner))
 }
 
 /// Whether `bytes` start as zlib or UTF-16 do (gzip's magic is never text).
 fn may_be_encoded(bytes: &[u8]) -> bool {
     is_zlib(bytes) || utf16_order(bytes).is_some()
-}
-
-/// Whether `bytes` start with a zlib header.
-fn is_zlib(bytes: &[u8]) -> bool {
-    matches!(bytes, [0x78, second, ..] if (u16::from(bytes[0]) << 8 | u16::from(*second)) % 31 == 0)
-}
-
-/// The byte order of UTF-16 text, by its byte-order mark or by an ASCII first character (JSON's
-/// `{`, a form's first letter) next to a zero byte: `Some(true)` for little-endian, and where
-/// its characters start.
-fn utf16_order(bytes: &[u8]) -> Option<(bool, usize)> {
-    match bytes {
-        [0xff, 0xfe, ..] => Some((true, 2)),
-        [0xfe, 0xff, ..] => Some((false, 2)),
-        [first, 0, ..] if first.is_ascii_graphic() => Some((true, 0)),
-        [0, first, ..] if first.is_ascii_graphic() => Some((false, 0)),
-        _ => None,
-    }
-}
-
-/// UTF-16 text (see [`utf16_order`]) as UTF-8, or `None` when `bytes` are not UTF-16.
-fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (little, start) = utf16_order(bytes)?;
-    let units = bytes[start..].chunks_exact(2).map(|pair| match little {
-        true => u16::from_le_bytes([pair[0], pair[1]]),
-        false => u16::from_be_bytes([pair[0], pair[1]]),
-    });
-    let text: String = char::decode_utf16(units)
-        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect();
-    Some(text.into_bytes())
 }
 
 /// A `Content-Encoding` of a request body that the leak gate cannot read through (`zstd`, `br`,
@@ -450,22 +413,6 @@ pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<Str
         .find(|coding| {
             !coding.is_empty() && !matches!(coding.as_str(), "identity" | "gzip" | "x-gzip" | "deflate")
         })
-}
-
-/// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.
-pub(crate) fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    const CAP: u64 = 64 << 20;
-    let mut out = Vec::new();
-    let read = match bytes {
-        [0x1f, 0x8b, ..] => flate2::read::MultiGzDecoder::new(bytes)
-            .take(CAP)
-            .read_to_end(&mut out),
-        _ if is_zlib(bytes) => flate2::read::ZlibDecoder::new(bytes).take(CAP).read_to_end(&mut out),
-        _ => return None,
-    };
-    // A stream cut short still yields what it decoded, and that is what must be scanned.
-    (read.is_ok() || !out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                         }
                     }
                     // A gzip or zlib body (a compressed request): every value, inside it.
-                    if let Some(inner) = crate::secrets::exposure::inflate(&bytes) {
+                    if let Some(inner) = crate::model::encodings::inflate(&bytes) {
                         for leak in scanner.find_all(&inner) {
                             found(
                                 location.clone(),

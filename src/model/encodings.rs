@@ -1,0 +1,78 @@
+//! How a body's bytes may be encoded beyond what it says: compressed (gzip or zlib, in one
+//! layer or several) or UTF-16 text. The leak gate reads through them, `verify` and HAR import
+//! tell them, and a request's key reads a compressed body as what it stands for.
+
+/// Whether `bytes` start with a zlib header.
+pub(crate) fn is_zlib(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x78, second, ..] if (u16::from(bytes[0]) << 8 | u16::from(*second)) % 31 == 0)
+}
+
+/// The byte order of UTF-16 text, by its byte-order mark or by an ASCII first character (JSON's
+/// `{`, a form's first letter) next to a zero byte: `Some(true)` for little-endian, and where
+/// its characters start.
+pub(crate) fn utf16_order(bytes: &[u8]) -> Option<(bool, usize)> {
+    match bytes {
+        [0xff, 0xfe, ..] => Some((true, 2)),
+        [0xfe, 0xff, ..] => Some((false, 2)),
+        [first, 0, ..] if first.is_ascii_graphic() => Some((true, 0)),
+        [0, first, ..] if first.is_ascii_graphic() => Some((false, 0)),
+        _ => None,
+    }
+}
+
+/// UTF-16 text (see [`utf16_order`]) as UTF-8, or `None` when `bytes` are not UTF-16.
+pub(crate) fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (little, start) = utf16_order(bytes)?;
+    let units = bytes[start..].chunks_exact(2).map(|pair| match little {
+        true => u16::from_le_bytes([pair[0], pair[1]]),
+        false => u16::from_be_bytes([pair[0], pair[1]]),
+    });
+    let text: String = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    Some(text.into_bytes())
+}
+
+/// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.
+pub(crate) fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    const CAP: u64 = 64 << 20;
+    let mut out = Vec::new();
+    let read = match bytes {
+        [0x1f, 0x8b, ..] => flate2::read::MultiGzDecoder::new(bytes)
+            .take(CAP)
+            .read_to_end(&mut out),
+        _ if is_zlib(bytes) => flate2::read::ZlibDecoder::new(bytes).take(CAP).read_to_end(&mut out),
+        _ => return None,
+    };
+    // A stream cut short still yields what it decoded, and that is what must be scanned.
+    (read.is_ok() || !out.is_empty()).then_some(out)
+}
+
+/// The bytes inside every gzip or zlib layer of `bytes` (at most four), or `None` when it is
+/// not compressed.
+pub(crate) fn inflate_layers(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut inner = inflate(bytes)?;
+    for _ in 1..4 {
+        match inflate(&inner) {
+            Some(deeper) => inner = deeper,
+            None => break,
+        }
+    }
+    Some(inner)
+}
+
+/// A request body as its key reads it when `Content-Encoding` says it is compressed (`gzip`,
+/// `x-gzip`, `deflate`, in layers): the bytes it stands for, so two clients compressing the same
+/// JSON differently (a gzip header's timestamp, a compression level) send the same request.
+/// `None` when it is not compressed, or does not decode.
+pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Vec<u8>> {
+    let compressed = encodings
+        .iter()
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let coding = coding.trim();
+            ["gzip", "x-gzip", "deflate"].iter().any(|c| coding.eq_ignore_ascii_case(c))
+        });
+    if compressed { inflate_layers(body) } else { None }
+}
