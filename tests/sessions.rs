@@ -329,6 +329,11 @@ async fn a_sessions_own_listener_puts_every_request_in_it_and_stop_returns_the_v
     let verdict = stopped.json();
     assert_eq!(verdict["session"], "suite/test_3");
     assert_eq!(verdict["hits"], 3);
+    // Read again after the stop: the verdict the stop gave.
+    assert_eq!(
+        get(&format!("{control}/suite/test_3/verdict")).await.json(),
+        verdict
+    );
     assert_eq!(
         verdict["misses"],
         serde_json::json!(["GET /v2/images/nope"])
@@ -731,10 +736,11 @@ async fn a_skipped_request_never_takes_a_recorded_answer_in_replay_or_auto() {
     let replay = replayer(&store).await;
     let skipped = send("GET", &url(&replay), &skip, b"").await;
     assert_eq!(skipped.status, 599);
+    let text = skipped.text();
+    assert!(text.contains("IMS_VCR.SKIPPED"), "{text}");
     assert!(
-        skipped.text().contains("IMS_VCR.SKIPPED"),
-        "{}",
-        skipped.text()
+        text.contains(r#""title":"Skipped""#) && !text.contains("Miss"),
+        "{text}"
     );
     assert_eq!(get(&url(&replay)).await.text(), "{\"count\":1}");
     assert_eq!(get(&url(&replay)).await.text(), "{\"count\":2}");

@@ -442,6 +442,10 @@ def ims_vcr(request, ims_vcr_pool):
         proxy, name, url, ims_vcr_pool.settings.cassettes, mode, sequence
     )
     item.stash[_SESSION] = session
+    # A rerun (pytest-rerunfailures) is the same item: what its first attempt checked is not
+    # this attempt's.
+    if _CHECKED in item.stash:
+        del item.stash[_CHECKED]
     yield session
     # Stopped last, after the teardown of every fixture that uses this one (fixtures that create
     # an image in set-up and delete it in clean-up reach `url` until then). What the test body

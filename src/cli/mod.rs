@@ -9,6 +9,7 @@ mod input;
 mod output;
 mod run;
 mod serve;
+mod signals;
 mod source;
 
 pub use exit::markdown as exit_codes_markdown;

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::process::ExitStatus;
 
 use super::command_line::shown;
+use super::signals::{Group, Signals};
 use super::*;
 use crate::Summary;
 use crate::proxy::Mode;
@@ -191,13 +192,19 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
     let mode = args.mode;
     let record = &args.serving.record;
     let playback = &args.serving.playback;
+    // Usage errors, as clap reports them (the mode may come from IMS_VCR_MODE).
+    let usage = |why: String| {
+        errln!("error: {why}\n\nFor more information, try '--help'.");
+        Err(Error::ExitCode(2))
+    };
     if mode.forwards() && record.upstream.upstream.is_none() && record.upstream.routes.is_empty() {
-        // A usage error, as clap reports one (the mode may come from IMS_VCR_MODE).
-        errln!(
-            "error: {} mode needs --upstream <URL> (or --route <PREFIX=URL>)\n\nFor more information, try '--help'.",
+        return usage(format!(
+            "{} mode needs --upstream <URL> (or --route <PREFIX=URL>)",
             mode.as_str()
-        );
-        return Err(Error::ExitCode(2));
+        ));
+    }
+    if record.listen.stop_on_stdin_eof {
+        return usage("--stop-on-stdin-eof does not apply to run: standard input is CMD's".into());
     }
     if let Some(dir) = args.cassettes.as_ref().filter(|_| mode != Mode::Replay) {
         // Accepted, as every other mode's flag; said, as `auto` may be expected to start from it.
@@ -468,132 +475,4 @@ fn exit_code(status: ExitStatus) -> u8 {
         return u8::try_from(128 + signal).unwrap_or(1);
     }
     1
-}
-
-/// SIGINT and SIGTERM (Ctrl-C elsewhere), received as signal numbers.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    terminate: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install() -> Signals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Signals {
-                interrupt: signal(SignalKind::interrupt()).ok(),
-                terminate: signal(SignalKind::terminate()).ok(),
-            }
-        }
-        #[cfg(not(unix))]
-        Signals {}
-    }
-
-    /// A signal received and not yet taken, if any.
-    async fn pending(&mut self) -> Option<i32> {
-        // Polls `recv` once: a timeout polls its future before its deadline.
-        tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
-    }
-
-    /// The next signal received.
-    async fn recv(&mut self) -> i32 {
-        #[cfg(unix)]
-        {
-            async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
-                match stream {
-                    Some(stream) => {
-                        stream.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-            tokio::select! {
-                () = next(self.interrupt.as_mut()) => libc::SIGINT,
-                () = next(self.terminate.as_mut()) => libc::SIGTERM,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            2
-        }
-    }
-}
-
-/// Who gets a forwarded signal.
-///
-/// When ims-vcr runs in the foreground of a terminal, the command stays in ims-vcr's process
-/// group, so it can read the terminal and Ctrl-C reaches it directly (and is not sent a second
-/// time); SIGTERM goes to the command. Otherwise (CI, scripts, `kill`) the command leads a
-/// process group of its own and signals go to that whole group, so the shells and workers it
-/// started stop too.
-#[derive(Clone, Copy)]
-#[cfg_attr(not(unix), allow(dead_code))]
-enum Group {
-    /// The command shares ims-vcr's process group, in a terminal's foreground.
-    Shared,
-    /// The command leads its own process group.
-    Own,
-}
-
-impl Group {
-    /// Decides, and sets up `cmd` for it.
-    fn choose(cmd: &mut tokio::process::Command) -> Group {
-        #[cfg(unix)]
-        if !in_terminal_foreground() {
-            cmd.process_group(0);
-            return Group::Own;
-        }
-        let _ = cmd;
-        Group::Shared
-    }
-
-    /// Passes `signal` on to the command.
-    fn forward(self, pid: Option<u32>, signal: i32) {
-        #[cfg(unix)]
-        match self {
-            // The terminal sent Ctrl-C to the whole foreground group, the command included.
-            Group::Shared if signal == libc::SIGINT => {}
-            Group::Shared => send(pid, false, signal),
-            Group::Own => send(pid, true, signal),
-        }
-        #[cfg(not(unix))]
-        let _ = (self, pid, signal);
-    }
-
-    /// SIGKILL to the command (and its group).
-    fn kill(self, pid: Option<u32>, child: &mut tokio::process::Child) {
-        #[cfg(unix)]
-        if let Group::Own = self {
-            send(pid, true, libc::SIGKILL);
-        }
-        #[cfg(not(unix))]
-        let _ = (self, pid);
-        let _ = child.start_kill();
-    }
-}
-
-/// Whether ims-vcr is in the foreground process group of the terminal on stdin, stdout or stderr.
-#[cfg(unix)]
-fn in_terminal_foreground() -> bool {
-    // SAFETY: getpgrp and tcgetpgrp only read process state; tcgetpgrp returns -1 (ENOTTY,
-    // EBADF) for a descriptor that is closed or not a terminal.
-    let own = unsafe { libc::getpgrp() };
-    (0..=2).any(|fd| unsafe { libc::tcgetpgrp(fd) } == own)
-}
-
-/// Sends `signal` to process `pid`, or to the process group it leads.
-#[cfg(unix)]
-fn send(pid: Option<u32>, group: bool, signal: i32) {
-    let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else {
-        return;
-    };
-    let target = if group { -pid } else { pid };
-    // SAFETY: kill(2) has no memory-safety preconditions; a target that is gone is ESRCH.
-    if unsafe { libc::kill(target, signal) } != 0 {
-        tracing::debug!(target, signal, error = %std::io::Error::last_os_error(), "kill");
-    }
 }

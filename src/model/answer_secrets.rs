@@ -268,14 +268,10 @@ fn mask_answer_into(
             if crate::model::credentials::opaque_blob(map)
                 && let Some(blob) = map.get_mut("blob")
             {
-                let mut masked = Vec::new();
-                mask_credential("blob", blob, &mut masked);
-                found.extend(masked.into_iter().map(|f| Found {
-                    label: "credential field blob of the answer body".to_owned(),
-                    value: f.value,
-                }));
+                mask_blob(blob, found);
             }
             for (name, item) in map.iter_mut() {
+                crate::model::credentials::for_untyped_blobs(name, item, |blob| mask_blob(blob, found));
                 let normal = compact(name);
                 if masks(name, item) {
                     let mut masked = Vec::new();
@@ -319,6 +315,16 @@ fn mask_answer_into(
         }
         _ => {}
     }
+}
+
+/// Masks a Keystone credential's blob in an answer (see [`crate::model::credentials::opaque_blob`]).
+fn mask_blob(blob: &mut Value, found: &mut Vec<Found>) {
+    let mut masked = Vec::new();
+    mask_credential("blob", blob, &mut masked);
+    found.extend(masked.into_iter().map(|f| Found {
+        label: "credential field blob of the answer body".to_owned(),
+        value: f.value,
+    }));
 }
 
 #[cfg(test)]

@@ -75,6 +75,30 @@ pub(crate) fn opaque_blob(map: &serde_json::Map<String, Value>) -> bool {
             .is_some_and(|t| !t.eq_ignore_ascii_case("ec2"))
 }
 
+/// Calls `each` on the blob of every Keystone credential object under `name` (`credential`, or
+/// each of `credentials`) that has no `type` (`PATCH /v3/credentials/{id}` sends only what
+/// changes): no type says it is an `ec2` pair, so its blob is masked whole too.
+pub(crate) fn for_untyped_blobs(name: &str, item: &mut Value, mut each: impl FnMut(&mut Value)) {
+    if !matches!(compact(name).as_str(), "credential" | "credentials") {
+        return;
+    }
+    let objects: Vec<&mut serde_json::Map<String, Value>> = match item {
+        Value::Object(map) => vec![map],
+        Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).collect(),
+        _ => Vec::new(),
+    };
+    for map in objects {
+        if map.contains_key("type") {
+            continue;
+        }
+        if let Some(blob) = map.get_mut("blob")
+            && matches!(blob, Value::String(text) if !text.is_empty() && text != PLACEHOLDER)
+        {
+            each(blob);
+        }
+    }
+}
+
 fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => {
@@ -85,6 +109,7 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
             }
             let patched = patched_credential(map);
             for (name, item) in map.iter_mut() {
+                for_untyped_blobs(name, item, |blob| mask_scalar("blob", blob, found));
                 if let Some(credential) = patched.as_deref().filter(|_| name == "value") {
                     mask_all(credential, item, found);
                     continue;
@@ -195,6 +220,11 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
             let patched = patched_credential(map);
             for (name, item) in map.iter_mut() {
                 let child = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+                let mut untyped = false;
+                for_untyped_blobs(name, item, |_| untyped = true);
+                if untyped {
+                    out.push((child.clone(), "blob".to_owned()));
+                }
                 if let Some(credential) = patched.as_deref().filter(|_| name == "value") {
                     let mut found = Vec::new();
                     mask_all(credential, item, &mut found);
@@ -630,7 +660,14 @@ mod tests {
         let text = String::from_utf8(masked).unwrap();
         assert!(text.contains("AK1") && !text.contains("S1"), "{text}");
         assert_eq!(found.len(), 1);
-        // A `blob` without a credential's `type` is data.
+        // Without a `type` (Keystone's PATCH sends only what changes), a credential's blob is
+        // masked whole; a `blob` elsewhere is data.
+        let patch = br#"{"credential":{"blob":"PATCHEDSEED77"}}"#;
+        let (masked, found) = mask_body(patch, Some("application/json")).unwrap();
+        assert_eq!(masked, br#"{"credential":{"blob":"REDACTED"}}"#);
+        assert_eq!(found[0].value, "PATCHEDSEED77");
+        let cassette: Value = serde_json::from_slice(patch).unwrap();
+        assert_eq!(unmasked_in_json(&cassette).len(), 1);
         assert!(mask_body(br#"{"blob":"abc","size":3}"#, Some("application/json")).is_none());
     }
 

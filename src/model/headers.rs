@@ -159,8 +159,9 @@ pub fn is_credential(name: &str) -> bool {
 /// parameters and body fields do ([`crate::model::credentials::is_credential_name`]: `X-Auth-Password`, `X-Client-Secret`,
 /// `X-Sdk-Signature`, `X-Goog-Api-Key`, `X-Vault-Token`, `X-Obs-Security-Token`, `Token`,
 /// `X-Storage-Pass`, `X-Apig-AppCode`, `X-HW-APPKEY`, Swift's `X-Account-Meta-Temp-Url-Key`
-/// and `X-Container-Meta-Temp-Url-Key-2`), names ending in `key` but for the keys that are not
-/// secrets (`Idempotency-Key`) or in `auth`, and any name holding `authorization` or `cookie`.
+/// and `X-Container-Meta-Temp-Url-Key-2`), keys of an authority ([`KEY_OWNERS`]) and the
+/// authentication headers of [`AUTH_HEADERS`], and any name holding `authorization` or
+/// `cookie`.
 fn names_a_credential(name: &str) -> bool {
     let compact = crate::model::credentials::compact(name);
     is_credential_compact(&compact)
@@ -169,24 +170,30 @@ fn names_a_credential(name: &str) -> bool {
         || compact.contains("authorization")
         || compact.contains("cookie")
         // `X-Auth`, `X-Registry-Auth` (base64 JSON with a password), `X-Sentry-Auth`,
-        // `X-Tableau-Auth`: a header named for authentication carries it.
-        || compact.ends_with("auth")
-        // `X-Functions-Key`, `X-Auth-User-Key`, `X-Amz-Server-Side-Encryption-Customer-Key`: a
-        // header ending in `key` hands one over, unless it names one of the keys that are not
-        // secrets ([`NOT_SECRET_KEYS`]).
-        || compact.ends_with("key") && !NOT_SECRET_KEYS.iter().any(|k| compact.ends_with(k))
+        // `X-Tableau-Auth`: headers that carry the authentication they are named for (not every
+        // name ending in `auth`: `X-No-Auth: true` is a flag).
+        || AUTH_HEADERS.contains(&compact.as_str())
+        // `X-Auth-User-Key`, `X-Functions-Key`, `Ocp-Apim-Subscription-Key`,
+        // `X-Amz-Server-Side-Encryption-Customer-Key`: a key of an authority, not any name
+        // ending in `key` (`Idempotency-Key`, `Surrogate-Key`, `X-Object-Meta-Sort-Key` are not
+        // secrets).
+        || compact.ends_with("key") && KEY_OWNERS.iter().any(|part| compact.contains(part))
 }
 
-/// How header names end (in compact form) whose key is not a secret: a request's idempotency
-/// key, the WebSocket handshake's nonce, a cache's, partition's or routing key, a public key.
-const NOT_SECRET_KEYS: &[&str] = &[
-    "idempotencykey",
-    "websocketkey",
-    "cachekey",
-    "partitionkey",
-    "routingkey",
-    "deduplicationkey",
-    "publickey",
+/// Header names (compact) that carry authentication though no rule for parameters names them.
+const AUTH_HEADERS: &[&str] = &["xauth", "xregistryauth", "xsentryauth", "xtableauauth"];
+
+/// What a header name ending in `key` holds when the key is a secret: whose key it is.
+const KEY_OWNERS: &[&str] = &[
+    "auth",
+    "api",
+    "access",
+    "secret",
+    "private",
+    "session",
+    "functions",
+    "subscription",
+    "customer",
 ];
 
 /// True for a request header that is neither stored nor matched on (dates, user agents, request ids, and the headers the proxy rewrites).
@@ -363,6 +370,10 @@ mod tests {
             "Sec-WebSocket-Key",
             "X-Cache-Key",
             "X-Ms-Documentdb-Partitionkey",
+            "Surrogate-Key",
+            "Key",
+            "X-Object-Meta-Sort-Key",
+            "X-No-Auth",
             "WWW-Authenticate",
             "Authentication-Info",
         ] {

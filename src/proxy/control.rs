@@ -131,7 +131,7 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
     // The verdict so far, the session going on: what a test harness checks after a test's body
     // while its clean-up still uses the session.
     if action == "verdict" && (method == Method::GET || method == Method::POST) {
-        return ok(json!(proxy.sessions.verdict(name, &proxy.tapes, proxy.settings.fail_on_unused)));
+        return ok(json!(proxy.sessions.current(name, &proxy.tapes, proxy.settings.fail_on_unused)));
     }
     if method != Method::POST {
         let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action} takes POST");

@@ -90,6 +90,11 @@ impl Proxy {
         };
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
+        // And what the refused exchange holds, its answer included: a secret the answer handed
+        // back (a credential's blob) that the request also holds unmasked stores no gap.
+        if let Some((_, found)) = crate::secrets::exposure::mask_credentials(refused, None) {
+            needles.extend(found);
+        }
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let line = key.request_line();

@@ -511,12 +511,12 @@ impl Proxy {
         let passed = match gate.pass(interaction, needles) {
             Ok(passed) => passed,
             Err(refusal) => {
-                tracing::error!(
-                    request = line,
-                    refused = %refusal,
-                    "answer served but NOT recorded (replay serves a 599 IMS_VCR.NOT_RECORDED in \
-                     its place)"
-                );
+                // A request that cannot be keyed or read stores no gap either (see `gaps.rs`).
+                let instead = match refusal {
+                    Refusal::Key(_) | Refusal::Unreadable(_) => "nothing is stored for this request",
+                    _ => "replay serves a 599 IMS_VCR.NOT_RECORDED in its place",
+                };
+                tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
                 return Err(Some(refusal));
             }
         };

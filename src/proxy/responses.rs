@@ -24,7 +24,18 @@ pub(super) fn skipped_in_replay(parts: &Parts) -> Response<Full<Bytes>> {
         crate::model::session::SKIP_HEADER
     );
     let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
-    error_response(status, "IMS_VCR.SKIPPED", &msg, json!({}))
+    // Not a miss, and not titled one (`error_response` titles a 599 so): a client shows
+    // "Skipped".
+    const SKIPPED: &str = "Skipped";
+    let body = json!({
+        "error": { "code": "IMS_VCR.SKIPPED", "message": msg, "title": SKIPPED },
+        "ims_vcr": {},
+    });
+    let mut response = json_response(status, &body, Outcome::Error);
+    response
+        .extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(SKIPPED.as_bytes()));
+    response
 }
 
 /// Marks an answer sent before the request's body was read with `Connection: close` (HTTP/1;

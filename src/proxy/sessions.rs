@@ -103,6 +103,22 @@ impl Sessions {
             .remove(session);
     }
 
+    /// The verdict of `session` as it stands: going on, its verdict so far; stopped (and not
+    /// used again since), the verdict its stop gave.
+    pub(crate) fn current(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
+        let running = self.live().contains_key(session);
+        if !running
+            && let Some(finished) = self
+                .finished
+                .lock()
+                .expect("no code panics while holding the sessions lock")
+                .get(session)
+        {
+            return finished.clone();
+        }
+        self.verdict(session, tapes, fail_on_unused)
+    }
+
     /// Notes that `session` asked for the request with `digest`.
     pub(crate) fn asked(&self, session: &str, digest: &[u8; 32]) {
         self.with(session, |c| {

@@ -1,0 +1,132 @@
+//! The signals `ims-vcr run` receives and passes on to the command it runs: SIGINT and SIGTERM
+//! as signal numbers, and who gets them (the command alone, or its whole process group).
+
+use std::time::Duration;
+
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), received as signal numbers.
+pub(super) struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub(super) fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// A signal received and not yet taken, if any.
+    pub(super) async fn pending(&mut self) -> Option<i32> {
+        // Polls `recv` once: a timeout polls its future before its deadline.
+        tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
+    }
+
+    /// The next signal received.
+    pub(super) async fn recv(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.interrupt.as_mut()) => libc::SIGINT,
+                () = next(self.terminate.as_mut()) => libc::SIGTERM,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        }
+    }
+}
+
+/// Who gets a forwarded signal.
+///
+/// When ims-vcr runs in the foreground of a terminal, the command stays in ims-vcr's process
+/// group, so it can read the terminal and Ctrl-C reaches it directly (and is not sent a second
+/// time); SIGTERM goes to the command. Otherwise (CI, scripts, `kill`) the command leads a
+/// process group of its own and signals go to that whole group, so the shells and workers it
+/// started stop too.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(super) enum Group {
+    /// The command shares ims-vcr's process group, in a terminal's foreground.
+    Shared,
+    /// The command leads its own process group.
+    Own,
+}
+
+impl Group {
+    /// Decides, and sets up `cmd` for it.
+    pub(super) fn choose(cmd: &mut tokio::process::Command) -> Group {
+        #[cfg(unix)]
+        if !in_terminal_foreground() {
+            cmd.process_group(0);
+            return Group::Own;
+        }
+        let _ = cmd;
+        Group::Shared
+    }
+
+    /// Passes `signal` on to the command.
+    pub(super) fn forward(self, pid: Option<u32>, signal: i32) {
+        #[cfg(unix)]
+        match self {
+            // The terminal sent Ctrl-C to the whole foreground group, the command included.
+            Group::Shared if signal == libc::SIGINT => {}
+            Group::Shared => send(pid, false, signal),
+            Group::Own => send(pid, true, signal),
+        }
+        #[cfg(not(unix))]
+        let _ = (self, pid, signal);
+    }
+
+    /// SIGKILL to the command (and its group).
+    pub(super) fn kill(self, pid: Option<u32>, child: &mut tokio::process::Child) {
+        #[cfg(unix)]
+        if let Group::Own = self {
+            send(pid, true, libc::SIGKILL);
+        }
+        #[cfg(not(unix))]
+        let _ = (self, pid);
+        let _ = child.start_kill();
+    }
+}
+
+/// Whether ims-vcr is in the foreground process group of the terminal on stdin, stdout or stderr.
+#[cfg(unix)]
+fn in_terminal_foreground() -> bool {
+    // SAFETY: getpgrp and tcgetpgrp only read process state; tcgetpgrp returns -1 (ENOTTY,
+    // EBADF) for a descriptor that is closed or not a terminal.
+    let own = unsafe { libc::getpgrp() };
+    (0..=2).any(|fd| unsafe { libc::tcgetpgrp(fd) } == own)
+}
+
+/// Sends `signal` to process `pid`, or to the process group it leads.
+#[cfg(unix)]
+fn send(pid: Option<u32>, group: bool, signal: i32) {
+    let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else {
+        return;
+    };
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill(2) has no memory-safety preconditions; a target that is gone is ESRCH.
+    if unsafe { libc::kill(target, signal) } != 0 {
+        tracing::debug!(target, signal, error = %std::io::Error::last_os_error(), "kill");
+    }
+}
