@@ -170,7 +170,7 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
     // reached.
     for request in [
         "GET /v2 HTTP/1.0\r\n\r\n",
-        "GET /v2 HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+        "GET /v2 HTTP/1.0\r\nHost:\r\n\r\n",
     ] {
         let answer = raw_exchange(replay.address(), request.as_bytes()).await;
         assert!(

@@ -143,7 +143,10 @@ impl Connections {
             let local = local.and_then(|a| hyper::header::HeaderValue::from_str(&a.to_string()).ok());
             service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 requested.store(true, Ordering::Relaxed);
-                if let Some(local) = &local
+                // HTTP/1.0 only (an HTTP/1.1 client must send Host, an HTTP/2 one `:authority`),
+                // so the lookup is not paid on every request.
+                if request.version() == hyper::Version::HTTP_10
+                    && let Some(local) = &local
                     && request.uri().authority().is_none()
                     && request
                         .headers()
