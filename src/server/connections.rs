@@ -166,7 +166,7 @@ impl Connections {
                 async move {
                     let answer = proxy.handle(request, peer).await;
                     drop(served);
-                    answer.map(|answer| if head { without_body(answer) } else { answer })
+                    if head { answer.map(without_body) } else { answer }
                 }
             })
         };
