@@ -518,21 +518,23 @@ fn with_finder<T>(needle: &str, mut search: impl FnMut(&memchr::memmem::Finder<'
 /// server: `https://h` and `https://h:443`, `http://h` and `http://h:80`. `None` for an origin
 /// with another port.
 fn default_port_spelling(origin: &str) -> Option<String> {
-    let (scheme, authority) = origin.split_once("://")?;
-    let default = match scheme {
-        "https" => "443",
-        "http" => "80",
-        _ => return None,
+    // Byte checks only: this runs for every relayed answer that does not mention an origin.
+    let (default, rest) = match origin.strip_prefix("https://") {
+        Some(rest) => (":443", rest),
+        None => (":80", origin.strip_prefix("http://")?),
     };
-    // The port follows the host, after an IPv6 literal's `]`.
-    let host_end = authority.rfind(']').map_or(0, |at| at + 1);
-    match authority[host_end..].rsplit_once(':') {
-        Some((_, port)) if port == default => {
-            Some(format!("{scheme}://{}", &authority[..authority.len() - port.len() - 1]))
-        }
-        Some(_) => None,
-        None => Some(format!("{origin}:{default}")),
+    if let Some(host) = rest.strip_suffix(default) {
+        return Some(format!("{}{host}", &origin[..origin.len() - rest.len()]));
     }
+    // Another port: a `:` after the host (after an IPv6 literal's `]`).
+    let host_end = match rest.as_bytes().first() {
+        Some(b'[') => rest.bytes().position(|b| b == b']').map_or(rest.len(), |at| at + 1),
+        _ => 0,
+    };
+    if rest.as_bytes()[host_end..].contains(&b':') {
+        return None;
+    }
+    Some(format!("{origin}{default}"))
 }
 
 /// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
