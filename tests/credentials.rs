@@ -1021,6 +1021,14 @@ async fn a_password_in_a_compressed_request_body_never_reaches_disk() {
             "br",
             json.as_bytes().to_vec(),
         ),
+        // `deflate` as raw DEFLATE (no zlib header): not read, so not stored either.
+        ("raw deflate JSON", "application/json", "deflate", {
+            use std::io::Write as _;
+            let mut enc =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(json.as_bytes()).unwrap();
+            enc.finish().unwrap()
+        }),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");

@@ -401,18 +401,32 @@ fn may_be_encoded(bytes: &[u8]) -> bool {
 /// `compress`: anything but `gzip`, `x-gzip`, `deflate` and `identity`), or `None`. Such a body
 /// may carry a password no check can see, so it is not stored.
 pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<String> {
-    if crate::model::interaction::body_bytes(&request.body).is_ok_and(|b| b.is_empty()) {
-        return None;
-    }
-    request
+    let codings: Vec<String> = request
         .headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))
         .flat_map(|(_, value)| value.split(','))
         .map(|coding| coding.trim().to_ascii_lowercase())
-        .find(|coding| {
-            !coding.is_empty() && !matches!(coding.as_str(), "identity" | "gzip" | "x-gzip" | "deflate")
-        })
+        .filter(|coding| !coding.is_empty() && coding != "identity")
+        .collect();
+    // Most requests: no coding, and the body is not looked at.
+    if codings.is_empty() {
+        return None;
+    }
+    let body = crate::model::interaction::body_bytes(&request.body).ok()?;
+    if body.is_empty() {
+        return None;
+    }
+    if let Some(unknown) = codings
+        .iter()
+        .find(|c| !matches!(c.as_str(), "gzip" | "x-gzip" | "deflate"))
+    {
+        return Some(unknown.clone());
+    }
+    // `deflate` as some clients send it: raw DEFLATE, without the zlib header the gate reads.
+    inflate(&body)
+        .is_none()
+        .then(|| format!("{} (not gzip or zlib bytes: raw DEFLATE?)", codings.join(", ")))
 }
 
 #[cfg(test)]
