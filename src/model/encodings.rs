@@ -8,16 +8,21 @@ pub(crate) fn is_zlib(bytes: &[u8]) -> bool {
 }
 
 /// The byte order of UTF-16 text, by its byte-order mark or by an ASCII first character (JSON's
-/// `{`, a form's first letter) next to a zero byte: `Some(true)` for little-endian, and where
+/// `{`, a form's first letter, white space) next to a zero byte: `Some(true)` for little-endian, and where
 /// its characters start.
 pub(crate) fn utf16_order(bytes: &[u8]) -> Option<(bool, usize)> {
     match bytes {
         [0xff, 0xfe, ..] => Some((true, 2)),
         [0xfe, 0xff, ..] => Some((false, 2)),
-        [first, 0, ..] if first.is_ascii_graphic() => Some((true, 0)),
-        [0, first, ..] if first.is_ascii_graphic() => Some((false, 0)),
+        [first, 0, ..] if is_text_start(*first) => Some((true, 0)),
+        [0, first, ..] if is_text_start(*first) => Some((false, 0)),
         _ => None,
     }
+}
+
+/// An ASCII character text may start with: printable, or white space (`\n{…}`).
+fn is_text_start(byte: u8) -> bool {
+    byte.is_ascii_graphic() || byte.is_ascii_whitespace()
 }
 
 /// UTF-16 text (see [`utf16_order`]) as UTF-8, or `None` when `bytes` are not UTF-16.
@@ -75,4 +80,21 @@ pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Ve
             ["gzip", "x-gzip", "deflate"].iter().any(|c| coding.eq_ignore_ascii_case(c))
         });
     if compressed { inflate_layers(body) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf16_text_is_told_by_its_mark_or_its_first_character_white_space_too() {
+        let le = |text: &str| -> Vec<u8> { text.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let be = |text: &str| -> Vec<u8> { text.encode_utf16().flat_map(u16::to_be_bytes).collect() };
+        for bytes in [le("{\"a\":1}"), le("\n  {\"a\":1}"), be(" {\"a\":1}"), [vec![0xff, 0xfe], le("x=1")].concat()] {
+            let text = String::from_utf8(from_utf16(&bytes).unwrap()).unwrap();
+            assert!(text.trim().starts_with(['{', 'x']), "{text:?}");
+        }
+        assert_eq!(from_utf16(b"{\"a\":1}"), None);
+        assert_eq!(from_utf16(&[0x1f, 0x8b, 0, 0]), None);
+    }
 }
