@@ -329,6 +329,13 @@ async fn a_sessions_own_listener_puts_every_request_in_it_and_stop_returns_the_v
     let verdict = stopped.json();
     assert_eq!(verdict["session"], "suite/test_3");
     assert_eq!(verdict["hits"], 3);
+    // A name nothing knows is no passing verdict.
+    assert_eq!(
+        get(&format!("{control}/suite/no_such_test/verdict"))
+            .await
+            .status,
+        404
+    );
     // Read again after the stop: the verdict the stop gave.
     assert_eq!(
         get(&format!("{control}/suite/test_3/verdict")).await.json(),

@@ -468,9 +468,18 @@ async fn stdin_ended() {
         .spawn(move || {
             use std::io::Read as _;
             let mut buf = [0u8; 256];
-            while let Ok(n) = std::io::stdin().lock().read(&mut buf) {
-                if n == 0 {
-                    break;
+            loop {
+                match std::io::stdin().lock().read(&mut buf) {
+                    Ok(0) => break,
+                    // Input nobody asked for is read and dropped, at a bounded pace (an endless
+                    // stream such as /dev/zero must not take a CPU).
+                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    // A non-blocking pipe with nothing in it yet has not ended.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
             }
             let _ = ended.send(());

@@ -40,14 +40,18 @@ pub(crate) fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.
 pub(crate) fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
+    inflate_capped(bytes, 64 << 20)
+}
+
+/// [`inflate`], at most `cap` bytes out.
+fn inflate_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
     use std::io::Read as _;
-    const CAP: u64 = 64 << 20;
     let mut out = Vec::new();
     let read = match bytes {
         [0x1f, 0x8b, ..] => flate2::read::MultiGzDecoder::new(bytes)
-            .take(CAP)
+            .take(cap)
             .read_to_end(&mut out),
-        _ if is_zlib(bytes) => flate2::read::ZlibDecoder::new(bytes).take(CAP).read_to_end(&mut out),
+        _ if is_zlib(bytes) => flate2::read::ZlibDecoder::new(bytes).take(cap).read_to_end(&mut out),
         _ => return None,
     };
     // A stream cut short still yields what it decoded, and that is what must be scanned.
@@ -70,7 +74,7 @@ pub(crate) fn inflate_layers(bytes: &[u8]) -> Option<Vec<u8>> {
 /// A request body as its key reads it when `Content-Encoding` says it is compressed (`gzip`,
 /// `x-gzip`, `deflate`, in layers): the bytes it stands for, so two clients compressing the same
 /// JSON differently (a gzip header's timestamp, a compression level) send the same request.
-/// `None` when it is not compressed, or does not decode.
+/// `None` when it is not compressed, does not decode, or decodes to 4 MiB or more.
 pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Vec<u8>> {
     let compressed = encodings
         .iter()
@@ -79,7 +83,21 @@ pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Ve
             let coding = coding.trim();
             ["gzip", "x-gzip", "deflate"].iter().any(|c| coding.eq_ignore_ascii_case(c))
         });
-    if compressed { inflate_layers(body) } else { None }
+    if !compressed {
+        return None;
+    }
+    // Keyed on every request, replay too: bounded well below what the leak gate reads, so a
+    // small compressed body that expands to megabytes (a bomb) costs little; past the bound the
+    // body keys as sent.
+    const KEY_CAP: u64 = 4 << 20;
+    let mut inner = inflate_capped(body, KEY_CAP)?;
+    for _ in 1..4 {
+        match inflate_capped(&inner, KEY_CAP) {
+            Some(deeper) => inner = deeper,
+            None => break,
+        }
+    }
+    (inner.len() < KEY_CAP as usize).then_some(inner)
 }
 
 #[cfg(test)]

@@ -78,7 +78,18 @@ pub fn mask(body: &[u8], boundary: &str) -> Option<(Vec<u8>, Vec<Found>)> {
                         found.extend(values);
                         masked
                     }
-                    None => continue,
+                    // Encoded (`Content-Transfer-Encoding: base64`, UTF-16): what it holds cannot
+                    // be masked in place, but joins the needles, and the leak gate, which reads
+                    // base64 and UTF-16, refuses the body.
+                    None => match decoded_part(&head, content)
+                        .and_then(|d| crate::model::credentials::mask_body(&d, content_type.as_deref()))
+                    {
+                        Some((_, values)) => {
+                            found.extend(values);
+                            content.to_vec()
+                        }
+                        None => continue,
+                    },
                 }
             }
         };
@@ -101,6 +112,25 @@ fn find_blank_line(part: &[u8]) -> Option<(usize, usize)> {
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
+    }
+}
+
+/// A part's content as the bytes it stands for when it is encoded: `Content-Transfer-Encoding:
+/// base64`, UTF-16 text; `None` when it is neither.
+fn decoded_part(head: &str, content: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let base64 = part_header(head, "content-transfer-encoding")
+        .is_some_and(|e| e.eq_ignore_ascii_case("base64"));
+    let bytes = match base64 {
+        true => {
+            let text: Vec<u8> = content.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD.decode(text).ok()?
+        }
+        false => content.to_vec(),
+    };
+    match crate::model::encodings::from_utf16(&bytes) {
+        Some(text) => Some(text),
+        None => base64.then_some(bytes),
     }
 }
 
@@ -182,6 +212,18 @@ mod tests {
         }
         assert!(masked.contains(r#"{"name":"n","password":"REDACTED"}"#), "{masked}");
         assert!(masked.contains("\r\n\r\nplain bytes\r\n"), "{masked}");
+    }
+
+    #[test]
+    fn a_json_part_in_base64_or_utf16_has_its_credentials_found_though_left_as_sent() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(br#"{"password":"pw-b64-1"}"#);
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--XyZ--\r\n"
+        );
+        let (kept, found) = mask(body.as_bytes(), "XyZ").unwrap();
+        assert_eq!(kept, body.as_bytes());
+        assert_eq!(found[0].value, "pw-b64-1");
     }
 
     #[test]

@@ -131,6 +131,11 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
     // The verdict so far, the session going on: what a test harness checks after a test's body
     // while its clean-up still uses the session.
     if action == "verdict" && (method == Method::GET || method == Method::POST) {
+        // A name nothing knows (a typo in a harness) is no passing verdict.
+        if !proxy.sessions.knows(name) && !proxy.tapes.session_names().iter().any(|n| n == name) {
+            let msg = format!("no session {name:?}: it made no request, has no listener and no recording");
+            return error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}));
+        }
         return ok(json!(proxy.sessions.current(name, &proxy.tapes, proxy.settings.fail_on_unused)));
     }
     if method != Method::POST {

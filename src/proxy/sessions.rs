@@ -103,6 +103,21 @@ impl Sessions {
             .remove(session);
     }
 
+    /// Whether `session` is known here: it made a request, has a listener, or was stopped.
+    pub(crate) fn knows(&self, session: &str) -> bool {
+        self.live().contains_key(session)
+            || self
+                .finished
+                .lock()
+                .expect("no code panics while holding the sessions lock")
+                .contains_key(session)
+            || self
+                .urls
+                .read()
+                .expect("no code panics while holding the sessions lock")
+                .contains_key(session)
+    }
+
     /// The verdict of `session` as it stands: going on, its verdict so far; stopped (and not
     /// used again since), the verdict its stop gave.
     pub(crate) fn current(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
