@@ -177,15 +177,17 @@ fn names_a_credential(name: &str) -> bool {
         // `X-Amz-Server-Side-Encryption-Customer-Key`: a key of an authority, not any name
         // ending in `key` (`Idempotency-Key`, `Surrogate-Key`, `X-Object-Meta-Sort-Key` are not
         // secrets).
-        || compact.ends_with("key") && KEY_OWNERS.iter().any(|part| compact.contains(part))
+        || compact.strip_suffix("key").is_some_and(|owner| KEY_OWNERS.iter().any(|o| owner.ends_with(o)))
 }
 
 /// Header names (compact) that carry authentication though no rule for parameters names them.
 const AUTH_HEADERS: &[&str] = &["xauth", "xregistryauth", "xsentryauth", "xtableauauth"];
 
-/// What a header name ending in `key` holds when the key is a secret: whose key it is.
+/// What a header name ending in `key` holds when the key is a secret: whose key it is, the word
+/// right before `key` (`X-Image-Meta-Property-Author-Key` is no auth key).
 const KEY_OWNERS: &[&str] = &[
     "auth",
+    "authuser",
     "api",
     "access",
     "secret",
@@ -374,6 +376,8 @@ mod tests {
             "Key",
             "X-Object-Meta-Sort-Key",
             "X-No-Auth",
+            "X-Image-Meta-Property-Author-Key",
+            "X-Capital-Key",
             "WWW-Authenticate",
             "Authentication-Info",
         ] {
