@@ -226,6 +226,25 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         let progress = progress_bar(0, "validating");
         let (recordings, rules) = cassette::read_dir_with_progress(dir, &progress)?;
         progress.finish_and_clear();
+        // A folder of HAR files is not a folder of cassettes: said, rather than importing nothing.
+        if recordings.is_empty() {
+            let hars: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.to_ascii_lowercase().ends_with(".har"))
+                .collect();
+            if let Some(first) = hars.first() {
+                return Err(Error::Usage(format!(
+                    "{} holds no cassette but {} HAR file(s) ({first}, ...): import each HAR file \
+                     by its path, e.g. `ims-vcr import {}`",
+                    dir.display(),
+                    hars.len(),
+                    dir.join(first).display()
+                )));
+            }
+        }
         match &redactor {
             Some(redactor) => (
                 cassette::redact_recordings(&recordings, redactor, &rules)?,

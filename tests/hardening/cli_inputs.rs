@@ -654,3 +654,23 @@ fn a_bad_volatile_pattern_is_named_by_the_file_or_the_flag_it_came_from() {
     assert!(err.contains("--volatile \"tf-(\""), "{err}");
     assert!(!dir.path().join("s").exists(), "nothing was recorded");
 }
+
+/// `import DIR` of a folder holding HAR files but no cassette says how to import them instead of
+/// importing nothing with success; nothing is written.
+#[test]
+fn importing_a_folder_of_har_files_says_to_import_each_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("hars")).unwrap();
+    std::fs::write(
+        dir.path().join("hars/suite.har"),
+        r#"{"log":{"entries":[]}}"#,
+    )
+    .unwrap();
+    let (code, err) = run(&["import", "--store", "s", "hars"], dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("suite.har") && err.contains("ims-vcr import"),
+        "{err}"
+    );
+    assert!(!dir.path().join("s").exists(), "nothing was written");
+}
