@@ -38,9 +38,36 @@ pub(crate) fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(text.into_bytes())
 }
 
+/// The `Content-Encoding` codings whose bytes [`inflate`] reads (`identity` aside).
+pub(crate) const READABLE_CODINGS: [&str; 3] = ["gzip", "x-gzip", "deflate"];
+
+/// The codings `Content-Encoding` values list, in order (every header: two `gzip` lines are two
+/// layers), lower-case, `identity` left out.
+pub(crate) fn codings<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Vec<String> {
+    values
+        .into_iter()
+        .flat_map(|value| {
+            (value.as_ref().split(','))
+                .map(|coding| coding.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|coding| !coding.is_empty() && coding != "identity")
+        .collect()
+}
+
+/// The first of `codings` (see [`codings`]) that ims-vcr cannot decode (`zstd`, `br`, ...).
+pub(crate) fn unreadable(codings: &[String]) -> Option<&String> {
+    codings
+        .iter()
+        .find(|coding| !READABLE_CODINGS.contains(&coding.as_str()))
+}
+
+/// What [`inflate`] decodes at most: the cap on an answer's body.
+const CAP: u64 = 64 << 20;
+
 /// The bytes inside a gzip or zlib stream (capped at 64 MiB), or `None` when `bytes` is not one.
 pub(crate) fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
-    inflate_capped(bytes, 64 << 20)
+    inflate_capped(bytes, CAP)
 }
 
 /// [`inflate`], at most `cap` bytes out.
@@ -61,9 +88,14 @@ fn inflate_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
 /// The bytes inside every gzip or zlib layer of `bytes` (at most four), or `None` when it is
 /// not compressed.
 pub(crate) fn inflate_layers(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut inner = inflate(bytes)?;
+    inflate_layers_capped(bytes, CAP)
+}
+
+/// [`inflate_layers`], each layer at most `cap` bytes out.
+fn inflate_layers_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
+    let mut inner = inflate_capped(bytes, cap)?;
     for _ in 1..4 {
-        match inflate(&inner) {
+        match inflate_capped(&inner, cap) {
             Some(deeper) => inner = deeper,
             None => break,
         }
@@ -76,13 +108,9 @@ pub(crate) fn inflate_layers(bytes: &[u8]) -> Option<Vec<u8>> {
 /// JSON differently (a gzip header's timestamp, a compression level) send the same request.
 /// `None` when it is not compressed, does not decode, or decodes to 4 MiB or more.
 pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Vec<u8>> {
-    let compressed = encodings
+    let compressed = codings(encodings)
         .iter()
-        .flat_map(|value| value.split(','))
-        .any(|coding| {
-            let coding = coding.trim();
-            ["gzip", "x-gzip", "deflate"].iter().any(|c| coding.eq_ignore_ascii_case(c))
-        });
+        .any(|coding| READABLE_CODINGS.contains(&coding.as_str()));
     if !compressed {
         return None;
     }
@@ -90,13 +118,7 @@ pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Ve
     // small compressed body that expands to megabytes (a bomb) costs little; past the bound the
     // body keys as sent.
     const KEY_CAP: u64 = 4 << 20;
-    let mut inner = inflate_capped(body, KEY_CAP)?;
-    for _ in 1..4 {
-        match inflate_capped(&inner, KEY_CAP) {
-            Some(deeper) => inner = deeper,
-            None => break,
-        }
-    }
+    let inner = inflate_layers_capped(body, KEY_CAP)?;
     (inner.len() < KEY_CAP as usize).then_some(inner)
 }
 

@@ -425,21 +425,10 @@ fn decode_body(
         return Ok(raw);
     }
     // Every header, in order: two `Content-Encoding: gzip` lines are two layers.
-    let encodings: Vec<String> = headers
-        .get_all(CONTENT_ENCODING)
-        .iter()
-        .flat_map(|value| {
-            String::from_utf8_lossy(value.as_bytes())
-                .split(',')
-                .map(|e| e.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .filter(|e| !e.is_empty() && e != "identity")
-        .collect();
-    if let Some(unknown) = encodings
-        .iter()
-        .find(|e| !matches!(e.as_str(), "gzip" | "x-gzip" | "deflate"))
-    {
+    let encodings = crate::model::encodings::codings(
+        (headers.get_all(CONTENT_ENCODING).iter()).map(|v| String::from_utf8_lossy(v.as_bytes())),
+    );
+    if let Some(unknown) = crate::model::encodings::unreadable(&encodings) {
         return Err(UpstreamError::Decode {
             url: url.to_string(),
             encoding: unknown.clone(),

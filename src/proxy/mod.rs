@@ -449,12 +449,11 @@ impl Proxy {
         // `x-ims-vcr-skip`: a test's set-up or clean-up call takes no part in the recording. It
         // never takes a recorded answer (that would shift the test's own), is never stored,
         // and counts for nothing in the session.
-        if crate::model::session::skip_of(parts) {
+        if skip_of(parts) {
             return match (mode, &self.recorder) {
                 (Mode::Replay, _) | (_, None) => (skipped_in_replay(parts), Outcome::Error),
                 (_, Some(recorder)) => {
-                    let forwarded = Box::pin(self.forward(recorder, parts, body, &key, mode)).await;
-                    self.served(parts, forwarded)
+                    Box::pin(self.forward_unstored(recorder, parts, body, &key)).await
                 }
             };
         }
@@ -478,7 +477,7 @@ impl Proxy {
                 }
                 match played.prepared() {
                     Some(prepared) if prepared.is_gap() => {
-                        Box::pin(self.forward_at_gap(recorder, parts, body, &key)).await
+                        Box::pin(self.forward_unstored(recorder, parts, body, &key)).await
                     }
                     Some(prepared) => (self.hit(parts, &body, &played, prepared).await, Outcome::Hit),
                     // Boxed, as below: forwarding futures are large, and every request's future

@@ -343,10 +343,10 @@ impl Proxy {
         self.served(parts, forwarded)
     }
 
-    /// `auto` at a gap (an answer the leak gate refused when it was recorded, `gaps.rs`): the
-    /// request is forwarded and served live, as it was then, and nothing is stored: the gap
-    /// keeps its place, and the answers after it theirs.
-    pub(super) async fn forward_at_gap(
+    /// Forwards and serves live, storing nothing: `auto` at a gap (an answer the leak gate
+    /// refused when it was recorded, `gaps.rs`: the gap keeps its place, and the answers after
+    /// it theirs), and a request sent with `x-ims-vcr-skip` in `record` or `auto`.
+    pub(super) async fn forward_unstored(
         &self,
         recorder: &Recorder,
         parts: &Parts,
@@ -404,8 +404,8 @@ impl Proxy {
             }
         };
         let store = match &recorder.store {
-            Some(store) if mode.stores() && !skip_of(parts) => Some(store),
-            // A request that asked not to be stored, or a proxy started without a store (in
+            Some(store) if mode.stores() => Some(store),
+            // Nothing to store (`forward_unstored`), or a proxy started without a store (in
             // passthrough, then switched): only the answer to serve is built.
             _ => None,
         };

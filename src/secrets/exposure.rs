@@ -401,14 +401,11 @@ fn may_be_encoded(bytes: &[u8]) -> bool {
 /// `compress`: anything but `gzip`, `x-gzip`, `deflate` and `identity`), or `None`. Such a body
 /// may carry a password no check can see, so it is not stored.
 pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<String> {
-    let codings: Vec<String> = request
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))
-        .flat_map(|(_, value)| value.split(','))
-        .map(|coding| coding.trim().to_ascii_lowercase())
-        .filter(|coding| !coding.is_empty() && coding != "identity")
-        .collect();
+    let codings = crate::model::encodings::codings(
+        (request.headers.iter())
+            .filter(|(name, _)| name.eq_ignore_ascii_case("content-encoding"))
+            .map(|(_, value)| value),
+    );
     // Most requests: no coding, and the body is not looked at.
     if codings.is_empty() {
         return None;
@@ -417,10 +414,7 @@ pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<Str
     if body.is_empty() {
         return None;
     }
-    if let Some(unknown) = codings
-        .iter()
-        .find(|c| !matches!(c.as_str(), "gzip" | "x-gzip" | "deflate"))
-    {
+    if let Some(unknown) = crate::model::encodings::unreadable(&codings) {
         return Some(unknown.clone());
     }
     // `deflate` as some clients send it: raw DEFLATE, without the zlib header the gate reads.

@@ -138,22 +138,22 @@ impl Connections {
             let (requested, watch) = (requested.clone(), watch.clone());
             // A session listener's requests are in its session whatever they carry.
             let session = session.and_then(|s| hyper::header::HeaderValue::from_str(&s).ok());
-            // What an HTTP/1.0 client without `Host` (or with an empty one) reached: the links
-            // served to it then point at this listener, not at the upstream.
-            let local = local.and_then(|a| hyper::header::HeaderValue::from_str(&a.to_string()).ok());
             service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 requested.store(true, Ordering::Relaxed);
-                // HTTP/1.0 only (an HTTP/1.1 client must send Host, an HTTP/2 one `:authority`),
-                // so the lookup is not paid on every request.
+                // What an HTTP/1.0 client without `Host` (or with an empty one) reached: the
+                // links served to it then point at this listener, not at the upstream. HTTP/1.0
+                // only (an HTTP/1.1 client must send Host, an HTTP/2 one `:authority`), so the
+                // lookup is not paid on every request.
                 if request.version() == hyper::Version::HTTP_10
-                    && let Some(local) = &local
                     && request.uri().authority().is_none()
+                    && let Some(local) = local
+                    && let Ok(local) = hyper::header::HeaderValue::from_str(&local.to_string())
                     && request
                         .headers()
                         .get(hyper::header::HOST)
                         .is_none_or(|host| host.as_bytes().trim_ascii().is_empty())
                 {
-                    request.headers_mut().insert(hyper::header::HOST, local.clone());
+                    request.headers_mut().insert(hyper::header::HOST, local);
                 }
                 if let Some(session) = &session {
                     request
