@@ -170,13 +170,13 @@ fn rules() -> impl Strategy<Value = MatchRules> {
         };
         rules.validate().is_ok() && !ims_vcr::model::credentials::is_credential_name(n)
     });
-    (vec(header, 0..3), vec("\\PC{0,8}", 0..3)).prop_map(|(match_headers, ignore_query)| {
-        MatchRules {
-            match_headers,
-            ignore_query,
-            volatile: Default::default(),
-            shift_time: Vec::new(),
-        }
+    // A parameter name is never empty (`--ignore-query=` and a cassette's empty name are refused).
+    let name = "\\PC{0,8}".prop_filter("a name", |n: &String| !n.trim().is_empty());
+    (vec(header, 0..3), vec(name, 0..3)).prop_map(|(match_headers, ignore_query)| MatchRules {
+        match_headers,
+        ignore_query,
+        volatile: Default::default(),
+        shift_time: Vec::new(),
     })
 }
 

@@ -110,7 +110,9 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
                 more => format!(" and {more} more (RUST_LOG=debug names each)"),
             };
             format!(
-                ", removed {} (requests no longer in the store): {}{more}",
+                ", removed {} this export no longer writes (the request is gone from the \
+                 store, or is now written under another name, as `--redact` names a request by \
+                 its pseudonyms): {}{more}",
                 count(n, "stale cassette", "stale cassettes"),
                 shown.join(", ")
             )
@@ -212,7 +214,7 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         .policy(config)
         .map(|p| Redactor::new(p, redaction_key()));
     let har = match args.dir.is_file() {
-        true => Some(std::fs::read(&args.dir).map_err(|e| Error::io(&args.dir, e))?),
+        true => Some(cassette::read_limited(&args.dir, cassette::MAX_HAR_FILE)?),
         false => None,
     };
     let (recordings, rules) = if let Some(bytes) = &har {

@@ -90,6 +90,31 @@ impl Config {
         let mut config: Config = toml::from_str(&text).map_err(|e| {
             Error::Config(format!("{}: {}", path.display(), e.to_string().trim_end()))
         })?;
+        // An empty name in a list names nothing: refused as the flags refuse `--redact-field=`,
+        // not dropped without a word.
+        let lists = [
+            ("[redact] fields", &config.redact.fields),
+            ("[redact] headers", &config.redact.headers),
+            ("[redact] query", &config.redact.query),
+            ("[match] volatile", &config.matching.volatile),
+            ("[match] shift_time", &config.matching.shift_time),
+        ];
+        let empty_path = (config.verify.deny_files.iter())
+            .position(|p| p.as_os_str().is_empty())
+            .map(|i| ("[verify] deny_files", i));
+        let empty = (lists.iter())
+            .find_map(|(key, list)| {
+                list.iter()
+                    .position(|v| v.trim().is_empty())
+                    .map(|i| (*key, i))
+            })
+            .or(empty_path);
+        if let Some((key, index)) = empty {
+            return Err(Error::Config(format!(
+                "{}: {key}[{index}] is empty, which names nothing; remove it",
+                path.display()
+            )));
+        }
         config.source = Some(path);
         Ok(config)
     }
@@ -115,6 +140,28 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_name_in_any_list_is_an_error_naming_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ims-vcr.toml");
+        for (text, key) in [
+            (
+                "[redact]\nfields = [\"owner\", \"\"]\n",
+                "[redact] fields[1]",
+            ),
+            ("[redact]\nquery = [\" \"]\n", "[redact] query[0]"),
+            ("[match]\nshift_time = [\"\"]\n", "[match] shift_time[0]"),
+            ("[verify]\ndeny_files = [\"\"]\n", "[verify] deny_files[0]"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = Config::load(Some(&file)).unwrap_err().to_string();
+            assert!(
+                e.contains("ims-vcr.toml") && e.contains(key) && e.contains("empty"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn a_full_file_parses_and_extends_the_default_policy() {

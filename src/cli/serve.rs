@@ -365,11 +365,19 @@ pub(super) fn route_url(text: &str) -> std::result::Result<(), String> {
     origin(text).map(|_| ())
 }
 
+const CREDENTIALS_IN_URL: &str = "credentials in the URL are not supported: clients send their \
+     own, and AK/SK go in the proxy's environment (HUAWEICLOUD_SDK_AK/_SK)";
+
 /// The checks `--upstream` and `--route` share: a scheme (https, or http), a host, a port from
 /// 1 to 65535 when one is given (`host:` with none is refused too), and no user information,
 /// query or fragment (a fragment is never sent, so it would be dropped without a word).
 fn origin(text: &str) -> std::result::Result<hyper::Uri, String> {
     const EXAMPLE: &str = "https://ims.cn-north-4.myhuaweicloud.com";
+    // Also `user:pa/ss@host`, which the URL rules read as host `user` and port `pa`: the
+    // message must not quote any part of it.
+    if crate::model::credentials::strip_userinfo(text).1.is_some() {
+        return Err(CREDENTIALS_IN_URL.into());
+    }
     let uri: hyper::Uri = text
         .parse()
         .map_err(|e| format!("{e}; expected a URL such as {EXAMPLE}"))?;
@@ -384,11 +392,7 @@ fn origin(text: &str) -> std::result::Result<hyper::Uri, String> {
         return Err(format!("it has no host, e.g. {EXAMPLE}"));
     };
     if authority.as_str().contains('@') {
-        return Err(
-            "credentials in the URL are not supported: clients send their own, and AK/SK go in \
-             the proxy's environment (HUAWEICLOUD_SDK_AK/_SK)"
-                .into(),
-        );
+        return Err(CREDENTIALS_IN_URL.into());
     }
     let host = authority.host();
     if host.is_empty() {

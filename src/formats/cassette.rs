@@ -13,6 +13,7 @@ use crate::model::recording::Recording;
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::redact::{RedactionStamp, Redactor};
+use crate::formats::strict;
 use crate::formats::validate::{validate_request, validate_response};
 pub use crate::formats::atomic::write_atomically;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
@@ -140,6 +141,37 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     parse_in_session(path, bytes, None)
 }
 
+/// The largest cassette file read: room for an answer at the 64 MiB body limit
+/// (`--max-answer-body`) as base64 (86 MiB) and its request. A cassette is committed to git and
+/// read whole; a bigger one is refused by name before it is read.
+pub const MAX_CASSETTE_FILE: u64 = 128 << 20;
+/// The largest HAR file imported (it is read whole, and a browser's capture of a session may
+/// hold many large answers).
+pub const MAX_HAR_FILE: u64 = 1 << 30;
+
+/// The bytes of the cassette (or, with `limit` [`MAX_HAR_FILE`], HAR) file at `path`; an error
+/// naming it when it is larger than `limit`.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    (&file)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::cassette(
+            path,
+            format!(
+                "the file is larger than {} MiB, the most ims-vcr reads of one {}",
+                limit >> 20,
+                if limit == MAX_HAR_FILE { "HAR file" } else { "cassette" }
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// `bytes` without a leading UTF-8 byte order mark (what some Windows editors put first, and
 /// not JSON): every reader of cassette and HAR files reads what follows it.
 pub fn without_bom(bytes: &[u8]) -> &[u8] {
@@ -154,24 +186,15 @@ pub fn parse_in_session(
     session: Option<&str>,
 ) -> Result<(Recording, MatchRules)> {
     let bytes = without_bom(bytes);
-    // serde_path_to_error names the field (`answers[0].status`), not just line and column.
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let file: CassetteFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        let reason = e.into_inner();
+    // Named by field (`answers[0].status`), not just line and column; a field no cassette has,
+    // a key given twice and bytes after the document are refused (see `strict.rs`).
+    let file: CassetteFile = strict::from_slice_known(bytes).map_err(|(field, reason)| {
         match field.as_str() {
-            "." => Error::cassette(path, reason.to_string()),
+            "." | "" => Error::cassette(path, reason),
             _ => Error::cassette(path, format!("field `{field}`: {reason}")),
         }
     })?;
-    // A cassette is one document: bytes after it (a second document, a truncated paste) mean
-    // the file is not what it seems, and silently reading only its first part would hide that.
-    deserializer.end().map_err(|e| {
-        Error::cassette(
-            path,
-            format!("unexpected content after the JSON document ({e})"),
-        )
-    })?;
+    strict::refuse_duplicate_keys(bytes).map_err(|reason| Error::cassette(path, reason))?;
     if file.format != FORMAT_VERSION {
         return Err(Error::cassette(
             path,
@@ -192,6 +215,14 @@ pub fn parse_in_session(
     let mut file = file;
     file.request.session = session.map(str::to_owned);
     let rules = file.rules;
+    for (field, list) in [("ignore_query", &rules.ignore_query), ("shift_time", &rules.shift_time)] {
+        if let Some(i) = list.iter().position(|name| name.trim().is_empty()) {
+            return Err(Error::cassette(
+                path,
+                format!("field `match.{field}[{i}]` is empty, which names nothing; remove it"),
+            ));
+        }
+    }
     rules.validate().map_err(|e| {
         Error::cassette(path, format!("field `match.match_headers[{}]`: {e}", e.index))
     })?;
@@ -230,7 +261,7 @@ pub fn read_dir_with_progress(
     let mut folder = FolderCheck::default();
     for path in paths {
         progress.inc(1);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = read_limited(&path, MAX_CASSETTE_FILE)?;
         let (recording, rules) = parse_in(dir, &path, &bytes)?;
         if let Some(problem) = folder.add(&path, &recording, rules).into_iter().next() {
             return Err(Error::cassette(&path, problem));
@@ -304,7 +335,7 @@ pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
                 if !entry.file_name().to_string_lossy().starts_with('.') {
                     folders.push(path);
                 }
-            } else if path.extension().is_some_and(|e| e == "json") {
+            } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
                 // A symlink is followed to what it names. One that names nothing (a git-annex
                 // or LFS file never fetched) or a device is an error, not a cassette silently
                 // left out of what is replayed, imported or verified.
@@ -735,6 +766,43 @@ mod tests {
         v["request"]["headers"] = serde_json::json!([["X-Auth-Token", "t"]]);
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("request.headers[0]"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_field_a_key_given_twice_or_an_empty_match_name_is_refused_by_name() {
+        let rules = MatchRules::default();
+        let good: serde_json::Value =
+            serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        let mut v = good.clone();
+        v["answers"][0]["bodyy"] = serde_json::json!({"text": "x"});
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("f.json") && err.contains("field `answers[0].bodyy`"), "{err}");
+        let twice = good.to_string().replacen("\"status\":", "\"status\":500,\"status\":", 1);
+        let err = parse(Path::new("f.json"), twice.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("f.json") && err.contains("status"), "{err}");
+        let mut v = good.clone();
+        v["request"]["body"] = serde_json::json!({"json": {"a": 1}});
+        let twice = v.to_string().replacen("{\"a\":1}", "{\"a\":1,\"a\":2}", 1);
+        let err = parse(Path::new("f.json"), twice.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("\"a\" appears twice") && err.contains("line 1"), "{err}");
+        let mut v = good;
+        v["match"] = serde_json::json!({"ignore_query": ["marker", ""]});
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("`match.ignore_query[1]` is empty"), "{err}");
+    }
+
+    #[test]
+    fn a_cassette_named_in_capitals_is_read_and_one_past_the_size_limit_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = MatchRules::default();
+        std::fs::write(dir.path().join("IMAGE.JSON"), render(&recording("GET", "/x"), &rules)).unwrap();
+        let (recordings, _) = read_dir(dir.path()).unwrap();
+        assert_eq!(recordings.len(), 1);
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; 2048]).unwrap();
+        let err = read_limited(&big, 1024).unwrap_err().to_string();
+        assert!(err.contains("big.json") && err.contains("larger than"), "{err}");
+        assert_eq!(read_limited(&big, 4096).unwrap().len(), 2048);
     }
 
     #[test]

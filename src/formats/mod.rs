@@ -3,4 +3,5 @@
 pub(crate) mod atomic;
 pub mod cassette;
 pub mod har;
+pub(crate) mod strict;
 pub(crate) mod validate;

@@ -406,11 +406,30 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
         return (url.to_owned(), None);
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+    let authority = &rest[..authority_end];
+    let at = authority.rfind('@').or_else(|| {
+        // `user:pa/ss@host` (a password typed with an unencoded `/`, `?` or `#`): read by the
+        // URL rules, its authority is `user:pa`, whose "port" is no number. The text up to the
+        // last `@` is taken for user information, so it is never shown or kept.
+        mistyped_password(authority).then(|| rest.rfind('@')).flatten()
+    });
+    let Some(at) = at else {
         return (url.to_owned(), None);
     };
-    (format!("{scheme}://{host}{tail}"), Some(userinfo.to_owned()))
+    (format!("{scheme}://{}", &rest[at + 1..]), Some(rest[..at].to_owned()))
+}
+
+/// Whether `authority` (no `@` in it) ends in `:` and something that is no port: the start of
+/// `user:password` whose password holds a `/`, `?` or `#`.
+fn mistyped_password(authority: &str) -> bool {
+    // `[::1]:8443`: the colons inside the brackets are the address's.
+    let after_host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
+        None => authority,
+    };
+    after_host
+        .split_once(':')
+        .is_some_and(|(_, port)| !port.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A URL, or an origin-form target (`/path?query`), as messages and logs may show it: its
@@ -921,8 +940,27 @@ mod tests {
                 Some("alice:pw".to_owned())
             )
         );
-        for plain in ["https://ims.example/a@b", "@", "a@b", ""] {
+        for plain in [
+            "https://ims.example/a@b",
+            "https://ims.example:8443/a@b",
+            "https://[::1]:8443/a@b",
+            "@",
+            "a@b",
+            "",
+        ] {
             assert_eq!(strip_userinfo(plain), (plain.to_owned(), None));
+        }
+    }
+
+    #[test]
+    fn a_password_typed_with_an_unencoded_slash_question_mark_or_hash_is_never_shown() {
+        for typed in ["pa/SECRETpw", "pa?SECRETpw", "pa#SECRETpw", "pa/SE@CRET"] {
+            let url = format!("https://alice:{typed}@ims.example.com");
+            assert_eq!(
+                strip_userinfo(&url),
+                ("https://ims.example.com".to_owned(), Some(format!("alice:{typed}")))
+            );
+            assert_eq!(shown_url(&url), "https://REDACTED@ims.example.com", "{url}");
         }
     }
 }

@@ -369,7 +369,7 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
 /// What `body` stands for when it cannot be read as it is: the bytes inside every gzip or zlib
 /// layer (at most four), UTF-16 text as UTF-8. `None` when it is neither (most bodies: looked at
 /// by their first bytes, not copied).
-fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
+pub(crate) fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
     let bytes = match body.as_ref()? {
         Body::Json(_) | Body::JsonPython(_) => return None,
         // Text never starts with gzip's magic; zlib's and UTF-16's it may.

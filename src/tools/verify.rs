@@ -67,19 +67,31 @@ pub struct VerifySummary {
     pub answers: usize,
 }
 
-/// Reads deny values from a file: one per line, blank lines and `#` comments skipped.
+/// Reads deny values from a file: one per line, blank lines skipped, a `#` at the start of a
+/// line or after white space starts a comment (`0a7eb7d2  # prod account`), and a byte-order
+/// mark (what Windows editors and PowerShell put first) is not part of the first value. A `#`
+/// inside a value (`abc#1`) stays in it.
 pub fn deny_file(path: &Path) -> Result<Vec<Needle>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text
         .lines()
         .enumerate()
-        .map(|(i, line)| (i, line.trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(i, line)| (i, without_comment(line).trim()))
+        .filter(|(_, line)| !line.is_empty())
         .map(|(i, line)| Needle {
             label: format!("denied value from {} line {}", path.display(), i + 1),
             value: line.to_owned(),
         })
         .collect())
+}
+
+/// `line` up to its comment: a `#` first on the line or after white space.
+fn without_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let at = (0..bytes.len())
+        .find(|&i| bytes[i] == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()));
+    at.map_or(line, |at| &line[..at])
 }
 
 /// Checks every `*.json` file in `dir`.
@@ -107,7 +119,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     let mut folder = cassette::FolderCheck::default();
     // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
     for path in cassette::cassette_paths(dir)? {
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE)?;
         summary.files += 1;
         let mut found = |location: String, problem: String| {
             findings.push(Finding {
@@ -124,7 +136,11 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             }
         };
         summary.answers += value["answers"].as_array().map_or(0, Vec::len);
-        check_credentials(&value, &mut found);
+        let mut credentials_found = 0;
+        check_credentials(&value, &mut |location, problem| {
+            credentials_found += 1;
+            found(location, problem)
+        });
         if let Ok(rules) = serde_json::from_value::<MatchRules>(value["match"].clone())
             && let Err(e) = rules.validate()
         {
@@ -189,8 +205,12 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             let reason = message
                 .split_once(": ")
                 .map_or(message.as_str(), |(_, r)| r);
-            // Credential headers and refused match rules were reported above, precisely.
-            if !reason.contains("carries credentials") && !reason.contains("match.match_headers") {
+            // Credentials and refused match rules were reported above, precisely, when they
+            // were: a credential only the structural check finds (inside a compressed body, in
+            // a coding no check reads) is still reported, in its words.
+            let reported = (reason.contains("carries credentials") && credentials_found > 0)
+                || reason.contains("match.match_headers");
+            if !reported {
                 found(String::new(), format!("invalid cassette: {reason}"));
             }
         }
@@ -270,12 +290,19 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
     }
     if let Some(answers) = value["answers"].as_array() {
         for (i, answer) in answers.iter().enumerate() {
-            let upstream = answer["upstream"].as_str().unwrap_or_default();
-            if credentials::strip_userinfo(upstream).1.is_some() {
-                found(
-                    format!("/answers/{i}/upstream"),
-                    "user information (user:password@) in the upstream URL".into(),
-                );
+            let upstream = [(format!("/answers/{i}/upstream"), &answer["upstream"])];
+            let others = answer["other_upstreams"].as_array().into_iter().flatten().enumerate();
+            let origins = upstream.into_iter().chain(
+                others.map(|(k, origin)| (format!("/answers/{i}/other_upstreams/{k}"), origin)),
+            );
+            for (location, origin) in origins {
+                let origin = origin.as_str().unwrap_or_default();
+                if credentials::strip_userinfo(origin).1.is_some() {
+                    found(
+                        location,
+                        "user information (user:password@) in the upstream URL".into(),
+                    );
+                }
             }
             // Keys and tokens an answer hands out (`credential.secret`, ...): masked when stored.
             let body = &answer["body"];
@@ -469,6 +496,75 @@ mod tests {
             .iter()
             .map(|f| format!("{}: {}", f.location, f.problem))
             .collect()
+    }
+
+    /// The only cassette of `dir`, edited as JSON text by `edit`.
+    fn edit_only_cassette(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let file = cassette::cassette_paths(dir).unwrap().remove(0);
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, edit(text)).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_secret_under_a_key_given_twice_or_in_another_upstream_fails_the_gate() {
+        // `verify` reads the document as JSON does (the last of two keys wins): the first
+        // value, which is in the file, must not pass unseen.
+        let dir = folder_with(r#"{"secret":"REDACTED","id":"x"}"#);
+        edit_only_cassette(dir.path(), |text| {
+            text.replacen("\"secret\": \"REDACTED\"", "\"secret\": \"RealSecret-77\", \"secret\": \"REDACTED\"", 1)
+        });
+        let found = problems(dir.path(), &["RealSecret-77"]);
+        assert!(found.iter().any(|f| f.contains("\"secret\" appears twice")), "{found:?}");
+        let dir = folder_with(r#"{"id":"x"}"#);
+        edit_only_cassette(dir.path(), |text| {
+            text.replacen(
+                "\"latency_ms\": 1",
+                "\"latency_ms\": 1,\n      \"other_upstreams\": [\"https://alice:pw-77@iam.example\"]",
+                1,
+            )
+        });
+        let found = problems(dir.path(), &[]);
+        assert!(
+            found.iter().any(|f| f.starts_with("/answers/0/other_upstreams/0: user information")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_compressed_request_body_or_an_unreadable_one_fails_the_gate() {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(br#"{"auth":{"identity":{"password":{"user":{"password":"hunter2-77"}}}}}"#)
+            .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        for (coding, body) in [("gzip", b64.clone()), ("br", "AAEC".to_owned())] {
+            let dir = folder_with(r#"{"id":"x"}"#);
+            edit_only_cassette(dir.path(), |text| {
+                let mut v: Value = serde_json::from_str(&text).unwrap();
+                v["request"]["headers"] = serde_json::json!([["content-encoding", coding]]);
+                v["request"]["body"] = serde_json::json!({ "base64": body });
+                serde_json::to_string_pretty(&v).unwrap()
+            });
+            let found = problems(dir.path(), &[]);
+            let expected = match coding {
+                "gzip" => "password",
+                _ => "`Content-Encoding: br`, which ims-vcr cannot read",
+            };
+            assert!(
+                found.iter().any(|f| f.contains("invalid cassette: request.body") && f.contains(expected)),
+                "{coding}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deny_file_with_a_byte_order_mark_or_comments_after_values_checks_every_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ids.txt");
+        std::fs::write(&file, "\u{feff}0a7eb7d2d6f2\n# a comment\nb1c2d3e4f5a6  # prod account\nx#1\n").unwrap();
+        let values: Vec<String> = deny_file(&file).unwrap().into_iter().map(|n| n.value).collect();
+        assert_eq!(values, ["0a7eb7d2d6f2", "b1c2d3e4f5a6", "x#1"]);
     }
 
     #[test]
