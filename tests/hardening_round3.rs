@@ -340,6 +340,154 @@ async fn a_1xx_final_answer_is_refused_with_a_502_naming_it_and_never_recorded()
 }
 
 #[tokio::test]
+async fn a_status_past_599_is_refused_with_a_502_naming_it_and_never_recorded() {
+    // hyper reads any three digits; a cassette holding one would be refused by every reader.
+    for status in ["600 Odd", "999 Odd"] {
+        let up = scripted_upstream(move |_| {
+            http_answer(status, &[("content-type", "application/json")], b"{}")
+        })
+        .await;
+        let (reply, stored) = record_one(&up, &[], |_| {}).await;
+        assert_eq!(reply.status, 502, "{status}: {}", reply.text());
+        let text = reply.text();
+        assert!(
+            text.contains(&status[..3]) && text.contains("no HTTP status"),
+            "{text}"
+        );
+        assert_eq!(stored, 0, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_json_answer_ending_with_its_connection_cut_short_is_a_502_and_a_whole_one_is_recorded() {
+    // Plain HTTP, no length, no chunks: the end of the connection is the end of the answer, so
+    // a cut reads as a whole answer; JSON that does not parse tells it apart.
+    for (body, whole) in [
+        (&br#"{"id": "1111-"#[..], false),
+        (&br#"{"id": "1111"}"#[..], true),
+    ] {
+        let up = scripted_upstream(move |_| {
+            let mut out =
+                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n"
+                    .to_vec();
+            out.extend_from_slice(body);
+            out
+        })
+        .await;
+        let (reply, stored) = record_one(&up, &[], |_| {}).await;
+        match whole {
+            true => assert_eq!((reply.status, stored), (200, 1), "{}", reply.text()),
+            false => {
+                assert_eq!((reply.status, stored), (502, 0), "{}", reply.text());
+                assert!(reply.text().contains("does not parse"), "{}", reply.text());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_coding_besides_chunked_is_undone_before_the_answer_is_served_or_stored() {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(br#"{"id":"te-1"}"#).unwrap();
+    let gzipped = gz.finish().unwrap();
+    let up = scripted_upstream(move |_| {
+        let mut out = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/json\r\n\
+            transfer-encoding: gzip, chunked\r\n\r\n"
+            .to_vec();
+        out.extend_from_slice(format!("{:x}\r\n", gzipped.len()).as_bytes());
+        out.extend_from_slice(&gzipped);
+        out.extend_from_slice(b"\r\n0\r\n\r\n");
+        out
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let reply = send("GET", &format!("{}/v2/images", proxy.uri()), &[], b"").await;
+    proxy.shutdown().await.unwrap();
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, r#"{"id":"te-1"}"#.to_owned())
+    );
+    let store = ims_vcr::storage::store::Store::open(&store).unwrap();
+    let recordings = store.load(&store.rules().unwrap()).unwrap();
+    let stored = &recordings[0].answers[0].response;
+    assert_eq!(
+        ims_vcr::model::interaction::body_bytes(&stored.body).unwrap(),
+        &br#"{"id":"te-1"}"#[..]
+    );
+    assert!(
+        !stored.headers.iter().any(|(n, _)| n.contains("encoding")),
+        "{:?}",
+        stored.headers
+    );
+}
+
+#[tokio::test]
+async fn every_token_header_an_answer_hands_out_replays_as_a_placeholder_and_a_saml_assertion_is_never_stored()
+ {
+    // IAM's login token (`X-Subject-LoginToken`) and Swift v1's tokens, besides Keystone's
+    // `X-Subject-Token`; Keystone's K2K `saml2` answer is a signed assertion, a bearer
+    // credential whole.
+    let saml = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Assertion ID="a1"><saml:NameID>bob</saml:NameID><ds:SignatureValue>SamlSig-4242</ds:SignatureValue></saml:Assertion></samlp:Response>"#;
+    let up = scripted_upstream(move |_| {
+        http_answer(
+            "201 Created",
+            &[
+                ("content-type", "text/xml"),
+                ("x-subject-logintoken", "LoginTok-4242"),
+                ("x-storage-token", "StorageTok-4242"),
+                ("set-cookie", "sid=Cookie-4242"),
+            ],
+            saml.as_bytes(),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let url = format!("{}/v3/auth/OS-FEDERATION/saml2", proxy.uri());
+    let live = send("POST", &url, &[("content-type", "application/json")], b"{}").await;
+    proxy.shutdown().await.unwrap();
+    assert_eq!(live.header("x-subject-logintoken"), Some("LoginTok-4242"));
+    assert!(
+        live.text().contains("SamlSig-4242"),
+        "the client recording gets the live answer"
+    );
+    for secret in [
+        "LoginTok-4242",
+        "StorageTok-4242",
+        "Cookie-4242",
+        "SamlSig-4242",
+    ] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} was stored"
+        );
+    }
+    let replay = replayer(&store).await;
+    let url = format!("{}/v3/auth/OS-FEDERATION/saml2", replay.uri());
+    let reply = send("POST", &url, &[("content-type", "application/json")], b"{}").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    for header in ["x-subject-logintoken", "x-storage-token"] {
+        assert_eq!(
+            reply.header(header),
+            Some("ims-vcr-placeholder-token"),
+            "{header}"
+        );
+    }
+    assert_eq!(reply.header("set-cookie"), None);
+    assert!(
+        reply
+            .text()
+            .contains(r#"<saml:Assertion ID="a1">REDACTED</saml:Assertion>"#),
+        "{}",
+        reply.text()
+    );
+}
+
+#[tokio::test]
 async fn a_deflate_bomb_is_reported_as_too_large() {
     use std::io::Write as _;
     let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());

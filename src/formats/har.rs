@@ -414,14 +414,9 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         .cloned()
         .collect();
     // A token the answer carried is replayed as a placeholder, as when recorded live.
-    for name in crate::model::headers::PLACEHOLDER_HEADERS {
-        if all_response_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            response_headers.push((
-                crate::model::headers::PLACEHOLDER_MARKER.to_owned(),
-                (*name).to_owned(),
-            ));
-        }
-    }
+    response_headers.extend(crate::model::headers::placeholder_markers(
+        all_response_headers.iter().map(|(name, _)| name.as_str()),
+    ));
     let extension = read_extension(entry)?;
     let interaction = Interaction {
         request: RecordedRequest {

@@ -221,7 +221,7 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
 /// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred` or `appcode` in any letter case, a
-/// key `sk` or `ak`, a URL with a query or user information, or any backslash (a key may be
+/// key `sk` or `ak`, a SAML `assertion`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
     /// The words above, each searched for with a searcher built once (building one per call
@@ -230,7 +230,7 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
         std::sync::LazyLock::new(|| {
             [
                 "secret", "token", "pass", "pwd", "access", "key", "auth", "sess", "cred",
-                "appcode", "\"sk\"", "\"ak\"",
+                "appcode", "\"sk\"", "\"ak\"", "assertion",
             ]
                 .iter()
                 .map(|word| memchr::memmem::Finder::new(word.as_bytes()))

@@ -50,10 +50,29 @@ const CREDENTIALS: &[&str] = &[
     "x-ims-vcr-token",
 ];
 
-/// Credential answer headers a client only passes back (Keystone's and IAM's token, Keystone's
-/// MFA receipt): stored as a [`PLACEHOLDER_MARKER`] header naming them, and replayed as
-/// [`PLACEHOLDER_TOKEN`].
-pub const PLACEHOLDER_HEADERS: &[&str] = &["x-subject-token", "openstack-auth-receipt"];
+/// Whether the answer header `name` (lower-case) is a credential a client only passes back
+/// (Keystone's and IAM's `X-Subject-Token`, IAM's `X-Subject-LoginToken`, Keystone's MFA
+/// receipt, Swift v1's `X-Auth-Token` and `X-Storage-Token`: every credential header but
+/// cookies): its value is never stored, a [`PLACEHOLDER_MARKER`] header naming it is, and
+/// replay serves it with [`PLACEHOLDER_TOKEN`], so a client reading it still finds one.
+/// `Set-Cookie` is left out (a cookie is `name=value`, with attributes; a placeholder would be
+/// none), as is `Cookie`.
+pub fn takes_placeholder(name: &str) -> bool {
+    !matches!(name, "set-cookie" | "cookie") && is_credential(name)
+}
+
+/// The credential headers of an answer, as [`PLACEHOLDER_MARKER`] headers naming each (once,
+/// in the order they came): what is stored in their place.
+pub fn placeholder_markers<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut markers: Vec<(String, String)> = Vec::new();
+    for name in names {
+        let name = name.to_ascii_lowercase();
+        if takes_placeholder(&name) && !markers.iter().any(|(_, named)| *named == name) {
+            markers.push((PLACEHOLDER_MARKER.to_owned(), name));
+        }
+    }
+    markers
+}
 
 /// A stored answer header whose value names a credential header the live answer had (never its
 /// value): replay serves that header with [`PLACEHOLDER_TOKEN`] instead of the marker.

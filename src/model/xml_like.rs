@@ -6,7 +6,8 @@
 //! credential's text kept as it was. An element is masked when its local name (without a
 //! namespace prefix) is a credential's and it holds only text (or one CDATA section); an
 //! attribute when its local name is. Elements holding other elements are left to the elements
-//! inside them.
+//! inside them, but for a SAML assertion (`Assertion`, `EncryptedAssertion`): a bearer
+//! credential whole, its content is masked up to its end tag.
 
 use crate::model::credentials::{Found, PLACEHOLDER};
 
@@ -94,7 +95,21 @@ pub(crate) fn mask_elements(
             break;
         }
         at = i + 1;
-        if bytes[i - 1] == b'/' || !is_secret(name) {
+        if bytes[i - 1] == b'/' {
+            continue;
+        }
+        // A SAML assertion is a bearer credential whole (Keystone's K2K `saml2` answer, the ECP
+        // envelope a client posts on to the service provider): its content is masked, elements
+        // and all, up to its own end tag.
+        if matches!(name, "Assertion" | "EncryptedAssertion")
+            && let Some(end) = end_tag(text, at, &text[open + 1..name_end])
+        {
+            let name = name.to_owned();
+            replace(&mut out, &mut copied, at..end, &name);
+            at = end;
+            continue;
+        }
+        if !is_secret(name) {
             continue;
         }
         // The element's text: up to the next `<`, or one CDATA section; then its end tag.
@@ -119,6 +134,29 @@ pub(crate) fn mask_elements(
     }
     out.push_str(&text[copied..]);
     Some((out, found))
+}
+
+/// Where the end tag of the element `qualified` whose content starts at `from` begins: the first
+/// `</qualified>` past as many more `<qualified ...>` start tags as were opened inside it.
+fn end_tag(text: &str, from: usize, qualified: &str) -> Option<usize> {
+    let (open, close) = (format!("<{qualified}"), format!("</{qualified}"));
+    let mut depth = 0usize;
+    let mut at = from;
+    loop {
+        let next_close = at + text[at..].find(&close)?;
+        // Start tags of the same name before it (`<saml:Assertion ` or `<saml:Assertion>`,
+        // not `<saml:AssertionIDRef>`).
+        let nested = text[at..next_close].match_indices(&open).filter(|(i, _)| {
+            let after = text.as_bytes().get(at + i + open.len());
+            after.is_some_and(|b| b.is_ascii_whitespace() || *b == b'>')
+        });
+        depth += nested.count();
+        if depth == 0 {
+            return Some(next_close);
+        }
+        depth -= 1;
+        at = next_close + close.len();
+    }
 }
 
 /// A name's local part: what follows its namespace prefix (`wsse:Password` → `Password`).
@@ -171,6 +209,22 @@ mod tests {
         );
         let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         assert_eq!(values, ["t-123", "pw-456", "st-789"]);
+    }
+
+    #[test]
+    fn a_saml_assertion_is_masked_whole_whatever_it_holds() {
+        let body = r#"<samlp:Response ID="r1"><saml:Issuer>idp</saml:Issuer><saml:Assertion ID="a1"><saml:Subject><saml:NameID>bob</saml:NameID></saml:Subject><ds:Signature><ds:SignatureValue>SamlSig-1</ds:SignatureValue></ds:Signature></saml:Assertion><saml:AssertionIDRef>x</saml:AssertionIDRef></samlp:Response>"#;
+        let (masked, found) = mask(body).unwrap();
+        assert_eq!(
+            masked,
+            r#"<samlp:Response ID="r1"><saml:Issuer>idp</saml:Issuer><saml:Assertion ID="a1">REDACTED</saml:Assertion><saml:AssertionIDRef>x</saml:AssertionIDRef></samlp:Response>"#
+        );
+        assert!(found[0].value.contains("SamlSig-1"), "{found:?}");
+        // Nested assertions (in `Advice`) end at the outer one's end tag; one never closed is
+        // left alone.
+        let nested = "<Assertion><Advice><Assertion>in</Assertion></Advice>s-2</Assertion><x/>";
+        assert_eq!(mask(nested).unwrap().0, "<Assertion>REDACTED</Assertion><x/>");
+        assert!(mask("<Assertion><a>open").is_none());
     }
 
     #[test]

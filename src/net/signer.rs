@@ -150,6 +150,27 @@ pub fn is_aksk_signed(headers: &http::HeaderMap) -> bool {
         .any(|value| value.as_bytes().starts_with(ALGORITHM.as_bytes()))
 }
 
+/// The headers an AK/SK signature (`SignedHeaders=host;x-sdk-date`) covers that the proxy
+/// changes on the way upstream (`host`, `accept-encoding`): such a signature no longer verifies
+/// there. Empty when the request is not AK/SK-signed, or its signature covers none of them (the
+/// Go SDK signs only `user-agent;x-project-id;x-sdk-date`, which the proxy passes as they are).
+pub fn signed_headers_the_proxy_changes(headers: &http::HeaderMap) -> Vec<&'static str> {
+    let signed = (headers.get_all(http::header::AUTHORIZATION).iter())
+        .filter(|value| value.as_bytes().starts_with(ALGORITHM.as_bytes()))
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split_once("SignedHeaders="))
+        .map(|(_, rest)| rest.split([',', ' ']).next().unwrap_or_default());
+    let mut changed = Vec::new();
+    for list in signed {
+        for name in ["host", "accept-encoding"] {
+            if list.split(';').any(|n| n.trim().eq_ignore_ascii_case(name)) && !changed.contains(&name) {
+                changed.push(name);
+            }
+        }
+    }
+    changed
+}
+
 /// Signs a request in place the way huaweicloudsdkcore does: removes any existing Authorization / X-Sdk-Date,
 /// sets Host to `host` (`host[:port]` exactly as given), sets X-Sdk-Date from `now` (format %Y%m%dT%H%M%SZ, UTC),
 /// sets X-Security-Token when the credentials have one, then computes and sets Authorization.
@@ -748,5 +769,20 @@ mod tests {
             security_token: None,
         };
         assert!(!format!("{short:?}").contains("AKID"));
+    }
+
+    #[test]
+    fn only_a_signature_over_host_or_accept_encoding_is_one_the_proxy_breaks() {
+        let signed = |list: &str| {
+            let mut headers = http::HeaderMap::new();
+            let value = format!("SDK-HMAC-SHA256 Access=AK, SignedHeaders={list}, Signature=ab");
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            signed_headers_the_proxy_changes(&headers)
+        };
+        // The Python SDK signs Host; the Go SDK does not.
+        assert_eq!(signed("content-type;host;x-sdk-date"), ["host"]);
+        assert!(signed("user-agent;x-project-id;x-sdk-date").is_empty());
+        assert_eq!(signed("accept-encoding;Host"), ["host", "accept-encoding"]);
+        assert!(signed_headers_the_proxy_changes(&http::HeaderMap::new()).is_empty());
     }
 }

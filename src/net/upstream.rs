@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{
-    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue,
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue, TRANSFER_ENCODING,
 };
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, StatusCode, Uri};
@@ -264,6 +264,12 @@ impl Upstream {
                     status: parts.status,
                 });
             }
+            if parts.status.as_u16() > 599 {
+                return Err(UpstreamError::NotAStatus {
+                    url: url(),
+                    status: parts.status.as_u16(),
+                });
+            }
             let collected = Limited::new(body, self.max_body)
                 .collect()
                 .await
@@ -292,7 +298,24 @@ impl Upstream {
                 secs: self.timeout.as_secs_f64(),
             })??;
         let latency = started.elapsed();
+        // No length and no chunks: the answer ended when the connection did, which over plain
+        // HTTP also reads a connection cut short as a whole answer (TLS says which it was).
+        let close_delimited = !parts.headers.contains_key(CONTENT_LENGTH)
+            && !parts.headers.contains_key(TRANSFER_ENCODING);
         let mut headers = parts.headers;
+        // A transfer coding besides `chunked` (`Transfer-Encoding: gzip, chunked`): hyper undoes
+        // only `chunked`, and `Transfer-Encoding` goes with the hop-by-hop headers, so the others
+        // are undone as content codings are, applied after them (so undone first). Else the
+        // body would be served and stored compressed with no coding named.
+        let transfer: Vec<HeaderValue> = (headers.get_all(TRANSFER_ENCODING).iter())
+            .flat_map(|value| value.to_str().unwrap_or("unreadable").split(','))
+            .map(str::trim)
+            .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("chunked"))
+            .filter_map(|coding| HeaderValue::from_str(coding).ok())
+            .collect();
+        for coding in transfer {
+            headers.append(CONTENT_ENCODING, coding);
+        }
         strip_hop_by_hop(&mut headers);
         // Framing is the proxy's own, except the length a `HEAD` answer gives (the size of what
         // a `GET` brings), kept when the answer is not content-encoded.
@@ -300,6 +323,14 @@ impl Upstream {
             headers.remove(CONTENT_LENGTH);
         }
         let body = decode_body(full, &mut headers, raw, self.max_body)?;
+        if close_delimited && json_cut_short(&headers, &body) {
+            return Err(UpstreamError::Cut {
+                url: url(),
+                cause: "the answer gave no length and ended with the connection, and its JSON \
+                        does not parse: the connection was cut before the answer was whole"
+                    .into(),
+            });
+        }
         Ok(LiveResponse {
             status: parts.status,
             headers,
@@ -348,15 +379,19 @@ impl Upstream {
                 let now = time::OffsetDateTime::now_utc();
                 signer::sign(credentials, method, uri, self.host(), headers, body, now);
             }
+            // A signature over what the proxy leaves alone (the Go SDK's) verifies upstream as
+            // it came: no warning for it.
             None if signer::is_aksk_signed(headers)
+                && !signer::signed_headers_the_proxy_changes(headers).is_empty()
                 && !self.warned_unsigned.swap(true, Ordering::Relaxed) =>
             {
                 tracing::warn!(
                     "a request carries an AK/SK signature (SDK-HMAC-SHA256) made for the proxy's \
-                         address; its signature covers Host, which the proxy must change to {}, so the \
-                         upstream will most likely answer 401 APIGW.0301. Fix: start the proxy with \
-                         {} and {} set (and {} for temporary credentials) so it re-signs each request; \
-                         the client can then use any dummy AK/SK",
+                         address; its signature covers {}, which the proxy changes (Host to {}), so \
+                         the upstream will most likely answer 401 APIGW.0301. Fix: start the proxy \
+                         with {} and {} set (and {} for temporary credentials) so it re-signs each \
+                         request; the client can then use any dummy AK/SK",
+                    signer::signed_headers_the_proxy_changes(headers).join(" and "),
                     self.host(),
                     signer::ENV_AK,
                     signer::ENV_SK,
@@ -406,6 +441,17 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// Whether a JSON answer's body (by its `Content-Type`) does not parse. Only asked of an answer
+/// that ended with its connection: a body nested too deep to check is taken as whole.
+fn json_cut_short(headers: &HeaderMap, body: &[u8]) -> bool {
+    let json = (headers.get(hyper::header::CONTENT_TYPE))
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
+    json && !body.is_empty()
+        && crate::model::interaction::json_depth(body) < 100
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err()
 }
 
 /// Decodes `gzip`/`deflate` (in the order the encodings were applied, across every

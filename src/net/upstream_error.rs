@@ -67,6 +67,17 @@ pub enum UpstreamError {
         /// The status.
         status: StatusCode,
     },
+    /// A status past 599 (hyper reads any three digits): no HTTP status, so no client could
+    /// make sense of it, and no cassette may hold it.
+    #[error(
+        "upstream {url} answered status {status}, which is no HTTP status (100 to 599); ims-vcr relays and records only those"
+    )]
+    NotAStatus {
+        /// Upstream URL of the request.
+        url: String,
+        /// The status as received.
+        status: u16,
+    },
 }
 
 impl UpstreamError {
@@ -80,6 +91,7 @@ impl UpstreamError {
             UpstreamError::TooLarge { .. } => "too-large",
             UpstreamError::Decode { .. } => "decode",
             UpstreamError::Informational { .. } => "informational",
+            UpstreamError::NotAStatus { .. } => "status",
         }
     }
 }

@@ -278,14 +278,9 @@ fn placeholder_in(parts: &Parts, body: &[u8]) -> Option<String> {
 /// (see [`crate::model::headers::PLACEHOLDER_MARKER`]).
 fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
     let mut headers = to_pairs(live, |n| !is_credential(n));
-    for name in crate::model::headers::PLACEHOLDER_HEADERS {
-        if live.contains_key(*name) {
-            headers.push((
-                crate::model::headers::PLACEHOLDER_MARKER.to_owned(),
-                (*name).to_owned(),
-            ));
-        }
-    }
+    headers.extend(crate::model::headers::placeholder_markers(
+        live.keys().map(|name| name.as_str()),
+    ));
     headers
 }
 

@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use crate::model::headers::{PLACEHOLDER_HEADERS, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN};
+use crate::model::headers::{PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN, takes_placeholder};
 use crate::model::interaction::{Body, Interaction, RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
 use crate::replay::timeshift;
@@ -332,11 +332,11 @@ fn header_map<'h>(
     let mut headers = HeaderMap::with_capacity(count + 1);
     for (name, value) in pairs {
         if name.eq_ignore_ascii_case(PLACEHOLDER_MARKER) {
-            if let Some(header) = PLACEHOLDER_HEADERS
-                .iter()
-                .find(|h| h.eq_ignore_ascii_case(value.trim()))
+            let named = value.trim().to_ascii_lowercase();
+            if takes_placeholder(&named)
+                && let Ok(header) = HeaderName::from_bytes(named.as_bytes())
             {
-                headers.append(*header, HeaderValue::from_static(PLACEHOLDER_TOKEN));
+                headers.append(header, HeaderValue::from_static(PLACEHOLDER_TOKEN));
             }
             continue;
         }
