@@ -49,6 +49,61 @@ async fn an_answered_interaction_survives_kill_9() {
 }
 
 #[tokio::test]
+async fn sighup_drains_and_flushes_as_sigterm_does() {
+    // A closed terminal or a dropped ssh session sends SIGHUP: the recording is kept, the
+    // summary printed, and the exit is clean.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    proxy.signal("-HUP");
+    let (status, log) = proxy.wait_with_log();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("summary"), "{log}");
+    assert_eq!(stored_answers(&dir.path().join("s")), 1);
+    let journal = dir
+        .path()
+        .join("s")
+        .join(ims_vcr::storage::journal::JOURNAL_FILE);
+    assert_eq!(
+        std::fs::metadata(journal).unwrap().len(),
+        0,
+        "flushed as it closed"
+    );
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once_and_keeps_every_answer_already_served() {
+    // The fake's `/slow` answers after 30 s: the drain (10 s) would wait for it; a second
+    // signal does not.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    let url = format!("{}/slow", proxy.uri);
+    let in_flight = tokio::spawn(async move { get(&url).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut proxy = proxy;
+    proxy.signal("-TERM");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    proxy.signal("-TERM");
+    let status = proxy.wait_for(std::time::Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", proxy.log());
+    assert!(
+        proxy.log().contains("second signal: stopping now"),
+        "{}",
+        proxy.log()
+    );
+    in_flight.abort();
+    assert!(
+        stored_answers(&dir.path().join("s")) >= 1,
+        "the answer served before is kept"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeIms::start(FakeOptions::default()).await;
@@ -116,7 +171,7 @@ fn bad_flags_get_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
     // Bad flag values are usage errors (2); unusable files and folders are runtime errors (1).
     std::fs::write(dir.path().join("a-file"), b"").unwrap();
-    let cases: [(&[&str], i32, &str); 11] = [
+    let cases: [(&[&str], i32, &str); 14] = [
         // A URL with a credential in its query is named without it.
         (
             &[
@@ -151,6 +206,37 @@ fn bad_flags_get_errors_that_name_them() {
                 "http://127.0.0.1:1",
                 "--route",
                 "/v3=http://u:pw-in-url@127.0.0.1:2",
+            ],
+            2,
+            "invalid value '/v3=http://REDACTED@127.0.0.1:2' for '--route'",
+        ),
+        // ... also when the password holds a `/`, `?` or `#` typed as it is, or is digits
+        // (the URL rules read the text before it as a host and a port).
+        (
+            &[
+                "record",
+                "--upstream",
+                "https://u:2024/pw-in-url@127.0.0.1:1",
+            ],
+            2,
+            "'https://REDACTED@127.0.0.1:1' for '--upstream <URL>': credentials in the URL",
+        ),
+        (
+            &[
+                "record",
+                "--upstream",
+                "https://u:p@ss?pw-in-url@127.0.0.1:1",
+            ],
+            2,
+            "'https://REDACTED@127.0.0.1:1' for '--upstream <URL>': credentials in the URL",
+        ),
+        (
+            &[
+                "record",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--route",
+                "/v3=http://u:pa/pw-in-url@127.0.0.1:2",
             ],
             2,
             "invalid value '/v3=http://REDACTED@127.0.0.1:2' for '--route'",

@@ -361,22 +361,31 @@ async fn a_status_past_599_is_refused_with_a_502_naming_it_and_never_recorded() 
 #[tokio::test]
 async fn a_json_answer_ending_with_its_connection_cut_short_is_a_502_and_a_whole_one_is_recorded() {
     // Plain HTTP, no length, no chunks: the end of the connection is the end of the answer, so
-    // a cut reads as a whole answer; JSON that does not parse tells it apart.
-    for (body, whole) in [
-        (&br#"{"id": "1111-"#[..], false),
-        (&br#"{"id": "1111"}"#[..], true),
-    ] {
+    // a cut reads as a whole answer; JSON that ends before its document does tells it apart.
+    // JSON that is whole but no parser's (a byte-order mark, `NaN`, an HTML page under a JSON
+    // type, a stream of documents) is the upstream's answer, recorded as it is.
+    let cases: [(&str, &[u8], bool); 7] = [
+        ("application/json", br#"{"id": "1111-"#, false),
+        ("application/json; charset=utf-8", br#"{"id": ["#, false),
+        ("application/json", br#"{"id": "1111"}"#, true),
+        ("application/json", b"\xEF\xBB\xBF{\"v\": 1}", true),
+        ("application/json", br#"{"v": NaN}"#, true),
+        ("application/json", b"<html>502</html>", true),
+        ("application/x-ndjson", b"{\"a\": 1}\n{\"b\": 2}\n", true),
+    ];
+    for (content_type, body, whole) in cases {
         let up = scripted_upstream(move |_| {
-            let mut out =
-                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/json\r\n\r\n"
-                    .to_vec();
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: {content_type}\r\n\r\n"
+            )
+            .into_bytes();
             out.extend_from_slice(body);
             out
         })
         .await;
         let (reply, stored) = record_one(&up, &[], |_| {}).await;
         match whole {
-            true => assert_eq!((reply.status, stored), (200, 1), "{}", reply.text()),
+            true => assert_eq!((reply.status, stored), (200, 1), "{content_type} {body:?}"),
             false => {
                 assert_eq!((reply.status, stored), (502, 0), "{}", reply.text());
                 assert!(reply.text().contains("does not parse"), "{}", reply.text());
@@ -485,6 +494,53 @@ async fn every_token_header_an_answer_hands_out_replays_as_a_placeholder_and_a_s
         "{}",
         reply.text()
     );
+}
+
+#[tokio::test]
+async fn an_idempotent_request_a_reused_connection_took_but_never_answered_is_sent_again() {
+    // Each connection answers its first request (keep-alive) and closes on its second without
+    // a word, as an upstream whose keep-alive timeout runs out as a request arrives does.
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let head = read_head(&mut stream).await;
+                let body = if head.starts_with(b"POST") {
+                    "post"
+                } else {
+                    "get"
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                read_head(&mut stream).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let proxy =
+        recording_through(ims_vcr::UpstreamConfig::new(&up), &dir.path().join("store")).await;
+    for (i, method) in ["GET", "GET", "DELETE", "POST"].into_iter().enumerate() {
+        // A new path each time: each request is recorded, none replayed.
+        let url = format!("{}/v2/images/{i}", proxy.uri());
+        let reply = send(method, &url, &[], b"").await;
+        match method {
+            // The first takes a new connection; the others a reused one, which closes: sent
+            // again for GET and DELETE, never for a POST (the upstream may have acted on it).
+            "POST" => assert_eq!(reply.status, 502, "{}", reply.text()),
+            _ => assert_eq!(
+                (reply.status, reply.text()),
+                (200, "get".to_owned()),
+                "{method} {i}"
+            ),
+        }
+    }
+    proxy.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -92,22 +92,26 @@ impl Config {
         })?;
         // An empty name in a list names nothing: refused as the flags refuse `--redact-field=`,
         // not dropped without a word.
-        let lists = [
+        let names = [
             ("[redact] fields", &config.redact.fields),
             ("[redact] headers", &config.redact.headers),
             ("[redact] query", &config.redact.query),
-            ("[match] volatile", &config.matching.volatile),
             ("[match] shift_time", &config.matching.shift_time),
         ];
+        // A pattern may be white space (a regex matching a space); only an empty one is none.
+        let empty_pattern = (config.matching.volatile.iter())
+            .position(String::is_empty)
+            .map(|i| ("[match] volatile", i));
         let empty_path = (config.verify.deny_files.iter())
             .position(|p| p.as_os_str().is_empty())
             .map(|i| ("[verify] deny_files", i));
-        let empty = (lists.iter())
+        let empty = (names.iter())
             .find_map(|(key, list)| {
                 list.iter()
                     .position(|v| v.trim().is_empty())
                     .map(|i| (*key, i))
             })
+            .or(empty_pattern)
             .or(empty_path);
         if let Some((key, index)) = empty {
             return Err(Error::Config(format!(

@@ -40,6 +40,12 @@ const TABLE: &[Row] = &[
     },
     Row {
         code: EXIT_VERDICT,
+        commands: &["record", "auto", "run"],
+        meaning: "answers were served live but not recorded because the store failed (a full \
+                  disk): the summary's NOT STORED line says how many",
+    },
+    Row {
+        code: EXIT_VERDICT,
         commands: &["verify"],
         meaning: "findings, one line each on stdout (file: JSON location: problem)",
     },
@@ -147,7 +153,7 @@ mod tests {
                 assert!(documents(command, error), "{command}: {error:?}");
             }
         }
-        for command in ["replay", "auto", "verify", "drift"] {
+        for command in ["replay", "auto", "verify", "drift", "record", "run"] {
             assert!(documents(command, &Error::Verdict("x".into())), "{command}");
         }
         assert!(documents("drift", &Error::Unchecked("x".into())));

@@ -11,6 +11,9 @@ mod run;
 mod serve;
 mod signals;
 mod source;
+mod values;
+
+use values::{non_blank, non_empty, parse};
 
 pub use exit::markdown as exit_codes_markdown;
 
@@ -159,7 +162,7 @@ struct DriftArgs {
     cassettes: Option<PathBuf>,
     /// Also ignore the value of this JSON field, at any depth; PARENT.FIELD only inside PARENT
     /// (repeatable).
-    #[arg(long = "ignore-field", value_name = "NAME", value_parser = non_empty)]
+    #[arg(long = "ignore-field", value_name = "NAME", value_parser = non_blank)]
     ignore_fields: Vec<String>,
     /// Also send recorded requests whose method may change state (DELETE, POST, PUT, PATCH, ...):
     /// by default only GET, HEAD and OPTIONS are sent, the others are reported as skipped.
@@ -258,10 +261,10 @@ struct UpstreamArgs {
 #[derive(Debug, Args)]
 struct MatchArgs {
     /// Also match on this request header, e.g. X-Project-Id (repeatable; saved with the recordings).
-    #[arg(long = "match-header", value_name = "NAME", value_parser = non_empty)]
+    #[arg(long = "match-header", value_name = "NAME", value_parser = non_blank)]
     match_headers: Vec<String>,
     /// Leave this query parameter out of matching, e.g. marker (repeatable; saved with the recordings).
-    #[arg(long = "ignore-query", value_name = "NAME", value_parser = non_empty)]
+    #[arg(long = "ignore-query", value_name = "NAME", value_parser = non_blank)]
     ignore_query: Vec<String>,
     /// Text matching this regular expression in the path, query or body is a value the suite
     /// generates fresh each run (e.g. 'tf-acc-test-[a-z0-9]{5}'): masked for matching, and the
@@ -271,7 +274,7 @@ struct MatchArgs {
     volatile: Vec<String>,
     /// Replay moves the timestamp in this JSON field forward by the time since the answer was
     /// recorded, besides expires_at and issued_at (repeatable; saved with the recordings).
-    #[arg(long = "shift-time", value_name = "FIELD", value_parser = non_empty)]
+    #[arg(long = "shift-time", value_name = "FIELD", value_parser = non_blank)]
     shift_time: Vec<String>,
 }
 
@@ -305,13 +308,13 @@ struct RedactArgs {
     redact: bool,
     /// Also redact this JSON field, at any depth; PARENT.FIELD only inside PARENT (repeatable;
     /// implies --redact).
-    #[arg(long = "redact-field", value_name = "NAME", value_parser = non_empty)]
+    #[arg(long = "redact-field", value_name = "NAME", value_parser = non_blank)]
     fields: Vec<String>,
     /// Also redact this header (repeatable; implies --redact).
-    #[arg(long = "redact-header", value_name = "NAME", value_parser = non_empty)]
+    #[arg(long = "redact-header", value_name = "NAME", value_parser = non_blank)]
     headers: Vec<String>,
     /// Also redact this query parameter (repeatable; implies --redact).
-    #[arg(long = "redact-query", value_name = "NAME", value_parser = non_empty)]
+    #[arg(long = "redact-query", value_name = "NAME", value_parser = non_blank)]
     query: Vec<String>,
 }
 
@@ -462,21 +465,6 @@ struct VerifyArgs {
     /// ims-vcr.toml has `[redact] enabled = true`).
     #[arg(long)]
     require_redaction: bool,
-}
-
-fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> std::result::Result<T, String> {
-    text.parse()
-}
-
-/// The value of a flag that names something (a field, header, query parameter, pattern, route,
-/// token or denied value): an empty one names nothing, and would otherwise be taken silently
-/// (or, as a control token, match an empty header), so it is a usage error naming the flag.
-fn non_empty(text: &str) -> std::result::Result<String, String> {
-    if text.is_empty() {
-        Err("an empty value names nothing; leave the flag out instead".to_owned())
-    } else {
-        Ok(text.to_owned())
-    }
 }
 
 /// The command line as clap sees it, with each command's exit codes (from one table) after its

@@ -30,7 +30,7 @@ replay serves --store if given, else --cassettes (default: cassettes; the other 
 not read it). --fail-on-miss and
 --fail-on-unused apply to replay and auto.
 
-SIGINT or SIGTERM: CMD gets the signal (outside a terminal's foreground, CMD's whole process
+SIGINT, SIGTERM or SIGHUP: CMD gets the signal (outside a terminal's foreground, CMD's whole process
 group does; Ctrl-C at a terminal reaches it directly), the proxy keeps serving until CMD (and what
 it started) has exited, whatever still runs 10 s later is killed (at once on a second signal),
 then the proxy stops.
@@ -41,7 +41,8 @@ recording that the first run made or played and a replay leaves unused, or a fai
 with exit 3 naming each of them and the run.
 
 Exit status: CMD's if not 0 (128+N if signal N ended it; 127 if it is not found, 126 if it cannot
-be executed); else 130/143 if ims-vcr got SIGINT/SIGTERM; else 3 if a verdict failed; else 0.
+be executed); else 130/143/129 if ims-vcr got SIGINT/SIGTERM/SIGHUP; else 3 if a verdict failed (also: answers
+served but not recorded because the store failed); else 0.
 The summary of each run goes to stderr, prefixed with the run: [record], [verify-replay 1/2]...
 
 Examples:
@@ -236,7 +237,7 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
     let first = session(builder, mode, mode.as_str(), &args.command, &mut signals).await?;
     let verdict = match mode {
         Mode::Replay | Mode::Auto => apply_verdicts(&first.summary, playback),
-        Mode::Record | Mode::Passthrough => Ok(()),
+        Mode::Record | Mode::Passthrough => super::serve::stored_everything(&first.summary),
     };
     let status = match first.end {
         End::Exited(status) => status,

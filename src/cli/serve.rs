@@ -259,11 +259,36 @@ pub(super) async fn serve_until_signal(
         }
     }
     tracing::info!("shutting down: draining connections");
-    let summary = server.shutdown().await?;
+    // A second signal stops at once, as a second Ctrl-C does elsewhere: every answer a client
+    // got is in the journal already (what `kill -9` leaves is whole), so nothing recorded is
+    // lost; the requests still in flight get no answer, and the next start redoes the journal.
+    let second = shutdown_signal();
+    let summary = tokio::select! {
+        summary = server.shutdown() => summary?,
+        () = second => {
+            errln!(
+                "second signal: stopping now, without waiting for the requests in flight; \
+                 every answer already served is in the store's journal and is kept"
+            );
+            return Err(Error::ExitCode(1));
+        }
+    };
     err!("{summary}");
     match verdicts {
         Some(verdicts) => apply_verdicts(&summary, verdicts),
-        None => Ok(()),
+        None => stored_everything(&summary),
+    }
+}
+
+/// A failed verdict when answers were served but the store failed to take them (a full disk):
+/// a recording session that lost some is not a recording to trust, whatever else it did.
+pub(super) fn stored_everything(summary: &crate::Summary) -> Result<()> {
+    match summary.not_stored {
+        0 => Ok(()),
+        n => Err(Error::Verdict(format!(
+            "{} served live but not recorded: the store failed (see the errors above)",
+            count(n, "answer was", "answers were")
+        ))),
     }
 }
 
@@ -285,6 +310,9 @@ pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) 
             "{} (--fail-on-miss)",
             count(n, "request missed", "requests missed")
         ));
+    }
+    if let Err(Error::Verdict(lost)) = stored_everything(summary) {
+        failed.push(lost);
     }
     if verdicts.fail_on_unused && !summary.unused.is_empty() {
         let n = summary.unused.len();
@@ -373,9 +401,13 @@ const CREDENTIALS_IN_URL: &str = "credentials in the URL are not supported: clie
 /// query or fragment (a fragment is never sent, so it would be dropped without a word).
 fn origin(text: &str) -> std::result::Result<hyper::Uri, String> {
     const EXAMPLE: &str = "https://ims.cn-north-4.myhuaweicloud.com";
-    // Also `user:pa/ss@host`, which the URL rules read as host `user` and port `pa`: the
-    // message must not quote any part of it.
-    if crate::model::credentials::strip_userinfo(text).1.is_some() {
+    // An origin (and a route's path prefix) has no use for `@`: one is user information, also
+    // typed as `user:pa/ss@host` or `user:2024/pw@host` (which the URL rules read as host `user`
+    // and a port): the message quotes no part of it.
+    if text
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('@'))
+    {
         return Err(CREDENTIALS_IN_URL.into());
     }
     let uri: hyper::Uri = text
@@ -499,29 +531,40 @@ async fn stdin_ended() {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the
-/// future is first polled, so a signal sent right after the listening line is never lost to the
-/// default action (which would kill the process without draining or flushing).
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped ssh session, a
+/// supervisor's stop): each drains, flushes and prints the summary. The handlers are installed
+/// when this is called, not when the future is first polled, so a signal sent right after the
+/// listening line is never lost to the default action (which would kill the process without
+/// draining or flushing).
 pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // Ctrl-C as SIGINT's stream too: `tokio::signal::ctrl_c()` installs its handler only when
+    // first polled, after start-up, and a SIGINT before that killed the process undrained.
     #[cfg(unix)]
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let ctrl_c = tokio::signal::ctrl_c();
+    let (mut interrupt, mut terminate, mut hangup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::hangup()).ok(),
+        )
+    };
     async move {
         #[cfg(unix)]
-        let terminate = async {
-            match terminate.as_mut() {
-                Some(s) => {
-                    s.recv().await;
+        async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
+            match stream {
+                Some(stream) => {
+                    stream.recv().await;
                 }
                 None => std::future::pending::<()>().await,
             }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {}
-            () = terminate => {}
         }
+        #[cfg(unix)]
+        tokio::select! {
+            () = next(interrupt.as_mut()) => {}
+            () = next(terminate.as_mut()) => {}
+            () = next(hangup.as_mut()) => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,14 +1,16 @@
-//! The signals `ims-vcr run` receives and passes on to the command it runs: SIGINT and SIGTERM
-//! as signal numbers, and who gets them (the command alone, or its whole process group).
+//! The signals `ims-vcr run` receives and passes on to the command it runs: SIGINT, SIGTERM and
+//! SIGHUP as signal numbers, and who gets them (the command alone, or its whole process group).
 
 use std::time::Duration;
 
-/// SIGINT and SIGTERM (Ctrl-C elsewhere), received as signal numbers.
+/// SIGINT, SIGTERM and SIGHUP (Ctrl-C elsewhere), received as signal numbers.
 pub(super) struct Signals {
     #[cfg(unix)]
     interrupt: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -19,6 +21,7 @@ impl Signals {
             Signals {
                 interrupt: signal(SignalKind::interrupt()).ok(),
                 terminate: signal(SignalKind::terminate()).ok(),
+                hangup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -46,6 +49,7 @@ impl Signals {
             tokio::select! {
                 () = next(self.interrupt.as_mut()) => libc::SIGINT,
                 () = next(self.terminate.as_mut()) => libc::SIGTERM,
+                () = next(self.hangup.as_mut()) => libc::SIGHUP,
             }
         }
         #[cfg(not(unix))]

@@ -47,6 +47,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Whether `name` is one [`create_temporary`] makes for a file named `*.json`
+/// (`.<name>.json.<16 hex digits>.tmp`): what a write interrupted by a crash or a `kill -9`
+/// leaves behind.
+pub fn is_leftover_cassette_temporary(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let Some((target, random)) = inner.rsplit_once('.') else {
+        return false;
+    };
+    target.to_ascii_lowercase().ends_with(".json")
+        && random.len() == 16
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A new, exclusively created file next to `path`: `.<name>.<random>.tmp`.
 fn create_temporary(
     path: &Path,

@@ -14,6 +14,7 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::redact::{RedactionStamp, Redactor};
 use crate::formats::strict;
+use crate::formats::unchanged::same_answers;
 use crate::formats::validate::{validate_request, validate_response};
 pub use crate::formats::atomic::write_atomically;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
@@ -141,10 +142,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {
     parse_in_session(path, bytes, None)
 }
 
-/// The largest cassette file read: room for an answer at the 64 MiB body limit
-/// (`--max-answer-body`) as base64 (86 MiB) and its request. A cassette is committed to git and
-/// read whole; a bigger one is refused by name before it is read.
-pub const MAX_CASSETTE_FILE: u64 = 128 << 20;
+/// The largest cassette file read (and written: `export` refuses to write what `import` and
+/// `replay` would refuse). A cassette is committed to git and read whole; a bigger one is
+/// refused by name before it is read. Room for an answer at the 64 MiB body limit
+/// (`--max-answer-body`) pretty-printed (compact JSON of many small objects nearly triples) or
+/// as base64, several times over.
+pub const MAX_CASSETTE_FILE: u64 = 512 << 20;
 /// The largest HAR file imported (it is read whole, and a browser's capture of a session may
 /// hold many large answers).
 pub const MAX_HAR_FILE: u64 = 1 << 30;
@@ -475,6 +478,11 @@ pub fn write_dir_with_progress(
         }
         files.insert(path, render(recording, rules));
     }
+    // What import and replay would refuse is not written: checked before anything is, so the
+    // folder stays as it was.
+    if let Some(error) = too_large(&files, MAX_CASSETTE_FILE) {
+        return Err(error);
+    }
     let mut summary = ExportSummary {
         files: files.len(),
         answers: recordings.iter().map(|r| r.answers.len()).sum(),
@@ -489,6 +497,14 @@ pub fn write_dir_with_progress(
     } else {
         Vec::new()
     };
+    // What an export interrupted by a crash or a `kill -9` left in the folders this one writes
+    // (half-written `.NAME.json.<random>.tmp` files): removed, so `git add` never takes them.
+    let folders: std::collections::BTreeSet<&Path> = std::iter::once(dir)
+        .chain(files.keys().filter_map(|path| path.parent()))
+        .collect();
+    for folder in folders {
+        remove_leftover_temporaries(folder);
+    }
     for (path, bytes) in &files {
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
@@ -519,28 +535,40 @@ pub fn write_dir_with_progress(
     Ok(summary)
 }
 
-/// True when cassettes `old` and `new` (both as [`render`] lays them out) differ at most in when
-/// their answers were recorded (`recorded_at`), how long the upstream took (`latency_ms`) and
-/// which ims-vcr wrote them (`tool`): the same request and the same answers, byte for byte, so
-/// the old file is kept as it is. Anything else (a status, a header, a byte of a body, a key's
-/// order, the upstream's origin, the redaction stamp) makes the new file replace it.
-///
-/// Compared line by line: those three fields are lines of their own at the indentation
-/// [`render`] gives the top level (`tool`) and an answer's fields (the others); a body's fields
-/// are nested deeper, so a body holding a `recorded_at` of its own is compared like any byte. A
-/// file laid out otherwise (edited by hand) compares unequal and is rewritten.
-fn same_answers(old: &[u8], new: &[u8]) -> bool {
-    const IGNORED: [&[u8]; 3] = [
-        b"  \"tool\": ",
-        b"      \"recorded_at\": ",
-        b"      \"latency_ms\": ",
-    ];
-    fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-        bytes
-            .split(|&b| b == b'\n')
-            .filter(|line| !IGNORED.iter().any(|field| line.starts_with(field)))
+/// Removes the temporary files an interrupted export left in `folder` (see
+/// [`crate::formats::atomic::is_leftover_cassette_temporary`]); one that cannot be removed is
+/// left, with a warning.
+fn remove_leftover_temporaries(folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let leftover = name
+            .to_str()
+            .is_some_and(crate::formats::atomic::is_leftover_cassette_temporary);
+        if leftover && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(file = %path.display(), "removed what an interrupted export left"),
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot remove what an interrupted export left"),
+            }
+        }
     }
-    old == new || lines(old).eq(lines(new))
+}
+
+/// The error naming the first of `files` (rendered cassettes) larger than `limit`.
+fn too_large(files: &BTreeMap<PathBuf, Vec<u8>>, limit: u64) -> Option<Error> {
+    let (path, bytes) = files.iter().find(|(_, bytes)| bytes.len() as u64 > limit)?;
+    Some(Error::cassette(
+        path,
+        format!(
+            "would hold {} MiB, more than the {} MiB a cassette may (import and replay read no \
+             larger one); nothing was written. Record fewer or smaller answers for this request",
+            bytes.len() >> 20,
+            limit >> 20
+        ),
+    ))
 }
 
 /// A cassette an export may remove as stale: one export could have written, i.e. a valid
@@ -606,6 +634,22 @@ mod tests {
             with(&|r| r.body = Body::from_bytes(json.as_bytes()))
         };
         assert!(!same_answers(&body("2026-01-01"), &body("2026-01-02")));
+        // An answer's keys in another order are other bytes served; a request body's keys in
+        // another order are the same request (a client sending a dictionary), and nothing else
+        // may differ for the old file to be kept.
+        let answer = |json: &[u8]| with(&|r| r.body = Body::from_bytes(json));
+        assert!(!same_answers(&answer(br#"{"a":2,"b":1}"#), &answer(br#"{"b":1,"a":2}"#)));
+        let request = |json: &[u8], status: u16| {
+            let mut rec = recording("POST", "/v2/images");
+            rec.answers[0].request.body = Body::from_bytes(json);
+            rec.answers[0].response.status = status;
+            rec.answers[0].response.recorded_at = format!("2026-12-0{}T00:00:00Z", status % 7 + 1);
+            render(&rec, &rules)
+        };
+        let sent = request(br#"{"name":"n","disk_format":"qcow2"}"#, 201);
+        assert!(same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"n"}"#, 201)));
+        assert!(!same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"m"}"#, 201)));
+        assert!(!same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"n"}"#, 202)));
     }
 
     fn recording(method: &str, path: &str) -> Recording {
@@ -792,6 +836,39 @@ mod tests {
     }
 
     #[test]
+    fn what_an_interrupted_export_left_is_removed_by_the_next_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("suite");
+        std::fs::create_dir_all(&session).unwrap();
+        let left = [
+            dir.path().join(".get_v2_images_x_0123456789ab.json.0123456789abcdef.tmp"),
+            session.join(".get_v2_y_ba9876543210.json.fedcba9876543210.tmp"),
+        ];
+        let kept = [
+            dir.path().join(".notes.tmp"),
+            dir.path().join("a.json.0123456789abcdef.tmp"),
+            dir.path().join(".a.json.0123.tmp"),
+            dir.path().join(".recording.har.0123456789abcdef.tmp"),
+        ];
+        for path in left.iter().chain(&kept) {
+            std::fs::write(path, b"{\"partial").unwrap();
+        }
+        let mut rec = recording("GET", "/v2/images/x");
+        rec.key = RequestKey::of_recorded(&MatchRules::default(), &RecordedRequest {
+            session: Some("suite".into()),
+            ..rec.answers[0].request.clone()
+        })
+        .unwrap();
+        write_dir(dir.path(), &[rec], &MatchRules::default()).unwrap();
+        for path in &left {
+            assert!(!path.exists(), "{} left", path.display());
+        }
+        for path in &kept {
+            assert!(path.exists(), "{} removed", path.display());
+        }
+    }
+
+    #[test]
     fn a_cassette_named_in_capitals_is_read_and_one_past_the_size_limit_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let rules = MatchRules::default();
@@ -803,6 +880,11 @@ mod tests {
         let err = read_limited(&big, 1024).unwrap_err().to_string();
         assert!(err.contains("big.json") && err.contains("larger than"), "{err}");
         assert_eq!(read_limited(&big, 4096).unwrap().len(), 2048);
+        // Export checks every cassette before it writes one.
+        let files = BTreeMap::from([(dir.path().join("a.json"), vec![b' '; 10]), (big, vec![b' '; 2048])]);
+        let err = too_large(&files, 1024).unwrap().to_string();
+        assert!(err.contains("big.json") && err.contains("nothing was written"), "{err}");
+        assert!(too_large(&files, 4096).is_none());
     }
 
     #[test]

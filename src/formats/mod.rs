@@ -4,4 +4,5 @@ pub(crate) mod atomic;
 pub mod cassette;
 pub mod har;
 pub(crate) mod strict;
+pub(crate) mod unchanged;
 pub(crate) mod validate;

@@ -407,29 +407,29 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    let at = authority.rfind('@').or_else(|| {
-        // `user:pa/ss@host` (a password typed with an unencoded `/`, `?` or `#`): read by the
-        // URL rules, its authority is `user:pa`, whose "port" is no number. The text up to the
-        // last `@` is taken for user information, so it is never shown or kept.
-        mistyped_password(authority).then(|| rest.rfind('@')).flatten()
-    });
+    // `user:pa/ss@host`, `user:2024/pw@host`, `user:p@ss/word@host` (a password typed with an
+    // unencoded `/`, `?` or `#`): read by the URL rules, the authority ends at that character.
+    // When the authority has a `:` that is not an IPv6 address's, the text up to the last `@`
+    // is taken for user information, so no part of a password is ever shown or kept (a URL
+    // with a port and an `@` in its path is shown with less than it could, never more).
+    let at = match has_colon(authority) {
+        true => rest.rfind('@'),
+        false => authority.rfind('@'),
+    };
     let Some(at) = at else {
         return (url.to_owned(), None);
     };
     (format!("{scheme}://{}", &rest[at + 1..]), Some(rest[..at].to_owned()))
 }
 
-/// Whether `authority` (no `@` in it) ends in `:` and something that is no port: the start of
-/// `user:password` whose password holds a `/`, `?` or `#`.
-fn mistyped_password(authority: &str) -> bool {
-    // `[::1]:8443`: the colons inside the brackets are the address's.
-    let after_host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
-        None => authority,
+/// Whether `authority` has a `:` outside an IPv6 address's brackets (`[::1]:8443` has one, its
+/// port's): a port, or a password.
+fn has_colon(authority: &str) -> bool {
+    let after_address = match authority.rfind(']') {
+        Some(end) if authority.starts_with('[') => &authority[end..],
+        _ => authority,
     };
-    after_host
-        .split_once(':')
-        .is_some_and(|(_, port)| !port.bytes().all(|b| b.is_ascii_digit()))
+    after_address.contains(':')
 }
 
 /// A URL, or an origin-form target (`/path?query`), as messages and logs may show it: its
@@ -940,21 +940,25 @@ mod tests {
                 Some("alice:pw".to_owned())
             )
         );
-        for plain in [
-            "https://ims.example/a@b",
-            "https://ims.example:8443/a@b",
-            "https://[::1]:8443/a@b",
-            "@",
-            "a@b",
-            "",
-        ] {
+        for plain in ["https://ims.example/a@b", "https://[::1]/a@b", "@", "a@b", ""] {
             assert_eq!(strip_userinfo(plain), (plain.to_owned(), None));
+        }
+        for origin in ["https://ims.example:8443", "https://[::1]:8443", "http://[fe80::1]"] {
+            assert_eq!(strip_userinfo(origin), (origin.to_owned(), None));
         }
     }
 
     #[test]
     fn a_password_typed_with_an_unencoded_slash_question_mark_or_hash_is_never_shown() {
-        for typed in ["pa/SECRETpw", "pa?SECRETpw", "pa#SECRETpw", "pa/SE@CRET"] {
+        for typed in [
+            "pa/SECRETpw",
+            "pa?SECRETpw",
+            "pa#SECRETpw",
+            "pa/SE@CRET",
+            "2024/SECRETpw",
+            "/SECRETpw",
+            "p@ss/SECRETpw",
+        ] {
             let url = format!("https://alice:{typed}@ims.example.com");
             assert_eq!(
                 strip_userinfo(&url),

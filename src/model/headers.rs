@@ -50,15 +50,15 @@ const CREDENTIALS: &[&str] = &[
     "x-ims-vcr-token",
 ];
 
-/// Whether the answer header `name` (lower-case) is a credential a client only passes back
-/// (Keystone's and IAM's `X-Subject-Token`, IAM's `X-Subject-LoginToken`, Keystone's MFA
-/// receipt, Swift v1's `X-Auth-Token` and `X-Storage-Token`: every credential header but
-/// cookies): its value is never stored, a [`PLACEHOLDER_MARKER`] header naming it is, and
-/// replay serves it with [`PLACEHOLDER_TOKEN`], so a client reading it still finds one.
-/// `Set-Cookie` is left out (a cookie is `name=value`, with attributes; a placeholder would be
-/// none), as is `Cookie`.
+/// Whether the answer header `name` (lower-case) is a token or receipt a client only passes
+/// back (a credential header named `…token` or `…receipt`: Keystone's and IAM's
+/// `X-Subject-Token`, IAM's `X-Subject-LoginToken`, Keystone's MFA receipt, Swift v1's
+/// `X-Auth-Token` and `X-Storage-Token`): its value is never stored, a [`PLACEHOLDER_MARKER`]
+/// header naming it is, and replay serves it with [`PLACEHOLDER_TOKEN`], so a client reading it
+/// still finds one. Other credential headers of an answer (`Set-Cookie`, whose value is
+/// `name=value` with attributes; a key or a signature) are dropped with no stand-in.
 pub fn takes_placeholder(name: &str) -> bool {
-    !matches!(name, "set-cookie" | "cookie") && is_credential(name)
+    (name.ends_with("token") || name.ends_with("receipt")) && is_credential(name)
 }
 
 /// The credential headers of an answer, as [`PLACEHOLDER_MARKER`] headers naming each (once,

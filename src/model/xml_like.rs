@@ -43,6 +43,7 @@ pub(crate) fn mask_elements(
         });
     };
     let mut at = 0usize;
+    let mut unclosed_assertion = false;
     while let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) {
         at = open + 1;
         // Only start tags: not `</`, `<?`, `<!` (comments, CDATA, doctype).
@@ -101,13 +102,18 @@ pub(crate) fn mask_elements(
         // A SAML assertion is a bearer credential whole (Keystone's K2K `saml2` answer, the ECP
         // envelope a client posts on to the service provider): its content is masked, elements
         // and all, up to its own end tag.
-        if matches!(name, "Assertion" | "EncryptedAssertion")
-            && let Some(end) = end_tag(text, at, &text[open + 1..name_end])
-        {
-            let name = name.to_owned();
-            replace(&mut out, &mut copied, at..end, &name);
-            at = end;
-            continue;
+        if matches!(name, "Assertion" | "EncryptedAssertion") && !unclosed_assertion {
+            match end_tag(text, at, &text[open + 1..name_end]) {
+                Some(end) => {
+                    let name = name.to_owned();
+                    replace(&mut out, &mut copied, at..end, &name);
+                    at = end;
+                    continue;
+                }
+                // Malformed: no later assertion is looked for either (each look would read
+                // the rest of the text again).
+                None => unclosed_assertion = true,
+            }
         }
         if !is_secret(name) {
             continue;
@@ -137,26 +143,35 @@ pub(crate) fn mask_elements(
 }
 
 /// Where the end tag of the element `qualified` whose content starts at `from` begins: the first
-/// `</qualified>` past as many more `<qualified ...>` start tags as were opened inside it.
+/// `</qualified>` (the name followed by `>` or white space, so not `</saml:AssertionIDRef>`) past
+/// as many more `<qualified ...>` start tags as were opened inside it (one that closes itself,
+/// `<saml:Assertion ID="b"/>`, opens nothing). One pass over the tags after `from`.
 fn end_tag(text: &str, from: usize, qualified: &str) -> Option<usize> {
-    let (open, close) = (format!("<{qualified}"), format!("</{qualified}"));
+    let bytes = text.as_bytes();
+    let ends_name = |rest: &str| rest.starts_with(|c: char| c == '>' || c == '/' || c.is_ascii_whitespace());
     let mut depth = 0usize;
     let mut at = from;
-    loop {
-        let next_close = at + text[at..].find(&close)?;
-        // Start tags of the same name before it (`<saml:Assertion ` or `<saml:Assertion>`,
-        // not `<saml:AssertionIDRef>`).
-        let nested = text[at..next_close].match_indices(&open).filter(|(i, _)| {
-            let after = text.as_bytes().get(at + i + open.len());
-            after.is_some_and(|b| b.is_ascii_whitespace() || *b == b'>')
-        });
-        depth += nested.count();
-        if depth == 0 {
-            return Some(next_close);
+    while let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) {
+        // `<` is one byte: the text after it starts on a character boundary.
+        let rest = &text[open + 1..];
+        if let Some(after) = rest.strip_prefix('/').and_then(|r| r.strip_prefix(qualified)) {
+            if ends_name(after) && !after.starts_with('/') {
+                match depth {
+                    0 => return Some(open),
+                    _ => depth -= 1,
+                }
+            }
+        } else if let Some(after) = rest.strip_prefix(qualified)
+            && ends_name(after)
+        {
+            let tag_end = memchr::memchr(b'>', after.as_bytes())?;
+            if !after[..tag_end].ends_with('/') {
+                depth += 1;
+            }
         }
-        depth -= 1;
-        at = next_close + close.len();
+        at = open + 1;
     }
+    None
 }
 
 /// A name's local part: what follows its namespace prefix (`wsse:Password` → `Password`).
@@ -225,6 +240,29 @@ mod tests {
         let nested = "<Assertion><Advice><Assertion>in</Assertion></Advice>s-2</Assertion><x/>";
         assert_eq!(mask(nested).unwrap().0, "<Assertion>REDACTED</Assertion><x/>");
         assert!(mask("<Assertion><a>open").is_none());
+        // A reference to another assertion inside it is no end tag, and an assertion that
+        // closes itself opens nothing.
+        for inside in [
+            "<saml:Advice><saml:AssertionIDRef>r1</saml:AssertionIDRef></saml:Advice>",
+            r#"<saml:Advice><saml:Assertion ID="b"/></saml:Advice>"#,
+            "<saml:Advice><saml:Assertion\n/></saml:Advice>",
+        ] {
+            let body = format!(
+                r#"<saml:Assertion ID="a">{inside}<saml:NameID>bob-77</saml:NameID></saml:Assertion ><y/>"#
+            );
+            let (masked, _) = mask(&body).unwrap();
+            assert_eq!(masked, r#"<saml:Assertion ID="a">REDACTED</saml:Assertion ><y/>"#, "{inside}");
+        }
+    }
+
+    #[test]
+    fn megabytes_of_assertions_closed_or_never_closed_are_masked_or_left_alone() {
+        // Each unclosed start tag looking for its end tag again would be quadratic (a few MiB
+        // of them held a worker for minutes); after the first one none is looked for again.
+        let body = "<Assertion>".repeat(400_000);
+        assert!(mask(&body).is_none());
+        let many = "<Assertion>x</Assertion>".repeat(100_000);
+        assert_eq!(mask(&many).unwrap().1.len(), 100_000);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! hyper-util's legacy client used. Unlike that client it hashes no pool key, spawns no task per
 //! request to return a connection, and locks only to push or pop an idle one. Errors read as that
 //! client's did (`client error (Connect): …`), and a request that a reused connection could not
-//! take (it closed meanwhile) is sent again on another one, as that client does.
+//! take (it closed meanwhile) is sent again on another one, as that client does; so is an
+//! idempotent one such a connection took but closed before answering.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -48,6 +49,25 @@ impl PoolError {
     pub(crate) fn is_connect(&self) -> bool {
         matches!(self, PoolError::Connect(_))
     }
+}
+
+/// Methods a server may be asked twice for the same effect (RFC 9110 §9.2.2).
+fn is_idempotent(method: &hyper::Method) -> bool {
+    use hyper::Method;
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// `request` again (the body is shared bytes, the rest small).
+fn copy(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 impl std::fmt::Display for PoolError {
@@ -131,6 +151,7 @@ impl Pool {
         &self,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lent<'_>), PoolError> {
+        let mut resent = false;
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(sender) => (sender, true),
@@ -140,6 +161,11 @@ impl Pool {
             if reused && sender.ready().await.is_err() {
                 continue; // it closed while idle
             }
+            // An idempotent request sent on a reused connection that the upstream closed before
+            // answering (its keep-alive timeout ran out as the request went) is sent once more on
+            // another connection, as browsers do: kept for that, never for a `POST`.
+            let again = (reused && !resent && is_idempotent(request.method()))
+                .then(|| copy(&request));
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     return Ok((
@@ -154,7 +180,17 @@ impl Pool {
                     // Never sent: a reused connection closed meanwhile; try another.
                     Some(unsent) if reused => request = unsent,
                     Some(_) => return Err(PoolError::Canceled(e.into_error())),
-                    None => return Err(PoolError::SendRequest(e.into_error())),
+                    None => {
+                        let error = e.into_error();
+                        match again {
+                            Some(copy) if error.is_incomplete_message() => {
+                                tracing::debug!(%error, "a reused upstream connection closed before answering; sending again");
+                                request = copy;
+                                resent = true;
+                            }
+                            _ => return Err(PoolError::SendRequest(error)),
+                        }
+                    }
                 },
             }
         }

@@ -299,8 +299,10 @@ impl Upstream {
             })??;
         let latency = started.elapsed();
         // No length and no chunks: the answer ended when the connection did, which over plain
-        // HTTP also reads a connection cut short as a whole answer (TLS says which it was).
-        let close_delimited = !parts.headers.contains_key(CONTENT_LENGTH)
+        // HTTP also reads a connection cut short as a whole answer (TLS's close_notify says
+        // which it was, and a TLS cut is a `cut` already).
+        let close_delimited = self.origin.starts_with("http://")
+            && !parts.headers.contains_key(CONTENT_LENGTH)
             && !parts.headers.contains_key(TRANSFER_ENCODING);
         let mut headers = parts.headers;
         // A transfer coding besides `chunked` (`Transfer-Encoding: gzip, chunked`): hyper undoes
@@ -379,19 +381,25 @@ impl Upstream {
                 let now = time::OffsetDateTime::now_utc();
                 signer::sign(credentials, method, uri, self.host(), headers, body, now);
             }
-            // A signature over what the proxy leaves alone (the Go SDK's) verifies upstream as
-            // it came: no warning for it.
+            // A signature over what the proxy leaves alone (the Go SDK's, which leaves Host
+            // out) verifies upstream as it came: no warning for it. A path prefix changes the
+            // signed path whatever the headers.
             None if signer::is_aksk_signed(headers)
-                && !signer::signed_headers_the_proxy_changes(headers).is_empty()
+                && (!self.prefix.is_empty()
+                    || !signer::signed_headers_the_proxy_changes(headers).is_empty())
                 && !self.warned_unsigned.swap(true, Ordering::Relaxed) =>
             {
+                let mut changed = signer::signed_headers_the_proxy_changes(headers);
+                if !self.prefix.is_empty() {
+                    changed.push("the path (the upstream's prefix goes before it)");
+                }
                 tracing::warn!(
                     "a request carries an AK/SK signature (SDK-HMAC-SHA256) made for the proxy's \
-                         address; its signature covers {}, which the proxy changes (Host to {}), so \
+                         address; it covers {}, which the proxy changes (Host to {}), so \
                          the upstream will most likely answer 401 APIGW.0301. Fix: start the proxy \
                          with {} and {} set (and {} for temporary credentials) so it re-signs each \
                          request; the client can then use any dummy AK/SK",
-                    signer::signed_headers_the_proxy_changes(headers).join(" and "),
+                    changed.join(" and "),
                     self.host(),
                     signer::ENV_AK,
                     signer::ENV_SK,
@@ -443,15 +451,21 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
-/// Whether a JSON answer's body (by its `Content-Type`) does not parse. Only asked of an answer
-/// that ended with its connection: a body nested too deep to check is taken as whole.
+/// Whether a JSON answer's body (`application/json` or `…+json`, not a stream of documents such
+/// as `ndjson`) ends before its document does: cut short. Only asked of an answer that ended
+/// with its connection. JSON that is whole but not what a parser accepts (`NaN`, text after it,
+/// an HTML error page under a JSON type) is the upstream's own answer, recorded as it is; so is
+/// a body nested too deep to check.
 fn json_cut_short(headers: &HeaderMap, body: &[u8]) -> bool {
     let json = (headers.get(hyper::header::CONTENT_TYPE))
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
+        .and_then(|value| value.split(';').next())
+        .map(|media| media.trim().to_ascii_lowercase())
+        .is_some_and(|media| media == "application/json" || media.ends_with("+json"));
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     json && !body.is_empty()
         && crate::model::interaction::json_depth(body) < 100
-        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
 }
 
 /// Decodes `gzip`/`deflate` (in the order the encodings were applied, across every

@@ -167,6 +167,7 @@ fn stats(proxy: &Proxy) -> Value {
         "hits": now.summary.hits,
         "misses": now.summary.miss_count(),
         "recorded": now.summary.recorded,
+        "not_stored": now.summary.not_stored,
         "upstream_errors": now.summary.upstream_errors,
         "faults": now.faults,
         "unused": now.summary.unused.len(),

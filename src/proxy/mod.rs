@@ -141,6 +141,8 @@ pub struct Miss {
 pub(crate) struct Stats {
     /// Answers stored (hits and upstream errors are counted by [`Metrics`], per outcome).
     pub(crate) recorded: AtomicU64,
+    /// Answers served live that the store failed to take (a full disk): lost to replay.
+    pub(crate) not_stored: AtomicU64,
     pub(crate) faults: AtomicU64,
     /// Keyed by canonical request; only touched on a miss. At most [`MAX_TRACKED_MISSES`].
     pub(crate) misses: Mutex<BTreeMap<String, Miss>>,

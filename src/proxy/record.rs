@@ -532,6 +532,7 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+                self.stats.not_stored.fetch_add(1, Ordering::Relaxed);
                 Err(None)
             }
         }

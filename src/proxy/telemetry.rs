@@ -26,6 +26,9 @@ pub struct Summary {
     pub unused: Vec<String>,
     /// Answers recorded.
     pub recorded: u64,
+    /// Answers served live that the store failed to take (a full disk, a store turned
+    /// unwritable): a recording session that lost some did not record what it served.
+    pub not_stored: u64,
     /// Requests answered 502 because the upstream failed.
     pub upstream_errors: u64,
     /// Each named session's verdict (`x-ims-vcr-session`), by name; the counts above include
@@ -51,6 +54,15 @@ impl std::fmt::Display for Summary {
             count(self.upstream_errors, "upstream error", "upstream errors"),
             count(self.unused.len(), "unused recording", "unused recordings"),
         )?;
+        if self.not_stored > 0 {
+            writeln!(
+                f,
+                "  NOT STORED: {} served live but not recorded, because the store failed (see \
+                 the errors above); replay will miss {}",
+                count(self.not_stored, "answer was", "answers were"),
+                if self.not_stored == 1 { "it" } else { "them" },
+            )?;
+        }
         for miss in self.misses.iter().take(SUMMARY_SAMPLE) {
             writeln!(
                 f,
@@ -139,6 +151,7 @@ impl Proxy {
                 untracked_misses: self.stats.untracked_misses.load(Ordering::Relaxed),
                 unused,
                 recorded: self.stats.recorded.load(Ordering::Relaxed),
+                not_stored: self.stats.not_stored.load(Ordering::Relaxed),
                 upstream_errors: self.metrics.total(Outcome::UpstreamError),
                 sessions: self
                     .sessions
@@ -210,5 +223,13 @@ mod tests {
         assert!(printed.contains("... and 5980 more missed requests"), "{printed}");
         assert!(printed.contains("... and 99980 more unused recordings"), "{printed}");
         assert!(printed.len() < 8 * 1024, "{} bytes", printed.len());
+    }
+
+    #[test]
+    fn answers_the_store_failed_to_take_are_said_and_none_is_silent() {
+        let lost = Summary { recorded: 10, not_stored: 2, ..Summary::default() };
+        let printed = lost.to_string();
+        assert!(printed.contains("NOT STORED: 2 answers were served live but not recorded"), "{printed}");
+        assert!(!Summary::default().to_string().contains("NOT STORED"));
     }
 }

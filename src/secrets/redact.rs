@@ -135,9 +135,22 @@ impl Redactor {
             return Values::new();
         }
         let text = serde_json::to_string(interaction).expect("an interaction serialises");
+        // A binary body (an image file uploaded or downloaded) is kept byte for byte, never
+        // rewritten: a value found in its bytes joins the leak gate's needles, so the gate
+        // refuses to store it rather than let base64 hide a real owner id in a shared cassette.
+        let binaries: Vec<bytes::Bytes> = [&interaction.request.body, &interaction.response.body]
+            .into_iter()
+            .filter(|body| matches!(body, Some(Body::Base64(_))))
+            .filter_map(|body| crate::model::interaction::body_bytes(body).ok())
+            .collect();
         known
             .iter()
-            .filter(|(value, _)| value.len() >= MIN_NEEDLE_LEN && appears(&text, value))
+            .filter(|(value, _)| {
+                value.len() >= MIN_NEEDLE_LEN
+                    && (appears(&text, value)
+                        || (binaries.iter())
+                            .any(|bytes| memchr::memmem::find(bytes, value.as_bytes()).is_some()))
+            })
             .map(|(v, l)| (v.clone(), l.clone()))
             .collect()
     }
@@ -668,6 +681,21 @@ mod tests {
         let (redacted, _) = redactor().redact(&schema).unwrap();
         let body = redacted.response.body.as_ref().and_then(Body::json).unwrap();
         assert_eq!(body["properties"]["owner"]["type"][1], "string", "{body}");
+    }
+
+    #[test]
+    fn a_known_value_in_a_binary_body_is_kept_there_and_handed_to_the_leak_gate() {
+        let redactor = redactor();
+        redactor.redact(&interaction("/v2/images/x", None, &format!(r#"{{"owner":"{OWNER}"}}"#))).unwrap();
+        // An image file that spells its owner's id: not UTF-8, so stored as base64.
+        let mut file = vec![0xffu8, 0x00, 0x89];
+        file.extend_from_slice(OWNER.as_bytes());
+        let mut download = interaction("/v2/images/x/file", None, "");
+        download.response.body = Body::from_bytes(&file);
+        assert!(matches!(download.response.body, Some(Body::Base64(_))));
+        let (redacted, needles) = redactor.redact(&download).unwrap();
+        assert_eq!(redacted.response.body, download.response.body, "bytes kept");
+        assert!(needles.iter().any(|n| n.value == OWNER), "{needles:?}");
     }
 
     #[test]

@@ -157,18 +157,48 @@ pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
         READER_CACHE_BYTES
     };
     let started = std::time::Instant::now();
+    let mut cleared = false;
     loop {
         let result = sled::Config::new()
             .path(path)
             .cache_capacity(cache)
             .open();
-        match result.map_err(|e| open_error(path, e)) {
-            Err(Error::StoreLocked { .. }) if started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(std::time::Duration::from_millis(25));
+        match result {
+            // A snapshot sled was writing when the process was killed (`snap.<lsn>.generating`,
+            // renamed to `snap.<lsn>` only once whole) reads as corruption, though everything
+            // is in sled's log: it is removed, and sled opened again. sled held the lock when it
+            // read it, so no live process is still writing it.
+            Err(sled::Error::Corruption { .. }) if !cleared && remove_partial_snapshots(path) => {
+                cleared = true;
             }
-            other => return other,
+            result => match result.map_err(|e| open_error(path, e)) {
+                Err(Error::StoreLocked { .. }) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => return other,
+            },
         }
     }
+}
+
+/// Removes the snapshots sled left unfinished in `path` (`snap.<lsn>.generating`); whether it
+/// removed any.
+fn remove_partial_snapshots(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let partial = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
+        if partial && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a snapshot sled never finished (a crash while writing it)");
+            removed = true;
+        }
+    }
+    removed
 }
 
 /// sled reports a held lock as a generic I/O error; recognise it to say what to do. sled pins

@@ -136,9 +136,9 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             }
         };
         summary.answers += value["answers"].as_array().map_or(0, Vec::len);
-        let mut credentials_found = 0;
-        check_credentials(&value, &mut |location, problem| {
-            credentials_found += 1;
+        let mut credential_places = Vec::new();
+        check_credentials(&value, &mut |location: String, problem| {
+            credential_places.push(location.clone());
             found(location, problem)
         });
         if let Ok(rules) = serde_json::from_value::<MatchRules>(value["match"].clone())
@@ -208,7 +208,10 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             // Credentials and refused match rules were reported above, precisely, when they
             // were: a credential only the structural check finds (inside a compressed body, in
             // a coding no check reads) is still reported, in its words.
-            let reported = (reason.contains("carries credentials") && credentials_found > 0)
+            let place = pointer_of(reason);
+            let reported = (reason.contains("carries credentials")
+                && (credential_places.iter())
+                    .any(|at| at.starts_with(&place) || place.starts_with(at.as_str())))
                 || reason.contains("match.match_headers");
             if !reported {
                 found(String::new(), format!("invalid cassette: {reason}"));
@@ -216,6 +219,20 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
     }
     Ok((findings, summary))
+}
+
+/// The JSON pointer of the field a cassette error names first (`request.body: …` is
+/// `/request/body`, `answers[0].upstream: …` is `/answers/0/upstream`), to tell whether a
+/// finding already named that place.
+fn pointer_of(reason: &str) -> String {
+    let reason = reason.strip_prefix("field ").unwrap_or(reason);
+    let field = reason.split([':', ' ']).next().unwrap_or_default().trim_matches('`');
+    let mut pointer = String::new();
+    for part in field.split(['.', '[']).filter(|p| !p.is_empty()) {
+        pointer.push('/');
+        pointer.push_str(part.trim_end_matches(']'));
+    }
+    pointer
 }
 
 fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
@@ -556,6 +573,30 @@ mod tests {
                 "{coding}: {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_credential_only_the_structural_check_finds_is_reported_beside_another_one() {
+        // One finding in the answer's upstream must not hide the password in the compressed
+        // request body, which only the structural check reads.
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(br#"{"auth":{"passwordCredentials":{"password":"hunter2-78"}}}"#).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let dir = folder_with(r#"{"id":"x"}"#);
+        edit_only_cassette(dir.path(), |text| {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            v["request"]["headers"] = serde_json::json!([["content-encoding", "gzip"]]);
+            v["request"]["body"] = serde_json::json!({ "base64": b64 });
+            v["answers"][0]["upstream"] = "https://a:b@ims.example".into();
+            serde_json::to_string_pretty(&v).unwrap()
+        });
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().any(|f| f.starts_with("/answers/0/upstream")), "{found:?}");
+        assert!(found.iter().any(|f| f.contains("invalid cassette: request.body")), "{found:?}");
+        assert_eq!(pointer_of("answers[2].headers[0]: x"), "/answers/2/headers/0");
+        assert_eq!(pointer_of("request.body: the x"), "/request/body");
+        assert_eq!(pointer_of("field `answers[0].bodyy`: is not"), "/answers/0/bodyy");
     }
 
     #[test]

@@ -383,6 +383,19 @@ fn an_empty_name_list_or_spec_value_is_a_usage_error_naming_the_flag() {
         vec!["import", "--store", "s", "cassettes", "--redact-query", ""],
         "--redact-query",
     ));
+    // A blank name is none either (a cassette holding one is refused).
+    cases.push((
+        vec![
+            "record",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--store",
+            "s",
+            "--ignore-query",
+            " ",
+        ],
+        "--ignore-query",
+    ));
     for (args, flag) in cases {
         // Bounded: a value taken silently would start the proxy, which never ends by itself.
         let mut child = std::process::Command::new(BIN)

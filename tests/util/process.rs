@@ -194,6 +194,11 @@ impl Running {
         (status, self.log())
     }
 
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, limit)
+    }
+
     /// SIGTERM, then [`Running::wait`].
     pub fn terminate(self) -> ExitStatus {
         self.signal("-TERM");

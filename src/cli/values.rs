@@ -1,0 +1,33 @@
+//! The checks of flag values clap runs as it parses (`value_parser = …`): a number or a mode
+//! by its own `FromStr`, and values that must name something.
+
+/// A value read by its type's own `FromStr`; clap shows its error with the flag.
+pub(super) fn parse<T: std::str::FromStr<Err = String>>(
+    text: &str,
+) -> std::result::Result<T, String> {
+    text.parse()
+}
+
+/// The value of a flag that names something (a field, header, query parameter, pattern, route,
+/// token or denied value): an empty one names nothing, and would otherwise be taken silently
+/// (or, as a control token, match an empty header), so it is a usage error naming the flag.
+pub(super) fn non_empty(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() {
+        Err("an empty value names nothing; leave the flag out instead".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// A name (a field, header or parameter): not empty, nor only white space (a cassette holding
+/// one is refused, so it is never recorded).
+pub(super) fn non_blank(text: &str) -> std::result::Result<String, String> {
+    if text.trim().is_empty() {
+        Err(
+            "an empty value names nothing, nor does a blank name; leave the flag out instead"
+                .to_owned(),
+        )
+    } else {
+        Ok(text.to_owned())
+    }
+}
