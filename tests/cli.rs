@@ -74,6 +74,26 @@ async fn sighup_drains_and_flushes_as_sigterm_does() {
 }
 
 #[tokio::test]
+async fn under_nohup_sighup_stays_ignored() {
+    // `nohup ims-vcr …` asked for SIGHUP to be ignored: logging out must not stop the proxy.
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let mut proxy =
+        Running::start_ignoring_hangup(&["replay", "--listen", "127.0.0.1:0"], dir.path());
+    proxy.signal("-HUP");
+    assert!(
+        proxy
+            .wait_for(std::time::Duration::from_millis(500))
+            .is_none(),
+        "{}",
+        proxy.log()
+    );
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(reply.status, 200);
+    assert!(proxy.terminate().success());
+}
+
+#[tokio::test]
 async fn a_second_signal_stops_at_once_and_keeps_every_answer_already_served() {
     // The fake's `/slow` answers after 30 s: the drain (10 s) would wait for it; a second
     // signal does not.
@@ -86,13 +106,22 @@ async fn a_second_signal_stops_at_once_and_keeps_every_answer_already_served() {
     let in_flight = tokio::spawn(async move { get(&url).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut proxy = proxy;
+    // One that follows the first at once (a double SIGHUP) is the same stop: still draining.
     proxy.signal("-TERM");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    proxy.signal("-HUP");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        proxy.wait_for(std::time::Duration::ZERO).is_none(),
+        "{}",
+        proxy.log()
+    );
     proxy.signal("-TERM");
     let status = proxy.wait_for(std::time::Duration::from_secs(5));
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", proxy.log());
     assert!(
-        proxy.log().contains("second signal: stopping now"),
+        proxy
+            .log()
+            .contains("a signal while draining: stopping now"),
         "{}",
         proxy.log()
     );

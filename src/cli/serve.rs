@@ -262,13 +262,18 @@ pub(super) async fn serve_until_signal(
     // A second signal stops at once, as a second Ctrl-C does elsewhere: every answer a client
     // got is in the journal already (what `kill -9` leaves is whole), so nothing recorded is
     // lost; the requests still in flight get no answer, and the next start redoes the journal.
-    let second = shutdown_signal();
+    // Only one that comes a second or more after the first: a dropped ssh session can send
+    // SIGHUP twice, and systemd sends SIGTERM then SIGHUP, each meaning one stop.
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        shutdown_signal().await;
+    };
     let summary = tokio::select! {
         summary = server.shutdown() => summary?,
         () = second => {
             errln!(
-                "second signal: stopping now, without waiting for the requests in flight; \
-                 every answer already served is in the store's journal and is kept"
+                "a signal while draining: stopping now, without waiting for the requests in \
+                 flight; every answer already served is in the store's journal and is kept"
             );
             return Err(Error::ExitCode(1));
         }
@@ -545,7 +550,9 @@ pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         (
             signal(SignalKind::interrupt()).ok(),
             signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::hangup()).ok(),
+            (!super::signals::hangup_ignored())
+                .then(|| signal(SignalKind::hangup()).ok())
+                .flatten(),
         )
     };
     async move {

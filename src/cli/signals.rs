@@ -21,7 +21,9 @@ impl Signals {
             Signals {
                 interrupt: signal(SignalKind::interrupt()).ok(),
                 terminate: signal(SignalKind::terminate()).ok(),
-                hangup: signal(SignalKind::hangup()).ok(),
+                hangup: (!hangup_ignored())
+                    .then(|| signal(SignalKind::hangup()).ok())
+                    .flatten(),
             }
         }
         #[cfg(not(unix))]
@@ -57,6 +59,18 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             2
         }
+    }
+}
+
+/// Whether SIGHUP was ignored when the process started (`nohup`, or a supervisor that does
+/// so): then it stays ignored, as the user asked, and is neither caught nor passed on.
+#[cfg(unix)]
+pub(super) fn hangup_ignored() -> bool {
+    // SAFETY: `sigaction` with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
     }
 }
 

@@ -4,8 +4,9 @@
 //! hyper-util's legacy client used. Unlike that client it hashes no pool key, spawns no task per
 //! request to return a connection, and locks only to push or pop an idle one. Errors read as that
 //! client's did (`client error (Connect): …`), and a request that a reused connection could not
-//! take (it closed meanwhile) is sent again on another one, as that client does; so is an
-//! idempotent one such a connection took but closed before answering.
+//! take (it closed meanwhile) is sent again on another one, as that client does. One that such a
+//! connection took but closed before answering is [`PoolError::Unanswered`]: the upstream sends
+//! it again when its method allows.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -42,6 +43,9 @@ pub(crate) enum PoolError {
     Canceled(hyper::Error),
     /// Sending the request or reading the answer's head failed.
     SendRequest(hyper::Error),
+    /// A reused connection took the request and closed without a byte of answer (the
+    /// upstream's keep-alive timeout ran out as the request went).
+    Unanswered(hyper::Error),
 }
 
 impl PoolError {
@@ -51,31 +55,12 @@ impl PoolError {
     }
 }
 
-/// Methods a server may be asked twice for the same effect (RFC 9110 §9.2.2).
-fn is_idempotent(method: &hyper::Method) -> bool {
-    use hyper::Method;
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
-/// `request` again (the body is shared bytes, the rest small).
-fn copy(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut copy = Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    copy
-}
-
 impl std::fmt::Display for PoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self {
             PoolError::Connect(_) => "Connect",
             PoolError::Canceled(_) => "Canceled",
-            PoolError::SendRequest(_) => "SendRequest",
+            PoolError::SendRequest(_) | PoolError::Unanswered(_) => "SendRequest",
         };
         write!(f, "client error ({kind})")
     }
@@ -85,7 +70,7 @@ impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PoolError::Connect(e) => Some(e.as_ref()),
-            PoolError::Canceled(e) | PoolError::SendRequest(e) => Some(e),
+            PoolError::Canceled(e) | PoolError::SendRequest(e) | PoolError::Unanswered(e) => Some(e),
         }
     }
 }
@@ -151,7 +136,6 @@ impl Pool {
         &self,
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lent<'_>), PoolError> {
-        let mut resent = false;
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(sender) => (sender, true),
@@ -161,11 +145,6 @@ impl Pool {
             if reused && sender.ready().await.is_err() {
                 continue; // it closed while idle
             }
-            // An idempotent request sent on a reused connection that the upstream closed before
-            // answering (its keep-alive timeout ran out as the request went) is sent once more on
-            // another connection, as browsers do: kept for that, never for a `POST`.
-            let again = (reused && !resent && is_idempotent(request.method()))
-                .then(|| copy(&request));
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     return Ok((
@@ -182,14 +161,13 @@ impl Pool {
                     Some(_) => return Err(PoolError::Canceled(e.into_error())),
                     None => {
                         let error = e.into_error();
-                        match again {
-                            Some(copy) if error.is_incomplete_message() => {
-                                tracing::debug!(%error, "a reused upstream connection closed before answering; sending again");
-                                request = copy;
-                                resent = true;
-                            }
-                            _ => return Err(PoolError::SendRequest(error)),
-                        }
+                        // Sent, and the connection closed with no answer: whether to send it
+                        // again is the caller's to say (it knows the method, and can build
+                        // the request again).
+                        return Err(match reused && error.is_incomplete_message() {
+                            true => PoolError::Unanswered(error),
+                            false => PoolError::SendRequest(error),
+                        });
                     }
                 },
             }

@@ -220,7 +220,7 @@ impl Upstream {
         body: Bytes,
         keep_credentials: bool,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
-        let request = self.build_request(method, target, client_headers, body);
+        let request = self.build_request(method, target.clone(), client_headers, body.clone());
         let mut sent_credentials = HeaderMap::new();
         if keep_credentials {
             for (name, value) in request.headers() {
@@ -229,7 +229,19 @@ impl Upstream {
                 }
             }
         }
-        let mut live = self.exchange(request).await?;
+        let mut live = match self.exchange(request).await {
+            // A reused connection took it and closed without answering (its keep-alive timeout
+            // ran out as the request went): a safe request is sent once more, on another
+            // connection, as Go's net/http does; a `PUT`, `DELETE` or `POST` never is (the
+            // upstream may have acted on it, and hyper cannot tell a connection that closed with
+            // no answer from one that closed in the middle of one).
+            Err(UpstreamError::Unanswered { .. }) if is_safe(method) => {
+                tracing::debug!("a reused upstream connection closed before answering; sending again");
+                let again = self.build_request(method, target, client_headers, body);
+                self.exchange(again).await?
+            }
+            other => other?,
+        };
         live.sent_credentials = sent_credentials;
         Ok(live)
     }
@@ -309,14 +321,17 @@ impl Upstream {
         // only `chunked`, and `Transfer-Encoding` goes with the hop-by-hop headers, so the others
         // are undone as content codings are, applied after them (so undone first). Else the
         // body would be served and stored compressed with no coding named.
-        let transfer: Vec<HeaderValue> = (headers.get_all(TRANSFER_ENCODING).iter())
-            .flat_map(|value| value.to_str().unwrap_or("unreadable").split(','))
-            .map(str::trim)
-            .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("chunked"))
-            .filter_map(|coding| HeaderValue::from_str(coding).ok())
-            .collect();
-        for coding in transfer {
-            headers.append(CONTENT_ENCODING, coding);
+        let only_chunked = |value: &HeaderValue| value.as_bytes().eq_ignore_ascii_case(b"chunked");
+        if headers.get(TRANSFER_ENCODING).is_some_and(|te| !only_chunked(te)) {
+            let transfer: Vec<HeaderValue> = (headers.get_all(TRANSFER_ENCODING).iter())
+                .flat_map(|value| value.to_str().unwrap_or("unreadable").split(','))
+                .map(str::trim)
+                .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("chunked"))
+                .filter_map(|coding| HeaderValue::from_str(coding).ok())
+                .collect();
+            for coding in transfer {
+                headers.append(CONTENT_ENCODING, coding);
+            }
         }
         strip_hop_by_hop(&mut headers);
         // Framing is the proxy's own, except the length a `HEAD` answer gives (the size of what
@@ -449,6 +464,11 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// Methods that only read (RFC 9110 §9.2.1): asking twice changes nothing upstream.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
 /// Whether a JSON answer's body (`application/json` or `…+json`, not a stream of documents such

@@ -38,6 +38,15 @@ pub enum UpstreamError {
         /// Error chain.
         cause: String,
     },
+    /// A reused connection took the request and closed before its answer was whole: sent again
+    /// once when the method is safe (see `Upstream::send`), else reported as a cut.
+    #[error("upstream {url} cut the connection before the answer was complete: {cause}")]
+    Unanswered {
+        /// Upstream URL of the request.
+        url: String,
+        /// Error chain.
+        cause: String,
+    },
     /// The body exceeded the cap, as sent or once decoded.
     #[error("upstream {url} sent a body larger than {limit} bytes (--max-answer-body)")]
     TooLarge {
@@ -87,7 +96,7 @@ impl UpstreamError {
             UpstreamError::Connect { .. } => "connect",
             UpstreamError::Tls { .. } => "tls",
             UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Cut { .. } => "cut",
+            UpstreamError::Cut { .. } | UpstreamError::Unanswered { .. } => "cut",
             UpstreamError::TooLarge { .. } => "too-large",
             UpstreamError::Decode { .. } => "decode",
             UpstreamError::Informational { .. } => "informational",
@@ -152,6 +161,11 @@ pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> Upstre
             };
         }
         UpstreamError::Connect {
+            url: url.to_owned(),
+            cause,
+        }
+    } else if matches!(error, crate::net::pool::PoolError::Unanswered(_)) {
+        UpstreamError::Unanswered {
             url: url.to_owned(),
             cause,
         }

@@ -148,8 +148,8 @@ impl Redactor {
             .filter(|(value, _)| {
                 value.len() >= MIN_NEEDLE_LEN
                     && (appears(&text, value)
-                        || (binaries.iter())
-                            .any(|bytes| memchr::memmem::find(bytes, value.as_bytes()).is_some()))
+                        || (is_id_like(value) && (binaries.iter())
+                            .any(|bytes| memchr::memmem::find(bytes, value.as_bytes()).is_some())))
             })
             .map(|(v, l)| (v.clone(), l.clone()))
             .collect()
@@ -278,6 +278,14 @@ impl Redactor {
 }
 
 /// True when `value` is in `text` raw, percent-encoded or JSON-escaped.
+/// Whether `value` reads as an id (16 or more hex digits, dashes allowed: an owner, project or
+/// domain id, a UUID): only such values are looked for in binary bodies. A name (`ubuntu`, a
+/// user's) may be in any disk image by chance, and a long file scanned for every remembered
+/// value costs time.
+fn is_id_like(value: &str) -> bool {
+    value.len() >= 16 && value.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
 fn appears(text: &str, value: &str) -> bool {
     text.contains(value)
         || text.contains(&utf8_percent_encode(value, NON_ALPHANUMERIC).to_string())

@@ -159,6 +159,7 @@ pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
     let started = std::time::Instant::now();
     let mut cleared = false;
     loop {
+        let attempt = std::time::SystemTime::now();
         let result = sled::Config::new()
             .path(path)
             .cache_capacity(cache)
@@ -166,9 +167,11 @@ pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
         match result {
             // A snapshot sled was writing when the process was killed (`snap.<lsn>.generating`,
             // renamed to `snap.<lsn>` only once whole) reads as corruption, though everything
-            // is in sled's log: it is removed, and sled opened again. sled held the lock when it
-            // read it, so no live process is still writing it.
-            Err(sled::Error::Corruption { .. }) if !cleared && remove_partial_snapshots(path) => {
+            // is in sled's log: it is removed, and sled opened again. Only one older than this
+            // attempt: another process that met the same leftover may be writing a new one.
+            Err(sled::Error::Corruption { .. })
+                if !cleared && remove_partial_snapshots(path, attempt) =>
+            {
                 cleared = true;
             }
             result => match result.map_err(|e| open_error(path, e)) {
@@ -181,9 +184,9 @@ pub(crate) fn open_db(path: &Path, writer: bool) -> Result<sled::Db> {
     }
 }
 
-/// Removes the snapshots sled left unfinished in `path` (`snap.<lsn>.generating`); whether it
-/// removed any.
-fn remove_partial_snapshots(path: &Path) -> bool {
+/// Removes the snapshots sled left unfinished in `path` (`snap.<lsn>.generating`) last written
+/// before `before`; whether it removed any.
+fn remove_partial_snapshots(path: &Path, before: std::time::SystemTime) -> bool {
     let Ok(entries) = std::fs::read_dir(path) else {
         return false;
     };
@@ -192,7 +195,11 @@ fn remove_partial_snapshots(path: &Path) -> bool {
         let name = entry.file_name();
         let partial = name
             .to_str()
-            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"));
+            .is_some_and(|n| n.starts_with("snap.") && n.ends_with(".generating"))
+            && entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified < before);
         if partial && std::fs::remove_file(entry.path()).is_ok() {
             tracing::info!(file = %entry.path().display(), "removed a snapshot sled never finished (a crash while writing it)");
             removed = true;

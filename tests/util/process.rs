@@ -79,6 +79,22 @@ impl Running {
         Running::spawn(command, args, cwd, &[])
     }
 
+    /// [`Running::start`] with SIGHUP ignored, as `nohup` starts a command.
+    #[cfg(unix)]
+    pub fn start_ignoring_hangup(args: &[&str], cwd: &Path) -> Running {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(BIN);
+        // SAFETY: between fork and exec the child only sets one signal's disposition, which
+        // `signal` does with a bare system call.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        Running::spawn(command, args, cwd, &[])
+    }
+
     fn spawn(mut command: Command, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Running {
         let n = LOGS.fetch_add(1, Ordering::SeqCst);
         let log = cwd.join(format!("ims-vcr-{}-{n}.log", args[0]));
