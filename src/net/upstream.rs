@@ -191,7 +191,7 @@ impl Upstream {
         body: Bytes,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
         let target = self.target(path_and_query);
-        self.send(method, target, client_headers, body, true).await
+        self.send_or_resend(method, target, client_headers, body, true).await
     }
 
     /// [`Upstream::forward`] for a request as the proxy received it: its target is reused as
@@ -207,7 +207,7 @@ impl Upstream {
             Some(target) if self.prefix.is_empty() => target.clone(),
             target => self.target(target.map_or("/", |pq| pq.as_str())),
         };
-        self.send(&request.method, target, &request.headers, body, keep_credentials)
+        self.send_or_resend(&request.method, target, &request.headers, body, keep_credentials)
             .await
     }
 
@@ -220,7 +220,7 @@ impl Upstream {
         body: Bytes,
         keep_credentials: bool,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
-        let request = self.build_request(method, target.clone(), client_headers, body.clone());
+        let request = self.build_request(method, target, client_headers, body);
         let mut sent_credentials = HeaderMap::new();
         if keep_credentials {
             for (name, value) in request.headers() {
@@ -229,21 +229,33 @@ impl Upstream {
                 }
             }
         }
-        let mut live = match self.exchange(request).await {
-            // A reused connection took it and closed without answering (its keep-alive timeout
-            // ran out as the request went): a safe request is sent once more, on another
-            // connection, as Go's net/http does; a `PUT`, `DELETE` or `POST` never is (the
-            // upstream may have acted on it, and hyper cannot tell a connection that closed with
-            // no answer from one that closed in the middle of one).
-            Err(UpstreamError::Unanswered { .. }) if is_safe(method) => {
-                tracing::debug!("a reused upstream connection closed before answering; sending again");
-                let again = self.build_request(method, target, client_headers, body);
-                self.exchange(again).await?
-            }
-            other => other?,
-        };
+        let mut live = self.exchange(request).await?;
         live.sent_credentials = sent_credentials;
         Ok(live)
+    }
+
+    /// [`Upstream::send`], once more when a reused connection took the request and closed
+    /// without answering (its keep-alive timeout ran out as the request went) and the request is
+    /// safe: sent again on another connection, as Go's net/http does. A `PUT`, `DELETE` or
+    /// `POST` never is: the upstream may have acted on it, and hyper cannot tell a connection
+    /// that closed with no answer from one that closed in the middle of one.
+    async fn send_or_resend(
+        &self,
+        method: &Method,
+        target: PathAndQuery,
+        client_headers: &HeaderMap,
+        body: Bytes,
+        keep_credentials: bool,
+    ) -> std::result::Result<LiveResponse, UpstreamError> {
+        let first = self.send(method, target.clone(), client_headers, body.clone(), keep_credentials);
+        match first.await {
+            Err(UpstreamError::Unanswered { .. }) if is_safe(method) => {
+                tracing::debug!("a reused upstream connection closed before answering; sending again");
+                // Boxed: a rare path, whose future would otherwise grow every send's.
+                Box::pin(self.send(method, target, client_headers, body, keep_credentials)).await
+            }
+            other => other,
+        }
     }
 
     /// The upstream's prefix and `path_and_query`.
