@@ -262,10 +262,11 @@ pub(super) async fn serve_until_signal(
     // A second signal stops at once, as a second Ctrl-C does elsewhere: every answer a client
     // got is in the journal already (what `kill -9` leaves is whole), so nothing recorded is
     // lost; the requests still in flight get no answer, and the next start redoes the journal.
-    // Only one that comes a second or more after the first: a dropped ssh session can send
-    // SIGHUP twice, and systemd sends SIGTERM then SIGHUP, each meaning one stop.
+    // Only one that comes a quarter of a second or more after the first (a person pressing
+    // Ctrl-C again takes longer): a dropped ssh session can send SIGHUP twice, and systemd
+    // sends SIGTERM then SIGHUP, each pair meaning one stop.
     let second = async {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         shutdown_signal().await;
     };
     let summary = tokio::select! {
