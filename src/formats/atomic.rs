@@ -62,6 +62,34 @@ pub fn is_leftover_cassette_temporary(name: &str) -> bool {
         && random.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Removes the temporary files an interrupted export left in `folder` (see
+/// [`is_leftover_cassette_temporary`]) last written before `before`
+/// (an export started later into the same folder writes its own meanwhile); one that cannot be
+/// removed is left, with a warning.
+pub(crate) fn remove_leftover_temporaries(folder: &Path, before: std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let leftover = name
+            .to_str()
+            .is_some_and(is_leftover_cassette_temporary);
+        let older = || {
+            (entry.metadata())
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified <= before)
+        };
+        if leftover && entry.file_type().is_ok_and(|t| t.is_file()) && older() {
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(file = %path.display(), "removed what an interrupted export left"),
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot remove what an interrupted export left"),
+            }
+        }
+    }
+}
+
 /// A new, exclusively created file next to `path`: `.<name>.<random>.tmp`.
 fn create_temporary(
     path: &Path,

@@ -466,6 +466,7 @@ pub fn write_dir_with_progress(
     remove_stale: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<ExportSummary> {
+    let started = std::time::SystemTime::now();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     // Keyed by path: a session's cassettes go to the folder of its name.
     let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
@@ -503,7 +504,7 @@ pub fn write_dir_with_progress(
         .chain(files.keys().filter_map(|path| path.parent()))
         .collect();
     for folder in folders {
-        remove_leftover_temporaries(folder);
+        crate::formats::atomic::remove_leftover_temporaries(folder, started);
     }
     for (path, bytes) in &files {
         if let Some(folder) = path.parent() {
@@ -533,28 +534,6 @@ pub fn write_dir_with_progress(
     }
     summary.removed.sort();
     Ok(summary)
-}
-
-/// Removes the temporary files an interrupted export left in `folder` (see
-/// [`crate::formats::atomic::is_leftover_cassette_temporary`]); one that cannot be removed is
-/// left, with a warning.
-fn remove_leftover_temporaries(folder: &Path) {
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let leftover = name
-            .to_str()
-            .is_some_and(crate::formats::atomic::is_leftover_cassette_temporary);
-        if leftover && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let path = entry.path();
-            match std::fs::remove_file(&path) {
-                Ok(()) => tracing::info!(file = %path.display(), "removed what an interrupted export left"),
-                Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot remove what an interrupted export left"),
-            }
-        }
-    }
 }
 
 /// The error naming the first of `files` (rendered cassettes) larger than `limit`.
