@@ -214,7 +214,11 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         .policy(config)
         .map(|p| Redactor::new(p, redaction_key()));
     let har = match args.dir.is_file() {
-        true => Some(cassette::read_limited(&args.dir, cassette::MAX_HAR_FILE)?),
+        true => Some(cassette::read_limited(
+            &args.dir,
+            cassette::MAX_HAR_FILE,
+            "HAR file",
+        )?),
         false => None,
     };
     let (recordings, rules) = if let Some(bytes) = &har {

@@ -538,41 +538,13 @@ async fn stdin_ended() {
 }
 
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped ssh session, a
-/// supervisor's stop): each drains, flushes and prints the summary. The handlers are installed
-/// when this is called, not when the future is first polled, so a signal sent right after the
-/// listening line is never lost to the default action (which would kill the process without
-/// draining or flushing).
+/// supervisor's stop; not when SIGHUP was ignored, as under `nohup`): each drains, flushes and
+/// prints the summary. The handlers are installed when this is called (`Signals::install`), not
+/// when the future is first polled, so a signal sent right after the listening line is never
+/// lost to the default action (which would kill the process without draining or flushing).
 pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    // Ctrl-C as SIGINT's stream too: `tokio::signal::ctrl_c()` installs its handler only when
-    // first polled, after start-up, and a SIGINT before that killed the process undrained.
-    #[cfg(unix)]
-    let (mut interrupt, mut terminate, mut hangup) = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::interrupt()).ok(),
-            signal(SignalKind::terminate()).ok(),
-            (!super::signals::hangup_ignored())
-                .then(|| signal(SignalKind::hangup()).ok())
-                .flatten(),
-        )
-    };
+    let mut signals = super::signals::Signals::install();
     async move {
-        #[cfg(unix)]
-        async fn next(stream: Option<&mut tokio::signal::unix::Signal>) {
-            match stream {
-                Some(stream) => {
-                    stream.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
-        #[cfg(unix)]
-        tokio::select! {
-            () = next(interrupt.as_mut()) => {}
-            () = next(terminate.as_mut()) => {}
-            () = next(hangup.as_mut()) => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        signals.recv().await;
     }
 }

@@ -1,5 +1,6 @@
-//! The signals `ims-vcr run` receives and passes on to the command it runs: SIGINT, SIGTERM and
-//! SIGHUP as signal numbers, and who gets them (the command alone, or its whole process group).
+//! The signals that stop ims-vcr (SIGINT, SIGTERM and SIGHUP, as signal numbers: the serving
+//! commands drain on them, and `run` passes them on to the command it runs), and who gets a
+//! passed-on one (the command alone, or its whole process group).
 
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ impl Signals {
 /// Whether SIGHUP was ignored when the process started (`nohup`, or a supervisor that does
 /// so): then it stays ignored, as the user asked, and is neither caught nor passed on.
 #[cfg(unix)]
-pub(super) fn hangup_ignored() -> bool {
+fn hangup_ignored() -> bool {
     // SAFETY: `sigaction` with a null new action only reads the current one into `old`.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();

@@ -152,9 +152,9 @@ pub const MAX_CASSETTE_FILE: u64 = 512 << 20;
 /// hold many large answers).
 pub const MAX_HAR_FILE: u64 = 1 << 30;
 
-/// The bytes of the cassette (or, with `limit` [`MAX_HAR_FILE`], HAR) file at `path`; an error
-/// naming it when it is larger than `limit`.
-pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+/// The bytes of the file at `path` (a `kind`: a cassette, a HAR file); an error naming it when
+/// it is larger than `limit`.
+pub fn read_limited(path: &Path, limit: u64, kind: &str) -> Result<Vec<u8>> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut bytes = Vec::new();
@@ -166,9 +166,8 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
         return Err(Error::cassette(
             path,
             format!(
-                "the file is larger than {} MiB, the most ims-vcr reads of one {}",
+                "the file is larger than {} MiB, the most ims-vcr reads of one {kind}",
                 limit >> 20,
-                if limit == MAX_HAR_FILE { "HAR file" } else { "cassette" }
             ),
         ));
     }
@@ -264,7 +263,7 @@ pub fn read_dir_with_progress(
     let mut folder = FolderCheck::default();
     for path in paths {
         progress.inc(1);
-        let bytes = read_limited(&path, MAX_CASSETTE_FILE)?;
+        let bytes = read_limited(&path, MAX_CASSETTE_FILE, "cassette")?;
         let (recording, rules) = parse_in(dir, &path, &bytes)?;
         if let Some(problem) = folder.add(&path, &recording, rules).into_iter().next() {
             return Err(Error::cassette(&path, problem));
@@ -856,9 +855,9 @@ mod tests {
         assert_eq!(recordings.len(), 1);
         let big = dir.path().join("big.json");
         std::fs::write(&big, vec![b' '; 2048]).unwrap();
-        let err = read_limited(&big, 1024).unwrap_err().to_string();
+        let err = read_limited(&big, 1024, "cassette").unwrap_err().to_string();
         assert!(err.contains("big.json") && err.contains("larger than"), "{err}");
-        assert_eq!(read_limited(&big, 4096).unwrap().len(), 2048);
+        assert_eq!(read_limited(&big, 4096, "cassette").unwrap().len(), 2048);
         // Export checks every cassette before it writes one.
         let files = BTreeMap::from([(dir.path().join("a.json"), vec![b' '; 10]), (big, vec![b' '; 2048])]);
         let err = too_large(&files, 1024).unwrap().to_string();

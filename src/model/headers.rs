@@ -61,14 +61,19 @@ pub fn takes_placeholder(name: &str) -> bool {
     (name.ends_with("token") || name.ends_with("receipt")) && is_credential(name)
 }
 
-/// The credential headers of an answer, as [`PLACEHOLDER_MARKER`] headers naming each (once,
-/// in the order they came): what is stored in their place.
+/// The headers of an answer that [`takes_placeholder`] (token and receipt headers), as
+/// [`PLACEHOLDER_MARKER`] headers naming each (once, in the order they came): what is stored in
+/// their place.
 pub fn placeholder_markers<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
     let mut markers: Vec<(String, String)> = Vec::new();
     for name in names {
-        let name = name.to_ascii_lowercase();
-        if takes_placeholder(&name) && !markers.iter().any(|(_, named)| *named == name) {
-            markers.push((PLACEHOLDER_MARKER.to_owned(), name));
+        // A header map's names are lower-case already; a HAR file's may not be.
+        let name = match name.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+            false => std::borrow::Cow::Borrowed(name),
+        };
+        if takes_placeholder(&name) && !markers.iter().any(|(_, named)| *named == *name) {
+            markers.push((PLACEHOLDER_MARKER.to_owned(), name.into_owned()));
         }
     }
     markers

@@ -335,14 +335,15 @@ impl Upstream {
         // body would be served and stored compressed with no coding named.
         let only_chunked = |value: &HeaderValue| value.as_bytes().eq_ignore_ascii_case(b"chunked");
         if headers.get(TRANSFER_ENCODING).is_some_and(|te| !only_chunked(te)) {
-            let transfer: Vec<HeaderValue> = (headers.get_all(TRANSFER_ENCODING).iter())
-                .flat_map(|value| value.to_str().unwrap_or("unreadable").split(','))
-                .map(str::trim)
-                .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("chunked"))
-                .filter_map(|coding| HeaderValue::from_str(coding).ok())
-                .collect();
-            for coding in transfer {
-                headers.append(CONTENT_ENCODING, coding);
+            let transfer = crate::model::encodings::codings(
+                (headers.get_all(TRANSFER_ENCODING).iter())
+                    .map(|v| String::from_utf8_lossy(v.as_bytes())),
+            );
+            for coding in transfer.iter().filter(|coding| *coding != "chunked") {
+                // Not a header value (a control byte): `decode_body` refuses it by name.
+                let value = HeaderValue::from_str(coding)
+                    .unwrap_or(HeaderValue::from_static("unreadable"));
+                headers.append(CONTENT_ENCODING, value);
             }
         }
         strip_hop_by_hop(&mut headers);
@@ -412,13 +413,14 @@ impl Upstream {
             // out) verifies upstream as it came: no warning for it. A path prefix changes the
             // signed path whatever the headers.
             None if signer::is_aksk_signed(headers)
-                && (!self.prefix.is_empty()
-                    || !signer::signed_headers_the_proxy_changes(headers).is_empty())
-                && !self.warned_unsigned.swap(true, Ordering::Relaxed) =>
+                && !self.warned_unsigned.load(Ordering::Relaxed) =>
             {
                 let mut changed = signer::signed_headers_the_proxy_changes(headers);
                 if !self.prefix.is_empty() {
                     changed.push("the path (the upstream's prefix goes before it)");
+                }
+                if changed.is_empty() || self.warned_unsigned.swap(true, Ordering::Relaxed) {
+                    return;
                 }
                 tracing::warn!(
                     "a request carries an AK/SK signature (SDK-HMAC-SHA256) made for the proxy's \

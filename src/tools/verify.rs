@@ -119,7 +119,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     let mut folder = cassette::FolderCheck::default();
     // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
     for path in cassette::cassette_paths(dir)? {
-        let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE)?;
+        let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE, "cassette")?;
         summary.files += 1;
         let mut found = |location: String, problem: String| {
             findings.push(Finding {
