@@ -170,7 +170,7 @@ impl ProxyServerBuilder {
     }
 
     /// Record mode: redact with `policy` before storing (what the recording client is served
-    /// stays live). See [`crate::secrets::redact`].
+    /// stays live). See [`RedactionPolicy`] for what is redacted.
     pub fn redact(mut self, policy: RedactionPolicy) -> Self {
         self.redact = Some(policy);
         self
