@@ -1228,3 +1228,73 @@ async fn credentials_in_multipart_json_parts_and_utf16_bodies_never_reach_disk()
         }
     }
 }
+
+/// The siblings of the UTF-16 bodies above: JSON in Latin-1 (one byte that is not UTF-8, a
+/// `René` in a sign-in, an answer in `charset=ISO-8859-1`), whose credential fields, past ASCII
+/// too, never reach the disk; and a URL password holding an unencoded `/` (a Glance `s3://`
+/// location's secret key), which is masked whole.
+#[tokio::test]
+async fn credentials_in_latin1_json_and_url_passwords_holding_a_slash_never_reach_disk() {
+    let up = scripted_upstream(move |request| {
+        if request.contains("/securitytokens") {
+            http_answer(
+                "201 Created",
+                &[("content-type", "application/json; charset=ISO-8859-1")],
+                b"{\"credential\":{\"secret\":\"latin1-answer-secret-41\",\"securitytoken\":\"s\xe9cret-token-42\",\"description\":\"cl\xe9\"}}",
+            )
+        } else if request.contains("/v2/images/s3") {
+            http_answer(
+                "200 OK",
+                &[("content-type", "application/json")],
+                br#"{"id":"s3","direct_url":"s3://AKIAEXAMPLE:wJal/rXUtn+FEMI@s3.example.com/bucket/s3"}"#,
+            )
+        } else {
+            http_answer("201 Created", &[("content-type", "application/json")], b"{}")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let sign_in = b"{\"auth\":{\"identity\":{\"password\":{\"user\":{\"name\":\"Ren\xe9\",\"password\":\"p\xe4sswort-latin1-43\"}}}}}";
+    let reply = send(
+        "POST",
+        &format!("{}/v3/auth/tokens", proxy.uri()),
+        &[("content-type", "application/json")],
+        sign_in,
+    )
+    .await;
+    assert_eq!(reply.status, 201, "the client gets the live answer");
+    let reply = send(
+        "POST",
+        &format!("{}/v3.0/OS-CREDENTIAL/securitytokens", proxy.uri()),
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    let reply = get(&format!("{}/v2/images/s3", proxy.uri())).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("wJal/rXUtn+FEMI"),
+        "served live"
+    );
+    proxy.shutdown().await.unwrap();
+    // The sign-in is not stored (its own body holds the password), the answer handing out the
+    // secrets leaves a gap, and the image is stored with its location's secret key masked.
+    assert_eq!(stored_answers_and_gaps(&store), (1, 1));
+    for needle in [
+        &b"p\xe4sswort-latin1-43"[..],
+        "pässwort-latin1-43".as_bytes(),
+        b"latin1-answer-secret-41",
+        b"s\xe9cret-token-42",
+        b"wJal/rXUtn+FEMI",
+        b"wJal",
+    ] {
+        assert!(
+            files_containing(&store, needle).is_empty(),
+            "{} stored",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}

@@ -11,7 +11,7 @@ use crate::model::credentials::{
     Found, compact, ends_in_word_pass, is_token_name, mask_credential, mask_json_text,
     without_trailing_digits,
 };
-use crate::model::params::{mask_text_urls, may_hold_text_urls};
+use crate::model::urls::{mask_text_urls, may_hold_text_urls};
 
 /// Whole field names, in [`compact`] form, whose values are credentials when an answer hands
 /// them out.
@@ -241,7 +241,7 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
         static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     if memchr::memchr2(b'\\', b'?', text.as_bytes()).is_some()
-        || crate::model::params::may_hold_url_credentials(text)
+        || crate::model::urls::may_hold_url_credentials(text)
     {
         return true;
     }

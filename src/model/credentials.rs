@@ -128,7 +128,7 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
         // A URL in any field (relative ones too): its `user:password@` and credential
         // parameters, and `;name=value` parameters.
         Value::String(text) => {
-            if let Some((masked, values)) = crate::model::params::mask_text_urls(text) {
+            if let Some((masked, values)) = crate::model::urls::mask_text_urls(text) {
                 *text = masked;
                 found.extend(values);
             } else if let Some((masked, values)) = mask_json_text(text, &mut |json| mask_json(json)) {
@@ -257,7 +257,7 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
             }
         }
         Value::String(text)
-            if crate::model::params::mask_text_urls(text).is_some()
+            if crate::model::urls::mask_text_urls(text).is_some()
                 || mask_json_text(text, &mut |json| mask_json(json)).is_some() =>
         {
             let name = pointer.rsplit('/').next().unwrap_or_default().to_owned();
@@ -405,21 +405,29 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
     let Some((scheme, rest)) = url.split_once("://") else {
         return (url.to_owned(), None);
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    // `user:pa/ss@host`, `user:2024/pw@host`, `user:p@ss/word@host` (a password typed with an
-    // unencoded `/`, `?` or `#`): read by the URL rules, the authority ends at that character.
-    // When the authority has a `:` that is not an IPv6 address's, the text up to the last `@`
-    // is taken for user information, so no part of a password is ever shown or kept (a URL
-    // with a port and an `@` in its path is shown with less than it could, never more).
-    let at = match has_colon(authority) {
-        true => rest.rfind('@'),
-        false => authority.rfind('@'),
-    };
-    let Some(at) = at else {
+    let Some(at) = userinfo_end(rest) else {
         return (url.to_owned(), None);
     };
     (format!("{scheme}://{}", &rest[at + 1..]), Some(rest[..at].to_owned()))
+}
+
+/// Where the user information of a URL ends: the `@` after it in `rest` (the URL after its
+/// `scheme://`), or `None` when it has none.
+///
+/// `user:pa/ss@host`, `user:2024/pw@host`, `user:p@ss/word@host` (a password typed with an
+/// unencoded `/`, `?` or `#`, as storage keys often are: Glance's `s3://AK:SECRET@host/…`
+/// locations): read by the URL rules, the authority ends at that character. When the
+/// authority has a `:` that is not an IPv6 address's, the text up to the last `@` is taken for
+/// user information, so no part of a password is ever shown or kept. The price: a URL with a
+/// port and an `@` further on (`https://h:8443/u/a@b`) is masked as if `h:8443/u/a` were its
+/// user information, shown and kept with less than it could, never more.
+pub(crate) fn userinfo_end(rest: &str) -> Option<usize> {
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match has_colon(authority) {
+        true => rest.rfind('@'),
+        false => authority.rfind('@'),
+    }
 }
 
 /// Whether `authority` has a `:` outside an IPv6 address's brackets (`[::1]:8443` has one, its

@@ -38,6 +38,18 @@ pub(crate) fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(text.into_bytes())
 }
 
+/// JSON in a single-byte character set (Latin-1, or Windows-1252 read as Latin-1: a `René` in a
+/// sign-in, an answer declared `charset=ISO-8859-1`) as UTF-8, or `None` when `bytes` are UTF-8
+/// already or do not start as JSON does (`{` or `[` after white space). Each byte is the
+/// character of that code point, so every ASCII name and value reads as it is.
+pub(crate) fn from_latin1_json(bytes: &[u8]) -> Option<Vec<u8>> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if !matches!(first, b'{' | b'[') || std::str::from_utf8(bytes).is_ok() {
+        return None;
+    }
+    Some(bytes.iter().map(|&b| char::from(b)).collect::<String>().into_bytes())
+}
+
 /// The `Content-Encoding` codings whose bytes [`inflate`] reads (`identity` aside).
 pub(crate) const READABLE_CODINGS: [&str; 3] = ["gzip", "x-gzip", "deflate"];
 
@@ -125,6 +137,16 @@ pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_in_latin1_is_read_as_the_characters_its_bytes_stand_for() {
+        let latin1 = b" {\"name\": \"Ren\xe9\", \"password\": \"p\"}";
+        let text = String::from_utf8(from_latin1_json(latin1).unwrap()).unwrap();
+        assert_eq!(text, " {\"name\": \"Ren\u{e9}\", \"password\": \"p\"}");
+        // UTF-8 JSON, and bytes that are not JSON (an image), are left to the other readings.
+        assert_eq!(from_latin1_json("{\"name\": \"René\"}".as_bytes()), None);
+        assert_eq!(from_latin1_json(b"\x89PNG\r\n\x1a\n{\xff"), None);
+    }
 
     #[test]
     fn utf16_text_is_told_by_its_mark_or_its_first_character_white_space_too() {

@@ -18,6 +18,7 @@ pub mod params;
 pub mod recording;
 pub mod redaction;
 pub mod session;
+pub mod urls;
 pub mod volatile;
 pub(crate) mod xml_like;
 

@@ -7,6 +7,7 @@ use percent_encoding::percent_decode_str;
 
 use crate::model::credential_names::is_param_credential_name;
 use crate::model::credentials::{Found, PLACEHOLDER};
+use crate::model::urls::{mask_text_urls, may_hold_text_urls};
 
 /// Whether a query or matrix parameter's `name` (raw or decoded) is a credential's, however
 /// many times it was percent-encoded: `%2574oken` is `token` to whatever decodes it twice, and
@@ -234,12 +235,17 @@ fn split_at_encoded_equals(name: &str) -> Option<(&str, &str)> {
 /// `;name=value` pairs RFC 3986 allows in a segment) replaced by [`PLACEHOLDER`], and what was
 /// replaced. `None` when there is nothing to replace (every path without `;` or `%3B`). Such a
 /// value would otherwise reach the stored request, an exported cassette's file name and the log.
+///
+/// A Keystone v2 token named by the path (`/v2.0/tokens/{tokenId}`, what v2 validates, checks
+/// and revokes a token with) is masked the same way, under the name `tokenId`.
 pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
-    if !has_param_delimiter(path) {
-        return None;
+    let v2 = mask_v2_token(path);
+    let path_now = v2.as_ref().map_or(path, |(masked, _)| masked.as_str());
+    if !has_param_delimiter(path_now) {
+        return v2;
     }
-    let mut found = Vec::new();
-    let masked: Vec<String> = path
+    let mut found = v2.as_ref().map(|(_, found)| found.clone()).unwrap_or_default();
+    let masked: Vec<String> = path_now
         .split('/')
         .map(|segment| {
             mask_params(segment, "path parameter", &[], &mut found).unwrap_or_else(|| segment.to_owned())
@@ -247,6 +253,23 @@ pub fn mask_path(path: &str) -> Option<(String, Vec<Found>)> {
         .collect();
     let masked = masked.join("/");
     (masked != path).then_some((masked, found))
+}
+
+/// The path with the token of a Keystone v2 token path (`…/v2.0/tokens/{tokenId}[/…]`)
+/// replaced by [`PLACEHOLDER`]; `None` for any other path (one substring search).
+fn mask_v2_token(path: &str) -> Option<(String, Vec<Found>)> {
+    const TOKENS: &str = "/v2.0/tokens/";
+    let start = path.find(TOKENS)? + TOKENS.len();
+    let end = path[start..].find('/').map_or(path.len(), |at| start + at);
+    let token = &path[start..end];
+    if token.is_empty() || token == PLACEHOLDER {
+        return None;
+    }
+    let found = Found {
+        label: "credential path parameter tokenId".into(),
+        value: decode(token),
+    };
+    Some((format!("{}{PLACEHOLDER}{}", &path[..start], &path[end..]), vec![found]))
 }
 
 /// Whether `text` holds `;` or its percent-encoding `%3B` (any case), encoded up to three times
@@ -383,87 +406,8 @@ pub(crate) fn may_hold_text_credentials(text: &str) -> bool {
         || text.contains(',') && text.contains('=')
 }
 
-/// Whether text could hold what [`mask_text_urls`] masks: a query (`?`), a fragment with
-/// parameters (`#…=`), or a URL with user information or parameters. A cheap first look.
-pub(crate) fn may_hold_text_urls(text: &str) -> bool {
-    text.contains('?') || text.contains('#') && text.contains('=') || may_hold_url_credentials(text)
-}
-
-/// Whether `text` has a URL that could carry a credential (`://` and a `?`, `@`, `#` or `;`).
-pub(crate) fn may_hold_url_credentials(text: &str) -> bool {
-    text.contains("://")
-        && (text.contains(['?', '@', '#']) || has_param_delimiter(text))
-}
-
-/// `text` with the credentials of every URL in it masked: the password of its user
-/// information (`mysql://root:REDACTED@db`) and its credential query parameters
-/// (`?AccessKeyId=REDACTED&Signature=REDACTED`, by the request side's names). `None` when
-/// nothing changed. A URL runs from its scheme's `://` to a space, quote or angle bracket, so
-/// this reads JSON strings, `Location` and `Link` headers alike.
-pub fn mask_urls(text: &str) -> Option<(String, Vec<Found>)> {
-    if !may_hold_url_credentials(text) {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (before, tail) = rest.split_at(at + 3);
-        out.push_str(before);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
-            .unwrap_or(tail.len());
-        mask_url(&tail[..end], &mut out, &mut found);
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    (out != text).then_some((out, found))
-}
-
-/// Text (a JSON string, a header value) with the credentials of the URLs in it masked: absolute
-/// ones ([`mask_urls`]) and the query or fragment of a relative one (`/next?token=…`,
-/// `/cb#access_token=…`); `None` when none.
-/// Unlike [`mask_header_value`], `;` parameters and `name=value` lists are left alone: in free
-/// text they are data (`kernel_args`, a description).
-pub fn mask_text_urls(value: &str) -> Option<(String, Vec<Found>)> {
-    if !may_hold_text_urls(value) {
-        return None;
-    }
-    let mut found = Vec::new();
-    let mut text = match mask_urls(value) {
-        Some((masked, values)) => {
-            found.extend(values);
-            masked
-        }
-        None => value.to_owned(),
-    };
-    // A relative URL's query (`/next?token=…`) or fragment (`/cb#access_token=…`).
-    if text.contains(['?', '#']) {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find(['?', '#']) {
-            out.push_str(&rest[..=at]);
-            let tail = &rest[at + 1..];
-            let end = tail
-                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ',' | '#'))
-                .unwrap_or(tail.len());
-            match mask_query(&tail[..end]) {
-                Some((masked, values)) => {
-                    out.push_str(&masked);
-                    found.extend(values);
-                }
-                None => out.push_str(&tail[..end]),
-            }
-            rest = &tail[end..];
-        }
-        out.push_str(rest);
-        text = out;
-    }
-    (text != value).then_some((text, found))
-}
-
 /// A header value with its credentials masked, and what they were; `None` when it holds none:
-/// those of absolute URLs ([`mask_urls`]), the query of a relative one (`Location:
+/// those of absolute URLs ([`mask_urls`](crate::model::urls::mask_urls)), the query of a relative one (`Location:
 /// /next?token=…`, `Refresh: 0; url=/x?token=…`, `X-Original-URL`), and `;name=value`
 /// parameters (`Location: /x;token=…`, `Forwarded: for=…;token=…`).
 pub fn mask_header_value(value: &str) -> Option<(String, Vec<Found>)> {
@@ -533,70 +477,10 @@ pub(crate) fn rewrite_items(
     items.join(sep.encode_utf8(&mut [0; 4]))
 }
 
-/// Appends `url` (what follows `://`) to `out` with its credentials masked.
-fn mask_url(url: &str, out: &mut String, found: &mut Vec<Found>) {
-    let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-    let (authority, tail) = url.split_at(authority_end);
-    match authority.rsplit_once('@').and_then(|(userinfo, host)| {
-        let (user, password) = userinfo.split_once(':')?;
-        (!password.is_empty() && password != PLACEHOLDER).then_some((user, password, host))
-    }) {
-        Some((user, password, host)) => {
-            found.push(Found {
-                label: "password in a URL of the answer".into(),
-                value: percent_encoding::percent_decode_str(password)
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            });
-            out.push_str(&format!("{user}:{PLACEHOLDER}@{host}"));
-        }
-        None => out.push_str(authority),
-    }
-    let fragment_at = tail.find('#').unwrap_or(tail.len());
-    let (tail, fragment) = tail.split_at(fragment_at);
-    // The path's matrix parameters (`https://h/x;token=…`).
-    let shown = |path: &str, out: &mut String, found: &mut Vec<Found>| match mask_path(path) {
-        Some((masked, values)) => {
-            out.push_str(&masked);
-            found.extend(values);
-        }
-        None => out.push_str(path),
-    };
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            shown(path, out, found);
-            out.push('?');
-            match mask_query(query) {
-                Some((masked, values)) => {
-                    out.push_str(&masked);
-                    found.extend(values.into_iter().map(|f| Found {
-                        label: f.label.replace("query parameter", "query parameter of a URL in the answer"),
-                        value: f.value,
-                    }));
-                }
-                None => out.push_str(query),
-            }
-        }
-        None => shown(tail, out, found),
-    }
-    // The fragment's parameters, as an OAuth implicit grant hands out its tokens
-    // (`#access_token=…&token_type=Bearer`): masked as a query's.
-    match fragment.strip_prefix('#').and_then(mask_query) {
-        Some((masked, values)) => {
-            out.push('#');
-            out.push_str(&masked);
-            found.extend(values.into_iter().map(|f| Found {
-                label: f.label.replace("query parameter", "fragment parameter of a URL"),
-                value: f.value,
-            }));
-        }
-        None => out.push_str(fragment),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::urls::mask_urls;
 
     #[test]
     fn matrix_parameters_in_a_path_are_masked_and_the_rest_kept_byte_for_byte() {
@@ -768,28 +652,24 @@ mod tests {
     }
 
     #[test]
-    fn credentials_in_urls_an_answer_holds_are_masked_and_the_rest_of_the_url_kept() {
-        let (masked, found) = mask_urls(
-            "see https://b.obs.example.com/i.qcow2?AccessKeyId=AK&Expires=1&Signature=S%2B1&x-obs-security-token=T#top and \
-             <https://u:pw-1@h/x>; rel=next, mysql://root:pw-2@db/x?charset=utf8",
-        )
-        .unwrap();
-        assert_eq!(
-            masked,
-            "see https://b.obs.example.com/i.qcow2?AccessKeyId=REDACTED&Expires=1&Signature=REDACTED&x-obs-security-token=REDACTED#top and \
-             <https://u:REDACTED@h/x>; rel=next, mysql://root:REDACTED@db/x?charset=utf8"
-        );
-        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
-        values.sort_unstable();
-        assert_eq!(values, ["AK", "S+1", "T", "pw-1", "pw-2"]);
-        for kept in ["/v2/images?limit=1", "https://h/v2/images?limit=1&marker=m", "ssh://git@h/r", "no url"] {
-            assert_eq!(mask_urls(kept), None, "{kept}");
+    fn a_keystone_v2_token_named_by_the_path_is_masked() {
+        for (path, masked) in [
+            ("/v2.0/tokens/gAAAAAB-tok_1", "/v2.0/tokens/REDACTED"),
+            ("/identity/v2.0/tokens/tok-2/endpoints", "/identity/v2.0/tokens/REDACTED/endpoints"),
+            ("/v2.0/tokens/tok-3;sig=s", "/v2.0/tokens/REDACTED"),
+            ("/v2.0/tokens/tok-4/x;token=t", "/v2.0/tokens/REDACTED/x;token=REDACTED"),
+        ] {
+            let (got, found) = mask_path(path).unwrap();
+            assert_eq!(got, masked, "{path}");
+            assert_eq!(found[0].label, "credential path parameter tokenId");
+            assert_eq!(shown_path(path), masked);
+            assert_eq!(unmasked_in_path(masked), Vec::<String>::new());
         }
-        use crate::model::answer_secrets::{mask_answer_json, may_hold_answer_secrets};
-        let mut answer = serde_json::json!({"file": {"url": "https://h/f?token=t-1"}});
-        assert!(may_hold_answer_secrets(&answer));
-        let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
-        assert_eq!(answer["file"]["url"], "https://h/f?token=REDACTED");
-        assert_eq!(found[0].value, "t-1");
+        assert_eq!(unmasked_in_path("/v2.0/tokens/tok-1"), ["tokenId"]);
+        // Signing in (`POST /v2.0/tokens`) names no token, nor do other paths.
+        for kept in ["/v2.0/tokens", "/v2.0/tokens/", "/v3/auth/tokens", "/v2/images/tokens/x"] {
+            assert_eq!(mask_path(kept), None, "{kept}");
+        }
     }
+
 }

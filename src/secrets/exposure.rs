@@ -9,7 +9,9 @@ use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
-use crate::model::encodings::{from_utf16, inflate, inflate_layers, is_zlib, utf16_order};
+use crate::model::encodings::{
+    from_latin1_json, from_utf16, inflate, inflate_layers, is_zlib, utf16_order,
+};
 use crate::model::headers::is_credential;
 use crate::model::interaction::{Body, Encoded, Interaction, RecordedRequest};
 use crate::secrets::leak::{Leak, LeakScanner, Needle};
@@ -367,8 +369,10 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
 }
 
 /// What `body` stands for when it cannot be read as it is: the bytes inside every gzip or zlib
-/// layer (at most four), UTF-16 text as UTF-8. `None` when it is neither (most bodies: looked at
-/// by their first bytes, not copied).
+/// layer (at most four), UTF-16 text as UTF-8, JSON in Latin-1 as UTF-8
+/// ([`from_latin1_json`]: one byte that is not UTF-8 makes a body bytes, whose fields the
+/// masking never reads). `None` when it is none of these (most bodies: looked at by their first
+/// bytes, not copied).
 pub(crate) fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
     let bytes = match body.as_ref()? {
         Body::Json(_) | Body::JsonPython(_) => return None,
@@ -377,18 +381,23 @@ pub(crate) fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
         // Its first bytes decoded alone first: a large download is not copied to be looked at.
         Body::Base64(b64) => {
             let head = base64::engine::general_purpose::STANDARD
-                .decode(b64.get(..8)?)
+                .decode(b64.get(..b64.len().min(64))?)
                 .ok()?;
-            if !(head.starts_with(&[0x1f, 0x8b]) || may_be_encoded(&head)) {
+            let json_start = head.iter().find(|b| !b.is_ascii_whitespace());
+            if !(head.starts_with(&[0x1f, 0x8b])
+                || may_be_encoded(&head)
+                || matches!(json_start, Some(b'{' | b'[')))
+            {
                 return None;
             }
             body.as_ref()?.to_bytes().ok()?
         }
         Body::Text(_) => body.as_ref()?.to_bytes().ok()?,
     };
+    let read = |bytes: &[u8]| from_utf16(bytes).or_else(|| from_latin1_json(bytes));
     match inflate_layers(&bytes) {
-        Some(inner) => Some(from_utf16(&inner).unwrap_or(inner)),
-        None => from_utf16(&bytes),
+        Some(inner) => Some(read(&inner).unwrap_or(inner)),
+        None => read(&bytes),
     }
 }
 

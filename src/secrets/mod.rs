@@ -1,5 +1,6 @@
 //! Secrets: consistent pseudonyms, redaction, leak scanning, and the one gate every write goes through.
 
+pub(crate) mod escapes;
 pub mod exposure;
 pub mod gate;
 pub mod leak;

@@ -178,17 +178,18 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                             );
                         }
                     }
-                    // A gzip or zlib body (a compressed request): every value, inside it.
-                    if let Some(inner) = crate::model::encodings::inflate(&bytes) {
-                        for leak in scanner.find_all(&inner) {
-                            found(
-                                location.clone(),
-                                format!(
-                                    "contains a {} (inside the compressed body, {})",
-                                    leak.label, leak.encoding
-                                ),
-                            );
-                        }
+                    // A gzip or zlib body (a compressed request, in layers), or UTF-16 text:
+                    // every value, in the text it stands for.
+                    use crate::model::encodings::{from_utf16, inflate_layers};
+                    let (inner, what) = match inflate_layers(&bytes) {
+                        Some(inner) => (Some(inner), "inside the compressed body"),
+                        None => (from_utf16(&bytes), "in the UTF-16 body"),
+                    };
+                    for leak in inner.iter().flat_map(|inner| scanner.find_all(inner)) {
+                        found(
+                            location.clone(),
+                            format!("contains a {} ({what}, {})", leak.label, leak.encoding),
+                        );
                     }
                 }
             });
@@ -218,7 +219,42 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             }
         }
     }
+    // A denied value is never printed, not even where it names the place it was found: an
+    // object key in a JSON pointer (`/quotas/<id>`), a file named after the request's path, a
+    // key named in an error.
+    if !options.deny.is_empty() {
+        for finding in &mut findings {
+            finding.file = PathBuf::from(hide_denied(&finding.file.to_string_lossy(), &options.deny));
+            finding.location = hide_denied(&finding.location, &options.deny);
+            finding.problem = hide_denied(&finding.problem, &options.deny);
+        }
+    }
     Ok((findings, summary))
+}
+
+/// `text` with every denied value in it (ASCII letters in either case: cassette file names are
+/// lower-case) replaced by `<denied>`.
+fn hide_denied(text: &str, deny: &[Needle]) -> String {
+    let mut text = text.to_owned();
+    for value in deny.iter().map(|n| n.value.as_str()).filter(|v| !v.is_empty()) {
+        let lower = text.to_ascii_lowercase();
+        let needle = value.to_ascii_lowercase();
+        if !lower.contains(&needle) {
+            continue;
+        }
+        // ASCII lower-casing keeps byte offsets, so the matches are found in `lower` and cut
+        // from `text`.
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for (at, _) in lower.match_indices(&needle) {
+            out.push_str(&text[last..at]);
+            out.push_str("<denied>");
+            last = at + needle.len();
+        }
+        out.push_str(&text[last..]);
+        text = out;
+    }
+    text
 }
 
 /// The JSON pointer of the field a cassette error names first (`request.body: …` is
@@ -515,6 +551,16 @@ mod tests {
             .collect()
     }
 
+    /// The only cassette of `dir` with its answer's body made `bytes` (as base64).
+    fn answer_body_bytes(dir: &Path, bytes: &[u8]) {
+        edit_only_cassette(dir, |text| {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            v["answers"][0]["body"] = serde_json::json!({ "base64": b64 });
+            serde_json::to_string_pretty(&v).unwrap()
+        });
+    }
+
     /// The only cassette of `dir`, edited as JSON text by `edit`.
     fn edit_only_cassette(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
         let file = cassette::cassette_paths(dir).unwrap().remove(0);
@@ -573,6 +619,60 @@ mod tests {
                 "{coding}: {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn what_an_answer_hands_out_compressed_in_utf16_or_in_latin1_fails_the_gate() {
+        use std::io::Write as _;
+        let json = r#"{"credential":{"access":"AK","secret":"hunter2-79"}}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(json.as_bytes()).unwrap();
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(json.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let latin1 = br#"{"credential":{"secret":"hunter2-80","description":"cl"#
+            .iter()
+            .chain(b"\xe9\"}}")
+            .copied()
+            .collect::<Vec<u8>>();
+        for (what, bytes) in [("gzip", gz.finish().unwrap()), ("utf-16", utf16), ("latin-1", latin1)] {
+            let dir = folder_with(r#"{"id":"x"}"#);
+            answer_body_bytes(dir.path(), &bytes);
+            let found = problems(dir.path(), &[]);
+            assert!(
+                found.iter().any(|f| f.contains("answers[0].body") && f.contains("secret")),
+                "{what}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_denied_value_is_found_in_utf16_text_and_never_printed_where_it_is() {
+        let id = "0a7eb7d2c4f14e8d9b1a2c3d4e5f6a7b";
+        // In a UTF-16 body, either byte order, a byte-order mark or not.
+        let text = format!(r#"{{"owner":"{id}"}}"#);
+        let le: Vec<u8> = [0xff, 0xfe].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (what, bytes) in [("le", le), ("be", be)] {
+            let dir = folder_with(r#"{"id":"x"}"#);
+            answer_body_bytes(dir.path(), &bytes);
+            let found = problems(dir.path(), &[id]);
+            assert!(found.iter().any(|f| f.contains("in the UTF-16 body")), "{what}: {found:?}");
+        }
+        // As an object key: the pointer names the place without the value, and so does the
+        // file's name when it holds it (any case).
+        let dir = folder_with(&format!(r#"{{"quotas":{{"{id}":{{"images":10}}}}}}"#));
+        let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
+        let named = file.with_file_name(format!("get_v3_{}_x.json", id.to_ascii_uppercase()));
+        std::fs::rename(&file, &named).unwrap();
+        let (findings, _) = verify_dir(dir.path(), &denied(&[id])).unwrap();
+        assert!(!findings.is_empty());
+        for finding in &findings {
+            let shown = finding.to_string();
+            assert!(!shown.to_ascii_lowercase().contains(id), "{shown}");
+        }
+        assert!(findings.iter().any(|f| f.location == "/answers/0/body/json/quotas/<denied>"), "{findings:?}");
     }
 
     #[test]
