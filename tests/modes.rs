@@ -296,12 +296,42 @@ async fn the_control_api_reports_and_switches_mode_but_is_never_recorded() {
         format!("GET /v2/images/{UNKNOWN_IMAGE_ID}")
     );
     assert_eq!(get(&control("nonsense")).await.status, 404);
+    // A mode that does not exist is a bad request (409 is for one this proxy cannot take).
     assert_eq!(
         send("POST", &control("mode?mode=warp"), &[], b"")
             .await
             .status,
-        409
+        400
     );
+    // One recording's cursor, by its key or the 12 digits `ls` prints, any case; a key that
+    // names nothing, or is none, says so.
+    let key = stats["requests"][0]["key"].as_str().unwrap().to_owned();
+    for given in [key.clone(), key[..12].to_ascii_uppercase()] {
+        let reset = send("POST", &control(&format!("reset?key={given}")), &[], b"").await;
+        assert_eq!(
+            (reset.status, reset.json()["reset"].as_u64()),
+            (200, Some(1)),
+            "{given}"
+        );
+    }
+    let other = if key.starts_with('0') { "1" } else { "0" };
+    let unknown = send(
+        "POST",
+        &control(&format!("reset?key={other}{}", &key[1..12])),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert!(
+        unknown.text().contains("no recording has key"),
+        "{}",
+        unknown.text()
+    );
+    for bad in ["", "abc", "not-hex-at-all"] {
+        let refused = send("POST", &control(&format!("reset?key={bad}")), &[], b"").await;
+        assert_eq!(refused.status, 400, "{bad:?}");
+    }
     proxy.shutdown().await.unwrap();
     assert_eq!(
         fake.requests().len(),

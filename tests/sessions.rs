@@ -771,3 +771,149 @@ async fn a_skipped_request_never_takes_a_recorded_answer_in_replay_or_auto() {
     auto.shutdown().await.unwrap();
     assert_eq!(stored_answers(&store), 2);
 }
+
+/// A test harness stops its session while one of its requests is still in flight (a poll on
+/// another thread). That request is answered as usual; what it records follows the answers the
+/// session recorded before (nothing is replaced), it counts for nothing in the verdict the stop
+/// gave, and the session's next attempt, in this process or the next, still records the
+/// request afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_in_flight_when_its_session_stops_keeps_the_attempts_answers_and_verdict() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (arrived, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (counted, seen, go) = (calls.clone(), arrived.clone(), release.clone());
+    // The upstream answers on threads of its own: one waiting must not hold up a worker of the
+    // runtime the proxy runs on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let (counted, seen, go) = (counted.clone(), seen.clone(), go.clone());
+            std::thread::spawn(move || {
+                use std::io::{Read as _, Write as _};
+                let (mut head, mut byte) = (Vec::new(), [0u8]);
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                if n % 3 == 0 {
+                    // Every third poll waits, upstream, until the test has stopped the session.
+                    seen.store(true, Ordering::SeqCst);
+                    while !go.swap(false, Ordering::SeqCst) {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+                let body = format!("{{\"n\":{n}}}");
+                let answer = http_answer(
+                    "200 OK",
+                    &[("content-type", "application/json")],
+                    body.as_bytes(),
+                );
+                let _ = stream.write_all(&answer);
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let stored_ns = |store: &std::path::Path| -> Vec<u64> {
+        let opened = Store::open(store).unwrap();
+        let recordings = opened.load(&opened.rules().unwrap()).unwrap();
+        (recordings.iter().flat_map(|r| &r.answers))
+            .map(|a| match &a.response.body {
+                Some(Body::Json(json)) => json["n"].as_u64().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    const SESSION: (&str, &str) = ("x-ims-vcr-session", "suite/test_poll");
+    for (first, then_again) in [(1, None), (4, Some(7))] {
+        let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+        let url = format!("{}/v2/images/x", proxy.uri());
+        let control = format!("{}/__ims-vcr/sessions/suite/test_poll", proxy.uri());
+        for n in first..first + 2 {
+            assert_eq!(send("GET", &url, &[SESSION], b"").await.json()["n"], n);
+        }
+        let in_flight = {
+            let url = url.clone();
+            tokio::spawn(async move { send("GET", &url, &[SESSION], b"").await })
+        };
+        while !arrived.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let stopped = send("POST", &format!("{control}/stop"), &[], b"")
+            .await
+            .json();
+        assert_eq!(
+            (stopped["recorded"].as_u64(), stopped["ok"].as_bool()),
+            (Some(2), Some(true))
+        );
+        release.store(true, Ordering::SeqCst);
+        let late = in_flight.await.unwrap();
+        assert_eq!(
+            (late.status, late.json()["n"].as_u64()),
+            (200, Some(first + 2)),
+            "answered as usual"
+        );
+        let verdict = get(&format!("{control}/verdict")).await.json();
+        assert_eq!(verdict, stopped, "the verdict is the one the stop gave");
+        match then_again {
+            // The proxy goes on: the late answer follows its attempt's.
+            None => {
+                proxy.shutdown().await.unwrap();
+                assert_eq!(stored_ns(&store), [1, 2, 3]);
+            }
+            // The test runs again in this process: its answer replaces the earlier attempt's,
+            // late one included.
+            Some(n) => {
+                assert_eq!(send("GET", &url, &[SESSION], b"").await.json()["n"], n);
+                proxy.shutdown().await.unwrap();
+                assert_eq!(stored_ns(&store), [n]);
+            }
+        }
+    }
+}
+
+/// The pytest plugin's session names (`ims_vcr.session_name`, run from the source tree) are
+/// names ims-vcr takes, also for node ids that would make folders Windows cannot (a test class
+/// named `Con`, a module `aux.py`, a parameter id ending in `.`) or hidden ones.
+#[test]
+fn the_pytest_plugins_session_names_are_names_ims_vcr_takes() {
+    let ids = [
+        "tests/test_images.py::TestGet::test_one[huawei]",
+        "tests/con.py::TestAux::test_x[a.]",
+        "tests/test_a.py::Con::test",
+        "x/NUL.py::t",
+        "a::b[LPT1]",
+        "t.py::x[.]",
+        "tests/.hidden/t.py::t[é ü]",
+    ];
+    let script = format!(
+        "import sys, json; sys.path.insert(0, 'python')\nfrom ims_vcr._proxy import session_name\nprint(json.dumps([session_name(i) for i in {}]))",
+        serde_json::to_string(&ids).unwrap()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(names[0], "tests/test_images/TestGet/test_one-huawei");
+    for (id, name) in ids.iter().zip(&names) {
+        assert_eq!(
+            ims_vcr::model::session::validate(name),
+            Ok(()),
+            "{id} -> {name}"
+        );
+    }
+}

@@ -32,6 +32,9 @@ class ProxyError(RuntimeError):
     """The proxy could not be started, asked or stopped; the message says why."""
 
 
+_WINDOWS_DEVICE = re.compile(r"(?i)con|prn|aux|nul|com[0-9]|lpt[0-9]")
+
+
 def session_name(nodeid):
     """The session name of a pytest node id: the test file's path without `.py`, then the test
     (class and function) names, `/`-separated; a parameter id follows the function name after
@@ -41,8 +44,10 @@ def session_name(nodeid):
     Session names are 1-200 characters of `A-Z a-z 0-9 . _ / -` in segments that are neither
     empty nor start with `.` (ims-vcr exports a session to the folder of that name). Other characters
     become `_`, a segment starting with `.` gets a leading `_` (ims-vcr skips hidden folders),
-    and when anything was replaced, or the name is too long, 8 hex digits of a SHA-1 of the node
-    id are appended to the last segment so that two tests never share a name.
+    a Windows device name (`con`, `aux.txt`) gets a leading `_` and a trailing `.` becomes `_`
+    (Windows cannot make such folders), and when anything was replaced, or the name is too long,
+    8 hex digits of a SHA-1 of the node id are appended to the last segment so that two tests
+    never share a name.
     """
     path, _, rest = nodeid.partition("::")
     if path.endswith(".py"):
@@ -62,6 +67,12 @@ def session_name(nodeid):
         clean = re.sub(r"[^A-Za-z0-9._-]", "_", segment)
         if clean.startswith(".") or clean == "":
             clean = "_" + clean
+        # Folders Windows cannot make (ims-vcr refuses such names): a device name, with or
+        # without an extension, and a trailing `.`.
+        if _WINDOWS_DEVICE.fullmatch(clean.split(".")[0]):
+            clean = "_" + clean
+        if clean.endswith("."):
+            clean = clean[:-1] + "_"
         if clean != segment:
             lossy = True
         segments.append(clean)

@@ -40,6 +40,13 @@ const TABLE: &[Row] = &[
     },
     Row {
         code: EXIT_VERDICT,
+        commands: &["run"],
+        meaning: "CMD succeeded but a CI verdict failed: --fail-on-miss, --fail-on-unused, or \
+                  --verify-replay (a replay of the fresh recording missed, or CMD failed in \
+                  it); a CMD that fails exits with its own status instead",
+    },
+    Row {
+        code: EXIT_VERDICT,
         commands: &["record", "auto", "run"],
         meaning: "answers were served live but not recorded because the store failed (a full \
                   disk): the summary's NOT STORED line says how many",

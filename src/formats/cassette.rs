@@ -391,8 +391,9 @@ fn session_dir(dir: &Path, session: Option<&str>) -> PathBuf {
     }
 }
 
-/// Redacts every recording for export, running the leak gate on each answer. Fails naming the
-/// cassette file that would have leaked (nothing is written: the caller writes only on success).
+/// Redacts every recording for export or import (`--redact`), running the leak gate on each
+/// answer. Fails naming the cassette file that would have leaked (nothing is written: the caller
+/// writes only on success).
 pub fn redact_recordings(
     recordings: &[Recording],
     redactor: &Redactor,
@@ -406,7 +407,7 @@ pub fn redact_recordings(
     let mut out = Vec::with_capacity(recordings.len());
     for recording in recordings {
         let name = file_name(recording);
-        let refuse = |reason: String| Error::cassette(&name, format!("export refused: {reason}"));
+        let refuse = |reason: String| Error::cassette(&name, format!("refused: {reason}"));
         let gate = Gate::new(Some(redactor), rules);
         let mut answers = Vec::with_capacity(recording.answers.len());
         let mut key = None;

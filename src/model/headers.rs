@@ -269,6 +269,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a message with these (stored) headers carries a file's bytes by its `Content-Type`:
+/// `application/octet-stream` (an image file uploaded or downloaded), `image/*` but SVG,
+/// `audio/*`, `video/*`, `font/*`, or an archive or disk image (`application/zip`, `gzip`,
+/// `x-tar`, `x-iso9660-image`, ...). Such a body is kept byte for byte, even when its bytes
+/// happen to be UTF-8 text (a small test fixture uploaded as the image's file): rewriting it
+/// would break its checksum.
+pub fn holds_file_bytes(headers: &[(String, String)]) -> bool {
+    let Some((_, value)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let (kind, sub) = essence.split_once('/').unwrap_or((&essence, ""));
+    matches!(kind, "audio" | "video" | "font")
+        || kind == "image" && !sub.ends_with("+xml")
+        || kind == "application"
+            && (matches!(sub, "octet-stream" | "zip" | "gzip" | "zstd" | "x-gzip" | "x-tar" | "x-xz")
+                || sub.starts_with("x-iso9660")
+                || sub.starts_with("x-qemu")
+                || sub.starts_with("x-bzip"))
+}
+
 /// Header pairs in wire order, as stored: lower-case names, values as text (non-UTF-8 bytes are
 /// replaced, which no IMS header carries), repeats kept.
 pub fn to_pairs(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::redaction::RedactionStamp;
 
 /// An interaction serialised as the store writes it (JSON): made once per recording, when the
-/// leak gate scans it, and written by the store as it is (`Store::record_encoded`).
+/// leak gate scans it, and written by the store as it is (`Store::record_in_attempt`).
 #[derive(Clone, Debug)]
 pub struct Encoded(Vec<u8>);
 

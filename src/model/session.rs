@@ -60,7 +60,28 @@ pub fn validate(name: &str) -> Result<(), String> {
              it would be exported to a hidden folder, which import, replay and verify skip"
         ));
     }
+    // Windows cannot make these folders (Git for Windows refuses to check them out): cassettes
+    // committed from Linux or macOS would not reach a Windows runner.
+    if let Some(bad) = name.split('/').find(|s| is_windows_reserved(s)) {
+        return Err(format!(
+            "session name {name:?} has a segment Windows cannot make a folder of ({bad:?}: a \
+             device name such as CON, NUL, AUX, COM1 or LPT1, with or without an extension, or \
+             a name ending in `.`); its cassettes could not be checked out there"
+        ));
+    }
     Ok(())
+}
+
+/// True for a path segment Windows cannot name a folder: a device name (`CON`, `PRN`, `AUX`,
+/// `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9`, any case, also followed by an extension: `aux.txt`), or
+/// one ending in `.` (Windows drops it).
+fn is_windows_reserved(segment: &str) -> bool {
+    let stem = segment.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit();
+    device || segment.ends_with('.')
 }
 
 /// True when `x-ims-vcr-skip` asks not to store: `true`, `1` or `yes`, any case.
@@ -109,7 +130,7 @@ mod tests {
 
     #[test]
     fn session_names_are_safe_relative_paths_of_the_allowed_characters() {
-        for good in ["a", "tests/test_images.py/test_get", "T-1.2_x", &"x".repeat(200)] {
+        for good in ["a", "tests/test_images.py/test_get", "T-1.2_x", &"x".repeat(200), "Console/COM10/auxiliary"] {
             assert_eq!(validate(good), Ok(()), "{good}");
         }
         for (bad, says) in [
@@ -127,6 +148,11 @@ mod tests {
             ("tests/.cache/x", "starting with `.` (\".cache\")"),
             ("a/...", "hidden folder"),
             ("-", "default session"),
+            ("CON", "Windows"),
+            ("tests/aux.txt", "Windows"),
+            ("suite/nul/test_x", "Windows"),
+            ("suite/Lpt1", "Windows"),
+            ("suite/test.", "Windows"),
         ] {
             let why = validate(bad).unwrap_err();
             assert!(why.contains(says), "{bad:?}: {why}");

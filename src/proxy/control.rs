@@ -80,10 +80,24 @@ pub(crate) fn handle(
             response
         }
         (&Method::GET, "misses") => ok(json!(proxy.misses())),
-        (&Method::POST, "reset") => {
-            let key = query("key");
-            ok(json!({"reset": proxy.tapes.reset(key.as_deref())}))
-        }
+        (&Method::POST, "reset") => match query("key").map(|k| k.to_ascii_lowercase()) {
+            // A request's key (`GET stats`), or its start: `ls` prints 12 hex digits of it.
+            Some(key) if key.len() < 6 || !key.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                let msg = format!(
+                    "key {key:?} is no request key: give its hex digits (GET {CONTROL_PREFIX}stats \
+                     lists them), or their first 6 or more (ls prints 12)"
+                );
+                error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_REQUEST", &msg, json!({}))
+            }
+            Some(key) => match proxy.tapes.reset(Some(&key)) {
+                0 => {
+                    let msg = format!("no recording has key {key} (GET {CONTROL_PREFIX}stats lists them)");
+                    error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}))
+                }
+                reset => ok(json!({ "reset": reset })),
+            },
+            None => ok(json!({"reset": proxy.tapes.reset(None)})),
+        },
         (&Method::GET, "mode") => ok(json!({"mode": proxy.mode()})),
         (&Method::GET, "sessions") => ok(json!({"sessions": proxy.session_list()})),
         (method, route) if route.starts_with("sessions/") => session(proxy, method, route),
@@ -101,9 +115,13 @@ pub(crate) fn handle(
                     json!({}),
                 );
             };
-            match wanted.parse::<Mode>().and_then(|m| proxy.set_mode(m)) {
-                Ok(()) => ok(json!({"mode": proxy.mode()})),
-                Err(e) => error_response(StatusCode::CONFLICT, "IMS_VCR.MODE", &e, json!({})),
+            // An unknown mode is a bad request; a known one this proxy cannot take, a conflict.
+            match wanted.parse::<Mode>() {
+                Err(e) => error_response(StatusCode::BAD_REQUEST, "IMS_VCR.MODE", &e, json!({})),
+                Ok(mode) => match proxy.set_mode(mode) {
+                    Ok(()) => ok(json!({"mode": proxy.mode()})),
+                    Err(e) => error_response(StatusCode::CONFLICT, "IMS_VCR.MODE", &e, json!({})),
+                },
             }
         }
         _ => {

@@ -106,11 +106,11 @@ impl Proxy {
                 return;
             }
         };
-        match store
-            .record(&passed.key, &passed.interaction, mode == Mode::Record)
-            .await
-        {
-            Ok(seq) => self.tapes.record_stored(key, &passed.key, store, seq),
+        let encoded = crate::model::interaction::Encoded::of(&passed.interaction);
+        let late = self.attempt_over(key, crate::proxy::sessions::attempt_of(parts));
+        let replace = mode == Mode::Record;
+        match store.record_in_attempt(&passed.key, encoded, replace, late.as_ref().map(|l| l as _)).await {
+            Ok((seq, late)) => self.tapes.record_stored(key, &passed.key, store, seq, late),
             Err(e) => {
                 // Replay would serve the answers after it one place early: as lost as an answer.
                 tracing::error!(request = line, error = %e, "gap NOT recorded");

@@ -259,7 +259,7 @@ impl Proxy {
         let started = (matches!(mode, Mode::Replay | Mode::Auto)
             || tracing::enabled!(tracing::Level::DEBUG))
         .then(Instant::now);
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         if !parts.uri.path().starts_with('/') {
             // `*` (asterisk-form) names no resource; recorded, it would make a cassette that
             // import refuses.
@@ -296,6 +296,15 @@ impl Proxy {
             }
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, Outcome::Control, None));
+        }
+        // The attempt of its session the request belongs to, for when the session is stopped
+        // before it is answered.
+        let attempt = match session_of(&parts) {
+            Ok(Some(session)) => Some(self.sessions.attempt(session)),
+            _ => None,
+        };
+        if let Some(attempt) = attempt {
+            parts.extensions.insert(attempt);
         }
         let session = match session_of(&parts) {
             Ok(session) => session,
@@ -410,7 +419,7 @@ impl Proxy {
         if let Some(session) = session
             && outcome != Outcome::Miss
         {
-            self.sessions.answered(session, outcome, "");
+            self.sessions.answered(session, sessions::attempt_of(parts), outcome, "");
         }
         // One line per request is for debugging (`-v`, `RUST_LOG`): under load, and in a CI log,
         // it costs a quarter of replay throughput and buries the summary.
@@ -442,7 +451,7 @@ impl Proxy {
             // Nothing is looked up or stored: the key is only needed for a session's count.
             if let Some(session) = session {
                 let key = self.key(parts, &body, Some(session));
-                self.sessions.asked(session, key.digest());
+                self.sessions.asked(session, sessions::attempt_of(parts), key.digest());
             }
             // Boxed, as below: forwarding futures are large.
             return Box::pin(self.pass_through(recorder, parts, body)).await;
@@ -460,7 +469,7 @@ impl Proxy {
             };
         }
         if let Some(session) = session {
-            self.sessions.asked(session, key.digest());
+            self.sessions.asked(session, sessions::attempt_of(parts), key.digest());
         }
         let recorder = match (mode, &self.recorder) {
             (Mode::Replay, _) | (_, None) => return self.replay(parts, &body, &key).await,

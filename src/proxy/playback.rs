@@ -160,7 +160,7 @@ impl Proxy {
             "replay miss: this answer of the request was refused when it was recorded (the leak \
              gate or redaction); serving its 599 IMS_VCR.NOT_RECORDED"
         );
-        self.count_miss(key, &[], &[]);
+        self.count_miss(parts, key, &[], &[]);
         let mut response = self.serve(prepared, parts, Outcome::Miss);
         // 599 has no standard reason phrase: the one a miss has.
         let reason = hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes());
@@ -170,10 +170,10 @@ impl Proxy {
 
     /// Counts a miss of `key` (and its session's), keeping its nearest recordings and how it
     /// differs from the first; returns how many times it was missed.
-    fn count_miss(&self, key: &RequestKey, nearest: &[String], differences: &[Value]) -> u64 {
+    fn count_miss(&self, parts: &Parts, key: &RequestKey, nearest: &[String], differences: &[Value]) -> u64 {
         if let Some(session) = key.session() {
-            self.sessions
-                .answered(session, Outcome::Miss, key.request_line());
+            let attempt = crate::proxy::sessions::attempt_of(parts);
+            self.sessions.answered(session, attempt, Outcome::Miss, key.request_line());
         }
         let mut misses = self
             .stats
@@ -218,7 +218,7 @@ impl Proxy {
             .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
             .unwrap_or_default();
         tracing::warn!(request = key.request_line(), session = key.session(), nearest = ?lines, "replay miss: no recording matches");
-        let entry = self.count_miss(key, &lines, &differences);
+        let entry = self.count_miss(parts, key, &lines, &differences);
         let elsewhere = if exhausted {
             Vec::new()
         } else {

@@ -428,7 +428,7 @@ impl Proxy {
         let origins = std::iter::once(own).chain(others.filter(|o| *o != own));
         let prepared = Prepared::relayed(&parts.method, live.status, live.headers, live.body, origins)
             .map_err(|e| Failure::invalid_answer(&e))?;
-        let (Some(store), Some((headers, stored_body, live_needles))) = (store, stored_parts) else {
+        let (Some(_), Some((headers, stored_body, live_needles))) = (store, stored_parts) else {
             return Ok(Delivered { prepared, stored: None });
         };
         // What is stored: stable date and request id (the client recording now gets the live
@@ -462,7 +462,8 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         needles.extend(live_needles);
-        let stored = match self.persist(recorder, store, key, &interaction, mode, needles).await {
+        let attempt = crate::proxy::sessions::attempt_of(parts);
+        let stored = match self.persist(recorder, key, &interaction, mode, needles, attempt).await {
             Ok(seq) => {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
                 recorder.warn_if_refused(key, live.status);
@@ -479,19 +480,20 @@ impl Proxy {
     }
 
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
-    /// credentials, the proxy's own, and those of the exchange), and stores; the stored answer
-    /// joins the request's tape. Returns the answer's position among that request's stored
+    /// credentials, the proxy's own, and those of the exchange), and stores (after the answers
+    /// of its session's `attempt`, should that be over: [`Store::record_in_attempt`]); the
+    /// stored answer joins the request's tape. Returns the answer's position among that request's stored
     /// answers; else why the gate refused it, or `None` when the store failed. A failure here
     /// never changes the client's answer: it is logged as an error naming what was refused and
     /// why.
     pub(super) async fn persist(
         &self,
         recorder: &Recorder,
-        store: &Arc<Store>,
         key: &RequestKey,
         interaction: &Interaction,
         mode: Mode,
         needles: Vec<Needle>,
+        attempt: Option<crate::proxy::sessions::Attempt>,
     ) -> Result<u32, Option<Refusal>> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
@@ -500,6 +502,9 @@ impl Proxy {
             interaction.request.method,
             crate::model::params::shown_path(&interaction.request.path)
         );
+        let Some(store) = &recorder.store else {
+            return Err(None);
+        };
         let replace = mode == Mode::Record;
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
@@ -519,15 +524,13 @@ impl Proxy {
             self.metrics.redaction();
         }
         // The bytes the leak scan serialised, when it had to: not serialised a second time.
-        let recorded = match passed.encoded {
-            Some(encoded) => store.record_encoded(&passed.key, encoded, replace).await,
-            None => store.record(&passed.key, &passed.interaction, replace).await,
-        };
-        match recorded {
-            Ok(seq) => {
+        let encoded = (passed.encoded).unwrap_or_else(|| crate::model::interaction::Encoded::of(&passed.interaction));
+        let late = self.attempt_over(key, attempt);
+        match store.record_in_attempt(&passed.key, encoded, replace, late.as_ref().map(|l| l as _)).await {
+            Ok((seq, late)) => {
                 // Looked up by the request as sent; read back from where the store keeps it
                 // (another key when redaction changed the request).
-                self.tapes.record_stored(key, &passed.key, store, seq);
+                self.tapes.record_stored(key, &passed.key, store, seq, late);
                 Ok(seq)
             }
             Err(e) => {

@@ -61,11 +61,47 @@ pub struct SessionVerdict {
     pub ok: bool,
 }
 
+/// The sessions going on, and how often each name was stopped: under one lock, so an answer
+/// that comes after its session's stop is told apart before it is counted.
+#[derive(Default)]
+struct Live {
+    counters: BTreeMap<String, Counters>,
+    /// Stops per name: the attempt a request of that name belongs to (see [`Attempt`]).
+    stops: BTreeMap<String, u64>,
+}
+
+/// Which attempt of its session a request came in (how many times the name had been stopped
+/// then), kept in the request's extensions. A request still in flight when its session is
+/// stopped is answered as it would have been, but counts for nothing in the verdict the stop
+/// gave or in the name's next attempt, and what it records follows that attempt's answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Attempt(pub(crate) u64);
+
+/// The attempt `parts`' request came in (`None` outside named sessions).
+pub(crate) fn attempt_of(parts: &hyper::http::request::Parts) -> Option<Attempt> {
+    parts.extensions.get::<Attempt>().copied()
+}
+
+impl crate::proxy::Proxy {
+    /// For a request of a named session that came in `attempt`: what tells whether that
+    /// attempt is over (asked by the store under its lock, [`Store::record_in_attempt`]).
+    ///
+    /// [`Store::record_in_attempt`]: crate::storage::store::Store::record_in_attempt
+    pub(crate) fn attempt_over<'a>(
+        &'a self,
+        key: &'a crate::model::key::RequestKey,
+        attempt: Option<Attempt>,
+    ) -> Option<impl Fn() -> bool + Sync + 'a> {
+        let (session, attempt) = (key.session()?, attempt?);
+        Some(move || self.sessions.is_over(session, attempt))
+    }
+}
+
 /// Every named session of a proxy.
 #[derive(Default)]
 pub(crate) struct Sessions {
     /// Held for a counter update or a verdict, never across an await.
-    live: Mutex<BTreeMap<String, Counters>>,
+    live: Mutex<Live>,
     /// The last verdict of each stopped session not started again since.
     finished: Mutex<BTreeMap<String, SessionVerdict>>,
     /// Set once by the server after the proxy is built.
@@ -81,21 +117,36 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Counters>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live
             .lock()
             .expect("no code panics while holding the sessions lock")
     }
 
-    fn with(&self, session: &str, update: impl FnOnce(&mut Counters)) {
+    /// The attempt of `session` a request coming now belongs to.
+    pub(crate) fn attempt(&self, session: &str) -> Attempt {
+        Attempt(self.live().stops.get(session).copied().unwrap_or(0))
+    }
+
+    /// Whether `attempt` of `session` was stopped since.
+    pub(crate) fn is_over(&self, session: &str, attempt: Attempt) -> bool {
+        self.attempt(session) != attempt
+    }
+
+    /// Applies `update` to `session`'s counters, unless the request's `attempt` is over.
+    fn with(&self, session: &str, attempt: Option<Attempt>, update: impl FnOnce(&mut Counters)) {
         let mut live = self.live();
-        if let Some(counters) = live.get_mut(session) {
+        let now = Attempt(live.stops.get(session).copied().unwrap_or(0));
+        if attempt.is_some_and(|attempt| attempt != now) {
+            return;
+        }
+        if let Some(counters) = live.counters.get_mut(session) {
             update(counters);
             return;
         }
         let mut counters = Counters::default();
         update(&mut counters);
-        live.insert(session.to_owned(), counters);
+        live.counters.insert(session.to_owned(), counters);
         drop(live);
         self.finished
             .lock()
@@ -105,7 +156,7 @@ impl Sessions {
 
     /// Whether `session` is known here: it made a request, has a listener, or was stopped.
     pub(crate) fn knows(&self, session: &str) -> bool {
-        self.live().contains_key(session)
+        self.live().counters.contains_key(session)
             || self
                 .finished
                 .lock()
@@ -121,7 +172,7 @@ impl Sessions {
     /// The verdict of `session` as it stands: going on, its verdict so far; stopped (and not
     /// used again since), the verdict its stop gave.
     pub(crate) fn current(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
-        let running = self.live().contains_key(session);
+        let running = self.live().counters.contains_key(session);
         if !running
             && let Some(finished) = self
                 .finished
@@ -135,15 +186,21 @@ impl Sessions {
     }
 
     /// Notes that `session` asked for the request with `digest`.
-    pub(crate) fn asked(&self, session: &str, digest: &[u8; 32]) {
-        self.with(session, |c| {
+    pub(crate) fn asked(&self, session: &str, attempt: Option<Attempt>, digest: &[u8; 32]) {
+        self.with(session, attempt, |c| {
             c.asked.insert(*digest);
         });
     }
 
-    /// Counts an answer of `session`.
-    pub(crate) fn answered(&self, session: &str, outcome: Outcome, request_line: &str) {
-        self.with(session, |c| match outcome {
+    /// Counts an answer of `session` to a request of `attempt`.
+    pub(crate) fn answered(
+        &self,
+        session: &str,
+        attempt: Option<Attempt>,
+        outcome: Outcome,
+        request_line: &str,
+    ) {
+        self.with(session, attempt, |c| match outcome {
             Outcome::Hit => c.hits += 1,
             Outcome::Recorded => c.recorded += 1,
             Outcome::Miss => {
@@ -164,7 +221,7 @@ impl Sessions {
         let recorded_lines = tapes.session_tapes(session);
         let unused: Vec<String> = {
             let live = self.live();
-            let asked = live.get(session).map(|c| &c.asked);
+            let asked = live.counters.get(session).map(|c| &c.asked);
             recorded_lines
                 .into_iter()
                 .filter(|(digest, _)| !asked.is_some_and(|a| a.contains(digest)))
@@ -172,7 +229,7 @@ impl Sessions {
                 .collect()
         };
         let live = self.live();
-        let counters = live.get(session);
+        let counters = live.counters.get(session);
         let (hits, recorded, miss_count, misses) = counters.map_or((0, 0, 0, Vec::new()), |c| {
             (c.hits, c.recorded, c.misses, c.missed.clone())
         });
@@ -197,8 +254,10 @@ impl Sessions {
             .write()
             .expect("no code panics while holding the sessions lock")
             .remove(session);
+        // From here on a request of this attempt still in flight counts for nothing.
+        *self.live().stops.entry(session.to_owned()).or_default() += 1;
         let verdict = self.verdict(session, tapes, fail_on_unused);
-        self.live().remove(session);
+        self.live().counters.remove(session);
         tapes.reset_session(Some(session));
         // Used again (a rerun test), the name records afresh: in `record` its answers replace
         // this attempt's instead of following them.
@@ -228,7 +287,7 @@ impl Sessions {
             .insert(session.to_owned(), url.clone());
         // Starting a session begins its counting, so a session that asks for nothing still
         // shows up (with its unused recordings) in its verdict.
-        self.with(session, |_| {});
+        self.with(session, None, |_| {});
         Ok(url)
     }
 
@@ -250,7 +309,7 @@ impl Sessions {
     /// Sessions that only have recordings (none of their requests asked for yet) are included,
     /// so their unused recordings are reported.
     pub(crate) fn all(&self, tapes: &Tapes, fail_on_unused: bool) -> Vec<SessionVerdict> {
-        let mut names: Vec<String> = self.live().keys().cloned().collect();
+        let mut names: Vec<String> = self.live().counters.keys().cloned().collect();
         for name in tapes.session_names() {
             if !names.contains(&name) {
                 names.push(name);
@@ -263,7 +322,7 @@ impl Sessions {
             .clone();
         let mut out: BTreeMap<String, SessionVerdict> = finished;
         for name in names {
-            let running = self.live().contains_key(&name);
+            let running = self.live().counters.contains_key(&name);
             if running || !out.contains_key(&name) {
                 out.insert(name.clone(), self.verdict(&name, tapes, fail_on_unused));
             }

@@ -22,7 +22,8 @@ pub struct Summary {
     pub misses: Vec<Miss>,
     /// Misses of requests beyond those kept in `misses` (counted, not listed).
     pub untracked_misses: u64,
-    /// Recorded requests never asked for.
+    /// Recorded requests never asked for (request lines, with ` | session: NAME` in a named
+    /// session).
     pub unused: Vec<String>,
     /// Answers recorded.
     pub recorded: u64,
@@ -138,10 +139,15 @@ impl Proxy {
     /// The counters, read once: `stats` and the exit summary both come from here.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let requests = self.tapes.stats();
+        // Named as misses are, with the session: with a session per test, every test records
+        // the same request lines.
         let unused = requests
             .iter()
             .filter(|t| t.unused())
-            .map(|t| t.request.clone())
+            .map(|t| match &t.session {
+                Some(session) => format!("{} | session: {session}", t.request),
+                None => t.request.clone(),
+            })
             .collect();
         Snapshot {
             summary: Summary {

@@ -2,6 +2,7 @@
 //! what a miss is told.
 
 mod digest_hash;
+pub mod cursors;
 pub(crate) mod indexing;
 pub mod miss;
 pub mod prepared;

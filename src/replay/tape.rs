@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::model::interaction::RecordedRequest;
 use crate::model::recording::Recording;
-use crate::model::key::{RequestKey, hex};
+use crate::model::key::RequestKey;
 use crate::replay::digest_hash::DigestHash;
 use crate::replay::indexing::Indexing;
 use crate::storage::pack::{Extent, Pack, PackFile};
@@ -18,6 +18,8 @@ use crate::replay::prepared::Prepared;
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::secrets::redact::{RedactionPolicy, RedactionStamp, Redactor};
 use crate::storage::store::Store;
+
+pub use crate::replay::cursors::TapeStats;
 
 /// What replay serves once a request's recorded answers have all been served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,28 +51,28 @@ impl FromStr for Sequence {
 #[derive(Debug)]
 pub struct Tape {
     /// `METHOD /path?canonical-query`.
-    line: String,
+    pub(super) line: String,
     /// The request's session; `None` for the default session.
-    session: Option<Arc<str>>,
+    pub(super) session: Option<Arc<str>>,
     /// How many answers are recorded (known before a lazy tape is loaded).
-    count: usize,
+    pub(super) count: usize,
     /// The request as first recorded and its prepared answers: set when the tape is made, or,
     /// for a tape from a replay pack, the first time it is played (or diffed against).
-    loaded: OnceLock<Result<Box<Loaded>, String>>,
+    pub(super) loaded: OnceLock<Result<Box<Loaded>, String>>,
     /// Where a lazy tape's answers are.
-    source: Option<Source>,
+    pub(super) source: Option<Source>,
     /// How many times this request was asked for since start or the last reset (the cursor).
-    played: AtomicUsize,
+    pub(super) played: AtomicUsize,
     /// How many times it was asked for since start: a reset rewinds the cursor, but a recording
     /// that was played is still not "unused" (`--fail-on-unused`).
-    played_total: AtomicUsize,
+    pub(super) played_total: AtomicUsize,
     /// Recorded in this session (so it was asked for, even if never played back).
-    recorded: bool,
+    pub(super) recorded: bool,
 }
 
 /// Where a lazy tape reads its answers from.
 #[derive(Debug)]
-enum Source {
+pub(super) enum Source {
     /// A replay pack, at these extents.
     Pack(PackFile, Box<[Extent]>),
     /// The store a `record` or `auto` session writes, under this digest (it holds every answer
@@ -183,33 +185,6 @@ impl Play {
             Play::Hit(tape, index) => tape.loaded().ok()?.answers.get(*index),
             _ => None,
         }
-    }
-}
-
-/// Per-request counters for `stats` and the shutdown summary.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TapeStats {
-    /// Request line.
-    pub request: String,
-    /// The request's session; `None` for the default session.
-    pub session: Option<String>,
-    /// Hex digest of the request key.
-    pub key: String,
-    /// Answers recorded.
-    pub answers: usize,
-    /// Times asked for since start or the last reset.
-    pub played: usize,
-    /// Times asked for since start (a reset does not change it).
-    pub played_total: usize,
-    /// Whether this session recorded an answer for it (record and auto).
-    pub recorded: bool,
-}
-
-impl TapeStats {
-    /// Never played since start (a reset does not make a played recording unused), and not
-    /// recorded this session: what `--fail-on-unused` reports.
-    pub fn unused(&self) -> bool {
-        self.played_total == 0 && !self.recorded
     }
 }
 
@@ -407,12 +382,17 @@ impl Tapes {
     /// back from the store when first played, so a long session does not hold every answer in
     /// memory. The first answer of a session starts the tape over at the store's count (a
     /// `record` session replaces older answers); a cursor already further stays where it is.
+    ///
+    /// `late`: the answer's request came in an attempt of its session stopped since: the
+    /// answer follows that attempt's on the tape, which stays one of an earlier session, its
+    /// cursor where the stop left it.
     pub fn record_stored(
         &self,
         key: &RequestKey,
         stored: &RequestKey,
         store: &Arc<Store>,
         seq: u32,
+        late: bool,
     ) {
         let mut tapes = self.write();
         // Answer `seq` makes `seq + 1` answers in the store. Concurrent answers to one request
@@ -431,7 +411,14 @@ impl Tapes {
             None => (in_store, (0, 0)),
         };
         // Taken by the client whose exchange it was: the cursor is past it, and it was played.
-        let (played, played_total) = (played.max(in_store), played_total.max(1));
+        let (played, played_total) = match late {
+            true => (played, played_total),
+            false => (played.max(in_store), played_total.max(1)),
+        };
+        let count = match (late, tapes.get(key.digest())) {
+            (true, Some(old)) => old.count.max(in_store),
+            _ => count,
+        };
         let tape = Tape {
             line: key.request_line().to_owned(),
             session: key.session().map(Arc::from),
@@ -440,102 +427,9 @@ impl Tapes {
             source: Some(Source::Store(store.clone(), *stored.digest())),
             played: AtomicUsize::new(played),
             played_total: AtomicUsize::new(played_total),
-            recorded: true,
+            recorded: !late,
         };
         tapes.insert(*key.digest(), Arc::new(tape));
-    }
-
-    /// Rewinds every cursor (or only `key`'s); returns how many were rewound. What was played
-    /// stays played (see [`TapeStats::unused`]).
-    pub fn reset(&self, key: Option<&str>) -> usize {
-        self.reset_where(|digest, _| key.is_none_or(|k| k == hex(digest)))
-    }
-
-    /// Rewinds the cursors of one session's recordings; returns how many were rewound.
-    pub fn reset_session(&self, session: Option<&str>) -> usize {
-        self.reset_where(|_, tape| tape.session() == session)
-    }
-
-    /// Makes every recording of `session` made by this process one from an earlier session,
-    /// as a session stopped and started again needs: its next answer starts the request over
-    /// (see [`Store::start_over`], which it is called on for each) instead of following the
-    /// earlier attempt's.
-    pub fn start_session_over(&self, session: &str) {
-        let mut tapes = self.write();
-        for tape in tapes.values_mut() {
-            if !tape.recorded || tape.session() != Some(session) {
-                continue;
-            }
-            let Some(Source::Store(store, digest)) = &tape.source else {
-                continue;
-            };
-            store.start_over(digest);
-            *tape = Arc::new(Tape {
-                line: tape.line.clone(),
-                session: tape.session.clone(),
-                count: tape.count,
-                loaded: OnceLock::new(),
-                source: Some(Source::Store(store.clone(), *digest)),
-                played: AtomicUsize::new(0),
-                played_total: AtomicUsize::new(tape.played_total.load(Ordering::Relaxed)),
-                recorded: false,
-            });
-        }
-    }
-
-    fn reset_where(&self, wanted: impl Fn(&[u8; 32], &Tape) -> bool) -> usize {
-        let tapes = self.read();
-        let mut count = 0;
-        for (digest, tape) in tapes.iter() {
-            if wanted(digest, tape) {
-                tape.played.store(0, Ordering::Relaxed);
-                count += 1;
-            }
-        }
-        count
-    }
-
-    /// The digest and request line of each recording of `session`, sorted by line.
-    pub fn session_tapes(&self, session: &str) -> Vec<([u8; 32], String)> {
-        let mut out: Vec<([u8; 32], String)> = self
-            .read()
-            .iter()
-            .filter(|(_, tape)| tape.session() == Some(session))
-            .map(|(digest, tape)| (*digest, tape.line.clone()))
-            .collect();
-        out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        out
-    }
-
-    /// The names of the sessions that have recordings, sorted.
-    pub fn session_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .read()
-            .values()
-            .filter_map(|tape| tape.session().map(str::to_owned))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    /// Counters per recorded request, sorted by request line.
-    pub fn stats(&self) -> Vec<TapeStats> {
-        let mut out: Vec<TapeStats> = self
-            .read()
-            .iter()
-            .map(|(digest, tape)| TapeStats {
-                request: tape.line.clone(),
-                session: tape.session.as_deref().map(str::to_owned),
-                key: hex(digest),
-                answers: tape.count,
-                played: tape.played.load(Ordering::Relaxed),
-                played_total: tape.played_total.load(Ordering::Relaxed),
-                recorded: tape.recorded,
-            })
-            .collect();
-        out.sort_by(|a, b| a.request.cmp(&b.request).then_with(|| a.key.cmp(&b.key)));
-        out
     }
 }
 
@@ -697,8 +591,8 @@ mod tests {
         let first = store.record(&rec.key, &rec.answers[0], true).await.unwrap();
         let second = store.record(&rec.key, &saving, true).await.unwrap();
         assert_eq!((first, second), (0, 1));
-        tapes.record_stored(&rec.key, &rec.key, &store, second);
-        tapes.record_stored(&rec.key, &rec.key, &store, first);
+        tapes.record_stored(&rec.key, &rec.key, &store, second, false);
+        tapes.record_stored(&rec.key, &rec.key, &store, first, false);
         let stats = &tapes.stats()[0];
         assert_eq!((stats.answers, stats.played, stats.recorded), (2, 2, true));
         tapes.reset(None);

@@ -4,6 +4,7 @@ pub(crate) mod escapes;
 pub mod exposure;
 pub mod gate;
 pub mod leak;
+pub(crate) mod policy_values;
 pub mod pseudonym;
 pub mod redact;
 pub mod vouch;

@@ -8,10 +8,12 @@ use base64::Engine as _;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::Value;
 
+use crate::model::headers::holds_file_bytes;
 use crate::model::interaction::{Body, Interaction, RecordedRequest};
 pub use crate::model::redaction::{RedactionPolicy, RedactionStamp};
 use crate::secrets::leak::{MIN_NEEDLE_LEN, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
+use crate::secrets::policy_values::{Values, collect_request, policy_values};
 use crate::secrets::vouch;
 #[cfg(any(test, feature = "internals"))]
 pub use crate::secrets::exposure::find_leak;
@@ -134,15 +136,27 @@ impl Redactor {
         if known.is_empty() {
             return Values::new();
         }
-        let text = serde_json::to_string(interaction).expect("an interaction serialises");
-        // A binary body (an image file uploaded or downloaded) is kept byte for byte, never
-        // rewritten: a value found in its bytes joins the leak gate's needles, so the gate
-        // refuses to store it rather than let base64 hide a real owner id in a shared cassette.
-        let binaries: Vec<bytes::Bytes> = [&interaction.request.body, &interaction.response.body]
-            .into_iter()
-            .filter(|body| matches!(body, Some(Body::Base64(_))))
-            .filter_map(|body| crate::model::interaction::body_bytes(body).ok())
-            .collect();
+        // A binary body (an image file uploaded or downloaded, base64 or typed as a file) is
+        // kept byte for byte, never rewritten: a value found in its bytes joins the leak gate's
+        // needles, so the gate refuses to store it rather than let base64 hide a real owner id
+        // in a shared cassette. The rest is looked at as the text it is stored as.
+        let mut rest = std::borrow::Cow::Borrowed(interaction);
+        let mut binaries: Vec<bytes::Bytes> = Vec::new();
+        for response in [false, true] {
+            let (body, headers) = match response {
+                false => (&interaction.request.body, &interaction.request.headers),
+                true => (&interaction.response.body, &interaction.response.headers),
+            };
+            let file = holds_file_bytes(headers);
+            if file || matches!(body, Some(Body::Base64(_))) {
+                binaries.extend(crate::model::interaction::body_bytes(body).ok());
+            }
+            if file && body.is_some() {
+                let rest = rest.to_mut();
+                *(if response { &mut rest.response.body } else { &mut rest.request.body }) = None;
+            }
+        }
+        let text = serde_json::to_string(&rest).expect("an interaction serialises");
         known
             .iter()
             .filter(|(value, _)| {
@@ -300,111 +314,9 @@ fn missing(wanted: &[String], done: &[String]) -> Vec<String> {
         .collect()
 }
 
-// ---- collecting the real values -------------------------------------------------------------
-
-pub(crate) type Values = BTreeMap<String, String>; // value → label (what it was found as)
-
-fn note(values: &mut Values, value: &str, label: impl FnOnce() -> String) {
-    if !value.is_empty() && !values.contains_key(value) {
-        values.insert(value.to_owned(), label());
-    }
-}
-
-/// Every value `policy` names in `interaction` (request headers, query and body; answer headers
-/// and body), with what each was found as.
-pub(crate) fn policy_values(policy: &RedactionPolicy, interaction: &Interaction) -> Values {
-    let mut values = BTreeMap::new();
-    collect_request(policy, &interaction.request, &mut values);
-    collect_headers(policy, &interaction.response.headers, &mut values);
-    collect_body(policy, &interaction.response.body, &mut values);
-    values
-}
-
-fn collect_request(policy: &RedactionPolicy, request: &RecordedRequest, values: &mut Values) {
-    collect_headers(policy, &request.headers, values);
-    if let Some(query) = &request.query {
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            if policy.query.iter().any(|q| *q == name) {
-                note(values, &value, || format!("query parameter {name}"));
-            }
-        }
-    }
-    collect_body(policy, &request.body, values);
-}
-
-fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], values: &mut Values) {
-    for (name, value) in headers {
-        if policy.is_header(name) {
-            note(values, value, || format!("header {name}"));
-        }
-    }
-}
-
-fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
-    match body {
-        Some(Body::Json(json) | Body::JsonPython(json)) => collect_json(policy, json, values),
-        Some(Body::Text(text)) => {
-            if let Ok(json) = serde_json::from_str::<Value>(text) {
-                collect_json(policy, &json, values);
-            }
-        }
-        // JSON written as base64 by hand (or by another tool) is JSON all the same.
-        Some(Body::Base64(b64)) => {
-            let engine = base64::engine::general_purpose::STANDARD;
-            if let Some(json) = engine
-                .decode(b64.as_bytes())
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            {
-                collect_json(policy, &json, values);
-            }
-        }
-        None => {}
-    }
-}
-
-fn collect_json(policy: &RedactionPolicy, json: &Value, values: &mut Values) {
-    collect_json_in(policy, None, json, values);
-}
-
-/// `parent`: the name of the field whose value `json` is (an array passes its own on).
-fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value, values: &mut Values) {
-    match json {
-        Value::Object(map) => {
-            for (name, value) in map {
-                match value {
-                    Value::String(s) if policy.selects(parent, name) => {
-                        note(values, s, || format!("field {name}"));
-                    }
-                    // A selected field whose value is a number or an array: every scalar in it is
-                    // the identifier (`"owner": 12345`, `"owner": ["a", "b"]`). An object is not
-                    // (the image schema describes `owner` with one).
-                    other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
-                        collect_scalars(other, name, values)
-                    }
-                    other => collect_json_in(policy, Some(name), other, values),
-                }
-            }
-        }
-        Value::Array(items) => items
-            .iter()
-            .for_each(|i| collect_json_in(policy, parent, i, values)),
-        _ => {}
-    }
-}
-
-/// Every string and number inside `json`, as values of field `name`.
-fn collect_scalars(json: &Value, name: &str, values: &mut Values) {
-    match json {
-        Value::String(s) => note(values, s, || format!("field {name}")),
-        Value::Number(n) => note(values, &n.to_string(), || format!("field {name}")),
-        Value::Array(items) => items.iter().for_each(|i| collect_scalars(i, name, values)),
-        Value::Object(_) | Value::Bool(_) | Value::Null => {}
-    }
-}
-
-/// [`collect_scalars`]'s values replaced by their pseudonyms, keeping each one's JSON type (a
-/// number's pseudonym is digits, so it stays a number).
+/// The scalars a selected field holds (see [`policy_values`]: every string and number inside a
+/// number or an array) replaced by their pseudonyms, keeping each one's JSON type (a number's
+/// pseudonym is digits, so it stays a number).
 fn redact_scalars(at: &At<'_>, json: &mut Value) {
     match json {
         Value::String(s) => *s = at.replace(s),
@@ -477,8 +389,10 @@ fn redact_interaction(
     interaction: &mut Interaction,
 ) {
     redact_request_with(policy, mapping, at, &mut interaction.request);
-    redact_headers(policy, mapping, at, &mut interaction.response.headers);
-    redact_body(policy, mapping, at, &mut interaction.response.body);
+    let response = &mut interaction.response;
+    redact_headers(policy, mapping, at, &mut response.headers);
+    let file = holds_file_bytes(&response.headers);
+    redact_body(policy, mapping, at, &mut response.body, file);
 }
 
 fn redact_request_with(
@@ -492,7 +406,8 @@ fn redact_request_with(
         request.query = Some(redact_query(policy, mapping, at, query));
     }
     redact_headers(policy, mapping, at, &mut request.headers);
-    redact_body(policy, mapping, at, &mut request.body);
+    let file = holds_file_bytes(&request.headers);
+    redact_body(policy, mapping, at, &mut request.body, file);
 }
 
 /// Pair by pair, keeping order and the encoding of untouched pairs.
@@ -543,13 +458,11 @@ fn redact_headers(
     }
 }
 
-fn redact_body(
-    policy: &RedactionPolicy,
-    mapping: &Mapping,
-    at: &At<'_>,
-    body: &mut Option<Body>,
-) {
+/// `file`: the body is a file's bytes by its content type ([`holds_file_bytes`]), kept as it is
+/// whatever it holds (its values join the leak gate's needles, [`Redactor::known_in`]).
+fn redact_body(policy: &RedactionPolicy, mapping: &Mapping, at: &At<'_>, body: &mut Option<Body>, file: bool) {
     match body {
+        _ if file => {}
         Some(Body::Json(json) | Body::JsonPython(json)) => redact_json(policy, mapping, at, json),
         Some(Body::Text(text)) => *text = replace_occurrences(mapping, text),
         Some(Body::Base64(b64)) => {
@@ -704,6 +617,37 @@ mod tests {
         let (redacted, needles) = redactor.redact(&download).unwrap();
         assert_eq!(redacted.response.body, download.response.body, "bytes kept");
         assert!(needles.iter().any(|n| n.value == OWNER), "{needles:?}");
+    }
+
+    #[test]
+    fn a_file_whose_bytes_are_text_is_kept_byte_for_byte_by_its_content_type() {
+        let redactor = redactor();
+        redactor.redact(&interaction("/v2/images/x", None, &format!(r#"{{"owner":"{OWNER}"}}"#))).unwrap();
+        // A small text fixture uploaded as the image's file, downloaded again: UTF-8, stored as
+        // text, but a file by its type: kept, its owner id handed to the leak gate.
+        let mut download = interaction("/v2/images/x/file", None, "");
+        download.response.headers = vec![("content-type".into(), "application/octet-stream".into())];
+        download.response.body = Body::from_bytes(format!("cloud-init: owner={OWNER}\n").as_bytes());
+        assert!(matches!(download.response.body, Some(Body::Text(_))));
+        let (redacted, needles) = redactor.redact(&download).unwrap();
+        assert_eq!(redacted.response.body, download.response.body, "bytes kept");
+        assert!(needles.iter().any(|n| n.value == OWNER), "{needles:?}");
+        // The same text typed as text is redacted as text.
+        download.response.headers = vec![("content-type".into(), "text/plain".into())];
+        download.response.body = Body::from_bytes(format!("owner={OWNER}").as_bytes());
+        let (redacted, _) = redactor.redact(&download).unwrap();
+        assert!(!text(&redacted).contains(OWNER));
+        for (content_type, file) in [
+            ("application/octet-stream", true),
+            ("Image/PNG", true),
+            ("application/x-iso9660-image", true),
+            ("image/svg+xml", false),
+            ("application/json", false),
+            ("multipart/form-data; boundary=b", false),
+        ] {
+            let headers = [("Content-Type".to_owned(), content_type.to_owned())];
+            assert_eq!(holds_file_bytes(&headers), file, "{content_type}");
+        }
     }
 
     #[test]

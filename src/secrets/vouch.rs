@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::interaction::Interaction;
 use crate::model::redaction::{RedactionPolicy, RedactionStamp};
-use crate::secrets::redact::{Values, policy_values};
+use crate::secrets::policy_values::{Values, policy_values};
 
 const DOMAIN: &[u8] = b"ims-vcr pseudonym check v1\0";
 

@@ -261,7 +261,7 @@ impl Store {
         store_error(&self.path, source)
     }
 
-    /// With `true`, [`Store::record`] returns only once the journal is synced to the disk (group
+    /// With `true`, [`Store::record_in_attempt`] returns only once the journal is synced to the disk (group
     /// commit), so an answered recording survives a power loss, not only a `kill -9`.
     pub fn fsync_every_answer(mut self, fsync: bool) -> Store {
         self.fsync = fsync;
@@ -373,20 +373,15 @@ impl Store {
     }
 
 
-    /// Appends an answer for `key` and returns once it is in the journal (written to the kernel,
-    /// which a `kill -9` cannot undo; with [`Store::fsync_every_answer`], synced to the disk,
-    /// concurrent callers sharing one sync). With `replace`, the first answer recorded for a key
-    /// in this session replaces the answers older sessions recorded for it, atomically (record
-    /// mode); without, it is appended after them (auto mode).
-    ///
-    /// Returns the answer's position among the request's stored answers (0 for the first).
+    /// [`Store::record_in_attempt`] of an interaction, serialised here, no attempt asked about.
+    #[cfg(test)]
     pub async fn record(
         &self,
         key: &RequestKey,
         interaction: &Interaction,
         replace: bool,
     ) -> Result<u32> {
-        self.record_encoded(key, Encoded::of(interaction), replace).await
+        Ok(self.record_in_attempt(key, Encoded::of(interaction), replace, None).await?.0)
     }
 
     /// Makes the next answer recorded for the request with `digest` its first of a new session
@@ -402,22 +397,40 @@ impl Store {
         }
     }
 
-    /// [`Store::record`] of an interaction already serialised (by the leak gate's scan).
-    pub async fn record_encoded(
+    /// Appends an answer for `key`, already serialised (by the leak gate's scan), and returns
+    /// once it is in the journal (written to the kernel, which a `kill -9` cannot undo; with
+    /// [`Store::fsync_every_answer`], synced to the disk, concurrent callers sharing one sync).
+    /// With `replace`, the first answer recorded for a key in this session replaces the answers
+    /// older sessions recorded for it, atomically (record mode); without, it is appended after
+    /// them (auto mode).
+    ///
+    /// `late` is for a request of a named session that may have been stopped since it came (a
+    /// test's poll still in flight when its harness stops the session); it is asked under the
+    /// store's lock, so no [`Store::start_over`] comes between. When it says the request's
+    /// attempt is over, the answer follows the answers that attempt stored and starts nothing
+    /// over: the session's next attempt still records the request afresh.
+    ///
+    /// Returns the answer's position among the request's stored answers (0 for the first), and
+    /// whether it was late.
+    pub async fn record_in_attempt(
         &self,
         key: &RequestKey,
         encoded: Encoded,
         replace: bool,
-    ) -> Result<u32> {
+        late: Option<&(dyn Fn() -> bool + Sync)>,
+    ) -> Result<(u32, bool)> {
         let value = encoded.into_bytes();
+        let was_late;
         let written_seq;
         let sealed;
         let generation = {
             let mut session = self.lock();
             self.before_write(&mut session)?;
             let digest = key.digest();
+            was_late = late.is_some_and(|late| late());
             let (seq, removes) = match session.next.get(digest) {
                 Some(next) => (*next, Vec::new()),
+                None if was_late => (Store::next_seq(&self.stored_keys(&mut session, digest)?), Vec::new()),
                 // The first answer of a request in this session: record mode replaces the
                 // answers older sessions stored, auto mode appends after them.
                 None => {
@@ -449,7 +462,12 @@ impl Store {
                 session.poisoned = Some(e.to_string());
                 return Err(e);
             }
-            session.next.insert(*key.digest(), seq + 1);
+            match (was_late && !session.next.contains_key(digest), &mut session.known) {
+                // Started over already: the writer's index counts it, the next attempt replaces it.
+                (true, Some(known)) => _ = known.insert(*digest, seq + 1),
+                (true, None) => {}
+                (false, _) => _ = session.next.insert(*digest, seq + 1),
+            }
             written_seq = seq;
             // A long session: the journal is sealed here, and sled's flush runs after the lock
             // is let go (see `compact.rs`), so no write waits for it.
@@ -463,7 +481,7 @@ impl Store {
         if self.fsync {
             self.synced(generation).await?;
         }
-        Ok(written_seq)
+        Ok((written_seq, was_late))
     }
 
     /// Waits until write `generation` is synced in the journal, syncing if nobody else is.

@@ -1,0 +1,113 @@
+//! What a redaction policy names in an interaction: the real values under its header, query
+//! and field names (request headers, query and body; answer headers and body), each with what it
+//! was found as (`field owner`, `header x-project-id`). The redactor replaces them; `vouch.rs`
+//! checks them.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::model::interaction::{Body, Interaction, RecordedRequest};
+use crate::model::redaction::RedactionPolicy;
+
+pub(crate) type Values = BTreeMap<String, String>; // value → label (what it was found as)
+
+fn note(values: &mut Values, value: &str, label: impl FnOnce() -> String) {
+    if !value.is_empty() && !values.contains_key(value) {
+        values.insert(value.to_owned(), label());
+    }
+}
+
+/// Every value `policy` names in `interaction` (request headers, query and body; answer headers
+/// and body), with what each was found as.
+pub(crate) fn policy_values(policy: &RedactionPolicy, interaction: &Interaction) -> Values {
+    let mut values = BTreeMap::new();
+    collect_request(policy, &interaction.request, &mut values);
+    collect_headers(policy, &interaction.response.headers, &mut values);
+    collect_body(policy, &interaction.response.body, &mut values);
+    values
+}
+
+pub(crate) fn collect_request(policy: &RedactionPolicy, request: &RecordedRequest, values: &mut Values) {
+    collect_headers(policy, &request.headers, values);
+    if let Some(query) = &request.query {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if policy.query.iter().any(|q| *q == name) {
+                note(values, &value, || format!("query parameter {name}"));
+            }
+        }
+    }
+    collect_body(policy, &request.body, values);
+}
+
+fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], values: &mut Values) {
+    for (name, value) in headers {
+        if policy.is_header(name) {
+            note(values, value, || format!("header {name}"));
+        }
+    }
+}
+
+fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
+    match body {
+        Some(Body::Json(json) | Body::JsonPython(json)) => collect_json(policy, json, values),
+        Some(Body::Text(text)) => {
+            if let Ok(json) = serde_json::from_str::<Value>(text) {
+                collect_json(policy, &json, values);
+            }
+        }
+        // JSON written as base64 by hand (or by another tool) is JSON all the same.
+        Some(Body::Base64(b64)) => {
+            let engine = base64::engine::general_purpose::STANDARD;
+            if let Some(json) = engine
+                .decode(b64.as_bytes())
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            {
+                collect_json(policy, &json, values);
+            }
+        }
+        None => {}
+    }
+}
+
+fn collect_json(policy: &RedactionPolicy, json: &Value, values: &mut Values) {
+    collect_json_in(policy, None, json, values);
+}
+
+/// `parent`: the name of the field whose value `json` is (an array passes its own on).
+fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value, values: &mut Values) {
+    match json {
+        Value::Object(map) => {
+            for (name, value) in map {
+                match value {
+                    Value::String(s) if policy.selects(parent, name) => {
+                        note(values, s, || format!("field {name}"));
+                    }
+                    // A selected field whose value is a number or an array: every scalar in it is
+                    // the identifier (`"owner": 12345`, `"owner": ["a", "b"]`). An object is not
+                    // (the image schema describes `owner` with one).
+                    other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
+                        collect_scalars(other, name, values)
+                    }
+                    other => collect_json_in(policy, Some(name), other, values),
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|i| collect_json_in(policy, parent, i, values)),
+        _ => {}
+    }
+}
+
+/// Every string and number inside `json`, as values of field `name`.
+fn collect_scalars(json: &Value, name: &str, values: &mut Values) {
+    match json {
+        Value::String(s) => note(values, s, || format!("field {name}")),
+        Value::Number(n) => note(values, &n.to_string(), || format!("field {name}")),
+        Value::Array(items) => items.iter().for_each(|i| collect_scalars(i, name, values)),
+        Value::Object(_) | Value::Bool(_) | Value::Null => {}
+    }
+}
