@@ -774,9 +774,9 @@ async fn a_skipped_request_never_takes_a_recorded_answer_in_replay_or_auto() {
 
 /// A test harness stops its session while one of its requests is still in flight (a poll on
 /// another thread). That request is answered as usual; what it records follows the answers the
-/// session recorded before (nothing is replaced), it counts for nothing in the verdict the stop
-/// gave, and the session's next attempt, in this process or the next, still records the
-/// request afresh.
+/// session recorded before (nothing is replaced), unless the session's next attempt recorded
+/// the request first (then it is not stored); and it counts for nothing in the verdict the stop
+/// gave. (`Store::record_in_attempt`'s unit test has the other interleavings.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_in_flight_when_its_session_stops_keeps_the_attempts_answers_and_verdict() {
     use std::sync::Arc;
@@ -832,7 +832,9 @@ async fn a_request_in_flight_when_its_session_stops_keeps_the_attempts_answers_a
             .collect()
     };
     const SESSION: (&str, &str) = ("x-ims-vcr-session", "suite/test_poll");
-    for (first, then_again) in [(1, None), (4, Some(7))] {
+    // Twice: the late answer comes before the session's next attempt records the request, then
+    // after (in a new process, whose first answer starts the request over anyway).
+    for (first, next_attempt_first) in [(1, false), (4, true)] {
         let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
         let url = format!("{}/v2/images/x", proxy.uri());
         let control = format!("{}/__ims-vcr/sessions/suite/test_poll", proxy.uri());
@@ -853,28 +855,34 @@ async fn a_request_in_flight_when_its_session_stops_keeps_the_attempts_answers_a
             (stopped["recorded"].as_u64(), stopped["ok"].as_bool()),
             (Some(2), Some(true))
         );
-        release.store(true, Ordering::SeqCst);
-        let late = in_flight.await.unwrap();
-        assert_eq!(
-            (late.status, late.json()["n"].as_u64()),
-            (200, Some(first + 2)),
-            "answered as usual"
-        );
-        let verdict = get(&format!("{control}/verdict")).await.json();
-        assert_eq!(verdict, stopped, "the verdict is the one the stop gave");
-        match then_again {
-            // The proxy goes on: the late answer follows its attempt's.
-            None => {
-                proxy.shutdown().await.unwrap();
-                assert_eq!(stored_ns(&store), [1, 2, 3]);
-            }
-            // The test runs again in this process: its answer replaces the earlier attempt's,
-            // late one included.
-            Some(n) => {
-                assert_eq!(send("GET", &url, &[SESSION], b"").await.json()["n"], n);
-                proxy.shutdown().await.unwrap();
-                assert_eq!(stored_ns(&store), [n]);
-            }
+        if next_attempt_first {
+            // The test runs again while its earlier attempt's poll is still out: that poll's
+            // answer, coming last, must not land after this attempt's.
+            assert_eq!(
+                send("GET", &url, &[SESSION], b"").await.json()["n"],
+                first + 3
+            );
+            release.store(true, Ordering::SeqCst);
+            let late = in_flight.await.unwrap();
+            assert_eq!(late.json()["n"], first + 2, "answered as usual");
+            proxy.shutdown().await.unwrap();
+            assert_eq!(stored_ns(&store), [first + 3]);
+        } else {
+            release.store(true, Ordering::SeqCst);
+            let late = in_flight.await.unwrap();
+            assert_eq!(
+                (late.status, late.json()["n"].as_u64()),
+                (200, Some(first + 2)),
+                "answered as usual"
+            );
+            let verdict = get(&format!("{control}/verdict")).await.json();
+            assert_eq!(verdict, stopped, "the verdict is the one the stop gave");
+            proxy.shutdown().await.unwrap();
+            assert_eq!(
+                stored_ns(&store),
+                [1, 2, 3],
+                "the late answer follows its attempt's"
+            );
         }
     }
 }

@@ -414,20 +414,55 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
 /// Where the user information of a URL ends: the `@` after it in `rest` (the URL after its
 /// `scheme://`), or `None` when it has none.
 ///
-/// `user:pa/ss@host`, `user:2024/pw@host`, `user:p@ss/word@host` (a password typed with an
-/// unencoded `/`, `?` or `#`, as storage keys often are: Glance's `s3://AK:SECRET@host/…`
-/// locations): read by the URL rules, the authority ends at that character. When the
-/// authority has a `:` that is not an IPv6 address's, the text up to the last `@` is taken for
-/// user information, so no part of a password is ever shown or kept. The price: a URL with a
-/// port and an `@` further on (`https://h:8443/u/a@b`) is masked as if `h:8443/u/a` were its
-/// user information, shown and kept with less than it could, never more.
+/// By the URL rules the authority ends at the first `/`, `?` or `#`; but a password is often
+/// typed with those unencoded (storage keys are: Glance's `s3://AK:SECRET/x@host/…`
+/// locations), and then those rules would show the rest of it as a path. So, where what the
+/// URL rules read as the host does not look like one (no `.`, no port, not `localhost` or an
+/// IP literal: `AK` in `AK:SE/CRET@h`, `p` in `user:p@ss/word@h`):
+/// - an `@` in the path (before any `?` or `#`) ends the user information;
+/// - else, when the authority has a `:` followed by no port (`user:se?cret@host`,
+///   `acct:user:se#cret@host`) or an `@` (`user:p@ss?word@host`), the first `@` after it does.
+///
+/// `keystone:5000/v3/users?name=alice@example.com` and `obs.example.com:443/b/logo@2x.png` have
+/// none. The price: a single-label host with a port and an `@` in its path (`https://h:8443/u/a@b`)
+/// is masked as if its user information went on to that `@`: kept with less, never more.
 pub(crate) fn userinfo_end(rest: &str) -> Option<usize> {
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match has_colon(authority) {
-        true => rest.rfind('@'),
-        false => authority.rfind('@'),
+    let path_end = (rest[authority_end..].find(['?', '#'])).map_or(rest.len(), |at| authority_end + at);
+    let in_path = || rest[authority_end..path_end].rfind('@').map(|at| authority_end + at);
+    let after = || rest[authority_end..].find('@').map(|at| authority_end + at);
+    if let Some(at) = authority.rfind('@') {
+        return match looks_like_host(&authority[at + 1..], true) {
+            true => Some(at),
+            false => in_path().or_else(after).or(Some(at)),
+        };
     }
+    if !has_colon(authority) {
+        return None;
+    }
+    // `host:port`: a single label and a port could be a user and a password of digits, so
+    // only a host that looks like one (a dot) settles it.
+    if looks_like_host(authority, false) {
+        return None;
+    }
+    let port = authority.rsplit(':').next().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    in_path().or_else(|| if port { None } else { after() })
+}
+
+/// Whether an authority's host part (`host[:port]`) looks like a host rather than a user name
+/// or part of a password: a dot (`obs.example.com`, `10.0.0.1`), an IP literal, `localhost`, or,
+/// when `port_counts`, a port (`h:8080` in `user:key@h:8080`).
+fn looks_like_host(text: &str, port_counts: bool) -> bool {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !text.starts_with('[') || host.ends_with(']') => (host, Some(port)),
+        _ => (text, None),
+    };
+    let has_port = port.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    host.contains('.')
+        || host.starts_with('[')
+        || host.eq_ignore_ascii_case("localhost")
+        || port_counts && has_port && !host.contains(':')
 }
 
 /// Whether `authority` has a `:` outside an IPv6 address's brackets (`[::1]:8443` has one, its

@@ -38,16 +38,21 @@ pub(crate) fn from_utf16(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(text.into_bytes())
 }
 
-/// JSON in a single-byte character set (Latin-1, or Windows-1252 read as Latin-1: a `René` in a
-/// sign-in, an answer declared `charset=ISO-8859-1`) as UTF-8, or `None` when `bytes` are UTF-8
-/// already or do not start as JSON does (`{` or `[` after white space). Each byte is the
-/// character of that code point, so every ASCII name and value reads as it is.
-pub(crate) fn from_latin1_json(bytes: &[u8]) -> Option<Vec<u8>> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
-    if !matches!(first, b'{' | b'[') || std::str::from_utf8(bytes).is_ok() {
+/// Text in a single-byte character set (Latin-1, or Windows-1252 read as Latin-1: a `René` in a
+/// sign-in, JSON or a form; an answer declared `charset=ISO-8859-1`) as UTF-8, or `None` when
+/// `bytes` are UTF-8 already or are not text ([`is_text_like`]). Each byte is the character of
+/// that code point, so every ASCII name and value reads as it is.
+pub(crate) fn from_latin1_text(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !is_text_like(bytes) || std::str::from_utf8(bytes).is_ok() {
         return None;
     }
     Some(bytes.iter().map(|&b| char::from(b)).collect::<String>().into_bytes())
+}
+
+/// Whether `bytes` could be text in a single-byte character set: no control character but
+/// white space (an image, a disk or an archive has some within its first bytes).
+pub(crate) fn is_text_like(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b >= 0x20 && b != 0x7f || matches!(b, b'\t' | b'\n' | b'\r'))
 }
 
 /// The `Content-Encoding` codings whose bytes [`inflate`] reads (`identity` aside).
@@ -139,13 +144,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_in_latin1_is_read_as_the_characters_its_bytes_stand_for() {
+    fn text_in_latin1_is_read_as_the_characters_its_bytes_stand_for() {
         let latin1 = b" {\"name\": \"Ren\xe9\", \"password\": \"p\"}";
-        let text = String::from_utf8(from_latin1_json(latin1).unwrap()).unwrap();
+        let text = String::from_utf8(from_latin1_text(latin1).unwrap()).unwrap();
         assert_eq!(text, " {\"name\": \"Ren\u{e9}\", \"password\": \"p\"}");
-        // UTF-8 JSON, and bytes that are not JSON (an image), are left to the other readings.
-        assert_eq!(from_latin1_json("{\"name\": \"René\"}".as_bytes()), None);
-        assert_eq!(from_latin1_json(b"\x89PNG\r\n\x1a\n{\xff"), None);
+        let form = from_latin1_text(b"username=Ren\xe9&password=pw").unwrap();
+        assert_eq!(String::from_utf8(form).unwrap(), "username=Ren\u{e9}&password=pw");
+        // UTF-8 text, and bytes that are no text (an image), are left to the other readings.
+        assert_eq!(from_latin1_text("{\"name\": \"René\"}".as_bytes()), None);
+        assert_eq!(from_latin1_text(b"\x89PNG\r\n\x1a\n{\xff"), None);
     }
 
     #[test]

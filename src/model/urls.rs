@@ -194,7 +194,22 @@ mod tests {
             assert_eq!(found.len(), 1, "{url}");
             assert_eq!(found[0].value, password);
         }
-        // A port is no password: a URL without an `@` after it keeps it.
-        assert_eq!(mask_urls("https://h:8443/x?limit=1"), None);
+        // A port is no password: a URL without an `@` after it keeps it, and so does one whose
+        // `@` is in its query, or after a host that looks like one.
+        for kept in [
+            "https://h:8443/x?limit=1",
+            "http://keystone:5000/v3/users?name=alice@example.com",
+            "http://keystone.example.com:5000/v3/users?name=alice@example.com",
+            "https://obs.example.com:443/bucket/logo@2x.png",
+            "https://[::1]:8443/u/a@b",
+        ] {
+            assert_eq!(mask_urls(kept), None, "{kept}");
+        }
+        let (masked, _) = mask_urls("swift+https://a%3Au:key@h:8080/v1/c/img@v2").unwrap();
+        assert_eq!(masked, "swift+https://a%3Au:REDACTED@h:8080/v1/c/img@v2");
+        let (masked, _) = mask_urls("s3://AK:SE/CRET@host.example/b?x=a@b").unwrap();
+        assert_eq!(masked, "s3://AK:REDACTED@host.example/b?x=a@b");
+        let (masked, _) = mask_urls("https://u:pw@ims.example.com/x?email=a@b.com").unwrap();
+        assert_eq!(masked, "https://u:REDACTED@ims.example.com/x?email=a@b.com");
     }
 }

@@ -142,7 +142,12 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
         let msg = format!("say what to do with session {rest:?}: POST {CONTROL_PREFIX}sessions/NAME/start, stop or reset");
         return error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}));
     };
-    if let Err(why) = crate::model::session::validate(name) {
+    // Starting one is making a new session; the others also name sessions read from folders.
+    let check = match action {
+        "start" => crate::model::session::validate_new,
+        _ => crate::model::session::validate,
+    };
+    if let Err(why) = check(name) {
         let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action}: {why}");
         return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &msg, json!({}));
     }

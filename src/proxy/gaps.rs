@@ -107,10 +107,15 @@ impl Proxy {
             }
         };
         let encoded = crate::model::interaction::Encoded::of(&passed.interaction);
-        let late = self.attempt_over(key, crate::proxy::sessions::attempt_of(parts));
+        let attempt = crate::proxy::sessions::attempt_of(parts);
         let replace = mode == Mode::Record;
-        match store.record_in_attempt(&passed.key, encoded, replace, late.as_ref().map(|l| l as _)).await {
-            Ok((seq, late)) => self.tapes.record_stored(key, &passed.key, store, seq, late),
+        match store.record_in_attempt(&passed.key, encoded, replace, attempt.map_or(0, |a| a.0)).await {
+            Ok(Some(seq)) => {
+                let late = self.attempt_over(key, attempt);
+                self.tapes.record_stored(key, &passed.key, store, seq, late);
+            }
+            // Its session's next attempt recorded the request since: nothing to keep a place for.
+            Ok(None) => {}
             Err(e) => {
                 // Replay would serve the answers after it one place early: as lost as an answer.
                 tracing::error!(request = line, error = %e, "gap NOT recorded");

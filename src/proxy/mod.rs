@@ -274,6 +274,14 @@ impl Proxy {
             }
             return Ok(self.log(&parts, started, response, Outcome::Error, None));
         }
+        // The session, and the attempt of it the request comes in, before its body is read: a
+        // session stopped while an upload streams must not count it in its next attempt. The
+        // name is copied (requests of named sessions only) so the attempt can join the
+        // request's extensions.
+        let session = session_of(&parts).map(|name| name.map(str::to_owned));
+        if let Ok(Some(name)) = &session {
+            parts.extensions.insert(self.sessions.attempt(name));
+        }
         // Most requests (every GET) have no body: no timer, no collection.
         let body = if hyper::body::Body::is_end_stream(&body) {
             Bytes::new()
@@ -297,20 +305,11 @@ impl Proxy {
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, Outcome::Control, None));
         }
-        // The attempt of its session the request belongs to, for when the session is stopped
-        // before it is answered.
-        let attempt = match session_of(&parts) {
-            Ok(Some(session)) => Some(self.sessions.attempt(session)),
-            _ => None,
-        };
-        if let Some(attempt) = attempt {
-            parts.extensions.insert(attempt);
-        }
-        let session = match session_of(&parts) {
-            Ok(session) => session,
+        let session = match &session {
+            Ok(session) => session.as_deref(),
             Err(why) => {
                 let response =
-                    error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
+                    error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", why, json!({}));
                 return Ok(self.log(&parts, started, response, Outcome::Error, None));
             }
         };

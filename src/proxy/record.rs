@@ -480,9 +480,9 @@ impl Proxy {
     }
 
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
-    /// credentials, the proxy's own, and those of the exchange), and stores (after the answers
-    /// of its session's `attempt`, should that be over: [`Store::record_in_attempt`]); the
-    /// stored answer joins the request's tape. Returns the answer's position among that request's stored
+    /// credentials, the proxy's own, and those of the exchange), and stores (in the `attempt`
+    /// of its session it came in: [`Store::record_in_attempt`]); the stored answer joins the
+    /// request's tape. Returns the answer's position among that request's stored
     /// answers; else why the gate refused it, or `None` when the store failed. A failure here
     /// never changes the client's answer: it is logged as an error naming what was refused and
     /// why.
@@ -525,13 +525,22 @@ impl Proxy {
         }
         // The bytes the leak scan serialised, when it had to: not serialised a second time.
         let encoded = (passed.encoded).unwrap_or_else(|| crate::model::interaction::Encoded::of(&passed.interaction));
-        let late = self.attempt_over(key, attempt);
-        match store.record_in_attempt(&passed.key, encoded, replace, late.as_ref().map(|l| l as _)).await {
-            Ok((seq, late)) => {
+        let number = attempt.map_or(0, |a| a.0);
+        match store.record_in_attempt(&passed.key, encoded, replace, number).await {
+            Ok(Some(seq)) => {
                 // Looked up by the request as sent; read back from where the store keeps it
                 // (another key when redaction changed the request).
+                let late = self.attempt_over(key, attempt);
                 self.tapes.record_stored(key, &passed.key, store, seq, late);
                 Ok(seq)
+            }
+            Ok(None) => {
+                tracing::info!(
+                    request = line,
+                    "answer served but not recorded: its session was stopped while it was in \
+                     flight, and the session's next attempt has recorded the request since"
+                );
+                Err(None)
             }
             Err(e) => {
                 tracing::error!(request = line, error = %e, "answer served but NOT recorded");

@@ -83,17 +83,17 @@ pub(crate) fn attempt_of(parts: &hyper::http::request::Parts) -> Option<Attempt>
 }
 
 impl crate::proxy::Proxy {
-    /// For a request of a named session that came in `attempt`: what tells whether that
-    /// attempt is over (asked by the store under its lock, [`Store::record_in_attempt`]).
-    ///
-    /// [`Store::record_in_attempt`]: crate::storage::store::Store::record_in_attempt
-    pub(crate) fn attempt_over<'a>(
-        &'a self,
-        key: &'a crate::model::key::RequestKey,
+    /// Whether the attempt of its named session a request came in is over (the session was
+    /// stopped since): its answer is then one of an earlier attempt on its request's tape.
+    pub(crate) fn attempt_over(
+        &self,
+        key: &crate::model::key::RequestKey,
         attempt: Option<Attempt>,
-    ) -> Option<impl Fn() -> bool + Sync + 'a> {
-        let (session, attempt) = (key.session()?, attempt?);
-        Some(move || self.sessions.is_over(session, attempt))
+    ) -> bool {
+        match (key.session(), attempt) {
+            (Some(session), Some(attempt)) => self.sessions.is_over(session, attempt),
+            _ => false,
+        }
     }
 }
 

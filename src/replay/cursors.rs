@@ -49,10 +49,10 @@ impl Tapes {
         self.reset_where(|_, tape| tape.session() == session)
     }
 
-    /// Makes every recording of `session` made by this process one from an earlier session,
-    /// as a session stopped and started again needs: its next answer starts the request over
-    /// (see [`Store::start_over`], which it is called on for each) instead of following the
-    /// earlier attempt's.
+    /// Makes every recording of `session` made by this process one from an earlier session, as
+    /// a session stopped and started again needs: its cursors rewound, and the next answer
+    /// recorded for a request counted from the store (which starts the request over in the
+    /// session's next attempt, see [`Store::record_in_attempt`]).
     pub fn start_session_over(&self, session: &str) {
         let mut tapes = self.write();
         for tape in tapes.values_mut() {
@@ -62,7 +62,6 @@ impl Tapes {
             let Some(Source::Store(store, digest)) = &tape.source else {
                 continue;
             };
-            store.start_over(digest);
             *tape = Arc::new(Tape {
                 line: tape.line.clone(),
                 session: tape.session.clone(),

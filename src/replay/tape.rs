@@ -384,8 +384,8 @@ impl Tapes {
     /// `record` session replaces older answers); a cursor already further stays where it is.
     ///
     /// `late`: the answer's request came in an attempt of its session stopped since: the
-    /// answer follows that attempt's on the tape, which stays one of an earlier session, its
-    /// cursor where the stop left it.
+    /// answer follows that attempt's on the tape, which stays what it was (of this session, or
+    /// of an earlier one once the stop made it so), its cursor where the stop left it.
     pub fn record_stored(
         &self,
         key: &RequestKey,
@@ -410,12 +410,14 @@ impl Tapes {
             Some(old) => (in_store, counters(old)),
             None => (in_store, (0, 0)),
         };
-        // Taken by the client whose exchange it was: the cursor is past it, and it was played.
-        let (played, played_total) = match late {
-            true => (played, played_total),
-            false => (played.max(in_store), played_total.max(1)),
-        };
-        let count = match (late, tapes.get(key.digest())) {
+        // Taken by the client whose exchange it was: it was played, and the cursor is past it
+        // (not a late one's: its session's cursors were rewound when it stopped).
+        let played = if late { played } else { played.max(in_store) };
+        let played_total = played_total.max(1);
+        // A late answer adds to the tape as it is, one of this session or of an earlier one.
+        let old = tapes.get(key.digest());
+        let recorded = !late || old.is_some_and(|old| old.recorded);
+        let count = match (late, old) {
             (true, Some(old)) => old.count.max(in_store),
             _ => count,
         };
@@ -427,7 +429,7 @@ impl Tapes {
             source: Some(Source::Store(store.clone(), *stored.digest())),
             played: AtomicUsize::new(played),
             played_total: AtomicUsize::new(played_total),
-            recorded: !late,
+            recorded,
         };
         tapes.insert(*key.digest(), Arc::new(tape));
     }

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use crate::model::encodings::{
-    from_latin1_json, from_utf16, inflate, inflate_layers, is_zlib, utf16_order,
+    from_latin1_text, from_utf16, inflate, inflate_layers, is_text_like, is_zlib, utf16_order,
 };
 use crate::model::headers::is_credential;
 use crate::model::interaction::{Body, Encoded, Interaction, RecordedRequest};
@@ -118,33 +118,17 @@ pub fn mask_credentials(
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.as_str());
-    let multipart = crate::model::multipart::boundary(content_type).is_some();
+    let (request_kept, answer_kept) = kept_as_they_are(interaction);
     let body = match &request.body {
-        // Binary bodies cannot be rewritten field by field; a multipart body's parts can.
         None => None,
-        Some(Body::Base64(_)) if !multipart => None,
+        _ if request_kept => None,
         Some(body) => mask_body(&body.to_bytes().ok()?, content_type),
     };
-    // A compressed request body (a client that gzips its sign-in) cannot be masked field by
-    // field and still match what the client sends: the credentials inside it join the needles
-    // instead, and the leak gate, which reads through gzip and zlib, refuses to store it.
-    // Every layer is read through (`Content-Encoding: gzip, gzip`, zlib inside gzip), and a
-    // UTF-16 body (`charset=utf-16`) is read as the text it is.
-    let mut compressed = match body {
-        None => innermost(&request.body)
-            .and_then(|inner| mask_body(&inner, content_type))
-            .map(|(_, values)| values)
-            .unwrap_or_default(),
-        Some(_) => Vec::new(),
+    let compressed = unmaskable_credentials(interaction, access_key);
+    let answer = match answer_kept {
+        true => None,
+        false => mask_answer(&interaction.response.body, access_key),
     };
-    // So is an answer compressed once more than its `Content-Encoding` says (or not at all), or
-    // in UTF-16: what it hands out inside cannot be masked there either, and joins the needles.
-    if let Some(inner) = innermost(&interaction.response.body)
-        && let Some((_, values)) = mask_answer(&Body::from_bytes(&inner), access_key)
-    {
-        compressed.extend(values);
-    }
-    let answer = mask_answer(&interaction.response.body, access_key);
     let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
     // URLs in header values (`Location`, `Link`, `Referer`) with credentials in them.
     let urls_in_headers = request
@@ -368,9 +352,60 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
     None
 }
 
+/// Whether the request's body and the answer's are kept as they are, never rewritten field by
+/// field: binary (base64) bodies, but for multipart ones, whose parts can be; and bodies typed
+/// as files (`holds_file_bytes`: an image uploaded or downloaded keeps its checksum).
+fn kept_as_they_are(interaction: &Interaction) -> (bool, bool) {
+    use crate::model::headers::holds_file_bytes;
+    let request = &interaction.request;
+    let content_type = (request.headers.iter())
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str());
+    let multipart = crate::model::multipart::boundary(content_type).is_some();
+    let request_kept = holds_file_bytes(&request.headers)
+        || matches!(request.body, Some(Body::Base64(_))) && !multipart;
+    (request_kept, holds_file_bytes(&interaction.response.headers))
+}
+
+/// Credentials in bodies kept as they are ([`kept_as_they_are`]), read as the text they stand
+/// for ([`innermost`]: compressed, UTF-16, Latin-1) or are: a client that gzips its sign-in, a
+/// Latin-1 one, a file holding a password. They cannot be masked there and still match what the
+/// client sends (or keep a file's checksum), so such an exchange is never stored, whatever the
+/// length of the value (the leak gate refuses it by these, not only by finding them).
+pub(crate) fn unmaskable_credentials(
+    interaction: &Interaction,
+    access_key: Option<&PseudonymKey>,
+) -> Vec<crate::model::credentials::Found> {
+    use crate::model::credentials::mask_body;
+    let (request_kept, answer_kept) = kept_as_they_are(interaction);
+    let request = &interaction.request;
+    let content_type = (request.headers.iter())
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str());
+    let mut found = Vec::new();
+    if request_kept {
+        // Bytes that are text (a file typed so) as they are; binary ones only through `innermost`.
+        let text = !matches!(request.body, Some(Body::Base64(_)));
+        let as_it_is = (crate::model::interaction::body_bytes(&request.body).ok()).filter(|_| text);
+        let readings = innermost(&request.body).into_iter().chain(as_it_is.map(|b| b.to_vec()));
+        if let Some((_, values)) = readings.filter_map(|bytes| mask_body(&bytes, content_type)).next() {
+            found.extend(values);
+        }
+    }
+    // What an answer hands out, inside a layer its `Content-Encoding` does not declare, in
+    // UTF-16 or Latin-1, or in a file.
+    let answer = &interaction.response.body;
+    let inner = innermost(answer).map(|inner| Body::from_bytes(&inner));
+    let readings = inner.into_iter().chain(answer_kept.then(|| answer.clone()));
+    if let Some((_, values)) = readings.filter_map(|body| mask_answer(&body, access_key)).next() {
+        found.extend(values);
+    }
+    found
+}
+
 /// What `body` stands for when it cannot be read as it is: the bytes inside every gzip or zlib
-/// layer (at most four), UTF-16 text as UTF-8, JSON in Latin-1 as UTF-8
-/// ([`from_latin1_json`]: one byte that is not UTF-8 makes a body bytes, whose fields the
+/// layer (at most four), UTF-16 text as UTF-8, text in Latin-1 as UTF-8
+/// ([`from_latin1_text`]: one byte that is not UTF-8 makes a body bytes, whose fields the
 /// masking never reads). `None` when it is none of these (most bodies: looked at by their first
 /// bytes, not copied).
 pub(crate) fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
@@ -383,18 +418,14 @@ pub(crate) fn innermost(body: &Option<Body>) -> Option<Vec<u8>> {
             let head = base64::engine::general_purpose::STANDARD
                 .decode(b64.get(..b64.len().min(64))?)
                 .ok()?;
-            let json_start = head.iter().find(|b| !b.is_ascii_whitespace());
-            if !(head.starts_with(&[0x1f, 0x8b])
-                || may_be_encoded(&head)
-                || matches!(json_start, Some(b'{' | b'[')))
-            {
+            if !(head.starts_with(&[0x1f, 0x8b]) || may_be_encoded(&head) || is_text_like(&head)) {
                 return None;
             }
             body.as_ref()?.to_bytes().ok()?
         }
         Body::Text(_) => body.as_ref()?.to_bytes().ok()?,
     };
-    let read = |bytes: &[u8]| from_utf16(bytes).or_else(|| from_latin1_json(bytes));
+    let read = |bytes: &[u8]| from_utf16(bytes).or_else(|| from_latin1_text(bytes));
     match inflate_layers(&bytes) {
         Some(inner) => Some(read(&inner).unwrap_or(inner)),
         None => read(&bytes),

@@ -11,6 +11,7 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::secrets::exposure::{scan_for_leak, unreadable_request_coding};
+use crate::secrets::exposure::unmaskable_credentials;
 use crate::secrets::redact::{Redactor, mask_credentials};
 
 /// Credential masking, redaction, leak check and keying, in that order.
@@ -101,6 +102,14 @@ impl<'a> Gate<'a> {
         if let Some(coding) = unreadable_request_coding(&interaction.request) {
             return Err(Refusal::Unreadable(coding));
         }
+        // Credentials in a body kept as it is (compressed, UTF-16, Latin-1, a file) cannot be
+        // masked: the exchange is refused, however short the value.
+        if let Some(found) = unmaskable_credentials(interaction, self.access_key).first() {
+            return Err(Refusal::Leak {
+                label: found.label.clone(),
+                encoding: "in a body stored as it is",
+            });
+        }
         // Credentials outside the named headers (query, body, URL user information) first:
         // they are never stored, redaction or not.
         let masked = match mask_credentials(interaction, self.access_key) {
@@ -161,6 +170,34 @@ mod tests {
             },
             redaction: None,
         }
+    }
+
+    #[test]
+    fn a_credential_in_a_body_kept_as_it_is_refuses_the_exchange_however_short() {
+        let rules = MatchRules::default();
+        let with_body = |content_type: &str, body: &[u8]| {
+            let mut exchange = interaction("", "", r#"{"id":"x"}"#);
+            exchange.request.headers = vec![("content-type".into(), content_type.into())];
+            exchange.request.body = Body::from_bytes(body);
+            exchange
+        };
+        let spaces = " ".repeat(80);
+        for (what, exchange) in [
+            ("latin-1 json", with_body("application/json", b"{\"name\":\"Ren\xe9\",\"password\":\"pw12\"}")),
+            ("latin-1 form", with_body("application/x-www-form-urlencoded", b"username=Ren\xe9&password=pw12")),
+            ("json after white space", with_body("application/json", &[spaces.as_bytes(), b"{\"password\":\"pw12\",\"n\":\"\xe9\"}"].concat())),
+            ("a file", with_body("application/octet-stream", br#"{"password":"pw12"}"#)),
+        ] {
+            let refused = Gate::new(None, &rules).pass(&exchange, vec![]).err();
+            assert!(
+                matches!(&refused, Some(Refusal::Leak { label, .. }) if label.contains("password")),
+                "{what}: {refused:?}"
+            );
+        }
+        // A file without a credential is stored byte for byte.
+        let file = with_body("application/octet-stream", br#"{"name":"fixture"}"#);
+        let passed = Gate::new(None, &rules).pass(&file, vec![]).unwrap();
+        assert_eq!(passed.interaction.request.body, file.request.body);
     }
 
     #[test]

@@ -136,27 +136,17 @@ impl Redactor {
         if known.is_empty() {
             return Values::new();
         }
-        // A binary body (an image file uploaded or downloaded, base64 or typed as a file) is
-        // kept byte for byte, never rewritten: a value found in its bytes joins the leak gate's
-        // needles, so the gate refuses to store it rather than let base64 hide a real owner id
-        // in a shared cassette. The rest is looked at as the text it is stored as.
-        let mut rest = std::borrow::Cow::Borrowed(interaction);
-        let mut binaries: Vec<bytes::Bytes> = Vec::new();
-        for response in [false, true] {
-            let (body, headers) = match response {
-                false => (&interaction.request.body, &interaction.request.headers),
-                true => (&interaction.response.body, &interaction.response.headers),
-            };
-            let file = holds_file_bytes(headers);
-            if file || matches!(body, Some(Body::Base64(_))) {
-                binaries.extend(crate::model::interaction::body_bytes(body).ok());
-            }
-            if file && body.is_some() {
-                let rest = rest.to_mut();
-                *(if response { &mut rest.response.body } else { &mut rest.request.body }) = None;
-            }
-        }
-        let text = serde_json::to_string(&rest).expect("an interaction serialises");
+        let text = serde_json::to_string(interaction).expect("an interaction serialises");
+        // A binary body (an image file uploaded or downloaded) is kept byte for byte, never
+        // rewritten: a value found in its bytes joins the leak gate's needles, so the gate
+        // refuses to store it rather than let base64 hide a real owner id in a shared cassette.
+        // So is a body typed as a file whose bytes are text (`holds_file_bytes`): any value it
+        // holds is in `text` above, and joins the needles the same way.
+        let binaries: Vec<bytes::Bytes> = [&interaction.request.body, &interaction.response.body]
+            .into_iter()
+            .filter(|body| matches!(body, Some(Body::Base64(_))))
+            .filter_map(|body| crate::model::interaction::body_bytes(body).ok())
+            .collect();
         known
             .iter()
             .filter(|(value, _)| {
@@ -632,6 +622,13 @@ mod tests {
         let (redacted, needles) = redactor.redact(&download).unwrap();
         assert_eq!(redacted.response.body, download.response.body, "bytes kept");
         assert!(needles.iter().any(|n| n.value == OWNER), "{needles:?}");
+        // So is a value that is no id (a domain's name a sign-in named), found in its text.
+        let sign_in = r#"{"token":{"user":{"domain":{"name":"acme-prod-account"}}}}"#;
+        redactor.redact(&interaction("/v3/auth/tokens", None, sign_in)).unwrap();
+        download.response.body = Body::from_bytes(b"#cloud-config\nlogin: acme-prod-account\n");
+        let (redacted, needles) = redactor.redact(&download).unwrap();
+        assert_eq!(redacted.response.body, download.response.body, "bytes kept");
+        assert!(needles.iter().any(|n| n.value == "acme-prod-account"), "{needles:?}");
         // The same text typed as text is redacted as text.
         download.response.headers = vec![("content-type".into(), "text/plain".into())];
         download.response.body = Body::from_bytes(format!("owner={OWNER}").as_bytes());

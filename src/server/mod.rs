@@ -82,9 +82,10 @@ impl ProxyServer {
 
     /// A handle on session `name` (see [`Session`]): the header its requests carry, its own
     /// listener, and its verdict. Fails naming the problem when `name` is not a valid session
-    /// name (1 to 200 of `A-Z a-z 0-9 . _ / -`, no empty, `.` or `..` segment).
+    /// name (1 to 200 of `A-Z a-z 0-9 . _ / -`, no empty, `.` or `..` segment, nor one Windows
+    /// cannot make a folder of).
     pub fn session(&self, name: &str) -> Result<Session> {
-        crate::model::session::validate(name).map_err(Error::Config)?;
+        crate::model::session::validate_new(name).map_err(Error::Config)?;
         Ok(Session {
             name: name.to_owned(),
             proxy: self.proxy.clone(),

@@ -91,9 +91,10 @@ pub struct Store {
 
 /// The state writes share under [`Store::session`].
 struct Session {
-    /// Next sequence number per request digest recorded in this session. A digest absent here has
-    /// not been recorded yet this session, so its first answer replaces any older ones.
-    next: HashMap<[u8; 32], u32>,
+    /// Next sequence number per request digest recorded in this session, and the attempt of its
+    /// named session that recorded it. A digest absent here has not been recorded yet this
+    /// session, so its first answer replaces any older ones.
+    next: HashMap<[u8; 32], Next>,
     journal: Journal,
     /// Recordings gathered into groups for the `log` tree, and its index.
     log: log::Log,
@@ -110,6 +111,14 @@ struct Session {
     /// what a request has without reading the store. `None`: read it. Batch writes (import,
     /// new match rules) drop it; [`Session::next`] covers what this session recorded.
     known: Option<HashMap<[u8; 32], u32, foldhash::fast::FixedState>>,
+}
+
+/// Where a request's next answer goes in this session (see [`Store::record_in_attempt`]).
+#[derive(Clone, Copy, Debug)]
+struct Next {
+    seq: u32,
+    /// The attempt of the request's named session that recorded it so far.
+    attempt: u64,
 }
 
 /// The store's format as `meta` records it (`None`: a new store, which gets [`STORE_FORMAT`] as
@@ -381,20 +390,8 @@ impl Store {
         interaction: &Interaction,
         replace: bool,
     ) -> Result<u32> {
-        Ok(self.record_in_attempt(key, Encoded::of(interaction), replace, None).await?.0)
-    }
-
-    /// Makes the next answer recorded for the request with `digest` its first of a new session
-    /// (a named session stopped and started again: a rerun test): in record mode it replaces
-    /// what the earlier attempt recorded, in auto mode it is appended after it.
-    pub fn start_over(&self, digest: &[u8; 32]) {
-        let mut session = self.lock();
-        if let Some(count) = session.next.remove(digest)
-            && let Some(known) = &mut session.known
-        {
-            // The writer's index learns what the attempt left (it knew only the pack's count).
-            known.insert(*digest, count);
-        }
+        let seq = self.record_in_attempt(key, Encoded::of(interaction), replace, 0).await?;
+        Ok(seq.expect("attempt 0 is never stale"))
     }
 
     /// Appends an answer for `key`, already serialised (by the leak gate's scan), and returns
@@ -404,33 +401,44 @@ impl Store {
     /// older sessions recorded for it, atomically (record mode); without, it is appended after
     /// them (auto mode).
     ///
-    /// `late` is for a request of a named session that may have been stopped since it came (a
-    /// test's poll still in flight when its harness stops the session); it is asked under the
-    /// store's lock, so no [`Store::start_over`] comes between. When it says the request's
-    /// attempt is over, the answer follows the answers that attempt stored and starts nothing
-    /// over: the session's next attempt still records the request afresh.
+    /// `attempt` is the attempt of its named session the request came in (0 outside named
+    /// sessions, and for a session never stopped): a session stopped and used again (a rerun
+    /// test) starts an attempt, whose first answer to a request is its first in this session
+    /// too (it replaces, in record mode, what the earlier attempt recorded). An answer of an
+    /// earlier attempt (a test's poll still in flight when its harness stopped the session)
+    /// follows that attempt's answers while no later attempt has recorded the request, and is
+    /// not stored once one has (`None`): it would come after the later attempt's answers.
     ///
-    /// Returns the answer's position among the request's stored answers (0 for the first), and
-    /// whether it was late.
+    /// Returns the answer's position among the request's stored answers (0 for the first).
     pub async fn record_in_attempt(
         &self,
         key: &RequestKey,
         encoded: Encoded,
         replace: bool,
-        late: Option<&(dyn Fn() -> bool + Sync)>,
-    ) -> Result<(u32, bool)> {
+        attempt: u64,
+    ) -> Result<Option<u32>> {
         let value = encoded.into_bytes();
-        let was_late;
         let written_seq;
         let sealed;
         let generation = {
             let mut session = self.lock();
             self.before_write(&mut session)?;
             let digest = key.digest();
-            was_late = late.is_some_and(|late| late());
+            match session.next.get(digest) {
+                Some(next) if next.attempt > attempt => return Ok(None),
+                // A later attempt's first answer: the writer's index learns what the earlier
+                // attempt left (it knew only the replay pack's count).
+                Some(next) if next.attempt < attempt => {
+                    let left = next.seq;
+                    session.next.remove(digest);
+                    if let Some(known) = &mut session.known {
+                        known.insert(*digest, left);
+                    }
+                }
+                _ => {}
+            }
             let (seq, removes) = match session.next.get(digest) {
-                Some(next) => (*next, Vec::new()),
-                None if was_late => (Store::next_seq(&self.stored_keys(&mut session, digest)?), Vec::new()),
+                Some(next) => (next.seq, Vec::new()),
                 // The first answer of a request in this session: record mode replaces the
                 // answers older sessions stored, auto mode appends after them.
                 None => {
@@ -462,12 +470,7 @@ impl Store {
                 session.poisoned = Some(e.to_string());
                 return Err(e);
             }
-            match (was_late && !session.next.contains_key(digest), &mut session.known) {
-                // Started over already: the writer's index counts it, the next attempt replaces it.
-                (true, Some(known)) => _ = known.insert(*digest, seq + 1),
-                (true, None) => {}
-                (false, _) => _ = session.next.insert(*digest, seq + 1),
-            }
+            session.next.insert(*digest, Next { seq: seq + 1, attempt });
             written_seq = seq;
             // A long session: the journal is sealed here, and sled's flush runs after the lock
             // is let go (see `compact.rs`), so no write waits for it.
@@ -481,7 +484,7 @@ impl Store {
         if self.fsync {
             self.synced(generation).await?;
         }
-        Ok((written_seq, was_late))
+        Ok(Some(written_seq))
     }
 
     /// Waits until write `generation` is synced in the journal, syncing if nobody else is.
@@ -690,6 +693,56 @@ pub(crate) mod tests {
         let store = Store::open_existing(dir.path()).unwrap();
         assert_eq!(store.len(), 1);
         assert!(!partial.exists());
+    }
+
+    /// A session's attempts: a later one's first answer to a request replaces the earlier
+    /// one's (record mode); an earlier one's late answer follows its attempt's while no later
+    /// attempt recorded the request, and is not stored once one has. With the writer's index
+    /// from a replay pack too, which must learn what each attempt left.
+    #[tokio::test]
+    async fn an_earlier_attempts_late_answer_never_lands_after_a_later_attempts() {
+        for with_pack in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = match with_pack {
+                false => Store::open(dir.path()).unwrap(),
+                true => {
+                    let store = Store::open(dir.path()).unwrap();
+                    let old = interaction("/p", "old");
+                    store.record(&key(&old), &old, true).await.unwrap();
+                    store.flush().await.unwrap();
+                    store.replay_pack().unwrap().unwrap();
+                    drop(store);
+                    let store = open_when_released(dir.path());
+                    store.replay_pack().unwrap().unwrap();
+                    assert!(store.lock().known.is_some());
+                    store
+                }
+            };
+            let at = |status: &str| interaction("/p", status);
+            let seen = |store: &Store| -> Vec<String> {
+                statuses(store).iter().map(|s| s.trim_start_matches("{\"status\":\"").trim_end_matches("\"}").to_owned()).collect()
+            };
+            let put = |status: &'static str, attempt: u64| {
+                let (store, answer) = (&store, at(status));
+                async move {
+                    store.record_in_attempt(&key(&answer), Encoded::of(&answer), true, attempt).await.unwrap()
+                }
+            };
+            assert_eq!(put("1a", 0).await, Some(0));
+            assert_eq!(put("1b", 0).await, Some(1));
+            // Late, before attempt 1 records the request: after its attempt's answers.
+            assert_eq!(put("1c", 0).await, Some(2));
+            assert_eq!(seen(&store), ["1a", "1b", "1c"]);
+            // Attempt 1 starts the request over; attempt 0's next late answer is not stored.
+            assert_eq!(put("2a", 1).await, Some(0));
+            assert_eq!(put("1d", 0).await, None);
+            assert_eq!(put("2b", 1).await, Some(1));
+            assert_eq!(seen(&store), ["2a", "2b"]);
+            // And attempt 2 replaces attempt 1's, late ones of attempt 1 landing nowhere after.
+            assert_eq!(put("3a", 2).await, Some(0));
+            assert_eq!(put("2c", 1).await, None);
+            assert_eq!(seen(&store), ["3a"]);
+        }
     }
 
     #[tokio::test]

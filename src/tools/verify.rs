@@ -168,7 +168,10 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                     && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
                 {
                     for leak in scanner.find_all(&bytes) {
-                        if leak.encoding.ends_with("whole word") {
+                        // Long values are found in the base64 text above, but not in a form
+                        // whose base64 differs from their UTF-8's: Latin-1 (UTF-16 below).
+                        let decoded_only = ["whole word", "latin-1"];
+                        if decoded_only.iter().any(|form| leak.encoding.contains(form)) {
                             found(
                                 location.clone(),
                                 format!(
@@ -236,7 +239,10 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
 /// lower-case) replaced by `<denied>`.
 fn hide_denied(text: &str, deny: &[Needle]) -> String {
     let mut text = text.to_owned();
-    for value in deny.iter().map(|n| n.value.as_str()).filter(|v| !v.is_empty()) {
+    // As written, and as a JSON pointer writes it (`~` as `~0`, `/` as `~1`).
+    let values = deny.iter().map(|n| n.value.as_str()).filter(|v| !v.is_empty());
+    let forms = values.flat_map(|v| [v.to_owned(), v.replace('~', "~0").replace('/', "~1")]);
+    for value in forms.collect::<std::collections::BTreeSet<_>>().iter().map(String::as_str) {
         let lower = text.to_ascii_lowercase();
         let needle = value.to_ascii_lowercase();
         if !lower.contains(&needle) {
