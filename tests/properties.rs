@@ -521,16 +521,12 @@ proptest! {
 fn what_redaction_leaves_the_leak_gate_refuses() {
     let id = "12345678901234567890123456789012";
     let cases = [
-        // A project ID that is also a JSON number, or an object key: only strings are rewritten.
+        // A project ID that is also a JSON number: only strings (and object keys, which
+        // `redact.rs`'s tests show replaced) are rewritten.
         (
             "x-project-id",
             id,
             format!(r#"{{"owner":"{id}","id":{id}}}"#),
-        ),
-        (
-            "x-project-id",
-            id,
-            format!(r#"{{"owner":"{id}","{id}":1}}"#),
         ),
         // A value with no ASCII letter or digit is its own pseudonym.
         (

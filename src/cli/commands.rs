@@ -66,7 +66,7 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     }
     if let Some(policy) = args.redact.policy(config) {
         let redactor =
-            Redactor::new(policy, redaction_key()).vouching_existing(args.vouch_existing);
+            Redactor::new(policy, writing_redaction_key()?).vouching_existing(args.vouch_existing);
         recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
     }
     if args.format == "har" {
@@ -209,10 +209,10 @@ fn refuse_out_in_store(out: &Path, store: &Path) -> Result<()> {
 
 pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
     // Every file is validated (and redacted, and leak-checked) before the store is written.
-    let redactor = args
-        .redact
-        .policy(config)
-        .map(|p| Redactor::new(p, redaction_key()));
+    let redactor = match args.redact.policy(config) {
+        Some(policy) => Some(Redactor::new(policy, writing_redaction_key()?)),
+        None => None,
+    };
     let har = match args.dir.is_file() {
         true => Some(cassette::read_limited(
             &args.dir,
@@ -556,6 +556,21 @@ pub(super) fn per_second(rate: f64) -> String {
     } else {
         format!("{rate:.1}/s")
     }
+}
+
+/// The redaction key to write redacted recordings with (`export`, `import`, `record` with
+/// `--redact`): an `IMS_VCR_REDACT_KEY` that is set but empty is refused, as it is what a CI
+/// secret that did not reach the job gives, and its pseudonyms would then be the public key's,
+/// not the team's (unset, the public default key is meant).
+pub(super) fn writing_redaction_key() -> Result<PseudonymKey> {
+    use crate::secrets::pseudonym::KEY_ENV;
+    if std::env::var_os(KEY_ENV).is_some_and(|v| v.is_empty()) {
+        return Err(Error::Config(format!(
+            "{KEY_ENV} is set but empty (a CI secret that did not reach this job?): set it to the \
+             team's redaction key, or unset it to use the public default key"
+        )));
+    }
+    Ok(redaction_key())
 }
 
 /// The redaction key from `IMS_VCR_REDACT_KEY`, warning when it is the public default.

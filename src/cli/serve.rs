@@ -49,7 +49,9 @@ pub(super) fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServ
         .fsync(args.fsync);
     if let Some(policy) = args.redact.policy(config) {
         tracing::info!(?policy, "redacting before storing");
-        builder = builder.redact(policy);
+        builder = builder
+            .redact(policy)
+            .redaction_key(writing_redaction_key()?);
     }
     let rules = match_rules(&args.matching, config)?;
     if !rules.is_default() {

@@ -406,7 +406,8 @@ pub fn redact_recordings(
     }
     let mut out = Vec::with_capacity(recordings.len());
     for recording in recordings {
-        let name = file_name(recording);
+        // Named as it would be exported: a real id in its path is shown as its pseudonym.
+        let name = redactor.pseudonymised(&file_name(recording));
         let refuse = |reason: String| Error::cassette(&name, format!("refused: {reason}"));
         let gate = Gate::new(Some(redactor), rules);
         let mut answers = Vec::with_capacity(recording.answers.len());

@@ -18,20 +18,25 @@ impl Proxy {
                 let Some(redactor) = self.tapes.redactor() else {
                     return Play::Miss;
                 };
-                let mut redacted = redactor.redact_request(&recorded_request(parts, body));
-                // Then, for a redacted value only the path carries (a project id, without the
-                // header that would name it), each long segment tried as its pseudonym.
-                let variants = redactor.path_variants(&redacted.path);
-                for path in std::iter::once(None).chain(variants.into_iter().map(Some)) {
-                    if let Some(path) = path {
-                        redacted.path = path;
-                    }
-                    if let Ok(k) = RequestKey::of_recorded(&self.rules, &redacted)
+                let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
+                // Then, for a redacted value in a place the policy does not name (a project id
+                // in the path without the header that would name it, an image member's
+                // `member`), id-like values tried as their pseudonyms.
+                let variants = redactor.id_variants(&redacted);
+                let tries = std::iter::once((redacted, Vec::new())).chain(variants);
+                for (request, replaced) in tries {
+                    if let Ok(k) = RequestKey::of_recorded(&self.rules, &request)
                         && k != *key
                     {
                         match play(&k) {
                             Play::Miss => {}
-                            played => return played,
+                            played => {
+                                // Real values, then: later requests holding them elsewhere
+                                // match as the export wrote them.
+                                let replaced = replaced.into_iter().map(|v| (v, "request value".to_owned()));
+                                redactor.confirm(values.into_iter().chain(replaced));
+                                return played;
+                            }
                         }
                     }
                 }

@@ -59,8 +59,9 @@ pub struct Leak {
 enum Matcher {
     /// Exact bytes: the raw value and its base64 forms, with the encoding's name.
     Exact(Vec<u8>, &'static str),
-    /// Lowercase hex digits, matched in either case.
-    Hex(Vec<u8>),
+    /// Lowercase hex digits (and dashes), matched in either case, with the encoding's name:
+    /// the value's hex, or an id's other form (a UUID with or without its dashes).
+    Hex(Vec<u8>, &'static str),
     /// The value seen through percent-decoding (either hex case, `+` for space): covers every
     /// choice of reserved set an encoder makes, which a fixed list of encodings would not.
     Percent,
@@ -173,7 +174,7 @@ impl LeakScanner {
         let first = value[0];
         let starts: Vec<u8> = match &matcher {
             Matcher::Exact(bytes, _) => vec![bytes[0]],
-            Matcher::Hex(digits) => vec![digits[0], digits[0].to_ascii_uppercase()],
+            Matcher::Hex(digits, _) => vec![digits[0], digits[0].to_ascii_uppercase()],
             Matcher::Percent if first == b' ' => vec![first, b'%', b'+'],
             Matcher::Percent => vec![first, b'%'],
             Matcher::Json => vec![first, b'\\'],
@@ -366,10 +367,14 @@ fn matchers_for(value: &[u8]) -> Vec<Matcher> {
     {
         matchers.push(Matcher::Exact(latin1, "latin-1"));
     }
+    // The same id as a UUID, or without its dashes, either case.
+    if let Some(other) = std::str::from_utf8(value).ok().and_then(crate::secrets::redact::other_uuid_form) {
+        matchers.push(Matcher::Hex(other.to_ascii_lowercase().into_bytes(), "as a UUID, or without its dashes"));
+    }
     matchers.push(Matcher::Percent);
     matchers.push(Matcher::Json);
     matchers.push(Matcher::Html);
-    matchers.push(Matcher::Hex(lower_hex(value)));
+    matchers.push(Matcher::Hex(lower_hex(value), "hex"));
     matchers
 }
 
@@ -416,10 +421,10 @@ impl Matcher {
             Self::Exact(bytes, name) => haystack[start..]
                 .starts_with(bytes)
                 .then_some((start + bytes.len(), *name)),
-            Self::Hex(digits) => {
+            Self::Hex(digits, name) => {
                 let end = start + digits.len();
                 let window = haystack.get(start..end)?;
-                window.eq_ignore_ascii_case(digits).then_some((end, "hex"))
+                window.eq_ignore_ascii_case(digits).then_some((end, *name))
             }
             // A `%25` is a `%` encoded once or the start of a byte encoded twice: both read.
             Self::Percent => match_percent(value, haystack, start, false)

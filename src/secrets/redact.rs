@@ -236,41 +236,87 @@ impl Redactor {
         Ok((out, needles))
     }
 
+    /// `text` (a message naming a recording) with every value this redactor knows replaced by
+    /// its pseudonym.
+    pub fn pseudonymised(&self, text: &str) -> String {
+        let known = self.known.lock().expect("no code panics while holding the known values");
+        replace_occurrences(&self.mapping(known.keys()), text)
+    }
+
     /// The request as it would have been stored: how replay matches a client that sends real
     /// values against recordings holding pseudonyms.
-    pub fn redact_request(&self, request: &RecordedRequest) -> RecordedRequest {
+    ///
+    /// Also returns the values it read under the policy's names and those earlier requests
+    /// taught ([`Redactor::confirm`]) that it holds elsewhere: a project id a sign-in's scope
+    /// named, sent again as an image member's `member` or a `?domain_id=`.
+    pub fn redact_request(&self, request: &RecordedRequest) -> (RecordedRequest, BTreeMap<String, String>) {
         let mut values = BTreeMap::new();
         collect_request(&self.policy, request, &mut values);
+        let known = self.known.lock().expect("no code panics while holding the known values");
+        if !known.is_empty() {
+            let text = serde_json::to_string(request).expect("a request serialises");
+            for (value, label) in known.iter() {
+                if value.len() >= MIN_NEEDLE_LEN && appears(&text, value) {
+                    values.entry(value.clone()).or_insert_with(|| label.clone());
+                }
+            }
+        }
+        drop(known);
         let mapping = self.mapping(values.keys());
         let mut out = request.clone();
         redact_request_with(&self.policy, &mapping, &At::Pseudonym(&self.key), &mut out);
-        out
+        (out, values)
     }
 
-    /// The paths `path` may have been stored as when a segment of it was a redacted value the
-    /// request carries nowhere else (a project id in `/v1/{project_id}/cloudimages` sent
-    /// without an `X-Project-Id`): each segment of 8 characters or more replaced by its
-    /// pseudonym alone, then all of them together. Empty when no segment qualifies.
-    pub fn path_variants(&self, path: &str) -> Vec<String> {
-        let segments: Vec<&str> = path.split('/').collect();
-        let long: Vec<usize> = (0..segments.len())
-            .filter(|i| segments[*i].len() >= 8)
-            .collect();
-        let with = |replaced: &[usize]| {
-            let parts: Vec<String> = (segments.iter().enumerate())
-                .map(|(i, s)| match replaced.contains(&i) {
-                    true => self.key.pseudonym(s),
-                    false => (*s).to_owned(),
-                })
-                .collect();
-            parts.join("/")
+    /// The requests `request` (already [`Redactor::redact_request`]ed) may have been stored as
+    /// when it holds a redacted value in a place the policy does not name and this redactor
+    /// has not learned: a project id in `/v1/{project_id}/cloudimages` sent without an
+    /// `X-Project-Id`, an image member's `{"member": "<project id>"}`, a `?domain_id=` (export
+    /// replaced such a value wherever a recording held it). The candidates are the path's
+    /// segments of 8 characters or more and the id-like values (16 or more hex digits, dashes
+    /// allowed) of its query and JSON body, at most [`MAX_ID_CANDIDATES`]; each variant has a
+    /// subset of them replaced by their pseudonyms, the smallest subsets first (an image's own
+    /// id in the same request was not redacted). Each comes with the values it replaced (real
+    /// ones, should it match: [`Redactor::confirm`]).
+    pub fn id_variants(&self, request: &RecordedRequest) -> Vec<(RecordedRequest, Vec<String>)> {
+        let mut candidates: Vec<String> = Vec::new();
+        let mut add = |value: String| {
+            if !candidates.contains(&value) && candidates.len() < MAX_ID_CANDIDATES {
+                candidates.push(value);
+            }
         };
-        let mut variants: Vec<String> = long.iter().map(|i| with(&[*i])).collect();
-        if long.len() > 1 {
-            variants.push(with(&long));
+        (request.path.split('/')).filter(|s| s.len() >= 8).for_each(|s| add(s.to_owned()));
+        let query = request.query.as_deref().unwrap_or_default();
+        (form_urlencoded::parse(query.as_bytes()))
+            .filter(|(_, v)| is_id_like(v))
+            .for_each(|(_, v)| add(v.into_owned()));
+        if let Some(json) = request.body.as_ref().and_then(|b| b.json()) {
+            id_strings(json, &mut add);
         }
-        variants.retain(|v| v != path);
-        variants
+        let empty = RedactionPolicy { fields: vec![], headers: vec![], query: vec![] };
+        let mut subsets: Vec<u32> = (1..1u32 << candidates.len()).collect();
+        subsets.sort_by_key(|set| set.count_ones());
+        subsets
+            .into_iter()
+            .filter_map(|set| {
+                let real: Vec<String> = (0..candidates.len())
+                    .filter(|i| set & (1 << i) != 0)
+                    .map(|i| candidates[i].clone())
+                    .collect();
+                let mapping = self.mapping(real.iter());
+                let mut variant = request.clone();
+                redact_request_with(&empty, &mapping, &At::MappedOnly(&mapping), &mut variant);
+                (variant != *request).then_some((variant, real))
+            })
+            .collect()
+    }
+
+    /// Remembers `values`, real ones a request carried ([`Redactor::redact_request`],
+    /// [`Redactor::id_variants`]) that matched a recording once pseudonymised (not
+    /// pseudonyms a client sent back): replay then maps them wherever a later request holds
+    /// them, as export replaced them wherever a recording did.
+    pub fn confirm(&self, values: impl IntoIterator<Item = (String, String)>) {
+        self.remember(values.into_iter().collect());
     }
 
     fn mapping<'a>(&self, values: impl Iterator<Item = &'a String>) -> Mapping {
@@ -278,6 +324,19 @@ impl Redactor {
             values.map(|v| (v.clone(), self.key.pseudonym(v))).collect();
         pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         Mapping(pairs)
+    }
+}
+
+/// The most values [`Redactor::id_variants`] tries as pseudonyms (their subsets: 31 lookups).
+const MAX_ID_CANDIDATES: usize = 5;
+
+/// Every id-like string value in `json` ([`is_id_like`]).
+fn id_strings(json: &Value, add: &mut impl FnMut(String)) {
+    match json {
+        Value::String(s) if is_id_like(s) => add(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| id_strings(i, add)),
+        Value::Object(map) => map.values().for_each(|v| id_strings(v, add)),
+        _ => {}
     }
 }
 
@@ -355,8 +414,34 @@ fn replace_occurrences(mapping: &Mapping, text: &str) -> String {
             let fake = utf8_percent_encode(fake, NON_ALPHANUMERIC).to_string();
             replace_all(&mut out, &encoded, &fake);
         }
+        // A 32-hex id written as a UUID (a Keystone id a service renders with dashes), or a
+        // UUID without its dashes: the same identifier, either case.
+        if let (Some(other), Some(fake_other)) = (other_uuid_form(real), other_uuid_form(fake)) {
+            replace_all(&mut out, &other, &fake_other);
+            replace_all(&mut out, &other.to_uppercase(), &fake_other.to_uppercase());
+        }
     }
     out
+}
+
+/// A 32-hex-digit id as a UUID (`8-4-4-4-12`), or a UUID's 32 digits without dashes; `None` for
+/// any other value.
+pub(crate) fn other_uuid_form(value: &str) -> Option<String> {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    match value.len() {
+        32 if hex(value) => Some(format!(
+            "{}-{}-{}-{}-{}",
+            &value[..8],
+            &value[8..12],
+            &value[12..16],
+            &value[16..20],
+            &value[20..]
+        )),
+        36 if value.split('-').map(str::len).eq([8, 4, 4, 4, 12]) && hex(&value.replace('-', "")) => {
+            Some(value.replace('-', ""))
+        }
+        _ => None,
+    }
 }
 
 /// Replaces `from` until none is left. One pass is not always enough: in `::x1::x1::` the
@@ -483,6 +568,11 @@ fn redact_json_in(
 ) {
     match json {
         Value::Object(map) => {
+            // An id used as a key (`{"quotas": {"<project id>": …}}`) is replaced as a value is.
+            if (map.keys()).any(|k| mapping.0.iter().any(|(real, _)| k.contains(real.as_str()))) {
+                let old = std::mem::take(map);
+                *map = (old.into_iter()).map(|(k, v)| (replace_occurrences(mapping, &k), v)).collect();
+            }
             for (name, value) in map.iter_mut() {
                 match value {
                     Value::String(s) if policy.selects(parent, name) => *s = at.replace(s),
@@ -648,6 +738,55 @@ mod tests {
     }
 
     #[test]
+    fn a_redacted_id_in_a_place_the_policy_does_not_name_matches_through_id_variants() {
+        let redactor = redactor();
+        let fake = PseudonymKey::new(b"test-key").pseudonym(OWNER);
+        let image = "8f0c3a4e-1b2d-4c5e-9f6a-7b8c9d0e1f2a";
+        // An image member's project (the image's own id was never redacted), and a query.
+        let mut request = interaction(&format!("/v2/images/{image}/members"), Some("domain_id=x"), "").request;
+        request.body = Body::from_bytes(format!(r#"{{"member":"{OWNER}"}}"#).as_bytes());
+        request.query = Some(format!("member_status=all&project={OWNER}"));
+        let variants = redactor.id_variants(&request);
+        let (stored, replaced) = (variants.iter())
+            .find(|(v, _)| v.path.contains(image) && !serde_json::to_string(v).unwrap().contains(OWNER))
+            .expect("a variant with the member's id alone replaced");
+        assert_eq!(replaced, &[OWNER.to_owned()]);
+        assert_eq!(stored.query.as_deref(), Some(format!("member_status=all&project={fake}").as_str()));
+        let Some(Body::Json(json)) = &stored.body else { panic!() };
+        assert_eq!(json["member"], fake.as_str());
+        // Once it matched, a later request holding it anywhere is mapped straight away.
+        redactor.confirm([(OWNER.to_owned(), "request value".to_owned())]);
+        let mut later = interaction("/v3/projects", None, "").request;
+        later.query = Some(format!("parent={OWNER}"));
+        let (redacted, _) = redactor.redact_request(&later);
+        assert_eq!(redacted.query, Some(format!("parent={fake}")));
+        // Few candidates, so few lookups: at most 31 variants.
+        let many: Vec<String> = (0..9).map(|i| format!("\"{i:032x}\"")).collect();
+        let mut crowded = request.clone();
+        crowded.body = Body::from_bytes(format!("[{}]", many.join(",")).as_bytes());
+        assert!(redactor.id_variants(&crowded).len() <= 31);
+    }
+
+    #[test]
+    fn an_id_as_an_object_key_or_in_its_uuid_form_is_replaced_too() {
+        let dashed = "1bed8568-1165-4c1c-b661-a6ca845ebc77";
+        let body = format!(
+            r#"{{"owner":"{OWNER}","quotas":{{"{OWNER}":{{"images":10}}}},"tenant":"{dashed}","t2":"{}"}}"#,
+            dashed.to_uppercase()
+        );
+        let (redacted, needles) = redactor().redact(&interaction("/v2/x", None, &body)).unwrap();
+        let all = text(&redacted);
+        assert!(!all.to_lowercase().contains(OWNER) && !all.to_lowercase().contains(dashed), "{all}");
+        let fake = PseudonymKey::new(b"test-key").pseudonym(OWNER);
+        let Some(Body::Json(json)) = &redacted.response.body else { panic!() };
+        assert_eq!(json["quotas"][&fake]["images"], 10);
+        assert_eq!(json["tenant"], other_uuid_form(&fake).unwrap());
+        // The leak gate would find it in that form too.
+        let scanner = crate::secrets::leak::LeakScanner::new(needles);
+        assert!(scanner.find(dashed.to_uppercase().as_bytes()).is_some());
+    }
+
+    #[test]
     fn owner_is_replaced_everywhere_with_one_consistent_pseudonym() {
         let body = format!(
             r#"{{"images":[{{"owner":"{OWNER}","self":"https://x/v3/{OWNER}/images","__account_code":"acct_Z9"}},{{"owner":"{OWNER}"}}]}}"#
@@ -711,7 +850,7 @@ mod tests {
         assert_eq!(json["token"]["catalog"][0]["id"], "c4c4c4c4c4c4", "a bare id stays");
         assert_eq!(json["token"]["catalog"][0]["endpoints"][0]["url"], format!("https://ecs.example/v2.1/{project}"));
         // The sign-in names match the answer's: a replayed request redacts to the stored one.
-        assert_eq!(redactor().redact_request(&token.request), redacted.request);
+        assert_eq!(redactor().redact_request(&token.request).0, redacted.request);
 
         let list = identity("/v3/projects", "", &format!(r#"{{"projects":[{{"id":"{OWNER}","name":"cn-north-4"}}]}}"#));
         let (listed, _) = redactor().redact(&list).unwrap();
@@ -862,7 +1001,7 @@ mod tests {
             "{}",
         );
         let (stored, _) = redactor().redact(&original).unwrap();
-        assert_eq!(redactor().redact_request(&original.request), stored.request);
+        assert_eq!(redactor().redact_request(&original.request).0, stored.request);
     }
 
     #[test]

@@ -400,7 +400,7 @@ fn body_json(body: &Value) -> Option<(Value, &'static str)> {
 /// The content against the stamp: every value the stamp's policy names must be a pseudonym the
 /// redaction wrote, which its checks vouch for. Values are not printed, only where they are.
 fn check_pseudonyms(recording: &Recording, found: &mut impl FnMut(String, String)) {
-    let mut unvouched: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut unvouched: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, answer) in recording.answers.iter().enumerate() {
         let Some(stamp) = &answer.redaction else {
             continue;
@@ -419,15 +419,24 @@ fn check_pseudonyms(recording: &Recording, found: &mut impl FnMut(String, String
                 return;
             }
             Some(values) => {
-                for (_, label) in values {
-                    unvouched.entry(label).or_default().push(i);
+                // A value the request holds is the request's to name, not the answers'.
+                let mut in_request = BTreeMap::new();
+                crate::secrets::policy_values::collect_request(&stamp.policy, &answer.request, &mut in_request);
+                for (value, label) in values {
+                    let place = match (in_request.contains_key(&value), label.split(' ').next()) {
+                        (true, Some("header")) => "/request/headers".to_owned(),
+                        (true, Some("query")) => "/request/query".to_owned(),
+                        (true, _) => "/request/body".to_owned(),
+                        (false, _) => format!("/answers/{i}"),
+                    };
+                    unvouched.entry((place, label)).or_default().push(i);
                 }
             }
         }
     }
-    for (label, answers) in unvouched {
+    for ((place, label), answers) in unvouched {
         found(
-            format!("/answers/{}", answers[0]),
+            place,
             format!(
                 "{label} holds a value the redaction stamp does not vouch for (in {} answer(s)): \
                  not a pseudonym the redaction wrote, so a real value may have been put there \
