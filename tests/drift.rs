@@ -234,6 +234,31 @@ async fn an_unreachable_upstream_leaves_every_request_unchecked_not_broken() {
     assert!(drift::render(&drifts).ends_with(summary));
 }
 
+/// An upstream that takes connections and never answers costs each request the whole timeout:
+/// after three in a row, drift sends no more and reports the rest as not checked.
+#[tokio::test]
+async fn an_upstream_that_never_answers_is_given_up_after_three_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let cassettes = record_cassettes(&fake, dir.path(), None).await;
+    let recordings = cassette::read_dir(&cassettes).unwrap().0;
+    let recordings: Vec<_> = (0..3).flat_map(|_| recordings.iter().cloned()).collect();
+    // Listening, never accepting: the kernel completes the connections, nobody answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = UpstreamConfig::new(format!("http://{}", silent.local_addr().unwrap()));
+    config.timeout = std::time::Duration::from_millis(200);
+    let upstream = Routes::new(&[("/".into(), config)]).unwrap();
+
+    let drifts = safe_only(&recordings, &upstream, &IgnoreRules::default(), None).await;
+
+    assert_eq!(drifts.len(), recordings.len());
+    let not_sent = (drifts.iter())
+        .filter(|d| matches!(&d.unchecked, Some(Unchecked::Unreachable(e)) if e.starts_with("not sent")))
+        .count();
+    assert_eq!(not_sent, recordings.len() - 3, "{drifts:?}");
+    drop(silent);
+}
+
 #[tokio::test]
 async fn the_drift_command_exits_3_on_a_breaking_change_and_0_when_the_api_still_matches() {
     let dir = tempfile::tempdir().unwrap();
