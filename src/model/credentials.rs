@@ -417,8 +417,9 @@ pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
 /// By the URL rules the authority ends at the first `/`, `?` or `#`; but a password is often
 /// typed with those unencoded (storage keys are: Glance's `s3://AK:SECRET/x@host/…`
 /// locations), and then those rules would show the rest of it as a path. So, where what the
-/// URL rules read as the host does not look like one (no `.`, no port, not `localhost` or an
-/// IP literal: `AK` in `AK:SE/CRET@h`, `p` in `user:p@ss/word@h`):
+/// URL rules read as the host is no host with a port (`john.doe:pa` in `john.doe:pa/ss@h`), or
+/// where what follows an `@` does not look like a host (no `.`, no port, not `localhost` or an
+/// IP literal: `p` in `user:p@ss/word@h`):
 /// - an `@` in the path (before any `?` or `#`) ends the user information;
 /// - else, when the authority has a `:` followed by no port (`user:se?cret@host`,
 ///   `acct:user:se#cret@host`) or an `@` (`user:p@ss?word@host`), the first `@` after it does.
@@ -442,11 +443,12 @@ pub(crate) fn userinfo_end(rest: &str) -> Option<usize> {
         return None;
     }
     // `host:port`: a single label and a port could be a user and a password of digits, so
-    // only a host that looks like one (a dot) settles it.
-    if looks_like_host(authority, false) {
+    // only a host that looks like one (a dot) with a port settles it. A `:` followed by no
+    // port is a password's (`john.doe:pa/ss@host`), whatever the user name looks like.
+    let port = authority.rsplit(':').next().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if port && looks_like_host(authority, false) {
         return None;
     }
-    let port = authority.rsplit(':').next().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     in_path().or_else(|| if port { None } else { after() })
 }
 

@@ -121,7 +121,7 @@ pub(crate) fn session_of(parts: &hyper::http::request::Parts) -> Result<Option<&
     let name = value
         .to_str()
         .map_err(|_| format!("{SESSION_HEADER}: the session name is not visible ASCII"))?;
-    validate_new(name).map_err(|why| format!("{SESSION_HEADER}: {why}"))?;
+    validate(name).map_err(|why| format!("{SESSION_HEADER}: {why}"))?;
     Ok(Some(name))
 }
 

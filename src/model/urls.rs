@@ -209,6 +209,13 @@ mod tests {
         assert_eq!(masked, "swift+https://a%3Au:REDACTED@h:8080/v1/c/img@v2");
         let (masked, _) = mask_urls("s3://AK:SE/CRET@host.example/b?x=a@b").unwrap();
         assert_eq!(masked, "s3://AK:REDACTED@host.example/b?x=a@b");
+        for (url, masked) in [
+            ("https://john.doe:pa/ss@example.com/x", "https://john.doe:REDACTED@example.com/x"),
+            ("s3://acct.user:SE/CRET@obs.example.com/b", "s3://acct.user:REDACTED@obs.example.com/b"),
+            ("https://first.last:se?cret@host.example/x", "https://first.last:REDACTED@host.example/x"),
+        ] {
+            assert_eq!(mask_urls(url).unwrap().0, masked);
+        }
         let (masked, _) = mask_urls("https://u:pw@ims.example.com/x?email=a@b.com").unwrap();
         assert_eq!(masked, "https://u:REDACTED@ims.example.com/x?email=a@b.com");
     }

@@ -111,7 +111,7 @@ impl Proxy {
         let replace = mode == Mode::Record;
         match store.record_in_attempt(&passed.key, encoded, replace, attempt.map_or(0, |a| a.0)).await {
             Ok(Some(seq)) => {
-                let late = self.attempt_over(key, attempt);
+                let late = || self.attempt_over(key, attempt);
                 self.tapes.record_stored(key, &passed.key, store, seq, late);
             }
             // Its session's next attempt recorded the request since: nothing to keep a place for.

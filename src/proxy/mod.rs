@@ -305,7 +305,17 @@ impl Proxy {
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, Outcome::Control, None));
         }
+        // A new session must make folders Windows can; one read from an older folder goes on.
         let session = match &session {
+            Ok(Some(name)) if crate::model::session::validate_new(name).is_err()
+                && !self.tapes.session_names().contains(name) =>
+            {
+                let why = crate::model::session::validate_new(name).unwrap_err();
+                let why = format!("{}: {why}", crate::model::session::SESSION_HEADER);
+                let response =
+                    error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
+                return Ok(self.log(&parts, started, response, Outcome::Error, None));
+            }
             Ok(session) => session.as_deref(),
             Err(why) => {
                 let response =

@@ -19,25 +19,27 @@ impl Proxy {
                     return Play::Miss;
                 };
                 let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
+                let try_as = |request: &RecordedRequest| match RequestKey::of_recorded(&self.rules, request) {
+                    Ok(k) if k != *key => play(&k),
+                    _ => Play::Miss,
+                };
+                let played = try_as(&redacted);
+                if !matches!(played, Play::Miss) {
+                    redactor.confirm(values);
+                    return played;
+                }
                 // Then, for a redacted value in a place the policy does not name (a project id
                 // in the path without the header that would name it, an image member's
-                // `member`), id-like values tried as their pseudonyms.
-                let variants = redactor.id_variants(&redacted);
-                let tries = std::iter::once((redacted, Vec::new())).chain(variants);
-                for (request, replaced) in tries {
-                    if let Ok(k) = RequestKey::of_recorded(&self.rules, &request)
-                        && k != *key
-                    {
-                        match play(&k) {
-                            Play::Miss => {}
-                            played => {
-                                // Real values, then: later requests holding them elsewhere
-                                // match as the export wrote them.
-                                let replaced = replaced.into_iter().map(|v| (v, "request value".to_owned()));
-                                redactor.confirm(values.into_iter().chain(replaced));
-                                return played;
-                            }
-                        }
+                // `member`), id-like values tried as their pseudonyms: built only now, so a hit
+                // pays for none.
+                for (request, replaced) in redactor.id_variants(&redacted) {
+                    let played = try_as(&request);
+                    if !matches!(played, Play::Miss) {
+                        // Real values, then: later requests holding them elsewhere match as
+                        // the export wrote them.
+                        let replaced = replaced.into_iter().map(|v| (v, "request value".to_owned()));
+                        redactor.confirm(values.into_iter().chain(replaced));
+                        return played;
                     }
                 }
                 Play::Miss

@@ -530,7 +530,7 @@ impl Proxy {
             Ok(Some(seq)) => {
                 // Looked up by the request as sent; read back from where the store keeps it
                 // (another key when redaction changed the request).
-                let late = self.attempt_over(key, attempt);
+                let late = || self.attempt_over(key, attempt);
                 self.tapes.record_stored(key, &passed.key, store, seq, late);
                 Ok(seq)
             }

@@ -460,7 +460,7 @@ mod tests {
         // replaces `c`'s), and tells the tapes.
         let again = recording("/v2/images/c", &["restored"], false);
         let seq = store.record(&again.key, &again.answers[0], true).await.unwrap();
-        tapes.record_stored(&again.key, &again.key, &store, seq, false);
+        tapes.record_stored(&again.key, &again.key, &store, seq, || false);
 
         drop(go);
         tapes.until_indexed().await;

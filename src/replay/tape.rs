@@ -392,9 +392,12 @@ impl Tapes {
         stored: &RequestKey,
         store: &Arc<Store>,
         seq: u32,
-        late: bool,
+        late: impl FnOnce() -> bool,
     ) {
         let mut tapes = self.write();
+        // Asked under the lock a session's stop rewinds its tapes under: either the stop came
+        // first (late) or it rewinds this tape after.
+        let late = late();
         // Answer `seq` makes `seq + 1` answers in the store. Concurrent answers to one request
         // may get here out of order, so within the session the highest count wins; a tape from
         // before the session counts for nothing (its answers were replaced, or are included).
@@ -593,8 +596,8 @@ mod tests {
         let first = store.record(&rec.key, &rec.answers[0], true).await.unwrap();
         let second = store.record(&rec.key, &saving, true).await.unwrap();
         assert_eq!((first, second), (0, 1));
-        tapes.record_stored(&rec.key, &rec.key, &store, second, false);
-        tapes.record_stored(&rec.key, &rec.key, &store, first, false);
+        tapes.record_stored(&rec.key, &rec.key, &store, second, || false);
+        tapes.record_stored(&rec.key, &rec.key, &store, first, || false);
         let stats = &tapes.stats()[0];
         assert_eq!((stats.answers, stats.played, stats.recorded), (2, 2, true));
         tapes.reset(None);

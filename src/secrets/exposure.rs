@@ -109,6 +109,17 @@ pub fn mask_credentials(
     interaction: &Interaction,
     access_key: Option<&PseudonymKey>,
 ) -> Option<(Interaction, Vec<Needle>)> {
+    let unmaskable = unmaskable_credentials(interaction, access_key);
+    mask_credentials_besides(interaction, access_key, unmaskable)
+}
+
+/// [`mask_credentials`] with its [`unmaskable_credentials`] already found (the leak gate looks
+/// for them first).
+pub(crate) fn mask_credentials_besides(
+    interaction: &Interaction,
+    access_key: Option<&PseudonymKey>,
+    unmaskable: Vec<crate::model::credentials::Found>,
+) -> Option<(Interaction, Vec<Needle>)> {
     use crate::model::credentials::{Found, mask_body, mask_path, mask_query, strip_userinfo};
     let request = &interaction.request;
     let path = mask_path(&request.path);
@@ -124,7 +135,7 @@ pub fn mask_credentials(
         _ if request_kept => None,
         Some(body) => mask_body(&body.to_bytes().ok()?, content_type),
     };
-    let compressed = unmaskable_credentials(interaction, access_key);
+    let compressed = unmaskable;
     let answer = match answer_kept {
         true => None,
         false => mask_answer(&interaction.response.body, access_key),

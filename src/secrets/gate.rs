@@ -11,8 +11,8 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
 use crate::secrets::pseudonym::PseudonymKey;
 use crate::secrets::exposure::{scan_for_leak, unreadable_request_coding};
-use crate::secrets::exposure::unmaskable_credentials;
-use crate::secrets::redact::{Redactor, mask_credentials};
+use crate::secrets::exposure::{mask_credentials_besides, unmaskable_credentials};
+use crate::secrets::redact::Redactor;
 
 /// Credential masking, redaction, leak check and keying, in that order.
 #[derive(Clone, Copy)]
@@ -104,7 +104,8 @@ impl<'a> Gate<'a> {
         }
         // Credentials in a body kept as it is (compressed, UTF-16, Latin-1, a file) cannot be
         // masked: the exchange is refused, however short the value.
-        if let Some(found) = unmaskable_credentials(interaction, self.access_key).first() {
+        let unmaskable = unmaskable_credentials(interaction, self.access_key);
+        if let Some(found) = unmaskable.first() {
             return Err(Refusal::Leak {
                 label: found.label.clone(),
                 encoding: "in a body stored as it is",
@@ -112,7 +113,7 @@ impl<'a> Gate<'a> {
         }
         // Credentials outside the named headers (query, body, URL user information) first:
         // they are never stored, redaction or not.
-        let masked = match mask_credentials(interaction, self.access_key) {
+        let masked = match mask_credentials_besides(interaction, self.access_key, unmaskable) {
             Some((masked, values)) => {
                 needles.extend(values);
                 Cow::Owned(masked)

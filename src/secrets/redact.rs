@@ -17,7 +17,7 @@ use crate::secrets::policy_values::{Values, collect_request, policy_values};
 use crate::secrets::vouch;
 #[cfg(any(test, feature = "internals"))]
 pub use crate::secrets::exposure::find_leak;
-pub use crate::secrets::exposure::{credential_needles, mask_credentials};
+pub use crate::secrets::exposure::credential_needles;
 
 /// Applies a policy with a key, deterministically. It remembers every value it selected
 /// (shared by its clones), so a value selected in one interaction (a project id in a token
@@ -136,7 +136,20 @@ impl Redactor {
         if known.is_empty() {
             return Values::new();
         }
-        let text = serde_json::to_string(interaction).expect("an interaction serialises");
+        // Binary bodies are scanned as bytes below, not as their base64 (a large download would
+        // be serialised again for nothing).
+        let (request, response) = (&interaction.request.body, &interaction.response.body);
+        let binary = |body: &Option<Body>| matches!(body, Some(Body::Base64(_)));
+        let text = match binary(request) || binary(response) {
+            false => serde_json::to_string(interaction),
+            true => {
+                let (req, resp) = (&interaction.request, &interaction.response);
+                let (req_text, resp_text) = ((!binary(request)).then_some(request), (!binary(response)).then_some(response));
+                let parts = (&req.path, &req.query, &req.headers, req_text);
+                serde_json::to_string(&(parts, &resp.headers, resp_text, &resp.upstream))
+            }
+        }
+        .expect("an interaction serialises");
         // A binary body (an image file uploaded or downloaded) is kept byte for byte, never
         // rewritten: a value found in its bytes joins the leak gate's needles, so the gate
         // refuses to store it rather than let base64 hide a real owner id in a shared cassette.
@@ -273,7 +286,7 @@ impl Redactor {
     /// has not learned: a project id in `/v1/{project_id}/cloudimages` sent without an
     /// `X-Project-Id`, an image member's `{"member": "<project id>"}`, a `?domain_id=` (export
     /// replaced such a value wherever a recording held it). The candidates are the path's
-    /// segments of 8 characters or more and the id-like values (16 or more hex digits, dashes
+    /// segments of 8 characters or more with a digit in them and the id-like values (16 or more hex digits, dashes
     /// allowed) of its query and JSON body, at most [`MAX_ID_CANDIDATES`]; each variant has a
     /// subset of them replaced by their pseudonyms, the smallest subsets first (an image's own
     /// id in the same request was not redacted). Each comes with the values it replaced (real
@@ -285,7 +298,10 @@ impl Redactor {
                 candidates.push(value);
             }
         };
-        (request.path.split('/')).filter(|s| s.len() >= 8).for_each(|s| add(s.to_owned()));
+        // Path segments with a digit: a route's words (`cloudimages`) take no candidate's place.
+        (request.path.split('/'))
+            .filter(|s| s.len() >= 8 && s.bytes().any(|b| b.is_ascii_digit()))
+            .for_each(|s| add(s.to_owned()));
         let query = request.query.as_deref().unwrap_or_default();
         (form_urlencoded::parse(query.as_bytes()))
             .filter(|(_, v)| is_id_like(v))
@@ -568,8 +584,9 @@ fn redact_json_in(
 ) {
     match json {
         Value::Object(map) => {
-            // An id used as a key (`{"quotas": {"<project id>": …}}`) is replaced as a value is.
-            if (map.keys()).any(|k| mapping.0.iter().any(|(real, _)| k.contains(real.as_str()))) {
+            // An id used as a key (`{"quotas": {"<project id>": …}}`) is replaced as a value is,
+            // in every form (upper case, as a UUID).
+            if !mapping.0.is_empty() && map.keys().any(|k| replace_occurrences(mapping, k) != *k) {
                 let old = std::mem::take(map);
                 *map = (old.into_iter()).map(|(k, v)| (replace_occurrences(mapping, &k), v)).collect();
             }
@@ -771,7 +788,8 @@ mod tests {
     fn an_id_as_an_object_key_or_in_its_uuid_form_is_replaced_too() {
         let dashed = "1bed8568-1165-4c1c-b661-a6ca845ebc77";
         let body = format!(
-            r#"{{"owner":"{OWNER}","quotas":{{"{OWNER}":{{"images":10}}}},"tenant":"{dashed}","t2":"{}"}}"#,
+            r#"{{"owner":"{OWNER}","quotas":{{"{OWNER}":{{"images":10}},"{}":1,"{dashed}":2}},"tenant":"{dashed}","t2":"{}"}}"#,
+            OWNER.to_uppercase(),
             dashed.to_uppercase()
         );
         let (redacted, needles) = redactor().redact(&interaction("/v2/x", None, &body)).unwrap();

@@ -120,14 +120,17 @@ pub async fn run(
     let mut drifts = Vec::with_capacity(recordings.len());
     // In the order they were recorded: with `--unsafe-methods`, a test's GET before its DELETE.
     let mut recordings: Vec<&Recording> = recordings.iter().collect();
-    recordings.sort_by(|a, b| {
-        let at = |r: &Recording| r.answers.first().map(|a| a.response.recorded_at.clone());
-        at(a).cmp(&at(b))
+    // As instants (a HAR's times carry offsets and fractions), a time that does not parse last.
+    recordings.sort_by_cached_key(|r| {
+        let at = r.answers.first().map(|a| a.response.recorded_at.as_str()).unwrap_or_default();
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::parse(at, rfc3339).map_or(i128::MAX, |t| t.unix_timestamp_nanos())
     });
     // An upstream that answers nothing (a black-holed address) would cost every request the
     // whole upstream timeout: after this many in a row, the rest are not sent.
     const GIVE_UP_AFTER: usize = 3;
-    let mut unanswered = 0;
+    // Per upstream: one route's black hole says nothing of another's.
+    let mut unanswered: std::collections::HashMap<String, usize> = Default::default();
     let total = recordings.len();
     for recording in recordings {
         let first = recording.answers.first();
@@ -169,7 +172,9 @@ pub async fn run(
             });
             continue;
         }
-        if unanswered >= GIVE_UP_AFTER {
+        let route = routes.route(&request.path);
+        let origin = route.map(|r| r.upstream().origin().to_owned()).unwrap_or_default();
+        if unanswered.get(&origin).is_some_and(|n| *n >= GIVE_UP_AFTER) {
             drifts.push(RequestDrift {
                 request: label,
                 changes: Vec::new(),
@@ -181,7 +186,7 @@ pub async fn run(
             continue;
         }
         tracing::debug!(request = %label, "checking drift");
-        let result = match routes.route(&request.path) {
+        let result = match route {
             Some(route) => check(first, last, &target, route.upstream(), ignore, token).await,
             None => Err(Unchecked::Unsendable(format!(
                 "no route for {} (routes: {})",
@@ -191,11 +196,11 @@ pub async fn run(
         };
         match &result {
             Err(Unchecked::Unreachable(why)) => {
-                unanswered += 1;
+                *unanswered.entry(origin).or_default() += 1;
                 // Said as it happens: a CI job that times out first still shows why.
                 tracing::warn!(request = %label, checked = drifts.len() + 1, of = total, "no answer: {why}");
             }
-            _ => unanswered = 0,
+            _ => _ = unanswered.insert(origin, 0),
         }
         drifts.push(RequestDrift {
             request: label,
