@@ -368,7 +368,7 @@ fn matchers_for(value: &[u8]) -> Vec<Matcher> {
         matchers.push(Matcher::Exact(latin1, "latin-1"));
     }
     // The same id as a UUID, or without its dashes, either case.
-    if let Some(other) = std::str::from_utf8(value).ok().and_then(crate::secrets::redact::other_uuid_form) {
+    if let Some(other) = std::str::from_utf8(value).ok().and_then(crate::secrets::pseudonym::other_uuid_form) {
         matchers.push(Matcher::Hex(other.to_ascii_lowercase().into_bytes(), "as a UUID, or without its dashes"));
     }
     matchers.push(Matcher::Percent);

@@ -268,6 +268,26 @@ fn fill_classes(value: &str, stream: &mut Stream<'_>, out: &mut String) {
     }
 }
 
+/// A 32-hex-digit id as a UUID (`8-4-4-4-12`), or a UUID's 32 digits without dashes; `None` for
+/// any other value.
+pub(crate) fn other_uuid_form(value: &str) -> Option<String> {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    match value.len() {
+        32 if hex(value) => Some(format!(
+            "{}-{}-{}-{}-{}",
+            &value[..8],
+            &value[8..12],
+            &value[12..16],
+            &value[16..20],
+            &value[20..]
+        )),
+        36 if value.split('-').map(str::len).eq([8, 4, 4, 4, 12]) && hex(&value.replace('-', "")) => {
+            Some(value.replace('-', ""))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

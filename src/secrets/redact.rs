@@ -12,7 +12,7 @@ use crate::model::headers::holds_file_bytes;
 use crate::model::interaction::{Body, Interaction, RecordedRequest};
 pub use crate::model::redaction::{RedactionPolicy, RedactionStamp};
 use crate::secrets::leak::{MIN_NEEDLE_LEN, Needle};
-use crate::secrets::pseudonym::PseudonymKey;
+use crate::secrets::pseudonym::{PseudonymKey, other_uuid_form};
 use crate::secrets::policy_values::{Values, collect_request, policy_values};
 use crate::secrets::vouch;
 #[cfg(any(test, feature = "internals"))]
@@ -438,26 +438,6 @@ fn replace_occurrences(mapping: &Mapping, text: &str) -> String {
         }
     }
     out
-}
-
-/// A 32-hex-digit id as a UUID (`8-4-4-4-12`), or a UUID's 32 digits without dashes; `None` for
-/// any other value.
-pub(crate) fn other_uuid_form(value: &str) -> Option<String> {
-    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
-    match value.len() {
-        32 if hex(value) => Some(format!(
-            "{}-{}-{}-{}-{}",
-            &value[..8],
-            &value[8..12],
-            &value[12..16],
-            &value[16..20],
-            &value[20..]
-        )),
-        36 if value.split('-').map(str::len).eq([8, 4, 4, 4, 12]) && hex(&value.replace('-', "")) => {
-            Some(value.replace('-', ""))
-        }
-        _ => None,
-    }
 }
 
 /// Replaces `from` until none is left. One pass is not always enough: in `::x1::x1::` the
