@@ -259,6 +259,54 @@ async fn an_upstream_that_never_answers_is_given_up_after_three_requests() {
     drop(silent);
 }
 
+/// A CI job's timeout sends SIGTERM: drift then prints what it checked so far and exits 4,
+/// saying it was stopped, instead of dying with nothing said.
+#[cfg(unix)]
+#[tokio::test]
+async fn drift_stopped_by_a_signal_reports_what_it_checked_and_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let cassettes = record_cassettes(&fake, dir.path(), None).await;
+    // An upstream that takes the connection and never answers; it says when the first comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = format!("http://{}", silent.local_addr().unwrap());
+    let (came, arrived) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+            let _ = came.send(());
+        }
+    });
+    let child = Command::new(BIN)
+        .args(["drift", "--upstream", &upstream, "--cassettes"])
+        .arg(&cassettes)
+        .args(["--upstream-timeout", "60"])
+        .env_remove(drift::ENV_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    arrived
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("drift sends a request");
+    // SAFETY: the child's pid, still running (it waits on the silent upstream).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
+    assert!(stdout.contains("drift: 0 requests checked"), "{stdout}");
+    assert!(
+        stderr.contains("stopped by signal 15 after 0 of 2 requests"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn the_drift_command_exits_3_on_a_breaking_change_and_0_when_the_api_still_matches() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 mod command_line;
 mod commands;
 mod config;
+mod drift_check;
 mod exit;
 mod input;
 mod output;
@@ -18,6 +19,7 @@ use values::{non_blank, non_empty, parse};
 pub use exit::markdown as exit_codes_markdown;
 
 use commands::*;
+use drift_check::*;
 use output::{err, errln, outln};
 use serve::*;
 use source::*;

@@ -118,6 +118,20 @@ pub async fn run(
     sends: Sends,
 ) -> Vec<RequestDrift> {
     let mut drifts = Vec::with_capacity(recordings.len());
+    run_into(&mut drifts, recordings, routes, ignore, token, sends).await;
+    drifts
+}
+
+/// [`run`], each request's result pushed to `drifts` as it is known: a caller that stops it (a
+/// CI job's time running out) still has what was checked.
+pub async fn run_into(
+    drifts: &mut Vec<RequestDrift>,
+    recordings: &[Recording],
+    routes: &Routes,
+    ignore: &IgnoreRules,
+    token: Option<&HeaderValue>,
+    sends: Sends,
+) {
     // In the order they were recorded: with `--unsafe-methods`, a test's GET before its DELETE.
     let mut recordings: Vec<&Recording> = recordings.iter().collect();
     // As instants (a HAR's times carry offsets and fractions), a time that does not parse last.
@@ -209,7 +223,6 @@ pub async fn run(
             skipped: false,
         });
     }
-    drifts
 }
 
 /// A recording as the report names it: its first request's line, and its session (two tests
