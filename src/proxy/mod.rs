@@ -305,17 +305,20 @@ impl Proxy {
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
             return Ok(self.log(&parts, started, response, Outcome::Control, None));
         }
-        // A new session must make folders Windows can; one read from an older folder goes on.
-        let session = match &session {
-            Ok(Some(name)) if crate::model::session::validate_new(name).is_err()
-                && !self.tapes.session_names().contains(name) =>
-            {
-                let why = crate::model::session::validate_new(name).unwrap_err();
+        // A new session must make folders Windows can; one read from an older folder goes on
+        // (asked once the store's index is built: reading it before would block this thread).
+        if let Ok(Some(name)) = &session
+            && let Err(why) = crate::model::session::validate_new(name)
+        {
+            self.tapes.until_indexed().await;
+            if !self.tapes.has_session(name) {
                 let why = format!("{}: {why}", crate::model::session::SESSION_HEADER);
                 let response =
                     error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
                 return Ok(self.log(&parts, started, response, Outcome::Error, None));
             }
+        }
+        let session = match &session {
             Ok(session) => session.as_deref(),
             Err(why) => {
                 let response =

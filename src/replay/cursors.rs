@@ -99,6 +99,11 @@ impl Tapes {
         out
     }
 
+    /// Whether any recording is of `session`.
+    pub fn has_session(&self, session: &str) -> bool {
+        self.read().values().any(|tape| tape.session() == Some(session))
+    }
+
     /// The names of the sessions that have recordings, sorted.
     pub fn session_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self

@@ -566,7 +566,11 @@ fn redact_json_in(
         Value::Object(map) => {
             // An id used as a key (`{"quotas": {"<project id>": …}}`) is replaced as a value is,
             // in every form (upper case, as a UUID).
-            if !mapping.0.is_empty() && map.keys().any(|k| replace_occurrences(mapping, k) != *k) {
+            // Ids have digits: most keys (`name`, `status`) are not rewritten to be looked at.
+            let may_be = |k: &str| k.bytes().any(|b| b.is_ascii_digit()) || mapping.get(k).is_some();
+            if !mapping.0.is_empty()
+                && map.keys().any(|k| may_be(k) && replace_occurrences(mapping, k) != *k)
+            {
                 let old = std::mem::take(map);
                 *map = (old.into_iter()).map(|(k, v)| (replace_occurrences(mapping, &k), v)).collect();
             }
@@ -768,7 +772,7 @@ mod tests {
     fn an_id_as_an_object_key_or_in_its_uuid_form_is_replaced_too() {
         let dashed = "1bed8568-1165-4c1c-b661-a6ca845ebc77";
         let body = format!(
-            r#"{{"owner":"{OWNER}","quotas":{{"{OWNER}":{{"images":10}},"{}":1,"{dashed}":2}},"tenant":"{dashed}","t2":"{}"}}"#,
+            r#"{{"owner":"{OWNER}","quotas":{{"{OWNER}":{{"images":10}}}},"other":{{"{}":1,"{dashed}":2}},"tenant":"{dashed}","t2":"{}"}}"#,
             OWNER.to_uppercase(),
             dashed.to_uppercase()
         );
@@ -778,6 +782,9 @@ mod tests {
         let fake = PseudonymKey::new(b"test-key").pseudonym(OWNER);
         let Some(Body::Json(json)) = &redacted.response.body else { panic!() };
         assert_eq!(json["quotas"][&fake]["images"], 10);
+        // An object whose only id keys are the other forms: each replaced in its form.
+        assert_eq!(json["other"][fake.to_uppercase()], 1);
+        assert_eq!(json["other"][other_uuid_form(&fake).unwrap()], 2);
         assert_eq!(json["tenant"], other_uuid_form(&fake).unwrap());
         // The leak gate would find it in that form too.
         let scanner = crate::secrets::leak::LeakScanner::new(needles);
