@@ -78,7 +78,7 @@ fn entry(interaction: &Interaction) -> Value {
     });
     if !request_body.is_empty() {
         let mime_type =
-            header(&request.headers, "content-type").unwrap_or("application/octet-stream");
+            crate::model::headers::value_of(&request.headers, "content-type").unwrap_or("application/octet-stream");
         // HAR 1.2 gives `postData` no encoding, but bytes that are not UTF-8 cannot be `text`:
         // they are written base64 with `encoding`, as HAR does for response content (and as
         // HAR tools that keep binary request bodies do).
@@ -94,7 +94,7 @@ fn entry(interaction: &Interaction) -> Value {
     let body = body_bytes(&response.body).unwrap_or_default();
     let mut content = json!({
         "size": body.len(),
-        "mimeType": header(&response.headers, "content-type").unwrap_or(""),
+        "mimeType": crate::model::headers::value_of(&response.headers, "content-type").unwrap_or(""),
     });
     match std::str::from_utf8(&body) {
         Ok(text) => content["text"] = text.into(),
@@ -118,7 +118,7 @@ fn entry(interaction: &Interaction) -> Value {
             "cookies": [],
             "headers": pairs(&response.headers),
             "content": content,
-            "redirectURL": header(&response.headers, "location").unwrap_or(""),
+            "redirectURL": crate::model::headers::value_of(&response.headers, "location").unwrap_or(""),
             "headersSize": -1,
             "bodySize": body.len(),
         },
@@ -216,13 +216,6 @@ fn read_extension(entry: &Value) -> std::result::Result<Extension, String> {
         other_upstreams: others,
         redaction: stamp,
     })
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// Reads a HAR file into recordings: credentials dropped, `redactor` applied when given, and the

@@ -45,11 +45,7 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
     validate_body(&request.body)?;
     if let Some(body) = &request.body {
         let bytes = body.to_bytes().map_err(|e| format!("body: {e}"))?;
-        let content_type = request
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.as_str());
+        let content_type = crate::model::headers::value_of(&request.headers, "content-type");
         // A compressed body (what the leak gate refuses to store when a client gzips its
         // sign-in) is read through every layer; one in a coding ims-vcr cannot read is never
         // stored, so a cassette holding one was not written by ims-vcr and cannot be checked.

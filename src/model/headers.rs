@@ -269,6 +269,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The value of the first header named `name` (any case) among stored header pairs.
+pub fn value_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    (headers.iter()).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
 /// Whether a message with these (stored) headers carries a file's bytes by its `Content-Type`:
 /// `application/octet-stream` (an image file uploaded or downloaded), `image/*` but SVG,
 /// `audio/*`, `video/*`, `font/*`, or an archive or disk image (`application/zip`, `gzip`,
@@ -276,7 +281,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// happen to be UTF-8 text (a small test fixture uploaded as the image's file): rewriting it
 /// would break its checksum.
 pub fn holds_file_bytes(headers: &[(String, String)]) -> bool {
-    let Some((_, value)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")) else {
+    let Some(value) = value_of(headers, "content-type") else {
         return false;
     };
     let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();

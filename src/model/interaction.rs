@@ -95,6 +95,17 @@ pub struct RecordedResponse {
     pub other_upstreams: Vec<String>,
 }
 
+impl RecordedResponse {
+    /// Whether this is the place of an answer the leak gate refused when it was recorded (a
+    /// gap: `599` with `x-ims-vcr-not-recorded`, what `proxy/gaps.rs` stores; a prepared answer
+    /// tells the same with `Prepared::is_gap`).
+    pub fn is_gap(&self) -> bool {
+        use crate::model::headers::{NOT_RECORDED_HEADER, NOT_RECORDED_STATUS};
+        self.status == NOT_RECORDED_STATUS
+            && (self.headers.iter()).any(|(name, _)| name.eq_ignore_ascii_case(NOT_RECORDED_HEADER))
+    }
+}
+
 /// How deep a JSON body may nest and still be embedded as JSON (the store entry and the
 /// cassette add a few levels around it; serde_json reads at most 128).
 pub const MAX_JSON_DEPTH: usize = 64;

@@ -159,11 +159,7 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
     let digest = |r: &RecordedRequest| {
         body_bytes(&r.body)
             .map(|b| {
-                let content_type = r
-                    .headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                    .map(|(_, v)| v.as_str());
+                let content_type = crate::model::headers::value_of(&r.headers, "content-type");
                 match credentials::mask_body(&b, content_type) {
                     Some((masked, _)) => hex(&Sha256::digest(&masked)),
                     None => hex(&Sha256::digest(&b)),

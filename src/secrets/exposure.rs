@@ -124,11 +124,7 @@ pub(crate) fn mask_credentials_besides(
     let request = &interaction.request;
     let path = mask_path(&request.path);
     let query = request.query.as_deref().and_then(mask_query);
-    let content_type = request
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.as_str());
+    let content_type = crate::model::headers::value_of(&request.headers, "content-type");
     let (request_kept, answer_kept) = kept_as_they_are(interaction);
     let body = match &request.body {
         None => None,
@@ -369,9 +365,7 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
 fn kept_as_they_are(interaction: &Interaction) -> (bool, bool) {
     use crate::model::headers::holds_file_bytes;
     let request = &interaction.request;
-    let content_type = (request.headers.iter())
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.as_str());
+    let content_type = crate::model::headers::value_of(&request.headers, "content-type");
     let multipart = crate::model::multipart::boundary(content_type).is_some();
     let request_kept = holds_file_bytes(&request.headers)
         || matches!(request.body, Some(Body::Base64(_))) && !multipart;
@@ -390,9 +384,7 @@ pub(crate) fn unmaskable_credentials(
     use crate::model::credentials::mask_body;
     let (request_kept, answer_kept) = kept_as_they_are(interaction);
     let request = &interaction.request;
-    let content_type = (request.headers.iter())
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.as_str());
+    let content_type = crate::model::headers::value_of(&request.headers, "content-type");
     let mut found = Vec::new();
     if request_kept {
         // Bytes that are text (a file typed so) as they are; binary ones only through `innermost`.

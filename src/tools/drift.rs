@@ -150,7 +150,7 @@ pub async fn run_into(
         let first = recording.answers.first();
         // The steady state to compare with: the last answer that was stored, not the place a
         // refused one keeps (a gap: the leak gate's `599 IMS_VCR.NOT_RECORDED`).
-        let last = recording.answers.iter().rev().find(|a| !is_gap(a));
+        let last = recording.answers.iter().rev().find(|a| !a.response.is_gap());
         if first.is_some() && last.is_none() {
             tracing::debug!(request = recording.key.request_line(), "not sent: its answers are gaps");
             drifts.push(RequestDrift {
@@ -163,7 +163,7 @@ pub async fn run_into(
         }
         let (Some(first), Some(last)) = (first, last) else {
             drifts.push(RequestDrift {
-                request: recording.key.request_line().to_owned(),
+                request: label_of(recording),
                 changes: Vec::new(),
                 unchecked: Some(Unchecked::Unsendable("the recording has no answer".into())),
                 skipped: false,
@@ -171,10 +171,7 @@ pub async fn run_into(
             continue;
         };
         let request = &first.request;
-        let target = match &request.query {
-            Some(query) => format!("{}?{query}", request.path),
-            None => request.path.clone(),
-        };
+        let target = target_of(request);
         let label = label_of(recording);
         if !sends.sends(&request.method) {
             tracing::debug!(request = %label, "not sent: not a safe method");
@@ -225,17 +222,19 @@ pub async fn run_into(
     }
 }
 
+/// What a recorded request asks for: its path and query, as sent.
+fn target_of(request: &crate::model::interaction::RecordedRequest) -> String {
+    match &request.query {
+        Some(query) => format!("{}?{query}", request.path),
+        None => request.path.clone(),
+    }
+}
+
 /// A recording as the report names it: its first request's line, and its session (two tests
 /// recording the same request are two recordings).
 fn label_of(recording: &Recording) -> String {
     let line = match recording.answers.first() {
-        Some(first) => {
-            let request = &first.request;
-            match &request.query {
-                Some(query) => format!("{} {}?{query}", request.method, request.path),
-                None => format!("{} {}", request.method, request.path),
-            }
-        }
+        Some(first) => format!("{} {}", first.request.method, target_of(&first.request)),
         None => recording.key.request_line().to_owned(),
     };
     match recording.key.session() {
@@ -244,12 +243,6 @@ fn label_of(recording: &Recording) -> String {
     }
 }
 
-/// Whether `answer` is the place of an answer the leak gate refused when it was recorded.
-fn is_gap(answer: &Interaction) -> bool {
-    use crate::model::headers::{NOT_RECORDED_HEADER, NOT_RECORDED_STATUS};
-    answer.response.status == NOT_RECORDED_STATUS
-        && (answer.response.headers.iter()).any(|(name, _)| name.eq_ignore_ascii_case(NOT_RECORDED_HEADER))
-}
 
 async fn check(
     first: &Interaction,
