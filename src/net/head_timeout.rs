@@ -13,8 +13,17 @@
 //! here, and every write that makes progress restarts the clock ([`Progress`]), so a client
 //! slowly reading a long answer is not cut; one that stops reading altogether is, after the
 //! timeout.
+//!
+//! A write can stay blocked much longer than the timeout while the client still reads: the
+//! kernel's send buffer grows to megabytes, and the socket is writable again only once a large
+//! share of it has drained, which at a few hundred KB/s takes seconds. So before closing a
+//! connection whose answer is still in its send queue, the sweeper looks at how much of it the
+//! client has not taken yet (`SIOCOUTQ`, [`Waiting::unsent`]): when that changed since its last
+//! look, the client is reading, and the wait restarts. A client that stops reading with bytes
+//! still queued is cut after at most twice the timeout (the first look only notes the count).
 
 use std::collections::HashMap;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -52,6 +61,34 @@ pub struct Waiting {
     /// connection on every wake-up, that is several times per request: registering a waker is
     /// one compare-and-swap, where a `Notify` took its waiter list's lock on every poll.
     waker: AtomicWaker,
+    /// The connection's socket while its I/O is alive ([`Progress`] sets and clears it; the
+    /// lock keeps the socket open while the sweeper looks at it).
+    socket: Mutex<Option<RawFd>>,
+    /// The bytes still in the socket's send queue at the sweeper's last look.
+    unsent_seen: AtomicU64,
+}
+
+impl Waiting {
+    /// How many bytes of what was written the client has not taken yet (sent and not
+    /// acknowledged, or not sent: `SIOCOUTQ`), when the socket is known.
+    fn unsent(&self) -> Option<u64> {
+        let socket = self.socket.lock().expect("no code panics while holding a socket lock");
+        let fd = (*socket)?;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: `fd` is open while the lock is held (`Progress` clears it, under the lock,
+        // before its socket is closed), and TIOCOUTQ writes one `int` to the pointer given.
+        let done = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
+        (done == 0).then(|| u64::try_from(queued).unwrap_or(0))
+    }
+
+    /// Whether the client took bytes of the queued answer since the sweeper's last look (or
+    /// the queue emptied since): the wait for a request head does not count that time.
+    fn client_reading(&self) -> bool {
+        let Some(unsent) = self.unsent() else {
+            return false;
+        };
+        self.unsent_seen.swap(unsent, Ordering::Relaxed) != unsent
+    }
 }
 
 impl HeadTimeout {
@@ -75,6 +112,8 @@ impl HeadTimeout {
             waiting_since: AtomicU64::new(self.now_ms.load(Ordering::Relaxed)),
             expired: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            socket: Mutex::new(None),
+            unsent_seen: AtomicU64::new(0),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, waiting.clone());
@@ -100,6 +139,16 @@ impl HeadTimeout {
         for waiting in self.lock().values() {
             let since = waiting.waiting_since.load(Ordering::Relaxed);
             if since != SERVING && now.saturating_sub(since) >= limit {
+                if waiting.client_reading() {
+                    // Restarted unless a request or a write moved the clock meanwhile.
+                    let _ = (waiting.waiting_since).compare_exchange(
+                        since,
+                        now,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    continue;
+                }
                 waiting.expired.store(true, Ordering::Release);
                 waiting.waker.wake();
             }
@@ -181,8 +230,10 @@ pub struct Progress<I> {
 }
 
 impl<I> Progress<I> {
-    /// Wraps `inner`.
-    pub fn new(inner: I, watch: Arc<Watch>) -> Progress<I> {
+    /// Wraps `inner`, whose TCP socket is `socket` (looked at by the sweeper to tell a client
+    /// slowly reading a long answer from one that stopped reading).
+    pub fn new(inner: I, watch: Arc<Watch>, socket: Option<RawFd>) -> Progress<I> {
+        *watch.waiting.socket.lock().expect("no code panics while holding a socket lock") = socket;
         Progress { inner, watch }
     }
 
@@ -235,6 +286,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Progress<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<I> Drop for Progress<I> {
+    /// Forgets the socket before `inner` closes it (the sweeper must not look at a closed or
+    /// reused descriptor).
+    fn drop(&mut self) {
+        if let Ok(mut socket) = self.watch.waiting.socket.lock() {
+            *socket = None;
+        }
     }
 }
 
@@ -304,6 +365,62 @@ mod tests {
         let _served = busy.serving();
         busy.wrote();
         assert!(!expires_within(&busy, Duration::from_secs(5)).await);
+    }
+
+    /// Sets a socket option of `fd` to `bytes` (the kernel doubles it).
+    fn buffer(fd: RawFd, option: libc::c_int, bytes: libc::c_int) {
+        // SAFETY: `fd` is an open socket; the value is one `int`, its size given.
+        let set = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0, "setsockopt");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_draining_a_full_send_queue_is_not_cut_and_one_that_stopped_reading_is() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        // A connection whose answer fills the send queue: a large one on the proxy's side, a
+        // small receive buffer on the client's, so each read the client makes frees some of it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        buffer(client.as_raw_fd(), libc::SO_RCVBUF, 32 * 1024);
+        let (server, _) = listener.accept().unwrap();
+        buffer(server.as_raw_fd(), libc::SO_SNDBUF, 1024 * 1024);
+        server.set_nonblocking(true).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        while (&server).write(&chunk).is_ok() {}
+        let timeouts = HeadTimeout::start(Duration::from_secs(1));
+        let watch = Arc::new(timeouts.watch());
+        let io = Progress::new((), watch.clone(), Some(server.as_raw_fd()));
+        let queued = watch.waiting.unsent().expect("the socket's send queue");
+        assert!(queued > 512 * 1024, "the answer fills the send queue: {queued} bytes");
+        // The client reads 64 KiB every 700 ms for five timeouts, and no write of the proxy's
+        // gets through meanwhile (its queue is never drained enough to be writable).
+        let mut taken = vec![0; 64 * 1024];
+        for _ in 0..7 {
+            assert!(!expires_within(&watch, Duration::from_millis(700)).await, "cut while reading");
+            let before = watch.waiting.unsent().unwrap();
+            client.read_exact(&mut taken).unwrap();
+            // The client's acknowledgements reach the queue in the kernel's own time.
+            let waited = std::time::Instant::now();
+            while watch.waiting.unsent().unwrap() == before {
+                assert!(waited.elapsed() < Duration::from_secs(10), "the queue never drained");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert!(watch.waiting.unsent().unwrap() > 0, "bytes still queued");
+        // It stops reading: cut within twice the timeout (and a sweep).
+        assert!(expires_within(&watch, Duration::from_millis(2200)).await);
+        // Once its I/O is gone, the socket is not looked at any more.
+        drop(io);
+        assert_eq!(watch.waiting.unsent(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -77,7 +77,7 @@ impl Proxy {
                 // exhausts a tape played from the store before the index is built).
                 self.tapes.until_indexed().await;
                 let exhausted = matches!(played, Play::Exhausted(_));
-                (self.miss(parts, body, key, exhausted), Outcome::Miss)
+                (self.miss(parts, body, key, exhausted).await, Outcome::Miss)
             }
         }
     }
@@ -211,14 +211,15 @@ impl Proxy {
         }
     }
 
-    pub(super) fn miss(
+    pub(super) async fn miss(
         &self,
         parts: &Parts,
         body: &[u8],
         key: &RequestKey,
         exhausted: bool,
     ) -> Response<Full<Bytes>> {
-        let nearest = self.tapes.nearest(key, 3);
+        let crate::replay::miss::Neighbours { nearest, elsewhere } =
+            self.tapes.neighbours(key, 3, !exhausted).await;
         let lines: Vec<String> = nearest.iter().map(|t| t.line().to_owned()).collect();
         let differences = nearest
             .first()
@@ -226,11 +227,6 @@ impl Proxy {
             .unwrap_or_default();
         tracing::warn!(request = key.request_line(), session = key.session(), nearest = ?lines, "replay miss: no recording matches");
         let entry = self.count_miss(parts, key, &lines, &differences);
-        let elsewhere = if exhausted {
-            Vec::new()
-        } else {
-            self.tapes.other_sessions_of(key)
-        };
         let msg = if exhausted {
             format!(
                 "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",

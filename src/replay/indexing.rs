@@ -128,7 +128,8 @@ impl Tapes {
             drop(store);
         }
         Tapes {
-            tapes: RwLock::new(TapeIndex::default()),
+            tapes: Default::default(),
+            searching: Default::default(),
             sequence,
             stamps: Vec::new(),
             redactor: OnceLock::new(),
@@ -317,10 +318,8 @@ impl Indexing {
         sequence: Sequence,
     ) -> crate::Result<(TapeIndex, Vec<crate::secrets::redact::RedactionStamp>)> {
         let tapes = Tapes::read_whole(store, rules, sequence)?;
-        let index = tapes
-            .tapes
-            .into_inner()
-            .expect("no code panics while holding the tapes lock");
+        // Just built: nothing else holds the index.
+        let index = std::mem::take(&mut *tapes.write());
         Ok((index, tapes.stamps))
     }
 

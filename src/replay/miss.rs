@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -11,81 +11,119 @@ use sha2::{Digest, Sha256};
 use crate::model::credentials;
 use crate::model::interaction::{RecordedRequest, body_bytes};
 use crate::model::key::{MatchRules, RequestKey, hex};
-use crate::replay::tape::{Tape, Tapes};
+use crate::replay::tape::{Tape, TapeIndex, Tapes};
 
-impl Tapes {
-    /// Up to `n` recorded requests closest to `key`: same method first, then most leading path
-    /// segments shared, then edit distance, then the line itself (so the answer is the same
-    /// every time). Edit distance is the costly part, so with many recordings it is computed
-    /// only for the [`DISTANCE_CANDIDATES`] best by method, shared segments and characters
-    /// shared at both ends (a line one edit away shares all but one): a miss on a store of
-    /// 100,000 image ids then takes milliseconds, not half a second of a worker thread.
-    pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<Arc<Tape>> {
-        let wanted = key.request_line();
-        let (method, path) = split_line(wanted);
-        // Tapes with the same line (same path, other bodies) are told apart by digest, so the
-        // order never depends on the map's.
-        // Only the request's own session: another session's recordings are not its to play.
-        let tapes: Vec<([u8; 32], Arc<Tape>)> = self
-            .read()
-            .iter()
-            .filter(|(_, t)| t.session() == key.session())
-            .map(|(d, t)| (*d, t.clone()))
-            .collect();
-        let mut cheap: Vec<(Cheap, &str, &[u8; 32], usize)> = tapes
-            .iter()
-            .enumerate()
-            .map(|(i, (digest, tape))| {
-                let (m, p) = split_line(tape.line());
-                let shared = shared_segments(path, p);
-                let key = (
-                    m != method,
-                    Reverse(shared),
-                    Reverse(ends_shared(wanted, tape.line())),
-                );
-                (key, tape.line(), digest, i)
-            })
-            .collect();
-        let keep = DISTANCE_CANDIDATES.max(n);
-        if cheap.len() > keep {
-            cheap.select_nth_unstable(keep - 1);
-            cheap.truncate(keep);
-        }
-        let mut scored: Vec<(Closeness, &[u8; 32], usize)> = cheap
-            .into_iter()
-            .map(|((other, shared, _), line, digest, i)| {
-                ((other, shared, distance(wanted, line), line), digest, i)
-            })
-            .collect();
-        scored.sort_unstable();
-        scored
-            .into_iter()
-            .take(n)
-            .map(|(_, _, i)| tapes[i].1.clone())
-            .collect()
-    }
-}
-
-impl Tapes {
-    /// The other sessions than `key`'s holding a recording of the same request line, sorted
+/// Where a missed request stands among the recordings: the nearest ones, and the other
+/// sessions that recorded its request line.
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    /// Up to `n` recorded requests of its session closest to it: same method first, then most
+    /// leading path segments shared, then edit distance, then the line itself (so the answer
+    /// is the same every time). Edit distance is the costly part, so with many recordings it
+    /// is computed only for the [`DISTANCE_CANDIDATES`] best by method, shared segments and
+    /// characters shared at both ends (a line one edit away shares all but one).
+    pub nearest: Vec<Arc<Tape>>,
+    /// The other sessions than the request's holding a recording of its request line, sorted
     /// (the default session as `None`, first): a miss in the wrong session (a typo in its
-    /// name, a missing header) is told where its request was recorded, since
-    /// [`Tapes::nearest`] looks only in its own.
-    pub fn other_sessions_of(&self, key: &RequestKey) -> Vec<Option<String>> {
-        let line = key.request_line();
-        let mut sessions: Vec<Option<String>> = self
-            .read()
-            .values()
-            .filter(|t| t.line() == line && t.session() != key.session())
-            .map(|t| t.session().map(str::to_owned))
-            .collect();
-        sessions.sort();
-        sessions.dedup();
-        sessions
+    /// name, a missing header) is told where its request was recorded, since `nearest` looks
+    /// only in its own.
+    pub elsewhere: Vec<Option<String>>,
+}
+
+impl Tapes {
+    /// What a miss of `key` is told ([`Neighbours`]: up to `n` nearest recordings, and, when
+    /// `elsewhere`, the other sessions holding its request line), found on a blocking thread
+    /// and one miss at a time. Among 100,000 recordings a search takes tens of milliseconds:
+    /// on the runtime's threads, a storm of misses (a suite's unrecorded tests) would hold up
+    /// every request that is recorded; here they wait for each other instead.
+    pub async fn neighbours(&self, key: &RequestKey, n: usize, elsewhere: bool) -> Neighbours {
+        let _turn = self.searching.lock().await;
+        // Merges an index built behind serving, if it was (a miss has waited for it).
+        drop(self.read());
+        let (index, key) = (self.tapes.clone(), key.clone());
+        tokio::task::spawn_blocking(move || Neighbours {
+            nearest: nearest_in(&index, &key, n),
+            elsewhere: match elsewhere {
+                true => other_sessions_in(&index, &key),
+                false => Vec::new(),
+            },
+        })
+        .await
+        // A search that panicked (or a runtime shutting down) tells the miss nothing more.
+        .unwrap_or_default()
+    }
+
+    /// [`Neighbours::nearest`], found on this thread.
+    #[cfg(test)]
+    pub fn nearest(&self, key: &RequestKey, n: usize) -> Vec<Arc<Tape>> {
+        drop(self.read());
+        nearest_in(&self.tapes, key, n)
     }
 }
 
-/// How many recorded requests [`Tapes::nearest`] computes an edit distance for.
+/// [`Neighbours::nearest`] in `index`.
+fn nearest_in(index: &RwLock<TapeIndex>, key: &RequestKey, n: usize) -> Vec<Arc<Tape>> {
+    let wanted = key.request_line();
+    let (method, path) = split_line(wanted);
+    // Tapes with the same line (same path, other bodies) are told apart by digest, so the
+    // order never depends on the map's.
+    // Only the request's own session: another session's recordings are not its to play.
+    let tapes: Vec<([u8; 32], Arc<Tape>)> = read(index)
+        .iter()
+        .filter(|(_, t)| t.session() == key.session())
+        .map(|(d, t)| (*d, t.clone()))
+        .collect();
+    let mut cheap: Vec<(Cheap, &str, &[u8; 32], usize)> = tapes
+        .iter()
+        .enumerate()
+        .map(|(i, (digest, tape))| {
+            let (m, p) = split_line(tape.line());
+            let shared = shared_segments(path, p);
+            let key = (
+                m != method,
+                Reverse(shared),
+                Reverse(ends_shared(wanted, tape.line())),
+            );
+            (key, tape.line(), digest, i)
+        })
+        .collect();
+    let keep = DISTANCE_CANDIDATES.max(n);
+    if cheap.len() > keep {
+        cheap.select_nth_unstable(keep - 1);
+        cheap.truncate(keep);
+    }
+    let mut scored: Vec<(Closeness, &[u8; 32], usize)> = cheap
+        .into_iter()
+        .map(|((other, shared, _), line, digest, i)| {
+            ((other, shared, distance(wanted, line), line), digest, i)
+        })
+        .collect();
+    scored.sort_unstable();
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, _, i)| tapes[i].1.clone())
+        .collect()
+}
+
+/// [`Neighbours::elsewhere`] in `index`.
+fn other_sessions_in(index: &RwLock<TapeIndex>, key: &RequestKey) -> Vec<Option<String>> {
+    let line = key.request_line();
+    let mut sessions: Vec<Option<String>> = read(index)
+        .values()
+        .filter(|t| t.line() == line && t.session() != key.session())
+        .map(|t| t.session().map(str::to_owned))
+        .collect();
+    sessions.sort();
+    sessions.dedup();
+    sessions
+}
+
+fn read(index: &RwLock<TapeIndex>) -> std::sync::RwLockReadGuard<'_, TapeIndex> {
+    index.read().expect("no code panics while holding the tapes lock")
+}
+
+/// How many recorded requests a miss's search ([`Neighbours::nearest`]) computes an edit distance for.
 pub const DISTANCE_CANDIDATES: usize = 256;
 
 /// Cheap sort key for "nearest": other method, fewer shared path segments, fewer characters

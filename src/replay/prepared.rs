@@ -79,7 +79,9 @@ impl Prepared {
         let origins = std::iter::once(response.upstream.as_str())
             .chain(response.other_upstreams.iter().map(String::as_str));
         let mut prepared = Prepared::assembled(status, headers, body, head, origins);
-        let time_fields = if timeshift::may_hold_timestamps(&prepared.body) {
+        // Only text is read for token times: a file's bytes (an image downloaded, its checksum
+        // in `Content-MD5`) are served as recorded even when they happen to be JSON.
+        let time_fields = if prepared.text_body && timeshift::may_hold_timestamps(&prepared.body) {
             serde_json::from_slice::<serde_json::Value>(&prepared.body)
                 .map(|json| timeshift::timestamp_fields(&json))
                 .unwrap_or_default()
@@ -179,8 +181,9 @@ impl Prepared {
     /// A copy with the timestamps of the fields `shifted` names moved forward by the time
     /// between `recorded_at` and `now`, each in its own format (see [`timeshift`]).
     pub fn time_shifted(&self, shifted: &dyn Fn(&str) -> bool, now: time::OffsetDateTime) -> Prepared {
-        let (Some(recorded), Ok(mut json)) = (
+        let (Some(recorded), true, Ok(mut json)) = (
             self.recorded_at,
+            self.text_body,
             serde_json::from_slice::<serde_json::Value>(&self.body),
         ) else {
             return self.clone();
@@ -286,8 +289,10 @@ impl Prepared {
         let (mut body, headers) = self.served_parts(proxy_origin);
         // One pass, as for origins: a live value is never rewritten by another pair.
         let rewrite = |bytes: &[u8]| replace_each(bytes, substitutions);
-        if substitutions
-            .iter()
+        // The body only when it is text, as for origins: a file's bytes keep their checksum.
+        if self.text_body
+            && substitutions
+                .iter()
             .any(|(from, _)| contains(&body, from.as_bytes()))
         {
             body = Bytes::from(rewrite(&body));
@@ -832,6 +837,35 @@ mod tests {
         let headers = response.headers().clone();
         let body = futures_executor_block_on(http_body_util::BodyExt::collect(response.into_body()));
         (body, headers)
+    }
+
+    #[test]
+    fn a_files_bytes_are_served_as_recorded_with_no_time_shift_or_volatile_value_put_in() {
+        let json = br#"{"expires_at":"2024-01-01T00:00:00Z","note":"tf-acc-test-abcde"}"#;
+        let pairs = [("tf-acc-test-abcde".to_owned(), "tf-acc-test-zzzzz".to_owned())];
+        let now = time::macros::datetime!(2026-12-03 09:30:00 UTC);
+        let defaults = |n: &str| timeshift::DEFAULT_FIELDS.contains(&n);
+        let body_of = |response: Response<Full<Bytes>>| {
+            futures_executor_block_on(http_body_util::BodyExt::collect(response.into_body()))
+        };
+        for (content_type, rewritten) in [
+            (Some("application/octet-stream"), false),
+            (Some("image/png"), false),
+            (Some("application/json"), true),
+            (None, true),
+        ] {
+            let mut recorded = answer(content_type, json);
+            recorded.recorded_at = "2023-12-31T23:57:00Z".into();
+            let prepared = Prepared::from_recorded(&recorded).unwrap();
+            assert_eq!(prepared.shifts_time(&defaults), rewritten, "{content_type:?}");
+            let shifted = prepared.time_shifted(&defaults, now);
+            assert_eq!(shifted.body() != &Bytes::from_static(json), rewritten, "{content_type:?}");
+            let substituted = body_of(prepared.to_response_substituted(Outcome::Hit, None, &pairs));
+            assert_eq!(substituted != json, rewritten, "{content_type:?}");
+            if !rewritten {
+                assert_eq!(substituted, json, "{content_type:?}: the file's bytes as recorded");
+            }
+        }
     }
 
     #[test]

@@ -197,7 +197,10 @@ pub(crate) type TapeIndex = HashMap<[u8; 32], Arc<Tape>, DigestHash>;
 #[derive(Debug, Default)]
 pub struct Tapes {
     /// Read on every request, written only when an answer is recorded; never held across await.
-    pub(super) tapes: RwLock<TapeIndex>,
+    /// Shared with a miss's search for its nearest recordings, which runs on a blocking thread.
+    pub(super) tapes: Arc<RwLock<TapeIndex>>,
+    /// Taken by a miss's search (`miss.rs`): one runs at a time.
+    pub(super) searching: tokio::sync::Mutex<()>,
     pub(super) sequence: Sequence,
     /// The distinct redaction stamps the recordings carry.
     pub(super) stamps: Vec<RedactionStamp>,
@@ -240,7 +243,8 @@ impl Tapes {
             tapes.insert(*recording.key.digest(), Arc::new(tape));
         }
         Ok(Tapes {
-            tapes: RwLock::new(tapes),
+            tapes: Arc::new(RwLock::new(tapes)),
+            searching: Default::default(),
             sequence,
             stamps,
             redactor: OnceLock::new(),
@@ -253,7 +257,8 @@ impl Tapes {
     pub fn from_pack(pack: Pack, sequence: Sequence) -> Tapes {
         let (tapes, stamps) = index_of_pack(pack);
         Tapes {
-            tapes: RwLock::new(tapes),
+            tapes: Arc::new(RwLock::new(tapes)),
+            searching: Default::default(),
             sequence,
             stamps,
             redactor: OnceLock::new(),
@@ -656,6 +661,32 @@ mod tests {
             );
             assert_eq!(nearest.len(), 3);
         }
+    }
+
+    #[tokio::test]
+    async fn a_misss_search_runs_apart_from_the_runtime_so_requests_meanwhile_do_not_wait() {
+        let id = |n: usize| format!("/v2/images/{n:08x}-0000-4000-8000-{n:012x}");
+        let recs: Vec<Recording> = (0..DISTANCE_CANDIDATES * 8)
+            .map(|n| recording(&id(n), &["a"]))
+            .collect();
+        let tapes = Arc::new(Tapes::new(&recs, Sequence::RepeatLast).unwrap());
+        let mut probe = id(1000).into_bytes();
+        probe[30] = b'z';
+        let key = recording(std::str::from_utf8(&probe).unwrap(), &["a"]).key;
+        // One runtime thread (the test's): a search on it would end before anything else ran.
+        let search = tokio::spawn({
+            let (tapes, key) = (tapes.clone(), key.clone());
+            async move { tapes.neighbours(&key, 3, true).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!search.is_finished(), "the search left the runtime's thread to itself");
+        // A lookup (what a hit is) is answered meanwhile.
+        let hit = recording(&id(7), &["a"]).key;
+        assert!(tapes.play(&hit).prepared().is_some());
+        let found = search.await.unwrap();
+        assert_eq!(found.nearest[0].line(), format!("GET {}", id(1000)));
+        assert_eq!(found.nearest.len(), 3);
+        assert!(found.elsewhere.is_empty(), "recorded in no other session");
     }
 
     #[test]

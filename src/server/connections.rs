@@ -16,6 +16,8 @@ pub(super) enum Protocol {
 pub(super) struct Ends {
     peer: SocketAddr,
     local: Option<SocketAddr>,
+    /// The connection's TCP socket (see [`crate::net::head_timeout::Progress`]).
+    socket: Option<std::os::fd::RawFd>,
 }
 
 /// How accepted connections are served: the HTTP/1 and HTTP/2 settings, TLS, and the bound on
@@ -75,6 +77,7 @@ impl Connections {
         // `biased`: polled in order, without drawing a random number per poll (either order is
         // correct: both branches end the wait, and neither is ready on every poll).
         let local = stream.local_addr().ok();
+        let socket = Some(std::os::fd::AsRawFd::as_raw_fd(&stream));
         let opened = tokio::select! {
             biased;
             opened = tokio::time::timeout(self.header_read_timeout, self.open(stream, peer)) => opened,
@@ -82,11 +85,11 @@ impl Connections {
         };
         match opened {
             Ok(Some(Opened::Plain(protocol, tcp))) => {
-                self.serve_http(protocol, tcp, Ends { peer, local }, proxy, session, watcher)
+                self.serve_http(protocol, tcp, Ends { peer, local, socket }, proxy, session, watcher)
                     .await;
             }
             Ok(Some(Opened::Tls(protocol, tls))) => {
-                self.serve_http(protocol, *tls, Ends { peer, local }, proxy, session, watcher)
+                self.serve_http(protocol, *tls, Ends { peer, local, socket }, proxy, session, watcher)
                     .await;
             }
             Ok(None) => {}
@@ -124,7 +127,7 @@ impl Connections {
         &self,
         protocol: Protocol,
         io: I,
-        Ends { peer, local }: Ends,
+        Ends { peer, local, socket }: Ends,
         proxy: Arc<Proxy>,
         session: Option<Arc<str>>,
         watcher: Watcher,
@@ -172,7 +175,7 @@ impl Connections {
         };
         let ended = match protocol {
             Protocol::Http1 => {
-                let io = TokioIo::new(Progress::new(io, watch.clone()));
+                let io = TokioIo::new(Progress::new(io, watch.clone(), socket));
                 // `biased` (see `run`): the connection first, as it is what woke the task on
                 // almost every poll.
                 tokio::select! {
