@@ -14,9 +14,18 @@ use crate::model::redaction::RedactionStamp;
 pub struct Encoded(Vec<u8>);
 
 impl Encoded {
-    /// `interaction`, serialised.
+    /// `interaction`, serialised into a buffer sized for its bodies first: a large answer (an
+    /// image file, base64) is then written once, not copied as a growing buffer doubles.
     pub fn of(interaction: &Interaction) -> Encoded {
-        Encoded(serde_json::to_vec(interaction).expect("an interaction serialises"))
+        let text = |body: &Option<Body>| match body {
+            // Escapes (`\"`, `\n`) may make text longer: an eighth more is room for most.
+            Some(Body::Text(text) | Body::Base64(text)) => text.len() + text.len() / 8,
+            _ => 0,
+        };
+        let hint = 4096 + text(&interaction.request.body) + text(&interaction.response.body);
+        let mut bytes = Vec::with_capacity(hint);
+        serde_json::to_writer(&mut bytes, interaction).expect("an interaction serialises");
+        Encoded(bytes)
     }
 
     /// The serialised bytes.

@@ -278,7 +278,7 @@ impl ProxyServerBuilder {
         if self.mode != Mode::Passthrough
             && let Source::Store(dir) = &self.source
         {
-            crate::storage::closed::until_unlocked(dir).await;
+            crate::storage::closed::until_unlocked(dir).await?;
         }
         let (mut tapes, recorder, rules) = match self.mode {
             Mode::Replay => match &self.source {

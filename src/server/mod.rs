@@ -141,7 +141,18 @@ async fn serve(
             return Err(e);
         }
     }
-    proxy.flush().await?;
+    if let Err(e) = proxy.flush().await {
+        // A store that failed while recording (a full disk) is reported by the summary: its
+        // NOT STORED line, and exit 3. What it did record is in its journal.
+        if proxy.stats.not_stored.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return Err(e);
+        }
+        tracing::error!(
+            error = %e,
+            "cannot flush the store as the session ends; the answers it recorded are in its \
+             journal, and the next start applies them"
+        );
+    }
     released(&proxy).await;
     Ok(proxy.summary())
 }

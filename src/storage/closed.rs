@@ -174,15 +174,17 @@ pub fn pack_of_closed_store(dir: &Path) -> Option<(MatchRules, Pack)> {
 /// (by another process, or by a task of this one still letting go of it), at most `LOCK_WAIT`.
 /// Opening the store waits for its lock on the calling thread; with one CPU the runtime has no
 /// other thread, and a task of this process that holds the store could not finish meanwhile.
-pub async fn until_unlocked(dir: &Path) {
+/// Still held after that: the store is another process's, and the error says so at once
+/// (opening it would wait as long again).
+pub async fn until_unlocked(dir: &Path) -> crate::Result<()> {
     let started = std::time::Instant::now();
-    while cfg!(unix)
-        && dir.join("db").is_file()
-        && Lock::try_shared(dir).is_none()
-        && started.elapsed() < LOCK_WAIT
-    {
+    while cfg!(unix) && dir.join("db").is_file() && Lock::try_shared(dir).is_none() {
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(crate::storage::durability::locked(dir));
+        }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    Ok(())
 }
 
 /// sled's lock on the store (an `flock` of its `db` file), taken by this module: shared while a
@@ -372,7 +374,7 @@ mod tests {
             drop(held);
         });
         let started = std::time::Instant::now();
-        until_unlocked(dir.path()).await;
+        until_unlocked(dir.path()).await.unwrap();
         assert!(letting_go.is_finished(), "returned while the store was held");
         assert!(started.elapsed() < LOCK_WAIT, "waited the whole time: {:?}", started.elapsed());
         Store::open(dir.path()).unwrap();

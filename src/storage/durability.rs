@@ -72,7 +72,7 @@ pub(crate) fn recover(
             &record.value,
         )
         .map_err(|e| Error::io(&file, e))?;
-        log.append(log_tree, &bytes, value_at, &record.removes, &record.key)
+        log.append(log_tree, bytes, value_at, &record.removes, &record.key)
             .map_err(store_err)?;
         recovered = record.generation;
     }
@@ -208,19 +208,24 @@ fn remove_partial_snapshots(path: &Path, before: std::time::SystemTime) -> bool 
     removed
 }
 
+/// The error for the store at `path` held by another process, naming it when it noted itself.
+pub(crate) fn locked(path: &Path) -> Error {
+    Error::StoreLocked {
+        path: path.to_owned(),
+        holder: std::fs::read_to_string(path.join(HOLDER_FILE))
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty() && h.len() < 200 && h.chars().all(|c| !c.is_control()))
+            .unwrap_or_else(|| "an ims-vcr record, replay or export is running on it".into()),
+    }
+}
+
 /// sled reports a held lock as a generic I/O error; recognise it to say what to do. sled pins
 /// one version (0.34.7), so a store it calls unsupported has a damaged `conf` (or came from an
 /// incompatible build).
 pub(crate) fn open_error(path: &Path, source: sled::Error) -> Error {
     match source {
-        _ if source.to_string().contains("could not acquire lock") => Error::StoreLocked {
-            path: path.to_owned(),
-            holder: std::fs::read_to_string(path.join(HOLDER_FILE))
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty() && h.len() < 200 && h.chars().all(|c| !c.is_control()))
-                .unwrap_or_else(|| "an ims-vcr record, replay or export is running on it".into()),
-        },
+        _ if source.to_string().contains("could not acquire lock") => locked(path),
         // sled opens `conf` and `db` read-write (there is no read-only mode).
         sled::Error::Io(e) if matches!(
             e.kind(),

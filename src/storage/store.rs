@@ -267,6 +267,7 @@ impl Store {
     }
 
     fn err(&self, source: sled::Error) -> Error {
+        self.flusher.failed.store(true, Ordering::SeqCst);
         store_error(&self.path, source)
     }
 
@@ -453,6 +454,8 @@ impl Store {
             let generation = self.written.load(Ordering::SeqCst) + 1;
             let (record, value_at) = crate::storage::journal::encode(generation, &removes, &entry, &value)
                 .map_err(|e| self.journal_err(e))?;
+            // The record holds the value now: a large answer is not kept twice meanwhile.
+            drop(value);
             session
                 .journal
                 .write(&record)
@@ -464,7 +467,7 @@ impl Store {
             // unless the log shows it landed).
             let applied = session
                 .log
-                .append(&self.log, &record, value_at, &removes, &entry);
+                .append(&self.log, record, value_at, &removes, &entry);
             if let Err(e) = applied {
                 let e = self.err(e);
                 session.poisoned = Some(e.to_string());
@@ -1001,6 +1004,48 @@ pub(crate) mod tests {
         assert!(pack.exists());
         store.record(&key(&a), &a, true).await.unwrap();
         assert!(!pack.exists());
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_sled_failed_closes_without_its_flush_and_the_next_open_redoes_the_journal()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for path in ["/a", "/b"] {
+            let a = interaction(path, "active");
+            store.record(&key(&a), &a, true).await.unwrap();
+        }
+        // What a write sled could not finish (a full disk) leaves: sled's flush could then wait
+        // forever, so closing must not ask for it.
+        store.flusher.failed.store(true, Ordering::SeqCst);
+        drop(store);
+        assert!(!dir.path().join(crate::storage::closed::CLOSED_FILE).exists(), "no clean close");
+        let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
+        assert!(std::fs::metadata(&journal).unwrap().len() > 0, "the journal keeps the answers");
+        // The next start (here, of a copy: this process still holds the store it let go of).
+        let next = tempfile::tempdir().unwrap();
+        for file in walk(dir.path()) {
+            let to = next.path().join(file.strip_prefix(dir.path()).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&file, &to).unwrap();
+        }
+        let reopened = Store::open(next.path()).unwrap();
+        assert_eq!(reopened.len(), 2);
+        assert_eq!(statuses(&reopened), [r#"{"status":"active"}"#; 2]);
+    }
+
+    /// Every file under `dir`.
+    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
     }
 
     #[tokio::test]

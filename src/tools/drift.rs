@@ -110,6 +110,7 @@ impl RequestDrift {
 /// the answer with the *last* recorded one: the steady state of a polled request. Sequential on
 /// purpose: this is a check, not a load test. Requests whose method `sends` leaves out are
 /// skipped, never sent.
+#[cfg(any(test, feature = "internals"))]
 pub async fn run(
     recordings: &[Recording],
     routes: &Routes,

@@ -15,6 +15,18 @@ use super::*;
 impl Drop for Store {
     fn drop(&mut self) {
         let generation = self.written.load(Ordering::SeqCst);
+        // sled failed a write (a full disk): dropping its handles would flush, and that flush
+        // can wait forever for the write it lost, so the process could never exit. They are let
+        // go of as they are; every answer recorded is in the journal, which the next open
+        // redoes, and no note of a clean close is left.
+        if self.flusher.failed.load(Ordering::SeqCst) {
+            tracing::warn!(
+                store = %self.path.display(),
+                "closing the store without sled's last flush (sled failed a write earlier): the \
+                 answers recorded are in its journal, and the next start applies them"
+            );
+            return;
+        }
         // Opened whole, every write flushed, none half-done, nothing left for a journal to redo
         // (a session lock poisoned by a panic says nothing of the sort).
         let clean = self.opened

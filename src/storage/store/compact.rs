@@ -23,6 +23,10 @@ pub(super) struct Flusher {
     noted: Mutex<u64>,
     /// Set while a sealed journal waits for its flush: one compaction at a time.
     compacting: AtomicBool,
+    /// Set once sled returned an error. After a write sled could not finish (a full disk) its
+    /// flush can wait forever for it, and sled flushes as its handles drop: the store then lets
+    /// go of them without (`close.rs`); the journal holds every recorded answer.
+    pub(super) failed: AtomicBool,
 }
 
 impl Flusher {
@@ -35,6 +39,7 @@ impl Flusher {
             flushed: AtomicU64::new(generation),
             noted: Mutex::new(durable.max(generation)),
             compacting: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
         }
     }
 
@@ -112,12 +117,15 @@ pub(super) fn flush_behind(
                     tracing::warn!(error = %e, "deleting a sealed journal did not finish");
                 }
             }
-            Err(e) => tracing::error!(
+            Err(e) => {
+                flusher.failed.store(true, Ordering::SeqCst);
+                tracing::error!(
                 store = %flusher.path.display(),
                 error = %e,
                 "cannot flush the store behind its sealed journal; the journal is kept and \
                  applied when the store is next opened"
-            ),
+                )
+            }
         }
         flusher.compacting.store(false, Ordering::SeqCst);
     })

@@ -108,13 +108,19 @@ impl Log {
     pub(crate) fn append(
         &mut self,
         tree: &sled::Tree,
-        record: &[u8],
+        record: Vec<u8>,
         value_at: usize,
         removes: &[[u8; 36]],
         key: &[u8; 36],
     ) -> sled::Result<()> {
         let start = self.pending.len();
-        self.pending.extend_from_slice(record);
+        let record_len = record.len();
+        // The first record of a group becomes its buffer (a large answer is not copied).
+        if self.pending.is_empty() {
+            self.pending = record;
+        } else {
+            self.pending.extend_from_slice(&record);
+        }
         self.pending_records += 1;
         if let Some(overlay) = &mut self.overlay {
             overlay.heal(removes, key);
@@ -127,7 +133,7 @@ impl Log {
                 Loc::At {
                     group: self.next,
                     start: at(start + value_at),
-                    end: at(start + record.len()),
+                    end: at(start + record_len),
                 },
             );
         }
@@ -158,6 +164,10 @@ impl Log {
             )));
         }
         self.pending.clear();
+        // A group that held a large answer does not keep its memory for the small ones after.
+        if self.pending.capacity() > 2 * GROUP_BYTES {
+            self.pending = Vec::new();
+        }
         self.pending_records = 0;
         self.next += 1;
         Ok(())
