@@ -63,8 +63,16 @@ fn recordings(count: u64) -> Vec<Recording> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    const USAGE: &str =
+        "usage: make_store DIR [COUNT] (a new or empty folder; COUNT 100000 by default)";
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().ok_or("usage: make_store DIR [COUNT]")?);
+    let dir = args.next().ok_or(USAGE)?;
+    // `--help` (or any flag) is not a folder to fill with a 400 MB store.
+    if dir.starts_with('-') {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let dir = PathBuf::from(dir);
     let count: u64 = match args.next() {
         Some(n) => n
             .parse()
