@@ -558,13 +558,33 @@ impl Proxy {
             return Ok(());
         };
         store.flush().await?;
-        let packed = tokio::task::spawn_blocking(move || store.replay_pack()).await;
-        let failed = match packed {
-            Ok(packed) => packed.err().map(|e| e.to_string()),
-            Err(task) => Some(task.to_string()),
+        let packed = tokio::task::spawn_blocking(move || {
+            store.replay_pack()?;
+            Ok::<_, crate::Error>(crate::storage::folder::outgrown(store.path()).map(|sizes| (store, sizes)))
+        })
+        .await;
+        let (failed, outgrown) = match packed {
+            Ok(Ok(outgrown)) => (None, outgrown),
+            Ok(Err(e)) => (Some(e.to_string()), None),
+            Err(task) => (Some(task.to_string()), None),
         };
         if let Some(error) = failed {
             tracing::warn!(%error, "cannot update the replay pack");
+        }
+        // Recording the same requests again, session after session, grows the store by what
+        // it replaced: said once it is many times what the store holds, with the way back.
+        if let Some((store, (sled, pack))) = outgrown {
+            let mb = |bytes: u64| bytes.div_ceil(1024 * 1024);
+            tracing::warn!(
+                store = %store.path().display(),
+                "the store takes {} MB on disk for {} MB of recordings: sled keeps the room of the \
+                 answers recorded again since it was made. To give it back: ims-vcr export --store \
+                 {} --out CASSETTES, then ims-vcr import --store NEW_STORE CASSETTES (or delete \
+                 the store and record again)",
+                mb(sled),
+                mb(pack),
+                store.path().display()
+            );
         }
         Ok(())
     }

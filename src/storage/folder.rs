@@ -111,3 +111,56 @@ pub(crate) fn find(path: &Path) -> Result<()> {
         ),
     })
 }
+
+/// Past this, a store whose sled files take more than [`OUTGROWN_FACTOR`] times its replay pack
+/// has outgrown what it holds (see [`outgrown`]).
+const OUTGROWN_SLACK: u64 = 32 * 1024 * 1024;
+/// See [`OUTGROWN_SLACK`].
+const OUTGROWN_FACTOR: u64 = 4;
+
+/// The bytes sled's files take in the store at `dir` (its `db`, snapshots and `blobs/`) and its
+/// replay pack's (what is current), when sled's are more than four times the pack's and 32 MiB
+/// besides: a store recorded again session after session, whose sled keeps the room of every
+/// answer replaced (about three times what each session records). `None` otherwise, or when
+/// the sizes cannot be read.
+pub(crate) fn outgrown(dir: &Path) -> Option<(u64, u64)> {
+    let pack = std::fs::metadata(dir.join(crate::storage::snapshot::PACK_FILE)).ok()?.len();
+    let mut sled = 0;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "db" || name.starts_with("snap.") {
+            sled += entry.metadata().map_or(0, |m| m.len());
+        }
+    }
+    for entry in std::fs::read_dir(dir.join("blobs")).into_iter().flatten().flatten() {
+        sled += entry.metadata().map_or(0, |m| m.len());
+    }
+    (pack > 0 && sled > OUTGROWN_FACTOR * pack + OUTGROWN_SLACK).then_some((sled, pack))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_is_outgrown_when_sleds_files_are_many_times_its_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let sized = |name: &str, bytes: u64| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::File::create(path).unwrap().set_len(bytes).unwrap();
+        };
+        const MIB: u64 = 1024 * 1024;
+        sized("db", 20 * MIB);
+        // No pack yet: nothing to compare with.
+        assert_eq!(outgrown(dir.path()), None);
+        sized(crate::storage::snapshot::PACK_FILE, 2 * MIB);
+        assert_eq!(outgrown(dir.path()), None, "40 MiB over the pack's 4x is the bar");
+        // sled's blobs and snapshots count with its db; the journal and the pack do not.
+        sized("blobs/1234", 16 * MIB);
+        sized("snap.00000001", 5 * MIB);
+        sized(JOURNAL_FILE, 100 * MIB);
+        assert_eq!(outgrown(dir.path()), Some((41 * MIB, 2 * MIB)));
+    }
+}

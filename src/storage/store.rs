@@ -1034,6 +1034,21 @@ pub(crate) mod tests {
         assert_eq!(statuses(&reopened), [r#"{"status":"active"}"#; 2]);
     }
 
+    #[tokio::test]
+    async fn a_store_that_got_over_a_sled_error_closes_as_any_other_and_opens_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = interaction("/a", "active");
+        store.record(&key(&a), &a, true).await.unwrap();
+        // An error sled got over (a flush behind that failed once), then every write flushed.
+        store.flusher.failed.store(true, Ordering::SeqCst);
+        store.flush().await.unwrap();
+        drop(store);
+        assert!(dir.path().join(crate::storage::closed::CLOSED_FILE).exists(), "a clean close");
+        let again = Store::open(dir.path()).expect("opened again in this process");
+        assert_eq!(again.len(), 1);
+    }
+
     /// Every file under `dir`.
     fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         let mut files = Vec::new();

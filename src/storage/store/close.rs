@@ -15,18 +15,6 @@ use super::*;
 impl Drop for Store {
     fn drop(&mut self) {
         let generation = self.written.load(Ordering::SeqCst);
-        // sled failed a write (a full disk): dropping its handles would flush, and that flush
-        // can wait forever for the write it lost, so the process could never exit. They are let
-        // go of as they are; every answer recorded is in the journal, which the next open
-        // redoes, and no note of a clean close is left.
-        if self.flusher.failed.load(Ordering::SeqCst) {
-            tracing::warn!(
-                store = %self.path.display(),
-                "closing the store without sled's last flush (sled failed a write earlier): the \
-                 answers recorded are in its journal, and the next start applies them"
-            );
-            return;
-        }
         // Opened whole, every write flushed, none half-done, nothing left for a journal to redo
         // (a session lock poisoned by a panic says nothing of the sort).
         let clean = self.opened
@@ -34,6 +22,20 @@ impl Drop for Store {
                 session.poisoned.is_none() && session.journal.is_empty()
             })
             && self.flusher.flushed.load(Ordering::SeqCst) == generation;
+        // sled failed a write (a full disk) that is still not flushed: dropping its handles
+        // would flush, and that flush can wait forever for the write it lost, so the process
+        // could never exit. They are let go of as they are (this process keeps sled's lock on
+        // the store); every answer recorded is in the journal, which the next open redoes, and
+        // no note of a clean close is left. A store that got over an error (every write
+        // flushed since) closes as any other.
+        if !clean && self.flusher.failed.load(Ordering::SeqCst) {
+            tracing::warn!(
+                store = %self.path.display(),
+                "closing the store without sled's last flush (sled failed a write earlier): the \
+                 answers recorded are in its journal, and the next start applies them"
+            );
+            return;
+        }
         // SAFETY: each handle is dropped once, here, and the store is not used after `drop`.
         let flusher = unsafe {
             ManuallyDrop::drop(&mut self.answers);
