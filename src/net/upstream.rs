@@ -387,13 +387,9 @@ impl Upstream {
         headers.remove(CONTENT_LENGTH);
         // hyper's client only adds Host when absent; the client's Host names the proxy.
         headers.insert(HOST, self.host.clone());
-        // A `HEAD` answer has no body to decode, and its `Content-Length` is the size of what a
-        // `GET` would bring in the coding asked for: asked for as is, that length is one the
-        // proxy can pass on (a gzip length would not fit the decoded body a `GET` gets here).
-        let accepted = match *method {
-            Method::HEAD => "identity",
-            _ => "gzip, deflate",
-        };
+        // A `HEAD` answer has no body to decode, and its `Content-Length` (a `GET`'s body size in
+        // the coding asked for) fits the decoded body the proxy serves only when asked as is.
+        let accepted = if *method == Method::HEAD { "identity" } else { "gzip, deflate" };
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(accepted));
         self.sign(method, &uri, &mut headers, &body);
         let mut request = Request::new(Full::new(body));

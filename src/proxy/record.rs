@@ -560,7 +560,8 @@ impl Proxy {
         store.flush().await?;
         let packed = tokio::task::spawn_blocking(move || {
             store.replay_pack()?;
-            Ok::<_, crate::Error>(crate::storage::folder::outgrown(store.path()).map(|sizes| (store, sizes)))
+            let outgrown = crate::storage::folder::outgrown(store.path());
+            Ok::<_, crate::Error>(outgrown.map(|sizes| (store.path().to_owned(), sizes)))
         })
         .await;
         let (failed, outgrown) = match packed {
@@ -573,17 +574,17 @@ impl Proxy {
         }
         // Recording the same requests again, session after session, grows the store by what
         // it replaced: said once it is many times what the store holds, with the way back.
-        if let Some((store, (sled, pack))) = outgrown {
-            let mb = |bytes: u64| bytes.div_ceil(1024 * 1024);
+        if let Some((path, (sled, pack))) = outgrown {
+            let mib = |bytes: u64| bytes.div_ceil(1024 * 1024);
+            let shown = crate::storage::folder::shell_word(&path);
             tracing::warn!(
-                store = %store.path().display(),
-                "the store takes {} MB on disk for {} MB of recordings: sled keeps the room of the \
-                 answers recorded again since it was made. To give it back: ims-vcr export --store \
-                 {} --out CASSETTES, then ims-vcr import --store NEW_STORE CASSETTES (or delete \
-                 the store and record again)",
-                mb(sled),
-                mb(pack),
-                store.path().display()
+                store = %path.display(),
+                "the store takes {} MiB on disk for {} MiB of recordings: sled keeps the room of \
+                 the answers recorded again since it was made. To give it back: ims-vcr export \
+                 --store {shown} --out CASSETTES, then ims-vcr import --store NEW_STORE CASSETTES \
+                 (or delete the store and record again)",
+                mib(sled),
+                mib(pack),
             );
         }
         Ok(())

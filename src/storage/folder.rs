@@ -112,8 +112,8 @@ pub(crate) fn find(path: &Path) -> Result<()> {
     })
 }
 
-/// Past this, a store whose sled files take more than [`OUTGROWN_FACTOR`] times its replay pack
-/// has outgrown what it holds (see [`outgrown`]).
+/// Past this (32 MiB), a store whose sled files take more than [`OUTGROWN_FACTOR`] times its
+/// replay pack has outgrown what it holds (see [`outgrown`]).
 const OUTGROWN_SLACK: u64 = 32 * 1024 * 1024;
 /// See [`OUTGROWN_SLACK`].
 const OUTGROWN_FACTOR: u64 = 4;
@@ -139,9 +139,28 @@ pub(crate) fn outgrown(dir: &Path) -> Option<(u64, u64)> {
     (pack > 0 && sled > OUTGROWN_FACTOR * pack + OUTGROWN_SLACK).then_some((sled, pack))
 }
 
+/// `path` as one word of a shell command line: as it is when it holds only letters, digits and
+/// `/._-+,:=@%`, else in single quotes (a `'` in it written `'\''`).
+pub(crate) fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
+    match !text.is_empty() && text.chars().all(plain) {
+        true => text.into_owned(),
+        false => format!("'{}'", text.replace('\'', "'\\''")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_shown_as_one_shell_word() {
+        assert_eq!(shell_word(Path::new("/tmp/ims-vcr/store")), "/tmp/ims-vcr/store");
+        assert_eq!(shell_word(Path::new("/tmp/my store")), "'/tmp/my store'");
+        assert_eq!(shell_word(Path::new("it's")), r"'it'\''s'");
+        assert_eq!(shell_word(Path::new("$HOME")), "'$HOME'");
+    }
 
     #[test]
     fn a_store_is_outgrown_when_sleds_files_are_many_times_its_pack() {

@@ -267,7 +267,7 @@ impl Store {
     }
 
     fn err(&self, source: sled::Error) -> Error {
-        self.flusher.failed.store(true, Ordering::SeqCst);
+        self.flusher.fail();
         store_error(&self.path, source)
     }
 
@@ -515,9 +515,11 @@ impl Store {
         if self.flusher.flushed.load(Ordering::SeqCst) >= generation {
             return Ok(());
         }
+        let failures = self.flusher.failed.load(Ordering::SeqCst);
         let target = self.persist_generation(&mut self.lock())?;
         self.flusher.db.flush_async().await.map_err(|e| self.err(e))?;
         self.flusher.flushed_up_to(target);
+        self.flusher.healed.fetch_max(failures, Ordering::SeqCst);
         Ok(())
     }
 
@@ -1017,7 +1019,7 @@ pub(crate) mod tests {
         }
         // What a write sled could not finish (a full disk) leaves: sled's flush could then wait
         // forever, so closing must not ask for it.
-        store.flusher.failed.store(true, Ordering::SeqCst);
+        store.flusher.fail();
         drop(store);
         assert!(!dir.path().join(crate::storage::closed::CLOSED_FILE).exists(), "no clean close");
         let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
@@ -1041,12 +1043,29 @@ pub(crate) mod tests {
         let a = interaction("/a", "active");
         store.record(&key(&a), &a, true).await.unwrap();
         // An error sled got over (a flush behind that failed once), then every write flushed.
-        store.flusher.failed.store(true, Ordering::SeqCst);
+        store.flusher.fail();
         store.flush().await.unwrap();
         drop(store);
         assert!(dir.path().join(crate::storage::closed::CLOSED_FILE).exists(), "a clean close");
         let again = Store::open(dir.path()).expect("opened again in this process");
         assert_eq!(again.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_uncounted_sled_write_failed_after_its_last_flush_is_not_closed_with_sleds_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = interaction("/a", "active");
+        store.record(&key(&a), &a, true).await.unwrap();
+        store.flush().await.unwrap();
+        // What an import's batch sled could not write leaves: an error, no write counted, every
+        // counted write flushed (and the journal empty).
+        store.flusher.fail();
+        drop(store);
+        assert!(
+            !dir.path().join(crate::storage::closed::CLOSED_FILE).exists(),
+            "sled's handles let go of without its flush"
+        );
     }
 
     /// Every file under `dir`.

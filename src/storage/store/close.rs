@@ -22,13 +22,14 @@ impl Drop for Store {
                 session.poisoned.is_none() && session.journal.is_empty()
             })
             && self.flusher.flushed.load(Ordering::SeqCst) == generation;
-        // sled failed a write (a full disk) that is still not flushed: dropping its handles
-        // would flush, and that flush can wait forever for the write it lost, so the process
-        // could never exit. They are let go of as they are (this process keeps sled's lock on
-        // the store); every answer recorded is in the journal, which the next open redoes, and
-        // no note of a clean close is left. A store that got over an error (every write
-        // flushed since) closes as any other.
-        if !clean && self.flusher.failed.load(Ordering::SeqCst) {
+        // sled returned an error (a full disk) that no flush begun since got over: dropping its
+        // handles would flush, and that flush can wait forever for the write it lost, so the
+        // process could never exit. They are let go of as they are (this process keeps sled's
+        // lock on the store); every answer recorded is in the journal, which the next open
+        // redoes, and no note of a clean close is left. A store whose sled flushed after the
+        // error closes as any other (the write counter alone cannot tell: an import's batch
+        // that sled failed is not counted).
+        if self.flusher.unhealed() {
             tracing::warn!(
                 store = %self.path.display(),
                 "closing the store without sled's last flush (sled failed a write earlier): the \

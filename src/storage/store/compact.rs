@@ -25,8 +25,12 @@ pub(super) struct Flusher {
     compacting: AtomicBool,
     /// Set once sled returned an error. After a write sled could not finish (a full disk) its
     /// flush can wait forever for it, and sled flushes as its handles drop: the store then lets
-    /// go of them without (`close.rs`); the journal holds every recorded answer.
-    pub(super) failed: AtomicBool,
+    /// go of them without (`close.rs`); the journal holds every recorded answer. Counts the
+    /// errors, so a flush can tell which ones it got over ([`Flusher::healed`]).
+    pub(super) failed: AtomicU64,
+    /// [`Flusher::failed`] as it was when a sled flush that then succeeded began: sled got over
+    /// every error up to it (whether or not the write it failed was counted).
+    pub(super) healed: AtomicU64,
 }
 
 impl Flusher {
@@ -39,8 +43,19 @@ impl Flusher {
             flushed: AtomicU64::new(generation),
             noted: Mutex::new(durable.max(generation)),
             compacting: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
+            failed: AtomicU64::new(0),
+            healed: AtomicU64::new(0),
         }
+    }
+
+    /// Notes that sled returned an error.
+    pub(super) fn fail(&self) {
+        self.failed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether sled returned an error that no successful flush begun after it got over.
+    pub(super) fn unhealed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst) > self.healed.load(Ordering::SeqCst)
     }
 
     /// Marks every write up to `generation` flushed, and notes it in [`DURABLE_FILE`] unless a
@@ -109,16 +124,18 @@ pub(super) fn flush_behind(
     sealed: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let failures = flusher.failed.load(Ordering::SeqCst);
         match flusher.db.flush_async().await {
             Ok(_) => {
                 flusher.flushed_up_to(generation);
+                flusher.healed.fetch_max(failures, Ordering::SeqCst);
                 let removed = tokio::task::spawn_blocking(move || remove(&sealed)).await;
                 if let Err(e) = removed {
                     tracing::warn!(error = %e, "deleting a sealed journal did not finish");
                 }
             }
             Err(e) => {
-                flusher.failed.store(true, Ordering::SeqCst);
+                flusher.fail();
                 tracing::error!(
                 store = %flusher.path.display(),
                 error = %e,
