@@ -387,9 +387,10 @@ impl Upstream {
         headers.remove(CONTENT_LENGTH);
         // hyper's client only adds Host when absent; the client's Host names the proxy.
         headers.insert(HOST, self.host.clone());
-        // A `HEAD` answer has no body to decode, and its `Content-Length` (a `GET`'s body size in
-        // the coding asked for) fits the decoded body the proxy serves only when asked as is.
-        let accepted = if *method == Method::HEAD { "identity" } else { "gzip, deflate" };
+        // A `HEAD`'s `Content-Length`, and a `Range`'s bytes, count the body in the coding asked
+        // for: they fit the decoded body the proxy serves only when it is asked for as is.
+        let as_is = *method == Method::HEAD || client_headers.contains_key(hyper::header::RANGE);
+        let accepted = if as_is { "identity" } else { "gzip, deflate" };
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(accepted));
         self.sign(method, &uri, &mut headers, &body);
         let mut request = Request::new(Full::new(body));
@@ -702,6 +703,24 @@ mod tests {
             let err = Upstream::new(&UpstreamConfig::new(bad)).unwrap_err();
             assert!(err.to_string().contains("--upstream"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_head_or_a_range_asks_for_the_body_as_it_is() {
+        let up = Upstream::new(&UpstreamConfig::new("https://ims.example")).unwrap();
+        let asked = |method: Method, range: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            if let Some(range) = range {
+                h.insert(hyper::header::RANGE, HeaderValue::from_static(range));
+            }
+            let req = up.build_request(&method, up.target("/v2/images/x/file"), &h, Bytes::new());
+            req.headers()[ACCEPT_ENCODING].to_str().unwrap().to_owned()
+        };
+        assert_eq!(asked(Method::GET, None), "gzip, deflate");
+        assert_eq!(asked(Method::HEAD, None), "identity");
+        // Byte ranges of the gzip form would not be ranges of the body the client is served.
+        assert_eq!(asked(Method::GET, Some("bytes=0-999")), "identity");
     }
 
     #[test]
