@@ -264,6 +264,24 @@ startup_row() {
     echo "| $what$note | ${times[$((runs / 2))]} ms (${times[0]}-${times[-1]}, $runs runs; the first $first ms) | ${rss[-1]} (peak ${hwm[-1]}) |"
 }
 
+# recorded_store_rows: the same rows for a store as `ims-vcr record` writes it (its recordings
+# in sled's log tree, src/storage/store/log.rs, where make_store's and an import's are in the
+# answers tree): recorded from minimal_hyper under load for RECORD_SECONDS (4: about 100,000
+# recordings here), a unique image id per request, the session ended with SIGTERM.
+recorded_store_rows() {
+    local upstream_pid n
+    loadgen
+    start upstream "$LOAD_CPU" "$BIN/examples/minimal_hyper" 0 "$WORK/expected.json"
+    upstream_pid=$PID
+    RUST_LOG=warn start record-store "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$URL" \
+        --store "$WORK/recorded" --listen 127.0.0.1:0
+    check record-store "$URL" && DURATION=${RECORD_SECONDS:-4} load "$URL" "$WORK/record-store.load" unique >/dev/null
+    stop "$PID" && stop "$upstream_pid"
+    n=$(grep -o '[0-9]* recorded' "$WORK/record-store.err" | cut -d' ' -f1 || true)
+    startup_row "replay a store ims-vcr record wrote (${n:-?} recordings, $(du -sh "$WORK/recorded" | cut -f1)): start to first correct answer; idle RSS" 3 --store "$WORK/recorded"
+    DROP_PACK="$WORK/recorded/ims-vcr-replay.pack" startup_row "… its replay pack deleted first (as a recorder killed with -9 leaves it): start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/recorded"
+}
+
 startup_mode() {
     local t0
     echo "startup: ims-vcr on CPU $SERVER_CPU, nice $NICE; $(nproc) CPUs; load average $(loadavg)"
@@ -279,6 +297,7 @@ startup_mode() {
     # rewrites the pack behind. The rows before served the pack without opening sled, so this row's
     # first run is the first open of sled since make_store wrote the store.
     DROP_PACK="$WORK/store/ims-vcr-replay.pack" startup_row "… its replay pack deleted first (replay serves while it rewrites it): start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/store"
+    recorded_store_rows
     tick && t0=$NOW
     pin "$SERVER_CPU" "$BIN/ims-vcr" export --store "$WORK/store" --out "$WORK/cassettes" 2>/dev/null
     tick && echo "| export $STORE_SIZE interactions ($(du -sh "$WORK/cassettes" | cut -f1) of cassettes) | $((NOW - t0)) ms | |"
