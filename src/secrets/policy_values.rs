@@ -89,7 +89,7 @@ fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value,
                     // the identifier (`"owner": 12345`, `"owner": ["a", "b"]`). An object is not
                     // (the image schema describes `owner` with one).
                     other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
-                        collect_scalars(other, name, values)
+                        collect_scalars(policy, other, name, values)
                     }
                     other => collect_json_in(policy, Some(name), other, values),
                 }
@@ -102,12 +102,14 @@ fn collect_json_in(policy: &RedactionPolicy, parent: Option<&str>, json: &Value,
     }
 }
 
-/// Every string and number inside `json`, as values of field `name`.
-fn collect_scalars(json: &Value, name: &str, values: &mut Values) {
+/// Every string and number inside `json`, as values of field `name`; an object in it is read as
+/// any object is, under `name` (`{"owner": ["…", {"owner": "…"}]}`).
+fn collect_scalars(policy: &RedactionPolicy, json: &Value, name: &str, values: &mut Values) {
     match json {
         Value::String(s) => note(values, s, || format!("field {name}")),
         Value::Number(n) => note(values, &n.to_string(), || format!("field {name}")),
-        Value::Array(items) => items.iter().for_each(|i| collect_scalars(i, name, values)),
-        Value::Object(_) | Value::Bool(_) | Value::Null => {}
+        Value::Array(items) => (items.iter()).for_each(|i| collect_scalars(policy, i, name, values)),
+        Value::Object(_) => collect_json_in(policy, Some(name), json, values),
+        Value::Bool(_) | Value::Null => {}
     }
 }

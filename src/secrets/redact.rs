@@ -381,8 +381,9 @@ fn missing(wanted: &[String], done: &[String]) -> Vec<String> {
 
 /// The scalars a selected field holds (see [`policy_values`]: every string and number inside a
 /// number or an array) replaced by their pseudonyms, keeping each one's JSON type (a number's
-/// pseudonym is digits, so it stays a number).
-fn redact_scalars(at: &At<'_>, json: &mut Value) {
+/// pseudonym is digits, so it stays a number). An object in such an array is redacted as any
+/// object is, under the field `name` (`{"owner": ["…", {"owner": "…"}]}`).
+fn redact_scalars(policy: &RedactionPolicy, name: &str, mapping: &Mapping, at: &At<'_>, json: &mut Value) {
     match json {
         Value::String(s) => *s = at.replace(s),
         Value::Number(n) => {
@@ -396,8 +397,9 @@ fn redact_scalars(at: &At<'_>, json: &mut Value) {
                 .filter(Value::is_number)
                 .unwrap_or(Value::String(fake));
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| redact_scalars(at, i)),
-        Value::Object(_) | Value::Bool(_) | Value::Null => {}
+        Value::Array(items) => (items.iter_mut()).for_each(|i| redact_scalars(policy, name, mapping, at, i)),
+        Value::Object(_) => redact_json_in(policy, Some(name), mapping, at, json),
+        Value::Bool(_) | Value::Null => {}
     }
 }
 
@@ -578,7 +580,7 @@ fn redact_json_in(
                 match value {
                     Value::String(s) if policy.selects(parent, name) => *s = at.replace(s),
                     other @ (Value::Number(_) | Value::Array(_)) if policy.selects(parent, name) => {
-                        redact_scalars(at, other)
+                        redact_scalars(policy, name, mapping, at, other)
                     }
                     other => redact_json_in(policy, Some(name), mapping, at, other),
                 }
