@@ -52,11 +52,10 @@ fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], value
 fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
     match body {
         Some(Body::Json(json) | Body::JsonPython(json)) => collect_json(policy, json, values),
-        Some(Body::Text(text)) => {
-            if let Ok(json) = serde_json::from_str::<Value>(text) {
-                collect_json(policy, &json, values);
-            }
-        }
+        Some(Body::Text(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(json) => collect_json(policy, &json, values),
+            Err(_) => collect_form(policy, text, values),
+        },
         // JSON written as base64 by hand (or by another tool) is JSON all the same.
         Some(Body::Base64(b64)) => {
             let engine = base64::engine::general_purpose::STANDARD;
@@ -69,6 +68,19 @@ fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Valu
             }
         }
         None => {}
+    }
+}
+
+/// A form body (`owner=…&name=…`, as `application/x-www-form-urlencoded` sends it: one line,
+/// `=` in it): the values of the fields the policy names as query parameters or JSON fields.
+fn collect_form(policy: &RedactionPolicy, text: &str, values: &mut Values) {
+    if !text.contains('=') || text.contains(['\n', '\r', ' ']) {
+        return;
+    }
+    for (name, value) in form_urlencoded::parse(text.as_bytes()) {
+        if policy.query.iter().any(|q| *q == name) || policy.selects(None, &name) {
+            note(values, &value, || format!("form field {name}"));
+        }
     }
 }
 

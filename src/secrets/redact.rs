@@ -633,6 +633,21 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_only_a_form_body_names_is_redacted() {
+        let real = "acct-in-a-form-7f3a9c";
+        let mut form = interaction("/v2/images", None, "{}");
+        form.request.headers = vec![("content-type".into(), "application/x-www-form-urlencoded".into())];
+        form.request.body = Body::from_bytes(format!("name=x&owner={real}&project_id={real}2").as_bytes());
+        let (redacted, _) = redactor().redact(&form).unwrap();
+        let written = text(&redacted);
+        assert!(!written.contains(real), "{written}");
+        // Prose that happens to hold `owner=` is not read as a form.
+        let prose = interaction("/v2/images", None, "see owner=someone else");
+        let (redacted, _) = redactor().redact(&prose).unwrap();
+        assert!(text(&redacted).contains("owner=someone else"));
+    }
+
+    #[test]
     fn owners_that_are_numbers_arrays_short_text_or_upper_case_copies_are_redacted_too() {
         // A number and an array under a policy field keep their JSON types.
         let numbers = interaction(
