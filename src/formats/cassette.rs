@@ -632,6 +632,30 @@ mod tests {
         assert!(!same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"n"}"#, 202)));
     }
 
+    #[test]
+    fn an_owner_only_an_encoded_json_answer_names_is_redacted_or_refused_never_exported_raw() {
+        use crate::model::redaction::RedactionPolicy;
+        use crate::secrets::pseudonym::PseudonymKey;
+        let real = "realacct-only-here-42";
+        let redactor = Redactor::new(RedactionPolicy::default(), PseudonymKey::new(b"k"));
+        let json = format!(r#"{{"owner": "{real}", "name": "Ren"#);
+        let with_body = |bytes: Vec<u8>| {
+            let mut rec = recording("GET", "/v2/images");
+            rec.answers[0].response.body = Body::from_bytes(&bytes);
+            rec
+        };
+        // A UTF-8 byte-order mark before the JSON: read, and the owner replaced.
+        let bom = with_body([b"\xef\xbb\xbf".as_slice(), format!("{json}e\"}}").as_bytes()].concat());
+        let out = redact_recordings(&[bom], &redactor, &MatchRules::default()).unwrap();
+        let body = out[0].answers[0].response.body.as_ref().unwrap().to_bytes().unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains(real));
+        // In Latin-1 (`é` one byte): the owner is selected, and as it cannot be replaced inside
+        // that encoding, the export is refused naming it rather than written with it.
+        let latin1 = with_body([json.as_bytes(), b"\xe9\"}"].concat());
+        let refused = redact_recordings(&[latin1], &redactor, &MatchRules::default()).unwrap_err();
+        assert!(refused.to_string().contains("field owner"), "{refused}");
+    }
+
     fn recording(method: &str, path: &str) -> Recording {
         let request = RecordedRequest {
             method: method.into(),

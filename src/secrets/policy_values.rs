@@ -52,23 +52,28 @@ fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], value
 fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
     match body {
         Some(Body::Json(json) | Body::JsonPython(json)) => collect_json(policy, json, values),
-        Some(Body::Text(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(json) => collect_json(policy, &json, values),
-            Err(_) => collect_form(policy, text, values),
+        Some(Body::Text(text)) => match json_of(text.as_bytes()) {
+            Some(json) => collect_json(policy, &json, values),
+            None => collect_form(policy, text, values),
         },
         // JSON written as base64 by hand (or by another tool) is JSON all the same.
         Some(Body::Base64(b64)) => {
             let engine = base64::engine::general_purpose::STANDARD;
-            if let Some(json) = engine
-                .decode(b64.as_bytes())
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            {
+            if let Some(json) = engine.decode(b64.as_bytes()).ok().and_then(|b| json_of(&b)) {
                 collect_json(policy, &json, values);
             }
         }
         None => {}
     }
+    // JSON behind gzip or zlib, in UTF-16 or in Latin-1, read as the leak gate reads it.
+    if let Some(json) = crate::secrets::exposure::innermost(body).and_then(|inner| json_of(&inner)) {
+        collect_json(policy, &json, values);
+    }
+}
+
+/// `bytes` as JSON, a UTF-8 byte-order mark before it allowed.
+fn json_of(bytes: &[u8]) -> Option<Value> {
+    serde_json::from_slice(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)).ok()
 }
 
 /// A form body (`owner=…&name=…`, as `application/x-www-form-urlencoded` sends it: one line,
