@@ -50,23 +50,22 @@ fn collect_headers(policy: &RedactionPolicy, headers: &[(String, String)], value
 }
 
 fn collect_body(policy: &RedactionPolicy, body: &Option<Body>, values: &mut Values) {
-    match body {
-        Some(Body::Json(json) | Body::JsonPython(json)) => collect_json(policy, json, values),
+    let json = match body {
+        Some(Body::Json(json) | Body::JsonPython(json)) => return collect_json(policy, json, values),
         Some(Body::Text(text)) => match json_of(text.as_bytes()) {
-            Some(json) => collect_json(policy, &json, values),
-            None => collect_form(policy, text, values),
+            None if collect_form(policy, text, values) => return,
+            json => json,
         },
         // JSON written as base64 by hand (or by another tool) is JSON all the same.
         Some(Body::Base64(b64)) => {
             let engine = base64::engine::general_purpose::STANDARD;
-            if let Some(json) = engine.decode(b64.as_bytes()).ok().and_then(|b| json_of(&b)) {
-                collect_json(policy, &json, values);
-            }
+            engine.decode(b64.as_bytes()).ok().and_then(|b| json_of(&b))
         }
-        None => {}
-    }
-    // JSON behind gzip or zlib, in UTF-16 or in Latin-1, read as the leak gate reads it.
-    if let Some(json) = crate::secrets::exposure::innermost(body).and_then(|inner| json_of(&inner)) {
+        None => return,
+    };
+    // Else JSON behind gzip or zlib, in UTF-16 or in Latin-1, read as the leak gate reads it.
+    let json = json.or_else(|| crate::secrets::exposure::innermost(body).and_then(|b| json_of(&b)));
+    if let Some(json) = json {
         collect_json(policy, &json, values);
     }
 }
@@ -78,15 +77,17 @@ fn json_of(bytes: &[u8]) -> Option<Value> {
 
 /// A form body (`owner=…&name=…`, as `application/x-www-form-urlencoded` sends it: one line,
 /// `=` in it): the values of the fields the policy names as query parameters or JSON fields.
-fn collect_form(policy: &RedactionPolicy, text: &str, values: &mut Values) {
+/// False when `text` is not one.
+fn collect_form(policy: &RedactionPolicy, text: &str, values: &mut Values) -> bool {
     if !text.contains('=') || text.contains(['\n', '\r', ' ']) {
-        return;
+        return false;
     }
     for (name, value) in form_urlencoded::parse(text.as_bytes()) {
         if policy.query.iter().any(|q| *q == name) || policy.selects(None, &name) {
             note(values, &value, || format!("form field {name}"));
         }
     }
+    true
 }
 
 fn collect_json(policy: &RedactionPolicy, json: &Value, values: &mut Values) {

@@ -45,11 +45,11 @@ pub const CLOSED_FILE: &str = "ims-vcr-closed";
 const HEADER: &str = "ims-vcr closed store 2";
 
 /// sled's files the note stamps (see [`stamp`]) besides its snapshots: its log and its config.
-const SLED_FILES: [&str; 2] = ["db", "conf"];
+pub(crate) const SLED_FILES: [&str; 2] = ["db", "conf"];
 
 /// How sled's snapshot files are named (`snap.` and the log position they reach, in hex; a
 /// snapshot being written has `.generating` after that).
-const SNAPSHOT_PREFIX: &str = "snap.";
+pub(crate) const SNAPSHOT_PREFIX: &str = "snap.";
 
 /// The note's text for a store at `dir` closed at write `generation`, or why not.
 fn note_text(dir: &Path, generation: u64) -> std::io::Result<String> {

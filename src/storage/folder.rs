@@ -118,18 +118,19 @@ const OUTGROWN_SLACK: u64 = 32 * 1024 * 1024;
 /// See [`OUTGROWN_SLACK`].
 const OUTGROWN_FACTOR: u64 = 4;
 
-/// The bytes sled's files take in the store at `dir` (its `db`, snapshots and `blobs/`) and its
-/// replay pack's (what is current), when sled's are more than four times the pack's and 32 MiB
-/// besides: a store recorded again session after session, whose sled keeps the room of every
+/// The bytes sled's files take in the store at `dir` (its log and config, snapshots and
+/// `blobs/`) and its replay pack's (what is current), when sled's are more than four times the
+/// pack's and 32 MiB besides: a store recorded again session after session, whose sled keeps the room of every
 /// answer replaced (about three times what each session records). `None` otherwise, or when
 /// the sizes cannot be read.
 pub(crate) fn outgrown(dir: &Path) -> Option<(u64, u64)> {
+    use crate::storage::closed::{SLED_FILES, SNAPSHOT_PREFIX};
     let pack = std::fs::metadata(dir.join(crate::storage::snapshot::PACK_FILE)).ok()?.len();
     let mut sled = 0;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == "db" || name.starts_with("snap.") {
+        if SLED_FILES.contains(&name.as_ref()) || name.starts_with(SNAPSHOT_PREFIX) {
             sled += entry.metadata().map_or(0, |m| m.len());
         }
     }
