@@ -579,8 +579,8 @@ impl Proxy {
             let shown = crate::storage::folder::shell_word(&path);
             tracing::warn!(
                 store = %path.display(),
-                "the store takes {} MiB on disk for {} MiB of recordings: sled keeps the room of \
-                 the answers recorded again since it was made. To give it back: ims-vcr export \
+                "the store takes {} MiB on disk for {} MiB of recordings: it keeps the answers \
+                 recorded again since it was made. To give it back: ims-vcr export \
                  --store {shown} --out CASSETTES, then ims-vcr import --store NEW_STORE CASSETTES \
                  (or delete the store and record again)",
                 mib(sled),

@@ -5,7 +5,7 @@
 //! zeroes every free segment of its file (on 100,000 recordings, about 130 ms of 190), while a
 //! replay needs the store only to tell whether its replay pack still describes it. So a store
 //! closed with every write flushed and its journal empty leaves [`CLOSED_FILE`]: the write
-//! counter it closed at, and stamps of sled's files as the close left them. Every open deletes
+//! counter it closed at, and stamps of sled's files and the log's as the close left them. Every open deletes
 //! the note before sled opens (`Store::open_folder`), so the note stands only while nothing has
 //! opened the store since.
 //!
@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::model::key::MatchRules;
 use crate::storage::durability::{LOCK_WAIT, read_durable};
 use crate::storage::journal::{JOURNAL_FILE, sealed};
+use crate::storage::log_file::LOG_FILE;
 use crate::storage::pack::Pack;
 use crate::storage::snapshot::PACK_FILE;
 
@@ -41,8 +42,8 @@ use crate::storage::snapshot::PACK_FILE;
 pub const CLOSED_FILE: &str = "ims-vcr-closed";
 
 /// First line of [`CLOSED_FILE`] (version 2 also stamps sled's snapshot files, so a note is also
-/// void once they change).
-const HEADER: &str = "ims-vcr closed store 2";
+/// void once they change; version 3 the log's file, store format 3).
+const HEADER: &str = "ims-vcr closed store 3";
 
 /// sled's files the note stamps (see [`stamp`]) besides its snapshots: its log and its config.
 pub(crate) const SLED_FILES: [&str; 2] = ["db", "conf"];
@@ -54,7 +55,9 @@ pub(crate) const SNAPSHOT_PREFIX: &str = "snap.";
 /// The note's text for a store at `dir` closed at write `generation`, or why not.
 fn note_text(dir: &Path, generation: u64) -> std::io::Result<String> {
     let mut text = format!("{HEADER}\nwrite {generation}\n");
-    let names = SLED_FILES.iter().map(|n| n.to_string()).chain(snapshots(dir)?);
+    let names = (SLED_FILES.iter().chain([&LOG_FILE]))
+        .map(|n| n.to_string())
+        .chain(snapshots(dir)?);
     for name in names {
         text.push_str(&format!("{name} {}\n", stamp(&dir.join(&name))?));
     }

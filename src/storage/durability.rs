@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::storage::journal::Journal;
-use crate::storage::layout::GENERATION_KEY;
+use crate::storage::layout::{GENERATION_KEY, LOG_END_KEY};
 
 /// sled's default cache is 1 GiB; a test proxy needs far less. A store opened to write (record,
 /// auto, import) inserts at random places in the tree (keys are request digests), and an insert
@@ -24,16 +24,16 @@ const READER_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 pub const DURABLE_FILE: &str = "ims-vcr-durable";
 
 /// Opens the journal in `dir` and applies to sled the writes it holds beyond sled's write
-/// counter `generation` (they were answered, but sled had not flushed them when the last
-/// session ended: a `kill -9`), sealed journals first, by adding them to the store's `log`
-/// (`log_tree`, gathered in `log`) as recording does. They must continue the counter without
+/// counter `generation` (they were answered, but the log and sled had not been flushed when the
+/// last session ended: a `kill -9`), sealed journals first, by adding them to the store's log
+/// (`log_file`, gathered in `log`) as recording does. They must continue the counter without
 /// a gap; a gap means sled lost writes the journal no longer covers, and the store is refused
 /// as damaged. Returns the journal, emptied (sealed journals deleted), and the write counter
 /// after recovery.
 pub(crate) fn recover(
     dir: &Path,
     db: &sled::Db,
-    log_tree: &sled::Tree,
+    log_file: &crate::storage::log_file::LogFile,
     log: &mut crate::storage::store::LogState,
     meta: &sled::Tree,
     generation: u64,
@@ -53,6 +53,7 @@ pub(crate) fn recover(
     }
     all.extend(records.map_err(damaged)?);
     let store_err = |source| store_error(dir, source);
+    let log_err = |e: std::io::Error| Error::io(log_file.path(), e);
     let mut recovered = generation;
     // Redone records go to the log in groups, as recording puts them there: a few sled
     // inserts, not one per record (a journal of 64 MiB holds tens of thousands).
@@ -72,13 +73,17 @@ pub(crate) fn recover(
             &record.value,
         )
         .map_err(|e| Error::io(&file, e))?;
-        log.append(log_tree, bytes, value_at, &record.removes, &record.key)
-            .map_err(store_err)?;
+        log.append(log_file, bytes, value_at, &record.removes, &record.key)
+            .map_err(log_err)?;
         recovered = record.generation;
     }
     if recovered > generation {
-        log.write_pending(log_tree).map_err(store_err)?;
+        log.write_pending(log_file).map_err(log_err)?;
+        // The log on the disk before the counter that says it holds these writes.
+        log_file.sync().map_err(log_err)?;
         meta.insert(GENERATION_KEY, &recovered.to_be_bytes())
+            .map_err(store_err)?;
+        meta.insert(LOG_END_KEY, &log.end().to_be_bytes())
             .map_err(store_err)?;
         db.flush().map_err(store_err)?;
         note_durable(dir, recovered);
@@ -88,10 +93,16 @@ pub(crate) fn recover(
             "recovered answers the last session wrote to its journal but not to sled"
         );
     }
+    if !journal.is_empty() || !sealed.is_empty() {
+        // Their records may all be in the log already, written by a session killed before it
+        // synced the log: synced now, before the only other copy goes.
+        log_file.sync().map_err(log_err)?;
+    }
     if !journal.is_empty() {
         journal.clear().map_err(|e| Error::io(&file, e))?;
     }
-    // Every sealed record is in sled now (flushed above, or before this open).
+    // Every sealed record is in the log or sled now, on the disk (synced above, or before this
+    // open).
     for (_, path) in sealed {
         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     }
@@ -133,11 +144,16 @@ pub(crate) fn note_holder(path: &Path) {
     }
 }
 
-/// sled opens its files read-write (it has no read-only mode), and so does the journal: a file of
-/// the store at `path` that could not be written refuses the open before anything changes,
-/// naming the file.
+/// sled opens its files read-write (it has no read-only mode), and so do the journal and the log:
+/// a file of the store at `path` that could not be written refuses the open before anything
+/// changes, naming the file.
 pub(crate) fn check_writable(path: &Path) -> Result<()> {
-    for name in ["db", "conf", crate::storage::journal::JOURNAL_FILE] {
+    for name in [
+        "db",
+        "conf",
+        crate::storage::journal::JOURNAL_FILE,
+        crate::storage::log_file::LOG_FILE,
+    ] {
         let file = path.join(name);
         match std::fs::OpenOptions::new().write(true).open(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

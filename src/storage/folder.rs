@@ -7,10 +7,11 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::storage::durability::DURABLE_FILE;
 use crate::storage::journal::JOURNAL_FILE;
+use crate::storage::log_file::LOG_FILE;
 
 /// Files whose presence makes a folder a store: sled's own and ims-vcr's. Any one is enough, so
 /// a store missing some of its files is still opened, and refused as damaged if it is.
-const STORE_FILES: [&str; 4] = ["conf", "db", JOURNAL_FILE, DURABLE_FILE];
+const STORE_FILES: [&str; 5] = ["conf", "db", JOURNAL_FILE, LOG_FILE, DURABLE_FILE];
 
 /// What is at a `--store` path.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,16 +113,16 @@ pub(crate) fn find(path: &Path) -> Result<()> {
     })
 }
 
-/// Past this (32 MiB), a store whose sled files take more than [`OUTGROWN_FACTOR`] times its
-/// replay pack has outgrown what it holds (see [`outgrown`]).
+/// Past this (32 MiB), a store whose sled files and log take more than [`OUTGROWN_FACTOR`] times
+/// its replay pack has outgrown what it holds (see [`outgrown`]).
 const OUTGROWN_SLACK: u64 = 32 * 1024 * 1024;
 /// See [`OUTGROWN_SLACK`].
 const OUTGROWN_FACTOR: u64 = 4;
 
-/// The bytes sled's files take in the store at `dir` (its log and config, snapshots and
-/// `blobs/`) and its replay pack's (what is current), when sled's are more than four times the
-/// pack's and 32 MiB besides: a store recorded again session after session, whose sled keeps the room of every
-/// answer replaced (about three times what each session records). `None` otherwise, or when
+/// The bytes sled's files (its log and config, snapshots and `blobs/`) and the store's log take in
+/// the store at `dir`, and its replay pack's (what is current), when the first are more than four
+/// times the pack's and 32 MiB besides: a store recorded again session after session, whose log
+/// keeps every answer replaced (and sled the room of the answers it held). `None` otherwise, or when
 /// the sizes cannot be read.
 pub(crate) fn outgrown(dir: &Path) -> Option<(u64, u64)> {
     use crate::storage::closed::{SLED_FILES, SNAPSHOT_PREFIX};
@@ -130,7 +131,10 @@ pub(crate) fn outgrown(dir: &Path) -> Option<(u64, u64)> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if SLED_FILES.contains(&name.as_ref()) || name.starts_with(SNAPSHOT_PREFIX) {
+        if SLED_FILES.contains(&name.as_ref())
+            || name == LOG_FILE
+            || name.starts_with(SNAPSHOT_PREFIX)
+        {
             sled += entry.metadata().map_or(0, |m| m.len());
         }
     }
@@ -177,10 +181,12 @@ mod tests {
         assert_eq!(outgrown(dir.path()), None);
         sized(crate::storage::snapshot::PACK_FILE, 2 * MIB);
         assert_eq!(outgrown(dir.path()), None, "40 MiB over the pack's 4x is the bar");
-        // sled's blobs and snapshots count with its db; the journal and the pack do not.
+        // sled's blobs and snapshots, and the log, count with its db; the journal and the pack
+        // do not.
         sized("blobs/1234", 16 * MIB);
         sized("snap.00000001", 5 * MIB);
+        sized(LOG_FILE, 3 * MIB);
         sized(JOURNAL_FILE, 100 * MIB);
-        assert_eq!(outgrown(dir.path()), Some((41 * MIB, 2 * MIB)));
+        assert_eq!(outgrown(dir.path()), Some((44 * MIB, 2 * MIB)));
     }
 }

@@ -8,6 +8,10 @@ use crate::model::interaction::{Body, Interaction, json_depth};
 
 /// Key in `meta` of the write counter: big-endian u64, bumped with every write.
 pub const GENERATION_KEY: &str = "generation";
+/// Key in `meta` of how many bytes of the log's file are whole groups on the disk: big-endian
+/// u64, put there with the write counter ([`GENERATION_KEY`]) after the log is synced. A log
+/// file shorter than that lost recordings.
+pub const LOG_END_KEY: &str = "log_end";
 
 /// One stored answer: its sled key (request digest ++ sequence), the digest, and the JSON of one
 /// [`Interaction`].

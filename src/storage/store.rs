@@ -2,10 +2,10 @@
 //! loading everything back for replay or export.
 //!
 //! Layout: tree `answers` maps `digest (32 bytes) ++ sequence (u32, big-endian)` to the JSON of
-//! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; tree `log`
-//! holds what recording wrote since, in groups of journal records applied over `answers` (format
-//! 2, see [`log`]); tree `meta` holds the store format, the match rules and the write counter
-//! (`generation`).
+//! one [`Interaction`], so a prefix scan yields a request's answers in recorded order; the log
+//! file ([`LOG_FILE`](crate::storage::log_file::LOG_FILE)) holds what recording wrote since, in
+//! groups of journal records applied over `answers` (see [`log`]); tree `meta` holds the store
+//! format, the match rules and the write counter (`generation`).
 //!
 //! Durability: a recorded answer goes to the [`journal`](crate::storage::journal) (one `write(2)`, and
 //! with `--fsync` a group-committed `fdatasync`) before sled, and before its client is answered;
@@ -22,6 +22,7 @@ mod import;
 mod load;
 mod log;
 mod rules;
+mod upgrade;
 pub(crate) use log::Log as LogState;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
@@ -40,28 +41,31 @@ use crate::storage::journal::{COMPACT_AT, Journal};
 use crate::storage::durability::{open_db, read_durable, recover, store_error};
 use compact::Flusher;
 pub use crate::storage::durability::DURABLE_FILE;
-use crate::storage::layout::{Entry, GENERATION_KEY, entry_key};
+use crate::storage::layout::{Entry, GENERATION_KEY, LOG_END_KEY, entry_key};
 use crate::model::key::{MatchRules, RequestKey, hex};
+use crate::storage::log_file::{LOG_FILE, LogFile};
 
 /// Version of the store layout; bumped when the key or value encoding changes. Format 2 added
-/// the `log` tree ([`log`]); a format-1 store is read as it is (its log is empty) and becomes
-/// format 2 when a writer opens it, so an older ims-vcr, which would not see the log, refuses
-/// it instead of serving it short.
-const STORE_FORMAT: u32 = 2;
+/// the log, in sled's `log` tree; format 3 moved it to a file of its own
+/// ([`LogFile`](crate::storage::log_file::LogFile)). A format-1 store is read as it is (its log is
+/// empty) and becomes format 3 when a writer opens it; a format-2 store's log moves to the file
+/// as any ims-vcr opens it ([`upgrade::adopt_log_tree`]). Either way an older ims-vcr, which would
+/// not see the log, refuses the store instead of serving it short.
+const STORE_FORMAT: u32 = 3;
 /// The formats this ims-vcr reads.
-const READS_FORMATS: [u32; 2] = [1, 2];
+const READS_FORMATS: [u32; 3] = [1, 2, 3];
 
 /// An open store. One process at a time (sled holds an exclusive lock).
 pub struct Store {
     path: PathBuf,
     /// sled's handles: dropped first when the store closes (see `close.rs`).
     answers: ManuallyDrop<sled::Tree>,
-    log: ManuallyDrop<sled::Tree>,
     meta: ManuallyDrop<sled::Tree>,
     /// What one write at a time may touch. Held only around synchronous calls (sled, one
     /// journal `write`), never across an await; it also orders the write counter.
     session: Mutex<Session>,
-    /// sled and the flush marks, shared with a compaction flushing in the background.
+    /// sled, the log's file and the flush marks, shared with a compaction flushing in the
+    /// background.
     flusher: ManuallyDrop<std::sync::Arc<Flusher>>,
     /// Set once every entry was read (a pack rebuild, an export): closing the store then hands
     /// the memory sled took back to the system.
@@ -96,7 +100,7 @@ struct Session {
     /// session, so its first answer replaces any older ones.
     next: HashMap<[u8; 32], Next>,
     journal: Journal,
-    /// Recordings gathered into groups for the `log` tree, and its index.
+    /// Recordings gathered into groups for the log's file, and its index.
     log: log::Log,
     /// Whether the replay pack was deleted since it was last written: the first write after
     /// that deletes it, so a pack never outlives a change it does not hold (a crash can leave
@@ -137,6 +141,48 @@ fn read_format(path: &Path, meta: &sled::Tree) -> Result<Option<u32>> {
             v.as_ref()
         ))),
     }
+}
+
+/// Refuses, before anything is changed, a store whose files lost what a flush had put on the
+/// disk: sled's write counter `persisted` is below the one [`DURABLE_FILE`] holds (every flush
+/// puts the counter in sled before noting it there: sled's files were truncated, deleted or
+/// restored from an older copy), or the log's file is shorter than its whole groups were.
+/// Returns where those groups end.
+fn check_not_shortened(
+    path: &Path,
+    meta: &sled::Tree,
+    log: &LogFile,
+    persisted: u64,
+) -> Result<u64> {
+    let durable = read_durable(path)?;
+    let log_end = match meta.get(LOG_END_KEY).map_err(|e| store_error(path, e))? {
+        Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| Error::StoreCorrupt {
+            path: path.to_owned(),
+            entry: format!("meta/{LOG_END_KEY}"),
+            reason: format!("{} bytes, expected 8", v.len()),
+        })?),
+        None => 0,
+    };
+    let len = log.size().map_err(|e| Error::io(log.path(), e))?;
+    let lost = if persisted < durable {
+        format!(
+            "write #{durable} was on disk (see {DURABLE_FILE}) but sled's files hold writes up to \
+             #{persisted} only"
+        )
+    } else if len < log_end {
+        format!(
+            "its log ({LOG_FILE}) holds {len} bytes where {log_end} were on disk"
+        )
+    } else {
+        return Ok(log_end);
+    };
+    Err(Error::StoreDamaged {
+        path: path.to_owned(),
+        reason: format!(
+            "{lost}: its files were truncated, garbled or partly deleted, and the recordings \
+             after the damage are lost"
+        ),
+    })
 }
 
 impl std::fmt::Debug for Store {
@@ -181,7 +227,6 @@ impl Store {
         crate::storage::closed::forget(path)?;
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
-        let log_tree = db.open_tree("log").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
         let persisted = match meta.get(GENERATION_KEY).map_err(store_err)? {
             None => 0,
@@ -196,18 +241,25 @@ impl Store {
         // Before anything is redone: a store of a format this ims-vcr does not read is refused
         // with its journal untouched.
         let format = read_format(path, &meta)?;
-        let (mut log, logged) = log::Log::open(&log_tree, answers.is_empty()).map_err(store_err)?;
-        // The counter is persisted at flushes; the log's last group may hold later writes.
+        let log_file = LogFile::open(path).map_err(|e| Error::io(path.join(LOG_FILE), e))?;
+        let log_err = |e| Error::io(log_file.path(), e);
+        let log_end = check_not_shortened(path, &meta, &log_file, persisted)?;
+        upgrade::adopt_log_tree(path, &db, &meta, &log_file)?;
+        let (mut log, logged) =
+            log::Log::open(&log_file, answers.is_empty(), log_end).map_err(log_err)?;
+        // The counter is persisted at flushes; the log's last group may hold later writes (on
+        // the disk before the counter that says so).
         let generation = persisted.max(logged);
         if logged > persisted {
+            log_file.sync().map_err(log_err)?;
             meta.insert(GENERATION_KEY, &logged.to_be_bytes())
                 .map_err(store_err)?;
         }
         let opened_at = generation;
-        let (journal, generation) = recover(path, &db, &log_tree, &mut log, &meta, generation)?;
-        // A store whose log holds anything is format 2, whoever opened it (a reader's redo of a
+        let (journal, generation) = recover(path, &db, &log_file, &mut log, &meta, generation)?;
+        // A store whose log holds anything is format 3, whoever opened it (a reader's redo of a
         // journal writes to the log too): an older ims-vcr must refuse it, not miss the log.
-        if format.is_none() || (format != Some(STORE_FORMAT) && (writer || !log_tree.is_empty())) {
+        if format.is_none() || (format != Some(STORE_FORMAT) && (writer || !log.is_empty())) {
             if let Some(old) = format {
                 tracing::warn!(
                     store = %path.display(),
@@ -233,10 +285,9 @@ impl Store {
         let mut store = Store {
             path: path.to_owned(),
             answers: ManuallyDrop::new(answers),
-            log: ManuallyDrop::new(log_tree),
-            meta: ManuallyDrop::new(meta),
+            meta: ManuallyDrop::new(meta.clone()),
             flusher: ManuallyDrop::new(std::sync::Arc::new(Flusher::new(
-                path, db, generation, durable,
+                path, db, meta, log_file, generation, durable,
             ))),
             read_whole: Default::default(),
             compact_at: COMPACT_AT,
@@ -269,6 +320,11 @@ impl Store {
     fn err(&self, source: sled::Error) -> Error {
         self.flusher.fail();
         store_error(&self.path, source)
+    }
+
+    /// An error reading or writing the log's file.
+    fn log_err(&self, e: std::io::Error) -> Error {
+        Error::io(self.flusher.log.path(), e)
     }
 
     /// With `true`, [`Store::record_in_attempt`] returns only once the journal is synced to the disk (group
@@ -361,27 +417,23 @@ impl Store {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Puts the write counter into sled's `meta` tree, ahead of a flush, and returns it. Only
-    /// flushes persist it (it says which journal records sled already holds, and it is not
-    /// needed any sooner: reopening redoes journal records past it, and redoing is idempotent).
-    /// Under the session lock, so it never goes backwards.
-    fn persist_generation(&self, session: &mut Session) -> Result<u64> {
-        // After a failed write the counter covers a write sled does not hold: persisting it
+    /// Appends the group being gathered to the log's file, ahead of a flush, and returns the
+    /// write counter it brings the log up to and where the log's whole groups end (the flush
+    /// persists both, see [`Flusher::persist`]). Under the session lock, so neither goes
+    /// backwards.
+    fn write_pending(&self, session: &mut Session) -> Result<(u64, u64)> {
+        // After a failed write the counter covers a write the log does not hold: persisting it
         // would make reopening skip that write's journal record.
         self.refuse_if_poisoned(session, "flushing")?;
         let generation = self.written.load(Ordering::SeqCst);
-        // Every counted write is in sled once its group is.
-        if let Err(e) = session.log.write_pending(&self.log) {
-            let e = self.err(e);
+        // Every counted write is in the log once its group is.
+        if let Err(e) = session.log.write_pending(&self.flusher.log) {
+            let e = self.log_err(e);
             session.poisoned = Some(e.to_string());
             return Err(e);
         }
-        self.meta
-            .insert(GENERATION_KEY, &generation.to_be_bytes())
-            .map_err(|e| self.err(e))?;
-        Ok(generation)
+        Ok((generation, session.log.end()))
     }
-
 
     /// [`Store::record_in_attempt`] of an interaction, serialised here, no attempt asked about.
     #[cfg(test)]
@@ -467,9 +519,9 @@ impl Store {
             // unless the log shows it landed).
             let applied = session
                 .log
-                .append(&self.log, record, value_at, &removes, &entry);
+                .append(&self.flusher.log, record, value_at, &removes, &entry);
             if let Err(e) = applied {
-                let e = self.err(e);
+                let e = self.log_err(e);
                 session.poisoned = Some(e.to_string());
                 return Err(e);
             }
@@ -516,7 +568,11 @@ impl Store {
             return Ok(());
         }
         let failures = self.flusher.failed.load(Ordering::SeqCst);
-        let target = self.persist_generation(&mut self.lock())?;
+        let (target, log_end) = self.write_pending(&mut self.lock())?;
+        let flusher = std::sync::Arc::clone(&self.flusher);
+        tokio::task::spawn_blocking(move || flusher.persist(target, log_end))
+            .await
+            .map_err(|e| self.log_err(std::io::Error::other(e)))??;
         self.flusher.db.flush_async().await.map_err(|e| self.err(e))?;
         self.flusher.flushed_up_to(target);
         self.flusher.healed.fetch_max(failures, Ordering::SeqCst);
@@ -586,7 +642,7 @@ impl Store {
 
     /// True when nothing is recorded (`import` refuses to re-key a store that is not).
     pub fn is_empty(&self) -> bool {
-        let log_empty = self.lock().log.is_empty(&self.log);
+        let log_empty = self.lock().log.is_empty();
         (log_empty && self.answers.is_empty()) || (!log_empty && self.entries().next().is_none())
     }
 }
@@ -611,21 +667,22 @@ pub(crate) mod tests {
                 Err(e) => panic!("{}: {e}", dir.display()),
             }
         };
-        let key = overwrite_first_entry(&db, b"{\"request\": {\"meth");
+        let key = overwrite_first_entry(dir, &db, b"{\"request\": {\"meth");
         db.flush().unwrap();
         hex(&key)
     }
 
-    /// Gives the first entry of the store `db` (in `answers`, else the first record of the
-    /// `log`, checksummed anew) the value `value`, around ims-vcr; returns its key.
-    pub(crate) fn overwrite_first_entry(db: &sled::Db, value: &[u8]) -> Vec<u8> {
+    /// Gives the first entry of the store at `dir` (sled's handle `db`: in `answers`, else the
+    /// first record of the log, checksummed anew) the value `value`, around ims-vcr; returns its
+    /// key.
+    pub(crate) fn overwrite_first_entry(dir: &Path, db: &sled::Db, value: &[u8]) -> Vec<u8> {
         let answers = db.open_tree("answers").unwrap();
         if let Some((key, _)) = answers.first().unwrap() {
             answers.insert(&key, value).unwrap();
             return key.to_vec();
         }
-        let log = db.open_tree("log").unwrap();
-        let (n, group) = log.first().unwrap().expect("a store holding something");
+        let log = LogFile::open(dir).unwrap();
+        let (group, rest) = log::tests::split_first_group(&log);
         let crate::storage::journal::Found::Record {
             generation,
             removes,
@@ -636,10 +693,15 @@ pub(crate) mod tests {
             panic!("the first record reads");
         };
         let (record, _) = crate::storage::journal::encode(generation, &removes, &key, value).unwrap();
-        // The first record starts the group: the rest follows it unchanged.
+        // The first record starts the group: the rest follows it unchanged, and the groups
+        // after it follow the group.
         let mut bytes = record;
         bytes.extend_from_slice(&group[at.end..]);
-        log.insert(n, bytes).unwrap();
+        log.clear().unwrap();
+        let end = log.append(0, &bytes).unwrap();
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(log.path()).unwrap();
+        file.write_all_at(&rest, end).unwrap();
         key.to_vec()
     }
 

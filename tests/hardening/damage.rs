@@ -77,13 +77,16 @@ async fn record_twenty(store: &Path) {
 /// The store's sled database, opened around ims-vcr. sled lets go of its lock file a moment
 /// after the last handle is dropped (its flusher thread holds one), so a store a proxy has just
 /// closed may still be locked for a while on a busy machine: wait for it (bounded).
-/// Every entry recording put in the store's `log` tree (store format 2: groups of journal
+/// The store's log file (`ims-vcr-log`).
+const LOG: &str = ims_vcr::storage::log_file::LOG_FILE;
+
+/// Every entry recording put in the store's log (its file, store format 3: groups of journal
 /// records), in key order.
-fn log_entries(db: &sled::Db) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn log_entries(store: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     use ims_vcr::storage::journal::{Found, scan};
     let mut entries = std::collections::BTreeMap::new();
-    for group in db.open_tree("log").unwrap().iter() {
-        let (_, bytes) = group.unwrap();
+    let log = ims_vcr::storage::log_file::LogFile::open(store).unwrap();
+    for (_, bytes) in log.groups().unwrap() {
         for found in scan(&bytes) {
             let Found::Record {
                 removes,
@@ -103,13 +106,14 @@ fn log_entries(db: &sled::Db) -> Vec<(Vec<u8>, Vec<u8>)> {
     entries.into_iter().collect()
 }
 
-/// Gives the log's entry `key` the value `value`, checksummed anew, around ims-vcr.
-fn overwrite_log_entry(db: &sled::Db, key: &[u8], value: &[u8]) {
+/// Gives the log's entry `key` the value `value`, checksummed anew, around ims-vcr (the log
+/// written again, group by group, with sled's count of its bytes: the store closed).
+fn overwrite_log_entry(store: &Path, key: &[u8], value: &[u8]) {
     use ims_vcr::storage::journal::{Found, encode, scan};
-    let log = db.open_tree("log").unwrap();
-    for group in log.iter() {
-        let (n, bytes) = group.unwrap();
-        let (mut rebuilt, mut start, mut hit) = (Vec::new(), 0, false);
+    let log = ims_vcr::storage::log_file::LogFile::open(store).unwrap();
+    let mut groups = Vec::new();
+    for (_, bytes) in log.groups().unwrap() {
+        let (mut rebuilt, mut start) = (Vec::new(), 0);
         for found in scan(&bytes) {
             let Found::Record {
                 generation,
@@ -122,16 +126,21 @@ fn overwrite_log_entry(db: &sled::Db, key: &[u8], value: &[u8]) {
             };
             if k[..] == *key {
                 rebuilt.extend(encode(generation, &removes, &k, value).unwrap().0);
-                hit = true;
             } else {
                 rebuilt.extend_from_slice(&bytes[start..at.end]);
             }
             start = at.end;
         }
-        if hit {
-            log.insert(n, rebuilt).unwrap();
-        }
+        groups.push(rebuilt);
     }
+    log.clear().unwrap();
+    let end = groups.iter().fold(0, |at, g| log.append(at, g).unwrap());
+    let db = open_sled(store);
+    db.open_tree("meta")
+        .unwrap()
+        .insert("log_end", &end.to_be_bytes())
+        .unwrap();
+    db.flush().unwrap();
 }
 
 fn open_sled(store: &Path) -> sled::Db {
@@ -177,8 +186,8 @@ fn replay_and_export_refuse(dir: &Path, out: &str, says: impl Fn(&str) -> bool) 
     }
 }
 
-/// Where the intact `db` file holds recordings: the first bytes of the eleventh one written,
-/// and of the eighth. (sled's file also holds space it keeps free: damage there harms nothing.)
+/// Where the intact log file holds recordings: the first bytes of the eleventh one written,
+/// and of the eighth.
 struct Places {
     eleventh: usize,
     eighth: usize,
@@ -193,45 +202,87 @@ async fn a_store_with_truncated_garbled_or_missing_files_is_refused_by_name_and_
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good");
     record_twenty(&good).await;
-    let db = std::fs::read(good.join("db")).unwrap();
+    let log = std::fs::read(good.join(LOG)).unwrap();
     let first = |needle: &str| {
-        let at = db
+        let at = log
             .windows(needle.len())
             .position(|w| w == needle.as_bytes());
-        at.unwrap_or_else(|| panic!("{needle} is not in the store's db"))
+        at.unwrap_or_else(|| panic!("{needle} is not in the store's log"))
     };
     let places = Places {
         eleventh: first("image-10"),
         eighth: first("image-7"),
     };
     assert!(places.eighth < places.eleventh, "written in order");
-    let damages: [(&str, Damage); 5] = [
-        ("db truncated to nothing", |s, _| {
-            std::fs::File::create(s.join("db")).map(drop).unwrap()
-        }),
-        ("db cut before the eleventh recording", |s, at| {
-            let file = std::fs::OpenOptions::new().write(true).open(s.join("db"));
-            file.unwrap().set_len(at.eleventh as u64).unwrap();
-        }),
-        ("db garbled on the eighth recording", |s, at| {
-            garble(&s.join("db"), at.eighth, 512)
-        }),
-        ("db deleted", |s, _| {
-            std::fs::remove_file(s.join("db")).unwrap()
-        }),
-        ("conf garbled", |s, _| garble(&s.join("conf"), 4, 16)),
+    // Each refused by every command as it opens the store, but the garbled log: its damage is
+    // found where it is read (an export, a pack rebuild; replay serves the intact pack meanwhile).
+    let damages: [(&str, Damage, bool); 8] = [
+        (
+            "db truncated to nothing",
+            |s, _| std::fs::File::create(s.join("db")).map(drop).unwrap(),
+            true,
+        ),
+        (
+            "db deleted",
+            |s, _| std::fs::remove_file(s.join("db")).unwrap(),
+            true,
+        ),
+        ("conf garbled", |s, _| garble(&s.join("conf"), 4, 16), true),
+        (
+            "log truncated to nothing",
+            |s, _| std::fs::File::create(s.join(LOG)).map(drop).unwrap(),
+            true,
+        ),
+        (
+            "log cut before the eleventh recording",
+            |s, at| {
+                let file = std::fs::OpenOptions::new().write(true).open(s.join(LOG));
+                file.unwrap().set_len(at.eleventh as u64).unwrap();
+            },
+            true,
+        ),
+        (
+            "log deleted",
+            |s, _| std::fs::remove_file(s.join(LOG)).unwrap(),
+            true,
+        ),
+        (
+            "log garbled on the eighth recording",
+            |s, at| garble(&s.join(LOG), at.eighth, 512),
+            false,
+        ),
+        (
+            "log garbled from its start",
+            |s, _| garble(&s.join(LOG), 0, 64),
+            false,
+        ),
     ];
     let out = dir.path().join("out");
     shipped_cassettes(dir.path());
     copy_dir(&dir.path().join("cassettes"), &out);
     std::fs::write(out.join("notes.txt"), "not a cassette").unwrap();
     let out_before = all_files(&out);
-    for (damage, apply) in damages {
+    for (damage, apply, at_open) in damages {
         let store = dir.path().join("store");
         let _ = std::fs::remove_dir_all(&store);
         copy_dir(&good, &store);
         apply(&store, &places);
-
+        if !at_open {
+            let (code, stderr) = run(&["export", "--store", "store", "--out", "out"], dir.path());
+            assert_eq!(code, 1, "{damage}: {stderr}");
+            assert!(
+                stderr.contains("error: store store")
+                    && stderr.contains("log")
+                    && stderr.contains("corrupt"),
+                "{damage}: {stderr}"
+            );
+            assert_eq!(
+                all_files(&out),
+                out_before,
+                "{damage}: export changed --out"
+            );
+            continue;
+        }
         for args in [
             &["replay", "--store", "store", "--listen", "0"][..],
             &["export", "--store", "store", "--out", "out"],
@@ -371,10 +422,9 @@ async fn a_store_entry_that_does_not_decode_is_named_and_export_changes_nothing(
     let store = dir.path().join("store");
     record_twenty(&store).await;
     let entry = {
-        let db = open_sled(&store);
-        let (key, _) = log_entries(&db).remove(0);
-        overwrite_log_entry(&db, &key, b"{\"request\": {\"meth");
-        db.flush().unwrap();
+        drop(open_sled(&store));
+        let (key, _) = log_entries(&store).remove(0);
+        overwrite_log_entry(&store, &key, b"{\"request\": {\"meth");
         key.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     // That write went around ims-vcr, so the replay pack the session left still describes the
@@ -475,8 +525,8 @@ async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exporte
     record_twenty(&store).await;
     let deep = format!("{}1{}", "[".repeat(125), "]".repeat(125));
     {
-        let db = open_sled(&store);
-        let (key, value) = log_entries(&db).remove(0);
+        drop(open_sled(&store));
+        let (key, value) = log_entries(&store).remove(0);
         let mut entry: serde_json::Value = serde_json::from_slice(&value).unwrap();
         entry["response"]["body"] = serde_json::json!({"json": "DEEP"});
         let text = entry
@@ -486,8 +536,7 @@ async fn an_old_store_entry_nested_past_the_reader_limit_is_listed_shown_exporte
             serde_json::from_str::<serde_json::Value>(&text).is_err(),
             "past the limit"
         );
-        overwrite_log_entry(&db, &key, text.as_bytes());
-        db.flush().unwrap();
+        overwrite_log_entry(&store, &key, text.as_bytes());
     }
     std::fs::remove_file(store.join(ims_vcr::storage::snapshot::PACK_FILE)).unwrap();
     let (code, stdout, stderr) = run_with_stdout(&["ls", "--store", "store"], dir.path());
@@ -586,8 +635,8 @@ async fn a_request_with_one_damaged_answer_is_left_out_whole_and_its_cassette_ke
     let before = all_files(&dir.path().join("out"));
     // The middle answer of the three the polling request has.
     let entry = {
-        let db = open_sled(&store);
-        let keys: Vec<Vec<u8>> = log_entries(&db).into_iter().map(|(k, _)| k).collect();
+        drop(open_sled(&store));
+        let keys: Vec<Vec<u8>> = log_entries(&store).into_iter().map(|(k, _)| k).collect();
         let middle = keys
             .iter()
             .find(|k| {
@@ -598,8 +647,7 @@ async fn a_request_with_one_damaged_answer_is_left_out_whole_and_its_cassette_ke
             })
             .unwrap()
             .clone();
-        overwrite_log_entry(&db, &middle, b"{\"request\": {\"meth");
-        db.flush().unwrap();
+        overwrite_log_entry(&store, &middle, b"{\"request\": {\"meth");
         middle
             .iter()
             .map(|b| format!("{b:02x}"))

@@ -40,7 +40,6 @@ impl Drop for Store {
         // SAFETY: each handle is dropped once, here, and the store is not used after `drop`.
         let flusher = unsafe {
             ManuallyDrop::drop(&mut self.answers);
-            ManuallyDrop::drop(&mut self.log);
             ManuallyDrop::drop(&mut self.meta);
             ManuallyDrop::take(&mut self.flusher)
         };

@@ -1,8 +1,8 @@
 //! A long recording session's journal, compacted off the request path: when it has grown past
-//! [`COMPACT_AT`], the write that crossed the line seals it (persists sled's write counter,
-//! renames the journal aside and starts an empty one: a moment under the store's lock), and
-//! sled's flush, which makes the sealed records redundant, runs in the background without the
-//! lock; the sealed file is deleted once the flush is done. Until then a crash loses nothing:
+//! [`COMPACT_AT`], the write that crossed the line seals it (appends the group being gathered
+//! to the log, renames the journal aside and starts an empty one: a moment under the store's
+//! lock), and the sync of the log and sled's flush, which make the sealed records redundant, run
+//! in the background without the lock; the sealed file is deleted once they are done. Until then a crash loses nothing:
 //! opening the store applies sealed journals first (`durability::recover`).
 
 use std::sync::atomic::AtomicBool;
@@ -11,11 +11,15 @@ use super::*;
 use crate::storage::durability::note_durable;
 use crate::storage::journal::sealed;
 
-/// sled and what is known to be on disk, shared between the store and a compaction flushing in
-/// the background.
+/// sled, the log's file and what is known to be on disk, shared between the store and a
+/// compaction flushing in the background.
 pub(super) struct Flusher {
     path: PathBuf,
     pub(super) db: sled::Db,
+    /// sled's `meta` tree, where [`Flusher::persist`] puts the write counter.
+    meta: sled::Tree,
+    /// The log's file (see `log.rs`).
+    pub(super) log: LogFile,
     /// The highest write a finished sled flush covers.
     pub(super) flushed: AtomicU64,
     /// The highest write counter written to [`DURABLE_FILE`] (flushes and compactions both note
@@ -36,16 +40,49 @@ pub(super) struct Flusher {
 impl Flusher {
     /// The flusher of the store at `path`, opened at write `generation`, with `durable` read
     /// from [`DURABLE_FILE`].
-    pub(super) fn new(path: &Path, db: sled::Db, generation: u64, durable: u64) -> Flusher {
+    pub(super) fn new(
+        path: &Path,
+        db: sled::Db,
+        meta: sled::Tree,
+        log: LogFile,
+        generation: u64,
+        durable: u64,
+    ) -> Flusher {
         Flusher {
             path: path.to_owned(),
             db,
+            meta,
+            log,
             flushed: AtomicU64::new(generation),
             noted: Mutex::new(durable.max(generation)),
             compacting: AtomicBool::new(false),
             failed: AtomicU64::new(0),
             healed: AtomicU64::new(0),
         }
+    }
+
+    /// Syncs the log's file, then puts write counter `generation` and the end of the log's
+    /// whole groups `log_end` into sled's `meta` tree (never lowering either), ahead of sled's
+    /// flush. The counter says which journal records the log holds (reopening skips them), and
+    /// sled also flushes on its own: so it reaches sled only once the log's records are on the
+    /// disk. Blocks for the sync.
+    pub(super) fn persist(&self, generation: u64, log_end: u64) -> Result<()> {
+        self.log
+            .sync()
+            .map_err(|e| Error::io(self.log.path(), e))?;
+        let raise = |to: u64| {
+            move |old: Option<&[u8]>| {
+                let old = old.and_then(|v| <[u8; 8]>::try_from(v).ok()).map(u64::from_be_bytes);
+                Some(old.unwrap_or(0).max(to).to_be_bytes().to_vec())
+            }
+        };
+        let raised = (self.meta.fetch_and_update(GENERATION_KEY, raise(generation)))
+            .and_then(|_| self.meta.fetch_and_update(LOG_END_KEY, raise(log_end)));
+        if let Err(e) = raised {
+            self.fail();
+            return Err(store_error(&self.path, e));
+        }
+        Ok(())
     }
 
     /// Notes that sled returned an error.
@@ -90,21 +127,24 @@ impl Store {
     }
 
     /// Under the session lock, after a write: when the journal is longer than `compact_at` and
-    /// no compaction is under way, persists the write counter for the next flush, seals the
+    /// no compaction is under way, appends the group being gathered to the log, seals the
     /// journal, and returns the write it ends at and its path, for [`flush_behind`].
-    pub(super) fn seal_if_long(&self, session: &mut Session) -> Result<Option<(u64, PathBuf)>> {
+    pub(super) fn seal_if_long(
+        &self,
+        session: &mut Session,
+    ) -> Result<Option<((u64, u64), PathBuf)>> {
         if session.journal.len() <= self.compact_at
             || self.flusher.compacting.load(Ordering::SeqCst)
         {
             return Ok(None);
         }
-        let generation = self.persist_generation(session)?;
+        let (generation, log_end) = self.write_pending(session)?;
         let sealed = session
             .journal
             .seal(generation, self.fsync)
             .map_err(|e| self.journal_err(e))?;
         self.flusher.compacting.store(true, Ordering::SeqCst);
-        Ok(Some((generation, sealed)))
+        Ok(Some(((generation, log_end), sealed)))
     }
 
     /// Makes this store seal its journal past `bytes` instead of [`COMPACT_AT`].
@@ -115,16 +155,30 @@ impl Store {
     }
 }
 
-/// Flushes sled, which then covers write `generation`, and deletes the journal sealed at
-/// `sealed`; in a task of its own, so neither the write that sealed it nor any other waits.
-/// When the flush fails, the sealed journal is kept: the next open applies it.
+/// Syncs the log (up to `log_end`) and flushes sled, which then cover write `generation`, and
+/// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that sealed it nor any other
+/// waits. When either fails, the sealed journal is kept: the next open applies it.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
-    generation: u64,
+    (generation, log_end): (u64, u64),
     sealed: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let failures = flusher.failed.load(Ordering::SeqCst);
+        let persisting = std::sync::Arc::clone(&flusher);
+        let persisted = tokio::task::spawn_blocking(move || persisting.persist(generation, log_end))
+            .await
+            .unwrap_or_else(|e| Err(Error::io(flusher.log.path(), std::io::Error::other(e))));
+        if let Err(e) = persisted {
+            tracing::error!(
+                store = %flusher.path.display(),
+                error = %e,
+                "cannot sync the store's log behind its sealed journal; the journal is kept and \
+                 applied when the store is next opened"
+            );
+            flusher.compacting.store(false, Ordering::SeqCst);
+            return;
+        }
         match flusher.db.flush_async().await {
             Ok(_) => {
                 flusher.flushed_up_to(generation);

@@ -1,12 +1,13 @@
-//! Store format 2: recordings appended to sled's `log` tree in groups, over the `answers` tree.
+//! The store's log: recordings appended in groups, over the `answers` tree (store format 2 kept
+//! the groups in sled's `log` tree, format 3 in a file of their own, [`LogFile`]).
 //!
 //! One sled insert costs about the same whatever it holds and wherever it lands (tens of
 //! microseconds: sled's log reservation, page table and delta chain), which made it half of what
-//! a recorded request cost. So a recording no longer inserts into `answers`: its journal record
+//! a recorded request cost. So a recording does not insert into `answers`: its journal record
 //! (the same bytes, see [`journal::encode`]) is kept in memory and, once [`GROUP_RECORDS`]
-//! records or [`GROUP_BYTES`] bytes are together, written to the `log` tree as one value under
-//! the next group number (big-endian u64, so groups are in write order). The journal holds them
-//! until then, as it holds anything sled has not flushed.
+//! records or [`GROUP_BYTES`] bytes are together, appended to the log file as one group, whose
+//! number is the byte it starts at (so groups are in write order). The journal holds them until
+//! a sync of the log and a flush of sled cover them.
 //!
 //! The store's content is `answers` (what imports, re-keying and format-1 stores wrote) with
 //! the log's records applied over it in order: each removes its keys and inserts its key. Readers
@@ -27,6 +28,7 @@ use sled::IVec;
 
 use super::*;
 use crate::storage::journal::{self, Found};
+use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, groups, records};
 
 /// A group is written to sled once it holds this many records...
 pub(super) const GROUP_RECORDS: usize = 32;
@@ -63,7 +65,8 @@ struct Damage {
 /// The log's state, kept under the store's session lock.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
-    /// The number the group being gathered will be written under.
+    /// The number the group being gathered will be written under: the byte of the log file it
+    /// will start at.
     next: u64,
     /// Records gathered for that group (journal encoding), not in sled yet.
     pending: Vec<u8>,
@@ -73,46 +76,65 @@ pub(crate) struct Log {
     /// Whether `answers` is empty (a new store, or one recorded only in format 2): a writer
     /// then never looks there.
     pub(super) base_empty: bool,
+    /// Bytes of the file, from where a group cut short starts to the file's end, that were
+    /// whole groups once (see [`Log::open`]).
+    cut_short: Option<(u64, u64)>,
 }
 
 impl Log {
-    /// The log kept in `tree`, and the highest write its last group holds (0 when empty).
-    pub(super) fn open(tree: &sled::Tree, base_empty: bool) -> sled::Result<(Log, u64)> {
-        let mut log = Log {
-            base_empty,
-            ..Log::default()
-        };
+    /// The log kept in `file`, and the highest write its last group holds (0 when empty). A
+    /// group cut short at the file's end (a crash while it was written: the journal still holds
+    /// its records) is cut off, so the next group goes where it began; unless it began before
+    /// `log_end`, where the groups were whole on the disk: then it is damage, named when the log
+    /// is read, and kept.
+    pub(super) fn open(
+        file: &LogFile,
+        base_empty: bool,
+        log_end: u64,
+    ) -> std::io::Result<(Log, u64)> {
+        let mut walk = file.walk()?;
+        let mut cut_short = None;
+        if let Some(at) = walk.torn.filter(|at| *at < log_end) {
+            let len = file.size()?;
+            cut_short = Some((at, len));
+            walk.end = len;
+        } else if let Some(at) = walk.torn {
+            tracing::warn!(
+                log = %file.path().display(),
+                at,
+                "the store's log ends in a group whose writing was cut short; it is dropped (the \
+                 journal holds its recordings)"
+            );
+            file.cut(at)?;
+        }
         let mut last_write = 0;
-        // The highest well-formed group number: a key of another length is damage (named when
-        // the log is read), never a reason to start over at group 0.
-        for key in tree.iter().keys().rev() {
-            let key = key?;
-            let Some(n) = group_number(&key) else {
-                continue;
-            };
-            log.next = n.saturating_add(1);
-            if let Some(group) = tree.get(&key)? {
-                for found in journal::scan(&group) {
-                    if let Found::Record { generation, .. } = found {
-                        last_write = last_write.max(generation);
-                    }
+        if let Some((at, len)) = walk.last {
+            let (group, _) = file.group(at, len)?;
+            for found in journal::scan(&group) {
+                if let Found::Record { generation, .. } = found {
+                    last_write = last_write.max(generation);
                 }
             }
-            break;
         }
+        let log = Log {
+            base_empty,
+            next: walk.end,
+            cut_short,
+            ..Log::default()
+        };
         Ok((log, last_write))
     }
 
     /// Adds `record` (from [`journal::encode`], its value at `value_at`), which removes
-    /// `removes` and inserts `key`; writes the group to `tree` once it is full.
+    /// `removes` and inserts `key`; appends the group to `file` once it is full.
     pub(crate) fn append(
         &mut self,
-        tree: &sled::Tree,
+        file: &LogFile,
         record: Vec<u8>,
         value_at: usize,
         removes: &[[u8; 36]],
         key: &[u8; 36],
-    ) -> sled::Result<()> {
+    ) -> std::io::Result<()> {
         let start = self.pending.len();
         let record_len = record.len();
         // The first record of a group becomes its buffer (a large answer is not copied).
@@ -138,63 +160,62 @@ impl Log {
             );
         }
         if self.pending_records >= GROUP_RECORDS || self.pending.len() >= GROUP_BYTES {
-            self.write_pending(tree)?;
+            self.write_pending(file)?;
         }
         Ok(())
     }
 
-    /// Writes the records gathered so far to `tree` as a group (nothing when there are none).
-    pub(crate) fn write_pending(&mut self, tree: &sled::Tree) -> sled::Result<()> {
+    /// Appends the records gathered so far to `file` as a group (nothing when there are none).
+    pub(crate) fn write_pending(&mut self, file: &LogFile) -> std::io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        // Never over a group already there (damaged keys, or a number at its end).
-        let taken = self.next == u64::MAX
-            || tree
-                .compare_and_swap(
-                    self.next.to_be_bytes(),
-                    None as Option<&[u8]>,
-                    Some(self.pending.as_slice()),
-                )?
-                .is_err();
-        if taken {
-            return Err(sled::Error::Unsupported(format!(
-                "log group {} exists already: the log's keys are damaged",
-                self.next
-            )));
-        }
+        self.next = file.append(self.next, &self.pending)?;
         self.pending.clear();
         // A group that held a large answer does not keep its memory for the small ones after.
         if self.pending.capacity() > 2 * GROUP_BYTES {
             self.pending = Vec::new();
         }
         self.pending_records = 0;
-        self.next += 1;
         Ok(())
     }
 
-    /// Whether the log holds nothing, in sled or gathered.
-    pub(super) fn is_empty(&self, tree: &sled::Tree) -> bool {
-        self.pending.is_empty() && tree.is_empty()
+    /// Where the log's whole groups end in its file (the next group goes there).
+    pub(crate) fn end(&self) -> u64 {
+        self.next
     }
 
-    /// The overlay, read from `tree` (and the records gathered) the first time.
-    fn overlay(&mut self, tree: &sled::Tree) -> sled::Result<&Overlay> {
+    /// Whether the log holds nothing, in its file or gathered.
+    pub(super) fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.next == 0
+    }
+
+    /// The overlay, read from `file` (and the records gathered) the first time.
+    fn overlay(&mut self, file: &LogFile) -> std::io::Result<&Overlay> {
         if self.overlay.is_none() {
             let mut overlay = Overlay::default();
-            for group in tree.iter() {
-                let (key, bytes) = group?;
-                match group_number(&key) {
-                    Some(n) => overlay.read_group(n, &bytes),
-                    None => overlay.damage.push(Damage {
-                        entry: format!("log/{}", hex(&key)),
-                        reason: format!("key has {} bytes, expected 8", key.len()),
+            for read in groups(file, self.next) {
+                match read? {
+                    Read::Group(n, bytes, checked) => overlay.read_group(n, &bytes, checked),
+                    Read::Garbled(at, to) => overlay.damage.push(Damage {
+                        entry: format!("log bytes {at}..{to}"),
+                        reason: "no log group reads there: the recordings they held are lost"
+                            .into(),
                         digest: None,
                         key: None,
                     }),
                 }
             }
-            overlay.read_group(self.next, &self.pending);
+            if let Some((at, to)) = self.cut_short {
+                overlay.damage.push(Damage {
+                    entry: format!("log bytes {at}..{to}"),
+                    reason: "a log group there is cut short: the recordings it held are lost"
+                        .into(),
+                    digest: None,
+                    key: None,
+                });
+            }
+            overlay.read_group(self.next, &self.pending, true);
             self.overlay = Some(overlay);
         }
         Ok(self.overlay.as_ref().expect("just read"))
@@ -212,8 +233,8 @@ impl Overlay {
     }
 
     /// Applies group `n`'s records, in order.
-    fn read_group(&mut self, n: u64, bytes: &[u8]) {
-        for found in journal::scan(bytes) {
+    fn read_group(&mut self, n: u64, bytes: &[u8], checked: bool) {
+        for found in records(bytes, checked) {
             match found {
                 Found::Record {
                     removes,
@@ -253,22 +274,16 @@ impl Overlay {
     }
 }
 
-/// A group's number from its sled key.
-fn group_number(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.try_into().ok()?))
-}
-
 /// The sequence number in an entry key.
 fn seq_of(key: &[u8; 36]) -> u32 {
     u32::from_be_bytes(key[32..].try_into().expect("4 bytes"))
 }
 
 /// Reads the values the log's index points at: from the group being gathered (as copied when
-/// the read began) or from sled, one group kept at a time.
+/// the read began) or from the log's file, one value at a time.
 struct Values<'a> {
-    tree: &'a sled::Tree,
+    file: &'a LogFile,
     pending: (u64, std::borrow::Cow<'a, [u8]>),
-    group: Option<(u64, IVec)>,
 }
 
 impl Values<'_> {
@@ -285,19 +300,15 @@ impl Values<'_> {
                 .map(IVec::from)
                 .ok_or_else(|| format!("log group {group} is shorter than its index says"));
         }
-        if self.group.as_ref().is_none_or(|(n, _)| *n != group) {
-            let bytes = self
-                .tree
-                .get(group.to_be_bytes())
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("log group {group} is missing"))?;
-            self.group = Some((group, bytes));
-        }
-        let (_, bytes) = self.group.as_ref().expect("just read");
-        if range.end > bytes.len() {
-            return Err(format!("log group {group} is shorter than its index says"));
-        }
-        Ok(bytes.subslice(range.start, range.len()))
+        let short = || format!("log group {group} is shorter than its index says");
+        let len = range.end.checked_sub(range.start).ok_or_else(short)?;
+        self.file
+            .read_at(group + GROUP_HEAD + u64::from(start), len)
+            .map(IVec::from)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => short(),
+                _ => format!("{}: {e}", self.file.path().display()),
+            })
     }
 }
 
@@ -388,7 +399,7 @@ impl Store {
         let (overlay, pending) = {
             let mut session = self.lock();
             let log = &mut session.log;
-            let overlay = log.overlay(&self.log).map_err(|e| self.err(e))?.clone();
+            let overlay = log.overlay(&self.flusher.log).map_err(|e| self.log_err(e))?.clone();
             (overlay, (log.next, log.pending.clone()))
         };
         let left_out = overlay.damage.iter().filter_map(|d| d.digest).collect();
@@ -397,9 +408,8 @@ impl Store {
             base: self.answers.iter().peekable(),
             overlay: overlay.keys.into_iter().peekable(),
             values: Values {
-                tree: &self.log,
+                file: &self.flusher.log,
                 pending: (pending.0, std::borrow::Cow::Owned(pending.1)),
-                group: None,
             },
             damage: overlay.damage.into_iter(),
             left_out,
@@ -412,7 +422,7 @@ impl Store {
         let mut found: BTreeMap<[u8; 36], IVec> = BTreeMap::new();
         let mut session = self.lock();
         let log = &mut session.log;
-        let overlay = log.overlay(&self.log).map_err(|e| self.err(e))?;
+        let overlay = log.overlay(&self.flusher.log).map_err(|e| self.log_err(e))?;
         if let Some(damage) = overlay.damage.iter().find(|d| d.digest == Some(*digest)) {
             return Err(self.corrupt_at(&entry_key(digest, 0), damage.reason.clone()));
         }
@@ -427,9 +437,8 @@ impl Store {
             }
         }
         let mut values = Values {
-            tree: &self.log,
+            file: &self.flusher.log,
             pending: (log.next, std::borrow::Cow::Borrowed(&log.pending)),
-            group: None,
         };
         for (key, loc) in touched {
             found.remove(&key);
@@ -459,7 +468,7 @@ impl Store {
         let range = entry_key(digest, 0)..=entry_key(digest, u32::MAX);
         let log = &mut session.log;
         let base_empty = log.base_empty;
-        let overlay = log.overlay(&self.log).map_err(|e| self.err(e))?;
+        let overlay = log.overlay(&self.flusher.log).map_err(|e| self.log_err(e))?;
         let mut keys: std::collections::BTreeSet<[u8; 36]> = Default::default();
         if !base_empty {
             for key in self.answers.scan_prefix(digest).keys() {
@@ -491,13 +500,16 @@ impl Store {
 
     /// Applies the log to `answers` and empties it, ahead of a batch write (import, new match
     /// rules) that works on `answers` alone. Under the session lock. A damaged log refuses the
-    /// batch, naming the record; nothing is changed then.
+    /// batch, naming the record; nothing is changed then. sled is flushed, with the write counter,
+    /// before the log file is emptied: a crash in between leaves the log in place, and applying
+    /// it again gives the same store.
     pub(super) fn fold_log(&self, session: &mut Session) -> Result<()> {
+        let file = &self.flusher.log;
         let log = &mut session.log;
-        log.write_pending(&self.log).map_err(|e| self.err(e))?;
+        log.write_pending(file).map_err(|e| self.log_err(e))?;
         // Damage the log still holds (not healed by recording its request again) refuses the
         // batch: folding would lose the record for good without a word.
-        let damage = log.overlay(&self.log).map_err(|e| self.err(e))?.damage.first();
+        let damage = log.overlay(file).map_err(|e| self.log_err(e))?.damage.first();
         if let Some(damage) = damage {
             return Err(Error::StoreCorrupt {
                 path: self.path.clone(),
@@ -509,16 +521,17 @@ impl Store {
                 ),
             });
         }
-        if !log.is_empty(&self.log) {
-            // Applied in batches of a bounded size, like a journal's redo; a crash in between
-            // leaves the log in place, and applying it again gives the same store.
+        if !log.is_empty() {
+            // Applied in batches of a bounded size, like a journal's redo.
             let mut batch = sled::Batch::default();
             let mut bytes = 0usize;
-            for group in self.log.iter() {
-                let (_, value) = group.map_err(|e| self.err(e))?;
+            for read in groups(file, log.next) {
+                let Read::Group(_, value, checked) = read.map_err(|e| self.log_err(e))? else {
+                    continue;
+                };
                 // Damaged records left are healed ones (checked above): a later record removed
                 // their key.
-                for found in journal::scan(&value) {
+                for found in records(&value, checked) {
                     if let Found::Record {
                         removes,
                         key,
@@ -540,7 +553,16 @@ impl Store {
                 }
             }
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
-            self.log.clear().map_err(|e| self.err(e))?;
+            // The counter covers every write the log held: once the log is empty, sled is
+            // where it reads from.
+            let generation = self.written.load(Ordering::SeqCst);
+            self.flusher.persist(generation, 0)?;
+            // The log is emptied once sled says it is empty (a log longer than that is fine).
+            (self.meta.insert(LOG_END_KEY, &0u64.to_be_bytes()))
+                .and_then(|_| self.flusher.db.flush())
+                .map_err(|e| self.err(e))?;
+            file.clear().map_err(|e| self.log_err(e))?;
+            log.next = 0;
         }
         log.overlay = Some(Overlay::default());
         log.base_empty = self.answers.is_empty();
@@ -549,9 +571,25 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::tests::{interaction, journal as journal_record, key, open_when_released, statuses};
     use super::*;
+
+    /// The records of the log's first group, and the bytes of the groups after it.
+    pub(in crate::storage::store) fn split_first_group(file: &LogFile) -> (Vec<u8>, Vec<u8>) {
+        let size = file.size().unwrap();
+        let crate::storage::log_file::Step::Group { len, .. } = file.step(0, size).unwrap() else {
+            panic!("the log starts with a group");
+        };
+        let end = GROUP_HEAD + u64::from(len);
+        let rest = file.read_at(end, (size - end) as usize).unwrap();
+        (file.group(0, len).unwrap().0, rest)
+    }
+
+    /// The records of the first group of `store`'s log.
+    fn first_group(store: &Store) -> Vec<u8> {
+        split_first_group(&store.flusher.log).0
+    }
 
     /// Records `statuses` as answers of `path`, the first replacing (record mode) or appended
     /// (auto mode).
@@ -563,7 +601,8 @@ mod tests {
     }
 
     fn log_groups(store: &Store) -> usize {
-        store.log.len()
+        let file = &store.flusher.log;
+        groups(file, file.size().unwrap()).count()
     }
 
     #[tokio::test]
@@ -631,7 +670,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_writer_turns_a_format_1_store_into_format_2_and_other_formats_are_refused() {
+    async fn a_writer_turns_a_format_1_store_into_format_3_and_other_formats_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let format = |dir: &Path| {
             let db = sled::open(dir).unwrap();
@@ -654,28 +693,27 @@ mod tests {
         record(&store, "/a", &["a"], true).await;
         drop(store);
         std::thread::sleep(std::time::Duration::from_millis(200));
-        assert_eq!(format(dir.path()), 2);
-        set_format(dir.path(), 3);
+        assert_eq!(format(dir.path()), 3);
+        set_format(dir.path(), 4);
         let e = Store::open_existing(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("has format [0, 0, 0, 3], this ims-vcr reads formats [1, 2]"), "{e}");
+        assert!(e.contains("has format [0, 0, 0, 4], this ims-vcr reads formats [1, 2, 3]"), "{e}");
     }
 
     /// Closes `store` and gives the log group holding its recordings `damage`.
     fn damage_log(store: Store, damage: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
         let dir = store.path().to_owned();
         drop(store);
-        let db = loop {
-            match sled::open(&dir) {
-                Ok(db) => break db,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        };
-        let log = db.open_tree("log").unwrap();
-        let (n, group) = log.first().unwrap().unwrap();
-        let mut bytes = group.to_vec();
+        // Once sled let go of the store (nothing holds it then).
+        drop(sled_of(&dir));
+        let file = LogFile::open(&dir).unwrap();
+        let (mut bytes, rest) = split_first_group(&file);
+        let len = bytes.len();
         damage(&mut bytes);
-        log.insert(n, bytes).unwrap();
-        db.flush().unwrap();
+        assert_eq!(bytes.len(), len, "the group's length holds, its CRC does not");
+        use std::os::unix::fs::FileExt;
+        let raw = std::fs::OpenOptions::new().write(true).open(file.path()).unwrap();
+        raw.write_all_at(&bytes, GROUP_HEAD).unwrap();
+        assert_eq!(file.read_at(GROUP_HEAD + len as u64, rest.len()).unwrap(), rest);
         dir
     }
 
@@ -688,7 +726,7 @@ mod tests {
         store.flush().await.unwrap();
         // The last byte of the second record (the second answer of /a) flipped: its length
         // holds, its checksum fails.
-        let a1 = journal::scan(&store.log.first().unwrap().unwrap().1)
+        let a1 = journal::scan(&first_group(&store))
             .into_iter()
             .nth(1)
             .map(|f| match f {
@@ -731,7 +769,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reader_redoing_a_journal_into_the_log_of_a_format_1_store_makes_it_format_2() {
+    async fn a_reader_redoing_a_journal_into_the_log_of_a_format_1_store_makes_it_format_3() {
         let dir = tempfile::tempdir().unwrap();
         let a = interaction("/a", "a0");
         let generation = {
@@ -743,9 +781,11 @@ mod tests {
         {
             // What an older ims-vcr leaves when killed: format 1, a record only in its journal.
             let db = sled_of(dir.path());
-            db.open_tree("meta").unwrap().insert("format", &1u32.to_be_bytes()).unwrap();
-            db.open_tree("log").unwrap().clear().unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert("format", &1u32.to_be_bytes()).unwrap();
+            meta.remove(LOG_END_KEY).unwrap();
             db.flush().unwrap();
+            LogFile::open(dir.path()).unwrap().clear().unwrap();
         }
         journal_record(dir.path(), generation + 1, &interaction("/b", "b0"), 0);
         let reader = Store::open_existing(dir.path()).unwrap();
@@ -753,32 +793,70 @@ mod tests {
         drop(reader);
         let db = sled_of(dir.path());
         let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
-        assert_eq!(format.as_ref(), 2u32.to_be_bytes(), "an older ims-vcr must refuse it now");
-        assert_eq!(db.open_tree("log").unwrap().len(), 1);
+        assert_eq!(format.as_ref(), 3u32.to_be_bytes(), "an older ims-vcr must refuse it now");
+        drop(db);
+        let file = LogFile::open(dir.path()).unwrap();
+        assert_eq!(groups(&file, file.size().unwrap()).count(), 1);
     }
 
     #[tokio::test]
-    async fn a_log_key_of_another_shape_is_named_and_never_makes_a_writer_reuse_group_0() {
+    async fn a_format_2_stores_log_moves_from_sled_to_its_file_as_it_opens() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        for n in 0..GROUP_RECORDS {
+        for n in 0..GROUP_RECORDS + 3 {
             record(&store, &format!("/first/{n}"), &["x"], true).await;
         }
+        store.flush().await.unwrap();
+        let seen = statuses(&store);
         drop(store);
         {
+            // What an ims-vcr of store format 2 leaves: the groups in sled's `log` tree, under
+            // big-endian numbers, and one under a key of another shape (damage); no log file.
             let db = sled_of(dir.path());
-            db.open_tree("log").unwrap().insert(b"stray-key!", &b"x"[..]).unwrap();
+            let file = LogFile::open(dir.path()).unwrap();
+            let tree = db.open_tree("log").unwrap();
+            let mut n = 0u64;
+            for read in groups(&file, file.size().unwrap()) {
+                let Read::Group(_, bytes, true) = read.unwrap() else { panic!("a whole group") };
+                tree.insert(n.to_be_bytes(), bytes).unwrap();
+                n += 1;
+            }
+            assert_eq!(n, 2);
+            tree.insert(b"stray-key!", &b"x"[..]).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert("format", &2u32.to_be_bytes()).unwrap();
+            meta.remove(LOG_END_KEY).unwrap();
             db.flush().unwrap();
+            std::fs::remove_file(file.path()).unwrap();
+        }
+        // A reader moves it (and names the stray group as damage); a writer then appends after.
+        let reader = Store::open_existing(dir.path()).unwrap();
+        let (recordings, damaged) = reader.load_readable(&MatchRules::default()).unwrap();
+        assert_eq!(recordings.len(), GROUP_RECORDS + 3);
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert!(damaged[0].to_string().contains("garbled from byte 0 of 1"), "{}", damaged[0]);
+        drop(reader);
+        {
+            let db = sled_of(dir.path());
+            assert!(db.open_tree("log").unwrap().is_empty());
+            let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
+            assert_eq!(format.as_ref(), 3u32.to_be_bytes());
         }
         let store = open_when_released(dir.path());
-        for n in 0..GROUP_RECORDS {
-            record(&store, &format!("/second/{n}"), &["y"], true).await;
-        }
+        record(&store, "/second", &["y"], true).await;
         store.flush().await.unwrap();
-        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
-        assert_eq!(recordings.len(), 2 * GROUP_RECORDS, "the first group was kept");
-        assert_eq!(damaged.len(), 1);
-        assert!(damaged[0].to_string().contains("key has 10 bytes, expected 8"), "{}", damaged[0]);
+        let (recordings, _) = store.load_readable(&MatchRules::default()).unwrap();
+        assert_eq!(recordings.len(), GROUP_RECORDS + 4);
+        let now: Vec<String> = recordings
+            .iter()
+            .flat_map(|r| &r.answers)
+            .map(|i| {
+                let bytes = crate::model::interaction::body_bytes(&i.response.body).unwrap();
+                String::from_utf8(bytes.to_vec()).unwrap()
+            })
+            .collect();
+        assert!(seen.iter().all(|s| now.contains(s)), "{now:?}");
+        assert_eq!(now.len(), seen.len() + 1);
     }
 
     #[tokio::test]
@@ -788,7 +866,7 @@ mod tests {
         record(&store, "/a", &["a0"], true).await;
         record(&store, "/b", &["b0"], true).await;
         store.flush().await.unwrap();
-        let end = match journal::scan(&store.log.first().unwrap().unwrap().1).remove(0) {
+        let end = match journal::scan(&first_group(&store)).remove(0) {
             Found::Record { value, .. } => value.end - 1,
             other => panic!("{other:?}"),
         };

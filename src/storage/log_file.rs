@@ -1,0 +1,350 @@
+//! The file that holds a store's log (store format 3): what recording wrote, in groups of journal
+//! records appended one after another to [`LOG_FILE`], beside sled's files.
+//!
+//! Format 2 kept these groups in a sled tree. sled keeps every page of a tree it has read in
+//! memory (a page larger than a quarter of its segment is a file of its own that its cache counts
+//! at the size of a pointer, so it is never evicted), and a store's log is read whole as the
+//! replay pack is rebuilt: replaying 100,000 recordings whose pack a recorder killed with `-9`
+//! never wrote peaked at 160-175 MB and served its first answer after 230-280 ms. Read from a
+//! plain file, a group costs one `pread` into a buffer that is dropped after, a value one `pread`
+//! of its own bytes, and the pages stay in the kernel's cache, not the process.
+//!
+//! A group is `magic (4 bytes) ++ len (u32 LE) ++ CRC-32 of the records (u32 LE) ++ records`,
+//! and its number is the byte it starts at. The CRC lets the whole log be read without each
+//! record's SHA-256 (which a group whose CRC fails falls back to, naming the damaged record).
+//! Groups are written with `pwrite` at the end of the last whole one, under the store's lock;
+//! the journal holds their records until a sync of this file and then a flush of sled cover them
+//! (`Store::flush`), so a write cut short by a crash loses nothing: the cut-off group is dropped
+//! as the store opens ([`Walk::torn`]) and the journal's redo writes it again.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// File name of the log inside a store directory.
+pub const LOG_FILE: &str = "ims-vcr-log";
+/// How a group starts.
+const MAGIC: [u8; 4] = *b"ivlg";
+/// A group's header: magic, length, CRC-32.
+pub(crate) const GROUP_HEAD: u64 = 12;
+/// How much of the file a search for the next group after garbled bytes reads at a time.
+const SEARCH_WINDOW: usize = 1 << 20;
+
+/// The store's log file (reads and writes at explicit offsets, so it is shared as `&self`).
+#[derive(Debug)]
+pub struct LogFile {
+    file: File,
+    path: PathBuf,
+}
+
+/// One step of reading the log from some byte on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A whole group starts here: `len` bytes of records follow its header.
+    Group { at: u64, len: u32 },
+    /// Bytes `at..to` are no group (damaged): whatever recordings they held are lost. A whole
+    /// group starts at `to`, or the file ends there.
+    Garbled { at: u64, to: u64 },
+    /// The file ends here, or in a group whose writing was cut short (see [`Walk::torn`]).
+    End,
+}
+
+/// Where the log's groups are, read header by header ([`LogFile::walk`]).
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    /// Where the next group goes: the end of the last whole group or of damaged bytes.
+    pub end: u64,
+    /// The last whole group, if any: where it starts and its length.
+    pub last: Option<(u64, u32)>,
+    /// A group cut short at the end (a crash while it was written), from this byte on.
+    pub torn: Option<u64>,
+}
+
+impl LogFile {
+    /// Opens (creating) the log of the store in `dir`.
+    pub fn open(dir: &Path) -> std::io::Result<LogFile> {
+        let path = dir.join(LOG_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        Ok(LogFile { file, path })
+    }
+
+    /// The file's path (for errors).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Writes `records` as the group at byte `at` (the end of the last whole group) and returns
+    /// where the next group goes. On failure the file is cut back to `at` where it can be.
+    pub fn append(&self, at: u64, records: &[u8]) -> std::io::Result<u64> {
+        let len = u32::try_from(records.len())
+            .map_err(|_| std::io::Error::other("a log group over 4 GiB"))?;
+        let mut head = [0u8; GROUP_HEAD as usize];
+        head[..4].copy_from_slice(&MAGIC);
+        head[4..8].copy_from_slice(&len.to_le_bytes());
+        head[8..].copy_from_slice(&crc32fast::hash(records).to_le_bytes());
+        let written = self
+            .file
+            .write_all_at(&head, at)
+            .and_then(|()| self.file.write_all_at(records, at + GROUP_HEAD));
+        if let Err(e) = written {
+            // A group cut short at the end is dropped when the store opens, whether or not this
+            // cut succeeds.
+            let _ = self.file.set_len(at);
+            return Err(e);
+        }
+        Ok(at + GROUP_HEAD + u64::from(len))
+    }
+
+    /// Syncs the file's data to the disk.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Empties the log (once sled holds what it held) and syncs that.
+    pub fn clear(&self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.sync_data()
+    }
+
+    /// Cuts the file at `at` (a group cut short there).
+    pub fn cut(&self, at: u64) -> std::io::Result<()> {
+        self.file.set_len(at)?;
+        self.file.sync_data()
+    }
+
+    /// `len` bytes from byte `at`, or an error when the file is shorter.
+    pub fn read_at(&self, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        self.file.read_exact_at(&mut bytes, at)?;
+        Ok(bytes)
+    }
+
+    /// The records of the group `len` bytes long at `at`, and whether its CRC holds.
+    pub(crate) fn group(&self, at: u64, len: u32) -> std::io::Result<(Vec<u8>, bool)> {
+        let bytes = self.read_at(at + GROUP_HEAD, len as usize)?;
+        let head = self.read_at(at, GROUP_HEAD as usize)?;
+        let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+        let checked = crc32fast::hash(&bytes) == crc;
+        Ok((bytes, checked))
+    }
+
+    /// Every whole group's records, in order, with the byte each starts at (for tools and tests
+    /// that look inside a store; the store reads them one at a time).
+    pub fn groups(&self) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+        let size = self.size()?;
+        let (mut at, mut groups) = (0, Vec::new());
+        loop {
+            match self.step(at, size)? {
+                Step::Group { at: n, len } => {
+                    groups.push((n, self.group(n, len)?.0));
+                    at = n + GROUP_HEAD + u64::from(len);
+                }
+                Step::Garbled { to, .. } => at = to,
+                Step::End => return Ok(groups),
+            }
+        }
+    }
+
+    /// What starts at byte `at` of a file `size` bytes long.
+    pub(crate) fn step(&self, at: u64, size: u64) -> std::io::Result<Step> {
+        if at >= size {
+            return Ok(Step::End);
+        }
+        if let Some(len) = self.header_at(at, size)? {
+            return Ok(Step::Group { at, len });
+        }
+        // A length garbled in the middle of the log also runs past its end: only bytes with no
+        // whole group after them can be a write cut short.
+        match self.next_group_after(at, size)? {
+            Some(to) => Ok(Step::Garbled { at, to }),
+            None if self.torn_at(at, size)? => Ok(Step::End),
+            None => Ok(Step::Garbled { at, to: size }),
+        }
+    }
+
+    /// Every group's place, read header by header (the records are not read), and where the
+    /// next goes.
+    pub(crate) fn walk(&self) -> std::io::Result<Walk> {
+        let size = self.size()?;
+        let mut walk = Walk::default();
+        loop {
+            match self.step(walk.end, size)? {
+                Step::Group { at, len } => {
+                    walk.last = Some((at, len));
+                    walk.end = at + GROUP_HEAD + u64::from(len);
+                }
+                Step::Garbled { to, .. } => walk.end = to,
+                Step::End => {
+                    walk.torn = (walk.end < size).then_some(walk.end);
+                    return Ok(walk);
+                }
+            }
+        }
+    }
+
+    /// The length of the group whose header is at `at`, when a header is there and the group
+    /// fits in the file (its CRC is not checked).
+    fn header_at(&self, at: u64, size: u64) -> std::io::Result<Option<u32>> {
+        if size - at < GROUP_HEAD {
+            return Ok(None);
+        }
+        let head = self.read_at(at, GROUP_HEAD as usize)?;
+        let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+        let fits = at + GROUP_HEAD + u64::from(len) <= size;
+        Ok((head[..4] == MAGIC && fits).then_some(len))
+    }
+
+    /// Whether the bytes from `at` to the end (no whole group among them) are a group whose
+    /// writing was cut short: a header announcing more than the file holds, a header cut short,
+    /// or the start of one followed by zeros (a file system's leftover).
+    fn torn_at(&self, at: u64, size: u64) -> std::io::Result<bool> {
+        let head = self.read_at(at, (size - at).min(GROUP_HEAD) as usize)?;
+        let magic = head.iter().zip(MAGIC).take_while(|(a, b)| **a == *b).count();
+        // The whole magic: whatever follows it does not fit (`step` read no group here).
+        if magic == MAGIC.len() || magic == head.len() {
+            return Ok(true);
+        }
+        let mut offset = at + magic as u64;
+        while offset < size {
+            let n = (size - offset).min(SEARCH_WINDOW as u64) as usize;
+            if self.read_at(offset, n)?.iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            offset += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// The first byte after `at` where a whole group with a good CRC starts.
+    fn next_group_after(&self, at: u64, size: u64) -> std::io::Result<Option<u64>> {
+        let finder = memchr::memmem::Finder::new(&MAGIC);
+        let mut from = at + 1;
+        while from < size {
+            let n = (size - from).min(SEARCH_WINDOW as u64) as usize;
+            let window = self.read_at(from, n)?;
+            for found in finder.find_iter(&window) {
+                let candidate = from + found as u64;
+                if let Some(len) = self.header_at(candidate, size)?
+                    && self.group(candidate, len)?.1
+                {
+                    return Ok(Some(candidate));
+                }
+            }
+            if from + n as u64 >= size {
+                break;
+            }
+            // The next window overlaps this one by the magic's length less one.
+            from += (n as u64).saturating_sub(MAGIC.len() as u64 - 1).max(1);
+        }
+        Ok(None)
+    }
+}
+
+/// What reading the log's file finds, in order ([`groups`]).
+pub(crate) enum Read {
+    /// Group `n`'s records, and whether its CRC holds (else each record's checksum is checked).
+    Group(u64, Vec<u8>, bool),
+    /// Bytes `at..to` that are no group.
+    Garbled(u64, u64),
+}
+
+/// The groups of `file` up to byte `end` (where the next group goes), in order, each read into a
+/// buffer of its own (dropped once used).
+pub(crate) fn groups(file: &LogFile, end: u64) -> impl Iterator<Item = std::io::Result<Read>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let step = match file.step(at, end) {
+            Ok(step) => step,
+            Err(e) => {
+                at = end;
+                return Some(Err(e));
+            }
+        };
+        match step {
+            Step::Group { at: n, len } => {
+                at = n + GROUP_HEAD + u64::from(len);
+                Some(file.group(n, len).map(|(bytes, checked)| Read::Group(n, bytes, checked)))
+            }
+            Step::Garbled { at: from, to } => {
+                at = to;
+                Some(Ok(Read::Garbled(from, to)))
+            }
+            Step::End => None,
+        }
+    })
+}
+
+/// The records of a group read from the log: each record's checksum is checked only when the
+/// group's CRC failed.
+pub(crate) fn records(bytes: &[u8], checked: bool) -> Vec<crate::storage::journal::Found> {
+    match checked {
+        true => crate::storage::journal::scan_checked(bytes),
+        false => crate::storage::journal::scan(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_read_back_where_they_were_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::open(dir.path()).unwrap();
+        assert_eq!(log.walk().unwrap().end, 0);
+        let second = log.append(0, b"first group").unwrap();
+        let end = log.append(second, b"second").unwrap();
+        let walk = log.walk().unwrap();
+        assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
+        assert_eq!(log.group(second, 6).unwrap(), (b"second".to_vec(), true));
+        assert_eq!(log.read_at(GROUP_HEAD + 6, 5).unwrap(), b"group");
+    }
+
+    #[test]
+    fn a_group_cut_short_at_the_end_is_torn_and_garbled_bytes_before_a_group_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::open(dir.path()).unwrap();
+        let end = log.append(0, b"whole").unwrap();
+        // Cut inside the second group's records, inside its header, and zeros left after it.
+        for cut in [end + GROUP_HEAD + 2, end + 3] {
+            log.append(end, b"cut short").unwrap();
+            log.file.set_len(cut).unwrap();
+            let walk = log.walk().unwrap();
+            assert_eq!((walk.end, walk.torn), (end, Some(end)), "cut at {cut}");
+        }
+        log.file.set_len(end + 4096).unwrap();
+        assert_eq!(log.walk().unwrap().torn, Some(end));
+        // Bytes that are no group, followed by a whole one: named, and the group still read.
+        log.file.set_len(end).unwrap();
+        log.file.write_all_at(b"stray bytes", end).unwrap();
+        let after = log.append(end + 11, b"after").unwrap();
+        let size = log.size().unwrap();
+        assert_eq!(log.step(end, size).unwrap(), Step::Garbled { at: end, to: end + 11 });
+        let walk = log.walk().unwrap();
+        assert_eq!((walk.end, walk.last, walk.torn), (after, Some((end + 11, 5)), None));
+        // Bytes that are no group at the very end are damage too, not a cut-short write.
+        log.file.write_all_at(b"more stray bytes", after).unwrap();
+        let walk = log.walk().unwrap();
+        assert_eq!((walk.end, walk.torn), (after + 16, None));
+    }
+
+    #[test]
+    fn a_group_whose_records_changed_fails_its_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::open(dir.path()).unwrap();
+        log.append(0, b"records").unwrap();
+        log.file.write_all_at(b"R", GROUP_HEAD).unwrap();
+        assert_eq!(log.group(0, 7).unwrap(), (b"Records".to_vec(), false));
+        assert_eq!(log.walk().unwrap().last, Some((0, 7)), "its length still holds");
+    }
+}
