@@ -250,11 +250,15 @@ first_answer() {
 
 # startup_row WHAT RUNS ARGS...: the median (min-max) of RUNS first_answer runs, and the RSS (the
 # peak RSS of the process in brackets).
-# With DROP_PACK set, that file (a store's replay pack) is deleted before each run.
+# With DROP_PACK set, that file (a store's replay pack) is deleted before each run; with FRESH set
+# to "FROM TO", the store folder FROM is copied to TO before each run.
 startup_row() {
     local what=$1 runs=$2 times=() rss=() hwm=() rewritten=() note=""
     shift 2
     for _ in $(seq "$runs"); do
+        if [[ -n ${FRESH:-} ]]; then
+            rm -rf "${FRESH#* }" && cp -a "${FRESH% *}" "${FRESH#* }"
+        fi
         [[ -z ${DROP_PACK:-} ]] || rm -f "$DROP_PACK"
         first_answer "$@" && times+=("$MS") && rss+=("$RSS") && hwm+=("$HWM") && rewritten+=("${REWRITTEN:-}")
     done
@@ -280,6 +284,20 @@ recorded_store_rows() {
     n=$(grep -o '[0-9]* recorded' "$WORK/record-store.err" | cut -d' ' -f1 || true)
     startup_row "replay a store ims-vcr record wrote (${n:-?} recordings, $(du -sh "$WORK/recorded" | cut -f1)): start to first correct answer; idle RSS" 3 --store "$WORK/recorded"
     DROP_PACK="$WORK/recorded/ims-vcr-replay.pack" startup_row "… its replay pack deleted first (as a recorder killed with -9 leaves it): start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/recorded"
+    # The same recorder killed with -9 under load: no pack, a journal to redo, sled not flushed.
+    start upstream "$LOAD_CPU" "$BIN/examples/minimal_hyper" 0 "$WORK/expected.json"
+    upstream_pid=$PID
+    RUST_LOG=warn start record-killed "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$URL" \
+        --store "$WORK/killed" --listen 127.0.0.1:0
+    local recorder=$PID
+    check record-killed "$URL"
+    DURATION=${RECORD_SECONDS:-4} load "$URL" "$WORK/record-killed.load" unique >/dev/null &
+    local loader=$!
+    nap "$((${RECORD_SECONDS:-4} - 1))" && kill -KILL "$recorder"
+    wait "$recorder" 2>/dev/null || true
+    wait "$loader" 2>/dev/null || true
+    stop "$upstream_pid"
+    FRESH="$WORK/killed $WORK/killed-run" DROP_PACK="$WORK/killed-run/ims-vcr-replay.pack" startup_row "a store whose recorder was killed with -9 under load ($(du -sh "$WORK/killed" | cut -f1), journal $(du -sh "$WORK/killed/ims-vcr-journal" | cut -f1)), copied before each run: start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/killed-run"
 }
 
 startup_mode() {

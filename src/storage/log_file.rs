@@ -56,7 +56,7 @@ pub(crate) struct Walk {
     pub end: u64,
     /// The last whole group, if any: where it starts and its length.
     pub last: Option<(u64, u32)>,
-    /// A group cut short at the end (a crash while it was written), from this byte on.
+    /// Bytes from here to the end that are no whole group (see [`LogFile::walk`]).
     pub torn: Option<u64>,
 }
 
@@ -172,23 +172,32 @@ impl LogFile {
         }
     }
 
-    /// Every group's place, read header by header (the records are not read), and where the
-    /// next goes.
-    pub(crate) fn walk(&self) -> std::io::Result<Walk> {
+    /// Every group's place, and where the next goes, given `log_end`: where the groups that a
+    /// flush synced end (the groups before it are read header by header; damage there is kept,
+    /// and named when the log is read). Past it, only an unbroken run of groups whose CRC holds
+    /// is the log: the first thing after it that is not one (a group lost, cut short or garbled
+    /// by a crash before the sync, even with whole groups after it, which a file system may keep
+    /// out of order) starts [`Walk::torn`], every record from there on still in the journal.
+    pub(crate) fn walk(&self, log_end: u64) -> std::io::Result<Walk> {
         let size = self.size()?;
         let mut walk = Walk::default();
         loop {
-            match self.step(walk.end, size)? {
-                Step::Group { at, len } => {
+            let at = walk.end;
+            match self.step(at, size)? {
+                Step::Group { len, .. } if at >= log_end && !self.group(at, len)?.1 => {}
+                Step::Group { len, .. } => {
                     walk.last = Some((at, len));
                     walk.end = at + GROUP_HEAD + u64::from(len);
+                    continue;
                 }
-                Step::Garbled { to, .. } => walk.end = to,
-                Step::End => {
-                    walk.torn = (walk.end < size).then_some(walk.end);
-                    return Ok(walk);
+                Step::Garbled { to, .. } if at < log_end => {
+                    walk.end = to;
+                    continue;
                 }
+                Step::Garbled { .. } | Step::End => {}
             }
+            walk.torn = (at < size).then_some(at);
+            return Ok(walk);
         }
     }
 
@@ -301,10 +310,10 @@ mod tests {
     fn groups_are_read_back_where_they_were_written() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogFile::open(dir.path()).unwrap();
-        assert_eq!(log.walk().unwrap().end, 0);
+        assert_eq!(log.walk(0).unwrap().end, 0);
         let second = log.append(0, b"first group").unwrap();
         let end = log.append(second, b"second").unwrap();
-        let walk = log.walk().unwrap();
+        let walk = log.walk(0).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
         assert_eq!(log.group(second, 6).unwrap(), (b"second".to_vec(), true));
         assert_eq!(log.read_at(GROUP_HEAD + 6, 5).unwrap(), b"group");
@@ -319,23 +328,31 @@ mod tests {
         for cut in [end + GROUP_HEAD + 2, end + 3] {
             log.append(end, b"cut short").unwrap();
             log.file.set_len(cut).unwrap();
-            let walk = log.walk().unwrap();
+            let walk = log.walk(0).unwrap();
             assert_eq!((walk.end, walk.torn), (end, Some(end)), "cut at {cut}");
         }
         log.file.set_len(end + 4096).unwrap();
-        assert_eq!(log.walk().unwrap().torn, Some(end));
-        // Bytes that are no group, followed by a whole one: named, and the group still read.
+        assert_eq!(log.walk(0).unwrap().torn, Some(end));
+        // Bytes that are no group, followed by a whole one, where a flush had synced the log:
+        // damage (named when the log is read), and the group after it still read.
         log.file.set_len(end).unwrap();
         log.file.write_all_at(b"stray bytes", end).unwrap();
         let after = log.append(end + 11, b"after").unwrap();
         let size = log.size().unwrap();
         assert_eq!(log.step(end, size).unwrap(), Step::Garbled { at: end, to: end + 11 });
-        let walk = log.walk().unwrap();
+        let walk = log.walk(size).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (after, Some((end + 11, 5)), None));
-        // Bytes that are no group at the very end are damage too, not a cut-short write.
+        // Past what a flush synced, the log ends at the first thing that is no whole group:
+        // a crash may have kept a later group and lost an earlier one, whose records the
+        // journal still holds.
+        let walk = log.walk(end).unwrap();
+        assert_eq!((walk.end, walk.last, walk.torn), (end, Some((0, 5)), Some(end)));
+        // Bytes that are no group at the very end: damage where synced, else cut short.
         log.file.write_all_at(b"more stray bytes", after).unwrap();
-        let walk = log.walk().unwrap();
+        let walk = log.walk(after + 16).unwrap();
         assert_eq!((walk.end, walk.torn), (after + 16, None));
+        let walk = log.walk(after).unwrap();
+        assert_eq!((walk.end, walk.torn), (after, Some(after)));
     }
 
     #[test]
@@ -345,6 +362,9 @@ mod tests {
         log.append(0, b"records").unwrap();
         log.file.write_all_at(b"R", GROUP_HEAD).unwrap();
         assert_eq!(log.group(0, 7).unwrap(), (b"Records".to_vec(), false));
-        assert_eq!(log.walk().unwrap().last, Some((0, 7)), "its length still holds");
+        let synced = log.walk(GROUP_HEAD + 7).unwrap();
+        assert_eq!(synced.last, Some((0, 7)), "its length still holds: damage, named when read");
+        let unsynced = log.walk(0).unwrap();
+        assert_eq!((unsynced.last, unsynced.torn), (None, Some(0)), "a write a crash cut short");
     }
 }

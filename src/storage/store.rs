@@ -244,7 +244,7 @@ impl Store {
         let log_file = LogFile::open(path).map_err(|e| Error::io(path.join(LOG_FILE), e))?;
         let log_err = |e| Error::io(log_file.path(), e);
         let log_end = check_not_shortened(path, &meta, &log_file, persisted)?;
-        upgrade::adopt_log_tree(path, &db, &meta, &log_file)?;
+        upgrade::adopt_log_tree(path, &db, &meta, format, &log_file)?;
         let (mut log, logged) =
             log::Log::open(&log_file, answers.is_empty(), log_end).map_err(log_err)?;
         // The counter is persisted at flushes; the log's last group may hold later writes (on
@@ -253,6 +253,8 @@ impl Store {
         if logged > persisted {
             log_file.sync().map_err(log_err)?;
             meta.insert(GENERATION_KEY, &logged.to_be_bytes())
+                .map_err(store_err)?;
+            meta.insert(LOG_END_KEY, &log.end().to_be_bytes())
                 .map_err(store_err)?;
         }
         let opened_at = generation;
@@ -421,7 +423,7 @@ impl Store {
     /// write counter it brings the log up to and where the log's whole groups end (the flush
     /// persists both, see [`Flusher::persist`]). Under the session lock, so neither goes
     /// backwards.
-    fn write_pending(&self, session: &mut Session) -> Result<(u64, u64)> {
+    fn write_pending(&self, session: &mut Session) -> Result<(u64, compact::LogEnd)> {
         // After a failed write the counter covers a write the log does not hold: persisting it
         // would make reopening skip that write's journal record.
         self.refuse_if_poisoned(session, "flushing")?;
@@ -432,7 +434,9 @@ impl Store {
             session.poisoned = Some(e.to_string());
             return Err(e);
         }
-        Ok((generation, session.log.end()))
+        let folds = *self.flusher.folds.lock().expect("store folds lock poisoned");
+        let at = session.log.end();
+        Ok((generation, compact::LogEnd { at, folds }))
     }
 
     /// [`Store::record_in_attempt`] of an interaction, serialised here, no attempt asked about.

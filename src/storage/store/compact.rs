@@ -25,6 +25,10 @@ pub(super) struct Flusher {
     /// The highest write counter written to [`DURABLE_FILE`] (flushes and compactions both note
     /// it).
     noted: Mutex<u64>,
+    /// How many folds emptied the log (`Store::fold_log`), counted under this lock, which also
+    /// covers [`Flusher::persist`]'s writes to `meta`: where the log's groups ended before a
+    /// fold is no longer where they end, and a flush that read it then does not put it there.
+    pub(super) folds: Mutex<u64>,
     /// Set while a sealed journal waits for its flush: one compaction at a time.
     compacting: AtomicBool,
     /// Set once sled returned an error. After a write sled could not finish (a full disk) its
@@ -35,6 +39,14 @@ pub(super) struct Flusher {
     /// [`Flusher::failed`] as it was when a sled flush that then succeeded began: sled got over
     /// every error up to it (whether or not the write it failed was counted).
     pub(super) healed: AtomicU64,
+}
+
+/// Where the log's whole groups end, and how many folds had emptied the log when that was read
+/// (see [`Flusher::folds`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LogEnd {
+    pub(super) at: u64,
+    pub(super) folds: u64,
 }
 
 impl Flusher {
@@ -53,6 +65,7 @@ impl Flusher {
             db,
             meta,
             log,
+            folds: Mutex::new(0),
             flushed: AtomicU64::new(generation),
             noted: Mutex::new(durable.max(generation)),
             compacting: AtomicBool::new(false),
@@ -66,10 +79,11 @@ impl Flusher {
     /// flush. The counter says which journal records the log holds (reopening skips them), and
     /// sled also flushes on its own: so it reaches sled only once the log's records are on the
     /// disk. Blocks for the sync.
-    pub(super) fn persist(&self, generation: u64, log_end: u64) -> Result<()> {
+    pub(super) fn persist(&self, generation: u64, log_end: LogEnd) -> Result<()> {
         self.log
             .sync()
             .map_err(|e| Error::io(self.log.path(), e))?;
+        let folds = self.folds.lock().expect("store folds lock poisoned");
         let raise = |to: u64| {
             move |old: Option<&[u8]>| {
                 let old = old.and_then(|v| <[u8; 8]>::try_from(v).ok()).map(u64::from_be_bytes);
@@ -77,7 +91,10 @@ impl Flusher {
             }
         };
         let raised = (self.meta.fetch_and_update(GENERATION_KEY, raise(generation)))
-            .and_then(|_| self.meta.fetch_and_update(LOG_END_KEY, raise(log_end)));
+            .and_then(|_| match *folds == log_end.folds {
+                true => self.meta.fetch_and_update(LOG_END_KEY, raise(log_end.at)).map(drop),
+                false => Ok(()),
+            });
         if let Err(e) = raised {
             self.fail();
             return Err(store_error(&self.path, e));
@@ -132,7 +149,7 @@ impl Store {
     pub(super) fn seal_if_long(
         &self,
         session: &mut Session,
-    ) -> Result<Option<((u64, u64), PathBuf)>> {
+    ) -> Result<Option<((u64, LogEnd), PathBuf)>> {
         if session.journal.len() <= self.compact_at
             || self.flusher.compacting.load(Ordering::SeqCst)
         {
@@ -160,7 +177,7 @@ impl Store {
 /// waits. When either fails, the sealed journal is kept: the next open applies it.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
-    (generation, log_end): (u64, u64),
+    (generation, log_end): (u64, LogEnd),
     sealed: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

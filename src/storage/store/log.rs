@@ -30,7 +30,7 @@ use super::*;
 use crate::storage::journal::{self, Found};
 use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, groups, records};
 
-/// A group is written to sled once it holds this many records...
+/// A group is appended to the log's file once it holds this many records...
 pub(super) const GROUP_RECORDS: usize = 32;
 /// ...or this many bytes, whichever comes first.
 pub(super) const GROUP_BYTES: usize = 256 * 1024;
@@ -82,17 +82,17 @@ pub(crate) struct Log {
 }
 
 impl Log {
-    /// The log kept in `file`, and the highest write its last group holds (0 when empty). A
-    /// group cut short at the file's end (a crash while it was written: the journal still holds
-    /// its records) is cut off, so the next group goes where it began; unless it began before
-    /// `log_end`, where the groups were whole on the disk: then it is damage, named when the log
-    /// is read, and kept.
+    /// The log kept in `file`, and the highest write its last group holds (0 when empty). What
+    /// follows the last whole group past `log_end` (where the groups a flush synced end) is a
+    /// write a crash cut short (see [`LogFile::walk`]; the journal still holds its records): it
+    /// is cut off, so the next group goes there. Before `log_end` the groups were whole on the
+    /// disk: a file that ends in part of one there keeps it, as damage named when the log is read.
     pub(super) fn open(
         file: &LogFile,
         base_empty: bool,
         log_end: u64,
     ) -> std::io::Result<(Log, u64)> {
-        let mut walk = file.walk()?;
+        let mut walk = file.walk(log_end)?;
         let mut cut_short = None;
         if let Some(at) = walk.torn.filter(|at| *at < log_end) {
             let len = file.size()?;
@@ -102,8 +102,9 @@ impl Log {
             tracing::warn!(
                 log = %file.path().display(),
                 at,
-                "the store's log ends in a group whose writing was cut short; it is dropped (the \
-                 journal holds its recordings)"
+                "the store's log ends in bytes written since its last flush that are no whole \
+                 group (a crash while they were written); they are dropped, and the journal's \
+                 recordings redone"
             );
             file.cut(at)?;
         }
@@ -556,12 +557,18 @@ impl Store {
             // The counter covers every write the log held: once the log is empty, sled is
             // where it reads from.
             let generation = self.written.load(Ordering::SeqCst);
-            self.flusher.persist(generation, 0)?;
-            // The log is emptied once sled says it is empty (a log longer than that is fine).
+            let folded = *self.flusher.folds.lock().expect("store folds lock poisoned");
+            let end = compact::LogEnd { at: 0, folds: folded };
+            self.flusher.persist(generation, end)?;
+            // The log is emptied once sled says it is empty (a log longer than that is fine),
+            // and no flush that read where it ended before puts that back (see `Flusher::folds`).
+            let mut folds = self.flusher.folds.lock().expect("store folds lock poisoned");
+            *folds += 1;
             (self.meta.insert(LOG_END_KEY, &0u64.to_be_bytes()))
                 .and_then(|_| self.flusher.db.flush())
                 .map_err(|e| self.err(e))?;
             file.clear().map_err(|e| self.log_err(e))?;
+            drop(folds);
             log.next = 0;
         }
         log.overlay = Some(Overlay::default());
@@ -857,6 +864,58 @@ pub(super) mod tests {
             .collect();
         assert!(seen.iter().all(|s| now.contains(s)), "{now:?}");
         assert_eq!(now.len(), seen.len() + 1);
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_cut_short_after_its_mark_keeps_the_whole_file_and_empties_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..2 * GROUP_RECORDS {
+            record(&store, &format!("/n/{n}"), &["x"], true).await;
+        }
+        store.flush().await.unwrap();
+        drop(store);
+        {
+            // Marked format 3 with the file whole, then cut short while sled emptied the tree
+            // key by key: only the second group is left there.
+            let db = sled_of(dir.path());
+            let file = LogFile::open(dir.path()).unwrap();
+            let second = file.groups().unwrap().remove(1).1;
+            db.open_tree("log").unwrap().insert(1u64.to_be_bytes(), second).unwrap();
+            db.flush().unwrap();
+        }
+        let store = open_when_released(dir.path());
+        assert_eq!(store.len(), 2 * GROUP_RECORDS, "nothing lost");
+        drop(store);
+        assert!(sled_of(dir.path()).open_tree("log").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_lost_past_the_last_flush_is_cut_and_the_journal_redoes_every_record_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..2 * GROUP_RECORDS {
+            record(&store, &format!("/n/{n}"), &["x"], true).await;
+        }
+        // No flush: both groups are past the log's synced end, and in the journal. A power
+        // loss then keeps the second group and loses the first one's header.
+        let journal = std::fs::read(dir.path().join(crate::storage::journal::JOURNAL_FILE)).unwrap();
+        std::mem::forget(store);
+        let dir2 = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir2.path().join(entry.file_name())).unwrap();
+            }
+        }
+        std::fs::write(dir2.path().join(crate::storage::journal::JOURNAL_FILE), journal).unwrap();
+        use std::os::unix::fs::FileExt;
+        let log = std::fs::OpenOptions::new().write(true).open(dir2.path().join(crate::storage::log_file::LOG_FILE)).unwrap();
+        log.write_all_at(&[0; GROUP_HEAD as usize], 0).unwrap();
+        let store = Store::open_existing(dir2.path()).unwrap();
+        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
+        assert!(damaged.is_empty(), "{damaged:?}");
+        assert_eq!(recordings.len(), 2 * GROUP_RECORDS);
     }
 
     #[tokio::test]

@@ -4,12 +4,14 @@ use super::*;
 
 /// Moves a format-2 store's log from sled's `log` tree to the log's file, as any ims-vcr that
 /// reads the file opens it. The groups are copied in order into the emptied file and synced;
-/// then the store is marked format 3, the tree emptied and sled flushed. While the tree holds
-/// anything the file is not the log, so an open after a crash in between copies again.
+/// then the store is marked format 3, the tree emptied and sled flushed. Until the mark is in
+/// sled the file is not the log, so an open after a crash before it copies again; one after it
+/// only empties the tree.
 pub(super) fn adopt_log_tree(
     path: &Path,
     db: &sled::Db,
     meta: &sled::Tree,
+    format: Option<u32>,
     file: &LogFile,
 ) -> Result<()> {
     let store_err = |e| store_error(path, e);
@@ -17,6 +19,12 @@ pub(super) fn adopt_log_tree(
     let tree = db.open_tree("log").map_err(store_err)?;
     if tree.is_empty() {
         return Ok(());
+    }
+    // Marked format 3 already: the file was whole and synced before that mark, and the tree's
+    // emptying (key by key) was cut short.
+    if format == Some(STORE_FORMAT) {
+        tree.clear().map_err(store_err)?;
+        return db.flush().map(drop).map_err(store_err);
     }
     file.clear().map_err(log_err)?;
     let mut at = 0;
