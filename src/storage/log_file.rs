@@ -141,18 +141,13 @@ impl LogFile {
     /// Every whole group's records, in order, with the byte each starts at (for tools and tests
     /// that look inside a store; the store reads them one at a time).
     pub fn groups(&self) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
-        let size = self.size()?;
-        let (mut at, mut groups) = (0, Vec::new());
-        loop {
-            match self.step(at, size)? {
-                Step::Group { at: n, len } => {
-                    groups.push((n, self.group(n, len)?.0));
-                    at = n + GROUP_HEAD + u64::from(len);
-                }
-                Step::Garbled { to, .. } => at = to,
-                Step::End => return Ok(groups),
+        let mut whole = Vec::new();
+        for read in groups(self, self.size()?) {
+            if let Read::Group(n, bytes, _) = read? {
+                whole.push((n, bytes));
             }
         }
+        Ok(whole)
     }
 
     /// What starts at byte `at` of a file `size` bytes long.

@@ -143,6 +143,19 @@ fn read_format(path: &Path, meta: &sled::Tree) -> Result<Option<u32>> {
     }
 }
 
+/// The big-endian u64 under `key` in the `meta` tree of the store at `path` (0 when absent).
+fn meta_counter(path: &Path, meta: &sled::Tree, key: &str) -> Result<u64> {
+    let Some(v) = meta.get(key).map_err(|e| store_error(path, e))? else {
+        return Ok(0);
+    };
+    let bytes = <[u8; 8]>::try_from(v.as_ref()).map_err(|_| Error::StoreCorrupt {
+        path: path.to_owned(),
+        entry: format!("meta/{key}"),
+        reason: format!("{} bytes, expected 8", v.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 /// Refuses, before anything is changed, a store whose files lost what a flush had put on the
 /// disk: sled's write counter `persisted` is below the one [`DURABLE_FILE`] holds (every flush
 /// puts the counter in sled before noting it there: sled's files were truncated, deleted or
@@ -155,14 +168,7 @@ fn check_not_shortened(
     persisted: u64,
 ) -> Result<u64> {
     let durable = read_durable(path)?;
-    let log_end = match meta.get(LOG_END_KEY).map_err(|e| store_error(path, e))? {
-        Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| Error::StoreCorrupt {
-            path: path.to_owned(),
-            entry: format!("meta/{LOG_END_KEY}"),
-            reason: format!("{} bytes, expected 8", v.len()),
-        })?),
-        None => 0,
-    };
+    let log_end = meta_counter(path, meta, LOG_END_KEY)?;
     let len = log.size().map_err(|e| Error::io(log.path(), e))?;
     let lost = if persisted < durable {
         format!(
@@ -228,16 +234,7 @@ impl Store {
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
-        let persisted = match meta.get(GENERATION_KEY).map_err(store_err)? {
-            None => 0,
-            Some(v) => {
-                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| Error::StoreCorrupt {
-                    path: path.to_owned(),
-                    entry: format!("meta/{GENERATION_KEY}"),
-                    reason: format!("{} bytes, expected 8", v.len()),
-                })?)
-            }
-        };
+        let persisted = meta_counter(path, &meta, GENERATION_KEY)?;
         // Before anything is redone: a store of a format this ims-vcr does not read is refused
         // with its journal untouched.
         let format = read_format(path, &meta)?;

@@ -2,7 +2,8 @@
 //! [`COMPACT_AT`], the write that crossed the line seals it (appends the group being gathered
 //! to the log, renames the journal aside and starts an empty one: a moment under the store's
 //! lock), and the sync of the log and sled's flush, which make the sealed records redundant, run
-//! in the background without the lock; the sealed file is deleted once they are done. Until then a crash loses nothing:
+//! in the background without the lock; the sealed file is deleted once they are done. Until
+//! then a crash loses nothing:
 //! opening the store applies sealed journals first (`durability::recover`).
 
 use std::sync::atomic::AtomicBool;
@@ -173,8 +174,9 @@ impl Store {
 }
 
 /// Syncs the log (up to `log_end`) and flushes sled, which then cover write `generation`, and
-/// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that sealed it nor any other
-/// waits. When either fails, the sealed journal is kept: the next open applies it.
+/// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that
+/// sealed it nor any other waits. When either fails, the sealed journal is kept: the next open
+/// applies it.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
     (generation, log_end): (u64, LogEnd),

@@ -293,15 +293,10 @@ impl Values<'_> {
             return Err("removed".into());
         };
         let range = start as usize..end as usize;
-        if group == self.pending.0 {
-            return self
-                .pending
-                .1
-                .get(range)
-                .map(IVec::from)
-                .ok_or_else(|| format!("log group {group} is shorter than its index says"));
-        }
         let short = || format!("log group {group} is shorter than its index says");
+        if group == self.pending.0 {
+            return self.pending.1.get(range).map(IVec::from).ok_or_else(short);
+        }
         let len = range.end.checked_sub(range.start).ok_or_else(short)?;
         self.file
             .read_at(group + GROUP_HEAD + u64::from(start), len)
