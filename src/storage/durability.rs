@@ -39,7 +39,7 @@ pub(crate) fn recover(
     generation: u64,
 ) -> Result<(Journal, u64)> {
     let file = dir.join(crate::storage::journal::JOURNAL_FILE);
-    let (mut journal, records) = Journal::open(dir).map_err(|e| Error::io(&file, e))?;
+    let (mut journal, records) = Journal::open(dir, generation).map_err(|e| Error::io(&file, e))?;
     let damaged = |reason: String| Error::StoreDamaged {
         path: dir.to_owned(),
         reason,
@@ -48,7 +48,7 @@ pub(crate) fn recover(
     let sealed = crate::storage::journal::sealed(dir).map_err(|e| Error::io(dir, e))?;
     let mut all = Vec::new();
     for (_, path) in &sealed {
-        let read = crate::storage::journal::read_sealed(path).map_err(|e| Error::io(path, e))?;
+        let read = crate::storage::journal::read_sealed(path, generation).map_err(|e| Error::io(path, e))?;
         all.extend(read.map_err(damaged)?);
     }
     all.extend(records.map_err(damaged)?);

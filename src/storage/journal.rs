@@ -9,8 +9,11 @@
 //! `fdatasync` for every answer written meanwhile) before the answers go out, which survives a
 //! power loss as well.
 //!
-//! When the store is opened, records newer than sled's write counter are applied to sled in
-//! order and flushed, and the journal is emptied. It is also emptied whenever a flush of sled
+//! When the store is opened, records newer than the store's write counter are applied to the
+//! store's log in order and flushed, and the journal is emptied. The records at or below that
+//! counter (the log holds them already) are passed over by their framing, without reading
+//! their values or checking their SHA-256: a session killed under load leaves tens of
+//! megabytes of them, and the open must not cost what reading them would. It is also emptied whenever a flush of sled
 //! covers everything in it (end of session, import). In a long session, every [`COMPACT_AT`]
 //! bytes, it is sealed: renamed aside (a name starting with [`SEALED_PREFIX`]) and started anew,
 //! which takes a moment under the store's lock; the sled flush that makes the sealed records
@@ -22,7 +25,7 @@
 //! inserted (36 bytes) and the value (the rest).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -62,27 +65,21 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating) the journal in `dir` and reads its records. A damaged last record is a
-    /// write the kernel never completed (its answer was never sent) and is left out; damage
-    /// before the end is the inner error, naming the journal.
-    pub fn open(dir: &Path) -> std::io::Result<(Journal, Result<Vec<Record>, String>)> {
+    /// Opens (creating) the journal in `dir` and reads its records after write `done` (those
+    /// at or below it are in the store's log already: passed over, see [`read_after`]). A
+    /// damaged last record is a write the kernel never completed (its answer was never sent)
+    /// and is left out; damage before the end is the inner error, naming the journal.
+    pub fn open(dir: &Path, done: u64) -> std::io::Result<(Journal, Result<Vec<Record>, String>)> {
         let path = dir.join(JOURNAL_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let records = parse(&bytes)
-            .map(|(records, end)| {
-                report_end(&path, &bytes, end);
-                records
-            })
-            .map_err(|e| format!("{}: {e}", path.display()));
+        let (len, records) = read_after(&mut file, &path, done)?;
         let journal = Journal {
             file: std::sync::Arc::new(file),
-            len: bytes.len() as u64,
+            len,
             path,
             broken: None,
         };
@@ -196,21 +193,62 @@ pub fn sealed(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
-/// The records of the sealed journal at `path` (as [`Journal::open`] reads a journal).
-pub fn read_sealed(path: &Path) -> std::io::Result<Result<Vec<Record>, String>> {
-    let bytes = std::fs::read(path)?;
-    Ok(parse(&bytes)
-        .map(|(records, end)| {
-            report_end(path, &bytes, end);
-            records
-        })
-        .map_err(|e| format!("{}: {e}", path.display())))
+/// The records after write `done` of the sealed journal at `path` (as [`Journal::open`] reads
+/// a journal).
+pub fn read_sealed(path: &Path, done: u64) -> std::io::Result<Result<Vec<Record>, String>> {
+    Ok(read_after(&mut File::open(path)?, path, done)?.1)
 }
 
-/// Every whole record in `bytes`. An incomplete or garbled end (a write cut short, zeros left
-/// by the file system) is dropped; a garbled record with a whole record anywhere after it means
-/// answered recordings were lost, and is an error.
-fn parse(bytes: &[u8]) -> Result<(Vec<Record>, End), String> {
+/// Reads the journal `file` (at `path`, for messages): its length, and its records after write
+/// `done`. The records at or below `done` (the store's log holds them: a session killed before
+/// it could empty its journal leaves tens of thousands) are passed over by their framing alone,
+/// neither their values read into memory nor their SHA-256 checked, as long as each one's write
+/// follows the one before it. From the first record that does not (a later write, damage, a
+/// torn end) the rest is read and parsed as a whole journal is ([`parse`]).
+fn read_after(
+    file: &mut File,
+    path: &Path,
+    done: u64,
+) -> std::io::Result<(u64, Result<Vec<Record>, String>)> {
+    let len = file.metadata()?.len();
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, &*file);
+    let mut at = 0u64;
+    let mut last: Option<u64> = None;
+    let mut head = [0u8; HEAD + 12];
+    while len - at >= head.len() as u64 {
+        reader.read_exact(&mut head)?;
+        let size = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as u64;
+        let generation = u64::from_le_bytes(head[HEAD..HEAD + 8].try_into().expect("8 bytes"));
+        let removes = u32::from_le_bytes(head[HEAD + 8..].try_into().expect("4 bytes")) as u64;
+        let framed = (12 + KEY as u64 * (removes + 1)) <= size
+            && at + (HEAD as u64) + size <= len
+            && generation <= done
+            && last.is_none_or(|last| generation == last + 1);
+        if !framed {
+            break;
+        }
+        reader.seek_relative(size as i64 - 12)?;
+        at += HEAD as u64 + size;
+        last = Some(generation);
+    }
+    drop(reader);
+    let mut rest = Vec::new();
+    file.seek(std::io::SeekFrom::Start(at))?;
+    file.read_to_end(&mut rest)?;
+    let records = parse(&rest, at as usize)
+        .map(|(records, end)| {
+            report_end(path, len, end);
+            records
+        })
+        .map_err(|e| format!("{}: {e}", path.display()));
+    Ok((len, records))
+}
+
+/// Every whole record in `bytes`, the journal from its byte `base` on (offsets in what is
+/// returned count from the journal's start). An incomplete or garbled end (a write cut short,
+/// zeros left by the file system) is dropped; a garbled record with a whole record anywhere
+/// after it means answered recordings were lost, and is an error.
+fn parse(bytes: &[u8], base: usize) -> Result<(Vec<Record>, End), String> {
     let mut records = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
@@ -221,11 +259,12 @@ fn parse(bytes: &[u8]) -> Result<(Vec<Record>, End), String> {
             }
             None if (at + 1..bytes.len()).any(|later| record_at(&bytes[later..]).is_some()) => {
                 return Err(format!(
-                    "the record at byte {at} is garbled and whole records follow it: answered \
-                     recordings were lost"
+                    "the record at byte {} is garbled and whole records follow it: answered \
+                     recordings were lost",
+                    base + at
                 ));
             }
-            None => return Ok((records, End::classify(&bytes[at..], at))),
+            None => return Ok((records, End::classify(&bytes[at..], base + at))),
         }
     }
     Ok((records, End::Clean))
@@ -259,15 +298,16 @@ impl End {
     }
 }
 
-/// Says how the journal at `path` ended; a damaged last record is copied aside, whole journal
-/// and all, as `ims-vcr-journal.damaged-N` next to it, since recovery empties the journal.
-fn report_end(path: &Path, bytes: &[u8], end: End) {
+/// Says how the journal at `path` (`len` bytes) ended; a damaged last record is copied aside,
+/// whole journal and all, as `ims-vcr-journal.damaged-N` next to it, since recovery empties the
+/// journal.
+fn report_end(path: &Path, len: u64, end: End) {
     match end {
         End::Clean => {}
         End::Torn { offset } => tracing::warn!(
             journal = %path.display(),
             offset,
-            bytes = bytes.len() - offset,
+            bytes = len - offset as u64,
             "the journal ends in an incomplete write; it was never answered and is dropped"
         ),
         End::Damaged { offset, len } => {
@@ -275,7 +315,7 @@ fn report_end(path: &Path, bytes: &[u8], end: End) {
                 .map(|n| path.with_file_name(format!("{JOURNAL_FILE}.damaged-{n}")))
                 .find(|p| !p.exists())
                 .expect("a free name");
-            let kept = std::fs::write(&copy, bytes);
+            let kept = std::fs::copy(path, &copy);
             tracing::error!(
                 journal = %path.display(),
                 record_at_byte = offset,
@@ -424,7 +464,7 @@ mod tests {
     }
 
     fn write_three(dir: &Path) -> Vec<u8> {
-        let (mut journal, records) = Journal::open(dir).unwrap();
+        let (mut journal, records) = Journal::open(dir, 0).unwrap();
         assert!(records.unwrap().is_empty() && journal.is_empty());
         journal
             .append(1, &[] as &[&[u8]], &key(1), b"{\"a\":1}")
@@ -438,7 +478,7 @@ mod tests {
     fn records_read_back_as_written() {
         let dir = tempfile::tempdir().unwrap();
         let bytes = write_three(dir.path());
-        let (journal, records) = Journal::open(dir.path()).unwrap();
+        let (journal, records) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(journal.len(), bytes.len() as u64);
         assert_eq!(
             records.unwrap(),
@@ -469,17 +509,17 @@ mod tests {
     fn a_torn_last_record_is_dropped_at_every_cut() {
         let dir = tempfile::tempdir().unwrap();
         let bytes = write_three(dir.path());
-        let two = parse(&bytes).unwrap().0.len() - 1;
+        let two = parse(&bytes, 0).unwrap().0.len() - 1;
         let third_starts = bytes.len() - (HEAD + 12 + KEY);
         for cut in third_starts + 1..bytes.len() {
-            let (records, end) = parse(&bytes[..cut]).unwrap();
+            let (records, end) = parse(&bytes[..cut], 0).unwrap();
             assert_eq!(records.len(), two, "cut at {cut}");
             assert!(matches!(end, End::Torn { .. }), "cut at {cut}: {end:?}");
         }
         // A garbled (not cut) last record is left out too, but as damage (see below).
         let mut garbled = bytes.clone();
         *garbled.last_mut().unwrap() ^= 1;
-        assert_eq!(parse(&garbled).unwrap().0.len(), two);
+        assert_eq!(parse(&garbled, 0).unwrap().0.len(), two);
     }
 
     #[test]
@@ -487,28 +527,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = write_three(dir.path());
         bytes[HEAD + 12 + KEY] ^= 1; // the first record's value
-        let e = parse(&bytes).unwrap_err();
+        let e = parse(&bytes, 0).unwrap_err();
         assert!(e.contains("byte 0 is garbled"), "{e}");
         let mut lying = write_three(tempfile::tempdir().unwrap().path());
         lying[..4].copy_from_slice(&u32::MAX.to_le_bytes()); // a length past the end
-        let e = parse(&lying).unwrap_err();
+        let e = parse(&lying, 0).unwrap_err();
         assert!(e.contains("byte 0 is garbled"), "{e}");
         // Zeros after the last whole record (a file extended by a crash) are a torn end.
         let mut zeros = write_three(tempfile::tempdir().unwrap().path());
         zeros.extend_from_slice(&[0; 4096]);
-        assert_eq!(parse(&zeros).unwrap(), (parse(&write_three(tempfile::tempdir().unwrap().path())).unwrap().0, End::Torn { offset: zeros.len() - 4096 }));
+        assert_eq!(parse(&zeros, 0).unwrap(), (parse(&write_three(tempfile::tempdir().unwrap().path()), 0).unwrap().0, End::Torn { offset: zeros.len() - 4096 }));
     }
 
     #[test]
     fn clear_empties_the_file_and_appends_go_on() {
         let dir = tempfile::tempdir().unwrap();
         write_three(dir.path());
-        let (mut journal, records) = Journal::open(dir.path()).unwrap();
+        let (mut journal, records) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(records.unwrap().len(), 3);
         journal.clear().unwrap();
         journal.append(4, &[] as &[&[u8]], &key(4), b"x").unwrap();
         drop(journal);
-        let records = Journal::open(dir.path()).unwrap().1.unwrap();
+        let records = Journal::open(dir.path(), 0).unwrap().1.unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].generation, 4);
     }
@@ -521,7 +561,7 @@ mod tests {
         for at in [third + 4, third + HEAD, bytes.len() - 1] {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0x10;
-            let (records, end) = parse(&flipped).unwrap();
+            let (records, end) = parse(&flipped, 0).unwrap();
             assert_eq!(records.len(), 2);
             assert_eq!(end, End::Damaged { offset: third, len: 12 + KEY }, "bit at {at}");
         }
@@ -529,9 +569,55 @@ mod tests {
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         std::fs::write(dir.path().join(JOURNAL_FILE), &flipped).unwrap();
-        let (_, records) = Journal::open(dir.path()).unwrap();
+        let (_, records) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(records.unwrap().len(), 2);
         let copy = dir.path().join(format!("{JOURNAL_FILE}.damaged-1"));
         assert_eq!(std::fs::read(copy).unwrap(), flipped);
+    }
+
+    #[test]
+    fn records_the_log_holds_are_passed_over_by_their_framing_and_the_rest_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = write_three(dir.path());
+        let path = dir.path().join(JOURNAL_FILE);
+        let after = |done| Journal::open(dir.path(), done).unwrap().1;
+        let generations = |records: Vec<Record>| records.iter().map(|r| r.generation).collect::<Vec<_>>();
+        assert_eq!(generations(after(0).unwrap()), [1, 2, 3]);
+        assert_eq!(generations(after(1).unwrap()), [2, 3]);
+        assert_eq!(generations(after(3).unwrap()), [] as [u64; 0]);
+        assert_eq!(generations(read_sealed(&path, 2).unwrap().unwrap()), [3]);
+        // A record passed over is not read: damage in its value is the log's to find, not an
+        // error here (its copy in the log has its own check).
+        let mut flipped = bytes.clone();
+        flipped[HEAD + 12 + KEY] ^= 1; // the first record's value
+        std::fs::write(&path, &flipped).unwrap();
+        assert_eq!(generations(after(1).unwrap()), [2, 3]);
+        let e = after(0).unwrap_err();
+        assert!(e.contains("byte 0 is garbled"), "{e}");
+        // Damage after the records passed over is named at its byte in the whole journal.
+        let second = HEAD + 12 + KEY + 7;
+        let mut flipped = bytes.clone();
+        flipped[second + HEAD + 12 + 2 * KEY] ^= 1; // the second record's value
+        std::fs::write(&path, &flipped).unwrap();
+        let e = after(1).unwrap_err();
+        assert!(e.contains(&format!("byte {second} is garbled")), "{e}");
+        // A length that no longer holds stops the passing over, and the rest reads as damage.
+        let mut lying = bytes.clone();
+        lying[..4].copy_from_slice(&(12 + KEY as u32 + 3).to_le_bytes());
+        std::fs::write(&path, &lying).unwrap();
+        let e = after(3).unwrap_err();
+        assert!(e.contains("garbled"), "{e}");
+        // Writes that do not follow each other are not passed over either.
+        let mut gap = bytes.clone();
+        gap[second + HEAD..second + HEAD + 8].copy_from_slice(&3u64.to_le_bytes());
+        std::fs::write(&path, &gap).unwrap();
+        let e = after(3).unwrap_err();
+        assert!(e.contains(&format!("byte {second} is garbled")), "{e}");
+        // A torn end after them is dropped, the journal's length kept.
+        let mut torn = bytes.clone();
+        torn.truncate(bytes.len() - 3);
+        std::fs::write(&path, &torn).unwrap();
+        let (journal, records) = Journal::open(dir.path(), 1).unwrap();
+        assert_eq!((generations(records.unwrap()), journal.len()), (vec![2], torn.len() as u64));
     }
 }

@@ -140,6 +140,7 @@ impl LogFile {
 
     /// Every whole group's records, in order, with the byte each starts at (for tools and tests
     /// that look inside a store; the store reads them one at a time).
+    #[cfg(any(test, feature = "internals"))]
     pub fn groups(&self) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
         let mut whole = Vec::new();
         for read in groups(self, self.size()?) {

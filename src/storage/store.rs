@@ -725,7 +725,7 @@ pub(crate) mod tests {
 
     /// Appends to the closed store's journal what a session killed before sled flushed leaves.
     pub(super) fn journal(dir: &Path, generation: u64, i: &Interaction, seq: u32) {
-        let (mut journal, _) = Journal::open(dir).unwrap();
+        let (mut journal, _) = Journal::open(dir, 0).unwrap();
         let value = serde_json::to_vec(i).unwrap();
         let entry = entry_key(key(i).digest(), seq);
         journal
@@ -922,7 +922,7 @@ pub(crate) mod tests {
         // A killed session's journal, longer than several redo batches: an earlier session's
         // answers of /b, then a session that replaced them (removing keys it inserts again
         // right after) and appended more, with /c's answers in between.
-        let (mut open, _) = Journal::open(dir.path()).unwrap();
+        let (mut open, _) = Journal::open(dir.path(), 0).unwrap();
         let (mut n, mut bytes) = (g, 0);
         let mut write = |journal: &mut Journal, removes: &[[u8; 36]], i: &Interaction, seq| {
             n += 1;
@@ -984,7 +984,7 @@ pub(crate) mod tests {
         let g = closed_store(dir.path()).await;
         // A session sealed its journal twice (the flushes behind never finished), then wrote
         // one more answer to the current journal, and was killed.
-        let (mut open, _) = Journal::open(dir.path()).unwrap();
+        let (mut open, _) = Journal::open(dir.path(), 0).unwrap();
         let b = interaction("/b", "active");
         let value = serde_json::to_vec(&b).unwrap();
         for (n, seq) in [(1, 0), (2, 1)] {
@@ -1153,7 +1153,7 @@ pub(crate) mod tests {
             let a = interaction("/a", if fsync { "synced" } else { "written" });
             store.record(&key(&a), &a, true).await.unwrap();
             let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
-            let records = Journal::open(dir.path()).unwrap().1.unwrap();
+            let records = Journal::open(dir.path(), 0).unwrap().1.unwrap();
             assert_eq!(records.last().unwrap().generation, store.generation());
             assert_eq!(
                 records.last().unwrap().value,
