@@ -583,12 +583,6 @@ impl Store {
     /// Flushes everything written so far (shutdown, import), then empties the journal when no
     /// write came in meanwhile (otherwise a later flush will).
     pub async fn flush(&self) -> Result<()> {
-        // A flush still running behind a sealed journal ends first: once this returns, nothing
-        // holds sled but the store itself.
-        let behind = self.behind.lock().expect("store behind lock poisoned").take();
-        if let Some(task) = behind {
-            let _ = task.await;
-        }
         let target = self.written.load(Ordering::SeqCst);
         self.durable(target.max(1)).await?;
         {
@@ -600,6 +594,13 @@ impl Store {
         // Journals sealed up to `target` are covered by that flush (a compaction still
         // flushing may find its file gone).
         compact::remove_sealed_upto(&self.path, target);
+        // A flush still running behind a sealed journal (at the lowest priority, see
+        // `compact.rs`) ends last: what it had to do is done above, at this thread's priority,
+        // so it has next to nothing left; once this returns, nothing holds sled but the store.
+        let behind = self.behind.lock().expect("store behind lock poisoned").take();
+        if let Some(task) = behind {
+            let _ = task.await;
+        }
         Ok(())
     }
 

@@ -2,9 +2,10 @@
 //! [`COMPACT_AT`], the write that crossed the line seals it (appends the group being gathered
 //! to the log, renames the journal aside and starts an empty one: a moment under the store's
 //! lock), and the sync of the log and sled's flush, which make the sealed records redundant, run
-//! in the background without the lock; the sealed file is deleted once they are done. Until
-//! then a crash loses nothing:
-//! opening the store applies sealed journals first (`durability::recover`).
+//! on a thread of their own, without the lock and at the lowest priority, so that they take no
+//! CPU time from requests ([`in_background`]); the sealed file is deleted once they are done.
+//! Until then a crash loses nothing: opening the store applies sealed journals first
+//! (`durability::recover`).
 
 use std::sync::atomic::AtomicBool;
 
@@ -174,51 +175,99 @@ impl Store {
 }
 
 /// Syncs the log (up to `log_end`) and flushes sled, which then cover write `generation`, and
-/// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that
-/// sealed it nor any other waits. When either fails, the sealed journal is kept: the next open
-/// applies it.
+/// deletes the journal sealed at `sealed`; on a thread of its own ([`in_background`]), so
+/// neither the write that sealed it nor any other waits, nor shares its CPU with it. When
+/// either fails, the sealed journal is kept: the next open applies it.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
     (generation, log_end): (u64, LogEnd),
     sealed: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    let done = in_background(move || {
         let failures = flusher.failed.load(Ordering::SeqCst);
-        let persisting = std::sync::Arc::clone(&flusher);
-        let persisted = tokio::task::spawn_blocking(move || persisting.persist(generation, log_end))
-            .await
-            .unwrap_or_else(|e| Err(Error::io(flusher.log.path(), std::io::Error::other(e))));
-        if let Err(e) = persisted {
+        if let Err(e) = flusher.persist(generation, log_end) {
             tracing::error!(
                 store = %flusher.path.display(),
                 error = %e,
                 "cannot sync the store's log behind its sealed journal; the journal is kept and \
                  applied when the store is next opened"
             );
-            flusher.compacting.store(false, Ordering::SeqCst);
-            return;
-        }
-        match flusher.db.flush_async().await {
-            Ok(_) => {
-                flusher.flushed_up_to(generation);
-                flusher.healed.fetch_max(failures, Ordering::SeqCst);
-                let removed = tokio::task::spawn_blocking(move || remove(&sealed)).await;
-                if let Err(e) = removed {
-                    tracing::warn!(error = %e, "deleting a sealed journal did not finish");
+        } else {
+            match flusher.db.flush() {
+                Ok(_) => {
+                    flusher.flushed_up_to(generation);
+                    flusher.healed.fetch_max(failures, Ordering::SeqCst);
+                    remove(&sealed);
                 }
-            }
-            Err(e) => {
-                flusher.fail();
-                tracing::error!(
-                store = %flusher.path.display(),
-                error = %e,
-                "cannot flush the store behind its sealed journal; the journal is kept and \
-                 applied when the store is next opened"
-                )
+                Err(e) => {
+                    flusher.fail();
+                    tracing::error!(
+                        store = %flusher.path.display(),
+                        error = %e,
+                        "cannot flush the store behind its sealed journal; the journal is kept \
+                         and applied when the store is next opened"
+                    )
+                }
             }
         }
         flusher.compacting.store(false, Ordering::SeqCst);
+    });
+    tokio::spawn(async move {
+        if done.await.is_err() {
+            tracing::warn!("the flush behind a sealed journal did not finish");
+        }
     })
+}
+
+/// Runs `work` on a thread of its own, at the lowest priority ([`lowest_priority`]); the result
+/// comes back through the channel returned (closed if `work` panicked or no thread could be
+/// had, in which case `work` ran here). A compaction syncs tens of megabytes and deletes a
+/// journal as long: on a CPU shared with the server it would take the CPU from requests for
+/// milliseconds at a time (record's p99 on one core, see docs/performance.md); nothing waits
+/// for it but the session's end, which waits for it whatever its priority.
+pub(super) fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = std::sync::Arc::new(Mutex::new(Some((work, tx))));
+    type Job<W, T> = Mutex<Option<(W, tokio::sync::oneshot::Sender<T>)>>;
+    fn run<T, W: FnOnce() -> T>(job: &Job<W, T>) {
+        let taken = job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some((work, tx)) = taken {
+            let _ = tx.send(work());
+        }
+    }
+    let theirs = std::sync::Arc::clone(&job);
+    let spawned = std::thread::Builder::new()
+        .name("ims-vcr-compact".into())
+        .spawn(move || {
+            lowest_priority();
+            run(&theirs)
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no thread for a compaction; running it here");
+        run(&job);
+    }
+    rx
+}
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when its CPU has nothing else
+/// to run, and gives the CPU up as soon as anything else wants it (best effort: where it cannot,
+/// the thread runs at the process's priority). A nice value of 19 was not enough: the server's
+/// thread still lost the CPU to it for milliseconds at a time (docs/performance.md). The class
+/// cannot be left without privileges, and such a thread on a CPU other processes keep busy can
+/// wait long for its turn: nothing waits for it but [`Store::flush`], which first does what
+/// the compaction was doing itself, at its own priority.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: a plain system call on the calling thread (pid 0), with a valid parameter.
+        let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if set != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a compaction's priority");
+        }
+    }
 }
 
 /// Deletes the journals in `dir` sealed at or below write `generation` (a flush covers them).
@@ -242,5 +291,30 @@ fn remove(path: &Path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(journal = %path.display(), error = %e, "cannot delete a sealed journal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn background_work_runs_on_its_own_thread_in_the_idle_class_and_hands_its_result_back() {
+        let seen = in_background(|| {
+            let name = std::thread::current().name().map(str::to_owned);
+            #[cfg(target_os = "linux")]
+            // SAFETY: reads the calling thread's scheduling class.
+            let idle = unsafe { libc::sched_getscheduler(0) } == libc::SCHED_IDLE;
+            #[cfg(not(target_os = "linux"))]
+            let idle = true;
+            (name, idle)
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, (Some("ims-vcr-compact".to_owned()), true));
+        // The caller's thread keeps its own class.
+        #[cfg(target_os = "linux")]
+        // SAFETY: reads the calling thread's scheduling class.
+        assert_ne!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_IDLE);
     }
 }
