@@ -138,8 +138,10 @@ impl Log {
     ) -> std::io::Result<()> {
         let start = self.pending.len();
         let record_len = record.len();
-        // The first record of a group becomes its buffer (a large answer is not copied).
-        if self.pending.is_empty() {
+        // The first record of a group becomes its buffer when the buffer kept from the group
+        // before is too small for it (a large answer is not copied); otherwise that buffer is
+        // reused, so a group's buffer is not grown again, copy after copy, for every group.
+        if self.pending.is_empty() && self.pending.capacity() < record.len() {
             self.pending = record;
         } else {
             self.pending.extend_from_slice(&record);
@@ -461,7 +463,6 @@ impl Store {
             let count = known.get(digest).copied().unwrap_or(0);
             return Ok((0..count).map(|seq| entry_key(digest, seq)).collect());
         }
-        let range = entry_key(digest, 0)..=entry_key(digest, u32::MAX);
         let log = &mut session.log;
         let base_empty = log.base_empty;
         let overlay = log.overlay(&self.flusher.log).map_err(|e| self.log_err(e))?;
@@ -474,7 +475,11 @@ impl Store {
                 }
             }
         }
-        for (key, loc) in overlay.keys.range(range) {
+        // One search down the tree (a range with both ends searches twice): this runs for
+        // every new request recorded.
+        let touched = (overlay.keys.range(entry_key(digest, 0)..))
+            .take_while(|(key, _)| key[..32] == digest[..]);
+        for (key, loc) in touched {
             match loc {
                 Loc::Removed => keys.remove(key),
                 Loc::At { .. } => keys.insert(*key),
