@@ -312,13 +312,21 @@ async fn drift_stopped_by_a_signal_reports_what_it_checked_and_says_so() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    // The request answered before the signal is in the report; what it found (a 404 answered
-    // 200: breaking) decides the exit status, as it would have without the signal.
+    // The request answered before the signal is in the report; what it found decides the exit
+    // status, as it would have without the signal. Which of the two recordings goes first is
+    // not fixed (both were recorded within the same second, and drift goes in recorded order to
+    // the second): the 404 answered 200 has one breaking change, the image answered `{}` one per
+    // field it lost; either is breaking.
     assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("drift: 1 request checked, 1 changed, 1 breaking"),
-        "{stdout}"
-    );
+    let summary = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("drift: 1 request checked, 1 changed, "))
+        .unwrap_or_else(|| panic!("no summary of one request checked: {stdout}"));
+    let breaking: usize = summary
+        .trim_end_matches(" breaking")
+        .parse()
+        .expect("a count");
+    assert!(breaking >= 1, "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("GET /")), "{stdout}");
     assert!(
         stderr.contains("stopped by signal 15 after 1 of 2 requests"),

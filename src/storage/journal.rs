@@ -203,8 +203,9 @@ pub fn read_sealed(path: &Path, done: u64) -> std::io::Result<Result<Vec<Record>
 /// `done`. The records at or below `done` (the store's log holds them: a session killed before
 /// it could empty its journal leaves tens of thousands) are passed over by their framing alone,
 /// neither their values read into memory nor their SHA-256 checked, as long as each one's write
-/// follows the one before it. From the first record that does not (a later write, damage, a
-/// torn end) the rest is read and parsed as a whole journal is ([`parse`]).
+/// follows the one before it; the last one passed over is checked (a length garbled into a
+/// larger one would pass over what follows). From the first record that does not (a later
+/// write, damage, a torn end) the rest is read and parsed as a whole journal is ([`parse`]).
 fn read_after(
     file: &mut File,
     path: &Path,
@@ -214,6 +215,9 @@ fn read_after(
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, &*file);
     let mut at = 0u64;
     let mut last: Option<u64> = None;
+    // Where the last record passed over starts: its checksum is checked once the passing over
+    // ends (see below).
+    let mut last_at = 0u64;
     let mut head = [0u8; HEAD + 12];
     while len - at >= head.len() as u64 {
         reader.read_exact(&mut head)?;
@@ -228,10 +232,22 @@ fn read_after(
             break;
         }
         reader.seek_relative(size as i64 - 12)?;
+        last_at = at;
         at += HEAD as u64 + size;
         last = Some(generation);
     }
     drop(reader);
+    // A length garbled into a larger one would pass over whatever it covers, up to the end of
+    // the file: the last record passed over must read whole with its checksum, or it is read
+    // again with the rest (and judged as a whole journal's record is).
+    if last.is_some() {
+        let mut record = vec![0u8; (at - last_at) as usize];
+        file.seek(std::io::SeekFrom::Start(last_at))?;
+        file.read_exact(&mut record)?;
+        if record_at(&record).is_none_or(|(_, size)| size != record.len()) {
+            at = last_at;
+        }
+    }
     let mut rest = Vec::new();
     file.seek(std::io::SeekFrom::Start(at))?;
     file.read_to_end(&mut rest)?;
@@ -587,13 +603,16 @@ mod tests {
         assert_eq!(generations(after(3).unwrap()), [] as [u64; 0]);
         assert_eq!(generations(read_sealed(&path, 2).unwrap().unwrap()), [3]);
         // A record passed over is not read: damage in its value is the log's to find, not an
-        // error here (its copy in the log has its own check).
+        // error here (its copy in the log has its own check). Only the last one passed over is
+        // checked (see below).
         let mut flipped = bytes.clone();
         flipped[HEAD + 12 + KEY] ^= 1; // the first record's value
         std::fs::write(&path, &flipped).unwrap();
-        assert_eq!(generations(after(1).unwrap()), [2, 3]);
-        let e = after(0).unwrap_err();
-        assert!(e.contains("byte 0 is garbled"), "{e}");
+        assert_eq!(generations(after(2).unwrap()), [3]);
+        for done in [0, 1] {
+            let e = after(done).unwrap_err();
+            assert!(e.contains("byte 0 is garbled"), "{e}");
+        }
         // Damage after the records passed over is named at its byte in the whole journal.
         let second = HEAD + 12 + KEY + 7;
         let mut flipped = bytes.clone();
@@ -607,6 +626,16 @@ mod tests {
         std::fs::write(&path, &lying).unwrap();
         let e = after(3).unwrap_err();
         assert!(e.contains("garbled"), "{e}");
+        // A length garbled into one that covers the rest of the journal does not pass over the
+        // records after it (they are above `done`): the record fails its checksum and is read
+        // again with the rest, as damage with whole records after it.
+        for grown in [bytes.len() - HEAD, 12 + KEY + 7 + 20] {
+            let mut swallowing = bytes.clone();
+            swallowing[..4].copy_from_slice(&(grown as u32).to_le_bytes());
+            std::fs::write(&path, &swallowing).unwrap();
+            let e = after(1).unwrap_err();
+            assert!(e.contains("byte 0 is garbled"), "{grown}: {e}");
+        }
         // Writes that do not follow each other are not passed over either.
         let mut gap = bytes.clone();
         gap[second + HEAD..second + HEAD + 8].copy_from_slice(&3u64.to_le_bytes());

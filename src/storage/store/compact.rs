@@ -2,7 +2,7 @@
 //! [`COMPACT_AT`], the write that crossed the line seals it (appends the group being gathered
 //! to the log, renames the journal aside and starts an empty one: a moment under the store's
 //! lock), and the sync of the log and sled's flush, which make the sealed records redundant, run
-//! on a thread of their own, without the lock and at the lowest priority, so that they take no
+//! without the lock, the sync on a thread of its own at the lowest priority so that it takes no
 //! CPU time from requests ([`in_background`]); the sealed file is deleted once they are done.
 //! Until then a crash loses nothing: opening the store applies sealed journals first
 //! (`durability::recover`).
@@ -85,6 +85,11 @@ impl Flusher {
         self.log
             .sync()
             .map_err(|e| Error::io(self.log.path(), e))?;
+        self.note_counters(generation, log_end)
+    }
+
+    /// The second half of [`Flusher::persist`], once the log is synced up to `log_end`.
+    fn note_counters(&self, generation: u64, log_end: LogEnd) -> Result<()> {
         let folds = self.folds.lock().expect("store folds lock poisoned");
         let raise = |to: u64| {
             move |old: Option<&[u8]>| {
@@ -175,46 +180,66 @@ impl Store {
 }
 
 /// Syncs the log (up to `log_end`) and flushes sled, which then cover write `generation`, and
-/// deletes the journal sealed at `sealed`; on a thread of its own ([`in_background`]), so
-/// neither the write that sealed it nor any other waits, nor shares its CPU with it. When
-/// either fails, the sealed journal is kept: the next open applies it.
+/// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that
+/// sealed it nor any other waits. The heavy parts (the log's sync: the kernel writes its pages
+/// back in the caller's thread; deleting tens of megabytes of journal) run on a thread at the
+/// lowest priority ([`in_background`]), so they take no CPU from requests; sled's part runs at
+/// the server's (sled starts its I/O threads from whichever thread hands them work, and they
+/// would keep the idle class). When any part fails, the sealed journal is kept: the next open
+/// applies it.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
     (generation, log_end): (u64, LogEnd),
     sealed: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
-    let done = in_background(move || {
-        let failures = flusher.failed.load(Ordering::SeqCst);
-        if let Err(e) = flusher.persist(generation, log_end) {
+    /// Lets the next long journal be sealed once this compaction is over, however it ends.
+    struct Compacting(std::sync::Arc<Flusher>);
+    impl Drop for Compacting {
+        fn drop(&mut self) {
+            self.0.compacting.store(false, Ordering::SeqCst);
+        }
+    }
+    tokio::spawn(async move {
+        let flusher = Compacting(flusher);
+        let failures = flusher.0.failed.load(Ordering::SeqCst);
+        let syncing = std::sync::Arc::clone(&flusher.0);
+        let synced = match in_background(move || syncing.log.sync()).await {
+            Ok(synced) => synced.map_err(|e| Error::io(flusher.0.log.path(), e)),
+            Err(_) => Err(Error::io(flusher.0.log.path(), std::io::Error::other("the sync did not finish"))),
+        };
+        let noting = std::sync::Arc::clone(&flusher.0);
+        let persisted = match synced {
+            Ok(()) => tokio::task::spawn_blocking(move || noting.note_counters(generation, log_end))
+                .await
+                .unwrap_or_else(|e| Err(Error::io(flusher.0.log.path(), std::io::Error::other(e)))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = persisted {
             tracing::error!(
-                store = %flusher.path.display(),
+                store = %flusher.0.path.display(),
                 error = %e,
                 "cannot sync the store's log behind its sealed journal; the journal is kept and \
                  applied when the store is next opened"
             );
-        } else {
-            match flusher.db.flush() {
-                Ok(_) => {
-                    flusher.flushed_up_to(generation);
-                    flusher.healed.fetch_max(failures, Ordering::SeqCst);
-                    remove(&sealed);
-                }
-                Err(e) => {
-                    flusher.fail();
-                    tracing::error!(
-                        store = %flusher.path.display(),
-                        error = %e,
-                        "cannot flush the store behind its sealed journal; the journal is kept \
-                         and applied when the store is next opened"
-                    )
+            return;
+        }
+        match flusher.0.db.flush_async().await {
+            Ok(_) => {
+                flusher.0.flushed_up_to(generation);
+                flusher.0.healed.fetch_max(failures, Ordering::SeqCst);
+                if in_background(move || remove(&sealed)).await.is_err() {
+                    tracing::warn!("deleting a sealed journal did not finish");
                 }
             }
-        }
-        flusher.compacting.store(false, Ordering::SeqCst);
-    });
-    tokio::spawn(async move {
-        if done.await.is_err() {
-            tracing::warn!("the flush behind a sealed journal did not finish");
+            Err(e) => {
+                flusher.0.fail();
+                tracing::error!(
+                    store = %flusher.0.path.display(),
+                    error = %e,
+                    "cannot flush the store behind its sealed journal; the journal is kept and \
+                     applied when the store is next opened"
+                )
+            }
         }
     })
 }
