@@ -42,6 +42,8 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::model::redaction::RedactionStamp;
 use crate::storage::layout::Entry;
 
+mod index_reader;
+
 const MAGIC: &[u8; 8] = b"IMSVPK01";
 /// 2: each request carries its session. 3: each answer carries a checksum of its bytes. 4: request
 /// keys mask credentials hidden in `;` parameters, twice-encoded names, URLs in query values and
@@ -246,54 +248,15 @@ impl Pack {
         if index_offset.checked_add(index_len) != Some(size - FOOTER_LEN) {
             return Err("index bounds do not match the file size (truncated?)".into());
         }
-        let mut index = vec![0; usize::try_from(index_len).map_err(|e| e.to_string())?];
-        read_exact_at(&file, &mut index, index_offset).map_err(|e| e.to_string())?;
-        if Sha256::digest(&index).as_slice() != &footer[16..48] {
+        let mut r = index_reader::IndexReader::new(&file, index_offset, index_len);
+        let parsed = Self::parse_index(&mut r, index_offset);
+        // Read to its end and checked whatever the parse said: a damaged index is named as
+        // such, not by whatever its damage made the parse find.
+        let checked = r.finish(&footer[16..48])?;
+        if !checked {
             return Err("index checksum mismatch".into());
         }
-        let mut r = Reader(&index);
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(format!("pack version {version}, expected {VERSION}"));
-        }
-        let built_at = r.u64()?;
-        let rules: MatchRules =
-            serde_json::from_slice(r.bytes()?).map_err(|e| format!("rules: {e}"))?;
-        let stamps = serde_json::from_slice(r.bytes()?).map_err(|e| format!("stamps: {e}"))?;
-        let count = r.u32()? as usize;
-        let mut requests = Vec::with_capacity(count.min(index.len() / 40));
-        for _ in 0..count {
-            let digest: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
-            let line = String::from_utf8(r.bytes()?.to_vec()).map_err(|e| e.to_string())?;
-            let session = match r.bytes()? {
-                [] => None,
-                name => Some(String::from_utf8(name.to_vec()).map_err(|e| e.to_string())?),
-            };
-            let n = r.u32()? as usize;
-            // One allocation of the exact size (a collect through `Result` would grow a vector
-            // and shrink it into the box): this loop runs once per stored request at start-up.
-            let mut answers = Vec::with_capacity(n.min(r.0.len() / 20));
-            for _ in 0..n {
-                let extent = Extent {
-                    offset: r.u64()?,
-                    len: r.u32()?,
-                    check: r.take(8)?.try_into().expect("8 bytes"),
-                };
-                match extent.offset.checked_add(u64::from(extent.len)) {
-                    Some(end) if end <= index_offset => answers.push(extent),
-                    _ => return Err(format!("an answer of {line} lies outside the data")),
-                }
-            }
-            requests.push(PackedRequest {
-                digest,
-                line,
-                session,
-                answers: answers.into_boxed_slice(),
-            });
-        }
-        if !r.0.is_empty() {
-            return Err("trailing bytes after the index".into());
-        }
+        let (built_at, rules, stamps, requests) = parsed?;
         Ok(UncheckedPack {
             pack: Pack {
                 file: PackFile(std::sync::Arc::new((file, path.to_owned()))),
@@ -306,6 +269,57 @@ impl Pack {
                 rules,
             },
         })
+    }
+
+    /// The index's content, read from `r`: the store write it was made at, its match rules,
+    /// its redaction stamps and its requests (answers lying before `data_end`).
+    fn parse_index(
+        r: &mut index_reader::IndexReader,
+        data_end: u64,
+    ) -> Result<(u64, MatchRules, Vec<RedactionStamp>, Vec<PackedRequest>), String> {
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(format!("pack version {version}, expected {VERSION}"));
+        }
+        let built_at = r.u64()?;
+        let rules: MatchRules =
+            serde_json::from_slice(&r.bytes()?).map_err(|e| format!("rules: {e}"))?;
+        let stamps = serde_json::from_slice(&r.bytes()?).map_err(|e| format!("stamps: {e}"))?;
+        let count = r.u32()? as usize;
+        let mut requests = Vec::with_capacity(count.min((r.left() / 40) as usize));
+        for _ in 0..count {
+            let digest: [u8; 32] = r.array()?;
+            let line = String::from_utf8(r.bytes()?).map_err(|e| e.to_string())?;
+            let session = match r.bytes()? {
+                name if name.is_empty() => None,
+                name => Some(String::from_utf8(name).map_err(|e| e.to_string())?),
+            };
+            let n = r.u32()? as usize;
+            // One allocation of the exact size (a collect through `Result` would grow a vector
+            // and shrink it into the box): this loop runs once per stored request at start-up.
+            let mut answers = Vec::with_capacity(n.min((r.left() / 20) as usize));
+            for _ in 0..n {
+                let extent = Extent {
+                    offset: r.u64()?,
+                    len: r.u32()?,
+                    check: r.array()?,
+                };
+                match extent.offset.checked_add(u64::from(extent.len)) {
+                    Some(end) if end <= data_end => answers.push(extent),
+                    _ => return Err(format!("an answer of {line} lies outside the data")),
+                }
+            }
+            requests.push(PackedRequest {
+                digest,
+                line,
+                session,
+                answers: answers.into_boxed_slice(),
+            });
+        }
+        if r.left() != 0 {
+            return Err("trailing bytes after the index".into());
+        }
+        Ok((built_at, rules, stamps, requests))
     }
 
     /// The store write the pack was made at (it describes the store as it was then).
@@ -549,30 +563,6 @@ impl<W: Write> IndexWriter<'_, W> {
     fn put_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.put(&(bytes.len() as u32).to_le_bytes())?;
         self.put(bytes)
-    }
-}
-
-/// A bounds-checked cursor over the index.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("index ends early".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let n = self.u32()? as usize;
-        self.take(n)
     }
 }
 
