@@ -90,7 +90,7 @@ impl<'a> IndexReader<'a> {
     pub(super) fn finish(mut self, expected: &[u8]) -> Result<bool, String> {
         let mut chunk = vec![0u8; 64 * 1024];
         while self.left > 0 {
-            let n = chunk.len().min(self.left as usize);
+            let n = self.left.min(chunk.len() as u64) as usize;
             self.fill(&mut chunk[..n])?;
         }
         Ok(self.sha.finalize().as_slice() == expected)
