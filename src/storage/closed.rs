@@ -5,9 +5,9 @@
 //! zeroes every free segment of its file (on 100,000 recordings, about 130 ms of 190), while a
 //! replay needs the store only to tell whether its replay pack still describes it. So a store
 //! closed with every write flushed and its journal empty leaves [`CLOSED_FILE`]: the write
-//! counter it closed at, and stamps of sled's files and the log's as the close left them. Every open deletes
-//! the note before sled opens (`Store::open_folder`), so the note stands only while nothing has
-//! opened the store since.
+//! counter it closed at, and stamps of sled's files and the log's as the close left them. Every
+//! open deletes the note before sled opens (`Store::open_folder`), so the note stands only while
+//! nothing has opened the store since.
 //!
 //! The note is written once sled has let go of its files (the close takes sled's lock, which
 //! every opener needs, and stamps the files under it), and every open deletes it again once it

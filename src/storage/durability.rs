@@ -81,10 +81,7 @@ pub(crate) fn recover(
         log.write_pending(log_file).map_err(log_err)?;
         // The log on the disk before the counter that says it holds these writes.
         log_file.sync().map_err(log_err)?;
-        meta.insert(GENERATION_KEY, &recovered.to_be_bytes())
-            .map_err(store_err)?;
-        meta.insert(LOG_END_KEY, &log.end().to_be_bytes())
-            .map_err(store_err)?;
+        raise_log_counters(meta, recovered, Some(log.end())).map_err(store_err)?;
         db.flush().map_err(store_err)?;
         note_durable(dir, recovered);
         tracing::info!(
@@ -107,6 +104,30 @@ pub(crate) fn recover(
         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
     }
     Ok((journal, recovered))
+}
+
+/// Puts write counter `generation` and, when given, `log_end` (where the log's whole groups end)
+/// into sled's `meta` tree, never lowering either. The caller has synced the log up to there
+/// first: sled also flushes on its own, and the counter says which journal records the log holds
+/// (reopening skips them), so it must never reach the disk before those records do. What a
+/// flush (`Flusher::persist`), the journal's redo and an open that finds the log ahead of sled
+/// all do.
+pub(crate) fn raise_log_counters(
+    meta: &sled::Tree,
+    generation: u64,
+    log_end: Option<u64>,
+) -> sled::Result<()> {
+    let raise = |to: u64| {
+        move |old: Option<&[u8]>| {
+            let old = old.and_then(|v| <[u8; 8]>::try_from(v).ok()).map(u64::from_be_bytes);
+            Some(old.unwrap_or(0).max(to).to_be_bytes().to_vec())
+        }
+    };
+    meta.fetch_and_update(GENERATION_KEY, raise(generation))?;
+    if let Some(at) = log_end {
+        meta.fetch_and_update(LOG_END_KEY, raise(at))?;
+    }
+    Ok(())
 }
 
 /// How many bytes of records one sled batch applies at most when the log is folded into
@@ -148,12 +169,8 @@ pub(crate) fn note_holder(path: &Path) {
 /// a file of the store at `path` that could not be written refuses the open before anything
 /// changes, naming the file.
 pub(crate) fn check_writable(path: &Path) -> Result<()> {
-    for name in [
-        "db",
-        "conf",
-        crate::storage::journal::JOURNAL_FILE,
-        crate::storage::log_file::LOG_FILE,
-    ] {
+    let ours = [crate::storage::journal::JOURNAL_FILE, crate::storage::log_file::LOG_FILE];
+    for name in crate::storage::closed::SLED_FILES.into_iter().chain(ours) {
         let file = path.join(name);
         match std::fs::OpenOptions::new().write(true).open(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -249,9 +249,7 @@ impl Store {
         let generation = persisted.max(logged);
         if logged > persisted {
             log_file.sync().map_err(log_err)?;
-            meta.insert(GENERATION_KEY, &logged.to_be_bytes())
-                .map_err(store_err)?;
-            meta.insert(LOG_END_KEY, &log.end().to_be_bytes())
+            crate::storage::durability::raise_log_counters(&meta, logged, Some(log.end()))
                 .map_err(store_err)?;
         }
         let opened_at = generation;

@@ -77,10 +77,8 @@ impl Flusher {
     }
 
     /// Syncs the log's file, then puts write counter `generation` and the end of the log's
-    /// whole groups `log_end` into sled's `meta` tree (never lowering either), ahead of sled's
-    /// flush. The counter says which journal records the log holds (reopening skips them), and
-    /// sled also flushes on its own: so it reaches sled only once the log's records are on the
-    /// disk. Blocks for the sync.
+    /// whole groups `log_end` into sled's `meta` tree, ahead of sled's flush (in that order: see
+    /// `durability::raise_log_counters`). Blocks for the sync.
     pub(super) fn persist(&self, generation: u64, log_end: LogEnd) -> Result<()> {
         self.log
             .sync()
@@ -88,21 +86,12 @@ impl Flusher {
         self.note_counters(generation, log_end)
     }
 
-    /// The second half of [`Flusher::persist`], once the log is synced up to `log_end`.
+    /// The second half of [`Flusher::persist`], once the log is synced up to `log_end`: the
+    /// log's end only when no fold emptied the log since it was read (see [`Flusher::folds`]).
     fn note_counters(&self, generation: u64, log_end: LogEnd) -> Result<()> {
         let folds = self.folds.lock().expect("store folds lock poisoned");
-        let raise = |to: u64| {
-            move |old: Option<&[u8]>| {
-                let old = old.and_then(|v| <[u8; 8]>::try_from(v).ok()).map(u64::from_be_bytes);
-                Some(old.unwrap_or(0).max(to).to_be_bytes().to_vec())
-            }
-        };
-        let raised = (self.meta.fetch_and_update(GENERATION_KEY, raise(generation)))
-            .and_then(|_| match *folds == log_end.folds {
-                true => self.meta.fetch_and_update(LOG_END_KEY, raise(log_end.at)).map(drop),
-                false => Ok(()),
-            });
-        if let Err(e) = raised {
+        let at = (*folds == log_end.folds).then_some(log_end.at);
+        if let Err(e) = crate::storage::durability::raise_log_counters(&self.meta, generation, at) {
             self.fail();
             return Err(store_error(&self.path, e));
         }
@@ -202,19 +191,18 @@ pub(super) fn flush_behind(
     tokio::spawn(async move {
         let flusher = Compacting(flusher);
         let failures = flusher.0.failed.load(Ordering::SeqCst);
-        let syncing = std::sync::Arc::clone(&flusher.0);
-        let synced = match in_background(move || syncing.log.sync()).await {
-            Ok(synced) => synced.map_err(|e| Error::io(flusher.0.log.path(), e)),
-            Err(_) => Err(Error::io(flusher.0.log.path(), std::io::Error::other("the sync did not finish"))),
-        };
-        let noting = std::sync::Arc::clone(&flusher.0);
-        let persisted = match synced {
-            Ok(()) => tokio::task::spawn_blocking(move || noting.note_counters(generation, log_end))
+        let log_err = |e| Error::io(flusher.0.log.path(), e);
+        let persisted = async {
+            let syncing = std::sync::Arc::clone(&flusher.0);
+            let synced = in_background(move || syncing.log.sync()).await;
+            let unfinished = |_| log_err(std::io::Error::other("the sync did not finish"));
+            synced.map_err(unfinished)?.map_err(log_err)?;
+            let noting = std::sync::Arc::clone(&flusher.0);
+            tokio::task::spawn_blocking(move || noting.note_counters(generation, log_end))
                 .await
-                .unwrap_or_else(|e| Err(Error::io(flusher.0.log.path(), std::io::Error::other(e)))),
-            Err(e) => Err(e),
+                .map_err(|e| log_err(std::io::Error::other(e)))?
         };
-        if let Err(e) = persisted {
+        if let Err(e) = persisted.await {
             tracing::error!(
                 store = %flusher.0.path.display(),
                 error = %e,
@@ -245,8 +233,8 @@ pub(super) fn flush_behind(
 }
 
 /// Runs `work` on a thread of its own, at the lowest priority ([`lowest_priority`]); the result
-/// comes back through the channel returned (closed if `work` panicked or no thread could be
-/// had, in which case `work` ran here). A compaction syncs tens of megabytes and deletes a
+/// comes back through the channel returned (closed if `work` panicked). When no thread can be
+/// had, `work` runs here, before this returns. A compaction syncs tens of megabytes and deletes a
 /// journal as long: on a CPU shared with the server it would take the CPU from requests for
 /// milliseconds at a time (record's p99 on one core, see docs/performance.md); nothing waits
 /// for it but the session's end, which waits for it whatever its priority.
