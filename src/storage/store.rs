@@ -279,6 +279,10 @@ impl Store {
                 ),
             });
         }
+        // A writer of an empty store knows what it holds without reading it: nothing. Every
+        // new request recorded then finds its stored answers in this map (none) instead of
+        // searching the log's key index, which grows with the session.
+        let known = (writer && answers.is_empty() && log.is_empty()).then(HashMap::default);
         let mut store = Store {
             path: path.to_owned(),
             answers: ManuallyDrop::new(answers),
@@ -295,7 +299,7 @@ impl Store {
                 log,
                 pack_dropped: false,
                 poisoned: None,
-                known: None,
+                known,
             }),
             fsync: false,
             writer,
@@ -764,15 +768,20 @@ pub(crate) mod tests {
 
     /// A session's attempts: a later one's first answer to a request replaces the earlier
     /// one's (record mode); an earlier one's late answer follows its attempt's while no later
-    /// attempt recorded the request, and is not stored once one has. With the writer's index
-    /// from a replay pack too, which must learn what each attempt left.
+    /// attempt recorded the request, and is not stored once one has. In each way a writer
+    /// learns what a request has stored: from a replay pack, which must learn what each
+    /// attempt left; from the store itself (no pack); and knowing an empty store holds nothing.
     #[tokio::test]
     async fn an_earlier_attempts_late_answer_never_lands_after_a_later_attempts() {
-        for with_pack in [false, true] {
+        for start in ["empty", "pack", "no pack"] {
             let dir = tempfile::tempdir().unwrap();
-            let store = match with_pack {
-                false => Store::open(dir.path()).unwrap(),
-                true => {
+            let store = match start {
+                "empty" => {
+                    let store = Store::open(dir.path()).unwrap();
+                    assert_eq!(store.lock().known.as_ref().map(HashMap::len), Some(0));
+                    store
+                }
+                _ => {
                     let store = Store::open(dir.path()).unwrap();
                     let old = interaction("/p", "old");
                     store.record(&key(&old), &old, true).await.unwrap();
@@ -780,8 +789,12 @@ pub(crate) mod tests {
                     store.replay_pack().unwrap().unwrap();
                     drop(store);
                     let store = open_when_released(dir.path());
-                    store.replay_pack().unwrap().unwrap();
-                    assert!(store.lock().known.is_some());
+                    if start == "pack" {
+                        store.replay_pack().unwrap().unwrap();
+                        assert!(store.lock().known.is_some());
+                    } else {
+                        assert!(store.lock().known.is_none());
+                    }
                     store
                 }
             };
