@@ -161,8 +161,12 @@ pub async fn raw_upstream(
 }
 
 /// A plain-HTTP upstream on loopback answering every connection with the bytes of `answer` (a
-/// whole HTTP/1.1 response), then closing. Returns its URL.
+/// whole HTTP/1.1 response), then closing. Returns its URL. The answer says it closes
+/// (`connection: close` is added after the status line when it has no `connection` header):
+/// otherwise a proxy may send its next request on the connection before it sees the close, and
+/// rightly refuses to send a `POST` again (a 502 the test did not ask for).
 pub async fn canned_upstream(answer: Vec<u8>) -> String {
+    let answer = announcing_close(answer);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -176,6 +180,27 @@ pub async fn canned_upstream(answer: Vec<u8>) -> String {
         }
     });
     url
+}
+
+/// `answer` with `connection: close` after its status line, unless its head has a `connection`
+/// header already.
+fn announcing_close(answer: Vec<u8>) -> Vec<u8> {
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+    if head.lines().any(|line| line.starts_with("connection:")) {
+        return answer;
+    }
+    let status_end = answer
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(answer.len(), |i| i + 2);
+    let mut announced = answer[..status_end].to_vec();
+    announced.extend_from_slice(b"connection: close\r\n");
+    announced.extend_from_slice(&answer[status_end..]);
+    announced
 }
 
 /// A TLS upstream on loopback presenting `cert_pem`; it answers `{}` to whoever gets through.
