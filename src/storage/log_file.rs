@@ -36,8 +36,9 @@ const SEARCH_WINDOW: usize = 1 << 20;
 pub struct LogFile {
     file: File,
     path: PathBuf,
-    /// Where the disk space this handle reserved ahead of its appends ends (see
-    /// [`LogFile::reserve_past`]); 0 while it reserved none.
+    /// Where the disk space this handle reserved (or tried to: a failed `fallocate` may have
+    /// reserved part) ahead of its appends ends (see [`LogFile::reserve_past`]); 0 while it
+    /// reserved none since the file was last cut.
     reserved: AtomicU64,
     /// Whether appends reserve space ahead: on a file system that allocates blocks at writeback
     /// (ext4, XFS), until a reservation fails.
@@ -118,8 +119,9 @@ impl LogFile {
             .and_then(|()| self.file.write_all_at(records, at + GROUP_HEAD));
         if let Err(e) = written {
             // A group cut short at the end is dropped when the store opens, whether or not this
-            // cut succeeds.
+            // cut succeeds. The cut also gives back what was reserved past `at`.
             let _ = self.file.set_len(at);
+            self.reserved.store(0, Ordering::Relaxed);
             return Err(e);
         }
         Ok(end)
@@ -150,6 +152,8 @@ impl LogFile {
             Err(e) => {
                 tracing::debug!(log = %self.path.display(), error = %e, "not reserving the log's space ahead");
                 self.reserving.store(false, Ordering::Relaxed);
+                // Part of it may be reserved (ext4 out of space part-way): given back on drop.
+                self.reserved.store(to, Ordering::Relaxed);
             }
         }
     }
@@ -349,9 +353,11 @@ pub(crate) fn records(bytes: &[u8], checked: bool) -> Vec<crate::storage::journa
 
 impl Drop for LogFile {
     /// Gives back the space reserved past the log's end: cutting a file at its own size frees
-    /// the blocks reserved beyond it. Only a handle that reserved any does (one writer at a
-    /// time holds a store, so no append of another handle can come between reading the size
-    /// and the cut).
+    /// the blocks reserved beyond it. Only a handle that reserved any does, and the store's
+    /// writer drops its handle while it still holds sled's lock on the store (see `Flusher`),
+    /// so no other writer's append can come between reading the size and the cut. A process
+    /// killed, or a store let go of without closing sled (a failed sled write), leaves the
+    /// reservation: the next writer's handle gives it back when it drops.
     fn drop(&mut self) {
         if *self.reserved.get_mut() == 0 {
             return;
@@ -375,8 +381,10 @@ fn allocates_at_writeback(file: &File) -> bool {
         return false;
     }
     // SAFETY: `fstatfs` returned 0, so it filled the buffer (zeroed before, in any case).
-    let kind = unsafe { fs.assume_init() }.f_type;
-    kind == libc::EXT4_SUPER_MAGIC || kind == libc::XFS_SUPER_MAGIC
+    // Compared as u64: `f_type` and the constants differ in type between C libraries (glibc:
+    // both `c_long`; musl: `f_type` is `c_ulong`).
+    let kind = unsafe { fs.assume_init() }.f_type as u64;
+    kind == libc::EXT4_SUPER_MAGIC as u64 || kind == libc::XFS_SUPER_MAGIC as u64
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -422,8 +430,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = LogFile::open(dir.path()).unwrap();
         let path = log.path().to_owned();
-        let reserving = allocates_at_writeback(&log.file);
         let second = log.append(0, &[7u8; 5000]).unwrap();
+        // ext4 or XFS whose `fallocate` works (not ext3 mounted as ext4, not a full disk).
+        let reserving = allocates_at_writeback(&log.file) && log.reserving.load(Ordering::Relaxed);
         let end = log.append(second, b"second").unwrap();
         assert_eq!(log.size().unwrap(), end);
         let walk = log.walk(0).unwrap();

@@ -6,9 +6,10 @@
 //! took is handed back to the system.
 //!
 //! Reading every entry of a large store pages all of sled's tree through memory (about 150 MB
-//! for 100,000 recordings). sled frees it when it closes, but the C allocator keeps freed pages
+//! for 100,000 recordings). sled frees it when it closes, but glibc's allocator keeps freed pages
 //! for reuse, so a replay that had to rebuild its pack would go on serving at that size. Handing
-//! them back takes one `malloc_trim`, once sled no longer holds them.
+//! them back takes one `malloc_trim`, once sled no longer holds them (the binary's allocator,
+//! mimalloc, hands them back by itself: see `src/main.rs`).
 
 use super::*;
 
@@ -94,7 +95,10 @@ fn refresh_snapshot(path: &Path, generation: u64) -> bool {
     }
 }
 
-/// Returns the allocator's free pages to the system (glibc keeps them otherwise).
+/// Returns the allocator's free pages to the system, where the allocator is glibc's (the
+/// library's default, which keeps them otherwise). The `ims-vcr` binary allocates with
+/// mimalloc, set to return freed pages at once (`src/main.rs`): there this trims only glibc's
+/// own, nearly unused heap.
 pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases memory that is free; it touches no live allocation.

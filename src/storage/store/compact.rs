@@ -17,11 +17,14 @@ use crate::storage::journal::sealed;
 /// compaction flushing in the background.
 pub(super) struct Flusher {
     path: PathBuf,
+    /// The log's file (see `log.rs`). Before sled's handles, so it is dropped first: dropping it
+    /// gives back the disk it reserved past its end (a cut at its size, see `LogFile`), which
+    /// must happen while this process still holds sled's lock on the store, so no other writer
+    /// can have appended to it meanwhile.
+    pub(super) log: LogFile,
     pub(super) db: sled::Db,
     /// sled's `meta` tree, where [`Flusher::persist`] puts the write counter.
     meta: sled::Tree,
-    /// The log's file (see `log.rs`).
-    pub(super) log: LogFile,
     /// The highest write a finished sled flush covers.
     pub(super) flushed: AtomicU64,
     /// The highest write counter written to [`DURABLE_FILE`] (flushes and compactions both note
