@@ -20,7 +20,8 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::storage::reservation::Reservation;
 
 /// File name of the log inside a store directory.
 pub const LOG_FILE: &str = "ims-vcr-log";
@@ -36,19 +37,9 @@ const SEARCH_WINDOW: usize = 1 << 20;
 pub struct LogFile {
     file: File,
     path: PathBuf,
-    /// Where the disk space this handle reserved (or tried to: a failed `fallocate` may have
-    /// reserved part) ahead of its appends ends (see [`LogFile::reserve_past`]); 0 while it
-    /// reserved none since the file was last cut.
-    reserved: AtomicU64,
-    /// Whether appends reserve space ahead: on a file system that allocates blocks at writeback
-    /// (ext4, XFS), until a reservation fails.
-    reserving: AtomicBool,
+    /// Disk space reserved ahead of appends (see `reservation.rs`).
+    reservation: Reservation,
 }
-
-/// The least a reservation reaches past the end of an append...
-const RESERVE_MIN: u64 = 4 << 20;
-/// ...and the most (in between: a quarter of the log's size).
-const RESERVE_MAX: u64 = 64 << 20;
 
 /// One step of reading the log from some byte on.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,12 +74,11 @@ impl LogFile {
             .create(true)
             .truncate(false)
             .open(&path)?;
-        let reserving = AtomicBool::new(allocates_at_writeback(&file));
+        let reservation = Reservation::new(&file, &path);
         Ok(LogFile {
             file,
             path,
-            reserved: AtomicU64::new(0),
-            reserving,
+            reservation,
         })
     }
 
@@ -112,7 +102,6 @@ impl LogFile {
         head[4..8].copy_from_slice(&len.to_le_bytes());
         head[8..].copy_from_slice(&crc32fast::hash(records).to_le_bytes());
         let end = at + GROUP_HEAD + u64::from(len);
-        self.reserve_past(at, end);
         let written = self
             .file
             .write_all_at(&head, at)
@@ -120,42 +109,18 @@ impl LogFile {
         if let Err(e) = written {
             // A group cut short at the end is dropped when the store opens, whether or not this
             // cut succeeds. The cut also gives back what was reserved past `at`.
+            self.reservation.before_cut();
             let _ = self.file.set_len(at);
-            self.reserved.store(0, Ordering::Relaxed);
             return Err(e);
         }
+        self.reservation.ahead_of(end);
         Ok(end)
     }
 
-    /// Before a group is written at `at..end`: when the space reserved ahead ends before `end`,
-    /// reserves it to `end` and a quarter of the log further (4 to 64 MiB), without changing the
-    /// file's size (`fallocate` with `FALLOC_FL_KEEP_SIZE`: readers still see the log end at its
-    /// last group).
-    ///
-    /// Why: ext4 and XFS allocate a file's blocks when its pages are written back. A long
-    /// session's compaction syncs the log (`compact.rs`), and the writeback then holds the file's
-    /// block-map lock (ext4's `i_data_sem`) while it allocates, at times waiting for the disk to
-    /// read allocation bitmaps; every append meanwhile waited for that lock in `pwrite`, for 1-5
-    /// ms, with the store's lock held, so every recording stalled (record's p99, see
-    /// docs/performance.md, Twenty-second pass). Writing into space already reserved takes no
-    /// such lock. A reservation that fails (a file system without `fallocate`, a disk too full
-    /// for the margin) turns reserving off for this handle; the write itself says whether the
-    /// disk is full. What is left reserved past the end is given back when the handle is dropped.
-    fn reserve_past(&self, at: u64, end: u64) {
-        if end <= self.reserved.load(Ordering::Relaxed) || !self.reserving.load(Ordering::Relaxed)
-        {
-            return;
-        }
-        let to = end + (end / 4).clamp(RESERVE_MIN, RESERVE_MAX);
-        match reserve(&self.file, at, to - at) {
-            Ok(()) => self.reserved.store(to, Ordering::Relaxed),
-            Err(e) => {
-                tracing::debug!(log = %self.path.display(), error = %e, "not reserving the log's space ahead");
-                self.reserving.store(false, Ordering::Relaxed);
-                // Part of it may be reserved (ext4 out of space part-way): given back on drop.
-                self.reserved.store(to, Ordering::Relaxed);
-            }
-        }
+    /// As the store is opened to be written: starts reserving disk space ahead of the log's end
+    /// `end`, so that the first appends find some (see `reservation.rs`).
+    pub fn reserve_ahead_of(&self, end: u64) {
+        self.reservation.ahead_of(end);
     }
 
     /// Syncs the file's data to the disk.
@@ -170,8 +135,8 @@ impl LogFile {
 
     /// Cuts the file at `at` (a group cut short there), and whatever was reserved past it.
     pub fn cut(&self, at: u64) -> std::io::Result<()> {
+        self.reservation.before_cut();
         self.file.set_len(at)?;
-        self.reserved.store(0, Ordering::Relaxed);
         self.file.sync_data()
     }
 
@@ -351,66 +316,6 @@ pub(crate) fn records(bytes: &[u8], checked: bool) -> Vec<crate::storage::journa
     }
 }
 
-impl Drop for LogFile {
-    /// Gives back the space reserved past the log's end: cutting a file at its own size frees
-    /// the blocks reserved beyond it. Only a handle that reserved any does, and the store's
-    /// writer drops its handle while it still holds sled's lock on the store (see `Flusher`),
-    /// so no other writer's append can come between reading the size and the cut. A process
-    /// killed, or a store let go of without closing sled (a failed sled write), leaves the
-    /// reservation: the next writer's handle gives it back when it drops.
-    fn drop(&mut self) {
-        if *self.reserved.get_mut() == 0 {
-            return;
-        }
-        if let Err(e) = self.file.metadata().and_then(|m| self.file.set_len(m.len())) {
-            tracing::debug!(log = %self.path.display(), error = %e, "cannot give back the log's reserved space");
-        }
-    }
-}
-
-/// Whether `file` is on a file system that allocates blocks when pages are written back (ext4,
-/// XFS), where reserving space ahead of appends pays (see [`LogFile::reserve_past`]). Not on
-/// tmpfs, where a reservation would be memory.
-#[cfg(target_os = "linux")]
-fn allocates_at_writeback(file: &File) -> bool {
-    use std::os::fd::AsRawFd as _;
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `fstatfs` writes a `statfs` for an open descriptor into the buffer given.
-    let read = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) };
-    if read != 0 {
-        return false;
-    }
-    // SAFETY: `fstatfs` returned 0, so it filled the buffer (zeroed before, in any case).
-    // Compared as u64: `f_type` and the constants differ in type between C libraries (glibc:
-    // both `c_long`; musl: `f_type` is `c_ulong`).
-    let kind = unsafe { fs.assume_init() }.f_type as u64;
-    kind == libc::EXT4_SUPER_MAGIC as u64 || kind == libc::XFS_SUPER_MAGIC as u64
-}
-
-#[cfg(not(target_os = "linux"))]
-fn allocates_at_writeback(_file: &File) -> bool {
-    false
-}
-
-/// Reserves `len` bytes of disk for `file` from byte `at`, the file's size unchanged.
-#[cfg(target_os = "linux")]
-fn reserve(file: &File, at: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    let offset = libc::off_t::try_from(at).map_err(std::io::Error::other)?;
-    let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
-    // SAFETY: `fallocate` on an open descriptor; it reads no memory of this process.
-    let done = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
-    match done {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reserve(_file: &File, _at: u64, _len: u64) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,41 +326,34 @@ mod tests {
         std::fs::metadata(path).unwrap().blocks() * 512
     }
 
-    /// Where the file system allocates at writeback (ext4, XFS: the temporary folder here), an
-    /// append reserves space past the log's end without moving it: readers see the groups
-    /// written and nothing after; a cut and dropping the handle give the rest back. Elsewhere
-    /// nothing is reserved.
+    /// Where the file system allocates at writeback (ext4, XFS: the temporary folder here), the
+    /// log reserves disk space past its end without moving it: readers see the groups written
+    /// and nothing after; a cut and dropping the handle give the rest back.
     #[test]
-    fn appends_reserve_space_ahead_without_moving_the_logs_end_and_give_it_back() {
+    fn the_log_reserves_space_ahead_without_moving_its_end_and_gives_it_back() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogFile::open(dir.path()).unwrap();
         let path = log.path().to_owned();
         let second = log.append(0, &[7u8; 5000]).unwrap();
-        // ext4 or XFS whose `fallocate` works (not ext3 mounted as ext4, not a full disk).
-        let reserving = allocates_at_writeback(&log.file) && log.reserving.load(Ordering::Relaxed);
         let end = log.append(second, b"second").unwrap();
         assert_eq!(log.size().unwrap(), end);
         let walk = log.walk(0).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
-        if !reserving {
-            assert_eq!(log.reserved.load(Ordering::Relaxed), 0);
+        // ext4 or XFS whose `fallocate` works (not ext3 mounted as ext4, not a full disk).
+        if !log.reservation.is_on() {
+            assert_eq!(log.reservation.end(), 0);
             return;
         }
-        assert_eq!(log.reserved.load(Ordering::Relaxed), second + RESERVE_MIN);
-        assert!(allocated(&path) >= second + RESERVE_MIN, "{} reserved", allocated(&path));
-        // Past the reservation: reserved again, a quarter of the log further.
-        let big = vec![1u8; RESERVE_MIN as usize];
-        let far = log.append(end, &big).unwrap();
-        assert_eq!(log.reserved.load(Ordering::Relaxed), far + RESERVE_MIN);
-        assert_eq!(log.group(end, big.len() as u32).unwrap(), (big, true));
-        log.cut(end).unwrap();
-        assert_eq!(log.reserved.load(Ordering::Relaxed), 0);
-        assert!(allocated(&path) < end + 64 * 1024, "{} after the cut", allocated(&path));
-        log.append(end, b"again").unwrap();
-        assert!(allocated(&path) >= end + RESERVE_MIN);
+        assert!(log.reservation.end() > end);
+        assert!(allocated(&path) >= log.reservation.end(), "{} reserved", allocated(&path));
+        log.cut(second).unwrap();
+        assert_eq!(log.reservation.end(), 0);
+        assert!(allocated(&path) < 64 * 1024, "{} after the cut", allocated(&path));
+        let end = log.append(second, b"again").unwrap();
+        assert!(log.reservation.end() > end && allocated(&path) >= log.reservation.end());
         drop(log);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), end + GROUP_HEAD + 5);
-        assert!(allocated(&path) < end + 64 * 1024, "{} after the drop", allocated(&path));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+        assert!(allocated(&path) < 64 * 1024, "{} after the drop", allocated(&path));
     }
 
     #[test]

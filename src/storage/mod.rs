@@ -9,5 +9,6 @@ pub mod journal;
 pub mod layout;
 pub mod log_file;
 pub mod pack;
+pub(crate) mod reservation;
 pub mod snapshot;
 pub mod store;

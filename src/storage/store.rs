@@ -254,6 +254,10 @@ impl Store {
         }
         let opened_at = generation;
         let (journal, generation) = recover(path, &db, &log_file, &mut log, &meta, generation)?;
+        if writer {
+            // In the background: the first recordings find disk reserved for them.
+            log_file.reserve_ahead_of(log.end());
+        }
         // A store whose log holds anything is format 3, whoever opened it (a reader's redo of a
         // journal writes to the log too): an older ims-vcr must refuse it, not miss the log.
         if format.is_none() || (format != Some(STORE_FORMAT) && (writer || !log.is_empty())) {

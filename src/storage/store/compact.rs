@@ -18,7 +18,7 @@ use crate::storage::journal::sealed;
 pub(super) struct Flusher {
     path: PathBuf,
     /// The log's file (see `log.rs`). Before sled's handles, so it is dropped first: dropping it
-    /// gives back the disk it reserved past its end (a cut at its size, see `LogFile`), which
+    /// gives back the disk it reserved past its end (a cut at its size, see `reservation.rs`), which
     /// must happen while this process still holds sled's lock on the store, so no other writer
     /// can have appended to it meanwhile.
     pub(super) log: LogFile,
