@@ -1,5 +1,5 @@
 //! Disk space reserved ahead of a file's appends, in the background: the store's log
-//! (`log_file.rs`) keeps some reserved past its end, so that its appends never allocate.
+//! (`log_file.rs`) keeps some reserved past its end, so that its appends need not allocate.
 //!
 //! Why: ext4 and XFS allocate a file's blocks when its pages are written back. A long session's
 //! compaction syncs the log (`store/compact.rs`), and that writeback holds the file's block-map
@@ -8,16 +8,18 @@
 //! the store's lock held, so every recording stalled (record's p99, see docs/performance.md,
 //! Twenty-second pass). Writing into space already allocated takes no such lock.
 //!
-//! Reserving allocates, and may itself wait for the disk (11 ms once, 248 ms under a busy disk,
-//! when it was done in the append itself): so it runs on a thread of its own, ahead of need.
-//! Once less than a chunk (a quarter of the file, 4 to 64 MiB) is reserved past the end of an
-//! append, a thread reserves up to two chunks past it (`fallocate` with `FALLOC_FL_KEEP_SIZE`:
-//! the file's size, and so what readers see, does not change). An append that outruns it writes
-//! where nothing is reserved yet, as every append did before. Only on ext4 and XFS (not on
-//! tmpfs, where a reservation would be memory); a reservation that fails (no `fallocate`, a
-//! disk too full for the margin) turns reserving off for the file's handle, and the writes
-//! themselves say whether the disk is full. What is left reserved past the end is given back
-//! when the reservation is dropped.
+//! Reserving allocates, and may itself wait for the disk (11.6 ms once, with the store's lock
+//! held, when the append did it): so it runs on a thread of its own, ahead of need. Once less
+//! than a chunk (a quarter of the file, 4 to 64 MiB) is reserved past the end of an append, a
+//! thread reserves up to two chunks past it (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's
+//! size, and so what readers see, does not change), 4 MiB per call. That moves the wait rather
+//! than removing it: `fallocate` holds the file's inode lock, so an append that comes while one
+//! piece is being reserved waits for that piece (one wait of 14 ms seen in 5 s). An append that
+//! outruns the reservation writes where nothing is reserved yet, as every append did before.
+//! Only on ext4 and XFS (not on tmpfs, where a reservation would be memory); a reservation that
+//! fails (no `fallocate`, a disk too full for the margin) turns reserving off for the file's
+//! handle, and what it may have reserved is given back at the next append. What is left
+//! reserved past the end is given back when the reservation is dropped.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ use std::thread::JoinHandle;
 const CHUNK_MIN: u64 = 4 << 20;
 /// ...and the most (in between: a quarter of the file).
 const CHUNK_MAX: u64 = 64 << 20;
+/// What one `fallocate` reserves at most.
+const PIECE: u64 = 4 << 20;
 
 /// Space reserved past the end of one file's appends (see the module's doc).
 #[derive(Debug)]
@@ -50,6 +54,8 @@ struct State {
     end: AtomicU64,
     /// Whether any reservation was begun: then dropping gives back what is past the file's end.
     begun: AtomicBool,
+    /// Set when a reservation failed, until what it may have reserved is given back.
+    failed: AtomicBool,
 }
 
 impl Reservation {
@@ -65,25 +71,44 @@ impl Reservation {
                 on: AtomicBool::new(on),
                 end: AtomicU64::new(0),
                 begun: AtomicBool::new(false),
+                failed: AtomicBool::new(false),
             }),
             running: Mutex::new(None),
         }
     }
 
-    /// After an append that ended at `end` (or as the file is opened to be written, at its
-    /// end): when less than a chunk is reserved past it and no reservation is under way,
-    /// starts one up to two chunks past it.
+    /// After an append that ended at `end`, the file's end (or as the file is opened to be
+    /// written, at its end); called by the file's one writer, so nothing appends meanwhile.
+    /// When less than a chunk is reserved past `end` and no reservation is under way, starts
+    /// one up to two chunks past it. After a reservation failed, gives back what it may have
+    /// reserved instead (a failing `fallocate` keeps what it allocated before it failed, which
+    /// on a nearly full disk is space the journal and sled need).
     pub(crate) fn ahead_of(&self, end: u64) {
-        let Some(file) = self.file.as_ref().filter(|_| self.state.on.load(Ordering::Relaxed)) else {
+        let Some(file) = &self.file else {
             return;
         };
+        if !self.state.on.load(Ordering::SeqCst) {
+            if self.state.failed.swap(false, Ordering::SeqCst) {
+                self.settle();
+                // The file ends at `end`, and nothing else appends to it: a cut there loses
+                // nothing.
+                if let Err(e) = file.set_len(end) {
+                    tracing::debug!(file = %self.path.display(), error = %e, "cannot give back the disk space reserved");
+                }
+            }
+            return;
+        }
         let chunk = (end / 4).clamp(CHUNK_MIN, CHUNK_MAX);
-        let reserved = self.state.end.load(Ordering::Relaxed);
-        if reserved >= end + chunk {
+        if self.state.end.load(Ordering::Acquire) >= end + chunk {
             return;
         }
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if running.as_ref().is_some_and(|thread| !thread.is_finished()) {
+            return;
+        }
+        // Read again: the thread that just finished may have moved it.
+        let reserved = self.state.end.load(Ordering::Acquire);
+        if reserved >= end + chunk {
             return;
         }
         let (from, to) = (reserved.max(end), end + 2 * chunk);
@@ -91,13 +116,20 @@ impl Reservation {
         self.state.begun.store(true, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("ims-vcr-reserve".into())
-            .spawn(move || match reserve(&file, from, to - from) {
-                Ok(()) => {
-                    state.end.fetch_max(to, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    tracing::debug!(file = %path.display(), error = %e, "not reserving disk space ahead of appends");
-                    state.on.store(false, Ordering::Relaxed);
+            .spawn(move || {
+                // In pieces: `fallocate` holds the file's inode lock, which an append waits
+                // for, while it allocates (and reads allocation bitmaps from the disk).
+                let mut at = from;
+                while at < to {
+                    let piece = (to - at).min(PIECE);
+                    if let Err(e) = reserve(&file, at, piece) {
+                        tracing::debug!(file = %path.display(), error = %e, "not reserving disk space ahead of appends");
+                        state.failed.store(true, Ordering::SeqCst);
+                        state.on.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                    at += piece;
+                    state.end.fetch_max(at, Ordering::Release);
                 }
             });
         match spawned {
@@ -231,17 +263,44 @@ mod tests {
         // More than a chunk still ahead: nothing more.
         reservation.ahead_of(3 * MIB);
         assert_eq!(reservation.end(), 5000 + 8 * MIB);
-        // Less: two chunks past the end again.
-        reservation.ahead_of(5 * MIB);
-        assert_eq!(reservation.end(), 13 * MIB);
-        // A quarter of the file once that is more than the least chunk.
-        reservation.ahead_of(40 * MIB);
-        assert_eq!(reservation.end(), 60 * MIB);
+        // Less: two chunks past the end again; then a quarter of the file once that is more
+        // than the least chunk (each only while the disk has room for it).
+        for (end, reserved) in [(5 * MIB, 13 * MIB), (40 * MIB, 60 * MIB)] {
+            reservation.ahead_of(end);
+            if !reservation.is_on() {
+                return;
+            }
+            assert_eq!(reservation.end(), reserved);
+        }
         reservation.before_cut();
         assert_eq!(reservation.end(), 0);
         drop(reservation);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 5000);
         assert!(allocated(&path) < 64 * 1024, "{} after the drop", allocated(&path));
+    }
+
+    /// After a reservation failed part-way (a nearly full disk: `fallocate` keeps what it
+    /// allocated before it failed, here reserved by hand), the next append gives it back.
+    #[test]
+    fn what_a_failed_reservation_kept_is_given_back_at_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appended");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(&[1u8; 5000]).unwrap();
+        let reservation = Reservation::new(&file, &path);
+        if !reservation.is_on() || reserve(&file, 5000, 4 * MIB).is_err() {
+            return;
+        }
+        reservation.state.begun.store(true, Ordering::SeqCst);
+        reservation.state.failed.store(true, Ordering::SeqCst);
+        reservation.state.on.store(false, Ordering::SeqCst);
+        assert!(allocated(&path) >= 4 * MIB);
+        reservation.ahead_of(5000);
+        assert!(allocated(&path) < 64 * 1024, "{} after the append", allocated(&path));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 5000);
+        // Once: reserving stays off.
+        reservation.ahead_of(5000);
+        assert_eq!(reservation.end(), 0);
     }
 
     /// A reservation never begun gives nothing back: a reader's handle never cuts the file.
