@@ -241,16 +241,22 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
+    /// A file in `dir` holding `bytes`, and a reservation for it.
+    fn appended(dir: &Path, bytes: &[u8]) -> (PathBuf, File, Reservation) {
+        let path = dir.join("appended");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(bytes).unwrap();
+        let reservation = Reservation::new(&file, &path);
+        (path, file, reservation)
+    }
+
     /// A reservation stays between one and two chunks ahead of the appends it is told of, in
     /// the background, without changing the file's size; dropped, it gives back what is past
     /// the end. Where the file system does not allocate at writeback, nothing is reserved.
     #[test]
     fn space_is_reserved_a_chunk_or_two_ahead_and_given_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("appended");
-        let mut file = File::create(&path).unwrap();
-        file.write_all(&[1u8; 5000]).unwrap();
-        let reservation = Reservation::new(&file, &path);
+        let (path, _file, reservation) = appended(dir.path(), &[1u8; 5000]);
         reservation.ahead_of(5000);
         if !reservation.is_on() {
             assert_eq!(reservation.end(), 0);
@@ -284,10 +290,7 @@ mod tests {
     #[test]
     fn what_a_failed_reservation_kept_is_given_back_at_the_next_append() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("appended");
-        let mut file = File::create(&path).unwrap();
-        file.write_all(&[1u8; 5000]).unwrap();
-        let reservation = Reservation::new(&file, &path);
+        let (path, file, reservation) = appended(dir.path(), &[1u8; 5000]);
         if !reservation.is_on() || reserve(&file, 5000, 4 * MIB).is_err() {
             return;
         }
@@ -307,10 +310,7 @@ mod tests {
     #[test]
     fn a_reservation_never_begun_leaves_the_file_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("appended");
-        let mut file = File::create(&path).unwrap();
-        file.write_all(b"bytes").unwrap();
-        let reservation = Reservation::new(&file, &path);
+        let (path, file, reservation) = appended(dir.path(), b"bytes");
         // Space reserved past the end by another handle (the writer's) stays.
         if !allocates_at_writeback(&file) || reserve(&file, 5, 4 * MIB).is_err() {
             return;
