@@ -90,9 +90,9 @@ impl Reservation {
         if !self.state.on.load(Ordering::SeqCst) {
             if self.state.failed.swap(false, Ordering::SeqCst) {
                 self.settle();
-                // The file ends at `end`, and nothing else appends to it: a cut there loses
-                // nothing.
-                if let Err(e) = file.set_len(end) {
+                // A cut at the file's own size (`end`, read again rather than trusted): nothing
+                // else appends to it meanwhile, so the cut loses nothing.
+                if let Err(e) = file.metadata().and_then(|m| file.set_len(m.len())) {
                     tracing::debug!(file = %self.path.display(), error = %e, "cannot give back the disk space reserved");
                 }
             }
