@@ -65,15 +65,25 @@ pub(crate) struct Walk {
 }
 
 impl LogFile {
-    /// Opens (creating) the log of the store in `dir`.
+    /// Opens (creating) the log of the store in `dir`. A log it creates has its folder synced
+    /// too, so the file's name survives a power loss: a flush notes in sled how long the log is,
+    /// and a store whose log is missing or shorter than that is refused as damaged when it opens.
+    /// Some file systems cannot sync a folder; that is a warning, as when the replay pack is
+    /// deleted.
     pub fn open(dir: &Path) -> std::io::Result<LogFile> {
         let path = dir.join(LOG_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let file = match options.clone().create_new(true).open(&path) {
+            Ok(file) => {
+                if let Err(e) = File::open(dir).and_then(|folder| folder.sync_all()) {
+                    tracing::warn!(store = %dir.display(), error = %e, "cannot sync the store folder after creating its log");
+                }
+                file
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => options.open(&path)?,
+            Err(e) => return Err(e),
+        };
         let reservation = Reservation::new(&file, &path);
         Ok(LogFile {
             file,
