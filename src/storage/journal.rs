@@ -138,7 +138,7 @@ impl Journal {
             .create(true)
             .open(&self.path)?;
         if sync {
-            File::open(dir)?.sync_all()?;
+            crate::storage::sync_folder(dir)?;
         }
         self.file = std::sync::Arc::new(file);
         self.len = 0;

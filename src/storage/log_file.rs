@@ -76,7 +76,7 @@ impl LogFile {
         options.read(true).write(true);
         let file = match options.clone().create_new(true).open(&path) {
             Ok(file) => {
-                if let Err(e) = File::open(dir).and_then(|folder| folder.sync_all()) {
+                if let Err(e) = crate::storage::sync_folder(dir) {
                     tracing::warn!(store = %dir.display(), error = %e, "cannot sync the store folder after creating its log");
                 }
                 file

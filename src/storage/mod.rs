@@ -12,3 +12,10 @@ pub mod pack;
 pub(crate) mod reservation;
 pub mod snapshot;
 pub mod store;
+
+/// Syncs the folder `dir` itself, so that files created, renamed or deleted in it stay so after a
+/// power loss (a file's own sync does not cover its name). Where a file system cannot sync a
+/// folder this fails; callers say whether that is an error or a warning.
+pub(crate) fn sync_folder(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -286,7 +286,7 @@ impl Store {
         // A writer of an empty store knows what it holds without reading it: nothing. Every
         // new request recorded then finds its stored answers in this map (none) instead of
         // searching the log's key index, which grows with the session.
-        let known = (writer && answers.is_empty() && log.is_empty()).then(HashMap::default);
+        let known = (writer && log.base_empty && log.is_empty()).then(HashMap::default);
         let mut store = Store {
             path: path.to_owned(),
             answers: ManuallyDrop::new(answers),
@@ -350,7 +350,7 @@ impl Store {
                     // The deletion should reach the disk before any write it stands for. Some
                     // file systems cannot sync a directory; then only a power loss right now
                     // could bring the pack back, so that is a warning, not a refusal.
-                    let synced = std::fs::File::open(&self.path).and_then(|dir| dir.sync_all());
+                    let synced = crate::storage::sync_folder(&self.path);
                     if let Err(e) = synced {
                         tracing::warn!(store = %self.path.display(), error = %e, "cannot sync the store folder after deleting its replay pack");
                     }
