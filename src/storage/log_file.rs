@@ -1,5 +1,5 @@
-//! The file that holds a store's log (store format 3): what recording wrote, in groups of journal
-//! records appended one after another to [`LOG_FILE`], beside sled's files.
+//! The file that holds a store's log (store format 3 and later): what recording wrote, in groups
+//! of journal records appended one after another to [`LOG_FILE`], beside sled's files.
 //!
 //! Format 2 kept these groups in a sled tree. sled keeps every page of a tree it has read in
 //! memory (a page larger than a quarter of its segment is a file of its own that its cache counts

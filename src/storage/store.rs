@@ -47,13 +47,16 @@ use crate::storage::log_file::{LOG_FILE, LogFile};
 
 /// Version of the store layout; bumped when the key or value encoding changes. Format 2 added
 /// the log, in sled's `log` tree; format 3 moved it to a file of its own
-/// ([`LogFile`](crate::storage::log_file::LogFile)). A format-1 store is read as it is (its log is
-/// empty) and becomes format 3 when a writer opens it; a format-2 store's log moves to the file
-/// as any ims-vcr opens it ([`upgrade::adopt_log_tree`]). Either way an older ims-vcr, which would
-/// not see the log, refuses the store instead of serving it short.
-const STORE_FORMAT: u32 = 3;
+/// ([`LogFile`](crate::storage::log_file::LogFile)); format 4 checks each journal and log record
+/// with a CRC-32 instead of a SHA-256 (see `journal.rs`; both are read). A format-1 store is read
+/// as it is (its log is empty) and becomes format 4 when a writer opens it; a format-2 store's
+/// log moves to the file as any ims-vcr opens it ([`upgrade::adopt_log_tree`]); a format-3 store
+/// is read as it is and becomes format 4 when a writer opens it (its records may then be of
+/// either kind). Either way an older ims-vcr, which would not see the log or would take the new
+/// records for damage, refuses the store instead of serving it short.
+const STORE_FORMAT: u32 = 4;
 /// The formats this ims-vcr reads.
-const READS_FORMATS: [u32; 3] = [1, 2, 3];
+const READS_FORMATS: [u32; 4] = [1, 2, 3, 4];
 
 /// An open store. One process at a time (sled holds an exclusive lock).
 pub struct Store {
@@ -258,9 +261,17 @@ impl Store {
             // In the background: the first recordings find disk reserved for them.
             log_file.reserve_ahead_of(log.end());
         }
-        // A store whose log holds anything is format 3, whoever opened it (a reader's redo of a
-        // journal writes to the log too): an older ims-vcr must refuse it, not miss the log.
-        if format.is_none() || (format != Some(STORE_FORMAT) && (writer || !log.is_empty())) {
+        // A store whose log holds anything is format 3 at least, whoever opened it (a reader's
+        // redo of a journal writes to the log too): an older ims-vcr must refuse it, not miss the
+        // log. A writer's records are format 4's. A reader leaves a format-3 store as it is:
+        // whatever it redoes from the journal was written in the journal's own format.
+        let mark = match format {
+            None => true,
+            Some(STORE_FORMAT) => false,
+            Some(3) => writer,
+            Some(_) => writer || !log.is_empty(),
+        };
+        if mark {
             if let Some(old) = format {
                 tracing::warn!(
                     store = %path.display(),

@@ -677,7 +677,7 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
-    async fn a_writer_turns_a_format_1_store_into_format_3_and_other_formats_are_refused() {
+    async fn a_writer_turns_a_format_1_or_3_store_into_format_4_and_other_formats_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let format = |dir: &Path| {
             let db = sled::open(dir).unwrap();
@@ -700,10 +700,23 @@ pub(super) mod tests {
         record(&store, "/a", &["a"], true).await;
         drop(store);
         std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(format(dir.path()), STORE_FORMAT);
+        // A format-3 store (SHA-256 records) is read and left as it is by a reader, and a writer
+        // marks it format 4 (the CRC-32 records it adds would read as damage to an older one).
+        set_format(dir.path(), 3);
+        let reader = Store::open_existing(dir.path()).unwrap();
+        assert_eq!(reader.len(), 1);
+        drop(reader);
+        std::thread::sleep(std::time::Duration::from_millis(200));
         assert_eq!(format(dir.path()), 3);
-        set_format(dir.path(), 4);
+        let store = open_when_released(dir.path());
+        record(&store, "/b", &["b"], true).await;
+        drop(store);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(format(dir.path()), 4);
+        set_format(dir.path(), 5);
         let e = Store::open_existing(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("has format [0, 0, 0, 4], this ims-vcr reads formats [1, 2, 3]"), "{e}");
+        assert!(e.contains("has format [0, 0, 0, 5], this ims-vcr reads formats [1, 2, 3, 4]"), "{e}");
     }
 
     /// Closes `store` and gives the log group holding its recordings `damage`.
@@ -800,7 +813,7 @@ pub(super) mod tests {
         drop(reader);
         let db = sled_of(dir.path());
         let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
-        assert_eq!(format.as_ref(), 3u32.to_be_bytes(), "an older ims-vcr must refuse it now");
+        assert_eq!(format.as_ref(), STORE_FORMAT.to_be_bytes(), "an older ims-vcr must refuse it now");
         drop(db);
         let file = LogFile::open(dir.path()).unwrap();
         assert_eq!(groups(&file, file.size().unwrap()).count(), 1);
@@ -847,7 +860,7 @@ pub(super) mod tests {
             let db = sled_of(dir.path());
             assert!(db.open_tree("log").unwrap().is_empty());
             let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
-            assert_eq!(format.as_ref(), 3u32.to_be_bytes());
+            assert_eq!(format.as_ref(), STORE_FORMAT.to_be_bytes());
         }
         let store = open_when_released(dir.path());
         record(&store, "/second", &["y"], true).await;
@@ -868,26 +881,30 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn an_upgrade_cut_short_after_its_mark_keeps_the_whole_file_and_empties_the_tree() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for n in 0..2 * GROUP_RECORDS {
-            record(&store, &format!("/n/{n}"), &["x"], true).await;
+        // Marked by this ims-vcr, or by one of format 3 before this one opens it.
+        for mark in [STORE_FORMAT, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            for n in 0..2 * GROUP_RECORDS {
+                record(&store, &format!("/n/{n}"), &["x"], true).await;
+            }
+            store.flush().await.unwrap();
+            drop(store);
+            {
+                // Marked with the file whole, then cut short while sled emptied the tree key by
+                // key: only the second group is left there.
+                let db = sled_of(dir.path());
+                let file = LogFile::open(dir.path()).unwrap();
+                let second = file.groups().unwrap().remove(1).1;
+                db.open_tree("log").unwrap().insert(1u64.to_be_bytes(), second).unwrap();
+                db.open_tree("meta").unwrap().insert("format", &mark.to_be_bytes()).unwrap();
+                db.flush().unwrap();
+            }
+            let store = open_when_released(dir.path());
+            assert_eq!(store.len(), 2 * GROUP_RECORDS, "marked {mark}: nothing lost");
+            drop(store);
+            assert!(sled_of(dir.path()).open_tree("log").unwrap().is_empty(), "marked {mark}");
         }
-        store.flush().await.unwrap();
-        drop(store);
-        {
-            // Marked format 3 with the file whole, then cut short while sled emptied the tree
-            // key by key: only the second group is left there.
-            let db = sled_of(dir.path());
-            let file = LogFile::open(dir.path()).unwrap();
-            let second = file.groups().unwrap().remove(1).1;
-            db.open_tree("log").unwrap().insert(1u64.to_be_bytes(), second).unwrap();
-            db.flush().unwrap();
-        }
-        let store = open_when_released(dir.path());
-        assert_eq!(store.len(), 2 * GROUP_RECORDS, "nothing lost");
-        drop(store);
-        assert!(sled_of(dir.path()).open_tree("log").unwrap().is_empty());
     }
 
     #[tokio::test]

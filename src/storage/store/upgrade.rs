@@ -1,10 +1,10 @@
-//! Store format 3 from format 2: the log moved from sled's `log` tree to its own file.
+//! Store format 3 (and later) from format 2: the log moved from sled's `log` tree to its own file.
 
 use super::*;
 
 /// Moves a format-2 store's log from sled's `log` tree to the log's file, as any ims-vcr that
 /// reads the file opens it. The groups are copied in order into the emptied file and synced;
-/// then the store is marked format 3, the tree emptied and sled flushed. Until the mark is in
+/// then the store is marked with this ims-vcr's format, the tree emptied and sled flushed. Until the mark is in
 /// sled the file is not the log, so an open after a crash before it copies again; one after it
 /// only empties the tree.
 pub(super) fn adopt_log_tree(
@@ -20,9 +20,9 @@ pub(super) fn adopt_log_tree(
     if tree.is_empty() {
         return Ok(());
     }
-    // Marked format 3 already: the file was whole and synced before that mark, and the tree's
-    // emptying (key by key) was cut short.
-    if format == Some(STORE_FORMAT) {
+    // Marked format 3 or later already (by this ims-vcr or one of format 3): the file was whole
+    // and synced before that mark, and the tree's emptying (key by key) was cut short.
+    if format.is_some_and(|f| f >= 3) {
         tree.clear().map_err(store_err)?;
         return db.flush().map(drop).map_err(store_err);
     }
