@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 /// more requests per CPU-second. Built without transparent huge pages (the crate's `no_thp`):
 /// with them a recording's p99 went from about 4 ms to about 20 ms (huge-page faults). Freed
 /// memory goes back to the system at once (see [`release_freed_memory_at_once`]). See
-/// docs/performance.md, Twenty-second pass.
+/// docs/performance-history.md, Twenty-second pass.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -105,7 +105,7 @@ fn closed_pipe(message: &str) -> bool {
 /// The async runtime, and how it runs, in words for the log. A single thread when the process
 /// may use one CPU only (started under `taskset -c N`, or in a container limited to one CPU), so a
 /// request and the upstream connection it borrows never hand work across threads: forwarding
-/// then costs less CPU per request (docs/performance.md, "Fifth pass"). A worker per CPU
+/// then costs less CPU per request (docs/performance-history.md, "Fifth pass"). A worker per CPU
 /// otherwise.
 fn runtime_builder() -> (tokio::runtime::Builder, &'static str) {
     match std::thread::available_parallelism() {

@@ -5,8 +5,9 @@
 //! compaction syncs the log (`store/compact.rs`), and that writeback holds the file's block-map
 //! lock (ext4's `i_data_sem`) while it allocates, at times waiting for the disk to read
 //! allocation bitmaps; every append meanwhile waited for that lock in `pwrite`, for 1-5 ms, with
-//! the store's lock held, so every recording stalled (record's p99, see docs/performance.md,
-//! Twenty-second pass). Writing into space already allocated takes no such lock.
+//! the store's lock held, so every recording stalled (record's p99, see
+//! docs/performance-history.md, Twenty-second pass). Writing into space already allocated takes
+//! no such lock.
 //!
 //! Reserving allocates, and may itself wait for the disk (11.6 ms once, with the store's lock
 //! held, when the append did it): so it runs on a thread of its own, ahead of need. Once less

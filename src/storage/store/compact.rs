@@ -239,7 +239,7 @@ pub(super) fn flush_behind(
 /// comes back through the channel returned (closed if `work` panicked). When no thread can be
 /// had, `work` runs here, before this returns. A compaction syncs tens of megabytes and deletes a
 /// journal as long: on a CPU shared with the server it would take the CPU from requests for
-/// milliseconds at a time (record's p99 on one core, see docs/performance.md); nothing waits
+/// milliseconds at a time (record's p99 on one core, see docs/performance-history.md); nothing waits
 /// for it but the session's end, which waits for it whatever its priority.
 pub(super) fn in_background<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
@@ -270,7 +270,7 @@ pub(super) fn in_background<T: Send + 'static>(
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when its CPU has nothing else
 /// to run, and gives the CPU up as soon as anything else wants it (best effort: where it cannot,
 /// the thread runs at the process's priority). A nice value of 19 was not enough: the server's
-/// thread still lost the CPU to it for milliseconds at a time (docs/performance.md). The class
+/// thread still lost the CPU to it for milliseconds at a time (docs/performance-history.md). The class
 /// cannot be left without privileges, and such a thread on a CPU other processes keep busy can
 /// wait long for its turn: nothing waits for it but [`Store::flush`], which first does what
 /// the compaction was doing itself, at its own priority.

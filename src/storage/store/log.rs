@@ -347,8 +347,8 @@ impl Iterator for Merged<'_> {
                 };
                 // Looked up again so a whole read stays near sled's cache: its LRU evicts only
                 // once a shard (of 256) has seen 64 reads, which a scan reading each leaf once
-                // never did (210 MB kept for 100,000 recordings; 87 MB so: docs/performance.md,
-                // Fifth pass).
+                // never did (210 MB kept for 100,000 recordings; 87 MB so:
+                // docs/performance-history.md, Fifth pass).
                 let _ = self.store.answers.get(&key);
                 let Some(digest) = key.get(..32).and_then(|d| <[u8; 32]>::try_from(d).ok())
                 else {
