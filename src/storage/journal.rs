@@ -27,7 +27,9 @@
 //! the payload (u32 LE) followed by [`CRC_MARK`] (the SHA-256 of the payload it replaced was
 //! about 2 % of record's CPU). Records written before (the SHA-256 of the payload, in journals
 //! and logs an older ims-vcr left) are read and checked as they are: a SHA-256 whose last 28
-//! bytes equal the mark would take about 2^224 tries.
+//! bytes equal the mark would take about 2^224 tries. What the CRC-32 gives up: a record whose
+//! header reached the disk whole and whose payload changed after (zeroed by a crash) passes with
+//! a chance of 2^-32 rather than 2^-256; a burst of up to 32 changed bits never passes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -190,6 +192,17 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Whether `dir` holds a journal with anything in it, or a sealed one: what a crashed session
+/// left for the next open to redo (or to pass over).
+pub fn any_left(dir: &Path) -> std::io::Result<bool> {
+    let current = match std::fs::metadata(dir.join(JOURNAL_FILE)) {
+        Ok(m) => m.len() > 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    Ok(current || !sealed(dir)?.is_empty())
 }
 
 /// The sealed journals in `dir`, oldest first: the write counter each ends at, and its path.

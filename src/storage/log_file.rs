@@ -11,7 +11,8 @@
 //!
 //! A group is `magic (4 bytes) ++ len (u32 LE) ++ CRC-32 of the records (u32 LE) ++ records`,
 //! and its number is the byte it starts at. The CRC lets the whole log be read without each
-//! record's SHA-256 (which a group whose CRC fails falls back to, naming the damaged record).
+//! record's own checksum (which a group whose CRC fails falls back to, naming the damaged
+//! record).
 //! Groups are written with `pwrite` at the end of the last whole one, under the store's lock;
 //! the journal holds their records until a sync of this file and then a flush of sled cover them
 //! (`Store::flush`), so a write cut short by a crash loses nothing: the cut-off group is dropped

@@ -146,6 +146,46 @@ fn read_format(path: &Path, meta: &sled::Tree) -> Result<Option<u32>> {
     }
 }
 
+/// Marks the store at `path` with this ims-vcr's format, on the disk, before anything written in
+/// it can be: the records of a writer's journal, and those a redo of a crashed session's journal
+/// writes to the log, are format 4's (CRC-32), which an older ims-vcr would take for damage, and
+/// a store whose log holds anything must be refused by one from before the log (format 1). So
+/// the store is marked when it is new, when a writer opens it, when a journal is left to redo,
+/// and (format 1 or 2) when its log holds anything; a reader with nothing to redo leaves a
+/// format-1, -2 or -3 store as it is. Read again here: moving a format-2 log has marked it.
+fn mark_format(
+    path: &Path,
+    db: &sled::Db,
+    meta: &sled::Tree,
+    writer: bool,
+    log: &log::Log,
+) -> Result<()> {
+    let format = read_format(path, meta)?;
+    let redo = writer
+        || crate::storage::journal::any_left(path).map_err(|e| Error::io(path, e))?;
+    let mark = match format {
+        None => true,
+        Some(STORE_FORMAT) => false,
+        Some(3) => redo,
+        Some(_) => redo || !log.is_empty(),
+    };
+    if !mark {
+        return Ok(());
+    }
+    if let Some(old) = format {
+        tracing::warn!(
+            store = %path.display(),
+            "store upgraded from format {old} to format {STORE_FORMAT}: an ims-vcr from \
+             before format {STORE_FORMAT} can no longer open it (export its cassettes \
+             with this one to go back)"
+        );
+    }
+    let store_err = |source| store_error(path, source);
+    meta.insert("format", &STORE_FORMAT.to_be_bytes())
+        .map_err(store_err)?;
+    db.flush().map(drop).map_err(store_err)
+}
+
 /// The big-endian u64 under `key` in the `meta` tree of the store at `path` (0 when absent).
 fn meta_counter(path: &Path, meta: &sled::Tree, key: &str) -> Result<u64> {
     let Some(v) = meta.get(key).map_err(|e| store_error(path, e))? else {
@@ -255,33 +295,12 @@ impl Store {
             crate::storage::durability::raise_log_counters(&meta, logged, Some(log.end()))
                 .map_err(store_err)?;
         }
+        mark_format(path, &db, &meta, writer, &log)?;
         let opened_at = generation;
         let (journal, generation) = recover(path, &db, &log_file, &mut log, &meta, generation)?;
         if writer {
             // In the background: the first recordings find disk reserved for them.
             log_file.reserve_ahead_of(log.end());
-        }
-        // A store whose log holds anything is format 3 at least, whoever opened it (a reader's
-        // redo of a journal writes to the log too): an older ims-vcr must refuse it, not miss the
-        // log. A writer's records are format 4's. A reader leaves a format-3 store as it is:
-        // whatever it redoes from the journal was written in the journal's own format.
-        let mark = match format {
-            None => true,
-            Some(STORE_FORMAT) => false,
-            Some(3) => writer,
-            Some(_) => writer || !log.is_empty(),
-        };
-        if mark {
-            if let Some(old) = format {
-                tracing::warn!(
-                    store = %path.display(),
-                    "store upgraded from format {old} to format {STORE_FORMAT}: an ims-vcr from \
-                     before format {STORE_FORMAT} can no longer open it (export its cassettes \
-                     with this one to go back)"
-                );
-            }
-            meta.insert("format", &STORE_FORMAT.to_be_bytes())
-                .map_err(store_err)?;
         }
         let durable = read_durable(path)?;
         if generation < durable {
