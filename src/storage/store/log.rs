@@ -810,14 +810,18 @@ pub(super) mod tests {
             db.flush().unwrap();
             LogFile::open(dir.path()).unwrap().clear().unwrap();
         }
-        journal_record(dir.path(), generation + 1, &interaction("/b", "b0"), 0);
-        let reader = Store::open_existing(dir.path()).unwrap();
-        assert_eq!(reader.len(), 1, "/b redone; /a was only in the log this test cleared");
-        drop(reader);
-        let db = sled_of(dir.path());
-        let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
-        assert_eq!(format.as_ref(), STORE_FORMAT.to_be_bytes(), "an older ims-vcr must refuse it now");
-        drop(db);
+        // A reader redoes a journal record written after write `done`; the store is marked.
+        let redo_and_check = |done: u64, path: &str, stored: usize| {
+            journal_record(dir.path(), done + 1, &interaction(path, "x"), 0);
+            let reader = Store::open_existing(dir.path()).unwrap();
+            assert_eq!(reader.len(), stored, "{path} redone");
+            drop(reader);
+            let db = sled_of(dir.path());
+            let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
+            assert_eq!(format.as_ref(), STORE_FORMAT.to_be_bytes(), "an older ims-vcr must refuse it now");
+        };
+        // /a was only in the log this test cleared.
+        redo_and_check(generation, "/b", 1);
         let file = LogFile::open(dir.path()).unwrap();
         assert_eq!(groups(&file, file.size().unwrap()).count(), 1);
         drop(file);
@@ -828,13 +832,7 @@ pub(super) mod tests {
         db.open_tree("meta").unwrap().insert("format", &3u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
         drop(db);
-        journal_record(dir.path(), generation + 2, &interaction("/c", "c0"), 0);
-        let reader = Store::open_existing(dir.path()).unwrap();
-        assert_eq!(reader.len(), 2, "/b and /c");
-        drop(reader);
-        let db = sled_of(dir.path());
-        let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
-        assert_eq!(format.as_ref(), STORE_FORMAT.to_be_bytes(), "an older ims-vcr must refuse it now");
+        redo_and_check(generation + 1, "/c", 2);
     }
 
     #[tokio::test]
