@@ -1,7 +1,7 @@
 //! Reading a pack's index as a stream: the index of a 150,000-request store is about 20 MB, and
 //! reading it whole into memory before parsing it put those 20 MB on top of the requests parsed
-//! from it at the peak of a replay's start-up (docs/performance-history.md, Twenty-first pass). It is
-//! read through a small buffer instead, hashed on the way, and the checksum compared at the end
+//! from it at the peak of a replay's start-up (docs/performance-history.md, Twenty-first pass). It
+//! is read through a small buffer instead, hashed on the way, and the checksum compared at the end
 //! ([`IndexReader::finish`]): nothing read from an index whose checksum fails is used.
 
 use std::fs::File;

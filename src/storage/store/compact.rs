@@ -18,9 +18,9 @@ use crate::storage::journal::sealed;
 pub(super) struct Flusher {
     path: PathBuf,
     /// The log's file (see `log.rs`). Before sled's handles, so it is dropped first: dropping it
-    /// gives back the disk it reserved past its end (a cut at its size, see `reservation.rs`), which
-    /// must happen while this process still holds sled's lock on the store, so no other writer
-    /// can have appended to it meanwhile.
+    /// gives back the disk it reserved past its end (a cut at its size, see `reservation.rs`),
+    /// which must happen while this process still holds sled's lock on the store, so no other
+    /// writer can have appended to it meanwhile.
     pub(super) log: LogFile,
     pub(super) db: sled::Db,
     /// sled's `meta` tree, where [`Flusher::persist`] puts the write counter.
@@ -236,11 +236,11 @@ pub(super) fn flush_behind(
 }
 
 /// Runs `work` on a thread of its own, at the lowest priority ([`lowest_priority`]); the result
-/// comes back through the channel returned (closed if `work` panicked). When no thread can be
-/// had, `work` runs here, before this returns. A compaction syncs tens of megabytes and deletes a
+/// comes back through the channel returned (closed if `work` panicked). When no thread can be had,
+/// `work` runs here, before this returns. A compaction syncs tens of megabytes and deletes a
 /// journal as long: on a CPU shared with the server it would take the CPU from requests for
-/// milliseconds at a time (record's p99 on one core, see docs/performance-history.md); nothing waits
-/// for it but the session's end, which waits for it whatever its priority.
+/// milliseconds at a time (record's p99 on one core, see docs/performance-history.md); nothing
+/// waits for it but the session's end, which waits for it whatever its priority.
 pub(super) fn in_background<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<T> {
@@ -267,13 +267,13 @@ pub(super) fn in_background<T: Send + 'static>(
     rx
 }
 
-/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when its CPU has nothing else
-/// to run, and gives the CPU up as soon as anything else wants it (best effort: where it cannot,
-/// the thread runs at the process's priority). A nice value of 19 was not enough: the server's
-/// thread still lost the CPU to it for milliseconds at a time (docs/performance-history.md). The class
-/// cannot be left without privileges, and such a thread on a CPU other processes keep busy can
-/// wait long for its turn: nothing waits for it but [`Store::flush`], which first does what
-/// the compaction was doing itself, at its own priority.
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when its CPU has nothing else to
+/// run, and gives the CPU up as soon as anything else wants it (best effort: where it cannot, the
+/// thread runs at the process's priority). A nice value of 19 was not enough: the server's thread
+/// still lost the CPU to it for milliseconds at a time (docs/performance-history.md). The class
+/// cannot be left without privileges, and such a thread on a CPU other processes keep busy can wait
+/// long for its turn: nothing waits for it but [`Store::flush`], which first does what the
+/// compaction was doing itself, at its own priority.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]
     {

@@ -2,10 +2,10 @@
 
 use super::*;
 
-/// Moves a format-2 store's log from sled's `log` tree to the log's file, as any ims-vcr that
-/// reads the file opens it. The groups are copied in order into the emptied file and synced;
-/// then the store is marked with this ims-vcr's format, the tree emptied and sled flushed. Until the mark is in
-/// sled the file is not the log, so an open after a crash before it copies again; one after it
+/// Moves a format-2 store's log from sled's `log` tree to the log's file, as any ims-vcr that reads
+/// the file opens it. The groups are copied in order into the emptied file and synced; then the
+/// store is marked with this ims-vcr's format, the tree emptied and sled flushed. Until the mark is
+/// in sled the file is not the log, so an open after a crash before it copies again; one after it
 /// only empties the tree.
 pub(super) fn adopt_log_tree(
     path: &Path,
