@@ -51,9 +51,10 @@ use crate::storage::log_file::{LOG_FILE, LogFile};
 /// with a CRC-32 instead of a SHA-256 (see `journal.rs`; both are read). A format-1 store is read
 /// as it is (its log is empty) and becomes format 4 when a writer opens it; a format-2 store's
 /// log moves to the file as any ims-vcr opens it ([`upgrade::adopt_log_tree`]); a format-3 store
-/// is read as it is and becomes format 4 when a writer opens it (its records may then be of
-/// either kind). Either way an older ims-vcr, which would not see the log or would take the new
-/// records for damage, refuses the store instead of serving it short.
+/// is read as it is and becomes format 4 when a writer opens it or a journal is left in it to
+/// redo (its records may then be of either kind; see [`mark_format`]). Either way an older
+/// ims-vcr, which would not see the log or would take the new records for damage, refuses the
+/// store instead of serving it short.
 const STORE_FORMAT: u32 = 4;
 /// The formats this ims-vcr reads.
 const READS_FORMATS: [u32; 4] = [1, 2, 3, 4];
