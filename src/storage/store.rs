@@ -7,9 +7,10 @@
 //! groups of journal records applied over `answers` (see [`log`]); tree `meta` holds the store
 //! format, the match rules and the write counter (`generation`).
 //!
-//! Durability: a recorded answer goes to the [`journal`](crate::storage::journal) (one `write(2)`, and
-//! with `--fsync` a group-committed `fdatasync`) before sled, and before its client is answered;
-//! opening the store applies what sled had not flushed yet.
+//! Durability: a recorded answer goes to the [`journal`](crate::storage::journal) before sled,
+//! and before its client is answered (one `write(2)` for the answers recorded meanwhile, see
+//! `commit.rs`; with `--fsync` a group-committed `fdatasync` too); opening the store applies
+//! what sled had not flushed yet.
 //!
 //! Damage detection: after each flush, the number of the last write known to be on disk goes into
 //! the file [`DURABLE_FILE`] beside sled's own. sled recovers a prefix of its log and silently
@@ -17,6 +18,7 @@
 //! counter than that file lost flushed recordings, and is refused instead of served short.
 
 pub(crate) mod close;
+mod commit;
 mod compact;
 mod import;
 mod load;
@@ -90,6 +92,8 @@ pub struct Store {
     /// sled flush covers is [`Flusher::flushed`]).
     written: AtomicU64,
     synced: AtomicU64,
+    /// Without `--fsync`: the writes whose journal records are written (see `commit.rs`).
+    commit: commit::GroupCommit,
     /// Serialises flushes and syncs; writers queue here, and the first through syncs for all.
     flush_lock: tokio::sync::Mutex<()>,
     /// Set once the open succeeded (its format is one this ims-vcr reads): only such a store
@@ -111,8 +115,9 @@ struct Session {
     /// sled holding writes its persisted counter does not show, and the pack is matched by
     /// that counter).
     pack_dropped: bool,
-    /// Set when a write failed after its journal record was written: the record will be
-    /// applied when the store is next opened, so this process must not reuse its number.
+    /// Set when a write failed after its journal record was staged: the record will be applied
+    /// when the store is next opened (or, when the journal's write failed, its answer was never
+    /// sent), so this process must not reuse its number.
     poisoned: Option<String>,
     /// Every request digest the store held when its current replay pack was opened, with its
     /// number of answers (a writer only, see [`Store::know_digests`]), so a recording finds
@@ -341,6 +346,7 @@ impl Store {
             opened_at,
             written: AtomicU64::new(generation),
             synced: AtomicU64::new(generation),
+            commit: commit::GroupCommit::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
             opened: false,
         };
@@ -446,7 +452,8 @@ impl Store {
         self.session.lock().expect("store session lock poisoned")
     }
 
-    /// Counts a write once its journal record is written, before sled has it (readers that need
+    /// Counts a write once its journal record is written or staged (see `commit.rs`), before
+    /// sled has it (readers that need
     /// every counted write applied take the session lock, see [`Store::settled_generation`]):
     /// taking the session lock's contents proves the caller holds it.
     fn count_write(&self, _session: &mut Session) -> u64 {
@@ -461,6 +468,8 @@ impl Store {
         // After a failed write the counter covers a write the log does not hold: persisting it
         // would make reopening skip that write's journal record.
         self.refuse_if_poisoned(session, "flushing")?;
+        // The journal holds every record before the log's file does.
+        self.write_journal(session)?;
         let generation = self.written.load(Ordering::SeqCst);
         // Every counted write is in the log once its group is.
         if let Err(e) = session.log.write_pending(&self.flusher.log) {
@@ -546,12 +555,26 @@ impl Store {
                 .map_err(|e| self.journal_err(e))?;
             // The record holds the value now: a large answer is not kept twice meanwhile.
             drop(value);
-            session
-                .journal
-                .write(&record)
-                .map_err(|e| self.journal_err(e))?;
-            // The journal holds it now: whatever happens to sled below, this number is taken.
+            // With `--fsync` written at once (the sync below is the group commit), else staged
+            // and written with every record staged meanwhile (see `commit.rs`). A large answer
+            // is written at once too, after those staged before it: it is not copied to be
+            // staged, and a write that size costs what its bytes cost.
+            if self.fsync || record.len() >= commit::WRITTEN_AT_ONCE {
+                self.write_journal(&mut session)?;
+                session
+                    .journal
+                    .write(&record)
+                    .map_err(|e| self.journal_err(e))?;
+            } else {
+                session.journal.stage(&record);
+            }
+            // The journal holds it now (or will, before its answer is sent, else the store is
+            // poisoned): whatever happens to sled below, this number is taken.
             self.count_write(&mut session);
+            // The journal holds a log group's records before the log's file does.
+            if session.log.fills_group(record.len()) {
+                self.write_journal(&mut session)?;
+            }
             // Gathered into the log's next group, which sled gets once it is full (see `log.rs`):
             // the journal record already makes this write all-or-nothing (reopening redoes it
             // unless the log shows it landed).
@@ -574,8 +597,9 @@ impl Store {
             let task = compact::flush_behind(std::sync::Arc::clone(&self.flusher), upto, path);
             *self.behind.lock().expect("store behind lock poisoned") = Some(task);
         }
-        if self.fsync {
-            self.synced(generation).await?;
+        match self.fsync {
+            true => self.synced(generation).await?,
+            false => self.journaled(generation).await?,
         }
         Ok(Some(written_seq))
     }

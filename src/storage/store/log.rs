@@ -35,6 +35,11 @@ pub(super) const GROUP_RECORDS: usize = 32;
 /// ...or this many bytes, whichever comes first.
 pub(super) const GROUP_BYTES: usize = 256 * 1024;
 
+/// Whether a group of `records` records, `bytes` bytes long, is full.
+fn full(records: usize, bytes: usize) -> bool {
+    records >= GROUP_RECORDS || bytes >= GROUP_BYTES
+}
+
 /// What the log did last to one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Loc {
@@ -162,10 +167,16 @@ impl Log {
                 },
             );
         }
-        if self.pending_records >= GROUP_RECORDS || self.pending.len() >= GROUP_BYTES {
+        if full(self.pending_records, self.pending.len()) {
             self.write_pending(file)?;
         }
         Ok(())
+    }
+
+    /// Whether a record `len` bytes long fills the group being gathered: [`Log::append`] then
+    /// writes the group to the file (the journal must hold its records first).
+    pub(crate) fn fills_group(&self, len: usize) -> bool {
+        full(self.pending_records + 1, self.pending.len() + len)
     }
 
     /// Appends the records gathered so far to `file` as a group (nothing when there are none).
@@ -505,6 +516,8 @@ impl Store {
     /// before the log file is emptied: a crash in between leaves the log in place, and applying
     /// it again gives the same store.
     pub(super) fn fold_log(&self, session: &mut Session) -> Result<()> {
+        // The journal holds every record before the log's file does.
+        self.write_journal(session)?;
         let file = &self.flusher.log;
         let log = &mut session.log;
         log.write_pending(file).map_err(|e| self.log_err(e))?;
