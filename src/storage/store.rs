@@ -23,6 +23,7 @@ mod compact;
 mod import;
 mod load;
 mod log;
+mod overlay;
 mod rules;
 mod upgrade;
 pub(crate) use log::Log as LogState;

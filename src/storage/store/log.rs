@@ -28,6 +28,7 @@ use sled::IVec;
 
 use super::*;
 use crate::storage::journal::{self, Found};
+use super::overlay::{Damage, Loc, Overlay};
 use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, groups, records};
 
 /// A group is appended to the log's file once it holds this many records...
@@ -38,33 +39,6 @@ pub(super) const GROUP_BYTES: usize = 256 * 1024;
 /// Whether a group of `records` records, `bytes` bytes long, is full.
 fn full(records: usize, bytes: usize) -> bool {
     records >= GROUP_RECORDS || bytes >= GROUP_BYTES
-}
-
-/// What the log did last to one key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Loc {
-    /// Removed it (record mode replacing older answers).
-    Removed,
-    /// Inserted it: its value is bytes `start..end` of group `group`.
-    At { group: u64, start: u32, end: u32 },
-}
-
-/// Every key the log touched, and the damage found reading it.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Overlay {
-    keys: BTreeMap<[u8; 36], Loc>,
-    damage: Vec<Damage>,
-}
-
-/// A log record that does not read: where it is, why, and the request it seems to belong to.
-#[derive(Clone, Debug)]
-struct Damage {
-    entry: String,
-    reason: String,
-    digest: Option<[u8; 32]>,
-    /// The key the damaged record seems to insert: a later record removing it (the request
-    /// recorded again in record mode) heals the damage.
-    key: Option<[u8; 36]>,
 }
 
 /// The log's state, kept under the store's session lock.
@@ -207,86 +181,13 @@ impl Log {
     /// The overlay, read from `file` (and the records gathered) the first time.
     fn overlay(&mut self, file: &LogFile) -> std::io::Result<&Overlay> {
         if self.overlay.is_none() {
-            let mut overlay = Overlay::default();
-            for read in groups(file, self.next) {
-                match read? {
-                    Read::Group(n, bytes, checked) => overlay.read_group(n, &bytes, checked),
-                    Read::Garbled(at, to) => overlay.damage.push(Damage {
-                        entry: format!("log bytes {at}..{to}"),
-                        reason: "no log group reads there: the recordings they held are lost"
-                            .into(),
-                        digest: None,
-                        key: None,
-                    }),
-                }
-            }
-            if let Some((at, to)) = self.cut_short {
-                overlay.damage.push(Damage {
-                    entry: format!("log bytes {at}..{to}"),
-                    reason: "a log group there is cut short: the recordings it held are lost"
-                        .into(),
-                    digest: None,
-                    key: None,
-                });
-            }
-            overlay.read_group(self.next, &self.pending, true);
+            let overlay = Overlay::read(file, self.next, self.cut_short, &self.pending)?;
             self.overlay = Some(overlay);
         }
         Ok(self.overlay.as_ref().expect("just read"))
     }
 }
 
-impl Overlay {
-    /// Forgets the damage of records whose key a later record removes or writes again: their
-    /// request was recorded again (record mode replaces every answer it had).
-    fn heal(&mut self, removes: &[[u8; 36]], inserted: &[u8; 36]) {
-        if !self.damage.is_empty() {
-            self.damage
-                .retain(|d| d.key.is_none_or(|k| k != *inserted && !removes.contains(&k)));
-        }
-    }
-
-    /// Applies group `n`'s records, in order.
-    fn read_group(&mut self, n: u64, bytes: &[u8], checked: bool) {
-        for found in records(bytes, checked) {
-            match found {
-                Found::Record {
-                    removes,
-                    key,
-                    value,
-                    ..
-                } => {
-                    self.heal(&removes, &key);
-                    for old in removes {
-                        self.keys.insert(old, Loc::Removed);
-                    }
-                    let at = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
-                    let (start, end) = (at(value.start), at(value.end));
-                    self.keys.insert(key, Loc::At { group: n, start, end });
-                }
-                Found::Damaged { at, key } => self.damage.push(Damage {
-                    entry: key.map_or_else(|| format!("log group {n}"), |k| hex(&k)),
-                    reason: format!(
-                        "the record at byte {at} of log group {n} fails its checksum (its \
-                         request is left out)"
-                    ),
-                    digest: key.map(|k| k[..32].try_into().expect("32 bytes")),
-                    key,
-                }),
-                Found::Garbled { at } => self.damage.push(Damage {
-                    entry: format!("log group {n}"),
-                    reason: format!(
-                        "garbled from byte {at} of {}: the recordings after it in this group \
-                         are lost",
-                        bytes.len()
-                    ),
-                    digest: None,
-                    key: None,
-                }),
-            }
-        }
-    }
-}
 
 /// The sequence number in an entry key.
 fn seq_of(key: &[u8; 36]) -> u32 {

@@ -1,0 +1,175 @@
+//! The log's index: what the log did last to each key it touched (where its value lies, or
+//! that it was removed), and the damage found reading it. Read whole from the log's file the
+//! first time a store needs it (see `log.rs`), then kept up to date by each write.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::storage::journal::Found;
+use crate::storage::log_file::{LogFile, Read, groups, records};
+
+/// What the log did last to one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Loc {
+    /// Removed it (record mode replacing older answers).
+    Removed,
+    /// Inserted it: its value is bytes `start..end` of group `group`.
+    At { group: u64, start: u32, end: u32 },
+}
+
+/// Every key the log touched, and the damage found reading it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Overlay {
+    pub(super) keys: BTreeMap<[u8; 36], Loc>,
+    pub(super) damage: Vec<Damage>,
+}
+
+/// A log record that does not read: where it is, why, and the request it seems to belong to.
+#[derive(Clone, Debug)]
+pub(super) struct Damage {
+    pub(super) entry: String,
+    pub(super) reason: String,
+    pub(super) digest: Option<[u8; 32]>,
+    /// The key the damaged record seems to insert: a later record removing it (the request
+    /// recorded again in record mode) heals the damage.
+    pub(super) key: Option<[u8; 36]>,
+}
+
+impl Overlay {
+    /// The overlay of the log in `file` whose groups end at `end`, with `pending` (gathered as
+    /// group number `end`, not written yet) applied last; `cut_short`, bytes of the file whose
+    /// group a crash cut short, named as damage.
+    pub(super) fn read(
+        file: &LogFile,
+        end: u64,
+        cut_short: Option<(u64, u64)>,
+        pending: &[u8],
+    ) -> std::io::Result<Overlay> {
+        let mut overlay = Overlay::default();
+        // Every record's key in log order, made a map at the end (see `Overlay::index`).
+        let mut keys = Vec::new();
+        for read in groups(file, end) {
+            match read? {
+                Read::Group(n, bytes, checked) => overlay.read_group(n, &bytes, checked, &mut keys),
+                Read::Garbled(at, to) => overlay.damage.push(Damage {
+                    entry: format!("log bytes {at}..{to}"),
+                    reason: "no log group reads there: the recordings they held are lost".into(),
+                    digest: None,
+                    key: None,
+                }),
+            }
+        }
+        if let Some((at, to)) = cut_short {
+            overlay.damage.push(Damage {
+                entry: format!("log bytes {at}..{to}"),
+                reason: "a log group there is cut short: the recordings it held are lost".into(),
+                digest: None,
+                key: None,
+            });
+        }
+        overlay.read_group(end, pending, true, &mut keys);
+        overlay.keys = Overlay::index(keys);
+        Ok(overlay)
+    }
+
+    /// Forgets the damage of records whose key a later record removes or writes again: their
+    /// request was recorded again (record mode replaces every answer it had).
+    pub(super) fn heal(&mut self, removes: &[[u8; 36]], inserted: &[u8; 36]) {
+        if !self.damage.is_empty() {
+            self.damage
+                .retain(|d| d.key.is_none_or(|k| k != *inserted && !removes.contains(&k)));
+        }
+    }
+
+    /// What the log did last to each key, from what each of its records did in log order: what
+    /// inserting them into the map one by one gives (the last write to a key wins), built in one
+    /// go from the sorted keys. A profile of opening a store of 102,000 recordings that a
+    /// recorder killed with `-9` left (its whole log is read before the first answer) put this
+    /// at 12 ms of CPU, against 24 ms for the inserts one by one.
+    fn index(mut keys: Vec<([u8; 36], Loc)>) -> BTreeMap<[u8; 36], Loc> {
+        // Stable: a key's writes stay in log order, and the last one is kept.
+        keys.sort_by_key(|entry| entry.0);
+        keys.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        keys.into_iter().collect()
+    }
+
+    /// Applies group `n`'s records, in order: their damage here, what they did to each key
+    /// pushed on `keys`.
+    fn read_group(
+        &mut self,
+        n: u64,
+        bytes: &[u8],
+        checked: bool,
+        keys: &mut Vec<([u8; 36], Loc)>,
+    ) {
+        for found in records(bytes, checked) {
+            match found {
+                Found::Record {
+                    removes,
+                    key,
+                    value,
+                    ..
+                } => {
+                    self.heal(&removes, &key);
+                    keys.extend(removes.into_iter().map(|old| (old, Loc::Removed)));
+                    let at = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
+                    let (start, end) = (at(value.start), at(value.end));
+                    keys.push((key, Loc::At { group: n, start, end }));
+                }
+                Found::Damaged { at, key } => self.damage.push(Damage {
+                    entry: key.map_or_else(|| format!("log group {n}"), |k| hex(&k)),
+                    reason: format!(
+                        "the record at byte {at} of log group {n} fails its checksum (its \
+                         request is left out)"
+                    ),
+                    digest: key.map(|k| k[..32].try_into().expect("32 bytes")),
+                    key,
+                }),
+                Found::Garbled { at } => self.damage.push(Damage {
+                    entry: format!("log group {n}"),
+                    reason: format!(
+                        "garbled from byte {at} of {}: the recordings after it in this group \
+                         are lost",
+                        bytes.len()
+                    ),
+                    digest: None,
+                    key: None,
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_built_at_once_is_what_inserting_each_write_in_turn_gives() {
+        // Keys written again, removed and written back, in an order far from sorted.
+        let writes: Vec<([u8; 36], Loc)> = (0u32..2000)
+            .map(|i| {
+                let mut key = [0u8; 36];
+                key[0] = (i.wrapping_mul(7919) % 251) as u8;
+                key[35] = (i % 3) as u8;
+                let loc = match i % 5 {
+                    0 => Loc::Removed,
+                    _ => Loc::At { group: u64::from(i), start: i, end: i + 1 },
+                };
+                (key, loc)
+            })
+            .collect();
+        let mut one_by_one = BTreeMap::new();
+        for (key, loc) in &writes {
+            one_by_one.insert(*key, *loc);
+        }
+        assert!(one_by_one.len() < writes.len() / 2, "keys are written several times");
+        assert_eq!(Overlay::index(writes), one_by_one);
+    }
+}
