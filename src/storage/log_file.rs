@@ -167,16 +167,35 @@ impl LogFile {
         Ok((bytes, checked))
     }
 
+    /// [`LogFile::group`] read into `buf` (one `pread` of its header and records; `buf` reused
+    /// from group to group, so reading a whole log allocates, and faults in, no memory per
+    /// group): its records, and whether its CRC holds.
+    pub(crate) fn group_into<'b>(
+        &self,
+        at: u64,
+        len: u32,
+        buf: &'b mut Vec<u8>,
+    ) -> std::io::Result<(&'b [u8], bool)> {
+        let whole = GROUP_HEAD as usize + len as usize;
+        buf.clear();
+        buf.resize(whole, 0);
+        self.file.read_exact_at(buf, at)?;
+        let (head, records) = buf.split_at(GROUP_HEAD as usize);
+        let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+        Ok((records, crc32fast::hash(records) == crc))
+    }
+
     /// Every whole group's records, in order, with the byte each starts at (for tools and tests
     /// that look inside a store; the store reads them one at a time).
     #[cfg(any(test, feature = "internals"))]
     pub fn groups(&self) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
         let mut whole = Vec::new();
-        for read in groups(self, self.size()?) {
-            if let Read::Group(n, bytes, _) = read? {
-                whole.push((n, bytes));
+        each_group(self, self.size()?, |e| e, |read| {
+            if let Read::Group(n, bytes, _) = read {
+                whole.push((n, bytes.to_vec()));
             }
-        }
+            Ok(())
+        })?;
         Ok(whole)
     }
 
@@ -206,10 +225,11 @@ impl LogFile {
     pub(crate) fn walk(&self, log_end: u64) -> std::io::Result<Walk> {
         let size = self.size()?;
         let mut walk = Walk::default();
+        let mut buf = Vec::new();
         loop {
             let at = walk.end;
             match self.step(at, size)? {
-                Step::Group { len, .. } if at >= log_end && !self.group(at, len)?.1 => {}
+                Step::Group { len, .. } if at >= log_end && !self.group_into(at, len, &mut buf)?.1 => {}
                 Step::Group { len, .. } => {
                     walk.last = Some((at, len));
                     walk.end = at + GROUP_HEAD + u64::from(len);
@@ -284,38 +304,38 @@ impl LogFile {
     }
 }
 
-/// What reading the log's file finds, in order ([`groups`]).
-pub(crate) enum Read {
+/// What reading the log's file finds, in order ([`each_group`]).
+pub(crate) enum Read<'a> {
     /// Group `n`'s records, and whether its CRC holds (else each record's checksum is checked).
-    Group(u64, Vec<u8>, bool),
+    Group(u64, &'a [u8], bool),
     /// Bytes `at..to` that are no group.
     Garbled(u64, u64),
 }
 
-/// The groups of `file` up to byte `end` (where the next group goes), in order, each read into a
-/// buffer of its own (dropped once used).
-pub(crate) fn groups(file: &LogFile, end: u64) -> impl Iterator<Item = std::io::Result<Read>> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let step = match file.step(at, end) {
-            Ok(step) => step,
-            Err(e) => {
-                at = end;
-                return Some(Err(e));
-            }
-        };
-        match step {
+/// Hands the groups of `file` up to byte `end` (where the next group goes) to `visit`, in order,
+/// each read into one buffer reused from group to group (see [`LogFile::group_into`]); stops at
+/// the first error, `visit`'s or a read's (made an `E` by `read_err`).
+pub(crate) fn each_group<E>(
+    file: &LogFile,
+    end: u64,
+    read_err: impl Fn(std::io::Error) -> E,
+    mut visit: impl FnMut(Read<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let (mut at, mut buf) = (0, Vec::new());
+    loop {
+        match file.step(at, end).map_err(&read_err)? {
             Step::Group { at: n, len } => {
+                let (bytes, checked) = file.group_into(n, len, &mut buf).map_err(&read_err)?;
+                visit(Read::Group(n, bytes, checked))?;
                 at = n + GROUP_HEAD + u64::from(len);
-                Some(file.group(n, len).map(|(bytes, checked)| Read::Group(n, bytes, checked)))
             }
             Step::Garbled { at: from, to } => {
+                visit(Read::Garbled(from, to))?;
                 at = to;
-                Some(Ok(Read::Garbled(from, to)))
             }
-            Step::End => None,
+            Step::End => return Ok(()),
         }
-    })
+    }
 }
 
 /// The records of a group read from the log: each record's checksum is checked only when the

@@ -29,7 +29,7 @@ use sled::IVec;
 use super::*;
 use crate::storage::journal::{self, Found};
 use super::overlay::{Damage, Loc, Overlay};
-use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, groups, records};
+use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, each_group, records};
 
 /// A group is appended to the log's file once it holds this many records...
 pub(super) const GROUP_RECORDS: usize = 32;
@@ -440,13 +440,13 @@ impl Store {
             // Applied in batches of a bounded size, like a journal's redo.
             let mut batch = sled::Batch::default();
             let mut bytes = 0usize;
-            for read in groups(file, log.next) {
-                let Read::Group(_, value, checked) = read.map_err(|e| self.log_err(e))? else {
-                    continue;
+            each_group(file, log.next, |e| self.log_err(e), |read| {
+                let Read::Group(_, value, checked) = read else {
+                    return Ok(());
                 };
                 // Damaged records left are healed ones (checked above): a later record removed
                 // their key.
-                for found in records(&value, checked) {
+                for found in records(value, checked) {
                     if let Found::Record {
                         removes,
                         key,
@@ -466,7 +466,8 @@ impl Store {
                     self.answers.apply_batch(full).map_err(|e| self.err(e))?;
                     bytes = 0;
                 }
-            }
+                Ok(())
+            })?;
             self.answers.apply_batch(batch).map_err(|e| self.err(e))?;
             // The counter covers every write the log held: once the log is empty, sled is
             // where it reads from.
@@ -523,7 +524,7 @@ pub(super) mod tests {
 
     fn log_groups(store: &Store) -> usize {
         let file = &store.flusher.log;
-        groups(file, file.size().unwrap()).count()
+        file.groups().unwrap().len()
     }
 
     #[tokio::test]
@@ -737,7 +738,7 @@ pub(super) mod tests {
         // /a was only in the log this test cleared.
         redo_and_check(generation, "/b", 1);
         let file = LogFile::open(dir.path()).unwrap();
-        assert_eq!(groups(&file, file.size().unwrap()).count(), 1);
+        assert_eq!(file.groups().unwrap().len(), 1);
         drop(file);
         // A format-3 store (SHA-256 records) with a journal left to redo: the redo writes
         // CRC-32 records to its log, so a reader marks it too (with nothing to redo, it does not:
@@ -766,11 +767,13 @@ pub(super) mod tests {
             let file = LogFile::open(dir.path()).unwrap();
             let tree = db.open_tree("log").unwrap();
             let mut n = 0u64;
-            for read in groups(&file, file.size().unwrap()) {
-                let Read::Group(_, bytes, true) = read.unwrap() else { panic!("a whole group") };
+            each_group(&file, file.size().unwrap(), |e| e, |read| {
+                let Read::Group(_, bytes, true) = read else { panic!("a whole group") };
                 tree.insert(n.to_be_bytes(), bytes).unwrap();
                 n += 1;
-            }
+                Ok(())
+            })
+            .unwrap();
             assert_eq!(n, 2);
             tree.insert(b"stray-key!", &b"x"[..]).unwrap();
             let meta = db.open_tree("meta").unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::storage::journal::Found;
-use crate::storage::log_file::{LogFile, Read, groups, records};
+use crate::storage::log_file::{LogFile, Read, each_group, records};
 
 /// What the log did last to one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +48,9 @@ impl Overlay {
         let mut overlay = Overlay::default();
         // Every record's key in log order, made a map at the end (see `Overlay::index`).
         let mut keys = Vec::new();
-        for read in groups(file, end) {
-            match read? {
-                Read::Group(n, bytes, checked) => overlay.read_group(n, &bytes, checked, &mut keys),
+        each_group(file, end, |e| e, |read| {
+            match read {
+                Read::Group(n, bytes, checked) => overlay.read_group(n, bytes, checked, &mut keys),
                 Read::Garbled(at, to) => overlay.damage.push(Damage {
                     entry: format!("log bytes {at}..{to}"),
                     reason: "no log group reads there: the recordings they held are lost".into(),
@@ -58,7 +58,8 @@ impl Overlay {
                     key: None,
                 }),
             }
-        }
+            Ok(())
+        })?;
         if let Some((at, to)) = cut_short {
             overlay.damage.push(Damage {
                 entry: format!("log bytes {at}..{to}"),
