@@ -6,8 +6,9 @@
 //! at the size of a pointer, so it is never evicted), and a store's log is read whole as the
 //! replay pack is rebuilt: replaying 100,000 recordings whose pack a recorder killed with `-9`
 //! never wrote peaked at 160-175 MB and served its first answer after 230-280 ms. Read from a
-//! plain file, a group costs one `pread` into a buffer that is dropped after, a value one `pread`
-//! of its own bytes, and the pages stay in the kernel's cache, not the process.
+//! plain file, a group costs one `pread` of its header and records into a buffer reused for the
+//! next group, a value one `pread` of its own bytes, and the pages stay in the kernel's cache,
+//! not the process.
 //!
 //! A group is `magic (4 bytes) ++ len (u32 LE) ++ CRC-32 of the records (u32 LE) ++ records`,
 //! and its number is the byte it starts at. The CRC lets the whole log be read without each
@@ -167,9 +168,9 @@ impl LogFile {
         Ok((bytes, checked))
     }
 
-    /// [`LogFile::group`] read into `buf` (one `pread` of its header and records; `buf` reused
-    /// from group to group, so reading a whole log allocates, and faults in, no memory per
-    /// group): its records, and whether its CRC holds.
+    /// [`LogFile::group`] read into `buf` with one `pread` of its header and records (`buf` is
+    /// reused from group to group, so reading a whole log allocates no buffer per group): its
+    /// records, and whether its CRC holds.
     pub(crate) fn group_into<'b>(
         &self,
         at: u64,
@@ -229,7 +230,8 @@ impl LogFile {
         loop {
             let at = walk.end;
             match self.step(at, size)? {
-                Step::Group { len, .. } if at >= log_end && !self.group_into(at, len, &mut buf)?.1 => {}
+                Step::Group { len, .. }
+                    if at >= log_end && !self.group_into(at, len, &mut buf)?.1 => {}
                 Step::Group { len, .. } => {
                     walk.last = Some((at, len));
                     walk.end = at + GROUP_HEAD + u64::from(len);

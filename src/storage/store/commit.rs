@@ -124,7 +124,10 @@ mod tests {
     /// A recording of each of `answers` in `store`, polled once in turn as a runtime runs ready
     /// tasks: each has staged its record, the first holds the turn to write them all, and none
     /// is written yet.
-    fn staged<'a>(store: &'a Store, answers: &'a [(RequestKey, Interaction)]) -> Vec<Recording<'a>> {
+    fn staged<'a>(
+        store: &'a Store,
+        answers: &'a [(RequestKey, Interaction)],
+    ) -> Vec<Recording<'a>> {
         let mut recordings: Vec<Recording<'a>> = (answers.iter())
             .map(|(key, answer)| Box::pin(store.record(key, answer, true)) as Recording<'a>)
             .collect();
