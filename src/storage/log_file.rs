@@ -223,15 +223,28 @@ impl LogFile {
     /// is the log: the first thing after it that is not one (a group lost, cut short or garbled
     /// by a crash before the sync, even with whole groups after it, which a file system may keep
     /// out of order) starts [`Walk::torn`], every record from there on still in the journal.
-    pub(crate) fn walk(&self, log_end: u64) -> std::io::Result<Walk> {
+    /// Each group read past `log_end` whose CRC holds is handed to `verified` (its number and
+    /// records), in order.
+    pub(crate) fn walk(
+        &self,
+        log_end: u64,
+        mut verified: impl FnMut(u64, &[u8]),
+    ) -> std::io::Result<Walk> {
         let size = self.size()?;
         let mut walk = Walk::default();
         let mut buf = Vec::new();
         loop {
             let at = walk.end;
             match self.step(at, size)? {
-                Step::Group { len, .. }
-                    if at >= log_end && !self.group_into(at, len, &mut buf)?.1 => {}
+                Step::Group { len, .. } if at >= log_end => {
+                    let (records, whole) = self.group_into(at, len, &mut buf)?;
+                    if whole {
+                        verified(at, records);
+                        walk.last = Some((at, len));
+                        walk.end = at + GROUP_HEAD + u64::from(len);
+                        continue;
+                    }
+                }
                 Step::Group { len, .. } => {
                     walk.last = Some((at, len));
                     walk.end = at + GROUP_HEAD + u64::from(len);
@@ -321,9 +334,20 @@ pub(crate) fn each_group<E>(
     file: &LogFile,
     end: u64,
     read_err: impl Fn(std::io::Error) -> E,
+    visit: impl FnMut(Read<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    each_group_from(file, 0, end, read_err, visit)
+}
+
+/// [`each_group`] from byte `from` (where a group starts) on.
+pub(crate) fn each_group_from<E>(
+    file: &LogFile,
+    from: u64,
+    end: u64,
+    read_err: impl Fn(std::io::Error) -> E,
     mut visit: impl FnMut(Read<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let (mut at, mut buf) = (0, Vec::new());
+    let (mut at, mut buf) = (from, Vec::new());
     loop {
         match file.step(at, end).map_err(&read_err)? {
             Step::Group { at: n, len } => {
@@ -370,7 +394,7 @@ mod tests {
         let second = log.append(0, &[7u8; 5000]).unwrap();
         let end = log.append(second, b"second").unwrap();
         assert_eq!(log.size().unwrap(), end);
-        let walk = log.walk(0).unwrap();
+        let walk = log.walk(0, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
         // ext4 or XFS whose `fallocate` works (not ext3 mounted as ext4, not a full disk).
         if !log.reservation.is_on() {
@@ -393,10 +417,10 @@ mod tests {
     fn groups_are_read_back_where_they_were_written() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogFile::open(dir.path()).unwrap();
-        assert_eq!(log.walk(0).unwrap().end, 0);
+        assert_eq!(log.walk(0, |_, _| {}).unwrap().end, 0);
         let second = log.append(0, b"first group").unwrap();
         let end = log.append(second, b"second").unwrap();
-        let walk = log.walk(0).unwrap();
+        let walk = log.walk(0, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
         assert_eq!(log.group(second, 6).unwrap(), (b"second".to_vec(), true));
         assert_eq!(log.read_at(GROUP_HEAD + 6, 5).unwrap(), b"group");
@@ -411,11 +435,11 @@ mod tests {
         for cut in [end + GROUP_HEAD + 2, end + 3] {
             log.append(end, b"cut short").unwrap();
             log.file.set_len(cut).unwrap();
-            let walk = log.walk(0).unwrap();
+            let walk = log.walk(0, |_, _| {}).unwrap();
             assert_eq!((walk.end, walk.torn), (end, Some(end)), "cut at {cut}");
         }
         log.file.set_len(end + 4096).unwrap();
-        assert_eq!(log.walk(0).unwrap().torn, Some(end));
+        assert_eq!(log.walk(0, |_, _| {}).unwrap().torn, Some(end));
         // Bytes that are no group, followed by a whole one, where a flush had synced the log:
         // damage (named when the log is read), and the group after it still read.
         log.file.set_len(end).unwrap();
@@ -423,18 +447,18 @@ mod tests {
         let after = log.append(end + 11, b"after").unwrap();
         let size = log.size().unwrap();
         assert_eq!(log.step(end, size).unwrap(), Step::Garbled { at: end, to: end + 11 });
-        let walk = log.walk(size).unwrap();
+        let walk = log.walk(size, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (after, Some((end + 11, 5)), None));
         // Past what a flush synced, the log ends at the first thing that is no whole group:
         // a crash may have kept a later group and lost an earlier one, whose records the
         // journal still holds.
-        let walk = log.walk(end).unwrap();
+        let walk = log.walk(end, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((0, 5)), Some(end)));
         // Bytes that are no group at the very end: damage where synced, else cut short.
         log.file.write_all_at(b"more stray bytes", after).unwrap();
-        let walk = log.walk(after + 16).unwrap();
+        let walk = log.walk(after + 16, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.torn), (after + 16, None));
-        let walk = log.walk(after).unwrap();
+        let walk = log.walk(after, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.torn), (after, Some(after)));
     }
 
@@ -445,9 +469,9 @@ mod tests {
         log.append(0, b"records").unwrap();
         log.file.write_all_at(b"R", GROUP_HEAD).unwrap();
         assert_eq!(log.group(0, 7).unwrap(), (b"Records".to_vec(), false));
-        let synced = log.walk(GROUP_HEAD + 7).unwrap();
+        let synced = log.walk(GROUP_HEAD + 7, |_, _| {}).unwrap();
         assert_eq!(synced.last, Some((0, 7)), "its length still holds: damage, named when read");
-        let unsynced = log.walk(0).unwrap();
+        let unsynced = log.walk(0, |_, _| {}).unwrap();
         assert_eq!((unsynced.last, unsynced.torn), (None, Some(0)), "a write a crash cut short");
     }
 }

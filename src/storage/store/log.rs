@@ -28,7 +28,7 @@ use sled::IVec;
 
 use super::*;
 use crate::storage::journal::{self, Found};
-use super::overlay::{Damage, Loc, Overlay};
+use super::overlay::{Damage, Loc, Overlay, Walked};
 use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, each_group, records};
 
 /// A group is appended to the log's file once it holds this many records...
@@ -58,6 +58,8 @@ pub(crate) struct Log {
     /// Bytes of the file, from where a group cut short starts to the file's end, that were
     /// whole groups once (see [`Log::open`]).
     cut_short: Option<(u64, u64)>,
+    /// What opening read of the log, for the index (taken when it is read).
+    walked: Option<Walked>,
 }
 
 impl Log {
@@ -71,7 +73,9 @@ impl Log {
         base_empty: bool,
         log_end: u64,
     ) -> std::io::Result<(Log, u64)> {
-        let mut walk = file.walk(log_end)?;
+        // The groups the walk reads whole (past `log_end`) are kept for the index.
+        let mut walked = Walked::default();
+        let mut walk = file.walk(log_end, |n, records| walked.read(n, records))?;
         let mut cut_short = None;
         if let Some(at) = walk.torn.filter(|at| *at < log_end) {
             let len = file.size()?;
@@ -100,6 +104,7 @@ impl Log {
             base_empty,
             next: walk.end,
             cut_short,
+            walked: Some(walked),
             ..Log::default()
         };
         Ok((log, last_write))
@@ -181,7 +186,9 @@ impl Log {
     /// The overlay, read from `file` (and the records gathered) the first time.
     fn overlay(&mut self, file: &LogFile) -> std::io::Result<&Overlay> {
         if self.overlay.is_none() {
-            let overlay = Overlay::read(file, self.next, self.cut_short, &self.pending)?;
+            let walked = self.walked.take();
+            let overlay =
+                Overlay::read(file, self.next, self.cut_short, &self.pending, walked)?;
             self.overlay = Some(overlay);
         }
         Ok(self.overlay.as_ref().expect("just read"))
@@ -655,6 +662,20 @@ pub(super) mod tests {
         dir
     }
 
+    /// The store in `dir` holding `a` as the answers of /a and one of /b, flushed, then the
+    /// `n`th record of its log damaged (its checksum fails), opened again.
+    async fn with_damaged_record(dir: &Path, a: &[&str], n: usize) -> Store {
+        let store = Store::open(dir).unwrap();
+        record(&store, "/a", a, true).await;
+        record(&store, "/b", &["b0"], true).await;
+        store.flush().await.unwrap();
+        let end = match journal::scan(&first_group(&store)).remove(n) {
+            Found::Record { value, .. } => value.end - 1,
+            other => panic!("{other:?}"),
+        };
+        open_when_released(&damage_log(store, |bytes| bytes[end] ^= 0x55))
+    }
+
     #[tokio::test]
     async fn a_damaged_log_record_is_named_and_leaves_out_its_request_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -868,19 +889,49 @@ pub(super) mod tests {
         assert_eq!(recordings.len(), 2 * GROUP_RECORDS);
     }
 
+    /// What the index reads after a recorder was killed: the groups the open read whole (written
+    /// since the last flush) taken from the open, the others read, a journal's redo after them.
+    /// It must be what reading the whole log gives: with damage before them, healed by one of
+    /// their records or not.
+    #[tokio::test]
+    async fn the_index_of_a_killed_recorders_log_reads_it_once_and_is_what_reading_it_whole_gives() {
+        for heal in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            // The second answer of /a damaged, in a group the flush synced.
+            let store = with_damaged_record(dir.path(), &["a0", "a1"], 1).await;
+            // Then groups never flushed, and a record only in the journal: a kill.
+            for n in 0..2 * GROUP_RECORDS + 3 {
+                record(&store, &format!("/n/{n}"), &["x"], true).await;
+            }
+            if heal {
+                record(&store, "/a", &["a2"], true).await;
+            }
+            std::mem::forget(store);
+            let dir2 = tempfile::tempdir().unwrap();
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_file() {
+                    std::fs::copy(entry.path(), dir2.path().join(entry.file_name())).unwrap();
+                }
+            }
+            let store = Store::open_existing(dir2.path()).unwrap();
+            let mut session = store.lock();
+            let log = &mut session.log;
+            let file = &store.flusher.log;
+            let whole = Overlay::read(file, log.next, log.cut_short, &log.pending, None).unwrap();
+            assert_eq!(whole.damage.is_empty(), heal, "{:?}", whole.damage);
+            // The groups read at open are not read again.
+            let walked = log.walked.take().unwrap();
+            let from = walked.first().expect("groups read whole at open");
+            let once = Overlay::read_around(file, log.next, from, walked, &log.pending).unwrap();
+            assert_eq!(once.as_ref(), Some(&whole), "heal {heal}");
+        }
+    }
+
     #[tokio::test]
     async fn a_damaged_record_is_healed_by_recording_its_request_again() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        record(&store, "/a", &["a0"], true).await;
-        record(&store, "/b", &["b0"], true).await;
-        store.flush().await.unwrap();
-        let end = match journal::scan(&first_group(&store)).remove(0) {
-            Found::Record { value, .. } => value.end - 1,
-            other => panic!("{other:?}"),
-        };
-        let dir = damage_log(store, |bytes| bytes[end] ^= 0x55);
-        let store = open_when_released(&dir);
+        let store = with_damaged_record(dir.path(), &["a0"], 0).await;
         // An import refuses while the damage is there, naming it and a way out.
         let c = interaction("/c", "c0");
         let import = [Recording { key: key(&c), answers: vec![c] }];

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::storage::journal::Found;
-use crate::storage::log_file::{LogFile, Read, each_group, records};
+use crate::storage::log_file::{GROUP_HEAD, LogFile, Read, each_group, each_group_from, records};
 
 /// What the log did last to one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +17,42 @@ pub(super) enum Loc {
     At { group: u64, start: u32, end: u32 },
 }
 
+/// What the groups of the log that opening the store read whole did (see [`Walked::read`]), kept
+/// for the index so the log is not read twice.
+#[derive(Debug, Default)]
+pub(super) struct Walked {
+    /// Where the first of those groups starts, and where the last ends.
+    from: Option<u64>,
+    to: u64,
+    /// Their keys in log order (see [`Overlay::index`]).
+    keys: Vec<([u8; 36], Loc)>,
+    /// Whether any of their records did not read (then the index reads the log whole).
+    damaged: bool,
+}
+
+impl Walked {
+    /// Where the first group opening read whole starts, if it read any.
+    #[cfg(test)]
+    pub(super) fn first(&self) -> Option<u64> {
+        self.from
+    }
+
+    /// Takes group `n`'s records (read whole, its CRC holding) as the group after the last.
+    pub(super) fn read(&mut self, n: u64, records: &[u8]) {
+        if self.from.is_some_and(|_| n != self.to) {
+            self.damaged = true;
+        }
+        self.from.get_or_insert(n);
+        self.to = n + GROUP_HEAD + records.len() as u64;
+        let mut scratch = Overlay::default();
+        scratch.read_group(n, records, true, &mut self.keys);
+        self.damaged |= !scratch.damage.is_empty();
+    }
+}
+
 /// Every key the log touched, and the damage found reading it.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(super) struct Overlay {
     pub(super) keys: BTreeMap<[u8; 36], Loc>,
     pub(super) damage: Vec<Damage>,
@@ -26,6 +60,7 @@ pub(super) struct Overlay {
 
 /// A log record that does not read: where it is, why, and the request it seems to belong to.
 #[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(super) struct Damage {
     pub(super) entry: String,
     pub(super) reason: String,
@@ -39,12 +74,24 @@ impl Overlay {
     /// The overlay of the log in `file` whose groups end at `end`, with `pending` (gathered as
     /// group number `end`, not written yet) applied last; `cut_short`, bytes of the file whose
     /// group a crash cut short, named as damage.
+    ///
+    /// With `walked` (what opening the store read of the log, when it read any groups whole),
+    /// those groups are not read again: the groups before and after them are, and their keys
+    /// are taken in between. When the log does not read as plain groups up to them (damage
+    /// there), or they had damage, the log is read whole instead.
     pub(super) fn read(
         file: &LogFile,
         end: u64,
         cut_short: Option<(u64, u64)>,
         pending: &[u8],
+        walked: Option<Walked>,
     ) -> std::io::Result<Overlay> {
+        if let Some(walked) = walked.filter(|w| !w.damaged && w.to <= end)
+            && let Some(from) = walked.from
+            && let Some(overlay) = Overlay::read_around(file, end, from, walked, pending)?
+        {
+            return Ok(overlay);
+        }
         let mut overlay = Overlay::default();
         // Every record's key in log order, made a map at the end (see `Overlay::index`).
         let mut keys = Vec::new();
@@ -71,6 +118,55 @@ impl Overlay {
         overlay.read_group(end, pending, true, &mut keys);
         overlay.keys = Overlay::index(keys);
         Ok(overlay)
+    }
+
+    /// [`Overlay::read`] of a log whose groups `from..walked.to` opening read whole, without
+    /// reading them again; `None` when the groups before `from` do not step to it whole (damage
+    /// there, named as the whole read names it).
+    pub(super) fn read_around(
+        file: &LogFile,
+        end: u64,
+        from: u64,
+        walked: Walked,
+        pending: &[u8],
+    ) -> std::io::Result<Option<Overlay>> {
+        let mut overlay = Overlay::default();
+        let mut keys = Vec::new();
+        let (mut reached, mut plain) = (0, true);
+        each_group(file, from, |e| e, |read| {
+            match read {
+                Read::Group(n, bytes, checked) => {
+                    overlay.read_group(n, bytes, checked, &mut keys);
+                    reached = n + GROUP_HEAD + bytes.len() as u64;
+                }
+                Read::Garbled(..) => plain = false,
+            }
+            Ok(())
+        })?;
+        if !plain || reached != from {
+            return Ok(None);
+        }
+        // Damage before them is healed by their records as by any later record's.
+        if !overlay.damage.is_empty() {
+            let later: std::collections::HashSet<[u8; 36]> =
+                walked.keys.iter().map(|(key, _)| *key).collect();
+            overlay.damage.retain(|d| d.key.is_none_or(|k| !later.contains(&k)));
+        }
+        keys.extend(walked.keys);
+        // Groups written since the store opened (a journal's redo).
+        each_group_from(file, walked.to, end, |e| e, |read| {
+            match read {
+                Read::Group(n, bytes, checked) => overlay.read_group(n, bytes, checked, &mut keys),
+                Read::Garbled(..) => plain = false,
+            }
+            Ok(())
+        })?;
+        if !plain {
+            return Ok(None);
+        }
+        overlay.read_group(end, pending, true, &mut keys);
+        overlay.keys = Overlay::index(keys);
+        Ok(Some(overlay))
     }
 
     /// Forgets the damage of records whose key a later record removes or writes again: their
