@@ -86,7 +86,8 @@ impl Overlay {
         pending: &[u8],
         walked: Option<Walked>,
     ) -> std::io::Result<Overlay> {
-        if let Some(walked) = walked.filter(|w| !w.damaged && w.to <= end)
+        // A log cut short before the last flush's end has no groups read whole past it.
+        if let Some(walked) = walked.filter(|w| !w.damaged && w.to <= end && cut_short.is_none())
             && let Some(from) = walked.from
             && let Some(overlay) = Overlay::read_around(file, end, from, walked, pending)?
         {
@@ -121,8 +122,8 @@ impl Overlay {
     }
 
     /// [`Overlay::read`] of a log whose groups `from..walked.to` opening read whole, without
-    /// reading them again; `None` when the groups before `from` do not step to it whole (damage
-    /// there, named as the whole read names it).
+    /// reading them again; `None` when the groups before `from` do not step to it whole, or
+    /// those after `walked.to` are not whole groups (damage, named as the whole read names it).
     pub(super) fn read_around(
         file: &LogFile,
         end: u64,
