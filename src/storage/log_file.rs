@@ -159,18 +159,17 @@ impl LogFile {
         Ok(bytes)
     }
 
-    /// The records of the group `len` bytes long at `at`, and whether its CRC holds.
+    /// The records of the group `len` bytes long at `at`, and whether its CRC holds (a copy of
+    /// its own; see [`LogFile::group_into`] to read many).
     pub(crate) fn group(&self, at: u64, len: u32) -> std::io::Result<(Vec<u8>, bool)> {
-        let bytes = self.read_at(at + GROUP_HEAD, len as usize)?;
-        let head = self.read_at(at, GROUP_HEAD as usize)?;
-        let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-        let checked = crc32fast::hash(&bytes) == crc;
-        Ok((bytes, checked))
+        let mut buf = Vec::new();
+        let (records, checked) = self.group_into(at, len, &mut buf)?;
+        Ok((records.to_vec(), checked))
     }
 
-    /// [`LogFile::group`] read into `buf` with one `pread` of its header and records (`buf` is
-    /// reused from group to group, so reading a whole log allocates no buffer per group): its
-    /// records, and whether its CRC holds.
+    /// The records of the group `len` bytes long at `at`, and whether its CRC holds, read into
+    /// `buf` with one `pread` of its header and records (`buf` is reused from group to group, so
+    /// reading a whole log allocates no buffer per group).
     pub(crate) fn group_into<'b>(
         &self,
         at: u64,
@@ -297,6 +296,7 @@ impl LogFile {
     /// The first byte after `at` where a whole group with a good CRC starts.
     fn next_group_after(&self, at: u64, size: u64) -> std::io::Result<Option<u64>> {
         let finder = memchr::memmem::Finder::new(&MAGIC);
+        let mut buf = Vec::new();
         let mut from = at + 1;
         while from < size {
             let n = (size - from).min(SEARCH_WINDOW as u64) as usize;
@@ -304,7 +304,7 @@ impl LogFile {
             for found in finder.find_iter(&window) {
                 let candidate = from + found as u64;
                 if let Some(len) = self.header_at(candidate, size)?
-                    && self.group(candidate, len)?.1
+                    && self.group_into(candidate, len, &mut buf)?.1
                 {
                     return Ok(Some(candidate));
                 }
