@@ -22,6 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::storage::reservation::Reservation;
 
@@ -41,6 +42,10 @@ pub struct LogFile {
     path: PathBuf,
     /// Disk space reserved ahead of appends (see `reservation.rs`).
     reservation: Reservation,
+    /// How long the file was when a sync that finished began: no page before it has changed
+    /// since ([`LogFile::sync_in_slices`] writes back from there; only that: every sync covers
+    /// the whole file).
+    synced: AtomicU64,
 }
 
 /// One step of reading the log from some byte on.
@@ -91,6 +96,7 @@ impl LogFile {
             file,
             path,
             reservation,
+            synced: AtomicU64::new(0),
         })
     }
 
@@ -122,6 +128,7 @@ impl LogFile {
             // A group cut short at the end is dropped when the store opens, whether or not this
             // cut succeeds. The cut also gives back what was reserved past `at`.
             self.reservation.before_cut();
+            self.synced.fetch_min(at, Ordering::SeqCst);
             let _ = self.file.set_len(at);
             return Err(e);
         }
@@ -137,7 +144,21 @@ impl LogFile {
 
     /// Syncs the file's data to the disk.
     pub fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        let len = self.size()?;
+        self.file.sync_data()?;
+        self.synced.fetch_max(len, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Syncs the file's data as [`LogFile::sync`] does, after writing back what changed since
+    /// the last sync a slice at a time (see `sliced_io.rs`): for a thread in the idle class, so
+    /// that no one system call of its holds the CPU for long.
+    pub fn sync_in_slices(&self) -> std::io::Result<()> {
+        let len = self.size()?;
+        crate::storage::sliced_io::write_back(&self.file, self.synced.load(Ordering::SeqCst), len);
+        self.file.sync_data()?;
+        self.synced.fetch_max(len, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Empties the log (once sled holds what it held) and syncs that.
@@ -148,6 +169,8 @@ impl LogFile {
     /// Cuts the file at `at` (a group cut short there), and whatever was reserved past it.
     pub fn cut(&self, at: u64) -> std::io::Result<()> {
         self.reservation.before_cut();
+        // Pages past `at` are gone; what is written there next has never been synced.
+        self.synced.fetch_min(at, Ordering::SeqCst);
         self.file.set_len(at)?;
         self.file.sync_data()
     }

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod log_file;
 pub mod pack;
 pub(crate) mod reservation;
+pub(crate) mod sliced_io;
 pub mod snapshot;
 pub mod store;
 

@@ -2,10 +2,11 @@
 //! [`COMPACT_AT`], the write that crossed the line seals it (appends the group being gathered
 //! to the log, renames the journal aside and starts an empty one: a moment under the store's
 //! lock), and the sync of the log and sled's flush, which make the sealed records redundant, run
-//! without the lock, the sync on a thread of its own at the lowest priority so that it takes no
-//! CPU time from requests ([`in_background`]); the sealed file is deleted once they are done.
-//! Until then a crash loses nothing: opening the store applies sealed journals first
-//! (`durability::recover`).
+//! without the lock, the sync on a thread of its own at the lowest priority so that it takes
+//! little CPU time from requests ([`in_background`]); the sealed file is deleted once they are
+//! done. That thread's file work is done in slices (`storage/sliced_io.rs`): no one system call
+//! of it keeps the CPU from the server's thread for long. Until then a crash loses nothing:
+//! opening the store applies sealed journals first (`durability::recover`).
 
 use std::sync::atomic::AtomicBool;
 
@@ -175,7 +176,8 @@ impl Store {
 /// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that
 /// sealed it nor any other waits. The heavy parts (the log's sync: the kernel writes its pages
 /// back in the caller's thread; deleting tens of megabytes of journal) run on a thread at the
-/// lowest priority ([`in_background`]), so they take no CPU from requests; sled's part runs at
+/// lowest priority ([`in_background`]), a slice at a time, so they take little CPU from
+/// requests and never for long; sled's part runs at
 /// the server's (sled starts its I/O threads from whichever thread hands them work, and they
 /// would keep the idle class). When any part fails, the sealed journal is kept: the next open
 /// applies it.
@@ -197,7 +199,7 @@ pub(super) fn flush_behind(
         let log_err = |e| Error::io(flusher.0.log.path(), e);
         let persisted = async {
             let syncing = std::sync::Arc::clone(&flusher.0);
-            let synced = in_background(move || syncing.log.sync()).await;
+            let synced = in_background(move || syncing.log.sync_in_slices()).await;
             let unfinished = |_| log_err(std::io::Error::other("the sync did not finish"));
             synced.map_err(unfinished)?.map_err(log_err)?;
             let noting = std::sync::Arc::clone(&flusher.0);
@@ -218,7 +220,7 @@ pub(super) fn flush_behind(
             Ok(_) => {
                 flusher.0.flushed_up_to(generation);
                 flusher.0.healed.fetch_max(failures, Ordering::SeqCst);
-                if in_background(move || remove(&sealed)).await.is_err() {
+                if in_background(move || delete_in_slices(&sealed)).await.is_err() {
                     tracing::warn!("deleting a sealed journal did not finish");
                 }
             }
@@ -268,9 +270,12 @@ pub(super) fn in_background<T: Send + 'static>(
 }
 
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs when its CPU has nothing else to
-/// run, and gives the CPU up as soon as anything else wants it (best effort: where it cannot, the
+/// run, and otherwise only now and then, for up to a tick (best effort: where it cannot, the
 /// thread runs at the process's priority). A nice value of 19 was not enough: the server's thread
-/// still lost the CPU to it for milliseconds at a time (docs/performance-history.md). The class
+/// still lost the CPU to it for milliseconds at a time (docs/performance-history.md). Under the
+/// kernel's EEVDF scheduler the class alone is not enough either: it still hands such a thread
+/// the rest of a tick (4 ms at 250 Hz) now and then, so its work is cut into short system calls
+/// that sleep in between (`storage/sliced_io.rs`). The class
 /// cannot be left without privileges, and such a thread on a CPU other processes keep busy can wait
 /// long for its turn: nothing waits for it but [`Store::flush`], which first does what the
 /// compaction was doing itself, at its own priority.
@@ -303,7 +308,19 @@ pub(super) fn remove_sealed_upto(dir: &Path, generation: u64) {
 /// Deletes a sealed journal; one already gone is fine, a failure only costs the next open a
 /// read of records it skips.
 fn remove(path: &Path) {
-    match std::fs::remove_file(path) {
+    deleted(path, std::fs::remove_file(path));
+}
+
+/// [`remove`], on a thread in the idle class: the journal is cut down a slice at a time before
+/// it goes (see `sliced_io.rs`). A crash part-way leaves it cut short, its records before the
+/// cut passed over as the store opens (the log and sled hold them) and its end read as a write
+/// a crash cut short.
+fn delete_in_slices(path: &Path) {
+    deleted(path, crate::storage::sliced_io::delete(path));
+}
+
+fn deleted(path: &Path, result: std::io::Result<()>) {
+    match result {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(journal = %path.display(), error = %e, "cannot delete a sealed journal"),
@@ -313,6 +330,39 @@ fn remove(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::journal::Journal;
+    use crate::storage::store::tests::{interaction, key};
+
+    #[tokio::test]
+    async fn a_sealed_journal_a_crash_cut_short_while_deleting_it_opens_as_the_store_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let answers: Vec<_> = (0..10).map(|n| interaction(&format!("/a/{n}"), "active")).collect();
+        let store = Store::open(dir.path()).unwrap();
+        for answer in &answers {
+            store.record(&key(answer), answer, true).await.unwrap();
+        }
+        store.flush().await.unwrap();
+        drop(store);
+        // What a compaction deleting its sealed journal a slice at a time leaves when the
+        // process is killed part-way: the journal of writes the store holds, cut inside a record.
+        let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
+        for (n, answer) in answers.iter().enumerate() {
+            let value = serde_json::to_vec(answer).unwrap();
+            let entry = entry_key(key(answer).digest(), 0);
+            journal.append(n as u64 + 1, &[] as &[&[u8]], &entry, &value).unwrap();
+        }
+        let sealed = journal.seal(10, false).unwrap();
+        drop(journal);
+        let len = std::fs::metadata(&sealed).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&sealed).unwrap().set_len(len * 2 / 3 + 5).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!((store.generation(), store.len()), (10, 10));
+        for answer in &answers {
+            let stored = store.answers_of(key(answer).digest()).unwrap();
+            assert_eq!(stored.len(), 1, "{}", answer.request.path);
+        }
+        assert!(crate::storage::journal::sealed(dir.path()).unwrap().is_empty());
+    }
 
     #[tokio::test]
     async fn background_work_runs_on_its_own_thread_in_the_idle_class_and_hands_its_result_back() {
