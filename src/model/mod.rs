@@ -7,6 +7,7 @@ pub(crate) mod fixtures;
 pub mod answer_secrets;
 pub(crate) mod credential_names;
 pub mod credentials;
+pub(crate) mod digest_map;
 pub(crate) mod encodings;
 pub mod headers;
 pub mod interaction;

@@ -196,7 +196,7 @@ impl Tapes {
                     let _ = self.redactor.set(redactor);
                 }
                 let mut tapes = self.write();
-                index.extend(tapes.drain());
+                index.extend(std::mem::take(&mut *tapes));
                 *tapes = index;
                 indexing.merged.store(true, Ordering::Release);
             }
@@ -223,7 +223,7 @@ impl Tapes {
         let loaded = Loaded::of(&interactions, interactions.len(), store.path(), key.request_line())?;
         let tape = Arc::new(Tape::eager(key, loaded.request, loaded.answers, 0));
         // Another lookup of the same request, or the built index, may have put it there first.
-        Ok(Some(self.write().entry(*key.digest()).or_insert(tape).clone()))
+        Ok(Some(self.write().get_or_insert_with(*key.digest(), || tape).clone()))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Replay: tapes with their playback cursors, prepared answers, token times moved to now, and
 //! what a miss is told.
 
-mod digest_hash;
 pub mod cursors;
 pub(crate) mod indexing;
 pub mod miss;

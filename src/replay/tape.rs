@@ -2,7 +2,6 @@
 //! sequence policy for requests recorded several times, and what a miss is told (the nearest
 //! recordings and how the request differs from the closest one).
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -10,8 +9,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::model::interaction::RecordedRequest;
 use crate::model::recording::Recording;
+use crate::model::digest_map::DigestMap;
 use crate::model::key::RequestKey;
-use crate::replay::digest_hash::DigestHash;
 use crate::replay::indexing::Indexing;
 use crate::storage::pack::{Extent, Pack, PackFile};
 use crate::replay::prepared::Prepared;
@@ -188,10 +187,10 @@ impl Play {
     }
 }
 
-/// The tapes by request digest. The digests are SHA-256 values already, so a fast hash of them
-/// spreads as well as SipHash does, for a tenth of its cost on every replayed request; and their
-/// first 8 bytes are as good as all 32 (see `digest_hash.rs`).
-pub(crate) type TapeIndex = HashMap<[u8; 32], Arc<Tape>, DigestHash>;
+/// The tapes by request digest: hashed by 8 of its bytes, and grown a 256th at a time, so that
+/// recording new requests never holds every lookup up while the whole index is rehashed (see
+/// `model/digest_map.rs`).
+pub(crate) type TapeIndex = DigestMap<Arc<Tape>>;
 
 /// All recordings, ready to serve; grows in record and auto modes.
 #[derive(Debug, Default)]
@@ -214,7 +213,7 @@ pub struct Tapes {
 impl Tapes {
     /// Prepares every recording. Fails naming the request whose stored answer is invalid.
     pub fn new(recordings: &[Recording], sequence: Sequence) -> Result<Tapes, String> {
-        let mut tapes = TapeIndex::with_capacity_and_hasher(recordings.len(), Default::default());
+        let mut tapes = TapeIndex::with_capacity(recordings.len());
         let mut stamps: Vec<RedactionStamp> = Vec::new();
         for recording in recordings {
             let answers = recording
@@ -449,7 +448,7 @@ pub(super) fn index_of_pack(pack: Pack) -> (TapeIndex, Vec<RedactionStamp>) {
     let file = pack.file().clone();
     // Sized once: collecting through the filter would grow the map from nothing, rehashing
     // every entry at each doubling (100,000 requests: 17 times).
-    let mut tapes = TapeIndex::with_capacity_and_hasher(pack.requests.len(), Default::default());
+    let mut tapes = TapeIndex::with_capacity(pack.requests.len());
     let mut requests = pack.requests;
     // Taken from the end, the list shrunk as it empties: the tapes are made while the list
     // still holds what is not made yet, and it was the largest thing in memory besides them
@@ -462,7 +461,7 @@ pub(super) fn index_of_pack(pack: Pack) -> (TapeIndex, Vec<RedactionStamp>) {
         if r.answers.is_empty() {
             continue;
         }
-        tapes.entry(r.digest).or_insert_with(|| {
+        tapes.get_or_insert_with(r.digest, || {
             Arc::new(Tape {
                 line: r.line,
                 session: r.session.map(Arc::from),

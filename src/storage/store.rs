@@ -30,7 +30,7 @@ pub(crate) use log::Log as LogState;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
-use std::collections::HashMap;
+use crate::model::digest_map::DigestMap;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -107,7 +107,7 @@ struct Session {
     /// Next sequence number per request digest recorded in this session, and the attempt of its
     /// named session that recorded it. A digest absent here has not been recorded yet this
     /// session, so its first answer replaces any older ones.
-    next: HashMap<[u8; 32], Next>,
+    next: DigestMap<Next>,
     journal: Journal,
     /// Recordings gathered into groups for the log's file, and its index.
     log: log::Log,
@@ -124,7 +124,7 @@ struct Session {
     /// number of answers (a writer only, see [`Store::know_digests`]), so a recording finds
     /// what a request has without reading the store. `None`: read it. Batch writes (import,
     /// new match rules) drop it; [`Session::next`] covers what this session recorded.
-    known: Option<HashMap<[u8; 32], u32, foldhash::fast::FixedState>>,
+    known: Option<DigestMap<u32>>,
 }
 
 /// Where a request's next answer goes in this session (see [`Store::record_in_attempt`]).
@@ -323,7 +323,7 @@ impl Store {
         // A writer of an empty store knows what it holds without reading it: nothing. Every
         // new request recorded then finds its stored answers in this map (none) instead of
         // searching the log's key index, which grows with the session.
-        let known = (writer && log.base_empty && log.is_empty()).then(HashMap::default);
+        let known = (writer && log.base_empty && log.is_empty()).then(DigestMap::default);
         let mut store = Store {
             path: path.to_owned(),
             answers: ManuallyDrop::new(answers),
@@ -335,7 +335,7 @@ impl Store {
             compact_at: COMPACT_AT,
             behind: Mutex::new(None),
             session: Mutex::new(Session {
-                next: HashMap::new(),
+                next: DigestMap::default(),
                 journal,
                 log,
                 pack_dropped: false,
@@ -838,7 +838,7 @@ pub(crate) mod tests {
             let store = match start {
                 "empty" => {
                     let store = Store::open(dir.path()).unwrap();
-                    assert_eq!(store.lock().known.as_ref().map(HashMap::len), Some(0));
+                    assert_eq!(store.lock().known.as_ref().map(DigestMap::len), Some(0));
                     store
                 }
                 _ => {
@@ -903,7 +903,7 @@ pub(crate) mod tests {
         drop(reader);
         let store = open_when_released(dir.path());
         store.replay_pack().unwrap().unwrap();
-        assert_eq!(store.lock().known.as_ref().map(HashMap::len), Some(2));
+        assert_eq!(store.lock().known.as_ref().map(DigestMap::len), Some(2));
         // Recorded in the last session: record mode replaces its answers, auto mode appends;
         // a request never recorded starts at 0. None of it asks sled whether a request is there.
         let a2 = interaction("/a", "active");
