@@ -10,8 +10,8 @@
 //! CPU, every request in flight then waited those 4 ms: traced under load, each compaction
 //! (about one a second at 34,000 recordings a second) took the CPU two or three times so. In
 //! slices of [`SLICE`] each call is about 0.2 ms of CPU, and the thread sleeps after each one
-//! (on the disk, or for [`PAUSE`]), which gives the CPU back: record's p99 went from 2.2-2.6 to
-//! 1.5-1.9 ms, side by side (docs/performance.md).
+//! (on the disk, or for [`PAUSE`]), which gives the CPU back: record's p99 went from 1.8-3.2 to
+//! 1.4-2.3 ms, side by side over 9 and 14 rounds (docs/performance.md).
 //!
 //! Nothing here is what makes a file durable: the caller's `fdatasync` after [`write_back`]
 //! still is, and finds little left to do; where slices cannot be written back (not Linux, a file
