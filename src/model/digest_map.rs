@@ -1,5 +1,5 @@
-//! Maps keyed by request digests (SHA-256 values): the replay index of tapes, and what a
-//! recording session knows of each request it recorded.
+//! Maps keyed by request digests (SHA-256 values): the replay index of tapes, what a recording
+//! session knows of each request it recorded, and what each named session asked for.
 //!
 //! **Grown in small steps.** A map that doubles rehashes every entry it holds under its owner's
 //! lock: recording new requests at 34,000 a second, the store's map and the tape index each
@@ -48,7 +48,12 @@ impl<V> DigestMap<V> {
         // One seed for every table: the same digest hashes alike in all, which nothing relies
         // on, and seeding once costs less.
         let hash = DigestHash::default();
-        let each = capacity.div_ceil(SHARDS);
+        // Below a few per table, room is made as entries come: 256 tables made ready for one
+        // each would cost more than they save.
+        let each = match capacity >= 4 * SHARDS {
+            true => capacity.div_ceil(SHARDS),
+            false => 0,
+        };
         let shards = (0..SHARDS)
             .map(|_| HashMap::with_capacity_and_hasher(each, hash.clone()))
             .collect();
@@ -65,6 +70,10 @@ impl<V> DigestMap<V> {
 
     pub(crate) fn get(&self, digest: &[u8; 32]) -> Option<&V> {
         self.shards[shard(digest)].get(digest)
+    }
+
+    pub(crate) fn contains_key(&self, digest: &[u8; 32]) -> bool {
+        self.shards[shard(digest)].contains_key(digest)
     }
 
     /// Inserts `value` under `digest`, returning what it replaced.
@@ -190,6 +199,7 @@ mod tests {
         assert!(!map.is_empty());
         for n in 0..3_000u32 {
             assert_eq!(map.get(&digest(n)), plain.get(&digest(n)));
+            assert_eq!(map.contains_key(&digest(n)), plain.contains_key(&digest(n)));
         }
         *map.get_or_insert_with(digest(1), || 0) += 1_000_000;
         *plain.entry(digest(1)).or_insert(0) += 1_000_000;

@@ -8,11 +8,12 @@
 //! its cursors are rewound and its counters start over if the name is used again; the verdict is
 //! kept for the exit summary.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::Serialize;
 
+use crate::model::digest_map::DigestMap;
 use crate::net::outcome::Outcome;
 use crate::replay::tape::Tapes;
 
@@ -38,7 +39,9 @@ struct Counters {
     /// [`MAX_LISTED_MISSES`].
     missed: Vec<String>,
     /// Digests of every request asked for: a recording of the session not in here is unused.
-    asked: HashSet<[u8; 32]>,
+    /// Grown a 256th at a time (see `model/digest_map.rs`): every session's requests take the
+    /// lock it is under.
+    asked: DigestMap<()>,
 }
 
 /// A session's verdict: what `POST /__ims-vcr/sessions/NAME/stop` answers and the exit summary
@@ -188,7 +191,7 @@ impl Sessions {
     /// Notes that `session` asked for the request with `digest`.
     pub(crate) fn asked(&self, session: &str, attempt: Option<Attempt>, digest: &[u8; 32]) {
         self.with(session, attempt, |c| {
-            c.asked.insert(*digest);
+            c.asked.insert(*digest, ());
         });
     }
 
@@ -224,7 +227,7 @@ impl Sessions {
             let asked = live.counters.get(session).map(|c| &c.asked);
             recorded_lines
                 .into_iter()
-                .filter(|(digest, _)| !asked.is_some_and(|a| a.contains(digest)))
+                .filter(|(digest, _)| !asked.is_some_and(|a| a.contains_key(digest)))
                 .map(|(_, line)| line)
                 .collect()
         };

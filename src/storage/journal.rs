@@ -393,12 +393,26 @@ impl End {
     }
 }
 
+/// Whether `path` names a sealed journal.
+fn is_sealed(path: &Path) -> bool {
+    (path.file_name().and_then(|n| n.to_str())).is_some_and(|n| n.starts_with(SEALED_PREFIX))
+}
+
 /// Says how the journal at `path` (`len` bytes) ended; a damaged last record is copied aside,
 /// whole journal and all, as `ims-vcr-journal.damaged-N` next to it, since recovery empties the
 /// journal.
 fn report_end(path: &Path, len: u64, end: End) {
     match end {
         End::Clean => {}
+        // A sealed journal is also cut short by a crash while it is deleted in slices, once
+        // the store holds its records (`store/compact.rs`).
+        End::Torn { offset } if is_sealed(path) => tracing::warn!(
+            journal = %path.display(),
+            offset,
+            bytes = len - offset as u64,
+            "the sealed journal ends in an incomplete record (a crash while it was written, or \
+             while it was deleted after the store took its records); the incomplete end is dropped"
+        ),
         End::Torn { offset } => tracing::warn!(
             journal = %path.display(),
             offset,

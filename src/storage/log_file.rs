@@ -155,7 +155,7 @@ impl LogFile {
     /// that no one system call of its holds the CPU for long.
     pub fn sync_in_slices(&self) -> std::io::Result<()> {
         let len = self.size()?;
-        crate::storage::sliced_io::write_back(&self.file, self.synced.load(Ordering::SeqCst), len);
+        crate::storage::sliced_io::write_back(&self.file, self.synced.load(Ordering::SeqCst), len)?;
         self.file.sync_data()?;
         self.synced.fetch_max(len, Ordering::SeqCst);
         Ok(())

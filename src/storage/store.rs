@@ -658,7 +658,8 @@ impl Store {
         compact::remove_sealed_upto(&self.path, target);
         // A flush still running behind a sealed journal (at the lowest priority, see
         // `compact.rs`) ends last: what it had to do is done above, at this thread's priority,
-        // so it has next to nothing left; once this returns, nothing holds sled but the store.
+        // so it has next to nothing left (a deletion in slices stops once the file is gone);
+        // once this returns, nothing holds sled but the store.
         let behind = self.behind.lock().expect("store behind lock poisoned").take();
         if let Some(task) = behind {
             let _ = task.await;
