@@ -1075,6 +1075,26 @@ pub(crate) mod tests {
         assert!(sealed_files(dir.path()).is_empty());
     }
 
+    #[tokio::test]
+    async fn a_sealed_journal_sleds_counter_covers_is_deleted_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = closed_store(dir.path()).await;
+        // Garbled bytes with a whole record after them: read, that would be named as damage.
+        let b = interaction("/b", "active");
+        let value = serde_json::to_vec(&b).unwrap();
+        let entry = entry_key(key(&b).digest(), 0);
+        let (record, _) = crate::storage::journal::encode(g, &[] as &[&[u8]], &entry, &value).unwrap();
+        let mut bytes = vec![0xA5u8; 64];
+        bytes.extend_from_slice(&record);
+        let name = format!("{}{g:020}", crate::storage::journal::SEALED_PREFIX);
+        std::fs::write(dir.path().join(&name), bytes).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!((store.generation(), store.len()), (g, 1));
+        assert!(sealed_files(dir.path()).is_empty());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().contains("damaged")), "{left:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_session_seals_its_journal_and_loses_no_write_while_sled_flushes_behind() {
         let dir = tempfile::tempdir().unwrap();
