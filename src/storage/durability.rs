@@ -45,10 +45,10 @@ pub(crate) fn recover(
         reason,
     };
     // Journals sealed by a session that ended before sled's flush covered them come first. One
-    // sealed at a write sled's counter covers (its name says the last write it holds) is not
-    // read: its records would all be passed over (a session killed while it deleted it, after
-    // the flush, leaves one of 64 MiB; passing over its records cost a killed store's first
-    // answer about 8 ms).
+    // sealed at a write the store's counter covers (sled's, or the log's synced groups' when
+    // they go further; the file's name says the last write it holds) is not read: its records
+    // would all be passed over (a session killed while it deleted it, after the flush, leaves
+    // one of 64 MiB; passing over its records cost a killed store's first answer about 8 ms).
     let sealed = crate::storage::journal::sealed(dir).map_err(|e| Error::io(dir, e))?;
     let mut all = Vec::new();
     for (_, path) in sealed.iter().filter(|(upto, _)| *upto > generation) {

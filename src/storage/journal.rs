@@ -20,7 +20,8 @@
 //! bytes, it is sealed: renamed aside (a name starting with [`SEALED_PREFIX`]) and started anew,
 //! which takes a moment under the store's lock; the sled flush that makes the sealed records
 //! redundant runs outside it, and deletes the sealed file when done. Opening a store reads the
-//! sealed journals left by a crash, oldest first, before the current one.
+//! sealed journals left by a crash that hold writes past the store's counter, oldest first,
+//! before the current one; one the counter covers is deleted unread (`durability::recover`).
 //!
 //! A record is `len (u32 LE) ++ checksum (32 bytes) ++ payload`, the payload being the write
 //! counter (u64 LE), the number of keys removed (u32 LE), those keys (36 bytes each), the key
@@ -393,26 +394,12 @@ impl End {
     }
 }
 
-/// Whether `path` names a sealed journal.
-fn is_sealed(path: &Path) -> bool {
-    (path.file_name().and_then(|n| n.to_str())).is_some_and(|n| n.starts_with(SEALED_PREFIX))
-}
-
 /// Says how the journal at `path` (`len` bytes) ended; a damaged last record is copied aside,
 /// whole journal and all, as `ims-vcr-journal.damaged-N` next to it, since recovery empties the
 /// journal.
 fn report_end(path: &Path, len: u64, end: End) {
     match end {
         End::Clean => {}
-        // A sealed journal is also cut short by a crash while it is deleted in slices, once
-        // the store holds its records (`store/compact.rs`).
-        End::Torn { offset } if is_sealed(path) => tracing::warn!(
-            journal = %path.display(),
-            offset,
-            bytes = len - offset as u64,
-            "the sealed journal ends in an incomplete record (a crash while it was written, or \
-             while it was deleted after the store took its records); the incomplete end is dropped"
-        ),
         End::Torn { offset } => tracing::warn!(
             journal = %path.display(),
             offset,

@@ -312,9 +312,9 @@ fn remove(path: &Path) {
 }
 
 /// [`remove`], on a thread in the idle class: the journal is cut down a slice at a time before
-/// it goes (see `sliced_io.rs`). A crash part-way leaves it cut short, its records before the
-/// cut passed over as the store opens (the log and sled hold them) and its end read as a write
-/// a crash cut short.
+/// it goes (see `sliced_io.rs`). A crash part-way leaves it cut short; it began once the
+/// store's counter covered the journal, so the next open deletes it unread
+/// (`durability::recover`).
 fn delete_in_slices(path: &Path) {
     deleted(path, crate::storage::sliced_io::delete(path));
 }
@@ -344,7 +344,8 @@ mod tests {
         store.flush().await.unwrap();
         drop(store);
         // What a compaction deleting its sealed journal a slice at a time leaves when the
-        // process is killed part-way: the journal of writes the store holds, cut inside a record.
+        // process is killed part-way: the journal of writes the store holds, cut inside a record
+        // (the store's counter covers it: deleted unread).
         let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
         for (n, answer) in answers.iter().enumerate() {
             let value = serde_json::to_vec(answer).unwrap();
