@@ -24,7 +24,9 @@ pub(crate) const SHARDS: usize = 256;
 /// module's doc). Iteration order is unspecified, as a `HashMap`'s.
 #[derive(Clone, Debug)]
 pub(crate) struct DigestMap<V> {
-    shards: Box<[Shard<V>]>,
+    /// Empty until the first insert (a map per named session, most of them small or empty,
+    /// costs nothing until then), then [`SHARDS`] tables.
+    shards: Vec<Shard<V>>,
     len: usize,
 }
 
@@ -33,7 +35,10 @@ type Shard<V> = HashMap<[u8; 32], V, DigestHash>;
 
 impl<V> Default for DigestMap<V> {
     fn default() -> Self {
-        DigestMap::with_capacity(0)
+        DigestMap {
+            shards: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -45,19 +50,31 @@ fn shard(digest: &[u8; 32]) -> usize {
 impl<V> DigestMap<V> {
     /// An empty map with room for about `capacity` digests (spread evenly over the tables).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut map = DigestMap::default();
+        // Below a few per table, room is made as entries come: 256 tables made ready for one
+        // each would cost more than they save.
+        if capacity >= 4 * SHARDS {
+            map.make_tables(capacity.div_ceil(SHARDS));
+        }
+        map
+    }
+
+    /// Makes the tables, with room for `each` digests in each.
+    fn make_tables(&mut self, each: usize) {
         // One seed for every table: the same digest hashes alike in all, which nothing relies
         // on, and seeding once costs less.
         let hash = DigestHash::default();
-        // Below a few per table, room is made as entries come: 256 tables made ready for one
-        // each would cost more than they save.
-        let each = match capacity >= 4 * SHARDS {
-            true => capacity.div_ceil(SHARDS),
-            false => 0,
-        };
-        let shards = (0..SHARDS)
+        self.shards = (0..SHARDS)
             .map(|_| HashMap::with_capacity_and_hasher(each, hash.clone()))
             .collect();
-        DigestMap { shards, len: 0 }
+    }
+
+    /// The table `digest` goes in, made first when there are none.
+    fn table_of(&mut self, digest: &[u8; 32]) -> &mut Shard<V> {
+        if self.shards.is_empty() {
+            self.make_tables(0);
+        }
+        &mut self.shards[shard(digest)]
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -69,16 +86,16 @@ impl<V> DigestMap<V> {
     }
 
     pub(crate) fn get(&self, digest: &[u8; 32]) -> Option<&V> {
-        self.shards[shard(digest)].get(digest)
+        self.shards.get(shard(digest))?.get(digest)
     }
 
     pub(crate) fn contains_key(&self, digest: &[u8; 32]) -> bool {
-        self.shards[shard(digest)].contains_key(digest)
+        self.shards.get(shard(digest)).is_some_and(|table| table.contains_key(digest))
     }
 
     /// Inserts `value` under `digest`, returning what it replaced.
     pub(crate) fn insert(&mut self, digest: [u8; 32], value: V) -> Option<V> {
-        let old = self.shards[shard(&digest)].insert(digest, value);
+        let old = self.table_of(&digest).insert(digest, value);
         if old.is_none() {
             self.len += 1;
         }
@@ -86,7 +103,7 @@ impl<V> DigestMap<V> {
     }
 
     pub(crate) fn remove(&mut self, digest: &[u8; 32]) -> Option<V> {
-        let old = self.shards[shard(digest)].remove(digest);
+        let old = self.shards.get_mut(shard(digest))?.remove(digest);
         if old.is_some() {
             self.len -= 1;
         }
@@ -95,6 +112,10 @@ impl<V> DigestMap<V> {
 
     /// The value under `digest`, `make`'s inserted there first when there is none.
     pub(crate) fn get_or_insert_with(&mut self, digest: [u8; 32], make: impl FnOnce() -> V) -> &mut V {
+        if self.shards.is_empty() {
+            self.make_tables(0);
+        }
+        // Not through `table_of`, which borrows the whole map: the count is changed beside it.
         match self.shards[shard(&digest)].entry(digest) {
             Entry::Occupied(found) => found.into_mut(),
             Entry::Vacant(vacant) => {
@@ -123,7 +144,7 @@ impl<V> IntoIterator for DigestMap<V> {
     type IntoIter = std::iter::Flatten<std::vec::IntoIter<Shard<V>>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.shards.into_vec().into_iter().flatten()
+        self.shards.into_iter().flatten()
     }
 }
 
@@ -217,6 +238,21 @@ mod tests {
         let rebuilt: DigestMap<u32> = map.clone().into_iter().collect();
         assert_eq!(rebuilt.len(), map.len());
         assert!(map.into_iter().all(|(d, v)| rebuilt.get(&d) == Some(&v)));
+    }
+
+    #[test]
+    fn an_empty_map_makes_no_tables_until_its_first_insert() {
+        let mut map: DigestMap<u32> = DigestMap::default();
+        assert!(map.shards.is_empty());
+        assert_eq!(map.get(&digest(1)), None);
+        assert_eq!((map.remove(&digest(1)), map.len()), (None, 0));
+        assert!(!map.contains_key(&digest(1)) && map.iter().next().is_none());
+        assert!(DigestMap::<u32>::with_capacity(100).shards.is_empty());
+        assert_eq!(*map.get_or_insert_with(digest(2), || 5), 5);
+        assert_eq!(map.shards.len(), SHARDS);
+        let mut other: DigestMap<u32> = DigestMap::default();
+        other.insert(digest(3), 6);
+        assert_eq!((other.len(), other.get(&digest(3))), (1, Some(&6)));
     }
 
     #[test]
