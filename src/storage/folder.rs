@@ -122,8 +122,8 @@ const OUTGROWN_FACTOR: u64 = 4;
 /// The bytes sled's files (its log and config, snapshots and `blobs/`) and the store's log take in
 /// the store at `dir`, and its replay pack's (what is current), when the first are more than four
 /// times the pack's and 32 MiB besides: a store recorded again session after session, whose log
-/// keeps every answer replaced (and sled the room of the answers it held). `None` otherwise, or when
-/// the sizes cannot be read.
+/// keeps every answer replaced (and sled the room of the answers it held). `None` otherwise, or
+/// when the sizes cannot be read.
 pub(crate) fn outgrown(dir: &Path) -> Option<(u64, u64)> {
     use crate::storage::closed::{SLED_FILES, SNAPSHOT_PREFIX};
     let pack = std::fs::metadata(dir.join(crate::storage::snapshot::PACK_FILE)).ok()?.len();

@@ -13,10 +13,10 @@
 //!
 //! When the store is opened, records newer than the store's write counter are applied to the
 //! store's log in order and flushed, and the journal is emptied. The records at or below that
-//! counter (the log holds them already) are passed over by their framing, without reading
-//! their values or checking their checksums: a session killed under load leaves tens of
-//! megabytes of them, and the open must not cost what reading them would. It is also emptied whenever a flush of sled
-//! covers everything in it (end of session, import). In a long session, every [`COMPACT_AT`]
+//! counter (the log holds them already) are passed over by their framing, without reading their
+//! values or checking their checksums: a session killed under load leaves tens of megabytes of
+//! them, and the open must not cost what reading them would. It is also emptied whenever a flush of
+//! sled covers everything in it (end of session, import). In a long session, every [`COMPACT_AT`]
 //! bytes, it is sealed: renamed aside (a name starting with [`SEALED_PREFIX`]) and started anew,
 //! which takes a moment under the store's lock; the sled flush that makes the sealed records
 //! redundant runs outside it, and deletes the sealed file when done. Opening a store reads the

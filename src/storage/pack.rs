@@ -8,14 +8,14 @@
 //! read (one `pread`) and prepared the first time it is asked for, then served from memory.
 //!
 //! The pack is derived data, never the source of truth. It carries the store's write counter and
-//! match rules and is used only while both still match the store; otherwise the process that
-//! opens the store (holding its lock) writes a new one, in a temporary file renamed into place
-//! (only if no write came in meanwhile). Recording sessions and `import` write it when they end,
-//! and the store deletes it before the first write after that (`Store::before_write`); `storage::snapshot` holds that lifecycle, this file only the codec, so a
-//! crash cannot leave a pack that matches a store it does not describe. Any process may read a
-//! pack while another replaces it. A pack that fails its checks (checksum,
-//! bounds, version) is rebuilt; one that cannot be written (read-only directory, full disk) is
-//! logged and replay falls back to reading the store directly.
+//! match rules and is used only while both still match the store; otherwise the process that opens
+//! the store (holding its lock) writes a new one, in a temporary file renamed into place (only if
+//! no write came in meanwhile). Recording sessions and `import` write it when they end, and the
+//! store deletes it before the first write after that (`Store::before_write`); `storage::snapshot`
+//! holds that lifecycle, this file only the codec, so a crash cannot leave a pack that matches a
+//! store it does not describe. Any process may read a pack while another replaces it. A pack that
+//! fails its checks (checksum, bounds, version) is rebuilt; one that cannot be written (read-only
+//! directory, full disk) is logged and replay falls back to reading the store directly.
 //!
 //! Layout: the entries' bytes, then the index, then a 56-byte footer: index offset and length
 //! (u64 little-endian), SHA-256 of the index, and the magic `IMSVPK01`. The index (little-endian)
