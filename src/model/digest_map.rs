@@ -136,7 +136,6 @@ impl<V> DigestMap<V> {
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.shards.iter_mut().flat_map(HashMap::values_mut)
     }
-
 }
 
 impl<V> IntoIterator for DigestMap<V> {

@@ -154,11 +154,9 @@ impl LogFile {
     /// the last sync a slice at a time (see `sliced_io.rs`): for a thread in the idle class, so
     /// that no one system call of its holds the CPU for long.
     pub fn sync_in_slices(&self) -> std::io::Result<()> {
-        let len = self.size()?;
-        crate::storage::sliced_io::write_back(&self.file, self.synced.load(Ordering::SeqCst), len)?;
-        self.file.sync_data()?;
-        self.synced.fetch_max(len, Ordering::SeqCst);
-        Ok(())
+        let from = self.synced.load(Ordering::SeqCst);
+        crate::storage::sliced_io::write_back(&self.file, from, self.size()?)?;
+        self.sync()
     }
 
     /// Empties the log (once sled holds what it held) and syncs that.

@@ -30,13 +30,13 @@ pub(crate) use log::Log as LogState;
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use import::Imported;
 
-use crate::model::digest_map::DigestMap;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::model::digest_map::DigestMap;
 use crate::model::interaction::{Encoded, Interaction};
 use crate::model::recording::Recording;
 use crate::storage::folder;
@@ -454,9 +454,9 @@ impl Store {
     }
 
     /// Counts a write once its journal record is written or staged (see `commit.rs`), before
-    /// sled has it (readers that need
-    /// every counted write applied take the session lock, see [`Store::settled_generation`]):
-    /// taking the session lock's contents proves the caller holds it.
+    /// sled has it (readers that need every counted write applied take the session lock, see
+    /// [`Store::settled_generation`]): taking the session lock's contents proves the caller
+    /// holds it.
     fn count_write(&self, _session: &mut Session) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
     }

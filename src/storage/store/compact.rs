@@ -177,10 +177,9 @@ impl Store {
 /// sealed it nor any other waits. The heavy parts (the log's sync: the kernel writes its pages
 /// back in the caller's thread; deleting tens of megabytes of journal) run on a thread at the
 /// lowest priority ([`in_background`]), a slice at a time, so they take little CPU from
-/// requests and never for long; sled's part runs at
-/// the server's (sled starts its I/O threads from whichever thread hands them work, and they
-/// would keep the idle class). When any part fails, the sealed journal is kept: the next open
-/// applies it.
+/// requests and never for long; sled's part runs at the server's (sled starts its I/O threads
+/// from whichever thread hands them work, and they would keep the idle class). When any part
+/// fails, the sealed journal is kept: the next open applies it.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
     (generation, log_end): (u64, LogEnd),
@@ -275,10 +274,10 @@ pub(super) fn in_background<T: Send + 'static>(
 /// still lost the CPU to it for milliseconds at a time (docs/performance-history.md). Under the
 /// kernel's EEVDF scheduler the class alone is not enough either: it still hands such a thread
 /// the rest of a tick (4 ms at 250 Hz) now and then, so its work is cut into short system calls
-/// that sleep in between (`storage/sliced_io.rs`). The class
-/// cannot be left without privileges, and such a thread on a CPU other processes keep busy can wait
-/// long for its turn: nothing waits for it but [`Store::flush`], which first does what the
-/// compaction was doing itself, at its own priority.
+/// that sleep in between (`storage/sliced_io.rs`). The class cannot be left without privileges,
+/// and such a thread on a CPU other processes keep busy can wait long for its turn: nothing
+/// waits for it but [`Store::flush`], which first does what the compaction was doing itself, at
+/// its own priority.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -305,8 +304,8 @@ pub(super) fn remove_sealed_upto(dir: &Path, generation: u64) {
     }
 }
 
-/// Deletes a sealed journal; one already gone is fine, a failure only costs the next open a
-/// read of records it skips.
+/// Deletes a sealed journal; one already gone is fine, and one left by a failure is deleted
+/// unread by the next open (the flush that came first covers it).
 fn remove(path: &Path) {
     deleted(path, std::fs::remove_file(path));
 }
