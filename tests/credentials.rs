@@ -1298,3 +1298,217 @@ async fn credentials_in_latin1_json_and_url_passwords_holding_a_slash_never_reac
         );
     }
 }
+
+/// A credential the request carries in a header (or a body field, or a named parameter) that it
+/// also puts where no rule names a credential (a path segment, an ordinary query value) is
+/// masked wherever the request is shown: the record log, a replay miss's `599`, the misses the
+/// control API lists, the exit summary, a `502`'s message and its log line. Nothing of such a
+/// request is stored, and the gap of an answer that handed out an access key the request's
+/// path holds is not stored either. Bytes are scanned for each secret, raw and
+/// percent-encoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_repeated_in_the_path_or_an_ordinary_parameter_is_masked_everywhere_shown() {
+    use base64::Engine as _;
+    const TOKEN: &str = "Zq81tokq+Xkkk/v9";
+    const COOKIE: &str = "Zq81cookieXkkkv9";
+    const PASSWORD: &str = "Zq81basicpwXkkv9";
+    const BODY_PASSWORD: &str = "Zq81bodypwXkkkv9";
+    const NAMED: &str = "Zq81namedtokXkv9";
+    const ACCESS: &str = "HPUAZQ81IAMAKXXXXXXX";
+    let dir = tempfile::tempdir().unwrap();
+    let encoded = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let plain = canned_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"id\":\"x\"}\n"
+            .to_vec(),
+    )
+    .await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("bob:{PASSWORD}"));
+    let basic = format!("Basic {basic}");
+    let cookie = format!("sid={COOKIE}");
+    let json = ("content-type", "application/json");
+    let body = format!(r#"{{"auth":{{"password":"{BODY_PASSWORD}"}}}}"#);
+    // Each: the request's headers, its target, its body.
+    let requests: Vec<(Vec<Header>, String, &[u8])> = vec![
+        (
+            vec![("x-auth-token", TOKEN)],
+            format!("/v2/images?name={}", encoded(TOKEN)),
+            b"",
+        ),
+        (
+            vec![("x-auth-token", TOKEN)],
+            format!("/v2/images/{}", encoded(TOKEN)),
+            b"",
+        ),
+        (
+            vec![("cookie", &cookie)],
+            format!("/v2/images?marker={COOKIE}"),
+            b"",
+        ),
+        (
+            vec![("authorization", &basic)],
+            format!("/v2/images/{PASSWORD}"),
+            b"",
+        ),
+        (
+            vec![json],
+            format!("/v2/images?x={BODY_PASSWORD}"),
+            body.as_bytes(),
+        ),
+        (
+            vec![],
+            format!("/v2/images?token={NAMED}&name={NAMED}"),
+            b"",
+        ),
+    ];
+    let record = [
+        "record",
+        "--upstream",
+        &plain,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start_with_env(&record, dir.path(), &[("RUST_LOG", "debug")]);
+    for (headers, target, body) in &requests {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let reply = send(method, &format!("{}{target}", proxy.uri), headers, body).await;
+        assert_eq!(reply.status, 200, "{target}: {reply:?}");
+        assert_ne!(
+            reply.header("x-ims-vcr"),
+            Some("recorded"),
+            "{target}: {reply:?}"
+        );
+    }
+    let mut shown = vec![proxy.log()];
+    let (status, log) = stopped(proxy);
+    assert!(status.success(), "{log}");
+    shown.push(log);
+
+    // The gap of an answer handing out the access key the request's path names.
+    let access_answer = format!(r#"{{"credential":{{"access":"{ACCESS}","status":"active"}}}}"#);
+    let keyed = canned_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{access_answer}",
+            access_answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let record = [
+        "record",
+        "--upstream",
+        &keyed,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start_with_env(&record, dir.path(), &[("RUST_LOG", "debug")]);
+    let url = format!("{}/v3.0/OS-CREDENTIAL/credentials/{ACCESS}", proxy.uri);
+    let reply = send("GET", &url, &[("x-auth-token", "another-token-77")], b"").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let (status, log) = stopped(proxy);
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("nothing stored in the refused answer's place"),
+        "{log}"
+    );
+    shown.push(log);
+
+    // Replay: each request is a miss, shown masked.
+    let replay = ["replay", "--store", "store", "--listen", "0"];
+    let proxy = Running::start_with_env(&replay, dir.path(), &[("RUST_LOG", "debug")]);
+    for (headers, target, body) in &requests {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let reply = send(method, &format!("{}{target}", proxy.uri), headers, body).await;
+        assert_eq!(
+            reply.header("x-ims-vcr"),
+            Some("miss"),
+            "{target}: {reply:?}"
+        );
+        assert!(
+            reply.text().contains("REDACTED"),
+            "{target}: {}",
+            reply.text()
+        );
+        shown.push(reply.text());
+    }
+    shown.push(
+        send("GET", &format!("{}/__ims-vcr/misses", proxy.uri), &[], b"")
+            .await
+            .text(),
+    );
+    let (status, log) = stopped(proxy);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("miss"), "{log}");
+    shown.push(log);
+
+    // A 502: the upstream gone (a port just closed), its URL in the message.
+    let gone = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let passthrough = ["passthrough", "--upstream", &gone, "--listen", "0"];
+    let proxy = Running::start_with_env(&passthrough, dir.path(), &[("RUST_LOG", "debug")]);
+    let target = format!("/v2/images/{}?name={}", encoded(TOKEN), encoded(TOKEN));
+    let reply = send(
+        "GET",
+        &format!("{}{target}", proxy.uri),
+        &[("x-auth-token", TOKEN)],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 502, "{reply:?}");
+    assert!(reply.text().contains("REDACTED"), "{}", reply.text());
+    shown.push(reply.text());
+    let (_, log) = stopped(proxy);
+    shown.push(log);
+    let record = [
+        "record",
+        "--upstream",
+        &gone,
+        "--listen",
+        "0",
+        "--store",
+        "store2",
+    ];
+    let proxy = Running::start_with_env(&record, dir.path(), &[("RUST_LOG", "debug")]);
+    let target = format!("/v2/images/{}", encoded(TOKEN));
+    let reply = send(
+        "GET",
+        &format!("{}{target}", proxy.uri),
+        &[("x-auth-token", TOKEN)],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 502, "{reply:?}");
+    shown.push(reply.text());
+    let (_, log) = stopped(proxy);
+    assert!(log.contains("upstream failed"), "{log}");
+    shown.push(log);
+
+    for secret in [TOKEN, COOKIE, PASSWORD, BODY_PASSWORD, NAMED, ACCESS] {
+        for form in [
+            secret.to_owned(),
+            encoded(secret),
+            encoded(secret).to_lowercase(),
+        ] {
+            for place in ["store", "store2"] {
+                let hits = files_containing(&dir.path().join(place), form.as_bytes());
+                assert!(hits.is_empty(), "{form:?} found in {hits:?}");
+            }
+            for text in &shown {
+                assert!(!text.contains(&form), "{form} shown:\n{text}");
+            }
+        }
+    }
+}
+
+/// SIGTERM, then the exit status and the whole log (the exit summary included).
+fn stopped(proxy: Running) -> (std::process::ExitStatus, String) {
+    proxy.signal("-TERM");
+    proxy.wait_with_log()
+}

@@ -166,18 +166,31 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         "{replayed}"
     );
     assert!(!replayed.contains("https://127.0.0.1"), "{replayed}");
-    // An HTTP/1.0 client sending no `Host`, or an empty one, gets the links of the listener it
-    // reached.
+    // A client sending no usable `Host` (none, an empty one, one that is not `host[:port]`),
+    // HTTP/1.0 or 1.1, gets the links of the listener it reached; user information in the
+    // authority it used is never repeated in a link.
+    let port = replay.address().port();
     for request in [
-        "GET /v2 HTTP/1.0\r\n\r\n",
-        "GET /v2 HTTP/1.0\r\nHost:\r\n\r\n",
+        "GET /v2 HTTP/1.0\r\n\r\n".to_owned(),
+        "GET /v2 HTTP/1.0\r\nHost:\r\n\r\n".to_owned(),
+        "GET /v2 HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /v2 HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /v2 HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n".to_owned(),
+        format!("GET /v2 HTTP/1.1\r\nHost: 127.0.0.1:{port}:99\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET /v2 HTTP/1.1\r\nHost: alice:hunter2@127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "GET http://alice:hunter2@127.0.0.1:{port}/v2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
     ] {
         let answer = raw_exchange(replay.address(), request.as_bytes()).await;
         assert!(
             answer.contains(&format!("{}/v2/", replay.uri())),
-            "{answer}"
+            "{request}: {answer}"
         );
-        assert!(!answer.contains("https://127.0.0.1"), "{answer}");
+        assert!(!answer.contains("https://127.0.0.1"), "{request}: {answer}");
+        assert!(!answer.contains("hunter2"), "{request}: {answer}");
     }
 }
 

@@ -307,16 +307,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
                 .collect()
         };
     let request_headers = raw_headers(&request["headers"], "request")?;
-    let mut map = hyper::HeaderMap::new();
-    for (n, v) in &request_headers {
-        if let (Ok(n), Ok(v)) = (
-            hyper::header::HeaderName::from_bytes(n.as_bytes()),
-            hyper::header::HeaderValue::from_str(v),
-        ) {
-            map.append(n, v);
-        }
-    }
-    let needles = credential_needles(&map);
+    let mut needles = credential_needles(&header_map(&request_headers));
     let keep_request = |n: &str| {
         !n.starts_with(':') && !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
     };
@@ -358,6 +349,10 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         }
     }
     let all_response_headers = raw_headers(&response["headers"], "response")?;
+    // What the answer handed out in its credential headers (`X-Subject-Token`, `Set-Cookie`)
+    // is looked for in the rest of the entry, as when recording live: a token echoed in the
+    // answer's body refuses the entry.
+    needles.extend(credential_needles(&header_map(&all_response_headers)));
     // The `Content-Encoding` is left out below, so bytes still encoded under it would be served
     // as they are, and the leak gate could not read inside them.
     crate::formats::validate::check_decoded_har(&all_response_headers, &body)
@@ -439,6 +434,21 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
     Ok((interaction, needles))
 }
 
+/// An entry's headers (lower-case names) as a header map, for [`credential_needles`]; a pair
+/// that is no header (refused earlier by the checks of names and values) is left out.
+fn header_map(pairs: &[(String, String)]) -> hyper::HeaderMap {
+    let mut map = hyper::HeaderMap::new();
+    for (n, v) in pairs {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(n.as_bytes()),
+            hyper::header::HeaderValue::from_str(v),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,6 +507,34 @@ mod tests {
             err.contains("a.har") && err.contains("log.entries[0]") && err.contains("x-auth-token"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_har_whose_answer_body_echoes_a_token_the_answer_handed_out_is_refused() {
+        for (name, value, echoed) in [
+            ("X-Subject-Token", "subject-token-4242", "subject-token-4242"),
+            ("Set-Cookie", "sid=cookie-secret-4343; Path=/", "cookie-secret-4343"),
+            ("Set-Cookie", "a=1, sid=folded-secret-4444; Path=/", "folded-secret-4444"),
+        ] {
+            let mut har: Value =
+                serde_json::from_slice(&har_with(json!([]), &format!(r#"{{"echo":"{echoed}"}}"#)))
+                    .unwrap();
+            let headers = har["log"]["entries"][0]["response"]["headers"].as_array_mut().unwrap();
+            headers.push(json!({"name": name, "value": value}));
+            let err = from_har(
+                Path::new("a.har"),
+                har.to_string().as_bytes(),
+                &MatchRules::default(),
+                None,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("log.entries[0]") && err.contains(&name.to_ascii_lowercase()),
+                "{name}: {err}"
+            );
+            assert!(!err.contains(echoed), "{err}");
+        }
     }
 
     #[test]

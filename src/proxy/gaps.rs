@@ -91,13 +91,19 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         // And what the refused exchange holds, its answer included: a secret the answer handed
-        // back (a credential's blob) that the request also holds unmasked stores no gap.
-        if let Some((_, found)) = crate::secrets::exposure::mask_credentials(refused, None) {
+        // back (a credential's blob, the access key id of a `credential` object) that the
+        // request also holds unmasked (`GET /v3.0/OS-CREDENTIAL/credentials/{access}`) stores no
+        // gap.
+        let exchange = crate::secrets::exposure::mask_credentials(refused, Some(&recorder.pseudonyms));
+        if let Some((_, found)) = exchange {
             needles.extend(found);
         }
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
-        let line = key.request_line();
+        // The request line as the log may show it: those secrets masked wherever they are.
+        let shown = crate::secrets::shown::Shown::of_values(needles.iter().map(|n| n.value.clone()));
+        let line = shown.text(key.request_line());
+        let line = line.as_ref();
         let passed = match gate.pass(&gap, needles) {
             Ok(passed) => passed,
             Err(again) => {

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod control;
+mod failure;
 pub mod gaps;
 mod keys;
 mod passthrough;
@@ -272,7 +273,7 @@ impl Proxy {
             if !hyper::body::Body::is_end_stream(&body) {
                 closing(&mut response, parts.version);
             }
-            return Ok(self.log(&parts, started, response, Outcome::Error, None));
+            return Ok(self.log(&parts, &[], started, response, Outcome::Error, None));
         }
         // The session, and the attempt of it the request comes in, before its body is read: a
         // session stopped while an upload streams must not count it in its next attempt. The
@@ -288,7 +289,9 @@ impl Proxy {
         } else {
             match Box::pin(self.read_body(body, parts.version)).await {
                 Ok(body) => body,
-                Err(response) => return Ok(self.log(&parts, started, response, Outcome::Error, None)),
+                Err(response) => {
+                    return Ok(self.log(&parts, &[], started, response, Outcome::Error, None));
+                }
             }
         };
         if parts.uri.path().starts_with(CONTROL_PREFIX) {
@@ -299,11 +302,11 @@ impl Proxy {
                 self.tapes.until_indexed().await;
                 if let Some(why) = self.tapes.indexing_failure() {
                     let response = unreadable_response(why, json!({}));
-                    return Ok(self.log(&parts, started, response, Outcome::Control, None));
+                    return Ok(self.log(&parts, &body, started, response, Outcome::Control, None));
                 }
             }
             let response = crate::proxy::control::handle(self, &parts, &body, peer);
-            return Ok(self.log(&parts, started, response, Outcome::Control, None));
+            return Ok(self.log(&parts, &body, started, response, Outcome::Control, None));
         }
         // A new session must make folders Windows can; one read from an older folder goes on
         // (asked once the store's index is built: reading it before would block this thread).
@@ -315,7 +318,7 @@ impl Proxy {
                 let why = format!("{}: {why}", crate::model::session::SESSION_HEADER);
                 let response =
                     error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &why, json!({}));
-                return Ok(self.log(&parts, started, response, Outcome::Error, None));
+                return Ok(self.log(&parts, &body, started, response, Outcome::Error, None));
             }
         }
         let session = match &session {
@@ -323,13 +326,13 @@ impl Proxy {
             Err(why) => {
                 let response =
                     error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", why, json!({}));
-                return Ok(self.log(&parts, started, response, Outcome::Error, None));
+                return Ok(self.log(&parts, &body, started, response, Outcome::Error, None));
             }
         };
         match self.settings.realism.next_fault() {
             Some(FaultKind::Reset) => {
                 self.stats.faults.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(method = %parts.method, path = %crate::model::credentials::shown_path(parts.uri.path()), "fault injected: connection reset");
+                tracing::info!(method = %parts.method, path = %responses::shown_path(&parts, &body, None), "fault injected: connection reset");
                 return Err(ResetConnection);
             }
             Some(FaultKind::Unavailable) => {
@@ -344,12 +347,13 @@ impl Proxy {
                 response
                     .headers_mut()
                     .insert(OUTCOME_HEADER, Outcome::Fault.header_value());
-                return Ok(self.log(&parts, started, response, Outcome::Fault, None));
+                return Ok(self.log(&parts, &body, started, response, Outcome::Fault, None));
             }
             None => {}
         }
-        let (response, outcome) = self.answer(mode, &parts, body, session).await;
-        Ok(self.log(&parts, started, response, outcome, session))
+        // A clone (a count, not a copy; nothing for a request without a body) for the log line.
+        let (response, outcome) = self.answer(mode, &parts, body.clone(), session).await;
+        Ok(self.log(&parts, &body, started, response, outcome, session))
     }
 
     /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413). A body
@@ -416,6 +420,7 @@ impl Proxy {
     fn log(
         &self,
         parts: &Parts,
+        body: &[u8],
         started: Option<Instant>,
         response: Response<Full<Bytes>>,
         outcome: Outcome,
@@ -438,7 +443,7 @@ impl Proxy {
         tracing::debug!(
             mode = self.mode().as_str(),
             method = %parts.method,
-            path = %crate::model::credentials::shown_path(parts.uri.path()),
+            path = %responses::shown_path(parts, body, Some(&response)),
             status = response.status().as_u16(),
             outcome = outcome.as_str(),
             ms = format_args!(
@@ -474,7 +479,7 @@ impl Proxy {
         // and counts for nothing in the session.
         if skip_of(parts) {
             return match (mode, &self.recorder) {
-                (Mode::Replay, _) | (_, None) => (skipped_in_replay(parts), Outcome::Error),
+                (Mode::Replay, _) | (_, None) => (skipped_in_replay(parts, &body), Outcome::Error),
                 (_, Some(recorder)) => {
                     Box::pin(self.forward_unstored(recorder, parts, body, &key)).await
                 }
@@ -559,17 +564,26 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
     }
 }
 
-/// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`), when
-/// it is a valid authority.
+/// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`, or
+/// an absolute-form target's), when it is a valid authority; without its user information
+/// (`http://user:password@proxy/…`), which served links never repeat.
 fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
-    match parts.uri.authority() {
-        Some(authority) => Some(authority.clone()),
+    let authority: hyper::http::uri::Authority = match parts.uri.authority() {
+        Some(authority) => authority.clone(),
         None => parts
             .headers
             .get(hyper::header::HOST)?
             .to_str()
             .ok()?
+            .trim()
             .parse()
-            .ok(),
+            .ok()?,
+    };
+    if !authority.as_str().contains('@') {
+        return Some(authority);
+    }
+    match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()).parse().ok(),
+        None => authority.host().parse().ok(),
     }
 }

@@ -4,7 +4,7 @@
 //! or answer body parsed, no recording time, no stable request id, no leak-gate needles.
 
 use super::*;
-use super::record::Failure;
+use super::failure::Failure;
 
 impl Proxy {
     /// Forwards one request in passthrough mode and relays the answer (`forwarded`), or the
@@ -17,21 +17,22 @@ impl Proxy {
     ) -> (Response<Full<Bytes>>, Outcome) {
         let Some(route) = recorder.routes.route(parts.uri.path()) else {
             // The no-route answer, exactly as every forwarding mode gives it.
-            let failure = Failure::no_route(&recorder.routes, parts.uri.path());
+            let failure = Failure::no_route(&recorder.routes, parts, &body);
             return (failure.to_response(), Outcome::UpstreamError);
         };
         let upstream = route.upstream();
         if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts, &body) {
             return (refused.to_response(), refused.outcome);
         }
-        let live = match upstream.relay(parts, body, false).await {
+        // A clone (a count, not a copy) kept for the `502`'s message, which masks what it holds.
+        let live = match upstream.relay(parts, body.clone(), false).await {
             Ok(live) => {
                 self.metrics.upstream(live.latency);
                 live
             }
             Err(e) => {
-                tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
-                return (Failure::upstream(&e).to_response(), Outcome::UpstreamError);
+                let failure = Failure::upstream(&e, parts, &body);
+                return (failure.to_response(), Outcome::UpstreamError);
             }
         };
         // The origins the answer may mention, in the order record mode lists them: the route's

@@ -167,7 +167,8 @@ impl Proxy {
             "replay miss: this answer of the request was refused when it was recorded (the leak \
              gate or redaction); serving its 599 IMS_VCR.NOT_RECORDED"
         );
-        self.count_miss(parts, key, &[], &[]);
+        // The key is a stored request's (it matched one), which the leak gate let through.
+        self.count_miss(parts, key, (key.canonical(), key.request_line()), &[], &[]);
         let mut response = self.serve(prepared, parts, Outcome::Miss);
         // 599 has no standard reason phrase: the one a miss has.
         let reason = hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes());
@@ -176,11 +177,20 @@ impl Proxy {
     }
 
     /// Counts a miss of `key` (and its session's), keeping its nearest recordings and how it
-    /// differs from the first; returns how many times it was missed.
-    fn count_miss(&self, parts: &Parts, key: &RequestKey, nearest: &[String], differences: &[Value]) -> u64 {
+    /// differs from the first; returns how many times it was missed. `shown` is the key's
+    /// canonical form and request line as they may be shown (the request's credentials masked,
+    /// `secrets::shown`): what the misses list, the exit summary and the session's verdict name.
+    fn count_miss(
+        &self,
+        parts: &Parts,
+        key: &RequestKey,
+        (canonical, line): (&str, &str),
+        nearest: &[String],
+        differences: &[Value],
+    ) -> u64 {
         if let Some(session) = key.session() {
             let attempt = crate::proxy::sessions::attempt_of(parts);
-            self.sessions.answered(session, attempt, Outcome::Miss, key.request_line());
+            self.sessions.answered(session, attempt, Outcome::Miss, line);
         }
         let mut misses = self
             .stats
@@ -190,14 +200,14 @@ impl Proxy {
         // Every miss is counted, but only the first MAX_TRACKED_MISSES distinct requests
         // are kept: a client asking for random paths must not grow memory (or the exit
         // summary) without bound.
-        if let Some(miss) = misses.get_mut(key.canonical()) {
+        if let Some(miss) = misses.get_mut(canonical) {
             miss.count += 1;
             miss.count
         } else if misses.len() < MAX_TRACKED_MISSES {
             misses.insert(
-                key.canonical().to_owned(),
+                canonical.to_owned(),
                 Miss {
-                    request: key.canonical().to_owned(),
+                    request: canonical.to_owned(),
                     session: key.session().map(str::to_owned),
                     count: 1,
                     nearest: nearest.to_vec(),
@@ -221,21 +231,26 @@ impl Proxy {
         let crate::replay::miss::Neighbours { nearest, elsewhere } =
             self.tapes.neighbours(key, 3, !exhausted).await;
         let lines: Vec<String> = nearest.iter().map(|t| t.line().to_owned()).collect();
-        let differences = nearest
+        // The request as it may be shown: a credential it carries (a token in a path segment,
+        // a cookie in a query value) masked wherever it is.
+        let shown = crate::secrets::shown::Shown::of(parts, body);
+        let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
+        let mut differences = nearest
             .first()
             .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
             .unwrap_or_default();
-        tracing::warn!(request = key.request_line(), session = key.session(), nearest = ?lines, "replay miss: no recording matches");
-        let entry = self.count_miss(parts, key, &lines, &differences);
+        differences.iter_mut().for_each(|d| shown.json(d));
+        tracing::warn!(request = %line, session = key.session(), nearest = ?lines, "replay miss: no recording matches");
+        let entry = self.count_miss(parts, key, (&canonical, &line), &lines, &differences);
         let msg = if exhausted {
             format!(
                 "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",
-                key.request_line()
+                line
             )
         } else if elsewhere.is_empty() {
             format!(
                 "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
-                key.request_line()
+                line
             )
         } else {
             let named: Vec<String> = elsewhere
@@ -247,7 +262,7 @@ impl Proxy {
                 .collect();
             format!(
                 "ims-vcr has no recording for {} in {}; it is recorded in {}: send the session it was recorded in",
-                key.request_line(),
+                line,
                 key.session()
                     .map_or("the default session".to_owned(), |s| format!("session {s:?}")),
                 named.join(", ")
@@ -255,7 +270,7 @@ impl Proxy {
         };
         let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
         let details = json!({
-            "request": key.canonical(),
+            "request": canonical,
             "reason": if exhausted { "sequence-exhausted" } else { "not-recorded" },
             "nearest": lines,
             "diff": differences,

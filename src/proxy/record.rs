@@ -4,8 +4,9 @@
 
 use super::*;
 use hyper::header::HeaderMap;
-use crate::net::upstream::{Upstream, UpstreamError};
 use crate::secrets::gate::Refusal;
+use crate::secrets::shown::Shown;
+use super::failure::Failure;
 
 /// Forwarding state: where answers come from and where they go.
 pub(crate) struct Recorder {
@@ -59,6 +60,9 @@ pub(crate) struct Delivered {
     pub(super) prepared: Prepared,
     /// The answer's position among its request's stored answers, when it was stored.
     pub(super) stored: Option<u32>,
+    /// The exchange's credential values when the leak gate refused it (a secret its answer
+    /// handed out is in the request's path): the request's log line masks them too.
+    pub(super) refused: Option<Arc<Shown>>,
 }
 
 impl Delivered {
@@ -103,174 +107,6 @@ impl Coalesced {
             _ => Coalesced::NotStored,
         }
     }
-}
-
-/// A forwarding failure, kept as data until it is rendered as the client's `502`.
-#[derive(Clone, Debug)]
-pub(crate) struct Failure {
-    pub(super) status: StatusCode,
-    /// How the metrics and `x-ims-vcr` count it: `upstream-error`, or `error` for a request the
-    /// proxy refused to forward.
-    pub(super) outcome: Outcome,
-    pub(super) code: &'static str,
-    pub(super) message: String,
-    pub(super) details: Value,
-}
-
-impl Failure {
-    /// The `502` for an upstream that gave no usable answer.
-    pub(super) fn upstream(e: &UpstreamError) -> Failure {
-        Failure {
-            status: StatusCode::BAD_GATEWAY,
-            outcome: Outcome::UpstreamError,
-            code: "IMS_VCR.UPSTREAM",
-            message: e.to_string(),
-            details: json!({ "kind": e.kind() }),
-        }
-    }
-
-    /// The `502` for a live answer that cannot be served again as it came.
-    pub(super) fn invalid_answer(why: &str) -> Failure {
-        Failure {
-            status: StatusCode::BAD_GATEWAY,
-            outcome: Outcome::UpstreamError,
-            code: "IMS_VCR.UPSTREAM",
-            message: format!("upstream answer cannot be replayed: {why}"),
-            details: json!({ "kind": "invalid-answer" }),
-        }
-    }
-
-    /// The `502` for a path under none of the proxy's routes, naming them; logged, as it is a
-    /// set-up problem rather than an upstream's.
-    pub(super) fn no_route(routes: &Routes, path: &str) -> Failure {
-        let path = crate::model::credentials::shown_path(path);
-        let message = format!(
-            "no route for {path}: the proxy forwards only paths under its routes ({}); add \
-             --route PREFIX=URL (or --upstream URL for every other path)",
-            routes.describe()
-        );
-        tracing::warn!("{message}");
-        let listed: Vec<Value> = routes
-            .iter()
-            .map(|r| json!({"prefix": r.prefix(), "upstream": r.upstream().origin()}))
-            .collect();
-        Failure {
-            status: StatusCode::BAD_GATEWAY,
-            outcome: Outcome::UpstreamError,
-            code: "IMS_VCR.NO_ROUTE",
-            message,
-            details: json!({ "kind": "no-route", "routes": listed }),
-        }
-    }
-
-
-    /// The `403` for a request the proxy would sign with its own AK/SK that a web page could
-    /// have sent (see [`crate::proxy::browser::signing_safe`]); logged, as the user should
-    /// learn that a page tried, or that the client names the proxy in a way it refuses.
-    pub(super) fn browser(why: String) -> Failure {
-        tracing::warn!("{why}");
-        Failure {
-            status: StatusCode::FORBIDDEN,
-            outcome: Outcome::Error,
-            code: "IMS_VCR.FORBIDDEN",
-            message: why,
-            details: json!({ "kind": "browser-request" }),
-        }
-    }
-
-    /// The `502` for a request carrying the placeholder token replay hands out for a recorded
-    /// sign-in (`where_` names where: a header, a query parameter, a body field). The upstream
-    /// would refuse it, and in `auto` or `record` that refusal would be stored as the request's
-    /// answer and replayed from then on. So it is not forwarded, and the message says what to
-    /// do in any mode: the client needs a live token.
-    fn placeholder(where_: &str) -> Failure {
-        use crate::model::headers::PLACEHOLDER_TOKEN;
-        let message = format!(
-            "not forwarded: {where_} carries {PLACEHOLDER_TOKEN}, the token replay serves in \
-             place of a recorded sign-in's token, which the upstream would refuse (in record \
-             and auto mode its 401 would be stored as this request's answer). The client needs \
-             a live token: let its sign-in reach the upstream (record mode forwards every \
-             sign-in; auto replays one that is recorded), and do not reuse a token a replay \
-             handed out"
-        );
-        tracing::warn!("{message}");
-        Failure {
-            status: StatusCode::BAD_GATEWAY,
-            outcome: Outcome::Error,
-            code: "IMS_VCR.PLACEHOLDER_TOKEN",
-            message,
-            details: json!({ "kind": "placeholder-token", "where": where_ }),
-        }
-    }
-
-    /// A request the proxy must not forward to `upstream` as it stands, if it is one: one
-    /// carrying the placeholder token as a credential, or, when the proxy signs with its own
-    /// AK/SK, one a web page could have sent.
-    pub(super) fn refusing(
-        proxy: &Proxy,
-        routes: &Routes,
-        upstream: &Upstream,
-        parts: &Parts,
-        body: &[u8],
-    ) -> Option<Failure> {
-        if let Some(where_) = placeholder_in(parts, body) {
-            return Some(Failure::placeholder(&where_));
-        }
-        if !upstream.signs() {
-            return None;
-        }
-        let hosts = routes.iter().map(|r| r.upstream().host());
-        crate::proxy::browser::signing_safe(parts, proxy.settings.loopback_listener, hosts)
-            .err()
-            .map(Failure::browser)
-    }
-
-    pub(super) fn to_response(&self) -> Response<Full<Bytes>> {
-        let mut response =
-            error_response(self.status, self.code, &self.message, self.details.clone());
-        response
-            .headers_mut()
-            .insert(OUTCOME_HEADER, self.outcome.header_value());
-        response
-    }
-}
-
-/// Where a request carries the placeholder token as a credential, if it does: a credential
-/// header, or a credential query parameter or body field (a Keystone token sign-in's
-/// `token.id`). Mentioned elsewhere (a note, a description) it is only text. The query and body
-/// are read only when the placeholder's bytes are in them at all.
-fn placeholder_in(parts: &Parts, body: &[u8]) -> Option<String> {
-    use crate::model::headers::PLACEHOLDER_TOKEN;
-    let holds = |bytes: &[u8]| memchr::memmem::find(bytes, PLACEHOLDER_TOKEN.as_bytes()).is_some();
-    if let Some((name, _)) = parts
-        .headers
-        .iter()
-        .find(|(name, value)| is_credential(name.as_str()) && holds(value.as_bytes()))
-    {
-        return Some(format!("header {name}"));
-    }
-    let in_found = |found: Vec<crate::model::credentials::Found>| {
-        found
-            .into_iter()
-            .find(|f| holds(f.value.as_bytes()))
-            .map(|f| f.label)
-    };
-    if let Some(query) = parts.uri.query().filter(|q| holds(q.as_bytes()))
-        && let Some((_, found)) = crate::model::params::mask_query(query)
-        && let Some(label) = in_found(found)
-    {
-        return Some(label);
-    }
-    if holds(body) {
-        let content_type = parts
-            .headers
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        if let Some((_, found)) = crate::model::credentials::mask_body(body, content_type) {
-            return in_found(found);
-        }
-    }
-    None
 }
 
 /// An answer's headers as stored: credential headers left out; for a token the client passes
@@ -362,7 +198,11 @@ impl Proxy {
         match forwarded {
             Ok(delivered) => {
                 let outcome = delivered.outcome();
-                (self.serve(&delivered.prepared, parts, outcome), outcome)
+                let mut response = self.serve(&delivered.prepared, parts, outcome);
+                if let Some(refused) = delivered.refused {
+                    response.extensions_mut().insert(refused);
+                }
+                (response, outcome)
             }
             Err(failure) => {
                 let outcome = failure.outcome;
@@ -382,7 +222,7 @@ impl Proxy {
         mode: Mode,
     ) -> Forwarded {
         let Some(route) = recorder.routes.route(parts.uri.path()) else {
-            return Err(Failure::no_route(&recorder.routes, parts.uri.path()));
+            return Err(Failure::no_route(&recorder.routes, parts, &body));
         };
         let upstream = route.upstream();
         if let Some(refused) = Failure::refusing(self, &recorder.routes, upstream, parts, &body) {
@@ -393,10 +233,7 @@ impl Proxy {
                 self.metrics.upstream(live.latency);
                 live
             }
-            Err(e) => {
-                tracing::warn!(kind = e.kind(), error = %e, "upstream failed; nothing recorded");
-                return Err(Failure::upstream(&e));
-            }
+            Err(e) => return Err(Failure::upstream(&e, parts, &body)),
         };
         let store = match &recorder.store {
             Some(store) if mode.stores() => Some(store),
@@ -429,7 +266,7 @@ impl Proxy {
         let prepared = Prepared::relayed(&parts.method, live.status, live.headers, live.body, origins)
             .map_err(|e| Failure::invalid_answer(&e))?;
         let (Some(_), Some((headers, stored_body, live_needles))) = (store, stored_parts) else {
-            return Ok(Delivered { prepared, stored: None });
+            return Ok(Delivered { prepared, stored: None, refused: None });
         };
         // What is stored: stable date and request id (the client recording now gets the live
         // date and request id; a support ticket needs the real one), so re-recording changes
@@ -462,8 +299,8 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         needles.extend(live_needles);
-        let attempt = crate::proxy::sessions::attempt_of(parts);
-        let stored = match self.persist(recorder, key, &interaction, mode, needles, attempt).await {
+        let mut refused = None;
+        let stored = match self.persist(recorder, key, &interaction, mode, needles, parts).await {
             Ok(seq) => {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
                 recorder.warn_if_refused(key, live.status);
@@ -472,11 +309,13 @@ impl Proxy {
             Err(Some(refusal)) => {
                 self.persist_gap(recorder, parts, key, &interaction, &refusal, mode)
                     .await;
+                let shown = Shown::of_exchange(&parts.headers, &interaction, &recorder.pseudonyms);
+                refused = Some(Arc::new(shown));
                 None
             }
             Err(None) => None,
         };
-        Ok(Delivered { prepared, stored })
+        Ok(Delivered { prepared, stored, refused })
     }
 
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
@@ -493,15 +332,18 @@ impl Proxy {
         interaction: &Interaction,
         mode: Mode,
         needles: Vec<Needle>,
-        attempt: Option<crate::proxy::sessions::Attempt>,
+        parts: &Parts,
     ) -> Result<u32, Option<Refusal>> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
-        let line = format!(
-            "{} {}",
-            interaction.request.method,
-            crate::model::params::shown_path(&interaction.request.path)
-        );
+        let line = || {
+            format!(
+                "{} {}",
+                interaction.request.method,
+                crate::model::params::shown_path(&interaction.request.path)
+            )
+        };
+        let attempt = crate::proxy::sessions::attempt_of(parts);
         let Some(store) = &recorder.store else {
             return Err(None);
         };
@@ -516,6 +358,10 @@ impl Proxy {
                     Refusal::Key(_) | Refusal::Unreadable(_) => "nothing is stored for this request",
                     _ => "replay serves a 599 IMS_VCR.NOT_RECORDED in its place",
                 };
+                // A refused request may hold one of its credentials where no rule masks it
+                // (a token in a path segment): masked here too.
+                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms);
+                let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
                 return Err(Some(refusal));
             }
@@ -536,14 +382,14 @@ impl Proxy {
             }
             Ok(None) => {
                 tracing::info!(
-                    request = line,
+                    request = line(),
                     "answer served but not recorded: its session was stopped while it was in \
                      flight, and the session's next attempt has recorded the request since"
                 );
                 Err(None)
             }
             Err(e) => {
-                tracing::error!(request = line, error = %e, "answer served but NOT recorded");
+                tracing::error!(request = line(), error = %e, "answer served but NOT recorded");
                 self.stats.not_stored.fetch_add(1, Ordering::Relaxed);
                 Err(None)
             }

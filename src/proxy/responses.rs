@@ -8,6 +8,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use super::{MISS_REASON, MISS_STATUS};
 use crate::net::outcome::{OUTCOME_HEADER, Outcome};
@@ -15,12 +16,12 @@ use crate::net::outcome::{OUTCOME_HEADER, Outcome};
 /// The answer replay gives a request sent with `x-ims-vcr-skip`: nothing was recorded for it,
 /// and replay forwards nothing. `599 IMS_VCR.SKIPPED`, which is not a miss (`--fail-on-miss`
 /// does not count it) and moves no playback cursor.
-pub(super) fn skipped_in_replay(parts: &Parts) -> Response<Full<Bytes>> {
+pub(super) fn skipped_in_replay(parts: &Parts, body: &[u8]) -> Response<Full<Bytes>> {
     let msg = format!(
         "{} {} was sent with {}, so it was not recorded, and replay forwards nothing; a test's \
          set-up and clean-up calls that must succeed in replay need their own recording",
         parts.method,
-        crate::model::credentials::shown_path(parts.uri.path()),
+        shown_path(parts, body, None),
         crate::model::session::SKIP_HEADER
     );
     let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
@@ -96,4 +97,17 @@ pub(crate) fn json_response(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(OUTCOME_HEADER, outcome.header_value());
     response
+}
+
+/// The request's path as a log line shows it: credential parameters masked (`;token=`), and
+/// every credential value the request carries masked wherever else it is (`secrets::shown`),
+/// and those of a refused exchange `answer` carries (what its answer handed out).
+pub(super) fn shown_path(parts: &Parts, body: &[u8], answer: Option<&Response<Full<Bytes>>>) -> String {
+    use crate::secrets::shown::Shown;
+    let path = crate::model::credentials::shown_path(parts.uri.path());
+    let path = Shown::of(parts, body).text(&path).into_owned();
+    match answer.and_then(|a| a.extensions().get::<Arc<Shown>>()) {
+        Some(refused) => refused.text(&path).into_owned(),
+        None => path,
+    }
 }

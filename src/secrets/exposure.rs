@@ -90,7 +90,10 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
                 }
             }
             "cookie" => rest_values(value, ';').for_each(push),
-            "set-cookie" => rest_values(value, ';').take(1).for_each(push),
+            // Each cookie's value: the first pair of each `Set-Cookie`, and of each cookie
+            // folded into one line with commas (`a=1, sid=…; Path=/`, as some servers and
+            // proxies join them), told from an `Expires` date's comma by a `name=` after it.
+            "set-cookie" => folded_cookies(value).for_each(push),
             _ => {}
         }
     }
@@ -277,6 +280,19 @@ fn mask_answer_json_body(
 
 fn decode_userinfo(part: &str) -> String {
     percent_decode_str(part).decode_utf8_lossy().into_owned()
+}
+
+/// The value of each cookie a `Set-Cookie` line sets, commas folding several into one line.
+fn folded_cookies(line: &str) -> impl Iterator<Item = &str> {
+    line.split(',').enumerate().filter_map(|(i, part)| {
+        let pair = part.split(';').next()?;
+        let (name, value) = pair.split_once('=')?;
+        let name = name.trim();
+        // After a comma, only `token=value` starts a cookie (`21 Oct 2015 …` does not).
+        let is_cookie = i == 0
+            || !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || "()<>@,;:\\\"/[]?={}".contains(c));
+        is_cookie.then_some(value)
+    })
 }
 
 /// The values of `k=v` pairs separated by `separator`.
@@ -470,6 +486,19 @@ pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<Str
 mod tests {
     use super::*;
     use crate::model::interaction::{RecordedRequest, RecordedResponse};
+
+    #[test]
+    fn every_cookie_of_a_comma_folded_set_cookie_is_a_needle_but_not_an_expires_date() {
+        let mut headers = hyper::HeaderMap::new();
+        let line = "a=1, sid=FoldedSecret9; Path=/, b=Other77; Expires=Wed, 21 Oct 2015 07:28:00 GMT";
+        headers.insert("set-cookie", line.parse().unwrap());
+        let values: Vec<String> = credential_needles(&headers).into_iter().map(|n| n.value).collect();
+        for cookie in ["FoldedSecret9", "Other77"] {
+            assert!(values.iter().any(|v| v == cookie), "{cookie} not in {values:?}");
+        }
+        // The whole line is a needle too; no part of the date is one of its own.
+        assert!(!values.iter().any(|v| v != line && v.contains("Oct")), "{values:?}");
+    }
 
     fn answering(body: &str) -> Interaction {
         Interaction {

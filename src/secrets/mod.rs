@@ -7,4 +7,5 @@ pub mod leak;
 pub(crate) mod policy_values;
 pub mod pseudonym;
 pub mod redact;
+pub(crate) mod shown;
 pub mod vouch;

@@ -43,7 +43,12 @@ impl Connections {
             // The buffer cap stops a head that never ends; the header-size cap also refuses a
             // complete head that arrived in one larger read.
             .max_buf_size(MAX_HEAD_BYTES)
-            .max_header_size(MAX_HEAD_BYTES);
+            .max_header_size(MAX_HEAD_BYTES)
+            // A client may shut its side down once its request is sent (`nc -N`, a socket
+            // `shutdown(SHUT_WR)`): it still gets its answer. hyper's default drops the request
+            // being served at that end of input, and in record mode the upstream's answer with
+            // it, unrecorded.
+            .half_close(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
@@ -143,18 +148,14 @@ impl Connections {
             let session = session.and_then(|s| hyper::header::HeaderValue::from_str(&s).ok());
             service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 requested.store(true, Ordering::Relaxed);
-                // What an HTTP/1.0 client without `Host` (or with an empty one) reached: the
-                // links served to it then point at this listener, not at the upstream. HTTP/1.0
-                // only (an HTTP/1.1 client must send Host, an HTTP/2 one `:authority`), so the
-                // lookup is not paid on every request.
-                if request.version() == hyper::Version::HTTP_10
-                    && request.uri().authority().is_none()
+                // What a client without a usable `Host` reached (none, an empty one, one that is
+                // not `host[:port]`, as an HTTP/1.0 client or a hand-made request sends; an
+                // HTTP/2 one without `:authority`): the links served to it then point at this
+                // listener, never at the upstream.
+                if request.uri().authority().is_none()
+                    && !request.headers().get(hyper::header::HOST).is_some_and(usable_host)
                     && let Some(local) = local
                     && let Ok(local) = hyper::header::HeaderValue::from_str(&local.to_string())
-                    && request
-                        .headers()
-                        .get(hyper::header::HOST)
-                        .is_none_or(|host| host.as_bytes().trim_ascii().is_empty())
                 {
                     request.headers_mut().insert(hyper::header::HOST, local);
                 }
@@ -211,6 +212,18 @@ impl Connections {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
+}
+
+/// Whether a `Host` value names a host the links served to the client can point at:
+/// `host[:port]` (RFC 9110, 7.2), without user information.
+fn usable_host(host: &hyper::header::HeaderValue) -> bool {
+    let host = host.as_bytes().trim_ascii();
+    !host.is_empty()
+        && !host.contains(&b'@')
+        && hyper::http::uri::Authority::try_from(host).is_ok_and(|a| {
+            // A port that is not a number (`host:80:99`, `host:x`) is refused.
+            a.port().is_none() || a.port_u16().is_some()
+        })
 }
 
 /// A connection ready for hyper.

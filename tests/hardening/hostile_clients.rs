@@ -438,3 +438,57 @@ async fn keep_alive_clients_are_cut_when_idle_or_dripping_a_head_never_between_s
     );
     assert_still_serving(&proxy).await;
 }
+
+/// A client that shuts its side of the connection down once its request is sent (`nc -N`, a
+/// socket's `shutdown(SHUT_WR)`) still gets its answer, with and without `Connection: close`,
+/// for a hit and a miss in replay and for a forwarded request in record, which is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_gets_its_answer_and_record_stores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    let half_closed = |proxy: &Running, path: String, close: &'static str| {
+        let addr = proxy.addr();
+        async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{close}\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            stream.shutdown().await.unwrap();
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out))
+                .await
+                .expect("the proxy answers and closes")
+                .unwrap();
+            let answers = parse_wire(&out);
+            assert_eq!(
+                answers.len(),
+                1,
+                "{path}: {}",
+                String::from_utf8_lossy(&out)
+            );
+            answers[0].status
+        }
+    };
+    let seed = format!("/v2/images/{SEED_IMAGE_ID}");
+    for close in ["", "Connection: close\r\n"] {
+        for _ in 0..5 {
+            assert_eq!(half_closed(&replay, seed.clone(), close).await, 200);
+            assert_eq!(
+                half_closed(&replay, "/v2/images/nope".into(), close).await,
+                599
+            );
+            assert_eq!(half_closed(&record, seed.clone(), close).await, 200);
+        }
+    }
+    assert_still_serving(&replay).await;
+    assert!(replay.terminate().success());
+    assert!(record.terminate().success());
+    let (code, listed, err) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        listed.contains(&seed),
+        "the half-closed requests were recorded: {listed}"
+    );
+    fake.stop().await;
+}

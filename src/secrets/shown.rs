@@ -1,0 +1,292 @@
+//! What a log line, a message or a report may show of a live request: its text with every
+//! credential value the request carries masked, wherever the value turns up.
+//!
+//! A request line is shown with its credential parameters masked (`?token=REDACTED`, `;sk=…`),
+//! but a client may put the same value somewhere no rule names: the token of its
+//! `X-Auth-Token` in a path segment (`/v2/images/<token>`), a `Cookie` value in `?marker=`, a
+//! password from its JSON body in `?name=`. Such a request is never stored (the leak gate finds
+//! the value); [`Shown`] keeps it out of everything else that shows the request: the log, a
+//! miss's `599` and the misses the control API and the exit summary list, a session's verdict, a
+//! `502`'s message.
+//!
+//! Each value is masked as it was sent and in the forms a request line may hold it in:
+//! percent-encoded (upper- or lower-case hex), form-encoded, and read back from whatever
+//! percent-encoding the client used (the text is then shown decoded). Values shorter than
+//! [`MIN_SHOWN`] bytes are masked only as a whole word, so a two-letter password does not
+//! garble every path that happens to contain its letters.
+
+use std::borrow::Cow;
+
+use hyper::http::request::Parts;
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde_json::Value;
+
+use crate::model::credentials::PLACEHOLDER;
+use crate::model::interaction::Interaction;
+use crate::secrets::pseudonym::PseudonymKey;
+
+/// Values this long or longer are masked wherever they occur; shorter ones only as a whole
+/// word. The leak gate's own threshold for searching inside longer text.
+const MIN_SHOWN: usize = crate::secrets::leak::MIN_NEEDLE_LEN;
+/// Values shorter than this are not masked at all (an empty or one-letter "secret").
+const MIN_MASKED: usize = 3;
+
+/// The credential values of one live request, to mask in what is shown of it.
+#[derive(Default)]
+pub(crate) struct Shown {
+    /// Each value in every form it is looked for, longest first (a value inside a longer one
+    /// is masked with it).
+    forms: Vec<String>,
+}
+
+// Hand-written so that logging a `Shown` cannot itself leak the values it holds.
+impl std::fmt::Debug for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shown({} forms)", self.forms.len())
+    }
+}
+
+impl Shown {
+    /// The credential values `parts` and `body` carry: the credential headers' (and the secret
+    /// parts inside them: an AK/SK signature's access key, a Basic password, each cookie), the
+    /// credential query and path parameters', the credential fields of the body, and the user
+    /// information of an absolute-form target.
+    pub(crate) fn of(parts: &Parts, body: &[u8]) -> Shown {
+        let mut values: Vec<String> = crate::secrets::exposure::credential_needles(&parts.headers)
+            .into_iter()
+            .map(|needle| needle.value)
+            .collect();
+        if let Some((_, found)) = crate::model::params::mask_path(parts.uri.path()) {
+            values.extend(found.into_iter().map(|f| f.value));
+        }
+        if let Some((_, found)) = parts.uri.query().and_then(crate::model::params::mask_query) {
+            values.extend(found.into_iter().map(|f| f.value));
+        }
+        if !body.is_empty() {
+            let content_type = parts
+                .headers
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            if let Some((_, found)) = crate::model::credentials::mask_body(body, content_type) {
+                values.extend(found.into_iter().map(|f| f.value));
+            }
+        }
+        if let Some(authority) = parts.uri.authority()
+            && let Some((userinfo, _)) = authority.as_str().rsplit_once('@')
+        {
+            values.push(userinfo.to_owned());
+            if let Some((_, password)) = userinfo.split_once(':') {
+                values.push(password.to_owned());
+            }
+        }
+        Shown::of_values(values)
+    }
+
+    /// The credential values of a recorded exchange: the credential headers its request was
+    /// sent with (`headers`), and what masking finds in the exchange itself (credential query,
+    /// path and body fields, the secrets its answer hands out, and the access key ids of its
+    /// `credential` objects, found by pseudonymising them under `access_key`).
+    pub(crate) fn of_exchange(
+        headers: &hyper::HeaderMap,
+        interaction: &Interaction,
+        access_key: &PseudonymKey,
+    ) -> Shown {
+        let mut values: Vec<String> = crate::secrets::exposure::credential_needles(headers)
+            .into_iter()
+            .map(|needle| needle.value)
+            .collect();
+        if let Some((_, found)) = crate::secrets::exposure::mask_credentials(interaction, Some(access_key)) {
+            values.extend(found.into_iter().map(|needle| needle.value));
+        }
+        Shown::of_values(values)
+    }
+
+    /// [`Shown`] of these values (and their encoded forms).
+    pub(crate) fn of_values(values: impl IntoIterator<Item = String>) -> Shown {
+        let mut forms = Vec::new();
+        for value in values {
+            let value = value.trim();
+            if value.len() < MIN_MASKED {
+                continue;
+            }
+            forms.push(value.to_owned());
+            let encoded = utf8_percent_encode(value, NON_ALPHANUMERIC).to_string();
+            forms.push(lowercase_hex(&encoded));
+            forms.push(encoded.replace("%20", "+"));
+            forms.push(encoded);
+        }
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        forms.dedup();
+        Shown { forms }
+    }
+
+    /// `text` with every value masked as [`PLACEHOLDER`]; borrowed when none occurs in it.
+    pub(crate) fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if self.forms.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let masked = self.mask(text);
+        // A value the client percent-encoded in its own way: read back, and shown decoded.
+        if masked.contains('%') {
+            let decoded = percent_decode_str(&masked).decode_utf8_lossy();
+            if let Cow::Owned(unmasked) = self.mask(&decoded) {
+                return Cow::Owned(unmasked);
+            }
+        }
+        masked
+    }
+
+    /// Every string in `value` (object keys too) as [`Shown::text`] shows it.
+    pub(crate) fn json(&self, value: &mut Value) {
+        if self.forms.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(masked) = self.text(s) {
+                    *s = masked;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.json(item)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (name, mut item) in entries {
+                    self.json(&mut item);
+                    map.insert(self.text(&name).into_owned(), item);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for form in &self.forms {
+            if let Some(masked) = mask_form(&out, form) {
+                out = Cow::Owned(masked);
+            }
+        }
+        out
+    }
+}
+
+/// `text` with each occurrence of `form` replaced by [`PLACEHOLDER`] (a short form only where it
+/// is a whole word), or `None` when there is none.
+fn mask_form(text: &str, form: &str) -> Option<String> {
+    let whole_word = form.len() < MIN_SHOWN;
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::new();
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find(form) {
+        let end = at + form.len();
+        let bounded = !whole_word
+            || (!is_word(rest[..at].chars().next_back()) && !is_word(rest[end..].chars().next()));
+        out.push_str(&rest[..at]);
+        if bounded {
+            out.push_str(PLACEHOLDER);
+            changed = true;
+        } else {
+            out.push_str(form);
+        }
+        rest = &rest[end..];
+    }
+    changed.then(|| {
+        out.push_str(rest);
+        out
+    })
+}
+
+/// Percent-encoded text with its hex digits in lower case (`%2f`), as some clients write it.
+fn lowercase_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(target: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut request = hyper::Request::builder().uri(target);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_header_token_is_masked_in_the_path_and_the_query_in_every_encoding() {
+        let token = "Zq81tok+q/Xk=v9";
+        let p = parts("/v2/images", &[("x-auth-token", token)]);
+        let shown = Shown::of(&p, b"");
+        let encoded = utf8_percent_encode(token, NON_ALPHANUMERIC).to_string();
+        for text in [
+            format!("GET /v2/images/{token}"),
+            format!("GET /v2/images?name={encoded}"),
+            format!("GET /v2/images?name={}", lowercase_hex(&encoded)),
+            "GET /v2/images?name=Zq81tok%2Bq%2FXk%3dv9".to_owned(),
+        ] {
+            let masked = shown.text(&text);
+            assert!(masked.contains(PLACEHOLDER), "{text} -> {masked}");
+            assert!(!masked.contains("Zq81"), "{text} -> {masked}");
+        }
+        assert!(matches!(shown.text("GET /v2/images?limit=2"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn cookie_basic_password_query_credential_and_body_password_are_all_masked() {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode("bob:Pw0rdSecret");
+        let p = parts(
+            "/v2/images?token=QueryTok99&marker=x",
+            &[
+                ("cookie", "a=1; sid=CookieVal77"),
+                ("authorization", &format!("Basic {basic}")),
+                ("content-type", "application/json"),
+            ],
+        );
+        let body = br#"{"auth":{"password":"BodyPass55"}}"#;
+        let shown = Shown::of(&p, body);
+        let line = "GET /v2/images/CookieVal77/Pw0rdSecret?a=QueryTok99&b=BodyPass55";
+        let masked = shown.text(line);
+        for secret in ["CookieVal77", "Pw0rdSecret", "QueryTok99", "BodyPass55"] {
+            assert!(!masked.contains(secret), "{masked}");
+        }
+    }
+
+    #[test]
+    fn short_values_are_masked_only_as_whole_words() {
+        let shown = Shown::of_values(["abc".to_owned()]);
+        assert_eq!(shown.text("/x/abc/y"), "/x/REDACTED/y");
+        assert_eq!(shown.text("/x/abcdef"), "/x/abcdef");
+        let none = Shown::of_values(["ab".to_owned()]);
+        assert_eq!(none.text("/ab"), "/ab");
+    }
+
+    #[test]
+    fn json_strings_and_names_are_masked() {
+        let shown = Shown::of_values(["Zq81secret".to_owned()]);
+        let mut value = serde_json::json!({
+            "request": "GET /v2/images/Zq81secret",
+            "diff": [{"path": {"recorded": "/a", "sent": "/Zq81secret"}}],
+            "Zq81secret": 1,
+        });
+        shown.json(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("Zq81secret"), "{text}");
+        assert_eq!(text.matches(PLACEHOLDER).count(), 3, "{text}");
+    }
+}
