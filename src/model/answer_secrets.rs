@@ -43,9 +43,8 @@ const ANSWER_SECRETS: &[&str] = &[
 /// Whole names (in [`compact`] form) that are secrets when they hold a string or a number
 /// (`"credentials": "…"`), but not when they hold an object or a list of objects: IAM's
 /// `credential` objects and Keystone's `credentials` list describe keys (their `id`s address
-/// them; their secrets are masked by their own names, their key ids pseudonymised). A
-/// `bearer` or a `cookie` holding a string is the credential itself.
-const SCALAR_SECRETS: &[&str] = &["credential", "credentials", "bearer", "cookie"];
+/// them; their secrets are masked by their own names, their key ids pseudonymised).
+const SCALAR_SECRETS: &[&str] = &["credential", "credentials"];
 
 /// Endings (in [`compact`] form) that make a field name a secret: `db_password`,
 /// `adminPassword`, `root_passwd`, `shared_secret`, `db_pass`, `ssh_private_key`, `secretKey`,
@@ -57,6 +56,9 @@ const ANSWER_SECRET_ENDINGS: &[&str] = &[
     "secret",
     "pass",
     "privatekey",
+    // Key material in a named encoding (`privateKeyPem`, `private_key_der`).
+    "privatekeypem",
+    "privatekeyder",
     // A JSON Web Token by name (`jwt`, `id_jwt`), as a request's parameter is.
     "jwt",
     "secretkey",
@@ -107,10 +109,6 @@ fn secret_name(name: &str) -> Option<SecretName> {
     }
     if SCALAR_SECRETS.contains(&compact) {
         return Some(SecretName::Scalar);
-    }
-    // Key material wherever the words are, as in a request (`privateKeyPem`, `private_key_b64`).
-    if compact.contains("privatekey") {
-        return Some(SecretName::Always);
     }
     ANSWER_SECRET_ENDINGS
         .iter()
@@ -178,7 +176,7 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
 /// holds one of these in some letter case. This runs over every key of every recorded answer.
 fn may_be_secret_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode", "jwt", "bearer", "cookie"]
+    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode", "jwt"]
         .iter()
         .any(|word| {
             bytes
@@ -227,7 +225,7 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
-/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred`, `appcode`, `jwt`, `bearer` or `cookie` in any letter case, a
+/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred`, `appcode` or `jwt` in any letter case, a
 /// key `sk` or `ak`, a SAML `assertion`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
@@ -237,7 +235,7 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
         std::sync::LazyLock::new(|| {
             [
                 "secret", "token", "pass", "pwd", "access", "key", "auth", "sess", "cred",
-                "appcode", "\"sk\"", "\"ak\"", "assertion", "jwt", "bearer", "cookie",
+                "appcode", "\"sk\"", "\"ak\"", "assertion", "jwt",
             ]
                 .iter()
                 .map(|word| memchr::memmem::Finder::new(word.as_bytes()))
@@ -340,17 +338,18 @@ mod tests {
     use crate::model::credentials::PLACEHOLDER;
 
     #[test]
-    fn jwts_private_key_material_bearers_and_cookies_in_an_answer_are_masked() {
-        let text = r#"{"jwt":"eyJhbGciOiJIUzI1NiJ9.e30.sig1","id_jwt":"jwt-secret-2","privateKeyPem":"-----BEGIN KEY-----k3","bearer":"bearer-secret-4","cookie":"sid=cookie-secret-5","cookies":{"policy":"strict"},"id":"x"}"#;
+    fn jwts_and_private_key_material_in_an_answer_are_masked_and_key_metadata_kept() {
+        let text = r#"{"jwt":"eyJhbGciOiJIUzI1NiJ9.e30.sig1","id_jwt":"jwt-secret-2","privateKeyPem":"-----BEGIN KEY-----k3","private_key_size":2048,"cookie":3600,"id":"x"}"#;
         assert!(may_name_answer_secrets(text));
         let mut answer: Value = serde_json::from_str(text).unwrap();
         assert!(may_hold_answer_secrets(&answer));
         let found = mask_answer_json(&mut answer, &str::to_owned);
-        for name in ["jwt", "id_jwt", "privateKeyPem", "bearer", "cookie"] {
+        for name in ["jwt", "id_jwt", "privateKeyPem"] {
             assert_eq!(answer[name], PLACEHOLDER, "{name}: {answer}");
         }
-        assert_eq!(found.len(), 5, "{answer}");
-        assert_eq!(answer["cookies"]["policy"], "strict");
+        assert_eq!(found.len(), 3, "{answer}");
+        assert_eq!(answer["private_key_size"], 2048);
+        assert_eq!(answer["cookie"], 3600);
         assert_eq!(answer["id"], "x");
     }
 

@@ -546,6 +546,11 @@ impl Proxy {
 
 }
 
+/// The address of the listener a request reached, beside a `Host` that names no host (`a b`):
+/// the links served to it point there.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReachedAt(pub(crate) std::net::SocketAddr);
+
 /// The stored form of a live request: credentials, volatile and hop-by-hop headers left out.
 pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
     RecordedRequest {
@@ -568,16 +573,17 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
 /// an absolute-form target's), when it is a valid authority; without its user information
 /// (`http://user:password@proxy/…`), which served links never repeat.
 fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
-    let authority: hyper::http::uri::Authority = match parts.uri.authority() {
+    let host = || {
+        let host = parts.headers.get(hyper::header::HOST)?.to_str().ok()?;
+        host.trim().parse::<hyper::http::uri::Authority>().ok()
+    };
+    let authority = match parts.uri.authority() {
         Some(authority) => authority.clone(),
-        None => parts
-            .headers
-            .get(hyper::header::HOST)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?,
+        None => match host() {
+            Some(authority) => authority,
+            // A `Host` that names no host: the listener the client reached.
+            None => return parts.extensions.get::<ReachedAt>()?.0.to_string().parse().ok(),
+        },
     };
     if !authority.as_str().contains('@') {
         return Some(authority);

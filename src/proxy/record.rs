@@ -309,7 +309,7 @@ impl Proxy {
             Err(Some(refusal)) => {
                 self.persist_gap(recorder, parts, key, &interaction, &refusal, mode)
                     .await;
-                let shown = Shown::of_exchange(&parts.headers, &interaction, &recorder.pseudonyms);
+                let shown = Shown::of_exchange(&parts.headers, &interaction, &recorder.pseudonyms, &recorder.secrets);
                 refused = Some(Arc::new(shown));
                 None
             }
@@ -360,7 +360,7 @@ impl Proxy {
                 };
                 // A refused request may hold one of its credentials where no rule masks it
                 // (a token in a path segment): masked here too.
-                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms);
+                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.secrets);
                 let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
                 return Err(Some(refusal));

@@ -93,7 +93,11 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
             // Each cookie's value: the first pair of each `Set-Cookie`, and of each cookie
             // folded into one line with commas (`a=1, sid=…; Path=/`, as some servers and
             // proxies join them), told from an `Expires` date's comma by a `name=` after it.
-            "set-cookie" => folded_cookies(value).for_each(push),
+            "set-cookie" => {
+                // The first cookie's value whole (a value may itself hold a comma).
+                rest_values(value, ';').take(1).for_each(&mut push);
+                folded_cookies(value).for_each(push);
+            }
             _ => {}
         }
     }

@@ -85,15 +85,18 @@ impl Shown {
     /// The credential values of a recorded exchange: the credential headers its request was
     /// sent with (`headers`), and what masking finds in the exchange itself (credential query,
     /// path and body fields, the secrets its answer hands out, and the access key ids of its
-    /// `credential` objects, found by pseudonymising them under `access_key`).
+    /// `credential` objects, found by pseudonymising them under `access_key`), and `also` (the
+    /// proxy's own keys).
     pub(crate) fn of_exchange(
         headers: &hyper::HeaderMap,
         interaction: &Interaction,
         access_key: &PseudonymKey,
+        also: &[crate::secrets::leak::Needle],
     ) -> Shown {
         let mut values: Vec<String> = crate::secrets::exposure::credential_needles(headers)
             .into_iter()
             .map(|needle| needle.value)
+            .chain(also.iter().map(|needle| needle.value.clone()))
             .collect();
         if let Some((_, found)) = crate::secrets::exposure::mask_credentials(interaction, Some(access_key)) {
             values.extend(found.into_iter().map(|needle| needle.value));
@@ -130,13 +133,13 @@ impl Shown {
         if masked.contains('%') {
             let decoded = percent_decode_str(&masked).decode_utf8_lossy();
             if let Cow::Owned(unmasked) = self.mask(&decoded) {
-                return Cow::Owned(unmasked);
+                return Cow::Owned(controls_encoded(&unmasked));
             }
         }
         masked
     }
 
-    /// Every string in `value` (object keys too) as [`Shown::text`] shows it.
+    /// Every string value in `value` as [`Shown::text`] shows it.
     pub(crate) fn json(&self, value: &mut Value) {
         if self.forms.is_empty() {
             return;
@@ -148,13 +151,8 @@ impl Shown {
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|item| self.json(item)),
-            Value::Object(map) => {
-                let entries = std::mem::take(map);
-                for (name, mut item) in entries {
-                    self.json(&mut item);
-                    map.insert(self.text(&name).into_owned(), item);
-                }
-            }
+            // Values only: the names are the report's own (`part`, `recorded`, `got`).
+            Value::Object(map) => map.values_mut().for_each(|item| self.json(item)),
             _ => {}
         }
     }
@@ -174,7 +172,8 @@ impl Shown {
 /// is a whole word), or `None` when there is none.
 fn mask_form(text: &str, form: &str) -> Option<String> {
     let whole_word = form.len() < MIN_SHOWN;
-    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    // `-` and `_` join words in paths (`os-admin-actions`): a short value inside one is data.
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
     let mut out = String::new();
     let mut rest = text;
     let mut changed = false;
@@ -195,6 +194,23 @@ fn mask_form(text: &str, form: &str) -> Option<String> {
         out.push_str(rest);
         out
     })
+}
+
+/// `text` with its control characters percent-encoded again (a decoded `%0A` must not become a
+/// line of its own in a log).
+fn controls_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Percent-encoded text with its hex digits in lower case (`%2f`), as some clients write it.
@@ -268,16 +284,23 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_line_break_is_encoded_again() {
+        let shown = Shown::of_values(["abcdefgh".to_owned()]);
+        assert_eq!(shown.text("/x/%61bcdefgh%0Aforged"), "/x/REDACTED%0Aforged");
+    }
+
+    #[test]
     fn short_values_are_masked_only_as_whole_words() {
         let shown = Shown::of_values(["abc".to_owned()]);
         assert_eq!(shown.text("/x/abc/y"), "/x/REDACTED/y");
         assert_eq!(shown.text("/x/abcdef"), "/x/abcdef");
+        assert_eq!(shown.text("/os-abc-actions"), "/os-abc-actions");
         let none = Shown::of_values(["ab".to_owned()]);
         assert_eq!(none.text("/ab"), "/ab");
     }
 
     #[test]
-    fn json_strings_and_names_are_masked() {
+    fn json_string_values_are_masked_and_names_kept() {
         let shown = Shown::of_values(["Zq81secret".to_owned()]);
         let mut value = serde_json::json!({
             "request": "GET /v2/images/Zq81secret",
@@ -286,7 +309,7 @@ mod tests {
         });
         shown.json(&mut value);
         let text = value.to_string();
-        assert!(!text.contains("Zq81secret"), "{text}");
-        assert_eq!(text.matches(PLACEHOLDER).count(), 3, "{text}");
+        assert_eq!(text.matches(PLACEHOLDER).count(), 2, "{text}");
+        assert!(text.contains(r#""Zq81secret":1"#), "names are kept: {text}");
     }
 }

@@ -152,12 +152,22 @@ impl Connections {
                 // not `host[:port]`, as an HTTP/1.0 client or a hand-made request sends; an
                 // HTTP/2 one without `:authority`): the links served to it then point at this
                 // listener, never at the upstream.
+                // A `Host` that is there but unusable is kept as sent (the browser guard reads
+                // every `Host`), and the listener's address rides beside it.
                 if request.uri().authority().is_none()
-                    && !request.headers().get(hyper::header::HOST).is_some_and(usable_host)
                     && let Some(local) = local
-                    && let Ok(local) = hyper::header::HeaderValue::from_str(&local.to_string())
                 {
-                    request.headers_mut().insert(hyper::header::HOST, local);
+                    match request.headers().get(hyper::header::HOST) {
+                        Some(host) if usable_host(host) => {}
+                        Some(host) if !host.as_bytes().trim_ascii().is_empty() => {
+                            request.extensions_mut().insert(crate::proxy::ReachedAt(local));
+                        }
+                        _ => {
+                            if let Ok(local) = hyper::header::HeaderValue::from_str(&local.to_string()) {
+                                request.headers_mut().insert(hyper::header::HOST, local);
+                            }
+                        }
+                    }
                 }
                 if let Some(session) = &session {
                     request
