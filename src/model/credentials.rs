@@ -300,6 +300,15 @@ pub(crate) fn looks_like_form(body: &[u8]) -> bool {
     }
 }
 
+/// The credentials of a live request's body, read as its `Content-Type` says (see
+/// [`mask_body`]); empty when it holds none.
+pub fn body_credentials(headers: &hyper::HeaderMap, body: &[u8]) -> Vec<Found> {
+    let content_type = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    mask_body(body, content_type).map_or_else(Vec::new, |(_, found)| found)
+}
+
 /// A request body with its credentials masked: JSON fields, form parameters when
 /// `content_type` says it is a form (or there is none and the body reads as one), the parts
 /// of a `multipart/form-data` body (see [`crate::model::multipart`]), or, in other text, the

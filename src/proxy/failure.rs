@@ -71,7 +71,6 @@ impl Failure {
         }
     }
 
-
     /// The `403` for a request the proxy would sign with its own AK/SK that a web page could
     /// have sent (see [`crate::proxy::browser::signing_safe`]); logged, as the user should
     /// learn that a page tried, or that the client names the proxy in a way it refuses.
@@ -170,13 +169,7 @@ fn placeholder_in(parts: &Parts, body: &[u8]) -> Option<String> {
         return Some(label);
     }
     if holds(body) {
-        let content_type = parts
-            .headers
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        if let Some((_, found)) = crate::model::credentials::mask_body(body, content_type) {
-            return in_found(found);
-        }
+        return in_found(crate::model::credentials::body_credentials(&parts.headers, body));
     }
     None
 }

@@ -306,11 +306,10 @@ impl Proxy {
                 recorder.warn_if_refused(key, live.status);
                 Some(seq)
             }
-            Err(Some(refusal)) => {
+            Err(Some((refusal, shown))) => {
                 self.persist_gap(recorder, parts, key, &interaction, &refusal, mode)
                     .await;
-                let shown = Shown::of_exchange(&parts.headers, &interaction, &recorder.pseudonyms, &recorder.secrets);
-                refused = Some(Arc::new(shown));
+                refused = Some(shown);
                 None
             }
             Err(None) => None,
@@ -319,10 +318,11 @@ impl Proxy {
     }
 
     /// Redacts (when configured), runs the leak gate (looking for `needles`: the request's
-    /// credentials, the proxy's own, and those of the exchange), and stores (in the `attempt`
-    /// of its session it came in: [`Store::record_in_attempt`]); the stored answer joins the
-    /// request's tape. Returns the answer's position among that request's stored
-    /// answers; else why the gate refused it, or `None` when the store failed. A failure here
+    /// credentials, the proxy's own, and those of the exchange), and stores (in the attempt of
+    /// its session it came in, from `parts`: [`Store::record_in_attempt`]); the stored answer
+    /// joins the request's tape. Returns the answer's position among that request's stored
+    /// answers; else why the gate refused it, with the exchange's credential values (for the
+    /// request's log line), or `None` when the store failed. A failure here
     /// never changes the client's answer: it is logged as an error naming what was refused and
     /// why.
     pub(super) async fn persist(
@@ -333,7 +333,7 @@ impl Proxy {
         mode: Mode,
         needles: Vec<Needle>,
         parts: &Parts,
-    ) -> Result<u32, Option<Refusal>> {
+    ) -> Result<u32, Option<(Refusal, Arc<Shown>)>> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
         let line = || {
@@ -363,7 +363,7 @@ impl Proxy {
                 let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.secrets);
                 let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
-                return Err(Some(refusal));
+                return Err(Some((refusal, Arc::new(shown))));
             }
         };
         if passed.redacted {

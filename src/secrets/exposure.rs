@@ -90,11 +90,10 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
                 }
             }
             "cookie" => rest_values(value, ';').for_each(push),
-            // Each cookie's value: the first pair of each `Set-Cookie`, and of each cookie
-            // folded into one line with commas (`a=1, sid=…; Path=/`, as some servers and
-            // proxies join them), told from an `Expires` date's comma by a `name=` after it.
+            // Each cookie's value: the first pair's, whole (a value may hold a comma), and
+            // that of each cookie folded into the line after a comma (`a=1, sid=…; Path=/`, as
+            // some servers and proxies join them).
             "set-cookie" => {
-                // The first cookie's value whole (a value may itself hold a comma).
                 rest_values(value, ';').take(1).for_each(&mut push);
                 folded_cookies(value).for_each(push);
             }
@@ -286,16 +285,16 @@ fn decode_userinfo(part: &str) -> String {
     percent_decode_str(part).decode_utf8_lossy().into_owned()
 }
 
-/// The value of each cookie a `Set-Cookie` line sets, commas folding several into one line.
+/// The value of each cookie a `Set-Cookie` line folds in after its first, with commas.
 fn folded_cookies(line: &str) -> impl Iterator<Item = &str> {
-    line.split(',').enumerate().filter_map(|(i, part)| {
-        let pair = part.split(';').next()?;
-        let (name, value) = pair.split_once('=')?;
+    line.split(',').skip(1).filter_map(|part| {
+        let (name, value) = part.split(';').next()?.split_once('=')?;
         let name = name.trim();
-        // After a comma, only `token=value` starts a cookie (`21 Oct 2015 …` does not).
-        let is_cookie = i == 0
-            || !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || "()<>@,;:\\\"/[]?={}".contains(c));
-        is_cookie.then_some(value)
+        // Only `token=value` starts a cookie: an `Expires` date's comma (`Wed, 21 Oct 2015 …`)
+        // does not.
+        let is_token = !name.is_empty()
+            && !name.contains(|c: char| c.is_whitespace() || "()<>@,;:\\\"/[]?={}".contains(c));
+        is_token.then_some(value)
     })
 }
 

@@ -11,9 +11,10 @@
 //!
 //! Each value is masked as it was sent and in the forms a request line may hold it in:
 //! percent-encoded (upper- or lower-case hex), form-encoded, and read back from whatever
-//! percent-encoding the client used (the text is then shown decoded). Values shorter than
-//! [`MIN_SHOWN`] bytes are masked only as a whole word, so a two-letter password does not
-//! garble every path that happens to contain its letters.
+//! percent-encoding the client used (the text is then shown decoded, its control characters
+//! encoded again). Values shorter than [`MIN_SHOWN`] bytes are masked only as a whole word, so
+//! a short password does not garble every path that happens to contain its letters, and
+//! values shorter than [`MIN_MASKED`] not at all.
 
 use std::borrow::Cow;
 
@@ -63,13 +64,8 @@ impl Shown {
             values.extend(found.into_iter().map(|f| f.value));
         }
         if !body.is_empty() {
-            let content_type = parts
-                .headers
-                .get(hyper::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            if let Some((_, found)) = crate::model::credentials::mask_body(body, content_type) {
-                values.extend(found.into_iter().map(|f| f.value));
-            }
+            let found = crate::model::credentials::body_credentials(&parts.headers, body);
+            values.extend(found.into_iter().map(|f| f.value));
         }
         if let Some(authority) = parts.uri.authority()
             && let Some((userinfo, _)) = authority.as_str().rsplit_once('@')

@@ -151,9 +151,9 @@ impl Connections {
                 // What a client without a usable `Host` reached (none, an empty one, one that is
                 // not `host[:port]`, as an HTTP/1.0 client or a hand-made request sends; an
                 // HTTP/2 one without `:authority`): the links served to it then point at this
-                // listener, never at the upstream.
-                // A `Host` that is there but unusable is kept as sent (the browser guard reads
-                // every `Host`), and the listener's address rides beside it.
+                // listener, never at the upstream. A `Host` that is there but unusable is kept
+                // as sent (the browser guard reads every `Host`); the listener's address rides
+                // beside it.
                 if request.uri().authority().is_none()
                     && let Some(local) = local
                 {
