@@ -688,3 +688,73 @@ async fn a_switch_from_record_to_auto_goes_on_from_where_the_session_is() {
     assert_eq!(poll().await, "queued (hit)");
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_replayed_request_answered_at_once_gets_what_the_general_path_gives() {
+    // Replay answers a request nothing can make wait in the call that receives it
+    // (`proxy::at_once`); a fixed latency of zero sends the same requests through the general
+    // path. Hits, a HEAD, misses, a tape `--sequence strict` exhausted and the counts kept of
+    // them all agree.
+    let cassettes = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes");
+    for sequence in [Sequence::RepeatLast, Sequence::Strict] {
+        let start = |latency: Option<Latency>| {
+            let mut builder = ProxyServer::builder()
+                .replay()
+                .cassettes(&cassettes)
+                .sequence(sequence);
+            if let Some(latency) = latency {
+                builder = builder.latency(latency);
+            }
+            builder.start()
+        };
+        let at_once = start(None).await.unwrap();
+        let general = start(Some(Latency::Fixed(Duration::ZERO))).await.unwrap();
+        let requests = [
+            ("GET", format!("/v2/images/{SEED_IMAGE_ID}")),
+            ("HEAD", format!("/v2/images/{SEED_IMAGE_ID}")),
+            ("GET", format!("/v2/images/{SEED_IMAGE_ID}?")),
+            ("GET", "/v2/images/nope".to_owned()),
+            ("GET", "/v2/images/nope?a=1&a=2".to_owned()),
+            ("GET", format!("/v2/images/{SEED_IMAGE_ID}")),
+            ("GET", "/__ims-vcr/misses".to_owned()),
+        ];
+        for (method, path) in &requests {
+            let [a, b] = [&at_once, &general].map(|proxy| format!("{}{path}", proxy.uri()));
+            let (a, b) = (
+                send(method, &a, &[], b"").await,
+                send(method, &b, &[], b"").await,
+            );
+            let comparable = |reply: &Reply| {
+                let headers: Vec<(String, String)> = reply
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n != "date")
+                    .cloned()
+                    .collect();
+                (reply.status, headers, reply.text())
+            };
+            assert_eq!(
+                comparable(&a),
+                comparable(&b),
+                "{sequence:?}: {method} {path}"
+            );
+        }
+        let [a, b] = [at_once, general].map(|proxy| async move {
+            let metrics = get(&format!("{}/__ims-vcr/metrics", proxy.uri()))
+                .await
+                .text();
+            proxy.shutdown().await.unwrap();
+            // Latency histograms differ by the clock; the counts of requests by outcome do not.
+            metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("ims_vcr_requests_total") || l.starts_with("ims_vcr_misses")
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        let (a, b) = (a.await, b.await);
+        assert!(!a.is_empty(), "no request counts in the metrics");
+        assert_eq!(a, b, "{sequence:?}");
+    }
+}

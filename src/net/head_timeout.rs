@@ -192,6 +192,12 @@ impl Watch {
         }
     }
 
+    /// Restarts the wait for the next request head after a request answered at once: what
+    /// [`Watch::serving`] and dropping its [`Served`] do, without the guard.
+    pub fn answered(&self) {
+        self.waiting.waiting_since.store(self.owner.now_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Resolves once the connection waited for a request head longer than the timeout.
     pub async fn expired(&self) {
         std::future::poll_fn(|cx| {

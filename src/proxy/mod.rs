@@ -2,6 +2,7 @@
 //! it, or just forward it, by mode. This is the one place where the modes differ; every failure
 //! becomes an HTTP answer.
 
+mod at_once;
 pub mod browser;
 pub mod control;
 mod failure;
@@ -17,6 +18,7 @@ pub mod sessions;
 pub mod settings;
 pub mod telemetry;
 
+pub(crate) use at_once::AtOnce;
 pub(crate) use record::Recorder;
 pub(crate) use responses::{error_response, json_response, unreadable_response};
 use responses::{closing, skipped_in_replay};

@@ -64,21 +64,58 @@ impl Proxy {
             self.tapes.until_indexed().await;
             played = self.lookup(parts, body, key, false);
         }
-        if let Play::Unreadable(why) = &played {
+        if let Some(prepared) = played.prepared().filter(|prepared| !prepared.is_gap()) {
+            self.delay(prepared).await;
+        }
+        match self.played(parts, body, key, &played) {
+            Some(answer) => answer,
+            None => self.missed(parts, body, key, &played).await,
+        }
+    }
+
+    /// What a lookup's result answers without waiting: a recorded answer (its `--latency`
+    /// delay, if any, already waited), the error of a gap or of an unreadable store. `None` for
+    /// a miss (no recording, or `--sequence strict` served them all): [`Proxy::missed`].
+    pub(super) fn played(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        key: &RequestKey,
+        played: &Play,
+    ) -> Option<(Response<Full<Bytes>>, Outcome)> {
+        if let Play::Unreadable(why) = played {
             tracing::error!(request = key.request_line(), "{why}");
             let response = unreadable_response(why, json!({"request": key.request_line()}));
-            return (response, Outcome::Error);
+            return Some((response, Outcome::Error));
         }
-        match played.prepared() {
-            Some(prepared) if prepared.is_gap() => (self.gap(parts, key, prepared), Outcome::Miss),
-            Some(prepared) => (self.hit(parts, body, &played, prepared).await, Outcome::Hit),
-            None => {
-                // Its nearest recordings are read from the whole index (`--sequence strict`
-                // exhausts a tape played from the store before the index is built).
-                self.tapes.until_indexed().await;
-                let exhausted = matches!(played, Play::Exhausted(_));
-                (self.miss(parts, body, key, exhausted).await, Outcome::Miss)
-            }
+        let prepared = played.prepared()?;
+        Some(match prepared.is_gap() {
+            true => (self.gap(parts, key, prepared), Outcome::Miss),
+            false => (self.hit_at_once(parts, body, played, prepared), Outcome::Hit),
+        })
+    }
+
+    /// Answers a replay miss: its nearest recordings are read from the whole index
+    /// (`--sequence strict` exhausts a tape played from the store before the index is built).
+    pub(super) async fn missed(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        key: &RequestKey,
+        played: &Play,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        self.tapes.until_indexed().await;
+        let exhausted = matches!(played, Play::Exhausted(_));
+        (self.miss(parts, body, key, exhausted).await, Outcome::Miss)
+    }
+
+    /// Waits the configured latency (`--latency`) before a recorded answer (a gap, a miss and
+    /// an error are answered at once).
+    async fn delay(&self, prepared: &Prepared) {
+        let delay = self.settings.realism.delay(prepared.latency());
+        if !delay.is_zero() {
+            // Boxed: a `Sleep` in every request's future would be copied with it.
+            Box::pin(tokio::time::sleep(delay)).await;
         }
     }
 
@@ -90,11 +127,18 @@ impl Proxy {
         played: &Play,
         prepared: &Prepared,
     ) -> Response<Full<Bytes>> {
-        let delay = self.settings.realism.delay(prepared.latency());
-        if !delay.is_zero() {
-            // Boxed: a `Sleep` in every request's future would be copied with it.
-            Box::pin(tokio::time::sleep(delay)).await;
-        }
+        self.delay(prepared).await;
+        self.hit_at_once(parts, body, played, prepared)
+    }
+
+    /// Serves a recorded answer with volatile values replaced (its delay waited, if any).
+    fn hit_at_once(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        played: &Play,
+        prepared: &Prepared,
+    ) -> Response<Full<Bytes>> {
         // Token times (`expires_at`, `issued_at`, `--shift-time`) moved to now; only answers
         // holding such a field pay for it.
         let shifted_fields = |name: &str| {

@@ -132,6 +132,11 @@ impl Realism {
         }
     }
 
+    /// Whether this adds nothing: no latency, no faults.
+    pub fn is_inert(&self) -> bool {
+        matches!(self.latency, Latency::None) && self.faults.is_empty()
+    }
+
     /// The fault for the next request, if any (each configured fault is tried in order).
     pub fn next_fault(&self) -> Option<FaultKind> {
         if self.faults.is_empty() {

@@ -1,7 +1,12 @@
 //! Accepted connections: TLS, choosing HTTP/1 or HTTP/2 before hyper sees the connection
 //! (bounded sniffing), the HTTP/1 head timeout, and serving each request through the proxy.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use super::*;
+use crate::proxy::{AtOnce, ResetConnection};
 
 /// Which HTTP a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,14 +179,36 @@ impl Connections {
                         .headers_mut()
                         .insert(crate::model::session::SESSION_HEADER, session.clone());
                 }
-                let served = watch.serving();
-                let proxy = proxy.clone();
                 let head = request.method() == hyper::Method::HEAD;
-                async move {
+                let served = move |answer: Response| match head {
+                    true => without_body(answer),
+                    false => answer,
+                };
+                // A replayed request is answered here, and hyper gets the answer, not a future
+                // to move and poll (`proxy::at_once`).
+                let request = match proxy.answer_at_once(request) {
+                    AtOnce::Answered(answer) => {
+                        watch.answered();
+                        return Answering::Ready(std::future::ready(Ok(served(answer))));
+                    }
+                    AtOnce::Missed(missed) => {
+                        let serving = watch.serving();
+                        return Answering::Waiting(Box::pin(async move {
+                            let answer = missed.await;
+                            drop(serving);
+                            Ok(served(answer))
+                        }));
+                    }
+                    AtOnce::Declined(request) => request,
+                };
+                let serving = watch.serving();
+                let proxy = proxy.clone();
+                // Boxed: the general path's future is large, and hyper moves what it gets.
+                Answering::Waiting(Box::pin(async move {
                     let answer = proxy.handle(request, peer).await;
-                    drop(served);
-                    if head { answer.map(without_body) } else { answer }
-                }
+                    drop(serving);
+                    answer.map(served)
+                }))
             })
         };
         let ended = match protocol {
@@ -237,19 +264,56 @@ fn usable_host(host: &hyper::header::HeaderValue) -> bool {
     };
     let name_ok = match name {
         [b'[', inner @ .., b']'] => {
-            !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b))
+            !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         }
-        _ => {
-            !name.is_empty()
-                && name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
-        }
+        _ => !name.is_empty() && name.iter().all(|&b| REG_NAME[usize::from(b)]),
     };
     name_ok
         && port.is_none_or(|p| {
             (1..=5).contains(&p.len())
                 && p.iter().all(u8::is_ascii_digit)
-                && std::str::from_utf8(p).is_ok_and(|p| p.parse::<u16>().is_ok())
+                && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= u32::from(u16::MAX)
         })
+}
+
+/// The bytes of an RFC 3986 `reg-name` (unreserved, sub-delims, `%` of a percent-encoding; an
+/// IPv4 address is one too), as a table: looked up once per byte of every request's `Host`.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~%!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// An HTTP answer, as [`Proxy::handle`] gives it.
+type Answer = Result<Response, ResetConnection>;
+type Response = hyper::Response<http_body_util::Full<bytes::Bytes>>;
+
+/// The future hyper gets for a request: its answer, ready (`proxy::at_once`), or the work
+/// that gives it, boxed.
+enum Answering {
+    Ready(std::future::Ready<Answer>),
+    Waiting(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+impl Future for Answering {
+    type Output = Answer;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        match self.get_mut() {
+            Answering::Ready(ready) => Pin::new(ready).poll(cx),
+            Answering::Waiting(waiting) => waiting.as_mut().poll(cx),
+        }
+    }
 }
 
 /// A connection ready for hyper.
