@@ -192,8 +192,16 @@ impl Watch {
         }
     }
 
-    /// Restarts the wait for the next request head after a request answered at once: what
-    /// [`Watch::serving`] and dropping its [`Served`] do, without the guard.
+    /// Marks a request as being served, as [`Watch::serving`] does, without a guard: for a
+    /// request answered within the call ([`Watch::answered`] then restarts the wait), or
+    /// handed on to [`Watch::serving`]'s guard.
+    pub fn mark_serving(&self) {
+        self.waiting.waiting_since.store(SERVING, Ordering::Relaxed);
+    }
+
+    /// Restarts the wait for the next request head after a request answered within the call
+    /// that marked it ([`Watch::mark_serving`]): what dropping [`Watch::serving`]'s [`Served`]
+    /// does.
     pub fn answered(&self) {
         self.waiting.waiting_since.store(self.owner.now_ms.load(Ordering::Relaxed), Ordering::Relaxed);
     }

@@ -30,9 +30,13 @@ impl Proxy {
     /// path outside the control API. Almost every request of a replayed test suite is one. Any
     /// other request is handed back untouched, before anything is looked up or counted.
     pub(crate) fn answer_at_once(self: &Arc<Self>, request: Request<Incoming>) -> AtOnce {
+        if self.mode() != Mode::Replay {
+            return AtOnce::Declined(request);
+        }
+        // Where `handle` reads it: the hit's latency counts these checks too.
+        let started = Some(Instant::now());
         let path = request.uri().path();
-        if self.mode() != Mode::Replay
-            || !path.starts_with('/')
+        if !path.starts_with('/')
             || path.starts_with(CONTROL_PREFIX)
             || !hyper::body::Body::is_end_stream(request.body())
             || !self.settings.realism.is_inert()
@@ -45,7 +49,6 @@ impl Proxy {
             return AtOnce::Declined(Request::from_parts(parts, body));
         }
         // From here on, what `handle` and `replay` do for such a request, in their order.
-        let started = Some(Instant::now());
         let key = self.key(&parts, &[], None);
         let played = self.lookup(&parts, &[], &key, false);
         if let Some((response, outcome)) = self.played(&parts, &[], &key, &played) {

@@ -185,7 +185,9 @@ impl Connections {
                     false => answer,
                 };
                 // A replayed request is answered here, and hyper gets the answer, not a future
-                // to move and poll (`proxy::at_once`).
+                // to move and poll (`proxy::at_once`). Marked as being served first, as every
+                // request is, so the head timeout never cuts one being answered.
+                watch.mark_serving();
                 let request = match proxy.answer_at_once(request) {
                     AtOnce::Answered(answer) => {
                         watch.answered();
