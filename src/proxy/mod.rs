@@ -301,7 +301,7 @@ impl Proxy {
             // runtime thread; a health probe (what a test harness polls before it starts) does
             // not wait.
             if crate::proxy::control::reads_every_recording(&parts) {
-                self.tapes.until_indexed().await;
+                Box::pin(self.tapes.until_indexed()).await;
                 if let Some(why) = self.tapes.indexing_failure() {
                     let response = unreadable_response(why, json!({}));
                     return Ok(self.log(&parts, &body, started, response, Outcome::Control, None));
@@ -315,7 +315,7 @@ impl Proxy {
         if let Ok(Some(name)) = &session
             && let Err(why) = crate::model::session::validate_new(name)
         {
-            self.tapes.until_indexed().await;
+            Box::pin(self.tapes.until_indexed()).await;
             if !self.tapes.has_session(name) {
                 let why = format!("{}: {why}", crate::model::session::SESSION_HEADER);
                 let response =
@@ -502,7 +502,7 @@ impl Proxy {
                 let indexing = self.tapes.is_indexing();
                 let mut played = self.lookup(parts, &body, &key, true);
                 if matches!(played, Play::Miss) && indexing {
-                    self.tapes.until_indexed().await;
+                    Box::pin(self.tapes.until_indexed()).await;
                     played = self.lookup(parts, &body, &key, true);
                 }
                 match played.prepared() {

@@ -61,7 +61,9 @@ impl Proxy {
         if matches!(played, Play::Miss) && indexing {
             // The store's index is still being built: a miss is told once it is (its nearest
             // recordings, and the lookup as a redacted recording would have stored it).
-            self.tapes.until_indexed().await;
+            // Boxed here and wherever a request may wait for the index: a rare wait, kept out
+            // of the size of every request's future.
+            Box::pin(self.tapes.until_indexed()).await;
             played = self.lookup(parts, body, key, false);
         }
         if let Some(prepared) = played.prepared().filter(|prepared| !prepared.is_gap()) {
@@ -69,7 +71,9 @@ impl Proxy {
         }
         match self.played(parts, body, key, &played) {
             Some(answer) => answer,
-            None => self.missed(parts, body, key, &played).await,
+            // Boxed, as forwarding is: a miss's future is most of `replay`'s, and every
+            // request's future (the general path's is boxed whole) would be sized for it.
+            None => Box::pin(self.missed(parts, body, key, &played)).await,
         }
     }
 
