@@ -26,9 +26,10 @@ pub(crate) enum AtOnce {
 impl Proxy {
     /// Answers `request` the way [`Proxy::handle`] would, when nothing can make it wait:
     /// replay mode, no request body, no session (`x-ims-vcr-session`, a session listener), no
-    /// `x-ims-vcr-skip`, neither `--latency` nor `--fault`, a store whose index is built, and a
-    /// path outside the control API. Almost every request of a replayed test suite is one. Any
-    /// other request is handed back untouched, before anything is looked up or counted.
+    /// `x-ims-vcr-skip`, neither `--latency` nor `--fault`, a store whose index is built, a
+    /// path outside the control API, and not `CONNECT`. Almost every request of a replayed test
+    /// suite is one. Any other request is handed back untouched, before anything is looked up
+    /// or counted. The server hands `handle` a request with more than one `Host` itself.
     pub(crate) fn answer_at_once(self: &Arc<Self>, request: Request<Incoming>) -> AtOnce {
         if self.mode() != Mode::Replay {
             return AtOnce::Declined(request);
@@ -38,6 +39,7 @@ impl Proxy {
         let path = request.uri().path();
         if !path.starts_with('/')
             || path.starts_with(CONTROL_PREFIX)
+            || request.method() == hyper::Method::CONNECT
             || !hyper::body::Body::is_end_stream(request.body())
             || !self.settings.realism.is_inert()
             || self.tapes.is_indexing()

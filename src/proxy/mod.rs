@@ -21,7 +21,7 @@ pub mod telemetry;
 pub(crate) use at_once::AtOnce;
 pub(crate) use record::Recorder;
 pub(crate) use responses::{error_response, json_response, unreadable_response};
-use responses::{closing, skipped_in_replay};
+use responses::{closing, refusal_of, skipped_in_replay};
 use record::Coalesced;
 
 use std::collections::{BTreeMap, HashMap};
@@ -263,15 +263,7 @@ impl Proxy {
             || tracing::enabled!(tracing::Level::DEBUG))
         .then(Instant::now);
         let (mut parts, body) = request.into_parts();
-        if !parts.uri.path().starts_with('/') {
-            // `*` (asterisk-form) names no resource; recorded, it would make a cassette that
-            // import refuses.
-            let msg = format!(
-                "request target {:?} is not a path; ims-vcr serves paths starting with /",
-                parts.uri.to_string()
-            );
-            let mut response =
-                error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_REQUEST", &msg, json!({}));
+        if let Some(mut response) = refusal_of(&parts) {
             if !hyper::body::Body::is_end_stream(&body) {
                 closing(&mut response, parts.version);
             }

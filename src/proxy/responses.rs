@@ -111,3 +111,44 @@ pub(super) fn shown_path(parts: &Parts, body: &[u8], answer: Option<&Response<Fu
         None => path,
     }
 }
+
+/// The answer to a request no mode serves, if it is one: a tunnel asked for (`CONNECT`), a
+/// target that is not a path (`*`), more than one `Host` (RFC 9112, 3.2: which one names the
+/// server is anyone's guess). Nothing of it is looked up, forwarded or recorded.
+pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
+    if parts.method == hyper::Method::CONNECT {
+        // What a client sends when ims-vcr is set as its HTTPS_PROXY: say so.
+        let msg = format!(
+            "CONNECT {} asks for a tunnel, and ims-vcr is a reverse proxy, not a forward one: \
+             point the client's endpoint (its base URL) at ims-vcr instead of setting ims-vcr \
+             as its HTTPS_PROXY or HTTP_PROXY",
+            parts.uri
+        );
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "IMS_VCR.METHOD_NOT_ALLOWED",
+            &msg,
+            json!({}),
+        );
+        response.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        return Some(response);
+    }
+    let refused = |msg: String| {
+        Some(error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_REQUEST", &msg, json!({})))
+    };
+    if !parts.uri.path().starts_with('/') {
+        // `*` (asterisk-form) names no resource; recorded, it would make a cassette that
+        // import refuses.
+        return refused(format!(
+            "request target {:?} is not a path; ims-vcr serves paths starting with /",
+            parts.uri.to_string()
+        ));
+    }
+    if parts.headers.get_all(hyper::header::HOST).iter().nth(1).is_some() {
+        return refused("the request has more than one Host header; send one".to_owned());
+    }
+    None
+}

@@ -159,18 +159,29 @@ impl Connections {
                 // listener, never at the upstream. A `Host` that is there but unusable is kept
                 // as sent (the browser guard reads every `Host`); the listener's address rides
                 // beside it.
-                if request.uri().authority().is_none()
-                    && let Some(local) = local
-                {
-                    match request.headers().get(hyper::header::HOST) {
-                        Some(host) if usable_host(host) => {}
-                        Some(host) if !host.as_bytes().trim_ascii().is_empty() => {
-                            request.extensions_mut().insert(crate::proxy::ReachedAt(local));
+                // One look-up of `Host` for both: a request with more than one is refused by
+                // `handle` (RFC 9112, 3.2), never answered at once.
+                let (fallback, one_host) = {
+                    let mut hosts = request.headers().get_all(hyper::header::HOST).iter();
+                    let first = hosts.next();
+                    let fallback = match (request.uri().authority(), local, first) {
+                        (Some(_), _, _) | (_, None, _) => None,
+                        (None, Some(_), Some(host)) if usable_host(host) => None,
+                        (None, Some(local), Some(host)) if !host.as_bytes().trim_ascii().is_empty() => {
+                            Some(Fallback::BesideHost(local))
                         }
-                        _ => {
-                            if let Ok(local) = hyper::header::HeaderValue::from_str(&local.to_string()) {
-                                request.headers_mut().insert(hyper::header::HOST, local);
-                            }
+                        (None, Some(local), _) => Some(Fallback::AsHost(local)),
+                    };
+                    (fallback, hosts.next().is_none())
+                };
+                match fallback {
+                    None => {}
+                    Some(Fallback::BesideHost(local)) => {
+                        request.extensions_mut().insert(crate::proxy::ReachedAt(local));
+                    }
+                    Some(Fallback::AsHost(local)) => {
+                        if let Ok(local) = hyper::header::HeaderValue::from_str(&local.to_string()) {
+                            request.headers_mut().insert(hyper::header::HOST, local);
                         }
                     }
                 }
@@ -188,7 +199,11 @@ impl Connections {
                 // to move and poll (`proxy::at_once`). Marked as being served first, as every
                 // request is, so the head timeout never cuts one being answered.
                 watch.mark_serving();
-                let request = match proxy.answer_at_once(request) {
+                let at_once = match one_host {
+                    true => proxy.answer_at_once(request),
+                    false => AtOnce::Declined(request),
+                };
+                let request = match at_once {
                     AtOnce::Answered(answer) => {
                         watch.answered();
                         return Answering::Ready(std::future::ready(Ok(served(answer))));
@@ -295,6 +310,14 @@ const REG_NAME: [bool; 256] = {
     }
     table
 };
+
+/// Where the links served to a request without a usable `Host` point: the listener it reached.
+enum Fallback {
+    /// Beside a `Host` that is there but names no host (kept as sent for the browser guard).
+    BesideHost(SocketAddr),
+    /// As the `Host` of a request that has none, or an empty one.
+    AsHost(SocketAddr),
+}
 
 /// An HTTP answer, as [`Proxy::handle`] gives it.
 type Answer = Result<Response, ResetConnection>;

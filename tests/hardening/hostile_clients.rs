@@ -492,3 +492,76 @@ async fn a_client_that_half_closes_after_its_request_gets_its_answer_and_record_
     );
     fake.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_or_two_host_headers_are_refused_in_every_mode_and_never_forwarded_or_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::plain()).await;
+    let replay = hostile_replay(dir.path());
+    let record = hostile_record(dir.path(), &fake.base_url(), &[]);
+    let seed = format!("/v2/images/{SEED_IMAGE_ID}");
+    // What a client sends with ims-vcr as its HTTPS_PROXY, the same with a path, and a request
+    // naming two hosts (RFC 9112, 3.2): each in replay (seed is recorded there) and record.
+    let requests = [
+        (
+            "CONNECT iam.myhuaweicloud.com:443 HTTP/1.1\r\nHost: iam.myhuaweicloud.com:443\r\n\r\n"
+                .to_owned(),
+            405,
+            "CONNECT iam.myhuaweicloud.com:443 asks for a tunnel",
+        ),
+        (
+            format!("CONNECT {seed} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            405,
+            "HTTPS_PROXY",
+        ),
+        (
+            format!("GET {seed} HTTP/1.1\r\nHost: x\r\nHost: evil.example\r\n\r\n"),
+            400,
+            "more than one Host header",
+        ),
+        (
+            format!("GET {seed} HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n"),
+            400,
+            "more than one Host header",
+        ),
+    ];
+    for proxy in [&replay, &record] {
+        for (request, status, says) in &requests {
+            let answer = raw(proxy.addr(), request.as_bytes(), Duration::from_secs(5)).await;
+            let text = String::from_utf8_lossy(&answer);
+            let wire = parse_wire(&answer);
+            assert_eq!(
+                wire.first().map(|a| a.status),
+                Some(*status),
+                "{request:?}: {text}"
+            );
+            assert!(text.contains(says), "{request:?}: {text}");
+            assert!(text.contains("x-ims-vcr: error"), "{text}");
+            if *status == 405 {
+                assert!(
+                    text.to_ascii_lowercase().contains("\r\nallow: get,"),
+                    "{text}"
+                );
+            }
+        }
+        assert_still_serving(proxy).await;
+    }
+    // Nothing reached the upstream but the seed asked for by `assert_still_serving`, nothing
+    // was recorded but it, and replay counted no miss.
+    let forwarded: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path_and_query))
+        .collect();
+    assert_eq!(forwarded, [format!("GET {seed}")], "{forwarded:?}");
+    let stats = get(&format!("{}/__ims-vcr/stats", replay.uri)).await.json();
+    assert_eq!(stats["misses"], 0, "{stats}");
+    assert!(record.terminate().success());
+    let (code, listed, err) = run_with_stdout(&["ls", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !listed.contains("CONNECT") && listed.contains(&seed),
+        "{listed}"
+    );
+    fake.stop().await;
+}
