@@ -925,3 +925,58 @@ fn the_pytest_plugins_session_names_are_names_ims_vcr_takes() {
         );
     }
 }
+
+/// A misspelt `x-ims-vcr-skip` (neither yes nor no) is refused with `400` naming it, in every
+/// mode, rather than read as "do not skip": the set-up call it came with is neither forwarded
+/// nor recorded. `false` asks for nothing and the call is recorded as usual.
+#[tokio::test]
+async fn an_x_ims_vcr_skip_that_says_neither_yes_nor_no_is_refused_and_nothing_is_forwarded() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let up = scripted_upstream(move |_| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        http_answer("200 OK", &[("content-type", "application/json")], b"{}")
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let url = |proxy: &ims_vcr::ProxyServer| format!("{}/setup", proxy.uri());
+    for bad in ["on", "ture", "2"] {
+        let refused = send("GET", &url(&proxy), &[("x-ims-vcr-skip", bad)], b"").await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.text());
+        let message = refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains("x-ims-vcr-skip") && message.contains(bad),
+            "{message}"
+        );
+    }
+    let twice = send(
+        "GET",
+        &url(&proxy),
+        &[("x-ims-vcr-skip", "true"), ("x-ims-vcr-skip", "true")],
+        b"",
+    )
+    .await;
+    assert_eq!(twice.status, 400, "{}", twice.text());
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was forwarded"
+    );
+    let recorded = send("GET", &url(&proxy), &[("x-ims-vcr-skip", "FALSE")], b"").await;
+    assert_eq!(recorded.header("x-ims-vcr"), Some("recorded"));
+    proxy.shutdown().await.unwrap();
+    assert_eq!(stored_answers(&store), 1);
+
+    let replay = replayer(&store).await;
+    let refused = send("GET", &url(&replay), &[("x-ims-vcr-skip", "on")], b"").await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let hit = send("GET", &url(&replay), &[("x-ims-vcr-skip", "no")], b"").await;
+    assert_eq!(hit.header("x-ims-vcr"), Some("hit"));
+    let summary = replay.shutdown().await.unwrap();
+    assert!(summary.misses.is_empty(), "{:?}", summary.misses);
+}

@@ -92,12 +92,23 @@ fn is_windows_reserved(segment: &str) -> bool {
     is("CON") || is("PRN") || is("AUX") || is("NUL") || numbered("COM") || numbered("LPT") || segment.ends_with('.')
 }
 
-/// True when `x-ims-vcr-skip` asks not to store: `true`, `1` or `yes`, any case.
-pub fn skip_requested(value: Option<&str>) -> bool {
-    value.is_some_and(|v| {
-        let v = v.trim();
-        v.eq_ignore_ascii_case("true") || v == "1" || v.eq_ignore_ascii_case("yes")
-    })
+/// What an `x-ims-vcr-skip` value asks, any case: not to store (`true`, `1`, `yes`), or to go on
+/// as usual (`false`, `0`, `no`, empty, or no header); why it is refused otherwise, as a
+/// misspelt value (`on`, `ture`) would otherwise record the set-up call it was sent with.
+pub fn skip_requested(value: Option<&str>) -> Result<bool, String> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(false);
+    };
+    let is = |words: [&str; 3]| words.iter().any(|w| value.eq_ignore_ascii_case(w));
+    if is(["true", "1", "yes"]) {
+        Ok(true)
+    } else if value.is_empty() || is(["false", "0", "no"]) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "{SKIP_HEADER}: {value:?} is neither true, 1 or yes (forward without storing) nor false, 0 or no"
+        ))
+    }
 }
 
 /// The request's session from `x-ims-vcr-session` (`None`: the default session), or why the
@@ -126,10 +137,17 @@ pub(crate) fn session_of(parts: &hyper::http::request::Parts) -> Result<Option<&
 }
 
 /// True when the request asks not to be stored (`x-ims-vcr-skip: true`).
-pub(crate) fn skip_of(parts: &hyper::http::request::Parts) -> bool {
+pub(crate) fn skip_of(parts: &hyper::http::request::Parts) -> Result<bool, String> {
     // As in `session_of`: almost no request has one, and comparing names costs less than hashing.
-    parts.headers.keys().any(|name| *name == SKIP_HEADER_NAME)
-        && skip_requested(parts.headers.get(SKIP_HEADER_NAME).and_then(|v| v.to_str().ok()))
+    if !parts.headers.keys().any(|name| *name == SKIP_HEADER_NAME) {
+        return Ok(false);
+    }
+    let mut values = parts.headers.get_all(SKIP_HEADER_NAME).iter();
+    let value = values.next().map(|v| v.to_str().unwrap_or("(not text)"));
+    if values.next().is_some() {
+        return Err(format!("{SKIP_HEADER}: sent more than once; send it once"));
+    }
+    skip_requested(value)
 }
 
 #[cfg(test)]
@@ -169,12 +187,16 @@ mod tests {
     }
 
     #[test]
-    fn skip_is_asked_for_by_true_one_or_yes() {
-        for yes in ["true", "TRUE", " 1 ", "yes"] {
-            assert!(skip_requested(Some(yes)), "{yes}");
+    fn skip_is_asked_for_by_true_one_or_yes_and_refused_when_it_is_neither_yes_nor_no() {
+        for yes in ["true", "TRUE", " 1 ", "yes", "Yes"] {
+            assert_eq!(skip_requested(Some(yes)), Ok(true), "{yes}");
         }
-        for no in [None, Some("false"), Some("0"), Some("")] {
-            assert!(!skip_requested(no), "{no:?}");
+        for no in [None, Some("false"), Some("0"), Some(""), Some(" NO ")] {
+            assert_eq!(skip_requested(no), Ok(false), "{no:?}");
+        }
+        for bad in ["on", "ture", "2", "yes please", "(not text)"] {
+            let why = skip_requested(Some(bad)).unwrap_err();
+            assert!(why.contains(SKIP_HEADER) && why.contains(bad), "{why}");
         }
     }
 }

@@ -47,7 +47,7 @@ impl Proxy {
             return AtOnce::Declined(request);
         }
         let (parts, body) = request.into_parts();
-        if !matches!(session_of(&parts), Ok(None)) || skip_of(&parts) {
+        if !matches!(session_of(&parts), Ok(None)) || skip_of(&parts) != Ok(false) {
             return AtOnce::Declined(Request::from_parts(parts, body));
         }
         // From here on, what `handle` and `replay` do for such a request, in their order.

@@ -114,7 +114,8 @@ pub(super) fn shown_path(parts: &Parts, body: &[u8], answer: Option<&Response<Fu
 
 /// The answer to a request no mode serves, if it is one: a tunnel asked for (`CONNECT`), a
 /// target that is not a path (`*`), more than one `Host` (RFC 9112, 3.2: which one names the
-/// server is anyone's guess). Nothing of it is looked up, forwarded or recorded.
+/// server is anyone's guess), an `x-ims-vcr-skip` that says neither yes nor no. Nothing of it
+/// is looked up, forwarded or recorded.
 pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
     if parts.method == hyper::Method::CONNECT {
         // What a client sends when ims-vcr is set as its HTTPS_PROXY: say so.
@@ -149,6 +150,9 @@ pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
     }
     if parts.headers.get_all(hyper::header::HOST).iter().nth(1).is_some() {
         return refused("the request has more than one Host header; send one".to_owned());
+    }
+    if let Err(why) = crate::model::session::skip_of(parts) {
+        return refused(why);
     }
     None
 }
