@@ -690,6 +690,68 @@ async fn a_switch_from_record_to_auto_goes_on_from_where_the_session_is() {
 }
 
 #[tokio::test]
+async fn an_auto_hit_answered_at_once_and_its_misses_forwarded_as_the_general_path_does() {
+    // `auto` answers a hit at once too, and a miss (or a tape played to its end) goes on to be
+    // forwarded and recorded; a fixed latency of zero sends the same requests the general way.
+    // Two stores recorded alike, two upstreams alike: the answers, and the stores after, agree.
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for (name, latency) in [
+        ("at-once", None),
+        ("general", Some(Latency::Fixed(Duration::ZERO))),
+    ] {
+        let store = dir.path().join(name);
+        record_seed_and_polling(&store).await;
+        let fake = FakeIms::start(FakeOptions::default()).await;
+        let mut builder = ProxyServer::builder()
+            .auto(upstream_for(&fake, dir.path()))
+            .store(&store);
+        if let Some(latency) = latency {
+            builder = builder.latency(latency);
+        }
+        let proxy = builder.start().await.unwrap();
+        let mut answers = Vec::new();
+        for (method, id) in [
+            ("GET", SEED_IMAGE_ID),
+            ("GET", SEED_IMAGE_ID),
+            ("HEAD", SEED_IMAGE_ID),
+            ("GET", POLLING_IMAGE_ID),
+            ("GET", POLLING_IMAGE_ID),
+            ("GET", POLLING_IMAGE_ID),
+            ("GET", POLLING_IMAGE_ID),
+            ("GET", "00000000-0000-4000-8000-00000000a070"),
+            ("GET", "00000000-0000-4000-8000-00000000a070"),
+        ] {
+            let reply = send(method, &image_url(&proxy, id), &[], b"").await;
+            let outcome = reply.header("x-ims-vcr").map(str::to_owned);
+            answers.push((method, id, reply.status, outcome, reply.text()));
+        }
+        let metrics = get(&format!("{}/__ims-vcr/metrics", proxy.uri()))
+            .await
+            .text();
+        let counts: Vec<String> = metrics
+            .lines()
+            .filter(|l| l.starts_with("ims_vcr_requests_total") || l.starts_with("ims_vcr_misses"))
+            .map(str::to_owned)
+            .collect();
+        proxy.shutdown().await.unwrap();
+        fake.stop().await;
+        seen.push((answers, counts, stored_answers(&store)));
+    }
+    assert!(
+        seen[0].0.iter().any(|a| a.3.as_deref() == Some("hit")),
+        "{:?}",
+        seen[0].0
+    );
+    assert!(
+        seen[0].0.iter().any(|a| a.3.as_deref() == Some("recorded")),
+        "{:?}",
+        seen[0].0
+    );
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[tokio::test]
 async fn a_replayed_request_answered_at_once_gets_what_the_general_path_gives() {
     // Replay answers a request nothing can make wait in the call that receives it
     // (`proxy::at_once`); a fixed latency of zero sends the same requests through the general

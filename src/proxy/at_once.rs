@@ -1,5 +1,5 @@
-//! Answering a replayed request in the call that receives it, without building
-//! [`Proxy::handle`]'s future.
+//! Answering a replayed request (in `replay` mode, or an `auto` hit) in the call that receives
+//! it, without building [`Proxy::handle`]'s future.
 //!
 //! `handle`'s future holds every path a request can take (a body read, a forward and record,
 //! the control API, a session's checks) and is some 1,600 bytes; hyper moves a service's future
@@ -17,23 +17,27 @@ use super::*;
 pub(crate) enum AtOnce {
     /// Answered, as [`Proxy::handle`] would have answered it.
     Answered(Response<Full<Bytes>>),
-    /// Looked up and missed: the miss report reads the nearest recordings on a blocking thread.
-    Missed(Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>),
+    /// Looked up, and what follows waits: a replay miss (its report reads the nearest
+    /// recordings on a blocking thread), or in `auto` a miss or gap to forward.
+    Later(Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>),
     /// Not one this path answers: [`Proxy::handle`] does, from the start (nothing was done).
     Declined(Request<Incoming>),
 }
 
 impl Proxy {
     /// Answers `request` the way [`Proxy::handle`] would, when nothing can make it wait:
-    /// replay mode, no request body, no session (`x-ims-vcr-session`, a session listener), no
+    /// replay mode (or an `auto` hit: its miss goes on as a forward), no request body, no session (`x-ims-vcr-session`, a session listener), no
     /// `x-ims-vcr-skip`, neither `--latency` nor `--fault`, a store whose index is built, a
     /// path outside the control API, and not `CONNECT`. Almost every request of a replayed test
     /// suite is one. Any other request is handed back untouched, before anything is looked up
     /// or counted. The server hands `handle` a request with more than one `Host` itself.
     pub(crate) fn answer_at_once(self: &Arc<Self>, request: Request<Incoming>) -> AtOnce {
-        if self.mode() != Mode::Replay {
-            return AtOnce::Declined(request);
-        }
+        // `auto` extends its tapes: a lookup there may play one to its end and forward.
+        let extending = match (self.mode(), &self.recorder) {
+            (Mode::Replay, _) | (Mode::Auto, None) => false,
+            (Mode::Auto, Some(_)) => true,
+            _ => return AtOnce::Declined(request),
+        };
         // Where `handle` reads it: the hit's latency counts these checks too.
         let started = Some(Instant::now());
         let path = request.uri().path();
@@ -52,13 +56,25 @@ impl Proxy {
         }
         // From here on, what `handle` and `replay` do for such a request, in their order.
         let key = self.key(&parts, &[], None);
-        let played = self.lookup(&parts, &[], &key, false);
-        if let Some((response, outcome)) = self.played(&parts, &[], &key, &played) {
+        let played = self.lookup(&parts, &[], &key, extending);
+        let answered = match extending {
+            false => self.played(&parts, &[], &key, &played),
+            true => played
+                .prepared()
+                .filter(|prepared| !prepared.is_gap())
+                .map(|prepared| (self.hit_at_once(&parts, &[], &played, prepared), Outcome::Hit)),
+        };
+        if let Some((response, outcome)) = answered {
             return AtOnce::Answered(self.log(&parts, &[], started, response, outcome, None));
         }
         let proxy = self.clone();
-        AtOnce::Missed(Box::pin(async move {
-            let (response, outcome) = proxy.missed(&parts, &[], &key, &played).await;
+        AtOnce::Later(Box::pin(async move {
+            let (response, outcome) = match &proxy.recorder {
+                Some(recorder) if extending => {
+                    proxy.auto_played(recorder, &parts, Bytes::new(), &key, &played).await
+                }
+                _ => proxy.missed(&parts, &[], &key, &played).await,
+            };
             proxy.log(&parts, &[], started, response, outcome, None)
         }))
     }

@@ -470,8 +470,8 @@ impl Proxy {
         let key = self.key(parts, &body, session);
         // `x-ims-vcr-skip`: a test's set-up or clean-up call takes no part in the recording. It
         // never takes a recorded answer (that would shift the test's own), is never stored,
-        // and counts for nothing in the session.
-        // Its value was checked before (`refusal_of`).
+        // and counts for nothing in the session. (A value that is neither yes nor no was
+        // refused before: `refusal_of`.)
         if skip_of(parts) == Ok(true) {
             return match (mode, &self.recorder) {
                 (Mode::Replay, _) | (_, None) => (skipped_in_replay(parts, &body), Outcome::Error),
@@ -498,15 +498,7 @@ impl Proxy {
                     Box::pin(self.tapes.until_indexed()).await;
                     played = self.lookup(parts, &body, &key, true);
                 }
-                match played.prepared() {
-                    Some(prepared) if prepared.is_gap() => {
-                        Box::pin(self.forward_unstored(recorder, parts, body, &key)).await
-                    }
-                    Some(prepared) => (self.hit(parts, &body, &played, prepared).await, Outcome::Hit),
-                    // Boxed, as below: forwarding futures are large, and every request's future
-                    // (replay too) would otherwise be sized, and copied, for them.
-                    None => Box::pin(self.single_flight(recorder, parts, body, &key)).await,
-                }
+                self.auto_played(recorder, parts, body, &key, &played).await
             }
             _ => {
                 let forwarded = Box::pin(self.forward(recorder, parts, body, &key, mode)).await;

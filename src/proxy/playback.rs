@@ -136,7 +136,7 @@ impl Proxy {
     }
 
     /// Serves a recorded answer with volatile values replaced (its delay waited, if any).
-    fn hit_at_once(
+    pub(super) fn hit_at_once(
         &self,
         parts: &Parts,
         body: &[u8],

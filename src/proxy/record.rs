@@ -121,6 +121,27 @@ fn stored_headers(live: &HeaderMap) -> Vec<(String, String)> {
 }
 
 impl Proxy {
+    /// `auto` after its lookup: a gap is forwarded without storing, a hit served, and a miss
+    /// (or a tape played to its end) forwarded and recorded, once for concurrent askers.
+    pub(super) async fn auto_played(
+        &self,
+        recorder: &Recorder,
+        parts: &Parts,
+        body: Bytes,
+        key: &RequestKey,
+        played: &Play,
+    ) -> (Response<Full<Bytes>>, Outcome) {
+        match played.prepared() {
+            Some(prepared) if prepared.is_gap() => {
+                Box::pin(self.forward_unstored(recorder, parts, body, key)).await
+            }
+            Some(prepared) => (self.hit(parts, &body, played, prepared).await, Outcome::Hit),
+            // Boxed: forwarding futures are large, and every request's future would
+            // otherwise be sized, and copied, for them.
+            None => Box::pin(self.single_flight(recorder, parts, body, key)).await,
+        }
+    }
+
     /// Auto-mode miss: the first of N concurrent identical misses forwards and records, and is
     /// the only one served the live answer; the others wait for it and are served what a
     /// replay of the stored answer gives them, or, when it was not stored, make their own

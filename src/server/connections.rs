@@ -208,10 +208,10 @@ impl Connections {
                         watch.answered();
                         return Answering::Ready(std::future::ready(Ok(served(answer))));
                     }
-                    AtOnce::Missed(missed) => {
+                    AtOnce::Later(later) => {
                         let serving = watch.serving();
                         return Answering::Waiting(Box::pin(async move {
-                            let answer = missed.await;
+                            let answer = later.await;
                             drop(serving);
                             Ok(served(answer))
                         }));
