@@ -220,6 +220,17 @@ async fn a_recorded_304_is_served_only_to_the_conditional_request_that_got_it() 
     }
     let other = send("GET", &url, &[("if-none-match", "\"v2\"")], b"").await;
     assert_eq!(other.status, 599, "{}", other.text());
+    // The miss says why: the validator differs from the nearest recording's.
+    let diff = other.json()["ims_vcr"]["diff"].clone();
+    assert!(
+        diff.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["part"] == "header"
+                && d["name"] == "if-none-match"
+                && d["got"] == serde_json::json!(["\"v2\""])),
+        "{diff}"
+    );
 }
 
 #[tokio::test]

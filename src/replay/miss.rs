@@ -174,7 +174,13 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
             out.push(json!({"part": "query", "name": name, "recorded": want.get(name), "got": got.get(name)}));
         }
     }
-    for name in &rules.match_headers {
+    // The headers the key reads: those the rules match on, and the conditional ones and
+    // `Range` whenever a request carries them (`SELECTING`), so a miss caused by an
+    // `If-None-Match` says so.
+    let selecting = crate::model::key::SELECTING
+        .iter()
+        .filter(|s| !rules.match_headers.iter().any(|m| m.eq_ignore_ascii_case(s)));
+    for name in rules.match_headers.iter().map(String::as_str).chain(selecting.copied()) {
         // A credential's value is never shown (the rules refuse such headers; this holds anyway).
         let secret = crate::model::headers::is_credential(name) || credentials::is_credential_name(name);
         let values = |r: &RecordedRequest| -> Vec<String> {
