@@ -165,15 +165,22 @@ impl Shown {
 }
 
 /// `text` with each occurrence of `form` replaced by [`PLACEHOLDER`] (a short form only where it
-/// is a whole word), or `None` when there is none.
+/// is a whole word, and as written; a longer one in any ASCII case, as a token's copy in a
+/// lower-cased path is still its value), or `None` when there is none.
 fn mask_form(text: &str, form: &str) -> Option<String> {
     let whole_word = form.len() < MIN_SHOWN;
     // `-` and `_` join words in paths (`os-admin-actions`): a short value inside one is data.
     let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    // ASCII case folding keeps every byte where it was, so an offset in the folded copy is one
+    // in `text` too.
+    let (folded_text, folded_form) = match whole_word {
+        true => (Cow::Borrowed(text), Cow::Borrowed(form)),
+        false => (Cow::Owned(text.to_ascii_lowercase()), Cow::Owned(form.to_ascii_lowercase())),
+    };
     let mut out = String::new();
     let mut rest = text;
     let mut changed = false;
-    while let Some(at) = rest.find(form) {
+    while let Some(at) = folded_text[text.len() - rest.len()..].find(&*folded_form) {
         let end = at + form.len();
         let bounded = !whole_word
             || (!is_word(rest[..at].chars().next_back()) && !is_word(rest[end..].chars().next()));
@@ -182,7 +189,7 @@ fn mask_form(text: &str, form: &str) -> Option<String> {
             out.push_str(PLACEHOLDER);
             changed = true;
         } else {
-            out.push_str(form);
+            out.push_str(&rest[at..end]);
         }
         rest = &rest[end..];
     }
@@ -250,11 +257,17 @@ mod tests {
             format!("GET /v2/images?name={encoded}"),
             format!("GET /v2/images?name={}", lowercase_hex(&encoded)),
             "GET /v2/images?name=Zq81tok%2Bq%2FXk%3dv9".to_owned(),
+            // A copy in another case (a lower-cased path) is the value all the same.
+            format!("GET /v2/images/{}", token.to_ascii_lowercase()),
+            format!("GET /v2/images/{}/ÄÖ", token.to_ascii_uppercase()),
         ] {
             let masked = shown.text(&text);
             assert!(masked.contains(PLACEHOLDER), "{text} -> {masked}");
-            assert!(!masked.contains("Zq81"), "{text} -> {masked}");
+            assert!(!masked.to_ascii_lowercase().contains("zq81"), "{text} -> {masked}");
         }
+        // What surrounds it is kept as written.
+        let around = format!("GET /v2/Images/{}/ÄÖ?Limit=2", token.to_ascii_uppercase());
+        assert_eq!(shown.text(&around), format!("GET /v2/Images/{PLACEHOLDER}/ÄÖ?Limit=2"));
         assert!(matches!(shown.text("GET /v2/images?limit=2"), Cow::Borrowed(_)));
     }
 
