@@ -136,18 +136,24 @@ pub(crate) fn session_of(parts: &hyper::http::request::Parts) -> Result<Option<&
     Ok(Some(name))
 }
 
-/// True when the request asks not to be stored (`x-ims-vcr-skip: true`).
+/// Whether the request asks not to be stored (`x-ims-vcr-skip: true`), as
+/// [`skip_requested`] reads it; why its `x-ims-vcr-skip` is refused (a value that says neither
+/// yes nor no, one that is not text, or the header twice).
 pub(crate) fn skip_of(parts: &hyper::http::request::Parts) -> Result<bool, String> {
     // As in `session_of`: almost no request has one, and comparing names costs less than hashing.
     if !parts.headers.keys().any(|name| *name == SKIP_HEADER_NAME) {
         return Ok(false);
     }
     let mut values = parts.headers.get_all(SKIP_HEADER_NAME).iter();
-    let value = values.next().map(|v| v.to_str().unwrap_or("(not text)"));
+    let value = values.next();
     if values.next().is_some() {
         return Err(format!("{SKIP_HEADER}: sent more than once; send it once"));
     }
-    skip_requested(value)
+    match value.map(|v| v.to_str()) {
+        Some(Err(_)) => Err(format!("{SKIP_HEADER}: the value is not text; send true or false")),
+        Some(Ok(value)) => skip_requested(Some(value)),
+        None => Ok(false),
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +200,7 @@ mod tests {
         for no in [None, Some("false"), Some("0"), Some(""), Some(" NO ")] {
             assert_eq!(skip_requested(no), Ok(false), "{no:?}");
         }
-        for bad in ["on", "ture", "2", "yes please", "(not text)"] {
+        for bad in ["on", "ture", "2", "yes please"] {
             let why = skip_requested(Some(bad)).unwrap_err();
             assert!(why.contains(SKIP_HEADER) && why.contains(bad), "{why}");
         }

@@ -25,12 +25,13 @@ pub(crate) enum AtOnce {
 }
 
 impl Proxy {
-    /// Answers `request` the way [`Proxy::handle`] would, when nothing can make it wait:
-    /// replay mode (or an `auto` hit: its miss goes on as a forward), no request body, no session (`x-ims-vcr-session`, a session listener), no
-    /// `x-ims-vcr-skip`, neither `--latency` nor `--fault`, a store whose index is built, a
-    /// path outside the control API, and not `CONNECT`. Almost every request of a replayed test
-    /// suite is one. Any other request is handed back untouched, before anything is looked up
-    /// or counted. The server hands `handle` a request with more than one `Host` itself.
+    /// Answers `request` the way [`Proxy::handle`] would, when nothing can make it wait: replay
+    /// mode (or an `auto` hit: its miss goes on as a forward), no request body, no session
+    /// (`x-ims-vcr-session`, a session listener), no `x-ims-vcr-skip` asking to skip or
+    /// refused, neither `--latency` nor `--fault`, a store whose index is built, a path outside
+    /// the control API, and not `CONNECT`. Almost every request of a replayed test suite is
+    /// one. Any other request is handed back untouched, before anything is looked up or
+    /// counted. The server hands `handle` a request with more than one `Host` itself.
     pub(crate) fn answer_at_once(self: &Arc<Self>, request: Request<Incoming>) -> AtOnce {
         // `auto` extends its tapes: a lookup there may play one to its end and forward.
         let extending = match (self.mode(), &self.recorder) {

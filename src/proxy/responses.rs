@@ -118,12 +118,19 @@ pub(super) fn shown_path(parts: &Parts, body: &[u8], answer: Option<&Response<Fu
 /// is looked up, forwarded or recorded.
 pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
     if parts.method == hyper::Method::CONNECT {
-        // What a client sends when ims-vcr is set as its HTTPS_PROXY: say so.
+        // What a client sends when ims-vcr is set as its HTTPS_PROXY: say so. The target as
+        // any request is shown: `host:port`, or a path with its credentials masked.
+        let target = match parts.uri.authority() {
+            Some(authority) => match authority.port() {
+                Some(port) => format!("{}:{port}", authority.host()),
+                None => authority.host().to_owned(),
+            },
+            None => shown_path(parts, &[], None),
+        };
         let msg = format!(
-            "CONNECT {} asks for a tunnel, and ims-vcr is a reverse proxy, not a forward one: \
-             point the client's endpoint (its base URL) at ims-vcr instead of setting ims-vcr \
-             as its HTTPS_PROXY or HTTP_PROXY",
-            parts.uri
+            "CONNECT {target} asks for a tunnel, and ims-vcr is a reverse proxy, not a forward \
+             one: point the client's endpoint (its base URL) at ims-vcr instead of setting \
+             ims-vcr as its HTTPS_PROXY or HTTP_PROXY"
         );
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -12,9 +12,12 @@
 //! Each value is masked as it was sent and in the forms a request line may hold it in:
 //! percent-encoded (upper- or lower-case hex), form-encoded, and read back from whatever
 //! percent-encoding the client used (the text is then shown decoded, its control characters
-//! encoded again). Values shorter than [`MIN_SHOWN`] bytes are masked only as a whole word, so
-//! a short password does not garble every path that happens to contain its letters, and
-//! values shorter than [`MIN_MASKED`] not at all.
+//! encoded again). A value of [`MIN_SHOWN`] bytes or more is masked in any ASCII case too (a
+//! token's copy in a lower-cased path); the leak gate, which decides what is stored, matches
+//! the value as sent and in its encodings, as a copy in another case is no longer the
+//! credential (a hex one excepted, which the gate matches in either case). Shorter values are
+//! masked only as a whole word and as written, so a short password does not garble every path
+//! that happens to contain its letters, and values shorter than [`MIN_MASKED`] not at all.
 
 use std::borrow::Cow;
 

@@ -160,11 +160,14 @@ impl Connections {
                 // as sent (the browser guard reads every `Host`); the listener's address rides
                 // beside it.
                 // One look-up of `Host` for both: a request with more than one is refused by
-                // `handle` (RFC 9112, 3.2), never answered at once.
+                // `handle` (RFC 9112, 3.2), never answered at once, and its `Host` headers are
+                // left as sent (a fallback would replace them all with one).
                 let (fallback, one_host) = {
                     let mut hosts = request.headers().get_all(hyper::header::HOST).iter();
                     let first = hosts.next();
+                    let one_host = hosts.next().is_none();
                     let fallback = match (request.uri().authority(), local, first) {
+                        _ if !one_host => None,
                         (Some(_), _, _) | (_, None, _) => None,
                         (None, Some(_), Some(host)) if usable_host(host) => None,
                         (None, Some(local), Some(host)) if !host.as_bytes().trim_ascii().is_empty() => {
@@ -172,7 +175,7 @@ impl Connections {
                         }
                         (None, Some(local), _) => Some(Fallback::AsHost(local)),
                     };
-                    (fallback, hosts.next().is_none())
+                    (fallback, one_host)
                 };
                 match fallback {
                     None => {}

@@ -524,6 +524,18 @@ async fn a_tunnel_or_two_host_headers_are_refused_in_every_mode_and_never_forwar
             400,
             "more than one Host header",
         ),
+        // An empty first one is not taken for a missing one (whose place the listener takes).
+        (
+            format!("GET {seed} HTTP/1.1\r\nHost:\r\nHost: evil.example\r\n\r\n"),
+            400,
+            "more than one Host header",
+        ),
+        // A credential in a CONNECT's target is not repeated in the answer.
+        (
+            format!("CONNECT {seed};token=Zq81tokSECRET HTTP/1.1\r\nHost: x\r\n\r\n"),
+            405,
+            "asks for a tunnel",
+        ),
     ];
     for proxy in [&replay, &record] {
         for (request, status, says) in &requests {
@@ -537,6 +549,7 @@ async fn a_tunnel_or_two_host_headers_are_refused_in_every_mode_and_never_forwar
             );
             assert!(text.contains(says), "{request:?}: {text}");
             assert!(text.contains("x-ims-vcr: error"), "{text}");
+            assert!(!text.contains("Zq81tokSECRET"), "{text}");
             if *status == 405 {
                 assert!(
                     text.to_ascii_lowercase().contains("\r\nallow: get,"),
