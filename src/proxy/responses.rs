@@ -118,15 +118,8 @@ pub(super) fn shown_path(parts: &Parts, body: &[u8], answer: Option<&Response<Fu
 /// is looked up, forwarded or recorded.
 pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
     if parts.method == hyper::Method::CONNECT {
-        // What a client sends when ims-vcr is set as its HTTPS_PROXY: say so. The target as
-        // any request is shown: `host:port`, or a path with its credentials masked.
-        let target = match parts.uri.authority() {
-            Some(authority) => match authority.port() {
-                Some(port) => format!("{}:{port}", authority.host()),
-                None => authority.host().to_owned(),
-            },
-            None => shown_path(parts, &[], None),
-        };
+        // What a client sends when ims-vcr is set as its HTTPS_PROXY: say so.
+        let target = shown_target(parts);
         let msg = format!(
             "CONNECT {target} asks for a tunnel, and ims-vcr is a reverse proxy, not a forward \
              one: point the client's endpoint (its base URL) at ims-vcr instead of setting \
@@ -152,7 +145,7 @@ pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
         // import refuses.
         return refused(format!(
             "request target {:?} is not a path; ims-vcr serves paths starting with /",
-            parts.uri.to_string()
+            shown_target(parts)
         ));
     }
     if parts.headers.get_all(hyper::header::HOST).iter().nth(1).is_some() {
@@ -162,4 +155,40 @@ pub(super) fn refusal_of(parts: &Parts) -> Option<Response<Full<Bytes>>> {
         return refused(why);
     }
     None
+}
+
+/// A request's target as a refusal names it: its path as any request's is shown (credentials
+/// masked; `*` as sent, also over HTTP/2), or for a target that names only a host
+/// (`host:port`, authority-form) that host and port, never user information.
+fn shown_target(parts: &Parts) -> String {
+    match parts.uri.authority() {
+        Some(authority) if parts.uri.path().is_empty() => match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        },
+        _ => shown_path(parts, &[], None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: hyper::Uri) -> Parts {
+        hyper::Request::builder().uri(uri).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_refusal_names_the_target_as_sent_or_the_host_it_names_never_a_credential() {
+        let http2_asterisk =
+            hyper::Uri::builder().scheme("http").authority("x").path_and_query("*").build().unwrap();
+        for (uri, shown) in [
+            (hyper::Uri::from_static("*"), "*"),
+            (http2_asterisk, "*"),
+            (hyper::Uri::from_static("example.com:443"), "example.com:443"),
+            (hyper::Uri::from_static("/v2/images/x;token=Zq81secret"), "/v2/images/x;token=REDACTED"),
+        ] {
+            assert_eq!(shown_target(&parts(uri.clone())), shown, "{uri}");
+        }
+    }
 }

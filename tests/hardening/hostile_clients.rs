@@ -530,6 +530,17 @@ async fn a_tunnel_or_two_host_headers_are_refused_in_every_mode_and_never_forwar
             400,
             "more than one Host header",
         ),
+        // A target that is no path is named as sent (`*`), or as the host it names.
+        (
+            "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+            400,
+            "request target \\\"*\\\" is not a path",
+        ),
+        (
+            "GET example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+            400,
+            "request target \\\"example.com:443\\\" is not a path",
+        ),
         // A credential in a CONNECT's target is not repeated in the answer.
         (
             format!("CONNECT {seed};token=Zq81tokSECRET HTTP/1.1\r\nHost: x\r\n\r\n"),
