@@ -752,6 +752,60 @@ async fn an_auto_hit_answered_at_once_and_its_misses_forwarded_as_the_general_pa
 }
 
 #[tokio::test]
+async fn a_passthrough_forward_begun_at_once_gives_what_the_general_path_gives() {
+    // Passthrough forwards a plain request without `handle`'s future around it; a fixed latency
+    // of zero sends the same requests the general way. Two upstreams alike: the answers, the
+    // upstream's requests and the counts agree, and nothing is stored by either.
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for latency in [None, Some(Latency::Fixed(Duration::ZERO))] {
+        let fake = FakeIms::start(FakeOptions::default()).await;
+        let mut builder = ProxyServer::builder().passthrough(upstream_for(&fake, dir.path()));
+        if let Some(latency) = latency {
+            builder = builder.latency(latency);
+        }
+        let proxy = builder.start().await.unwrap();
+        let mut answers = Vec::new();
+        for (method, path) in [
+            ("GET", format!("/v2/images/{SEED_IMAGE_ID}")),
+            ("HEAD", format!("/v2/images/{SEED_IMAGE_ID}")),
+            ("GET", format!("/v2/images/{POLLING_IMAGE_ID}?b=2&a=1")),
+            ("GET", format!("/v2/images/{}", error_image_id(404))),
+            ("GET", "/__ims-vcr/health".to_owned()),
+        ] {
+            let reply = send(method, &format!("{}{path}", proxy.uri()), &[], b"").await;
+            let outcome = reply.header("x-ims-vcr").map(str::to_owned);
+            answers.push((method, path, reply.status, outcome, reply.text()));
+        }
+        let metrics = get(&format!("{}/__ims-vcr/metrics", proxy.uri()))
+            .await
+            .text();
+        let counts: Vec<String> = metrics
+            .lines()
+            .filter(|l| l.starts_with("ims_vcr_requests_total"))
+            .map(str::to_owned)
+            .collect();
+        proxy.shutdown().await.unwrap();
+        let upstream: Vec<String> = fake
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path_and_query))
+            .collect();
+        fake.stop().await;
+        seen.push((answers, counts, upstream));
+    }
+    assert!(
+        seen[0]
+            .0
+            .iter()
+            .any(|a| a.3.as_deref() == Some("forwarded")),
+        "{:?}",
+        seen[0].0
+    );
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[tokio::test]
 async fn a_replayed_request_answered_at_once_gets_what_the_general_path_gives() {
     // Replay answers a request nothing can make wait in the call that receives it
     // (`proxy::at_once`); a fixed latency of zero sends the same requests through the general

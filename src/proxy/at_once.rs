@@ -26,7 +26,8 @@ pub(crate) enum AtOnce {
 
 impl Proxy {
     /// Answers `request` the way [`Proxy::handle`] would, when nothing can make it wait: replay
-    /// mode (or an `auto` hit: its miss goes on as a forward), no request body, no session
+    /// mode (or an `auto` hit: its miss goes on as a forward; in passthrough the forward goes
+    /// on without `handle`'s future), no request body, no session
     /// (`x-ims-vcr-session`, a session listener), no `x-ims-vcr-skip` asking to skip or
     /// refused, neither `--latency` nor `--fault`, a store whose index is built, a path outside
     /// the control API, and not `CONNECT`. Almost every request of a replayed test suite is
@@ -34,13 +35,17 @@ impl Proxy {
     /// counted. The server hands `handle` a request with more than one `Host` itself.
     pub(crate) fn answer_at_once(self: &Arc<Self>, request: Request<Incoming>) -> AtOnce {
         // `auto` extends its tapes: a lookup there may play one to its end and forward.
-        let extending = match (self.mode(), &self.recorder) {
-            (Mode::Replay, _) | (Mode::Auto, None) => false,
-            (Mode::Auto, Some(_)) => true,
+        let (extending, passing) = match (self.mode(), &self.recorder) {
+            (Mode::Replay, _) | (Mode::Auto, None) => (false, false),
+            (Mode::Auto, Some(_)) => (true, false),
+            (Mode::Passthrough, Some(_)) => (false, true),
             _ => return AtOnce::Declined(request),
         };
         // Where `handle` reads it: the hit's latency counts these checks too.
-        let started = Some(Instant::now());
+        let started = match passing {
+            true => tracing::enabled!(tracing::Level::DEBUG).then(Instant::now),
+            false => Some(Instant::now()),
+        };
         let path = request.uri().path();
         if !path.starts_with('/')
             || path.starts_with(CONTROL_PREFIX)
@@ -54,6 +59,22 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         if !matches!(session_of(&parts), Ok(None)) || skip_of(&parts) != Ok(false) {
             return AtOnce::Declined(Request::from_parts(parts, body));
+        }
+        // Passthrough forwards (`answer` does nothing else for such a request): the forward
+        // goes on boxed, without `handle`'s future around it.
+        if passing {
+            let proxy = self.clone();
+            return AtOnce::Later(Box::pin(async move {
+                let (response, outcome) = match &proxy.recorder {
+                    Some(recorder) => proxy.pass_through(recorder, &parts, Bytes::new()).await,
+                    // Not met: a proxy's recorder is set when it is built, and checked above.
+                    // `answer` is what `handle` would call.
+                    None => {
+                        Box::pin(proxy.answer(Mode::Passthrough, &parts, Bytes::new(), None)).await
+                    }
+                };
+                proxy.log(&parts, &[], started, response, outcome, None)
+            }));
         }
         // From here on, what `handle` and `replay` do for such a request, in their order.
         let key = self.key(&parts, &[], None);
