@@ -35,17 +35,15 @@ impl Proxy {
     /// counted. The server hands `handle` a request with more than one `Host` itself.
     pub(crate) fn answer_at_once(self: &Arc<Self>, request: Request<Incoming>) -> AtOnce {
         // `auto` extends its tapes: a lookup there may play one to its end and forward.
-        let (extending, passing) = match (self.mode(), &self.recorder) {
-            (Mode::Replay, _) | (Mode::Auto, None) => (false, false),
-            (Mode::Auto, Some(_)) => (true, false),
-            (Mode::Passthrough, Some(_)) => (false, true),
+        let mode = self.mode();
+        let (extending, passing) = match (mode, &self.recorder) {
+            (Mode::Replay, _) | (Mode::Auto, None) => (false, None),
+            (Mode::Auto, Some(_)) => (true, None),
+            (Mode::Passthrough, Some(recorder)) => (false, Some(recorder.clone())),
             _ => return AtOnce::Declined(request),
         };
         // Where `handle` reads it: the hit's latency counts these checks too.
-        let started = match passing {
-            true => tracing::enabled!(tracing::Level::DEBUG).then(Instant::now),
-            false => Some(Instant::now()),
-        };
+        let started = started_for(mode);
         let path = request.uri().path();
         if !path.starts_with('/')
             || path.starts_with(CONTROL_PREFIX)
@@ -60,19 +58,12 @@ impl Proxy {
         if !matches!(session_of(&parts), Ok(None)) || skip_of(&parts) != Ok(false) {
             return AtOnce::Declined(Request::from_parts(parts, body));
         }
-        // Passthrough forwards (`answer` does nothing else for such a request): the forward
-        // goes on boxed, without `handle`'s future around it.
-        if passing {
+        // Passthrough forwards (what `answer` does for such a request), without `handle`'s and
+        // `answer`'s futures around the forward.
+        if let Some(recorder) = passing {
             let proxy = self.clone();
             return AtOnce::Later(Box::pin(async move {
-                let (response, outcome) = match &proxy.recorder {
-                    Some(recorder) => proxy.pass_through(recorder, &parts, Bytes::new()).await,
-                    // Not met: a proxy's recorder is set when it is built, and checked above.
-                    // `answer` is what `handle` would call.
-                    None => {
-                        Box::pin(proxy.answer(Mode::Passthrough, &parts, Bytes::new(), None)).await
-                    }
-                };
+                let (response, outcome) = proxy.pass_through(&recorder, &parts, Bytes::new()).await;
                 proxy.log(&parts, &[], started, response, outcome, None)
             }));
         }

@@ -164,7 +164,7 @@ pub(crate) struct Proxy {
     /// Recordings served on a hit; grows as record and auto modes record.
     pub(crate) tapes: Tapes,
     /// Present when started in a forwarding mode, so replay cannot reach an upstream by mistake.
-    pub(crate) recorder: Option<Recorder>,
+    pub(crate) recorder: Option<Arc<Recorder>>,
     pub(crate) stats: Stats,
     pub(crate) metrics: Metrics,
     /// Named sessions' counters, verdicts and listeners.
@@ -207,7 +207,7 @@ impl Proxy {
             keys: keys::Keys::new(&rules),
             rules,
             tapes,
-            recorder,
+            recorder: recorder.map(Arc::new),
             stats: Stats::default(),
             metrics: Metrics::default(),
             sessions: Sessions::default(),
@@ -255,13 +255,9 @@ impl Proxy {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Full<Bytes>>, ResetConnection> {
-        // One read of the mode for the whole request, so the clock is read only when the answer
-        // can be a hit (its latency feeds the replay histogram) or the request line is logged
-        // with its time: forwarded answers have their own upstream timing.
+        // One read of the mode for the whole request.
         let mode = self.mode();
-        let started = (matches!(mode, Mode::Replay | Mode::Auto)
-            || tracing::enabled!(tracing::Level::DEBUG))
-        .then(Instant::now);
+        let started = started_for(mode);
         let (mut parts, body) = request.into_parts();
         if let Some(mut response) = refusal_of(&parts) {
             if !hyper::body::Body::is_end_stream(&body) {
@@ -531,6 +527,14 @@ impl Proxy {
         proxy_authority(parts).map(|a| format!("{}://{a}", self.settings.scheme))
     }
 
+}
+
+/// When a request in `mode` started, if its time is needed: the clock is read only when the
+/// answer can be a hit (its latency feeds the replay histogram) or the request line is logged
+/// with its time; forwarded answers have their own upstream timing.
+fn started_for(mode: Mode) -> Option<Instant> {
+    (matches!(mode, Mode::Replay | Mode::Auto) || tracing::enabled!(tracing::Level::DEBUG))
+        .then(Instant::now)
 }
 
 /// The address of the listener a request reached, beside a `Host` that names no host (`a b`):

@@ -158,10 +158,10 @@ impl Connections {
                 // HTTP/2 one without `:authority`): the links served to it then point at this
                 // listener, never at the upstream. A `Host` that is there but unusable is kept
                 // as sent (the browser guard reads every `Host`); the listener's address rides
-                // beside it.
-                // One look-up of `Host` for both: a request with more than one is refused by
-                // `handle` (RFC 9112, 3.2), never answered at once, and its `Host` headers are
-                // left as sent (a fallback would replace them all with one).
+                // beside it. `Host` is looked up once, for that and for its count: a request
+                // with more than one is refused by `handle` (RFC 9112, 3.2), never answered at
+                // once, and its `Host` headers are left as sent (a fallback would replace them
+                // all with one).
                 let (fallback, one_host) = {
                     let mut hosts = request.headers().get_all(hyper::header::HOST).iter();
                     let first = hosts.next();
@@ -194,7 +194,7 @@ impl Connections {
                         .insert(crate::model::session::SESSION_HEADER, session.clone());
                 }
                 let head = request.method() == hyper::Method::HEAD;
-                let served = move |answer: Response| match head {
+                let for_method = move |answer: Response| match head {
                     true => without_body(answer),
                     false => answer,
                 };
@@ -209,14 +209,14 @@ impl Connections {
                 let request = match at_once {
                     AtOnce::Answered(answer) => {
                         watch.answered();
-                        return Answering::Ready(std::future::ready(Ok(served(answer))));
+                        return Answering::Ready(std::future::ready(Ok(for_method(answer))));
                     }
                     AtOnce::Later(later) => {
                         let serving = watch.serving();
                         return Answering::Waiting(Box::pin(async move {
                             let answer = later.await;
                             drop(serving);
-                            Ok(served(answer))
+                            Ok(for_method(answer))
                         }));
                     }
                     AtOnce::Declined(request) => request,
@@ -227,7 +227,7 @@ impl Connections {
                 Answering::Waiting(Box::pin(async move {
                     let answer = proxy.handle(request, peer).await;
                     drop(serving);
-                    answer.map(served)
+                    answer.map(for_method)
                 }))
             })
         };
