@@ -136,16 +136,24 @@ impl Prepared {
         // size of what a `GET` brings (clients size downloads by it), kept when it is one
         // number (the upstream side leaves it out of a content-encoded answer, whose body is
         // stored decoded).
-        if !(head && body.is_empty() && is_one_length(&headers)) {
-            headers.remove(CONTENT_LENGTH);
-        }
-        headers.remove(hyper::header::TRANSFER_ENCODING);
         // Hop-by-hop headers belong to one connection (a hand-edited cassette could hold
-        // `Connection: close` or `Upgrade`): never served. One pass when there are none.
-        crate::model::headers::strip_hop_by_hop(&mut headers);
-        // Bodies are stored decoded: an encoding left in a store an older ims-vcr imported
-        // would make the client decode what is not encoded.
-        headers.remove(hyper::header::CONTENT_ENCODING);
+        // `Connection: close` or `Upgrade`): never served. Bodies are stored decoded: an
+        // encoding left in a store an older ims-vcr imported would make the client decode what
+        // is not encoded. One pass over the names when there is none of these to drop (a relayed
+        // answer's were dropped as it came in: `net::upstream`).
+        let drops = headers.keys().any(|name| {
+            name == CONTENT_LENGTH
+                || name == hyper::header::CONTENT_ENCODING
+                || crate::model::headers::is_hop_by_hop(name.as_str())
+        });
+        if drops {
+            if !(head && body.is_empty() && is_one_length(&headers)) {
+                headers.remove(CONTENT_LENGTH);
+            }
+            headers.remove(hyper::header::TRANSFER_ENCODING);
+            crate::model::headers::strip_hop_by_hop(&mut headers);
+            headers.remove(hyper::header::CONTENT_ENCODING);
+        }
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
         headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());
@@ -319,9 +327,15 @@ fn assemble(
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     if outcome != Outcome::Hit {
-        response
-            .headers_mut()
-            .insert(OUTCOME_HEADER_NAME, outcome.header_value());
+        // The outcome header is in place already (`Prepared::assembled`): its value is replaced
+        // where it is, found by name among the answer's few headers instead of hashed.
+        let headers = response.headers_mut();
+        match headers.iter_mut().find(|(name, _)| **name == OUTCOME_HEADER_NAME) {
+            Some((_, value)) => *value = outcome.header_value(),
+            None => {
+                headers.insert(OUTCOME_HEADER_NAME, outcome.header_value());
+            }
+        }
     }
     response
 }
@@ -420,26 +434,30 @@ fn holds_origin(place: &[u8], needle: &[u8]) -> bool {
 /// body is UTF-8 (what a cassette writes as `json` or `text` rather than `base64`).
 pub fn rewrites_body(headers: &HeaderMap, body: &[u8]) -> bool {
     match headers.get(CONTENT_TYPE) {
-        Some(value) => value.to_str().is_ok_and(is_text_type),
+        Some(value) => value.to_str().is_ok_and(|value| is_text_type(value.as_bytes())),
         None => std::str::from_utf8(body).is_ok(),
     }
 }
 
 /// True for a `Content-Type` value naming text a client reads links from (see
-/// [`rewrites_body`]); parameters (`; charset=utf-8`) and case do not matter.
-fn is_text_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    let Some((kind, sub)) = essence.split_once('/') else {
+/// [`rewrites_body`]); parameters (`; charset=utf-8`) and case do not matter. Compared in place,
+/// with no lower-cased copy: it runs for every relayed answer.
+fn is_text_type(value: &[u8]) -> bool {
+    let essence = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    let Some(slash) = essence.iter().position(|&b| b == b'/') else {
         return false;
     };
-    kind == "text"
-        || sub.ends_with("+json")
-        || sub.ends_with("+xml")
-        || kind == "application"
-            && matches!(
-                sub,
-                "json" | "json-home" | "xml" | "javascript" | "x-www-form-urlencoded"
-            )
+    let (kind, sub) = (&essence[..slash], &essence[slash + 1..]);
+    let sub_ends = |suffix: &[u8]| {
+        sub.len() >= suffix.len() && sub[sub.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    const APPLICATION_TEXT: [&[u8]; 5] =
+        [b"json", b"json-home", b"xml", b"javascript", b"x-www-form-urlencoded"];
+    kind.eq_ignore_ascii_case(b"text")
+        || sub_ends(b"+json")
+        || sub_ends(b"+xml")
+        || kind.eq_ignore_ascii_case(b"application")
+            && APPLICATION_TEXT.iter().any(|text| sub.eq_ignore_ascii_case(text))
 }
 
 /// True when `headers` hold one `Content-Length`, a number (what a `HEAD` answer keeps).
@@ -463,7 +481,10 @@ pub fn mentions<'h>(
 ) -> bool {
     // Both forms end with what follows the origin's last `/` (its authority), which holds no
     // `/`: where that is absent, neither form is, so most answers are searched once.
-    let tail = origin.rsplit('/').next().unwrap_or_default();
+    let tail = match origin.as_bytes().iter().rposition(|&b| b == b'/') {
+        Some(at) => &origin[at + 1..],
+        None => origin,
+    };
     // Taken by the one search that runs (`with_finder` runs it once).
     let mut headers = Some(headers);
     let found = with_finder(tail, |tail| {
@@ -884,6 +905,10 @@ mod tests {
             "text/html; charset=utf-8",
             "application/javascript",
             "application/x-www-form-urlencoded",
+            // Case and spacing, compared in place.
+            " TEXT/csv ",
+            "application/Problem+JSON",
+            "APPLICATION/X-WWW-Form-Urlencoded ;charset=utf-8",
         ];
         let binary = [
             "application/octet-stream",
@@ -892,7 +917,10 @@ mod tests {
             "application/vnd.ms-excel",
             "multipart/form-data; boundary=x",
             "application/jsonx",
+            "application/json+",
+            "texts/plain",
             "json",
+            "/json",
             "",
         ];
         let body = b"\x00\x01https://h:27443/v2\xff\xfe";

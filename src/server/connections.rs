@@ -277,23 +277,36 @@ impl Connections {
 /// request: parsing it as a URI authority cost a twentieth of replay's work per request.
 fn usable_host(host: &hyper::header::HeaderValue) -> bool {
     let host = host.as_bytes().trim_ascii();
-    // The port's colon is the last one outside an IPv6 literal's brackets.
+    if host.first() == Some(&b'[') {
+        return usable_bracketed_host(host);
+    }
+    // A name (or an IPv4 address), then at most one colon and the port (a second colon is
+    // not a digit).
+    let (name, port) = match host.iter().position(|&b| b == b':') {
+        Some(at) => (&host[..at], Some(&host[at + 1..])),
+        None => (host, None),
+    };
+    !name.is_empty()
+        && name.iter().all(|&b| REG_NAME[usize::from(b)])
+        && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit) && usable_port(p))
+}
+
+/// [`usable_host`] for a bracketed IPv6 literal (`[::1]:80`): its port's colon is the last one
+/// outside the brackets.
+fn usable_bracketed_host(host: &[u8]) -> bool {
     let (name, port) = match host.iter().rposition(|&b| b == b':') {
         Some(at) if !host[at..].contains(&b']') => (&host[..at], Some(&host[at + 1..])),
         _ => (host, None),
     };
-    let name_ok = match name {
-        [b'[', inner @ .., b']'] => {
-            !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        }
-        _ => !name.is_empty() && name.iter().all(|&b| REG_NAME[usize::from(b)]),
-    };
-    name_ok
-        && port.is_none_or(|p| {
-            (1..=5).contains(&p.len())
-                && p.iter().all(u8::is_ascii_digit)
-                && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= u32::from(u16::MAX)
-        })
+    matches!(name, [b'[', inner @ .., b']']
+        if !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
+        && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit) && usable_port(p))
+}
+
+/// One to five digits (checked by the caller), at most 65535.
+fn usable_port(port: &[u8]) -> bool {
+    (1..=5).contains(&port.len())
+        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d.wrapping_sub(b'0'))) <= u32::from(u16::MAX)
 }
 
 /// The bytes of an RFC 3986 `reg-name` (unreserved, sub-delims, `%` of a percent-encoding; an
@@ -401,10 +414,13 @@ mod tests {
     #[test]
     fn a_usable_host_is_host_and_port_without_user_information() {
         let usable = |h: &str| usable_host(&hyper::header::HeaderValue::from_str(h).unwrap());
-        for good in ["127.0.0.1:9696", "ims.example", " ims.example:443 ", "[::1]:80", "[fe80::1]", "a-b_c.d~e"] {
+        for good in ["127.0.0.1:9696", "ims.example", " ims.example:443 ", "[::1]:80", "[fe80::1]", "a-b_c.d~e", "h:65535", "h:0"] {
             assert!(usable(good), "{good}");
         }
-        for bad in ["", " ", "a b", "x\"y", "127.0.0.1:9696:99", "h:", "h:x", "h:70000", "alice:pw@h", "a@h", "[::1", "::1", "[]"] {
+        for bad in [
+            "", " ", "a b", "x\"y", "127.0.0.1:9696:99", "h:", "h:x", "h:70000", "alice:pw@h", "a@h", "[::1", "::1", "[]",
+            ":80", "h:123456", "h:8]", "h]:80", "[::1]:", "[::1]:x", "[::1]x", "[g::1]", "h:99999",
+        ] {
             assert!(!usable(bad), "{bad}");
         }
     }
