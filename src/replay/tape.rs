@@ -412,7 +412,8 @@ impl Tapes {
                 old.played_total.load(Ordering::Relaxed),
             )
         };
-        let (count, (played, played_total)) = match tapes.get(key.digest()) {
+        let old = tapes.get(key.digest());
+        let (count, (played, played_total)) = match old {
             Some(old) if old.recorded => (old.count.max(in_store), counters(old)),
             Some(old) => (in_store, counters(old)),
             None => (in_store, (0, 0)),
@@ -422,7 +423,6 @@ impl Tapes {
         let played = if late { played } else { played.max(in_store) };
         let played_total = played_total.max(1);
         // A late answer adds to the tape as it is, one of this session or of an earlier one.
-        let old = tapes.get(key.digest());
         let recorded = !late || old.is_some_and(|old| old.recorded);
         let count = match (late, old) {
             (true, Some(old)) => old.count.max(in_store),
