@@ -168,9 +168,16 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
     assert!(!replayed.contains("https://127.0.0.1"), "{replayed}");
     // A client sending no usable `Host` (none, an empty one, one that is not `host[:port]`),
     // HTTP/1.0 or 1.1, gets the links of the listener it reached; user information in the
-    // authority it used is never repeated in a link.
+    // authority it used is never repeated in a link. Never the upstream's own links, whatever
+    // the `Host` (one that makes no authority, as `%` does, once had them served as stored),
+    // and never links to a `Host` judged unusable (`h:65536`).
     let port = replay.address().port();
-    for request in [
+    let unusable = [
+        "%", "%zz", "h%41:80", "h:65536", ":80", "[::1]x", "[::1]:", "h:+80", "alice@h",
+    ];
+    let unusable = unusable
+        .map(|host| format!("GET /v2 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+    for request in unusable.into_iter().chain([
         "GET /v2 HTTP/1.0\r\n\r\n".to_owned(),
         "GET /v2 HTTP/1.0\r\nHost:\r\n\r\n".to_owned(),
         "GET /v2 HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
@@ -183,7 +190,7 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         format!(
             "GET http://alice:hunter2@127.0.0.1:{port}/v2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
         ),
-    ] {
+    ]) {
         let answer = raw_exchange(replay.address(), request.as_bytes()).await;
         assert!(
             answer.contains(&format!("{}/v2/", replay.uri())),

@@ -560,21 +560,19 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
     }
 }
 
-/// The authority the client used to reach the proxy (`Host`, or the HTTP/2 `:authority`, or
-/// an absolute-form target's), when it is a valid authority; without its user information
-/// (`http://user:password@proxy/…`), which served links never repeat.
+/// The authority the client used to reach the proxy: an absolute-form target's or the HTTP/2
+/// `:authority`; else `Host`, when the connection found it names a host (`host[:port]`); else
+/// the listener the client reached ([`ReachedAt`]: its `Host` named none, as `h:65536`,
+/// `alice@h` or `%` do, and links built from it would not come back to the proxy). Without
+/// user information (`http://user:password@proxy/…`), which served links never repeat.
 fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
-    let host = || {
-        let host = parts.headers.get(hyper::header::HOST)?.to_str().ok()?;
-        host.trim().parse::<hyper::http::uri::Authority>().ok()
-    };
-    let authority = match parts.uri.authority() {
-        Some(authority) => authority.clone(),
-        None => match host() {
-            Some(authority) => authority,
-            // A `Host` that names no host: the listener the client reached.
-            None => return parts.extensions.get::<ReachedAt>()?.0.to_string().parse().ok(),
-        },
+    let authority = match (parts.uri.authority(), parts.extensions.get::<ReachedAt>()) {
+        (Some(authority), _) => authority.clone(),
+        (None, Some(reached)) => return reached.0.to_string().parse().ok(),
+        (None, None) => {
+            let host = parts.headers.get(hyper::header::HOST)?.to_str().ok()?;
+            host.trim().parse::<hyper::http::uri::Authority>().ok()?
+        }
     };
     if !authority.as_str().contains('@') {
         return Some(authority);

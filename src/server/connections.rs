@@ -309,8 +309,10 @@ fn usable_port(port: &[u8]) -> bool {
         && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d.wrapping_sub(b'0'))) <= u32::from(u16::MAX)
 }
 
-/// The bytes of an RFC 3986 `reg-name` (unreserved, sub-delims, `%` of a percent-encoding; an
-/// IPv4 address is one too), as a table: looked up once per byte of every request's `Host`.
+/// The bytes of an RFC 3986 `reg-name` (unreserved and sub-delims; an IPv4 address is one too),
+/// as a table: looked up once per byte of every request's `Host`. Not `%`: a percent-encoded
+/// name is no DNS name, and a link's origin cannot be built from it (the `http` crate refuses
+/// it as an authority), so its links point at the listener.
 const REG_NAME: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -318,7 +320,7 @@ const REG_NAME: [bool; 256] = {
         table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
-    let others = b"-._~%!$&'()*+,;=";
+    let others = b"-._~!$&'()*+,;=";
     let mut i = 0;
     while i < others.len() {
         table[others[i] as usize] = true;
@@ -420,8 +422,27 @@ mod tests {
         for bad in [
             "", " ", "a b", "x\"y", "127.0.0.1:9696:99", "h:", "h:x", "h:70000", "alice:pw@h", "a@h", "[::1", "::1", "[]",
             ":80", "h:123456", "h:8]", "h]:80", "[::1]:", "[::1]:x", "[::1]x", "[g::1]", "h:99999",
+            "%", "%zz", "h%41:80",
         ] {
             assert!(!usable(bad), "{bad}");
+        }
+    }
+
+    /// The links served to a request are built from its `Host` when it is usable: every usable
+    /// `Host` must make an authority, or the answer's upstream links would be served as they are
+    /// (pointing a client at the real cloud). Every byte, in a name and in a port.
+    #[test]
+    fn every_usable_host_makes_an_authority() {
+        for b in 0..=u8::MAX {
+            for host in [vec![b'a', b, b'b', b':', b'8'], vec![b'h', b':', b, b'1'], vec![b]] {
+                let Ok(value) = hyper::header::HeaderValue::from_bytes(&host) else {
+                    continue;
+                };
+                if usable_host(&value) {
+                    let text = value.to_str().unwrap().trim();
+                    assert!(text.parse::<hyper::http::uri::Authority>().is_ok(), "{text:?}");
+                }
+            }
         }
     }
 
