@@ -573,6 +573,18 @@ anchor_table() {
                 if (err[key] > 0) notes = notes sprintf("%s %s: %d errors (socket errors or answers other than 2xx)\n", block, name, err[key])
             }
             printf "%s", notes
+            # With rounds, each row against the anchor of its block, round by round: a shared machine
+            # moves both by up to a third between rounds, and the median row hides by how much.
+            for (o = 1; o <= k; o++) {
+                key = order[o]; split(key, w, " "); a = anchor_of[w[1]]
+                if (key == a || !(key in runs) || !(a in runs) || runs[key] < 2) continue
+                if (!shown++) print "by round, against the anchor of the same round: req per CPU-s (p99)"
+                line = ""
+                for (m = 1; m <= runs[key] && m <= runs[a]; m++)
+                    line = line sprintf(" %.2f (%.2f)", pc[a, m] > 0 ? pc[key, m] / pc[a, m] : 0,
+                        p99[a, m] > 0 ? p99[key, m] / p99[a, m] : 0)
+                printf "  %s %s:%s\n", w[1], w[2], line
+            }
         }' "$WORK/anchor-rows"
 }
 
