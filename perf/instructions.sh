@@ -93,7 +93,7 @@ PY
     local total spun
     total=$(awk '/^summary:|^totals:/ { print $2; exit }' "$out")
     spun=$(callgrind_annotate --inclusive=no --threshold=100 "$out" 2>/dev/null |
-        awk '/sled::lazy::Lazy<.*::deref/ { gsub(",", "", $1); n += $1 } END { printf "%d\n", n }')
+        awk '/sled::lazy::Lazy<.*::deref/ { gsub(",", "", $1); n += $1 } END { printf "%.0f\n", n }')
     echo $((total - spun))
 }
 

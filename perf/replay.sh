@@ -550,7 +550,7 @@ anchors_round() {
 # anchor_table: per row (in order of first appearance) the run with the median req per CPU-s, and
 # its ratio to the median of its block's anchor (the block's first row).
 anchor_table() {
-    awk '{ key = $1 " " $2; if (!(key in seen)) { seen[key]; order[++k] = key } }
+    awk -v rounds="$ROUNDS" '{ key = $1 " " $2; if (!(key in seen)) { seen[key]; order[++k] = key } }
         $3 == "skip" { if (!(key in why)) { why[key] = $0; sub(/^[^ ]+ [^ ]+ skip /, "", why[key]) } next }
         { m = ++runs[key]; pc[key, m] = ($8 > 0 ? $7 * 100 / $8 : 0); rps[key, m] = $3; p99[key, m] = $5; err[key] += $6 }
         END {
@@ -577,7 +577,8 @@ anchor_table() {
             # moves both by up to a third between rounds, and the median row hides by how much.
             for (o = 1; o <= k; o++) {
                 key = order[o]; split(key, w, " "); a = anchor_of[w[1]]
-                if (key == a || !(key in runs) || !(a in runs) || runs[key] < 2) continue
+                # Only rows measured in every round, as their anchors: the m-th run is round m.
+                if (key == a || rounds < 2 || runs[key] != rounds || runs[a] != rounds) continue
                 if (!shown++) print "by round, against the anchor of the same round: req per CPU-s (p99)"
                 line = ""
                 for (m = 1; m <= runs[key] && m <= runs[a]; m++)

@@ -199,6 +199,21 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         assert!(!answer.contains("https://127.0.0.1"), "{request}: {answer}");
         assert!(!answer.contains("hunter2"), "{request}: {answer}");
     }
+    // A usable `Host` other than the listener's address (a name the client resolved to it, a
+    // port forwarded to it) makes the links: the client comes back the way it came.
+    for host in [
+        format!("localhost:{port}"),
+        "ims-vcr.test:8443".to_owned(),
+        "[::1]:9".to_owned(),
+    ] {
+        let request = format!("GET /v2 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = raw_exchange(replay.address(), request.as_bytes()).await;
+        assert!(
+            answer.contains(&format!("http://{host}/v2/")),
+            "{request}: {answer}"
+        );
+        assert!(!answer.contains("https://127.0.0.1"), "{request}: {answer}");
+    }
 }
 
 #[tokio::test]
