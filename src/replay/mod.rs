@@ -4,6 +4,7 @@
 pub mod cursors;
 pub(crate) mod indexing;
 pub mod miss;
+pub mod origins;
 pub mod prepared;
 pub mod tape;
 pub mod timeshift;

@@ -11,7 +11,11 @@ use hyper::{Method, Response, StatusCode};
 use crate::model::headers::{PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN, takes_placeholder};
 use crate::model::interaction::{Body, Interaction, RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
+use crate::replay::origins::{contains, mentions_either_spelling, rewrite_origins};
 use crate::replay::timeshift;
+
+/// The one-pass replacement of values (`tools::drift` uses it too).
+pub(crate) use crate::replay::origins::replace_each;
 
 /// A response prepared once and served by cheap clones (the body is reference-counted).
 #[derive(Clone, Debug)]
@@ -160,12 +164,7 @@ impl Prepared {
         let text_body = rewrites_body(&headers, &body);
         let searched: &[u8] = if text_body { &body } else { &[] };
         let upstream_origins: Vec<String> = origins
-            .filter(|o| {
-                !o.is_empty()
-                    && (mentions(o, searched, headers.values())
-                        || default_port_spelling(o)
-                            .is_some_and(|other| mentions(&other, searched, headers.values())))
-            })
+            .filter(|o| !o.is_empty() && mentions_either_spelling(o, searched, &headers))
             .map(str::to_owned)
             .collect();
         Prepared {
@@ -368,63 +367,6 @@ fn header_map<'h>(
     Ok(headers)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
-}
-
-/// `haystack` with every `from` of `pairs` replaced by its `to`, in one pass from the left (the
-/// longest `from` first where several start at one place), so a replacement is never
-/// rewritten again: `http://127.0.0.1:80` must not match inside a proxy origin
-/// `http://127.0.0.1:8080` put there a moment before.
-pub(crate) fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
-    replace_where(haystack, pairs, |_| true)
-}
-
-/// [`replace_each`] for origins: a `from` is replaced only where it ends the authority
-/// ([`ends_authority`]), so `https://h:1` is left alone in `https://h:12/x` and in
-/// `https://h:1.evil.example/x`.
-fn replace_origins(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
-    replace_where(haystack, pairs, ends_authority)
-}
-
-/// [`replace_each`], replacing a `from` only where `ends(what follows it)`.
-fn replace_where(
-    haystack: &[u8],
-    pairs: &[(String, String)],
-    ends: impl Fn(&[u8]) -> bool,
-) -> Vec<u8> {
-    let mut sorted: Vec<&(String, String)> = pairs.iter().filter(|(f, _)| !f.is_empty()).collect();
-    sorted.sort_by_key(|pair| std::cmp::Reverse(pair.0.len()));
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    'scan: while i < haystack.len() {
-        for (from, to) in &sorted {
-            if haystack[i..].starts_with(from.as_bytes()) && ends(&haystack[i + from.len()..]) {
-                out.extend_from_slice(to.as_bytes());
-                i += from.len();
-                continue 'scan;
-            }
-        }
-        out.push(haystack[i]);
-        i += 1;
-    }
-    out
-}
-
-/// True when `rest`, what follows an origin, does not go on with its host or port: it is
-/// empty or starts with a byte no authority continues with (a `/`, `\/`, `?`, `#`, a quote,
-/// a space; not a letter, digit, `.`, `-`, `_`, `:` or `@`).
-fn ends_authority(rest: &[u8]) -> bool {
-    rest.first()
-        .is_none_or(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'@')))
-}
-
-/// True when `needle` (an origin) is in `place` as a whole origin ([`ends_authority`]).
-fn holds_origin(place: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && memchr::memmem::find_iter(place, needle).any(|at| ends_authority(&place[at + needle.len()..]))
-}
-
 /// True when a body is text a client reads links from, so the upstream origins in it are
 /// pointed at the proxy; any other body (an image file, `application/octet-stream`) is served
 /// byte for byte. Text is what its `Content-Type` names as such: `text/*`, JSON
@@ -472,135 +414,10 @@ fn is_one_length(headers: &HeaderMap) -> bool {
     }
 }
 
-/// True when `body` or one of `headers` holds `origin` as a whole origin ([`ends_authority`]),
-/// plain or JSON-escaped (`https:\/\/…`).
-pub fn mentions<'h>(
-    origin: &str,
-    body: &[u8],
-    headers: impl Iterator<Item = &'h HeaderValue>,
-) -> bool {
-    // Both forms end with what follows the origin's last `/` (its authority), which holds no
-    // `/`: where that is absent, neither form is, so most answers are searched once.
-    let tail = match origin.as_bytes().iter().rposition(|&b| b == b'/') {
-        Some(at) => &origin[at + 1..],
-        None => origin,
-    };
-    // Taken by the one search that runs (`with_finder` runs it once).
-    let mut headers = Some(headers);
-    let found = with_finder(tail, |tail| {
-        let headers = headers.take().into_iter().flatten();
-        let places = std::iter::once(body).chain(headers.map(|value| value.as_bytes()));
-        if tail.needle().is_empty() {
-            return places.collect::<Vec<_>>();
-        }
-        places.filter(|place| tail.find(place).is_some()).collect()
-    });
-    if found.is_empty() {
-        return false;
-    }
-    let escaped = origin.replace('/', "\\/");
-    let needles = [origin.as_bytes(), escaped.as_bytes()];
-    found
-        .into_iter()
-        .any(|place| needles.iter().any(|n| holds_origin(place, n)))
-}
-
-/// How many finders [`with_finder`] keeps per thread: the routes' origins are a handful.
-const FINDERS: usize = 8;
-
-thread_local! {
-    /// Finders built for [`mentions`], by needle. Building one (its prefilter and factorisation)
-    /// costs more than searching a whole answer with it, and every relayed answer is searched
-    /// for the same few origins.
-    static FINDER_CACHE: std::cell::RefCell<Vec<memchr::memmem::Finder<'static>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `search` once, with a finder of `needle` built once per thread (up to [`FINDERS`]
-/// needles; past that the oldest is dropped).
-fn with_finder<T>(needle: &str, mut search: impl FnMut(&memchr::memmem::Finder<'_>) -> T) -> T {
-    FINDER_CACHE
-        .try_with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else {
-                return search(&memchr::memmem::Finder::new(needle));
-            };
-            let at = match cache.iter().position(|f| f.needle() == needle.as_bytes()) {
-                Some(at) => at,
-                None => {
-                    if cache.len() == FINDERS {
-                        cache.remove(0);
-                    }
-                    cache.push(memchr::memmem::Finder::new(needle).into_owned());
-                    cache.len() - 1
-                }
-            };
-            search(&cache[at])
-        })
-        // The thread is ending (its locals are gone): a finder of its own.
-        .unwrap_or_else(|_| search(&memchr::memmem::Finder::new(needle)))
-}
-
-/// The other spelling of `origin` with its scheme's default port, which names the same
-/// server: `https://h` and `https://h:443`, `http://h` and `http://h:80`. `None` for an origin
-/// with another port.
-fn default_port_spelling(origin: &str) -> Option<String> {
-    // Byte checks only: this runs for every relayed answer that does not mention an origin.
-    let (default, rest) = match origin.strip_prefix("https://") {
-        Some(rest) => (":443", rest),
-        None => (":80", origin.strip_prefix("http://")?),
-    };
-    if let Some(host) = rest.strip_suffix(default) {
-        return Some(format!("{}{host}", &origin[..origin.len() - rest.len()]));
-    }
-    // Another port: a `:` after the host (after an IPv6 literal's `]`).
-    let host_end = match rest.as_bytes().first() {
-        Some(b'[') => rest.bytes().position(|b| b == b']').map_or(rest.len(), |at| at + 1),
-        _ => 0,
-    };
-    if rest.as_bytes()[host_end..].contains(&b':') {
-        return None;
-    }
-    Some(format!("{origin}{default}"))
-}
-
-/// Body and headers with each of `upstreams` (plain and JSON-escaped `\/` forms) replaced by
-/// `proxy` where it is a whole origin ([`replace_origins`]); the body only when `text_body`.
-fn rewrite_origins(
-    body: &Bytes,
-    text_body: bool,
-    headers: &HeaderMap,
-    upstreams: &[String],
-    proxy: &str,
-) -> (Bytes, HeaderMap) {
-    let pairs: Vec<(String, String)> = upstreams
-        .iter()
-        .flat_map(|upstream| std::iter::once(upstream.clone()).chain(default_port_spelling(upstream)))
-        .flat_map(|upstream| {
-            [
-                (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
-                (upstream, proxy.to_owned()),
-            ]
-        })
-        .collect();
-    let rewrite = |bytes: &[u8]| replace_origins(bytes, &pairs);
-    let mut new_headers = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        // A rewritten value is still valid: both origins are printable ASCII.
-        let value =
-            HeaderValue::from_bytes(&rewrite(value.as_bytes())).unwrap_or_else(|_| value.clone());
-        new_headers.append(name.clone(), value);
-    }
-    let body = if text_body {
-        Bytes::from(rewrite(body))
-    } else {
-        body.clone()
-    };
-    (body, new_headers)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::origins::{FINDERS, default_port_spelling, mentions};
     use crate::model::interaction::Body;
 
     #[test]
@@ -691,6 +508,16 @@ mod tests {
             assert_eq!(served.headers()["location"], "http://127.0.0.1:9/v2/images/x");
             let body = futures_executor_block_on(http_body_util::BodyExt::collect(served.into_body()));
             assert_eq!(body, br#"{"next":"http://127.0.0.1:9/v2/images?marker=x"}"#);
+        }
+        // Neither spelling, though the host is there (another port, a longer name): no origin.
+        let none = HeaderMap::new();
+        for upstream in ["https://ims.example", "https://ims.example:443"] {
+            for body in [&b"{}"[..], b"https://ims.example:8443/x", b"https://ims.example.evil/x", b"ims.example"] {
+                assert!(!mentions_either_spelling(upstream, body, &none), "{upstream} {body:?}");
+            }
+            for body in [&b"https://ims.example/x"[..], b"https://ims.example:443/x", br"https:\/\/ims.example:443\/x"] {
+                assert!(mentions_either_spelling(upstream, body, &none), "{upstream} {body:?}");
+            }
         }
         // Another port is another origin.
         assert_eq!(default_port_spelling("https://ims.example:8443"), None);
