@@ -274,9 +274,7 @@ impl Words {
             Words::Each(finders) => finders.iter().any(|word| word.find(lower).is_some()),
         }
     }
-}
 
-impl Words {
     /// A searcher of each word, one after the other.
     fn each() -> Words {
         Words::Each(

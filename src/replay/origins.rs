@@ -65,7 +65,6 @@ fn holds_origin(place: &[u8], needle: &[u8]) -> bool {
         && memchr::memmem::find_iter(place, needle).any(|at| ends_authority(&place[at + needle.len()..]))
 }
 
-
 /// True when `body` or one of `headers` holds `origin` as a whole origin ([`ends_authority`]),
 /// plain or JSON-escaped (`https:\/\/…`).
 pub fn mentions<'h>(

@@ -288,7 +288,7 @@ fn usable_host(host: &hyper::header::HeaderValue) -> bool {
     };
     !name.is_empty()
         && name.iter().all(|&b| REG_NAME[usize::from(b)])
-        && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit) && usable_port(p))
+        && port.is_none_or(usable_port)
 }
 
 /// [`usable_host`] for a bracketed IPv6 literal (`[::1]:80`): its port's colon is the last one
@@ -300,13 +300,14 @@ fn usable_bracketed_host(host: &[u8]) -> bool {
     };
     matches!(name, [b'[', inner @ .., b']']
         if !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.'))
-        && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit) && usable_port(p))
+        && port.is_none_or(usable_port)
 }
 
-/// One to five digits (checked by the caller), at most 65535.
+/// One to five digits, at most 65535.
 fn usable_port(port: &[u8]) -> bool {
     (1..=5).contains(&port.len())
-        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d.wrapping_sub(b'0'))) <= u32::from(u16::MAX)
+        && port.iter().all(u8::is_ascii_digit)
+        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= u32::from(u16::MAX)
 }
 
 /// The bytes of an RFC 3986 `reg-name` (unreserved and sub-delims; an IPv4 address is one too),
