@@ -12,7 +12,11 @@
 //! Each value is masked as it was sent and in the forms a request line may hold it in:
 //! percent-encoded (upper- or lower-case hex), form-encoded, and read back from whatever
 //! percent-encoding the client used (the text is then shown decoded, its control characters
-//! encoded again). A value of [`MIN_SHOWN`] bytes or more is masked in any ASCII case too (a
+//! encoded again). A value of [`MIN_SHOWN`] bytes or more is also masked in every encoding the
+//! leak gate finds it in (base64 and base64url at any alignment, hex in either case,
+//! percent-encoded twice, JSON and HTML escapes, UTF-16): the gate refuses to store a request
+//! carrying its token so (`?v=<base64 of the token>`), and what is shown of that request must
+//! not print what the gate kept out of the store. A value of [`MIN_SHOWN`] bytes or more is masked in any ASCII case too (a
 //! token's copy in a lower-cased path); the leak gate, which decides what is stored, matches
 //! the value as sent and in its encodings, as a copy in another case is no longer the
 //! credential (a hex one excepted, which the gate matches in either case). Shorter values are
@@ -27,6 +31,7 @@ use serde_json::Value;
 
 use crate::model::credentials::PLACEHOLDER;
 use crate::model::interaction::Interaction;
+use crate::secrets::leak::{LeakScanner, Needle};
 use crate::secrets::pseudonym::PseudonymKey;
 
 /// Values this long or longer are masked wherever they occur; shorter ones only as a whole
@@ -41,6 +46,9 @@ pub(crate) struct Shown {
     /// Each value in every form it is looked for, longest first (a value inside a longer one
     /// is masked with it).
     forms: Vec<String>,
+    /// The values of [`MIN_SHOWN`] bytes or more in the leak gate's encodings; `None` when
+    /// there are none.
+    encoded: Option<LeakScanner>,
 }
 
 // Hand-written so that logging a `Shown` cannot itself leak the values it holds.
@@ -106,10 +114,17 @@ impl Shown {
     /// [`Shown`] of these values (and their encoded forms).
     pub(crate) fn of_values(values: impl IntoIterator<Item = String>) -> Shown {
         let mut forms = Vec::new();
+        let mut needles = Vec::new();
         for value in values {
             let value = value.trim();
             if value.len() < MIN_MASKED {
                 continue;
+            }
+            if value.len() >= MIN_SHOWN {
+                needles.push(Needle {
+                    label: "credential".to_owned(),
+                    value: value.to_owned(),
+                });
             }
             forms.push(value.to_owned());
             let encoded = utf8_percent_encode(value, NON_ALPHANUMERIC).to_string();
@@ -119,7 +134,8 @@ impl Shown {
         }
         forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         forms.dedup();
-        Shown { forms }
+        let encoded = (!needles.is_empty()).then(|| LeakScanner::new(needles));
+        Shown { forms, encoded }
     }
 
     /// `text` with every value masked as [`PLACEHOLDER`]; borrowed when none occurs in it.
@@ -162,6 +178,13 @@ impl Shown {
             if let Some(masked) = mask_form(&out, form) {
                 out = Cow::Owned(masked);
             }
+        }
+        if let Some(scanner) = &self.encoded
+            && scanner.find(out.as_bytes()).is_some()
+        {
+            let masked = scanner.masked(out.as_bytes(), PLACEHOLDER.as_bytes());
+            // A UTF-16 or Latin-1 match may end inside a character of the text around it.
+            out = Cow::Owned(String::from_utf8_lossy(&masked).into_owned());
         }
         out
     }
@@ -272,6 +295,46 @@ mod tests {
         let around = format!("GET /v2/Images/{}/ÄÖ?Limit=2", token.to_ascii_uppercase());
         assert_eq!(shown.text(&around), format!("GET /v2/Images/{PLACEHOLDER}/ÄÖ?Limit=2"));
         assert!(matches!(shown.text("GET /v2/images?limit=2"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_header_token_is_masked_in_every_encoding_the_leak_gate_finds() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let token = "TOK-SECRET-ENC-0040?>~";
+        let p = parts("/v2/images", &[("x-auth-token", token)]);
+        let shown = Shown::of(&p, b"");
+        let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+        let twice = utf8_percent_encode(token, NON_ALPHANUMERIC).to_string().replace('%', "%25");
+        let html: String = token.chars().map(|c| format!("&#{};", u32::from(c))).collect();
+        let json: String = token.chars().map(|c| format!("\\u{:04x}", u32::from(c))).collect();
+        let utf16: String = token.chars().flat_map(|c| [c, '\0']).collect();
+        let encodings = [
+            ("base64", STANDARD.encode(token)),
+            ("base64 after one byte", STANDARD.encode(format!("x{token}"))),
+            ("base64 after two bytes", STANDARD.encode(format!("xy{token}"))),
+            ("base64url", URL_SAFE_NO_PAD.encode(token)),
+            ("hex", hex.clone()),
+            ("HEX", hex.to_ascii_uppercase()),
+            ("percent-encoded twice", twice),
+            ("html references", html),
+            ("json escapes", json),
+            ("utf-16", utf16),
+        ];
+        for (name, encoded) in encodings {
+            let line = format!("GET /v2/images/x?v={encoded}&limit=2");
+            let masked = shown.text(&line);
+            assert!(masked.contains(PLACEHOLDER), "{name}: {line} -> {masked}");
+            assert!(masked.ends_with("&limit=2"), "{name}: {masked}");
+            // Base64 leaves at most two characters on each side, which mix in the bytes around
+            // the value (and its padding).
+            let value = &masked["GET /v2/images/x?v=".len()..masked.len() - "&limit=2".len()];
+            let left = value.replacen(PLACEHOLDER, "", 1);
+            assert!(left.trim_end_matches('=').len() <= 4, "{name}: {line} -> {masked}");
+        }
+        // Data that merely looks encoded is kept as it is.
+        let kept = "GET /v2/images?marker=VE9LLVNF&name=544f4b2d";
+        assert!(matches!(shown.text(kept), Cow::Borrowed(_)));
     }
 
     #[test]
