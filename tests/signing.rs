@@ -190,7 +190,11 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         format!(
             "GET http://alice:hunter2@127.0.0.1:{port}/v2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
         ),
-    ]) {
+    ])
+    // An absolute-form target names the host instead of `Host`, and is held to the same test.
+    .chain(["h:65536", ":80", "[::1]x", "alice@h:65536"].map(|authority| {
+        format!("GET http://{authority}/v2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+    })) {
         let answer = raw_exchange(replay.address(), request.as_bytes()).await;
         assert!(
             answer.contains(&format!("{}/v2/", replay.uri())),
@@ -198,6 +202,19 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         );
         assert!(!answer.contains("https://127.0.0.1"), "{request}: {answer}");
         assert!(!answer.contains("hunter2"), "{request}: {answer}");
+    }
+    // So is HTTP/2's `:authority`.
+    for authority in ["h:65536", ":80", "[::1]x"] {
+        let answer = h2_get(replay.address(), &format!("http://{authority}/v2")).await;
+        assert!(
+            answer.contains(&format!("{}/v2/", replay.uri())),
+            "{authority}: {answer}"
+        );
+        assert!(
+            !answer.contains("https://127.0.0.1"),
+            "{authority}: {answer}"
+        );
+        assert!(!answer.contains(authority), "{authority}: {answer}");
     }
     // A usable `Host` other than the listener's address (a name the client resolved to it, a
     // port forwarded to it) makes the links: the client comes back the way it came.
@@ -214,6 +231,26 @@ async fn absolute_upstream_urls_are_served_pointing_at_the_proxy_but_stored_as_r
         );
         assert!(!answer.contains("https://127.0.0.1"), "{request}: {answer}");
     }
+}
+
+/// The body of a GET of `uri` over HTTP/2 (prior knowledge) to `address`: `uri`'s authority
+/// becomes the request's `:authority`, whatever it holds.
+async fn h2_get(address: std::net::SocketAddr, uri: &str) -> String {
+    use http_body_util::BodyExt as _;
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get(uri)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(request).await.unwrap();
+    let body = answer.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[tokio::test]

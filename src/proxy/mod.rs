@@ -561,14 +561,14 @@ pub(crate) fn recorded_request(parts: &Parts, body: &[u8]) -> RecordedRequest {
 }
 
 /// The authority the client used to reach the proxy: an absolute-form target's or the HTTP/2
-/// `:authority`; else `Host`, when the connection found it names a host (`host[:port]`); else
-/// the listener the client reached ([`ReachedAt`]: its `Host` named none, as `h:65536`,
+/// `:authority`, else `Host`, when the connection found it names a host (`host[:port]`); else
+/// the listener the client reached ([`ReachedAt`]: what it sent named none, as `h:65536`,
 /// `alice@h` or `%` do, and links built from it would not come back to the proxy). Without
 /// user information (`http://user:password@proxy/…`), which served links never repeat.
 fn proxy_authority(parts: &Parts) -> Option<hyper::http::uri::Authority> {
-    let authority = match (parts.uri.authority(), parts.extensions.get::<ReachedAt>()) {
-        (Some(authority), _) => authority.clone(),
-        (None, Some(reached)) => return reached.0.to_string().parse().ok(),
+    let authority = match (parts.extensions.get::<ReachedAt>(), parts.uri.authority()) {
+        (Some(reached), _) => return reached.0.to_string().parse().ok(),
+        (None, Some(authority)) => authority.clone(),
         (None, None) => {
             let host = parts.headers.get(hyper::header::HOST)?.to_str().ok()?;
             host.trim().parse::<hyper::http::uri::Authority>().ok()?

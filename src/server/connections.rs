@@ -155,8 +155,9 @@ impl Connections {
                 requested.store(true, Ordering::Relaxed);
                 // What a client without a usable `Host` reached (none, an empty one, one that is
                 // not `host[:port]`, as an HTTP/1.0 client or a hand-made request sends; an
-                // HTTP/2 one without `:authority`): the links served to it then point at this
-                // listener, never at the upstream. A `Host` that is there but unusable is kept
+                // HTTP/2 one without `:authority`, or with one, or an absolute-form target, that
+                // is not `host[:port]`): the links served to it then point at this listener,
+                // never at the upstream. A `Host` that is there but unusable is kept
                 // as sent (the browser guard reads every `Host`); the listener's address rides
                 // beside it. `Host` is looked up once, for that and for its count: a request
                 // with more than one is refused by `handle` (RFC 9112, 3.2), never answered at
@@ -168,8 +169,13 @@ impl Connections {
                     let one_host = hosts.next().is_none();
                     let fallback = match (request.uri().authority(), local, first) {
                         _ if !one_host => None,
-                        (Some(_), _, _) | (_, None, _) => None,
-                        (None, Some(_), Some(host)) if usable_host(host) => None,
+                        (_, None, _) => None,
+                        // An absolute-form target's or HTTP/2's `:authority` names the host
+                        // instead of `Host`, and is held to the same test (user information
+                        // aside, which links never repeat).
+                        (Some(authority), Some(_), _) if usable_authority(authority) => None,
+                        (Some(_), Some(local), _) => Some(Fallback::BesideHost(local)),
+                        (None, Some(_), Some(host)) if usable_host(host.as_bytes()) => None,
                         (None, Some(local), Some(host)) if !host.as_bytes().trim_ascii().is_empty() => {
                             Some(Fallback::BesideHost(local))
                         }
@@ -275,8 +281,8 @@ impl Connections {
 /// `host[:port]` (RFC 9110, 7.2; RFC 3986's `reg-name`, an IPv4 address or a bracketed IPv6
 /// one, and a port of digits), without user information. A byte scan, as it runs for every
 /// request: parsing it as a URI authority cost a twentieth of replay's work per request.
-fn usable_host(host: &hyper::header::HeaderValue) -> bool {
-    let host = host.as_bytes().trim_ascii();
+fn usable_host(host: &[u8]) -> bool {
+    let host = host.trim_ascii();
     if host.first() == Some(&b'[') {
         return usable_bracketed_host(host);
     }
@@ -289,6 +295,16 @@ fn usable_host(host: &hyper::header::HeaderValue) -> bool {
     !name.is_empty()
         && name.iter().all(|&b| REG_NAME[usize::from(b)])
         && port.is_none_or(usable_port)
+}
+
+/// [`usable_host`] for the authority of a request's target (absolute-form, or HTTP/2's
+/// `:authority`), without its user information.
+fn usable_authority(authority: &hyper::http::uri::Authority) -> bool {
+    let host_port = match authority.as_str().rsplit_once('@') {
+        Some((_, host_port)) => host_port,
+        None => authority.as_str(),
+    };
+    usable_host(host_port.as_bytes())
 }
 
 /// [`usable_host`] for a bracketed IPv6 literal (`[::1]:80`): its port's colon is the last one
@@ -416,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_usable_host_is_host_and_port_without_user_information() {
-        let usable = |h: &str| usable_host(&hyper::header::HeaderValue::from_str(h).unwrap());
+        let usable = |h: &str| usable_host(h.as_bytes());
         for good in ["127.0.0.1:9696", "ims.example", " ims.example:443 ", "[::1]:80", "[fe80::1]", "a-b_c.d~e", "h:65535", "h:0"] {
             assert!(usable(good), "{good}");
         }
@@ -439,7 +455,7 @@ mod tests {
                 let Ok(value) = hyper::header::HeaderValue::from_bytes(&host) else {
                     continue;
                 };
-                if usable_host(&value) {
+                if usable_host(value.as_bytes()) {
                     let text = value.to_str().unwrap().trim();
                     assert!(text.parse::<hyper::http::uri::Authority>().is_ok(), "{text:?}");
                 }
