@@ -1,5 +1,8 @@
 //! Record through the proxy against the fake IMS, then replay with the upstream gone.
 
+use ims_vcr::ProxyServer;
+use ims_vcr::replay::tape::Sequence;
+
 use crate::util::*;
 
 /// Paths a real client touches, including errors (they are part of the contract).
@@ -469,4 +472,94 @@ async fn a_store_without_its_pack_is_served_at_once_and_let_go_of_once_the_pack_
     );
     let summary = replay.shutdown().await.unwrap();
     assert_eq!(summary.unused.len(), 19, "{summary}");
+}
+
+/// A miss is diffed against the recording of its nearest request line that differs least, and
+/// names each line once: a conditional request against the recording with the same
+/// conditional header, not the one with another; a request `--sequence strict` played to its
+/// end against itself (nothing to tell); a JSON body by the fields that differ, with the
+/// SHA-256 its canonical form shows.
+#[tokio::test]
+async fn a_miss_is_diffed_against_the_recording_of_its_line_that_differs_least() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = dir.path().join("cassettes");
+    std::fs::create_dir(&cassettes).unwrap();
+    let answer = serde_json::json!({"status": 200, "headers": [["content-type", "application/json"]], "body": {"json": {"id": "abc"}}, "recorded_at": "2026-12-06T00:00:00Z", "latency_ms": 0});
+    let write = |name: &str, request: serde_json::Value, answers: usize| {
+        let cassette = serde_json::json!({"format": 1, "request": request, "answers": vec![answer.clone(); answers]});
+        std::fs::write(cassettes.join(name), cassette.to_string()).unwrap();
+    };
+    let get_abc = |headers: serde_json::Value| serde_json::json!({"method": "GET", "path": "/v2/images/abc", "headers": headers});
+    write("plain.json", get_abc(serde_json::json!([])), 2);
+    write(
+        "etag.json",
+        get_abc(serde_json::json!([["if-none-match", "\"eabc\""]])),
+        1,
+    );
+    let since = "Mon, 01 Jan 2024 00:00:00 GMT";
+    write(
+        "since.json",
+        get_abc(serde_json::json!([["if-modified-since", since]])),
+        1,
+    );
+    let sign_in = |name: &str, password: &str| serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": name, "domain": {"name": "d"}, "password": password}}}}});
+    let json = ("content-type", "application/json");
+    write(
+        "sign_in.json",
+        serde_json::json!({"method": "POST", "path": "/v3/auth/tokens", "headers": [[json.0, json.1]], "body": {"json": sign_in("alice", "REDACTED")}}),
+        1,
+    );
+    let replay = ProxyServer::builder()
+        .replay()
+        .cassettes(&cassettes)
+        .sequence(Sequence::Strict)
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v2/images/abc", replay.uri());
+    for _ in 0..2 {
+        assert_eq!(get(&url).await.status, 200);
+    }
+    let exhausted = get(&url).await.json();
+    assert_eq!(
+        exhausted["ims_vcr"]["reason"], "sequence-exhausted",
+        "{exhausted}"
+    );
+    assert_eq!(
+        exhausted["ims_vcr"]["diff"],
+        serde_json::json!([]),
+        "{exhausted}"
+    );
+    let nearest = exhausted["ims_vcr"]["nearest"].as_array().unwrap().clone();
+    assert_eq!(nearest[0], "GET /v2/images/abc", "{exhausted}");
+    let mut distinct = nearest.clone();
+    distinct.dedup();
+    assert_eq!(distinct, nearest, "each line once: {exhausted}");
+
+    let other = send("GET", &url, &[("if-none-match", "\"other\"")], b"")
+        .await
+        .json();
+    assert_eq!(
+        other["ims_vcr"]["diff"],
+        serde_json::json!([{"part": "header", "name": "if-none-match", "recorded": ["\"eabc\""], "got": ["\"other\""]}]),
+        "{other}"
+    );
+
+    let body = sign_in("bob", "another-password-1").to_string();
+    let url = format!("{}/v3/auth/tokens", replay.uri());
+    let miss = send("POST", &url, &[json], body.as_bytes()).await;
+    assert_eq!(miss.header("x-ims-vcr"), Some("miss"));
+    let miss = miss.json();
+    let diff = &miss["ims_vcr"]["diff"];
+    assert_eq!(diff.as_array().map(Vec::len), Some(1), "{miss}");
+    assert_eq!(
+        diff[0]["fields"],
+        serde_json::json!([{"pointer": "/auth/identity/password/user/name", "recorded": "alice", "got": "bob"}]),
+        "the password differs too, and is no credential to show: {miss}"
+    );
+    let got = diff[0]["got_sha256"].as_str().unwrap();
+    let request = miss["ims_vcr"]["request"].as_str().unwrap();
+    assert!(request.ends_with(&format!("body sha256:{got}")), "{miss}");
+    assert!(!miss.to_string().contains("another-password-1"), "{miss}");
+    replay.shutdown().await.unwrap();
 }

@@ -282,14 +282,41 @@ pub fn canonical_form<'a>(
         }
     }
     if !body.is_empty() {
-        let content_type = header("content-type");
-        let decoded =
-            crate::model::encodings::decoded_request_body(body, &header("content-encoding"));
-        let body = decoded.as_deref().unwrap_or(body);
-        let digest = Sha256::digest(canonical_body(body, content_type.first().copied()));
+        let digest = Sha256::digest(matched_body(body, &header));
         canonical.push_str(&format!("\nbody sha256:{}", hex(&digest)));
     }
     canonical
+}
+
+/// The bytes of a request body a key matches on: decoded from its `Content-Encoding`, JSON
+/// with its keys sorted and whitespace removed, credentials masked (`canonical_body`); its
+/// SHA-256 is the canonical form's `body sha256:` line. `header` gives the request's values
+/// of a header.
+fn matched_body<'a>(body: &[u8], header: &impl Fn(&str) -> Vec<&'a str>) -> Vec<u8> {
+    let content_type = header("content-type");
+    let decoded = crate::model::encodings::decoded_request_body(body, &header("content-encoding"));
+    canonical_body(decoded.as_deref().unwrap_or(body), content_type.first().copied())
+}
+
+/// [`matched_body`] of a request under `rules` (volatile values masked first, as the
+/// canonical form masks them), for a miss's diff: its SHA-256 is the one the canonical form
+/// shows. Empty for an empty body.
+pub fn body_as_matched<'a>(
+    rules: &MatchRules,
+    body: &[u8],
+    header: impl Fn(&str) -> Vec<&'a str>,
+) -> Vec<u8> {
+    if body.is_empty() {
+        return Vec::new();
+    }
+    let masked = match std::str::from_utf8(body) {
+        Ok(text) if !rules.volatile.is_empty() => match rules.volatile.mask(text) {
+            Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
+            Cow::Borrowed(_) => Cow::Borrowed(body),
+        },
+        _ => Cow::Borrowed(body),
+    };
+    matched_body(&masked, &header)
 }
 
 /// The last line of a canonical form in a named session.

@@ -4,6 +4,12 @@
 
 use super::*;
 
+/// How many request lines a miss names as the nearest recordings.
+const NEAREST_SHOWN: usize = 3;
+/// How many of the nearest recordings a miss looks at: those of the nearest line are diffed
+/// against the request, for the one that differs least.
+const NEAREST_DIFFED: usize = 8;
+
 impl Proxy {
     /// The tape lookup: the request as sent, then (for redacted recordings) as it would have
     /// been stored, so clients sending real values match recordings holding pseudonyms.
@@ -269,6 +275,8 @@ impl Proxy {
         }
     }
 
+    /// Answers a replay miss: `599` with the nearest recordings ([`NEAREST_SHOWN`] request
+    /// lines) and how the request differs from the closest of them.
     pub(super) async fn miss(
         &self,
         parts: &Parts,
@@ -277,18 +285,35 @@ impl Proxy {
         exhausted: bool,
     ) -> Response<Full<Bytes>> {
         let crate::replay::miss::Neighbours { nearest, elsewhere } =
-            self.tapes.neighbours(key, 3, !exhausted).await;
-        let lines: Vec<String> = nearest.iter().map(|t| t.line().to_owned()).collect();
+            self.tapes.neighbours(key, NEAREST_DIFFED, !exhausted).await;
+        // The nearest request lines, each once: recordings of one line with other headers or
+        // bodies (a conditional request's, a sign-in's) are told apart by the diff.
+        let mut lines: Vec<String> = Vec::new();
+        for tape in &nearest {
+            if lines.len() < NEAREST_SHOWN && !lines.iter().any(|l| l == tape.line()) {
+                lines.push(tape.line().to_owned());
+            }
+        }
         // The request as it may be shown: a credential it carries (a token in a path segment,
         // a cookie in a query value) masked wherever it is.
         let shown = crate::secrets::shown::Shown::of(parts, body);
         let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
-        let mut differences = nearest
-            .first()
-            .map(|tape| diff(&self.rules, &recorded_request(parts, body), tape))
-            .unwrap_or_default();
+        // The diff is against the recording of the nearest line that differs least (its own,
+        // with nothing to tell, when `--sequence strict` played it to its end).
+        let request = recorded_request(parts, body);
+        let mut differences: Option<Vec<Value>> = None;
+        for tape in nearest.iter().take_while(|t| Some(t.line()) == lines.first().map(String::as_str)) {
+            let these = diff(&self.rules, &request, tape);
+            if differences.as_ref().is_none_or(|least| these.len() < least.len()) {
+                differences = Some(these);
+            }
+        }
+        let mut differences = differences.unwrap_or_default();
         differences.iter_mut().for_each(|d| shown.json(d));
-        tracing::warn!(request = %line, session = key.session(), nearest = ?lines, "replay miss: no recording matches");
+        match exhausted {
+            true => tracing::warn!(request = %line, session = key.session(), "replay miss: every recorded answer of the request was served (--sequence strict)"),
+            false => tracing::warn!(request = %line, session = key.session(), nearest = ?lines, "replay miss: no recording matches"),
+        }
         let entry = self.count_miss(parts, key, (&canonical, &line), &lines, &differences);
         let msg = if exhausted {
             format!(

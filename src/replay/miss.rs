@@ -17,8 +17,8 @@ use crate::replay::tape::{Tape, TapeIndex, Tapes};
 /// sessions that recorded its request line.
 #[derive(Debug, Default)]
 pub struct Neighbours {
-    /// Up to `n` recorded requests of its session closest to it: same method first, then most
-    /// leading path segments shared, then edit distance, then the line itself (so the answer
+    /// Up to `n` recorded requests of its session closest to it: its own (a tape played to its
+    /// end) first, then same method, then most leading path segments shared, then edit distance, then the line itself (so the answer
     /// is the same every time). Edit distance is the costly part, so with many recordings it
     /// is computed only for the [`DISTANCE_CANDIDATES`] best by method, shared segments and
     /// characters shared at both ends (a line one edit away shares all but one).
@@ -78,6 +78,7 @@ fn nearest_in(index: &RwLock<TapeIndex>, key: &RequestKey, n: usize) -> Vec<Arc<
             let (m, p) = split_line(tape.line());
             let shared = shared_segments(path, p);
             let key = (
+                digest != key.digest(),
                 m != method,
                 Reverse(shared),
                 Reverse(ends_shared(wanted, tape.line())),
@@ -92,8 +93,8 @@ fn nearest_in(index: &RwLock<TapeIndex>, key: &RequestKey, n: usize) -> Vec<Arc<
     }
     let mut scored: Vec<(Closeness, &[u8; 32], &Arc<Tape>)> = cheap
         .into_iter()
-        .map(|((other, shared, _), line, digest, tape)| {
-            ((other, shared, distance(wanted, line), line), digest, tape)
+        .map(|((not_it, other, shared, _), line, digest, tape)| {
+            ((not_it, other, shared, distance(wanted, line), line), digest, tape)
         })
         .collect();
     scored.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -124,12 +125,14 @@ fn read(index: &RwLock<TapeIndex>) -> std::sync::RwLockReadGuard<'_, TapeIndex> 
 /// How many recorded requests a miss's search ([`Neighbours::nearest`]) computes an edit distance for.
 pub const DISTANCE_CANDIDATES: usize = 256;
 
-/// Cheap sort key for "nearest": other method, fewer shared path segments, fewer characters
-/// shared at the two ends.
-type Cheap = (bool, Reverse<usize>, Reverse<usize>);
+/// Cheap sort key for "nearest": another request than the one missed (a tape of the very
+/// request comes first: `--sequence strict` played it to its end), other method, fewer shared
+/// path segments, fewer characters shared at the two ends.
+type Cheap = (bool, bool, Reverse<usize>, Reverse<usize>);
 
-/// Sort key for "nearest": other method, fewer shared path segments, edit distance, line.
-type Closeness<'a> = (bool, Reverse<usize>, usize, &'a str);
+/// Sort key for "nearest": another request, other method, fewer shared path segments, edit
+/// distance, line.
+type Closeness<'a> = (bool, bool, Reverse<usize>, usize, &'a str);
 
 /// A machine-readable list of how `request` differs from the recorded `tape`: one object per
 /// differing part (`method`, `path`, `query` parameter, matched `header`, `body`).
@@ -198,21 +201,88 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
             out.push(json!({"part": "header", "name": name, "recorded": values(recorded), "got": values(request)}));
         }
     }
-    let digest = |r: &RecordedRequest| {
-        body_bytes(&r.body)
-            .map(|b| {
-                let content_type = crate::model::headers::value_of(&r.headers, "content-type");
-                match credentials::mask_body(&b, content_type) {
-                    Some((masked, _)) => hex(&Sha256::digest(&masked)),
-                    None => hex(&Sha256::digest(&b)),
-                }
-            })
-            .unwrap_or_default()
+    // The body as the key matches it (decoded, JSON with its keys sorted, credentials and
+    // volatile values masked): its SHA-256 is the one the request's canonical form shows, and
+    // for JSON the fields that differ are named.
+    let matched = |r: &RecordedRequest| {
+        let body = body_bytes(&r.body).unwrap_or_default();
+        crate::model::key::body_as_matched(rules, &body, |name| {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .collect()
+        })
     };
-    if digest(recorded) != digest(request) {
-        out.push(json!({"part": "body", "recorded_sha256": digest(recorded), "got_sha256": digest(request)}));
+    let (was, now) = (matched(recorded), matched(request));
+    if was != now {
+        let digest = |b: &[u8]| if b.is_empty() { String::new() } else { hex(&Sha256::digest(b)) };
+        let mut part = json!({"part": "body", "recorded_sha256": digest(&was), "got_sha256": digest(&now)});
+        if let (Ok(was), Ok(now)) = (serde_json::from_slice::<Value>(&was), serde_json::from_slice::<Value>(&now)) {
+            let mut fields = Vec::new();
+            json_differences(&was, &now, &mut String::new(), &mut fields);
+            part["fields"] = Value::Array(fields);
+        }
+        out.push(part);
     }
     out
+}
+
+/// How many fields of a JSON body a miss's diff names.
+const DIFFERING_FIELDS: usize = 20;
+
+/// The fields where two JSON values differ, by JSON pointer (`/auth/identity/methods/0`), with
+/// both values (a large one as its size): at most [`DIFFERING_FIELDS`]. A field present on one
+/// side only has `null` on the other and says so (`"only": "recorded"` or `"got"`).
+fn json_differences(was: &Value, now: &Value, pointer: &mut String, out: &mut Vec<Value>) {
+    if out.len() >= DIFFERING_FIELDS || was == now {
+        return;
+    }
+    let mut descend = |key: &str, was: Option<&Value>, now: Option<&Value>, out: &mut Vec<Value>| {
+        let len = pointer.len();
+        pointer.push('/');
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        match (was, now) {
+            (Some(was), Some(now)) => json_differences(was, now, pointer, out),
+            (was, now) if out.len() < DIFFERING_FIELDS => out.push(json!({
+                "pointer": pointer.as_str(),
+                "only": if was.is_some() { "recorded" } else { "got" },
+                "recorded": was.map_or(Value::Null, shown_value),
+                "got": now.map_or(Value::Null, shown_value),
+            })),
+            _ => {}
+        }
+        pointer.truncate(len);
+    };
+    match (was, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                descend(key, a.get(key), b.get(key), out);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for i in 0..a.len().max(b.len()) {
+                descend(&i.to_string(), a.get(i), b.get(i), out);
+            }
+        }
+        _ => out.push(json!({
+            "pointer": pointer.as_str(),
+            "recorded": shown_value(was),
+            "got": shown_value(now),
+        })),
+    }
+}
+
+/// A JSON value as a diff shows it: as it is up to 200 bytes, else its size.
+fn shown_value(value: &Value) -> Value {
+    let text = value.to_string();
+    match text.len() <= 200 {
+        true => value.clone(),
+        false => json!(format!("({} bytes of JSON)", text.len())),
+    }
 }
 
 /// How many leading `/`-separated segments two paths share (the empty one before the first `/`
@@ -270,3 +340,40 @@ fn distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn differences(was: Value, now: Value) -> Vec<Value> {
+        let mut out = Vec::new();
+        json_differences(&was, &now, &mut String::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn json_differences_name_each_field_by_pointer_and_stop_at_the_limit() {
+        let found = differences(
+            json!({"a": {"b/c": 1, "gone": true}, "list": [1, 2], "same": "x"}),
+            json!({"a": {"b/c": 2, "new": null}, "list": [1, 3, 4], "same": "x"}),
+        );
+        assert_eq!(
+            found,
+            [
+                json!({"pointer": "/a/b~1c", "recorded": 1, "got": 2}),
+                json!({"pointer": "/a/gone", "only": "recorded", "recorded": true, "got": null}),
+                json!({"pointer": "/a/new", "only": "got", "recorded": null, "got": null}),
+                json!({"pointer": "/list/1", "recorded": 2, "got": 3}),
+                json!({"pointer": "/list/2", "only": "got", "recorded": null, "got": 4}),
+            ]
+        );
+        // Another type at the top, and a large value shown by its size.
+        let large = "x".repeat(300);
+        assert_eq!(
+            differences(json!([1]), json!({"k": large})),
+            [json!({"pointer": "", "recorded": [1], "got": "(308 bytes of JSON)"})]
+        );
+        let many: serde_json::Map<String, Value> = (0..50).map(|i| (format!("k{i:02}"), json!(i))).collect();
+        assert_eq!(differences(json!({}), Value::Object(many)).len(), DIFFERING_FIELDS);
+    }
+}
