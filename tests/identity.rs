@@ -452,7 +452,8 @@ async fn with_redaction_identity_ids_and_names_become_pseudonyms_everywhere_and_
 /// In `auto`, a recorded sign-in is replayed with the placeholder token, and the client passes
 /// that token on. A request that then misses must not be forwarded with it: the upstream would
 /// answer 401, and `auto` would store that 401 as the request's answer for every later replay.
-/// The client is told why and what to do instead; nothing reaches the upstream or the store.
+/// The client is told why and what to do instead; nothing reaches the upstream or the store,
+/// and each such request counts as the miss it is.
 #[tokio::test]
 async fn a_miss_carrying_the_placeholder_token_is_not_forwarded_nor_its_refusal_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -526,7 +527,11 @@ async fn a_miss_carrying_the_placeholder_token_is_not_forwarded_nor_its_refusal_
         seen + 1,
         "only the last reached the upstream"
     );
-    auto.shutdown().await.unwrap();
+    // Neither a recording nor the upstream answered the four refused: each counts as a miss
+    // (the summary, `--fail-on-miss`).
+    let summary = auto.shutdown().await.unwrap();
+    assert_eq!(summary.miss_count(), 4, "{summary}");
+    assert!(!summary.to_string().contains("0 misses"), "{summary}");
     let (code, listed, _) = crate::util::process::run_with_stdout(
         &["ls", "--store", store.to_str().unwrap()],
         dir.path(),

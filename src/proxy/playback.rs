@@ -234,7 +234,7 @@ impl Proxy {
     /// differs from the first; returns how many times it was missed. `shown` is the key's
     /// canonical form and request line as they may be shown (the request's credentials masked,
     /// `secrets::shown`): what the misses list, the exit summary and the session's verdict name.
-    fn count_miss(
+    pub(super) fn count_miss(
         &self,
         parts: &Parts,
         key: &RequestKey,

@@ -138,7 +138,21 @@ impl Proxy {
             Some(prepared) => (self.hit(parts, &body, played, prepared).await, Outcome::Hit),
             // Boxed: forwarding futures are large, and every request's future would
             // otherwise be sized, and copied, for them.
-            None => Box::pin(self.single_flight(recorder, parts, body, key)).await,
+            None => {
+                let sent = body.clone();
+                let (response, outcome) = Box::pin(self.single_flight(recorder, parts, body, key)).await;
+                if outcome == Outcome::Error {
+                    // A miss the proxy would not forward (it carries the placeholder token a
+                    // replayed sign-in handed out; a page's request the proxy would sign):
+                    // neither a recording nor the upstream answered it, so it counts as the
+                    // miss it is (the exit summary, `--fail-on-miss`, the session's verdict),
+                    // and its 502 says why.
+                    let shown = crate::secrets::shown::Shown::of(parts, &sent);
+                    let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
+                    self.count_miss(parts, key, (&canonical, &line), &[], &[]);
+                }
+                (response, outcome)
+            }
         }
     }
 
