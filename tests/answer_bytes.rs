@@ -264,3 +264,59 @@ async fn binary_bodies_and_head_lengths_reach_the_client_as_the_upstream_sent_th
     let summary = replay.shutdown().await.unwrap();
     assert_eq!(summary.miss_count(), 0, "{summary}");
 }
+
+/// A recorded answer's headers keep the order the upstream sent them in, live, replayed and in
+/// the exported cassette, when the proxy drops some (its length, its content coding, hop-by-hop
+/// headers): dropping one used to move the last header into its place.
+#[tokio::test]
+async fn recorded_headers_keep_the_upstreams_order_when_some_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let body = gzip(br#"{"id":"x"}"#);
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nserver: s\r\ncontent-encoding: gzip\r\ncontent-type: application/json\r\nconnection: close\r\nx-count: 1\r\ncontent-length: {}\r\nx-request-id: r\r\nlocation: /v2/images/x\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    let upstream = canned_upstream(answer).await;
+    let order = |reply: &Reply| -> Vec<String> {
+        (reply.headers.iter())
+            .map(|(name, _)| name.clone())
+            .filter(|name| !matches!(name.as_str(), "x-ims-vcr" | "content-length" | "date"))
+            .collect()
+    };
+    let wanted = [
+        "server",
+        "content-type",
+        "x-count",
+        "x-request-id",
+        "location",
+    ];
+    let recorder = recording_through(ims_vcr::UpstreamConfig::new(upstream), &store).await;
+    let live = get(&format!("{}/v2/images/x", recorder.uri())).await;
+    assert_eq!(
+        live.header("x-ims-vcr"),
+        Some("recorded"),
+        "{}",
+        live.text()
+    );
+    assert_eq!(order(&live), wanted);
+    recorder.shutdown().await.unwrap();
+    let replay = replayer(&store).await;
+    let replayed = get(&format!("{}/v2/images/x", replay.uri())).await;
+    assert_eq!(order(&replayed), wanted);
+    replay.shutdown().await.unwrap();
+    let cassettes = dir.path().join("cassettes");
+    export_store(&store, &cassettes, None).unwrap();
+    let text: String = all_files(&cassettes)
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let at = |name: &str| {
+        text.find(&format!("\"{name}\""))
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+    };
+    let positions: Vec<usize> = wanted.iter().map(|name| at(name)).collect();
+    assert!(positions.is_sorted(), "{text}");
+}

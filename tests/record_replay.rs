@@ -563,3 +563,38 @@ async fn a_miss_is_diffed_against_the_recording_of_its_line_that_differs_least()
     assert!(!miss.to_string().contains("another-password-1"), "{miss}");
     replay.shutdown().await.unwrap();
 }
+
+/// What reaches the upstream leaves out what was addressed to the proxy or to one connection:
+/// hop-by-hop headers, and `Expect: 100-continue` (the proxy read the whole body before it
+/// forwards, so the upstream's `100 Continue` would answer nothing). The rest keep their order.
+#[tokio::test]
+async fn expect_and_hop_by_hop_headers_are_not_forwarded_and_the_rest_keep_their_order() {
+    let (_dir, _store, fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let reply = send(
+        "POST",
+        &format!("{}/v2/images", proxy.uri()),
+        &[
+            ("x-first", "1"),
+            ("expect", "100-continue"),
+            ("content-type", "application/json"),
+            ("keep-alive", "timeout=5"),
+            ("x-last", "2"),
+        ],
+        br#"{"name":"n"}"#,
+    )
+    .await;
+    assert_ne!(reply.status, 502, "{}", reply.text());
+    let seen = fake.requests().pop().unwrap();
+    let names: Vec<&str> = seen.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.contains(&"expect") && !names.contains(&"keep-alive"),
+        "{names:?}"
+    );
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(
+        at("x-first") < at("content-type") && at("content-type") < at("x-last"),
+        "{names:?}"
+    );
+    assert_eq!(seen.body, br#"{"name":"n"}"#);
+    proxy.shutdown().await.unwrap();
+}

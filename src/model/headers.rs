@@ -248,24 +248,77 @@ pub fn is_content_encoded(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Removes hop-by-hop headers, including every header the `Connection` header names. Most
-/// messages have none (and `Connection` is one), so one pass over the names usually suffices.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| is_hop_by_hop(name.as_str())) {
+/// Whether removing headers keeps the others in the order they came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Kept ([`remove_in_order`]): what is stored, and served from the store, is what the
+    /// upstream sent.
+    Kept,
+    /// Any (`HeaderMap::remove` moves the last header into the removed one's place): for an
+    /// answer only relayed (passthrough), where building the map again would cost a few
+    /// percent of forwarding.
+    Any,
+}
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names, and the
+/// headers `also` picks, in `order`. Most messages have none (and `Connection` is one), so one
+/// pass over the names usually suffices.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool, order: Order) {
+    let (mut any, mut connection) = (false, false);
+    for name in headers.keys() {
+        connection |= name == CONNECTION;
+        any = any || is_hop_by_hop(name.as_str()) || also(name);
+    }
+    if !any {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    let named: Vec<HeaderName> = match connection {
+        true => (headers.get_all(CONNECTION).iter())
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect(),
+        false => Vec::new(),
+    };
+    let drop = |name: &HeaderName| is_hop_by_hop(name.as_str()) || named.contains(name) || also(name);
+    match order {
+        Order::Kept => remove_in_order(headers, drop),
+        // One at a time, each found by a pass over the names (there are one or two).
+        Order::Any => {
+            while let Some(name) = headers.keys().find(|name| drop(name)).cloned() {
+                headers.remove(name);
+            }
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+}
+
+/// Removes the headers `drop` picks, keeping the others in the order they came in (a recorded
+/// answer's headers are stored, and served, as the upstream sent them). `HeaderMap::remove`
+/// moves the last header into the removed one's place, so unless the only one dropped is the
+/// last, the map is built again without them.
+pub fn remove_in_order(headers: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    let Some(first) = headers.keys().position(&drop) else {
+        return;
+    };
+    if first + 1 == headers.keys_len() {
+        if let Some(last) = headers.keys().nth(first).cloned() {
+            headers.remove(last);
+        }
+        return;
+    }
+    let old = std::mem::take(headers);
+    headers.reserve(old.len());
+    // `into_iter` names a header's first value only; the values after it are its own.
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in old {
+        if name.is_some() {
+            current = name;
+        }
+        if let Some(name) = &current
+            && !drop(name)
+        {
+            headers.append(name.clone(), value);
+        }
     }
 }
 
@@ -390,9 +443,43 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("x-project-id", HeaderValue::from_static("p"));
-        strip_hop_by_hop(&mut h);
+        strip_hop_by_hop(&mut h, |_| false, Order::Kept);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-project-id"]);
+    }
+
+    #[test]
+    fn headers_removed_leave_the_others_in_the_order_they_came_in() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("server", "s"),
+            ("content-length", "5"),
+            ("set-cookie", "a"),
+            ("connection", "keep-alive"),
+            ("set-cookie", "b"),
+            ("x-request-id", "r"),
+            ("location", "/l"),
+        ] {
+            h.append(name, HeaderValue::from_static(value));
+        }
+        let mut any = h.clone();
+        strip_hop_by_hop(&mut h, |name| name == "content-length", Order::Kept);
+        let pairs: Vec<_> = h.iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+        assert_eq!(
+            pairs,
+            [("server", "s"), ("set-cookie", "a"), ("set-cookie", "b"), ("x-request-id", "r"), ("location", "/l")]
+        );
+        // The last one alone, and none.
+        remove_in_order(&mut h, |name| name == "location");
+        remove_in_order(&mut h, |name| name == "absent");
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["server", "set-cookie", "x-request-id"]);
+        assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        // In any order, the same headers go.
+        strip_hop_by_hop(&mut any, |name| name == "content-length", Order::Any);
+        let mut names: Vec<_> = any.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["location", "server", "set-cookie", "x-request-id"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{
-    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue, TRANSFER_ENCODING,
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
 };
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, StatusCode, Uri};
@@ -20,7 +20,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
-use crate::model::headers::{keeps_upstream_length, strip_hop_by_hop};
+use crate::model::headers::{Order, keeps_upstream_length, remove_in_order, strip_hop_by_hop};
 use crate::net::pool::Pool;
 use crate::net::signer::{self, Credentials};
 pub use crate::net::upstream_error::UpstreamError;
@@ -195,8 +195,10 @@ impl Upstream {
     }
 
     /// [`Upstream::forward`] for a request as the proxy received it: its target is reused as
-    /// parsed when the upstream has no prefix. `sent_credentials` is filled only when
-    /// `keep_credentials` (record mode needs them for the leak gate; a relayed answer does not).
+    /// parsed when the upstream has no prefix. `keep_credentials` when the answer may be
+    /// stored: `sent_credentials` is filled (the leak gate needs them; a relayed answer does
+    /// not), and the answer's headers keep the upstream's order ([`Order::Kept`]; a relayed
+    /// answer's are served in [`Order::Any`]).
     pub async fn relay(
         &self,
         request: &hyper::http::request::Parts,
@@ -229,7 +231,8 @@ impl Upstream {
                 }
             }
         }
-        let mut live = self.exchange(request).await?;
+        let order = if keep_credentials { Order::Kept } else { Order::Any };
+        let mut live = self.exchange(request, order).await?;
         live.sent_credentials = sent_credentials;
         Ok(live)
     }
@@ -268,6 +271,7 @@ impl Upstream {
     async fn exchange(
         &self,
         request: Request<Full<Bytes>>,
+        order: Order,
     ) -> std::result::Result<LiveResponse, UpstreamError> {
         // Kept for messages only: the text is made when one is needed.
         let uri = request.uri().clone();
@@ -346,12 +350,11 @@ impl Upstream {
                 headers.append(CONTENT_ENCODING, value);
             }
         }
-        strip_hop_by_hop(&mut headers);
         // Framing is the proxy's own, except the length a `HEAD` answer gives (the size of what
-        // a `GET` brings), kept when the answer is not content-encoded.
-        if !keeps_upstream_length(&method, &headers) {
-            headers.remove(CONTENT_LENGTH);
-        }
+        // a `GET` brings), kept when the answer is not content-encoded. The rest keep their
+        // order.
+        let drop_length = !keeps_upstream_length(&method, &headers);
+        strip_hop_by_hop(&mut headers, |name| drop_length && name == CONTENT_LENGTH, order);
         let body = decode_body(full, &mut headers, raw, self.max_body)?;
         if close_delimited && json_cut_short(&headers, &body) {
             return Err(UpstreamError::Cut {
@@ -383,8 +386,9 @@ impl Upstream {
         // the upstream's host is in `Host`, and error messages add its origin (`Url`).
         let uri = Uri::from(target);
         let mut headers = client_headers.clone();
-        strip_hop_by_hop(&mut headers);
-        headers.remove(CONTENT_LENGTH);
+        // `Expect: 100-continue` too: the proxy holds the whole body already.
+        let dropped = |name: &HeaderName| name == CONTENT_LENGTH || name == EXPECT;
+        strip_hop_by_hop(&mut headers, dropped, Order::Kept);
         // hyper's client only adds Host when absent; the client's Host names the proxy.
         headers.insert(HOST, self.host.clone());
         // A `HEAD`'s `Content-Length`, and a `Range`'s bytes, count the body in the coding asked
@@ -519,7 +523,7 @@ fn decode_body(
     // No body is no body in any coding: an answer to a `HEAD` (or a `204`, a `304`) names the
     // coding a `GET`'s body would have.
     if raw.is_empty() {
-        headers.remove(CONTENT_ENCODING);
+        remove_in_order(headers, |name| name == CONTENT_ENCODING);
         return Ok(raw);
     }
     // Every header, in order: two `Content-Encoding: gzip` lines are two layers.
@@ -534,7 +538,7 @@ fn decode_body(
         });
     }
     if encodings.is_empty() {
-        headers.remove(CONTENT_ENCODING);
+        remove_in_order(headers, |name| name == CONTENT_ENCODING);
         return Ok(raw);
     }
     let mut body = raw.to_vec();
@@ -551,7 +555,7 @@ fn decode_body(
             },
         })?;
     }
-    headers.remove(CONTENT_ENCODING);
+    remove_in_order(headers, |name| name == CONTENT_ENCODING);
     Ok(Bytes::from(body))
 }
 

@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use crate::model::headers::{PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN, takes_placeholder};
+use crate::model::headers::{Order, PLACEHOLDER_MARKER, PLACEHOLDER_TOKEN, takes_placeholder};
 use crate::model::interaction::{Body, Interaction, RecordedResponse, body_bytes};
 use crate::net::outcome::{OUTCOME_HEADER_NAME, Outcome};
 use crate::replay::origins::{contains, mentions_either_spelling, rewrite_origins};
@@ -151,12 +151,11 @@ impl Prepared {
                 || crate::model::headers::is_hop_by_hop(name.as_str())
         });
         if drops {
-            if !(head && body.is_empty() && is_one_length(&headers)) {
-                headers.remove(CONTENT_LENGTH);
-            }
-            headers.remove(hyper::header::TRANSFER_ENCODING);
-            crate::model::headers::strip_hop_by_hop(&mut headers);
-            headers.remove(hyper::header::CONTENT_ENCODING);
+            let drop_length = !(head && body.is_empty() && is_one_length(&headers));
+            let dropped = |name: &hyper::header::HeaderName| {
+                (drop_length && name == CONTENT_LENGTH) || name == hyper::header::CONTENT_ENCODING
+            };
+            crate::model::headers::strip_hop_by_hop(&mut headers, dropped, Order::Kept);
         }
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
