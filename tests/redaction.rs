@@ -712,3 +712,24 @@ async fn a_refused_answer_in_a_sequence_keeps_its_place_as_a_gap_and_the_token_n
         );
     }
 }
+
+/// An `ims-vcr.toml` in the working directory that cannot be read (a folder, a dangling
+/// symlink, a device) is an error naming it, not skipped: skipped, its `[redact] enabled =
+/// true` would be dropped and an export would write unredacted cassettes.
+#[test]
+fn an_unreadable_settings_file_in_the_working_directory_is_an_error_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("ims-vcr.toml");
+    std::fs::create_dir(&settings).unwrap();
+    let (code, out) = crate::util::process::run(&["ls", "--store", "nothing-here"], dir.path());
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("ims-vcr.toml"), "{out}");
+    std::fs::remove_dir(&settings).unwrap();
+    for target in ["nowhere", "/dev/zero"] {
+        std::os::unix::fs::symlink(target, &settings).unwrap();
+        let (code, out) = crate::util::process::run(&["ls", "--store", "nothing-here"], dir.path());
+        assert_ne!(code, 0, "{target}: {out}");
+        assert!(out.contains("ims-vcr.toml"), "{target}: {out}");
+        std::fs::remove_file(&settings).unwrap();
+    }
+}

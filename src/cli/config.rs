@@ -75,11 +75,14 @@ pub struct VerifySection {
 
 impl Config {
     /// Reads `explicit` (which must exist), or `ims-vcr.toml` in the working directory if there
-    /// is one, or returns the defaults.
+    /// is one, or returns the defaults. Anything at that name is read as it (and refused, naming
+    /// it, when it is no readable regular file: a folder, a device, a dangling symlink): a
+    /// settings file skipped without a word could drop `[redact] enabled = true`, and an export
+    /// would then write cassettes unredacted.
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         let path = match explicit {
             Some(path) => path.to_owned(),
-            None if Path::new(CONFIG_FILE).is_file() => PathBuf::from(CONFIG_FILE),
+            None if Path::new(CONFIG_FILE).symlink_metadata().is_ok() => PathBuf::from(CONFIG_FILE),
             None => return Ok(Config::default()),
         };
         let flag = match explicit {
