@@ -980,3 +980,46 @@ async fn an_x_ims_vcr_skip_that_says_neither_yes_nor_no_is_refused_and_nothing_i
     let summary = replay.shutdown().await.unwrap();
     assert!(summary.misses.is_empty(), "{:?}", summary.misses);
 }
+
+/// A session name used again after its stop (a rerun test): `stop` answers the rerun's own
+/// verdict (it passed), but the exit summary and the session list add the attempts up, so an
+/// attempt that failed is never hidden behind the rerun's `ok` while `--fail-on-miss` fails
+/// the run for its miss.
+#[tokio::test]
+async fn a_rerun_that_passes_does_not_hide_the_failed_attempt_in_the_summary() {
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let session = [("x-ims-vcr-session", "suite/test_1")];
+    let image = image_url(&proxy, SEED_IMAGE_ID);
+    assert_eq!(send("GET", &image, &session, b"").await.status, 200);
+    proxy.shutdown().await.unwrap();
+
+    let replay = replayer(&store).await;
+    let stop = format!("{}/__ims-vcr/sessions/suite/test_1/stop", replay.uri());
+    let missing = format!("{}/v2/images/zzz", replay.uri());
+    assert_eq!(send("GET", &missing, &session, b"").await.status, 599);
+    assert_eq!(send("POST", &stop, &[], b"").await.json()["ok"], false);
+    let image = image_url(&replay, SEED_IMAGE_ID);
+    assert_eq!(send("GET", &image, &session, b"").await.status, 200);
+    let rerun = send("POST", &stop, &[], b"").await.json();
+    assert_eq!(rerun["ok"], true, "stop answers the rerun's own: {rerun}");
+    let listed = get(&format!("{}/__ims-vcr/sessions", replay.uri()))
+        .await
+        .text();
+    assert!(listed.contains(r#""ok":false"#), "{listed}");
+    let summary = replay.shutdown().await.unwrap();
+    let verdict = (summary.sessions.iter())
+        .find(|s| s.session == "suite/test_1")
+        .unwrap();
+    assert!(!verdict.ok, "{summary}");
+    assert_eq!(
+        (verdict.attempts, verdict.hits, verdict.miss_count),
+        (2, 1, 1),
+        "{summary}"
+    );
+    assert_eq!(summary.miss_count(), 1);
+    let text = summary.to_string();
+    assert!(
+        text.contains("1 hit, 1 miss, 0 recorded, 0 unused (in 2 attempts): FAILED"),
+        "{text}"
+    );
+}

@@ -6,7 +6,8 @@
 //! [`RequestKey::in_session`](crate::model::key::RequestKey::in_session)), so cursors, hits and
 //! misses of two sessions never mix. `stop` returns the verdict and ends the session's playback:
 //! its cursors are rewound and its counters start over if the name is used again; the verdict is
-//! kept for the exit summary.
+//! kept for the exit summary, where a rerun's attempts add up (one that failed keeps the name
+//! failed there, though `stop` passes the rerun).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -60,8 +61,33 @@ pub struct SessionVerdict {
     pub unused: Vec<String>,
     /// Answers it recorded.
     pub recorded: u64,
-    /// False when it missed or, with `--fail-on-unused`, left recordings unused.
+    /// False when it missed or, with `--fail-on-unused`, left recordings unused; in the exit
+    /// summary and the session list, also when an earlier attempt of the name did.
     pub ok: bool,
+    /// How many times the name ran (stopped, then used again: a rerun test). The exit summary
+    /// and the session list count every attempt's hits, misses and recordings, and list
+    /// unused the last attempt's; `stop` answers its own attempt's verdict.
+    pub attempts: u64,
+}
+
+impl SessionVerdict {
+    /// This verdict of a later attempt of the name, with `earlier`'s counts added: a failed
+    /// attempt is never hidden by a rerun that passed.
+    fn after(mut self, earlier: &SessionVerdict) -> SessionVerdict {
+        self.hits += earlier.hits;
+        self.miss_count += earlier.miss_count;
+        self.recorded += earlier.recorded;
+        self.ok &= earlier.ok;
+        self.attempts += earlier.attempts;
+        let mut misses = earlier.misses.clone();
+        for miss in std::mem::take(&mut self.misses) {
+            if misses.len() < MAX_LISTED_MISSES && !misses.contains(&miss) {
+                misses.push(miss);
+            }
+        }
+        self.misses = misses;
+        self
+    }
 }
 
 /// The sessions going on, and how often each name was stopped: under one lock, so an answer
@@ -105,7 +131,8 @@ impl crate::proxy::Proxy {
 pub(crate) struct Sessions {
     /// Held for a counter update or a verdict, never across an await.
     live: Mutex<Live>,
-    /// The last verdict of each stopped session not started again since.
+    /// The verdict of each stopped session, its attempts added up ([`SessionVerdict::after`]):
+    /// kept when the name is used again, so the exit summary sees every attempt.
     finished: Mutex<BTreeMap<String, SessionVerdict>>,
     /// Set once by the server after the proxy is built.
     listeners: OnceLock<Arc<dyn Listeners>>,
@@ -150,11 +177,6 @@ impl Sessions {
         let mut counters = Counters::default();
         update(&mut counters);
         live.counters.insert(session.to_owned(), counters);
-        drop(live);
-        self.finished
-            .lock()
-            .expect("no code panics while holding the sessions lock")
-            .remove(session);
     }
 
     /// Whether `session` is known here: it made a request, has a listener, or was stopped.
@@ -172,8 +194,8 @@ impl Sessions {
                 .contains_key(session)
     }
 
-    /// The verdict of `session` as it stands: going on, its verdict so far; stopped (and not
-    /// used again since), the verdict its stop gave.
+    /// The verdict of `session` as it stands: going on, its attempt's verdict so far; stopped
+    /// (and not used again since), its attempts' verdict.
     pub(crate) fn current(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
         let running = self.live().counters.contains_key(session);
         if !running
@@ -244,6 +266,7 @@ impl Sessions {
             miss_count,
             unused,
             recorded,
+            attempts: 1,
         }
     }
 
@@ -265,10 +288,15 @@ impl Sessions {
         // Used again (a rerun test), the name records afresh: in `record` its answers replace
         // this attempt's instead of following them.
         tapes.start_session_over(session);
-        self.finished
+        let mut finished = self
+            .finished
             .lock()
-            .expect("no code panics while holding the sessions lock")
-            .insert(session.to_owned(), verdict.clone());
+            .expect("no code panics while holding the sessions lock");
+        let kept = match finished.get(session) {
+            Some(earlier) => verdict.clone().after(earlier),
+            None => verdict.clone(),
+        };
+        finished.insert(session.to_owned(), kept);
         verdict
     }
 
@@ -326,8 +354,17 @@ impl Sessions {
         let mut out: BTreeMap<String, SessionVerdict> = finished;
         for name in names {
             let running = self.live().counters.contains_key(&name);
-            if running || !out.contains_key(&name) {
-                out.insert(name.clone(), self.verdict(&name, tapes, fail_on_unused));
+            match out.get(&name) {
+                // A rerun going on: its counts so far, after the attempts before it.
+                Some(earlier) if running => {
+                    let now = self.verdict(&name, tapes, fail_on_unused).after(earlier);
+                    out.insert(name, now);
+                }
+                Some(_) => {}
+                None => {
+                    let now = self.verdict(&name, tapes, fail_on_unused);
+                    out.insert(name, now);
+                }
             }
         }
         out.into_values().collect()

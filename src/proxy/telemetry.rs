@@ -95,12 +95,16 @@ impl std::fmt::Display for Summary {
         // Failed sessions first, so none is hidden behind the sample's cap.
         let (failed, passed): (Vec<_>, Vec<_>) = self.sessions.iter().partition(|s| !s.ok);
         for session in failed.into_iter().chain(passed).take(SUMMARY_SAMPLE) {
+            let attempts = match session.attempts {
+                0 | 1 => String::new(),
+                n => format!(" (in {n} attempts)"),
+            };
             writeln!(
                 f,
-                "  session {}: {} hits, {} misses, {} recorded, {} unused: {}",
+                "  session {}: {}, {}, {} recorded, {} unused{attempts}: {}",
                 session.session,
-                session.hits,
-                session.miss_count,
+                count(session.hits, "hit", "hits"),
+                count(session.miss_count, "miss", "misses"),
                 session.recorded,
                 session.unused.len(),
                 if session.ok { "ok" } else { "FAILED" }
