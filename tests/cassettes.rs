@@ -253,3 +253,47 @@ async fn python_style_json_is_exported_as_readable_json_and_replays_byte_for_byt
     assert_eq!(replayed.body, body.as_bytes(), "{}", replayed.text());
     proxy.shutdown().await.unwrap();
 }
+
+/// An export whose cassette name (or session folder) is taken by what it must not write through
+/// or replace, a symlink to a real file or a folder, writes nothing: it fails naming it with the
+/// folder as it was, not half updated (it used to write the cassettes before it).
+#[tokio::test]
+async fn an_export_blocked_at_one_cassette_writes_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    record_some(&store, dir.path()).await;
+    let first = dir.path().join("first");
+    export(&store, &first);
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    // The last name in order: every other cassette would be written before it.
+    let last = names.last().unwrap().clone();
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, "not a cassette").unwrap();
+    for blocker in ["symlink", "folder"] {
+        let out = dir.path().join(format!("out-{blocker}"));
+        std::fs::create_dir(&out).unwrap();
+        match blocker {
+            "symlink" => std::os::unix::fs::symlink(&outside, out.join(&last)).unwrap(),
+            _ => std::fs::create_dir(out.join(&last)).unwrap(),
+        }
+        let error = export_store(&store, &out, None).unwrap_err().to_string();
+        assert!(
+            error.contains(&*last.to_string_lossy()) && error.contains("nothing was written"),
+            "{blocker}: {error}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            std::slice::from_ref(&last),
+            "{blocker}: only the blocker is there"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not a cassette");
+}

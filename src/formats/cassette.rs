@@ -2,7 +2,7 @@
 //! holding its answers in order. Export is deterministic (same store, same bytes); import
 //! validates every file before anything is written.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -14,9 +14,11 @@ use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::gate::{Gate, Refusal};
 use crate::secrets::redact::{RedactionStamp, Redactor};
 use crate::formats::strict;
-use crate::formats::unchanged::same_answers;
 use crate::formats::validate::{validate_request, validate_response};
 pub use crate::formats::atomic::write_atomically;
+pub use crate::formats::cassette_folder::write_dir_with_progress;
+#[cfg(any(test, feature = "internals"))]
+pub use crate::formats::cassette_folder::{ExportSummary, write_dir};
 #[cfg_attr(not(any(test, feature = "internals")), allow(unused_imports))]
 pub use crate::formats::validate::MAX_LATENCY_MS;
 
@@ -79,14 +81,14 @@ pub fn file_name(recording: &Recording) -> String {
 }
 
 /// [`file_name`] with the key's full digest, for when 12 hex digits collide within an export.
-fn file_name_with_full_digest(recording: &Recording) -> String {
+pub(crate) fn file_name_with_full_digest(recording: &Recording) -> String {
     let hex = recording.key.hex();
     file_name(recording).replace(&hex[..12], &hex)
 }
 
 /// Whether `name` has the shape [`file_name`] gives (`{method}_{slug}_{hex}.json`, 12 or 64
 /// lowercase hex digits, the full digest being the fallback when 12 collide).
-fn is_exported_name(name: &str) -> bool {
+pub(crate) fn is_exported_name(name: &str) -> bool {
     let Some((rest, hex)) = name
         .strip_suffix(".json")
         .and_then(|stem| stem.rsplit_once('_'))
@@ -384,7 +386,7 @@ fn session_of_path(dir: &Path, path: &Path) -> Result<Option<String>> {
 }
 
 /// The folder of `session`'s cassettes under `dir`.
-fn session_dir(dir: &Path, session: Option<&str>) -> PathBuf {
+pub(crate) fn session_dir(dir: &Path, session: Option<&str>) -> PathBuf {
     match session {
         None => dir.to_path_buf(),
         Some(name) => name.split('/').fold(dir.to_path_buf(), |p, s| p.join(s)),
@@ -430,154 +432,12 @@ pub fn redact_recordings(
     Ok(out)
 }
 
-/// What an export did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ExportSummary {
-    /// Cassette files written (one per recorded request).
-    pub files: usize,
-    /// Answers across all files.
-    pub answers: usize,
-    /// Stale cassette files removed (requests no longer in the store), in path order.
-    pub removed: Vec<PathBuf>,
-    /// Cassette files left as they were: they already held these answers, recorded at another
-    /// time, at another speed or by another ims-vcr version ([`same_answers`]).
-    pub unchanged: usize,
-}
-
-/// Writes one file per recording into `dir` (created if needed). Each file is written to a
-/// temporary name and renamed, so a crash never leaves a half-written cassette (see
-/// [`write_atomically`]: a symlink at a cassette's name is refused, never written through). Older cassette
-/// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
-/// files that are not ims-vcr cassettes are left alone.
-#[cfg(any(test, feature = "internals"))]
-pub fn write_dir(
-    dir: &Path,
-    recordings: &[Recording],
-    rules: &MatchRules,
-) -> Result<ExportSummary> {
-    write_dir_with_progress(dir, recordings, rules, true, &indicatif::ProgressBar::hidden())
-}
-
-/// [`write_dir`], advancing `progress` once per file written; stale cassettes are removed only
-/// when `remove_stale` (an export that left damaged entries out keeps them: one may be theirs).
-pub fn write_dir_with_progress(
-    dir: &Path,
-    recordings: &[Recording],
-    rules: &MatchRules,
-    remove_stale: bool,
-    progress: &indicatif::ProgressBar,
-) -> Result<ExportSummary> {
-    let started = std::time::SystemTime::now();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // Keyed by path: a session's cassettes go to the folder of its name.
-    let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
-    for recording in recordings {
-        let folder = session_dir(dir, recording.key.session());
-        let mut path = folder.join(file_name(recording));
-        if files.contains_key(&path) {
-            // 48 bits of digest collided: fall back to the full digest for this one.
-            path = folder.join(file_name_with_full_digest(recording));
-        }
-        files.insert(path, render(recording, rules));
-    }
-    // What import and replay would refuse is not written: checked before anything is, so the
-    // folder stays as it was.
-    if let Some(error) = too_large(&files, MAX_CASSETTE_FILE) {
-        return Err(error);
-    }
-    let mut summary = ExportSummary {
-        files: files.len(),
-        answers: recordings.iter().map(|r| r.answers.len()).sum(),
-        removed: Vec::new(),
-        unchanged: 0,
-    };
-    let written: HashSet<[u8; 32]> = recordings.iter().map(|r| *r.key.digest()).collect();
-    // Listed before anything is written: a file that cannot be listed (a symlink to nothing,
-    // a pipe) fails the export with the folder as it was, not half updated.
-    let existing = if remove_stale {
-        cassette_paths(dir)?
-    } else {
-        Vec::new()
-    };
-    // What an export interrupted by a crash or a `kill -9` left in the folders this one writes
-    // (half-written `.NAME.json.<random>.tmp` files): removed, so `git add` never takes them.
-    let folders: std::collections::BTreeSet<&Path> = std::iter::once(dir)
-        .chain(files.keys().filter_map(|path| path.parent()))
-        .collect();
-    for folder in folders {
-        crate::formats::atomic::remove_leftover_temporaries(folder, started);
-    }
-    for (path, bytes) in &files {
-        if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
-        }
-        // Recording the same answers again rewrites no cassette, so a diff shows only what the
-        // API changed. Only a regular file of about the new one's size is read: never through
-        // a symlink (which `write_atomically` refuses), nor a device or a FIFO at the name.
-        let comparable = std::fs::symlink_metadata(path)
-            .is_ok_and(|m| m.is_file() && m.len() <= bytes.len() as u64 + 4096);
-        if comparable && std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {
-            summary.unchanged += 1;
-        } else {
-            write_atomically(path, bytes)?;
-        }
-        progress.inc(1);
-    }
-    for path in existing {
-        // A symlink is left alone like any file that is not a cassette: reading or removing
-        // through it would reach outside the folder.
-        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        if !files.contains_key(&path) && !is_link && looks_like_cassette(dir, &path, &written) {
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-            tracing::debug!(file = %path.display(), "removed a stale cassette");
-            summary.removed.push(path);
-        }
-    }
-    summary.removed.sort();
-    Ok(summary)
-}
-
-/// The error naming the first of `files` (rendered cassettes) larger than `limit`.
-fn too_large(files: &BTreeMap<PathBuf, Vec<u8>>, limit: u64) -> Option<Error> {
-    let (path, bytes) = files.iter().find(|(_, bytes)| bytes.len() as u64 > limit)?;
-    Some(Error::cassette(
-        path,
-        format!(
-            "would hold {} MiB, more than the {} MiB a cassette may (import and replay read no \
-             larger one); nothing was written. Record fewer or smaller answers for this request",
-            bytes.len() >> 20,
-            limit >> 20
-        ),
-    ))
-}
-
-/// A cassette an export may remove as stale: one export could have written, i.e. a valid
-/// cassette, in `dir` or a session's folder, named exactly as [`file_name`] names what it holds,
-/// or named as export names files and holding a request this export writes under another name
-/// (an older ims-vcr's key for it: left, it would record the request twice). A fixture written
-/// by hand under another name (`image_404.json`), or in a folder that is no session's, is never
-/// removed, even when it is a valid cassette.
-fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    if !is_exported_name(name) {
-        return false;
-    }
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
-    parse_in(dir, path, &bytes).is_ok_and(|(recording, _)| {
-        name == file_name(&recording)
-            || name == file_name_with_full_digest(&recording)
-            || written.contains(recording.key.digest())
-    })
-}
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::cassette_folder::too_large;
+    use crate::formats::unchanged::same_answers;
+    use std::collections::BTreeMap;
     use crate::model::interaction::Body;
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub(crate) mod atomic;
 pub mod cassette;
+pub(crate) mod cassette_folder;
 pub mod har;
 pub(crate) mod strict;
 pub(crate) mod unchanged;

@@ -194,11 +194,9 @@ impl Upstream {
         self.send_or_resend(method, target, client_headers, body, true).await
     }
 
-    /// [`Upstream::forward`] for a request as the proxy received it: its target is reused as
-    /// parsed when the upstream has no prefix. `keep_credentials` when the answer may be
-    /// stored: `sent_credentials` is filled (the leak gate needs them; a relayed answer does
-    /// not), and the answer's headers keep the upstream's order ([`Order::Kept`]; a relayed
-    /// answer's are served in [`Order::Any`]).
+    /// [`Upstream::forward`] for a request as the proxy received it (its target reused as parsed
+    /// when the upstream has no prefix). `keep_credentials` when the answer may be stored: the
+    /// leak gate's `sent_credentials` are filled, and its headers keep their [`Order::Kept`].
     pub async fn relay(
         &self,
         request: &hyper::http::request::Parts,
