@@ -128,6 +128,18 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                 problem,
             });
         };
+        // Import and replay still read a session folder an older ims-vcr wrote under a name
+        // Windows cannot make (`CON`, `trail.`); a new session may not have one, and verify
+        // says so: such a folder cannot be checked out on a Windows runner.
+        let folder_name = (path.parent().and_then(|p| p.strip_prefix(dir).ok()))
+            .and_then(Path::to_str)
+            .filter(|name| !name.is_empty())
+            .map(|name| name.replace(std::path::MAIN_SEPARATOR, "/"));
+        if let Some(name) = folder_name
+            && let Err(why) = crate::model::session::validate_new(&name)
+        {
+            found(String::new(), format!("its session folder: {why}"));
+        }
         let value: Value = match serde_json::from_slice(cassette::without_bom(&bytes)) {
             Ok(v) => v,
             Err(e) => {
@@ -582,6 +594,20 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::write(&file, edit(text)).unwrap();
         file
+    }
+
+    #[test]
+    fn a_session_folder_windows_cannot_check_out_is_a_finding() {
+        for (folder, flagged) in [("CON", true), ("suite/trail.", true), ("suite/nul.txt", true), ("suite/test_1", false)] {
+            let dir = folder_with(r#"{"id":"x"}"#);
+            let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
+            let moved = dir.path().join(folder).join(file.file_name().unwrap());
+            std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+            std::fs::rename(&file, &moved).unwrap();
+            let found = problems(dir.path(), &[]);
+            let windows = found.iter().any(|f| f.contains("its session folder") && f.contains("Windows"));
+            assert_eq!(windows, flagged, "{folder}: {found:?}");
+        }
     }
 
     #[test]
