@@ -63,10 +63,38 @@ async fn auto_replays_what_is_recorded_and_records_what_is_not() {
     assert_eq!(fake.requests().len(), 2);
     let summary = proxy.shutdown().await.unwrap();
     assert_eq!((summary.hits, summary.recorded), (5, 2));
+    assert_eq!(summary.miss_count(), 0, "{summary}");
     assert_eq!(
         stored_answers(&store),
         6,
         "auto appends; the earlier recordings stay"
+    );
+
+    // The upstream gone: a request not recorded gets the 502, and counts as a miss too (the
+    // summary, `--fail-on-miss`): neither a recording nor the upstream answered it.
+    let gone = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let proxy = ProxyServer::builder()
+        .auto(ims_vcr::UpstreamConfig::new(gone))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&image_url(&proxy, SEED_IMAGE_ID))
+            .await
+            .header("x-ims-vcr"),
+        Some("hit")
+    );
+    let unrecorded = get(&image_url(&proxy, "never-recorded")).await;
+    assert_eq!(unrecorded.status, 502, "{}", unrecorded.text());
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!(
+        (summary.miss_count(), summary.upstream_errors),
+        (1, 1),
+        "{summary}"
     );
 }
 

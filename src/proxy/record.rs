@@ -141,12 +141,13 @@ impl Proxy {
             None => {
                 let sent = body.clone();
                 let (response, outcome) = Box::pin(self.single_flight(recorder, parts, body, key)).await;
-                if outcome == Outcome::Error {
+                if matches!(outcome, Outcome::Error | Outcome::UpstreamError) {
                     // A miss the proxy would not forward (it carries the placeholder token a
-                    // replayed sign-in handed out; a page's request the proxy would sign):
-                    // neither a recording nor the upstream answered it, so it counts as the
-                    // miss it is (the exit summary, `--fail-on-miss`, the session's verdict),
-                    // and its 502 says why.
+                    // replayed sign-in handed out; a page's request the proxy would sign), or
+                    // whose forward failed (the upstream down, timed out, no route): neither a
+                    // recording nor the upstream answered it, so it counts as the miss it is
+                    // (the exit summary, `--fail-on-miss`, the session's verdict) as well as
+                    // what it is, and its 502 says why.
                     let shown = crate::secrets::shown::Shown::of(parts, &sent);
                     let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
                     self.count_miss(parts, key, (&canonical, &line), &[], &[]);
