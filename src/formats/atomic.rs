@@ -119,11 +119,28 @@ fn create_temporary(
         {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(Error::io(&tmp, e)),
+            // Named as the file asked for: the temporary name is ims-vcr's own business.
+            Err(e) => return Err(Error::io(path, e)),
         }
     }
     Err(Error::io(
         path,
         last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_made_is_named_as_asked_not_by_its_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-folder").join("recording.har");
+        let error = write_atomically(&path, b"{}").unwrap_err().to_string();
+        assert!(error.contains("no-such-folder/recording.har"), "{error}");
+        assert!(!error.contains(".recording.har."), "{error}");
+        write_atomically(&dir.path().join("recording.har"), b"{}").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("recording.har")).unwrap(), b"{}");
+    }
 }

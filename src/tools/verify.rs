@@ -248,7 +248,9 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
 }
 
 /// `text` with every denied value in it (ASCII letters in either case: cassette file names are
-/// lower-case) replaced by `<denied>`.
+/// lower-case) replaced by `<denied>`; a value shorter than the leak scanner's six bytes only
+/// as a whole word, as verify looks for it (`a` is no secret inside `images`, and masked there
+/// it made every line unreadable).
 fn hide_denied(text: &str, deny: &[Needle]) -> String {
     let mut text = text.to_owned();
     // As written, and as a JSON pointer writes it (`~` as `~0`, `/` as `~1`).
@@ -262,12 +264,22 @@ fn hide_denied(text: &str, deny: &[Needle]) -> String {
         }
         // ASCII lower-casing keeps byte offsets, so the matches are found in `lower` and cut
         // from `text`.
+        let short = needle.len() < crate::secrets::leak::MIN_NEEDLE_LEN;
+        let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+        let (bytes, first, end_byte) = (lower.as_bytes(), needle.as_bytes()[0], needle.as_bytes()[needle.len() - 1]);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for (at, _) in lower.match_indices(&needle) {
+            let end = at + needle.len();
+            // Bounded where the value's own end is a word byte: `-x` may follow a letter.
+            let inside = (word(Some(&first)) && at > 0 && word(bytes.get(at - 1)))
+                || (word(Some(&end_byte)) && word(bytes.get(end)));
+            if at < last || (short && inside) {
+                continue;
+            }
             out.push_str(&text[last..at]);
             out.push_str("<denied>");
-            last = at + needle.len();
+            last = end;
         }
         out.push_str(&text[last..]);
         text = out;
@@ -594,6 +606,17 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::write(&file, edit(text)).unwrap();
         file
+    }
+
+    #[test]
+    fn a_short_denied_value_is_hidden_only_as_a_whole_word() {
+        let deny = [Needle { label: "denied".into(), value: "a".into() }];
+        assert_eq!(
+            hide_denied("c/get_v2_images_x.json: /answers/0/body/json/a: contains a denied value", &deny),
+            "c/get_v2_images_x.json: /answers/0/body/json/<denied>: contains <denied> denied value"
+        );
+        let deny = [Needle { label: "denied".into(), value: "Secret-77".into() }];
+        assert_eq!(hide_denied("x/secret-77y", &deny), "x/<denied>y");
     }
 
     #[test]
