@@ -325,9 +325,28 @@ pub fn parse_in(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(Recording, Mat
 
 /// The `*.json` files in `dir` and, as sessions, in its subfolders at any depth (hidden
 /// folders, whose names start with `.`, are skipped), sorted. Symlinked folders are not
-/// followed; a `*.json` that is not a file, or a symlink to nothing, is an error naming it.
+/// followed (each is named in a warning, and `verify` fails on it: [`symlinked_folders`]); a
+/// `*.json` that is not a file, or a symlink to nothing, is an error naming it.
 pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let (paths, skipped) = cassette_paths_and_symlinked_folders(dir)?;
+    for folder in skipped {
+        tracing::warn!(
+            folder = %folder.display(),
+            "a symlinked folder is not read (import, replay and verify do not follow one): \
+             its cassettes are left out; put the folder itself there"
+        );
+    }
+    Ok(paths)
+}
+
+/// The symlinked folders under `dir` that [`cassette_paths`] does not follow, sorted.
+pub fn symlinked_folders(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(cassette_paths_and_symlinked_folders(dir)?.1)
+}
+
+fn cassette_paths_and_symlinked_folders(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut paths = Vec::new();
+    let mut skipped = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
         let entries = std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))?;
@@ -335,10 +354,17 @@ pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
             let entry = entry.map_err(|e| Error::io(&folder, e))?;
             let path = entry.path();
             let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
             if kind.is_dir() {
-                if !entry.file_name().to_string_lossy().starts_with('.') {
+                if !hidden {
                     folders.push(path);
                 }
+            } else if kind.is_symlink()
+                && !hidden
+                && !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+                && std::fs::metadata(&path).is_ok_and(|meta| meta.is_dir())
+            {
+                skipped.push(path);
             } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
                 // A symlink is followed to what it names. One that names nothing (a git-annex
                 // or LFS file never fetched) or a device is an error, not a cassette silently
@@ -361,7 +387,8 @@ pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     paths.sort();
-    Ok(paths)
+    skipped.sort();
+    Ok((paths, skipped))
 }
 
 /// The session a cassette at `path` under `dir` belongs to: its folder relative to `dir`

@@ -117,6 +117,17 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     // What `import` and `replay` refuse across files (the same request twice, different match
     // rules), reported as they word it.
     let mut folder = cassette::FolderCheck::default();
+    // A symlinked folder is read by nothing (import and replay skip it, as verify's listing
+    // does): its cassettes would go into git unchecked.
+    for skipped in cassette::symlinked_folders(dir)? {
+        findings.push(Finding {
+            file: skipped,
+            location: String::new(),
+            problem: "a symlinked folder: import, replay and verify do not follow one, so its \
+                      cassettes are neither replayed nor checked; put the folder itself there"
+                .to_owned(),
+        });
+    }
     // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
     for path in cassette::cassette_paths(dir)? {
         let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE, "cassette")?;
@@ -617,6 +628,15 @@ mod tests {
         );
         let deny = [Needle { label: "denied".into(), value: "Secret-77".into() }];
         assert_eq!(hide_denied("x/secret-77y", &deny), "x/<denied>y");
+    }
+
+    #[test]
+    fn a_symlinked_folder_is_a_finding_not_a_silent_skip() {
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("suite")).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().any(|f| f.contains("a symlinked folder")), "{found:?}");
     }
 
     #[test]
