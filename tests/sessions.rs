@@ -1023,3 +1023,38 @@ async fn a_rerun_that_passes_does_not_hide_the_failed_attempt_in_the_summary() {
         "{text}"
     );
 }
+
+/// Under `--fail-on-unused`, a session whose last attempt left recordings unused fails, though
+/// an earlier attempt played them (so the totals count none unused): the summary names them
+/// under the session's line.
+#[tokio::test]
+async fn a_session_failed_for_unused_recordings_names_them_in_the_summary() {
+    let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
+    let session = [("x-ims-vcr-session", "suite/test_3")];
+    for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID] {
+        send("GET", &image_url(&proxy, id), &session, b"").await;
+    }
+    proxy.shutdown().await.unwrap();
+
+    let replay = ims_vcr::ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .fail_on_unused(true)
+        .start()
+        .await
+        .unwrap();
+    let stop = format!("{}/__ims-vcr/sessions/suite/test_3/stop", replay.uri());
+    for id in [SEED_IMAGE_ID, UNKNOWN_IMAGE_ID] {
+        send("GET", &image_url(&replay, id), &session, b"").await;
+    }
+    assert_eq!(send("POST", &stop, &[], b"").await.json()["ok"], true);
+    send("GET", &image_url(&replay, SEED_IMAGE_ID), &session, b"").await;
+    assert_eq!(send("POST", &stop, &[], b"").await.json()["ok"], false);
+    let summary = replay.shutdown().await.unwrap();
+    let text = summary.to_string();
+    assert!(text.contains("0 unused recordings"), "{text}");
+    assert!(
+        text.contains(&format!("      unused: GET /v2/images/{UNKNOWN_IMAGE_ID}")),
+        "{text}"
+    );
+}
