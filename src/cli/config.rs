@@ -82,7 +82,14 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         let path = match explicit {
             Some(path) => path.to_owned(),
-            None if Path::new(CONFIG_FILE).symlink_metadata().is_ok() => PathBuf::from(CONFIG_FILE),
+            // Only a name that is not there at all means none (a folder that cannot be
+            // searched, a symlink loop: read, and refused naming it).
+            None if !Path::new(CONFIG_FILE)
+                .symlink_metadata()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                PathBuf::from(CONFIG_FILE)
+            }
             None => return Ok(Config::default()),
         };
         let flag = match explicit {

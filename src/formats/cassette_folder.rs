@@ -73,7 +73,7 @@ pub fn write_dir_with_progress(
     // Nor is anything when a cassette's name or its session's folder is taken by what the
     // export must not write through or replace (a symlink, a folder, a file where the folder
     // goes): found mid-way, the folder would be left half updated.
-    if let Some(error) = blocked_target(&files) {
+    if let Some(error) = blocked_target(dir, &files) {
         return Err(error);
     }
     let mut summary = ExportSummary {
@@ -128,11 +128,19 @@ pub fn write_dir_with_progress(
     Ok(summary)
 }
 
-/// The error naming the first of `files` (rendered cassettes) whose path the export cannot
-/// write: a symlink or a folder at its name, or something other than a folder at its session's
-/// folder.
-fn blocked_target(files: &BTreeMap<PathBuf, Vec<u8>>) -> Option<Error> {
-    let folders: std::collections::BTreeSet<&Path> = files.keys().filter_map(|p| p.parent()).collect();
+/// The error naming the first of `files` (rendered cassettes, all under `dir`) whose path the
+/// export cannot write: a symlink or a folder at its name, or, at any folder between `dir` and
+/// it (a session's, `suite/` of `suite/t1`), something other than a folder (a file, a symlink:
+/// written through, it would reach outside `dir`). `dir` itself may be a symlink to a folder.
+fn blocked_target(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> Option<Error> {
+    let mut folders = std::collections::BTreeSet::new();
+    for path in files.keys() {
+        let mut folder = path.parent();
+        while let Some(f) = folder.filter(|f| *f != dir && f.starts_with(dir)) {
+            folders.insert(f);
+            folder = f.parent();
+        }
+    }
     for folder in folders {
         match std::fs::symlink_metadata(folder) {
             Ok(meta) if !meta.is_dir() => {
@@ -203,3 +211,29 @@ fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> 
 }
 
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_folder_anywhere_below_the_export_folder_is_named_but_a_symlinked_export_folder_is_fine() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let dir = root.path().join("cassettes");
+        std::os::unix::fs::symlink(&real, &dir).unwrap();
+        let files = BTreeMap::from([
+            (dir.join("a.json"), b"{}".to_vec()),
+            (dir.join("suite").join("t1").join("b.json"), b"{}".to_vec()),
+        ]);
+        assert!(blocked_target(&dir, &files).is_none(), "--out may be a symlink to a folder");
+        std::fs::write(real.join("suite"), "a file").unwrap();
+        let error = blocked_target(&dir, &files).unwrap().to_string();
+        assert!(error.contains("cassettes/suite:") && error.contains("is a file"), "{error}");
+        std::fs::remove_file(real.join("suite")).unwrap();
+        std::os::unix::fs::symlink(root.path(), real.join("suite")).unwrap();
+        let error = blocked_target(&dir, &files).unwrap().to_string();
+        assert!(error.contains("is a symlink"), "{error}");
+    }
+}

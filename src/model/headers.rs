@@ -307,7 +307,8 @@ pub fn remove_in_order(headers: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bo
         return;
     }
     let old = std::mem::take(headers);
-    headers.reserve(old.len());
+    // Room for the names (a map's capacity counts them, not the values).
+    headers.reserve(old.keys_len());
     // `into_iter` names a header's first value only; the values after it are its own.
     let mut current: Option<HeaderName> = None;
     for (name, value) in old {

@@ -65,15 +65,17 @@ pub struct SessionVerdict {
     /// summary and the session list, also when an earlier attempt of the name did.
     pub ok: bool,
     /// How many times the name ran (stopped, then used again: a rerun test). The exit summary
-    /// and the session list count every attempt's hits, misses and recordings, and list
-    /// unused the last attempt's; `stop` answers its own attempt's verdict.
+    /// and the session list count every attempt's hits, misses and recordings, and list as
+    /// unused those of the last attempt and of any that failed; `stop` answers its own
+    /// attempt's verdict.
     pub attempts: u64,
 }
 
 impl SessionVerdict {
     /// This verdict of a later attempt of the name, with `earlier`'s counts added: a failed
-    /// attempt is never hidden by a rerun that passed.
-    fn after(mut self, earlier: &SessionVerdict) -> SessionVerdict {
+    /// attempt is never hidden by a rerun that passed. Under `--fail-on-unused`
+    /// (`fail_on_unused`) a failed attempt's unused recordings stay listed.
+    fn after(mut self, earlier: &SessionVerdict, fail_on_unused: bool) -> SessionVerdict {
         self.hits += earlier.hits;
         self.miss_count += earlier.miss_count;
         self.recorded += earlier.recorded;
@@ -86,6 +88,15 @@ impl SessionVerdict {
             }
         }
         self.misses = misses;
+        // What failed an earlier attempt under `--fail-on-unused` stays named (a rerun that
+        // played it does not make that attempt pass).
+        if fail_on_unused && !earlier.ok {
+            for unused in &earlier.unused {
+                if !self.unused.contains(unused) {
+                    self.unused.push(unused.clone());
+                }
+            }
+        }
         self
     }
 }
@@ -293,7 +304,7 @@ impl Sessions {
             .lock()
             .expect("no code panics while holding the sessions lock");
         let kept = match finished.get(session) {
-            Some(earlier) => verdict.clone().after(earlier),
+            Some(earlier) => verdict.clone().after(earlier, fail_on_unused),
             None => verdict.clone(),
         };
         finished.insert(session.to_owned(), kept);
@@ -357,7 +368,7 @@ impl Sessions {
             match out.get(&name) {
                 // A rerun going on: its counts so far, after the attempts before it.
                 Some(earlier) if running => {
-                    let now = self.verdict(&name, tapes, fail_on_unused).after(earlier);
+                    let now = self.verdict(&name, tapes, fail_on_unused).after(earlier, fail_on_unused);
                     out.insert(name, now);
                 }
                 Some(_) => {}
@@ -368,5 +379,37 @@ impl Sessions {
             }
         }
         out.into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rerun_adds_up_and_keeps_what_failed_an_earlier_attempt() {
+        let verdict = |ok: bool, unused: &[&str], misses: &[&str]| SessionVerdict {
+            session: "s".into(),
+            hits: 1,
+            misses: misses.iter().map(|m| m.to_string()).collect(),
+            miss_count: misses.len() as u64,
+            unused: unused.iter().map(|u| u.to_string()).collect(),
+            recorded: 0,
+            ok,
+            attempts: 1,
+        };
+        let failed = verdict(false, &["GET /x"], &["GET /missed"]);
+        let passed = verdict(true, &["GET /y"], &[]);
+        let both = passed.clone().after(&failed, true);
+        assert!(!both.ok);
+        assert_eq!((both.hits, both.miss_count, both.attempts), (2, 1, 2));
+        assert_eq!(both.misses, ["GET /missed"]);
+        assert_eq!(both.unused, ["GET /y", "GET /x"]);
+        // A passed attempt's unused recordings are not kept: the rerun's own are what stand.
+        let again = verdict(true, &[], &[]).after(&passed, true);
+        assert!(again.ok && again.unused.is_empty());
+        // Without `--fail-on-unused` an attempt fails for its misses only: its unused
+        // recordings are not what failed it.
+        assert_eq!(passed.clone().after(&failed, false).unused, ["GET /y"]);
     }
 }

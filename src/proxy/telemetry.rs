@@ -112,8 +112,9 @@ impl std::fmt::Display for Summary {
             for miss in session.misses.iter().take(3) {
                 writeln!(f, "      miss: {miss}")?;
             }
-            // What failed it under `--fail-on-unused`: its last attempt's unused recordings
-            // (the totals above count a recording unused only when no attempt played it).
+            // What failed it under `--fail-on-unused`: the unused recordings of its last
+            // attempt and of any failed one (the totals above count a recording unused only
+            // when no attempt played it).
             if !session.ok {
                 for unused in session.unused.iter().take(3) {
                     writeln!(f, "      unused: {unused}")?;

@@ -280,17 +280,24 @@ fn hide_denied(text: &str, deny: &[Needle]) -> String {
         let (bytes, first, end_byte) = (lower.as_bytes(), needle.as_bytes()[0], needle.as_bytes()[needle.len() - 1]);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
-        for (at, _) in lower.match_indices(&needle) {
+        let mut from = 0;
+        // Every start is tried (a match skipped inside a word may overlap a whole-word one:
+        // `a-a` in `ba-a-a`).
+        while let Some(found) = lower[from..].find(&needle) {
+            let at = from + found;
             let end = at + needle.len();
             // Bounded where the value's own end is a word byte: `-x` may follow a letter.
             let inside = (word(Some(&first)) && at > 0 && word(bytes.get(at - 1)))
                 || (word(Some(&end_byte)) && word(bytes.get(end)));
-            if at < last || (short && inside) {
+            if short && inside {
+                // The next start: past this one's first character.
+                from = at + lower[at..].chars().next().map_or(1, char::len_utf8);
                 continue;
             }
             out.push_str(&text[last..at]);
             out.push_str("<denied>");
             last = end;
+            from = end;
         }
         out.push_str(&text[last..]);
         text = out;
@@ -626,6 +633,8 @@ mod tests {
             hide_denied("c/get_v2_images_x.json: /answers/0/body/json/a: contains a denied value", &deny),
             "c/get_v2_images_x.json: /answers/0/body/json/<denied>: contains <denied> denied value"
         );
+        let deny = [Needle { label: "denied".into(), value: "a-a".into() }];
+        assert_eq!(hide_denied("ba-a-a", &deny), "ba-<denied>");
         let deny = [Needle { label: "denied".into(), value: "Secret-77".into() }];
         assert_eq!(hide_denied("x/secret-77y", &deny), "x/<denied>y");
     }
