@@ -1002,10 +1002,20 @@ async fn a_rerun_that_passes_does_not_hide_the_failed_attempt_in_the_summary() {
     assert_eq!(send("GET", &image, &session, b"").await.status, 200);
     let rerun = send("POST", &stop, &[], b"").await.json();
     assert_eq!(rerun["ok"], true, "stop answers the rerun's own: {rerun}");
+    // `GET …/verdict` gives what the last `stop` answered; the list adds the attempts up.
+    let verdict = get(&format!(
+        "{}/__ims-vcr/sessions/suite/test_1/verdict",
+        replay.uri()
+    ))
+    .await;
+    assert_eq!(verdict.json(), rerun);
     let listed = get(&format!("{}/__ims-vcr/sessions", replay.uri()))
         .await
         .text();
-    assert!(listed.contains(r#""ok":false"#), "{listed}");
+    assert!(
+        listed.contains(r#""ok":false"#) && listed.contains(r#""attempts":2"#),
+        "{listed}"
+    );
     let summary = replay.shutdown().await.unwrap();
     let verdict = (summary.sessions.iter())
         .find(|s| s.session == "suite/test_1")

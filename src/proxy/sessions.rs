@@ -145,6 +145,9 @@ pub(crate) struct Sessions {
     /// The verdict of each stopped session, its attempts added up ([`SessionVerdict::after`]):
     /// kept when the name is used again, so the exit summary sees every attempt.
     finished: Mutex<BTreeMap<String, SessionVerdict>>,
+    /// The verdict each stopped session's last `stop` answered (its own attempt's), which
+    /// `GET …/verdict` gives until the name is used again.
+    stopped: Mutex<BTreeMap<String, SessionVerdict>>,
     /// Set once by the server after the proxy is built.
     listeners: OnceLock<Arc<dyn Listeners>>,
     /// Sessions with a listener, and its URL.
@@ -206,17 +209,17 @@ impl Sessions {
     }
 
     /// The verdict of `session` as it stands: going on, its attempt's verdict so far; stopped
-    /// (and not used again since), its attempts' verdict.
+    /// (and not used again since), the verdict its `stop` answered.
     pub(crate) fn current(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
         let running = self.live().counters.contains_key(session);
         if !running
-            && let Some(finished) = self
-                .finished
+            && let Some(stopped) = self
+                .stopped
                 .lock()
                 .expect("no code panics while holding the sessions lock")
                 .get(session)
         {
-            return finished.clone();
+            return stopped.clone();
         }
         self.verdict(session, tapes, fail_on_unused)
     }
@@ -308,6 +311,11 @@ impl Sessions {
             None => verdict.clone(),
         };
         finished.insert(session.to_owned(), kept);
+        drop(finished);
+        self.stopped
+            .lock()
+            .expect("no code panics while holding the sessions lock")
+            .insert(session.to_owned(), verdict.clone());
         verdict
     }
 

@@ -194,6 +194,7 @@ impl Proxy {
                     "recorded": v.recorded,
                     "unused": v.unused.len(),
                     "ok": v.ok,
+                    "attempts": v.attempts,
                 })
             })
             .collect()
