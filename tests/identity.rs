@@ -208,7 +208,15 @@ async fn an_answer_echoing_its_own_subject_token_is_served_but_not_recorded() {
         reply.header("x-subject-token"),
         Some("leaky-subject-token-0123456789")
     );
-    proxy.shutdown().await.unwrap();
+    // The summary says so: the recording session did not record what it served.
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!((summary.recorded, summary.refused), (0, 1), "{summary}");
+    let printed = summary.to_string();
+    assert!(
+        printed.contains("REFUSED: 1 answer was served live but not recorded"),
+        "{printed}"
+    );
+    assert!(!printed.contains("leaky-subject-token"), "{printed}");
     assert_eq!(
         stored_answers_and_gaps(&store),
         (0, 1),

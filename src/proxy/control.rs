@@ -191,6 +191,7 @@ fn stats(proxy: &Proxy) -> Value {
         "misses": now.summary.miss_count(),
         "recorded": now.summary.recorded,
         "not_stored": now.summary.not_stored,
+        "refused": now.summary.refused,
         "upstream_errors": now.summary.upstream_errors,
         "faults": now.faults,
         "unused": now.summary.unused.len(),

@@ -146,6 +146,9 @@ pub(crate) struct Stats {
     pub(crate) recorded: AtomicU64,
     /// Answers served live that the store failed to take (a full disk): lost to replay.
     pub(crate) not_stored: AtomicU64,
+    /// Answers served live that the leak gate or redaction refused to store (replay serves a
+    /// `599 IMS_VCR.NOT_RECORDED` gap in their place, where one could be stored).
+    pub(crate) refused: AtomicU64,
     pub(crate) faults: AtomicU64,
     /// Keyed by canonical request; only touched on a miss. At most [`MAX_TRACKED_MISSES`].
     pub(crate) misses: Mutex<BTreeMap<String, Miss>>,

@@ -399,6 +399,7 @@ impl Proxy {
                 let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.secrets);
                 let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(Some((refusal, Arc::new(shown))));
             }
         };

@@ -32,6 +32,9 @@ pub struct Summary {
     pub not_stored: u64,
     /// Requests answered 502 because the upstream failed.
     pub upstream_errors: u64,
+    /// Answers served live that the leak gate or redaction refused to store: replay serves a
+    /// `599 IMS_VCR.NOT_RECORDED` in their place.
+    pub refused: u64,
     /// Each named session's verdict (`x-ims-vcr-session`), by name; the counts above include
     /// them.
     pub sessions: Vec<SessionVerdict>,
@@ -62,6 +65,16 @@ impl std::fmt::Display for Summary {
                  the errors above); replay will miss {}",
                 count(self.not_stored, "answer was", "answers were"),
                 if self.not_stored == 1 { "it" } else { "them" },
+            )?;
+        }
+        if self.refused > 0 {
+            writeln!(
+                f,
+                "  REFUSED: {} served live but not recorded: the leak gate or redaction refused \
+                 {} (see the errors above); replay serves a 599 IMS_VCR.NOT_RECORDED in {} place",
+                count(self.refused, "answer was", "answers were"),
+                if self.refused == 1 { "it" } else { "them" },
+                if self.refused == 1 { "its" } else { "their" },
             )?;
         }
         for miss in self.misses.iter().take(SUMMARY_SAMPLE) {
@@ -170,6 +183,7 @@ impl Proxy {
                 unused,
                 recorded: self.stats.recorded.load(Ordering::Relaxed),
                 not_stored: self.stats.not_stored.load(Ordering::Relaxed),
+                refused: self.stats.refused.load(Ordering::Relaxed),
                 upstream_errors: self.metrics.total(Outcome::UpstreamError),
                 sessions: self
                     .sessions
