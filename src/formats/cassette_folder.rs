@@ -31,9 +31,10 @@ pub struct ExportSummary {
 
 /// Writes one file per recording into `dir` (created if needed). Each file is written to a
 /// temporary name and renamed, so a crash never leaves a half-written cassette (see
-/// [`write_atomically`]: a symlink at a cassette's name is refused, never written through). Older cassette
-/// files in `dir` for requests no longer recorded are removed so the folder mirrors the store;
-/// files that are not ims-vcr cassettes are left alone.
+/// [`write_atomically`]); a symlink or a folder at a cassette's name fails the export before
+/// anything is written. Older cassette files in `dir` for requests no longer recorded are
+/// removed so the folder mirrors the store; files that are not ims-vcr cassettes are left
+/// alone.
 #[cfg(any(test, feature = "internals"))]
 pub fn write_dir(
     dir: &Path,
@@ -174,7 +175,7 @@ fn blocked_target(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> Option<Erro
 }
 
 /// The error naming the first of `files` (rendered cassettes) larger than `limit`.
-pub(crate) fn too_large(files: &BTreeMap<PathBuf, Vec<u8>>, limit: u64) -> Option<Error> {
+fn too_large(files: &BTreeMap<PathBuf, Vec<u8>>, limit: u64) -> Option<Error> {
     let (path, bytes) = files.iter().find(|(_, bytes)| bytes.len() as u64 > limit)?;
     Some(Error::cassette(
         path,
@@ -215,6 +216,16 @@ fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_checks_every_cassettes_size_before_it_writes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        let files = BTreeMap::from([(dir.path().join("a.json"), vec![b' '; 10]), (big, vec![b' '; 2048])]);
+        let err = too_large(&files, 1024).unwrap().to_string();
+        assert!(err.contains("big.json") && err.contains("nothing was written"), "{err}");
+        assert!(too_large(&files, 4096).is_none());
+    }
 
     #[test]
     fn a_blocked_folder_anywhere_below_the_export_folder_is_named_but_a_symlinked_export_folder_is_fine() {

@@ -241,13 +241,7 @@ pub fn canonical_form<'a>(
     let (path, query, body) = if volatile.is_empty() {
         (Cow::Borrowed(path), query.map(Cow::Borrowed), Cow::Borrowed(body))
     } else {
-        let body = match std::str::from_utf8(body) {
-            Ok(text) => match volatile.mask(text) {
-                Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
-                Cow::Borrowed(_) => Cow::Borrowed(body),
-            },
-            Err(_) => Cow::Borrowed(body),
-        };
+        let body = volatile_masked(rules, body);
         (volatile.mask(path), query.map(|q| volatile.mask(q)), body)
     };
     let (path, query, body) = (path.as_ref(), query.as_deref(), body.as_ref());
@@ -309,14 +303,19 @@ pub fn body_as_matched<'a>(
     if body.is_empty() {
         return Vec::new();
     }
-    let masked = match std::str::from_utf8(body) {
+    matched_body(&volatile_masked(rules, body), &header)
+}
+
+/// `body` with the volatile values of `rules` masked, when it is text (a binary body is
+/// matched as it is).
+fn volatile_masked<'b>(rules: &MatchRules, body: &'b [u8]) -> Cow<'b, [u8]> {
+    match std::str::from_utf8(body) {
         Ok(text) if !rules.volatile.is_empty() => match rules.volatile.mask(text) {
             Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
             Cow::Borrowed(_) => Cow::Borrowed(body),
         },
         _ => Cow::Borrowed(body),
-    };
-    matched_body(&masked, &header)
+    }
 }
 
 /// The last line of a canonical form in a named session.

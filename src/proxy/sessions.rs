@@ -137,17 +137,25 @@ impl crate::proxy::Proxy {
     }
 }
 
+/// The verdicts of a stopped session.
+#[derive(Clone, Debug)]
+struct Finished {
+    /// What its last `stop` answered (that attempt's own), which `GET …/verdict` gives until
+    /// the name is used again.
+    last: SessionVerdict,
+    /// Its attempts added up ([`SessionVerdict::after`]): what the exit summary and the
+    /// session list show.
+    all: SessionVerdict,
+}
+
 /// Every named session of a proxy.
 #[derive(Default)]
 pub(crate) struct Sessions {
     /// Held for a counter update or a verdict, never across an await.
     live: Mutex<Live>,
-    /// The verdict of each stopped session, its attempts added up ([`SessionVerdict::after`]):
-    /// kept when the name is used again, so the exit summary sees every attempt.
-    finished: Mutex<BTreeMap<String, SessionVerdict>>,
-    /// The verdict each stopped session's last `stop` answered (its own attempt's), which
-    /// `GET …/verdict` gives until the name is used again.
-    stopped: Mutex<BTreeMap<String, SessionVerdict>>,
+    /// Each stopped session's verdicts: kept when the name is used again, so the exit summary
+    /// sees every attempt.
+    finished: Mutex<BTreeMap<String, Finished>>,
     /// Set once by the server after the proxy is built.
     listeners: OnceLock<Arc<dyn Listeners>>,
     /// Sessions with a listener, and its URL.
@@ -213,13 +221,13 @@ impl Sessions {
     pub(crate) fn current(&self, session: &str, tapes: &Tapes, fail_on_unused: bool) -> SessionVerdict {
         let running = self.live().counters.contains_key(session);
         if !running
-            && let Some(stopped) = self
-                .stopped
+            && let Some(finished) = self
+                .finished
                 .lock()
                 .expect("no code panics while holding the sessions lock")
                 .get(session)
         {
-            return stopped.clone();
+            return finished.last.clone();
         }
         self.verdict(session, tapes, fail_on_unused)
     }
@@ -306,16 +314,12 @@ impl Sessions {
             .finished
             .lock()
             .expect("no code panics while holding the sessions lock");
-        let kept = match finished.get(session) {
-            Some(earlier) => verdict.clone().after(earlier, fail_on_unused),
+        let all = match finished.get(session) {
+            Some(earlier) => verdict.clone().after(&earlier.all, fail_on_unused),
             None => verdict.clone(),
         };
-        finished.insert(session.to_owned(), kept);
-        drop(finished);
-        self.stopped
-            .lock()
-            .expect("no code panics while holding the sessions lock")
-            .insert(session.to_owned(), verdict.clone());
+        let last = verdict.clone();
+        finished.insert(session.to_owned(), Finished { last, all });
         verdict
     }
 
@@ -365,12 +369,13 @@ impl Sessions {
                 names.push(name);
             }
         }
-        let finished = self
+        let mut out: BTreeMap<String, SessionVerdict> = self
             .finished
             .lock()
             .expect("no code panics while holding the sessions lock")
-            .clone();
-        let mut out: BTreeMap<String, SessionVerdict> = finished;
+            .iter()
+            .map(|(name, finished)| (name.clone(), finished.all.clone()))
+            .collect();
         for name in names {
             let running = self.live().counters.contains_key(&name);
             match out.get(&name) {

@@ -18,10 +18,11 @@ use crate::replay::tape::{Tape, TapeIndex, Tapes};
 #[derive(Debug, Default)]
 pub struct Neighbours {
     /// Up to `n` recorded requests of its session closest to it: its own (a tape played to its
-    /// end) first, then same method, then most leading path segments shared, then edit distance, then the line itself (so the answer
-    /// is the same every time). Edit distance is the costly part, so with many recordings it
-    /// is computed only for the [`DISTANCE_CANDIDATES`] best by method, shared segments and
-    /// characters shared at both ends (a line one edit away shares all but one).
+    /// end) first, then same method, then most leading path segments shared, then edit
+    /// distance, then the line itself (so the answer is the same every time). Edit distance is
+    /// the costly part, so with many recordings it is computed only for the
+    /// [`DISTANCE_CANDIDATES`] best by method, shared segments and characters shared at both
+    /// ends (a line one edit away shares all but one).
     pub nearest: Vec<Arc<Tape>>,
     /// The other sessions than the request's holding a recording of its request line, sorted
     /// (the default session as `None`, first): a miss in the wrong session (a typo in its
@@ -339,7 +340,6 @@ fn distance(a: &str, b: &str) -> usize {
     }
     previous[b.len()]
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -144,19 +144,12 @@ impl Prepared {
         // `Connection: close` or `Upgrade`): never served. Bodies are stored decoded: an
         // encoding left in a store an older ims-vcr imported would make the client decode what
         // is not encoded. One pass over the names when there is none of these to drop (a relayed
-        // answer's were dropped as it came in: `net::upstream`).
-        let drops = headers.keys().any(|name| {
-            name == CONTENT_LENGTH
-                || name == hyper::header::CONTENT_ENCODING
-                || crate::model::headers::is_hop_by_hop(name.as_str())
-        });
-        if drops {
-            let drop_length = !(head && body.is_empty() && is_one_length(&headers));
-            let dropped = |name: &hyper::header::HeaderName| {
-                (drop_length && name == CONTENT_LENGTH) || name == hyper::header::CONTENT_ENCODING
-            };
-            crate::model::headers::strip_hop_by_hop(&mut headers, dropped, Order::Kept);
-        }
+        // answer's were dropped as it came in: `net::upstream`); the others keep their order.
+        let keep_length = head && body.is_empty() && is_one_length(&headers);
+        let dropped = |name: &HeaderName| {
+            (!keep_length && name == CONTENT_LENGTH) || name == hyper::header::CONTENT_ENCODING
+        };
+        crate::model::headers::strip_hop_by_hop(&mut headers, dropped, Order::Kept);
         // In place already for the common case, so serving a hit is one clone and no insert
         // (which could grow the cloned map).
         headers.insert(OUTCOME_HEADER_NAME, Outcome::Hit.header_value());

@@ -303,7 +303,7 @@ impl LeakScanner {
 
 /// Letters, digits and the bytes of non-ASCII characters (letters of other scripts): what a
 /// word is made of.
-fn is_word_byte(b: u8) -> bool {
+pub(crate) fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
 

@@ -16,8 +16,8 @@
 //! leak gate finds it in (base64 and base64url at any alignment, hex in either case,
 //! percent-encoded twice, JSON and HTML escapes, UTF-16): the gate refuses to store a request
 //! carrying its token so (`?v=<base64 of the token>`), and what is shown of that request must
-//! not print what the gate kept out of the store. A value of [`MIN_SHOWN`] bytes or more is masked in any ASCII case too (a
-//! token's copy in a lower-cased path); the leak gate, which decides what is stored, matches
+//! not print what the gate kept out of the store. Such a value is masked in any ASCII case
+//! too (a token's copy in a lower-cased path); the leak gate, which decides what is stored, matches
 //! the value as sent and in its encodings, as a copy in another case is no longer the
 //! credential (a hex one excepted, which the gate matches in either case). Shorter values are
 //! masked only as a whole word and as written, so a short password does not garble every path

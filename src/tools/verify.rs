@@ -117,9 +117,11 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     // What `import` and `replay` refuse across files (the same request twice, different match
     // rules), reported as they word it.
     let mut folder = cassette::FolderCheck::default();
-    // A symlinked folder is read by nothing (import and replay skip it, as verify's listing
+    // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
+    let (paths, symlinked) = cassette::cassette_paths_and_symlinked_folders(dir)?;
+    // A symlinked folder is read by nothing (import and replay skip it, as this listing
     // does): its cassettes would go into git unchecked.
-    for skipped in cassette::symlinked_folders(dir)? {
+    for skipped in symlinked {
         findings.push(Finding {
             file: skipped,
             location: String::new(),
@@ -128,8 +130,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                 .to_owned(),
         });
     }
-    // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
-    for path in cassette::cassette_paths(dir)? {
+    for path in paths {
         let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE, "cassette")?;
         summary.files += 1;
         let mut found = |location: String, problem: String| {
@@ -276,7 +277,7 @@ fn hide_denied(text: &str, deny: &[Needle]) -> String {
         // ASCII lower-casing keeps byte offsets, so the matches are found in `lower` and cut
         // from `text`.
         let short = needle.len() < crate::secrets::leak::MIN_NEEDLE_LEN;
-        let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+        let word = |b: Option<&u8>| b.is_some_and(|b| crate::secrets::leak::is_word_byte(*b));
         let (bytes, first, end_byte) = (lower.as_bytes(), needle.as_bytes()[0], needle.as_bytes()[needle.len() - 1]);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
