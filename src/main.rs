@@ -1,9 +1,6 @@
 //! The `ims-vcr` binary: parse arguments, set up logging, run the library, report errors.
 
-use std::io::Write as _;
 use std::process::ExitCode;
-
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: a recording allocates and frees buffers of a few KiB to a
 /// few hundred KiB per request (the answer, its serialised interaction, the journal record, the
@@ -20,21 +17,14 @@ fn main() -> ExitCode {
     release_freed_memory_at_once();
     quiet_when_output_is_closed();
     let cli = ims_vcr::cli::parse_args();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new(if cli.verbose {
-                "info,ims_vcr=debug"
-            } else {
-                "info"
-            })
-        }))
-        .with_writer(std::io::stderr)
-        // A log line that cannot be written (stderr on a full disk, its reader gone) is lost:
-        // by default tracing-subscriber then reports it with `eprintln!`, which panics on the same
-        // stderr, and a panic in the middle of the shutdown aborted the recorder (exit 134).
-        .log_internal_errors(false)
-        .with_ansi(ims_vcr::cli::colored_logs())
-        .init();
+    // Kept to the end: dropping it waits (briefly) for log lines queued for a piped stderr.
+    let log = ims_vcr::cli::log::init(cli.verbose);
+    let code = run(cli);
+    drop(log);
+    code
+}
+
+fn run(cli: ims_vcr::cli::Cli) -> ExitCode {
     let (mut builder, threads) = runtime_builder();
     tracing::debug!("async runtime: {threads}");
     let runtime = match builder.enable_all().build() {
@@ -63,11 +53,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// One line on stderr. A stderr that cannot be written (its reader gone, a full disk) loses the
-/// line; it never turns the exit status into a panic (`eprintln!` panics).
+/// One line on stderr, after the log's. A stderr that cannot be written (its reader gone, a full
+/// disk) loses the line; it never turns the exit status into a panic (`eprintln!` panics).
 fn say(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}").and_then(|()| err.flush());
+    ims_vcr::cli::log::say(line);
 }
 
 /// The commands print through `cli::output`, which ends a command quietly when its reader has

@@ -7,6 +7,7 @@ mod config;
 mod drift_check;
 mod exit;
 mod input;
+pub mod log;
 mod output;
 mod run;
 mod serve;

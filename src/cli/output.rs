@@ -30,11 +30,11 @@ pub(crate) fn report(text: &str) -> Result<()> {
     }
 }
 
-/// Writes `text` to standard error; a failure to write it is ignored (there is nowhere left to
+/// Writes `text` to standard error, in order with the log (through its thread when standard
+/// error is a pipe: [`super::log`]); a failure to write it is ignored (there is nowhere left to
 /// report it, and the command's own work and exit status must not depend on its log).
 pub(crate) fn stderr(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+    super::log::write_text(text.as_bytes());
 }
 
 /// `println!` through [`stdout`]: a `Result` to `?`.

@@ -267,3 +267,58 @@ fn with_stop_on_stdin_eof_the_proxy_stops_when_its_stdin_ends() {
         }
     }
 }
+
+/// A harness that gives the proxy a pipe as standard error and reads it only at the end (as
+/// `subprocess.Popen(..., stderr=PIPE)` with `communicate()` after the tests does) never stalls
+/// it: a pipe nobody reads fills after some hundreds of miss reports (64 KiB on Linux), and the
+/// proxy used to wait for a reader there, answering nothing, and then could not even print its
+/// summary when stopped. Lines it cannot write in time are dropped instead; every request is
+/// answered and `SIGTERM` ends the process.
+#[tokio::test]
+async fn a_piped_stderr_nobody_reads_never_stalls_the_proxy_or_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let mut child = Command::new(BIN)
+        .args([
+            "replay",
+            "--cassettes",
+            "cassettes",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let uri = first_line(&mut child)
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    // Each miss is reported on stderr with its request line: 1,200 long paths are several
+    // times what the pipe holds.
+    let padding = "p".repeat(200);
+    for i in 0..1200 {
+        let url = format!("{uri}/v2/images/missing-{i}-{padding}");
+        let reply = tokio::time::timeout(Duration::from_secs(20), get(&url))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} was not answered: the proxy stalled"));
+        assert_eq!(reply.status, 599, "request {i}: {}", reply.text());
+    }
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let _ = child.kill();
+    assert!(
+        status.is_some(),
+        "the proxy did not exit on SIGTERM with its stderr unread"
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("missing-0-"),
+        "the first misses are on stderr: {}",
+        &err[..err.len().min(2000)]
+    );
+}

@@ -229,6 +229,15 @@ impl Drop for Running {
     }
 }
 
+/// The first line `child` writes on its (piped) standard output, without its line ending.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_owned()
+}
+
 /// The child's exit status, or `None` if it is still running after `limit`.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
