@@ -1537,3 +1537,225 @@ fn stopped(proxy: Running) -> (std::process::ExitStatus, String) {
     proxy.signal("-TERM");
     proxy.wait_with_log()
 }
+
+/// A form ends with a line ending as often as not (`curl -d @file`, a token endpoint's
+/// `access_token=…&expires_in=3600\n`), and an env or properties file is a form a line
+/// (`user=a\npassword=…\n`): its credentials are masked as a one-line form's, in a request body
+/// (declared a form, `text/plain`, or without a `Content-Type`) and in an answer (whatever it
+/// is declared as), never stored; the line endings are kept.
+#[tokio::test]
+async fn forms_ending_in_a_line_ending_or_a_form_a_line_are_masked() {
+    const ANSWERS: [(&str, &str, &str); 5] = [
+        (
+            "/t/form-lf",
+            "application/x-www-form-urlencoded",
+            "access_token=ans-form-lf-tok1&expires_in=3600\n",
+        ),
+        (
+            "/t/form-crlf",
+            "application/x-www-form-urlencoded",
+            "expires_in=3600&access_token=ans-form-crlf-tok2\r\n",
+        ),
+        ("/t/plain", "text/plain", "password=ans-plain-pw3\n"),
+        (
+            "/t/none",
+            "",
+            "token_type=bearer&access_token=ans-none-tok4\n",
+        ),
+        (
+            "/t/env",
+            "text/plain",
+            "OS_USERNAME=u\nOS_PASSWORD=ans-env-pw5\n",
+        ),
+    ];
+    let up = scripted_upstream(|head| {
+        let (_, content_type, body) = ANSWERS
+            .iter()
+            .find(|(path, _, _)| head.contains(&format!(" {path} ")))
+            .copied()
+            .unwrap_or(("", "application/json", "{}"));
+        let headers: Vec<(&str, &str)> = match content_type {
+            "" => vec![],
+            t => vec![("content-type", t)],
+        };
+        http_answer("200 OK", &headers, body.as_bytes())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    for (path, _, body) in ANSWERS {
+        let reply = send("GET", &format!("{}{path}", proxy.uri()), &[], b"").await;
+        assert_eq!(
+            reply.body,
+            body.as_bytes(),
+            "{path}: the client gets the live answer"
+        );
+        assert_eq!(
+            reply.header("x-ims-vcr"),
+            Some("recorded"),
+            "{path}: {reply:?}"
+        );
+    }
+    let requests: [(&str, &str, &str); 5] = [
+        (
+            "/r/form-lf",
+            "application/x-www-form-urlencoded",
+            "username=u&password=req-form-lf-pw1\n",
+        ),
+        ("/r/plain", "text/plain", "password=req-plain-pw2\n"),
+        ("/r/none", "", "user=a\r\npassword=req-none-pw3\r\n"),
+        (
+            "/r/lines",
+            "text/plain",
+            "user=a\npassword=req-lines-pw4\n\n",
+        ),
+        ("/r/kept", "text/plain", "name=kept-line-value\n"),
+    ];
+    for (path, content_type, body) in requests {
+        let headers: Vec<(&str, &str)> = match content_type {
+            "" => vec![],
+            t => vec![("content-type", t)],
+        };
+        let reply = send(
+            "POST",
+            &format!("{}{path}", proxy.uri()),
+            &headers,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            reply.header("x-ims-vcr"),
+            Some("recorded"),
+            "{path}: {reply:?}"
+        );
+    }
+    proxy.shutdown().await.unwrap();
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    for secret in [
+        "ans-form-lf-tok1",
+        "ans-form-crlf-tok2",
+        "ans-plain-pw3",
+        "ans-none-tok4",
+        "ans-env-pw5",
+        "req-form-lf-pw1",
+        "req-plain-pw2",
+        "req-none-pw3",
+        "req-lines-pw4",
+    ] {
+        for place in [&store, &out] {
+            assert!(
+                files_containing(place, secret.as_bytes()).is_empty(),
+                "{secret} in {}",
+                place.display()
+            );
+        }
+    }
+    // The rest of each form is kept, line endings and all.
+    for kept in [
+        "expires_in=3600\\n",
+        "expires_in=3600&access_token=REDACTED\\r\\n",
+        "OS_USERNAME=u\\nOS_PASSWORD=REDACTED\\n",
+        "name=kept-line-value\\n",
+    ] {
+        assert!(
+            !files_containing(&out, kept.as_bytes()).is_empty(),
+            "{kept}"
+        );
+    }
+}
+
+/// The leak gate reads a compressed stream wherever it sits in a body, not only when it is the
+/// whole body: an upstream echoing the client's token as `base64(gzip(…))`, `base64url(zlib(…))`
+/// or `hex(zlib(…))` in a field, and a multipart request whose gzip part holds a password, are
+/// never stored (the client still gets the live answer); an ordinary compressed blob is.
+#[tokio::test]
+async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
+    use base64::Engine as _;
+    const TOKEN: &str = "Blob-Hidden-Token-8812";
+    const PASSWORD: &str = "Blob-Part-Pa55word-31";
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let answers: Vec<(&'static str, String)> = vec![
+        (
+            "/e/gzb64",
+            format!(
+                r#"{{"state":"{}"}}"#,
+                b64(&gzip(format!("tok={TOKEN}").as_bytes()))
+            ),
+        ),
+        (
+            "/e/zlibb64url",
+            format!(r#"{{"state":"{}"}}"#, b64url(&zlib(TOKEN.as_bytes()))),
+        ),
+        (
+            "/e/zlibhex",
+            format!(r#"{{"blob":"{}","n":1}}"#, hex(&zlib(TOKEN.as_bytes()))),
+        ),
+        (
+            "/e/kept",
+            format!(r#"{{"blob":"{}"}}"#, b64(&gzip(b"nothing secret here"))),
+        ),
+    ];
+    let served = answers.clone();
+    let up = scripted_upstream(move |head| {
+        let body = served
+            .iter()
+            .find(|(path, _)| head.contains(&format!(" {path} ")))
+            .map_or_else(|| "{}".to_owned(), |(_, body)| body.clone());
+        http_answer(
+            "200 OK",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    for (path, body) in &answers {
+        let reply = send(
+            "GET",
+            &format!("{}{path}", proxy.uri()),
+            &[("x-auth-token", TOKEN)],
+            b"",
+        )
+        .await;
+        assert_eq!(
+            reply.body,
+            body.as_bytes(),
+            "{path}: the client gets the live answer"
+        );
+    }
+    let part = gzip(format!(r#"{{"password":"{PASSWORD}"}}"#).as_bytes());
+    let mut multipart = b"--XyZ\r\nContent-Disposition: form-data; name=\"cfg\"; filename=\"part.gz\"\r\nContent-Type: application/gzip\r\n\r\n".to_vec();
+    multipart.extend_from_slice(&part);
+    multipart.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let reply = send(
+        "POST",
+        &format!("{}/e/upload", proxy.uri()),
+        &[("content-type", "multipart/form-data; boundary=XyZ")],
+        &multipart,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    proxy.shutdown().await.unwrap();
+    // Only the ordinary blob is stored: the others are gaps (their place in the order kept),
+    // and the upload is not stored at all.
+    let (answers_stored, gaps) = stored_answers_and_gaps(&store);
+    assert_eq!((answers_stored, gaps), (1, 3));
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    for place in [&store, &out] {
+        for (path, body) in &answers[..3] {
+            let blob = body.split('"').nth(3).unwrap();
+            assert!(
+                files_containing(place, blob.as_bytes()).is_empty(),
+                "{path}"
+            );
+        }
+        assert!(files_containing(place, b"/e/upload").is_empty());
+    }
+}

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::model::credentials::{
-    Found, compact, ends_in_word_pass, is_token_name, mask_credential, mask_json_text,
+    Found, PLACEHOLDER, compact, ends_in_word_pass, is_token_name, mask_credential, mask_json_text,
     without_trailing_digits,
 };
 use crate::model::urls::{mask_text_urls, may_hold_text_urls};
@@ -44,7 +44,7 @@ const ANSWER_SECRETS: &[&str] = &[
 /// (`"credentials": "…"`), but not when they hold an object or a list of objects: IAM's
 /// `credential` objects and Keystone's `credentials` list describe keys (their `id`s address
 /// them; their secrets are masked by their own names, their key ids pseudonymised).
-const SCALAR_SECRETS: &[&str] = &["credential", "credentials"];
+const SCALAR_SECRETS: &[&str] = &["credential", "credentials", "secrets", "passwords"];
 
 /// Endings (in [`compact`] form) that make a field name a secret: `db_password`,
 /// `adminPassword`, `root_passwd`, `shared_secret`, `db_pass`, `ssh_private_key`, `secretKey`,
@@ -88,6 +88,11 @@ const ANSWER_SECRET_ENDINGS: &[&str] = &[
 /// `credentials[].access`): replaced by a pseudonym, so the answer keeps its shape.
 const KEY_HOLDERS: &[&str] = &["credential", "credentials"];
 
+/// Whole names (in [`compact`] form) that are secrets when they hold text: a request's cookies,
+/// or those a sign-in hands out, written as a field (`"headers": {"Cookie": "sid=…"}`); a number
+/// under such a name is a setting (`"cookie": 3600`).
+const TEXT_SECRETS: &[&str] = &["cookie", "cookies", "setcookie"];
+
 /// How an answer field's name makes it a secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SecretName {
@@ -97,6 +102,8 @@ enum SecretName {
     Always,
     /// [`SCALAR_SECRETS`]: masked when it holds a string, a number or a list of them.
     Scalar,
+    /// [`TEXT_SECRETS`]: masked when it holds a string or a list of strings.
+    Text,
 }
 
 /// Whether, and how, an answer field named `name` (any case or spelling; trailing digits do
@@ -109,6 +116,9 @@ fn secret_name(name: &str) -> Option<SecretName> {
     }
     if SCALAR_SECRETS.contains(&compact) {
         return Some(SecretName::Scalar);
+    }
+    if TEXT_SECRETS.contains(&compact) {
+        return Some(SecretName::Text);
     }
     ANSWER_SECRET_ENDINGS
         .iter()
@@ -135,6 +145,10 @@ fn masks(name: &str, item: &Value) -> bool {
             Value::Array(items) => items.iter().all(|i| !i.is_object() && !i.is_array()),
             other => !other.is_object(),
         },
+        Some(SecretName::Text) => match item {
+            Value::Array(items) => !items.is_empty() && items.iter().all(Value::is_string),
+            other => other.is_string(),
+        },
         None => false,
     }
 }
@@ -158,6 +172,7 @@ pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -
 pub fn may_hold_answer_secrets(value: &Value) -> bool {
     match value {
         Value::Object(map) => crate::model::credentials::opaque_blob(map)
+            || is_secret_pair(map)
             || map.iter().any(|(name, item)| {
             may_be_secret_name(name)
                 && (is_answer_secret(name) || compact(name) == "access")
@@ -172,11 +187,23 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
     }
 }
 
+/// Whether `map` is a name and value whose value [`secret_pair`] masks (without changing it).
+fn is_secret_pair(map: &serde_json::Map<String, Value>) -> bool {
+    let named = ["key", "name", "Key", "Name"]
+        .iter()
+        .find_map(|field| map.get(*field)?.as_str())
+        .is_some_and(|name| secret_name(name).is_some());
+    named
+        && ["value", "Value"].iter().any(|field| {
+            matches!(map.get(*field), Some(Value::String(text)) if !text.is_empty() && text != PLACEHOLDER)
+        })
+}
+
 /// A cheap first look at a field name: every name [`is_answer_secret`] accepts (and `access`)
 /// holds one of these in some letter case. This runs over every key of every recorded answer.
 fn may_be_secret_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode", "jwt"]
+    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode", "jwt", "cookie"]
         .iter()
         .any(|word| {
             bytes
@@ -202,8 +229,8 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
         let found = mask_answer_json(&mut json, &str::to_owned);
         return (!found.is_empty()).then(|| (format!("\u{feff}{json}"), found));
     }
-    if crate::model::credentials::looks_like_form(text.as_bytes()) {
-        return crate::model::credentials::mask_query(text);
+    if crate::model::credentials::looks_like_form_lines(text.as_bytes()) {
+        return crate::model::credentials::mask_form_lines(text);
     }
     // The lexical last resort reads every pair: only for text that could name a secret at all
     // (most answers name none, and this runs on every recorded one).
@@ -225,7 +252,7 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
-/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred`, `appcode` or `jwt` in any letter case, a
+/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred`, `appcode`, `jwt` or `cookie` in any letter case, a
 /// key `sk` or `ak`, a SAML `assertion`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
@@ -255,9 +282,9 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
 /// instructions less than fourteen searches, one per word (1.6 % of a recording's). A
 /// case-insensitive automaton over the answer itself has no SIMD pass, and cost twice the
 /// fourteen.
-const ANSWER_SECRET_WORDS_LIST: [&str; 14] = [
+const ANSWER_SECRET_WORDS_LIST: [&str; 15] = [
     "secret", "token", "pass", "pwd", "access", "key", "auth", "sess", "cred", "appcode", "\"sk\"",
-    "\"ak\"", "assertion", "jwt",
+    "\"ak\"", "assertion", "jwt", "cookie",
 ];
 
 /// A SIMD searcher of all the words at once (Teddy) where the CPU has one; else a searcher of
@@ -306,6 +333,12 @@ fn mask_answer_into(
             {
                 mask_blob(blob, found);
             }
+            if let Some((name, value)) = secret_pair(map) {
+                found.push(Found {
+                    label: format!("credential pair {name} of the answer body"),
+                    value: std::mem::replace(value, PLACEHOLDER.to_owned()),
+                });
+            }
             for (name, item) in map.iter_mut() {
                 crate::model::credentials::for_untyped_blobs(name, item, |blob| mask_blob(blob, found));
                 let normal = compact(name);
@@ -353,6 +386,25 @@ fn mask_answer_into(
     }
 }
 
+/// A name and value written as an object (`{"key": "password", "value": "…"}`, as metadata
+/// lists, tags and environment lists are: `key`, `name`, `Key` or `Name`, and `value` or
+/// `Value`) whose name is a secret's (see [`secret_name`]): that name, and the value to mask
+/// (a string, not masked yet).
+fn secret_pair(map: &mut serde_json::Map<String, Value>) -> Option<(String, &mut String)> {
+    let name = ["key", "name", "Key", "Name"]
+        .iter()
+        .find_map(|field| map.get(*field)?.as_str())?;
+    secret_name(name)?;
+    let name = name.to_owned();
+    let value = ["value", "Value"]
+        .iter()
+        .find(|field| map.contains_key(**field))?;
+    match map.get_mut(*value)? {
+        Value::String(text) if !text.is_empty() && text != PLACEHOLDER => Some((name, text)),
+        _ => None,
+    }
+}
+
 /// Masks a Keystone credential's blob in an answer (see [`crate::model::credentials::opaque_blob`]).
 fn mask_blob(blob: &mut Value, found: &mut Vec<Found>) {
     let mut masked = Vec::new();
@@ -385,6 +437,29 @@ mod tests {
     }
 
     #[test]
+    fn secret_lists_cookies_as_fields_and_secret_name_value_pairs_are_masked() {
+        let text = r#"{"secrets":["s-1","s-2"],"headers":{"Cookie":"sid=c-3","X-Auth-Token":"t-4"},
+            "metadata":[{"key":"password","value":"p-5"},{"key":"os_type","value":"Linux"}],
+            "Tags":[{"Key":"db_secret","Value":"d-6"}],"env":[{"name":"OS_PASSWORD","value":"e-7"}],
+            "cookies":["a=c-8"],"cookie_ttl":60,"set_cookie":600}"#;
+        assert!(may_name_answer_secrets(text));
+        let mut answer: Value = serde_json::from_str(text).unwrap();
+        assert!(may_hold_answer_secrets(&answer));
+        let found = mask_answer_json(&mut answer, &str::to_owned);
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["a=c-8", "d-6", "e-7", "p-5", "s-1", "s-2", "sid=c-3", "t-4"], "{answer}");
+        assert_eq!(answer["metadata"][1]["value"], "Linux");
+        assert_eq!(answer["metadata"][0]["key"], "password");
+        assert_eq!(answer["Tags"][0]["Value"], PLACEHOLDER);
+        // A number under a cookie's name is a setting; a list of secrets' descriptions is data.
+        assert_eq!(answer["set_cookie"], 600);
+        let mut listing = serde_json::json!({"secrets": [{"name": "db", "secret_ref": "https://kms/v1/secrets/1"}]});
+        mask_answer_json(&mut listing, &str::to_owned);
+        assert_eq!(listing["secrets"][0]["name"], "db");
+    }
+
+    #[test]
     fn a_keystone_credentials_list_has_each_opaque_blob_masked() {
         let mut answer = serde_json::json!({"credentials": [
             {"id": "c1", "type": "totp", "blob": "GEZDGNBVGY3TQOJQ", "user_id": "u1"},
@@ -409,7 +484,7 @@ mod tests {
         };
         let pieces = [
             "Secret", "TOK", "en", "pa", "SS", "pWd", "acc", "ESS", "KeY", "aUtH", "SeSs", "CRED",
-            "appCode", "\"Sk\"", "\"aK\"", "asSertion", "JwT", "\"s", "k\"", "x", "{\"id\":1}", "é",
+            "appCode", "\"Sk\"", "\"aK\"", "asSertion", "JwT", "CooKie", "\"s", "k\"", "x", "{\"id\":1}", "é",
             "İ", "ſ", "K", " ", "\"",
         ];
         let fallback = Words::each();

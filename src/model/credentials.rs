@@ -300,6 +300,48 @@ pub(crate) fn looks_like_form(body: &[u8]) -> bool {
     }
 }
 
+/// Whether a body reads as a form line by line: every line that is not empty reads as one (see
+/// [`looks_like_form`]), and there is one. A form as `curl -d @file` or a token endpoint sends it
+/// ends with a line ending (`access_token=…&expires_in=3600\n`), and an env file or a properties
+/// file (`user=a\npassword=…\n`) is a form a line. Masked by [`mask_form_lines`].
+pub(crate) fn looks_like_form_lines(body: &[u8]) -> bool {
+    let mut any = false;
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if !looks_like_form(line) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// A form's credential values masked line by line ([`mask_query`] of each line, its line ending
+/// kept as it was), and what was masked; `None` when there is nothing to mask.
+pub(crate) fn mask_form_lines(text: &str) -> Option<(String, Vec<Found>)> {
+    if !text.contains('\n') {
+        return mask_query(text);
+    }
+    let mut found = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let pairs = line.strip_suffix('\n').unwrap_or(line);
+        let pairs = pairs.strip_suffix('\r').unwrap_or(pairs);
+        match mask_query(pairs) {
+            Some((masked, in_line)) => {
+                out.push_str(&masked);
+                found.extend(in_line);
+            }
+            None => out.push_str(pairs),
+        }
+        out.push_str(&line[pairs.len()..]);
+    }
+    (!found.is_empty() || out != text).then_some((out, found))
+}
+
 /// The credentials of a live request's body, read as its `Content-Type` says (see
 /// [`mask_body`]); empty when it holds none.
 pub fn body_credentials(headers: &hyper::HeaderMap, body: &[u8]) -> Vec<Found> {
@@ -341,9 +383,9 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
         Some(rest) => ("\u{feff}", rest),
         None => ("", body),
     };
-    if is_form(content_type) || (plain && looks_like_form(form)) {
+    if is_form(content_type) || (plain && looks_like_form_lines(form)) {
         let text = std::str::from_utf8(form).ok()?;
-        let (mut text, mut found) = match mask_query(text) {
+        let (mut text, mut found) = match mask_form_lines(text) {
             Some((masked, found)) => (masked, found),
             None => (text.to_owned(), Vec::new()),
         };
@@ -539,6 +581,21 @@ mod tests {
         for other in ["", "=1", "a", "a=1&", "a=1&&b=2", r#"{"a":1}"#, "a=1\nb=2", "a b=1", "a=1&b"] {
             assert!(!looks_like_form(other.as_bytes()), "{other}");
         }
+    }
+
+    #[test]
+    fn a_form_may_end_with_a_line_ending_or_be_a_form_a_line_and_keeps_them_masked() {
+        for form in ["a=1\n", "a=1&b=2\r\n", "user=a\npassword=b\n\n", "A=1\r\nB=2"] {
+            assert!(looks_like_form_lines(form.as_bytes()), "{form:?}");
+        }
+        for other in ["", "\n", "a=1\nnot a form\n", "{\"a\":1}\n", "a=1\tb\n"] {
+            assert!(!looks_like_form_lines(other.as_bytes()), "{other:?}");
+        }
+        let (masked, found) = mask_form_lines("user=a\r\npassword=pw-1\r\nx=1&token=t-2\n").unwrap();
+        assert_eq!(masked, "user=a\r\npassword=REDACTED\r\nx=1&token=REDACTED\n");
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["pw-1", "t-2"]);
+        assert_eq!(mask_form_lines("name=a\n"), None);
     }
 
     #[test]
@@ -956,11 +1013,14 @@ mod tests {
         let (masked, found) = mask_body(b"user=u&password=pw-7&x=1", None).unwrap();
         assert_eq!(masked, b"user=u&password=REDACTED&x=1");
         assert_eq!(found[0].value, "pw-7");
+        // A form a line (an env file) too, its line endings kept.
+        let (masked, _) = mask_body(b"a=1\npassword=pw\n", None).unwrap();
+        assert_eq!(masked, b"a=1\npassword=REDACTED\n");
         // Text that is no form, and a typed body that is not one, are left alone (plain text
         // that reads as a form is masked as one).
         for (body, content_type) in [
             (&b"password is pw"[..], None),
-            (b"a=1\npassword=pw", None),
+            (b"a=1\npassword is pw", None),
             (b"=x&password=pw", None),
             (b"password=pw", Some("text/csv")),
         ] {

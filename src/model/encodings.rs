@@ -120,6 +120,108 @@ fn inflate_layers_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
     Some(inner)
 }
 
+/// The starts of gzip and zlib streams as they appear inside a body: raw (a part of a multipart
+/// body), in base64 (`"state": "H4sI…"`, a JSON string holding a compressed blob) and in hex. For
+/// base64, the first three bytes' first four characters (three for zlib, whose third byte is only
+/// partly in them).
+const EMBEDDED_STARTS: [(&[u8], Embedded); 27] = [
+    (b"\x1f\x8b\x08", Embedded::Raw),
+    (b"\x78\x9c", Embedded::Raw),
+    (b"\x78\xda", Embedded::Raw),
+    (b"\x78\x01", Embedded::Raw),
+    (b"H4sI", Embedded::Base64),
+    (b"eJw", Embedded::Base64),
+    (b"eJx", Embedded::Base64),
+    (b"eJy", Embedded::Base64),
+    (b"eJz", Embedded::Base64),
+    (b"eNo", Embedded::Base64),
+    (b"eNp", Embedded::Base64),
+    (b"eNq", Embedded::Base64),
+    (b"eNr", Embedded::Base64),
+    (b"eAE", Embedded::Base64),
+    (b"eAF", Embedded::Base64),
+    (b"eAG", Embedded::Base64),
+    (b"eAH", Embedded::Base64),
+    (b"eF4", Embedded::Base64),
+    (b"eF5", Embedded::Base64),
+    (b"eF6", Embedded::Base64),
+    (b"eF7", Embedded::Base64),
+    (b"1f8b08", Embedded::Hex),
+    (b"1F8B08", Embedded::Hex),
+    (b"789c", Embedded::Hex),
+    (b"789C", Embedded::Hex),
+    (b"78da", Embedded::Hex),
+    (b"78DA", Embedded::Hex),
+];
+
+#[derive(Clone, Copy)]
+enum Embedded {
+    Raw,
+    Base64,
+    Hex,
+}
+
+/// How many embedded streams [`embedded_inflated`] tries in one body (each a decoder run).
+const MAX_EMBEDDED: usize = 16;
+
+/// What the gzip or zlib streams embedded in `bytes` hold (see [`EMBEDDED_STARTS`]), each read
+/// through every layer (at most [`MAX_EMBEDDED`] streams, each at most 64 MiB out): a credential
+/// echoed inside `base64(gzip(…))` or `hex(zlib(…))`, or inside a compressed part of a multipart
+/// body, is found there. Empty for most bodies (one pass over them finds no start).
+pub(crate) fn embedded_inflated(bytes: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    static STARTS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::new(EMBEDDED_STARTS.iter().map(|(start, _)| start))
+                .expect("the embedded stream starts build an automaton")
+        });
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let mut found = Vec::new();
+    for start in STARTS.find_iter(bytes).take(MAX_EMBEDDED) {
+        let rest = &bytes[start.start()..];
+        let stream = match EMBEDDED_STARTS[start.pattern().as_usize()].1 {
+            Embedded::Raw => {
+                found.extend(inflate_layers(rest));
+                continue;
+            }
+            Embedded::Base64 => {
+                let run = rest
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || b"+/-_".contains(b))
+                    .count();
+                // base64url as standard base64; padding or none (a last group of one character
+                // is no base64).
+                let text: Vec<u8> = rest[..run - usize::from(run % 4 == 1)]
+                    .iter()
+                    .map(|&b| match b {
+                        b'-' => b'+',
+                        b'_' => b'/',
+                        b => b,
+                    })
+                    .collect();
+                lenient.decode(text).ok()
+            }
+            Embedded::Hex => {
+                let run = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+                rest[..run - run % 2]
+                    .chunks_exact(2)
+                    .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+                    .collect()
+            }
+        };
+        if let Some(inner) = stream.as_deref().and_then(inflate_layers) {
+            found.push(inner);
+        }
+    }
+    found
+}
+
 /// A request body as its key reads it when `Content-Encoding` says it is compressed (`gzip`,
 /// `x-gzip`, `deflate`, in layers): the bytes it stands for, so two clients compressing the same
 /// JSON differently (a gzip header's timestamp, a compression level) send the same request.
@@ -142,6 +244,55 @@ pub(crate) fn decoded_request_body(body: &[u8], encodings: &[&str]) -> Option<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compressed(gzip: bool, bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        match gzip {
+            true => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+            false => {
+                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+        }
+    }
+
+    #[test]
+    fn a_compressed_stream_inside_a_body_is_read_raw_in_base64_or_in_hex() {
+        use base64::Engine as _;
+        let secret = b"tok=inner-secret-1";
+        let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02X}")).collect::<String>();
+        let engines = [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        for gzip in [true, false] {
+            let stream = compressed(gzip, secret);
+            let mut bodies: Vec<Vec<u8>> = engines
+                .iter()
+                .map(|e| format!(r#"{{"a":1,"state":"{}"}}"#, e.encode(&stream)).into_bytes())
+                .collect();
+            bodies.push(format!("blob={}&x=1", hex(&stream)).into_bytes());
+            bodies.push([&b"--b\r\n\r\n"[..], &stream, b"\r\n--b--"].concat());
+            for body in bodies {
+                let found = embedded_inflated(&body);
+                assert!(
+                    found.iter().any(|inner| inner == secret),
+                    "gzip {gzip}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+        // Layers inside layers, and nothing in ordinary text.
+        let twice = base64::engine::general_purpose::STANDARD.encode(compressed(true, &compressed(false, secret)));
+        assert_eq!(embedded_inflated(twice.as_bytes()), vec![secret.to_vec()]);
+        assert!(embedded_inflated(br#"{"name":"H4sI is a word","eJx":"78da"}"#).is_empty());
+    }
 
     #[test]
     fn text_in_latin1_is_read_as_the_characters_its_bytes_stand_for() {

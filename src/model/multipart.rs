@@ -116,7 +116,7 @@ fn find_blank_line(part: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// A part's content as the bytes it stands for when it is encoded: `Content-Transfer-Encoding:
-/// base64`, UTF-16 text; `None` when it is neither.
+/// base64`, gzip or zlib (in layers), UTF-16 text; `None` when it is none of these.
 fn decoded_part(head: &str, content: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
     let base64 = part_header(head, "content-transfer-encoding")
@@ -128,9 +128,13 @@ fn decoded_part(head: &str, content: &[u8]) -> Option<Vec<u8>> {
         }
         false => content.to_vec(),
     };
+    // A compressed part (`type=application/gzip` holding a JSON or a form): what it holds.
+    let inflated = crate::model::encodings::inflate_layers(&bytes);
+    let decoded = base64 || inflated.is_some();
+    let bytes = inflated.unwrap_or(bytes);
     match crate::model::encodings::from_utf16(&bytes) {
         Some(text) => Some(text),
-        None => base64.then_some(bytes),
+        None => decoded.then_some(bytes),
     }
 }
 

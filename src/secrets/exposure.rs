@@ -10,7 +10,8 @@ use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use crate::model::encodings::{
-    from_latin1_text, from_utf16, inflate, inflate_layers, is_text_like, is_zlib, utf16_order,
+    embedded_inflated, from_latin1_text, from_utf16, inflate, inflate_layers, is_text_like,
+    is_zlib, utf16_order,
 };
 use crate::model::headers::is_credential;
 use crate::model::interaction::{Body, Encoded, Interaction, RecordedRequest};
@@ -373,6 +374,11 @@ fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Op
                 Some(inner) => bytes = inner,
                 None => break,
             }
+        }
+        // A compressed stream inside the body: written as base64 or hex in a field (an upstream
+        // echoing the token as `base64(gzip(…))`), or raw in a multipart part.
+        if let Some(leak) = embedded_inflated(&bytes).iter().find_map(|inner| scanner.find(inner)) {
+            return Some(leak);
         }
     }
     None

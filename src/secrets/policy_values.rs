@@ -75,16 +75,21 @@ fn json_of(bytes: &[u8]) -> Option<Value> {
     serde_json::from_slice(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)).ok()
 }
 
-/// A form body (`owner=…&name=…`, as `application/x-www-form-urlencoded` sends it: one line,
-/// `=` in it): the values of the fields the policy names as query parameters or JSON fields.
+/// A form body (`owner=…&name=…`, as `application/x-www-form-urlencoded` sends it, `=` in it; a
+/// line ending after it, or a form a line): the values of the fields the policy names as query parameters or JSON fields.
 /// False when `text` is not one.
 fn collect_form(policy: &RedactionPolicy, text: &str, values: &mut Values) -> bool {
-    if !text.contains('=') || text.contains(['\n', '\r', ' ']) {
+    // A line ending after it, or a form a line (an env file), as the credentials are read.
+    let lines = !text.contains(['\n', '\r'])
+        || crate::model::credentials::looks_like_form_lines(text.as_bytes());
+    if !text.contains('=') || text.contains(' ') || !lines {
         return false;
     }
-    for (name, value) in form_urlencoded::parse(text.as_bytes()) {
-        if policy.query.iter().any(|q| *q == name) || policy.selects(None, &name) {
-            note(values, &value, || format!("form field {name}"));
+    for line in text.lines() {
+        for (name, value) in form_urlencoded::parse(line.as_bytes()) {
+            if policy.query.iter().any(|q| *q == name) || policy.selects(None, &name) {
+                note(values, &value, || format!("form field {name}"));
+            }
         }
     }
     true

@@ -377,7 +377,8 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
             .find(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("content-type")))
             .and_then(|pair| pair[1].as_str());
         if credentials::is_form(content_type) {
-            for name in credentials::unmasked_in_query(text) {
+            // A line ending after the form, or a form a line: each line's pairs.
+            for name in text.lines().flat_map(credentials::unmasked_in_query) {
                 found(
                     "/request/body/text".into(),
                     format!("credential form field {name} in the request body"),
