@@ -187,6 +187,40 @@ async fn a_redacted_recording_matches_both_the_pseudonym_and_the_real_value() {
     );
 }
 
+/// In a named session, a request matched through its real value (the recording holds its
+/// pseudonym) uses that recording: the session's verdict under `--fail-on-unused` passes, as
+/// in the default session (it listed the recording as never asked for, and failed).
+#[tokio::test]
+async fn a_session_request_matched_through_its_real_value_leaves_no_recording_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = redacting_recorder(&fake, &store).await;
+    let session = [("x-ims-vcr-session", "suite/test_owner")];
+    let url = |proxy: &ProxyServer, owner: &str| {
+        format!("{}/v2/images?owner={owner}&limit=1", proxy.uri())
+    };
+    send("GET", &url(&proxy, OWNER), &session, b"").await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .redaction_key(key())
+        .fail_on_unused(true)
+        .start()
+        .await
+        .unwrap();
+    let reply = send("GET", &url(&replay, OWNER), &session, b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"));
+    let stop = format!("{}/__ims-vcr/sessions/suite/test_owner/stop", replay.uri());
+    let verdict = send("POST", &stop, &[], b"").await.json();
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["unused"], serde_json::json!([]), "{verdict}");
+    replay.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its_body() {
     let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;

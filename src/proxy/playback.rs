@@ -25,8 +25,18 @@ impl Proxy {
                     return Play::Miss;
                 };
                 let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
+                // A hit under the redacted request's key is that recording's use: its session
+                // counts it asked for (else `--fail-on-unused` lists it as never asked).
                 let try_as = |request: &RecordedRequest| match RequestKey::of_recorded(&self.rules, request) {
-                    Ok(k) if k != *key => play(&k),
+                    Ok(k) if k != *key => {
+                        let played = play(&k);
+                        if !matches!(played, Play::Miss)
+                            && let Ok(Some(session)) = session_of(parts)
+                        {
+                            self.sessions.asked(session, sessions::attempt_of(parts), k.digest());
+                        }
+                        played
+                    }
                     _ => Play::Miss,
                 };
                 let played = try_as(&redacted);
