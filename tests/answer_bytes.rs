@@ -320,3 +320,88 @@ async fn recorded_headers_keep_the_upstreams_order_when_some_are_dropped() {
     let positions: Vec<usize> = wanted.iter().map(|name| at(name)).collect();
     assert!(positions.is_sorted(), "{text}");
 }
+
+/// An answer whose status has no content (`204`, `304`) but that a cassette gives a body (an
+/// imported browser HAR keeps a cached body on a `304`; a cassette written by hand) goes out
+/// without the body and without `Content-Length` over HTTP/1.1 and HTTP/2 alike: over HTTP/2
+/// its body went out as DATA, and curl failed the stream (`PROTOCOL_ERROR`). And a status with
+/// no registered reason phrase goes out with an empty one (it was `HTTP/1.1 520 <none>`).
+#[tokio::test]
+async fn an_answer_whose_status_has_no_content_is_sent_without_one_and_an_odd_status_has_no_odd_reason()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = dir.path().join("cassettes");
+    std::fs::create_dir(&cassettes).unwrap();
+    for (status, path) in [
+        (204, "/v2/images/no-content"),
+        (304, "/v2/images/not-modified"),
+    ] {
+        let cassette = serde_json::json!({
+            "format": 1,
+            "request": {"method": "GET", "path": path, "headers": []},
+            "answers": [{
+                "status": status,
+                "headers": [["content-type", "application/json"], ["content-length", "15"], ["etag", "\"e1\""]],
+                "body": {"json": {"id": "cached"}},
+                "recorded_at": "2026-01-01T00:00:00Z",
+                "latency_ms": 1,
+                "upstream": "https://ims.example",
+            }],
+        });
+        std::fs::write(
+            cassettes.join(format!("get_{status}.json")),
+            serde_json::to_vec_pretty(&cassette).unwrap(),
+        )
+        .unwrap();
+    }
+    let odd = serde_json::json!({
+        "format": 1,
+        "request": {"method": "GET", "path": "/v2/images/odd-status", "headers": []},
+        "answers": [{"status": 520, "headers": [], "body": {"json": {}},
+            "recorded_at": "2026-01-01T00:00:00Z", "latency_ms": 1, "upstream": "https://ims.example"}],
+    });
+    std::fs::write(cassettes.join("get_520.json"), odd.to_string()).unwrap();
+    let replay = cassette_replayer(&cassettes).await;
+    // A status with no registered reason phrase gets an empty one, not hyper's `<none>`.
+    let wire = raw_exchange(
+        replay.address(),
+        b"GET /v2/images/odd-status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(wire.starts_with("HTTP/1.1 520 \r\n"), "{wire}");
+    for (status, path) in [
+        (204, "/v2/images/no-content"),
+        (304, "/v2/images/not-modified"),
+    ] {
+        let url = format!("{}{path}", replay.uri());
+        let h1 = get(&url).await;
+        assert_eq!((h1.status, h1.body.len()), (status, 0), "HTTP/1.1 {path}");
+        assert_eq!(h1.header("content-length"), None, "HTTP/1.1 {path}");
+        assert_eq!(h1.header("etag"), Some("\"e1\""));
+        // HTTP/2 (h2c, prior knowledge): headers and the end of the stream, no DATA.
+        let stream = tokio::net::TcpStream::connect(replay.address())
+            .await
+            .unwrap();
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get(url.as_str())
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let answer = sender.send_request(request).await.unwrap();
+        assert_eq!(answer.status().as_u16(), status, "HTTP/2 {path}");
+        assert_eq!(
+            answer.headers().get("content-length"),
+            None,
+            "HTTP/2 {path}"
+        );
+        use http_body_util::BodyExt as _;
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.is_empty(), "HTTP/2 {path}: {body:?}");
+    }
+    replay.shutdown().await.unwrap();
+}

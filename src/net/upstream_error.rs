@@ -38,6 +38,17 @@ pub enum UpstreamError {
         /// Error chain.
         cause: String,
     },
+    /// The answer's status line or headers are not HTTP ims-vcr reads: garbage, a header folded
+    /// over lines (obs-fold), a head of more than 100 headers or over hyper's size limit.
+    #[error("upstream {url} sent an answer head that is not HTTP ims-vcr can read{limits}: {cause}")]
+    InvalidHead {
+        /// Upstream URL of the request.
+        url: String,
+        /// What limit it passed, when it was too large.
+        limits: &'static str,
+        /// Error chain.
+        cause: String,
+    },
     /// A reused connection took the request and closed before its answer was whole: sent again
     /// once when the method is safe (see `Upstream::send`), else reported as a cut.
     #[error("upstream {url} cut the connection before the answer was complete: {cause}")]
@@ -97,6 +108,7 @@ impl UpstreamError {
             UpstreamError::Tls { .. } => "tls",
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Cut { .. } | UpstreamError::Unanswered { .. } => "cut",
+            UpstreamError::InvalidHead { .. } => "invalid-head",
             UpstreamError::TooLarge { .. } => "too-large",
             UpstreamError::Decode { .. } => "decode",
             UpstreamError::Informational { .. } => "informational",
@@ -164,6 +176,15 @@ pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> Upstre
             url: url.to_owned(),
             cause,
         }
+    } else if let Some(parse) = hyper_parse_error(error) {
+        UpstreamError::InvalidHead {
+            url: url.to_owned(),
+            limits: match parse.is_parse_too_large() {
+                true => " (at most 100 headers, and a head of at most about 400 KiB)",
+                false => "",
+            },
+            cause,
+        }
     } else if matches!(error, crate::net::pool::PoolError::Unanswered(_)) {
         UpstreamError::Unanswered {
             url: url.to_owned(),
@@ -175,4 +196,18 @@ pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> Upstre
             cause,
         }
     }
+}
+
+/// The hyper error in `error`'s chain when it is one reading the answer's head.
+fn hyper_parse_error(error: &crate::net::pool::PoolError) -> Option<&hyper::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && hyper.is_parse()
+        {
+            return Some(hyper);
+        }
+        source = e.source();
+    }
+    None
 }

@@ -200,9 +200,13 @@ impl Connections {
                         .insert(crate::model::session::SESSION_HEADER, session.clone());
                 }
                 let head = request.method() == hyper::Method::HEAD;
-                let for_method = move |answer: Response| match head {
-                    true => without_body(answer),
-                    false => answer,
+                let for_method = move |answer: Response| {
+                    let answer = match (head, bodiless(&answer)) {
+                        (_, true) => with_no_content(answer),
+                        (true, false) => without_body(answer),
+                        (false, false) => answer,
+                    };
+                    with_a_reason(answer)
                 };
                 // A replayed request is answered here, and hyper gets the answer, not a future
                 // to move and poll (`proxy::at_once`). Marked as being served first, as every
@@ -423,6 +427,49 @@ fn without_body(
         .headers
         .entry(hyper::header::CONTENT_LENGTH)
         .or_insert_with(|| hyper::header::HeaderValue::from(length));
+    hyper::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::new()))
+}
+
+/// `answer` with an empty reason phrase when its status has no registered one (`520`, `299`)
+/// and it was given none (a miss's `599 Replay Miss` keeps its own):
+/// hyper's HTTP/1 server writes `<none>` there (`HTTP/1.1 520 <none>`), which clients then show
+/// in their errors. A registered status keeps its standard phrase (the upstream's own phrase is
+/// not stored: `404 Not Found` whatever the upstream wrote).
+fn with_a_reason(
+    mut answer: hyper::Response<http_body_util::Full<bytes::Bytes>>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    if answer.status().canonical_reason().is_none()
+        && answer.extensions().get::<hyper::ext::ReasonPhrase>().is_none()
+    {
+        answer.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(b""));
+    }
+    answer
+}
+
+/// Whether `answer`'s status is one that has no content (1xx, 204, 304: RFC 9110 §6.4.1).
+fn bodiless(answer: &hyper::Response<http_body_util::Full<bytes::Bytes>>) -> bool {
+    let status = answer.status();
+    status.is_informational()
+        || status == hyper::StatusCode::NO_CONTENT
+        || status == hyper::StatusCode::NOT_MODIFIED
+}
+
+/// An answer whose status has no content ([`bodiless`]) as it is sent: without a body and
+/// without `Content-Length`, on every protocol. hyper's HTTP/1 server leaves both out by itself;
+/// its HTTP/2 server sends them, and a client then fails the stream (curl: `PROTOCOL_ERROR`).
+/// A live upstream's such answer has no body, but an imported one may (a browser's HAR keeps a
+/// cached body on a `304`), and so may a cassette written by hand.
+fn with_no_content(
+    answer: hyper::Response<http_body_util::Full<bytes::Bytes>>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use hyper::body::Body as _;
+    if answer.body().size_hint().exact() == Some(0)
+        && !answer.headers().contains_key(hyper::header::CONTENT_LENGTH)
+    {
+        return answer;
+    }
+    let (mut parts, _) = answer.into_parts();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
     hyper::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::new()))
 }
 

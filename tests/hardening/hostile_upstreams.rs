@@ -42,7 +42,32 @@ async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() 
             "garbage instead of HTTP",
             raw_case(Misbehaviour::Garbage).await,
             false,
-            "cut",
+            "invalid-head",
+        ),
+        (
+            "a hundred and twenty headers",
+            canned_upstream({
+                let headers: Vec<(String, String)> = (0..120)
+                    .map(|i| (format!("x-h{i}"), "v".to_owned()))
+                    .collect();
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                http_answer("200 OK", &headers, b"{}")
+            })
+            .await,
+            false,
+            "invalid-head",
+        ),
+        (
+            "a header folded over two lines",
+            canned_upstream(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-folded: a\r\n b\r\n\r\n{}".to_vec(),
+            )
+            .await,
+            false,
+            "invalid-head",
         ),
         (
             "connection reset",
