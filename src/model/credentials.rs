@@ -305,16 +305,25 @@ pub(crate) fn looks_like_form(body: &[u8]) -> bool {
 /// ends with a line ending (`access_token=…&expires_in=3600\n`), and an env file or a properties
 /// file (`user=a\npassword=…\n`) is a form a line. Masked by [`mask_form_lines`].
 pub(crate) fn looks_like_form_lines(body: &[u8]) -> bool {
+    // JSON, XML and most text are turned away at their first byte, before any line is looked
+    // for (this runs on every recorded text answer).
+    let first = body.iter().find(|&&b| b != b'\n' && b != b'\r');
+    if !first.is_some_and(|b| b.is_ascii_alphanumeric() || b"_-.~%[]+".contains(b)) {
+        return false;
+    }
     let mut any = false;
-    for line in body.split(|&b| b == b'\n') {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
+        if !line.is_empty() {
+            if !looks_like_form(line) {
+                return false;
+            }
+            any = true;
         }
-        if !looks_like_form(line) {
-            return false;
-        }
-        any = true;
+        rest = rest.get(end + 1..).unwrap_or_default();
     }
     any
 }
