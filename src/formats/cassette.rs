@@ -490,12 +490,20 @@ mod tests {
         ] {
             assert!(!same_answers(&old, &changed), "{what}");
         }
-        // A body's own `recorded_at` is compared like any byte.
-        let body = |at: &str| {
-            let json = format!(r#"{{"recorded_at":"{at}","latency_ms":1}}"#);
-            with(&|r| r.body = Body::from_bytes(json.as_bytes()))
+        // A body's own `latency_ms` is compared like any byte; its fresh values (a request id,
+        // the `…_at` times, at any depth) are not, but their names, order and type are.
+        let body = |json: &str| with(&|r| r.body = Body::from_bytes(json.as_bytes()));
+        assert!(!same_answers(&body(r#"{"latency_ms":1}"#), &body(r#"{"latency_ms":2}"#)));
+        let fresh = |id: &str, at: &str| {
+            body(&format!(
+                r#"{{"error_code":"IMS.0001","request_id":"{id}","token":{{"expires_at":"{at}","issued_at":"{at}","n":1}}}}"#
+            ))
         };
-        assert!(!same_answers(&body("2026-01-01"), &body("2026-01-02")));
+        assert!(same_answers(&fresh("r-1", "2026-01-01T00:00:00Z"), &fresh("r-2", "2026-01-02T00:00:00Z")));
+        assert!(same_answers(&body(r#"{"recorded_at":"2026-01-01"}"#), &body(r#"{"recorded_at":"2026-01-02"}"#)));
+        assert!(!same_answers(&fresh("r-1", "a"), &body(r#"{"error_code":"IMS.0002","request_id":"r-1","token":{"expires_at":"a","issued_at":"a","n":1}}"#)));
+        assert!(!same_answers(&fresh("r-1", "a"), &body(r#"{"request_id":"r-1","error_code":"IMS.0001","token":{"expires_at":"a","issued_at":"a","n":1}}"#)));
+        assert!(!same_answers(&body(r#"{"request_id":"r"}"#), &body(r#"{"request_id":1}"#)));
         // An answer's keys in another order are other bytes served; a request body's keys in
         // another order are the same request (a client sending a dictionary), and nothing else
         // may differ for the old file to be kept.
