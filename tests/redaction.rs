@@ -187,6 +187,32 @@ async fn a_redacted_recording_matches_both_the_pseudonym_and_the_real_value() {
     );
 }
 
+/// `record --redact` meets the owner in a path before any answer names it: that request is
+/// stored with it raw. `export --redact` knows it by its pseudonym, which the later answer's
+/// redacted `owner` holds, and no exported cassette holds the real value, whatever the order
+/// the requests came in.
+#[tokio::test]
+async fn export_redact_replaces_a_value_record_redact_met_before_an_answer_named_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = redacting_recorder(&fake, &store).await;
+    get(&format!("{}/v1/{OWNER}/cloudimages", proxy.uri())).await;
+    get(&image_url(&proxy, SEED_IMAGE_ID)).await;
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+    assert!(
+        !files_containing(&store, OWNER.as_bytes()).is_empty(),
+        "recorded before any answer named it"
+    );
+    let out = dir.path().join("out");
+    let redactor = Redactor::new(RedactionPolicy::default(), key());
+    export_files(&store, &out, Some(&redactor)).unwrap();
+    assert!(files_containing(&out, OWNER.as_bytes()).is_empty());
+    let pseudonym = key().pseudonym(OWNER);
+    assert!(!files_containing(&out, format!("/v1/{pseudonym}/cloudimages").as_bytes()).is_empty());
+}
+
 /// In a named session, a request matched through its real value (the recording holds its
 /// pseudonym) uses that recording: the session's verdict under `--fail-on-unused` passes, as
 /// in the default session (it listed the recording as never asked for, and failed).

@@ -31,6 +31,10 @@ pub struct Redactor {
     known: std::sync::Arc<std::sync::Mutex<Values>>,
     /// Whether a stamp without pseudonym checks gets them for the values it holds now.
     vouch_existing: bool,
+    /// The pseudonyms interactions redacted with this key hold under the policy's names, as
+    /// [`Redactor::learn`] found them: an id-like value elsewhere whose pseudonym is among them
+    /// is the real value of a redacted field (see [`Redactor::known_in`]).
+    pseudonyms: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Real value → pseudonym, longest values first so a value inside another is replaced last.
@@ -71,6 +75,7 @@ impl Redactor {
             key,
             known: Default::default(),
             vouch_existing: false,
+            pseudonyms: Default::default(),
         }
     }
 
@@ -91,6 +96,13 @@ impl Redactor {
         let Ok(policy) = self.policy_for(interaction) else {
             return;
         };
+        if interaction.redaction.is_some() {
+            // What the names its stamp covers hold: pseudonyms (or values its checks do not
+            // vouch for, found below), ids among them to tell real values elsewhere by.
+            let held = policy_values(&self.policy, interaction);
+            let mut pseudonyms = self.pseudonyms.lock().expect("no code panics while holding the pseudonyms");
+            pseudonyms.extend(held.into_keys().filter(|v| is_id_like(v)));
+        }
         let mut values = policy_values(&policy, interaction);
         if let Some(stamp) = &interaction.redaction {
             values.extend(vouch::unvouched(stamp, interaction).unwrap_or_default());
@@ -128,9 +140,11 @@ impl Redactor {
     /// [`replace_occurrences`]) that `interaction` holds somewhere, with their labels.
     fn known_in(&self, interaction: &Interaction) -> Values {
         // What this key redacted already holds pseudonyms: redacting it again changes nothing
-        // (a remembered value may even spell a pseudonym's encoded form by chance).
+        // (a remembered value may even spell a pseudonym's encoded form by chance), but for the
+        // real values it was recorded with before they were known (`record --redact` learns a
+        // user id from a sign-in answer; a request made before it kept the id raw).
         if interaction.redaction.is_some() {
-            return Values::new();
+            return self.raw_ids_in(interaction);
         }
         let known = self.known.lock().expect("no code panics while holding the known values");
         if known.is_empty() {
@@ -169,6 +183,31 @@ impl Redactor {
                             .any(|bytes| memchr::memmem::find(bytes, value.as_bytes()).is_some())))
             })
             .map(|(v, l)| (v.clone(), l.clone()))
+            .collect()
+    }
+
+    /// The id-like values in a redacted `interaction` whose pseudonyms other redacted
+    /// interactions hold under the policy's names (as [`Redactor::learn`] gathered them): real
+    /// values a redaction left because it did not know them yet. `record --redact` learns a
+    /// user or domain id from a sign-in's answer, so a request recorded before the sign-in (a
+    /// test that ran first, a session in parallel) keeps it raw in a field no policy name
+    /// selects; `export --redact` finds it here by its pseudonym, without the store ever holding
+    /// the real value where the policy named it.
+    fn raw_ids_in(&self, interaction: &Interaction) -> Values {
+        let pseudonyms = self.pseudonyms.lock().expect("no code panics while holding the pseudonyms");
+        if pseudonyms.is_empty() {
+            return Values::new();
+        }
+        let Ok(text) = serde_json::to_string(interaction) else {
+            return Values::new();
+        };
+        text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .filter(|token| is_id_like(token) && !pseudonyms.contains(*token))
+            .filter(|token| pseudonyms.contains(&self.key.pseudonym(token)))
+            .map(|token| {
+                let label = "a value whose pseudonym a redacted field holds".to_owned();
+                (token.to_owned(), label)
+            })
             .collect()
     }
 
@@ -907,6 +946,41 @@ mod tests {
         // Already redacted with this key: left as it is.
         let (again, _) = recorder.redact(&redacted).unwrap();
         assert_eq!(again, redacted);
+    }
+
+    /// `record --redact` meets a project id in a request's path before the sign-in answer that
+    /// names it: that request is stored (and stamped) with the raw id. `export --redact` finds
+    /// the id by its pseudonym, which the sign-in's redacted answer holds, and replaces it.
+    #[test]
+    fn a_raw_value_recorded_before_the_answer_naming_it_is_replaced_by_its_pseudonym_on_export() {
+        let project = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+        let token = identity(
+            "/v3/auth/tokens",
+            "{}",
+            &format!(r#"{{"token":{{"project":{{"id":"{project}"}}}}}}"#),
+        );
+        let mut earlier = interaction(&format!("/v3/{project}/backups"), None, r#"{"backups":[]}"#);
+        earlier.request.headers = vec![];
+        earlier.response.headers = vec![];
+        let recorder = redactor();
+        let (earlier, _) = recorder.redact(&earlier).unwrap();
+        let (token, _) = recorder.redact(&token).unwrap();
+        assert!(text(&earlier).contains(project), "recorded before it was known");
+        assert!(!text(&token).contains(project));
+        let exporter = redactor();
+        for stored in [&earlier, &token] {
+            exporter.learn(stored);
+        }
+        let (exported, needles) = exporter.redact(&earlier).unwrap();
+        let fake = PseudonymKey::new(b"test-key").pseudonym(project);
+        assert_eq!(exported.request.path, format!("/v3/{fake}/backups"));
+        assert!(!text(&exported).contains(project));
+        assert!(needles.iter().any(|n| n.value == project), "a needle for the leak gate");
+        // The sign-in itself, and an id whose pseudonym no redacted field holds, are left.
+        assert_eq!(exporter.redact(&token).unwrap().0.response, token.response);
+        let other = "ffeeddccbbaa99887766554433221100";
+        let (unrelated, _) = recorder.redact(&interaction(&format!("/v3/{other}/x"), None, "{}")).unwrap();
+        assert_eq!(exporter.redact(&unrelated).unwrap().0.request.path, format!("/v3/{other}/x"));
     }
 
     #[test]
