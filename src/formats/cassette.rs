@@ -504,6 +504,33 @@ mod tests {
         assert!(!same_answers(&fresh("r-1", "a"), &body(r#"{"error_code":"IMS.0002","request_id":"r-1","token":{"expires_at":"a","issued_at":"a","n":1}}"#)));
         assert!(!same_answers(&fresh("r-1", "a"), &body(r#"{"request_id":"r-1","error_code":"IMS.0001","token":{"expires_at":"a","issued_at":"a","n":1}}"#)));
         assert!(!same_answers(&body(r#"{"request_id":"r"}"#), &body(r#"{"request_id":1}"#)));
+        // Python-style and pretty-printed JSON alike (Keystone's, Glance's), and a token's
+        // audit ids; a value under an `…_at` name that is no time, or a time written another
+        // way, is compared.
+        for (a, b) in [
+            (r#"{"token": {"expires_at": "2026-01-01T00:00:00.000000Z", "audit_ids": ["a1"]}}"#, r#"{"token": {"expires_at": "2026-02-02T01:01:01.000000Z", "audit_ids": ["b2"]}}"#),
+            ("{\n  \"requestId\": \"r-1\",\n  \"createdAt\": \"2026-01-01T00:00:00Z\"\n}", "{\n  \"requestId\": \"r-2\",\n  \"createdAt\": \"2026-03-01T00:00:00Z\"\n}"),
+        ] {
+            assert!(same_answers(&body(a), &body(b)), "{a}");
+        }
+        for (a, b) in [
+            (r#"{"located_at":"cn-north-4"}"#, r#"{"located_at":"cn-south-1"}"#),
+            (r#"{"deleted_at":"2020-01-01T00:00:00Z"}"#, r#"{"deleted_at":"2020-01-01 00:00:00"}"#),
+            (r#"{"format":"2020"}"#, r#"{"format":"2021"}"#),
+            (r#"{"audit_ids":["a"]}"#, r#"{"audit_ids":["a","b"]}"#),
+        ] {
+            assert!(!same_answers(&body(a), &body(b)), "{a}");
+        }
+        // Trace ids and a gateway's latency in the answer's headers.
+        let traced = |trace: &str, latency: &str| {
+            with(&|r| {
+                r.headers.push(("traceparent".into(), trace.into()));
+                r.headers.push(("x-apig-latency".into(), latency.into()));
+            })
+        };
+        assert!(same_answers(&traced("00-ab-01", "12"), &traced("00-cd-01", "30")));
+        let other_etag = with(&|r| r.headers.push(("etag".into(), "2".into())));
+        assert!(!same_answers(&with(&|r| r.headers.push(("etag".into(), "1".into()))), &other_etag));
         // An answer's keys in another order are other bytes served; a request body's keys in
         // another order are the same request (a client sending a dictionary), and nothing else
         // may differ for the old file to be kept.

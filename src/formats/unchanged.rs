@@ -20,12 +20,17 @@ pub(crate) fn same_answers(old: &[u8], new: &[u8]) -> bool {
         || same_but_fresh_values(old, new)
 }
 
-/// Whether `old` and `new` differ only as [`same_answers`] allows and in the values of JSON
-/// answer fields a service makes afresh for every answer, as `drift` reads them: `request_id`
-/// (a Huawei error body's), and every `…_at` time (a Keystone token's `issued_at` and
-/// `expires_at`, which replay shifts by the recording's age anyway; an image's `updated_at`).
-/// Their names, their order and every other byte must be the same; a value that was a string
-/// must still be one. The old file then replays as well as the new one would, and is kept.
+/// Whether `old` and `new` differ only as [`same_answers`] allows and in the values a service
+/// makes afresh for every answer, as `drift` reads them:
+/// - in a JSON answer body (compact, Python-style or pretty-printed), at any depth: a request or
+///   trace id (`request_id`, `requestId`, `trace_id`, `correlation_id`), a Keystone token's
+///   `audit_ids`, and the time of every `…_at` (or `…At`) field (a Keystone token's `issued_at`
+///   and `expires_at`, which replay shifts by the recording's age anyway; an image's
+///   `updated_at`), as long as it is still a time written the same way (digits aside);
+/// - the answer headers [`FRESH_HEADERS`] names (trace ids, gateways' latencies).
+///
+/// Their names, their order and every other value must be the same, and a value must keep its
+/// type. The old file then replays as well as the new one would, and is kept.
 fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
     let (Ok(mut old), Ok(mut new)) = (
         serde_json::from_slice::<serde_json::Value>(old),
@@ -37,8 +42,22 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
     for doc in [&mut old, &mut new] {
         let answers = doc.get_mut("answers").and_then(serde_json::Value::as_array_mut);
         for answer in answers.into_iter().flatten() {
-            if let Some(json) = answer.get_mut("body").and_then(|b| b.get_mut("json")) {
-                changed |= blank_fresh_values(json);
+            changed |= blank_fresh_headers(answer.get_mut("headers"));
+            let Some(body) = answer.get_mut("body").and_then(serde_json::Value::as_object_mut) else {
+                continue;
+            };
+            for kind in ["json", "json_python"] {
+                if let Some(json) = body.get_mut(kind) {
+                    changed |= blank_fresh_values(json);
+                }
+            }
+            // Pretty-printed JSON is stored as its text: read, and compared as what it holds.
+            if let Some(serde_json::Value::String(text)) = body.get_mut("text")
+                && let Ok(mut json) = serde_json::from_str::<serde_json::Value>(text)
+                && blank_fresh_values(&mut json)
+            {
+                *text = json.to_string();
+                changed = true;
             }
         }
     }
@@ -50,24 +69,79 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
     lines(&old).eq(lines(&new))
 }
 
-/// Replaces the value of every field [`same_but_fresh_values`] leaves out (a string or a number)
-/// by its type's name, at any depth; whether there was one.
+/// Answer headers whose values a service makes afresh for every answer: trace and correlation
+/// ids, and the latencies an API gateway reports (request ids are made stable when recorded).
+const FRESH_HEADERS: [&str; 16] = [
+    "request-id",
+    "x-trace-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "traceparent",
+    "tracestate",
+    "x-correlation-id",
+    "x-amzn-requestid",
+    "x-amzn-trace-id",
+    "x-amz-request-id",
+    "x-ms-request-id",
+    "x-apig-latency",
+    "x-apig-upstream-latency",
+    "x-apig-ratelimit-api",
+    "server-timing",
+    "x-envoy-upstream-service-time",
+];
+
+/// Blanks the values of [`FRESH_HEADERS`] in a rendered answer's `headers` (`[name, value]`
+/// pairs); whether there was one.
+fn blank_fresh_headers(headers: Option<&mut serde_json::Value>) -> bool {
+    let Some(headers) = headers.and_then(serde_json::Value::as_array_mut) else {
+        return false;
+    };
+    let mut blanked = false;
+    for pair in headers.iter_mut().filter_map(serde_json::Value::as_array_mut) {
+        let fresh = pair.first().and_then(serde_json::Value::as_str).is_some_and(|name| {
+            FRESH_HEADERS.iter().any(|f| f.eq_ignore_ascii_case(name))
+        });
+        if fresh && let Some(value) = pair.get_mut(1) {
+            *value = serde_json::Value::String("fresh".into());
+            blanked = true;
+        }
+    }
+    blanked
+}
+
+/// Field names (in [`crate::model::credentials::compact`] form) whose values are ids made
+/// afresh for every answer.
+const FRESH_IDS: [&str; 5] = ["requestid", "traceid", "correlationid", "auditids", "xrequestid"];
+
+/// Replaces the value of every field [`same_but_fresh_values`] leaves out by what is left of
+/// it to compare (its type; for a time, how it is written), at any depth; whether there was one.
 fn blank_fresh_values(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     let mut blanked = false;
     match value {
         Value::Object(map) => {
             for (name, item) in map.iter_mut() {
-                let fresh = name == "request_id" || name.ends_with("_at");
-                match item {
-                    Value::String(_) if fresh => *item = Value::String("string".into()),
-                    Value::Number(_) if fresh => *item = Value::String("number".into()),
-                    other => {
-                        blanked |= blank_fresh_values(other);
-                        continue;
+                let id = FRESH_IDS.contains(&crate::model::credentials::compact(name).as_str());
+                let time = name.ends_with("_at")
+                    || name.strip_suffix("At").is_some_and(|s| s.ends_with(|c: char| c.is_ascii_lowercase()));
+                let left = match item {
+                    Value::String(text) if id => Some("string".to_owned()),
+                    Value::String(text) if time && is_time(text) => {
+                        Some(text.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect())
                     }
+                    Value::Number(_) if id || time => Some("number".to_owned()),
+                    Value::Array(items) if id && items.iter().all(Value::is_string) => {
+                        Some(format!("{} strings", items.len()))
+                    }
+                    _ => None,
+                };
+                match left {
+                    Some(left) => {
+                        *item = Value::String(left);
+                        blanked = true;
+                    }
+                    None => blanked |= blank_fresh_values(item),
                 }
-                blanked = true;
             }
         }
         Value::Array(items) => {
@@ -78,6 +152,13 @@ fn blank_fresh_values(value: &mut serde_json::Value) -> bool {
         _ => {}
     }
     blanked
+}
+
+/// Whether `text` is written as a time is (`2026-12-06T10:00:00Z`, `2026-12-06 10:00:00.123`):
+/// six digits or more, and nothing but digits and `-:T Z.+/`.
+fn is_time(text: &str) -> bool {
+    text.bytes().filter(u8::is_ascii_digit).count() >= 6
+        && text.bytes().all(|b| b.is_ascii_digit() || b"-:T Z.+/".contains(&b))
 }
 
 /// The lines of a cassette [`same_answers`] compares: all but `tool`, `recorded_at` and

@@ -481,6 +481,15 @@ fn mask_secrets(body: &[u8], secrets: &[String]) -> Vec<u8> {
                         *changed = true;
                     }
                 }
+                // A compressed stream in the string (`base64(gzip(…))`, hex of zlib) holding
+                // one: the whole string, which cannot be masked inside.
+                let inner = crate::model::encodings::embedded_inflated(text.as_bytes());
+                if inner.iter().any(|bytes| {
+                    (secrets.iter()).any(|s| memchr::memmem::find(bytes, s.as_bytes()).is_some())
+                }) {
+                    *text = PLACEHOLDER.to_owned();
+                    *changed = true;
+                }
             }
             serde_json::Value::Array(items) => {
                 items.iter_mut().for_each(|i| strings(i, secrets, changed));
@@ -606,5 +615,16 @@ mod tests {
         );
         let masked = String::from_utf8(mask_secrets(body.as_bytes(), &[token.to_owned()])).unwrap();
         assert_eq!(masked, "<p>REDACTED REDACTED REDACTED REDACTED kept</p>");
+        // Inside a compressed stream written as base64 in a JSON string: the whole string.
+        let gzipped = {
+            use std::io::Write as _;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(format!("tok={token}").as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let blob = base64::engine::general_purpose::STANDARD.encode(gzipped);
+        let body = format!(r#"{{"state":"{blob}","kept":"x"}}"#);
+        let masked = String::from_utf8(mask_secrets(body.as_bytes(), &[token.to_owned()])).unwrap();
+        assert_eq!(masked, r#"{"state":"REDACTED","kept":"x"}"#);
     }
 }
