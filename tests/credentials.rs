@@ -1741,6 +1741,22 @@ async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
     )
     .await;
     assert_eq!(reply.status, 200, "{reply:?}");
+    // A gzip part holding a form, and a file whose type says nothing of the form it holds.
+    let part = gzip(format!("user=a&password={PASSWORD}\n").as_bytes());
+    let mut multipart = b"--XyZ\r\nContent-Disposition: form-data; name=\"cfg\"\r\nContent-Type: application/gzip\r\n\r\n".to_vec();
+    multipart.extend_from_slice(&part);
+    multipart.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let multipart_type = [("content-type", "multipart/form-data; boundary=XyZ")];
+    let octet_type = [("content-type", "application/octet-stream")];
+    let octet = format!("password={PASSWORD}\n");
+    let uploads: [(&str, &[Header<'_>], &[u8]); 2] = [
+        ("/e/upload", &multipart_type, &multipart),
+        ("/e/upload", &octet_type, octet.as_bytes()),
+    ];
+    for (path, headers, body) in uploads {
+        let reply = send("POST", &format!("{}{path}", proxy.uri()), headers, body).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
     proxy.shutdown().await.unwrap();
     // Only the ordinary blob is stored: the others are gaps (their place in the order kept),
     // and the upload is not stored at all.

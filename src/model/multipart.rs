@@ -81,9 +81,12 @@ pub fn mask(body: &[u8], boundary: &str) -> Option<(Vec<u8>, Vec<Found>)> {
                     // Encoded (`Content-Transfer-Encoding: base64`, UTF-16): what it holds cannot
                     // be masked in place, but joins the needles, and the leak gate, which reads
                     // base64 and UTF-16, refuses the body.
-                    None => match decoded_part(&head, content)
-                        .and_then(|d| crate::model::credentials::mask_body(&d, content_type.as_deref()))
-                    {
+                    // A compressed part's type is the archive's (`application/gzip`): what it
+                    // holds is read as untyped text (a form, an env file) too.
+                    None => match decoded_part(&head, content).and_then(|d| {
+                        crate::model::credentials::mask_body(&d, content_type.as_deref())
+                            .or_else(|| crate::model::credentials::mask_body(&d, None))
+                    }) {
                         Some((_, values)) => {
                             found.extend(values);
                             content.to_vec()

@@ -416,7 +416,10 @@ pub(crate) fn unmaskable_credentials(
         let text = !matches!(request.body, Some(Body::Base64(_)));
         let as_it_is = (crate::model::interaction::body_bytes(&request.body).ok()).filter(|_| text);
         let readings = innermost(&request.body).into_iter().chain(as_it_is.map(|b| b.to_vec()));
-        if let Some((_, values)) = readings.filter_map(|bytes| mask_body(&bytes, content_type)).next() {
+        // A file's type says nothing of what it holds (`application/octet-stream` carrying
+        // `password=…`): read as untyped text too.
+        let read = |bytes: &[u8]| mask_body(bytes, content_type).or_else(|| mask_body(bytes, None));
+        if let Some((_, values)) = readings.filter_map(|bytes| read(&bytes)).next() {
             found.extend(values);
         }
     }

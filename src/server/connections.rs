@@ -446,16 +446,19 @@ fn with_a_reason(
     answer
 }
 
-/// Whether `answer`'s status is one that has no content (1xx, 204, 304: RFC 9110 §6.4.1).
+/// Whether `answer`'s status is one that has no content (1xx, 204, 304: RFC 9110 §6.4.1; 205,
+/// §15.3.6).
 fn bodiless(answer: &hyper::Response<http_body_util::Full<bytes::Bytes>>) -> bool {
     let status = answer.status();
     status.is_informational()
         || status == hyper::StatusCode::NO_CONTENT
+        || status == hyper::StatusCode::RESET_CONTENT
         || status == hyper::StatusCode::NOT_MODIFIED
 }
 
 /// An answer whose status has no content ([`bodiless`]) as it is sent: without a body and
-/// without `Content-Length`, on every protocol. hyper's HTTP/1 server leaves both out by itself;
+/// without `Content-Length`, on every protocol. hyper's HTTP/1 server leaves both out by itself
+/// (but for a `205`);
 /// its HTTP/2 server sends them, and a client then fails the stream (curl: `PROTOCOL_ERROR`).
 /// A live upstream's such answer has no body, but an imported one may (a browser's HAR keeps a
 /// cached body on a `304`), and so may a cassette written by hand.
