@@ -1545,7 +1545,7 @@ fn stopped(proxy: Running) -> (std::process::ExitStatus, String) {
 /// is declared as), never stored; the line endings are kept.
 #[tokio::test]
 async fn forms_ending_in_a_line_ending_or_a_form_a_line_are_masked() {
-    const ANSWERS: [(&str, &str, &str); 5] = [
+    const ANSWERS: [(&str, &str, &str); 10] = [
         (
             "/t/form-lf",
             "application/x-www-form-urlencoded",
@@ -1566,6 +1566,29 @@ async fn forms_ending_in_a_line_ending_or_a_form_a_line_are_masked() {
             "/t/env",
             "text/plain",
             "OS_USERNAME=u\nOS_PASSWORD=ans-env-pw5\n",
+        ),
+        // Assignments a form is not: comments, sections, spaces, `export`, CR-only lines, a
+        // trailing tab, a byte-order mark.
+        (
+            "/t/ini",
+            "text/plain",
+            "# creds\n[auth]\npassword = ans-ini-pw6\n",
+        ),
+        (
+            "/t/export",
+            "text/plain",
+            "export OS_PASSWORD=\"ans-export-pw7\"\n",
+        ),
+        (
+            "/t/cr",
+            "text/plain",
+            "access_token=ans-cr-tok8\rexpires_in=3600\r",
+        ),
+        ("/t/tab", "text/plain", "access_token=ans-tab-tok9\t"),
+        (
+            "/t/bom",
+            "text/plain",
+            "\u{feff}access_token=ans-bom-tok10&x=1",
         ),
     ];
     let up = scripted_upstream(|head| {
@@ -1597,7 +1620,7 @@ async fn forms_ending_in_a_line_ending_or_a_form_a_line_are_masked() {
             "{path}: {reply:?}"
         );
     }
-    let requests: [(&str, &str, &str); 5] = [
+    let requests: [(&str, &str, &str); 9] = [
         (
             "/r/form-lf",
             "application/x-www-form-urlencoded",
@@ -1611,6 +1634,18 @@ async fn forms_ending_in_a_line_ending_or_a_form_a_line_are_masked() {
             "user=a\npassword=req-lines-pw4\n\n",
         ),
         ("/r/kept", "text/plain", "name=kept-line-value\n"),
+        (
+            "/r/comment",
+            "text/plain",
+            "# c\npassword=req-comment-pw5\n",
+        ),
+        ("/r/spaces", "", "password = req-spaces-pw6\n"),
+        ("/r/cr", "text/plain", "user=a\rpassword=req-cr-pw7\r"),
+        (
+            "/r/json-typed",
+            "application/json",
+            "password=req-json-typed-pw8\n",
+        ),
     ];
     for (path, content_type, body) in requests {
         let headers: Vec<(&str, &str)> = match content_type {
@@ -1643,6 +1678,15 @@ async fn forms_ending_in_a_line_ending_or_a_form_a_line_are_masked() {
         "req-plain-pw2",
         "req-none-pw3",
         "req-lines-pw4",
+        "ans-ini-pw6",
+        "ans-export-pw7",
+        "ans-cr-tok8",
+        "ans-tab-tok9",
+        "ans-bom-tok10",
+        "req-comment-pw5",
+        "req-spaces-pw6",
+        "req-cr-pw7",
+        "req-json-typed-pw8",
     ] {
         for place in [&store, &out] {
             assert!(

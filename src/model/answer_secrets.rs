@@ -229,8 +229,14 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
         let found = mask_answer_json(&mut json, &str::to_owned);
         return (!found.is_empty()).then(|| (format!("\u{feff}{json}"), found));
     }
-    if crate::model::credentials::looks_like_form_lines(text.as_bytes()) {
-        return crate::model::credentials::mask_form_lines(text);
+    // A form, after a byte-order mark too.
+    let (mark, form) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => ("\u{feff}", rest),
+        None => ("", text),
+    };
+    if crate::model::credentials::looks_like_form_lines(form.as_bytes()) {
+        return crate::model::credentials::mask_form_lines(form)
+            .map(|(masked, found)| (format!("{mark}{masked}"), found));
     }
     // The lexical last resort reads every pair: only for text that could name a secret at all
     // (most answers name none, and this runs on every recorded one).
@@ -244,11 +250,24 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
             &|name| format!("credential element {name} of the answer body"),
         );
     }
-    crate::model::json_like::mask_fields(
+    // Assignments a line (an env, properties or INI file), then JSON a parser refuses.
+    let label = |name: &str| format!("credential field {name} of the answer body");
+    let secret = |name: &str| masks(name, &Value::String(String::new()));
+    let assigned = crate::model::assignments::mask_lines(text, &secret, &label);
+    let text = assigned.as_ref().map_or(text, |(masked, _)| masked.as_str());
+    let fields = crate::model::json_like::mask_fields(
         text,
         &|name, value| masks(name, &Value::String(value.to_owned())),
-        &|name| format!("credential field {name} of the answer body"),
-    )
+        &label,
+    );
+    match (assigned, fields) {
+        (None, fields) => fields,
+        (Some(assigned), None) => Some(assigned),
+        (Some((_, mut found)), Some((masked, more))) => {
+            found.extend(more);
+            Some((masked, found))
+        }
+    }
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key

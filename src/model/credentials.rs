@@ -427,12 +427,22 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
         })
         .map(|(masked, found)| (masked.into_bytes(), found));
     }
-    // Text that is none of those: JSON a strict parser refuses (`NaN`, several documents,
+    // Assignments a line (an env, properties or INI file: a form but for its comments, sections,
+    // spaces or `export`s), then JSON a strict parser refuses (`NaN`, several documents,
     // trailing text, single quotes, cut short, nested past the parser's limit).
-    crate::model::json_like::mask_fields(text, &|name, _| is_credential_name(name), &|name| {
-        format!("credential field {name} of the request body")
-    })
-    .map(|(masked, found)| (masked.into_bytes(), found))
+    let label = |name: &str| format!("credential field {name} of the request body");
+    let assigned = crate::model::assignments::mask_lines(text, &is_credential_name, &label);
+    let text = assigned.as_ref().map_or(text, |(masked, _)| masked.as_str());
+    let fields = crate::model::json_like::mask_fields(text, &|name, _| is_credential_name(name), &label);
+    match (assigned, fields) {
+        (None, None) => None,
+        (Some((masked, found)), None) => Some((masked.into_bytes(), found)),
+        (None, Some((masked, found))) => Some((masked.into_bytes(), found)),
+        (Some((_, mut found)), Some((masked, more))) => {
+            found.extend(more);
+            Some((masked.into_bytes(), found))
+        }
+    }
 }
 
 /// A form with the credential pairs of the JSON its values hold masked (see
@@ -1025,16 +1035,17 @@ mod tests {
         // A form a line (an env file) too, its line endings kept.
         let (masked, _) = mask_body(b"a=1\npassword=pw\n", None).unwrap();
         assert_eq!(masked, b"a=1\npassword=REDACTED\n");
-        // Text that is no form, and a typed body that is not one, are left alone (plain text
-        // that reads as a form is masked as one).
+        // Text that is no form is left alone, but for its assignment lines (an env or INI
+        // file, whatever its type says).
         for (body, content_type) in [
             (&b"password is pw"[..], None),
             (b"a=1\npassword is pw", None),
             (b"=x&password=pw", None),
-            (b"password=pw", Some("text/csv")),
         ] {
             assert!(mask_body(body, content_type).is_none(), "{body:?}");
         }
+        let (masked, _) = mask_body(b"[db]\npassword = pw\n", Some("text/csv")).unwrap();
+        assert_eq!(masked, b"[db]\npassword = REDACTED\n");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod answer_secrets;
+pub(crate) mod assignments;
 pub(crate) mod credential_names;
 pub mod credentials;
 pub(crate) mod digest_map;
