@@ -1722,7 +1722,34 @@ async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let pct = |text: &str| {
+        text.replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+    };
     let answers: Vec<(&'static str, String)> = vec![
+        // Percent-encoded, at an offset inside the base64, and base64 of base64.
+        (
+            "/e/pct",
+            format!(
+                r#"{{"next":"{}"}}"#,
+                pct(&b64(&gzip(format!("tok={TOKEN}&x=1").as_bytes())))
+            ),
+        ),
+        (
+            "/e/offset",
+            format!(
+                r#"{{"state":"{}"}}"#,
+                b64(&[&b"\x00abc"[..], &zlib(TOKEN.as_bytes())].concat())
+            ),
+        ),
+        (
+            "/e/twice",
+            format!(
+                r#"{{"state":"{}"}}"#,
+                b64(b64(&gzip(TOKEN.as_bytes())).as_bytes())
+            ),
+        ),
         (
             "/e/gzb64",
             format!(
@@ -1793,9 +1820,16 @@ async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
     let multipart_type = [("content-type", "multipart/form-data; boundary=XyZ")];
     let octet_type = [("content-type", "application/octet-stream")];
     let octet = format!("password={PASSWORD}\n");
-    let uploads: [(&str, &[Header<'_>], &[u8]); 2] = [
+    // A password inside base64(gzip(JSON)) in a JSON field of the request.
+    let json_type = [("content-type", "application/json")];
+    let nested = format!(
+        r#"{{"config":"{}"}}"#,
+        b64(&gzip(format!(r#"{{"password":"{PASSWORD}"}}"#).as_bytes()))
+    );
+    let uploads: [(&str, &[Header<'_>], &[u8]); 3] = [
         ("/e/upload", &multipart_type, &multipart),
         ("/e/upload", &octet_type, octet.as_bytes()),
+        ("/e/upload", &json_type, nested.as_bytes()),
     ];
     for (path, headers, body) in uploads {
         let reply = send("POST", &format!("{}{path}", proxy.uri()), headers, body).await;
@@ -1805,11 +1839,11 @@ async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
     // Only the ordinary blob is stored: the others are gaps (their place in the order kept),
     // and the upload is not stored at all.
     let (answers_stored, gaps) = stored_answers_and_gaps(&store);
-    assert_eq!((answers_stored, gaps), (1, 3));
+    assert_eq!((answers_stored, gaps), (1, 6));
     let out = dir.path().join("out");
     export_store(&store, &out, None).unwrap();
     for place in [&store, &out] {
-        for (path, body) in &answers[..3] {
+        for (path, body) in &answers[..6] {
             let blob = body.split('"').nth(3).unwrap();
             assert!(
                 files_containing(place, blob.as_bytes()).is_empty(),

@@ -247,10 +247,14 @@ async fn a_session_request_matched_through_its_real_value_leaves_no_recording_un
     replay.shutdown().await.unwrap();
 }
 
+/// An answer echoing the request's headers as `[[name, value], …]` (the fake's
+/// `/headers-echo`) hands the token back under its header's name: that pair's value is masked
+/// as a credential's, the answer is recorded without it, and the client still gets it live. (A
+/// token echoed under a name that is no credential's is refused by the leak gate: see
+/// `credentials.rs` and `hardening_round3.rs`.)
 #[tokio::test]
-async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its_body() {
+async fn an_answer_echoing_the_token_under_its_header_name_is_stored_without_it() {
     let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;
-    // The fake echoes the request headers in its body, token included.
     let reply = send(
         "GET",
         &format!("{}/headers-echo", proxy.uri()),
@@ -260,21 +264,12 @@ async fn the_leak_gate_refuses_to_store_an_answer_that_smuggles_the_token_in_its
     .await;
     assert_eq!(reply.status, 200, "the client is answered normally");
     assert!(String::from_utf8_lossy(&reply.body).contains(TOKEN));
-    assert_eq!(
-        reply.header("x-ims-vcr"),
-        Some("forwarded"),
-        "an answer the gate refused is not reported as recorded"
-    );
-    let clean = get(&image_url(&proxy, SEED_IMAGE_ID)).await;
-    assert_eq!(clean.header("x-ims-vcr"), Some("recorded"));
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
     let summary = proxy.shutdown().await.unwrap();
     assert_eq!(summary.recorded, 1);
-    assert_eq!(
-        stored_answers_and_gaps(&store),
-        (1, 1),
-        "only the clean answer is stored, and the refused one's gap"
-    );
+    assert_eq!(stored_answers_and_gaps(&store), (1, 0));
     assert!(files_containing(&store, TOKEN.as_bytes()).is_empty());
+    assert!(!files_containing(&store, b"REDACTED").is_empty());
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::model::credentials::{
-    Found, PLACEHOLDER, compact, ends_in_word_pass, is_token_name, mask_credential, mask_json_text,
+    self, Found, compact, ends_in_word_pass, is_token_name, mask_credential, mask_json_text,
     without_trailing_digits,
 };
 use crate::model::urls::{mask_text_urls, may_hold_text_urls};
@@ -120,11 +120,20 @@ fn secret_name(name: &str) -> Option<SecretName> {
     if TEXT_SECRETS.contains(&compact) {
         return Some(SecretName::Text);
     }
-    ANSWER_SECRET_ENDINGS
-        .iter()
-        // `pass` only as a word of its own: `bypass` and `compass` are no secrets.
-        .any(|end| compact.ends_with(end) && (*end != "pass" || ends_in_word_pass(name)))
-        .then_some(SecretName::Always)
+    let ends_secret = |compact: &str| {
+        ANSWER_SECRET_ENDINGS
+            .iter()
+            // `pass` only as a word of its own: `bypass` and `compass` are no secrets.
+            .any(|end| compact.ends_with(end) && (*end != "pass" || ends_in_word_pass(name)))
+    };
+    if ends_secret(compact) {
+        return Some(SecretName::Always);
+    }
+    // A list of them by its plural (`tokens`, `api_keys`, `access_tokens`): its strings and
+    // numbers, not the objects that describe them.
+    let singular = compact.strip_suffix('s').filter(|s| !s.ends_with('s'))?;
+    (ANSWER_SECRETS.contains(&singular) || is_token_name(singular) || ends_secret(singular))
+        .then_some(SecretName::Scalar)
 }
 
 /// Whether an answer field named `name` holds a credential (see [`secret_name`]).
@@ -172,31 +181,25 @@ pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -
 pub fn may_hold_answer_secrets(value: &Value) -> bool {
     match value {
         Value::Object(map) => crate::model::credentials::opaque_blob(map)
-            || is_secret_pair(map)
+            || credentials::secret_pair(map, &is_answer_secret).is_some()
             || map.iter().any(|(name, item)| {
             may_be_secret_name(name)
                 && (is_answer_secret(name) || compact(name) == "access")
                 || may_hold_answer_secrets(item)
         }),
-        Value::Array(items) => items.iter().any(may_hold_answer_secrets),
+        Value::Array(items) => items.iter().any(|item| {
+            may_hold_answer_secrets(item)
+                // A `[name, value]` pair naming a secret or a credential header.
+                || matches!(item, Value::Array(pair) if pair.len() == 2
+                    && pair[0].as_str().is_some_and(is_answer_secret))
+        }),
         Value::String(text) => {
             may_hold_text_urls(text)
-                || text.trim_start().starts_with(['{', '[']) && may_name_answer_secrets(text)
+                || (text.trim_start().starts_with(['{', '[']) || text.contains('='))
+                    && may_name_answer_secrets(text)
         }
         _ => false,
     }
-}
-
-/// Whether `map` is a name and value whose value [`secret_pair`] masks (without changing it).
-fn is_secret_pair(map: &serde_json::Map<String, Value>) -> bool {
-    let named = ["key", "name", "Key", "Name"]
-        .iter()
-        .find_map(|field| map.get(*field)?.as_str())
-        .is_some_and(|name| secret_name(name).is_some());
-    named
-        && ["value", "Value"].iter().any(|field| {
-            matches!(map.get(*field), Some(Value::String(text)) if !text.is_empty() && text != PLACEHOLDER)
-        })
 }
 
 /// A cheap first look at a field name: every name [`is_answer_secret`] accepts (and `access`)
@@ -352,14 +355,18 @@ fn mask_answer_into(
             {
                 mask_blob(blob, found);
             }
-            if let Some((name, value)) = secret_pair(map) {
-                found.push(Found {
-                    label: format!("credential pair {name} of the answer body"),
-                    value: std::mem::replace(value, PLACEHOLDER.to_owned()),
-                });
+            // A name and value written as an object whose name is a secret's: its value.
+            if let Some((name, field)) = credentials::secret_pair(map, &is_answer_secret)
+                && let Some(value) = map.get_mut(field)
+            {
+                mask_as(&name, "credential pair", value, found);
             }
             for (name, item) in map.iter_mut() {
                 crate::model::credentials::for_untyped_blobs(name, item, |blob| mask_blob(blob, found));
+                // Cookies as a list of names and values (a HAR's `cookies`).
+                if credentials::is_cookie_list(name) && item.is_array() {
+                    mask_as(name, "credential field", item, found);
+                }
                 let normal = compact(name);
                 if masks(name, item) {
                     let mut masked = Vec::new();
@@ -387,9 +394,15 @@ fn mask_answer_into(
             }
         }
         // `credentials: [{access, ...}]`: the array passes the holder on to its objects.
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|i| mask_answer_into(i, holder, pseudonym, found)),
+        Value::Array(items) => {
+            // Headers written as a list of pairs (`[["Cookie", "sid=…"], …]`).
+            credentials::for_secret_pairs_in_list(items, &is_answer_secret, |name, value| {
+                mask_as(name, "credential pair", value, found);
+            });
+            items
+                .iter_mut()
+                .for_each(|i| mask_answer_into(i, holder, pseudonym, found));
+        }
         Value::String(text) => {
             if let Some((masked, values)) = mask_text_urls(text) {
                 *text = masked;
@@ -399,29 +412,39 @@ fn mask_answer_into(
             {
                 *text = masked;
                 found.extend(values);
+            } else if text.contains('=')
+                && let Some((masked, values)) = mask_assignment_text(text)
+            {
+                // A form or an assignment in a string (`"env": ["OS_PASSWORD=…"]`, a request
+                // body echoed).
+                *text = masked;
+                found.extend(values);
             }
         }
         _ => {}
     }
 }
 
-/// A name and value written as an object (`{"key": "password", "value": "…"}`, as metadata
-/// lists, tags and environment lists are: `key`, `name`, `Key` or `Name`, and `value` or
-/// `Value`) whose name is a secret's (see [`secret_name`]): that name, and the value to mask
-/// (a string, not masked yet).
-fn secret_pair(map: &mut serde_json::Map<String, Value>) -> Option<(String, &mut String)> {
-    let name = ["key", "name", "Key", "Name"]
-        .iter()
-        .find_map(|field| map.get(*field)?.as_str())?;
-    secret_name(name)?;
-    let name = name.to_owned();
-    let value = ["value", "Value"]
-        .iter()
-        .find(|field| map.contains_key(**field))?;
-    match map.get_mut(*value)? {
-        Value::String(text) if !text.is_empty() && text != PLACEHOLDER => Some((name, text)),
-        _ => None,
+/// Masks what `item` holds as a secret named `name` ([`mask_credential`]), labelled `what`.
+fn mask_as(name: &str, what: &str, item: &mut Value, found: &mut Vec<Found>) {
+    let mut masked = Vec::new();
+    mask_credential(name, item, &mut masked);
+    found.extend(masked.into_iter().map(|f| Found {
+        label: format!("{what} {name} of the answer body"),
+        value: f.value,
+    }));
+}
+
+/// A string of an answer that is a form or an assignment (`OS_PASSWORD=…`), with its secret
+/// values masked; `None` when it holds none.
+fn mask_assignment_text(text: &str) -> Option<(String, Vec<Found>)> {
+    if credentials::looks_like_form_lines(text.as_bytes()) {
+        return credentials::mask_form_lines(text);
     }
+    let secret = |name: &str| masks(name, &Value::String(String::new()));
+    crate::model::assignments::mask_lines(text, &secret, &|name| {
+        format!("credential field {name} of the answer body")
+    })
 }
 
 /// Masks a Keystone credential's blob in an answer (see [`crate::model::credentials::opaque_blob`]).
@@ -471,6 +494,29 @@ mod tests {
         assert_eq!(answer["metadata"][1]["value"], "Linux");
         assert_eq!(answer["metadata"][0]["key"], "password");
         assert_eq!(answer["Tags"][0]["Value"], PLACEHOLDER);
+        // Lists by a plural, pairs whatever their value, in other spellings, header pairs,
+        // cookie lists, and assignments and forms in strings.
+        let more_text = r#"{"tokens":["t-1"],"api_keys":["k-2"],"access_tokens":[{"id":"kept-id"}],
+            "m":[{"key":"password","value":98765},{"k":"db_secret","v":["v-3"]},
+                 {"ParameterKey":"AdminPassword","ParameterValue":"v-4"}],
+            "headers":[["Cookie","sid=c-5"],["Authorization","Bearer a-6"],["Accept","*/*"]],
+            "cookies":[{"name":"sid","value":"c-7"}],"env":["OS_PASSWORD=e-8","HOME=/root"],
+            "echo":"grant_type=password&password=f-9"}"#;
+        let mut more: Value = serde_json::from_str(more_text).unwrap();
+        assert!(may_hold_answer_secrets(&more));
+        let more_found = mask_answer_json(&mut more, &str::to_owned);
+        let mut values: Vec<&str> = more_found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            ["98765", "Bearer a-6", "c-7", "e-8", "f-9", "k-2", "sid=c-5", "t-1", "v-3", "v-4"],
+            "{more}"
+        );
+        assert_eq!(more["access_tokens"][0]["id"], "kept-id");
+        assert_eq!(more["headers"][2][1], "*/*");
+        assert_eq!(more["env"], serde_json::json!(["OS_PASSWORD=REDACTED", "HOME=/root"]));
+        assert_eq!(more["echo"], "grant_type=password&password=REDACTED");
+        assert_eq!(more["cookies"][0]["name"], "sid");
         // A number under a cookie's name is a setting; a list of secrets' descriptions is data.
         assert_eq!(answer["set_cookie"], 600);
         let mut listing = serde_json::json!({"secrets": [{"name": "db", "secret_ref": "https://kms/v1/secrets/1"}]});

@@ -99,6 +99,55 @@ pub(crate) fn for_untyped_blobs(name: &str, item: &mut Value, mut each: impl FnM
     }
 }
 
+/// The fields that name a name and value written as an object (metadata lists, tags, env
+/// lists, CloudFormation parameters: `{"key": "password", "value": …}`).
+const PAIR_NAMES: [&str; 7] = ["key", "name", "Key", "Name", "k", "ParameterKey", "property"];
+/// The fields that hold the value of such a pair.
+const PAIR_VALUES: [&str; 5] = ["value", "Value", "v", "ParameterValue", "val"];
+
+/// The name a name-and-value object gives (see [`PAIR_NAMES`]) and the field holding its value,
+/// when `map` is one and `is_secret` accepts the name.
+pub(crate) fn secret_pair<'m>(
+    map: &'m serde_json::Map<String, Value>,
+    is_secret: &dyn Fn(&str) -> bool,
+) -> Option<(String, &'static str)> {
+    let name = PAIR_NAMES.iter().find_map(|field| map.get(*field)?.as_str())?;
+    if !is_secret(name) {
+        return None;
+    }
+    let value = PAIR_VALUES.iter().find(|field| map.contains_key(**field))?;
+    Some((name.to_owned(), value))
+}
+
+/// Calls `each` on the value of every `[name, value]` pair of `items` (headers written as a
+/// list of pairs, `[["Cookie", "sid=…"], …]`) whose name `is_secret` accepts.
+pub(crate) fn for_secret_pairs_in_list(
+    items: &mut [Value],
+    is_secret: &dyn Fn(&str) -> bool,
+    mut each: impl FnMut(&str, &mut Value),
+) {
+    for item in items {
+        if let Value::Array(pair) = item
+            && let [Value::String(name), value] = pair.as_mut_slice()
+            && is_secret(name)
+        {
+            each(name, value);
+        }
+    }
+}
+
+/// Whether a field named `name` lists cookies (`"cookies": [{"name": "sid", "value": …}]`, as a
+/// HAR does): every value in it is one.
+pub(crate) fn is_cookie_list(name: &str) -> bool {
+    matches!(compact(name).as_str(), "cookie" | "cookies" | "setcookie" | "setcookies")
+}
+
+/// Whether a request field, or a pair's name, is a credential's: [`is_credential_name`], or a
+/// cookie header's name written as a field (`"headers": {"Cookie": …}`).
+pub(crate) fn names_request_credential(name: &str) -> bool {
+    is_credential_name(name) || is_cookie_list(name)
+}
+
 fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => {
@@ -108,8 +157,16 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
                 mask_scalar("blob", blob, found);
             }
             let patched = patched_credential(map);
+            if let Some((name, field)) = secret_pair(map, &names_request_credential)
+                && let Some(value) = map.get_mut(field)
+            {
+                mask_credential(&name, value, found);
+            }
             for (name, item) in map.iter_mut() {
                 for_untyped_blobs(name, item, |blob| mask_scalar("blob", blob, found));
+                if is_cookie_list(name) && !item.is_number() {
+                    mask_credential(name, item, found);
+                }
                 if let Some(credential) = patched.as_deref().filter(|_| name == "value") {
                     mask_all(credential, item, found);
                     continue;
@@ -124,7 +181,12 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
                 mask_json_into(item, found);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| mask_json_into(i, found)),
+        Value::Array(items) => {
+            for_secret_pairs_in_list(items, &names_request_credential, |name, value| {
+                mask_credential(name, value, found);
+            });
+            items.iter_mut().for_each(|i| mask_json_into(i, found));
+        }
         // A URL in any field (relative ones too): its `user:password@` and credential
         // parameters, and `;name=value` parameters.
         Value::String(text) => {
@@ -1025,6 +1087,23 @@ mod tests {
         assert_eq!(body[2]["value"], "kept");
         assert_eq!(body[3]["value"], "not-a-patch-op");
         assert!(unmasked_in_json(&body).is_empty());
+    }
+
+    #[test]
+    fn pairs_header_lists_and_cookies_in_a_request_body_are_masked() {
+        let mut body = serde_json::json!({
+            "metadata": [{"key": "password", "value": "p-1"}, {"key": "os_type", "value": "Linux"}],
+            "headers": {"Cookie": "sid=c-2", "Accept": "*/*"},
+            "pairs": [["Authorization", "Bearer a-3"], ["Accept", "*/*"]],
+            "cookies": [{"name": "sid", "value": "c-4"}],
+        });
+        let found = mask_json(&mut body);
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["Bearer a-3", "c-4", "p-1", "sid=c-2"], "{body}");
+        assert_eq!(body["metadata"][1]["value"], "Linux");
+        assert_eq!(body["headers"]["Accept"], "*/*");
+        assert_eq!(body["pairs"][1][1], "*/*");
     }
 
     #[test]

@@ -120,106 +120,101 @@ fn inflate_layers_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
     Some(inner)
 }
 
-/// The starts of gzip and zlib streams as they appear inside a body: raw (a part of a multipart
-/// body), in base64 (`"state": "H4sI…"`, a JSON string holding a compressed blob) and in hex. For
-/// base64, the first three bytes' first four characters (three for zlib, whose third byte is only
-/// partly in them).
-const EMBEDDED_STARTS: [(&[u8], Embedded); 27] = [
-    (b"\x1f\x8b\x08", Embedded::Raw),
-    (b"\x78\x9c", Embedded::Raw),
-    (b"\x78\xda", Embedded::Raw),
-    (b"\x78\x01", Embedded::Raw),
-    (b"H4sI", Embedded::Base64),
-    (b"eJw", Embedded::Base64),
-    (b"eJx", Embedded::Base64),
-    (b"eJy", Embedded::Base64),
-    (b"eJz", Embedded::Base64),
-    (b"eNo", Embedded::Base64),
-    (b"eNp", Embedded::Base64),
-    (b"eNq", Embedded::Base64),
-    (b"eNr", Embedded::Base64),
-    (b"eAE", Embedded::Base64),
-    (b"eAF", Embedded::Base64),
-    (b"eAG", Embedded::Base64),
-    (b"eAH", Embedded::Base64),
-    (b"eF4", Embedded::Base64),
-    (b"eF5", Embedded::Base64),
-    (b"eF6", Embedded::Base64),
-    (b"eF7", Embedded::Base64),
-    (b"1f8b08", Embedded::Hex),
-    (b"1F8B08", Embedded::Hex),
-    (b"789c", Embedded::Hex),
-    (b"789C", Embedded::Hex),
-    (b"78da", Embedded::Hex),
-    (b"78DA", Embedded::Hex),
-];
+/// How many gzip or zlib streams, and base64 or hex runs, [`embedded_inflated`] reads in one
+/// body, all layers together (each a decoder run).
+const MAX_EMBEDDED: usize = 256;
 
-#[derive(Clone, Copy)]
-enum Embedded {
-    Raw,
-    Base64,
-    Hex,
+/// How many layers of base64, hex and compression [`embedded_inflated`] looks through.
+const MAX_EMBEDDED_DEPTH: usize = 4;
+
+/// What the gzip and zlib streams embedded in `bytes` hold, each read through every layer: raw
+/// at any offset (a compressed part of a multipart body), or inside a run of base64, base64url
+/// or hex (percent-encoded or not) at any offset in what the run decodes to, and so on inside
+/// those, [`MAX_EMBEDDED_DEPTH`] layers deep (`"state": "H4sI…"`, an upstream echoing the token as
+/// `base64(gzip(…))`, `hex(zlib(…))`, `base64(base64(gzip(…)))`). At most [`MAX_EMBEDDED`]
+/// decoder runs per body, each at most 64 MiB out. Empty for most bodies.
+pub(crate) fn embedded_inflated(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    let mut budget = MAX_EMBEDDED;
+    look_inside(bytes, 0, &mut found, &mut budget);
+    found
 }
 
-/// How many embedded streams [`embedded_inflated`] tries in one body (each a decoder run).
-const MAX_EMBEDDED: usize = 16;
+fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mut usize) {
+    if depth >= MAX_EMBEDDED_DEPTH {
+        return;
+    }
+    // Raw streams, at any offset.
+    const RAW: [&[u8]; 5] = [b"\x1f\x8b\x08", b"\x78\x9c", b"\x78\xda", b"\x78\x01", b"\x78\x5e"];
+    for magic in RAW {
+        for at in memchr::memmem::find_iter(bytes, magic) {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            if let Some(inner) = inflate_layers(&bytes[at..]) {
+                look_inside(&inner, depth + 1, found, budget);
+                found.push(inner);
+            }
+        }
+    }
+    // Runs of base64 or hex (a compressed stream of even a few bytes is 28 base64 characters
+    // or more), decoded and looked into.
+    let is_run_byte = |b: u8| b.is_ascii_alphanumeric() || b"+/-_%".contains(&b);
+    let mut at = 0;
+    while at < bytes.len() {
+        if !is_run_byte(bytes[at]) {
+            at += 1;
+            continue;
+        }
+        let len = bytes[at..].iter().take_while(|&&b| is_run_byte(b)).count();
+        let run = &bytes[at..at + len];
+        at += len;
+        if len < 28 {
+            continue;
+        }
+        let run: std::borrow::Cow<'_, [u8]> = match run.contains(&b'%') {
+            true => percent_encoding::percent_decode(run).collect::<Vec<u8>>().into(),
+            false => run.into(),
+        };
+        for decoded in [decode_base64(&run), decode_hex(&run)].into_iter().flatten() {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            look_inside(&decoded, depth + 1, found, budget);
+        }
+    }
+}
 
-/// What the gzip or zlib streams embedded in `bytes` hold (see [`EMBEDDED_STARTS`]), each read
-/// through every layer (at most [`MAX_EMBEDDED`] streams, each at most 64 MiB out): a credential
-/// echoed inside `base64(gzip(…))` or `hex(zlib(…))`, or inside a compressed part of a multipart
-/// body, is found there. Empty for most bodies (one pass over them finds no start).
-pub(crate) fn embedded_inflated(bytes: &[u8]) -> Vec<Vec<u8>> {
+/// `run` as base64 or base64url, padded or not; `None` when it is neither.
+fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    static STARTS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
-        std::sync::LazyLock::new(|| {
-            aho_corasick::AhoCorasick::new(EMBEDDED_STARTS.iter().map(|(start, _)| start))
-                .expect("the embedded stream starts build an automaton")
-        });
     let lenient = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         base64::engine::GeneralPurposeConfig::new()
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
             .with_decode_allow_trailing_bits(true),
     );
-    let mut found = Vec::new();
-    for start in STARTS.find_iter(bytes).take(MAX_EMBEDDED) {
-        let rest = &bytes[start.start()..];
-        let stream = match EMBEDDED_STARTS[start.pattern().as_usize()].1 {
-            Embedded::Raw => {
-                found.extend(inflate_layers(rest));
-                continue;
-            }
-            Embedded::Base64 => {
-                let run = rest
-                    .iter()
-                    .take_while(|b| b.is_ascii_alphanumeric() || b"+/-_".contains(b))
-                    .count();
-                // base64url as standard base64; padding or none (a last group of one character
-                // is no base64).
-                let text: Vec<u8> = rest[..run - usize::from(run % 4 == 1)]
-                    .iter()
-                    .map(|&b| match b {
-                        b'-' => b'+',
-                        b'_' => b'/',
-                        b => b,
-                    })
-                    .collect();
-                lenient.decode(text).ok()
-            }
-            Embedded::Hex => {
-                let run = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-                let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-                rest[..run - run % 2]
-                    .chunks_exact(2)
-                    .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-                    .collect()
-            }
-        };
-        if let Some(inner) = stream.as_deref().and_then(inflate_layers) {
-            found.push(inner);
-        }
-    }
-    found
+    let text: Vec<u8> = run
+        .iter()
+        .filter(|&&b| b != b'=')
+        .map(|&b| match b {
+            b'-' => b'+',
+            b'_' => b'/',
+            b => b,
+        })
+        .collect();
+    let whole = text.len() - usize::from(text.len() % 4 == 1);
+    lenient.decode(&text[..whole]).ok()
+}
+
+/// `run` as hex digits (either case), an odd last digit left; `None` when it is not.
+fn decode_hex(run: &[u8]) -> Option<Vec<u8>> {
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    run.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
 }
 
 /// A request body as its key reads it when `Content-Encoding` says it is compressed (`gzip`,

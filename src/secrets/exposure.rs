@@ -423,6 +423,17 @@ pub(crate) fn unmaskable_credentials(
             found.extend(values);
         }
     }
+    // A compressed stream inside the request's body (`base64(gzip({"password": …}))` in a form
+    // or JSON field): what it holds cannot be masked in place.
+    if found.is_empty()
+        && let Ok(bytes) = crate::model::interaction::body_bytes(&request.body)
+        && !bytes.is_empty()
+    {
+        let inner = embedded_inflated(&bytes);
+        if let Some((_, values)) = inner.iter().find_map(|inner| mask_body(inner, None)) {
+            found.extend(values);
+        }
+    }
     // What an answer hands out, inside a layer its `Content-Encoding` does not declare, in
     // UTF-16 or Latin-1, or in a file.
     let answer = &interaction.response.body;
