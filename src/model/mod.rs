@@ -10,6 +10,7 @@ pub(crate) mod credential_names;
 pub mod credentials;
 pub(crate) mod digest_map;
 pub(crate) mod encodings;
+pub(crate) mod forms;
 pub mod headers;
 pub mod interaction;
 pub(crate) mod json_like;
