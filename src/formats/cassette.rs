@@ -518,6 +518,7 @@ mod tests {
             (r#"{"deleted_at":"2020-01-01T00:00:00Z"}"#, r#"{"deleted_at":"2020-01-01 00:00:00"}"#),
             (r#"{"format":"2020"}"#, r#"{"format":"2021"}"#),
             (r#"{"audit_ids":["a"]}"#, r#"{"audit_ids":["a","b"]}"#),
+            (r#"{"retry_at":5}"#, r#"{"retry_at":6}"#),
         ] {
             assert!(!same_answers(&body(a), &body(b)), "{a}");
         }

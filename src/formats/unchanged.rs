@@ -71,7 +71,7 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
 
 /// Answer headers whose values a service makes afresh for every answer: trace and correlation
 /// ids, and the latencies an API gateway reports (request ids are made stable when recorded).
-const FRESH_HEADERS: [&str; 16] = [
+const FRESH_HEADERS: [&str; 15] = [
     "request-id",
     "x-trace-id",
     "x-b3-traceid",
@@ -85,7 +85,6 @@ const FRESH_HEADERS: [&str; 16] = [
     "x-ms-request-id",
     "x-apig-latency",
     "x-apig-upstream-latency",
-    "x-apig-ratelimit-api",
     "server-timing",
     "x-envoy-upstream-service-time",
 ];
@@ -129,7 +128,11 @@ fn blank_fresh_values(value: &mut serde_json::Value) -> bool {
                     Value::String(text) if time && is_time(text) => {
                         Some(text.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect())
                     }
-                    Value::Number(_) if id || time => Some("number".to_owned()),
+                    Value::Number(_) if id => Some("number".to_owned()),
+                    // A time as a number is seconds (or milliseconds) since 1970: 1e8 or more.
+                    Value::Number(n) if time && n.as_f64().is_some_and(|n| n.abs() >= 1e8) => {
+                        Some("number".to_owned())
+                    }
                     Value::Array(items) if id && items.iter().all(Value::is_string) => {
                         Some(format!("{} strings", items.len()))
                     }

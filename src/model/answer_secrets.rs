@@ -238,8 +238,7 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
         None => ("", text),
     };
     if crate::model::credentials::looks_like_form_lines(form.as_bytes()) {
-        return crate::model::credentials::mask_form_lines(form)
-            .map(|(masked, found)| (format!("{mark}{masked}"), found));
+        return mask_answer_form(form).map(|(masked, found)| (format!("{mark}{masked}"), found));
     }
     // The lexical last resort reads every pair: only for text that could name a secret at all
     // (most answers name none, and this runs on every recorded one).
@@ -359,13 +358,27 @@ fn mask_answer_into(
             if let Some((name, field)) = credentials::secret_pair(map, &is_answer_secret)
                 && let Some(value) = map.get_mut(field)
             {
-                mask_as(&name, "credential pair", value, found);
+                // Whatever it holds, to its last string or number.
+                let mut masked = Vec::new();
+                credentials::mask_all(&name, value, &mut masked);
+                found.extend(masked.into_iter().map(|f| Found {
+                    label: format!("credential pair {name} of the answer body"),
+                    value: f.value,
+                }));
             }
             for (name, item) in map.iter_mut() {
                 crate::model::credentials::for_untyped_blobs(name, item, |blob| mask_blob(blob, found));
                 // Cookies as a list of names and values (a HAR's `cookies`).
                 if credentials::is_cookie_list(name) && item.is_array() {
                     mask_as(name, "credential field", item, found);
+                }
+                // A list of secrets' objects (`"passwords": [{"value": …}]`): the value each holds.
+                if secret_name(name) == Some(SecretName::Scalar)
+                    && let Value::Array(items) = item
+                {
+                    for value in items.iter_mut().filter_map(|i| i.get_mut("value")).filter(|v| !v.is_object()) {
+                        mask_as(name, "credential field", value, found);
+                    }
                 }
                 let normal = compact(name);
                 if masks(name, item) {
@@ -435,11 +448,26 @@ fn mask_as(name: &str, what: &str, item: &mut Value, found: &mut Vec<Found>) {
     }));
 }
 
-/// A string of an answer that is a form or an assignment (`OS_PASSWORD=…`), with its secret
-/// values masked; `None` when it holds none.
+/// An answer that is a form (an OAuth token endpoint's `access_token=…&expires_in=…`), its
+/// values masked where an answer's names say so (see [`secret_name`]: `key=` and `auth=` are
+/// data in an answer, where a request's query would mask them).
+fn mask_answer_form(text: &str) -> Option<(String, Vec<Found>)> {
+    let secret = |name: &str| masks(name, &Value::String(String::new()));
+    crate::model::forms::mask_form_lines_by(text, &secret, &|name| {
+        format!("credential field {name} of the answer body")
+    })
+}
+
+/// A string of an answer that is one form or one assignment, without white space (an env
+/// list's `OS_PASSWORD=…`, an echoed `grant_type=password&password=…`), with its secret values
+/// masked; `None` when it holds none. Text with spaces is free text, whose `name=value` lists
+/// are data.
 fn mask_assignment_text(text: &str) -> Option<(String, Vec<Found>)> {
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
     if credentials::looks_like_form_lines(text.as_bytes()) {
-        return credentials::mask_form_lines(text);
+        return mask_answer_form(text);
     }
     let secret = |name: &str| masks(name, &Value::String(String::new()));
     crate::model::assignments::mask_lines(text, &secret, &|name| {
@@ -522,6 +550,27 @@ mod tests {
         let mut listing = serde_json::json!({"secrets": [{"name": "db", "secret_ref": "https://kms/v1/secrets/1"}]});
         mask_answer_json(&mut listing, &str::to_owned);
         assert_eq!(listing["secrets"][0]["name"], "db");
+    }
+
+    #[test]
+    fn an_answers_forms_and_assignments_are_read_by_answer_names_and_free_text_is_data() {
+        // Settings and a request's credential words (`key`, `auth`) are data in an answer.
+        for kept in ["key=value\n", "auth=basic\nmode=x\n", "password_expires_days=90\n", "PASSWORD_MIN=8"] {
+            assert_eq!(mask_answer_text(kept), None, "{kept:?}");
+        }
+        let mut answer = serde_json::json!({
+            "note": "key=value", "cmd": "export PASS=1", "filter": "visibility=public&key=os_type",
+            "m": [{"key": "password", "value": {"v": "o-1"}}], "passwords": [{"value": "l-2"}],
+        });
+        let found = mask_answer_json(&mut answer, &str::to_owned);
+        let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        values.sort_unstable();
+        assert_eq!(values, ["l-2", "o-1"], "{answer}");
+        assert_eq!(answer["note"], "key=value");
+        assert_eq!(answer["cmd"], "export PASS=1");
+        assert_eq!(answer["filter"], "visibility=public&key=os_type");
+        let (masked, _) = mask_answer_text("expires_in=3600&access_token=a-3\n").unwrap();
+        assert_eq!(masked, "expires_in=3600&access_token=REDACTED\n");
     }
 
     #[test]

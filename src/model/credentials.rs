@@ -163,7 +163,7 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
             if let Some((name, field)) = secret_pair(map, &names_request_credential)
                 && let Some(value) = map.get_mut(field)
             {
-                mask_credential(&name, value, found);
+                mask_all(&name, value, found);
             }
             for (name, item) in map.iter_mut() {
                 for_untyped_blobs(name, item, |blob| mask_scalar("blob", blob, found));
@@ -243,7 +243,7 @@ pub(crate) fn mask_credential(name: &str, item: &mut Value, found: &mut Vec<Foun
 }
 
 /// Masks every string and number at any depth of `value`.
-fn mask_all(name: &str, value: &mut Value, found: &mut Vec<Found>) {
+pub(crate) fn mask_all(name: &str, value: &mut Value, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => map.values_mut().for_each(|v| mask_all(name, v, found)),
         Value::Array(items) => items.iter_mut().for_each(|v| mask_all(name, v, found)),

@@ -89,6 +89,49 @@ pub(crate) fn mask_form_lines(text: &str) -> Option<(String, Vec<Found>)> {
     (!found.is_empty() || out != text).then_some((out, found))
 }
 
+/// A form's values masked line by line where `is_secret` accepts the pair's name (decoded), each
+/// line's ending kept: an answer's forms, read by an answer's narrower names (`access_token` is
+/// one, `key` and `auth` are not), where [`mask_form_lines`] reads a request's.
+pub(crate) fn mask_form_lines_by(
+    text: &str,
+    is_secret: &dyn Fn(&str) -> bool,
+    label: &dyn Fn(&str) -> String,
+) -> Option<(String, Vec<Found>)> {
+    use crate::model::credentials::PLACEHOLDER;
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(&part.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut found = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let pairs = line.strip_suffix('\n').unwrap_or(line);
+        let pairs = pairs.strip_suffix('\r').unwrap_or(pairs);
+        for (i, pair) in pairs.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, value))
+                    if is_secret(&decode(name)) && !value.is_empty() && decode(value) != PLACEHOLDER =>
+                {
+                    found.push(Found {
+                        label: label(&decode(name)),
+                        value: decode(value),
+                    });
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(PLACEHOLDER);
+                }
+                _ => out.push_str(pair),
+            }
+        }
+        out.push_str(&line[pairs.len()..]);
+    }
+    (!found.is_empty()).then_some((out, found))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
