@@ -178,7 +178,22 @@ impl Write for Stderr {
 /// One line on standard error, as the log writes it (see [`init`]): for the binary's last words
 /// (an error, a verdict), after everything the command logged.
 pub fn say(line: &str) {
-    write_text(format!("{line}\n").as_bytes());
+    write_waiting(format!("{line}\n").as_bytes());
+}
+
+/// Writes `text` to standard error as [`write_text`] does, but a queue that is full is waited
+/// for (at most [`EXIT_WAIT`]) instead of dropping it: the commands' own messages (the exit
+/// summary, a verdict, an error) are not dropped with the log's lines when a reader is slow.
+pub(crate) fn write_waiting(text: &[u8]) {
+    match PIPED.get() {
+        Some(piped) => {
+            let deadline = Instant::now() + EXIT_WAIT;
+            if !send_until(piped, Message::Text(text.to_vec()), deadline) {
+                piped.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => write_text(text),
+    }
 }
 
 /// Writes `text` to standard error (see [`Stderr`]).

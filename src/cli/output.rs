@@ -34,7 +34,7 @@ pub(crate) fn report(text: &str) -> Result<()> {
 /// error is a pipe: [`super::log`]); a failure to write it is ignored (there is nowhere left to
 /// report it, and the command's own work and exit status must not depend on its log).
 pub(crate) fn stderr(text: &str) {
-    super::log::write_text(text.as_bytes());
+    super::log::write_waiting(text.as_bytes());
 }
 
 /// `println!` through [`stdout`]: a `Result` to `?`.

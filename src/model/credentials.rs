@@ -199,6 +199,17 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
             } else if let Some((masked, values)) = mask_json_text(text, &mut |json| mask_json(json)) {
                 *text = masked;
                 found.extend(values);
+            } else if text.contains('=')
+                && !text.bytes().any(|b| b.is_ascii_whitespace())
+                && let Some((masked, values)) = crate::model::assignments::mask_lines(
+                    text,
+                    &is_credential_name,
+                    &|name| format!("credential field {name} of the request body"),
+                )
+            {
+                // An assignment making up the string (a container's `"Env": ["DB_PASSWORD=…"]`).
+                *text = masked;
+                found.extend(values);
             }
         }
         _ => {}
@@ -990,11 +1001,13 @@ mod tests {
             "headers": {"Cookie": "sid=c-2", "Accept": "*/*"},
             "pairs": [["Authorization", "Bearer a-3"], ["Accept", "*/*"]],
             "cookies": [{"name": "sid", "value": "c-4"}],
+            "Env": ["DB_PASSWORD=e-5", "HOME=/root"],
         });
         let found = mask_json(&mut body);
         let mut values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         values.sort_unstable();
-        assert_eq!(values, ["Bearer a-3", "c-4", "p-1", "sid=c-2"], "{body}");
+        assert_eq!(values, ["Bearer a-3", "c-4", "e-5", "p-1", "sid=c-2"], "{body}");
+        assert_eq!(body["Env"], serde_json::json!(["DB_PASSWORD=REDACTED", "HOME=/root"]));
         assert_eq!(body["metadata"][1]["value"], "Linux");
         assert_eq!(body["headers"]["Accept"], "*/*");
         assert_eq!(body["pairs"][1][1], "*/*");

@@ -109,7 +109,7 @@ pub(crate) fn inflate_layers(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// [`inflate_layers`], each layer at most `cap` bytes out.
-fn inflate_layers_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
+pub(crate) fn inflate_layers_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
     let mut inner = inflate_capped(bytes, cap)?;
     for _ in 1..4 {
         match inflate_capped(&inner, cap) {
@@ -120,46 +120,60 @@ fn inflate_layers_capped(bytes: &[u8], cap: u64) -> Option<Vec<u8>> {
     Some(inner)
 }
 
-/// How many gzip or zlib streams, and base64 or hex runs, [`embedded_inflated`] reads in one
-/// body, all layers together (each a decoder run).
-const MAX_EMBEDDED: usize = 256;
+/// How much [`embedded_inflated`] does for one body, all layers together: raw stream starts
+/// tried (most fail at once: `78 01` is common in binary data), decoded runs looked into (only
+/// those that hold a stream's start or more base64 or hex), and bytes inflated (what it keeps).
+struct Budget {
+    attempts: usize,
+    looks: usize,
+    bytes: u64,
+}
 
 /// How many layers of base64, hex and compression [`embedded_inflated`] looks through.
 const MAX_EMBEDDED_DEPTH: usize = 4;
 
+/// The starts of raw gzip and zlib streams.
+const RAW_STARTS: [&[u8]; 5] = [b"\x1f\x8b\x08", b"\x78\x9c", b"\x78\xda", b"\x78\x01", b"\x78\x5e"];
+
 /// What the gzip and zlib streams embedded in `bytes` hold, each read through every layer: raw
 /// at any offset (a compressed part of a multipart body), or inside a run of base64, base64url
-/// or hex (percent-encoded or not) at any offset in what the run decodes to, and so on inside
-/// those, [`MAX_EMBEDDED_DEPTH`] layers deep (`"state": "H4sI…"`, an upstream echoing the token as
-/// `base64(gzip(…))`, `hex(zlib(…))`, `base64(base64(gzip(…)))`). At most [`MAX_EMBEDDED`]
-/// decoder runs per body, each at most 64 MiB out. Empty for most bodies.
+/// or hex (percent-encoded or not; base64 from its start or from a gzip stream's `H4sI` inside
+/// it) at any offset in what the run decodes to, and so on inside those, [`MAX_EMBEDDED_DEPTH`]
+/// layers deep (`"state": "H4sI…"`, an upstream echoing the token as `base64(gzip(…))`,
+/// `hex(zlib(…))`, `base64(base64(gzip(…)))`, `payload=%7B%22c%22%3A%22H4sI…`). Bounded per body:
+/// 16,384 stream starts tried, 1,024 decoded runs looked into, 64 MiB inflated in all. Empty
+/// for most bodies.
 pub(crate) fn embedded_inflated(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut found = Vec::new();
-    let mut budget = MAX_EMBEDDED;
+    let mut budget = Budget {
+        attempts: 16_384,
+        looks: 1_024,
+        bytes: CAP,
+    };
     look_inside(bytes, 0, &mut found, &mut budget);
     found
 }
 
-fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mut usize) {
+fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mut Budget) {
     if depth >= MAX_EMBEDDED_DEPTH {
         return;
     }
     // Raw streams, at any offset.
-    const RAW: [&[u8]; 5] = [b"\x1f\x8b\x08", b"\x78\x9c", b"\x78\xda", b"\x78\x01", b"\x78\x5e"];
-    for magic in RAW {
+    for magic in RAW_STARTS {
         for at in memchr::memmem::find_iter(bytes, magic) {
-            if *budget == 0 {
+            if budget.attempts == 0 || budget.bytes == 0 {
                 return;
             }
-            *budget -= 1;
-            if let Some(inner) = inflate_layers(&bytes[at..]) {
+            budget.attempts -= 1;
+            if let Some(inner) = inflate_layers_capped(&bytes[at..], budget.bytes) {
+                budget.bytes = budget.bytes.saturating_sub(inner.len() as u64);
                 look_inside(&inner, depth + 1, found, budget);
                 found.push(inner);
             }
         }
     }
     // Runs of base64 or hex (a compressed stream of even a few bytes is 28 base64 characters
-    // or more), decoded and looked into.
+    // or more), decoded and looked into when what they decode to could hold a stream.
     let is_run_byte = |b: u8| b.is_ascii_alphanumeric() || b"+/-_%".contains(&b);
     let mut at = 0;
     while at < bytes.len() {
@@ -173,18 +187,37 @@ fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mu
         if len < 28 {
             continue;
         }
-        let run: std::borrow::Cow<'_, [u8]> = match run.contains(&b'%') {
-            true => percent_encoding::percent_decode(run).collect::<Vec<u8>>().into(),
-            false => run.into(),
-        };
-        for decoded in [decode_base64(&run), decode_hex(&run)].into_iter().flatten() {
-            if *budget == 0 {
+        // Percent-encoded: what it stands for is looked into as text too (a JSON document in
+        // a form's field, `Basic%20…`).
+        let unescaped: Option<Vec<u8>> = run
+            .contains(&b'%')
+            .then(|| percent_encoding::percent_decode(run).collect());
+        let run: &[u8] = unescaped.as_deref().unwrap_or(run);
+        let mut readings = vec![decode_base64(run), decode_hex(run)];
+        // A gzip stream's base64 inside a longer run, not on a 4-character boundary of it
+        // (`gzip-H4sI…`).
+        readings.extend(memchr::memmem::find_iter(run, b"H4sI").filter(|&i| i > 0).take(4).map(|i| decode_base64(&run[i..])));
+        let text = unescaped.as_ref().filter(|u| u.iter().any(|&b| !is_run_byte(b)));
+        for decoded in readings.into_iter().flatten().chain(text.cloned()) {
+            if !may_hold_a_stream(&decoded) {
+                continue;
+            }
+            if budget.looks == 0 {
                 return;
             }
-            *budget -= 1;
+            budget.looks -= 1;
             look_inside(&decoded, depth + 1, found, budget);
         }
     }
+}
+
+/// Whether decoded bytes could hold a compressed stream: one starts in them, or they are
+/// themselves base64 or hex text (another layer), or text with such a run in it.
+fn may_hold_a_stream(bytes: &[u8]) -> bool {
+    RAW_STARTS.iter().any(|magic| memchr::memmem::find(bytes, magic).is_some())
+        || bytes
+            .split(|b| !(b.is_ascii_alphanumeric() || b"+/-_%".contains(b)))
+            .any(|run| run.len() >= 28)
 }
 
 /// `run` as base64 or base64url, padded or not; `None` when it is neither.
@@ -282,6 +315,18 @@ mod tests {
                     String::from_utf8_lossy(&body)
                 );
             }
+        }
+        // Inside a percent-encoded JSON document (a form's `payload=%7B…`), after a prefix
+        // off the 4-character grid, and after hundreds of ids that decode to nothing.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(compressed(true, secret));
+        let doc = format!(r#"{{"c":"{b64}"}}"#);
+        let form: String = form_urlencoded::byte_serialize(doc.as_bytes()).collect();
+        for body in [
+            format!("payload={form}&x=1"),
+            format!("{{\"v\":\"gzip-{b64}\"}}"),
+            format!("[{}\"{b64}\"]", "\"0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9\",".repeat(2000)),
+        ] {
+            assert!(embedded_inflated(body.as_bytes()).iter().any(|inner| inner == secret), "{}", &body[..60]);
         }
         // Layers inside layers, and nothing in ordinary text.
         let twice = base64::engine::general_purpose::STANDARD.encode(compressed(true, &compressed(false, secret)));

@@ -905,6 +905,17 @@ mod tests {
         assert!(needles.iter().any(|n| n.value == project), "a needle for the leak gate");
         // The sign-in itself, and an id whose pseudonym no redacted field holds, are left.
         assert_eq!(exporter.redact(&token).unwrap().0.response, token.response);
+        // Glued to other text by dashes (`vol-…-data`) or as a UUID inside a longer run.
+        let mut glued = interaction(&format!("/v3/vol-{project}-da/x"), None, "{}");
+        glued.request.headers = vec![];
+        glued.response.headers = vec![];
+        let (glued, _) = redactor().redact(&glued).unwrap();
+        assert!(text(&glued).contains(project), "recorded before it was known");
+        let fresh = redactor();
+        for stored in [&glued, &token] {
+            fresh.learn(stored);
+        }
+        assert_eq!(fresh.redact(&glued).unwrap().0.request.path, format!("/v3/vol-{fake}-da/x"));
         let other = "ffeeddccbbaa99887766554433221100";
         let (unrelated, _) = recorder.redact(&interaction(&format!("/v3/{other}/x"), None, "{}")).unwrap();
         assert_eq!(exporter.redact(&unrelated).unwrap().0.request.path, format!("/v3/{other}/x"));

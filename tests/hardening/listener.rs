@@ -307,15 +307,27 @@ async fn a_piped_stderr_nobody_reads_never_stalls_the_proxy_or_its_exit() {
             .unwrap_or_else(|_| panic!("request {i} was not answered: the proxy stalled"));
         assert_eq!(reply.status, 599, "request {i}: {}", reply.text());
     }
+    // Stopped, then read as `communicate()` reads: everything queued comes through, the exit
+    // summary last.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+        err
+    });
     let status = wait_exit(&mut child, Duration::from_secs(15));
     let _ = child.kill();
     assert!(
         status.is_some(),
         "the proxy did not exit on SIGTERM with its stderr unread"
     );
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = reader.join().unwrap();
+    assert!(
+        err.contains("ims-vcr summary:"),
+        "the summary: {}",
+        &err[err.len().saturating_sub(2000)..]
+    );
     assert!(
         err.contains("missing-0-"),
         "the first misses are on stderr: {}",

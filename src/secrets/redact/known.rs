@@ -71,6 +71,7 @@ impl Redactor {
             return Values::new();
         };
         text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .flat_map(id_candidates)
             .filter(|token| is_id_like(token) && !pseudonyms.contains(*token))
             .filter(|token| pseudonyms.contains(&self.key.pseudonym(token)))
             .map(|token| {
@@ -79,4 +80,24 @@ impl Redactor {
             })
             .collect()
     }
+}
+
+/// The ids a run of hex digits and dashes may be or hold: itself, without dashes at its ends
+/// (`-0a1b…`), each piece between dashes (`vol-0a1b…f9-data`), and each UUID in it
+/// (8-4-4-4-12 hex digits).
+fn id_candidates(run: &str) -> Vec<&str> {
+    let mut candidates = vec![run, run.trim_matches('-')];
+    candidates.extend(run.split('-').filter(|piece| piece.len() >= 16));
+    let bytes = run.as_bytes();
+    let uuid_at = |i: usize| {
+        bytes.get(i..i + 36).is_some_and(|w| {
+            w.iter().enumerate().all(|(k, &b)| match k {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            })
+        })
+    };
+    candidates.extend((0..bytes.len()).filter(|&i| uuid_at(i)).map(|i| &run[i..i + 36]));
+    candidates.dedup();
+    candidates
 }
