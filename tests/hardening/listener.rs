@@ -293,6 +293,17 @@ async fn a_piped_stderr_nobody_reads_never_stalls_the_proxy_or_its_exit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A failed assertion below must not leave the proxy running: killed when the test ends
+    // before it was reaped.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if self.0 > 0 {
+                unsafe { libc::kill(self.0, libc::SIGKILL) };
+            }
+        }
+    }
+    let mut running = KillOnDrop(child.id() as i32);
     let uri = first_line(&mut child)
         .strip_prefix("listening on ")
         .unwrap()
@@ -318,6 +329,7 @@ async fn a_piped_stderr_nobody_reads_never_stalls_the_proxy_or_its_exit() {
     });
     let status = wait_exit(&mut child, Duration::from_secs(15));
     let _ = child.kill();
+    running.0 = 0;
     assert!(
         status.is_some(),
         "the proxy did not exit on SIGTERM with its stderr unread"
