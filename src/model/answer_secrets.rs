@@ -253,23 +253,13 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
         );
     }
     // Assignments a line (an env, properties or INI file), then JSON a parser refuses.
-    let label = |name: &str| format!("credential field {name} of the answer body");
-    let secret = |name: &str| masks(name, &Value::String(String::new()));
-    let assigned = crate::model::assignments::mask_lines(text, &secret, &label);
-    let text = assigned.as_ref().map_or(text, |(masked, _)| masked.as_str());
-    let fields = crate::model::json_like::mask_fields(
-        text,
-        &|name, value| masks(name, &Value::String(value.to_owned())),
-        &label,
-    );
-    match (assigned, fields) {
-        (None, fields) => fields,
-        (Some(assigned), None) => Some(assigned),
-        (Some((_, mut found)), Some((masked, more))) => {
-            found.extend(more);
-            Some((masked, found))
-        }
-    }
+    crate::model::assignments::mask_lines_then(text, &names_text_secret, &answer_field_label, |text| {
+        crate::model::json_like::mask_fields(
+            text,
+            &|name, value| masks(name, &Value::String(value.to_owned())),
+            &answer_field_label,
+        )
+    })
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
@@ -359,37 +349,27 @@ fn mask_answer_into(
                 && let Some(value) = map.get_mut(field)
             {
                 // Whatever it holds, to its last string or number.
-                let mut masked = Vec::new();
-                credentials::mask_all(&name, value, &mut masked);
-                found.extend(masked.into_iter().map(|f| Found {
-                    label: format!("credential pair {name} of the answer body"),
-                    value: f.value,
-                }));
+                mask_as(&name, "credential pair", credentials::mask_all, value, found);
             }
             for (name, item) in map.iter_mut() {
                 crate::model::credentials::for_untyped_blobs(name, item, |blob| mask_blob(blob, found));
                 // Cookies as a list of names and values (a HAR's `cookies`).
                 if credentials::is_cookie_list(name) && item.is_array() {
-                    mask_as(name, "credential field", item, found);
+                    mask_as(name, "credential field", mask_credential, item, found);
                 }
                 // A list of secrets' objects (`"passwords": [{"value": …}]`): the value each holds.
                 if secret_name(name) == Some(SecretName::Scalar)
                     && let Value::Array(items) = item
                 {
                     for value in items.iter_mut().filter_map(|i| i.get_mut("value")).filter(|v| !v.is_object()) {
-                        mask_as(name, "credential field", value, found);
+                        mask_as(name, "credential field", mask_credential, value, found);
                     }
                 }
                 let normal = compact(name);
                 if masks(name, item) {
-                    let mut masked = Vec::new();
                     // Whatever its type: an array, `{"id": …}`, a secret's object (a token's
                     // object keeps its description: see `mask_credential`).
-                    mask_credential(name, item, &mut masked);
-                    found.extend(masked.into_iter().map(|f| Found {
-                        label: format!("credential field {name} of the answer body"),
-                        value: f.value,
-                    }));
+                    mask_as(name, "credential field", mask_credential, item, found);
                 } else if holder
                     && normal == "access"
                     && let Value::String(access) = item
@@ -410,7 +390,7 @@ fn mask_answer_into(
         Value::Array(items) => {
             // Headers written as a list of pairs (`[["Cookie", "sid=…"], …]`).
             credentials::for_secret_pairs_in_list(items, &is_answer_secret, |name, value| {
-                mask_as(name, "credential pair", value, found);
+                mask_as(name, "credential pair", mask_credential, value, found);
             });
             items
                 .iter_mut()
@@ -438,24 +418,40 @@ fn mask_answer_into(
     }
 }
 
-/// Masks what `item` holds as a secret named `name` ([`mask_credential`]), labelled `what`.
-fn mask_as(name: &str, what: &str, item: &mut Value, found: &mut Vec<Found>) {
+/// Masks what `item` holds as a secret named `name` with `mask` ([`mask_credential`], or
+/// [`credentials::mask_all`] for every string and number in it), each labelled `what` `name`
+/// of the answer body.
+fn mask_as(
+    name: &str,
+    what: &str,
+    mask: fn(&str, &mut Value, &mut Vec<Found>),
+    item: &mut Value,
+    found: &mut Vec<Found>,
+) {
     let mut masked = Vec::new();
-    mask_credential(name, item, &mut masked);
+    mask(name, item, &mut masked);
     found.extend(masked.into_iter().map(|f| Found {
         label: format!("{what} {name} of the answer body"),
         value: f.value,
     }));
 }
 
+/// Whether a name in an answer's text (a form's, an assignment's) is a secret's: as a field
+/// holding a string would be ([`masks`]).
+fn names_text_secret(name: &str) -> bool {
+    masks(name, &Value::String(String::new()))
+}
+
+/// How a secret found in an answer's text is named.
+fn answer_field_label(name: &str) -> String {
+    format!("credential field {name} of the answer body")
+}
+
 /// An answer that is a form (an OAuth token endpoint's `access_token=…&expires_in=…`), its
 /// values masked where an answer's names say so (see [`secret_name`]: `key=` and `auth=` are
 /// data in an answer, where a request's query would mask them).
 fn mask_answer_form(text: &str) -> Option<(String, Vec<Found>)> {
-    let secret = |name: &str| masks(name, &Value::String(String::new()));
-    crate::model::forms::mask_form_lines_by(text, &secret, &|name| {
-        format!("credential field {name} of the answer body")
-    })
+    crate::model::forms::mask_form_lines_by(text, &names_text_secret, &answer_field_label)
 }
 
 /// A string of an answer that is one form or one assignment, without white space (an env
@@ -469,20 +465,12 @@ fn mask_assignment_text(text: &str) -> Option<(String, Vec<Found>)> {
     if credentials::looks_like_form_lines(text.as_bytes()) {
         return mask_answer_form(text);
     }
-    let secret = |name: &str| masks(name, &Value::String(String::new()));
-    crate::model::assignments::mask_lines(text, &secret, &|name| {
-        format!("credential field {name} of the answer body")
-    })
+    crate::model::assignments::mask_lines(text, &names_text_secret, &answer_field_label)
 }
 
 /// Masks a Keystone credential's blob in an answer (see [`crate::model::credentials::opaque_blob`]).
 fn mask_blob(blob: &mut Value, found: &mut Vec<Found>) {
-    let mut masked = Vec::new();
-    mask_credential("blob", blob, &mut masked);
-    found.extend(masked.into_iter().map(|f| Found {
-        label: "credential field blob of the answer body".to_owned(),
-        value: f.value,
-    }));
+    mask_as("blob", "credential field", mask_credential, blob, found);
 }
 
 #[cfg(test)]

@@ -43,6 +43,26 @@ pub(crate) fn mask_lines(
     (!found.is_empty()).then_some((out, found))
 }
 
+/// [`mask_lines`], then `then` on what it leaves (the JSON-like fields of text no parser takes),
+/// what both masked together; `None` when neither masked anything.
+pub(crate) fn mask_lines_then(
+    text: &str,
+    is_secret: &dyn Fn(&str) -> bool,
+    label: &dyn Fn(&str) -> String,
+    then: impl FnOnce(&str) -> Option<(String, Vec<Found>)>,
+) -> Option<(String, Vec<Found>)> {
+    let assigned = mask_lines(text, is_secret, label);
+    let text = assigned.as_ref().map_or(text, |(masked, _)| masked.as_str());
+    match (then(text), assigned) {
+        (None, assigned) => assigned,
+        (Some(fields), None) => Some(fields),
+        (Some((masked, more)), Some((_, mut found))) => {
+            found.extend(more);
+            Some((masked, found))
+        }
+    }
+}
+
 /// The name of an assignment `line` and where its value starts and stops, when the name is a
 /// secret's and the value is not empty (or masked already). Quotes around the value stay.
 fn secret_value<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Option<(&'l str, usize, usize)> {

@@ -110,8 +110,8 @@ const PAIR_VALUES: [&str; 5] = ["value", "Value", "v", "ParameterValue", "val"];
 
 /// The name a name-and-value object gives (see [`PAIR_NAMES`]) and the field holding its value,
 /// when `map` is one and `is_secret` accepts the name.
-pub(crate) fn secret_pair<'m>(
-    map: &'m serde_json::Map<String, Value>,
+pub(crate) fn secret_pair(
+    map: &serde_json::Map<String, Value>,
     is_secret: &dyn Fn(&str) -> bool,
 ) -> Option<(String, &'static str)> {
     let name = PAIR_NAMES.iter().find_map(|field| map.get(*field)?.as_str())?;
@@ -423,18 +423,10 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
     // spaces or `export`s), then JSON a strict parser refuses (`NaN`, several documents,
     // trailing text, single quotes, cut short, nested past the parser's limit).
     let label = |name: &str| format!("credential field {name} of the request body");
-    let assigned = crate::model::assignments::mask_lines(text, &is_credential_name, &label);
-    let text = assigned.as_ref().map_or(text, |(masked, _)| masked.as_str());
-    let fields = crate::model::json_like::mask_fields(text, &|name, _| is_credential_name(name), &label);
-    match (assigned, fields) {
-        (None, None) => None,
-        (Some((masked, found)), None) => Some((masked.into_bytes(), found)),
-        (None, Some((masked, found))) => Some((masked.into_bytes(), found)),
-        (Some((_, mut found)), Some((masked, more))) => {
-            found.extend(more);
-            Some((masked.into_bytes(), found))
-        }
-    }
+    crate::model::assignments::mask_lines_then(text, &is_credential_name, &label, |text| {
+        crate::model::json_like::mask_fields(text, &|name, _| is_credential_name(name), &label)
+    })
+    .map(|(masked, found)| (masked.into_bytes(), found))
 }
 
 /// A form with the credential pairs of the JSON its values hold masked (see
