@@ -1853,3 +1853,85 @@ async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
         assert!(files_containing(place, b"/e/upload").is_empty());
     }
 }
+
+/// Text a request sends base64-encoded in a JSON string (an instance's `user_data`: a shell
+/// script setting a password with `chpasswd` or `OS_PASSWORD=`, a cloud-config with
+/// `password:` and a `chpasswd` list; a field holding a JSON document as base64) has its
+/// secrets masked inside, is stored encoded again with the rest of the script as sent, and
+/// the request matches another run's passwords.
+#[tokio::test]
+async fn passwords_in_base64_user_data_never_reach_disk_and_the_request_matches_another_run() {
+    use base64::Engine as _;
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let canned = canned_upstream(
+        b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+            .to_vec(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = ims_vcr::ProxyServer::builder()
+        .record(ims_vcr::UpstreamConfig::new(canned.clone()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let json = [("content-type", "application/json")];
+    let passwords = |run: &str| {
+        [
+            "shell-chpasswd",
+            "shell-env",
+            "cloud-password",
+            "cloud-list",
+            "doc-password",
+        ]
+        .map(|p| format!("{p}-{run}-Pw9"))
+    };
+    let body = |run: &str| {
+        let [shell, env, cloud, list, doc] = passwords(run);
+        let script = format!(
+            "#!/bin/bash\necho 'root:{shell}' | chpasswd ;\nexport OS_PASSWORD={env}\necho kept-step\n"
+        );
+        let config = format!(
+            "#cloud-config\npassword: {cloud}\nchpasswd:\n  list: |\n    root:{list}\n  expire: false\n"
+        );
+        serde_json::json!({
+            "server": {"name": "web", "user_data": b64(&script)},
+            "extra": [b64(&config), b64(&format!(r#"{{"auth": {{"password": "{doc}"}}, "kept": 1}}"#))],
+        })
+        .to_string()
+    };
+    let url = format!("{}/v1/servers", proxy.uri());
+    let reply = send("POST", &url, &json, body("first").as_bytes()).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    proxy.shutdown().await.unwrap();
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    for secret in passwords("first") {
+        for place in [&store, &out] {
+            assert!(
+                files_containing(place, secret.as_bytes()).is_empty(),
+                "{secret} in {place:?}"
+            );
+        }
+    }
+    // The script as sent but for its passwords, encoded again.
+    let kept = b64(
+        "#!/bin/bash\necho 'root:REDACTED' | chpasswd ;\nexport OS_PASSWORD=REDACTED\necho kept-step\n",
+    );
+    assert!(
+        !files_containing(&out, kept.as_bytes()).is_empty(),
+        "the masked script, base64"
+    );
+    // Replay matches the same request with another run's passwords.
+    let replay = ims_vcr::ProxyServer::builder()
+        .replay()
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v1/servers", replay.uri());
+    let again = send("POST", &url, &json, body("second").as_bytes()).await;
+    assert_eq!(again.header("x-ims-vcr"), Some("hit"), "{again:?}");
+    replay.shutdown().await.unwrap();
+}

@@ -51,11 +51,20 @@ pub(crate) fn mask_lines_then(
     label: &dyn Fn(&str) -> String,
     then: impl FnOnce(&str) -> Option<(String, Vec<Found>)>,
 ) -> Option<(String, Vec<Found>)> {
-    let assigned = mask_lines(text, is_secret, label);
-    let text = assigned.as_ref().map_or(text, |(masked, _)| masked.as_str());
-    match (then(text), assigned) {
-        (None, assigned) => assigned,
-        (Some(fields), None) => Some(fields),
+    and_then(mask_lines(text, is_secret, label), text, then)
+}
+
+/// `then` on what a first masking (`first`, of `text`) left, what both masked together; `None`
+/// when neither masked anything.
+pub(crate) fn and_then(
+    first: Option<(String, Vec<Found>)>,
+    text: &str,
+    then: impl FnOnce(&str) -> Option<(String, Vec<Found>)>,
+) -> Option<(String, Vec<Found>)> {
+    let text = first.as_ref().map_or(text, |(masked, _)| masked.as_str());
+    match (then(text), first) {
+        (None, first) => first,
+        (Some(second), None) => Some(second),
         (Some((masked, more)), Some((_, mut found))) => {
             found.extend(more);
             Some((masked, found))

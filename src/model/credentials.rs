@@ -210,6 +210,12 @@ fn mask_json_into(value: &mut Value, found: &mut Vec<Found>) {
                 // An assignment making up the string (a container's `"Env": ["DB_PASSWORD=…"]`).
                 *text = masked;
                 found.extend(values);
+            } else if let Some((masked, values)) =
+                crate::model::base64_text::mask_base64_text(text, &crate::model::base64_text::mask_request_text)
+            {
+                // Text sent as base64 (an instance's `user_data` script setting a password).
+                *text = masked;
+                found.extend(values);
             }
         }
         _ => {}
@@ -332,12 +338,18 @@ fn collect_unmasked(value: &mut Value, pointer: String, out: &mut Vec<(String, S
                 collect_unmasked(item, format!("{pointer}/{i}"), out);
             }
         }
-        Value::String(text)
-            if crate::model::urls::mask_text_urls(text).is_some()
-                || mask_json_text(text, &mut |json| mask_json(json)).is_some() =>
-        {
+        Value::String(text) => {
+            let holds = if crate::model::urls::mask_text_urls(text).is_some() {
+                "a URL with credentials"
+            } else if mask_json_text(text, &mut |json| mask_json(json)).is_some() {
+                "a JSON document with credentials"
+            } else if crate::model::base64_text::mask_base64_text(text, &crate::model::base64_text::mask_request_text).is_some() {
+                "base64 text with credentials"
+            } else {
+                return;
+            };
             let name = pointer.rsplit('/').next().unwrap_or_default().to_owned();
-            out.push((pointer, format!("{name} (a URL with credentials)")));
+            out.push((pointer, format!("{name} ({holds})")));
         }
         _ => {}
     }
@@ -983,6 +995,29 @@ mod tests {
         assert_eq!(body[1]["value"]["nested"], PLACEHOLDER);
         assert_eq!(body[2]["value"], "kept");
         assert_eq!(body[3]["value"], "not-a-patch-op");
+        assert!(unmasked_in_json(&body).is_empty());
+    }
+
+    #[test]
+    fn base64_text_holding_credentials_is_masked_and_named_by_what_it_holds() {
+        use base64::Engine as _;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let mut body = serde_json::json!({
+            "user_data": b64("#!/bin/sh\nexport OS_PASSWORD=ud-1\necho kept\n"),
+            "doc": r#"{"password": "doc-2"}"#,
+            "plain": b64("nothing secret in this text at all"),
+        });
+        assert_eq!(
+            unmasked_in_json(&body),
+            [
+                ("/user_data".to_owned(), "user_data (base64 text with credentials)".to_owned()),
+                ("/doc".to_owned(), "doc (a JSON document with credentials)".to_owned()),
+            ]
+        );
+        let found = mask_json(&mut body);
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["ud-1", "doc-2"]);
+        assert_eq!(body["user_data"], b64("#!/bin/sh\nexport OS_PASSWORD=REDACTED\necho kept\n"));
         assert!(unmasked_in_json(&body).is_empty());
     }
 

@@ -6,6 +6,7 @@
 pub(crate) mod fixtures;
 pub mod answer_secrets;
 pub(crate) mod assignments;
+pub(crate) mod base64_text;
 pub(crate) mod credential_names;
 pub mod credentials;
 pub(crate) mod digest_map;
