@@ -48,6 +48,33 @@ async fn an_answered_interaction_survives_kill_9() {
     }
 }
 
+/// A store folder deleted while `record` runs (`rm -rf` of it) takes every answer recorded
+/// into it: the session says so naming the store, counts them as not stored, and exits 3.
+#[tokio::test]
+async fn a_store_folder_deleted_while_recording_fails_the_session_with_its_answers_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
+    let reply = get(&format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    std::fs::remove_dir_all(dir.path().join("s")).unwrap();
+    let reply = get(&format!("{}/v2/images/{UNKNOWN_IMAGE_ID}", proxy.uri)).await;
+    assert_eq!(reply.status, 404, "still served live");
+    proxy.signal("-TERM");
+    let (status, log) = proxy.wait_with_log();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("its folder was deleted")
+            && log.contains("the 2 answers this session recorded are not on disk"),
+        "{log}"
+    );
+    assert!(
+        log.contains("NOT STORED: 2 answers were served live but not recorded"),
+        "{log}"
+    );
+    assert!(log.contains("0 recorded"), "{log}");
+}
+
 #[tokio::test]
 async fn sighup_drains_and_flushes_as_sigterm_does() {
     // A closed terminal or a dropped ssh session sends SIGHUP: the recording is kept, the
@@ -332,6 +359,51 @@ fn help_shows_examples_and_version_shows_the_cassette_format() {
     );
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("cassette format 1"));
+}
+
+/// Every printing command given a standard output it cannot write (`/dev/full`, a full disk)
+/// fails with exit 1 naming standard output, never a panic (101); and one whose reader went
+/// away (`ims-vcr ls | head -1`) ends quietly with 0.
+#[test]
+fn a_standard_output_that_cannot_be_written_is_an_error_naming_it_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let commands: [&[&str]; 4] = [
+        &["ls", "--cassettes", "cassettes"],
+        &["ls", "--cassettes", "cassettes", "--json"],
+        &["show", "--cassettes", "cassettes", "/v2/schemas/image"],
+        &["verify", "cassettes"],
+    ];
+    for args in commands {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("standard output") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+        // A reader that reads nothing and goes away.
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
 
 /// A store on read-only media (or with its write permission removed) cannot be opened, since

@@ -566,16 +566,23 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify(a, &config),
         Command::Run(a) => run::run_command(a, &config).await,
         Command::Drift(a) => drift(a, &config).await,
-        Command::Ls(a) => crate::tools::listing::ls(&load_source(&a.source, &config)?.0, a.json),
+        Command::Ls(a) => {
+            let (table, counts) =
+                crate::tools::listing::ls(&load_source(&a.source, &config)?.0, a.json);
+            output::stdout(table)?;
+            counts.iter().for_each(|counts| output::stderr(counts));
+            Ok(())
+        }
         Command::Show(a) => {
             let (recordings, source) = load_source(&a.source, &config)?;
             let ls = format!("ims-vcr ls {}", source.flags());
-            crate::tools::listing::show(
+            let shown = crate::tools::listing::show(
                 &recordings,
                 &a.request,
                 a.session.as_deref(),
                 ls.trim_end(),
-            )
+            )?;
+            output::stdout(shown)
         }
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -440,7 +440,21 @@ impl Proxy {
         let Some(store) = self.recorder.as_ref().and_then(|r| r.store.clone()) else {
             return Ok(());
         };
-        store.flush().await?;
+        let flushed = store.flush().await;
+        // A store whose folder went away while recording (`rm -rf` of it) wrote every answer
+        // into files nothing can reach again: each is counted as not stored, so the summary
+        // says so and the session fails.
+        if let Some(gone) = store.folder_gone() {
+            let lost = self.stats.recorded.swap(0, Ordering::Relaxed);
+            self.stats.not_stored.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                store = %store.path().display(),
+                "{gone}: the {} this session recorded are not on disk",
+                crate::model::count(lost, "answer", "answers")
+            );
+            return Ok(());
+        }
+        flushed?;
         let packed = tokio::task::spawn_blocking(move || {
             store.replay_pack()?;
             let outgrown = crate::storage::folder::outgrown(store.path());

@@ -100,6 +100,8 @@ pub struct Store {
     /// Set once the open succeeded (its format is one this ims-vcr reads): only such a store
     /// leaves the note of a clean close (`storage::closed`).
     opened: bool,
+    /// The store folder's device and inode as opened (see [`Store::folder_gone`]).
+    folder: Option<(u64, u64)>,
 }
 
 /// The state writes share under [`Store::session`].
@@ -241,6 +243,13 @@ fn check_not_shortened(
     })
 }
 
+/// The device and inode of the folder at `path`, when there is one.
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_dir().then(|| (meta.dev(), meta.ino()))
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
@@ -284,6 +293,8 @@ impl Store {
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
+        // Before anything reads the answers: an import stopped part-way is undone.
+        import::undo_unfinished(path, &db, &answers)?;
         let persisted = meta_counter(path, &meta, GENERATION_KEY)?;
         // Before anything is redone: a store of a format this ims-vcr does not read is refused
         // with its journal untouched.
@@ -350,6 +361,7 @@ impl Store {
             commit: commit::GroupCommit::new(generation),
             flush_lock: tokio::sync::Mutex::new(()),
             opened: false,
+            folder: folder_id(path),
         };
         store.opened = true;
         Ok(store)
@@ -358,6 +370,19 @@ impl Store {
     /// The directory this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Why what this store wrote is not where it was opened, when it is not: its folder was
+    /// deleted, or replaced by another (moved away, restored from a copy), while the store was
+    /// open. Its files can still be written (the process holds them open), so nothing failed,
+    /// but nothing written since is at the store's path.
+    pub fn folder_gone(&self) -> Option<String> {
+        let opened = self.folder?;
+        match folder_id(&self.path) {
+            Some(now) if now == opened => None,
+            Some(_) => Some("its folder was replaced by another while the store was open".into()),
+            None => Some("its folder was deleted (or moved away) while the store was open".into()),
+        }
     }
 
     fn err(&self, source: sled::Error) -> Error {

@@ -45,15 +45,14 @@ fn rows(recordings: &[Recording]) -> Vec<Value> {
     rows
 }
 
-/// Prints the table (or JSON) of recorded requests.
-pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
+/// The table (or JSON) of recorded requests, for standard output, and the count line for
+/// standard error (`3 requests, 4 answers`; none with JSON).
+pub fn ls(recordings: &[Recording], as_json: bool) -> (String, Option<String>) {
+    use std::fmt::Write as _;
     let rows = rows(recordings);
     if as_json {
-        println!(
-            "{}",
-            escape_json_text(&serde_json::to_string_pretty(&rows).expect("rows serialise"))
-        );
-        return Ok(());
+        let json = serde_json::to_string_pretty(&rows).expect("rows serialise");
+        return (format!("{}\n", escape_json_text(&json)), None);
     }
     let statuses = |row: &Value| {
         let codes: Vec<u64> = row["statuses"]
@@ -92,7 +91,9 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
             w = w.max(7)
         ),
     };
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<statuses_width$}  RECORDED-AT",
         session_column(None),
         "KEY",
@@ -102,7 +103,8 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
         "STATUSES"
     );
     for row in &rows {
-        println!(
+        let _ = writeln!(
+            out,
             "{}{:<12}  {:<7}  {:<width$}  {:>7}  {:<statuses_width$}  {}",
             session_column(Some(row)),
             escape_controls(row["key"].as_str().unwrap_or("")),
@@ -114,12 +116,12 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> Result<()> {
         );
     }
     let answers = recordings.iter().map(|r| r.answers.len()).sum::<usize>();
-    eprintln!(
-        "{}, {}",
+    let counts = format!(
+        "{}, {}\n",
         crate::model::count(rows.len(), "request", "requests"),
         crate::model::count(answers, "answer", "answers")
     );
-    Ok(())
+    (out, Some(counts))
 }
 
 /// The statuses of a request's answers in order, a run of one status written once with its
@@ -138,11 +140,11 @@ fn run_lengths(codes: &[u64]) -> String {
     out.join(",")
 }
 
-/// Prints every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
+/// What `show` prints: every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
 /// path (when only one method was recorded for it). With `session`, only that session's
 /// recordings are considered (`""`: the default session's). `ls` is the command that lists the
 /// same recordings, for the hint when nothing or several match.
-pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &str) -> Result<()> {
+pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &str) -> Result<String> {
     let wanted = wanted.trim();
     let matches: Vec<&Recording> = recordings
         .iter()
@@ -186,8 +188,7 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &
             )));
         }
     };
-    print!("{}", render_show(recording));
-    Ok(())
+    Ok(render_show(recording))
 }
 
 /// What `show` prints for one recording, every recorded string escaped (see [`escape_controls`]).
