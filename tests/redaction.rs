@@ -788,3 +788,107 @@ fn an_unreadable_settings_file_in_the_working_directory_is_an_error_not_skipped(
         std::fs::remove_file(&settings).unwrap();
     }
 }
+
+/// A standard Keystone's names: the user `admin` (redacted where a sign-in names it) also names
+/// the project a later sign-in is scoped to, and the domain id `default` is in a path. Export
+/// replaced them wherever recordings held them; a replay run whose first request is the token
+/// sign-in (it never saw the password sign-in that names `admin`) or `GET
+/// /v3/domains/default/config` still matches, with the real values as with the pseudonyms, by
+/// the place a near recording holds their pseudonyms in.
+#[tokio::test]
+async fn real_values_in_places_no_policy_names_match_a_redacted_recording_by_their_pseudonyms() {
+    let answer = r#"{"token": {"user": {"name": "admin", "domain": {"id": "default", "name": "Default"}}, "project": {"name": "admin", "domain": {"id": "default", "name": "Default"}}, "roles": [{"name": "admin"}]}}"#;
+    let canned = canned_upstream(
+        format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = ProxyServer::builder()
+        .record(ims_vcr::UpstreamConfig::new(canned.clone()))
+        .store(&store)
+        .redact(RedactionPolicy::default())
+        .redaction_key(key())
+        .start()
+        .await
+        .unwrap();
+    let json = [("content-type", "application/json")];
+    let scope = |project: &str, domain: &str| {
+        format!(
+            r#""scope": {{"project": {{"name": "{project}", "domain": {{"name": "{domain}"}}}}}}"#
+        )
+    };
+    let password = format!(
+        r#"{{"auth": {{"identity": {{"methods": ["password"], "password": {{"user": {{"name": "admin", "domain": {{"name": "Default"}}, "password": "pw-1"}}}}}}, {}}}}}"#,
+        scope("admin", "Default")
+    );
+    let token = |project: &str, domain: &str| {
+        format!(
+            r#"{{"auth": {{"identity": {{"methods": ["token"], "token": {{"id": "t-1"}}}}, {}}}}}"#,
+            scope(project, domain)
+        )
+    };
+    let tokens = format!("{}/v3/auth/tokens", proxy.uri());
+    for body in [password.clone(), token("admin", "Default")] {
+        let reply = send("POST", &tokens, &json, body.as_bytes()).await;
+        assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    }
+    let reply = get(&format!("{}/v3/domains/default/config", proxy.uri())).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    proxy.shutdown().await.unwrap();
+    let out = dir.path().join("out");
+    export_files(
+        &store,
+        &out,
+        Some(&Redactor::new(RedactionPolicy::default(), key())),
+    )
+    .unwrap();
+    let (admin, default, default_name) = (
+        key().pseudonym("admin"),
+        key().pseudonym("default"),
+        key().pseudonym("Default"),
+    );
+    assert!(!files_containing(&out, format!("/v3/domains/{default}/config").as_bytes()).is_empty());
+
+    for replayed_from in ["store", "cassettes"] {
+        for (project, domain, path) in [
+            ("admin", "Default", "default"),
+            (admin.as_str(), default_name.as_str(), default.as_str()),
+        ] {
+            // A new run each time: nothing learned from an earlier request.
+            let builder = ProxyServer::builder().replay().redaction_key(key());
+            let replay = match replayed_from {
+                "store" => builder.store(&store),
+                _ => builder.cassettes(&out),
+            }
+            .start()
+            .await
+            .unwrap();
+            let tokens = format!("{}/v3/auth/tokens", replay.uri());
+            let reply = send("POST", &tokens, &json, token(project, domain).as_bytes()).await;
+            assert_eq!(
+                reply.header("x-ims-vcr"),
+                Some("hit"),
+                "{replayed_from}: token sign-in to {project}"
+            );
+            let reply = get(&format!("{}/v3/domains/{path}/config", replay.uri())).await;
+            assert_eq!(
+                reply.header("x-ims-vcr"),
+                Some("hit"),
+                "{replayed_from}: domain {path}"
+            );
+            // Another project is another request.
+            let reply = send("POST", &tokens, &json, token("demo", domain).as_bytes()).await;
+            assert_eq!(
+                reply.header("x-ims-vcr"),
+                Some("miss"),
+                "{replayed_from}: demo"
+            );
+            replay.shutdown().await.unwrap();
+        }
+    }
+}

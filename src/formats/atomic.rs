@@ -13,6 +13,39 @@ use crate::error::{Error, Result};
 /// itself must not be a symlink (the write would replace the link, not reach the file it
 /// points to, which is never what was meant) nor name a folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    stage(path, bytes)?.commit()
+}
+
+/// A file written whole under its temporary name, not yet renamed to its own: [`Staged::commit`]
+/// puts it in place; dropped uncommitted, the temporary file is removed. An export stages every
+/// cassette before it puts any in place, so one that cannot be written (a full disk) leaves the
+/// folder as it was.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Renames the temporary file to its own name.
+    pub fn commit(mut self) -> Result<()> {
+        let renamed = std::fs::rename(&self.tmp, &self.path);
+        self.committed = renamed.is_ok();
+        renamed.map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// [`write_atomically`]'s first half: `bytes` written to a temporary file beside `path`.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
     use std::io::Write as _;
     let not_a_file = || {
         Error::Config(format!(
@@ -34,17 +67,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         Err(e) => return Err(Error::io(path, e)),
     }
     let (tmp, mut file) = create_temporary(path, file_name)?;
-    let result = file
-        .write_all(bytes)
+    let staged = Staged {
+        tmp,
+        path: path.to_owned(),
+        committed: false,
+    };
+    file.write_all(bytes)
         .and_then(|()| file.flush())
-        .and_then(|()| {
-            drop(file);
-            std::fs::rename(&tmp, path)
-        });
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+        .map_err(|e| Error::io(path, e))?;
+    Ok(staged)
 }
 
 /// Whether `name` is one [`create_temporary`] makes for a file named `*.json`

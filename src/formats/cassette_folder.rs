@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::formats::atomic::write_atomically;
+use crate::formats::atomic::stage;
 use crate::formats::cassette::{
     MAX_CASSETTE_FILE, cassette_paths, file_name, file_name_with_full_digest, is_exported_name,
     parse_in, render, session_dir,
@@ -30,8 +30,9 @@ pub struct ExportSummary {
 }
 
 /// Writes one file per recording into `dir` (created if needed). Each file is written to a
-/// temporary name and renamed, so a crash never leaves a half-written cassette (see
-/// [`write_atomically`]); a symlink or a folder at a cassette's name fails the export before
+/// temporary name, and once every one is, they are renamed, so a crash never leaves a
+/// half-written cassette and a write that fails leaves the folder as it was (see
+/// [`crate::formats::atomic::write_atomically`]); a symlink or a folder at a cassette's name fails the export before
 /// anything is written. Older cassette files in `dir` for requests no longer recorded are
 /// removed so the folder mirrors the store; files that are not ims-vcr cassettes are left
 /// alone.
@@ -99,21 +100,28 @@ pub fn write_dir_with_progress(
     for folder in folders {
         crate::formats::atomic::remove_leftover_temporaries(folder, started);
     }
+    // Every changed cassette is written under its temporary name first, and only then are they
+    // all renamed into place: one that cannot be written (a full disk) leaves the folder as it
+    // was, the temporary files removed, rather than half old and half new.
+    let mut staged = Vec::new();
     for (path, bytes) in &files {
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
         }
         // Recording the same answers again rewrites no cassette, so a diff shows only what the
         // API changed. Only a regular file of about the new one's size is read: never through
-        // a symlink (which `write_atomically` refuses), nor a device or a FIFO at the name.
+        // a symlink (which `stage` refuses), nor a device or a FIFO at the name.
         let comparable = std::fs::symlink_metadata(path)
             .is_ok_and(|m| m.is_file() && m.len() <= bytes.len() as u64 + 4096);
         if comparable && std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {
             summary.unchanged += 1;
         } else {
-            write_atomically(path, bytes)?;
+            staged.push(stage(path, bytes)?);
         }
         progress.inc(1);
+    }
+    for file in staged {
+        file.commit()?;
     }
     for path in existing {
         // A symlink is left alone like any file that is not a cassette: reading or removing

@@ -25,20 +25,7 @@ impl Proxy {
                     return Play::Miss;
                 };
                 let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
-                // A hit under the redacted request's key is that recording's use: its session
-                // counts it asked for (else `--fail-on-unused` lists it as never asked).
-                let try_as = |request: &RecordedRequest| match RequestKey::of_recorded(&self.rules, request) {
-                    Ok(k) if k != *key => {
-                        let played = play(&k);
-                        if !matches!(played, Play::Miss)
-                            && let Ok(Some(session)) = session_of(parts)
-                        {
-                            self.sessions.asked(session, sessions::attempt_of(parts), k.digest());
-                        }
-                        played
-                    }
-                    _ => Play::Miss,
-                };
+                let try_as = |request: &RecordedRequest| self.play_as(parts, key, request, extending);
                 let played = try_as(&redacted);
                 if !matches!(played, Play::Miss) {
                     redactor.confirm(values);
@@ -62,6 +49,52 @@ impl Proxy {
             }
             other => other,
         }
+    }
+
+    /// [`Proxy::lookup`] of `request` (a variant of the live request whose key is `key`), when
+    /// its key is another. A hit under it is that recording's use: its session counts it asked
+    /// for (else `--fail-on-unused` lists it as never asked).
+    fn play_as(&self, parts: &Parts, key: &RequestKey, request: &RecordedRequest, extending: bool) -> Play {
+        match RequestKey::of_recorded(&self.rules, request) {
+            Ok(k) if k != *key => {
+                let played = match extending {
+                    true => self.tapes.play_extending(&k),
+                    false => self.tapes.play(&k),
+                };
+                if !matches!(played, Play::Miss)
+                    && let Ok(Some(session)) = session_of(parts)
+                {
+                    self.sessions.asked(session, sessions::attempt_of(parts), k.digest());
+                }
+                played
+            }
+            _ => Play::Miss,
+        }
+    }
+
+    /// The last lookup of a replay miss with redacted recordings: the request with each value
+    /// whose pseudonym one of its nearest recordings holds in the same place replaced by it
+    /// (see [`Redactor::aligned`]), for values it carries where no policy name selects them
+    /// and this run has not learned (`GET /v3/domains/default`, a sign-in scoped to a project
+    /// named as a redacted user is). A hit teaches them to the run.
+    async fn aligned_with_nearest(&self, parts: &Parts, body: &[u8], key: &RequestKey) -> Play {
+        let Some(redactor) = self.tapes.redactor() else {
+            return Play::Miss;
+        };
+        let nearest = self.tapes.neighbours(key, NEAREST_DIFFED, false).await.nearest;
+        let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
+        for recorded in nearest.iter().filter_map(|tape| tape.recorded_request()) {
+            let Some((variant, replaced)) = redactor.aligned(&redacted, recorded) else {
+                continue;
+            };
+            let played = self.play_as(parts, key, &variant, false);
+            if !matches!(played, Play::Miss) {
+                let replaced = replaced.into_iter().map(|v| (v, "request value".to_owned()));
+                redactor.confirm(values.into_iter().chain(replaced));
+                return played;
+            }
+        }
+        Play::Miss
     }
 
     pub(super) async fn replay(
@@ -126,6 +159,15 @@ impl Proxy {
     ) -> (Response<Full<Bytes>>, Outcome) {
         self.tapes.until_indexed().await;
         let exhausted = matches!(played, Play::Exhausted(_));
+        if !exhausted {
+            let aligned = self.aligned_with_nearest(parts, body, key).await;
+            if let Some(prepared) = aligned.prepared().filter(|prepared| !prepared.is_gap()) {
+                self.delay(prepared).await;
+            }
+            if let Some(answer) = self.played(parts, body, key, &aligned) {
+                return answer;
+            }
+        }
         (self.miss(parts, body, key, exhausted).await, Outcome::Miss)
     }
 

@@ -16,6 +16,7 @@ use crate::secrets::pseudonym::{PseudonymKey, other_uuid_form};
 use crate::secrets::policy_values::{Values, collect_request, policy_values};
 use crate::secrets::vouch;
 
+mod aligned;
 mod known;
 #[cfg(any(test, feature = "internals"))]
 pub use crate::secrets::exposure::find_leak;
