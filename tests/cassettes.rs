@@ -379,3 +379,82 @@ fn an_export_that_cannot_write_a_cassette_leaves_the_folder_as_it_was() {
             .all(|(_, bytes)| bytes.windows(10).any(|w| w == b"x-changed\""))
     );
 }
+
+/// A cassette renamed by hand (`image_404.json`) is the request's file from then on: export
+/// writes the request's answers there, not a second file beside it that import and replay
+/// would refuse as recording the request twice.
+#[test]
+fn export_writes_a_request_a_hand_named_cassette_holds_into_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let (code, stderr) = run(&["import", "--store", "s", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let out = dir.path().join("cassettes");
+    let generated = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("000000000404"))
+        .unwrap();
+    let renamed = out.join("image_404.json");
+    std::fs::rename(&generated, &renamed).unwrap();
+    // The store's answer changes, so the export writes it.
+    let mut cassette: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&renamed).unwrap()).unwrap();
+    cassette["answers"][0]["headers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(["x-changed", "1"]));
+    let changed = dir.path().join("changed");
+    std::fs::create_dir(&changed).unwrap();
+    std::fs::write(
+        changed.join("c.json"),
+        serde_json::to_vec(&cassette).unwrap(),
+    )
+    .unwrap();
+    let (code, stderr) = run(&["import", "--store", "s", "changed"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(
+        &["export", "--store", "s", "--out", "cassettes"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!generated.exists(), "no second file for the request");
+    assert!(
+        std::fs::read_to_string(&renamed)
+            .unwrap()
+            .contains("x-changed"),
+        "written in place"
+    );
+    let (code, stderr) = run(&["verify", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// `import FILE` takes one cassette as well as a HAR file; an empty folder imports nothing,
+/// says so, and makes no store.
+#[test]
+fn import_takes_one_cassette_file_and_a_folder_without_cassettes_makes_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let one = std::fs::read_dir(dir.path().join("cassettes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("schemas"))
+        .unwrap();
+    let (code, stderr) = run(
+        &["import", "--store", "s", one.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("imported 1 request (1 answer)"), "{stderr}");
+    let (code, out, stderr) = run_with_stdout(&["ls", "--store", "s"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("/v2/schemas/image"), "{out}");
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let (code, stderr) = run(&["import", "--store", "s2", "empty"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("holds no cassette") && stderr.contains("nothing imported"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("s2").exists(), "no store made");
+}

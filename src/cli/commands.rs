@@ -213,7 +213,7 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         Some(policy) => Some(Redactor::new(policy, writing_redaction_key()?)),
         None => None,
     };
-    let har = match args.dir.is_file() {
+    let file = match args.dir.is_file() {
         true => Some(cassette::read_limited(
             &args.dir,
             cassette::MAX_HAR_FILE,
@@ -221,7 +221,31 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         )?),
         false => None,
     };
-    let (recordings, rules) = if let Some(bytes) = &har {
+    // A file is a HAR, or one cassette (`import cassettes/x.json`, as a user tries first).
+    let (har, one_cassette) = match file {
+        Some(bytes) if cassette::is_one_cassette(&bytes) => (None, Some(bytes)),
+        file => (file, None),
+    };
+    let (recordings, rules) = if let Some(bytes) = &one_cassette {
+        if bytes.len() as u64 > cassette::MAX_CASSETTE_FILE {
+            return Err(Error::cassette(
+                &args.dir,
+                format!(
+                    "{} bytes, over the {} a cassette may hold",
+                    bytes.len(),
+                    cassette::MAX_CASSETTE_FILE
+                ),
+            ));
+        }
+        let (recording, rules) = cassette::parse_in_session(&args.dir, bytes, None)?;
+        match &redactor {
+            Some(redactor) => (
+                cassette::redact_recordings(&[recording], redactor, &rules)?,
+                rules,
+            ),
+            None => (vec![recording], rules),
+        }
+    } else if let Some(bytes) = &har {
         let rules = MatchRules::default();
         (
             crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
@@ -250,6 +274,13 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
                     dir.join(first).display()
                 )));
             }
+            // Nothing to import (a project with no cassettes yet) is no error, but said, and
+            // no store is made for it.
+            tracing::warn!(
+                folder = %dir.display(),
+                "holds no cassette (*.json, in it or a session's folder): nothing imported"
+            );
+            return Ok(());
         }
         match &redactor {
             Some(redactor) => (

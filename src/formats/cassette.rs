@@ -316,6 +316,20 @@ impl FolderCheck {
     }
 }
 
+/// Whether `bytes` are one cassette (a JSON object with `request` and `answers`) rather than a
+/// HAR (whose object has `log`): what `import FILE` tells them apart by.
+pub fn is_one_cassette(bytes: &[u8]) -> bool {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        request: Option<IgnoredAny>,
+        answers: Option<IgnoredAny>,
+        log: Option<IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(without_bom(bytes))
+        .is_ok_and(|p| p.request.is_some() && p.answers.is_some() && p.log.is_none())
+}
+
 /// [`parse`] of the cassette at `path` in the cassettes folder `dir`: its session is the
 /// subfolder it is in.
 pub fn parse_in(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(Recording, MatchRules)> {

@@ -2,7 +2,7 @@
 //! folder, written whole or not at all, checked before the first is written, and the folder
 //! kept a mirror of the store (stale cassettes removed, anything else left alone).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -56,6 +56,10 @@ pub fn write_dir_with_progress(
 ) -> Result<ExportSummary> {
     let started = std::time::SystemTime::now();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Listed before anything is written: a file that cannot be listed (a symlink to nothing,
+    // a pipe) fails the export with the folder as it was, not half updated.
+    let existing = cassette_paths(dir)?;
+    let hand_named = hand_named(dir, &existing);
     // Keyed by path: a session's cassettes go to the folder of its name.
     let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     for recording in recordings {
@@ -64,6 +68,14 @@ pub fn write_dir_with_progress(
         if files.contains_key(&path) {
             // 48 bits of digest collided: fall back to the full digest for this one.
             path = folder.join(file_name_with_full_digest(recording));
+        }
+        // A request a hand-named cassette holds (`image_404.json`) is written there, unless the
+        // folder has its exported file too: beside it, the folder would record the request
+        // twice, which import and replay refuse.
+        if let Some(named) = hand_named.get(recording.key.digest())
+            && std::fs::symlink_metadata(&path).is_err()
+        {
+            path = named.clone();
         }
         files.insert(path, render(recording, rules));
     }
@@ -85,13 +97,7 @@ pub fn write_dir_with_progress(
         unchanged: 0,
     };
     let written: HashSet<[u8; 32]> = recordings.iter().map(|r| *r.key.digest()).collect();
-    // Listed before anything is written: a file that cannot be listed (a symlink to nothing,
-    // a pipe) fails the export with the folder as it was, not half updated.
-    let existing = if remove_stale {
-        cassette_paths(dir)?
-    } else {
-        Vec::new()
-    };
+    let existing = if remove_stale { existing } else { Vec::new() };
     // What an export interrupted by a crash or a `kill -9` left in the folders this one writes
     // (half-written `.NAME.json.<random>.tmp` files): removed, so `git add` never takes them.
     let folders: std::collections::BTreeSet<&Path> = std::iter::once(dir)
@@ -194,6 +200,23 @@ fn too_large(files: &BTreeMap<PathBuf, Vec<u8>>, limit: u64) -> Option<Error> {
             limit >> 20
         ),
     ))
+}
+
+/// The valid cassettes among `existing` (in `dir`) that are not named as export names files
+/// (a fixture written by hand, `image_404.json`), by the digest of the request each holds.
+fn hand_named(dir: &Path, existing: &[PathBuf]) -> HashMap<[u8; 32], PathBuf> {
+    existing
+        .iter()
+        .filter(|path| {
+            let exported = path.file_name().and_then(|n| n.to_str()).is_some_and(is_exported_name);
+            !exported && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        })
+        .filter_map(|path| {
+            let bytes = std::fs::read(path).ok()?;
+            let (recording, _) = parse_in(dir, path, &bytes).ok()?;
+            Some((*recording.key.digest(), path.clone()))
+        })
+        .collect()
 }
 
 /// A cassette an export may remove as stale: one export could have written, i.e. a valid

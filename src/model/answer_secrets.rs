@@ -171,7 +171,33 @@ fn masks(name: &str, item: &Value) -> bool {
 pub fn mask_answer_json(value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -> Vec<Found> {
     let mut found = Vec::new();
     mask_answer_into(value, false, pseudonym, &mut found);
+    // A key id replaced where it is named is replaced wherever else the answer holds it too
+    // (Keystone's `links.self` of an EC2 credential ends in it), or the leak gate would find it.
+    let ids: Vec<(String, String)> = (found.iter())
+        .filter(|f| f.label.starts_with("access key id") && f.value.len() >= 8)
+        .map(|f| (f.value.clone(), pseudonym(&f.value)))
+        .collect();
+    if !ids.is_empty() {
+        replace_in_strings(value, &ids);
+    }
     found
+}
+
+/// Replaces, in every string of `value` (not its object keys), each `(real, pseudonym)` pair's
+/// real value by the pseudonym.
+fn replace_in_strings(value: &mut Value, pairs: &[(String, String)]) {
+    match value {
+        Value::String(text) => {
+            for (real, pseudonym) in pairs {
+                if text.contains(real.as_str()) {
+                    *text = text.replace(real.as_str(), pseudonym);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| replace_in_strings(i, pairs)),
+        Value::Object(map) => map.values_mut().for_each(|v| replace_in_strings(v, pairs)),
+        _ => {}
+    }
 }
 
 /// Whether `value` has, at any depth, something [`mask_answer_json`] could act on (a secret
@@ -645,6 +671,19 @@ mod tests {
             }
             assert!(!mask_answer_json(&mut answer, &|v: &str| v.to_owned()).is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_key_id_pseudonymised_is_replaced_wherever_else_the_answer_holds_it() {
+        // Keystone's EC2 credential: its own link ends in the access key id.
+        let mut answer = serde_json::json!({"credential": {
+            "access": "27d4cb633a204b75", "secret": "s-1", "user_id": "u1",
+            "links": {"self": "http://k/v3/users/u1/credentials/OS-EC2/27d4cb633a204b75"},
+        }});
+        mask_answer_json(&mut answer, &|v: &str| format!("p{}", v.len()));
+        assert_eq!(answer["credential"]["access"], "p16");
+        assert_eq!(answer["credential"]["links"]["self"], "http://k/v3/users/u1/credentials/OS-EC2/p16");
+        assert_eq!(answer["credential"]["user_id"], "u1");
     }
 
     #[test]
