@@ -403,6 +403,7 @@ fn a_standard_output_that_cannot_be_written_is_an_error_naming_it_never_a_panic(
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
 

@@ -9,7 +9,12 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         .out
         .or_else(|| config.cassettes.clone())
         .ok_or_else(|| {
-            Error::Usage("--out DIR is required (or set `cassettes` in ims-vcr.toml)".into())
+            Error::Usage(match args.format.as_str() {
+                "har" => {
+                    "--out FILE is required with --format har (`--out -`: standard output)".into()
+                }
+                _ => "--out DIR is required (or set `cassettes` in ims-vcr.toml)".into(),
+            })
         })?;
     // A folder that cannot be used is a runtime error (exit 1), like a `--store` that is none.
     if args.format == "cassettes" && out.exists() && !out.is_dir() {

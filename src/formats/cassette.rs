@@ -291,10 +291,15 @@ impl FolderCheck {
         let mut problems = Vec::new();
         match &self.common {
             None => self.common = Some((rules, path.to_path_buf())),
-            Some((first, first_path)) if *first != rules => problems.push(format!(
-                "field `match` ({rules:?}) differs from {} ({first:?}); one folder holds one set of match rules",
-                first_path.display()
-            )),
+            Some((first, first_path)) if *first != rules => {
+                let show = |r: &MatchRules| serde_json::to_string(r).expect("rules serialise");
+                problems.push(format!(
+                    "field `match` ({}) differs from {} ({}); one folder holds one set of match rules",
+                    show(&rules),
+                    first_path.display(),
+                    show(first)
+                ))
+            }
             Some(_) => {}
         }
         if let Some(first) = self.seen.get(recording.key.digest()) {

@@ -39,7 +39,7 @@ struct Written {
 /// `text` decoded when it is base64 of UTF-8 text (see the module's notes), with how it was
 /// written.
 fn decode(text: &str) -> Option<(String, Written)> {
-    if text.len() < MIN_LEN {
+    if text.len() < MIN_LEN || !starts_as_text(text) {
         return None;
     }
     let crlf = text.contains("\r\n");
@@ -78,6 +78,29 @@ fn decode(text: &str) -> Option<(String, Written)> {
         return None;
     }
     Some((decoded, Written { url_safe, padded, wrap, crlf }))
+}
+
+/// Whether `text`'s first 8 characters are base64 (either alphabet) of 6 bytes that could
+/// start text: most strings a request holds (ids, UUIDs, hashes, names) fail this before
+/// anything is allocated.
+fn starts_as_text(text: &str) -> bool {
+    let head = &text.as_bytes()[..8];
+    let mut bits: u64 = 0;
+    for &b in head {
+        let sextet = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return false,
+        };
+        bits = bits << 6 | u64::from(sextet);
+    }
+    // UTF-8 text: printable ASCII, white space, or bytes of multi-byte characters.
+    bits.to_be_bytes()[2..]
+        .iter()
+        .all(|&b| b >= 0x80 || b == b'\t' || b == b'\n' || b == b'\r' || (0x20..0x7f).contains(&b))
 }
 
 fn engine(url_safe: bool, padded: bool) -> base64::engine::GeneralPurpose {
@@ -149,65 +172,124 @@ pub(crate) fn mask_script_lines(
     let mut found = Vec::new();
     // Inside a cloud-config `chpasswd:` block, its `list` lines are `user:password` pairs.
     let mut chpasswd_block: Option<usize> = None;
+    // Inside a here-document fed to `chpasswd` (`chpasswd <<EOF`), every line is one, up to
+    // the line that ends it.
+    let mut heredoc: Option<String> = None;
     for line in text.split_inclusive('\n') {
         let content = line.trim_end_matches(['\n', '\r']);
         let ending = &line[content.len()..];
         let indent = content.len() - content.trim_start().len();
         let trimmed = content.trim_start();
-        if chpasswd_block.is_some_and(|at| indent <= at && !trimmed.is_empty()) {
-            chpasswd_block = None;
-        }
-        if trimmed.starts_with("chpasswd:") {
-            chpasswd_block = Some(indent);
-        }
-        let masked = if content.contains("chpasswd") && content.contains('|') {
-            echoed_pairs(content)
-        } else if chpasswd_block.is_some() {
-            listed_pair(content)
-        } else {
-            None
-        };
-        let masked = masked.or_else(|| yaml_secret(content, is_secret));
-        match masked {
-            Some((start, stop, name)) => {
-                out.push_str(&content[..start]);
-                out.push_str(PLACEHOLDER);
-                out.push_str(&content[stop..]);
-                found.push(Found {
-                    label: label(name),
-                    value: content[start..stop].to_owned(),
-                });
+        let mut spans: Vec<(usize, usize, &str)> = Vec::new();
+        if let Some(end) = &heredoc {
+            if trimmed == end.as_str() {
+                heredoc = None;
+            } else {
+                spans.extend(listed_pair(content));
             }
-            None => out.push_str(content),
+        } else {
+            if chpasswd_block.is_some_and(|at| indent <= at && !trimmed.is_empty()) {
+                chpasswd_block = None;
+            }
+            if trimmed.starts_with("chpasswd:") {
+                chpasswd_block = Some(indent);
+            }
+            if content.contains("chpasswd") {
+                spans.extend(echoed_pairs(content));
+                heredoc = heredoc_end(content);
+            } else if chpasswd_block.is_some() {
+                spans.extend(listed_pair(content));
+            }
+            if spans.is_empty() {
+                spans.extend(yaml_secret(content, is_secret));
+            }
         }
+        let mut at = 0;
+        for (start, stop, name) in spans {
+            out.push_str(&content[at..start]);
+            out.push_str(PLACEHOLDER);
+            found.push(Found {
+                label: label(name),
+                value: content[start..stop].to_owned(),
+            });
+            at = stop;
+        }
+        out.push_str(&content[at..]);
         out.push_str(ending);
     }
     (!found.is_empty()).then_some((out, found))
 }
 
-/// Where the password of `echo 'user:password' | chpasswd` starts and stops in `line`.
-fn echoed_pairs(line: &str) -> Option<(usize, usize, &'static str)> {
-    let mut at = line.find("echo ")? + "echo ".len();
-    let pipe = at + line[at..].find('|')?;
-    // `echo -e`, `echo -n`: options before the pair.
-    loop {
-        at += line[at..pipe].len() - line[at..pipe].trim_start().len();
-        if !line[at..pipe].starts_with('-') {
+/// The word ending a here-document that `line` starts (`chpasswd <<EOF`, `<<-'END'`).
+fn heredoc_end(line: &str) -> Option<String> {
+    let after = &line[line.find("<<")? + 2..];
+    let after = after.strip_prefix('-').unwrap_or(after).trim_start();
+    let word: String = after
+        .chars()
+        .filter(|c| !matches!(c, '\'' | '"'))
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!word.is_empty()).then_some(word)
+}
+
+/// Where the password of each `echo 'user:password' | chpasswd` of `line` starts and stops,
+/// in order (several commands may share a line: `…; echo 'admin:…' | chpasswd`).
+fn echoed_pairs(line: &str) -> Vec<(usize, usize, &'static str)> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(found) = line[from..].find("echo ") {
+        let mut at = from + found + "echo ".len();
+        // The pipe after the echoed words, outside their quotes.
+        let Some(pipe) = pipe_outside_quotes(line, at) else {
             break;
+        };
+        from = pipe + 1;
+        // Piped into `chpasswd` (`sudo chpasswd`, `/usr/sbin/chpasswd -e`), not another command.
+        let command = line[pipe + 1..].split([';', '&', '|']).next().unwrap_or_default();
+        if !command.contains("chpasswd") {
+            continue;
         }
-        at += line[at..pipe].find(' ')?;
+        // `echo -e`, `echo -n`: options before the pair.
+        loop {
+            at += line[at..pipe].len() - line[at..pipe].trim_start().len();
+            if !line[at..pipe].starts_with('-') {
+                break;
+            }
+            match line[at..pipe].find(' ') {
+                Some(space) => at += space,
+                None => break,
+            }
+        }
+        let argument = line[at..pipe].trim_end().as_bytes();
+        let quoted = argument.len() >= 2
+            && matches!(argument[0], b'\'' | b'"')
+            && argument[argument.len() - 1] == argument[0];
+        let (start, inner) = match quoted {
+            true => (at + 1, &line[at + 1..at + argument.len() - 1]),
+            false => (at, &line[at..at + argument.len()]),
+        };
+        if let Some(colon) = inner.find(':') {
+            let (start, stop) = (start + colon + 1, start + inner.len());
+            if stop > start && &line[start..stop] != PLACEHOLDER {
+                spans.push((start, stop, "chpasswd"));
+            }
+        }
     }
-    let argument = line[at..pipe].trim_end().as_bytes();
-    let quoted = argument.len() >= 2
-        && matches!(argument[0], b'\'' | b'"')
-        && argument[argument.len() - 1] == argument[0];
-    let (start, inner) = match quoted {
-        true => (at + 1, &line[at + 1..at + argument.len() - 1]),
-        false => (at, &line[at..at + argument.len()]),
-    };
-    let colon = inner.find(':')?;
-    let (start, stop) = (start + colon + 1, start + inner.len());
-    (stop > start && &line[start..stop] != PLACEHOLDER).then_some((start, stop, "chpasswd"))
+    spans
+}
+
+/// Where the first `|` of `line` from `from` on is, outside single and double quotes.
+fn pipe_outside_quotes(line: &str, from: usize) -> Option<usize> {
+    let mut quote: Option<u8> = None;
+    for (i, &b) in line.as_bytes()[from..].iter().enumerate() {
+        match (quote, b) {
+            (Some(q), b) if b == q => quote = None,
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'|') => return Some(from + i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Where the password of a `user:password` line of a cloud-config `chpasswd` list starts and
@@ -255,6 +337,9 @@ fn yaml_secret<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Option<(u
     }
     let mut start = line.len() - rest.trim_start().len();
     let mut stop = line.trim_end().len();
+    if stop <= start {
+        return None;
+    }
     let value = &line[start..stop];
     // A comment after the value is not part of it; a block (`|`, `>`) or a nested map is left.
     if value.is_empty() || value.starts_with(['|', '>', '#', '{', '[', '&', '*']) {
@@ -303,7 +388,22 @@ mod tests {
             script(inline).unwrap().0,
             "chpasswd:\r\n  list:\r\n    - root:REDACTED\r\nhostname: web\r\n"
         );
-        for none in ["echo hi | wc", "hostname: web\nusers: [a]", "password: |\n", "chpasswd: {expire: false}"] {
+        // Several on a line, a pipe inside the quotes, a here-document, an empty value.
+        let (out, values) = script("echo 'root:Pw1' | chpasswd; echo \"admin:Pa|ss-2\" | sudo chpasswd\n").unwrap();
+        assert_eq!(out, "echo 'root:REDACTED' | chpasswd; echo \"admin:REDACTED\" | sudo chpasswd\n");
+        assert_eq!(values, ["Pw1", "Pa|ss-2"]);
+        let (out, values) = script("chpasswd <<'EOF'\nroot:hd-1\nops:hd-2\nEOF\necho done:ok\n").unwrap();
+        assert_eq!(out, "chpasswd <<'EOF'\nroot:REDACTED\nops:REDACTED\nEOF\necho done:ok\n");
+        assert_eq!(values, ["hd-1", "hd-2"]);
+        for none in [
+            "echo hi | wc",
+            "echo 'root:x' | tee f",
+            "hostname: web\nusers: [a]",
+            "password: |\n",
+            "password: \n",
+            "password:\t\r\n",
+            "chpasswd: {expire: false}",
+        ] {
             assert_eq!(script(none), None, "{none:?}");
         }
     }
@@ -328,7 +428,8 @@ mod tests {
             assert_eq!(found[0].value, "Cloud12#$~~~");
             assert!(found[0].label.ends_with("(inside base64 text)"), "{}", found[0].label);
         }
-        // Wrapped at 20 characters a line (as `base64 -w 20` writes), with CRLF.
+        // Wrapped at 20 characters a line, with CRLF (`base64 -w 20` wraps so, and ends with a
+        // line ending, which the masked text does not keep).
         let wrapped = |s: String| s.as_bytes().chunks(20).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\r\n");
         let (out, _) = mask_base64_text(&wrapped(std.encode(text)), &mask).unwrap();
         assert_eq!(out, wrapped(std.encode(expected)));

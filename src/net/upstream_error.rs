@@ -172,6 +172,15 @@ pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> Upstre
                 cause: with_ca_hint(cause),
             };
         }
+        // The proxy's own limit, not the upstream's fault: said so.
+        let cause = match cause.contains("Too many open files") {
+            true => format!(
+                "{cause} (ims-vcr ran out of file descriptors, with one per client connection \
+                 and one per upstream connection: raise its limit, `ulimit -n`, or lower the \
+                 clients' concurrency)"
+            ),
+            false => cause,
+        };
         UpstreamError::Connect {
             url: url.to_owned(),
             cause,

@@ -77,11 +77,10 @@ impl Proxy {
     /// (see [`Redactor::aligned`]), for values it carries where no policy name selects them
     /// and this run has not learned (`GET /v3/domains/default`, a sign-in scoped to a project
     /// named as a redacted user is). A hit teaches them to the run.
-    async fn aligned_with_nearest(&self, parts: &Parts, body: &[u8], key: &RequestKey) -> Play {
+    fn aligned_with_nearest(&self, parts: &Parts, body: &[u8], key: &RequestKey, nearest: &[Arc<crate::replay::tape::Tape>]) -> Play {
         let Some(redactor) = self.tapes.redactor() else {
             return Play::Miss;
         };
-        let nearest = self.tapes.neighbours(key, NEAREST_DIFFED, false).await.nearest;
         let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
         for recorded in nearest.iter().filter_map(|tape| tape.recorded_request()) {
             let Some((variant, replaced)) = redactor.aligned(&redacted, recorded) else {
@@ -159,8 +158,9 @@ impl Proxy {
     ) -> (Response<Full<Bytes>>, Outcome) {
         self.tapes.until_indexed().await;
         let exhausted = matches!(played, Play::Exhausted(_));
+        let neighbours = self.tapes.neighbours(key, NEAREST_DIFFED, !exhausted).await;
         if !exhausted {
-            let aligned = self.aligned_with_nearest(parts, body, key).await;
+            let aligned = self.aligned_with_nearest(parts, body, key, &neighbours.nearest);
             if let Some(prepared) = aligned.prepared().filter(|prepared| !prepared.is_gap()) {
                 self.delay(prepared).await;
             }
@@ -168,7 +168,7 @@ impl Proxy {
                 return answer;
             }
         }
-        (self.miss(parts, body, key, exhausted).await, Outcome::Miss)
+        (self.miss(parts, body, key, exhausted, neighbours).await, Outcome::Miss)
     }
 
     /// Waits the configured latency (`--latency`) before a recorded answer (a gap, a miss and
@@ -335,9 +335,9 @@ impl Proxy {
         body: &[u8],
         key: &RequestKey,
         exhausted: bool,
+        neighbours: crate::replay::miss::Neighbours,
     ) -> Response<Full<Bytes>> {
-        let crate::replay::miss::Neighbours { nearest, elsewhere } =
-            self.tapes.neighbours(key, NEAREST_DIFFED, !exhausted).await;
+        let crate::replay::miss::Neighbours { nearest, elsewhere } = neighbours;
         // The nearest request lines, each once: recordings of one line with other headers or
         // bodies (a conditional request's, a sign-in's) are told apart by the diff.
         let mut lines: Vec<String> = Vec::new();

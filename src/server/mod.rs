@@ -174,7 +174,15 @@ async fn accept_loop(
                     Ok(conn) => conn,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
+                        match e.raw_os_error() {
+                            Some(libc::EMFILE | libc::ENFILE) => tracing::warn!(
+                                error = %e,
+                                "accept failed: ims-vcr ran out of file descriptors (one per \
+                                 client connection and one per upstream connection); raise its \
+                                 limit (`ulimit -n`) or lower the clients' concurrency"
+                            ),
+                            _ => tracing::warn!(error = %e, "accept failed"),
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }

@@ -293,12 +293,12 @@ impl Store {
         let store_err = |source| store_error(path, source);
         let answers = db.open_tree("answers").map_err(store_err)?;
         let meta = db.open_tree("meta").map_err(store_err)?;
-        // Before anything reads the answers: an import stopped part-way is undone.
-        import::undo_unfinished(path, &db, &answers)?;
         let persisted = meta_counter(path, &meta, GENERATION_KEY)?;
         // Before anything is redone: a store of a format this ims-vcr does not read is refused
         // with its journal untouched.
         let format = read_format(path, &meta)?;
+        // Before anything reads the answers: an import stopped part-way is undone.
+        import::undo_unfinished(path, &db, &answers)?;
         let log_file = LogFile::open(path).map_err(|e| Error::io(path.join(LOG_FILE), e))?;
         let log_err = |e| Error::io(log_file.path(), e);
         let log_end = check_not_shortened(path, &meta, &log_file, persisted)?;

@@ -346,3 +346,72 @@ async fn a_piped_stderr_nobody_reads_never_stalls_the_proxy_or_its_exit() {
         &err[..err.len().min(2000)]
     );
 }
+
+/// A proxy out of file descriptors (`ulimit -n`, more clients than it allows) says that is what
+/// happened, and serves again once the clients go.
+#[test]
+fn a_proxy_out_of_file_descriptors_says_so_and_serves_again_when_clients_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let log = dir.path().join("log");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 40; exec {BIN} replay --cassettes cassettes --listen 127.0.0.1:0 2>log"
+        ))
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed when the test ends, passed or not.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _running = Kill(child);
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    // More connections than it has descriptors for, each kept open.
+    let clients: Vec<_> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("ran out of file descriptors")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(clients);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status_line = || -> Option<String> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream
+            .write_all(b"GET /v2/schemas/image HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .ok()?;
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply.lines().next().map(str::to_owned)
+    };
+    while status_line().as_deref() != Some("HTTP/1.1 200 OK") {
+        assert!(Instant::now() < deadline, "not serving again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -9,7 +9,8 @@
 //! domain id `default`). Neither is id-like, so [`Redactor::id_variants`] does not try them,
 //! and a run whose requests never named them first has not learned them. A pseudonym is keyed
 //! (HMAC-SHA-256 of the value), so a value whose pseudonym is exactly what the recording holds
-//! in the same place is that recording's real value, not a coincidence.
+//! in the same place is that recording's real value, not a coincidence, when it is distinctive
+//! enough ([`distinctive`]: a digit's pseudonym is a digit, so short values are never taken).
 
 use super::*;
 
@@ -29,7 +30,7 @@ impl Redactor {
         let mut replaced = Vec::new();
         let mut out = request.clone();
         let mut take = |live: &str, stored: &str| -> Option<String> {
-            let fits = live != stored && !live.is_empty() && self.key.pseudonym(live) == stored;
+            let fits = live != stored && distinctive(live) && self.key.pseudonym(live) == stored;
             fits.then(|| {
                 replaced.push(live.to_owned());
                 stored.to_owned()
@@ -83,6 +84,22 @@ impl Redactor {
         }
         (!replaced.is_empty()).then_some((out, replaced))
     }
+}
+
+/// Whether `value` has enough letters and digits that another value with its pseudonym is
+/// no coincidence: a pseudonym keeps its value's length and kinds of characters (a digit for a
+/// digit), so `2` and `6` may share one, and `?limit=2` must not match a recording of
+/// `?limit=5`. About 23 bits: five letters (`admin`), seven digits, or a mix.
+fn distinctive(value: &str) -> bool {
+    let bits: f64 = value
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphabetic() => 4.7,
+            c if c.is_ascii_digit() => 3.3,
+            _ => 0.0,
+        })
+        .sum();
+    bits >= 23.0
 }
 
 /// Replaces, in `live`, each string whose pseudonym (`take`) `stored` holds at the same place;
@@ -153,5 +170,11 @@ mod tests {
         assert_eq!(redactor.aligned(&other, &recorded), None);
         let get = RecordedRequest { method: "GET".into(), ..live };
         assert_eq!(redactor.aligned(&get, &recorded), None);
+        // A value too short to tell: whatever its pseudonym, never taken.
+        for short in ["2", "3", "6", "abcd", "123456"] {
+            let stored = request(&format!("/v2/flavors/{}", p(short)), None, None);
+            let live = request(&format!("/v2/flavors/{short}"), None, None);
+            assert_eq!(redactor.aligned(&live, &stored), None, "{short}");
+        }
     }
 }
