@@ -203,6 +203,9 @@ pub(crate) fn mask_script_lines(
             if spans.is_empty() {
                 spans.extend(yaml_secret(content, is_secret));
             }
+            if spans.is_empty() {
+                spans.extend(flow_secrets(content, is_secret));
+            }
         }
         let mut at = 0;
         for (start, stop, name) in spans {
@@ -318,6 +321,46 @@ fn listed_pair(line: &str) -> Option<(usize, usize, &'static str)> {
     (stop > start && &line[start..stop] != PLACEHOLDER).then_some((start, stop, "chpasswd"))
 }
 
+/// Where the values of the `name: value` pairs of a YAML flow mapping on `line` whose name
+/// `is_secret` accepts start and stop (`- {name: root, password: …, type: text}`, as a
+/// cloud-config's `chpasswd: users:` list may be written), in order.
+fn flow_secrets<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Vec<(usize, usize, &'l str)> {
+    let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) else {
+        return Vec::new();
+    };
+    let mut spans = Vec::new();
+    let mut at = open + 1;
+    while at < close {
+        let end = at + line[at..close].find(',').unwrap_or(close - at);
+        let pair = &line[at..end];
+        if let Some((name, value)) = pair.split_once(':') {
+            let name = name.trim().trim_matches(['"', '\'']);
+            let lead = value.len() - value.trim_start().len();
+            let mut start = at + name_end(pair) + 1 + lead;
+            let mut stop = at + pair.trim_end().len();
+            if stop > start && is_secret(name) {
+                for quote in ['"', '\''] {
+                    let value = &line[start..stop];
+                    if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
+                        start += 1;
+                        stop -= 1;
+                    }
+                }
+                if stop > start && &line[start..stop] != PLACEHOLDER {
+                    spans.push((start, stop, name));
+                }
+            }
+        }
+        at = end + 1;
+    }
+    spans
+}
+
+/// Where the first `:` of a flow mapping's `pair` is.
+fn name_end(pair: &str) -> usize {
+    pair.find(':').unwrap_or(pair.len())
+}
+
 /// Where the value of a YAML `name: value` line whose name `is_secret` accepts starts and
 /// stops (quotes kept), with the name.
 fn yaml_secret<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Option<(usize, usize, &'l str)> {
@@ -392,6 +435,12 @@ mod tests {
         let (out, values) = script("echo 'root:Pw1' | chpasswd; echo \"admin:Pa|ss-2\" | sudo chpasswd\n").unwrap();
         assert_eq!(out, "echo 'root:REDACTED' | chpasswd; echo \"admin:REDACTED\" | sudo chpasswd\n");
         assert_eq!(values, ["Pw1", "Pa|ss-2"]);
+        let (out, values) = script("chpasswd:\n  users:\n    - {name: root, password: fl-1, type: text}\n    - name: ops\n      password: 'bl-2'\n").unwrap();
+        assert_eq!(
+            out,
+            "chpasswd:\n  users:\n    - {name: root, password: REDACTED, type: text}\n    - name: ops\n      password: 'REDACTED'\n"
+        );
+        assert_eq!(values, ["fl-1", "bl-2"]);
         let (out, values) = script("chpasswd <<'EOF'\nroot:hd-1\nops:hd-2\nEOF\necho done:ok\n").unwrap();
         assert_eq!(out, "chpasswd <<'EOF'\nroot:REDACTED\nops:REDACTED\nEOF\necho done:ok\n");
         assert_eq!(values, ["hd-1", "hd-2"]);
