@@ -789,15 +789,16 @@ fn an_unreadable_settings_file_in_the_working_directory_is_an_error_not_skipped(
     }
 }
 
-/// A standard Keystone's names: the user `admin` (redacted where a sign-in names it) also names
-/// the project a later sign-in is scoped to, and the domain id `default` is in a path. Export
-/// replaced them wherever recordings held them; a replay run whose first request is the token
-/// sign-in (it never saw the password sign-in that names `admin`) or `GET
-/// /v3/domains/default/config` still matches, with the real values as with the pseudonyms, by
-/// the place a near recording holds their pseudonyms in.
+/// A user's name (redacted where a sign-in names it) also names the project a later sign-in is
+/// scoped to, and a domain id is in a path. Export replaced them wherever recordings held them;
+/// a replay run whose first request is the token sign-in (it never saw the password sign-in
+/// that names the user) or `GET /v3/domains/{id}/config` still matches, with the real values as
+/// with the pseudonyms, by the place a near recording holds their pseudonyms in. A standard
+/// Keystone's own names (`admin`, the domain `default`) are never redacted: kept as they are in
+/// role lists, interfaces and `default_project_id`.
 #[tokio::test]
 async fn real_values_in_places_no_policy_names_match_a_redacted_recording_by_their_pseudonyms() {
-    let answer = r#"{"token": {"user": {"name": "admin", "domain": {"id": "default", "name": "Default"}}, "project": {"name": "admin", "domain": {"id": "default", "name": "Default"}}, "roles": [{"name": "admin"}]}}"#;
+    let answer = r#"{"token": {"user": {"name": "clouduser", "domain": {"id": "eastzone", "name": "EastZone"}, "default_project_id": "p1"}, "project": {"name": "clouduser", "domain": {"id": "eastzone", "name": "EastZone"}}, "roles": [{"name": "admin"}], "catalog": [{"endpoints": [{"interface": "admin"}]}], "admin": {"domain": {"id": "default", "name": "Default"}}}}"#;
     let canned = canned_upstream(
         format!(
             "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
@@ -823,8 +824,8 @@ async fn real_values_in_places_no_policy_names_match_a_redacted_recording_by_the
         )
     };
     let password = format!(
-        r#"{{"auth": {{"identity": {{"methods": ["password"], "password": {{"user": {{"name": "admin", "domain": {{"name": "Default"}}, "password": "pw-1"}}}}}}, {}}}}}"#,
-        scope("admin", "Default")
+        r#"{{"auth": {{"identity": {{"methods": ["password"], "password": {{"user": {{"name": "clouduser", "domain": {{"name": "EastZone"}}, "password": "pw-1"}}}}}}, {}}}}}"#,
+        scope("clouduser", "EastZone")
     );
     let token = |project: &str, domain: &str| {
         format!(
@@ -833,11 +834,11 @@ async fn real_values_in_places_no_policy_names_match_a_redacted_recording_by_the
         )
     };
     let tokens = format!("{}/v3/auth/tokens", proxy.uri());
-    for body in [password.clone(), token("admin", "Default")] {
+    for body in [password.clone(), token("clouduser", "EastZone")] {
         let reply = send("POST", &tokens, &json, body.as_bytes()).await;
         assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
     }
-    let reply = get(&format!("{}/v3/domains/default/config", proxy.uri())).await;
+    let reply = get(&format!("{}/v3/domains/eastzone/config", proxy.uri())).await;
     assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
     proxy.shutdown().await.unwrap();
     let out = dir.path().join("out");
@@ -847,17 +848,30 @@ async fn real_values_in_places_no_policy_names_match_a_redacted_recording_by_the
         Some(&Redactor::new(RedactionPolicy::default(), key())),
     )
     .unwrap();
-    let (admin, default, default_name) = (
-        key().pseudonym("admin"),
-        key().pseudonym("default"),
-        key().pseudonym("Default"),
+    let (user, zone, zone_name) = (
+        key().pseudonym("clouduser"),
+        key().pseudonym("eastzone"),
+        key().pseudonym("EastZone"),
     );
-    assert!(!files_containing(&out, format!("/v3/domains/{default}/config").as_bytes()).is_empty());
+    assert!(!files_containing(&out, format!("/v3/domains/{zone}/config").as_bytes()).is_empty());
+    // Keystone's own names stay as they are, in fields and in field names alike.
+    for kept in [
+        &br#""interface": "admin""#[..],
+        br#""name": "admin""#,
+        br#""default_project_id""#,
+        br#""id": "default""#,
+    ] {
+        assert!(
+            !files_containing(&out, kept).is_empty(),
+            "{}",
+            String::from_utf8_lossy(kept)
+        );
+    }
 
     for replayed_from in ["store", "cassettes"] {
         for (project, domain, path) in [
-            ("admin", "Default", "default"),
-            (admin.as_str(), default_name.as_str(), default.as_str()),
+            ("clouduser", "EastZone", "eastzone"),
+            (user.as_str(), zone_name.as_str(), zone.as_str()),
         ] {
             // A new run each time: nothing learned from an earlier request.
             let builder = ProxyServer::builder().replay().redaction_key(key());

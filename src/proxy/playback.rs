@@ -81,16 +81,23 @@ impl Proxy {
         let Some(redactor) = self.tapes.redactor() else {
             return Play::Miss;
         };
-        let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
+        let raw = recorded_request(parts, body);
+        let (redacted, values) = redactor.redact_request(&raw);
+        // Aligned as redacted (the values the policy names pseudonymised), and as sent (a client
+        // sending a pseudonym it was handed beside a real value: a domain id from a replayed
+        // answer, a user's real name).
         for recorded in nearest.iter().filter_map(|tape| tape.recorded_request()) {
-            let Some((variant, replaced)) = redactor.aligned(&redacted, recorded) else {
-                continue;
-            };
-            let played = self.play_as(parts, key, &variant, false);
-            if !matches!(played, Play::Miss) {
-                let replaced = replaced.into_iter().map(|v| (v, "request value".to_owned()));
-                redactor.confirm(values.into_iter().chain(replaced));
-                return played;
+            for request in [&redacted, &raw] {
+                let Some((variant, _)) = redactor.aligned(request, recorded) else {
+                    continue;
+                };
+                let played = self.play_as(parts, key, &variant, false);
+                if !matches!(played, Play::Miss) {
+                    // Only what the policy named is remembered: a value found by its place here
+                    // (`dom-east`) would be replaced inside longer ones later (`dom-east2`).
+                    redactor.confirm(values);
+                    return played;
+                }
             }
         }
         Play::Miss

@@ -90,6 +90,24 @@ pub struct LeakScanner {
     /// Needles shorter than [`MIN_NEEDLE_LEN`], searched as whole words (see
     /// [`LeakScanner::with_short_words`]): label and value.
     short: Vec<(String, Vec<u8>)>,
+    /// With many needles, their automata (see [`Many`]), built on first use.
+    many: std::sync::OnceLock<Many>,
+}
+
+/// Past this many needles, a scan runs automata over the haystack (and over its decoded
+/// forms) instead of trying, at each byte, every pattern that starts with it: a request
+/// holding thousands of passwords (each a needle) had made its leak check take minutes, with
+/// the proxy's other requests waiting.
+const MANY_NEEDLES: usize = 32;
+
+/// The needles of a [`LeakScanner`] as Aho-Corasick automata: every pattern matched byte for
+/// byte (raw, base64, UTF-16, Latin-1), the hex ones in either case, and the raw values, to
+/// search in the haystack read through percent-decoding, JSON unescaping and HTML character
+/// references. Each finds every occurrence in one pass, however many needles there are.
+struct Many {
+    exact: Option<(aho_corasick::AhoCorasick, Vec<(usize, &'static str)>)>,
+    hex: Option<(aho_corasick::AhoCorasick, Vec<(usize, &'static str)>)>,
+    values: aho_corasick::AhoCorasick,
 }
 
 /// Why a needle cannot be searched for.
@@ -111,6 +129,7 @@ impl LeakScanner {
             patterns: Vec::new(),
             by_first_byte: vec![Vec::new(); 256],
             short: Vec::new(),
+            many: std::sync::OnceLock::new(),
         };
         for needle in needles {
             scanner.add(needle);
@@ -273,6 +292,13 @@ impl LeakScanner {
     }
 
     fn scan(&self, haystack: &[u8], first_only: bool) -> Vec<Leak> {
+        if self.values.len() > MANY_NEEDLES {
+            let mut leaks = self.scan_many(haystack);
+            if first_only {
+                leaks.truncate(1);
+            }
+            return leaks;
+        }
         let mut leaks = Vec::new();
         let mut resume_at = vec![0usize; self.patterns.len()];
         for (offset, &byte) in haystack.iter().enumerate() {
@@ -299,6 +325,104 @@ impl LeakScanner {
         }
         leaks
     }
+}
+
+impl LeakScanner {
+    fn many(&self) -> &Many {
+        self.many.get_or_init(|| {
+            let automaton = |patterns: Vec<(&[u8], usize, &'static str)>, any_case: bool| {
+                if patterns.is_empty() {
+                    return None;
+                }
+                let built = aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(any_case)
+                    .build(patterns.iter().map(|(bytes, _, _)| bytes))
+                    .expect("patterns of bytes build an automaton");
+                Some((built, patterns.iter().map(|&(_, needle, name)| (needle, name)).collect()))
+            };
+            let (mut exact, mut hex) = (Vec::new(), Vec::new());
+            for pattern in &self.patterns {
+                match &pattern.matcher {
+                    Matcher::Exact(bytes, name) => exact.push((bytes.as_slice(), pattern.needle, *name)),
+                    Matcher::Hex(digits, name) => hex.push((digits.as_slice(), pattern.needle, *name)),
+                    _ => {}
+                }
+            }
+            Many {
+                exact: automaton(exact, false),
+                hex: automaton(hex, true),
+                values: aho_corasick::AhoCorasick::new(&self.values).expect("values build an automaton"),
+            }
+        })
+    }
+
+    /// [`LeakScanner::scan`] with many needles (see [`Many`]): every leak, ordered by offset (a
+    /// leak found through decoding is placed at its offset in the decoded text).
+    fn scan_many(&self, haystack: &[u8]) -> Vec<Leak> {
+        let many = self.many();
+        let mut leaks = Vec::new();
+        let mut found = |needle: usize, encoding: &'static str, offset: usize| {
+            leaks.push(Leak {
+                label: self.labels[needle].clone(),
+                encoding,
+                offset,
+            });
+        };
+        for (automaton, names) in [&many.exact, &many.hex].into_iter().flatten() {
+            for m in automaton.find_overlapping_iter(haystack) {
+                let (needle, name) = names[m.pattern().as_usize()];
+                found(needle, name, m.start());
+            }
+        }
+        let mut decoded_leaks = |text: &[u8], encoding: &'static str| {
+            for m in many.values.find_overlapping_iter(text) {
+                found(m.pattern().as_usize(), encoding, m.start());
+            }
+        };
+        // Percent-decoded (a `+` read as a space too), up to three times: `%252B`.
+        if haystack.iter().any(|b| matches!(b, b'%' | b'+')) {
+            let mut text: Vec<u8> = haystack.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+            for _ in 0..3 {
+                let next: Vec<u8> = percent_encoding::percent_decode(&text).collect();
+                if next == text {
+                    break;
+                }
+                decoded_leaks(&next, "percent-encoded");
+                text = next;
+            }
+        }
+        for (introducer, escape, encoding) in [
+            (b'\\', json_escape as crate::secrets::escapes::Escape, "json-escaped"),
+            (b'&', html_reference, "html-escaped"),
+        ] {
+            if memchr::memchr(introducer, haystack).is_some() {
+                decoded_leaks(&unescaped(haystack, escape), encoding);
+            }
+        }
+        leaks.sort_by_key(|leak| leak.offset);
+        leaks
+    }
+}
+
+/// `haystack` with every escape `escape` reads (at any position) replaced by the character it
+/// stands for.
+fn unescaped(haystack: &[u8], escape: crate::secrets::escapes::Escape) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut utf8 = [0u8; 4];
+    let mut at = 0;
+    while at < haystack.len() {
+        match escape(haystack, at) {
+            Some((c, used)) if used > 0 => {
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                at += used;
+            }
+            _ => {
+                out.push(haystack[at]);
+                at += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Letters, digits and the bytes of non-ASCII characters (letters of other scripts): what a
@@ -760,5 +884,70 @@ mod tests {
         assert_eq!(labels, ["denied #2", "denied #3", "denied #4"]);
         // The gate's scanner still ignores short values: they are not worth refusing a write.
         assert!(LeakScanner::new([needle("field a", "ok1")]).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod many_needles {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+
+    const SECRET: &str = "Sécret/pass+word&<x>=42";
+
+    fn needle(label: &str, value: &str) -> Needle {
+        Needle {
+            label: label.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    /// The secret in each encoding a leak may take, in a body.
+    fn bodies() -> Vec<(&'static str, Vec<u8>)> {
+        let pct = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let json_u: String = SECRET.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        let html: String = SECRET.chars().map(|c| format!("&#{};", c as u32)).collect();
+        let mut bodies = vec![
+            ("raw", format!("{{\"a\":\"{SECRET}\"}}").into_bytes()),
+            ("percent", format!("/x?q={}", pct(SECRET)).into_bytes()),
+            ("percent twice", format!("/x?q={}", pct(&pct(SECRET))).into_bytes()),
+            ("json", format!("{{\"a\":\"{json_u}\"}}").into_bytes()),
+            ("html", format!("<p>{html}</p>").into_bytes()),
+            ("hex", SECRET.bytes().map(|b| format!("{b:02X}")).collect::<String>().into_bytes()),
+            ("utf-16", SECRET.encode_utf16().flat_map(u16::to_be_bytes).collect()),
+        ];
+        for lead in 0..3 {
+            let mut bytes = vec![b'x'; lead];
+            bytes.extend_from_slice(SECRET.as_bytes());
+            bodies.push(("base64", STANDARD.encode(&bytes).into_bytes()));
+            bodies.push(("base64url", URL_SAFE.encode(&bytes).into_bytes()));
+        }
+        bodies
+    }
+
+    #[test]
+    fn with_many_needles_every_encoding_is_found_as_with_one() {
+        let one = LeakScanner::new([needle("field password", SECRET)]);
+        let fillers = (0..100).map(|i| needle("other", &format!("filler-value-{i:04}")));
+        let many = LeakScanner::new(fillers.chain([needle("field password", SECRET)]));
+        assert!(many.values.len() > MANY_NEEDLES);
+        for (name, body) in bodies() {
+            assert!(one.find(&body).is_some(), "one needle, {name}");
+            let found = many.find_all(&body);
+            assert!(found.iter().any(|l| l.label == "field password"), "many needles, {name}: {found:?}");
+            assert!(found.iter().all(|l| l.label == "field password"), "{name}: {found:?}");
+        }
+        let clean = b"{\"a\": \"nothing secret here, filler-value but no number\"}";
+        assert_eq!(many.find(clean), None);
+    }
+
+    #[test]
+    fn twenty_thousand_needles_over_a_large_body_are_searched_in_one_pass() {
+        // Quadratic, this took minutes (20,000 needles, 1 MB): each byte tried every needle
+        // starting with it. No time is asserted: the test would not end.
+        let values: Vec<String> = (0..20_000).map(|i| format!("pw-{i:06}-{}", i * 7919 % 100_003)).collect();
+        let body: String = values.iter().map(|v| format!("{{\"password\":\"x{v}\"}},")).collect();
+        let scanner = LeakScanner::new(values.iter().map(|v| needle("field password", v)));
+        let leaks = scanner.find_all(body.as_bytes());
+        assert!(leaks.len() >= 20_000, "{}", leaks.len());
     }
 }

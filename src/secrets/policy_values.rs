@@ -13,8 +13,21 @@ use crate::model::redaction::RedactionPolicy;
 
 pub(crate) type Values = BTreeMap<String, String>; // value → label (what it was found as)
 
+/// The names every OpenStack cloud gives its bootstrap identities (Keystone's `default` domain,
+/// `Default` by name, the `admin` user, project and role, the `service` project, devstack's
+/// `demo` and `alt_demo`): they name nobody, and they are also words of the API (the `admin`
+/// interface and role, the `default_project_id` field), so they are never redacted. Redacted,
+/// `admin` became a pseudonym in every role list and endpoint interface, and `default` inside
+/// the name of `default_project_id`.
+pub(crate) const GENERIC_NAMES: [&str; 6] = ["default", "Default", "admin", "service", "demo", "alt_demo"];
+
+/// Whether `value` is one of [`GENERIC_NAMES`].
+pub(crate) fn is_generic_name(value: &str) -> bool {
+    GENERIC_NAMES.contains(&value)
+}
+
 fn note(values: &mut Values, value: &str, label: impl FnOnce() -> String) {
-    if !value.is_empty() && !values.contains_key(value) {
+    if !value.is_empty() && !is_generic_name(value) && !values.contains_key(value) {
         values.insert(value.to_owned(), label());
     }
 }

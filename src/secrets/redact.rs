@@ -64,6 +64,7 @@ enum At<'a> {
 impl At<'_> {
     fn replace(&self, value: &str) -> String {
         match self {
+            At::Pseudonym(_) if crate::secrets::policy_values::is_generic_name(value) => value.to_owned(),
             At::Pseudonym(key) => key.pseudonym(value),
             At::MappedOnly(mapping) => mapping.get(value).unwrap_or(value).to_owned(),
         }
