@@ -209,7 +209,9 @@ fn hand_named(dir: &Path, existing: &[PathBuf]) -> HashMap<[u8; 32], PathBuf> {
         .iter()
         .filter(|path| {
             let exported = path.file_name().and_then(|n| n.to_str()).is_some_and(is_exported_name);
-            !exported && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+            // A symlink too: its request is written there or nowhere (the write refuses a
+            // symlink, naming it), never beside it.
+            !exported && std::fs::metadata(path).is_ok_and(|m| m.is_file())
         })
         .filter_map(|path| {
             let bytes = std::fs::read(path).ok()?;

@@ -152,11 +152,12 @@ pub(crate) fn mask_base64_text(
 /// assignment lines), then a script's `chpasswd` input and YAML secret lines.
 pub(crate) fn mask_request_text(text: &str) -> Masked {
     use crate::model::credentials::{is_credential_name, mask_body};
-    let body = mask_body(text.as_bytes(), None)
-        .and_then(|(masked, found)| Some((String::from_utf8(masked).ok()?, found)));
     let label = |name: &str| format!("credential field {name} of the request body");
-    crate::model::assignments::and_then(body, text, |text| {
-        mask_script_lines(text, &is_credential_name, &label)
+    // A script's and a cloud-config's own forms first, read by line (a YAML value keeps its
+    // quotes and comment), then what a body's text would have masked.
+    let script = mask_script_lines(text, &is_credential_name, &label);
+    crate::model::assignments::and_then(script, text, |text| {
+        mask_body(text.as_bytes(), None).and_then(|(masked, found)| Some((String::from_utf8(masked).ok()?, found)))
     })
 }
 

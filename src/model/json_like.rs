@@ -58,7 +58,16 @@ pub(crate) fn mask_fields(
             at = name_end + 1;
             continue;
         }
+        let colon = value_at;
         value_at = skip_space(bytes, value_at + 1);
+        // After a bare name (YAML, text: `password:` with nothing after it), a value on a
+        // later line is not its value: the next line's name (`root_password: …`) would be
+        // taken for it, masked, and the secret after it kept.
+        let bare = !matches!(bytes[at], b'"' | b'\'');
+        if bare && bytes[colon..value_at].iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            at = colon + 1;
+            continue;
+        }
         let name = unquoted(&text[at..=name_end]);
         let value_end = match bytes.get(value_at) {
             Some(b'"' | b'\'') => match string_end(bytes, value_at) {
@@ -186,6 +195,12 @@ mod tests {
                 vec!["p-2"],
             ),
             (r#"{"secret": 12345, "x": 1"#, r#"{"secret": "REDACTED", "x": 1"#, vec!["12345"]),
+            // A bare name with nothing after it on its line: the next line's pair is read.
+            (
+                "password:\nroot_password: Sec50xQw9\n",
+                "password:\nroot_password: \"REDACTED\"\n",
+                vec!["Sec50xQw9"],
+            ),
             (
                 r#"{password:"p-4", user: 'u', link: "https://h/x"}"#,
                 r#"{password:"REDACTED", user: 'u', link: "https://h/x"}"#,

@@ -6,6 +6,23 @@ use super::*;
 
 /// How many request lines a miss names as the nearest recordings.
 const NEAREST_SHOWN: usize = 3;
+/// How much of a missed request's text (and of each nearest line) the run keeps for its
+/// summary and `/__ims-vcr/misses`, and how many of its differences.
+const KEPT_TEXT: usize = 8 * 1024;
+const KEPT_DIFFERENCES: usize = 50;
+
+/// `text` cut to [`KEPT_TEXT`] bytes (at a character's start), saying how much was left out.
+fn clipped(text: &str) -> String {
+    if text.len() <= KEPT_TEXT {
+        return text.to_owned();
+    }
+    let mut end = KEPT_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes more)", &text[..end], text.len() - end)
+}
+
 /// How many of the nearest recordings a miss looks at: those of the nearest line are diffed
 /// against the request, for the one that differs least.
 const NEAREST_DIFFED: usize = 8;
@@ -319,12 +336,14 @@ impl Proxy {
         } else if misses.len() < MAX_TRACKED_MISSES {
             misses.insert(
                 canonical.to_owned(),
+                // Kept for the run's end, so bounded: a request of megabytes (a query of
+                // thousands of parameters) once kept most of 2 MB a miss.
                 Miss {
-                    request: canonical.to_owned(),
+                    request: clipped(canonical),
                     session: key.session().map(str::to_owned),
                     count: 1,
-                    nearest: nearest.to_vec(),
-                    diff: differences.to_vec(),
+                    nearest: nearest.iter().map(|line| clipped(line)).collect(),
+                    diff: differences.iter().take(KEPT_DIFFERENCES).cloned().collect(),
                 },
             );
             1
@@ -425,5 +444,19 @@ impl Proxy {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missed_request_is_kept_cut_to_a_bound_at_a_character() {
+        assert_eq!(clipped("GET /x"), "GET /x");
+        let long = format!("GET /{}", "é".repeat(KEPT_TEXT));
+        let kept = clipped(&long);
+        assert!(kept.len() < KEPT_TEXT + 40, "{}", kept.len());
+        assert!(kept.ends_with(&format!("… ({} bytes more)", long.len() - (KEPT_TEXT - 1))), "{}", &kept[kept.len() - 30..]);
     }
 }

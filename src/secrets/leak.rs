@@ -92,6 +92,9 @@ pub struct LeakScanner {
     short: Vec<(String, Vec<u8>)>,
     /// With many needles, their automata (see [`Many`]), built on first use.
     many: std::sync::OnceLock<Many>,
+    /// The values added, to add each once (in a set: a list searched per needle made adding
+    /// thousands of them quadratic).
+    seen: std::collections::HashSet<Vec<u8>>,
 }
 
 /// Past this many needles, a scan runs automata over the haystack (and over its decoded
@@ -130,6 +133,7 @@ impl LeakScanner {
             by_first_byte: vec![Vec::new(); 256],
             short: Vec::new(),
             many: std::sync::OnceLock::new(),
+            seen: std::collections::HashSet::new(),
         };
         for needle in needles {
             scanner.add(needle);
@@ -177,7 +181,7 @@ impl LeakScanner {
     /// a value already added is searched once, under its first label).
     fn add(&mut self, needle: Needle) {
         let value = needle.value.into_bytes();
-        if value.len() < MIN_NEEDLE_LEN || self.values.contains(&value) {
+        if value.len() < MIN_NEEDLE_LEN || !self.seen.insert(value.clone()) {
             return;
         }
         let index = self.labels.len();
