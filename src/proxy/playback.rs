@@ -51,15 +51,15 @@ impl Proxy {
                 let Some(redactor) = self.tapes.redactor() else {
                     return Play::Miss;
                 };
-                if too_large_to_vary(parts, body) {
-                    return Play::Miss;
-                }
                 let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
                 let try_as = |request: &RecordedRequest| self.play_as(parts, key, request, extending);
                 let played = try_as(&redacted);
                 if !matches!(played, Play::Miss) {
                     redactor.confirm(values);
                     return played;
+                }
+                if too_large_to_vary(parts, body) {
+                    return Play::Miss;
                 }
                 // Then, for a redacted value in a place the policy does not name (a project id
                 // in the path without the header that would name it, an image member's
