@@ -186,7 +186,7 @@ pub(crate) fn mask_script_lines(
             if trimmed == end.as_str() {
                 heredoc = None;
             } else {
-                spans.extend(listed_pair(content));
+                spans.extend(listed_pair_in(content, true));
             }
         } else {
             if chpasswd_block.is_some_and(|at| indent <= at && !trimmed.is_empty()) {
@@ -195,7 +195,7 @@ pub(crate) fn mask_script_lines(
             if trimmed.starts_with("chpasswd:") {
                 chpasswd_block = Some(indent);
             }
-            if content.contains("chpasswd") {
+            if content.contains("passwd") {
                 spans.extend(echoed_pairs(content));
                 heredoc = heredoc_end(content);
             } else if chpasswd_block.is_some() {
@@ -241,16 +241,38 @@ fn heredoc_end(line: &str) -> Option<String> {
 fn echoed_pairs(line: &str) -> Vec<(usize, usize, &'static str)> {
     let mut spans = Vec::new();
     let mut from = 0;
-    while let Some(found) = line[from..].find("echo ") {
-        let mut at = from + found + "echo ".len();
+    // `echo` or `printf`, then white space (a tab too), then what it prints. Where each word
+    // next occurs is found again only once passed, so a long line is read once per word.
+    let words = ["echo", "printf"];
+    // `usize::MAX`: not in the rest of the line.
+    let mut next: [Option<usize>; 2] = [None; 2];
+    loop {
+        for (i, word) in words.iter().enumerate() {
+            if next[i].is_none_or(|at| at < from) {
+                next[i] = Some(line[from..].find(word).map_or(usize::MAX, |found| from + found));
+            }
+        }
+        let Some((found, word)) = (0..2)
+            .filter_map(|i| next[i].filter(|at| *at != usize::MAX).map(|at| (at, words[i])))
+            .min()
+        else {
+            break;
+        };
+        let mut at = found + word.len();
+        from = at;
+        if !line[at..].starts_with(char::is_whitespace) {
+            continue;
+        }
         // The pipe after the echoed words, outside their quotes.
         let Some(pipe) = pipe_outside_quotes(line, at) else {
             break;
         };
         from = pipe + 1;
-        // Piped into `chpasswd` (`sudo chpasswd`, `/usr/sbin/chpasswd -e`), not another command.
+        // Piped into `chpasswd` (`sudo chpasswd`, `/usr/sbin/chpasswd -e`), where a
+        // `user:password` pair is printed, or into `passwd --stdin` (the password alone).
         let command = line[pipe + 1..].split([';', '&', '|']).next().unwrap_or_default();
-        if !command.contains("chpasswd") {
+        let whole = !command.contains("chpasswd") && command.contains("passwd") && command.contains("--stdin");
+        if !command.contains("chpasswd") && !whole {
             continue;
         }
         // `echo -e`, `echo -n`: options before the pair.
@@ -259,10 +281,22 @@ fn echoed_pairs(line: &str) -> Vec<(usize, usize, &'static str)> {
             if !line[at..pipe].starts_with('-') {
                 break;
             }
-            match line[at..pipe].find(' ') {
+            match line[at..pipe].find(char::is_whitespace) {
                 Some(space) => at += space,
                 None => break,
             }
+        }
+        if whole {
+            let argument = line[at..pipe].trim_end();
+            let quoted = argument.len() >= 2 && (argument.starts_with(['\'', '"'])) && argument.ends_with(&argument[..1]);
+            let (start, stop) = match quoted {
+                true => (at + 1, at + argument.len() - 1),
+                false => (at, at + argument.len()),
+            };
+            if stop > start && &line[start..stop] != PLACEHOLDER {
+                spans.push((start, stop, "passwd"));
+            }
+            continue;
         }
         let argument = line[at..pipe].trim_end().as_bytes();
         let quoted = argument.len() >= 2
@@ -299,6 +333,12 @@ fn pipe_outside_quotes(line: &str, from: usize) -> Option<usize> {
 /// Where the password of a `user:password` line of a cloud-config `chpasswd` list starts and
 /// stops (`  root:…`, `- root:…`, `list: root:…`).
 fn listed_pair(line: &str) -> Option<(usize, usize, &'static str)> {
+    listed_pair_in(line, false)
+}
+
+/// [`listed_pair`]; `heredoc`: a line of a here-document fed to `chpasswd`, where every line is
+/// a pair whatever its password holds (`: ` too).
+fn listed_pair_in(line: &str, heredoc: bool) -> Option<(usize, usize, &'static str)> {
     let trimmed = line.trim_start();
     let mut start = line.len() - trimmed.len();
     let mut pair = trimmed;
@@ -308,7 +348,7 @@ fn listed_pair(line: &str) -> Option<(usize, usize, &'static str)> {
             pair = rest.trim_start();
         }
     }
-    if pair.starts_with('|') || pair.starts_with("expire") || pair.contains(": ") {
+    if !heredoc && (pair.starts_with('|') || pair.starts_with("expire") || pair.contains(": ")) {
         return None;
     }
     let pair = pair.trim_end();
@@ -445,8 +485,17 @@ mod tests {
         let (out, values) = script("chpasswd <<'EOF'\nroot:hd-1\nops:hd-2\nEOF\necho done:ok\n").unwrap();
         assert_eq!(out, "chpasswd <<'EOF'\nroot:REDACTED\nops:REDACTED\nEOF\necho done:ok\n");
         assert_eq!(values, ["hd-1", "hd-2"]);
+        // A tab after echo, printf, passwd --stdin, a here-document password holding ': '.
+        let (out, values) = script("echo\t'root:t-1' | chpasswd\nprintf 'ops:pf-2\\n' | chpasswd\necho 'sd-3' | passwd --stdin root\nchpasswd <<EOF\nroot:a: b\nEOF\n").unwrap();
+        assert_eq!(
+            out,
+            "echo\t'root:REDACTED' | chpasswd\nprintf 'ops:REDACTED' | chpasswd\necho 'REDACTED' | passwd --stdin root\nchpasswd <<EOF\nroot:REDACTED\nEOF\n"
+        );
+        assert_eq!(values, ["t-1", "pf-2\\n", "sd-3", "a: b"]);
         for none in [
             "echo hi | wc",
+            "echo 'x' | passwd -S root",
+            "echoes 'root:x' | chpasswd-like",
             "echo 'root:x' | tee f",
             "hostname: web\nusers: [a]",
             "password: |\n",
