@@ -91,20 +91,26 @@ fn secret_value<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Option<(
     let after_name = &line[at + name_len..];
     let equals = after_name.trim_start_matches([' ', '\t']);
     let value_part = equals.strip_prefix('=')?;
-    let mut value_start = line.len() - value_part.trim_start_matches([' ', '\t']).len();
-    let mut value_stop = line.trim_end_matches([' ', '\t']).len();
+    let value_start = line.len() - value_part.trim_start_matches([' ', '\t']).len();
+    let value_stop = line.trim_end_matches([' ', '\t']).len();
     if value_stop <= value_start || !is_secret(name) {
         return None;
     }
-    let value = &line[value_start..value_stop];
-    for quote in ['"', '\''] {
-        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-            value_start += 1;
-            value_stop -= 1;
-        }
-    }
-    let value = &line[value_start..value_stop];
-    (!value.is_empty() && value != PLACEHOLDER).then_some((name, value_start, value_stop))
+    let (start, stop) = value_span(line, value_start, value_stop)?;
+    Some((name, start, stop))
+}
+
+/// Where the value written at `start..stop` of `line` starts and stops, less one pair of
+/// matching quotes around it (`"…"`, `'…'`), when it is one to mask: not empty, and not
+/// [`PLACEHOLDER`] already. How every line reader here and in `base64_text` ends.
+pub(crate) fn value_span(line: &str, start: usize, stop: usize) -> Option<(usize, usize)> {
+    let value = line.as_bytes().get(start..stop)?;
+    let quoted = value.len() >= 2 && matches!(value[0], b'"' | b'\'') && value[value.len() - 1] == value[0];
+    let (start, stop) = match quoted {
+        true => (start + 1, stop - 1),
+        false => (start, stop),
+    };
+    (stop > start && &line[start..stop] != PLACEHOLDER).then_some((start, stop))
 }
 
 #[cfg(test)]

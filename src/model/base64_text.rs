@@ -6,11 +6,13 @@
 //! `REDACTED` where the secrets were.
 //!
 //! Besides what text bodies have masked (JSON, forms, XML, assignment lines), the text of a
-//! script carries passwords in two more ways, both masked here:
-//! - `chpasswd` input, `user:password` pairs: `echo 'root:…' | chpasswd` in a shell script (as
-//!   Huawei Cloud's and OpenStack's user-data guides show), and the `list` of a cloud-config
-//!   `chpasswd` block;
-//! - YAML `name: value` lines whose name is a credential's (cloud-config's `password: …`).
+//! script carries passwords in more ways, masked here:
+//! - `chpasswd` input, `user:password` pairs: `echo 'root:…' | chpasswd` (or `printf`) in a
+//!   shell script (as Huawei Cloud's and OpenStack's user-data guides show), the lines of a
+//!   here-document fed to `chpasswd`, and the `list` of a cloud-config `chpasswd` block;
+//! - `echo '…' | passwd --stdin root`: the password alone;
+//! - YAML `name: value` lines and flow mappings (`{name: root, password: …}`) whose name is a
+//!   credential's (cloud-config's `password: …`).
 //!
 //! Only strings that are base64 through and through are read: at least [`MIN_LEN`] characters
 //! of one alphabet, padding only at the end, decoding to UTF-8 text. Ids, hashes and names
@@ -18,6 +20,7 @@
 
 use base64::Engine as _;
 
+use crate::model::assignments::value_span;
 use crate::model::credentials::{Found, PLACEHOLDER};
 
 /// The shortest string read as base64 text: 24 characters are 18 bytes, the least a
@@ -161,9 +164,9 @@ pub(crate) fn mask_request_text(text: &str) -> Masked {
     })
 }
 
-/// `text` (a script or a cloud-config) with the passwords of its `chpasswd` input and the
-/// values of its YAML `name: value` lines whose name `is_secret` accepts masked; `None` when
-/// it holds none.
+/// `text` (a script or a cloud-config) with the passwords of its `chpasswd` and `passwd --stdin`
+/// input and the values of its YAML `name: value` pairs whose name `is_secret` accepts masked
+/// (see the module's notes); `None` when it holds none.
 pub(crate) fn mask_script_lines(
     text: &str,
     is_secret: &dyn Fn(&str) -> bool,
@@ -286,31 +289,16 @@ fn echoed_pairs(line: &str) -> Vec<(usize, usize, &'static str)> {
                 None => break,
             }
         }
-        if whole {
-            let argument = line[at..pipe].trim_end();
-            let quoted = argument.len() >= 2 && (argument.starts_with(['\'', '"'])) && argument.ends_with(&argument[..1]);
-            let (start, stop) = match quoted {
-                true => (at + 1, at + argument.len() - 1),
-                false => (at, at + argument.len()),
-            };
-            if stop > start && &line[start..stop] != PLACEHOLDER {
-                spans.push((start, stop, "passwd"));
-            }
+        // What is printed, less its quotes: the password, or a `user:password` pair.
+        let Some((start, stop)) = value_span(line, at, at + line[at..pipe].trim_end().len()) else {
             continue;
-        }
-        let argument = line[at..pipe].trim_end().as_bytes();
-        let quoted = argument.len() >= 2
-            && matches!(argument[0], b'\'' | b'"')
-            && argument[argument.len() - 1] == argument[0];
-        let (start, inner) = match quoted {
-            true => (at + 1, &line[at + 1..at + argument.len() - 1]),
-            false => (at, &line[at..at + argument.len()]),
         };
-        if let Some(colon) = inner.find(':') {
-            let (start, stop) = (start + colon + 1, start + inner.len());
-            if stop > start && &line[start..stop] != PLACEHOLDER {
-                spans.push((start, stop, "chpasswd"));
-            }
+        if whole {
+            spans.push((start, stop, "passwd"));
+        } else if let Some(colon) = line[start..stop].find(':')
+            && let Some((start, stop)) = value_span(line, start + colon + 1, stop)
+        {
+            spans.push((start, stop, "chpasswd"));
         }
     }
     spans
@@ -358,8 +346,8 @@ fn listed_pair_in(line: &str, heredoc: bool) -> Option<(usize, usize, &'static s
         return None;
     }
     let start = start + colon + 1;
-    let stop = start + pair[colon + 1..].len();
-    (stop > start && &line[start..stop] != PLACEHOLDER).then_some((start, stop, "chpasswd"))
+    let (start, stop) = value_span(line, start, start + pair[colon + 1..].len())?;
+    Some((start, stop, "chpasswd"))
 }
 
 /// Where the values of the `name: value` pairs of a YAML flow mapping on `line` whose name
@@ -374,32 +362,20 @@ fn flow_secrets<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Vec<(usi
     while at < close {
         let end = at + line[at..close].find(',').unwrap_or(close - at);
         let pair = &line[at..end];
-        if let Some((name, value)) = pair.split_once(':') {
-            let name = name.trim().trim_matches(['"', '\'']);
-            let lead = value.len() - value.trim_start().len();
-            let mut start = at + name_end(pair) + 1 + lead;
-            let mut stop = at + pair.trim_end().len();
-            if stop > start && is_secret(name) {
-                for quote in ['"', '\''] {
-                    let value = &line[start..stop];
-                    if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-                        start += 1;
-                        stop -= 1;
-                    }
-                }
-                if stop > start && &line[start..stop] != PLACEHOLDER {
-                    spans.push((start, stop, name));
-                }
+        if let Some((written, value)) = pair.split_once(':') {
+            let name = written.trim().trim_matches(['"', '\'']);
+            let start = at + written.len() + 1 + (value.len() - value.trim_start().len());
+            let stop = at + pair.trim_end().len();
+            if stop > start
+                && is_secret(name)
+                && let Some((start, stop)) = value_span(line, start, stop)
+            {
+                spans.push((start, stop, name));
             }
         }
         at = end + 1;
     }
     spans
-}
-
-/// Where the first `:` of a flow mapping's `pair` is.
-fn name_end(pair: &str) -> usize {
-    pair.find(':').unwrap_or(pair.len())
 }
 
 /// Where the value of a YAML `name: value` line whose name `is_secret` accepts starts and
@@ -419,23 +395,14 @@ fn yaml_secret<'l>(line: &'l str, is_secret: &dyn Fn(&str) -> bool) -> Option<(u
     if name.is_empty() || !rest.starts_with([' ', '\t']) || !is_secret(name) {
         return None;
     }
-    let mut start = line.len() - rest.trim_start().len();
-    let mut stop = line.trim_end().len();
-    if stop <= start {
+    let start = line.len() - rest.trim_start().len();
+    let stop = line.trim_end().len();
+    // A block (`|`, `>`), a comment, a nested map or list, an anchor or alias is left.
+    if stop <= start || line[start..].starts_with(['|', '>', '#', '{', '[', '&', '*']) {
         return None;
     }
-    let value = &line[start..stop];
-    // A comment after the value is not part of it; a block (`|`, `>`) or a nested map is left.
-    if value.is_empty() || value.starts_with(['|', '>', '#', '{', '[', '&', '*']) {
-        return None;
-    }
-    for quote in ['"', '\''] {
-        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-            start += 1;
-            stop -= 1;
-        }
-    }
-    (stop > start && &line[start..stop] != PLACEHOLDER).then_some((start, stop, name))
+    let (start, stop) = value_span(line, start, stop)?;
+    Some((start, stop, name))
 }
 
 #[cfg(test)]

@@ -42,11 +42,7 @@ impl Proxy {
     /// been stored, so clients sending real values match recordings holding pseudonyms.
     /// `extending` in `auto` mode (see [`Tapes::play_extending`]).
     pub(super) fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey, extending: bool) -> Play {
-        let play = |key: &RequestKey| match extending {
-            true => self.tapes.play_extending(key),
-            false => self.tapes.play(key),
-        };
-        match play(key) {
+        match self.play_key(key, extending) {
             Play::Miss => {
                 let Some(redactor) = self.tapes.redactor() else {
                     return Play::Miss;
@@ -87,10 +83,7 @@ impl Proxy {
     fn play_as(&self, parts: &Parts, key: &RequestKey, request: &RecordedRequest, extending: bool) -> Play {
         match RequestKey::of_recorded(&self.rules, request) {
             Ok(k) if k != *key => {
-                let played = match extending {
-                    true => self.tapes.play_extending(&k),
-                    false => self.tapes.play(&k),
-                };
+                let played = self.play_key(&k, extending);
                 if !matches!(played, Play::Miss)
                     && let Ok(Some(session)) = session_of(parts)
                 {
@@ -102,11 +95,21 @@ impl Proxy {
         }
     }
 
+    /// The tape's answer for `key`: played, or (`extending`, in `auto` mode) played as
+    /// [`Tapes::play_extending`] does.
+    fn play_key(&self, key: &RequestKey, extending: bool) -> Play {
+        match extending {
+            true => self.tapes.play_extending(key),
+            false => self.tapes.play(key),
+        }
+    }
+
     /// The last lookup of a replay miss with redacted recordings: the request with each value
     /// whose pseudonym one of its nearest recordings holds in the same place replaced by it
     /// (see [`Redactor::aligned`]), for values it carries where no policy name selects them
-    /// and this run has not learned (`GET /v3/domains/default`, a sign-in scoped to a project
-    /// named as a redacted user is). A hit teaches them to the run.
+    /// and this run has not learned (`GET /v3/domains/{id}`, a sign-in scoped to a project named
+    /// as a redacted user is). A hit teaches the run only what the policy's names held. The
+    /// request is redacted again here, as [`Proxy::lookup`] did: a miss's cost, not a hit's.
     fn aligned_with_nearest(&self, parts: &Parts, body: &[u8], key: &RequestKey, nearest: &[Arc<crate::replay::tape::Tape>]) -> Play {
         let Some(redactor) = self.tapes.redactor() else {
             return Play::Miss;

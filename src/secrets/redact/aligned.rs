@@ -4,9 +4,9 @@
 //! exactly that.
 //!
 //! Export replaces a redacted value wherever a recording holds it, so a request can carry one in
-//! a place no policy name selects: a Keystone token sign-in scoped to the project `admin` (the
-//! user `admin`'s name, redacted where the sign-in named it), `GET /v3/domains/default` (the
-//! domain id `default`). Neither is id-like, so [`Redactor::id_variants`] does not try them,
+//! a place no policy name selects: a Keystone token sign-in scoped to a project named as a user
+//! is (the user's name, redacted where a sign-in named it), `GET /v3/domains/{id}` with a
+//! domain id that is a name (`eastzone`). Neither is id-like, so [`Redactor::id_variants`] does not try them,
 //! and a run whose requests never named them first has not learned them. A pseudonym is keyed
 //! (HMAC-SHA-256 of the value), so a value whose pseudonym is exactly what the recording holds
 //! in the same place is that recording's real value, not a coincidence, when it is distinctive
