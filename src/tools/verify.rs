@@ -107,10 +107,16 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             .iter()
             .map(|u| format!("{}: {}", u.label, u.reason))
             .collect();
-        Error::Config(format!(
+        let message = format!(
             "cannot check every denied value ({}); remove or fix it",
             reasons.join("; ")
-        ))
+        );
+        // A bad `--deny` value is a bad flag value (exit 2); a bad line of a `--deny-file` is a
+        // file's fault (exit 1), as the message says which.
+        match refused.iter().any(|u| u.label.contains("(--deny #")) {
+            true => Error::Usage(message),
+            false => Error::Config(message),
+        }
     })?;
     let mut findings = Vec::new();
     let mut summary = VerifySummary::default();
@@ -142,12 +148,14 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         };
         // Import and replay still read a session folder an older ims-vcr wrote under a name
         // Windows cannot make (`CON`, `trail.`); a new session may not have one, and verify
-        // says so: such a folder cannot be checked out on a Windows runner.
+        // says so: such a folder cannot be checked out on a Windows runner. A folder no
+        // ims-vcr reads as a session is reported once, by the cassette's own check below.
         let folder_name = (path.parent().and_then(|p| p.strip_prefix(dir).ok()))
             .and_then(Path::to_str)
             .filter(|name| !name.is_empty())
             .map(|name| name.replace(std::path::MAIN_SEPARATOR, "/"));
         if let Some(name) = folder_name
+            && crate::model::session::validate(&name).is_ok()
             && let Err(why) = crate::model::session::validate_new(&name)
         {
             found(String::new(), format!("its session folder: {why}"));
@@ -642,6 +650,17 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_denied_value_is_a_usage_error_from_a_flag_and_a_file_error_from_a_file() {
+        let dir = folder_with("{}");
+        let flag = verify_dir(dir.path(), &denied(&["ok-value", " "])).unwrap_err();
+        assert!(matches!(&flag, Error::Usage(m) if m.contains("--deny #2") && m.contains("blank")), "{flag}");
+        let mut options = denied(&[]);
+        options.deny.push(Needle { label: "denied value from deny.txt line 3".into(), value: "-".into() });
+        let file = verify_dir(dir.path(), &options).unwrap_err();
+        assert!(matches!(&file, Error::Config(m) if m.contains("deny.txt line 3")), "{file}");
+    }
+
+    #[test]
     fn a_symlinked_folder_is_a_finding_not_a_silent_skip() {
         let dir = folder_with(r#"{"id":"x"}"#);
         let elsewhere = tempfile::tempdir().unwrap();
@@ -662,6 +681,18 @@ mod tests {
             let windows = found.iter().any(|f| f.contains("its session folder") && f.contains("Windows"));
             assert_eq!(windows, flagged, "{folder}: {found:?}");
         }
+    }
+
+    #[test]
+    fn a_folder_that_is_no_session_name_is_reported_once_per_cassette() {
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
+        let moved = dir.path().join("bad:name").join(file.file_name().unwrap());
+        std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+        std::fs::rename(&file, &moved).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("not a session name") && found[0].contains("':'"), "{found:?}");
     }
 
     #[test]
