@@ -1303,8 +1303,8 @@ async fn credentials_in_latin1_json_and_url_passwords_holding_a_slash_never_reac
 /// also puts where no rule names a credential (a path segment, an ordinary query value) is
 /// masked wherever the request is shown: the record log, a replay miss's `599`, the misses the
 /// control API lists, the exit summary, a `502`'s message and its log line. Nothing of such a
-/// request is stored, and the gap of an answer that handed out an access key the request's
-/// path holds is not stored either. Bytes are scanned for each secret, raw, percent-encoded
+/// request is stored. An access key id the path names is stored, shown and replayed as its
+/// pseudonym, as the answer that hands it out holds it. Bytes are scanned for each secret, raw, percent-encoded
 /// once and twice, in base64url and in hex (a request may carry its token so in a query).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_repeated_in_the_path_or_an_ordinary_parameter_is_masked_everywhere_shown() {
@@ -1429,12 +1429,11 @@ async fn a_credential_repeated_in_the_path_or_an_ordinary_parameter_is_masked_ev
     let url = format!("{}/v3.0/OS-CREDENTIAL/credentials/{ACCESS}", proxy.uri);
     let reply = send("GET", &url, &[("x-auth-token", "another-token-77")], b"").await;
     assert_eq!(reply.status, 200, "{reply:?}");
+    // Stored with the key id as its pseudonym, in the path as in the answer.
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
     let (status, log) = stopped(proxy);
     assert!(status.success(), "{log}");
-    assert!(
-        log.contains("nothing stored in the refused answer's place"),
-        "{log}"
-    );
+    assert!(!log.contains("NOT recorded"), "{log}");
     shown.push(log);
 
     // Replay: each request is a miss, shown masked.
@@ -1463,6 +1462,24 @@ async fn a_credential_repeated_in_the_path_or_an_ordinary_parameter_is_masked_ev
     let (status, log) = stopped(proxy);
     assert!(status.success(), "{log}");
     assert!(log.contains("miss"), "{log}");
+    shown.push(log);
+
+    // The key asked for by its real id (a suite's own configuration) and by the pseudonym a
+    // replayed answer handed out: both play the recording.
+    let proxy = Running::start_with_env(&replay, dir.path(), &[("RUST_LOG", "debug")]);
+    let url = format!("{}/v3.0/OS-CREDENTIAL/credentials/{ACCESS}", proxy.uri);
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    let answer: serde_json::Value = serde_json::from_str(&reply.text()).unwrap();
+    let pseudonym = answer["credential"]["access"].as_str().unwrap().to_owned();
+    assert_ne!(pseudonym, ACCESS);
+    assert_eq!(pseudonym.len(), ACCESS.len());
+    shown.push(reply.text());
+    let url = format!("{}/v3.0/OS-CREDENTIAL/credentials/{pseudonym}", proxy.uri);
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"), "{reply:?}");
+    let (status, log) = stopped(proxy);
+    assert!(status.success(), "{log}");
     shown.push(log);
 
     // A 502: the upstream gone (a port just closed), its URL in the message.

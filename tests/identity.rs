@@ -551,3 +551,111 @@ async fn a_miss_carrying_the_placeholder_token_is_not_forwarded_nor_its_refusal_
     assert_eq!(listed.matches("/v2/images/").count(), 1, "{listed}");
     assert!(!listed.contains("token="), "{listed}");
 }
+
+/// Keystone's EC2 credentials: the access id an answer hands out is stored as its pseudonym,
+/// and so is the access id in the path of the requests that show and delete the credential
+/// (and in an error that names it). Replay hands the client the pseudonym and plays those
+/// requests by it, and by the real id too (a suite that deletes a key id from its own
+/// configuration). Neither the real id nor the secret is stored or exported.
+#[tokio::test]
+async fn an_ec2_credential_is_created_shown_and_deleted_by_its_pseudonym_in_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let proxy = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+    let uri = proxy.uri();
+    let credentials = format!("{uri}/v3/users/{USER_ID}/credentials/OS-EC2");
+    let unknown = "0000aaaa1111bbbb2222cccc3333dddd";
+
+    let token = sign_in(&uri, PASSWORD)
+        .await
+        .header("x-subject-token")
+        .unwrap()
+        .to_owned();
+    let auth = [
+        ("x-auth-token", token.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let created = send("POST", &credentials, &auth, br#"{"tenant_id":"x"}"#).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(
+        created.json()["credential"]["access"],
+        EC2_ACCESS,
+        "the client gets the live id"
+    );
+    for (method, access, status) in [
+        ("GET", EC2_ACCESS, 200),
+        ("GET", unknown, 404),
+        ("DELETE", EC2_ACCESS, 204),
+    ] {
+        let reply = send(method, &format!("{credentials}/{access}"), &auth, b"").await;
+        assert_eq!(reply.status, status, "{method} {access}: {}", reply.text());
+        assert_eq!(
+            reply.header("x-ims-vcr"),
+            Some("recorded"),
+            "{method} {access}"
+        );
+    }
+    proxy.shutdown().await.unwrap();
+    identity.stop().await;
+    ims.stop().await;
+    let exported = dir.path().join("cassettes");
+    export_store(&store, &exported, None).unwrap();
+    for secret in [EC2_ACCESS, EC2_SECRET, unknown] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} stored"
+        );
+        assert!(
+            files_containing(&exported, secret.as_bytes()).is_empty(),
+            "{secret} exported"
+        );
+    }
+
+    let proxy = replayer(&store).await;
+    let uri = proxy.uri();
+    let credentials = format!("{uri}/v3/users/{USER_ID}/credentials/OS-EC2");
+    let created = send("POST", &credentials, &[], br#"{"tenant_id":"x"}"#).await;
+    assert_eq!(
+        created.header("x-ims-vcr"),
+        Some("hit"),
+        "{}",
+        created.text()
+    );
+    let pseudonym = created.json()["credential"]["access"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(pseudonym, EC2_ACCESS);
+    assert_eq!(pseudonym.len(), EC2_ACCESS.len());
+    let link = created.json()["credential"]["links"]["self"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(link.ends_with(&format!("/OS-EC2/{pseudonym}")), "{link}");
+    let shown = send("GET", &format!("{credentials}/{pseudonym}"), &[], b"").await;
+    assert_eq!(
+        (shown.status, shown.header("x-ims-vcr")),
+        (200, Some("hit")),
+        "{}",
+        shown.text()
+    );
+    assert_eq!(shown.json()["credential"]["access"], pseudonym.as_str());
+    let missing = send("GET", &format!("{credentials}/{unknown}"), &[], b"").await;
+    assert_eq!(
+        (missing.status, missing.header("x-ims-vcr")),
+        (404, Some("hit")),
+        "{}",
+        missing.text()
+    );
+    assert!(!missing.text().contains(unknown), "{}", missing.text());
+    for access in [pseudonym.as_str(), EC2_ACCESS] {
+        let deleted = send("DELETE", &format!("{credentials}/{access}"), &[], b"").await;
+        assert_eq!(
+            (deleted.status, deleted.header("x-ims-vcr")),
+            (204, Some("hit")),
+            "{access}"
+        );
+    }
+    proxy.shutdown().await.unwrap();
+}

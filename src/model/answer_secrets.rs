@@ -31,6 +31,8 @@ const ANSWER_SECRETS: &[&str] = &[
     "privatekey",
     "passphrase",
     "passcode",
+    // The grant an OAuth 1 consumer trades for an access token (Keystone's `authorize` answer).
+    "oauthverifier",
     "authorization",
     // Huawei's secret key (`sk`) and access key id (`ak`) when an answer names them so.
     "sk",

@@ -4,6 +4,7 @@
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub(crate) mod access_keys;
 pub mod answer_secrets;
 pub(crate) mod assignments;
 pub(crate) mod base64_text;

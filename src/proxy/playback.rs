@@ -44,11 +44,20 @@ impl Proxy {
     pub(super) fn lookup(&self, parts: &Parts, body: &[u8], key: &RequestKey, extending: bool) -> Play {
         match self.play_key(key, extending) {
             Play::Miss => {
+                let try_as = |request: &RecordedRequest| self.play_as(parts, key, request, extending);
+                // A real access key id in the path: recordings hold its pseudonym.
+                let keyed = self.access_key_pseudonymised(parts, body);
+                if let Some(request) = &keyed {
+                    let played = try_as(request);
+                    if !matches!(played, Play::Miss) {
+                        return played;
+                    }
+                }
                 let Some(redactor) = self.tapes.redactor() else {
                     return Play::Miss;
                 };
-                let (redacted, values) = redactor.redact_request(&recorded_request(parts, body));
-                let try_as = |request: &RecordedRequest| self.play_as(parts, key, request, extending);
+                let request = keyed.unwrap_or_else(|| recorded_request(parts, body));
+                let (redacted, values) = redactor.redact_request(&request);
                 let played = try_as(&redacted);
                 if !matches!(played, Play::Miss) {
                     redactor.confirm(values);
@@ -75,6 +84,18 @@ impl Proxy {
             }
             other => other,
         }
+    }
+
+    /// The request with the access key id its path names (`…/credentials/OS-EC2/{access}`)
+    /// replaced by its pseudonym, as record stores it (see [`crate::model::access_keys`]);
+    /// `None` when the path names none.
+    fn access_key_pseudonymised(&self, parts: &Parts, body: &[u8]) -> Option<RecordedRequest> {
+        crate::model::access_keys::in_path(parts.uri.path())?;
+        let mut request = recorded_request(parts, body);
+        let key = &self.settings.access_keys;
+        let (path, _) = crate::model::access_keys::pseudonymised_in_path(&request.path, |v| key.pseudonym(v))?;
+        request.path = path;
+        Some(request)
     }
 
     /// [`Proxy::lookup`] of `request` (a variant of the live request whose key is `key`), when

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::proxy::realism::Realism;
+use crate::secrets::pseudonym::PseudonymKey;
 
 /// Default cap on a client request body (`--max-body`).
 pub const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -31,6 +32,10 @@ pub(crate) struct Settings {
     /// request to be signed must name the proxy as localhost, an IP or an upstream (see
     /// [`crate::proxy::browser::signing_safe`]).
     pub(crate) loopback_listener: bool,
+    /// The key answers' access key ids were pseudonymised with when recorded (the redaction
+    /// key): a request naming a real key id in its path is looked up again by its pseudonym
+    /// (see [`crate::model::access_keys`]).
+    pub(crate) access_keys: PseudonymKey,
 }
 
 impl Default for Settings {
@@ -43,6 +48,7 @@ impl Default for Settings {
             scheme: "http",
             fail_on_unused: false,
             loopback_listener: true,
+            access_keys: PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0,
         }
     }
 }

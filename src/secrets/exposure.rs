@@ -130,6 +130,13 @@ pub(crate) fn mask_credentials_besides(
     use crate::model::credentials::{Found, mask_body, mask_path, mask_query, strip_userinfo};
     let request = &interaction.request;
     let path = mask_path(&request.path);
+    // The access key id a path names (`…/credentials/OS-EC2/{access}`) is stored as its
+    // pseudonym, as the answer that handed it out is (see `model::access_keys`).
+    let key_in_path = access_key.and_then(|key| {
+        let path = path.as_ref().map_or(request.path.as_str(), |(masked, _)| masked);
+        let (pseudonymised, id) = crate::model::access_keys::pseudonymised_in_path(path, |v| key.pseudonym(v))?;
+        Some((pseudonymised, key.pseudonym(&id), id))
+    });
     let query = request.query.as_deref().and_then(mask_query);
     let content_type = crate::model::headers::value_of(&request.headers, "content-type");
     let (request_kept, answer_kept) = kept_as_they_are(interaction);
@@ -151,6 +158,7 @@ pub(crate) fn mask_credentials_besides(
         .chain(&interaction.response.headers)
         .any(|(_, value)| crate::model::params::mask_header_value(value).is_some());
     if path.is_none()
+        && key_in_path.is_none()
         && query.is_none()
         && body.is_none()
         && answer.is_none()
@@ -190,6 +198,25 @@ pub(crate) fn mask_credentials_besides(
         out.response.body = Some(masked);
         found.extend(values);
     }
+    if let Some((pseudonymised, pseudonym, id)) = key_in_path {
+        out.request.path = pseudonymised;
+        // Wherever the answer repeats it (an error naming the key, a `Location`), the same.
+        if let Some(body) = replaced_in_body(&out.response.body, &id, &pseudonym) {
+            out.response.body = Some(body);
+        }
+        for (_, value) in &mut out.response.headers {
+            if value.contains(&id) {
+                *value = value.replace(&id, &pseudonym);
+            }
+        }
+        // A short id is replaced but not looked for: it would match by chance.
+        if id.len() >= 8 {
+            found.push(Found {
+                label: "access key id (request path)".to_owned(),
+                value: id,
+            });
+        }
+    }
     if let Some(userinfo) = userinfo {
         out.response.upstream = upstream;
         let label = "user information of the upstream URL".to_owned();
@@ -213,6 +240,22 @@ pub(crate) fn mask_credentials_besides(
         })
         .collect();
     Some((out, needles))
+}
+
+/// `body` with every `real` replaced by `pseudonym` (of its length and classes of characters,
+/// so JSON stays JSON); `None` when it holds none.
+fn replaced_in_body(body: &Option<Body>, real: &str, pseudonym: &str) -> Option<Body> {
+    let bytes = body.as_ref()?.to_bytes().ok()?;
+    memchr::memmem::find(&bytes, real.as_bytes())?;
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest: &[u8] = &bytes;
+    while let Some(at) = memchr::memmem::find(rest, real.as_bytes()) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(pseudonym.as_bytes());
+        rest = &rest[at + real.len()..];
+    }
+    out.extend_from_slice(rest);
+    Body::from_bytes(&out)
 }
 
 /// A JSON answer body with the credentials it hands out masked (see

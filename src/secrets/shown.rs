@@ -61,8 +61,8 @@ impl std::fmt::Debug for Shown {
 impl Shown {
     /// The credential values `parts` and `body` carry: the credential headers' (and the secret
     /// parts inside them: an AK/SK signature's access key, a Basic password, each cookie), the
-    /// credential query and path parameters', the credential fields of the body, and the user
-    /// information of an absolute-form target.
+    /// credential query and path parameters', the access key id a path names, the credential
+    /// fields of the body, and the user information of an absolute-form target.
     pub(crate) fn of(parts: &Parts, body: &[u8]) -> Shown {
         let mut values: Vec<String> = crate::secrets::exposure::credential_needles(&parts.headers)
             .into_iter()
@@ -70,6 +70,12 @@ impl Shown {
             .collect();
         if let Some((_, found)) = crate::model::params::mask_path(parts.uri.path()) {
             values.extend(found.into_iter().map(|f| f.value));
+        }
+        // An access key id the path names (`…/credentials/OS-EC2/{access}`), as stored: its
+        // pseudonym (see `model::access_keys`).
+        let path = parts.uri.path();
+        if let Some(at) = crate::model::access_keys::in_path(path) {
+            values.push(path[at].to_owned());
         }
         if let Some((_, found)) = parts.uri.query().and_then(crate::model::params::mask_query) {
             values.extend(found.into_iter().map(|f| f.value));

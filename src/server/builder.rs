@@ -354,6 +354,7 @@ impl ProxyServerBuilder {
             scheme,
             fail_on_unused: self.fail_on_unused,
             loopback_listener: self.listen.ip().is_loopback(),
+            access_keys: self.key(),
         };
         Ok(Proxy::new(self.mode, rules, tapes, recorder, settings))
     }

@@ -8,6 +8,8 @@
 //! | `POST /v3/auth/tokens` | password ([`USER`]/[`PASSWORD`]) or token (one it issued): 201, a fresh token in `X-Subject-Token`, the token body with `expires_at` = now + the lifetime, the project, the user and a catalog naming the image service at `ims_url`; else 401 |
 //! | `GET /v3/projects[?name=R]` | AK/SK-signed (the verifier) or a token it issued: the project [`PROJECT_ID`] named [`REGION`] (none for another name) |
 //! | `POST /v3.0/OS-CREDENTIAL/securitytokens` | with a token it issued: 201, temporary AK/SK and security token ([`TEMP_AK`], [`TEMP_SK`], [`TEMP_SECURITY_TOKEN`]) |
+//! | `POST /v3/users/{USER_ID}/credentials/OS-EC2` | with a token it issued: 201, Keystone's EC2 credential ([`EC2_ACCESS`], [`EC2_SECRET`], its `links.self` ending in the access id) |
+//! | `GET`, `DELETE /v3/users/{USER_ID}/credentials/OS-EC2/{access}` | with a token it issued: 200 and the credential, or 204 with no body; another access id: 404, Keystone's `Could not find credential: {access}.` |
 //! | anything else | 404 |
 
 #![allow(dead_code)]
@@ -43,6 +45,8 @@ pub const REGION: &str = "cn-north-4";
 pub const TEMP_AK: &str = "HSTATEMPORARYACCESS01";
 pub const TEMP_SK: &str = "temporary-secret-key-abcdefghijklmnop";
 pub const TEMP_SECURITY_TOKEN: &str = "gQpjbi1ub3J0aC00temporary-security-token-0123456789";
+pub const EC2_ACCESS: &str = "27d4cb633a204b75a1b2c3d4e5f60718";
+pub const EC2_SECRET: &str = "ec2-secret-5f60718293a4b5c6d7e8f90a";
 
 /// Tokens a [`FakeIdentity`] issued; shared with a fake IMS that accepts them
 /// ([`Tokens::verifier`]).
@@ -248,6 +252,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     if let Some(token) = token {
         response = response.header("x-subject-token", token);
     }
+    if status == StatusCode::NO_CONTENT {
+        return response.body(Full::new(Bytes::new())).unwrap();
+    }
     response
         .body(Full::new(Bytes::from(value.to_string())))
         .unwrap()
@@ -355,6 +362,38 @@ fn answer(state: &State, parts: &Parts, body: &[u8]) -> (StatusCode, Value, Opti
                 "expires_at": keystone_time(expires),
             }});
             (StatusCode::CREATED, body, None)
+        }
+        (method, path) if path.starts_with(&format!("/v3/users/{USER_ID}/credentials/OS-EC2")) => {
+            if !tokens.valid(token_sent) {
+                return unauthorized();
+            }
+            let credentials = format!("/v3/users/{USER_ID}/credentials/OS-EC2");
+            let credential = json!({"credential": {
+                "user_id": USER_ID, "tenant_id": PROJECT_ID, "access": EC2_ACCESS,
+                "secret": EC2_SECRET, "trust_id": null,
+                "links": {"self": format!("{base}{credentials}/{EC2_ACCESS}")},
+            }});
+            match (method, path.strip_prefix(&credentials)) {
+                (&Method::POST, Some("")) => (StatusCode::CREATED, credential, None),
+                (&Method::GET | &Method::DELETE, Some(access)) if access.starts_with('/') => {
+                    let access = &access[1..];
+                    match (access == EC2_ACCESS, method) {
+                        (true, &Method::GET) => (StatusCode::OK, credential, None),
+                        (true, _) => (StatusCode::NO_CONTENT, Value::Null, None),
+                        (false, _) => (
+                            StatusCode::NOT_FOUND,
+                            json!({"error": {"code": 404, "title": "Not Found",
+                                             "message": format!("Could not find credential: {access}.")}}),
+                            None,
+                        ),
+                    }
+                }
+                _ => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    json!({"error": {"code": 405}}),
+                    None,
+                ),
+            }
         }
         _ => (
             StatusCode::NOT_FOUND,
