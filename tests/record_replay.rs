@@ -598,3 +598,88 @@ async fn expect_and_hop_by_hop_headers_are_not_forwarded_and_the_rest_keep_their
     assert_eq!(seen.body, br#"{"name":"n"}"#);
     proxy.shutdown().await.unwrap();
 }
+
+/// An upload as python-requests or Go's `mime/multipart` sends it, with a new random boundary
+/// every time: replay plays the recording whatever boundary the client drew (and whatever
+/// password a part carries, which is masked), and a part with other content is a miss.
+#[tokio::test]
+async fn a_multipart_upload_replays_whatever_boundary_the_client_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = br#"{"status":"queued"}"#;
+    let canned = canned_upstream(
+        [
+            format!("HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", answer.len()).as_bytes(),
+            answer,
+        ]
+        .concat(),
+    )
+    .await;
+    let upload = |boundary: &str, file: &str, password: &str| {
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n{password}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.qcow2\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{file}\r\n--{boundary}--\r\n"
+        );
+        (format!("multipart/form-data; boundary={boundary}"), body)
+    };
+    let record = [
+        "record",
+        "--upstream",
+        &canned,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start(&record, dir.path());
+    let (content_type, body) = upload(
+        "9b1c2f3e4d5a69788796a5b4c3d2e1f0",
+        "QFI-image-bytes",
+        "pw-one-1234",
+    );
+    let url = format!("{}/v1/cloudimages/x/upload", proxy.uri);
+    let reply = send(
+        "POST",
+        &url,
+        &[("content-type", &content_type)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    assert!(proxy.terminate().success());
+
+    let proxy = Running::start(&["replay", "--store", "store", "--listen", "0"], dir.path());
+    let url = format!("{}/v1/cloudimages/x/upload", proxy.uri);
+    let (content_type, body) = upload(
+        "------------------------d1e2f3a4b5c6d7e8",
+        "QFI-image-bytes",
+        "pw-two-5678",
+    );
+    let reply = send(
+        "POST",
+        &url,
+        &[("content-type", &content_type)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.header("x-ims-vcr")),
+        (201, Some("hit")),
+        "{reply:?}"
+    );
+    assert_eq!(reply.text().as_bytes(), answer);
+    let (content_type, body) = upload(
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        "other-image-bytes",
+        "pw-one-1234",
+    );
+    let reply = send(
+        "POST",
+        &url,
+        &[("content-type", &content_type)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("miss"), "{reply:?}");
+    assert!(proxy.terminate().success());
+}

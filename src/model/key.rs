@@ -438,9 +438,37 @@ fn canonical_query(query: &str, ignore: &[String]) -> String {
         .finish()
 }
 
+/// The boundary every `multipart/*` body is keyed with (see [`canonical_body`]).
+pub(crate) const KEYED_BOUNDARY: &str = "ims-vcr-boundary";
+
 /// JSON bodies with keys sorted and whitespace removed; other bodies as they are. Credentials
-/// (JSON fields, and form fields when `content_type` says the body is a form) are masked.
+/// (JSON fields, and form fields when `content_type` says the body is a form) are masked. A
+/// `multipart/*` body's boundary is keyed as [`KEYED_BOUNDARY`]: clients (python-requests, Go's
+/// `mime/multipart`) draw a new random one for every request, so the same upload would
+/// otherwise never match its recording.
 fn canonical_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
+    let canonical = json_sorted_or_masked(body, content_type);
+    match crate::model::multipart::boundary(content_type) {
+        Some(boundary) if boundary != KEYED_BOUNDARY => {
+            let delimiter = format!("--{boundary}");
+            let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+            let mut out = Vec::with_capacity(canonical.len());
+            let mut rest = canonical.as_slice();
+            while let Some(at) = finder.find(rest) {
+                out.extend_from_slice(&rest[..at]);
+                out.extend_from_slice(b"--");
+                out.extend_from_slice(KEYED_BOUNDARY.as_bytes());
+                rest = &rest[at + delimiter.len()..];
+            }
+            out.extend_from_slice(rest);
+            out
+        }
+        _ => canonical,
+    }
+}
+
+/// [`canonical_body`] before its multipart boundary is replaced.
+fn json_sorted_or_masked(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(mut value) => {
             mask_json(&mut value);
@@ -607,6 +635,25 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_ne!(a, key("POST", "/v2/images", None, br#"{"a":2}"#));
+    }
+
+    #[test]
+    fn a_multipart_body_matches_whatever_boundary_the_client_drew() {
+        let rules = MatchRules::default();
+        let k = |boundary: &str, file: &str| {
+            let content_type = format!("multipart/form-data; boundary={boundary}");
+            let body = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n{file}\r\n--{boundary}--\r\n"
+            );
+            RequestKey::new(&rules, "POST", "/v1/upload", None, |name| match name {
+                "content-type" => vec![Box::leak(content_type.clone().into_boxed_str()) as &str],
+                _ => vec![],
+            }, body.as_bytes())
+        };
+        let first = k("6a1f0e2b9c8d7e6f5a4b3c2d1e0f9a8b", "bytes");
+        assert_eq!(first, k("0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f", "bytes"));
+        assert_eq!(first, k(KEYED_BOUNDARY, "bytes"));
+        assert_ne!(first, k("0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f", "other bytes"));
     }
 
     #[test]
