@@ -567,6 +567,17 @@ mod tests {
         assert!(same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"n"}"#, 201)));
         assert!(!same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"m"}"#, 201)));
         assert!(!same_answers(&sent, &request(br#"{"disk_format":"qcow2","name":"n"}"#, 202)));
+        // An upload recorded again under the new random boundary its client drew.
+        let upload = |boundary: &str, file: &str| {
+            let mut rec = recording("POST", "/v1/upload");
+            let request = &mut rec.answers[0].request;
+            request.headers = vec![("content-type".into(), format!("multipart/form-data; boundary={boundary}"))];
+            let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n{file}\r\n--{boundary}--\r\n");
+            request.body = Body::from_bytes(body.as_bytes());
+            render(&rec, &rules)
+        };
+        assert!(same_answers(&upload("a1b2c3", "bytes"), &upload("d4e5f6a7", "bytes")));
+        assert!(!same_answers(&upload("a1b2c3", "bytes"), &upload("d4e5f6a7", "other")));
     }
 
     #[test]

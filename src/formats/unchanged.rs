@@ -192,6 +192,8 @@ fn same_but_request_key_order(old: &[u8], new: &[u8]) -> bool {
         let request = doc.get_mut("request").filter(|r| r.is_object())?;
         request.get_mut("body").map(serde_json::Value::take)
     };
+    boundary_keyed(&mut old);
+    boundary_keyed(&mut new);
     let (Some(old_body), Some(new_body)) = (body(&mut old), body(&mut new)) else {
         return false;
     };
@@ -202,4 +204,34 @@ fn same_but_request_key_order(old: &[u8], new: &[u8]) -> bool {
     let render = |value: &serde_json::Value| serde_json::to_vec_pretty(value).unwrap_or_default();
     let (old, new) = (render(&old), render(&new));
     lines(&old).eq(lines(&new))
+}
+
+/// A cassette's request with the boundary of its `multipart/*` body (a new random one per
+/// request from most clients) replaced by the one the request key reads it as, in its
+/// `Content-Type` header and in its text body: an upload recorded again is the same request.
+fn boundary_keyed(doc: &mut serde_json::Value) {
+    use crate::model::key::KEYED_BOUNDARY;
+    let Some(request) = doc.get_mut("request").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    let Some(headers) = request.get_mut("headers").and_then(serde_json::Value::as_array_mut) else {
+        return;
+    };
+    let mut boundary = None;
+    for header in headers.iter_mut().filter_map(serde_json::Value::as_array_mut) {
+        if let [serde_json::Value::String(name), serde_json::Value::String(value)] = header.as_mut_slice()
+            && name.eq_ignore_ascii_case("content-type")
+            && let Some(found) = crate::model::multipart::boundary(Some(value))
+        {
+            let found = found.to_owned();
+            *value = value.replace(&found, KEYED_BOUNDARY);
+            boundary = Some(found);
+        }
+    }
+    let Some(boundary) = boundary else {
+        return;
+    };
+    if let Some(serde_json::Value::String(text)) = request.get_mut("body").and_then(|b| b.get_mut("text")) {
+        *text = text.replace(&format!("--{boundary}"), &format!("--{KEYED_BOUNDARY}"));
+    }
 }
