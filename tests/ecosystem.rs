@@ -344,3 +344,39 @@ async fn a_foreign_har_is_redacted_and_leak_checked_on_import() {
         "nothing imported"
     );
 }
+
+/// A browser's HAR carries each answer's `Date`: it is not stored on import, as a live
+/// recording stores none, so replay stamps every answer with the time it serves it, and an
+/// export writes no date that would change with each capture.
+#[tokio::test]
+async fn a_har_answer_date_is_not_stored_and_replay_serves_a_fresh_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = "Wed, 01 Jan 2020 00:00:00 GMT";
+    let body = r#"{"id":"x"}"#;
+    let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "devtools", "version": "1"}, "entries": [{
+        "startedDateTime": "2020-01-01T00:00:00Z", "time": 5,
+        "request": {"method": "GET", "url": "https://ims.example/v2/images/x", "httpVersion": "HTTP/1.1",
+                    "cookies": [], "headers": [], "queryString": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "cookies": [],
+                     "headers": [{"name": "Date", "value": stale}, {"name": "Content-Type", "value": "application/json"}],
+                     "content": {"size": body.len(), "mimeType": "application/json", "text": body},
+                     "redirectURL": "", "headersSize": -1, "bodySize": -1},
+        "cache": {}, "timings": {"send": 0, "wait": 5, "receive": 0}}]}});
+    std::fs::write(dir.path().join("devtools.har"), har.to_string()).unwrap();
+    let (code, _, err) =
+        run_with_stdout(&["import", "--store", "store", "devtools.har"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_with_stdout(
+        &["export", "--store", "store", "--out", "cassettes"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(files_containing(&dir.path().join("cassettes"), stale.as_bytes()).is_empty());
+    let replay = replayer(&dir.path().join("store")).await;
+    let reply = get(&format!("{}/v2/images/x", replay.uri())).await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("hit"));
+    let date = reply.header("date").expect("a served answer has a Date");
+    assert_ne!(date, stale);
+    assert_eq!(reply.text(), body);
+    replay.shutdown().await.unwrap();
+}

@@ -56,9 +56,14 @@ pub(crate) fn decode_body(
             },
         })?;
     }
-    remove_in_order(headers, |name| name == CONTENT_ENCODING);
+    // A digest of the encoded bytes no longer holds for the decoded body served and stored.
+    remove_in_order(headers, |name| name == CONTENT_ENCODING || DIGESTS_OF_ENCODED.contains(&name.as_str()));
     Ok(Bytes::from(body))
 }
+
+/// Answer headers that hold a digest of the body as encoded (RFC 1864's `Content-MD5`, RFC
+/// 9530's `Content-Digest` and `Repr-Digest`, RFC 3230's `Digest`): dropped with the encoding.
+const DIGESTS_OF_ENCODED: [&str; 4] = ["content-md5", "content-digest", "repr-digest", "digest"];
 
 enum DecodeFailure {
     TooLarge,
@@ -142,6 +147,27 @@ mod tests {
         let body = decode_body("u", &mut headers, Bytes::from(gzip(b"{\"a\":1}")), 1024).unwrap();
         assert_eq!(body.as_ref(), b"{\"a\":1}");
         assert!(headers.get(CONTENT_ENCODING).is_none());
+    }
+
+    #[test]
+    fn digests_of_the_encoded_bytes_go_with_the_encoding_and_stay_without_one() {
+        let with_digests = |encoding: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(encoding) = encoding {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            }
+            for name in DIGESTS_OF_ENCODED {
+                headers.insert(name, HeaderValue::from_static("sha-256=:x:"));
+            }
+            headers.insert("etag", HeaderValue::from_static("\"e1\""));
+            headers
+        };
+        let mut decoded = with_digests(Some("gzip"));
+        decode_body("u", &mut decoded, Bytes::from(gzip(b"{}")), 1024).unwrap();
+        assert_eq!(decoded.keys().map(|n| n.as_str()).collect::<Vec<_>>(), ["etag"]);
+        let mut plain = with_digests(None);
+        decode_body("u", &mut plain, Bytes::from_static(b"{}"), 1024).unwrap();
+        assert_eq!(plain.len(), 5);
     }
 
     #[test]

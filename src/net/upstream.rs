@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{
-    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
+    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, COOKIE, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING,
 };
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, StatusCode, Uri};
@@ -389,6 +389,14 @@ impl Upstream {
         strip_hop_by_hop(&mut headers, dropped, Order::Kept);
         // hyper's client only adds Host when absent; the client's Host names the proxy.
         headers.insert(HOST, self.host.clone());
+        // An empty body still has its length said where a body is expected (a `POST` with
+        // nothing in it, as python-requests, curl and Go send it): hyper's client leaves it out,
+        // and an upstream that wants a length answers 411.
+        let said = client_headers.contains_key(CONTENT_LENGTH);
+        if body.is_empty() && (said || [Method::POST, Method::PUT, Method::PATCH].contains(method)) {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        join_cookies(&mut headers);
         // A `HEAD`'s `Content-Length`, and a `Range`'s bytes, count the body in the coding asked
         // for: they fit the decoded body the proxy serves only when it is asked for as is.
         let as_is = *method == Method::HEAD || client_headers.contains_key(hyper::header::RANGE);
@@ -402,6 +410,21 @@ impl Upstream {
         *request.version_mut() = hyper::Version::HTTP_11;
         *request.headers_mut() = headers;
         request
+    }
+}
+
+/// An HTTP/2 client's cookies, one field each (RFC 9113, 8.2.3: browsers split them so),
+/// joined with `; ` into the one `Cookie` header an HTTP/1.1 upstream reads (RFC 6265, 5.4).
+fn join_cookies(headers: &mut HeaderMap) {
+    if headers.get_all(COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let joined = (headers.get_all(COOKIE).iter())
+        .map(HeaderValue::as_bytes)
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(joined) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, joined);
     }
 }
 
@@ -580,4 +603,28 @@ mod tests {
         assert_eq!(req.version(), hyper::Version::HTTP_11);
     }
 
+    #[test]
+    fn an_empty_body_keeps_its_length_and_split_cookies_are_joined() {
+        let up = Upstream::new(&UpstreamConfig::new("https://ims.example")).unwrap();
+        let length = |method: Method, said: bool| {
+            let mut h = HeaderMap::new();
+            if said {
+                h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
+            let req = up.build_request(&method, up.target("/v2/images/x/action"), &h, Bytes::new());
+            req.headers().get(CONTENT_LENGTH).map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(length(Method::POST, false).as_deref(), Some("0"));
+        assert_eq!(length(Method::PUT, false).as_deref(), Some("0"));
+        assert_eq!(length(Method::DELETE, true).as_deref(), Some("0"));
+        assert_eq!(length(Method::GET, false), None);
+        assert_eq!(length(Method::DELETE, false), None);
+        let mut h = HeaderMap::new();
+        for cookie in ["a=1", "b=2", "c=3"] {
+            h.append(COOKIE, HeaderValue::from_static(cookie));
+        }
+        let req = up.build_request(&Method::GET, up.target("/v2/images"), &h, Bytes::new());
+        let cookies: Vec<_> = req.headers().get_all(COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2; c=3"]);
+    }
 }

@@ -147,6 +147,11 @@ fn with_ca_hint(cause: String) -> String {
              signed by a CA, and --upstream-ca names that CA. Make both with openssl: see \
              \"Trusting a private upstream\" in docs/guide.md"
         )
+    } else if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+        // rustls read a record that is no TLS record: the first bytes of a plain HTTP answer.
+        format!(
+            "{cause}; the upstream does not speak TLS on that port (a plain HTTP server?):              use an http:// upstream URL, or the server's HTTPS port"
+        )
     } else {
         cause
     }
@@ -166,7 +171,10 @@ pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> Upstre
     }
     if error.is_connect() {
         // A TLS failure surfaces as an io::Error wrapping the rustls error on some paths.
-        if cause.contains("certificate") || cause.contains("tls") || cause.contains("TLS") {
+        if ["certificate", "tls", "TLS", "InvalidContentType", "corrupt message"]
+            .iter()
+            .any(|word| cause.contains(word))
+        {
             return UpstreamError::Tls {
                 url: url.to_owned(),
                 cause: with_ca_hint(cause),

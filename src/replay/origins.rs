@@ -88,8 +88,11 @@ pub fn mentions<'h>(
     if found.is_empty() {
         return false;
     }
-    let escaped = origin.replace('/', "\\/");
-    let needles = [origin.as_bytes(), escaped.as_bytes()];
+    // `//` and the authority: the origin with any spelling of its scheme (`HTTP://`), or
+    // none (`//h:1/x`, a scheme-relative link a client follows with its own scheme).
+    let relative = format!("//{tail}");
+    let escaped = relative.replace('/', "\\/");
+    let needles = [relative.as_bytes(), escaped.as_bytes()];
     found
         .into_iter()
         .any(|place| needles.iter().any(|n| holds_origin(place, n)))
@@ -193,9 +196,15 @@ pub(super) fn rewrite_origins(
         .iter()
         .flat_map(|upstream| std::iter::once(upstream.clone()).chain(default_port_spelling(upstream)))
         .flat_map(|upstream| {
+            // Scheme-relative, or with its scheme spelled otherwise (`HTTP://`): the authority
+            // alone is replaced (the longer pairs, with the scheme, come first where they fit).
+            let relative = format!("//{}", authority_of(&upstream));
+            let to_relative = format!("//{}", authority_of(proxy));
             [
                 (upstream.replace('/', "\\/"), proxy.replace('/', "\\/")),
+                (relative.replace('/', "\\/"), to_relative.replace('/', "\\/")),
                 (upstream, proxy.to_owned()),
+                (relative, to_relative),
             ]
         })
         .collect();

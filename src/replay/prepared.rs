@@ -350,6 +350,11 @@ fn header_map<'h>(
             }
             continue;
         }
+        // Every served answer gets a fresh `Date` (the server's own): one a HAR or a
+        // hand-written cassette holds would otherwise be served forever.
+        if name.eq_ignore_ascii_case("date") {
+            continue;
+        }
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
         let value =
@@ -476,6 +481,45 @@ mod tests {
             ..response
         };
         assert!(!Prepared::from_recorded(&plain).unwrap().mentions_upstream());
+    }
+
+    #[test]
+    fn a_date_a_cassette_holds_is_not_served() {
+        let response = RecordedResponse {
+            status: 200,
+            headers: vec![("date".into(), "Thu, 01 Jan 1970 00:00:00 GMT".into()), ("etag".into(), "\"1\"".into())],
+            body: Body::from_bytes(b"{}"),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: String::new(),
+            other_upstreams: Vec::new(),
+        };
+        let served = Prepared::from_recorded(&response).unwrap().to_response(Outcome::Hit, None);
+        assert!(served.headers().get("date").is_none(), "the server stamps its own");
+        assert_eq!(served.headers()["etag"], "\"1\"");
+    }
+
+    #[test]
+    fn a_scheme_relative_link_or_one_with_its_scheme_in_capitals_is_rewritten_too() {
+        let response = RecordedResponse {
+            status: 302,
+            headers: vec![
+                ("location".into(), "//ims.example/v2/images/x".into()),
+                ("link".into(), "<HTTPS://ims.example/v2/images?marker=x>; rel=next".into()),
+            ],
+            body: Body::from_bytes(br#"{"a":"\/\/ims.example\/v2","b":"//ims.example.evil/x"}"#),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: "https://ims.example".into(),
+            other_upstreams: Vec::new(),
+        };
+        let prepared = Prepared::from_recorded(&response).unwrap();
+        assert!(prepared.mentions_upstream());
+        let served = prepared.to_response(Outcome::Hit, Some("http://127.0.0.1:9"));
+        assert_eq!(served.headers()["location"], "//127.0.0.1:9/v2/images/x");
+        assert_eq!(served.headers()["link"], "<HTTPS://127.0.0.1:9/v2/images?marker=x>; rel=next");
+        let body = futures_executor_block_on(http_body_util::BodyExt::collect(served.into_body()));
+        assert_eq!(body, br#"{"a":"\/\/127.0.0.1:9\/v2","b":"//ims.example.evil/x"}"#);
     }
 
     #[test]

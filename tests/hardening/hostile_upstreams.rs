@@ -99,6 +99,12 @@ async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() 
             false,
             "tls",
         ),
+        (
+            "plain HTTP behind an https URL",
+            plain_http_answering_at_once().await,
+            false,
+            "tls",
+        ),
     ];
     let tasks = || {
         tokio::runtime::Handle::current()
@@ -125,6 +131,13 @@ async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() 
                 body["error"]["message"].as_str().unwrap().contains(&url),
                 "{case}: names the upstream: {body}"
             );
+            if case.starts_with("plain HTTP") {
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("does not speak TLS") && message.contains("http://"),
+                    "{body}"
+                );
+            }
         }
         // The failed exchanges left no task behind (connection tasks, pooled connections).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -142,6 +155,22 @@ async fn hostile_upstreams_get_a_502_naming_the_failure_and_nothing_is_stored() 
 }
 
 /// Sends `n` requests, 25 at a time, each expected to get a 502; returns the kinds seen.
+/// An `https://` URL of a plain HTTP server that answers what a TLS hello is to it (a `400`,
+/// as nginx does) as soon as a client connects.
+async fn plain_http_answering_at_once() -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer =
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            let _ = socket.write_all(answer).await;
+        }
+    });
+    url
+}
+
 async fn failing_requests(uri: &str, n: usize) -> BTreeMap<String, usize> {
     let http = reqwest::Client::builder()
         .no_proxy()
