@@ -19,6 +19,7 @@ No authentication is checked (a real endpoint checks the token or the AK/SK sign
 
 import argparse
 import json
+import uuid
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,6 +75,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json;charset=utf8")
         self.send_header("content-length", str(len(body)))
+        # A trace id made afresh for every answer, as API gateways add one: re-recording the
+        # same answers must still leave the cassettes as they were.
+        self.send_header("x-trace-id", uuid.uuid4().hex)
         self.end_headers()
         self.wfile.write(body)
 
