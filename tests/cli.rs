@@ -206,6 +206,24 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
         "{stderr}"
     );
     assert!(!stale.exists() && fixture.exists());
+    // A session no longer recorded: its stale cassette is removed, and the folders left empty.
+    let session = out.join("old").join("test_1");
+    std::fs::create_dir_all(&session).unwrap();
+    let mut in_session = recording.clone();
+    in_session.answers[0].request.session = Some("old/test_1".into());
+    let rules = ims_vcr::model::key::MatchRules::default();
+    in_session.key =
+        ims_vcr::model::key::RequestKey::of_recorded(&rules, &in_session.answers[0].request)
+            .unwrap();
+    std::fs::write(
+        session.join(cassette::file_name(&in_session)),
+        bytes.replace(SEED_IMAGE_ID, "gone"),
+    )
+    .unwrap();
+    let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("removed 1 stale cassette"), "{stderr}");
+    assert!(!out.join("old").exists(), "an empty session folder is left");
     // Never into the store's own folder.
     for inside in ["s", "s/cassettes"] {
         let (code, stderr) = run(&["export", "--store", "s", "--out", inside], dir.path());

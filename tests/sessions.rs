@@ -183,8 +183,16 @@ async fn a_session_does_not_see_another_sessions_or_the_default_recordings() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        said.contains("in session \"suite/test-0\"; it is recorded in the default session (no x-ims-vcr-session), \"suite/test_0\""),
+        said.contains(&format!(
+            "in session \"suite/test-0\"; {} other sessions recorded it (the default session (no x-ims-vcr-session), \"suite/test_0\", \"suite/test_1\" and {} more): record it in this session (a new test), or send the session it was recorded in",
+            SESSIONS + 1,
+            SESSIONS - 2
+        )),
         "{said}"
+    );
+    assert_eq!(
+        typo.json()["ims_vcr"]["recorded_in_sessions_count"],
+        SESSIONS + 1
     );
     let summary = proxy.shutdown().await.unwrap();
     let never = summary
@@ -1067,4 +1075,92 @@ async fn a_session_failed_for_unused_recordings_names_them_in_the_summary() {
         text.contains(&format!("      unused: GET /v2/images/{UNKNOWN_IMAGE_ID}")),
         "{text}"
     );
+}
+
+/// A request every test makes (a schema) recorded in many sessions, asked from a session that
+/// never recorded it (a new test): the miss names a few of those sessions and counts the rest,
+/// and its JSON lists at most twenty with their count, however many there are.
+#[tokio::test]
+async fn a_miss_recorded_in_many_other_sessions_names_a_few_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = MatchRules::default();
+    let recordings: Vec<Recording> = (0..300)
+        .map(|s| {
+            let mut req = request("GET", "/v2/schemas/image");
+            req.session = Some(format!("suite/test_{s:03}"));
+            let answer = response(200, vec![], Body::from_bytes(b"{}"));
+            recording(&rules, req, vec![answer], None)
+        })
+        .collect();
+    let store = store_of(dir.path(), &recordings).await;
+    let proxy = replayer(&store).await;
+    let url = format!("{}/v2/schemas/image", proxy.uri());
+    let reply = send("GET", &url, &[("x-ims-vcr-session", "suite/test_new")], b"").await;
+    assert_eq!(reply.status, 599);
+    let said = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        said.contains("300 other sessions recorded it (\"suite/test_000\", \"suite/test_001\", \"suite/test_002\" and 297 more): record it in this session (a new test)"),
+        "{said}"
+    );
+    assert!(
+        reply.text().len() < 8 * 1024,
+        "{} bytes",
+        reply.text().len()
+    );
+    assert_eq!(
+        reply.json()["ims_vcr"]["recorded_in_sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    assert_eq!(reply.json()["ims_vcr"]["recorded_in_sessions_count"], 300);
+    proxy.shutdown().await.unwrap();
+}
+
+/// The exit verdict of a run whose many sessions failed names ten of them and counts the rest:
+/// a suite with a session per test does not print one line of thousands of names.
+#[tokio::test]
+async fn a_verdict_names_ten_failed_sessions_and_counts_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_cassettes(dir.path());
+    let cassettes = cassettes.to_str().unwrap();
+    let proxy = Running::start(
+        &[
+            "replay",
+            "--cassettes",
+            cassettes,
+            "--listen",
+            "0",
+            "--fail-on-miss",
+        ],
+        dir.path(),
+    );
+    for s in 0..25 {
+        let session = format!("suite/test_{s:02}");
+        let reply = send(
+            "GET",
+            &format!("{}/v2/images/none", proxy.uri),
+            &[("x-ims-vcr-session", &session)],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 599);
+    }
+    proxy.signal("-TERM");
+    let (status, log) = proxy.wait_with_log();
+    assert_eq!(status.code(), Some(3), "{log}");
+    let verdict = log
+        .lines()
+        .find(|l| l.contains("failed sessions"))
+        .unwrap_or_default();
+    assert!(
+        verdict.contains("25 failed sessions: suite/test_00, suite/test_01"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("suite/test_09 and 15 more"), "{verdict}");
+    assert!(!verdict.contains("suite/test_10"), "{verdict}");
 }

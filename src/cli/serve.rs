@@ -338,8 +338,16 @@ pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) 
         })
         .map(|s| s.session.as_str())
         .collect();
-    if !sessions.is_empty() {
-        failed.push(format!("failed sessions: {}", sessions.join(", ")));
+    // A few named, the rest counted: the summary above lists them, bounded as it is.
+    const NAMED: usize = 10;
+    match sessions.len() {
+        0 => {}
+        n if n <= NAMED => failed.push(format!("failed sessions: {}", sessions.join(", "))),
+        n => failed.push(format!(
+            "{n} failed sessions: {} and {} more",
+            sessions[..NAMED].join(", "),
+            n - NAMED
+        )),
     }
     if failed.is_empty() {
         Ok(())

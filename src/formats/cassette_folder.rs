@@ -139,6 +139,17 @@ pub fn write_dir_with_progress(
             summary.removed.push(path);
         }
     }
+    // A session no longer recorded leaves no empty folder behind (nor do the folders above it,
+    // up to `dir`): `remove_dir` takes only an empty one, so nothing else is touched.
+    for path in &summary.removed {
+        let mut folder = path.parent();
+        while let Some(f) = folder.filter(|f| *f != dir && f.starts_with(dir)) {
+            if std::fs::remove_dir(f).is_err() {
+                break;
+            }
+            folder = f.parent();
+        }
+    }
     summary.removed.sort();
     Ok(summary)
 }

@@ -150,7 +150,7 @@ fn with_ca_hint(cause: String) -> String {
     } else if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
         // rustls read a record that is no TLS record: the first bytes of a plain HTTP answer.
         format!(
-            "{cause}; the upstream does not speak TLS on that port (a plain HTTP server?):              use an http:// upstream URL, or the server's HTTPS port"
+            "{cause}; the upstream does not speak TLS on that port (a plain HTTP server?): use an http:// upstream URL, or the server's HTTPS port"
         )
     } else {
         cause

@@ -33,6 +33,12 @@ fn clipped(text: &str) -> String {
     format!("{}… ({} bytes more)", &text[..end], text.len() - end)
 }
 
+/// How many of the other sessions that recorded a missed request its message names, and how
+/// many its JSON lists (`recorded_in_sessions`, with their count beside it): a request every
+/// test makes is recorded in every session, thousands in a large suite.
+const SESSIONS_NAMED: usize = 3;
+const SESSIONS_LISTED: usize = 20;
+
 /// How many of the nearest recordings a miss looks at: those of the nearest line are diffed
 /// against the request, for the one that differs least.
 const NEAREST_DIFFED: usize = 8;
@@ -430,7 +436,7 @@ impl Proxy {
         differences.iter_mut().for_each(|d| shown.json(d));
         match exhausted {
             true => tracing::warn!(request = %line, session = key.session(), "replay miss: every recorded answer of the request was served (--sequence strict)"),
-            false => tracing::warn!(request = %line, session = key.session(), nearest = ?lines, "replay miss: no recording matches"),
+            false => tracing::warn!(request = %line, session = key.session(), nearest = ?lines, other_sessions_recording_it = elsewhere.len(), "replay miss: no recording matches"),
         }
         let entry = self.count_miss(parts, key, (&canonical, &line), &lines, &differences);
         let msg = if exhausted {
@@ -446,19 +452,33 @@ impl Proxy {
         } else {
             let named: Vec<String> = elsewhere
                 .iter()
+                .take(SESSIONS_NAMED)
                 .map(|s| match s {
                     Some(name) => format!("{name:?}"),
                     None => "the default session (no x-ims-vcr-session)".to_owned(),
                 })
                 .collect();
-            format!(
-                "ims-vcr has no recording for {} in {}; it is recorded in {}: send the session it was recorded in",
-                line,
-                key.session()
-                    .map_or("the default session".to_owned(), |s| format!("session {s:?}")),
-                named.join(", ")
-            )
+            let here = key.session().map_or("the default session".to_owned(), |s| format!("session {s:?}"));
+            match elsewhere.len() {
+                1 => format!(
+                    "ims-vcr has no recording for {line} in {here}; it is recorded in {}: send that session, or record the request in this one",
+                    named[0]
+                ),
+                // A request every test makes (a schema, a version document): a new test asks it
+                // unrecorded, which no other session's name would fix.
+                n => format!(
+                    "ims-vcr has no recording for {line} in {here}; {n} other sessions recorded it ({}{}): record it in this session (a new test), or send the session it was recorded in",
+                    named.join(", "),
+                    match n > SESSIONS_NAMED {
+                        true => format!(" and {} more", n - SESSIONS_NAMED),
+                        false => String::new(),
+                    }
+                ),
+            }
         };
+        let other_sessions = elsewhere.len();
+        let mut elsewhere = elsewhere;
+        elsewhere.truncate(SESSIONS_LISTED);
         let status = StatusCode::from_u16(MISS_STATUS).expect("599 is a valid status code");
         let details = json!({
             "request": canonical,
@@ -466,6 +486,7 @@ impl Proxy {
             "nearest": lines,
             "diff": differences,
             "recorded_in_sessions": elsewhere,
+            "recorded_in_sessions_count": other_sessions,
             "count": entry,
         });
         let mut response = error_response(status, "IMS_VCR.MISS", &msg, details);

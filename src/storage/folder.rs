@@ -5,13 +5,21 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::storage::durability::DURABLE_FILE;
+use crate::storage::closed::CLOSED_FILE;
+use crate::storage::durability::{DURABLE_FILE, HOLDER_FILE};
+use crate::storage::snapshot::PACK_FILE;
 use crate::storage::journal::JOURNAL_FILE;
 use crate::storage::log_file::LOG_FILE;
 
 /// Files whose presence makes a folder a store: sled's own and ims-vcr's. Any one is enough, so
 /// a store missing some of its files is still opened, and refused as damaged if it is.
 const STORE_FILES: [&str; 5] = ["conf", "db", JOURNAL_FILE, LOG_FILE, DURABLE_FILE];
+
+/// Files a store holds besides [`STORE_FILES`]: alone (with a `.gitignore`), they are a store
+/// another process is creating this moment (sled makes `blobs` before its `conf` and `db`), and
+/// a second recorder started with it is told the store is in use, not that the folder holds
+/// other things.
+const STORE_PARTS: [&str; 4] = ["blobs", HOLDER_FILE, CLOSED_FILE, PACK_FILE];
 
 /// What is at a `--store` path.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,18 +43,20 @@ impl Folder {
             Err(_) if path.is_file() => return Ok(Folder::Other("it is a file")),
             Err(e) => return Err(Error::io(path, e)),
         };
-        let mut other = false;
+        let (mut other, mut parts) = (false, false);
         for entry in entries {
             let name = entry.map_err(|e| Error::io(path, e))?.file_name();
             if STORE_FILES.iter().any(|f| name == *f) {
                 return Ok(Folder::Store);
             }
-            other |= name != GITIGNORE;
+            let part = STORE_PARTS.iter().any(|f| name == *f);
+            parts |= part;
+            other |= name != GITIGNORE && !part;
         }
-        Ok(if other {
-            Folder::Other("it holds other files and none of a store's")
-        } else {
-            Folder::Empty
+        Ok(match (other, parts) {
+            (true, _) => Folder::Other("it holds other files and none of a store's"),
+            (false, true) => Folder::Store,
+            (false, false) => Folder::Empty,
         })
     }
 }
@@ -165,6 +175,20 @@ mod tests {
         assert_eq!(shell_word(Path::new("/tmp/my store")), "'/tmp/my store'");
         assert_eq!(shell_word(Path::new("it's")), r"'it'\''s'");
         assert_eq!(shell_word(Path::new("$HOME")), "'$HOME'");
+    }
+
+    #[test]
+    fn a_store_being_created_is_a_store_and_a_folder_with_other_files_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Folder::at(dir.path()).unwrap(), Folder::Empty);
+        // What another recorder has made of it so far: sled's `blobs`, the holder's note.
+        std::fs::create_dir(dir.path().join("blobs")).unwrap();
+        assert_eq!(Folder::at(dir.path()).unwrap(), Folder::Store);
+        std::fs::write(dir.path().join(HOLDER_FILE), "pid 1: ims-vcr record").unwrap();
+        assert_eq!(Folder::at(dir.path()).unwrap(), Folder::Store);
+        // Beside a file of the user's, those names make no store.
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        assert!(matches!(Folder::at(dir.path()).unwrap(), Folder::Other(_)));
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
                 .to_owned(),
         });
     }
+    // Session folders by their names in lower case, each with the first spelling met.
+    let mut folders_by_case: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for path in paths {
         let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE, "cassette")?;
         summary.files += 1;
@@ -154,11 +156,26 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
             .and_then(Path::to_str)
             .filter(|name| !name.is_empty())
             .map(|name| name.replace(std::path::MAIN_SEPARATOR, "/"));
-        if let Some(name) = folder_name
-            && crate::model::session::validate(&name).is_ok()
-            && let Err(why) = crate::model::session::validate_new(&name)
+        if let Some(name) = &folder_name
+            && crate::model::session::validate(name).is_ok()
+            && let Err(why) = crate::model::session::validate_new(name)
         {
             found(String::new(), format!("its session folder: {why}"));
+        }
+        // Two sessions whose names differ only in letter case are one folder on a checkout
+        // that ignores case (macOS, Windows), where replay refuses the request both recorded.
+        if let Some(name) = folder_name {
+            let first = folders_by_case.entry(name.to_lowercase()).or_insert_with(|| name.clone());
+            if *first != name {
+                found(
+                    String::new(),
+                    format!(
+                        "its session folder {name:?} differs from {first:?} only in letter case: on a \
+                         checkout that ignores case (macOS, Windows) the two are one folder; \
+                         rename one of the sessions"
+                    ),
+                );
+            }
         }
         let value: Value = match serde_json::from_slice(cassette::without_bom(&bytes)) {
             Ok(v) => v,
@@ -681,6 +698,20 @@ mod tests {
             let windows = found.iter().any(|f| f.contains("its session folder") && f.contains("Windows"));
             assert_eq!(windows, flagged, "{folder}: {found:?}");
         }
+    }
+
+    #[test]
+    fn session_folders_differing_only_in_letter_case_are_a_finding() {
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
+        for folder in ["suite/test_A", "suite/test_a"] {
+            let copy = dir.path().join(folder).join(file.file_name().unwrap());
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(&file, &copy).unwrap();
+        }
+        let found = problems(dir.path(), &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("\"suite/test_a\" differs from \"suite/test_A\" only in letter case"), "{found:?}");
     }
 
     #[test]
