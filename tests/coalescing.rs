@@ -45,6 +45,7 @@ fn password(i: usize) -> String {
 /// | `GET /setcookie` | 200, `Set-Cookie: sid=cookie-of-<the request's X-Auth-Token>`, `{"owner": OWNER, ...}` |
 /// | `POST /v3/auth/tokens` | 201, `X-Subject-Token: subject-of-<the body's password>`, a token body |
 /// | `GET /rawecho/x` | 200, text `you sent <the request's X-Auth-Token>` |
+/// | `GET /counter` | 200, `{"n": N}`: the how-manyth request to `/counter` this is |
 struct Upstream {
     url: String,
     ca_pem: String,
@@ -147,6 +148,20 @@ async fn answer(seen: &Mutex<Vec<String>>, req: Request<Incoming>) -> Response<F
                     "user": {"name": "ims-vcr-tester", "id": "7116d1a88ead4de6a9fbd3bbc1a9e7ed"},
                 }})
                 .to_string(),
+            )
+        }
+        "/counter" => {
+            let n = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| *p == "/counter")
+                .count();
+            (
+                response
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json"),
+                serde_json::json!({"n": n}).to_string(),
             )
         }
         "/rawecho/x" => (
@@ -342,4 +357,56 @@ async fn coalesced_auto_misses_never_serve_one_clients_live_answer_to_another() 
         assert!(files_containing(&store, password(i).as_bytes()).is_empty());
     }
     assert!(files_containing(&store, OWNER.as_bytes()).is_empty());
+}
+
+/// A burst of identical auto-mode misses shares one exchange, and each client still takes its
+/// place among the request's answers: a replay of the same burst (or a second auto run) serves
+/// each client the answer it was served, and the request after the burst its own.
+#[tokio::test]
+async fn a_coalesced_burst_replays_as_it_was_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start().await;
+    let store = dir.path().join("store");
+    let burst_then_one = |base: String| async move {
+        let burst = at_once(8, |_| {
+            ("GET", format!("{base}/counter"), Vec::new(), Vec::new())
+        })
+        .await;
+        let after = send("GET", &format!("{base}/counter"), &[], b"").await;
+        let n = |r: &Reply| r.json()["n"].as_u64().unwrap();
+        (burst.iter().map(n).collect::<Vec<_>>(), n(&after))
+    };
+    let proxy = ProxyServer::builder()
+        .auto(upstream.config(dir.path()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let (burst, after) = burst_then_one(proxy.uri()).await;
+    assert_eq!((burst, after), (vec![1; 8], 2), "as served while recording");
+    assert_eq!(upstream.requests_to("/counter"), 2);
+    proxy.shutdown().await.unwrap();
+
+    let proxy = replayer(&store).await;
+    let (burst, after) = burst_then_one(proxy.uri()).await;
+    assert_eq!((burst, after), (vec![1; 8], 2), "replayed");
+    proxy.shutdown().await.unwrap();
+    let proxy = ProxyServer::builder()
+        .auto(upstream.config(dir.path()))
+        .store(&store)
+        .start()
+        .await
+        .unwrap();
+    let (burst, after) = burst_then_one(proxy.uri()).await;
+    assert_eq!(
+        (burst, after),
+        (vec![1; 8], 2),
+        "auto again: every answer played"
+    );
+    assert_eq!(
+        upstream.requests_to("/counter"),
+        2,
+        "nothing forwarded the second time"
+    );
+    proxy.shutdown().await.unwrap();
 }

@@ -58,8 +58,9 @@ pub(super) type Forwarded = Result<Delivered, Failure>;
 #[derive(Debug)]
 pub(crate) struct Delivered {
     pub(super) prepared: Prepared,
-    /// The answer's position among its request's stored answers, when it was stored.
-    pub(super) stored: Option<u32>,
+    /// The answer's position among its request's stored answers, and the digest of the request
+    /// as stored (redaction may change it), when it was stored.
+    pub(super) stored: Option<(u32, [u8; 32])>,
     /// The exchange's credential values when the leak gate refused it (a secret its answer
     /// handed out is in the request's path): the request's log line masks them too.
     pub(super) refused: Option<Arc<Shown>>,
@@ -89,8 +90,9 @@ impl Delivered {
 /// types keep the live answer out of the waiters' reach: only this crosses to them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Coalesced {
-    /// Stored as this answer (0-based) of the request: each waiter replays that answer.
-    Stored(u32),
+    /// Stored as this answer (0-based) of the request stored under this digest: each waiter
+    /// replays that answer, and keeps its own place after it with a copy of it.
+    Stored(u32, [u8; 32]),
     /// Not stored: the leak gate or the store refused it, the upstream failed, or the answer
     /// could not be served again. Each waiter makes its own exchange. Sharing even an upstream
     /// failure is not done: a `502` from one client's exchange is that client's, and the
@@ -102,8 +104,9 @@ impl Coalesced {
     fn of(forwarded: &Forwarded) -> Coalesced {
         match forwarded {
             Ok(Delivered {
-                stored: Some(seq), ..
-            }) => Coalesced::Stored(*seq),
+                stored: Some((seq, stored)),
+                ..
+            }) => Coalesced::Stored(*seq, *stored),
             _ => Coalesced::NotStored,
         }
     }
@@ -197,10 +200,12 @@ impl Proxy {
                 .remove(key.digest());
             return self.served(parts, forwarded);
         }
-        if let Coalesced::Stored(seq) = coalesced {
+        if let Coalesced::Stored(seq, stored) = coalesced {
             let played = self.tapes.answer(key, seq as usize);
             if let Some(prepared) = played.prepared() {
-                return (self.hit(parts, &body, &played, prepared).await, Outcome::Hit);
+                let response = self.hit(parts, &body, &played, prepared).await;
+                self.keep_place(recorder, parts, key, &stored, seq).await;
+                return (response, Outcome::Hit);
             }
             if let Play::Unreadable(why) = &played {
                 tracing::warn!(request = key.request_line(), "{why}; forwarding instead");
@@ -208,6 +213,40 @@ impl Proxy {
         }
         let forwarded = self.forward(recorder, parts, body, key, Mode::Auto).await;
         self.served(parts, forwarded)
+    }
+
+    /// Stores, after the others, a copy of answer `seq` of the request stored under `stored`,
+    /// which a waiter of a coalesced burst was served (see [`Proxy::single_flight`]): the
+    /// burst's clients each take a place among the request's answers, as without coalescing,
+    /// so a replay serves each the answer it was served (ten polls at once that saw `queued`
+    /// replay as ten `queued`, not one and nine of the next answer). The copy is the stored,
+    /// sanitised form, read back from the store: nothing of the leader's live answer.
+    async fn keep_place(&self, recorder: &Recorder, parts: &Parts, key: &RequestKey, stored: &[u8; 32], seq: u32) {
+        let Some(store) = &recorder.store else {
+            return;
+        };
+        let line = key.request_line();
+        let copy = store.answers_of(stored).ok().and_then(|answers| answers.into_iter().nth(seq as usize));
+        let Some(interaction) = copy else {
+            tracing::warn!(request = line, "the answer a coalesced request was served is gone from the store: its place is not kept");
+            return;
+        };
+        let Ok(stored_key) = RequestKey::of_recorded(&self.rules, &interaction.request) else {
+            return;
+        };
+        let encoded = crate::model::interaction::Encoded::of(&interaction);
+        let attempt = crate::proxy::sessions::attempt_of(parts);
+        match store.record_in_attempt(&stored_key, encoded, false, attempt.map_or(0, |a| a.0)).await {
+            Ok(Some(n)) => {
+                let late = || self.attempt_over(key, attempt);
+                self.tapes.record_stored(key, &stored_key, store, n, late);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(request = line, error = %e, "the place of a coalesced request NOT recorded");
+                self.stats.not_stored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Forwards and serves live, storing nothing: `auto` at a gap (an answer the leak gate
@@ -337,10 +376,10 @@ impl Proxy {
         needles.extend(live_needles);
         let mut refused = None;
         let stored = match self.persist(recorder, key, &interaction, mode, needles, parts).await {
-            Ok(seq) => {
+            Ok(stored) => {
                 self.stats.recorded.fetch_add(1, Ordering::Relaxed);
                 recorder.warn_if_refused(key, live.status);
-                Some(seq)
+                Some(stored)
             }
             Err(Some((refusal, shown))) => {
                 self.persist_gap(recorder, parts, key, &interaction, &refusal, mode)
@@ -369,7 +408,7 @@ impl Proxy {
         mode: Mode,
         needles: Vec<Needle>,
         parts: &Parts,
-    ) -> Result<u32, Option<(Refusal, Arc<Shown>)>> {
+    ) -> Result<(u32, [u8; 32]), Option<(Refusal, Arc<Shown>)>> {
         // For the log: the path's credential parameters (`;token=`) masked, as every request
         // line a log or a message shows has them.
         let line = || {
@@ -415,7 +454,7 @@ impl Proxy {
                 // (another key when redaction changed the request).
                 let late = || self.attempt_over(key, attempt);
                 self.tapes.record_stored(key, &passed.key, store, seq, late);
-                Ok(seq)
+                Ok((seq, *passed.key.digest()))
             }
             Ok(None) => {
                 tracing::info!(
