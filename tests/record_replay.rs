@@ -683,3 +683,55 @@ async fn a_multipart_upload_replays_whatever_boundary_the_client_draws() {
     assert_eq!(reply.header("x-ims-vcr"), Some("miss"), "{reply:?}");
     assert!(proxy.terminate().success());
 }
+
+/// A store recorded by an ims-vcr from before multipart boundaries were keyed as one holds an
+/// upload under the key of its body as sent: the same upload (its boundary the one recorded,
+/// as a client with a fixed boundary sends it) still plays it.
+#[tokio::test]
+async fn a_multipart_upload_an_older_store_keyed_by_its_boundary_still_replays() {
+    use ims_vcr::model::interaction::{Body, Encoded, Interaction};
+    use ims_vcr::model::key::{MatchRules, RequestKey};
+    let dir = tempfile::tempdir().unwrap();
+    let boundary = "fixed-boundary-1234";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nbytes\r\n--{boundary}--\r\n"
+    );
+    let mut request = crate::util::fixtures::request("POST", "/v1/cloudimages/x/upload");
+    request.headers = vec![("content-type".into(), content_type.clone())];
+    request.body = Body::from_bytes(body.as_bytes());
+    // The older key: the body as sent, which is what the key reads with no boundary to key.
+    let mut as_keyed_then = request.clone();
+    as_keyed_then.headers = vec![("content-type".into(), "multipart/form-data".into())];
+    let old_key = RequestKey::of_recorded(&MatchRules::default(), &as_keyed_then).unwrap();
+    let answer =
+        crate::util::fixtures::response(201, vec![], Body::from_bytes(br#"{"status":"queued"}"#));
+    let store_path = dir.path().join("store");
+    let store = ims_vcr::storage::store::Store::open(&store_path).unwrap();
+    let interaction = Interaction {
+        request,
+        response: answer,
+        redaction: None,
+    };
+    store
+        .record_in_attempt(&old_key, Encoded::of(&interaction), true, 0)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    let proxy = replayer(&store_path).await;
+    let url = format!("{}/v1/cloudimages/x/upload", proxy.uri());
+    let reply = send(
+        "POST",
+        &url,
+        &[("content-type", &content_type)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.header("x-ims-vcr")),
+        (201, Some("hit")),
+        "{reply:?}"
+    );
+    proxy.shutdown().await.unwrap();
+}

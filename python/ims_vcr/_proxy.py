@@ -137,19 +137,23 @@ def _copy_cassettes(source, target):
             shutil.copyfile(path, os.path.join(target, f))
 
 
-def replace_session_cassettes(exported, cassettes, name):
+def replace_session_cassettes(exported, cassettes, name, written=None):
     """Makes `cassettes/NAME/` hold exactly the cassette files of `exported/NAME/` (files directly
-    in the folder: `NAME/sub/` is another session). Files that are not ims-vcr cassettes are left
-    alone; each file is written under a temporary name and renamed. Returns the number of files.
+    in the folder: `NAME/sub/` is another session), or, given `written` (a folder an export
+    wrote from scratch), those of `exported/NAME/` that `written/NAME/` holds too: an export
+    over a copy of the committed cassettes leaves a hand-named or broken one there. Files that
+    are not ims-vcr cassettes are left alone; each file is written under a temporary name and
+    renamed. Returns the number of files.
     """
     parts = name.split("/")
     source = os.path.join(exported, *parts)
     target = os.path.join(cassettes, *parts)
+    listed = os.path.join(written, *parts) if written is not None else source
     new = []
-    if os.path.isdir(source):
+    if os.path.isdir(listed):
         new = sorted(
             f
-            for f in os.listdir(source)
+            for f in os.listdir(listed)
             if f.endswith(".json") and os.path.isfile(os.path.join(source, f))
         )
     if os.path.isdir(target):
@@ -421,16 +425,21 @@ class Proxy:
         """After `stop()`: exports the store, then replaces the cassettes of each session in
         `names` (and only those) under `cassettes/NAME/`. Returns {name: files}."""
         out = tempfile.mkdtemp(prefix="ims-vcr-export-")
+        fresh = tempfile.mkdtemp(prefix="ims-vcr-export-")
         try:
             # The sessions' committed cassettes first: `export` leaves one alone when its
             # answers are the same but for what changes on every recording (times, trace and
             # request ids, a token's audit ids), so a re-record churns no diff.
             for name in names:
                 _copy_cassettes(os.path.join(cassettes, *name.split("/")), os.path.join(out, *name.split("/")))
-            args = ["export", "--store", self.store, "--out", out]
-            if self.redact:
-                args.append("--redact")
-            self.run_tool(*args)
-            return {name: replace_session_cassettes(out, cassettes, name) for name in names}
+            # And into an empty folder: the names this export writes, so a committed cassette
+            # it does not (a hand-named or broken one) goes, as a re-record replaces them all.
+            for folder in (out, fresh):
+                args = ["export", "--store", self.store, "--out", folder]
+                if self.redact:
+                    args.append("--redact")
+                self.run_tool(*args)
+            return {name: replace_session_cassettes(out, cassettes, name, fresh) for name in names}
         finally:
             shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(fresh, ignore_errors=True)

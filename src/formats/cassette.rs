@@ -578,6 +578,18 @@ mod tests {
         };
         assert!(same_answers(&upload("a1b2c3", "bytes"), &upload("d4e5f6a7", "bytes")));
         assert!(!same_answers(&upload("a1b2c3", "bytes"), &upload("d4e5f6a7", "other")));
+        // A binary part (the body stored as base64), and a gateway's fresh trace id beside it.
+        let traced_upload = |boundary: &str, trace: &str| {
+            let mut rec = recording("POST", "/v1/upload");
+            let request = &mut rec.answers[0].request;
+            request.headers = vec![("content-type".into(), format!("multipart/form-data; boundary={boundary}"))];
+            let body = [format!("--{boundary}\r\n\r\n").as_bytes(), b"\xff\x00\xfe", format!("\r\n--{boundary}--\r\n").as_bytes()].concat();
+            request.body = Body::from_bytes(&body);
+            rec.answers[0].response.headers.push(("x-trace-id".into(), trace.into()));
+            render(&rec, &rules)
+        };
+        assert!(String::from_utf8_lossy(&traced_upload("a1", "t")).contains("base64"));
+        assert!(same_answers(&traced_upload("a1b2c3", "t-1"), &traced_upload("d4e5f6a7", "t-2")));
     }
 
     #[test]

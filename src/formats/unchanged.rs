@@ -17,7 +17,27 @@
 /// file laid out otherwise (edited by hand) compares unequal and is rewritten.
 pub(crate) fn same_answers(old: &[u8], new: &[u8]) -> bool {
     old == new || lines(old).eq(lines(new)) || same_but_request_key_order(old, new)
-        || same_but_fresh_values(old, new)
+        || same_but_fresh_values(old, new) || same_but_boundary(old, new)
+}
+
+/// [`same_answers`] of `old` and `new` with the boundary of a `multipart/*` request body (a new
+/// random one per request from most clients) made the one the request key reads
+/// ([`boundary_keyed`]); false when neither has one.
+fn same_but_boundary(old: &[u8], new: &[u8]) -> bool {
+    let (Ok(mut old), Ok(mut new)) = (
+        serde_json::from_slice::<serde_json::Value>(old),
+        serde_json::from_slice::<serde_json::Value>(new),
+    ) else {
+        return false;
+    };
+    // Both looked at: `|`, not `||`.
+    if !(boundary_keyed(&mut old) | boundary_keyed(&mut new)) {
+        return false;
+    }
+    let render = |value: &serde_json::Value| serde_json::to_vec_pretty(value).unwrap_or_default();
+    let (old, new) = (render(&old), render(&new));
+    old == new || lines(&old).eq(lines(&new)) || same_but_request_key_order(&old, &new)
+        || same_but_fresh_values(&old, &new)
 }
 
 /// Whether `old` and `new` differ only as [`same_answers`] allows and in the values a service
@@ -192,8 +212,6 @@ fn same_but_request_key_order(old: &[u8], new: &[u8]) -> bool {
         let request = doc.get_mut("request").filter(|r| r.is_object())?;
         request.get_mut("body").map(serde_json::Value::take)
     };
-    boundary_keyed(&mut old);
-    boundary_keyed(&mut new);
     let (Some(old_body), Some(new_body)) = (body(&mut old), body(&mut new)) else {
         return false;
     };
@@ -208,14 +226,15 @@ fn same_but_request_key_order(old: &[u8], new: &[u8]) -> bool {
 
 /// A cassette's request with the boundary of its `multipart/*` body (a new random one per
 /// request from most clients) replaced by the one the request key reads it as, in its
-/// `Content-Type` header and in its text body: an upload recorded again is the same request.
-fn boundary_keyed(doc: &mut serde_json::Value) {
+/// `Content-Type` header and in its body (text, or base64 decoded and encoded again): an upload
+/// recorded again is the same request. True when the request had such a boundary.
+fn boundary_keyed(doc: &mut serde_json::Value) -> bool {
     use crate::model::key::KEYED_BOUNDARY;
     let Some(request) = doc.get_mut("request").and_then(serde_json::Value::as_object_mut) else {
-        return;
+        return false;
     };
     let Some(headers) = request.get_mut("headers").and_then(serde_json::Value::as_array_mut) else {
-        return;
+        return false;
     };
     let mut boundary = None;
     for header in headers.iter_mut().filter_map(serde_json::Value::as_array_mut) {
@@ -229,9 +248,20 @@ fn boundary_keyed(doc: &mut serde_json::Value) {
         }
     }
     let Some(boundary) = boundary else {
-        return;
+        return false;
     };
-    if let Some(serde_json::Value::String(text)) = request.get_mut("body").and_then(|b| b.get_mut("text")) {
-        *text = text.replace(&format!("--{boundary}"), &format!("--{KEYED_BOUNDARY}"));
+    let keyed = |bytes: &[u8]| crate::model::key::with_boundary_keyed(bytes, &boundary);
+    let body = request.get_mut("body").and_then(serde_json::Value::as_object_mut);
+    if let Some(body) = body {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        if let Some(serde_json::Value::String(text)) = body.get_mut("text") {
+            *text = String::from_utf8_lossy(&keyed(text.as_bytes())).into_owned();
+        } else if let Some(serde_json::Value::String(encoded)) = body.get_mut("base64")
+            && let Ok(bytes) = engine.decode(encoded.as_bytes())
+        {
+            *encoded = engine.encode(keyed(&bytes));
+        }
     }
+    true
 }

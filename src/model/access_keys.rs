@@ -21,8 +21,18 @@ pub(crate) fn in_path(path: &str) -> Option<Range<usize>> {
     let start = BEFORE_ACCESS_KEY
         .iter()
         .find_map(|before| path.find(before).map(|at| at + before.len()))?;
-    let end = path[start..].find('/').map_or(path.len(), |len| start + len);
+    let end = path[start..].find(['/', '?', '#', ' ']).map_or(path.len(), |len| start + len);
     (end > start).then_some(start..end)
+}
+
+/// `text` (a path, or a request line `GET /path?query`) with the access key id it names shown
+/// as [`PLACEHOLDER`](crate::model::credentials::PLACEHOLDER), for what a log, a miss report or
+/// a summary shows of a request.
+pub(crate) fn masked(text: &str) -> std::borrow::Cow<'_, str> {
+    match in_path(text) {
+        Some(at) => format!("{}{}{}", &text[..at.start], crate::model::credentials::PLACEHOLDER, &text[at.end..]).into(),
+        None => text.into(),
+    }
 }
 
 /// `path` with the access key id it names replaced by `pseudonym(id)`, and that id; `None`
@@ -59,6 +69,13 @@ mod tests {
         ] {
             assert_eq!(in_path(path).map(|at| &path[at]), id, "{path}");
         }
+    }
+
+    #[test]
+    fn a_request_line_is_shown_with_the_key_id_masked() {
+        assert_eq!(masked("DELETE /v3/users/u/credentials/OS-EC2/27d4cb63"), "DELETE /v3/users/u/credentials/OS-EC2/REDACTED");
+        assert_eq!(masked("GET /v3.0/OS-CREDENTIAL/credentials/HWAK?x=1"), "GET /v3.0/OS-CREDENTIAL/credentials/REDACTED?x=1");
+        assert_eq!(masked("GET /v2/images/x"), "GET /v2/images/x");
     }
 
     #[test]

@@ -449,22 +449,26 @@ pub(crate) const KEYED_BOUNDARY: &str = "ims-vcr-boundary";
 fn canonical_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
     let canonical = json_sorted_or_masked(body, content_type);
     match crate::model::multipart::boundary(content_type) {
-        Some(boundary) if boundary != KEYED_BOUNDARY => {
-            let delimiter = format!("--{boundary}");
-            let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-            let mut out = Vec::with_capacity(canonical.len());
-            let mut rest = canonical.as_slice();
-            while let Some(at) = finder.find(rest) {
-                out.extend_from_slice(&rest[..at]);
-                out.extend_from_slice(b"--");
-                out.extend_from_slice(KEYED_BOUNDARY.as_bytes());
-                rest = &rest[at + delimiter.len()..];
-            }
-            out.extend_from_slice(rest);
-            out
-        }
+        Some(boundary) if boundary != KEYED_BOUNDARY => with_boundary_keyed(&canonical, boundary),
         _ => canonical,
     }
+}
+
+/// A `multipart/*` `body` with each delimiter of `boundary` (`--boundary`) made
+/// [`KEYED_BOUNDARY`]'s.
+pub(crate) fn with_boundary_keyed(body: &[u8], boundary: &str) -> Vec<u8> {
+    let delimiter = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = finder.find(rest) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(KEYED_BOUNDARY.as_bytes());
+        rest = &rest[at + delimiter.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// [`canonical_body`] before its multipart boundary is replaced.

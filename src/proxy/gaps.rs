@@ -91,9 +91,8 @@ impl Proxy {
         let mut needles = credential_needles(&parts.headers);
         needles.extend(recorder.secrets.iter().cloned());
         // And what the refused exchange holds, its answer included: a secret the answer handed
-        // back (a credential's blob, the access key id of a `credential` object) that the
-        // request also holds unmasked (`GET /v3.0/OS-CREDENTIAL/credentials/{access}`) stores no
-        // gap.
+        // back (a credential's blob) that the request also holds unmasked stores no gap. (An
+        // access key id the path names is stored as its pseudonym: see `model::access_keys`.)
         let exchange = crate::secrets::exposure::mask_credentials(refused, Some(&recorder.pseudonyms));
         if let Some((_, found)) = exchange {
             needles.extend(found);

@@ -11,6 +11,24 @@ const NEAREST_SHOWN: usize = 3;
 /// of misses with queries of 57 KB took the runtime's threads from the hits (50-460 ms each).
 const VARIED_AT_MOST: usize = 16 * 1024;
 
+/// The request as a store recorded before ims-vcr keyed every `multipart/*` boundary as one
+/// kept its key: its body as sent (the boundary the client drew); `None` for a request that is
+/// not multipart. Its `Content-Type` loses the boundary, which the key then does not read. (A
+/// credential part was masked in that older key, and is not here: such an upload needs
+/// recording again.)
+fn legacy_multipart(parts: &Parts, body: &[u8]) -> Option<RecordedRequest> {
+    let content_type = parts.headers.get(hyper::header::CONTENT_TYPE)?.to_str().ok()?;
+    crate::model::multipart::boundary(Some(content_type))?;
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_owned();
+    let mut request = recorded_request(parts, body);
+    for (name, value) in &mut request.headers {
+        if name.eq_ignore_ascii_case("content-type") {
+            value.clone_from(&media);
+        }
+    }
+    Some(request)
+}
+
 /// Whether a request is past [`VARIED_AT_MOST`].
 fn too_large_to_vary(parts: &Parts, body: &[u8]) -> bool {
     body.len() + parts.uri.query().map_or(0, str::len) > VARIED_AT_MOST
@@ -55,6 +73,13 @@ impl Proxy {
                 let keyed = self.access_key_pseudonymised(parts, body);
                 if let Some(request) = &keyed {
                     let played = try_as(request);
+                    if !matches!(played, Play::Miss) {
+                        return played;
+                    }
+                }
+                // A multipart upload a store recorded before its boundary was keyed as one.
+                if let Some(request) = legacy_multipart(parts, body) {
+                    let played = try_as(&request);
                     if !matches!(played, Play::Miss) {
                         return played;
                     }
@@ -206,8 +231,9 @@ impl Proxy {
         played: &Play,
     ) -> Option<(Response<Full<Bytes>>, Outcome)> {
         if let Play::Unreadable(why) = played {
-            tracing::error!(request = key.request_line(), "{why}");
-            let response = unreadable_response(why, json!({"request": key.request_line()}));
+            let line = crate::model::access_keys::masked(key.request_line());
+            tracing::error!(request = %line, "{why}");
+            let response = unreadable_response(why, json!({"request": line}));
             return Some((response, Outcome::Error));
         }
         let prepared = played.prepared()?;
@@ -337,14 +363,17 @@ impl Proxy {
     /// it is for a test: a miss, counted as one (`--fail-on-miss`, the summary, the session's
     /// verdict), with the stored `599 IMS_VCR.NOT_RECORDED` saying why.
     pub(super) fn gap(&self, parts: &Parts, key: &RequestKey, prepared: &Prepared) -> Response<Full<Bytes>> {
+        // As sent: a credential the request carries, or an access key id its path names (a gap
+        // found by the id's pseudonym), is masked.
+        let shown = crate::secrets::shown::Shown::of(parts, b"");
+        let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
         tracing::warn!(
-            request = key.request_line(),
+            request = %line,
             session = key.session(),
             "replay miss: this answer of the request was refused when it was recorded (the leak \
              gate or redaction); serving its 599 IMS_VCR.NOT_RECORDED"
         );
-        // The key is a stored request's (it matched one), which the leak gate let through.
-        self.count_miss(parts, key, (key.canonical(), key.request_line()), &[], &[]);
+        self.count_miss(parts, key, (&canonical, &line), &[], &[]);
         let mut response = self.serve(prepared, parts, Outcome::Miss);
         // 599 has no standard reason phrase: the one a miss has.
         let reason = hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes());

@@ -32,7 +32,7 @@ impl Recorder {
         if !matches!(status.as_u16(), 401 | 403) {
             return;
         }
-        let line = key.request_line();
+        let line = &*crate::model::access_keys::masked(key.request_line());
         let first = self
             .warned_refusals
             .lock()
@@ -203,12 +203,14 @@ impl Proxy {
         if let Coalesced::Stored(seq, stored) = coalesced {
             let played = self.tapes.answer(key, seq as usize);
             if let Some(prepared) = played.prepared() {
-                let response = self.hit(parts, &body, &played, prepared).await;
+                // Its place first, at once: before the `--latency` delay of the hit, so that the
+                // leader's client, answered already, cannot record its next request ahead of it.
                 self.keep_place(recorder, parts, key, &stored, seq).await;
-                return (response, Outcome::Hit);
+                return (self.hit(parts, &body, &played, prepared).await, Outcome::Hit);
             }
             if let Play::Unreadable(why) = &played {
-                tracing::warn!(request = key.request_line(), "{why}; forwarding instead");
+                let line = crate::model::access_keys::masked(key.request_line());
+                tracing::warn!(request = %line, "{why}; forwarding instead");
             }
         }
         let forwarded = self.forward(recorder, parts, body, key, Mode::Auto).await;
@@ -220,12 +222,15 @@ impl Proxy {
     /// burst's clients each take a place among the request's answers, as without coalescing,
     /// so a replay serves each the answer it was served (ten polls at once that saw `queued`
     /// replay as ten `queued`, not one and nine of the next answer). The copy is the stored,
-    /// sanitised form, read back from the store: nothing of the leader's live answer.
+    /// sanitised form, read back from the store: nothing of the leader's live answer. Stored as
+    /// soon as the waiter is woken, it lands before the leader's client can have another answer
+    /// recorded (that takes an upstream exchange), short of a scheduler starving the waiter that
+    /// long. A copy is a hit the summary counts as such, not a recording.
     async fn keep_place(&self, recorder: &Recorder, parts: &Parts, key: &RequestKey, stored: &[u8; 32], seq: u32) {
         let Some(store) = &recorder.store else {
             return;
         };
-        let line = key.request_line();
+        let line = &*crate::model::access_keys::masked(key.request_line());
         let copy = store.answers_of(stored).ok().and_then(|answers| answers.into_iter().nth(seq as usize));
         let Some(interaction) = copy else {
             tracing::warn!(request = line, "the answer a coalesced request was served is gone from the store: its place is not kept");

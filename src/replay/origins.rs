@@ -17,21 +17,23 @@ pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// rewritten again: `http://127.0.0.1:80` must not match inside a proxy origin
 /// `http://127.0.0.1:8080` put there a moment before.
 pub(crate) fn replace_each(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
-    replace_where(haystack, pairs, |_| true)
+    replace_where(haystack, pairs, |_| true, false)
 }
 
 /// [`replace_each`] for origins: a `from` is replaced only where it ends the authority
 /// ([`ends_authority`]), so `https://h:1` is left alone in `https://h:12/x` and in
 /// `https://h:1.evil.example/x`.
 fn replace_origins(haystack: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
-    replace_where(haystack, pairs, ends_authority)
+    replace_where(haystack, pairs, ends_authority, true)
 }
 
-/// [`replace_each`], replacing a `from` only where `ends(what follows it)`.
+/// [`replace_each`], replacing a `from` only where `ends(what follows it)`; `any_case`: a
+/// `from` matches in any ASCII letter case (a URL's scheme and host are case-insensitive).
 fn replace_where(
     haystack: &[u8],
     pairs: &[(String, String)],
     ends: impl Fn(&[u8]) -> bool,
+    any_case: bool,
 ) -> Vec<u8> {
     let mut sorted: Vec<&(String, String)> = pairs.iter().filter(|(f, _)| !f.is_empty()).collect();
     sorted.sort_by_key(|pair| std::cmp::Reverse(pair.0.len()));
@@ -39,7 +41,12 @@ fn replace_where(
     let mut i = 0;
     'scan: while i < haystack.len() {
         for (from, to) in &sorted {
-            if haystack[i..].starts_with(from.as_bytes()) && ends(&haystack[i + from.len()..]) {
+            let at = haystack[i..].get(..from.len());
+            let matches = at.is_some_and(|at| match any_case {
+                true => at.eq_ignore_ascii_case(from.as_bytes()),
+                false => at == from.as_bytes(),
+            });
+            if matches && ends(&haystack[i + from.len()..]) {
                 out.extend_from_slice(to.as_bytes());
                 i += from.len();
                 continue 'scan;
@@ -196,8 +203,9 @@ pub(super) fn rewrite_origins(
         .iter()
         .flat_map(|upstream| std::iter::once(upstream.clone()).chain(default_port_spelling(upstream)))
         .flat_map(|upstream| {
-            // Scheme-relative, or with its scheme spelled otherwise (`HTTP://`): the authority
-            // alone is replaced (the longer pairs, with the scheme, come first where they fit).
+            // Scheme-relative (`//h/x`, followed with the client's own scheme): the authority
+            // alone is replaced. The pairs with the scheme are longer, so they come first where
+            // they fit, in any letter case (`HTTPS://H`): the proxy's whole origin then.
             let relative = format!("//{}", authority_of(&upstream));
             let to_relative = format!("//{}", authority_of(proxy));
             [

@@ -517,7 +517,7 @@ mod tests {
         assert!(prepared.mentions_upstream());
         let served = prepared.to_response(Outcome::Hit, Some("http://127.0.0.1:9"));
         assert_eq!(served.headers()["location"], "//127.0.0.1:9/v2/images/x");
-        assert_eq!(served.headers()["link"], "<HTTPS://127.0.0.1:9/v2/images?marker=x>; rel=next");
+        assert_eq!(served.headers()["link"], "<http://127.0.0.1:9/v2/images?marker=x>; rel=next");
         let body = futures_executor_block_on(http_body_util::BodyExt::collect(served.into_body()));
         assert_eq!(body, br#"{"a":"\/\/127.0.0.1:9\/v2","b":"//ims.example.evil/x"}"#);
     }

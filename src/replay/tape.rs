@@ -429,7 +429,8 @@ impl Tapes {
             _ => count,
         };
         let tape = Tape {
-            line: key.request_line().to_owned(),
+            // Shown in miss reports and the unused recordings: an access key id masked.
+            line: crate::model::access_keys::masked(key.request_line()).into_owned(),
             session: key.session().map(Arc::from),
             count,
             loaded: OnceLock::new(),

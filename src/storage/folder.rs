@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::storage::closed::CLOSED_FILE;
 use crate::storage::durability::{DURABLE_FILE, HOLDER_FILE};
-use crate::storage::snapshot::PACK_FILE;
 use crate::storage::journal::JOURNAL_FILE;
 use crate::storage::log_file::LOG_FILE;
 
@@ -19,7 +17,7 @@ const STORE_FILES: [&str; 5] = ["conf", "db", JOURNAL_FILE, LOG_FILE, DURABLE_FI
 /// another process is creating this moment (sled makes `blobs` before its `conf` and `db`), and
 /// a second recorder started with it is told the store is in use, not that the folder holds
 /// other things.
-const STORE_PARTS: [&str; 4] = ["blobs", HOLDER_FILE, CLOSED_FILE, PACK_FILE];
+const STORE_PARTS: [&str; 2] = ["blobs", HOLDER_FILE];
 
 /// What is at a `--store` path.
 #[derive(Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! credential header, a missing or incomplete redaction stamp, and any denied value (a team's
 //! real project IDs and account codes) in any common encoding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -137,7 +137,8 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         });
     }
     // Session folders by their names in lower case, each with the first spelling met.
-    let mut folders_by_case: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut folders_by_case: HashMap<String, String> = HashMap::new();
+    let mut clashes_reported: HashSet<String> = HashSet::new();
     for path in paths {
         let bytes = cassette::read_limited(&path, cassette::MAX_CASSETTE_FILE, "cassette")?;
         summary.files += 1;
@@ -164,17 +165,24 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         }
         // Two sessions whose names differ only in letter case are one folder on a checkout
         // that ignores case (macOS, Windows), where replay refuses the request both recorded.
+        // Each folder on the way is compared (`Suite/t1` and `suite/t2` share one `suite`), and
+        // a clash is reported once, at the first cassette under it.
         if let Some(name) = folder_name {
-            let first = folders_by_case.entry(name.to_lowercase()).or_insert_with(|| name.clone());
-            if *first != name {
-                found(
-                    String::new(),
-                    format!(
-                        "its session folder {name:?} differs from {first:?} only in letter case: on a \
-                         checkout that ignores case (macOS, Windows) the two are one folder; \
-                         rename one of the sessions"
-                    ),
-                );
+            let prefixes = name.match_indices('/').map(|(at, _)| &name[..at]).chain([name.as_str()]);
+            let mut reported = false;
+            for folder in prefixes {
+                let first = folders_by_case.entry(folder.to_lowercase()).or_insert_with(|| folder.to_owned());
+                if !reported && first != folder && clashes_reported.insert(folder.to_owned()) {
+                    reported = true;
+                    found(
+                        String::new(),
+                        format!(
+                            "its session folder {folder:?} differs from {first:?} only in letter case: \
+                             on a checkout that ignores case (macOS, Windows) the two are one folder; \
+                             rename one of the sessions"
+                        ),
+                    );
+                }
             }
         }
         let value: Value = match serde_json::from_slice(cassette::without_bom(&bytes)) {
@@ -704,14 +712,15 @@ mod tests {
     fn session_folders_differing_only_in_letter_case_are_a_finding() {
         let dir = folder_with(r#"{"id":"x"}"#);
         let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
-        for folder in ["suite/test_A", "suite/test_a"] {
+        for folder in ["suite/test_A", "suite/test_a", "Suite/test_b", "Suite/test_c"] {
             let copy = dir.path().join(folder).join(file.file_name().unwrap());
             std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
             std::fs::copy(&file, &copy).unwrap();
         }
         let found = problems(dir.path(), &[]);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].contains("\"suite/test_a\" differs from \"suite/test_A\" only in letter case"), "{found:?}");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("\"suite\" differs from \"Suite\" only in letter case"), "{found:?}");
+        assert!(found[1].contains("\"suite/test_a\" differs from \"suite/test_A\" only in letter case"), "{found:?}");
     }
 
     #[test]
