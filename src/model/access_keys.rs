@@ -18,6 +18,11 @@ const BEFORE_ACCESS_KEY: &[&str] = &["/credentials/OS-EC2/", "/OS-CREDENTIAL/cre
 /// Where in `path` (a request path, without its query) an access key id is: the whole segment
 /// after one of [`BEFORE_ACCESS_KEY`]; `None` when there is none or it is empty.
 pub(crate) fn in_path(path: &str) -> Option<Range<usize>> {
+    // Every request's path is asked (the record and the log of each): one prebuilt search for
+    // the word both markers hold first, as `str::find` builds its searcher on every call.
+    static CREDENTIALS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("credentials/"));
+    CREDENTIALS.find(path.as_bytes())?;
     let start = BEFORE_ACCESS_KEY
         .iter()
         .find_map(|before| path.find(before).map(|at| at + before.len()))?;
