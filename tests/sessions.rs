@@ -184,7 +184,7 @@ async fn a_session_does_not_see_another_sessions_or_the_default_recordings() {
         .to_owned();
     assert!(
         said.contains(&format!(
-            "in session \"suite/test-0\"; {} other sessions recorded it (the default session (no x-ims-vcr-session), \"suite/test_0\", \"suite/test_1\" and {} more): record it in this session (a new test), or send the session it was recorded in",
+            "in session \"suite/test-0\"; {} other sessions (the default session (no x-ims-vcr-session), \"suite/test_0\", \"suite/test_1\" and {} more) recorded it: record it in this session (a new test), or send the session it was recorded in",
             SESSIONS + 1,
             SESSIONS - 2
         )),
@@ -1102,8 +1102,30 @@ async fn a_miss_recorded_in_many_other_sessions_names_a_few_and_counts_them() {
         .unwrap()
         .to_owned();
     assert!(
-        said.contains("300 other sessions recorded it (\"suite/test_000\", \"suite/test_001\", \"suite/test_002\" and 297 more): record it in this session (a new test)"),
+        said.contains("300 other sessions (\"suite/test_000\", \"suite/test_001\", \"suite/test_002\" and 297 more) recorded it: record it in this session (a new test)"),
         "{said}"
+    );
+    // The summary's miss line says it too: what a CI log shows.
+    let misses = send(
+        "GET",
+        &format!("{}/__ims-vcr/misses", proxy.uri()),
+        &[],
+        b"",
+    )
+    .await;
+    let recorded_in = misses.json()[0]["recorded_in"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        recorded_in.starts_with("300 other sessions (\"suite/test_000\""),
+        "{}",
+        misses.text()
+    );
+    let summary = proxy.shutdown().await.unwrap().to_string();
+    assert!(
+        summary.contains("      recorded in: 300 other sessions (\"suite/test_000\", \"suite/test_001\", \"suite/test_002\" and 297 more) (not in this session)"),
+        "{summary}"
     );
     assert!(
         reply.text().len() < 8 * 1024,
@@ -1118,7 +1140,6 @@ async fn a_miss_recorded_in_many_other_sessions_names_a_few_and_counts_them() {
         20
     );
     assert_eq!(reply.json()["ims_vcr"]["recorded_in_sessions_count"], 300);
-    proxy.shutdown().await.unwrap();
 }
 
 /// The exit verdict of a run whose many sessions failed names ten of them and counts the rest:

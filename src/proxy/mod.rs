@@ -135,6 +135,10 @@ pub struct Miss {
     pub count: u64,
     /// The nearest recorded requests.
     pub nearest: Vec<String>,
+    /// The other sessions that recorded the request (`"suite/t1"`, `3 other sessions (…)`),
+    /// when it missed in this one only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_in: Option<String>,
     /// How it differs from the nearest one.
     pub diff: Vec<Value>,
 }

@@ -381,6 +381,14 @@ impl Proxy {
         response
     }
 
+    /// Keeps with the miss of `canonical` where else its request is recorded, for the summary.
+    fn note_recorded_in(&self, canonical: &str, recorded_in: &str) {
+        let mut misses = self.stats.misses.lock().expect("no code panics while holding the misses lock");
+        if let Some(miss) = misses.get_mut(canonical) {
+            miss.recorded_in = Some(recorded_in.to_owned());
+        }
+    }
+
     /// Counts a miss of `key` (and its session's), keeping its nearest recordings and how it
     /// differs from the first; returns how many times it was missed. `shown` is the key's
     /// canonical form and request line as they may be shown (the request's credentials masked,
@@ -418,6 +426,7 @@ impl Proxy {
                     session: key.session().map(str::to_owned),
                     count: 1,
                     nearest: nearest.iter().map(|line| clipped(line)).collect(),
+                    recorded_in: None,
                     diff: differences.iter().take(KEPT_DIFFERENCES).cloned().collect(),
                 },
             );
@@ -467,43 +476,48 @@ impl Proxy {
             true => tracing::warn!(request = %line, session = key.session(), "replay miss: every recorded answer of the request was served (--sequence strict)"),
             false => tracing::warn!(request = %line, session = key.session(), nearest = ?lines, other_sessions_recording_it = elsewhere.len(), "replay miss: no recording matches"),
         }
-        let entry = self.count_miss(parts, key, (&canonical, &line), &lines, &differences);
-        let msg = if exhausted {
-            format!(
-                "ims-vcr served every recorded answer for {} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset",
-                line
-            )
-        } else if elsewhere.is_empty() {
-            format!(
-                "ims-vcr has no recording for {} (replay never contacts the upstream); record it, or fix the request",
-                line
-            )
-        } else {
-            let named: Vec<String> = elsewhere
-                .iter()
-                .take(SESSIONS_NAMED)
-                .map(|s| match s {
-                    Some(name) => format!("{name:?}"),
-                    None => "the default session (no x-ims-vcr-session)".to_owned(),
-                })
-                .collect();
-            let here = key.session().map_or("the default session".to_owned(), |s| format!("session {s:?}"));
-            match elsewhere.len() {
-                1 => format!(
-                    "ims-vcr has no recording for {line} in {here}; it is recorded in {}: send that session, or record the request in this one",
-                    named[0]
-                ),
-                // A request every test makes (a schema, a version document): a new test asks it
-                // unrecorded, which no other session's name would fix.
-                n => format!(
-                    "ims-vcr has no recording for {line} in {here}; {n} other sessions recorded it ({}{}): record it in this session (a new test), or send the session it was recorded in",
-                    named.join(", "),
-                    match n > SESSIONS_NAMED {
-                        true => format!(" and {} more", n - SESSIONS_NAMED),
-                        false => String::new(),
+        // Where else the request is recorded (not for a strict tape's end): the 599 says it,
+        // and so does the summary's miss line, which is what a CI log shows.
+        let recorded_in = match (exhausted, elsewhere.len()) {
+            (true, _) | (_, 0) => None,
+            (false, n) => {
+                let named: Vec<String> = elsewhere
+                    .iter()
+                    .take(SESSIONS_NAMED)
+                    .map(|s| match s {
+                        Some(name) => format!("{name:?}"),
+                        None => "the default session (no x-ims-vcr-session)".to_owned(),
+                    })
+                    .collect();
+                Some(match n {
+                    1 => named[0].clone(),
+                    n if n > SESSIONS_NAMED => {
+                        format!("{n} other sessions ({} and {} more)", named.join(", "), n - SESSIONS_NAMED)
                     }
-                ),
+                    n => format!("{n} other sessions ({})", named.join(", ")),
+                })
             }
+        };
+        let entry = self.count_miss(parts, key, (&canonical, &line), &lines, &differences);
+        if let Some(recorded_in) = &recorded_in {
+            self.note_recorded_in(&canonical, recorded_in);
+        }
+        let here = key.session().map_or("the default session".to_owned(), |s| format!("session {s:?}"));
+        let msg = match (exhausted, &recorded_in) {
+            (true, _) => format!(
+                "ims-vcr served every recorded answer for {line} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset"
+            ),
+            (false, None) => format!(
+                "ims-vcr has no recording for {line} (replay never contacts the upstream); record it, or fix the request"
+            ),
+            (false, Some(one)) if elsewhere.len() == 1 => format!(
+                "ims-vcr has no recording for {line} in {here}; it is recorded in {one}: send that session, or record the request in this one"
+            ),
+            // A request every test makes (a schema, a version document): a new test asks it
+            // unrecorded, which no other session's name would fix.
+            (false, Some(many)) => format!(
+                "ims-vcr has no recording for {line} in {here}; {many} recorded it: record it in this session (a new test), or send the session it was recorded in"
+            ),
         };
         let other_sessions = elsewhere.len();
         let mut elsewhere = elsewhere;

@@ -87,6 +87,9 @@ impl std::fmt::Display for Summary {
             for near in &miss.nearest {
                 writeln!(f, "      nearest: {near}")?;
             }
+            if let Some(recorded_in) = &miss.recorded_in {
+                writeln!(f, "      recorded in: {recorded_in} (not in this session)")?;
+            }
         }
         let unlisted = self.misses.len().saturating_sub(SUMMARY_SAMPLE) as u64 + self.untracked_misses;
         if unlisted > 0 {
@@ -237,6 +240,7 @@ mod tests {
             session: None,
             count: 1,
             nearest: vec!["GET /v2/images/a".into()],
+            recorded_in: None,
             diff: Vec::new(),
         }
     }
