@@ -236,8 +236,11 @@ impl Proxy {
             tracing::warn!(request = line, "the answer a coalesced request was served is gone from the store: its place is not kept");
             return;
         };
-        let Ok(stored_key) = RequestKey::of_recorded(&self.rules, &interaction.request) else {
-            return;
+        // The stored request keys as it was stored; should it not (other rules), its copy would
+        // go under another request.
+        let stored_key = match RequestKey::of_recorded(&self.rules, &interaction.request) {
+            Ok(stored_key) if stored_key.digest() == stored => stored_key,
+            _ => return,
         };
         let encoded = crate::model::interaction::Encoded::of(&interaction);
         let attempt = crate::proxy::sessions::attempt_of(parts);
