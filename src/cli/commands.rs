@@ -366,15 +366,7 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
 pub(super) fn verify(args: VerifyArgs, config: &Config) -> Result<()> {
     let dir = cassettes_path(args.dir, config);
     let dir = existing(&dir, "verify DIR")?;
-    let mut deny: Vec<Needle> = args
-        .deny
-        .iter()
-        .enumerate()
-        .map(|(i, value)| Needle {
-            label: format!("denied value (--deny #{})", i + 1),
-            value: value.clone(),
-        })
-        .collect();
+    let mut deny: Vec<Needle> = crate::tools::verify::deny_flags(&args.deny);
     for file in &args.deny_files {
         input::check("--deny-file", file)?;
         deny.extend(crate::tools::verify::deny_file(file)?);

@@ -457,18 +457,8 @@ fn canonical_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
 /// A `multipart/*` `body` with each delimiter of `boundary` (`--boundary`) made
 /// [`KEYED_BOUNDARY`]'s.
 pub(crate) fn with_boundary_keyed(body: &[u8], boundary: &str) -> Vec<u8> {
-    let delimiter = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-    let mut out = Vec::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(at) = finder.find(rest) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(b"--");
-        out.extend_from_slice(KEYED_BOUNDARY.as_bytes());
-        rest = &rest[at + delimiter.len()..];
-    }
-    out.extend_from_slice(rest);
-    out
+    let (delimiter, keyed) = (format!("--{boundary}"), format!("--{KEYED_BOUNDARY}"));
+    crate::model::replaced_all(body, delimiter.as_bytes(), keyed.as_bytes()).unwrap_or_else(|| body.to_vec())
 }
 
 /// [`canonical_body`] before its multipart boundary is replaced.

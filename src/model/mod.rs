@@ -35,3 +35,26 @@ where
     let noun = if n == N::from(1) { one } else { many };
     format!("{n} {noun}")
 }
+
+/// `haystack` with every `from` replaced by `to`, left to right; `None` when it holds none (or
+/// `from` is empty).
+pub(crate) fn replaced_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
+    if from.is_empty() {
+        return None;
+    }
+    let finder = memchr::memmem::Finder::new(from);
+    let mut at = finder.find(haystack)?;
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    loop {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+        match finder.find(rest) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    out.extend_from_slice(rest);
+    Some(out)
+}

@@ -134,6 +134,10 @@ pub(super) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// Adds what to do when the upstream's certificate comes from a CA the proxy does not trust (a
 /// private CA, a stand-in's test CA): the flag that adds one. (rustls's error reaches here
 /// inside an `io::Error`, whose `source()` skips it, so its text is what can be matched.)
+/// What rustls says of a record that is no TLS record (the first bytes of a plain HTTP answer):
+/// a TLS failure, and [`with_ca_hint`] says what it likely means.
+const NOT_TLS: [&str; 2] = ["InvalidContentType", "corrupt message"];
+
 fn with_ca_hint(cause: String) -> String {
     if cause.contains("UnknownIssuer") {
         format!(
@@ -147,7 +151,7 @@ fn with_ca_hint(cause: String) -> String {
              signed by a CA, and --upstream-ca names that CA. Make both with openssl: see \
              \"Trusting a private upstream\" in docs/guide.md"
         )
-    } else if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+    } else if NOT_TLS.iter().any(|word| cause.contains(word)) {
         // rustls read a record that is no TLS record: the first bytes of a plain HTTP answer.
         format!(
             "{cause}; the upstream does not speak TLS on that port (a plain HTTP server?): use an http:// upstream URL, or the server's HTTPS port"
@@ -171,10 +175,7 @@ pub(super) fn classify(url: &str, error: &crate::net::pool::PoolError) -> Upstre
     }
     if error.is_connect() {
         // A TLS failure surfaces as an io::Error wrapping the rustls error on some paths.
-        if ["certificate", "tls", "TLS", "InvalidContentType", "corrupt message"]
-            .iter()
-            .any(|word| cause.contains(word))
-        {
+        if ["certificate", "tls", "TLS"].iter().chain(&NOT_TLS).any(|word| cause.contains(word)) {
             return UpstreamError::Tls {
                 url: url.to_owned(),
                 cause: with_ca_hint(cause),

@@ -373,7 +373,7 @@ impl Proxy {
             "replay miss: this answer of the request was refused when it was recorded (the leak \
              gate or redaction); serving its 599 IMS_VCR.NOT_RECORDED"
         );
-        self.count_miss(parts, key, (&canonical, &line), &[], &[]);
+        self.count_miss(parts, key, (&canonical, &line), (&[], &[], None));
         let mut response = self.serve(prepared, parts, Outcome::Miss);
         // 599 has no standard reason phrase: the one a miss has.
         let reason = hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes());
@@ -381,16 +381,9 @@ impl Proxy {
         response
     }
 
-    /// Keeps with the miss of `canonical` where else its request is recorded, for the summary.
-    fn note_recorded_in(&self, canonical: &str, recorded_in: &str) {
-        let mut misses = self.stats.misses.lock().expect("no code panics while holding the misses lock");
-        if let Some(miss) = misses.get_mut(canonical) {
-            miss.recorded_in = Some(recorded_in.to_owned());
-        }
-    }
-
-    /// Counts a miss of `key` (and its session's), keeping its nearest recordings and how it
-    /// differs from the first; returns how many times it was missed. `shown` is the key's
+    /// Counts a miss of `key` (and its session's), keeping its nearest recordings, how it
+    /// differs from the first and where else it is recorded; returns how many times it was
+    /// missed. `shown` is the key's
     /// canonical form and request line as they may be shown (the request's credentials masked,
     /// `secrets::shown`): what the misses list, the exit summary and the session's verdict name.
     pub(super) fn count_miss(
@@ -398,8 +391,7 @@ impl Proxy {
         parts: &Parts,
         key: &RequestKey,
         (canonical, line): (&str, &str),
-        nearest: &[String],
-        differences: &[Value],
+        (nearest, differences, recorded_in): (&[String], &[Value], Option<&str>),
     ) -> u64 {
         if let Some(session) = key.session() {
             let attempt = crate::proxy::sessions::attempt_of(parts);
@@ -426,7 +418,7 @@ impl Proxy {
                     session: key.session().map(str::to_owned),
                     count: 1,
                     nearest: nearest.iter().map(|line| clipped(line)).collect(),
-                    recorded_in: None,
+                    recorded_in: recorded_in.map(str::to_owned),
                     diff: differences.iter().take(KEPT_DIFFERENCES).cloned().collect(),
                 },
             );
@@ -498,10 +490,8 @@ impl Proxy {
                 })
             }
         };
-        let entry = self.count_miss(parts, key, (&canonical, &line), &lines, &differences);
-        if let Some(recorded_in) = &recorded_in {
-            self.note_recorded_in(&canonical, recorded_in);
-        }
+        let found = (lines.as_slice(), differences.as_slice(), recorded_in.as_deref());
+        let entry = self.count_miss(parts, key, (&canonical, &line), found);
         let here = key.session().map_or("the default session".to_owned(), |s| format!("session {s:?}"));
         let msg = match (exhausted, &recorded_in) {
             (true, _) => format!(

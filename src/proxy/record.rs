@@ -153,7 +153,7 @@ impl Proxy {
                     // what it is, and its 502 says why.
                     let shown = crate::secrets::shown::Shown::of(parts, &sent);
                     let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
-                    self.count_miss(parts, key, (&canonical, &line), &[], &[]);
+                    self.count_miss(parts, key, (&canonical, &line), (&[], &[], None));
                 }
                 (response, outcome)
             }

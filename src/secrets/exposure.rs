@@ -246,16 +246,7 @@ pub(crate) fn mask_credentials_besides(
 /// so JSON stays JSON); `None` when it holds none.
 fn replaced_in_body(body: &Option<Body>, real: &str, pseudonym: &str) -> Option<Body> {
     let bytes = body.as_ref()?.to_bytes().ok()?;
-    memchr::memmem::find(&bytes, real.as_bytes())?;
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest: &[u8] = &bytes;
-    while let Some(at) = memchr::memmem::find(rest, real.as_bytes()) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(pseudonym.as_bytes());
-        rest = &rest[at + real.len()..];
-    }
-    out.extend_from_slice(rest);
-    Body::from_bytes(&out)
+    Body::from_bytes(&crate::model::replaced_all(&bytes, real.as_bytes(), pseudonym.as_bytes())?)
 }
 
 /// A JSON answer body with the credentials it hands out masked (see

@@ -67,6 +67,20 @@ pub struct VerifySummary {
     pub answers: usize,
 }
 
+/// How the label of a `--deny` value starts: `denied value (--deny #N)`.
+const FLAG_LABEL: &str = "denied value (--deny #";
+
+/// The `--deny` values as needles, each labelled by its place among the flags (never by the
+/// value: labels are printed).
+pub fn deny_flags(values: &[String]) -> Vec<Needle> {
+    (values.iter().enumerate())
+        .map(|(i, value)| Needle {
+            label: format!("{FLAG_LABEL}{})", i + 1),
+            value: value.clone(),
+        })
+        .collect()
+}
+
 /// Reads deny values from a file: one per line, blank lines skipped, a `#` at the start of a
 /// line or after white space starts a comment (`0a7eb7d2  # prod account`), and a byte-order
 /// mark (what Windows editors and PowerShell put first) is not part of the first value. A `#`
@@ -113,7 +127,7 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
         );
         // A bad `--deny` value is a bad flag value (exit 2); a bad line of a `--deny-file` is a
         // file's fault (exit 1), as the message says which.
-        match refused.iter().any(|u| u.label.contains("(--deny #")) {
+        match refused.iter().any(|u| u.label.starts_with(FLAG_LABEL)) {
             true => Error::Usage(message),
             false => Error::Config(message),
         }
@@ -623,14 +637,7 @@ mod tests {
 
     fn denied(values: &[&str]) -> VerifyOptions {
         VerifyOptions {
-            deny: values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Needle {
-                    label: format!("denied value (--deny #{})", i + 1),
-                    value: (*v).to_owned(),
-                })
-                .collect(),
+            deny: deny_flags(&values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>()),
             require_redaction: None,
         }
     }
