@@ -178,14 +178,28 @@ impl Error {
         }
     }
 
-    /// A cassette validation error on `path`.
+    /// A cassette validation error on `path`. A reason quoting a long value (a 70 KB path) is
+    /// cut to its first [`MAX_REASON`] bytes, saying how much was left out.
     pub(crate) fn cassette(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON {
+            let cut = (0..=MAX_REASON)
+                .rev()
+                .find(|&i| reason.is_char_boundary(i))
+                .unwrap_or(0);
+            let left_out = reason.len() - cut;
+            reason.truncate(cut);
+            reason.push_str(&format!("… ({left_out} more bytes)"));
+        }
         Error::Cassette {
             path: path.into(),
-            reason: reason.into(),
+            reason,
         }
     }
 }
+
+/// The longest reason an [`Error::Cassette`] gives, in bytes.
+const MAX_REASON: usize = 2_000;
 
 /// What sled said, as people read it. sled copies an I/O error as the text of its debug form
 /// (`Os { code: 28, kind: StorageFull, message: "No space left on device" }`) each time it

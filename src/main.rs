@@ -55,6 +55,7 @@ fn run(cli: ims_vcr::cli::Cli) -> ExitCode {
 
 /// One line on stderr, after the log's. A stderr that cannot be written (its reader gone, a full
 /// disk) loses the line; it never turns the exit status into a panic (`eprintln!` panics).
+/// Control characters are written visibly (`\x1b`, see `cli::log::say`).
 fn say(line: &str) {
     ims_vcr::cli::log::say(line);
 }

@@ -224,6 +224,44 @@ async fn an_answer_echoing_its_own_subject_token_is_served_but_not_recorded() {
     );
 }
 
+/// A token a sign-in answer handed out is a credential wherever a later exchange of the same
+/// proxy holds it (a path segment, an ordinary query parameter), not only in the header that
+/// handed it out: that exchange is served but not stored, as one carrying its own token there.
+#[tokio::test]
+async fn a_token_handed_out_earlier_is_never_stored_where_a_later_request_repeats_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let proxy = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+    let uri = proxy.uri();
+    let signed_in = sign_in(&uri, PASSWORD).await;
+    assert_eq!(signed_in.status, 201, "{}", signed_in.text());
+    let token = signed_in.header("x-subject-token").unwrap().to_owned();
+    for target in [
+        format!("/v2/images/{token}"),
+        format!("/v2/images?marker={token}"),
+    ] {
+        let reply = send("GET", &format!("{uri}{target}"), &[], b"").await;
+        assert_ne!(reply.status, 599, "{target}: served live");
+    }
+    let summary = proxy.shutdown().await.unwrap();
+    assert_eq!(summary.refused, 2, "{summary}");
+    assert!(
+        files_containing(&store, token.as_bytes()).is_empty(),
+        "the issued token was stored"
+    );
+    let out = dir.path().join("cassettes");
+    let (code, err) = run(
+        &["export", "--store", "store", "--out", "cassettes"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        files_containing(&out, token.as_bytes()).is_empty(),
+        "the issued token was exported"
+    );
+}
+
 /// Moves a cassette answer's `recorded_at` and the timestamps of `fields` in its body `by`
 /// earlier, as if it had been recorded then. Returns how many cassettes were changed.
 pub fn make_older(dir: &Path, by: time::Duration, path: &str, fields: &[&str]) -> usize {

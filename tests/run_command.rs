@@ -494,3 +494,34 @@ async fn verify_replay_catches_a_command_that_does_not_replay_and_passes_one_tha
         ran.stderr
     );
 }
+
+/// The keys the proxy re-signs with stay the proxy's: the command finds dummy ones in the SDK's
+/// variables (so an SDK still builds its credentials) and no security token.
+#[test]
+fn the_command_gets_dummy_keys_in_place_of_the_proxys() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    let print =
+        "echo \"$HUAWEICLOUD_SDK_AK:$HUAWEICLOUD_SDK_SK:${HUAWEICLOUD_SDK_SECURITY_TOKEN-none}\"";
+    let env = [
+        ("HUAWEICLOUD_SDK_AK", "REALAKOFTHEPROXY0001"),
+        ("HUAWEICLOUD_SDK_SK", "real-sk-of-the-proxy-0002"),
+        ("HUAWEICLOUD_SDK_SECURITY_TOKEN", "real-security-token-0003"),
+    ];
+    let ran = ims_vcr(dir.path(), &["run", "--", "sh", "-c", print], &env);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout, "IMSVCRDUMMYACCESSKEY:ims-vcr-dummy-secret-key:none\n",
+        "{}",
+        ran.stderr
+    );
+    for (_, real) in env {
+        assert!(
+            !ran.stdout.contains(real) && !ran.stderr.contains(real),
+            "{real}"
+        );
+    }
+    // Without keys, nothing is added.
+    let ran = ims_vcr(dir.path(), &["run", "--", "sh", "-c", print], &[]);
+    assert_eq!(ran.stdout, "::none\n", "{}", ran.stderr);
+}

@@ -52,23 +52,30 @@ async fn send_signed(proxy: &ProxyServer, path: &str, skew: time::Duration) -> R
     send("GET", &format!("{}{path}", proxy.uri()), &refs, b"").await
 }
 
+/// A fake IMS (checking signatures as the gateway does, when `verifying`) and a recorder in front
+/// of it holding the real AK/SK, storing in `dir/store`.
+async fn signing_recorder(dir: &std::path::Path, verifying: bool) -> (FakeIms, ProxyServer) {
+    let fake = FakeIms::start(FakeOptions {
+        verifier: verifying.then(gateway_verifier),
+        ..Default::default()
+    })
+    .await;
+    let mut config = upstream_for(&fake, dir);
+    config.credentials = Some(real_credentials());
+    let proxy = ProxyServer::builder()
+        .record(config)
+        .store(dir.join("store"))
+        .start()
+        .await
+        .unwrap();
+    (fake, proxy)
+}
+
 #[tokio::test]
 async fn a_dummy_signed_client_with_a_skewed_clock_records_when_the_proxy_re_signs() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let fake = FakeIms::start(FakeOptions {
-        verifier: Some(gateway_verifier()),
-        ..Default::default()
-    })
-    .await;
-    let mut config = upstream_for(&fake, dir.path());
-    config.credentials = Some(real_credentials());
-    let proxy = ProxyServer::builder()
-        .record(config)
-        .store(&store)
-        .start()
-        .await
-        .unwrap();
+    let (fake, proxy) = signing_recorder(dir.path(), true).await;
 
     let path = format!("/v2/images/{SEED_IMAGE_ID}");
     let reply = send_signed(&proxy, &path, time::Duration::hours(-2)).await;
@@ -109,6 +116,76 @@ async fn a_dummy_signed_client_with_a_skewed_clock_records_when_the_proxy_re_sig
             "{secret} stored"
         );
     }
+}
+
+/// A client that sends a bare `+` in its query (python-requests' `params`, Go's `url.Values`)
+/// means a space, and a gateway reading the query as a form (APIG's published signer) reads it
+/// so: the re-signing proxy forwards it as `%20` and signs that, so the signature verifies; a
+/// `%2B` stays a plus. Both are recorded under the query the client sent.
+#[tokio::test]
+async fn a_bare_plus_in_the_query_is_signed_and_forwarded_as_a_space_a_percent_2b_as_a_plus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, proxy) = signing_recorder(dir.path(), true).await;
+    for path in ["/v2/images?name=my+image&tag=x", "/v2/images?name=a%2Bb"] {
+        let reply = send_signed(&proxy, path, time::Duration::ZERO).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    proxy.shutdown().await.unwrap();
+    let targets: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert_eq!(
+        targets,
+        ["/v2/images?name=my%20image&tag=x", "/v2/images?name=a%2Bb"]
+    );
+}
+
+/// A proxy holding AK/SK signs a request that is AK/SK-signed (with the client's dummy keys) or
+/// carries no credential; one carrying a token or another `Authorization` goes as it came, so
+/// the gateway never gets two identities in one request.
+#[tokio::test]
+async fn a_signing_proxy_leaves_a_token_or_basic_request_as_it_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, proxy) = signing_recorder(dir.path(), false).await;
+    let url = format!("{}/v2/images/{SEED_IMAGE_ID}", proxy.uri());
+    let token = "a-token-of-the-clients-own";
+    send("GET", &url, &[("x-auth-token", token)], b"").await;
+    send("GET", &url, &[("authorization", "Basic dXNlcjpwYXNz")], b"").await;
+    send("GET", &url, &[("authorization", "Bearer abc.def")], b"").await;
+    send("GET", &url, &[], b"").await;
+    proxy.shutdown().await.unwrap();
+    let seen = fake.requests();
+    let header = |i: usize, name: &str| {
+        (seen[i].headers.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header(0, "x-auth-token").as_deref(), Some(token));
+    assert_eq!(
+        header(0, "authorization"),
+        None,
+        "a token request was signed"
+    );
+    assert_eq!(
+        header(1, "authorization").as_deref(),
+        Some("Basic dXNlcjpwYXNz")
+    );
+    assert_eq!(
+        header(2, "authorization").as_deref(),
+        Some("Bearer abc.def")
+    );
+    for i in 0..3 {
+        assert_eq!(header(i, "x-sdk-date"), None, "request {i} was signed");
+    }
+    let signed = header(3, "authorization").unwrap_or_default();
+    assert!(signed.contains(&format!("Access={REAL_AK}")), "{signed}");
 }
 
 #[tokio::test]

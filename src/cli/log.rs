@@ -65,8 +65,26 @@ pub fn init(verbose: bool) -> LogGuard {
         // stderr, and a panic in the middle of the shutdown aborted the recorder (exit 134).
         .log_internal_errors(false)
         .with_ansi(super::colored_logs())
+        .fmt_fields(escaped_fields())
         .init();
     LogGuard(())
+}
+
+/// The log's fields as tracing-subscriber writes them (the message, then `name=value`), with
+/// control characters in every value written visibly (`\x1b`), not only in the message: a
+/// field quotes a file name, a folder or a value from a cassette or a request, which could
+/// otherwise clear the terminal, set its title or hide lines.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = format!("{value:?}");
+        let text = crate::tools::escape_controls(&text);
+        match field.name() {
+            "message" => writer.write_str(&text),
+            name => write!(writer, "{name}={text}"),
+        }
+    })
+    .delimited(" ")
 }
 
 /// Waits, when dropped, for the lines queued for a piped standard error (see [`init`]).
@@ -177,7 +195,12 @@ impl Write for Stderr {
 
 /// One line on standard error, as the log writes it (see [`init`]): for the binary's last words
 /// (an error, a verdict), after everything the command logged.
+///
+/// Control characters are written visibly (`\x1b`, line feeds and tabs kept): an error quotes
+/// file names, field names and values from cassettes, HAR files and flags, which could
+/// otherwise clear the terminal, set its title or hide lines.
 pub fn say(line: &str) {
+    let line = crate::tools::escape_controls(line);
     write_waiting(format!("{line}\n").as_bytes());
 }
 

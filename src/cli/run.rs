@@ -19,7 +19,9 @@ const GRACE: Duration = Duration::from_secs(10);
 
 pub(super) const RUN_HELP: &str = "\
 The proxy listens on a free loopback port (--listen 127.0.0.1:0) while CMD runs with
-IMS_VCR_URL=http://127.0.0.1:PORT and IMS_VCR_MODE=MODE added to its environment. stdin, stdout
+IMS_VCR_URL=http://127.0.0.1:PORT and IMS_VCR_MODE=MODE added to its environment (and, when
+HUAWEICLOUD_SDK_AK/_SK are set, dummy keys in their place and no HUAWEICLOUD_SDK_SECURITY_TOKEN:
+the real ones stay with the proxy, which re-signs). stdin, stdout
 and stderr are CMD's: ims-vcr prints no listening line, only its log and, when CMD exits, the
 summary, on stderr.
 
@@ -345,6 +347,38 @@ async fn session(
     Ok(Session { summary, end })
 }
 
+/// The AK/SK the proxy re-signs with stay the proxy's: the command gets dummy ones in their
+/// place (an SDK reading `HUAWEICLOUD_SDK_AK`/`_SK` still finds keys, and signs with them for
+/// the proxy, which re-signs), and no security token. So a test that reaches past the proxy
+/// (an endpoint not pointed at it) cannot call the real cloud with the real keys, and a test
+/// that prints its environment shows none; a record run's command sees what a replay run's sees.
+fn hide_the_proxys_keys(cmd: &mut tokio::process::Command) {
+    use crate::net::signer::{ENV_AK, ENV_SECURITY_TOKEN, ENV_SK};
+    let mut hidden = Vec::new();
+    for (name, dummy) in [(ENV_AK, DUMMY_AK), (ENV_SK, DUMMY_SK)] {
+        if std::env::var_os(name).is_some() {
+            cmd.env(name, dummy);
+            hidden.push(name);
+        }
+    }
+    if std::env::var_os(ENV_SECURITY_TOKEN).is_some() {
+        cmd.env_remove(ENV_SECURITY_TOKEN);
+        hidden.push(ENV_SECURITY_TOKEN);
+    }
+    if !hidden.is_empty() {
+        tracing::info!(
+            "the command gets dummy keys in place of {} (the proxy signs with the real ones)",
+            hidden.join(", ")
+        );
+    }
+}
+
+/// What the command finds in `HUAWEICLOUD_SDK_AK` and `HUAWEICLOUD_SDK_SK` when the proxy has
+/// keys (see [`hide_the_proxys_keys`]).
+pub(crate) const DUMMY_AK: &str = "IMSVCRDUMMYACCESSKEY";
+/// See [`DUMMY_AK`].
+pub(crate) const DUMMY_SK: &str = "ims-vcr-dummy-secret-key";
+
 /// Runs the command to its end. A signal to ims-vcr is passed on; the command then has [`GRACE`]
 /// (cut short by another signal) to exit before it is killed.
 async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Signals) -> End {
@@ -354,6 +388,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
         .env("IMS_VCR_URL", uri)
         .env("IMS_VCR_MODE", mode.as_str())
         .kill_on_drop(true);
+    hide_the_proxys_keys(&mut cmd);
     let group = Group::choose(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(child) => child,

@@ -190,9 +190,20 @@ pub fn parse_in_session(
     session: Option<&str>,
 ) -> Result<(Recording, MatchRules)> {
     let bytes = without_bom(bytes);
+    // UTF-16 (as some Windows editors save): a NUL beside the first character, or its mark.
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") || bytes.get(..2).is_some_and(|two| two.contains(&0)) {
+        return Err(Error::cassette(path, "is UTF-16 (or holds NUL bytes); a cassette is JSON in UTF-8: save it as UTF-8"));
+    }
     // Named by field (`answers[0].status`), not just line and column; a field no cassette has,
     // a key given twice and bytes after the document are refused (see `strict.rs`).
     let file: CassetteFile = strict::from_slice_known(bytes).map_err(|(field, reason)| {
+        // The type's name means nothing to whoever wrote the file (`[]`, `null`).
+        let reason = reason
+            .replace("struct CassetteFile with 6 elements", "struct CassetteFile")
+            .replace(
+                "struct CassetteFile",
+                "a cassette: a JSON object with `format`, `request` and `answers`",
+            );
         match field.as_str() {
             "." | "" => Error::cassette(path, reason),
             _ => Error::cassette(path, format!("field `{field}`: {reason}")),
@@ -236,7 +247,7 @@ pub fn parse_in_session(
         .answers
         .into_iter()
         .map(|mut response| {
-            crate::formats::validate::without_content_encoding(&mut response.headers);
+            crate::formats::validate::as_stored_answer_headers(&file.request.method, &mut response.headers);
             Interaction {
                 request: file.request.clone(),
                 response,
@@ -347,22 +358,44 @@ pub fn parse_in(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(Recording, Mat
 /// followed (each is named in a warning, and `verify` fails on it); a `*.json` that is not a
 /// file, or a symlink to nothing, is an error naming it.
 pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
-    let (paths, skipped) = cassette_paths_and_symlinked_folders(dir)?;
-    for folder in skipped {
+    let listing = list_cassettes(dir)?;
+    for folder in listing.symlinked_folders {
         tracing::warn!(
             folder = %folder.display(),
             "a symlinked folder is not read (import, replay and verify do not follow one): \
              its cassettes are left out; put the folder itself there"
         );
     }
-    Ok(paths)
+    for file in listing.links_out {
+        tracing::warn!(
+            file = %file.display(),
+            "a cassette that is a symlink to a file outside the folder: read, but what it holds \
+             depends on the checkout (git stores the link, not the file), and verify fails on it"
+        );
+    }
+    Ok(listing.paths)
 }
 
-/// [`cassette_paths`], and the symlinked folders under `dir` it does not follow (sorted,
-/// without the warning): `verify` fails on each.
-pub fn cassette_paths_and_symlinked_folders(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+/// The cassettes under a folder, as [`list_cassettes`] finds them.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The cassette files, sorted (symlinks among them followed).
+    pub paths: Vec<PathBuf>,
+    /// The symlinked folders, not followed: `verify` fails on each.
+    pub symlinked_folders: Vec<PathBuf>,
+    /// The cassettes among `paths` that are symlinks to a file outside the folder (other than
+    /// a git-annex object, which `.git/annex/objects/` holds): read, but what one holds depends
+    /// on the checkout, so `verify` fails on each, as on a symlinked folder.
+    pub links_out: Vec<PathBuf>,
+}
+
+/// [`cassette_paths`], with what it warns of (sorted, without the warnings).
+pub fn list_cassettes(dir: &Path) -> Result<Listing> {
     let mut paths = Vec::new();
     let mut skipped = Vec::new();
+    let mut links_out = Vec::new();
+    // Where a symlinked cassette may point without a finding: inside the folder.
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
         let entries = std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))?;
@@ -386,7 +419,12 @@ pub fn cassette_paths_and_symlinked_folders(dir: &Path) -> Result<(Vec<PathBuf>,
                 // or LFS file never fetched) or a device is an error, not a cassette silently
                 // left out of what is replayed, imported or verified.
                 match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => paths.push(path),
+                    Ok(meta) if meta.is_file() => {
+                        if kind.is_symlink() && points_outside(&path, &root) {
+                            links_out.push(path.clone());
+                        }
+                        paths.push(path);
+                    }
                     // A symlinked folder: not followed, as said above.
                     Ok(meta) if meta.is_dir() => {}
                     other => {
@@ -404,7 +442,26 @@ pub fn cassette_paths_and_symlinked_folders(dir: &Path) -> Result<(Vec<PathBuf>,
     }
     paths.sort();
     skipped.sort();
-    Ok((paths, skipped))
+    links_out.sort();
+    Ok(Listing {
+        paths,
+        symlinked_folders: skipped,
+        links_out,
+    })
+}
+
+/// True when the symlink at `link` names a file outside `root` (a canonical path) that is not
+/// a git-annex object (git-annex keeps a file's content as a symlink into `.git/annex/objects/`).
+fn points_outside(link: &Path, root: &Path) -> bool {
+    let Ok(target) = std::fs::canonicalize(link) else {
+        return false;
+    };
+    let annexed = target
+        .components()
+        .collect::<Vec<_>>()
+        .windows(3)
+        .any(|w| w.iter().map(|c| c.as_os_str()).eq([".git", "annex", "objects"]));
+    !target.starts_with(root) && !annexed
 }
 
 /// The session a cassette at `path` under `dir` belongs to: its folder relative to `dir`
@@ -549,6 +606,15 @@ mod tests {
             })
         };
         assert!(same_answers(&traced("00-ab-01", "12"), &traced("00-cd-01", "30")));
+        // A request header's value (matching never reads one it does not name, and the file
+        // name holds the request key), but not a header added.
+        let sent = |headers: &[(&str, &str)]| {
+            let mut rec = recording("GET", "/v2/images/x");
+            rec.answers[0].request.headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+            render(&rec, &rules)
+        };
+        assert!(same_answers(&sent(&[("x-trace", "aaa")]), &sent(&[("x-trace", "bbb")])));
+        assert!(!same_answers(&sent(&[("x-trace", "aaa")]), &sent(&[("x-trace", "aaa"), ("x-new", "1")])));
         let other_etag = with(&|r| r.headers.push(("etag".into(), "2".into())));
         assert!(!same_answers(&with(&|r| r.headers.push(("etag".into(), "1".into()))), &other_etag));
         // An answer's keys in another order are other bytes served; a request body's keys in
@@ -844,6 +910,51 @@ mod tests {
         let err = read_limited(&big, 1024, "cassette").unwrap_err().to_string();
         assert!(err.contains("big.json") && err.contains("larger than"), "{err}");
         assert_eq!(read_limited(&big, 4096, "cassette").unwrap().len(), 2048);
+    }
+
+    #[test]
+    fn a_file_that_is_no_cassette_utf16_or_quotes_a_huge_value_gets_a_short_plain_error() {
+        for (bytes, says) in [
+            (&b"[]"[..], "a JSON object with `format`, `request` and `answers`"),
+            (b"null", "a JSON object with `format`, `request` and `answers`"),
+            (b"\xFF\xFE{\0}\0", "is UTF-16"),
+            (b"{\0\"\0", "is UTF-16"),
+        ] {
+            let err = parse(Path::new("f.json"), bytes).unwrap_err().to_string();
+            assert!(err.contains(says) && !err.contains("CassetteFile"), "{err}");
+        }
+        let rules = MatchRules::default();
+        let mut v: serde_json::Value = serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
+        v["request"]["path"] = format!("/{}?q", "a".repeat(70_000)).into();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.len() < 2_200 && err.contains("more bytes)"), "{} bytes: {}", err.len(), &err[..200]);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_a_length_but_a_heads_are_left_out_and_a_bad_length_refused() {
+        let rules = MatchRules::default();
+        let headers = serde_json::json!([
+            ["content-type", "application/json"],
+            ["Connection", "keep-alive"],
+            ["keep-alive", "timeout=5"],
+            ["Transfer-Encoding", "chunked"],
+            ["content-length", "5"]
+        ]);
+        for (method, kept) in [("GET", 1), ("HEAD", 2)] {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&render(&recording(method, "/x"), &rules)).unwrap();
+            v["answers"][0]["headers"] = headers.clone();
+            let (back, _) = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap();
+            let names: Vec<&str> = back.answers[0].response.headers.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["content-type", "content-length"][..kept], "{method}");
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&render(&recording("HEAD", "/x"), &rules)).unwrap();
+        for bad in ["abc", "-5", " 12 ", "", "99999999999999999999999"] {
+            v["answers"][0]["headers"] = serde_json::json!([["Content-Length", bad]]);
+            let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("answers[0].headers[0]") && err.contains("is not a length"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -47,7 +47,8 @@ fn same_but_boundary(old: &[u8], new: &[u8]) -> bool {
 ///   `audit_ids`, and the time of every `…_at` (or `…At`) field (a Keystone token's `issued_at`
 ///   and `expires_at`, which replay shifts by the recording's age anyway; an image's
 ///   `updated_at`), as long as it is still a time written the same way (digits aside);
-/// - the answer headers [`FRESH_HEADERS`] names (trace ids, gateways' latencies).
+/// - the answer headers [`FRESH_HEADERS`] names (trace ids, gateways' latencies);
+/// - the values of the request's headers ([`blank_request_header_values`]).
 ///
 /// Their names, their order and every other value must be the same, and a value must keep its
 /// type. The old file then replays as well as the new one would, and is kept.
@@ -60,6 +61,7 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
     };
     let mut changed = false;
     for doc in [&mut old, &mut new] {
+        changed |= blank_request_header_values(doc.get_mut("request"));
         let answers = doc.get_mut("answers").and_then(serde_json::Value::as_array_mut);
         for answer in answers.into_iter().flatten() {
             changed |= blank_fresh_headers(answer.get_mut("headers"));
@@ -87,6 +89,23 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
     let render = |value: &serde_json::Value| serde_json::to_vec_pretty(value).unwrap_or_default();
     let (old, new) = (render(&old), render(&new));
     lines(&old).eq(lines(&new))
+}
+
+/// Blanks the value of every header of a rendered request (`[name, value]` pairs, names and
+/// order kept); whether there was one. Two cassettes at one file name hold the same request key
+/// (the name ends with its digest), so their request headers differ only where matching does
+/// not look: a client's trace or correlation id, a date, a header of its own making afresh.
+/// A header the client added or dropped still changes the file.
+fn blank_request_header_values(request: Option<&mut serde_json::Value>) -> bool {
+    let headers = request.and_then(|r| r.get_mut("headers")).and_then(serde_json::Value::as_array_mut);
+    let mut blanked = false;
+    for pair in headers.into_iter().flatten().filter_map(serde_json::Value::as_array_mut) {
+        if let Some(value) = pair.get_mut(1) {
+            *value = serde_json::Value::String(String::new());
+            blanked = true;
+        }
+    }
+    blanked
 }
 
 /// Answer headers whose values a service makes afresh for every answer: trace and correlation

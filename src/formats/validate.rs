@@ -114,6 +114,13 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
         ));
     }
     validate_headers(&response.headers)?;
+    // A length is digits: one that is not would be left out when served (a `HEAD`'s is kept).
+    let lengths = response.headers.iter().enumerate();
+    for (i, (_, value)) in lengths.filter(|(_, (name, _))| name.eq_ignore_ascii_case("content-length")) {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) || value.parse::<u64>().is_err() {
+            return Err(format!("headers[{i}]: Content-Length {value:?} is not a length (a number of bytes)"));
+        }
+    }
     validate_body(&response.body)?;
     check_not_encoded(response)?;
     // What an answer hands out is masked when recorded (the leak gate's masking): in a JSON
@@ -265,6 +272,20 @@ fn check_encoding(
 /// [`check_not_encoded`]), and the proxy frames what it serves.
 pub(crate) fn without_content_encoding(headers: &mut Vec<(String, String)>) {
     headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-encoding"));
+}
+
+/// The headers of a cassette's answer to a `method` request as a recording stores them: without
+/// `Content-Encoding` ([`without_content_encoding`]), hop-by-hop headers (`Connection`,
+/// `Transfer-Encoding`, …) and a `Content-Length` but a `HEAD`'s (the size of what a `GET`
+/// brings, which clients size downloads by): the proxy frames what it serves, so a hand-written
+/// cassette's framing would only be left out when served and kept in the store.
+pub(crate) fn as_stored_answer_headers(method: &str, headers: &mut Vec<(String, String)>) {
+    without_content_encoding(headers);
+    let head = method.eq_ignore_ascii_case("HEAD");
+    headers.retain(|(name, _)| {
+        let name = name.to_ascii_lowercase();
+        !crate::model::headers::is_hop_by_hop(&name) && (head || name != "content-length")
+    });
 }
 
 fn validate_body(body: &Option<crate::model::interaction::Body>) -> std::result::Result<(), String> {

@@ -403,7 +403,7 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             None => (text.to_owned(), Vec::new()),
         };
         // A field holding JSON (`payload={"access_token": …}`): its credential pairs too.
-        if let Some((masked, in_values)) = mask_json_in_form_values(&text) {
+        if let Some((masked, in_values)) = mask_json_in_form_values(&text, "the request body") {
             text = masked;
             found.extend(in_values);
         }
@@ -441,9 +441,10 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
     .map(|(masked, found)| (masked.into_bytes(), found))
 }
 
-/// A form with the credential pairs of the JSON its values hold masked (see
+/// A form (or a query) with the credential pairs of the JSON its values hold masked (see
 /// [`crate::model::json_like`]), each such value encoded again; `None` when no value holds any.
-fn mask_json_in_form_values(form: &str) -> Option<(String, Vec<Found>)> {
+/// `place` names where the form is in what is found (`the request body`).
+pub(crate) fn mask_json_in_form_values(form: &str, place: &str) -> Option<(String, Vec<Found>)> {
     // A JSON name and value are quoted: nothing to find without a quote, raw or encoded.
     if !(form.contains('"') || form.contains("%22") || form.contains('\'') || form.contains("%27")) {
         return None;
@@ -455,7 +456,7 @@ fn mask_json_in_form_values(form: &str) -> Option<(String, Vec<Found>)> {
             let masked = crate::model::json_like::mask_fields(
                 &decoded,
                 &|field, _| is_credential_name(field),
-                &|field| format!("credential field {field} of the request body"),
+                &|field| format!("credential field {field} of {place}"),
             );
             let (masked, in_value) = masked?;
             found.extend(in_value);

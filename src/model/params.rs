@@ -90,6 +90,24 @@ fn decode(part: &str) -> String {
 /// carries `grant_type` or `redirect_uri` (a token request, `grant_type=authorization_code&
 /// code=…`): `code` alone names data too often (`?code=IMS.0001` filtering error codes).
 pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
+    let by_pairs = mask_query_pairs(query);
+    // A value holding JSON (`?filter={"password": …}`, percent-encoded): its credential pairs
+    // too, as in a form body's field.
+    let text = by_pairs.as_ref().map_or(query, |(masked, _)| masked.as_str());
+    match crate::model::credentials::mask_json_in_form_values(text, "JSON in the query")
+        .filter(|(masked, _)| masked != text)
+    {
+        Some((masked, in_values)) => {
+            let mut found = by_pairs.map(|(_, found)| found).unwrap_or_default();
+            found.extend(in_values);
+            Some((masked, found))
+        }
+        None => by_pairs,
+    }
+}
+
+/// [`mask_query`] but for JSON held in a value.
+fn mask_query_pairs(query: &str) -> Option<(String, Vec<Found>)> {
     let grant = is_oauth_grant(query);
     let may_hold = |pair: &str| pair_may_hold_credentials(pair) || grant && is_code_pair(pair);
     // Most queries hold no credential: found without building anything.
@@ -501,6 +519,22 @@ mod tests {
             assert_eq!(shown_path(kept), kept);
         }
         assert_eq!(shown_path("/a;sk=s"), "/a;sk=REDACTED");
+    }
+
+    #[test]
+    fn json_held_by_a_query_value_has_its_credential_pairs_masked_as_a_forms_does() {
+        let (masked, found) =
+            mask_query("limit=1&filter=%7B%22access_token%22%3A%20%22SECRET_QUERY%22%7D&token=t-1").unwrap();
+        assert_eq!(masked, "limit=1&filter=%7B%22access_token%22%3A+%22REDACTED%22%7D&token=REDACTED");
+        let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
+        assert_eq!(values, ["t-1", "SECRET_QUERY"]);
+        assert!(found[1].label.contains("of JSON in the query"), "{}", found[1].label);
+        // What it gives back is a fixed point, as the request key needs.
+        assert_eq!(mask_query(&masked), None);
+        // JSON with no credential in it, and quotes that are no JSON: as they were.
+        for kept in ["filter=%7B%22name%22%3A%22a%22%7D", "q=%22quoted%22", "q='a'"] {
+            assert_eq!(mask_query(kept), None, "{kept}");
+        }
     }
 
     #[test]

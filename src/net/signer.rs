@@ -46,6 +46,7 @@ pub const UNSIGNED_HEADERS: &[&str] = &[
 const ALGORITHM: &str = "SDK-HMAC-SHA256";
 const HEADER_SDK_DATE: &str = "x-sdk-date";
 const HEADER_SECURITY_TOKEN: &str = "x-security-token";
+const HEADER_AUTH_TOKEN: &str = "x-auth-token";
 const HEADER_CONTENT_SHA256: &str = "x-sdk-content-sha256";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// Hex SHA-256 of zero bytes: the SDK's payload hash for an absent or empty body.
@@ -148,6 +149,37 @@ pub fn is_aksk_signed(headers: &http::HeaderMap) -> bool {
         .get_all(http::header::AUTHORIZATION)
         .iter()
         .any(|value| value.as_bytes().starts_with(ALGORITHM.as_bytes()))
+}
+
+/// True when a proxy holding AK/SK should sign the request: it is signed with an AK/SK already
+/// (`SDK-HMAC-SHA256`, `SDK-HMAC-SM3`, the derived `V11-HMAC-SHA256`: the client's dummy keys),
+/// or it carries no credential of its own (no `Authorization`, no `X-Auth-Token`). A request
+/// holding only a token, or another `Authorization` (`Basic`, `Bearer`), goes as it came: a
+/// gateway given both the client's token and the key owner's signature would pick one of two
+/// identities, and the client chose its own.
+pub fn wants_proxy_signature(headers: &http::HeaderMap) -> bool {
+    let mut authorizations = headers.get_all(http::header::AUTHORIZATION).iter().peekable();
+    if authorizations.peek().is_none() {
+        return !headers.contains_key(HEADER_AUTH_TOKEN);
+    }
+    authorizations.all(|value| {
+        let value = value.as_bytes();
+        ["SDK-HMAC-", "V11-HMAC-"].iter().any(|scheme| {
+            value.len() >= scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())
+        })
+    })
+}
+
+/// A query as the proxy forwards it when it signs: a bare `+` written `%20`. A client that sends
+/// a bare `+` (python-requests' `params`, Go's `url.Values`) means a space, and so does a gateway
+/// that reads the query as a form (APIG's published signer reads it with Go's `URL.Query()`);
+/// the SDK's canonical form, which the signature covers, reads `+` literally. Sent as `%20`,
+/// the gateway and the signature agree whichever way the gateway reads `+`.
+pub fn query_to_sign(raw_query: &str) -> std::borrow::Cow<'_, str> {
+    match raw_query.contains('+') {
+        true => std::borrow::Cow::Owned(raw_query.replace('+', "%20")),
+        false => std::borrow::Cow::Borrowed(raw_query),
+    }
 }
 
 /// The headers an AK/SK signature (`SignedHeaders=host;x-sdk-date`) covers that the proxy
@@ -672,6 +704,31 @@ mod tests {
     #[test]
     fn empty_body_hash_is_the_sha256_of_nothing() {
         assert_eq!(hex(&Sha256::digest(b"")), EMPTY_BODY_SHA256);
+    }
+
+    #[test]
+    fn the_proxy_signs_aksk_signed_and_credential_less_requests_only() {
+        let with = |pairs: &[(&'static str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(*name, value.parse().unwrap());
+            }
+            wants_proxy_signature(&headers)
+        };
+        assert!(with(&[]));
+        assert!(with(&[("authorization", "SDK-HMAC-SHA256 Access=a, SignedHeaders=x, Signature=s")]));
+        assert!(with(&[("authorization", "sdk-hmac-sm3 Access=a"), ("x-auth-token", "t")]));
+        assert!(with(&[("authorization", "V11-HMAC-SHA256 Credential=a/20261207/r/ims")]));
+        assert!(!with(&[("x-auth-token", "t")]));
+        assert!(!with(&[("authorization", "Basic dTpw")]));
+        assert!(!with(&[("authorization", "Bearer t")]));
+        assert!(!with(&[("authorization", "SDK-HMAC-SHA256 Access=a"), ("authorization", "Basic dTpw")]));
+    }
+
+    #[test]
+    fn a_bare_plus_is_forwarded_as_a_space_when_signing() {
+        assert_eq!(query_to_sign("name=my+image&x=a%2Bb"), "name=my%20image&x=a%2Bb");
+        assert!(matches!(query_to_sign("a=b"), std::borrow::Cow::Borrowed("a=b")));
     }
 
     #[test]

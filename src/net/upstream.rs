@@ -382,7 +382,16 @@ impl Upstream {
     ) -> Request<Full<Bytes>> {
         // Origin form (`/path?query`), as an HTTP/1.1 request line to an origin server has it:
         // the upstream's host is in `Host`, and error messages add its origin (`Url`).
-        let uri = Uri::from(target);
+        let signing = self.credentials.is_some() && signer::wants_proxy_signature(client_headers);
+        let rewritten = (target.query().filter(|_| signing).map(signer::query_to_sign))
+            .and_then(|query| match query {
+                std::borrow::Cow::Owned(query) => Some(format!("{}?{query}", target.path())),
+                std::borrow::Cow::Borrowed(_) => None,
+            });
+        let uri = match rewritten.and_then(|target| Uri::try_from(target).ok()) {
+            Some(uri) => uri,
+            None => Uri::from(target),
+        };
         let mut headers = client_headers.clone();
         // `Expect: 100-continue` too: the proxy holds the whole body already.
         let dropped = |name: &HeaderName| name == CONTENT_LENGTH || name == EXPECT;
@@ -402,7 +411,7 @@ impl Upstream {
         let as_is = *method == Method::HEAD || client_headers.contains_key(hyper::header::RANGE);
         let accepted = if as_is { "identity" } else { "gzip, deflate" };
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(accepted));
-        self.sign(method, &uri, &mut headers, &body);
+        self.sign(signing, method, &uri, &mut headers, &body);
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method.clone();
         *request.uri_mut() = uri;
@@ -430,10 +439,12 @@ fn join_cookies(headers: &mut HeaderMap) {
 
 impl Upstream {
     /// Re-signs for the upstream host with the proxy's own clock when AK/SK are configured (so a
-    /// client's skewed clock does not matter); otherwise forwards as it came and, the first time
-    /// a signed request passes, says why the upstream will likely refuse it.
-    fn sign(&self, method: &Method, uri: &Uri, headers: &mut HeaderMap, body: &[u8]) {
+    /// client's skewed clock does not matter) and `signing` (the request wants the proxy's
+    /// signature: [`signer::wants_proxy_signature`]); otherwise forwards as it came and, the
+    /// first time a signed request passes without keys, says why the upstream will likely refuse it.
+    fn sign(&self, signing: bool, method: &Method, uri: &Uri, headers: &mut HeaderMap, body: &[u8]) {
         match &self.credentials {
+            Some(_) if !signing => {}
             Some(credentials) => {
                 let now = time::OffsetDateTime::now_utc();
                 signer::sign(credentials, method, uri, self.host(), headers, body, now);

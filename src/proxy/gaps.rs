@@ -89,7 +89,7 @@ impl Proxy {
             return;
         };
         let mut needles = credential_needles(&parts.headers);
-        needles.extend(recorder.secrets.iter().cloned());
+        needles.extend(recorder.known_secrets());
         // And what the refused exchange holds, its answer included: a secret the answer handed
         // back (a credential's blob) that the request also holds unmasked stores no gap. (An
         // access key id the path names is stored as its pseudonym: see `model::access_keys`.)

@@ -23,9 +23,20 @@ pub(crate) struct Recorder {
     pub(crate) warned_refusals: Mutex<std::collections::HashSet<String>>,
     /// The key the access key ids that answers hand out are pseudonymised with.
     pub(crate) pseudonyms: crate::secrets::pseudonym::PseudonymKey,
+    /// The tokens answers handed out so far: the leak gate looks for them in later exchanges.
+    pub(crate) issued: crate::secrets::issued::Issued,
 }
 
 impl Recorder {
+    /// What the leak gate looks for in every exchange besides its own credentials: the proxy's
+    /// own keys ([`Recorder::secrets`]) and the tokens earlier answers handed out
+    /// ([`Recorder::issued`]).
+    pub(crate) fn known_secrets(&self) -> Vec<Needle> {
+        let mut known = self.secrets.clone();
+        known.extend(self.issued.needles());
+        known
+    }
+
     /// Warns, once per request line, that a refusal (401/403) was recorded: replay will serve it
     /// as if it were the API's answer, and it is almost always the credential that is wrong.
     fn warn_if_refused(&self, key: &RequestKey, status: StatusCode) {
@@ -43,7 +54,7 @@ impl Recorder {
                 request = line,
                 status = status.as_u16(),
                 "recorded a {} answer: the credential, not the API, is probably wrong (no token, an \
-                 expired one, or AK/SK missing from the proxy's environment); replay will serve \
+                 expired one, or AK/SK missing from the proxy's environment or wrong there); replay will serve \
                  this refusal until the request is recorded again",
                 status.as_u16()
             );
@@ -329,6 +340,7 @@ impl Proxy {
         let stored_parts = store.map(|_| {
             let mut needles = credential_needles(&live.sent_credentials);
             needles.extend(credential_needles(&live.headers));
+            recorder.issued.remember(&live.headers);
             // Verbatim unless a redaction policy must read it as JSON: the store gives it back
             // as readable JSON when it is read (`Body::verbatim`), so no JSON parse here.
             let body = match recorder.redactor {
@@ -380,7 +392,7 @@ impl Proxy {
         // upstream, and what the answer handed out in its headers: a token's `X-Subject-Token`,
         // a cookie).
         let mut needles = credential_needles(&parts.headers);
-        needles.extend(recorder.secrets.iter().cloned());
+        needles.extend(recorder.known_secrets());
         needles.extend(live_needles);
         let mut refused = None;
         let stored = match self.persist(recorder, key, &interaction, mode, needles, parts).await {
@@ -443,7 +455,7 @@ impl Proxy {
                 };
                 // A refused request may hold one of its credentials where no rule masks it
                 // (a token in a path segment): masked here too.
-                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.secrets);
+                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.known_secrets());
                 let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);

@@ -64,7 +64,15 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
                 for (k, v) in rest.split(',').filter_map(|p| p.split_once('=')) {
                     let k = k.trim().rsplit(' ').next().unwrap_or_default();
                     if SECRET_AUTH_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(k)) {
-                        push(v.trim().trim_matches('"'));
+                        let v = v.trim().trim_matches('"');
+                        push(v);
+                        // A credential scope (`Credential=AK/20261207/cn-north-4/ims`, as the
+                        // derived V11-HMAC-SHA256 and AWS SigV4 write it): its access key alone.
+                        if k.eq_ignore_ascii_case("credential")
+                            && let Some((access, _)) = v.split_once('/')
+                        {
+                            push(access);
+                        }
                     }
                 }
                 // `ACCESS_KEY:SIGNATURE` (Huawei OBS, AWS v2 style): each half alone.
@@ -555,6 +563,19 @@ mod tests {
         }
         // The whole line is a needle too; no part of the date is one of its own.
         assert!(!values.iter().any(|v| v != line && v.contains("Oct")), "{values:?}");
+    }
+
+    #[test]
+    fn the_access_key_of_a_credential_scope_is_a_needle_of_its_own() {
+        for line in [
+            "V11-HMAC-SHA256 Credential=V11AKDUMMYVALUE77665544/20261207/cn-north-4/ims, SignedHeaders=host;x-sdk-date, Signature=ab12",
+            "AWS4-HMAC-SHA256 Credential=V11AKDUMMYVALUE77665544/20261207/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=cd34",
+        ] {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert("authorization", line.parse().unwrap());
+            let values: Vec<String> = credential_needles(&headers).into_iter().map(|n| n.value).collect();
+            assert!(values.iter().any(|v| v == "V11AKDUMMYVALUE77665544"), "{values:?}");
+        }
     }
 
     fn answering(body: &str) -> Interaction {

@@ -3,6 +3,7 @@
 pub(crate) mod escapes;
 pub mod exposure;
 pub mod gate;
+pub(crate) mod issued;
 pub mod leak;
 pub(crate) mod policy_values;
 pub mod pseudonym;

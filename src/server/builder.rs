@@ -433,6 +433,7 @@ impl ProxyServerBuilder {
             secrets: secrets.collect(),
             warned_refusals: Default::default(),
             pseudonyms: self.key(),
+            issued: Default::default(),
         }
     }
 }

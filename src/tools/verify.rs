@@ -138,18 +138,19 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     // rules), reported as they word it.
     let mut folder = cassette::FolderCheck::default();
     // The folder's cassettes and its sessions' (subfolders), as `import` and `replay` read them.
-    let (paths, symlinked) = cassette::cassette_paths_and_symlinked_folders(dir)?;
+    let listing = cassette::list_cassettes(dir)?;
+    let paths = listing.paths;
     // A symlinked folder is read by nothing (import and replay skip it, as this listing
-    // does): its cassettes would go into git unchecked.
-    for skipped in symlinked {
-        findings.push(Finding {
-            file: skipped,
-            location: String::new(),
-            problem: "a symlinked folder: import, replay and verify do not follow one, so its \
-                      cassettes are neither replayed nor checked; put the folder itself there"
-                .to_owned(),
-        });
-    }
+    // does): its cassettes would go into git unchecked. A cassette linked to a file outside
+    // the folder: what is checked here is not what another checkout reads (git stores the link).
+    let folder_problem = "a symlinked folder: import, replay and verify do not follow one, so its \
+                          cassettes are neither replayed nor checked; put the folder itself there";
+    let link_problem = "a symlink to a file outside the folder: git stores the link, not the \
+                        file, so another checkout replays something else than was checked here; \
+                        put the cassette itself there";
+    let linked = (listing.symlinked_folders.into_iter().map(|file| (file, folder_problem)))
+        .chain(listing.links_out.into_iter().map(|file| (file, link_problem)));
+    findings.extend(linked.map(|(file, problem)| Finding { file, location: String::new(), problem: problem.to_owned() }));
     // Session folders by their names in lower case, each with the first spelling met.
     let mut folders_by_case: HashMap<String, String> = HashMap::new();
     let mut clashes_reported: HashSet<String> = HashSet::new();
@@ -699,6 +700,34 @@ mod tests {
         std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("suite")).unwrap();
         let found = problems(dir.path(), &[]);
         assert!(found.iter().any(|f| f.contains("a symlinked folder")), "{found:?}");
+    }
+
+    #[test]
+    fn a_cassette_linked_to_a_file_outside_the_folder_is_a_finding_one_inside_is_not() {
+        let dir = folder_with(r#"{"id":"x"}"#);
+        let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
+        let elsewhere = tempfile::tempdir().unwrap();
+        let outside = elsewhere.path().join("outside.json");
+        std::fs::rename(&file, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &file).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().any(|f| f.contains("a symlink to a file outside the folder")), "{found:?}");
+        // The same cassette linked from inside the folder: no finding.
+        let kept = dir.path().join("kept");
+        std::fs::create_dir(&kept).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        std::fs::rename(&outside, kept.join("inside.json.txt")).unwrap();
+        std::os::unix::fs::symlink(kept.join("inside.json.txt"), &file).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().all(|f| !f.contains("symlink")), "{found:?}");
+        // A git-annex object (git-annex keeps content as a link into .git/annex/objects): none.
+        let annex = elsewhere.path().join(".git/annex/objects/ab");
+        std::fs::create_dir_all(&annex).unwrap();
+        std::fs::rename(kept.join("inside.json.txt"), annex.join("content")).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(annex.join("content"), &file).unwrap();
+        let found = problems(dir.path(), &[]);
+        assert!(found.iter().all(|f| !f.contains("symlink")), "{found:?}");
     }
 
     #[test]

@@ -687,3 +687,66 @@ fn importing_a_folder_of_har_files_says_to_import_each_by_its_path() {
     );
     assert!(!dir.path().join("s").exists(), "nothing was written");
 }
+
+/// A cassette's file name, a field name inside it or a value quoted in an error can hold
+/// terminal control sequences (clear the screen, set the title, hide lines): `import` and
+/// `replay` print them visibly escaped, as `verify`, `ls` and `show` do, never raw.
+#[test]
+fn control_characters_in_a_cassette_reach_an_error_escaped_never_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("a\x1b[2J\x1b]0;pwned\x07b.json"), "{\"format\":1").unwrap();
+    // A shipped cassette with one field more, whose name holds an escape sequence.
+    let fields = shipped_cassettes(&dir.path().join("shipped"));
+    let first = std::fs::read_dir(&fields)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut cassette: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    cassette["x\u{1b}[2J"] = serde_json::json!(1);
+    std::fs::write(&first, cassette.to_string()).unwrap();
+    for (args, shown) in [
+        (
+            vec!["import", "--store", "s", "bad"],
+            "a\\x1b[2J\\x1b]0;pwned\\x07b.json",
+        ),
+        (
+            vec!["replay", "--cassettes", "bad", "--listen", "127.0.0.1:0"],
+            "\\x1b]0;pwned",
+        ),
+        (
+            vec!["import", "--store", "s", "shipped/cassettes"],
+            "x\\x1b[2J",
+        ),
+    ] {
+        let (code, err) = run(&args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(shown), "{args:?}: {err}");
+        assert!(
+            !err.contains('\x1b') && !err.contains('\x07'),
+            "{args:?}: raw control bytes: {err:?}"
+        );
+    }
+    assert!(
+        !dir.path().join("s").exists(),
+        "a failed import made a store"
+    );
+    // A log line's fields too (a warning naming a symlinked folder), not only errors.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, fields.join("a\x1b]0;pwned\x07b")).unwrap();
+    let (code, err) = run(&["import", "--store", "s", "shipped/cassettes"], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a symlinked folder") && err.contains("a\\x1b]0;pwned\\x07b"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\x1b') && !err.contains('\x07'),
+        "raw control bytes: {err:?}"
+    );
+}

@@ -85,7 +85,15 @@ pub fn verify(
     }
     let sdk_date = sdk_date_header(headers)?;
     check_signed_headers(headers, &authorization.signed_headers)?;
-    let canonical = canonical_request(method, uri, headers, &authorization.signed_headers, body);
+    // APIG's published signer reads the query with Go's `URL.Query()`: a bare `+` is a space
+    // (escaped `%20` in the canonical form), where the SDK's canonical form reads it literally.
+    let uri = match uri.query().filter(|query| query.contains('+')) {
+        Some(query) => format!("{}?{}", uri.path(), query.replace('+', "%20"))
+            .parse()
+            .unwrap(),
+        None => uri.clone(),
+    };
+    let canonical = canonical_request(method, &uri, headers, &authorization.signed_headers, body);
     let mut expected =
         Hmac::<Sha256>::new_from_slice(sk.as_bytes()).expect("HMAC accepts keys of any length");
     expected.update(string_to_sign(&canonical, sdk_date).as_bytes());
