@@ -220,6 +220,9 @@ pub fn parse_in_session(
         ));
     }
     validate_request(&file.request).map_err(|r| Error::cassette(path, format!("request.{r}")))?;
+    if let Some(stamp) = &file.redaction {
+        validate_stamp(stamp).map_err(|r| Error::cassette(path, format!("field `redaction.{r}")))?;
+    }
     if file.answers.is_empty() {
         return Err(Error::cassette(path, "field `answers` is empty"));
     }
@@ -256,6 +259,25 @@ pub fn parse_in_session(
         })
         .collect();
     Ok((Recording { key, answers }, rules))
+}
+
+/// A redaction stamp as ims-vcr writes one: `key_fingerprint` is `hmac-sha256:` and 16 hex
+/// digits, each pseudonym check 8 hex digits. Anything else was not written by a redaction, and
+/// `verify --require-redaction` must not take it for one.
+fn validate_stamp(stamp: &RedactionStamp) -> std::result::Result<(), String> {
+    let hex = |text: &str, digits: usize| text.len() == digits && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let fingerprint = &stamp.key_fingerprint;
+    if !fingerprint.strip_prefix("hmac-sha256:").is_some_and(|digits| hex(digits, 16)) {
+        return Err(format!(
+            "key_fingerprint`: {fingerprint:?} is not a redaction key's fingerprint (`hmac-sha256:` and 16 hex digits)"
+        ));
+    }
+    for (i, check) in stamp.pseudonym_checks.iter().flatten().enumerate() {
+        if !hex(check, 8) {
+            return Err(format!("pseudonym_checks[{i}]`: {check:?} is not 8 hex digits"));
+        }
+    }
+    Ok(())
 }
 
 /// Reads and validates every `*.json` file in `dir` (sorted by name). Fails on the first bad file,
@@ -928,6 +950,25 @@ mod tests {
         v["request"]["path"] = format!("/{}?q", "a".repeat(70_000)).into();
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
         assert!(err.len() < 2_200 && err.contains("more bytes)"), "{} bytes: {}", err.len(), &err[..200]);
+    }
+
+    #[test]
+    fn a_redaction_stamp_ims_vcr_could_not_have_written_is_refused_naming_its_field() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("cassettes/get_v2_schemas_image_6846de132b94.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(shipped).unwrap()).unwrap();
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
+        for (field, value, named) in [
+            ("key_fingerprint", serde_json::json!("md5:1"), "redaction.key_fingerprint"),
+            ("key_fingerprint", serde_json::json!("hmac-sha256:f35a32c712ae8a4"), "redaction.key_fingerprint"),
+            ("pseudonym_checks", serde_json::json!(["0a1b2c3d", "zz"]), "redaction.pseudonym_checks[1]"),
+        ] {
+            let mut edited = v.clone();
+            edited["redaction"][field] = value;
+            let err = parse(Path::new("f.json"), edited.to_string().as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+        v["redaction"]["pseudonym_checks"] = serde_json::json!(["0a1b2c3d"]);
+        assert!(parse(Path::new("f.json"), v.to_string().as_bytes()).is_ok());
     }
 
     #[test]

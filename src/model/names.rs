@@ -39,7 +39,8 @@ pub(crate) fn ends_in_word_pass(name: &str) -> bool {
 pub(crate) fn compact(name: &str) -> String {
     name.trim()
         .chars()
-        .filter(|c| !matches!(c, '-' | '_' | '.' | ' ' | '[' | ']'))
+        // Control characters too: `token%00=` is still `token` to a server that stops at NUL.
+        .filter(|c| !matches!(c, '-' | '_' | '.' | ' ' | '[' | ']') && !c.is_control())
         .map(|c| c.to_ascii_lowercase())
         .collect()
 }
@@ -52,6 +53,7 @@ mod tests {
     fn names_are_compared_without_case_separators_brackets_or_trailing_digits() {
         assert_eq!(compact(" X-Auth_Token.[] "), "xauthtoken");
         assert_eq!(compact("auth[token]"), "authtoken");
+        assert_eq!(compact("token\0"), "token");
         assert_eq!(last_bracketed("a[b][token][]"), Some("token"));
         assert_eq!(last_bracketed("token[]"), None);
         assert_eq!(last_bracketed("plain"), None);
