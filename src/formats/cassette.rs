@@ -223,6 +223,17 @@ pub fn parse_in_session(
     if let Some(stamp) = &file.redaction {
         validate_stamp(stamp).map_err(|r| Error::cassette(path, format!("field `redaction.{r}")))?;
     }
+    // Methods are case-sensitive: `get` is a method of its own, which a client sending `GET`
+    // never matches. Read as written (a client may send it so), but said.
+    let method = &file.request.method;
+    let upper = method.to_ascii_uppercase();
+    if *method != upper && ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&upper.as_str()) {
+        tracing::warn!(
+            file = %path.display(),
+            "request.method is {method:?}, not {upper:?}: methods are case-sensitive, so a {upper} \
+             request never matches this cassette"
+        );
+    }
     if file.answers.is_empty() {
         return Err(Error::cassette(path, "field `answers` is empty"));
     }

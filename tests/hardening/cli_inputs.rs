@@ -750,3 +750,27 @@ fn control_characters_in_a_cassette_reach_an_error_escaped_never_raw() {
         "raw control bytes: {err:?}"
     );
 }
+
+/// A cassette whose method is a standard one in lower case (`get`) is read as written (a client
+/// may send it so), but `import` says that a `GET` never matches it.
+#[test]
+fn a_lower_case_method_in_a_cassette_is_read_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_cassettes(dir.path());
+    let first = std::fs::read_dir(&cassettes)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut cassette: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    cassette["request"]["method"] = "get".into();
+    std::fs::write(&first, cassette.to_string()).unwrap();
+    let (code, err) = run(&["import", "--store", "s", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(r#"request.method is "get", not "GET""#),
+        "{err}"
+    );
+}
