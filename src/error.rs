@@ -178,18 +178,28 @@ impl Error {
         }
     }
 
-    /// A cassette validation error on `path`. A reason quoting a long value (a 70 KB path) is
-    /// cut to its first [`MAX_REASON`] bytes, saying how much was left out.
+    /// A cassette validation error on `path`. A reason quoting a long value (a 70 KB path) keeps
+    /// its first and last [`MAX_REASON`]` / 2` bytes (what is wrong is usually said after the
+    /// value), saying how much was left out between them.
     pub(crate) fn cassette(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         let mut reason = reason.into();
         if reason.len() > MAX_REASON {
-            let cut = (0..=MAX_REASON)
-                .rev()
-                .find(|&i| reason.is_char_boundary(i))
-                .unwrap_or(0);
-            let left_out = reason.len() - cut;
-            reason.truncate(cut);
-            reason.push_str(&format!("… ({left_out} more bytes)"));
+            let boundary = |mut at: usize| {
+                while !reason.is_char_boundary(at) {
+                    at += 1;
+                }
+                at
+            };
+            let (head, tail) = (
+                boundary(MAX_REASON / 2),
+                boundary(reason.len() - MAX_REASON / 2),
+            );
+            reason = format!(
+                "{}… ({} bytes left out) …{}",
+                &reason[..head],
+                tail - head,
+                &reason[tail..]
+            );
         }
         Error::Cassette {
             path: path.into(),

@@ -73,18 +73,54 @@ pub fn init(verbose: bool) -> LogGuard {
 /// The log's fields as tracing-subscriber writes them (the message, then `name=value`), with
 /// control characters in every value written visibly (`\x1b`), not only in the message: a
 /// field quotes a file name, a folder or a value from a cassette or a request, which could
-/// otherwise clear the terminal, set its title or hide lines.
-fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
-    use tracing_subscriber::field::MakeExt as _;
-    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+/// otherwise clear the terminal, set its title or hide lines. The fields tracing-log adds to a
+/// `log` record (sled's, rustls': `log.file`, naming the build machine's source paths) are left
+/// out, as the default formatter leaves them out.
+fn escaped_fields() -> EscapedFields {
+    EscapedFields
+}
+
+/// See [`escaped_fields`].
+struct EscapedFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for EscapedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = EscapedVisitor {
+            writer,
+            result: Ok(()),
+            written: false,
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes one event's or span's fields for [`EscapedFields`].
+struct EscapedVisitor<'w> {
+    writer: tracing_subscriber::fmt::format::Writer<'w>,
+    result: std::fmt::Result,
+    /// Whether a field was written (the next one is preceded by a space).
+    written: bool,
+}
+
+impl tracing::field::Visit for EscapedVisitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
         let text = format!("{value:?}");
         let text = crate::tools::escape_controls(&text);
-        match field.name() {
-            "message" => writer.write_str(&text),
-            name => write!(writer, "{name}={text}"),
-        }
-    })
-    .delimited(" ")
+        let space = if self.written { " " } else { "" };
+        self.result = match field.name() {
+            "message" => write!(self.writer, "{space}{text}"),
+            name => write!(self.writer, "{space}{name}={text}"),
+        };
+        self.written = true;
+    }
 }
 
 /// Waits, when dropped, for the lines queued for a piped standard error (see [`init`]).

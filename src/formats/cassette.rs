@@ -402,8 +402,8 @@ pub fn cassette_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     for file in listing.links_out {
         tracing::warn!(
             file = %file.display(),
-            "a cassette that is a symlink to a file outside the folder: read, but what it holds \
-             depends on the checkout (git stores the link, not the file), and verify fails on it"
+            "a cassette that is a symlink to a file outside the repository: read, but what it \
+             holds depends on the machine (git stores the link, not the file), and verify fails on it"
         );
     }
     Ok(listing.paths)
@@ -416,9 +416,10 @@ pub struct Listing {
     pub paths: Vec<PathBuf>,
     /// The symlinked folders, not followed: `verify` fails on each.
     pub symlinked_folders: Vec<PathBuf>,
-    /// The cassettes among `paths` that are symlinks to a file outside the folder (other than
-    /// a git-annex object, which `.git/annex/objects/` holds): read, but what one holds depends
-    /// on the checkout, so `verify` fails on each, as on a symlinked folder.
+    /// The cassettes among `paths` that are symlinks to a file outside the git work tree the
+    /// folder is in (outside the folder when it is in none; a git-annex object is inside): read,
+    /// but what one holds depends on the machine, so `verify` fails on each, as on a symlinked
+    /// folder.
     pub links_out: Vec<PathBuf>,
 }
 
@@ -427,8 +428,8 @@ pub fn list_cassettes(dir: &Path) -> Result<Listing> {
     let mut paths = Vec::new();
     let mut skipped = Vec::new();
     let mut links_out = Vec::new();
-    // Where a symlinked cassette may point without a finding: inside the folder.
-    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // Where a symlinked cassette may point without a finding: inside the repository.
+    let root = link_root(dir);
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
         let entries = std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))?;
@@ -483,18 +484,20 @@ pub fn list_cassettes(dir: &Path) -> Result<Listing> {
     })
 }
 
-/// True when the symlink at `link` names a file outside `root` (a canonical path) that is not
-/// a git-annex object (git-annex keeps a file's content as a symlink into `.git/annex/objects/`).
+/// True when the symlink at `link` names a file outside `root` (a canonical path: the git work
+/// tree the cassette folder is in, `.git` included, so a git-annex object or a file elsewhere in
+/// the repository is inside; else the folder itself).
 fn points_outside(link: &Path, root: &Path) -> bool {
-    let Ok(target) = std::fs::canonicalize(link) else {
-        return false;
-    };
-    let annexed = target
-        .components()
-        .collect::<Vec<_>>()
-        .windows(3)
-        .any(|w| w.iter().map(|c| c.as_os_str()).eq([".git", "annex", "objects"]));
-    !target.starts_with(root) && !annexed
+    std::fs::canonicalize(link).is_ok_and(|target| !target.starts_with(root))
+}
+
+/// Where a cassette under `dir` may link to (see [`points_outside`]): the git work tree `dir`
+/// is in (the nearest folder above it holding `.git`), else `dir`; canonical.
+fn link_root(dir: &Path) -> PathBuf {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors()
+        .find(|folder| folder.join(".git").exists())
+        .map_or_else(|| dir.clone(), Path::to_path_buf)
 }
 
 /// The session a cassette at `path` under `dir` belongs to: its folder relative to `dir`
@@ -648,6 +651,9 @@ mod tests {
         };
         assert!(same_answers(&sent(&[("x-trace", "aaa")]), &sent(&[("x-trace", "bbb")])));
         assert!(!same_answers(&sent(&[("x-trace", "aaa")]), &sent(&[("x-trace", "aaa"), ("x-new", "1")])));
+        // An old value holding what is masked today (a URL's token) is rewritten.
+        let url = "https://h/x?token=t-1";
+        assert!(!same_answers(&sent(&[("referer", url)]), &sent(&[("referer", "https://h/x?token=REDACTED")])));
         let other_etag = with(&|r| r.headers.push(("etag".into(), "2".into())));
         assert!(!same_answers(&with(&|r| r.headers.push(("etag".into(), "1".into()))), &other_etag));
         // An answer's keys in another order are other bytes served; a request body's keys in
@@ -960,7 +966,9 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_slice(&render(&recording("GET", "/x"), &rules)).unwrap();
         v["request"]["path"] = format!("/{}?q", "a".repeat(70_000)).into();
         let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
-        assert!(err.len() < 2_200 && err.contains("more bytes)"), "{} bytes: {}", err.len(), &err[..200]);
+        assert!(err.len() < 2_200 && err.contains("bytes left out)"), "{} bytes: {}", err.len(), &err[..200]);
+        // What is wrong, said after the value, is kept.
+        assert!(err.contains("request.query"), "{}", &err[err.len() - 300..]);
     }
 
     #[test]

@@ -95,12 +95,15 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
 /// order kept); whether there was one. Two cassettes at one file name hold the same request key
 /// (the name ends with its digest), so their request headers differ only where matching does
 /// not look: a client's trace or correlation id, a date, a header of its own making afresh.
-/// A header the client added or dropped still changes the file.
+/// A header the client added or dropped still changes the file, and so does a value holding
+/// what ims-vcr masks today (an older one may have stored it as it was).
 fn blank_request_header_values(request: Option<&mut serde_json::Value>) -> bool {
     let headers = request.and_then(|r| r.get_mut("headers")).and_then(serde_json::Value::as_array_mut);
     let mut blanked = false;
     for pair in headers.into_iter().flatten().filter_map(serde_json::Value::as_array_mut) {
-        if let Some(value) = pair.get_mut(1) {
+        if let Some(value) = pair.get_mut(1)
+            && value.as_str().is_none_or(|v| crate::model::params::mask_header_value(v).is_none())
+        {
             *value = serde_json::Value::String(String::new());
             blanked = true;
         }

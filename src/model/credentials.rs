@@ -453,11 +453,21 @@ pub(crate) fn mask_json_in_form_values(form: &str, place: &str) -> Option<(Strin
     let masked = crate::model::params::rewrite_items(form, '&', |name, value| {
             let plus = value.replace('+', " ");
             let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8_lossy();
-            let masked = crate::model::json_like::mask_fields(
-                &decoded,
-                &|field, _| is_credential_name(field),
-                &|field| format!("credential field {field} of {place}"),
-            );
+            // A whole JSON document as a body's is read (every element of a credential's
+            // array, a token object's `id`, IAM's `hw_ak_sk`); else the pairs found in text
+            // that looks like JSON.
+            let label = |field: &str| format!("credential field {field} of {place}");
+            let strict = mask_json_text(&decoded, &mut |json| {
+                let mut found = mask_json(json);
+                for f in &mut found {
+                    let field = f.label.strip_prefix("credential field ").unwrap_or(&f.label);
+                    f.label = label(field.strip_suffix(" of the request body").unwrap_or(field));
+                }
+                found
+            });
+            let masked = strict.or_else(|| {
+                crate::model::json_like::mask_fields(&decoded, &|field, _| is_credential_name(field), &label)
+            });
             let (masked, in_value) = masked?;
             found.extend(in_value);
             let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();

@@ -1,9 +1,9 @@
 //! Form bodies (`name=value&…`): how a body is told to be one, typed so or not, ending with a
 //! line ending or written a form a line (an env file), and its credential values masked line by
-//! line ([`mask_query`] of each line).
+//! line ([`mask_query_pairs`] of each line).
 
 use crate::model::credentials::Found;
-use crate::model::params::mask_query;
+use crate::model::params::mask_query_pairs;
 
 /// True when a request body with this `Content-Type` is a form (`name=value&...`).
 pub fn is_form(content_type: Option<&str>) -> bool {
@@ -66,18 +66,19 @@ pub(crate) fn looks_like_form_lines(body: &[u8]) -> bool {
     any
 }
 
-/// A form's credential values masked line by line ([`mask_query`] of each line, its line ending
-/// kept as it was), and what was masked; `None` when there is nothing to mask.
+/// A form's credential values masked line by line ([`mask_query_pairs`] of each line, its line
+/// ending kept as it was), and what was masked; `None` when there is nothing to mask. (JSON a
+/// field holds is masked by the body's reader, which names it as the body's.)
 pub(crate) fn mask_form_lines(text: &str) -> Option<(String, Vec<Found>)> {
     if !text.contains('\n') {
-        return mask_query(text);
+        return mask_query_pairs(text);
     }
     let mut found = Vec::new();
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let pairs = line.strip_suffix('\n').unwrap_or(line);
         let pairs = pairs.strip_suffix('\r').unwrap_or(pairs);
-        match mask_query(pairs) {
+        match mask_query_pairs(pairs) {
             Some((masked, in_line)) => {
                 out.push_str(&masked);
                 found.extend(in_line);

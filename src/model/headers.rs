@@ -107,25 +107,6 @@ const VOLATILE_REQUEST: &[&str] = &[
     "x-client-request-id",
     "accept-encoding",
     "content-length",
-    // Distributed tracing (W3C Trace Context and Baggage, Zipkin B3, Jaeger, Datadog, Sentry,
-    // AWS X-Ray, Google Cloud) and AWS SigV4's date: new on every call of an instrumented client.
-    "traceparent",
-    "tracestate",
-    "baggage",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "uber-trace-id",
-    "x-datadog-trace-id",
-    "x-datadog-parent-id",
-    "x-datadog-sampling-priority",
-    "sentry-trace",
-    "x-amzn-trace-id",
-    "x-cloud-trace-context",
-    "x-amz-date",
 ];
 
 /// Response headers that differ on every exchange: stored, they would change every cassette on

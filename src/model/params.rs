@@ -106,8 +106,8 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     }
 }
 
-/// [`mask_query`] but for JSON held in a value.
-fn mask_query_pairs(query: &str) -> Option<(String, Vec<Found>)> {
+/// [`mask_query`] but for JSON held in a value (a form's reader masks that itself).
+pub(crate) fn mask_query_pairs(query: &str) -> Option<(String, Vec<Found>)> {
     let grant = is_oauth_grant(query);
     let may_hold = |pair: &str| pair_may_hold_credentials(pair) || grant && is_code_pair(pair);
     // Most queries hold no credential: found without building anything.
@@ -521,11 +521,15 @@ mod tests {
         assert_eq!(shown_path("/a;sk=s"), "/a;sk=REDACTED");
     }
 
+    fn utf8_percent_encode_all(text: &str) -> String {
+        percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
     #[test]
     fn json_held_by_a_query_value_has_its_credential_pairs_masked_as_a_forms_does() {
         let (masked, found) =
             mask_query("limit=1&filter=%7B%22access_token%22%3A%20%22SECRET_QUERY%22%7D&token=t-1").unwrap();
-        assert_eq!(masked, "limit=1&filter=%7B%22access_token%22%3A+%22REDACTED%22%7D&token=REDACTED");
+        assert_eq!(masked, "limit=1&filter=%7B%22access_token%22%3A%22REDACTED%22%7D&token=REDACTED");
         let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         assert_eq!(values, ["t-1", "SECRET_QUERY"]);
         assert!(found[1].label.contains("of JSON in the query"), "{}", found[1].label);
@@ -533,6 +537,17 @@ mod tests {
         assert_eq!(mask_query(&masked), None);
         // A name a NUL ends (a server reading it as C does stops there) is still the name.
         assert_eq!(mask_query("token%00=t-2&a=1").map(|m| m.0).as_deref(), Some("token%00=REDACTED&a=1"));
+        // A whole document as a body's is read: every element of an array, a token's `id`.
+        for (json, secret) in [
+            (r#"{"password":["a1a1a1a1","b2b2b2b2"]}"#, "b2b2b2b2"),
+            (r#"{"a":{"token":{"id":"secret-6"}}}"#, "secret-6"),
+        ] {
+            let query = format!("f={}", utf8_percent_encode_all(json));
+            let (masked, found) = mask_query(&query).unwrap();
+            assert!(!masked.contains(secret) && found.iter().any(|f| f.value == secret), "{masked}");
+            assert!(found.iter().all(|f| f.label.ends_with("of JSON in the query")), "{found:?}");
+            assert_eq!(mask_query(&masked), None, "{masked}");
+        }
         // JSON with no credential in it, and quotes that are no JSON: as they were.
         for kept in ["filter=%7B%22name%22%3A%22a%22%7D", "q=%22quoted%22", "q='a'"] {
             assert_eq!(mask_query(kept), None, "{kept}");

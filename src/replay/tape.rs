@@ -501,11 +501,15 @@ pub(super) fn redaction_for(
     }
     let any = !(policy.fields.is_empty() && policy.headers.is_empty() && policy.query.is_empty());
     let warning = (!foreign.is_empty()).then(|| {
+        let public = crate::secrets::pseudonym::PseudonymKey::new(crate::secrets::pseudonym::DEFAULT_KEY.as_bytes());
+        let ours = match key.fingerprint() == public.fingerprint() {
+            true => format!("the key in use is the public default, {} (IMS_VCR_REDACT_KEY is not set)", key.fingerprint()),
+            false => format!("IMS_VCR_REDACT_KEY is {}", key.fingerprint()),
+        };
         format!(
-            "recordings were redacted with key {} but IMS_VCR_REDACT_KEY is {}: requests carrying \
-             real owner/project values will not match (requests carrying the pseudonyms still do)",
+            "recordings were redacted with key {} but {ours}: requests carrying real owner/project \
+             values will not match (requests carrying the pseudonyms still do)",
             foreign.join(", "),
-            key.fingerprint()
         )
     });
     (any.then(|| Redactor::new(policy, key)), warning)
@@ -542,6 +546,21 @@ mod tests {
     const Q: &str = r#"{"status":"queued"}"#;
     const S: &str = r#"{"status":"saving"}"#;
     const A: &str = r#"{"status":"active"}"#;
+
+    #[test]
+    fn the_key_warning_says_when_the_key_in_use_is_the_public_default() {
+        let stamp = |fingerprint: &str| RedactionStamp {
+            policy: RedactionPolicy { fields: vec!["owner".into()], headers: vec![], query: vec![] },
+            key_fingerprint: fingerprint.into(),
+            pseudonym_checks: None,
+        };
+        let public = PseudonymKey::new(crate::secrets::pseudonym::DEFAULT_KEY.as_bytes());
+        let (_, warning) = redaction_for(&[stamp("hmac-sha256:4af1000000000000")], public);
+        let warning = warning.unwrap();
+        assert!(warning.contains("public default") && warning.contains("IMS_VCR_REDACT_KEY is not set"), "{warning}");
+        let (_, warning) = redaction_for(&[stamp("hmac-sha256:4af1000000000000")], PseudonymKey::new(b"team-key"));
+        assert!(warning.unwrap().contains("but IMS_VCR_REDACT_KEY is hmac-sha256:"));
+    }
 
     #[test]
     fn each_sequence_policy_plays_as_documented() {

@@ -13,11 +13,23 @@ use std::sync::Mutex;
 use hyper::HeaderMap;
 
 use crate::model::headers::takes_placeholder;
-use crate::secrets::leak::{MIN_NEEDLE_LEN, Needle};
+use crate::secrets::leak::Needle;
 
 /// How many of the latest issued tokens are looked for: a test suite signs in a few times, and a
-/// token older than that many sign-ins has long expired.
-const KEPT: usize = 64;
+/// token older than that many sign-ins has long expired. Each adds a needle (in every encoding)
+/// to every later exchange's leak check, so they are few.
+const KEPT: usize = 8;
+
+/// The shortest token remembered: a test double's `123456` would refuse every later answer that
+/// happens to hold the number; real tokens are far longer (a Keystone Fernet token 180 bytes or
+/// so, an IAM token several KB).
+const MIN_REMEMBERED: usize = 16;
+
+/// How much of a longer token is looked for: its end (trailing `=` padding left out). A token
+/// repeated whole holds it, and it is what differs between tokens (a signature, a MAC), where
+/// an IAM token's start is the same CMS header for every token. Looking for KB-long needles in
+/// every encoding would cost every later recording milliseconds.
+const TAIL: usize = 32;
 
 /// The latest tokens answers handed out (see the module's documentation).
 #[derive(Debug, Default)]
@@ -27,14 +39,15 @@ pub(crate) struct Issued {
 
 impl Issued {
     /// Remembers the tokens and receipts `answer_headers` hands out (the headers that
-    /// [`takes_placeholder`]), each once, as long as the leak gate can look for one
-    /// ([`MIN_NEEDLE_LEN`] bytes or more).
+    /// [`takes_placeholder`]), each once, by their last [`TAIL`] bytes, when they are
+    /// [`MIN_REMEMBERED`] bytes or more.
     pub(crate) fn remember(&self, answer_headers: &HeaderMap) {
         let mut issued = answer_headers
             .iter()
             .filter(|(name, _)| takes_placeholder(name.as_str()))
             .filter_map(|(name, value)| Some((name, value.to_str().ok()?.trim())))
-            .filter(|(_, value)| value.len() >= MIN_NEEDLE_LEN)
+            .filter(|(_, value)| value.len() >= MIN_REMEMBERED)
+            .map(|(name, value)| (name, tail(value)))
             .peekable();
         if issued.peek().is_none() {
             return;
@@ -54,11 +67,22 @@ impl Issued {
         }
     }
 
-    /// The tokens remembered, oldest first.
+    /// The tokens remembered (their tails), oldest first.
     pub(crate) fn needles(&self) -> Vec<Needle> {
         let recent = self.recent.lock().expect("no code panics while holding the issued tokens");
         recent.iter().cloned().collect()
     }
+}
+
+/// The last [`TAIL`] bytes of `token` without its `=` padding (the whole of a shorter one), on a
+/// character boundary.
+fn tail(token: &str) -> &str {
+    let token = token.trim_end_matches('=');
+    let mut start = token.len().saturating_sub(TAIL);
+    while !token.is_char_boundary(start) {
+        start += 1;
+    }
+    &token[start..]
 }
 
 #[cfg(test)]
@@ -76,16 +100,19 @@ mod tests {
     #[test]
     fn tokens_and_receipts_are_remembered_once_each_and_other_headers_never() {
         let issued = Issued::default();
+        let long = format!("MIIYXgYJKoZIhvcNAQcCoIIYTzCCGEsCAQExDTALBglghkgBZQMEAgEw{}==", "ab".repeat(40));
         issued.remember(&answer(&[
             ("x-subject-token", "gAAAAAissued-token-0001"),
             ("openstack-auth-receipt", "receipt-0000000002"),
             ("set-cookie", "sid=cookie-000000003"),
             ("content-type", "application/json"),
-            ("x-subject-token", "short"),
+            ("x-subject-token", "123456"),
+            ("x-subject-token", &long),
         ]));
         issued.remember(&answer(&[("x-subject-token", "gAAAAAissued-token-0001")]));
         let values: Vec<String> = issued.needles().into_iter().map(|n| n.value).collect();
-        assert_eq!(values, ["gAAAAAissued-token-0001", "receipt-0000000002"]);
+        // A header map holds a name's values together, in their order.
+        assert_eq!(values, ["gAAAAAissued-token-0001", &"ab".repeat(16), "receipt-0000000002"]);
     }
 
     #[test]

@@ -145,9 +145,9 @@ pub fn verify_dir(dir: &Path, options: &VerifyOptions) -> Result<(Vec<Finding>, 
     // the folder: what is checked here is not what another checkout reads (git stores the link).
     let folder_problem = "a symlinked folder: import, replay and verify do not follow one, so its \
                           cassettes are neither replayed nor checked; put the folder itself there";
-    let link_problem = "a symlink to a file outside the folder: git stores the link, not the \
-                        file, so another checkout replays something else than was checked here; \
-                        put the cassette itself there";
+    let link_problem = "a symlink to a file outside the repository: git stores the link, not \
+                        the file, so another checkout replays something else than was checked \
+                        here; put the cassette itself there";
     let linked = (listing.symlinked_folders.into_iter().map(|file| (file, folder_problem)))
         .chain(listing.links_out.into_iter().map(|file| (file, link_problem)));
     findings.extend(linked.map(|(file, problem)| Finding { file, location: String::new(), problem: problem.to_owned() }));
@@ -703,7 +703,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cassette_linked_to_a_file_outside_the_folder_is_a_finding_one_inside_is_not() {
+    fn a_cassette_linked_to_a_file_outside_the_repository_is_a_finding_one_inside_is_not() {
         let dir = folder_with(r#"{"id":"x"}"#);
         let file = cassette::cassette_paths(dir.path()).unwrap().remove(0);
         let elsewhere = tempfile::tempdir().unwrap();
@@ -711,23 +711,26 @@ mod tests {
         std::fs::rename(&file, &outside).unwrap();
         std::os::unix::fs::symlink(&outside, &file).unwrap();
         let found = problems(dir.path(), &[]);
-        assert!(found.iter().any(|f| f.contains("a symlink to a file outside the folder")), "{found:?}");
-        // The same cassette linked from inside the folder: no finding.
-        let kept = dir.path().join("kept");
-        std::fs::create_dir(&kept).unwrap();
-        std::fs::remove_file(&file).unwrap();
-        std::fs::rename(&outside, kept.join("inside.json.txt")).unwrap();
-        std::os::unix::fs::symlink(kept.join("inside.json.txt"), &file).unwrap();
-        let found = problems(dir.path(), &[]);
-        assert!(found.iter().all(|f| !f.contains("symlink")), "{found:?}");
-        // A git-annex object (git-annex keeps content as a link into .git/annex/objects): none.
-        let annex = elsewhere.path().join(".git/annex/objects/ab");
+        assert!(found.iter().any(|f| f.contains("a symlink to a file outside the repository")), "{found:?}");
+        // In a git work tree: a link anywhere in it is fine (a shared cassette, a git-annex
+        // object), one out of it is not.
+        let repo = tempfile::tempdir().unwrap();
+        let folder = repo.path().join("tests/cassettes");
+        let annex = repo.path().join(".git/annex/objects/ab");
+        std::fs::create_dir_all(&folder).unwrap();
         std::fs::create_dir_all(&annex).unwrap();
-        std::fs::rename(kept.join("inside.json.txt"), annex.join("content")).unwrap();
-        std::fs::remove_file(&file).unwrap();
-        std::os::unix::fs::symlink(annex.join("content"), &file).unwrap();
-        let found = problems(dir.path(), &[]);
-        assert!(found.iter().all(|f| !f.contains("symlink")), "{found:?}");
+        let linked = folder.join(file.file_name().unwrap());
+        for target in [annex.join("content"), repo.path().join("shared.json")] {
+            std::fs::copy(&outside, &target).unwrap();
+            let _ = std::fs::remove_file(&linked);
+            std::os::unix::fs::symlink(&target, &linked).unwrap();
+            let found = problems(&folder, &[]);
+            assert!(found.iter().all(|f| !f.contains("symlink")), "{target:?}: {found:?}");
+        }
+        std::fs::remove_file(&linked).unwrap();
+        std::os::unix::fs::symlink(&outside, &linked).unwrap();
+        let found = problems(&folder, &[]);
+        assert!(found.iter().any(|f| f.contains("outside the repository")), "{found:?}");
     }
 
     #[test]
