@@ -195,8 +195,21 @@ fn upstream_config(args: &UpstreamArgs) -> Result<UpstreamConfig> {
     match &upstream.credentials {
         Some(credentials) => tracing::info!(
             ?credentials,
-            "re-signing every upstream request with AK/SK from the environment"
+            "re-signing AK/SK-signed and credential-less requests with AK/SK from the environment \
+             (a request carrying a token goes as it came)"
         ),
+        None if std::env::var_os(crate::net::signer::ENV_SECURITY_TOKEN)
+            .is_some_and(|t| !t.is_empty()) =>
+        {
+            tracing::warn!(
+                "{} is set but {} and {} are not: a security token only goes with the temporary \
+                 AK/SK it was issued with, so the proxy does not sign; requests are forwarded with \
+                 the client's own credentials",
+                crate::net::signer::ENV_SECURITY_TOKEN,
+                crate::net::signer::ENV_AK,
+                crate::net::signer::ENV_SK
+            )
+        }
         None => tracing::info!(
             "no AK/SK in the environment: requests are forwarded with the client's own credentials"
         ),

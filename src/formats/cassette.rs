@@ -969,6 +969,10 @@ mod tests {
         assert!(err.len() < 2_200 && err.contains("bytes left out)"), "{} bytes: {}", err.len(), &err[..200]);
         // What is wrong, said after the value, is kept.
         assert!(err.contains("request.query"), "{}", &err[err.len() - 300..]);
+        v["request"]["path"] = "/x".into();
+        v["request"]["query"] = "a=1#frag".into();
+        let err = parse(Path::new("f.json"), v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("request.query") && err.contains("holds a `#`"), "{err}");
     }
 
     #[test]

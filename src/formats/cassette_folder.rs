@@ -62,6 +62,7 @@ pub fn write_dir_with_progress(
     let hand_named = hand_named(dir, &existing);
     // Keyed by path: a session's cassettes go to the folder of its name.
     let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    let mut sources: HashMap<PathBuf, &Recording> = HashMap::new();
     for recording in recordings {
         let folder = session_dir(dir, recording.key.session());
         let mut path = folder.join(file_name(recording));
@@ -77,7 +78,8 @@ pub fn write_dir_with_progress(
         {
             path = named.clone();
         }
-        files.insert(path, render(recording, rules));
+        files.insert(path.clone(), render(recording, rules));
+        sources.insert(path, recording);
     }
     // What import and replay would refuse is not written: checked before anything is, so the
     // folder stays as it was.
@@ -119,10 +121,15 @@ pub fn write_dir_with_progress(
         // a symlink (which `stage` refuses), nor a device or a FIFO at the name.
         let comparable = std::fs::symlink_metadata(path)
             .is_ok_and(|m| m.is_file() && m.len() <= bytes.len() as u64 + 4096);
-        if comparable && std::fs::read(path).is_ok_and(|old| same_answers(&old, bytes)) {
+        let old = comparable.then(|| std::fs::read(path).ok()).flatten();
+        if old.as_ref().is_some_and(|old| same_answers(old, bytes)) {
             summary.unchanged += 1;
         } else {
-            staged.push(stage(path, bytes)?);
+            // A changed cassette keeps when and how fast each answer that did not change was
+            // recorded, so its diff shows only the answers that did.
+            let carried = (old.as_deref())
+                .and_then(|old| keep_unchanged_answers_times(dir, path, old, sources[path], rules));
+            staged.push(stage(path, carried.as_deref().unwrap_or(bytes))?);
         }
         progress.inc(1);
     }
@@ -158,6 +165,35 @@ pub fn write_dir_with_progress(
 /// export cannot write: a symlink or a folder at its name, or, at any folder between `dir` and
 /// it (a session's, `suite/` of `suite/t1`), something other than a folder (a file, a symlink:
 /// written through, it would reach outside `dir`). `dir` itself may be a symlink to a folder.
+/// `recording` rendered with the `recorded_at` and `latency_ms` of each answer the cassette at
+/// `path` (`old`, its bytes) holds at the same place with the same status, headers, body and
+/// origins; `None` when no answer's differ or `old` does not read as a cassette.
+fn keep_unchanged_answers_times(
+    dir: &Path,
+    path: &Path,
+    old: &[u8],
+    recording: &Recording,
+    rules: &MatchRules,
+) -> Option<Vec<u8>> {
+    let (old, _) = parse_in(dir, path, old).ok()?;
+    let mut kept = recording.clone();
+    let mut any = false;
+    for (was, now) in old.answers.iter().zip(kept.answers.iter_mut()) {
+        let (was, now) = (&was.response, &mut now.response);
+        let same = was.status == now.status
+            && was.headers == now.headers
+            && was.body == now.body
+            && was.upstream == now.upstream
+            && was.other_upstreams == now.other_upstreams;
+        if same && (was.recorded_at != now.recorded_at || was.latency_ms != now.latency_ms) {
+            now.recorded_at.clone_from(&was.recorded_at);
+            now.latency_ms = was.latency_ms;
+            any = true;
+        }
+    }
+    any.then(|| render(&kept, rules))
+}
+
 fn blocked_target(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> Option<Error> {
     let mut folders = std::collections::BTreeSet::new();
     for path in files.keys() {
@@ -260,6 +296,31 @@ fn looks_like_cassette(dir: &Path, path: &Path, written: &HashSet<[u8; 32]>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_cassette_keeps_the_times_of_the_answers_that_did_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = MatchRules::default();
+        let at = |recording: &mut Recording, times: [&str; 2]| {
+            for (answer, time) in recording.answers.iter_mut().zip(times) {
+                answer.response.recorded_at = time.to_owned();
+                answer.response.latency_ms = time.len() as u64;
+            }
+        };
+        let mut first = crate::model::fixtures::recording("/v2/images", &["queued", "active"]);
+        at(&mut first, ["2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"]);
+        write_dir(dir.path(), std::slice::from_ref(&first), &rules).unwrap();
+        // Recorded again later: the first answer the same, the second changed.
+        let mut again = crate::model::fixtures::recording("/v2/images", &["queued", "killed"]);
+        at(&mut again, ["2026-02-02T00:00:00Z", "2026-02-02T00:00:01Z"]);
+        write_dir(dir.path(), std::slice::from_ref(&again), &rules).unwrap();
+        let file = cassette_paths(dir.path()).unwrap().remove(0);
+        let (written, _) = crate::formats::cassette::parse(&file, &std::fs::read(&file).unwrap()).unwrap();
+        let times: Vec<&str> = written.answers.iter().map(|a| a.response.recorded_at.as_str()).collect();
+        assert_eq!(times, ["2026-01-01T00:00:00Z", "2026-02-02T00:00:01Z"]);
+        let body = crate::model::interaction::body_bytes(&written.answers[1].response.body).unwrap();
+        assert_eq!(&body[..], br#"{"status":"killed"}"#);
+    }
 
     #[test]
     fn export_checks_every_cassettes_size_before_it_writes_one() {

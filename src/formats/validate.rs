@@ -26,6 +26,12 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
             credentials::shown_url(&request.path)
         ));
     }
+    if let Some(query) = request.query.as_deref().filter(|q| q.contains('#')) {
+        return Err(format!(
+            "query: {:?} holds a `#`: a fragment is never sent, so no request would match",
+            credentials::shown_url(query)
+        ));
+    }
     if !request.path.starts_with('/') || PathAndQuery::from_str(&target).is_err() {
         return Err(format!(
             "path: {target:?} is not an origin-form request target"

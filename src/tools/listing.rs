@@ -140,12 +140,41 @@ fn run_lengths(codes: &[u64]) -> String {
     out.join(",")
 }
 
+/// `wanted` (`METHOD /path?query`, or a path) as a request key writes its request line, and
+/// whether it named the method (a path alone is keyed as a `GET`'s); `None` when it is neither.
+fn canonical_line(wanted: &str) -> Option<(bool, String)> {
+    let (with_method, method, target) = match wanted.split_once(' ') {
+        Some((method, target)) => (true, method, target.trim_start()),
+        None => (false, "GET", wanted),
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (target, None),
+    };
+    if !path.starts_with('/') {
+        return None;
+    }
+    let request = crate::model::interaction::RecordedRequest {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query,
+        headers: Vec::new(),
+        body: None,
+        session: None,
+    };
+    let key = crate::model::key::RequestKey::of_recorded(&crate::model::key::MatchRules::default(), &request).ok()?;
+    Some((with_method, key.request_line().to_owned()))
+}
+
 /// What `show` prints: every answer of the request `wanted` names: a key prefix, `METHOD /path?query`, or a
 /// path (when only one method was recorded for it). With `session`, only that session's
 /// recordings are considered (`""`: the default session's). `ls` is the command that lists the
 /// same recordings, for the hint when nothing or several match.
 pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &str) -> Result<String> {
     let wanted = wanted.trim();
+    // The request line as a request key reads it (`a+b` as `a%20b`, `%c3%bc` as `%C3%BC`, the
+    // query's names in order), as replay would match it.
+    let canonical = canonical_line(wanted);
     let matches: Vec<&Recording> = recordings
         .iter()
         .filter(|r| session.is_none_or(|s| r.key.session().unwrap_or("") == s))
@@ -158,8 +187,13 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &
                 let method = line.split(' ').next().unwrap_or_default();
                 recorded == wanted || wanted.strip_prefix(method).map(str::trim_start) == Some(recorded)
             });
+            let canonically = canonical.as_ref().is_some_and(|(with_method, c)| match with_method {
+                true => line == c,
+                false => c.split_once(' ').is_some_and(|(_, p)| p == path || path.split('?').next() == Some(p)),
+            });
             r.key.hex().starts_with(&wanted.to_ascii_lowercase())
                 || line == wanted
+                || canonically
                 || path == wanted
                 || path.split('?').next() == Some(wanted)
                 || as_listed
@@ -270,6 +304,15 @@ mod tests {
             assert!(show(&recordings, wanted, None, "ls").is_ok(), "{wanted}");
         }
         assert!(show(&recordings, "POST /v2/images?sort=name:asc,status:desc", None, "ls").is_err());
+        // Spelled as replay would match it, not as recorded: a space as `+`, hex in lower case,
+        // the names in another order.
+        let mut request = fixtures::get("/v2/images");
+        request.query = Some("name=a%20b&tag=%C3%BC".into());
+        let recordings = [fixtures::recording_of(request, &["active"])];
+        for wanted in ["GET /v2/images?tag=%c3%bc&name=a+b", "/v2/images?name=a+b&tag=%C3%BC"] {
+            assert!(show(&recordings, wanted, None, "ls").is_ok(), "{wanted}");
+        }
+        assert!(show(&recordings, "GET /v2/images?name=a+c&tag=%C3%BC", None, "ls").is_err());
     }
 
     #[test]

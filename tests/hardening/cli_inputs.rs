@@ -774,3 +774,29 @@ fn a_lower_case_method_in_a_cassette_is_read_with_a_warning() {
         "{err}"
     );
 }
+
+/// A security token alone (no AK/SK beside it) signs nothing: the proxy says so at start-up
+/// instead of saying only that it has no keys.
+#[test]
+fn a_security_token_without_ak_sk_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [(
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        "a-lone-security-token-0001",
+    )];
+    let args = [
+        "passthrough",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let proxy = Running::start_with_env(&args, dir.path(), &env);
+    let log = proxy.log();
+    assert!(proxy.terminate().success());
+    assert!(
+        log.contains("HUAWEICLOUD_SDK_SECURITY_TOKEN is set but HUAWEICLOUD_SDK_AK"),
+        "{log}"
+    );
+    assert!(!log.contains("a-lone-security-token"), "{log}");
+}
