@@ -206,10 +206,14 @@ fn read_extension(entry: &Value) -> std::result::Result<Extension, String> {
     }
     let stamp = match extension.get("redaction") {
         None | Some(Value::Null) => None,
-        Some(stamp) => Some(
-            serde_json::from_value(stamp.clone())
-                .map_err(|e| format!("{EXTENSION}.redaction: {e}"))?,
-        ),
+        Some(stamp) => {
+            let stamp = serde_json::from_value(stamp.clone())
+                .map_err(|e| format!("{EXTENSION}.redaction: {e}"))?;
+            // As a cassette's is checked: export would write one no reader takes.
+            crate::formats::validate::validate_stamp(&stamp)
+                .map_err(|e| format!("{EXTENSION}.redaction.{}", e.replacen('`', "", 1)))?;
+            Some(stamp)
+        }
     };
     Ok(Extension {
         session,
@@ -666,6 +670,11 @@ mod tests {
             ("session", json!("../x"), "_ims_vcr.session"),
             ("other_upstreams", json!(["https://h/path"]), "_ims_vcr.other_upstreams[0]"),
             ("other_upstreams", json!(["https://u:p@h"]), "upstream"),
+            (
+                "redaction",
+                json!({"fields": [], "headers": [], "query": [], "key_fingerprint": "md5:forged"}),
+                "_ims_vcr.redaction.key_fingerprint",
+            ),
         ] {
             let mut bad = exported.clone();
             bad["log"]["entries"][0][EXTENSION][field] = value;

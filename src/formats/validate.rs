@@ -26,12 +26,6 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
             credentials::shown_url(&request.path)
         ));
     }
-    if let Some(query) = request.query.as_deref().filter(|q| q.contains('#')) {
-        return Err(format!(
-            "query: {:?} holds a `#`: a fragment is never sent, so no request would match",
-            credentials::shown_url(query)
-        ));
-    }
     if !request.path.starts_with('/') || PathAndQuery::from_str(&target).is_err() {
         return Err(format!(
             "path: {target:?} is not an origin-form request target"
@@ -270,6 +264,25 @@ fn check_encoding(
             "headers[{i}]: {name}: {value:?} over a body that may still be encoded (compressed \
              bytes, or not UTF-8 text); {stored}: decode the body and remove the header"
         ));
+    }
+    Ok(())
+}
+
+/// A redaction stamp as ims-vcr writes one: `key_fingerprint` is `hmac-sha256:` and 16 hex
+/// digits, each pseudonym check 8 hex digits. Anything else was not written by a redaction, and
+/// `verify --require-redaction` must not take it for one.
+pub(crate) fn validate_stamp(stamp: &crate::secrets::redact::RedactionStamp) -> std::result::Result<(), String> {
+    let hex = |text: &str, digits: usize| text.len() == digits && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let fingerprint = &stamp.key_fingerprint;
+    if !fingerprint.strip_prefix("hmac-sha256:").is_some_and(|digits| hex(digits, 16)) {
+        return Err(format!(
+            "key_fingerprint`: {fingerprint:?} is not a redaction key's fingerprint (`hmac-sha256:` and 16 hex digits)"
+        ));
+    }
+    for (i, check) in stamp.pseudonym_checks.iter().flatten().enumerate() {
+        if !hex(check, 8) {
+            return Err(format!("pseudonym_checks[{i}]`: {check:?} is not 8 hex digits"));
+        }
     }
     Ok(())
 }

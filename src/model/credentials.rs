@@ -453,11 +453,14 @@ pub(crate) fn mask_json_in_form_values(form: &str, place: &str) -> Option<(Strin
     let masked = crate::model::params::rewrite_items(form, '&', |name, value| {
             let plus = value.replace('+', " ");
             let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8_lossy();
-            // A whole JSON document as a body's is read (every element of a credential's
-            // array, a token object's `id`, IAM's `hw_ak_sk`); else the pairs found in text
-            // that looks like JSON.
+            // The pairs found in text that looks like JSON, its spacing kept (what ims-vcr
+            // stored before, so a recording keeps its key); then the whole document as a body's
+            // is read for what those miss (every element of a credential's array, a token
+            // object's `id`, IAM's `hw_ak_sk`), written compactly only when there is such a one.
             let label = |field: &str| format!("credential field {field} of {place}");
-            let strict = mask_json_text(&decoded, &mut |json| {
+            let lenient = crate::model::json_like::mask_fields(&decoded, &|field, _| is_credential_name(field), &label);
+            let text = lenient.as_ref().map_or(&*decoded, |(masked, _)| masked.as_str());
+            let strict = mask_json_text(text, &mut |json| {
                 let mut found = mask_json(json);
                 for f in &mut found {
                     let field = f.label.strip_prefix("credential field ").unwrap_or(&f.label);
@@ -465,9 +468,13 @@ pub(crate) fn mask_json_in_form_values(form: &str, place: &str) -> Option<(Strin
                 }
                 found
             });
-            let masked = strict.or_else(|| {
-                crate::model::json_like::mask_fields(&decoded, &|field, _| is_credential_name(field), &label)
-            });
+            let masked = match (lenient, strict) {
+                (Some((_, mut found)), Some((masked, more))) => {
+                    found.extend(more);
+                    Some((masked, found))
+                }
+                (lenient, strict) => strict.or(lenient),
+            };
             let (masked, in_value) = masked?;
             found.extend(in_value);
             let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
@@ -598,6 +605,23 @@ pub fn shown_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_in_a_form_field_keeps_its_spacing_unless_a_whole_document_read_finds_more() {
+        let form = |body: &str| {
+            let (masked, found) = mask_body(body.as_bytes(), Some("application/x-www-form-urlencoded")).unwrap();
+            (String::from_utf8(masked).unwrap(), found.into_iter().map(|f| f.value).collect::<Vec<_>>())
+        };
+        // As every ims-vcr since JSON in form fields was read stored it: the request key stays.
+        let (masked, found) = form("payload=%7B%22access_token%22%3A+%22s-1%22%2C+%22b%22%3A+1%7D&x=1");
+        assert_eq!(masked, "payload=%7B%22access_token%22%3A+%22REDACTED%22%2C+%22b%22%3A+1%7D&x=1");
+        assert_eq!(found, ["s-1"]);
+        assert_eq!(mask_body(masked.as_bytes(), Some("application/x-www-form-urlencoded")), None);
+        // An array's elements, which the pairs alone miss: the document written compactly.
+        let (masked, found) = form("p=%7B%22password%22%3A+%5B%22a1a1a1%22%2C+%22b2b2b2%22%5D%7D");
+        assert!(!masked.contains("a1a1a1") && !masked.contains("b2b2b2"), "{masked}");
+        assert!(found.contains(&"b2b2b2".to_owned()), "{found:?}");
+    }
 
     #[test]
     fn credential_names_are_recognised_in_any_case_and_spelling() {

@@ -529,7 +529,7 @@ mod tests {
     fn json_held_by_a_query_value_has_its_credential_pairs_masked_as_a_forms_does() {
         let (masked, found) =
             mask_query("limit=1&filter=%7B%22access_token%22%3A%20%22SECRET_QUERY%22%7D&token=t-1").unwrap();
-        assert_eq!(masked, "limit=1&filter=%7B%22access_token%22%3A%22REDACTED%22%7D&token=REDACTED");
+        assert_eq!(masked, "limit=1&filter=%7B%22access_token%22%3A+%22REDACTED%22%7D&token=REDACTED");
         let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         assert_eq!(values, ["t-1", "SECRET_QUERY"]);
         assert!(found[1].label.contains("of JSON in the query"), "{}", found[1].label);

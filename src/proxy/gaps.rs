@@ -100,7 +100,8 @@ impl Proxy {
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         // The request line as the log may show it: those secrets masked wherever they are.
-        let shown = crate::secrets::shown::Shown::of_values(needles.iter().map(|n| n.value.clone()));
+        let whole = recorder.issued.whole().into_iter().map(|n| n.value);
+        let shown = crate::secrets::shown::Shown::of_values(needles.iter().map(|n| n.value.clone()).chain(whole));
         let line = shown.text(key.request_line());
         let line = line.as_ref();
         let passed = match gate.pass(&gap, needles) {

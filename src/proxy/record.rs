@@ -37,6 +37,14 @@ impl Recorder {
         known
     }
 
+    /// [`Recorder::known_secrets`] with the remembered tokens whole: what a log line showing a
+    /// refused exchange masks (only on that path: a scanner of whole KB-long tokens is dear).
+    pub(crate) fn secrets_to_mask(&self) -> Vec<Needle> {
+        let mut known = self.secrets.clone();
+        known.extend(self.issued.whole());
+        known
+    }
+
     /// Warns, once per request line, that a refusal (401/403) was recorded: replay will serve it
     /// as if it were the API's answer, and it is almost always the credential that is wrong.
     fn warn_if_refused(&self, key: &RequestKey, status: StatusCode) {
@@ -455,7 +463,7 @@ impl Proxy {
                 };
                 // A refused request may hold one of its credentials where no rule masks it
                 // (a token in a path segment): masked here too.
-                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.known_secrets());
+                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.secrets_to_mask());
                 let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);

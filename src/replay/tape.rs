@@ -503,7 +503,7 @@ pub(super) fn redaction_for(
     let warning = (!foreign.is_empty()).then(|| {
         let public = crate::secrets::pseudonym::PseudonymKey::new(crate::secrets::pseudonym::DEFAULT_KEY.as_bytes());
         let ours = match key.fingerprint() == public.fingerprint() {
-            true => format!("the key in use is the public default, {} (IMS_VCR_REDACT_KEY is not set)", key.fingerprint()),
+            true => format!("the key in use is the public default, {} (IMS_VCR_REDACT_KEY is not set, empty, or that key)", key.fingerprint()),
             false => format!("IMS_VCR_REDACT_KEY is {}", key.fingerprint()),
         };
         format!(

@@ -34,7 +34,8 @@ const TAIL: usize = 32;
 /// The latest tokens answers handed out (see the module's documentation).
 #[derive(Debug, Default)]
 pub(crate) struct Issued {
-    recent: Mutex<VecDeque<Needle>>,
+    /// Each token's needle (its tail) and the whole token (for what a log line shows).
+    recent: Mutex<VecDeque<(Needle, String)>>,
 }
 
 impl Issued {
@@ -47,30 +48,38 @@ impl Issued {
             .filter(|(name, _)| takes_placeholder(name.as_str()))
             .filter_map(|(name, value)| Some((name, value.to_str().ok()?.trim())))
             .filter(|(_, value)| value.len() >= MIN_REMEMBERED)
-            .map(|(name, value)| (name, tail(value)))
             .peekable();
         if issued.peek().is_none() {
             return;
         }
         let mut recent = self.recent.lock().expect("no code panics while holding the issued tokens");
-        for (name, value) in issued {
-            if recent.iter().any(|needle| needle.value == value) {
+        for (name, whole) in issued {
+            let value = tail(whole);
+            if recent.iter().any(|(needle, _)| needle.value == value) {
                 continue;
             }
             if recent.len() == KEPT {
                 recent.pop_front();
             }
-            recent.push_back(Needle {
+            let needle = Needle {
                 label: format!("a token an earlier answer handed out ({name})"),
                 value: value.to_owned(),
-            });
+            };
+            recent.push_back((needle, whole.to_owned()));
         }
     }
 
-    /// The tokens remembered (their tails), oldest first.
+    /// The tokens remembered (their tails), oldest first: what the leak gate looks for.
     pub(crate) fn needles(&self) -> Vec<Needle> {
         let recent = self.recent.lock().expect("no code panics while holding the issued tokens");
-        recent.iter().cloned().collect()
+        recent.iter().map(|(needle, _)| needle.clone()).collect()
+    }
+
+    /// The tokens remembered, whole, oldest first: what a log line showing a refused exchange
+    /// masks (masking only the tail would print the rest of the token).
+    pub(crate) fn whole(&self) -> Vec<Needle> {
+        let recent = self.recent.lock().expect("no code panics while holding the issued tokens");
+        recent.iter().map(|(needle, whole)| Needle { label: needle.label.clone(), value: whole.clone() }).collect()
     }
 }
 
@@ -123,6 +132,7 @@ mod tests {
         }
         let needles = issued.needles();
         assert_eq!(needles.len(), KEPT);
+        assert_eq!(issued.whole().len(), KEPT);
         assert_eq!(needles[0].value, "issued-token-00000003");
         assert!(needles[0].label.contains("x-subject-token"), "{}", needles[0].label);
     }
