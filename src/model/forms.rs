@@ -133,6 +133,48 @@ pub(crate) fn mask_form_lines_by(
     (!found.is_empty()).then_some((out, found))
 }
 
+/// A form (or a query) with the credential pairs of the JSON its values hold masked (see
+/// [`crate::model::json_like`]), each such value encoded again; `None` when no value holds any.
+/// `place` names where the form is in what is found (`the request body`).
+pub(crate) fn mask_json_in_form_values(form: &str, place: &str) -> Option<(String, Vec<Found>)> {
+    // A JSON name and value are quoted: nothing to find without a quote, raw or encoded.
+    if !(form.contains('"') || form.contains("%22") || form.contains('\'') || form.contains("%27")) {
+        return None;
+    }
+    let mut found = Vec::new();
+    let masked = crate::model::params::rewrite_items(form, '&', |name, value| {
+            let plus = value.replace('+', " ");
+            let decoded = percent_encoding::percent_decode_str(&plus).decode_utf8_lossy();
+            // The pairs found in text that looks like JSON, its spacing kept (what ims-vcr
+            // stored before, so a recording keeps its key); then the whole document as a body's
+            // is read for what those miss (every element of a credential's array, a token
+            // object's `id`, IAM's `hw_ak_sk`), written compactly only when there is such a one.
+            let label = |field: &str| format!("credential field {field} of {place}");
+            let lenient = crate::model::json_like::mask_fields(&decoded, &|field, _| crate::model::credentials::is_credential_name(field), &label);
+            let text = lenient.as_ref().map_or(&*decoded, |(masked, _)| masked.as_str());
+            let strict = crate::model::credentials::mask_json_text(text, &mut |json| {
+                let mut found = crate::model::credentials::mask_json(json);
+                for f in &mut found {
+                    let field = f.label.strip_prefix("credential field ").unwrap_or(&f.label);
+                    f.label = label(field.strip_suffix(" of the request body").unwrap_or(field));
+                }
+                found
+            });
+            let masked = match (lenient, strict) {
+                (Some((_, mut found)), Some((masked, more))) => {
+                    found.extend(more);
+                    Some((masked, found))
+                }
+                (lenient, strict) => strict.or(lenient),
+            };
+            let (masked, in_value) = masked?;
+            found.extend(in_value);
+            let encoded: String = form_urlencoded::byte_serialize(masked.as_bytes()).collect();
+            Some(format!("{name}={encoded}"))
+        });
+    (!found.is_empty()).then_some((masked, found))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,7 +94,7 @@ pub fn mask_query(query: &str) -> Option<(String, Vec<Found>)> {
     // A value holding JSON (`?filter={"password": …}`, percent-encoded): its credential pairs
     // too, as in a form body's field.
     let text = by_pairs.as_ref().map_or(query, |(masked, _)| masked.as_str());
-    match crate::model::credentials::mask_json_in_form_values(text, "JSON in the query")
+    match crate::model::forms::mask_json_in_form_values(text, "JSON in the query")
         .filter(|(masked, _)| masked != text)
     {
         Some((masked, in_values)) => {
