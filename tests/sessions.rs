@@ -337,7 +337,23 @@ async fn a_sessions_own_listener_puts_every_request_in_it_and_stop_returns_the_v
     let verdict = stopped.json();
     assert_eq!(verdict["session"], "suite/test_3");
     assert_eq!(verdict["hits"], 3);
-    // A name nothing knows is no passing verdict.
+    // A name nothing knows is no passing verdict; stopping or resetting it makes no session.
+    assert_eq!(
+        get(&format!("{control}/suite/no_such_test/verdict"))
+            .await
+            .status,
+        404
+    );
+    for action in ["stop", "reset"] {
+        let reply = send(
+            "POST",
+            &format!("{control}/suite/no_such_test/{action}"),
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 404, "{action}: {}", reply.text());
+    }
     assert_eq!(
         get(&format!("{control}/suite/no_such_test/verdict"))
             .await

@@ -158,20 +158,28 @@ pub const MAX_HAR_FILE: u64 = 1 << 30;
 /// it is larger than `limit`.
 pub fn read_limited(path: &Path, limit: u64, kind: &str) -> Result<Vec<u8>> {
     use std::io::Read as _;
+    let too_large = || {
+        Error::cassette(
+            path,
+            format!(
+                "the file is larger than {} MiB, the most ims-vcr reads of one {kind}",
+                limit >> 20,
+            ),
+        )
+    };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // A regular file says its size: refused before a byte is read (a 3 GB file would be read
+    // whole into memory first). A pipe or a device says nothing, and is read up to the limit.
+    if file.metadata().is_ok_and(|meta| meta.is_file() && meta.len() > limit) {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
     (&file)
         .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::cassette(
-            path,
-            format!(
-                "the file is larger than {} MiB, the most ims-vcr reads of one {kind}",
-                limit >> 20,
-            ),
-        ));
+        return Err(too_large());
     }
     Ok(bytes)
 }

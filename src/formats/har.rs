@@ -136,6 +136,25 @@ fn entry(interaction: &Interaction) -> Value {
 /// origins of the proxy's other routes that the answer mentions, and the redaction stamp.
 const EXTENSION: &str = "_ims_vcr";
 
+/// A HAR text field: a string, or nothing (absent or `null`: empty); another type is an error
+/// naming `field`, not a body silently left empty.
+fn text_of<'v>(value: &'v Value, field: &str) -> std::result::Result<&'v str, String> {
+    match value {
+        Value::Null => Ok(""),
+        Value::String(text) => Ok(text),
+        other => Err(format!("{field}: {} is not a string", shown_json(other))),
+    }
+}
+
+/// `value` as JSON for a message, cut at 60 characters.
+fn shown_json(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
 fn extension(interaction: &Interaction) -> Option<Value> {
     let mut extension = serde_json::Map::new();
     if let Some(session) = &interaction.request.session {
@@ -171,8 +190,16 @@ fn read_extension(entry: &Value) -> std::result::Result<Extension, String> {
     if extension.is_null() {
         return Ok(Extension::default());
     }
-    if !extension.is_object() {
+    let Some(fields) = extension.as_object() else {
         return Err(format!("{EXTENSION}: {extension} is not an object"));
+    };
+    // As a cassette's unknown field is: a misspelt `sesion` would merge a session's answers
+    // into the default one's.
+    if let Some(unknown) = fields.keys().find(|k| !["session", "other_upstreams", "redaction"].contains(&k.as_str())) {
+        return Err(format!(
+            "{EXTENSION}.{unknown}: is not a field of ims-vcr's HAR extension (session, \
+             other_upstreams, redaction): misspelt, or written by another tool? Remove or rename it"
+        ));
     }
     let session = match &extension["session"] {
         Value::Null => None,
@@ -316,7 +343,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
         !n.starts_with(':') && !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
     };
     let post_data = &request["postData"];
-    let mut request_body = post_data["text"].as_str().unwrap_or("").as_bytes().to_vec();
+    let mut request_body = text_of(&post_data["text"], "request.postData.text")?.as_bytes().to_vec();
     match &post_data["encoding"] {
         // Some tools write an empty encoding for plain text.
         Value::Null => {}
@@ -332,11 +359,11 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             ));
         }
     }
-    let mut body = response["content"]["text"]
-        .as_str()
-        .unwrap_or("")
-        .as_bytes()
-        .to_vec();
+    // HAR 1.2 requires `content`; its `text` may be left out (no body, or not captured).
+    if !response["content"].is_object() {
+        return Err(format!("response.content: {} where HAR 1.2 requires an object", shown_json(&response["content"])));
+    }
+    let mut body = text_of(&response["content"]["text"], "response.content.text")?.as_bytes().to_vec();
     match &response["content"]["encoding"] {
         // Some tools write an empty encoding for plain text.
         Value::Null => {}
@@ -429,9 +456,12 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             headers: response_headers,
             body: Body::from_bytes(&body),
             recorded_at: started_date_time(entry)?,
-            latency_ms: entry["time"]
-                .as_f64()
-                .map_or(0, |t| t.max(0.0).round() as u64),
+            // A negative time (`-1`, "not known", as HAR writes a timing it lacks) is none.
+            latency_ms: match &entry["time"] {
+                Value::Null => 0,
+                Value::Number(time) => time.as_f64().map_or(0, |t| t.max(0.0).round() as u64),
+                other => return Err(format!("time: {} is not a number of milliseconds", shown_json(other))),
+            },
             upstream: origin,
             other_upstreams: extension.other_upstreams,
         },
@@ -675,6 +705,7 @@ mod tests {
                 json!({"fields": [], "headers": [], "query": [], "key_fingerprint": "md5:forged"}),
                 "_ims_vcr.redaction.key_fingerprint",
             ),
+            ("sesion", json!("team-a"), "_ims_vcr.sesion: is not a field"),
         ] {
             let mut bad = exported.clone();
             bad["log"]["entries"][0][EXTENSION][field] = value;
@@ -697,6 +728,13 @@ mod tests {
             ("status", Box::new(|e| e["response"]["status"] = 1000.into())),
             ("status", Box::new(|e| e["response"]["status"] = 70000.into())),
             ("latency_ms", Box::new(|e| e["time"] = 1e300.into())),
+            ("time", Box::new(|e| e["time"] = "NaN".into())),
+            ("response.content.text", Box::new(|e| e["response"]["content"]["text"] = 12345.into())),
+            ("response.content.text", Box::new(|e| e["response"]["content"]["text"] = json!(["a"]))),
+            ("response.content", Box::new(|e| {
+                e["response"].as_object_mut().unwrap().remove("content");
+            })),
+            ("request.postData.text", Box::new(|e| e["request"]["postData"] = json!({"mimeType": "text/plain", "text": 5}))),
         ];
         for (field, change) in cases {
             let mut har = base.clone();

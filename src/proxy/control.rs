@@ -148,17 +148,32 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
         _ => crate::model::session::validate,
     };
     if let Err(why) = check(name) {
-        let msg = format!("{CONTROL_PREFIX}sessions/{name}/{action}: {why}");
+        // A name of 60,000 characters is not echoed whole (nor twice: `why` may quote it).
+        // Its head and tail kept: a reason may follow the name it quotes.
+        let cut = |text: &str| {
+            let chars: Vec<char> = text.chars().collect();
+            match chars.len() > 240 {
+                true => {
+                    let head: String = chars[..120].iter().collect();
+                    let tail: String = chars[chars.len() - 120..].iter().collect();
+                    format!("{head}… ({} characters in all) …{tail}", chars.len())
+                }
+                false => text.to_owned(),
+            }
+        };
+        let msg = format!("{CONTROL_PREFIX}sessions/{}/{action}: {}", cut(name), cut(&why));
         return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &msg, json!({}));
+    }
+    // A name nothing knows (a typo in a harness) is no passing verdict, and stopping or
+    // resetting it makes no session of it: 404, as for its verdict.
+    let unknown = || !proxy.sessions.knows(name) && !proxy.tapes.session_names().iter().any(|n| n == name);
+    if matches!(action, "verdict" | "stop" | "reset") && unknown() {
+        let msg = format!("no session {name:?}: it made no request, has no listener and no recording");
+        return error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}));
     }
     // The verdict so far, the session going on: what a test harness checks after a test's body
     // while its clean-up still uses the session.
     if action == "verdict" && (method == Method::GET || method == Method::POST) {
-        // A name nothing knows (a typo in a harness) is no passing verdict.
-        if !proxy.sessions.knows(name) && !proxy.tapes.session_names().iter().any(|n| n == name) {
-            let msg = format!("no session {name:?}: it made no request, has no listener and no recording");
-            return error_response(StatusCode::NOT_FOUND, "IMS_VCR.NOT_FOUND", &msg, json!({}));
-        }
         return ok(json!(proxy.sessions.current(name, &proxy.tapes, proxy.settings.fail_on_unused)));
     }
     if method != Method::POST {
