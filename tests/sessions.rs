@@ -1187,6 +1187,9 @@ async fn a_verdict_names_ten_failed_sessions_and_counts_the_others() {
         .await;
         assert_eq!(reply.status, 599);
     }
+    // And one miss of the default session's: named first.
+    let reply = send("GET", &format!("{}/v2/images/none", proxy.uri), &[], b"").await;
+    assert_eq!(reply.status, 599);
     proxy.signal("-TERM");
     let (status, log) = proxy.wait_with_log();
     assert_eq!(status.code(), Some(3), "{log}");
@@ -1195,9 +1198,9 @@ async fn a_verdict_names_ten_failed_sessions_and_counts_the_others() {
         .find(|l| l.contains("failed sessions"))
         .unwrap_or_default();
     assert!(
-        verdict.contains("25 failed sessions: suite/test_00, suite/test_01"),
+        verdict.contains("26 failed sessions: the default session (no x-ims-vcr-session), suite/test_00, suite/test_01"),
         "{verdict}"
     );
-    assert!(verdict.contains("suite/test_09 and 15 more"), "{verdict}");
-    assert!(!verdict.contains("suite/test_10"), "{verdict}");
+    assert!(verdict.contains("suite/test_08 and 16 more"), "{verdict}");
+    assert!(!verdict.contains("suite/test_09"), "{verdict}");
 }

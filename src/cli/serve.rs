@@ -342,7 +342,7 @@ pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) 
             count(n, "recording never played", "recordings never played")
         ));
     }
-    let sessions: Vec<&str> = summary
+    let mut sessions: Vec<&str> = summary
         .sessions
         .iter()
         .filter(|s| {
@@ -351,6 +351,11 @@ pub(super) fn apply_verdicts(summary: &crate::Summary, verdicts: &PlaybackArgs) 
         })
         .map(|s| s.session.as_str())
         .collect();
+    // Misses no named session had are the default session's: named too, beside the others.
+    let in_sessions: u64 = summary.sessions.iter().map(|s| s.miss_count).sum();
+    if verdicts.fail_on_miss && !sessions.is_empty() && summary.miss_count() > in_sessions {
+        sessions.insert(0, "the default session (no x-ims-vcr-session)");
+    }
     // A few named, the rest counted: the summary above lists them, bounded as it is.
     const NAMED: usize = 10;
     match sessions.len() {
