@@ -305,10 +305,14 @@ fn started_date_time(entry: &Value) -> std::result::Result<String, String> {
 fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>), String> {
     let request = &entry["request"];
     let response = &entry["response"];
-    let method = request["method"]
-        .as_str()
-        .ok_or("request.method: missing")?;
-    let url = request["url"].as_str().ok_or("request.url: missing")?;
+    // Missing, or there but not what HAR 1.2 has there: said which.
+    let wrong = |field: &str, value: &Value, want: &str| match value {
+        Value::Null => format!("{field}: missing"),
+        other => format!("{field}: {} is not {want}", shown_json(other)),
+    };
+    let method = (request["method"].as_str())
+        .ok_or_else(|| wrong("request.method", &request["method"], "a string"))?;
+    let url = (request["url"].as_str()).ok_or_else(|| wrong("request.url", &request["url"], "a string"))?;
     let uri = Uri::from_str(url).map_err(|e| format!("request.url: {e}"))?;
     // Every header is checked before any is dropped, so a credential header with a value that
     // is not a header value is refused rather than silently left out of the leak gate's needles.
@@ -316,7 +320,7 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
     let raw_headers =
         |v: &Value, what: &str| -> std::result::Result<Vec<(String, String)>, String> {
             v.as_array()
-                .ok_or(format!("{what}.headers: missing"))?
+                .ok_or_else(|| wrong(&format!("{what}.headers"), v, "a list of {name, value} objects"))?
                 .iter()
                 .enumerate()
                 .map(|(i, h)| match (h["name"].as_str(), h["value"].as_str()) {
@@ -729,6 +733,8 @@ mod tests {
             ("status", Box::new(|e| e["response"]["status"] = 70000.into())),
             ("latency_ms", Box::new(|e| e["time"] = 1e300.into())),
             ("time", Box::new(|e| e["time"] = "NaN".into())),
+            ("request.url: 5 is not a string", Box::new(|e| e["request"]["url"] = 5.into())),
+            ("response.headers: {\"a\":\"b\"} is not a list", Box::new(|e| e["response"]["headers"] = json!({"a": "b"}))),
             ("response.content.text", Box::new(|e| e["response"]["content"]["text"] = 12345.into())),
             ("response.content.text", Box::new(|e| e["response"]["content"]["text"] = json!(["a"]))),
             ("response.content", Box::new(|e| {
