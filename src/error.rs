@@ -178,29 +178,10 @@ impl Error {
         }
     }
 
-    /// A cassette validation error on `path`. A reason quoting a long value (a 70 KB path) keeps
-    /// its first and last [`MAX_REASON`]` / 2` bytes (what is wrong is usually said after the
-    /// value), saying how much was left out between them.
+    /// A cassette validation error on `path`. A reason quoting a long value (a 70 KB path) is
+    /// [`elided`] to [`MAX_REASON`] bytes or so: what is wrong is usually said after the value.
     pub(crate) fn cassette(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        let mut reason = reason.into();
-        if reason.len() > MAX_REASON {
-            let boundary = |mut at: usize| {
-                while !reason.is_char_boundary(at) {
-                    at += 1;
-                }
-                at
-            };
-            let (head, tail) = (
-                boundary(MAX_REASON / 2),
-                boundary(reason.len() - MAX_REASON / 2),
-            );
-            reason = format!(
-                "{}… ({} bytes left out) …{}",
-                &reason[..head],
-                tail - head,
-                &reason[tail..]
-            );
-        }
+        let reason = elided(reason.into(), MAX_REASON);
         Error::Cassette {
             path: path.into(),
             reason,
@@ -210,6 +191,28 @@ impl Error {
 
 /// The longest reason an [`Error::Cassette`] gives, in bytes.
 const MAX_REASON: usize = 2_000;
+
+/// `text` as an error may quote it: longer than `max` bytes, its first and last `max / 2` bytes
+/// (at character boundaries) with how many were left out between them, so a reason said after
+/// a long value it quotes (a path, a session name) is kept.
+pub(crate) fn elided(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let boundary = |mut at: usize| {
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+        at
+    };
+    let (head, tail) = (boundary(max / 2), boundary(text.len() - max / 2));
+    format!(
+        "{}… ({} bytes left out) …{}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
+}
 
 /// What sled said, as people read it. sled copies an I/O error as the text of its debug form
 /// (`Os { code: 28, kind: StorageFull, message: "No space left on device" }`) each time it

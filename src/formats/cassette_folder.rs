@@ -161,10 +161,6 @@ pub fn write_dir_with_progress(
     Ok(summary)
 }
 
-/// The error naming the first of `files` (rendered cassettes, all under `dir`) whose path the
-/// export cannot write: a symlink or a folder at its name, or, at any folder between `dir` and
-/// it (a session's, `suite/` of `suite/t1`), something other than a folder (a file, a symlink:
-/// written through, it would reach outside `dir`). `dir` itself may be a symlink to a folder.
 /// `recording` rendered with the `recorded_at` and `latency_ms` of each answer the cassette at
 /// `path` (`old`, its bytes) holds at the same place with the same status, headers, body and
 /// origins; `None` when no answer's differ or `old` does not read as a cassette.
@@ -194,6 +190,10 @@ fn keep_unchanged_answers_times(
     any.then(|| render(&kept, rules))
 }
 
+/// The error naming the first of `files` (rendered cassettes, all under `dir`) whose path the
+/// export cannot write: a symlink or a folder at its name, or, at any folder between `dir` and
+/// it (a session's, `suite/` of `suite/t1`), something other than a folder (a file, a symlink:
+/// written through, it would reach outside `dir`). `dir` itself may be a symlink to a folder.
 fn blocked_target(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) -> Option<Error> {
     let mut folders = std::collections::BTreeSet::new();
     for path in files.keys() {

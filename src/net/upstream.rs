@@ -383,15 +383,11 @@ impl Upstream {
         // Origin form (`/path?query`), as an HTTP/1.1 request line to an origin server has it:
         // the upstream's host is in `Host`, and error messages add its origin (`Url`).
         let signing = self.credentials.is_some() && signer::wants_proxy_signature(client_headers);
-        let rewritten = (target.query().filter(|_| signing).map(signer::query_to_sign))
-            .and_then(|query| match query {
-                std::borrow::Cow::Owned(query) => Some(format!("{}?{query}", target.path())),
-                std::borrow::Cow::Borrowed(_) => None,
-            });
-        let uri = match rewritten.and_then(|target| Uri::try_from(target).ok()) {
-            Some(uri) => uri,
-            None => Uri::from(target),
+        let rewritten = match target.query().map(signer::query_to_sign) {
+            Some(std::borrow::Cow::Owned(query)) if signing => Uri::try_from(format!("{}?{query}", target.path())).ok(),
+            _ => None,
         };
+        let uri = rewritten.unwrap_or_else(|| Uri::from(target));
         let mut headers = client_headers.clone();
         // `Expect: 100-continue` too: the proxy holds the whole body already.
         let dropped = |name: &HeaderName| name == CONTENT_LENGTH || name == EXPECT;

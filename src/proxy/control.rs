@@ -149,18 +149,7 @@ fn session(proxy: &Proxy, method: &Method, route: &str) -> Response<Full<Bytes>>
     };
     if let Err(why) = check(name) {
         // A name of 60,000 characters is not echoed whole (nor twice: `why` may quote it).
-        // Its head and tail kept: a reason may follow the name it quotes.
-        let cut = |text: &str| {
-            let chars: Vec<char> = text.chars().collect();
-            match chars.len() > 240 {
-                true => {
-                    let head: String = chars[..120].iter().collect();
-                    let tail: String = chars[chars.len() - 120..].iter().collect();
-                    format!("{head}… ({} characters in all) …{tail}", chars.len())
-                }
-                false => text.to_owned(),
-            }
-        };
+        let cut = |text: &str| crate::error::elided(text.to_owned(), 240);
         let msg = format!("{CONTROL_PREFIX}sessions/{}/{action}: {}", cut(name), cut(&why));
         return error_response(StatusCode::BAD_REQUEST, "IMS_VCR.BAD_SESSION", &msg, json!({}));
     }
