@@ -274,6 +274,50 @@ async fn match_rules_are_recorded_with_the_cassettes_and_used_at_replay() {
     );
 }
 
+/// A matched header whose value is not plain ASCII (`René`, as UTF-8) keys alike when recorded
+/// and when asked again: the live key read such a value as absent, the stored one as text, so
+/// it never replayed and `auto` recorded it again on every call.
+#[tokio::test]
+async fn a_matched_header_value_beyond_ascii_replays_from_the_store_and_from_cassettes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let rules = MatchRules {
+        match_headers: vec!["x-name".into()],
+        ..MatchRules::default()
+    };
+    let proxy = ProxyServer::builder()
+        .record(upstream_for(&fake, dir.path()))
+        .store(&store)
+        .match_rules(rules)
+        .start()
+        .await
+        .unwrap();
+    let url = |proxy: &ProxyServer| format!("{}/v2/images?limit=1", proxy.uri());
+    let recorded = send("GET", &url(&proxy), &[("x-name", "René")], b"").await;
+    assert_eq!(recorded.header("x-ims-vcr"), Some("recorded"));
+    proxy.shutdown().await.unwrap();
+    fake.stop().await;
+
+    let replay = replayer(&store).await;
+    let hit = send("GET", &url(&replay), &[("x-name", "René")], b"").await;
+    assert_eq!(hit.header("x-ims-vcr"), Some("hit"), "{}", hit.text());
+    assert_eq!(hit.body, recorded.body);
+    let other = send("GET", &url(&replay), &[("x-name", "Renée")], b"").await;
+    assert_eq!(
+        other.header("x-ims-vcr"),
+        Some("miss"),
+        "another value is another request"
+    );
+    replay.shutdown().await.unwrap();
+
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    let replay = cassette_replayer(&out).await;
+    let hit = send("GET", &url(&replay), &[("x-name", "René")], b"").await;
+    assert_eq!(hit.header("x-ims-vcr"), Some("hit"), "{}", hit.text());
+}
+
 #[tokio::test]
 async fn a_miss_carries_a_machine_readable_diff_against_the_nearest_recording() {
     let (_dir, store, _fake, proxy) = fake_and_recorder(FakeOptions::default()).await;

@@ -215,12 +215,12 @@ pub const SELECTING: [&str; 6] = [
 
 /// Adds `name: values` (comma-joined) to a canonical form, credentials in a value (`?token=` in
 /// a URL it holds) masked as the stored header has them, so the two key alike.
-fn push_header(canonical: &mut String, name: &str, values: Vec<&str>) {
+fn push_header<V: AsRef<str>>(canonical: &mut String, name: &str, values: Vec<V>) {
     let values: Vec<Cow<'_, str>> = values
-        .into_iter()
-        .map(|v| match crate::model::params::mask_header_value(v) {
+        .iter()
+        .map(|v| match crate::model::params::mask_header_value(v.as_ref()) {
             Some((masked, _)) => Cow::Owned(masked),
-            None => Cow::Borrowed(v),
+            None => Cow::Borrowed(v.as_ref()),
         })
         .collect();
     canonical.push_str(&format!("\n{name}: {}", values.join(", ")));
@@ -229,12 +229,14 @@ fn push_header(canonical: &mut String, name: &str, values: Vec<&str>) {
 /// The canonical form of a request (method, path, query; see [`RequestKey`]), without its
 /// session line. `header`
 /// returns the values of a header by lower-case name (only consulted for
-/// [`MatchRules::match_headers`]). Built in place: this runs on every request, and `format!`
-/// with a normalised copy of the path costs more allocations.
-pub fn canonical_form<'a>(
+/// [`MatchRules::match_headers`]), as text: `&str`, or a `Cow` where a value that is not
+/// visible ASCII (`René`, a Latin-1 byte) is read as lossy UTF-8, as a stored request's header
+/// is. Built in place: this runs on every request, and `format!` with a normalised copy of the
+/// path costs more allocations.
+pub fn canonical_form<V: AsRef<str>>(
     rules: &MatchRules,
     (method, path, query): (&str, &str, Option<&str>),
-    header: impl Fn(&str) -> Vec<&'a str>,
+    header: impl Fn(&str) -> Vec<V>,
     body: &[u8],
 ) -> String {
     let volatile = &rules.volatile;
@@ -286,10 +288,12 @@ pub fn canonical_form<'a>(
 /// with its keys sorted and whitespace removed, credentials masked (`canonical_body`); its
 /// SHA-256 is the canonical form's `body sha256:` line. `header` gives the request's values
 /// of a header.
-fn matched_body<'a>(body: &[u8], header: &impl Fn(&str) -> Vec<&'a str>) -> Vec<u8> {
+fn matched_body<V: AsRef<str>>(body: &[u8], header: &impl Fn(&str) -> Vec<V>) -> Vec<u8> {
     let content_type = header("content-type");
-    let decoded = crate::model::encodings::decoded_request_body(body, &header("content-encoding"));
-    canonical_body(decoded.as_deref().unwrap_or(body), content_type.first().copied())
+    let encodings = header("content-encoding");
+    let encodings: Vec<&str> = encodings.iter().map(AsRef::as_ref).collect();
+    let decoded = crate::model::encodings::decoded_request_body(body, &encodings);
+    canonical_body(decoded.as_deref().unwrap_or(body), content_type.first().map(AsRef::as_ref))
 }
 
 /// [`matched_body`] of a request under `rules` (volatile values masked first, as the

@@ -16,11 +16,16 @@
 //!
 //! A write can stay blocked much longer than the timeout while the client still reads: the
 //! kernel's send buffer grows to megabytes, and the socket is writable again only once a large
-//! share of it has drained, which at a few hundred KB/s takes seconds. So before closing a
-//! connection whose answer is still in its send queue, the sweeper looks at how much of it the
-//! client has not taken yet (`SIOCOUTQ`, [`Waiting::unsent`]): when that changed since its last
-//! look, the client is reading, and the wait restarts. A client that stops reading with bytes
-//! still queued is cut after at most twice the timeout (the first look only notes the count).
+//! share of it has drained; and the client's kernel, whose receive buffer is megabytes too,
+//! opens its window again only once a large share of that is free (so that it is not
+//! advertised a few bytes at a time). At a few hundred KB/s either takes seconds, at tens of
+//! KB/s a minute: the queue stands still meanwhile, though the client reads steadily. So a
+//! connection whose answer is still in its send queue has [`stall_limit`] (two minutes, or the
+//! timeout when longer: nginx's `send_timeout` is one) without a write getting through, not
+//! the head timeout; then the sweeper looks at how much of the answer the client has not taken
+//! yet (`SIOCOUTQ`, [`Waiting::unsent`]): when that changed since its last look, the client is
+//! reading, and the wait restarts. A client that stops reading with bytes still queued is cut
+//! after at most twice the stall limit (the first look only notes the count).
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
@@ -42,6 +47,9 @@ const SERVING: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct HeadTimeout {
     timeout: Duration,
+    /// How long an answer may stay in the send queue with no write getting through before the
+    /// sweeper looks at whether the client is taking it ([`stall_limit`]).
+    stall: Duration,
     /// Milliseconds since `epoch`, updated by the sweeper (a clock that costs one atomic load).
     now_ms: AtomicU64,
     epoch: Instant,
@@ -82,9 +90,10 @@ impl Waiting {
     }
 
     /// Whether the client took bytes of the queued answer since the sweeper's last look (or
-    /// the queue emptied since): the wait for a request head does not count that time.
-    fn client_reading(&self) -> bool {
-        let Some(unsent) = self.unsent() else {
+    /// the queue emptied since), `unsent` being what is queued now: the wait for a request
+    /// head does not count that time.
+    fn client_reading(&self, unsent: Option<u64>) -> bool {
+        let Some(unsent) = unsent else {
             return false;
         };
         self.unsent_seen.swap(unsent, Ordering::Relaxed) != unsent
@@ -95,8 +104,14 @@ impl HeadTimeout {
     /// Starts the sweeper (on the current tokio runtime); it stops once the returned handle and
     /// every connection's [`Watch`] are dropped.
     pub fn start(timeout: Duration) -> Arc<HeadTimeout> {
+        HeadTimeout::start_with(timeout, stall_limit(timeout))
+    }
+
+    /// [`HeadTimeout::start`] with a stall limit of its own (tests: the real one is minutes).
+    fn start_with(timeout: Duration, stall: Duration) -> Arc<HeadTimeout> {
         let this = Arc::new(HeadTimeout {
             timeout,
+            stall,
             now_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             watched: Mutex::new(HashMap::new()),
@@ -136,10 +151,16 @@ impl HeadTimeout {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.now_ms.store(now, Ordering::Relaxed);
         let limit = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        let stall = u64::try_from(self.stall.as_millis()).unwrap_or(u64::MAX);
         for waiting in self.lock().values() {
             let since = waiting.waiting_since.load(Ordering::Relaxed);
             if since != SERVING && now.saturating_sub(since) >= limit {
-                if waiting.client_reading() {
+                // An answer still queued: the client has the stall limit to take some of it.
+                let unsent = waiting.unsent();
+                if unsent.is_some_and(|queued| queued > 0) && now.saturating_sub(since) < stall {
+                    continue;
+                }
+                if waiting.client_reading(unsent) {
                     // Restarted unless a request or a write moved the clock meanwhile.
                     let _ = (waiting.waiting_since).compare_exchange(
                         since,
@@ -154,6 +175,14 @@ impl HeadTimeout {
             }
         }
     }
+}
+
+/// How long an answer may sit in the send queue with no write getting through, before the
+/// client is taken to have stopped reading: two minutes (a client reading at 25 KB/s or more
+/// frees half of a 6 MB receive buffer, Linux's default largest, within it), or the head
+/// timeout when that is longer.
+pub(crate) fn stall_limit(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_secs(120))
 }
 
 /// A tenth of the timeout, between 10 ms and 1 s.
@@ -410,15 +439,15 @@ mod tests {
         server.set_nonblocking(true).unwrap();
         let chunk = vec![b'x'; 64 * 1024];
         while (&server).write(&chunk).is_ok() {}
-        let timeouts = HeadTimeout::start(Duration::from_secs(1));
+        let timeouts = HeadTimeout::start_with(Duration::from_secs(1), Duration::from_secs(3));
         let watch = Arc::new(timeouts.watch());
         let io = Progress::new((), watch.clone(), Some(server.as_raw_fd()));
         let queued = watch.waiting.unsent().expect("the socket's send queue");
         assert!(queued > 512 * 1024, "the answer fills the send queue: {queued} bytes");
-        // The client reads 64 KiB every 700 ms for five timeouts, and no write of the proxy's
-        // gets through meanwhile (its queue is never drained enough to be writable).
+        // The client reads 64 KiB every 700 ms for twice the stall limit, and no write of the
+        // proxy's gets through meanwhile (its queue is never drained enough to be writable).
         let mut taken = vec![0; 64 * 1024];
-        for _ in 0..7 {
+        for _ in 0..9 {
             assert!(!expires_within(&watch, Duration::from_millis(700)).await, "cut while reading");
             let before = watch.waiting.unsent().unwrap();
             client.read_exact(&mut taken).unwrap();
@@ -430,8 +459,10 @@ mod tests {
             }
         }
         assert!(watch.waiting.unsent().unwrap() > 0, "bytes still queued");
-        // It stops reading: cut within twice the timeout (and a sweep).
-        assert!(expires_within(&watch, Duration::from_millis(2200)).await);
+        // It stops reading: not cut within the stall limit, whatever the head timeout...
+        assert!(!expires_within(&watch, Duration::from_millis(2900)).await);
+        // ...but within twice the stall limit (and a sweep).
+        assert!(expires_within(&watch, Duration::from_millis(3300)).await);
         // Once its I/O is gone, the socket is not looked at any more.
         drop(io);
         assert_eq!(watch.waiting.unsent(), None);

@@ -12,6 +12,7 @@
 //! [`Keys`] has its own id), as two proxies in one process (tests, a library user) may have
 //! different rules.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,8 +126,13 @@ fn computed(rules: &MatchRules, parts: &Parts, body: &[u8], session: Option<&str
                 .headers
                 .get_all(name)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect()
+                // As a stored request's header reads (`headers::to_pairs`): a value that is
+                // not visible ASCII (`René`, a Latin-1 byte) keys as lossy UTF-8, not as absent.
+                .map(|v| match v.to_str() {
+                    Ok(text) => Cow::Borrowed(text),
+                    Err(_) => String::from_utf8_lossy(v.as_bytes()),
+                })
+                .collect::<Vec<_>>()
         },
         body,
     );
@@ -149,6 +155,28 @@ mod tests {
         MatchRules {
             match_headers: vec![header.into()],
             ..MatchRules::default()
+        }
+    }
+
+    #[test]
+    fn a_matched_value_beyond_ascii_keys_as_the_stored_request_reads_it() {
+        let rules = rules_matching("x-name");
+        for value in [&b"Ren\xc3\xa9"[..], b"Ren\xe9", b"plain"] {
+            let mut live = parts("GET", "/v2/images", &[]);
+            let header = hyper::header::HeaderValue::from_bytes(value).unwrap();
+            live.headers.insert("x-name", header);
+            let key = computed(&rules, &live, b"", None);
+            // A stored request's headers are text read as lossy UTF-8 (`headers::to_pairs`).
+            let stored = crate::model::headers::to_pairs(&live.headers, |_| true);
+            let header = |name: &str| {
+                (stored.iter())
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+            };
+            let expected = RequestKey::new(&rules, "GET", "/v2/images", None, header, b"");
+            assert_eq!(key, expected, "{}", String::from_utf8_lossy(value));
+            assert!(!key.canonical().ends_with("x-name: "), "{}", key.canonical());
         }
     }
 

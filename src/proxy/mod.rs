@@ -11,6 +11,7 @@ mod keys;
 mod passthrough;
 mod playback;
 mod record;
+mod request_body;
 mod responses;
 pub mod metrics;
 pub mod realism;
@@ -351,67 +352,6 @@ impl Proxy {
         // A clone (a count, not a copy; nothing for a request without a body) for the log line.
         let (response, outcome) = self.answer(mode, &parts, body.clone(), session).await;
         Ok(self.log(&parts, &body, started, response, outcome, session))
-    }
-
-    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413). A body
-    /// left unread ends the connection, so the answer says `Connection: close` (HTTP/1), or a
-    /// client sends its next request on it (Python's `http.client`: `RemoteDisconnected`).
-    async fn read_body(
-        &self,
-        body: Incoming,
-        version: hyper::Version,
-    ) -> Result<Bytes, Response<Full<Bytes>>> {
-        self.read_body_within_limits(body).await.map_err(|mut refused| {
-            closing(&mut refused, version);
-            refused
-        })
-    }
-
-    async fn read_body_within_limits(
-        &self,
-        body: Incoming,
-    ) -> Result<Bytes, Response<Full<Bytes>>> {
-        let too_large = || {
-            let max = self.settings.max_body;
-            let msg = format!("request body is larger than {max} bytes (--max-body)");
-            error_response(StatusCode::PAYLOAD_TOO_LARGE, "IMS_VCR.BODY_TOO_LARGE", &msg, json!({}))
-        };
-        // A declared length over the cap is refused before any of the body is read, so a client
-        // that sent `Expect: 100-continue` is not asked to upload it.
-        if hyper::body::Body::size_hint(&body).lower() > self.settings.max_body as u64 {
-            return Err(too_large());
-        }
-        let collected = tokio::time::timeout(
-            self.settings.body_read_timeout,
-            Limited::new(body, self.settings.max_body).collect(),
-        );
-        let Ok(collected) = collected.await else {
-            let msg = format!(
-                "the request body did not arrive within {} s (--header-read-timeout)",
-                self.settings.body_read_timeout.as_secs_f64()
-            );
-            return Err(error_response(
-                StatusCode::REQUEST_TIMEOUT,
-                "IMS_VCR.BODY_TIMEOUT",
-                &msg,
-                json!({}),
-            ));
-        };
-        collected.map(|body| body.to_bytes()).map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large()
-            } else {
-                let msg = format!("could not read the request body: {e}");
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    "IMS_VCR.BAD_REQUEST",
-                    &msg,
-                    json!({}),
-                )
-            }
-        })
     }
 
     fn log(

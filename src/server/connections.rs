@@ -59,10 +59,11 @@ impl Connections {
             .timer(TokioTimer::new())
             // The same cap on a request's headers as HTTP/1's (hyper's HTTP/2 default is 16 KiB,
             // which a large Keystone token and a few cookies can pass).
-            .max_header_list_size(MAX_HEAD_BYTES as u32)
-            // HTTP/2 has no header-read timeout; PINGs at least drop a peer that stopped answering.
-            .keep_alive_interval(header_read_timeout)
-            .keep_alive_timeout(header_read_timeout);
+            // No PINGs: a client reading a long answer slowly answers one only once it has read
+            // what was queued before it (curl allows 10 MB and more in flight), so a PING's
+            // timeout cut readers that were taking every byte. A peer that is gone is dropped
+            // by TCP's keep-alive instead (`server::accept_loop`).
+            .max_header_list_size(MAX_HEAD_BYTES as u32);
         Connections {
             http1,
             http2,

@@ -589,3 +589,178 @@ async fn a_tunnel_or_two_host_headers_are_refused_in_every_mode_and_never_forwar
     );
     fake.stop().await;
 }
+
+/// An upstream answering every request on a connection with `size` bytes of `application/octet-stream`
+/// (an image's data): raw HTTP/1.1, so nothing but the bytes is timed.
+async fn upstream_of_large_answers(size: usize) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        head.clear();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+                        );
+                        let mut bytes = answer.into_bytes();
+                        bytes.resize(bytes.len() + size, b'i');
+                        if stream.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// One HTTP/2 frame's header and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// A client reading a long answer slowly over HTTP/2, with the large window curl gives (10 MB
+/// and more): a PING the proxy sends waits behind megabytes of the answer, so a PING timeout
+/// cut it though it took every byte. It gets the whole answer, however short the
+/// header-read timeout (1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_http2_reader_with_a_large_window_gets_the_whole_answer() {
+    const SIZE: usize = 3 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = upstream_of_large_answers(SIZE).await;
+    let proxy = Running::start(
+        &[
+            "passthrough",
+            "--upstream",
+            &upstream,
+            "--listen",
+            "0",
+            "--header-read-timeout",
+            "1",
+        ],
+        dir.path(),
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    let mut stream = socket.connect(proxy.addr()).await.unwrap();
+    // The preface; a stream window as large as HTTP/2 allows, and the connection's too.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(4, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]));
+    hello.extend(h2_frame(8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
+    // GET: `:method GET`, `:scheme http` (static table), `:path` and `:authority` as literals.
+    let path = b"/v2/images/big/file";
+    let authority = proxy.addr().to_string();
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend_from_slice(path);
+    block.extend_from_slice(&[0x01, authority.len() as u8]);
+    block.extend_from_slice(authority.as_bytes());
+    hello.extend(h2_frame(1, 0x4 | 0x1, 1, &block));
+    stream.write_all(&hello).await.unwrap();
+    // Read about 800 KB/s: 16 KiB every 20 ms, so the 3 MiB answer takes about four seconds,
+    // four header-read timeouts.
+    let (mut got, mut data, mut ended) = (Vec::new(), 0usize, false);
+    let mut buf = vec![0u8; 16 * 1024];
+    let started = Instant::now();
+    while !ended {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{data} bytes in a minute"
+        );
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the proxy sends the answer")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the connection was closed after {data} of {SIZE} bytes: {}",
+            proxy.log()
+        );
+        got.extend_from_slice(&buf[..n]);
+        while got.len() >= 9 {
+            let length = u32::from_be_bytes([0, got[0], got[1], got[2]]) as usize;
+            if got.len() < 9 + length {
+                break;
+            }
+            let (kind, flags) = (got[3], got[4]);
+            let payload = got[9..9 + length].to_vec();
+            got.drain(..9 + length);
+            match kind {
+                0 => {
+                    data += length;
+                    ended = flags & 0x1 != 0;
+                }
+                1 => assert!(payload.first() == Some(&0x88), "not a 200: {payload:?}"),
+                3 | 7 => {
+                    panic!("the proxy ended the stream (frame type {kind}) after {data} bytes")
+                }
+                4 if flags & 0x1 == 0 => stream.write_all(&h2_frame(4, 0x1, 0, &[])).await.unwrap(),
+                6 if flags & 0x1 == 0 => stream
+                    .write_all(&h2_frame(6, 0x1, 0, &payload))
+                    .await
+                    .unwrap(),
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(data, SIZE);
+}
+
+/// The header-read timeout bounds a pause in a request body, not the whole body: a client
+/// uploading slowly but steadily (here 1 KB in 100 bytes every 250 ms, 2.5 s against a 1 s
+/// timeout) gets its answer, where it got `408`; one that stops sending gets `408`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_slowly_but_steadily_is_read_and_one_that_stops_gets_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = hostile_replay(dir.path()); // --header-read-timeout 1 --max-body 1024
+    for stops in [false, true] {
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        let head = "POST /v2/images HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let sent = if stops { 3 } else { 10 };
+        for _ in 0..sent {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            stream.write_all(&[b' '; 100]).await.unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        while parse_wire(&got).is_empty() {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            assert!(n > 0, "closed without an answer (stops: {stops})");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let answer = &parse_wire(&got)[0];
+        match stops {
+            // Replay: a body nothing recorded is a miss, once it is all read.
+            false => assert_eq!(answer.status, 599, "{}", String::from_utf8_lossy(&got)),
+            true => {
+                assert_eq!(answer.status, 408, "{}", String::from_utf8_lossy(&got));
+                let text = String::from_utf8_lossy(&answer.body);
+                assert!(text.contains("stopped arriving"), "{text}");
+            }
+        }
+    }
+    assert_still_serving(&proxy).await;
+}

@@ -1,0 +1,86 @@
+//! Reading a request's body: within `--max-body` (`413`) and without pausing longer than
+//! `--header-read-timeout` (`408`).
+
+use super::*;
+
+impl Proxy {
+    /// Reads a request body within `--header-read-timeout` (408) and `--max-body` (413). A body
+    /// left unread ends the connection, so the answer says `Connection: close` (HTTP/1), or a
+    /// client sends its next request on it (Python's `http.client`: `RemoteDisconnected`).
+    pub(super) async fn read_body(
+        &self,
+        body: Incoming,
+        version: hyper::Version,
+    ) -> Result<Bytes, Response<Full<Bytes>>> {
+        self.read_body_within_limits(body).await.map_err(|mut refused| {
+            closing(&mut refused, version);
+            refused
+        })
+    }
+
+    async fn read_body_within_limits(
+        &self,
+        body: Incoming,
+    ) -> Result<Bytes, Response<Full<Bytes>>> {
+        let too_large = || {
+            let max = self.settings.max_body;
+            let msg = format!("request body is larger than {max} bytes (--max-body)");
+            error_response(StatusCode::PAYLOAD_TOO_LARGE, "IMS_VCR.BODY_TOO_LARGE", &msg, json!({}))
+        };
+        // A declared length over the cap is refused before any of the body is read, so a client
+        // that sent `Expect: 100-continue` is not asked to upload it.
+        if hyper::body::Body::size_hint(&body).lower() > self.settings.max_body as u64 {
+            return Err(too_large());
+        }
+        // The timeout is a pause's, not the whole body's (as nginx's `client_body_timeout`): an
+        // image uploaded slower than its size over the timeout still arrives, and a client
+        // that stops sending is refused.
+        let mut body = Limited::new(body, self.settings.max_body);
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let collected = loop {
+            let frame = tokio::time::timeout(self.settings.body_read_timeout, body.frame());
+            match frame.await {
+                Err(_) => {
+                    let msg = format!(
+                        "the request body stopped arriving: no bytes of it for {} s \
+                         (--header-read-timeout)",
+                        self.settings.body_read_timeout.as_secs_f64()
+                    );
+                    return Err(error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "IMS_VCR.BODY_TIMEOUT",
+                        &msg,
+                        json!({}),
+                    ));
+                }
+                Ok(None) => break Ok(joined(chunks)),
+                Ok(Some(Ok(frame))) => chunks.extend(frame.into_data().ok()),
+                Ok(Some(Err(e))) => break Err(e),
+            }
+        };
+        collected.map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large()
+            } else {
+                let msg = format!("could not read the request body: {e}");
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "IMS_VCR.BAD_REQUEST",
+                    &msg,
+                    json!({}),
+                )
+            }
+        })
+    }
+}
+
+/// A body's chunks as one `Bytes`: the chunk itself when there is one (most bodies), no copy.
+fn joined(mut chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => Bytes::from(chunks.concat()),
+    }
+}
