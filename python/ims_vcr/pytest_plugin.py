@@ -355,7 +355,9 @@ def _problem(session, verdict=None, after=None):
     if count:
         lines.append(
             "record them: pytest --ims-vcr-mode record --ims-vcr-upstream URL (this test's "
-            "requests), or --ims-vcr-mode auto (only what is missing)"
+            "requests), or --ims-vcr-mode auto (only what is missing; not for a test that "
+            "signs in, as openstacksdk and Keystone clients do: auto replays its recorded "
+            "sign-in, whose placeholder token the upstream refuses, so record it)"
         )
     return "\n".join(lines)
 

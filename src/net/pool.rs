@@ -184,6 +184,7 @@ impl Pool {
             .call(self.destination.clone())
             .await
             .map_err(PoolError::Connect)?;
+        let io = super::early_answer::EarlyAnswer::new(io);
         let (mut sender, connection) = http1::handshake(io)
             .await
             .map_err(PoolError::SendRequest)?;

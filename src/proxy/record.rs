@@ -162,7 +162,16 @@ impl Proxy {
             // otherwise be sized, and copied, for them.
             None => {
                 let sent = body.clone();
-                let (response, outcome) = Box::pin(self.single_flight(recorder, parts, body, key)).await;
+                // Only a safe request is shared: two identical `POST`s create two images live
+                // (and `DELETE`s answer `204` then `404`), so each is its own exchange, as in
+                // `record`; and a sign-in shared would hand the waiters the placeholder token,
+                // which the upstream refuses when their next request misses.
+                let (response, outcome) = if parts.method.is_safe() {
+                    Box::pin(self.single_flight(recorder, parts, body, key)).await
+                } else {
+                    let forwarded = Box::pin(self.forward(recorder, parts, body, key, Mode::Auto)).await;
+                    self.served(parts, forwarded)
+                };
                 if matches!(outcome, Outcome::Error | Outcome::UpstreamError) {
                     // A miss the proxy would not forward (it carries the placeholder token a
                     // replayed sign-in handed out; a page's request the proxy would sign), or
@@ -179,7 +188,8 @@ impl Proxy {
         }
     }
 
-    /// Auto-mode miss: the first of N concurrent identical misses forwards and records, and is
+    /// Auto-mode miss of a safe request (`GET`, `HEAD`, `OPTIONS`, `TRACE`): the first of N
+    /// concurrent identical misses forwards and records, and is
     /// the only one served the live answer; the others wait for it and are served what a
     /// replay of the stored answer gives them, or, when it was not stored, make their own
     /// exchange (see [`Coalesced`] for why).

@@ -247,3 +247,78 @@ async fn a_hundred_upstream_failures_leave_no_connection_open_in_the_proxy() {
     }
     assert!(accepted.load(Ordering::SeqCst) >= 110);
 }
+
+/// An upstream that answers `413` as soon as it has a request's head and closes without
+/// reading the body, as a gateway refusing an upload does (the unread body makes its kernel
+/// reset the connection).
+async fn refusing_uploads_at_once() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"error": {"code": "IMG.0025", "message": "image too large"}}"#;
+                let answer = format!(
+                    "HTTP/1.1 413 Request Entity Too Large\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+/// An upload the upstream refuses before reading it gets the upstream's answer, in every
+/// forwarding mode: the proxy's write of the rest of the body failed once the upstream closed,
+/// and that failure was a `502` saying the answer was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_upstream_refuses_before_reading_it_gets_the_upstreams_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = refusing_uploads_at_once().await;
+    let upload = vec![b'i'; 8 * 1024 * 1024];
+    for mode in ["passthrough", "record", "auto"] {
+        let mut args = vec![
+            mode,
+            "--upstream",
+            &upstream,
+            "--listen",
+            "0",
+            "--max-body",
+            "20000000",
+        ];
+        let store = format!("store-{mode}");
+        if mode != "passthrough" {
+            args.extend(["--store", &store]);
+        }
+        let proxy = Running::start(&args, dir.path());
+        for attempt in 0..2 {
+            let url = format!("{}/v2/images/{SEED_IMAGE_ID}/file", proxy.uri);
+            let headers = [("content-type", "application/octet-stream")];
+            let reply = send("PUT", &url, &headers, &upload).await;
+            assert_eq!(
+                reply.status,
+                413,
+                "{mode}, attempt {attempt}: {}",
+                reply.text()
+            );
+            assert!(
+                reply.text().contains("IMG.0025"),
+                "{mode}: {}",
+                reply.text()
+            );
+        }
+        let log = proxy.log();
+        assert!(proxy.terminate().success(), "{mode}: {log}");
+    }
+}
