@@ -8,10 +8,13 @@
 //! So once a write fails because the peer is gone, the rest of the request is dropped as if it
 //! were written, and reading goes on: hyper reads the answer that is there (Linux hands over
 //! what was received before the reset), or, when there is none, fails reading, which says the
-//! connection closed with no answer. Nothing is sent after a failed write.
+//! connection closed with no answer. Nothing is sent after a failed write, and the connection
+//! is not used again (the pool reads the shared flag).
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -20,16 +23,19 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 #[derive(Debug)]
 pub(crate) struct EarlyAnswer<I> {
     inner: I,
-    /// Set once a write failed because the peer is gone: nothing is written after it.
-    peer_gone: bool,
+    /// Set once a write failed because the peer is gone: nothing is written after it, and
+    /// the pool, which holds it too, does not lend the connection again.
+    peer_gone: Arc<AtomicBool>,
 }
 
 impl<I> EarlyAnswer<I> {
-    pub(crate) fn new(inner: I) -> EarlyAnswer<I> {
-        EarlyAnswer {
-            inner,
-            peer_gone: false,
-        }
+    /// `inner`, whose failed write sets `peer_gone`.
+    pub(crate) fn new(inner: I, peer_gone: Arc<AtomicBool>) -> EarlyAnswer<I> {
+        EarlyAnswer { inner, peer_gone }
+    }
+
+    fn gone(&self) -> bool {
+        self.peer_gone.load(Ordering::Relaxed)
     }
 
     /// `written`, with a failure that says the peer is gone taken as `len` bytes written.
@@ -37,7 +43,7 @@ impl<I> EarlyAnswer<I> {
         match written {
             Poll::Ready(Err(e)) if peer_gone(&e) => {
                 tracing::debug!(error = %e, "the upstream closed while the request was sent; reading its answer");
-                self.peer_gone = true;
+                self.peer_gone.store(true, Ordering::Relaxed);
                 Poll::Ready(Ok(len))
             }
             other => other,
@@ -58,7 +64,7 @@ impl<I: Read + Unpin> Read for EarlyAnswer<I> {
 
 impl<I: Write + Unpin> Write for EarlyAnswer<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.peer_gone {
+        if self.gone() {
             return Poll::Ready(Ok(buf.len()));
         }
         let written = Pin::new(&mut self.inner).poll_write(cx, buf);
@@ -71,7 +77,7 @@ impl<I: Write + Unpin> Write for EarlyAnswer<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        if self.peer_gone {
+        if self.gone() {
             return Poll::Ready(Ok(len));
         }
         let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
@@ -83,12 +89,12 @@ impl<I: Write + Unpin> Write for EarlyAnswer<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.peer_gone {
+        if self.gone() {
             return Poll::Ready(Ok(()));
         }
         match Pin::new(&mut self.inner).poll_flush(cx) {
             Poll::Ready(Err(e)) if peer_gone(&e) => {
-                self.peer_gone = true;
+                self.peer_gone.store(true, Ordering::Relaxed);
                 Poll::Ready(Ok(()))
             }
             other => other,
@@ -96,7 +102,7 @@ impl<I: Write + Unpin> Write for EarlyAnswer<I> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.peer_gone {
+        if self.gone() {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_shutdown(cx)

@@ -11,8 +11,8 @@
 //! (give or take one sweep, a tenth of the timeout): silent clients, heads sent in part or byte
 //! by byte, and idle keep-alive connections alike. A request being served is never timed out
 //! here, and every write that makes progress restarts the clock ([`Progress`]), so a client
-//! slowly reading a long answer is not cut; one that stops reading altogether is, after the
-//! timeout.
+//! slowly reading a long answer is not cut; one that stops reading altogether is, within
+//! twice the stall limit (below).
 //!
 //! A write can stay blocked much longer than the timeout while the client still reads: the
 //! kernel's send buffer grows to megabytes, and the socket is writable again only once a large

@@ -9,7 +9,8 @@
 //! it again when its method allows.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +23,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// One upstream connection: where requests are sent, and whether a write found its peer gone
+/// (an answer read after that ends the connection: see `net/early_answer.rs`).
+struct Conn {
+    sender: Sender,
+    peer_gone: Arc<AtomicBool>,
+}
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle connections of one upstream, the most recently used last.
@@ -29,7 +37,7 @@ pub(crate) struct Pool {
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority/`: what the connector is asked to connect to.
     destination: Uri,
-    idle: Mutex<VecDeque<(Sender, Instant)>>,
+    idle: Mutex<VecDeque<(Conn, Instant)>>,
     /// An idle connection unused this long is closed rather than used.
     idle_timeout: Duration,
 }
@@ -79,14 +87,15 @@ impl std::error::Error for PoolError {
 /// been read whole; dropped instead, the connection closes.
 pub(crate) struct Lent<'p> {
     pool: &'p Pool,
-    sender: Sender,
+    conn: Conn,
 }
 
 impl Lent<'_> {
-    /// Returns the connection to the pool.
+    /// Returns the connection to the pool, unless it closed or lost its peer while the request
+    /// was sent (its answer keeps it alive for hyper, which the next request would find dead).
     pub(crate) fn release(self) {
-        if !self.sender.is_closed() {
-            self.pool.idle().push_back((self.sender, Instant::now()));
+        if !self.conn.sender.is_closed() && !self.conn.peer_gone.load(Ordering::Relaxed) {
+            self.pool.idle().push_back((self.conn, Instant::now()));
         }
     }
 }
@@ -105,7 +114,7 @@ impl Pool {
         }
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<(Sender, Instant)>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<(Conn, Instant)>> {
         self.idle
             .lock()
             .expect("no code panics while holding the idle connections lock")
@@ -113,7 +122,7 @@ impl Pool {
 
     /// The most recently used idle connection that is still open; older ones past the idle
     /// timeout are closed.
-    fn take_idle(&self) -> Option<Sender> {
+    fn take_idle(&self) -> Option<Conn> {
         let now = Instant::now();
         let mut idle = self.idle();
         while idle
@@ -122,9 +131,9 @@ impl Pool {
         {
             idle.pop_front();
         }
-        while let Some((sender, _)) = idle.pop_back() {
-            if !sender.is_closed() {
-                return Some(sender);
+        while let Some((conn, _)) = idle.pop_back() {
+            if !conn.sender.is_closed() {
+                return Some(conn);
             }
         }
         None
@@ -137,23 +146,17 @@ impl Pool {
         mut request: Request<Full<Bytes>>,
     ) -> Result<(Response<Incoming>, Lent<'_>), PoolError> {
         loop {
-            let (mut sender, reused) = match self.take_idle() {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match self.take_idle() {
+                Some(conn) => (conn, true),
                 // Boxed: opening a connection is rare, and its future would size every send's.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            if reused && sender.ready().await.is_err() {
+            if reused && conn.sender.ready().await.is_err() {
                 continue; // it closed while idle
             }
-            match sender.try_send_request(request).await {
+            match conn.sender.try_send_request(request).await {
                 Ok(response) => {
-                    return Ok((
-                        response,
-                        Lent {
-                            pool: self,
-                            sender,
-                        },
-                    ));
+                    return Ok((response, Lent { pool: self, conn }));
                 }
                 Err(mut e) => match e.take_message() {
                     // Never sent: a reused connection closed meanwhile; try another.
@@ -175,7 +178,7 @@ impl Pool {
     }
 
     /// A new connection, ready for a request; its connection task runs on the runtime.
-    async fn connect(&self) -> Result<Sender, PoolError> {
+    async fn connect(&self) -> Result<Conn, PoolError> {
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -184,7 +187,8 @@ impl Pool {
             .call(self.destination.clone())
             .await
             .map_err(PoolError::Connect)?;
-        let io = super::early_answer::EarlyAnswer::new(io);
+        let peer_gone = Arc::new(AtomicBool::new(false));
+        let io = super::early_answer::EarlyAnswer::new(io, peer_gone.clone());
         let (mut sender, connection) = http1::handshake(io)
             .await
             .map_err(PoolError::SendRequest)?;
@@ -196,7 +200,7 @@ impl Pool {
             }
         });
         match sender.ready().await {
-            Ok(()) => Ok(sender),
+            Ok(()) => Ok(Conn { sender, peer_gone }),
             // The connection's own error says more than the closed channel.
             Err(e) if e.is_closed() => Err(PoolError::SendRequest(failure.await.unwrap_or(e))),
             Err(e) => Err(PoolError::SendRequest(e)),

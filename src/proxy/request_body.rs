@@ -36,7 +36,7 @@ impl Proxy {
         // image uploaded slower than its size over the timeout still arrives, and a client
         // that stops sending is refused.
         let mut body = Limited::new(body, self.settings.max_body);
-        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut chunks = Chunks::default();
         let collected = loop {
             let frame = tokio::time::timeout(self.settings.body_read_timeout, body.frame());
             match frame.await {
@@ -53,8 +53,8 @@ impl Proxy {
                         json!({}),
                     ));
                 }
-                Ok(None) => break Ok(joined(chunks)),
-                Ok(Some(Ok(frame))) => chunks.extend(frame.into_data().ok()),
+                Ok(None) => break Ok(chunks.joined()),
+                Ok(Some(Ok(frame))) => chunks.push(frame.into_data().unwrap_or_default()),
                 Ok(Some(Err(e))) => break Err(e),
             }
         };
@@ -76,11 +76,57 @@ impl Proxy {
     }
 }
 
-/// A body's chunks as one `Bytes`: the chunk itself when there is one (most bodies), no copy.
-fn joined(mut chunks: Vec<Bytes>) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().expect("one chunk"),
-        _ => Bytes::from(chunks.concat()),
+/// A body's chunks as they arrive: the first kept as it came (most bodies are one chunk: no
+/// copy), the others copied into one buffer, so a body trickled a byte at a time takes its own
+/// size, not a read buffer per byte (hyper hands each read out of its own buffer).
+#[derive(Default)]
+struct Chunks {
+    first: Bytes,
+    rest: Option<bytes::BytesMut>,
+}
+
+impl Chunks {
+    fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        match &mut self.rest {
+            Some(rest) => rest.extend_from_slice(&chunk),
+            None if self.first.is_empty() => self.first = chunk,
+            None => {
+                let mut rest = bytes::BytesMut::with_capacity(2 * (self.first.len() + chunk.len()));
+                rest.extend_from_slice(&self.first);
+                rest.extend_from_slice(&chunk);
+                self.rest = Some(rest);
+            }
+        }
+    }
+
+    fn joined(self) -> Bytes {
+        match self.rest {
+            Some(rest) => rest.freeze(),
+            None => self.first,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_join_in_order_and_one_chunk_is_kept_as_it_came() {
+        let one = Bytes::from_static(b"whole");
+        let mut chunks = Chunks::default();
+        chunks.push(one.clone());
+        chunks.push(Bytes::new());
+        let joined = chunks.joined();
+        assert_eq!(joined.as_ptr(), one.as_ptr(), "no copy");
+        let mut chunks = Chunks::default();
+        for part in ["a", "", "bc", "d", "efg"] {
+            chunks.push(Bytes::from(part));
+        }
+        assert_eq!(chunks.joined(), Bytes::from_static(b"abcdefg"));
+        assert!(Chunks::default().joined().is_empty());
     }
 }

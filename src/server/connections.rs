@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::*;
+use crate::net::head_timeout::stall_limit;
 use crate::proxy::{AtOnce, ResetConnection};
 
 /// Which HTTP a connection speaks.
@@ -39,6 +40,13 @@ pub(super) struct Connections {
     head_timeout: Arc<HeadTimeout>,
 }
 
+/// TCP keep-alive of client connections: the first probe after a minute of silence, then every
+/// 10 s (`TCP_USER_TIMEOUT` then says when an unanswered peer is dropped).
+const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10))
+    .with_retries(6);
+
 impl Connections {
     pub(super) fn new(header_read_timeout: Duration, tls: Option<TlsAcceptor>) -> Connections {
         let mut http1 = http1::Builder::new();
@@ -55,14 +63,14 @@ impl Connections {
             // it, unrecorded.
             .half_close(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
+        // No PINGs: a client reading a long answer slowly answers one only once it has read what
+        // was queued before it (curl allows 10 MB and more in flight), so a PING's timeout cut
+        // readers that were taking every byte. The socket's own timeouts stand in
+        // ([`Connections::tune`]).
         http2
             .timer(TokioTimer::new())
             // The same cap on a request's headers as HTTP/1's (hyper's HTTP/2 default is 16 KiB,
             // which a large Keystone token and a few cookies can pass).
-            // No PINGs: a client reading a long answer slowly answers one only once it has read
-            // what was queued before it (curl allows 10 MB and more in flight), so a PING's
-            // timeout cut readers that were taking every byte. A peer that is gone is dropped
-            // by TCP's keep-alive instead (`server::accept_loop`).
             .max_header_list_size(MAX_HEAD_BYTES as u32);
         Connections {
             http1,
@@ -71,6 +79,18 @@ impl Connections {
             header_read_timeout,
             head_timeout: HeadTimeout::start(header_read_timeout),
         }
+    }
+
+    /// Sets an accepted connection's socket up: no Nagle delay; a peer that is gone (its
+    /// machine off the network) dropped once idle, by TCP keep-alive probes ([`KEEPALIVE`]);
+    /// and one that takes nothing of what was sent to it for the stall limit (a client that
+    /// stopped reading, a peer gone mid-answer) dropped by `TCP_USER_TIMEOUT`, as HTTP/1's
+    /// sweeper drops it ([`stall_limit`]), HTTP/2 having no other check.
+    pub(super) fn tune(&self, stream: &TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let socket = socket2::SockRef::from(stream);
+        let _ = socket.set_tcp_keepalive(&KEEPALIVE);
+        let _ = socket.set_tcp_user_timeout(Some(stall_limit(self.header_read_timeout)));
     }
 
     /// Serves one accepted connection. Until it has shown which HTTP it speaks (and finished the

@@ -159,13 +159,6 @@ async fn serve(
 
 /// One listener's accept loop: one task per connection (in `session` when it is a session's
 /// own listener); a failing connection never stops the loop. Returns once stopped and drained.
-/// TCP keep-alive of client connections: the first probe after a minute of silence, then
-/// every 10 s, and the connection dropped after 6 unanswered (about two minutes in all).
-const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
-    .with_time(Duration::from_secs(60))
-    .with_interval(Duration::from_secs(10))
-    .with_retries(6);
-
 async fn accept_loop(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -194,10 +187,7 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                // A peer that is gone (its machine off the network) is dropped once idle: an
-                // HTTP/2 connection has no other check (see `Connections::new`).
-                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&KEEPALIVE);
+                connections.tune(&stream);
                 tokio::spawn(connections.clone().run(
                     stream,
                     peer,

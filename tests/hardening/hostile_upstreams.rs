@@ -250,8 +250,9 @@ async fn a_hundred_upstream_failures_leave_no_connection_open_in_the_proxy() {
 
 /// An upstream that answers `413` as soon as it has a request's head and closes without
 /// reading the body, as a gateway refusing an upload does (the unread body makes its kernel
-/// reset the connection).
-async fn refusing_uploads_at_once() -> String {
+/// reset the connection); with `Connection: close` when `says_close`, else as if it kept the
+/// connection.
+async fn refusing_uploads_at_once(says_close: bool) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -267,9 +268,14 @@ async fn refusing_uploads_at_once() -> String {
                     }
                 }
                 let body = r#"{"error": {"code": "IMG.0025", "message": "image too large"}}"#;
+                let close = if says_close {
+                    "connection: close\r\n"
+                } else {
+                    ""
+                };
                 let answer = format!(
                     "HTTP/1.1 413 Request Entity Too Large\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                     content-length: {}\r\n{close}\r\n{body}",
                     body.len()
                 );
                 let _ = socket.write_all(answer.as_bytes()).await;
@@ -281,13 +287,19 @@ async fn refusing_uploads_at_once() -> String {
 
 /// An upload the upstream refuses before reading it gets the upstream's answer, in every
 /// forwarding mode: the proxy's write of the rest of the body failed once the upstream closed,
-/// and that failure was a `502` saying the answer was cut.
+/// and that failure was a `502` saying the answer was cut. The connection is not used again,
+/// also when the answer did not say it closes: the next upload gets its own answer too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_the_upstream_refuses_before_reading_it_gets_the_upstreams_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let upstream = refusing_uploads_at_once().await;
     let upload = vec![b'i'; 8 * 1024 * 1024];
-    for mode in ["passthrough", "record", "auto"] {
+    for (mode, says_close) in [
+        ("passthrough", true),
+        ("record", true),
+        ("auto", false),
+        ("passthrough", false),
+    ] {
+        let upstream = refusing_uploads_at_once(says_close).await;
         let mut args = vec![
             mode,
             "--upstream",
@@ -297,7 +309,7 @@ async fn an_upload_the_upstream_refuses_before_reading_it_gets_the_upstreams_ans
             "--max-body",
             "20000000",
         ];
-        let store = format!("store-{mode}");
+        let store = format!("store-{mode}-{says_close}");
         if mode != "passthrough" {
             args.extend(["--store", &store]);
         }
