@@ -111,6 +111,9 @@ async fn answer(seen: &Mutex<Vec<String>>, req: Request<Incoming>) -> Response<F
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     seen.lock().unwrap().push(parts.uri.path().to_owned());
+    if parts.uri.path() == "/hang" {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     tokio::time::sleep(UPSTREAM_DELAY).await;
     let sent_token = parts
         .headers
@@ -406,6 +409,45 @@ async fn a_coalesced_burst_replays_as_it_was_served() {
         upstream.requests_to("/counter"),
         2,
         "nothing forwarded the second time"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+/// Concurrent identical misses whose shared exchange found the upstream hung are each given
+/// its `502` (`timeout`) at once: they do not each wait the timeout again, one after the other,
+/// and the upstream is asked once.
+#[tokio::test]
+async fn waiters_on_an_exchange_that_timed_out_get_its_502_instead_of_waiting_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start().await;
+    let mut config = upstream.config(dir.path());
+    config.timeout = Duration::from_secs(1);
+    let proxy = ProxyServer::builder()
+        .auto(config)
+        .store(dir.path().join("store"))
+        .start()
+        .await
+        .unwrap();
+    let base = proxy.uri();
+    let started = std::time::Instant::now();
+    let replies = at_once(4, |_| {
+        ("GET", format!("{base}/hang"), Vec::new(), Vec::new())
+    })
+    .await;
+    let waited = started.elapsed();
+    for reply in &replies {
+        assert_eq!(reply.status, 502, "{}", reply.text());
+        assert_eq!(
+            reply.json()["ims_vcr"]["kind"],
+            "timeout",
+            "{}",
+            reply.text()
+        );
+    }
+    assert_eq!(upstream.requests_to("/hang"), 1);
+    assert!(
+        waited < Duration::from_millis(1900),
+        "the waiters waited again: {waited:?}"
     );
     proxy.shutdown().await.unwrap();
 }

@@ -316,6 +316,29 @@ fn sigterm_reaches_the_command_first_and_nothing_is_left_running() {
     }
 }
 
+/// systemd's SIGTERM then SIGHUP, or a dropped ssh session's two SIGHUPs, come together: they
+/// are one stop, so the command cleans up as after one signal, where it was killed at once.
+#[test]
+fn two_signals_sent_together_are_one_stop_and_the_command_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    shipped_cassettes(dir.path());
+    scripts(dir.path());
+    let err = std::fs::File::create(dir.path().join("ims-vcr.err")).unwrap();
+    let mut child = command(dir.path(), &["run", "--", "python3", "term.py"], &[])
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_for(dir.path(), "ready");
+    kill(&child, "-TERM");
+    kill(&child, "-HUP");
+    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("ims-vcr exits");
+    let stderr = std::fs::read_to_string(dir.path().join("ims-vcr.err")).unwrap();
+    assert_eq!(status.code(), Some(7), "the command's own status: {stderr}");
+    let terminated = std::fs::read_to_string(dir.path().join("terminated")).unwrap();
+    assert_eq!(terminated, "15 200\n", "{stderr}");
+}
+
 #[test]
 fn a_second_signal_kills_a_command_that_ignores_the_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -330,6 +353,8 @@ fn a_second_signal_kills_a_command_that_ignores_the_first() {
     let started = Instant::now();
     kill(&child, "-TERM");
     wait_for(dir.path(), "ignored");
+    // As a person presses Ctrl-C again: a quarter of a second or more after the first.
+    std::thread::sleep(Duration::from_millis(400));
     kill(&child, "-TERM");
     let status = wait_exit(&mut child, Duration::from_secs(20)).expect("ims-vcr exits");
     assert_eq!(status.code(), Some(128 + 9));

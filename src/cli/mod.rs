@@ -15,7 +15,7 @@ mod signals;
 mod source;
 mod values;
 
-use values::{non_blank, non_empty, parse};
+use values::{non_blank, non_empty, parse, sequences};
 
 pub use exit::markdown as exit_codes_markdown;
 
@@ -147,7 +147,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Run a command (a test suite) against the proxy: start it on a free port, run CMD with
     /// IMS_VCR_URL set, stop it when CMD exits, exit with CMD's status or the verdict.
-    #[command(after_help = run::RUN_HELP)]
+    // --stop-on-stdin-eof is refused by name (stdin is CMD's): not offered in the help.
+    #[command(after_help = run::RUN_HELP, mut_arg("stop_on_stdin_eof", |arg| arg.hide(true)))]
     Run(run::RunArgs),
 }
 
@@ -284,7 +285,7 @@ struct MatchArgs {
 #[derive(Debug, Args)]
 struct PlaybackArgs {
     /// After a request's last recorded answer: repeat-last, cycle, or strict (a miss).
-    #[arg(long, default_value = "repeat-last", value_name = "POLICY", value_parser = parse::<Sequence>)]
+    #[arg(long, default_value = "repeat-last", value_name = "POLICY", value_parser = sequences())]
     sequence: Sequence,
     /// Exit with code 3 at shutdown if any request missed.
     #[arg(long)]

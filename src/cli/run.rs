@@ -19,7 +19,8 @@ const GRACE: Duration = Duration::from_secs(10);
 
 pub(super) const RUN_HELP: &str = "\
 The proxy listens on a free loopback port (--listen 127.0.0.1:0) while CMD runs with
-IMS_VCR_URL=http://127.0.0.1:PORT and IMS_VCR_MODE=MODE added to its environment (and, when
+IMS_VCR_URL=http://127.0.0.1:PORT (https:// with --tls-cert) and IMS_VCR_MODE=MODE added to its
+environment (and, when
 HUAWEICLOUD_SDK_AK/_SK are set, dummy keys in their place and no HUAWEICLOUD_SDK_SECURITY_TOKEN:
 the real ones stay with the proxy, which re-signs). stdin, stdout
 and stderr are CMD's: ims-vcr prints no listening line, only its log and, when CMD exits, the
@@ -34,7 +35,8 @@ not read it). --fail-on-miss and
 
 SIGINT, SIGTERM or SIGHUP: CMD gets the signal (outside a terminal's foreground, CMD's whole process
 group does; Ctrl-C at a terminal reaches it directly), the proxy keeps serving until CMD (and what
-it started) has exited, whatever still runs 10 s later is killed (at once on a second signal),
+it started) has exited, whatever still runs 10 s later is killed (at once on a second signal,
+sent 250 ms or more after the first),
 then the proxy stops.
 
 --verify-replay N: after a record or auto run that succeeded, CMD runs N more times with
@@ -412,7 +414,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
             group.kill(pid, &mut child);
             child.wait().await
         }
-        _ = signals.recv() => {
+        _ = signals.another() => {
             tracing::warn!("second signal: killing the command");
             group.kill(pid, &mut child);
             child.wait().await
@@ -427,7 +429,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
                 tracing::warn!("processes the command started are still running {GRACE:?} after the signal: killing them");
                 group.kill(Some(pid), &mut child);
             }
-            _ = signals.recv() => group.kill(Some(pid), &mut child),
+            _ = signals.another() => group.kill(Some(pid), &mut child),
         }
     }
     match waited {

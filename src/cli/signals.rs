@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// How soon after a signal another one is the same stop ([`Signals::another`]).
+pub(super) const PAIRED: Duration = Duration::from_millis(250);
+
 /// SIGINT, SIGTERM and SIGHUP (Ctrl-C elsewhere), received as signal numbers.
 pub(super) struct Signals {
     #[cfg(unix)]
@@ -35,6 +38,15 @@ impl Signals {
     pub(super) async fn pending(&mut self) -> Option<i32> {
         // Polls `recv` once: a timeout polls its future before its deadline.
         tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
+    }
+
+    /// The next signal received a quarter of a second or more after the one just taken: those
+    /// in between are one stop with it (a dropped ssh session sends SIGHUP twice, systemd
+    /// SIGTERM then SIGHUP), where a person pressing Ctrl-C again takes longer.
+    pub(super) async fn another(&mut self) -> i32 {
+        tokio::time::sleep(PAIRED).await;
+        while self.pending().await.is_some() {}
+        self.recv().await
     }
 
     /// The next signal received.

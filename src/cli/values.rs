@@ -8,6 +8,17 @@ pub(super) fn parse<T: std::str::FromStr<Err = String>>(
     text.parse()
 }
 
+/// `--sequence`'s values, listed (so the help and shell completions offer them).
+pub(super) fn sequences()
+-> impl clap::builder::TypedValueParser<Value = crate::replay::tape::Sequence> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["repeat-last", "cycle", "strict"]).map(|policy| {
+        policy
+            .parse::<crate::replay::tape::Sequence>()
+            .expect("a listed policy")
+    })
+}
+
 /// The value of a flag that names something (a field, header, query parameter, pattern, route,
 /// token or denied value): an empty one names nothing, and would otherwise be taken silently
 /// (or, as a control token, match an empty header), so it is a usage error naming the flag.

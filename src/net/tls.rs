@@ -25,8 +25,20 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
         ));
     }
     let key_pem = read_bounded("--tls-key", key)?;
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| bad("--tls-key", key, &reason(e, "private key")))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        // An encrypted key is a key, just not one rustls reads without its passphrase.
+        let encrypted = memchr::memmem::find(&key_pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----").is_some()
+            || memchr::memmem::find(&key_pem, b"Proc-Type: 4,ENCRYPTED").is_some();
+        match (&e, encrypted) {
+            (pem::Error::NoItemsFound, true) => bad(
+                "--tls-key",
+                key,
+                "the private key is encrypted (a passphrase protects it), which ims-vcr cannot \
+                 read; decrypt it first (`openssl pkey -in KEY -out PLAIN.pem`)",
+            ),
+            _ => bad("--tls-key", key, &reason(e, "private key")),
+        }
+    })?;
     // One crypto provider, chosen explicitly: rustls panics at `builder()` when two are linked.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -70,10 +82,62 @@ fn reason(error: pem::Error, item: &str) -> String {
     match error {
         pem::Error::NoItemsFound => format!("no PEM {item} found in the file"),
         pem::Error::Io(e) => e.to_string(),
+        // Named as text: the error's own words give the marker as a list of byte values.
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "not a valid PEM file: its {:?} section has no END line (is the file cut short?)",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "not a valid PEM file: a section's first line is not a BEGIN line ({:?})",
+            String::from_utf8_lossy(&line)
+        ),
         other => format!("not a valid PEM file: {other}"),
     }
 }
 
 fn bad(flag: &str, path: &Path, reason: &str) -> Error {
     Error::Config(format!("{flag} {}: {reason}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate and its key, as PEM.
+    fn pair() -> (String, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        (cert.cert.pem(), cert.signing_key.serialize_pem())
+    }
+
+    fn refused(cert: &str, key: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        match acceptor(&cert_path, &key_path) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_pair_is_accepted() {
+        let (cert, key) = pair();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c"), cert).unwrap();
+        std::fs::write(dir.path().join("k"), key).unwrap();
+        assert!(acceptor(&dir.path().join("c"), &dir.path().join("k")).is_ok());
+    }
+
+    #[test]
+    fn an_encrypted_key_and_a_cut_certificate_are_said_to_be_so() {
+        let (cert, key) = pair();
+        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHzBJBgkqhkiG9w0BBQ0wPDAbBgkqhkiG9w0BBQwwDgQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let e = refused(&cert, encrypted);
+        assert!(e.contains("--tls-key") && e.contains("encrypted"), "{e}");
+        let cut = &cert[..cert.len() / 2];
+        let e = refused(cut, &key);
+        assert!(e.contains("--tls-cert") && e.contains("\"CERTIFICATE\" section has no END"), "{e}");
+        assert!(!e.contains("[45, 45"), "the marker as text, not bytes: {e}");
+    }
 }

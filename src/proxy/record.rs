@@ -105,18 +105,25 @@ impl Delivered {
 /// sign-in in `X-Subject-Token`, or that client's token echoed in the body. So a waiter is
 /// served what a replay would serve it, the stored and sanitised form (no `Set-Cookie`, the
 /// placeholder token, redacted under `--redact`); and when nothing was stored there is no
-/// such form, so each waiter makes its own exchange, as it would have without coalescing. The
-/// types keep the live answer out of the waiters' reach: only this crosses to them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// such form, so each waiter makes its own exchange, as it would have without coalescing;
+/// except when the upstream could not be reached or did not answer in time, which each waiter
+/// would only find again, waiting as long. The types keep the live answer out of the waiters'
+/// reach: only this crosses to them.
+#[derive(Clone, Debug)]
 pub(super) enum Coalesced {
     /// Stored as this answer (0-based) of the request stored under this digest: each waiter
     /// replays that answer, and keeps its own place after it with a copy of it.
     Stored(u32, [u8; 32]),
     /// Not stored: the leak gate or the store refused it, the upstream failed, or the answer
-    /// could not be served again. Each waiter makes its own exchange. Sharing even an upstream
-    /// failure is not done: a `502` from one client's exchange is that client's, and the
-    /// upstream may answer the next one.
+    /// could not be served again. Each waiter makes its own exchange: a `502` from one
+    /// client's exchange is that client's, and the upstream may answer the next one.
     NotStored,
+    /// The upstream could not be reached or did not answer within `--upstream-timeout`
+    /// (`connect`, `timeout`): each waiter is given this `502`, rather than wait as long again
+    /// for an upstream that was just found down or hung. It holds no answer, and its message
+    /// names the URL with credentials masked (which masks the only part the waiters' requests
+    /// differ in).
+    Unreachable(Failure),
 }
 
 impl Coalesced {
@@ -126,6 +133,9 @@ impl Coalesced {
                 stored: Some((seq, stored)),
                 ..
             }) => Coalesced::Stored(*seq, *stored),
+            Err(failure) if ["connect", "timeout"].iter().any(|kind| failure.details["kind"] == *kind) => {
+                Coalesced::Unreachable(failure.clone())
+            }
             _ => Coalesced::NotStored,
         }
     }
@@ -210,7 +220,7 @@ impl Proxy {
         // Set only by the client whose exchange this is (the leader): the live answer stays
         // here, and the cell holds only where it was stored.
         let mut own: Option<Forwarded> = None;
-        let coalesced = *cell
+        let coalesced = cell
             .get_or_init(|| {
                 let own = &mut own;
                 let body = body.clone();
@@ -221,13 +231,17 @@ impl Proxy {
                     coalesced
                 }
             })
-            .await;
+            .await
+            .clone();
         if let Some(forwarded) = own {
             self.inflight
                 .lock()
                 .expect("no code panics while holding the inflight lock")
                 .remove(key.digest());
             return self.served(parts, forwarded);
+        }
+        if let Coalesced::Unreachable(failure) = &coalesced {
+            return (failure.to_response(), failure.outcome);
         }
         if let Coalesced::Stored(seq, stored) = coalesced {
             let played = self.tapes.answer(key, seq as usize);

@@ -38,6 +38,28 @@ pub(super) struct Connections {
     header_read_timeout: Duration,
     /// The header-read timeout of HTTP/1 connections once they are open.
     head_timeout: Arc<HeadTimeout>,
+    /// Set once a client refused the certificate (warned about once).
+    warned_certificate: std::sync::atomic::AtomicBool,
+}
+
+/// Whether a failed handshake is the client refusing the proxy's certificate (its alert;
+/// rustls clients say `decrypt_error` for a chain whose signature fails, a CA of the same name
+/// that is not the one that signed it).
+fn refuses_certificate(e: &std::io::Error) -> bool {
+    use rustls::AlertDescription as A;
+    let alert = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    matches!(
+        alert,
+        Some(rustls::Error::AlertReceived(
+            A::BadCertificate
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::UnsupportedCertificate
+                | A::DecryptError
+        ))
+    )
 }
 
 /// TCP keep-alive of client connections: the first probe after a minute of silence, then every
@@ -78,6 +100,7 @@ impl Connections {
             tls,
             header_read_timeout,
             head_timeout: HeadTimeout::start(header_read_timeout),
+            warned_certificate: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -149,6 +172,18 @@ impl Connections {
             }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake with a client failed");
+                // A client refusing the proxy's own certificate (expired, another host name,
+                // a CA it does not trust) is a set-up problem every client will hit: said once
+                // at the default level, where a scanner's broken handshakes stay at debug.
+                if refuses_certificate(&e) && !self.warned_certificate.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        %peer,
+                        error = %e,
+                        "a client refused the --tls-cert certificate: check that it is valid today, \
+                         names the host the clients connect to (127.0.0.1, localhost) and is signed \
+                         by a CA they trust (said once)"
+                    );
+                }
                 None
             }
         }

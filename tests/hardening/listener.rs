@@ -415,3 +415,58 @@ fn a_proxy_out_of_file_descriptors_says_so_and_serves_again_when_clients_leave()
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A client that refuses the proxy's certificate (here: its CA is not trusted) makes the proxy
+/// say so once at the default log level, naming the flag, where a failed handshake was only a
+/// debug line: an expired certificate or one for another host name failed every client
+/// silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refusing_the_listeners_certificate_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_listener_cert(dir.path());
+    shipped_cassettes(dir.path());
+    let proxy = Running::start_with_env(
+        &[
+            "replay",
+            "--listen",
+            "0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ],
+        dir.path(),
+        &[],
+    );
+    // A client trusting another CA.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = write_listener_cert(other.path());
+    for _ in 0..3 {
+        let config = std::sync::Arc::new(client_config(&other_ca));
+        let tcp = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let refused = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await;
+        assert!(refused.is_err(), "the client trusts another CA");
+    }
+    let log = wait_for_log(&proxy, "refused the --tls-cert certificate");
+    assert_eq!(
+        log.matches("refused the --tls-cert certificate").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("WARN"), "{log}");
+}
+
+/// The proxy's log once it holds `needle` (within 10 s).
+fn wait_for_log(proxy: &Running, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let log = proxy.log();
+        if log.contains(needle) || started.elapsed() > Duration::from_secs(10) {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
