@@ -62,23 +62,7 @@ fn the_listener_is_loopback_by_default_and_elsewhere_only_with_allow_remote_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tls_listener_serves_http1_and_h2_by_alpn_and_shrugs_off_plain_and_silent_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = write_listener_cert(dir.path());
-    shipped_cassettes(dir.path());
-    let proxy = Running::start_with_env(
-        &[
-            "replay",
-            "--listen",
-            "0",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "key.pem",
-            "--header-read-timeout",
-            "1",
-        ],
-        dir.path(),
-        &[],
-    );
+    let (ca, proxy) = tls_replay(dir.path(), &["--header-read-timeout", "1"]);
     assert!(proxy.uri.starts_with("https://127.0.0.1:"), "{}", proxy.uri);
     let path = format!("/v2/images/{SEED_IMAGE_ID}");
     for (alpn, version) in [
@@ -423,21 +407,7 @@ fn a_proxy_out_of_file_descriptors_says_so_and_serves_again_when_clients_leave()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_refusing_the_listeners_certificate_is_warned_about_once() {
     let dir = tempfile::tempdir().unwrap();
-    write_listener_cert(dir.path());
-    shipped_cassettes(dir.path());
-    let proxy = Running::start_with_env(
-        &[
-            "replay",
-            "--listen",
-            "0",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "key.pem",
-        ],
-        dir.path(),
-        &[],
-    );
+    let (_, proxy) = tls_replay(dir.path(), &[]);
     // A client trusting another CA.
     let other = tempfile::tempdir().unwrap();
     let other_ca = write_listener_cert(other.path());
@@ -469,4 +439,24 @@ fn wait_for_log(proxy: &Running, needle: &str) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A replay of the shipped cassettes in `dir` over TLS (a certificate written there), with
+/// `extra` flags; and the CA that signed its certificate.
+fn tls_replay(dir: &std::path::Path, extra: &[&str]) -> (String, Running) {
+    let ca = write_listener_cert(dir);
+    shipped_cassettes(dir);
+    let args = [
+        "replay",
+        "--listen",
+        "0",
+        "--tls-cert",
+        "cert.pem",
+        "--tls-key",
+        "key.pem",
+    ];
+    (
+        ca,
+        Running::start_with_env(&[&args[..], extra].concat(), dir, &[]),
+    )
 }
