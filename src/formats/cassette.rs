@@ -248,6 +248,16 @@ pub fn parse_in_session(
     for (i, answer) in file.answers.iter().enumerate() {
         validate_response(answer)
             .map_err(|r| Error::cassette(path, format!("answers[{i}].{r}")))?;
+        // HTTP gives these no body (RFC 9110, 15.3.5, 15.3.6, 15.4.5): served without it, so said.
+        let bodiless = matches!(answer.status, 204 | 205 | 304);
+        if bodiless && answer.body.as_ref().and_then(|b| b.to_bytes().ok()).is_some_and(|b| !b.is_empty()) {
+            tracing::warn!(
+                file = %path.display(),
+                "answers[{i}] is a {} with a body: HTTP sends none with it, so replay serves it \
+                 without one",
+                answer.status
+            );
+        }
     }
     let mut file = file;
     file.request.session = session.map(str::to_owned);

@@ -775,6 +775,27 @@ fn a_lower_case_method_in_a_cassette_is_read_with_a_warning() {
     );
 }
 
+/// A hand-edited `204` (or `304`) with a body is read, and served without it as HTTP has it;
+/// `import` says so, where the body was dropped silently.
+#[test]
+fn a_no_content_answer_with_a_body_is_read_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassettes = shipped_cassettes(dir.path());
+    let first = std::fs::read_dir(&cassettes)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut cassette: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    cassette["answers"][0]["status"] = 204.into();
+    std::fs::write(&first, cassette.to_string()).unwrap();
+    let (code, err) = run(&["import", "--store", "s", "cassettes"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("answers[0] is a 204 with a body"), "{err}");
+}
+
 /// A security token alone (no AK/SK beside it) signs nothing: the proxy says so at start-up
 /// instead of saying only that it has no keys.
 #[test]
