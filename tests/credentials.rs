@@ -1952,3 +1952,50 @@ async fn passwords_in_base64_user_data_never_reach_disk_and_the_request_matches_
     assert_eq!(again.header("x-ims-vcr"), Some("hit"), "{again:?}");
     replay.shutdown().await.unwrap();
 }
+
+/// An image's data is a file: one that sets passwords the way a script or a cloud-config does
+/// (`chpasswd` input, `passwd --stdin`), uploaded or downloaded, cannot be masked in place
+/// (its checksum would not match), so the exchange is never stored; as base64 text inside a
+/// JSON `user_data` field the same passwords were already found and masked.
+#[tokio::test]
+async fn a_script_or_cloud_config_setting_passwords_in_an_image_file_is_never_stored() {
+    let cloud_config =
+        "#cloud-config\nchpasswd:\n  list: |\n    root:CcChpList-222\n  expire: false\n";
+    let script =
+        "#!/bin/sh\necho 'root:ShChp-333' | chpasswd\necho 'ShPwd-444' | passwd --stdin admin\n";
+    let served = cloud_config.to_owned();
+    let up = scripted_upstream(move |head| match head.starts_with("GET ") {
+        true => http_answer(
+            "200 OK",
+            &[("content-type", "application/octet-stream")],
+            served.as_bytes(),
+        ),
+        false => http_answer("204 No Content", &[], b""),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let octet = [("content-type", "application/octet-stream")];
+    for (i, file) in [cloud_config, script].iter().enumerate() {
+        let url = format!("{}/v2/images/image-{i}/file", proxy.uri());
+        let reply = send("PUT", &url, &octet, file.as_bytes()).await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+    }
+    let url = format!("{}/v2/images/image-0/file", proxy.uri());
+    let reply = send("GET", &url, &[], b"").await;
+    assert_eq!(
+        reply.body,
+        cloud_config.as_bytes(),
+        "the client gets the live file"
+    );
+    proxy.shutdown().await.unwrap();
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    for place in [&store, &out] {
+        for password in ["CcChpList-222", "ShChp-333", "ShPwd-444"] {
+            let holding = files_containing(place, password.as_bytes());
+            assert!(holding.is_empty(), "{password} in {holding:?}");
+        }
+    }
+}

@@ -56,9 +56,12 @@ pub(crate) fn validate_request(request: &RecordedRequest) -> std::result::Result
             ));
         }
         let inner = crate::secrets::exposure::innermost(&request.body);
+        // A file (an image's data) is read as a script or cloud-config too, as the gate reads it.
+        let file = crate::model::headers::holds_file_bytes(&request.headers);
+        let script = |bytes: &[u8]| file.then(|| crate::secrets::exposure::script_credentials(bytes, "request")).flatten();
         let found = std::iter::once(&bytes[..])
             .chain(inner.as_deref())
-            .filter_map(|bytes| credentials::mask_body(bytes, content_type))
+            .filter_map(|bytes| credentials::mask_body(bytes, content_type).or_else(|| script(bytes)))
             .map(|(_, found)| found)
             .next();
         if let Some(found) = found
@@ -149,6 +152,18 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
             .and_then(|inner| String::from_utf8(inner).ok())
             .map(|text| text_answer_secrets(&text))
             .unwrap_or_default(),
+        false => found,
+    };
+    // A file an answer brings (an image's data) setting passwords as a script or cloud-config.
+    let found = match found.is_empty() && crate::model::headers::holds_file_bytes(&response.headers) {
+        true => {
+            let bytes = response.body.as_ref().and_then(|b| b.to_bytes().ok());
+            let inner = crate::secrets::exposure::innermost(&response.body);
+            (bytes.map(|b| b.to_vec()).into_iter().chain(inner))
+                .find_map(|bytes| crate::secrets::exposure::script_credentials(&bytes, "answer"))
+                .map(|(_, found)| found)
+                .unwrap_or_default()
+        }
         false => found,
     };
     if let Some(first) = found.first() {
@@ -361,5 +376,23 @@ mod tests {
         assert!(e.starts_with("recorded_at: \"9999-12-31T00:00:00Z\" is in the future"), "{e}");
         future.recorded_at = "2026-01-01T00:00:00Z".into();
         validate_response(&future).unwrap();
+    }
+
+    #[test]
+    fn an_image_file_setting_passwords_as_a_script_does_is_refused_and_json_text_is_not_read_so() {
+        let script = "#!/bin/sh\necho 'root:ShChp-333' | chpasswd\n";
+        let octet = vec![("content-type".to_owned(), "application/octet-stream".to_owned())];
+        let mut download = answer(Body::Text(script.into()), "");
+        download.headers = octet.clone();
+        let e = validate_response(&download).unwrap_err();
+        assert!(e.contains("chpasswd") && e.contains("answer body"), "{e}");
+        let mut upload = crate::model::fixtures::get("/v2/images/x/file");
+        upload.method = "PUT".into();
+        upload.headers = octet;
+        upload.body = Some(Body::Text(script.into()));
+        let e = validate_request(&upload).unwrap_err();
+        assert!(e.contains("chpasswd"), "{e}");
+        // The same words in an answer that is no file are text, not a script.
+        validate_response(&answer(Body::Text(format!("{{\"note\": {script:?}}}")), "")).unwrap();
     }
 }

@@ -460,7 +460,12 @@ pub(crate) fn unmaskable_credentials(
         let readings = innermost(&request.body).into_iter().chain(as_it_is.map(|b| b.to_vec()));
         // A file's type says nothing of what it holds (`application/octet-stream` carrying
         // `password=…`): read as untyped text too.
-        let read = |bytes: &[u8]| mask_body(bytes, content_type).or_else(|| mask_body(bytes, None));
+        // And as a script or cloud-config (an image's or a user-data file's `chpasswd` input),
+        // as base64 text in a JSON field is read.
+        let read = |bytes: &[u8]| {
+            (mask_body(bytes, content_type).or_else(|| mask_body(bytes, None)))
+                .or_else(|| script_credentials(bytes, "request"))
+        };
         if let Some((_, values)) = readings.filter_map(|bytes| read(&bytes)).next() {
             found.extend(values);
         }
@@ -484,7 +489,26 @@ pub(crate) fn unmaskable_credentials(
     if let Some((_, values)) = readings.filter_map(|body| mask_answer(&body, access_key)).next() {
         found.extend(values);
     }
+    // A file an answer brings (an image's data: a cloud-config or a script setting passwords).
+    if answer_kept {
+        let as_it_is = crate::model::interaction::body_bytes(answer).ok().map(|b| b.to_vec());
+        let readings = innermost(answer).into_iter().chain(as_it_is);
+        if let Some((_, values)) = readings.filter_map(|bytes| script_credentials(&bytes, "answer")).next() {
+            found.extend(values);
+        }
+    }
     found
+}
+
+/// The passwords of a script's or a cloud-config's `chpasswd` and `passwd --stdin` input, and
+/// its YAML secret lines, in `bytes` read as text (see `model::base64_text`), in the `whose`
+/// body: a file cannot be masked in place, so these refuse the exchange.
+pub(crate) fn script_credentials(bytes: &[u8], whose: &str) -> Option<(Vec<u8>, Vec<crate::model::credentials::Found>)> {
+    use crate::model::credentials::is_credential_name;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let label = |name: &str| format!("credential {name} of a script or cloud-config in the {whose} body");
+    let (masked, found) = crate::model::base64_text::mask_script_lines(text, &is_credential_name, &label)?;
+    Some((masked.into_bytes(), found))
 }
 
 /// What `body` stands for when it cannot be read as it is: the bytes inside every gzip or zlib
