@@ -24,7 +24,12 @@ impl Proxy {
     ) -> Result<Bytes, Response<Full<Bytes>>> {
         let too_large = || {
             let max = self.settings.max_body;
-            let msg = format!("request body is larger than {max} bytes (--max-body)");
+            // The limit is the serving proxy's, not saved with the recordings: an upload
+            // recorded under a larger one needs it when replayed too.
+            let msg = format!(
+                "request body is larger than {max} bytes (--max-body; a recording made with a \
+                 larger --max-body needs the same flag to replay)"
+            );
             error_response(StatusCode::PAYLOAD_TOO_LARGE, "IMS_VCR.BODY_TOO_LARGE", &msg, json!({}))
         };
         // A declared length over the cap is refused before any of the body is read, so a client
