@@ -404,6 +404,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
         },
         signal = signals.recv() => signal,
     };
+    let first = tokio::time::Instant::now();
     tracing::info!(signal, "passing the signal on to the command");
     group.forward(pid, signal);
     let deadline = tokio::time::Instant::now() + GRACE;
@@ -414,7 +415,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
             group.kill(pid, &mut child);
             child.wait().await
         }
-        _ = signals.another() => {
+        _ = signals.another(first) => {
             tracing::warn!("second signal: killing the command");
             group.kill(pid, &mut child);
             child.wait().await
@@ -429,7 +430,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
                 tracing::warn!("processes the command started are still running {GRACE:?} after the signal: killing them");
                 group.kill(Some(pid), &mut child);
             }
-            _ = signals.another() => group.kill(Some(pid), &mut child),
+            _ = signals.another(first) => group.kill(Some(pid), &mut child),
         }
     }
     match waited {

@@ -40,12 +40,16 @@ impl Signals {
         tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
     }
 
-    /// The next signal received a quarter of a second or more after the one just taken: those
-    /// in between are one stop with it (a dropped ssh session sends SIGHUP twice, systemd
-    /// SIGTERM then SIGHUP), where a person pressing Ctrl-C again takes longer.
-    pub(super) async fn another(&mut self) -> i32 {
-        tokio::time::sleep(PAIRED).await;
-        while self.pending().await.is_some() {}
+    /// The next signal received a quarter of a second or more after the first one, taken at
+    /// `first`: those in between are one stop with it (a dropped ssh session sends SIGHUP
+    /// twice, systemd SIGTERM then SIGHUP), where a person pressing Ctrl-C again takes longer.
+    /// Past that quarter of a second, any signal counts.
+    pub(super) async fn another(&mut self, first: tokio::time::Instant) -> i32 {
+        let paired_until = first + PAIRED;
+        if tokio::time::Instant::now() < paired_until {
+            tokio::time::sleep_until(paired_until).await;
+            while self.pending().await.is_some() {}
+        }
         self.recv().await
     }
 

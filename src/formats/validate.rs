@@ -394,5 +394,20 @@ mod tests {
         assert!(e.contains("chpasswd"), "{e}");
         // The same words in an answer that is no file are text, not a script.
         validate_response(&answer(Body::Text(format!("{{\"note\": {script:?}}}")), "")).unwrap();
+        // In a file: YAML `name: value` lines are read only in a cloud-config, and a shell
+        // variable or a template is no password.
+        let octet = vec![("content-type".to_owned(), "application/octet-stream".to_owned())];
+        for data in [
+            "kind: Pod\nspec:\n  secretName: db-creds\n",
+            "#!/bin/sh\necho \"$U:$P\" | chpasswd\necho \"${PW}\" | passwd --stdin root\n",
+        ] {
+            let mut file = answer(Body::Text(data.into()), "");
+            file.headers = octet.clone();
+            validate_response(&file).unwrap_or_else(|e| panic!("{data:?}: {e}"));
+        }
+        let mut cloud_config = answer(Body::Text("#cloud-config\npassword: Cc-Plain-555\n".into()), "");
+        cloud_config.headers = octet;
+        let e = validate_response(&cloud_config).unwrap_err();
+        assert!(e.contains("password"), "{e}");
     }
 }

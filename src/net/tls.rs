@@ -29,14 +29,15 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
         // An encrypted key is a key, just not one rustls reads without its passphrase.
         let encrypted = memchr::memmem::find(&key_pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----").is_some()
             || memchr::memmem::find(&key_pem, b"Proc-Type: 4,ENCRYPTED").is_some();
-        match (&e, encrypted) {
-            (pem::Error::NoItemsFound, true) => bad(
+        // An old-style one (`Proc-Type: 4,ENCRYPTED` in an RSA section) fails as base64.
+        match encrypted {
+            true => bad(
                 "--tls-key",
                 key,
                 "the private key is encrypted (a passphrase protects it), which ims-vcr cannot \
                  read; decrypt it first (`openssl pkey -in KEY -out PLAIN.pem`)",
             ),
-            _ => bad("--tls-key", key, &reason(e, "private key")),
+            false => bad("--tls-key", key, &reason(e, "private key")),
         }
     })?;
     // One crypto provider, chosen explicitly: rustls panics at `builder()` when two are linked.
@@ -134,6 +135,9 @@ mod tests {
         let (cert, key) = pair();
         let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHzBJBgkqhkiG9w0BBQ0wPDAbBgkqhkiG9w0BBQwwDgQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let e = refused(&cert, encrypted);
+        assert!(e.contains("--tls-key") && e.contains("encrypted"), "{e}");
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0123456789ABCDEF0123456789ABCDEF\n\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n";
+        let e = refused(&cert, legacy);
         assert!(e.contains("--tls-key") && e.contains("encrypted"), "{e}");
         let cut = &cert[..cert.len() / 2];
         let e = refused(cut, &key);

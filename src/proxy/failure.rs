@@ -36,6 +36,27 @@ impl Failure {
         }
     }
 
+    /// The `502` of a request that was not sent because an identical one sent at the same moment
+    /// (`auto`'s shared exchange) found the upstream unreachable or hung (`kind`: `connect`,
+    /// `timeout`). `line` is the request line as shown (credentials masked).
+    pub(super) fn shared_unreachable(kind: &'static str, line: &str) -> Failure {
+        let line = crate::model::access_keys::masked(line);
+        let what = match kind {
+            "timeout" => "gave no complete answer within --upstream-timeout",
+            _ => "could not be reached",
+        };
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            outcome: Outcome::UpstreamError,
+            code: "IMS_VCR.UPSTREAM",
+            message: format!(
+                "the upstream {what} for an identical request sent at the same moment ({line}); \
+                 this one was not sent again, as it would have waited as long"
+            ),
+            details: json!({ "kind": kind, "shared": true }),
+        }
+    }
+
     /// The `502` for a live answer that cannot be served again as it came.
     pub(super) fn invalid_answer(why: &str) -> Failure {
         Failure {

@@ -119,11 +119,11 @@ pub(super) enum Coalesced {
     /// client's exchange is that client's, and the upstream may answer the next one.
     NotStored,
     /// The upstream could not be reached or did not answer within `--upstream-timeout`
-    /// (`connect`, `timeout`): each waiter is given this `502`, rather than wait as long again
-    /// for an upstream that was just found down or hung. It holds no answer, and its message
-    /// names the URL with credentials masked (which masks the only part the waiters' requests
-    /// differ in).
-    Unreachable(Failure),
+    /// (`connect`, `timeout`, the kind held): each waiter is given a `502` of that kind, rather
+    /// than wait as long again for an upstream that was just found down or hung. Only the kind
+    /// crosses: the leader's message names its own URL, whose ignored query values
+    /// (`--ignore-query`) may not be the waiter's.
+    Unreachable(&'static str),
 }
 
 impl Coalesced {
@@ -134,7 +134,7 @@ impl Coalesced {
                 ..
             }) => Coalesced::Stored(*seq, *stored),
             Err(failure) if ["connect", "timeout"].iter().any(|kind| failure.details["kind"] == *kind) => {
-                Coalesced::Unreachable(failure.clone())
+                Coalesced::Unreachable(if failure.details["kind"] == "timeout" { "timeout" } else { "connect" })
             }
             _ => Coalesced::NotStored,
         }
@@ -240,7 +240,8 @@ impl Proxy {
                 .remove(key.digest());
             return self.served(parts, forwarded);
         }
-        if let Coalesced::Unreachable(failure) = &coalesced {
+        if let Coalesced::Unreachable(kind) = coalesced {
+            let failure = Failure::shared_unreachable(kind, key.request_line());
             return (failure.to_response(), failure.outcome);
         }
         if let Coalesced::Stored(seq, stored) = coalesced {

@@ -490,8 +490,13 @@ pub(crate) fn unmaskable_credentials(
         found.extend(values);
     }
     // A file an answer brings (an image's data: a cloud-config or a script setting passwords).
+    // Binary bytes (`Body::Base64`) only through `innermost`, as the request's: an image is no
+    // text, and decoding its base64 only to find that would cost as much as the image.
     if answer_kept {
-        let as_it_is = crate::model::interaction::body_bytes(answer).ok().map(|b| b.to_vec());
+        let as_it_is = match answer {
+            Some(Body::Text(text)) => Some(text.as_bytes().to_vec()),
+            _ => None,
+        };
         let readings = innermost(answer).into_iter().chain(as_it_is);
         if let Some((_, values)) = readings.filter_map(|bytes| script_credentials(&bytes, "answer")).next() {
             found.extend(values);
@@ -501,14 +506,21 @@ pub(crate) fn unmaskable_credentials(
 }
 
 /// The passwords of a script's or a cloud-config's `chpasswd` and `passwd --stdin` input, and
-/// its YAML secret lines, in `bytes` read as text (see `model::base64_text`), in the `whose`
-/// body: a file cannot be masked in place, so these refuse the exchange.
+/// a cloud-config's YAML secret lines, in a file's `bytes` read as text (see
+/// `model::base64_text`), in the `whose` body: a file cannot be masked in place, so these
+/// refuse the exchange. YAML `name: value` lines are read only in a cloud-config (its first
+/// line `#cloud-config`): in any other file (a manifest's `secretName: db-creds`) they are
+/// data. A value that is a shell variable or a template (`$P`, `${P}`, `{{ p }}`) is no password.
 pub(crate) fn script_credentials(bytes: &[u8], whose: &str) -> Option<(Vec<u8>, Vec<crate::model::credentials::Found>)> {
     use crate::model::credentials::is_credential_name;
     let text = std::str::from_utf8(bytes).ok()?;
+    let cloud_config = text.trim_start_matches('\u{feff}').starts_with("#cloud-config");
+    let is_secret = |name: &str| cloud_config && is_credential_name(name);
     let label = |name: &str| format!("credential {name} of a script or cloud-config in the {whose} body");
-    let (masked, found) = crate::model::base64_text::mask_script_lines(text, &is_credential_name, &label)?;
-    Some((masked.into_bytes(), found))
+    let (masked, found) = crate::model::base64_text::mask_script_lines(text, &is_secret, &label)?;
+    let placeholder = |value: &str| value.starts_with('$') || value.contains("{{");
+    let found: Vec<_> = found.into_iter().filter(|f| !placeholder(f.value.trim())).collect();
+    (!found.is_empty()).then(|| (masked.into_bytes(), found))
 }
 
 /// What `body` stands for when it cannot be read as it is: the bytes inside every gzip or zlib
