@@ -109,7 +109,7 @@ impl Delivered {
 /// except when the upstream could not be reached or did not answer in time, which each waiter
 /// would only find again, waiting as long. The types keep the live answer out of the waiters'
 /// reach: only this crosses to them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Coalesced {
     /// Stored as this answer (0-based) of the request stored under this digest: each waiter
     /// replays that answer, and keeps its own place after it with a copy of it.
@@ -133,10 +133,12 @@ impl Coalesced {
                 stored: Some((seq, stored)),
                 ..
             }) => Coalesced::Stored(*seq, *stored),
-            Err(failure) if ["connect", "timeout"].iter().any(|kind| failure.details["kind"] == *kind) => {
-                Coalesced::Unreachable(if failure.details["kind"] == "timeout" { "timeout" } else { "connect" })
-            }
-            _ => Coalesced::NotStored,
+            Err(failure) => match failure.details["kind"].as_str() {
+                Some("connect") => Coalesced::Unreachable("connect"),
+                Some("timeout") => Coalesced::Unreachable("timeout"),
+                _ => Coalesced::NotStored,
+            },
+            Ok(_) => Coalesced::NotStored,
         }
     }
 }
@@ -220,7 +222,7 @@ impl Proxy {
         // Set only by the client whose exchange this is (the leader): the live answer stays
         // here, and the cell holds only where it was stored.
         let mut own: Option<Forwarded> = None;
-        let coalesced = cell
+        let coalesced = *cell
             .get_or_init(|| {
                 let own = &mut own;
                 let body = body.clone();
@@ -231,8 +233,7 @@ impl Proxy {
                     coalesced
                 }
             })
-            .await
-            .clone();
+            .await;
         if let Some(forwarded) = own {
             self.inflight
                 .lock()
