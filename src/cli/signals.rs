@@ -65,7 +65,10 @@ impl Signals {
                     None => std::future::pending().await,
                 }
             }
+            // In this order when several are pending: systemd sends SIGTERM then SIGHUP as one
+            // stop, and the command must get the SIGTERM (a random pick passed either on).
             tokio::select! {
+                biased;
                 () = next(self.interrupt.as_mut()) => libc::SIGINT,
                 () = next(self.terminate.as_mut()) => libc::SIGTERM,
                 () = next(self.hangup.as_mut()) => libc::SIGHUP,
