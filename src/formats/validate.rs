@@ -156,14 +156,7 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
     };
     // A file an answer brings (an image's data) setting passwords as a script or cloud-config.
     let found = match found.is_empty() && crate::model::headers::holds_file_bytes(&response.headers) {
-        true => {
-            let bytes = response.body.as_ref().and_then(|b| b.to_bytes().ok());
-            let inner = crate::secrets::exposure::innermost(&response.body);
-            (bytes.map(|b| b.to_vec()).into_iter().chain(inner))
-                .find_map(|bytes| crate::secrets::exposure::script_credentials(&bytes, "answer"))
-                .map(|(_, found)| found)
-                .unwrap_or_default()
-        }
+        true => crate::secrets::exposure::file_script_credentials(&response.body, "answer").unwrap_or_default(),
         false => found,
     };
     if let Some(first) = found.first() {

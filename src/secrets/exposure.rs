@@ -490,19 +490,22 @@ pub(crate) fn unmaskable_credentials(
         found.extend(values);
     }
     // A file an answer brings (an image's data: a cloud-config or a script setting passwords).
-    // Binary bytes (`Body::Base64`) only through `innermost`, as the request's: an image is no
-    // text, and decoding its base64 only to find that would cost as much as the image.
-    if answer_kept {
-        let as_it_is = match answer {
-            Some(Body::Text(text)) => Some(text.as_bytes().to_vec()),
-            _ => None,
-        };
-        let readings = innermost(answer).into_iter().chain(as_it_is);
-        if let Some((_, values)) = readings.filter_map(|bytes| script_credentials(&bytes, "answer")).next() {
-            found.extend(values);
-        }
+    if answer_kept && let Some(values) = file_script_credentials(answer, "answer") {
+        found.extend(values);
     }
     found
+}
+
+/// [`script_credentials`] of a file body, read as the text it is or stands for ([`innermost`]).
+/// Binary bytes (`Body::Base64`) only through `innermost`: an image is no text, and decoding its
+/// base64 only to find that would cost as much as the image.
+pub(crate) fn file_script_credentials(body: &Option<Body>, whose: &str) -> Option<Vec<crate::model::credentials::Found>> {
+    let as_it_is = match body {
+        Some(Body::Text(text)) => Some(text.as_bytes().to_vec()),
+        _ => None,
+    };
+    let readings = innermost(body).into_iter().chain(as_it_is);
+    readings.filter_map(|bytes| script_credentials(&bytes, whose)).map(|(_, found)| found).next()
 }
 
 /// The passwords of a script's or a cloud-config's `chpasswd` and `passwd --stdin` input, and

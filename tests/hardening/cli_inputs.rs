@@ -755,19 +755,9 @@ fn control_characters_in_a_cassette_reach_an_error_escaped_never_raw() {
 /// may send it so), but `import` says that a `GET` never matches it.
 #[test]
 fn a_lower_case_method_in_a_cassette_is_read_with_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let cassettes = shipped_cassettes(dir.path());
-    let first = std::fs::read_dir(&cassettes)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut cassette: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
-    cassette["request"]["method"] = "get".into();
-    std::fs::write(&first, cassette.to_string()).unwrap();
-    let (code, err) = run(&["import", "--store", "s", "cassettes"], dir.path());
+    let (code, err) = import_with_a_shipped_cassette_edited(|cassette| {
+        cassette["request"]["method"] = "get".into();
+    });
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(r#"request.method is "get", not "GET""#),
@@ -779,6 +769,18 @@ fn a_lower_case_method_in_a_cassette_is_read_with_a_warning() {
 /// `import` says so, where the body was dropped silently.
 #[test]
 fn a_no_content_answer_with_a_body_is_read_with_a_warning() {
+    let (code, err) = import_with_a_shipped_cassette_edited(|cassette| {
+        cassette["answers"][0]["status"] = 204.into();
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("answers[0] is a 204 with a body"), "{err}");
+}
+
+/// `import` of the shipped cassettes, the first of them changed by `edit` first: its exit code
+/// and standard error.
+fn import_with_a_shipped_cassette_edited(
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let cassettes = shipped_cassettes(dir.path());
     let first = std::fs::read_dir(&cassettes)
@@ -789,11 +791,9 @@ fn a_no_content_answer_with_a_body_is_read_with_a_warning() {
         .path();
     let mut cassette: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
-    cassette["answers"][0]["status"] = 204.into();
+    edit(&mut cassette);
     std::fs::write(&first, cassette.to_string()).unwrap();
-    let (code, err) = run(&["import", "--store", "s", "cassettes"], dir.path());
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("answers[0] is a 204 with a body"), "{err}");
+    run(&["import", "--store", "s", "cassettes"], dir.path())
 }
 
 /// A security token alone (no AK/SK beside it) signs nothing: the proxy says so at start-up
