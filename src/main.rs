@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     release_freed_memory_at_once();
     quiet_when_output_is_closed();
+    file_size_limit_is_an_error();
     let cli = ims_vcr::cli::parse_args();
     // Kept to the end: dropping it waits (briefly) for log lines queued for a piped stderr.
     let log = ims_vcr::cli::log::init(cli.verbose);
@@ -80,6 +81,28 @@ fn quiet_when_output_is_closed() {
         }
         report(info);
     }));
+}
+
+/// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`), a write past it raises SIGXFSZ,
+/// which kills the process unless caught: a recorder would die mid-session with no summary, a
+/// pack rebuild before it served. Caught by a handler that does nothing, the write fails with
+/// `EFBIG` instead, and takes the path of a full disk (an answer served but NOT stored, the
+/// summary, exit status 3). A handler, not `SIG_IGN`: a caught signal is back to its default in
+/// a program `run` starts, where an ignored one would stay ignored.
+fn file_size_limit_is_an_error() {
+    #[cfg(unix)]
+    {
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: installs a handler that touches nothing (async-signal-safe by being empty)
+        // for one signal, with a zeroed, then emptied, mask.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigaction(libc::SIGXFSZ, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Whether `message` is the panic of `print!` on a pipe whose reader has gone:

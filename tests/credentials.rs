@@ -620,6 +620,54 @@ async fn a_refused_recording_logs_its_request_line_with_path_credentials_masked(
     fake.stop().await;
 }
 
+/// A token a sign-in answer hands out (`X-Subject-Token`) is masked in a later request's log
+/// line in passthrough too, where the client sends it in a path segment and nothing refuses
+/// the request (record and auto show it masked as they refuse to store it).
+#[tokio::test]
+async fn passthrough_masks_a_handed_out_token_in_a_later_requests_log_line() {
+    const ISSUED: &str = "gAAAAAZQX-passthrough-issued-token-7781Kq";
+    let up = scripted_upstream(|head| match head.starts_with("POST /v3/auth/tokens ") {
+        true => http_answer(
+            "201 Created",
+            &[
+                ("content-type", "application/json"),
+                ("x-subject-token", ISSUED),
+            ],
+            b"{}",
+        ),
+        false => http_answer("200 OK", &[("content-type", "application/json")], b"{}"),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["passthrough", "--upstream", &up, "--listen", "0"];
+    let proxy = Running::start_with_env(&args, dir.path(), &[("RUST_LOG", "debug")]);
+    let json = [("content-type", "application/json")];
+    let signed_in = send(
+        "POST",
+        &format!("{}/v3/auth/tokens", proxy.uri),
+        &json,
+        b"{}",
+    )
+    .await;
+    assert_eq!(
+        signed_in.header("x-subject-token"),
+        Some(ISSUED),
+        "the client gets the live token"
+    );
+    let reply = send(
+        "GET",
+        &format!("{}/v2/images/{ISSUED}", proxy.uri),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let log = proxy.log();
+    assert!(proxy.terminate().success());
+    assert!(log.contains("/v2/images/REDACTED"), "{log}");
+    assert!(!log.contains("passthrough-issued-token"), "{log}");
+}
+
 /// A request header: name and value.
 type Header<'a> = (&'a str, &'a str);
 
@@ -1868,6 +1916,80 @@ async fn a_credential_inside_a_compressed_blob_in_a_body_never_reaches_disk() {
             );
         }
         assert!(files_containing(place, b"/e/upload").is_empty());
+    }
+}
+
+/// The same outside the bodies: the client's token as `base64url(gzip(…))` in the query or in
+/// another request header, as `hex(zlib(…))` in a path segment, or echoed by the upstream in an
+/// answer header (`X-Trace-State`, a `Location`'s query or path), is never stored, nor exported; an
+/// ordinary compressed blob there is.
+#[tokio::test]
+async fn a_credential_inside_a_compressed_blob_in_a_url_or_a_header_never_reaches_disk() {
+    use base64::Engine as _;
+    const TOKEN: &str = "Url-Blob-Token-55Kq81Zt";
+    let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let blob = b64url(&gzip(TOKEN.as_bytes()));
+    let hex_blob = hex(&zlib(TOKEN.as_bytes()));
+    let plain = b64url(&gzip(b"nothing secret here"));
+    let (echoed, echoed_hex) = (blob.clone(), hex_blob.clone());
+    let up = scripted_upstream(move |head| {
+        let header = if head.contains(" /h/echo ") {
+            ("x-trace-state", echoed.clone())
+        } else if head.contains(" /h/location ") {
+            ("location", format!("/v2/images?state={echoed}"))
+        } else if head.contains(" /h/moved ") {
+            (
+                "location",
+                format!("https://ims.example.com/v2/images/{echoed_hex}"),
+            )
+        } else {
+            ("x-trace-state", "plain".to_owned())
+        };
+        http_answer(
+            "200 OK",
+            &[("content-type", "application/json"), (header.0, &header.1)],
+            b"{}",
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    let token = ("x-auth-token", TOKEN);
+    let requests: [(String, Vec<Header<'_>>); 7] = [
+        (format!("/h/query?state={blob}"), vec![token]),
+        (format!("/h/path/{hex_blob}"), vec![token]),
+        (
+            "/h/header".to_owned(),
+            vec![token, ("x-trace-state", blob.as_str())],
+        ),
+        ("/h/echo".to_owned(), vec![token]),
+        ("/h/location".to_owned(), vec![token]),
+        ("/h/moved".to_owned(), vec![token]),
+        (format!("/h/kept?state={plain}"), vec![token]),
+    ];
+    for (path, headers) in &requests {
+        let reply = send("GET", &format!("{}{path}", proxy.uri()), headers, b"").await;
+        assert_eq!(reply.status, 200, "{path}: the client gets the live answer");
+    }
+    proxy.shutdown().await.unwrap();
+    // The ordinary blob is stored; the three answers echoing the token keep their places as gaps;
+    // a request holding it stores nothing.
+    let out = dir.path().join("out");
+    export_store(&store, &out, None).unwrap();
+    assert_eq!(stored_answers_and_gaps(&store), (1, 3));
+    for place in [&store, &out] {
+        for needle in [&blob, &hex_blob] {
+            assert!(
+                files_containing(place, needle.as_bytes()).is_empty(),
+                "{needle} in {place:?}"
+            );
+        }
+        assert!(
+            !files_containing(place, plain.as_bytes()).is_empty(),
+            "the ordinary blob is kept"
+        );
     }
 }
 

@@ -227,6 +227,8 @@ async fn an_answer_echoing_its_own_subject_token_is_served_but_not_recorded() {
 /// A token a sign-in answer handed out is a credential wherever a later exchange of the same
 /// proxy holds it (a path segment, an ordinary query parameter), not only in the header that
 /// handed it out: that exchange is served but not stored, as one carrying its own token there.
+/// So are the secrets an answer's body hands out (a temporary credential's `secret` and
+/// `securitytoken`).
 #[tokio::test]
 async fn a_token_handed_out_earlier_is_never_stored_where_a_later_request_repeats_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,29 +239,38 @@ async fn a_token_handed_out_earlier_is_never_stored_where_a_later_request_repeat
     let signed_in = sign_in(&uri, PASSWORD).await;
     assert_eq!(signed_in.status, 201, "{}", signed_in.text());
     let token = signed_in.header("x-subject-token").unwrap().to_owned();
+    // And the secrets a temporary credential's answer body hands out.
+    let keys = security_token(&uri, &token).await;
+    assert_eq!(keys.status, 201, "{}", keys.text());
     for target in [
         format!("/v2/images/{token}"),
         format!("/v2/images?marker={token}"),
+        format!("/v2/images?marker={TEMP_SECURITY_TOKEN}"),
+        format!("/v2/images/{TEMP_SK}"),
     ] {
         let reply = send("GET", &format!("{uri}{target}"), &[], b"").await;
         assert_ne!(reply.status, 599, "{target}: served live");
     }
     let summary = proxy.shutdown().await.unwrap();
-    assert_eq!(summary.refused, 2, "{summary}");
-    assert!(
-        files_containing(&store, token.as_bytes()).is_empty(),
-        "the issued token was stored"
-    );
+    assert_eq!(summary.refused, 4, "{summary}");
+    for secret in [&*token, TEMP_SECURITY_TOKEN, TEMP_SK] {
+        assert!(
+            files_containing(&store, secret.as_bytes()).is_empty(),
+            "{secret} was stored"
+        );
+    }
     let out = dir.path().join("cassettes");
     let (code, err) = run(
         &["export", "--store", "store", "--out", "cassettes"],
         dir.path(),
     );
     assert_eq!(code, 0, "{err}");
-    assert!(
-        files_containing(&out, token.as_bytes()).is_empty(),
-        "the issued token was exported"
-    );
+    for secret in [&*token, TEMP_SECURITY_TOKEN, TEMP_SK] {
+        assert!(
+            files_containing(&out, secret.as_bytes()).is_empty(),
+            "{secret} was exported"
+        );
+    }
 }
 
 /// Moves a cassette answer's `recorded_at` and the timestamps of `fields` in its body `by`

@@ -733,6 +733,144 @@ async fn a_session_stopped_and_started_again_records_afresh() {
     replay.shutdown().await.unwrap();
 }
 
+/// A named session recorded again is replaced whole: a test that creates an image gets a new
+/// id in every run, and the requests naming an earlier run's id are removed with the new run's
+/// first answer, in `record` (a new process) and in a rerun attempt (its session stopped and
+/// used again), so replay finds no unused recording and export no stale cassette. Other
+/// sessions, the default one, and `auto` keep what they hold.
+#[tokio::test]
+async fn a_session_recorded_again_keeps_only_what_the_new_run_recorded() {
+    let up = json_upstream("{}").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let test = [("x-ims-vcr-session", "suite/test_create")];
+    let other = [("x-ims-vcr-session", "suite/test_other")];
+    let get = |proxy: &ims_vcr::ProxyServer,
+               path: &str,
+               headers: &'static [(&'static str, &'static str)]| {
+        let url = format!("{}{path}", proxy.uri());
+        async move { send("GET", &url, headers, b"").await.status }
+    };
+    let test: &'static [(&str, &str)] = Box::leak(Box::new(test));
+    let other: &'static [(&str, &str)] = Box::leak(Box::new(other));
+    let lines = |store: &std::path::Path| -> Vec<String> {
+        let opened = ims_vcr::storage::store::Store::open(store).unwrap();
+        let mut lines: Vec<String> = (opened.load(&opened.rules().unwrap()).unwrap().iter())
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.key.session().unwrap_or("-"),
+                    r.key.request_line()
+                )
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    // The first run.
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    for (path, headers) in [
+        ("/v2/images/id-1", test),
+        ("/v2/images/id-1/file", test),
+        ("/v2/images/o", other),
+        ("/v2", &[][..]),
+    ] {
+        assert_eq!(get(&proxy, path, headers).await, 200);
+    }
+    proxy.shutdown().await.unwrap();
+    // Recorded again: the test's new id only; the other test and the default session as they were.
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    assert_eq!(get(&proxy, "/v2/images/id-2", test).await, 200);
+    assert_eq!(get(&proxy, "/v2/images/id-2/file", test).await, 200);
+    proxy.shutdown().await.unwrap();
+    let expected = [
+        "- GET /v2",
+        "suite/test_create GET /v2/images/id-2",
+        "suite/test_create GET /v2/images/id-2/file",
+        "suite/test_other GET /v2/images/o",
+    ];
+    assert_eq!(lines(&store), expected);
+    // A rerun in one process: the failed attempt's requests go with the rerun's first answer.
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    assert_eq!(get(&proxy, "/v2/images/id-3", test).await, 200);
+    let stop = format!("{}/__ims-vcr/sessions/suite/test_create/stop", proxy.uri());
+    assert_eq!(send("POST", &stop, &[], b"").await.status, 200);
+    assert_eq!(get(&proxy, "/v2/images/id-4", test).await, 200);
+    proxy.shutdown().await.unwrap();
+    let mut expected = expected.to_vec();
+    expected[1..3].copy_from_slice(&["suite/test_create GET /v2/images/id-4"; 2]);
+    expected.dedup();
+    assert_eq!(lines(&store), expected);
+    // Replay finds every recording used; `auto` adds to what a session holds.
+    let replay = replayer(&store).await;
+    assert_eq!(get(&replay, "/v2/images/id-4", test).await, 200);
+    let summary = replay.shutdown().await.unwrap();
+    assert_eq!(summary.hits, 1, "{summary}");
+    let auto = auto_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    assert_eq!(get(&auto, "/v2/images/id-5", test).await, 200);
+    auto.shutdown().await.unwrap();
+    let lines = lines(&store);
+    assert!(
+        lines.contains(&"suite/test_create GET /v2/images/id-4".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"suite/test_create GET /v2/images/id-5".to_owned()),
+        "{lines:?}"
+    );
+}
+
+/// A miss whose request line is recorded in its session with other bodies is told against the
+/// body that differs in the fewest fields, and its message points at the diff, not at another
+/// session that recorded the same line.
+#[tokio::test]
+async fn a_miss_is_told_against_the_closest_body_of_its_line_in_its_own_session() {
+    let up = json_upstream("{}").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let patch = |proxy: &ims_vcr::ProxyServer, session: &str, body: &[u8]| {
+        let (url, session, body) = (
+            format!("{}/v2/images/x", proxy.uri()),
+            session.to_owned(),
+            body.to_vec(),
+        );
+        async move {
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-ims-vcr-session", session.as_str()),
+            ];
+            send("PATCH", &url, &headers, &body).await
+        }
+    };
+    let far = br#"{"op":"replace","path":"/name","value":"x","extra":1}"#;
+    let near = br#"{"op":"add","path":"/tags/-","value":"t1"}"#;
+    let proxy = recording_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
+    for (session, body) in [
+        ("suite/a", &far[..]),
+        ("suite/a", &near[..]),
+        ("suite/b", &near[..]),
+    ] {
+        let reply = patch(&proxy, session, body).await;
+        assert_eq!(reply.status, 200);
+    }
+    proxy.shutdown().await.unwrap();
+    let replay = replayer(&store).await;
+    let asked = br#"{"op":"add","path":"/tags/-","value":"t2"}"#;
+    let miss = patch(&replay, "suite/a", asked).await;
+    assert_eq!(miss.status, 599);
+    let report = miss.json();
+    let fields = &report["ims_vcr"]["diff"][0]["fields"];
+    assert_eq!(fields.as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(fields[0]["pointer"], "/value", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the recording of it differs as the diff says"),
+        "{message}"
+    );
+    assert!(!message.contains("send the session"), "{message}");
+    replay.shutdown().await.unwrap();
+}
+
 /// A set-up call sent with `x-ims-vcr-skip` takes no recorded answer: in replay it is answered
 /// `599 IMS_VCR.SKIPPED` without moving the request's cursor and without counting as a miss,
 /// so the test's own requests replay in the order they were recorded; in `auto` it is
@@ -778,12 +916,7 @@ async fn a_skipped_request_never_takes_a_recorded_answer_in_replay_or_auto() {
     let summary = replay.shutdown().await.unwrap();
     assert!(summary.misses.is_empty(), "{:?}", summary.misses);
 
-    let auto = ims_vcr::ProxyServer::builder()
-        .auto(ims_vcr::UpstreamConfig::new(&up))
-        .store(&store)
-        .start()
-        .await
-        .unwrap();
+    let auto = auto_through(ims_vcr::UpstreamConfig::new(&up), &store).await;
     let forwarded = send("GET", &url(&auto), &skip, b"").await;
     assert_eq!(forwarded.header("x-ims-vcr"), Some("forwarded"));
     assert_eq!(forwarded.text(), "{\"count\":3}");

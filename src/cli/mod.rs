@@ -93,7 +93,8 @@ const fn version_text() -> &'static str {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Forward every request to the upstream, answer live, and store each answer (a session
-    /// replaces the earlier answers of each request it records).
+    /// replaces the earlier answers of each request it records; a named session recorded again
+    /// keeps only what the new run recorded).
     #[command(
         after_help = "Example:\n  ims-vcr record --upstream https://ims.cn-north-4.myhuaweicloud.com --listen 127.0.0.1:0"
     )]

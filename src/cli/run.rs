@@ -402,7 +402,7 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
             Ok(status) => End::Exited(status),
             Err(e) => End::Failed(e),
         },
-        signal = signals.recv() => signal,
+        signal = signals.first() => signal,
     };
     let first = tokio::time::Instant::now();
     tracing::info!(signal, "passing the signal on to the command");

@@ -7,6 +7,10 @@ use std::time::Duration;
 /// How soon after a signal another one is the same stop ([`Signals::another`]).
 pub(super) const PAIRED: Duration = Duration::from_millis(250);
 
+/// How long after a first signal the others sent with it are waited for, to pass on the one
+/// that matters (see [`Signals::first`]).
+const TOGETHER: Duration = Duration::from_millis(50);
+
 /// SIGINT, SIGTERM and SIGHUP (Ctrl-C elsewhere), received as signal numbers.
 pub(super) struct Signals {
     #[cfg(unix)]
@@ -38,6 +42,21 @@ impl Signals {
     pub(super) async fn pending(&mut self) -> Option<i32> {
         // Polls `recv` once: a timeout polls its future before its deadline.
         tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
+    }
+
+    /// The first signal, or the one that matters of those sent with it: SIGINT, then SIGTERM,
+    /// then SIGHUP. systemd sends SIGTERM and SIGHUP back to back, and the kernel delivers the
+    /// lower-numbered one first: a SIGHUP can be taken before its SIGTERM has arrived, so the
+    /// signals received within [`TOGETHER`] of the first are read too.
+    pub(super) async fn first(&mut self) -> i32 {
+        let mut signal = self.recv().await;
+        let until = tokio::time::Instant::now() + TOGETHER;
+        while let Ok(other) = tokio::time::timeout_at(until, self.recv()).await {
+            if urgency(other) < urgency(signal) {
+                signal = other;
+            }
+        }
+        signal
     }
 
     /// The next signal received a quarter of a second or more after the first one, taken at
@@ -79,6 +98,21 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             2
         }
+    }
+}
+
+/// Which of signals sent together is passed on: the lowest (SIGINT, SIGTERM, then SIGHUP).
+fn urgency(signal: i32) -> u8 {
+    #[cfg(unix)]
+    match signal {
+        libc::SIGINT => 0,
+        libc::SIGTERM => 1,
+        _ => 2,
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = signal;
+        0
     }
 }
 

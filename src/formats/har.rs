@@ -77,8 +77,9 @@ fn entry(interaction: &Interaction) -> Value {
         "bodySize": request_body.len(),
     });
     if !request_body.is_empty() {
-        let mime_type =
-            crate::model::headers::value_of(&request.headers, "content-type").unwrap_or("application/octet-stream");
+        // Empty when the request had no `Content-Type`: import takes a type named here as the
+        // request's, so naming one would add a header to it.
+        let mime_type = crate::model::headers::value_of(&request.headers, "content-type").unwrap_or("");
         // HAR 1.2 gives `postData` no encoding, but bytes that are not UTF-8 cannot be `text`:
         // they are written base64 with `encoding`, as HAR does for response content (and as
         // HAR tools that keep binary request bodies do).
@@ -341,12 +342,21 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
                 })
                 .collect()
         };
-    let request_headers = raw_headers(&request["headers"], "request")?;
+    let mut request_headers = raw_headers(&request["headers"], "request")?;
     let mut needles = credential_needles(&header_map(&request_headers));
     let keep_request = |n: &str| {
         !n.starts_with(':') && !is_credential(n) && !is_volatile_request(n) && !is_hop_by_hop(n)
     };
     let post_data = &request["postData"];
+    // HAR 1.2's `postData.mimeType` is the body's type: a tool that leaves the header out of
+    // `headers` still says it there, and the body is read by it (a multipart form's boundary,
+    // which its credential parts are found by).
+    if let Some(mime) = post_data["mimeType"].as_str().map(str::trim).filter(|m| !m.is_empty())
+        && !request_headers.iter().any(|(n, _)| n == "content-type")
+        && hyper::header::HeaderValue::from_str(mime).is_ok()
+    {
+        request_headers.push(("content-type".to_owned(), mime.to_owned()));
+    }
     let mut request_body = text_of(&post_data["text"], "request.postData.text")?.as_bytes().to_vec();
     match &post_data["encoding"] {
         // Some tools write an empty encoding for plain text.
@@ -778,5 +788,24 @@ mod tests {
         entry["response"]["content"]["text"] = r#"{"echo":"body-pa55word-888"}"#.into();
         let err = import(&har).unwrap_err().to_string();
         assert!(err.contains("log.entries[0]") && err.contains("password"), "{err}");
+    }
+
+    /// A request whose type only `postData.mimeType` gives (no `Content-Type` in its headers) is
+    /// read by it: a multipart form's password part is masked, and the type is stored.
+    #[test]
+    fn a_body_typed_only_by_its_post_data_mime_type_is_read_by_it() {
+        let mut har: Value = serde_json::from_slice(&har_with(json!([]), r#"{"id":"x"}"#)).unwrap();
+        let entry = &mut har["log"]["entries"][0];
+        entry["request"]["method"] = "POST".into();
+        entry["request"]["postData"] = json!({
+            "mimeType": "multipart/form-data; boundary=\"q z\"",
+            "text": "preamble\r\n--q z\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmime-pa55word-31\r\n--q z--\r\n",
+        });
+        let recordings = import(&har).unwrap();
+        let text = serde_json::to_string(&recordings[0].answers).unwrap();
+        assert!(!text.contains("mime-pa55word-31"), "{text}");
+        let request = &recordings[0].answers[0].request;
+        let content_type = crate::model::headers::value_of(&request.headers, "content-type");
+        assert_eq!(content_type, Some("multipart/form-data; boundary=\"q z\""));
     }
 }

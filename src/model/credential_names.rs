@@ -46,6 +46,9 @@ const NAMES: &[&str] = &[
     // Huawei's access key id and secret key as query or form parameters.
     "ak",
     "sk",
+    // One-time passwords (`?otp=`, `X-Totp`).
+    "otp",
+    "totp",
     "authorization",
     "authentication",
     "xservicetoken",

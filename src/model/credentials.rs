@@ -383,7 +383,11 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             found,
         ));
     }
-    if let Some(boundary) = crate::model::multipart::boundary(content_type) {
+    // Multipart by its type, or by its bytes when the type does not say (a client that sends
+    // its form without a `Content-Type`, or as `text/plain`).
+    let boundary = crate::model::multipart::boundary(content_type)
+        .or_else(|| crate::model::multipart::sniffed_boundary(body));
+    if let Some(boundary) = boundary {
         return crate::model::multipart::mask(body, boundary);
     }
     let plain = content_type.is_none_or(|t| {
@@ -838,8 +842,10 @@ mod tests {
         let (masked, found) = mask_body(body, Some("multipart/form-data; boundary=b")).unwrap();
         assert!(String::from_utf8(masked).unwrap().contains("\r\n\r\nREDACTED\r\n--b--"));
         assert_eq!(found[0].value, "pw-1");
-        // Another type: the body is not read as parts.
-        assert!(mask_body(body, Some("text/plain")).is_none());
+        // Another type, or none: the body is read as parts all the same, by its first line and
+        // its first part's `Content-Disposition` (see `multipart::sniffed_boundary`).
+        assert_eq!(mask_body(body, Some("text/plain")).unwrap().1[0].value, "pw-1");
+        assert_eq!(mask_body(body, None).unwrap().1[0].value, "pw-1");
     }
 
     #[test]

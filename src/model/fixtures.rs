@@ -49,3 +49,21 @@ pub(crate) fn recording_of(request: RecordedRequest, statuses: &[&str]) -> Recor
 pub(crate) fn recording(path: &str, statuses: &[&str]) -> Recording {
     recording_of(get(path), statuses)
 }
+
+/// A `GET /v2/images/x` answered 200 with `body` (read as `Body::from_bytes` reads it) from
+/// `https://ims.example`; no headers, date or latency.
+pub(crate) fn answering(body: &str) -> Interaction {
+    Interaction {
+        request: get("/v2/images/x"),
+        response: RecordedResponse {
+            status: 200,
+            headers: vec![],
+            body: Body::from_bytes(body.as_bytes()),
+            recorded_at: String::new(),
+            latency_ms: 0,
+            upstream: "https://ims.example".into(),
+            other_upstreams: Vec::new(),
+        },
+        redaction: None,
+    }
+}

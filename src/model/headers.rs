@@ -202,6 +202,14 @@ fn names_a_credential(name: &str) -> bool {
         // ending in `key` (`Idempotency-Key`, `Surrogate-Key`, `X-Object-Meta-Sort-Key` are not
         // secrets).
         || compact.strip_suffix("key").is_some_and(|owner| KEY_OWNERS.iter().any(|o| owner.ends_with(o)))
+        // An extension header whose last word names a credential, after a vendor's or a
+        // product's words (`X-Sk`, `X-Hw-Sk`, `X-Credential`, `X-Tenant-Totp`): the parameter
+        // name with `X-` before it. Only after `X-`: `Access-Control-Allow-Credentials` is no
+        // credential.
+        || name.get(..2).is_some_and(|x| x.eq_ignore_ascii_case("x-"))
+            && name.rsplit(['-', '_']).next().is_some_and(|word| {
+                is_credential_compact(&crate::model::credentials::compact(word))
+            })
 }
 
 /// Header names (compact) that carry authentication though no rule for parameters names them.
@@ -411,6 +419,13 @@ mod tests {
             "X-Account-Meta-Temp-Url-Key-10",
             "X-Master-Key",
             "X-Signing-Key",
+            // A credential's parameter name after `X-` and a vendor's words.
+            "X-Sk",
+            "X-Hw-Sk",
+            "X-Credential",
+            "X-Credentials",
+            "X-Totp",
+            "X-Tenant-Otp",
         ] {
             assert!(is_credential(name), "{name}");
         }
@@ -428,6 +443,9 @@ mod tests {
             "X-Storage-User",
             "X-Account-Meta-Quota-Bytes",
             "X-Container-Meta-Temp-Url-Key-Type",
+            "X-Signature-Version",
+            "X-Token-Expires-At",
+            "X-Image-Meta-Disk",
         ] {
             assert!(!is_credential(name), "{name}");
         }

@@ -428,18 +428,44 @@ fn ends_in_stray_percent(out: &str) -> bool {
 /// values in the order sent, because APIs such as Glance pair repeated parameters by position
 /// (`sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc` is not
 /// `sort_key=name&sort_dir=desc&sort_key=size&sort_dir=asc`).
+///
+/// Decoded to bytes, not text: `%FE` and `%FF` (not UTF-8, as a Latin-1 or GBK client sends)
+/// are two values, where a decoding to text makes both the replacement character. For UTF-8
+/// the form is what `form_urlencoded` writes.
 fn canonical_query(query: &str, ignore: &[String]) -> String {
     // Credentials are not matched on: a replaying client holds another token. They are masked
     // in the raw query as the stored query has them (`mask_query`), so the two always agree.
     let query = crate::model::params::masked_query(query);
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| !ignore.iter().any(|i| i == k))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let mut pairs = query_pairs(&query);
+    pairs.retain(|(k, _)| !ignore.iter().any(|i| i.as_bytes() == k.as_slice()));
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
+    let mut out = String::with_capacity(query.len());
+    for (k, v) in &pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.extend(form_urlencoded::byte_serialize(k));
+        out.push('=');
+        out.extend(form_urlencoded::byte_serialize(v));
+    }
+    out
+}
+
+/// A query's `name=value` pairs in the order sent, each decoded to the bytes it stands for
+/// (`+` is a space), as `form_urlencoded::parse` reads them but without making bytes that are
+/// not UTF-8 a replacement character.
+pub(crate) fn query_pairs(query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let decoded = |part: &[u8]| -> Vec<u8> {
+        let spaced: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        percent_encoding::percent_decode(&spaced).collect()
+    };
+    (query.as_bytes().split(|&b| b == b'&'))
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (decoded(&pair[..at]), decoded(&pair[at + 1..])),
+            None => (decoded(pair), Vec::new()),
+        })
+        .collect()
 }
 
 /// The boundary every `multipart/*` body is keyed with (see [`canonical_body`]).
@@ -518,6 +544,19 @@ mod tests {
         let b = key("GET", "/v2/images", Some("limit=2&name=x%20y&owner=a"), b"");
         assert_eq!(a, b);
         assert_eq!(a.canonical(), "GET /v2/images?limit=2&name=x+y&owner=a");
+    }
+
+    /// Values that are not UTF-8 (a Latin-1 or GBK client's) are told apart by their bytes,
+    /// never all made the replacement character; UTF-8 ones keep the form they always had.
+    #[test]
+    fn query_bytes_that_are_not_utf8_are_told_apart() {
+        let q = |query: &str| key("GET", "/v2/images", Some(query), b"");
+        assert_ne!(q("name=%FE"), q("name=%FF"));
+        assert_ne!(q("name=%FE"), q("name=%EF%BF%BD"));
+        assert_ne!(q("name=%C0"), q("name=%EF%BF%BD"));
+        assert_eq!(q("name=%fe&a=1").canonical(), "GET /v2/images?a=1&name=%FE");
+        assert_eq!(q("b=%E4%B8%AD+x&a").canonical(), "GET /v2/images?a=&b=%E4%B8%AD+x");
+        assert_eq!(q("&&a=1&"), q("a=1"));
     }
 
     #[test]

@@ -25,6 +25,26 @@ pub fn boundary(content_type: Option<&str>) -> Option<&str> {
     })
 }
 
+/// The boundary of a body that is multipart by its bytes though its content type does not say
+/// so (sent without one, or as `text/plain`): it starts with a delimiter line (`--` and 1 to 70
+/// boundary characters, RFC 2046 5.1.1) and its first part names itself with a
+/// `Content-Disposition` header. `None` for any other body.
+pub fn sniffed_boundary(body: &[u8]) -> Option<&str> {
+    // `--`, at most 70 characters, a line break.
+    let line_end = memchr::memchr(b'\n', &body[..body.len().min(74)])?;
+    let line = body[..line_end].strip_suffix(b"\r").unwrap_or(&body[..line_end]);
+    let boundary = line.strip_prefix(b"--")?;
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(b);
+    if boundary.is_empty() || boundary.len() > 70 || !boundary.iter().all(allowed) || boundary.ends_with(b" ") {
+        return None;
+    }
+    let rest = &body[line_end + 1..];
+    let (head_end, _) = find_blank_line(rest)?;
+    let head = String::from_utf8_lossy(&rest[..head_end]);
+    part_header(&unfolded(&head), "content-disposition")?;
+    std::str::from_utf8(boundary).ok()
+}
+
 /// `body` with the content of each credential part replaced by [`PLACEHOLDER`], and what was
 /// replaced; `None` when no part is a credential (or the body has no part at all).
 pub fn mask(body: &[u8], boundary: &str) -> Option<(Vec<u8>, Vec<Found>)> {
@@ -55,7 +75,7 @@ pub fn mask(body: &[u8], boundary: &str) -> Option<(Vec<u8>, Vec<Found>)> {
         if content_start > content_end {
             continue;
         }
-        let head = String::from_utf8_lossy(&part[..head_end]);
+        let head = unfolded(&String::from_utf8_lossy(&part[..head_end]));
         let name = part_header_param(&head, "content-disposition", "name");
         let content = &part[content_start..content_end];
         if content.is_empty() || content == PLACEHOLDER.as_bytes() {
@@ -141,6 +161,28 @@ fn decoded_part(head: &str, content: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// A part's `head` with its folded header lines joined (a line starting with a space or a tab
+/// continues the one before it, RFC 5322 2.2.3).
+fn unfolded(head: &str) -> String {
+    let mut out = String::with_capacity(head.len());
+    for line in head.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        match line.starts_with([' ', '\t']) {
+            true if !out.is_empty() => {
+                out.push(' ');
+                out.push_str(line.trim_start());
+            }
+            _ => {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(line);
+            }
+        }
+    }
+    out
+}
+
 /// The value of header `wanted` in a part's `head`.
 fn part_header(head: &str, wanted: &str) -> Option<String> {
     head.lines().find_map(|line| {
@@ -193,6 +235,42 @@ mod tests {
         }
         out.push_str(&format!("--XyZ--{newline}"));
         out.into_bytes()
+    }
+
+    /// A body multipart by its bytes (sent without a type, or as `text/plain`) has its boundary
+    /// read from its first line, when its first part says what it is; other text has none.
+    #[test]
+    fn a_multipart_body_without_its_type_is_known_by_its_first_part() {
+        for newline in ["\r\n", "\n"] {
+            let sent = body(&[("user", "alice"), ("password", "Pa55-sniffed")], newline);
+            assert_eq!(sniffed_boundary(&sent), Some("XyZ"), "{newline:?}");
+            let (masked, found) = crate::model::credentials::mask_body(&sent, None).unwrap();
+            assert_eq!(found[0].value, "Pa55-sniffed");
+            assert!(!String::from_utf8_lossy(&masked).contains("Pa55"));
+            let (_, found) = crate::model::credentials::mask_body(&sent, Some("text/plain")).unwrap();
+            assert_eq!(found.len(), 1);
+        }
+        for text in [
+            &b"--XyZ\r\nno blank line"[..],
+            b"-- a comment\n\njust text",
+            b"--XyZ\r\nContent-Type: text/plain\r\n\r\nno disposition\r\n--XyZ--",
+            b"---\ntitle: front matter\n---\n",
+            b"{\"a\": 1}",
+            b"",
+        ] {
+            assert_eq!(sniffed_boundary(text), None, "{}", String::from_utf8_lossy(text));
+        }
+        let long = format!("--{}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n", "b".repeat(71));
+        assert_eq!(sniffed_boundary(long.as_bytes()), None);
+    }
+
+    /// A part header folded onto two lines is read as one.
+    #[test]
+    fn a_folded_part_header_is_read_as_one_line() {
+        let sent = b"--XyZ\r\nContent-Disposition: form-data;\r\n name=\"password\"\r\n\r\nPa55-folded\r\n--XyZ--\r\n";
+        let (masked, found) = mask(sent, "XyZ").unwrap();
+        assert_eq!(found[0].value, "Pa55-folded");
+        assert!(!String::from_utf8_lossy(&masked).contains("Pa55"));
     }
 
     #[test]

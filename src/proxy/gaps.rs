@@ -94,8 +94,8 @@ impl Proxy {
         // back (a credential's blob) that the request also holds unmasked stores no gap. (An
         // access key id the path names is stored as its pseudonym: see `model::access_keys`.)
         let exchange = crate::secrets::exposure::mask_credentials(refused, Some(&recorder.pseudonyms));
-        if let Some((_, found)) = exchange {
-            needles.extend(found);
+        if let Some(masked) = exchange {
+            needles.extend(masked.needles);
         }
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
@@ -114,8 +114,7 @@ impl Proxy {
         };
         let encoded = crate::model::interaction::Encoded::of(&passed.interaction);
         let attempt = crate::proxy::sessions::attempt_of(parts);
-        let replace = mode == Mode::Record;
-        match store.record_in_attempt(&passed.key, encoded, replace, attempt.map_or(0, |a| a.0)).await {
+        match self.store_answer(recorder, store, &passed.key, encoded, mode, attempt.map_or(0, |a| a.0)).await {
             Ok(Some(seq)) => {
                 let late = || self.attempt_over(key, attempt);
                 self.tapes.record_stored(key, &passed.key, store, seq, late);

@@ -13,6 +13,7 @@ mod playback;
 mod record;
 mod request_body;
 mod responses;
+mod sweep;
 pub mod metrics;
 pub mod realism;
 pub mod sessions;
@@ -142,6 +143,9 @@ pub struct Miss {
     pub recorded_in: Option<String>,
     /// How it differs from the nearest one.
     pub diff: Vec<Value>,
+    /// It is recorded, and every recorded answer of it was served (`--sequence strict`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exhausted: bool,
 }
 
 /// Counters kept while serving.
@@ -380,7 +384,7 @@ impl Proxy {
         tracing::debug!(
             mode = self.mode().as_str(),
             method = %parts.method,
-            path = %responses::shown_path(parts, body, Some(&response)),
+            path = %self.logged_path(parts, body, &response),
             status = response.status().as_u16(),
             outcome = outcome.as_str(),
             ms = format_args!(
@@ -390,6 +394,20 @@ impl Proxy {
             "request"
         );
         response
+    }
+
+    /// The path a request's log line shows ([`responses::shown_path`]), with the tokens earlier
+    /// answers handed out masked too: a client may send its `X-Subject-Token` in a path segment,
+    /// which passthrough forwards as it is (record and auto refuse to store such a request,
+    /// and show it masked so).
+    fn logged_path(&self, parts: &Parts, body: &[u8], response: &Response<Full<Bytes>>) -> String {
+        let path = responses::shown_path(parts, body, Some(response));
+        let issued = self.recorder.as_ref().map(|recorder| recorder.issued.whole()).unwrap_or_default();
+        if issued.is_empty() {
+            return path;
+        }
+        let shown = crate::secrets::shown::Shown::of_values(issued.into_iter().map(|needle| needle.value));
+        shown.text(&path).into_owned()
     }
 
     async fn answer(

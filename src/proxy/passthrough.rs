@@ -35,6 +35,9 @@ impl Proxy {
                 return (failure.to_response(), Outcome::UpstreamError);
             }
         };
+        // A token it hands out (`X-Subject-Token`) is masked wherever a later request's log line
+        // shows it, as in record mode.
+        recorder.issued.remember(&live.headers);
         // The origins the answer may mention, in the order record mode lists them: the route's
         // own, then the other routes' (pointed at the proxy when the client follows them).
         let own = upstream.origin();

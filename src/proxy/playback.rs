@@ -373,7 +373,7 @@ impl Proxy {
             "replay miss: this answer of the request was refused when it was recorded (the leak \
              gate or redaction); serving its 599 IMS_VCR.NOT_RECORDED"
         );
-        self.count_miss(parts, key, (&canonical, &line), (&[], &[], None));
+        self.count_miss(parts, key, (&canonical, &line), (&[], &[], None, false));
         let mut response = self.serve(prepared, parts, Outcome::Miss);
         // 599 has no standard reason phrase: the one a miss has.
         let reason = hyper::ext::ReasonPhrase::from_static(MISS_REASON.as_bytes());
@@ -391,7 +391,7 @@ impl Proxy {
         parts: &Parts,
         key: &RequestKey,
         (canonical, line): (&str, &str),
-        (nearest, differences, recorded_in): (&[String], &[Value], Option<&str>),
+        (nearest, differences, recorded_in, exhausted): (&[String], &[Value], Option<&str>, bool),
     ) -> u64 {
         if let Some(session) = key.session() {
             let attempt = crate::proxy::sessions::attempt_of(parts);
@@ -420,6 +420,7 @@ impl Proxy {
                     nearest: nearest.iter().map(|line| clipped(line)).collect(),
                     recorded_in: recorded_in.map(str::to_owned),
                     diff: differences.iter().take(KEPT_DIFFERENCES).cloned().collect(),
+                    exhausted,
                 },
             );
             1
@@ -453,15 +454,22 @@ impl Proxy {
         let shown = crate::secrets::shown::Shown::of(parts, body);
         let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
         // The diff is against the recording of the nearest line that differs least (its own,
-        // with nothing to tell, when `--sequence strict` played it to its end).
+        // with nothing to tell, when `--sequence strict` played it to its end): in fewest parts,
+        // then in fewest fields of a JSON body (one line recorded with several bodies).
         let request = recorded_request(parts, body);
+        let weight = |d: &[Value]| (d.len(), d.iter().filter_map(|p| p["fields"].as_array()).map(Vec::len).sum::<usize>());
         let mut differences: Option<Vec<Value>> = None;
         for tape in nearest.iter().take_while(|t| Some(t.line()) == lines.first().map(String::as_str)) {
             let these = diff(&self.rules, &request, tape);
-            if differences.as_ref().is_none_or(|least| these.len() < least.len()) {
+            if differences.as_ref().is_none_or(|least| weight(&these) < weight(least)) {
                 differences = Some(these);
             }
         }
+        // This session has the request line recorded, with other headers or another body:
+        // the diff says what to fix, and no other session's name would.
+        let line_here = nearest
+            .first()
+            .is_some_and(|t| t.line() == key.request_line() && t.session() == key.session());
         let mut differences = differences.unwrap_or_default();
         differences.iter_mut().for_each(|d| shown.json(d));
         match exhausted {
@@ -490,12 +498,15 @@ impl Proxy {
                 })
             }
         };
-        let found = (lines.as_slice(), differences.as_slice(), recorded_in.as_deref());
+        let found = (lines.as_slice(), differences.as_slice(), recorded_in.as_deref(), exhausted);
         let entry = self.count_miss(parts, key, (&canonical, &line), found);
         let here = key.session().map_or("the default session".to_owned(), |s| format!("session {s:?}"));
         let msg = match (exhausted, &recorded_in) {
             (true, _) => format!(
                 "ims-vcr served every recorded answer for {line} (--sequence strict); reset the cursors with POST {CONTROL_PREFIX}reset"
+            ),
+            (false, _) if line_here => format!(
+                "ims-vcr has no recording for {line} in {here} with these headers and this body: the recording of it differs as the diff says; record the request again, or fix it"
             ),
             (false, None) => format!(
                 "ims-vcr has no recording for {line} (replay never contacts the upstream); record it, or fix the request"

@@ -25,6 +25,8 @@ pub(crate) struct Recorder {
     pub(crate) pseudonyms: crate::secrets::pseudonym::PseudonymKey,
     /// The tokens answers handed out so far: the leak gate looks for them in later exchanges.
     pub(crate) issued: crate::secrets::issued::Issued,
+    /// The named sessions' attempts that replaced what their sessions held (`sweep.rs`).
+    pub(crate) swept: super::sweep::Swept,
 }
 
 impl Recorder {
@@ -193,7 +195,7 @@ impl Proxy {
                     // what it is, and its 502 says why.
                     let shown = crate::secrets::shown::Shown::of(parts, &sent);
                     let (canonical, line) = (shown.text(key.canonical()), shown.text(key.request_line()));
-                    self.count_miss(parts, key, (&canonical, &line), (&[], &[], None));
+                    self.count_miss(parts, key, (&canonical, &line), (&[], &[], None, false));
                 }
                 (response, outcome)
             }
@@ -476,12 +478,18 @@ impl Proxy {
         let Some(store) = &recorder.store else {
             return Err(None);
         };
-        let replace = mode == Mode::Record;
         let gate =
             Gate::new(recorder.redactor.as_ref(), &self.rules).pseudonymising(&recorder.pseudonyms);
         let passed = match gate.pass(interaction, needles) {
-            Ok(passed) => passed,
+            Ok(passed) => {
+                recorder.issued.remember_handed_out(&passed.handed_out);
+                passed
+            }
             Err(refusal) => {
+                // What its answer handed out went to the client all the same.
+                if let Some(masked) = crate::secrets::exposure::mask_credentials(interaction, Some(&recorder.pseudonyms)) {
+                    recorder.issued.remember_handed_out(&masked.handed_out);
+                }
                 // A request that cannot be keyed or read stores no gap either (see `gaps.rs`).
                 let instead = match refusal {
                     Refusal::Key(_) | Refusal::Unreadable(_) => "nothing is stored for this request",
@@ -502,7 +510,7 @@ impl Proxy {
         // The bytes the leak scan serialised, when it had to: not serialised a second time.
         let encoded = (passed.encoded).unwrap_or_else(|| crate::model::interaction::Encoded::of(&passed.interaction));
         let number = attempt.map_or(0, |a| a.0);
-        match store.record_in_attempt(&passed.key, encoded, replace, number).await {
+        match self.store_answer(recorder, store, &passed.key, encoded, mode, number).await {
             Ok(Some(seq)) => {
                 // Looked up by the request as sent; read back from where the store keeps it
                 // (another key when redaction changed the request).

@@ -84,8 +84,15 @@ impl std::fmt::Display for Summary {
                 miss.count,
                 miss.request.replace('\n', " | ")
             )?;
-            for near in &miss.nearest {
-                writeln!(f, "      nearest: {near}")?;
+            if miss.exhausted {
+                writeln!(
+                    f,
+                    "      every recorded answer of it was served (--sequence strict): one call more than was recorded"
+                )?;
+            } else {
+                for near in &miss.nearest {
+                    writeln!(f, "      nearest: {near}")?;
+                }
             }
             if let Some(recorded_in) = &miss.recorded_in {
                 writeln!(f, "      recorded in: {recorded_in} (not in this session)")?;
@@ -242,6 +249,7 @@ mod tests {
             nearest: vec!["GET /v2/images/a".into()],
             recorded_in: None,
             diff: Vec::new(),
+            exhausted: i == 1,
         }
     }
 
@@ -260,6 +268,11 @@ mod tests {
         assert!(printed.contains("... and 5980 more missed requests"), "{printed}");
         assert!(printed.contains("... and 99980 more unused recordings"), "{printed}");
         assert!(printed.len() < 8 * 1024, "{} bytes", printed.len());
+        // A request whose recorded answers were all served says so, not its nearest lines.
+        let exhausted = printed.split("  miss (").nth(2).unwrap();
+        assert!(exhausted.contains("every recorded answer of it was served (--sequence strict)"), "{exhausted}");
+        assert!(!exhausted.contains("nearest:"), "{exhausted}");
+        assert!(printed.split("  miss (").nth(1).unwrap().contains("nearest: GET /v2/images/a"));
     }
 
     #[test]

@@ -99,6 +99,29 @@ impl Tapes {
         out
     }
 
+    /// Where the store keeps the answers of each recording of `session`: their digests in the
+    /// store (a recording's own, or the stored request's when redaction changed the request).
+    pub fn session_stored(&self, session: &str) -> Vec<[u8; 32]> {
+        self.read()
+            .iter()
+            .filter(|(_, tape)| tape.session() == Some(session))
+            .map(|(digest, tape)| stored_digest(digest, tape))
+            .collect()
+    }
+
+    /// Forgets the recordings whose answers the store no longer holds (`swept`: digests in the
+    /// store, see [`Store::record_sweeping`]).
+    pub fn forget_stored(&self, swept: &[[u8; 32]]) {
+        let mut tapes = self.write();
+        let gone: Vec<[u8; 32]> = (tapes.iter())
+            .filter(|(digest, tape)| swept.contains(&stored_digest(digest, tape)))
+            .map(|(digest, _)| *digest)
+            .collect();
+        for digest in gone {
+            tapes.remove(&digest);
+        }
+    }
+
     /// Whether any recording is of `session`.
     pub fn has_session(&self, session: &str) -> bool {
         self.read().values().any(|tape| tape.session() == Some(session))
@@ -133,5 +156,13 @@ impl Tapes {
             .collect();
         out.sort_by(|a, b| a.request.cmp(&b.request).then_with(|| a.key.cmp(&b.key)));
         out
+    }
+}
+
+/// Where the store keeps the answers of the tape under `digest`.
+fn stored_digest(digest: &[u8; 32], tape: &Tape) -> [u8; 32] {
+    match &tape.source {
+        Some(Source::Store(_, stored)) => *stored,
+        _ => *digest,
     }
 }

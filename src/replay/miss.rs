@@ -143,7 +143,8 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
         Err(e) => return vec![json!({"part": "unreadable", "error": e})],
     };
     let mut out = Vec::new();
-    if !request.method.eq_ignore_ascii_case(&recorded.method) {
+    // Case counts, as in the key (a `get` is not a `GET`).
+    if request.method != recorded.method {
         out.push(json!({"part": "method", "recorded": recorded.method, "got": request.method}));
     }
     if request.path != recorded.path {
@@ -161,10 +162,15 @@ pub fn diff(rules: &MatchRules, request: &RecordedRequest, tape: &Tape) -> Vec<V
     // credentials as the key sees them: masked, so they neither differ nor show.
     let params = |q: &Option<String>| -> HashMap<String, Vec<String>> {
         let query = crate::model::params::masked_query(q.as_deref().unwrap_or(""));
+        // Bytes that are not UTF-8 shown percent-encoded, so `%FE` and `%FF` differ here too.
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes).unwrap_or_else(|e| form_urlencoded::byte_serialize(e.as_bytes()).collect())
+        };
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            if !rules.ignore_query.iter().any(|i| *i == k) {
-                map.entry(k.into_owned()).or_default().push(v.into_owned());
+        for (k, v) in crate::model::key::query_pairs(&query) {
+            let k = text(k);
+            if !rules.ignore_query.contains(&k) {
+                map.entry(k).or_default().push(text(v));
             }
         }
         map
@@ -349,6 +355,23 @@ mod tests {
         let mut out = Vec::new();
         json_differences(&was, &now, &mut String::new(), &mut out);
         out
+    }
+
+    /// What the key tells apart, the diff names: a method in another case, a query value in
+    /// other bytes than UTF-8.
+    #[test]
+    fn a_method_in_another_case_and_query_bytes_beyond_utf8_are_named() {
+        use crate::model::fixtures::{get, recording_of};
+        let mut recorded = get("/v2/images");
+        recorded.query = Some("name=%FE".into());
+        let tapes = crate::replay::tape::Tapes::new(&[recording_of(recorded.clone(), &["a"])], Default::default()).unwrap();
+        let tape = tapes.read().values().next().cloned().unwrap();
+        let mut asked = recorded;
+        asked.method = "get".into();
+        asked.query = Some("name=%FF".into());
+        let found = diff(&MatchRules::default(), &asked, &tape);
+        assert_eq!(found[0], json!({"part": "method", "recorded": "GET", "got": "get"}));
+        assert_eq!(found[1], json!({"part": "query", "name": "name", "recorded": ["%FE"], "got": ["%FF"]}));
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Where secrets are exposed: the credential values a request carried (as needles for the leak
-//! gate), credentials in answers masked before anything is stored, and the leak check of a whole
-//! interaction, through every encoding layer of its bodies.
+//! gate), and credentials in requests and answers masked before anything is stored (the leak
+//! check of a whole interaction is `leak_check.rs`).
 
-use std::cell::RefCell;
-use std::rc::Rc;
 
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
@@ -14,8 +12,8 @@ use crate::model::encodings::{
     is_zlib, utf16_order,
 };
 use crate::model::headers::is_credential;
-use crate::model::interaction::{Body, Encoded, Interaction, RecordedRequest};
-use crate::secrets::leak::{Leak, LeakScanner, Needle};
+use crate::model::interaction::{Body, Interaction, RecordedRequest};
+use crate::secrets::leak::Needle;
 use crate::secrets::pseudonym::PseudonymKey;
 
 /// Authentication parameters whose values are keys or proofs of one: an AK/SK signature's
@@ -123,9 +121,22 @@ pub fn credential_needles(headers: &hyper::HeaderMap) -> Vec<Needle> {
 pub fn mask_credentials(
     interaction: &Interaction,
     access_key: Option<&PseudonymKey>,
-) -> Option<(Interaction, Vec<Needle>)> {
+) -> Option<Masked> {
     let unmaskable = unmaskable_credentials(interaction, access_key);
     mask_credentials_besides(interaction, access_key, unmaskable)
+}
+
+/// What [`mask_credentials`] made of an interaction.
+pub struct Masked {
+    /// The interaction with its credentials masked.
+    pub interaction: Interaction,
+    /// The real values masked, as needles for the leak gate.
+    pub needles: Vec<Needle>,
+    /// Of those, the secrets the answer's body hands out (`credential.secret`,
+    /// `securitytoken`, a token's `id`, an application credential's `secret`), not the access
+    /// key ids it names: a later exchange of the same client may carry them anywhere (see
+    /// [`crate::secrets::issued`]).
+    pub handed_out: Vec<Needle>,
 }
 
 /// [`mask_credentials`] with its [`unmaskable_credentials`] already found (the leak gate looks
@@ -134,7 +145,7 @@ pub(crate) fn mask_credentials_besides(
     interaction: &Interaction,
     access_key: Option<&PseudonymKey>,
     unmaskable: Vec<crate::model::credentials::Found>,
-) -> Option<(Interaction, Vec<Needle>)> {
+) -> Option<Masked> {
     use crate::model::credentials::{Found, mask_body, mask_path, mask_query, strip_userinfo};
     let request = &interaction.request;
     let path = mask_path(&request.path);
@@ -202,8 +213,14 @@ pub(crate) fn mask_credentials_besides(
         out.request.body = Body::from_bytes(&masked);
         found.extend(values);
     }
+    let mut handed_out = Vec::new();
     if let Some((masked, values)) = answer {
         out.response.body = Some(masked);
+        let secrets = values.iter().filter(|f| !f.label.starts_with("access key id") && !f.value.is_empty());
+        handed_out.extend(secrets.map(|f| Needle {
+            label: f.label.clone(),
+            value: f.value.clone(),
+        }));
         found.extend(values);
     }
     if let Some((pseudonymised, pseudonym, id)) = key_in_path {
@@ -247,7 +264,11 @@ pub(crate) fn mask_credentials_besides(
             value: f.value,
         })
         .collect();
-    Some((out, needles))
+    Some(Masked {
+        interaction: out,
+        needles,
+        handed_out,
+    })
 }
 
 /// `body` with every `real` replaced by `pseudonym` (of its length and classes of characters,
@@ -345,85 +366,6 @@ fn folded_cookies(line: &str) -> impl Iterator<Item = &str> {
 fn rest_values(text: &str, separator: char) -> impl Iterator<Item = &str> {
     text.split(separator)
         .filter_map(|p| p.split_once('=').map(|(_, v)| v))
-}
-
-/// The first secret still present in what is about to be written, if any (the record path
-/// uses [`scan_for_leak`], which also hands on what it serialised).
-#[cfg(any(test, feature = "internals"))]
-pub fn find_leak(interaction: &Interaction, needles: Vec<Needle>) -> Option<Leak> {
-    scan_for_leak(interaction, needles).0
-}
-
-/// [`find_leak`], also giving back the interaction as serialised for the scan (`None` when
-/// there was nothing to look for, so nothing was serialised): the store writes those bytes
-/// instead of serialising the interaction again.
-pub(crate) fn scan_for_leak(
-    interaction: &Interaction,
-    needles: Vec<Needle>,
-) -> (Option<Leak>, Option<Encoded>) {
-    let scanner = scanner_for(needles);
-    if scanner.is_empty() {
-        return (None, None);
-    }
-    let encoded = Encoded::of(interaction);
-    let leak = leak_in(&scanner, interaction, encoded.as_bytes());
-    (leak, Some(encoded))
-}
-
-thread_local! {
-    /// The last scanner built on this thread, and the needles it was built from.
-    static LAST_SCANNER: RefCell<Option<(Vec<Needle>, Rc<LeakScanner>)>> = const { RefCell::new(None) };
-}
-
-/// A scanner for `needles`. A client sends the same token with every request, so the scanner
-/// (each needle in each of its encodings) is built once per set of needles and thread, not once
-/// per recording: the last one is reused when the needles are the same, labels and values.
-fn scanner_for(needles: Vec<Needle>) -> Rc<LeakScanner> {
-    LAST_SCANNER.with(|last| {
-        let mut last = last.borrow_mut();
-        if let Some((built_from, scanner)) = last.as_ref()
-            && built_from.len() == needles.len()
-            && built_from
-                .iter()
-                .zip(&needles)
-                .all(|(a, b)| a.label == b.label && a.value == b.value)
-        {
-            return Rc::clone(scanner);
-        }
-        let scanner = Rc::new(LeakScanner::new(needles.iter().cloned()));
-        *last = Some((needles, Rc::clone(&scanner)));
-        scanner
-    })
-}
-
-/// The first needle of `scanner` in `interaction`, serialised as `bytes`, or in its bodies.
-fn leak_in(scanner: &LeakScanner, interaction: &Interaction, bytes: &[u8]) -> Option<Leak> {
-    if let Some(leak) = scanner.find(bytes) {
-        return Some(leak);
-    }
-    // The serialised form escapes a text body once more (`\u003c` becomes `\\u003c`), and a
-    // base64 body hides compressed bytes: scan each body as the bytes it stands for, and each
-    // gzip/zlib layer inside them.
-    for body in [&interaction.request.body, &interaction.response.body] {
-        let Ok(mut bytes) = crate::model::interaction::body_bytes(body).map(|b| b.to_vec()) else {
-            continue;
-        };
-        for _ in 0..4 {
-            if let Some(leak) = scanner.find(&bytes) {
-                return Some(leak);
-            }
-            match inflate(&bytes) {
-                Some(inner) => bytes = inner,
-                None => break,
-            }
-        }
-        // A compressed stream inside the body: written as base64 or hex in a field (an upstream
-        // echoing the token as `base64(gzip(…))`), or raw in a multipart part.
-        if let Some(leak) = embedded_inflated(&bytes).iter().find_map(|inner| scanner.find(inner)) {
-            return Some(leak);
-        }
-    }
-    None
 }
 
 /// Whether the request's body and the answer's are kept as they are, never rewritten field by
@@ -589,7 +531,6 @@ pub(crate) fn unreadable_request_coding(request: &RecordedRequest) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::interaction::{RecordedRequest, RecordedResponse};
 
     #[test]
     fn every_cookie_of_a_comma_folded_set_cookie_is_a_needle_but_not_an_expires_date() {
@@ -617,35 +558,7 @@ mod tests {
         }
     }
 
-    fn answering(body: &str) -> Interaction {
-        Interaction {
-            request: RecordedRequest {
-                method: "GET".into(),
-                path: "/v2/images/x".into(),
-                query: None,
-                headers: vec![],
-                body: None,
-                session: None,
-            },
-            response: RecordedResponse {
-                status: 200,
-                headers: vec![],
-                body: Body::from_bytes(body.as_bytes()),
-                recorded_at: String::new(),
-                latency_ms: 0,
-                upstream: "https://ims.example".into(),
-                other_upstreams: Vec::new(),
-            },
-            redaction: None,
-        }
-    }
-
-    fn token(value: &str) -> Vec<Needle> {
-        vec![Needle {
-            label: "the X-Auth-Token header".into(),
-            value: value.into(),
-        }]
-    }
+    use crate::model::fixtures::answering;
 
     #[test]
     fn an_answer_that_is_a_form_or_json_after_a_byte_order_mark_has_its_secrets_masked() {
@@ -653,36 +566,11 @@ mod tests {
             ("access_token=a-1&expires_in=3600", "access_token=REDACTED&expires_in=3600"),
             ("\u{feff}{\"password\":\"a-1\"}", "\u{feff}{\"password\":\"REDACTED\"}"),
         ] {
-            let (out, needles) = mask_credentials(&answering(answer), None).unwrap();
+            let Masked { interaction: out, needles, .. } = mask_credentials(&answering(answer), None).unwrap();
             let body = crate::model::interaction::body_bytes(&out.response.body).unwrap();
             assert_eq!(String::from_utf8_lossy(&body), masked, "{answer}");
             assert!(needles.iter().any(|n| n.value == "a-1"), "{answer}");
         }
         assert!(mask_credentials(&answering("a=1&b=2"), None).is_none());
-    }
-
-    #[test]
-    fn a_scanner_reused_for_the_same_needles_still_finds_each_new_needle_and_no_old_one() {
-        let first = "tok-aaaaaaaaaaaaaaaa";
-        let second = "tok-bbbbbbbbbbbbbbbb";
-        let echo = |v: &str| answering(&format!(r#"{{"echo":"{v}"}}"#));
-        // Twice with the same needles (the second scan reuses the scanner): found both times.
-        for _ in 0..2 {
-            let (leak, encoded) = scan_for_leak(&echo(first), token(first));
-            assert!(leak.is_some_and(|l| l.label == "the X-Auth-Token header"));
-            assert!(encoded.is_some());
-        }
-        // A new token: the new one is found, the old one is no longer looked for.
-        assert!(scan_for_leak(&echo(second), token(second)).0.is_some());
-        assert!(scan_for_leak(&echo(first), token(second)).0.is_none());
-        // Same value under another label: reported under the label given now.
-        let relabelled = vec![Needle {
-            label: "the X-Subject-Token header".into(),
-            value: second.into(),
-        }];
-        let leak = scan_for_leak(&echo(second), relabelled).0.unwrap();
-        assert_eq!(leak.label, "the X-Subject-Token header");
-        // No needles: nothing scanned, nothing serialised.
-        assert!(matches!(scan_for_leak(&echo(first), vec![]), (None, None)));
     }
 }

@@ -10,7 +10,8 @@ use crate::model::interaction::{Encoded, Interaction};
 use crate::model::key::{MatchRules, RequestKey};
 use crate::secrets::leak::Needle;
 use crate::secrets::pseudonym::PseudonymKey;
-use crate::secrets::exposure::{scan_for_leak, unreadable_request_coding};
+use crate::secrets::exposure::unreadable_request_coding;
+use crate::secrets::leak_check::scan_for_leak;
 use crate::secrets::exposure::{mask_credentials_besides, unmaskable_credentials};
 use crate::secrets::redact::Redactor;
 
@@ -35,6 +36,9 @@ pub struct Passed<'a> {
     /// `interaction` serialised, when the leak scan had to serialise it (it had secrets to look
     /// for): what the store writes, so it is not serialised twice.
     pub encoded: Option<Encoded>,
+    /// The secrets the answer's body handed out (masked in `interaction`): see
+    /// [`crate::secrets::exposure::Masked::handed_out`].
+    pub handed_out: Vec<Needle>,
 }
 
 /// Why the gate refused an interaction. The message names what leaked, never its value.
@@ -113,10 +117,12 @@ impl<'a> Gate<'a> {
         }
         // Credentials outside the named headers (query, body, URL user information) first:
         // they are never stored, redaction or not.
+        let mut handed_out = Vec::new();
         let masked = match mask_credentials_besides(interaction, self.access_key, unmaskable) {
-            Some((masked, values)) => {
-                needles.extend(values);
-                Cow::Owned(masked)
+            Some(masked) => {
+                needles.extend(masked.needles);
+                handed_out = masked.handed_out;
+                Cow::Owned(masked.interaction)
             }
             None => Cow::Borrowed(interaction),
         };
@@ -141,6 +147,7 @@ impl<'a> Gate<'a> {
             interaction: stored,
             redacted,
             encoded,
+            handed_out,
         })
     }
 }

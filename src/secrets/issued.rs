@@ -1,11 +1,14 @@
-//! The tokens answers handed out while recording (`X-Subject-Token`, a receipt): the leak gate
-//! looks for them in every later exchange of the process, not only in the one that issued them.
+//! The tokens answers handed out while recording (`X-Subject-Token`, a receipt) and the secrets
+//! their bodies hand out (temporary credentials' `secret` and `securitytoken`, a Keystone v2
+//! token's `id`, an application credential's `secret`): the leak gate looks for them in every
+//! later exchange of the process, not only in the one that issued them.
 //!
 //! A token a sign-in answer hands out is dropped from what is stored (a placeholder stands in
 //! for it). A later request may carry it where no credential rule looks (a path segment, an
 //! ordinary query parameter, a body a service echoes), or another answer may quote it: it is a
 //! credential there too, and the proxy knows it, so that exchange is refused, as one carrying
-//! its own token there is.
+//! its own token there is. Passthrough, which reads no body, remembers the headers' tokens
+//! only, to mask them in its log lines.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -15,10 +18,11 @@ use hyper::HeaderMap;
 use crate::model::headers::takes_placeholder;
 use crate::secrets::leak::Needle;
 
-/// How many of the latest issued tokens are looked for: a test suite signs in a few times, and a
-/// token older than that many sign-ins has long expired. Each adds a needle (in every encoding)
-/// to every later exchange's leak check, so they are few.
-const KEPT: usize = 8;
+/// How many of the latest issued tokens and secrets are looked for: a test suite signs in a
+/// few times (a temporary credential hands out two secrets), and a token older than that many
+/// sign-ins has long expired. Each adds a needle (in every encoding) to every later exchange's
+/// leak check, so they are few.
+const KEPT: usize = 16;
 
 /// The shortest token remembered: a test double's `123456` would refuse every later answer that
 /// happens to hold the number; real tokens are far longer (a Keystone Fernet token 180 bytes or
@@ -54,18 +58,21 @@ impl Issued {
         }
         let mut recent = self.recent.lock().expect("no code panics while holding the issued tokens");
         for (name, whole) in issued {
-            let value = tail(whole);
-            if recent.iter().any(|(needle, _)| needle.value == value) {
-                continue;
-            }
-            if recent.len() == KEPT {
-                recent.pop_front();
-            }
-            let needle = Needle {
-                label: format!("a token an earlier answer handed out ({name})"),
-                value: value.to_owned(),
-            };
-            recent.push_back((needle, whole.to_owned()));
+            keep(&mut recent, || format!("a token an earlier answer handed out ({name})"), whole);
+        }
+    }
+
+    /// Remembers the secrets an answer's body handed out (`handed_out`, see
+    /// [`crate::secrets::exposure::Masked::handed_out`]), as [`Issued::remember`] does tokens.
+    pub(crate) fn remember_handed_out(&self, handed_out: &[Needle]) {
+        let mut secrets = handed_out.iter().filter(|n| n.value.trim().len() >= MIN_REMEMBERED).peekable();
+        if secrets.peek().is_none() {
+            return;
+        }
+        let mut recent = self.recent.lock().expect("no code panics while holding the issued tokens");
+        for secret in secrets {
+            let label = || format!("a secret an earlier answer handed out ({})", secret.label);
+            keep(&mut recent, label, secret.value.trim());
         }
     }
 
@@ -81,6 +88,23 @@ impl Issued {
         let recent = self.recent.lock().expect("no code panics while holding the issued tokens");
         recent.iter().map(|(needle, whole)| Needle { label: needle.label.clone(), value: whole.clone() }).collect()
     }
+}
+
+/// Adds `whole` (by its [`tail`]) to `recent` unless it is there, dropping the oldest beyond
+/// [`KEPT`].
+fn keep(recent: &mut VecDeque<(Needle, String)>, label: impl FnOnce() -> String, whole: &str) {
+    let value = tail(whole);
+    if recent.iter().any(|(needle, _)| needle.value == value) {
+        return;
+    }
+    if recent.len() == KEPT {
+        recent.pop_front();
+    }
+    let needle = Needle {
+        label: label(),
+        value: value.to_owned(),
+    };
+    recent.push_back((needle, whole.to_owned()));
 }
 
 /// The last [`TAIL`] bytes of `token` without its `=` padding (the whole of a shorter one), on a
@@ -135,5 +159,26 @@ mod tests {
         assert_eq!(issued.whole().len(), KEPT);
         assert_eq!(needles[0].value, "issued-token-00000003");
         assert!(needles[0].label.contains("x-subject-token"), "{}", needles[0].label);
+    }
+
+    #[test]
+    fn secrets_an_answer_body_handed_out_are_remembered_with_the_tokens() {
+        let issued = Issued::default();
+        issued.remember(&answer(&[("x-subject-token", "gAAAAAissued-token-0001")]));
+        let handed = |label: &str, value: &str| Needle {
+            label: label.to_owned(),
+            value: value.to_owned(),
+        };
+        issued.remember_handed_out(&[
+            handed("credential field secret of the answer body", "Sk9vQm2LpXr7Tt1Ww3Yy5Zz8Aa0Bb2Cc4Dd6Ee8Ff"),
+            handed("credential field securitytoken of the answer body", "short"),
+            handed("credential field secret of the answer body", "gAAAAAissued-token-0001"),
+        ]);
+        let needles = issued.needles();
+        let values: Vec<&str> = needles.iter().map(|n| n.value.as_str()).collect();
+        // The short one is not kept; one already remembered is not kept twice.
+        assert_eq!(values, ["gAAAAAissued-token-0001", "Xr7Tt1Ww3Yy5Zz8Aa0Bb2Cc4Dd6Ee8Ff"]);
+        assert!(needles[1].label.contains("secret of the answer body"), "{}", needles[1].label);
+        assert_eq!(issued.whole()[1].value, "Sk9vQm2LpXr7Tt1Ww3Yy5Zz8Aa0Bb2Cc4Dd6Ee8Ff");
     }
 }

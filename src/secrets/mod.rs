@@ -5,6 +5,7 @@ pub mod exposure;
 pub mod gate;
 pub(crate) mod issued;
 pub mod leak;
+pub(crate) mod leak_check;
 pub(crate) mod policy_values;
 pub mod pseudonym;
 pub mod redact;

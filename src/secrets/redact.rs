@@ -19,7 +19,7 @@ use crate::secrets::vouch;
 mod aligned;
 mod known;
 #[cfg(any(test, feature = "internals"))]
-pub use crate::secrets::exposure::find_leak;
+pub use crate::secrets::leak_check::find_leak;
 pub use crate::secrets::exposure::credential_needles;
 
 /// Applies a policy with a key, deterministically. It remembers every value it selected

@@ -111,8 +111,8 @@ impl Shown {
             .map(|needle| needle.value)
             .chain(also.iter().map(|needle| needle.value.clone()))
             .collect();
-        if let Some((_, found)) = crate::secrets::exposure::mask_credentials(interaction, Some(access_key)) {
-            values.extend(found.into_iter().map(|needle| needle.value));
+        if let Some(masked) = crate::secrets::exposure::mask_credentials(interaction, Some(access_key)) {
+            values.extend(masked.needles.into_iter().map(|needle| needle.value));
         }
         Shown::of_values(values)
     }
@@ -192,8 +192,59 @@ impl Shown {
             // A UTF-16 or Latin-1 match may end inside a character of the text around it.
             out = Cow::Owned(String::from_utf8_lossy(&masked).into_owned());
         }
+        if let Some(scanner) = &self.encoded
+            && let Some(masked) = mask_compressed(scanner, &out)
+        {
+            out = Cow::Owned(masked);
+        }
         out
     }
+}
+
+/// `text` with each run of base64, hex or percent-encoded characters that holds one of
+/// `scanner`'s values inside a compressed stream masked whole (`?state=H4sI…`, a token's
+/// `base64(gzip(…))` the leak gate refuses to store); `None` when no run does. A run is read
+/// with `/` in it (standard base64) and split at `/` (a path's segments).
+fn mask_compressed(scanner: &LeakScanner, text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut hits: Vec<(usize, usize)> = Vec::new();
+    for slash_in_runs in [true, false] {
+        let is_run = |b: u8| b.is_ascii_alphanumeric() || b"+-_%".contains(&b) || (slash_in_runs && b == b'/');
+        let mut at = 0;
+        while at < bytes.len() {
+            if !is_run(bytes[at]) {
+                at += 1;
+                continue;
+            }
+            let end = at + bytes[at..].iter().take_while(|&&b| is_run(b)).count();
+            let run = &bytes[at..end];
+            if run.len() >= 28
+                && crate::model::encodings::embedded_inflated(run)
+                    .iter()
+                    .any(|inner| scanner.find(inner).is_some())
+            {
+                hits.push((at, end));
+            }
+            at = end;
+        }
+    }
+    if hits.is_empty() {
+        return None;
+    }
+    hits.sort_unstable();
+    // Runs are ASCII, so each range starts and ends on a character boundary.
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in hits {
+        if end <= copied {
+            continue;
+        }
+        out.push_str(&text[copied..start.max(copied)]);
+        out.push_str(PLACEHOLDER);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// `text` with each occurrence of `form` replaced by [`PLACEHOLDER`] (a short form only where it
@@ -301,6 +352,54 @@ mod tests {
         let around = format!("GET /v2/Images/{}/ÄÖ?Limit=2", token.to_ascii_uppercase());
         assert_eq!(shown.text(&around), format!("GET /v2/Images/{PLACEHOLDER}/ÄÖ?Limit=2"));
         assert!(matches!(shown.text("GET /v2/images?limit=2"), Cow::Borrowed(_)));
+    }
+
+    /// A token the leak gate finds compressed (`base64url(gzip(…))` in the query, `hex(zlib(…))` in
+    /// a path segment, standard base64 with its `/`) is masked whole in what is shown, as the
+    /// gate keeps the request out of the store; an ordinary compressed blob is shown.
+    #[test]
+    fn a_header_token_is_masked_inside_a_compressed_blob() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use std::io::Write as _;
+        let compress = |bytes: &[u8], gzip: bool| match gzip {
+            true => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+            false => {
+                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+        };
+        let token = "Shown-Gz-Token-0077Lk";
+        let shown = Shown::of(&parts("/v2/images", &[("x-auth-token", token)]), b"");
+        let gz = URL_SAFE_NO_PAD.encode(compress(token.as_bytes(), true));
+        let hex: String = compress(token.as_bytes(), false).iter().map(|b| format!("{b:02x}")).collect();
+        // Standard base64 holding a `/`: found with the slash kept in the run.
+        let standard = (0..64)
+            .map(|n| STANDARD.encode(compress(format!("{token}{n}").as_bytes(), true)))
+            .find(|b| b.contains('/'))
+            .unwrap();
+        for text in [
+            format!("GET /v2/images?state={gz}&limit=2"),
+            format!("GET /v2/images/{hex}/members"),
+            format!("GET /v2/images?state={standard}"),
+        ] {
+            let masked = shown.text(&text);
+            assert!(masked.contains(PLACEHOLDER), "{text} -> {masked}");
+            for blob in [&gz, &hex, &standard] {
+                assert!(!masked.contains(blob.as_str()), "{text} -> {masked}");
+            }
+        }
+        assert_eq!(
+            shown.text(&format!("GET /v2/images?state={gz}&limit=2")),
+            format!("GET /v2/images?state={PLACEHOLDER}&limit=2")
+        );
+        let plain = format!("GET /v2/images?state={}", URL_SAFE_NO_PAD.encode(compress(b"nothing secret", true)));
+        assert_eq!(shown.text(&plain), plain);
     }
 
     #[test]

@@ -434,6 +434,7 @@ impl ProxyServerBuilder {
             warned_refusals: Default::default(),
             pseudonyms: self.key(),
             issued: Default::default(),
+            swept: Default::default(),
         }
     }
 }

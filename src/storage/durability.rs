@@ -164,7 +164,10 @@ pub(crate) fn note_holder(path: &Path) {
         .unwrap_or_else(|| "ims-vcr".into());
     let subcommand = args.next().filter(|a| !a.starts_with('-')).unwrap_or_default();
     let line = format!("pid {}: {program} {subcommand}", std::process::id());
-    if let Err(e) = std::fs::write(path.join(HOLDER_FILE), line.trim_end()) {
+    let written = crate::storage::own_file(std::fs::OpenOptions::new().write(true).create(true).truncate(true))
+        .open(path.join(HOLDER_FILE))
+        .and_then(|mut file| std::io::Write::write_all(&mut file, line.trim_end().as_bytes()));
+    if let Err(e) = written {
         tracing::debug!(store = %path.display(), error = %e, "cannot note the store's holder");
     }
 }
@@ -176,7 +179,13 @@ pub(crate) fn check_writable(path: &Path) -> Result<()> {
     let ours = [crate::storage::journal::JOURNAL_FILE, crate::storage::log_file::LOG_FILE];
     for name in crate::storage::closed::SLED_FILES.into_iter().chain(ours) {
         let file = path.join(name);
-        match std::fs::OpenOptions::new().write(true).open(&file) {
+        // Not through a link at one of ims-vcr's own names (see `own_file`).
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true);
+        if ours.contains(&name) {
+            crate::storage::own_file(&mut options);
+        }
+        match options.open(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::store_io(path, file, e));
             }

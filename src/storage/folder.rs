@@ -9,9 +9,14 @@ use crate::storage::durability::{DURABLE_FILE, HOLDER_FILE};
 use crate::storage::journal::JOURNAL_FILE;
 use crate::storage::log_file::LOG_FILE;
 
-/// Files whose presence makes a folder a store: sled's own and ims-vcr's. Any one is enough, so
-/// a store missing some of its files is still opened, and refused as damaged if it is.
-const STORE_FILES: [&str; 5] = ["conf", "db", JOURNAL_FILE, LOG_FILE, DURABLE_FILE];
+/// Files whose presence makes a folder a store: ims-vcr's own (any one is enough, so a store
+/// missing some of its files is still opened, and refused as damaged if it is), or sled's two
+/// together ([`SLED_PAIR`]: a store older than ims-vcr's own files). One generic name alone (a
+/// user's `db` or `conf`) does not: such a folder is someone else's, and nothing is written in it.
+const STORE_FILES: [&str; 3] = [JOURNAL_FILE, LOG_FILE, DURABLE_FILE];
+
+/// sled's files: both make a folder a store (see [`STORE_FILES`]).
+const SLED_PAIR: [&str; 2] = ["conf", "db"];
 
 /// Files a store holds besides [`STORE_FILES`]: alone (with a `.gitignore`), they are a store
 /// another process is creating this moment (sled makes `blobs` before its `conf` and `db`), and
@@ -41,20 +46,23 @@ impl Folder {
             Err(_) if path.is_file() => return Ok(Folder::Other("it is a file")),
             Err(e) => return Err(Error::io(path, e)),
         };
-        let (mut other, mut parts) = (false, false);
+        let (mut other, mut parts, mut sled) = (false, false, 0);
         for entry in entries {
             let name = entry.map_err(|e| Error::io(path, e))?.file_name();
             if STORE_FILES.iter().any(|f| name == *f) {
                 return Ok(Folder::Store);
             }
+            let of_sled = SLED_PAIR.iter().any(|f| name == *f);
+            sled += usize::from(of_sled);
             let part = STORE_PARTS.iter().any(|f| name == *f);
             parts |= part;
-            other |= name != GITIGNORE && !part;
+            other |= name != GITIGNORE && !part && !of_sled;
         }
-        Ok(match (other, parts) {
-            (true, _) => Folder::Other("it holds other files and none of a store's"),
-            (false, true) => Folder::Store,
-            (false, false) => Folder::Empty,
+        Ok(match (sled == SLED_PAIR.len(), other || sled > 0, parts) {
+            (true, _, _) => Folder::Store,
+            (false, true, _) => Folder::Other("it holds other files and none of a store's"),
+            (false, false, true) => Folder::Store,
+            (false, false, false) => Folder::Empty,
         })
     }
 }
@@ -82,7 +90,13 @@ fn create_folder(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
     for dir in parent.into_iter().chain([path]) {
         let file = dir.join(GITIGNORE);
-        if let Err(e) = std::fs::write(&file, GITIGNORE_TEXT) {
+        // One the folder holds already (the user's) is kept as it is.
+        let written = std::fs::OpenOptions::new().write(true).create_new(true).open(&file);
+        let written = match written {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            written => written.and_then(|mut f| std::io::Write::write_all(&mut f, GITIGNORE_TEXT.as_bytes())),
+        };
+        if let Err(e) = written {
             tracing::warn!(file = %file.display(), error = %e, "cannot write a .gitignore for the store; keep it out of version control yourself");
         }
     }
@@ -187,6 +201,43 @@ mod tests {
         // Beside a file of the user's, those names make no store.
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
         assert!(matches!(Folder::at(dir.path()).unwrap(), Folder::Other(_)));
+    }
+
+    /// A user's `db` or `conf` alone is no store, whatever else the folder holds; sled's two
+    /// together are (an older store), and any one of ims-vcr's own files.
+    #[test]
+    fn one_generic_name_alone_makes_no_store() {
+        for (files, store) in [
+            (&["db"][..], false),
+            (&["conf"], false),
+            (&["db", "notes.txt"], false),
+            (&["conf", "blobs"], false),
+            (&["conf", "db"], true),
+            (&["conf", "db", "snap.0000"], true),
+            (&[JOURNAL_FILE, "notes.txt"], true),
+            (&[LOG_FILE], true),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            for name in files {
+                std::fs::write(dir.path().join(name), "x").unwrap();
+            }
+            let found = Folder::at(dir.path()).unwrap();
+            assert_eq!(found == Folder::Store, store, "{files:?}: {found:?}");
+        }
+    }
+
+    /// A `.gitignore` the folder holds already is the user's, kept as it is.
+    #[test]
+    fn a_users_gitignore_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        std::fs::create_dir(&store).unwrap();
+        std::fs::write(store.join(GITIGNORE), "mine\n").unwrap();
+        find_or_make(&store).unwrap();
+        assert_eq!(std::fs::read_to_string(store.join(GITIGNORE)).unwrap(), "mine\n");
+        let fresh = dir.path().join("fresh");
+        find_or_make(&fresh).unwrap();
+        assert_eq!(std::fs::read_to_string(fresh.join(GITIGNORE)).unwrap(), GITIGNORE_TEXT);
     }
 
     #[test]

@@ -103,11 +103,7 @@ impl Journal {
     /// and is left out; damage before the end is the inner error, naming the journal.
     pub fn open(dir: &Path, done: u64) -> std::io::Result<(Journal, Result<Vec<Record>, String>)> {
         let path = dir.join(JOURNAL_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
+        let mut file = crate::storage::own_file(OpenOptions::new().read(true).append(true).create(true)).open(&path)?;
         let (len, records) = read_after(&mut file, &path, done)?;
         let journal = Journal {
             file: std::sync::Arc::new(file),
@@ -200,11 +196,7 @@ impl Journal {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let sealed = dir.join(format!("{SEALED_PREFIX}{generation:020}"));
         std::fs::rename(&self.path, &sealed)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)?;
+        let file = crate::storage::own_file(OpenOptions::new().read(true).append(true).create(true)).open(&self.path)?;
         if sync {
             crate::storage::sync_folder(dir)?;
         }
@@ -555,6 +547,23 @@ fn key_in(payload: &[u8], i: usize) -> [u8; KEY] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link planted at the journal's name is not followed: the open fails, and the file it
+    /// points at is left as it was (a reader clearing the journal truncated it).
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_journals_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious.txt");
+        std::fs::write(&target, "keep me").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(JOURNAL_FILE)).unwrap();
+        assert!(Journal::open(dir.path(), 0).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        let log = dir.path().join(crate::storage::log_file::LOG_FILE);
+        std::os::unix::fs::symlink(&target, &log).unwrap();
+        assert!(crate::storage::log_file::LogFile::open(dir.path()).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    }
 
     fn key(b: u8) -> [u8; KEY] {
         [b; KEY]

@@ -80,7 +80,7 @@ impl LogFile {
     pub fn open(dir: &Path) -> std::io::Result<LogFile> {
         let path = dir.join(LOG_FILE);
         let mut options = OpenOptions::new();
-        options.read(true).write(true);
+        crate::storage::own_file(options.read(true).write(true));
         let file = match options.clone().create_new(true).open(&path) {
             Ok(file) => {
                 if let Err(e) = crate::storage::sync_folder(dir) {

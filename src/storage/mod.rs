@@ -14,6 +14,19 @@ pub(crate) mod sliced_io;
 pub mod snapshot;
 pub mod store;
 
+/// `options` set not to follow a symbolic link at the file's own name (`O_NOFOLLOW`): the files
+/// ims-vcr keeps in a store folder (the journal, the log, the holder's note) are its own, and a
+/// link planted there must not get another file truncated or overwritten. Opening one fails
+/// (`ELOOP`, "too many levels of symbolic links"), and the error names it.
+pub(crate) fn own_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+}
+
 /// Syncs the folder `dir` itself, so that files created, renamed or deleted in it stay so after a
 /// power loss (a file's own sync does not cover its name). Where a file system cannot sync a
 /// folder this fails; callers say whether that is an error or a warning.

@@ -543,7 +543,38 @@ impl Store {
         replace: bool,
         attempt: u64,
     ) -> Result<Option<u32>> {
+        let written = self.write_answer(key, encoded, replace, attempt, &[]).await?;
+        Ok(written.map(|(seq, _)| seq))
+    }
+
+    /// [`Store::record_in_attempt`] in record mode (its answer replaces the request's older
+    /// ones), removing in the same write every answer stored for the requests of `sweep` (the
+    /// digests a named session holds), but those this attempt or a later one of the session
+    /// recorded in this process: the first answer of a session's attempt makes what the
+    /// session holds this attempt's alone, so a request an earlier run made and this one did
+    /// not (an image id the upstream drew then) is not left behind. An earlier attempt's answer
+    /// still in flight is not stored after it. Returns the answer's position and the digests
+    /// whose answers were removed.
+    pub async fn record_sweeping(
+        &self,
+        key: &RequestKey,
+        encoded: Encoded,
+        attempt: u64,
+        sweep: &[[u8; 32]],
+    ) -> Result<Option<(u32, Vec<[u8; 32]>)>> {
+        self.write_answer(key, encoded, true, attempt, sweep).await
+    }
+
+    async fn write_answer(
+        &self,
+        key: &RequestKey,
+        encoded: Encoded,
+        replace: bool,
+        attempt: u64,
+        sweep: &[[u8; 32]],
+    ) -> Result<Option<(u32, Vec<[u8; 32]>)>> {
         let value = encoded.into_bytes();
+        let mut swept = Vec::new();
         let written_seq;
         let sealed;
         let generation = {
@@ -563,7 +594,7 @@ impl Store {
                 }
                 _ => {}
             }
-            let (seq, removes) = match session.next.get(digest) {
+            let (seq, mut removes) = match session.next.get(digest) {
                 Some(next) => (next.seq, Vec::new()),
                 // The first answer of a request in this session: record mode replaces the
                 // answers older sessions stored, auto mode appends after them.
@@ -575,6 +606,29 @@ impl Store {
                     }
                 }
             };
+            for other in sweep.iter().filter(|other| *other != digest) {
+                match session.next.get(other) {
+                    // This attempt's own answers (or a later attempt's), recorded in this process.
+                    Some(next) if next.attempt >= attempt => continue,
+                    // An earlier attempt's: the writer's index learns what it left (it knew
+                    // only the replay pack's count), as for a later attempt's first answer.
+                    Some(next) => {
+                        let left = next.seq;
+                        if let Some(known) = &mut session.known {
+                            known.insert(*other, left);
+                        }
+                    }
+                    None => {}
+                }
+                let stored = self.stored_keys(&mut session, other)?;
+                // Nothing of it is stored now: this attempt appends from the start, and an
+                // earlier attempt's late answer is not stored after this.
+                session.next.insert(*other, Next { seq: 0, attempt });
+                if !stored.is_empty() {
+                    removes.extend(stored);
+                    swept.push(*other);
+                }
+            }
             let entry = entry_key(digest, seq);
             let generation = self.written.load(Ordering::SeqCst) + 1;
             let (record, value_at) = crate::storage::journal::encode(generation, &removes, &entry, &value)
@@ -627,7 +681,7 @@ impl Store {
             true => self.synced(generation).await?,
             false => self.journaled(generation).await?,
         }
-        Ok(Some(written_seq))
+        Ok(Some((written_seq, swept)))
     }
 
     /// Waits until write `generation` is synced in the journal, syncing if nobody else is.

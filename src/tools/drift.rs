@@ -29,9 +29,19 @@ pub struct RequestDrift {
     pub changes: Vec<Change>,
     /// Why the request could not be checked: a set-up problem, not drift.
     pub unchecked: Option<Unchecked>,
-    /// The request was not sent because its method may change state on the live endpoint
-    /// (see [`Sends`]): not drift, and not a set-up problem either.
-    pub skipped: bool,
+    /// Why the request was not sent, when it was not: not drift, and not a set-up problem
+    /// either.
+    pub skipped: Option<Skipped>,
+}
+
+/// Why drift did not send a recorded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// Its method may change state on the live endpoint (see [`Sends`]).
+    UnsafeMethod,
+    /// Every answer recorded for it is a gap (the leak gate refused to store each): there is
+    /// no stored answer to compare the live one with.
+    OnlyGaps,
 }
 
 /// Which recorded requests drift sends to the live endpoint.
@@ -158,7 +168,7 @@ pub async fn run_into(
                 request: label_of(recording),
                 changes: Vec::new(),
                 unchecked: None,
-                skipped: true,
+                skipped: Some(Skipped::OnlyGaps),
             });
             continue;
         }
@@ -167,7 +177,7 @@ pub async fn run_into(
                 request: label_of(recording),
                 changes: Vec::new(),
                 unchecked: Some(Unchecked::Unsendable("the recording has no answer".into())),
-                skipped: false,
+                skipped: None,
             });
             continue;
         };
@@ -180,7 +190,7 @@ pub async fn run_into(
                 request: label,
                 changes: Vec::new(),
                 unchecked: None,
-                skipped: true,
+                skipped: Some(Skipped::UnsafeMethod),
             });
             continue;
         }
@@ -193,7 +203,7 @@ pub async fn run_into(
                 unchecked: Some(Unchecked::Unreachable(format!(
                     "not sent: the upstream answered none of the {GIVE_UP_AFTER} requests before"
                 ))),
-                skipped: false,
+                skipped: None,
             });
             continue;
         }
@@ -218,7 +228,7 @@ pub async fn run_into(
             request: label,
             unchecked: result.as_ref().err().cloned(),
             changes: result.unwrap_or_default(),
-            skipped: false,
+            skipped: None,
         });
     }
 }
@@ -347,11 +357,17 @@ pub fn render(drifts: &[RequestDrift]) -> String {
     for drift in drifts {
         let (n, breaking) = (drift.changes.len(), drift.breaking());
         let _ = match &drift.unchecked {
-            _ if drift.skipped => writeln!(
+            _ if drift.skipped == Some(Skipped::UnsafeMethod) => writeln!(
                 out,
                 "{} : skipped: not a {} (--unsafe-methods sends it)",
                 drift.request,
                 Sends::SAFE.join(", ")
+            ),
+            _ if drift.skipped == Some(Skipped::OnlyGaps) => writeln!(
+                out,
+                "{} : skipped: no answer of it was stored (the leak gate refused each when it \
+                 was recorded), so there is nothing to compare with",
+                drift.request
             ),
             Some(why) => writeln!(out, "{} : not checked: {why}", drift.request),
             None if n == 0 => writeln!(out, "{} : no changes", drift.request),
@@ -378,12 +394,17 @@ pub fn render(drifts: &[RequestDrift]) -> String {
     if unchecked > 0 {
         let _ = write!(out, "; {unchecked} not checked");
     }
-    if skipped > 0 {
+    let gaps = drifts.iter().filter(|d| d.skipped == Some(Skipped::OnlyGaps)).count();
+    if skipped > gaps {
         let _ = write!(
             out,
-            "; {skipped} skipped (not a {}: --unsafe-methods sends them)",
+            "; {} skipped (not a {}: --unsafe-methods sends them)",
+            skipped - gaps,
             Sends::SAFE.join(", ")
         );
+    }
+    if gaps > 0 {
+        let _ = write!(out, "; {gaps} skipped (no answer stored)");
     }
     out.push('\n');
     // Field names and values come from recordings and from the live answer: nothing in them
@@ -393,7 +414,7 @@ pub fn render(drifts: &[RequestDrift]) -> String {
 
 /// How many requests were skipped (not sent, see [`Sends`]).
 pub fn skipped(drifts: &[RequestDrift]) -> usize {
-    drifts.iter().filter(|d| d.skipped).count()
+    drifts.iter().filter(|d| d.skipped.is_some()).count()
 }
 
 /// What the command says when requests could not be checked: which set-up problem, and the fix.
@@ -403,8 +424,12 @@ pub fn unchecked_summary(drifts: &[RequestDrift]) -> Option<String> {
     let unchecked: Vec<&Unchecked> = drifts.iter().filter_map(|d| d.unchecked.as_ref()).collect();
     if unchecked.is_empty() {
         let skipped = skipped(drifts);
-        return (skipped > 0 && skipped == drifts.len()).then(|| {
-            format!(
+        let unsafe_only = drifts.iter().all(|d| d.skipped == Some(Skipped::UnsafeMethod));
+        return (skipped > 0 && skipped == drifts.len()).then(|| match unsafe_only {
+            false => "nothing was checked: every recorded request was skipped (the report \
+                      says why for each)"
+                .to_owned(),
+            true => format!(
                 "nothing was checked: {} not a {}, which drift does not send to a live \
                  endpoint unless --unsafe-methods is given",
                 match skipped {
@@ -531,7 +556,7 @@ mod tests {
             request: "GET /v2/images/x/file".into(),
             changes: Vec::new(),
             unchecked: Some(Unchecked::TooLarge("upstream sent a body larger than 10 bytes".into())),
-            skipped: false,
+            skipped: None,
         };
         let summary = unchecked_summary(&[too_large]).unwrap();
         assert!(summary.contains("--max-answer-body"), "{summary}");
@@ -546,11 +571,15 @@ mod tests {
             request: request.into(),
             changes,
             unchecked,
-            skipped: false,
+            skipped: None,
         };
         let skipped = RequestDrift {
-            skipped: true,
+            skipped: Some(Skipped::UnsafeMethod),
             ..drift("DELETE /v2/images/b", vec![], None)
+        };
+        let gaps = RequestDrift {
+            skipped: Some(Skipped::OnlyGaps),
+            ..drift("GET /v2/images/g", vec![], None)
         };
         let drifts = [
             drift(
@@ -561,6 +590,7 @@ mod tests {
             drift("GET /v2", vec![], None),
             drift("GET /x", vec![], Some(Unchecked::Unreachable("timeout".into()))),
             skipped.clone(),
+            gaps.clone(),
         ];
         let expected = format!(
             "GET /v2/images/a : 3 changes (2 breaking)\n\
@@ -570,8 +600,10 @@ mod tests {
              GET /v2 : no changes\n\
              GET /x : not checked: no answer: timeout\n\
              DELETE /v2/images/b : skipped: not a GET, HEAD, OPTIONS (--unsafe-methods sends it)\n\
+             GET /v2/images/g : skipped: no answer of it was stored (the leak gate refused each \
+             when it was recorded), so there is nothing to compare with\n\
              drift: 2 requests checked, 1 changed, 2 breaking; 1 not checked; 1 skipped (not a \
-             GET, HEAD, OPTIONS: --unsafe-methods sends them)\n",
+             GET, HEAD, OPTIONS: --unsafe-methods sends them); 1 skipped (no answer stored)\n",
             "x".repeat(59)
         );
         assert_eq!(render(&drifts), expected);
@@ -579,12 +611,16 @@ mod tests {
         // a check that sent nothing must not pass.
         assert_eq!(unchecked_summary(&drifts[..2]), None);
         assert_eq!(unchecked_summary(&[drifts[1].clone(), skipped.clone()]), None);
-        let nothing = unchecked_summary(&[skipped.clone(), skipped]).unwrap();
+        let nothing = unchecked_summary(&[skipped.clone(), skipped.clone()]).unwrap();
         assert!(
             nothing.starts_with("nothing was checked: all 2 recorded requests are not a GET"),
             "{nothing}"
         );
         assert!(nothing.contains("--unsafe-methods"), "{nothing}");
+        // A request skipped for its gaps is no matter of methods.
+        let nothing = unchecked_summary(&[skipped, gaps]).unwrap();
+        assert!(nothing.starts_with("nothing was checked: every recorded request was skipped"), "{nothing}");
+        assert!(!nothing.contains("--unsafe-methods"), "{nothing}");
     }
 
     #[test]

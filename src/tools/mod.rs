@@ -103,7 +103,7 @@ mod tests {
             unchecked: Some(drift::Unchecked::Unreachable(
                 "upstream said \u{9b}31m".into(),
             )),
-            skipped: false,
+            skipped: None,
         }]);
         assert!(!report.chars().any(is_unsafe), "{report}");
     }

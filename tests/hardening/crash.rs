@@ -152,3 +152,50 @@ async fn every_answered_request_survives_kill_9_at_random_moments_under_load_and
         "the load was too light to prove anything: {total_answered} answers"
     );
 }
+
+/// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`) a recorder is not killed by
+/// SIGXFSZ when its files reach it: the writes fail as on a full disk, the answers are still
+/// served (`NOT recorded` in the log), the session ends with its summary and exit status 3,
+/// and every answer marked `recorded` replays.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_file_size_limit_is_a_full_disk_not_a_crash() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let pad = "x".repeat(20_000);
+    let up = json_upstream(format!(r#"{{"id":"big","pad":"{pad}"}}"#)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "record",
+        "--upstream",
+        &up,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let proxy = Running::start_with_file_size_limit(&args, dir.path(), 1_500_000);
+    let mut recorded = Vec::new();
+    for i in 0..120 {
+        let path = format!("/v2/images/big-{i}");
+        let reply = send("GET", &format!("{}{path}", proxy.uri), &[], b"").await;
+        assert_eq!(reply.status, 200, "{path}: the client gets the live answer");
+        if reply.header("x-ims-vcr") == Some("recorded") {
+            recorded.push(path);
+        }
+    }
+    assert!(
+        !recorded.is_empty() && recorded.len() < 120,
+        "{} recorded",
+        recorded.len()
+    );
+    let log = proxy.log();
+    let status = proxy.terminate();
+    assert_eq!(status.signal(), None, "killed by a signal: {log}");
+    assert_eq!(status.code(), Some(3), "{log}");
+    let replay = replayer(&dir.path().join("store")).await;
+    for path in &recorded {
+        let reply = send("GET", &format!("{}{path}", replay.uri()), &[], b"").await;
+        assert_eq!(reply.status, 200, "{path} was answered `recorded`");
+    }
+    replay.shutdown().await.unwrap();
+}

@@ -134,6 +134,16 @@ pub async fn recording_through(config: UpstreamConfig, store: &Path) -> ProxySer
         .unwrap()
 }
 
+/// An auto-mode proxy in front of `config`, storing into `store`.
+pub async fn auto_through(config: UpstreamConfig, store: &Path) -> ProxyServer {
+    ProxyServer::builder()
+        .auto(config)
+        .store(store)
+        .start()
+        .await
+        .unwrap()
+}
+
 /// The arrange step most record tests share: a temp folder, a fake IMS started with `opts`, and
 /// a [`recorder`] in front of it storing into `dir/store`; returns `(dir, store, fake, proxy)`.
 /// Bind every part for as long as the test runs (`_dir`, `_fake`, not `_`): a dropped `TempDir`

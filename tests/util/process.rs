@@ -79,6 +79,29 @@ impl Running {
         Running::spawn(command, args, cwd, &[])
     }
 
+    /// [`Running::start`] under a file-size limit of `bytes` (`ulimit -f`, systemd's
+    /// `LimitFSIZE=`): a write past it fails, or raises SIGXFSZ.
+    #[cfg(unix)]
+    pub fn start_with_file_size_limit(args: &[&str], cwd: &Path, bytes: u64) -> Running {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(BIN);
+        // SAFETY: between fork and exec the child only sets one resource limit, from a value
+        // on the stack, with a bare system call.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        Running::spawn(command, args, cwd, &[])
+    }
+
     /// [`Running::start`] with SIGHUP ignored, as `nohup` starts a command.
     #[cfg(unix)]
     pub fn start_ignoring_hangup(args: &[&str], cwd: &Path) -> Running {

@@ -246,6 +246,15 @@ pub async fn scripted_upstream(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 
     url
 }
 
+/// A [`scripted_upstream`] answering every request `200 OK` with the JSON `body`.
+pub async fn json_upstream(body: impl Into<Vec<u8>>) -> String {
+    let body = body.into();
+    scripted_upstream(move |_| {
+        http_answer("200 OK", &[("content-type", "application/json")], &body)
+    })
+    .await
+}
+
 /// A raw HTTP/1.1 answer, closing the connection.
 pub fn http_answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = format!(
