@@ -253,3 +253,35 @@ fn the_cli_takes_routes_with_their_own_cas_and_refuses_a_ca_without_a_route() {
         "{stderr}"
     );
 }
+
+/// A token answer whose catalog names the upstream's port by another host (the upstream given
+/// as `127.0.0.1`, the catalog saying another address) is warned about once, naming the origin
+/// and the flag: a client following it would call past the proxy.
+#[tokio::test]
+async fn a_catalog_naming_the_upstream_by_another_host_is_warned_about_once() {
+    use std::sync::{Arc, OnceLock};
+    let port: Arc<OnceLock<u16>> = Arc::default();
+    let known = port.clone();
+    let up = scripted_upstream(move |_| {
+        let port = known.get().copied().unwrap_or(0);
+        let body = format!(
+            r#"{{"token": {{"catalog": [{{"type": "image", "endpoints": [{{"url": "http://10.255.255.1:{port}"}}]}}]}}}}"#
+        );
+        http_answer("201 Created", &[("content-type", "application/json")], body.as_bytes())
+    })
+    .await;
+    port.set(up.rsplit(':').next().unwrap().parse().unwrap())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["passthrough", "--upstream", &up, "--listen", "0"];
+    let proxy = Running::start(&args, dir.path());
+    for _ in 0..2 {
+        let reply = send("POST", &format!("{}/v3/auth/tokens", proxy.uri), &[], b"{}").await;
+        assert_eq!(reply.status, 201);
+    }
+    let log = proxy.log();
+    assert!(proxy.terminate().success());
+    let warning = format!("names http://10.255.255.1:{}", port.get().unwrap());
+    assert_eq!(log.matches(&warning).count(), 1, "{log}");
+    assert!(log.contains("--route PREFIX=http://10.255.255.1:"), "{log}");
+}

@@ -67,7 +67,8 @@ const TABLE: &[Row] = &[
         meaning: "no breaking change found, but requests could not be checked: the upstream \
                   could not be reached, or refused the credentials (401/403 where the recording \
                   has another status), or every recorded request was skipped (none is a GET, \
-                  HEAD or OPTIONS, and --unsafe-methods was not given)",
+                  HEAD or OPTIONS, and --unsafe-methods was not given; or its recorded answers \
+                  are all gaps the leak gate left)",
     },
 ];
 

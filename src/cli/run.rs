@@ -402,8 +402,11 @@ async fn supervise(command: &[OsString], uri: &str, mode: Mode, signals: &mut Si
             Ok(status) => End::Exited(status),
             Err(e) => End::Failed(e),
         },
-        signal = signals.first() => signal,
+        signal = signals.recv() => signal,
     };
+    // Taken, it is passed on whatever the command does meanwhile; those sent with it are read
+    // first, to pass on the one that matters.
+    let signal = signals.with_those_sent_together(signal).await;
     let first = tokio::time::Instant::now();
     tracing::info!(signal, "passing the signal on to the command");
     group.forward(pid, signal);

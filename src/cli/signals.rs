@@ -44,12 +44,11 @@ impl Signals {
         tokio::time::timeout(Duration::ZERO, self.recv()).await.ok()
     }
 
-    /// The first signal, or the one that matters of those sent with it: SIGINT, then SIGTERM,
-    /// then SIGHUP. systemd sends SIGTERM and SIGHUP back to back, and the kernel delivers the
-    /// lower-numbered one first: a SIGHUP can be taken before its SIGTERM has arrived, so the
-    /// signals received within [`TOGETHER`] of the first are read too.
-    pub(super) async fn first(&mut self) -> i32 {
-        let mut signal = self.recv().await;
+    /// `signal`, just taken, or the one that matters of those sent with it: SIGINT, then
+    /// SIGTERM, then SIGHUP. systemd sends SIGTERM and SIGHUP back to back, and the kernel
+    /// delivers the lower-numbered one first: a SIGHUP can be taken before its SIGTERM has
+    /// arrived, so the signals received within [`TOGETHER`] of it are read too.
+    pub(super) async fn with_those_sent_together(&mut self, mut signal: i32) -> i32 {
         let until = tokio::time::Instant::now() + TOGETHER;
         while let Ok(other) = tokio::time::timeout_at(until, self.recv()).await {
             if urgency(other) < urgency(signal) {

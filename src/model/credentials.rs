@@ -385,16 +385,16 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
     }
     // Multipart by its type, or by its bytes when the type does not say (a client that sends
     // its form without a `Content-Type`, or as `text/plain`).
-    let boundary = crate::model::multipart::boundary(content_type)
-        .or_else(|| crate::model::multipart::sniffed_boundary(body));
-    if let Some(boundary) = boundary {
-        return crate::model::multipart::mask(body, boundary);
-    }
     let plain = content_type.is_none_or(|t| {
         t.split(';')
             .next()
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/plain"))
     });
+    let boundary = crate::model::multipart::boundary(content_type)
+        .or_else(|| plain.then(|| crate::model::multipart::sniffed_boundary(body)).flatten());
+    if let Some(boundary) = boundary {
+        return crate::model::multipart::mask(body, boundary);
+    }
     // A byte-order mark before a form is kept, and the form read after it.
     let (mark, form) = match body.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => ("\u{feff}", rest),

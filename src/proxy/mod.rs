@@ -3,6 +3,7 @@
 //! becomes an HTTP answer.
 
 mod at_once;
+mod catalog;
 pub mod browser;
 pub mod control;
 mod failure;

@@ -38,6 +38,7 @@ impl Proxy {
         // A token it hands out (`X-Subject-Token`) is masked wherever a later request's log line
         // shows it, as in record mode.
         recorder.issued.remember(&live.headers);
+        recorder.catalog_warnings.check(parts.uri.path(), live.status.as_u16(), &live.body, recorder.routes.origins());
         // The origins the answer may mention, in the order record mode lists them: the route's
         // own, then the other routes' (pointed at the proxy when the client follows them).
         let own = upstream.origin();

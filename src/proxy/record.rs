@@ -27,6 +27,8 @@ pub(crate) struct Recorder {
     pub(crate) issued: crate::secrets::issued::Issued,
     /// The named sessions' attempts that replaced what their sessions held (`sweep.rs`).
     pub(crate) swept: super::sweep::Swept,
+    /// Catalog origins already warned about (`catalog.rs`).
+    pub(crate) catalog_warnings: super::catalog::CatalogWarnings,
 }
 
 impl Recorder {
@@ -373,6 +375,7 @@ impl Proxy {
         };
         // What is stored is taken from the live answer before its header map moves into what is
         // served: credential headers left out, the body in its readable encoding.
+        recorder.catalog_warnings.check(parts.uri.path(), live.status.as_u16(), &live.body, recorder.routes.origins());
         let stored_parts = store.map(|_| {
             let mut needles = credential_needles(&live.sent_credentials);
             needles.extend(credential_needles(&live.headers));

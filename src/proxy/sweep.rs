@@ -9,7 +9,7 @@
 //! The default session, and `auto` mode (which adds what is missing to what is there), keep
 //! what they hold. A test recorded again that makes no request keeps its old recordings.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{Mode, Proxy, Recorder};
@@ -17,20 +17,21 @@ use crate::model::interaction::Encoded;
 use crate::model::key::RequestKey;
 use crate::storage::store::Store;
 
-/// The attempts of named sessions (name, attempt number) whose first answer in `record` mode
-/// is stored: their sessions hold this attempt's recordings only.
+/// The latest attempt of each named session whose first answer in `record` mode is stored:
+/// the session holds that attempt's recordings only.
 #[derive(Debug, Default)]
-pub(crate) struct Swept(Mutex<HashSet<(String, u64)>>);
+pub(crate) struct Swept(Mutex<HashMap<String, u64>>);
 
 impl Swept {
     fn contains(&self, session: &str, attempt: u64) -> bool {
         let swept = self.0.lock().expect("no code panics while holding the swept sessions");
-        swept.contains(&(session.to_owned(), attempt))
+        swept.get(session).is_some_and(|&latest| latest >= attempt)
     }
 
     fn mark(&self, session: &str, attempt: u64) {
         let mut swept = self.0.lock().expect("no code panics while holding the swept sessions");
-        swept.insert((session.to_owned(), attempt));
+        let latest = swept.entry(session.to_owned()).or_insert(attempt);
+        *latest = (*latest).max(attempt);
     }
 }
 

@@ -111,10 +111,13 @@ impl Tapes {
 
     /// Forgets the recordings whose answers the store no longer holds (`swept`: digests in the
     /// store, see [`Store::record_sweeping`]).
+    /// A tape this session recorded (a request of the attempt that swept, stored meanwhile)
+    /// is kept: its answers are this attempt's.
     pub fn forget_stored(&self, swept: &[[u8; 32]]) {
+        let swept: std::collections::HashSet<&[u8; 32]> = swept.iter().collect();
         let mut tapes = self.write();
         let gone: Vec<[u8; 32]> = (tapes.iter())
-            .filter(|(digest, tape)| swept.contains(&stored_digest(digest, tape)))
+            .filter(|(digest, tape)| !tape.recorded && swept.contains(&stored_digest(digest, tape)))
             .map(|(digest, _)| *digest)
             .collect();
         for digest in gone {

@@ -435,6 +435,7 @@ impl ProxyServerBuilder {
             pseudonyms: self.key(),
             issued: Default::default(),
             swept: Default::default(),
+            catalog_warnings: Default::default(),
         }
     }
 }

@@ -113,7 +113,7 @@ pub(crate) fn note(dir: &Path, generation: u64) {
     let file = dir.join(CLOSED_FILE);
     let tmp = dir.join(format!("{CLOSED_FILE}.{}.tmp", std::process::id()));
     let written = note_text(dir, generation)
-        .and_then(|text| std::fs::write(&tmp, text))
+        .and_then(|text| crate::storage::write_new(&tmp, text.as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, &file));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);

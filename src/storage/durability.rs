@@ -312,8 +312,8 @@ pub(crate) fn store_error(path: &Path, source: sled::Error) -> Error {
 pub(crate) fn note_durable(dir: &Path, generation: u64) {
     let file = dir.join(DURABLE_FILE);
     let tmp = dir.join(format!("{DURABLE_FILE}.tmp"));
-    let written =
-        std::fs::write(&tmp, format!("{generation}\n")).and_then(|()| std::fs::rename(&tmp, &file));
+    let written = crate::storage::write_new(&tmp, format!("{generation}\n").as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &file));
     if let Err(e) = written {
         tracing::warn!(file = %file.display(), error = %e, "cannot note the flushed write count; damage detection for this store is weaker");
     }

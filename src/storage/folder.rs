@@ -58,7 +58,11 @@ impl Folder {
             parts |= part;
             other |= name != GITIGNORE && !part && !of_sled;
         }
-        Ok(match (sled == SLED_PAIR.len(), other || sled > 0, parts) {
+        // One of sled's files beside a store's parts only: a store sled is creating this moment
+        // (it makes `blobs`, then `conf`, then `db`), or one that lost a file (refused as damaged
+        // once opened). Alone, or beside other files, a user's.
+        let foreign = other || (sled > 0 && !parts);
+        Ok(match (sled == SLED_PAIR.len(), foreign, parts) {
             (true, _, _) => Folder::Store,
             (false, true, _) => Folder::Other("it holds other files and none of a store's"),
             (false, false, true) => Folder::Store,
@@ -211,7 +215,9 @@ mod tests {
             (&["db"][..], false),
             (&["conf"], false),
             (&["db", "notes.txt"], false),
-            (&["conf", "blobs"], false),
+            (&["conf", "blobs", "notes.txt"], false),
+            // sled creating a store: `blobs`, then `conf`.
+            (&["conf", "blobs"], true),
             (&["conf", "db"], true),
             (&["conf", "db", "snap.0000"], true),
             (&[JOURNAL_FILE, "notes.txt"], true),

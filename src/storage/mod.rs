@@ -27,6 +27,15 @@ pub(crate) fn own_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::Open
     options
 }
 
+/// Writes `bytes` to a new file at `path` (a temporary file, renamed into place after): one left
+/// there by a crash is removed first, and the file is created exclusively, so a link planted at
+/// the name is removed, never written through.
+pub(crate) fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    std::io::Write::write_all(&mut file, bytes)
+}
+
 /// Syncs the folder `dir` itself, so that files created, renamed or deleted in it stay so after a
 /// power loss (a file's own sync does not cover its name). Where a file system cannot sync a
 /// folder this fails; callers say whether that is an error or a warning.

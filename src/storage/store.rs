@@ -127,6 +127,10 @@ struct Session {
     /// what a request has without reading the store. `None`: read it. Batch writes (import,
     /// new match rules) drop it; [`Session::next`] covers what this session recorded.
     known: Option<DigestMap<u32>>,
+    /// The latest attempt of each named session whose first answer swept what the session
+    /// held ([`Store::record_sweeping`]): an answer of an earlier attempt, still in flight then,
+    /// is not stored after it.
+    swept: std::collections::HashMap<String, u64>,
 }
 
 /// Where a request's next answer goes in this session (see [`Store::record_in_attempt`]).
@@ -352,6 +356,7 @@ impl Store {
                 pack_dropped: false,
                 poisoned: None,
                 known,
+                swept: Default::default(),
             }),
             fsync: false,
             writer,
@@ -543,7 +548,7 @@ impl Store {
         replace: bool,
         attempt: u64,
     ) -> Result<Option<u32>> {
-        let written = self.write_answer(key, encoded, replace, attempt, &[]).await?;
+        let written = self.write_answer(key, encoded, replace, attempt, None).await?;
         Ok(written.map(|(seq, _)| seq))
     }
 
@@ -562,7 +567,7 @@ impl Store {
         attempt: u64,
         sweep: &[[u8; 32]],
     ) -> Result<Option<(u32, Vec<[u8; 32]>)>> {
-        self.write_answer(key, encoded, true, attempt, sweep).await
+        self.write_answer(key, encoded, true, attempt, Some(sweep)).await
     }
 
     async fn write_answer(
@@ -571,7 +576,7 @@ impl Store {
         encoded: Encoded,
         replace: bool,
         attempt: u64,
-        sweep: &[[u8; 32]],
+        sweep: Option<&[[u8; 32]]>,
     ) -> Result<Option<(u32, Vec<[u8; 32]>)>> {
         let value = encoded.into_bytes();
         let mut swept = Vec::new();
@@ -581,6 +586,12 @@ impl Store {
             let mut session = self.lock();
             self.before_write(&mut session)?;
             let digest = key.digest();
+            // An earlier attempt's answer after its session's next attempt swept what it held.
+            if let Some(name) = key.session()
+                && session.swept.get(name).is_some_and(|&latest| latest > attempt)
+            {
+                return Ok(None);
+            }
             match session.next.get(digest) {
                 Some(next) if next.attempt > attempt => return Ok(None),
                 // A later attempt's first answer: the writer's index learns what the earlier
@@ -606,7 +617,10 @@ impl Store {
                     }
                 }
             };
-            for other in sweep.iter().filter(|other| *other != digest) {
+            // Their `next` is set once the write went through: a write that fails leaves the
+            // writer's index as it was, and the next answer sweeps them again.
+            let mut cleared = Vec::new();
+            for other in sweep.unwrap_or_default().iter().filter(|other| *other != digest) {
                 match session.next.get(other) {
                     // This attempt's own answers (or a later attempt's), recorded in this process.
                     Some(next) if next.attempt >= attempt => continue,
@@ -621,9 +635,7 @@ impl Store {
                     None => {}
                 }
                 let stored = self.stored_keys(&mut session, other)?;
-                // Nothing of it is stored now: this attempt appends from the start, and an
-                // earlier attempt's late answer is not stored after this.
-                session.next.insert(*other, Next { seq: 0, attempt });
+                cleared.push(*other);
                 if !stored.is_empty() {
                     removes.extend(stored);
                     swept.push(*other);
@@ -667,6 +679,17 @@ impl Store {
                 return Err(e);
             }
             session.next.insert(*digest, Next { seq: seq + 1, attempt });
+            // Nothing of the swept requests is stored now: this attempt appends from the start,
+            // and an earlier attempt's late answer is not stored after this.
+            for other in cleared {
+                session.next.insert(other, Next { seq: 0, attempt });
+            }
+            if sweep.is_some()
+                && let Some(name) = key.session()
+            {
+                let latest = session.swept.entry(name.to_owned()).or_insert(attempt);
+                *latest = (*latest).max(attempt);
+            }
             written_seq = seq;
             // A long session: the journal is sealed here, and sled's flush runs after the lock
             // is let go (see `compact.rs`), so no write waits for it.
@@ -911,6 +934,66 @@ pub(crate) mod tests {
     /// attempt recorded the request, and is not stored once one has. In each way a writer
     /// learns what a request has stored: from a replay pack, which must learn what each
     /// attempt left; from the store itself (no pack); and knowing an empty store holds nothing.
+    /// A session's attempt that sweeps leaves the session its own answers only, in the same
+    /// write, whether the store held the swept requests in its replay pack or not; other
+    /// sessions keep theirs; an earlier attempt's answer landing after the sweep is not stored,
+    /// also for a request the sweep did not know of.
+    #[tokio::test]
+    async fn a_sweep_leaves_a_session_its_attempts_answers_only() {
+        for start in ["pack", "no pack"] {
+            let dir = tempfile::tempdir().unwrap();
+            let at = |path: &str, status: &str, session: &str| {
+                let mut i = interaction(path, status);
+                i.request.session = Some(session.into());
+                i
+            };
+            let store = Store::open(dir.path()).unwrap();
+            for (path, session) in [("/a", "s"), ("/b", "s"), ("/a", "t")] {
+                let old = at(path, "old", session);
+                store.record(&key(&old), &old, true).await.unwrap();
+            }
+            store.flush().await.unwrap();
+            store.replay_pack().unwrap().unwrap();
+            drop(store);
+            let store = open_when_released(dir.path());
+            if start == "pack" {
+                store.replay_pack().unwrap().unwrap();
+            }
+            let digest = |path: &str| *key(&at(path, "", "s")).digest();
+            let held = |store: &Store| -> Vec<String> {
+                let mut held: Vec<String> = (store.load(&MatchRules::default()).unwrap().iter())
+                    .flat_map(|r| r.answers.iter())
+                    .map(|a| {
+                        let body = crate::model::interaction::body_bytes(&a.response.body).unwrap();
+                        let status = String::from_utf8_lossy(&body).replace("{\"status\":\"", "").replace("\"}", "");
+                        format!("{} {} {status}", a.request.session.as_deref().unwrap_or("-"), a.request.path)
+                    })
+                    .collect();
+                held.sort();
+                held
+            };
+            // Attempt 0's first answer sweeps /a and /b; its later answer to /b starts afresh.
+            let c = at("/c", "new", "s");
+            let sweep = [digest("/a"), digest("/b")];
+            let (seq, swept) = store.record_sweeping(&key(&c), Encoded::of(&c), 0, &sweep).await.unwrap().unwrap();
+            assert_eq!((seq, swept.len()), (0, 2), "{start}");
+            let b = at("/b", "new", "s");
+            assert_eq!(store.record_in_attempt(&key(&b), Encoded::of(&b), true, 0).await.unwrap(), Some(0));
+            assert_eq!(held(&store), ["s /b new", "s /c new", "t /a old"], "{start}");
+            // Attempt 1 sweeps attempt 0's; attempt 0's late answer to a request nobody knew of
+            // is not stored after it.
+            let e = at("/e", "rerun", "s");
+            let (_, swept) = store.record_sweeping(&key(&e), Encoded::of(&e), 1, &[digest("/b"), digest("/c")]).await.unwrap().unwrap();
+            assert_eq!(swept.len(), 2, "{start}");
+            let late = at("/d", "late", "s");
+            assert_eq!(store.record_in_attempt(&key(&late), Encoded::of(&late), true, 0).await.unwrap(), None);
+            assert_eq!(held(&store), ["s /e rerun", "t /a old"], "{start}");
+            store.flush().await.unwrap();
+            drop(store);
+            assert_eq!(held(&open_when_released(dir.path())), ["s /e rerun", "t /a old"], "{start}");
+        }
+    }
+
     #[tokio::test]
     async fn an_earlier_attempts_late_answer_never_lands_after_a_later_attempts() {
         for start in ["empty", "pack", "no pack"] {

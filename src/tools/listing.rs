@@ -17,6 +17,26 @@ fn listed_path(request: &RecordedRequest) -> String {
     }
 }
 
+/// The header lines of a key's canonical form (`x-project-id: p1`): the headers the match rules
+/// read, and a conditional request's; two recordings of one path may differ only there.
+fn matched_headers(recording: &Recording) -> Vec<&str> {
+    (recording.key.canonical().lines().skip(1))
+        .filter(|line| !line.starts_with("body sha256:") && !line.starts_with("session: "))
+        .collect()
+}
+
+/// The PATH cell of `ls`: the path and query, and the matched headers in brackets.
+fn path_cell(row: &Value) -> String {
+    let path = row["path"].as_str().unwrap_or("");
+    match row["headers"].as_array() {
+        Some(headers) => {
+            let headers: Vec<&str> = headers.iter().filter_map(Value::as_str).collect();
+            escape_controls(&format!("{path} [{}]", headers.join("; "))).into_owned()
+        }
+        None => escape_controls(path).into_owned(),
+    }
+}
+
 /// One line per recorded request.
 fn rows(recordings: &[Recording]) -> Vec<Value> {
     let mut rows: Vec<Value> = recordings
@@ -24,7 +44,7 @@ fn rows(recordings: &[Recording]) -> Vec<Value> {
         .map(|r| {
             let first = &r.answers[0];
             let statuses: Vec<u16> = r.answers.iter().map(|a| a.response.status).collect();
-            json!({
+            let mut row = json!({
                 "key": r.key.hex()[..12],
                 "session": r.key.session(),
                 "method": first.request.method,
@@ -32,7 +52,12 @@ fn rows(recordings: &[Recording]) -> Vec<Value> {
                 "answers": r.answers.len(),
                 "statuses": statuses,
                 "recorded_at": first.response.recorded_at,
-            })
+            });
+            let headers = matched_headers(r);
+            if !headers.is_empty() {
+                row["headers"] = json!(headers);
+            }
+            row
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -71,7 +96,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> (String, Option<String>) {
         .max("STATUSES".len());
     let width = rows
         .iter()
-        .map(|r| escape_controls(r["path"].as_str().unwrap_or("")).len())
+        .map(|r| path_cell(r).len())
         .max()
         .unwrap_or(4)
         .clamp(4, 80);
@@ -109,7 +134,7 @@ pub fn ls(recordings: &[Recording], as_json: bool) -> (String, Option<String>) {
             session_column(Some(row)),
             escape_controls(row["key"].as_str().unwrap_or("")),
             escape_controls(row["method"].as_str().unwrap_or("")),
-            escape_controls(row["path"].as_str().unwrap_or("")),
+            path_cell(row),
             row["answers"].as_u64().unwrap_or(0),
             statuses(row),
             escape_controls(row["recorded_at"].as_str().unwrap_or("")),
@@ -207,11 +232,19 @@ pub fn show(recordings: &[Recording], wanted: &str, session: Option<&str>, ls: &
             )));
         }
         many => {
+            // Each told apart: its key, and what besides the line keys it (matched headers).
             let lines: Vec<String> = many
                 .iter()
-                .map(|r| match r.key.session() {
-                    Some(s) => format!("{} (session {s})", r.key.request_line()),
-                    None => r.key.request_line().to_owned(),
+                .map(|r| {
+                    let headers = matched_headers(r);
+                    let mut line = format!("{} [key {}]", r.key.request_line(), &r.key.hex()[..12]);
+                    if !headers.is_empty() {
+                        line.push_str(&format!(" with {}", headers.join("; ")));
+                    }
+                    if let Some(s) = r.key.session() {
+                        line.push_str(&format!(" (session {s})"));
+                    }
+                    line
                 })
                 .map(|line| escape_controls(&line).into_owned())
                 .collect();
@@ -286,6 +319,36 @@ mod tests {
         assert_eq!(run_lengths(&[]), "");
         assert_eq!(run_lengths(&[200]), "200");
         assert_eq!(run_lengths(&[202, 200, 200, 200, 404, 200]), "202,200x3,404,200");
+    }
+
+    /// Recordings of one line that differ in a matched header are told apart by it in `ls`,
+    /// and `show`'s refusal names each with its key and header.
+    #[test]
+    fn recordings_told_apart_by_a_matched_header_show_it() {
+        let rules = crate::model::key::MatchRules {
+            match_headers: vec!["x-project-id".into()],
+            ..Default::default()
+        };
+        let recordings: Vec<Recording> = ["p1", "p2"]
+            .into_iter()
+            .map(|project| {
+                let mut request = fixtures::get("/v2/images");
+                request.headers = vec![("x-project-id".into(), project.into())];
+                let mut recording = fixtures::recording_of(request.clone(), &["active"]);
+                recording.key = crate::model::key::RequestKey::of_recorded(&rules, &request).unwrap();
+                recording
+            })
+            .collect();
+        let (table, _) = ls(&recordings, false);
+        assert!(table.contains("/v2/images [x-project-id: p1]"), "{table}");
+        assert!(table.contains("/v2/images [x-project-id: p2]"), "{table}");
+        let (json, _) = ls(&recordings, true);
+        assert!(json.contains("\"x-project-id: p2\""), "{json}");
+        let refused = show(&recordings, "/v2/images", None, "ims-vcr ls").unwrap_err().to_string();
+        for r in &recordings {
+            assert!(refused.contains(&r.key.hex()[..12]), "{refused}");
+        }
+        assert!(refused.contains("with x-project-id: p1"), "{refused}");
     }
 
     #[test]
