@@ -872,6 +872,23 @@ pub(crate) mod tests {
         key.to_vec()
     }
 
+    /// A store at `dir` that recorded `olds`, closed with its replay pack and opened again;
+    /// `with_pack`: the writer has read that pack (so it knows what each request holds).
+    async fn reopened_holding(dir: &Path, olds: &[Interaction], with_pack: bool) -> Store {
+        let store = Store::open(dir).unwrap();
+        for old in olds {
+            store.record(&key(old), old, true).await.unwrap();
+        }
+        store.flush().await.unwrap();
+        store.replay_pack().unwrap().unwrap();
+        drop(store);
+        let store = open_when_released(dir);
+        if with_pack {
+            store.replay_pack().unwrap().unwrap();
+        }
+        store
+    }
+
     pub(super) fn interaction(path: &str, status: &str) -> Interaction {
         fixtures::status_answer(&fixtures::get(path), status)
     }
@@ -947,18 +964,8 @@ pub(crate) mod tests {
                 i.request.session = Some(session.into());
                 i
             };
-            let store = Store::open(dir.path()).unwrap();
-            for (path, session) in [("/a", "s"), ("/b", "s"), ("/a", "t")] {
-                let old = at(path, "old", session);
-                store.record(&key(&old), &old, true).await.unwrap();
-            }
-            store.flush().await.unwrap();
-            store.replay_pack().unwrap().unwrap();
-            drop(store);
-            let store = open_when_released(dir.path());
-            if start == "pack" {
-                store.replay_pack().unwrap().unwrap();
-            }
+            let olds = [("/a", "s"), ("/b", "s"), ("/a", "t")].map(|(path, session)| at(path, "old", session));
+            let store = reopened_holding(dir.path(), &olds, start == "pack").await;
             let digest = |path: &str| *key(&at(path, "", "s")).digest();
             let held = |store: &Store| -> Vec<String> {
                 let mut held: Vec<String> = (store.load(&MatchRules::default()).unwrap().iter())
@@ -1005,15 +1012,8 @@ pub(crate) mod tests {
                     store
                 }
                 _ => {
-                    let store = Store::open(dir.path()).unwrap();
-                    let old = interaction("/p", "old");
-                    store.record(&key(&old), &old, true).await.unwrap();
-                    store.flush().await.unwrap();
-                    store.replay_pack().unwrap().unwrap();
-                    drop(store);
-                    let store = open_when_released(dir.path());
+                    let store = reopened_holding(dir.path(), &[interaction("/p", "old")], start == "pack").await;
                     if start == "pack" {
-                        store.replay_pack().unwrap().unwrap();
                         assert!(store.lock().known.is_some());
                     } else {
                         assert!(store.lock().known.is_none());
