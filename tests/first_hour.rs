@@ -815,6 +815,24 @@ async fn first_hour_after_recording_the_commands_read_the_store_just_written() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!stdout.contains("/v2/images/5ee0a9b4"), "{stdout}");
     assert!(stderr.contains("the cassettes in cassettes"), "{stderr}");
+    // A `cassettes` that is no folder (a file, a link to nothing) is said, not passed over for
+    // the store.
+    std::fs::remove_dir_all(cwd.join("cassettes")).unwrap();
+    std::fs::write(cwd.join("cassettes"), "not a folder").unwrap();
+    let (code, _, stderr) = run_blocking(&["ls"], cwd).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cassettes: it is not a folder") && stderr.contains("--store DIR"),
+        "{stderr}"
+    );
+    std::fs::remove_file(cwd.join("cassettes")).unwrap();
+    std::os::unix::fs::symlink(cwd.join("gone"), cwd.join("cassettes")).unwrap();
+    let (code, _, stderr) = run_blocking(&["ls"], cwd).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cassettes: it is a link to nothing"),
+        "{stderr}"
+    );
     // Neither: the error names both, and what to do.
     let empty = tempfile::tempdir().unwrap();
     let (code, _, stderr) = run_blocking(&["ls"], empty.path()).await;

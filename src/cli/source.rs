@@ -35,6 +35,18 @@ impl Source {
             (None, None) => {}
         }
         let (cassettes, store) = (cassettes_path(None, config), store_path(None, config));
+        // Something by that name that is no folder (a file, a link to nothing) is said, not
+        // passed over for the store: the user may well have meant it.
+        if !cassettes.is_dir() && cassettes.symlink_metadata().is_ok() {
+            let what = match cassettes.metadata() {
+                Ok(_) => "it is not a folder",
+                Err(_) => "it is a link to nothing",
+            };
+            return Err(Error::Config(format!(
+                "{}: {what}, so there are no cassettes to read there; pass --cassettes DIR, or                  --store DIR to read a store",
+                cassettes.display()
+            )));
+        }
         if cassettes.is_dir() {
             tracing::info!(
                 "reading the cassettes in {} (neither --store nor --cassettes given)",
