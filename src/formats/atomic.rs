@@ -12,8 +12,25 @@ use crate::error::{Error, Result};
 /// never follows a symlink), so nothing planted in the folder can redirect the write. `path`
 /// itself must not be a symlink (the write would replace the link, not reach the file it
 /// points to, which is never what was meant) nor name a folder.
+///
+/// Once written, the temporary files an earlier write of the same `path` left (a `kill -9`
+/// mid-write: `.<name>.<16 hex digits>.tmp`, as large as what it wrote) are removed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    stage(path, bytes)?.commit()
+    let started = std::time::SystemTime::now();
+    stage(path, bytes)?.commit()?;
+    if let (Some(name), Some(folder)) = (path.file_name().and_then(|n| n.to_str()), path.parent()) {
+        let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+        remove_leftovers(folder, started, |leftover| is_temporary_of(leftover, name));
+    }
+    Ok(())
+}
+
+/// Whether `name` is a temporary file [`create_temporary`] makes for a file named `target`.
+fn is_temporary_of(name: &str, target: &str) -> bool {
+    let inner = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp"));
+    inner.and_then(|inner| inner.rsplit_once('.')).is_some_and(|(of, random)| {
+        of == target && random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// A file written whole under its temporary name, not yet renamed to its own: [`Staged::commit`]
@@ -98,14 +115,18 @@ pub fn is_leftover_cassette_temporary(name: &str) -> bool {
 /// (an export started later into the same folder writes its own meanwhile); one that cannot be
 /// removed is left, with a warning.
 pub(crate) fn remove_leftover_temporaries(folder: &Path, before: std::time::SystemTime) {
+    remove_leftovers(folder, before, is_leftover_cassette_temporary);
+}
+
+/// Removes the files in `folder` whose names `leftover` says are what an interrupted write
+/// left, last written before `before`; one that cannot be removed is left, with a warning.
+fn remove_leftovers(folder: &Path, before: std::time::SystemTime, leftover: impl Fn(&str) -> bool) {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let leftover = name
-            .to_str()
-            .is_some_and(is_leftover_cassette_temporary);
+        let leftover = name.to_str().is_some_and(&leftover);
         let older = || {
             (entry.metadata())
                 .and_then(|meta| meta.modified())
@@ -173,5 +194,23 @@ mod tests {
         assert!(!error.contains(".recording.har."), "{error}");
         write_atomically(&dir.path().join("recording.har"), b"{}").unwrap();
         assert_eq!(std::fs::read(dir.path().join("recording.har")).unwrap(), b"{}");
+    }
+
+    /// What a killed write of a file left (its temporary file) goes with the next write of the
+    /// same file; another file's, or a name that only looks alike, stays.
+    #[test]
+    fn a_killed_writes_temporary_file_goes_with_the_next_write_of_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let left = dir.path().join(".recording.har.0123456789abcdef.tmp");
+        let others = [".other.har.0123456789abcdef.tmp", ".recording.har.xyz.tmp", "recording.har.bak"];
+        std::fs::write(&left, "half a HAR").unwrap();
+        for other in others {
+            std::fs::write(dir.path().join(other), "x").unwrap();
+        }
+        write_atomically(&dir.path().join("recording.har"), b"{}").unwrap();
+        assert!(!left.exists());
+        for other in others {
+            assert!(dir.path().join(other).exists(), "{other}");
+        }
     }
 }
