@@ -148,13 +148,15 @@ fn read_format(path: &Path, meta: &sled::Tree) -> Result<Option<u32>> {
     let Some(v) = meta.get("format").map_err(|e| store_error(path, e))? else {
         return Ok(None);
     };
-    match <[u8; 4]>::try_from(v.as_ref()).map(u32::from_be_bytes) {
+    let format = <[u8; 4]>::try_from(v.as_ref()).map(u32::from_be_bytes);
+    match format {
         Ok(n) if READS_FORMATS.contains(&n) => Ok(Some(n)),
+        // A number when it reads as one (a newer ims-vcr's format), else the bytes (damage).
         _ => Err(Error::StoreRefused(format!(
-            "store {} has format {:?}, this ims-vcr reads formats {READS_FORMATS:?}; export it \
+            "store {} has format {}, this ims-vcr reads formats {READS_FORMATS:?}; export it \
              with the ims-vcr that wrote it and import the cassettes here",
             path.display(),
-            v.as_ref()
+            format.map_or_else(|_| format!("{:?} (not a format number)", v.as_ref()), |n| n.to_string())
         ))),
     }
 }

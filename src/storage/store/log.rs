@@ -641,7 +641,7 @@ pub(super) mod tests {
         assert_eq!(format(dir.path()), 4);
         set_format(dir.path(), 5);
         let e = Store::open_existing(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("has format [0, 0, 0, 5], this ims-vcr reads formats [1, 2, 3, 4]"), "{e}");
+        assert!(e.contains("has format 5, this ims-vcr reads formats [1, 2, 3, 4]"), "{e}");
     }
 
     /// Closes `store` and gives the log group holding its recordings `damage`.
