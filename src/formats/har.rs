@@ -262,9 +262,23 @@ pub fn from_har(
     let bytes = crate::formats::cassette::without_bom(bytes);
     let har: Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::cassette(path, format!("not a HAR file: {e}")))?;
-    let entries = har["log"]["entries"]
-        .as_array()
-        .ok_or_else(|| Error::cassette(path, "field `log.entries` is missing: not a HAR file"))?;
+    let entries = match &har["log"]["entries"] {
+        Value::Array(entries) => entries,
+        Value::Null => return Err(Error::cassette(path, "field `log.entries` is missing: not a HAR file")),
+        // Its kind only: what it holds may hold credentials.
+        other => {
+            let kind = match other {
+                Value::Object(_) => "an object",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "true or false",
+            };
+            return Err(Error::cassette(
+                path,
+                format!("field `log.entries` is {kind}, where HAR 1.2 has a list: not a HAR file"),
+            ));
+        }
+    };
     // HAR entries come from outside: the access key ids their answers hand out are replaced
     // by pseudonyms (under the redaction key when redacting).
     let default_key = crate::secrets::pseudonym::PseudonymKey::from_lookup(|n| std::env::var(n).ok()).0;
@@ -788,6 +802,15 @@ mod tests {
         entry["response"]["content"]["text"] = r#"{"echo":"body-pa55word-888"}"#.into();
         let err = import(&har).unwrap_err().to_string();
         assert!(err.contains("log.entries[0]") && err.contains("password"), "{err}");
+    }
+
+    #[test]
+    fn log_entries_that_are_no_list_are_named_by_their_kind() {
+        let err = import(&json!({"log": {"entries": {"token": "not-shown-0042"}}})).unwrap_err().to_string();
+        assert!(err.contains("`log.entries` is an object, where HAR 1.2 has a list"), "{err}");
+        assert!(!err.contains("not-shown-0042"), "{err}");
+        let err = import(&json!({"log": {}})).unwrap_err().to_string();
+        assert!(err.contains("`log.entries` is missing"), "{err}");
     }
 
     /// A request whose type only `postData.mimeType` gives (no `Content-Type` in its headers) is
