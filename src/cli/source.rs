@@ -43,7 +43,7 @@ impl Source {
                 Err(_) => "it is a link to nothing",
             };
             return Err(Error::Config(format!(
-                "{}: {what}, so there are no cassettes to read there; pass --cassettes DIR, or                  --store DIR to read a store",
+                "{}: {what}, so there are no cassettes to read there; pass --cassettes DIR, or --store DIR to read a store",
                 cassettes.display()
             )));
         }

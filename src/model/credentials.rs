@@ -383,18 +383,16 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             found,
         ));
     }
-    // Multipart by its type, or by its bytes when the type does not say (a client that sends
-    // its form without a `Content-Type`, or as `text/plain`).
+    // Multipart by its type, or by its bytes when the type does not say so or names no
+    // boundary the body holds (see `multipart::body_boundary`).
+    if let Some(boundary) = crate::model::multipart::body_boundary(content_type, body) {
+        return crate::model::multipart::mask(body, boundary);
+    }
     let plain = content_type.is_none_or(|t| {
         t.split(';')
             .next()
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/plain"))
     });
-    let boundary = crate::model::multipart::boundary(content_type)
-        .or_else(|| plain.then(|| crate::model::multipart::sniffed_boundary(body)).flatten());
-    if let Some(boundary) = boundary {
-        return crate::model::multipart::mask(body, boundary);
-    }
     // A byte-order mark before a form is kept, and the form read after it.
     let (mark, form) = match body.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => ("\u{feff}", rest),
@@ -846,6 +844,17 @@ mod tests {
         // its first part's `Content-Disposition` (see `multipart::sniffed_boundary`).
         assert_eq!(mask_body(body, Some("text/plain")).unwrap().1[0].value, "pw-1");
         assert_eq!(mask_body(body, None).unwrap().1[0].value, "pw-1");
+        // A multipart type set by hand without its boundary, or with one the body does not
+        // hold, and a form's bytes under another type: read by the bytes too.
+        for declared in [
+            "multipart/form-data",
+            "multipart/mixed; boundary=other",
+            "application/json",
+            "application/x-www-form-urlencoded",
+        ] {
+            let found = mask_body(body, Some(declared)).map(|(_, found)| found);
+            assert_eq!(found.as_ref().map(|f| f[0].value.as_str()), Some("pw-1"), "{declared}");
+        }
     }
 
     #[test]

@@ -197,6 +197,21 @@ fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mu
         // A gzip stream's base64 inside a longer run, not on a 4-character boundary of it
         // (`gzip-H4sI…`).
         readings.extend(memchr::memmem::find_iter(run, b"H4sI").filter(|&i| i > 0).take(4).map(|i| decode_base64(&run[i..])));
+        // A blob after a prefix of any length (`sess_eJw…`, `x-789c…`, `789c…_x`): base64 from
+        // each of the next three characters too, so the blob's 4-character groups line up
+        // whatever the prefix's length (what the prefix decodes to is looked past: a stream is
+        // found at any offset of what a run decodes to); and hex from each run of hex digits in
+        // it, and from a compressed stream's start inside one. A UUID, the commonest run of
+        // this length, is none of these.
+        if !is_uuid(run) {
+            readings.extend((1..4).filter(|&i| run.len() >= i + 28).map(|i| decode_base64(&run[i..])));
+            for hex in run.split(|b| !b.is_ascii_hexdigit()).filter(|h| h.len() >= 28) {
+                if hex.len() < run.len() {
+                    readings.push(decode_hex(hex));
+                }
+                readings.extend(hex_stream_starts(hex).take(4).map(|i| decode_hex(&hex[i..])));
+            }
+        }
         let text = unescaped.as_ref().filter(|u| u.iter().any(|&b| !is_run_byte(b)));
         for decoded in readings.into_iter().flatten().chain(text.cloned()) {
             if !may_hold_a_stream(&decoded) {
@@ -209,6 +224,29 @@ fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mu
             look_inside(&decoded, depth + 1, found, budget);
         }
     }
+}
+
+/// Where a gzip or zlib stream's hex starts inside a run of hex digits (either case), past its
+/// first character (at 0, the run is decoded whole).
+fn hex_stream_starts(hex: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    const HEX_STARTS: [&[u8]; 5] = [b"1f8b08", b"789c", b"78da", b"7801", b"785e"];
+    let lower = hex.to_ascii_lowercase();
+    let mut starts: Vec<usize> = HEX_STARTS
+        .iter()
+        .flat_map(|start| memchr::memmem::find_iter(&lower, start).collect::<Vec<_>>())
+        .filter(|&i| i > 0)
+        .collect();
+    starts.sort_unstable();
+    starts.into_iter()
+}
+
+/// Whether `run` has a UUID's shape (`8-4-4-4-12` hex digits).
+fn is_uuid(run: &[u8]) -> bool {
+    run.len() == 36
+        && run.iter().enumerate().all(|(i, &b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 /// Whether decoded bytes could hold a compressed stream: one starts in them, or they are
@@ -327,6 +365,22 @@ mod tests {
             format!("[{}\"{b64}\"]", "\"0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9\",".repeat(2000)),
         ] {
             assert!(embedded_inflated(body.as_bytes()).iter().any(|inner| inner == secret), "{}", &body[..60]);
+        }
+        // After a prefix of any length, in base64 and in hex, and with a suffix after hex.
+        let zlib = compressed(false, secret);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&zlib);
+        let lower = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        for text in [
+            format!("sess_{}", lower(&zlib)),
+            format!("x-{}", hex(&zlib)),
+            format!("{}_x", lower(&zlib)),
+            format!("abc{}", lower(&zlib)),
+            format!("s_{url}"),
+            format!("se_{url}"),
+            format!("ses_{url}"),
+        ] {
+            let found = embedded_inflated(text.as_bytes());
+            assert!(found.iter().any(|inner| inner == secret), "{text}");
         }
         // Layers inside layers, and nothing in ordinary text.
         let twice = base64::engine::general_purpose::STANDARD.encode(compressed(true, &compressed(false, secret)));

@@ -478,6 +478,8 @@ pub(crate) const KEYED_BOUNDARY: &str = "ims-vcr-boundary";
 /// otherwise never match its recording.
 fn canonical_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
     let canonical = json_sorted_or_masked(body, content_type);
+    // The boundary the type declares only: a store recorded before boundaries were keyed is
+    // looked up with the type stripped of it (`playback::legacy_multipart`), its body as sent.
     match crate::model::multipart::boundary(content_type) {
         Some(boundary) if boundary != KEYED_BOUNDARY => with_boundary_keyed(&canonical, boundary),
         _ => canonical,

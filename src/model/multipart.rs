@@ -45,6 +45,16 @@ pub fn sniffed_boundary(body: &[u8]) -> Option<&str> {
     std::str::from_utf8(boundary).ok()
 }
 
+/// The boundary `body`'s parts are delimited by: the one its content type names when the body
+/// holds it, else the one its bytes show ([`sniffed_boundary`]): a client that sets
+/// `Content-Type: multipart/form-data` by hand drops the boundary (requests, axios and fetch
+/// users do), or sends a form's bytes under another type.
+pub fn body_boundary<'a>(content_type: Option<&'a str>, body: &'a [u8]) -> Option<&'a str> {
+    let declared = boundary(content_type)
+        .filter(|b| memchr::memmem::find(body, format!("--{b}").as_bytes()).is_some());
+    declared.or_else(|| sniffed_boundary(body))
+}
+
 /// `body` with the content of each credential part replaced by [`PLACEHOLDER`], and what was
 /// replaced; `None` when no part is a credential (or the body has no part at all).
 pub fn mask(body: &[u8], boundary: &str) -> Option<(Vec<u8>, Vec<Found>)> {

@@ -87,7 +87,7 @@ impl std::fmt::Display for Summary {
             if miss.exhausted {
                 writeln!(
                     f,
-                    "      every recorded answer of it was served (--sequence strict): one call more than was recorded"
+                    "      every recorded answer of it was served (--sequence strict): it was asked for more often than recorded"
                 )?;
             } else {
                 for near in &miss.nearest {

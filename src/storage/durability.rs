@@ -258,7 +258,7 @@ fn remove_partial_snapshots(path: &Path, before: std::time::SystemTime) -> bool 
 pub(crate) fn locked(path: &Path) -> Error {
     Error::StoreLocked {
         path: path.to_owned(),
-        holder: std::fs::read_to_string(path.join(HOLDER_FILE))
+        holder: crate::storage::read_own(&path.join(HOLDER_FILE))
             .ok()
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty() && h.len() < 200 && h.chars().all(|c| !c.is_control()))
@@ -323,13 +323,14 @@ pub(crate) fn note_durable(dir: &Path, generation: u64) {
 /// or one written before this check existed).
 pub(crate) fn read_durable(store: &Path) -> Result<u64> {
     let file = store.join(DURABLE_FILE);
-    match std::fs::read_to_string(&file) {
+    match crate::storage::read_own(&file) {
+        // What it holds instead is not shown: it is no count, and could be anything.
         Ok(text) => text.trim().parse().map_err(|_| {
             Error::StoreRefused(format!(
-                "{}: expected a write count, found {:?}; if the store is otherwise fine, delete \
-                 this file to skip the damage check once",
+                "{}: expected a write count, found {} bytes that are none; if the store is \
+                 otherwise fine, delete this file to skip the damage check once",
                 file.display(),
-                text.chars().take(40).collect::<String>()
+                text.len()
             ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),

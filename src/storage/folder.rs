@@ -97,7 +97,13 @@ fn create_folder(path: &Path) -> Result<()> {
         // One the folder holds already (the user's) is kept as it is.
         let written = std::fs::OpenOptions::new().write(true).create_new(true).open(&file);
         let written = match written {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let ignores_all = std::fs::read_to_string(&file).is_ok_and(|text| text.lines().any(|l| l.trim() == "*"));
+                if !ignores_all {
+                    tracing::warn!(file = %file.display(), "the store's folder has a .gitignore that does not ignore everything (`*`); the store holds raw recordings (owner and project ids): keep it out of version control");
+                }
+                continue;
+            }
             written => written.and_then(|mut f| std::io::Write::write_all(&mut f, GITIGNORE_TEXT.as_bytes())),
         };
         if let Err(e) = written {

@@ -563,6 +563,16 @@ mod tests {
         std::os::unix::fs::symlink(&target, &log).unwrap();
         assert!(crate::storage::log_file::LogFile::open(dir.path()).is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        // The write count's file is not read through one either, and what it holds is never
+        // shown.
+        let durable = dir.path().join(crate::storage::durability::DURABLE_FILE);
+        std::os::unix::fs::symlink(&target, &durable).unwrap();
+        let refused = crate::storage::durability::read_durable(dir.path()).unwrap_err().to_string();
+        assert!(!refused.contains("keep me"), "{refused}");
+        std::fs::remove_file(&durable).unwrap();
+        std::fs::write(&durable, "not a count\n").unwrap();
+        let refused = crate::storage::durability::read_durable(dir.path()).unwrap_err().to_string();
+        assert!(refused.contains("expected a write count") && !refused.contains("not a count"), "{refused}");
     }
 
     fn key(b: u8) -> [u8; KEY] {

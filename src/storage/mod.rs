@@ -27,6 +27,14 @@ pub(crate) fn own_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::Open
     options
 }
 
+/// The text of one of ims-vcr's own files in a store folder, never through a link planted at
+/// its name (see [`own_file`]).
+pub(crate) fn read_own(path: &std::path::Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut own_file(std::fs::OpenOptions::new().read(true)).open(path)?, &mut text)?;
+    Ok(text)
+}
+
 /// Writes `bytes` to a new file at `path` (a temporary file, renamed into place after): one left
 /// there by a crash is removed first, and the file is created exclusively, so a link planted at
 /// the name is removed, never written through.
