@@ -186,6 +186,31 @@ fn a_command_that_succeeds_runs_against_a_replay_and_the_summary_follows() {
         "{}",
         ran.stderr
     );
+    assert!(
+        !ran.stderr.contains("not read in replay mode"),
+        "{}",
+        ran.stderr
+    );
+    // Match flags in replay are accepted, as the other modes take them, and said not to be read.
+    let args = [
+        "run",
+        "--ignore-query",
+        "marker",
+        "--volatile",
+        "x-[0-9]+",
+        "--",
+        "python3",
+        "client.py",
+        &seed,
+    ];
+    let ran = ims_vcr(dir.path(), &args, &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("--ignore-query, --volatile are not read in replay mode"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]

@@ -218,6 +218,27 @@ pub(super) async fn run_command(args: RunArgs, config: &Config) -> Result<()> {
             "--cassettes {dir} is not read in {mode} mode, which works on the store; to start from the cassettes, `ims-vcr import` them into the store first, and `ims-vcr export` the store to them after"
         );
     }
+    let matching = &record.matching;
+    let match_flags = [
+        ("--match-header", !matching.match_headers.is_empty()),
+        ("--ignore-query", !matching.ignore_query.is_empty()),
+        ("--volatile", !matching.volatile.is_empty()),
+        ("--shift-time", !matching.shift_time.is_empty()),
+    ];
+    let given: Vec<&str> = match_flags
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+        .collect();
+    if mode == Mode::Replay && !given.is_empty() {
+        // Accepted, as the other modes take them; said, as replay reads the rules the
+        // recordings were made with.
+        tracing::warn!(
+            "{} not read in replay mode: match rules are saved with the recordings when they are \
+             made (record, auto), and replay uses those",
+            given.join(", ") + if given.len() == 1 { " is" } else { " are" }
+        );
+    }
     let builder = match mode {
         Mode::Record => routed(forwarding(record, config)?, mode, &record.upstream)?,
         Mode::Auto => routed(
