@@ -496,7 +496,7 @@ impl Proxy {
                 // A request that cannot be keyed or read stores no gap either (see `gaps.rs`).
                 let instead = match refusal {
                     Refusal::Key(_) | Refusal::Unreadable(_) => "nothing is stored for this request",
-                    _ => "replay serves a 599 IMS_VCR.NOT_RECORDED in its place",
+                    _ => "replay serves a 599 IMS_VCR.NOT_RECORDED in its place, unless the request itself holds the secret: then nothing is stored for it",
                 };
                 // A refused request may hold one of its credentials where no rule masks it
                 // (a token in a path segment): masked here too.

@@ -71,7 +71,8 @@ impl std::fmt::Display for Summary {
             writeln!(
                 f,
                 "  REFUSED: {} served live but not recorded: the leak gate or redaction refused \
-                 {} (see the errors above); replay serves a 599 IMS_VCR.NOT_RECORDED in {} place",
+                 {} (see the errors above); replay serves a 599 IMS_VCR.NOT_RECORDED in {} place \
+                 (nothing, for a request that itself held the secret)",
                 count(self.refused, "answer was", "answers were"),
                 if self.refused == 1 { "it" } else { "them" },
                 if self.refused == 1 { "its" } else { "their" },
