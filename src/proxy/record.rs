@@ -525,7 +525,8 @@ impl Proxy {
                 tracing::info!(
                     request = line(),
                     "answer served but not recorded: its session was stopped while it was in \
-                     flight, and the session's next attempt has recorded the request since"
+                     flight, and the session's next attempt has recorded since (this request, \
+                     or, in record mode, a first answer that replaced what the session held)"
                 );
                 Err(None)
             }
