@@ -172,21 +172,10 @@ fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mu
             }
         }
     }
-    // Runs of base64 or hex (a compressed stream of even a few bytes is 28 base64 characters
-    // or more), decoded and looked into when what they decode to could hold a stream.
-    let is_run_byte = |b: u8| b.is_ascii_alphanumeric() || b"+/-_%".contains(&b);
-    let mut at = 0;
-    while at < bytes.len() {
-        if !is_run_byte(bytes[at]) {
-            at += 1;
-            continue;
-        }
-        let len = bytes[at..].iter().take_while(|&&b| is_run_byte(b)).count();
-        let run = &bytes[at..at + len];
-        at += len;
-        if len < 28 {
-            continue;
-        }
+    // Runs of base64 or hex, decoded and looked into when what they decode to could hold a
+    // stream.
+    for range in encoded_runs(bytes, true) {
+        let run = &bytes[range];
         // Percent-encoded: what it stands for is looked into as text too (a JSON document in
         // a form's field, `Basic%20…`).
         let unescaped: Option<Vec<u8>> = run
@@ -204,15 +193,15 @@ fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mu
         // it, and from a compressed stream's start inside one. A UUID, the commonest run of
         // this length, is none of these.
         if !is_uuid(run) {
-            readings.extend((1..4).filter(|&i| run.len() >= i + 28).map(|i| decode_base64(&run[i..])));
-            for hex in run.split(|b| !b.is_ascii_hexdigit()).filter(|h| h.len() >= 28) {
+            readings.extend((1..4).filter(|&i| run.len() >= i + MIN_RUN).map(|i| decode_base64(&run[i..])));
+            for hex in run.split(|b| !b.is_ascii_hexdigit()).filter(|h| h.len() >= MIN_RUN) {
                 if hex.len() < run.len() {
                     readings.push(decode_hex(hex));
                 }
                 readings.extend(hex_stream_starts(hex).take(4).map(|i| decode_hex(&hex[i..])));
             }
         }
-        let text = unescaped.as_ref().filter(|u| u.iter().any(|&b| !is_run_byte(b)));
+        let text = unescaped.as_ref().filter(|u| u.iter().any(|&b| !is_run_byte(b, true)));
         for decoded in readings.into_iter().flatten().chain(text.cloned()) {
             if !may_hold_a_stream(&decoded) {
                 continue;
@@ -226,14 +215,43 @@ fn look_inside(bytes: &[u8], depth: usize, found: &mut Vec<Vec<u8>>, budget: &mu
     }
 }
 
+/// How long a run of encoded text is at least to be looked into: a compressed stream of even a
+/// few bytes is 28 base64 characters or more.
+const MIN_RUN: usize = 28;
+
+/// Whether `b` is a base64, base64url, hex or percent-encoding character (`/` only with
+/// `slash`: in standard base64, but also what separates a path's segments).
+fn is_run_byte(b: u8, slash: bool) -> bool {
+    b.is_ascii_alphanumeric() || b"+-_%".contains(&b) || (slash && b == b'/')
+}
+
+/// The maximal runs of [`is_run_byte`] characters in `bytes` that are [`MIN_RUN`] long or
+/// longer, as ranges: what may be a compressed stream written as text.
+pub(crate) fn encoded_runs(bytes: &[u8], slash: bool) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() {
+            let start = at + bytes[at..].iter().take_while(|&&b| !is_run_byte(b, slash)).count();
+            let end = start + bytes[start..].iter().take_while(|&&b| is_run_byte(b, slash)).count();
+            at = end;
+            if end - start >= MIN_RUN {
+                return Some(start..end);
+            }
+        }
+        None
+    })
+}
+
 /// Where a gzip or zlib stream's hex starts inside a run of hex digits (either case), past its
-/// first character (at 0, the run is decoded whole).
-fn hex_stream_starts(hex: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    const HEX_STARTS: [&[u8]; 5] = [b"1f8b08", b"789c", b"78da", b"7801", b"785e"];
+/// first character (at 0, the run is decoded whole): [`RAW_STARTS`] written as hex.
+fn hex_stream_starts(hex: &[u8]) -> impl Iterator<Item = usize> {
     let lower = hex.to_ascii_lowercase();
-    let mut starts: Vec<usize> = HEX_STARTS
+    let mut starts: Vec<usize> = RAW_STARTS
         .iter()
-        .flat_map(|start| memchr::memmem::find_iter(&lower, start).collect::<Vec<_>>())
+        .flat_map(|magic| {
+            let as_hex: Vec<u8> = magic.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect();
+            memchr::memmem::find_iter(&lower, &as_hex).collect::<Vec<_>>()
+        })
         .filter(|&i| i > 0)
         .collect();
     starts.sort_unstable();
@@ -253,9 +271,7 @@ fn is_uuid(run: &[u8]) -> bool {
 /// themselves base64 or hex text (another layer), or text with such a run in it.
 fn may_hold_a_stream(bytes: &[u8]) -> bool {
     RAW_STARTS.iter().any(|magic| memchr::memmem::find(bytes, magic).is_some())
-        || bytes
-            .split(|b| !(b.is_ascii_alphanumeric() || b"+/-_%".contains(b)))
-            .any(|run| run.len() >= 28)
+        || encoded_runs(bytes, true).next().is_some()
 }
 
 /// `run` as base64 or base64url, padded or not; `None` when it is neither.

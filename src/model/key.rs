@@ -456,6 +456,9 @@ fn canonical_query(query: &str, ignore: &[String]) -> String {
 /// not UTF-8 a replacement character.
 pub(crate) fn query_pairs(query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let decoded = |part: &[u8]| -> Vec<u8> {
+        if !part.contains(&b'+') {
+            return percent_encoding::percent_decode(part).collect();
+        }
         let spaced: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
         percent_encoding::percent_decode(&spaced).collect()
     };

@@ -26,7 +26,7 @@ pub fn boundary(content_type: Option<&str>) -> Option<&str> {
 }
 
 /// The boundary of a body that is multipart by its bytes though its content type does not say
-/// so (sent without one, or as `text/plain`): it starts with a delimiter line (`--` and 1 to 70
+/// so (see [`body_boundary`]): it starts with a delimiter line (`--` and 1 to 70
 /// boundary characters, RFC 2046 5.1.1) and its first part names itself with a
 /// `Content-Disposition` header. `None` for any other body.
 pub fn sniffed_boundary(body: &[u8]) -> Option<&str> {

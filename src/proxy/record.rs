@@ -490,7 +490,8 @@ impl Proxy {
             }
             Err(refusal) => {
                 // What its answer handed out went to the client all the same.
-                if let Some(masked) = crate::secrets::exposure::mask_credentials(interaction, Some(&recorder.pseudonyms)) {
+                let masked = crate::secrets::exposure::mask_credentials(interaction, Some(&recorder.pseudonyms));
+                if let Some(masked) = &masked {
                     recorder.issued.remember_handed_out(&masked.handed_out);
                 }
                 // A request that cannot be keyed or read stores no gap either (see `gaps.rs`).
@@ -500,7 +501,7 @@ impl Proxy {
                 };
                 // A refused request may hold one of its credentials where no rule masks it
                 // (a token in a path segment): masked here too.
-                let shown = Shown::of_exchange(&parts.headers, interaction, &recorder.pseudonyms, &recorder.secrets_to_mask());
+                let shown = Shown::of_exchange(&parts.headers, masked, &recorder.secrets_to_mask());
                 let line = shown.text(&line()).into_owned();
                 tracing::error!(request = line, refused = %refusal, "answer served but NOT recorded ({instead})");
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);

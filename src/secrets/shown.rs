@@ -30,9 +30,7 @@ use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode
 use serde_json::Value;
 
 use crate::model::credentials::PLACEHOLDER;
-use crate::model::interaction::Interaction;
 use crate::secrets::leak::{LeakScanner, Needle};
-use crate::secrets::pseudonym::PseudonymKey;
 
 /// Values this long or longer are masked wherever they occur; shorter ones only as a whole
 /// word. The leak gate's own threshold for searching inside longer text.
@@ -96,14 +94,13 @@ impl Shown {
     }
 
     /// The credential values of a recorded exchange: the credential headers its request was
-    /// sent with (`headers`), and what masking finds in the exchange itself (credential query,
-    /// path and body fields, the secrets its answer hands out, and the access key ids of its
-    /// `credential` objects, found by pseudonymising them under `access_key`), and `also` (the
-    /// proxy's own keys).
+    /// sent with (`headers`), what masking found in the exchange itself (`masked`, from
+    /// [`crate::secrets::exposure::mask_credentials`]: credential query, path and body fields,
+    /// the secrets its answer hands out, and the access key ids of its `credential` objects),
+    /// and `also` (the proxy's own keys).
     pub(crate) fn of_exchange(
         headers: &hyper::HeaderMap,
-        interaction: &Interaction,
-        access_key: &PseudonymKey,
+        masked: Option<crate::secrets::exposure::Masked>,
         also: &[crate::secrets::leak::Needle],
     ) -> Shown {
         let mut values: Vec<String> = crate::secrets::exposure::credential_needles(headers)
@@ -111,7 +108,7 @@ impl Shown {
             .map(|needle| needle.value)
             .chain(also.iter().map(|needle| needle.value.clone()))
             .collect();
-        if let Some(masked) = crate::secrets::exposure::mask_credentials(interaction, Some(access_key)) {
+        if let Some(masked) = masked {
             values.extend(masked.needles.into_iter().map(|needle| needle.value));
         }
         Shown::of_values(values)
@@ -206,28 +203,16 @@ impl Shown {
 /// `base64(gzip(…))` the leak gate refuses to store); `None` when no run does. A run is read
 /// with `/` in it (standard base64) and split at `/` (a path's segments).
 fn mask_compressed(scanner: &LeakScanner, text: &str) -> Option<String> {
+    use crate::model::encodings::{embedded_inflated, encoded_runs};
     let bytes = text.as_bytes();
-    let mut hits: Vec<(usize, usize)> = Vec::new();
-    for slash_in_runs in [true, false] {
-        let is_run = |b: u8| b.is_ascii_alphanumeric() || b"+-_%".contains(&b) || (slash_in_runs && b == b'/');
-        let mut at = 0;
-        while at < bytes.len() {
-            if !is_run(bytes[at]) {
-                at += 1;
-                continue;
-            }
-            let end = at + bytes[at..].iter().take_while(|&&b| is_run(b)).count();
-            let run = &bytes[at..end];
-            if run.len() >= 28
-                && crate::model::encodings::embedded_inflated(run)
-                    .iter()
-                    .any(|inner| scanner.find(inner).is_some())
-            {
-                hits.push((at, end));
-            }
-            at = end;
-        }
-    }
+    let holds_a_value = |run: &std::ops::Range<usize>| {
+        embedded_inflated(&bytes[run.clone()]).iter().any(|inner| scanner.find(inner).is_some())
+    };
+    let mut hits: Vec<(usize, usize)> = [true, false]
+        .into_iter()
+        .flat_map(|slash| encoded_runs(bytes, slash).filter(holds_a_value))
+        .map(|run| (run.start, run.end))
+        .collect();
     if hits.is_empty() {
         return None;
     }

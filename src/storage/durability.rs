@@ -164,10 +164,7 @@ pub(crate) fn note_holder(path: &Path) {
         .unwrap_or_else(|| "ims-vcr".into());
     let subcommand = args.next().filter(|a| !a.starts_with('-')).unwrap_or_default();
     let line = format!("pid {}: {program} {subcommand}", std::process::id());
-    let written = crate::storage::own_file(std::fs::OpenOptions::new().write(true).create(true).truncate(true))
-        .open(path.join(HOLDER_FILE))
-        .and_then(|mut file| std::io::Write::write_all(&mut file, line.trim_end().as_bytes()));
-    if let Err(e) = written {
+    if let Err(e) = crate::storage::write_new(&path.join(HOLDER_FILE), line.trim_end().as_bytes()) {
         tracing::debug!(store = %path.display(), error = %e, "cannot note the store's holder");
     }
 }

@@ -35,9 +35,9 @@ pub(crate) fn read_own(path: &std::path::Path) -> std::io::Result<String> {
     Ok(text)
 }
 
-/// Writes `bytes` to a new file at `path` (a temporary file, renamed into place after): one left
-/// there by a crash is removed first, and the file is created exclusively, so a link planted at
-/// the name is removed, never written through.
+/// Writes `bytes` to a new file at `path` (a temporary file renamed into place after, or a note
+/// rewritten whole): what is there is removed first, and the file is created exclusively, so a
+/// link planted at the name is removed, never written through.
 pub(crate) fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
