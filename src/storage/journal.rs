@@ -1,15 +1,15 @@
-//! The store's write-ahead journal: how a recording reaches the disk before its answer reaches
-//! the client without waiting for sled.
+//! The store's write-ahead journal, for `--fsync`: how a recording reaches the disk, synced,
+//! before its answer reaches the client without waiting for sled.
 //!
 //! sled buffers writes in the process and makes them durable only on `flush`, which costs a
-//! disk sync and several thread hand-offs. So every recorded answer is first appended to the
-//! journal file ([`JOURNAL_FILE`], beside sled's files), and only then applied to sled. Once
-//! `write` returns, the bytes belong to the kernel: a `kill -9` of the proxy cannot lose them.
-//! Records are staged ([`Journal::stage`]) and written together, one `write(2)` for every
-//! answer recorded meanwhile, before any of those answers goes out (group commit, see the
-//! store's `commit.rs`). With `--fsync` each record is written at once and the journal also
-//! synced (one `fdatasync` for every answer written meanwhile) before the answers go out, which
-//! survives a power loss as well.
+//! disk sync and several thread hand-offs. With `--fsync` every recorded answer is first
+//! appended to the journal file ([`JOURNAL_FILE`], beside sled's files), at once, and the
+//! journal synced (one `fdatasync` for every answer written meanwhile) before the answers go
+//! out, which survives a power loss; the store's log gathers the same records into groups,
+//! written and synced later. Without `--fsync` nothing is written here: the log's file is the
+//! only copy, its group written before the answers go out (group commit, see the store's
+//! `commit.rs`), which a `kill -9` of the proxy cannot undo. An earlier ims-vcr wrote every
+//! record here first in both cases, and what it left is read as below.
 //!
 //! When the store is opened, records newer than the store's write counter are applied to the
 //! store's log in order and flushed, and the journal is emptied. The records at or below that
@@ -84,17 +84,7 @@ pub struct Journal {
     /// Set when a failed append could not be cut back: the file ends in part of a record, and
     /// another record after it would read as damage, so nothing more is appended.
     broken: Option<String>,
-    /// Records appended but not written yet: the next [`Journal::write_staged`] (or seal)
-    /// writes them with one `write(2)`.
-    staged: Vec<u8>,
-    /// How many `write(2)` calls appended records (for the group commit's tests).
-    #[cfg(test)]
-    pub(crate) writes: usize,
 }
-
-/// Staged bytes whose buffer is kept for the next records (a larger one, left by a large
-/// answer, is freed once written).
-const STAGED_KEPT: usize = 1 << 20;
 
 impl Journal {
     /// Opens (creating) the journal in `dir` and reads its records after write `done` (those
@@ -110,9 +100,6 @@ impl Journal {
             len,
             path,
             broken: None,
-            staged: Vec::new(),
-            #[cfg(test)]
-            writes: 0,
         };
         Ok((journal, records))
     }
@@ -146,38 +133,7 @@ impl Journal {
             return Err(e);
         }
         self.len += record.len() as u64;
-        #[cfg(test)]
-        {
-            self.writes += 1;
-        }
         Ok(())
-    }
-
-    /// Makes every later append fail with `why`, as after an append that could not be cut back.
-    #[cfg(test)]
-    pub(crate) fn break_for_test(&mut self, why: &str) {
-        self.broken = Some(why.to_owned());
-    }
-
-    /// Adds `record` (made by [`encode`]) to the records the next [`Journal::write_staged`]
-    /// writes. Until then a `kill -9` loses it: its answer must not be sent before.
-    pub fn stage(&mut self, record: &[u8]) {
-        self.staged.extend_from_slice(record);
-    }
-
-    /// Appends the staged records with a single `write(2)` (none when nothing is staged). On
-    /// failure they are dropped, and none of them is in the file.
-    pub fn write_staged(&mut self) -> std::io::Result<()> {
-        if self.staged.is_empty() {
-            return Ok(());
-        }
-        let mut staged = std::mem::take(&mut self.staged);
-        let written = self.write(&staged);
-        if staged.capacity() <= STAGED_KEPT {
-            staged.clear();
-            self.staged = staged;
-        }
-        written
     }
 
     /// Sets the journal aside as the sealed journal of write `generation` (every record in it
@@ -185,8 +141,6 @@ impl Journal {
     /// `sync`, the sealed records and the folder's new entries are synced to the disk first
     /// (what `--fsync` promised them).
     pub fn seal(&mut self, generation: u64, sync: bool) -> std::io::Result<PathBuf> {
-        // The store writes them first (and is poisoned if it cannot): nothing is left here.
-        self.write_staged()?;
         if let Some(why) = &self.broken {
             return Err(std::io::Error::other(why.clone()));
         }
@@ -205,19 +159,18 @@ impl Journal {
         Ok(sealed)
     }
 
-    /// Bytes in the journal, written or staged.
+    /// Bytes in the journal.
     pub fn len(&self) -> u64 {
-        self.len + self.staged.len() as u64
+        self.len
     }
 
-    /// True when the journal holds nothing, written or staged.
+    /// True when the journal holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.len == 0 && self.staged.is_empty()
+        self.len == 0
     }
 
-    /// Empties the journal, staged records too (its records are all in flushed sled data).
+    /// Empties the journal (its records are all in flushed sled data).
     pub fn clear(&mut self) -> std::io::Result<()> {
-        self.staged.clear();
         self.file.set_len(0)?;
         self.len = 0;
         self.broken = None;

@@ -14,10 +14,10 @@
 //! and its number is the byte it starts at. The CRC lets the whole log be read without each
 //! record's own checksum (which a group whose CRC fails falls back to, naming the damaged
 //! record).
-//! Groups are written with `pwrite` at the end of the last whole one, under the store's lock;
-//! the journal holds their records until a sync of this file and then a flush of sled cover them
-//! (`Store::flush`), so a write cut short by a crash loses nothing: the cut-off group is dropped
-//! as the store opens ([`Walk::torn`]) and the journal's redo writes it again.
+//! Groups are written with `pwritev` at the end of the last whole one, under the store's lock,
+//! one at a time. A group whose write a crash cut short held no answer that was sent (the group
+//! commit sends them once the write returns): it is dropped as the store opens ([`Walk::torn`]);
+//! with `--fsync` the journal holds its records, and its redo writes them again.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -46,6 +46,12 @@ pub struct LogFile {
     /// since ([`LogFile::sync_in_slices`] writes back from there; only that: every sync covers
     /// the whole file).
     synced: AtomicU64,
+    /// How many groups were appended (for the group commit's tests).
+    #[cfg(test)]
+    pub(crate) appends: AtomicU64,
+    /// Set by a test: every append fails with it, as on a full disk.
+    #[cfg(test)]
+    broken: std::sync::Mutex<Option<String>>,
 }
 
 /// One step of reading the log from some byte on.
@@ -97,6 +103,10 @@ impl LogFile {
             path,
             reservation,
             synced: AtomicU64::new(0),
+            #[cfg(test)]
+            appends: AtomicU64::new(0),
+            #[cfg(test)]
+            broken: std::sync::Mutex::new(None),
         })
     }
 
@@ -120,10 +130,11 @@ impl LogFile {
         head[4..8].copy_from_slice(&len.to_le_bytes());
         head[8..].copy_from_slice(&crc32fast::hash(records).to_le_bytes());
         let end = at + GROUP_HEAD + u64::from(len);
-        let written = self
-            .file
-            .write_all_at(&head, at)
-            .and_then(|()| self.file.write_all_at(records, at + GROUP_HEAD));
+        #[cfg(test)]
+        if let Some(why) = self.broken.lock().expect("test lock").clone() {
+            return Err(std::io::Error::other(why));
+        }
+        let written = self.write_group_at(&head, records, at);
         if let Err(e) = written {
             // A group cut short at the end is dropped when the store opens, whether or not this
             // cut succeeds. The cut also gives back what was reserved past `at`.
@@ -133,7 +144,45 @@ impl LogFile {
             return Err(e);
         }
         self.reservation.ahead_of(end);
+        #[cfg(test)]
+        self.appends.fetch_add(1, Ordering::SeqCst);
         Ok(end)
+    }
+
+    /// Makes every later append fail with `why`, as on a full disk.
+    #[cfg(test)]
+    pub(crate) fn break_for_test(&self, why: &str) {
+        *self.broken.lock().expect("test lock") = Some(why.to_owned());
+    }
+
+    /// Writes `head` and then `records` at byte `at`: one `pwritev` (the group commit writes a
+    /// group for every few recordings), then, if the kernel took less, the rest.
+    fn write_group_at(&self, head: &[u8], records: &[u8], at: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(records)];
+        let offset = libc::off_t::try_from(at).map_err(|_| std::io::Error::other("a log over 8 EiB"))?;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, both slices outlive the
+        // call, and the descriptor is this file's, open for writing.
+        let done = unsafe {
+            libc::pwritev(self.file.as_raw_fd(), parts.as_ptr().cast::<libc::iovec>(), 2, offset)
+        };
+        let done = match usize::try_from(done) {
+            Ok(done) => done,
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+                0
+            }
+        };
+        let (head_left, records_left) = match done.checked_sub(head.len()) {
+            None => (&head[done..], records),
+            Some(past) => (&head[..0], &records[past..]),
+        };
+        let records_at = at + GROUP_HEAD + (records.len() - records_left.len()) as u64;
+        self.file.write_all_at(head_left, at + done.min(head.len()) as u64)?;
+        self.file.write_all_at(records_left, records_at)
     }
 
     /// As the store is opened to be written: starts reserving disk space ahead of the log's end

@@ -7,10 +7,10 @@
 //! groups of journal records applied over `answers` (see [`log`]); tree `meta` holds the store
 //! format, the match rules and the write counter (`generation`).
 //!
-//! Durability: a recorded answer goes to the [`journal`](crate::storage::journal) before sled,
-//! and before its client is answered (one `write(2)` for the answers recorded meanwhile, see
-//! `commit.rs`; with `--fsync` a group-committed `fdatasync` too); opening the store applies
-//! what sled had not flushed yet.
+//! Durability: a recorded answer goes to the log's file before its client is answered (one
+//! group for the answers recorded meanwhile, see `commit.rs`; with `--fsync`, to the
+//! [`journal`](crate::storage::journal) at once and a group-committed `fdatasync` of it);
+//! opening the store reads what sled's counters do not cover yet.
 //!
 //! Damage detection: after each flush, the number of the last write known to be on disk goes into
 //! the file [`DURABLE_FILE`] beside sled's own. sled recovers a prefix of its log and silently
@@ -69,7 +69,8 @@ pub struct Store {
     answers: ManuallyDrop<sled::Tree>,
     meta: ManuallyDrop<sled::Tree>,
     /// What one write at a time may touch. Held only around synchronous calls (sled, one
-    /// journal `write`), never across an await; it also orders the write counter.
+    /// write to the log or the journal), never across an await; it also orders the write
+    /// counter.
     session: Mutex<Session>,
     /// sled, the log's file and the flush marks, shared with a compaction flushing in the
     /// background.
@@ -77,9 +78,10 @@ pub struct Store {
     /// Set once every entry was read (a pack rebuild, an export): closing the store then hands
     /// the memory sled took back to the system.
     read_whole: std::sync::atomic::AtomicBool,
-    /// Journal size past which a write seals the journal ([`COMPACT_AT`]; less in tests).
+    /// Bytes of log (or journal) written since the last flush past which a write starts a
+    /// compaction ([`COMPACT_AT`]; less in tests).
     compact_at: u64,
-    /// The last flush behind a sealed journal, awaited by [`Store::flush`].
+    /// The last compaction's flush, awaited by [`Store::flush`].
     behind: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether a recorded answer waits for an `fdatasync` of the journal (`--fsync`).
     fsync: bool,
@@ -93,7 +95,7 @@ pub struct Store {
     /// sled flush covers is [`Flusher::flushed`]).
     written: AtomicU64,
     synced: AtomicU64,
-    /// Without `--fsync`: the writes whose journal records are written (see `commit.rs`).
+    /// Without `--fsync`: the writes whose records the log's file holds (see `commit.rs`).
     commit: commit::GroupCommit,
     /// Serialises flushes and syncs; writers queue here, and the first through syncs for all.
     flush_lock: tokio::sync::Mutex<()>,
@@ -118,9 +120,9 @@ struct Session {
     /// sled holding writes its persisted counter does not show, and the pack is matched by
     /// that counter).
     pack_dropped: bool,
-    /// Set when a write failed after its journal record was staged: the record will be applied
-    /// when the store is next opened (or, when the journal's write failed, its answer was never
-    /// sent), so this process must not reuse its number.
+    /// Set when a write failed after its record was counted (a failed write of a log group:
+    /// none of its answers was sent; or a failed sled write after it), so this process must not
+    /// reuse its number; what was written is read when the store is next opened.
     poisoned: Option<String>,
     /// Every request digest the store held when its current replay pack was opened, with its
     /// number of answers (a writer only, see [`Store::know_digests`]), so a recording finds
@@ -471,7 +473,7 @@ impl Store {
             None => Ok(()),
             Some(why) => Err(Error::StoreRefused(format!(
                 "store {}: not {doing} after a failed write ({why}); restart to recover what \
-                 the journal holds",
+                 was written",
                 self.path.display()
             ))),
         }
@@ -485,8 +487,8 @@ impl Store {
         self.session.lock().expect("store session lock poisoned")
     }
 
-    /// Counts a write once its journal record is written or staged (see `commit.rs`), before
-    /// sled has it (readers that need every counted write applied take the session lock, see
+    /// Counts a write once its record is written to the journal (`--fsync`) or about to be
+    /// gathered into the log's group (see `commit.rs`), before sled has it (readers that need every counted write applied take the session lock, see
     /// [`Store::settled_generation`]): taking the session lock's contents proves the caller
     /// holds it.
     fn count_write(&self, _session: &mut Session) -> u64 {
@@ -499,17 +501,12 @@ impl Store {
     /// backwards.
     fn write_pending(&self, session: &mut Session) -> Result<(u64, compact::LogEnd)> {
         // After a failed write the counter covers a write the log does not hold: persisting it
-        // would make reopening skip that write's journal record.
+        // would make reopening skip that write's journal record (`--fsync`) or a later one.
         self.refuse_if_poisoned(session, "flushing")?;
-        // The journal holds every record before the log's file does.
-        self.write_journal(session)?;
         let generation = self.written.load(Ordering::SeqCst);
         // Every counted write is in the log once its group is.
-        if let Err(e) = session.log.write_pending(&self.flusher.log) {
-            let e = self.log_err(e);
-            session.poisoned = Some(e.to_string());
-            return Err(e);
-        }
+        self.write_group(session)?;
+        session.log.flushing();
         let folds = *self.flusher.folds.lock().expect("store folds lock poisoned");
         let at = session.log.end();
         Ok((generation, compact::LogEnd { at, folds }))
@@ -528,8 +525,9 @@ impl Store {
     }
 
     /// Appends an answer for `key`, already serialised (by the leak gate's scan), and returns
-    /// once it is in the journal (written to the kernel, which a `kill -9` cannot undo; with
-    /// [`Store::fsync_every_answer`], synced to the disk, concurrent callers sharing one sync).
+    /// once it is in the log's file (written to the kernel, which a `kill -9` cannot undo,
+    /// concurrent callers sharing one write; with [`Store::fsync_every_answer`], in the journal
+    /// and synced to the disk, concurrent callers sharing one sync).
     /// With `replace`, the first answer recorded for a key in this session replaces the answers
     /// older sessions recorded for it, atomically (record mode); without, it is appended after
     /// them (auto mode).
@@ -583,7 +581,7 @@ impl Store {
         let value = encoded.into_bytes();
         let mut swept = Vec::new();
         let written_seq;
-        let sealed;
+        let compaction;
         let generation = {
             let mut session = self.lock();
             self.before_write(&mut session)?;
@@ -649,29 +647,22 @@ impl Store {
                 .map_err(|e| self.journal_err(e))?;
             // The record holds the value now: a large answer is not kept twice meanwhile.
             drop(value);
-            // With `--fsync` written at once (the sync below is the group commit), else staged
-            // and written with every record staged meanwhile (see `commit.rs`). A large answer
-            // is written at once too, after those staged before it: it is not copied to be
-            // staged, and a write that size costs what its bytes cost.
-            if self.fsync || record.len() >= commit::WRITTEN_AT_ONCE {
-                self.write_journal(&mut session)?;
+            // With `--fsync` written to the journal at once (the journal's sync below is the
+            // group commit, and its records are what a power loss keeps); without, the log's
+            // file is the only copy, written by the group commit before the answer is sent
+            // (see `commit.rs`).
+            if self.fsync {
+                self.refuse_if_poisoned(&session, "writing")?;
                 session
                     .journal
                     .write(&record)
                     .map_err(|e| self.journal_err(e))?;
-            } else {
-                session.journal.stage(&record);
             }
-            // The journal holds it now (or will, before its answer is sent, else the store is
-            // poisoned): whatever happens to sled below, this number is taken.
+            // The journal or the log holds it now (or will, before its answer is sent, else the
+            // store is poisoned): whatever happens to sled below, this number is taken.
             self.count_write(&mut session);
-            // The journal holds a log group's records before the log's file does.
-            if session.log.fills_group(record.len()) {
-                self.write_journal(&mut session)?;
-            }
-            // Gathered into the log's next group, which sled gets once it is full (see `log.rs`):
-            // the journal record already makes this write all-or-nothing (reopening redoes it
-            // unless the log shows it landed).
+            // Gathered into the log's next group, written to its file when full or by the group
+            // commit (see `log.rs`); reopening reads it from there, or from the journal.
             let applied = session
                 .log
                 .append(&self.flusher.log, record, value_at, &removes, &entry);
@@ -693,18 +684,19 @@ impl Store {
                 *latest = (*latest).max(attempt);
             }
             written_seq = seq;
-            // A long session: the journal is sealed here, and sled's flush runs after the lock
-            // is let go (see `compact.rs`), so no write waits for it.
-            sealed = self.seal_if_long(&mut session)?;
+            // A long session: a compaction starts here (the journal sealed, with `--fsync`), and
+            // the log's sync and sled's flush run after the lock is let go (see `compact.rs`),
+            // so no write waits for them.
+            compaction = self.compact_if_long(&mut session)?;
             generation
         };
-        if let Some((upto, path)) = sealed {
-            let task = compact::flush_behind(std::sync::Arc::clone(&self.flusher), upto, path);
+        if let Some(compaction) = compaction {
+            let task = compact::flush_behind(std::sync::Arc::clone(&self.flusher), compaction);
             *self.behind.lock().expect("store behind lock poisoned") = Some(task);
         }
         match self.fsync {
             true => self.synced(generation).await?,
-            false => self.journaled(generation).await?,
+            false => self.group_written(generation).await?,
         }
         Ok(Some((written_seq, swept)))
     }
@@ -820,6 +812,34 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
     use crate::model::fixtures;
+
+    /// Records `answers` (each with whether it replaces) as concurrent requests do: gathered
+    /// into one group of the log, written once for all, in this order. Each result is the
+    /// answer's position among its request's answers.
+    pub(crate) fn record_together(store: &Store, answers: &[(&Interaction, bool)]) -> Vec<u32> {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        type Recording<'a> = std::pin::Pin<Box<dyn Future<Output = Result<u32>> + 'a>>;
+        let keys: Vec<RequestKey> = answers.iter().map(|(i, _)| key(i)).collect();
+        let mut recordings: Vec<Option<Recording<'_>>> = (answers.iter().zip(&keys))
+            .map(|((i, replace), key)| Some(Box::pin(store.record(key, i, *replace)) as Recording<'_>))
+            .collect();
+        let mut seqs = vec![0; answers.len()];
+        for _ in 0..10 {
+            for (n, slot) in recordings.iter_mut().enumerate() {
+                if let Some(recording) = slot
+                    && let Poll::Ready(seq) = recording.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+                {
+                    seqs[n] = seq.unwrap();
+                    *slot = None;
+                }
+            }
+            if recordings.iter().all(Option::is_none) {
+                return seqs;
+            }
+        }
+        panic!("recordings still waiting");
+    }
 
     /// Overwrites the first entry of the store at `dir` (closed) with bytes that do not decode,
     /// around ims-vcr; returns the entry's hex. sled lets go of its lock a moment after its
@@ -1259,11 +1279,38 @@ pub(crate) mod tests {
         assert!(!left.iter().any(|n| n.to_string_lossy().contains("damaged")), "{left:?}");
     }
 
+    #[tokio::test]
+    async fn a_log_grown_past_its_bound_is_synced_and_sled_flushed_behind_with_or_without_fsync() {
+        for fsync in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap().fsync_every_answer(fsync).compacting_at(1);
+            let a = interaction("/a", "active");
+            store.record(&key(&a), &a, true).await.unwrap();
+            let behind = store.behind.lock().unwrap().take();
+            let behind = behind.unwrap_or_else(|| panic!("fsync {fsync}: no compaction began"));
+            behind.await.unwrap();
+            let g = store.generation();
+            assert_eq!(store.flusher.flushed.load(Ordering::SeqCst), g, "fsync {fsync}");
+            assert_eq!(read_durable(dir.path()).unwrap(), g, "fsync {fsync}");
+            // With `--fsync` the journal was sealed and its file deleted once flushed.
+            assert!(sealed_files(dir.path()).is_empty(), "fsync {fsync}");
+            let journal = std::fs::metadata(dir.path().join(crate::storage::journal::JOURNAL_FILE));
+            assert_eq!(journal.unwrap().len(), 0, "fsync {fsync}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_long_session_seals_its_journal_and_loses_no_write_while_sled_flushes_behind() {
+    async fn a_long_session_compacts_and_loses_no_write_while_sled_flushes_behind() {
+        for fsync in [false, true] {
+            a_long_session_loses_no_write_while_sled_flushes_behind(fsync).await;
+        }
+    }
+
+    async fn a_long_session_loses_no_write_while_sled_flushes_behind(fsync: bool) {
         let dir = tempfile::tempdir().unwrap();
-        // Every write seals the journal when no flush behind is under way.
-        let store = std::sync::Arc::new(Store::open(dir.path()).unwrap().compacting_at(1));
+        // Every write starts a compaction when none is under way.
+        let store = Store::open(dir.path()).unwrap().fsync_every_answer(fsync).compacting_at(1);
+        let store = std::sync::Arc::new(store);
         let writers: Vec<_> = (0..8)
             .map(|w| {
                 let store = store.clone();
@@ -1329,8 +1376,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_store_whose_sled_failed_closes_without_its_flush_and_the_next_open_redoes_the_journal()
-    {
+    async fn a_store_whose_sled_failed_closes_without_its_flush_and_the_next_open_reads_its_log() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         for path in ["/a", "/b"] {
@@ -1342,8 +1388,8 @@ pub(crate) mod tests {
         store.flusher.fail();
         drop(store);
         assert!(!dir.path().join(crate::storage::closed::CLOSED_FILE).exists(), "no clean close");
-        let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
-        assert!(std::fs::metadata(&journal).unwrap().len() > 0, "the journal keeps the answers");
+        let log = crate::storage::log_file::LogFile::open(dir.path()).unwrap();
+        assert_eq!(log.groups().unwrap().len(), 2, "the log's file keeps the answers");
         // The next start (here, of a copy: this process still holds the store it let go of).
         let next = tempfile::tempdir().unwrap();
         for file in walk(dir.path()) {
@@ -1403,7 +1449,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn record_returns_with_the_answer_in_the_journal_and_flush_empties_it() {
+    async fn record_returns_with_the_answer_in_the_log_or_with_fsync_the_journal_and_flush_empties_it() {
         let dir = tempfile::tempdir().unwrap();
         for fsync in [false, true] {
             let store = Store::open(dir.path()).unwrap().fsync_every_answer(fsync);
@@ -1411,11 +1457,23 @@ pub(crate) mod tests {
             store.record(&key(&a), &a, true).await.unwrap();
             let journal = dir.path().join(crate::storage::journal::JOURNAL_FILE);
             let records = Journal::open(dir.path(), 0).unwrap().1.unwrap();
-            assert_eq!(records.last().unwrap().generation, store.generation());
-            assert_eq!(
-                records.last().unwrap().value,
-                serde_json::to_vec(&a).unwrap()
-            );
+            let last = match fsync {
+                // Synced in the journal; the log gathers it into a group written later.
+                true => records.last().map(|r| (r.generation, r.value.clone())),
+                // Written to the log's file as a group of its own; nothing in the journal.
+                false => {
+                    assert!(records.is_empty());
+                    let groups = store.flusher.log.groups().unwrap();
+                    let (_, group) = groups.last().unwrap();
+                    crate::storage::journal::scan(group).into_iter().find_map(|f| match f {
+                        crate::storage::journal::Found::Record { generation, value, .. } => {
+                            Some((generation, group[value].to_vec()))
+                        }
+                        _ => None,
+                    })
+                }
+            };
+            assert_eq!(last, Some((store.generation(), serde_json::to_vec(&a).unwrap())));
             store.flush().await.unwrap();
             assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
         }

@@ -17,6 +17,7 @@ impl Drop for Store {
     fn drop(&mut self) {
         let generation = self.written.load(Ordering::SeqCst);
         // Opened whole, every write flushed, none half-done, nothing left for a journal to redo
+        // (`--fsync`)
         // (a session lock poisoned by a panic says nothing of the sort).
         let clean = self.opened
             && self.session.get_mut().is_ok_and(|session| {
@@ -26,15 +27,15 @@ impl Drop for Store {
         // sled returned an error (a full disk) that no flush begun since got over: dropping its
         // handles would flush, and that flush can wait forever for the write it lost, so the
         // process could never exit. They are let go of as they are (this process keeps sled's
-        // lock on the store); every answer recorded is in the journal, which the next open
-        // redoes, and no note of a clean close is left. A store whose sled flushed after the
+        // lock on the store); every answer recorded is in the log's file (and with `--fsync`
+        // the journal), which the next open reads, and no note of a clean close is left. A store whose sled flushed after the
         // error closes as any other (the write counter alone cannot tell: an import's batch
         // that sled failed is not counted).
         if self.flusher.unhealed() {
             tracing::warn!(
                 store = %self.path.display(),
                 "closing the store without sled's last flush (sled failed a write earlier): the \
-                 answers recorded are in its journal, and the next start applies them"
+                 answers recorded are in its log, and the next start reads them from there"
             );
             return;
         }

@@ -1,42 +1,39 @@
-//! Group commit of the journal (without `--fsync`): one `write(2)` for the records of every
-//! answer recorded meanwhile, written before any of those answers is sent.
+//! Group commit of the log (without `--fsync`): one write of a log group holding the records of
+//! every answer recorded meanwhile, before any of those answers is sent.
 //!
-//! A recording stages its journal record under the store's lock ([`Journal::stage`]) and, once
-//! the lock is let go, waits in [`Store::journaled`] until the record is written. The first
-//! recording to wait writes for all: it first lets every other task that is ready to run (the
-//! other connections' requests) stage theirs, then writes the staged records with one `write(2)`
-//! and wakes the others. A `write(2)` per record was about a tenth of what recording a request
-//! cost; with groups (about 8 records under 32 connections) record serves 4-8 % more per CPU
-//! second, and what is left is the page cache's new pages, which grow with the bytes
-//! (docs/performance.md). The guarantee is kept: an answer is sent only once its record belongs
-//! to the kernel, so a `kill -9` cannot lose it.
+//! A recording gathers its record into the log's group under the store's lock (`Log::append`)
+//! and, once the lock is let go, waits in [`Store::group_written`] until the group is in the
+//! log's file. The first recording to wait writes for all: it first lets every other task that
+//! is ready to run (the other connections' requests) gather theirs, then writes the group with
+//! one `pwritev` and wakes the others. The guarantee: an answer is sent only once its record
+//! belongs to the kernel, so a `kill -9` cannot lose it; the next open reads the groups written
+//! since the last flush from the log's file (`Log::open`).
 //!
-//! The journal also holds a record before the log's file does: a group of the log is written
-//! only after the journal's staged records ([`Store::record_in_attempt`], a flush or seal
-//! through `write_pending`, and `fold_log`). A failed journal write poisons the store: the log
-//! gathered records the journal does not hold, and none of their answers was sent; each of
-//! those recordings fails, and so does every later one until the store is opened again. A
-//! record of [`WRITTEN_AT_ONCE`] bytes or more is not staged: it is written at once, after the
-//! records staged before it.
+//! Earlier ims-vcr wrote every record twice: to a write-ahead journal (the group commit) and,
+//! 32 records at a time, to the log; two page-cache copies of the same bytes. The log is now
+//! the only copy without `--fsync` (the store's format is unchanged: an earlier ims-vcr of
+//! format 4 reads these groups as its own); the journal is written only with `--fsync` (each
+//! record at once, then synced), and is still read as a store opens, so what a killed earlier
+//! ims-vcr left there is redone as before. Under 32 connections a group holds about ten
+//! records; what is left of the write's cost is the page cache's new pages, which grow with
+//! the bytes (docs/performance.md).
 //!
-//! The store's readers (the log's index) see a record as soon as it is staged, as they saw it
-//! once written before. So in auto mode, while the store's index is built behind serving,
-//! another client could be served a recording in the moment before its `write(2)`; a `kill -9`
-//! in that moment loses that recording (its own client was never answered).
+//! A failed group write poisons the store: none of its records' answers was sent; each of
+//! those recordings fails, and so does every later one until the store is opened again.
 //!
-//! [`Journal::stage`]: crate::storage::journal::Journal::stage
+//! The store's readers (the log's index) see a record as soon as it is gathered. So in auto
+//! mode, while the store's index is built behind serving, another client could be served a
+//! recording in the moment before its group is written; a `kill -9` in that moment loses that
+//! recording (its own client was never answered).
 
 use super::*;
-
-/// Journal records this long or longer are written at once rather than staged (copied).
-pub(super) const WRITTEN_AT_ONCE: usize = 256 * 1024;
 
 /// The state of the group commit, beside the store's lock.
 #[derive(Debug, Default)]
 pub(super) struct GroupCommit {
-    /// The highest write whose journal record is written (or that a flush covers).
-    journaled: AtomicU64,
-    /// Set while a recording is writing the staged records for every waiter.
+    /// The highest write whose record the log's file holds (or that a flush covers).
+    landed: AtomicU64,
+    /// Set while a recording is writing the gathered records for every waiter.
     writing: std::sync::atomic::AtomicBool,
     /// Woken when that write is done, or was given up (its recording dropped).
     written: tokio::sync::Notify,
@@ -45,7 +42,7 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     pub(super) fn new(generation: u64) -> GroupCommit {
         GroupCommit {
-            journaled: AtomicU64::new(generation),
+            landed: AtomicU64::new(generation),
             ..GroupCommit::default()
         }
     }
@@ -63,29 +60,30 @@ impl Drop for Turn<'_> {
 }
 
 impl Store {
-    /// Writes the journal's staged records (under the session lock), which then hold every
-    /// write counted so far. On failure the store is poisoned (see the module's documentation).
-    pub(super) fn write_journal(&self, session: &mut Session) -> Result<()> {
+    /// Writes the log's group being gathered (under the session lock): every write counted so
+    /// far then belongs to the kernel. On failure the store is poisoned (see the module's
+    /// documentation).
+    pub(super) fn write_group(&self, session: &mut Session) -> Result<()> {
         self.refuse_if_poisoned(session, "writing")?;
-        if let Err(e) = session.journal.write_staged() {
-            let e = self.journal_err(e);
+        if let Err(e) = session.log.write_pending(&self.flusher.log) {
+            let e = self.log_err(e);
             session.poisoned = Some(e.to_string());
             return Err(e);
         }
-        (self.commit.journaled).fetch_max(self.written.load(Ordering::SeqCst), Ordering::SeqCst);
+        (self.commit.landed).fetch_max(self.written.load(Ordering::SeqCst), Ordering::SeqCst);
         Ok(())
     }
 
-    /// Returns once write `generation`'s journal record is written, writing it (and every
-    /// record staged with it) when no other recording is.
-    pub(super) async fn journaled(&self, generation: u64) -> Result<()> {
+    /// Returns once write `generation`'s record is written to the log's file, writing it (and
+    /// every record gathered with it) when no other recording is.
+    pub(super) async fn group_written(&self, generation: u64) -> Result<()> {
         let commit = &self.commit;
         loop {
             let written = commit.written.notified();
             let mut written = std::pin::pin!(written);
             // Registered before the checks below, so a write ending between them wakes it.
             written.as_mut().enable();
-            if commit.journaled.load(Ordering::SeqCst) >= generation {
+            if commit.landed.load(Ordering::SeqCst) >= generation {
                 return Ok(());
             }
             if commit.writing.swap(true, Ordering::SeqCst) {
@@ -95,7 +93,7 @@ impl Store {
             let turn = Turn(commit);
             // Every task ready to run now runs (and stages its record) before this one again.
             tokio::task::yield_now().await;
-            let result = self.write_journal(&mut self.lock());
+            let result = self.write_group(&mut self.lock());
             drop(turn);
             result?;
         }
@@ -110,7 +108,8 @@ mod tests {
 
     use super::*;
     use crate::model::key::RequestKey;
-    use crate::storage::journal::Journal;
+    use crate::storage::journal::Found;
+    use crate::storage::log_file::LogFile;
     use crate::storage::store::tests::{interaction, key};
 
     type Recording<'a> = Pin<Box<dyn Future<Output = Result<u32>> + 'a>>;
@@ -122,8 +121,8 @@ mod tests {
     }
 
     /// A recording of each of `answers` in `store`, polled once in turn as a runtime runs ready
-    /// tasks: each has staged its record, the first holds the turn to write them all, and none
-    /// is written yet.
+    /// tasks: each has gathered its record, the first holds the turn to write them all, and
+    /// none is written yet.
     fn staged<'a>(
         store: &'a Store,
         answers: &'a [(RequestKey, Interaction)],
@@ -134,7 +133,7 @@ mod tests {
         for recording in &mut recordings {
             assert!(recording.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
         }
-        assert!(journaled_values(store.path()).is_empty());
+        assert!(logged_values(store.path()).is_empty());
         recordings
     }
 
@@ -160,29 +159,39 @@ mod tests {
         }
     }
 
-    /// The values of the records in the journal file of the store in `dir`.
-    fn journaled_values(dir: &Path) -> Vec<Vec<u8>> {
-        let records = Journal::open(dir, 0).unwrap().1.unwrap();
-        records.into_iter().map(|r| r.value).collect()
+    /// The values of the records in the log file of the store in `dir` (what another process
+    /// reads there: the kernel's copy).
+    fn logged_values(dir: &Path) -> Vec<Vec<u8>> {
+        let mut values = Vec::new();
+        for (_, group) in LogFile::open(dir).unwrap().groups().unwrap() {
+            for found in crate::storage::journal::scan(&group) {
+                if let Found::Record { value, .. } = found {
+                    values.push(group[value].to_vec());
+                }
+            }
+        }
+        values
     }
 
     #[tokio::test]
-    async fn recordings_made_together_share_one_journal_write_and_each_returns_once_written() {
+    async fn recordings_made_together_share_one_log_write_and_each_returns_once_written() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        // Fewer than a log group, so only the group commit writes the journal.
+        // Fewer than a log group, so only the group commit writes the log.
         let paths: Vec<String> = (0..20).map(|i| format!("/v2/images/{i}")).collect();
         let answers = answers(&paths.iter().map(String::as_str).collect::<Vec<_>>());
         run_all(staged(&store, &answers), |i, result| {
             result.unwrap();
             let value = serde_json::to_vec(&answers[i].1).unwrap();
             assert!(
-                journaled_values(dir.path()).contains(&value),
-                "recording {i} returned before its journal record was written"
+                logged_values(dir.path()).contains(&value),
+                "recording {i} returned before its record was written"
             );
         });
-        assert_eq!(store.lock().journal.writes, 1, "one write(2) for the 20 records");
-        assert_eq!(journaled_values(dir.path()).len(), 20);
+        let appends = store.flusher.log.appends.load(Ordering::SeqCst);
+        assert_eq!(appends, 1, "one group for the 20 records");
+        assert_eq!(logged_values(dir.path()).len(), 20);
+        assert!(store.lock().journal.is_empty(), "no journal without --fsync");
     }
 
     #[tokio::test]
@@ -196,7 +205,7 @@ mod tests {
         run_all(recordings, |_, result| {
             result.unwrap();
         });
-        assert_eq!(journaled_values(dir.path()).len(), 2);
+        assert_eq!(logged_values(dir.path()).len(), 2);
         // The dropped recording is stored too (its answer was never sent): nothing half-written.
         store.flush().await.unwrap();
         drop(store);
@@ -210,7 +219,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let answers = answers(&["/lost", "/lost-too"]);
         let recordings = staged(&store, &answers);
-        store.lock().journal.break_for_test("the disk is full");
+        store.flusher.log.break_for_test("the disk is full");
         let mut failed = 0;
         run_all(recordings, |_, result| {
             let e = result.unwrap_err().to_string();
@@ -218,7 +227,7 @@ mod tests {
             failed += 1;
         });
         assert_eq!(failed, 2);
-        assert!(journaled_values(dir.path()).is_empty());
+        assert!(logged_values(dir.path()).is_empty());
         // The store takes no more recordings until it is opened again.
         let (key, answer) = &answers[0];
         let refused = store.record(key, answer, true).await.unwrap_err();

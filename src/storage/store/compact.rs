@@ -1,12 +1,14 @@
-//! A long recording session's journal, compacted off the request path: when it has grown past
-//! [`COMPACT_AT`], the write that crossed the line seals it (appends the group being gathered
-//! to the log, renames the journal aside and starts an empty one: a moment under the store's
-//! lock), and the sync of the log and sled's flush, which make the sealed records redundant, run
-//! without the lock, the sync on a thread of its own at the lowest priority so that it takes
-//! little CPU time from requests ([`in_background`]); the sealed file is deleted once they are
-//! done. That thread's file work is done in slices (`storage/sliced_io.rs`): no one system call
-//! of it keeps the CPU from the server's thread for long. Until then a crash loses nothing:
-//! opening the store applies sealed journals first (`durability::recover`).
+//! A long recording session's log, flushed off the request path: when more than [`COMPACT_AT`]
+//! bytes were written to it since the last flush began (or to the journal, with `--fsync`), the
+//! write that crossed the line appends the group being gathered to the log and, with
+//! `--fsync`, seals the journal (renames it aside and starts an empty one): a moment under the
+//! store's lock. The sync of the log and sled's flush, which bound what opening the store after
+//! a crash must read and make the sealed records redundant, run without the lock, the sync on a
+//! thread of its own at the lowest priority so that it takes little CPU time from requests
+//! ([`in_background`]); a sealed journal is deleted once they are done. That thread's file work
+//! is done in slices (`storage/sliced_io.rs`): no one system call of it keeps the CPU from the
+//! server's thread for long. Until then a crash loses nothing: opening the store reads the
+//! log's groups past sled's counters, and applies sealed journals (`durability::recover`).
 
 use std::sync::atomic::AtomicBool;
 
@@ -35,16 +37,26 @@ pub(super) struct Flusher {
     /// covers [`Flusher::persist`]'s writes to `meta`: where the log's groups ended before a
     /// fold is no longer where they end, and a flush that read it then does not put it there.
     pub(super) folds: Mutex<u64>,
-    /// Set while a sealed journal waits for its flush: one compaction at a time.
+    /// Set while a compaction's flush runs: one at a time.
     compacting: AtomicBool,
     /// Set once sled returned an error. After a write sled could not finish (a full disk) its
     /// flush can wait forever for it, and sled flushes as its handles drop: the store then lets
-    /// go of them without (`close.rs`); the journal holds every recorded answer. Counts the
-    /// errors, so a flush can tell which ones it got over ([`Flusher::healed`]).
+    /// go of them without (`close.rs`); the log's file (and with `--fsync` the journal) holds
+    /// every recorded answer. Counts the errors, so a flush can tell which ones it got over
+    /// ([`Flusher::healed`]).
     pub(super) failed: AtomicU64,
     /// [`Flusher::failed`] as it was when a sled flush that then succeeded began: sled got over
     /// every error up to it (whether or not the write it failed was counted).
     pub(super) healed: AtomicU64,
+}
+
+/// A compaction begun under the store's lock, for [`flush_behind`]: the write the log holds
+/// up to, where its whole groups end, and the journal sealed (`--fsync`).
+#[derive(Debug)]
+pub(super) struct Compaction {
+    generation: u64,
+    log_end: LogEnd,
+    sealed: Option<PathBuf>,
 }
 
 /// Where the log's whole groups end, and how many folds had emptied the log when that was read
@@ -143,28 +155,37 @@ impl Store {
         }
     }
 
-    /// Under the session lock, after a write: when the journal is longer than `compact_at` and
-    /// no compaction is under way, appends the group being gathered to the log, seals the
-    /// journal, and returns the write it ends at and its path, for [`flush_behind`].
-    pub(super) fn seal_if_long(
+    /// Under the session lock, after a write: when the log holds more than `compact_at` bytes
+    /// written since the last flush began, or the journal (`--fsync`) is that long, and no
+    /// compaction is under way, appends the group being gathered to the log, seals the journal
+    /// when it holds anything, and returns the write it ends at and the sealed journal's path,
+    /// for [`flush_behind`].
+    pub(super) fn compact_if_long(
         &self,
         session: &mut Session,
-    ) -> Result<Option<((u64, LogEnd), PathBuf)>> {
-        if session.journal.len() <= self.compact_at
-            || self.flusher.compacting.load(Ordering::SeqCst)
-        {
+    ) -> Result<Option<Compaction>> {
+        let grown = session.journal.len().max(session.log.unflushed());
+        if grown <= self.compact_at || self.flusher.compacting.load(Ordering::SeqCst) {
             return Ok(None);
         }
         let (generation, log_end) = self.write_pending(session)?;
-        let sealed = session
-            .journal
-            .seal(generation, self.fsync)
-            .map_err(|e| self.journal_err(e))?;
+        let sealed = match session.journal.is_empty() {
+            true => None,
+            false => Some(
+                (session.journal)
+                    .seal(generation, self.fsync)
+                    .map_err(|e| self.journal_err(e))?,
+            ),
+        };
         self.flusher.compacting.store(true, Ordering::SeqCst);
-        Ok(Some(((generation, log_end), sealed)))
+        Ok(Some(Compaction {
+            generation,
+            log_end,
+            sealed,
+        }))
     }
 
-    /// Makes this store seal its journal past `bytes` instead of [`COMPACT_AT`].
+    /// Makes this store start a compaction past `bytes` instead of [`COMPACT_AT`].
     #[cfg(test)]
     pub(super) fn compacting_at(mut self, bytes: u64) -> Store {
         self.compact_at = bytes;
@@ -173,19 +194,23 @@ impl Store {
 }
 
 /// Syncs the log (up to `log_end`) and flushes sled, which then cover write `generation`, and
-/// deletes the journal sealed at `sealed`; in a task of its own, so neither the write that
-/// sealed it nor any other waits. The heavy parts (the log's sync: the kernel writes its pages
+/// deletes the journal sealed at `sealed` (`--fsync`); in a task of its own, so neither the
+/// write that started it nor any other waits. The heavy parts (the log's sync: the kernel writes its pages
 /// back in the caller's thread; deleting tens of megabytes of journal) run on a thread at the
 /// lowest priority ([`in_background`]), a slice at a time, so they take little CPU from
 /// requests and never for long; sled's part runs at the server's (sled starts its I/O threads
 /// from whichever thread hands them work, and they would keep the idle class). When any part
-/// fails, the sealed journal is kept: the next open applies it.
+/// fails, the log's groups past sled's counters and the sealed journal are kept: the next open
+/// reads them.
 pub(super) fn flush_behind(
     flusher: std::sync::Arc<Flusher>,
-    (generation, log_end): (u64, LogEnd),
-    sealed: PathBuf,
+    Compaction {
+        generation,
+        log_end,
+        sealed,
+    }: Compaction,
 ) -> tokio::task::JoinHandle<()> {
-    /// Lets the next long journal be sealed once this compaction is over, however it ends.
+    /// Lets the next compaction start once this one is over, however it ends.
     struct Compacting(std::sync::Arc<Flusher>);
     impl Drop for Compacting {
         fn drop(&mut self) {
@@ -210,8 +235,8 @@ pub(super) fn flush_behind(
             tracing::error!(
                 store = %flusher.0.path.display(),
                 error = %e,
-                "cannot sync the store's log behind its sealed journal; the journal is kept and \
-                 applied when the store is next opened"
+                "cannot sync the store's log in a compaction; what it holds past the last \
+                 flush (and a sealed journal) is read when the store is next opened"
             );
             return;
         }
@@ -219,7 +244,9 @@ pub(super) fn flush_behind(
             Ok(_) => {
                 flusher.0.flushed_up_to(generation);
                 flusher.0.healed.fetch_max(failures, Ordering::SeqCst);
-                if in_background(move || delete_in_slices(&sealed)).await.is_err() {
+                if let Some(sealed) = sealed
+                    && in_background(move || delete_in_slices(&sealed)).await.is_err()
+                {
                     tracing::warn!("deleting a sealed journal did not finish");
                 }
             }
@@ -228,8 +255,8 @@ pub(super) fn flush_behind(
                 tracing::error!(
                     store = %flusher.0.path.display(),
                     error = %e,
-                    "cannot flush the store behind its sealed journal; the journal is kept and \
-                     applied when the store is next opened"
+                    "cannot flush the store in a compaction; what its log holds past the last \
+                     flush (and a sealed journal) is read when the store is next opened"
                 )
             }
         }

@@ -3,11 +3,14 @@
 //!
 //! One sled insert costs about the same whatever it holds and wherever it lands (tens of
 //! microseconds: sled's log reservation, page table and delta chain), which made it half of what
-//! a recorded request cost. So a recording does not insert into `answers`: its journal record
-//! (the same bytes, see [`journal::encode`]) is kept in memory and, once [`GROUP_RECORDS`]
-//! records or [`GROUP_BYTES`] bytes are together, appended to the log file as one group, whose
-//! number is the byte it starts at (so groups are in write order). The journal holds them until
-//! a sync of the log and a flush of sled cover them.
+//! a recorded request cost. So a recording does not insert into `answers`: its record (the
+//! journal's encoding, see [`journal::encode`]) is gathered in memory and appended to the log
+//! file as one group with the records gathered with it, before any of their answers is sent
+//! (the group commit, `commit.rs`), or once [`GROUP_RECORDS`] records or [`GROUP_BYTES`] bytes
+//! are together; a group's number is the byte it starts at (so groups are in write order).
+//! Opening the store reads the groups written since the last flush (a sync of the log and a
+//! flush of sled) whole; with `--fsync`, the journal also holds each record, synced, until a
+//! flush covers it.
 //!
 //! The store's content is `answers` (what imports, re-keying and format-1 stores wrote) with
 //! the log's records applied over it in order: each removes its keys and inserts its key. Readers
@@ -60,14 +63,17 @@ pub(crate) struct Log {
     cut_short: Option<(u64, u64)>,
     /// What opening read of the log, for the index (taken when it is read).
     walked: Option<Walked>,
+    /// Where the log ended when the last flush began (see [`Log::unflushed`]).
+    flushing_from: u64,
 }
 
 impl Log {
     /// The log kept in `file`, and the highest write its last group holds (0 when empty). What
     /// follows the last whole group past `log_end` (where the groups a flush synced end) is a
-    /// write a crash cut short (see [`LogFile::walk`]; the journal still holds its records): it
-    /// is cut off, so the next group goes there. Before `log_end` the groups were whole on the
-    /// disk: a file that ends in part of one there keeps it, as damage named when the log is read.
+    /// write a crash cut short (see [`LogFile::walk`]; none of its answers was sent, and with
+    /// `--fsync` the journal holds its records): it is cut off, so the next group goes there.
+    /// Before `log_end` the groups were whole on the disk: a file that ends in part of one there
+    /// keeps it, as damage named when the log is read.
     pub(super) fn open(
         file: &LogFile,
         base_empty: bool,
@@ -86,8 +92,8 @@ impl Log {
                 log = %file.path().display(),
                 at,
                 "the store's log ends in bytes written since its last flush that are no whole \
-                 group (a crash while they were written); they are dropped, and the journal's \
-                 recordings redone"
+                 group (a crash while they were written, before their answers were sent); \
+                 they are dropped, and the journal's recordings (with --fsync) redone"
             );
             file.cut(at)?;
         }
@@ -103,6 +109,7 @@ impl Log {
         let log = Log {
             base_empty,
             next: walk.end,
+            flushing_from: walk.end,
             cut_short,
             walked: Some(walked),
             ..Log::default()
@@ -152,12 +159,6 @@ impl Log {
         Ok(())
     }
 
-    /// Whether a record `len` bytes long fills the group being gathered: [`Log::append`] then
-    /// writes the group to the file (the journal must hold its records first).
-    pub(crate) fn fills_group(&self, len: usize) -> bool {
-        full(self.pending_records + 1, self.pending.len() + len)
-    }
-
     /// Appends the records gathered so far to `file` as a group (nothing when there are none).
     pub(crate) fn write_pending(&mut self, file: &LogFile) -> std::io::Result<()> {
         if self.pending.is_empty() {
@@ -176,6 +177,17 @@ impl Log {
     /// Where the log's whole groups end in its file (the next group goes there).
     pub(crate) fn end(&self) -> u64 {
         self.next
+    }
+
+    /// Notes that a flush (a compaction, the session's end) syncs the log up to [`Log::end`].
+    pub(crate) fn flushing(&mut self) {
+        self.flushing_from = self.next;
+    }
+
+    /// Bytes of records the log gathered or appended to its file since the last flush began:
+    /// what opening the store after a crash would read and check.
+    pub(crate) fn unflushed(&self) -> u64 {
+        (self.next + self.pending.len() as u64).saturating_sub(self.flushing_from)
     }
 
     /// Whether the log holds nothing, in its file or gathered.
@@ -424,11 +436,9 @@ impl Store {
     /// before the log file is emptied: a crash in between leaves the log in place, and applying
     /// it again gives the same store.
     pub(super) fn fold_log(&self, session: &mut Session) -> Result<()> {
-        // The journal holds every record before the log's file does.
-        self.write_journal(session)?;
+        self.write_group(session)?;
         let file = &self.flusher.log;
         let log = &mut session.log;
-        log.write_pending(file).map_err(|e| self.log_err(e))?;
         // Damage the log still holds (not healed by recording its request again) refuses the
         // batch: folding would lose the record for good without a word.
         let damage = log.overlay(file).map_err(|e| self.log_err(e))?.damage.first();
@@ -492,6 +502,7 @@ impl Store {
             file.clear().map_err(|e| self.log_err(e))?;
             drop(folds);
             log.next = 0;
+            log.flushing_from = 0;
         }
         log.overlay = Some(Overlay::default());
         log.base_empty = self.answers.is_empty();
@@ -501,7 +512,9 @@ impl Store {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::tests::{interaction, journal as journal_record, key, open_when_released, statuses};
+    use super::super::tests::{
+        interaction, journal as journal_record, key, open_when_released, record_together, statuses,
+    };
     use super::*;
 
     /// The records of the log's first group, and the bytes of the groups after it.
@@ -521,12 +534,20 @@ pub(super) mod tests {
     }
 
     /// Records `statuses` as answers of `path`, the first replacing (record mode) or appended
-    /// (auto mode).
+    /// (auto mode), one at a time (each a group of its own).
     async fn record(store: &Store, path: &str, statuses: &[&str], replace: bool) {
         for status in statuses {
             let i = interaction(path, status);
             store.record(&key(&i), &i, replace).await.unwrap();
         }
+    }
+
+    /// Records each of `answers` (a path and a status) replacing what the store had, as
+    /// concurrent requests do: one group of the log.
+    fn record_group(store: &Store, answers: &[(&str, &str)]) {
+        let answers: Vec<Interaction> = answers.iter().map(|(path, status)| interaction(path, status)).collect();
+        let replacing: Vec<(&Interaction, bool)> = answers.iter().map(|i| (i, true)).collect();
+        record_together(store, &replacing);
     }
 
     fn log_groups(store: &Store) -> usize {
@@ -551,13 +572,13 @@ pub(super) mod tests {
         }
         let store = open_when_released(dir.path());
         // Auto mode appends after the imported answer; record mode replaces the other; 70 new
-        // requests fill two groups and start a third.
+        // requests. Each recording, awaited alone, is a group of its own once it returns.
         record(&store, "/a", &["a1", "a2"], false).await;
         record(&store, "/b", &["b0"], true).await;
         for n in 0..70 {
             record(&store, &format!("/n{n:02}"), &["new"], true).await;
         }
-        assert_eq!(log_groups(&store), 2, "73 records: two full groups of 32 in sled");
+        assert_eq!(log_groups(&store), 73, "73 records, each written before it returned");
         let load = |store: &Store| {
             let mut by_path: Vec<(String, Vec<String>)> = Vec::new();
             for r in store.load(&MatchRules::default()).unwrap() {
@@ -579,7 +600,7 @@ pub(super) mod tests {
         assert_eq!(store.answers_of(key(&b).digest()).unwrap().len(), 1);
         assert_eq!(store.len(), 74);
         store.flush().await.unwrap();
-        assert_eq!(log_groups(&store), 3, "a flush writes the group being gathered");
+        assert_eq!(log_groups(&store), 73, "nothing was left to gather");
         drop(store);
         // Read back after a reopen, and again once an import folded the log into `answers`.
         let store = open_when_released(dir.path());
@@ -666,8 +687,9 @@ pub(super) mod tests {
     /// `n`th record of its log damaged (its checksum fails), opened again.
     async fn with_damaged_record(dir: &Path, a: &[&str], n: usize) -> Store {
         let store = Store::open(dir).unwrap();
-        record(&store, "/a", a, true).await;
-        record(&store, "/b", &["b0"], true).await;
+        let mut answers: Vec<(&str, &str)> = a.iter().map(|status| ("/a", *status)).collect();
+        answers.push(("/b", "b0"));
+        record_group(&store, &answers);
         store.flush().await.unwrap();
         let end = match journal::scan(&first_group(&store)).remove(n) {
             Found::Record { value, .. } => value.end - 1,
@@ -680,8 +702,7 @@ pub(super) mod tests {
     async fn a_damaged_log_record_is_named_and_leaves_out_its_request_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        record(&store, "/a", &["a0", "a1"], true).await;
-        record(&store, "/b", &["b0"], true).await;
+        record_group(&store, &[("/a", "a0"), ("/a", "a1"), ("/b", "b0")]);
         store.flush().await.unwrap();
         // The last byte of the second record (the second answer of /a) flipped: its length
         // holds, its checksum fails.
@@ -795,7 +816,7 @@ pub(super) mod tests {
                 Ok(())
             })
             .unwrap();
-            assert_eq!(n, 2);
+            assert_eq!(n, GROUP_RECORDS as u64 + 3, "recorded one at a time: a group each");
             tree.insert(b"stray-key!", &b"x"[..]).unwrap();
             let meta = db.open_tree("meta").unwrap();
             meta.insert("format", &2u32.to_be_bytes()).unwrap();
@@ -862,12 +883,15 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
-    async fn a_group_lost_past_the_last_flush_is_cut_and_the_journal_redoes_every_record_after_it() {
+    async fn with_fsync_a_group_lost_past_the_last_flush_is_cut_and_the_journal_redoes_every_record_after_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        // With `--fsync` every record is in the journal first, and the log gathers groups of
+        // `GROUP_RECORDS`.
+        let store = Store::open(dir.path()).unwrap().fsync_every_answer(true);
         for n in 0..2 * GROUP_RECORDS {
             record(&store, &format!("/n/{n}"), &["x"], true).await;
         }
+        assert_eq!(log_groups(&store), 2);
         // No flush: both groups are past the log's synced end, and in the journal. A power
         // loss then keeps the second group and loses the first one's header.
         let journal = std::fs::read(dir.path().join(crate::storage::journal::JOURNAL_FILE)).unwrap();
