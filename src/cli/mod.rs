@@ -347,8 +347,8 @@ struct RecordArgs {
     matching: MatchArgs,
     /// Also sync each answer to the disk before the client gets it (group commit: one
     /// `fdatasync` for every answer written meanwhile), so recordings survive a power loss too.
-    /// Without it each answer is written to the store's journal first, which survives a
-    /// `kill -9` of the proxy, and sled syncs within about half a second.
+    /// Without it each answer is written to the store's log first, which survives a `kill -9`
+    /// of the proxy, and sled syncs within about half a second.
     #[arg(long)]
     fsync: bool,
 }

@@ -275,8 +275,8 @@ pub(super) async fn serve_until_signal(
     }
     tracing::info!("shutting down: draining connections");
     // A second signal stops at once, as a second Ctrl-C does elsewhere: every answer a client
-    // got is in the journal already (what `kill -9` leaves is whole), so nothing recorded is
-    // lost; the requests still in flight get no answer, and the next start redoes the journal.
+    // got is in the store's log already (what `kill -9` leaves is whole), so nothing recorded
+    // is lost; the requests still in flight get no answer, and the next start reads the log.
     // Only one that comes a quarter of a second or more after the first (a person pressing
     // Ctrl-C again takes longer): a dropped ssh session can send SIGHUP twice, and systemd
     // sends SIGTERM then SIGHUP, each pair meaning one stop.
@@ -289,7 +289,7 @@ pub(super) async fn serve_until_signal(
         () = second => {
             errln!(
                 "a signal while draining: stopping now, without waiting for the requests in \
-                 flight; every answer already served is in the store's journal and is kept"
+                 flight; every answer already served is in the store's log and is kept"
             );
             return Err(Error::ExitCode(1));
         }

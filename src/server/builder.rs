@@ -193,8 +193,8 @@ impl ProxyServerBuilder {
     }
 
     /// Record and auto: sync every answer to the disk before serving it (group commit), so it
-    /// survives a power loss. Off by default: an answer is then written to the store's journal
-    /// before it is served, which survives a `kill -9` of the process (see `journal.rs`).
+    /// survives a power loss. Off by default: an answer is then written to the store's log
+    /// before it is served, which survives a `kill -9` of the process (see `store/commit.rs`).
     pub fn fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self

@@ -142,14 +142,14 @@ async fn serve(
         }
     }
     if let Err(e) = proxy.flush().await {
-        // Every answer served as `recorded` is in the journal already (written before it was
-        // served), so a flush that fails (the disk filled after the last answer) loses none:
+        // Every answer served as `recorded` is in the store's log already (written before it
+        // was served), so a flush that fails (the disk filled after the last answer) loses none:
         // said, and the session still ends with its summary. A store that failed while
         // recording is reported there too: its NOT STORED line, and exit 3.
         tracing::error!(
             error = %e,
             "cannot flush the store as the session ends; the answers it recorded are in its \
-             journal, and the next start applies them"
+             log, and the next start reads them from there"
         );
     }
     released(&proxy).await;

@@ -42,7 +42,8 @@ use sha2::{Digest, Sha256};
 
 /// File name of the journal inside a store directory.
 pub const JOURNAL_FILE: &str = "ims-vcr-journal";
-/// Journal size past which a recording session seals the journal and flushes sled behind it.
+/// Bytes written to the log (or the journal, `--fsync`) since the last flush past which a
+/// recording session syncs the log and flushes sled behind it (sealing the journal).
 pub const COMPACT_AT: u64 = 64 * 1024 * 1024;
 /// Name prefix of a sealed journal (followed by the write counter it ends at, 20 digits): a
 /// journal set aside by [`Journal::seal`] until a sled flush covers it, then deleted.

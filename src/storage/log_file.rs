@@ -75,6 +75,9 @@ pub(crate) struct Walk {
     pub last: Option<(u64, u32)>,
     /// Bytes from here to the end that are no whole group (see [`LogFile::walk`]).
     pub torn: Option<u64>,
+    /// Damaged bytes past the flushed end that whole groups follow, kept (see
+    /// [`LogFile::walk`]): where each run starts and ends.
+    pub damaged: Vec<(u64, u64)>,
 }
 
 impl LogFile {
@@ -155,34 +158,42 @@ impl LogFile {
         *self.broken.lock().expect("test lock") = Some(why.to_owned());
     }
 
-    /// Writes `head` and then `records` at byte `at`: one `pwritev` (the group commit writes a
-    /// group for every few recordings), then, if the kernel took less, the rest.
+    /// Writes `head` and then `records` at byte `at`: on Linux one `pwritev` (the group commit
+    /// writes a group for every few recordings), then, if the kernel took less, the rest.
     fn write_group_at(&self, head: &[u8], records: &[u8], at: u64) -> std::io::Result<()> {
+        let done = self.pwritev(head, records, at)?;
+        for (bytes, offset) in unwritten(done, head, records) {
+            self.file.write_all_at(bytes, at + offset)?;
+        }
+        Ok(())
+    }
+
+    /// One `pwritev` of `head` and `records` at byte `at`: how many bytes the kernel took (0
+    /// when interrupted).
+    #[cfg(target_os = "linux")]
+    fn pwritev(&self, head: &[u8], records: &[u8], at: u64) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
         let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(records)];
-        let offset = libc::off_t::try_from(at).map_err(|_| std::io::Error::other("a log over 8 EiB"))?;
+        let offset = libc::off_t::try_from(at)
+            .map_err(|_| std::io::Error::other(format!("log offset {at} is past what pwritev takes")))?;
         // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, both slices outlive the
         // call, and the descriptor is this file's, open for writing.
         let done = unsafe {
             libc::pwritev(self.file.as_raw_fd(), parts.as_ptr().cast::<libc::iovec>(), 2, offset)
         };
-        let done = match usize::try_from(done) {
-            Ok(done) => done,
-            Err(_) => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-                0
-            }
-        };
-        let (head_left, records_left) = match done.checked_sub(head.len()) {
-            None => (&head[done..], records),
-            Some(past) => (&head[..0], &records[past..]),
-        };
-        let records_at = at + GROUP_HEAD + (records.len() - records_left.len()) as u64;
-        self.file.write_all_at(head_left, at + done.min(head.len()) as u64)?;
-        self.file.write_all_at(records_left, records_at)
+        match usize::try_from(done) {
+            Ok(done) => Ok(done),
+            Err(_) => match std::io::Error::last_os_error() {
+                e if e.kind() == std::io::ErrorKind::Interrupted => Ok(0),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Elsewhere: nothing written here, [`LogFile::write_group_at`] writes it all.
+    #[cfg(not(target_os = "linux"))]
+    fn pwritev(&self, _head: &[u8], _records: &[u8], _at: u64) -> std::io::Result<usize> {
+        Ok(0)
     }
 
     /// As the store is opened to be written: starts reserving disk space ahead of the log's end
@@ -288,15 +299,20 @@ impl LogFile {
 
     /// Every group's place, and where the next goes, given `log_end`: where the groups that a
     /// flush synced end (the groups before it are read header by header; damage there is kept,
-    /// and named when the log is read). Past it, only an unbroken run of groups whose CRC holds
-    /// is the log: the first thing after it that is not one (a group lost, cut short or garbled
-    /// by a crash before the sync, even with whole groups after it, which a file system may keep
-    /// out of order) starts [`Walk::torn`], every record from there on still in the journal.
-    /// Each group read past `log_end` whose CRC holds is handed to `verified` (its number and
-    /// records), in order.
+    /// and named when the log is read). Past it, with `journaled` (a journal holds every record
+    /// written since that flush: `--fsync`, or an earlier ims-vcr), only an unbroken run of
+    /// groups whose CRC holds is the log: the first thing after it that is not one (a group
+    /// lost, cut short or garbled by a crash before the sync, even with whole groups after it,
+    /// which a file system may keep out of order) starts [`Walk::torn`], every record from
+    /// there on still in the journal. Without, the log is the only copy: only bytes with no
+    /// whole group after them (a write a crash cut short, whose answers were never sent) start
+    /// [`Walk::torn`]; damage with whole groups after it is kept ([`Walk::damaged`]) and named
+    /// when the log is read, and the groups after it are the log's. Each group read past
+    /// `log_end` whose CRC holds is handed to `verified` (its number and records), in order.
     pub(crate) fn walk(
         &self,
         log_end: u64,
+        journaled: bool,
         mut verified: impl FnMut(u64, &[u8]),
     ) -> std::io::Result<Walk> {
         let size = self.size()?;
@@ -313,6 +329,11 @@ impl LogFile {
                         walk.end = at + GROUP_HEAD + u64::from(len);
                         continue;
                     }
+                    if !journaled && let Some(to) = self.next_group_after(at, size)? {
+                        walk.damaged.push((at, to));
+                        walk.end = to;
+                        continue;
+                    }
                 }
                 Step::Group { len, .. } => {
                     walk.last = Some((at, len));
@@ -320,6 +341,11 @@ impl LogFile {
                     continue;
                 }
                 Step::Garbled { to, .. } if at < log_end => {
+                    walk.end = to;
+                    continue;
+                }
+                Step::Garbled { to, .. } if !journaled && to < size => {
+                    walk.damaged.push((at, to));
                     walk.end = to;
                     continue;
                 }
@@ -387,6 +413,17 @@ impl LogFile {
         }
         Ok(None)
     }
+}
+
+/// What is left to write of `head` followed by `records` once the first `done` bytes are
+/// written: each part's bytes left and where they go (from the start of `head`).
+fn unwritten<'a>(done: usize, head: &'a [u8], records: &'a [u8]) -> [(&'a [u8], u64); 2] {
+    let in_head = done.min(head.len());
+    let in_records = done.saturating_sub(head.len()).min(records.len());
+    [
+        (&head[in_head..], in_head as u64),
+        (&records[in_records..], (head.len() + in_records) as u64),
+    ]
 }
 
 /// What reading the log's file finds, in order ([`each_group`]).
@@ -464,7 +501,7 @@ mod tests {
         let second = log.append(0, &[7u8; 5000]).unwrap();
         let end = log.append(second, b"second").unwrap();
         assert_eq!(log.size().unwrap(), end);
-        let walk = log.walk(0, |_, _| {}).unwrap();
+        let walk = log.walk(0, true, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
         // ext4 or XFS whose `fallocate` works (not ext3 mounted as ext4, not a full disk).
         if !log.reservation.is_on() {
@@ -484,13 +521,27 @@ mod tests {
     }
 
     #[test]
+    fn what_a_short_write_left_is_written_where_it_belongs() {
+        let (head, records) = (b"head".as_slice(), b"records".as_slice());
+        let whole = [head, records].concat();
+        for done in 0..=whole.len() {
+            let mut file = whole[..done].to_vec();
+            file.resize(whole.len(), 0);
+            for (bytes, at) in unwritten(done, head, records) {
+                file[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+            }
+            assert_eq!(file, whole, "{done} bytes written first");
+        }
+    }
+
+    #[test]
     fn groups_are_read_back_where_they_were_written() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogFile::open(dir.path()).unwrap();
-        assert_eq!(log.walk(0, |_, _| {}).unwrap().end, 0);
+        assert_eq!(log.walk(0, true, |_, _| {}).unwrap().end, 0);
         let second = log.append(0, b"first group").unwrap();
         let end = log.append(second, b"second").unwrap();
-        let walk = log.walk(0, |_, _| {}).unwrap();
+        let walk = log.walk(0, true, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((second, 6)), None));
         assert_eq!(log.group(second, 6).unwrap(), (b"second".to_vec(), true));
         assert_eq!(log.read_at(GROUP_HEAD + 6, 5).unwrap(), b"group");
@@ -505,11 +556,11 @@ mod tests {
         for cut in [end + GROUP_HEAD + 2, end + 3] {
             log.append(end, b"cut short").unwrap();
             log.file.set_len(cut).unwrap();
-            let walk = log.walk(0, |_, _| {}).unwrap();
+            let walk = log.walk(0, true, |_, _| {}).unwrap();
             assert_eq!((walk.end, walk.torn), (end, Some(end)), "cut at {cut}");
         }
         log.file.set_len(end + 4096).unwrap();
-        assert_eq!(log.walk(0, |_, _| {}).unwrap().torn, Some(end));
+        assert_eq!(log.walk(0, true, |_, _| {}).unwrap().torn, Some(end));
         // Bytes that are no group, followed by a whole one, where a flush had synced the log:
         // damage (named when the log is read), and the group after it still read.
         log.file.set_len(end).unwrap();
@@ -517,19 +568,26 @@ mod tests {
         let after = log.append(end + 11, b"after").unwrap();
         let size = log.size().unwrap();
         assert_eq!(log.step(end, size).unwrap(), Step::Garbled { at: end, to: end + 11 });
-        let walk = log.walk(size, |_, _| {}).unwrap();
+        let walk = log.walk(size, true, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (after, Some((end + 11, 5)), None));
         // Past what a flush synced, the log ends at the first thing that is no whole group:
         // a crash may have kept a later group and lost an earlier one, whose records the
         // journal still holds.
-        let walk = log.walk(end, |_, _| {}).unwrap();
+        let walk = log.walk(end, true, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.last, walk.torn), (end, Some((0, 5)), Some(end)));
+        // Without a journal (no `--fsync`) the log is the only copy: the damage is kept, named
+        // when the log is read, and the group after it is the log's.
+        let walk = log.walk(end, false, |_, _| {}).unwrap();
+        assert_eq!((walk.end, walk.last, walk.torn), (after, Some((end + 11, 5)), None));
+        assert_eq!(walk.damaged, [(end, end + 11)]);
         // Bytes that are no group at the very end: damage where synced, else cut short.
         log.file.write_all_at(b"more stray bytes", after).unwrap();
-        let walk = log.walk(after + 16, |_, _| {}).unwrap();
+        let walk = log.walk(after + 16, true, |_, _| {}).unwrap();
         assert_eq!((walk.end, walk.torn), (after + 16, None));
-        let walk = log.walk(after, |_, _| {}).unwrap();
-        assert_eq!((walk.end, walk.torn), (after, Some(after)));
+        for journaled in [true, false] {
+            let walk = log.walk(after, journaled, |_, _| {}).unwrap();
+            assert_eq!((walk.end, walk.torn), (after, Some(after)), "journaled {journaled}");
+        }
     }
 
     #[test]
@@ -539,9 +597,21 @@ mod tests {
         log.append(0, b"records").unwrap();
         log.file.write_all_at(b"R", GROUP_HEAD).unwrap();
         assert_eq!(log.group(0, 7).unwrap(), (b"Records".to_vec(), false));
-        let synced = log.walk(GROUP_HEAD + 7, |_, _| {}).unwrap();
+        let synced = log.walk(GROUP_HEAD + 7, true, |_, _| {}).unwrap();
         assert_eq!(synced.last, Some((0, 7)), "its length still holds: damage, named when read");
-        let unsynced = log.walk(0, |_, _| {}).unwrap();
-        assert_eq!((unsynced.last, unsynced.torn), (None, Some(0)), "a write a crash cut short");
+        for journaled in [true, false] {
+            let unsynced = log.walk(0, journaled, |_, _| {}).unwrap();
+            let walked = (unsynced.last, unsynced.torn);
+            assert_eq!(walked, (None, Some(0)), "a write a crash cut short, journaled {journaled}");
+        }
+        // With a whole group after it, it is damage unless a journal holds its records.
+        let after = log.append(GROUP_HEAD + 7, b"after").unwrap();
+        let mut verified = Vec::new();
+        let walk = log.walk(0, false, |n, records| verified.push((n, records.to_vec()))).unwrap();
+        assert_eq!((walk.end, walk.last, walk.torn), (after, Some((GROUP_HEAD + 7, 5)), None));
+        assert_eq!(walk.damaged, [(0, GROUP_HEAD + 7)]);
+        assert_eq!(verified, [(GROUP_HEAD + 7, b"after".to_vec())]);
+        let walk = log.walk(0, true, |_, _| {}).unwrap();
+        assert_eq!((walk.end, walk.torn), (0, Some(0)));
     }
 }

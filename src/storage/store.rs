@@ -311,8 +311,12 @@ impl Store {
         let log_err = |e| Error::io(log_file.path(), e);
         let log_end = check_not_shortened(path, &meta, &log_file, persisted)?;
         upgrade::adopt_log_tree(path, &db, &meta, format, &log_file)?;
+        // A journal left holds every record since the last flush (`--fsync`, or an earlier
+        // ims-vcr): the log past that flush is then only as good as its unbroken run of groups.
+        let journaled =
+            crate::storage::journal::any_left(path).map_err(|e| Error::io(path, e))?;
         let (mut log, logged) =
-            log::Log::open(&log_file, answers.is_empty(), log_end).map_err(log_err)?;
+            log::Log::open(&log_file, answers.is_empty(), log_end, journaled).map_err(log_err)?;
         // The counter is persisted at flushes; the log's last group may hold later writes (on
         // the disk before the counter that says so).
         let generation = persisted.max(logged);

@@ -74,14 +74,29 @@ impl Log {
     /// `--fsync` the journal holds its records): it is cut off, so the next group goes there.
     /// Before `log_end` the groups were whole on the disk: a file that ends in part of one there
     /// keeps it, as damage named when the log is read.
+    ///
+    /// `journaled`: a journal holds every record written since that flush (see
+    /// [`LogFile::walk`]); without, damage past `log_end` that whole groups follow is kept, and
+    /// named (here, and when the log is read).
     pub(super) fn open(
         file: &LogFile,
         base_empty: bool,
         log_end: u64,
+        journaled: bool,
     ) -> std::io::Result<(Log, u64)> {
         // The groups the walk reads whole (past `log_end`) are kept for the index.
         let mut walked = Walked::default();
-        let mut walk = file.walk(log_end, |n, records| walked.read(n, records))?;
+        let mut walk = file.walk(log_end, journaled, |n, records| walked.read(n, records))?;
+        for (at, to) in &walk.damaged {
+            tracing::warn!(
+                log = %file.path().display(),
+                at,
+                to,
+                "the store's log holds damaged bytes written since its last flush, with whole \
+                 groups after them (a disk or file system fault): the recordings they held are \
+                 lost, and named as damage when the store is read; record those requests again"
+            );
+        }
         let mut cut_short = None;
         if let Some(at) = walk.torn.filter(|at| *at < log_end) {
             let len = file.size()?;
@@ -92,8 +107,8 @@ impl Log {
                 log = %file.path().display(),
                 at,
                 "the store's log ends in bytes written since its last flush that are no whole \
-                 group (a crash while they were written, before their answers were sent); \
-                 they are dropped, and the journal's recordings (with --fsync) redone"
+                 group (a crash while they were written: an answer goes out only once its \
+                 group is whole); they are dropped, and a journal's recordings (--fsync) redone"
             );
             file.cut(at)?;
         }
@@ -894,23 +909,70 @@ pub(super) mod tests {
         assert_eq!(log_groups(&store), 2);
         // No flush: both groups are past the log's synced end, and in the journal. A power
         // loss then keeps the second group and loses the first one's header.
-        let journal = std::fs::read(dir.path().join(crate::storage::journal::JOURNAL_FILE)).unwrap();
-        std::mem::forget(store);
-        let dir2 = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), dir2.path().join(entry.file_name())).unwrap();
-            }
-        }
-        std::fs::write(dir2.path().join(crate::storage::journal::JOURNAL_FILE), journal).unwrap();
         use std::os::unix::fs::FileExt;
-        let log = std::fs::OpenOptions::new().write(true).open(dir2.path().join(crate::storage::log_file::LOG_FILE)).unwrap();
-        log.write_all_at(&[0; GROUP_HEAD as usize], 0).unwrap();
+        let dir2 = killed_copy(store, |log| log.write_all_at(&[0; GROUP_HEAD as usize], 0).unwrap());
         let store = Store::open_existing(dir2.path()).unwrap();
         let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
         assert!(damaged.is_empty(), "{damaged:?}");
         assert_eq!(recordings.len(), 2 * GROUP_RECORDS);
+    }
+
+    /// A copy of the folder of `store`, left as a `kill -9` of its recorder leaves it (no flush,
+    /// no close), its log file then changed by `change`.
+    fn killed_copy(store: Store, change: impl FnOnce(&std::fs::File)) -> tempfile::TempDir {
+        let dir = store.path().to_owned();
+        std::mem::forget(store);
+        let copy = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+            }
+        }
+        let log = std::fs::OpenOptions::new().write(true).open(copy.path().join(LOG_FILE));
+        change(&log.unwrap());
+        copy
+    }
+
+    #[tokio::test]
+    async fn without_fsync_a_killed_recorders_log_keeps_every_whole_group_and_cuts_only_a_torn_end() {
+        use std::os::unix::fs::FileExt;
+        let recorded = || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            // Three groups past the last flush (none), written as the answers went out.
+            record_group(&store, &[("/a", "a0"), ("/b", "b0")]);
+            record_group(&store, &[("/c", "c0")]);
+            record_group(&store, &[("/d", "d0"), ("/e", "e0")]);
+            let groups: Vec<u64> = store.flusher.log.groups().unwrap().iter().map(|g| g.0).collect();
+            assert_eq!(groups.len(), 3);
+            assert!(store.lock().journal.is_empty());
+            (dir, store, groups)
+        };
+        // A fourth group a kill cut short (its answers never went out): cut off, the rest kept.
+        let (_dir, store, _) = recorded();
+        let end = store.flusher.log.size().unwrap();
+        let copy = killed_copy(store, |log| {
+            log.write_all_at(b"ivlg\xff\x00\x00\x00partial", end).unwrap();
+        });
+        let store = Store::open_existing(copy.path()).unwrap();
+        assert_eq!((store.generation(), store.len()), (5, 5));
+        assert_eq!(store.flusher.log.size().unwrap(), end, "the torn end is cut off");
+        drop(store);
+        // A byte of the middle group changed (a disk fault): the groups after it are still the
+        // log's, the damage named, and the write counter goes on after the last group.
+        let (_dir, store, groups) = recorded();
+        let copy = killed_copy(store, |log| {
+            // Inside the value of its one record, near its end.
+            log.write_all_at(b"#", groups[2] - 2).unwrap();
+        });
+        let store = Store::open_existing(copy.path()).unwrap();
+        assert_eq!(store.generation(), 5);
+        let (recordings, damaged) = store.load_readable(&MatchRules::default()).unwrap();
+        let mut paths: Vec<&str> = recordings.iter().map(|r| r.answers[0].request.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, ["/a", "/b", "/d", "/e"]);
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
     }
 
     /// What the index reads after a recorder was killed: the groups the open read whole (written
@@ -924,20 +986,18 @@ pub(super) mod tests {
             // The second answer of /a damaged, in a group the flush synced.
             let store = with_damaged_record(dir.path(), &["a0", "a1"], 1).await;
             // Then groups never flushed (with /a recorded again in the first of them, healing
-            // the damage), and records only in the journal: a kill.
+            // the damage): a kill. Then records only in a journal (what an earlier ims-vcr, or
+            // one with `--fsync`, leaves), which the open adds to the log after them.
             if heal {
                 record(&store, "/a", &["a2"], true).await;
             }
             for n in 0..2 * GROUP_RECORDS + 3 {
                 record(&store, &format!("/n/{n}"), &["x"], true).await;
             }
-            std::mem::forget(store);
-            let dir2 = tempfile::tempdir().unwrap();
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let entry = entry.unwrap();
-                if entry.file_type().unwrap().is_file() {
-                    std::fs::copy(entry.path(), dir2.path().join(entry.file_name())).unwrap();
-                }
+            let g = store.generation();
+            let dir2 = killed_copy(store, |_| {});
+            for n in 0..3 {
+                journal_record(dir2.path(), g + 1 + n, &interaction(&format!("/j/{n}"), "x"), 0);
             }
             let store = Store::open_existing(dir2.path()).unwrap();
             let mut session = store.lock();
@@ -948,6 +1008,8 @@ pub(super) mod tests {
             // The groups read at open are not read again.
             let walked = log.walked.take().unwrap();
             let from = walked.first().expect("groups read whole at open");
+            let redone = walked.end();
+            assert!(redone < log.next, "the journal's records are in groups after those walked");
             let once = Overlay::read_around(file, log.next, from, walked, &log.pending).unwrap();
             assert_eq!(once.as_ref(), Some(&whole), "heal {heal}");
         }

@@ -37,6 +37,12 @@ impl Walked {
         self.from
     }
 
+    /// Where the last group opening read whole ends.
+    #[cfg(test)]
+    pub(super) fn end(&self) -> u64 {
+        self.to
+    }
+
     /// Takes group `n`'s records (read whole, its CRC holding) as the group after the last.
     pub(super) fn read(&mut self, n: u64, records: &[u8]) {
         if self.from.is_some_and(|_| n != self.to) {
