@@ -284,7 +284,8 @@ recorded_store_rows() {
     n=$(grep -o '[0-9]* recorded' "$WORK/record-store.err" | cut -d' ' -f1 || true)
     startup_row "replay a store ims-vcr record wrote (${n:-?} recordings, $(du -sh "$WORK/recorded" | cut -f1)): start to first correct answer; idle RSS" 3 --store "$WORK/recorded"
     DROP_PACK="$WORK/recorded/ims-vcr-replay.pack" startup_row "… its replay pack deleted first (as a recorder killed with -9 leaves it): start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/recorded"
-    # The same recorder killed with -9 under load: no pack, a journal to redo, sled not flushed.
+    # The same recorder killed with -9 under load: no pack, sled not flushed, the log's groups
+    # since its last flush to read and check (with --fsync, a journal to redo too).
     start upstream "$LOAD_CPU" "$BIN/examples/minimal_hyper" 0 "$WORK/expected.json"
     upstream_pid=$PID
     RUST_LOG=warn start record-killed "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$URL" \
@@ -297,7 +298,7 @@ recorded_store_rows() {
     wait "$recorder" 2>/dev/null || true
     wait "$loader" 2>/dev/null || true
     stop "$upstream_pid"
-    FRESH="$WORK/killed $WORK/killed-run" DROP_PACK="$WORK/killed-run/ims-vcr-replay.pack" startup_row "a store whose recorder was killed with -9 under load ($(du -sh "$WORK/killed" | cut -f1), journal $(du -sh "$WORK/killed/ims-vcr-journal" | cut -f1)), copied before each run: start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/killed-run"
+    FRESH="$WORK/killed $WORK/killed-run" DROP_PACK="$WORK/killed-run/ims-vcr-replay.pack" startup_row "a store whose recorder was killed with -9 under load ($(du -sh "$WORK/killed" | cut -f1), log $(du -sh "$WORK/killed/ims-vcr-log" | cut -f1)), copied before each run: start to first correct answer; RSS 1 s after the rewrite" 3 --store "$WORK/killed-run"
 }
 
 startup_mode() {
@@ -333,22 +334,23 @@ record_run() {
     RUST_LOG=warn start "$name" "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$upstream" --store "$store" --listen 127.0.0.1:0 "$@"
     check "$name" "$URL" && measure "$name" "$PID" "$URL" unique && stop "$PID"
     recorded=$(grep -o '[0-9]* recorded' "$WORK/$name.err" | cut -d' ' -f1 || true)
-    echo "$name: ${recorded:-?} answers recorded (each in the journal before its answer${*:+, $*}); store ${before:-0} KB -> $(du -sk "$store" | cut -f1) KB" >>"$WORK/notes"
+    echo "$name: ${recorded:-?} answers recorded (each in the store's log before its answer${*:+, $*}); store ${before:-0} KB -> $(du -sk "$store" | cut -f1) KB" >>"$WORK/notes"
 }
 
 # killed_run UPSTREAM STORE: `ims-vcr record` under the same load, killed with -9 (no flush, no
-# pack: the journal keeps what sled had not written), then how long a replay of that store takes to
-# listen: its open redoes the journal first (src/storage/durability.rs). A note, not a table row.
+# pack: the log's groups past sled's counters hold what sled had not written), then how long a
+# replay of that store takes to listen: its open reads and checks those groups first
+# (src/storage/store/log.rs). A note, not a table row.
 killed_run() {
-    local upstream=$1 store=$2 journal t0 redone
+    local upstream=$1 store=$2 log t0
     RUST_LOG=warn start record-killed "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$upstream" --store "$store" --listen 127.0.0.1:0
     check record-killed "$URL" && load "$URL" "$WORK/record-killed.load" unique >/dev/null
     kill -KILL "$PID" && wait "$PID" 2>/dev/null || true
-    journal=$(du -sk "$store/ims-vcr-journal" | cut -f1)
+    log=$(du -sk "$store/ims-vcr-log" | cut -f1)
     tick && t0=$NOW
-    RUST_LOG=ims_vcr::storage::durability=info start killed-replay "$SERVER_CPU" "$BIN/ims-vcr" replay --store "$store" --listen 127.0.0.1:0
-    tick && redone=$(grep -o 'answers=[0-9]*' "$WORK/killed-replay.err" | cut -d= -f2 || true)
-    echo "record-killed: killed with -9 under load, ${journal} KB of journal left; a replay of that store listened after $((NOW - t0)) ms, ${redone:-no} journaled answers redone first" >>"$WORK/notes"
+    RUST_LOG=warn start killed-replay "$SERVER_CPU" "$BIN/ims-vcr" replay --store "$store" --listen 127.0.0.1:0
+    tick
+    echo "record-killed: killed with -9 under load, ${log} KB of log left; a replay of that store listened after $((NOW - t0)) ms" >>"$WORK/notes"
     stop "$PID"
 }
 
