@@ -348,7 +348,7 @@ struct RecordArgs {
     /// Also sync each answer to the disk before the client gets it (group commit: one
     /// `fdatasync` for every answer written meanwhile), so recordings survive a power loss too.
     /// Without it each answer is written to the store's log first, which survives a `kill -9`
-    /// of the proxy, and sled syncs within about half a second.
+    /// of the proxy; the log is synced every 64 MiB of recordings and at the session's end.
     #[arg(long)]
     fsync: bool,
 }
