@@ -334,7 +334,7 @@ record_run() {
     RUST_LOG=warn start "$name" "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$upstream" --store "$store" --listen 127.0.0.1:0 "$@"
     check "$name" "$URL" && measure "$name" "$PID" "$URL" unique && stop "$PID"
     recorded=$(grep -o '[0-9]* recorded' "$WORK/$name.err" | cut -d' ' -f1 || true)
-    echo "$name: ${recorded:-?} answers recorded (each in the store's log before its answer${*:+, $*}); store ${before:-0} KB -> $(du -sk "$store" | cut -f1) KB" >>"$WORK/notes"
+    echo "$name: ${recorded:-?} answers recorded (each written to the store before its answer${*:+, $*}); store ${before:-0} KB -> $(du -sk "$store" | cut -f1) KB" >>"$WORK/notes"
 }
 
 # killed_run UPSTREAM STORE: `ims-vcr record` under the same load, killed with -9 (no flush, no
