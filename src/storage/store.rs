@@ -307,6 +307,19 @@ impl Store {
         let format = read_format(path, &meta)?;
         // Before anything reads the answers: an import stopped part-way is undone.
         import::undo_unfinished(path, &db, &answers)?;
+        // Every open of a store of format 3 or later creates its log: one marked so that has
+        // none lost it (deleted by hand, or a copy of the folder without it). Before the first
+        // flush nothing else would tell, and the log is then the only copy of the recordings
+        // (without `--fsync`).
+        if format.is_some_and(|format| format >= 3) && !path.join(LOG_FILE).exists() {
+            return Err(Error::StoreDamaged {
+                path: path.to_owned(),
+                reason: format!(
+                    "its log ({LOG_FILE}) is missing: it was deleted, or the folder copied \
+                     without it, and the recordings it held are lost"
+                ),
+            });
+        }
         let log_file = LogFile::open(path).map_err(|e| Error::io(path.join(LOG_FILE), e))?;
         let log_err = |e| Error::io(log_file.path(), e);
         let log_end = check_not_shortened(path, &meta, &log_file, persisted)?;

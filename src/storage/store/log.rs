@@ -989,6 +989,24 @@ pub(super) mod tests {
         assert_eq!(damaged.len(), 1, "{damaged:?}");
     }
 
+    #[tokio::test]
+    async fn a_store_whose_log_is_missing_is_refused_also_before_its_first_flush() {
+        for flushed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            record(&store, "/a", &["a0"], true).await;
+            if flushed {
+                store.flush().await.unwrap();
+            }
+            // Killed (before its first flush, the log the only copy), then the log deleted.
+            let copy = killed_copy(store, |_| {});
+            std::fs::remove_file(copy.path().join(LOG_FILE)).unwrap();
+            let e = Store::open_existing(copy.path()).unwrap_err().to_string();
+            assert!(e.contains("is damaged") && e.contains("ims-vcr-log) is missing"), "{e}");
+            assert!(!copy.path().join(LOG_FILE).exists(), "flushed {flushed}: nothing created");
+        }
+    }
+
     /// What the index reads after a recorder was killed: the groups the open read whole (written
     /// since the last flush) taken from the open, the others read, a journal's redo after them.
     /// It must be what reading the whole log gives: with damage before them, healed by one of
