@@ -261,9 +261,7 @@ impl LogFile {
         buf.clear();
         buf.resize(whole, 0);
         self.file.read_exact_at(buf, at)?;
-        let (head, records) = buf.split_at(GROUP_HEAD as usize);
-        let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-        Ok((records, crc32fast::hash(records) == crc))
+        Ok(records_of(buf))
     }
 
     /// Every whole group's records, in order, with the byte each starts at (for tools and tests
@@ -375,9 +373,7 @@ impl LogFile {
             return Ok(None);
         }
         let head = self.read_at(at, GROUP_HEAD as usize)?;
-        let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
-        let fits = at + GROUP_HEAD + u64::from(len) <= size;
-        Ok((head[..4] == MAGIC && fits).then_some(len))
+        Ok(group_len(&head).filter(|len| at + GROUP_HEAD + u64::from(*len) <= size))
     }
 
     /// Whether the bytes from `at` to the end (no whole group among them) are a group whose
@@ -427,6 +423,20 @@ impl LogFile {
     }
 }
 
+/// The length of the records a group's header (its first [`GROUP_HEAD`] bytes) announces, when
+/// it starts as a group does.
+fn group_len(head: &[u8]) -> Option<u32> {
+    let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+    (head[..4] == MAGIC).then_some(len)
+}
+
+/// The records of a whole group (header and records), and whether its CRC holds.
+fn records_of(group: &[u8]) -> (&[u8], bool) {
+    let (head, records) = group.split_at(GROUP_HEAD as usize);
+    let crc = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    (records, crc32fast::hash(records) == crc)
+}
+
 /// What is left to write of `head` followed by `records` once the first `done` bytes are
 /// written: each part's bytes left and where they go (from the start of `head`).
 fn unwritten<'a>(done: usize, head: &'a [u8], records: &'a [u8]) -> [(&'a [u8], u64); 2] {
@@ -459,47 +469,45 @@ impl ReadAhead {
         at: u64,
         size: u64,
     ) -> std::io::Result<Option<(u32, &[u8])>> {
-        let head = GROUP_HEAD as usize;
-        if !self.holds(at, head) {
-            self.fill(file, at, size)?;
-        }
-        let Some(window) = self.slice(at, head) else {
+        let Some(head) = self.read(file, at, GROUP_HEAD as usize, size)? else {
             return Ok(None);
         };
-        let len = u32::from_le_bytes(window[4..8].try_into().expect("4 bytes"));
-        let whole = head + len as usize;
-        if window[..4] != MAGIC || at + whole as u64 > size || whole > READ_AHEAD {
-            return Ok(None);
-        }
-        if !self.holds(at, whole) {
-            self.fill(file, at, size)?;
-        }
-        let Some(group) = self.slice(at, whole) else {
+        let Some(len) = group_len(head) else {
             return Ok(None);
         };
-        let crc = u32::from_le_bytes(group[8..12].try_into().expect("4 bytes"));
-        let records = &group[head..];
-        Ok((crc32fast::hash(records) == crc).then_some((len, records)))
+        let whole = GROUP_HEAD + u64::from(len);
+        if at + whole > size || whole > READ_AHEAD as u64 {
+            return Ok(None);
+        }
+        let Some(group) = self.read(file, at, whole as usize, size)? else {
+            return Ok(None);
+        };
+        let (records, crc_holds) = records_of(group);
+        Ok(crc_holds.then_some((len, records)))
     }
 
-    /// Whether the window holds bytes `at..at + len`.
-    fn holds(&self, at: u64, len: usize) -> bool {
-        at >= self.at && at + len as u64 <= self.at + self.bytes.len() as u64
+    /// Bytes `at..at + len` of `file` (`size` bytes long), from the window, read anew from
+    /// `at` when it does not hold them; `None` when the file ends before.
+    fn read(
+        &mut self,
+        file: &LogFile,
+        at: u64,
+        len: usize,
+        size: u64,
+    ) -> std::io::Result<Option<&[u8]>> {
+        if self.slice(at, len).is_none() {
+            let ahead = (size.saturating_sub(at)).min(READ_AHEAD as u64) as usize;
+            self.bytes.resize(ahead, 0);
+            file.file.read_exact_at(&mut self.bytes, at)?;
+            self.at = at;
+        }
+        Ok(self.slice(at, len))
     }
 
     /// Bytes `at..at + len` when the window holds them.
     fn slice(&self, at: u64, len: usize) -> Option<&[u8]> {
         let from = usize::try_from(at.checked_sub(self.at)?).ok()?;
         self.bytes.get(from..from.checked_add(len)?)
-    }
-
-    /// Reads the window anew from `at` (up to the file's `size`).
-    fn fill(&mut self, file: &LogFile, at: u64, size: u64) -> std::io::Result<()> {
-        let len = (size.saturating_sub(at)).min(READ_AHEAD as u64) as usize;
-        self.bytes.resize(len, 0);
-        file.file.read_exact_at(&mut self.bytes, at)?;
-        self.at = at;
-        Ok(())
     }
 }
 

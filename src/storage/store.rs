@@ -505,9 +505,9 @@ impl Store {
     }
 
     /// Counts a write once its record is written to the journal (`--fsync`) or about to be
-    /// gathered into the log's group (see `commit.rs`), before sled has it (readers that need every counted write applied take the session lock, see
-    /// [`Store::settled_generation`]): taking the session lock's contents proves the caller
-    /// holds it.
+    /// gathered into the log's group (see `commit.rs`), before sled has it (readers that need
+    /// every counted write applied take the session lock, see [`Store::settled_generation`]):
+    /// taking the session lock's contents proves the caller holds it.
     fn count_write(&self, _session: &mut Session) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
     }
@@ -517,11 +517,10 @@ impl Store {
     /// persists both, see [`Flusher::persist`]). Under the session lock, so neither goes
     /// backwards.
     fn write_pending(&self, session: &mut Session) -> Result<(u64, compact::LogEnd)> {
-        // After a failed write the counter covers a write the log does not hold: persisting it
-        // would make reopening skip that write's journal record (`--fsync`) or a later one.
-        self.refuse_if_poisoned(session, "flushing")?;
         let generation = self.written.load(Ordering::SeqCst);
-        // Every counted write is in the log once its group is.
+        // Every counted write is in the log once its group is. After a failed write the
+        // counter covers a write the log does not hold, and this refuses: persisting it would
+        // make reopening skip that write's journal record (`--fsync`) or a later one.
         self.write_group(session)?;
         session.log.flushing();
         let folds = *self.flusher.folds.lock().expect("store folds lock poisoned");
@@ -669,7 +668,6 @@ impl Store {
             // file is the only copy, written by the group commit before the answer is sent
             // (see `commit.rs`).
             if self.fsync {
-                self.refuse_if_poisoned(&session, "writing")?;
                 session
                     .journal
                     .write(&record)
@@ -830,32 +828,56 @@ pub(crate) mod tests {
     use super::*;
     use crate::model::fixtures;
 
-    /// Records `answers` (each with whether it replaces) as concurrent requests do: gathered
-    /// into one group of the log, written once for all, in this order. Each result is the
-    /// answer's position among its request's answers.
-    pub(crate) fn record_together(store: &Store, answers: &[(&Interaction, bool)]) -> Vec<u32> {
-        use std::future::Future;
+    /// A recording in progress, polled by hand ([`run_all`]).
+    pub(crate) type InFlight<'a> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32>> + 'a>>;
+
+    /// Polls `recordings` in turn, as a runtime runs ready tasks, until each is done, passing
+    /// each result to `done` (with its index) as it comes.
+    pub(crate) fn run_all(mut recordings: Vec<InFlight<'_>>, mut done: impl FnMut(usize, Result<u32>)) {
         use std::task::{Context, Poll, Waker};
-        type Recording<'a> = std::pin::Pin<Box<dyn Future<Output = Result<u32>> + 'a>>;
-        let keys: Vec<RequestKey> = answers.iter().map(|(i, _)| key(i)).collect();
-        let mut recordings: Vec<Option<Recording<'_>>> = (answers.iter().zip(&keys))
-            .map(|((i, replace), key)| Some(Box::pin(store.record(key, i, *replace)) as Recording<'_>))
-            .collect();
-        let mut seqs = vec![0; answers.len()];
-        for _ in 0..10 {
-            for (n, slot) in recordings.iter_mut().enumerate() {
-                if let Some(recording) = slot
-                    && let Poll::Ready(seq) = recording.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-                {
-                    seqs[n] = seq.unwrap();
-                    *slot = None;
+        let mut left: Vec<usize> = (0..recordings.len()).collect();
+        for round in 0.. {
+            assert!(round < 10, "recordings {left:?} still waiting");
+            left.retain(|&i| {
+                let mut cx = Context::from_waker(Waker::noop());
+                match recordings[i].as_mut().poll(&mut cx) {
+                    Poll::Ready(result) => {
+                        done(i, result);
+                        false
+                    }
+                    Poll::Pending => true,
                 }
-            }
-            if recordings.iter().all(Option::is_none) {
-                return seqs;
+            });
+            if left.is_empty() {
+                return;
             }
         }
-        panic!("recordings still waiting");
+    }
+
+    /// Records `answers` (each with whether it replaces) as concurrent requests do: gathered
+    /// into one group of the log, written once for all, in this order.
+    pub(crate) fn record_together(store: &Store, answers: &[(&Interaction, bool)]) {
+        let keys: Vec<RequestKey> = answers.iter().map(|(i, _)| key(i)).collect();
+        let recordings = (answers.iter().zip(&keys))
+            .map(|((i, replace), key)| Box::pin(store.record(key, i, *replace)) as InFlight<'_>)
+            .collect();
+        run_all(recordings, |_, result| {
+            result.unwrap();
+        });
+    }
+
+    /// Each record in the whole groups of `log`: its write and its value.
+    pub(crate) fn logged(log: &crate::storage::log_file::LogFile) -> Vec<(u64, Vec<u8>)> {
+        let mut records = Vec::new();
+        for (_, group) in log.groups().unwrap() {
+            for found in crate::storage::journal::scan(&group) {
+                if let crate::storage::journal::Found::Record { generation, value, .. } = found {
+                    records.push((generation, group[value].to_vec()));
+                }
+            }
+        }
+        records
     }
 
     /// Overwrites the first entry of the store at `dir` (closed) with bytes that do not decode,
@@ -1480,14 +1502,7 @@ pub(crate) mod tests {
                 // Written to the log's file as a group of its own; nothing in the journal.
                 false => {
                     assert!(records.is_empty());
-                    let groups = store.flusher.log.groups().unwrap();
-                    let (_, group) = groups.last().unwrap();
-                    crate::storage::journal::scan(group).into_iter().find_map(|f| match f {
-                        crate::storage::journal::Found::Record { generation, value, .. } => {
-                            Some((generation, group[value].to_vec()))
-                        }
-                        _ => None,
-                    })
+                    logged(&store.flusher.log).pop()
                 }
             };
             assert_eq!(last, Some((store.generation(), serde_json::to_vec(&a).unwrap())));

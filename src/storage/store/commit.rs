@@ -102,17 +102,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
 
     use super::*;
     use crate::model::key::RequestKey;
-    use crate::storage::journal::Found;
     use crate::storage::log_file::LogFile;
-    use crate::storage::store::tests::{interaction, key};
-
-    type Recording<'a> = Pin<Box<dyn Future<Output = Result<u32>> + 'a>>;
+    use crate::storage::store::tests::{InFlight, interaction, key, logged, run_all};
 
     /// An answer for each of `paths`, with its key.
     fn answers(paths: &[&str]) -> Vec<(RequestKey, Interaction)> {
@@ -126,9 +121,9 @@ mod tests {
     fn staged<'a>(
         store: &'a Store,
         answers: &'a [(RequestKey, Interaction)],
-    ) -> Vec<Recording<'a>> {
-        let mut recordings: Vec<Recording<'a>> = (answers.iter())
-            .map(|(key, answer)| Box::pin(store.record(key, answer, true)) as Recording<'a>)
+    ) -> Vec<InFlight<'a>> {
+        let mut recordings: Vec<InFlight<'a>> = (answers.iter())
+            .map(|(key, answer)| Box::pin(store.record(key, answer, true)) as InFlight<'a>)
             .collect();
         for recording in &mut recordings {
             assert!(recording.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
@@ -137,40 +132,10 @@ mod tests {
         recordings
     }
 
-    /// Polls `recordings` in turn until each is done, passing each result to `done` (with its
-    /// index) as it comes.
-    fn run_all(mut recordings: Vec<Recording<'_>>, mut done: impl FnMut(usize, Result<u32>)) {
-        let mut left: Vec<usize> = (0..recordings.len()).collect();
-        for round in 0.. {
-            assert!(round < 10, "recordings {left:?} still waiting");
-            left.retain(|&i| {
-                let mut cx = Context::from_waker(Waker::noop());
-                match recordings[i].as_mut().poll(&mut cx) {
-                    Poll::Ready(result) => {
-                        done(i, result);
-                        false
-                    }
-                    Poll::Pending => true,
-                }
-            });
-            if left.is_empty() {
-                return;
-            }
-        }
-    }
-
     /// The values of the records in the log file of the store in `dir` (what another process
     /// reads there: the kernel's copy).
     fn logged_values(dir: &Path) -> Vec<Vec<u8>> {
-        let mut values = Vec::new();
-        for (_, group) in LogFile::open(dir).unwrap().groups().unwrap() {
-            for found in crate::storage::journal::scan(&group) {
-                if let Found::Record { value, .. } = found {
-                    values.push(group[value].to_vec());
-                }
-            }
-        }
-        values
+        logged(&LogFile::open(dir).unwrap()).into_iter().map(|(_, value)| value).collect()
     }
 
     #[tokio::test]

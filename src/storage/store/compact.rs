@@ -195,9 +195,9 @@ impl Store {
 
 /// Syncs the log (up to `log_end`) and flushes sled, which then cover write `generation`, and
 /// deletes the journal sealed at `sealed` (`--fsync`); in a task of its own, so neither the
-/// write that started it nor any other waits. The heavy parts (the log's sync: the kernel writes its pages
-/// back in the caller's thread; deleting tens of megabytes of journal) run on a thread at the
-/// lowest priority ([`in_background`]), a slice at a time, so they take little CPU from
+/// write that started it nor any other waits. The heavy parts (the log's sync: the kernel
+/// writes its pages back in the caller's thread; deleting tens of megabytes of journal) run on
+/// a thread at the lowest priority ([`in_background`]), a slice at a time, so they take little CPU from
 /// requests and never for long; sled's part runs at the server's (sled starts its I/O threads
 /// from whichever thread hands them work, and they would keep the idle class). When any part
 /// fails, the log's groups past sled's counters and the sealed journal are kept: the next open

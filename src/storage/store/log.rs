@@ -103,27 +103,22 @@ impl Log {
             cut_short = Some((at, len));
             walk.end = len;
         } else if let Some(at) = walk.torn {
-            let log = file.path().display();
-            match journaled {
-                true => tracing::warn!(
-                    %log,
-                    at,
-                    "the store's log ends in bytes written since its last flush that are no \
-                     whole group (a crash while they were written); they are dropped, and the \
-                     journal's recordings redone"
-                ),
-                // An answer goes out only once its group is whole: a `kill -9` cuts short only
-                // a group none of whose answers went out. A group whose length fits but whose
-                // CRC fails is dropped too (a power loss leaves zeros there, a disk fault
-                // changed bytes): up to one group's recordings, said here.
-                false => tracing::warn!(
-                    %log,
-                    at,
-                    "the store's log ends in bytes written since its last flush that are no \
-                     whole group (a crash while they were written, whose answers never went \
-                     out; or a power loss or disk fault since): they are dropped"
-                ),
-            }
+            // An answer goes out only once its group is whole: a `kill -9` cuts short only a
+            // group none of whose answers went out. Without a journal, a group whose length fits
+            // but whose CRC fails is dropped too (a power loss leaves zeros there, a disk fault
+            // changed bytes): up to one group's recordings, said here.
+            let what = match journaled {
+                true => "a crash while they were written; they are dropped, and the journal's \
+                         recordings redone",
+                false => "a crash while they were written, whose answers never went out; or a \
+                          power loss or disk fault since: they are dropped",
+            };
+            tracing::warn!(
+                log = %file.path().display(),
+                at,
+                "the store's log ends in bytes written since its last flush that are no whole \
+                 group ({what})"
+            );
             file.cut(at)?;
         }
         let mut last_write = 0;
