@@ -7,17 +7,17 @@ use std::process::ExitCode;
 /// log's group), which glibc serves from its free lists with coalescing (`malloc_consolidate`,
 /// `unlink_chunk`: about 10 % of record's CPU in a profile); with mimalloc, record serves 8-14 %
 /// more requests per CPU-second. Built without transparent huge pages (the crate's `no_thp`):
-/// with them a recording's p99 went from about 4 ms to about 20 ms (huge-page faults). Freed
-/// memory goes back to the system at once (see [`release_freed_memory_at_once`]). See
-/// docs/performance-history.md, Twenty-second pass.
+/// with them a recording's p99 went from about 4 ms to about 20 ms (huge-page faults). When
+/// freed memory goes back to the system depends on the command (see [`set_purge_delay`]). See
+/// docs/performance-history.md, Twenty-second and Thirty-seventh passes.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    release_freed_memory_at_once();
     quiet_when_output_is_closed();
     file_size_limit_is_an_error();
     let cli = ims_vcr::cli::parse_args();
+    set_purge_delay(&cli);
     // Kept to the end: dropping it waits (briefly) for log lines queued for a piped stderr.
     let log = ims_vcr::cli::log::init(cli.verbose);
     let code = run(cli);
@@ -133,15 +133,25 @@ fn runtime_builder() -> (tokio::runtime::Builder, &'static str) {
     }
 }
 
-/// Sets mimalloc's purge delay to 0: memory freed in whole pages goes back to the system at once,
-/// not a second later (mimalloc's default). Start-up builds large temporary indexes (reading a
-/// 100,000-recording store's pack): with the default, RSS a second after start-up was 53-75 MB
-/// against 40-55 MB (and glibc's 39-58 MB); with 0 it is back to glibc's, and recording is no
-/// slower. `MIMALLOC_PURGE_DELAY` in the environment is overridden.
-fn release_freed_memory_at_once() {
+/// Sets how long mimalloc keeps memory freed in whole pages before giving it back to the system
+/// (its purge delay; mimalloc's own default is a second, and `MIMALLOC_PURGE_DELAY` in the
+/// environment is overridden):
+/// - at once (0) for every command but the two below (`auto` too: like `replay`, it builds a
+///   store's index behind serving). Start-up builds large temporary indexes (reading a
+///   100,000-recording store's pack, or rewriting a deleted one behind serving): with a
+///   second's delay, RSS a second after start-up was 53-75 MB against 40-55 MB, and with even
+///   10 ms the peak RSS of a pack's rewrite went from 57 to 64 MB;
+/// - 100 ms for a command that forwards every request (`record`, `passthrough`): each request
+///   frees buffers of its answer's size, and pages given back at once came back as page faults,
+///   one for every three recorded requests (0.33 a request, against 0.11 with the delay): record
+///   served 3-5 % more requests per CPU-second with the delay, passthrough 1-2 %, with the same
+///   p99 (docs/performance-history.md, Thirty-seventh pass).
+fn set_purge_delay(cli: &ims_vcr::cli::Cli) {
     // `mi_option_purge_delay` in mimalloc.h's `mi_option_t` (the crate exports no constant for
     // it; mimalloc keeps the numbers of its options stable).
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: mi_option_set is not thread-safe; this runs first in main, before any thread.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    let ms = if cli.forwards_every_request() { 100 } else { 0 };
+    // SAFETY: mi_option_set is not thread-safe; this runs in main before any thread is started
+    // (parsing the arguments starts none).
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, ms) };
 }

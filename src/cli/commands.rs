@@ -1,8 +1,28 @@
-//! The offline commands (`export`, `import`, `verify`, `drift`): flags into library calls, with
-//! progress bars and the printed reports.
+//! The offline commands (`export`, `import`, `verify`, `drift`, `completions`): flags into
+//! library calls, with progress bars and the printed reports.
 
 use super::*;
 use crate::model::count;
+
+/// Prints `shell`'s completion script.
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "ims-vcr", &mut script);
+    let script = match shell {
+        clap_complete::Shell::Bash => bash_completion_fixed(&script),
+        _ => script,
+    };
+    output::stdout(&script)
+}
+
+/// clap_complete's bash script names the subcommand states `ims__vcr__subcmd__…` where it sets
+/// them but `ims__subcmd__vcr__…` where it matches them (the `-` of the binary name is turned into
+/// a separator twice), so no flag of any subcommand completed. One spelling, the one it sets.
+fn bash_completion_fixed(script: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(script)
+        .replace("ims__subcmd__vcr__", "ims__vcr__")
+        .into_bytes()
+}
 
 pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
     let out = args

@@ -86,6 +86,19 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether the command forwards every request it serves to the upstream (`record`,
+    /// `passthrough`, or `run` in one of those modes): a load that allocates and frees buffers of
+    /// an answer's size for each request, which the binary tunes its allocator for (`main.rs`).
+    pub fn forwards_every_request(&self) -> bool {
+        match &self.command {
+            Command::Record(_) | Command::Passthrough(_) => true,
+            Command::Run(run) => run.forwards_every_request(),
+            _ => false,
+        }
+    }
+}
+
 const fn version_text() -> &'static str {
     concat!(env!("CARGO_PKG_VERSION"), " (cassette format 1)")
 }
@@ -527,15 +540,6 @@ pub fn parse_args() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
-/// clap_complete's bash script names the subcommand states `ims__vcr__subcmd__…` where it sets
-/// them but `ims__subcmd__vcr__…` where it matches them (the `-` of the binary name is turned into
-/// a separator twice), so no flag of any subcommand completed. One spelling, the one it sets.
-fn bash_completion_fixed(script: &[u8]) -> Vec<u8> {
-    String::from_utf8_lossy(script)
-        .replace("ims__subcmd__vcr__", "ims__vcr__")
-        .into_bytes()
-}
-
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -586,15 +590,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             )?;
             output::stdout(shown)
         }
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command(), "ims-vcr", &mut script);
-            let script = match shell {
-                clap_complete::Shell::Bash => bash_completion_fixed(&script),
-                _ => script,
-            };
-            output::stdout(&script)
-        }
+        Command::Completions { shell } => completions(shell),
     }
 }
 
@@ -623,6 +619,41 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
         command().debug_assert();
+    }
+
+    #[test]
+    fn record_passthrough_and_run_in_those_modes_forward_every_request() {
+        use clap::FromArgMatches as _;
+        let forwards = |args: &[&str]| {
+            let matches = command().try_get_matches_from(args).unwrap();
+            Cli::from_arg_matches(&matches)
+                .unwrap()
+                .forwards_every_request()
+        };
+        let upstream = "--upstream=https://ims.example";
+        assert!(forwards(&["ims-vcr", "record", upstream]));
+        assert!(forwards(&["ims-vcr", "passthrough", upstream]));
+        assert!(forwards(&[
+            "ims-vcr", "run", "--mode", "record", upstream, "--", "true"
+        ]));
+        assert!(forwards(&[
+            "ims-vcr",
+            "run",
+            "--mode",
+            "passthrough",
+            upstream,
+            "--",
+            "true"
+        ]));
+        assert!(!forwards(&[
+            "ims-vcr", "run", "--mode", "replay", "--", "true"
+        ]));
+        assert!(!forwards(&[
+            "ims-vcr", "run", "--mode", "auto", upstream, "--", "true"
+        ]));
+        assert!(!forwards(&["ims-vcr", "auto", upstream]));
+        assert!(!forwards(&["ims-vcr", "replay"]));
+        assert!(!forwards(&["ims-vcr", "export", "--out", "x"]));
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub(super) struct RunArgs {
     command: Vec<OsString>,
 }
 
+impl RunArgs {
+    /// Whether the proxy `run` starts forwards every request (`--mode record` or `passthrough`).
+    pub(super) fn forwards_every_request(&self) -> bool {
+        matches!(self.mode, Mode::Record | Mode::Passthrough)
+    }
+}
+
 /// `--mode`: the four names (listed in `--help` and completions), as a [`Mode`].
 fn mode_parser() -> ModeParser {
     ModeParser
