@@ -141,11 +141,14 @@ fn runtime_builder() -> (tokio::runtime::Builder, &'static str) {
 ///   100,000-recording store's pack, or rewriting a deleted one behind serving): with a
 ///   second's delay, RSS a second after start-up was 53-75 MB against 40-55 MB, and with even
 ///   10 ms the peak RSS of a pack's rewrite went from 57 to 64 MB;
-/// - 100 ms for a command that forwards every request (`record`, `passthrough`): each request
-///   frees buffers of its answer's size, and pages given back at once came back as page faults,
-///   one for every three recorded requests (0.33 a request, against 0.11 with the delay): record
+/// - 100 ms for a command that forwards every request (`record`, `passthrough`, and `run` in
+///   those modes, whose `--verify-replay` replays then run with it too): each request frees
+///   buffers of its answer's size, and pages given back at once came back as page faults, one
+///   for every three recorded requests (0.33 a request, against 0.11 with the delay): record
 ///   served 3-5 % more requests per CPU-second with the delay, passthrough 1-2 %, with the same
-///   p99 (docs/performance-history.md, Thirty-seventh pass).
+///   p99 (docs/performance-history.md, Thirty-seventh pass). mimalloc purges the pages whose
+///   delay ran out when it is next used, so an idle proxy keeps what it freed last until its
+///   next request.
 fn set_purge_delay(cli: &ims_vcr::cli::Cli) {
     // `mi_option_purge_delay` in mimalloc.h's `mi_option_t` (the crate exports no constant for
     // it; mimalloc keeps the numbers of its options stable).

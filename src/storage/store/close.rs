@@ -98,8 +98,8 @@ fn refresh_snapshot(path: &Path, generation: u64) -> bool {
 
 /// Returns the allocator's free pages to the system, where the allocator is glibc's (the
 /// library's default, which keeps them otherwise). The `ims-vcr` binary allocates with
-/// mimalloc, set to return freed pages at once (`src/main.rs`): there this trims only glibc's
-/// own, nearly unused heap.
+/// mimalloc, set to return freed pages at once (100 ms later or more under `record` and
+/// `passthrough`: `src/main.rs`): there this trims only glibc's own, nearly unused heap.
 pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases memory that is free; it touches no live allocation.
