@@ -17,8 +17,7 @@ impl Drop for Store {
     fn drop(&mut self) {
         let generation = self.written.load(Ordering::SeqCst);
         // Opened whole, every write flushed, none half-done, nothing left for a journal to redo
-        // (`--fsync`)
-        // (a session lock poisoned by a panic says nothing of the sort).
+        // (`--fsync`; a session lock poisoned by a panic says nothing of the sort).
         let clean = self.opened
             && self.session.get_mut().is_ok_and(|session| {
                 session.poisoned.is_none() && session.journal.is_empty()
@@ -28,9 +27,9 @@ impl Drop for Store {
         // handles would flush, and that flush can wait forever for the write it lost, so the
         // process could never exit. They are let go of as they are (this process keeps sled's
         // lock on the store); every answer recorded is in the log's file (and with `--fsync`
-        // the journal), which the next open reads, and no note of a clean close is left. A store whose sled flushed after the
-        // error closes as any other (the write counter alone cannot tell: an import's batch
-        // that sled failed is not counted).
+        // the journal), which the next open reads, and no note of a clean close is left. A
+        // store whose sled flushed after the error closes as any other (the write counter alone
+        // cannot tell: an import's batch that sled failed is not counted).
         if self.flusher.unhealed() {
             tracing::warn!(
                 store = %self.path.display(),

@@ -91,7 +91,7 @@ impl Store {
                 continue;
             }
             let turn = Turn(commit);
-            // Every task ready to run now runs (and stages its record) before this one again.
+            // Every task ready to run now runs (and gathers its record) before this one again.
             tokio::task::yield_now().await;
             let result = self.write_group(&mut self.lock());
             drop(turn);
