@@ -347,14 +347,14 @@ fn usable_host(host: &[u8]) -> bool {
         return usable_bracketed_host(host);
     }
     // A name (or an IPv4 address), then at most one colon and the port (a second colon is
-    // not a digit).
-    let (name, port) = match host.iter().position(|&b| b == b':') {
-        Some(at) => (&host[..at], Some(&host[at + 1..])),
-        None => (host, None),
-    };
-    !name.is_empty()
-        && name.iter().all(|&b| REG_NAME[usize::from(b)])
-        && port.is_none_or(usable_port)
+    // not a digit), in one pass: the name ends at its first byte that is not `reg-name`.
+    let name = host.iter().take_while(|&&b| REG_NAME[usize::from(b)]).count();
+    name > 0
+        && match host.get(name) {
+            None => true,
+            Some(b':') => usable_port(&host[name + 1..]),
+            Some(_) => false,
+        }
 }
 
 /// [`usable_host`] for the authority of a request's target (absolute-form, or HTTP/2's
@@ -379,11 +379,13 @@ fn usable_bracketed_host(host: &[u8]) -> bool {
         && port.is_none_or(usable_port)
 }
 
-/// One to five digits, at most 65535.
+/// One to five digits, at most 65535, read in one pass.
 fn usable_port(port: &[u8]) -> bool {
     (1..=5).contains(&port.len())
-        && port.iter().all(u8::is_ascii_digit)
-        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= u32::from(u16::MAX)
+        && port
+            .iter()
+            .try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+            .is_some_and(|n| n <= u32::from(u16::MAX))
 }
 
 /// The bytes of an RFC 3986 `reg-name` (unreserved and sub-delims; an IPv4 address is one too),
@@ -539,12 +541,12 @@ mod tests {
     #[test]
     fn a_usable_host_is_host_and_port_without_user_information() {
         let usable = |h: &str| usable_host(h.as_bytes());
-        for good in ["127.0.0.1:9696", "ims.example", " ims.example:443 ", "[::1]:80", "[fe80::1]", "a-b_c.d~e", "h:65535", "h:0"] {
+        for good in ["127.0.0.1:9696", "ims.example", " ims.example:443 ", "[::1]:80", "[fe80::1]", "a-b_c.d~e", "h:65535", "h:0", "h:00080"] {
             assert!(usable(good), "{good}");
         }
         for bad in [
             "", " ", "a b", "x\"y", "127.0.0.1:9696:99", "h:", "h:x", "h:70000", "alice:pw@h", "a@h", "[::1", "::1", "[]",
-            ":80", "h:123456", "h:8]", "h]:80", "[::1]:", "[::1]:x", "[::1]x", "[g::1]", "h:99999",
+            ":80", "h:123456", "h:65536", "h:1:2", "h:8]", "h]:80", "[::1]:", "[::1]:x", "[::1]x", "[g::1]", "h:99999",
             "%", "%zz", "h%41:80",
         ] {
             assert!(!usable(bad), "{bad}");
