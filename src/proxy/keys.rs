@@ -118,10 +118,16 @@ fn conditional(parts: &Parts) -> bool {
 /// The key in full: canonical form (the headers [`MatchRules::match_headers`] names, and the
 /// body's `content-type`, read from the request), then its digest.
 fn computed(rules: &MatchRules, parts: &Parts, body: &[u8], session: Option<&str>) -> RequestKey {
+    // The key asks for each of [`SELECTING`]'s six headers: a request that has none of them
+    // (almost every one) answers those without hashing each name into its header map.
+    let selecting = conditional(parts);
     let canonical = canonical_form(
         rules,
         (parts.method.as_str(), parts.uri.path(), parts.uri.query()),
         |name| {
+            if !selecting && SELECTING.contains(&name) {
+                return Vec::new();
+            }
             parts
                 .headers
                 .get_all(name)
