@@ -346,15 +346,23 @@ pub fn holds_file_bytes(headers: &[(String, String)]) -> bool {
     let Some(value) = value_of(headers, "content-type") else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    let (kind, sub) = essence.split_once('/').unwrap_or((&essence, ""));
-    matches!(kind, "audio" | "video" | "font")
-        || kind == "image" && !sub.ends_with("+xml")
-        || kind == "application"
-            && (matches!(sub, "octet-stream" | "zip" | "gzip" | "zstd" | "x-gzip" | "x-tar" | "x-xz")
-                || sub.starts_with("x-iso9660")
-                || sub.starts_with("x-qemu")
-                || sub.starts_with("x-bzip"))
+    // Compared without a lower-case copy: this runs on every header list a recording stores.
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let (kind, sub) = essence.split_once('/').unwrap_or((essence, ""));
+    let is = |text: &str, word: &str| text.eq_ignore_ascii_case(word);
+    let starts = |text: &str, prefix: &str| {
+        text.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    let ends = |text: &str, suffix: &str| {
+        (text.len().checked_sub(suffix.len()))
+            .and_then(|at| text.get(at..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+    };
+    ["audio", "video", "font"].iter().any(|k| is(kind, k))
+        || is(kind, "image") && !ends(sub, "+xml")
+        || is(kind, "application")
+            && (["octet-stream", "zip", "gzip", "zstd", "x-gzip", "x-tar", "x-xz"].iter().any(|s| is(sub, s))
+                || ["x-iso9660", "x-qemu", "x-bzip"].iter().any(|p| starts(sub, p)))
 }
 
 /// Header pairs in wire order, as stored: lower-case names, values as text (non-UTF-8 bytes are
@@ -376,6 +384,32 @@ pub fn to_pairs(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Vec<(String
 mod tests {
     use super::*;
     use hyper::header::HeaderValue;
+
+    #[test]
+    fn a_file_is_told_by_its_content_type_in_any_letter_case_and_with_parameters() {
+        let file = |value: Option<&str>| {
+            let headers: Vec<(String, String)> = value
+                .map(|v| vec![("x-other".into(), "image/png".into()), ("Content-Type".into(), v.into())])
+                .unwrap_or_default();
+            holds_file_bytes(&headers)
+        };
+        for yes in [
+            "application/octet-stream", "Application/Octet-Stream; charset=binary", " image/png ",
+            "IMAGE/JPEG", "image", "audio/mpeg", "Video/MP4", "font/woff2", "application/zip",
+            "application/gzip", "application/zstd", "application/x-gzip", "application/x-tar",
+            "application/x-xz", "application/x-iso9660-image", "application/X-QEMU-disk",
+            "application/x-bzip2",
+        ] {
+            assert!(file(Some(yes)), "{yes}");
+        }
+        for no in [
+            "application/json", "text/plain", "image/svg+xml", "IMAGE/SVG+XML; charset=utf-8",
+            "application/zipper", "application/x-gzipped", "audios/x", "", "/png", "application",
+        ] {
+            assert!(!file(Some(no)), "{no}");
+        }
+        assert!(!file(None));
+    }
 
     #[test]
     fn token_headers_of_every_common_spelling_are_credentials() {

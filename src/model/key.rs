@@ -366,13 +366,15 @@ mod memo {
 pub fn hex(bytes: &[u8]) -> String {
     // Digit by digit from a table: `write!("{:02x}")` per byte runs the formatter 32 times
     // for a digest, and a recording names its request id by one.
+    // Written as bytes, two at a time: a `char` pushed at a time checks its encoding and the
+    // room left for each digit.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    let mut out = vec![0; bytes.len() * 2];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    out
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Appends `path` with percent-escapes of unreserved characters decoded and the others
@@ -531,6 +533,14 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        let bytes: Vec<u8> = (0..=u8::MAX).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(hex(&[]), "");
+    }
 
     fn key(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestKey {
         RequestKey::new(
