@@ -364,10 +364,9 @@ mod memo {
 
 /// Lower-case hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    // Digit by digit from a table: `write!("{:02x}")` per byte runs the formatter 32 times
-    // for a digest, and a recording names its request id by one.
-    // Written as bytes, two at a time: a `char` pushed at a time checks its encoding and the
-    // room left for each digit.
+    // Two digits per byte from a table, written as bytes: `write!("{:02x}")` per byte runs the
+    // formatter 32 times for a digest (a recording names its request id by one), and a `char`
+    // pushed at a time checks its encoding and the room left for each digit.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = vec![0; bytes.len() * 2];
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
