@@ -398,13 +398,14 @@ mod tests {
             "IMAGE/JPEG", "image", "audio/mpeg", "Video/MP4", "font/woff2", "application/zip",
             "application/gzip", "application/zstd", "application/x-gzip", "application/x-tar",
             "application/x-xz", "application/x-iso9660-image", "application/X-QEMU-disk",
-            "application/x-bzip2",
+            "application/x-bzip2", "image/€ab", "image/svg€xml",
         ] {
             assert!(file(Some(yes)), "{yes}");
         }
         for no in [
             "application/json", "text/plain", "image/svg+xml", "IMAGE/SVG+XML; charset=utf-8",
             "application/zipper", "application/x-gzipped", "audios/x", "", "/png", "application",
+            "application/x-qem€",
         ] {
             assert!(!file(Some(no)), "{no}");
         }

@@ -186,6 +186,38 @@ mod tests {
         }
     }
 
+    /// `computed` answers the [`SELECTING`] headers itself when `conditional` finds none of
+    /// them: every name of the one list is one the other finds, and with or without such a
+    /// header (named by a rule too, in another letter case) the key is the one its stored form
+    /// gets.
+    #[test]
+    fn a_live_key_reads_the_selecting_headers_as_the_stored_request_does() {
+        for name in SELECTING {
+            assert!(conditional(&parts("GET", "/", &[(name, "x")])), "{name}");
+        }
+        assert!(!conditional(&parts("GET", "/", &[("accept", "*/*"), ("x-range", "1")])));
+        let stored_key = |rules: &MatchRules, live: &Parts| {
+            let stored = crate::model::headers::to_pairs(&live.headers, |_| true);
+            let header = |name: &str| {
+                (stored.iter())
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+            };
+            RequestKey::new(rules, "GET", "/v2/images", None, header, b"")
+        };
+        for rules in [MatchRules::default(), rules_matching("If-None-Match")] {
+            let plain = parts("GET", "/v2/images", &[("accept", "application/json")]);
+            assert_eq!(computed(&rules, &plain, b"", None), stored_key(&rules, &plain));
+            for name in SELECTING {
+                let live = parts("GET", "/v2/images", &[("accept", "application/json"), (name, "\"v1\"")]);
+                let key = computed(&rules, &live, b"", None);
+                assert_eq!(key, stored_key(&rules, &live), "{name}");
+                assert_ne!(key, computed(&rules, &plain, b"", None), "{name}");
+            }
+        }
+    }
+
     #[test]
     fn a_repeated_request_gets_the_same_key_as_computed_and_from_the_memo() {
         let rules = MatchRules {
