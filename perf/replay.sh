@@ -325,11 +325,19 @@ startup_mode() {
     tick && echo "| import them into an empty store | $((NOW - t0)) ms | |"
 }
 
+# settle: writes back what earlier rows left in the page cache (a recorded store, make_store's
+# store, a killed recorder's log: hundreds of MB each), so that the kernel's writeback of it
+# runs now and not inside the next row's measurement, whichever server that row measures.
+settle() {
+    sync
+}
+
 # record_run NAME UPSTREAM STORE [FLAGS...]: `ims-vcr record` on SERVER_CPU, a unique image id per
-# request.
+# request, started once the page cache is written back (`settle`).
 record_run() {
     local name=$1 upstream=$2 store=$3 before recorded
     shift 3
+    settle
     before=$(du -sk "$store" 2>/dev/null | cut -f1 || true)
     RUST_LOG=warn start "$name" "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$upstream" --store "$store" --listen 127.0.0.1:0 "$@"
     check "$name" "$URL" && measure "$name" "$PID" "$URL" unique && stop "$PID"
@@ -541,12 +549,15 @@ anchors_round() {
                 anchor_measure forward ims-vcr-passthrough "$PID" "$URL" unique
         else
             rm -rf "$WORK/record-store" # every round records into an empty store, durable (the default)
+            settle
             RUST_LOG=warn start record "$SERVER_CPU" "$BIN/ims-vcr" record --upstream "$UPSTREAM" \
                 --store "$WORK/record-store" --listen 127.0.0.1:0
             body_ok record ims-vcr-record "$URL" "$expected" && anchor_measure record ims-vcr-record "$PID" "$URL" unique
         fi
         stop "$PID"
     done
+    # The store just recorded is written back before the next round's rows (see `settle`).
+    settle
 }
 
 # anchor_table: per row (in order of first appearance) the run with the median req per CPU-s, and
