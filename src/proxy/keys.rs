@@ -71,8 +71,9 @@ impl Keys {
     ) -> Arc<RequestKey> {
         let (path, query) = (parts.uri.path(), parts.uri.query());
         let size = path.len() + query.map_or(0, str::len) + session.map_or(0, str::len);
-        if !self.memoisable || !body.is_empty() || size > MAX_MEMOISED || conditional(parts) {
-            return Arc::new(computed(rules, parts, body, session));
+        let selecting = conditional(parts);
+        if !self.memoisable || !body.is_empty() || size > MAX_MEMOISED || selecting {
+            return Arc::new(computed(rules, parts, body, session, selecting));
         }
         MEMO.with_borrow_mut(|memo| {
             let Memo { scratch, keys } = memo;
@@ -92,7 +93,7 @@ impl Keys {
             if let Some(key) = keys.get(scratch.as_slice()) {
                 return key.clone();
             }
-            let key = Arc::new(computed(rules, parts, body, session));
+            let key = Arc::new(computed(rules, parts, body, session, false));
             if keys.len() >= CAPACITY {
                 keys.clear();
             }
@@ -116,11 +117,17 @@ fn conditional(parts: &Parts) -> bool {
 }
 
 /// The key in full: canonical form (the headers [`MatchRules::match_headers`] names, and the
-/// body's `content-type`, read from the request), then its digest.
-fn computed(rules: &MatchRules, parts: &Parts, body: &[u8], session: Option<&str>) -> RequestKey {
-    // The key asks for each of [`SELECTING`]'s six headers: a request that has none of them
-    // (almost every one) answers those without hashing each name into its header map.
-    let selecting = conditional(parts);
+/// body's `content-type`, read from the request), then its digest. `selecting` is
+/// [`conditional`]`(parts)`, which the caller has read already: the key asks for each of
+/// [`SELECTING`]'s six headers, and a request that has none of them (almost every one) answers
+/// those without hashing each name into its header map.
+fn computed(
+    rules: &MatchRules,
+    parts: &Parts,
+    body: &[u8],
+    session: Option<&str>,
+    selecting: bool,
+) -> RequestKey {
     let canonical = canonical_form(
         rules,
         (parts.method.as_str(), parts.uri.path(), parts.uri.query()),
@@ -148,6 +155,11 @@ fn computed(rules: &MatchRules, parts: &Parts, body: &[u8], session: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::computed`] with `selecting` read from the request, as [`Keys::key`] reads it.
+    fn computed(rules: &MatchRules, parts: &Parts, body: &[u8], session: Option<&str>) -> RequestKey {
+        super::computed(rules, parts, body, session, conditional(parts))
+    }
 
     fn parts(method: &str, target: &str, headers: &[(&str, &str)]) -> Parts {
         let mut request = hyper::Request::builder().method(method).uri(target);
