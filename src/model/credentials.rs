@@ -446,13 +446,20 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
 /// An origin or URL (`scheme://...`) with its user information (`user:password@`) removed, and
 /// that user information when there was some. Text without `://` is no URL and is returned as is.
 pub fn strip_userinfo(url: &str) -> (String, Option<String>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_owned(), None);
-    };
-    let Some(at) = userinfo_end(rest) else {
-        return (url.to_owned(), None);
-    };
-    (format!("{scheme}://{}", &rest[at + 1..]), Some(rest[..at].to_owned()))
+    match userinfo_of(url) {
+        Some((stripped, userinfo)) => (stripped, Some(userinfo)),
+        None => (url.to_owned(), None),
+    }
+}
+
+/// A URL's user information, as [`strip_userinfo`] finds it, with the URL without it; `None`
+/// (and nothing allocated) when it has none. Every recording asks this of its upstream's
+/// origin, which almost never has an `@`, and user information ends at one.
+pub fn userinfo_of(url: &str) -> Option<(String, String)> {
+    memchr::memchr(b'@', url.as_bytes())?;
+    let (scheme, rest) = url.split_once("://")?;
+    let at = userinfo_end(rest)?;
+    Some((format!("{scheme}://{}", &rest[at + 1..]), rest[..at].to_owned()))
 }
 
 /// Where the user information of a URL ends: the `@` after it in `rest` (the URL after its
@@ -1100,7 +1107,12 @@ mod tests {
         }
         for origin in ["https://ims.example:8443", "https://[::1]:8443", "http://[fe80::1]"] {
             assert_eq!(strip_userinfo(origin), (origin.to_owned(), None));
+            assert_eq!(userinfo_of(origin), None);
         }
+        assert_eq!(
+            userinfo_of("https://alice:pw@ims.example:8443"),
+            Some(("https://ims.example:8443".to_owned(), "alice:pw".to_owned()))
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@ impl Encoded {
         };
         let hint = 4096 + text(&interaction.request.body) + text(&interaction.response.body);
         let mut bytes = Vec::with_capacity(hint);
-        serde_json::to_writer(&mut bytes, interaction).expect("an interaction serialises");
+        // As `serde_json::to_writer` writes it, by hand (see the module for why).
+        crate::model::interaction_json::write(&mut bytes, interaction);
         Encoded(bytes)
     }
 
@@ -349,16 +350,44 @@ pub fn body_bytes(body: &Option<Body>) -> Result<Bytes, String> {
 
 /// Current UTC time as RFC 3339 with second precision (`2026-11-27T07:14:42Z`).
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is always valid");
-    now.format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formatting of a UTC time cannot fail")
+    // Written once a second per thread: every recording asks, thousands a second under load.
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let second = now.unix_timestamp();
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != second || text.is_empty() {
+            let now = now.replace_nanosecond(0).expect("zero nanoseconds is always valid");
+            *text = now
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("RFC 3339 formatting of a UTC time cannot fail");
+            *at = second;
+        }
+        text.clone()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_is_written_to_the_second_in_utc_and_follows_the_clock() {
+        let parse = |text: &str| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let before = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let first = now_rfc3339();
+        assert!(first.ends_with('Z') && !first.contains('.'), "{first}");
+        let at = parse(&first);
+        let after = time::OffsetDateTime::now_utc();
+        assert!(before <= at && at <= after, "{first}");
+        // The second after it is written anew, not served from the last one.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let later = parse(&now_rfc3339());
+        assert!(later > at, "{later} after {at}");
+    }
 
     fn round_trip(bytes: &[u8]) -> Option<Body> {
         let body = Body::from_bytes(bytes);

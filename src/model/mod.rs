@@ -15,6 +15,7 @@ pub(crate) mod encodings;
 pub(crate) mod forms;
 pub mod headers;
 pub mod interaction;
+pub(crate) mod interaction_json;
 pub(crate) mod json_like;
 pub mod key;
 pub mod multipart;

@@ -417,7 +417,8 @@ impl Proxy {
                 status: live.status.as_u16(),
                 headers: stable_response_headers(
                     headers,
-                    &format!("ims-vcr-{}", &key.hex()[..16]),
+                    // The digest's first 8 bytes, 16 digits: only those are written.
+                    &format!("ims-vcr-{}", crate::model::key::hex(&key.digest()[..8])),
                 ),
                 body: stored_body,
                 recorded_at: now_rfc3339(),

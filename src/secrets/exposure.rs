@@ -146,7 +146,7 @@ pub(crate) fn mask_credentials_besides(
     access_key: Option<&PseudonymKey>,
     unmaskable: Vec<crate::model::credentials::Found>,
 ) -> Option<Masked> {
-    use crate::model::credentials::{Found, mask_body, mask_path, mask_query, strip_userinfo};
+    use crate::model::credentials::{Found, mask_body, mask_path, mask_query, userinfo_of};
     let request = &interaction.request;
     let path = mask_path(&request.path);
     // The access key id a path names (`…/credentials/OS-EC2/{access}`) is stored as its
@@ -169,7 +169,7 @@ pub(crate) fn mask_credentials_besides(
         true => None,
         false => mask_answer(&interaction.response.body, access_key),
     };
-    let (upstream, userinfo) = strip_userinfo(&interaction.response.upstream);
+    let userinfo = userinfo_of(&interaction.response.upstream);
     // URLs in header values (`Location`, `Link`, `Referer`) with credentials in them.
     let urls_in_headers = request
         .headers
@@ -242,7 +242,7 @@ pub(crate) fn mask_credentials_besides(
             });
         }
     }
-    if let Some(userinfo) = userinfo {
+    if let Some((upstream, userinfo)) = userinfo {
         out.response.upstream = upstream;
         let label = "user information of the upstream URL".to_owned();
         if let Some((_, password)) = userinfo.split_once(':') {
