@@ -330,7 +330,9 @@ impl Proxy {
         match forwarded {
             Ok(delivered) => {
                 let outcome = delivered.outcome();
-                let mut response = self.serve(&delivered.prepared, parts, outcome);
+                // Served once: its header map and body move into the response, not cloned.
+                let origin = self.origin_for(&delivered.prepared, parts);
+                let mut response = delivered.prepared.into_response(outcome, origin.as_deref());
                 if let Some(refused) = delivered.refused {
                     response.extensions_mut().insert(refused);
                 }
