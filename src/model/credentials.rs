@@ -1109,6 +1109,8 @@ mod tests {
             assert_eq!(strip_userinfo(origin), (origin.to_owned(), None));
             assert_eq!(userinfo_of(origin), None);
         }
+        // An `@` in the path is no user information: the search for one lets it through.
+        assert_eq!(userinfo_of("https://h.example/a@b"), None);
         assert_eq!(
             userinfo_of("https://alice:pw@ims.example:8443"),
             Some(("https://ims.example:8443".to_owned(), "alice:pw".to_owned()))

@@ -279,10 +279,21 @@ mod tests {
                 assert_as_serde_writes(&probe);
             }
         }
+        // Several to escape in one word, side by side and apart, at every offset.
+        for run in ["\"\"", "\\\"\n", "\u{1}\u{1f}\t\"", "a\"b\\c\rd\u{0}e"] {
+            for before in 0..9 {
+                let text = format!("{}{run}{}", "x".repeat(before), "é".repeat(5));
+                assert_as_serde_writes(&interaction(None, Some(Body::Text(text))));
+            }
+        }
         let mut all = String::new();
-        for c in (0u32..0x800).filter_map(char::from_u32) {
+        // Every one- and two-byte character, and characters of three and four bytes with every
+        // lead byte UTF-8 allows (every byte a `str` may hold).
+        let wider = (0x800u32..0x11_0000).step_by(0x3f);
+        for c in (0u32..0x800).chain(wider).filter_map(char::from_u32) {
             all.push(c);
         }
+        assert!((0xe0..=0xf4).all(|lead| all.as_bytes().contains(&lead)));
         assert_as_serde_writes(&interaction(None, Some(Body::Text(all))));
         assert_as_serde_writes(&interaction(None, Some(Body::Text(String::new()))));
     }
