@@ -94,7 +94,7 @@ pub(crate) fn validate_response(response: &RecordedResponse) -> std::result::Res
             .map(|(i, origin)| (format!("other_upstreams[{i}]"), origin)),
     );
     for (field, origin) in origins {
-        if credentials::strip_userinfo(origin).1.is_some() {
+        if credentials::userinfo_of(origin).is_some() {
             return Err(format!(
                 "{field}: it carries credentials (user information, `user:password@`), which \
                  are never stored"

@@ -448,7 +448,7 @@ fn check_credentials(value: &Value, found: &mut impl FnMut(String, String)) {
             );
             for (location, origin) in origins {
                 let origin = origin.as_str().unwrap_or_default();
-                if credentials::strip_userinfo(origin).1.is_some() {
+                if credentials::userinfo_of(origin).is_some() {
                     found(
                         location,
                         "user information (user:password@) in the upstream URL".into(),
