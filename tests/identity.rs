@@ -708,3 +708,47 @@ async fn an_ec2_credential_is_created_shown_and_deleted_by_its_pseudonym_in_repl
     }
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn signing_in_again_lists_the_roles_in_another_order_and_the_exported_token_cassette_is_kept()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = dir.path().join("cassettes");
+    let (identity, ims, _tokens) = identity_and_ims(std::time::Duration::from_secs(3600)).await;
+    let mut exports = Vec::new();
+    let mut orders = Vec::new();
+    for session in 0..2 {
+        if session == 1 {
+            // Another second on the clock: other `issued_at` and `expires_at` times.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let proxy = routed_recorder(routes(&identity, &ims, dir.path()), &store).await;
+        let signed_in = sign_in(&proxy.uri(), PASSWORD).await;
+        assert_eq!(signed_in.status, 201, "{}", signed_in.text());
+        orders.push(signed_in.json()["token"]["roles"].clone());
+        proxy.shutdown().await.unwrap();
+        let summary = export_store(&store, &out, None).unwrap();
+        assert_eq!(summary.unchanged, session, "session {session}");
+        exports.push(all_files(&out));
+    }
+    identity.stop().await;
+    ims.stop().await;
+    // The identity service listed the same roles in another order the second time.
+    assert_ne!(orders[0], orders[1]);
+    let names = |roles: &serde_json::Value| {
+        let mut names: Vec<_> = roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&orders[0]), names(&orders[1]));
+    assert_eq!(
+        exports[0], exports[1],
+        "signing in again churned the token's cassette"
+    );
+}

@@ -625,8 +625,32 @@ mod tests {
         ] {
             assert!(same_answers(&body(a), &body(b)), "{a}");
         }
+        // A token's roles, methods, catalog and endpoints in another order (Keystone lists a
+        // token's roles from a set, in each worker process's own order) are the same answer;
+        // a role added or renamed is not, nor another order of a list elsewhere (an API's own
+        // role list, an image list).
+        let token = |roles: &str, catalog: &str| {
+            format!(
+                r#"{{"token": {{"methods": ["password"], "roles": [{roles}], "catalog": [{catalog}], "issued_at": "2026-01-01T00:00:00.000000Z"}}}}"#
+            )
+        };
+        let (reader, admin) = (r#"{"id": "r1", "name": "reader"}"#, r#"{"id": "r2", "name": "admin"}"#);
+        let (public, internal) = (r#"{"interface": "public", "url": "https://a"}"#, r#"{"interface": "internal", "url": "https://b"}"#);
+        let image = |endpoints: &str| format!(r#"{{"type": "image", "endpoints": [{endpoints}]}}"#);
+        let identity = r#"{"type": "identity", "endpoints": []}"#;
+        let recorded = token(&format!("{reader}, {admin}"), &format!("{}, {identity}", image(&format!("{public}, {internal}"))));
+        let again = token(&format!("{admin}, {reader}"), &format!("{identity}, {}", image(&format!("{internal}, {public}"))));
+        assert!(same_answers(&body(&recorded), &body(&again)));
+        let pretty = |json: &str| serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(json).unwrap()).unwrap();
+        assert!(same_answers(&body(&pretty(&recorded)), &body(&pretty(&again))));
+        let renamed = again.replace("\"reader\"", "\"member\"");
+        assert!(!same_answers(&body(&recorded), &body(&renamed)));
+        let fewer = token(reader, &format!("{}, {identity}", image(&format!("{public}, {internal}"))));
+        assert!(!same_answers(&body(&recorded), &body(&fewer)));
         for (a, b) in [
             (r#"{"located_at":"cn-north-4"}"#, r#"{"located_at":"cn-south-1"}"#),
+            (r#"{"roles":[{"name":"a"},{"name":"b"}]}"#, r#"{"roles":[{"name":"b"},{"name":"a"}]}"#),
+            (r#"{"images":[{"id":"a"},{"id":"b"}]}"#, r#"{"images":[{"id":"b"},{"id":"a"}]}"#),
             (r#"{"deleted_at":"2020-01-01T00:00:00Z"}"#, r#"{"deleted_at":"2020-01-01 00:00:00"}"#),
             (r#"{"format":"2020"}"#, r#"{"format":"2021"}"#),
             (r#"{"audit_ids":["a"]}"#, r#"{"audit_ids":["a","b"]}"#),

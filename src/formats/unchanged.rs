@@ -46,7 +46,8 @@ fn same_but_boundary(old: &[u8], new: &[u8]) -> bool {
 ///   trace id (`request_id`, `requestId`, `trace_id`, `correlation_id`), a Keystone token's
 ///   `audit_ids`, and the time of every `…_at` (or `…At`) field (a Keystone token's `issued_at`
 ///   and `expires_at`, which replay shifts by the recording's age anyway; an image's
-///   `updated_at`), as long as it is still a time written the same way (digits aside);
+///   `updated_at`), as long as it is still a time written the same way (digits aside); and the
+///   order of a token's roles, methods, catalog and endpoints ([`UNORDERED_IN_TOKEN`]);
 /// - the answer headers [`FRESH_HEADERS`] names (trace ids, gateways' latencies);
 /// - the values of the request's headers ([`blank_request_header_values`]).
 ///
@@ -70,13 +71,13 @@ fn same_but_fresh_values(old: &[u8], new: &[u8]) -> bool {
             };
             for kind in ["json", "json_python"] {
                 if let Some(json) = body.get_mut(kind) {
-                    changed |= blank_fresh_values(json);
+                    changed |= blank_fresh_values(json) | sort_token_lists(json);
                 }
             }
             // Pretty-printed JSON is stored as its text: read, and compared as what it holds.
             if let Some(serde_json::Value::String(text)) = body.get_mut("text")
                 && let Ok(mut json) = serde_json::from_str::<serde_json::Value>(text)
-                && blank_fresh_values(&mut json)
+                && blank_fresh_values(&mut json) | sort_token_lists(&mut json)
             {
                 *text = json.to_string();
                 changed = true;
@@ -197,6 +198,54 @@ fn blank_fresh_values(value: &mut serde_json::Value) -> bool {
         _ => {}
     }
     blanked
+}
+
+/// The lists of a token (an object under `token`: Keystone v3's, Huawei IAM's) whose order is
+/// the identity service's whim, not part of what it answers: Keystone builds a token's `roles`
+/// from a set, so each of its worker processes lists them in its own order (Python seeds its
+/// string hashes per process), and its `methods`, `catalog` and each catalog entry's
+/// `endpoints` come in no order it promises. A client looks a role up by name, and a service
+/// in the catalog by type, interface and region, never by position.
+const UNORDERED_IN_TOKEN: [&str; 3] = ["roles", "methods", "catalog"];
+
+/// Sorts, at any depth, the lists [`UNORDERED_IN_TOKEN`] names of every object under a `token`
+/// key (and each catalog entry's `endpoints`), items by their JSON text; whether there was one.
+/// Only for comparing (here, and `drift`'s answers): the file kept holds the answer as it was
+/// served.
+pub(crate) fn sort_token_lists(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    let sort = |items: &mut Vec<Value>| items.sort_by_cached_key(Value::to_string);
+    let mut sorted = false;
+    match value {
+        Value::Object(map) => {
+            for (name, item) in map.iter_mut() {
+                if name == "token"
+                    && let Value::Object(token) = item
+                {
+                    for list in UNORDERED_IN_TOKEN {
+                        let Some(Value::Array(items)) = token.get_mut(list) else {
+                            continue;
+                        };
+                        for entry in items.iter_mut().filter(|_| list == "catalog") {
+                            if let Some(Value::Array(endpoints)) = entry.get_mut("endpoints") {
+                                sort(endpoints);
+                            }
+                        }
+                        sort(items);
+                        sorted = true;
+                    }
+                }
+                sorted |= sort_token_lists(item);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                sorted |= sort_token_lists(item);
+            }
+        }
+        _ => {}
+    }
+    sorted
 }
 
 /// Whether `text` is written as a time is (`2026-12-06T10:00:00Z`, `2026-12-06 10:00:00.123`):

@@ -140,7 +140,8 @@ impl fmt::Display for Change {
 }
 
 /// Compares a recorded answer with a live one: the status, then the bodies as JSON when both
-/// parse, otherwise byte for byte (one change at `""`).
+/// parse (a token's roles, methods and catalog in any order: `sort_token_lists`), otherwise byte
+/// for byte (one change at `""`).
 pub fn compare(
     recorded_status: u16,
     recorded_body: &[u8],
@@ -160,7 +161,11 @@ pub fn compare(
     let mut changes = Vec::new();
     let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).ok();
     match (parse(recorded_body), parse(live_body)) {
-        (Some(recorded), Some(live)) => {
+        (Some(mut recorded), Some(mut live)) => {
+            // A token's roles (catalog, methods) in another order are the same answer: both
+            // sorted first, so a change in them is told at its sorted position.
+            crate::formats::unchanged::sort_token_lists(&mut recorded);
+            crate::formats::unchanged::sort_token_lists(&mut live);
             diff("", None, &recorded, &live, false, ignore, &mut changes)
         }
         (recorded, live) if recorded_body != live_body => changes.push(Change {
@@ -315,6 +320,19 @@ mod tests {
                 "/a~1b~0/c changed-value",
             ),
             (r#"{"v":null}"#, r#"{"v":0}"#, "/v changed-type"),
+            // A token's roles in another order are no change; another role is, and so is
+            // another order of a list elsewhere.
+            (
+                r#"{"token":{"roles":[{"name":"a"},{"name":"b"}]}}"#,
+                r#"{"token":{"roles":[{"name":"b"},{"name":"a"}]}}"#,
+                "",
+            ),
+            (
+                r#"{"token":{"roles":[{"name":"a"},{"name":"b"}]}}"#,
+                r#"{"token":{"roles":[{"name":"c"},{"name":"a"}]}}"#,
+                "/token/roles/1/name changed-value",
+            ),
+            (r#"{"images":[1,2]}"#, r#"{"images":[2,1]}"#, "/images/0 changed-value; /images/1 changed-value"),
             ("[1]", r#"{"a":1}"#, " changed-type"),
             (
                 r#"{"x":1,"y":1}"#,

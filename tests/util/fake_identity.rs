@@ -306,6 +306,15 @@ fn answer(state: &State, parts: &Parts, body: &[u8]) -> (StatusCode, Value, Opti
             let now = time::OffsetDateTime::now_utc();
             let expires = now + state.opts.token_lifetime;
             let domain = json!({"id": DOMAIN_ID, "name": DOMAIN});
+            // Keystone lists a token's roles from a set, so each of its worker processes lists
+            // them in an order of its own: here every other token lists them the other way.
+            let mut roles = vec![
+                json!({"id": "1ab2c3d4e5f60718293a4b5c6d7e8f90", "name": "te_admin"}),
+                json!({"id": "2bc3d4e5f60718293a4b5c6d7e8f90a1", "name": "readonly"}),
+            ];
+            if n.is_multiple_of(2) {
+                roles.reverse();
+            }
             let body = json!({"token": {
                 "methods": methods,
                 "expires_at": keystone_time(expires),
@@ -313,7 +322,7 @@ fn answer(state: &State, parts: &Parts, body: &[u8]) -> (StatusCode, Value, Opti
                 "user": {"id": USER_ID, "name": USER, "domain": domain,
                          "password_expires_at": ""},
                 "project": {"id": PROJECT_ID, "name": REGION, "domain": domain},
-                "roles": [{"id": "1ab2c3d4e5f60718293a4b5c6d7e8f90", "name": "te_admin"}],
+                "roles": roles,
                 "catalog": [
                     {"type": "image", "id": "c7a1e6f2b3d44e5f8a9b0c1d2e3f4a5b", "name": "ims",
                      "endpoints": [{"id": "e1", "interface": "public", "region": REGION,
