@@ -2121,3 +2121,101 @@ async fn a_script_or_cloud_config_setting_passwords_in_an_image_file_is_never_st
         }
     }
 }
+
+/// Signatures, HMACs and bearer tokens under headers and parameters named for them, and what
+/// other Huawei Cloud services hand out beside IMS (a secret manager's secret, a key service's
+/// data key, a kubeconfig's client key, a virtual MFA seed, recovery codes, key material by
+/// another name), recorded through the binary: none reaches the store, a cassette, a HAR or the
+/// debug log, and what describes them stays readable.
+#[tokio::test]
+async fn signatures_bearer_headers_and_other_services_secrets_never_reach_disk_or_log() {
+    let answer = serde_json::json!({
+        "version": {"version_metadata": {"id": "kept-version-id", "secret_name": "kept-secret-name"},
+                    "secret_string": "ans-secret-string-01", "secret_binary": "ans-secret-binary-02"},
+        "datakey": {"key_id": "kept-key-id", "plain_text": "ans-plain-text-03",
+                    "plain_text_base64": "ans-plain-text-base64-04"},
+        "kubeconfig": {"users": [{"name": "kept-user", "user": {"client-key-data": "ans-client-key-data-05"}}]},
+        "virtual_mfa_device": {"serial_number": "kept-serial", "base32_string_seed": "ans-seed-06"},
+        "recovery_codes": ["ans-recovery-07", "ans-recovery-08"],
+        "private_key_content": "ans-private-key-09",
+    })
+    .to_string();
+    let canned = canned_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path();
+    let env = [("RUST_LOG", "debug")];
+    let args = [
+        "record",
+        "--upstream",
+        &canned,
+        "--listen",
+        "0",
+        "--store",
+        "store",
+    ];
+    let recorder = Running::start_with_env(&args, folder, &env);
+    let url = format!("{}/v1/secrets/db?sign=req-sign-10&limit=1", recorder.uri);
+    let headers = [
+        ("x-sign", "req-x-sign-11"),
+        ("x-hmac", "req-x-hmac-12"),
+        ("bearer", "req-bearer-13"),
+        ("x-auth-bearer", "req-auth-bearer-14"),
+    ];
+    let reply = send("GET", &url, &headers, b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"), "{reply:?}");
+    assert!(
+        reply.text().contains("ans-secret-string-01"),
+        "the client gets it live"
+    );
+    let log = recorder.log();
+    assert!(recorder.terminate().success());
+    let (code, output) = run(&["export", "--store", "store", "--out", "out"], folder);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = run(
+        &[
+            "export", "--store", "store", "--out", "h.har", "--format", "har",
+        ],
+        folder,
+    );
+    assert_eq!(code, 0, "{output}");
+    for kept in [
+        "kept-version-id",
+        "kept-secret-name",
+        "kept-key-id",
+        "kept-user",
+        "kept-serial",
+        "limit=1",
+    ] {
+        assert!(
+            !files_containing(&folder.join("out"), kept.as_bytes()).is_empty(),
+            "{kept}"
+        );
+    }
+    for secret in [
+        "ans-secret-string-01",
+        "ans-secret-binary-02",
+        "ans-plain-text-03",
+        "ans-plain-text-base64-04",
+        "ans-client-key-data-05",
+        "ans-seed-06",
+        "ans-recovery-07",
+        "ans-recovery-08",
+        "ans-private-key-09",
+        "req-sign-10",
+        "req-x-sign-11",
+        "req-x-hmac-12",
+        "req-bearer-13",
+        "req-auth-bearer-14",
+    ] {
+        let hits = files_containing(folder, secret.as_bytes());
+        assert!(hits.is_empty(), "{secret:?} found in {hits:?}");
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

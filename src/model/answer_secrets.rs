@@ -40,6 +40,19 @@ const ANSWER_SECRETS: &[&str] = &[
     // Session identifiers: whoever holds one is signed in (as in a request).
     "phpsessid",
     "sessionkey",
+    // What other Huawei Cloud services hand out beside IMS and IAM, recorded through the same
+    // proxy: a secret manager's secret (`version.secret_string`, `secret_binary`), a key
+    // service's data key in plain (`plain_text`, `plain_text_base64`), a kubeconfig's client
+    // key (`users[].user.client-key-data`), a virtual MFA device's seed (`base32_string_seed`)
+    // and an account's recovery codes (`recovery_codes`: a list, by its plural).
+    "secretstring",
+    "secretbinary",
+    "plaintext",
+    // `plain_text_base64`: trailing digits do not count.
+    "plaintextbase",
+    "clientkeydata",
+    "base32stringseed",
+    "recoverycode",
 ];
 
 /// Whole names (in [`compact`] form) that are secrets when they hold a string or a number
@@ -61,6 +74,10 @@ const ANSWER_SECRET_ENDINGS: &[&str] = &[
     // Key material in a named encoding (`privateKeyPem`, `private_key_der`).
     "privatekeypem",
     "privatekeyder",
+    "privatekeydata",
+    "privatekeycontent",
+    // A one-time password's seed under another name (`totp_secret_seed`).
+    "secretseed",
     // A JSON Web Token by name (`jwt`, `id_jwt`), as a request's parameter is.
     "jwt",
     "secretkey",
@@ -234,7 +251,8 @@ pub fn may_hold_answer_secrets(value: &Value) -> bool {
 /// holds one of these in some letter case. This runs over every key of every recorded answer.
 fn may_be_secret_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode", "jwt", "cookie"]
+    ["pass", "pwd", "secret", "key", "token", "auth", "sk", "ak", "access", "sess", "cred", "appcode", "jwt", "cookie",
+     "plain", "seed", "recovery"]
         .iter()
         .any(|word| {
             bytes
@@ -291,7 +309,7 @@ pub(crate) fn mask_answer_text_known(text: &str, may_name: bool) -> Option<(Stri
 }
 
 /// Whether JSON text `text` could hold something [`may_hold_answer_secrets`] finds: a key
-/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred`, `appcode`, `jwt` or `cookie` in any letter case, a
+/// holding `secret`, `token`, `pass`, `pwd`, `access`, `key`, `auth`, `sess`, `cred`, `appcode`, `jwt`, `cookie`, `plain`, `seed` or `recovery` in any letter case, a
 /// key `sk` or `ak`, a SAML `assertion`, a URL with a query or user information, or any backslash (a key may be
 /// written with escapes). False for most answers, which are then not parsed to be masked.
 pub fn may_name_answer_secrets(text: &str) -> bool {
@@ -321,9 +339,9 @@ pub fn may_name_answer_secrets(text: &str) -> bool {
 /// instructions less than fourteen searches, one per word (1.6 % of a recording's). A
 /// case-insensitive automaton over the answer itself has no SIMD pass, and cost twice the
 /// fourteen.
-const ANSWER_SECRET_WORDS_LIST: [&str; 15] = [
+const ANSWER_SECRET_WORDS_LIST: [&str; 18] = [
     "secret", "token", "pass", "pwd", "access", "key", "auth", "sess", "cred", "appcode", "\"sk\"",
-    "\"ak\"", "assertion", "jwt", "cookie",
+    "\"ak\"", "assertion", "jwt", "cookie", "plain", "seed", "recovery",
 ];
 
 /// A SIMD searcher of all the words at once (Teddy) where the CPU has one; else a searcher of
@@ -614,7 +632,7 @@ mod tests {
         };
         let pieces = [
             "Secret", "TOK", "en", "pa", "SS", "pWd", "acc", "ESS", "KeY", "aUtH", "SeSs", "CRED",
-            "appCode", "\"Sk\"", "\"aK\"", "asSertion", "JwT", "CooKie", "\"s", "k\"", "x", "{\"id\":1}", "é",
+            "appCode", "\"Sk\"", "\"aK\"", "asSertion", "JwT", "CooKie", "PlaIn", "sEEd", "recOVery", "\"s", "k\"", "x", "{\"id\":1}", "é",
             "İ", "ſ", "K", " ", "\"",
         ];
         let fallback = Words::each();
@@ -663,7 +681,7 @@ mod tests {
             assert!(may_hold_answer_secrets(&held), "{held}");
         }
         // Every key masking acts on is one the check sees.
-        for name in ANSWER_SECRETS.iter().chain(&["access", "Security-Token"]) {
+        for name in ANSWER_SECRETS.iter().chain(ANSWER_SECRET_ENDINGS).chain(&["access", "Security-Token"]) {
             let mut answer = json!({ "deep": [{ *name: "value-1" }] });
             assert!(may_hold_answer_secrets(&answer), "{name}");
             // The byte check that spares parsing an answer stored verbatim sees it too.
@@ -673,6 +691,45 @@ mod tests {
             }
             assert!(!mask_answer_json(&mut answer, &|v: &str| v.to_owned()).is_empty(), "{name}");
         }
+    }
+
+    /// What other Huawei Cloud services hand out, recorded through the same proxy as IMS: each
+    /// secret masked, in the answer as each service writes it, and found by both quick checks.
+    #[test]
+    fn secrets_other_services_hand_out_are_masked_and_their_descriptions_kept() {
+        use serde_json::json;
+        let cases = [
+            // A secret manager's secret version.
+            json!({"version": {"version_metadata": {"id": "v1", "secret_name": "db"},
+                               "secret_string": "o-1", "secret_binary": "o-2"}}),
+            // A key service's data key.
+            json!({"key_id": "k1", "plain_text": "o-3", "plain_text_base64": "o-4", "cipher_text": "c"}),
+            // A cluster's kubeconfig, as JSON.
+            json!({"kind": "Config", "users": [{"name": "user", "user": {
+                "client-certificate-data": "cert", "client-key-data": "o-5"}}]}),
+            // A virtual MFA device, an account's recovery codes, key material and seeds by other
+            // names.
+            json!({"virtual_mfa_device": {"serial_number": "s", "base32_string_seed": "o-6"}}),
+            json!({"recovery_codes": ["o-7", "o-8"], "recovery_codes_left": 2}),
+            json!({"privateKeyData": "o-9", "private_key_content": "p-1", "totp_secret_seed": "p-2"}),
+        ];
+        let mut values = Vec::new();
+        let mut masked = Vec::new();
+        for mut answer in cases {
+            assert!(may_hold_answer_secrets(&answer), "{answer}");
+            assert!(may_name_answer_secrets(&answer.to_string()), "{answer}");
+            let found = mask_answer_json(&mut answer, &|v: &str| v.to_owned());
+            values.extend(found.into_iter().map(|f| f.value));
+            masked.push(answer);
+        }
+        // What describes them is kept.
+        assert_eq!(masked[0]["version"]["version_metadata"]["secret_name"], "db");
+        assert_eq!(masked[1]["cipher_text"], "c");
+        assert_eq!(masked[2]["users"][0]["user"]["client-certificate-data"], "cert");
+        assert_eq!(masked[3]["virtual_mfa_device"]["serial_number"], "s");
+        assert_eq!(masked[4]["recovery_codes_left"], 2);
+        values.sort_unstable();
+        assert_eq!(values, ["o-1", "o-2", "o-3", "o-4", "o-5", "o-6", "o-7", "o-8", "o-9", "p-1", "p-2"]);
     }
 
     #[test]

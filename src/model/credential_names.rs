@@ -20,6 +20,12 @@ const NAMES: &[&str] = &[
     "subjecttoken",
     "xsubjecttoken",
     "sig",
+    // A request's signature or HMAC by its short name (`?sign=`, as many APIs sign a query;
+    // `X-Sign`, `X-Hmac`), and a bearer token under a header named for it (`Bearer`,
+    // `X-Auth-Bearer`).
+    "sign",
+    "hmac",
+    "bearer",
     // Swift's temporary URLs.
     "tempurlsig",
     "credential",

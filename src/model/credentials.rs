@@ -611,6 +611,8 @@ mod tests {
             "Signature",
             "X-Amz-Signature",
             "sig",
+            "sign",
+            "hmac",
             "api_key",
             "x-api-key",
             "APIKEY",

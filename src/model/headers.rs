@@ -554,6 +554,12 @@ mod tests {
             "Cf-Access-Jwt-Assertion",
             "X-Goog-IAP-JWT-Assertion",
             "DPoP",
+            // A signature, an HMAC or a bearer token under a header named for it.
+            "X-Sign",
+            "X-Hmac",
+            "Bearer",
+            "X-Bearer",
+            "X-Auth-Bearer",
         ] {
             assert!(is_credential(name), "{name}");
         }
