@@ -29,7 +29,18 @@ impl Volatile {
                 if p.is_empty() {
                     return Err("--volatile \"\": an empty pattern matches everywhere".to_owned());
                 }
-                Regex::new(p).map_err(|e| format!("--volatile {p:?} is not a valid regular expression: {e}"))
+                let regex =
+                    Regex::new(p).map_err(|e| format!("--volatile {p:?} is not a valid regular expression: {e}"))?;
+                // `.*`, `a*`, `(x)?`, `\b`: an empty match masks between characters, so requests
+                // that differ key alike and a replay serves one request's answer to another.
+                let empty_match = |text: &str| regex.find_iter(text).any(|m| m.is_empty());
+                if ["", "a", "GET /v2/images?a=b c"].into_iter().any(empty_match) {
+                    return Err(format!(
+                        "--volatile {p:?} matches the empty string, so requests that differ would \
+                         match each other: make it match at least one character (`x+`, not `x*`)"
+                    ));
+                }
+                Ok(regex)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Volatile {
@@ -133,6 +144,12 @@ mod tests {
         let why = Volatile::new(vec!["tf-acc-(".into()]).unwrap_err();
         assert!(why.contains("--volatile \"tf-acc-(\""), "{why}");
         assert!(Volatile::new(vec![String::new()]).is_err());
+        // A pattern that matches nothing at all would mask between every two characters.
+        for empty in [".*", "a*", "(tf-)?", "x{0,3}", "^", "\\b"] {
+            let why = Volatile::new(vec!["ok-[0-9]+".into(), empty.into()]).unwrap_err();
+            assert!(why.contains(&format!("{empty:?}")) && why.contains("empty string"), "{why}");
+        }
+        assert!(Volatile::new(vec!["x+".into(), "tf-acc-test-[a-z0-9]*".into()]).is_ok());
     }
 
     #[test]
