@@ -528,3 +528,61 @@ fn as_other_user(root: bool) -> Command {
         Command::new(BIN)
     }
 }
+
+#[test]
+fn a_store_or_export_folder_that_cannot_be_made_is_named_by_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile"), b"a user's file").unwrap();
+    let (code, output) = run(
+        &[
+            "record",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--store",
+            "afile/store",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("--store afile/store: cannot be a store's folder"),
+        "{output}"
+    );
+    // Where nothing can be made (not even as root).
+    let (code, output) = run(
+        &[
+            "record",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--store",
+            "/proc/ims-vcr-store",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("--store /proc/ims-vcr-store: cannot make the store's folder"),
+        "{output}"
+    );
+    // A store to export, into a folder under a file.
+    shipped_cassettes(dir.path());
+    let (code, output) = run(&["import", "cassettes", "--store", "store"], dir.path());
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = run(
+        &["export", "--store", "store", "--out", "afile/out"],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("--out afile/out: cannot make the folder"),
+        "{output}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("afile")).unwrap(),
+        b"a user's file"
+    );
+}

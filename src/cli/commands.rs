@@ -112,6 +112,14 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
         );
         return Ok(());
     }
+    // Made here first, so a path that cannot be a folder (under a file, or where nothing can be
+    // made) names the flag it came from.
+    std::fs::create_dir_all(&out).map_err(|e| {
+        Error::Config(format!(
+            "--out {}: cannot make the folder: {e}",
+            out.display()
+        ))
+    })?;
     let progress = progress_bar(recordings.len(), "exporting");
     let summary = cassette::write_dir_with_progress(
         &out,

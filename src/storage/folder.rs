@@ -44,7 +44,13 @@ impl Folder {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Folder::Missing),
             Err(_) if path.is_file() => return Ok(Folder::Other("it is a file")),
-            Err(e) => return Err(Error::io(path, e)),
+            // Under a file (`afile/store`), or a folder that cannot be read.
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "--store {}: cannot be a store's folder: {e}",
+                    path.display()
+                )));
+            }
         };
         let (mut other, mut parts, mut sled) = (false, false, 0);
         for entry in entries {
@@ -91,7 +97,9 @@ fn create_folder(path: &Path) -> Result<()> {
     let parent = path
         .parent()
         .filter(|p| p.file_name().is_some_and(|n| n == DEFAULT_PARENT) && !p.exists());
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+    std::fs::create_dir_all(path).map_err(|e| {
+        Error::Config(format!("--store {}: cannot make the store's folder: {e}", path.display()))
+    })?;
     for dir in parent.into_iter().chain([path]) {
         let file = dir.join(GITIGNORE);
         // One the folder holds already (the user's) is kept as it is.
