@@ -457,4 +457,15 @@ fn import_takes_one_cassette_file_and_a_folder_without_cassettes_makes_no_store(
         "{stderr}"
     );
     assert!(!dir.path().join("s2").exists(), "no store made");
+    // A HAR file with no entry is said and makes no store either.
+    let har =
+        r#"{"log": {"version": "1.2", "creator": {"name": "x", "version": "1"}, "entries": []}}"#;
+    std::fs::write(dir.path().join("none.har"), har).unwrap();
+    let (code, stderr) = run(&["import", "--store", "s3", "none.har"], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("holds no entry") && stderr.contains("nothing imported"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("s3").exists(), "no store made");
 }

@@ -280,10 +280,14 @@ pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
         }
     } else if let Some(bytes) = &har {
         let rules = MatchRules::default();
-        (
-            crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?,
-            rules,
-        )
+        let recordings =
+            crate::formats::har::from_har(&args.dir, bytes, &rules, redactor.as_ref())?;
+        // As a folder with no cassette: said, and no store is made for it.
+        if recordings.is_empty() {
+            tracing::warn!(file = %args.dir.display(), "holds no entry (log.entries is empty): nothing imported");
+            return Ok(());
+        }
+        (recordings, rules)
     } else {
         let dir = existing(&args.dir, "import PATH")?;
         let progress = progress_bar(0, "validating");

@@ -487,7 +487,11 @@ fn interaction(entry: &Value) -> std::result::Result<(Interaction, Vec<Needle>),
             // A negative time (`-1`, "not known", as HAR writes a timing it lacks) is none.
             latency_ms: match &entry["time"] {
                 Value::Null => 0,
-                Value::Number(time) => time.as_f64().map_or(0, |t| t.max(0.0).round() as u64),
+                // Past what a double holds (`1e309`): no number of milliseconds, not "none".
+                Value::Number(time) => match time.as_f64() {
+                    Some(t) => t.max(0.0).round() as u64,
+                    None => return Err(format!("time: {time} is out of range for a number of milliseconds")),
+                },
                 other => return Err(format!("time: {} is not a number of milliseconds", shown_json(other))),
             },
             upstream: origin,
@@ -757,6 +761,8 @@ mod tests {
             ("status", Box::new(|e| e["response"]["status"] = 70000.into())),
             ("latency_ms", Box::new(|e| e["time"] = 1e300.into())),
             ("time", Box::new(|e| e["time"] = "NaN".into())),
+            ("time: 1e+309 is out of range", Box::new(|e| e["time"] = serde_json::from_str("1e309").unwrap())),
+            ("time: -1e+400 is out of range", Box::new(|e| e["time"] = serde_json::from_str("-1e400").unwrap())),
             ("request.url: 5 is not a string", Box::new(|e| e["request"]["url"] = 5.into())),
             ("response.headers: {\"a\":\"b\"} is not a list", Box::new(|e| e["response"]["headers"] = json!({"a": "b"}))),
             ("response.content.text", Box::new(|e| e["response"]["content"]["text"] = 12345.into())),
