@@ -934,7 +934,9 @@ async fn credentials_in_xml_bodies_never_reach_disk_and_the_request_matches_anot
     let answer = format!(
         "<?xml version=\"1.0\"?><Credentials><AccessKeyId>AKXML</AccessKeyId>\
          <SecretAccessKey>{ANSWER_SK}</SecretAccessKey><SessionToken><![CDATA[{ANSWER_TOKEN}]]></SessionToken>\
-         <Expiration>2027-01-01T00:00:00Z</Expiration></Credentials>"
+         <Expiration>2027-01-01T00:00:00Z</Expiration>\
+         <Parameter><Name>password</Name><Value>xml-answer-pair-44</Value></Parameter>\
+         <add key=\"secret\" value=\"xml-answer-pair-45\"/></Credentials>"
     );
     let canned = canned_upstream(
         format!(
@@ -955,7 +957,8 @@ async fn credentials_in_xml_bodies_never_reach_disk_and_the_request_matches_anot
     let xml = [("content-type", "application/xml")];
     let body = |password: &str| {
         format!(
-            "<auth user=\"u1\" password=\"{password}-attr\"><name>kept-xml-name</name><password>{password}</password></auth>"
+            "<auth user=\"u1\" password=\"{password}-attr\"><name>kept-xml-name</name><password>{password}</password>\
+             <entry key=\"password\">{password}-pair</entry><param name=\"secret\" value=\"{password}-param\"/></auth>"
         )
     };
     let url = format!("{}/v3/xml-sign-in", proxy.uri());
@@ -974,7 +977,13 @@ async fn credentials_in_xml_bodies_never_reach_disk_and_the_request_matches_anot
     proxy.shutdown().await.unwrap();
     let out = dir.path().join("out");
     export_store(&store, &out, None).unwrap();
-    for secret in ["xml-request-password-43", ANSWER_SK, ANSWER_TOKEN] {
+    for secret in [
+        "xml-request-password-43",
+        ANSWER_SK,
+        ANSWER_TOKEN,
+        "xml-answer-pair-44",
+        "xml-answer-pair-45",
+    ] {
         for place in [&store, &out] {
             assert!(
                 files_containing(place, secret.as_bytes()).is_empty(),

@@ -7,7 +7,11 @@
 //! namespace prefix) is a credential's and it holds only text (or one CDATA section); an
 //! attribute when its local name is. Elements holding other elements are left to the elements
 //! inside them, but for a SAML assertion (`Assertion`, `EncryptedAssertion`): a bearer
-//! credential whole, its content is masked up to its end tag.
+//! credential whole, its content is masked up to its end tag. A name and value pair is read as
+//! JSON's `{"key": "password", "value": …}` is: the `value` attribute and the text of an element
+//! whose `key` or `name` attribute names a credential (`<entry key="password">…</entry>`,
+//! `<param name="secret" value="…"/>`), and a `<Value>` right after a `<Name>` or `<Key>`
+//! naming one (`<Parameter><Name>password</Name><Value>…</Value></Parameter>`).
 
 use crate::model::credentials::{Found, PLACEHOLDER};
 
@@ -44,6 +48,8 @@ pub(crate) fn mask_elements(
     };
     let mut at = 0usize;
     let mut unclosed_assertion = false;
+    // Set by a `<Name>` element naming a credential, for the element that follows it.
+    let mut value_named = false;
     while let Some(open) = memchr::memchr(b'<', &bytes[at..]).map(|i| at + i) {
         at = open + 1;
         // Only start tags: not `</`, `<?`, `<!` (comments, CDATA, doctype).
@@ -52,7 +58,11 @@ pub(crate) fn mask_elements(
             continue;
         }
         let name = local(&text[at..name_end]);
-        // Attributes, up to the tag's end.
+        // The element after a `<Name>password</Name>` is that name's value when it is a
+        // `<Value>` (AWS-style and SSM-style parameter lists).
+        let named_before = std::mem::take(&mut value_named);
+        // Attributes, up to the tag's end: each one's local name and where its value is.
+        let mut attrs: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
         let mut i = name_end;
         let mut closed = false;
         while i < bytes.len() {
@@ -63,7 +73,7 @@ pub(crate) fn mask_elements(
                 }
                 b if is_name_byte(b) => {
                     let attr_end = name_end_of_attr(bytes, i);
-                    let attr = local(&text[i..attr_end]).to_owned();
+                    let attr = local(&text[i..attr_end]);
                     let mut j = attr_end;
                     while j < bytes.len() && bytes[j].is_ascii_whitespace() {
                         j += 1;
@@ -84,9 +94,7 @@ pub(crate) fn mask_elements(
                     else {
                         break;
                     };
-                    if is_secret(&attr) {
-                        replace(&mut out, &mut copied, j + 1..end, &attr);
-                    }
+                    attrs.push((attr, j + 1..end));
                     i = end + 1;
                 }
                 _ => i += 1,
@@ -95,8 +103,25 @@ pub(crate) fn mask_elements(
         if !closed {
             break;
         }
+        // A name and value pair in attributes (`<entry key="password">…</entry>`, `<add
+        // key="Password" value="…"/>`, `<param name="secret" value="…"/>`): the `value`
+        // attribute and the element's text hold the named credential's value.
+        let pair_named = attrs.iter().any(|(attr, range)| {
+            PAIR_NAMES.iter().any(|n| attr.eq_ignore_ascii_case(n)) && is_secret(text[range.clone()].trim())
+        });
+        for (attr, range) in attrs {
+            if is_secret(attr) || pair_named && attr.eq_ignore_ascii_case("value") {
+                replace(&mut out, &mut copied, range, attr);
+            }
+        }
         at = i + 1;
         if bytes[i - 1] == b'/' {
+            continue;
+        }
+        // A `<Name>` or `<Key>` naming a credential: the `<Value>` after it is its value.
+        if PAIR_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            let end = memchr::memchr(b'<', &bytes[at..]).map_or(bytes.len(), |e| at + e);
+            value_named = bytes[end..].starts_with(b"</") && is_secret(text[at..end].trim());
             continue;
         }
         // A SAML assertion is a bearer credential whole (Keystone's K2K `saml2` answer, the ECP
@@ -115,7 +140,8 @@ pub(crate) fn mask_elements(
                 None => unclosed_assertion = true,
             }
         }
-        if !is_secret(name) {
+        let pair_value = named_before && name.eq_ignore_ascii_case("value");
+        if !(is_secret(name) || pair_named || pair_value) {
             continue;
         }
         // The element's text: up to the next `<`, or one CDATA section; then its end tag.
@@ -174,6 +200,10 @@ fn end_tag(text: &str, from: usize, qualified: &str) -> Option<usize> {
     None
 }
 
+/// The attributes and elements that name the value beside them (`key="password"`,
+/// `<Name>password</Name>`), in any letter case.
+const PAIR_NAMES: [&str; 2] = ["key", "name"];
+
 /// A name's local part: what follows its namespace prefix (`wsse:Password` → `Password`).
 fn local(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
@@ -224,6 +254,29 @@ mod tests {
         );
         let values: Vec<&str> = found.iter().map(|f| f.value.as_str()).collect();
         assert_eq!(values, ["t-123", "pw-456", "st-789"]);
+    }
+
+    #[test]
+    fn a_name_and_value_pair_naming_a_credential_has_its_value_masked() {
+        let cases = [
+            (r#"<r><entry key="password">pv-1</entry><entry key="user">kept-1</entry></r>"#,
+             r#"<r><entry key="password">REDACTED</entry><entry key="user">kept-1</entry></r>"#),
+            (r#"<c><add value="pv-2" Key="Password"/><add key="Region" value="kept-2"/></c>"#,
+             r#"<c><add value="REDACTED" Key="Password"/><add key="Region" value="kept-2"/></c>"#),
+            (r#"<p><param name="secret" value='pv-3'/><property name='db_password' value="pv-4"></property></p>"#,
+             r#"<p><param name="secret" value='REDACTED'/><property name='db_password' value="REDACTED"></property></p>"#),
+            ("<Parameters><Parameter><Name>password</Name><Value>pv-5</Value></Parameter>              <Parameter><Name>Region</Name><Value>kept-5</Value></Parameter>              <Parameter><ns:Key> api_key </ns:Key><ns:Value><![CDATA[pv-6]]></ns:Value></Parameter></Parameters>",
+             "<Parameters><Parameter><Name>password</Name><Value>REDACTED</Value></Parameter>              <Parameter><Name>Region</Name><Value>kept-5</Value></Parameter>              <Parameter><ns:Key> api_key </ns:Key><ns:Value><![CDATA[REDACTED]]></ns:Value></Parameter></Parameters>"),
+        ];
+        for (body, expected) in cases {
+            let (masked, found) = mask(body).unwrap();
+            assert_eq!(masked, expected);
+            assert!(found.iter().all(|f| f.value.starts_with("pv-")), "{found:?}");
+        }
+        // A `<Value>` not right after the name is its own; a name that is no credential's
+        // masks nothing.
+        assert!(mask("<p><Name>password</Name><Other>o</Other><Value>kept-7</Value></p>").is_none());
+        assert!(mask(r#"<p><entry key="image_name">kept-8</entry><Name>owner</Name><Value>kept-9</Value></p>"#).is_none());
     }
 
     #[test]
