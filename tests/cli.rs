@@ -547,7 +547,7 @@ fn a_store_or_export_folder_that_cannot_be_made_is_named_by_its_flag() {
     );
     assert_eq!(code, 1, "{output}");
     assert!(
-        output.contains("--store afile/store: cannot be a store's folder"),
+        output.contains("--store afile/store: cannot read the folder"),
         "{output}"
     );
     // Where nothing can be made (not even as root).

@@ -210,8 +210,7 @@ const UNORDERED_IN_TOKEN: [&str; 3] = ["roles", "methods", "catalog"];
 
 /// Sorts, at any depth, the lists [`UNORDERED_IN_TOKEN`] names of every object under a `token`
 /// key (and each catalog entry's `endpoints`), items by their JSON text; whether there was one.
-/// Only for comparing (here, and `drift`'s answers): the file kept holds the answer as it was
-/// served.
+/// Only for comparing: the file kept holds the answer as it was served.
 pub(crate) fn sort_token_lists(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     let sort = |items: &mut Vec<Value>| items.sort_by_cached_key(Value::to_string);
@@ -246,6 +245,64 @@ pub(crate) fn sort_token_lists(value: &mut serde_json::Value) -> bool {
         _ => {}
     }
     sorted
+}
+
+/// `live` with each token list [`UNORDERED_IN_TOKEN`] names in `recorded`'s order where the
+/// two hold the same items in another order (catalog entries' `endpoints` in any order too), at
+/// the same place in both: for `drift`, which then reports no change for them, and reports a
+/// list that did change (an item added, removed or changed) item by item as it came, not
+/// against a sorted order that would pair unrelated items.
+pub(crate) fn align_token_lists(recorded: &serde_json::Value, live: &mut serde_json::Value) {
+    use serde_json::Value;
+    match (recorded, live) {
+        (Value::Object(recorded), Value::Object(live)) => {
+            for (name, live_item) in live.iter_mut() {
+                let Some(recorded_item) = recorded.get(name) else {
+                    continue;
+                };
+                if name == "token"
+                    && let (Value::Object(recorded_token), Value::Object(live_token)) = (recorded_item, &mut *live_item)
+                {
+                    for list in UNORDERED_IN_TOKEN {
+                        if let (Some(Value::Array(was)), Some(Value::Array(now))) =
+                            (recorded_token.get(list), live_token.get_mut(list))
+                            && was != now
+                            && same_items(was, now, list == "catalog")
+                        {
+                            now.clone_from(was);
+                        }
+                    }
+                }
+                align_token_lists(recorded_item, live_item);
+            }
+        }
+        (Value::Array(recorded), Value::Array(live)) => {
+            for (recorded_item, live_item) in recorded.iter().zip(live.iter_mut()) {
+                align_token_lists(recorded_item, live_item);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether two token lists hold the same items in any order (a catalog's entries with their
+/// `endpoints` in any order).
+fn same_items(was: &[serde_json::Value], now: &[serde_json::Value], catalog: bool) -> bool {
+    let texts = |items: &[serde_json::Value]| {
+        let mut texts: Vec<String> = items
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                if let Some(serde_json::Value::Array(endpoints)) = item.get_mut("endpoints").filter(|_| catalog) {
+                    endpoints.sort_by_cached_key(serde_json::Value::to_string);
+                }
+                item.to_string()
+            })
+            .collect();
+        texts.sort_unstable();
+        texts
+    };
+    was.len() == now.len() && texts(was) == texts(now)
 }
 
 /// Whether `text` is written as a time is (`2026-12-06T10:00:00Z`, `2026-12-06 10:00:00.123`):

@@ -104,9 +104,9 @@ pub(crate) fn for_untyped_blobs(name: &str, item: &mut Value, mut each: impl FnM
 
 /// The fields that name a name and value written as an object (metadata lists, tags, env
 /// lists, CloudFormation parameters: `{"key": "password", "value": …}`).
-const PAIR_NAMES: [&str; 7] = ["key", "name", "Key", "Name", "k", "ParameterKey", "property"];
+pub(crate) const PAIR_NAMES: [&str; 7] = ["key", "name", "Key", "Name", "k", "ParameterKey", "property"];
 /// The fields that hold the value of such a pair.
-const PAIR_VALUES: [&str; 5] = ["value", "Value", "v", "ParameterValue", "val"];
+pub(crate) const PAIR_VALUES: [&str; 5] = ["value", "Value", "v", "ParameterValue", "val"];
 
 /// The name a name-and-value object gives (see [`PAIR_NAMES`]) and the field holding its value,
 /// when `map` is one and `is_secret` accepts the name.

@@ -21,8 +21,17 @@ pub struct Volatile {
 }
 
 impl Volatile {
-    /// Compiles `patterns`; the error names the pattern that does not compile and why.
+    /// Compiles `patterns` given for a new recording (`--volatile`, the settings file); the
+    /// error names the pattern that does not compile, or that can match the empty string, and
+    /// why.
     pub fn new(patterns: Vec<String>) -> Result<Self, String> {
+        Volatile::compiled(patterns, true)
+    }
+
+    /// [`Volatile::new`], but for patterns recordings were made with (a store's or a
+    /// cassette's rules): one that can match the empty string, which an older ims-vcr took,
+    /// keeps matching those recordings as they were keyed.
+    fn compiled(patterns: Vec<String>, new: bool) -> Result<Self, String> {
         let compiled = patterns
             .iter()
             .map(|p| {
@@ -34,7 +43,7 @@ impl Volatile {
                 // `.*`, `a*`, `(x)?`, `\b`: an empty match masks between characters, so requests
                 // that differ key alike and a replay serves one request's answer to another.
                 let empty_match = |text: &str| regex.find_iter(text).any(|m| m.is_empty());
-                if ["", "a", "GET /v2/images?a=b c"].into_iter().any(empty_match) {
+                if new && ["", "a", "GET /v2/images?a=b c"].into_iter().any(empty_match) {
                     return Err(format!(
                         "--volatile {p:?} matches the empty string, so requests that differ would \
                          match each other: make it match at least one character (`x+`, not `x*`)"
@@ -115,7 +124,7 @@ impl Serialize for Volatile {
 impl<'de> Deserialize<'de> for Volatile {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let patterns = Vec::<String>::deserialize(deserializer)?;
-        Volatile::new(patterns).map_err(serde::de::Error::custom)
+        Volatile::compiled(patterns, false).map_err(serde::de::Error::custom)
     }
 }
 
@@ -150,6 +159,10 @@ mod tests {
             assert!(why.contains(&format!("{empty:?}")) && why.contains("empty string"), "{why}");
         }
         assert!(Volatile::new(vec!["x+".into(), "tf-acc-test-[a-z0-9]*".into()]).is_ok());
+        // Rules recordings were made with (by an ims-vcr that took such a pattern) still read,
+        // so those recordings keep matching as they were keyed.
+        let stored: Volatile = serde_json::from_str(r#"["a*"]"#).unwrap();
+        assert_eq!(stored.patterns(), ["a*"]);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! JSON's `{"key": "password", "value": …}` is: the `value` attribute and the text of an element
 //! whose `key` or `name` attribute names a credential (`<entry key="password">…</entry>`,
 //! `<param name="secret" value="…"/>`), and a `<Value>` right after a `<Name>` or `<Key>`
-//! naming one (`<Parameter><Name>password</Name><Value>…</Value></Parameter>`).
+//! naming one (`<Parameter><Name>password</Name><Value>…</Value></Parameter>`; CloudFormation's
+//! `<ParameterKey>` and `<ParameterValue>`): the names JSON's pairs use.
 
 use crate::model::credentials::{Found, PLACEHOLDER};
 
@@ -100,26 +101,27 @@ pub(crate) fn mask_elements(
                 _ => i += 1,
             }
         }
-        if !closed {
-            break;
-        }
         // A name and value pair in attributes (`<entry key="password">…</entry>`, `<add
         // key="Password" value="…"/>`, `<param name="secret" value="…"/>`): the `value`
-        // attribute and the element's text hold the named credential's value.
+        // attribute and the element's text hold the named credential's value. The attributes
+        // read are masked also when the tag is cut short (`<auth password="…"`).
         let pair_named = attrs.iter().any(|(attr, range)| {
-            PAIR_NAMES.iter().any(|n| attr.eq_ignore_ascii_case(n)) && is_secret(text[range.clone()].trim())
+            is_pair_name(attr) && is_secret(text[range.clone()].trim())
         });
         for (attr, range) in attrs {
-            if is_secret(attr) || pair_named && attr.eq_ignore_ascii_case("value") {
+            if is_secret(attr) || pair_named && is_pair_value(attr) {
                 replace(&mut out, &mut copied, range, attr);
             }
+        }
+        if !closed {
+            break;
         }
         at = i + 1;
         if bytes[i - 1] == b'/' {
             continue;
         }
         // A `<Name>` or `<Key>` naming a credential: the `<Value>` after it is its value.
-        if PAIR_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+        if is_pair_name(name) && !pair_named {
             let end = memchr::memchr(b'<', &bytes[at..]).map_or(bytes.len(), |e| at + e);
             value_named = bytes[end..].starts_with(b"</") && is_secret(text[at..end].trim());
             continue;
@@ -140,7 +142,7 @@ pub(crate) fn mask_elements(
                 None => unclosed_assertion = true,
             }
         }
-        let pair_value = named_before && name.eq_ignore_ascii_case("value");
+        let pair_value = named_before && is_pair_value(name);
         if !(is_secret(name) || pair_named || pair_value) {
             continue;
         }
@@ -200,9 +202,18 @@ fn end_tag(text: &str, from: usize, qualified: &str) -> Option<usize> {
     None
 }
 
-/// The attributes and elements that name the value beside them (`key="password"`,
-/// `<Name>password</Name>`), in any letter case.
-const PAIR_NAMES: [&str; 2] = ["key", "name"];
+/// Whether an attribute or element names the value beside it (`key="password"`,
+/// `<Name>password</Name>`, CloudFormation's `<ParameterKey>`), as a JSON object's field does
+/// ([`crate::model::credentials::PAIR_NAMES`]), in any letter case.
+fn is_pair_name(name: &str) -> bool {
+    crate::model::credentials::PAIR_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Whether an attribute or element holds the value a pair names (`value="…"`, `<Value>`,
+/// `<ParameterValue>`; [`crate::model::credentials::PAIR_VALUES`]), in any letter case.
+fn is_pair_value(name: &str) -> bool {
+    crate::model::credentials::PAIR_VALUES.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
 
 /// A name's local part: what follows its namespace prefix (`wsse:Password` → `Password`).
 fn local(name: &str) -> &str {
@@ -272,6 +283,19 @@ mod tests {
             let (masked, found) = mask(body).unwrap();
             assert_eq!(masked, expected);
             assert!(found.iter().all(|f| f.value.starts_with("pv-")), "{found:?}");
+        }
+        // CloudFormation's parameters, and a tag cut short after a credential attribute.
+        let (masked, _) = mask("<P><ParameterKey>DBPassword</ParameterKey><ParameterValue>pv-8</ParameterValue></P>").unwrap();
+        assert_eq!(masked, "<P><ParameterKey>DBPassword</ParameterKey><ParameterValue>REDACTED</ParameterValue></P>");
+        // An element whose name is a pair's (`property`) named by its attribute: its text.
+        let (masked, _) = mask(r#"<p><property name="password">pv-12</property></p>"#).unwrap();
+        assert_eq!(masked, r#"<p><property name="password">REDACTED</property></p>"#);
+        for (cut, expected) in [
+            (r#"<auth password="pv-9""#, r#"<auth password="REDACTED""#),
+            (r#"<x><add key="token" value="pv-10" "#, r#"<x><add key="token" value="REDACTED" "#),
+            (r#"<auth password="pv-11" user="u"#, r#"<auth password="REDACTED" user="u"#),
+        ] {
+            assert_eq!(mask(cut).unwrap().0, expected);
         }
         // A `<Value>` not right after the name is its own; a name that is no credential's
         // masks nothing.

@@ -47,7 +47,7 @@ impl Folder {
             // Under a file (`afile/store`), or a folder that cannot be read.
             Err(e) => {
                 return Err(Error::Config(format!(
-                    "--store {}: cannot be a store's folder: {e}",
+                    "--store {}: cannot read the folder: {e}",
                     path.display()
                 )));
             }

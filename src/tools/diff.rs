@@ -140,8 +140,8 @@ impl fmt::Display for Change {
 }
 
 /// Compares a recorded answer with a live one: the status, then the bodies as JSON when both
-/// parse (a token's roles, methods and catalog in any order: `sort_token_lists`), otherwise byte
-/// for byte (one change at `""`).
+/// parse (a token's roles, methods and catalog in any order: `align_token_lists`), otherwise
+/// byte for byte (one change at `""`).
 pub fn compare(
     recorded_status: u16,
     recorded_body: &[u8],
@@ -161,11 +161,10 @@ pub fn compare(
     let mut changes = Vec::new();
     let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).ok();
     match (parse(recorded_body), parse(live_body)) {
-        (Some(mut recorded), Some(mut live)) => {
-            // A token's roles (catalog, methods) in another order are the same answer: both
-            // sorted first, so a change in them is told at its sorted position.
-            crate::formats::unchanged::sort_token_lists(&mut recorded);
-            crate::formats::unchanged::sort_token_lists(&mut live);
+        (Some(recorded), Some(mut live)) => {
+            // A token's roles (catalog, methods) in another order are the same answer; a list
+            // that changed is compared item by item as it came.
+            crate::formats::unchanged::align_token_lists(&recorded, &mut live);
             diff("", None, &recorded, &live, false, ignore, &mut changes)
         }
         (recorded, live) if recorded_body != live_body => changes.push(Change {
@@ -330,7 +329,19 @@ mod tests {
             (
                 r#"{"token":{"roles":[{"name":"a"},{"name":"b"}]}}"#,
                 r#"{"token":{"roles":[{"name":"c"},{"name":"a"}]}}"#,
-                "/token/roles/1/name changed-value",
+                "/token/roles/0/name changed-value; /token/roles/1/name changed-value",
+            ),
+            // A catalog in another order, its endpoints too, is no change; a service added
+            // first is told as it came, not against a sorted order.
+            (
+                r#"{"token":{"catalog":[{"type":"image","endpoints":[{"i":"a"},{"i":"b"}]},{"type":"identity","endpoints":[]}]}}"#,
+                r#"{"token":{"catalog":[{"type":"identity","endpoints":[]},{"type":"image","endpoints":[{"i":"b"},{"i":"a"}]}]}}"#,
+                "",
+            ),
+            (
+                r#"{"token":{"catalog":[{"type":"image"}]}}"#,
+                r#"{"token":{"catalog":[{"type":"compute"},{"type":"image"}]}}"#,
+                "/token/catalog/0/type changed-value; /token/catalog/1 added",
             ),
             (r#"{"images":[1,2]}"#, r#"{"images":[2,1]}"#, "/images/0 changed-value; /images/1 changed-value"),
             ("[1]", r#"{"a":1}"#, " changed-type"),
