@@ -213,7 +213,6 @@ const UNORDERED_IN_TOKEN: [&str; 3] = ["roles", "methods", "catalog"];
 /// Only for comparing: the file kept holds the answer as it was served.
 pub(crate) fn sort_token_lists(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
-    let sort = |items: &mut Vec<Value>| items.sort_by_cached_key(Value::to_string);
     let mut sorted = false;
     match value {
         Value::Object(map) => {
@@ -225,12 +224,7 @@ pub(crate) fn sort_token_lists(value: &mut serde_json::Value) -> bool {
                         let Some(Value::Array(items)) = token.get_mut(list) else {
                             continue;
                         };
-                        for entry in items.iter_mut().filter(|_| list == "catalog") {
-                            if let Some(Value::Array(endpoints)) = entry.get_mut("endpoints") {
-                                sort(endpoints);
-                            }
-                        }
-                        sort(items);
+                        sort_list(items, list == "catalog");
                         sorted = true;
                     }
                 }
@@ -288,21 +282,25 @@ pub(crate) fn align_token_lists(recorded: &serde_json::Value, live: &mut serde_j
 /// Whether two token lists hold the same items in any order (a catalog's entries with their
 /// `endpoints` in any order).
 fn same_items(was: &[serde_json::Value], now: &[serde_json::Value], catalog: bool) -> bool {
-    let texts = |items: &[serde_json::Value]| {
-        let mut texts: Vec<String> = items
-            .iter()
-            .map(|item| {
-                let mut item = item.clone();
-                if let Some(serde_json::Value::Array(endpoints)) = item.get_mut("endpoints").filter(|_| catalog) {
-                    endpoints.sort_by_cached_key(serde_json::Value::to_string);
-                }
-                item.to_string()
-            })
-            .collect();
-        texts.sort_unstable();
-        texts
+    let sorted = |items: &[serde_json::Value]| {
+        let mut items = items.to_vec();
+        sort_list(&mut items, catalog);
+        items
     };
-    was.len() == now.len() && texts(was) == texts(now)
+    was.len() == now.len() && sorted(was) == sorted(now)
+}
+
+/// Sorts a token list by its items' JSON text; a catalog's entries have their `endpoints`
+/// sorted first.
+fn sort_list(items: &mut [serde_json::Value], catalog: bool) {
+    if catalog {
+        for entry in items.iter_mut() {
+            if let Some(serde_json::Value::Array(endpoints)) = entry.get_mut("endpoints") {
+                endpoints.sort_by_cached_key(serde_json::Value::to_string);
+            }
+        }
+    }
+    items.sort_by_cached_key(serde_json::Value::to_string);
 }
 
 /// Whether `text` is written as a time is (`2026-12-06T10:00:00Z`, `2026-12-06 10:00:00.123`):
