@@ -586,3 +586,89 @@ fn a_store_or_export_folder_that_cannot_be_made_is_named_by_its_flag() {
         b"a user's file"
     );
 }
+
+/// Every match rule a flag sets can be the team's setting in `ims-vcr.toml` (`[match] headers`,
+/// `ignore_query`, `volatile`, `shift_time`): the recordings are keyed and saved with it, as with
+/// the flag; a flag replaces its setting; a setting that cannot be used is named by the file
+/// and its key, and nothing starts.
+#[tokio::test]
+async fn match_rules_in_the_settings_file_key_the_recordings_as_their_flags_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ims-vcr.toml"),
+        "[match]\nheaders = [\"X-Project-Id\"]\nignore_query = [\"marker\"]\n",
+    )
+    .unwrap();
+    let fake = FakeIms::start(FakeOptions::default()).await;
+    let proxy = Running::record(&fake, dir.path(), &["--store", "s"], &[]);
+    let image =
+        |uri: &str, marker: &str| format!("{uri}/v2/images/{SEED_IMAGE_ID}?marker={marker}");
+    let project = |id: &'static str| [("X-Project-Id", id)];
+    let reply = send("GET", &image(&proxy.uri, "a"), &project("p1"), b"").await;
+    assert_eq!(reply.header("x-ims-vcr"), Some("recorded"));
+    proxy.signal("-TERM");
+    assert!(proxy.wait().success());
+    let (code, err) = run(&["export", "--store", "s", "--out", "out"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    let file = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (_, rules) = cassette::parse(&file, &std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(rules.match_headers, ["x-project-id"]);
+    assert_eq!(rules.ignore_query, ["marker"]);
+    let replay = Running::start(&["replay", "--listen", "0", "--store", "s"], dir.path());
+    let hit = send("GET", &image(&replay.uri, "b"), &project("p1"), b"").await;
+    assert_eq!(
+        hit.header("x-ims-vcr"),
+        Some("hit"),
+        "another marker, same project"
+    );
+    let miss = send("GET", &image(&replay.uri, "a"), &project("p2"), b"").await;
+    assert_eq!(miss.status, 599, "another project is another request");
+    replay.signal("-TERM");
+    assert!(replay.wait().success());
+    // A flag replaces its setting: keyed by `--ignore-query limit` alone, the marker counts.
+    let proxy = Running::record(
+        &fake,
+        dir.path(),
+        &["--store", "t", "--ignore-query", "limit"],
+        &[],
+    );
+    send("GET", &image(&proxy.uri, "a"), &project("p1"), b"").await;
+    proxy.signal("-TERM");
+    assert!(proxy.wait().success());
+    let replay = Running::start(&["replay", "--listen", "0", "--store", "t"], dir.path());
+    let miss = send("GET", &image(&replay.uri, "b"), &project("p1"), b"").await;
+    assert_eq!(miss.status, 599, "the marker is matched on");
+    replay.signal("-TERM");
+    assert!(replay.wait().success());
+    // A credential header cannot be matched on, from the file as from the flag.
+    std::fs::write(
+        dir.path().join("team.toml"),
+        "[match]\nheaders = [\"X-Project-Id\", \"X-Auth-Token\"]\n",
+    )
+    .unwrap();
+    let record = [
+        "record",
+        "--upstream",
+        "https://127.0.0.1:9",
+        "--store",
+        "u",
+        "--listen",
+        "0",
+    ];
+    let (code, err) = run(
+        &[&["--config", "team.toml"], &record[..]].concat(),
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("team.toml: [match] headers[1]: header \"x-auth-token\" cannot be matched on"),
+        "{err}"
+    );
+    assert!(!err.contains("--match-header"), "{err}");
+    assert!(!dir.path().join("u").exists(), "nothing was recorded");
+}

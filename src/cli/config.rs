@@ -62,6 +62,12 @@ pub struct MatchSection {
     /// Default `--shift-time` fields.
     #[serde(default)]
     pub shift_time: Vec<String>,
+    /// Default `--match-header` names (`headers`, as in `[redact]`).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Default `--ignore-query` names.
+    #[serde(default)]
+    pub ignore_query: Vec<String>,
 }
 
 /// `[verify]` in `ims-vcr.toml`.
@@ -107,6 +113,8 @@ impl Config {
             ("[redact] headers", &config.redact.headers),
             ("[redact] query", &config.redact.query),
             ("[match] shift_time", &config.matching.shift_time),
+            ("[match] headers", &config.matching.headers),
+            ("[match] ignore_query", &config.matching.ignore_query),
         ];
         // A pattern may be white space (a regex matching a space); only an empty one is none.
         let empty_pattern = (config.matching.volatile.iter())
@@ -166,6 +174,14 @@ mod tests {
             ),
             ("[redact]\nquery = [\" \"]\n", "[redact] query[0]"),
             ("[match]\nshift_time = [\"\"]\n", "[match] shift_time[0]"),
+            (
+                "[match]\nheaders = [\"x-a\", \" \"]\n",
+                "[match] headers[1]",
+            ),
+            (
+                "[match]\nignore_query = [\"\"]\n",
+                "[match] ignore_query[0]",
+            ),
             ("[verify]\ndeny_files = [\"\"]\n", "[verify] deny_files[0]"),
         ] {
             std::fs::write(&file, text).unwrap();

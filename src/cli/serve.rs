@@ -61,42 +61,45 @@ pub(super) fn forwarding(args: &RecordArgs, config: &Config) -> Result<ProxyServ
 }
 
 pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRules> {
-    // `--volatile` replaces `[match] volatile`, as every flag replaces its setting.
+    // A bad setting from the settings file is named by the file and its key, not by a flag the
+    // user never typed.
+    let file = (config.source.as_deref()).unwrap_or(Path::new(crate::cli::config::CONFIG_FILE));
+    let in_file =
+        |key: &str, why: &str| Error::Config(format!("{}: [match] {key}{why}", file.display()));
+    // Each flag replaces its `[match]` setting, as every flag replaces its setting.
     let volatile = if args.volatile.is_empty() {
-        // A bad pattern from the settings file is named by the file and its key, not by a flag
-        // the user never typed.
         crate::model::volatile::Volatile::new(config.matching.volatile.clone()).map_err(|e| {
-            let file = config
-                .source
-                .as_deref()
-                .unwrap_or(Path::new(crate::cli::config::CONFIG_FILE));
-            let why = e.strip_prefix("--volatile ").unwrap_or(&e);
-            Error::Config(format!("{}: [match] volatile {why}", file.display()))
+            // Every error of `Volatile::new` starts with the flag's name, which the key replaces.
+            let why = e.strip_prefix("--volatile").unwrap_or(&e);
+            in_file("volatile", why)
         })?
     } else {
         crate::model::volatile::Volatile::new(args.volatile.clone()).map_err(Error::Usage)?
     };
-    let mut rules = MatchRules {
+    let headers_from_file = args.match_headers.is_empty();
+    let match_headers = match headers_from_file {
+        true => &config.matching.headers,
+        false => &args.match_headers,
+    };
+    let or_setting = |flag: &[String], setting: &[String]| match flag.is_empty() {
+        true => setting.to_vec(),
+        false => flag.to_vec(),
+    };
+    let rules = MatchRules {
         volatile,
-        ..MatchRules::default()
+        match_headers: match_headers
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect(),
+        ignore_query: or_setting(&args.ignore_query, &config.matching.ignore_query),
+        shift_time: or_setting(&args.shift_time, &config.matching.shift_time),
     };
-    rules.match_headers = args
-        .match_headers
-        .iter()
-        .map(|name| name.to_ascii_lowercase())
-        .collect();
-    rules.ignore_query = args.ignore_query.clone();
-    // `--shift-time` replaces `[match] shift_time`, as `--volatile` does.
-    rules.shift_time = if args.shift_time.is_empty() {
-        config.matching.shift_time.clone()
-    } else {
-        args.shift_time.clone()
-    };
-    rules.validate().map_err(|e| {
-        Error::Usage(format!(
+    rules.validate().map_err(|e| match headers_from_file {
+        true => in_file(&format!("headers[{}]", e.index), &format!(": {e}")),
+        false => Error::Usage(format!(
             "--match-header {}: {e}",
             args.match_headers[e.index]
-        ))
+        )),
     })?;
     Ok(rules)
 }
