@@ -72,8 +72,8 @@ pub enum Error {
         /// What failed to decode.
         reason: String,
     },
-    /// A cassette file that cannot be read or does not validate.
-    #[error("cassette {path}: {reason}")]
+    /// A cassette file (or a HAR file, named so) that cannot be read or does not validate.
+    #[error("{} {}: {reason}", recordings_file_kind(path), path.display())]
     Cassette {
         /// The cassette file.
         path: PathBuf,
@@ -143,6 +143,17 @@ pub const EXIT_UNCHECKED: u8 = 4;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What [`Error::Cassette`] calls its file: `HAR file` for a `.har`, else `cassette`.
+fn recordings_file_kind(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("har"))
+    {
+        true => "HAR file",
+        false => "cassette",
+    }
+}
 
 impl Error {
     /// The process exit code for this error.

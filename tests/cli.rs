@@ -177,6 +177,24 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
     let (code, stderr) = run(&["export", "--store", "s", "--out", "out"], dir.path());
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("exported 1 request (1 answer)"), "{stderr}");
+    // Exported unredacted, as asked, and said so: the image's owner is a real project id.
+    assert!(
+        stderr.contains(
+            "1 request of 1 exported holds real values the default redaction replaces (field owner)"
+        ) && stderr.contains("export with --redact"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("1bed856811654c1cb661a6ca845ebc77"),
+        "the value is never shown: {stderr}"
+    );
+    let (code, stderr) = run(
+        &["export", "--store", "s", "--out", "redacted", "--redact"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("real values"), "{stderr}");
+    std::fs::remove_dir_all(dir.path().join("redacted")).unwrap();
     // Exporting again removes a stale cassette named as export names them, and says which; a
     // cassette written by hand under another name is kept.
     let out = dir.path().join("out");
@@ -241,6 +259,18 @@ async fn sigterm_drains_and_flushes_then_export_and_import_work_from_the_cli() {
 #[test]
 fn bad_flags_get_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
+    // A forwarding command with no upstream is told it needs `--upstream` or a `--route`, as
+    // either serves (never `--upstream` alone); nothing is made.
+    for command in ["record", "auto", "passthrough", "drift"] {
+        let (code, stderr) = run(&[command], dir.path());
+        assert_eq!(code, 2, "{command}: {stderr}");
+        assert!(
+            stderr.contains("required arguments were not provided")
+                && stderr.contains("<--upstream <URL>|--route <PREFIX=URL>>"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(!dir.path().join(".ims-vcr").exists(), "nothing was made");
     // Bad flag values are usage errors (2); unusable files and folders are runtime errors (1).
     std::fs::write(dir.path().join("a-file"), b"").unwrap();
     let cases: [(&[&str], i32, &str); 14] = [
@@ -671,4 +701,70 @@ async fn match_rules_in_the_settings_file_key_the_recordings_as_their_flags_do()
     );
     assert!(!err.contains("--match-header"), "{err}");
     assert!(!dir.path().join("u").exists(), "nothing was recorded");
+}
+
+/// What replay was given but cannot serve from is said at start, with what to give instead: a
+/// store with no recordings, a store given as `--cassettes`, a HAR file given as `--cassettes`
+/// (imported into a store first).
+#[test]
+fn replay_says_when_what_it_was_given_holds_nothing_it_can_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Running::start(
+        &[
+            "record",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--store",
+            "empty",
+            "--listen",
+            "0",
+        ],
+        dir.path(),
+    );
+    recorder.signal("-TERM");
+    assert!(recorder.wait().success());
+    let replay = Running::start(&["replay", "--store", "empty", "--listen", "0"], dir.path());
+    assert!(
+        replay
+            .log()
+            .contains("the store holds no recordings: every request is a miss"),
+        "{}",
+        replay.log()
+    );
+    replay.signal("-TERM");
+    assert!(replay.wait().success());
+    let replay = Running::start(
+        &["replay", "--cassettes", "empty", "--listen", "0"],
+        dir.path(),
+    );
+    assert!(
+        replay
+            .log()
+            .contains("which is an ims-vcr store: replay it with --store DIR"),
+        "{}",
+        replay.log()
+    );
+    replay.signal("-TERM");
+    assert!(replay.wait().success());
+    // Nothing at the paths the settings file gives: the error says they came from there.
+    let typo = dir.path().join("typo");
+    std::fs::create_dir(&typo).unwrap();
+    std::fs::write(typo.join("ims-vcr.toml"), "cassettes = \"casettes\"\n").unwrap();
+    let (code, err) = run(&["replay", "--listen", "0"], &typo);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing to read here: no cassette folder (casettes, `cassettes` in ims-vcr.toml) and no store (.ims-vcr/store)"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("suite.har"), r#"{"log":{"entries":[]}}"#).unwrap();
+    let (code, err) = run(
+        &["replay", "--cassettes", "suite.har", "--listen", "0"],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--cassettes suite.har: not a directory but a file")
+            && err.contains("`ims-vcr import --store DIR suite.har`"),
+        "{err}"
+    );
 }

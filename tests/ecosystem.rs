@@ -336,7 +336,9 @@ async fn a_foreign_har_is_redacted_and_leak_checked_on_import() {
     );
     assert_eq!(code, 1);
     assert!(
-        err.contains("leaky.har: log.entries[0]") && err.contains("x-auth-token"),
+        err.contains("error: HAR file ")
+            && err.contains("leaky.har: log.entries[0]")
+            && err.contains("x-auth-token"),
         "{err}"
     );
     assert!(

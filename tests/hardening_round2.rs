@@ -244,7 +244,10 @@ async fn har_export_to_a_folder_or_root_path_is_a_clear_error_not_a_panic() {
             &work,
         );
         assert_eq!(code, 1, "{out}: {err}");
-        assert!(err.contains("not a file"), "{out}: {err}");
+        assert!(
+            err.contains("folder") && err.contains("recording.har"),
+            "{out}: {err}"
+        );
     }
 }
 

@@ -217,7 +217,10 @@ fn a_pip_installed_wheel_records_with_pytest_replays_under_xdist_and_fails_a_tes
     );
     assert!(ok, "record run failed:\n{out}");
     assert!(out.contains(&format!("{EXAMPLE_TESTS} passed")), "{out}");
-    assert!(out.contains("ims-vcr record (store "), "{out}");
+    assert!(
+        out.contains("ims-vcr record (a temporary store, removed at the end of the run"),
+        "{out}"
+    );
     assert!(
         out.contains(&format!("exported {EXAMPLE_TESTS} sessions")),
         "{out}"
@@ -285,14 +288,31 @@ fn a_pip_installed_wheel_records_with_pytest_replays_under_xdist_and_fails_a_tes
     let port = upstream.rsplit(':').next().unwrap().parse().unwrap();
     let (fake, again) = start_fake_on(venv, &suite, port);
     assert_eq!(again, upstream);
+    // Routed this time, with no `--ims-vcr-upstream` (the route `/` is the upstream, as
+    // `--route /=URL` is for the binary), and an extra CA to trust, given relative to where
+    // pytest runs: the proxy gets both, and records the same answers.
+    std::fs::write(
+        suite.join("extra-ca.pem"),
+        crate::util::tls::TestCa::new().pem,
+    )
+    .unwrap();
+    let route = format!("/={upstream}");
     let (ok, out) = pytest(
         venv,
         &suite,
         &home,
-        &["--ims-vcr-mode", "record", "--ims-vcr-upstream", &upstream],
+        &[
+            "--ims-vcr-mode",
+            "record",
+            "--ims-vcr-route",
+            &route,
+            "--ims-vcr-upstream-ca",
+            "extra-ca.pem",
+        ],
         &[],
     );
     assert!(ok, "second record run failed:\n{out}");
+    std::fs::remove_file(suite.join("extra-ca.pem")).unwrap();
     drop(fake);
     assert_eq!(json_files(&cassettes), files);
     for (file, before) in files.iter().zip(&before) {

@@ -186,8 +186,8 @@ class Proxy:
     """One `ims-vcr MODE --listen 127.0.0.1:0` process.
 
     replay: `--cassettes` (read-only, any number of processes may share it) or `--store`.
-    record/auto: `--store` (a sled store: one process at a time) and `--upstream`.
-    passthrough: `--upstream` only.
+    record/auto: `--store` (a sled store: one process at a time) and `--upstream` (or routes).
+    passthrough: `--upstream` (or routes) only.
     """
 
     def __init__(
@@ -195,6 +195,8 @@ class Proxy:
         mode,
         *,
         upstream=None,
+        routes=(),
+        upstream_ca=None,
         store=None,
         cassettes=None,
         sequence=None,
@@ -207,15 +209,18 @@ class Proxy:
     ):
         if mode not in MODES:
             raise ProxyError(f"unknown ims-vcr mode {mode!r}; one of {', '.join(MODES)}")
-        if mode in FORWARDING and not upstream:
+        if mode in FORWARDING and not upstream and not routes:
             raise ProxyError(
                 f"ims-vcr mode {mode} forwards to an upstream: give --ims-vcr-upstream URL "
-                f"(or IMS_VCR_UPSTREAM), e.g. https://ims.cn-north-4.myhuaweicloud.com"
+                f"(or IMS_VCR_UPSTREAM), e.g. https://ims.cn-north-4.myhuaweicloud.com, "
+                f"or --ims-vcr-route PREFIX=URL"
             )
         if sequence is not None and sequence not in SEQUENCES:
             raise ProxyError(f"unknown sequence policy {sequence!r}; one of {', '.join(SEQUENCES)}")
         self.mode = mode
         self.upstream = upstream
+        self.routes = list(routes)
+        self.upstream_ca = upstream_ca
         self.store = store
         self.cassettes = cassettes
         self.sequence = sequence
@@ -242,7 +247,12 @@ class Proxy:
         # store flushed) instead of holding its port and store.
         args = [self.binary, self.mode, "--listen", "127.0.0.1:0", "--stop-on-stdin-eof"]
         if self.mode in FORWARDING:
-            args += ["--upstream", self.upstream]
+            if self.upstream:
+                args += ["--upstream", self.upstream]
+            for route in self.routes:
+                args.append(f"--route={route}")
+            if self.upstream_ca:
+                args += ["--upstream-ca", self.upstream_ca]
         if self.mode in STORING:
             args += ["--store", self.store]
             if self.redact:

@@ -12,6 +12,9 @@ Options (docs/python.md has the full story):
                                                    default, the option overrides both
   --ims-vcr-upstream URL                           the real endpoint (record, auto, passthrough);
                                                    default IMS_VCR_UPSTREAM
+  --ims-vcr-route PREFIX=URL                       forward paths under PREFIX to URL, e.g.
+                                                   /v3=https://iam.myhuaweicloud.com (repeatable)
+  --ims-vcr-upstream-ca PEM                        extra CA certificates to trust upstream
   --ims-vcr-cassettes DIR                          default: ini `ims_vcr_cassettes` (relative to
                                                    the ini file's folder), else <rootdir>/cassettes
   --ims-vcr-store DIR                              the sled store record/auto record into (default
@@ -72,6 +75,22 @@ def pytest_addoption(parser):
         f"Default: ${ENV_UPSTREAM}.",
     )
     group.addoption(
+        "--ims-vcr-route",
+        metavar="PREFIX=URL",
+        action="append",
+        default=[],
+        help="Forward paths under PREFIX to URL (record/auto/passthrough; repeatable), e.g. "
+        "/v3=https://iam.myhuaweicloud.com to record the identity service's sign-in beside IMS. "
+        "Enough without --ims-vcr-upstream when the routes cover every path.",
+    )
+    group.addoption(
+        "--ims-vcr-upstream-ca",
+        metavar="PEM",
+        default=None,
+        help="Extra CA certificates (PEM) to trust for every upstream, besides the public roots "
+        "(a private cloud's, or a local stand-in's). Relative to the working directory.",
+    )
+    group.addoption(
         "--ims-vcr-cassettes",
         metavar="DIR",
         default=None,
@@ -122,7 +141,12 @@ class Settings:
             raise pytest.UsageError(f"{ENV_MODE}={env_mode!r}: use one of {', '.join(MODES)}")
         self.mode = option.ims_vcr_mode or env_mode or DEFAULT_MODE
         self.upstream = option.ims_vcr_upstream or os.environ.get(ENV_UPSTREAM) or None
+        self.routes = list(option.ims_vcr_route)
         invocation = str(config.invocation_params.dir)
+        # The proxies run in the rootdir: a relative path is the user's, from where pytest ran.
+        self.upstream_ca = None
+        if option.ims_vcr_upstream_ca:
+            self.upstream_ca = os.path.abspath(os.path.join(invocation, option.ims_vcr_upstream_ca))
         if option.ims_vcr_cassettes:
             cassettes = os.path.join(invocation, option.ims_vcr_cassettes)
         elif config.getini("ims_vcr_cassettes"):
@@ -196,6 +220,8 @@ class Pool:
         proxy = Proxy(
             mode,
             upstream=s.upstream,
+            routes=s.routes,
+            upstream_ca=s.upstream_ca,
             store=store,
             cassettes=cassettes,
             sequence=sequence,
@@ -228,9 +254,9 @@ class Pool:
                 "replay": f"cassettes {proxy.cassettes}"
                 if proxy.cassettes == s.cassettes
                 else f"cassettes {s.cassettes}: not found, nothing to replay",
-                "record": f"store {proxy.store}",
-                "auto": f"store {proxy.store}",
-                "passthrough": f"upstream {proxy.upstream}",
+                "record": _store_shown(proxy.store, s.store),
+                "auto": _store_shown(proxy.store, s.store),
+                "passthrough": f"upstream {proxy.upstream or ', '.join(proxy.routes)}",
             }[mode]
             policy = f", sequence {sequence}" if sequence else ""
             worker = f"[{s.worker}] " if s.worker else ""
@@ -301,6 +327,14 @@ class ImsVcrSession:
 
     def __repr__(self):
         return f"ImsVcrSession(name={self.name!r}, url={self.url!r}, mode={self.mode!r})"
+
+
+def _store_shown(store, kept):
+    """The store a record/auto proxy recorded into, as its report line names it: a temporary one
+    is removed at the end of the run, so its path would point at nothing."""
+    if store == kept:
+        return f"store {store}"
+    return "a temporary store, removed at the end of the run: --ims-vcr-store DIR keeps one"
 
 
 def _brief(summary, ran):

@@ -1,5 +1,5 @@
-//! The offline commands (`export`, `import`, `verify`, `drift`, `completions`): flags into
-//! library calls, with progress bars and the printed reports.
+//! The offline commands (`import`, `verify`, `drift`, `completions`; `export` is in
+//! `export.rs`): flags into library calls, with progress bars and the printed reports.
 
 use super::*;
 use crate::model::count;
@@ -24,178 +24,6 @@ fn bash_completion_fixed(script: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
-pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
-    let out = args
-        .out
-        .or_else(|| config.cassettes.clone())
-        .ok_or_else(|| {
-            Error::Usage(match args.format.as_str() {
-                "har" => {
-                    "--out FILE is required with --format har (`--out -`: standard output)".into()
-                }
-                _ => "--out DIR is required (or set `cassettes` in ims-vcr.toml)".into(),
-            })
-        })?;
-    // A folder that cannot be used is a runtime error (exit 1), like a `--store` that is none.
-    if args.format == "cassettes" && out.exists() && !out.is_dir() {
-        return Err(Error::Config(format!(
-            "--out {}: not a directory; cassettes are written into a folder (--format har writes one file)",
-            out.display()
-        )));
-    }
-    // `--out -` writes the HAR document to standard output (a pipe, `| jq`); cassettes are a
-    // folder and have no such form.
-    let to_stdout = out.as_os_str() == "-";
-    if to_stdout && args.format != "har" {
-        return Err(Error::Usage(
-            "--out -: cassettes are written into a folder; standard output (-) takes --format har"
-                .into(),
-        ));
-    }
-    if args.format == "har" && !to_stdout {
-        refuse_special_out(&out)?;
-    }
-    if args.vouch_existing && args.redact.policy(config).is_none() {
-        return Err(Error::Usage(
-            "--vouch-existing vouches for redacted values: it needs --redact".into(),
-        ));
-    }
-    if args.skip_damaged && args.format == "har" {
-        return Err(Error::Usage(
-            "--skip-damaged writes cassettes only: a HAR file is one file, and writing it again \
-             without the damaged requests would lose them"
-                .into(),
-        ));
-    }
-    let store_dir = store_path(args.store.store, config);
-    if !to_stdout {
-        refuse_out_in_store(&out, &store_dir)?;
-    }
-    let store = Store::open_existing(&store_dir)?;
-    let rules = store.rules()?;
-    let (mut recordings, damaged) = store.load_readable(&rules)?;
-    drop(store);
-    if let Some(first) = damaged.first() {
-        if !args.skip_damaged {
-            return Err(Error::StoreRefused(format!(
-                "{first}{}; nothing was exported. `--skip-damaged` exports the other {} and keeps \
-                 the cassettes already in {}",
-                more_damaged(damaged.len()),
-                count(recordings.len(), "request", "requests"),
-                out.display()
-            )));
-        }
-        for e in &damaged {
-            tracing::warn!("{e}; left out of the export");
-        }
-    }
-    if let Some(policy) = args.redact.policy(config) {
-        let redactor =
-            Redactor::new(policy, writing_redaction_key()?).vouching_existing(args.vouch_existing);
-        recordings = cassette::redact_recordings(&recordings, &redactor, &rules)?;
-    }
-    if args.format == "har" {
-        let mut har = serde_json::to_vec_pretty(&crate::formats::har::to_har(&recordings))
-            .expect("a HAR document serialises");
-        let to = if to_stdout {
-            // As every output command: a reader that goes early (`| head`) ends it quietly.
-            har.push(b'\n');
-            crate::cli::output::stdout(&har)?;
-            "standard output".to_owned()
-        } else {
-            cassette::write_atomically(&out, &har)?;
-            out.display().to_string()
-        };
-        errln!(
-            "exported {} to {to} (HAR 1.2)",
-            count(recordings.len(), "request", "requests"),
-        );
-        return Ok(());
-    }
-    // Made here first, so a path that cannot be a folder (under a file, or where nothing can be
-    // made) names the flag it came from.
-    std::fs::create_dir_all(&out).map_err(|e| {
-        Error::Config(format!(
-            "--out {}: cannot make the folder: {e}",
-            out.display()
-        ))
-    })?;
-    let progress = progress_bar(recordings.len(), "exporting");
-    let summary = cassette::write_dir_with_progress(
-        &out,
-        &recordings,
-        &rules,
-        damaged.is_empty(),
-        &progress,
-    )?;
-    progress.finish_and_clear();
-    // Name what was removed (the first few): a file removed silently is a fixture lost.
-    const NAMED: usize = 5;
-    let removed = match summary.removed.len() {
-        0 => String::new(),
-        n => {
-            let shown: Vec<String> = summary.removed[..n.min(NAMED)]
-                .iter()
-                .map(|p| p.strip_prefix(&out).unwrap_or(p).display().to_string())
-                .collect();
-            let more = match n.saturating_sub(NAMED) {
-                0 => String::new(),
-                more => format!(" and {more} more (RUST_LOG=debug names each)"),
-            };
-            format!(
-                ", removed {} this export no longer writes (the request is gone from the \
-                 store, or is now written under another name, as `--redact` names a request by \
-                 its pseudonyms): {}{more}",
-                count(n, "stale cassette", "stale cassettes"),
-                shown.join(", ")
-            )
-        }
-    };
-    let unchanged = match summary.unchanged {
-        0 => String::new(),
-        n => format!(
-            " ({} already held the same answers and {} left as {})",
-            count(n, "cassette", "cassettes"),
-            if n == 1 { "was" } else { "were" },
-            if n == 1 { "it was" } else { "they were" },
-        ),
-    };
-    errln!(
-        "exported {} ({}) to {}{unchanged}{removed}",
-        count(summary.files, "request", "requests"),
-        count(summary.answers, "answer", "answers"),
-        out.display()
-    );
-    Ok(())
-}
-
-/// `--out` of a HAR export is a file to create or replace (through a temporary file and a
-/// rename): a symlink, a folder, or anything but a regular file at that name is refused before
-/// anything is read or written. Replacing a device node or a FIFO with a regular file would
-/// destroy it (as root, `--out /dev/null` would replace the system's /dev/null).
-fn refuse_special_out(out: &Path) -> Result<()> {
-    let refuse = |what: &str| {
-        Err(Error::Config(format!(
-            "--out {}: {what}; --format har writes a new regular file there (through a rename) and \
-             would replace it: remove it, or give another file name, e.g. recording.har",
-            out.display()
-        )))
-    };
-    match std::fs::symlink_metadata(out) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            refuse("is a symlink (ims-vcr does not write through symlinks)")
-        }
-        Ok(meta) if meta.is_dir() => refuse("is a folder, not a file"),
-        Ok(meta) if !meta.is_file() => refuse(&format!(
-            "is {}, not a regular file",
-            special_file_kind(&meta.file_type())
-        )),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Config(format!("--out {}: {e}", out.display()))),
-    }
-}
-
 /// "a FIFO", "a character device"... for a file that is neither a regular file, a folder nor a
 /// symlink.
 pub(super) fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
@@ -217,27 +45,6 @@ pub(super) fn special_file_kind(kind: &std::fs::FileType) -> &'static str {
     }
     let _ = kind;
     "a special file"
-}
-
-/// An export never writes into the store's own folder: its cassettes would sit among sled's
-/// files (and that folder would then pass for a cassette folder).
-fn refuse_out_in_store(out: &Path, store: &Path) -> Result<()> {
-    // The nearest folder of `out` that exists, as the system names it.
-    let existing = out
-        .ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("."));
-    let (Ok(out_at), Ok(store_at)) = (existing.canonicalize(), store.canonicalize()) else {
-        return Ok(());
-    };
-    if out_at.starts_with(&store_at) {
-        return Err(Error::Config(format!(
-            "--out {}: inside the store {}; export to another folder",
-            out.display(),
-            store.display()
-        )));
-    }
-    Ok(())
 }
 
 pub(super) async fn import(args: ImportArgs, config: &Config) -> Result<()> {
@@ -500,7 +307,7 @@ pub(super) fn readable_recordings(dir: &Path) -> Result<Vec<crate::model::record
 }
 
 /// ", and N more damaged entries" for a count of damaged entries beyond the first.
-fn more_damaged(total: usize) -> String {
+pub(super) fn more_damaged(total: usize) -> String {
     match total {
         0 | 1 => String::new(),
         n => format!(
@@ -573,10 +380,20 @@ pub(super) fn existing<'a>(path: &'a Path, flag: &str) -> Result<&'a Path> {
     if path.is_dir() {
         Ok(path)
     } else {
-        let what = if path.exists() {
-            "not a directory"
+        let har = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("har"));
+        let what = if flag == "--cassettes" && har && path.is_file() {
+            // A HAR file is recordings too, in the form `import` reads.
+            format!(
+                "not a directory but a file; a HAR file is imported into a store first: `ims-vcr \
+                 import --store DIR {}`, then the store replayed with --store DIR",
+                path.display()
+            )
+        } else if path.exists() {
+            "not a directory".to_owned()
         } else {
-            "no such directory"
+            "no such directory".to_owned()
         };
         Err(Error::Config(format!("{flag} {}: {what}", path.display())))
     }

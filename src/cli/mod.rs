@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod drift_check;
 mod exit;
+mod export;
 mod input;
 pub mod log;
 mod output;
@@ -15,7 +16,7 @@ mod signals;
 mod source;
 mod values;
 
-use values::{non_blank, non_empty, parse, sequences};
+use values::{bytes, non_blank, non_empty, parse, sequences};
 
 pub use exit::markdown as exit_codes_markdown;
 
@@ -130,7 +131,7 @@ enum Command {
     Passthrough(PassthroughArgs),
     /// Write the store as cassette files (one JSON file per request) into --out.
     #[command(after_help = "Example:\n  ims-vcr export --out cassettes --redact")]
-    Export(ExportArgs),
+    Export(export::ExportArgs),
     /// Load cassette files into the store: all of them, or none if any is invalid. A request the
     /// store holds already gets the cassette's answers instead of its own (the summary counts new
     /// and replaced requests).
@@ -203,7 +204,7 @@ struct ListenArgs {
     #[arg(long)]
     stop_on_stdin_eof: bool,
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = crate::proxy::settings::DEFAULT_MAX_BODY, value_name = "BYTES", allow_negative_numbers = true)]
+    #[arg(long, default_value_t = crate::proxy::settings::DEFAULT_MAX_BODY, value_name = "BYTES", allow_negative_numbers = true, value_parser = bytes)]
     max_body: usize,
     /// Added latency: fixed:50ms, fixed:1s, recorded (as observed when recorded) or recorded*K.
     #[arg(long, value_name = "SPEC", value_parser = parse::<Latency>)]
@@ -250,7 +251,7 @@ struct UpstreamArgs {
     /// Upstream scheme://host[:port], e.g. https://ims.cn-north-4.myhuaweicloud.com (http:// for
     /// local stand-ins; no path: clients send the whole path): the route of every path no
     /// --route takes (`--route /=URL`).
-    #[arg(long, value_name = "URL", value_parser = UpstreamUrl, required_unless_present = "routes")]
+    #[arg(long, value_name = "URL", value_parser = UpstreamUrl)]
     upstream: Option<String>,
     /// Forward paths under PREFIX to URL, e.g. /v3=https://iam.myhuaweicloud.com (repeatable;
     /// the longest prefix wins, whole path segments only; the path is forwarded unchanged).
@@ -272,7 +273,7 @@ struct UpstreamArgs {
     upstream_timeout: f64,
     /// Largest upstream answer body accepted, in bytes, also once gzip/deflate is decoded;
     /// larger ones get 502 too-large. Answers are held in memory whole, in every mode.
-    #[arg(long, default_value_t = crate::net::upstream::DEFAULT_MAX_UPSTREAM_BODY, value_name = "BYTES", allow_negative_numbers = true)]
+    #[arg(long, default_value_t = crate::net::upstream::DEFAULT_MAX_UPSTREAM_BODY, value_name = "BYTES", allow_negative_numbers = true, value_parser = bytes)]
     max_answer_body: usize,
 }
 
@@ -399,32 +400,6 @@ struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
-struct ExportArgs {
-    #[command(flatten)]
-    store: StoreArg,
-    /// Where to write: a folder of cassettes (created if needed), or with --format har a file
-    /// (`-`: standard output) [default: `cassettes` in ims-vcr.toml].
-    #[arg(long, value_name = "PATH")]
-    out: Option<PathBuf>,
-    /// cassettes (one JSON file per request) or har (one HTTP Archive 1.2 file).
-    #[arg(long, default_value = "cassettes", value_parser = ["cassettes", "har"])]
-    format: String,
-    /// Export what decodes when the store holds damaged entries, naming each one left out, and
-    /// keep every cassette already in --out (one may be a damaged entry's). Without it such an
-    /// export is refused and writes nothing.
-    #[arg(long)]
-    skip_damaged: bool,
-    /// With --redact: give recordings whose redaction stamp predates pseudonym checks the checks
-    /// of the values they hold now, your word that those are pseudonyms (review them, or run
-    /// `verify --deny-file` first). Without it they keep none, and `verify --require-redaction`
-    /// keeps saying their content cannot be checked.
-    #[arg(long)]
-    vouch_existing: bool,
-    #[command(flatten)]
-    redact: RedactArgs,
-}
-
-#[derive(Debug, Args)]
 struct ImportArgs {
     #[command(flatten)]
     store: StoreArg,
@@ -497,7 +472,18 @@ pub fn command() -> clap::Command {
     for name in names {
         command = command.mut_subcommand(&name, |sub| {
             let examples = sub.get_after_help().map(ToString::to_string);
-            sub.after_help(with_exit_codes(examples, Some(&name)))
+            let sub = sub.after_help(with_exit_codes(examples, Some(&name)));
+            // The commands that forward need an upstream, by `--upstream` or `--route` (`run`
+            // checks it by its mode): a missing one is said as both, never as `--upstream` alone.
+            match ["record", "auto", "passthrough", "drift"].contains(&name.as_str()) {
+                true => sub.group(
+                    clap::ArgGroup::new("upstreams")
+                        .args(["upstream", "routes"])
+                        .required(true)
+                        .multiple(true),
+                ),
+                false => sub,
+            }
         });
     }
     let examples = command.get_after_help().map(ToString::to_string);
@@ -567,7 +553,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             serve_until_signal(builder, None, a.listen.stop_on_stdin_eof).await
         }
         Command::Replay(a) => replay(a, &config).await,
-        Command::Export(a) => export(a, &config),
+        Command::Export(a) => export::export(a, &config),
         Command::Import(a) => import(a, &config).await,
         Command::Verify(a) => verify(a, &config),
         Command::Run(a) => run::run_command(a, &config).await,

@@ -60,10 +60,9 @@ Examples:
 #[command(
     mut_arg("listen", |a| a.default_value("127.0.0.1:0")),
     // Optional here (replay needs none); the forwarding modes require it or a --route, also
-    // when the mode comes from IMS_VCR_MODE (checked in `run_command`).
+    // when the mode comes from IMS_VCR_MODE (checked in `run_command`, where the other commands
+    // have clap check it: `cli::command`).
     mut_arg("upstream", |a| a
-        .required(false)
-        .required_unless_present(clap::builder::Resettable::<clap::Id>::Reset)
         .help("Upstream base URL, e.g. https://ims.cn-north-4.myhuaweicloud.com (the route /): record, auto and passthrough need it or a --route; replay ignores it")),
     mut_arg("store", |a| a.help(
         "Store directory (sled): record and auto write it, --verify-replay replays it, replay serves it instead of --cassettes [default: .ims-vcr/store, or `store` in ims-vcr.toml]"

@@ -61,11 +61,19 @@ impl Source {
             );
             Ok(Source::Store(store, false))
         } else {
+            // A path from the settings file is said to be from there: a typo in it is the
+            // likeliest cause.
+            let from = |set: bool, key: &str| match (set, &config.source) {
+                (true, Some(file)) => format!(", `{key}` in {}", file.display()),
+                _ => String::new(),
+            };
             Err(Error::Config(format!(
-                "nothing to read here: no cassette folder ({}) and no store ({}); record first \
-                 (`ims-vcr record --upstream URL`), or pass --store DIR or --cassettes DIR",
+                "nothing to read here: no cassette folder ({}{}) and no store ({}{}); record \
+                 first (`ims-vcr record --upstream URL`), or pass --store DIR or --cassettes DIR",
                 cassettes.display(),
-                store.display()
+                from(config.cassettes.is_some(), "cassettes"),
+                store.display(),
+                from(config.store.is_some(), "store"),
             )))
         }
     }

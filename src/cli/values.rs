@@ -8,6 +8,21 @@ pub(super) fn parse<T: std::str::FromStr<Err = String>>(
     text.parse()
 }
 
+/// A size in bytes (`--max-body`, `--max-answer-body`): a whole number, said so when it is not
+/// one (a negative number, a unit, a fraction), where `usize`'s own error reads "invalid digit
+/// found in string".
+pub(super) fn bytes(text: &str) -> std::result::Result<usize, String> {
+    text.trim()
+        .parse()
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => {
+                format!("more bytes than this machine can count ({})", usize::MAX)
+            }
+            _ => "a size in bytes is a whole number, 0 or more, with no unit: 10485760 for 10 MiB"
+                .to_owned(),
+        })
+}
+
 /// `--sequence`'s values, listed (so the help and shell completions offer them).
 pub(super) fn sequences()
 -> impl clap::builder::TypedValueParser<Value = crate::replay::tape::Sequence> {

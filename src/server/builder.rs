@@ -336,8 +336,15 @@ impl ProxyServerBuilder {
             // The index, and its count, are still being built behind serving; they are logged
             // when done.
             (_, Source::Store(_)) if tapes.is_indexing() => {}
+            // As an empty cassette folder: said, not left to the first test's miss.
+            (Mode::Replay, Source::Store(dir)) if tapes.is_empty() => {
+                tracing::warn!(mode = "replay", store = %dir.display(), "the store holds no recordings: every request is a miss");
+            }
             (_, Source::Store(dir)) => {
                 tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), store = %dir.display(), "recordings loaded");
+            }
+            (_, Source::Cassettes(dir)) if tapes.is_empty() && crate::storage::folder::is_store(dir) => {
+                tracing::warn!(mode = self.mode.as_str(), cassettes = %dir.display(), "no cassette (*.json) in the folder, which is an ims-vcr store: replay it with --store DIR; every request is a miss");
             }
             (_, Source::Cassettes(dir)) if tapes.is_empty() => {
                 tracing::warn!(mode = self.mode.as_str(), cassettes = %dir.display(), "no cassette (*.json) in the folder: every request is a miss");

@@ -77,6 +77,12 @@ impl Folder {
     }
 }
 
+/// Whether `path` is a store folder (holds a store's files), for messages that tell a store from
+/// a cassette folder; anything that cannot be read is none.
+pub fn is_store(path: &Path) -> bool {
+    matches!(Folder::at(path), Ok(Folder::Store))
+}
+
 /// Written into a store folder the store creates, so its recordings (raw owner and project ids
 /// until exported with `--redact`) are not committed by accident.
 const GITIGNORE: &str = ".gitignore";

@@ -36,6 +36,29 @@ fn har_export_refuses_an_out_that_is_a_fifo_or_a_socket_and_leaves_it_alone() {
         );
         assert!(!err.contains("exported"), "{out}: {err}");
     }
+    // A folder is told to take a file name in it; a file in a folder that is not there is
+    // named by the flag too.
+    std::fs::create_dir(dir.path().join("hars")).unwrap();
+    let (code, err) = run(
+        &["export", "--store", "s", "--format", "har", "--out", "hars"],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--out hars: is a folder; --format har writes one file: give its name, e.g. hars/recording.har"),
+        "{err}"
+    );
+    for out in ["nodir/x.har", "nofolder/"] {
+        let (code, err) = run(
+            &["export", "--store", "s", "--format", "har", "--out", out],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{out}: {err}");
+        assert!(
+            err.contains(&format!("--out {out}: cannot write the HAR file there: ")),
+            "{out}: {err}"
+        );
+    }
     let meta = std::fs::symlink_metadata(&fifo).unwrap();
     assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
     let meta = std::fs::symlink_metadata(&socket).unwrap();
@@ -579,6 +602,17 @@ fn a_negative_number_or_a_bad_mode_variable_is_named_as_given() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(named), "{args:?}: {err}");
         assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    // A size in bytes says what it must be, never a parser's "invalid digit".
+    for size in ["-1", "10MiB", "1.5"] {
+        let (code, err) = run(&["replay", "--max-body", size], dir.path());
+        assert_eq!(code, 2, "{size}: {err}");
+        assert!(
+            err.contains(&format!(
+                "invalid value '{size}' for '--max-body <BYTES>': a size in bytes is a whole number"
+            )) && !err.contains("invalid digit"),
+            "{size}: {err}"
+        );
     }
     let output = std::process::Command::new(BIN)
         .args(["run", "--", "true"])
