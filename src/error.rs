@@ -146,6 +146,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What [`Error::Cassette`] calls its file: `HAR file` for a `.har`, else `cassette`.
 fn recordings_file_kind(path: &std::path::Path) -> &'static str {
+    // `formats::har::is_har_path`'s test, written here: errors sit below every other module.
     match path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("har"))

@@ -740,7 +740,7 @@ fn replay_says_when_what_it_was_given_holds_nothing_it_can_serve() {
     assert!(
         replay
             .log()
-            .contains("which is an ims-vcr store: replay it with --store DIR"),
+            .contains("which is an ims-vcr store: replay it with --store empty;"),
         "{}",
         replay.log()
     );
@@ -764,7 +764,7 @@ fn replay_says_when_what_it_was_given_holds_nothing_it_can_serve() {
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("--cassettes suite.har: not a directory but a file")
-            && err.contains("`ims-vcr import --store DIR suite.har`"),
+            && err.contains("(`ims-vcr import --store DIR suite.har`)"),
         "{err}"
     );
 }

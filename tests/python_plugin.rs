@@ -313,6 +313,28 @@ fn a_pip_installed_wheel_records_with_pytest_replays_under_xdist_and_fails_a_tes
     );
     assert!(ok, "second record run failed:\n{out}");
     std::fs::remove_file(suite.join("extra-ca.pem")).unwrap();
+    // A route the proxy refuses (credentials in its URL) fails the run, and the plugin's
+    // message shows the command line without them.
+    let leaky = "/=http://user:pw-in-route-9@127.0.0.1:9";
+    let (ok, out) = pytest(
+        venv,
+        &suite,
+        &home,
+        &[
+            "--ims-vcr-mode",
+            "record",
+            "--ims-vcr-route",
+            leaky,
+            "test_session_header.py",
+        ],
+        &[],
+    );
+    assert!(!ok, "a refused route passed:\n{out}");
+    assert!(
+        out.contains("--route=/=http://REDACTED@127.0.0.1:9"),
+        "{out}"
+    );
+    assert!(!out.contains("pw-in-route-9"), "{out}");
     drop(fake);
     assert_eq!(json_files(&cassettes), files);
     for (file, before) in files.iter().zip(&before) {

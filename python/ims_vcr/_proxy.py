@@ -35,6 +35,14 @@ class ProxyError(RuntimeError):
 _WINDOWS_DEVICE = re.compile(r"(?i)con|prn|aux|nul|com[0-9]|lpt[0-9]")
 
 
+def _shown(command):
+    """A command line as messages show it: the user information of any URL in it (an upstream or
+    route given as `https://user:password@host`) replaced, as the binary shows it. Up to the
+    URL's last `@`: a password may hold a `/` (a path's `@` then goes too, which is the safe way
+    to be wrong)."""
+    return " ".join(re.sub(r"(://)\S*@", r"\1REDACTED@", arg) for arg in command)
+
+
 def session_name(nodeid):
     """The session name of a pytest node id: the test file's path without `.py`, then the test
     (class and function) names, `/`-separated; a parameter id follows the function name after
@@ -295,14 +303,14 @@ class Proxy:
         except queue.Empty:
             self.stop()
             raise ProxyError(
-                f"{' '.join(self.command())} printed no `listening on` line in "
+                f"{_shown(self.command())} printed no `listening on` line in "
                 f"{self.start_timeout:.0f}s:\n{self.stderr()}"
             ) from None
         if line is None:
             code = self._process.wait()
             self.returncode = code
             raise ProxyError(
-                f"{' '.join(self.command())} exited with code {code} before listening:\n"
+                f"{_shown(self.command())} exited with code {code} before listening:\n"
                 f"{self.stderr()}"
             )
         self.url = line[len(LISTENING) :].strip()
@@ -421,7 +429,7 @@ class Proxy:
         )
         if done.returncode != 0:
             raise ProxyError(
-                f"{' '.join(command)} failed with code {done.returncode}:\n"
+                f"{_shown(command)} failed with code {done.returncode}:\n"
                 f"{done.stdout}{done.stderr}"
             )
         return done.stderr

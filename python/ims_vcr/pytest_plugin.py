@@ -34,6 +34,7 @@ import tempfile
 import pytest
 
 from ims_vcr._proxy import (
+    _shown,
     MODES,
     SEQUENCES,
     STORING,
@@ -256,7 +257,7 @@ class Pool:
                 else f"cassettes {s.cassettes}: not found, nothing to replay",
                 "record": _store_shown(proxy.store, s.store),
                 "auto": _store_shown(proxy.store, s.store),
-                "passthrough": f"upstream {proxy.upstream or ', '.join(proxy.routes)}",
+                "passthrough": _forwarding_shown(proxy),
             }[mode]
             policy = f", sequence {sequence}" if sequence else ""
             worker = f"[{s.worker}] " if s.worker else ""
@@ -327,6 +328,14 @@ class ImsVcrSession:
 
     def __repr__(self):
         return f"ImsVcrSession(name={self.name!r}, url={self.url!r}, mode={self.mode!r})"
+
+
+def _forwarding_shown(proxy):
+    """Where a passthrough proxy forwards, as its report line names it: the upstream and each
+    route, credentials in their URLs masked."""
+    shown = [f"upstream {_shown([proxy.upstream])}"] if proxy.upstream else []
+    shown += [f"route {_shown([route])}" for route in proxy.routes]
+    return ", ".join(shown)
 
 
 def _store_shown(store, kept):

@@ -380,14 +380,12 @@ pub(super) fn existing<'a>(path: &'a Path, flag: &str) -> Result<&'a Path> {
     if path.is_dir() {
         Ok(path)
     } else {
-        let har = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("har"));
+        let har = crate::formats::har::is_har_path(path);
         let what = if flag == "--cassettes" && har && path.is_file() {
             // A HAR file is recordings too, in the form `import` reads.
             format!(
-                "not a directory but a file; a HAR file is imported into a store first: `ims-vcr \
-                 import --store DIR {}`, then the store replayed with --store DIR",
+                "not a directory but a file; a HAR file is imported into a store first \
+                 (`ims-vcr import --store DIR {}`), which is then read with --store DIR",
                 path.display()
             )
         } else if path.exists() {

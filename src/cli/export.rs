@@ -204,22 +204,43 @@ pub(super) fn export(args: ExportArgs, config: &Config) -> Result<()> {
 /// shared, and a project id committed to git is not taken back. Names what was found (`field
 /// owner`), never a value; `None` when there is nothing to say.
 fn unredacted_note(recordings: &[crate::model::recording::Recording]) -> Option<String> {
+    use crate::secrets::policy_values::policy_values;
     let policy = crate::model::redaction::RedactionPolicy::default();
     let mut labels = std::collections::BTreeSet::new();
     let mut requests = 0;
     for recording in recordings {
         let mut holds = false;
-        for answer in recording.answers.iter().filter(|a| a.redaction.is_none()) {
-            let values = crate::secrets::policy_values::policy_values(&policy, answer);
+        for answer in &recording.answers {
+            let mut values = policy_values(&policy, answer);
+            // A stamped answer: what its redaction's policy names is pseudonyms (a value pasted
+            // in since is what its checks do not vouch for); an older stamp's policy may name
+            // less than today's default (no `project.id`), and the rest is as recorded.
+            if let Some(stamp) = &answer.redaction {
+                let covered = policy_values(&stamp.policy, answer);
+                values.retain(|value, _| !covered.contains_key(value));
+                values.extend(crate::secrets::vouch::unvouched(stamp, answer).unwrap_or_default());
+            }
             holds |= !values.is_empty();
-            labels.extend(values.into_values());
+            // Header names as one spelling, whatever case they were recorded in.
+            labels.extend(
+                values
+                    .into_values()
+                    .map(|label| match label.strip_prefix("header ") {
+                        Some(name) => format!("header {}", name.to_ascii_lowercase()),
+                        None => label,
+                    }),
+            );
         }
         requests += usize::from(holds);
     }
     if requests == 0 {
         return None;
     }
-    const NAMED: usize = 3;
+    // Headers and query parameters first: they say most plainly what was found (a field's
+    // label is its last name: `project.id` is `field id`).
+    let mut labels: Vec<String> = labels.into_iter().collect();
+    labels.sort_by_key(|label| (label.starts_with("field "), label.clone()));
+    const NAMED: usize = 4;
     let mut named: Vec<String> = labels.iter().take(NAMED).cloned().collect();
     if labels.len() > NAMED {
         named.push(format!("{} more", labels.len() - NAMED));
@@ -289,4 +310,60 @@ fn refuse_out_in_store(out: &Path, store: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::{answering, recording};
+    use crate::model::redaction::{RedactionPolicy, RedactionStamp};
+
+    fn one(
+        answer: crate::model::interaction::Interaction,
+    ) -> Vec<crate::model::recording::Recording> {
+        let mut recording = recording("/v2/images/x", &["active"]);
+        recording.answers = vec![answer];
+        vec![recording]
+    }
+
+    #[test]
+    fn the_unredacted_note_names_where_real_values_are_never_the_values() {
+        let raw = answering(r#"{"owner": "1df6a82676e8fa2aa00e0e7e7f737d15", "status": "active"}"#);
+        let note = unredacted_note(&one(raw.clone())).expect("a note");
+        assert!(note.starts_with("1 request of 1 exported holds real values the default redaction replaces (field owner)"), "{note}");
+        assert!(!note.contains("1df6a826"), "{note}");
+        // Redacted under today's default policy: nothing to say.
+        let mut stamped = raw.clone();
+        stamped.redaction = Some(RedactionStamp {
+            policy: RedactionPolicy::default(),
+            key_fingerprint: "f".into(),
+            pseudonym_checks: None,
+        });
+        assert_eq!(unredacted_note(&one(stamped)), None);
+        // Stamped by an older policy that named only `owner`: a token's project id it never
+        // covered is said, the owner (its pseudonym) is not.
+        let mut old = answering(
+            r#"{"owner": "pseudonym-0001", "token": {"project": {"id": "proj-real-123456"}}}"#,
+        );
+        old.redaction = Some(RedactionStamp {
+            policy: RedactionPolicy {
+                fields: vec!["owner".into()],
+                headers: vec![],
+                query: vec![],
+            },
+            key_fingerprint: "f".into(),
+            pseudonym_checks: None,
+        });
+        let note = unredacted_note(&one(old)).expect("a note for the older stamp");
+        assert!(note.contains("(field id)"), "{note}");
+        // Headers first, in one spelling, before fields.
+        let mut headed = raw;
+        headed.request.headers = vec![("X-Project-Id".into(), "proj-real-654321".into())];
+        headed.response.headers = vec![("x-project-id".into(), "proj-real-654321".into())];
+        let note = unredacted_note(&one(headed)).expect("a note");
+        assert!(
+            note.contains("(header x-project-id, field owner)"),
+            "{note}"
+        );
+    }
 }

@@ -27,6 +27,11 @@ use crate::secrets::redact::{Redactor, credential_needles};
 const UNKNOWN_ORIGIN: &str = "http://ims-vcr.invalid";
 
 /// The HAR 1.2 document for `recordings`, one entry per answer, in recorded order.
+/// Whether `path` names a HAR file by its extension (`.har`, any case), as `import` tells one.
+pub fn is_har_path(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("har"))
+}
+
 pub fn to_har(recordings: &[Recording]) -> Value {
     let entries: Vec<Value> = recordings
         .iter()
@@ -261,10 +266,10 @@ pub fn from_har(
 ) -> Result<Vec<Recording>> {
     let bytes = crate::formats::cassette::without_bom(bytes);
     let har: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::cassette(path, format!("not a HAR file: {e}")))?;
+        .map_err(|e| Error::cassette(path, format!("not JSON, which a HAR file is: {e}")))?;
     let entries = match &har["log"]["entries"] {
         Value::Array(entries) => entries,
-        Value::Null => return Err(Error::cassette(path, "field `log.entries` is missing: not a HAR file")),
+        Value::Null => return Err(Error::cassette(path, "field `log.entries` is missing, which every HAR file has")),
         // Its kind only: what it holds may hold credentials.
         other => {
             let kind = match other {
@@ -275,7 +280,7 @@ pub fn from_har(
             };
             return Err(Error::cassette(
                 path,
-                format!("field `log.entries` is {kind}, where HAR 1.2 has a list: not a HAR file"),
+                format!("field `log.entries` is {kind}, where HAR 1.2 has a list"),
             ));
         }
     };

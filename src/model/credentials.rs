@@ -248,13 +248,23 @@ pub(crate) fn mask_credential(name: &str, item: &mut Value, found: &mut Vec<Foun
         Value::Array(items) => items
             .iter_mut()
             .for_each(|i| mask_credential(name, i, found)),
-        Value::Object(inner) => {
-            for field in ["id", "key", "value"] {
-                if let Some(value) = inner.get_mut(field).filter(|v| !v.is_object()) {
-                    mask_credential(name, value, found);
+        // A name-and-value pair naming a credential (`"secret": {"key": "password", "Value":
+        // …}`): its value, never its name (masking the name first would hide the pair from
+        // the caller, and leave the value raw).
+        Value::Object(inner) => match secret_pair(inner, &names_request_credential) {
+            Some((pair_name, field)) => {
+                if let Some(value) = inner.get_mut(field) {
+                    mask_all(&pair_name, value, found);
                 }
             }
-        }
+            None => {
+                for field in ["id", "key", "value"] {
+                    if let Some(value) = inner.get_mut(field).filter(|v| !v.is_object()) {
+                        mask_credential(name, value, found);
+                    }
+                }
+            }
+        },
         _ => mask_scalar(name, item, found),
     }
 }
@@ -371,6 +381,20 @@ pub fn body_credentials(headers: &hyper::HeaderMap, body: &[u8]) -> Vec<Found> {
 /// there is nothing to mask (or the body is neither, or its credentials are empty). The masked
 /// JSON is compact; the form keeps its other pairs as they were.
 pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Vec<Found>)> {
+    // A body inside a body (a multipart part, an encoded part's content) is read by calling
+    // this again: bounded, so a hostile nesting cannot overflow the stack.
+    let Some(_nested) = crate::model::nesting::Nesting::enter() else {
+        return Some((
+            PLACEHOLDER.as_bytes().to_vec(),
+            vec![Found {
+                label: format!(
+                    "a part nested more than {} bodies deep in the request body (masked whole)",
+                    crate::model::nesting::MAX_NESTED_BODIES
+                ),
+                value: String::new(),
+            }],
+        ));
+    };
     // JSON after a UTF-8 byte-order mark is JSON to most servers.
     let json_text = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if let Ok(mut json) = serde_json::from_slice::<Value>(json_text) {
@@ -405,7 +429,7 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Option<(Vec<u8>, Ve
             None => (text.to_owned(), Vec::new()),
         };
         // A field holding JSON (`payload={"access_token": …}`): its credential pairs too.
-        if let Some((masked, in_values)) = crate::model::forms::mask_json_in_form_values(&text, "the request body") {
+        if let Some((masked, in_values)) = crate::model::forms::mask_json_in_form_lines(&text, "the request body") {
             text = masked;
             found.extend(in_values);
         }
@@ -1136,6 +1160,86 @@ mod tests {
                 ("https://ims.example.com".to_owned(), Some(format!("alice:{typed}")))
             );
             assert_eq!(shown_url(&url), "https://REDACTED@ims.example.com", "{url}");
+        }
+    }
+
+    #[test]
+    fn a_name_and_value_pair_under_a_credential_field_has_its_value_masked_not_its_name() {
+        for value_field in PAIR_VALUES {
+            for outer in ["secret", "credentials", "password"] {
+                let body = format!(r#"{{"{outer}": {{"key": "password", "{value_field}": "hunter2-pair"}}}}"#);
+                let (masked, found) = mask_body(body.as_bytes(), Some("application/json")).unwrap();
+                let masked = String::from_utf8(masked).unwrap();
+                assert!(!masked.contains("hunter2-pair"), "{body} -> {masked}");
+                assert!(masked.contains(r#""key":"password""#), "the name stays: {masked}");
+                assert!(found.iter().any(|f| f.value == "hunter2-pair"), "{body}: {found:?}");
+                // In a list of pairs under the name too (`[["secret", {…}]]`).
+                let listed = format!(r#"[["{outer}", {{"key": "password", "{value_field}": "hunter2-pair"}}]]"#);
+                let (masked, _) = mask_body(listed.as_bytes(), None).unwrap();
+                assert!(!String::from_utf8(masked).unwrap().contains("hunter2-pair"), "{listed}");
+            }
+        }
+        // A pair naming no credential under a credential field: its scalar fields, as before.
+        let (masked, _) = mask_body(br#"{"secret": {"key": "k-123456", "value": "v-123456"}}"#, None).unwrap();
+        let masked = String::from_utf8(masked).unwrap();
+        assert!(!masked.contains("k-123456") && !masked.contains("v-123456"), "{masked}");
+    }
+
+    /// A multipart body nested thousands of parts deep (each part a multipart body of its own)
+    /// is read to a bounded depth on a worker's stack, and what lies past it is masked whole:
+    /// no overflow, nothing stored raw, and masking again changes nothing.
+    #[test]
+    fn a_body_of_parts_nested_past_the_bound_is_masked_whole_without_overflowing_the_stack() {
+        let mut body = b"password=deeply-nested-pw".to_vec();
+        for level in 0..5000 {
+            let b = format!("b{level:06}");
+            body = [
+                format!("--{b}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n").as_bytes(),
+                &body[..],
+                format!("\r\n--{b}--\r\n").as_bytes(),
+            ]
+            .concat();
+        }
+        // A tokio worker's stack (2 MiB), not the test harness's larger main one.
+        let worker = std::thread::Builder::new().stack_size(2 << 20);
+        let (masked, again) = worker
+            .spawn(move || {
+                let (masked, _) = mask_body(&body, None).expect("masked");
+                let again = mask_body(&masked, None);
+                (masked, again)
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(!contains(&masked, b"deeply-nested-pw"));
+        assert!(again.is_none(), "masking again changed it");
+        // A part nested within the bound is read as before.
+        let nested = b"--outer\r\nContent-Type: multipart/form-data; boundary=inner\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n--inner\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nshallow-pw-1\r\n--inner--\r\n\r\n--outer--\r\n";
+        let (masked, found) = mask_body(nested, Some("multipart/form-data; boundary=outer")).unwrap();
+        assert!(!contains(&masked, b"shallow-pw-1"));
+        assert!(found.iter().any(|f| f.value == "shallow-pw-1"), "{found:?}");
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        memchr::memmem::find(haystack, needle).is_some()
+    }
+
+    /// Under a form's type, a body of several lines is masked line by line throughout: masking
+    /// what was masked changes nothing (its key is the live request's), and no line break is
+    /// encoded into a value.
+    #[test]
+    fn a_form_of_several_lines_is_masked_once_and_for_all() {
+        let form = Some("application/x-www-form-urlencoded");
+        for body in [
+            "password=p1-secret\n\"token\": \"t2-secret\"",
+            "password=p1-secret\r\n'hw_ak_sk': \"t2-secret\",",
+            "a=1\npayload={\"access_token\": \"t2-secret\"}\nb=2",
+        ] {
+            let (once, _) = mask_body(body.as_bytes(), form).expect(body);
+            let text = String::from_utf8(once.clone()).unwrap();
+            assert!(!text.contains("p1-secret") && !text.contains("t2-secret"), "{body:?} -> {text:?}");
+            assert!(!text.contains("%0A"), "a line break went into a value: {text:?}");
+            assert_eq!(mask_body(&once, form), None, "{body:?} -> {text:?}");
         }
     }
 }

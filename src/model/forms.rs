@@ -133,6 +133,39 @@ pub(crate) fn mask_form_lines_by(
     (!found.is_empty()).then_some((out, found))
 }
 
+/// [`mask_json_in_form_values`] line by line, each line's ending kept, as [`mask_form_lines`]
+/// reads a body's pairs: a form a line (or text under a form's type) whose lines were read as one
+/// form had a value running into the next line, masked whole, and encoded with that line's
+/// break, so masking again read another form (and keyed it otherwise).
+pub(crate) fn mask_json_in_form_lines(text: &str, place: &str) -> Option<(String, Vec<Found>)> {
+    // A line holding no value's JSON may be JSON-like text itself (`"token": "…"`, a body
+    // under a form's type that is none): its pairs too.
+    let line = |pairs: &str| {
+        mask_json_in_form_values(pairs, place).or_else(|| {
+            crate::model::json_like::mask_fields(
+                pairs,
+                &|field, _| crate::model::credentials::is_credential_name(field),
+                &|field| format!("credential field {field} of {place}"),
+            )
+        })
+    };
+    let mut found = Vec::new();
+    let mut out = String::with_capacity(text.len());
+    for whole in text.split_inclusive('\n') {
+        let pairs = whole.strip_suffix('\n').unwrap_or(whole);
+        let pairs = pairs.strip_suffix('\r').unwrap_or(pairs);
+        match line(pairs) {
+            Some((masked, in_line)) => {
+                out.push_str(&masked);
+                found.extend(in_line);
+            }
+            None => out.push_str(pairs),
+        }
+        out.push_str(&whole[pairs.len()..]);
+    }
+    (!found.is_empty()).then_some((out, found))
+}
+
 /// A form (or a query) with the credential pairs of the JSON its values hold masked (see
 /// [`crate::model::json_like`]), each such value encoded again; `None` when no value holds any.
 /// `place` names where the form is in what is found (`the request body`).

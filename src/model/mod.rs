@@ -19,6 +19,7 @@ pub(crate) mod interaction_json;
 pub(crate) mod json_like;
 pub mod key;
 pub mod multipart;
+pub(crate) mod nesting;
 pub(crate) mod names;
 pub mod params;
 pub mod recording;

@@ -344,7 +344,7 @@ impl ProxyServerBuilder {
                 tracing::info!(mode = self.mode.as_str(), requests = tapes.len(), store = %dir.display(), "recordings loaded");
             }
             (_, Source::Cassettes(dir)) if tapes.is_empty() && crate::storage::folder::is_store(dir) => {
-                tracing::warn!(mode = self.mode.as_str(), cassettes = %dir.display(), "no cassette (*.json) in the folder, which is an ims-vcr store: replay it with --store DIR; every request is a miss");
+                tracing::warn!(mode = self.mode.as_str(), cassettes = %dir.display(), "no cassette (*.json) in the folder, which is an ims-vcr store: replay it with --store {}; every request is a miss", dir.display());
             }
             (_, Source::Cassettes(dir)) if tapes.is_empty() => {
                 tracing::warn!(mode = self.mode.as_str(), cassettes = %dir.display(), "no cassette (*.json) in the folder: every request is a miss");
