@@ -1234,6 +1234,9 @@ mod tests {
             "password=p1-secret\n\"token\": \"t2-secret\"",
             "password=p1-secret\r\n'hw_ak_sk': \"t2-secret\",",
             "a=1\npayload={\"access_token\": \"t2-secret\"}\nb=2",
+            // Not a form at all (`curl -d` sends a form's type by default).
+            "{'password': 'p1-secret'}",
+            "{\"password\": \"p1-secret\", \"a\": NaN}",
         ] {
             let (once, _) = mask_body(body.as_bytes(), form).expect(body);
             let text = String::from_utf8(once.clone()).unwrap();
