@@ -139,9 +139,11 @@ pub(crate) fn mask_form_lines_by(
 /// break, so masking again read another form (and keyed it otherwise).
 pub(crate) fn mask_json_in_form_lines(text: &str, place: &str) -> Option<(String, Vec<Found>)> {
     // A line holding no value's JSON may be JSON-like text itself (`"token": "…"`, a body
-    // under a form's type that is none): its pairs too.
+    // under a form's type that is none): its pairs too, when it quotes something (a form's
+    // `scope=openid token:read` is a form's value, not a `token` field).
     let line = |pairs: &str| {
         mask_json_in_form_values(pairs, place).or_else(|| {
+            (pairs.contains(['"', '\''])).then_some(())?;
             crate::model::json_like::mask_fields(
                 pairs,
                 &|field, _| crate::model::credentials::is_credential_name(field),
