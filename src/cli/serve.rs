@@ -76,18 +76,14 @@ pub(super) fn match_rules(args: &MatchArgs, config: &Config) -> Result<MatchRule
     } else {
         crate::model::volatile::Volatile::new(args.volatile.clone()).map_err(Error::Usage)?
     };
-    let headers_from_file = args.match_headers.is_empty();
-    let match_headers = match headers_from_file {
-        true => &config.matching.headers,
-        false => &args.match_headers,
-    };
     let or_setting = |flag: &[String], setting: &[String]| match flag.is_empty() {
         true => setting.to_vec(),
         false => flag.to_vec(),
     };
+    let headers_from_file = args.match_headers.is_empty();
     let rules = MatchRules {
         volatile,
-        match_headers: match_headers
+        match_headers: or_setting(&args.match_headers, &config.matching.headers)
             .iter()
             .map(|name| name.to_ascii_lowercase())
             .collect(),

@@ -73,12 +73,22 @@ pub(crate) fn mask_form_lines(text: &str) -> Option<(String, Vec<Found>)> {
     if !text.contains('\n') {
         return mask_query_pairs(text);
     }
+    let (out, found) = masked_by_line(text, mask_query_pairs);
+    (!found.is_empty() || out != text).then_some((out, found))
+}
+
+/// `mask` applied to each line of `text` (its ending, `\n` or `\r\n`, kept as it was; a line
+/// `mask` gives `None` for kept as it was too): the text, and what was masked.
+fn masked_by_line(
+    text: &str,
+    mut mask: impl FnMut(&str) -> Option<(String, Vec<Found>)>,
+) -> (String, Vec<Found>) {
     let mut found = Vec::new();
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let pairs = line.strip_suffix('\n').unwrap_or(line);
         let pairs = pairs.strip_suffix('\r').unwrap_or(pairs);
-        match mask_query_pairs(pairs) {
+        match mask(pairs) {
             Some((masked, in_line)) => {
                 out.push_str(&masked);
                 found.extend(in_line);
@@ -87,7 +97,7 @@ pub(crate) fn mask_form_lines(text: &str) -> Option<(String, Vec<Found>)> {
         }
         out.push_str(&line[pairs.len()..]);
     }
-    (!found.is_empty() || out != text).then_some((out, found))
+    (out, found)
 }
 
 /// A form's values masked line by line where `is_secret` accepts the pair's name (decoded), each
@@ -151,20 +161,7 @@ pub(crate) fn mask_json_in_form_lines(text: &str, place: &str) -> Option<(String
             )
         })
     };
-    let mut found = Vec::new();
-    let mut out = String::with_capacity(text.len());
-    for whole in text.split_inclusive('\n') {
-        let pairs = whole.strip_suffix('\n').unwrap_or(whole);
-        let pairs = pairs.strip_suffix('\r').unwrap_or(pairs);
-        match line(pairs) {
-            Some((masked, in_line)) => {
-                out.push_str(&masked);
-                found.extend(in_line);
-            }
-            None => out.push_str(pairs),
-        }
-        out.push_str(&whole[pairs.len()..]);
-    }
+    let (out, found) = masked_by_line(text, line);
     (!found.is_empty()).then_some((out, found))
 }
 
